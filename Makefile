@@ -1,0 +1,56 @@
+# Strata build. `make run` starts a single-process broker; `make test` runs the suite.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+TOOLS := $(CURDIR)/.bin
+DATA_DIR ?= ./data
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
+
+.PHONY: all build run test test-short vet fmt proto bench fuzz clean tools-proto
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/strata ./cmd/strata
+
+run: build
+	$(BIN)/strata dev --data-dir $(DATA_DIR)
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+test: build vet
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	STRATA_BIN=$(BIN)/strata $(GO) test -count=1 -timeout 12m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# Fuzz the record-batch decoder for a while (the seed corpus runs in `make test`).
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test ./broker/record -run '^$$' -fuzz FuzzParseBatches -fuzztime $(FUZZTIME)
+
+# Regenerates api/strata/v1 from its .proto. protoc comes from Debian's
+# protobuf-compiler; the Go plugins are pinned and built into .bin/.
+tools-proto:
+	@command -v protoc >/dev/null || (apt-get update -qq && apt-get install -y -qq protobuf-compiler)
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+proto: tools-proto
+	PATH=$(TOOLS):$$PATH protoc -I api --go_out=api --go_opt=paths=source_relative \
+	  --go-grpc_out=api --go-grpc_opt=paths=source_relative api/strata/v1/strata.proto
+
+# Benchmarks: starts a broker, drives it with `strata bench`, prints the figures
+# recorded in BENCHMARKS.md.
+bench: build
+	./scripts/bench.sh
+
+clean:
+	rm -rf $(BIN) $(TOOLS)

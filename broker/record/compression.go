@@ -1,0 +1,185 @@
+package record
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// Compression is the codec of a batch's records section (attribute bits 0-2).
+type Compression int8
+
+// Kafka's codec numbers.
+const (
+	None   Compression = 0
+	GZIP   Compression = 1
+	Snappy Compression = 2
+	LZ4    Compression = 3
+	ZSTD   Compression = 4
+)
+
+func (c Compression) String() string {
+	switch c {
+	case None:
+		return "none"
+	case GZIP:
+		return "gzip"
+	case Snappy:
+		return "snappy"
+	case LZ4:
+		return "lz4"
+	case ZSTD:
+		return "zstd"
+	}
+	return fmt.Sprintf("codec(%d)", int8(c))
+}
+
+// ParseCompression maps Kafka's compression.type names to codecs.
+func ParseCompression(s string) (Compression, error) {
+	switch s {
+	case "none", "uncompressed", "":
+		return None, nil
+	case "gzip":
+		return GZIP, nil
+	case "snappy":
+		return Snappy, nil
+	case "lz4":
+		return LZ4, nil
+	case "zstd":
+		return ZSTD, nil
+	}
+	return None, fmt.Errorf("unknown compression %q (want none, gzip, snappy, lz4 or zstd)", s)
+}
+
+// maxDecompressed bounds what one batch may inflate to, so a small malicious
+// batch cannot make the broker allocate without limit.
+const maxDecompressed = 1 << 30
+
+// zstd decoders and encoders are expensive to build and safe for concurrent
+// DecodeAll/EncodeAll, so one of each serves the process. They hold no
+// configuration or state that callers could observe.
+var (
+	zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecompressed))
+		return d
+	})
+	zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+		return e
+	})
+)
+
+// xerialHeader starts snappy data framed by the Java client's snappy-java.
+var xerialHeader = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+
+func decompress(c Compression, src []byte) ([]byte, error) {
+	switch c {
+	case GZIP:
+		r, err := gzip.NewReader(bytes.NewReader(src))
+		if err != nil {
+			return nil, err
+		}
+		return readLimited(r)
+	case Snappy:
+		if bytes.HasPrefix(src, xerialHeader) {
+			return decodeXerial(src)
+		}
+		return decodeSnappyBlock(src)
+	case LZ4:
+		return readLimited(lz4.NewReader(bytes.NewReader(src)))
+	case ZSTD:
+		return zstdDecoder().DecodeAll(src, nil)
+	}
+	return nil, fmt.Errorf("unknown codec %d", c)
+}
+
+func readLimited(r io.Reader) ([]byte, error) {
+	out, err := io.ReadAll(io.LimitReader(r, maxDecompressed+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > maxDecompressed {
+		return nil, fmt.Errorf("decompressed size exceeds %d bytes", maxDecompressed)
+	}
+	return out, nil
+}
+
+func decodeSnappyBlock(src []byte) ([]byte, error) {
+	n, err := snappy.DecodedLen(src)
+	if err != nil {
+		return nil, err
+	}
+	if n > maxDecompressed {
+		return nil, fmt.Errorf("decompressed size %d exceeds %d bytes", n, maxDecompressed)
+	}
+	return s2.Decode(nil, src)
+}
+
+// decodeXerial reads snappy-java's framing: an 8-byte magic, two 4-byte
+// versions, then chunks of a 4-byte length and a snappy block.
+func decodeXerial(src []byte) ([]byte, error) {
+	const headerLen = 16
+	if len(src) < headerLen {
+		return nil, fmt.Errorf("xerial snappy: short header")
+	}
+	src = src[headerLen:]
+	var out []byte
+	for len(src) > 0 {
+		if len(src) < 4 {
+			return nil, fmt.Errorf("xerial snappy: short chunk length")
+		}
+		n := binary.BigEndian.Uint32(src)
+		src = src[4:]
+		if uint64(n) > uint64(len(src)) {
+			return nil, fmt.Errorf("xerial snappy: chunk of %d bytes overruns input", n)
+		}
+		chunk, err := decodeSnappyBlock(src[:n])
+		if err != nil {
+			return nil, err
+		}
+		if len(out)+len(chunk) > maxDecompressed {
+			return nil, fmt.Errorf("decompressed size exceeds %d bytes", maxDecompressed)
+		}
+		out = append(out, chunk...)
+		src = src[n:]
+	}
+	return out, nil
+}
+
+func compress(c Compression, src []byte) ([]byte, error) {
+	switch c {
+	case GZIP:
+		var buf bytes.Buffer
+		w := gzip.NewWriter(&buf)
+		if _, err := w.Write(src); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	case Snappy:
+		return snappy.Encode(nil, src), nil
+	case LZ4:
+		var buf bytes.Buffer
+		w := lz4.NewWriter(&buf)
+		if _, err := w.Write(src); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	case ZSTD:
+		return zstdEncoder().EncodeAll(src, nil), nil
+	}
+	return nil, fmt.Errorf("unknown codec %d", c)
+}
