@@ -261,6 +261,9 @@ func (d *decoder) record(h *Header, r *Record) error {
 	if err != nil {
 		return err
 	}
+	if offDelta < 0 || offDelta > int64(h.LastOffsetDelta) {
+		return corrupt("offset delta %d outside 0..%d", offDelta, h.LastOffsetDelta)
+	}
 	if r.Key, err = sub.bytes(); err != nil {
 		return err
 	}
