@@ -1,0 +1,249 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// TopicSpec describes a topic to create. Zero or negative counts take the
+// broker defaults (num.partitions, default.replication.factor), as Kafka's -1 does.
+type TopicSpec struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int32
+	Configs           map[string]string
+	ValidateOnly      bool
+}
+
+// TopicDescription is a topic with its partitions' replica state and its
+// effective configuration.
+type TopicDescription struct {
+	Name              string
+	ID                string
+	ReplicationFactor int32
+	Partitions        []metastore.PartitionState
+	Configs           []config.Entry
+}
+
+func (b *Broker) settingInt(key string, def int32) (int32, error) {
+	v, ok := b.cfg.Settings[key]
+	if !ok {
+		return def, nil
+	}
+	var n int32
+	if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
+		return 0, fmt.Errorf("broker setting %s=%q: must be a positive integer: %w", key, v, ErrInvalidConfig)
+	}
+	return n, nil
+}
+
+// CreateTopic validates spec, places replicas on live brokers and records the
+// topic in the metastore. The topic is usable on this broker when it returns.
+func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescription, error) {
+	if err := config.ValidTopicName(spec.Name); err != nil {
+		return TopicDescription{}, fmt.Errorf("%w: %v", ErrInvalidTopic, err)
+	}
+	if spec.Partitions <= 0 {
+		if spec.Partitions != 0 && spec.Partitions != -1 {
+			return TopicDescription{}, fmt.Errorf("%w: %d (must be at least 1)", ErrInvalidPartitions, spec.Partitions)
+		}
+		n, err := b.settingInt("num.partitions", 1)
+		if err != nil {
+			return TopicDescription{}, err
+		}
+		spec.Partitions = n
+	}
+	if spec.ReplicationFactor <= 0 {
+		if spec.ReplicationFactor != 0 && spec.ReplicationFactor != -1 {
+			return TopicDescription{}, fmt.Errorf("%w: %d (must be at least 1)", ErrInvalidReplication, spec.ReplicationFactor)
+		}
+		n, err := b.settingInt("default.replication.factor", 1)
+		if err != nil {
+			return TopicDescription{}, err
+		}
+		spec.ReplicationFactor = n
+	}
+	if err := b.validateConfigs(spec.Configs); err != nil {
+		return TopicDescription{}, err
+	}
+	brokers, err := b.store.Brokers(ctx)
+	if err != nil {
+		return TopicDescription{}, fmt.Errorf("create topic %q: list brokers: %w", spec.Name, err)
+	}
+	if int(spec.ReplicationFactor) > len(brokers) {
+		return TopicDescription{}, fmt.Errorf("%w: replication factor %d is larger than the %d available broker(s)",
+			ErrInvalidReplication, spec.ReplicationFactor, len(brokers))
+	}
+	assignments := assignReplicas(brokers, spec.Partitions, spec.ReplicationFactor)
+	if spec.ValidateOnly {
+		return b.describeSpec(spec, assignments), nil
+	}
+	t, err := b.store.CreateTopic(ctx, metastore.Topic{
+		Name:              spec.Name,
+		Partitions:        spec.Partitions,
+		ReplicationFactor: spec.ReplicationFactor,
+		Configs:           spec.Configs,
+		CreatedAt:         b.now(),
+	}, assignments)
+	if errors.Is(err, metastore.ErrTopicExists) {
+		return TopicDescription{}, fmt.Errorf("topic %q: %w", spec.Name, ErrTopicExists)
+	}
+	if err != nil {
+		return TopicDescription{}, fmt.Errorf("create topic %q: %w", spec.Name, err)
+	}
+	// Apply now rather than waiting for the watch, so that a client may use
+	// the topic as soon as the call returns.
+	if err := b.applyTopic(t); err != nil {
+		return TopicDescription{}, fmt.Errorf("create topic %q: open partitions: %w", spec.Name, err)
+	}
+	b.logger.Info("topic created", "topic", t.Name, "partitions", t.Partitions, "replication_factor", t.ReplicationFactor)
+	return b.DescribeTopic(ctx, spec.Name)
+}
+
+// assignReplicas spreads leaders and replicas round-robin over the brokers
+// (sorted by node id), as Kafka's rack-unaware assignment does.
+func assignReplicas(brokers []metastore.BrokerInfo, partitions, rf int32) [][]int32 {
+	ids := make([]int32, len(brokers))
+	for i, br := range brokers {
+		ids[i] = br.NodeID
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	out := make([][]int32, partitions)
+	for p := range out {
+		replicas := make([]int32, rf)
+		for r := range replicas {
+			replicas[r] = ids[(p+r)%len(ids)]
+		}
+		out[p] = replicas
+	}
+	return out
+}
+
+func (b *Broker) describeSpec(spec TopicSpec, assignments [][]int32) TopicDescription {
+	d := TopicDescription{Name: spec.Name, ReplicationFactor: spec.ReplicationFactor}
+	for p, replicas := range assignments {
+		d.Partitions = append(d.Partitions, metastore.PartitionState{
+			Topic: spec.Name, Partition: int32(p), Leader: replicas[0], Replicas: replicas, ISR: replicas,
+		})
+	}
+	_, d.Configs, _ = config.Resolve(spec.Configs, b.brokerDefaults)
+	return d
+}
+
+// validateConfigs checks topic overrides on their own and together with the
+// broker defaults (rules between keys, such as local retention within total
+// retention, depend on both).
+func (b *Broker) validateConfigs(overrides map[string]string) error {
+	if err := config.ValidateOverrides(overrides); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if _, _, err := config.Resolve(overrides, b.brokerDefaults); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// DeleteTopic removes a topic from the metastore and its data from this broker.
+func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	if err := b.store.DeleteTopic(ctx, name); err != nil {
+		if errors.Is(err, metastore.ErrTopicNotFound) {
+			return fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)
+		}
+		return fmt.Errorf("delete topic %q: %w", name, err)
+	}
+	b.removeTopic(name)
+	b.logger.Info("topic deleted", "topic", name)
+	return nil
+}
+
+// ListTopics returns the topics known to this broker, sorted by name.
+func (b *Broker) ListTopics(ctx context.Context) ([]metastore.Topic, error) {
+	topics, _, err := b.store.ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	return topics, nil
+}
+
+// DescribeTopic returns a topic's partitions (leader, replicas, ISR) and its
+// effective configuration with the source of each value.
+func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicDescription, error) {
+	t, err := b.store.GetTopic(ctx, name)
+	if errors.Is(err, metastore.ErrTopicNotFound) {
+		return TopicDescription{}, fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)
+	}
+	if err != nil {
+		return TopicDescription{}, fmt.Errorf("describe topic %q: %w", name, err)
+	}
+	states, err := b.store.PartitionStates(ctx, name)
+	if err != nil {
+		return TopicDescription{}, fmt.Errorf("describe topic %q: %w", name, err)
+	}
+	_, entries, err := config.Resolve(t.Configs, b.brokerDefaults)
+	if err != nil {
+		return TopicDescription{}, fmt.Errorf("describe topic %q: %w", name, err)
+	}
+	return TopicDescription{
+		Name:              t.Name,
+		ID:                t.ID,
+		ReplicationFactor: t.ReplicationFactor,
+		Partitions:        states,
+		Configs:           entries,
+	}, nil
+}
+
+// AlterTopicConfigs sets and deletes topic overrides, validated as a whole,
+// and applies them to the local logs at once.
+func (b *Broker) AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validateOnly bool) ([]config.Entry, error) {
+	for _, k := range del {
+		if !slices.Contains(config.Names(), k) {
+			return nil, fmt.Errorf("%w: cannot delete unknown topic config %q", ErrInvalidConfig, k)
+		}
+	}
+	validate := b.validateConfigs
+	if validateOnly {
+		t, err := b.store.GetTopic(ctx, name)
+		if errors.Is(err, metastore.ErrTopicNotFound) {
+			return nil, fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("alter topic %q: %w", name, err)
+		}
+		merged := make(map[string]string, len(t.Configs)+len(set))
+		for k, v := range t.Configs {
+			merged[k] = v
+		}
+		for k, v := range set {
+			merged[k] = v
+		}
+		for _, k := range del {
+			delete(merged, k)
+		}
+		if err := validate(merged); err != nil {
+			return nil, err
+		}
+		_, entries, err := config.Resolve(merged, b.brokerDefaults)
+		return entries, err
+	}
+	t, err := b.store.AlterTopicConfigs(ctx, name, set, del, validate)
+	if errors.Is(err, metastore.ErrTopicNotFound) {
+		return nil, fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)
+	}
+	if err != nil {
+		if errors.Is(err, ErrInvalidConfig) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("alter topic %q: %w", name, err)
+	}
+	if err := b.applyTopic(t); err != nil {
+		return nil, fmt.Errorf("alter topic %q: apply: %w", name, err)
+	}
+	_, entries, err := config.Resolve(t.Configs, b.brokerDefaults)
+	return entries, err
+}

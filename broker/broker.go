@@ -1,0 +1,486 @@
+// Package broker is the core of a Strata broker: it hosts partition logs,
+// keeps them in step with the topics recorded in the metastore, and serves
+// produce, fetch, offset lookup and topic administration. The gRPC and Kafka
+// frontends are thin translations onto the methods of Broker.
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-broker/strata/broker/config"
+	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// Config configures a Broker.
+type Config struct {
+	NodeID  int32
+	DataDir string
+	// Settings are broker-level settings in Kafka's server.properties keys
+	// (log.retention.ms, log.segment.bytes, num.partitions, ...). Those that
+	// map to topic configs become the defaults of every topic.
+	Settings map[string]string
+	Logger   *slog.Logger
+	// Registerer receives the broker's metrics; nil means none are exported.
+	Registerer prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Metastore is what the broker needs from the cluster's metadata store.
+type Metastore interface {
+	CreateTopic(ctx context.Context, t metastore.Topic, assignments [][]int32) (metastore.Topic, error)
+	DeleteTopic(ctx context.Context, name string) error
+	GetTopic(ctx context.Context, name string) (metastore.Topic, error)
+	ListTopics(ctx context.Context) ([]metastore.Topic, int64, error)
+	AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validate func(map[string]string) error) (metastore.Topic, error)
+	PartitionStates(ctx context.Context, topic string) ([]metastore.PartitionState, error)
+	WatchTopics(ctx context.Context) <-chan metastore.TopicEvent
+	Brokers(ctx context.Context) ([]metastore.BrokerInfo, error)
+}
+
+// Broker hosts partitions. Create it with New, then Start; Close stops it.
+type Broker struct {
+	cfg            Config
+	logger         *slog.Logger
+	store          Metastore
+	now            func() time.Time
+	brokerDefaults map[string]string
+	metrics        *metrics
+
+	mu     sync.RWMutex
+	topics map[string]*topic
+	closed bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// topic is the broker's local view of one topic.
+type topic struct {
+	meta       metastore.Topic
+	cfg        config.Topic
+	partitions []*Partition // nil entries for partitions not hosted here
+}
+
+// partitionMetaFile records which topic (by id) a partition directory belongs
+// to, so that the directory of a deleted topic is never mistaken for the data
+// of a new topic with the same name.
+const partitionMetaFile = "partition.metadata"
+
+type partitionMeta struct {
+	TopicID   string `json:"topic_id"`
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+}
+
+// New creates a broker. It does not touch the disk or the metastore until Start.
+func New(cfg Config, store Metastore) (*Broker, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("broker: data dir is required")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	defaults, err := config.BrokerDefaults(cfg.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("broker: settings: %w", err)
+	}
+	if _, _, err := config.Resolve(nil, defaults); err != nil {
+		return nil, fmt.Errorf("broker: settings: %w", err)
+	}
+	b := &Broker{
+		cfg:            cfg,
+		logger:         logger,
+		store:          store,
+		now:            now,
+		brokerDefaults: defaults,
+		topics:         make(map[string]*topic),
+	}
+	b.metrics = newMetrics(b, cfg.Registerer)
+	return b, nil
+}
+
+// Start loads the topics from the metastore, opens (and recovers) the logs of
+// the partitions this broker hosts, and starts the background work: following
+// topic changes and flushing logs. It returns once the broker can serve.
+func (b *Broker) Start(ctx context.Context) error {
+	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("broker: data dir: %w", err)
+	}
+	topics, _, err := b.store.ListTopics(ctx)
+	if err != nil {
+		return fmt.Errorf("broker: load topics: %w", err)
+	}
+	for _, t := range topics {
+		if err := b.applyTopic(t); err != nil {
+			b.logger.Error("cannot open topic", "topic", t.Name, "err", err)
+		}
+	}
+	b.removeOrphanDirs(topics)
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	b.wg.Add(2)
+	go func() {
+		defer b.wg.Done()
+		b.watchTopics(runCtx)
+	}()
+	go func() {
+		defer b.wg.Done()
+		b.flushLoop(runCtx)
+	}()
+	return nil
+}
+
+// Close stops background work and closes every log (writing indexes and
+// syncing), so that the next start needs no recovery.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	if b.cancel != nil {
+		b.cancel()
+	}
+	b.wg.Wait()
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for _, t := range b.topics {
+		for _, p := range t.partitions {
+			if p == nil {
+				continue
+			}
+			if err := p.log.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s-%d: %w", p.Topic, p.Index, err))
+			}
+			p.wake()
+		}
+	}
+	b.topics = map[string]*topic{}
+	return errors.Join(errs...)
+}
+
+// watchTopics applies every topic change recorded in the metastore.
+func (b *Broker) watchTopics(ctx context.Context) {
+	for ev := range b.store.WatchTopics(ctx) {
+		switch ev.Type {
+		case metastore.TopicPut:
+			if err := b.applyTopic(ev.Topic); err != nil {
+				b.logger.Error("cannot apply topic change", "topic", ev.Topic.Name, "err", err)
+			}
+		case metastore.TopicDeleted:
+			b.removeTopic(ev.Topic.Name)
+		}
+	}
+}
+
+// flushInterval is how often the flush policy (flush.ms) is checked. It bounds
+// how late an interval flush can be; flush.messages is enforced on append.
+const flushInterval = 100 * time.Millisecond
+
+func (b *Broker) flushLoop(ctx context.Context) {
+	t := time.NewTicker(flushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range b.allPartitions() {
+			if err := p.log.MaybeFlush(); err != nil && !errors.Is(err, partlog.ErrLogClosed) {
+				b.logger.Error("flush failed", "topic", p.Topic, "partition", p.Index, "err", err)
+			}
+		}
+	}
+}
+
+func (b *Broker) allPartitions() []*Partition {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var out []*Partition
+	for _, t := range b.topics {
+		for _, p := range t.partitions {
+			if p != nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func logConfig(c config.Topic) partlog.Config {
+	ms := func(v int64) time.Duration {
+		if v <= 0 || v >= math.MaxInt64/int64(time.Millisecond) {
+			return 0
+		}
+		return time.Duration(v) * time.Millisecond
+	}
+	flushMessages := c.FlushMessages
+	if flushMessages == math.MaxInt64 {
+		flushMessages = 0
+	}
+	return partlog.Config{
+		SegmentBytes:       c.SegmentBytes,
+		SegmentMs:          ms(c.SegmentMs),
+		IndexIntervalBytes: int(c.IndexIntervalBytes),
+		FlushMessages:      flushMessages,
+		FlushInterval:      ms(c.FlushMs),
+		MaxMessageBytes:    int(c.MaxMessageBytes),
+	}
+}
+
+// applyTopic makes the local state match t: it opens the logs of partitions
+// this broker hosts and applies config changes. It is idempotent.
+func (b *Broker) applyTopic(t metastore.Topic) error {
+	cfg, _, err := config.Resolve(t.Configs, b.brokerDefaults)
+	if err != nil {
+		return fmt.Errorf("topic %q config: %w", t.Name, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrBrokerClosed
+	}
+	cur := b.topics[t.Name]
+	if cur != nil && cur.meta.ID != t.ID {
+		// The topic was deleted and created again while we were not looking.
+		b.removeTopicLocked(t.Name)
+		cur = nil
+	}
+	if cur == nil {
+		cur = &topic{meta: t, cfg: cfg}
+		b.topics[t.Name] = cur
+	}
+	if cur.meta.Revision > t.Revision && t.Revision != 0 {
+		return nil // an older event than what we hold
+	}
+	cur.meta, cur.cfg = t, cfg
+	lc := logConfig(cfg)
+	for i := int32(len(cur.partitions)); i < t.Partitions; i++ {
+		cur.partitions = append(cur.partitions, nil)
+	}
+	var errs []error
+	for i, p := range cur.partitions {
+		if p != nil {
+			p.log.SetConfig(lc)
+			continue
+		}
+		// Every broker hosts every partition until replica placement exists.
+		np, err := b.openPartition(t, int32(i), lc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cur.partitions[i] = np
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Broker) partitionDir(topic string, p int32) string {
+	return filepath.Join(b.cfg.DataDir, fmt.Sprintf("%s-%d", topic, p))
+}
+
+func (b *Broker) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*Partition, error) {
+	dir := b.partitionDir(t.Name, p)
+	metaPath := filepath.Join(dir, partitionMetaFile)
+	if raw, err := os.ReadFile(metaPath); err == nil {
+		var m partitionMeta
+		if json.Unmarshal(raw, &m) != nil || m.TopicID != t.ID {
+			b.logger.Warn("removing partition directory of an older topic with the same name",
+				"dir", dir, "topic_id", m.TopicID, "current_topic_id", t.ID)
+			if err := os.RemoveAll(dir); err != nil {
+				return nil, fmt.Errorf("remove stale %s: %w", dir, err)
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("partition dir: %w", err)
+	}
+	if _, err := os.Stat(metaPath); errors.Is(err, os.ErrNotExist) {
+		raw, _ := json.Marshal(partitionMeta{TopicID: t.ID, Topic: t.Name, Partition: p})
+		if err := writeFileSync(metaPath, raw); err != nil {
+			return nil, err
+		}
+	}
+	l, err := partlog.Open(partlog.Options{
+		Dir:    dir,
+		Config: lc,
+		Logger: b.logger.With("topic", t.Name, "partition", p),
+		Now:    b.now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open log %s-%d: %w", t.Name, p, err)
+	}
+	return newPartition(t.Name, p, l), nil
+}
+
+// writeFileSync publishes a small file atomically: tmp, fsync, rename, fsync dir.
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", path, err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("sync dir of %s: %w", path, err)
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func (b *Broker) removeTopic(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.removeTopicLocked(name)
+}
+
+// removeTopicLocked closes the topic's logs and deletes their directories.
+// Lock should be held.
+func (b *Broker) removeTopicLocked(name string) {
+	t := b.topics[name]
+	if t == nil {
+		return
+	}
+	delete(b.topics, name)
+	for _, p := range t.partitions {
+		if p == nil {
+			continue
+		}
+		if err := p.log.Close(); err != nil {
+			b.logger.Warn("close deleted partition", "topic", name, "partition", p.Index, "err", err)
+		}
+		p.wake()
+		dir := b.partitionDir(name, p.Index)
+		if err := os.RemoveAll(dir); err != nil {
+			b.logger.Error("remove deleted partition", "dir", dir, "err", err)
+		}
+	}
+	b.logger.Info("topic removed", "topic", name)
+}
+
+var partitionDirRE = regexp.MustCompile(`^(.+)-([0-9]+)$`)
+
+// removeOrphanDirs deletes partition directories of topics that no longer
+// exist (deleted while this broker was down). Only directories carrying a
+// partition.metadata file are considered, so nothing else in the data dir is
+// ever touched.
+func (b *Broker) removeOrphanDirs(topics []metastore.Topic) {
+	live := make(map[string]string, len(topics))
+	for _, t := range topics {
+		live[t.Name] = t.ID
+	}
+	entries, err := os.ReadDir(b.cfg.DataDir)
+	if err != nil {
+		b.logger.Warn("cannot list data dir", "err", err)
+		return
+	}
+	for _, e := range entries {
+		m := partitionDirRE.FindStringSubmatch(e.Name())
+		if !e.IsDir() || m == nil {
+			continue
+		}
+		dir := filepath.Join(b.cfg.DataDir, e.Name())
+		raw, err := os.ReadFile(filepath.Join(dir, partitionMetaFile))
+		if err != nil {
+			continue
+		}
+		var pm partitionMeta
+		if json.Unmarshal(raw, &pm) != nil {
+			continue
+		}
+		idx, _ := strconv.Atoi(m[2])
+		if id, ok := live[pm.Topic]; ok && id == pm.TopicID && b.hosts(pm.Topic, idx) {
+			continue
+		}
+		b.logger.Info("removing partition directory of a deleted topic", "dir", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			b.logger.Error("remove orphan partition dir", "dir", dir, "err", err)
+		}
+	}
+}
+
+func (b *Broker) hosts(topicName string, idx int) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t := b.topics[topicName]
+	return t != nil && idx < len(t.partitions) && t.partitions[idx] != nil
+}
+
+// partition returns the hosted partition or ErrUnknownTopicOrPartition.
+func (b *Broker) partition(topicName string, p int32) (*Partition, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, ErrBrokerClosed
+	}
+	t := b.topics[topicName]
+	if t == nil {
+		return nil, fmt.Errorf("topic %q: %w", topicName, ErrUnknownTopicOrPartition)
+	}
+	if p < 0 || int(p) >= len(t.partitions) || t.partitions[p] == nil {
+		return nil, fmt.Errorf("topic %q has no partition %d (it has %d): %w", topicName, p, t.meta.Partitions, ErrUnknownTopicOrPartition)
+	}
+	return t.partitions[p], nil
+}
+
+// PartitionCount returns the number of partitions of a topic.
+func (b *Broker) PartitionCount(topicName string) (int32, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t := b.topics[topicName]
+	if t == nil {
+		return 0, fmt.Errorf("topic %q: %w", topicName, ErrUnknownTopicOrPartition)
+	}
+	return t.meta.Partitions, nil
+}
+
+// TopicConfig returns the effective configuration of a topic.
+func (b *Broker) TopicConfig(topicName string) (config.Topic, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t := b.topics[topicName]
+	if t == nil {
+		return config.Topic{}, fmt.Errorf("topic %q: %w", topicName, ErrUnknownTopicOrPartition)
+	}
+	return t.cfg, nil
+}

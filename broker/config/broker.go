@@ -1,0 +1,122 @@
+package config
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// brokerMapping is a topic key and the broker settings that give its
+// default, highest precedence first.
+type brokerMapping struct {
+	topicKey   string
+	brokerKeys []string
+	// convert turns the value of brokerKeys[i] into a topic value, or
+	// returns the reason it is invalid. nil: taken as is.
+	convert func(i int, raw string) (string, string)
+}
+
+// brokerMappings are Kafka's broker settings that provide topic defaults
+// (Kafka's LogConfig synonyms).
+var brokerMappings = []brokerMapping{
+	{topicKey: "cleanup.policy", brokerKeys: []string{"log.cleanup.policy"}},
+	{topicKey: "compression.type", brokerKeys: []string{"compression.type"}},
+	{topicKey: "delete.retention.ms", brokerKeys: []string{"log.cleaner.delete.retention.ms"}},
+	{topicKey: "file.delete.delay.ms", brokerKeys: []string{"log.segment.delete.delay.ms"}},
+	{topicKey: "flush.messages", brokerKeys: []string{"log.flush.interval.messages"}},
+	// Unset log.flush.interval.ms falls back to log.flush.scheduler.interval.ms.
+	{topicKey: "flush.ms", brokerKeys: []string{"log.flush.interval.ms", "log.flush.scheduler.interval.ms"}},
+	{topicKey: "index.interval.bytes", brokerKeys: []string{"log.index.interval.bytes"}},
+	{topicKey: "local.retention.bytes", brokerKeys: []string{"log.local.retention.bytes"}},
+	{topicKey: "local.retention.ms", brokerKeys: []string{"log.local.retention.ms"}},
+	{topicKey: "max.compaction.lag.ms", brokerKeys: []string{"log.cleaner.max.compaction.lag.ms"}},
+	{topicKey: "max.message.bytes", brokerKeys: []string{"message.max.bytes"}},
+	{topicKey: "message.timestamp.type", brokerKeys: []string{"log.message.timestamp.type"}},
+	{topicKey: "min.cleanable.dirty.ratio", brokerKeys: []string{"log.cleaner.min.cleanable.ratio"}},
+	{topicKey: "min.compaction.lag.ms", brokerKeys: []string{"log.cleaner.min.compaction.lag.ms"}},
+	{topicKey: "min.insync.replicas", brokerKeys: []string{"min.insync.replicas"}},
+	{topicKey: "retention.bytes", brokerKeys: []string{"log.retention.bytes"}},
+	{
+		topicKey:   "retention.ms",
+		brokerKeys: []string{"log.retention.ms", "log.retention.minutes", "log.retention.hours"},
+		// As Kafka: any negative retention means unlimited (-1).
+		convert: timeConverter([]int64{1, 60_000, 3_600_000}, true),
+	},
+	{
+		topicKey:   "segment.ms",
+		brokerKeys: []string{"log.roll.ms", "log.roll.hours"},
+		convert:    timeConverter([]int64{1, 3_600_000}, false),
+	},
+	{topicKey: "segment.bytes", brokerKeys: []string{"log.segment.bytes"}},
+	{topicKey: "segment.index.bytes", brokerKeys: []string{"log.index.size.max.bytes"}},
+	{topicKey: "unclean.leader.election.enable", brokerKeys: []string{"unclean.leader.election.enable"}},
+}
+
+// timeConverter converts brokerKeys[i] by multiplying by factors[i]; keys
+// after the first (minutes, hours) are 32-bit in Kafka.
+func timeConverter(factors []int64, negativeIsUnlimited bool) func(int, string) (string, string) {
+	return func(i int, raw string) (string, string) {
+		bits := 64
+		if i > 0 {
+			bits = 32
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(raw), 10, bits)
+		if err != nil {
+			return "", "must be an integer"
+		}
+		v *= factors[i] // a 32-bit count of hours times 3.6e6 fits 64 bits
+		if negativeIsUnlimited && v < 0 {
+			v = -1
+		}
+		return strconv.FormatInt(v, 10), ""
+	}
+}
+
+// BrokerDefaults turns broker settings (Kafka's server.properties keys) into
+// the topic defaults they imply, keyed by topic config key, the way Kafka
+// does: log.retention.ms over log.retention.minutes over log.retention.hours
+// for retention.ms, log.roll.ms over log.roll.hours for segment.ms,
+// log.segment.bytes for segment.bytes, and so on. Settings it does not know
+// are ignored; an ill-typed or out-of-range value of one it knows is an error
+// naming the broker key (all of them, joined), even when a setting of higher
+// precedence makes it moot. Keys without a setting are left out: Resolve
+// falls back to the built-in default.
+func BrokerDefaults(brokerSettings map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	var errs []error
+	for _, m := range brokerMappings {
+		d := byName[m.topicKey]
+		chosen := false
+		for i, bk := range m.brokerKeys {
+			raw, ok := brokerSettings[bk]
+			if !ok {
+				continue
+			}
+			v := raw
+			if m.convert != nil {
+				var reason string
+				if v, reason = m.convert(i, raw); reason != "" {
+					errs = append(errs, &ValueError{Key: bk, Value: raw, Reason: reason})
+					continue
+				}
+			}
+			var scratch Topic
+			norm, reason := d.apply(&scratch, v)
+			if reason != "" {
+				if m.convert != nil && i > 0 { // minutes or hours
+					reason += " once converted to " + m.topicKey + " (" + v + ")"
+				}
+				errs = append(errs, &ValueError{Key: bk, Value: raw, Reason: reason})
+				continue
+			}
+			if !chosen {
+				out[m.topicKey] = norm
+				chosen = true
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

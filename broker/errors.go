@@ -1,0 +1,90 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/strata-broker/strata/broker/record"
+
+	partlog "github.com/strata-broker/strata/broker/log"
+)
+
+// Errors of the broker core. Frontends translate them into their protocol's
+// codes (gRPC status codes, Kafka error codes) with errors.Is / errors.As, so
+// every error returned by the core wraps one of these or one of the log's
+// typed errors.
+var (
+	ErrUnknownTopicOrPartition = errors.New("unknown topic or partition")
+	ErrTopicExists             = errors.New("topic already exists")
+	ErrInvalidTopic            = errors.New("invalid topic")
+	ErrInvalidConfig           = errors.New("invalid config")
+	ErrInvalidPartitions       = errors.New("invalid number of partitions")
+	ErrInvalidReplication      = errors.New("invalid replication factor")
+	ErrInvalidRequest          = errors.New("invalid request")
+	ErrNotLeader               = errors.New("not the leader for partition")
+	ErrBrokerClosed            = errors.New("broker is shutting down")
+)
+
+// Kind classifies an error from the core for frontends.
+type Kind int
+
+// Error kinds, one per distinct client reaction.
+const (
+	KindInternal Kind = iota
+	KindUnknownTopicOrPartition
+	KindTopicExists
+	KindInvalidTopic
+	KindInvalidConfig
+	KindInvalidPartitions
+	KindInvalidReplication
+	KindInvalidRequest
+	KindCorruptMessage // a produced batch failed validation
+	KindRecordTooLarge // a produced batch exceeds max.message.bytes
+	KindOffsetOutOfRange
+	KindCorruptStorage // stored data failed its checksum
+	KindNotLeader
+	KindUnavailable
+	KindCanceled
+)
+
+// Classify maps an error returned by the core to its kind.
+func Classify(err error) Kind {
+	var (
+		tooLarge *partlog.RecordTooLargeError
+		oor      *partlog.OffsetOutOfRangeError
+		corrupt  *partlog.CorruptionError
+	)
+	switch {
+	case err == nil:
+		return KindInternal
+	case errors.Is(err, ErrUnknownTopicOrPartition):
+		return KindUnknownTopicOrPartition
+	case errors.Is(err, ErrTopicExists):
+		return KindTopicExists
+	case errors.Is(err, ErrInvalidTopic):
+		return KindInvalidTopic
+	case errors.Is(err, ErrInvalidConfig):
+		return KindInvalidConfig
+	case errors.Is(err, ErrInvalidPartitions):
+		return KindInvalidPartitions
+	case errors.Is(err, ErrInvalidReplication):
+		return KindInvalidReplication
+	case errors.Is(err, ErrInvalidRequest):
+		return KindInvalidRequest
+	case errors.As(err, &tooLarge):
+		return KindRecordTooLarge
+	case errors.As(err, &oor):
+		return KindOffsetOutOfRange
+	case errors.As(err, &corrupt):
+		return KindCorruptStorage
+	case record.IsCorrupt(err), errors.Is(err, record.ErrShortBuffer):
+		return KindCorruptMessage
+	case errors.Is(err, ErrNotLeader):
+		return KindNotLeader
+	case errors.Is(err, ErrBrokerClosed), errors.Is(err, partlog.ErrLogClosed):
+		return KindUnavailable
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return KindCanceled
+	}
+	return KindInternal
+}

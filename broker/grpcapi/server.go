@@ -1,0 +1,481 @@
+// Package grpcapi is the gRPC frontend of the broker: it translates the
+// strata.v1 API onto the broker core and the core's errors onto gRPC status
+// codes. It owns no data.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// MaxMessageBytes bounds a single gRPC message in either direction, like
+// Kafka's socket.request.max.bytes (100 MiB).
+const MaxMessageBytes = 100 << 20
+
+// ServerOptions are the gRPC server settings the frontend needs: large
+// messages and flow-control windows sized for batches of a megabyte or more,
+// so a single stream is not throttled by the 64 KiB default window.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.InitialWindowSize(16 << 20),
+		grpc.InitialConnWindowSize(32 << 20),
+		grpc.ReadBufferSize(256 << 10),
+		grpc.WriteBufferSize(256 << 10),
+	}
+}
+
+// Server implements stratav1.StrataServer over a broker.
+type Server struct {
+	stratav1.UnimplementedStrataServer
+	b *broker.Broker
+
+	mu     sync.Mutex
+	sticky map[string]int32 // topic → partition for unkeyed structured records
+}
+
+// New returns the gRPC frontend for b.
+func New(b *broker.Broker) *Server {
+	return &Server{b: b, sticky: make(map[string]int32)}
+}
+
+// Register adds the service to a gRPC server.
+func (s *Server) Register(g *grpc.Server) { stratav1.RegisterStrataServer(g, s) }
+
+// statusError maps a core error to a gRPC status whose message a person can
+// act on.
+func statusError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return status.Error(code(err), err.Error())
+}
+
+func code(err error) codes.Code {
+	switch broker.Classify(err) {
+	case broker.KindUnknownTopicOrPartition:
+		return codes.NotFound
+	case broker.KindTopicExists:
+		return codes.AlreadyExists
+	case broker.KindInvalidTopic, broker.KindInvalidConfig, broker.KindInvalidPartitions,
+		broker.KindInvalidReplication, broker.KindInvalidRequest, broker.KindCorruptMessage:
+		return codes.InvalidArgument
+	case broker.KindRecordTooLarge:
+		return codes.ResourceExhausted
+	case broker.KindOffsetOutOfRange:
+		return codes.OutOfRange
+	case broker.KindCorruptStorage:
+		return codes.DataLoss
+	case broker.KindNotLeader:
+		return codes.FailedPrecondition
+	case broker.KindUnavailable:
+		return codes.Unavailable
+	case broker.KindCanceled:
+		if errors.Is(err, context.DeadlineExceeded) {
+			return codes.DeadlineExceeded
+		}
+		return codes.Canceled
+	}
+	return codes.Internal
+}
+
+func partitionError(err error) *stratav1.PartitionError {
+	if err == nil {
+		return nil
+	}
+	return &stratav1.PartitionError{Code: int32(code(err)), Message: err.Error()}
+}
+
+func (s *Server) CreateTopic(ctx context.Context, req *stratav1.CreateTopicRequest) (*stratav1.CreateTopicResponse, error) {
+	d, err := s.b.CreateTopic(ctx, broker.TopicSpec{
+		Name:              req.GetName(),
+		Partitions:        req.GetPartitions(),
+		ReplicationFactor: req.GetReplicationFactor(),
+		Configs:           req.GetConfigs(),
+		ValidateOnly:      req.GetValidateOnly(),
+	})
+	if err != nil {
+		return nil, statusError(err)
+	}
+	return &stratav1.CreateTopicResponse{Topic: topicDescription(d)}, nil
+}
+
+func (s *Server) DeleteTopic(ctx context.Context, req *stratav1.DeleteTopicRequest) (*stratav1.DeleteTopicResponse, error) {
+	if err := s.b.DeleteTopic(ctx, req.GetName()); err != nil {
+		return nil, statusError(err)
+	}
+	return &stratav1.DeleteTopicResponse{}, nil
+}
+
+func (s *Server) ListTopics(ctx context.Context, _ *stratav1.ListTopicsRequest) (*stratav1.ListTopicsResponse, error) {
+	topics, err := s.b.ListTopics(ctx)
+	if err != nil {
+		return nil, statusError(err)
+	}
+	resp := &stratav1.ListTopicsResponse{}
+	for _, t := range topics {
+		resp.Topics = append(resp.Topics, &stratav1.TopicSummary{
+			Name: t.Name, Partitions: t.Partitions, ReplicationFactor: t.ReplicationFactor,
+		})
+	}
+	return resp, nil
+}
+
+func (s *Server) DescribeTopic(ctx context.Context, req *stratav1.DescribeTopicRequest) (*stratav1.DescribeTopicResponse, error) {
+	d, err := s.b.DescribeTopic(ctx, req.GetName())
+	if err != nil {
+		return nil, statusError(err)
+	}
+	return &stratav1.DescribeTopicResponse{Topic: topicDescription(d)}, nil
+}
+
+func (s *Server) AlterTopicConfigs(ctx context.Context, req *stratav1.AlterTopicConfigsRequest) (*stratav1.AlterTopicConfigsResponse, error) {
+	entries, err := s.b.AlterTopicConfigs(ctx, req.GetName(), req.GetSet(), req.GetDelete(), req.GetValidateOnly())
+	if err != nil {
+		return nil, statusError(err)
+	}
+	return &stratav1.AlterTopicConfigsResponse{Configs: configEntries(entries)}, nil
+}
+
+func topicDescription(d broker.TopicDescription) *stratav1.TopicDescription {
+	out := &stratav1.TopicDescription{
+		Name:              d.Name,
+		TopicId:           d.ID,
+		ReplicationFactor: d.ReplicationFactor,
+		Configs:           configEntries(d.Configs),
+	}
+	for _, p := range d.Partitions {
+		out.Partitions = append(out.Partitions, partitionInfo(p))
+	}
+	return out
+}
+
+func partitionInfo(p metastore.PartitionState) *stratav1.PartitionInfo {
+	return &stratav1.PartitionInfo{
+		Partition:   p.Partition,
+		Leader:      p.Leader,
+		LeaderEpoch: p.LeaderEpoch,
+		Replicas:    p.Replicas,
+		Isr:         p.ISR,
+	}
+}
+
+func configEntries(entries []config.Entry) []*stratav1.ConfigEntry {
+	out := make([]*stratav1.ConfigEntry, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, &stratav1.ConfigEntry{Name: e.Name, Value: e.Value, Source: string(e.Source)})
+	}
+	return out
+}
+
+func acks(a stratav1.Acks) (broker.Acks, error) {
+	switch a {
+	case stratav1.Acks_ACKS_NONE:
+		return broker.AcksNone, nil
+	case stratav1.Acks_ACKS_LEADER:
+		return broker.AcksLeader, nil
+	case stratav1.Acks_ACKS_ALL:
+		return broker.AcksAll, nil
+	}
+	return 0, status.Errorf(codes.InvalidArgument, "unknown acks value %d", a)
+}
+
+func (s *Server) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+	a, err := acks(req.GetAcks())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetTopic() == "" {
+		return nil, status.Error(codes.InvalidArgument, "produce: topic is required")
+	}
+	parts, err := s.producePartitions(req)
+	if err != nil {
+		return nil, statusError(err)
+	}
+	results, err := s.b.Produce(ctx, req.GetTopic(), a, parts)
+	if err != nil {
+		return nil, statusError(err)
+	}
+	resp := &stratav1.ProduceResponse{Partitions: make([]*stratav1.ProducePartitionResult, len(results))}
+	for i, r := range results {
+		pr := &stratav1.ProducePartitionResult{
+			Partition:      r.Partition,
+			BaseOffset:     r.BaseOffset,
+			RecordCount:    int32(r.Records),
+			LogStartOffset: r.LogStartOffset,
+			Error:          partitionError(r.Err),
+		}
+		if a == broker.AcksNone {
+			pr.BaseOffset = -1
+		}
+		resp.Partitions[i] = pr
+	}
+	return resp, nil
+}
+
+// producePartitions turns the request into per-partition batches: raw batches
+// pass through untouched; structured records are routed (partition -1) and
+// encoded into one batch per partition.
+func (s *Server) producePartitions(req *stratav1.ProduceRequest) ([]broker.PartitionBatches, error) {
+	topic := req.GetTopic()
+	var out []broker.PartitionBatches
+	byPartition := map[int32][]record.Record{}
+	var order []int32
+	for _, pp := range req.GetPartitions() {
+		if len(pp.GetRecordBatches()) > 0 {
+			if len(pp.GetRecords()) > 0 {
+				return nil, fmt.Errorf("%w: partition %d carries both records and record_batches", broker.ErrInvalidRequest, pp.GetPartition())
+			}
+			if pp.GetPartition() < 0 {
+				return nil, fmt.Errorf("%w: record_batches need an explicit partition", broker.ErrInvalidRequest)
+			}
+			out = append(out, broker.PartitionBatches{Partition: pp.GetPartition(), Batches: pp.GetRecordBatches()})
+			continue
+		}
+		if len(pp.GetRecords()) == 0 {
+			return nil, fmt.Errorf("%w: partition %d has no records", broker.ErrInvalidRequest, pp.GetPartition())
+		}
+		sticky := s.stickyPartition(topic)
+		for _, r := range pp.GetRecords() {
+			p := pp.GetPartition()
+			if p < 0 {
+				var err error
+				p, err = s.b.KeyPartition(topic, keyOf(r), sticky)
+				if err != nil {
+					return nil, err
+				}
+			}
+			if _, ok := byPartition[p]; !ok {
+				order = append(order, p)
+			}
+			byPartition[p] = append(byPartition[p], toRecord(r))
+		}
+	}
+	for _, p := range order {
+		batch, err := s.b.EncodeRecords(byPartition[p])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, broker.PartitionBatches{Partition: p, Batches: batch})
+	}
+	return out, nil
+}
+
+// stickyPartition returns a chooser for unkeyed records that keeps one
+// partition for the whole request and moves to another for the next one, as
+// Kafka's sticky partitioner does per batch.
+func (s *Server) stickyPartition(topic string) func(n int32) int32 {
+	chosen := int32(-1)
+	return func(n int32) int32 {
+		if chosen >= 0 && chosen < n {
+			return chosen
+		}
+		s.mu.Lock()
+		prev, ok := s.sticky[topic]
+		next := rand.Int32N(n)
+		if ok && n > 1 && next == prev {
+			next = (next + 1) % n
+		}
+		s.sticky[topic] = next
+		s.mu.Unlock()
+		chosen = next
+		return chosen
+	}
+}
+
+func keyOf(r *stratav1.Record) []byte {
+	if r.GetKeyNull() {
+		return nil
+	}
+	if r.Key == nil {
+		// proto3 cannot tell an empty key from an absent one; an absent key is
+		// the common case, and Kafka clients send null for "no key".
+		return nil
+	}
+	return r.Key
+}
+
+func toRecord(r *stratav1.Record) record.Record {
+	out := record.Record{Key: keyOf(r), Timestamp: r.GetTimestampMs()}
+	if !r.GetValueNull() {
+		out.Value = r.GetValue()
+		if out.Value == nil {
+			out.Value = []byte{}
+		}
+	}
+	for _, h := range r.GetHeaders() {
+		out.Headers = append(out.Headers, record.RecordHeader{Key: h.GetKey(), Value: h.GetValue()})
+	}
+	return out
+}
+
+func fetchRequest(req *stratav1.FetchRequest) ([]broker.FetchPartition, broker.FetchOptions, error) {
+	if len(req.GetPartitions()) == 0 {
+		return nil, broker.FetchOptions{}, status.Error(codes.InvalidArgument, "fetch: no partitions requested")
+	}
+	parts := make([]broker.FetchPartition, len(req.GetPartitions()))
+	for i, fp := range req.GetPartitions() {
+		if fp.GetTopic() == "" {
+			return nil, broker.FetchOptions{}, status.Error(codes.InvalidArgument, "fetch: topic is required")
+		}
+		parts[i] = broker.FetchPartition{Topic: fp.GetTopic(), Partition: fp.GetPartition(), Offset: fp.GetOffset(), MaxBytes: fp.GetMaxBytes()}
+	}
+	if req.GetMaxWaitMs() < 0 || req.GetMinBytes() < 0 || req.GetMaxBytes() < 0 {
+		return nil, broker.FetchOptions{}, status.Error(codes.InvalidArgument, "fetch: max_wait_ms, min_bytes and max_bytes must not be negative")
+	}
+	return parts, broker.FetchOptions{
+		MaxBytes: req.GetMaxBytes(),
+		MinBytes: req.GetMinBytes(),
+		MaxWait:  time.Duration(req.GetMaxWaitMs()) * time.Millisecond,
+	}, nil
+}
+
+func (s *Server) Fetch(ctx context.Context, req *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
+	parts, opts, err := fetchRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	results, err := s.b.Fetch(ctx, parts, opts)
+	if err != nil {
+		return nil, statusError(err)
+	}
+	return fetchResponse(parts, results, req.GetDecode())
+}
+
+// followWait is how long one round of a follow-mode fetch waits for data
+// before looping; it only bounds how often an idle stream re-checks.
+const followWait = 5 * time.Second
+
+func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStreamingServer[stratav1.FetchResponse]) error {
+	parts, opts, err := fetchRequest(req)
+	if err != nil {
+		return err
+	}
+	ctx := stream.Context()
+	if opts.MaxWait <= 0 || opts.MaxWait > followWait {
+		opts.MaxWait = followWait
+	}
+	for {
+		results, err := s.b.Fetch(ctx, parts, opts)
+		if err != nil {
+			return statusError(err)
+		}
+		resp, err := fetchResponse(parts, results, req.GetDecode())
+		if err != nil {
+			return err
+		}
+		sent := false
+		failed := false
+		for i, r := range results {
+			if r.Err != nil {
+				failed = true
+			}
+			if len(r.Data) > 0 {
+				sent = true
+				parts[i].Offset = r.NextOffset
+			}
+		}
+		if sent || failed {
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+		}
+		if failed {
+			// The client sees which partition failed and why; following a partition
+			// that cannot be read would spin.
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func fetchResponse(parts []broker.FetchPartition, results []broker.FetchResult, decode bool) (*stratav1.FetchResponse, error) {
+	resp := &stratav1.FetchResponse{Partitions: make([]*stratav1.FetchPartitionResult, len(results))}
+	for i, r := range results {
+		pr := &stratav1.FetchPartitionResult{
+			Topic:          r.Topic,
+			Partition:      r.Partition,
+			HighWatermark:  r.HighWatermark,
+			LogStartOffset: r.LogStartOffset,
+			NextOffset:     r.NextOffset,
+			Error:          partitionError(r.Err),
+		}
+		if decode {
+			recs, err := decodeRecords(r.Data, parts[i].Offset, r.Partition)
+			if err != nil {
+				pr.Error = &stratav1.PartitionError{Code: int32(codes.DataLoss), Message: err.Error()}
+			}
+			pr.Records = recs
+		} else {
+			pr.RecordBatches = r.Data
+		}
+		resp.Partitions[i] = pr
+	}
+	return resp, nil
+}
+
+func decodeRecords(data []byte, from int64, partition int32) ([]*stratav1.Record, error) {
+	var out []*stratav1.Record
+	it := record.NewBatches(data)
+	for it.Next() {
+		h := it.Header()
+		if h.Control() {
+			continue
+		}
+		err := record.ForEach(it.Bytes(), func(r *record.Record) error {
+			if r.Offset < from {
+				return nil
+			}
+			pr := &stratav1.Record{
+				Key: r.Key, KeyNull: r.Key == nil,
+				Value: r.Value, ValueNull: r.Value == nil,
+				TimestampMs: r.Timestamp, Offset: r.Offset, Partition: partition,
+			}
+			for _, hd := range r.Headers {
+				pr.Headers = append(pr.Headers, &stratav1.Header{Key: hd.Key, Value: hd.Value})
+			}
+			out = append(out, pr)
+			return nil
+		})
+		if err != nil {
+			return out, fmt.Errorf("decode batch at offset %d: %w", h.BaseOffset, err)
+		}
+	}
+	return out, it.Err()
+}
+
+func (s *Server) ListOffsets(_ context.Context, req *stratav1.ListOffsetsRequest) (*stratav1.ListOffsetsResponse, error) {
+	if req.GetTopic() == "" {
+		return nil, status.Error(codes.InvalidArgument, "list offsets: topic is required")
+	}
+	if _, err := s.b.PartitionCount(req.GetTopic()); err != nil {
+		return nil, statusError(err)
+	}
+	resp := &stratav1.ListOffsetsResponse{}
+	for _, p := range req.GetPartitions() {
+		off, ts, found, err := s.b.ListOffset(req.GetTopic(), p.GetPartition(), p.GetTimestamp())
+		r := &stratav1.ListOffsetsPartitionResult{Partition: p.GetPartition(), Offset: off, Timestamp: ts, Error: partitionError(err)}
+		if err == nil && !found {
+			r.Offset, r.Timestamp = -1, -1
+		}
+		resp.Partitions = append(resp.Partitions, r)
+	}
+	return resp, nil
+}

@@ -1,0 +1,189 @@
+// Package server assembles a running broker process: the metastore
+// connection (or an embedded etcd for `strata dev`), the broker core, the gRPC
+// listener and the HTTP listener for health and metrics. The strata command
+// only parses flags into a Config and calls Run.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/grpcapi"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// Config is everything a broker process needs.
+type Config struct {
+	NodeID   int32
+	DataDir  string
+	GRPCAddr string
+	HTTPAddr string
+	// KafkaAddr is reserved for the Kafka protocol listener.
+	KafkaAddr string
+
+	// EtcdEndpoints of an external etcd cluster. Empty with EmbedEtcd runs
+	// etcd inside this process, its data under DataDir/etcd.
+	EtcdEndpoints []string
+	EmbedEtcd     bool
+	// EtcdClientAddr is where the embedded etcd listens for clients.
+	EtcdClientAddr string
+	// EtcdPrefix is the key prefix of this cluster in etcd.
+	EtcdPrefix string
+
+	// Settings are broker settings in Kafka's server.properties keys.
+	Settings map[string]string
+	// ShutdownTimeout bounds the graceful stop of the listeners.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Ready is called once the broker serves, with the addresses it listens on.
+type Ready func(grpcAddr, httpAddr net.Addr)
+
+// Run starts the broker and blocks until ctx is cancelled, then shuts down
+// cleanly: listeners stop, logs are flushed and closed, the broker leaves the
+// cluster. ready, if not nil, is called when the broker serves.
+func Run(ctx context.Context, cfg Config, ready Ready) error {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.EtcdPrefix == "" {
+		cfg.EtcdPrefix = "/strata"
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+
+	endpoints := cfg.EtcdEndpoints
+	if cfg.EmbedEtcd {
+		etcd, err := metastore.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), cfg.EtcdClientAddr, logger.With("component", "etcd"))
+		if err != nil {
+			return fmt.Errorf("start embedded etcd: %w", err)
+		}
+		defer etcd.Close()
+		endpoints = etcd.Endpoints()
+		logger.Info("embedded etcd ready", "endpoints", endpoints)
+	}
+	if len(endpoints) == 0 {
+		return errors.New("no etcd endpoints: set --etcd-endpoints")
+	}
+	store, err := metastore.Dial(ctx, endpoints, cfg.EtcdPrefix, logger.With("component", "metastore"))
+	if err != nil {
+		return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
+	}
+	defer store.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	defer grpcLis.Close()
+	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+	defer httpLis.Close()
+
+	if cfg.EmbedEtcd {
+		// Nobody else reaches this process's etcd: a registration under our id
+		// is our own previous run's, left by a crash. Clear it instead of
+		// waiting for its lease to expire.
+		if err := store.RemoveBroker(ctx, cfg.NodeID); err != nil {
+			return err
+		}
+	}
+	registration, err := store.RegisterBroker(ctx, metastore.BrokerInfo{
+		NodeID:    cfg.NodeID,
+		GRPCAddr:  grpcLis.Addr().String(),
+		HTTPAddr:  httpLis.Addr().String(),
+		KafkaAddr: cfg.KafkaAddr,
+		StartedAt: time.Now(),
+	}, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("register broker %d: %w", cfg.NodeID, err)
+	}
+	defer registration.Close()
+
+	b, err := broker.New(broker.Config{
+		NodeID:     cfg.NodeID,
+		DataDir:    cfg.DataDir,
+		Settings:   cfg.Settings,
+		Logger:     logger,
+		Registerer: reg,
+	}, store)
+	if err != nil {
+		return err
+	}
+	if err := b.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			logger.Error("closing broker", "err", err)
+		}
+	}()
+
+	rpcMetrics := newRPCMetrics(reg)
+	gs := grpc.NewServer(append(grpcapi.ServerOptions(),
+		grpc.ChainUnaryInterceptor(rpcMetrics.unary),
+		grpc.ChainStreamInterceptor(rpcMetrics.stream),
+	)...)
+	grpcapi.New(b).Register(gs)
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	errc := make(chan error, 2)
+	go func() { errc <- fmt.Errorf("gRPC server: %w", gs.Serve(grpcLis)) }()
+	go func() { errc <- fmt.Errorf("HTTP server: %w", hs.Serve(httpLis)) }()
+	logger.Info("broker ready", "node_id", cfg.NodeID, "grpc", grpcLis.Addr().String(),
+		"http", httpLis.Addr().String(), "data_dir", cfg.DataDir)
+	if ready != nil {
+		ready(grpcLis.Addr(), httpLis.Addr())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case <-registration.Done():
+		runErr = errors.New("lost broker registration in etcd")
+	case runErr = <-errc:
+	}
+
+	stopped := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(cfg.ShutdownTimeout):
+		gs.Stop()
+		<-stopped
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	_ = hs.Shutdown(shutCtx)
+	return runErr
+}

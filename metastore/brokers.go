@@ -1,0 +1,294 @@
+package metastore
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// registerAttempts bounds RegisterBroker's rounds of waiting for the node id
+// and racing other registrations for it.
+const registerAttempts = 3
+
+// BrokerInfo is what a live broker publishes about itself.
+type BrokerInfo struct {
+	NodeID    int32
+	GRPCAddr  string
+	KafkaAddr string
+	HTTPAddr  string
+	StartedAt time.Time
+}
+
+// brokerValue is the JSON stored at <prefix>/brokers/<id>.
+type brokerValue struct {
+	NodeID    int32     `json:"node_id"`
+	GRPCAddr  string    `json:"grpc_addr,omitempty"`
+	KafkaAddr string    `json:"kafka_addr,omitempty"`
+	HTTPAddr  string    `json:"http_addr,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+func decodeBroker(value []byte) (BrokerInfo, error) {
+	var v brokerValue
+	if err := json.Unmarshal(value, &v); err != nil {
+		return BrokerInfo{}, fmt.Errorf("decode broker: %w", err)
+	}
+	return BrokerInfo(v), nil
+}
+
+// Registration is a broker's presence in the cluster, bound to an etcd lease
+// that it keeps alive. Close it to leave.
+type Registration struct {
+	client *clientv3.Client
+	info   BrokerInfo
+	lease  clientv3.LeaseID
+	ttl    time.Duration
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the keep-alive goroutine has stopped
+
+	mu      sync.Mutex
+	closing bool
+	err     error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// RegisterBroker publishes info under a lease of the given TTL (etcd rounds
+// it up to whole seconds and to its minimum, about 2 s by default) and keeps
+// the lease alive until the Registration is closed or ctx ends. When ctx ends
+// the lease is not revoked: the broker key disappears once the TTL passes.
+//
+// A node id is registered at most once at a time. If the id is still held,
+// RegisterBroker waits up to the holder's lease TTL (plus a second) for the
+// key to go: a broker restarting after a crash thus waits for its previous
+// run's lease to expire. If the key outlives that wait, a live broker holds
+// the id and RegisterBroker fails with ErrBrokerRegistered.
+func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Duration) (*Registration, error) {
+	if info.NodeID < 0 {
+		return nil, fmt.Errorf("metastore: register broker %d: negative node id", info.NodeID)
+	}
+	if ttl <= 0 {
+		return nil, fmt.Errorf("metastore: register broker %d: ttl %v must be positive", info.NodeID, ttl)
+	}
+	if info.StartedAt.IsZero() {
+		info.StartedAt = time.Now().UTC()
+	}
+	val, err := encode(brokerValue(info))
+	if err != nil {
+		return nil, fmt.Errorf("metastore: register broker %d: %w", info.NodeID, err)
+	}
+	key := s.brokerKey(info.NodeID)
+	var lease clientv3.LeaseID
+	for attempt := 0; lease == 0; attempt++ {
+		if attempt == registerAttempts {
+			return nil, fmt.Errorf("metastore: register broker %d: %d attempts: %w", info.NodeID, attempt, ErrBrokerRegistered)
+		}
+		if err := s.waitForBrokerKey(ctx, info.NodeID); err != nil {
+			return nil, fmt.Errorf("metastore: register broker %d: %w", info.NodeID, err)
+		}
+		// The lease is granted only now: waiting above may take longer than
+		// its TTL.
+		grant, err := s.client.Grant(ctx, int64(math.Ceil(ttl.Seconds())))
+		if err != nil {
+			return nil, fmt.Errorf("metastore: register broker %d: grant lease: %w", info.NodeID, err)
+		}
+		resp, err := s.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, val, clientv3.WithLease(grant.ID))).
+			Commit()
+		if err != nil {
+			s.revoke(grant.ID, ttl)
+			return nil, fmt.Errorf("metastore: register broker %d: %w", info.NodeID, err)
+		}
+		if !resp.Succeeded { // another registration got in first
+			s.revoke(grant.ID, ttl)
+			continue
+		}
+		lease = grant.ID
+	}
+
+	kaCtx, cancel := context.WithCancel(ctx)
+	keepAlive, err := s.client.KeepAlive(kaCtx, lease)
+	if err != nil {
+		cancel()
+		s.revoke(lease, ttl)
+		return nil, fmt.Errorf("metastore: register broker %d: keep lease alive: %w", info.NodeID, err)
+	}
+	r := &Registration{
+		client: s.client,
+		info:   info,
+		lease:  lease,
+		ttl:    ttl,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	go r.keepAlive(kaCtx, keepAlive)
+	s.logger.Info("broker registered", "node_id", info.NodeID, "lease", fmt.Sprintf("%x", int64(lease)), "ttl", ttl)
+	return r, nil
+}
+
+// waitForBrokerKey returns once node id's key is absent. If it is present
+// it waits up to its lease's granted TTL plus a second for it to be deleted;
+// a key still there after that is kept alive by a live broker:
+// ErrBrokerRegistered.
+func (s *Store) waitForBrokerKey(ctx context.Context, id int32) error {
+	key := s.brokerKey(id)
+	resp, err := s.client.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	kv := resp.Kvs[0]
+	holder := "another broker"
+	if other, err := decodeBroker(kv.Value); err == nil {
+		holder = fmt.Sprintf("a broker started %s (kafka %s)", other.StartedAt.Format(time.RFC3339), other.KafkaAddr)
+	}
+	if kv.Lease == 0 {
+		return fmt.Errorf("held by %s without a lease: %w", holder, ErrBrokerRegistered)
+	}
+	ttl, err := s.client.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+	if err != nil {
+		return fmt.Errorf("lease of the current holder: %w", err)
+	}
+	wait := time.Duration(ttl.GrantedTTL)*time.Second + time.Second
+	s.logger.Info("broker id still registered, perhaps by this broker's previous run; waiting for its lease to expire",
+		"node_id", id, "holder", holder, "wait", wait)
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for wresp := range s.client.Watch(wctx, key, clientv3.WithRev(kv.ModRevision+1)) {
+		if err := wresp.Err(); err != nil {
+			if errors.Is(err, rpctypes.ErrCompacted) {
+				return nil // history is gone; the caller's transaction decides
+			}
+			return err
+		}
+		for _, ev := range wresp.Events {
+			if ev.Type == clientv3.EventTypeDelete {
+				return nil
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("held by %s, alive after %v: %w", holder, wait, ErrBrokerRegistered)
+}
+
+// keepAlive drains the lease's keep-alive responses; the channel closes when
+// ctx ends, the client closes, or the lease is gone.
+func (r *Registration) keepAlive(ctx context.Context, ch <-chan *clientv3.LeaseKeepAliveResponse) {
+	defer close(r.done)
+	for range ch {
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closing:
+		r.err = nil
+	case ctx.Err() != nil:
+		r.err = ctx.Err()
+	default:
+		r.err = ErrLeaseLost
+	}
+}
+
+// Done is closed when the registration ends: by Close, because the ctx given
+// to RegisterBroker ended, or because the lease was lost (expired while etcd
+// was unreachable, or revoked by someone else). A broker whose registration
+// ends without Close should stop acting as a cluster member.
+func (r *Registration) Done() <-chan struct{} { return r.done }
+
+// Err reports why the registration ended: nil while it is alive and after
+// Close, the context's error if ctx ended, ErrLeaseLost if the lease was lost.
+func (r *Registration) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// Close stops keeping the lease alive and revokes it, removing the broker key
+// at once. It waits for the revoke at most the lease's TTL; if the revoke
+// fails the key still disappears when the TTL passes. Close is idempotent.
+func (r *Registration) Close() error {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closing = true
+		r.mu.Unlock()
+		r.cancel()
+		<-r.done
+		if errors.Is(r.Err(), ErrLeaseLost) {
+			return // nothing left to revoke
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), r.ttl)
+		defer cancel()
+		if _, err := r.client.Revoke(ctx, r.lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			r.closeErr = fmt.Errorf("metastore: unregister broker %d: revoke lease: %w", r.info.NodeID, err)
+		}
+	})
+	return r.closeErr
+}
+
+// revoke drops a lease that is no longer wanted; failure only delays its
+// expiry, so it is logged, not returned.
+func (s *Store) revoke(id clientv3.LeaseID, ttl time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), ttl)
+	defer cancel()
+	if _, err := s.client.Revoke(ctx, id); err != nil {
+		s.logger.Warn("revoking unused lease failed; it will expire", "lease", fmt.Sprintf("%x", int64(id)), "err", err)
+	}
+}
+
+// Brokers returns the registered (live) brokers sorted by node id. A
+// registration whose value cannot be decoded is logged and left out.
+func (s *Store) Brokers(ctx context.Context) ([]BrokerInfo, error) {
+	resp, err := s.client.Get(ctx, s.brokersPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("metastore: list brokers: %w", err)
+	}
+	brokers := make([]BrokerInfo, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		b, err := decodeBroker(kv.Value)
+		if err != nil {
+			s.logger.Error("skipping undecodable broker registration", "key", string(kv.Key), "err", err)
+			continue
+		}
+		brokers = append(brokers, b)
+	}
+	slices.SortFunc(brokers, func(a, b BrokerInfo) int { return cmp.Compare(a.NodeID, b.NodeID) })
+	return brokers, nil
+}
+
+// RemoveBroker deletes a node id's registration and revokes its lease. It is
+// for a process that knows the registration can only be its own previous
+// run's — `strata dev`, whose etcd lives in the same process — so that a
+// restart after a crash need not wait for the old lease to expire.
+func (s *Store) RemoveBroker(ctx context.Context, nodeID int32) error {
+	resp, err := s.client.Get(ctx, s.brokerKey(nodeID))
+	if err != nil {
+		return fmt.Errorf("metastore: remove broker %d: %w", nodeID, err)
+	}
+	for _, kv := range resp.Kvs {
+		if kv.Lease != 0 {
+			if _, err := s.client.Revoke(ctx, clientv3.LeaseID(kv.Lease)); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				return fmt.Errorf("metastore: remove broker %d: revoke lease: %w", nodeID, err)
+			}
+		}
+	}
+	if _, err := s.client.Delete(ctx, s.brokerKey(nodeID)); err != nil {
+		return fmt.Errorf("metastore: remove broker %d: %w", nodeID, err)
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+package metastore
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// PartitionState is who leads a partition and who is in sync with it.
+type PartitionState struct {
+	Topic     string
+	Partition int32
+	// Leader is the leading broker's node id, -1 if there is none.
+	Leader int32
+	// LeaderEpoch increases with every leader change and never decreases.
+	LeaderEpoch int32
+	Replicas    []int32
+	ISR         []int32
+	// Revision is the etcd mod revision of the state, filled on read; it is
+	// what CompareAndSwapPartitionState compares.
+	Revision int64
+}
+
+// partitionValue is the JSON stored at <prefix>/partitions/<topic>/<partition>.
+type partitionValue struct {
+	Topic       string  `json:"topic"`
+	Partition   int32   `json:"partition"`
+	Leader      int32   `json:"leader"`
+	LeaderEpoch int32   `json:"leader_epoch"`
+	Replicas    []int32 `json:"replicas"`
+	ISR         []int32 `json:"isr"`
+}
+
+func (p PartitionState) value() partitionValue {
+	return partitionValue{
+		Topic:       p.Topic,
+		Partition:   p.Partition,
+		Leader:      p.Leader,
+		LeaderEpoch: p.LeaderEpoch,
+		Replicas:    nonNil(p.Replicas),
+		ISR:         nonNil(p.ISR),
+	}
+}
+
+func nonNil(ids []int32) []int32 {
+	if ids == nil {
+		return []int32{}
+	}
+	return ids
+}
+
+func decodePartition(value []byte, modRevision int64) (PartitionState, error) {
+	var v partitionValue
+	if err := json.Unmarshal(value, &v); err != nil {
+		return PartitionState{}, fmt.Errorf("decode partition state: %w", err)
+	}
+	return PartitionState{
+		Topic:       v.Topic,
+		Partition:   v.Partition,
+		Leader:      v.Leader,
+		LeaderEpoch: v.LeaderEpoch,
+		Replicas:    v.Replicas,
+		ISR:         v.ISR,
+		Revision:    modRevision,
+	}, nil
+}
+
+// PartitionStates returns the state of every partition of topic, sorted by
+// partition; ErrTopicNotFound if the topic does not exist. Topic and
+// partitions are read at one revision.
+func (s *Store) PartitionStates(ctx context.Context, topic string) ([]PartitionState, error) {
+	if err := checkTopicName(topic); err != nil {
+		return nil, fmt.Errorf("metastore: partition states of %q: %w", topic, err)
+	}
+	resp, err := s.client.Txn(ctx).Then(
+		clientv3.OpGet(s.topicKey(topic), clientv3.WithCountOnly()),
+		clientv3.OpGet(s.partitionsPrefix(topic), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("metastore: partition states of %q: %w", topic, err)
+	}
+	if resp.Responses[0].GetResponseRange().Count == 0 {
+		return nil, fmt.Errorf("metastore: partition states of %q: %w", topic, ErrTopicNotFound)
+	}
+	kvs := resp.Responses[1].GetResponseRange().Kvs
+	states := make([]PartitionState, 0, len(kvs))
+	for _, kv := range kvs {
+		st, err := decodePartition(kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, fmt.Errorf("metastore: partition states of %q: key %q: %w", topic, kv.Key, err)
+		}
+		states = append(states, st)
+	}
+	slices.SortFunc(states, func(a, b PartitionState) int { return cmp.Compare(a.Partition, b.Partition) })
+	return states, nil
+}
+
+// CompareAndSwapPartitionState replaces old with next if the stored state is
+// still at old.Revision, and returns next with its new Revision. When the
+// state has changed since, it returns ErrConflict together with the current
+// state (so the caller can retry without another read); when the partition
+// no longer exists, ErrTopicNotFound.
+//
+// next must name the same partition as old, keep the leader epoch from going
+// backwards, have its leader (unless -1) among its replicas, and its ISR a
+// subset of its replicas.
+func (s *Store) CompareAndSwapPartitionState(ctx context.Context, old, next PartitionState) (PartitionState, error) {
+	if err := checkPartitionUpdate(old, next); err != nil {
+		return PartitionState{}, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, err)
+	}
+	key := s.partitionKey(old.Topic, old.Partition)
+	val, err := encode(next.value())
+	if err != nil {
+		return PartitionState{}, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, err)
+	}
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", old.Revision)).
+		Then(clientv3.OpPut(key, val)).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return PartitionState{}, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, err)
+	}
+	if resp.Succeeded {
+		next.Revision = resp.Header.Revision
+		return next, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 {
+		return PartitionState{}, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, ErrTopicNotFound)
+	}
+	current, err := decodePartition(kvs[0].Value, kvs[0].ModRevision)
+	if err != nil {
+		return PartitionState{}, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, err)
+	}
+	return current, fmt.Errorf("metastore: update partition %s-%d: revision %d is stale (now %d): %w",
+		old.Topic, old.Partition, old.Revision, current.Revision, ErrConflict)
+}
+
+func checkPartitionUpdate(old, next PartitionState) error {
+	if err := checkTopicName(old.Topic); err != nil {
+		return err
+	}
+	if old.Revision <= 0 {
+		// Revision 0 would compare equal to a missing key and create it.
+		return errors.New("old state has no revision; read it first")
+	}
+	if next.Topic != old.Topic || next.Partition != old.Partition {
+		return fmt.Errorf("new state is for %s-%d", next.Topic, next.Partition)
+	}
+	if next.LeaderEpoch < old.LeaderEpoch {
+		return fmt.Errorf("leader epoch would go back from %d to %d", old.LeaderEpoch, next.LeaderEpoch)
+	}
+	if len(next.Replicas) == 0 {
+		return errors.New("no replicas")
+	}
+	if next.Leader != -1 && !slices.Contains(next.Replicas, next.Leader) {
+		return fmt.Errorf("leader %d is not a replica %v", next.Leader, next.Replicas)
+	}
+	for _, id := range next.ISR {
+		if !slices.Contains(next.Replicas, id) {
+			return fmt.Errorf("ISR member %d is not a replica %v", id, next.Replicas)
+		}
+	}
+	return nil
+}
