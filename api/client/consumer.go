@@ -1,0 +1,567 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/broker/record"
+)
+
+// StartFrom is where a consumer starts in partitions without an explicit
+// offset. The zero value is StartEarliest.
+type StartFrom int8
+
+const (
+	// StartEarliest starts at each partition's log start offset.
+	StartEarliest StartFrom = iota
+	// StartLatest starts at each partition's high watermark: only records
+	// produced from now on.
+	StartLatest
+)
+
+// Consumer defaults, applied to zero fields of ConsumerOptions.
+const (
+	DefaultFetchMaxBytes = 16 << 20
+	DefaultFetchMaxWait  = 500 * time.Millisecond
+)
+
+// streamRetryDelay spaces reopening a fetch stream the broker ended.
+const streamRetryDelay = 100 * time.Millisecond
+
+// ConsumerOptions configures a Consumer.
+type ConsumerOptions struct {
+	Topic string
+	// Partitions to read; nil means every partition of the topic.
+	Partitions []int32
+	// Start applies to partitions without an entry in Offsets.
+	Start StartFrom
+	// Offsets gives the start offset of some partitions; OffsetEarliest and
+	// OffsetLatest are allowed as values.
+	Offsets map[int32]int64
+	// Follow keeps reading as records arrive, over one FetchStream call.
+	// Without it the consumer reads up to the end of each partition and
+	// then returns io.EOF.
+	Follow bool
+	// MaxBytes bounds one fetch response (default 16 MiB); the broker still
+	// returns a first batch that is larger, so a consumer is never stuck.
+	MaxBytes int32
+	// PartitionMaxBytes bounds one partition's share of a response
+	// (default MaxBytes).
+	PartitionMaxBytes int32
+	// MaxWait is how long the broker may wait for new records before it
+	// answers (default 500 ms). Without Follow, fetches do not wait.
+	MaxWait time.Duration
+}
+
+// Consumer reads records of one topic from a set of partitions, in offset
+// order per partition. It keeps its positions itself (no consumer group).
+// A Consumer is not safe for concurrent use: call Poll or PollBatches from
+// one goroutine at a time, and Close when done.
+type Consumer struct {
+	c    *Client
+	opts ConsumerOptions
+
+	parts   []*consumerPart // sorted by partition
+	byID    map[int32]*consumerPart
+	started bool
+	closed  bool
+	// pendingErr is an error found in a response whose other partitions
+	// had records: those are returned first, the error by the next poll.
+	pendingErr error
+
+	stream *fetchStream // Follow only; nil until the first poll
+
+	// bufs recycles response buffers of PollBatches: their batches are
+	// valid only until the next poll, while Poll's records alias their
+	// response for good. batchBuf is the buffer of the response the last
+	// PollBatches returned.
+	bufs     bufferPool
+	batchBuf []byte
+}
+
+type consumerPart struct {
+	id  int32
+	pos int64 // next offset to return
+	hw  int64 // high watermark in the last response, -1 before any
+	// done (without Follow) means pos reached the high watermark.
+	done bool
+}
+
+// Batch is one record batch as fetched, not decoded: a way to count what a
+// consumer reads without allocating a Record per record.
+type Batch struct {
+	Topic     string
+	Partition int32
+	Header    record.Header
+	// Data is the whole v2 batch. It aliases the fetch response, whose
+	// buffer the consumer reuses: it is valid until the next Poll or
+	// PollBatches.
+	Data []byte
+	// Records is the number of records in the batch at or above the
+	// consumer's position (the first batch of a fetch may start earlier).
+	Records int
+}
+
+// NewConsumer returns a consumer of opts.Topic on c. It talks to the broker
+// on the first Poll.
+func NewConsumer(c *Client, opts ConsumerOptions) (*Consumer, error) {
+	if opts.Topic == "" {
+		return nil, errors.New("consumer: no topic")
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultFetchMaxBytes
+	}
+	if opts.PartitionMaxBytes <= 0 {
+		opts.PartitionMaxBytes = opts.MaxBytes
+	}
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = DefaultFetchMaxWait
+	}
+	return &Consumer{c: c, opts: opts, byID: make(map[int32]*consumerPart), bufs: make(bufferPool, 4)}, nil
+}
+
+// Poll returns the next records, in offset order per partition. With Follow
+// it blocks until there are records or ctx ends; without Follow it returns
+// io.EOF once every partition has reached the high watermark it reported.
+// A failure the broker reports for a partition is a *PartitionError (for
+// example codes.OutOfRange for a position outside the log, codes.DataLoss for
+// a range that cannot be read, with the offsets). Key, Value and header
+// values alias the fetched response and are not reused by the consumer.
+func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
+	for {
+		resp, err := c.next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		recs, err := c.decodeRecords(resp)
+		if len(recs) > 0 {
+			c.pendingErr = err
+			return recs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := c.idle(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// PollBatches is Poll without decoding records: it returns the fetched
+// batches, with the records below the consumer's position counted out.
+// Control batches (transaction markers) are skipped. CRCs are checked. The
+// batches' bytes are valid until the next Poll or PollBatches.
+func (c *Consumer) PollBatches(ctx context.Context) ([]Batch, error) {
+	for {
+		resp, err := c.next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		batches, err := c.collectBatches(resp)
+		if len(batches) > 0 {
+			c.pendingErr = err
+			c.batchBuf = resp.buf
+			return batches, nil
+		}
+		c.bufs.put(resp.buf)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.idle(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// idleDelay spaces fetches that returned nothing while a partition was
+// still below its high watermark, which should not happen but must not spin.
+const idleDelay = 10 * time.Millisecond
+
+// idle is called after a response without records. Follow mode has nothing to
+// wait for: the stream delivers when there is data.
+func (c *Consumer) idle(ctx context.Context) error {
+	if c.opts.Follow {
+		return nil
+	}
+	for _, cp := range c.parts {
+		if !cp.done {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(idleDelay):
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// Positions returns the next offset the consumer will return for each
+// partition (empty before the first poll).
+func (c *Consumer) Positions() map[int32]int64 {
+	out := make(map[int32]int64, len(c.parts))
+	for _, cp := range c.parts {
+		out[cp.id] = cp.pos
+	}
+	return out
+}
+
+// Close stops the consumer's fetch stream. It does not close the Client.
+func (c *Consumer) Close() error {
+	c.closed = true
+	c.closeStream()
+	return nil
+}
+
+// next returns the next fetch response to process.
+func (c *Consumer) next(ctx context.Context) (*fetchResponse, error) {
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if c.batchBuf != nil {
+		// The caller is done with the batches of the last PollBatches.
+		c.bufs.put(c.batchBuf)
+		c.batchBuf = nil
+	}
+	if err := c.pendingErr; err != nil {
+		c.pendingErr = nil
+		return nil, err
+	}
+	if !c.started {
+		if err := c.start(ctx); err != nil {
+			return nil, err
+		}
+		c.started = true
+	}
+	if c.opts.Follow {
+		return c.nextStreamed(ctx)
+	}
+	return c.nextFetched(ctx)
+}
+
+// start resolves the partitions and their start offsets.
+func (c *Consumer) start(ctx context.Context) error {
+	topic := c.opts.Topic
+	ids := c.opts.Partitions
+	if ids == nil {
+		t, err := c.c.DescribeTopic(ctx, topic)
+		if err != nil {
+			return err
+		}
+		for _, p := range t.GetPartitions() {
+			ids = append(ids, p.GetPartition())
+		}
+	}
+	if len(ids) == 0 {
+		return fmt.Errorf("consume topic %q: no partitions", topic)
+	}
+	// Group the partitions whose offset must be looked up by what to look
+	// up: earliest or latest.
+	lookups := map[int64][]int32{}
+	offsets := make(map[int32]int64, len(ids))
+	for _, id := range ids {
+		off, ok := c.opts.Offsets[id]
+		if !ok {
+			off = OffsetEarliest
+			if c.opts.Start == StartLatest {
+				off = OffsetLatest
+			}
+		}
+		if off < 0 {
+			if off != OffsetEarliest && off != OffsetLatest {
+				return fmt.Errorf("consume topic %q partition %d: invalid start offset %d", topic, id, off)
+			}
+			lookups[off] = append(lookups[off], id)
+		}
+		offsets[id] = off
+	}
+	for ts, ps := range lookups {
+		found, err := c.c.ListOffsets(ctx, topic, ps, ts)
+		if err != nil {
+			return err
+		}
+		for _, id := range ps {
+			offsets[id] = found[id]
+		}
+	}
+	c.parts = c.parts[:0]
+	clear(c.byID)
+	for id, off := range offsets {
+		cp := &consumerPart{id: id, pos: off, hw: -1}
+		c.parts = append(c.parts, cp)
+		c.byID[id] = cp
+	}
+	sort.Slice(c.parts, func(i, j int) bool { return c.parts[i].id < c.parts[j].id })
+	return nil
+}
+
+func (c *Consumer) fetchRequest(minBytes int32, wait time.Duration) *stratav1.FetchRequest {
+	req := &stratav1.FetchRequest{
+		MaxBytes:  c.opts.MaxBytes,
+		MinBytes:  minBytes,
+		MaxWaitMs: int32(wait / time.Millisecond),
+	}
+	for _, cp := range c.parts {
+		if cp.done {
+			continue
+		}
+		req.Partitions = append(req.Partitions, &stratav1.FetchPartition{
+			Topic:     c.opts.Topic,
+			Partition: cp.id,
+			Offset:    cp.pos,
+			MaxBytes:  c.opts.PartitionMaxBytes,
+		})
+	}
+	return req
+}
+
+// nextFetched fetches once from the partitions not yet at their end.
+func (c *Consumer) nextFetched(ctx context.Context) (*fetchResponse, error) {
+	req := c.fetchRequest(0, 0)
+	if len(req.Partitions) == 0 {
+		return nil, io.EOF
+	}
+	resp := &fetchResponse{pool: c.bufs}
+	if err := c.c.conn.Invoke(ctx, stratav1.Strata_Fetch_FullMethodName, req, resp, codecOption); err != nil {
+		return nil, fmt.Errorf("fetch from topic %q: %w", c.opts.Topic, err)
+	}
+	return resp, nil
+}
+
+// nextStreamed returns the stream's next response, opening the stream (again)
+// from the current positions when needed.
+func (c *Consumer) nextStreamed(ctx context.Context) (*fetchResponse, error) {
+	for {
+		if c.stream == nil {
+			c.stream = openFetchStream(c.c.conn, c.fetchRequest(1, c.opts.MaxWait), c.bufs)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case item := <-c.stream.items:
+			if item.err == nil {
+				return item.resp, nil
+			}
+			c.closeStream()
+			if !errors.Is(item.err, io.EOF) {
+				return nil, fmt.Errorf("fetch stream from topic %q: %w", c.opts.Topic, item.err)
+			}
+			// The broker ended the stream: follow on with a new one.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(streamRetryDelay):
+			}
+		}
+	}
+}
+
+func (c *Consumer) closeStream() {
+	if c.stream != nil {
+		c.stream.close()
+		c.stream = nil
+	}
+}
+
+// forEachBatch walks the batches of a response at or above the consumer's
+// positions, advancing them, and calls fn for each data batch with the
+// partition and the position before the batch. It processes every partition
+// before returning the first error.
+func (c *Consumer) forEachBatch(resp *fetchResponse, fn func(cp *consumerPart, h *record.Header, data []byte, from int64) error) error {
+	var firstErr error
+	for _, pr := range resp.GetPartitions() {
+		cp := c.byID[pr.GetPartition()]
+		if cp == nil || (pr.GetTopic() != "" && pr.GetTopic() != c.opts.Topic) {
+			continue
+		}
+		if err := c.partitionBatches(cp, pr, fn); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+func (c *Consumer) partitionBatches(cp *consumerPart, pr *fetchResult, fn func(*consumerPart, *record.Header, []byte, int64) error) error {
+	if perr := newPartitionError(c.opts.Topic, cp.id, pr.GetError(), cp.pos, pr.GetNextOffset()); perr != nil {
+		return perr
+	}
+	cp.hw = pr.GetHighWatermark()
+	it := record.NewBatches(pr.GetRecordBatches())
+	complete := 0
+	for it.Next() {
+		complete++
+		h := it.Header()
+		if h.NextOffset() <= cp.pos {
+			continue
+		}
+		data := it.Bytes()
+		if _, err := record.Validate(data); err != nil {
+			return c.corrupt(cp, h.BaseOffset, h.NextOffset(), err)
+		}
+		from := cp.pos
+		cp.pos = h.NextOffset()
+		if h.Control() {
+			continue
+		}
+		if err := fn(cp, &h, data, from); err != nil {
+			return err
+		}
+	}
+	if err := it.Err(); err != nil && !(complete > 0 && errors.Is(err, record.ErrShortBuffer)) {
+		// A truncated batch after complete ones is tolerated, as Kafka
+		// clients do: it is read whole by the next fetch.
+		return c.corrupt(cp, cp.pos, -1, fmt.Errorf("batch at byte %d of the response: %w", it.Position(), err))
+	}
+	if next := pr.GetNextOffset(); next > cp.pos {
+		cp.pos = next
+	}
+	if !c.opts.Follow && cp.hw >= 0 && cp.pos >= cp.hw {
+		cp.done = true
+	}
+	return nil
+}
+
+// corrupt reports a batch the consumer cannot read as codes.DataLoss, with
+// the offsets.
+func (c *Consumer) corrupt(cp *consumerPart, from, next int64, err error) error {
+	return &PartitionError{
+		Topic:      c.opts.Topic,
+		Partition:  cp.id,
+		Code:       codes.DataLoss,
+		Message:    err.Error(),
+		Offset:     from,
+		NextOffset: next,
+	}
+}
+
+func (c *Consumer) decodeRecords(resp *fetchResponse) ([]Record, error) {
+	// Size the result from the batch headers: one allocation per poll. A
+	// record takes at least minRecordBytes, which bounds a lying count.
+	const minRecordBytes = 7
+	n := 0
+	for _, pr := range resp.GetPartitions() {
+		it := record.NewBatches(pr.GetRecordBatches())
+		for it.Next() {
+			n += min(int(it.Header().RecordCount), len(it.Bytes())/minRecordBytes)
+		}
+	}
+	out := make([]Record, 0, n)
+	topic := c.opts.Topic
+	err := c.forEachBatch(resp, func(cp *consumerPart, h *record.Header, data []byte, from int64) error {
+		err := record.ForEach(data, func(r *record.Record) error {
+			if r.Offset < from {
+				return nil
+			}
+			rec := Record{
+				Topic:     topic,
+				Partition: cp.id,
+				Offset:    r.Offset,
+				Key:       r.Key,
+				Value:     r.Value,
+				Timestamp: time.UnixMilli(r.Timestamp),
+			}
+			if len(r.Headers) > 0 {
+				rec.Headers = r.Headers
+				r.Headers = nil // ForEach allocates headers anew; do not share
+			}
+			out = append(out, rec)
+			return nil
+		})
+		if err != nil {
+			return c.corrupt(cp, h.BaseOffset, h.NextOffset(), err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (c *Consumer) collectBatches(resp *fetchResponse) ([]Batch, error) {
+	var out []Batch
+	err := c.forEachBatch(resp, func(cp *consumerPart, h *record.Header, data []byte, from int64) error {
+		n := int(h.RecordCount)
+		if h.BaseOffset < from {
+			n = 0
+			err := record.ForEach(data, func(r *record.Record) error {
+				if r.Offset >= from {
+					n++
+				}
+				return nil
+			})
+			if err != nil {
+				return c.corrupt(cp, h.BaseOffset, h.NextOffset(), err)
+			}
+		}
+		out = append(out, Batch{Topic: c.opts.Topic, Partition: cp.id, Header: *h, Data: data, Records: n})
+		return nil
+	})
+	return out, err
+}
+
+// fetchStream runs one FetchStream call; a goroutine receives its responses
+// into items, ahead of the consumer by the channel's capacity.
+type fetchStream struct {
+	cancel context.CancelFunc
+	items  chan streamItem
+	done   chan struct{}
+}
+
+type streamItem struct {
+	resp *fetchResponse
+	err  error
+}
+
+func openFetchStream(conn *grpc.ClientConn, req *stratav1.FetchRequest, bufs bufferPool) *fetchStream {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &fetchStream{cancel: cancel, items: make(chan streamItem, 2), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		err := s.run(ctx, conn, req, bufs)
+		select {
+		case s.items <- streamItem{err: err}:
+		case <-ctx.Done():
+		}
+	}()
+	return s
+}
+
+// run calls FetchStream and forwards its responses until it fails or ends
+// (io.EOF).
+func (s *fetchStream) run(ctx context.Context, conn *grpc.ClientConn, req *stratav1.FetchRequest, bufs bufferPool) error {
+	stream, err := conn.NewStream(ctx, &stratav1.Strata_ServiceDesc.Streams[0], stratav1.Strata_FetchStream_FullMethodName, codecOption)
+	if err != nil {
+		return err
+	}
+	// SendMsg reports io.EOF when the call already ended; RecvMsg then
+	// returns its status.
+	if err := stream.SendMsg(req); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if err := stream.CloseSend(); err != nil {
+		return err
+	}
+	for {
+		resp := &fetchResponse{pool: bufs}
+		if err := stream.RecvMsg(resp); err != nil {
+			return err
+		}
+		select {
+		case s.items <- streamItem{resp: resp}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// close cancels the call and waits for the receiving goroutine.
+func (s *fetchStream) close() {
+	s.cancel()
+	<-s.done
+}

@@ -1,0 +1,816 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/broker/record"
+)
+
+// Acks is how much replication a produce request waits for. The zero value is
+// AcksAll, the safe default.
+type Acks int8
+
+const (
+	// AcksAll waits until every in-sync replica has the records (Kafka's
+	// acks=all, -1).
+	AcksAll Acks = iota
+	// AcksLeader waits until the leader has appended the records (acks=1).
+	AcksLeader
+	// AcksNone does not wait for the append (acks=0). gRPC still answers
+	// every request, but results carry offset -1.
+	AcksNone
+)
+
+// ParseAcks parses Kafka's spellings: "all" or "-1", "1", "0".
+func ParseAcks(s string) (Acks, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "all", "-1":
+		return AcksAll, nil
+	case "1", "leader":
+		return AcksLeader, nil
+	case "0", "none":
+		return AcksNone, nil
+	}
+	return AcksAll, fmt.Errorf("invalid acks %q (want 0, 1 or all)", s)
+}
+
+func (a Acks) String() string {
+	switch a {
+	case AcksAll:
+		return "all"
+	case AcksLeader:
+		return "1"
+	case AcksNone:
+		return "0"
+	}
+	return fmt.Sprintf("acks(%d)", int8(a))
+}
+
+func (a Acks) proto() stratav1.Acks {
+	switch a {
+	case AcksLeader:
+		return stratav1.Acks_ACKS_LEADER
+	case AcksNone:
+		return stratav1.Acks_ACKS_NONE
+	}
+	return stratav1.Acks_ACKS_ALL
+}
+
+// NoLinger as ProducerOptions.Linger sends records as soon as a request slot
+// is free; records produced meanwhile still share a batch.
+const NoLinger time.Duration = -1
+
+// Producer defaults, applied to zero fields of ProducerOptions.
+const (
+	DefaultLinger           = 5 * time.Millisecond
+	DefaultBatchBytes       = 1 << 20
+	DefaultMaxInFlight      = 5
+	DefaultMaxBufferedBytes = 64 << 20
+	DefaultMaxRequestBytes  = 16 << 20
+	DefaultRequestTimeout   = 30 * time.Second
+)
+
+// requestGrace is added to the request timeout for the RPC deadline, so the
+// broker's own timeout (timeout_ms) answers first.
+const requestGrace = 5 * time.Second
+
+// initialBatchCapacity is the buffer a new batch starts with; it grows up to
+// BatchBytes as records arrive, and recycled batches keep their buffers.
+const initialBatchCapacity = 64 << 10
+
+// ProducerOptions configures a Producer. Zero fields take the defaults.
+type ProducerOptions struct {
+	// Acks is the replication a request waits for (default AcksAll).
+	Acks Acks
+	// Linger is how long a batch waits for more records before it is sent
+	// (default 5 ms; NoLinger to send as soon as possible).
+	Linger time.Duration
+	// BatchBytes bounds an encoded batch (default 1 MiB, which fits Kafka's
+	// default max.message.bytes). A single larger record gets a batch of its
+	// own.
+	BatchBytes int
+	// MaxInFlight is the number of produce requests outstanding at once
+	// (default 5). A partition has at most one request in flight, so its
+	// batches are appended in the order they were produced: the broker
+	// handles concurrent gRPC calls concurrently and would not keep the
+	// order of two in-flight requests.
+	MaxInFlight int
+	// Compression of batches (default none).
+	Compression record.Compression
+	// MaxBufferedBytes bounds the records buffered and in flight; Produce
+	// blocks above it (default 64 MiB).
+	MaxBufferedBytes int
+	// MaxRequestBytes bounds one request: the batches that queued for a
+	// partition while its previous request was in flight are sent together
+	// up to this size (default 16 MiB).
+	MaxRequestBytes int
+	// RequestTimeout bounds a produce request, including replication for
+	// AcksAll (default 30 s).
+	RequestTimeout time.Duration
+}
+
+func (o ProducerOptions) withDefaults() ProducerOptions {
+	if o.Linger == 0 {
+		o.Linger = DefaultLinger
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = DefaultBatchBytes
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.MaxBufferedBytes <= 0 {
+		o.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if o.MaxRequestBytes > MaxMessageBytes-1<<20 {
+		o.MaxRequestBytes = MaxMessageBytes - 1<<20
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	return o
+}
+
+// Result is where a produced record landed.
+type Result struct {
+	Topic     string
+	Partition int32
+	// Offset is the record's offset, or -1 when it is unknown (AcksNone, or
+	// the record failed).
+	Offset int64
+}
+
+// Producer batches records per partition and sends them as record-batch v2
+// bytes. It is safe for concurrent use.
+//
+// Every record's callback is called exactly once, with its Result or an
+// error. Callbacks of one partition are called in produce order, from the
+// producer's goroutines (or, for records refused before they were buffered,
+// from the goroutine calling Produce). They must not block: a blocked
+// callback holds back its partition and a request slot. For the same reason
+// a callback must not call Flush or Close, which wait for callbacks.
+type Producer struct {
+	opts   ProducerOptions
+	send   sendFunc
+	counts func(context.Context, string) (int32, error)
+
+	// ctx bounds requests; Close cancels it once everything is flushed.
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	lingerWake chan struct{}
+	lingerStop chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
+
+	mu   sync.Mutex
+	cond *sync.Cond // signalled when a partition becomes ready, and on stop
+	// topics holds the batching state of every topic produced to.
+	topics map[string]*topicState
+	// ready lists partitions with something to send and no request in
+	// flight, in the order they became ready.
+	ready []*partState
+	// lingerQ holds the open batches by deadline. Linger is one duration,
+	// so deadlines are in the order batches were opened and a FIFO suffices.
+	lingerQ    []lingerEntry
+	lingerHead int
+	// buffered counts the encoded bytes of records not yet completed.
+	buffered int
+	// space is closed (and replaced) when buffered bytes are released while
+	// spaceWaiters > 0.
+	space        chan struct{}
+	spaceWaiters int
+	closed       bool // Produce refuses records
+	stopping     bool // workers exit once nothing is ready
+	rng          *rand.Rand
+	freeBatches  []*batch
+	maxFree      int
+}
+
+type topicState struct {
+	name  string
+	parts []*partState
+	// sticky is the partition unkeyed records go to, -1 when none is
+	// chosen; prevSticky the one before.
+	sticky, prevSticky int32
+}
+
+type partState struct {
+	topic *topicState
+	id    int32
+	// open is the batch records are appended to, nil when none.
+	open *batch
+	// openSeq counts the batches opened, to tell a linger entry's batch.
+	openSeq uint64
+	// due means the open batch's linger expired: send it when possible.
+	due bool
+	// sealed are complete batches waiting for a request, oldest first.
+	sealed []*batch
+	// tail is the newest sealed batch not yet completed: Flush waits for it.
+	tail     *batch
+	inFlight bool
+	queued   bool // in Producer.ready
+}
+
+type batch struct {
+	b      *record.Builder
+	baseTS int64
+	cbs    []func(Result, error)
+	bytes  int           // encoded bytes accounted in Producer.buffered
+	data   []byte        // the built batch, set by the sending worker
+	done   chan struct{} // closed after the callbacks ran; made when sealed
+	// refs counts who still uses data: the producer until the request
+	// completes, and gRPC until it has written the buffer. At zero the
+	// batch is recycled.
+	refs atomic.Int32
+	pool *batchPool // gRPC frees data through it
+}
+
+type lingerEntry struct {
+	ps       *partState
+	seq      uint64
+	deadline time.Time
+}
+
+// sendFunc sends one produce request.
+type sendFunc func(context.Context, *produceWire) (*stratav1.ProduceResponse, error)
+
+// NewProducer starts a producer on c. Close it to flush and stop its
+// goroutines.
+func NewProducer(c *Client, opts ProducerOptions) *Producer {
+	send := func(ctx context.Context, w *produceWire) (*stratav1.ProduceResponse, error) {
+		resp := new(stratav1.ProduceResponse)
+		if err := c.conn.Invoke(ctx, stratav1.Strata_Produce_FullMethodName, w, resp, codecOption); err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}
+	return newProducer(send, c.partitionCount, opts)
+}
+
+func newProducer(send sendFunc, counts func(context.Context, string) (int32, error), opts ProducerOptions) *Producer {
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Producer{
+		opts:       opts,
+		send:       send,
+		counts:     counts,
+		ctx:        ctx,
+		cancel:     cancel,
+		lingerWake: make(chan struct{}, 1),
+		lingerStop: make(chan struct{}),
+		topics:     make(map[string]*topicState),
+		space:      make(chan struct{}),
+		rng:        rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		maxFree:    min(64, opts.MaxBufferedBytes/opts.BatchBytes+opts.MaxInFlight),
+	}
+	p.cond = sync.NewCond(&p.mu)
+	p.wg.Add(opts.MaxInFlight + 1)
+	for range opts.MaxInFlight {
+		go p.worker()
+	}
+	go p.lingerLoop()
+	return p
+}
+
+// Produce buffers r for topic and returns; cb (which may be nil) gets the
+// outcome. Key, value and headers are copied before Produce returns, so the
+// caller may reuse them. r.Topic and r.Offset are ignored.
+//
+// Produce blocks while the producer buffers more than MaxBufferedBytes, and
+// while it looks up the partition count of a topic it has not seen; ctx
+// bounds those waits. Once buffered, a record is sent whatever ctx does.
+func (p *Producer) Produce(ctx context.Context, topic string, r Record, cb func(Result, error)) {
+	if cb == nil {
+		cb = ignoreResult
+	}
+	fail := func(partition int32, err error) {
+		cb(Result{Topic: topic, Partition: partition, Offset: -1}, err)
+	}
+	if err := ctx.Err(); err != nil {
+		fail(r.Partition, err)
+		return
+	}
+	rec := record.Record{Key: r.Key, Value: r.Value, Headers: r.Headers}
+	if r.Timestamp.IsZero() {
+		rec.Timestamp = time.Now().UnixMilli()
+	} else {
+		rec.Timestamp = r.Timestamp.UnixMilli()
+	}
+	// An upper bound of the record's encoded size (varints of the deltas
+	// take at most 10 + 5 bytes) for the buffer bound and the size check.
+	est := record.RecordSize(&rec, 0, 0) + 15
+	if est+record.HeaderSize > p.opts.MaxRequestBytes {
+		fail(r.Partition, status.Errorf(codes.InvalidArgument,
+			"record of %d bytes exceeds the maximum request size of %d bytes", est, p.opts.MaxRequestBytes))
+		return
+	}
+
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		fail(r.Partition, ErrClosed)
+		return
+	}
+	t := p.topics[topic]
+	if t == nil {
+		p.mu.Unlock()
+		n, err := p.counts(ctx, topic)
+		if err != nil {
+			fail(r.Partition, err)
+			return
+		}
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			fail(r.Partition, ErrClosed)
+			return
+		}
+		if t = p.topics[topic]; t == nil {
+			t = newTopicState(topic, n)
+			p.topics[topic] = t
+		}
+	}
+	for p.buffered > 0 && p.buffered+est > p.opts.MaxBufferedBytes {
+		ch := p.space
+		p.spaceWaiters++
+		p.mu.Unlock()
+		var err error
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		p.mu.Lock()
+		p.spaceWaiters--
+		if err == nil && p.closed {
+			err = ErrClosed
+		}
+		if err != nil {
+			p.mu.Unlock()
+			fail(r.Partition, err)
+			return
+		}
+	}
+
+	n := int32(len(t.parts))
+	var part int32
+	sticky := false
+	switch {
+	case r.Partition >= 0:
+		if r.Partition >= n {
+			p.mu.Unlock()
+			fail(r.Partition, status.Errorf(codes.InvalidArgument,
+				"topic %q has %d partitions, no partition %d", topic, n, r.Partition))
+			return
+		}
+		part = r.Partition
+	case r.Key != nil:
+		part = keyedPartition(r.Key, n)
+	default:
+		part = p.stickyLocked(t)
+		sticky = true
+	}
+	ps := t.parts[part]
+	if ps.open != nil && !p.fits(ps.open, &rec) {
+		p.sealLocked(ps)
+		p.queueLocked(ps)
+		if sticky {
+			// The sticky partition's batch is full: switch partitions
+			// now rather than start a nearly empty batch here.
+			ps = t.parts[p.stickyLocked(t)]
+			if ps.open != nil && !p.fits(ps.open, &rec) {
+				p.sealLocked(ps)
+				p.queueLocked(ps)
+			}
+		}
+	}
+	if ps.open == nil {
+		p.openLocked(ps, rec.Timestamp)
+	}
+	bt := ps.open
+	before := bt.b.Size()
+	bt.b.Append(&rec)
+	size := bt.b.Size() - before
+	bt.cbs = append(bt.cbs, cb)
+	bt.bytes += size
+	p.buffered += size
+	if bt.b.Size()+size > p.opts.BatchBytes {
+		// A record like this one would not fit any more: send now rather
+		// than wait for the next record or the linger.
+		p.sealLocked(ps)
+	}
+	p.queueLocked(ps)
+	p.mu.Unlock()
+}
+
+func ignoreResult(Result, error) {}
+
+func newTopicState(name string, n int32) *topicState {
+	t := &topicState{name: name, parts: make([]*partState, n), sticky: -1, prevSticky: -1}
+	for i := range t.parts {
+		t.parts[i] = &partState{topic: t, id: int32(i)}
+	}
+	return t
+}
+
+// stickyLocked returns the topic's sticky partition, choosing one if needed.
+// Lock should be held.
+func (p *Producer) stickyLocked(t *topicState) int32 {
+	if t.sticky < 0 {
+		t.sticky = nextSticky(p.rng, t.prevSticky, int32(len(t.parts)))
+		t.prevSticky = t.sticky
+	}
+	return t.sticky
+}
+
+// fits reports whether r can join bt without exceeding BatchBytes. An empty
+// batch takes any record.
+func (p *Producer) fits(bt *batch, r *record.Record) bool {
+	if bt.b.Len() == 0 {
+		return true
+	}
+	return bt.b.Size()+record.RecordSize(r, r.Timestamp-bt.baseTS, int32(bt.b.Len())) <= p.opts.BatchBytes
+}
+
+// openLocked starts a new open batch on ps. Lock should be held.
+func (p *Producer) openLocked(ps *partState, ts int64) {
+	var bt *batch
+	if n := len(p.freeBatches); n > 0 {
+		bt = p.freeBatches[n-1]
+		p.freeBatches[n-1] = nil
+		p.freeBatches = p.freeBatches[:n-1]
+		bt.b.Reset(ts, 0)
+	} else {
+		bt = &batch{b: record.NewBuilder(ts, min(p.opts.BatchBytes, initialBatchCapacity))}
+		bt.pool = &batchPool{p: p, bt: bt}
+	}
+	bt.refs.Store(1)
+	bt.baseTS = ts
+	ps.open = bt
+	ps.openSeq++
+	if p.opts.Linger < 0 {
+		ps.due = true
+		return
+	}
+	if p.lingerHead == len(p.lingerQ) {
+		select {
+		case p.lingerWake <- struct{}{}:
+		default:
+		}
+	}
+	p.lingerQ = append(p.lingerQ, lingerEntry{ps: ps, seq: ps.openSeq, deadline: time.Now().Add(p.opts.Linger)})
+}
+
+// sealLocked closes ps's open batch and queues it for sending (but does not
+// put ps in the ready list: see queueLocked). Lock should be held.
+func (p *Producer) sealLocked(ps *partState) {
+	bt := ps.open
+	ps.open = nil
+	ps.due = false
+	bt.done = make(chan struct{})
+	ps.sealed = append(ps.sealed, bt)
+	ps.tail = bt
+	if t := ps.topic; t.sticky == ps.id {
+		t.sticky = -1
+	}
+}
+
+// queueLocked puts ps in the ready list if it has something to send and no
+// request in flight. Lock should be held.
+func (p *Producer) queueLocked(ps *partState) {
+	if ps.inFlight || ps.queued || (len(ps.sealed) == 0 && (ps.open == nil || !ps.due)) {
+		return
+	}
+	ps.queued = true
+	p.ready = append(p.ready, ps)
+	p.cond.Signal()
+}
+
+// Flush sends every buffered record without waiting for the linger, and waits
+// until all records produced before the call have completed (their callbacks
+// have returned), or ctx ends.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	var waits []chan struct{}
+	for _, t := range p.topics {
+		for _, ps := range t.parts {
+			if ps.open != nil {
+				p.sealLocked(ps)
+				p.queueLocked(ps)
+			}
+			if ps.tail != nil {
+				waits = append(waits, ps.tail.done)
+			}
+		}
+	}
+	p.mu.Unlock()
+	for _, ch := range waits {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("flush: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// Close refuses further records, flushes the buffered ones, and stops the
+// producer's goroutines. Records produced concurrently with Close may fail
+// with ErrClosed.
+func (p *Producer) Close() error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		close(p.space) // wake Produce calls waiting for buffer space
+		p.space = make(chan struct{})
+		p.mu.Unlock()
+
+		p.closeErr = p.Flush(context.Background())
+
+		p.mu.Lock()
+		p.stopping = true
+		p.cond.Broadcast()
+		p.mu.Unlock()
+		close(p.lingerStop)
+		p.wg.Wait()
+		p.cancel()
+	})
+	return p.closeErr
+}
+
+// lingerLoop marks open batches due when their linger expires.
+func (p *Producer) lingerLoop() {
+	defer p.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		p.mu.Lock()
+		now := time.Now()
+		for p.lingerHead < len(p.lingerQ) && !p.lingerQ[p.lingerHead].deadline.After(now) {
+			e := p.lingerQ[p.lingerHead]
+			p.lingerQ[p.lingerHead] = lingerEntry{}
+			p.lingerHead++
+			if e.ps.open != nil && e.ps.openSeq == e.seq {
+				e.ps.due = true
+				p.queueLocked(e.ps)
+			}
+		}
+		if p.lingerHead == len(p.lingerQ) {
+			p.lingerQ, p.lingerHead = p.lingerQ[:0], 0
+		} else if p.lingerHead > len(p.lingerQ)/2 {
+			n := copy(p.lingerQ, p.lingerQ[p.lingerHead:])
+			clear(p.lingerQ[n:])
+			p.lingerQ, p.lingerHead = p.lingerQ[:n], 0
+		}
+		wait := time.Duration(-1)
+		if p.lingerHead < len(p.lingerQ) {
+			wait = p.lingerQ[p.lingerHead].deadline.Sub(now)
+		}
+		p.mu.Unlock()
+		if wait >= 0 {
+			timer.Reset(wait)
+		}
+		select {
+		case <-p.lingerStop:
+			timer.Stop()
+			return
+		case <-p.lingerWake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// request is one produce request being sent: batches of some partitions of
+// one topic.
+type request struct {
+	topic *topicState
+	parts []*partRequest
+}
+
+type partRequest struct {
+	ps      *partState
+	batches []*batch
+	records int
+	err     error // set when the partition failed
+	base    int64 // base offset from the response
+}
+
+// worker sends one request at a time; MaxInFlight workers run.
+func (p *Producer) worker() {
+	defer p.wg.Done()
+	for {
+		p.mu.Lock()
+		for len(p.ready) == 0 && !p.stopping {
+			p.cond.Wait()
+		}
+		if len(p.ready) == 0 {
+			p.mu.Unlock()
+			return
+		}
+		req := p.takeLocked()
+		p.mu.Unlock()
+		if req != nil {
+			p.sendRequest(req)
+		}
+	}
+}
+
+// takeLocked builds a request from the first ready partition and the other
+// ready partitions of its topic, up to MaxRequestBytes. The partitions taken
+// are marked in flight. Lock should be held.
+func (p *Producer) takeLocked() *request {
+	t := p.ready[0].topic
+	req := &request{topic: t}
+	total := 0
+	kept := p.ready[:0]
+	for _, ps := range p.ready {
+		if ps.topic != t || (len(req.parts) > 0 && total >= p.opts.MaxRequestBytes) {
+			kept = append(kept, ps)
+			continue
+		}
+		if ps.open != nil && ps.due {
+			p.sealLocked(ps)
+		}
+		n := 0
+		for n < len(ps.sealed) {
+			size := ps.sealed[n].b.Size()
+			if (n > 0 || len(req.parts) > 0) && total+size > p.opts.MaxRequestBytes {
+				break
+			}
+			total += size
+			n++
+		}
+		if n == 0 {
+			if len(ps.sealed) > 0 {
+				kept = append(kept, ps) // next request
+			} else {
+				ps.queued = false
+			}
+			continue
+		}
+		pr := &partRequest{ps: ps, batches: make([]*batch, n)}
+		copy(pr.batches, ps.sealed)
+		rest := copy(ps.sealed, ps.sealed[n:])
+		clear(ps.sealed[rest:])
+		ps.sealed = ps.sealed[:rest]
+		for _, bt := range pr.batches {
+			pr.records += len(bt.cbs)
+		}
+		ps.queued = false
+		ps.inFlight = true
+		req.parts = append(req.parts, pr)
+	}
+	clear(p.ready[len(kept):])
+	p.ready = kept
+	if len(req.parts) == 0 {
+		return nil
+	}
+	return req
+}
+
+// sendRequest encodes, sends and completes one request.
+func (p *Producer) sendRequest(req *request) {
+	topic := req.topic.name
+	w := &produceWire{
+		topic:     topic,
+		acks:      p.opts.Acks.proto(),
+		timeoutMs: int32(p.opts.RequestTimeout / time.Millisecond),
+	}
+	for _, pr := range req.parts {
+		if pr.err = p.encode(pr); pr.err == nil {
+			w.parts = append(w.parts, wirePart{partition: pr.ps.id, batches: pr.batches})
+		}
+	}
+	var resp *stratav1.ProduceResponse
+	var err error
+	if len(w.parts) > 0 {
+		ctx, cancel := context.WithTimeout(p.ctx, p.opts.RequestTimeout+requestGrace)
+		resp, err = p.send(ctx, w)
+		cancel()
+	}
+	results := make(map[int32]*stratav1.ProducePartitionResult, len(resp.GetPartitions()))
+	for _, r := range resp.GetPartitions() {
+		results[r.GetPartition()] = r
+	}
+	for _, pr := range req.parts {
+		pr.base = -1
+		if pr.err != nil {
+			continue
+		}
+		if err != nil {
+			pr.err = fmt.Errorf("produce %d records to topic %q partition %d: %w", pr.records, topic, pr.ps.id, err)
+			continue
+		}
+		res := results[pr.ps.id]
+		if res == nil {
+			pr.err = status.Errorf(codes.Internal, "produce to topic %q partition %d: no result in the response", topic, pr.ps.id)
+			continue
+		}
+		if perr := newPartitionError(topic, pr.ps.id, res.GetError(), -1, -1); perr != nil {
+			pr.err = perr
+			continue
+		}
+		if p.opts.Acks != AcksNone && res.GetBaseOffset() >= 0 {
+			pr.base = res.GetBaseOffset()
+		}
+	}
+	p.complete(req)
+}
+
+// encode builds the partition's batches.
+func (p *Producer) encode(pr *partRequest) error {
+	for _, bt := range pr.batches {
+		data, err := bt.b.Build(p.opts.Compression)
+		if err != nil {
+			return fmt.Errorf("encode batch for topic %q partition %d: %w", pr.ps.topic.name, pr.ps.id, err)
+		}
+		bt.data = data
+	}
+	return nil
+}
+
+// complete releases the request's buffer space, calls the callbacks in order
+// and hands the partitions back to the ready list.
+func (p *Producer) complete(req *request) {
+	released := 0
+	for _, pr := range req.parts {
+		for _, bt := range pr.batches {
+			released += bt.bytes
+		}
+	}
+	p.mu.Lock()
+	p.buffered -= released
+	if p.spaceWaiters > 0 {
+		close(p.space)
+		p.space = make(chan struct{})
+	}
+	p.mu.Unlock()
+
+	// Callbacks run before the partition leaves the in-flight state, so the
+	// next request of the partition cannot complete (and call back) first.
+	topic := req.topic.name
+	for _, pr := range req.parts {
+		off := pr.base
+		for _, bt := range pr.batches {
+			for _, cb := range bt.cbs {
+				cb(Result{Topic: topic, Partition: pr.ps.id, Offset: off}, pr.err)
+				if off >= 0 {
+					off++
+				}
+			}
+		}
+	}
+
+	p.mu.Lock()
+	for _, pr := range req.parts {
+		ps := pr.ps
+		ps.inFlight = false
+		for _, bt := range pr.batches {
+			if ps.tail == bt {
+				ps.tail = nil
+			}
+		}
+		p.queueLocked(ps)
+	}
+	p.mu.Unlock()
+	for _, pr := range req.parts {
+		for _, bt := range pr.batches {
+			close(bt.done)
+			p.release(bt)
+		}
+	}
+}
+
+// release drops one reference to bt's buffer; the last one recycles the
+// batch for a later one. A batch whose buffer gRPC never frees is left to the
+// garbage collector.
+func (p *Producer) release(bt *batch) {
+	if bt.refs.Add(-1) != 0 {
+		return
+	}
+	clear(bt.cbs)
+	bt.cbs = bt.cbs[:0]
+	bt.bytes = 0
+	bt.data = nil
+	bt.done = nil
+	p.mu.Lock()
+	if len(p.freeBatches) < p.maxFree {
+		p.freeBatches = append(p.freeBatches, bt)
+	}
+	p.mu.Unlock()
+}

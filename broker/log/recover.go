@@ -1,0 +1,436 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/strata-broker/strata/broker/record"
+)
+
+// load reads the partition directory and recovers the log (see Open).
+//
+// After a clean shutdown nothing is scanned: every segment's indexes are
+// loaded and sanity-checked against the log (and rebuilt if they do not
+// match). Otherwise every segment from the one holding the recovery point
+// onwards is scanned batch by batch, CRCs included; at the first torn or
+// corrupt batch the segment is truncated and later segments are deleted,
+// which is safe because everything there was never fsynced as far as the
+// recovery point says. Segments wholly below the recovery point get only
+// the index check.
+func (l *Log) load() (err error) {
+	now := l.now()
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return fmt.Errorf("log: open %s: %w", l.dir, err)
+	}
+	var bases []int64
+	hasLog := map[int64]bool{}
+	var derived []string
+	for _, e := range entries {
+		name := e.Name()
+		switch name {
+		case recoveryPointFile, logStartFile, cleanShutdownFile, brokerMetaFile:
+			continue
+		}
+		if stem, ok := strings.CutSuffix(name, tmpSuffix); ok && e.Type().IsRegular() && ownFile(stem) {
+			// An atomic write cut short by a crash; the file it was replacing
+			// is intact.
+			if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
+				return fmt.Errorf("log: open: %w", err)
+			}
+			l.logger.Warn("log: removed leftover temporary file", "dir", l.dir, "file", name)
+			continue
+		}
+		base, suffix, ok := parseSegmentName(name)
+		if !ok || !e.Type().IsRegular() {
+			l.logger.Warn("log: ignoring unknown file in partition directory", "dir", l.dir, "file", name)
+			continue
+		}
+		if suffix == logSuffix {
+			bases = append(bases, base)
+			hasLog[base] = true
+		} else {
+			derived = append(derived, name)
+		}
+	}
+	slices.Sort(bases)
+	for _, name := range derived {
+		if base, _, _ := parseSegmentName(name); !hasLog[base] {
+			if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
+				return fmt.Errorf("log: open: %w", err)
+			}
+			l.logger.Warn("log: removed index file without a segment", "dir", l.dir, "file", name)
+		}
+	}
+
+	rp, rpErr := readCheckpoint(l.dir, recoveryPointFile)
+	if rpErr != nil && !errors.Is(rpErr, fs.ErrNotExist) {
+		l.logger.Warn("log: unreadable recovery point checkpoint; scanning every segment", "dir", l.dir, "err", rpErr)
+	}
+	ls, lsErr := readCheckpoint(l.dir, logStartFile)
+	if lsErr != nil && !errors.Is(lsErr, fs.ErrNotExist) {
+		l.logger.Warn("log: unreadable log start checkpoint; starting at the first segment", "dir", l.dir, "err", lsErr)
+	}
+	_, cleanErr := os.Stat(filepath.Join(l.dir, cleanShutdownFile))
+	clean := cleanErr == nil && rpErr == nil
+
+	var segs []*segment
+	defer func() {
+		if err != nil {
+			for _, s := range segs {
+				s.f.Close()
+			}
+		}
+	}()
+	for _, b := range bases {
+		s, err := openSegment(l.dir, b, now)
+		if err != nil {
+			return err
+		}
+		segs = append(segs, s)
+	}
+	if len(segs) == 0 {
+		base := int64(0)
+		if lsErr == nil {
+			base = ls
+		}
+		s, err := createSegment(l.dir, base, now)
+		if err != nil {
+			return err
+		}
+		segs = append(segs, s)
+	}
+
+	scanFrom := len(segs)
+	if !clean {
+		scanFrom = 0
+		for i, s := range segs {
+			if rpErr == nil && s.base <= rp {
+				scanFrom = i
+			}
+		}
+	}
+	tailUnknown := make([]bool, len(segs)) // damage hides where the segment ends
+	for i := 0; i < scanFrom; i++ {
+		// Offsets of a segment stay below the next segment's base, and
+		// relative offsets fit in 31 bits.
+		limit := segs[i].base + math.MaxInt32 + 1
+		if i+1 < len(segs) {
+			limit = min(limit, segs[i+1].base)
+		}
+		ok, err := l.loadSegment(segs[i], limit)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if i == len(segs)-1 {
+				scanFrom = i // the active segment's end must be known: recover it
+			} else {
+				tailUnknown[i] = true
+			}
+		}
+	}
+	scanned := make([]bool, len(segs))
+	for i := scanFrom; i < len(segs); i++ {
+		s := segs[i]
+		scanned[i] = true
+		dmg, err := l.scanSegment(s)
+		if err != nil {
+			return err
+		}
+		if dmg == nil {
+			continue
+		}
+		if err := l.cutTail(s, dmg); err != nil {
+			return err
+		}
+		for _, r := range segs[i+1:] {
+			l.logger.Warn("log recovery: removing segment after the truncation point", "dir", l.dir, "segment", r.name(), "bytes", r.size.Load())
+			if err := r.removeFiles(); err != nil {
+				return err
+			}
+		}
+		segs = segs[:i+1]
+		break
+	}
+	for i, s := range segs[:len(segs)-1] {
+		if tailUnknown[i] {
+			s.next.Store(segs[i+1].base)
+		}
+		if next, b := s.next.Load(), segs[i+1].base; next != b {
+			l.logger.Warn("log: segments are not contiguous", "dir", l.dir, "segment", s.name(), "next_offset", next, "next_segment", segs[i+1].name())
+		}
+	}
+
+	// Everything recovered is made durable before the recovery point moves
+	// to the log end.
+	for i, s := range segs {
+		if scanned[i] {
+			if err := s.f.Sync(); err != nil {
+				return fmt.Errorf("log: open: fsync %s: %w", s.name(), err)
+			}
+		}
+		s.syncedNext.Store(s.next.Load())
+		if i == len(segs)-1 {
+			break
+		}
+		s.sealTimeIndex()
+		s.sealed.Store(true)
+		s.sealMu.Lock()
+		_, err := s.writeIndexes()
+		s.sealMu.Unlock()
+		if err != nil {
+			return err
+		}
+		s.durable.Store(true)
+	}
+
+	start := segs[0].base
+	if lsErr == nil && ls > start {
+		start = ls
+	}
+	if end := segs[len(segs)-1].next.Load(); start > end {
+		l.logger.Warn("log recovery: log start offset is beyond the recovered log end; starting an empty log at the log start",
+			"dir", l.dir, "log_start", start, "log_end", end)
+		for _, s := range segs {
+			if err := s.removeFiles(); err != nil {
+				return err
+			}
+		}
+		segs = nil
+		s, err := createSegment(l.dir, start, now)
+		if err != nil {
+			return err
+		}
+		segs = append(segs, s)
+	}
+	// Finish a DeleteSegmentsBelow that a crash interrupted.
+	for len(segs) > 1 && segs[0].next.Load() <= start {
+		l.logger.Info("log: deleting segment below the log start offset", "dir", l.dir, "segment", segs[0].name(), "log_start", start)
+		if err := segs[0].removeFiles(); err != nil {
+			return err
+		}
+		segs = segs[1:]
+	}
+
+	a := segs[len(segs)-1]
+	a.created = now
+	leo := a.next.Load()
+	if err := os.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("log: open: %w", err)
+	}
+	if err := writeFileAtomic(l.dir, recoveryPointFile, encodeCheckpoint(leo)); err != nil {
+		return err
+	}
+	if lsErr != nil || ls != start {
+		if err := writeFileAtomic(l.dir, logStartFile, encodeCheckpoint(start)); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(l.dir); err != nil {
+		return err
+	}
+	l.segs = segs
+	l.leo.Store(leo)
+	l.logStart.Store(start)
+	l.ckRP = leo
+	return nil
+}
+
+// ownFile reports whether name is a file this package writes atomically.
+func ownFile(name string) bool {
+	switch name {
+	case recoveryPointFile, logStartFile, cleanShutdownFile:
+		return true
+	}
+	_, _, ok := parseSegmentName(name)
+	return ok
+}
+
+// loadSegment loads a segment that is not scanned: its index files if they
+// check out against the log, else indexes rebuilt from the log's batch
+// headers. It reports false if damage hides where the segment ends.
+func (l *Log) loadSegment(s *segment, limit int64) (bool, error) {
+	sc := newScanner(s.f, s.size.Load(), scanChunk)
+	ok, problem, err := l.loadIndexes(s, sc)
+	if err != nil || problem == nil {
+		return ok, err
+	}
+	if s.size.Load() > 0 || !errors.Is(problem, fs.ErrNotExist) {
+		l.logger.Warn("log: rebuilding segment index", "dir", l.dir, "segment", s.name(), "reason", problem)
+	}
+	return l.rebuildIndexes(s, sc, limit)
+}
+
+// loadIndexes installs s's index files if they match the log: checksums,
+// ordering, entries spot-checked against the batches they point to, and a
+// walk from the last entry to the end of the log (which also yields the
+// segment's next offset and max timestamp). problem says why they do not
+// match. A damaged batch in the log is not the index's fault: the index is
+// kept, and if the damage is in the tail, ok is false (the segment's end is
+// unknown). err is an I/O error on the log.
+func (l *Log) loadIndexes(s *segment, sc *scanner) (ok bool, problem, err error) {
+	off, tim, problem := s.readIndexFiles()
+	if problem != nil {
+		return false, problem, nil
+	}
+	if problem := checkOffsetIndex(off, sc.size); problem != nil {
+		return false, problem, nil
+	}
+	if sc.size > 0 && len(tim) == 0 {
+		return false, errors.New("time index is empty"), nil
+	}
+	for _, i := range spotChecks(len(off)) {
+		e := off[i]
+		want := s.base + int64(e.rel)
+		h, err := sc.header(int64(e.pos))
+		if err == nil && h.BaseOffset != want {
+			return false, fmt.Errorf("offset index entry %d says offset %d at byte %d, the log has %d", i, want, e.pos, h.BaseOffset), nil
+		}
+		if err != nil && !isDamage(err) {
+			return false, nil, err
+		}
+		if err != nil && i > 0 {
+			// No sound batch there: a damaged batch, or an entry that is not
+			// at a batch at all. Walk from the previous entry to tell: the
+			// walk must stop exactly there, expecting that offset.
+			prev := off[i-1]
+			_, _, dmg, err := sc.walk(int64(prev.pos), s.base+int64(prev.rel), false, nil)
+			if err != nil {
+				return false, nil, err
+			}
+			if dmg == nil || dmg.pos > int64(e.pos) || (dmg.pos == int64(e.pos) && dmg.offset != want) {
+				return false, fmt.Errorf("offset index entry %d (offset %d at byte %d) is not at a batch", i, want, e.pos), nil
+			}
+			// The batch there is damaged (or damage before it hides it): the
+			// entry is not at fault; reads report the damage.
+		}
+	}
+	lastOff, lastPos := s.base, int64(0)
+	if n := len(off); n > 0 {
+		lastOff, lastPos = s.base+int64(off[n-1].rel), int64(off[n-1].pos)
+	}
+	maxTS, maxOff := int64(noTimestamp), s.base
+	if n := len(tim); n > 0 {
+		maxTS, maxOff = tim[n-1].ts, s.base+int64(tim[n-1].rel)
+	}
+	// CRCs are checked on the tail: a damaged header there must not decide
+	// where the segment ends.
+	_, next, dmg, err := sc.walk(lastPos, lastOff, true, func(_ int64, h *record.Header) {
+		if h.MaxTimestamp > maxTS {
+			maxTS, maxOff = h.MaxTimestamp, h.LastOffset()
+		}
+	})
+	if err != nil {
+		return false, nil, err
+	}
+	limit := next
+	if dmg != nil {
+		l.logger.Warn("log: damaged batch in segment; reads of its offsets will fail",
+			"dir", l.dir, "segment", s.name(), "position", dmg.pos, "offset", dmg.offset, "err", dmg.err)
+		limit = math.MaxInt64
+	}
+	if problem := checkTimeIndex(tim, s.base, limit); problem != nil {
+		return false, problem, nil
+	}
+	s.idxMu.Lock()
+	s.offIdx, s.timeIdx = off, tim
+	s.idxVersion++
+	s.writtenVersion = s.idxVersion
+	s.idxMu.Unlock()
+	s.next.Store(next)
+	s.maxTS.Store(maxTS)
+	s.offsetOfMaxTS = maxOff
+	s.bytesSinceIndex = sc.size - lastPos
+	return dmg == nil, nil, nil
+}
+
+// spotChecks picks the offset-index entries checked against the log at
+// Open: first, middle and last.
+func spotChecks(n int) []int {
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		return []int{0}
+	case 2:
+		return []int{0, 1}
+	}
+	return []int{0, n / 2, n - 1}
+}
+
+// rebuildIndexes rebuilds s's indexes from its batches. Damage is
+// skipped when the damaged batch's length leads to a sound batch below
+// limit; otherwise indexing stops there and it reports false (the segment's
+// end is unknown).
+func (l *Log) rebuildIndexes(s *segment, sc *scanner, limit int64) (bool, error) {
+	interval := int64(l.cfg.Load().IndexIntervalBytes)
+	s.resetIndexes()
+	pos, expected := int64(0), s.base
+	for {
+		// The walk reads every byte anyway; checking CRCs costs only CPU and
+		// keeps a damaged header from misplacing the rest of the index.
+		_, next, dmg, err := sc.walk(pos, expected, true, func(p int64, h *record.Header) {
+			s.indexBatch(p, h, interval)
+		})
+		if err != nil {
+			return false, err
+		}
+		if dmg == nil {
+			s.next.Store(next)
+			return true, nil
+		}
+		q, resume, found, _ := sc.pastDamage(dmg.pos, dmg.offset, limit)
+		if !found {
+			l.logger.Warn("log: damaged batch in segment; the rest of the segment cannot be indexed or read",
+				"dir", l.dir, "segment", s.name(), "position", dmg.pos, "offset", dmg.offset, "bytes", sc.size-dmg.pos, "err", dmg.err)
+			s.next.Store(dmg.offset)
+			return false, nil
+		}
+		l.logger.Warn("log: damaged batch in segment; indexing past it",
+			"dir", l.dir, "segment", s.name(), "position", dmg.pos, "offset", dmg.offset, "resume_offset", resume, "err", dmg.err)
+		pos, expected = q, resume
+		s.bytesSinceIndex = interval // index the first batch after the damage
+	}
+}
+
+// scanSegment verifies every batch of s (header, CRC, offset continuity),
+// rebuilding its indexes on the way, and returns the first damage.
+func (l *Log) scanSegment(s *segment) (*damage, error) {
+	interval := int64(l.cfg.Load().IndexIntervalBytes)
+	s.resetIndexes()
+	sc := newScanner(s.f, s.size.Load(), scanChunk)
+	_, next, dmg, err := sc.walk(0, s.base, true, func(p int64, h *record.Header) {
+		s.indexBatch(p, h, interval)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("log: recover %s: %w", s.name(), err)
+	}
+	s.next.Store(next)
+	return dmg, nil
+}
+
+// cutTail truncates s at a damaged batch found by recovery.
+func (l *Log) cutTail(s *segment, dmg *damage) error {
+	size := s.size.Load()
+	cause := "corrupt batch"
+	if dmg.torn() {
+		cause = "torn write"
+	}
+	l.logger.Warn("log recovery: truncating segment at the first bad batch",
+		"dir", l.dir, "segment", s.name(), "position", dmg.pos, "bytes", size-dmg.pos, "offset", dmg.offset, "cause", cause, "err", dmg.err)
+	if err := s.f.Truncate(dmg.pos); err != nil {
+		return fmt.Errorf("log: recover %s: %w", s.name(), err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("log: recover %s: %w", s.name(), err)
+	}
+	s.size.Store(dmg.pos)
+	return nil
+}

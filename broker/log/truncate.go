@@ -1,0 +1,167 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/strata-broker/strata/broker/record"
+)
+
+// TruncateTo drops everything at and above offset, for a replica that must
+// match its leader. Batches are never split: if offset falls inside a batch,
+// the whole batch goes and the log end offset becomes its base offset.
+// Offsets at or above LogEndOffset change nothing; an offset below
+// LogStartOffset is an *OffsetOutOfRangeError. The recovery point moves back
+// with the log end, before any new data can be appended.
+func (l *Log) TruncateTo(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writable(); err != nil {
+		return err
+	}
+	start, end := l.logStart.Load(), l.leo.Load()
+	if offset >= end {
+		return nil
+	}
+	if offset < start {
+		return &OffsetOutOfRangeError{Offset: offset, Start: start, End: end}
+	}
+	i := l.segmentFor(offset)
+	s := l.segs[i]
+	size := s.size.Load()
+	pos, newEnd := int64(0), s.base
+	if offset > s.base {
+		p, base, err := l.locate(s, size, offset)
+		if err != nil {
+			return fmt.Errorf("log: truncate to %d: %w", offset, err)
+		}
+		pos, newEnd = p, base
+		if p >= size {
+			newEnd = s.next.Load()
+		}
+	}
+
+	l.ckMu.Lock()
+	defer l.ckMu.Unlock()
+	l.segMu.Lock()
+	removed := slices.Clone(l.segs[i+1:])
+	l.segs = slices.Clone(l.segs[:i+1])
+	err := l.truncateSegment(s, pos, newEnd)
+	l.leo.Store(newEnd)
+	l.segMu.Unlock()
+
+	for _, r := range removed {
+		if rerr := r.removeFiles(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if err == nil {
+		err = syncDir(l.dir)
+	}
+	if err != nil {
+		return l.fail(fmt.Errorf("log: truncate to %d: %w", offset, err))
+	}
+	l.logger.Info("log: truncated", "dir", l.dir, "offset", offset, "log_end", newEnd, "segment", s.name(), "position", pos, "segments_removed", len(removed))
+	return l.checkpointRecoveryPointLocked(min(l.ckRP, newEnd), true)
+}
+
+// truncateSegment cuts s at pos (the start of the batch with base offset
+// next) and makes it the active segment. mu and segMu must be held.
+func (l *Log) truncateSegment(s *segment, pos, next int64) error {
+	s.sealMu.Lock()
+	defer s.sealMu.Unlock()
+	s.sealed.Store(false)
+	s.durable.Store(false)
+	// Its index files on disk describe the old content.
+	if err := s.removeIndexFiles(); err != nil {
+		return err
+	}
+	if pos < s.size.Load() {
+		if err := s.f.Truncate(pos); err != nil {
+			return err
+		}
+		if err := s.f.Sync(); err != nil {
+			return err
+		}
+	}
+	s.size.Store(pos)
+	s.next.Store(next)
+	s.syncedNext.Store(min(s.syncedNext.Load(), next))
+	s.truncateIndexes(next)
+
+	// The max timestamp up to the last remaining offset entry is the last
+	// time entry's; walk the batches after it for the rest.
+	entOff, entPos, te, hasTime := s.lastEntries()
+	s.maxTS.Store(noTimestamp)
+	s.offsetOfMaxTS = s.base
+	if hasTime {
+		s.maxTS.Store(te.ts)
+		s.offsetOfMaxTS = s.base + int64(te.rel)
+	}
+	s.bytesSinceIndex = pos - entPos
+	sc := newScanner(s.f, pos, walkChunk)
+	_, _, dmg, err := sc.walk(entPos, entOff, false, func(_ int64, h *record.Header) {
+		if h.MaxTimestamp > s.maxTS.Load() {
+			s.maxTS.Store(h.MaxTimestamp)
+			s.offsetOfMaxTS = h.LastOffset()
+		}
+	})
+	if err == nil && dmg != nil {
+		l.logger.Warn("log: damaged batch below the truncation point", "dir", l.dir, "segment", s.name(), "position", dmg.pos, "err", dmg.err)
+	}
+	return err
+}
+
+// DeleteSegmentsBelow deletes the segments that lie entirely below offset
+// and advances the log start offset to offset (persisted before any file is
+// deleted). The active segment is never deleted: if it lies entirely below
+// offset, the log rolls first. It returns how many segments it deleted. An
+// offset above LogEndOffset is an *OffsetOutOfRangeError; one at or below
+// LogStartOffset changes nothing.
+func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writable(); err != nil {
+		return 0, err
+	}
+	start, end := l.logStart.Load(), l.leo.Load()
+	if offset > end {
+		return 0, &OffsetOutOfRangeError{Offset: offset, Start: start, End: end}
+	}
+	if offset <= start {
+		return 0, nil
+	}
+	if a := l.active(); a.size.Load() > 0 && a.next.Load() <= offset {
+		if err := l.rollLocked(); err != nil {
+			return 0, err
+		}
+	}
+	if err := writeCheckpoint(l.dir, logStartFile, offset); err != nil {
+		return 0, l.fail(err)
+	}
+	l.logStart.Store(offset)
+
+	l.segMu.Lock()
+	k := 0
+	for k < len(l.segs)-1 && l.segs[k].next.Load() <= offset {
+		k++
+	}
+	removed := slices.Clone(l.segs[:k])
+	l.segs = slices.Clone(l.segs[k:])
+	l.segMu.Unlock()
+
+	var errs []error
+	for _, s := range removed {
+		errs = append(errs, s.removeFiles())
+	}
+	if len(removed) > 0 {
+		errs = append(errs, syncDir(l.dir))
+		l.logger.Info("log: deleted segments", "dir", l.dir, "below", offset, "segments", len(removed), "first", removed[0].name(), "last", removed[len(removed)-1].name())
+	}
+	if err := errors.Join(errs...); err != nil {
+		// The log start is persisted, so the next Open finishes the job.
+		return len(removed), fmt.Errorf("log: delete segments below %d: %w", offset, err)
+	}
+	return len(removed), nil
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/strata-broker/strata/api/client"
+)
+
+// bootstrapEnv overrides the default broker address of the client commands.
+const bootstrapEnv = "STRATA_BOOTSTRAP_SERVER"
+
+// clientFlags are the flags every command that talks to a broker has.
+type clientFlags struct {
+	bootstrap string
+}
+
+func (f *clientFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.bootstrap, "bootstrap-server", "",
+		"broker gRPC address HOST:PORT (default "+client.DefaultAddr+", or $"+bootstrapEnv+")")
+}
+
+// addr resolves the broker address: the flag, else the environment, else the
+// default.
+func (f *clientFlags) addr() string {
+	return resolveBootstrap(f.bootstrap, os.Getenv(bootstrapEnv))
+}
+
+func resolveBootstrap(flag, env string) string {
+	if flag != "" {
+		return flag
+	}
+	if env = strings.TrimSpace(env); env != "" {
+		return env
+	}
+	return client.DefaultAddr
+}
+
+func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
+	return client.Dial(ctx, f.addr())
+}
+
+// parseConfigs turns repeated k=v flags into a map.
+func parseConfigs(flag string, kvs []string) (map[string]string, error) {
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--%s %q: want key=value", flag, kv)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("--%s: %s given twice", flag, k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// outputFormat is the value of an --output flag.
+type outputFormat string
+
+const (
+	outputText outputFormat = "text"
+	outputJSON outputFormat = "json"
+)
+
+func (o *outputFormat) String() string { return string(*o) }
+func (o *outputFormat) Type() string   { return "text|json" }
+func (o *outputFormat) Set(s string) error {
+	switch outputFormat(s) {
+	case outputText, outputJSON:
+		*o = outputFormat(s)
+		return nil
+	}
+	return fmt.Errorf("want text or json")
+}
+
+func addOutputFlag(fs *pflag.FlagSet, o *outputFormat) {
+	*o = outputText
+	fs.VarP(o, "output", "o", "output format: text or json")
+}

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/strata-broker/strata/api/client"
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/broker/record"
+)
+
+// producerFlags are the batching flags shared by produce and bench produce.
+type producerFlags struct {
+	acks        string
+	linger      time.Duration
+	batchBytes  int
+	maxInFlight int
+	compression string
+}
+
+func (f *producerFlags) register(fs *pflag.FlagSet, defaultAcks string) {
+	fs.StringVar(&f.acks, "acks", defaultAcks, "replication to wait for: 0, 1 or all")
+	fs.DurationVar(&f.linger, "linger", client.DefaultLinger, "how long a batch waits for more records (0: send at once)")
+	fs.IntVar(&f.batchBytes, "batch-bytes", client.DefaultBatchBytes, "maximum size of a record batch")
+	fs.IntVar(&f.maxInFlight, "max-in-flight", client.DefaultMaxInFlight, "produce requests outstanding at once")
+	fs.StringVar(&f.compression, "compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
+}
+
+func (f *producerFlags) options() (client.ProducerOptions, error) {
+	acks, err := client.ParseAcks(f.acks)
+	if err != nil {
+		return client.ProducerOptions{}, fmt.Errorf("--acks: %w", err)
+	}
+	codec, err := record.ParseCompression(f.compression)
+	if err != nil {
+		return client.ProducerOptions{}, fmt.Errorf("--compression: %w", err)
+	}
+	if f.batchBytes <= 0 {
+		return client.ProducerOptions{}, fmt.Errorf("--batch-bytes must be positive")
+	}
+	if f.linger < 0 {
+		return client.ProducerOptions{}, fmt.Errorf("--linger must not be negative")
+	}
+	linger := f.linger
+	if linger == 0 {
+		linger = client.NoLinger
+	}
+	return client.ProducerOptions{
+		Acks:        acks,
+		Linger:      linger,
+		BatchBytes:  f.batchBytes,
+		MaxInFlight: f.maxInFlight,
+		Compression: codec,
+	}, nil
+}
+
+func newProduceCmd() *cobra.Command {
+	var (
+		cf        clientFlags
+		pf        producerFlags
+		keySep    string
+		partition int32
+	)
+	cmd := &cobra.Command{
+		Use:   "produce TOPIC",
+		Short: "Produce records read from stdin, one per line",
+		Long: `Produce one record per line of stdin (the line without its "\n" or "\r\n").
+With --key-separator, each line is KEY<SEP>VALUE, split at the first SEP; a
+line without SEP stops the command with an error naming the line, as Kafka's
+console producer does. Lines may be as long as the topic's max.message.bytes.
+
+Everything read is flushed at the end of input (or on SIGINT); the command
+exits non-zero if any record failed.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := pf.options()
+			if err != nil {
+				return err
+			}
+			sep, err := unescape(keySep)
+			if err != nil {
+				return fmt.Errorf("--key-separator: %w", err)
+			}
+			topic := args[0]
+			ctx := cmd.Context()
+			c, err := cf.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			// Describing first fails fast on an unknown topic, checks
+			// --partition and gives the line length limit.
+			actx, cancel := adminContext(cmd)
+			d, err := c.DescribeTopic(actx, topic)
+			cancel()
+			if err != nil {
+				return err
+			}
+			if n := int32(len(d.GetPartitions())); partition >= n {
+				return fmt.Errorf("--partition %d: topic %s has %d partitions", partition, topic, n)
+			}
+			if partition < 0 {
+				partition = client.AnyPartition
+			}
+			p := client.NewProducer(c, opts)
+			lo := lineOptions{keySep: []byte(sep), partition: partition, maxBytes: maxLineBytes(d)}
+			return produceLines(ctx, p, topic, cmd.InOrStdin(), lo)
+		},
+	}
+	cf.register(cmd.Flags())
+	pf.register(cmd.Flags(), "all")
+	cmd.Flags().StringVar(&keySep, "key-separator", "", `split each line into key and value at the first occurrence of this string (escapes like \t are interpreted)`)
+	cmd.Flags().Int32Var(&partition, "partition", -1, "partition to produce to (default: keyed records by key, others sticky)")
+	return cmd
+}
+
+// unescape interprets Go escape sequences (\t, \n, \x00...) in a separator
+// typed on the command line.
+func unescape(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	u, err := strconv.Unquote(`"` + s + `"`)
+	if err != nil {
+		return "", fmt.Errorf("%q: bad escape sequence", s)
+	}
+	return u, nil
+}
+
+// maxLineBytes is the longest line a record can be: the topic's
+// max.message.bytes when the broker reports it, else what gRPC carries.
+func maxLineBytes(d *stratav1.TopicDescription) int {
+	for _, e := range d.GetConfigs() {
+		if e.GetName() == "max.message.bytes" {
+			if n, err := strconv.Atoi(e.GetValue()); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return client.MaxMessageBytes
+}
+
+type lineOptions struct {
+	keySep    []byte // nil: no keys
+	partition int32
+	maxBytes  int
+}
+
+// produceStats counts outcomes; its callback is shared by every record, so
+// producing allocates no closure per record.
+type produceStats struct {
+	mu       sync.Mutex
+	ok       int64
+	failed   int64
+	firstErr error
+}
+
+func (s *produceStats) callback(_ client.Result, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.ok++
+		return
+	}
+	s.failed++
+	if s.firstErr == nil {
+		s.firstErr = err
+	}
+}
+
+type lineItem struct {
+	number int
+	line   []byte
+	err    error
+}
+
+// produceLines produces every line of in and closes p. It returns an error if
+// reading failed, a line was malformed, or a record failed.
+func produceLines(ctx context.Context, p *client.Producer, topic string, in io.Reader, o lineOptions) error {
+	// Lines are read on their own goroutine so that SIGINT (ctx) is seen
+	// while stdin blocks. On an early return the goroutine ends at its next
+	// line (or at the process's exit, if stdin never delivers one).
+	lines := make(chan lineItem, 64)
+	quit := make(chan struct{})
+	defer close(quit)
+	go readLines(in, o.maxBytes, lines, quit)
+
+	var stats produceStats
+	var inputErr error
+read:
+	for {
+		select {
+		case <-ctx.Done():
+			break read
+		case item := <-lines:
+			if errors.Is(item.err, io.EOF) {
+				break read
+			}
+			if item.err != nil {
+				inputErr = fmt.Errorf("line %d: %w", item.number, item.err)
+				break read
+			}
+			r := client.Record{Partition: o.partition, Value: item.line}
+			if o.keySep != nil {
+				key, value, ok := bytes.Cut(item.line, o.keySep)
+				if !ok {
+					inputErr = fmt.Errorf("line %d: no key separator %q found", item.number, o.keySep)
+					break read
+				}
+				r.Key, r.Value = key, value
+			}
+			p.Produce(ctx, topic, r, stats.callback)
+		}
+	}
+	if err := p.Close(); err != nil {
+		return err
+	}
+	stats.mu.Lock()
+	defer stats.mu.Unlock()
+	switch {
+	case stats.failed > 0 && inputErr != nil:
+		return fmt.Errorf("%w; and %d of %d records failed: %v", inputErr, stats.failed, stats.failed+stats.ok, stats.firstErr)
+	case stats.failed > 0:
+		return fmt.Errorf("%d of %d records failed: %w", stats.failed, stats.failed+stats.ok, stats.firstErr)
+	}
+	return inputErr
+}
+
+// readLines sends the lines of in, numbered from 1, then an item with the
+// error that ended input (io.EOF at the end).
+func readLines(in io.Reader, maxBytes int, out chan<- lineItem, quit <-chan struct{}) {
+	br := bufio.NewReaderSize(in, 1<<20)
+	var buf []byte
+	for n := 1; ; n++ {
+		line, err := readLine(br, buf[:0], maxBytes)
+		buf = line
+		item := lineItem{number: n, err: err}
+		if err == nil {
+			item.line = bytes.Clone(line)
+			if item.line == nil {
+				item.line = []byte{} // an empty line is an empty value, not null
+			}
+		}
+		select {
+		case out <- item:
+		case <-quit:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// readLine reads the next line into buf, without its "\n" or "\r\n". A last
+// line without a newline counts; io.EOF means no data was left. A line longer
+// than maxBytes is an error.
+func readLine(br *bufio.Reader, buf []byte, maxBytes int) ([]byte, error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(buf)+len(chunk) > maxBytes+2 { // +2: the line ending
+			return buf, fmt.Errorf("line longer than %d bytes (the topic's max.message.bytes)", maxBytes)
+		}
+		buf = append(buf, chunk...)
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			if len(buf) == 0 {
+				return buf, io.EOF
+			}
+			return buf, nil
+		case err != nil:
+			return buf, err
+		}
+		buf = buf[:len(buf)-1]
+		if n := len(buf); n > 0 && buf[n-1] == '\r' {
+			buf = buf[:n-1]
+		}
+		if len(buf) > maxBytes {
+			return buf, fmt.Errorf("line longer than %d bytes (the topic's max.message.bytes)", maxBytes)
+		}
+		return buf, nil
+	}
+}

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+)
+
+// adminTimeout bounds one administrative call.
+const adminTimeout = 30 * time.Second
+
+func newTopicsCmd() *cobra.Command {
+	cf := &clientFlags{}
+	cmd := &cobra.Command{
+		Use:   "topics",
+		Short: "Create, list, describe, alter and delete topics",
+	}
+	cf.register(cmd.PersistentFlags())
+	cmd.AddCommand(
+		newTopicsCreateCmd(cf),
+		newTopicsListCmd(cf),
+		newTopicsDescribeCmd(cf),
+		newTopicsAlterCmd(cf),
+		newTopicsDeleteCmd(cf),
+	)
+	return cmd
+}
+
+func adminContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), adminTimeout)
+}
+
+func newTopicsCreateCmd(cf *clientFlags) *cobra.Command {
+	var (
+		partitions, rf int32
+		configs        []string
+	)
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a topic",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := parseConfigs("config", configs)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := adminContext(cmd)
+			defer cancel()
+			c, err := cf.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if _, err := c.CreateTopic(ctx, args[0], partitions, rf, cfg); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Created topic %s.\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().Int32Var(&partitions, "partitions", 1, "number of partitions")
+	cmd.Flags().Int32Var(&rf, "replication-factor", 1, "number of replicas of each partition")
+	cmd.Flags().StringArrayVar(&configs, "config", nil, "topic config override key=value (repeatable)")
+	return cmd
+}
+
+// topicSummaryJSON is one element of `topics list --output json`.
+type topicSummaryJSON struct {
+	Name              string `json:"name"`
+	Partitions        int32  `json:"partitions"`
+	ReplicationFactor int32  `json:"replication_factor"`
+}
+
+func newTopicsListCmd(cf *clientFlags) *cobra.Command {
+	var output outputFormat
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List topics, one name per line",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := adminContext(cmd)
+			defer cancel()
+			c, err := cf.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			topics, err := c.ListTopics(ctx)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if output == outputJSON {
+				out := make([]topicSummaryJSON, 0, len(topics))
+				for _, t := range topics {
+					out = append(out, topicSummaryJSON{Name: t.GetName(), Partitions: t.GetPartitions(), ReplicationFactor: t.GetReplicationFactor()})
+				}
+				return writeJSON(w, out)
+			}
+			for _, t := range topics {
+				fmt.Fprintln(w, t.GetName())
+			}
+			return nil
+		},
+	}
+	addOutputFlag(cmd.Flags(), &output)
+	return cmd
+}
+
+func newTopicsDescribeCmd(cf *clientFlags) *cobra.Command {
+	var (
+		output     outputFormat
+		allConfigs bool
+	)
+	cmd := &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Describe a topic: partitions, leaders, replicas, config overrides",
+		Long: `Describe a topic in the format of Kafka's kafka-topics.sh --describe:
+
+  Topic: NAME<TAB>TopicId: ID<TAB>PartitionCount: N<TAB>ReplicationFactor: R<TAB>Configs: k=v,...
+  <TAB>Topic: NAME<TAB>Partition: P<TAB>Leader: ID<TAB>Replicas: 1,2,3<TAB>Isr: 1,2,3
+
+Configs lists the topic's overrides only; --configs adds every config with its
+effective value and where it comes from (topic, broker or default).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := adminContext(cmd)
+			defer cancel()
+			c, err := cf.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			d, err := c.DescribeTopic(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if output == outputJSON {
+				return writeJSON(cmd.OutOrStdout(), describeJSON(d, allConfigs))
+			}
+			writeDescribe(cmd.OutOrStdout(), d, allConfigs)
+			return nil
+		},
+	}
+	addOutputFlag(cmd.Flags(), &output)
+	cmd.Flags().BoolVar(&allConfigs, "configs", false, "also print every config with its effective value and source")
+	return cmd
+}
+
+// Config sources, as ConfigEntry.source reports them.
+const sourceTopic = "topic"
+
+// overrides returns the topic-level overrides as k=v, sorted by name.
+func overrides(entries []*stratav1.ConfigEntry) []string {
+	var out []string
+	for _, e := range entries {
+		if e.GetSource() == sourceTopic {
+			out = append(out, e.GetName()+"="+e.GetValue())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedConfigs(entries []*stratav1.ConfigEntry) []*stratav1.ConfigEntry {
+	out := append([]*stratav1.ConfigEntry(nil), entries...)
+	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return out
+}
+
+func joinIDs(ids []int32) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(int(id))
+	}
+	return strings.Join(parts, ",")
+}
+
+func leaderString(id int32) string {
+	if id < 0 {
+		return "none" // as Kafka prints a partition without a leader
+	}
+	return strconv.Itoa(int(id))
+}
+
+// writeDescribe prints d as kafka-topics.sh --describe does.
+func writeDescribe(w io.Writer, d *stratav1.TopicDescription, allConfigs bool) {
+	fmt.Fprintf(w, "Topic: %s\tTopicId: %s\tPartitionCount: %d\tReplicationFactor: %d\tConfigs: %s\n",
+		d.GetName(), d.GetTopicId(), len(d.GetPartitions()), d.GetReplicationFactor(), strings.Join(overrides(d.GetConfigs()), ","))
+	for _, p := range d.GetPartitions() {
+		fmt.Fprintf(w, "\tTopic: %s\tPartition: %d\tLeader: %s\tReplicas: %s\tIsr: %s\n",
+			d.GetName(), p.GetPartition(), leaderString(p.GetLeader()), joinIDs(p.GetReplicas()), joinIDs(p.GetIsr()))
+	}
+	if allConfigs {
+		fmt.Fprintf(w, "All configs for topic %s are:\n", d.GetName())
+		for _, e := range sortedConfigs(d.GetConfigs()) {
+			fmt.Fprintf(w, "  %s=%s\tsource=%s\n", e.GetName(), e.GetValue(), e.GetSource())
+		}
+	}
+}
+
+// topicJSON is the output of `topics describe --output json`. Its field names
+// are a stable interface for scripts: add fields, never rename them.
+type topicJSON struct {
+	Name              string `json:"name"`
+	TopicID           string `json:"topic_id"`
+	PartitionCount    int    `json:"partition_count"`
+	ReplicationFactor int32  `json:"replication_factor"`
+	// Configs are the topic's overrides (source "topic") only.
+	Configs map[string]string `json:"configs"`
+	// AllConfigs is every config with its effective value and source; only
+	// with --configs.
+	AllConfigs []configJSON    `json:"all_configs,omitempty"`
+	Partitions []partitionJSON `json:"partitions"`
+}
+
+type configJSON struct {
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Source string `json:"source"`
+}
+
+type partitionJSON struct {
+	Partition   int32   `json:"partition"`
+	Leader      int32   `json:"leader"` // -1: no leader
+	LeaderEpoch int32   `json:"leader_epoch"`
+	Replicas    []int32 `json:"replicas"`
+	ISR         []int32 `json:"isr"`
+}
+
+func describeJSON(d *stratav1.TopicDescription, allConfigs bool) topicJSON {
+	out := topicJSON{
+		Name:              d.GetName(),
+		TopicID:           d.GetTopicId(),
+		PartitionCount:    len(d.GetPartitions()),
+		ReplicationFactor: d.GetReplicationFactor(),
+		Configs:           map[string]string{},
+		Partitions:        []partitionJSON{},
+	}
+	for _, e := range d.GetConfigs() {
+		if e.GetSource() == sourceTopic {
+			out.Configs[e.GetName()] = e.GetValue()
+		}
+	}
+	if allConfigs {
+		out.AllConfigs = []configJSON{}
+		for _, e := range sortedConfigs(d.GetConfigs()) {
+			out.AllConfigs = append(out.AllConfigs, configJSON{Name: e.GetName(), Value: e.GetValue(), Source: e.GetSource()})
+		}
+	}
+	for _, p := range d.GetPartitions() {
+		out.Partitions = append(out.Partitions, partitionJSON{
+			Partition:   p.GetPartition(),
+			Leader:      p.GetLeader(),
+			LeaderEpoch: p.GetLeaderEpoch(),
+			Replicas:    append([]int32{}, p.GetReplicas()...),
+			ISR:         append([]int32{}, p.GetIsr()...),
+		})
+	}
+	return out
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newTopicsAlterCmd(cf *clientFlags) *cobra.Command {
+	var set, del []string
+	cmd := &cobra.Command{
+		Use:   "alter NAME",
+		Short: "Set or delete topic config overrides",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := parseConfigs("config", set)
+			if err != nil {
+				return err
+			}
+			if len(cfg) == 0 && len(del) == 0 {
+				return errors.New("nothing to alter: give --config key=value or --delete-config key")
+			}
+			ctx, cancel := adminContext(cmd)
+			defer cancel()
+			c, err := cf.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			entries, err := c.AlterTopicConfigs(ctx, args[0], cfg, del)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Altered topic %s.\nConfigs: %s\n", args[0], strings.Join(overrides(entries), ","))
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&set, "config", nil, "config override to set, key=value (repeatable)")
+	cmd.Flags().StringArrayVar(&del, "delete-config", nil, "config override to delete, reverting to the default (repeatable)")
+	return cmd
+}
+
+func newTopicsDeleteCmd(cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a topic and its data",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := adminContext(cmd)
+			defer cancel()
+			c, err := cf.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.DeleteTopic(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Deleted topic %s.\n", args[0])
+			return nil
+		},
+	}
+}
