@@ -50,7 +50,7 @@ proto: tools-proto
 # Benchmarks: starts a broker, drives it with `strata bench`, prints the figures
 # recorded in BENCHMARKS.md.
 bench: build
-	./scripts/bench.sh
+	./testenv/bench.sh
 
 clean:
 	rm -rf $(BIN) $(TOOLS)

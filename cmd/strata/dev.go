@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -102,9 +99,8 @@ func runServer(cmd *cobra.Command, f *brokerFlags, dev bool) error {
 	if !dev && len(cfg.EtcdEndpoints) == 0 {
 		return fmt.Errorf("--etcd-endpoints is required (or use `strata dev` for a single process with embedded etcd)")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return server.Run(ctx, cfg, nil)
+	// The root command's context ends on SIGINT or SIGTERM: a clean shutdown.
+	return server.Run(cmd.Context(), cfg, nil)
 }
 
 func newDevCmd() *cobra.Command {

@@ -1,0 +1,56 @@
+package testenv
+
+import (
+	"net"
+	"strconv"
+	"testing"
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+//
+// The port is released before FreePort returns, so another process may take it
+// before the caller binds it; the kernel hands out bind(0) ports in a
+// randomised order, which makes that rare, and StartDev retries with new ports
+// when a process fails with "address already in use".
+func FreePort(t testing.TB) int {
+	t.Helper()
+	_, port, err := net.SplitHostPort(FreeAddr(t))
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return p
+}
+
+// FreeAddr returns "127.0.0.1:<port>" for a port that was free a moment ago;
+// see FreePort.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return freeAddrs(t, 1)[0]
+}
+
+// freeAddrs returns n distinct free loopback addresses. It keeps every
+// listener open until all n are chosen, so the kernel cannot give the same
+// port twice.
+func freeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	addrs := make([]string, 0, n)
+	listeners := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testenv: pick a free port: %v", err)
+		}
+		listeners = append(listeners, l)
+		addrs = append(addrs, l.Addr().String())
+	}
+	return addrs
+}

@@ -1,0 +1,197 @@
+package testenv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// process is one child process whose stdout and stderr go to a log file. The
+// handles this package exports (Dev today; etcd, MinIO and cluster brokers
+// later) are built on it.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	// done is closed once the process has exited and been reaped; waitErr is
+	// valid after that.
+	done    chan struct{}
+	waitErr error
+	// exitHandled records that the process's exit is accounted for: the test
+	// asked for it (kill, terminate) or it was already reported as a failure.
+	// Any other exit is a crash.
+	exitHandled atomic.Bool
+}
+
+// startProcess starts bin with args, appending its output to logPath after a
+// line that records the command, so a log holding several runs (restarts)
+// reads in order.
+func startProcess(name, logPath, bin string, args []string) (*process, error) {
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	// The child gets its own copy of the descriptor; ours is not needed after
+	// Start, and no goroutine copies output.
+	defer f.Close()
+	fmt.Fprintf(f, "=== testenv %s: start %s %s\n", time.Now().Format(time.RFC3339Nano), bin, strings.Join(args, " "))
+	cmd := exec.Command(bin, args...)
+	cmd.Env = childEnv()
+	cmd.Stdout = f
+	cmd.Stderr = f
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// childEnv is the test's environment without STRATA_* variables: strata reads
+// any flag from STRATA_<FLAG>, and a setting left in a developer's shell must
+// not change what a test runs. Flags are passed explicitly instead.
+func childEnv() []string {
+	env := os.Environ()
+	return slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "STRATA_") })
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// crashed reports whether the process exited without being asked to and
+// without that being reported yet; it marks the exit as reported.
+func (p *process) crashed() bool {
+	return p.exited() && p.exitHandled.CompareAndSwap(false, true)
+}
+
+// exited reports whether the process has exited.
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill sends SIGKILL and waits until the process is reaped. Killing a process
+// that already exited does not account for that exit: it was a crash.
+func (p *process) kill() {
+	if !p.exited() {
+		p.exitHandled.Store(true)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL) // fails only if it already exited
+	<-p.done
+}
+
+// terminate sends SIGTERM and waits up to timeout for the process to exit. If
+// it does not, terminate kills it and says so. It returns the process's own
+// exit error (nil for a clean exit with status 0).
+func (p *process) terminate(timeout time.Duration) error {
+	if !p.exited() {
+		p.exitHandled.Store(true)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+		return p.waitErr
+	case <-timer.C:
+		p.kill()
+		return fmt.Errorf("%s (pid %d) did not exit within %v of SIGTERM; killed it", p.name, p.pid(), timeout)
+	}
+}
+
+// errExited is returned by waitHealthy when the process exits first.
+var errExited = errors.New("process exited")
+
+// waitHealthy polls url until it answers 200, the process exits, or timeout
+// passes.
+func (p *process) waitHealthy(url string, timeout time.Duration) error {
+	client := &http.Client{
+		Timeout:   time.Second,
+		Transport: &http.Transport{DisableKeepAlives: true},
+	}
+	defer client.CloseIdleConnections()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		last = err
+		select {
+		case <-p.done:
+			p.exitHandled.Store(true)
+			return fmt.Errorf("%s (pid %d) %w before it was healthy: %v", p.name, p.pid(), errExited, p.waitErr)
+		case <-deadline.C:
+			return fmt.Errorf("%s (pid %d) not healthy after %v: %v", p.name, p.pid(), timeout, last)
+		case <-tick.C:
+		}
+	}
+}
+
+// logTail returns the last n lines of the file at path (read from at most its
+// last MiB).
+func logTail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	defer f.Close()
+	const maxRead = 1 << 20
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Sprintf("(log: %v)", err)
+	}
+	off := max(st.Size()-maxRead, 0)
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Sprintf("(log: %v)", err)
+	}
+	buf = bytes.TrimRight(buf, "\n")
+	lines := bytes.Split(buf, []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// logSince returns what was appended to the file at path after byte offset off.
+func logSince(path string, off int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < off {
+		return ""
+	}
+	return string(b[off:])
+}
+
+// fileSize is the size of the file at path, 0 if it does not exist.
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
