@@ -1,10 +1,9 @@
-package server
+package server_test
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -16,49 +15,18 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/testenv"
 )
 
-// startServer runs a whole broker process in-process (embedded etcd, core,
-// gRPC) on loopback ports and returns a client for it.
+// startServer runs a whole broker process in-process and returns a client.
 func startServer(t *testing.T, settings map[string]string) stratav1.StrataClient {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	cfg := Config{
-		NodeID:         1,
-		DataDir:        t.TempDir(),
-		GRPCAddr:       "127.0.0.1:0",
-		HTTPAddr:       "127.0.0.1:0",
-		EmbedEtcd:      true,
-		EtcdClientAddr: "127.0.0.1:0",
-		Settings:       settings,
-	}
-	go func() {
-		done <- Run(ctx, cfg, func(g, _ net.Addr) { ready <- g })
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("server exited before ready: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("server not ready after 60s")
-	}
-	conn, err := grpc.NewClient(addr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := grpc.NewClient(testenv.StartInProcess(t, settings), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
+	t.Cleanup(func() { conn.Close() })
 	return stratav1.NewStrataClient(conn)
 }
 

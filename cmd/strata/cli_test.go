@@ -2,17 +2,14 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"net"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/strata-broker/strata/api/client/clienttest"
-	"github.com/strata-broker/strata/broker/server"
+	"github.com/strata-broker/strata/testenv"
 )
 
 // strata runs the command line with stdin and returns the exit code, stdout
@@ -143,41 +140,8 @@ func TestCLIAgainstBroker(t *testing.T) {
 	runCLISuite(t, startBroker(t))
 }
 
-// startBroker runs a broker process in-process, as `strata dev` does, and
-// returns its gRPC address.
-func startBroker(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	cfg := server.Config{
-		NodeID:         1,
-		DataDir:        t.TempDir(),
-		GRPCAddr:       "127.0.0.1:0",
-		HTTPAddr:       "127.0.0.1:0",
-		EmbedEtcd:      true,
-		EtcdClientAddr: "127.0.0.1:0",
-	}
-	go func() { done <- server.Run(ctx, cfg, func(g, _ net.Addr) { ready <- g }) }()
-	select {
-	case addr := <-ready:
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("broker: %v", err)
-			}
-		})
-		return addr.String()
-	case err := <-done:
-		cancel()
-		t.Fatalf("broker exited before it was ready: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		<-done
-		t.Fatal("broker not ready after 60s")
-	}
-	return ""
-}
+// startBroker runs a broker in-process and returns its gRPC address.
+func startBroker(t *testing.T) string { return testenv.StartInProcess(t, nil) }
 
 // An unknown flag is a one-line error with a pointer to the help.
 func TestUsageErrorIsOneLine(t *testing.T) {
