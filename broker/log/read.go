@@ -32,6 +32,19 @@ type ReadResult struct {
 // written. In the common case (offset at an indexed batch) it does one
 // ReadAt of min(maxBytes, available) bytes.
 func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) (ReadResult, error) {
+	return l.ReadInto(offset, maxBytes, maxOffset, nil)
+}
+
+// ReadInto is Read with the read buffers supplied by the caller: alloc(n)
+// returns a slice of length n, whose contents need not be zeroed (ReadInto
+// overwrites every byte it returns). A nil alloc allocates with make.
+//
+// ReadInto may call alloc more than once (when the first batch is larger
+// than the first buffer, or a damaged batch makes it read again). Data, when
+// not empty, is a prefix of the buffer returned by the last call; no other
+// buffer alloc returned is referenced once ReadInto has returned, so the
+// caller may reuse them at once.
+func (l *Log) ReadInto(offset int64, maxBytes int, maxOffset int64, alloc func(n int) []byte) (ReadResult, error) {
 	l.segMu.RLock()
 	defer l.segMu.RUnlock()
 	if l.closed.Load() {
@@ -48,7 +61,7 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) (ReadResult, err
 		next := s.next.Load()
 		size := s.size.Load()
 		if offset < next {
-			res, found, err := l.readSegment(s, size, offset, maxBytes, maxOffset)
+			res, found, err := l.readSegment(s, size, offset, maxBytes, maxOffset, alloc)
 			if err != nil || found {
 				return res, err
 			}
@@ -63,7 +76,7 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) (ReadResult, err
 
 // readSegment reads from the batch of s containing offset; found is false if
 // the segment's data ends before offset.
-func (l *Log) readSegment(s *segment, size, offset int64, maxBytes int, maxOffset int64) (ReadResult, bool, error) {
+func (l *Log) readSegment(s *segment, size, offset int64, maxBytes int, maxOffset int64, alloc func(int) []byte) (ReadResult, bool, error) {
 	base, pos := s.lookup(offset, size)
 	var sc *scanner
 	for {
@@ -76,7 +89,7 @@ func (l *Log) readSegment(s *segment, size, offset int64, maxBytes int, maxOffse
 				return ReadResult{}, false, err
 			}
 		}
-		res, dmg, err := l.readBatches(s, size, pos, base, maxBytes, maxOffset)
+		res, dmg, err := l.readBatches(s, size, pos, base, maxBytes, maxOffset, alloc)
 		if err != nil || dmg == nil {
 			return res, err == nil, err
 		}
@@ -148,9 +161,10 @@ func (l *Log) locate(s *segment, size, offset int64) (int64, int64, error) {
 // readBatches reads batches from pos, where the batch with base offset base
 // starts: one ReadAt of min(maxBytes, available) bytes (a second one if the
 // first batch is larger), then trimmed to whole, sound batches. If the first
-// batch is damaged it returns the damage.
-func (l *Log) readBatches(s *segment, size, pos, base int64, maxBytes int, maxOffset int64) (ReadResult, *damage, error) {
-	buf := make([]byte, min(size-pos, int64(max(maxBytes, record.HeaderSize))))
+// batch is damaged it returns the damage. Buffers come from alloc (see
+// ReadInto).
+func (l *Log) readBatches(s *segment, size, pos, base int64, maxBytes int, maxOffset int64, alloc func(int) []byte) (ReadResult, *damage, error) {
+	buf := newBuffer(alloc, int(min(size-pos, int64(max(maxBytes, record.HeaderSize)))))
 	if err := readFull(s.f, buf, pos); err != nil {
 		return ReadResult{}, nil, l.ioError(s, err)
 	}
@@ -159,7 +173,7 @@ func (l *Log) readBatches(s *segment, size, pos, base int64, maxBytes int, maxOf
 		err = record.ErrShortBuffer
 	}
 	if err == nil && h.Size() > len(buf) {
-		whole := make([]byte, h.Size())
+		whole := newBuffer(alloc, h.Size())
 		copy(whole, buf)
 		if err := readFull(s.f, whole[len(buf):], pos+int64(len(buf))); err != nil {
 			return ReadResult{}, nil, l.ioError(s, err)
@@ -188,6 +202,14 @@ func (l *Log) readBatches(s *segment, size, pos, base int64, maxBytes int, maxOf
 		next = h.NextOffset()
 	}
 	return ReadResult{Data: buf[:n:n], FirstOffset: base, NextOffset: next}, nil, nil
+}
+
+// newBuffer returns n bytes from alloc, or from make if alloc is nil.
+func newBuffer(alloc func(int) []byte, n int) []byte {
+	if alloc == nil {
+		return make([]byte, n)
+	}
+	return alloc(n)[:n]
 }
 
 // resume finds where reading can continue after the damaged batch at pos,

@@ -60,13 +60,9 @@ func applyEnv(fs *pflag.FlagSet) error {
 }
 
 func (f *brokerFlags) config(dev bool) (server.Config, error) {
-	settings := map[string]string{}
-	for _, kv := range f.settings {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return server.Config{}, fmt.Errorf("--config %q: want key=value", kv)
-		}
-		settings[k] = v
+	settings, err := parseConfigs("config", f.settings)
+	if err != nil {
+		return server.Config{}, err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
