@@ -27,6 +27,12 @@ type FetchResult struct {
 	Data           []byte
 	NextOffset     int64
 	Err            error
+
+	// Buffer, when not nil, is the buffer from FetchOptions.Buffers that Data
+	// was read into: Data is a prefix of it. The caller owns it: it may give
+	// it back to the pool once nothing references Data any more, or leave it
+	// to the garbage collector.
+	Buffer *[]byte
 }
 
 // FetchOptions bound a fetch as Kafka's fetch request does.
@@ -34,6 +40,22 @@ type FetchOptions struct {
 	MaxBytes int32         // for the whole response; the first batch is always returned whole
 	MinBytes int32         // wait until at least this much is available...
 	MaxWait  time.Duration // ...or this long has passed
+
+	// Buffers, if not nil, supplies the buffers partitions are read into, so
+	// that the caller can recycle them once the response is sent (see
+	// FetchResult.Buffer). Nil: they are allocated and left to the garbage
+	// collector.
+	Buffers BufferPool
+}
+
+// BufferPool supplies read buffers. gRPC's mem.BufferPool has this shape.
+type BufferPool interface {
+	// Get returns a buffer of length n. Its contents need not be zeroed:
+	// a read overwrites every byte it returns.
+	Get(n int) *[]byte
+	// Put gives back a buffer that Get returned, once nothing references
+	// it; its length may have changed.
+	Put(*[]byte)
 }
 
 // defaultMaxBytes is the response bound when a request leaves it at zero,
@@ -54,7 +76,7 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 	var deadline <-chan time.Time
 	var wake chan struct{}
 	for {
-		total, anyErr := b.readAll(parts, opts.MaxBytes, results)
+		total, anyErr := b.readAll(parts, opts, results)
 		if anyErr || total >= int(max(opts.MinBytes, 1)) || opts.MaxWait <= 0 {
 			return results, nil
 		}
@@ -71,9 +93,14 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 		select {
 		case <-wake:
 		case <-deadline:
-			b.readAll(parts, opts.MaxBytes, results)
+			b.readAll(parts, opts, results)
 			return results, nil
 		case <-ctx.Done():
+			for _, res := range results {
+				if res.Buffer != nil { // never handed out
+					opts.Buffers.Put(res.Buffer)
+				}
+			}
 			return nil, ctx.Err()
 		}
 	}
@@ -98,12 +125,17 @@ func (b *Broker) unregister(hosted []*Partition, wake chan struct{}) {
 
 // readAll reads every partition into results and returns the bytes read and
 // whether any partition failed.
-func (b *Broker) readAll(parts []FetchPartition, maxBytes int32, results []FetchResult) (int, bool) {
-	budget := int(maxBytes)
+func (b *Broker) readAll(parts []FetchPartition, opts FetchOptions, results []FetchResult) (int, bool) {
+	budget := int(opts.MaxBytes)
 	total := 0
 	anyErr := false
 	for i, fp := range parts {
 		res := &results[i]
+		if res.Buffer != nil {
+			// A result of an earlier round of the long poll, which nobody
+			// outside Fetch has seen: its buffer can be reused at once.
+			opts.Buffers.Put(res.Buffer)
+		}
 		*res = FetchResult{Topic: fp.Topic, Partition: fp.Partition, NextOffset: fp.Offset}
 		p, err := b.partition(fp.Topic, fp.Partition)
 		if err != nil {
@@ -122,7 +154,7 @@ func (b *Broker) readAll(parts []FetchPartition, maxBytes int32, results []Fetch
 			// partition with data always gets a batch, however large.
 			continue
 		}
-		rr, err := p.log.Read(fp.Offset, max(limit, 1), res.HighWatermark)
+		rr, buf, err := readLog(p.log, fp.Offset, max(limit, 1), res.HighWatermark, opts.Buffers)
 		if err != nil {
 			res.Err = fmt.Errorf("fetch %s-%d at offset %d: %w", fp.Topic, fp.Partition, fp.Offset, err)
 			anyErr = true
@@ -132,7 +164,7 @@ func (b *Broker) readAll(parts []FetchPartition, maxBytes int32, results []Fetch
 			}
 			continue
 		}
-		res.Data = rr.Data
+		res.Data, res.Buffer = rr.Data, buf
 		if len(rr.Data) > 0 {
 			res.NextOffset = rr.NextOffset
 		}
@@ -141,6 +173,45 @@ func (b *Broker) readAll(parts []FetchPartition, maxBytes int32, results []Fetch
 		b.metrics.fetchBytes.WithLabelValues(fp.Topic).Add(float64(len(rr.Data)))
 	}
 	return total, anyErr
+}
+
+// readLog reads from l, into buffers from pool if it is not nil, and returns
+// the buffer that the result's Data is a prefix of (nil if none). Other
+// buffers the read took (the log may need a larger one, or read again past
+// damage) go straight back to the pool; after an error, all are left to the
+// garbage collector.
+func readLog(l *partlog.Log, offset int64, maxBytes int, maxOffset int64, pool BufferPool) (partlog.ReadResult, *[]byte, error) {
+	if pool == nil {
+		rr, err := l.Read(offset, maxBytes, maxOffset)
+		return rr, nil, err
+	}
+	var taken []*[]byte
+	rr, err := l.ReadInto(offset, maxBytes, maxOffset, func(n int) []byte {
+		b := pool.Get(n)
+		taken = append(taken, b)
+		return *b
+	})
+	if err != nil {
+		return rr, nil, err
+	}
+	var kept *[]byte
+	if len(rr.Data) > 0 {
+		// ReadInto returns a prefix of the last buffer it took. Check rather
+		// than trust: a buffer wrongly given back would be overwritten while
+		// still in use.
+		if len(taken) == 0 {
+			return rr, nil, nil
+		}
+		last := taken[len(taken)-1]
+		if cap(*last) < len(rr.Data) || &(*last)[:1][0] != &rr.Data[0] {
+			return rr, nil, nil
+		}
+		kept, taken = last, taken[:len(taken)-1]
+	}
+	for _, b := range taken {
+		pool.Put(b)
+	}
+	return rr, kept, nil
 }
 
 // OffsetSpec values for ListOffsets, as in Kafka.

@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
@@ -28,9 +30,11 @@ const MaxMessageBytes = 100 << 20
 
 // ServerOptions are the gRPC server settings the frontend needs: large
 // messages and flow-control windows sized for batches of a megabyte or more,
-// so a single stream is not throttled by the 64 KiB default window.
+// so a single stream is not throttled by the 64 KiB default window, and the
+// codec that passes record batches through without copying them (codec.go).
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.ForceServerCodecV2(codec{}),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxSendMsgSize(MaxMessageBytes),
 		grpc.InitialWindowSize(16 << 20),
@@ -45,17 +49,58 @@ type Server struct {
 	stratav1.UnimplementedStrataServer
 	b *broker.Broker
 
+	// buffers holds the buffers fetches read into; the codec gives them
+	// back once sent.
+	buffers mem.BufferPool
+
 	mu     sync.Mutex
 	sticky map[string]int32 // topic → partition for unkeyed structured records
 }
 
 // New returns the gRPC frontend for b.
 func New(b *broker.Broker) *Server {
-	return &Server{b: b, sticky: make(map[string]int32)}
+	return &Server{b: b, buffers: newReadBuffers(), sticky: make(map[string]int32)}
 }
 
-// Register adds the service to a gRPC server.
-func (s *Server) Register(g *grpc.Server) { stratav1.RegisterStrataServer(g, s) }
+// Register adds the service to a gRPC server. The unary Fetch is served by
+// fetchHandler rather than the generated handler, so that its reply can
+// carry read buffers to the codec (see fetchReply).
+func (s *Server) Register(g *grpc.Server) {
+	desc := stratav1.Strata_ServiceDesc
+	desc.Methods = slices.Clone(desc.Methods)
+	found := false
+	for i := range desc.Methods {
+		if "/"+desc.ServiceName+"/"+desc.Methods[i].MethodName == stratav1.Strata_Fetch_FullMethodName {
+			desc.Methods[i].Handler = fetchHandler
+			found = true
+		}
+	}
+	if !found {
+		panic("grpcapi: the Strata service has no Fetch method")
+	}
+	g.RegisterService(&desc, s)
+}
+
+// fetchHandler is the generated unary handler of Fetch, calling s.fetch
+// instead of s.Fetch.
+func fetchHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	s := srv.(*Server)
+	in := new(stratav1.FetchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	handler := func(ctx context.Context, req any) (any, error) {
+		reply, err := s.fetch(ctx, req.(*stratav1.FetchRequest))
+		if err != nil {
+			return nil, err
+		}
+		return reply, nil
+	}
+	if interceptor == nil {
+		return handler(ctx, in)
+	}
+	return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: stratav1.Strata_Fetch_FullMethodName}, handler)
+}
 
 // statusError maps a core error to a gRPC status whose message a person can
 // act on.
@@ -345,16 +390,27 @@ func fetchRequest(req *stratav1.FetchRequest) ([]broker.FetchPartition, broker.F
 	}, nil
 }
 
+// Fetch implements stratav1.StrataServer. gRPC calls fetch instead (see
+// Register).
 func (s *Server) Fetch(ctx context.Context, req *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
+	reply, err := s.fetch(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return reply.FetchResponse, nil
+}
+
+func (s *Server) fetch(ctx context.Context, req *stratav1.FetchRequest) (*fetchReply, error) {
 	parts, opts, err := fetchRequest(req)
 	if err != nil {
 		return nil, err
 	}
+	opts.Buffers = s.buffers
 	results, err := s.b.Fetch(ctx, parts, opts)
 	if err != nil {
 		return nil, statusError(err)
 	}
-	return fetchResponse(parts, results, req.GetDecode())
+	return s.fetchReply(parts, results, req.GetDecode()), nil
 }
 
 // followWait is how long one round of a follow-mode fetch waits for data
@@ -370,15 +426,14 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 	if opts.MaxWait <= 0 || opts.MaxWait > followWait {
 		opts.MaxWait = followWait
 	}
+	opts.Buffers = s.buffers
 	for {
 		results, err := s.b.Fetch(ctx, parts, opts)
 		if err != nil {
 			return statusError(err)
 		}
-		resp, err := fetchResponse(parts, results, req.GetDecode())
-		if err != nil {
-			return err
-		}
+		// The reply is built from the requested offsets, before they move on.
+		reply := s.fetchReply(parts, results, req.GetDecode())
 		sent := false
 		failed := false
 		for i, r := range results {
@@ -391,7 +446,9 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 			}
 		}
 		if sent || failed {
-			if err := stream.Send(resp); err != nil {
+			// SendMsg, not Send, to pass the reply with its buffers to the
+			// codec; Send takes only the message.
+			if err := stream.SendMsg(reply); err != nil {
 				return err
 			}
 		}
@@ -406,9 +463,15 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 	}
 }
 
-func fetchResponse(parts []broker.FetchPartition, results []broker.FetchResult, decode bool) (*stratav1.FetchResponse, error) {
+// fetchReply builds the response. Without decode, record batches go out as
+// read, and their pooled buffers go with them (to be given back once sent);
+// results no longer own them. With decode, the records alias the buffers,
+// which are left to the garbage collector.
+func (s *Server) fetchReply(parts []broker.FetchPartition, results []broker.FetchResult, decode bool) *fetchReply {
 	resp := &stratav1.FetchResponse{Partitions: make([]*stratav1.FetchPartitionResult, len(results))}
-	for i, r := range results {
+	reply := &fetchReply{FetchResponse: resp, pool: s.buffers}
+	for i := range results {
+		r := &results[i]
 		pr := &stratav1.FetchPartitionResult{
 			Topic:          r.Topic,
 			Partition:      r.Partition,
@@ -425,10 +488,16 @@ func fetchResponse(parts []broker.FetchPartition, results []broker.FetchResult, 
 			pr.Records = recs
 		} else {
 			pr.RecordBatches = r.Data
+			if r.Buffer != nil {
+				if reply.bufs == nil {
+					reply.bufs = make([]*[]byte, len(results))
+				}
+				reply.bufs[i], r.Buffer = r.Buffer, nil
+			}
 		}
 		resp.Partitions[i] = pr
 	}
-	return resp, nil
+	return reply
 }
 
 func decodeRecords(data []byte, from int64, partition int32) ([]*stratav1.Record, error) {

@@ -1,0 +1,505 @@
+package grpcapi
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+)
+
+// fetchShapes are responses covering every field of FetchResponse and
+// FetchPartitionResult, zero and not.
+func fetchShapes() map[string]*stratav1.FetchResponse {
+	batches := bytes.Repeat([]byte{0xab, 0x01, 0x00}, 700)
+	rec := &stratav1.Record{
+		Key: []byte("k"), Value: []byte("value"), TimestampMs: 1700000000000, Offset: 42, Partition: 3,
+		Headers: []*stratav1.Header{{Key: "h", Value: []byte("v")}, {}},
+	}
+	withUnknown := &stratav1.FetchPartitionResult{Topic: "t", RecordBatches: []byte("xyz")}
+	withUnknown.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 7))
+	respUnknown := &stratav1.FetchResponse{Partitions: []*stratav1.FetchPartitionResult{{Partition: 1}}}
+	respUnknown.ProtoReflect().SetUnknown(protowire.AppendBytes(protowire.AppendTag(nil, 12, protowire.BytesType), []byte("extra")))
+	return map[string]*stratav1.FetchResponse{
+		"empty":            {},
+		"no partitions":    {Partitions: []*stratav1.FetchPartitionResult{}},
+		"zero partition":   {Partitions: []*stratav1.FetchPartitionResult{{}}},
+		"nil partition":    {Partitions: []*stratav1.FetchPartitionResult{nil, {Partition: 2}}},
+		"empty batches":    {Partitions: []*stratav1.FetchPartitionResult{{Topic: "t", RecordBatches: []byte{}}}},
+		"negative numbers": {Partitions: []*stratav1.FetchPartitionResult{{Partition: -1, HighWatermark: -1, LogStartOffset: math.MinInt64, NextOffset: -5}}},
+		"batches": {Partitions: []*stratav1.FetchPartitionResult{{
+			Topic: "orders", Partition: 7, HighWatermark: 1 << 40, LogStartOffset: 12, RecordBatches: batches, NextOffset: 1<<40 - 1,
+		}}},
+		"error": {Partitions: []*stratav1.FetchPartitionResult{{
+			Topic: "orders", Partition: 1, NextOffset: 5, Error: &stratav1.PartitionError{Code: 5, Message: "not found"},
+		}}},
+		"empty error": {Partitions: []*stratav1.FetchPartitionResult{{Error: &stratav1.PartitionError{}}}},
+		"records": {Partitions: []*stratav1.FetchPartitionResult{{
+			Topic: "orders", HighWatermark: 50, Records: []*stratav1.Record{rec, {}, {KeyNull: true, ValueNull: true}}, NextOffset: 50,
+		}}},
+		"nil record": {Partitions: []*stratav1.FetchPartitionResult{{Records: []*stratav1.Record{nil, rec}}}},
+		"everything": {Partitions: []*stratav1.FetchPartitionResult{{
+			Topic: "a", Partition: 1, HighWatermark: 2, LogStartOffset: 3, RecordBatches: batches[:10],
+			Records: []*stratav1.Record{rec}, Error: &stratav1.PartitionError{Code: 1, Message: "m"}, NextOffset: 4,
+		}}},
+		"many partitions": {Partitions: []*stratav1.FetchPartitionResult{
+			{Topic: "a", Partition: 0, RecordBatches: batches, NextOffset: 10},
+			{Topic: "a", Partition: 1, Error: &stratav1.PartitionError{Code: 14, Message: "unavailable"}},
+			{Topic: "a", Partition: 2},
+			{Topic: "b", Partition: 3, RecordBatches: batches[:1], HighWatermark: 1},
+			{Topic: "b", Partition: 4, RecordBatches: batches[1:], Records: []*stratav1.Record{rec}},
+		}},
+		"unknown fields":          {Partitions: []*stratav1.FetchPartitionResult{withUnknown, {Topic: "u"}}},
+		"unknown response fields": respUnknown,
+	}
+}
+
+func TestMarshalFetchResponseMatchesProto(t *testing.T) {
+	for name, resp := range fetchShapes() {
+		t.Run(name, func(t *testing.T) {
+			want, err := proto.Marshal(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := codec{}.Marshal(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := data.Materialize(); !bytes.Equal(got, want) {
+				t.Fatalf("codec: %x\nproto: %x", got, want)
+			}
+			// The batches are passed by reference, not copied.
+			for _, pr := range resp.GetPartitions() {
+				if len(pr.GetRecordBatches()) > 0 && !sharesBuffer(data, pr.GetRecordBatches()) {
+					t.Fatalf("record batches of partition %d were copied", pr.GetPartition())
+				}
+			}
+			data.Free()
+		})
+	}
+}
+
+func TestMarshalFetchNilResponse(t *testing.T) {
+	data, err := codec{}.Marshal((*stratav1.FetchResponse)(nil))
+	if err != nil || data.Len() != 0 {
+		t.Fatalf("got %d bytes, %v; want none", data.Len(), err)
+	}
+}
+
+func TestMarshalFetchInvalidUTF8(t *testing.T) {
+	for name, resp := range map[string]*stratav1.FetchResponse{
+		"topic":   {Partitions: []*stratav1.FetchPartitionResult{{Topic: "\xff"}}},
+		"error":   {Partitions: []*stratav1.FetchPartitionResult{{Error: &stratav1.PartitionError{Message: "\xff"}}}},
+		"headers": {Partitions: []*stratav1.FetchPartitionResult{{Records: []*stratav1.Record{{Headers: []*stratav1.Header{{Key: "\xfe"}}}}}}},
+	} {
+		if _, err := proto.Marshal(resp); err == nil {
+			t.Fatalf("%s: proto accepts invalid UTF-8", name)
+		}
+		if _, err := (codec{}).Marshal(resp); err == nil {
+			t.Errorf("%s: codec accepts invalid UTF-8, proto does not", name)
+		}
+	}
+}
+
+func sharesBuffer(data mem.BufferSlice, b []byte) bool {
+	for _, buf := range data {
+		d := buf.ReadOnlyData()
+		if len(d) == len(b) && &d[0] == &b[0] {
+			return true
+		}
+	}
+	return false
+}
+
+// countingPool is a pool that records what is given back and poisons it, so
+// that a reader of a buffer given back too early sees garbage.
+type countingPool struct {
+	mu   sync.Mutex
+	gets int
+	puts map[*[]byte]int
+}
+
+func (p *countingPool) Get(n int) *[]byte {
+	p.mu.Lock()
+	p.gets++
+	p.mu.Unlock()
+	b := bytes.Repeat([]byte{0xee}, n) // dirty, as a reused buffer is
+	return &b
+}
+
+func (p *countingPool) Put(b *[]byte) {
+	full := (*b)[:cap(*b)]
+	for i := range full {
+		full[i] = 0xdd
+	}
+	p.mu.Lock()
+	if p.puts == nil {
+		p.puts = make(map[*[]byte]int)
+	}
+	p.puts[b]++
+	p.mu.Unlock()
+}
+
+func (p *countingPool) counts() (gets, puts int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, n := range p.puts {
+		puts += n
+	}
+	return p.gets, puts
+}
+
+func TestMarshalFetchReplyHandsBuffersToGRPC(t *testing.T) {
+	pool := &countingPool{}
+	content := bytes.Repeat([]byte("batch"), 1000)
+	bufs := make([]*[]byte, 3)
+	for i := range bufs {
+		bufs[i] = pool.Get(len(content) + 100)
+		copy(*bufs[i], content)
+	}
+	resp := &stratav1.FetchResponse{Partitions: []*stratav1.FetchPartitionResult{
+		{Topic: "t", Partition: 0, RecordBatches: (*bufs[0])[:len(content):len(content)], NextOffset: 9},
+		{Topic: "t", Partition: 1, Error: &stratav1.PartitionError{Code: 1, Message: "x"}},
+		{Topic: "t", Partition: 2, RecordBatches: (*bufs[2])[:len(content)], NextOffset: 9},
+		{Topic: "t", Partition: 3, RecordBatches: (*bufs[1])[:len(content)]}, // not pooled: GC's
+	}}
+	want, err := proto.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := &fetchReply{FetchResponse: resp, pool: pool, bufs: []*[]byte{bufs[0], nil, bufs[2], nil}}
+	data, err := codec{}.Marshal(reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := data.Materialize(); !bytes.Equal(got, want) {
+		t.Fatalf("codec: %x\nproto: %x", got, want)
+	}
+	// The message no longer references the buffers handed to gRPC.
+	if resp.Partitions[0].RecordBatches != nil || resp.Partitions[2].RecordBatches != nil || reply.bufs != nil {
+		t.Fatal("the reply still references buffers handed to gRPC")
+	}
+	if resp.Partitions[3].RecordBatches == nil {
+		t.Fatal("an unpooled partition lost its batches")
+	}
+	// gRPC holds its own reference until the transport is done.
+	data.Ref()
+	data.Free()
+	if _, puts := pool.counts(); puts != 0 {
+		t.Fatalf("%d buffers given back while gRPC still holds them", puts)
+	}
+	data.Free()
+	if _, puts := pool.counts(); puts != 2 || pool.puts[bufs[0]] != 1 || pool.puts[bufs[2]] != 1 {
+		t.Fatalf("given back: %v, want bufs 0 and 2 once each", pool.puts)
+	}
+	if cap(*bufs[0]) != len(content)+100 {
+		t.Fatal("a buffer came back without its capacity")
+	}
+}
+
+func TestMarshalFetchReplyRefusesForeignBuffer(t *testing.T) {
+	pool := &countingPool{}
+	buf := pool.Get(4096)
+	other := make([]byte, 4096)
+	resp := &stratav1.FetchResponse{Partitions: []*stratav1.FetchPartitionResult{{RecordBatches: other}}}
+	data, err := codec{}.Marshal(&fetchReply{FetchResponse: resp, pool: pool, bufs: []*[]byte{buf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data.Free()
+	if _, puts := pool.counts(); puts != 0 {
+		t.Fatal("a buffer that is not the batches' was given back")
+	}
+}
+
+func TestMarshalFetchReplyErrorKeepsBuffers(t *testing.T) {
+	pool := &countingPool{}
+	buf := pool.Get(4096)
+	resp := &stratav1.FetchResponse{Partitions: []*stratav1.FetchPartitionResult{
+		{RecordBatches: *buf},
+		{Error: &stratav1.PartitionError{Message: "\xff"}},
+	}}
+	if _, err := (codec{}).Marshal(&fetchReply{FetchResponse: resp, pool: pool, bufs: []*[]byte{buf, nil}}); err == nil {
+		t.Fatal("invalid UTF-8 accepted")
+	}
+	if resp.Partitions[0].RecordBatches == nil {
+		t.Fatal("a failed marshal took the batches away")
+	}
+	if _, puts := pool.counts(); puts != 0 {
+		t.Fatal("a failed marshal gave a buffer back")
+	}
+}
+
+// produceShapes are requests covering every field of ProduceRequest and
+// ProducePartition.
+func produceShapes() map[string]*stratav1.ProduceRequest {
+	batches := bytes.Repeat([]byte{1, 2, 3, 4}, 5000)
+	return map[string]*stratav1.ProduceRequest{
+		"empty":       {},
+		"topic only":  {Topic: "orders"},
+		"acks":        {Topic: "t", Acks: stratav1.Acks_ACKS_ALL, TimeoutMs: 30000},
+		"negative":    {Topic: "t", Acks: stratav1.Acks(-3), TimeoutMs: -1},
+		"unset parts": {Topic: "t", Partitions: []*stratav1.ProducePartition{{}, {Partition: -1}}},
+		"batches": {Topic: "t", Partitions: []*stratav1.ProducePartition{
+			{Partition: 0, RecordBatches: batches},
+			{Partition: 3, RecordBatches: batches[:7]},
+		}},
+		"records": {Topic: "t", Partitions: []*stratav1.ProducePartition{{
+			Partition: -1,
+			Records: []*stratav1.Record{
+				{Key: []byte("k"), Value: []byte("v"), TimestampMs: 5, Headers: []*stratav1.Header{{Key: "a", Value: []byte("b")}}},
+				{KeyNull: true, ValueNull: true},
+				{},
+			},
+		}}},
+		"both": {Topic: "t", Acks: stratav1.Acks_ACKS_NONE, Partitions: []*stratav1.ProducePartition{
+			{Partition: 1, Records: []*stratav1.Record{{Value: []byte("x")}}, RecordBatches: batches[:100]},
+		}},
+	}
+}
+
+// unmarshalBoth decodes b with proto.Unmarshal and with the codec (from a
+// BufferSlice split into small buffers, as gRPC delivers it) and checks that
+// they agree.
+func unmarshalBoth(t testing.TB, b []byte) (*stratav1.ProduceRequest, error) {
+	t.Helper()
+	want := &stratav1.ProduceRequest{}
+	wantErr := proto.Unmarshal(b, want)
+	got := &stratav1.ProduceRequest{}
+	var data mem.BufferSlice
+	for rest := b; len(rest) > 0; {
+		n := min(len(rest), 3+len(rest)/3)
+		data = append(data, mem.SliceBuffer(append([]byte(nil), rest[:n]...)))
+		rest = rest[n:]
+	}
+	gotErr := codec{}.Unmarshal(data, got)
+	if (wantErr == nil) != (gotErr == nil) {
+		t.Fatalf("input %x: proto: %v; codec: %v", b, wantErr, gotErr)
+	}
+	if wantErr != nil {
+		return nil, gotErr
+	}
+	if !proto.Equal(got, want) {
+		t.Fatalf("input %x:\ncodec: %v\nproto: %v", b, got, want)
+	}
+	// Poison gRPC's buffers, as it reuses them: the request must not
+	// change.
+	for _, buf := range data {
+		d := buf.ReadOnlyData()
+		for i := range d {
+			d[i] = 0xcc
+		}
+	}
+	if !proto.Equal(got, want) {
+		t.Fatalf("input %x: the request aliases gRPC's buffers", b)
+	}
+	return got, nil
+}
+
+func TestUnmarshalProduceMatchesProto(t *testing.T) {
+	for name, req := range produceShapes() {
+		t.Run(name, func(t *testing.T) {
+			b, err := proto.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := unmarshalBoth(t, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(got, req) {
+				t.Fatalf("got %v, want %v", got, req)
+			}
+		})
+	}
+}
+
+// TestUnmarshalProduceAliasesOneBuffer guards the point of the codec: the
+// record batches of all partitions are slices of one buffer, not copies.
+func TestUnmarshalProduceAliasesOneBuffer(t *testing.T) {
+	req := produceShapes()["batches"]
+	b, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &stratav1.ProduceRequest{}
+	if err := unmarshalProduce(b, got); err != nil {
+		t.Fatal(err)
+	}
+	for _, pp := range got.Partitions {
+		rb := pp.RecordBatches
+		if !within(b, rb) {
+			t.Fatalf("partition %d: record batches were copied", pp.Partition)
+		}
+		if cap(rb) != len(rb) {
+			t.Fatalf("partition %d: capacity %d beyond the batches (%d): an append would overwrite the next field", pp.Partition, cap(rb), len(rb))
+		}
+	}
+}
+
+// within reports whether sub is a slice of b's array, within b.
+func within(b, sub []byte) bool {
+	for i := range b {
+		if &b[i] == &sub[0] {
+			return len(b)-i >= len(sub)
+		}
+	}
+	return false
+}
+
+// Hand-made encodings that proto.Marshal does not produce.
+func produceEdgeCases() map[string][]byte {
+	tag := func(b []byte, num protowire.Number, typ protowire.Type) []byte {
+		return protowire.AppendTag(b, num, typ)
+	}
+	part := func(fields ...[]byte) []byte {
+		return protowire.AppendBytes(tag(nil, fieldProducePartitions, protowire.BytesType), bytes.Join(fields, nil))
+	}
+	batches := func(s string) []byte {
+		return protowire.AppendString(tag(nil, fieldPartitionBatches, protowire.BytesType), s)
+	}
+	partition := func(p uint64) []byte {
+		return protowire.AppendVarint(tag(nil, fieldPartitionPartition, protowire.VarintType), p)
+	}
+	unknownVarint := protowire.AppendVarint(tag(nil, 15, protowire.VarintType), 300)
+	group := append(tag(nil, 20, protowire.StartGroupType), unknownVarint...)
+	group = tag(group, 20, protowire.EndGroupType)
+	fixed := protowire.AppendFixed64(tag(nil, 21, protowire.Fixed64Type), 1)
+	fixed32 := protowire.AppendFixed32(tag(nil, 22, protowire.Fixed32Type), 1)
+	topic := protowire.AppendString(tag(nil, fieldProduceTopic, protowire.BytesType), "t")
+	return map[string][]byte{
+		"repeated scalars, last wins": bytes.Join([][]byte{
+			topic, protowire.AppendString(tag(nil, fieldProduceTopic, protowire.BytesType), "u"),
+			protowire.AppendVarint(tag(nil, fieldProduceAcks, protowire.VarintType), 1),
+			protowire.AppendVarint(tag(nil, fieldProduceAcks, protowire.VarintType), 2),
+			part(partition(1), batches("first"), partition(2), batches("second")),
+		}, nil),
+		"empty batches field after data": part(batches("data"), batches("")),
+		"unknown fields kept":            bytes.Join([][]byte{unknownVarint, topic, group, fixed, fixed32, part(unknownVarint, batches("x"), group)}, nil),
+		"known number, wrong wire type": bytes.Join([][]byte{
+			protowire.AppendVarint(tag(nil, fieldProduceTopic, protowire.VarintType), 5),
+			protowire.AppendString(tag(nil, fieldProduceAcks, protowire.BytesType), "x"),
+			part(protowire.AppendVarint(tag(nil, fieldPartitionBatches, protowire.VarintType), 1),
+				protowire.AppendString(tag(nil, fieldPartitionPartition, protowire.BytesType), "y"),
+				protowire.AppendFixed32(tag(nil, fieldPartitionRecords, protowire.Fixed32Type), 1)),
+		}, nil),
+		"int32 overflow truncates": bytes.Join([][]byte{
+			protowire.AppendVarint(tag(nil, fieldProduceTimeoutMs, protowire.VarintType), 1<<40+5),
+			part(partition(math.MaxUint64)),
+		}, nil),
+		"overlong varint":      append(tag(nil, fieldProduceAcks, protowire.VarintType), 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00),
+		"truncated varint":     append(tag(nil, fieldProduceAcks, protowire.VarintType), 0x80),
+		"truncated length":     append(tag(nil, fieldProduceTopic, protowire.BytesType), 10, 'a'),
+		"truncated partition":  append(tag(nil, fieldProducePartitions, protowire.BytesType), 5, 0x1a, 0x10, 1, 2),
+		"invalid UTF-8 topic":  protowire.AppendString(tag(nil, fieldProduceTopic, protowire.BytesType), "\xff\xfe"),
+		"invalid UTF-8 header": part(protowire.AppendBytes(tag(nil, fieldPartitionRecords, protowire.BytesType), protowire.AppendBytes(tag(nil, 5, protowire.BytesType), protowire.AppendString(tag(nil, 1, protowire.BytesType), "\xff")))),
+		"bad record":           part(protowire.AppendBytes(tag(nil, fieldPartitionRecords, protowire.BytesType), []byte{0x0a, 0x05})),
+		"field number 0":       {0x00, 0x01},
+		"field number too big": protowire.AppendVarint(protowire.AppendVarint(nil, uint64(protowire.MaxValidNumber+1)<<3), 1),
+		"end group alone":      tag(nil, 5, protowire.EndGroupType),
+		"unterminated group":   tag(nil, 5, protowire.StartGroupType),
+		"mismatched group":     tag(tag(nil, 5, protowire.StartGroupType), 6, protowire.EndGroupType),
+		"wire type 6":          {0x0e},
+		"wire type 7":          {0x0f},
+	}
+}
+
+func TestUnmarshalProduceEdgeCases(t *testing.T) {
+	for name, b := range produceEdgeCases() {
+		t.Run(name, func(t *testing.T) {
+			_, err := unmarshalBoth(t, b)
+			if err != nil && !errors.Is(err, errMalformed) {
+				t.Fatalf("error %v is not errMalformed", err)
+			}
+		})
+	}
+}
+
+// TestCodecDelegatesOtherMessages checks that the codec is the protobuf
+// codec for every other message.
+func TestCodecDelegatesOtherMessages(t *testing.T) {
+	msgs := []proto.Message{
+		&stratav1.ProduceResponse{Partitions: []*stratav1.ProducePartitionResult{{Partition: 1, BaseOffset: 5}}},
+		&stratav1.FetchRequest{Partitions: []*stratav1.FetchPartition{{Topic: "t", Offset: 3}}, MaxWaitMs: 10},
+		&stratav1.CreateTopicRequest{Name: "t", Partitions: 3, Configs: map[string]string{"a": "b"}}, // one entry: map order varies,
+		produceShapes()["batches"], // marshalled by proto: the server never sends one
+	}
+	for _, m := range msgs {
+		data, err := codec{}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := protoCodec.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(data.Materialize(), want.Materialize()) {
+			t.Fatalf("%T: encodings differ", m)
+		}
+		got := m.ProtoReflect().New().Interface()
+		if err := (codec{}).Unmarshal(data, got); err != nil || !proto.Equal(got, m) {
+			t.Fatalf("%T: got %v, %v", m, got, err)
+		}
+	}
+	// FetchResponse is decoded by proto (clients, tests).
+	want := fetchShapes()["many partitions"]
+	data, err := codec{}.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &stratav1.FetchResponse{}
+	if err := (codec{}).Unmarshal(data, got); err != nil || !proto.Equal(got, want) {
+		t.Fatalf("FetchResponse: got %v, %v", got, err)
+	}
+	if _, err := (codec{}).Marshal("not a message"); err == nil || !strings.Contains(err.Error(), "proto") {
+		t.Fatalf("non-message: %v", err)
+	}
+	if (codec{}).Name() != "proto" {
+		t.Fatal("codec must keep the proto content type")
+	}
+}
+
+// TestFetchReplyIsAMessage: a fetchReply marshalled by another codec (or
+// logged) is its FetchResponse.
+func TestFetchReplyIsAMessage(t *testing.T) {
+	resp := fetchShapes()["everything"]
+	var m proto.Message = &fetchReply{FetchResponse: resp}
+	got, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := proto.Marshal(resp)
+	if !bytes.Equal(got, want) {
+		t.Fatal("fetchReply does not marshal as its FetchResponse")
+	}
+}
+
+func TestReadBuffers(t *testing.T) {
+	p := newReadBuffers()
+	for _, tc := range []struct{ n, cap int }{
+		{0, 4096}, {1, 4096}, {4096, 4096}, {4097, 8192}, {1 << 20, 1 << 20}, {1<<20 + 1, 2 << 20},
+		{64 << 20, 64 << 20}, {64<<20 + 1, 64<<20 + 1},
+	} {
+		b := p.Get(tc.n)
+		if len(*b) != tc.n || cap(*b) != tc.cap {
+			t.Errorf("Get(%d): len %d cap %d, want cap %d", tc.n, len(*b), cap(*b), tc.cap)
+		}
+		p.Put(b)
+	}
+	// Buffers that are not of a class size are dropped, not kept to be
+	// handed out too small.
+	odd := make([]byte, 5000)
+	p.Put(&odd)
+	for range 100 {
+		if b := p.Get(8192); cap(*b) < 8192 {
+			t.Fatalf("Get(8192) returned capacity %d", cap(*b))
+		}
+	}
+}
