@@ -11,6 +11,11 @@ import (
 	"github.com/strata-broker/strata/metastore"
 )
 
+// MaxPartitions bounds the partitions of one topic. Creating a topic is one
+// etcd transaction with an operation per partition, and the embedded etcd
+// allows 4096 operations per transaction.
+const MaxPartitions = 4000
+
 // TopicSpec describes a topic to create. Zero or negative counts take the
 // broker defaults (num.partitions, default.replication.factor), as Kafka's -1 does.
 type TopicSpec struct {
@@ -59,6 +64,9 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 		}
 		spec.Partitions = n
 	}
+	if spec.Partitions > MaxPartitions {
+		return TopicDescription{}, fmt.Errorf("%w: %d (at most %d per topic)", ErrInvalidPartitions, spec.Partitions, MaxPartitions)
+	}
 	if spec.ReplicationFactor <= 0 {
 		if spec.ReplicationFactor != 0 && spec.ReplicationFactor != -1 {
 			return TopicDescription{}, fmt.Errorf("%w: %d (must be at least 1)", ErrInvalidReplication, spec.ReplicationFactor)
@@ -71,6 +79,17 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 	}
 	if err := b.validateConfigs(spec.Configs); err != nil {
 		return TopicDescription{}, err
+	}
+	existing, _, err := b.store.ListTopics(ctx)
+	if err != nil {
+		return TopicDescription{}, fmt.Errorf("create topic %q: list topics: %w", spec.Name, err)
+	}
+	for _, t := range existing {
+		if t.Name != spec.Name && config.TopicNamesCollide(t.Name, spec.Name) {
+			// Kafka's metric names turn '.' into '_', so it refuses names that differ only there.
+			return TopicDescription{}, fmt.Errorf("%w: %q collides with existing topic %q ('.' and '_' are interchangeable in topic names)",
+				ErrInvalidTopic, spec.Name, t.Name)
+		}
 	}
 	brokers, err := b.store.Brokers(ctx)
 	if err != nil {
@@ -151,13 +170,20 @@ func (b *Broker) validateConfigs(overrides map[string]string) error {
 
 // DeleteTopic removes a topic from the metastore and its data from this broker.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	t, err := b.store.GetTopic(ctx, name)
+	if errors.Is(err, metastore.ErrTopicNotFound) {
+		return fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)
+	}
+	if err != nil {
+		return fmt.Errorf("delete topic %q: %w", name, err)
+	}
 	if err := b.store.DeleteTopic(ctx, name); err != nil {
 		if errors.Is(err, metastore.ErrTopicNotFound) {
 			return fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)
 		}
 		return fmt.Errorf("delete topic %q: %w", name, err)
 	}
-	b.removeTopic(name)
+	b.removeTopic(name, t.ID)
 	b.logger.Info("topic deleted", "topic", name)
 	return nil
 }

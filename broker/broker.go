@@ -193,8 +193,27 @@ func (b *Broker) watchTopics(ctx context.Context) {
 				b.logger.Error("cannot apply topic change", "topic", ev.Topic.Name, "err", err)
 			}
 		case metastore.TopicDeleted:
-			b.removeTopic(ev.Topic.Name)
+			b.applyDelete(ctx, ev.Topic.Name)
 		}
+	}
+}
+
+// applyDelete removes a topic reported deleted by the watch, unless the
+// metastore has it again: a delete event can arrive after the topic was
+// created anew (by this broker's own admin call, applied at once), and must
+// not take the new topic's data with it.
+func (b *Broker) applyDelete(ctx context.Context, name string) {
+	t, err := b.store.GetTopic(ctx, name)
+	switch {
+	case err == nil:
+		if err := b.applyTopic(t); err != nil {
+			b.logger.Error("cannot apply topic", "topic", name, "err", err)
+		}
+	case errors.Is(err, metastore.ErrTopicNotFound):
+		b.removeTopic(name, "")
+	default:
+		// Unsure: keep the data. The next event or resync settles it.
+		b.logger.Warn("topic delete event not applied: cannot confirm it", "topic", name, "err", err)
 	}
 }
 
@@ -259,25 +278,40 @@ func logConfig(c config.Topic) partlog.Config {
 func (b *Broker) applyTopic(t metastore.Topic) error {
 	cfg, _, err := config.Resolve(t.Configs, b.brokerDefaults)
 	if err != nil {
-		return fmt.Errorf("topic %q config: %w", t.Name, err)
+		// A stored topic is served even when its overrides no longer agree
+		// with the broker defaults: Resolve falls back per key, and refusing
+		// would take acknowledged data offline.
+		b.logger.Warn("topic config does not resolve cleanly; using fallbacks", "topic", t.Name, "err", err)
 	}
+	b.mu.Lock()
+	cur := b.topics[t.Name]
+	if cur != nil && t.Revision != 0 && t.Revision < cur.meta.Revision {
+		b.mu.Unlock()
+		return nil // an older event than what we hold
+	}
+	var stale *topic
+	if cur != nil && cur.meta.ID != t.ID {
+		// The topic was deleted and created again while we were not looking.
+		stale = cur
+		delete(b.topics, t.Name)
+		cur = nil
+	}
+	b.mu.Unlock()
+	if stale != nil {
+		b.dropPartitions(t.Name, stale)
+	}
+
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return ErrBrokerClosed
 	}
-	cur := b.topics[t.Name]
-	if cur != nil && cur.meta.ID != t.ID {
-		// The topic was deleted and created again while we were not looking.
-		b.removeTopicLocked(t.Name)
-		cur = nil
+	if c := b.topics[t.Name]; c != nil {
+		cur = c
 	}
 	if cur == nil {
 		cur = &topic{meta: t, cfg: cfg}
 		b.topics[t.Name] = cur
-	}
-	if cur.meta.Revision > t.Revision && t.Revision != 0 {
-		return nil // an older event than what we hold
 	}
 	cur.meta, cur.cfg = t, cfg
 	lc := logConfig(cfg)
@@ -310,7 +344,12 @@ func (b *Broker) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*
 	metaPath := filepath.Join(dir, partitionMetaFile)
 	if raw, err := os.ReadFile(metaPath); err == nil {
 		var m partitionMeta
-		if json.Unmarshal(raw, &m) != nil || m.TopicID != t.ID {
+		if err := json.Unmarshal(raw, &m); err != nil || m.TopicID == "" {
+			// Never delete what we cannot identify: it may be this topic's data.
+			return nil, fmt.Errorf("partition %s-%d: unreadable %s (move it aside to serve the partition): %v",
+				t.Name, p, metaPath, err)
+		}
+		if m.TopicID != t.ID {
 			b.logger.Warn("removing partition directory of an older topic with the same name",
 				"dir", dir, "topic_id", m.TopicID, "current_topic_id", t.ID)
 			if err := os.RemoveAll(dir); err != nil {
@@ -368,20 +407,26 @@ func writeFileSync(path string, data []byte) error {
 	return d.Sync()
 }
 
-func (b *Broker) removeTopic(name string) {
+// removeTopic drops the local partitions of a topic. With a non-empty id it
+// removes only that incarnation of the topic, so a caller holding an old id
+// cannot remove a topic created anew under the same name.
+func (b *Broker) removeTopic(name, id string) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.removeTopicLocked(name)
-}
-
-// removeTopicLocked closes the topic's logs and deletes their directories.
-// Lock should be held.
-func (b *Broker) removeTopicLocked(name string) {
 	t := b.topics[name]
-	if t == nil {
+	if t == nil || (id != "" && t.meta.ID != id) {
+		b.mu.Unlock()
 		return
 	}
 	delete(b.topics, name)
+	b.mu.Unlock()
+	b.dropPartitions(name, t)
+	b.logger.Info("topic removed", "topic", name)
+}
+
+// dropPartitions closes a removed topic's logs and deletes their directories.
+// It runs outside b.mu: closing and deleting a large partition takes time,
+// and produce and fetch on other topics must not wait for it.
+func (b *Broker) dropPartitions(name string, t *topic) {
 	for _, p := range t.partitions {
 		if p == nil {
 			continue
@@ -390,12 +435,11 @@ func (b *Broker) removeTopicLocked(name string) {
 			b.logger.Warn("close deleted partition", "topic", name, "partition", p.Index, "err", err)
 		}
 		p.wake()
-		dir := b.partitionDir(name, p.Index)
+		dir := p.log.Dir()
 		if err := os.RemoveAll(dir); err != nil {
 			b.logger.Error("remove deleted partition", "dir", dir, "err", err)
 		}
 	}
-	b.logger.Info("topic removed", "topic", name)
 }
 
 var partitionDirRE = regexp.MustCompile(`^(.+)-([0-9]+)$`)
@@ -406,8 +450,10 @@ var partitionDirRE = regexp.MustCompile(`^(.+)-([0-9]+)$`)
 // ever touched.
 func (b *Broker) removeOrphanDirs(topics []metastore.Topic) {
 	live := make(map[string]string, len(topics))
+	partitions := make(map[string]int32, len(topics))
 	for _, t := range topics {
 		live[t.Name] = t.ID
+		partitions[t.Name] = t.Partitions
 	}
 	entries, err := os.ReadDir(b.cfg.DataDir)
 	if err != nil {
@@ -429,7 +475,7 @@ func (b *Broker) removeOrphanDirs(topics []metastore.Topic) {
 			continue
 		}
 		idx, _ := strconv.Atoi(m[2])
-		if id, ok := live[pm.Topic]; ok && id == pm.TopicID && b.hosts(pm.Topic, idx) {
+		if id, ok := live[pm.Topic]; ok && id == pm.TopicID && int32(idx) < partitions[pm.Topic] {
 			continue
 		}
 		b.logger.Info("removing partition directory of a deleted topic", "dir", dir)
@@ -437,13 +483,6 @@ func (b *Broker) removeOrphanDirs(topics []metastore.Topic) {
 			b.logger.Error("remove orphan partition dir", "dir", dir, "err", err)
 		}
 	}
-}
-
-func (b *Broker) hosts(topicName string, idx int) bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	t := b.topics[topicName]
-	return t != nil && idx < len(t.partitions) && t.partitions[idx] != nil
 }
 
 // partition returns the hosted partition or ErrUnknownTopicOrPartition.

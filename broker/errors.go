@@ -81,7 +81,7 @@ func Classify(err error) Kind {
 		return KindCorruptMessage
 	case errors.Is(err, ErrNotLeader):
 		return KindNotLeader
-	case errors.Is(err, ErrBrokerClosed), errors.Is(err, partlog.ErrLogClosed):
+	case errors.Is(err, ErrBrokerClosed), errors.Is(err, partlog.ErrLogClosed), errors.Is(err, partlog.ErrLogFailed):
 		return KindUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return KindCanceled

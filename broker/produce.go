@@ -61,6 +61,11 @@ func (b *Broker) Produce(ctx context.Context, topicName string, acks Acks, parts
 			res.Err = fmt.Errorf("%w: no record batches for partition %d", ErrInvalidRequest, pb.Partition)
 			continue
 		}
+		if err := checkProduced(pb.Batches); err != nil {
+			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
+			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
+			continue
+		}
 		ar, err := p.append(pb.Batches)
 		if err != nil {
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
@@ -118,4 +123,42 @@ func (b *Broker) KeyPartition(topicName string, key []byte, next func(n int32) i
 		return next(n), nil
 	}
 	return record.KeyPartition(key, n), nil
+}
+
+// checkProduced applies the rules Kafka applies to batches from producers, on
+// top of the log's own checks (magic, length, CRC, size): no control batches,
+// and records whose offset deltas run 0..count-1 with nothing left over, so
+// that the offsets a batch takes are exactly its records. Records are decoded
+// (decompressed if need be) to prove it: a batch that fails here would fail
+// every consumer later.
+func checkProduced(batches []byte) error {
+	it := record.NewBatches(batches)
+	for i := 0; it.Next(); i++ {
+		h := it.Header()
+		if _, err := record.Validate(it.Bytes()); err != nil {
+			return fmt.Errorf("batch %d: %w", i, err)
+		}
+		if h.Control() {
+			return fmt.Errorf("batch %d: %w", i, &record.CorruptError{Reason: "control batches cannot be produced by clients"})
+		}
+		if int64(h.LastOffsetDelta) != int64(h.RecordCount)-1 {
+			return fmt.Errorf("batch %d: %w", i, &record.CorruptError{
+				Reason: fmt.Sprintf("last offset delta %d does not match %d records", h.LastOffsetDelta, h.RecordCount)})
+		}
+		n := int64(0)
+		err := record.ForEach(it.Bytes(), func(r *record.Record) error {
+			if r.Offset-h.BaseOffset != n {
+				return &record.CorruptError{Reason: fmt.Sprintf("record %d has offset delta %d", n, r.Offset-h.BaseOffset)}
+			}
+			n++
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("batch %d: %w", i, err)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("record batches: %w", err)
+	}
+	return nil
 }
