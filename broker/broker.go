@@ -65,6 +65,9 @@ type Broker struct {
 	topics map[string]*topic
 	closed bool
 
+	draining  chan struct{} // closed by Drain
+	drainOnce sync.Once
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -114,6 +117,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		now:            now,
 		brokerDefaults: defaults,
 		topics:         make(map[string]*topic),
+		draining:       make(chan struct{}),
 	}
 	b.metrics = newMetrics(b, cfg.Registerer)
 	return b, nil
@@ -151,6 +155,21 @@ func (b *Broker) Start(ctx context.Context) error {
 	return nil
 }
 
+// Drain ends waiting fetches and makes new ones return without waiting, so
+// that listeners can stop gracefully; produce and fetch still work until
+// Close.
+func (b *Broker) Drain() { b.drainOnce.Do(func() { close(b.draining) }) }
+
+// Draining reports whether Drain was called.
+func (b *Broker) Draining() bool {
+	select {
+	case <-b.draining:
+		return true
+	default:
+		return false
+	}
+}
+
 // Close stops background work and closes every log (writing indexes and
 // syncing), so that the next start needs no recovery.
 func (b *Broker) Close() error {
@@ -161,6 +180,7 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	b.mu.Unlock()
+	b.Drain()
 	if b.cancel != nil {
 		b.cancel()
 	}

@@ -62,6 +62,10 @@ type BufferPool interface {
 // Kafka's fetch.max.bytes default.
 const defaultMaxBytes = 50 << 20
 
+// maxFetchBytes caps a response's byte bound below the frontends' largest
+// message (100 MiB), leaving room for one first batch larger than the bound.
+const maxFetchBytes = 64 << 20
+
 // Fetch reads from each partition. It returns at once when MinBytes are
 // available (or on any partition error), otherwise it waits for appends until
 // MaxWait or ctx ends, then returns what there is.
@@ -72,6 +76,9 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = defaultMaxBytes
 	}
+	// A response must fit in one gRPC message; a larger bound would only make
+	// the broker read what it cannot send.
+	opts.MaxBytes = min(opts.MaxBytes, maxFetchBytes)
 	results := make([]FetchResult, len(parts))
 	var deadline <-chan time.Time
 	var wake chan struct{}
@@ -93,6 +100,11 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 		select {
 		case <-wake:
 		case <-deadline:
+			b.readAll(parts, opts, results)
+			return results, nil
+		case <-b.draining:
+			// Shutting down: answer with what there is rather than hold the
+			// listener's graceful stop for MaxWait.
 			b.readAll(parts, opts, results)
 			return results, nil
 		case <-ctx.Done():

@@ -460,6 +460,11 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 		if ctx.Err() != nil {
 			return nil
 		}
+		if s.b.Draining() {
+			// Tell the follower to reconnect elsewhere (or later) instead of
+			// holding the broker's shutdown.
+			return status.Error(codes.Unavailable, "broker is shutting down")
+		}
 	}
 }
 

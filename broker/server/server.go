@@ -179,6 +179,9 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	case runErr = <-errc:
 	}
 
+	// Long polls and follow streams would hold GracefulStop until their
+	// MaxWait: end them first.
+	b.Drain()
 	stopped := make(chan struct{})
 	go func() {
 		gs.GracefulStop()

@@ -3,7 +3,9 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/broker/server"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -313,5 +316,95 @@ func TestLongPollAndFollow(t *testing.T) {
 	}
 	if fmt.Sprint(seen) != "[a-v0 a-v1 b-v0 b-v1 c-v0 c-v1]" {
 		t.Fatalf("followed %v", seen)
+	}
+}
+
+// Kafka refuses producer batches whose offsets do not match their records,
+// and control batches from clients: accepting them would break dense offsets.
+func TestProduceRejectsBatchesKafkaRejects(t *testing.T) {
+	c := startServer(t, nil)
+	ctx := context.Background()
+	if _, err := c.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "strict", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	gap := batchOf(t, 1, "gap")
+	binary.BigEndian.PutUint32(gap[23:], 1<<30) // lastOffsetDelta: claims 2^30 offsets for one record
+	binary.BigEndian.PutUint32(gap[17:], record.Checksum(gap))
+	control := batchOf(t, 1, "ctl")
+	binary.BigEndian.PutUint16(control[21:], 0x20) // control bit
+	binary.BigEndian.PutUint32(control[17:], record.Checksum(control))
+	for name, batch := range map[string][]byte{"offset gap": gap, "control batch": control} {
+		pr, err := c.Produce(ctx, &stratav1.ProduceRequest{Topic: "strict", Partitions: []*stratav1.ProducePartition{{Partition: 0, RecordBatches: batch}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pe := pr.GetPartitions()[0].GetError(); codes.Code(pe.GetCode()) != codes.InvalidArgument {
+			t.Errorf("%s: got %v, want INVALID_ARGUMENT", name, pe)
+		}
+	}
+	lo, err := c.ListOffsets(ctx, &stratav1.ListOffsetsRequest{Topic: "strict", Partitions: []*stratav1.ListOffsetsPartition{{Partition: 0, Timestamp: -1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := lo.GetPartitions()[0].GetOffset(); end != 0 {
+		t.Fatalf("log end offset %d after rejected batches, want 0", end)
+	}
+}
+
+func TestCreateTopicLimits(t *testing.T) {
+	c := startServer(t, nil)
+	ctx := context.Background()
+	_, err := c.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "huge", Partitions: 1<<31 - 1, ValidateOnly: true})
+	wantCode(t, err, codes.InvalidArgument, "at most")
+	if _, err := c.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "page.views", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "page_views", Partitions: 1})
+	wantCode(t, err, codes.InvalidArgument, "collides")
+}
+
+// A follow-mode stream must not hold a broker's shutdown: it is ended with
+// UNAVAILABLE so the client reconnects.
+func TestShutdownEndsFollowStreams(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, server.Config{NodeID: 1, DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+			EmbedEtcd: true, EtcdClientAddr: "127.0.0.1:0", ShutdownTimeout: time.Hour}, func(g, _ net.Addr) { ready <- g })
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := stratav1.NewStrataClient(conn)
+	if _, err := c.CreateTopic(context.Background(), &stratav1.CreateTopicRequest{Name: "quiet", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := c.FetchStream(context.Background(), &stratav1.FetchRequest{Partitions: []*stratav1.FetchPartition{{Topic: "quiet"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stream is established once the server has it; a Produce after it
+	// proves the server is up and the stream parked in its wait.
+	if _, err := c.Produce(context.Background(), &stratav1.ProduceRequest{Topic: "quiet", Partitions: []*stratav1.ProducePartition{{Partition: 0, Records: []*stratav1.Record{{Value: []byte("x")}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	_, err = stream.Recv()
+	wantCode(t, err, codes.Unavailable, "shutting down")
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
