@@ -136,6 +136,11 @@ func code(err error) codes.Code {
 		}
 		return codes.Canceled
 	}
+	// etcd's client reports an unreachable cluster as a gRPC Unavailable
+	// status inside the error chain: pass it on, so clients retry.
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+		return codes.Unavailable
+	}
 	return codes.Internal
 }
 
