@@ -74,3 +74,31 @@ func TestQuickstartSurvivesKill9(t *testing.T) {
 		t.Fatalf("records differ after kill -9 and restart (first before %q, after %q)", before[0], after[0])
 	}
 }
+
+// Lines without --key-separator are unkeyed records (null keys) spread over
+// the partitions by the sticky partitioner, as kafka-console-producer does,
+// not records keyed by the empty string (which would all hash to one partition).
+func TestProduceWithoutKeySeparatorIsUnkeyed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts strata processes")
+	}
+	dev := testenv.StartDev(t, testenv.DevOptions{})
+	strataCLI(t, dev, "", "topics", "create", "plain", "--partitions", "3")
+	var in strings.Builder
+	for i := 1; i <= 10000; i++ {
+		fmt.Fprintf(&in, "line %d\n", i)
+	}
+	strataCLI(t, dev, in.String(), "produce", "plain")
+	out := strataCLI(t, dev, "", "consume", "plain", "--from-beginning", "--max-messages", "10000", "--print-partition", "--print-key")
+	partitions := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		f := strings.Split(l, "\t")
+		if len(f) != 3 || f[1] != "null" {
+			t.Fatalf("want partition, null key, value; got %q", l)
+		}
+		partitions[f[0]]++
+	}
+	if len(partitions) < 2 {
+		t.Fatalf("10,000 unkeyed lines all went to %v", partitions)
+	}
+}

@@ -168,7 +168,7 @@ the buffered maximum are outstanding).`,
 	}
 	fs := cmd.Flags()
 	cf.register(fs)
-	pf.register(fs, "1")
+	pf.register(fs, "1", client.DefaultBatchBytes)
 	addOutputFlag(fs, &output)
 	fs.StringVar(&topic, "topic", "", "topic to produce to (required)")
 	fs.IntVar(&recordSize, "record-size", 1024, "value size of each record, bytes")

@@ -19,6 +19,9 @@ import (
 	"github.com/strata-broker/strata/broker/record"
 )
 
+// consoleBatchBytes is the batch size of `strata produce`, Kafka's batch.size default.
+const consoleBatchBytes = 16 << 10
+
 // producerFlags are the batching flags shared by produce and bench produce.
 type producerFlags struct {
 	acks        string
@@ -28,10 +31,10 @@ type producerFlags struct {
 	compression string
 }
 
-func (f *producerFlags) register(fs *pflag.FlagSet, defaultAcks string) {
+func (f *producerFlags) register(fs *pflag.FlagSet, defaultAcks string, defaultBatchBytes int) {
 	fs.StringVar(&f.acks, "acks", defaultAcks, "replication to wait for: 0, 1 or all")
 	fs.DurationVar(&f.linger, "linger", client.DefaultLinger, "how long a batch waits for more records (0: send at once)")
-	fs.IntVar(&f.batchBytes, "batch-bytes", client.DefaultBatchBytes, "maximum size of a record batch")
+	fs.IntVar(&f.batchBytes, "batch-bytes", defaultBatchBytes, "maximum size of a record batch (unkeyed records move to another partition with each batch)")
 	fs.IntVar(&f.maxInFlight, "max-in-flight", client.DefaultMaxInFlight, "produce requests outstanding at once")
 	fs.StringVar(&f.compression, "compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
 }
@@ -113,12 +116,18 @@ exits non-zero if any record failed.`,
 				partition = client.AnyPartition
 			}
 			p := client.NewProducer(c, opts)
-			lo := lineOptions{keySep: []byte(sep), partition: partition, maxBytes: maxLineBytes(d)}
+			lo := lineOptions{partition: partition, maxBytes: maxLineBytes(d)}
+			if sep != "" {
+				// Without a separator lines are unkeyed (null keys), not keyed by "".
+				lo.keySep = []byte(sep)
+			}
 			return produceLines(ctx, p, topic, cmd.InOrStdin(), lo)
 		},
 	}
 	cf.register(cmd.Flags())
-	pf.register(cmd.Flags(), "all")
+	// Kafka's console producer default (batch.size=16384): unkeyed lines
+	// spread over the partitions as they would from kafka-console-producer.
+	pf.register(cmd.Flags(), "all", consoleBatchBytes)
 	cmd.Flags().StringVar(&keySep, "key-separator", "", `split each line into key and value at the first occurrence of this string (escapes like \t are interpreted)`)
 	cmd.Flags().Int32Var(&partition, "partition", -1, "partition to produce to (default: keyed records by key, others sticky)")
 	return cmd
