@@ -1,0 +1,93 @@
+package broker
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// startBroker runs the core against a real embedded etcd.
+func startBroker(t *testing.T) (*Broker, *metastore.Store) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	etcd, err := metastore.StartEmbedded(ctx, dir+"/etcd", "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { etcd.Close() })
+	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 1}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	b, err := New(Config{NodeID: 1, DataDir: dir + "/data"}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, store
+}
+
+func produceOne(t *testing.T, b *Broker, topic string) int64 {
+	t.Helper()
+	bld := record.NewBuilder(time.Now().UnixMilli(), 0)
+	bld.Append(&record.Record{Value: []byte("v")})
+	batch, err := bld.Build(record.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Produce(context.Background(), topic, AcksAll, []PartitionBatches{{Partition: 0, Batches: append([]byte(nil), batch...)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	return res[0].BaseOffset
+}
+
+// A delete event that arrives after the topic was created anew (the watch
+// lags behind this broker's own admin calls) must not remove the new topic.
+func TestLateDeleteEventKeepsRecreatedTopic(t *testing.T) {
+	b, store := startBroker(t)
+	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := store.GetTopic(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceOne(t, b, "t")
+	if err := b.DeleteTopic(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(0); i < 3; i++ {
+		if off := produceOne(t, b, "t"); off != i {
+			t.Fatalf("new topic: offset %d, want %d", off, i)
+		}
+	}
+	// The late events of the first incarnation.
+	b.applyDelete(ctx, "t")
+	if err := b.applyTopic(old); err != nil {
+		t.Fatal(err)
+	}
+	if off := produceOne(t, b, "t"); off != 3 {
+		t.Fatalf("after late events, next offset %d, want 3: the new topic's data was dropped", off)
+	}
+}
