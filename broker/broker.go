@@ -251,7 +251,8 @@ func (b *Broker) flushLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		for _, p := range b.allPartitions() {
-			if err := p.log.MaybeFlush(); err != nil && !errors.Is(err, partlog.ErrLogClosed) {
+			// A failed log reported its first failure itself; it stays failed.
+			if err := p.log.MaybeFlush(); err != nil && !errors.Is(err, partlog.ErrLogClosed) && !errors.Is(err, partlog.ErrLogFailed) {
 				b.logger.Error("flush failed", "topic", p.Topic, "partition", p.Index, "err", err)
 			}
 		}

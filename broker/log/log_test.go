@@ -776,6 +776,9 @@ func TestWriteFailureIsSticky(t *testing.T) {
 	if l.LogEndOffset() != 2 {
 		t.Fatalf("LEO %d", l.LogEndOffset())
 	}
+	if _, err := l.Read(0, 1<<20, l.LogEndOffset()); !errors.Is(err, ErrLogFailed) {
+		t.Fatalf("Read after a write failure: %v, want ErrLogFailed", err)
+	}
 	l.Close()
 	if _, err := os.Stat(e.dir + "/" + cleanShutdownFile); !os.IsNotExist(err) {
 		t.Fatal("a failed log was marked clean")

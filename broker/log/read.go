@@ -50,6 +50,11 @@ func (l *Log) ReadInto(offset int64, maxBytes int, maxOffset int64, alloc func(n
 	if l.closed.Load() {
 		return ReadResult{}, ErrLogClosed
 	}
+	if err := l.failure(); err != nil {
+		// After a failed write or fsync the page cache may hold what the disk
+		// does not: serving it could show consumers records a restart loses.
+		return ReadResult{}, err
+	}
 	start, end := l.logStart.Load(), l.leo.Load()
 	if offset < start || offset > end {
 		return ReadResult{}, &OffsetOutOfRangeError{Offset: offset, Start: start, End: end}
