@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/strata-broker/strata/api/client"
@@ -42,6 +43,19 @@ func resolveBootstrap(flag, env string) string {
 
 func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 	return client.Dial(ctx, f.addr())
+}
+
+// admin runs fn with a connection to the broker and a deadline for an
+// administrative call.
+func (f *clientFlags) admin(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client) error) error {
+	ctx, cancel := adminContext(cmd)
+	defer cancel()
+	c, err := f.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(ctx, c)
 }
 
 // parseConfigs turns repeated k=v flags into a map.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-broker/strata/api/client"
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 )
 
@@ -54,18 +55,13 @@ func newTopicsCreateCmd(cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := adminContext(cmd)
-			defer cancel()
-			c, err := cf.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if _, err := c.CreateTopic(ctx, args[0], partitions, rf, cfg); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Created topic %s.\n", args[0])
-			return nil
+			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
+				if _, err := c.CreateTopic(ctx, args[0], partitions, rf, cfg); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Created topic %s.\n", args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().Int32Var(&partitions, "partitions", 1, "number of partitions")
@@ -88,29 +84,24 @@ func newTopicsListCmd(cf *clientFlags) *cobra.Command {
 		Short: "List topics, one name per line",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := adminContext(cmd)
-			defer cancel()
-			c, err := cf.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			topics, err := c.ListTopics(ctx)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if output == outputJSON {
-				out := make([]topicSummaryJSON, 0, len(topics))
-				for _, t := range topics {
-					out = append(out, topicSummaryJSON{Name: t.GetName(), Partitions: t.GetPartitions(), ReplicationFactor: t.GetReplicationFactor()})
+			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
+				topics, err := c.ListTopics(ctx)
+				if err != nil {
+					return err
 				}
-				return writeJSON(w, out)
-			}
-			for _, t := range topics {
-				fmt.Fprintln(w, t.GetName())
-			}
-			return nil
+				w := cmd.OutOrStdout()
+				if output == outputJSON {
+					out := make([]topicSummaryJSON, 0, len(topics))
+					for _, t := range topics {
+						out = append(out, topicSummaryJSON{Name: t.GetName(), Partitions: t.GetPartitions(), ReplicationFactor: t.GetReplicationFactor()})
+					}
+					return writeJSON(w, out)
+				}
+				for _, t := range topics {
+					fmt.Fprintln(w, t.GetName())
+				}
+				return nil
+			})
 		},
 	}
 	addOutputFlag(cmd.Flags(), &output)
@@ -134,22 +125,17 @@ Configs lists the topic's overrides only; --configs adds every config with its
 effective value and where it comes from (topic, broker or default).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := adminContext(cmd)
-			defer cancel()
-			c, err := cf.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			d, err := c.DescribeTopic(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if output == outputJSON {
-				return writeJSON(cmd.OutOrStdout(), describeJSON(d, allConfigs))
-			}
-			writeDescribe(cmd.OutOrStdout(), d, allConfigs)
-			return nil
+			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
+				d, err := c.DescribeTopic(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if output == outputJSON {
+					return writeJSON(cmd.OutOrStdout(), describeJSON(d, allConfigs))
+				}
+				writeDescribe(cmd.OutOrStdout(), d, allConfigs)
+				return nil
+			})
 		},
 	}
 	addOutputFlag(cmd.Flags(), &output)
@@ -290,19 +276,14 @@ func newTopicsAlterCmd(cf *clientFlags) *cobra.Command {
 			if len(cfg) == 0 && len(del) == 0 {
 				return errors.New("nothing to alter: give --config key=value or --delete-config key")
 			}
-			ctx, cancel := adminContext(cmd)
-			defer cancel()
-			c, err := cf.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			entries, err := c.AlterTopicConfigs(ctx, args[0], cfg, del)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Altered topic %s.\nConfigs: %s\n", args[0], strings.Join(overrides(entries), ","))
-			return nil
+			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
+				entries, err := c.AlterTopicConfigs(ctx, args[0], cfg, del)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Altered topic %s.\nConfigs: %s\n", args[0], strings.Join(overrides(entries), ","))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&set, "config", nil, "config override to set, key=value (repeatable)")
@@ -316,18 +297,13 @@ func newTopicsDeleteCmd(cf *clientFlags) *cobra.Command {
 		Short: "Delete a topic and its data",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := adminContext(cmd)
-			defer cancel()
-			c, err := cf.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.DeleteTopic(ctx, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Deleted topic %s.\n", args[0])
-			return nil
+			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := c.DeleteTopic(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Deleted topic %s.\n", args[0])
+				return nil
+			})
 		},
 	}
 }
