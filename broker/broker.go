@@ -48,7 +48,7 @@ type Metastore interface {
 	ListTopics(ctx context.Context) ([]metastore.Topic, int64, error)
 	AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validate func(map[string]string) error) (metastore.Topic, error)
 	PartitionStates(ctx context.Context, topic string) ([]metastore.PartitionState, error)
-	WatchTopics(ctx context.Context) <-chan metastore.TopicEvent
+	WatchTopicsSince(ctx context.Context, known []metastore.Topic, rev int64) <-chan metastore.TopicEvent
 	Brokers(ctx context.Context) ([]metastore.BrokerInfo, error)
 }
 
@@ -130,7 +130,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("broker: data dir: %w", err)
 	}
-	topics, _, err := b.store.ListTopics(ctx)
+	topics, rev, err := b.store.ListTopics(ctx)
 	if err != nil {
 		return fmt.Errorf("broker: load topics: %w", err)
 	}
@@ -146,7 +146,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.wg.Add(2)
 	go func() {
 		defer b.wg.Done()
-		b.watchTopics(runCtx)
+		b.watchTopics(runCtx, topics, rev)
 	}()
 	go func() {
 		defer b.wg.Done()
@@ -205,8 +205,10 @@ func (b *Broker) Close() error {
 }
 
 // watchTopics applies every topic change recorded in the metastore.
-func (b *Broker) watchTopics(ctx context.Context) {
-	for ev := range b.store.WatchTopics(ctx) {
+// It starts right after the listing Start loaded, so a topic deleted or
+// created in between is not missed.
+func (b *Broker) watchTopics(ctx context.Context, known []metastore.Topic, rev int64) {
+	for ev := range b.store.WatchTopicsSince(ctx, known, rev) {
 		switch ev.Type {
 		case metastore.TopicPut:
 			if err := b.applyTopic(ev.Topic); err != nil {

@@ -65,6 +65,18 @@ func (s *Store) WatchTopics(ctx context.Context) <-chan TopicEvent {
 	return s.watchTopics(ctx, nil, 0)
 }
 
+// WatchTopicsSince is WatchTopics for a consumer that already holds known,
+// the topics listed by ListTopics at revision rev: it skips the first listing
+// and sends every change after rev, so nothing that happens between the
+// listing and the watch is missed.
+func (s *Store) WatchTopicsSince(ctx context.Context, known []Topic, rev int64) <-chan TopicEvent {
+	names := make([]string, len(known))
+	for i, t := range known {
+		names[i] = t.Name
+	}
+	return s.watchTopics(ctx, names, rev+1)
+}
+
 // watchTopics starts the watch; with fromRev > 0 it skips the first listing
 // and assumes the consumer already holds the topics in known as of
 // fromRev-1 (tests use it to start behind a compaction).

@@ -133,3 +133,28 @@ func TestWatchTopicsStopsWhenStoreCloses(t *testing.T) {
 	}
 	expectClosed(t, ch)
 }
+
+// A consumer that listed the topics itself and starts watching later sees
+// what changed in between, including a delete.
+func TestWatchTopicsSinceSeesChangesAfterTheListing(t *testing.T) {
+	s := newTestStore(t)
+	ctx := testContext(t)
+	createTestTopic(t, s, "kept", 1, nil)
+	createTestTopic(t, s, "doomed", 1, nil)
+	listed, rev, err := s.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteTopic(ctx, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	createTestTopic(t, s, "later", 1, nil)
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := s.WatchTopicsSince(wctx, listed, rev)
+	expectEvent(t, ch, TopicDeleted, "doomed", false)
+	expectEvent(t, ch, TopicPut, "later", false)
+	cancel()
+	expectClosed(t, ch)
+}
