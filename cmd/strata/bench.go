@@ -277,14 +277,20 @@ func benchProduce(ctx context.Context, c *client.Client, topic string, recordSiz
 	p := client.NewProducer(c, opts)
 	rec := client.Record{Partition: client.AnyPartition, Value: payload}
 
+	// An interrupt ends the run between records; it must not fail the record
+	// being handed over.
+	sendCtx := context.WithoutCancel(ctx)
 	start := time.Now()
 	var deadline time.Time
 	if duration > 0 {
 		deadline = start.Add(duration)
 	}
 	for i := int64(0); records == 0 || i < records; i++ {
+		if ctx.Err() != nil {
+			break
+		}
 		if i&255 == 0 {
-			if ctx.Err() != nil || (!deadline.IsZero() && time.Now().After(deadline)) {
+			if !deadline.IsZero() && time.Now().After(deadline) {
 				break
 			}
 			if throughput > 0 {
@@ -300,9 +306,9 @@ func benchProduce(ctx context.Context, c *client.Client, topic string, recordSiz
 		}
 		if s := b.sampler(); s != nil {
 			s.start = time.Since(b.base)
-			p.Produce(ctx, topic, rec, s.cb)
+			p.Produce(sendCtx, topic, rec, s.cb)
 		} else {
-			p.Produce(ctx, topic, rec, b.untimed)
+			p.Produce(sendCtx, topic, rec, b.untimed)
 		}
 	}
 	err := p.Close() // flushes
@@ -413,7 +419,7 @@ decodes every record as a consumer would (bytes are value bytes).`,
 	addOutputFlag(fs, &output)
 	fs.StringVar(&topic, "topic", "", "topic to read (required)")
 	fs.Int32Var(&maxBytes, "max-bytes", client.DefaultFetchMaxBytes, "maximum bytes of one fetch response")
-	fs.Int64Var(&records, "records", 0, "stop after this many records (0: read to the end)")
+	fs.Int64Var(&records, "records", 0, "stop once at least this many records are read (whole fetches count; 0: read to the end)")
 	fs.BoolVar(&decode, "decode", false, "decode every record (slower; measures a real consumer)")
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd

@@ -42,14 +42,15 @@ func TestParseConfigs(t *testing.T) {
 }
 
 func TestSeparatorEscapes(t *testing.T) {
-	for in, want := range map[string]string{"": "", `\t`: "\t", ":": ":", `::`: "::", `\x00`: "\x00", "|": "|"} {
+	for in, want := range map[string]string{"": "", `\t`: "\t", ":": ":", `::`: "::", `\x00`: "\x00", "|": "|",
+		`"`: `"`, `\`: `\`, `\\`: `\`, `\q`: `\q`, `a\nb`: "a\nb"} {
 		got, err := unescape(in)
 		if err != nil || got != want {
 			t.Errorf("unescape(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := unescape(`\q`); err == nil {
-		t.Error(`\q accepted`)
+	if _, err := unescape(`\x0`); err == nil {
+		t.Error(`\x0 accepted`)
 	}
 }
 

@@ -24,6 +24,9 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal asks for a clean stop (flush, close); after it the
+	// default handling is back, so a second Ctrl-C ends a stuck process.
+	defer context.AfterFunc(ctx, stop)()
 	root := newRootCmd()
 	root.SetArgs(args)
 	root.SetIn(stdin)

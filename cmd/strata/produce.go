@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,11 +113,14 @@ exits non-zero if any record failed.`,
 			if n := int32(len(d.GetPartitions())); partition >= n {
 				return fmt.Errorf("--partition %d: topic %s has %d partitions", partition, topic, n)
 			}
+			if partition < -1 {
+				return fmt.Errorf("--partition %d: want a partition number, or -1 for the partitioner's choice", partition)
+			}
 			if partition < 0 {
 				partition = client.AnyPartition
 			}
 			p := client.NewProducer(c, opts)
-			lo := lineOptions{partition: partition, maxBytes: maxLineBytes(d)}
+			lo := lineOptions{partition: partition, maxBytes: maxLineBytes(d), errOut: cmd.ErrOrStderr()}
 			if sep != "" {
 				// Without a separator lines are unkeyed (null keys), not keyed by "".
 				lo.keySep = []byte(sep)
@@ -133,34 +137,70 @@ exits non-zero if any record failed.`,
 	return cmd
 }
 
-// unescape interprets Go escape sequences (\t, \n, \x00...) in a separator
-// typed on the command line.
+// unescape interprets the escapes a separator typed on the command line may
+// need (\t, \n, \r, \\ and \xNN); every other character, quotes and lone
+// backslashes included, stands for itself.
 func unescape(s string) (string, error) {
-	if s == "" {
-		return "", nil
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 == len(s) {
+			b.WriteByte(c)
+			continue
+		}
+		switch s[i+1] {
+		case 't':
+			b.WriteByte('\t')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case '\\':
+			b.WriteByte('\\')
+		case 'x':
+			if i+3 >= len(s) {
+				return "", fmt.Errorf("%q: \\x needs two hex digits", s)
+			}
+			v, err := strconv.ParseUint(s[i+2:i+4], 16, 8)
+			if err != nil {
+				return "", fmt.Errorf("%q: \\x needs two hex digits", s)
+			}
+			b.WriteByte(byte(v))
+			i += 2
+		default:
+			b.WriteByte(c)
+			continue
+		}
+		i++
 	}
-	u, err := strconv.Unquote(`"` + s + `"`)
-	if err != nil {
-		return "", fmt.Errorf("%q: bad escape sequence", s)
-	}
-	return u, nil
+	return b.String(), nil
 }
 
 // maxLineBytes is the longest line a record can be: the topic's
 // max.message.bytes when the broker reports it, else what gRPC carries.
+//
+// max.message.bytes bounds a whole batch, so a one-record batch of a line
+// must fit the batch header and the record's own framing too.
 func maxLineBytes(d *stratav1.TopicDescription) int {
+	limit := client.MaxMessageBytes
 	for _, e := range d.GetConfigs() {
 		if e.GetName() == "max.message.bytes" {
 			if n, err := strconv.Atoi(e.GetValue()); err == nil && n > 0 {
-				return n
+				limit = n
 			}
 		}
 	}
-	return client.MaxMessageBytes
+	return max(limit-record.HeaderSize-recordFramingBytes, 1)
 }
 
+// recordFramingBytes bounds what a record adds around its key and value:
+// length, attributes, timestamp and offset deltas, key and value lengths and
+// header count, all varints.
+const recordFramingBytes = 32
+
 type lineOptions struct {
-	keySep    []byte // nil: no keys
+	errOut    io.Writer // where failures are reported as they happen
+	keySep    []byte    // nil: no keys
 	partition int32
 	maxBytes  int
 }
@@ -172,6 +212,7 @@ type produceStats struct {
 	ok       int64
 	failed   int64
 	firstErr error
+	errOut   io.Writer
 }
 
 func (s *produceStats) callback(_ client.Result, err error) {
@@ -185,7 +226,18 @@ func (s *produceStats) callback(_ client.Result, err error) {
 	if s.firstErr == nil {
 		s.firstErr = err
 	}
+	// Report at once, as kafka-console-producer does: with `tail -f | strata
+	// produce` there may be no end of input to report at.
+	if s.failed <= maxReportedFailures && s.errOut != nil {
+		fmt.Fprintf(s.errOut, "strata: record failed: %s\n", oneLine(err.Error()))
+		if s.failed == maxReportedFailures {
+			fmt.Fprintln(s.errOut, "strata: further failures are counted, not printed")
+		}
+	}
 }
+
+// maxReportedFailures bounds the failures printed one by one.
+const maxReportedFailures = 10
 
 type lineItem struct {
 	number int
@@ -204,7 +256,7 @@ func produceLines(ctx context.Context, p *client.Producer, topic string, in io.R
 	defer close(quit)
 	go readLines(in, o.maxBytes, lines, quit)
 
-	var stats produceStats
+	stats := produceStats{errOut: o.errOut}
 	var inputErr error
 read:
 	for {
@@ -212,6 +264,10 @@ read:
 		case <-ctx.Done():
 			break read
 		case item := <-lines:
+			if ctx.Err() != nil {
+				// Both were ready and select picked the line: the interrupt wins.
+				break read
+			}
 			if errors.Is(item.err, io.EOF) {
 				break read
 			}
@@ -228,7 +284,9 @@ read:
 				}
 				r.Key, r.Value = key, value
 			}
-			p.Produce(ctx, topic, r, stats.callback)
+			// Not ctx: an interrupt stops reading, it does not fail the record
+			// being handed over (Close flushes it).
+			p.Produce(context.WithoutCancel(ctx), topic, r, stats.callback)
 		}
 	}
 	if err := p.Close(); err != nil {

@@ -51,6 +51,9 @@ func newTopicsCreateCmd(cf *clientFlags) *cobra.Command {
 		Short: "Create a topic",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if partitions < 1 || rf < 1 {
+				return fmt.Errorf("--partitions and --replication-factor must be at least 1")
+			}
 			cfg, err := parseConfigs("config", configs)
 			if err != nil {
 				return err
