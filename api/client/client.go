@@ -19,8 +19,10 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 )
@@ -229,17 +231,22 @@ func (c *Client) ListOffsets(ctx context.Context, topic string, partitions []int
 	return out, nil
 }
 
-// partitionCount returns the topic's partition count, from the cache or by
-// describing the topic.
-func (c *Client) partitionCount(ctx context.Context, topic string) (int32, error) {
-	c.mu.Lock()
-	n, ok := c.partitionCounts[topic]
-	c.mu.Unlock()
-	if ok {
-		return n, nil
+// partitionCount returns the topic's partition count, from the cache or (when
+// not cached, or refresh is set) by describing the topic.
+func (c *Client) partitionCount(ctx context.Context, topic string, refresh bool) (int32, error) {
+	if !refresh {
+		c.mu.Lock()
+		n, ok := c.partitionCounts[topic]
+		c.mu.Unlock()
+		if ok {
+			return n, nil
+		}
 	}
 	t, err := c.DescribeTopic(ctx, topic)
 	if err != nil {
+		if status.Code(err) == codes.NotFound {
+			c.forgetTopic(topic)
+		}
 		return 0, err
 	}
 	if len(t.GetPartitions()) == 0 {

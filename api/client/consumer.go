@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker/record"
@@ -33,8 +34,13 @@ const (
 	DefaultFetchMaxWait  = 500 * time.Millisecond
 )
 
-// streamRetryDelay spaces reopening a fetch stream the broker ended.
-const streamRetryDelay = 100 * time.Millisecond
+// streamRetryDelay spaces reopening a fetch stream the broker ended or that
+// failed with codes.Unavailable; after consecutive failures it doubles up to
+// maxStreamRetryDelay.
+const (
+	streamRetryDelay    = 100 * time.Millisecond
+	maxStreamRetryDelay = time.Second
+)
 
 // ConsumerOptions configures a Consumer.
 type ConsumerOptions struct {
@@ -47,8 +53,11 @@ type ConsumerOptions struct {
 	// OffsetLatest are allowed as values.
 	Offsets map[int32]int64
 	// Follow keeps reading as records arrive, over one FetchStream call.
-	// Without it the consumer reads up to the end of each partition and
-	// then returns io.EOF.
+	// When the stream fails with codes.Unavailable (the broker restarting,
+	// the connection lost), the consumer opens a new one from its current
+	// positions after a backoff (100 ms, doubling up to 1 s), until the
+	// poll's ctx ends; other errors are returned. Without Follow the consumer
+	// reads up to the end of each partition and then returns io.EOF.
 	Follow bool
 	// MaxBytes bounds one fetch response (default 16 MiB); the broker still
 	// returns a first batch that is larger, so a consumer is never stuck.
@@ -78,6 +87,9 @@ type Consumer struct {
 	pendingErr error
 
 	stream *fetchStream // Follow only; nil until the first poll
+	// streamDelay is the wait before reopening a stream that ended; it
+	// grows while streams keep failing and resets when one delivers.
+	streamDelay time.Duration
 
 	// bufs recycles response buffers of PollBatches: their batches are
 	// valid only until the next poll, while Poll's records alias their
@@ -348,17 +360,27 @@ func (c *Consumer) nextStreamed(ctx context.Context) (*fetchResponse, error) {
 			return nil, ctx.Err()
 		case item := <-c.stream.items:
 			if item.err == nil {
+				c.streamDelay = 0
 				return item.resp, nil
 			}
 			c.closeStream()
-			if !errors.Is(item.err, io.EOF) {
+			if !errors.Is(item.err, io.EOF) && status.Code(item.err) != codes.Unavailable {
 				return nil, fmt.Errorf("fetch stream from topic %q: %w", c.opts.Topic, item.err)
 			}
-			// The broker ended the stream: follow on with a new one.
+			// The broker ended the stream, or is unreachable for now:
+			// follow on with a new one from the current positions (the
+			// responses received before the failure were returned first).
+			if c.streamDelay == 0 {
+				c.streamDelay = streamRetryDelay
+			} else {
+				c.streamDelay = min(2*c.streamDelay, maxStreamRetryDelay)
+			}
+			timer := time.NewTimer(c.streamDelay)
 			select {
 			case <-ctx.Done():
+				timer.Stop()
 				return nil, ctx.Err()
-			case <-time.After(streamRetryDelay):
+			case <-timer.C:
 			}
 		}
 	}

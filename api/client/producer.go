@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -78,7 +80,14 @@ const (
 	DefaultMaxBufferedBytes = 64 << 20
 	DefaultMaxRequestBytes  = 16 << 20
 	DefaultRequestTimeout   = 30 * time.Second
+	DefaultDeliveryTimeout  = 2 * time.Minute
+	DefaultRetryBackoff     = 100 * time.Millisecond
+	DefaultMetadataMaxAge   = 5 * time.Minute
 )
+
+// maxRetryBackoff caps the doubling retry backoff (Kafka's
+// retry.backoff.max.ms default).
+const maxRetryBackoff = time.Second
 
 // requestGrace is added to the request timeout for the RPC deadline, so the
 // broker's own timeout (timeout_ms) answers first.
@@ -89,6 +98,17 @@ const requestGrace = 5 * time.Second
 const initialBatchCapacity = 64 << 10
 
 // ProducerOptions configures a Producer. Zero fields take the defaults.
+//
+// Delivery is at least once, as with Kafka's producer without idempotence. A
+// request that fails with codes.Unavailable (the broker restarting, the
+// connection being re-established, or the broker reporting Unavailable for a
+// partition) is sent again, after RetryBackoff, until DeliveryTimeout. If the
+// broker had appended the first attempt before it failed (it died after the
+// append but before answering), the retried records are written twice. Other
+// failures are not retried; in particular codes.DeadlineExceeded is not: a
+// request that timed out may have been appended, and the caller, told so,
+// decides. A partition has no other request in flight while one of its
+// requests is retried, so retries keep each partition's order.
 type ProducerOptions struct {
 	// Acks is the replication a request waits for (default AcksAll).
 	Acks Acks
@@ -114,9 +134,27 @@ type ProducerOptions struct {
 	// partition while its previous request was in flight are sent together
 	// up to this size (default 16 MiB).
 	MaxRequestBytes int
-	// RequestTimeout bounds a produce request, including replication for
-	// AcksAll (default 30 s).
+	// RequestTimeout bounds one attempt of a produce request, including
+	// replication for AcksAll and waiting for the connection to the broker
+	// to be (re-)established (default 30 s).
 	RequestTimeout time.Duration
+	// DeliveryTimeout bounds how long a record may be retried, counted from
+	// when its batch was opened (default 2 minutes, Kafka's
+	// delivery.timeout.ms). No attempt starts after it; an attempt started
+	// before it may still take up to RequestTimeout. A record that runs out
+	// of time fails with the last attempt's error.
+	DeliveryTimeout time.Duration
+	// RetryBackoff is the wait before the first retry of a request; it
+	// doubles with each further retry, up to 1 s (default 100 ms, Kafka's
+	// retry.backoff.ms).
+	RetryBackoff time.Duration
+	// MetadataMaxAge is how long the producer uses a topic's partition
+	// count before it describes the topic again (default 5 minutes, Kafka's
+	// metadata.max.age.ms). A request that finds the topic missing
+	// (codes.NotFound) makes the next Produce to it describe it at once, so
+	// a topic deleted and re-created with more partitions gets keyed records
+	// to the right partitions.
+	MetadataMaxAge time.Duration
 }
 
 func (o ProducerOptions) withDefaults() ProducerOptions {
@@ -140,6 +178,15 @@ func (o ProducerOptions) withDefaults() ProducerOptions {
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.DeliveryTimeout <= 0 {
+		o.DeliveryTimeout = DefaultDeliveryTimeout
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = DefaultRetryBackoff
+	}
+	if o.MetadataMaxAge <= 0 {
+		o.MetadataMaxAge = DefaultMetadataMaxAge
 	}
 	return o
 }
@@ -165,11 +212,13 @@ type Result struct {
 type Producer struct {
 	opts   ProducerOptions
 	send   sendFunc
-	counts func(context.Context, string) (int32, error)
+	counts countFunc
 
-	// ctx bounds requests; Close cancels it once everything is flushed.
+	// ctx bounds requests; Close cancels it once everything is flushed,
+	// CloseContext earlier (with its context's error as the cause) when it
+	// gives up.
 	ctx        context.Context
-	cancel     context.CancelFunc
+	cancel     context.CancelCauseFunc
 	wg         sync.WaitGroup
 	lingerWake chan struct{}
 	lingerStop chan struct{}
@@ -201,8 +250,23 @@ type Producer struct {
 }
 
 type topicState struct {
-	name  string
+	name string
+	// parts holds the state of every partition the topic has had while the
+	// producer used it. A partition's state is never replaced, so its
+	// batches stay in order (one request in flight) across metadata
+	// refreshes.
 	parts []*partState
+	// count is the partition count records are spread over; it can be
+	// below len(parts) after the topic was re-created with fewer.
+	count int32
+	// refreshed is when count was last looked up.
+	refreshed time.Time
+	// stale means a request found the topic missing: the next Produce
+	// describes it again before choosing a partition.
+	stale bool
+	// refreshing means a Produce is describing the topic because count is
+	// older than MetadataMaxAge; the others go on with count meanwhile.
+	refreshing bool
 	// sticky is the partition unkeyed records go to, -1 when none is
 	// chosen; prevSticky the one before.
 	sticky, prevSticky int32
@@ -228,6 +292,9 @@ type partState struct {
 type batch struct {
 	b      *record.Builder
 	baseTS int64
+	// opened is when the batch was opened: its DeliveryTimeout runs from
+	// there.
+	opened time.Time
 	cbs    []func(Result, error)
 	bytes  int           // encoded bytes accounted in Producer.buffered
 	data   []byte        // the built batch, set by the sending worker
@@ -248,12 +315,19 @@ type lingerEntry struct {
 // sendFunc sends one produce request.
 type sendFunc func(context.Context, *produceWire) (*stratav1.ProduceResponse, error)
 
+// countFunc returns a topic's partition count; refresh asks the broker rather
+// than a cache.
+type countFunc func(ctx context.Context, topic string, refresh bool) (int32, error)
+
 // NewProducer starts a producer on c. Close it to flush and stop its
 // goroutines.
 func NewProducer(c *Client, opts ProducerOptions) *Producer {
 	send := func(ctx context.Context, w *produceWire) (*stratav1.ProduceResponse, error) {
 		resp := new(stratav1.ProduceResponse)
-		if err := c.conn.Invoke(ctx, stratav1.Strata_Produce_FullMethodName, w, resp, codecOption); err != nil {
+		// WaitForReady: a request made while the connection is being
+		// re-established (a broker restart) waits for it, up to the
+		// request's deadline, instead of failing at once.
+		if err := c.conn.Invoke(ctx, stratav1.Strata_Produce_FullMethodName, w, resp, codecOption, grpc.WaitForReady(true)); err != nil {
 			return nil, err
 		}
 		return resp, nil
@@ -261,9 +335,9 @@ func NewProducer(c *Client, opts ProducerOptions) *Producer {
 	return newProducer(send, c.partitionCount, opts)
 }
 
-func newProducer(send sendFunc, counts func(context.Context, string) (int32, error), opts ProducerOptions) *Producer {
+func newProducer(send sendFunc, counts countFunc, opts ProducerOptions) *Producer {
 	opts = opts.withDefaults()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	p := &Producer{
 		opts:       opts,
 		send:       send,
@@ -326,22 +400,12 @@ func (p *Producer) Produce(ctx context.Context, topic string, r Record, cb func(
 		return
 	}
 	t := p.topics[topic]
-	if t == nil {
-		p.mu.Unlock()
-		n, err := p.counts(ctx, topic)
-		if err != nil {
+	if t == nil || t.stale || (!t.refreshing && time.Since(t.refreshed) > p.opts.MetadataMaxAge) {
+		var err error
+		if t, err = p.lookupLocked(ctx, topic, t); err != nil {
+			p.mu.Unlock()
 			fail(r.Partition, err)
 			return
-		}
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			fail(r.Partition, ErrClosed)
-			return
-		}
-		if t = p.topics[topic]; t == nil {
-			t = newTopicState(topic, n)
-			p.topics[topic] = t
 		}
 	}
 	for p.buffered > 0 && p.buffered+est > p.opts.MaxBufferedBytes {
@@ -366,7 +430,7 @@ func (p *Producer) Produce(ctx context.Context, topic string, r Record, cb func(
 		}
 	}
 
-	n := int32(len(t.parts))
+	n := t.count
 	var part int32
 	sticky := false
 	switch {
@@ -419,19 +483,62 @@ func (p *Producer) Produce(ctx context.Context, topic string, r Record, cb func(
 
 func ignoreResult(Result, error) {}
 
-func newTopicState(name string, n int32) *topicState {
-	t := &topicState{name: name, parts: make([]*partState, n), sticky: -1, prevSticky: -1}
-	for i := range t.parts {
-		t.parts[i] = &partState{topic: t, id: int32(i)}
+// lookupLocked looks up the partition count of a topic the producer has not
+// seen (t nil), whose state is stale, or whose count is older than
+// MetadataMaxAge, and returns the topic's state. It unlocks while asking.
+// A failed refresh of a count that is merely old is not an error, except
+// NotFound: the record is produced with the count known. Lock should be held.
+func (p *Producer) lookupLocked(ctx context.Context, topic string, t *topicState) (*topicState, error) {
+	aging := t != nil && !t.stale
+	if aging {
+		t.refreshing = true // one Produce refreshes; the others go on
 	}
-	return t
+	p.mu.Unlock()
+	n, err := p.counts(ctx, topic, t != nil)
+	p.mu.Lock()
+	if aging {
+		t.refreshing = false
+	}
+	if p.closed {
+		return nil, ErrClosed
+	}
+	if err != nil {
+		if aging && status.Code(err) != codes.NotFound {
+			return t, nil
+		}
+		if t != nil {
+			t.stale = true
+		}
+		return nil, err
+	}
+	if t = p.topics[topic]; t == nil {
+		t = &topicState{name: topic, sticky: -1, prevSticky: -1}
+		p.topics[topic] = t
+	}
+	for int32(len(t.parts)) < n {
+		t.parts = append(t.parts, &partState{topic: t, id: int32(len(t.parts))})
+	}
+	t.count = n
+	t.refreshed = time.Now()
+	t.stale = false
+	if t.sticky >= n {
+		t.sticky = -1
+	}
+	return t, nil
+}
+
+// markStale makes the next Produce to t describe the topic again.
+func (p *Producer) markStale(t *topicState) {
+	p.mu.Lock()
+	t.stale = true
+	p.mu.Unlock()
 }
 
 // stickyLocked returns the topic's sticky partition, choosing one if needed.
 // Lock should be held.
 func (p *Producer) stickyLocked(t *topicState) int32 {
 	if t.sticky < 0 {
-		t.sticky = nextSticky(p.rng, t.prevSticky, int32(len(t.parts)))
+		t.sticky = nextSticky(p.rng, t.prevSticky, t.count)
 		t.prevSticky = t.sticky
 	}
 	return t.sticky
@@ -460,6 +567,7 @@ func (p *Producer) openLocked(ps *partState, ts int64) {
 	}
 	bt.refs.Store(1)
 	bt.baseTS = ts
+	bt.opened = time.Now()
 	ps.open = bt
 	ps.openSeq++
 	if p.opts.Linger < 0 {
@@ -528,10 +636,20 @@ func (p *Producer) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Close refuses further records, flushes the buffered ones, and stops the
-// producer's goroutines. Records produced concurrently with Close may fail
-// with ErrClosed.
+// Close is CloseContext(context.Background()): it waits as long as the
+// buffered records take, retries included.
 func (p *Producer) Close() error {
+	return p.CloseContext(context.Background())
+}
+
+// CloseContext refuses further records, flushes the buffered ones, and stops
+// the producer's goroutines. Records produced concurrently with it may fail
+// with ErrClosed. If ctx ends first, it gives up: requests in flight are
+// cancelled, and every record not yet completed fails with ctx's error (a
+// cancelled request may still have been appended). It returns once the
+// callbacks have run and the goroutines have stopped, with the flush's error.
+// Only the first call closes; later ones return its result at once.
+func (p *Producer) CloseContext(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
@@ -539,7 +657,11 @@ func (p *Producer) Close() error {
 		p.space = make(chan struct{})
 		p.mu.Unlock()
 
-		p.closeErr = p.Flush(context.Background())
+		if p.closeErr = p.Flush(ctx); p.closeErr != nil {
+			// Fail what is pending: workers fail every request they take
+			// from now on, and in-flight ones end with ctx's error.
+			p.cancel(ctx.Err())
+		}
 
 		p.mu.Lock()
 		p.stopping = true
@@ -547,7 +669,7 @@ func (p *Producer) Close() error {
 		p.mu.Unlock()
 		close(p.lingerStop)
 		p.wg.Wait()
-		p.cancel()
+		p.cancel(ErrClosed)
 	})
 	return p.closeErr
 }
@@ -683,58 +805,125 @@ func (p *Producer) takeLocked() *request {
 	return req
 }
 
-// sendRequest encodes, sends and completes one request.
+// sendRequest encodes, sends and completes one request, retrying the
+// partitions that failed with codes.Unavailable until their delivery timeout.
+// The partitions being retried stay in flight; the others complete at once.
 func (p *Producer) sendRequest(req *request) {
-	topic := req.topic.name
+	var pending, done []*partRequest
+	for _, pr := range req.parts {
+		pr.base = -1
+		if pr.err = p.encode(pr); pr.err != nil {
+			done = append(done, pr)
+		} else {
+			pending = append(pending, pr)
+		}
+	}
+	backoff := p.opts.RetryBackoff
+	for len(pending) > 0 {
+		var retry []*partRequest
+		if err := context.Cause(p.ctx); err != nil {
+			p.failAll(req.topic.name, pending, err) // CloseContext gave up
+		} else {
+			retry = p.attempt(req.topic, pending)
+		}
+		now := time.Now()
+		keep := pending[:0]
+		for _, pr := range pending {
+			if slices.Contains(retry, pr) && now.Before(pr.batches[0].opened.Add(p.opts.DeliveryTimeout)) {
+				keep = append(keep, pr)
+			} else {
+				done = append(done, pr)
+			}
+		}
+		pending = keep
+		if len(done) > 0 {
+			p.complete(req.topic, done)
+			done = done[:0]
+		}
+		if len(pending) == 0 {
+			break
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-timer.C:
+		case <-p.ctx.Done():
+			timer.Stop()
+		}
+		backoff = min(2*backoff, max(maxRetryBackoff, p.opts.RetryBackoff))
+	}
+	if len(done) > 0 {
+		p.complete(req.topic, done)
+	}
+}
+
+// attempt sends the partitions' batches once and sets each partition's base
+// offset or error. It returns the partitions whose error is worth a retry:
+// codes.Unavailable, for the whole request or the partition.
+func (p *Producer) attempt(t *topicState, parts []*partRequest) (retry []*partRequest) {
+	topic := t.name
 	w := &produceWire{
 		topic:     topic,
 		acks:      p.opts.Acks.proto(),
 		timeoutMs: int32(p.opts.RequestTimeout / time.Millisecond),
 	}
-	for _, pr := range req.parts {
-		if pr.err = p.encode(pr); pr.err == nil {
-			w.parts = append(w.parts, wirePart{partition: pr.ps.id, batches: pr.batches})
-		}
+	for _, pr := range parts {
+		w.parts = append(w.parts, wirePart{partition: pr.ps.id, batches: pr.batches})
 	}
-	var resp *stratav1.ProduceResponse
-	var err error
-	if len(w.parts) > 0 {
-		ctx, cancel := context.WithTimeout(p.ctx, p.opts.RequestTimeout+requestGrace)
-		resp, err = p.send(ctx, w)
-		cancel()
+	ctx, cancel := context.WithTimeout(p.ctx, p.opts.RequestTimeout+requestGrace)
+	resp, err := p.send(ctx, w)
+	cancel()
+	if err != nil {
+		if cause := context.Cause(p.ctx); cause != nil {
+			// CloseContext cancelled the call: report its context's error.
+			err = cause
+		}
 	}
 	results := make(map[int32]*stratav1.ProducePartitionResult, len(resp.GetPartitions()))
 	for _, r := range resp.GetPartitions() {
 		results[r.GetPartition()] = r
 	}
-	for _, pr := range req.parts {
+	notFound := false
+	for _, pr := range parts {
 		pr.base = -1
-		if pr.err != nil {
-			continue
-		}
+		pr.err = nil
 		if err != nil {
 			pr.err = fmt.Errorf("produce %d records to topic %q partition %d: %w", pr.records, topic, pr.ps.id, err)
-			continue
-		}
-		res := results[pr.ps.id]
-		if res == nil {
+		} else if res := results[pr.ps.id]; res == nil {
 			pr.err = status.Errorf(codes.Internal, "produce to topic %q partition %d: no result in the response", topic, pr.ps.id)
-			continue
-		}
-		if perr := newPartitionError(topic, pr.ps.id, res.GetError(), -1, -1); perr != nil {
+		} else if perr := newPartitionError(topic, pr.ps.id, res.GetError(), -1, -1); perr != nil {
 			pr.err = perr
-			continue
-		}
-		if p.opts.Acks != AcksNone && res.GetBaseOffset() >= 0 {
+		} else if p.opts.Acks != AcksNone && res.GetBaseOffset() >= 0 {
 			pr.base = res.GetBaseOffset()
 		}
+		switch status.Code(pr.err) {
+		case codes.Unavailable:
+			if p.ctx.Err() == nil {
+				retry = append(retry, pr)
+			}
+		case codes.NotFound:
+			notFound = true
+		}
 	}
-	p.complete(req)
+	if notFound {
+		p.markStale(t)
+	}
+	return retry
+}
+
+// failAll fails the partitions with err without sending them.
+func (p *Producer) failAll(topic string, parts []*partRequest, err error) {
+	for _, pr := range parts {
+		pr.base = -1
+		pr.err = fmt.Errorf("produce %d records to topic %q partition %d: %w", pr.records, topic, pr.ps.id, err)
+	}
 }
 
 // encode builds the partition's batches.
 func (p *Producer) encode(pr *partRequest) error {
 	for _, bt := range pr.batches {
+		if bt.data != nil {
+			continue // built for an earlier attempt
+		}
 		data, err := bt.b.Build(p.opts.Compression)
 		if err != nil {
 			return fmt.Errorf("encode batch for topic %q partition %d: %w", pr.ps.topic.name, pr.ps.id, err)
@@ -744,11 +933,11 @@ func (p *Producer) encode(pr *partRequest) error {
 	return nil
 }
 
-// complete releases the request's buffer space, calls the callbacks in order
-// and hands the partitions back to the ready list.
-func (p *Producer) complete(req *request) {
+// complete releases the buffer space of some partitions of a request, calls
+// their callbacks in order and hands the partitions back to the ready list.
+func (p *Producer) complete(t *topicState, parts []*partRequest) {
 	released := 0
-	for _, pr := range req.parts {
+	for _, pr := range parts {
 		for _, bt := range pr.batches {
 			released += bt.bytes
 		}
@@ -763,8 +952,8 @@ func (p *Producer) complete(req *request) {
 
 	// Callbacks run before the partition leaves the in-flight state, so the
 	// next request of the partition cannot complete (and call back) first.
-	topic := req.topic.name
-	for _, pr := range req.parts {
+	topic := t.name
+	for _, pr := range parts {
 		off := pr.base
 		for _, bt := range pr.batches {
 			for _, cb := range bt.cbs {
@@ -777,7 +966,7 @@ func (p *Producer) complete(req *request) {
 	}
 
 	p.mu.Lock()
-	for _, pr := range req.parts {
+	for _, pr := range parts {
 		ps := pr.ps
 		ps.inFlight = false
 		for _, bt := range pr.batches {
@@ -788,7 +977,7 @@ func (p *Producer) complete(req *request) {
 		p.queueLocked(ps)
 	}
 	p.mu.Unlock()
-	for _, pr := range req.parts {
+	for _, pr := range parts {
 		for _, bt := range pr.batches {
 			close(bt.done)
 			p.release(bt)

@@ -118,8 +118,8 @@ func (f *fakeLog) batchesOf() (sizes, counts []int, partitions []int32) {
 	return sizes, counts, partitions
 }
 
-func fixedCount(n int32) func(context.Context, string) (int32, error) {
-	return func(context.Context, string) (int32, error) { return n, nil }
+func fixedCount(n int32) countFunc {
+	return func(context.Context, string, bool) (int32, error) { return n, nil }
 }
 
 func startProducer(t *testing.T, f *fakeLog, partitions int32, opts ProducerOptions) *Producer {
@@ -481,7 +481,7 @@ func TestProduceErrorsKeepTheirCode(t *testing.T) {
 	p := startProducer(t, f, 2, ProducerOptions{})
 
 	f.setHook(func(*stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
-		return nil, status.Error(codes.Unavailable, "broker down")
+		return nil, status.Error(codes.Internal, "broker failed")
 	})
 	var rs results
 	p.Produce(context.Background(), "t", Record{Partition: 1, Value: []byte("x")}, rs.cb("rpc"))
@@ -502,7 +502,7 @@ func TestProduceErrorsKeepTheirCode(t *testing.T) {
 	if len(errs) != 3 {
 		t.Fatalf("%d callbacks", len(errs))
 	}
-	if status.Code(errs[0]) != codes.Unavailable || !strings.Contains(errs[0].Error(), `topic "t" partition 1`) {
+	if status.Code(errs[0]) != codes.Internal || !strings.Contains(errs[0].Error(), `topic "t" partition 1`) {
 		t.Errorf("rpc failure: %v (code %v)", errs[0], status.Code(errs[0]))
 	}
 	var perr *PartitionError
@@ -516,7 +516,7 @@ func TestProduceErrorsKeepTheirCode(t *testing.T) {
 
 func TestUnknownTopicFailsTheRecord(t *testing.T) {
 	f := newFakeLog(t)
-	counts := func(context.Context, string) (int32, error) {
+	counts := func(context.Context, string, bool) (int32, error) {
 		return 0, fmt.Errorf("describe topic: %w", status.Error(codes.NotFound, "no such topic"))
 	}
 	p := newProducer(f.sendWire, counts, ProducerOptions{})

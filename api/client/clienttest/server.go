@@ -51,6 +51,12 @@ type Server struct {
 	// returned as the RPC's error.
 	produceHook func(*stratav1.ProduceRequest) error
 	produces    int
+	// endStreams is closed (and replaced) by EndFetchStreams to end the
+	// open FetchStream calls with endErr.
+	endStreams chan struct{}
+	endErr     error
+	// streamStarts are the requests of every FetchStream call, in order.
+	streamStarts []*stratav1.FetchRequest
 }
 
 type topic struct {
@@ -74,10 +80,11 @@ func NewServer(tb testing.TB) *Server {
 		tb.Fatalf("clienttest: listen: %v", err)
 	}
 	s := &Server{
-		Addr:    lis.Addr().String(),
-		grpc:    grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20)),
-		topics:  make(map[string]*topic),
-		changed: make(chan struct{}),
+		Addr:       lis.Addr().String(),
+		grpc:       grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20)),
+		topics:     make(map[string]*topic),
+		changed:    make(chan struct{}),
+		endStreams: make(chan struct{}),
 	}
 	stratav1.RegisterStrataServer(s.grpc, s)
 	served := make(chan struct{})
@@ -98,6 +105,25 @@ func (s *Server) SetProduceHook(fn func(*stratav1.ProduceRequest) error) {
 	s.mu.Lock()
 	s.produceHook = fn
 	s.mu.Unlock()
+}
+
+// EndFetchStreams ends every open FetchStream call with err (as a broker
+// shutting down ends them with codes.Unavailable). Calls opened later are not
+// affected.
+func (s *Server) EndFetchStreams(err error) {
+	s.mu.Lock()
+	s.endErr = err
+	close(s.endStreams)
+	s.endStreams = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// FetchStreams returns the requests of the FetchStream calls served so far,
+// in the order they were opened.
+func (s *Server) FetchStreams() []*stratav1.FetchRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*stratav1.FetchRequest(nil), s.streamStarts...)
 }
 
 // Produces is the number of Produce calls served.
@@ -412,6 +438,10 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 		pos[i] = &stratav1.FetchPartition{Topic: fp.GetTopic(), Partition: fp.GetPartition(), Offset: fp.GetOffset(), MaxBytes: fp.GetMaxBytes()}
 	}
 	cur := &stratav1.FetchRequest{Partitions: pos, MaxBytes: req.GetMaxBytes()}
+	s.mu.Lock()
+	end := s.endStreams
+	s.streamStarts = append(s.streamStarts, req)
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
 		resp, total := s.fetchLocked(cur)
@@ -439,6 +469,10 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
+		case <-end:
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.endErr
 		case <-changed:
 		}
 	}
