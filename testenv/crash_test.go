@@ -26,22 +26,38 @@ const (
 	inflight = 16
 )
 
+// startCrashTest starts a broker with a fresh topic, and a producer that
+// records every acknowledgement in a ledger.
+func startCrashTest(t *testing.T, topic string, acks stratav1.Acks) (*testenv.Dev, *producer, *ledger) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a broker; skipped with -short")
+	}
+	dev := testenv.StartDev(t, testenv.DevOptions{})
+	c := dial(t, dev.GRPCAddr)
+	createTopic(t, c, topic, crashTopicPartitions, nil)
+	led := newLedger(crashTopicPartitions)
+	return dev, &producer{t: t, client: c, topic: topic, led: led, acks: acks}, led
+}
+
+// verifyAndContinue checks every acknowledged record after a restart, then
+// that new records continue each partition densely.
+func verifyAndContinue(t *testing.T, dev *testenv.Dev, topic string, led *ledger) {
+	t.Helper()
+	c := dial(t, dev.GRPCAddr)
+	ends := verifyTopic(t, c, topic, led)
+	produceAfterRestart(t, c, topic, led, ends)
+	verifyTopic(t, c, topic, led)
+}
+
 // TestCrashKeepsAcknowledgedRecords guards invariants 1 and 2 across a
 // SIGKILL: every record acknowledged with acks=all before the kill is read
 // back after a restart at the offset its acknowledgement gave, offsets stay
 // dense, whatever was in flight is either absent or intact, and new records
 // continue the log without a gap.
 func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a broker; skipped with -short")
-	}
-	dev := testenv.StartDev(t, testenv.DevOptions{})
 	const topic = "crash"
-	c := dial(t, dev.GRPCAddr)
-	createTopic(t, c, topic, crashTopicPartitions, nil)
-
-	led := newLedger(crashTopicPartitions)
-	p := &producer{t: t, client: c, topic: topic, led: led, acks: stratav1.Acks_ACKS_ALL}
+	dev, p, led := startCrashTest(t, topic, stratav1.Acks_ACKS_ALL)
 	start := time.Now()
 	p.produce(context.Background(), 100_000, inflight)
 	if t.Failed() {
@@ -55,10 +71,7 @@ func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
 	p.produceUntilKilled(dev.Kill, 20, inflight)
 	dev.Restart(t)
 
-	c = dial(t, dev.GRPCAddr)
-	ends := verifyTopic(t, c, topic, led)
-	produceAfterRestart(t, c, topic, led, ends)
-	verifyTopic(t, c, topic, led)
+	verifyAndContinue(t, dev, topic, led)
 }
 
 // TestCrashKeepsLeaderAckedRecords is TestCrashKeepsAcknowledgedRecords with
@@ -66,24 +79,13 @@ func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
 // the flush policy, so recovery must keep every record the broker
 // acknowledged after writing it, fsynced or not.
 func TestCrashKeepsLeaderAckedRecords(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a broker; skipped with -short")
-	}
-	dev := testenv.StartDev(t, testenv.DevOptions{})
 	const topic = "crash-acks1"
-	c := dial(t, dev.GRPCAddr)
-	createTopic(t, c, topic, crashTopicPartitions, nil)
-
-	led := newLedger(crashTopicPartitions)
-	p := &producer{t: t, client: c, topic: topic, led: led, acks: stratav1.Acks_ACKS_LEADER}
+	dev, p, led := startCrashTest(t, topic, stratav1.Acks_ACKS_LEADER)
 	p.produce(context.Background(), 20_000, inflight)
 	p.produceUntilKilled(dev.Kill, 20, inflight)
 	dev.Restart(t)
 
-	c = dial(t, dev.GRPCAddr)
-	ends := verifyTopic(t, c, topic, led)
-	produceAfterRestart(t, c, topic, led, ends)
-	verifyTopic(t, c, topic, led)
+	verifyAndContinue(t, dev, topic, led)
 }
 
 // TestCrashTwice guards recovery of a log that was itself just recovered:
@@ -91,16 +93,8 @@ func TestCrashKeepsLeaderAckedRecords(t *testing.T) {
 // healthy, restart, stream and kill once more, restart; then every
 // acknowledged record is still where it was acknowledged.
 func TestCrashTwice(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a broker; skipped with -short")
-	}
-	dev := testenv.StartDev(t, testenv.DevOptions{})
 	const topic = "crash-twice"
-	c := dial(t, dev.GRPCAddr)
-	createTopic(t, c, topic, crashTopicPartitions, nil)
-
-	led := newLedger(crashTopicPartitions)
-	p := &producer{t: t, client: c, topic: topic, led: led, acks: stratav1.Acks_ACKS_ALL}
+	dev, p, led := startCrashTest(t, topic, stratav1.Acks_ACKS_ALL)
 	p.produce(context.Background(), 20_000, inflight)
 	p.produceUntilKilled(dev.Kill, 10, inflight)
 
@@ -112,10 +106,7 @@ func TestCrashTwice(t *testing.T) {
 	p.produceUntilKilled(dev.Kill, 10, inflight)
 	dev.Restart(t)
 
-	c = dial(t, dev.GRPCAddr)
-	ends := verifyTopic(t, c, topic, led)
-	produceAfterRestart(t, c, topic, led, ends)
-	verifyTopic(t, c, topic, led)
+	verifyAndContinue(t, dev, topic, led)
 }
 
 // TestCorruptSealedSegment guards invariant 4 for stored data: a byte flipped
@@ -210,21 +201,13 @@ func TestCorruptSealedSegment(t *testing.T) {
 // broker must drop it, keep every acknowledged record, and give the next
 // record the offset the torn batch would have had.
 func TestTornTailIsTruncated(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a broker; skipped with -short")
-	}
-	dev := testenv.StartDev(t, testenv.DevOptions{})
 	const topic = "torn"
-	c := dial(t, dev.GRPCAddr)
-	createTopic(t, c, topic, crashTopicPartitions, nil)
-
-	led := newLedger(crashTopicPartitions)
-	p := &producer{t: t, client: c, topic: topic, led: led, acks: stratav1.Acks_ACKS_ALL}
+	dev, p, led := startCrashTest(t, topic, stratav1.Acks_ACKS_ALL)
 	p.produce(context.Background(), 10_000, inflight)
 	if t.Failed() {
 		t.FailNow()
 	}
-	ends := verifyTopic(t, c, topic, led)
+	ends := verifyTopic(t, p.client, topic, led)
 	dev.Kill()
 
 	dir := partitionDir(t, dev.DataDir, topic, 0)
@@ -238,7 +221,7 @@ func TestTornTailIsTruncated(t *testing.T) {
 	t.Logf("appended %d bytes of a torn batch at offset %d to %s", n, ends[0], active)
 
 	dev.Restart(t)
-	c = dial(t, dev.GRPCAddr)
+	c := dial(t, dev.GRPCAddr)
 	if got := verifyTopic(t, c, topic, led); !slices.Equal(got, ends) {
 		t.Errorf("log ends %v after recovering a torn tail, %v before", got, ends)
 	}
