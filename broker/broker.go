@@ -61,9 +61,12 @@ type Broker struct {
 	brokerDefaults map[string]string
 	metrics        *metrics
 
-	mu     sync.RWMutex
-	topics map[string]*topic
-	closed bool
+	// applyMu serialises changes to the hosted topics (open, close, delete);
+	// mu guards the map itself and is held only briefly.
+	applyMu sync.Mutex
+	mu      sync.RWMutex
+	topics  map[string]*topic
+	closed  bool
 
 	draining  chan struct{} // closed by Drain
 	drainOnce sync.Once
@@ -186,10 +189,16 @@ func (b *Broker) Close() error {
 	}
 	b.wg.Wait()
 
+	// After any change in progress (an admin call's) has finished: it saw
+	// closed=false and may have opened logs that must be closed here too.
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	topics := b.topics
+	b.topics = map[string]*topic{}
+	b.mu.Unlock()
 	var errs []error
-	for _, t := range b.topics {
+	for _, t := range topics {
 		for _, p := range t.partitions {
 			if p == nil {
 				continue
@@ -200,7 +209,6 @@ func (b *Broker) Close() error {
 			p.wake()
 		}
 	}
-	b.topics = map[string]*topic{}
 	return errors.Join(errs...)
 }
 
@@ -306,43 +314,37 @@ func (b *Broker) applyTopic(t metastore.Topic) error {
 		// would take acknowledged data offline.
 		b.logger.Warn("topic config does not resolve cleanly; using fallbacks", "topic", t.Name, "err", err)
 	}
-	b.mu.Lock()
-	cur := b.topics[t.Name]
-	if cur != nil && t.Revision != 0 && t.Revision < cur.meta.Revision {
-		b.mu.Unlock()
-		return nil // an older event than what we hold
-	}
-	var stale *topic
-	if cur != nil && cur.meta.ID != t.ID {
-		// The topic was deleted and created again while we were not looking.
-		stale = cur
-		delete(b.topics, t.Name)
-		cur = nil
-	}
-	b.mu.Unlock()
-	if stale != nil {
-		b.dropPartitions(t.Name, stale)
-	}
-
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
+	// One change at a time (the watch and admin calls both apply changes):
+	// two changes to one topic interleaving could delete the directory the
+	// other is creating. b.mu is taken only to read and swap map entries, so
+	// produce and fetch never wait for a log to open, recover or be deleted.
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
+	b.mu.RLock()
+	cur, closed := b.topics[t.Name], b.closed
+	b.mu.RUnlock()
+	if closed {
 		return ErrBrokerClosed
 	}
-	if c := b.topics[t.Name]; c != nil {
-		cur = c
+	if cur != nil && t.Revision != 0 && t.Revision < cur.meta.Revision {
+		return nil // an older event than what we hold
 	}
-	if cur == nil {
-		cur = &topic{meta: t, cfg: cfg}
-		b.topics[t.Name] = cur
+	if cur != nil && cur.meta.ID != t.ID {
+		// The topic was deleted and created again while we were not looking.
+		b.mu.Lock()
+		delete(b.topics, t.Name)
+		b.mu.Unlock()
+		b.dropPartitions(t.Name, cur)
+		cur = nil
 	}
-	cur.meta, cur.cfg = t, cfg
+
 	lc := logConfig(cfg)
-	for i := int32(len(cur.partitions)); i < t.Partitions; i++ {
-		cur.partitions = append(cur.partitions, nil)
+	parts := make([]*Partition, max(int(t.Partitions), 0))
+	if cur != nil {
+		copy(parts, cur.partitions)
 	}
 	var errs []error
-	for i, p := range cur.partitions {
+	for i, p := range parts {
 		if p != nil {
 			p.log.SetConfig(lc)
 			continue
@@ -353,8 +355,11 @@ func (b *Broker) applyTopic(t metastore.Topic) error {
 			errs = append(errs, err)
 			continue
 		}
-		cur.partitions[i] = np
+		parts[i] = np
 	}
+	b.mu.Lock()
+	b.topics[t.Name] = &topic{meta: t, cfg: cfg, partitions: parts}
+	b.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -434,6 +439,8 @@ func writeFileSync(path string, data []byte) error {
 // removes only that incarnation of the topic, so a caller holding an old id
 // cannot remove a topic created anew under the same name.
 func (b *Broker) removeTopic(name, id string) {
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
 	b.mu.Lock()
 	t := b.topics[name]
 	if t == nil || (id != "" && t.meta.ID != id) {

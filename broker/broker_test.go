@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -89,5 +90,48 @@ func TestLateDeleteEventKeepsRecreatedTopic(t *testing.T) {
 	}
 	if off := produceOne(t, b, "t"); off != 3 {
 		t.Fatalf("after late events, next offset %d, want 3: the new topic's data was dropped", off)
+	}
+}
+
+// A long poll parked on a partition whose topic is re-created under it (seen
+// by this broker as one change) must not stay parked on the dropped
+// partition until its MaxWait.
+func TestLongPollFollowsRecreatedPartition(t *testing.T) {
+	b, store := startBroker(t)
+	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	fetched := make(chan []FetchResult, 1)
+	go func() {
+		res, err := b.Fetch(ctx, []FetchPartition{{Topic: "t", Partition: 0}}, FetchOptions{MinBytes: 1, MaxWait: time.Hour})
+		if err != nil {
+			t.Error(err)
+		}
+		fetched <- res
+	}()
+	// The broker learns of a new incarnation of the topic in one change, as
+	// after a watch resync: same name, new id, later revision.
+	old, err := store.GetTopic(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt := old
+	nt.ID = "00000000-0000-4000-8000-000000000001"
+	nt.Revision = old.Revision + 1000
+	if err := b.applyTopic(nt); err != nil {
+		t.Fatal(err)
+	}
+	produceOne(t, b, "t")
+	select {
+	case res := <-fetched:
+		// Woken while the old partition was being dropped, the fetch may see
+		// the topic missing for that moment (clients retry that); otherwise it
+		// must have followed the new partition and got the record.
+		if !errors.Is(res[0].Err, ErrUnknownTopicOrPartition) && len(res[0].Data) == 0 {
+			t.Fatalf("long poll returned %+v, want the new record or unknown topic", res[0])
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("long poll did not wake for the re-created partition")
 	}
 }

@@ -82,6 +82,7 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 	results := make([]FetchResult, len(parts))
 	var deadline <-chan time.Time
 	var wake chan struct{}
+	var hosted []*Partition
 	for {
 		total, anyErr := b.readAll(parts, opts, results)
 		if anyErr || total >= int(max(opts.MinBytes, 1)) || opts.MaxWait <= 0 {
@@ -89,8 +90,8 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 		}
 		if wake == nil {
 			wake = make(chan struct{}, 1)
-			hosted := b.register(parts, wake)
-			defer b.unregister(hosted, wake)
+			hosted = b.register(parts, wake)
+			defer func() { b.unregister(hosted, wake) }()
 			timer := time.NewTimer(opts.MaxWait)
 			defer timer.Stop()
 			deadline = timer.C
@@ -99,6 +100,10 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 		}
 		select {
 		case <-wake:
+			// A wake-up may come from a partition being deleted; if the topic
+			// exists again, the new partition is the one to wait on.
+			b.unregister(hosted, wake)
+			hosted = b.register(parts, wake)
 		case <-deadline:
 			b.readAll(parts, opts, results)
 			return results, nil
