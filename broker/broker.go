@@ -390,7 +390,7 @@ func (b *Broker) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*
 	}
 	if _, err := os.Stat(metaPath); errors.Is(err, os.ErrNotExist) {
 		raw, _ := json.Marshal(partitionMeta{TopicID: t.ID, Topic: t.Name, Partition: p})
-		if err := writeFileSync(metaPath, raw); err != nil {
+		if err := partlog.PublishFile(dir, partitionMetaFile, raw); err != nil {
 			return nil, err
 		}
 	}
@@ -404,35 +404,6 @@ func (b *Broker) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*
 		return nil, fmt.Errorf("open log %s-%d: %w", t.Name, p, err)
 	}
 	return newPartition(t.Name, p, l), nil
-}
-
-// writeFileSync publishes a small file atomically: tmp, fsync, rename, fsync dir.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", path, err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("sync dir of %s: %w", path, err)
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // removeTopic drops the local partitions of a topic. With a non-empty id it

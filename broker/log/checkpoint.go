@@ -58,6 +58,17 @@ func writeCheckpoint(dir, name string, v int64) error {
 	return syncDir(dir)
 }
 
+// PublishFile makes data durable as dir/name: write a temporary file, fsync,
+// rename, fsync dir. Readers see the old file or the new one, never a torn one.
+// It is for small files kept beside a log, such as the broker's partition
+// metadata.
+func PublishFile(dir, name string, data []byte) error {
+	if err := writeFileAtomic(dir, name, data); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
 // writeFileAtomic publishes data as dir/name through a temporary file:
 // write, fsync, rename. The caller fsyncs the directory to make the rename
 // durable.
