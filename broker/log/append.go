@@ -33,6 +33,27 @@ func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
 	if err != nil {
 		return AppendResult{}, err
 	}
+	return l.write(batches, res, offsets, leaderEpoch, false)
+}
+
+// AppendReplicated appends batches copied from the partition's leader as they
+// are: their base offsets must continue the log exactly (the first at
+// LogEndOffset, each next where the previous ends) and their leader epochs are
+// kept, extending the epoch cache. CRCs are checked; max.message.bytes is not,
+// since the leader accepted the batches.
+func (l *Log) AppendReplicated(batches []byte) (AppendResult, error) {
+	res, offsets, err := validate(batches, math.MaxInt)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return l.write(batches, res, offsets, 0, true)
+}
+
+// write appends validated batches. A leader's batches are stamped with dense
+// offsets and its epoch; a follower's keep theirs, which must be dense from
+// the log end.
+func (l *Log) write(batches []byte, res AppendResult, offsets int64, leaderEpoch int32, replicated bool) (AppendResult, error) {
+	cfg := l.cfg.Load()
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -58,13 +79,31 @@ func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
 
 	first := l.leo.Load()
 	next := first
-	for pos := 0; pos < len(batches); {
-		b := batches[pos:]
-		h, _ := record.ParseHeader(b) // validated above
-		record.SetBaseOffset(b, next)
-		record.SetPartitionLeaderEpoch(b, leaderEpoch)
-		next += int64(h.LastOffsetDelta) + 1
-		pos += h.Size()
+	if replicated {
+		for pos := 0; pos < len(batches); {
+			h, _ := record.ParseHeader(batches[pos:]) // validated above
+			if h.BaseOffset != next {
+				return AppendResult{}, fmt.Errorf("log: replicated batch %d has base offset %d, expected %d: %w",
+					pos, h.BaseOffset, next, ErrOffsetMismatch)
+			}
+			if err := l.assignEpochLocked(h.PartitionLeaderEpoch, next); err != nil {
+				return AppendResult{}, err
+			}
+			next += int64(h.LastOffsetDelta) + 1
+			pos += h.Size()
+		}
+	} else {
+		if err := l.assignEpochLocked(leaderEpoch, first); err != nil {
+			return AppendResult{}, err
+		}
+		for pos := 0; pos < len(batches); {
+			b := batches[pos:]
+			h, _ := record.ParseHeader(b) // validated above
+			record.SetBaseOffset(b, next)
+			record.SetPartitionLeaderEpoch(b, leaderEpoch)
+			next += int64(h.LastOffsetDelta) + 1
+			pos += h.Size()
+		}
 	}
 	if _, err := a.f.WriteAt(batches, pos0); err != nil {
 		return AppendResult{}, l.fail(fmt.Errorf("log: append to %s: %w", a.name(), err))

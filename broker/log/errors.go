@@ -17,6 +17,10 @@ var ErrLogClosed = errors.New("log: closed")
 // recovers from what is on disk.
 var ErrLogFailed = errors.New("log: refusing writes after an earlier I/O failure")
 
+// ErrOffsetMismatch rejects replicated batches that do not continue the log
+// at its end: the follower's view of the leader's log is out of date.
+var ErrOffsetMismatch = errors.New("log: batch does not continue the log")
+
 // RecordTooLargeError rejects an Append whose batch exceeds max.message.bytes.
 type RecordTooLargeError struct {
 	Batch int // index of the batch within the Append call

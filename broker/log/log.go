@@ -146,6 +146,11 @@ type Log struct {
 	logStart atomic.Int64
 	closed   atomic.Bool
 
+	// epMu guards epochs, the leader epoch cache (see epochs.go); changing it
+	// also needs mu.
+	epMu   sync.RWMutex
+	epochs []EpochEntry
+
 	// ckMu guards the recovery-point checkpoint file and ckRP, its content.
 	ckMu sync.Mutex
 	ckRP int64

@@ -35,7 +35,7 @@ func (l *Log) load() (err error) {
 	for _, e := range entries {
 		name := e.Name()
 		switch name {
-		case recoveryPointFile, logStartFile, cleanShutdownFile, brokerMetaFile:
+		case recoveryPointFile, logStartFile, cleanShutdownFile, brokerMetaFile, leaderEpochFile:
 			continue
 		}
 		if stem, ok := strings.CutSuffix(name, tmpSuffix); ok && e.Type().IsRegular() && ownFile(stem) {
@@ -240,13 +240,13 @@ func (l *Log) load() (err error) {
 	l.leo.Store(leo)
 	l.logStart.Store(start)
 	l.ckRP = leo
-	return nil
+	return l.loadEpochs()
 }
 
 // ownFile reports whether name is a file this package writes atomically.
 func ownFile(name string) bool {
 	switch name {
-	case recoveryPointFile, logStartFile, cleanShutdownFile:
+	case recoveryPointFile, logStartFile, cleanShutdownFile, leaderEpochFile:
 		return true
 	}
 	_, _, ok := parseSegmentName(name)
