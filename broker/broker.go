@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -38,6 +39,12 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Replicas sends replica fetches to other brokers; nil means this broker
+	// cannot follow (a single-broker cluster).
+	Replicas ReplicaClient
+	// LeaseValidUntil reports until when the broker's registration in etcd
+	// is surely alive; a leader refuses writes past it. Nil: always valid.
+	LeaseValidUntil func() time.Time
 }
 
 // Metastore is what the broker needs from the cluster's metadata store.
@@ -50,6 +57,10 @@ type Metastore interface {
 	PartitionStates(ctx context.Context, topic string) ([]metastore.PartitionState, error)
 	WatchTopicsSince(ctx context.Context, known []metastore.Topic, rev int64) <-chan metastore.TopicEvent
 	Brokers(ctx context.Context) ([]metastore.BrokerInfo, error)
+	CompareAndSwapPartitionState(ctx context.Context, old, next metastore.PartitionState) (metastore.PartitionState, error)
+	FollowPartitions(ctx context.Context, fn func(metastore.PartitionsUpdate))
+	FollowBrokers(ctx context.Context, fn func([]metastore.BrokerInfo))
+	Controller(ctx context.Context) (int32, error)
 }
 
 // Broker hosts partitions. Create it with New, then Start; Close stops it.
@@ -67,6 +78,14 @@ type Broker struct {
 	mu      sync.RWMutex
 	topics  map[string]*topic
 	closed  bool
+
+	// clusterMu guards the followed cluster view: every partition's state
+	// and the live brokers.
+	clusterMu     sync.RWMutex
+	states        map[tp]metastore.PartitionState
+	brokers       []metastore.BrokerInfo
+	fetchers      *fetcherManager
+	replicaLagMax time.Duration
 
 	draining  chan struct{} // closed by Drain
 	drainOnce sync.Once
@@ -113,7 +132,13 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if _, _, err := config.Resolve(nil, defaults); err != nil {
 		return nil, fmt.Errorf("broker: settings: %w", err)
 	}
+	lagMs, err := settingMs(cfg.Settings, "replica.lag.time.max.ms", 30000)
+	if err != nil {
+		return nil, err
+	}
 	b := &Broker{
+		replicaLagMax:  lagMs,
+		states:         map[tp]metastore.PartitionState{},
 		cfg:            cfg,
 		logger:         logger,
 		store:          store,
@@ -123,7 +148,29 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		draining:       make(chan struct{}),
 	}
 	b.metrics = newMetrics(b, cfg.Registerer)
+	b.fetchers = newFetcherManager(b)
 	return b, nil
+}
+
+// settingMs reads a broker setting in milliseconds.
+func settingMs(settings map[string]string, key string, def int64) (time.Duration, error) {
+	v, ok := settings[key]
+	if !ok {
+		return time.Duration(def) * time.Millisecond, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 || n > math.MaxInt64/int64(time.Millisecond) {
+		return 0, fmt.Errorf("broker: setting %s=%q: must be a positive number of milliseconds: %w", key, v, ErrInvalidConfig)
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}
+
+// leaseOK reports whether this broker may act as a leader now.
+func (b *Broker) leaseOK() bool {
+	if b.cfg.LeaseValidUntil == nil {
+		return true
+	}
+	return b.now().Before(b.cfg.LeaseValidUntil())
 }
 
 // Start loads the topics from the metastore, opens (and recovers) the logs of
@@ -133,8 +180,21 @@ func (b *Broker) Start(ctx context.Context) error {
 	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("broker: data dir: %w", err)
 	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	// The partition states decide what this broker hosts: follow them first.
+	ready := b.followCluster(runCtx)
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		cancel()
+		b.wg.Wait()
+		return fmt.Errorf("broker: load cluster state: %w", ctx.Err())
+	}
 	topics, rev, err := b.store.ListTopics(ctx)
 	if err != nil {
+		cancel()
+		b.wg.Wait()
 		return fmt.Errorf("broker: load topics: %w", err)
 	}
 	for _, t := range topics {
@@ -144,9 +204,11 @@ func (b *Broker) Start(ctx context.Context) error {
 	}
 	b.removeOrphanDirs(topics)
 
-	runCtx, cancel := context.WithCancel(context.Background())
-	b.cancel = cancel
-	b.wg.Add(2)
+	b.wg.Add(3)
+	go func() {
+		defer b.wg.Done()
+		b.isrLoop(runCtx)
+	}()
 	go func() {
 		defer b.wg.Done()
 		b.watchTopics(runCtx, topics, rev)
@@ -188,6 +250,7 @@ func (b *Broker) Close() error {
 		b.cancel()
 	}
 	b.wg.Wait()
+	b.fetchers.close()
 
 	// After any change in progress (an admin call's) has finished: it saw
 	// closed=false and may have opened logs that must be closed here too.
@@ -338,6 +401,10 @@ func (b *Broker) applyTopic(t metastore.Topic) error {
 		cur = nil
 	}
 
+	states, err := b.topicStates(t)
+	if err != nil {
+		return err
+	}
 	lc := logConfig(cfg)
 	parts := make([]*Partition, max(int(t.Partitions), 0))
 	if cur != nil {
@@ -349,17 +416,33 @@ func (b *Broker) applyTopic(t metastore.Topic) error {
 			p.log.SetConfig(lc)
 			continue
 		}
-		// Every broker hosts every partition until replica placement exists.
+		// A broker hosts the partitions it is a replica of.
+		if !slices.Contains(states[i].Replicas, b.cfg.NodeID) {
+			continue
+		}
 		np, err := b.openPartition(t, int32(i), lc)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		// Its role is set before anyone can find it.
+		b.applyPartitionState(np, states[i])
 		parts[i] = np
 	}
 	b.mu.Lock()
 	b.topics[t.Name] = &topic{meta: t, cfg: cfg, partitions: parts}
 	b.mu.Unlock()
+	// States may have changed while the logs opened: apply the latest.
+	for i, p := range parts {
+		if p == nil {
+			continue
+		}
+		if st, ok := b.cachedState(t.Name, int32(i)); ok {
+			b.applyPartitionState(p, st)
+		} else {
+			b.applyPartitionState(p, states[i])
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -403,7 +486,7 @@ func (b *Broker) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*
 	if err != nil {
 		return nil, fmt.Errorf("open log %s-%d: %w", t.Name, p, err)
 	}
-	return newPartition(t.Name, p, l), nil
+	return newPartition(t.Name, p, l, b.cfg.NodeID), nil
 }
 
 // removeTopic drops the local partitions of a topic. With a non-empty id it
@@ -435,6 +518,7 @@ func (b *Broker) dropPartitions(name string, t *topic) {
 		if err := p.log.Close(); err != nil {
 			b.logger.Warn("close deleted partition", "topic", name, "partition", p.Index, "err", err)
 		}
+		b.fetchers.remove(p)
 		p.wake()
 		dir := p.log.Dir()
 		if err := os.RemoveAll(dir); err != nil {
@@ -501,6 +585,27 @@ func (b *Broker) partition(topicName string, p int32) (*Partition, error) {
 		return nil, fmt.Errorf("topic %q has no partition %d (it has %d): %w", topicName, p, t.meta.Partitions, ErrUnknownTopicOrPartition)
 	}
 	return t.partitions[p], nil
+}
+
+// leaderPartition returns a partition this broker leads: consumers read
+// from leaders only, whose high watermark is authoritative. A partition of a
+// known topic that is not hosted here is ErrNotLeader, so clients refresh
+// their metadata rather than give up.
+func (b *Broker) leaderPartition(topicName string, p int32) (*Partition, error) {
+	part, err := b.partition(topicName, p)
+	if err != nil {
+		if st, ok := b.cachedState(topicName, p); ok && st.Leader != b.cfg.NodeID && errors.Is(err, ErrUnknownTopicOrPartition) {
+			if st.Leader < 0 {
+				return nil, fmt.Errorf("%s-%d: %w", topicName, p, ErrLeaderNotAvailable)
+			}
+			return nil, fmt.Errorf("%s-%d: leader is broker %d: %w", topicName, p, st.Leader, ErrNotLeader)
+		}
+		return nil, err
+	}
+	if err := part.checkLeader(); err != nil {
+		return nil, err
+	}
+	return part, nil
 }
 
 // PartitionCount returns the number of partitions of a topic.

@@ -23,6 +23,19 @@ var (
 	ErrInvalidRequest          = errors.New("invalid request")
 	ErrNotLeader               = errors.New("not the leader for partition")
 	ErrBrokerClosed            = errors.New("broker is shutting down")
+	// ErrLeaderNotAvailable: the partition has no leader at the moment (an
+	// election is under way, or every in-sync replica is down).
+	ErrLeaderNotAvailable = errors.New("leader not available")
+	// ErrNotEnoughReplicas refuses an acks=all produce when the ISR is
+	// smaller than min.insync.replicas; nothing was written.
+	ErrNotEnoughReplicas = errors.New("not enough in-sync replicas")
+	// ErrRequestTimedOut: an acks=all produce was appended by the leader but
+	// not replicated to the ISR in time. The records may still be committed.
+	ErrRequestTimedOut = errors.New("request timed out waiting for replication")
+	// ErrFencedLeaderEpoch: the request's leader epoch is older than the
+	// partition's; ErrUnknownLeaderEpoch: newer than this broker knows yet.
+	ErrFencedLeaderEpoch  = errors.New("fenced leader epoch")
+	ErrUnknownLeaderEpoch = errors.New("unknown leader epoch")
 )
 
 // Kind classifies an error from the core for frontends.
@@ -43,6 +56,11 @@ const (
 	KindOffsetOutOfRange
 	KindCorruptStorage // stored data failed its checksum
 	KindNotLeader
+	KindLeaderNotAvailable
+	KindNotEnoughReplicas
+	KindRequestTimedOut
+	KindFencedLeaderEpoch
+	KindUnknownLeaderEpoch
 	KindUnavailable
 	KindCanceled
 )
@@ -81,6 +99,16 @@ func Classify(err error) Kind {
 		return KindCorruptMessage
 	case errors.Is(err, ErrNotLeader):
 		return KindNotLeader
+	case errors.Is(err, ErrLeaderNotAvailable):
+		return KindLeaderNotAvailable
+	case errors.Is(err, ErrNotEnoughReplicas):
+		return KindNotEnoughReplicas
+	case errors.Is(err, ErrRequestTimedOut):
+		return KindRequestTimedOut
+	case errors.Is(err, ErrFencedLeaderEpoch):
+		return KindFencedLeaderEpoch
+	case errors.Is(err, ErrUnknownLeaderEpoch):
+		return KindUnknownLeaderEpoch
 	case errors.Is(err, ErrBrokerClosed), errors.Is(err, partlog.ErrLogClosed), errors.Is(err, partlog.ErrLogFailed):
 		return KindUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -154,7 +154,7 @@ func (b *Broker) readAll(parts []FetchPartition, opts FetchOptions, results []Fe
 			opts.Buffers.Put(res.Buffer)
 		}
 		*res = FetchResult{Topic: fp.Topic, Partition: fp.Partition, NextOffset: fp.Offset}
-		p, err := b.partition(fp.Topic, fp.Partition)
+		p, err := b.leaderPartition(fp.Topic, fp.Partition)
 		if err != nil {
 			res.Err = err
 			anyErr = true
@@ -241,7 +241,7 @@ const (
 // LatestTimestamp the high watermark, otherwise the first offset whose
 // timestamp is at or after ts (found=false when there is none).
 func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset, timestamp int64, found bool, err error) {
-	p, err := b.partition(topicName, partition)
+	p, err := b.leaderPartition(topicName, partition)
 	if err != nil {
 		return 0, 0, false, err
 	}

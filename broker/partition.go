@@ -1,30 +1,92 @@
 package broker
 
 import (
+	"context"
+	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/metastore"
 )
 
-// Partition is one partition replica hosted by this broker: its log and the
-// long-poll waiters interested in new data.
+// role is what this broker does for a partition it hosts.
+type role int
+
+const (
+	roleNone     role = iota // no leader, or this broker is not a replica
+	roleLeader               // takes produce, serves fetch and followers
+	roleFollower             // copies the leader's log
+)
+
+func (r role) String() string {
+	switch r {
+	case roleLeader:
+		return "leader"
+	case roleFollower:
+		return "follower"
+	default:
+		return "none"
+	}
+}
+
+// Partition is one partition replica hosted by this broker: its log, its
+// replica state (role, leader epoch, ISR, high watermark) and the long-poll
+// waiters interested in it.
 type Partition struct {
 	Topic string
 	Index int32
 	log   *partlog.Log
+	self  int32
+
+	// hw is the high watermark: records below it are committed (on every ISR
+	// member) and visible to consumers. It never goes back while leading.
+	hw atomic.Int64
+
+	// roleMu is held shared by appends (as leader or follower) and
+	// exclusively by role changes, so that no append of the old role lands
+	// after the change.
+	roleMu sync.RWMutex
 
 	mu          sync.Mutex
+	state       metastore.PartitionState // last state seen from the metastore
+	role        role
 	leaderEpoch int32
-	waiters     map[chan struct{}]struct{}
+	followers   map[int32]*followerState // leader only: the other replicas
+	isrChanging bool                     // an ISR update is in flight
+	// committed is closed (and replaced) when hw advances or the role
+	// changes: what acks=all producers wait on.
+	committed chan struct{}
+	waiters   map[chan struct{}]struct{}
 }
 
-func newPartition(topic string, index int32, l *partlog.Log) *Partition {
-	return &Partition{Topic: topic, Index: index, log: l, waiters: make(map[chan struct{}]struct{})}
+// followerState is what the leader knows of a follower from its fetches.
+type followerState struct {
+	leo int64 // -1 until its first fetch in this leader epoch
+	// caughtUpAt is the last time the follower had everything the leader had
+	// (Kafka's lastCaughtUpTime); a follower not caught up for
+	// replica.lag.time.max.ms leaves the ISR.
+	caughtUpAt time.Time
+	// The time and leader log end of its previous fetch: a fetch reaching
+	// that end proves the follower was caught up then.
+	lastFetchAt    time.Time
+	leoAtLastFetch int64
+}
+
+func newPartition(topic string, index int32, l *partlog.Log, self int32) *Partition {
+	p := &Partition{
+		Topic: topic, Index: index, log: l, self: self,
+		committed: make(chan struct{}),
+		waiters:   make(map[chan struct{}]struct{}),
+	}
+	p.state = metastore.PartitionState{Topic: topic, Partition: index, Leader: -1}
+	return p
 }
 
 // HighWatermark is the offset below which records are visible to consumers.
-// With one replica every appended record is committed.
-func (p *Partition) HighWatermark() int64 { return p.log.LogEndOffset() }
+func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 
 // LogStartOffset is the first offset still in the log.
 func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
@@ -32,28 +94,271 @@ func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
 // LogEndOffset is the offset the next appended record receives.
 func (p *Partition) LogEndOffset() int64 { return p.log.LogEndOffset() }
 
-func (p *Partition) append(batches []byte) (partlog.AppendResult, error) {
+// State returns the partition's last known metastore state and this
+// broker's role.
+func (p *Partition) State() (metastore.PartitionState, role) {
 	p.mu.Lock()
-	epoch := p.leaderEpoch
-	p.mu.Unlock()
-	res, err := p.log.Append(batches, epoch)
-	if err == nil {
-		p.wake()
-	}
-	return res, err
+	defer p.mu.Unlock()
+	return p.state, p.role
 }
 
-// wake signals every registered waiter without blocking: a waiter channel
-// has room for one signal, and one is all it needs to re-read.
-func (p *Partition) wake() {
+// applyState adopts a partition state from the metastore (watch, or the
+// result of this broker's own update). Older states are ignored. It returns
+// the leader to follow, or -1 if this broker is not a follower.
+func (p *Partition) applyState(st metastore.PartitionState, now time.Time) (follow int32, changed bool) {
+	p.roleMu.Lock()
+	defer p.roleMu.Unlock()
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if st.Revision != 0 && st.Revision <= p.state.Revision || st.LeaderEpoch < p.state.LeaderEpoch {
+		if p.role == roleFollower {
+			return p.state.Leader, false
+		}
+		return -1, false
+	}
+	prevRole, prevEpoch := p.role, p.leaderEpoch
+	p.state = st
+	p.leaderEpoch = st.LeaderEpoch
+	switch {
+	case st.Leader == p.self:
+		p.role = roleLeader
+	case st.Leader >= 0 && slices.Contains(st.Replicas, p.self):
+		p.role = roleFollower
+	default:
+		p.role = roleNone
+	}
+	changed = p.role != prevRole || p.leaderEpoch != prevEpoch
+	if p.role == roleLeader && changed {
+		// A new term: what followers had is unknown until they fetch.
+		p.followers = make(map[int32]*followerState, len(st.Replicas))
+		for _, id := range st.Replicas {
+			if id != p.self {
+				p.followers[id] = &followerState{leo: -1, caughtUpAt: now, lastFetchAt: now, leoAtLastFetch: -1}
+			}
+		}
+		p.isrChanging = false
+	}
+	if p.role != roleLeader {
+		p.followers = nil
+	}
+	if changed {
+		p.signalLocked()
+	}
+	if p.role == roleLeader {
+		p.advanceHWLocked()
+	}
+	if p.role == roleFollower {
+		return st.Leader, changed
+	}
+	return -1, changed
+}
+
+// signalLocked wakes acks=all producers and long polls. mu must be held.
+func (p *Partition) signalLocked() {
+	close(p.committed)
+	p.committed = make(chan struct{})
 	for ch := range p.waiters {
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// advanceHWLocked moves the high watermark to the smallest log end offset of
+// the ISR, as recorded in the metastore: a member counts until its removal is
+// committed, and a new member only once its addition is. mu must be held.
+func (p *Partition) advanceHWLocked() {
+	hw := p.log.LogEndOffset()
+	for _, id := range p.state.ISR {
+		if id == p.self {
+			continue
+		}
+		f := p.followers[id]
+		if f == nil || f.leo < 0 {
+			return // not heard from yet in this term
+		}
+		hw = min(hw, f.leo)
+	}
+	if hw > p.hw.Load() {
+		p.hw.Store(hw)
+		p.signalLocked()
+	}
+}
+
+// leaderAppend appends batches as the leader, after checking this broker
+// still leads with a lease it can trust, and that acks=all has its ISR.
+func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK bool) (partlog.AppendResult, int32, error) {
+	p.roleMu.RLock()
+	defer p.roleMu.RUnlock()
+	p.mu.Lock()
+	r, epoch, isr, leader := p.role, p.leaderEpoch, len(p.state.ISR), p.state.Leader
 	p.mu.Unlock()
+	if r != roleLeader {
+		if leader < 0 {
+			return partlog.AppendResult{}, 0, fmt.Errorf("%s-%d: %w", p.Topic, p.Index, ErrLeaderNotAvailable)
+		}
+		return partlog.AppendResult{}, 0, fmt.Errorf("%s-%d: leader is broker %d: %w", p.Topic, p.Index, leader, ErrNotLeader)
+	}
+	if !leaseOK {
+		// etcd may have expired our lease and elected another leader already.
+		return partlog.AppendResult{}, 0, fmt.Errorf("%s-%d: cannot confirm leadership: broker lease not renewed: %w", p.Topic, p.Index, ErrNotLeader)
+	}
+	if acks == AcksAll && isr < minISR {
+		return partlog.AppendResult{}, 0, fmt.Errorf("%s-%d: ISR has %d replica(s), min.insync.replicas is %d: %w",
+			p.Topic, p.Index, isr, minISR, ErrNotEnoughReplicas)
+	}
+	res, err := p.log.Append(batches, epoch)
+	if err != nil {
+		return res, 0, err
+	}
+	p.mu.Lock()
+	p.advanceHWLocked()
+	p.wakeLocked()
+	p.mu.Unlock()
+	return res, epoch, nil
+}
+
+// waitCommitted waits until the high watermark passes offset while this
+// broker leads in epoch, for acks=all.
+func (p *Partition) waitCommitted(ctx context.Context, offset int64, epoch int32, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		ch, r, e := p.committed, p.role, p.leaderEpoch
+		p.mu.Unlock()
+		if p.hw.Load() > offset {
+			return nil
+		}
+		if r != roleLeader || e != epoch {
+			return fmt.Errorf("%s-%d: leadership moved before offset %d was replicated: %w", p.Topic, p.Index, offset, ErrNotLeader)
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return fmt.Errorf("%s-%d: offset %d not replicated to the ISR within %v: %w", p.Topic, p.Index, offset, timeout, ErrRequestTimedOut)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// checkLeader returns nil if this broker leads the partition.
+func (p *Partition) checkLeader() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.leaderErrLocked()
+}
+
+func (p *Partition) leaderErrLocked() error {
+	switch {
+	case p.role == roleLeader:
+		return nil
+	case p.state.Leader < 0:
+		return fmt.Errorf("%s-%d: %w", p.Topic, p.Index, ErrLeaderNotAvailable)
+	default:
+		return fmt.Errorf("%s-%d: leader is broker %d: %w", p.Topic, p.Index, p.state.Leader, ErrNotLeader)
+	}
+}
+
+// followerFetched records a follower's fetch at fetchOffset (its log end) and
+// returns whether it should join the ISR.
+func (p *Partition) followerFetched(id int32, epoch int32, fetchOffset int64, now time.Time) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.leaderErrLocked(); err != nil {
+		return false, err
+	}
+	switch {
+	case epoch < p.leaderEpoch:
+		return false, fmt.Errorf("%s-%d: epoch %d, leader is at %d: %w", p.Topic, p.Index, epoch, p.leaderEpoch, ErrFencedLeaderEpoch)
+	case epoch > p.leaderEpoch:
+		return false, fmt.Errorf("%s-%d: epoch %d, leader is at %d: %w", p.Topic, p.Index, epoch, p.leaderEpoch, ErrUnknownLeaderEpoch)
+	}
+	f := p.followers[id]
+	if f == nil {
+		return false, fmt.Errorf("%w: broker %d is not a replica of %s-%d", ErrInvalidRequest, id, p.Topic, p.Index)
+	}
+	leo := p.log.LogEndOffset()
+	if fetchOffset >= leo {
+		f.caughtUpAt = now
+	} else if f.leoAtLastFetch >= 0 && fetchOffset >= f.leoAtLastFetch {
+		if f.lastFetchAt.After(f.caughtUpAt) {
+			f.caughtUpAt = f.lastFetchAt
+		}
+	}
+	f.leo = min(fetchOffset, leo)
+	f.lastFetchAt, f.leoAtLastFetch = now, leo
+	p.advanceHWLocked()
+	join := !slices.Contains(p.state.ISR, id) && f.leo >= p.hw.Load() && !p.isrChanging
+	return join, nil
+}
+
+// laggingISR returns the ISR members (other than the leader) not caught up
+// within maxLag.
+func (p *Partition) laggingISR(now time.Time, maxLag time.Duration) []int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.role != roleLeader || p.isrChanging {
+		return nil
+	}
+	var out []int32
+	for _, id := range p.state.ISR {
+		if f := p.followers[id]; id != p.self && f != nil && now.Sub(f.caughtUpAt) > maxLag {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// beginISRChange marks an ISR update in flight and returns the state to
+// change; ok is false if this broker does not lead or one is in flight.
+func (p *Partition) beginISRChange() (metastore.PartitionState, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.role != roleLeader || p.isrChanging {
+		return metastore.PartitionState{}, false
+	}
+	p.isrChanging = true
+	return p.state, true
+}
+
+func (p *Partition) endISRChange() {
+	p.mu.Lock()
+	p.isrChanging = false
+	p.mu.Unlock()
+}
+
+// followerEpoch returns the leader epoch to fetch with if this broker follows
+// leader for the partition.
+func (p *Partition) followerEpoch(leader int32) (int32, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.leaderEpoch, p.role == roleFollower && p.state.Leader == leader
+}
+
+// setFollowerHW adopts the leader's high watermark, capped by this log's end.
+func (p *Partition) setFollowerHW(leaderHW int64) {
+	hw := min(leaderHW, p.log.LogEndOffset())
+	p.hw.Store(hw)
+}
+
+// wake signals every registered waiter without blocking: a waiter channel
+// has room for one signal, and one is all it needs to re-read.
+func (p *Partition) wake() {
+	p.mu.Lock()
+	p.wakeLocked()
+	p.mu.Unlock()
+}
+
+func (p *Partition) wakeLocked() {
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (p *Partition) addWaiter(ch chan struct{}) {

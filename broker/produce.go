@@ -41,18 +41,37 @@ type ProduceResult struct {
 // into the given buffers. With acks=all the call returns once the records are
 // committed (with a single replica, once they are appended).
 func (b *Broker) Produce(ctx context.Context, topicName string, acks Acks, parts []PartitionBatches) ([]ProduceResult, error) {
+	return b.ProduceWithTimeout(ctx, topicName, acks, DefaultProduceTimeout, parts)
+}
+
+// DefaultProduceTimeout is how long acks=all waits for the ISR when the
+// request does not say, Kafka's request.timeout.ms.
+const DefaultProduceTimeout = 30 * time.Second
+
+// ProduceWithTimeout is Produce with acks=all waiting at most timeout for the
+// ISR to have the records (ErrRequestTimedOut after that: the records may
+// still become committed). Each partition is checked to be led by this
+// broker, and for acks=all to have at least min.insync.replicas in its ISR,
+// before anything is written.
+func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks Acks, timeout time.Duration, parts []PartitionBatches) ([]ProduceResult, error) {
+	if timeout <= 0 {
+		timeout = DefaultProduceTimeout
+	}
 	if acks != AcksNone && acks != AcksLeader && acks != AcksAll {
 		return nil, fmt.Errorf("%w: acks must be 0, 1 or all (-1), got %d", ErrInvalidRequest, acks)
 	}
-	if _, err := b.PartitionCount(topicName); err != nil {
+	tcfg, err := b.TopicConfig(topicName)
+	if err != nil {
 		return nil, err
 	}
+	leaseOK := b.leaseOK()
 	start := b.now()
+	epochs := make([]int32, len(parts))
 	results := make([]ProduceResult, len(parts))
 	for i, pb := range parts {
 		res := &results[i]
 		res.Partition = pb.Partition
-		p, err := b.partition(topicName, pb.Partition)
+		p, err := b.leaderPartition(topicName, pb.Partition)
 		if err != nil {
 			res.Err = err
 			continue
@@ -66,7 +85,8 @@ func (b *Broker) Produce(ctx context.Context, topicName string, acks Acks, parts
 			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
 			continue
 		}
-		ar, err := p.append(pb.Batches)
+		ar, epoch, err := p.leaderAppend(pb.Batches, acks, int(tcfg.MinInsyncReplicas), leaseOK)
+		epochs[i] = epoch
 		if err != nil {
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
 			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
@@ -76,6 +96,22 @@ func (b *Broker) Produce(ctx context.Context, topicName string, acks Acks, parts
 		res.LogStartOffset = p.LogStartOffset()
 		b.metrics.produceBytes.WithLabelValues(topicName).Add(float64(len(pb.Batches)))
 		b.metrics.produceRecords.WithLabelValues(topicName).Add(float64(ar.Records))
+	}
+	if acks == AcksAll {
+		// All partitions were appended first, so they replicate in parallel.
+		for i := range results {
+			res := &results[i]
+			if res.Err != nil {
+				continue
+			}
+			p, err := b.partition(topicName, res.Partition)
+			if err == nil {
+				err = p.waitCommitted(ctx, res.LastOffset, epochs[i], max(time.Until(start.Add(timeout)), 0))
+			}
+			if err != nil {
+				res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, res.Partition, err)
+			}
+		}
 	}
 	b.metrics.produceLatency.Observe(time.Since(start).Seconds())
 	return results, nil

@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -59,6 +60,10 @@ type Registration struct {
 	mu      sync.Mutex
 	closing bool
 	err     error
+
+	// validUntil (unix nanoseconds) is when the lease may have expired, as
+	// far as the last renewal tells; see ValidUntil.
+	validUntil atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -133,6 +138,7 @@ func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
+	r.renewed(time.Now(), ttl)
 	go r.keepAlive(kaCtx, keepAlive)
 	s.logger.Info("broker registered", "node_id", info.NodeID, "lease", fmt.Sprintf("%x", int64(lease)), "ttl", ttl)
 	return r, nil
@@ -191,8 +197,10 @@ func (s *Store) waitForBrokerKey(ctx context.Context, id int32) error {
 // ctx ends, the client closes, or the lease is gone.
 func (r *Registration) keepAlive(ctx context.Context, ch <-chan *clientv3.LeaseKeepAliveResponse) {
 	defer close(r.done)
-	for range ch {
+	for resp := range ch {
+		r.renewed(time.Now(), min(r.ttl, time.Duration(resp.TTL)*time.Second))
 	}
+	r.validUntil.Store(0)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
@@ -204,6 +212,28 @@ func (r *Registration) keepAlive(ctx context.Context, ch <-chan *clientv3.LeaseK
 		r.err = ErrLeaseLost
 	}
 }
+
+// renewed records a renewal seen at t. etcd restarted the lease's TTL when
+// it handled the renewal, before t; the quarter TTL taken off covers that
+// round trip, so ValidUntil errs early.
+func (r *Registration) renewed(t time.Time, ttl time.Duration) {
+	r.validUntil.Store(t.Add(ttl - ttl/4).UnixNano())
+}
+
+// ValidUntil is the time until which the broker's lease is surely alive in
+// etcd, judged from its last renewal. A broker must not act as a partition
+// leader past it: etcd may already have expired the lease and the
+// controller moved leadership elsewhere. Zero once the registration ended.
+func (r *Registration) ValidUntil() time.Time {
+	ns := r.validUntil.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// NodeID is the registered broker's id.
+func (r *Registration) NodeID() int32 { return r.info.NodeID }
 
 // Done is closed when the registration ends: by Close, because the ctx given
 // to RegisterBroker ended, or because the lease was lost (expired while etcd

@@ -110,6 +110,12 @@ func (s *Store) PartitionStates(ctx context.Context, topic string) ([]PartitionS
 // backwards, have its leader (unless -1) among its replicas, and its ISR a
 // subset of its replicas.
 func (s *Store) CompareAndSwapPartitionState(ctx context.Context, old, next PartitionState) (PartitionState, error) {
+	return s.casPartition(ctx, old, next, nil)
+}
+
+// casPartition is CompareAndSwapPartitionState with extra conditions (a
+// controller's fence); if they fail the swap fails with ErrNotController.
+func (s *Store) casPartition(ctx context.Context, old, next PartitionState, fence []clientv3.Cmp) (PartitionState, error) {
 	if err := checkPartitionUpdate(old, next); err != nil {
 		return PartitionState{}, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, err)
 	}
@@ -118,8 +124,9 @@ func (s *Store) CompareAndSwapPartitionState(ctx context.Context, old, next Part
 	if err != nil {
 		return PartitionState{}, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, err)
 	}
+	cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", old.Revision)}, fence...)
 	resp, err := s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", old.Revision)).
+		If(cmps...).
 		Then(clientv3.OpPut(key, val)).
 		Else(clientv3.OpGet(key)).
 		Commit()
@@ -137,6 +144,9 @@ func (s *Store) CompareAndSwapPartitionState(ctx context.Context, old, next Part
 	current, err := decodePartition(kvs[0].Value, kvs[0].ModRevision)
 	if err != nil {
 		return PartitionState{}, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, err)
+	}
+	if current.Revision == old.Revision {
+		return current, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, ErrNotController)
 	}
 	return current, fmt.Errorf("metastore: update partition %s-%d: revision %d is stale (now %d): %w",
 		old.Topic, old.Partition, old.Revision, current.Revision, ErrConflict)

@@ -79,6 +79,29 @@ func (s *Server) Register(g *grpc.Server) {
 		panic("grpcapi: the Strata service has no Fetch method")
 	}
 	g.RegisterService(&desc, s)
+	stratav1.RegisterReplicationServer(g, replicationServer{b: s.b})
+}
+
+// Metadata answers from the broker's view of the cluster.
+func (s *Server) Metadata(ctx context.Context, req *stratav1.MetadataRequest) (*stratav1.MetadataResponse, error) {
+	md, err := s.b.Metadata(ctx, req.GetTopics())
+	if err != nil {
+		return nil, statusError(err)
+	}
+	out := &stratav1.MetadataResponse{ControllerId: md.ControllerID}
+	for _, br := range md.Brokers {
+		out.Brokers = append(out.Brokers, &stratav1.BrokerInfo{
+			NodeId: br.NodeID, GrpcAddr: br.GRPCAddr, KafkaAddr: br.KafkaAddr, HttpAddr: br.HTTPAddr,
+		})
+	}
+	for _, t := range md.Topics {
+		tm := &stratav1.TopicMetadata{Name: t.Name, TopicId: t.ID, Error: partitionError(t.Err)}
+		for _, p := range t.Partitions {
+			tm.Partitions = append(tm.Partitions, partitionInfo(p))
+		}
+		out.Topics = append(out.Topics, tm)
+	}
+	return out, nil
 }
 
 // fetchHandler is the generated unary handler of Fetch, calling s.fetch
@@ -126,8 +149,12 @@ func code(err error) codes.Code {
 		return codes.OutOfRange
 	case broker.KindCorruptStorage:
 		return codes.DataLoss
-	case broker.KindNotLeader:
-		return codes.FailedPrecondition
+	case broker.KindNotLeader, broker.KindLeaderNotAvailable, broker.KindNotEnoughReplicas,
+		broker.KindFencedLeaderEpoch, broker.KindUnknownLeaderEpoch:
+		// Retriable once the client has fresh metadata (or the ISR grows).
+		return codes.Unavailable
+	case broker.KindRequestTimedOut:
+		return codes.DeadlineExceeded
 	case broker.KindUnavailable:
 		return codes.Unavailable
 	case broker.KindCanceled:
@@ -148,7 +175,37 @@ func partitionError(err error) *stratav1.PartitionError {
 	if err == nil {
 		return nil
 	}
-	return &stratav1.PartitionError{Code: int32(code(err)), Message: err.Error()}
+	return &stratav1.PartitionError{Code: int32(code(err)), Message: err.Error(), Reason: reason(err)}
+}
+
+// reason is Kafka's name for an error, so that a client reacts as a Kafka
+// client would (refresh metadata on NOT_LEADER_OR_FOLLOWER, ...).
+func reason(err error) string {
+	switch broker.Classify(err) {
+	case broker.KindUnknownTopicOrPartition:
+		return "UNKNOWN_TOPIC_OR_PARTITION"
+	case broker.KindNotLeader:
+		return "NOT_LEADER_OR_FOLLOWER"
+	case broker.KindLeaderNotAvailable:
+		return "LEADER_NOT_AVAILABLE"
+	case broker.KindNotEnoughReplicas:
+		return "NOT_ENOUGH_REPLICAS"
+	case broker.KindRequestTimedOut:
+		return "REQUEST_TIMED_OUT"
+	case broker.KindFencedLeaderEpoch:
+		return "FENCED_LEADER_EPOCH"
+	case broker.KindUnknownLeaderEpoch:
+		return "UNKNOWN_LEADER_EPOCH"
+	case broker.KindOffsetOutOfRange:
+		return "OFFSET_OUT_OF_RANGE"
+	case broker.KindRecordTooLarge:
+		return "MESSAGE_TOO_LARGE"
+	case broker.KindCorruptMessage:
+		return "CORRUPT_MESSAGE"
+	case broker.KindCorruptStorage:
+		return "KAFKA_STORAGE_ERROR"
+	}
+	return ""
 }
 
 func (s *Server) CreateTopic(ctx context.Context, req *stratav1.CreateTopicRequest) (*stratav1.CreateTopicResponse, error) {
@@ -257,7 +314,7 @@ func (s *Server) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*st
 	if err != nil {
 		return nil, statusError(err)
 	}
-	results, err := s.b.Produce(ctx, req.GetTopic(), a, parts)
+	results, err := s.b.ProduceWithTimeout(ctx, req.GetTopic(), a, time.Duration(req.GetTimeoutMs())*time.Millisecond, parts)
 	if err != nil {
 		return nil, statusError(err)
 	}

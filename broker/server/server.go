@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/broker/grpcapi"
 	"github.com/strata-broker/strata/metastore"
 )
@@ -33,6 +34,13 @@ type Config struct {
 	HTTPAddr string
 	// KafkaAddr is reserved for the Kafka protocol listener.
 	KafkaAddr string
+	// AdvertisedGRPCAddr is the gRPC address published in the cluster, for
+	// clients and other brokers; empty means the address GRPCAddr bound.
+	AdvertisedGRPCAddr string
+	// SessionTimeout is the TTL of the broker's lease in etcd: a broker that
+	// has not renewed it for this long is considered gone, and its partitions
+	// move to other brokers. Zero means DefaultSessionTimeout.
+	SessionTimeout time.Duration
 
 	// EtcdEndpoints of an external etcd cluster. Empty with EmbedEtcd runs
 	// etcd inside this process, its data under DataDir/etcd.
@@ -50,6 +58,10 @@ type Config struct {
 	Logger          *slog.Logger
 }
 
+// DefaultSessionTimeout is short enough for a failover within about three
+// seconds and long enough (about six renewals) to ride out a busy machine.
+const DefaultSessionTimeout = 2 * time.Second
+
 // Ready is called once the broker serves, with the addresses it listens on.
 type Ready func(grpcAddr, httpAddr net.Addr)
 
@@ -66,6 +78,9 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = DefaultSessionTimeout
 	}
 
 	endpoints := cfg.EtcdEndpoints
@@ -109,35 +124,62 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 			return err
 		}
 	}
-	registration, err := store.RegisterBroker(ctx, metastore.BrokerInfo{
-		NodeID:    cfg.NodeID,
-		GRPCAddr:  grpcLis.Addr().String(),
-		HTTPAddr:  httpLis.Addr().String(),
-		KafkaAddr: cfg.KafkaAddr,
-		StartedAt: time.Now(),
-	}, 10*time.Second)
-	if err != nil {
+	advertised := cfg.AdvertisedGRPCAddr
+	if advertised == "" {
+		advertised = grpcLis.Addr().String()
+	}
+	member := &membership{
+		store:  store,
+		logger: logger,
+		ttl:    cfg.SessionTimeout,
+		info: metastore.BrokerInfo{
+			NodeID:    cfg.NodeID,
+			GRPCAddr:  advertised,
+			HTTPAddr:  httpLis.Addr().String(),
+			KafkaAddr: cfg.KafkaAddr,
+			StartedAt: time.Now(),
+		},
+	}
+	// The first registration is part of starting: a node id clash fails here.
+	if err := member.register(ctx); err != nil {
 		return fmt.Errorf("register broker %d: %w", cfg.NodeID, err)
 	}
-	defer registration.Close()
 
+	replicas := grpcapi.NewReplicaClient()
+	defer replicas.Close()
 	b, err := broker.New(broker.Config{
-		NodeID:     cfg.NodeID,
-		DataDir:    cfg.DataDir,
-		Settings:   cfg.Settings,
-		Logger:     logger,
-		Registerer: reg,
+		NodeID:          cfg.NodeID,
+		DataDir:         cfg.DataDir,
+		Settings:        cfg.Settings,
+		Logger:          logger,
+		Registerer:      reg,
+		Replicas:        replicas,
+		LeaseValidUntil: member.validUntil,
 	}, store)
 	if err != nil {
+		member.close()
 		return err
 	}
 	if err := b.Start(ctx); err != nil {
+		member.close()
 		return err
 	}
+	defaults, _ := config.BrokerDefaults(cfg.Settings) // checked by broker.New
+	memberCtx, stopMember := context.WithCancel(context.Background())
+	memberDone := make(chan struct{})
+	go func() {
+		defer close(memberDone)
+		member.run(memberCtx, defaults)
+	}()
 	defer func() {
 		if err := b.Close(); err != nil {
 			logger.Error("closing broker", "err", err)
 		}
+		// Leave the cluster last: until the logs are closed this broker
+		// still holds data its followers may need.
+		stopMember()
+		<-memberDone
+		member.close()
 	}()
 
 	rpcMetrics := newRPCMetrics(reg)
@@ -174,8 +216,6 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down")
-	case <-registration.Done():
-		runErr = errors.New("lost broker registration in etcd")
 	case runErr = <-errc:
 	}
 

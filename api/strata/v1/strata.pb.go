@@ -1129,8 +1129,11 @@ func (x *ProducePartition) GetRecordBatches() []byte {
 type PartitionError struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A google.rpc.Code value.
-	Code          int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Code    int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Kafka's name for the error where there is one (NOT_LEADER_OR_FOLLOWER,
+	// NOT_ENOUGH_REPLICAS, ...), so that clients can react as Kafka clients do.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1175,6 +1178,13 @@ func (x *PartitionError) GetCode() int32 {
 func (x *PartitionError) GetMessage() string {
 	if x != nil {
 		return x.Message
+	}
+	return ""
+}
+
+func (x *PartitionError) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -1813,6 +1823,603 @@ func (x *ListOffsetsResponse) GetPartitions() []*ListOffsetsPartitionResult {
 	return nil
 }
 
+type BrokerInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        int32                  `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	GrpcAddr      string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	KafkaAddr     string                 `protobuf:"bytes,3,opt,name=kafka_addr,json=kafkaAddr,proto3" json:"kafka_addr,omitempty"`
+	HttpAddr      string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrokerInfo) Reset() {
+	*x = BrokerInfo{}
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrokerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrokerInfo) ProtoMessage() {}
+
+func (x *BrokerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrokerInfo.ProtoReflect.Descriptor instead.
+func (*BrokerInfo) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *BrokerInfo) GetNodeId() int32 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *BrokerInfo) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *BrokerInfo) GetKafkaAddr() string {
+	if x != nil {
+		return x.KafkaAddr
+	}
+	return ""
+}
+
+func (x *BrokerInfo) GetHttpAddr() string {
+	if x != nil {
+		return x.HttpAddr
+	}
+	return ""
+}
+
+type MetadataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topics        []string               `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetadataRequest) Reset() {
+	*x = MetadataRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetadataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetadataRequest) ProtoMessage() {}
+
+func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetadataRequest.ProtoReflect.Descriptor instead.
+func (*MetadataRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *MetadataRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+type TopicMetadata struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	TopicId       string                 `protobuf:"bytes,2,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	Partitions    []*PartitionInfo       `protobuf:"bytes,3,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Error         *PartitionError        `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicMetadata) Reset() {
+	*x = TopicMetadata{}
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicMetadata) ProtoMessage() {}
+
+func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicMetadata.ProtoReflect.Descriptor instead.
+func (*TopicMetadata) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *TopicMetadata) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TopicMetadata) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
+}
+
+func (x *TopicMetadata) GetPartitions() []*PartitionInfo {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *TopicMetadata) GetError() *PartitionError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type MetadataResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Brokers []*BrokerInfo          `protobuf:"bytes,1,rep,name=brokers,proto3" json:"brokers,omitempty"`
+	Topics  []*TopicMetadata       `protobuf:"bytes,2,rep,name=topics,proto3" json:"topics,omitempty"`
+	// Node id of the current controller, -1 if none is elected.
+	ControllerId  int32 `protobuf:"varint,3,opt,name=controller_id,json=controllerId,proto3" json:"controller_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetadataResponse) Reset() {
+	*x = MetadataResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetadataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetadataResponse) ProtoMessage() {}
+
+func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
+func (*MetadataResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *MetadataResponse) GetBrokers() []*BrokerInfo {
+	if x != nil {
+		return x.Brokers
+	}
+	return nil
+}
+
+func (x *MetadataResponse) GetTopics() []*TopicMetadata {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *MetadataResponse) GetControllerId() int32 {
+	if x != nil {
+		return x.ControllerId
+	}
+	return 0
+}
+
+type ReplicaFetchPartition struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The leader epoch the follower believes current; a leader at another
+	// epoch answers FENCED_LEADER_EPOCH or NOT_LEADER_OR_FOLLOWER.
+	CurrentLeaderEpoch int32 `protobuf:"varint,3,opt,name=current_leader_epoch,json=currentLeaderEpoch,proto3" json:"current_leader_epoch,omitempty"`
+	// The follower's log end offset: everything below it is on the follower.
+	FetchOffset int64 `protobuf:"varint,4,opt,name=fetch_offset,json=fetchOffset,proto3" json:"fetch_offset,omitempty"`
+	// The epoch of the follower's last batch (-1 when its log is empty); the
+	// leader checks the follower's log agrees with its own up to fetch_offset.
+	LastFetchedEpoch int32 `protobuf:"varint,5,opt,name=last_fetched_epoch,json=lastFetchedEpoch,proto3" json:"last_fetched_epoch,omitempty"`
+	MaxBytes         int32 `protobuf:"varint,6,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ReplicaFetchPartition) Reset() {
+	*x = ReplicaFetchPartition{}
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaFetchPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaFetchPartition) ProtoMessage() {}
+
+func (x *ReplicaFetchPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaFetchPartition.ProtoReflect.Descriptor instead.
+func (*ReplicaFetchPartition) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ReplicaFetchPartition) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReplicaFetchPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReplicaFetchPartition) GetCurrentLeaderEpoch() int32 {
+	if x != nil {
+		return x.CurrentLeaderEpoch
+	}
+	return 0
+}
+
+func (x *ReplicaFetchPartition) GetFetchOffset() int64 {
+	if x != nil {
+		return x.FetchOffset
+	}
+	return 0
+}
+
+func (x *ReplicaFetchPartition) GetLastFetchedEpoch() int32 {
+	if x != nil {
+		return x.LastFetchedEpoch
+	}
+	return 0
+}
+
+func (x *ReplicaFetchPartition) GetMaxBytes() int32 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+type ReplicaFetchRequest struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	ReplicaId     int32                    `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	MaxWaitMs     int32                    `protobuf:"varint,2,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
+	MinBytes      int32                    `protobuf:"varint,3,opt,name=min_bytes,json=minBytes,proto3" json:"min_bytes,omitempty"`
+	MaxBytes      int32                    `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	Partitions    []*ReplicaFetchPartition `protobuf:"bytes,5,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaFetchRequest) Reset() {
+	*x = ReplicaFetchRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaFetchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaFetchRequest) ProtoMessage() {}
+
+func (x *ReplicaFetchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaFetchRequest.ProtoReflect.Descriptor instead.
+func (*ReplicaFetchRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ReplicaFetchRequest) GetReplicaId() int32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *ReplicaFetchRequest) GetMaxWaitMs() int32 {
+	if x != nil {
+		return x.MaxWaitMs
+	}
+	return 0
+}
+
+func (x *ReplicaFetchRequest) GetMinBytes() int32 {
+	if x != nil {
+		return x.MinBytes
+	}
+	return 0
+}
+
+func (x *ReplicaFetchRequest) GetMaxBytes() int32 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *ReplicaFetchRequest) GetPartitions() []*ReplicaFetchPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type EpochEndOffset struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         int32                  `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	EndOffset     int64                  `protobuf:"varint,2,opt,name=end_offset,json=endOffset,proto3" json:"end_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EpochEndOffset) Reset() {
+	*x = EpochEndOffset{}
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EpochEndOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EpochEndOffset) ProtoMessage() {}
+
+func (x *EpochEndOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EpochEndOffset.ProtoReflect.Descriptor instead.
+func (*EpochEndOffset) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *EpochEndOffset) GetEpoch() int32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *EpochEndOffset) GetEndOffset() int64 {
+	if x != nil {
+		return x.EndOffset
+	}
+	return 0
+}
+
+type ReplicaFetchPartitionResult struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Topic          string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition      int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	HighWatermark  int64                  `protobuf:"varint,3,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	LogStartOffset int64                  `protobuf:"varint,4,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	RecordBatches  []byte                 `protobuf:"bytes,5,opt,name=record_batches,json=recordBatches,proto3" json:"record_batches,omitempty"`
+	// Set when the follower's log diverges from the leader's: the follower
+	// truncates to the end offset of this epoch (or its own, if lower) and
+	// fetches again.
+	DivergingEpoch *EpochEndOffset `protobuf:"bytes,6,opt,name=diverging_epoch,json=divergingEpoch,proto3" json:"diverging_epoch,omitempty"`
+	Error          *PartitionError `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReplicaFetchPartitionResult) Reset() {
+	*x = ReplicaFetchPartitionResult{}
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaFetchPartitionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaFetchPartitionResult) ProtoMessage() {}
+
+func (x *ReplicaFetchPartitionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaFetchPartitionResult.ProtoReflect.Descriptor instead.
+func (*ReplicaFetchPartitionResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ReplicaFetchPartitionResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReplicaFetchPartitionResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReplicaFetchPartitionResult) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *ReplicaFetchPartitionResult) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *ReplicaFetchPartitionResult) GetRecordBatches() []byte {
+	if x != nil {
+		return x.RecordBatches
+	}
+	return nil
+}
+
+func (x *ReplicaFetchPartitionResult) GetDivergingEpoch() *EpochEndOffset {
+	if x != nil {
+		return x.DivergingEpoch
+	}
+	return nil
+}
+
+func (x *ReplicaFetchPartitionResult) GetError() *PartitionError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type ReplicaFetchResponse struct {
+	state         protoimpl.MessageState         `protogen:"open.v1"`
+	Partitions    []*ReplicaFetchPartitionResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaFetchResponse) Reset() {
+	*x = ReplicaFetchResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaFetchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaFetchResponse) ProtoMessage() {}
+
+func (x *ReplicaFetchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaFetchResponse.ProtoReflect.Descriptor instead.
+func (*ReplicaFetchResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ReplicaFetchResponse) GetPartitions() []*ReplicaFetchPartitionResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -1899,10 +2506,11 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x10ProducePartition\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12+\n" +
 	"\arecords\x18\x02 \x03(\v2\x11.strata.v1.RecordR\arecords\x12%\n" +
-	"\x0erecord_batches\x18\x03 \x01(\fR\rrecordBatches\">\n" +
+	"\x0erecord_batches\x18\x03 \x01(\fR\rrecordBatches\"V\n" +
 	"\x0ePartitionError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xd5\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xd5\x01\n" +
 	"\x16ProducePartitionResult\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x1f\n" +
 	"\vbase_offset\x18\x02 \x01(\x03R\n" +
@@ -1957,11 +2565,63 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x13ListOffsetsResponse\x12E\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2%.strata.v1.ListOffsetsPartitionResultR\n" +
+	"partitions\"~\n" +
+	"\n" +
+	"BrokerInfo\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12\x1b\n" +
+	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1d\n" +
+	"\n" +
+	"kafka_addr\x18\x03 \x01(\tR\tkafkaAddr\x12\x1b\n" +
+	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\")\n" +
+	"\x0fMetadataRequest\x12\x16\n" +
+	"\x06topics\x18\x01 \x03(\tR\x06topics\"\xa9\x01\n" +
+	"\rTopicMetadata\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
+	"\btopic_id\x18\x02 \x01(\tR\atopicId\x128\n" +
+	"\n" +
+	"partitions\x18\x03 \x03(\v2\x18.strata.v1.PartitionInfoR\n" +
+	"partitions\x12/\n" +
+	"\x05error\x18\x04 \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\"\x9a\x01\n" +
+	"\x10MetadataResponse\x12/\n" +
+	"\abrokers\x18\x01 \x03(\v2\x15.strata.v1.BrokerInfoR\abrokers\x120\n" +
+	"\x06topics\x18\x02 \x03(\v2\x18.strata.v1.TopicMetadataR\x06topics\x12#\n" +
+	"\rcontroller_id\x18\x03 \x01(\x05R\fcontrollerId\"\xeb\x01\n" +
+	"\x15ReplicaFetchPartition\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x120\n" +
+	"\x14current_leader_epoch\x18\x03 \x01(\x05R\x12currentLeaderEpoch\x12!\n" +
+	"\ffetch_offset\x18\x04 \x01(\x03R\vfetchOffset\x12,\n" +
+	"\x12last_fetched_epoch\x18\x05 \x01(\x05R\x10lastFetchedEpoch\x12\x1b\n" +
+	"\tmax_bytes\x18\x06 \x01(\x05R\bmaxBytes\"\xd0\x01\n" +
+	"\x13ReplicaFetchRequest\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\x05R\treplicaId\x12\x1e\n" +
+	"\vmax_wait_ms\x18\x02 \x01(\x05R\tmaxWaitMs\x12\x1b\n" +
+	"\tmin_bytes\x18\x03 \x01(\x05R\bminBytes\x12\x1b\n" +
+	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\x12@\n" +
+	"\n" +
+	"partitions\x18\x05 \x03(\v2 .strata.v1.ReplicaFetchPartitionR\n" +
+	"partitions\"E\n" +
+	"\x0eEpochEndOffset\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x05R\x05epoch\x12\x1d\n" +
+	"\n" +
+	"end_offset\x18\x02 \x01(\x03R\tendOffset\"\xbe\x02\n" +
+	"\x1bReplicaFetchPartitionResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12%\n" +
+	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark\x12(\n" +
+	"\x10log_start_offset\x18\x04 \x01(\x03R\x0elogStartOffset\x12%\n" +
+	"\x0erecord_batches\x18\x05 \x01(\fR\rrecordBatches\x12B\n" +
+	"\x0fdiverging_epoch\x18\x06 \x01(\v2\x19.strata.v1.EpochEndOffsetR\x0edivergingEpoch\x12/\n" +
+	"\x05error\x18\a \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\"^\n" +
+	"\x14ReplicaFetchResponse\x12F\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2&.strata.v1.ReplicaFetchPartitionResultR\n" +
 	"partitions*4\n" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_LEADER\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\f\n" +
-	"\bACKS_ALL\x10\x022\xb3\x05\n" +
+	"\bACKS_ALL\x10\x022\xf8\x05\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -1972,7 +2632,10 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12:\n" +
 	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\x12B\n" +
 	"\vFetchStream\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse0\x01\x12L\n" +
-	"\vListOffsets\x12\x1d.strata.v1.ListOffsetsRequest\x1a\x1e.strata.v1.ListOffsetsResponseB8Z6github.com/strata-broker/strata/api/strata/v1;stratav1b\x06proto3"
+	"\vListOffsets\x12\x1d.strata.v1.ListOffsetsRequest\x1a\x1e.strata.v1.ListOffsetsResponse\x12C\n" +
+	"\bMetadata\x12\x1a.strata.v1.MetadataRequest\x1a\x1b.strata.v1.MetadataResponse2^\n" +
+	"\vReplication\x12O\n" +
+	"\fReplicaFetch\x12\x1e.strata.v1.ReplicaFetchRequest\x1a\x1f.strata.v1.ReplicaFetchResponseB8Z6github.com/strata-broker/strata/api/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_strata_proto_rawDescOnce sync.Once
@@ -1987,50 +2650,59 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_strata_v1_strata_proto_goTypes = []any{
-	(Acks)(0),                          // 0: strata.v1.Acks
-	(*Header)(nil),                     // 1: strata.v1.Header
-	(*Record)(nil),                     // 2: strata.v1.Record
-	(*PartitionInfo)(nil),              // 3: strata.v1.PartitionInfo
-	(*ConfigEntry)(nil),                // 4: strata.v1.ConfigEntry
-	(*CreateTopicRequest)(nil),         // 5: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 6: strata.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),         // 7: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 8: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 9: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 10: strata.v1.ListTopicsResponse
-	(*TopicSummary)(nil),               // 11: strata.v1.TopicSummary
-	(*DescribeTopicRequest)(nil),       // 12: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),      // 13: strata.v1.DescribeTopicResponse
-	(*TopicDescription)(nil),           // 14: strata.v1.TopicDescription
-	(*AlterTopicConfigsRequest)(nil),   // 15: strata.v1.AlterTopicConfigsRequest
-	(*AlterTopicConfigsResponse)(nil),  // 16: strata.v1.AlterTopicConfigsResponse
-	(*ProduceRequest)(nil),             // 17: strata.v1.ProduceRequest
-	(*ProducePartition)(nil),           // 18: strata.v1.ProducePartition
-	(*PartitionError)(nil),             // 19: strata.v1.PartitionError
-	(*ProducePartitionResult)(nil),     // 20: strata.v1.ProducePartitionResult
-	(*ProduceResponse)(nil),            // 21: strata.v1.ProduceResponse
-	(*FetchPartition)(nil),             // 22: strata.v1.FetchPartition
-	(*FetchRequest)(nil),               // 23: strata.v1.FetchRequest
-	(*FetchPartitionResult)(nil),       // 24: strata.v1.FetchPartitionResult
-	(*FetchResponse)(nil),              // 25: strata.v1.FetchResponse
-	(*ListOffsetsPartition)(nil),       // 26: strata.v1.ListOffsetsPartition
-	(*ListOffsetsRequest)(nil),         // 27: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartitionResult)(nil), // 28: strata.v1.ListOffsetsPartitionResult
-	(*ListOffsetsResponse)(nil),        // 29: strata.v1.ListOffsetsResponse
-	nil,                                // 30: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                // 31: strata.v1.AlterTopicConfigsRequest.SetEntry
+	(Acks)(0),                           // 0: strata.v1.Acks
+	(*Header)(nil),                      // 1: strata.v1.Header
+	(*Record)(nil),                      // 2: strata.v1.Record
+	(*PartitionInfo)(nil),               // 3: strata.v1.PartitionInfo
+	(*ConfigEntry)(nil),                 // 4: strata.v1.ConfigEntry
+	(*CreateTopicRequest)(nil),          // 5: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),         // 6: strata.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),          // 7: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),         // 8: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),           // 9: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),          // 10: strata.v1.ListTopicsResponse
+	(*TopicSummary)(nil),                // 11: strata.v1.TopicSummary
+	(*DescribeTopicRequest)(nil),        // 12: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),       // 13: strata.v1.DescribeTopicResponse
+	(*TopicDescription)(nil),            // 14: strata.v1.TopicDescription
+	(*AlterTopicConfigsRequest)(nil),    // 15: strata.v1.AlterTopicConfigsRequest
+	(*AlterTopicConfigsResponse)(nil),   // 16: strata.v1.AlterTopicConfigsResponse
+	(*ProduceRequest)(nil),              // 17: strata.v1.ProduceRequest
+	(*ProducePartition)(nil),            // 18: strata.v1.ProducePartition
+	(*PartitionError)(nil),              // 19: strata.v1.PartitionError
+	(*ProducePartitionResult)(nil),      // 20: strata.v1.ProducePartitionResult
+	(*ProduceResponse)(nil),             // 21: strata.v1.ProduceResponse
+	(*FetchPartition)(nil),              // 22: strata.v1.FetchPartition
+	(*FetchRequest)(nil),                // 23: strata.v1.FetchRequest
+	(*FetchPartitionResult)(nil),        // 24: strata.v1.FetchPartitionResult
+	(*FetchResponse)(nil),               // 25: strata.v1.FetchResponse
+	(*ListOffsetsPartition)(nil),        // 26: strata.v1.ListOffsetsPartition
+	(*ListOffsetsRequest)(nil),          // 27: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartitionResult)(nil),  // 28: strata.v1.ListOffsetsPartitionResult
+	(*ListOffsetsResponse)(nil),         // 29: strata.v1.ListOffsetsResponse
+	(*BrokerInfo)(nil),                  // 30: strata.v1.BrokerInfo
+	(*MetadataRequest)(nil),             // 31: strata.v1.MetadataRequest
+	(*TopicMetadata)(nil),               // 32: strata.v1.TopicMetadata
+	(*MetadataResponse)(nil),            // 33: strata.v1.MetadataResponse
+	(*ReplicaFetchPartition)(nil),       // 34: strata.v1.ReplicaFetchPartition
+	(*ReplicaFetchRequest)(nil),         // 35: strata.v1.ReplicaFetchRequest
+	(*EpochEndOffset)(nil),              // 36: strata.v1.EpochEndOffset
+	(*ReplicaFetchPartitionResult)(nil), // 37: strata.v1.ReplicaFetchPartitionResult
+	(*ReplicaFetchResponse)(nil),        // 38: strata.v1.ReplicaFetchResponse
+	nil,                                 // 39: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                 // 40: strata.v1.AlterTopicConfigsRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	1,  // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	30, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	39, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	14, // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	11, // 3: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	14, // 4: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	3,  // 5: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
 	4,  // 6: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	31, // 7: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	40, // 7: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
 	4,  // 8: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
 	0,  // 9: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
 	18, // 10: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
@@ -2044,29 +2716,41 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	26, // 18: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
 	19, // 19: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
 	28, // 20: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
-	5,  // 21: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	7,  // 22: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	9,  // 23: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	12, // 24: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	15, // 25: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	17, // 26: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	23, // 27: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	23, // 28: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	27, // 29: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	6,  // 30: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	8,  // 31: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	10, // 32: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	13, // 33: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	16, // 34: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	21, // 35: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	25, // 36: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	25, // 37: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	29, // 38: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	30, // [30:39] is the sub-list for method output_type
-	21, // [21:30] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	3,  // 21: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
+	19, // 22: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
+	30, // 23: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
+	32, // 24: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
+	34, // 25: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
+	36, // 26: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
+	19, // 27: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	37, // 28: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
+	5,  // 29: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	7,  // 30: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	9,  // 31: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	12, // 32: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	15, // 33: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	17, // 34: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	23, // 35: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	23, // 36: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	27, // 37: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	31, // 38: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	35, // 39: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	6,  // 40: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	8,  // 41: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	10, // 42: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	13, // 43: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	16, // 44: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	21, // 45: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	25, // 46: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	25, // 47: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	29, // 48: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	33, // 49: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	38, // 50: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	40, // [40:51] is the sub-list for method output_type
+	29, // [29:40] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -2080,9 +2764,9 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   40,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_strata_v1_strata_proto_goTypes,
 		DependencyIndexes: file_strata_v1_strata_proto_depIdxs,

@@ -36,6 +36,7 @@ const (
 	Strata_Fetch_FullMethodName             = "/strata.v1.Strata/Fetch"
 	Strata_FetchStream_FullMethodName       = "/strata.v1.Strata/FetchStream"
 	Strata_ListOffsets_FullMethodName       = "/strata.v1.Strata/ListOffsets"
+	Strata_Metadata_FullMethodName          = "/strata.v1.Strata/Metadata"
 )
 
 // StrataClient is the client API for Strata service.
@@ -60,6 +61,10 @@ type StrataClient interface {
 	// ListOffsets finds offsets by time: -2 earliest, -1 latest (the high
 	// watermark), otherwise the first offset whose timestamp is >= the target.
 	ListOffsets(ctx context.Context, in *ListOffsetsRequest, opts ...grpc.CallOption) (*ListOffsetsResponse, error)
+	// Metadata returns the live brokers and, for the named topics (every topic
+	// when none is named), each partition's leader, replicas and ISR. Clients
+	// send produce and fetch to the partition's leader.
+	Metadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error)
 }
 
 type strataClient struct {
@@ -169,6 +174,16 @@ func (c *strataClient) ListOffsets(ctx context.Context, in *ListOffsetsRequest, 
 	return out, nil
 }
 
+func (c *strataClient) Metadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MetadataResponse)
+	err := c.cc.Invoke(ctx, Strata_Metadata_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -191,6 +206,10 @@ type StrataServer interface {
 	// ListOffsets finds offsets by time: -2 earliest, -1 latest (the high
 	// watermark), otherwise the first offset whose timestamp is >= the target.
 	ListOffsets(context.Context, *ListOffsetsRequest) (*ListOffsetsResponse, error)
+	// Metadata returns the live brokers and, for the named topics (every topic
+	// when none is named), each partition's leader, replicas and ISR. Clients
+	// send produce and fetch to the partition's leader.
+	Metadata(context.Context, *MetadataRequest) (*MetadataResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -227,6 +246,9 @@ func (UnimplementedStrataServer) FetchStream(*FetchRequest, grpc.ServerStreaming
 }
 func (UnimplementedStrataServer) ListOffsets(context.Context, *ListOffsetsRequest) (*ListOffsetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListOffsets not implemented")
+}
+func (UnimplementedStrataServer) Metadata(context.Context, *MetadataRequest) (*MetadataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Metadata not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -404,6 +426,24 @@ func _Strata_ListOffsets_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_Metadata_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MetadataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).Metadata(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_Metadata_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).Metadata(ctx, req.(*MetadataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -443,6 +483,10 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListOffsets",
 			Handler:    _Strata_ListOffsets_Handler,
 		},
+		{
+			MethodName: "Metadata",
+			Handler:    _Strata_Metadata_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -451,5 +495,119 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
+	Metadata: "strata/v1/strata.proto",
+}
+
+const (
+	Replication_ReplicaFetch_FullMethodName = "/strata.v1.Replication/ReplicaFetch"
+)
+
+// ReplicationClient is the client API for Replication service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Replication is the brokers' internal service: followers fetch from leaders.
+type ReplicationClient interface {
+	// ReplicaFetch returns record batches for partitions a follower replicates,
+	// waiting up to max_wait_ms for new data. Each fetch also tells the leader
+	// how far the follower has come (its fetch offset), which is what moves the
+	// high watermark.
+	ReplicaFetch(ctx context.Context, in *ReplicaFetchRequest, opts ...grpc.CallOption) (*ReplicaFetchResponse, error)
+}
+
+type replicationClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewReplicationClient(cc grpc.ClientConnInterface) ReplicationClient {
+	return &replicationClient{cc}
+}
+
+func (c *replicationClient) ReplicaFetch(ctx context.Context, in *ReplicaFetchRequest, opts ...grpc.CallOption) (*ReplicaFetchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplicaFetchResponse)
+	err := c.cc.Invoke(ctx, Replication_ReplicaFetch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReplicationServer is the server API for Replication service.
+// All implementations must embed UnimplementedReplicationServer
+// for forward compatibility.
+//
+// Replication is the brokers' internal service: followers fetch from leaders.
+type ReplicationServer interface {
+	// ReplicaFetch returns record batches for partitions a follower replicates,
+	// waiting up to max_wait_ms for new data. Each fetch also tells the leader
+	// how far the follower has come (its fetch offset), which is what moves the
+	// high watermark.
+	ReplicaFetch(context.Context, *ReplicaFetchRequest) (*ReplicaFetchResponse, error)
+	mustEmbedUnimplementedReplicationServer()
+}
+
+// UnimplementedReplicationServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedReplicationServer struct{}
+
+func (UnimplementedReplicationServer) ReplicaFetch(context.Context, *ReplicaFetchRequest) (*ReplicaFetchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplicaFetch not implemented")
+}
+func (UnimplementedReplicationServer) mustEmbedUnimplementedReplicationServer() {}
+func (UnimplementedReplicationServer) testEmbeddedByValue()                     {}
+
+// UnsafeReplicationServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ReplicationServer will
+// result in compilation errors.
+type UnsafeReplicationServer interface {
+	mustEmbedUnimplementedReplicationServer()
+}
+
+func RegisterReplicationServer(s grpc.ServiceRegistrar, srv ReplicationServer) {
+	// If the following call panics, it indicates UnimplementedReplicationServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Replication_ServiceDesc, srv)
+}
+
+func _Replication_ReplicaFetch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplicaFetchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicationServer).ReplicaFetch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Replication_ReplicaFetch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicationServer).ReplicaFetch(ctx, req.(*ReplicaFetchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Replication_ServiceDesc is the grpc.ServiceDesc for Replication service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Replication_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "strata.v1.Replication",
+	HandlerType: (*ReplicationServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ReplicaFetch",
+			Handler:    _Replication_ReplicaFetch_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "strata/v1/strata.proto",
 }

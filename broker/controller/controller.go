@@ -1,0 +1,240 @@
+// Package controller is the cluster's controller: elected through etcd, it
+// moves partition leadership away from brokers that are gone and takes dead
+// brokers out of ISRs. Every change it makes is a compare-and-swap on the
+// partition's state, fenced by its term as controller.
+package controller
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// Store is what the controller reads from the metastore.
+type Store interface {
+	FollowPartitions(ctx context.Context, fn func(metastore.PartitionsUpdate))
+	FollowBrokers(ctx context.Context, fn func([]metastore.BrokerInfo))
+	GetTopic(ctx context.Context, name string) (metastore.Topic, error)
+}
+
+// Term is the controller's mandate: changes through it fail once it ended.
+type Term interface {
+	CompareAndSwapPartitionState(ctx context.Context, old, next metastore.PartitionState) (metastore.PartitionState, error)
+	Done() <-chan struct{}
+}
+
+// resyncInterval bounds how long a failed change waits to be tried again.
+const resyncInterval = time.Second
+
+// Run acts as controller until ctx ends or the term does.
+func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]string, logger *slog.Logger) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-term.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	c := &controller{
+		store: store, term: term, logger: logger, defaults: brokerDefaults,
+		states: map[metastore.TopicPartition]metastore.PartitionState{},
+		kick:   make(chan struct{}, 1),
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		store.FollowPartitions(ctx, c.partitions)
+	}()
+	go func() {
+		defer wg.Done()
+		store.FollowBrokers(ctx, c.brokersChanged)
+	}()
+	defer wg.Wait()
+	logger.Info("acting as controller")
+	t := time.NewTicker(resyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("no longer controller")
+			return
+		case <-c.kick:
+		case <-t.C:
+		}
+		c.reconcile(ctx)
+	}
+}
+
+type controller struct {
+	store    Store
+	term     Term
+	logger   *slog.Logger
+	defaults map[string]string
+
+	mu         sync.Mutex
+	states     map[metastore.TopicPartition]metastore.PartitionState
+	live       map[int32]bool
+	haveStates bool
+	kick       chan struct{}
+}
+
+func (c *controller) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *controller) partitions(u metastore.PartitionsUpdate) {
+	c.mu.Lock()
+	if u.Snapshot {
+		clear(c.states)
+		c.haveStates = true
+	}
+	for _, d := range u.Deleted {
+		delete(c.states, d)
+	}
+	for _, st := range u.States {
+		k := metastore.TopicPartition{Topic: st.Topic, Partition: st.Partition}
+		if cur, ok := c.states[k]; !ok || cur.Revision < st.Revision {
+			c.states[k] = st
+		}
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *controller) brokersChanged(live []metastore.BrokerInfo) {
+	m := make(map[int32]bool, len(live))
+	for _, b := range live {
+		m[b.NodeID] = true
+	}
+	c.mu.Lock()
+	c.live = m
+	c.mu.Unlock()
+	c.poke()
+}
+
+// reconcile makes one pass over all partitions.
+func (c *controller) reconcile(ctx context.Context) {
+	c.mu.Lock()
+	if c.live == nil || !c.haveStates {
+		c.mu.Unlock()
+		return
+	}
+	live := c.live
+	var todo []metastore.PartitionState
+	for _, st := range c.states {
+		if needsChange(st, live) {
+			todo = append(todo, st)
+		}
+	}
+	c.mu.Unlock()
+	unclean := map[string]bool{}
+	for _, st := range todo {
+		u, ok := unclean[st.Topic]
+		if !ok {
+			u = c.uncleanAllowed(ctx, st.Topic)
+			unclean[st.Topic] = u
+		}
+		next, ok := Decide(st, live, u)
+		if !ok {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		got, err := c.term.CompareAndSwapPartitionState(cctx, st, next)
+		cancel()
+		switch {
+		case err == nil:
+			c.logger.Info("partition state changed", "topic", st.Topic, "partition", st.Partition,
+				"leader", got.Leader, "leader_epoch", got.LeaderEpoch, "isr", got.ISR,
+				"previous_leader", st.Leader, "previous_isr", st.ISR)
+			c.partitions(metastore.PartitionsUpdate{States: []metastore.PartitionState{got}})
+		case errors.Is(err, metastore.ErrConflict):
+			c.partitions(metastore.PartitionsUpdate{States: []metastore.PartitionState{got}})
+		case errors.Is(err, metastore.ErrNotController):
+			return
+		default:
+			if ctx.Err() == nil {
+				c.logger.Warn("partition state change failed", "topic", st.Topic, "partition", st.Partition, "err", err)
+			}
+		}
+	}
+}
+
+func (c *controller) uncleanAllowed(ctx context.Context, topic string) bool {
+	t, err := c.store.GetTopic(ctx, topic)
+	if err != nil {
+		return false
+	}
+	cfg, _, _ := config.Resolve(t.Configs, c.defaults)
+	return cfg.UncleanLeaderElectionEnable
+}
+
+// needsChange: the leader is gone (or there is none), or the ISR names a dead
+// broker.
+func needsChange(st metastore.PartitionState, live map[int32]bool) bool {
+	if st.Leader < 0 || !live[st.Leader] {
+		return true
+	}
+	for _, id := range st.ISR {
+		if !live[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// Decide computes a partition's next state given the live brokers: dead
+// brokers leave the ISR (but the ISR never becomes empty: its last member is
+// kept, as the only replica known to hold every committed record); a leader
+// that is gone is replaced by the first live ISR member in replica order,
+// with a new leader epoch. Without one the partition stays leaderless, unless
+// unclean election allows any live replica (which may lose committed
+// records). ok is false when nothing changes.
+func Decide(st metastore.PartitionState, live map[int32]bool, unclean bool) (metastore.PartitionState, bool) {
+	next := st
+	next.ISR = slices.DeleteFunc(slices.Clone(st.ISR), func(id int32) bool { return !live[id] })
+	leaderOK := st.Leader >= 0 && live[st.Leader]
+	if !leaderOK {
+		next.Leader = -1
+		for _, id := range st.Replicas {
+			if live[id] && slices.Contains(next.ISR, id) {
+				next.Leader = id
+				break
+			}
+		}
+		if next.Leader < 0 && unclean {
+			for _, id := range st.Replicas {
+				if live[id] {
+					next.Leader = id
+					next.ISR = []int32{id}
+					break
+				}
+			}
+		}
+	}
+	if len(next.ISR) == 0 {
+		// Keep who had everything, so that its return can restore the partition.
+		next.ISR = slices.Clone(st.ISR)
+		if st.Leader >= 0 && slices.Contains(st.ISR, st.Leader) {
+			next.ISR = []int32{st.Leader}
+		}
+	}
+	if next.Leader != st.Leader {
+		next.LeaderEpoch = st.LeaderEpoch + 1
+	}
+	if next.Leader == st.Leader && slices.Equal(next.ISR, st.ISR) {
+		return st, false
+	}
+	return next, true
+}

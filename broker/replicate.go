@@ -1,0 +1,443 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/broker/record"
+)
+
+// ReplicaFetchPartition is one partition of a follower's fetch.
+type ReplicaFetchPartition struct {
+	Topic     string
+	Partition int32
+	// CurrentLeaderEpoch is the epoch the follower believes current.
+	CurrentLeaderEpoch int32
+	// FetchOffset is the follower's log end offset.
+	FetchOffset int64
+	// LastFetchedEpoch is the epoch of the follower's last batch, -1 if none.
+	LastFetchedEpoch int32
+	MaxBytes         int32
+}
+
+// EpochEndOffset tells a follower where its log stops agreeing with the
+// leader's: truncate to EndOffset (or the follower's own end of Epoch, if
+// lower).
+type EpochEndOffset struct {
+	Epoch     int32
+	EndOffset int64
+}
+
+// ReplicaFetchResult is the leader's answer for one partition.
+type ReplicaFetchResult struct {
+	Topic          string
+	Partition      int32
+	HighWatermark  int64
+	LogStartOffset int64
+	Data           []byte
+	Diverging      *EpochEndOffset
+	Err            error
+}
+
+// ReplicaFetchRequest is a follower's fetch from a leader.
+type ReplicaFetchRequest struct {
+	ReplicaID  int32
+	MaxWait    time.Duration
+	MinBytes   int32
+	MaxBytes   int32
+	Partitions []ReplicaFetchPartition
+}
+
+// ReplicaClient sends a follower's fetch to the leader at addr. The gRPC
+// frontend provides it.
+type ReplicaClient interface {
+	ReplicaFetch(ctx context.Context, addr string, req ReplicaFetchRequest) ([]ReplicaFetchResult, error)
+}
+
+// ReplicaFetch serves a follower: for each partition it checks this broker
+// leads it at the follower's epoch, checks the follower's log agrees with its
+// own (by leader epoch), records how far the follower has come (which may
+// advance the high watermark or let it join the ISR) and returns the batches
+// from the follower's log end on, waiting up to MaxWait for new ones.
+func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]ReplicaFetchResult, error) {
+	if len(req.Partitions) == 0 {
+		return nil, fmt.Errorf("%w: replica fetch names no partitions", ErrInvalidRequest)
+	}
+	maxBytes := int(req.MaxBytes)
+	if maxBytes <= 0 || maxBytes > maxFetchBytes {
+		maxBytes = maxFetchBytes
+	}
+	results := make([]ReplicaFetchResult, len(req.Partitions))
+	recorded := make([]bool, len(req.Partitions))
+	var wake chan struct{}
+	var hosted []*Partition
+	var deadline <-chan time.Time
+	for {
+		total := 0
+		budget := maxBytes
+		for i, fp := range req.Partitions {
+			res := &results[i]
+			*res = ReplicaFetchResult{Topic: fp.Topic, Partition: fp.Partition}
+			p, err := b.partition(fp.Topic, fp.Partition)
+			if err != nil {
+				res.Err = err
+				continue
+			}
+			if !recorded[i] {
+				if div, err := b.checkDivergence(p, fp); err != nil || div != nil {
+					res.Err, res.Diverging = err, div
+					res.HighWatermark, res.LogStartOffset = p.HighWatermark(), p.LogStartOffset()
+					continue
+				}
+				join, err := p.followerFetched(req.ReplicaID, fp.CurrentLeaderEpoch, fp.FetchOffset, b.now())
+				if err != nil {
+					res.Err = err
+					continue
+				}
+				recorded[i] = true
+				if join {
+					b.changeISR(ctx, p, func(isr []int32) []int32 { return append(isr, req.ReplicaID) }, "expand", []int32{req.ReplicaID})
+				}
+			}
+			res.HighWatermark, res.LogStartOffset = p.HighWatermark(), p.LogStartOffset()
+			if err := p.checkLeader(); err != nil {
+				res.Err = err
+				continue
+			}
+			limit := int(fp.MaxBytes)
+			if limit <= 0 || limit > budget {
+				limit = budget
+			}
+			if limit <= 0 || fp.FetchOffset >= p.LogEndOffset() {
+				continue
+			}
+			rr, err := p.log.Read(fp.FetchOffset, limit, p.LogEndOffset())
+			if err != nil {
+				res.Err = fmt.Errorf("replica fetch %s-%d at %d: %w", fp.Topic, fp.Partition, fp.FetchOffset, err)
+				continue
+			}
+			res.Data = rr.Data
+			total += len(rr.Data)
+			budget -= len(rr.Data)
+		}
+		if total >= int(max(req.MinBytes, 1)) || req.MaxWait <= 0 {
+			return results, nil
+		}
+		if wake == nil {
+			wake = make(chan struct{}, 1)
+			hosted = b.registerReplica(req.Partitions, wake)
+			defer func() { b.unregister(hosted, wake) }()
+			timer := time.NewTimer(req.MaxWait)
+			defer timer.Stop()
+			deadline = timer.C
+			continue
+		}
+		select {
+		case <-wake:
+		case <-deadline:
+			return results, nil
+		case <-b.draining:
+			return results, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (b *Broker) registerReplica(parts []ReplicaFetchPartition, wake chan struct{}) []*Partition {
+	var hosted []*Partition
+	for _, fp := range parts {
+		if p, err := b.partition(fp.Topic, fp.Partition); err == nil {
+			p.addWaiter(wake)
+			hosted = append(hosted, p)
+		}
+	}
+	return hosted
+}
+
+// checkDivergence compares the follower's last epoch with this log: if the
+// leader's log ends that epoch before the follower's log end, the follower
+// holds batches the leader never had (written as an old leader and never
+// committed) and must truncate.
+func (b *Broker) checkDivergence(p *Partition, fp ReplicaFetchPartition) (*EpochEndOffset, error) {
+	if err := p.checkLeader(); err != nil {
+		return nil, err
+	}
+	if fp.FetchOffset < p.LogStartOffset() {
+		return nil, &partlog.OffsetOutOfRangeError{Offset: fp.FetchOffset, Start: p.LogStartOffset(), End: p.LogEndOffset()}
+	}
+	if fp.LastFetchedEpoch < 0 {
+		if fp.FetchOffset > p.LogEndOffset() {
+			return &EpochEndOffset{Epoch: partlog.UndefinedEpoch, EndOffset: p.LogEndOffset()}, nil
+		}
+		return nil, nil
+	}
+	epoch, end := p.log.EndOffsetForEpoch(fp.LastFetchedEpoch)
+	if epoch != fp.LastFetchedEpoch || end < fp.FetchOffset {
+		return &EpochEndOffset{Epoch: epoch, EndOffset: end}, nil
+	}
+	return nil, nil
+}
+
+// fetcherManager runs one replica fetcher per leader this broker follows,
+// each fetching all of that leader's partitions in one request, as Kafka's
+// replica fetcher threads do.
+type fetcherManager struct {
+	b        *Broker
+	mu       sync.Mutex
+	fetchers map[int32]*fetcher
+	closed   bool
+}
+
+type fetcher struct {
+	m      *fetcherManager
+	leader int32
+	mu     sync.Mutex
+	parts  map[*Partition]time.Time // partition → not before (backoff after an error)
+	kick   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newFetcherManager(b *Broker) *fetcherManager {
+	return &fetcherManager{b: b, fetchers: map[int32]*fetcher{}}
+}
+
+// assign makes p fetched from leader (and from no other broker).
+func (m *fetcherManager) assign(p *Partition, leader int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	for id, f := range m.fetchers {
+		if id != leader {
+			f.remove(p)
+		}
+	}
+	f := m.fetchers[leader]
+	if f == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		f = &fetcher{m: m, leader: leader, parts: map[*Partition]time.Time{}, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+		m.fetchers[leader] = f
+		go f.run(ctx)
+	}
+	f.add(p)
+}
+
+// remove stops fetching p.
+func (m *fetcherManager) remove(p *Partition) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range m.fetchers {
+		f.remove(p)
+	}
+}
+
+// brokersChanged wakes fetchers waiting for a leader's address.
+func (m *fetcherManager) brokersChanged() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range m.fetchers {
+		f.poke()
+	}
+}
+
+// close stops every fetcher and waits for them.
+func (m *fetcherManager) close() {
+	m.mu.Lock()
+	m.closed = true
+	fs := m.fetchers
+	m.fetchers = map[int32]*fetcher{}
+	m.mu.Unlock()
+	for _, f := range fs {
+		f.cancel()
+	}
+	for _, f := range fs {
+		<-f.done
+	}
+}
+
+func (f *fetcher) add(p *Partition) {
+	f.mu.Lock()
+	if _, ok := f.parts[p]; !ok {
+		f.parts[p] = time.Time{}
+	}
+	f.mu.Unlock()
+	f.poke()
+}
+
+func (f *fetcher) remove(p *Partition) {
+	f.mu.Lock()
+	delete(f.parts, p)
+	f.mu.Unlock()
+}
+
+func (f *fetcher) poke() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Replica fetch settings, as Kafka's replica.fetch.* defaults.
+const (
+	replicaFetchMaxWait   = 500 * time.Millisecond
+	replicaFetchMaxBytes  = 10 << 20
+	replicaFetchPartBytes = 1 << 20
+	replicaBackoffMin     = 50 * time.Millisecond
+	replicaBackoffMax     = time.Second
+)
+
+func (f *fetcher) run(ctx context.Context) {
+	defer close(f.done)
+	b := f.m.b
+	backoff := replicaBackoffMin
+	for ctx.Err() == nil {
+		req, parts, wait := f.request()
+		addr, known := b.brokerAddr(f.leader)
+		if len(parts) == 0 || !known {
+			if wait <= 0 || !known {
+				wait = replicaBackoffMax
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-f.kick:
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		results, err := b.cfg.Replicas.ReplicaFetch(ctx, addr, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			b.logger.Debug("replica fetch failed", "leader", f.leader, "addr", addr, "err", err, "backoff", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			backoff = min(2*backoff, replicaBackoffMax)
+			continue
+		}
+		backoff = replicaBackoffMin
+		for i := range results {
+			if i < len(parts) {
+				f.handle(parts[i], &req.Partitions[i], &results[i])
+			}
+		}
+	}
+}
+
+// request builds the next fetch from the partitions not backing off; wait is
+// how long until the earliest backing-off one may go again.
+func (f *fetcher) request() (ReplicaFetchRequest, []*Partition, time.Duration) {
+	now := time.Now()
+	req := ReplicaFetchRequest{ReplicaID: f.m.b.cfg.NodeID, MaxWait: replicaFetchMaxWait, MinBytes: 1, MaxBytes: replicaFetchMaxBytes}
+	var parts []*Partition
+	var wait time.Duration
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for p, notBefore := range f.parts {
+		if now.Before(notBefore) {
+			if d := notBefore.Sub(now); wait == 0 || d < wait {
+				wait = d
+			}
+			continue
+		}
+		epoch, ok := p.followerEpoch(f.leader)
+		if !ok {
+			continue
+		}
+		parts = append(parts, p)
+		req.Partitions = append(req.Partitions, ReplicaFetchPartition{
+			Topic: p.Topic, Partition: p.Index, CurrentLeaderEpoch: epoch,
+			FetchOffset: p.LogEndOffset(), LastFetchedEpoch: p.log.LatestEpoch(), MaxBytes: replicaFetchPartBytes,
+		})
+	}
+	return req, parts, wait
+}
+
+func (f *fetcher) backoff(p *Partition, d time.Duration) {
+	f.mu.Lock()
+	if _, ok := f.parts[p]; ok {
+		f.parts[p] = time.Now().Add(d)
+	}
+	f.mu.Unlock()
+}
+
+// handle applies the leader's answer for one partition: truncate on
+// divergence, append the batches, adopt the high watermark.
+func (f *fetcher) handle(p *Partition, sent *ReplicaFetchPartition, res *ReplicaFetchResult) {
+	b := f.m.b
+	p.roleMu.RLock()
+	defer p.roleMu.RUnlock()
+	if epoch, ok := p.followerEpoch(f.leader); !ok || epoch != sent.CurrentLeaderEpoch {
+		return // the role changed while the fetch was out
+	}
+	switch {
+	case res.Err != nil:
+		// Not the leader (yet or any more), or an epoch mismatch: wait for
+		// the metastore to tell us more, and try again after a while.
+		b.logger.Debug("replica fetch partition error", "topic", p.Topic, "partition", p.Index, "leader", f.leader, "err", res.Err)
+		f.backoff(p, replicaBackoffMax/4)
+	case res.Diverging != nil:
+		d := res.Diverging
+		target := d.EndOffset
+		if _, own := p.log.EndOffsetForEpoch(d.Epoch); own < target {
+			target = own
+		}
+		b.logger.Info("truncating diverged replica", "topic", p.Topic, "partition", p.Index,
+			"leader", f.leader, "leader_epoch_end", d, "from", p.LogEndOffset(), "to", target)
+		if err := p.log.TruncateTo(target); err != nil {
+			b.logger.Error("replica truncation failed", "topic", p.Topic, "partition", p.Index, "err", err)
+			f.backoff(p, replicaBackoffMax)
+			return
+		}
+		p.setFollowerHW(p.hw.Load())
+	case len(res.Data) > 0:
+		data, err := f.trim(p, res.Data)
+		if err != nil {
+			b.logger.Error("replica data does not continue the log", "topic", p.Topic, "partition", p.Index, "err", err)
+			f.backoff(p, replicaBackoffMax)
+			return
+		}
+		if len(data) > 0 {
+			if _, err := p.log.AppendReplicated(data); err != nil {
+				b.logger.Error("replica append failed", "topic", p.Topic, "partition", p.Index, "err", err)
+				f.backoff(p, replicaBackoffMax)
+				return
+			}
+		}
+		p.setFollowerHW(res.HighWatermark)
+	default:
+		p.setFollowerHW(res.HighWatermark)
+	}
+}
+
+// trim drops whole batches below the log end (a read may start at the batch
+// holding the fetch offset); a batch straddling the log end is an error.
+func (f *fetcher) trim(p *Partition, data []byte) ([]byte, error) {
+	leo := p.LogEndOffset()
+	for len(data) > 0 {
+		h, err := record.ParseHeader(data)
+		if err != nil {
+			return nil, err
+		}
+		if h.BaseOffset >= leo {
+			return data, nil
+		}
+		if h.NextOffset() > leo {
+			return nil, fmt.Errorf("batch %d..%d straddles the log end %d: %w", h.BaseOffset, h.NextOffset()-1, leo, partlog.ErrOffsetMismatch)
+		}
+		data = data[h.Size():]
+	}
+	return data, nil
+}

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/strata-broker/strata/broker/controller"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// membership keeps the broker registered in etcd and runs for controller.
+// When the lease is lost (etcd unreachable for longer than the session
+// timeout, or the process was paused), the broker stays up: it stops leading
+// at once (validUntil is in the past), registers again once etcd answers,
+// and the controller gives it partitions back as a follower that catches up.
+type membership struct {
+	store  *metastore.Store
+	logger *slog.Logger
+	ttl    time.Duration
+	info   metastore.BrokerInfo
+
+	mu  sync.Mutex
+	reg *metastore.Registration
+}
+
+func (m *membership) current() *metastore.Registration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reg
+}
+
+// validUntil is when this broker's lease may have expired.
+func (m *membership) validUntil() time.Time {
+	if r := m.current(); r != nil {
+		return r.ValidUntil()
+	}
+	return time.Time{}
+}
+
+func (m *membership) register(ctx context.Context) error {
+	r, err := m.store.RegisterBroker(ctx, m.info, m.ttl)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.reg = r
+	m.mu.Unlock()
+	return nil
+}
+
+// run campaigns for controller on the current registration and re-registers
+// after a lost lease, until ctx ends.
+func (m *membership) run(ctx context.Context, defaults map[string]string) {
+	for ctx.Err() == nil {
+		r := m.current()
+		if r == nil {
+			if err := m.register(ctx); err != nil {
+				if ctx.Err() == nil {
+					m.logger.Warn("cannot register in etcd; retrying", "err", err)
+					sleep(ctx, time.Second)
+				}
+				continue
+			}
+			m.logger.Info("registered again in etcd")
+			r = m.current()
+		}
+		regCtx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.campaign(regCtx, r, defaults)
+		}()
+		select {
+		case <-r.Done():
+		case <-ctx.Done():
+		}
+		cancel()
+		wg.Wait()
+		if ctx.Err() != nil {
+			return
+		}
+		m.logger.Error("lost the broker's lease in etcd: not leading any partition until registered again", "err", r.Err())
+		m.mu.Lock()
+		m.reg = nil
+		m.mu.Unlock()
+		r.Close()
+	}
+}
+
+// campaign runs for controller and acts as one whenever elected.
+func (m *membership) campaign(ctx context.Context, r *metastore.Registration, defaults map[string]string) {
+	for ctx.Err() == nil {
+		term, err := m.store.CampaignController(ctx, r)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+				m.logger.Warn("controller election failed; retrying", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		controller.Run(ctx, m.store, term, defaults, m.logger.With("component", "controller"))
+		if ctx.Err() != nil {
+			// Leaving: hand the role over now rather than after the lease.
+			rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = term.Resign(rctx)
+			cancel()
+		}
+	}
+}
+
+func (m *membership) close() {
+	if r := m.current(); r != nil {
+		if err := r.Close(); err != nil {
+			m.logger.Warn("leaving the cluster", "err", err)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
