@@ -186,3 +186,48 @@ func TestReplicationAndFailover(t *testing.T) {
 		t.Fatalf("leader has %d records, want 70", n)
 	}
 }
+
+func TestMinInsyncReplicas(t *testing.T) {
+	c := startCluster(t, 3)
+	ctx := context.Background()
+	if _, err := c.client(1).CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "m", Partitions: 1, ReplicationFactor: 3,
+		Configs: map[string]string{"min.insync.replicas": "3"}}); err != nil {
+		t.Fatal(err)
+	}
+	produce := func(acks stratav1.Acks) *stratav1.ProducePartitionResult {
+		t.Helper()
+		resp, err := c.client(1).Produce(ctx, &stratav1.ProduceRequest{Topic: "m", Acks: acks, TimeoutMs: 5000,
+			Partitions: []*stratav1.ProducePartition{{Partition: 0, RecordBatches: batchOf(t, 3, "m")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetPartitions()[0]
+	}
+	if r := produce(stratav1.Acks_ACKS_ALL); r.GetError() != nil {
+		t.Fatalf("with a whole ISR: %v", r.GetError())
+	}
+	c.stop(3)
+	waitUntil(t, "broker 3 out of the ISR", func() bool { return !slices.Contains(c.metadata(1, "m").GetIsr(), 3) })
+	r := produce(stratav1.Acks_ACKS_ALL)
+	if r.GetError().GetReason() != "NOT_ENOUGH_REPLICAS" {
+		t.Fatalf("acks=all with ISR of 2 and min.insync.replicas=3: %v", r)
+	}
+	end, err := c.client(1).ListOffsets(ctx, &stratav1.ListOffsetsRequest{Topic: "m",
+		Partitions: []*stratav1.ListOffsetsPartition{{Partition: 0, Timestamp: -1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := end.GetPartitions()[0].GetOffset(); got != 3 {
+		t.Fatalf("refused produce wrote something: high watermark %d, want 3", got)
+	}
+	// acks=1 does not need the ISR.
+	if r := produce(stratav1.Acks_ACKS_LEADER); r.GetError() != nil || r.GetBaseOffset() != 3 {
+		t.Fatalf("acks=1: %v", r)
+	}
+	// The broker comes back, catches up, and acks=all works again.
+	c.start(3)
+	waitUntil(t, "broker 3 back in the ISR", func() bool { return slices.Contains(c.metadata(1, "m").GetIsr(), 3) })
+	if r := produce(stratav1.Acks_ACKS_ALL); r.GetError() != nil || r.GetBaseOffset() != 6 {
+		t.Fatalf("after the ISR is whole again: %v", r)
+	}
+}

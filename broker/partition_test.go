@@ -1,0 +1,163 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/metastore"
+)
+
+func testPartition(t *testing.T, self int32) *Partition {
+	t.Helper()
+	l, err := partlog.Open(partlog.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return newPartition("t", 0, l, self)
+}
+
+func oneBatch(t *testing.T, n int) []byte {
+	t.Helper()
+	b := record.NewBuilder(time.Now().UnixMilli(), 0)
+	for range n {
+		b.Append(&record.Record{Value: []byte("v")})
+	}
+	out, err := b.Build(record.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), out...)
+}
+
+func TestPartitionLeaderHighWatermark(t *testing.T) {
+	p := testPartition(t, 1)
+	now := time.Now()
+	st := metastore.PartitionState{Topic: "t", Leader: 1, LeaderEpoch: 3, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2, 3}, Revision: 10}
+	if follow, _ := p.applyState(st, now); follow != -1 {
+		t.Fatalf("leader told to follow %d", follow)
+	}
+	res, epoch, err := p.leaderAppend(oneBatch(t, 5), AcksAll, 2, true)
+	if err != nil || epoch != 3 {
+		t.Fatal(err, epoch)
+	}
+	if hw := p.HighWatermark(); hw != 0 {
+		t.Fatalf("high watermark %d before any follower fetched", hw)
+	}
+	// acks=all waits for the ISR; it times out while followers lag.
+	if err := p.waitCommitted(context.Background(), res.LastOffset, epoch, 20*time.Millisecond); !errors.Is(err, ErrRequestTimedOut) {
+		t.Fatalf("waitCommitted = %v, want ErrRequestTimedOut", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.waitCommitted(context.Background(), res.LastOffset, epoch, 10*time.Second) }()
+	if _, err := p.followerFetched(2, 3, 5, now); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != 0 {
+		t.Fatalf("high watermark %d with follower 3 unheard", hw)
+	}
+	if _, err := p.followerFetched(3, 3, 4, now); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != 4 {
+		t.Fatalf("high watermark %d, want the ISR minimum 4", hw)
+	}
+	if _, err := p.followerFetched(3, 3, 5, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("acks=all after the ISR caught up: %v", err)
+	}
+	// A follower at another epoch is fenced.
+	if _, err := p.followerFetched(2, 2, 5, now); !errors.Is(err, ErrFencedLeaderEpoch) {
+		t.Fatalf("stale epoch: %v", err)
+	}
+	if _, err := p.followerFetched(2, 4, 5, now); !errors.Is(err, ErrUnknownLeaderEpoch) {
+		t.Fatalf("future epoch: %v", err)
+	}
+	// Too small an ISR refuses acks=all before writing.
+	st.ISR, st.Revision = []int32{1}, 11
+	p.applyState(st, now)
+	if _, _, err := p.leaderAppend(oneBatch(t, 1), AcksAll, 2, true); !errors.Is(err, ErrNotEnoughReplicas) {
+		t.Fatalf("ISR of 1 with min.insync.replicas=2: %v", err)
+	}
+	if p.LogEndOffset() != 5 {
+		t.Fatalf("refused append wrote: log end %d", p.LogEndOffset())
+	}
+	// Without a lease it can trust, the leader takes no writes.
+	if _, _, err := p.leaderAppend(oneBatch(t, 1), AcksLeader, 1, false); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("append with an expired lease: %v", err)
+	}
+	// An older state is ignored.
+	old := st
+	old.Leader, old.Revision = 2, 9
+	p.applyState(old, now)
+	if _, r := p.State(); r != roleLeader {
+		t.Fatalf("stale state applied: role %v", r)
+	}
+}
+
+func TestPartitionLosesLeadership(t *testing.T) {
+	p := testPartition(t, 1)
+	now := time.Now()
+	st := metastore.PartitionState{Topic: "t", Leader: 1, LeaderEpoch: 0, Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Revision: 5}
+	p.applyState(st, now)
+	res, epoch, err := p.leaderAppend(oneBatch(t, 2), AcksAll, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.waitCommitted(context.Background(), res.LastOffset, epoch, 10*time.Second) }()
+	st.Leader, st.LeaderEpoch, st.ISR, st.Revision = 2, 1, []int32{2}, 6
+	if follow, changed := p.applyState(st, now); follow != 2 || !changed {
+		t.Fatalf("follow %d changed %v", follow, changed)
+	}
+	if err := <-done; !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("acks=all waiter after losing leadership: %v", err)
+	}
+	if _, _, err := p.leaderAppend(oneBatch(t, 1), AcksLeader, 1, true); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("follower append: %v", err)
+	}
+	st.Leader, st.LeaderEpoch, st.Revision = -1, 2, 7
+	p.applyState(st, now)
+	if err := p.checkLeader(); !errors.Is(err, ErrLeaderNotAvailable) {
+		t.Fatalf("leaderless: %v", err)
+	}
+}
+
+func TestFollowerRejoinsISR(t *testing.T) {
+	p := testPartition(t, 1)
+	now := time.Now()
+	p.applyState(metastore.PartitionState{Topic: "t", Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1}, Revision: 2}, now)
+	if _, _, err := p.leaderAppend(oneBatch(t, 4), AcksLeader, 1, true); err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.HighWatermark(); hw != 4 {
+		t.Fatalf("sole ISR member: high watermark %d, want 4", hw)
+	}
+	if join, _ := p.followerFetched(2, 0, 2, now); join {
+		t.Fatal("a follower below the high watermark joined the ISR")
+	}
+	if join, _ := p.followerFetched(2, 0, 4, now); !join {
+		t.Fatal("a caught-up follower was not asked to join")
+	}
+	// A follower that stops catching up is reported lagging.
+	later := now.Add(time.Minute)
+	p.applyState(metastore.PartitionState{Topic: "t", Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Revision: 3}, now)
+	if _, err := p.followerFetched(2, 0, 4, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.leaderAppend(oneBatch(t, 1), AcksLeader, 1, true); err != nil {
+		t.Fatal(err)
+	}
+	if lag := p.laggingISR(later, 30*time.Second); len(lag) != 1 || lag[0] != 2 {
+		t.Fatalf("lagging %v, want [2]", lag)
+	}
+	if lag := p.laggingISR(now.Add(time.Second), 30*time.Second); len(lag) != 0 {
+		t.Fatalf("lagging %v within the allowed lag", lag)
+	}
+}
