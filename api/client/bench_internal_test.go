@@ -20,7 +20,7 @@ func BenchmarkProduce(b *testing.B) {
 		bufs.Free()
 		return resp, nil
 	}
-	p := newProducer(send, fixedCount(1), ProducerOptions{})
+	p := newProducer(newTestCluster(fixedCount(1), send), ProducerOptions{})
 	defer p.Close()
 	value := make([]byte, 1024)
 	r := Record{Partition: AnyPartition, Value: value}

@@ -1,6 +1,8 @@
-// Package client is the Go client of a Strata broker's gRPC API (package
+// Package client is the Go client of a Strata cluster's gRPC API (package
 // stratav1): topic administration on Client, an asynchronous batching
-// Producer and a Consumer.
+// Producer and a Consumer. Produce, fetch and ListOffsets go to each
+// partition's leader, found from the cluster metadata and followed when it
+// moves (see Client).
 //
 // Records travel as Kafka record-batch v2 bytes in both directions: the
 // Producer encodes batches itself and the Consumer decodes them, so the broker
@@ -8,21 +10,27 @@
 //
 // Errors keep the gRPC status they came from: an RPC failure is the gRPC
 // status error wrapped with what was being done, and a failure the broker
-// reports for one partition is a *PartitionError. In both cases
-// status.Code(err) gives the code.
+// reports for one partition is a *PartitionError, with Kafka's name for it in
+// Reason where the broker gives one. In both cases status.Code(err) gives the
+// code.
 package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 )
@@ -44,15 +52,35 @@ const (
 // DefaultAddr is the broker's default gRPC address.
 const DefaultAddr = "localhost:9093"
 
+// DefaultRetryTimeout bounds the retries of calls other than produce (which
+// has ProducerOptions.DeliveryTimeout): ListOffsets and consumers that do not
+// follow. It is Kafka's default.api.timeout.ms.
+const DefaultRetryTimeout = time.Minute
+
+// Reconnection backoff of a broker connection. gRPC's default grows to two
+// minutes, which would keep a restarted broker unused long after it is back;
+// the client has few connections, so retrying them often costs little.
+var reconnectParams = grpc.ConnectParams{
+	Backoff: backoff.Config{
+		BaseDelay:  100 * time.Millisecond,
+		Multiplier: 1.6,
+		Jitter:     0.2,
+		MaxDelay:   2 * time.Second,
+	},
+	MinConnectTimeout: 5 * time.Second,
+}
+
 // Option configures Dial.
 type Option func(*dialOptions)
 
 type dialOptions struct {
-	creds credentials.TransportCredentials
-	extra []grpc.DialOption
+	creds        credentials.TransportCredentials
+	extra        []grpc.DialOption
+	logger       *slog.Logger
+	retryTimeout time.Duration
 }
 
-// WithTransportCredentials sets the connection's credentials (TLS). The
+// WithTransportCredentials sets the connections' credentials (TLS). The
 // default is an insecure (plaintext) connection.
 func WithTransportCredentials(c credentials.TransportCredentials) Option {
 	return func(o *dialOptions) { o.creds = c }
@@ -64,29 +92,89 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *dialOptions) { o.extra = append(o.extra, opts...) }
 }
 
-// Client is a connection to one Strata broker. It is safe for concurrent use;
-// Producers and Consumers built on it share its connection.
-type Client struct {
-	addr string
-	conn *grpc.ClientConn
-	api  stratav1.StrataClient
-
-	mu sync.Mutex
-	// partitionCounts caches the partition count of topics the producer
-	// has seen, from DescribeTopic (or CreateTopic).
-	partitionCounts map[string]int32
+// WithLogger sets where the client logs (at debug level: metadata refreshes
+// that failed, retries). The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *dialOptions) { o.logger = l }
 }
 
-// Dial connects to the broker at addr (host:port). The connection is made in
-// the background: an unreachable broker shows up as a codes.Unavailable
-// error from the first call, not from Dial. ctx is only checked, not kept.
-func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
+// WithRetryTimeout sets how long ListOffsets and consumers without Follow
+// retry a partition whose leader moved or whose broker is unreachable before
+// they return the error (default DefaultRetryTimeout).
+func WithRetryTimeout(d time.Duration) Option {
+	return func(o *dialOptions) { o.retryTimeout = d }
+}
+
+// Client is a connection to a Strata cluster. It is safe for concurrent use;
+// Producers and Consumers built on it share its connections.
+//
+// The client starts from the bootstrap servers it is given and learns the
+// cluster from the Metadata call: the brokers and each partition's leader.
+// It keeps one connection per broker, dialled when first needed and closed
+// when the broker leaves the metadata; produce, fetch and ListOffsets go to
+// the partition's leader, administrative calls to any broker that answers.
+// When a leader moves (a partition error NOT_LEADER_OR_FOLLOWER, or the
+// broker becoming unreachable) the metadata is requested again, at most
+// every 50 ms however many partitions ask.
+//
+// A cluster that does not serve Metadata (codes.Unimplemented, brokers from
+// before replication) is taken to be the bootstrap broker alone, leading
+// every partition.
+type Client struct {
+	addr         string
+	bootstrap    []string
+	dialOpts     []grpc.DialOption
+	logger       *slog.Logger
+	retryTimeout time.Duration
+	// bootConn is the first bootstrap server's connection, for API.
+	bootConn *grpc.ClientConn
+
+	// ctx ends metadata requests when the client closes; wg waits for them.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// meta is the current view of the cluster, replaced whole by each
+	// refresh (and by forgetTopic).
+	meta atomic.Pointer[metadata]
+
+	mu     sync.Mutex
+	closed bool
+	// conns holds one connection per broker address: the bootstrap servers'
+	// for the client's life, the others while their broker is in the
+	// metadata.
+	conns map[string]*grpc.ClientConn
+	// preferred is the address that last answered a call any broker could
+	// take: it is tried first next time.
+	preferred string
+	// round is the metadata refresh being prepared or in flight, nil when
+	// none; lastRound is when the previous one ended.
+	round     *metaRound
+	lastRound time.Time
+}
+
+// Dial connects to a cluster through addrs, one or more bootstrap servers
+// (host:port, comma-separated, as Kafka's bootstrap.servers): any one broker
+// is enough to find the others. Connections are made in the background: an
+// unreachable cluster shows up as a codes.Unavailable error from the first
+// call, not from Dial. ctx is only checked, not kept.
+func Dial(ctx context.Context, addrs string, opts ...Option) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	o := dialOptions{creds: insecure.NewCredentials()}
+	bootstrap := splitAddrs(addrs)
+	if len(bootstrap) == 0 {
+		return nil, fmt.Errorf("dial %q: no bootstrap server address", addrs)
+	}
+	o := dialOptions{creds: insecure.NewCredentials(), retryTimeout: DefaultRetryTimeout}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.retryTimeout <= 0 {
+		o.retryTimeout = DefaultRetryTimeout
 	}
 	grpcOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(o.creds),
@@ -98,49 +186,110 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		grpc.WithInitialConnWindowSize(flowWindow),
 		grpc.WithReadBufferSize(socketBuffer),
 		grpc.WithWriteBufferSize(socketBuffer),
+		grpc.WithConnectParams(reconnectParams),
 	}, o.extra...)
-	conn, err := grpc.NewClient(addr, grpcOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	cctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		addr:         addrs,
+		bootstrap:    bootstrap,
+		dialOpts:     grpcOpts,
+		logger:       o.logger,
+		retryTimeout: o.retryTimeout,
+		ctx:          cctx,
+		cancel:       cancel,
+		conns:        make(map[string]*grpc.ClientConn),
 	}
-	conn.Connect()
-	return &Client{
-		addr:            addr,
-		conn:            conn,
-		api:             stratav1.NewStrataClient(conn),
-		partitionCounts: make(map[string]int32),
-	}, nil
+	c.meta.Store(emptyMetadata())
+	for i, a := range bootstrap {
+		conn, err := c.connFor(a)
+		if err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+		if i == 0 {
+			c.bootConn = conn
+		}
+	}
+	return c, nil
 }
 
-// Close closes the connection. Close Producers (which flush) and Consumers
+// splitAddrs parses a comma-separated address list, dropping blanks and
+// repeats.
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Close closes the connections. Close Producers (which flush) and Consumers
 // before the Client they use.
 func (c *Client) Close() error {
-	if err := c.conn.Close(); err != nil {
-		return fmt.Errorf("close connection to %s: %w", c.addr, err)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
 	}
-	return nil
+	c.closed = true
+	conns := c.conns
+	c.conns = nil
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	var errs []error
+	for addr, conn := range conns {
+		if err := conn.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close connection to %s: %w", addr, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// Addr is the address the client dialed.
+// Addr is the bootstrap server list the client was dialled with.
 func (c *Client) Addr() string { return c.addr }
 
-// API is the raw gRPC client, for calls this package does not wrap.
-func (c *Client) API() stratav1.StrataClient { return c.api }
+// API is the raw gRPC client of the first bootstrap server, for calls this
+// package does not wrap.
+func (c *Client) API() stratav1.StrataClient { return stratav1.NewStrataClient(c.bootConn) }
+
+// Metadata returns the cluster's brokers and, for the named topics (every
+// topic when none is named), each partition's leader, replicas and ISR, from
+// any broker that answers. Clusters from before replication answer
+// codes.Unimplemented.
+func (c *Client) Metadata(ctx context.Context, topics ...string) (*stratav1.MetadataResponse, error) {
+	var resp *stratav1.MetadataResponse
+	err := c.anyBroker(ctx, func(ctx context.Context, api stratav1.StrataClient) error {
+		var err error
+		resp, err = api.Metadata(ctx, &stratav1.MetadataRequest{Topics: topics})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	return resp, nil
+}
 
 // CreateTopic creates a topic with the given partition count, replication
 // factor and config overrides (nil for none), and returns its description.
 func (c *Client) CreateTopic(ctx context.Context, name string, partitions, replicationFactor int32, configs map[string]string) (*stratav1.TopicDescription, error) {
-	resp, err := c.api.CreateTopic(ctx, &stratav1.CreateTopicRequest{
-		Name:              name,
-		Partitions:        partitions,
-		ReplicationFactor: replicationFactor,
-		Configs:           configs,
+	var resp *stratav1.CreateTopicResponse
+	err := c.anyBroker(ctx, func(ctx context.Context, api stratav1.StrataClient) error {
+		var err error
+		resp, err = api.CreateTopic(ctx, &stratav1.CreateTopicRequest{
+			Name:              name,
+			Partitions:        partitions,
+			ReplicationFactor: replicationFactor,
+			Configs:           configs,
+		})
+		return err
 	})
+	// A topic the client knew as missing exists now.
+	c.forgetTopic(name)
 	if err != nil {
 		return nil, fmt.Errorf("create topic %q: %w", name, err)
-	}
-	if n := len(resp.GetTopic().GetPartitions()); n > 0 {
-		c.setPartitionCount(name, int32(n))
 	}
 	return resp.GetTopic(), nil
 }
@@ -148,7 +297,11 @@ func (c *Client) CreateTopic(ctx context.Context, name string, partitions, repli
 // DeleteTopic deletes a topic and its data.
 func (c *Client) DeleteTopic(ctx context.Context, name string) error {
 	c.forgetTopic(name)
-	if _, err := c.api.DeleteTopic(ctx, &stratav1.DeleteTopicRequest{Name: name}); err != nil {
+	err := c.anyBroker(ctx, func(ctx context.Context, api stratav1.StrataClient) error {
+		_, err := api.DeleteTopic(ctx, &stratav1.DeleteTopicRequest{Name: name})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("delete topic %q: %w", name, err)
 	}
 	return nil
@@ -156,7 +309,12 @@ func (c *Client) DeleteTopic(ctx context.Context, name string) error {
 
 // ListTopics returns every topic, sorted by name.
 func (c *Client) ListTopics(ctx context.Context) ([]*stratav1.TopicSummary, error) {
-	resp, err := c.api.ListTopics(ctx, &stratav1.ListTopicsRequest{})
+	var resp *stratav1.ListTopicsResponse
+	err := c.anyBroker(ctx, func(ctx context.Context, api stratav1.StrataClient) error {
+		var err error
+		resp, err = api.ListTopics(ctx, &stratav1.ListTopicsRequest{})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}
@@ -165,10 +323,16 @@ func (c *Client) ListTopics(ctx context.Context) ([]*stratav1.TopicSummary, erro
 	return topics, nil
 }
 
-// DescribeTopic returns a topic's partitions, replicas and every config with
-// its effective value and source. Partitions are sorted by number.
+// DescribeTopic returns a topic's partitions (with their leader, replicas
+// and ISR) and every config with its effective value and source. Partitions
+// are sorted by number.
 func (c *Client) DescribeTopic(ctx context.Context, name string) (*stratav1.TopicDescription, error) {
-	resp, err := c.api.DescribeTopic(ctx, &stratav1.DescribeTopicRequest{Name: name})
+	var resp *stratav1.DescribeTopicResponse
+	err := c.anyBroker(ctx, func(ctx context.Context, api stratav1.StrataClient) error {
+		var err error
+		resp, err = api.DescribeTopic(ctx, &stratav1.DescribeTopicRequest{Name: name})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("describe topic %q: %w", name, err)
 	}
@@ -178,16 +342,18 @@ func (c *Client) DescribeTopic(ctx context.Context, name string) (*stratav1.Topi
 	}
 	parts := t.GetPartitions()
 	sort.Slice(parts, func(i, j int) bool { return parts[i].GetPartition() < parts[j].GetPartition() })
-	if len(parts) > 0 {
-		c.setPartitionCount(name, int32(len(parts)))
-	}
 	return t, nil
 }
 
 // AlterTopicConfigs sets and deletes (reverts to the default) topic config
 // overrides, and returns the topic's configs after the change.
 func (c *Client) AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string) ([]*stratav1.ConfigEntry, error) {
-	resp, err := c.api.AlterTopicConfigs(ctx, &stratav1.AlterTopicConfigsRequest{Name: name, Set: set, Delete: del})
+	var resp *stratav1.AlterTopicConfigsResponse
+	err := c.anyBroker(ctx, func(ctx context.Context, api stratav1.StrataClient) error {
+		var err error
+		resp, err = api.AlterTopicConfigs(ctx, &stratav1.AlterTopicConfigsRequest{Name: name, Set: set, Delete: del})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("alter configs of topic %q: %w", name, err)
 	}
@@ -205,23 +371,59 @@ const (
 
 // ListOffsets looks up, for each partition, OffsetEarliest, OffsetLatest or
 // the first offset whose timestamp (milliseconds since the epoch) is >=
-// timestamp; -1 when there is none. A failure on one partition is returned as
-// a *PartitionError.
+// timestamp; -1 when there is none. Each partition is asked of its leader;
+// a partition whose leader moved or is unreachable is asked again after a
+// metadata refresh, for up to the client's retry timeout. A failure on one
+// partition is returned as a *PartitionError.
 func (c *Client) ListOffsets(ctx context.Context, topic string, partitions []int32, timestamp int64) (map[int32]int64, error) {
-	req := &stratav1.ListOffsetsRequest{Topic: topic}
-	for _, p := range partitions {
-		req.Partitions = append(req.Partitions, &stratav1.ListOffsetsPartition{Partition: p, Timestamp: timestamp})
-	}
-	resp, err := c.api.ListOffsets(ctx, req)
-	if err != nil {
+	if _, err := c.partitionCount(ctx, topic, false); err != nil {
 		return nil, fmt.Errorf("list offsets of topic %q: %w", topic, err)
 	}
 	out := make(map[int32]int64, len(partitions))
-	for _, r := range resp.GetPartitions() {
-		if perr := newPartitionError(topic, r.GetPartition(), r.GetError(), -1, -1); perr != nil {
-			return nil, perr
+	pending := slices.Compact(slices.Sorted(slices.Values(partitions)))
+	start := time.Now()
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		byLeader := map[int32][]int32{}
+		for _, p := range pending {
+			l := c.leaderOf(topic, p)
+			byLeader[l] = append(byLeader[l], p)
 		}
-		out[r.GetPartition()] = r.GetOffset()
+		var retry []int32
+		failed := time.Now()
+		for leader, ps := range byLeader {
+			if leader == noLeader {
+				retry = append(retry, ps...)
+				lastErr = leaderNotAvailable(topic, ps[0])
+				continue
+			}
+			again, againErr, err := c.listOffsetsAt(ctx, leader, topic, ps, timestamp, out)
+			if err != nil {
+				return nil, err
+			}
+			if len(again) > 0 {
+				retry = append(retry, again...)
+				lastErr = againErr
+			}
+		}
+		if len(retry) == 0 {
+			break
+		}
+		if time.Since(start) >= c.retryTimeout {
+			return nil, fmt.Errorf("list offsets of topic %q: gave up after %v: %w", topic, c.retryTimeout, lastErr)
+		}
+		if err := sleepCtx(ctx, retryDelay(DefaultRetryBackoff, DefaultRetryBackoffMax, attempt, nil)); err != nil {
+			return nil, err
+		}
+		if err := c.refreshMetadata(ctx, []string{topic}, failed); err != nil && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		for _, p := range retry {
+			if err := c.checkPartition(topic, p); err != nil {
+				return nil, fmt.Errorf("list offsets of topic %q partition %d: %w", topic, p, err)
+			}
+		}
+		pending = retry
 	}
 	for _, p := range partitions {
 		if _, ok := out[p]; !ok {
@@ -231,38 +433,37 @@ func (c *Client) ListOffsets(ctx context.Context, topic string, partitions []int
 	return out, nil
 }
 
-// partitionCount returns the topic's partition count, from the cache or (when
-// not cached, or refresh is set) by describing the topic.
-func (c *Client) partitionCount(ctx context.Context, topic string, refresh bool) (int32, error) {
-	if !refresh {
-		c.mu.Lock()
-		n, ok := c.partitionCounts[topic]
-		c.mu.Unlock()
-		if ok {
-			return n, nil
-		}
+// listOffsetsAt asks one leader for some partitions' offsets and stores them
+// in out. It returns the partitions to ask again (the leader moved or is
+// unreachable) with the reason, or an error that ends the lookup.
+func (c *Client) listOffsetsAt(ctx context.Context, leader int32, topic string, partitions []int32, timestamp int64, out map[int32]int64) (retry []int32, retryErr, err error) {
+	req := &stratav1.ListOffsetsRequest{Topic: topic}
+	for _, p := range partitions {
+		req.Partitions = append(req.Partitions, &stratav1.ListOffsetsPartition{Partition: p, Timestamp: timestamp})
 	}
-	t, err := c.DescribeTopic(ctx, topic)
+	conn, err := c.nodeConn(leader)
+	var resp *stratav1.ListOffsetsResponse
+	if err == nil {
+		resp, err = stratav1.NewStrataClient(conn).ListOffsets(ctx, req)
+	}
 	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			c.forgetTopic(topic)
+		err = fmt.Errorf("list offsets of topic %q: %w", topic, err)
+		if ctx.Err() != nil || !callRetriable(err) {
+			return nil, nil, err
 		}
-		return 0, err
+		return partitions, err, nil
 	}
-	if len(t.GetPartitions()) == 0 {
-		return 0, fmt.Errorf("topic %q has no partitions", topic)
+	for _, r := range resp.GetPartitions() {
+		perr := newPartitionError(topic, r.GetPartition(), r.GetError(), -1, -1)
+		switch {
+		case perr == nil:
+			out[r.GetPartition()] = r.GetOffset()
+		case perr.leaderMoved():
+			retry = append(retry, r.GetPartition())
+			retryErr = perr
+		default:
+			return nil, nil, perr
+		}
 	}
-	return int32(len(t.GetPartitions())), nil
-}
-
-func (c *Client) setPartitionCount(topic string, n int32) {
-	c.mu.Lock()
-	c.partitionCounts[topic] = n
-	c.mu.Unlock()
-}
-
-func (c *Client) forgetTopic(topic string) {
-	c.mu.Lock()
-	delete(c.partitionCounts, topic)
-	c.mu.Unlock()
+	return retry, retryErr, nil
 }

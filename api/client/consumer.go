@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker/record"
@@ -34,14 +35,6 @@ const (
 	DefaultFetchMaxWait  = 500 * time.Millisecond
 )
 
-// streamRetryDelay spaces reopening a fetch stream the broker ended or that
-// failed with codes.Unavailable; after consecutive failures it doubles up to
-// maxStreamRetryDelay.
-const (
-	streamRetryDelay    = 100 * time.Millisecond
-	maxStreamRetryDelay = time.Second
-)
-
 // ConsumerOptions configures a Consumer.
 type ConsumerOptions struct {
 	Topic string
@@ -52,12 +45,17 @@ type ConsumerOptions struct {
 	// Offsets gives the start offset of some partitions; OffsetEarliest and
 	// OffsetLatest are allowed as values.
 	Offsets map[int32]int64
-	// Follow keeps reading as records arrive, over one FetchStream call.
-	// When the stream fails with codes.Unavailable (the broker restarting,
-	// the connection lost), the consumer opens a new one from its current
-	// positions after a backoff (100 ms, doubling up to 1 s), until the
-	// poll's ctx ends; other errors are returned. Without Follow the consumer
-	// reads up to the end of each partition and then returns io.EOF.
+	// Follow keeps reading as records arrive, over one FetchStream call per
+	// leader covering its partitions. Without Follow the consumer reads up
+	// to the end of each partition and then returns io.EOF.
+	//
+	// Each partition is read from its leader. When the leader moves
+	// (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE), or its broker is
+	// unreachable or restarting (codes.Unavailable, or the stream ending),
+	// the consumer refreshes its metadata and goes on from its position on
+	// the new leader, after a backoff (20 ms doubling up to 1 s). With
+	// Follow it does so until the poll's ctx ends; without, for up to the
+	// client's retry timeout (WithRetryTimeout). Other errors are returned.
 	Follow bool
 	// MaxBytes bounds one fetch response (default 16 MiB); the broker still
 	// returns a first batch that is larger, so a consumer is never stuck.
@@ -86,10 +84,24 @@ type Consumer struct {
 	// had records: those are returned first, the error by the next poll.
 	pendingErr error
 
-	stream *fetchStream // Follow only; nil until the first poll
-	// streamDelay is the wait before reopening a stream that ended; it
-	// grows while streams keep failing and resets when one delivers.
-	streamDelay time.Duration
+	// streams holds the Follow streams by leader; they all deliver to
+	// items, which is made on the first poll.
+	streams map[int32]*fetchStream
+	items   chan streamItem
+	// lastLeader is the leader fetched from last without Follow: fetches
+	// take the leaders in turn.
+	lastLeader int32
+
+	// Partitions whose leader must be found again (lost) wait until
+	// retryAt, then the metadata is refreshed (newer than failedAt).
+	// retries counts the failures since a leader last delivered, for the
+	// backoff; failingSince is the first of them (the retry timeout runs
+	// from there), lastErr the latest.
+	retries      int
+	retryAt      time.Time
+	failedAt     time.Time
+	failingSince time.Time
+	lastErr      error
 
 	// bufs recycles response buffers of PollBatches: their batches are
 	// valid only until the next poll, while Poll's records alias their
@@ -105,6 +117,11 @@ type consumerPart struct {
 	hw  int64 // high watermark in the last response, -1 before any
 	// done (without Follow) means pos reached the high watermark.
 	done bool
+	// lost means the partition is not to be fetched until its leader is
+	// found again; with Follow, it is set while no stream serves it.
+	lost bool
+	// stream is the Follow stream serving the partition, nil when none.
+	stream *fetchStream
 }
 
 // Batch is one record batch as fetched, not decoded: a way to count what a
@@ -137,7 +154,14 @@ func NewConsumer(c *Client, opts ConsumerOptions) (*Consumer, error) {
 	if opts.MaxWait <= 0 {
 		opts.MaxWait = DefaultFetchMaxWait
 	}
-	return &Consumer{c: c, opts: opts, byID: make(map[int32]*consumerPart), bufs: make(bufferPool, 4)}, nil
+	return &Consumer{
+		c:          c,
+		opts:       opts,
+		byID:       make(map[int32]*consumerPart),
+		streams:    make(map[int32]*fetchStream),
+		lastLeader: noLeader,
+		bufs:       make(bufferPool, 4),
+	}, nil
 }
 
 // Poll returns the next records, in offset order per partition. With Follow
@@ -226,10 +250,12 @@ func (c *Consumer) Positions() map[int32]int64 {
 	return out
 }
 
-// Close stops the consumer's fetch stream. It does not close the Client.
+// Close stops the consumer's fetch streams. It does not close the Client.
 func (c *Consumer) Close() error {
 	c.closed = true
-	c.closeStream()
+	for _, s := range c.streams {
+		c.dropStream(s)
+	}
 	return nil
 }
 
@@ -263,13 +289,13 @@ func (c *Consumer) next(ctx context.Context) (*fetchResponse, error) {
 func (c *Consumer) start(ctx context.Context) error {
 	topic := c.opts.Topic
 	ids := c.opts.Partitions
+	n, err := c.c.partitionCount(ctx, topic, false)
+	if err != nil {
+		return fmt.Errorf("consume topic %q: %w", topic, err)
+	}
 	if ids == nil {
-		t, err := c.c.DescribeTopic(ctx, topic)
-		if err != nil {
-			return err
-		}
-		for _, p := range t.GetPartitions() {
-			ids = append(ids, p.GetPartition())
+		for id := range n {
+			ids = append(ids, id)
 		}
 	}
 	if len(ids) == 0 {
@@ -307,7 +333,9 @@ func (c *Consumer) start(ctx context.Context) error {
 	c.parts = c.parts[:0]
 	clear(c.byID)
 	for id, off := range offsets {
-		cp := &consumerPart{id: id, pos: off, hw: -1}
+		// A following consumer has no stream yet: its partitions start
+		// lost, to be routed by the first poll.
+		cp := &consumerPart{id: id, pos: off, hw: -1, lost: c.opts.Follow}
 		c.parts = append(c.parts, cp)
 		c.byID[id] = cp
 	}
@@ -315,16 +343,13 @@ func (c *Consumer) start(ctx context.Context) error {
 	return nil
 }
 
-func (c *Consumer) fetchRequest(minBytes int32, wait time.Duration) *stratav1.FetchRequest {
+func (c *Consumer) fetchRequest(parts []*consumerPart, minBytes int32, wait time.Duration) *stratav1.FetchRequest {
 	req := &stratav1.FetchRequest{
 		MaxBytes:  c.opts.MaxBytes,
 		MinBytes:  minBytes,
 		MaxWaitMs: int32(wait / time.Millisecond),
 	}
-	for _, cp := range c.parts {
-		if cp.done {
-			continue
-		}
+	for _, cp := range parts {
 		req.Partitions = append(req.Partitions, &stratav1.FetchPartition{
 			Topic:     c.opts.Topic,
 			Partition: cp.id,
@@ -335,61 +360,249 @@ func (c *Consumer) fetchRequest(minBytes int32, wait time.Duration) *stratav1.Fe
 	return req
 }
 
-// nextFetched fetches once from the partitions not yet at their end.
-func (c *Consumer) nextFetched(ctx context.Context) (*fetchResponse, error) {
-	req := c.fetchRequest(0, 0)
-	if len(req.Partitions) == 0 {
-		return nil, io.EOF
-	}
-	resp := &fetchResponse{pool: c.bufs}
-	if err := c.c.conn.Invoke(ctx, stratav1.Strata_Fetch_FullMethodName, req, resp, codecOption); err != nil {
-		return nil, fmt.Errorf("fetch from topic %q: %w", c.opts.Topic, err)
-	}
-	return resp, nil
+// anyLost reports whether a partition still to be read waits for its leader.
+func (c *Consumer) anyLost() bool {
+	return slices.ContainsFunc(c.parts, func(cp *consumerPart) bool { return cp.lost && !cp.done })
 }
 
-// nextStreamed returns the stream's next response, opening the stream (again)
-// from the current positions when needed.
-func (c *Consumer) nextStreamed(ctx context.Context) (*fetchResponse, error) {
-	for {
-		if c.stream == nil {
-			c.stream = openFetchStream(c.c.conn, c.fetchRequest(1, c.opts.MaxWait), c.bufs)
+// failed records a failure of some partitions' leader and schedules the
+// next attempt to find it.
+func (c *Consumer) failed(err error) {
+	now := time.Now()
+	c.retries++
+	c.retryAt = now.Add(retryDelay(DefaultRetryBackoff, DefaultRetryBackoffMax, c.retries, nil))
+	c.failedAt = now
+	if c.failingSince.IsZero() {
+		c.failingSince = now
+	}
+	c.lastErr = err
+}
+
+// recovered forgets past failures once a leader found after them delivers.
+func (c *Consumer) recovered() {
+	c.retries = 0
+	c.failingSince = time.Time{}
+	c.lastErr = nil
+}
+
+// lose marks partitions lost after err: with Follow, the streams serving
+// them end, and their other partitions are routed again with them.
+func (c *Consumer) lose(parts []*consumerPart, err error) {
+	for _, cp := range parts {
+		if cp.stream != nil {
+			c.dropStream(cp.stream)
 		}
+		cp.lost = true
+	}
+	c.failed(err)
+}
+
+// route finds the leaders of the lost partitions, refreshing the metadata
+// first if they were lost by a failure, and with Follow opens streams for
+// them. A partition without a leader stays lost. It returns an error only
+// when reading cannot go on: the topic or partition no longer exists, or ctx
+// ended.
+func (c *Consumer) route(ctx context.Context) error {
+	topic := c.opts.Topic
+	if !c.failedAt.IsZero() {
+		if err := c.c.refreshMetadata(ctx, []string{topic}, c.failedAt); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			c.c.logger.Debug("consumer: metadata refresh failed", "topic", topic, "err", err)
+			c.failed(err)
+			return nil
+		}
+	}
+	byLeader := map[int32][]*consumerPart{}
+	unrouted := false
+	for _, cp := range c.parts {
+		if !cp.lost || cp.done {
+			continue
+		}
+		if err := c.c.checkPartition(topic, cp.id); err != nil {
+			return fmt.Errorf("consume topic %q partition %d: %w", topic, cp.id, err)
+		}
+		leader := c.c.leaderOf(topic, cp.id)
+		if leader == noLeader {
+			unrouted = true
+			continue
+		}
+		byLeader[leader] = append(byLeader[leader], cp)
+	}
+	for leader, parts := range byLeader {
+		if !c.opts.Follow {
+			for _, cp := range parts {
+				cp.lost = false
+			}
+			continue
+		}
+		if s := c.streams[leader]; s != nil {
+			// One stream per leader: this one's partitions join the new.
+			parts = append(parts, s.parts...)
+			c.dropStream(s)
+		}
+		conn, err := c.c.nodeConn(leader)
+		if err != nil {
+			unrouted = true
+			c.failed(err)
+			continue
+		}
+		sort.Slice(parts, func(i, j int) bool { return parts[i].id < parts[j].id })
+		s := openFetchStream(conn, leader, parts, c.fetchRequest(parts, 1, c.opts.MaxWait), c.bufs, c.items)
+		c.streams[leader] = s
+		for _, cp := range parts {
+			cp.stream = s
+			cp.lost = false
+		}
+	}
+	if unrouted {
+		c.failed(leaderNotAvailable(topic, -1))
+	}
+	return nil
+}
+
+// nextFetched fetches once, from the next leader in turn, the partitions it
+// leads that are not yet at their end.
+func (c *Consumer) nextFetched(ctx context.Context) (*fetchResponse, error) {
+	topic := c.opts.Topic
+	for {
+		if c.anyLost() {
+			if time.Since(c.failingSince) >= c.c.retryTimeout {
+				return nil, fmt.Errorf("fetch from topic %q: gave up after %v: %w", topic, c.c.retryTimeout, c.lastErr)
+			}
+			if !time.Now().Before(c.retryAt) {
+				if err := c.route(ctx); err != nil {
+					return nil, err
+				}
+			}
+		}
+		byLeader := map[int32][]*consumerPart{}
+		for _, cp := range c.parts {
+			if !cp.done && !cp.lost {
+				l := c.c.leaderOf(topic, cp.id)
+				byLeader[l] = append(byLeader[l], cp)
+			}
+		}
+		if len(byLeader) == 0 {
+			if c.anyLost() {
+				// Nothing else to read meanwhile: wait out the backoff.
+				if err := sleepCtx(ctx, time.Until(c.retryAt)); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			return nil, io.EOF
+		}
+		if parts := byLeader[noLeader]; parts != nil {
+			c.lose(parts, leaderNotAvailable(topic, parts[0].id))
+			delete(byLeader, noLeader)
+			if len(byLeader) == 0 {
+				continue
+			}
+		}
+		leader := c.nextLeader(byLeader)
+		parts := byLeader[leader]
+		resp := &fetchResponse{pool: c.bufs}
+		conn, err := c.c.nodeConn(leader)
+		if err == nil {
+			err = conn.Invoke(ctx, stratav1.Strata_Fetch_FullMethodName, c.fetchRequest(parts, 0, 0), resp, codecOption)
+		}
+		if err != nil {
+			err = fmt.Errorf("fetch from topic %q: %w", topic, err)
+			if ctx.Err() != nil || !callRetriable(err) {
+				return nil, err
+			}
+			c.lose(parts, err)
+			continue
+		}
+		return resp, nil
+	}
+}
+
+// nextLeader picks the leader after the last one fetched from, in node id
+// order, so that every leader gets its turn.
+func (c *Consumer) nextLeader(byLeader map[int32][]*consumerPart) int32 {
+	ids := slices.Sorted(maps.Keys(byLeader))
+	for _, id := range ids {
+		if id > c.lastLeader {
+			c.lastLeader = id
+			return id
+		}
+	}
+	c.lastLeader = ids[0]
+	return ids[0]
+}
+
+// nextStreamed returns the next response of the Follow streams, (re)opening
+// streams for partitions that have none when their backoff allows.
+func (c *Consumer) nextStreamed(ctx context.Context) (*fetchResponse, error) {
+	if c.items == nil {
+		c.items = make(chan streamItem, 4)
+	}
+	for {
+		if c.anyLost() && !time.Now().Before(c.retryAt) {
+			if err := c.route(ctx); err != nil {
+				return nil, err
+			}
+		}
+		var wake <-chan time.Time
+		var timer *time.Timer
+		if c.anyLost() {
+			timer = time.NewTimer(time.Until(c.retryAt))
+			wake = timer.C
+		}
+		var item streamItem
 		select {
 		case <-ctx.Done():
+		case <-wake:
+		case item = <-c.items:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		switch {
+		case item.src == nil && ctx.Err() != nil:
 			return nil, ctx.Err()
-		case item := <-c.stream.items:
+		case item.src != nil:
+			if c.streams[item.src.node] != item.src {
+				// From a stream closed since: its partitions were
+				// routed again from their positions.
+				if item.resp != nil {
+					c.bufs.put(item.resp.buf)
+				}
+				continue
+			}
 			if item.err == nil {
-				c.streamDelay = 0
+				if item.src.opened.After(c.failedAt) && !c.anyLost() {
+					c.recovered()
+				}
 				return item.resp, nil
 			}
-			c.closeStream()
-			if !errors.Is(item.err, io.EOF) && status.Code(item.err) != codes.Unavailable {
+			c.dropStream(item.src)
+			if !errors.Is(item.err, io.EOF) && !callRetriable(item.err) {
 				return nil, fmt.Errorf("fetch stream from topic %q: %w", c.opts.Topic, item.err)
 			}
-			// The broker ended the stream, or is unreachable for now:
-			// follow on with a new one from the current positions (the
-			// responses received before the failure were returned first).
-			if c.streamDelay == 0 {
-				c.streamDelay = streamRetryDelay
-			} else {
-				c.streamDelay = min(2*c.streamDelay, maxStreamRetryDelay)
-			}
-			timer := time.NewTimer(c.streamDelay)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return nil, ctx.Err()
-			case <-timer.C:
-			}
+			// The broker ended the stream, is unreachable for now, or
+			// no longer leads: follow on from the current positions
+			// (the responses received before the failure were returned
+			// first) wherever the partitions are led now.
+			c.failed(item.err)
 		}
 	}
 }
 
-func (c *Consumer) closeStream() {
-	if c.stream != nil {
-		c.stream.close()
-		c.stream = nil
+// dropStream closes a Follow stream and marks its partitions lost.
+func (c *Consumer) dropStream(s *fetchStream) {
+	s.close()
+	if c.streams[s.node] == s {
+		delete(c.streams, s.node)
+	}
+	for _, cp := range s.parts {
+		if cp.stream == s {
+			cp.stream = nil
+			cp.lost = true
+		}
 	}
 }
 
@@ -397,16 +610,30 @@ func (c *Consumer) closeStream() {
 // positions, advancing them, and calls fn for each data batch with the
 // partition and the position before the batch. It processes every partition
 // before returning the first error.
+//
+// A partition whose leader moved is not an error: it is marked lost, to be
+// read from its new leader.
 func (c *Consumer) forEachBatch(resp *fetchResponse, fn func(cp *consumerPart, h *record.Header, data []byte, from int64) error) error {
-	var firstErr error
+	var firstErr, lostErr error
+	var lost []*consumerPart
 	for _, pr := range resp.GetPartitions() {
 		cp := c.byID[pr.GetPartition()]
 		if cp == nil || (pr.GetTopic() != "" && pr.GetTopic() != c.opts.Topic) {
 			continue
 		}
+		if perr := newPartitionError(c.opts.Topic, cp.id, pr.GetError(), cp.pos, pr.GetNextOffset()); perr != nil && perr.leaderMoved() {
+			lost = append(lost, cp)
+			lostErr = perr
+			continue
+		}
 		if err := c.partitionBatches(cp, pr, fn); err != nil && firstErr == nil {
 			firstErr = err
 		}
+	}
+	if len(lost) > 0 {
+		c.lose(lost, lostErr)
+	} else if !c.opts.Follow && firstErr == nil && !c.anyLost() {
+		c.recovered()
 	}
 	return firstErr
 }
@@ -527,27 +754,31 @@ func (c *Consumer) collectBatches(resp *fetchResponse) ([]Batch, error) {
 	return out, err
 }
 
-// fetchStream runs one FetchStream call; a goroutine receives its responses
-// into items, ahead of the consumer by the channel's capacity.
+// fetchStream runs one FetchStream call to one leader; a goroutine receives
+// its responses into the consumer's items channel, ahead of the consumer by
+// the channel's capacity.
 type fetchStream struct {
+	node   int32
+	parts  []*consumerPart
+	opened time.Time
 	cancel context.CancelFunc
-	items  chan streamItem
 	done   chan struct{}
 }
 
 type streamItem struct {
+	src  *fetchStream
 	resp *fetchResponse
 	err  error
 }
 
-func openFetchStream(conn *grpc.ClientConn, req *stratav1.FetchRequest, bufs bufferPool) *fetchStream {
+func openFetchStream(conn *grpc.ClientConn, node int32, parts []*consumerPart, req *stratav1.FetchRequest, bufs bufferPool, items chan<- streamItem) *fetchStream {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &fetchStream{cancel: cancel, items: make(chan streamItem, 2), done: make(chan struct{})}
+	s := &fetchStream{node: node, parts: parts, opened: time.Now(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		err := s.run(ctx, conn, req, bufs)
+		err := s.run(ctx, conn, req, bufs, items)
 		select {
-		case s.items <- streamItem{err: err}:
+		case items <- streamItem{src: s, err: err}:
 		case <-ctx.Done():
 		}
 	}()
@@ -556,7 +787,7 @@ func openFetchStream(conn *grpc.ClientConn, req *stratav1.FetchRequest, bufs buf
 
 // run calls FetchStream and forwards its responses until it fails or ends
 // (io.EOF).
-func (s *fetchStream) run(ctx context.Context, conn *grpc.ClientConn, req *stratav1.FetchRequest, bufs bufferPool) error {
+func (s *fetchStream) run(ctx context.Context, conn *grpc.ClientConn, req *stratav1.FetchRequest, bufs bufferPool, items chan<- streamItem) error {
 	stream, err := conn.NewStream(ctx, &stratav1.Strata_ServiceDesc.Streams[0], stratav1.Strata_FetchStream_FullMethodName, codecOption)
 	if err != nil {
 		return err
@@ -575,7 +806,7 @@ func (s *fetchStream) run(ctx context.Context, conn *grpc.ClientConn, req *strat
 			return err
 		}
 		select {
-		case s.items <- streamItem{resp: resp}:
+		case items <- streamItem{src: s, resp: resp}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

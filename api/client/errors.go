@@ -21,7 +21,10 @@ type PartitionError struct {
 	Topic     string
 	Partition int32
 	Code      codes.Code
-	Message   string
+	// Reason is Kafka's name for the error when the broker gives one
+	// (ReasonNotLeaderOrFollower, ...), empty otherwise.
+	Reason  string
+	Message string
 	// Offset is the offset the request asked for (a fetch position), or -1
 	// when the request was not about an offset.
 	Offset int64
@@ -33,6 +36,10 @@ type PartitionError struct {
 
 func (e *PartitionError) Error() string {
 	where := fmt.Sprintf("topic %q partition %d", e.Topic, e.Partition)
+	code := e.Code.String()
+	if e.Reason != "" {
+		code += " (" + e.Reason + ")"
+	}
 	switch {
 	case e.Code == codes.DataLoss && e.Offset >= 0 && e.NextOffset > e.Offset:
 		return fmt.Sprintf("%s: data loss: offsets %d to %d cannot be read (next readable offset %d): %s",
@@ -40,9 +47,9 @@ func (e *PartitionError) Error() string {
 	case e.Code == codes.DataLoss && e.Offset >= 0:
 		return fmt.Sprintf("%s: data loss at offset %d: %s", where, e.Offset, e.Message)
 	case e.Offset >= 0:
-		return fmt.Sprintf("%s offset %d: %s: %s", where, e.Offset, e.Code, e.Message)
+		return fmt.Sprintf("%s offset %d: %s: %s", where, e.Offset, code, e.Message)
 	}
-	return fmt.Sprintf("%s: %s: %s", where, e.Code, e.Message)
+	return fmt.Sprintf("%s: %s: %s", where, code, e.Message)
 }
 
 // GRPCStatus makes status.Code and status.FromError see the partition's code.
@@ -61,6 +68,7 @@ func newPartitionError(topic string, partition int32, pe *stratav1.PartitionErro
 		Topic:      topic,
 		Partition:  partition,
 		Code:       codes.Code(pe.GetCode()),
+		Reason:     pe.GetReason(),
 		Message:    pe.GetMessage(),
 		Offset:     offset,
 		NextOffset: next,

@@ -57,3 +57,18 @@ func TestWrappedStatusErrorKeepsCode(t *testing.T) {
 		t.Fatalf("code %v", status.Code(err))
 	}
 }
+
+// Kafka's error name travels with the code, for people and for retries.
+func TestPartitionErrorKeepsKafkasReason(t *testing.T) {
+	perr := newPartitionError("t", 2, &stratav1.PartitionError{Code: int32(codes.Unavailable), Reason: ReasonNotLeaderOrFollower, Message: "broker 1 does not lead"}, -1, -1)
+	if perr.Reason != ReasonNotLeaderOrFollower || !perr.leaderMoved() {
+		t.Fatalf("%+v", perr)
+	}
+	if msg := perr.Error(); !strings.Contains(msg, "Unavailable (NOT_LEADER_OR_FOLLOWER)") {
+		t.Errorf("message %q", msg)
+	}
+	other := &PartitionError{Code: codes.FailedPrecondition, Message: "x"}
+	if other.leaderMoved() || other.produceRetriable() {
+		t.Errorf("%v taken for a leader change", other)
+	}
+}

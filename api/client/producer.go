@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -81,13 +80,8 @@ const (
 	DefaultMaxRequestBytes  = 16 << 20
 	DefaultRequestTimeout   = 30 * time.Second
 	DefaultDeliveryTimeout  = 2 * time.Minute
-	DefaultRetryBackoff     = 100 * time.Millisecond
 	DefaultMetadataMaxAge   = 5 * time.Minute
 )
-
-// maxRetryBackoff caps the doubling retry backoff (Kafka's
-// retry.backoff.max.ms default).
-const maxRetryBackoff = time.Second
 
 // requestGrace is added to the request timeout for the RPC deadline, so the
 // broker's own timeout (timeout_ms) answers first.
@@ -99,16 +93,26 @@ const initialBatchCapacity = 64 << 10
 
 // ProducerOptions configures a Producer. Zero fields take the defaults.
 //
-// Delivery is at least once, as with Kafka's producer without idempotence. A
-// request that fails with codes.Unavailable (the broker restarting, the
-// connection being re-established, or the broker reporting Unavailable for a
-// partition) is sent again, after RetryBackoff, until DeliveryTimeout. If the
-// broker had appended the first attempt before it failed (it died after the
-// append but before answering), the retried records are written twice. Other
-// failures are not retried; in particular codes.DeadlineExceeded is not: a
-// request that timed out may have been appended, and the caller, told so,
-// decides. A partition has no other request in flight while one of its
-// requests is retried, so retries keep each partition's order.
+// Each partition's batches go to the partition's leader; the partitions of
+// a topic with the same leader share a request. A partition whose request
+// fails in a way that a retry may fix is retried, after a metadata refresh
+// and a backoff (RetryBackoff doubling up to RetryBackoffMax), until
+// DeliveryTimeout: the broker no longer leads it (NOT_LEADER_OR_FOLLOWER), it
+// has no leader yet (LEADER_NOT_AVAILABLE), the broker does not know it
+// (UNKNOWN_TOPIC_OR_PARTITION, unless the refreshed metadata says the topic
+// or partition does not exist, which fails at once), acks=all could not be
+// met (NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT), any other codes.Unavailable,
+// or the whole call failed with codes.Unavailable or codes.DeadlineExceeded
+// (the broker restarting, or gone mid-call). Other failures are not retried.
+//
+// Delivery is at least once, as with Kafka's producer without idempotence:
+// a request the broker appended but did not acknowledge (it died first, the
+// call timed out, or acks=all timed out replicating) is appended again by its
+// retry, so records can be written twice. A partition has no other request in
+// flight while one of its batches waits for a retry, and a retried batch goes
+// out ahead of the partition's later ones, so retries keep each partition's
+// order; only a request that timed out and is appended late, after its retry,
+// can leave a duplicate behind later records.
 type ProducerOptions struct {
 	// Acks is the replication a request waits for (default AcksAll).
 	Acks Acks
@@ -144,16 +148,20 @@ type ProducerOptions struct {
 	// before it may still take up to RequestTimeout. A record that runs out
 	// of time fails with the last attempt's error.
 	DeliveryTimeout time.Duration
-	// RetryBackoff is the wait before the first retry of a request; it
-	// doubles with each further retry, up to 1 s (default 100 ms, Kafka's
-	// retry.backoff.ms).
+	// RetryBackoff is the wait before the first retry of a partition's
+	// batches; it doubles with each further retry, up to RetryBackoffMax
+	// (default 20 ms, Kafka's retry.backoff.ms). Waits vary by ±20%.
 	RetryBackoff time.Duration
+	// RetryBackoffMax caps the retry backoff (default 1 s, Kafka's
+	// retry.backoff.max.ms).
+	RetryBackoffMax time.Duration
 	// MetadataMaxAge is how long the producer uses a topic's partition
-	// count before it describes the topic again (default 5 minutes, Kafka's
-	// metadata.max.age.ms). A request that finds the topic missing
-	// (codes.NotFound) makes the next Produce to it describe it at once, so
+	// count and leaders before it asks for the metadata again (default 5
+	// minutes, Kafka's metadata.max.age.ms). A request that finds the topic
+	// missing (codes.NotFound) makes the next Produce to it ask at once, so
 	// a topic deleted and re-created with more partitions gets keyed records
-	// to the right partitions.
+	// to the right partitions; so does a record for a partition beyond the
+	// known count.
 	MetadataMaxAge time.Duration
 }
 
@@ -185,6 +193,10 @@ func (o ProducerOptions) withDefaults() ProducerOptions {
 	if o.RetryBackoff <= 0 {
 		o.RetryBackoff = DefaultRetryBackoff
 	}
+	if o.RetryBackoffMax <= 0 {
+		o.RetryBackoffMax = DefaultRetryBackoffMax
+	}
+	o.RetryBackoffMax = max(o.RetryBackoffMax, o.RetryBackoff)
 	if o.MetadataMaxAge <= 0 {
 		o.MetadataMaxAge = DefaultMetadataMaxAge
 	}
@@ -210,28 +222,31 @@ type Result struct {
 // callback holds back its partition and a request slot. For the same reason
 // a callback must not call Flush or Close, which wait for callbacks.
 type Producer struct {
-	opts   ProducerOptions
-	send   sendFunc
-	counts countFunc
+	opts    ProducerOptions
+	cluster producerCluster
 
 	// ctx bounds requests; Close cancels it once everything is flushed,
 	// CloseContext earlier (with its context's error as the cause) when it
 	// gives up.
-	ctx        context.Context
-	cancel     context.CancelCauseFunc
-	wg         sync.WaitGroup
-	lingerWake chan struct{}
-	lingerStop chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	wg        sync.WaitGroup
+	timerWake chan struct{}
+	timerStop chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 
 	mu   sync.Mutex
 	cond *sync.Cond // signalled when a partition becomes ready, and on stop
 	// topics holds the batching state of every topic produced to.
 	topics map[string]*topicState
 	// ready lists partitions with something to send and no request in
-	// flight, in the order they became ready.
+	// flight, in the order they became ready; a partition waiting out a
+	// retry backoff stays in it.
 	ready []*partState
+	// retryAt is when the earliest retry backoff of a ready partition ends
+	// (zero when none is known): timerLoop wakes the workers then.
+	retryAt time.Time
 	// lingerQ holds the open batches by deadline. Linger is one duration,
 	// so deadlines are in the order batches were opened and a FIFO suffices.
 	lingerQ    []lingerEntry
@@ -287,6 +302,13 @@ type partState struct {
 	tail     *batch
 	inFlight bool
 	queued   bool // in Producer.ready
+	// retries counts the failed attempts of the batches at the head of
+	// sealed, for the backoff; zero after a success. notBefore is when they
+	// may be sent again, lastErr the error they fail with if they run out
+	// of DeliveryTimeout.
+	retries   int
+	notBefore time.Time
+	lastErr   error
 }
 
 type batch struct {
@@ -312,51 +334,68 @@ type lingerEntry struct {
 	deadline time.Time
 }
 
-// sendFunc sends one produce request.
-type sendFunc func(context.Context, *produceWire) (*stratav1.ProduceResponse, error)
+// producerCluster is what a Producer needs of the cluster; *Client is the
+// one outside tests.
+type producerCluster interface {
+	// partitionCount returns a topic's partition count; refresh asks the
+	// cluster rather than the cache.
+	partitionCount(ctx context.Context, topic string, refresh bool) (int32, error)
+	// leaderOf returns the node leading a partition in the cached
+	// metadata, noLeader when there is none; it must not block.
+	leaderOf(topic string, partition int32) int32
+	// refreshMetadata makes the cached metadata of topics at least as new
+	// as since.
+	refreshMetadata(ctx context.Context, topics []string, since time.Time) error
+	// checkPartition returns a codes.NotFound error when the cached
+	// metadata says the partition does not exist.
+	checkPartition(topic string, partition int32) error
+	// produce sends a request to a node.
+	produce(ctx context.Context, node int32, w *produceWire) (*stratav1.ProduceResponse, error)
+}
 
-// countFunc returns a topic's partition count; refresh asks the broker rather
-// than a cache.
-type countFunc func(ctx context.Context, topic string, refresh bool) (int32, error)
+// produce sends a produce request to a broker. Without WaitForReady: a
+// broker that is down fails the call at once, and the producer retries on
+// whichever broker the refreshed metadata names, rather than waiting for
+// this one to come back.
+func (c *Client) produce(ctx context.Context, node int32, w *produceWire) (*stratav1.ProduceResponse, error) {
+	conn, err := c.nodeConn(node)
+	if err != nil {
+		return nil, err
+	}
+	resp := new(stratav1.ProduceResponse)
+	if err := conn.Invoke(ctx, stratav1.Strata_Produce_FullMethodName, w, resp, codecOption); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
 
 // NewProducer starts a producer on c. Close it to flush and stop its
 // goroutines.
 func NewProducer(c *Client, opts ProducerOptions) *Producer {
-	send := func(ctx context.Context, w *produceWire) (*stratav1.ProduceResponse, error) {
-		resp := new(stratav1.ProduceResponse)
-		// WaitForReady: a request made while the connection is being
-		// re-established (a broker restart) waits for it, up to the
-		// request's deadline, instead of failing at once.
-		if err := c.conn.Invoke(ctx, stratav1.Strata_Produce_FullMethodName, w, resp, codecOption, grpc.WaitForReady(true)); err != nil {
-			return nil, err
-		}
-		return resp, nil
-	}
-	return newProducer(send, c.partitionCount, opts)
+	return newProducer(c, opts)
 }
 
-func newProducer(send sendFunc, counts countFunc, opts ProducerOptions) *Producer {
+func newProducer(cluster producerCluster, opts ProducerOptions) *Producer {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	p := &Producer{
-		opts:       opts,
-		send:       send,
-		counts:     counts,
-		ctx:        ctx,
-		cancel:     cancel,
-		lingerWake: make(chan struct{}, 1),
-		lingerStop: make(chan struct{}),
-		topics:     make(map[string]*topicState),
-		space:      make(chan struct{}),
-		rng:        rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		maxFree:    min(64, opts.MaxBufferedBytes/opts.BatchBytes+opts.MaxInFlight),
+		opts:      opts,
+		cluster:   cluster,
+		ctx:       ctx,
+		cancel:    cancel,
+		timerWake: make(chan struct{}, 1),
+		timerStop: make(chan struct{}),
+		topics:    make(map[string]*topicState),
+		space:     make(chan struct{}),
+		rng:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		maxFree:   min(64, opts.MaxBufferedBytes/opts.BatchBytes+opts.MaxInFlight),
 	}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(opts.MaxInFlight + 1)
 	for range opts.MaxInFlight {
 		go p.worker()
 	}
-	go p.lingerLoop()
+	go p.timerLoop()
 	return p
 }
 
@@ -430,6 +469,16 @@ func (p *Producer) Produce(ctx context.Context, topic string, r Record, cb func(
 		}
 	}
 
+	if r.Partition >= t.count && !t.stale {
+		// The topic may have grown since the count was read.
+		t.stale = true
+		var err error
+		if t, err = p.lookupLocked(ctx, topic, t); err != nil {
+			p.mu.Unlock()
+			fail(r.Partition, err)
+			return
+		}
+	}
 	n := t.count
 	var part int32
 	sticky := false
@@ -494,7 +543,7 @@ func (p *Producer) lookupLocked(ctx context.Context, topic string, t *topicState
 		t.refreshing = true // one Produce refreshes; the others go on
 	}
 	p.mu.Unlock()
-	n, err := p.counts(ctx, topic, t != nil)
+	n, err := p.cluster.partitionCount(ctx, topic, t != nil)
 	p.mu.Lock()
 	if aging {
 		t.refreshing = false
@@ -575,10 +624,7 @@ func (p *Producer) openLocked(ps *partState, ts int64) {
 		return
 	}
 	if p.lingerHead == len(p.lingerQ) {
-		select {
-		case p.lingerWake <- struct{}{}:
-		default:
-		}
+		p.wakeTimer()
 	}
 	p.lingerQ = append(p.lingerQ, lingerEntry{ps: ps, seq: ps.openSeq, deadline: time.Now().Add(p.opts.Linger)})
 }
@@ -667,15 +713,24 @@ func (p *Producer) CloseContext(ctx context.Context) error {
 		p.stopping = true
 		p.cond.Broadcast()
 		p.mu.Unlock()
-		close(p.lingerStop)
+		close(p.timerStop)
 		p.wg.Wait()
 		p.cancel(ErrClosed)
 	})
 	return p.closeErr
 }
 
-// lingerLoop marks open batches due when their linger expires.
-func (p *Producer) lingerLoop() {
+// wakeTimer makes timerLoop look at its deadlines again.
+func (p *Producer) wakeTimer() {
+	select {
+	case p.timerWake <- struct{}{}:
+	default:
+	}
+}
+
+// timerLoop marks open batches due when their linger expires, and wakes the
+// workers when a partition's retry backoff ends.
+func (p *Producer) timerLoop() {
 	defer p.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -698,30 +753,52 @@ func (p *Producer) lingerLoop() {
 			clear(p.lingerQ[n:])
 			p.lingerQ, p.lingerHead = p.lingerQ[:n], 0
 		}
+		if !p.retryAt.IsZero() && !p.retryAt.After(now) {
+			p.cond.Broadcast()
+			p.retryAt = p.nextRetryLocked(now)
+		}
 		wait := time.Duration(-1)
 		if p.lingerHead < len(p.lingerQ) {
 			wait = p.lingerQ[p.lingerHead].deadline.Sub(now)
+		}
+		if !p.retryAt.IsZero() {
+			if w := p.retryAt.Sub(now); wait < 0 || w < wait {
+				wait = w
+			}
 		}
 		p.mu.Unlock()
 		if wait >= 0 {
 			timer.Reset(wait)
 		}
 		select {
-		case <-p.lingerStop:
+		case <-p.timerStop:
 			timer.Stop()
 			return
-		case <-p.lingerWake:
+		case <-p.timerWake:
 		case <-timer.C:
 		}
 		timer.Stop()
 	}
 }
 
+// nextRetryLocked returns the earliest backoff end after now among the
+// ready partitions, zero when none waits. Lock should be held.
+func (p *Producer) nextRetryLocked(now time.Time) time.Time {
+	var next time.Time
+	for _, ps := range p.ready {
+		if ps.notBefore.After(now) && (next.IsZero() || ps.notBefore.Before(next)) {
+			next = ps.notBefore
+		}
+	}
+	return next
+}
+
 // request is one produce request being sent: batches of some partitions of
-// one topic.
+// one topic that have the same leader.
 type request struct {
-	topic *topicState
-	parts []*partRequest
+	topic  *topicState
+	leader int32
+	parts  []*partRequest
 }
 
 type partRequest struct {
@@ -730,6 +807,13 @@ type partRequest struct {
 	records int
 	err     error // set when the partition failed
 	base    int64 // base offset from the response
+	// lastErr is the partition's error from its previous attempt, nil when
+	// the batches were not tried before.
+	lastErr error
+	// more means the partition has more batches in flight than these
+	// (these expired ahead of the others): completing these must not end
+	// the partition's in-flight state.
+	more bool
 }
 
 // worker sends one request at a time; MaxInFlight workers run.
@@ -737,31 +821,46 @@ func (p *Producer) worker() {
 	defer p.wg.Done()
 	for {
 		p.mu.Lock()
-		for len(p.ready) == 0 && !p.stopping {
+		var req *request
+		for {
+			if req = p.takeLocked(time.Now()); req != nil {
+				break
+			}
+			if p.stopping && len(p.ready) == 0 {
+				p.mu.Unlock()
+				return
+			}
 			p.cond.Wait()
 		}
-		if len(p.ready) == 0 {
-			p.mu.Unlock()
-			return
-		}
-		req := p.takeLocked()
 		p.mu.Unlock()
-		if req != nil {
-			p.sendRequest(req)
-		}
+		p.sendRequest(req)
 	}
 }
 
-// takeLocked builds a request from the first ready partition and the other
-// ready partitions of its topic, up to MaxRequestBytes. The partitions taken
-// are marked in flight. Lock should be held.
-func (p *Producer) takeLocked() *request {
-	t := p.ready[0].topic
-	req := &request{topic: t}
+// sendable reports whether ps may be sent now: it is not waiting out a
+// retry backoff, or the producer is giving up (CloseContext), in which case
+// waiting is pointless. Lock should be held.
+func (p *Producer) sendable(ps *partState, now time.Time) bool {
+	return !ps.notBefore.After(now) || p.ctx.Err() != nil
+}
+
+// takeLocked builds a request from the first sendable ready partition and
+// the other sendable ready partitions of its topic with the same leader, up
+// to MaxRequestBytes. The partitions taken are marked in flight. It returns
+// nil when no partition is sendable. Lock should be held.
+func (p *Producer) takeLocked(now time.Time) *request {
+	first := slices.IndexFunc(p.ready, func(ps *partState) bool { return p.sendable(ps, now) })
+	if first < 0 {
+		return nil
+	}
+	t := p.ready[first].topic
+	req := &request{topic: t, leader: p.cluster.leaderOf(t.name, p.ready[first].id)}
 	total := 0
 	kept := p.ready[:0]
-	for _, ps := range p.ready {
-		if ps.topic != t || (len(req.parts) > 0 && total >= p.opts.MaxRequestBytes) {
+	for i, ps := range p.ready {
+		if i < first || ps.topic != t || !p.sendable(ps, now) ||
+			(i > first && p.cluster.leaderOf(t.name, ps.id) != req.leader) ||
+			(len(req.parts) > 0 && total >= p.opts.MaxRequestBytes) {
 			kept = append(kept, ps)
 			continue
 		}
@@ -785,7 +884,7 @@ func (p *Producer) takeLocked() *request {
 			}
 			continue
 		}
-		pr := &partRequest{ps: ps, batches: make([]*batch, n)}
+		pr := &partRequest{ps: ps, batches: make([]*batch, n), lastErr: ps.lastErr}
 		copy(pr.batches, ps.sealed)
 		rest := copy(ps.sealed, ps.sealed[n:])
 		clear(ps.sealed[rest:])
@@ -805,62 +904,74 @@ func (p *Producer) takeLocked() *request {
 	return req
 }
 
-// sendRequest encodes, sends and completes one request, retrying the
-// partitions that failed with codes.Unavailable until their delivery timeout.
-// The partitions being retried stay in flight; the others complete at once.
+// sendRequest encodes, sends and completes one request. Partitions that
+// failed in a way a retry may fix go back to the head of their queue after a
+// metadata refresh, to be sent after a backoff to whichever broker then leads
+// them; they stay in flight until then, so nothing of theirs overtakes them.
 func (p *Producer) sendRequest(req *request) {
-	var pending, done []*partRequest
+	t := req.topic
+	now := time.Now()
+	var sending, done, expired []*partRequest
 	for _, pr := range req.parts {
 		pr.base = -1
 		if pr.err = p.encode(pr); pr.err != nil {
 			done = append(done, pr)
-		} else {
-			pending = append(pending, pr)
+			continue
 		}
-	}
-	backoff := p.opts.RetryBackoff
-	for len(pending) > 0 {
-		var retry []*partRequest
-		if err := context.Cause(p.ctx); err != nil {
-			p.failAll(req.topic.name, pending, err) // CloseContext gave up
-		} else {
-			retry = p.attempt(req.topic, pending)
-		}
-		now := time.Now()
-		keep := pending[:0]
-		for _, pr := range pending {
-			if slices.Contains(retry, pr) && now.Before(pr.batches[0].opened.Add(p.opts.DeliveryTimeout)) {
-				keep = append(keep, pr)
-			} else {
-				done = append(done, pr)
+		if pr.lastErr != nil {
+			// Batches that already failed and have run out of time
+			// fail now, without another attempt.
+			if x := p.splitExpired(pr, now, pr.lastErr); x != nil {
+				expired = append(expired, x)
 			}
 		}
-		pending = keep
-		if len(done) > 0 {
-			p.complete(req.topic, done)
-			done = done[:0]
+		if len(pr.batches) > 0 {
+			sending = append(sending, pr)
 		}
-		if len(pending) == 0 {
-			break
+	}
+	if len(expired) > 0 {
+		p.complete(t, expired)
+	}
+	var retry []*partRequest
+	if len(sending) > 0 {
+		if err := context.Cause(p.ctx); err != nil {
+			p.failAll(t.name, sending, err) // CloseContext gave up
+			done = append(done, sending...)
+		} else {
+			retry = p.attempt(req.leader, t, sending)
+			for _, pr := range sending {
+				if !slices.Contains(retry, pr) {
+					done = append(done, pr)
+				}
+			}
 		}
-		timer := time.NewTimer(backoff)
-		select {
-		case <-timer.C:
-		case <-p.ctx.Done():
-			timer.Stop()
-		}
-		backoff = min(2*backoff, max(maxRetryBackoff, p.opts.RetryBackoff))
+	}
+	if len(retry) > 0 {
+		var final []*partRequest
+		retry, final = p.prepareRetry(t, retry)
+		done = append(done, final...)
 	}
 	if len(done) > 0 {
-		p.complete(req.topic, done)
+		p.complete(t, done)
+	}
+	if len(retry) > 0 {
+		p.requeue(t, retry)
 	}
 }
 
-// attempt sends the partitions' batches once and sets each partition's base
-// offset or error. It returns the partitions whose error is worth a retry:
-// codes.Unavailable, for the whole request or the partition.
-func (p *Producer) attempt(t *topicState, parts []*partRequest) (retry []*partRequest) {
+// attempt sends the partitions' batches once to leader and sets each
+// partition's base offset or error. It returns the partitions whose error is
+// worth a retry.
+func (p *Producer) attempt(leader int32, t *topicState, parts []*partRequest) (retry []*partRequest) {
 	topic := t.name
+	var resp *stratav1.ProduceResponse
+	var err error
+	if leader == noLeader {
+		for _, pr := range parts {
+			pr.base, pr.err = -1, leaderNotAvailable(topic, pr.ps.id)
+		}
+		return parts
+	}
 	w := &produceWire{
 		topic:     topic,
 		acks:      p.opts.Acks.proto(),
@@ -870,44 +981,129 @@ func (p *Producer) attempt(t *topicState, parts []*partRequest) (retry []*partRe
 		w.parts = append(w.parts, wirePart{partition: pr.ps.id, batches: pr.batches})
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, p.opts.RequestTimeout+requestGrace)
-	resp, err := p.send(ctx, w)
+	resp, err = p.cluster.produce(ctx, leader, w)
 	cancel()
-	if err != nil {
-		if cause := context.Cause(p.ctx); cause != nil {
-			// CloseContext cancelled the call: report its context's error.
-			err = cause
-		}
+	closing := context.Cause(p.ctx)
+	if err != nil && closing != nil {
+		// CloseContext cancelled the call: report its context's error.
+		err = closing
 	}
 	results := make(map[int32]*stratav1.ProducePartitionResult, len(resp.GetPartitions()))
 	for _, r := range resp.GetPartitions() {
 		results[r.GetPartition()] = r
 	}
-	notFound := false
 	for _, pr := range parts {
 		pr.base = -1
 		pr.err = nil
+		retriable := false
 		if err != nil {
 			pr.err = fmt.Errorf("produce %d records to topic %q partition %d: %w", pr.records, topic, pr.ps.id, err)
+			retriable = closing == nil && callRetriable(err)
 		} else if res := results[pr.ps.id]; res == nil {
 			pr.err = status.Errorf(codes.Internal, "produce to topic %q partition %d: no result in the response", topic, pr.ps.id)
 		} else if perr := newPartitionError(topic, pr.ps.id, res.GetError(), -1, -1); perr != nil {
 			pr.err = perr
+			retriable = closing == nil && perr.produceRetriable()
 		} else if p.opts.Acks != AcksNone && res.GetBaseOffset() >= 0 {
 			pr.base = res.GetBaseOffset()
 		}
-		switch status.Code(pr.err) {
-		case codes.Unavailable:
-			if p.ctx.Err() == nil {
-				retry = append(retry, pr)
-			}
-		case codes.NotFound:
-			notFound = true
+		if retriable {
+			retry = append(retry, pr)
 		}
 	}
-	if notFound {
+	return retry
+}
+
+// prepareRetry refreshes the metadata after the partitions failed, and
+// splits them into those to retry and those that failed for good: the
+// broker did not know the topic or partition, and neither does the refreshed
+// metadata.
+func (p *Producer) prepareRetry(t *topicState, parts []*partRequest) (retry, final []*partRequest) {
+	failed := time.Now()
+	ctx, cancel := context.WithTimeout(p.ctx, p.opts.RequestTimeout)
+	err := p.cluster.refreshMetadata(ctx, []string{t.name}, failed)
+	cancel()
+	if err != nil {
+		// Retry all the same: the cluster may be back by then.
+		retry = parts
+		return retry, nil
+	}
+	stale := false
+	for _, pr := range parts {
+		if unknownTopic(pr.err) {
+			if err := p.cluster.checkPartition(t.name, pr.ps.id); err != nil {
+				stale = true
+				final = append(final, pr)
+				continue
+			}
+		}
+		retry = append(retry, pr)
+	}
+	if stale {
 		p.markStale(t)
 	}
-	return retry
+	return retry, final
+}
+
+// requeue puts failed partitions' batches back at the head of their queues,
+// to be sent again after their backoff; the batches that ran out of
+// DeliveryTimeout fail now with the partition's error.
+func (p *Producer) requeue(t *topicState, parts []*partRequest) {
+	now := time.Now()
+	var expired []*partRequest
+	for _, pr := range parts {
+		if x := p.splitExpired(pr, now, pr.err); x != nil {
+			expired = append(expired, x)
+		}
+	}
+	if len(expired) > 0 {
+		// Their callbacks run before the partition can be taken again:
+		// it is still in flight.
+		p.complete(t, expired)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pr := range parts {
+		if len(pr.batches) == 0 {
+			continue // all expired: complete released the partition
+		}
+		ps := pr.ps
+		ps.sealed = append(pr.batches[:len(pr.batches):len(pr.batches)], ps.sealed...)
+		ps.retries++
+		ps.lastErr = pr.err
+		ps.notBefore = now.Add(retryDelay(p.opts.RetryBackoff, p.opts.RetryBackoffMax, ps.retries, p.rng))
+		// Waiting past the oldest batch's deadline is pointless: it fails
+		// then, rather than after the whole backoff.
+		if d := pr.batches[0].opened.Add(p.opts.DeliveryTimeout); d.Before(ps.notBefore) {
+			ps.notBefore = d
+		}
+		ps.inFlight = false
+		p.queueLocked(ps)
+		if p.retryAt.IsZero() || ps.notBefore.Before(p.retryAt) {
+			p.retryAt = ps.notBefore
+			p.wakeTimer()
+		}
+	}
+}
+
+// splitExpired removes from pr the leading batches whose DeliveryTimeout has
+// passed and returns them as a part failed with err, or nil when none has.
+// Batches are in the order they were opened, so the expired ones lead.
+func (p *Producer) splitExpired(pr *partRequest, now time.Time, err error) *partRequest {
+	n := 0
+	for n < len(pr.batches) && !now.Before(pr.batches[n].opened.Add(p.opts.DeliveryTimeout)) {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	x := &partRequest{ps: pr.ps, batches: pr.batches[:n:n], err: err, base: -1, more: n < len(pr.batches)}
+	for _, bt := range x.batches {
+		x.records += len(bt.cbs)
+	}
+	pr.batches = pr.batches[n:]
+	pr.records -= x.records
+	return x
 }
 
 // failAll fails the partitions with err without sending them.
@@ -934,7 +1130,8 @@ func (p *Producer) encode(pr *partRequest) error {
 }
 
 // complete releases the buffer space of some partitions of a request, calls
-// their callbacks in order and hands the partitions back to the ready list.
+// their callbacks in order and hands the partitions back to the ready list
+// (except those with more batches in flight).
 func (p *Producer) complete(t *topicState, parts []*partRequest) {
 	released := 0
 	for _, pr := range parts {
@@ -968,12 +1165,16 @@ func (p *Producer) complete(t *topicState, parts []*partRequest) {
 	p.mu.Lock()
 	for _, pr := range parts {
 		ps := pr.ps
-		ps.inFlight = false
 		for _, bt := range pr.batches {
 			if ps.tail == bt {
 				ps.tail = nil
 			}
 		}
+		if pr.more {
+			continue
+		}
+		ps.inFlight = false
+		ps.retries, ps.notBefore, ps.lastErr = 0, time.Time{}, nil
 		p.queueLocked(ps)
 	}
 	p.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,13 +119,58 @@ func (f *fakeLog) batchesOf() (sizes, counts []int, partitions []int32) {
 	return sizes, counts, partitions
 }
 
+// countFunc returns a topic's partition count; refresh asks the cluster
+// rather than a cache.
+type countFunc func(ctx context.Context, topic string, refresh bool) (int32, error)
+
+// sendFunc sends one produce request.
+type sendFunc func(context.Context, *produceWire) (*stratav1.ProduceResponse, error)
+
 func fixedCount(n int32) countFunc {
 	return func(context.Context, string, bool) (int32, error) { return n, nil }
 }
 
+// testCluster is a producerCluster of one broker, node 1, which leads every
+// partition: count gives partition counts, send takes the requests.
+type testCluster struct {
+	count countFunc
+	send  sendFunc
+	// check, if set, says whether a partition exists after a refresh
+	// (nil: it does).
+	check func(topic string, partition int32) error
+	// refreshes counts the metadata refreshes asked for.
+	refreshes atomic.Int32
+}
+
+func newTestCluster(count countFunc, send sendFunc) *testCluster {
+	return &testCluster{count: count, send: send}
+}
+
+func (c *testCluster) partitionCount(ctx context.Context, topic string, refresh bool) (int32, error) {
+	return c.count(ctx, topic, refresh)
+}
+
+func (c *testCluster) leaderOf(string, int32) int32 { return 1 }
+
+func (c *testCluster) refreshMetadata(context.Context, []string, time.Time) error {
+	c.refreshes.Add(1)
+	return nil
+}
+
+func (c *testCluster) checkPartition(topic string, partition int32) error {
+	if c.check == nil {
+		return nil
+	}
+	return c.check(topic, partition)
+}
+
+func (c *testCluster) produce(ctx context.Context, _ int32, w *produceWire) (*stratav1.ProduceResponse, error) {
+	return c.send(ctx, w)
+}
+
 func startProducer(t *testing.T, f *fakeLog, partitions int32, opts ProducerOptions) *Producer {
 	t.Helper()
-	p := newProducer(f.sendWire, fixedCount(partitions), opts)
+	p := newProducer(newTestCluster(fixedCount(partitions), f.sendWire), opts)
 	t.Cleanup(func() { _ = p.Close() })
 	return p
 }
@@ -519,7 +565,7 @@ func TestUnknownTopicFailsTheRecord(t *testing.T) {
 	counts := func(context.Context, string, bool) (int32, error) {
 		return 0, fmt.Errorf("describe topic: %w", status.Error(codes.NotFound, "no such topic"))
 	}
-	p := newProducer(f.sendWire, counts, ProducerOptions{})
+	p := newProducer(newTestCluster(counts, f.sendWire), ProducerOptions{})
 	defer p.Close()
 	var rs results
 	p.Produce(context.Background(), "nope", Record{Value: []byte("x")}, rs.cb("x"))
@@ -531,7 +577,7 @@ func TestUnknownTopicFailsTheRecord(t *testing.T) {
 
 func TestCloseFlushesThenRefuses(t *testing.T) {
 	f := newFakeLog(t)
-	p := newProducer(f.sendWire, fixedCount(1), ProducerOptions{Linger: time.Hour})
+	p := newProducer(newTestCluster(fixedCount(1), f.sendWire), ProducerOptions{Linger: time.Hour})
 	var rs results
 	p.Produce(context.Background(), "t", Record{Value: []byte("a")}, rs.cb("a"))
 	if err := p.Close(); err != nil {

@@ -172,16 +172,17 @@ func (bp *batchPool) Put(b *[]byte) {
 
 // Field numbers of FetchResponse, FetchPartitionResult and PartitionError.
 const (
-	fieldFetchPartitions  = 1
-	fieldResultTopic      = 1
-	fieldResultPartition  = 2
-	fieldResultHighWater  = 3
-	fieldResultLogStart   = 4
-	fieldResultRecBatches = 5
-	fieldResultError      = 7
-	fieldResultNextOffset = 8
-	fieldPartitionErrCode = 1
-	fieldPartitionErrMsg  = 2
+	fieldFetchPartitions    = 1
+	fieldResultTopic        = 1
+	fieldResultPartition    = 2
+	fieldResultHighWater    = 3
+	fieldResultLogStart     = 4
+	fieldResultRecBatches   = 5
+	fieldResultError        = 7
+	fieldResultNextOffset   = 8
+	fieldPartitionErrCode   = 1
+	fieldPartitionErrMsg    = 2
+	fieldPartitionErrReason = 3
 )
 
 // fetchResponse is a FetchResponse as the consumer reads it: record batches
@@ -285,6 +286,8 @@ func (r *fetchResult) decode(b []byte) error {
 					r.err.Code = int32(x)
 				case num == fieldPartitionErrMsg && typ == protowire.BytesType:
 					r.err.Message = string(v)
+				case num == fieldPartitionErrReason && typ == protowire.BytesType:
+					r.err.Reason = string(v)
 				}
 				return nil
 			})

@@ -81,7 +81,7 @@ func TestFetchResponseDecodesLikeProtobuf(t *testing.T) {
 			// Structured records are not read by the consumer: skipped.
 			Records: []*stratav1.Record{{Key: []byte("k"), Offset: 3}}},
 		{Topic: "orders", Partition: 0, HighWatermark: -1, NextOffset: -1,
-			Error: &stratav1.PartitionError{Code: 11, Message: "offset out of range"}},
+			Error: &stratav1.PartitionError{Code: 11, Message: "offset out of range", Reason: "OFFSET_OUT_OF_RANGE"}},
 		{},
 	}}
 	b, err := proto.Marshal(msg)

@@ -22,11 +22,12 @@ type clientFlags struct {
 
 func (f *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.bootstrap, "bootstrap-server", "",
-		"broker gRPC address HOST:PORT (default "+client.DefaultAddr+", or $"+bootstrapEnv+")")
+		"gRPC address HOST:PORT of any broker of the cluster, or several comma-separated (default "+client.DefaultAddr+", or $"+bootstrapEnv+")")
 }
 
-// addr resolves the broker address: the flag, else the environment, else the
-// default.
+// addr resolves the bootstrap server list: the flag, else the environment,
+// else the default. Any one broker is enough: the client finds the others
+// from it.
 func (f *clientFlags) addr() string {
 	return resolveBootstrap(f.bootstrap, os.Getenv(bootstrapEnv))
 }

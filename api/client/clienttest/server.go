@@ -1,19 +1,28 @@
-// Package clienttest runs an in-memory Strata gRPC server, for tests of code
+// Package clienttest runs in-memory Strata gRPC servers, for tests of code
 // that uses package client (the client itself, the CLI) without a broker.
 //
-// It serves the API contract of api/strata/v1 in the simplest way: one
-// broker (id 1), each partition an in-memory list of batches stored as
-// received with offsets stamped, high watermark = log end, no replication,
-// no retention. It is not the broker and checks only what a client relies on;
-// tests of the broker itself start the real one.
+// It serves the API contract of api/strata/v1 in the simplest way. A Cluster
+// is one or more brokers (node ids 1, 2, ...), each on its own loopback port,
+// sharing one state: topics, and per partition an in-memory list of batches
+// stored as received with offsets stamped (high watermark = log end, no
+// retention), a leader, replicas and an ISR. Replication is not simulated:
+// every broker sees the same log, so moving a leader loses nothing, and only
+// the leader accepts Produce and serves Fetch and ListOffsets for a
+// partition; the others answer NOT_LEADER_OR_FOLLOWER, as a real follower
+// does. Tests move leaders (SetLeader) and remove brokers (RemoveBroker) to
+// check that clients follow. It is not the broker and checks only what a
+// client relies on; tests of the broker itself start the real one.
 package clienttest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,23 +43,52 @@ var defaultConfigs = map[string]string{
 	"max.message.bytes": "1048588",
 }
 
-// Server is an in-memory Strata server listening on a loopback port.
+// Kafka's error names the servers report in PartitionError.reason.
+const (
+	reasonNotLeader     = "NOT_LEADER_OR_FOLLOWER"
+	reasonNoLeader      = "LEADER_NOT_AVAILABLE"
+	reasonUnknownTopic  = "UNKNOWN_TOPIC_OR_PARTITION"
+	reasonOutOfRange    = "OFFSET_OUT_OF_RANGE"
+	reasonInvalidRecord = "CORRUPT_MESSAGE"
+)
+
+// Cluster is a set of in-memory brokers sharing one cluster state.
+type Cluster struct {
+	mu      sync.Mutex
+	brokers []*Server // by node id: brokers[i] has id i+1
+	topics  map[string]*topic
+	// changed is closed and replaced whenever a log grows or a leader
+	// moves, waking fetches that wait.
+	changed chan struct{}
+}
+
+// Server is one in-memory broker of a Cluster, listening on a loopback
+// port.
 type Server struct {
 	stratav1.UnimplementedStrataServer
 
 	// Addr is the host:port to dial.
 	Addr string
+	// ID is the broker's node id.
+	ID int32
 
+	c    *Cluster
 	grpc *grpc.Server
 
-	mu     sync.Mutex
-	topics map[string]*topic
-	// changed is closed and replaced whenever a log grows.
-	changed chan struct{}
+	// The fields below are guarded by c.mu.
+
+	// removed means the broker left the cluster (RemoveBroker).
+	removed bool
+	// noMetadata makes Metadata answer codes.Unimplemented, as a broker
+	// from before replication.
+	noMetadata bool
 	// produceHook, if set, runs before every Produce; a non-nil error is
 	// returned as the RPC's error.
 	produceHook func(*stratav1.ProduceRequest) error
 	produces    int
+	metadatas   int
+	// produced lists the partitions of every Produce call, in order.
+	produced [][]int32
 	// endStreams is closed (and replaced) by EndFetchStreams to end the
 	// open FetchStream calls with endErr.
 	endStreams chan struct{}
@@ -70,74 +108,214 @@ type partitionLog struct {
 	batches [][]byte // stamped batches, in offset order
 	bases   []int64  // base offset of each batch
 	end     int64    // log end offset = high watermark
+
+	leader   int32 // -1: none
+	epoch    int32
+	replicas []int32
+	isr      []int32
 }
 
-// NewServer starts a server on 127.0.0.1 and stops it when the test ends.
+// NewServer starts a one-broker cluster and returns its broker (id 1). It
+// stops when the test ends.
 func NewServer(tb testing.TB) *Server {
 	tb.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("clienttest: listen: %v", err)
+	return NewCluster(tb, 1).Broker(1)
+}
+
+// NewCluster starts n brokers, with node ids 1 to n, on 127.0.0.1. They
+// stop when the test ends.
+func NewCluster(tb testing.TB, n int) *Cluster {
+	tb.Helper()
+	c := &Cluster{topics: make(map[string]*topic), changed: make(chan struct{})}
+	for i := range n {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("clienttest: listen: %v", err)
+		}
+		s := &Server{
+			Addr:       lis.Addr().String(),
+			ID:         int32(i + 1),
+			c:          c,
+			grpc:       grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20)),
+			endStreams: make(chan struct{}),
+		}
+		stratav1.RegisterStrataServer(s.grpc, s)
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			_ = s.grpc.Serve(lis)
+		}()
+		tb.Cleanup(func() {
+			s.grpc.Stop()
+			<-served
+		})
+		c.brokers = append(c.brokers, s)
 	}
-	s := &Server{
-		Addr:       lis.Addr().String(),
-		grpc:       grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20)),
-		topics:     make(map[string]*topic),
-		changed:    make(chan struct{}),
-		endStreams: make(chan struct{}),
+	return c
+}
+
+// Broker returns the broker with node id id.
+func (c *Cluster) Broker(id int32) *Server {
+	return c.brokers[id-1]
+}
+
+// Addrs returns the brokers' addresses, by node id, comma-separated: a
+// bootstrap server list.
+func (c *Cluster) Addrs() string {
+	var out []string
+	for _, s := range c.brokers {
+		out = append(out, s.Addr)
 	}
-	stratav1.RegisterStrataServer(s.grpc, s)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = s.grpc.Serve(lis)
-	}()
-	tb.Cleanup(func() {
-		s.grpc.Stop()
-		<-served
-	})
-	return s
+	return strings.Join(out, ",")
+}
+
+// SetLeader makes node leader (-1: none) lead the partition, as an election
+// would: the leader epoch grows, and the leader joins the ISR. Fetches and
+// streams the old leader serves for the partition end with
+// NOT_LEADER_OR_FOLLOWER.
+func (c *Cluster) SetLeader(topicName string, partition, leader int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pl := c.partitionLocked(topicName, partition)
+	pl.leader = leader
+	pl.epoch++
+	if leader >= 0 && !slices.Contains(pl.isr, leader) {
+		pl.isr = append(pl.isr, leader)
+	}
+	c.wakeLocked()
+}
+
+// Leader returns the node leading the partition, -1 when none does.
+func (c *Cluster) Leader(topicName string, partition int32) int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.partitionLocked(topicName, partition).leader
+}
+
+// RemoveBroker stops a broker and takes it out of the cluster metadata, as
+// when a broker dies and its session expires: each partition it led moves
+// to its next live replica (or has no leader), and it leaves every ISR.
+func (c *Cluster) RemoveBroker(id int32) {
+	s := c.Broker(id)
+	c.mu.Lock()
+	s.removed = true
+	for _, t := range c.topics {
+		for _, pl := range t.partitions {
+			pl.isr = slices.DeleteFunc(pl.isr, func(r int32) bool { return r == id })
+			if pl.leader != id {
+				continue
+			}
+			pl.leader = -1
+			for _, r := range pl.replicas {
+				if !c.Broker(r).removed {
+					pl.leader = r
+					break
+				}
+			}
+			pl.epoch++
+		}
+	}
+	c.wakeLocked()
+	c.mu.Unlock()
+	s.grpc.Stop()
+}
+
+func (c *Cluster) partitionLocked(topicName string, partition int32) *partitionLog {
+	t := c.topics[topicName]
+	if t == nil || partition < 0 || int(partition) >= len(t.partitions) {
+		panic(fmt.Sprintf("clienttest: no partition %s/%d", topicName, partition))
+	}
+	return t.partitions[partition]
+}
+
+func (c *Cluster) wakeLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// liveLocked returns the ids of the brokers in the cluster.
+func (c *Cluster) liveLocked() []int32 {
+	var out []int32
+	for _, s := range c.brokers {
+		if !s.removed {
+			out = append(out, s.ID)
+		}
+	}
+	return out
+}
+
+// SetMetadataUnimplemented makes the broker answer Metadata with
+// codes.Unimplemented (or serve it again), as a broker from before
+// replication.
+func (s *Server) SetMetadataUnimplemented(on bool) {
+	s.c.mu.Lock()
+	s.noMetadata = on
+	s.c.mu.Unlock()
 }
 
 // SetProduceHook installs fn to run before every Produce (nil removes it).
 // It may sleep to delay requests, or return an error to fail them.
 func (s *Server) SetProduceHook(fn func(*stratav1.ProduceRequest) error) {
-	s.mu.Lock()
+	s.c.mu.Lock()
 	s.produceHook = fn
-	s.mu.Unlock()
+	s.c.mu.Unlock()
 }
 
 // EndFetchStreams ends every open FetchStream call with err (as a broker
 // shutting down ends them with codes.Unavailable). Calls opened later are not
 // affected.
 func (s *Server) EndFetchStreams(err error) {
-	s.mu.Lock()
+	s.c.mu.Lock()
 	s.endErr = err
 	close(s.endStreams)
 	s.endStreams = make(chan struct{})
-	s.mu.Unlock()
+	s.c.mu.Unlock()
 }
 
 // FetchStreams returns the requests of the FetchStream calls served so far,
 // in the order they were opened.
 func (s *Server) FetchStreams() []*stratav1.FetchRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
 	return append([]*stratav1.FetchRequest(nil), s.streamStarts...)
 }
 
 // Produces is the number of Produce calls served.
 func (s *Server) Produces() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
 	return s.produces
+}
+
+// MetadataCalls is the number of Metadata calls served.
+func (s *Server) MetadataCalls() int {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.metadatas
+}
+
+// ProducedPartitions returns the partitions of every Produce call served,
+// in the order of the calls.
+func (s *Server) ProducedPartitions() [][]int32 {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	out := make([][]int32, len(s.produced))
+	for i, ps := range s.produced {
+		out[i] = slices.Clone(ps)
+	}
+	return out
 }
 
 // Batches returns copies of the stored batches of a partition.
 func (s *Server) Batches(topicName string, partition int32) [][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.topics[topicName]
+	return s.c.Batches(topicName, partition)
+}
+
+// Batches returns copies of the stored batches of a partition.
+func (c *Cluster) Batches(topicName string, partition int32) [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.topics[topicName]
 	if t == nil || partition < 0 || int(partition) >= len(t.partitions) {
 		return nil
 	}
@@ -152,20 +330,28 @@ func (s *Server) Batches(topicName string, partition int32) [][]byte {
 // stored batch, so its CRC no longer matches, and returns the batch's offset
 // range [base, next).
 func (s *Server) CorruptBatch(topicName string, partition int32, index int) (base, next int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.topics[topicName].partitions[partition].batches[index]
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	b := s.c.partitionLocked(topicName, partition).batches[index]
 	b[len(b)-1] ^= 0xff
 	h, _ := record.ParseHeader(b)
 	return h.BaseOffset, h.NextOffset()
 }
 
-func (s *Server) describe(name string, t *topic) *stratav1.TopicDescription {
+func partitionInfo(i int, pl *partitionLog) *stratav1.PartitionInfo {
+	return &stratav1.PartitionInfo{
+		Partition:   int32(i),
+		Leader:      pl.leader,
+		LeaderEpoch: pl.epoch,
+		Replicas:    slices.Clone(pl.replicas),
+		Isr:         slices.Clone(pl.isr),
+	}
+}
+
+func (c *Cluster) describeLocked(name string, t *topic) *stratav1.TopicDescription {
 	d := &stratav1.TopicDescription{Name: name, TopicId: t.id, ReplicationFactor: t.rf}
-	for i := range t.partitions {
-		d.Partitions = append(d.Partitions, &stratav1.PartitionInfo{
-			Partition: int32(i), Leader: 1, Replicas: []int32{1}, Isr: []int32{1},
-		})
+	for i, pl := range t.partitions {
+		d.Partitions = append(d.Partitions, partitionInfo(i, pl))
 	}
 	d.Configs = configEntries(t)
 	return d
@@ -185,25 +371,86 @@ func configEntries(t *topic) []*stratav1.ConfigEntry {
 	return out
 }
 
-func (s *Server) topicLocked(name string) (*topic, error) {
-	t := s.topics[name]
+func (c *Cluster) topicLocked(name string) (*topic, error) {
+	t := c.topics[name]
 	if t == nil {
 		return nil, status.Errorf(codes.NotFound, "topic %q does not exist", name)
 	}
 	return t, nil
 }
 
-// CreateTopic implements stratav1.StrataServer.
+func partitionError(code codes.Code, reason, msg string) *stratav1.PartitionError {
+	return &stratav1.PartitionError{Code: int32(code), Reason: reason, Message: msg}
+}
+
+// leadLocked returns the partition's log if this broker leads it, else the
+// error a non-leader answers. Lock should be held.
+func (s *Server) leadLocked(topicName string, partition int32) (*partitionLog, *stratav1.PartitionError) {
+	t := s.c.topics[topicName]
+	if t == nil || partition < 0 || int(partition) >= len(t.partitions) {
+		return nil, partitionError(codes.NotFound, reasonUnknownTopic, "unknown topic or partition")
+	}
+	pl := t.partitions[partition]
+	switch pl.leader {
+	case s.ID:
+		return pl, nil
+	case -1:
+		return nil, partitionError(codes.Unavailable, reasonNoLeader, "the partition has no leader")
+	}
+	return nil, partitionError(codes.Unavailable, reasonNotLeader, fmt.Sprintf("broker %d does not lead the partition", s.ID))
+}
+
+// Metadata implements stratav1.StrataServer.
+func (s *Server) Metadata(_ context.Context, req *stratav1.MetadataRequest) (*stratav1.MetadataResponse, error) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.metadatas++
+	if s.noMetadata {
+		return nil, status.Error(codes.Unimplemented, "method Metadata not implemented")
+	}
+	resp := &stratav1.MetadataResponse{ControllerId: -1}
+	for _, id := range s.c.liveLocked() {
+		b := s.c.Broker(id)
+		resp.Brokers = append(resp.Brokers, &stratav1.BrokerInfo{NodeId: id, GrpcAddr: b.Addr})
+		if resp.ControllerId < 0 {
+			resp.ControllerId = id
+		}
+	}
+	names := req.GetTopics()
+	if len(names) == 0 {
+		for name := range s.c.topics {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+	}
+	for _, name := range names {
+		tm := &stratav1.TopicMetadata{Name: name}
+		if t := s.c.topics[name]; t == nil {
+			tm.Error = partitionError(codes.NotFound, reasonUnknownTopic, fmt.Sprintf("topic %q does not exist", name))
+		} else {
+			tm.TopicId = t.id
+			for i, pl := range t.partitions {
+				tm.Partitions = append(tm.Partitions, partitionInfo(i, pl))
+			}
+		}
+		resp.Topics = append(resp.Topics, tm)
+	}
+	return resp, nil
+}
+
+// CreateTopic implements stratav1.StrataServer. Partition p's replicas are
+// the live brokers from the (p mod n)-th on, the first of them its leader.
 func (s *Server) CreateTopic(_ context.Context, req *stratav1.CreateTopicRequest) (*stratav1.CreateTopicResponse, error) {
 	if req.GetName() == "" || req.GetPartitions() <= 0 || req.GetReplicationFactor() <= 0 {
 		return nil, status.Error(codes.InvalidArgument, "name, partitions and replication factor are required")
 	}
-	if req.GetReplicationFactor() > 1 {
-		return nil, status.Errorf(codes.InvalidArgument, "replication factor %d exceeds the 1 available broker", req.GetReplicationFactor())
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	live := s.c.liveLocked()
+	if int(req.GetReplicationFactor()) > len(live) {
+		return nil, status.Errorf(codes.InvalidArgument, "replication factor %d exceeds the %d available brokers", req.GetReplicationFactor(), len(live))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.topics[req.GetName()]; ok {
+	if _, ok := s.c.topics[req.GetName()]; ok {
 		return nil, status.Errorf(codes.AlreadyExists, "topic %q already exists", req.GetName())
 	}
 	id := make([]byte, 16)
@@ -212,32 +459,37 @@ func (s *Server) CreateTopic(_ context.Context, req *stratav1.CreateTopicRequest
 	for k, v := range req.GetConfigs() {
 		t.overrides[k] = v
 	}
-	for range req.GetPartitions() {
-		t.partitions = append(t.partitions, &partitionLog{})
+	for p := range int(req.GetPartitions()) {
+		var replicas []int32
+		for i := range int(req.GetReplicationFactor()) {
+			replicas = append(replicas, live[(p+i)%len(live)])
+		}
+		t.partitions = append(t.partitions, &partitionLog{leader: replicas[0], replicas: replicas, isr: slices.Clone(replicas)})
 	}
 	if !req.GetValidateOnly() {
-		s.topics[req.GetName()] = t
+		s.c.topics[req.GetName()] = t
 	}
-	return &stratav1.CreateTopicResponse{Topic: s.describe(req.GetName(), t)}, nil
+	return &stratav1.CreateTopicResponse{Topic: s.c.describeLocked(req.GetName(), t)}, nil
 }
 
 // DeleteTopic implements stratav1.StrataServer.
 func (s *Server) DeleteTopic(_ context.Context, req *stratav1.DeleteTopicRequest) (*stratav1.DeleteTopicResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.topicLocked(req.GetName()); err != nil {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if _, err := s.c.topicLocked(req.GetName()); err != nil {
 		return nil, err
 	}
-	delete(s.topics, req.GetName())
+	delete(s.c.topics, req.GetName())
+	s.c.wakeLocked()
 	return &stratav1.DeleteTopicResponse{}, nil
 }
 
 // ListTopics implements stratav1.StrataServer.
 func (s *Server) ListTopics(context.Context, *stratav1.ListTopicsRequest) (*stratav1.ListTopicsResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
 	resp := &stratav1.ListTopicsResponse{}
-	for name, t := range s.topics {
+	for name, t := range s.c.topics {
 		resp.Topics = append(resp.Topics, &stratav1.TopicSummary{Name: name, Partitions: int32(len(t.partitions)), ReplicationFactor: t.rf})
 	}
 	return resp, nil
@@ -245,20 +497,20 @@ func (s *Server) ListTopics(context.Context, *stratav1.ListTopicsRequest) (*stra
 
 // DescribeTopic implements stratav1.StrataServer.
 func (s *Server) DescribeTopic(_ context.Context, req *stratav1.DescribeTopicRequest) (*stratav1.DescribeTopicResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, err := s.topicLocked(req.GetName())
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	t, err := s.c.topicLocked(req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	return &stratav1.DescribeTopicResponse{Topic: s.describe(req.GetName(), t)}, nil
+	return &stratav1.DescribeTopicResponse{Topic: s.c.describeLocked(req.GetName(), t)}, nil
 }
 
 // AlterTopicConfigs implements stratav1.StrataServer.
 func (s *Server) AlterTopicConfigs(_ context.Context, req *stratav1.AlterTopicConfigsRequest) (*stratav1.AlterTopicConfigsResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, err := s.topicLocked(req.GetName())
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	t, err := s.c.topicLocked(req.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -271,21 +523,26 @@ func (s *Server) AlterTopicConfigs(_ context.Context, req *stratav1.AlterTopicCo
 	return &stratav1.AlterTopicConfigsResponse{Configs: configEntries(t)}, nil
 }
 
-// Produce implements stratav1.StrataServer. It accepts record_batches only.
+// Produce implements stratav1.StrataServer. It accepts record_batches only,
+// for the partitions this broker leads.
 func (s *Server) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
-	s.mu.Lock()
+	s.c.mu.Lock()
 	s.produces++
+	var parts []int32
+	for _, pp := range req.GetPartitions() {
+		parts = append(parts, pp.GetPartition())
+	}
+	s.produced = append(s.produced, parts)
 	hook := s.produceHook
-	s.mu.Unlock()
+	s.c.mu.Unlock()
 	if hook != nil {
 		if err := hook(req); err != nil {
 			return nil, err
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, err := s.topicLocked(req.GetTopic())
-	if err != nil {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if _, err := s.c.topicLocked(req.GetTopic()); err != nil {
 		return nil, err
 	}
 	resp := &stratav1.ProduceResponse{}
@@ -293,15 +550,15 @@ func (s *Server) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stra
 	for _, pp := range req.GetPartitions() {
 		res := &stratav1.ProducePartitionResult{Partition: pp.GetPartition(), BaseOffset: -1}
 		resp.Partitions = append(resp.Partitions, res)
-		if pp.GetPartition() < 0 || int(pp.GetPartition()) >= len(t.partitions) {
-			res.Error = &stratav1.PartitionError{Code: int32(codes.NotFound), Message: "no such partition"}
+		log, perr := s.leadLocked(req.GetTopic(), pp.GetPartition())
+		if perr != nil {
+			res.Error = perr
 			continue
 		}
 		if len(pp.GetRecords()) > 0 {
-			res.Error = &stratav1.PartitionError{Code: int32(codes.Unimplemented), Message: "clienttest serves record_batches only"}
+			res.Error = partitionError(codes.Unimplemented, "", "clienttest serves record_batches only")
 			continue
 		}
-		log := t.partitions[pp.GetPartition()]
 		// Validate every batch before appending any, so a request is
 		// appended whole or not at all.
 		var batches [][]byte
@@ -309,7 +566,7 @@ func (s *Server) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stra
 		for len(data) > 0 {
 			h, err := record.Validate(data)
 			if err != nil {
-				res.Error = &stratav1.PartitionError{Code: int32(codes.InvalidArgument), Message: err.Error()}
+				res.Error = partitionError(codes.InvalidArgument, reasonInvalidRecord, err.Error())
 				break
 			}
 			batches = append(batches, append([]byte(nil), data[:h.Size()]...))
@@ -319,14 +576,14 @@ func (s *Server) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stra
 			continue
 		}
 		if len(batches) == 0 {
-			res.Error = &stratav1.PartitionError{Code: int32(codes.InvalidArgument), Message: "no records"}
+			res.Error = partitionError(codes.InvalidArgument, reasonInvalidRecord, "no records")
 			continue
 		}
 		base := log.end
 		for _, b := range batches {
 			h, _ := record.ParseHeader(b)
 			record.SetBaseOffset(b, log.end)
-			record.SetPartitionLeaderEpoch(b, 0)
+			record.SetPartitionLeaderEpoch(b, log.epoch)
 			log.batches = append(log.batches, b)
 			log.bases = append(log.bases, log.end)
 			log.end += int64(h.LastOffsetDelta) + 1
@@ -338,8 +595,7 @@ func (s *Server) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stra
 		}
 	}
 	if grew {
-		close(s.changed)
-		s.changed = make(chan struct{})
+		s.c.wakeLocked()
 	}
 	return resp, nil
 }
@@ -348,16 +604,15 @@ func (s *Server) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stra
 // number of record bytes in it.
 func (s *Server) readLocked(fp *stratav1.FetchPartition, budget int32) (*stratav1.FetchPartitionResult, int32) {
 	res := &stratav1.FetchPartitionResult{Topic: fp.GetTopic(), Partition: fp.GetPartition(), NextOffset: fp.GetOffset()}
-	t := s.topics[fp.GetTopic()]
-	if t == nil || fp.GetPartition() < 0 || int(fp.GetPartition()) >= len(t.partitions) {
-		res.Error = &stratav1.PartitionError{Code: int32(codes.NotFound), Message: "unknown topic or partition"}
+	log, perr := s.leadLocked(fp.GetTopic(), fp.GetPartition())
+	if perr != nil {
+		res.Error = perr
 		return res, 0
 	}
-	log := t.partitions[fp.GetPartition()]
 	res.HighWatermark = log.end
 	off := fp.GetOffset()
 	if off < 0 || off > log.end {
-		res.Error = &stratav1.PartitionError{Code: int32(codes.OutOfRange), Message: "offset out of range"}
+		res.Error = partitionError(codes.OutOfRange, reasonOutOfRange, "offset out of range")
 		return res, 0
 	}
 	// The batch containing off: the last one whose base is <= off.
@@ -386,16 +641,17 @@ func (s *Server) readLocked(fp *stratav1.FetchPartition, budget int32) (*stratav
 	return res, size
 }
 
-// Fetch implements stratav1.StrataServer (decode = false only).
+// Fetch implements stratav1.StrataServer (decode = false only). A partition
+// error answers at once.
 func (s *Server) Fetch(ctx context.Context, req *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
 	deadline := time.Now().Add(time.Duration(req.GetMaxWaitMs()) * time.Millisecond)
 	for {
-		s.mu.Lock()
-		resp, total := s.fetchLocked(req)
-		changed := s.changed
-		s.mu.Unlock()
+		s.c.mu.Lock()
+		resp, total, failed := s.fetchLocked(req)
+		changed := s.c.changed
+		s.c.mu.Unlock()
 		wait := time.Until(deadline)
-		if total >= req.GetMinBytes() || wait <= 0 {
+		if total >= req.GetMinBytes() || wait <= 0 || failed {
 			return resp, nil
 		}
 		select {
@@ -407,13 +663,14 @@ func (s *Server) Fetch(ctx context.Context, req *stratav1.FetchRequest) (*strata
 	}
 }
 
-func (s *Server) fetchLocked(req *stratav1.FetchRequest) (*stratav1.FetchResponse, int32) {
+func (s *Server) fetchLocked(req *stratav1.FetchRequest) (*stratav1.FetchResponse, int32, bool) {
 	budget := req.GetMaxBytes()
 	if budget <= 0 {
 		budget = 64 << 20
 	}
 	resp := &stratav1.FetchResponse{}
 	var total int32
+	failed := false
 	for _, fp := range req.GetPartitions() {
 		b := budget - total
 		if total > 0 && b <= 0 {
@@ -424,13 +681,16 @@ func (s *Server) fetchLocked(req *stratav1.FetchRequest) (*stratav1.FetchRespons
 		}
 		res, n := s.readLocked(fp, b)
 		total += n
+		failed = failed || res.GetError() != nil
 		resp.Partitions = append(resp.Partitions, res)
 	}
-	return resp, total
+	return resp, total, failed
 }
 
 // FetchStream implements stratav1.StrataServer: it sends whatever is
-// readable at the stream's positions, advancing them, until cancelled.
+// readable at the stream's positions, advancing them, until cancelled. A
+// partition error (this broker no longer leads a partition, say) is sent,
+// and ends the stream.
 func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStreamingServer[stratav1.FetchResponse]) error {
 	ctx := stream.Context()
 	pos := make([]*stratav1.FetchPartition, len(req.GetPartitions()))
@@ -438,20 +698,17 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 		pos[i] = &stratav1.FetchPartition{Topic: fp.GetTopic(), Partition: fp.GetPartition(), Offset: fp.GetOffset(), MaxBytes: fp.GetMaxBytes()}
 	}
 	cur := &stratav1.FetchRequest{Partitions: pos, MaxBytes: req.GetMaxBytes()}
-	s.mu.Lock()
+	s.c.mu.Lock()
 	end := s.endStreams
 	s.streamStarts = append(s.streamStarts, req)
-	s.mu.Unlock()
+	s.c.mu.Unlock()
 	for {
-		s.mu.Lock()
-		resp, total := s.fetchLocked(cur)
-		changed := s.changed
-		s.mu.Unlock()
-		failed := false
+		s.c.mu.Lock()
+		resp, total, failed := s.fetchLocked(cur)
+		changed := s.c.changed
+		s.c.mu.Unlock()
 		for i, r := range resp.GetPartitions() {
-			if r.GetError() != nil {
-				failed = true
-			} else {
+			if r.GetError() == nil {
 				pos[i].Offset = r.GetNextOffset()
 			}
 		}
@@ -470,8 +727,8 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		case <-end:
-			s.mu.Lock()
-			defer s.mu.Unlock()
+			s.c.mu.Lock()
+			defer s.c.mu.Unlock()
 			return s.endErr
 		case <-changed:
 		}
@@ -480,21 +737,20 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 
 // ListOffsets implements stratav1.StrataServer.
 func (s *Server) ListOffsets(_ context.Context, req *stratav1.ListOffsetsRequest) (*stratav1.ListOffsetsResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, err := s.topicLocked(req.GetTopic())
-	if err != nil {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if _, err := s.c.topicLocked(req.GetTopic()); err != nil {
 		return nil, err
 	}
 	resp := &stratav1.ListOffsetsResponse{}
 	for _, lp := range req.GetPartitions() {
 		res := &stratav1.ListOffsetsPartitionResult{Partition: lp.GetPartition(), Offset: -1, Timestamp: -1}
 		resp.Partitions = append(resp.Partitions, res)
-		if lp.GetPartition() < 0 || int(lp.GetPartition()) >= len(t.partitions) {
-			res.Error = &stratav1.PartitionError{Code: int32(codes.NotFound), Message: "no such partition"}
+		log, perr := s.leadLocked(req.GetTopic(), lp.GetPartition())
+		if perr != nil {
+			res.Error = perr
 			continue
 		}
-		log := t.partitions[lp.GetPartition()]
 		switch ts := lp.GetTimestamp(); ts {
 		case -2:
 			res.Offset = 0

@@ -1,0 +1,149 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Kafka's error names, as brokers give them in PartitionError.Reason. A
+// client reacts to the name rather than the code: several share
+// codes.Unavailable but call for different handling.
+const (
+	// ReasonNotLeaderOrFollower: the broker does not lead the partition
+	// (any more). The client refreshes its metadata and retries on the
+	// new leader.
+	ReasonNotLeaderOrFollower = "NOT_LEADER_OR_FOLLOWER"
+	// ReasonLeaderNotAvailable: the partition has no leader right now (an
+	// election is in progress).
+	ReasonLeaderNotAvailable = "LEADER_NOT_AVAILABLE"
+	// ReasonUnknownTopicOrPartition: the broker does not know the
+	// partition; a new leader may not have loaded it yet, or the topic was
+	// deleted, which the metadata tells apart.
+	ReasonUnknownTopicOrPartition = "UNKNOWN_TOPIC_OR_PARTITION"
+	// ReasonNotEnoughReplicas: acks=all was refused because the ISR is
+	// smaller than min.insync.replicas; nothing was written.
+	ReasonNotEnoughReplicas = "NOT_ENOUGH_REPLICAS"
+	// ReasonRequestTimedOut: acks=all: the records were appended on the
+	// leader but not replicated in time.
+	ReasonRequestTimedOut = "REQUEST_TIMED_OUT"
+)
+
+// Retry backoff defaults: Kafka's retry.backoff.ms is 100 ms, but a failover
+// here takes a few hundred milliseconds and the first retries are the ones
+// that find the new leader, so they start sooner; retry.backoff.max.ms is
+// Kafka's.
+const (
+	DefaultRetryBackoff    = 20 * time.Millisecond
+	DefaultRetryBackoffMax = time.Second
+)
+
+// retryJitter spreads retries by ±20%, as Kafka does, so that the clients
+// of a failed broker do not all come back at the same instant.
+const retryJitter = 0.2
+
+// retryDelay is the wait before retry number attempt (1 for the first):
+// base doubling with each attempt, never above max, with jitter. rng may be
+// nil (the global source).
+func retryDelay(base, max time.Duration, attempt int, rng *rand.Rand) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	f := rand.Float64
+	if rng != nil {
+		f = rng.Float64
+	}
+	d = time.Duration(float64(d) * (1 - retryJitter + 2*retryJitter*f()))
+	return min(d, max)
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// brokerUnreachable reports whether a call failed for want of the broker
+// rather than because of the request: another broker may answer it.
+// codes.Canceled (with the caller's context still live) is a connection the
+// client closed because its broker left the cluster metadata.
+func brokerUnreachable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return true
+	}
+	return false
+}
+
+// callRetriable reports whether a whole produce, fetch or ListOffsets call
+// that failed with err is worth retrying after a metadata refresh: the
+// broker is unreachable or vanished mid-call, or it did not know the topic
+// (a leader that has not loaded it yet; the refreshed metadata says whether
+// the topic still exists). Callers check their own context first.
+func callRetriable(err error) bool {
+	var perr *PartitionError
+	if errors.As(err, &perr) {
+		return perr.leaderMoved()
+	}
+	return brokerUnreachable(err) || status.Code(err) == codes.NotFound
+}
+
+// leaderMoved reports whether the partition is to be asked of its leader
+// again after a metadata refresh.
+func (e *PartitionError) leaderMoved() bool {
+	switch e.Reason {
+	case ReasonNotLeaderOrFollower, ReasonLeaderNotAvailable, ReasonUnknownTopicOrPartition:
+		return true
+	}
+	return e.Code == codes.Unavailable || e.Code == codes.NotFound
+}
+
+// produceRetriable reports whether a produce partition error is worth a
+// retry: the leader moved, or acks=all could not be met for now
+// (NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT), which Kafka producers retry.
+func (e *PartitionError) produceRetriable() bool {
+	switch e.Reason {
+	case ReasonNotEnoughReplicas, ReasonRequestTimedOut:
+		return true
+	}
+	return e.leaderMoved()
+}
+
+// unknownTopic reports whether err says the broker does not know the topic
+// or partition: the metadata decides whether that is final.
+func unknownTopic(err error) bool {
+	var perr *PartitionError
+	if errors.As(err, &perr) && perr.Reason == ReasonUnknownTopicOrPartition {
+		return true
+	}
+	return status.Code(err) == codes.NotFound
+}
+
+// leaderNotAvailable is the error of a partition the metadata gives no
+// leader for.
+func leaderNotAvailable(topic string, partition int32) *PartitionError {
+	return &PartitionError{
+		Topic:      topic,
+		Partition:  partition,
+		Code:       codes.Unavailable,
+		Reason:     ReasonLeaderNotAvailable,
+		Message:    "the cluster metadata gives the partition no leader",
+		Offset:     -1,
+		NextOffset: -1,
+	}
+}
