@@ -152,8 +152,8 @@ type ProducerOptions struct {
 	// batches; it doubles with each further retry, up to RetryBackoffMax
 	// (default 20 ms, Kafka's retry.backoff.ms). Waits vary by ±20%.
 	RetryBackoff time.Duration
-	// RetryBackoffMax caps the retry backoff (default 1 s, Kafka's
-	// retry.backoff.max.ms).
+	// RetryBackoffMax caps the retry backoff (default 250 ms; see
+	// DefaultRetryBackoffMax for why it is below Kafka's 1 s).
 	RetryBackoffMax time.Duration
 	// MetadataMaxAge is how long the producer uses a topic's partition
 	// count and leaders before it asks for the metadata again (default 5

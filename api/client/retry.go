@@ -33,13 +33,15 @@ const (
 	ReasonRequestTimedOut = "REQUEST_TIMED_OUT"
 )
 
-// Retry backoff defaults: Kafka's retry.backoff.ms is 100 ms, but a failover
-// here takes a few hundred milliseconds and the first retries are the ones
-// that find the new leader, so they start sooner; retry.backoff.max.ms is
-// Kafka's.
+// Retry backoff defaults. Kafka's retry.backoff.ms is 100 ms and its
+// retry.backoff.max.ms 1 s. A failover here takes 1.5 to 2.5 s (the broker
+// session timeout is 2 s), and the retries during it are the ones that find
+// the new leader: backing off to a second would add up to a second to every
+// failover, so the cap is lower. The cost is a few more retries, and
+// metadata refreshes (at most one per 50 ms), while a partition has no leader.
 const (
 	DefaultRetryBackoff    = 20 * time.Millisecond
-	DefaultRetryBackoffMax = time.Second
+	DefaultRetryBackoffMax = 250 * time.Millisecond
 )
 
 // retryJitter spreads retries by ±20%, as Kafka does, so that the clients
