@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-short vet fmt proto bench fuzz clean tools-proto
+.PHONY: all build run test test-short vet fmt proto bench fuzz clean tools-proto testenv testenv-tools
 
 all: build
 
@@ -23,7 +23,9 @@ vet:
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
-test: build vet
+# The test environment's etcd and MinIO are built (once, into the user cache)
+# before the tests start, so that a first build is not counted in their timeout.
+test: build vet testenv-tools
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	STRATA_BIN=$(BIN)/strata $(GO) test -race -count=1 -timeout 12m ./...
@@ -51,6 +53,17 @@ proto: tools-proto
 # recorded in BENCHMARKS.md.
 bench: build
 	./testenv/bench.sh
+
+# A local cluster for trying replication and failures by hand: etcd, three
+# brokers and MinIO, each its own process, addresses in $(TESTENV_DIR)/env.json.
+TESTENV_DIR ?= ./testenv-data
+testenv: build
+	$(BIN)/strata testenv --brokers 3 --dir $(TESTENV_DIR)
+
+# Builds the etcd and MinIO binaries the test environment runs into the user
+# cache (~/.cache/strata), so the first test run or `make testenv` does not.
+testenv-tools: build
+	$(BIN)/strata testenv --tools-only
 
 clean:
 	rm -rf $(BIN) $(TOOLS)

@@ -4,6 +4,10 @@
 #   produce: 1 KiB records, batching, acks=1, 4 partitions, as fast as possible
 #   consume: the same topic from the beginning to the tail
 #   latency: produce with acks=all at a fixed rate, for latency percentiles
+# then on a three-broker cluster (`strata testenv`, brokers behind its proxies):
+#   rf3:      RF=3, acks=all at a fixed RF3_RATE records/s of 1 KiB (20 MiB/s)
+#   failover: SIGKILL of a partition leader under acks=all load, FAILOVERS times
+#             (BenchmarkLeaderFailover in testenv/)
 # It prints the machine's description first; BENCHMARKS.md records the medians.
 set -euo pipefail
 
@@ -12,11 +16,15 @@ STRATA=${STRATA:-bin/strata}
 RUNS=${RUNS:-3}
 RECORDS=${RECORDS:-2000000}
 RATE=${RATE:-50000}
+RF3_RATE=${RF3_RATE:-20480}
+FAILOVERS=${FAILOVERS:-5}
 
 dir=$(mktemp -d)
 pid=
+tpid=
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  if [ -n "$tpid" ]; then kill -INT "$tpid" 2>/dev/null || true; wait "$tpid" 2>/dev/null || true; fi
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -54,3 +62,24 @@ for run in $(seq 1 "$RUNS"); do
   "$STRATA" topics delete "$topic" --bootstrap-server "$grpc" >/dev/null
   "$STRATA" topics delete "$topic-lat" --bootstrap-server "$grpc" >/dev/null
 done
+
+kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+
+echo "== three-broker cluster (strata testenv --minio=false)"
+"$STRATA" testenv --brokers 3 --minio=false --dir "$dir/cluster" >"$dir/testenv.out" 2>&1 &
+tpid=$!
+for _ in $(seq 1 150); do
+  [ -f "$dir/cluster/env.json" ] && break
+  kill -0 "$tpid" 2>/dev/null || { cat "$dir/testenv.out"; exit 1; }
+  sleep 0.2
+done
+boot=$(python3 -c 'import json,sys; print(",".join(b["grpc_addr"] for b in json.load(open(sys.argv[1]))["brokers"]))' "$dir/cluster/env.json")
+for run in $(seq 1 "$RUNS"); do
+  echo "== run $run: RF=3 latency (acks=all at $RF3_RATE records/s of 1 KiB for 10 s, 4 partitions)"
+  "$STRATA" bench produce --bootstrap-server "$boot" --topic "rf3-$run" --partitions 4 --replication-factor 3 \
+    --duration 10s --record-size 1024 --acks all --throughput "$RF3_RATE"
+done
+kill -INT "$tpid"; wait "$tpid" 2>/dev/null || true; tpid=
+
+echo "== failover: SIGKILL of the leader, $FAILOVERS times (RF=3, acks=all, a record per ms)"
+STRATA_BIN="$(realpath "$STRATA")" go test -run '^$' -bench BenchmarkLeaderFailover -benchtime "${FAILOVERS}x" ./testenv/ | grep -E 'Benchmark|failovers'

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"testing"
@@ -32,11 +33,21 @@ func FreeAddr(t testing.TB) string {
 	return freeAddrs(t, 1)[0]
 }
 
-// freeAddrs returns n distinct free loopback addresses. It keeps every
-// listener open until all n are chosen, so the kernel cannot give the same
-// port twice.
+// freeAddrs returns n distinct free loopback addresses, failing t if the
+// kernel has none to give; see freeLoopbackAddrs.
 func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
+	addrs, err := freeLoopbackAddrs(n)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return addrs
+}
+
+// freeLoopbackAddrs returns n distinct free loopback addresses. It keeps
+// every listener open until all n are chosen, so the kernel cannot give the
+// same port twice.
+func freeLoopbackAddrs(n int) ([]string, error) {
 	addrs := make([]string, 0, n)
 	listeners := make([]net.Listener, 0, n)
 	defer func() {
@@ -47,10 +58,10 @@ func freeAddrs(t testing.TB, n int) []string {
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("testenv: pick a free port: %v", err)
+			return nil, fmt.Errorf("pick a free port: %w", err)
 		}
 		listeners = append(listeners, l)
 		addrs = append(addrs, l.Addr().String())
 	}
-	return addrs
+	return addrs, nil
 }

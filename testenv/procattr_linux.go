@@ -10,3 +10,6 @@ import "syscall"
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
+
+// setOwnGroup makes the child the leader of a new process group.
+func setOwnGroup(attr *syscall.SysProcAttr) { attr.Setpgid = true }

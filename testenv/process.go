@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +17,8 @@ import (
 )
 
 // process is one child process whose stdout and stderr go to a log file. The
-// handles this package exports (Dev today; etcd, MinIO and cluster brokers
-// later) are built on it.
+// handles this package exports (Dev, Etcd, MinIO and a Cluster's brokers)
+// are built on it.
 type process struct {
 	name string
 	cmd  *exec.Cmd
@@ -35,23 +36,48 @@ type process struct {
 // line that records the command, so a log holding several runs (restarts)
 // reads in order.
 func startProcess(name, logPath, bin string, args []string) (*process, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	return startProc(procSpec{name: name, logPath: logPath, bin: bin, args: args})
+}
+
+// procSpec describes a child process for startProc.
+type procSpec struct {
+	name    string
+	logPath string
+	bin     string
+	args    []string
+	// env is the child's whole environment; nil means childEnv().
+	env []string
+	// ownGroup puts the child in a process group of its own, so a terminal's
+	// ^C reaches only the parent, which then stops the child in order.
+	ownGroup bool
+}
+
+// startProc starts the process spec describes, appending its output to
+// spec.logPath after a line that records the command.
+func startProc(spec procSpec) (*process, error) {
+	f, err := os.OpenFile(spec.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	// The child gets its own copy of the descriptor; ours is not needed after
 	// Start, and no goroutine copies output.
 	defer f.Close()
-	fmt.Fprintf(f, "=== testenv %s: start %s %s\n", time.Now().Format(time.RFC3339Nano), bin, strings.Join(args, " "))
-	cmd := exec.Command(bin, args...)
-	cmd.Env = childEnv()
+	fmt.Fprintf(f, "=== testenv %s: start %s %s\n", time.Now().Format(time.RFC3339Nano), spec.bin, strings.Join(spec.args, " "))
+	cmd := exec.Command(spec.bin, spec.args...)
+	cmd.Env = spec.env
+	if cmd.Env == nil {
+		cmd.Env = childEnv()
+	}
 	cmd.Stdout = f
 	cmd.Stderr = f
 	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
+	if spec.ownGroup {
+		setOwnGroup(cmd.SysProcAttr)
 	}
-	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.name, err)
+	}
+	p := &process{name: spec.name, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.done)
@@ -120,13 +146,20 @@ var errExited = errors.New("process exited")
 // waitHealthy polls url until it answers 200, the process exits, or timeout
 // passes.
 func (p *process) waitHealthy(url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return p.waitHealthyContext(ctx, url)
+}
+
+// waitHealthyContext polls url until it answers 200, the process exits, or
+// ctx ends.
+func (p *process) waitHealthyContext(ctx context.Context, url string) error {
 	client := &http.Client{
 		Timeout:   time.Second,
 		Transport: &http.Transport{DisableKeepAlives: true},
 	}
 	defer client.CloseIdleConnections()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+	start := time.Now()
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	var last error
@@ -145,10 +178,33 @@ func (p *process) waitHealthy(url string, timeout time.Duration) error {
 		case <-p.done:
 			p.exitHandled.Store(true)
 			return fmt.Errorf("%s (pid %d) %w before it was healthy: %v", p.name, p.pid(), errExited, p.waitErr)
-		case <-deadline.C:
-			return fmt.Errorf("%s (pid %d) not healthy after %v: %v", p.name, p.pid(), timeout, last)
+		case <-ctx.Done():
+			return fmt.Errorf("%s (pid %d) not healthy after %v: %v", p.name, p.pid(), time.Since(start).Round(time.Millisecond), last)
 		case <-tick.C:
 		}
+	}
+}
+
+// signal sends sig to the process unless it has exited.
+func (p *process) signal(sig os.Signal) error {
+	if p.exited() {
+		return fmt.Errorf("%s (pid %d) has exited", p.name, p.pid())
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal %s (pid %d): %w", p.name, p.pid(), err)
+	}
+	return nil
+}
+
+// wait waits until the process exits or ctx ends. An exit waited for is
+// accounted for: it is not reported as a crash.
+func (p *process) wait(ctx context.Context) error {
+	select {
+	case <-p.done:
+		p.exitHandled.Store(true)
+		return p.waitErr
+	case <-ctx.Done():
+		return fmt.Errorf("wait for %s (pid %d) to exit: %w", p.name, p.pid(), ctx.Err())
 	}
 }
 

@@ -1,11 +1,15 @@
-// Package testenv starts real Strata processes on loopback for tests: today a
-// single-process broker (`strata dev`), later real etcd, MinIO and clusters of
-// brokers built on the same pieces.
+// Package testenv starts real Strata processes on loopback for tests: a
+// single-process broker (`strata dev`, StartDev), and a cluster (StartCluster,
+// NewTestCluster) of etcd, N `strata broker` processes and optionally MinIO,
+// each its own process, with TCP proxies in front of the brokers for fault
+// injection. The cluster API needs no *testing.T, so `strata testenv` runs the
+// same environment by hand; NewTestCluster, NewTestEtcd, NewTestMinIO and
+// NewTestProxy wrap it for tests.
 //
 // Everything it starts listens on 127.0.0.1 only, on ports picked free at
-// start, logs to a file in a per-test temporary directory, and is killed by a
-// t.Cleanup when the test ends, whatever happened. When a test fails, the
-// cleanup prints the tail of each process's log to the test output.
+// start, and logs to a file in the environment's directory. In tests a
+// t.Cleanup stops everything when the test ends, whatever happened, and when
+// a test fails it prints the tail of each process's log to the test output.
 //
 // The strata binary comes from $STRATA_BIN (the Makefile's test target sets
 // it) or, when that is unset, from a `go build ./cmd/strata` run once per test

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
 
 	"github.com/strata-broker/strata/broker/server"
 )
@@ -24,6 +28,12 @@ type brokerFlags struct {
 	etcdPrefix     string
 	settings       []string
 	logLevel       string
+	advertisedGRPC string
+	sessionTimeout time.Duration
+	configFile     string
+	// fileSettings are the broker settings of the config file's config:
+	// map; --config entries override them key by key.
+	fileSettings map[string]string
 }
 
 func (f *brokerFlags) register(fs *pflag.FlagSet, dev bool) {
@@ -35,6 +45,9 @@ func (f *brokerFlags) register(fs *pflag.FlagSet, dev bool) {
 	fs.StringVar(&f.etcdPrefix, "etcd-prefix", "/strata", "key prefix of this cluster in etcd")
 	fs.StringArrayVar(&f.settings, "config", nil, "broker setting in server.properties form, e.g. log.retention.ms=3600000 (repeatable)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.advertisedGRPC, "advertised-grpc-addr", "", "gRPC address published for clients and other brokers (default: the address --grpc-addr binds)")
+	fs.DurationVar(&f.sessionTimeout, "session-timeout", server.DefaultSessionTimeout, "etcd lease TTL: a broker that has not renewed it for this long is considered gone")
+	fs.StringVar(&f.configFile, "config-file", "", "YAML file of these settings, keys named like the flags (node-id: 2) and broker settings under config:; flags and STRATA_* variables win over it")
 	if dev {
 		fs.StringVar(&f.etcdClientAddr, "etcd-client-addr", "127.0.0.1:2379", "client address of the embedded etcd")
 	} else {
@@ -59,33 +72,153 @@ func applyEnv(fs *pflag.FlagSet) error {
 	return err
 }
 
+// resolve completes the flags after parsing: STRATA_<FLAG> variables fill
+// flags not given on the command line, then the config file (named by
+// --config-file or STRATA_CONFIG_FILE) fills what is still unset. So the
+// precedence is flag > environment > file > default.
+func (f *brokerFlags) resolve(fs *pflag.FlagSet) error {
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if f.configFile == "" {
+		return nil
+	}
+	return f.applyConfigFile(fs, f.configFile)
+}
+
+// applyConfigFile sets every flag not already set from the YAML file at path.
+// Keys are the flags' names; config: is a map of broker settings. Unknown
+// keys are refused rather than ignored: a misspelt key would otherwise leave
+// a setting silently at its default.
+func (f *brokerFlags) applyConfigFile(fs *pflag.FlagSet, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil // empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("config file %s: line %d: want key: value settings", path, root.Line)
+	}
+	seen := make(map[string]bool)
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		key := k.Value
+		wrap := func(err error) error { return fmt.Errorf("config file %s: line %d: %s: %w", path, k.Line, key, err) }
+		if seen[key] {
+			return wrap(errors.New("set twice"))
+		}
+		seen[key] = true
+		fl := fs.Lookup(key)
+		if fl == nil || key == "help" {
+			return fmt.Errorf("config file %s: line %d: unknown key %q", path, k.Line, key)
+		}
+		switch key {
+		case "config-file":
+			return wrap(errors.New("a config file cannot name another"))
+		case "config":
+			settings, err := yamlSettings(v)
+			if err != nil {
+				return wrap(err)
+			}
+			f.fileSettings = settings
+			continue
+		}
+		if fl.Changed {
+			continue // given on the command line or in the environment
+		}
+		switch {
+		case v.Kind == yaml.ScalarNode && v.Tag != "!!null":
+			if err := fs.Set(key, v.Value); err != nil {
+				return wrap(err)
+			}
+		case v.Kind == yaml.SequenceNode:
+			sv, ok := fl.Value.(pflag.SliceValue)
+			if !ok {
+				return wrap(errors.New("takes one value, not a list"))
+			}
+			items := make([]string, 0, len(v.Content))
+			for _, item := range v.Content {
+				if item.Kind != yaml.ScalarNode {
+					return wrap(errors.New("list items must be plain values"))
+				}
+				items = append(items, item.Value)
+			}
+			if err := sv.Replace(items); err != nil {
+				return wrap(err)
+			}
+			fl.Changed = true
+		default:
+			return wrap(errors.New("want a value"))
+		}
+	}
+	return nil
+}
+
+// yamlSettings reads the config file's config: map of broker settings.
+func yamlSettings(v *yaml.Node) (map[string]string, error) {
+	if v.Kind != yaml.MappingNode {
+		return nil, errors.New("want a map of broker settings, e.g. log.retention.ms: 3600000")
+	}
+	settings := make(map[string]string, len(v.Content)/2)
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], v.Content[i+1]
+		if k.Kind != yaml.ScalarNode || val.Kind != yaml.ScalarNode || k.Value == "" {
+			return nil, fmt.Errorf("line %d: want key: value", k.Line)
+		}
+		if _, dup := settings[k.Value]; dup {
+			return nil, fmt.Errorf("line %d: %s set twice", k.Line, k.Value)
+		}
+		settings[k.Value] = val.Value
+	}
+	return settings, nil
+}
+
 func (f *brokerFlags) config(dev bool) (server.Config, error) {
-	settings, err := parseConfigs("config", f.settings)
+	flagSettings, err := parseConfigs("config", f.settings)
 	if err != nil {
 		return server.Config{}, err
+	}
+	// Key by key: a --config entry overrides the file's value of that key.
+	settings := maps.Clone(f.fileSettings)
+	if settings == nil {
+		settings = flagSettings
+	} else {
+		maps.Copy(settings, flagSettings)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return server.Config{}, fmt.Errorf("--log-level %q: %w", f.logLevel, err)
 	}
+	if f.sessionTimeout <= 0 {
+		return server.Config{}, fmt.Errorf("--session-timeout %v: must be positive", f.sessionTimeout)
+	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return server.Config{
-		NodeID:         f.nodeID,
-		DataDir:        f.dataDir,
-		GRPCAddr:       f.grpcAddr,
-		HTTPAddr:       f.httpAddr,
-		KafkaAddr:      f.kafkaAddr,
-		EtcdEndpoints:  f.etcdEndpoints,
-		EmbedEtcd:      dev,
-		EtcdClientAddr: f.etcdClientAddr,
-		EtcdPrefix:     f.etcdPrefix,
-		Settings:       settings,
-		Logger:         logger,
+		NodeID:             f.nodeID,
+		DataDir:            f.dataDir,
+		GRPCAddr:           f.grpcAddr,
+		HTTPAddr:           f.httpAddr,
+		KafkaAddr:          f.kafkaAddr,
+		AdvertisedGRPCAddr: f.advertisedGRPC,
+		SessionTimeout:     f.sessionTimeout,
+		EtcdEndpoints:      f.etcdEndpoints,
+		EmbedEtcd:          dev,
+		EtcdClientAddr:     f.etcdClientAddr,
+		EtcdPrefix:         f.etcdPrefix,
+		Settings:           settings,
+		Logger:             logger,
 	}, nil
 }
 
 func runServer(cmd *cobra.Command, f *brokerFlags, dev bool) error {
-	if err := applyEnv(cmd.Flags()); err != nil {
+	if err := f.resolve(cmd.Flags()); err != nil {
 		return err
 	}
 	cfg, err := f.config(dev)
@@ -119,8 +252,17 @@ func newBrokerCmd() *cobra.Command {
 		Use:   "broker",
 		Short: "Run a broker that joins a cluster coordinated through etcd",
 		Long: `Run a broker. Every flag can also be set by an environment variable
-STRATA_<FLAG>, e.g. STRATA_ETCD_ENDPOINTS=127.0.0.1:2379; a flag on the
-command line wins.`,
+STRATA_<FLAG>, e.g. STRATA_ETCD_ENDPOINTS=127.0.0.1:2379, or in the YAML file
+named by --config-file, with keys named like the flags:
+
+  node-id: 2
+  data-dir: /var/lib/strata
+  etcd-endpoints: [10.0.0.1:2379, 10.0.0.2:2379]
+  config:
+    log.retention.ms: 3600000
+
+A flag on the command line wins over the environment, which wins over the
+file; --config entries override the file's config: map key by key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServer(cmd, f, false) },
 	}

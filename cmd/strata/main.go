@@ -1,6 +1,6 @@
 // Command strata is Strata's single binary: the broker (`strata broker`,
-// `strata dev`) and the client tools (`topics`, `produce`, `consume`,
-// `bench`).
+// `strata dev`), the client tools (`topics`, `produce`, `consume`, `bench`)
+// and a local multi-broker test environment (`testenv`).
 package main
 
 import (
@@ -60,6 +60,7 @@ $STRATA_BOOTSTRAP_SERVER).`,
 		newProduceCmd(),
 		newConsumeCmd(),
 		newBenchCmd(),
+		newTestenvCmd(),
 	)
 	return root
 }

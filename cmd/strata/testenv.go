@@ -1,0 +1,166 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-broker/strata/testenv"
+)
+
+func newTestenvCmd() *cobra.Command {
+	var (
+		brokers        int
+		dir            string
+		withMinIO      bool
+		bucket         string
+		sessionTimeout time.Duration
+		settings       []string
+		toolsOnly      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "testenv",
+		Short: "Run a local cluster for testing: etcd, several brokers and MinIO, each its own process",
+		Long: `Run a test environment on loopback: etcd, --brokers brokers of this binary
+(node ids 1..N) and, with --minio, a MinIO server with a bucket. Each broker
+is reached through a TCP proxy (the address it advertises) and reaches etcd
+through another, as the Go test environment does for fault injection.
+
+Every address is written to DIR/env.json and printed. The environment runs
+until interrupted (Ctrl-C), then everything is stopped. DIR is cleared at the
+start if it holds a previous environment (an env.json); any other non-empty
+directory is refused.
+
+etcd and MinIO are built from source once into the user cache
+(~/.cache/strata); --tools-only does just that. Building etcd needs the
+Strata source tree as the working directory.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			if toolsOnly {
+				etcd, err := testenv.EtcdBinary(ctx, nil)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "etcd:  %s\n", etcd)
+				minio, err := testenv.MinIOBinary(ctx, nil)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "minio: %s\n", minio)
+				return nil
+			}
+			brokerSettings, err := parseConfigs("config", settings)
+			if err != nil {
+				return err
+			}
+			if err := prepareEnvDir(dir); err != nil {
+				return err
+			}
+			// The brokers run this very binary, so they match the CLI.
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find this binary: %w", err)
+			}
+			fmt.Fprintf(out, "starting etcd, %d brokers%s in %s ...\n", brokers, map[bool]string{true: " and MinIO", false: ""}[withMinIO], dir)
+			c, err := testenv.StartCluster(ctx, testenv.ClusterOptions{
+				Dir:            dir,
+				Brokers:        brokers,
+				Binary:         self,
+				MinIO:          withMinIO,
+				Bucket:         bucket,
+				SessionTimeout: sessionTimeout,
+				BrokerSettings: brokerSettings,
+			})
+			if err != nil {
+				return err
+			}
+			printEnv(out, c)
+			watchBrokers(cmd, c)
+			fmt.Fprintln(out, "stopping ...")
+			if err := c.Close(); err != nil {
+				return fmt.Errorf("stop the environment: %w", err)
+			}
+			fmt.Fprintln(out, "stopped")
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&brokers, "brokers", testenv.DefaultClusterBrokers, "number of brokers")
+	fs.StringVar(&dir, "dir", "./testenv-data", "directory for the data, logs and env.json")
+	fs.BoolVar(&withMinIO, "minio", true, "also run MinIO with a bucket (S3 at http://127.0.0.1:PORT)")
+	fs.StringVar(&bucket, "bucket", testenv.DefaultBucket, "MinIO bucket to create")
+	fs.DurationVar(&sessionTimeout, "session-timeout", 0, "brokers' --session-timeout (default: the broker's)")
+	fs.StringArrayVar(&settings, "config", nil, "broker setting for every broker, e.g. log.retention.ms=3600000 (repeatable)")
+	fs.BoolVar(&toolsOnly, "tools-only", false, "build the etcd and MinIO binaries into the cache, print their paths and exit")
+	return cmd
+}
+
+// prepareEnvDir makes sure dir can hold a new environment: absent, empty, or
+// a previous environment's (which is removed).
+func prepareEnvDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--dir: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "env.json")); err != nil {
+		return fmt.Errorf("--dir %s is not empty and holds no env.json: not a test environment, so it is left alone", dir)
+	}
+	// Ports differ from run to run, and etcd would keep the old members'
+	// addresses: a previous environment is not resumable.
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clear the previous environment in %s: %w", dir, err)
+	}
+	return nil
+}
+
+func printEnv(out io.Writer, c *testenv.Cluster) {
+	env := c.Env()
+	fmt.Fprintf(out, "\nStrata test environment (addresses in %s):\n", filepath.Join(c.Dir(), "env.json"))
+	for _, b := range env.Brokers {
+		fmt.Fprintf(out, "  broker %d  grpc %s (direct %s)  http %s  kafka %s\n", b.NodeID, b.GRPCAddr, b.DirectGRPCAddr, b.HTTPAddr, b.KafkaAddr)
+		fmt.Fprintf(out, "            log %s\n", b.LogPath)
+	}
+	fmt.Fprintf(out, "  etcd      %s (prefix %s)\n", env.Etcd.Endpoints[0], env.Etcd.Prefix)
+	if s3 := env.S3; s3 != nil {
+		fmt.Fprintf(out, "  s3        %s  bucket %s  region %s  access key %s  secret key %s\n", s3.Endpoint, s3.Bucket, s3.Region, s3.AccessKey, s3.SecretKey)
+	}
+	fmt.Fprintf(out, "\nTry:\n  %s topics create demo --partitions 3 --replication-factor %d --bootstrap-server %s\n",
+		os.Args[0], min(3, len(env.Brokers)), env.Brokers[0].GRPCAddr)
+	fmt.Fprintf(out, "  export %s=%s\n\nCtrl-C stops everything.\n", bootstrapEnv, env.Brokers[0].GRPCAddr)
+}
+
+// watchBrokers waits for an interrupt, saying when a broker exits meanwhile
+// (Close reports it again with its log).
+func watchBrokers(cmd *cobra.Command, c *testenv.Cluster) {
+	running := make(map[int32]bool)
+	for _, b := range c.Brokers() {
+		running[b.ID()] = true
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-cmd.Context().Done():
+			return
+		case <-tick.C:
+		}
+		for _, b := range c.Brokers() {
+			now := b.Running()
+			if running[b.ID()] && !now {
+				fmt.Fprintf(cmd.ErrOrStderr(), "strata testenv: broker %d exited; see %s\n", b.ID(), b.LogPath())
+			}
+			running[b.ID()] = now
+		}
+	}
+}

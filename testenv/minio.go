@@ -1,0 +1,360 @@
+package testenv
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+const (
+	// MinIOVersion is the MinIO server the environment runs: a pinned
+	// pseudo-version, so every machine builds the same server.
+	MinIOVersion = "v0.0.0-20260212201848-7aac2a2c5b7c"
+	minioModule  = "github.com/minio/minio"
+
+	// DefaultBucket, DefaultRegion and the default credentials are what a
+	// MinIO started without options serves.
+	DefaultBucket    = "strata"
+	DefaultRegion    = "us-east-1"
+	DefaultAccessKey = "strata-testenv"
+	DefaultSecretKey = "strata-testenv-secret"
+)
+
+// MinIOOptions configures StartMinIO. Zero values take the defaults above.
+type MinIOOptions struct {
+	// Dir holds the data directory (Dir/data) and the log (Dir/minio.log).
+	// Required.
+	Dir string
+	// Binary is the minio binary; empty means MinIOBinary's.
+	Binary    string
+	Bucket    string
+	AccessKey string
+	// SecretKey must have at least 8 characters (MinIO's rule).
+	SecretKey string
+	// Logger receives what testenv does; nil discards it.
+	Logger *slog.Logger
+}
+
+// S3Env is what a client needs to reach a MinIO.
+type S3Env struct {
+	// Endpoint is the URL, http://127.0.0.1:<port>.
+	Endpoint  string `json:"endpoint"`
+	Bucket    string `json:"bucket"`
+	Region    string `json:"region"`
+	AccessKey string `json:"access_key"`
+	SecretKey string `json:"secret_key"`
+}
+
+// MinIO is a single-drive MinIO server running as its own process on
+// loopback, with one bucket. Stop and Start keep its ports and data. Methods
+// are safe for concurrent use.
+type MinIO struct {
+	dataDir     string
+	logPath     string
+	bin         string
+	addr        string
+	consoleAddr string
+	bucket      string
+	accessKey   string
+	secretKey   string
+	logger      *slog.Logger
+
+	mu      sync.Mutex
+	proc    *process
+	crashes []error
+}
+
+// MinIOBinary returns the path of the MinIO server at MinIOVersion, building
+// it once into the user's cache (<cache>/strata/minio-<version>/minio) with
+// `go install` when it is not there. The build takes a few minutes.
+func MinIOBinary(ctx context.Context, logger *slog.Logger) (string, error) {
+	path, err := toolPath("minio", MinIOVersion, "minio")
+	if err != nil {
+		return "", err
+	}
+	return cachedTool(ctx, orDiscard(logger), path, func(ctx context.Context, tmpDir string) (string, error) {
+		cmd := exec.CommandContext(ctx, "go", "install", minioModule+"@"+MinIOVersion)
+		// Outside any module and workspace: `go install pkg@version` builds
+		// with MinIO's own go.mod.
+		cmd.Dir = tmpDir
+		cmd.Env = append(os.Environ(), "GOBIN="+tmpDir, "GOWORK=off")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go install %s@%s: %w\n%s", minioModule, MinIOVersion, err, b)
+		}
+		return filepath.Join(tmpDir, "minio"), nil
+	})
+}
+
+// StartMinIO starts MinIO on free loopback ports (S3 API and console), waits
+// until it serves, and creates the bucket.
+func StartMinIO(ctx context.Context, opts MinIOOptions) (*MinIO, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("testenv: MinIOOptions.Dir is required")
+	}
+	logger := orDiscard(opts.Logger)
+	bin := opts.Binary
+	if bin == "" {
+		var err error
+		if bin, err = MinIOBinary(ctx, logger); err != nil {
+			return nil, err
+		}
+	}
+	m := &MinIO{
+		dataDir:   filepath.Join(opts.Dir, "data"),
+		logPath:   filepath.Join(opts.Dir, "minio.log"),
+		bin:       bin,
+		bucket:    cmp.Or(opts.Bucket, DefaultBucket),
+		accessKey: cmp.Or(opts.AccessKey, DefaultAccessKey),
+		secretKey: cmp.Or(opts.SecretKey, DefaultSecretKey),
+		logger:    logger,
+	}
+	if len(m.secretKey) < 8 {
+		return nil, errors.New("testenv: MinIO needs a secret key of at least 8 characters")
+	}
+	if err := os.MkdirAll(m.dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create MinIO data directory: %w", err)
+	}
+	for attempt := 1; ; attempt++ {
+		addrs, err := freeLoopbackAddrs(2)
+		if err != nil {
+			return nil, err
+		}
+		m.addr, m.consoleAddr = addrs[0], addrs[1]
+		logStart := fileSize(m.logPath)
+		err = m.Start(ctx)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errExited) && attempt < portAttempts &&
+			lostPortRace(logSince(m.logPath, logStart)) {
+			logger.Warn("MinIO lost a port race; retrying with new ports", "attempt", attempt)
+			m.forgetExit()
+			continue
+		}
+		m.Kill()
+		return nil, err
+	}
+	if err := m.createBucket(ctx); err != nil {
+		m.Kill()
+		return nil, err
+	}
+	logger.Info("MinIO ready", "endpoint", m.Endpoint(), "bucket", m.bucket, "pid", m.Pid())
+	return m, nil
+}
+
+// NewTestMinIO starts MinIO for a test in t.TempDir() unless opts.Dir is
+// set, failing the test if it does not start. A t.Cleanup stops it, fails the
+// test if it exited without being asked to, and prints its log's tail if the
+// test failed.
+func NewTestMinIO(t testing.TB, opts MinIOOptions) *MinIO {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	m, err := StartMinIO(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("testenv: %v", err)
+		}
+		if t.Failed() {
+			t.Log(tailNote(m.logPath))
+		}
+	})
+	return m
+}
+
+// Endpoint is the S3 URL, http://127.0.0.1:<port>.
+func (m *MinIO) Endpoint() string { return "http://" + m.addr }
+
+// Addr is the S3 address, 127.0.0.1:<port>.
+func (m *MinIO) Addr() string { return m.addr }
+
+// ConsoleAddr is the web console's address.
+func (m *MinIO) ConsoleAddr() string { return m.consoleAddr }
+
+// DataDir is the directory MinIO stores objects in.
+func (m *MinIO) DataDir() string { return m.dataDir }
+
+// LogPath is the file collecting MinIO's output across every start.
+func (m *MinIO) LogPath() string { return m.logPath }
+
+// S3 is the endpoint, bucket, region and credentials.
+func (m *MinIO) S3() S3Env {
+	return S3Env{
+		Endpoint:  m.Endpoint(),
+		Bucket:    m.bucket,
+		Region:    DefaultRegion,
+		AccessKey: m.accessKey,
+		SecretKey: m.secretKey,
+	}
+}
+
+// Start starts MinIO on its ports and data directory (again, after Stop or
+// Kill) and waits until it is live and its object layer serves. It fails if
+// MinIO is running.
+func (m *MinIO) Start(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	m.mu.Lock()
+	if prev := m.proc; prev != nil {
+		if !prev.exited() {
+			m.mu.Unlock()
+			return fmt.Errorf("MinIO (pid %d) is still running", prev.pid())
+		}
+		m.noteCrashLocked(prev)
+	}
+	env := append(envWithout("MINIO_"),
+		"MINIO_ROOT_USER="+m.accessKey,
+		"MINIO_ROOT_PASSWORD="+m.secretKey,
+		"MINIO_REGION="+DefaultRegion,
+		// CI mode: a small buffer pool instead of one sized to the
+		// machine's memory, and no refusal of a drive on the root disk.
+		"MINIO_CI_CD=on",
+		"MINIO_UPDATE=off",
+		"MINIO_CALLHOME_ENABLE=off",
+	)
+	p, err := startProc(procSpec{
+		name:    "minio",
+		logPath: m.logPath,
+		bin:     m.bin,
+		args: []string{"server", m.dataDir,
+			"--address", m.addr,
+			"--console-address", m.consoleAddr,
+		},
+		env:      env,
+		ownGroup: true,
+	})
+	if err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	m.proc = p
+	m.mu.Unlock()
+	// Live means the process serves HTTP; the cluster check answers 200
+	// only once the object layer is up, so the first request after Start
+	// does not meet "server not initialized".
+	for _, path := range []string{"/minio/health/live", "/minio/health/cluster"} {
+		if err := p.waitHealthyContext(ctx, m.Endpoint()+path); err != nil {
+			return fmt.Errorf("%w%s", err, tailNote(m.logPath))
+		}
+	}
+	return nil
+}
+
+// createBucket makes the bucket unless it exists.
+func (m *MinIO) createBucket(ctx context.Context) error {
+	client, closeIdle, err := m.client()
+	if err != nil {
+		return err
+	}
+	defer closeIdle()
+	exists, err := client.BucketExists(ctx, m.bucket)
+	if err != nil {
+		return fmt.Errorf("check bucket %s: %w", m.bucket, err)
+	}
+	if exists {
+		return nil
+	}
+	if err := client.MakeBucket(ctx, m.bucket, minio.MakeBucketOptions{Region: DefaultRegion}); err != nil {
+		return fmt.Errorf("create bucket %s: %w", m.bucket, err)
+	}
+	return nil
+}
+
+// client is an S3 client for this server and the function that closes its
+// idle connections (which would otherwise outlive the call that used them).
+func (m *MinIO) client() (*minio.Client, func(), error) {
+	tr := &http.Transport{
+		ResponseHeaderTimeout: 30 * time.Second,
+		MaxIdleConnsPerHost:   4,
+	}
+	client, err := minio.New(m.addr, &minio.Options{
+		Creds:     credentials.NewStaticV4(m.accessKey, m.secretKey, ""),
+		Region:    DefaultRegion,
+		Transport: tr,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("S3 client for %s: %w", m.addr, err)
+	}
+	return client, tr.CloseIdleConnections, nil
+}
+
+// Stop sends SIGTERM and waits for MinIO to exit (killing it after
+// stopTimeout). It does nothing if MinIO is not running.
+func (m *MinIO) Stop() error {
+	p := m.current()
+	if p == nil || p.exited() {
+		return nil
+	}
+	if err := p.terminate(stopTimeout); err != nil && !exitedOnTerm(err) {
+		return fmt.Errorf("stop MinIO (pid %d): %w", p.pid(), err)
+	}
+	return nil
+}
+
+// Kill sends SIGKILL and waits until MinIO is gone.
+func (m *MinIO) Kill() {
+	if p := m.current(); p != nil {
+		p.kill()
+	}
+}
+
+// Pid is MinIO's process id, or 0 when it is not running.
+func (m *MinIO) Pid() int {
+	if p := m.current(); p != nil && !p.exited() {
+		return p.pid()
+	}
+	return 0
+}
+
+// Close stops MinIO and reports any exit nobody asked for.
+func (m *MinIO) Close() error {
+	m.mu.Lock()
+	if p := m.proc; p != nil {
+		m.noteCrashLocked(p)
+	}
+	m.mu.Unlock()
+	var errs []error
+	if err := m.Stop(); err != nil {
+		errs = append(errs, err)
+	}
+	m.mu.Lock()
+	errs = append(errs, m.crashes...)
+	m.crashes = nil
+	m.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+func (m *MinIO) current() *process {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proc
+}
+
+// noteCrashLocked records p's exit if nobody asked for it. Lock must be held.
+func (m *MinIO) noteCrashLocked(p *process) {
+	if p.crashed() {
+		m.crashes = append(m.crashes, fmt.Errorf("MinIO (pid %d) exited on its own: %v%s", p.pid(), p.waitErr, tailNote(m.logPath)))
+	}
+}
+
+func (m *MinIO) forgetExit() {
+	if p := m.current(); p != nil {
+		p.exitHandled.Store(true)
+	}
+}

@@ -1,0 +1,422 @@
+package testenv_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/testenv"
+)
+
+// leaderRequestTimeout bounds one produce request of the chaos producer. A
+// leader that is cut off answers nothing, so this is how long the producer
+// waits before asking who leads now (Kafka clients wait request.timeout.ms).
+const leaderRequestTimeout = 3 * time.Second
+
+// router sends produce requests to each partition's leader, learning leaders
+// from Metadata on any broker.
+type router struct {
+	t       testing.TB
+	c       *testenv.Cluster
+	topic   string
+	clients map[int32]stratav1.StrataClient
+
+	mu        sync.Mutex
+	leaders   map[int32]int32 // partition → leader
+	refreshed time.Time
+}
+
+func newRouter(t testing.TB, c *testenv.Cluster, topic string) *router {
+	r := &router{t: t, c: c, topic: topic, clients: map[int32]stratav1.StrataClient{}, leaders: map[int32]int32{}}
+	for _, b := range c.Brokers() {
+		conn, err := grpc.NewClient(b.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		r.clients[b.ID()] = stratav1.NewStrataClient(conn)
+	}
+	return r
+}
+
+// metadata asks every broker for the topic's partitions and keeps, for each
+// partition, the answer with the highest leader epoch: a broker that was cut
+// off may still be catching up with the cluster's state.
+func (r *router) metadata() ([]*stratav1.PartitionInfo, error) {
+	var lastErr error
+	best := map[int32]*stratav1.PartitionInfo{}
+	for id, client := range r.clients {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		md, err := client.Metadata(ctx, &stratav1.MetadataRequest{Topics: []string{r.topic}})
+		cancel()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if len(md.GetTopics()) != 1 || md.GetTopics()[0].GetError() != nil {
+			lastErr = fmt.Errorf("broker %d: metadata %v", id, md)
+			continue
+		}
+		for _, p := range md.GetTopics()[0].GetPartitions() {
+			if cur := best[p.GetPartition()]; cur == nil || p.GetLeaderEpoch() > cur.GetLeaderEpoch() ||
+				p.GetLeaderEpoch() == cur.GetLeaderEpoch() && len(p.GetIsr()) < len(cur.GetIsr()) {
+				best[p.GetPartition()] = p
+			}
+		}
+	}
+	if len(best) == 0 {
+		return nil, lastErr
+	}
+	out := make([]*stratav1.PartitionInfo, 0, len(best))
+	for _, p := range best {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetPartition() < out[j].GetPartition() })
+	return out, nil
+}
+
+func (r *router) refresh() {
+	r.mu.Lock()
+	if time.Since(r.refreshed) < 20*time.Millisecond {
+		r.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		return
+	}
+	r.refreshed = time.Now()
+	r.mu.Unlock()
+	parts, err := r.metadata()
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	for _, p := range parts {
+		r.leaders[p.GetPartition()] = p.GetLeader()
+	}
+	r.mu.Unlock()
+}
+
+func (r *router) leader(p int32) int32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if l, ok := r.leaders[p]; ok {
+		return l
+	}
+	return -1
+}
+
+// ack is one acknowledged produce request.
+type ack struct {
+	partition int32
+	leader    int32
+	at        time.Time
+}
+
+// chaosProducer produces acks=all continuously through the router. A record
+// whose request fails is never sent again (new records follow), so every
+// record is in the log at most once and an acknowledged one exactly once.
+type chaosProducer struct {
+	r   *router
+	led *ledger
+
+	mu   sync.Mutex
+	acks []ack
+
+	failures atomic.Int64
+}
+
+func (p *chaosProducer) run(ctx context.Context, inflight int) {
+	jobs := make(chan produceJob)
+	var wg sync.WaitGroup
+	for range inflight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				p.send(ctx, j)
+			}
+		}()
+	}
+	gen := &producer{t: p.r.t, topic: p.r.topic, led: p.led}
+	gen.generate(ctx, -1, jobs)
+	close(jobs)
+	wg.Wait()
+}
+
+func (p *chaosProducer) send(ctx context.Context, j produceJob) {
+	leader := p.r.leader(j.partition)
+	client := p.r.clients[leader]
+	if client == nil {
+		p.failures.Add(1)
+		p.r.refresh()
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, leaderRequestTimeout)
+	defer cancel()
+	resp, err := client.Produce(rctx, &stratav1.ProduceRequest{
+		Topic: p.r.topic, Acks: stratav1.Acks_ACKS_ALL, TimeoutMs: int32(leaderRequestTimeout / time.Millisecond),
+		Partitions: []*stratav1.ProducePartition{{Partition: j.partition, RecordBatches: j.batch}},
+	})
+	if err == nil {
+		err = checkProduce(resp, j)
+	}
+	if err != nil {
+		p.failures.Add(1)
+		p.r.refresh()
+		return
+	}
+	p.led.ack(j.idx, j.partition, resp.GetPartitions()[0].GetBaseOffset())
+	p.mu.Lock()
+	p.acks = append(p.acks, ack{partition: j.partition, leader: leader, at: time.Now()})
+	p.mu.Unlock()
+}
+
+// firstAckAfter returns when partition was first acknowledged by a leader
+// other than old after t.
+func (p *chaosProducer) firstAckAfter(partition, old int32, t time.Time) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range p.acks {
+		if a.partition == partition && a.leader != old && a.at.After(t) {
+			return a.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// fault is one way of losing a leader, and how to bring the broker back.
+type fault struct {
+	name    string
+	inject  func(b *testenv.Broker) error
+	recover func(b *testenv.Broker) error
+}
+
+// TestReplicatedTopicSurvivesLeaderFaults is the cluster's acceptance test:
+// three brokers, RF=3, min.insync.replicas=2, acks=all written continuously
+// while partition 0's leader is killed, paused and cut off, twice over. Every
+// acknowledged record must then be readable exactly once at the offset it was
+// acknowledged with, offsets dense, and every replica's log identical.
+func TestReplicatedTopicSurvivesLeaderFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-broker cluster")
+	}
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3})
+	const topic, partitions = "chaos", int32(2)
+	r := newRouter(t, c, topic)
+	ctx := context.Background()
+	if _, err := r.clients[1].CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: topic, Partitions: partitions,
+		ReplicationFactor: 3, Configs: map[string]string{"min.insync.replicas": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.refresh()
+
+	led := newLedger(partitions)
+	prod := &chaosProducer{r: r, led: led}
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		prod.run(pctx, 4)
+	}()
+	stopProducer := func() { stop(); <-done }
+	defer stopProducer()
+	waitFor(t, 30*time.Second, func() bool { return led.ackedCount() >= 5*batchRecords }, "the producer to get going")
+
+	faults := []fault{
+		{"kill", func(b *testenv.Broker) error { b.Kill(); return nil }, func(b *testenv.Broker) error { return b.Start(ctx) }},
+		{"pause", (*testenv.Broker).Pause, (*testenv.Broker).Resume},
+		{"isolate", func(b *testenv.Broker) error { b.Isolate(); return nil }, func(b *testenv.Broker) error { b.Heal(); return nil }},
+	}
+	var failovers []string
+	for round := 1; round <= 2; round++ {
+		for _, f := range faults {
+			parts, err := r.metadata()
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := parts[0].GetLeader()
+			victim := c.Broker(old)
+			ackedBefore := led.ackedCount()
+			t0 := time.Now()
+			if err := f.inject(victim); err != nil {
+				t.Fatalf("%s broker %d: %v", f.name, old, err)
+			}
+			var at time.Time
+			waitFor(t, 60*time.Second, func() bool {
+				var ok bool
+				at, ok = prod.firstAckAfter(0, old, t0)
+				return ok
+			}, fmt.Sprintf("a produce acknowledged by a new leader after %s of broker %d", f.name, old))
+			failover := at.Sub(t0)
+			failovers = append(failovers, fmt.Sprintf("%s:%v", f.name, failover.Round(time.Millisecond)))
+			// Describe shows the new leader and the shrunk ISR.
+			waitFor(t, 30*time.Second, func() bool {
+				parts, err := r.metadata()
+				return err == nil && parts[0].GetLeader() != old && parts[0].GetLeader() >= 0 && !slices.Contains(parts[0].GetIsr(), old)
+			}, "metadata to show the new leader and the shrunk ISR")
+			if err := f.recover(victim); err != nil {
+				t.Fatalf("recover broker %d after %s: %v", old, f.name, err)
+			}
+			waitForWholeISR(t, r, 60*time.Second)
+			t.Logf("round %d: %s of leader %d: failover (fault to first acknowledged produce on the new leader) %v; %d records acknowledged meanwhile, %d requests failed so far",
+				round, f.name, old, failover.Round(time.Millisecond), led.ackedCount()-ackedBefore, prod.failures.Load())
+		}
+	}
+	stopProducer()
+	t.Logf("failover times: %v", failovers)
+
+	// Everything acknowledged is there, once, at its offset; offsets are dense.
+	parts := waitForWholeISR(t, r, 60*time.Second)
+	ends := make([]int64, partitions)
+	for _, p := range parts {
+		f := fetchFrom(t, r.clients[p.GetLeader()], topic, p.GetPartition(), 0)
+		if f.err != nil {
+			t.Fatalf("read partition %d from its leader %d: %v", p.GetPartition(), p.GetLeader(), f.err)
+		}
+		checkPartition(t, led, p.GetPartition(), 0, f.hw, f.records)
+		if beyond := led.ackedIn(p.GetPartition(), f.hw, 1<<62); len(beyond) > 0 {
+			t.Errorf("partition %d: %d acknowledged records at or above the high watermark %d", p.GetPartition(), len(beyond), f.hw)
+		}
+		ends[p.GetPartition()] = f.hw
+	}
+	t.Logf("%d records acknowledged, %d produce requests failed; partition ends %v", led.ackedCount(), prod.failures.Load(), ends)
+
+	// Every replica holds the same bytes: stop the brokers, read their logs.
+	for _, b := range c.Brokers() {
+		if err := b.Stop(); err != nil {
+			t.Fatalf("stop broker %d: %v", b.ID(), err)
+		}
+	}
+	for p := range partitions {
+		var want []byte
+		for _, b := range c.Brokers() {
+			got := readReplica(t, partitionDir(t, b.DataDir(), topic, p), ends[p])
+			if want == nil {
+				want = got
+				continue
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("partition %d: broker %d's log differs from broker 1's below offset %d (%d vs %d bytes)", p, b.ID(), ends[p], len(got), len(want))
+			}
+		}
+	}
+}
+
+// waitForWholeISR waits until every partition has a leader and all three
+// replicas in its ISR, and the leader's high watermark has reached every
+// follower (nothing more is being written).
+func waitForWholeISR(t testing.TB, r *router, timeout time.Duration) []*stratav1.PartitionInfo {
+	t.Helper()
+	var parts []*stratav1.PartitionInfo
+	waitFor(t, timeout, func() bool {
+		var err error
+		parts, err = r.metadata()
+		if err != nil {
+			return false
+		}
+		for _, p := range parts {
+			if p.GetLeader() < 0 || len(p.GetIsr()) != len(p.GetReplicas()) {
+				return false
+			}
+		}
+		return true
+	}, "every partition's ISR to be whole")
+	sort.Slice(parts, func(i, j int) bool { return parts[i].GetPartition() < parts[j].GetPartition() })
+	return parts
+}
+
+// readReplica reads a stopped broker's partition log below end.
+func readReplica(t testing.TB, dir string, end int64) []byte {
+	t.Helper()
+	l, err := partlog.Open(partlog.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("open %s: %v", dir, err)
+	}
+	defer l.Close()
+	if l.LogEndOffset() < end {
+		t.Errorf("%s: log ends at %d, below the high watermark %d", dir, l.LogEndOffset(), end)
+	}
+	var out []byte
+	for off := int64(0); off < end; {
+		rr, err := l.Read(off, 8<<20, end)
+		if err != nil {
+			t.Fatalf("read %s at %d: %v", dir, off, err)
+		}
+		if len(rr.Data) == 0 {
+			break
+		}
+		out = append(out, rr.Data...)
+		off = rr.NextOffset
+	}
+	return out
+}
+
+// TestLeaderCutOffFromEtcdStopsTakingWrites cuts a leader off from etcd only:
+// clients and the other brokers still reach it. It must stop acknowledging
+// writes before its lease can have expired, so every acks=1 write it did
+// acknowledge was copied by the follower that the controller makes leader,
+// and nothing acknowledged is lost.
+func TestLeaderCutOffFromEtcdStopsTakingWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-broker cluster")
+	}
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3})
+	const topic = "fenced"
+	r := newRouter(t, c, topic)
+	ctx := context.Background()
+	if _, err := r.clients[1].CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: topic, Partitions: 1, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	parts := waitForWholeISR(t, r, 30*time.Second)
+	old := parts[0].GetLeader()
+	led := newLedger(1)
+	prod := &producer{t: t, client: r.clients[old], topic: topic, led: led, acks: stratav1.Acks_ACKS_LEADER}
+	prod.crashing.Store(true) // refusals are expected once it is cut off
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		prod.produce(pctx, -1, 2)
+	}()
+	defer func() { stop(); <-done }()
+	waitFor(t, 30*time.Second, func() bool { return prod.requests.Load() >= 10 }, "writes to the leader")
+
+	c.Broker(old).EtcdProxy().Block()
+	cut := time.Now()
+	waitFor(t, 30*time.Second, func() bool {
+		parts, err := r.metadata()
+		return err == nil && parts[0].GetLeader() != old && parts[0].GetLeader() >= 0
+	}, "a new leader")
+	elected := time.Since(cut)
+	// Keep writing to the old leader a while after the election: it must
+	// refuse all of it.
+	before := prod.requests.Load()
+	time.Sleep(time.Second)
+	if after := prod.requests.Load(); after != before {
+		t.Errorf("the cut-off leader acknowledged %d requests after a new leader was elected", after-before)
+	}
+	stop()
+	<-done
+	c.Broker(old).EtcdProxy().Unblock()
+	parts = waitForWholeISR(t, r, 60*time.Second)
+	f := fetchFrom(t, r.clients[parts[0].GetLeader()], topic, 0, 0)
+	if f.err != nil {
+		t.Fatal(f.err)
+	}
+	checkPartition(t, led, 0, 0, f.hw, f.records)
+	if beyond := led.ackedIn(0, f.hw, 1<<62); len(beyond) > 0 {
+		t.Errorf("%d acknowledged records lost (at or above the new leader's high watermark %d)", len(beyond), f.hw)
+	}
+	t.Logf("new leader %d elected %v after the cut; %d records acknowledged by the old leader", parts[0].GetLeader(), elected.Round(time.Millisecond), led.ackedCount())
+}
