@@ -115,7 +115,12 @@ func WithRetryTimeout(d time.Duration) Option {
 // the partition's leader, administrative calls to any broker that answers.
 // When a leader moves (a partition error NOT_LEADER_OR_FOLLOWER, or the
 // broker becoming unreachable) the metadata is requested again, at most
-// every 50 ms however many partitions ask.
+// every 50 ms however many partitions ask. A leader that merely stops
+// answering (paused, or cut off by a network partition, its connections
+// left open) is found out by leader checks: a produce, fetch or ListOffsets
+// call unanswered for a second (see DefaultLeaderCheckInterval) has the
+// metadata requested again, from the other brokers first, and is abandoned
+// and retried on the new leader once the cluster has elected one.
 //
 // A cluster that does not serve Metadata (codes.Unimplemented, brokers from
 // before replication) is taken to be the bootstrap broker alone, leading
@@ -373,9 +378,17 @@ const (
 // the first offset whose timestamp (milliseconds since the epoch) is >=
 // timestamp; -1 when there is none. Each partition is asked of its leader;
 // a partition whose leader moved or is unreachable is asked again after a
-// metadata refresh, for up to the client's retry timeout. A failure on one
-// partition is returned as a *PartitionError.
+// metadata refresh, for up to the client's retry timeout. A leader that has
+// not answered for DefaultLeaderCheckInterval is checked against fresh
+// metadata, and abandoned if it was deposed. A failure on one partition is
+// returned as a *PartitionError.
 func (c *Client) ListOffsets(ctx context.Context, topic string, partitions []int32, timestamp int64) (map[int32]int64, error) {
+	return c.listOffsets(ctx, topic, partitions, timestamp, DefaultLeaderCheckInterval)
+}
+
+// listOffsets is ListOffsets checking silent leaders every checkInterval
+// (never when it is not positive).
+func (c *Client) listOffsets(ctx context.Context, topic string, partitions []int32, timestamp int64, checkInterval time.Duration) (map[int32]int64, error) {
 	if _, err := c.partitionCount(ctx, topic, false); err != nil {
 		return nil, fmt.Errorf("list offsets of topic %q: %w", topic, err)
 	}
@@ -397,7 +410,7 @@ func (c *Client) ListOffsets(ctx context.Context, topic string, partitions []int
 				lastErr = leaderNotAvailable(topic, ps[0])
 				continue
 			}
-			again, againErr, err := c.listOffsetsAt(ctx, leader, topic, ps, timestamp, out)
+			again, againErr, err := c.listOffsetsAt(ctx, leader, topic, ps, timestamp, checkInterval, out)
 			if err != nil {
 				return nil, err
 			}
@@ -436,7 +449,7 @@ func (c *Client) ListOffsets(ctx context.Context, topic string, partitions []int
 // listOffsetsAt asks one leader for some partitions' offsets and stores them
 // in out. It returns the partitions to ask again (the leader moved or is
 // unreachable) with the reason, or an error that ends the lookup.
-func (c *Client) listOffsetsAt(ctx context.Context, leader int32, topic string, partitions []int32, timestamp int64, out map[int32]int64) (retry []int32, retryErr, err error) {
+func (c *Client) listOffsetsAt(ctx context.Context, leader int32, topic string, partitions []int32, timestamp int64, checkInterval time.Duration, out map[int32]int64) (retry []int32, retryErr, err error) {
 	req := &stratav1.ListOffsetsRequest{Topic: topic}
 	for _, p := range partitions {
 		req.Partitions = append(req.Partitions, &stratav1.ListOffsetsPartition{Partition: p, Timestamp: timestamp})
@@ -444,7 +457,13 @@ func (c *Client) listOffsetsAt(ctx context.Context, leader int32, topic string, 
 	conn, err := c.nodeConn(leader)
 	var resp *stratav1.ListOffsetsResponse
 	if err == nil {
-		resp, err = stratav1.NewStrataClient(conn).ListOffsets(ctx, req)
+		callCtx, abort := context.WithCancelCause(ctx)
+		watch := startLeaderWatch(callCtx, abort, c, leader, topic, partitions, checkInterval)
+		resp, err = stratav1.NewStrataClient(conn).ListOffsets(callCtx, req)
+		if moved := watch.stop(); moved != nil && err != nil {
+			err = moved
+		}
+		abort(nil)
 	}
 	if err != nil {
 		err = fmt.Errorf("list offsets of topic %q: %w", topic, err)

@@ -56,6 +56,8 @@ type ConsumerOptions struct {
 	// the new leader, after a backoff (20 ms doubling up to 1 s). With
 	// Follow it does so until the poll's ctx ends; without, for up to the
 	// client's retry timeout (WithRetryTimeout). Other errors are returned.
+	// A leader that goes silent without closing its connections is found
+	// out by LeaderCheckInterval.
 	Follow bool
 	// MaxBytes bounds one fetch response (default 16 MiB); the broker still
 	// returns a first batch that is larger, so a consumer is never stuck.
@@ -66,6 +68,18 @@ type ConsumerOptions struct {
 	// MaxWait is how long the broker may wait for new records before it
 	// answers (default 500 ms). Without Follow, fetches do not wait.
 	MaxWait time.Duration
+	// LeaderCheckInterval is how long a fetch (or, with Follow, a stream)
+	// may go without a word from its broker before the consumer checks
+	// that the broker still leads the partitions, and how often it checks
+	// again while the silence lasts (default DefaultLeaderCheckInterval,
+	// 1 s; negative turns the checks off). A leader that stopped answering
+	// without closing its connections (a paused process, a network
+	// partition) is left once the metadata names its successor, rather
+	// than waited for. Each check is a metadata refresh, shared with the
+	// client's other ones; a stream on a partition that receives nothing
+	// is checked every interval for as long as it is idle, since silence
+	// is all a stream's broker shows when paused.
+	LeaderCheckInterval time.Duration
 }
 
 // Consumer reads records of one topic from a set of partitions, in offset
@@ -153,6 +167,9 @@ func NewConsumer(c *Client, opts ConsumerOptions) (*Consumer, error) {
 	}
 	if opts.MaxWait <= 0 {
 		opts.MaxWait = DefaultFetchMaxWait
+	}
+	if opts.LeaderCheckInterval == 0 {
+		opts.LeaderCheckInterval = DefaultLeaderCheckInterval
 	}
 	return &Consumer{
 		c:          c,
@@ -322,7 +339,7 @@ func (c *Consumer) start(ctx context.Context) error {
 		offsets[id] = off
 	}
 	for ts, ps := range lookups {
-		found, err := c.c.ListOffsets(ctx, topic, ps, ts)
+		found, err := c.c.listOffsets(ctx, topic, ps, ts, c.opts.LeaderCheckInterval)
 		if err != nil {
 			return err
 		}
@@ -449,7 +466,7 @@ func (c *Consumer) route(ctx context.Context) error {
 			continue
 		}
 		sort.Slice(parts, func(i, j int) bool { return parts[i].id < parts[j].id })
-		s := openFetchStream(conn, leader, parts, c.fetchRequest(parts, 1, c.opts.MaxWait), c.bufs, c.items)
+		s := c.openFetchStream(conn, leader, parts)
 		c.streams[leader] = s
 		for _, cp := range parts {
 			cp.stream = s
@@ -506,7 +523,13 @@ func (c *Consumer) nextFetched(ctx context.Context) (*fetchResponse, error) {
 		resp := &fetchResponse{pool: c.bufs}
 		conn, err := c.c.nodeConn(leader)
 		if err == nil {
-			err = conn.Invoke(ctx, stratav1.Strata_Fetch_FullMethodName, c.fetchRequest(parts, 0, 0), resp, codecOption)
+			callCtx, abort := context.WithCancelCause(ctx)
+			watch := startLeaderWatch(callCtx, abort, c.c, leader, topic, partitionIDs(parts), c.opts.LeaderCheckInterval)
+			err = conn.Invoke(callCtx, stratav1.Strata_Fetch_FullMethodName, c.fetchRequest(parts, 0, 0), resp, codecOption)
+			if moved := watch.stop(); moved != nil && err != nil {
+				err = moved
+			}
+			abort(nil)
 		}
 		if err != nil {
 			err = fmt.Errorf("fetch from topic %q: %w", topic, err)
@@ -754,6 +777,15 @@ func (c *Consumer) collectBatches(resp *fetchResponse) ([]Batch, error) {
 	return out, err
 }
 
+// partitionIDs returns the partitions' numbers.
+func partitionIDs(parts []*consumerPart) []int32 {
+	ids := make([]int32, len(parts))
+	for i, cp := range parts {
+		ids[i] = cp.id
+	}
+	return ids
+}
+
 // fetchStream runs one FetchStream call to one leader; a goroutine receives
 // its responses into the consumer's items channel, ahead of the consumer by
 // the channel's capacity.
@@ -771,12 +803,24 @@ type streamItem struct {
 	err  error
 }
 
-func openFetchStream(conn *grpc.ClientConn, node int32, parts []*consumerPart, req *stratav1.FetchRequest, bufs bufferPool, items chan<- streamItem) *fetchStream {
+// openFetchStream opens a Follow stream of parts on their leader, node.
+func (c *Consumer) openFetchStream(conn *grpc.ClientConn, node int32, parts []*consumerPart) *fetchStream {
+	req := c.fetchRequest(parts, 1, c.opts.MaxWait)
+	// ctx is the stream's life, ended by close; the call has a context of
+	// its own, which the leader watch may end earlier, so that the failure
+	// still reaches the consumer.
 	ctx, cancel := context.WithCancel(context.Background())
+	callCtx, abort := context.WithCancelCause(ctx)
+	watch := startLeaderWatch(callCtx, abort, c.c, node, c.opts.Topic, partitionIDs(parts), c.opts.LeaderCheckInterval)
 	s := &fetchStream{node: node, parts: parts, opened: time.Now(), cancel: cancel, done: make(chan struct{})}
+	bufs, items := c.bufs, c.items
 	go func() {
 		defer close(s.done)
-		err := s.run(ctx, conn, req, bufs, items)
+		err := s.run(ctx, callCtx, watch, conn, req, bufs, items)
+		if moved := watch.stop(); moved != nil && ctx.Err() == nil {
+			err = moved
+		}
+		abort(nil)
 		select {
 		case items <- streamItem{src: s, err: err}:
 		case <-ctx.Done():
@@ -785,10 +829,11 @@ func openFetchStream(conn *grpc.ClientConn, node int32, parts []*consumerPart, r
 	return s
 }
 
-// run calls FetchStream and forwards its responses until it fails or ends
-// (io.EOF).
-func (s *fetchStream) run(ctx context.Context, conn *grpc.ClientConn, req *stratav1.FetchRequest, bufs bufferPool, items chan<- streamItem) error {
-	stream, err := conn.NewStream(ctx, &stratav1.Strata_ServiceDesc.Streams[0], stratav1.Strata_FetchStream_FullMethodName, codecOption)
+// run calls FetchStream on callCtx and forwards its responses until it
+// fails or ends (io.EOF), or ctx ends. Each response tells watch the broker
+// is alive.
+func (s *fetchStream) run(ctx, callCtx context.Context, watch *leaderWatch, conn *grpc.ClientConn, req *stratav1.FetchRequest, bufs bufferPool, items chan<- streamItem) error {
+	stream, err := conn.NewStream(callCtx, &stratav1.Strata_ServiceDesc.Streams[0], stratav1.Strata_FetchStream_FullMethodName, codecOption)
 	if err != nil {
 		return err
 	}
@@ -805,6 +850,7 @@ func (s *fetchStream) run(ctx context.Context, conn *grpc.ClientConn, req *strat
 		if err := stream.RecvMsg(resp); err != nil {
 			return err
 		}
+		watch.touch()
 		select {
 		case items <- streamItem{src: s, resp: resp}:
 		case <-ctx.Done():

@@ -55,6 +55,10 @@ type topicMetadata struct {
 	// leaders holds each partition's leader by partition number, noLeader
 	// for a partition without one; len(leaders) is the partition count.
 	leaders []int32
+	// epochs holds each partition's leader epoch, beside leaders: a higher
+	// epoch with the same leader still means the leadership changed hands
+	// in between.
+	epochs []int32
 }
 
 func emptyMetadata() *metadata {
@@ -76,9 +80,14 @@ func (m *metadata) covers(topics []string) bool {
 // until it is sent; later ones wait for it and start the next.
 type metaRound struct {
 	topics map[string]struct{}
-	sent   bool
-	done   chan struct{} // closed when the round is over
-	err    error         // set before done is closed
+	// suspects are the addresses of brokers a caller suspects of having
+	// stopped answering: they are asked last, so that a broker that holds
+	// calls without answering does not hold up the refresh meant to find
+	// its successor for metadataTimeout.
+	suspects map[string]bool
+	sent     bool
+	done     chan struct{} // closed when the round is over
+	err      error         // set before done is closed
 }
 
 // refreshMetadata makes sure the cached metadata was requested at or after
@@ -86,6 +95,19 @@ type metaRound struct {
 // one request, and requests are spaced by minRefreshInterval. A zero since
 // accepts any cached view that covers the topics.
 func (c *Client) refreshMetadata(ctx context.Context, topics []string, since time.Time) error {
+	return c.refresh(ctx, topics, since, noLeader)
+}
+
+// refreshMetadataAvoiding is refreshMetadata for a caller that suspects
+// node of no longer answering: the request is sent to the other brokers
+// first.
+func (c *Client) refreshMetadataAvoiding(ctx context.Context, topics []string, since time.Time, node int32) error {
+	return c.refresh(ctx, topics, since, node)
+}
+
+// refresh is refreshMetadata asking suspect (a node id, noLeader for none)
+// last.
+func (c *Client) refresh(ctx context.Context, topics []string, since time.Time, suspect int32) error {
 	for {
 		c.mu.Lock()
 		if c.closed {
@@ -107,6 +129,12 @@ func (c *Client) refreshMetadata(ctx context.Context, topics []string, since tim
 		if joined {
 			for _, t := range topics {
 				r.topics[t] = struct{}{}
+			}
+			if addr, ok := c.meta.Load().brokers[suspect]; ok {
+				if r.suspects == nil {
+					r.suspects = map[string]bool{}
+				}
+				r.suspects[addr] = true
 			}
 		}
 		c.mu.Unlock()
@@ -150,10 +178,11 @@ func (c *Client) runRound(r *metaRound) {
 		}
 	}
 	topics := slices.Sorted(maps.Keys(r.topics))
+	suspects := r.suspects
 	c.mu.Unlock()
 
 	started := time.Now()
-	m, err := c.fetchMetadata(c.ctx, topics)
+	m, err := c.fetchMetadata(c.ctx, topics, suspects)
 	if err == nil {
 		m.started = started
 	}
@@ -179,12 +208,24 @@ func (c *Client) runRound(r *metaRound) {
 	}
 }
 
-// fetchMetadata asks the brokers in turn, known ones first, then the
-// bootstrap servers, until one answers. A broker without the Metadata call
+// fetchMetadata asks the brokers in turn (see candidates), the suspects
+// last, until one answers. A broker without the Metadata call
 // (codes.Unimplemented) is taken to lead every partition.
-func (c *Client) fetchMetadata(ctx context.Context, topics []string) (*metadata, error) {
+func (c *Client) fetchMetadata(ctx context.Context, topics []string, suspects map[string]bool) (*metadata, error) {
+	addrs := c.candidates()
+	if len(suspects) > 0 {
+		slices.SortStableFunc(addrs, func(a, b string) int {
+			switch {
+			case suspects[a] == suspects[b]:
+				return 0
+			case suspects[a]:
+				return 1
+			}
+			return -1
+		})
+	}
 	var lastErr error
-	for _, addr := range c.candidates() {
+	for _, addr := range addrs {
 		conn, err := c.connFor(addr)
 		if err != nil {
 			return nil, err
@@ -238,12 +279,14 @@ func newMetadata(resp *stratav1.MetadataResponse, requested []string) *metadata 
 				n = max(n, int(p.GetPartition())+1)
 			}
 			tm.leaders = make([]int32, n)
+			tm.epochs = make([]int32, n)
 			for i := range tm.leaders {
 				tm.leaders[i] = noLeader
 			}
 			for _, p := range t.GetPartitions() {
 				if p.GetPartition() >= 0 {
 					tm.leaders[p.GetPartition()] = p.GetLeader()
+					tm.epochs[p.GetPartition()] = p.GetLeaderEpoch()
 				}
 			}
 		}
@@ -281,7 +324,7 @@ func (c *Client) describeAll(ctx context.Context, api stratav1.StrataClient, add
 			return nil, err
 		}
 		n := len(resp.GetTopic().GetPartitions())
-		tm := &topicMetadata{leaders: make([]int32, n)}
+		tm := &topicMetadata{leaders: make([]int32, n), epochs: make([]int32, n)}
 		for i := range tm.leaders {
 			tm.leaders[i] = bootstrapLeader
 		}
@@ -334,11 +377,18 @@ func (c *Client) partitionCount(ctx context.Context, topic string, refresh bool)
 // leaderOf returns the node leading the partition in the cached metadata, or
 // noLeader.
 func (c *Client) leaderOf(topic string, partition int32) int32 {
+	leader, _ := c.leaderEpochOf(topic, partition)
+	return leader
+}
+
+// leaderEpochOf returns the node leading the partition in the cached
+// metadata (noLeader when none does) and its leader epoch.
+func (c *Client) leaderEpochOf(topic string, partition int32) (leader, epoch int32) {
 	tm := c.meta.Load().topics[topic]
 	if tm == nil || partition < 0 || int(partition) >= len(tm.leaders) {
-		return noLeader
+		return noLeader, 0
 	}
-	return tm.leaders[partition]
+	return tm.leaders[partition], tm.epochs[partition]
 }
 
 // checkPartition returns a codes.NotFound error when the cached metadata

@@ -105,6 +105,14 @@ const initialBatchCapacity = 64 << 10
 // or the whole call failed with codes.Unavailable or codes.DeadlineExceeded
 // (the broker restarting, or gone mid-call). Other failures are not retried.
 //
+// A request its broker has not answered for LeaderCheckInterval makes the
+// producer ask the cluster (through the client's shared metadata refreshes)
+// whether that broker still leads the request's partitions, and again every
+// interval while it stays unanswered. If it no longer leads one of them (a
+// leader paused or cut off from the cluster, whose successor was elected),
+// the request is abandoned, and all its partitions are retried as above,
+// with codes.Unavailable: there is no need to wait for RequestTimeout.
+//
 // Delivery is at least once, as with Kafka's producer without idempotence:
 // a request the broker appended but did not acknowledge (it died first, the
 // call timed out, or acks=all timed out replicating) is appended again by its
@@ -142,6 +150,13 @@ type ProducerOptions struct {
 	// replication for AcksAll and waiting for the connection to the broker
 	// to be (re-)established (default 30 s).
 	RequestTimeout time.Duration
+	// LeaderCheckInterval is how long a request may go unanswered before
+	// the producer checks that its broker still leads the request's
+	// partitions, and how often it checks again while the request stays
+	// unanswered (default DefaultLeaderCheckInterval, 1 s; negative turns
+	// the checks off, leaving a silent leader to RequestTimeout). Each
+	// check is a metadata refresh, shared with the client's other ones.
+	LeaderCheckInterval time.Duration
 	// DeliveryTimeout bounds how long a record may be retried, counted from
 	// when its batch was opened (default 2 minutes, Kafka's
 	// delivery.timeout.ms). No attempt starts after it; an attempt started
@@ -186,6 +201,9 @@ func (o ProducerOptions) withDefaults() ProducerOptions {
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.LeaderCheckInterval == 0 {
+		o.LeaderCheckInterval = DefaultLeaderCheckInterval
 	}
 	if o.DeliveryTimeout <= 0 {
 		o.DeliveryTimeout = DefaultDeliveryTimeout
@@ -337,6 +355,7 @@ type lingerEntry struct {
 // producerCluster is what a Producer needs of the cluster; *Client is the
 // one outside tests.
 type producerCluster interface {
+	leaderSource
 	// partitionCount returns a topic's partition count; refresh asks the
 	// cluster rather than the cache.
 	partitionCount(ctx context.Context, topic string, refresh bool) (int32, error)
@@ -977,11 +996,22 @@ func (p *Producer) attempt(leader int32, t *topicState, parts []*partRequest) (r
 		acks:      p.opts.Acks.proto(),
 		timeoutMs: int32(p.opts.RequestTimeout / time.Millisecond),
 	}
-	for _, pr := range parts {
+	ids := make([]int32, len(parts))
+	for i, pr := range parts {
 		w.parts = append(w.parts, wirePart{partition: pr.ps.id, batches: pr.batches})
+		ids[i] = pr.ps.id
 	}
-	ctx, cancel := context.WithTimeout(p.ctx, p.opts.RequestTimeout+requestGrace)
+	timeoutCtx, cancel := context.WithTimeout(p.ctx, p.opts.RequestTimeout+requestGrace)
+	ctx, abort := context.WithCancelCause(timeoutCtx)
+	watch := startLeaderWatch(ctx, abort, p.cluster, leader, topic, ids, p.opts.LeaderCheckInterval)
 	resp, err = p.cluster.produce(ctx, leader, w)
+	if moved := watch.stop(); moved != nil && err != nil {
+		// The broker was deposed while it held the request: the
+		// request may or may not have been appended, as after any
+		// unanswered call, and is retried on the new leader.
+		err = moved
+	}
+	abort(nil)
 	cancel()
 	closing := context.Cause(p.ctx)
 	if err != nil && closing != nil {

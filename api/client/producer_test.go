@@ -152,9 +152,15 @@ func (c *testCluster) partitionCount(ctx context.Context, topic string, refresh 
 
 func (c *testCluster) leaderOf(string, int32) int32 { return 1 }
 
+func (c *testCluster) leaderEpochOf(string, int32) (int32, int32) { return 1, 0 }
+
 func (c *testCluster) refreshMetadata(context.Context, []string, time.Time) error {
 	c.refreshes.Add(1)
 	return nil
+}
+
+func (c *testCluster) refreshMetadataAvoiding(ctx context.Context, topics []string, since time.Time, _ int32) error {
+	return c.refreshMetadata(ctx, topics, since)
 }
 
 func (c *testCluster) checkPartition(topic string, partition int32) error {

@@ -9,9 +9,10 @@
 // every broker sees the same log, so moving a leader loses nothing, and only
 // the leader accepts Produce and serves Fetch and ListOffsets for a
 // partition; the others answer NOT_LEADER_OR_FOLLOWER, as a real follower
-// does. Tests move leaders (SetLeader) and remove brokers (RemoveBroker) to
-// check that clients follow. It is not the broker and checks only what a
-// client relies on; tests of the broker itself start the real one.
+// does. Tests move leaders (SetLeader), remove brokers (RemoveBroker) and
+// pause them (Pause: a broker that holds calls without answering) to check
+// that clients follow. It is not the broker and checks only what a client
+// relies on; tests of the broker itself start the real one.
 package clienttest
 
 import (
@@ -95,6 +96,10 @@ type Server struct {
 	endErr     error
 	// streamStarts are the requests of every FetchStream call, in order.
 	streamStarts []*stratav1.FetchRequest
+	// resume is non-nil while the broker is paused, and closed by Resume.
+	resume chan struct{}
+	// held counts the calls that found the broker paused, by method.
+	held map[string]int
 }
 
 type topic struct {
@@ -136,9 +141,11 @@ func NewCluster(tb testing.TB, n int) *Cluster {
 			Addr:       lis.Addr().String(),
 			ID:         int32(i + 1),
 			c:          c,
-			grpc:       grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20)),
 			endStreams: make(chan struct{}),
+			held:       make(map[string]int),
 		}
+		s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20),
+			grpc.ChainUnaryInterceptor(s.holdUnary), grpc.ChainStreamInterceptor(s.holdStream))
 		stratav1.RegisterStrataServer(s.grpc, s)
 		served := make(chan struct{})
 		go func() {
@@ -242,6 +249,72 @@ func (c *Cluster) liveLocked() []int32 {
 		}
 	}
 	return out
+}
+
+// Pause makes the broker stop answering without closing its connections,
+// as a process stopped with SIGSTOP or cut off by a network partition:
+// every call, those in progress included (a FetchStream sends nothing more),
+// waits until Resume or until the caller gives up. The cluster metadata is
+// not changed: move the broker's partitions with SetLeader, as the cluster
+// would elect successors.
+func (s *Server) Pause() {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.resume == nil {
+		s.resume = make(chan struct{})
+	}
+}
+
+// Resume ends a Pause: the calls held go on.
+func (s *Server) Resume() {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.resume != nil {
+		close(s.resume)
+		s.resume = nil
+	}
+}
+
+// HeldCalls returns how many calls of a method (its full name,
+// stratav1.Strata_Produce_FullMethodName say) found the broker paused.
+func (s *Server) HeldCalls(method string) int {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.held[method]
+}
+
+// hold waits while the broker is paused, counting the call as held, and
+// fails with the caller's cancellation if it gives up first.
+func (s *Server) hold(ctx context.Context, method string) error {
+	s.c.mu.Lock()
+	resume := s.resume
+	if resume != nil {
+		s.held[method]++
+	}
+	s.c.mu.Unlock()
+	if resume == nil {
+		return nil
+	}
+	select {
+	case <-resume:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+func (s *Server) holdUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := s.hold(ctx, info.FullMethod); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (s *Server) holdStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := s.hold(ss.Context(), info.FullMethod); err != nil {
+		return err
+	}
+	return handler(srv, ss)
 }
 
 // SetMetadataUnimplemented makes the broker answer Metadata with
@@ -646,6 +719,11 @@ func (s *Server) readLocked(fp *stratav1.FetchPartition, budget int32) (*stratav
 func (s *Server) Fetch(ctx context.Context, req *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
 	deadline := time.Now().Add(time.Duration(req.GetMaxWaitMs()) * time.Millisecond)
 	for {
+		// A long poll under way when the broker is paused does not
+		// answer either.
+		if err := s.hold(ctx, stratav1.Strata_Fetch_FullMethodName); err != nil {
+			return nil, err
+		}
 		s.c.mu.Lock()
 		resp, total, failed := s.fetchLocked(req)
 		changed := s.c.changed
@@ -703,10 +781,18 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 	s.streamStarts = append(s.streamStarts, req)
 	s.c.mu.Unlock()
 	for {
+		// A paused broker's open streams go silent too.
+		if err := s.hold(ctx, stratav1.Strata_FetchStream_FullMethodName); err != nil {
+			return err
+		}
 		s.c.mu.Lock()
 		resp, total, failed := s.fetchLocked(cur)
 		changed := s.c.changed
+		paused := s.resume != nil
 		s.c.mu.Unlock()
+		if paused {
+			continue // paused since the hold: wait there
+		}
 		for i, r := range resp.GetPartitions() {
 			if r.GetError() == nil {
 				pos[i].Offset = r.GetNextOffset()
