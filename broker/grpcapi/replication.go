@@ -68,9 +68,15 @@ func (c *ReplicaClient) conn(addr string) (*grpc.ClientConn, error) {
 	if cc := c.conns[addr]; cc != nil {
 		return cc, nil
 	}
+	// Responses carry up to 10 MiB of batches: with gRPC's 64 KiB default
+	// receive window each would take several round trips of window updates.
 	cc, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes)),
+		grpc.WithInitialWindowSize(16<<20),
+		grpc.WithInitialConnWindowSize(32<<20),
+		grpc.WithReadBufferSize(256<<10),
+		grpc.WithWriteBufferSize(256<<10),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("replica client for %s: %w", addr, err)

@@ -19,7 +19,7 @@ import (
 
 // inProcessCluster runs n brokers in this process against one embedded etcd.
 type inProcessCluster struct {
-	t       *testing.T
+	t       testing.TB
 	etcd    []string
 	dir     string
 	cancels map[int32]context.CancelFunc
@@ -27,7 +27,7 @@ type inProcessCluster struct {
 	addrs   map[int32]string
 }
 
-func startCluster(t *testing.T, n int) *inProcessCluster {
+func startCluster(t testing.TB, n int) *inProcessCluster {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -108,7 +108,7 @@ func (c *inProcessCluster) metadata(id int32, topic string) *stratav1.PartitionI
 	return md.GetTopics()[0].GetPartitions()[0]
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

@@ -33,7 +33,7 @@ func startServer(t *testing.T, settings map[string]string) stratav1.StrataClient
 	return stratav1.NewStrataClient(conn)
 }
 
-func batchOf(t *testing.T, n int, prefix string) []byte {
+func batchOf(t testing.TB, n int, prefix string) []byte {
 	t.Helper()
 	b := record.NewBuilder(time.Now().UnixMilli(), 0)
 	for i := 0; i < n; i++ {
