@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os/exec"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -419,4 +421,32 @@ func TestLeaderCutOffFromEtcdStopsTakingWrites(t *testing.T) {
 		t.Errorf("%d acknowledged records lost (at or above the new leader's high watermark %d)", len(beyond), f.hw)
 	}
 	t.Logf("new leader %d elected %v after the cut; %d records acknowledged by the old leader", parts[0].GetLeader(), elected.Round(time.Millisecond), led.ackedCount())
+}
+
+// TestNodeIDClashIsRefused starts a second broker with a node id a live
+// broker holds: it must exit with an error naming the clash, and the live
+// broker must keep its registration.
+func TestNodeIDClashIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	cmd := exec.CommandContext(ctx, testenv.Binary(t), "broker", "--node-id", "1",
+		"--etcd-endpoints", c.Etcd().ClientAddr(), "--data-dir", dir,
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0")
+	out, err := cmd.CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("a second broker with node id 1 did not fail (err %v, ctx %v):\n%s", err, ctx.Err(), out)
+	}
+	if !strings.Contains(string(out), "register broker 1") || !strings.Contains(string(out), "already registered") {
+		t.Fatalf("the refusal does not name the clash:\n%s", out)
+	}
+	r := newRouter(t, c, "none")
+	md, err := r.clients[1].Metadata(context.Background(), &stratav1.MetadataRequest{})
+	if err != nil || len(md.GetBrokers()) != 1 || md.GetBrokers()[0].GetNodeId() != 1 || md.GetBrokers()[0].GetGrpcAddr() != c.Broker(1).GRPCAddr() {
+		t.Fatalf("the live broker lost its registration: %v %v", md, err)
+	}
 }
