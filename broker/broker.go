@@ -86,6 +86,8 @@ type Broker struct {
 	brokers       []metastore.BrokerInfo
 	fetchers      *fetcherManager
 	replicaLagMax time.Duration
+	controller    int32     // cached controller id, see controllerID
+	controllerAt  time.Time // when it was read
 
 	draining  chan struct{} // closed by Drain
 	drainOnce sync.Once

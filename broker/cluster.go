@@ -238,14 +238,33 @@ func (b *Broker) Metadata(ctx context.Context, topics []string) (Metadata, error
 		md.Topics = append(md.Topics, tm)
 	}
 	b.clusterMu.RUnlock()
+	md.ControllerID = b.controllerID(ctx)
+	return md, nil
+}
+
+// controllerIDMaxAge bounds how often Metadata reads the controller from
+// etcd: clients call Metadata often (a silent leader makes them ask every
+// second), and etcd's load must not grow with the number of clients.
+const controllerIDMaxAge = time.Second
+
+// controllerID returns the elected controller's node id, -1 if unknown.
+func (b *Broker) controllerID(ctx context.Context) int32 {
+	b.clusterMu.RLock()
+	id, at := b.controller, b.controllerAt
+	b.clusterMu.RUnlock()
+	if !at.IsZero() && b.now().Sub(at) < controllerIDMaxAge {
+		return id
+	}
 	id, err := b.store.Controller(ctx)
 	if err != nil {
 		// Metadata without the controller is still useful to clients.
 		b.logger.Warn("metadata: cannot read the controller", "err", err)
-		id = -1
+		return -1
 	}
-	md.ControllerID = id
-	return md, nil
+	b.clusterMu.Lock()
+	b.controller, b.controllerAt = id, b.now()
+	b.clusterMu.Unlock()
+	return id
 }
 
 // isrLoop shrinks the ISR of partitions this broker leads when a follower has
