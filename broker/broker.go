@@ -317,7 +317,18 @@ func (b *Broker) applyDelete(ctx context.Context, name string) {
 const flushInterval = 100 * time.Millisecond
 
 func (b *Broker) flushLoop(ctx context.Context) {
-	t := time.NewTicker(flushInterval)
+	b.everyPartition(ctx, flushInterval, func(_ time.Time, p *Partition) {
+		// A failed log reported its first failure itself; it stays failed.
+		if err := p.log.MaybeFlush(); err != nil && !errors.Is(err, partlog.ErrLogClosed) && !errors.Is(err, partlog.ErrLogFailed) {
+			b.logger.Error("flush failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
+	})
+}
+
+// everyPartition calls fn for each hosted partition every interval, until
+// ctx ends.
+func (b *Broker) everyPartition(ctx context.Context, interval time.Duration, fn func(now time.Time, p *Partition)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -325,11 +336,9 @@ func (b *Broker) flushLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		now := b.now()
 		for _, p := range b.allPartitions() {
-			// A failed log reported its first failure itself; it stays failed.
-			if err := p.log.MaybeFlush(); err != nil && !errors.Is(err, partlog.ErrLogClosed) && !errors.Is(err, partlog.ErrLogFailed) {
-				b.logger.Error("flush failed", "topic", p.Topic, "partition", p.Index, "err", err)
-			}
+			fn(now, p)
 		}
 	}
 }

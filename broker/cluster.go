@@ -271,23 +271,13 @@ func (b *Broker) controllerID(ctx context.Context) int32 {
 // not caught up within replica.lag.time.max.ms.
 func (b *Broker) isrLoop(ctx context.Context) {
 	maxLag := b.replicaLagMax
-	t := time.NewTicker(max(maxLag/4, 50*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	b.everyPartition(ctx, max(maxLag/4, 50*time.Millisecond), func(now time.Time, p *Partition) {
+		if lag := p.laggingISR(now, maxLag); len(lag) > 0 {
+			b.changeISR(ctx, p, func(isr []int32) []int32 {
+				return slices.DeleteFunc(isr, func(id int32) bool { return slices.Contains(lag, id) })
+			}, "shrink", lag)
 		}
-		now := b.now()
-		for _, p := range b.allPartitions() {
-			if lag := p.laggingISR(now, maxLag); len(lag) > 0 {
-				b.changeISR(ctx, p, func(isr []int32) []int32 {
-					return slices.DeleteFunc(isr, func(id int32) bool { return slices.Contains(lag, id) })
-				}, "shrink", lag)
-			}
-		}
-	}
+	})
 }
 
 // changeISR updates a led partition's ISR in the metastore with a

@@ -177,6 +177,11 @@ type produceJob struct {
 // produce sends n records (n < 0: until ctx is done) with inflight requests
 // outstanding, and returns when every request has finished.
 func (p *producer) produce(ctx context.Context, n, inflight int) {
+	p.produceWith(ctx, n, inflight, p.send)
+}
+
+// produceWith is produce with each request sent by send.
+func (p *producer) produceWith(ctx context.Context, n, inflight int, send func(context.Context, produceJob)) {
 	jobs := make(chan produceJob)
 	var wg sync.WaitGroup
 	for range inflight {
@@ -184,7 +189,7 @@ func (p *producer) produce(ctx context.Context, n, inflight int) {
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				p.send(ctx, j)
+				send(ctx, j)
 			}
 		}()
 	}

@@ -139,21 +139,8 @@ type chaosProducer struct {
 }
 
 func (p *chaosProducer) run(ctx context.Context, inflight int) {
-	jobs := make(chan produceJob)
-	var wg sync.WaitGroup
-	for range inflight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				p.send(ctx, j)
-			}
-		}()
-	}
 	gen := &producer{t: p.r.t, topic: p.r.topic, led: p.led}
-	gen.generate(ctx, -1, jobs)
-	close(jobs)
-	wg.Wait()
+	gen.produceWith(ctx, -1, inflight, p.send)
 }
 
 func (p *chaosProducer) send(ctx context.Context, j produceJob) {
