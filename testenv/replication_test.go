@@ -18,6 +18,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/broker/server"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -435,5 +436,64 @@ func TestNodeIDClashIsRefused(t *testing.T) {
 	md, err := r.clients[1].Metadata(context.Background(), &stratav1.MetadataRequest{})
 	if err != nil || len(md.GetBrokers()) != 1 || md.GetBrokers()[0].GetNodeId() != 1 || md.GetBrokers()[0].GetGrpcAddr() != c.Broker(1).GRPCAddr() {
 		t.Fatalf("the live broker lost its registration: %v %v", md, err)
+	}
+}
+
+// TestEtcdOutage stops etcd under acks=all load: brokers cannot renew their
+// leases, so they stop leading; once etcd is back, leadership settles, writes
+// resume, and nothing acknowledged is lost.
+func TestEtcdOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-broker cluster")
+	}
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3})
+	const topic, partitions = "outage", int32(2)
+	r := newRouter(t, c, topic)
+	ctx := context.Background()
+	if _, err := r.clients[1].CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: topic, Partitions: partitions,
+		ReplicationFactor: 3, Configs: map[string]string{"min.insync.replicas": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.refresh()
+	led := newLedger(partitions)
+	prod := &chaosProducer{r: r, led: led}
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		prod.run(pctx, 4)
+	}()
+	defer func() { stop(); <-done }()
+	waitFor(t, 30*time.Second, func() bool { return led.ackedCount() >= 5*batchRecords }, "the producer to get going")
+
+	if err := c.Etcd().Stop(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * server.DefaultSessionTimeout)
+	// With every lease in doubt, no broker may acknowledge anything.
+	acked := led.ackedCount()
+	time.Sleep(time.Second)
+	if now := led.ackedCount(); now != acked {
+		t.Errorf("%d records acknowledged while etcd was down for longer than the session timeout", now-acked)
+	}
+	if err := c.Etcd().Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	waitFor(t, 60*time.Second, func() bool { return led.ackedCount() > acked+5*batchRecords }, "writes to resume after etcd returned")
+	t.Logf("writes resumed %v after etcd restarted", time.Since(restarted).Round(time.Millisecond))
+	stop()
+	<-done
+
+	parts := waitForWholeISR(t, r, 60*time.Second)
+	for _, p := range parts {
+		f := fetchFrom(t, r.clients[p.GetLeader()], topic, p.GetPartition(), 0)
+		if f.err != nil {
+			t.Fatalf("read partition %d: %v", p.GetPartition(), f.err)
+		}
+		checkPartition(t, led, p.GetPartition(), 0, f.hw, f.records)
+		if beyond := led.ackedIn(p.GetPartition(), f.hw, 1<<62); len(beyond) > 0 {
+			t.Errorf("partition %d: %d acknowledged records lost", p.GetPartition(), len(beyond))
+		}
 	}
 }
