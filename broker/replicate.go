@@ -40,6 +40,11 @@ type ReplicaFetchResult struct {
 	Data           []byte
 	Diverging      *EpochEndOffset
 	Err            error
+
+	// Buffer, when not nil, is the buffer from ReplicaFetchRequest.Buffers
+	// that Data was read into, as FetchResult.Buffer: the caller owns it and
+	// may give it back once nothing references Data any more.
+	Buffer *[]byte
 }
 
 // ReplicaFetchRequest is a follower's fetch from a leader.
@@ -49,6 +54,18 @@ type ReplicaFetchRequest struct {
 	MinBytes   int32
 	MaxBytes   int32
 	Partitions []ReplicaFetchPartition
+
+	// Buffers, if not nil, supplies the buffers the leader reads partitions
+	// into (see ReplicaFetchResult.Buffer), as FetchOptions.Buffers does.
+	// Nil: they are allocated and left to the garbage collector.
+	Buffers BufferPool
+
+	// Receive, if not nil, is memory a ReplicaClient may receive the
+	// leader's response into: it replaces *Receive with a larger buffer
+	// when it is too small, and the results' Data then alias it. The caller
+	// must be done with those results before it passes the same Receive
+	// again. The leader ignores it.
+	Receive *[]byte
 }
 
 // ReplicaClient sends a follower's fetch to the leader at addr. The gRPC
@@ -62,6 +79,9 @@ type ReplicaClient interface {
 // own (by leader epoch), records how far the follower has come (which may
 // advance the high watermark or let it join the ISR) and returns the batches
 // from the follower's log end on, waiting up to MaxWait for new ones.
+//
+// With req.Buffers, the results' buffers are the caller's (see
+// ReplicaFetchResult.Buffer); after an error none is left to the caller.
 func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]ReplicaFetchResult, error) {
 	if len(req.Partitions) == 0 {
 		return nil, fmt.Errorf("%w: replica fetch names no partitions", ErrInvalidRequest)
@@ -80,6 +100,11 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 		budget := maxBytes
 		for i, fp := range req.Partitions {
 			res := &results[i]
+			if res.Buffer != nil {
+				// Read in an earlier round of the long poll and seen by
+				// nobody outside: reusable at once.
+				req.Buffers.Put(res.Buffer)
+			}
 			*res = ReplicaFetchResult{Topic: fp.Topic, Partition: fp.Partition}
 			p, err := b.partition(fp.Topic, fp.Partition)
 			if err != nil {
@@ -114,12 +139,12 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 			if limit <= 0 || fp.FetchOffset >= p.LogEndOffset() {
 				continue
 			}
-			rr, err := p.log.Read(fp.FetchOffset, limit, p.LogEndOffset())
+			rr, buf, err := readLog(p.log, fp.FetchOffset, limit, p.LogEndOffset(), req.Buffers)
 			if err != nil {
 				res.Err = fmt.Errorf("replica fetch %s-%d at %d: %w", fp.Topic, fp.Partition, fp.FetchOffset, err)
 				continue
 			}
-			res.Data = rr.Data
+			res.Data, res.Buffer = rr.Data, buf
 			total += len(rr.Data)
 			budget -= len(rr.Data)
 		}
@@ -142,6 +167,11 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 		case <-b.draining:
 			return results, nil
 		case <-ctx.Done():
+			for _, res := range results {
+				if res.Buffer != nil { // never handed out
+					req.Buffers.Put(res.Buffer)
+				}
+			}
 			return nil, ctx.Err()
 		}
 	}
@@ -292,12 +322,25 @@ const (
 	replicaBackoffMax     = time.Second
 )
 
+// maxKeptReceive bounds the receive buffer a fetcher keeps between fetches:
+// room for a whole response of replicaFetchMaxBytes, not for the rare
+// response swollen by a first batch larger than that.
+const maxKeptReceive = 2 * replicaFetchMaxBytes
+
 func (f *fetcher) run(ctx context.Context) {
 	defer close(f.done)
 	b := f.m.b
 	backoff := replicaBackoffMin
+	// Responses are received into recv, which the next fetch reuses: every
+	// result aliasing it is handled (its batches written to the log, which
+	// keeps no reference) before that.
+	var recv []byte
 	for ctx.Err() == nil {
+		if cap(recv) > maxKeptReceive {
+			recv = nil
+		}
 		req, parts, wait := f.request()
+		req.Receive = &recv
 		addr, known := b.brokerAddr(f.leader)
 		if len(parts) == 0 || !known {
 			if wait <= 0 || !known {

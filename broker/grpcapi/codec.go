@@ -14,8 +14,8 @@ import (
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 )
 
-// The server's codec is gRPC's protobuf codec, except for the two messages
-// that carry record batches, whose generic code copies every byte of them:
+// The server's codec is gRPC's protobuf codec, except for the messages that
+// carry record batches, whose generic code copies every byte of them:
 //
 // A ProduceRequest arrives as a list of gRPC's buffers (one per HTTP/2
 // frame). The protobuf codec copies them into one buffer, then
@@ -29,9 +29,14 @@ import (
 // between them, and hands pooled read buffers to gRPC, which gives them back
 // to their pool once they are written.
 //
-// Both produce exactly what the protobuf codec would: the same message from
-// the same bytes, the same bytes from the same message (codec_test.go checks
-// both against proto, fuzz_test.go with arbitrary input).
+// A ReplicaFetchResponse is written like a FetchResponse; the replica
+// client uses this codec too, to decode it aliasing one copy of the received
+// bytes (replicawire.go).
+//
+// All produce exactly what the protobuf codec would: the same message from
+// the same bytes, the same bytes from the same message (codec_test.go and
+// replicawire_test.go check against proto, fuzz_test.go with arbitrary
+// input).
 
 // Field numbers in strata.proto.
 const (
@@ -57,8 +62,8 @@ const (
 // protoCodec is gRPC's protobuf codec, registered by its package.
 var protoCodec = encoding.GetCodecV2(grpcproto.Name)
 
-// codec is installed by ServerOptions. Its name is "proto": clients see the
-// usual content type.
+// codec is installed by ServerOptions, and on the replica client's
+// connections. Its name is "proto": peers see the usual content type.
 type codec struct{}
 
 func (codec) Name() string { return grpcproto.Name }
@@ -69,20 +74,28 @@ func (codec) Marshal(v any) (mem.BufferSlice, error) {
 		return m.marshal()
 	case *stratav1.FetchResponse:
 		return (&fetchReply{FetchResponse: m}).marshal()
+	case *replicaFetchReply:
+		return m.marshal()
+	case *stratav1.ReplicaFetchResponse:
+		return (&replicaFetchReply{ReplicaFetchResponse: m}).marshal()
 	}
 	return protoCodec.Marshal(v)
 }
 
 func (codec) Unmarshal(data mem.BufferSlice, v any) error {
-	if req, ok := v.(*stratav1.ProduceRequest); ok {
+	switch m := v.(type) {
+	case *stratav1.ProduceRequest:
 		// The one copy, into memory the request owns: data's buffers go
 		// back to gRPC when this returns.
-		return unmarshalProduce(data.Materialize(), req)
+		return unmarshalProduce(data.Materialize(), m)
+	case *replicaFetchReceive:
+		return m.receive(data)
 	}
 	return protoCodec.Unmarshal(data, v)
 }
 
-// errMalformed is the cause of every decoding error of unmarshalProduce.
+// errMalformed is the cause of every decoding error of unmarshalProduce and
+// unmarshalReplicaFetch.
 var errMalformed = errors.New("malformed message")
 
 // malformed describes the protowire error code n, met in field num of msg.

@@ -83,6 +83,15 @@ func (p *poisonPool) waitAllBack(t *testing.T, kept int) {
 // ServerOptions) whose fetches read into a poisonPool.
 func startBroker(t *testing.T) (stratav1.StrataClient, *poisonPool) {
 	t.Helper()
+	c, pool, _ := startBrokerWithPeers(t)
+	return c, pool
+}
+
+// startBrokerWithPeers is startBroker with the brokers peers registered
+// beside it at an address where nothing listens: they count as live
+// replicas, whose part a test plays. It also returns the broker's address.
+func startBrokerWithPeers(t *testing.T, peers ...int32) (stratav1.StrataClient, *poisonPool, string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	etcd, err := metastore.StartEmbedded(ctx, t.TempDir(), "127.0.0.1:0", nil)
@@ -104,6 +113,13 @@ func startBroker(t *testing.T) (stratav1.StrataClient, *poisonPool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
+	for _, id := range peers {
+		peer, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: id, GRPCAddr: "127.0.0.1:1", StartedAt: time.Now()}, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { peer.Close() })
+	}
 	b, err := broker.New(broker.Config{NodeID: 1, DataDir: t.TempDir()}, store)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +151,7 @@ func startBroker(t *testing.T) (stratav1.StrataClient, *poisonPool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return stratav1.NewStrataClient(conn), pool
+	return stratav1.NewStrataClient(conn), pool, lis.Addr().String()
 }
 
 // Record i of a partition has key "k<i>" and a value of valueSize bytes

@@ -36,11 +36,6 @@ func (r *fetchReply) marshal() (mem.BufferSlice, error) {
 	}
 	resp := r.FetchResponse
 	w := splitWriter{head: make([]byte, 0, 64*len(resp.Partitions)+16)}
-	type handover struct {
-		at   int // index in w.out
-		part int // index in resp.Partitions
-	}
-	var pooled []handover
 	for i, pr := range resp.Partitions {
 		size, err := resultSize(pr)
 		if err != nil {
@@ -58,13 +53,10 @@ func (r *fetchReply) marshal() (mem.BufferSlice, error) {
 		w.varint(fieldResultPartition, uint64(int64(pr.Partition)))
 		w.varint(fieldResultHighWater, uint64(pr.HighWatermark))
 		w.varint(fieldResultLogStart, uint64(pr.LogStartOffset))
-		if rb := pr.RecordBatches; len(rb) > 0 {
+		if len(pr.RecordBatches) > 0 {
 			w.head = protowire.AppendTag(w.head, fieldResultBatches, protowire.BytesType)
-			w.head = protowire.AppendVarint(w.head, uint64(len(rb)))
-			if i < len(r.bufs) && r.bufs[i] != nil {
-				pooled = append(pooled, handover{at: w.flush(), part: i})
-			}
-			w.data(rb)
+			w.head = protowire.AppendVarint(w.head, uint64(len(pr.RecordBatches)))
+			w.batches(&pr.RecordBatches, bufAt(r.bufs, i))
 		}
 		for _, rec := range pr.Records {
 			if w.head, err = appendMessage(w.head, fieldResultRecords, rec); err != nil {
@@ -80,48 +72,74 @@ func (r *fetchReply) marshal() (mem.BufferSlice, error) {
 		w.head = append(w.head, pr.ProtoReflect().GetUnknown()...)
 	}
 	w.head = append(w.head, resp.ProtoReflect().GetUnknown()...)
-	w.flush()
-	if len(w.out) == 0 {
-		w.out = append(w.out, mem.SliceBuffer(nil))
-	}
-	// Encoding succeeded: hand the pooled buffers over.
-	for _, h := range pooled {
-		pr, buf := resp.Partitions[h.part], r.bufs[h.part]
-		rb := pr.RecordBatches
-		if cap(*buf) < len(rb) || &(*buf)[:1][0] != &rb[0] {
-			continue // not the buffer it claims to be: leave it to the GC
-		}
-		*buf = (*buf)[:len(rb)]
-		w.out[h.at] = mem.NewBuffer(buf, r.pool)
-		pr.RecordBatches = nil
-	}
 	r.bufs = nil
-	return w.out, nil
+	return w.finish(r.pool), nil
+}
+
+// bufAt is bufs[i], or nil beyond its end.
+func bufAt(bufs []*[]byte, i int) *[]byte {
+	if i < len(bufs) {
+		return bufs[i]
+	}
+	return nil
 }
 
 // splitWriter builds a mem.BufferSlice of small encoded pieces, written to
 // head, and large byte slices passed by reference.
 type splitWriter struct {
-	out  mem.BufferSlice
-	head []byte
-	mark int // head[:mark] is in out already
+	out    mem.BufferSlice
+	head   []byte
+	mark   int // head[:mark] is in out already
+	pooled []pooledBatches
 }
 
-// flush moves what head holds beyond mark to out, and returns the index the
-// next buffer will have. Later appends to head never touch what was flushed:
-// they write past it, or into a new array.
-func (w *splitWriter) flush() int {
+// pooledBatches is a message's record batches in a pooled read buffer, out
+// of which the encoding is being written.
+type pooledBatches struct {
+	at    int     // index in out
+	field *[]byte // the message's record_batches, a prefix of buf
+	buf   *[]byte
+}
+
+// flush moves what head holds beyond mark to out. Later appends to head
+// never touch what was flushed: they write past it, or into a new array.
+func (w *splitWriter) flush() {
 	if len(w.head) > w.mark {
 		w.out = append(w.out, mem.SliceBuffer(w.head[w.mark:len(w.head):len(w.head)]))
 		w.mark = len(w.head)
 	}
-	return len(w.out)
 }
 
-// data appends b as a buffer of its own.
-func (w *splitWriter) data(b []byte) {
+// batches appends the record batches *field as a buffer of their own. buf,
+// if not nil, is the pooled buffer they claim to be read into: finish hands
+// it over.
+func (w *splitWriter) batches(field *[]byte, buf *[]byte) {
 	w.flush()
-	w.out = append(w.out, mem.SliceBuffer(b))
+	if buf != nil {
+		w.pooled = append(w.pooled, pooledBatches{at: len(w.out), field: field, buf: buf})
+	}
+	w.out = append(w.out, mem.SliceBuffer(*field))
+}
+
+// finish returns the encoding, once nothing can fail any more. Each pooled
+// buffer goes to gRPC, which gives it back to pool once it has written it;
+// from then on nothing else may reference it, so it also leaves the message
+// (gRPC may look at a reply after sending it, for logging).
+func (w *splitWriter) finish(pool mem.BufferPool) mem.BufferSlice {
+	w.flush()
+	if len(w.out) == 0 {
+		w.out = append(w.out, mem.SliceBuffer(nil))
+	}
+	for _, p := range w.pooled {
+		data := *p.field
+		if cap(*p.buf) < len(data) || &(*p.buf)[:1][0] != &data[0] {
+			continue // not the buffer it claims to be: leave it to the GC
+		}
+		*p.buf = (*p.buf)[:len(data)]
+		w.out[p.at] = mem.NewBuffer(p.buf, pool)
+		*p.field = nil
+	}
+	return w.out
 }
 
 // varint appends a varint field unless it is zero, as proto3 does.

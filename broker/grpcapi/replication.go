@@ -8,23 +8,42 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
 )
 
-// replicationServer serves followers' fetches.
+// replicationServer serves followers' fetches. gRPC calls replicaFetch
+// rather than ReplicaFetch (see Server.Register), so that the reply carries
+// the read buffers to the codec.
 type replicationServer struct {
 	stratav1.UnimplementedReplicationServer
 	b *broker.Broker
+
+	// buffers holds the buffers replica fetches read into; the codec gives
+	// them back once sent.
+	buffers mem.BufferPool
 }
 
-func (r replicationServer) ReplicaFetch(ctx context.Context, req *stratav1.ReplicaFetchRequest) (*stratav1.ReplicaFetchResponse, error) {
+// ReplicaFetch implements stratav1.ReplicationServer.
+func (r *replicationServer) ReplicaFetch(ctx context.Context, req *stratav1.ReplicaFetchRequest) (*stratav1.ReplicaFetchResponse, error) {
+	reply, err := r.replicaFetch(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return reply.ReplicaFetchResponse, nil
+}
+
+// replicaFetch answers with the batches as read, their pooled buffers going
+// with them to the codec.
+func (r *replicationServer) replicaFetch(ctx context.Context, req *stratav1.ReplicaFetchRequest) (*replicaFetchReply, error) {
 	in := broker.ReplicaFetchRequest{
 		ReplicaID: req.GetReplicaId(),
 		MaxWait:   time.Duration(req.GetMaxWaitMs()) * time.Millisecond,
 		MinBytes:  req.GetMinBytes(),
 		MaxBytes:  req.GetMaxBytes(),
+		Buffers:   r.buffers,
 	}
 	for _, p := range req.GetPartitions() {
 		in.Partitions = append(in.Partitions, broker.ReplicaFetchPartition{
@@ -37,7 +56,9 @@ func (r replicationServer) ReplicaFetch(ctx context.Context, req *stratav1.Repli
 		return nil, statusError(err)
 	}
 	out := &stratav1.ReplicaFetchResponse{Partitions: make([]*stratav1.ReplicaFetchPartitionResult, len(results))}
-	for i, res := range results {
+	reply := &replicaFetchReply{ReplicaFetchResponse: out, pool: r.buffers}
+	for i := range results {
+		res := &results[i]
 		pr := &stratav1.ReplicaFetchPartitionResult{
 			Topic: res.Topic, Partition: res.Partition, HighWatermark: res.HighWatermark,
 			LogStartOffset: res.LogStartOffset, RecordBatches: res.Data, Error: partitionError(res.Err),
@@ -45,9 +66,36 @@ func (r replicationServer) ReplicaFetch(ctx context.Context, req *stratav1.Repli
 		if d := res.Diverging; d != nil {
 			pr.DivergingEpoch = &stratav1.EpochEndOffset{Epoch: d.Epoch, EndOffset: d.EndOffset}
 		}
+		if res.Buffer != nil {
+			if reply.bufs == nil {
+				reply.bufs = make([]*[]byte, len(results))
+			}
+			reply.bufs[i], res.Buffer = res.Buffer, nil
+		}
 		out.Partitions[i] = pr
 	}
-	return out, nil
+	return reply, nil
+}
+
+// replicaFetchHandler is the generated unary handler of ReplicaFetch,
+// calling replicaFetch instead of ReplicaFetch.
+func replicaFetchHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	r := srv.(*replicationServer)
+	in := new(stratav1.ReplicaFetchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	handler := func(ctx context.Context, req any) (any, error) {
+		reply, err := r.replicaFetch(ctx, req.(*stratav1.ReplicaFetchRequest))
+		if err != nil {
+			return nil, err
+		}
+		return reply, nil
+	}
+	if interceptor == nil {
+		return handler(ctx, in)
+	}
+	return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: stratav1.Replication_ReplicaFetch_FullMethodName}, handler)
 }
 
 // ReplicaClient sends replica fetches to other brokers over gRPC, keeping one
@@ -70,9 +118,10 @@ func (c *ReplicaClient) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	// Responses carry up to 10 MiB of batches: with gRPC's 64 KiB default
 	// receive window each would take several round trips of window updates.
+	// The codec receives them without copying the batches once more.
 	cc, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.ForceCodecV2(codec{})),
 		grpc.WithInitialWindowSize(16<<20),
 		grpc.WithInitialConnWindowSize(32<<20),
 		grpc.WithReadBufferSize(256<<10),
@@ -85,7 +134,8 @@ func (c *ReplicaClient) conn(addr string) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
-// ReplicaFetch implements broker.ReplicaClient.
+// ReplicaFetch implements broker.ReplicaClient. The response is received
+// into req.Receive, when not nil, and the results' Data alias it.
 func (c *ReplicaClient) ReplicaFetch(ctx context.Context, addr string, req broker.ReplicaFetchRequest) ([]broker.ReplicaFetchResult, error) {
 	cc, err := c.conn(addr)
 	if err != nil {
@@ -105,10 +155,11 @@ func (c *ReplicaClient) ReplicaFetch(ctx context.Context, addr string, req broke
 	// not hold the follower much longer than that.
 	ctx, cancel := context.WithTimeout(ctx, req.MaxWait+5*time.Second)
 	defer cancel()
-	resp, err := stratav1.NewReplicationClient(cc).ReplicaFetch(ctx, in)
-	if err != nil {
+	recv := &replicaFetchReceive{ReplicaFetchResponse: &stratav1.ReplicaFetchResponse{}, buf: req.Receive}
+	if err := cc.Invoke(ctx, stratav1.Replication_ReplicaFetch_FullMethodName, in, recv); err != nil {
 		return nil, fmt.Errorf("replica fetch from %s: %w", addr, err)
 	}
+	resp := recv.ReplicaFetchResponse
 	out := make([]broker.ReplicaFetchResult, len(resp.GetPartitions()))
 	for i, pr := range resp.GetPartitions() {
 		res := broker.ReplicaFetchResult{

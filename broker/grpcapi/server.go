@@ -62,24 +62,26 @@ func New(b *broker.Broker) *Server {
 	return &Server{b: b, buffers: newReadBuffers(), sticky: make(map[string]int32)}
 }
 
-// Register adds the service to a gRPC server. The unary Fetch is served by
-// fetchHandler rather than the generated handler, so that its reply can
-// carry read buffers to the codec (see fetchReply).
+// Register adds the services to a gRPC server. Fetch and ReplicaFetch are
+// served by handlers of their own rather than the generated ones, so that
+// their replies can carry read buffers to the codec (see fetchReply).
 func (s *Server) Register(g *grpc.Server) {
-	desc := stratav1.Strata_ServiceDesc
+	desc := withHandler(stratav1.Strata_ServiceDesc, stratav1.Strata_Fetch_FullMethodName, fetchHandler)
+	g.RegisterService(&desc, s)
+	repl := withHandler(stratav1.Replication_ServiceDesc, stratav1.Replication_ReplicaFetch_FullMethodName, replicaFetchHandler)
+	g.RegisterService(&repl, &replicationServer{b: s.b, buffers: s.buffers})
+}
+
+// withHandler returns desc with the unary method fullMethod served by h.
+func withHandler(desc grpc.ServiceDesc, fullMethod string, h grpc.MethodHandler) grpc.ServiceDesc {
 	desc.Methods = slices.Clone(desc.Methods)
-	found := false
 	for i := range desc.Methods {
-		if "/"+desc.ServiceName+"/"+desc.Methods[i].MethodName == stratav1.Strata_Fetch_FullMethodName {
-			desc.Methods[i].Handler = fetchHandler
-			found = true
+		if "/"+desc.ServiceName+"/"+desc.Methods[i].MethodName == fullMethod {
+			desc.Methods[i].Handler = h
+			return desc
 		}
 	}
-	if !found {
-		panic("grpcapi: the Strata service has no Fetch method")
-	}
-	g.RegisterService(&desc, s)
-	stratav1.RegisterReplicationServer(g, replicationServer{b: s.b})
+	panic("grpcapi: the " + desc.ServiceName + " service has no method " + fullMethod)
 }
 
 // Metadata answers from the broker's view of the cluster.

@@ -1,0 +1,154 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/broker"
+)
+
+// follower plays broker 2, following partition 0 of topic "r" from the
+// broker at addr through a ReplicaClient, as a fetcher does: one receive
+// buffer, reused by every fetch.
+type follower struct {
+	rc   *ReplicaClient
+	addr string
+	recv []byte
+	pos  int64 // the follower's log end offset
+}
+
+func newFollower(t *testing.T, addr string) *follower {
+	t.Helper()
+	rc := NewReplicaClient()
+	t.Cleanup(func() { rc.Close() })
+	return &follower{rc: rc, addr: addr}
+}
+
+// fetch sends one replica fetch from f.pos.
+func (f *follower) fetch(ctx context.Context, maxWait time.Duration, minBytes, partBytes int32) (broker.ReplicaFetchResult, error) {
+	lastEpoch := int32(-1)
+	if f.pos > 0 {
+		lastEpoch = 0 // the topic's first and only leader epoch
+	}
+	results, err := f.rc.ReplicaFetch(ctx, f.addr, broker.ReplicaFetchRequest{
+		ReplicaID: 2, MaxWait: maxWait, MinBytes: minBytes, MaxBytes: 1 << 20,
+		Partitions: []broker.ReplicaFetchPartition{{
+			Topic: "r", Partition: 0, FetchOffset: f.pos, LastFetchedEpoch: lastEpoch, MaxBytes: partBytes,
+		}},
+		Receive: &f.recv,
+	})
+	if err != nil {
+		return broker.ReplicaFetchResult{}, err
+	}
+	if len(results) != 1 {
+		return broker.ReplicaFetchResult{}, errors.New("not one result")
+	}
+	return results[0], results[0].Err
+}
+
+// TestReplicaFetchGivesBuffersBackAfterSending follows a partition through
+// both ends of the replication codec: every record arrives intact, the
+// batches alias the follower's receive buffer, and every read buffer of the
+// leader returns to the pool, poisoned, only after it was sent.
+func TestReplicaFetchGivesBuffersBackAfterSending(t *testing.T) {
+	c, pool, addr := startBrokerWithPeers(t, 2)
+	ctx := context.Background()
+	if _, err := c.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "r", Partitions: 1, ReplicationFactor: 2}); err != nil {
+		t.Fatal(err)
+	}
+	const batches, perBatch = 20, 150 // ~150 KB batches
+	for b := range batches {
+		produce(t, c, "r", 0, b*perBatch, perBatch)
+	}
+	total := int64(batches * perBatch)
+	f := newFollower(t, addr)
+	for f.pos < total {
+		res, err := f.fetch(ctx, time.Second, 1, 400<<10)
+		if err != nil {
+			t.Fatalf("fetch from %d: %v", f.pos, err)
+		}
+		if len(res.Data) == 0 || !within(f.recv, res.Data) {
+			t.Fatalf("fetch from %d: %d bytes, not in the receive buffer", f.pos, len(res.Data))
+		}
+		if f.pos, err = checkBatches(res.Data, f.pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Caught up: the follower's fetch moves the high watermark to the end.
+	res, err := f.fetch(ctx, 20*time.Millisecond, 1, 400<<10)
+	if err != nil || len(res.Data) != 0 || res.HighWatermark != total {
+		t.Fatalf("caught-up fetch: %d bytes, high watermark %d (want %d), %v", len(res.Data), res.HighWatermark, total, err)
+	}
+	pool.waitAllBack(t, 0)
+}
+
+// TestReplicaLongPollGivesBuffersBack: a replica fetch waiting for more than
+// there is reads again when an append wakes it, and gives back what it read
+// before; one cancelled while waiting gives back what it holds.
+func TestReplicaLongPollGivesBuffersBack(t *testing.T) {
+	c, pool, addr := startBrokerWithPeers(t, 2)
+	ctx := context.Background()
+	if _, err := c.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "r", Partitions: 1, ReplicationFactor: 2}); err != nil {
+		t.Fatal(err)
+	}
+	const perBatch = 150
+	produce(t, c, "r", 0, 0, perBatch)
+	f := newFollower(t, addr)
+
+	// One batch is there; the fetch wants more than one.
+	type answer struct {
+		res broker.ReplicaFetchResult
+		err error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		res, err := f.fetch(ctx, 10*time.Second, perBatch*valueSize*3/2, 1<<20)
+		answers <- answer{res, err}
+	}()
+	waitReads(t, pool, 1)
+	produce(t, c, "r", 0, perBatch, perBatch)
+	a := <-answers
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if next, err := checkBatches(a.res.Data, 0); err != nil || next != 2*perBatch {
+		t.Fatalf("read to %d: %v", next, err)
+	}
+	if gets, _ := pool.counts(); gets < 2 {
+		t.Fatalf("%d reads; want one before waiting and one after the append", gets)
+	}
+	pool.waitAllBack(t, 0)
+
+	// Cancelled while waiting with a batch read.
+	gets, _ := pool.counts()
+	callCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		res, err := f.fetch(callCtx, 10*time.Second, 10<<20, 1<<20)
+		answers <- answer{res, err}
+	}()
+	waitReads(t, pool, gets+1)
+	cancel()
+	if a := <-answers; a.err == nil {
+		t.Fatal("a cancelled fetch returned no error")
+	}
+	pool.waitAllBack(t, 0)
+}
+
+// waitReads waits until the pool has handed out n buffers.
+func waitReads(t *testing.T, pool *poisonPool, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if gets, _ := pool.counts(); gets >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d reads", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,277 @@
+package grpcapi
+
+import (
+	"fmt"
+	"math/bits"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+)
+
+// A ReplicaFetchResponse carries every replicated byte, so both of its ends
+// bypass the generic code, as Fetch does (see codec.go):
+//
+// The leader writes it with replicaFetchReply.marshal: small header buffers
+// around the batches as the log read them into pooled buffers, which go back
+// to the pool once gRPC has written them.
+//
+// The follower receives it with the codec into a replicaFetchReceive: one
+// copy out of gRPC's buffers into memory the fetcher owns and reuses from
+// one fetch to the next, decoded by unmarshalReplicaFetch with
+// record_batches aliasing it. proto.Unmarshal would copy them once more.
+
+// Field numbers of ReplicaFetchResponse and ReplicaFetchPartitionResult in
+// strata.proto.
+const (
+	fieldReplicaPartitions = 1
+
+	fieldReplicaTopic     = 1
+	fieldReplicaPartition = 2
+	fieldReplicaHighWater = 3
+	fieldReplicaLogStart  = 4
+	fieldReplicaBatches   = 5
+	fieldReplicaDiverging = 6
+	fieldReplicaError     = 7
+)
+
+// replicaFetchReply is a ReplicaFetchResponse whose record batches may be in
+// pooled read buffers, as fetchReply is for FetchResponse: bufs[i], when not
+// nil, is the buffer from pool whose prefix is Partitions[i].RecordBatches,
+// handed to gRPC by marshal.
+type replicaFetchReply struct {
+	*stratav1.ReplicaFetchResponse
+	pool mem.BufferPool
+	bufs []*[]byte
+}
+
+// marshal encodes the response exactly as proto.Marshal does, but with each
+// partition's record batches as a buffer of their own instead of a copy.
+func (r *replicaFetchReply) marshal() (mem.BufferSlice, error) {
+	if r == nil || r.ReplicaFetchResponse == nil {
+		return mem.BufferSlice{mem.SliceBuffer(nil)}, nil
+	}
+	resp := r.ReplicaFetchResponse
+	w := splitWriter{head: make([]byte, 0, 64*len(resp.Partitions)+16)}
+	for i, pr := range resp.Partitions {
+		size, err := replicaResultSize(pr)
+		if err != nil {
+			return nil, err
+		}
+		w.head = protowire.AppendTag(w.head, fieldReplicaPartitions, protowire.BytesType)
+		w.head = protowire.AppendVarint(w.head, uint64(size))
+		if pr == nil {
+			continue
+		}
+		if pr.Topic != "" {
+			w.head = protowire.AppendTag(w.head, fieldReplicaTopic, protowire.BytesType)
+			w.head = protowire.AppendString(w.head, pr.Topic)
+		}
+		w.varint(fieldReplicaPartition, uint64(int64(pr.Partition)))
+		w.varint(fieldReplicaHighWater, uint64(pr.HighWatermark))
+		w.varint(fieldReplicaLogStart, uint64(pr.LogStartOffset))
+		if len(pr.RecordBatches) > 0 {
+			w.head = protowire.AppendTag(w.head, fieldReplicaBatches, protowire.BytesType)
+			w.head = protowire.AppendVarint(w.head, uint64(len(pr.RecordBatches)))
+			w.batches(&pr.RecordBatches, bufAt(r.bufs, i))
+		}
+		if pr.DivergingEpoch != nil {
+			if w.head, err = appendMessage(w.head, fieldReplicaDiverging, pr.DivergingEpoch); err != nil {
+				return nil, err
+			}
+		}
+		if pr.Error != nil {
+			if w.head, err = appendMessage(w.head, fieldReplicaError, pr.Error); err != nil {
+				return nil, err
+			}
+		}
+		w.head = append(w.head, pr.ProtoReflect().GetUnknown()...)
+	}
+	w.head = append(w.head, resp.ProtoReflect().GetUnknown()...)
+	r.bufs = nil
+	return w.finish(r.pool), nil
+}
+
+// replicaResultSize is the encoded size of pr as proto.Size computes it,
+// including the sizes of nested messages, which appendMessage relies on.
+func replicaResultSize(pr *stratav1.ReplicaFetchPartitionResult) (int, error) {
+	if pr == nil {
+		return 0, nil
+	}
+	n := 0
+	if pr.Topic != "" {
+		if !utf8.ValidString(pr.Topic) {
+			return 0, fmt.Errorf("marshal ReplicaFetchPartitionResult: topic %q is not valid UTF-8", pr.Topic)
+		}
+		n += protowire.SizeTag(fieldReplicaTopic) + protowire.SizeBytes(len(pr.Topic))
+	}
+	n += varintSize(fieldReplicaPartition, uint64(int64(pr.Partition)))
+	n += varintSize(fieldReplicaHighWater, uint64(pr.HighWatermark))
+	n += varintSize(fieldReplicaLogStart, uint64(pr.LogStartOffset))
+	if len(pr.RecordBatches) > 0 {
+		n += protowire.SizeTag(fieldReplicaBatches) + protowire.SizeBytes(len(pr.RecordBatches))
+	}
+	if pr.DivergingEpoch != nil {
+		n += protowire.SizeTag(fieldReplicaDiverging) + protowire.SizeBytes(proto.Size(pr.DivergingEpoch))
+	}
+	if pr.Error != nil {
+		n += protowire.SizeTag(fieldReplicaError) + protowire.SizeBytes(proto.Size(pr.Error))
+	}
+	n += len(pr.ProtoReflect().GetUnknown())
+	return n, nil
+}
+
+// replicaFetchReceive is what the replica client asks the codec to decode a
+// ReplicaFetchResponse into: the message is copied into *buf (replaced by a
+// larger buffer when too small; nil means a fresh buffer) and its
+// record_batches alias that copy. It embeds the message, so any other codec
+// decodes into it as usual.
+type replicaFetchReceive struct {
+	*stratav1.ReplicaFetchResponse
+	buf *[]byte
+}
+
+// receive copies data into r's buffer and decodes it.
+func (r *replicaFetchReceive) receive(data mem.BufferSlice) error {
+	b := receiveBuffer(r.buf, data.Len())
+	data.CopyTo(b)
+	return unmarshalReplicaFetch(b, r.ReplicaFetchResponse)
+}
+
+// receiveBuffer returns n bytes of *buf, not zeroed, after replacing *buf
+// with a buffer of n rounded up to a power of two if it is too small, so
+// that responses growing a little at a time do not allocate each time.
+func receiveBuffer(buf *[]byte, n int) []byte {
+	if buf == nil {
+		return make([]byte, n)
+	}
+	if cap(*buf) < n {
+		*buf = make([]byte, n, 1<<bits.Len(uint(n-1)))
+	}
+	*buf = (*buf)[:n]
+	return *buf
+}
+
+// unmarshalReplicaFetch sets resp to the ReplicaFetchResponse encoded in b,
+// as proto.Unmarshal does (unknown fields kept, the last of repeated scalars
+// winning, repeated nested messages merged, strings checked for UTF-8),
+// except that record_batches alias b. The caller must keep b unchanged for
+// as long as resp is used.
+func unmarshalReplicaFetch(b []byte, resp *stratav1.ReplicaFetchResponse) error {
+	proto.Reset(resp)
+	var unknown []byte
+	for len(b) > 0 {
+		num, typ, n, err := consumeTag(b, "ReplicaFetchResponse")
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+		var m int
+		if num == fieldReplicaPartitions && typ == protowire.BytesType {
+			var v []byte
+			if v, m = protowire.ConsumeBytes(b); m >= 0 {
+				pr := &stratav1.ReplicaFetchPartitionResult{}
+				if err := unmarshalReplicaResult(v, pr); err != nil {
+					return err
+				}
+				resp.Partitions = append(resp.Partitions, pr)
+			}
+		} else if m = protowire.ConsumeFieldValue(num, typ, b); m >= 0 {
+			unknown = appendUnknown(unknown, num, typ, b[:m])
+		}
+		if m < 0 {
+			return malformed("ReplicaFetchResponse", num, m)
+		}
+		b = b[m:]
+	}
+	if len(unknown) > 0 {
+		resp.ProtoReflect().SetUnknown(unknown)
+	}
+	return nil
+}
+
+// unmarshalReplicaResult decodes one ReplicaFetchPartitionResult as
+// unmarshalReplicaFetch does; the small nested messages are left to
+// protobuf.
+func unmarshalReplicaResult(b []byte, pr *stratav1.ReplicaFetchPartitionResult) error {
+	var unknown []byte
+	for len(b) > 0 {
+		num, typ, n, err := consumeTag(b, "ReplicaFetchPartitionResult")
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+		var m int
+		switch {
+		case num == fieldReplicaTopic && typ == protowire.BytesType:
+			var v []byte
+			if v, m = protowire.ConsumeBytes(b); m >= 0 {
+				if !utf8.Valid(v) {
+					return fmt.Errorf("%w: ReplicaFetchPartitionResult.topic is not valid UTF-8", errMalformed)
+				}
+				pr.Topic = string(v)
+			}
+		case num == fieldReplicaPartition && typ == protowire.VarintType:
+			var x uint64
+			x, m = protowire.ConsumeVarint(b)
+			pr.Partition = int32(x)
+		case num == fieldReplicaHighWater && typ == protowire.VarintType:
+			var x uint64
+			x, m = protowire.ConsumeVarint(b)
+			pr.HighWatermark = int64(x)
+		case num == fieldReplicaLogStart && typ == protowire.VarintType:
+			var x uint64
+			x, m = protowire.ConsumeVarint(b)
+			pr.LogStartOffset = int64(x)
+		case num == fieldReplicaBatches && typ == protowire.BytesType:
+			var v []byte
+			if v, m = protowire.ConsumeBytes(b); m >= 0 {
+				// Capacity clipped: an append to one partition's batches
+				// must not overwrite what follows them in b.
+				pr.RecordBatches = v[:len(v):len(v)]
+				if len(v) == 0 {
+					pr.RecordBatches = nil // as proto.Unmarshal leaves it
+				}
+			}
+		case num == fieldReplicaDiverging && typ == protowire.BytesType:
+			var v []byte
+			if v, m = protowire.ConsumeBytes(b); m >= 0 {
+				if pr.DivergingEpoch == nil {
+					pr.DivergingEpoch = &stratav1.EpochEndOffset{}
+				}
+				// A nested message met again merges into the first, as
+				// protobuf decodes a singular message field.
+				if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(v, pr.DivergingEpoch); err != nil {
+					return fmt.Errorf("%w: ReplicaFetchPartitionResult.diverging_epoch: %v", errMalformed, err)
+				}
+			}
+		case num == fieldReplicaError && typ == protowire.BytesType:
+			var v []byte
+			if v, m = protowire.ConsumeBytes(b); m >= 0 {
+				if pr.Error == nil {
+					pr.Error = &stratav1.PartitionError{}
+				}
+				if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(v, pr.Error); err != nil {
+					return fmt.Errorf("%w: ReplicaFetchPartitionResult.error: %v", errMalformed, err)
+				}
+			}
+		default:
+			// Unknown, or a known number with another wire type: protobuf
+			// keeps it among the unknown fields.
+			if m = protowire.ConsumeFieldValue(num, typ, b); m >= 0 {
+				unknown = appendUnknown(unknown, num, typ, b[:m])
+			}
+		}
+		if m < 0 {
+			return malformed("ReplicaFetchPartitionResult", num, m)
+		}
+		b = b[m:]
+	}
+	if len(unknown) > 0 {
+		pr.ProtoReflect().SetUnknown(unknown)
+	}
+	return nil
+}
