@@ -124,9 +124,15 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 }
 
 func (b *Broker) register(parts []FetchPartition, wake chan struct{}) []*Partition {
+	return b.registerWaiter(len(parts), func(i int) (string, int32) { return parts[i].Topic, parts[i].Partition }, wake)
+}
+
+// registerWaiter adds wake to the waiters of the n hosted partitions that
+// name gives, and returns them.
+func (b *Broker) registerWaiter(n int, name func(i int) (string, int32), wake chan struct{}) []*Partition {
 	var hosted []*Partition
-	for _, fp := range parts {
-		if p, err := b.partition(fp.Topic, fp.Partition); err == nil {
+	for i := range n {
+		if p, err := b.partition(name(i)); err == nil {
 			p.addWaiter(wake)
 			hosted = append(hosted, p)
 		}

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -178,14 +179,7 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 }
 
 func (b *Broker) registerReplica(parts []ReplicaFetchPartition, wake chan struct{}) []*Partition {
-	var hosted []*Partition
-	for _, fp := range parts {
-		if p, err := b.partition(fp.Topic, fp.Partition); err == nil {
-			p.addWaiter(wake)
-			hosted = append(hosted, p)
-		}
-	}
-	return hosted
+	return b.registerWaiter(len(parts), func(i int) (string, int32) { return parts[i].Topic, parts[i].Partition }, wake)
 }
 
 // checkDivergence compares the follower's last epoch with this log: if the
@@ -219,7 +213,10 @@ type fetcherManager struct {
 	b        *Broker
 	mu       sync.Mutex
 	fetchers map[int32]*fetcher
-	closed   bool
+	// stopped are fetchers cancelled because they had nothing left to
+	// fetch; close waits for them.
+	stopped []*fetcher
+	closed  bool
 }
 
 type fetcher struct {
@@ -245,7 +242,7 @@ func (m *fetcherManager) assign(p *Partition, leader int32) {
 	}
 	for id, f := range m.fetchers {
 		if id != leader {
-			f.remove(p)
+			m.removeLocked(id, f, p)
 		}
 	}
 	f := m.fetchers[leader]
@@ -262,8 +259,18 @@ func (m *fetcherManager) assign(p *Partition, leader int32) {
 func (m *fetcherManager) remove(p *Partition) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, f := range m.fetchers {
-		f.remove(p)
+	for id, f := range m.fetchers {
+		m.removeLocked(id, f, p)
+	}
+}
+
+// removeLocked takes p from f, and stops f once it fetches nothing: a leader
+// this broker no longer follows needs no goroutine. mu must be held.
+func (m *fetcherManager) removeLocked(id int32, f *fetcher, p *Partition) {
+	if f.remove(p) == 0 {
+		f.cancel()
+		delete(m.fetchers, id)
+		m.stopped = append(slices.DeleteFunc(m.stopped, (*fetcher).exited), f)
 	}
 }
 
@@ -280,8 +287,12 @@ func (m *fetcherManager) brokersChanged() {
 func (m *fetcherManager) close() {
 	m.mu.Lock()
 	m.closed = true
-	fs := m.fetchers
+	fs := m.stopped
+	for _, f := range m.fetchers {
+		fs = append(fs, f)
+	}
 	m.fetchers = map[int32]*fetcher{}
+	m.stopped = nil
 	m.mu.Unlock()
 	for _, f := range fs {
 		f.cancel()
@@ -300,10 +311,21 @@ func (f *fetcher) add(p *Partition) {
 	f.poke()
 }
 
-func (f *fetcher) remove(p *Partition) {
+func (f *fetcher) exited() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// remove stops fetching p and returns how many partitions f still fetches.
+func (f *fetcher) remove(p *Partition) int {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	delete(f.parts, p)
-	f.mu.Unlock()
+	return len(f.parts)
 }
 
 func (f *fetcher) poke() {
