@@ -86,16 +86,12 @@ func (l *Log) write(batches []byte, res AppendResult, offsets int64, leaderEpoch
 				return AppendResult{}, fmt.Errorf("log: replicated batch %d has base offset %d, expected %d: %w",
 					pos, h.BaseOffset, next, ErrOffsetMismatch)
 			}
-			if err := l.assignEpochLocked(h.PartitionLeaderEpoch, next); err != nil {
-				return AppendResult{}, err
-			}
+			l.assignEpochLocked(h.PartitionLeaderEpoch, next)
 			next += int64(h.LastOffsetDelta) + 1
 			pos += h.Size()
 		}
 	} else {
-		if err := l.assignEpochLocked(leaderEpoch, first); err != nil {
-			return AppendResult{}, err
-		}
+		l.assignEpochLocked(leaderEpoch, first)
 		for pos := 0; pos < len(batches); {
 			b := batches[pos:]
 			h, _ := record.ParseHeader(b) // validated above
@@ -370,6 +366,9 @@ func (l *Log) recoveryPointLocked() int64 {
 // checkpointRecoveryPointLocked writes the recovery point checkpoint if rp
 // moves it forward (or, with lower, backward). ckMu must be held.
 func (l *Log) checkpointRecoveryPointLocked(rp int64, lower bool) error {
+	if err := l.persistEpochsLocked(); err != nil {
+		return err
+	}
 	if rp == l.ckRP || (rp < l.ckRP && !lower) {
 		return nil
 	}

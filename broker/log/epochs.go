@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -77,43 +76,52 @@ func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
 }
 
 // assignEpochLocked records that epoch starts at offset if it is newer than
-// the latest epoch, and makes the record durable before the batch that
-// carries it is written: a checkpoint that runs ahead of the log is trimmed at
-// load, one that lags could not be repaired without a scan. mu must be held.
-func (l *Log) assignEpochLocked(epoch int32, offset int64) error {
-	l.epMu.RLock()
-	latest := UndefinedEpoch
-	if n := len(l.epochs); n > 0 {
-		latest = l.epochs[n-1].Epoch
-	}
-	l.epMu.RUnlock()
-	if epoch <= latest {
-		return nil
-	}
-	next := append(l.Epochs(), EpochEntry{Epoch: epoch, StartOffset: offset})
-	if err := l.writeEpochs(next); err != nil {
-		return l.fail(err)
-	}
+// the latest epoch. The checkpoint file is not written here: an fsync on the
+// produce path stalls for hundreds of milliseconds behind a busy disk. It is
+// written before the recovery point checkpoint moves (see
+// persistEpochsLocked), and recovery rebuilds the epochs of everything past
+// the recovery point from the batches themselves, which carry their epoch.
+// mu must be held.
+func (l *Log) assignEpochLocked(epoch int32, offset int64) {
 	l.epMu.Lock()
-	l.epochs = next
-	l.epMu.Unlock()
-	return nil
+	defer l.epMu.Unlock()
+	if n := len(l.epochs); n > 0 && epoch <= l.epochs[n-1].Epoch {
+		return
+	}
+	l.epochs = append(l.epochs, EpochEntry{Epoch: epoch, StartOffset: offset})
+	l.epochsDirty = true
 }
 
 // truncateEpochsLocked forgets epochs that start at or after end, after a
 // truncation of the log to end. mu must be held.
-func (l *Log) truncateEpochsLocked(end int64) error {
-	cur := l.Epochs()
-	keep := slices.DeleteFunc(slices.Clone(cur), func(e EpochEntry) bool { return e.StartOffset >= end })
-	if len(keep) == len(cur) {
+func (l *Log) truncateEpochsLocked(end int64) {
+	l.epMu.Lock()
+	defer l.epMu.Unlock()
+	n := len(l.epochs)
+	l.epochs = slices.DeleteFunc(l.epochs, func(e EpochEntry) bool { return e.StartOffset >= end })
+	if len(l.epochs) != n {
+		l.epochsDirty = true
+	}
+}
+
+// persistEpochsLocked writes the epoch checkpoint durably if it changed. It
+// runs before every recovery point checkpoint, so that every epoch starting
+// below the recovery point is on disk. ckMu must be held.
+func (l *Log) persistEpochsLocked() error {
+	l.epMu.Lock()
+	if !l.epochsDirty {
+		l.epMu.Unlock()
 		return nil
 	}
-	if err := l.writeEpochs(keep); err != nil {
+	entries := slices.Clone(l.epochs)
+	l.epochsDirty = false
+	l.epMu.Unlock()
+	if err := l.writeEpochs(entries); err != nil {
+		l.epMu.Lock()
+		l.epochsDirty = true
+		l.epMu.Unlock()
 		return l.fail(err)
 	}
-	l.epMu.Lock()
-	l.epochs = keep
-	l.epMu.Unlock()
 	return nil
 }
 
@@ -167,12 +175,13 @@ func decodeEpochs(raw []byte) ([]EpochEntry, error) {
 	return entries, nil
 }
 
-// loadEpochs reads the leader epoch checkpoint after recovery has settled the
-// log's extent. Entries at or past the log end (written before a batch that a
-// crash lost) are dropped. A missing or unreadable checkpoint is rebuilt from
-// the batch headers, which carry their leader epoch.
-func (l *Log) loadEpochs() error {
-	leo, start := l.leo.Load(), l.logStart.Load()
+// loadEpochs sets up the epoch cache after recovery has settled the log's
+// extent. Entries of the checkpoint that start below trusted (the recovery
+// point the log was opened with, or its end after a clean shutdown) are
+// taken as they are; the epochs of the log from there on are read from the
+// batch headers, since the checkpoint may not have caught up with them. A
+// missing or unreadable checkpoint is rebuilt from every batch.
+func (l *Log) loadEpochs(trusted int64) error {
 	raw, err := os.ReadFile(filepath.Join(l.dir, leaderEpochFile))
 	var entries []EpochEntry
 	if err == nil {
@@ -181,31 +190,40 @@ func (l *Log) loadEpochs() error {
 			l.logger.Warn("log: unreadable leader epoch checkpoint; rebuilding it from the log", "dir", l.dir, "err", err)
 		}
 	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrNotExist) && leo > start {
-		if entries, err = l.scanEpochs(); err != nil {
-			return err
-		}
-		l.epochs = entries
-		return l.writeEpochs(entries)
+	if err != nil {
+		entries, trusted = nil, 0
 	}
-	kept := slices.DeleteFunc(entries, func(e EpochEntry) bool { return e.StartOffset >= leo })
-	l.epochs = kept
-	if len(kept) != len(entries) {
-		return l.writeEpochs(kept)
+	from := max(min(trusted, l.leo.Load()), l.logStart.Load())
+	kept := slices.DeleteFunc(slices.Clone(entries), func(e EpochEntry) bool { return e.StartOffset >= from })
+	scanned, err := l.scanEpochs(from, kept)
+	if err != nil {
+		return err
+	}
+	l.epochs = scanned
+	if !slices.Equal(scanned, entries) {
+		return l.writeEpochs(scanned)
 	}
 	return nil
 }
 
-// scanEpochs reads every batch header to find where each epoch starts.
-func (l *Log) scanEpochs() ([]EpochEntry, error) {
-	var entries []EpochEntry
+// scanEpochs extends entries with the epochs of the batches from offset from
+// on, read from their headers.
+func (l *Log) scanEpochs(from int64, entries []EpochEntry) ([]EpochEntry, error) {
 	for _, s := range l.segs {
 		size := s.size.Load()
-		sc := newScanner(s.f, size, 1<<16)
-		_, _, _, err := sc.walk(0, s.base, false, func(_ int64, h *record.Header) {
-			if h.BaseOffset < l.logStart.Load() {
-				return
+		if s.next.Load() <= from || size == 0 {
+			continue
+		}
+		pos, base := int64(0), s.base
+		if from > s.base {
+			p, b, err := l.locate(s, size, from)
+			if err != nil {
+				return nil, fmt.Errorf("log: rebuild leader epochs from %s: %w", s.name(), err)
 			}
+			pos, base = p, b
+		}
+		sc := newScanner(s.f, size, walkChunk)
+		_, _, _, err := sc.walk(pos, base, false, func(_ int64, h *record.Header) {
 			if n := len(entries); n == 0 || h.PartitionLeaderEpoch > entries[n-1].Epoch {
 				entries = append(entries, EpochEntry{Epoch: h.PartitionLeaderEpoch, StartOffset: h.BaseOffset})
 			}

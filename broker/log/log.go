@@ -148,8 +148,9 @@ type Log struct {
 
 	// epMu guards epochs, the leader epoch cache (see epochs.go); changing it
 	// also needs mu.
-	epMu   sync.RWMutex
-	epochs []EpochEntry
+	epMu        sync.RWMutex
+	epochs      []EpochEntry
+	epochsDirty bool // epochs differ from the checkpoint file
 
 	// ckMu guards the recovery-point checkpoint file and ckRP, its content.
 	ckMu sync.Mutex

@@ -79,6 +79,15 @@ func (l *Log) load() (err error) {
 	}
 	_, cleanErr := os.Stat(filepath.Join(l.dir, cleanShutdownFile))
 	clean := cleanErr == nil && rpErr == nil
+	// Leader epochs are checkpointed before the recovery point moves, and at a
+	// clean shutdown; past that they are read back from the batches.
+	trustedEpochs := int64(0)
+	switch {
+	case clean:
+		trustedEpochs = math.MaxInt64
+	case rpErr == nil:
+		trustedEpochs = rp
+	}
 
 	var segs []*segment
 	defer func() {
@@ -240,7 +249,7 @@ func (l *Log) load() (err error) {
 	l.leo.Store(leo)
 	l.logStart.Store(start)
 	l.ckRP = leo
-	return l.loadEpochs()
+	return l.loadEpochs(trustedEpochs)
 }
 
 // ownFile reports whether name is a file this package writes atomically.

@@ -63,9 +63,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		return l.fail(fmt.Errorf("log: truncate to %d: %w", offset, err))
 	}
 	l.logger.Info("log: truncated", "dir", l.dir, "offset", offset, "log_end", newEnd, "segment", s.name(), "position", pos, "segments_removed", len(removed))
-	if err := l.truncateEpochsLocked(newEnd); err != nil {
-		return err
-	}
+	l.truncateEpochsLocked(newEnd)
 	return l.checkpointRecoveryPointLocked(min(l.ckRP, newEnd), true)
 }
 
