@@ -149,7 +149,9 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 			total += len(rr.Data)
 			budget -= len(rr.Data)
 		}
-		if total >= int(max(req.MinBytes, 1)) || req.MaxWait <= 0 {
+		// An error or a divergence is answered at once: the follower acts on
+		// it (backs off, truncates) rather than wait out the poll.
+		if total >= int(max(req.MinBytes, 1)) || req.MaxWait <= 0 || anyProblem(results) {
 			return results, nil
 		}
 		if wake == nil {
@@ -176,6 +178,15 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 			return nil, ctx.Err()
 		}
 	}
+}
+
+func anyProblem(results []ReplicaFetchResult) bool {
+	for i := range results {
+		if results[i].Err != nil || results[i].Diverging != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *Broker) registerReplica(parts []ReplicaFetchPartition, wake chan struct{}) []*Partition {
@@ -224,9 +235,11 @@ type fetcher struct {
 	leader int32
 	mu     sync.Mutex
 	parts  map[*Partition]time.Time // partition → not before (backoff after an error)
-	kick   chan struct{}
-	cancel context.CancelFunc
-	done   chan struct{}
+	// cancelCall interrupts the fetch in flight; nil between fetches.
+	cancelCall context.CancelFunc
+	kick       chan struct{}
+	cancel     context.CancelFunc
+	done       chan struct{}
 }
 
 func newFetcherManager(b *Broker) *fetcherManager {
@@ -302,13 +315,28 @@ func (m *fetcherManager) close() {
 	}
 }
 
+// add starts fetching p. A long poll in flight without p is cut short:
+// until p's first fetch reaches the leader, the leader's high watermark for p
+// cannot move, and acks=all producers would wait out the poll.
 func (f *fetcher) add(p *Partition) {
 	f.mu.Lock()
-	if _, ok := f.parts[p]; !ok {
+	_, had := f.parts[p]
+	if !had {
 		f.parts[p] = time.Time{}
 	}
+	cancel := f.cancelCall
 	f.mu.Unlock()
+	if !had && cancel != nil {
+		cancel()
+	}
 	f.poke()
+}
+
+// setCall records how to interrupt the fetch in flight (nil: none is).
+func (f *fetcher) setCall(cancel context.CancelFunc) {
+	f.mu.Lock()
+	f.cancelCall = cancel
+	f.mu.Unlock()
 }
 
 func (f *fetcher) exited() bool {
@@ -342,6 +370,10 @@ const (
 	replicaFetchPartBytes = 1 << 20
 	replicaBackoffMin     = 50 * time.Millisecond
 	replicaBackoffMax     = time.Second
+	// replicaPartitionBackoff is the pause after a partition error, usually
+	// a leader that has not applied the newest partition state yet (a new
+	// topic, a failover): short, since acks=all waits on the follower.
+	replicaPartitionBackoff = 50 * time.Millisecond
 )
 
 // maxKeptReceive bounds the receive buffer a fetcher keeps between fetches:
@@ -363,6 +395,10 @@ func (f *fetcher) run(ctx context.Context) {
 		}
 		req, parts, wait := f.request()
 		req.Receive = &recv
+		if wait > 0 {
+			// A partition backing off must not wait for this poll to end.
+			req.MaxWait = min(req.MaxWait, wait)
+		}
 		addr, known := b.brokerAddr(f.leader)
 		if len(parts) == 0 || !known {
 			if wait <= 0 || !known {
@@ -377,10 +413,18 @@ func (f *fetcher) run(ctx context.Context) {
 			t.Stop()
 			continue
 		}
-		results, err := b.cfg.Replicas.ReplicaFetch(ctx, addr, req)
+		callCtx, cancelCall := context.WithCancel(ctx)
+		f.setCall(cancelCall)
+		results, err := b.cfg.Replicas.ReplicaFetch(callCtx, addr, req)
+		f.setCall(nil)
+		interrupted := callCtx.Err() != nil
+		cancelCall()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
+			}
+			if interrupted {
+				continue // a partition was added: fetch again with it at once
 			}
 			b.logger.Debug("replica fetch failed", "leader", f.leader, "addr", addr, "err", err, "backoff", backoff)
 			t := time.NewTimer(backoff)
@@ -452,7 +496,7 @@ func (f *fetcher) handle(p *Partition, sent *ReplicaFetchPartition, res *Replica
 		// Not the leader (yet or any more), or an epoch mismatch: wait for
 		// the metastore to tell us more, and try again after a while.
 		b.logger.Debug("replica fetch partition error", "topic", p.Topic, "partition", p.Index, "leader", f.leader, "err", res.Err)
-		f.backoff(p, replicaBackoffMax/4)
+		f.backoff(p, replicaPartitionBackoff)
 	case res.Diverging != nil:
 		d := res.Diverging
 		target := d.EndOffset
