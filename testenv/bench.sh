@@ -5,7 +5,8 @@
 #   consume: the same topic from the beginning to the tail
 #   latency: produce with acks=all at a fixed rate, for latency percentiles
 # then on a three-broker cluster (`strata testenv`, brokers behind its proxies):
-#   rf3:      RF=3, acks=all at a fixed RF3_RATE records/s of 1 KiB (20 MiB/s)
+#   rf3:      RF=3, acks=all at a fixed RF3_RATE records/s of 1 KiB (20 MiB/s),
+#             with linger 0 and the default 5 ms
 #   failover: SIGKILL of a partition leader under acks=all load, FAILOVERS times
 #             (BenchmarkLeaderFailover in testenv/)
 # It prints the machine's description first; BENCHMARKS.md records the medians.
@@ -75,9 +76,13 @@ for _ in $(seq 1 150); do
 done
 boot=$(python3 -c 'import json,sys; print(",".join(b["grpc_addr"] for b in json.load(open(sys.argv[1]))["brokers"]))' "$dir/cluster/env.json")
 for run in $(seq 1 "$RUNS"); do
-  echo "== run $run: RF=3 latency (acks=all at $RF3_RATE records/s of 1 KiB for 10 s, 4 partitions)"
-  "$STRATA" bench produce --bootstrap-server "$boot" --topic "rf3-$run" --partitions 4 --replication-factor 3 \
-    --duration 10s --record-size 1024 --acks all --throughput "$RF3_RATE"
+  # linger 0 sends each record at once: the latency is the broker's and the
+  # replication's; the default 5 ms linger adds the client's batching wait.
+  for linger in 0 5ms; do
+    echo "== run $run: RF=3 latency (acks=all at $RF3_RATE records/s of 1 KiB for 10 s, 4 partitions, linger $linger)"
+    "$STRATA" bench produce --bootstrap-server "$boot" --topic "rf3-$run-$linger" --partitions 4 --replication-factor 3 \
+      --duration 10s --record-size 1024 --acks all --throughput "$RF3_RATE" --linger "$linger"
+  done
 done
 kill -INT "$tpid"; wait "$tpid" 2>/dev/null || true; tpid=
 
