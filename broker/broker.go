@@ -45,6 +45,10 @@ type Config struct {
 	// LeaseValidUntil reports until when the broker's registration in etcd
 	// is surely alive; a leader refuses writes past it. Nil: always valid.
 	LeaseValidUntil func() time.Time
+	// RegistrationEpoch is the etcd revision of the broker's current
+	// registration: partition states naming it leader from before then are
+	// not acted on. Nil: 0.
+	RegistrationEpoch func() int64
 }
 
 // Metastore is what the broker needs from the cluster's metadata store.
@@ -93,7 +97,23 @@ type Broker struct {
 	drainOnce sync.Once
 
 	cancel context.CancelFunc
+	runCtx context.Context // ends when Close starts
 	wg     sync.WaitGroup
+}
+
+// background runs fn on its own goroutine, owned by the broker: fn's ctx ends
+// when Close starts, and Close waits for fn. After Close it does nothing.
+func (b *Broker) background(fn func(ctx context.Context)) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed || b.runCtx == nil {
+		return
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		fn(b.runCtx)
+	}()
 }
 
 // topic is the broker's local view of one topic.
@@ -183,7 +203,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		return fmt.Errorf("broker: data dir: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	b.cancel = cancel
+	b.cancel, b.runCtx = cancel, runCtx
 	// The partition states decide what this broker hosts: follow them first.
 	ready := b.followCluster(runCtx)
 	select {
@@ -526,11 +546,13 @@ func (b *Broker) dropPartitions(name string, t *topic) {
 		if p == nil {
 			continue
 		}
+		// Stop serving it (waiting producers and polls return, the fetcher
+		// lets go) before its log closes under them.
+		p.drop()
+		b.fetchers.remove(p)
 		if err := p.log.Close(); err != nil {
 			b.logger.Warn("close deleted partition", "topic", name, "partition", p.Index, "err", err)
 		}
-		b.fetchers.remove(p)
-		p.wake()
 		dir := p.log.Dir()
 		if err := os.RemoveAll(dir); err != nil {
 			b.logger.Error("remove deleted partition", "dir", dir, "err", err)

@@ -113,17 +113,25 @@ func (b *Broker) mergeStates(u metastore.PartitionsUpdate) []metastore.Partition
 
 // applyPartitionState applies st to p and starts or stops replica fetching.
 func (b *Broker) applyPartitionState(p *Partition, st metastore.PartitionState) {
-	follow, changed := p.applyState(st, b.now())
+	_, changed := p.applyState(st, b.now(), b.registered())
 	if changed {
 		_, r := p.State()
 		b.logger.Info("partition role", "topic", p.Topic, "partition", p.Index, "role", r.String(),
 			"leader", st.Leader, "leader_epoch", st.LeaderEpoch, "isr", st.ISR)
 	}
-	if follow >= 0 {
-		b.fetchers.assign(p, follow)
-	} else {
-		b.fetchers.remove(p)
+	// From p's state as it is now, not as this call left it: two appliers
+	// racing (the watch, an ISR change's result) must not leave a follower
+	// without its fetcher.
+	b.fetchers.sync(p)
+}
+
+// registered is the revision of this broker's current registration (0 if
+// unknown).
+func (b *Broker) registered() int64 {
+	if b.cfg.RegistrationEpoch == nil {
+		return 0
 	}
+	return b.cfg.RegistrationEpoch()
 }
 
 // cachedState returns the last known state of a partition.
@@ -255,11 +263,14 @@ func (b *Broker) controllerID(ctx context.Context) int32 {
 	if !at.IsZero() && b.now().Sub(at) < controllerIDMaxAge {
 		return id
 	}
-	id, err := b.store.Controller(ctx)
+	// Metadata without the controller is still useful to clients: do not
+	// let an unreachable etcd hold it, and do not ask again at once.
+	cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	id, err := b.store.Controller(cctx)
 	if err != nil {
-		// Metadata without the controller is still useful to clients.
 		b.logger.Warn("metadata: cannot read the controller", "err", err)
-		return -1
+		id = -1
 	}
 	b.clusterMu.Lock()
 	b.controller, b.controllerAt = id, b.now()
@@ -275,7 +286,7 @@ func (b *Broker) isrLoop(ctx context.Context) {
 		if lag := p.laggingISR(now, maxLag); len(lag) > 0 {
 			b.changeISR(ctx, p, func(isr []int32) []int32 {
 				return slices.DeleteFunc(isr, func(id int32) bool { return slices.Contains(lag, id) })
-			}, "shrink", lag)
+			}, "shrink", lag, -1)
 		}
 	})
 }
@@ -283,8 +294,8 @@ func (b *Broker) isrLoop(ctx context.Context) {
 // changeISR updates a led partition's ISR in the metastore with a
 // compare-and-swap, then adopts the result. The leader epoch is part of what
 // is compared (through the revision), so a deposed leader's change fails.
-func (b *Broker) changeISR(ctx context.Context, p *Partition, edit func([]int32) []int32, why string, ids []int32) {
-	old, ok := p.beginISRChange()
+func (b *Broker) changeISR(ctx context.Context, p *Partition, edit func([]int32) []int32, why string, ids []int32, joining int32) {
+	old, ok := p.beginISRChange(joining)
 	if !ok {
 		return
 	}

@@ -29,6 +29,9 @@ var (
 	// ErrNotEnoughReplicas refuses an acks=all produce when the ISR is
 	// smaller than min.insync.replicas; nothing was written.
 	ErrNotEnoughReplicas = errors.New("not enough in-sync replicas")
+	// ErrNotEnoughReplicasAfterAppend: an acks=all produce was written and
+	// committed, but by an ISR that had shrunk below min.insync.replicas.
+	ErrNotEnoughReplicasAfterAppend = errors.New("not enough in-sync replicas after append")
 	// ErrRequestTimedOut: an acks=all produce was appended by the leader but
 	// not replicated to the ISR in time. The records may still be committed.
 	ErrRequestTimedOut = errors.New("request timed out waiting for replication")
@@ -58,6 +61,7 @@ const (
 	KindNotLeader
 	KindLeaderNotAvailable
 	KindNotEnoughReplicas
+	KindNotEnoughReplicasAfterAppend
 	KindRequestTimedOut
 	KindFencedLeaderEpoch
 	KindUnknownLeaderEpoch
@@ -101,6 +105,8 @@ func Classify(err error) Kind {
 		return KindNotLeader
 	case errors.Is(err, ErrLeaderNotAvailable):
 		return KindLeaderNotAvailable
+	case errors.Is(err, ErrNotEnoughReplicasAfterAppend):
+		return KindNotEnoughReplicasAfterAppend
 	case errors.Is(err, ErrNotEnoughReplicas):
 		return KindNotEnoughReplicas
 	case errors.Is(err, ErrRequestTimedOut):

@@ -56,6 +56,15 @@ type Partition struct {
 	leaderEpoch int32
 	followers   map[int32]*followerState // leader only: the other replicas
 	isrChanging bool                     // an ISR update is in flight
+	// joining is the replica an in-flight ISR expansion adds (-1: none): it
+	// counts for the high watermark from the moment the change is sent,
+	// since etcd may commit it before this broker hears back (Kafka's
+	// "maximal ISR").
+	joining int32
+	// epochStart is the log end offset when this broker became leader: a
+	// follower joins the ISR only once it has everything up to there too,
+	// as the high watermark of a new leader can lag what was committed.
+	epochStart int64
 	// committed is closed (and replaced) when hw advances or the role
 	// changes: what acks=all producers wait on.
 	committed chan struct{}
@@ -80,6 +89,7 @@ func newPartition(topic string, index int32, l *partlog.Log, self int32) *Partit
 		Topic: topic, Index: index, log: l, self: self,
 		committed: make(chan struct{}),
 		waiters:   make(map[chan struct{}]struct{}),
+		joining:   -1,
 	}
 	p.state = metastore.PartitionState{Topic: topic, Partition: index, Leader: -1}
 	return p
@@ -105,7 +115,13 @@ func (p *Partition) State() (metastore.PartitionState, role) {
 // applyState adopts a partition state from the metastore (watch, or the
 // result of this broker's own update). Older states are ignored. It returns
 // the leader to follow, or -1 if this broker is not a follower.
-func (p *Partition) applyState(st metastore.PartitionState, now time.Time) (follow int32, changed bool) {
+//
+// A state naming this broker leader that was written before registered (the
+// revision of this broker's current registration in etcd) is not acted on:
+// it predates this run of the broker, whose log may have lost what the
+// state's leader had; the controller elects again (see controller.current).
+// With a single replica there is nobody else to have more.
+func (p *Partition) applyState(st metastore.PartitionState, now time.Time, registered int64) (follow int32, changed bool) {
 	p.roleMu.Lock()
 	defer p.roleMu.Unlock()
 	p.mu.Lock()
@@ -120,6 +136,8 @@ func (p *Partition) applyState(st metastore.PartitionState, now time.Time) (foll
 	p.state = st
 	p.leaderEpoch = st.LeaderEpoch
 	switch {
+	case st.Leader == p.self && st.Revision != 0 && st.Revision < registered && len(st.Replicas) > 1:
+		p.role = roleNone
 	case st.Leader == p.self:
 		p.role = roleLeader
 	case st.Leader >= 0 && slices.Contains(st.Replicas, p.self):
@@ -136,7 +154,8 @@ func (p *Partition) applyState(st metastore.PartitionState, now time.Time) (foll
 				p.followers[id] = &followerState{leo: -1, caughtUpAt: now, lastFetchAt: now, leoAtLastFetch: -1}
 			}
 		}
-		p.isrChanging = false
+		p.isrChanging, p.joining = false, -1
+		p.epochStart = p.log.LogEndOffset()
 	}
 	if p.role != roleLeader {
 		p.followers = nil
@@ -170,15 +189,24 @@ func (p *Partition) signalLocked() {
 // committed, and a new member only once its addition is. mu must be held.
 func (p *Partition) advanceHWLocked() {
 	hw := p.log.LogEndOffset()
-	for _, id := range p.state.ISR {
+	count := func(id int32) bool {
 		if id == p.self {
-			continue
+			return true
 		}
 		f := p.followers[id]
 		if f == nil || f.leo < 0 {
-			return // not heard from yet in this term
+			return false // not heard from yet in this term
 		}
 		hw = min(hw, f.leo)
+		return true
+	}
+	for _, id := range p.state.ISR {
+		if !count(id) {
+			return
+		}
+	}
+	if p.joining >= 0 && !slices.Contains(p.state.ISR, p.joining) && !count(p.joining) {
+		return
 	}
 	if hw > p.hw.Load() {
 		p.hw.Store(hw)
@@ -188,19 +216,22 @@ func (p *Partition) advanceHWLocked() {
 
 // leaderAppend appends batches as the leader, after checking this broker
 // still leads with a lease it can trust, and that acks=all has its ISR.
-func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK bool) (partlog.AppendResult, int32, error) {
+func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK func() bool, registered int64) (partlog.AppendResult, int32, error) {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
 	p.mu.Lock()
-	r, epoch, isr, leader := p.role, p.leaderEpoch, len(p.state.ISR), p.state.Leader
-	p.mu.Unlock()
-	if r != roleLeader {
-		if leader < 0 {
-			return partlog.AppendResult{}, 0, fmt.Errorf("%s-%d: %w", p.Topic, p.Index, ErrLeaderNotAvailable)
-		}
-		return partlog.AppendResult{}, 0, fmt.Errorf("%s-%d: leader is broker %d: %w", p.Topic, p.Index, leader, ErrNotLeader)
+	epoch, isr := p.leaderEpoch, len(p.state.ISR)
+	err := p.leaderErrLocked()
+	if err == nil && p.predatesLocked(registered) {
+		// This broker registered again (a lost lease) since it was made
+		// leader; the controller will elect anew.
+		err = fmt.Errorf("%s-%d: leadership predates this broker's registration: %w", p.Topic, p.Index, ErrLeaderNotAvailable)
 	}
-	if !leaseOK {
+	p.mu.Unlock()
+	if err != nil {
+		return partlog.AppendResult{}, 0, err
+	}
+	if !leaseOK() {
 		// etcd may have expired our lease and elected another leader already.
 		return partlog.AppendResult{}, 0, fmt.Errorf("%s-%d: cannot confirm leadership: broker lease not renewed: %w", p.Topic, p.Index, ErrNotLeader)
 	}
@@ -221,18 +252,28 @@ func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK 
 
 // waitCommitted waits until the high watermark passes offset while this
 // broker leads in epoch, for acks=all.
-func (p *Partition) waitCommitted(ctx context.Context, offset int64, epoch int32, timeout time.Duration) error {
+//
+// If the ISR is smaller than minISR when the records are committed, they were
+// committed with fewer copies than asked: ErrNotEnoughReplicasAfterAppend.
+func (p *Partition) waitCommitted(ctx context.Context, offset int64, epoch int32, minISR int, timeout time.Duration) error {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
 		p.mu.Lock()
-		ch, r, e := p.committed, p.role, p.leaderEpoch
+		ch, r, e, isr := p.committed, p.role, p.leaderEpoch, len(p.state.ISR)
+		hw := p.hw.Load()
 		p.mu.Unlock()
-		if p.hw.Load() > offset {
-			return nil
-		}
+		// The role first: after a change, a follower's high watermark says
+		// nothing about what this broker appended as leader.
 		if r != roleLeader || e != epoch {
 			return fmt.Errorf("%s-%d: leadership moved before offset %d was replicated: %w", p.Topic, p.Index, offset, ErrNotLeader)
+		}
+		if hw > offset {
+			if isr < minISR {
+				return fmt.Errorf("%s-%d: offset %d committed with an ISR of %d, below min.insync.replicas %d: %w",
+					p.Topic, p.Index, offset, isr, minISR, ErrNotEnoughReplicasAfterAppend)
+			}
+			return nil
 		}
 		select {
 		case <-ch:
@@ -255,7 +296,9 @@ func (p *Partition) leaderErrLocked() error {
 	switch {
 	case p.role == roleLeader:
 		return nil
-	case p.state.Leader < 0:
+	case p.state.Leader < 0 || p.state.Leader == p.self:
+		// Leaderless, or a leadership this broker does not act on (it
+		// predates its registration): an election is due.
 		return fmt.Errorf("%s-%d: %w", p.Topic, p.Index, ErrLeaderNotAvailable)
 	default:
 		return fmt.Errorf("%s-%d: leader is broker %d: %w", p.Topic, p.Index, p.state.Leader, ErrNotLeader)
@@ -291,7 +334,7 @@ func (p *Partition) followerFetched(id int32, epoch int32, fetchOffset int64, no
 	f.leo = min(fetchOffset, leo)
 	f.lastFetchAt, f.leoAtLastFetch = now, leo
 	p.advanceHWLocked()
-	join := !slices.Contains(p.state.ISR, id) && f.leo >= p.hw.Load() && !p.isrChanging
+	join := !slices.Contains(p.state.ISR, id) && f.leo >= max(p.hw.Load(), p.epochStart) && !p.isrChanging
 	return join, nil
 }
 
@@ -314,19 +357,34 @@ func (p *Partition) laggingISR(now time.Time, maxLag time.Duration) []int32 {
 
 // beginISRChange marks an ISR update in flight and returns the state to
 // change; ok is false if this broker does not lead or one is in flight.
-func (p *Partition) beginISRChange() (metastore.PartitionState, bool) {
+// joining (-1 for a shrink) is the replica an expansion adds.
+func (p *Partition) beginISRChange(joining int32) (metastore.PartitionState, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.role != roleLeader || p.isrChanging {
 		return metastore.PartitionState{}, false
 	}
-	p.isrChanging = true
+	p.isrChanging, p.joining = true, joining
 	return p.state, true
 }
 
 func (p *Partition) endISRChange() {
 	p.mu.Lock()
-	p.isrChanging = false
+	p.isrChanging, p.joining = false, -1
+	p.mu.Unlock()
+}
+
+// predatesLocked reports whether the state making this broker leader was
+// written before its current registration (see applyState). mu must be held.
+func (p *Partition) predatesLocked(registered int64) bool {
+	return p.state.Revision != 0 && p.state.Revision < registered && len(p.state.Replicas) > 1
+}
+
+// drop ends the partition's service: waiting producers and polls return.
+func (p *Partition) drop() {
+	p.mu.Lock()
+	p.role = roleNone
+	p.signalLocked()
 	p.mu.Unlock()
 }
 

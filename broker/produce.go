@@ -64,8 +64,7 @@ func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks 
 	if err != nil {
 		return nil, err
 	}
-	leaseOK := b.leaseOK()
-	start := b.now()
+	start := time.Now()
 	epochs := make([]int32, len(parts))
 	results := make([]ProduceResult, len(parts))
 	for i, pb := range parts {
@@ -85,7 +84,7 @@ func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks 
 			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
 			continue
 		}
-		ar, epoch, err := p.leaderAppend(pb.Batches, acks, int(tcfg.MinInsyncReplicas), leaseOK)
+		ar, epoch, err := p.leaderAppend(pb.Batches, acks, int(tcfg.MinInsyncReplicas), b.leaseOK, b.registered())
 		epochs[i] = epoch
 		if err != nil {
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
@@ -106,7 +105,7 @@ func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks 
 			}
 			p, err := b.partition(topicName, res.Partition)
 			if err == nil {
-				err = p.waitCommitted(ctx, res.LastOffset, epochs[i], max(time.Until(start.Add(timeout)), 0))
+				err = p.waitCommitted(ctx, res.LastOffset, epochs[i], int(tcfg.MinInsyncReplicas), max(time.Until(start.Add(timeout)), 0))
 			}
 			if err != nil {
 				res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, res.Partition, err)

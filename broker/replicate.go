@@ -125,7 +125,12 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 				}
 				recorded[i] = true
 				if join {
-					b.changeISR(ctx, p, func(isr []int32) []int32 { return append(isr, req.ReplicaID) }, "expand", []int32{req.ReplicaID})
+					// In the background: an etcd round trip here would hold
+					// this follower's fetches of every partition.
+					id := req.ReplicaID
+					b.background(func(ctx context.Context) {
+						b.changeISR(ctx, p, func(isr []int32) []int32 { return append(isr, id) }, "expand", []int32{id}, id)
+					})
 				}
 			}
 			res.HighWatermark, res.LogStartOffset = p.HighWatermark(), p.LogStartOffset()
@@ -250,6 +255,10 @@ func newFetcherManager(b *Broker) *fetcherManager {
 func (m *fetcherManager) assign(p *Partition, leader int32) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.assignLocked(p, leader)
+}
+
+func (m *fetcherManager) assignLocked(p *Partition, leader int32) {
 	if m.closed {
 		return
 	}
@@ -266,6 +275,22 @@ func (m *fetcherManager) assign(p *Partition, leader int32) {
 		go f.run(ctx)
 	}
 	f.add(p)
+}
+
+// sync assigns p to the fetcher of its leader if this broker follows it,
+// and to none otherwise, judged under the manager's lock from p's current
+// state.
+func (m *fetcherManager) sync(p *Partition) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, r := p.State()
+	if r == roleFollower {
+		m.assignLocked(p, st.Leader)
+		return
+	}
+	for id, f := range m.fetchers {
+		m.removeLocked(id, f, p)
+	}
 }
 
 // remove stops fetching p.

@@ -27,6 +27,11 @@ type BrokerInfo struct {
 	KafkaAddr string
 	HTTPAddr  string
 	StartedAt time.Time
+	// Epoch is the etcd revision that created this registration (Kafka's
+	// broker epoch): it changes whenever the broker registers again, so a
+	// partition state written before it predates the broker's current run.
+	// Filled on read; not stored.
+	Epoch int64
 }
 
 // brokerValue is the JSON stored at <prefix>/brokers/<id>.
@@ -38,12 +43,17 @@ type brokerValue struct {
 	StartedAt time.Time `json:"started_at"`
 }
 
-func decodeBroker(value []byte) (BrokerInfo, error) {
+func decodeBroker(value []byte, epoch int64) (BrokerInfo, error) {
 	var v brokerValue
 	if err := json.Unmarshal(value, &v); err != nil {
 		return BrokerInfo{}, fmt.Errorf("decode broker: %w", err)
 	}
-	return BrokerInfo(v), nil
+	return BrokerInfo{NodeID: v.NodeID, GRPCAddr: v.GRPCAddr, KafkaAddr: v.KafkaAddr, HTTPAddr: v.HTTPAddr,
+		StartedAt: v.StartedAt, Epoch: epoch}, nil
+}
+
+func (b BrokerInfo) value() brokerValue {
+	return brokerValue{NodeID: b.NodeID, GRPCAddr: b.GRPCAddr, KafkaAddr: b.KafkaAddr, HTTPAddr: b.HTTPAddr, StartedAt: b.StartedAt}
 }
 
 // Registration is a broker's presence in the cluster, bound to an etcd lease
@@ -89,7 +99,7 @@ func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 	if info.StartedAt.IsZero() {
 		info.StartedAt = time.Now().UTC()
 	}
-	val, err := encode(brokerValue(info))
+	val, err := encode(info.value())
 	if err != nil {
 		return nil, fmt.Errorf("metastore: register broker %d: %w", info.NodeID, err)
 	}
@@ -121,6 +131,7 @@ func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 			continue
 		}
 		lease = grant.ID
+		info.Epoch = resp.Header.Revision
 	}
 
 	kaCtx, cancel := context.WithCancel(ctx)
@@ -159,7 +170,7 @@ func (s *Store) waitForBrokerKey(ctx context.Context, id int32) error {
 	}
 	kv := resp.Kvs[0]
 	holder := "another broker"
-	if other, err := decodeBroker(kv.Value); err == nil {
+	if other, err := decodeBroker(kv.Value, kv.CreateRevision); err == nil {
 		holder = fmt.Sprintf("a broker started %s (kafka %s)", other.StartedAt.Format(time.RFC3339), other.KafkaAddr)
 	}
 	if kv.Lease == 0 {
@@ -235,6 +246,9 @@ func (r *Registration) ValidUntil() time.Time {
 // NodeID is the registered broker's id.
 func (r *Registration) NodeID() int32 { return r.info.NodeID }
 
+// Epoch is the registration's broker epoch (see BrokerInfo.Epoch).
+func (r *Registration) Epoch() int64 { return r.info.Epoch }
+
 // Done is closed when the registration ends: by Close, because the ctx given
 // to RegisterBroker ended, or because the lease was lost (expired while etcd
 // was unreachable, or revoked by someone else). A broker whose registration
@@ -290,7 +304,7 @@ func (s *Store) Brokers(ctx context.Context) ([]BrokerInfo, error) {
 	}
 	brokers := make([]BrokerInfo, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		b, err := decodeBroker(kv.Value)
+		b, err := decodeBroker(kv.Value, kv.CreateRevision)
 		if err != nil {
 			s.logger.Error("skipping undecodable broker registration", "key", string(kv.Key), "err", err)
 			continue

@@ -14,9 +14,10 @@ import (
 
 // kv is one key's new value; a nil Value means the key was deleted.
 type kv struct {
-	Key   string
-	Value []byte
-	Rev   int64
+	Key     string
+	Value   []byte
+	Rev     int64 // mod revision
+	Created int64 // create revision
 }
 
 // followPrefix calls fn with every key under prefix (snapshot=true), then
@@ -44,7 +45,7 @@ func (s *Store) followPrefix(ctx context.Context, prefix string, fn func(snapsho
 		}
 		snap := make([]kv, len(resp.Kvs))
 		for i, e := range resp.Kvs {
-			snap[i] = kv{Key: string(e.Key), Value: e.Value, Rev: e.ModRevision}
+			snap[i] = kv{Key: string(e.Key), Value: e.Value, Rev: e.ModRevision, Created: e.CreateRevision}
 		}
 		fn(true, snap)
 		progressed, err := s.watchChanges(ctx, prefix, resp.Header.Revision+1, fn)
@@ -73,7 +74,7 @@ func (s *Store) watchChanges(ctx context.Context, prefix string, from int64, fn 
 		progressed = true
 		changes := make([]kv, 0, len(resp.Events))
 		for _, ev := range resp.Events {
-			c := kv{Key: string(ev.Kv.Key), Rev: ev.Kv.ModRevision}
+			c := kv{Key: string(ev.Kv.Key), Rev: ev.Kv.ModRevision, Created: ev.Kv.CreateRevision}
 			if ev.Type == clientv3.EventTypePut {
 				c.Value = ev.Kv.Value
 			}
@@ -153,7 +154,7 @@ func (s *Store) FollowBrokers(ctx context.Context, fn func([]BrokerInfo)) {
 				delete(live, c.Key)
 				continue
 			}
-			b, err := decodeBroker(c.Value)
+			b, err := decodeBroker(c.Value, c.Created)
 			if err != nil {
 				s.logger.Error("skipping undecodable broker registration", "key", c.Key, "err", err)
 				continue

@@ -28,6 +28,10 @@ const (
 	// ReasonNotEnoughReplicas: acks=all was refused because the ISR is
 	// smaller than min.insync.replicas; nothing was written.
 	ReasonNotEnoughReplicas = "NOT_ENOUGH_REPLICAS"
+	// ReasonNotEnoughReplicasAfterAppend: acks=all records were committed,
+	// but by an ISR that had shrunk below min.insync.replicas meanwhile;
+	// Kafka producers retry (the records may then be written twice).
+	ReasonNotEnoughReplicasAfterAppend = "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
 	// ReasonRequestTimedOut: acks=all: the records were appended on the
 	// leader but not replicated in time.
 	ReasonRequestTimedOut = "REQUEST_TIMED_OUT"
@@ -120,7 +124,7 @@ func (e *PartitionError) leaderMoved() bool {
 // (NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT), which Kafka producers retry.
 func (e *PartitionError) produceRetriable() bool {
 	switch e.Reason {
-	case ReasonNotEnoughReplicas, ReasonRequestTimedOut:
+	case ReasonNotEnoughReplicas, ReasonNotEnoughReplicasAfterAppend, ReasonRequestTimedOut:
 		return true
 	}
 	return e.leaderMoved()

@@ -82,7 +82,7 @@ type controller struct {
 
 	mu         sync.Mutex
 	states     map[metastore.TopicPartition]metastore.PartitionState
-	live       map[int32]bool
+	live       map[int32]int64 // live broker → its broker epoch
 	haveStates bool
 	kick       chan struct{}
 }
@@ -114,9 +114,9 @@ func (c *controller) partitions(u metastore.PartitionsUpdate) {
 }
 
 func (c *controller) brokersChanged(live []metastore.BrokerInfo) {
-	m := make(map[int32]bool, len(live))
+	m := make(map[int32]int64, len(live))
 	for _, b := range live {
-		m[b.NodeID] = true
+		m[b.NodeID] = b.Epoch
 	}
 	c.mu.Lock()
 	c.live = m
@@ -134,7 +134,7 @@ func (c *controller) reconcile(ctx context.Context) {
 	live := c.live
 	var todo []metastore.PartitionState
 	for _, st := range c.states {
-		if needsChange(st, live) {
+		if needsChange(st, current(st, live)) {
 			todo = append(todo, st)
 		}
 	}
@@ -146,7 +146,7 @@ func (c *controller) reconcile(ctx context.Context) {
 			u = c.uncleanAllowed(ctx, st.Topic)
 			unclean[st.Topic] = u
 		}
-		next, ok := Decide(st, live, u)
+		next, ok := Decide(st, current(st, live), u)
 		if !ok {
 			continue
 		}
@@ -178,6 +178,27 @@ func (c *controller) uncleanAllowed(ctx context.Context, topic string) bool {
 	}
 	cfg, _, _ := config.Resolve(t.Configs, c.defaults)
 	return cfg.UncleanLeaderElectionEnable
+}
+
+// current returns the brokers that count as alive for st: registered, and
+// registered before st was written. A broker that registered again since
+// (it restarted, or lost its lease) may have lost what made it leader or an
+// ISR member — its disk, or an uncommitted tail the new leader truncated — so
+// it is treated as gone until the state is written again after its return:
+// then it can be elected (if nobody better is left) in a new epoch, or rejoin
+// the ISR by catching up. This is what Kafka's broker epochs are for.
+func current(st metastore.PartitionState, live map[int32]int64) map[int32]bool {
+	out := make(map[int32]bool, len(live))
+	for id, epoch := range live {
+		// A single replica has nobody to lose data to. A leaderless state's
+		// ISR already is "who was last known to have everything": its
+		// members count as soon as they are back, or nobody would ever
+		// write the state again to let them count.
+		if epoch <= st.Revision || st.Revision == 0 || len(st.Replicas) <= 1 || st.Leader < 0 {
+			out[id] = true
+		}
+	}
+	return out
 }
 
 // needsChange: the leader is gone (or there is none), or the ISR names a dead

@@ -151,7 +151,7 @@ func code(err error) codes.Code {
 		return codes.OutOfRange
 	case broker.KindCorruptStorage:
 		return codes.DataLoss
-	case broker.KindNotLeader, broker.KindLeaderNotAvailable, broker.KindNotEnoughReplicas,
+	case broker.KindNotLeader, broker.KindLeaderNotAvailable, broker.KindNotEnoughReplicas, broker.KindNotEnoughReplicasAfterAppend,
 		broker.KindFencedLeaderEpoch, broker.KindUnknownLeaderEpoch:
 		// Retriable once the client has fresh metadata (or the ISR grows).
 		return codes.Unavailable
@@ -192,6 +192,8 @@ func reason(err error) string {
 		return "LEADER_NOT_AVAILABLE"
 	case broker.KindNotEnoughReplicas:
 		return "NOT_ENOUGH_REPLICAS"
+	case broker.KindNotEnoughReplicasAfterAppend:
+		return "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
 	case broker.KindRequestTimedOut:
 		return "REQUEST_TIMED_OUT"
 	case broker.KindFencedLeaderEpoch:

@@ -22,8 +22,9 @@ type membership struct {
 	ttl    time.Duration
 	info   metastore.BrokerInfo
 
-	mu  sync.Mutex
-	reg *metastore.Registration
+	mu        sync.Mutex
+	reg       *metastore.Registration
+	lastEpoch int64
 }
 
 func (m *membership) current() *metastore.Registration {
@@ -40,13 +41,21 @@ func (m *membership) validUntil() time.Time {
 	return time.Time{}
 }
 
+// epoch is the current registration's broker epoch; while unregistered, the
+// last one (states it named are not this broker's to act on either way).
+func (m *membership) epoch() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastEpoch
+}
+
 func (m *membership) register(ctx context.Context) error {
 	r, err := m.store.RegisterBroker(ctx, m.info, m.ttl)
 	if err != nil {
 		return err
 	}
 	m.mu.Lock()
-	m.reg = r
+	m.reg, m.lastEpoch = r, r.Epoch()
 	m.mu.Unlock()
 	return nil
 }

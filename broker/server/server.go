@@ -140,21 +140,32 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 			StartedAt: time.Now(),
 		},
 	}
+	// The registration outlives ctx: the broker leaves the cluster last, after
+	// its logs are closed. Until it is made, an interrupt still ends it.
+	memberCtx, stopMember := context.WithCancel(context.Background())
+	defer stopMember()
+	interrupt := context.AfterFunc(ctx, stopMember)
 	// The first registration is part of starting: a node id clash fails here.
-	if err := member.register(ctx); err != nil {
+	err = member.register(memberCtx)
+	if !interrupt() || err != nil {
+		if err == nil {
+			member.close()
+			err = ctx.Err()
+		}
 		return fmt.Errorf("register broker %d: %w", cfg.NodeID, err)
 	}
 
 	replicas := grpcapi.NewReplicaClient()
 	defer replicas.Close()
 	b, err := broker.New(broker.Config{
-		NodeID:          cfg.NodeID,
-		DataDir:         cfg.DataDir,
-		Settings:        cfg.Settings,
-		Logger:          logger,
-		Registerer:      reg,
-		Replicas:        replicas,
-		LeaseValidUntil: member.validUntil,
+		NodeID:            cfg.NodeID,
+		DataDir:           cfg.DataDir,
+		Settings:          cfg.Settings,
+		Logger:            logger,
+		Registerer:        reg,
+		Replicas:          replicas,
+		LeaseValidUntil:   member.validUntil,
+		RegistrationEpoch: member.epoch,
 	}, store)
 	if err != nil {
 		member.close()
@@ -165,7 +176,6 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 		return err
 	}
 	defaults, _ := config.BrokerDefaults(cfg.Settings) // checked by broker.New
-	memberCtx, stopMember := context.WithCancel(context.Background())
 	memberDone := make(chan struct{})
 	go func() {
 		defer close(memberDone)
