@@ -185,6 +185,31 @@ func (p *chaosProducer) firstAckAfter(partition, old int32, t time.Time) (time.T
 	return time.Time{}, false
 }
 
+// startLoad creates topic (RF=3, min.insync.replicas=2) and starts the chaos
+// producer on it, returning once it has records acknowledged. stop ends the
+// producer and waits for it; calling it again does nothing.
+func startLoad(t testing.TB, c *testenv.Cluster, topic string, partitions int32) (*router, *ledger, *chaosProducer, func()) {
+	t.Helper()
+	r := newRouter(t, c, topic)
+	if _, err := r.clients[1].CreateTopic(context.Background(), &stratav1.CreateTopicRequest{Name: topic, Partitions: partitions,
+		ReplicationFactor: 3, Configs: map[string]string{"min.insync.replicas": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.refresh()
+	led := newLedger(partitions)
+	prod := &chaosProducer{r: r, led: led}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		prod.run(ctx, 4)
+	}()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	waitFor(t, 30*time.Second, func() bool { return led.ackedCount() >= 5*batchRecords }, "the producer to get going")
+	return r, led, prod, stop
+}
+
 // fault is one way of losing a leader, and how to bring the broker back.
 type fault struct {
 	name    string
@@ -203,25 +228,9 @@ func TestReplicatedTopicSurvivesLeaderFaults(t *testing.T) {
 	}
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3})
 	const topic, partitions = "chaos", int32(2)
-	r := newRouter(t, c, topic)
 	ctx := context.Background()
-	if _, err := r.clients[1].CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: topic, Partitions: partitions,
-		ReplicationFactor: 3, Configs: map[string]string{"min.insync.replicas": "2"}}); err != nil {
-		t.Fatal(err)
-	}
-	r.refresh()
-
-	led := newLedger(partitions)
-	prod := &chaosProducer{r: r, led: led}
-	pctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		prod.run(pctx, 4)
-	}()
-	stopProducer := func() { stop(); <-done }
+	r, led, prod, stopProducer := startLoad(t, c, topic, partitions)
 	defer stopProducer()
-	waitFor(t, 30*time.Second, func() bool { return led.ackedCount() >= 5*batchRecords }, "the producer to get going")
 
 	faults := []fault{
 		{"kill", func(b *testenv.Broker) error { b.Kill(); return nil }, func(b *testenv.Broker) error { return b.Start(ctx) }},
@@ -448,23 +457,9 @@ func TestEtcdOutage(t *testing.T) {
 	}
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3})
 	const topic, partitions = "outage", int32(2)
-	r := newRouter(t, c, topic)
 	ctx := context.Background()
-	if _, err := r.clients[1].CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: topic, Partitions: partitions,
-		ReplicationFactor: 3, Configs: map[string]string{"min.insync.replicas": "2"}}); err != nil {
-		t.Fatal(err)
-	}
-	r.refresh()
-	led := newLedger(partitions)
-	prod := &chaosProducer{r: r, led: led}
-	pctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		prod.run(pctx, 4)
-	}()
-	defer func() { stop(); <-done }()
-	waitFor(t, 30*time.Second, func() bool { return led.ackedCount() >= 5*batchRecords }, "the producer to get going")
+	r, led, _, stopProducer := startLoad(t, c, topic, partitions)
+	defer stopProducer()
 
 	if err := c.Etcd().Stop(); err != nil {
 		t.Fatal(err)
@@ -482,8 +477,7 @@ func TestEtcdOutage(t *testing.T) {
 	restarted := time.Now()
 	waitFor(t, 60*time.Second, func() bool { return led.ackedCount() > acked+5*batchRecords }, "writes to resume after etcd returned")
 	t.Logf("writes resumed %v after etcd restarted", time.Since(restarted).Round(time.Millisecond))
-	stop()
-	<-done
+	stopProducer()
 
 	parts := waitForWholeISR(t, r, 60*time.Second)
 	for _, p := range parts {
