@@ -318,6 +318,17 @@ func (b *Broker) watchTopics(ctx context.Context, known []metastore.Topic, rev i
 // created anew (by this broker's own admin call, applied at once), and must
 // not take the new topic's data with it.
 func (b *Broker) applyDelete(ctx context.Context, name string) {
+	// The incarnation held before asking: if another is applied meanwhile
+	// (an admin call creating the topic anew), it must survive this delete.
+	held := ""
+	b.mu.RLock()
+	if cur := b.topics[name]; cur != nil {
+		held = cur.meta.ID
+	}
+	b.mu.RUnlock()
+	if held == "" {
+		return
+	}
 	t, err := b.store.GetTopic(ctx, name)
 	switch {
 	case err == nil:
@@ -325,7 +336,7 @@ func (b *Broker) applyDelete(ctx context.Context, name string) {
 			b.logger.Error("cannot apply topic", "topic", name, "err", err)
 		}
 	case errors.Is(err, metastore.ErrTopicNotFound):
-		b.removeTopic(name, "")
+		b.removeTopic(name, held)
 	default:
 		// Unsure: keep the data. The next event or resync settles it.
 		b.logger.Warn("topic delete event not applied: cannot confirm it", "topic", name, "err", err)
@@ -517,7 +528,7 @@ func (b *Broker) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*
 	if err != nil {
 		return nil, fmt.Errorf("open log %s-%d: %w", t.Name, p, err)
 	}
-	return newPartition(t.Name, p, l, b.cfg.NodeID), nil
+	return newPartition(t.Name, t.ID, p, l, b.cfg.NodeID), nil
 }
 
 // removeTopic drops the local partitions of a topic. With a non-empty id it

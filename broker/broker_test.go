@@ -110,15 +110,22 @@ func TestLongPollFollowsRecreatedPartition(t *testing.T) {
 		}
 		fetched <- res
 	}()
-	// The broker learns of a new incarnation of the topic in one change, as
-	// after a watch resync: same name, new id, later revision.
+	// The topic is deleted and created again, and the broker learns of the
+	// new incarnation in one change, as after a watch resync: same name, new
+	// id, later revision.
 	old, err := store.GetTopic(ctx, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := store.DeleteTopic(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
 	nt := old
-	nt.ID = "00000000-0000-4000-8000-000000000001"
-	nt.Revision = old.Revision + 1000
+	nt.ID, nt.Revision = "00000000-0000-4000-8000-000000000001", 0
+	nt, err = store.CreateTopic(ctx, nt, [][]int32{{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := b.applyTopic(nt); err != nil {
 		t.Fatal(err)
 	}

@@ -151,7 +151,7 @@ func (b *Broker) topicStates(t metastore.Topic) ([]metastore.PartitionState, err
 	b.clusterMu.RLock()
 	for i := range out {
 		st, ok := b.states[tp{Topic: t.Name, Partition: int32(i)}]
-		if !ok {
+		if !ok || !sameIncarnation(st, t) {
 			missing = true
 			break
 		}
@@ -172,12 +172,19 @@ func (b *Broker) topicStates(t metastore.Topic) ([]metastore.PartitionState, err
 	out = out[:0]
 	for i := int32(0); i < t.Partitions; i++ {
 		st, ok := b.cachedState(t.Name, i)
-		if !ok {
-			st = metastore.PartitionState{Topic: t.Name, Partition: i, Leader: -1}
+		if !ok || !sameIncarnation(st, t) {
+			// Another incarnation of the topic: nothing to host for this one.
+			st = metastore.PartitionState{Topic: t.Name, TopicID: t.ID, Partition: i, Leader: -1}
 		}
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// sameIncarnation reports whether st belongs to topic t (an empty id, from
+// before ids were recorded in states, matches).
+func sameIncarnation(st metastore.PartitionState, t metastore.Topic) bool {
+	return st.TopicID == "" || t.ID == "" || st.TopicID == t.ID
 }
 
 // brokerAddr returns a live broker's advertised gRPC address.

@@ -36,10 +36,11 @@ func (r role) String() string {
 // replica state (role, leader epoch, ISR, high watermark) and the long-poll
 // waiters interested in it.
 type Partition struct {
-	Topic string
-	Index int32
-	log   *partlog.Log
-	self  int32
+	Topic   string
+	topicID string // the topic incarnation this replica belongs to
+	Index   int32
+	log     *partlog.Log
+	self    int32
 
 	// hw is the high watermark: records below it are committed (on every ISR
 	// member) and visible to consumers. It never goes back while leading.
@@ -84,9 +85,9 @@ type followerState struct {
 	leoAtLastFetch int64
 }
 
-func newPartition(topic string, index int32, l *partlog.Log, self int32) *Partition {
+func newPartition(topic, topicID string, index int32, l *partlog.Log, self int32) *Partition {
 	p := &Partition{
-		Topic: topic, Index: index, log: l, self: self,
+		Topic: topic, topicID: topicID, Index: index, log: l, self: self,
 		committed: make(chan struct{}),
 		waiters:   make(map[chan struct{}]struct{}),
 		joining:   -1,
@@ -126,7 +127,7 @@ func (p *Partition) applyState(st metastore.PartitionState, now time.Time, regis
 	defer p.roleMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if st.Revision != 0 && st.Revision <= p.state.Revision || st.LeaderEpoch < p.state.LeaderEpoch {
+	if !p.sameTopic(st.TopicID) || st.Revision != 0 && st.Revision <= p.state.Revision || st.LeaderEpoch < p.state.LeaderEpoch {
 		if p.role == roleFollower {
 			return p.state.Leader, false
 		}
@@ -170,6 +171,13 @@ func (p *Partition) applyState(st metastore.PartitionState, now time.Time, regis
 		return st.Leader, changed
 	}
 	return -1, changed
+}
+
+// sameTopic reports whether a state or request naming topic id id is about
+// this replica's incarnation of the topic (an empty id matches: written
+// before ids were recorded).
+func (p *Partition) sameTopic(id string) bool {
+	return id == "" || p.topicID == "" || id == p.topicID
 }
 
 // signalLocked wakes acks=all producers and long polls. mu must be held.

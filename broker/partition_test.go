@@ -18,7 +18,7 @@ func testPartition(t *testing.T, self int32) *Partition {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return newPartition("t", 0, l, self)
+	return newPartition("t", "id-1", 0, l, self)
 }
 
 func oneBatch(t *testing.T, n int) []byte {
@@ -231,4 +231,19 @@ func TestISRExpansionIsSafe(t *testing.T) {
 		t.Fatalf("high watermark %d while 2 (at 10) is joining; want 10", hw)
 	}
 	p.endISRChange()
+}
+
+// A state of another incarnation of the topic (deleted and created again
+// under the same name) is not applied to this replica.
+func TestPartitionIgnoresAnotherIncarnation(t *testing.T) {
+	p := testPartition(t, 1)
+	now := time.Now()
+	p.applyState(metastore.PartitionState{Topic: "t", TopicID: "id-1", Leader: 1, LeaderEpoch: 5, Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Revision: 10}, now, 0)
+	p.applyState(metastore.PartitionState{Topic: "t", TopicID: "id-2", Leader: 2, LeaderEpoch: 0, Replicas: []int32{2, 1}, ISR: []int32{2, 1}, Revision: 20}, now, 0)
+	if st, r := p.State(); r != roleLeader || st.TopicID != "id-1" || st.LeaderEpoch != 5 {
+		t.Fatalf("after a state of another incarnation: role %v state %+v", r, st)
+	}
+	if _, err := p.followerFetched(2, 5, 0, now); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -14,6 +14,7 @@ import (
 // ReplicaFetchPartition is one partition of a follower's fetch.
 type ReplicaFetchPartition struct {
 	Topic     string
+	TopicID   string // the follower's incarnation of the topic
 	Partition int32
 	// CurrentLeaderEpoch is the epoch the follower believes current.
 	CurrentLeaderEpoch int32
@@ -203,6 +204,9 @@ func (b *Broker) registerReplica(parts []ReplicaFetchPartition, wake chan struct
 // holds batches the leader never had (written as an old leader and never
 // committed) and must truncate.
 func (b *Broker) checkDivergence(p *Partition, fp ReplicaFetchPartition) (*EpochEndOffset, error) {
+	if !p.sameTopic(fp.TopicID) {
+		return nil, fmt.Errorf("%s-%d: topic id %s is not this broker's %s: %w", p.Topic, p.Index, fp.TopicID, p.topicID, ErrUnknownTopicOrPartition)
+	}
 	if err := p.checkLeader(); err != nil {
 		return nil, err
 	}
@@ -492,7 +496,7 @@ func (f *fetcher) request() (ReplicaFetchRequest, []*Partition, time.Duration) {
 		}
 		parts = append(parts, p)
 		req.Partitions = append(req.Partitions, ReplicaFetchPartition{
-			Topic: p.Topic, Partition: p.Index, CurrentLeaderEpoch: epoch,
+			Topic: p.Topic, TopicID: p.topicID, Partition: p.Index, CurrentLeaderEpoch: epoch,
 			FetchOffset: p.LogEndOffset(), LastFetchedEpoch: p.log.LatestEpoch(), MaxBytes: replicaFetchPartBytes,
 		})
 	}

@@ -13,7 +13,11 @@ import (
 
 // PartitionState is who leads a partition and who is in sync with it.
 type PartitionState struct {
-	Topic     string
+	Topic string
+	// TopicID is the id of the topic incarnation the state belongs to: a
+	// topic deleted and created again under the same name has a new one.
+	// Empty in states written before it was recorded.
+	TopicID   string
 	Partition int32
 	// Leader is the leading broker's node id, -1 if there is none.
 	Leader int32
@@ -29,6 +33,7 @@ type PartitionState struct {
 // partitionValue is the JSON stored at <prefix>/partitions/<topic>/<partition>.
 type partitionValue struct {
 	Topic       string  `json:"topic"`
+	TopicID     string  `json:"topic_id,omitempty"`
 	Partition   int32   `json:"partition"`
 	Leader      int32   `json:"leader"`
 	LeaderEpoch int32   `json:"leader_epoch"`
@@ -39,6 +44,7 @@ type partitionValue struct {
 func (p PartitionState) value() partitionValue {
 	return partitionValue{
 		Topic:       p.Topic,
+		TopicID:     p.TopicID,
 		Partition:   p.Partition,
 		Leader:      p.Leader,
 		LeaderEpoch: p.LeaderEpoch,
@@ -61,6 +67,7 @@ func decodePartition(value []byte, modRevision int64) (PartitionState, error) {
 	}
 	return PartitionState{
 		Topic:       v.Topic,
+		TopicID:     v.TopicID,
 		Partition:   v.Partition,
 		Leader:      v.Leader,
 		LeaderEpoch: v.LeaderEpoch,
@@ -160,7 +167,7 @@ func checkPartitionUpdate(old, next PartitionState) error {
 		// Revision 0 would compare equal to a missing key and create it.
 		return errors.New("old state has no revision; read it first")
 	}
-	if next.Topic != old.Topic || next.Partition != old.Partition {
+	if next.Topic != old.Topic || next.Partition != old.Partition || next.TopicID != old.TopicID {
 		return fmt.Errorf("new state is for %s-%d", next.Topic, next.Partition)
 	}
 	if next.LeaderEpoch < old.LeaderEpoch {

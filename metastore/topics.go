@@ -116,6 +116,7 @@ func (s *Store) CreateTopic(ctx context.Context, t Topic, assignments [][]int32)
 	for p, replicas := range assignments {
 		st := PartitionState{
 			Topic:     t.Name,
+			TopicID:   t.ID,
 			Partition: int32(p),
 			Leader:    replicas[0],
 			Replicas:  replicas,

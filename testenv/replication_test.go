@@ -491,3 +491,65 @@ func TestEtcdOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestRecreatedReplicatedTopicStartsEmpty deletes a replicated topic with data
+// and creates it again under the same name at once: the new incarnation
+// takes acks=all writes from offset 0 and serves none of the old records.
+func TestRecreatedReplicatedTopicStartsEmpty(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-broker cluster")
+	}
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3})
+	const topic = "again"
+	r := newRouter(t, c, topic)
+	ctx := context.Background()
+	create := func() {
+		t.Helper()
+		if _, err := r.clients[1].CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: topic, Partitions: 2, ReplicationFactor: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create()
+	old := newLedger(2)
+	oldProd := &producer{t: t, topic: topic, led: old}
+	r.refresh()
+	send := func(p *producer) func(context.Context, produceJob) {
+		return func(ctx context.Context, j produceJob) {
+			waitFor(t, 30*time.Second, func() bool {
+				resp, err := r.clients[max(r.leader(j.partition), 1)].Produce(ctx, &stratav1.ProduceRequest{Topic: topic, Acks: stratav1.Acks_ACKS_ALL,
+					TimeoutMs: 5000, Partitions: []*stratav1.ProducePartition{{Partition: j.partition, RecordBatches: j.batch}}})
+				if err == nil && checkProduce(resp, j) == nil {
+					p.led.ack(j.idx, j.partition, resp.GetPartitions()[0].GetBaseOffset())
+					return true
+				}
+				r.refresh()
+				return false
+			}, "an acknowledged produce")
+		}
+	}
+	oldProd.produceWith(ctx, 4*batchRecords, 2, send(oldProd))
+
+	if _, err := r.clients[1].DeleteTopic(ctx, &stratav1.DeleteTopicRequest{Name: topic}); err != nil {
+		t.Fatal(err)
+	}
+	create()
+	r.refresh()
+	fresh := newLedger(2)
+	fresh.sent = old.sentCount() // new record indexes, so old ones are told apart
+	freshProd := &producer{t: t, topic: topic, led: fresh}
+	freshProd.produceWith(ctx, 2*batchRecords, 2, send(freshProd))
+
+	parts := waitForWholeISR(t, r, 30*time.Second)
+	for _, p := range parts {
+		f := fetchFrom(t, r.clients[p.GetLeader()], topic, p.GetPartition(), 0)
+		if f.err != nil {
+			t.Fatal(f.err)
+		}
+		for _, rec := range f.records {
+			if i, _ := recordIndex(rec.Key); i < old.sentCount() {
+				t.Fatalf("partition %d offset %d holds record %d of the deleted incarnation", p.GetPartition(), rec.Offset, i)
+			}
+		}
+		checkPartition(t, fresh, p.GetPartition(), 0, f.hw, f.records)
+	}
+}

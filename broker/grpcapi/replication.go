@@ -47,7 +47,7 @@ func (r *replicationServer) replicaFetch(ctx context.Context, req *stratav1.Repl
 	}
 	for _, p := range req.GetPartitions() {
 		in.Partitions = append(in.Partitions, broker.ReplicaFetchPartition{
-			Topic: p.GetTopic(), Partition: p.GetPartition(), CurrentLeaderEpoch: p.GetCurrentLeaderEpoch(),
+			Topic: p.GetTopic(), TopicID: p.GetTopicId(), Partition: p.GetPartition(), CurrentLeaderEpoch: p.GetCurrentLeaderEpoch(),
 			FetchOffset: p.GetFetchOffset(), LastFetchedEpoch: p.GetLastFetchedEpoch(), MaxBytes: p.GetMaxBytes(),
 		})
 	}
@@ -147,7 +147,7 @@ func (c *ReplicaClient) ReplicaFetch(ctx context.Context, addr string, req broke
 	}
 	for _, p := range req.Partitions {
 		in.Partitions = append(in.Partitions, &stratav1.ReplicaFetchPartition{
-			Topic: p.Topic, Partition: p.Partition, CurrentLeaderEpoch: p.CurrentLeaderEpoch,
+			Topic: p.Topic, TopicId: p.TopicID, Partition: p.Partition, CurrentLeaderEpoch: p.CurrentLeaderEpoch,
 			FetchOffset: p.FetchOffset, LastFetchedEpoch: p.LastFetchedEpoch, MaxBytes: p.MaxBytes,
 		})
 	}

@@ -2077,8 +2077,11 @@ type ReplicaFetchPartition struct {
 	// leader checks the follower's log agrees with its own up to fetch_offset.
 	LastFetchedEpoch int32 `protobuf:"varint,5,opt,name=last_fetched_epoch,json=lastFetchedEpoch,proto3" json:"last_fetched_epoch,omitempty"`
 	MaxBytes         int32 `protobuf:"varint,6,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The topic's id as the follower knows it: a leader holding another
+	// incarnation of a topic of the same name answers UNKNOWN_TOPIC_OR_PARTITION.
+	TopicId       string `protobuf:"bytes,7,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplicaFetchPartition) Reset() {
@@ -2151,6 +2154,13 @@ func (x *ReplicaFetchPartition) GetMaxBytes() int32 {
 		return x.MaxBytes
 	}
 	return 0
+}
+
+func (x *ReplicaFetchPartition) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
 }
 
 type ReplicaFetchRequest struct {
@@ -2585,14 +2595,15 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x10MetadataResponse\x12/\n" +
 	"\abrokers\x18\x01 \x03(\v2\x15.strata.v1.BrokerInfoR\abrokers\x120\n" +
 	"\x06topics\x18\x02 \x03(\v2\x18.strata.v1.TopicMetadataR\x06topics\x12#\n" +
-	"\rcontroller_id\x18\x03 \x01(\x05R\fcontrollerId\"\xeb\x01\n" +
+	"\rcontroller_id\x18\x03 \x01(\x05R\fcontrollerId\"\x86\x02\n" +
 	"\x15ReplicaFetchPartition\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x120\n" +
 	"\x14current_leader_epoch\x18\x03 \x01(\x05R\x12currentLeaderEpoch\x12!\n" +
 	"\ffetch_offset\x18\x04 \x01(\x03R\vfetchOffset\x12,\n" +
 	"\x12last_fetched_epoch\x18\x05 \x01(\x05R\x10lastFetchedEpoch\x12\x1b\n" +
-	"\tmax_bytes\x18\x06 \x01(\x05R\bmaxBytes\"\xd0\x01\n" +
+	"\tmax_bytes\x18\x06 \x01(\x05R\bmaxBytes\x12\x19\n" +
+	"\btopic_id\x18\a \x01(\tR\atopicId\"\xd0\x01\n" +
 	"\x13ReplicaFetchRequest\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\x05R\treplicaId\x12\x1e\n" +
