@@ -105,6 +105,7 @@ func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 	}
 	key := s.brokerKey(info.NodeID)
 	var lease clientv3.LeaseID
+	var granted time.Time
 	for attempt := 0; lease == 0; attempt++ {
 		if attempt == registerAttempts {
 			return nil, fmt.Errorf("metastore: register broker %d: %d attempts: %w", info.NodeID, attempt, ErrBrokerRegistered)
@@ -114,6 +115,7 @@ func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 		}
 		// The lease is granted only now: waiting above may take longer than
 		// its TTL.
+		granted = time.Now()
 		grant, err := s.client.Grant(ctx, int64(math.Ceil(ttl.Seconds())))
 		if err != nil {
 			return nil, fmt.Errorf("metastore: register broker %d: grant lease: %w", info.NodeID, err)
@@ -135,12 +137,6 @@ func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 	}
 
 	kaCtx, cancel := context.WithCancel(ctx)
-	keepAlive, err := s.client.KeepAlive(kaCtx, lease)
-	if err != nil {
-		cancel()
-		s.revoke(lease, ttl)
-		return nil, fmt.Errorf("metastore: register broker %d: keep lease alive: %w", info.NodeID, err)
-	}
 	r := &Registration{
 		client: s.client,
 		info:   info,
@@ -149,8 +145,8 @@ func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
-	r.renewed(time.Now(), ttl)
-	go r.keepAlive(kaCtx, keepAlive)
+	r.renewed(granted, ttl)
+	go r.keepAlive(kaCtx)
 	s.logger.Info("broker registered", "node_id", info.NodeID, "lease", fmt.Sprintf("%x", int64(lease)), "ttl", ttl)
 	return r, nil
 }
@@ -204,29 +200,67 @@ func (s *Store) waitForBrokerKey(ctx context.Context, id int32) error {
 	return fmt.Errorf("held by %s, alive after %v: %w", holder, wait, ErrBrokerRegistered)
 }
 
-// keepAlive drains the lease's keep-alive responses; the channel closes when
-// ctx ends, the client closes, or the lease is gone.
-func (r *Registration) keepAlive(ctx context.Context, ch <-chan *clientv3.LeaseKeepAliveResponse) {
+// keepAlive renews the lease every third of its TTL, each renewal on its
+// own (KeepAliveOnce) so that its validity counts from when it was sent: an
+// answer read late, after the process was paused, must not stretch
+// ValidUntil past what etcd granted. Renewals that fail are retried until
+// the lease may have expired (a TTL after the last renewal sent), which ends
+// the registration with ErrLeaseLost, as does etcd saying the lease is gone.
+func (r *Registration) keepAlive(ctx context.Context) {
 	defer close(r.done)
-	for resp := range ch {
-		r.renewed(time.Now(), min(r.ttl, time.Duration(resp.TTL)*time.Second))
-	}
+	lost := r.renewLoop(ctx)
 	r.validUntil.Store(0)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
 	case r.closing:
 		r.err = nil
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && !lost:
 		r.err = ctx.Err()
 	default:
 		r.err = ErrLeaseLost
 	}
 }
 
-// renewed records a renewal seen at t. etcd restarted the lease's TTL when
-// it handled the renewal, before t; the quarter TTL taken off covers that
-// round trip, so ValidUntil errs early.
+// renewRetry is the pause before retrying a failed renewal.
+const renewRetry = 100 * time.Millisecond
+
+// renewLoop renews until ctx ends (false) or the lease is lost (true).
+func (r *Registration) renewLoop(ctx context.Context) bool {
+	interval := r.ttl / 3
+	lastSent := time.Now()
+	wait := interval
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, interval)
+		resp, err := r.client.KeepAliveOnce(rctx, r.lease)
+		cancel()
+		switch {
+		case err == nil:
+			r.renewed(sent, min(r.ttl, time.Duration(resp.TTL)*time.Second))
+			lastSent, wait = sent, interval
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			return true
+		case ctx.Err() != nil:
+			return false
+		case time.Since(lastSent) > r.ttl:
+			return true
+		default:
+			wait = renewRetry
+		}
+	}
+}
+
+// renewed records a renewal sent at t. etcd restarted the lease's TTL when
+// it handled the renewal, after t; the quarter TTL taken off leaves room for
+// clocks that do not run at quite the same rate, so ValidUntil errs early.
 func (r *Registration) renewed(t time.Time, ttl time.Duration) {
 	r.validUntil.Store(t.Add(ttl - ttl/4).UnixNano())
 }
