@@ -139,39 +139,77 @@ func (c *controller) reconcile(ctx context.Context) {
 		}
 	}
 	c.mu.Unlock()
-	unclean := map[string]bool{}
-	for _, st := range todo {
-		u, ok := unclean[st.Topic]
-		if !ok {
-			u = c.uncleanAllowed(ctx, st.Topic)
-			unclean[st.Topic] = u
-		}
-		next, ok := Decide(st, current(st, live), u)
-		if !ok {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		got, err := c.term.CompareAndSwapPartitionState(cctx, st, next)
-		cancel()
-		switch {
-		case err == nil:
-			c.logger.Info("partition state changed", "topic", st.Topic, "partition", st.Partition,
-				"leader", got.Leader, "leader_epoch", got.LeaderEpoch, "isr", got.ISR,
-				"previous_leader", st.Leader, "previous_isr", st.ISR)
-			c.partitions(metastore.PartitionsUpdate{States: []metastore.PartitionState{got}})
-		case errors.Is(err, metastore.ErrConflict):
-			c.partitions(metastore.PartitionsUpdate{States: []metastore.PartitionState{got}})
-		case errors.Is(err, metastore.ErrNotController):
-			return
-		default:
-			if ctx.Err() == nil {
-				c.logger.Warn("partition state change failed", "topic", st.Topic, "partition", st.Partition, "err", err)
+	// Changes go out several at a time: one etcd round trip each, one after
+	// another, would make a failover's duration grow with the number of
+	// partitions the lost broker led.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan metastore.PartitionState)
+	var wg sync.WaitGroup
+	for range min(changeWorkers, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for st := range work {
+				if !c.change(ctx, st, live) {
+					cancel() // no longer controller
+				}
 			}
+		}()
+	}
+	for _, st := range todo {
+		select {
+		case work <- st:
+		case <-ctx.Done():
 		}
 	}
+	close(work)
+	wg.Wait()
 }
 
+// changeWorkers bounds the partition changes in flight at once.
+const changeWorkers = 16
+
+// change writes st's next state, if it needs one; it returns false once this
+// controller's term is over.
+func (c *controller) change(ctx context.Context, st metastore.PartitionState, live map[int32]int64) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	cur := current(st, live)
+	next, ok := Decide(st, cur, false)
+	if ok && next.Leader < 0 && c.uncleanAllowed(ctx, st.Topic) {
+		next, ok = Decide(st, cur, true)
+	}
+	if !ok {
+		return true
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	got, err := c.term.CompareAndSwapPartitionState(cctx, st, next)
+	cancel()
+	switch {
+	case err == nil:
+		c.logger.Info("partition state changed", "topic", st.Topic, "partition", st.Partition,
+			"leader", got.Leader, "leader_epoch", got.LeaderEpoch, "isr", got.ISR,
+			"previous_leader", st.Leader, "previous_isr", st.ISR)
+		c.partitions(metastore.PartitionsUpdate{States: []metastore.PartitionState{got}})
+	case errors.Is(err, metastore.ErrConflict):
+		c.partitions(metastore.PartitionsUpdate{States: []metastore.PartitionState{got}})
+	case errors.Is(err, metastore.ErrNotController):
+		return false
+	default:
+		if ctx.Err() == nil {
+			c.logger.Warn("partition state change failed", "topic", st.Topic, "partition", st.Partition, "err", err)
+		}
+	}
+	return true
+}
+
+// uncleanAllowed reads the topic's unclean.leader.election.enable; it is
+// asked only when a partition would otherwise stay leaderless.
 func (c *controller) uncleanAllowed(ctx context.Context, topic string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	t, err := c.store.GetTopic(ctx, topic)
 	if err != nil {
 		return false
