@@ -128,20 +128,134 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 // assignReplicas spreads leaders and replicas round-robin over the brokers
 // (sorted by node id), as Kafka's rack-unaware assignment does.
 func assignReplicas(brokers []metastore.BrokerInfo, partitions, rf int32) [][]int32 {
+	return assignReplicasFrom(brokers, 0, partitions, rf)
+}
+
+// assignReplicasFrom is assignReplicas for partitions first, first+1, ...:
+// partitions added to a topic continue its round-robin.
+func assignReplicasFrom(brokers []metastore.BrokerInfo, first, partitions, rf int32) [][]int32 {
 	ids := make([]int32, len(brokers))
 	for i, br := range brokers {
 		ids[i] = br.NodeID
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	out := make([][]int32, partitions)
-	for p := range out {
+	for i := range out {
+		p := int(first) + i
 		replicas := make([]int32, rf)
 		for r := range replicas {
 			replicas[r] = ids[(p+r)%len(ids)]
 		}
-		out[p] = replicas
+		out[i] = replicas
 	}
 	return out
+}
+
+// createPartitionsAttempts bounds CreatePartitions' retries when the topic
+// changes between its read and its write (another admin call's change).
+const createPartitionsAttempts = 5
+
+// CreatePartitions grows topic to count partitions, as Kafka's
+// CreatePartitions. With nil assignments the new partitions are placed as
+// CreateTopic places a topic's: round-robin over the live brokers,
+// continuing from the existing partitions, with the topic's replication
+// factor. Otherwise assignments[i] is the replica list of partition
+// current+i (its first replica the leader): one per new partition, each of
+// the topic's replication factor, naming live brokers once each (an empty,
+// non-nil slice is a count mismatch, as in Kafka).
+//
+// Partitions are never removed: a count not above the current one is
+// ErrInvalidPartitions. The new count and the new partitions' states are
+// recorded in one metastore transaction, fenced by the topic's revision;
+// with validateOnly nothing is. The new partitions are usable on this
+// broker when it returns; other brokers open theirs when the topic watch
+// reports the change.
+func (b *Broker) CreatePartitions(ctx context.Context, topic string, count int32, assignments [][]int32, validateOnly bool) error {
+	for attempt := 1; ; attempt++ {
+		t, err := b.store.GetTopic(ctx, topic)
+		if errors.Is(err, metastore.ErrTopicNotFound) {
+			return fmt.Errorf("topic %q: %w", topic, ErrUnknownTopicOrPartition)
+		}
+		if err != nil {
+			return fmt.Errorf("create partitions of %q: %w", topic, err)
+		}
+		added, err := b.placeNewPartitions(ctx, t, count, assignments)
+		if err != nil {
+			return err
+		}
+		if validateOnly {
+			return nil
+		}
+		grown, err := b.store.AddPartitions(ctx, t, added)
+		switch {
+		case errors.Is(err, metastore.ErrConflict) && attempt < createPartitionsAttempts:
+			// Changed since it was read: decide again on what it is now.
+			b.logger.Debug("topic changed during create partitions, retrying", "topic", topic)
+			continue
+		case errors.Is(err, metastore.ErrTopicNotFound):
+			return fmt.Errorf("topic %q: %w", topic, ErrUnknownTopicOrPartition)
+		case err != nil:
+			return fmt.Errorf("create partitions of %q: %w", topic, err)
+		}
+		// Apply now rather than waiting for the watch, as CreateTopic does.
+		if err := b.applyTopic(grown); err != nil {
+			return fmt.Errorf("create partitions of %q: open partitions: %w", topic, err)
+		}
+		b.logger.Info("partitions created", "topic", topic, "partitions", grown.Partitions, "previous", t.Partitions)
+		return nil
+	}
+}
+
+// placeNewPartitions checks a CreatePartitions request against the topic as
+// read and returns the replica lists of the partitions to add.
+func (b *Broker) placeNewPartitions(ctx context.Context, t metastore.Topic, count int32, assignments [][]int32) ([][]int32, error) {
+	switch {
+	case count == t.Partitions:
+		return nil, fmt.Errorf("%w: Topic already has %d partitions.", ErrInvalidPartitions, t.Partitions)
+	case count < t.Partitions:
+		return nil, fmt.Errorf("%w: Topic currently has %d partitions, which is higher than the requested %d.",
+			ErrInvalidPartitions, t.Partitions, count)
+	case count > MaxPartitions:
+		return nil, fmt.Errorf("%w: %d (at most %d per topic)", ErrInvalidPartitions, count, MaxPartitions)
+	}
+	brokers, err := b.store.Brokers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("create partitions of %q: list brokers: %w", t.Name, err)
+	}
+	n := count - t.Partitions
+	if assignments == nil {
+		if int(t.ReplicationFactor) > len(brokers) {
+			return nil, fmt.Errorf("%w: replication factor %d is larger than the %d available broker(s)",
+				ErrInvalidReplication, t.ReplicationFactor, len(brokers))
+		}
+		return assignReplicasFrom(brokers, t.Partitions, n, t.ReplicationFactor), nil
+	}
+	if len(assignments) != int(n) {
+		return nil, fmt.Errorf("%w: Increasing the number of partitions by %d but %d assignments provided.",
+			ErrInvalidRequest, n, len(assignments))
+	}
+	live := make(map[int32]bool, len(brokers))
+	for _, br := range brokers {
+		live[br.NodeID] = true
+	}
+	out := make([][]int32, len(assignments))
+	for i, replicas := range assignments {
+		p := t.Partitions + int32(i)
+		if len(replicas) != int(t.ReplicationFactor) {
+			return nil, fmt.Errorf("%w: partition %d has %d replicas, the topic's replication factor is %d",
+				ErrInvalidReplication, p, len(replicas), t.ReplicationFactor)
+		}
+		for j, id := range replicas {
+			if slices.Contains(replicas[j+1:], id) {
+				return nil, fmt.Errorf("%w: partition %d lists broker %d twice", ErrInvalidRequest, p, id)
+			}
+			if !live[id] {
+				return nil, fmt.Errorf("%w: partition %d names unknown broker %d", ErrInvalidRequest, p, id)
+			}
+		}
+		out[i] = slices.Clone(replicas)
+	}
+	return out, nil
 }
 
 func (b *Broker) describeSpec(spec TopicSpec, assignments [][]int32) TopicDescription {

@@ -58,6 +58,7 @@ type Metastore interface {
 	GetTopic(ctx context.Context, name string) (metastore.Topic, error)
 	ListTopics(ctx context.Context) ([]metastore.Topic, int64, error)
 	AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validate func(map[string]string) error) (metastore.Topic, error)
+	AddPartitions(ctx context.Context, t metastore.Topic, assignments [][]int32) (metastore.Topic, error)
 	PartitionStates(ctx context.Context, topic string) ([]metastore.PartitionState, error)
 	WatchTopicsSince(ctx context.Context, known []metastore.Topic, rev int64) <-chan metastore.TopicEvent
 	Brokers(ctx context.Context) ([]metastore.BrokerInfo, error)
@@ -65,6 +66,8 @@ type Metastore interface {
 	FollowPartitions(ctx context.Context, fn func(metastore.PartitionsUpdate))
 	FollowBrokers(ctx context.Context, fn func([]metastore.BrokerInfo))
 	Controller(ctx context.Context) (int32, error)
+	AllocateProducerIDs(ctx context.Context, n int64) (first int64, err error)
+	ClusterID(ctx context.Context) (string, error)
 }
 
 // Broker hosts partitions. Create it with New, then Start; Close stops it.
@@ -75,6 +78,7 @@ type Broker struct {
 	now            func() time.Time
 	brokerDefaults map[string]string
 	metrics        *metrics
+	clusterID      clusterID
 
 	// applyMu serialises changes to the hosted topics (open, close, delete);
 	// mu guards the map itself and is held only briefly.
@@ -92,6 +96,12 @@ type Broker struct {
 	replicaLagMax time.Duration
 	controller    int32     // cached controller id, see controllerID
 	controllerAt  time.Time // when it was read
+
+	// pidMu guards [pidNext, pidEnd), the block of producer ids taken from
+	// the metastore that InitProducerID hands out.
+	pidMu            sync.Mutex
+	pidNext, pidEnd  int64
+	producerIDExpiry time.Duration // producer.id.expiration.ms
 
 	draining  chan struct{} // closed by Drain
 	drainOnce sync.Once
@@ -158,6 +168,10 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	pidExpiry, err := settingMs(cfg.Settings, "producer.id.expiration.ms", defaultProducerIDExpirationMs)
+	if err != nil {
+		return nil, err
+	}
 	b := &Broker{
 		replicaLagMax:  lagMs,
 		states:         map[tp]metastore.PartitionState{},
@@ -169,6 +183,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		topics:         make(map[string]*topic),
 		draining:       make(chan struct{}),
 	}
+	b.producerIDExpiry = pidExpiry
 	b.metrics = newMetrics(b, cfg.Registerer)
 	b.fetchers = newFetcherManager(b)
 	return b, nil
@@ -528,7 +543,9 @@ func (b *Broker) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*
 	if err != nil {
 		return nil, fmt.Errorf("open log %s-%d: %w", t.Name, p, err)
 	}
-	return newPartition(t.Name, t.ID, p, l, b.cfg.NodeID), nil
+	np := newPartition(t.Name, t.ID, p, l, b.cfg.NodeID)
+	b.initProducerState(np)
+	return np, nil
 }
 
 // removeTopic drops the local partitions of a topic. With a non-empty id it

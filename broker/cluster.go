@@ -218,6 +218,7 @@ type TopicMetadata struct {
 // Metadata answers from the broker's followed view of the cluster, as a
 // Kafka broker answers from its metadata cache.
 func (b *Broker) Metadata(ctx context.Context, topics []string) (Metadata, error) {
+	b.catchUpTopics(ctx, topics)
 	b.mu.RLock()
 	if len(topics) == 0 {
 		for name := range b.topics {
@@ -255,6 +256,35 @@ func (b *Broker) Metadata(ctx context.Context, topics []string) (Metadata, error
 	b.clusterMu.RUnlock()
 	md.ControllerID = b.controllerID(ctx)
 	return md, nil
+}
+
+// catchUpTopics applies, from the metastore, the named topics this broker
+// does not hold yet. A topic created through another broker reaches this one
+// through the watch a moment later; a client that was told the topic exists
+// (its CreateTopics returned) and asks here must not be told it does not.
+// Only unknown names cost an etcd read.
+func (b *Broker) catchUpTopics(ctx context.Context, names []string) {
+	for _, name := range names {
+		b.mu.RLock()
+		_, ok := b.topics[name]
+		b.mu.RUnlock()
+		if ok {
+			continue
+		}
+		t, err := b.store.GetTopic(ctx, name)
+		if err != nil {
+			continue // unknown, or etcd unreachable: answer from what is held
+		}
+		if err := b.applyTopic(t); err != nil {
+			b.logger.Warn("cannot apply topic read for metadata", "topic", name, "err", err)
+			continue
+		}
+		// A delete whose watch event was applied before the topic was: the
+		// watch would not remove it again.
+		if _, err := b.store.GetTopic(ctx, name); errors.Is(err, metastore.ErrTopicNotFound) {
+			b.removeTopic(name, t.ID)
+		}
+	}
 }
 
 // controllerIDMaxAge bounds how often Metadata reads the controller from

@@ -39,6 +39,14 @@ var (
 	// partition's; ErrUnknownLeaderEpoch: newer than this broker knows yet.
 	ErrFencedLeaderEpoch  = errors.New("fenced leader epoch")
 	ErrUnknownLeaderEpoch = errors.New("unknown leader epoch")
+	// ErrOutOfOrderSequence: an idempotent producer's batch does not
+	// continue its sequence on the partition; nothing was written.
+	ErrOutOfOrderSequence = errors.New("out of order sequence number")
+	// ErrInvalidProducerEpoch: the batch's producer epoch is older than one
+	// already seen for its producer id (a zombie producer is fenced).
+	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")
+	// ErrTransactionsUnsupported: a transactional id or transactional batch.
+	ErrTransactionsUnsupported = errors.New("transactions are not supported")
 )
 
 // Kind classifies an error from the core for frontends.
@@ -67,6 +75,9 @@ const (
 	KindUnknownLeaderEpoch
 	KindUnavailable
 	KindCanceled
+	KindOutOfOrderSequence
+	KindInvalidProducerEpoch
+	KindTransactionsUnsupported
 )
 
 // Classify maps an error returned by the core to its kind.
@@ -115,6 +126,12 @@ func Classify(err error) Kind {
 		return KindFencedLeaderEpoch
 	case errors.Is(err, ErrUnknownLeaderEpoch):
 		return KindUnknownLeaderEpoch
+	case errors.Is(err, ErrOutOfOrderSequence):
+		return KindOutOfOrderSequence
+	case errors.Is(err, ErrInvalidProducerEpoch):
+		return KindInvalidProducerEpoch
+	case errors.Is(err, ErrTransactionsUnsupported):
+		return KindTransactionsUnsupported
 	case errors.Is(err, ErrBrokerClosed), errors.Is(err, partlog.ErrLogClosed), errors.Is(err, partlog.ErrLogFailed):
 		return KindUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -70,6 +70,9 @@ type Partition struct {
 	// changes: what acks=all producers wait on.
 	committed chan struct{}
 	waiters   map[chan struct{}]struct{}
+
+	// producers is the idempotent-producer state (see producers.go).
+	producers *producerStates
 }
 
 // followerState is what the leader knows of a follower from its fetches.
@@ -91,6 +94,7 @@ func newPartition(topic, topicID string, index int32, l *partlog.Log, self int32
 		committed: make(chan struct{}),
 		waiters:   make(map[chan struct{}]struct{}),
 		joining:   -1,
+		producers: newProducerStates(),
 	}
 	p.state = metastore.PartitionState{Topic: topic, Partition: index, Leader: -1}
 	return p
@@ -247,7 +251,7 @@ func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK 
 		return partlog.AppendResult{}, 0, fmt.Errorf("%s-%d: ISR has %d replica(s), min.insync.replicas is %d: %w",
 			p.Topic, p.Index, isr, minISR, ErrNotEnoughReplicas)
 	}
-	res, err := p.log.Append(batches, epoch)
+	res, err := p.appendAsLeader(batches, epoch)
 	if err != nil {
 		return res, 0, err
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -521,6 +522,21 @@ func (f *fetcher) handle(p *Partition, sent *ReplicaFetchPartition, res *Replica
 		return // the role changed while the fetch was out
 	}
 	switch {
+	case res.Err != nil && f.behindLeaderStart(sent, res):
+		// Everything this replica holds was deleted on the leader: start
+		// over, empty, at the leader's log start (Kafka's
+		// truncateFullyAndStartAt).
+		b.logger.Info("replica is behind the leader's log start; starting over there", "topic", p.Topic, "partition", p.Index,
+			"leader", f.leader, "log_end", p.LogEndOffset(), "leader_log_start", res.LogStartOffset)
+		if err := p.log.TruncateFullyAndStartAt(res.LogStartOffset); err != nil {
+			b.logger.Error("replica truncation failed", "topic", p.Topic, "partition", p.Index, "err", err)
+			f.backoff(p, replicaBackoffMax)
+			return
+		}
+		if err := p.rebuildProducerState(); err != nil {
+			b.logger.Warn("producer state rebuilt from part of the log tail", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
+		p.setFollowerHW(res.LogStartOffset)
 	case res.Err != nil:
 		// Not the leader (yet or any more), or an epoch mismatch: wait for
 		// the metastore to tell us more, and try again after a while.
@@ -534,13 +550,27 @@ func (f *fetcher) handle(p *Partition, sent *ReplicaFetchPartition, res *Replica
 		}
 		b.logger.Info("truncating diverged replica", "topic", p.Topic, "partition", p.Index,
 			"leader", f.leader, "leader_epoch_end", d, "from", p.LogEndOffset(), "to", target)
-		if err := p.log.TruncateTo(target); err != nil {
+		truncate := p.log.TruncateTo
+		if target < p.LogStartOffset() {
+			// Diverged below what this replica still serves (after an
+			// unclean election): nothing it holds can be kept.
+			truncate = p.log.TruncateFullyAndStartAt
+		}
+		if err := truncate(target); err != nil {
 			b.logger.Error("replica truncation failed", "topic", p.Topic, "partition", p.Index, "err", err)
 			f.backoff(p, replicaBackoffMax)
 			return
 		}
+		if err := p.rebuildProducerState(); err != nil {
+			b.logger.Warn("producer state rebuilt from part of the log tail", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
 		p.setFollowerHW(p.hw.Load())
 	case len(res.Data) > 0:
+		if err := f.alignEmptyStart(p, res.Data); err != nil {
+			b.logger.Error("replica truncation failed", "topic", p.Topic, "partition", p.Index, "err", err)
+			f.backoff(p, replicaBackoffMax)
+			return
+		}
 		data, err := f.trim(p, res.Data)
 		if err != nil {
 			b.logger.Error("replica data does not continue the log", "topic", p.Topic, "partition", p.Index, "err", err)
@@ -553,10 +583,52 @@ func (f *fetcher) handle(p *Partition, sent *ReplicaFetchPartition, res *Replica
 				f.backoff(p, replicaBackoffMax)
 				return
 			}
+			p.trackReplicated(data)
 		}
 		p.setFollowerHW(res.HighWatermark)
+		f.followLogStart(p, res.LogStartOffset)
 	default:
 		p.setFollowerHW(res.HighWatermark)
+		f.followLogStart(p, res.LogStartOffset)
+	}
+}
+
+// alignEmptyStart restarts an empty log that starts inside the first batch
+// the leader sent (the leader's log start was moved into the middle of a
+// batch, and this replica started over there) at that batch's base offset,
+// as Kafka's followers do: batches are never split. The log start moves
+// back up to the leader's once the batch is appended.
+func (f *fetcher) alignEmptyStart(p *Partition, data []byte) error {
+	leo := p.LogEndOffset()
+	if leo != p.LogStartOffset() {
+		return nil
+	}
+	h, err := record.ParseHeader(data)
+	if err != nil || h.BaseOffset >= leo || h.NextOffset() <= leo {
+		return nil // trim judges it
+	}
+	return p.log.TruncateFullyAndStartAt(h.BaseOffset)
+}
+
+// behindLeaderStart reports whether the leader refused the fetch because it
+// starts below the leader's log start.
+func (f *fetcher) behindLeaderStart(sent *ReplicaFetchPartition, res *ReplicaFetchResult) bool {
+	var oor *partlog.OffsetOutOfRangeError
+	return errors.As(res.Err, &oor) && res.LogStartOffset > sent.FetchOffset
+}
+
+// followLogStart moves this replica's log start up to the leader's, after
+// records were deleted there, but not past its own high watermark: what lies
+// above it may still be truncated to match the leader, which a log start
+// above it would forbid.
+func (f *fetcher) followLogStart(p *Partition, leaderStart int64) {
+	target := min(leaderStart, p.HighWatermark())
+	if target <= p.LogStartOffset() {
+		return
+	}
+	if err := p.log.AdvanceLogStart(target); err != nil {
+		f.m.b.logger.Error("replica cannot follow the leader's log start", "topic", p.Topic, "partition", p.Index,
+			"leader_log_start", leaderStart, "target", target, "err", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
+	partlog "github.com/strata-broker/strata/broker/log"
 )
 
 // replicationServer serves followers' fetches. gRPC calls replicaFetch
@@ -171,6 +172,12 @@ func (c *ReplicaClient) ReplicaFetch(ctx context.Context, addr string, req broke
 		}
 		if e := pr.GetError(); e != nil {
 			res.Err = fmt.Errorf("leader %s: %s: %s", addr, e.GetReason(), e.GetMessage())
+			if e.GetReason() == "OFFSET_OUT_OF_RANGE" && i < len(req.Partitions) {
+				// Typed again, because the follower acts on it: its log ends
+				// before the leader's log start.
+				res.Err = fmt.Errorf("leader %s: %s: %w", addr, e.GetMessage(), &partlog.OffsetOutOfRangeError{
+					Offset: req.Partitions[i].FetchOffset, Start: pr.GetLogStartOffset(), End: pr.GetHighWatermark()})
+			}
 		}
 		out[i] = res
 	}

@@ -157,6 +157,10 @@ func code(err error) codes.Code {
 		return codes.Unavailable
 	case broker.KindRequestTimedOut:
 		return codes.DeadlineExceeded
+	case broker.KindOutOfOrderSequence, broker.KindInvalidProducerEpoch:
+		return codes.FailedPrecondition
+	case broker.KindTransactionsUnsupported:
+		return codes.Unimplemented
 	case broker.KindUnavailable:
 		return codes.Unavailable
 	case broker.KindCanceled:
@@ -208,6 +212,10 @@ func reason(err error) string {
 		return "CORRUPT_MESSAGE"
 	case broker.KindCorruptStorage:
 		return "KAFKA_STORAGE_ERROR"
+	case broker.KindOutOfOrderSequence:
+		return "OUT_OF_ORDER_SEQUENCE_NUMBER"
+	case broker.KindInvalidProducerEpoch:
+		return "INVALID_PRODUCER_EPOCH"
 	}
 	return ""
 }

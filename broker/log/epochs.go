@@ -104,6 +104,40 @@ func (l *Log) truncateEpochsLocked(end int64) {
 	}
 }
 
+// truncateEpochsFromStartLocked forgets the epochs that end at or below
+// start, the new log start offset, as Kafka's truncateFromStart does. The
+// epoch holding start stays, its start moved up to start: the log's latest
+// epoch must survive even a log emptied up to its end (followers fetch
+// with it, and divergence is judged by it), and an epoch older than every
+// remaining one then ends at the log start, below which the log answers
+// nothing anyway. mu must be held.
+func (l *Log) truncateEpochsFromStartLocked(start int64) {
+	l.epMu.Lock()
+	defer l.epMu.Unlock()
+	if next := epochsFromStart(l.epochs, start); !slices.Equal(next, l.epochs) {
+		l.epochs = next
+		l.epochsDirty = true
+	}
+}
+
+// epochsFromStart returns entries without the epochs that end at or below
+// start, and with the epoch holding start starting there (see
+// truncateEpochsFromStartLocked). entries is not modified.
+func epochsFromStart(entries []EpochEntry, start int64) []EpochEntry {
+	holder := -1
+	for i, e := range entries {
+		if e.StartOffset <= start {
+			holder = i
+		}
+	}
+	if holder < 0 || (holder == 0 && entries[0].StartOffset == start) {
+		return entries
+	}
+	out := slices.Clone(entries[holder:])
+	out[0].StartOffset = start
+	return out
+}
+
 // persistEpochsLocked writes the epoch checkpoint durably if it changed. It
 // runs before every recovery point checkpoint, so that every epoch starting
 // below the recovery point is on disk. ckMu must be held.
@@ -193,12 +227,27 @@ func (l *Log) loadEpochs(trusted int64) error {
 	if err != nil {
 		entries, trusted = nil, 0
 	}
-	from := max(min(trusted, l.leo.Load()), l.logStart.Load())
-	kept := slices.DeleteFunc(slices.Clone(entries), func(e EpochEntry) bool { return e.StartOffset >= from })
+	start := l.logStart.Load()
+	from := max(min(trusted, l.leo.Load()), start)
+	// The entry holding the log start is kept even at from: after records
+	// were deleted up to the log end, no batch is left to read it back from.
+	holder := -1
+	for i, e := range entries {
+		if e.StartOffset <= start {
+			holder = i
+		}
+	}
+	var kept []EpochEntry
+	for i, e := range entries {
+		if e.StartOffset < from || i == holder {
+			kept = append(kept, e)
+		}
+	}
 	scanned, err := l.scanEpochs(from, kept)
 	if err != nil {
 		return err
 	}
+	scanned = epochsFromStart(scanned, start)
 	l.epochs = scanned
 	if !slices.Equal(scanned, entries) {
 		return l.writeEpochs(scanned)

@@ -12,8 +12,11 @@ import (
 // match its leader. Batches are never split: if offset falls inside a batch,
 // the whole batch goes and the log end offset becomes its base offset.
 // Offsets at or above LogEndOffset change nothing; an offset below
-// LogStartOffset is an *OffsetOutOfRangeError. The recovery point moves back
-// with the log end, before any new data can be appended.
+// LogStartOffset is an *OffsetOutOfRangeError. If offset falls inside the
+// batch holding the log start (a start moved into the middle of a batch),
+// the log is left empty and its start moves down to its new end. The
+// recovery point moves back with the log end, before any new data can be
+// appended.
 func (l *Log) TruncateTo(offset int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -61,6 +64,16 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	if err != nil {
 		return l.fail(fmt.Errorf("log: truncate to %d: %w", offset, err))
+	}
+	if newEnd < start {
+		// The batch holding the log start is gone: the log is empty and
+		// starts where it now ends. Checkpointed only now that the cut is
+		// on disk, so that a crash in between cannot serve what lay below
+		// the old start.
+		if err := writeCheckpoint(l.dir, logStartFile, newEnd); err != nil {
+			return l.fail(err)
+		}
+		l.logStart.Store(newEnd)
 	}
 	l.logger.Info("log: truncated", "dir", l.dir, "offset", offset, "log_end", newEnd, "segment", s.name(), "position", pos, "segments_removed", len(removed))
 	l.truncateEpochsLocked(newEnd)
@@ -114,6 +127,81 @@ func (l *Log) truncateSegment(s *segment, pos, next int64) error {
 	return err
 }
 
+// AdvanceLogStart moves the log start offset forward to offset, as Kafka's
+// DeleteRecords does: reads below it fail with *OffsetOutOfRangeError, and
+// the segments that lie entirely below it are deleted (the one holding it
+// stays; see DeleteSegmentsBelow). The new start is checkpointed before any
+// file is deleted, and Open finishes a deletion a crash interrupted. An
+// offset at or below LogStartOffset changes nothing; one above LogEndOffset
+// is an *OffsetOutOfRangeError. Leader epochs that end at or below the new
+// start are forgotten, except the one holding it.
+func (l *Log) AdvanceLogStart(offset int64) error {
+	_, err := l.DeleteSegmentsBelow(offset)
+	return err
+}
+
+// TruncateFullyAndStartAt empties the log and starts it again, empty, at
+// offset, which becomes both its start and its end. It is for a replica
+// whose log ends before its leader's log start (nothing it holds is still
+// served) or that must drop records below its own log start. The leader
+// epoch cache is emptied with the log.
+//
+// Crash safety: a start moving up is checkpointed before any file is
+// deleted, and Open acts on it (a start beyond the recovered end empties
+// the log there, segments below it are deleted). A start moving down is
+// checkpointed only after the files are gone, so that a crash never
+// exposes records below the old start.
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writable(); err != nil {
+		return err
+	}
+	if offset < 0 {
+		return fmt.Errorf("log: truncate fully and start at %d: negative offset", offset)
+	}
+	lowering := offset < l.logStart.Load()
+	if !lowering {
+		if err := writeCheckpoint(l.dir, logStartFile, offset); err != nil {
+			return l.fail(err)
+		}
+	}
+	l.ckMu.Lock()
+	defer l.ckMu.Unlock()
+	// Readers are held off for the whole swap: the new segment may reuse the
+	// base (the file name) of one being removed.
+	l.segMu.Lock()
+	removed := l.segs
+	var errs []error
+	for _, s := range removed {
+		errs = append(errs, s.removeFiles())
+	}
+	s, err := createSegment(l.dir, offset, l.now())
+	if err != nil {
+		l.segs = nil
+		l.segMu.Unlock()
+		return l.fail(fmt.Errorf("log: truncate fully and start at %d: %w", offset, errors.Join(append(errs, err)...)))
+	}
+	l.segs = []*segment{s}
+	l.leo.Store(offset)
+	l.logStart.Store(offset)
+	l.segMu.Unlock()
+	l.dirDirty = false
+	l.unflushed = 0
+	errs = append(errs, syncDir(l.dir))
+	if lowering {
+		errs = append(errs, writeCheckpoint(l.dir, logStartFile, offset))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return l.fail(fmt.Errorf("log: truncate fully and start at %d: %w", offset, err))
+	}
+	l.epMu.Lock()
+	l.epochs, l.epochsDirty = nil, true
+	l.epMu.Unlock()
+	l.logger.Info("log: truncated fully", "dir", l.dir, "start", offset, "segments_removed", len(removed))
+	return l.checkpointRecoveryPointLocked(offset, true)
+}
+
 // DeleteSegmentsBelow deletes the segments that lie entirely below offset
 // and advances the log start offset to offset (persisted before any file is
 // deleted). The active segment is never deleted: if it lies entirely below
@@ -142,6 +230,7 @@ func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
 		return 0, l.fail(err)
 	}
 	l.logStart.Store(offset)
+	l.truncateEpochsFromStartLocked(offset)
 
 	l.segMu.Lock()
 	k := 0

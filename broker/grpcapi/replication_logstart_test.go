@@ -1,0 +1,112 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/broker"
+	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// startLeaderCore serves broker 1 over gRPC, with broker 2 registered as a
+// peer the test plays, and returns its core too.
+func startLeaderCore(t *testing.T) (*broker.Broker, stratav1.StrataClient, string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	etcd, err := metastore.StartEmbedded(ctx, t.TempDir(), "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { etcd.Close() })
+	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, addr := range map[int32]string{1: lis.Addr().String(), 2: "127.0.0.1:1"} {
+		reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: id, GRPCAddr: addr, StartedAt: time.Now()}, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { reg.Close() })
+	}
+	b, err := broker.New(broker.Config{NodeID: 1, DataDir: t.TempDir()}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	gs := grpc.NewServer(ServerOptions()...)
+	New(b).Register(gs)
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(lis) }()
+	t.Cleanup(func() {
+		gs.Stop()
+		<-served
+	})
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return b, stratav1.NewStrataClient(conn), lis.Addr().String()
+}
+
+// The leader's log start reaches a follower through the replication wire,
+// and a fetch below it comes back as an *OffsetOutOfRangeError naming it,
+// which the follower's fetcher acts on.
+func TestReplicaFetchCarriesLogStart(t *testing.T) {
+	b, c, addr := startLeaderCore(t)
+	ctx := context.Background()
+	if _, err := c.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "r", Partitions: 1, ReplicationFactor: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		produce(t, c, "r", 0, i*5, 5)
+	}
+	f := newFollower(t, addr)
+	for f.pos < 20 {
+		res, err := f.fetch(ctx, time.Second, 1, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.pos, err = checkBatches(res.Data, f.pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Caught up: the high watermark reaches the end, and records can go.
+	if res, err := f.fetch(ctx, 0, 1, 1<<20); err != nil || res.HighWatermark != 20 || res.LogStartOffset != 0 {
+		t.Fatalf("caught-up fetch: high watermark %d, log start %d, %v", res.HighWatermark, res.LogStartOffset, err)
+	}
+	if low, err := b.DeleteRecords(ctx, "r", 0, 10); err != nil || low != 10 {
+		t.Fatalf("DeleteRecords(10) = %d, %v", low, err)
+	}
+	if res, err := f.fetch(ctx, 0, 1, 1<<20); err != nil || res.LogStartOffset != 10 {
+		t.Fatalf("fetch after DeleteRecords: log start %d, %v", res.LogStartOffset, err)
+	}
+
+	behind := newFollower(t, addr)
+	res, err := behind.fetch(ctx, 0, 1, 1<<20)
+	var oor *partlog.OffsetOutOfRangeError
+	if !errors.As(err, &oor) || oor.Start != 10 || oor.Offset != 0 || res.LogStartOffset != 10 {
+		t.Fatalf("fetch below the log start: %v (log start %d), want *OffsetOutOfRangeError from 10", err, res.LogStartOffset)
+	}
+	if broker.Classify(err) != broker.KindOffsetOutOfRange {
+		t.Fatalf("kind %d", broker.Classify(err))
+	}
+}

@@ -1,0 +1,471 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// idemBatch is an idempotent producer's batch of n records starting at
+// sequence seq.
+func idemBatch(t *testing.T, pid int64, epoch int16, seq int32, n int) []byte {
+	t.Helper()
+	bld := record.NewBuilder(time.Now().UnixMilli(), 0)
+	bld.SetProducer(pid, epoch, seq)
+	for range n {
+		bld.Append(&record.Record{Value: []byte("v")})
+	}
+	out, err := bld.Build(record.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), out...)
+}
+
+func concatBatches(batches ...[]byte) []byte {
+	var out []byte
+	for _, b := range batches {
+		out = append(out, b...)
+	}
+	return out
+}
+
+// produceTo sends batches to partition 0 of topic with acks=all and returns
+// its result. The batches are copied: Produce stamps offsets into them.
+func produceTo(t *testing.T, b *Broker, topic string, batches []byte) ProduceResult {
+	t.Helper()
+	res, err := b.Produce(context.Background(), topic, AcksAll, []PartitionBatches{{Partition: 0, Batches: append([]byte(nil), batches...)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res[0]
+}
+
+func mustProduce(t *testing.T, b *Broker, topic string, batches []byte) ProduceResult {
+	t.Helper()
+	res := produceTo(t, b, topic, batches)
+	if res.Err != nil {
+		t.Fatalf("produce: %v", res.Err)
+	}
+	return res
+}
+
+func partitionEnd(t *testing.T, b *Broker, topic string) int64 {
+	t.Helper()
+	p, err := b.partition(topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.LogEndOffset()
+}
+
+func createTestTopic(t *testing.T, b *Broker, name string) {
+	t.Helper()
+	if _, err := b.CreateTopic(context.Background(), TopicSpec{Name: name, Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restartableCluster is an embedded etcd and a broker registration, so that brokers
+// can be started and restarted on one data directory.
+type restartableCluster struct {
+	t     *testing.T
+	store *metastore.Store
+	dir   string
+}
+
+func newRestartableCluster(t *testing.T) *restartableCluster {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	etcd, err := metastore.StartEmbedded(ctx, dir+"/etcd", "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { etcd.Close() })
+	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 1}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	return &restartableCluster{t: t, store: store, dir: dir + "/data"}
+}
+
+// start runs a broker on the cluster's data directory; now nil is the real
+// clock.
+func (c *restartableCluster) start(settings map[string]string, now func() time.Time) *Broker {
+	c.t.Helper()
+	b, err := New(Config{NodeID: 1, DataDir: c.dir, Settings: settings, Now: now}, c.store)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestInitProducerID(t *testing.T) {
+	c := newRestartableCluster(t)
+	b := c.start(nil, nil)
+	ctx := context.Background()
+	seen := map[int64]bool{}
+	for range producerIDBlockSize + 10 { // crosses a block boundary
+		id, epoch, err := b.InitProducerID(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id < 0 || epoch != 0 || seen[id] {
+			t.Fatalf("InitProducerID = %d, %d (seen before: %v)", id, epoch, seen[id])
+		}
+		seen[id] = true
+	}
+	if _, _, err := b.InitProducerID(ctx, "txn-1"); !errors.Is(err, ErrTransactionsUnsupported) || Classify(err) != KindTransactionsUnsupported {
+		t.Fatalf("transactional id: %v", err)
+	}
+	// A restarted broker takes a new block: none of the ids repeat.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = c.start(nil, nil)
+	for range 10 {
+		id, _, err := b.InitProducerID(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[id] {
+			t.Fatalf("id %d handed out again after a restart", id)
+		}
+		seen[id] = true
+	}
+}
+
+// A retried batch (the producer did not get the answer) is not written
+// again, and is answered with the offsets it was written at.
+func TestIdempotentRetryReturnsOriginalOffsets(t *testing.T) {
+	b, _ := startBroker(t)
+	createTestTopic(t, b, "t")
+	pid, epoch, err := b.InitProducerID(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceOne(t, b, "t") // offset 0, not idempotent
+	first := idemBatch(t, pid, epoch, 0, 3)
+	orig := mustProduce(t, b, "t", first)
+	if orig.BaseOffset != 1 || orig.LastOffset != 3 {
+		t.Fatalf("first append at %d..%d, want 1..3", orig.BaseOffset, orig.LastOffset)
+	}
+	produceOne(t, b, "t") // offset 4: the retry is not the latest append
+	end := partitionEnd(t, b, "t")
+
+	retry := mustProduce(t, b, "t", first)
+	if retry.BaseOffset != orig.BaseOffset || retry.LastOffset != orig.LastOffset || retry.Records != 3 {
+		t.Fatalf("retry answered %+v, want offsets %d..%d and 3 records", retry, orig.BaseOffset, orig.LastOffset)
+	}
+	if got := partitionEnd(t, b, "t"); got != end {
+		t.Fatalf("retry wrote: log end %d, was %d", got, end)
+	}
+
+	// Any of the last five batches is recognised, not only the latest.
+	var offsets []ProduceResult
+	batches := [][]byte{first}
+	seq := int32(3)
+	for range 5 {
+		batch := idemBatch(t, pid, epoch, seq, 2)
+		batches = append(batches, batch)
+		offsets = append(offsets, mustProduce(t, b, "t", batch))
+		seq += 2
+	}
+	end = partitionEnd(t, b, "t")
+	if res := mustProduce(t, b, "t", batches[1]); res.BaseOffset != offsets[0].BaseOffset {
+		t.Fatalf("retry of the fifth latest batch answered at %d, want %d", res.BaseOffset, offsets[0].BaseOffset)
+	}
+	// The sixth latest is forgotten: a retry that old is out of sequence.
+	if res := produceTo(t, b, "t", batches[0]); !errors.Is(res.Err, ErrOutOfOrderSequence) {
+		t.Fatalf("retry of an evicted batch: %v, want ErrOutOfOrderSequence", res.Err)
+	}
+	if got := partitionEnd(t, b, "t"); got != end {
+		t.Fatalf("retries wrote: log end %d, was %d", got, end)
+	}
+}
+
+func TestOutOfOrderSequenceRefused(t *testing.T) {
+	b, _ := startBroker(t)
+	createTestTopic(t, b, "t")
+	mustProduce(t, b, "t", idemBatch(t, 7, 0, 0, 3))
+	end := partitionEnd(t, b, "t")
+	for _, seq := range []int32{4, 2, 1, 100} {
+		res := produceTo(t, b, "t", idemBatch(t, 7, 0, seq, 1))
+		if !errors.Is(res.Err, ErrOutOfOrderSequence) || Classify(res.Err) != KindOutOfOrderSequence {
+			t.Fatalf("sequence %d after 0..2: %v, want ErrOutOfOrderSequence", seq, res.Err)
+		}
+	}
+	if got := partitionEnd(t, b, "t"); got != end {
+		t.Fatalf("refused batches were written: log end %d, was %d", got, end)
+	}
+	mustProduce(t, b, "t", idemBatch(t, 7, 0, 3, 1))
+}
+
+func TestLowerProducerEpochFenced(t *testing.T) {
+	b, _ := startBroker(t)
+	createTestTopic(t, b, "t")
+	mustProduce(t, b, "t", idemBatch(t, 7, 1, 0, 3))
+	end := partitionEnd(t, b, "t")
+	res := produceTo(t, b, "t", idemBatch(t, 7, 0, 3, 1))
+	if !errors.Is(res.Err, ErrInvalidProducerEpoch) || Classify(res.Err) != KindInvalidProducerEpoch {
+		t.Fatalf("older epoch: %v, want ErrInvalidProducerEpoch", res.Err)
+	}
+	if got := partitionEnd(t, b, "t"); got != end {
+		t.Fatalf("fenced batch was written: log end %d, was %d", got, end)
+	}
+	// A newer epoch starts afresh, at any sequence; then the old one is
+	// fenced even at what would have been its next sequence.
+	mustProduce(t, b, "t", idemBatch(t, 7, 2, 40, 1))
+	if res := produceTo(t, b, "t", idemBatch(t, 7, 1, 3, 1)); !errors.Is(res.Err, ErrInvalidProducerEpoch) {
+		t.Fatalf("epoch 1 after 2: %v", res.Err)
+	}
+	mustProduce(t, b, "t", idemBatch(t, 7, 2, 41, 1))
+}
+
+func TestUnknownProducerAcceptedAtAnySequence(t *testing.T) {
+	b, _ := startBroker(t)
+	createTestTopic(t, b, "t")
+	mustProduce(t, b, "t", idemBatch(t, 99, 3, 1000, 2))
+	mustProduce(t, b, "t", idemBatch(t, 100, 0, 0, 1))
+	if res := produceTo(t, b, "t", idemBatch(t, 99, 3, 1000+3, 1)); !errors.Is(res.Err, ErrOutOfOrderSequence) {
+		t.Fatalf("gap after an accepted first batch: %v", res.Err)
+	}
+	mustProduce(t, b, "t", idemBatch(t, 99, 3, 1002, 1))
+}
+
+// Sequences wrap from MaxInt32 to 0, as in Kafka.
+func TestSequenceWrapsAround(t *testing.T) {
+	b, _ := startBroker(t)
+	createTestTopic(t, b, "t")
+	mustProduce(t, b, "t", idemBatch(t, 5, 0, math.MaxInt32-1, 3)) // MaxInt32-1, MaxInt32, 0
+	if res := produceTo(t, b, "t", idemBatch(t, 5, 0, 0, 1)); !errors.Is(res.Err, ErrOutOfOrderSequence) {
+		t.Fatalf("sequence 0 again: %v", res.Err)
+	}
+	mustProduce(t, b, "t", idemBatch(t, 5, 0, 1, 1))
+}
+
+// A request may carry several batches for a partition: each is checked in
+// order, counting the earlier ones; duplicates among them are not written.
+func TestIdempotentSeveralBatchesInOneRequest(t *testing.T) {
+	b, _ := startBroker(t)
+	createTestTopic(t, b, "t")
+	b1, b2, b3 := idemBatch(t, 8, 0, 0, 2), idemBatch(t, 8, 0, 2, 2), idemBatch(t, 8, 0, 4, 1)
+	res := mustProduce(t, b, "t", concatBatches(b1, b2))
+	if res.BaseOffset != 0 || res.LastOffset != 3 {
+		t.Fatalf("two batches at %d..%d, want 0..3", res.BaseOffset, res.LastOffset)
+	}
+	// The whole request retried.
+	if res := mustProduce(t, b, "t", concatBatches(b1, b2)); res.BaseOffset != 0 || res.LastOffset != 3 || partitionEnd(t, b, "t") != 4 {
+		t.Fatalf("retried request answered %d..%d, log end %d", res.BaseOffset, res.LastOffset, partitionEnd(t, b, "t"))
+	}
+	// A retried batch followed by a new one: only the new one is written.
+	res = mustProduce(t, b, "t", concatBatches(b2, b3))
+	if res.BaseOffset != 2 || res.LastOffset != 4 || partitionEnd(t, b, "t") != 5 {
+		t.Fatalf("retry plus new batch answered %d..%d, log end %d; want 2..4, 5", res.BaseOffset, res.LastOffset, partitionEnd(t, b, "t"))
+	}
+	// A gap in the second batch refuses the first too.
+	if res := produceTo(t, b, "t", concatBatches(idemBatch(t, 8, 0, 5, 1), idemBatch(t, 8, 0, 7, 1))); !errors.Is(res.Err, ErrOutOfOrderSequence) || partitionEnd(t, b, "t") != 5 {
+		t.Fatalf("gap inside a request: %v, log end %d", res.Err, partitionEnd(t, b, "t"))
+	}
+}
+
+// Producer state is rebuilt from the log when the broker starts again.
+func TestIdempotentStateSurvivesRestart(t *testing.T) {
+	c := newRestartableCluster(t)
+	b := c.start(nil, nil)
+	createTestTopic(t, b, "t")
+	first := idemBatch(t, 11, 2, 0, 3)
+	orig := mustProduce(t, b, "t", first)
+	mustProduce(t, b, "t", idemBatch(t, 12, 0, 50, 1))
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b = c.start(nil, nil)
+	waitUntil(t, "partition led after restart", func() bool {
+		p, err := b.partition("t", 0)
+		return err == nil && p.checkLeader() == nil
+	})
+	if res := mustProduce(t, b, "t", first); res.BaseOffset != orig.BaseOffset || res.LastOffset != orig.LastOffset {
+		t.Fatalf("retry after restart answered %d..%d, want %d..%d", res.BaseOffset, res.LastOffset, orig.BaseOffset, orig.LastOffset)
+	}
+	if got := partitionEnd(t, b, "t"); got != 4 {
+		t.Fatalf("log end %d after the retry, want 4", got)
+	}
+	if res := produceTo(t, b, "t", idemBatch(t, 11, 2, 5, 1)); !errors.Is(res.Err, ErrOutOfOrderSequence) {
+		t.Fatalf("gap after restart: %v", res.Err)
+	}
+	if res := produceTo(t, b, "t", idemBatch(t, 11, 1, 3, 1)); !errors.Is(res.Err, ErrInvalidProducerEpoch) {
+		t.Fatalf("older epoch after restart: %v", res.Err)
+	}
+	mustProduce(t, b, "t", idemBatch(t, 11, 2, 3, 1))
+	mustProduce(t, b, "t", idemBatch(t, 12, 0, 51, 1))
+}
+
+// A producer not seen for producer.id.expiration.ms is forgotten: its next
+// batch is accepted at any sequence.
+func TestIdleProducerExpires(t *testing.T) {
+	c := newRestartableCluster(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	b := c.start(map[string]string{"producer.id.expiration.ms": "60000"}, clock)
+	createTestTopic(t, b, "t")
+	mustProduce(t, b, "t", idemBatch(t, 3, 0, 0, 1))
+	if res := produceTo(t, b, "t", idemBatch(t, 3, 0, 9, 1)); !errors.Is(res.Err, ErrOutOfOrderSequence) {
+		t.Fatalf("gap: %v", res.Err)
+	}
+	mu.Lock()
+	now = now.Add(61 * time.Second)
+	mu.Unlock()
+	mustProduce(t, b, "t", idemBatch(t, 3, 0, 9, 1))
+	p, err := b.partition("t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.producers.mu.Lock()
+	n := len(p.producers.producers)
+	p.producers.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d producers remembered, want 1 (the expired entry swept)", n)
+	}
+}
+
+// Concurrent requests of one producer with the same batch write it once;
+// concurrent producers each keep their own sequence.
+func TestIdempotentConcurrentProducers(t *testing.T) {
+	b, _ := startBroker(t)
+	createTestTopic(t, b, "t")
+
+	batch := idemBatch(t, 1, 0, 0, 4)
+	var wg sync.WaitGroup
+	results := make([]ProduceResult, 8)
+	for i := range results {
+		wg.Go(func() { results[i] = produceTo(t, b, "t", batch) })
+	}
+	wg.Wait()
+	for i, res := range results {
+		if res.Err != nil || res.BaseOffset != 0 || res.LastOffset != 3 {
+			t.Fatalf("request %d: %+v, want offsets 0..3", i, res)
+		}
+	}
+	if got := partitionEnd(t, b, "t"); got != 4 {
+		t.Fatalf("log end %d: the batch was written more than once", got)
+	}
+
+	// Several producers, each sending its batches in order and every batch
+	// twice at once (a retry racing the original).
+	const producers, batches = 6, 20
+	for pid := int64(100); pid < 100+producers; pid++ {
+		wg.Go(func() {
+			for seq := int32(0); seq < batches; seq++ {
+				batch := idemBatch(t, pid, 0, seq, 1)
+				var inner sync.WaitGroup
+				for range 2 {
+					inner.Go(func() {
+						if res := produceTo(t, b, "t", batch); res.Err != nil {
+							t.Errorf("producer %d seq %d: %v", pid, seq, res.Err)
+						}
+					})
+				}
+				inner.Wait()
+			}
+		})
+	}
+	wg.Wait()
+	if got, want := partitionEnd(t, b, "t"), int64(4+producers*batches); got != want {
+		t.Fatalf("log end %d, want %d: each batch exactly once", got, want)
+	}
+	// Each producer's batches are in the log once each, in sequence order.
+	p, err := b.partition("t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := map[int64]int32{}
+	for off := int64(4); off < p.LogEndOffset(); {
+		rr, err := p.log.Read(off, 1<<20, p.LogEndOffset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := record.NewBatches(rr.Data)
+		for it.Next() {
+			h := it.Header()
+			if h.BaseSequence != next[h.ProducerID] {
+				t.Fatalf("producer %d: sequence %d at offset %d, want %d", h.ProducerID, h.BaseSequence, h.BaseOffset, next[h.ProducerID])
+			}
+			next[h.ProducerID]++
+		}
+		off = rr.NextOffset
+	}
+}
+
+// A follower keeps the producer state of the batches it copies, so that as
+// the new leader it recognises a retry; after a truncation it forgets what
+// was truncated.
+func TestFollowerTracksProducerState(t *testing.T) {
+	p := testPartition(t, 2)
+	now := time.Now()
+	p.applyState(metastore.PartitionState{Topic: "t", Leader: 1, LeaderEpoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Revision: 1}, now, 0)
+	replicate := func(batch []byte) {
+		t.Helper()
+		record.SetBaseOffset(batch, p.LogEndOffset())
+		record.SetPartitionLeaderEpoch(batch, 1)
+		if _, err := p.log.AppendReplicated(batch); err != nil {
+			t.Fatal(err)
+		}
+		p.trackReplicated(batch)
+	}
+	b1, b2 := idemBatch(t, 4, 0, 0, 2), idemBatch(t, 4, 0, 2, 3)
+	replicate(b1)
+	replicate(b2)
+	if err := p.log.TruncateTo(2); err != nil { // b2 diverged from the leader
+		t.Fatal(err)
+	}
+	if err := p.rebuildProducerState(); err != nil {
+		t.Fatal(err)
+	}
+
+	p.applyState(metastore.PartitionState{Topic: "t", Leader: 2, LeaderEpoch: 2, Replicas: []int32{1, 2}, ISR: []int32{2}, Revision: 2}, now, 0)
+	ok := func() bool { return true }
+	res, _, err := p.leaderAppend(idemBatch(t, 4, 0, 0, 2), AcksLeader, 1, ok, 0)
+	if err != nil || res.FirstOffset != 0 || res.LastOffset != 1 || p.LogEndOffset() != 2 {
+		t.Fatalf("retry of a replicated batch: %+v, %v, log end %d", res, err, p.LogEndOffset())
+	}
+	res, _, err = p.leaderAppend(idemBatch(t, 4, 0, 2, 3), AcksLeader, 1, ok, 0)
+	if err != nil || res.FirstOffset != 2 || res.LastOffset != 4 || res.Batches != 1 {
+		t.Fatalf("the truncated batch sent again: %+v, %v; want it written at 2..4", res, err)
+	}
+}
+
+// waitFor polls cond until it holds, for at most 10 seconds.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
