@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -16,19 +15,27 @@ import (
 // that can be killed.
 func StartInProcess(t testing.TB, settings map[string]string) string {
 	t.Helper()
+	return StartInProcessAddrs(t, settings).GRPC.String()
+}
+
+// StartInProcessAddrs is StartInProcess with a Kafka listener too; it
+// returns every address the broker listens on.
+func StartInProcessAddrs(t testing.TB, settings map[string]string) server.Addrs {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
+	ready := make(chan server.Addrs, 1)
 	done := make(chan error, 1)
 	cfg := server.Config{
 		NodeID:         1,
 		DataDir:        t.TempDir(),
 		GRPCAddr:       "127.0.0.1:0",
 		HTTPAddr:       "127.0.0.1:0",
+		KafkaAddr:      "127.0.0.1:0",
 		EmbedEtcd:      true,
 		EtcdClientAddr: "127.0.0.1:0",
 		Settings:       settings,
 	}
-	go func() { done <- server.Run(ctx, cfg, func(g, _ net.Addr) { ready <- g }) }()
+	go func() { done <- server.Run(ctx, cfg, func(a server.Addrs) { ready <- a }) }()
 	select {
 	case addr := <-ready:
 		t.Cleanup(func() {
@@ -37,7 +44,7 @@ func StartInProcess(t testing.TB, settings map[string]string) string {
 				t.Errorf("broker: %v", err)
 			}
 		})
-		return addr.String()
+		return addr
 	case err := <-done:
 		cancel()
 		t.Fatalf("broker exited before it was ready: %v", err)
@@ -46,5 +53,5 @@ func StartInProcess(t testing.TB, settings map[string]string) string {
 		<-done
 		t.Fatal("broker not ready after 60s")
 	}
-	return ""
+	return server.Addrs{}
 }

@@ -120,3 +120,33 @@ func BrokerDefaults(brokerSettings map[string]string) (map[string]string, error)
 	}
 	return out, nil
 }
+
+// AutoCreateTopics reads auto.create.topics.enable: whether Metadata creates
+// a topic a client asks for that does not exist. Kafka's default is true.
+func AutoCreateTopics(brokerSettings map[string]string) (bool, error) {
+	raw, ok := brokerSettings["auto.create.topics.enable"]
+	if !ok {
+		return true, nil
+	}
+	v, err := strconv.ParseBool(strings.TrimSpace(raw))
+	if err != nil {
+		return false, &ValueError{Key: "auto.create.topics.enable", Value: raw, Reason: "must be true or false"}
+	}
+	return v, nil
+}
+
+// SocketRequestMaxBytes reads socket.request.max.bytes: the largest request
+// a client may send; a larger one closes its connection. Kafka's default is
+// 100 MiB.
+func SocketRequestMaxBytes(brokerSettings map[string]string) (int32, error) {
+	const key = "socket.request.max.bytes"
+	raw, ok := brokerSettings[key]
+	if !ok {
+		return 100 << 20, nil
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 32)
+	if err != nil || v < 1024 {
+		return 0, &ValueError{Key: key, Value: raw, Reason: "must be an integer from 1024 to 2147483647"}
+	}
+	return int32(v), nil
+}

@@ -63,7 +63,7 @@ func (c *inProcessCluster) start(id int32) {
 		EtcdEndpoints: c.etcd,
 	}
 	go func() {
-		done <- server.Run(ctx, cfg, func(g, _ net.Addr) { ready <- g })
+		done <- server.Run(ctx, cfg, func(a server.Addrs) { ready <- a.GRPC })
 	}()
 	select {
 	case a := <-ready:

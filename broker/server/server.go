@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +25,7 @@ import (
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/broker/grpcapi"
+	"github.com/strata-broker/strata/broker/kafkaapi"
 	"github.com/strata-broker/strata/metastore"
 )
 
@@ -32,8 +35,12 @@ type Config struct {
 	DataDir  string
 	GRPCAddr string
 	HTTPAddr string
-	// KafkaAddr is reserved for the Kafka protocol listener.
+	// KafkaAddr is where the Kafka protocol listener binds; empty means no
+	// Kafka listener.
 	KafkaAddr string
+	// AdvertisedKafkaAddr is the Kafka address Metadata returns for this
+	// broker; empty means the address KafkaAddr bound.
+	AdvertisedKafkaAddr string
 	// AdvertisedGRPCAddr is the gRPC address published in the cluster, for
 	// clients and other brokers; empty means the address GRPCAddr bound.
 	AdvertisedGRPCAddr string
@@ -62,8 +69,14 @@ type Config struct {
 // seconds and long enough (about six renewals) to ride out a busy machine.
 const DefaultSessionTimeout = 2 * time.Second
 
+// Addrs are the addresses a running broker listens on; Kafka is nil when
+// the Kafka listener is off.
+type Addrs struct {
+	GRPC, HTTP, Kafka net.Addr
+}
+
 // Ready is called once the broker serves, with the addresses it listens on.
-type Ready func(grpcAddr, httpAddr net.Addr)
+type Ready func(Addrs)
 
 // Run starts the broker and blocks until ctx is cancelled, then shuts down
 // cleanly: listeners stop, logs are flushed and closed, the broker leaves the
@@ -115,6 +128,25 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
 	defer httpLis.Close()
+	var kafkaLis net.Listener
+	advertisedKafka := cfg.AdvertisedKafkaAddr
+	if cfg.KafkaAddr != "" {
+		if kafkaLis, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
+			return fmt.Errorf("listen for Kafka clients on %s: %w", cfg.KafkaAddr, err)
+		}
+		defer kafkaLis.Close()
+		if advertisedKafka == "" {
+			advertisedKafka = advertise(kafkaLis.Addr())
+		}
+	}
+	autoCreate, err := config.AutoCreateTopics(cfg.Settings)
+	if err != nil {
+		return err
+	}
+	maxRequest, err := config.SocketRequestMaxBytes(cfg.Settings)
+	if err != nil {
+		return err
+	}
 
 	if cfg.EmbedEtcd {
 		// Nobody else reaches this process's etcd: a registration under our id
@@ -136,7 +168,7 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 			NodeID:    cfg.NodeID,
 			GRPCAddr:  advertised,
 			HTTPAddr:  httpLis.Addr().String(),
-			KafkaAddr: cfg.KafkaAddr,
+			KafkaAddr: advertisedKafka,
 			StartedAt: time.Now(),
 		},
 	}
@@ -213,13 +245,36 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
-	errc := make(chan error, 2)
+	ks := kafkaapi.New(b, kafkaapi.Config{
+		NodeID:           cfg.NodeID,
+		AutoCreateTopics: autoCreate,
+		MaxRequestBytes:  maxRequest,
+		Logger:           logger.With("component", "kafka"),
+		Registerer:       reg,
+	})
+
+	errc := make(chan error, 3)
 	go func() { errc <- fmt.Errorf("gRPC server: %w", gs.Serve(grpcLis)) }()
 	go func() { errc <- fmt.Errorf("HTTP server: %w", hs.Serve(httpLis)) }()
+	kafkaDone := make(chan struct{})
+	if kafkaLis != nil {
+		go func() {
+			defer close(kafkaDone)
+			if err := ks.Serve(kafkaLis); !errors.Is(err, kafkaapi.ErrServerClosed) {
+				errc <- fmt.Errorf("Kafka server: %w", err)
+			}
+		}()
+	} else {
+		close(kafkaDone)
+	}
 	logger.Info("broker ready", "node_id", cfg.NodeID, "grpc", grpcLis.Addr().String(),
-		"http", httpLis.Addr().String(), "data_dir", cfg.DataDir)
+		"http", httpLis.Addr().String(), "kafka", advertisedKafka, "data_dir", cfg.DataDir)
 	if ready != nil {
-		ready(grpcLis.Addr(), httpLis.Addr())
+		addrs := Addrs{GRPC: grpcLis.Addr(), HTTP: httpLis.Addr()}
+		if kafkaLis != nil {
+			addrs.Kafka = kafkaLis.Addr()
+		}
+		ready(addrs)
 	}
 
 	var runErr error
@@ -234,6 +289,10 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	b.Drain()
 	stopped := make(chan struct{})
 	go func() {
+		kctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		_ = ks.Shutdown(kctx)
+		<-kafkaDone
 		gs.GracefulStop()
 		close(stopped)
 	}()
@@ -247,4 +306,19 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	defer cancel()
 	_ = hs.Shutdown(shutCtx)
 	return runErr
+}
+
+// advertise is the address to publish for a listener: its bound address,
+// with the machine's host name in place of an unspecified IP (0.0.0.0), as
+// Kafka does, since clients cannot connect to that.
+func advertise(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return addr.String()
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 }

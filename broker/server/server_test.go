@@ -371,7 +371,7 @@ func TestShutdownEndsFollowStreams(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- server.Run(ctx, server.Config{NodeID: 1, DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-			EmbedEtcd: true, EtcdClientAddr: "127.0.0.1:0", ShutdownTimeout: time.Hour}, func(g, _ net.Addr) { ready <- g })
+			EmbedEtcd: true, EtcdClientAddr: "127.0.0.1:0", ShutdownTimeout: time.Hour}, func(a server.Addrs) { ready <- a.GRPC })
 	}()
 	var addr net.Addr
 	select {

@@ -18,19 +18,20 @@ import (
 
 // brokerFlags are the flags shared by `strata dev` and `strata broker`.
 type brokerFlags struct {
-	nodeID         int32
-	dataDir        string
-	grpcAddr       string
-	httpAddr       string
-	kafkaAddr      string
-	etcdEndpoints  []string
-	etcdClientAddr string
-	etcdPrefix     string
-	settings       []string
-	logLevel       string
-	advertisedGRPC string
-	sessionTimeout time.Duration
-	configFile     string
+	nodeID          int32
+	dataDir         string
+	grpcAddr        string
+	httpAddr        string
+	kafkaAddr       string
+	etcdEndpoints   []string
+	etcdClientAddr  string
+	etcdPrefix      string
+	settings        []string
+	logLevel        string
+	advertisedGRPC  string
+	advertisedKafka string
+	sessionTimeout  time.Duration
+	configFile      string
 	// fileSettings are the broker settings of the config file's config:
 	// map; --config entries override them key by key.
 	fileSettings map[string]string
@@ -41,7 +42,8 @@ func (f *brokerFlags) register(fs *pflag.FlagSet, dev bool) {
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "directory for partition logs"+map[bool]string{true: " and the embedded etcd", false: ""}[dev])
 	fs.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:9093", "gRPC API listen address")
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:9094", "HTTP listen address for /healthz and /metrics")
-	fs.StringVar(&f.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "Kafka protocol listen address (reserved: the Kafka listener is not built yet)")
+	fs.StringVar(&f.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "Kafka protocol listen address; empty turns the Kafka listener off")
+	fs.StringVar(&f.advertisedKafka, "kafka-advertised-addr", "", "Kafka address Metadata returns to clients (default: the address --kafka-addr binds)")
 	fs.StringVar(&f.etcdPrefix, "etcd-prefix", "/strata", "key prefix of this cluster in etcd")
 	fs.StringArrayVar(&f.settings, "config", nil, "broker setting in server.properties form, e.g. log.retention.ms=3600000 (repeatable)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -201,19 +203,20 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return server.Config{
-		NodeID:             f.nodeID,
-		DataDir:            f.dataDir,
-		GRPCAddr:           f.grpcAddr,
-		HTTPAddr:           f.httpAddr,
-		KafkaAddr:          f.kafkaAddr,
-		AdvertisedGRPCAddr: f.advertisedGRPC,
-		SessionTimeout:     f.sessionTimeout,
-		EtcdEndpoints:      f.etcdEndpoints,
-		EmbedEtcd:          dev,
-		EtcdClientAddr:     f.etcdClientAddr,
-		EtcdPrefix:         f.etcdPrefix,
-		Settings:           settings,
-		Logger:             logger,
+		NodeID:              f.nodeID,
+		DataDir:             f.dataDir,
+		GRPCAddr:            f.grpcAddr,
+		HTTPAddr:            f.httpAddr,
+		KafkaAddr:           f.kafkaAddr,
+		AdvertisedGRPCAddr:  f.advertisedGRPC,
+		AdvertisedKafkaAddr: f.advertisedKafka,
+		SessionTimeout:      f.sessionTimeout,
+		EtcdEndpoints:       f.etcdEndpoints,
+		EmbedEtcd:           dev,
+		EtcdClientAddr:      f.etcdClientAddr,
+		EtcdPrefix:          f.etcdPrefix,
+		Settings:            settings,
+		Logger:              logger,
 	}, nil
 }
 

@@ -1,0 +1,33 @@
+package kafkaapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// Core is what the frontend needs of the broker core; *broker.Broker
+// implements it.
+type Core interface {
+	ClusterID(ctx context.Context) (string, error)
+	BrokerSettings() map[string]string
+	Metadata(ctx context.Context, topics []string) (broker.Metadata, error)
+
+	ProduceWithTimeout(ctx context.Context, topic string, acks broker.Acks, timeout time.Duration, parts []broker.PartitionBatches) ([]broker.ProduceResult, error)
+	InitProducerID(ctx context.Context, transactionalID string) (int64, int16, error)
+	Fetch(ctx context.Context, parts []broker.FetchPartition, opts broker.FetchOptions) ([]broker.FetchResult, error)
+	ListOffset(topic string, partition int32, ts int64) (offset, timestamp int64, found bool, err error)
+	DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error)
+
+	CreateTopic(ctx context.Context, spec broker.TopicSpec) (broker.TopicDescription, error)
+	DeleteTopic(ctx context.Context, name string) error
+	ListTopics(ctx context.Context) ([]metastore.Topic, error)
+	DescribeTopic(ctx context.Context, name string) (broker.TopicDescription, error)
+	AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validateOnly bool) ([]config.Entry, error)
+	CreatePartitions(ctx context.Context, topic string, count int32, assignments [][]int32, validateOnly bool) error
+}
+
+var _ Core = (*broker.Broker)(nil)

@@ -1,0 +1,72 @@
+package kafkaapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker"
+)
+
+// maxFetchWait caps a fetch's long poll, whatever the client asks.
+const maxFetchWait = 30 * time.Second
+
+func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.FetchResponse {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	// Fetch sessions (KIP-227) are optional for a broker: session id 0 tells
+	// the client there is none, and it keeps sending full requests.
+	resp.SessionID = 0
+	var parts []broker.FetchPartition
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			parts = append(parts, broker.FetchPartition{
+				Topic: t.Topic, Partition: p.Partition, Offset: p.FetchOffset, MaxBytes: p.PartitionMaxBytes,
+			})
+		}
+	}
+	if len(parts) == 0 {
+		return resp
+	}
+	maxBytes := req.MaxBytes
+	if req.Version < 3 || maxBytes <= 0 {
+		maxBytes = 0 // the core's default
+	}
+	wait := min(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond, maxFetchWait)
+	results, err := s.core.Fetch(ctx, parts, broker.FetchOptions{
+		MaxBytes: maxBytes, MinBytes: req.MinBytes, MaxWait: wait,
+	})
+	i := 0
+	for _, t := range req.Topics {
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic = t.Topic
+		for range t.Partitions {
+			rp := kmsg.NewFetchResponseTopicPartition()
+			rp.Partition = parts[i].Partition
+			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+			rp.PreferredReadReplica = -1
+			// Records are nullable on the wire, but librdkafka rejects a null
+			// (size -1) set: an empty one is sent instead.
+			rp.RecordBatches = []byte{}
+			switch {
+			case err != nil:
+				rp.ErrorCode = errorCode(err)
+			case results[i].Err != nil:
+				rp.ErrorCode = errorCode(results[i].Err)
+			default:
+				res := results[i]
+				rp.HighWatermark = res.HighWatermark
+				// No transactions: everything below the high watermark is stable.
+				rp.LastStableOffset = res.HighWatermark
+				rp.LogStartOffset = res.LogStartOffset
+				if len(res.Data) > 0 {
+					rp.RecordBatches = res.Data
+				}
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+			i++
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}

@@ -1,0 +1,187 @@
+package kafkaapi
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// liveBrokers returns the brokers with a Kafka listener, as Metadata and
+// DescribeCluster list them, and their ids.
+func (s *Server) liveBrokers(md broker.Metadata) ([]kmsg.MetadataResponseBroker, map[int32]bool) {
+	live := make(map[int32]bool, len(md.Brokers))
+	var out []kmsg.MetadataResponseBroker
+	for _, b := range md.Brokers {
+		if b.KafkaAddr == "" {
+			continue
+		}
+		host, port, err := hostPort(b.KafkaAddr)
+		if err != nil {
+			s.logger.Warn("broker advertises a bad Kafka address", "node_id", b.NodeID, "addr", b.KafkaAddr, "err", err)
+			continue
+		}
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID, mb.Host, mb.Port = b.NodeID, host, port
+		out = append(out, mb)
+		live[b.NodeID] = true
+	}
+	slices.SortFunc(out, func(a, b kmsg.MetadataResponseBroker) int { return int(a.NodeID - b.NodeID) })
+	return out, live
+}
+
+// controllerFor names a live broker as the controller: clients send admin
+// requests there, and any broker here can serve them, so when the elected
+// controller is unknown or has no Kafka listener this broker stands in.
+func (s *Server) controllerFor(md broker.Metadata, live map[int32]bool) int32 {
+	if live[md.ControllerID] {
+		return md.ControllerID
+	}
+	return s.cfg.NodeID
+}
+
+func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	v := req.Version
+	// v0: an empty list means every topic; v1+: null means every topic and
+	// an empty list none.
+	all := req.Topics == nil || (v == 0 && len(req.Topics) == 0)
+	var names []string
+	byID := map[[16]byte]bool{}
+	for _, t := range req.Topics {
+		if t.Topic != nil {
+			names = append(names, *t.Topic)
+		} else {
+			byID[t.TopicID] = true
+		}
+	}
+	if len(byID) > 0 {
+		names = append(names, s.namesByID(ctx, byID)...)
+	}
+	var md broker.Metadata
+	var err error
+	if all || len(names) > 0 {
+		md, err = s.core.Metadata(ctx, names)
+	} else {
+		md, err = s.core.Metadata(ctx, []string{})
+		md.Topics = nil
+	}
+	if err != nil {
+		s.logger.Warn("metadata", "err", err)
+		resp.ErrorCode = errorCode(err)
+		return resp
+	}
+	// Metadata v0-v3 always auto-create (when the broker allows it); v4+
+	// only when the client asks.
+	if s.cfg.AutoCreateTopics && !all && (v < 4 || req.AllowAutoTopicCreation) {
+		md = s.autoCreate(ctx, md)
+	}
+	brokers, live := s.liveBrokers(md)
+	resp.Brokers = brokers
+	if id, err := s.core.ClusterID(ctx); err == nil {
+		resp.ClusterID = &id
+	}
+	resp.ControllerID = s.controllerFor(md, live)
+	for _, tm := range md.Topics {
+		rt := kmsg.NewMetadataResponseTopic()
+		name := tm.Name
+		rt.Topic = &name
+		rt.TopicID = topicID(tm.ID)
+		if tm.Err != nil {
+			rt.ErrorCode = errorCode(tm.Err)
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
+		for _, st := range tm.Partitions {
+			rt.Partitions = append(rt.Partitions, metadataPartition(st, live))
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+func metadataPartition(st metastore.PartitionState, live map[int32]bool) kmsg.MetadataResponseTopicPartition {
+	rp := kmsg.NewMetadataResponseTopicPartition()
+	rp.Partition = st.Partition
+	rp.Leader = st.Leader
+	// Leader epochs are not validated by this frontend (OffsetForLeaderEpoch
+	// is not offered), so none is handed out.
+	rp.LeaderEpoch = -1
+	rp.Replicas = slices.Clone(st.Replicas)
+	rp.ISR = slices.Clone(st.ISR)
+	if rp.Replicas == nil {
+		rp.Replicas = []int32{}
+	}
+	if rp.ISR == nil {
+		rp.ISR = []int32{}
+	}
+	rp.OfflineReplicas = []int32{}
+	for _, id := range st.Replicas {
+		if !live[id] {
+			rp.OfflineReplicas = append(rp.OfflineReplicas, id)
+		}
+	}
+	if rp.Leader < 0 || !live[rp.Leader] {
+		// A leader that just died is no use to a client: say there is none
+		// so it asks again.
+		rp.Leader = -1
+		rp.ErrorCode = kerr.LeaderNotAvailable.Code
+	}
+	return rp
+}
+
+// autoCreate creates the unknown topics of md with the broker defaults and
+// returns the metadata with them in it.
+func (s *Server) autoCreate(ctx context.Context, md broker.Metadata) broker.Metadata {
+	var created []string
+	for i, tm := range md.Topics {
+		if tm.Err == nil || !errors.Is(tm.Err, broker.ErrUnknownTopicOrPartition) {
+			continue
+		}
+		_, err := s.core.CreateTopic(ctx, broker.TopicSpec{Name: tm.Name})
+		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
+			s.logger.Info("auto-create topic failed", "topic", tm.Name, "err", err)
+			md.Topics[i].Err = err
+			continue
+		}
+		if err == nil {
+			s.logger.Info("auto-created topic", "topic", tm.Name)
+		}
+		created = append(created, tm.Name)
+	}
+	if len(created) == 0 {
+		return md
+	}
+	fresh, err := s.core.Metadata(ctx, created)
+	if err != nil {
+		return md
+	}
+	for _, ft := range fresh.Topics {
+		for i := range md.Topics {
+			if md.Topics[i].Name == ft.Name {
+				md.Topics[i] = ft
+			}
+		}
+	}
+	return md
+}
+
+// namesByID resolves topic ids (Metadata v10+ may name topics only by id).
+func (s *Server) namesByID(ctx context.Context, ids map[[16]byte]bool) []string {
+	topics, err := s.core.ListTopics(ctx)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, t := range topics {
+		if ids[topicID(t.ID)] {
+			names = append(names, t.Name)
+		}
+	}
+	return names
+}

@@ -1,0 +1,36 @@
+package kafkaapi
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (s *Server) listOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, t := range req.Topics {
+		rt := kmsg.NewListOffsetsResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewListOffsetsResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.LeaderEpoch = -1
+			// -1 is the high watermark, which is also the last stable offset
+			// (read_committed): there are no transactions.
+			off, ts, found, err := s.core.ListOffset(t.Topic, p.Partition, p.Timestamp)
+			switch {
+			case err != nil:
+				rp.ErrorCode = errorCode(err)
+				rp.Offset, rp.Timestamp = -1, -1
+			case !found:
+				rp.Offset, rp.Timestamp = -1, -1
+			default:
+				rp.Offset, rp.Timestamp = off, ts
+				if req.Version == 0 && p.MaxNumOffsets > 0 {
+					rp.OldStyleOffsets = []int64{off}
+				}
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}

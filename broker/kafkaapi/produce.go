@@ -1,0 +1,109 @@
+package kafkaapi
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker"
+)
+
+// batchMagicOffset is where a record batch (or an old message set entry)
+// keeps its format version: after the 8-byte base offset, the 4-byte length
+// and, for v2, the 4-byte leader epoch (v0/v1 have a CRC there).
+const batchMagicOffset = 16
+
+func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	acks := broker.Acks(req.Acks)
+	code := int16(0)
+	switch {
+	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+		code = kerr.InvalidRequiredAcks.Code
+	case req.TransactionID != nil:
+		// InitProducerId refuses transactional ids, so a well-behaved
+		// client never gets here.
+		code = kerr.InvalidRequest.Code
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	var wg sync.WaitGroup
+	for i := range req.Topics {
+		rt := &resp.Topics[i]
+		*rt = kmsg.NewProduceResponseTopic()
+		rt.Topic = req.Topics[i].Topic
+		if code != 0 {
+			for _, p := range req.Topics[i].Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			continue
+		}
+		// Topics are independent: with acks=all they replicate in parallel
+		// rather than one after the other.
+		if len(req.Topics) == 1 {
+			s.produceTopic(ctx, req.Version, acks, timeout, &req.Topics[i], rt)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.produceTopic(ctx, req.Version, acks, timeout, &req.Topics[i], rt)
+		}()
+	}
+	wg.Wait()
+	if req.Acks == 0 {
+		return nil, nil
+	}
+	return resp, nil
+}
+
+func (s *Server) produceTopic(ctx context.Context, version int16, acks broker.Acks, timeout time.Duration, t *kmsg.ProduceRequestTopic, rt *kmsg.ProduceResponseTopic) {
+	rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
+	parts := make([]broker.PartitionBatches, 0, len(t.Partitions))
+	at := make([]int, 0, len(t.Partitions)) // response index of each of parts
+	for i, p := range t.Partitions {
+		rp := &rt.Partitions[i]
+		*rp = kmsg.NewProduceResponseTopicPartition()
+		rp.Partition = p.Partition
+		rp.BaseOffset, rp.LogStartOffset = -1, -1
+		if len(p.Records) > batchMagicOffset && p.Records[batchMagicOffset] != 2 {
+			// Message sets v0/v1 are not stored: every record is a v2 batch.
+			rp.ErrorCode = kerr.UnsupportedForMessageFormat.Code
+			msg := "only record batch v2 (magic 2) is accepted"
+			rp.ErrorMessage = &msg
+			continue
+		}
+		parts = append(parts, broker.PartitionBatches{Partition: p.Partition, Batches: p.Records})
+		at = append(at, i)
+	}
+	if len(parts) == 0 {
+		return
+	}
+	results, err := s.core.ProduceWithTimeout(ctx, t.Topic, acks, timeout, parts)
+	if err != nil {
+		for _, i := range at {
+			rt.Partitions[i].ErrorCode = errorCode(err)
+			if version >= 8 {
+				rt.Partitions[i].ErrorMessage = errorMessage(err)
+			}
+		}
+		return
+	}
+	for j, res := range results {
+		rp := &rt.Partitions[at[j]]
+		if res.Err != nil {
+			rp.ErrorCode = errorCode(res.Err)
+			if version >= 8 {
+				rp.ErrorMessage = errorMessage(res.Err)
+			}
+			continue
+		}
+		rp.BaseOffset = res.BaseOffset
+		rp.LogStartOffset = res.LogStartOffset
+	}
+}
