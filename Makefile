@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-short vet fmt proto bench fuzz clean tools-proto testenv testenv-tools
+.PHONY: all build run test test-short vet fmt proto bench fuzz clean tools-proto testenv testenv-tools compat-tools
 
 all: build
 
@@ -25,7 +25,7 @@ fmt:
 
 # The test environment's etcd and MinIO are built (once, into the user cache)
 # before the tests start, so that a first build is not counted in their timeout.
-test: build vet testenv-tools
+test: build vet testenv-tools compat-tools
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	STRATA_BIN=$(BIN)/strata $(GO) test -race -count=1 -timeout 12m ./...
@@ -64,6 +64,10 @@ testenv: build
 # cache (~/.cache/strata), so the first test run or `make testenv` does not.
 testenv-tools: build
 	$(BIN)/strata testenv --tools-only
+
+# Installs the Kafka clients of the compatibility matrix (kcat, kafka-python, kafkajs) when missing.
+compat-tools:
+	bash testenv/compat/install.sh
 
 clean:
 	rm -rf $(BIN) $(TOOLS)

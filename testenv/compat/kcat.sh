@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# kcat 1.7.1 (librdkafka 2.0.2, Debian's kcat) against a Strata cluster.
+#
+# Usage: kcat.sh BOOTSTRAP TOPIC BROKERS REPLICATION_FACTOR
+#
+# kcat cannot create or delete topics: TOPIC must exist with 3 partitions
+# (compat_test.go creates and deletes it with kadm), and create-topic and
+# delete-topic are reported as not applicable. The rest: metadata (kcat -L),
+# produce 10 keyed (-P -K:) and 10 unkeyed records, consume them back from the
+# beginning of every partition (-C -e -o beginning, no group), and offsets by
+# time (-Q). Prints one JSON line per capability on stdout, as
+# testenv/compat_test.go parses: {"capability": ..., "ok": true|false, "detail": ...}.
+#
+# librdkafka's default partitioner is consistent_random (CRC32 of the key);
+# the produce uses its Java-compatible murmur2_random, so keyed records must
+# land where Kafka's own clients put them.
+set -uo pipefail
+
+bootstrap=$1 topic=$2 brokers=$3
+partitions=3
+timeout_ms=20000
+# The partition Kafka's murmur2 partitioner picks for key-0..key-4 among 3
+# partitions: (murmur2(key) & 0x7fffffff) % 3, as computed by kafka-python,
+# kafkajs and compat_test.go (TestKafkaClientMatrix checks this table).
+key_partitions=(1 0 2 2 0) # KEY_PARTITIONS
+
+kcat=(kcat -b "$bootstrap" -X "socket.timeout.ms=$timeout_ms")
+
+json_escape() {
+	local s=$1
+	s=${s//\\/\\\\}
+	s=${s//\"/\\\"}
+	s=${s//$'\n'/\\n}
+	s=${s//$'\t'/\\t}
+	printf '%s' "$s"
+}
+
+# report CAPABILITY ok|fail|na DETAIL
+report() {
+	local ok=false na=""
+	case $2 in
+	ok) ok=true ;;
+	na) na=',"na":true' ;;
+	esac
+	printf '{"capability":"%s","ok":%s%s,"detail":"%s"}\n' "$1" "$ok" "$na" "$(json_escape "$3")"
+}
+
+errfile=$(mktemp)
+trap 'rm -f "$errfile"' EXIT
+
+# run CMD...: runs a kcat command with its stderr in $errfile, copied to ours.
+run() {
+	"$@" 2>"$errfile"
+	local rc=$?
+	cat "$errfile" >&2
+	return $rc
+}
+
+report create-topic na "kcat cannot create topics (the test creates $topic with kadm)"
+
+# metadata: every broker listed, the topic with 3 partitions, each with a leader.
+if md=$(run "${kcat[@]}" -L); then
+	nbrokers=$(grep -cE '^  broker [0-9]+ at ' <<<"$md")
+	controller=$(grep -cE '^  broker [0-9]+ at .*\(controller\)' <<<"$md")
+	tmd=$(awk -v t="  topic \"$topic\" " 'index($0, t) == 1 { on = 1; print; next } /^  topic / { on = 0 } on' <<<"$md")
+	nparts=$(grep -cE '^    partition [0-9]+, leader [0-9]+,' <<<"$tmd")
+	if [ "$nbrokers" -ne "$brokers" ]; then
+		report metadata fail "kcat -L lists $nbrokers brokers, want $brokers: $md"
+	elif [ "$controller" -ne 1 ]; then
+		report metadata fail "kcat -L marks $controller brokers as controller, want 1: $md"
+	elif [ "$nparts" -ne "$partitions" ]; then
+		report metadata fail "kcat -L shows $nparts partitions with a leader for $topic, want $partitions: $tmd"
+	else
+		report metadata ok "$nbrokers brokers (one controller); $topic with $nparts partitions, each with a leader"
+	fi
+else
+	report metadata fail "kcat -L failed: $(tail -3 "$errfile")"
+fi
+
+# produce: keyed records key-(i%5):keyed-i, then unkeyed ones, acks=all (librdkafka's default).
+start_ms=$(($(date +%s%3N) - 1000))
+keyed=$(for i in $(seq 0 9); do echo "key-$((i % 5)):keyed-$i"; done)
+unkeyed=$(for i in $(seq 0 9); do echo "unkeyed-$i"; done)
+produce=("${kcat[@]}" -P -t "$topic" -X topic.partitioner=murmur2_random -X "message.timeout.ms=$timeout_ms")
+if ! run "${produce[@]}" -K: <<<"$keyed"; then
+	report produce fail "kcat -P -K: failed: $(tail -3 "$errfile")"
+elif grep -qiE 'error|failed' "$errfile"; then
+	report produce fail "kcat -P -K: reported: $(tail -3 "$errfile")"
+elif ! run "${produce[@]}" <<<"$unkeyed"; then
+	report produce fail "kcat -P (unkeyed) failed: $(tail -3 "$errfile")"
+elif grep -qiE 'error|failed' "$errfile"; then
+	report produce fail "kcat -P (unkeyed) reported: $(tail -3 "$errfile")"
+else
+	report produce ok "10 keyed and 10 unkeyed records delivered (acks=all, partitioner murmur2_random)"
+fi
+
+# consume: every partition from the beginning to its end, no group. librdkafka
+# reads read_committed by default, up to the last stable offset.
+counts=()
+if got=$(run timeout 60 "${kcat[@]}" -C -t "$topic" -o beginning -e -q -Z -f '%p\t%o\t%k\t%s\n'); then
+	want=$( (
+		for i in $(seq 0 9); do printf 'key-%d\tkeyed-%d\n' $((i % 5)) "$i"; done
+		for i in $(seq 0 9); do printf 'NULL\tunkeyed-%d\n' "$i"; done
+	) | sort)
+	have=$(cut -f3,4 <<<"$got" | sort)
+	misplaced=$(awk -F'\t' -v kp="${key_partitions[*]}" '
+		BEGIN { n = split(kp, a, " ") }
+		$3 ~ /^key-/ { k = substr($3, 5) + 1; if ($1 != a[k]) printf "%s on %s (murmur2: %s) ", $3, $1, a[k] }' <<<"$got")
+	firsts=$(awk -F'\t' '!($1 in m) || $2 < m[$1] { m[$1] = $2 } END { for (p in m) if (m[p] != 0) printf "partition %s starts at %s ", p, m[p] }' <<<"$got")
+	for p in $(seq 0 $((partitions - 1))); do
+		counts+=("$(awk -F'\t' -v p="$p" '$1 == p' <<<"$got" | wc -l)")
+	done
+	if [ "$have" != "$want" ]; then
+		report consume fail "read $(grep -c . <<<"$got") records, want 20: $got"
+	elif [ -n "$misplaced" ]; then
+		report consume fail "keyed records off their murmur2 partition: $misplaced"
+	elif [ -n "$firsts" ]; then
+		report consume fail "$firsts, want 0"
+	else
+		report consume ok "read all 20 back from offset 0 (read_committed, no group), per partition [${counts[*]}]"
+	fi
+else
+	report consume fail "kcat -C failed: $(tail -3 "$errfile")"
+fi
+
+# list-offsets: -Q asks ListOffsets for a timestamp per partition; -2 is the
+# earliest offset, -1 the latest.
+query() { # query TIMESTAMP: prints the offsets of partitions 0..2, one line
+	local args=() p out
+	for p in $(seq 0 $((partitions - 1))); do args+=(-t "$topic:$p:$1"); done
+	out=$(run "${kcat[@]}" -Q "${args[@]}") || return 1
+	for p in $(seq 0 $((partitions - 1))); do
+		awk -v t="$topic" -v p="[$p]" '$1 == t && $2 == p && $3 == "offset" { print $4 }' <<<"$out"
+	done | paste -sd' '
+}
+if earliest=$(query -2) && latest=$(query -1) && past=$(query "$start_ms") && future=$(query $(($(date +%s%3N) + 3600000))); then
+	detail="earliest [$earliest], latest [$latest], by time (before) [$past], (after) [$future]"
+	read -ra e <<<"$earliest"
+	read -ra l <<<"$latest"
+	read -ra b <<<"$past"
+	read -ra f <<<"$future"
+	problem=""
+	sum=0
+	for p in $(seq 0 $((partitions - 1))); do
+		[ "${e[p]:-x}" = 0 ] || problem="earliest must be 0"
+		[ ${#counts[@]} -eq 0 ] || [ "${l[p]:-x}" = "${counts[p]}" ] || problem="latest must be [${counts[*]}]"
+		sum=$((sum + ${l[p]:-0}))
+		if [ "${l[p]:-0}" != 0 ]; then want_past=0; else want_past=-1; fi
+		[ "${b[p]:-x}" = "$want_past" ] || problem="a time before the produce must give 0 (-1 for an empty partition)"
+		[ "${f[p]:-x}" = -1 ] || problem="a time after the produce must give -1"
+	done
+	[ "$sum" -eq 20 ] || problem="latest must add up to 20"
+	if [ -n "$problem" ]; then
+		report list-offsets fail "$detail: $problem"
+	else
+		report list-offsets ok "$detail"
+	fi
+else
+	report list-offsets fail "kcat -Q failed: $(tail -3 "$errfile")"
+fi
+
+report delete-topic na "kcat cannot delete topics (the test deletes $topic with kadm)"
