@@ -33,10 +33,11 @@ test: build vet testenv-tools compat-tools
 test-short:
 	$(GO) test -short -count=1 ./...
 
-# Fuzz the record-batch decoder for a while (the seed corpus runs in `make test`).
+# Fuzz the record-batch decoder and the Kafka request decoder for a while (the seed corpus runs in `make test`).
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./broker/record -run '^$$' -fuzz FuzzParseBatches -fuzztime $(FUZZTIME)
+	$(GO) test ./broker/kafkaapi -run '^$$' -fuzz FuzzRequestFrames -fuzztime $(FUZZTIME)
 
 # Regenerates api/strata/v1 from its .proto. protoc comes from Debian's
 # protobuf-compiler; the Go plugins are pinned and built into .bin/.

@@ -88,3 +88,6 @@ kill -INT "$tpid"; wait "$tpid" 2>/dev/null || true; tpid=
 
 echo "== failover: SIGKILL of the leader, $FAILOVERS times (RF=3, acks=all, a record per ms)"
 STRATA_BIN="$(realpath "$STRATA")" go test -run '^$' -bench BenchmarkLeaderFailover -benchtime "${FAILOVERS}x" ./testenv/ | grep -E 'Benchmark|failovers'
+
+echo "== Kafka protocol: franz-go producer (idempotent, acks=all, linger 1 ms) and consumer, 1 KiB records, one partition, in-process broker"
+go test -run '^$' -bench 'BenchmarkKafka' -benchtime 200000x -count "$RUNS" ./broker/kafkaapi/ | grep -E '^Benchmark'

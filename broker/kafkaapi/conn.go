@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"os"
 	"sync/atomic"
@@ -125,7 +126,9 @@ func (c *conn) readFrame() ([]byte, error) {
 	}
 	if int(n) <= keepBufferBytes {
 		if cap(c.rbuf) < int(n) {
-			c.rbuf = make([]byte, keepBufferBytes)
+			// Grown in powers of two: a connection costs what its largest
+			// request needs, and idle clients little.
+			c.rbuf = make([]byte, min(1<<bits.Len32(uint32(n-1)), keepBufferBytes))
 		}
 		buf := c.rbuf[:n]
 		if _, err := io.ReadFull(c.r, buf); err != nil {
@@ -248,7 +251,22 @@ func (c *conn) handleFrame(frame []byte) error {
 }
 
 func (c *conn) writeResponse(h header, resp kmsg.Response) error {
-	buf := append(c.wbuf[:0], 0, 0, 0, 0)
+	pooled, _ := resp.(*pooledResponse)
+	buf := c.wbuf[:0]
+	var big *[]byte
+	if pooled != nil {
+		// A fetch response is about as large as its record data.
+		size := 1024
+		for _, b := range pooled.buffers {
+			size += len(*b)
+		}
+		if size > keepBufferBytes {
+			big = c.s.buffers.Get(size)
+			buf = (*big)[:0]
+		}
+		defer pooled.release()
+	}
+	buf = append(buf, 0, 0, 0, 0)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(h.correlationID))
 	// The ApiVersions response header never has tagged fields, so that a
 	// client can read it before knowing which versions the broker speaks.
@@ -257,10 +275,12 @@ func (c *conn) writeResponse(h header, resp kmsg.Response) error {
 	}
 	buf = resp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-	if cap(buf) <= keepBufferBytes {
+	switch {
+	case big != nil:
+		*big = buf
+		defer c.s.buffers.Put(big)
+	case cap(buf) <= keepBufferBytes:
 		c.wbuf = buf
-	} else {
-		c.wbuf = nil
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if _, err := c.nc.Write(buf); err != nil {

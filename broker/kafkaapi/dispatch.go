@@ -19,7 +19,7 @@ func (s *Server) dispatch(ctx context.Context, h header, req kmsg.Request) (kmsg
 	case *kmsg.ProduceRequest:
 		return s.produce(ctx, r)
 	case *kmsg.FetchRequest:
-		return s.fetch(ctx, r), nil
+		return s.fetch(ctx, r), nil // a *pooledResponse
 	case *kmsg.ListOffsetsRequest:
 		return s.listOffsets(r), nil
 	case *kmsg.MetadataRequest:

@@ -21,7 +21,7 @@ import (
 
 // broker runs a whole broker in-process and returns its Kafka and gRPC
 // addresses.
-func startBroker(t *testing.T, settings map[string]string) (kafka, grpc string) {
+func startBroker(t testing.TB, settings map[string]string) (kafka, grpc string) {
 	t.Helper()
 	a := testenv.StartInProcessAddrs(t, settings)
 	return a.Kafka.String(), a.GRPC.String()

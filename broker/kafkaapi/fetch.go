@@ -12,7 +12,22 @@ import (
 // maxFetchWait caps a fetch's long poll, whatever the client asks.
 const maxFetchWait = 30 * time.Second
 
-func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.FetchResponse {
+// pooledResponse is a response whose record data lives in pooled buffers,
+// given back once the response is encoded (encoding copies them).
+type pooledResponse struct {
+	kmsg.Response
+	buffers []*[]byte
+	pool    broker.BufferPool
+}
+
+func (r *pooledResponse) release() {
+	for _, b := range r.buffers {
+		r.pool.Put(b)
+	}
+	r.buffers = nil
+}
+
+func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	// Fetch sessions (KIP-227) are optional for a broker: session id 0 tells
 	// the client there is none, and it keeps sending full requests.
@@ -34,8 +49,14 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.FetchR
 	}
 	wait := min(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond, maxFetchWait)
 	results, err := s.core.Fetch(ctx, parts, broker.FetchOptions{
-		MaxBytes: maxBytes, MinBytes: req.MinBytes, MaxWait: wait,
+		MaxBytes: maxBytes, MinBytes: req.MinBytes, MaxWait: wait, Buffers: s.buffers,
 	})
+	pooled := &pooledResponse{Response: resp, pool: s.buffers}
+	for _, res := range results {
+		if res.Buffer != nil {
+			pooled.buffers = append(pooled.buffers, res.Buffer)
+		}
+	}
 	i := 0
 	for _, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
@@ -68,5 +89,5 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.FetchR
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	return resp
+	return pooled
 }

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/mem"
+
+	"github.com/strata-broker/strata/broker"
 )
 
 // DefaultMaxRequestBytes is Kafka's socket.request.max.bytes default.
@@ -43,6 +46,10 @@ type Server struct {
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
+	// buffers holds fetch read buffers and response encoding buffers, which
+	// are large (up to a fetch's size) and would otherwise be allocated and
+	// cleared for every response.
+	buffers broker.BufferPool
 
 	mu       sync.Mutex
 	lis      []net.Listener
@@ -69,6 +76,7 @@ func New(core Core, cfg Config) *Server {
 		cfg:      cfg,
 		logger:   logger,
 		metrics:  newMetrics(cfg.Registerer),
+		buffers:  mem.DefaultBufferPool(),
 		conns:    make(map[*conn]struct{}),
 		shutdown: make(chan struct{}),
 	}
