@@ -1,0 +1,716 @@
+// Consumer groups: committed offsets and group metadata, so that the group
+// coordinator of a dead broker can be replaced by another broker that reads
+// the group back from etcd and continues it.
+//
+// # Key layout
+//
+//	<prefix>/groups/<group>/meta                        GroupMeta as JSON: protocol, generation, leader, members with their protocols and assignments, state, update time
+//	<prefix>/groups/<group>/generation                  the generation of the meta, in decimal as plain text (so a txn can compare its value)
+//	<prefix>/groups/<group>/offsets/<topic>/<partition> OffsetCommit as JSON: offset, leader epoch, metadata, commit time (partition in decimal)
+//
+// <group> and <topic> are url.PathEscape'd: group ids are any string, '/'
+// and '%' included, and escaping maps them one to one onto strings without
+// '/'. So <prefix>/groups/<group>/ is the prefix of one group's keys and of
+// no other group's (group "a" is a/, group "a/b" is a%2Fb/). Times are stored
+// in Unix milliseconds, as Kafka keeps them.
+//
+// # Consistency
+//
+//   - meta and generation are written together, as a compare-and-swap on the
+//     meta key's mod revision (PutGroup), and deleted together.
+//   - An offset commit of a group member compares the generation key's value
+//     in the transaction that writes the offsets, so a member of an older
+//     generation, or a deposed coordinator that still believes in one,
+//     cannot overwrite what the current generation committed.
+//   - A commit request is one transaction of up to groupMaxTxnOps offsets;
+//     a larger one is split into several, written in order, each fenced by
+//     the generation. Such a commit is NOT atomic: a failure (an error, or
+//     a generation change between two transactions) leaves the first
+//     transactions' offsets stored.
+//   - Expiry deletes a group only if none of its keys changed since it was
+//     read (one compare on the mod revisions of the group's whole prefix).
+
+package metastore
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+const (
+	// groupMaxTxnOps is the most offsets written (or deleted) in one
+	// transaction: etcd's default --max-txn-ops, which a broker using an
+	// external etcd is likely to meet. The embedded etcd and testenv allow
+	// 4096, but a commit must not depend on that.
+	groupMaxTxnOps = 128
+	// groupScanPage is the number of keys read per request when scanning
+	// all groups (ListGroups, ExpireGroupOffsets).
+	groupScanPage = 256
+)
+
+// Group states with special meaning here; the coordinator owns the others.
+const (
+	GroupStateEmpty = "Empty"
+	GroupStateDead  = "Dead"
+)
+
+var (
+	// ErrGroupNotFound means the group has no metadata (GetGroup) or no keys
+	// at all (DeleteGroup).
+	ErrGroupNotFound = errors.New("metastore: group not found")
+	// ErrGenerationMismatch means an offset commit named a generation other
+	// than the group's current one (or the group has no generation).
+	ErrGenerationMismatch = errors.New("metastore: group generation mismatch")
+)
+
+// OffsetCommit is a consumer group's committed position in one partition.
+type OffsetCommit struct {
+	Topic       string
+	Partition   int32
+	Offset      int64
+	LeaderEpoch int32  // -1 if unknown
+	Metadata    string // client-supplied metadata string
+	// CommitTime is stored to the millisecond; zero means now on commit.
+	CommitTime time.Time
+}
+
+// GroupMember is one member of a consumer group as the coordinator knows it.
+type GroupMember struct {
+	MemberID, InstanceID, ClientID, ClientHost string
+	SessionTimeoutMs, RebalanceTimeoutMs       int32
+	// Protocols are the member's supported protocols in its preference
+	// order.
+	Protocols []GroupProtocol
+	// Assignment is what the leader assigned to the member in this
+	// generation (SyncGroup).
+	Assignment []byte
+}
+
+// GroupProtocol is a protocol (assignor) a member supports, with its
+// metadata for that protocol.
+type GroupProtocol struct {
+	Name     string
+	Metadata []byte
+}
+
+// GroupMeta is the state of a group that a coordinator needs to continue it.
+type GroupMeta struct {
+	Group        string
+	ProtocolType string // "consumer" for Kafka consumers, or ""
+	Protocol     string // the chosen assignor
+	Generation   int32
+	Leader       string // member id
+	Members      []GroupMember
+	State        string // "Empty", "Stable", ...
+	// UpdatedAt is stored to the millisecond; zero means now on PutGroup.
+	UpdatedAt time.Time
+	// Revision is the etcd mod revision of the meta key, filled on read; 0
+	// for a group listed without a meta key.
+	Revision int64
+}
+
+// offsetValue is the JSON stored at <prefix>/groups/<group>/offsets/<topic>/<partition>.
+type offsetValue struct {
+	Offset      int64  `json:"o"`
+	LeaderEpoch int32  `json:"e"`
+	Metadata    string `json:"m,omitempty"`
+	CommitTime  int64  `json:"t"` // Unix ms
+}
+
+// groupValue is the JSON stored at <prefix>/groups/<group>/meta.
+type groupValue struct {
+	ProtocolType string        `json:"pt,omitempty"`
+	Protocol     string        `json:"p,omitempty"`
+	Generation   int32         `json:"g"`
+	Leader       string        `json:"l,omitempty"`
+	Members      []memberValue `json:"m,omitempty"`
+	State        string        `json:"s"`
+	UpdatedAt    int64         `json:"u"` // Unix ms
+}
+
+type memberValue struct {
+	MemberID           string          `json:"id"`
+	InstanceID         string          `json:"iid,omitempty"`
+	ClientID           string          `json:"cid,omitempty"`
+	ClientHost         string          `json:"host,omitempty"`
+	SessionTimeoutMs   int32           `json:"st"`
+	RebalanceTimeoutMs int32           `json:"rt"`
+	Protocols          []protocolValue `json:"p,omitempty"`
+	Assignment         []byte          `json:"a,omitempty"`
+}
+
+type protocolValue struct {
+	Name     string `json:"n"`
+	Metadata []byte `json:"m,omitempty"`
+}
+
+func (g GroupMeta) value() groupValue {
+	v := groupValue{
+		ProtocolType: g.ProtocolType,
+		Protocol:     g.Protocol,
+		Generation:   g.Generation,
+		Leader:       g.Leader,
+		State:        g.State,
+		UpdatedAt:    g.UpdatedAt.UnixMilli(),
+	}
+	for _, m := range g.Members {
+		mv := memberValue{
+			MemberID:           m.MemberID,
+			InstanceID:         m.InstanceID,
+			ClientID:           m.ClientID,
+			ClientHost:         m.ClientHost,
+			SessionTimeoutMs:   m.SessionTimeoutMs,
+			RebalanceTimeoutMs: m.RebalanceTimeoutMs,
+			Assignment:         m.Assignment,
+		}
+		for _, p := range m.Protocols {
+			mv.Protocols = append(mv.Protocols, protocolValue(p))
+		}
+		v.Members = append(v.Members, mv)
+	}
+	return v
+}
+
+func decodeGroup(group string, kv *mvccpb.KeyValue) (GroupMeta, error) {
+	var v groupValue
+	if err := json.Unmarshal(kv.Value, &v); err != nil {
+		return GroupMeta{}, fmt.Errorf("key %q: decode group: %w", kv.Key, err)
+	}
+	g := GroupMeta{
+		Group:        group,
+		ProtocolType: v.ProtocolType,
+		Protocol:     v.Protocol,
+		Generation:   v.Generation,
+		Leader:       v.Leader,
+		State:        v.State,
+		UpdatedAt:    time.UnixMilli(v.UpdatedAt).UTC(),
+		Revision:     kv.ModRevision,
+	}
+	for _, mv := range v.Members {
+		m := GroupMember{
+			MemberID:           mv.MemberID,
+			InstanceID:         mv.InstanceID,
+			ClientID:           mv.ClientID,
+			ClientHost:         mv.ClientHost,
+			SessionTimeoutMs:   mv.SessionTimeoutMs,
+			RebalanceTimeoutMs: mv.RebalanceTimeoutMs,
+			Assignment:         mv.Assignment,
+		}
+		for _, p := range mv.Protocols {
+			m.Protocols = append(m.Protocols, GroupProtocol(p))
+		}
+		g.Members = append(g.Members, m)
+	}
+	return g, nil
+}
+
+func decodeGeneration(kv *mvccpb.KeyValue) (int32, error) {
+	gen, err := strconv.ParseInt(string(kv.Value), 10, 32)
+	if err != nil || gen < 0 {
+		return 0, fmt.Errorf("key %q holds %q, not a generation", kv.Key, kv.Value)
+	}
+	return int32(gen), nil
+}
+
+func (s *Store) groupsPrefix() string { return s.prefix + "/groups/" }
+
+// groupPrefix is the prefix of all of group's keys and of no other group's.
+func (s *Store) groupPrefix(group string) string {
+	return s.groupsPrefix() + url.PathEscape(group) + "/"
+}
+
+func (s *Store) groupMetaKey(group string) string { return s.groupPrefix(group) + "meta" }
+
+func (s *Store) groupGenerationKey(group string) string {
+	return s.groupPrefix(group) + "generation"
+}
+
+func (s *Store) groupOffsetsPrefix(group string) string { return s.groupPrefix(group) + "offsets/" }
+
+func (s *Store) groupTopicOffsetsPrefix(group, topic string) string {
+	return s.groupOffsetsPrefix(group) + url.PathEscape(topic) + "/"
+}
+
+func (s *Store) groupOffsetKey(group, topic string, partition int32) string {
+	return s.groupTopicOffsetsPrefix(group, topic) + strconv.FormatInt(int64(partition), 10)
+}
+
+// checkGroupName refuses the empty group id (Kafka answers INVALID_GROUP_ID
+// for it); any other string is stored escaped.
+func checkGroupName(group string) error {
+	if group == "" {
+		return errors.New("empty group id")
+	}
+	return nil
+}
+
+// decodeOffset decodes the offset stored at kv, whose key is under
+// offsetsPrefix (<topic>/<partition> follows it).
+func decodeOffset(offsetsPrefix string, kv *mvccpb.KeyValue) (OffsetCommit, error) {
+	rest, ok := strings.CutPrefix(string(kv.Key), offsetsPrefix)
+	escTopic, part, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok2 {
+		return OffsetCommit{}, fmt.Errorf("key %q is not an offset key", kv.Key)
+	}
+	topic, err := url.PathUnescape(escTopic)
+	if err != nil || topic == "" {
+		return OffsetCommit{}, fmt.Errorf("key %q: bad topic %q", kv.Key, escTopic)
+	}
+	p, err := strconv.ParseInt(part, 10, 32)
+	if err != nil || p < 0 {
+		return OffsetCommit{}, fmt.Errorf("key %q: bad partition %q", kv.Key, part)
+	}
+	var v offsetValue
+	if err := json.Unmarshal(kv.Value, &v); err != nil {
+		return OffsetCommit{}, fmt.Errorf("key %q: decode offset: %w", kv.Key, err)
+	}
+	return OffsetCommit{
+		Topic:       topic,
+		Partition:   int32(p),
+		Offset:      v.Offset,
+		LeaderEpoch: v.LeaderEpoch,
+		Metadata:    v.Metadata,
+		CommitTime:  time.UnixMilli(v.CommitTime).UTC(),
+	}, nil
+}
+
+func compareOffsets(a, b OffsetCommit) int {
+	return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+}
+
+// CommitOffsets stores group's committed offsets, with their leader epochs,
+// metadata and commit times (zero CommitTime: now). When a partition is
+// listed twice the later entry wins.
+//
+// With generation >= 0 the write is fenced: it happens only if the group's
+// generation key holds that generation, else ErrGenerationMismatch and
+// nothing of that transaction is stored (a group without a generation never
+// matches). With generation < 0 there is no check; that is for admin tools
+// and for Kafka's commits by consumers without a group membership, which
+// Kafka accepts only while the group is empty — that check is the
+// coordinator's.
+//
+// Up to groupMaxTxnOps (128) offsets are written in one transaction. A larger
+// request is split into transactions of that size, written one after the
+// other, each fenced by the generation; it is then not atomic: if a later
+// transaction fails, the earlier ones' offsets stay committed (the error
+// says how many).
+func (s *Store) CommitOffsets(ctx context.Context, group string, generation int32, offsets []OffsetCommit) error {
+	if err := checkGroupName(group); err != nil {
+		return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
+	}
+	now := time.Now()
+	type put struct{ key, val string }
+	puts := make([]put, 0, len(offsets))
+	index := make(map[string]int, len(offsets))
+	for _, o := range offsets {
+		if o.Topic == "" || o.Partition < 0 {
+			return fmt.Errorf("metastore: commit offsets of group %q: bad partition %q-%d", group, o.Topic, o.Partition)
+		}
+		t := o.CommitTime
+		if t.IsZero() {
+			t = now
+		}
+		val, err := encode(offsetValue{Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata, CommitTime: t.UnixMilli()})
+		if err != nil {
+			return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
+		}
+		key := s.groupOffsetKey(group, o.Topic, o.Partition)
+		// etcd refuses a transaction that puts one key twice.
+		if i, ok := index[key]; ok {
+			puts[i].val = val
+			continue
+		}
+		index[key] = len(puts)
+		puts = append(puts, put{key, val})
+	}
+
+	genKey := s.groupGenerationKey(group)
+	for done := 0; done < len(puts); {
+		chunk := puts[done:min(done+groupMaxTxnOps, len(puts))]
+		ops := make([]clientv3.Op, len(chunk))
+		for i, p := range chunk {
+			ops[i] = clientv3.OpPut(p.key, p.val)
+		}
+		var fence []clientv3.Cmp
+		if generation >= 0 {
+			// A value compare fails on a missing key.
+			fence = append(fence, clientv3.Compare(clientv3.Value(genKey), "=", strconv.FormatInt(int64(generation), 10)))
+		}
+		resp, err := s.client.Txn(ctx).If(fence...).Then(ops...).Else(clientv3.OpGet(genKey)).Commit()
+		if err != nil {
+			if errors.Is(err, rpctypes.ErrTooManyOps) {
+				err = fmt.Errorf("etcd's --max-txn-ops is below %d: %w", groupMaxTxnOps, err)
+			}
+			return fmt.Errorf("metastore: commit offsets of group %q: %s%w", group, partly(done, len(puts)), err)
+		}
+		if !resp.Succeeded {
+			current := "none"
+			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+				current = strconv.Quote(string(kvs[0].Value))
+			}
+			return fmt.Errorf("metastore: commit offsets of group %q: %sgeneration %d, stored generation %s: %w",
+				group, partly(done, len(puts)), generation, current, ErrGenerationMismatch)
+		}
+		done += len(chunk)
+	}
+	return nil
+}
+
+// partly describes a split commit that failed after storing done of n.
+func partly(done, n int) string {
+	if done == 0 {
+		return ""
+	}
+	return fmt.Sprintf("stored %d of %d offsets, then: ", done, n)
+}
+
+// FetchOffsets returns all of group's committed offsets sorted by topic and
+// partition; none (not an error) if the group has none.
+func (s *Store) FetchOffsets(ctx context.Context, group string) ([]OffsetCommit, error) {
+	if err := checkGroupName(group); err != nil {
+		return nil, fmt.Errorf("metastore: fetch offsets of group %q: %w", group, err)
+	}
+	prefix := s.groupOffsetsPrefix(group)
+	resp, err := s.client.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("metastore: fetch offsets of group %q: %w", group, err)
+	}
+	offsets := make([]OffsetCommit, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		o, err := decodeOffset(prefix, kv)
+		if err != nil {
+			return nil, fmt.Errorf("metastore: fetch offsets of group %q: %w", group, err)
+		}
+		offsets = append(offsets, o)
+	}
+	slices.SortFunc(offsets, compareOffsets)
+	return offsets, nil
+}
+
+// DeleteOffsets deletes group's committed offsets of the given partitions of
+// topic, or of all its partitions if partitions is empty, in one transaction
+// (split like CommitOffsets, and then not atomic, above groupMaxTxnOps
+// partitions). Partitions without an offset are ignored. Whether the group
+// may lose them (Kafka: only if no member consumes the topic) is the
+// coordinator's decision.
+func (s *Store) DeleteOffsets(ctx context.Context, group string, topic string, partitions []int32) error {
+	if err := checkGroupName(group); err != nil {
+		return fmt.Errorf("metastore: delete offsets of group %q: %w", group, err)
+	}
+	if topic == "" {
+		return fmt.Errorf("metastore: delete offsets of group %q: empty topic name", group)
+	}
+	if len(partitions) == 0 {
+		if _, err := s.client.Delete(ctx, s.groupTopicOffsetsPrefix(group, topic), clientv3.WithPrefix()); err != nil {
+			return fmt.Errorf("metastore: delete offsets of group %q topic %q: %w", group, topic, err)
+		}
+		return nil
+	}
+	partitions = slices.Compact(slices.Sorted(slices.Values(partitions)))
+	if partitions[0] < 0 {
+		return fmt.Errorf("metastore: delete offsets of group %q topic %q: bad partition %d", group, topic, partitions[0])
+	}
+	for chunk := range slices.Chunk(partitions, groupMaxTxnOps) {
+		ops := make([]clientv3.Op, len(chunk))
+		for i, p := range chunk {
+			ops[i] = clientv3.OpDelete(s.groupOffsetKey(group, topic, p))
+		}
+		if _, err := s.client.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return fmt.Errorf("metastore: delete offsets of group %q topic %q: %w", group, topic, err)
+		}
+	}
+	return nil
+}
+
+// GetGroup reads group's metadata; ErrGroupNotFound if it has none (it may
+// still have offsets).
+func (s *Store) GetGroup(ctx context.Context, group string) (GroupMeta, error) {
+	if err := checkGroupName(group); err != nil {
+		return GroupMeta{}, fmt.Errorf("metastore: get group %q: %w", group, err)
+	}
+	resp, err := s.client.Get(ctx, s.groupMetaKey(group))
+	if err != nil {
+		return GroupMeta{}, fmt.Errorf("metastore: get group %q: %w", group, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return GroupMeta{}, fmt.Errorf("metastore: get group %q: %w", group, ErrGroupNotFound)
+	}
+	g, err := decodeGroup(group, resp.Kvs[0])
+	if err != nil {
+		return GroupMeta{}, fmt.Errorf("metastore: get group %q: %w", group, err)
+	}
+	return g, nil
+}
+
+// PutGroup stores meta and its generation (the key CommitOffsets compares)
+// in one transaction, if the meta key's mod revision is still prevRevision
+// (0: the group must have no meta yet). It returns meta as stored, with its
+// new Revision (and UpdatedAt, if zero, set to now). If the revision moved it
+// returns ErrConflict together with the current meta, whose Revision is 0 if
+// the group has no meta any more, so the caller can retry without a read.
+func (s *Store) PutGroup(ctx context.Context, meta GroupMeta, prevRevision int64) (GroupMeta, error) {
+	group := meta.Group
+	if err := checkGroupName(group); err != nil {
+		return GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
+	}
+	if meta.Generation < 0 {
+		return GroupMeta{}, fmt.Errorf("metastore: put group %q: negative generation %d", group, meta.Generation)
+	}
+	if prevRevision < 0 {
+		return GroupMeta{}, fmt.Errorf("metastore: put group %q: negative revision %d", group, prevRevision)
+	}
+	if meta.UpdatedAt.IsZero() {
+		meta.UpdatedAt = time.Now()
+	}
+	meta.UpdatedAt = time.UnixMilli(meta.UpdatedAt.UnixMilli()).UTC() // as it reads back
+	val, err := encode(meta.value())
+	if err != nil {
+		return GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
+	}
+	key := s.groupMetaKey(group)
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", prevRevision)).
+		Then(
+			clientv3.OpPut(key, val),
+			clientv3.OpPut(s.groupGenerationKey(group), strconv.FormatInt(int64(meta.Generation), 10)),
+		).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
+	}
+	if resp.Succeeded {
+		meta.Revision = resp.Header.Revision
+		return meta, nil
+	}
+	current := GroupMeta{Group: group}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		if current, err = decodeGroup(group, kvs[0]); err != nil {
+			return GroupMeta{}, fmt.Errorf("metastore: put group %q: revision %d is stale: %w", group, prevRevision, err)
+		}
+	}
+	return current, fmt.Errorf("metastore: put group %q: revision %d is stale (now %d): %w",
+		group, prevRevision, current.Revision, ErrConflict)
+}
+
+// DeleteGroup deletes group's meta, generation and all its offsets in one
+// request; ErrGroupNotFound if it had no keys. Whether the group may be
+// deleted (Kafka: only if empty) is the coordinator's decision.
+func (s *Store) DeleteGroup(ctx context.Context, group string) error {
+	if err := checkGroupName(group); err != nil {
+		return fmt.Errorf("metastore: delete group %q: %w", group, err)
+	}
+	resp, err := s.client.Delete(ctx, s.groupPrefix(group), clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("metastore: delete group %q: %w", group, err)
+	}
+	if resp.Deleted == 0 {
+		return fmt.Errorf("metastore: delete group %q: %w", group, ErrGroupNotFound)
+	}
+	return nil
+}
+
+// ListGroups returns every group that has metadata or offsets, sorted by
+// name and read at one revision. A group with offsets but no metadata comes
+// back with State "Empty", the generation of its generation key or 0, and
+// Revision 0. It reads all group keys, offsets included, in pages.
+func (s *Store) ListGroups(ctx context.Context) ([]GroupMeta, error) {
+	var groups []GroupMeta
+	_, err := s.scanGroups(ctx, func(g groupKeys) error {
+		var meta GroupMeta
+		var err error
+		switch {
+		case g.meta != nil:
+			meta, err = decodeGroup(g.name, g.meta)
+		case g.generation != nil:
+			meta = GroupMeta{Group: g.name, State: GroupStateEmpty}
+			meta.Generation, err = decodeGeneration(g.generation)
+		default:
+			meta = GroupMeta{Group: g.name, State: GroupStateEmpty}
+		}
+		if err != nil {
+			return err
+		}
+		groups = append(groups, meta)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metastore: list groups: %w", err)
+	}
+	slices.SortFunc(groups, func(a, b GroupMeta) int { return cmp.Compare(a.Group, b.Group) })
+	return groups, nil
+}
+
+// ExpireGroupOffsets applies Kafka's offsets.retention.minutes: a group
+// without members (no metadata, or State "Empty" or "Dead") whose newest
+// offset commit, and metadata update, are at least retention before now
+// loses all its keys: offsets, metadata and generation. Groups with members
+// are never expired here (Kafka starts their retention when they become
+// empty, which PutGroup's UpdatedAt records).
+//
+// Each group is deleted in its own transaction, and only if none of its keys
+// changed since the scan read it, so a commit or a join racing with expiry
+// wins. It returns the expired groups sorted by name. A group whose keys
+// cannot be decoded is left alone; the errors for them are returned, joined,
+// together with the groups that did expire.
+func (s *Store) ExpireGroupOffsets(ctx context.Context, now time.Time, retention time.Duration) (expired []string, err error) {
+	if retention <= 0 {
+		return nil, fmt.Errorf("metastore: expire group offsets: retention %v is not positive", retention)
+	}
+	var candidates []string
+	var errs []error
+	rev, err := s.scanGroups(ctx, func(g groupKeys) error {
+		ok, err := s.groupExpired(g, now, retention)
+		if err != nil {
+			errs = append(errs, err)
+		} else if ok {
+			candidates = append(candidates, g.name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metastore: expire group offsets: %w", err)
+	}
+	for _, group := range candidates {
+		deleted, err := s.deleteGroupUnchangedSince(ctx, group, rev)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !deleted {
+			s.logger.Debug("group changed during offset expiry, kept", "group", group)
+			continue
+		}
+		s.logger.Info("expired offsets of empty group", "group", group, "retention", retention)
+		expired = append(expired, group)
+	}
+	slices.Sort(expired)
+	if err := errors.Join(errs...); err != nil {
+		return expired, fmt.Errorf("metastore: expire group offsets: %w", err)
+	}
+	return expired, nil
+}
+
+// groupExpired tells whether g, as scanned, is a group without members whose
+// newest commit and metadata update are at least retention before now.
+func (s *Store) groupExpired(g groupKeys, now time.Time, retention time.Duration) (bool, error) {
+	var newest time.Time
+	if g.meta != nil {
+		meta, err := decodeGroup(g.name, g.meta)
+		if err != nil {
+			return false, fmt.Errorf("group %q: %w", g.name, err)
+		}
+		if meta.State != GroupStateEmpty && meta.State != GroupStateDead {
+			return false, nil
+		}
+		newest = meta.UpdatedAt
+	}
+	prefix := s.groupOffsetsPrefix(g.name)
+	for _, kv := range g.offsets {
+		o, err := decodeOffset(prefix, kv)
+		if err != nil {
+			return false, fmt.Errorf("group %q: %w", g.name, err)
+		}
+		if o.CommitTime.After(newest) {
+			newest = o.CommitTime
+		}
+	}
+	return now.Sub(newest) >= retention, nil
+}
+
+// deleteGroupUnchangedSince deletes all of group's keys if none of them was
+// written after revision rev (a key created since counts as written).
+func (s *Store) deleteGroupUnchangedSince(ctx context.Context, group string, rev int64) (bool, error) {
+	prefix := s.groupPrefix(group)
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(prefix), "<", rev+1).WithPrefix()).
+		Then(clientv3.OpDelete(prefix, clientv3.WithPrefix())).
+		Commit()
+	if err != nil {
+		return false, fmt.Errorf("delete group %q: %w", group, err)
+	}
+	return resp.Succeeded, nil
+}
+
+// groupKeys are one group's keys as read by scanGroups.
+type groupKeys struct {
+	name       string
+	meta       *mvccpb.KeyValue // nil if absent
+	generation *mvccpb.KeyValue // nil if absent
+	offsets    []*mvccpb.KeyValue
+}
+
+// scanGroups reads every key under <prefix>/groups/ in pages, all at one
+// revision (returned), and calls fn once per group with all of its keys, in
+// key order. Keys of unknown kinds under a group are ignored (a later
+// version may add some). It stops at the first error, fn's included; a key
+// that is not a group key is an error naming it.
+func (s *Store) scanGroups(ctx context.Context, fn func(groupKeys) error) (int64, error) {
+	groupsPrefix := s.groupsPrefix()
+	start, end := groupsPrefix, clientv3.GetPrefixRangeEnd(groupsPrefix)
+	var rev int64
+	var cur *groupKeys
+	curEsc := ""
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(groupScanPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.client.Get(ctx, start, opts...)
+		if err != nil {
+			return 0, err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			rest := strings.TrimPrefix(string(kv.Key), groupsPrefix)
+			esc, kind, ok := strings.Cut(rest, "/")
+			if cur == nil || esc != curEsc {
+				if cur != nil {
+					if err := fn(*cur); err != nil {
+						return 0, err
+					}
+				}
+				name, err := url.PathUnescape(esc)
+				// A non-canonical escape would name a group whose keys
+				// are not under groupPrefix(name).
+				if !ok || err != nil || name == "" || url.PathEscape(name) != esc {
+					return 0, fmt.Errorf("key %q is not a group key", kv.Key)
+				}
+				cur, curEsc = &groupKeys{name: name}, esc
+			}
+			switch {
+			case kind == "meta":
+				cur.meta = kv
+			case kind == "generation":
+				cur.generation = kv
+			case strings.HasPrefix(kind, "offsets/"):
+				cur.offsets = append(cur.offsets, kv)
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	if cur != nil {
+		if err := fn(*cur); err != nil {
+			return 0, err
+		}
+	}
+	return rev, nil
+}
