@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/broker/group"
 	partlog "github.com/strata-broker/strata/broker/log"
 	"github.com/strata-broker/strata/metastore"
 )
@@ -67,6 +68,7 @@ type Metastore interface {
 	FollowBrokers(ctx context.Context, fn func([]metastore.BrokerInfo))
 	Controller(ctx context.Context) (int32, error)
 	AllocateProducerIDs(ctx context.Context, n int64) (first int64, err error)
+	group.Store
 	ClusterID(ctx context.Context) (string, error)
 }
 
@@ -79,6 +81,7 @@ type Broker struct {
 	brokerDefaults map[string]string
 	metrics        *metrics
 	clusterID      clusterID
+	groups         *group.Coordinator
 
 	// applyMu serialises changes to the hosted topics (open, close, delete);
 	// mu guards the map itself and is held only briefly.
@@ -184,6 +187,9 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		draining:       make(chan struct{}),
 	}
 	b.producerIDExpiry = pidExpiry
+	if b.groups, err = newGroupCoordinator(b); err != nil {
+		return nil, err
+	}
 	b.metrics = newMetrics(b, cfg.Registerer)
 	b.fetchers = newFetcherManager(b)
 	return b, nil
@@ -241,10 +247,14 @@ func (b *Broker) Start(ctx context.Context) error {
 	}
 	b.removeOrphanDirs(topics)
 
-	b.wg.Add(3)
+	b.wg.Add(4)
 	go func() {
 		defer b.wg.Done()
 		b.isrLoop(runCtx)
+	}()
+	go func() {
+		defer b.wg.Done()
+		b.groups.Run(runCtx)
 	}()
 	go func() {
 		defer b.wg.Done()
@@ -254,6 +264,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		defer b.wg.Done()
 		b.flushLoop(runCtx)
 	}()
+	b.background(b.groupLagLoop)
 	return nil
 }
 

@@ -1,0 +1,1080 @@
+// Package group is the consumer-group coordinator: Kafka's classic group
+// protocol (join, sync, heartbeat, leave) with committed offsets kept in the
+// metastore. Assignment is the clients' (the leader's assignor); the
+// coordinator relays protocol metadata and assignments untouched.
+//
+// Group state lives in memory on the coordinating broker and is written to
+// the metastore whenever a generation becomes stable or the group empties,
+// so another broker taking over (after the coordinator's death) reads it
+// back and carries on with the same members and generation.
+package group
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/strata-broker/strata/metastore"
+)
+
+// Store is what the coordinator keeps in the metastore; *metastore.Store
+// implements it.
+type Store interface {
+	CommitOffsets(ctx context.Context, group string, generation int32, offsets []metastore.OffsetCommit) error
+	FetchOffsets(ctx context.Context, group string) ([]metastore.OffsetCommit, error)
+	DeleteOffsets(ctx context.Context, group, topic string, partitions []int32) error
+	GetGroup(ctx context.Context, group string) (metastore.GroupMeta, error)
+	PutGroup(ctx context.Context, meta metastore.GroupMeta, prevRevision int64) (metastore.GroupMeta, error)
+	ListGroups(ctx context.Context) ([]metastore.GroupMeta, error)
+	DeleteGroup(ctx context.Context, group string) error
+	ExpireGroupOffsets(ctx context.Context, now time.Time, retention time.Duration) ([]string, error)
+}
+
+// Group states, as Kafka names them (DescribeGroups reports them).
+const (
+	StateEmpty               = "Empty"
+	StatePreparingRebalance  = "PreparingRebalance"
+	StateCompletingRebalance = "CompletingRebalance"
+	StateStable              = "Stable"
+	StateDead                = "Dead"
+)
+
+// Config tunes the coordinator with Kafka's broker settings.
+type Config struct {
+	// InitialRebalanceDelay is group.initial.rebalance.delay.ms: a new group
+	// waits this long for more members before its first generation.
+	InitialRebalanceDelay time.Duration
+	// MinSessionTimeout and MaxSessionTimeout bound what members may ask
+	// (group.min.session.timeout.ms, group.max.session.timeout.ms).
+	MinSessionTimeout, MaxSessionTimeout time.Duration
+	// OffsetsRetention is offsets.retention.minutes: offsets of a group
+	// without members are deleted this long after its last commit.
+	OffsetsRetention time.Duration
+	// Owns says whether this broker coordinates the group now; groups it
+	// stops owning are dropped from memory, their waiting members told
+	// NOT_COORDINATOR.
+	Owns   func(group string) bool
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Defaults are Kafka's.
+const (
+	DefaultInitialRebalanceDelay = 3 * time.Second
+	DefaultMinSessionTimeout     = 6 * time.Second
+	DefaultMaxSessionTimeout     = 30 * time.Minute
+	DefaultOffsetsRetention      = 7 * 24 * time.Hour
+)
+
+// Coordinator runs the groups this broker coordinates.
+type Coordinator struct {
+	store  Store
+	cfg    Config
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	groups map[string]*group
+}
+
+type group struct {
+	name         string
+	state        string
+	protocolType string
+	protocol     string
+	generation   int32
+	leader       string
+	members      map[string]*member
+	// pending are member ids handed out with MEMBER_ID_REQUIRED and not
+	// yet used, with when they expire.
+	pending map[string]time.Time
+	// joinDeadline ends the join phase (PreparingRebalance); syncDeadline
+	// the wait for the leader's assignment (CompletingRebalance).
+	joinDeadline time.Time
+	syncDeadline time.Time
+	// initialDelay: a new group's first join phase, which waits
+	// InitialRebalanceDelay for more members.
+	initialDelay bool
+	revision     int64 // of the group's meta key in the metastore
+	// stored are the offsets this coordinator knows to be in the metastore:
+	// a commit that changes none of them (an idle consumer's auto-commit)
+	// is answered without writing.
+	stored map[partitionKey]storedOffset
+}
+
+type partitionKey struct {
+	topic     string
+	partition int32
+}
+
+type storedOffset struct {
+	offset      int64
+	leaderEpoch int32
+	metadata    string
+}
+
+type member struct {
+	id, instanceID, clientID, clientHost string
+	sessionTimeout, rebalanceTimeout     time.Duration
+	protocolType                         string
+	protocols                            []metastore.GroupProtocol
+	assignment                           []byte
+	deadline                             time.Time // session expiry
+	joinWait                             chan joinOutcome
+	syncWait                             chan syncOutcome
+}
+
+type joinOutcome struct {
+	res JoinResult
+	err error
+}
+
+type syncOutcome struct {
+	assignment []byte
+	err        error
+}
+
+// New returns a coordinator; Run drives its timers.
+func New(store Store, cfg Config) *Coordinator {
+	if cfg.InitialRebalanceDelay < 0 {
+		cfg.InitialRebalanceDelay = 0
+	}
+	if cfg.MinSessionTimeout <= 0 {
+		cfg.MinSessionTimeout = DefaultMinSessionTimeout
+	}
+	if cfg.MaxSessionTimeout <= 0 {
+		cfg.MaxSessionTimeout = DefaultMaxSessionTimeout
+	}
+	if cfg.OffsetsRetention <= 0 {
+		cfg.OffsetsRetention = DefaultOffsetsRetention
+	}
+	if cfg.Owns == nil {
+		cfg.Owns = func(string) bool { return true }
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Coordinator{store: store, cfg: cfg, logger: logger, groups: map[string]*group{}}
+}
+
+// tick is how often session expiry and join and sync deadlines are checked.
+const tick = 100 * time.Millisecond
+
+// expiryInterval is how often expired offsets are looked for.
+const expiryInterval = 10 * time.Minute
+
+// Run checks member sessions and rebalance deadlines until ctx ends.
+func (c *Coordinator) Run(ctx context.Context) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	nextExpiry := c.cfg.Now().Add(expiryInterval)
+	for {
+		select {
+		case <-ctx.Done():
+			c.mu.Lock()
+			for name, g := range c.groups {
+				c.failWaitersLocked(g, ErrCoordinatorNotAvailable)
+				delete(c.groups, name)
+			}
+			c.mu.Unlock()
+			return
+		case <-t.C:
+		}
+		now := c.cfg.Now()
+		var persist []*group
+		c.mu.Lock()
+		for name, g := range c.groups {
+			if !c.cfg.Owns(name) {
+				c.failWaitersLocked(g, ErrNotCoordinator)
+				delete(c.groups, name)
+				continue
+			}
+			if c.expireLocked(g, now) {
+				persist = append(persist, g)
+			}
+		}
+		metas := c.snapshotsLocked(persist)
+		c.mu.Unlock()
+		c.persist(ctx, metas)
+		if now.After(nextExpiry) {
+			nextExpiry = now.Add(expiryInterval)
+			if expired, err := c.store.ExpireGroupOffsets(ctx, now, c.cfg.OffsetsRetention); err != nil {
+				c.logger.Warn("expiring group offsets", "err", err)
+			} else if len(expired) > 0 {
+				c.logger.Info("expired offsets of empty groups", "groups", expired)
+			}
+		}
+	}
+}
+
+// expireLocked applies session expiry and deadlines to g; it reports whether
+// the group emptied (and its state must be written).
+func (c *Coordinator) expireLocked(g *group, now time.Time) bool {
+	for id, until := range g.pending {
+		if now.After(until) {
+			delete(g.pending, id)
+		}
+	}
+	var gone []string
+	for id, m := range g.members {
+		// A member waiting for its join response is not heartbeating: the
+		// join deadline decides for it.
+		if m.joinWait != nil && g.state == StatePreparingRebalance {
+			continue
+		}
+		if now.After(m.deadline) {
+			gone = append(gone, id)
+		}
+	}
+	for _, id := range gone {
+		c.logger.Info("group member's session expired", "group", g.name, "member", id)
+		c.removeMemberLocked(g, id, ErrUnknownMemberID)
+	}
+	if len(gone) > 0 && g.state != StatePreparingRebalance && g.state != StateEmpty {
+		c.prepareRebalanceLocked(g, now)
+	}
+	switch g.state {
+	case StatePreparingRebalance:
+		if !now.Before(g.joinDeadline) || c.allJoinedLocked(g) && !g.initialDelay {
+			return c.completeJoinLocked(g, now)
+		}
+	case StateCompletingRebalance:
+		if now.After(g.syncDeadline) {
+			// The leader never sent the assignment: start over with whoever
+			// joins again.
+			c.logger.Info("group leader did not sync in time; rebalancing", "group", g.name, "leader", g.leader)
+			c.prepareRebalanceLocked(g, now)
+		}
+	}
+	if len(gone) > 0 && len(g.members) == 0 && g.state == StateEmpty {
+		return true
+	}
+	return false
+}
+
+func newMemberID(clientID string) string {
+	var b [16]byte
+	rand.Read(b[:])
+	return clientID + "-" + hex.EncodeToString(b[:4]) + "-" + hex.EncodeToString(b[4:6]) + "-" + hex.EncodeToString(b[6:8]) + "-" + hex.EncodeToString(b[8:10]) + "-" + hex.EncodeToString(b[10:])
+}
+
+// groupLocked returns the group, reading it from the metastore if this
+// coordinator does not hold it yet. c.mu is released during the read.
+func (c *Coordinator) groupLocked(ctx context.Context, name string, create bool) (*group, error) {
+	if name == "" {
+		return nil, ErrInvalidGroupID
+	}
+	if !c.cfg.Owns(name) {
+		return nil, ErrNotCoordinator
+	}
+	if g := c.groups[name]; g != nil {
+		return g, nil
+	}
+	c.mu.Unlock()
+	meta, err := c.store.GetGroup(ctx, name)
+	c.mu.Lock()
+	if g := c.groups[name]; g != nil { // loaded by someone else meanwhile
+		return g, nil
+	}
+	switch {
+	case errors.Is(err, metastore.ErrGroupNotFound):
+		if !create {
+			return nil, nil
+		}
+		meta = metastore.GroupMeta{Group: name, State: StateEmpty}
+	case err != nil:
+		return nil, fmt.Errorf("%w: reading group %q: %v", ErrCoordinatorNotAvailable, name, err)
+	}
+	g := c.restore(meta)
+	c.groups[name] = g
+	return g, nil
+}
+
+// restore builds the in-memory group from its stored state: a stable
+// generation continues with the same members, their sessions starting now.
+func (c *Coordinator) restore(meta metastore.GroupMeta) *group {
+	now := c.cfg.Now()
+	g := &group{
+		name: meta.Group, state: StateEmpty, protocolType: meta.ProtocolType, protocol: meta.Protocol,
+		generation: meta.Generation, leader: meta.Leader, members: map[string]*member{},
+		pending: map[string]time.Time{}, revision: meta.Revision, stored: map[partitionKey]storedOffset{},
+	}
+	for _, sm := range meta.Members {
+		m := &member{
+			id: sm.MemberID, instanceID: sm.InstanceID, clientID: sm.ClientID, clientHost: sm.ClientHost,
+			sessionTimeout:   time.Duration(sm.SessionTimeoutMs) * time.Millisecond,
+			rebalanceTimeout: time.Duration(sm.RebalanceTimeoutMs) * time.Millisecond,
+			protocolType:     meta.ProtocolType, protocols: sm.Protocols, assignment: sm.Assignment,
+		}
+		m.deadline = now.Add(m.sessionTimeout)
+		g.members[m.id] = m
+	}
+	if len(g.members) > 0 {
+		// Whatever was in flight (a rebalance) is lost with the old
+		// coordinator: the stored generation is the last stable one.
+		g.state = StateStable
+		c.logger.Info("group taken over from the metastore", "group", g.name, "generation", g.generation, "members", len(g.members))
+	}
+	return g
+}
+
+// JoinRequest is a JoinGroup.
+type JoinRequest struct {
+	Group, MemberID, InstanceID, ClientID, ClientHost string
+	ProtocolType                                      string
+	Protocols                                         []metastore.GroupProtocol
+	SessionTimeout, RebalanceTimeout                  time.Duration
+	// RequireKnownMemberID: JoinGroup v4+ clients understand
+	// MEMBER_ID_REQUIRED.
+	RequireKnownMemberID bool
+}
+
+// JoinedMember is a member as the leader sees it: its metadata for the
+// chosen protocol.
+type JoinedMember struct {
+	MemberID, InstanceID string
+	Metadata             []byte
+}
+
+// JoinResult ends a join phase for one member.
+type JoinResult struct {
+	Generation   int32
+	ProtocolType string
+	Protocol     string
+	Leader       string
+	MemberID     string
+	Members      []JoinedMember // to the leader only
+}
+
+// Join adds or refreshes a member and waits for the join phase to end.
+func (c *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, error) {
+	if req.SessionTimeout < c.cfg.MinSessionTimeout || req.SessionTimeout > c.cfg.MaxSessionTimeout {
+		return JoinResult{}, fmt.Errorf("%w: %v is outside [%v, %v] (group.min/max.session.timeout.ms)",
+			ErrInvalidSessionTimeout, req.SessionTimeout, c.cfg.MinSessionTimeout, c.cfg.MaxSessionTimeout)
+	}
+	if req.RebalanceTimeout <= 0 {
+		req.RebalanceTimeout = req.SessionTimeout
+	}
+	if len(req.Protocols) == 0 || req.ProtocolType == "" {
+		return JoinResult{}, fmt.Errorf("%w: no protocols", ErrInconsistentProtocol)
+	}
+	c.mu.Lock()
+	g, err := c.groupLocked(ctx, req.Group, true)
+	if err != nil {
+		c.mu.Unlock()
+		return JoinResult{}, err
+	}
+	now := c.cfg.Now()
+	if len(g.members) > 0 && (g.protocolType != req.ProtocolType || !c.supportsLocked(g, req.Protocols, "")) {
+		c.mu.Unlock()
+		return JoinResult{}, fmt.Errorf("%w: the group's members use protocol type %q and protocols the member does not offer", ErrInconsistentProtocol, g.protocolType)
+	}
+	memberID := req.MemberID
+	if memberID == "" {
+		memberID = newMemberID(req.ClientID)
+		if req.InstanceID != "" {
+			// A static member coming back under a new member id takes the
+			// old one's place; the old id is fenced.
+			for id, m := range g.members {
+				if m.instanceID == req.InstanceID {
+					c.removeMemberLocked(g, id, ErrFencedInstanceID)
+				}
+			}
+		} else if req.RequireKnownMemberID {
+			g.pending[memberID] = now.Add(req.SessionTimeout)
+			c.mu.Unlock()
+			return JoinResult{}, &MemberIDRequiredError{MemberID: memberID}
+		}
+	} else if g.members[memberID] == nil {
+		if _, ok := g.pending[memberID]; !ok {
+			c.mu.Unlock()
+			return JoinResult{}, fmt.Errorf("%w: %q in group %q", ErrUnknownMemberID, memberID, req.Group)
+		}
+	}
+	delete(g.pending, memberID)
+	m := g.members[memberID]
+	if m == nil {
+		m = &member{id: memberID}
+		g.members[memberID] = m
+	}
+	m.instanceID, m.clientID, m.clientHost = req.InstanceID, req.ClientID, req.ClientHost
+	m.sessionTimeout, m.rebalanceTimeout = req.SessionTimeout, req.RebalanceTimeout
+	m.protocolType, m.protocols = req.ProtocolType, req.Protocols
+	m.deadline = now.Add(req.SessionTimeout)
+	if m.joinWait != nil {
+		// The same member joining twice (a retry): the earlier call gets
+		// the same outcome as this one.
+		close(m.joinWait)
+	}
+	wait := make(chan joinOutcome, 1)
+	m.joinWait = wait
+	g.protocolType = req.ProtocolType
+	if g.state != StatePreparingRebalance {
+		c.prepareRebalanceLocked(g, now)
+	}
+	var metas []metastore.GroupMeta
+	if !g.initialDelay && c.allJoinedLocked(g) {
+		if c.completeJoinLocked(g, now) {
+			metas = c.snapshotsLocked([]*group{g})
+		}
+	}
+	c.mu.Unlock()
+	c.persist(ctx, metas)
+
+	select {
+	case out, ok := <-wait:
+		if !ok {
+			return JoinResult{}, fmt.Errorf("%w: the member joined again meanwhile", ErrRebalanceInProgress)
+		}
+		return out.res, out.err
+	case <-ctx.Done():
+		return JoinResult{}, ctx.Err()
+	}
+}
+
+// supportsLocked reports whether protocols share a name with every member
+// of g (except skip).
+func (c *Coordinator) supportsLocked(g *group, protocols []metastore.GroupProtocol, skip string) bool {
+	for id, m := range g.members {
+		if id == skip {
+			continue
+		}
+		shared := false
+		for _, p := range protocols {
+			if slices.ContainsFunc(m.protocols, func(q metastore.GroupProtocol) bool { return q.Name == p.Name }) {
+				shared = true
+				break
+			}
+		}
+		if !shared {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Coordinator) prepareRebalanceLocked(g *group, now time.Time) {
+	if g.state == StateCompletingRebalance {
+		// Members waiting for an assignment of the generation being
+		// replaced: they must join again.
+		for _, m := range g.members {
+			if m.syncWait != nil {
+				m.syncWait <- syncOutcome{err: ErrRebalanceInProgress}
+				m.syncWait = nil
+			}
+		}
+	}
+	timeout := time.Duration(0)
+	for _, m := range g.members {
+		timeout = max(timeout, m.rebalanceTimeout)
+	}
+	g.initialDelay = g.state == StateEmpty && c.cfg.InitialRebalanceDelay > 0
+	if g.initialDelay {
+		timeout = min(timeout, c.cfg.InitialRebalanceDelay)
+	}
+	g.state = StatePreparingRebalance
+	g.joinDeadline = now.Add(timeout)
+}
+
+func (c *Coordinator) allJoinedLocked(g *group) bool {
+	if len(g.pending) > 0 {
+		return false
+	}
+	for _, m := range g.members {
+		if m.joinWait == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// completeJoinLocked ends the join phase: members that did not join again
+// are dropped, a new generation starts, and each waiting member gets its
+// answer. It reports whether the group emptied (to be written).
+func (c *Coordinator) completeJoinLocked(g *group, now time.Time) bool {
+	for id, m := range g.members {
+		if m.joinWait == nil {
+			c.logger.Info("group member did not join the new generation", "group", g.name, "member", id)
+			c.removeMemberLocked(g, id, ErrUnknownMemberID)
+		}
+	}
+	g.generation++
+	g.initialDelay = false
+	if len(g.members) == 0 {
+		g.state, g.protocol, g.leader = StateEmpty, "", ""
+		return true
+	}
+	g.protocol = c.chooseProtocolLocked(g)
+	if g.members[g.leader] == nil {
+		ids := make([]string, 0, len(g.members))
+		for id := range g.members {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		g.leader = ids[0]
+	}
+	g.state = StateCompletingRebalance
+	var sessions time.Duration
+	for _, m := range g.members {
+		sessions = max(sessions, m.rebalanceTimeout)
+	}
+	g.syncDeadline = now.Add(sessions)
+	var all []JoinedMember
+	for _, m := range g.members {
+		all = append(all, JoinedMember{MemberID: m.id, InstanceID: m.instanceID, Metadata: protocolMetadata(m, g.protocol)})
+	}
+	slices.SortFunc(all, func(a, b JoinedMember) int {
+		switch {
+		case a.MemberID < b.MemberID:
+			return -1
+		case a.MemberID > b.MemberID:
+			return 1
+		}
+		return 0
+	})
+	for _, m := range g.members {
+		res := JoinResult{Generation: g.generation, ProtocolType: g.protocolType, Protocol: g.protocol, Leader: g.leader, MemberID: m.id}
+		if m.id == g.leader {
+			res.Members = all
+		}
+		m.deadline = now.Add(m.sessionTimeout)
+		m.joinWait <- joinOutcome{res: res}
+		m.joinWait = nil
+		m.assignment = nil
+	}
+	c.logger.Info("group rebalanced", "group", g.name, "generation", g.generation, "protocol", g.protocol, "leader", g.leader, "members", len(g.members))
+	return false
+}
+
+func protocolMetadata(m *member, name string) []byte {
+	for _, p := range m.protocols {
+		if p.Name == name {
+			return p.Metadata
+		}
+	}
+	return nil
+}
+
+// chooseProtocolLocked picks the protocol every member supports that most
+// members prefer, as Kafka's vote does.
+func (c *Coordinator) chooseProtocolLocked(g *group) string {
+	var candidates []string
+	for _, m := range g.members {
+		for _, p := range m.protocols {
+			if !slices.Contains(candidates, p.Name) && c.supportsLocked(g, []metastore.GroupProtocol{p}, "") {
+				candidates = append(candidates, p.Name)
+			}
+		}
+	}
+	slices.Sort(candidates)
+	best, bestVotes := "", -1
+	for _, cand := range candidates {
+		votes := 0
+		for _, m := range g.members {
+			for _, p := range m.protocols {
+				if slices.Contains(candidates, p.Name) {
+					if p.Name == cand {
+						votes++
+					}
+					break // a member votes for its first supported protocol
+				}
+			}
+		}
+		if votes > bestVotes {
+			best, bestVotes = cand, votes
+		}
+	}
+	return best
+}
+
+// removeMemberLocked drops a member, answering whatever it waits for.
+func (c *Coordinator) removeMemberLocked(g *group, id string, why error) {
+	m := g.members[id]
+	if m == nil {
+		return
+	}
+	if m.joinWait != nil {
+		m.joinWait <- joinOutcome{err: why}
+		m.joinWait = nil
+	}
+	if m.syncWait != nil {
+		m.syncWait <- syncOutcome{err: why}
+		m.syncWait = nil
+	}
+	delete(g.members, id)
+	if len(g.members) == 0 && g.state != StatePreparingRebalance {
+		g.state, g.protocol, g.leader = StateEmpty, "", ""
+	}
+}
+
+func (c *Coordinator) failWaitersLocked(g *group, why error) {
+	for _, m := range g.members {
+		if m.joinWait != nil {
+			m.joinWait <- joinOutcome{err: why}
+			m.joinWait = nil
+		}
+		if m.syncWait != nil {
+			m.syncWait <- syncOutcome{err: why}
+			m.syncWait = nil
+		}
+	}
+}
+
+// SyncRequest is a SyncGroup: the leader brings every member's assignment.
+type SyncRequest struct {
+	Group, MemberID, InstanceID string
+	Generation                  int32
+	Assignments                 map[string][]byte // leader only
+}
+
+// Sync returns the member's assignment for the generation, waiting for the
+// leader's if need be.
+func (c *Coordinator) Sync(ctx context.Context, req SyncRequest) ([]byte, error) {
+	c.mu.Lock()
+	g, m, err := c.memberLocked(ctx, req.Group, req.MemberID, req.Generation)
+	if err != nil {
+		c.mu.Unlock()
+		return nil, err
+	}
+	switch g.state {
+	case StatePreparingRebalance:
+		c.mu.Unlock()
+		return nil, ErrRebalanceInProgress
+	case StateStable:
+		a := m.assignment
+		c.mu.Unlock()
+		return a, nil
+	case StateCompletingRebalance:
+	default:
+		c.mu.Unlock()
+		return nil, ErrUnknownMemberID
+	}
+	m.deadline = c.cfg.Now().Add(m.sessionTimeout)
+	if req.MemberID != g.leader {
+		wait := make(chan syncOutcome, 1)
+		m.syncWait = wait
+		c.mu.Unlock()
+		select {
+		case out := <-wait:
+			return out.assignment, out.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	for id, mm := range g.members {
+		mm.assignment = req.Assignments[id]
+	}
+	g.state = StateStable
+	meta := c.snapshotLocked(g)
+	gen := g.generation
+	c.mu.Unlock()
+	// Written before anyone learns its assignment: commits of this
+	// generation are checked against the stored generation.
+	stored, err := c.putGroup(ctx, meta)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if g.generation != gen || g.state != StateStable {
+		// Rebalancing again meanwhile; waiters were told.
+		return nil, ErrRebalanceInProgress
+	}
+	if err != nil {
+		c.logger.Warn("cannot store group state; rebalancing", "group", g.name, "err", err)
+		c.prepareRebalanceLocked(g, c.cfg.Now())
+		return nil, fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
+	}
+	g.revision = stored.Revision
+	for _, mm := range g.members {
+		if mm.syncWait != nil {
+			mm.syncWait <- syncOutcome{assignment: mm.assignment}
+			mm.syncWait = nil
+		}
+	}
+	return m.assignment, nil
+}
+
+// memberLocked finds a member of the group's current generation.
+func (c *Coordinator) memberLocked(ctx context.Context, groupName, memberID string, generation int32) (*group, *member, error) {
+	g, err := c.groupLocked(ctx, groupName, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if g == nil {
+		return nil, nil, fmt.Errorf("%w: group %q has no members", ErrUnknownMemberID, groupName)
+	}
+	m := g.members[memberID]
+	if m == nil {
+		return nil, nil, fmt.Errorf("%w: %q in group %q", ErrUnknownMemberID, memberID, groupName)
+	}
+	if generation != g.generation {
+		return nil, nil, fmt.Errorf("%w: %d, the group is at %d", ErrIllegalGeneration, generation, g.generation)
+	}
+	return g, m, nil
+}
+
+// Heartbeat keeps a member's session alive and tells it whether to rejoin.
+func (c *Coordinator) Heartbeat(ctx context.Context, groupName, memberID string, generation int32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, m, err := c.memberLocked(ctx, groupName, memberID, generation)
+	if err != nil {
+		return err
+	}
+	m.deadline = c.cfg.Now().Add(m.sessionTimeout)
+	if g.state == StatePreparingRebalance {
+		return ErrRebalanceInProgress
+	}
+	return nil
+}
+
+// Leave removes members (by member id, or by instance id for static
+// members); the group rebalances without them.
+func (c *Coordinator) Leave(ctx context.Context, groupName string, memberIDs, instanceIDs []string) []error {
+	c.mu.Lock()
+	g, err := c.groupLocked(ctx, groupName, false)
+	errs := make([]error, len(memberIDs))
+	if err != nil || g == nil {
+		c.mu.Unlock()
+		for i := range errs {
+			errs[i] = cmpErr(err, ErrUnknownMemberID)
+		}
+		return errs
+	}
+	removed := false
+	for i, id := range memberIDs {
+		if id == "" && i < len(instanceIDs) && instanceIDs[i] != "" {
+			for mid, m := range g.members {
+				if m.instanceID == instanceIDs[i] {
+					id = mid
+				}
+			}
+		}
+		if g.members[id] == nil {
+			errs[i] = fmt.Errorf("%w: %q", ErrUnknownMemberID, id)
+			continue
+		}
+		c.removeMemberLocked(g, id, ErrUnknownMemberID)
+		removed = true
+		c.logger.Info("group member left", "group", g.name, "member", id)
+	}
+	var metas []metastore.GroupMeta
+	if removed {
+		now := c.cfg.Now()
+		switch {
+		case g.state == StateEmpty:
+			g.generation++
+			metas = c.snapshotsLocked([]*group{g})
+		case g.state == StatePreparingRebalance:
+			if c.allJoinedLocked(g) && !g.initialDelay {
+				if c.completeJoinLocked(g, now) {
+					metas = c.snapshotsLocked([]*group{g})
+				}
+			}
+		default:
+			c.prepareRebalanceLocked(g, now)
+		}
+	}
+	c.mu.Unlock()
+	c.persist(ctx, metas)
+	return errs
+}
+
+func cmpErr(err, fallback error) error {
+	if err != nil {
+		return err
+	}
+	return fallback
+}
+
+// CommitOffsets stores offsets for the group. A member commits for its
+// generation; a client outside the group (generation < 0, no member id)
+// may commit only while the group has no members.
+func (c *Coordinator) CommitOffsets(ctx context.Context, groupName, memberID string, generation int32, offsets []metastore.OffsetCommit) error {
+	c.mu.Lock()
+	var gen int32 = -1
+	var g *group
+	if generation < 0 && memberID == "" {
+		var err error
+		if g, err = c.groupLocked(ctx, groupName, true); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		if len(g.members) > 0 {
+			c.mu.Unlock()
+			return fmt.Errorf("%w: group %q has members; commit as one of them", ErrIllegalGeneration, groupName)
+		}
+	} else {
+		var m *member
+		var err error
+		if g, m, err = c.memberLocked(ctx, groupName, memberID, generation); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		// During PreparingRebalance the current generation may still commit,
+		// as Kafka allows: a member commits what it read before giving its
+		// partitions up. Between join and sync it has no assignment yet.
+		if g.state == StateCompletingRebalance {
+			c.mu.Unlock()
+			return ErrRebalanceInProgress
+		}
+		m.deadline = c.cfg.Now().Add(m.sessionTimeout)
+		gen = generation
+	}
+	var changed []metastore.OffsetCommit
+	for _, oc := range offsets {
+		if cur, ok := g.stored[partitionKey{oc.Topic, oc.Partition}]; !ok || cur != (storedOffset{oc.Offset, oc.LeaderEpoch, oc.Metadata}) {
+			changed = append(changed, oc)
+		}
+	}
+	c.mu.Unlock()
+	if len(changed) == 0 {
+		return nil
+	}
+	now := c.cfg.Now()
+	for i := range changed {
+		if changed[i].CommitTime.IsZero() {
+			changed[i].CommitTime = now
+		}
+	}
+	err := c.store.CommitOffsets(ctx, groupName, gen, changed)
+	c.mu.Lock()
+	if c.groups[groupName] == g {
+		for _, oc := range changed {
+			if err == nil {
+				g.stored[partitionKey{oc.Topic, oc.Partition}] = storedOffset{oc.Offset, oc.LeaderEpoch, oc.Metadata}
+			} else {
+				// Perhaps partly written: no longer known.
+				delete(g.stored, partitionKey{oc.Topic, oc.Partition})
+			}
+		}
+	}
+	c.mu.Unlock()
+	if errors.Is(err, metastore.ErrGenerationMismatch) {
+		return fmt.Errorf("%w: the stored generation moved on: %v", ErrIllegalGeneration, err)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
+	}
+	return nil
+}
+
+// FetchOffsets returns the group's committed offsets.
+func (c *Coordinator) FetchOffsets(ctx context.Context, groupName string) ([]metastore.OffsetCommit, error) {
+	if groupName == "" {
+		return nil, ErrInvalidGroupID
+	}
+	if !c.cfg.Owns(groupName) {
+		return nil, ErrNotCoordinator
+	}
+	offs, err := c.store.FetchOffsets(ctx, groupName)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
+	}
+	return offs, nil
+}
+
+// MemberDescription is a member as DescribeGroups reports it.
+type MemberDescription struct {
+	MemberID, InstanceID, ClientID, ClientHost string
+	Metadata, Assignment                       []byte
+}
+
+// Description is a group as DescribeGroups reports it.
+type Description struct {
+	Group, State, ProtocolType, Protocol string
+	Generation                           int32
+	Members                              []MemberDescription
+}
+
+// Describe returns the group's state and members; a group this coordinator
+// has never seen is Dead, as Kafka reports it.
+func (c *Coordinator) Describe(ctx context.Context, groupName string) (Description, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, err := c.groupLocked(ctx, groupName, false)
+	if err != nil {
+		return Description{}, err
+	}
+	if g == nil {
+		return Description{Group: groupName, State: StateDead}, nil
+	}
+	d := Description{Group: g.name, State: g.state, ProtocolType: g.protocolType, Protocol: g.protocol, Generation: g.generation}
+	for _, m := range g.members {
+		d.Members = append(d.Members, MemberDescription{
+			MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost,
+			Metadata: protocolMetadata(m, g.protocol), Assignment: m.assignment,
+		})
+	}
+	slices.SortFunc(d.Members, func(a, b MemberDescription) int {
+		switch {
+		case a.MemberID < b.MemberID:
+			return -1
+		case a.MemberID > b.MemberID:
+			return 1
+		}
+		return 0
+	})
+	return d, nil
+}
+
+// Summary is a group as ListGroups reports it.
+type Summary struct {
+	Group, ProtocolType, State string
+}
+
+// List returns the groups this broker coordinates: stored ones, and live
+// ones not stored yet. Each broker lists its own, as Kafka's do, so a
+// client asking every broker sees each group once.
+func (c *Coordinator) List(ctx context.Context) ([]Summary, error) {
+	stored, err := c.store.ListGroups(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[string]bool{}
+	var out []Summary
+	for name, g := range c.groups {
+		seen[name] = true
+		out = append(out, Summary{Group: name, ProtocolType: g.protocolType, State: g.state})
+	}
+	for _, m := range stored {
+		if seen[m.Group] || !c.cfg.Owns(m.Group) {
+			continue
+		}
+		state := m.State
+		if state == "" || len(m.Members) == 0 {
+			state = StateEmpty
+		}
+		out = append(out, Summary{Group: m.Group, ProtocolType: m.ProtocolType, State: state})
+	}
+	slices.SortFunc(out, func(a, b Summary) int {
+		switch {
+		case a.Group < b.Group:
+			return -1
+		case a.Group > b.Group:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// Delete removes an empty group and its offsets.
+func (c *Coordinator) Delete(ctx context.Context, groupName string) error {
+	c.mu.Lock()
+	g, err := c.groupLocked(ctx, groupName, false)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	if g != nil && len(g.members) > 0 {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: %q has %d members", ErrGroupNotEmpty, groupName, len(g.members))
+	}
+	c.mu.Unlock()
+	if g == nil {
+		// Not in memory and no meta stored: a group that only ever
+		// committed offsets still exists.
+		offs, err := c.store.FetchOffsets(ctx, groupName)
+		if err == nil && len(offs) == 0 {
+			return fmt.Errorf("%w: %q", ErrGroupIDNotFound, groupName)
+		}
+	}
+	if err := c.store.DeleteGroup(ctx, groupName); err != nil {
+		return fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
+	}
+	c.mu.Lock()
+	if cur := c.groups[groupName]; cur == g {
+		delete(c.groups, groupName)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// DeleteOffsets removes committed offsets of a topic's partitions. While the
+// group has members the offsets may be in use, so it is refused.
+func (c *Coordinator) DeleteOffsets(ctx context.Context, groupName, topic string, partitions []int32) error {
+	c.mu.Lock()
+	g, err := c.groupLocked(ctx, groupName, false)
+	if err == nil && g != nil && len(g.members) > 0 {
+		err = fmt.Errorf("%w: %q has members", ErrGroupSubscribedToTopic, groupName)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if g != nil {
+		for k := range g.stored {
+			if k.topic == topic && (len(partitions) == 0 || slices.Contains(partitions, k.partition)) {
+				delete(g.stored, k)
+			}
+		}
+	}
+	c.mu.Unlock()
+	if err := c.store.DeleteOffsets(ctx, groupName, topic, partitions); err != nil {
+		return fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
+	}
+	return nil
+}
+
+func (c *Coordinator) snapshotLocked(g *group) metastore.GroupMeta {
+	meta := metastore.GroupMeta{
+		Group: g.name, ProtocolType: g.protocolType, Protocol: g.protocol, Generation: g.generation,
+		Leader: g.leader, State: g.state, Revision: g.revision,
+	}
+	for _, m := range g.members {
+		meta.Members = append(meta.Members, metastore.GroupMember{
+			MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost,
+			SessionTimeoutMs:   int32(m.sessionTimeout / time.Millisecond),
+			RebalanceTimeoutMs: int32(m.rebalanceTimeout / time.Millisecond),
+			Protocols:          m.protocols, Assignment: m.assignment,
+		})
+	}
+	return meta
+}
+
+func (c *Coordinator) snapshotsLocked(gs []*group) []metastore.GroupMeta {
+	var out []metastore.GroupMeta
+	for _, g := range gs {
+		out = append(out, c.snapshotLocked(g))
+	}
+	return out
+}
+
+// putGroup writes a group's state, taking over from a stale writer (an old
+// coordinator) when the revision moved.
+func (c *Coordinator) putGroup(ctx context.Context, meta metastore.GroupMeta) (metastore.GroupMeta, error) {
+	stored, err := c.store.PutGroup(ctx, meta, meta.Revision)
+	if errors.Is(err, metastore.ErrConflict) {
+		c.logger.Info("group state was written by another coordinator; taking over", "group", meta.Group)
+		stored, err = c.store.PutGroup(ctx, meta, stored.Revision)
+	}
+	return stored, err
+}
+
+// persist writes group states taken under the lock, then records their
+// new revisions.
+func (c *Coordinator) persist(ctx context.Context, metas []metastore.GroupMeta) {
+	for _, meta := range metas {
+		stored, err := c.putGroup(ctx, meta)
+		if err != nil {
+			c.logger.Warn("cannot store group state", "group", meta.Group, "err", err)
+			continue
+		}
+		c.mu.Lock()
+		if g := c.groups[meta.Group]; g != nil && g.generation == meta.Generation {
+			g.revision = stored.Revision
+		}
+		c.mu.Unlock()
+	}
+}

@@ -1,0 +1,70 @@
+package broker
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/strata-broker/strata/broker/group"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// newGroupCoordinator reads the group settings (Kafka's keys) and builds the
+// coordinator for the groups this broker owns.
+func newGroupCoordinator(b *Broker) (*group.Coordinator, error) {
+	ms := func(key string, def time.Duration) (time.Duration, error) {
+		return settingMs(b.cfg.Settings, key, int64(def/time.Millisecond))
+	}
+	var cfg group.Config
+	var err error
+	// Zero is a valid delay (no wait for more members), which settingMs
+	// refuses.
+	if v := b.cfg.Settings["group.initial.rebalance.delay.ms"]; v != "0" {
+		if cfg.InitialRebalanceDelay, err = ms("group.initial.rebalance.delay.ms", group.DefaultInitialRebalanceDelay); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.MinSessionTimeout, err = ms("group.min.session.timeout.ms", group.DefaultMinSessionTimeout); err != nil {
+		return nil, err
+	}
+	if cfg.MaxSessionTimeout, err = ms("group.max.session.timeout.ms", group.DefaultMaxSessionTimeout); err != nil {
+		return nil, err
+	}
+	retention := group.DefaultOffsetsRetention
+	if v, ok := b.cfg.Settings["offsets.retention.minutes"]; ok {
+		n, perr := strconv.ParseInt(v, 10, 32)
+		if perr != nil || n < 1 {
+			return nil, fmt.Errorf("broker: setting offsets.retention.minutes=%q: must be a positive number of minutes: %w", v, ErrInvalidConfig)
+		}
+		retention = time.Duration(n) * time.Minute
+	}
+	cfg.OffsetsRetention = retention
+	cfg.Owns = func(name string) bool { return b.GroupCoordinator(name).NodeID == b.cfg.NodeID }
+	cfg.Now = b.now
+	cfg.Logger = b.logger.With("component", "groups")
+	return group.New(b.store, cfg), nil
+}
+
+// Groups is the coordinator of the consumer groups this broker owns.
+func (b *Broker) Groups() *group.Coordinator { return b.groups }
+
+// GroupCoordinator names the live broker that coordinates a group: the one
+// whose node id scores highest with the group's name (rendezvous hashing),
+// so every broker agrees from the same live set, and a broker leaving moves
+// only the groups it had. NodeID is -1 while no broker is known.
+func (b *Broker) GroupCoordinator(name string) metastore.BrokerInfo {
+	b.clusterMu.RLock()
+	defer b.clusterMu.RUnlock()
+	best, bestScore := metastore.BrokerInfo{NodeID: -1}, uint64(0)
+	for _, br := range b.brokers {
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		h.Write([]byte{0})
+		h.Write(strconv.AppendInt(nil, int64(br.NodeID), 10))
+		if s := h.Sum64(); best.NodeID < 0 || s > bestScore {
+			best, bestScore = br, s
+		}
+	}
+	return best
+}
