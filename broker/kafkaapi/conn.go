@@ -25,21 +25,23 @@ const keepBufferBytes = 1 << 20
 // request order, and an idempotent producer's batches must be appended in
 // the order they were sent.
 type conn struct {
-	s       *Server
-	nc      net.Conn
-	remote  string
-	r       *bufio.Reader
-	rbuf    []byte
-	wbuf    []byte
-	closing atomic.Bool
+	s          *Server
+	nc         net.Conn
+	remote     string
+	remoteHost string
+	r          *bufio.Reader
+	rbuf       []byte
+	wbuf       []byte
+	closing    atomic.Bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	return &conn{
-		s:      s,
-		nc:     nc,
-		remote: nc.RemoteAddr().String(),
-		r:      bufio.NewReaderSize(nc, 64<<10),
+		s:          s,
+		nc:         nc,
+		remote:     nc.RemoteAddr().String(),
+		remoteHost: hostOf(nc.RemoteAddr()),
+		r:          bufio.NewReaderSize(nc, 64<<10),
 	}
 }
 
@@ -56,6 +58,7 @@ type header struct {
 	version       int16
 	correlationID int32
 	clientID      string
+	remoteHost    string // the client's address, without the port
 }
 
 // protocolError closes the connection: the stream can no longer be trusted
@@ -226,6 +229,7 @@ func (c *conn) handleFrame(frame []byte) error {
 	if err != nil {
 		return err
 	}
+	h.remoteHost = c.remoteHost
 	start := time.Now()
 	name := kmsg.NameForKey(h.key)
 	var resp kmsg.Response
@@ -292,3 +296,13 @@ func (c *conn) writeResponse(h header, resp kmsg.Response) error {
 // writeTimeout bounds how long a response may wait on a client that does
 // not read.
 const writeTimeout = 60 * time.Second
+
+// hostOf is a connection's remote host, as Kafka reports a member's host
+// (with a leading slash, like Java's InetAddress.toString).
+func hostOf(a net.Addr) string {
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return "/" + host
+}

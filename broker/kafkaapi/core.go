@@ -28,6 +28,8 @@ type Core interface {
 	DescribeTopic(ctx context.Context, name string) (broker.TopicDescription, error)
 	AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validateOnly bool) ([]config.Entry, error)
 	CreatePartitions(ctx context.Context, topic string, count int32, assignments [][]int32, validateOnly bool) error
+	// GroupCoordinator names the broker coordinating a consumer group.
+	GroupCoordinator(group string) metastore.BrokerInfo
 }
 
 var _ Core = (*broker.Broker)(nil)

@@ -43,6 +43,33 @@ func (s *Server) dispatch(ctx context.Context, h header, req kmsg.Request) (kmsg
 	case *kmsg.DescribeClusterRequest:
 		return s.describeCluster(ctx, r), nil
 	}
+	if s.groups == nil {
+		return nil, protocolErrorf("%s is not served (client %q)", kmsg.NameForKey(h.key), h.clientID)
+	}
+	switch r := req.(type) {
+	case *kmsg.FindCoordinatorRequest:
+		return s.findCoordinator(ctx, r), nil
+	case *kmsg.JoinGroupRequest:
+		return s.joinGroup(ctx, h, r), nil
+	case *kmsg.SyncGroupRequest:
+		return s.syncGroup(ctx, r), nil
+	case *kmsg.HeartbeatRequest:
+		return s.heartbeat(ctx, r), nil
+	case *kmsg.LeaveGroupRequest:
+		return s.leaveGroup(ctx, r), nil
+	case *kmsg.OffsetCommitRequest:
+		return s.offsetCommit(ctx, r), nil
+	case *kmsg.OffsetFetchRequest:
+		return s.offsetFetch(ctx, r), nil
+	case *kmsg.DescribeGroupsRequest:
+		return s.describeGroups(ctx, r), nil
+	case *kmsg.ListGroupsRequest:
+		return s.listGroups(ctx, r), nil
+	case *kmsg.DeleteGroupsRequest:
+		return s.deleteGroups(ctx, r), nil
+	case *kmsg.OffsetDeleteRequest:
+		return s.offsetDelete(ctx, r), nil
+	}
 	return nil, protocolErrorf("%s is not served (client %q)", kmsg.NameForKey(h.key), h.clientID)
 }
 

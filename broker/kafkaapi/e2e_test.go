@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -362,4 +364,112 @@ func encodeBatch(t *testing.T, producerID int64, epoch int16, seq int32, values 
 		t.Fatal(err)
 	}
 	return out
+}
+
+// Two franz-go members of one group split a topic's partitions, commit what
+// they read, and a later member of the group resumes after the commits.
+func TestConsumerGroupWithFranzGo(t *testing.T) {
+	addr, _ := startBroker(t, map[string]string{"group.initial.rebalance.delay.ms": "0"})
+	ctx := ctxFor(t)
+	adm := kadm.NewClient(newClient(t, addr))
+	if _, err := adm.CreateTopic(ctx, 4, 1, nil, "clicks"); err != nil {
+		t.Fatal(err)
+	}
+	p := newClient(t, addr, kgo.DefaultProduceTopic("clicks"))
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := p.ProduceSync(ctx, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "%d", i)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(0, 40)
+
+	type assigned struct {
+		sync.Mutex
+		parts map[int]int32 // member → partitions held
+	}
+	held := &assigned{parts: map[int]int32{}}
+	member := func(i int) *kgo.Client {
+		return newClient(t, addr, kgo.ConsumerGroup("readers"), kgo.ConsumeTopics("clicks"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				held.Lock()
+				held.parts[i] += int32(len(m["clicks"]))
+				held.Unlock()
+			}),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				held.Lock()
+				held.parts[i] -= int32(len(m["clicks"]))
+				held.Unlock()
+			}))
+	}
+	a, b := member(0), member(1)
+	seen := map[string]bool{}
+	var mu sync.Mutex
+	poll := func(cl *kgo.Client) {
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		fs := cl.PollFetches(pctx)
+		mu.Lock()
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+		mu.Unlock()
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+			t.Errorf("commit: %v", err)
+		}
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		poll(a)
+		poll(b)
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		held.Lock()
+		split := held.parts[0] == 2 && held.parts[1] == 2
+		held.Unlock()
+		if n == 40 && split {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 45s: %d of 40 records read, partitions held %v", n, held.parts)
+		}
+	}
+	a.Close()
+	b.Close()
+
+	// Committed offsets add up to everything read.
+	offs, err := adm.FetchOffsets(ctx, "readers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int64(0)
+	offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+	if total != 40 {
+		t.Fatalf("committed offsets sum to %d, want 40", total)
+	}
+	described, err := adm.DescribeGroups(ctx, "readers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := described["readers"].State; st != "Empty" {
+		t.Fatalf("group state after both members left: %s, want Empty", st)
+	}
+
+	// A new member resumes after the commits: it sees only new records.
+	produce(40, 45)
+	c := member(2)
+	got := map[string]bool{}
+	for len(got) < 5 {
+		fs := c.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("resumed member read %d of 5 new records", len(got))
+		}
+		fs.EachRecord(func(r *kgo.Record) { got[string(r.Value)] = true })
+	}
+	for v := range got {
+		if n, _ := strconv.Atoi(v); n < 40 {
+			t.Fatalf("resumed member read old record %s again", v)
+		}
+	}
 }

@@ -61,6 +61,9 @@ func (nullCore) AlterTopicConfigs(context.Context, string, map[string]string, []
 	return nil, nil
 }
 func (nullCore) CreatePartitions(context.Context, string, int32, [][]int32, bool) error { return nil }
+func (nullCore) GroupCoordinator(string) metastore.BrokerInfo {
+	return metastore.BrokerInfo{NodeID: 1, KafkaAddr: "127.0.0.1:9092"}
+}
 
 // FuzzRequestFrames feeds arbitrary request frames (after the length
 // prefix) to the header parser, the request decoder and the dispatcher,

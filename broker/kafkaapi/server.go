@@ -33,6 +33,9 @@ type Config struct {
 	// AutoCreateTopics is auto.create.topics.enable: Metadata (and Produce
 	// via Metadata) creates a missing topic with the broker defaults.
 	AutoCreateTopics bool
+	// Groups coordinates the consumer groups this broker owns; nil means
+	// the group APIs are not served.
+	Groups Groups
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (connections.max.idle.ms); zero means 10 minutes, Kafka's default.
 	IdleTimeout time.Duration
@@ -43,6 +46,7 @@ type Config struct {
 // Server serves Kafka connections. Its zero value is not usable: use New.
 type Server struct {
 	core    Core
+	groups  Groups
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
@@ -73,6 +77,7 @@ func New(core Core, cfg Config) *Server {
 	}
 	return &Server{
 		core:     core,
+		groups:   cfg.Groups,
 		cfg:      cfg,
 		logger:   logger,
 		metrics:  newMetrics(cfg.Registerer),

@@ -34,6 +34,15 @@ var apis = []versionRange{
 	{key: 1, min: 4, max: 12}, // Fetch
 	{key: 2, min: 0, max: 6},  // ListOffsets (7 adds max-timestamp lookups)
 	{key: 3, min: 0, max: 12}, // Metadata
+	{key: 8, min: 0, max: 8},  // OffsetCommit (9+ is the new consumer protocol's)
+	{key: 9, min: 0, max: 7},  // OffsetFetch (8 batches groups)
+	{key: 10, min: 0, max: 4}, // FindCoordinator
+	{key: 11, min: 0, max: 9}, // JoinGroup
+	{key: 12, min: 0, max: 4}, // Heartbeat
+	{key: 13, min: 0, max: 5}, // LeaveGroup
+	{key: 14, min: 0, max: 5}, // SyncGroup
+	{key: 15, min: 0, max: 5}, // DescribeGroups
+	{key: 16, min: 0, max: 4}, // ListGroups
 	{key: 18, min: 0, max: 3}, // ApiVersions
 	{key: 19, min: 0, max: 7}, // CreateTopics
 	{key: 20, min: 0, max: 6}, // DeleteTopics
@@ -42,6 +51,8 @@ var apis = []versionRange{
 	{key: 32, min: 0, max: 4}, // DescribeConfigs
 	{key: 33, min: 0, max: 2}, // AlterConfigs
 	{key: 37, min: 0, max: 3}, // CreatePartitions
+	{key: 42, min: 0, max: 2}, // DeleteGroups
+	{key: 47, min: 0, max: 0}, // OffsetDelete
 	{key: 44, min: 0, max: 1}, // IncrementalAlterConfigs
 	{key: 60, min: 0, max: 1}, // DescribeCluster
 }

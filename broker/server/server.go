@@ -248,6 +248,7 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	ks := kafkaapi.New(b, kafkaapi.Config{
 		NodeID:           cfg.NodeID,
 		AutoCreateTopics: autoCreate,
+		Groups:           b.Groups(),
 		MaxRequestBytes:  maxRequest,
 		Logger:           logger.With("component", "kafka"),
 		Registerer:       reg,
