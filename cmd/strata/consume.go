@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -78,6 +79,34 @@ type consumeFlags struct {
 	exitAtEnd     bool
 	print         printOptions
 	keySep        string
+	// Consumer group: --group, --commit-interval (0: commit on exit only),
+	// --no-commit.
+	group          string
+	commitInterval time.Duration
+	noCommit       bool
+}
+
+// groupOptions turns the flags into options of a group consumer of topic.
+func (f *consumeFlags) groupOptions(topic string) (client.GroupConsumerOptions, error) {
+	opts := client.GroupConsumerOptions{Group: f.group, Topic: topic, ClientID: "strata-consume", Start: client.StartLatest}
+	if f.fromBeginning {
+		opts.Start = client.StartEarliest
+	}
+	switch {
+	case f.partition >= 0 || f.offset != "":
+		return opts, errors.New("--group assigns the partitions: --partition and --offset exclude it")
+	case f.exitAtEnd:
+		return opts, errors.New("--exit-at-end and --group exclude each other")
+	case f.maxMessages < 0:
+		return opts, errors.New("--max-messages must not be negative")
+	case f.commitInterval < 0:
+		return opts, errors.New("--commit-interval must not be negative")
+	}
+	opts.AutoCommitInterval = f.commitInterval
+	if f.noCommit || f.commitInterval == 0 {
+		opts.AutoCommitInterval = -1 // committed at exit, or never
+	}
+	return opts, nil
 }
 
 // consumerOptions turns the flags into options for topic.
@@ -120,7 +149,13 @@ func newConsumeCmd() *cobra.Command {
 It starts at the end of each partition (only new records) unless
 --from-beginning or --partition with --offset says otherwise, and follows the
 topic until --max-messages records were printed or it is interrupted (SIGINT);
---exit-at-end stops at the end of the partitions instead.`,
+--exit-at-end stops at the end of the partitions instead.
+
+With --group it consumes as a member of that consumer group: the broker
+assigns it a share of the partitions, it resumes each from the group's
+committed offset (--from-beginning applies to partitions without one), and it
+commits what it printed every --commit-interval and on exit (0: on exit only;
+--no-commit: never).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sep, err := unescape(f.keySep)
@@ -128,6 +163,9 @@ topic until --max-messages records were printed or it is interrupted (SIGINT);
 				return fmt.Errorf("--key-separator: %w", err)
 			}
 			f.print.sep = sep
+			if f.group != "" {
+				return consumeGroup(cmd, &cf, &f, args[0])
+			}
 			opts, err := f.consumerOptions(args[0])
 			if err != nil {
 				return err
@@ -160,6 +198,9 @@ topic until --max-messages records were printed or it is interrupted (SIGINT);
 	fs.BoolVar(&f.print.partition, "print-partition", false, "print each record's partition")
 	fs.BoolVar(&f.print.timestamp, "print-timestamp", false, "print each record's timestamp")
 	fs.StringVar(&f.keySep, "key-separator", `\t`, "separator between printed fields (escapes like \\t are interpreted)")
+	fs.StringVar(&f.group, "group", "", "consume as a member of this consumer group, from its committed offsets")
+	fs.DurationVar(&f.commitInterval, "commit-interval", client.DefaultAutoCommitInterval, "with --group: how often to commit the printed records' offsets (0: only on exit)")
+	fs.BoolVar(&f.noCommit, "no-commit", false, "with --group: never commit offsets")
 	return cmd
 }
 
@@ -190,4 +231,57 @@ func consumeRecords(ctx context.Context, cons *client.Consumer, out io.Writer, m
 		}
 	}
 	return n, nil
+}
+
+// consumeGroup runs consume with --group.
+func consumeGroup(cmd *cobra.Command, cf *clientFlags, f *consumeFlags, topic string) error {
+	opts, err := f.groupOptions(topic)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	c, err := cf.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	gc, err := client.NewGroupConsumer(c, opts)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(cmd.OutOrStdout(), 256<<10)
+	var n int64
+	for f.maxMessages == 0 || n < f.maxMessages {
+		limit := 0
+		if f.maxMessages > 0 {
+			limit = int(f.maxMessages - n)
+		}
+		recs, perr := gc.PollRecords(ctx, limit)
+		if perr != nil {
+			if ctx.Err() == nil {
+				err = perr
+			}
+			break
+		}
+		for i := range recs {
+			writeRecord(w, &recs[i], f.print)
+			n++
+		}
+		if err = w.Flush(); err != nil {
+			break
+		}
+	}
+	if werr := w.Flush(); err == nil {
+		err = werr
+	}
+	if f.commitInterval == 0 && !f.noCommit && err == nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = gc.Commit(cctx)
+		cancel()
+	}
+	if cerr := gc.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("commit on exit: %w", cerr)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "Processed a total of %d messages\n", n)
+	return err
 }

@@ -59,6 +59,7 @@ $STRATA_BOOTSTRAP_SERVER).`,
 		newTopicsCmd(),
 		newProduceCmd(),
 		newConsumeCmd(),
+		newGroupsCmd(),
 		newBenchCmd(),
 		newTestenvCmd(),
 	)

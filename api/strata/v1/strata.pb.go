@@ -2430,6 +2430,1128 @@ func (x *ReplicaFetchResponse) GetPartitions() []*ReplicaFetchPartitionResult {
 	return nil
 }
 
+type FindCoordinatorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindCoordinatorRequest) Reset() {
+	*x = FindCoordinatorRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindCoordinatorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindCoordinatorRequest) ProtoMessage() {}
+
+func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
+func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *FindCoordinatorRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type FindCoordinatorResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coordinating broker.
+	Coordinator   *BrokerInfo `protobuf:"bytes,1,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindCoordinatorResponse) Reset() {
+	*x = FindCoordinatorResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindCoordinatorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindCoordinatorResponse) ProtoMessage() {}
+
+func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
+func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *FindCoordinatorResponse) GetCoordinator() *BrokerInfo {
+	if x != nil {
+		return x.Coordinator
+	}
+	return nil
+}
+
+type ConsumeGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First message only: the group, the topics the member consumes, its
+	// client id and session timeout (default 10 s; the broker bounds it with
+	// group.min.session.timeout.ms and group.max.session.timeout.ms).
+	Group            string   `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Topics           []string `protobuf:"bytes,2,rep,name=topics,proto3" json:"topics,omitempty"`
+	ClientId         string   `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	SessionTimeoutMs int32    `protobuf:"varint,4,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
+	// Later messages are heartbeats; they may acknowledge the generation the
+	// client consumes.
+	AckGeneration int32 `protobuf:"varint,5,opt,name=ack_generation,json=ackGeneration,proto3" json:"ack_generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeGroupRequest) Reset() {
+	*x = ConsumeGroupRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeGroupRequest) ProtoMessage() {}
+
+func (x *ConsumeGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeGroupRequest.ProtoReflect.Descriptor instead.
+func (*ConsumeGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ConsumeGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ConsumeGroupRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *ConsumeGroupRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ConsumeGroupRequest) GetSessionTimeoutMs() int32 {
+	if x != nil {
+		return x.SessionTimeoutMs
+	}
+	return 0
+}
+
+func (x *ConsumeGroupRequest) GetAckGeneration() int32 {
+	if x != nil {
+		return x.AckGeneration
+	}
+	return 0
+}
+
+// TopicPartitions names partitions of one topic.
+type TopicPartitions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partitions    []int32                `protobuf:"varint,2,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicPartitions) Reset() {
+	*x = TopicPartitions{}
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicPartitions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicPartitions) ProtoMessage() {}
+
+func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
+func (*TopicPartitions) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *TopicPartitions) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TopicPartitions) GetPartitions() []int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type ConsumeGroupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member's partitions in this generation; commits name the
+	// generation and member id.
+	Generation int32              `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	MemberId   string             `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Partitions []*TopicPartitions `protobuf:"bytes,3,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// The member that led this generation (whose broker assigned it).
+	LeaderId      string `protobuf:"bytes,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeGroupResponse) Reset() {
+	*x = ConsumeGroupResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeGroupResponse) ProtoMessage() {}
+
+func (x *ConsumeGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeGroupResponse.ProtoReflect.Descriptor instead.
+func (*ConsumeGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ConsumeGroupResponse) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *ConsumeGroupResponse) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ConsumeGroupResponse) GetPartitions() []*TopicPartitions {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *ConsumeGroupResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+type GroupOffset struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The next offset to consume.
+	Offset      int64  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	LeaderEpoch int32  `protobuf:"varint,4,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	Metadata    string `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// Milliseconds since the epoch; set by the broker.
+	CommitTimeMs  int64 `protobuf:"varint,6,opt,name=commit_time_ms,json=commitTimeMs,proto3" json:"commit_time_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupOffset) Reset() {
+	*x = GroupOffset{}
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupOffset) ProtoMessage() {}
+
+func (x *GroupOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupOffset.ProtoReflect.Descriptor instead.
+func (*GroupOffset) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *GroupOffset) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *GroupOffset) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *GroupOffset) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GroupOffset) GetLeaderEpoch() int32 {
+	if x != nil {
+		return x.LeaderEpoch
+	}
+	return 0
+}
+
+func (x *GroupOffset) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+func (x *GroupOffset) GetCommitTimeMs() int64 {
+	if x != nil {
+		return x.CommitTimeMs
+	}
+	return 0
+}
+
+type CommitOffsetsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Generation    int32                  `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	Offsets       []*GroupOffset         `protobuf:"bytes,4,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetsRequest) Reset() {
+	*x = CommitOffsetsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetsRequest) ProtoMessage() {}
+
+func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CommitOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *CommitOffsetsRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *CommitOffsetsRequest) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *CommitOffsetsRequest) GetOffsets() []*GroupOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type CommitOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetsResponse) Reset() {
+	*x = CommitOffsetsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetsResponse) ProtoMessage() {}
+
+func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
+}
+
+type FetchOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Only these topics' offsets; all when empty.
+	Topics        []string `protobuf:"bytes,2,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchOffsetsRequest) Reset() {
+	*x = FetchOffsetsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchOffsetsRequest) ProtoMessage() {}
+
+func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *FetchOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *FetchOffsetsRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+type FetchOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offsets       []*GroupOffset         `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchOffsetsResponse) Reset() {
+	*x = FetchOffsetsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchOffsetsResponse) ProtoMessage() {}
+
+func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *FetchOffsetsResponse) GetOffsets() []*GroupOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type ListGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsRequest) Reset() {
+	*x = ListGroupsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsRequest) ProtoMessage() {}
+
+func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
+}
+
+type GroupSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	ProtocolType  string                 `protobuf:"bytes,2,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
+	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Coordinator   int32                  `protobuf:"varint,4,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSummary) Reset() {
+	*x = GroupSummary{}
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSummary) ProtoMessage() {}
+
+func (x *GroupSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
+func (*GroupSummary) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *GroupSummary) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupSummary) GetProtocolType() string {
+	if x != nil {
+		return x.ProtocolType
+	}
+	return ""
+}
+
+func (x *GroupSummary) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GroupSummary) GetCoordinator() int32 {
+	if x != nil {
+		return x.Coordinator
+	}
+	return 0
+}
+
+type ListGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*GroupSummary        `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsResponse) Reset() {
+	*x = ListGroupsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsResponse) ProtoMessage() {}
+
+func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type DescribeGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupRequest) Reset() {
+	*x = DescribeGroupRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupRequest) ProtoMessage() {}
+
+func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
+func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *DescribeGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type GroupMember struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	MemberId   string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	InstanceId string                 `protobuf:"bytes,2,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	ClientId   string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientHost string                 `protobuf:"bytes,4,opt,name=client_host,json=clientHost,proto3" json:"client_host,omitempty"`
+	// Decoded from the assignment of consumer protocol groups (Kafka
+	// consumers' "consumer" and Strata's "strata").
+	Assignment    []*TopicPartitions `protobuf:"bytes,5,rep,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMember) Reset() {
+	*x = GroupMember{}
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMember) ProtoMessage() {}
+
+func (x *GroupMember) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
+func (*GroupMember) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *GroupMember) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetClientHost() string {
+	if x != nil {
+		return x.ClientHost
+	}
+	return ""
+}
+
+func (x *GroupMember) GetAssignment() []*TopicPartitions {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type DescribeGroupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Empty, PreparingRebalance, CompletingRebalance, Stable, or Dead for a
+	// group the coordinator does not know.
+	State         string         `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	ProtocolType  string         `protobuf:"bytes,3,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
+	Protocol      string         `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Generation    int32          `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	Members       []*GroupMember `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	Coordinator   int32          `protobuf:"varint,7,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupResponse) Reset() {
+	*x = DescribeGroupResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupResponse) ProtoMessage() {}
+
+func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
+func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *DescribeGroupResponse) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetProtocolType() string {
+	if x != nil {
+		return x.ProtocolType
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *DescribeGroupResponse) GetMembers() []*GroupMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *DescribeGroupResponse) GetCoordinator() int32 {
+	if x != nil {
+		return x.Coordinator
+	}
+	return 0
+}
+
+type DeleteGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupRequest) Reset() {
+	*x = DeleteGroupRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupRequest) ProtoMessage() {}
+
+func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *DeleteGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type DeleteGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupResponse) Reset() {
+	*x = DeleteGroupResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupResponse) ProtoMessage() {}
+
+func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
+func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
+}
+
+type ResetOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Topic string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The new offset of each partition to reset.
+	Offsets       []*GroupOffset `protobuf:"bytes,3,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetOffsetsRequest) Reset() {
+	*x = ResetOffsetsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetOffsetsRequest) ProtoMessage() {}
+
+func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ResetOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ResetOffsetsRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ResetOffsetsRequest) GetOffsets() []*GroupOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type ResetOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetOffsetsResponse) Reset() {
+	*x = ResetOffsetsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetOffsetsResponse) ProtoMessage() {}
+
+func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -2628,11 +3750,93 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x14ReplicaFetchResponse\x12F\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2&.strata.v1.ReplicaFetchPartitionResultR\n" +
-	"partitions*4\n" +
+	"partitions\".\n" +
+	"\x16FindCoordinatorRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"R\n" +
+	"\x17FindCoordinatorResponse\x127\n" +
+	"\vcoordinator\x18\x01 \x01(\v2\x15.strata.v1.BrokerInfoR\vcoordinator\"\xb5\x01\n" +
+	"\x13ConsumeGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
+	"\x06topics\x18\x02 \x03(\tR\x06topics\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12,\n" +
+	"\x12session_timeout_ms\x18\x04 \x01(\x05R\x10sessionTimeoutMs\x12%\n" +
+	"\x0eack_generation\x18\x05 \x01(\x05R\rackGeneration\"G\n" +
+	"\x0fTopicPartitions\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\x05R\n" +
+	"partitions\"\xac\x01\n" +
+	"\x14ConsumeGroupResponse\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x05R\n" +
+	"generation\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12:\n" +
+	"\n" +
+	"partitions\x18\x03 \x03(\v2\x1a.strata.v1.TopicPartitionsR\n" +
+	"partitions\x12\x1b\n" +
+	"\tleader_id\x18\x04 \x01(\tR\bleaderId\"\xbe\x01\n" +
+	"\vGroupOffset\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12!\n" +
+	"\fleader_epoch\x18\x04 \x01(\x05R\vleaderEpoch\x12\x1a\n" +
+	"\bmetadata\x18\x05 \x01(\tR\bmetadata\x12$\n" +
+	"\x0ecommit_time_ms\x18\x06 \x01(\x03R\fcommitTimeMs\"\x9b\x01\n" +
+	"\x14CommitOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x03 \x01(\x05R\n" +
+	"generation\x120\n" +
+	"\aoffsets\x18\x04 \x03(\v2\x16.strata.v1.GroupOffsetR\aoffsets\"\x17\n" +
+	"\x15CommitOffsetsResponse\"C\n" +
+	"\x13FetchOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
+	"\x06topics\x18\x02 \x03(\tR\x06topics\"H\n" +
+	"\x14FetchOffsetsResponse\x120\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x16.strata.v1.GroupOffsetR\aoffsets\"\x13\n" +
+	"\x11ListGroupsRequest\"\x81\x01\n" +
+	"\fGroupSummary\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12#\n" +
+	"\rprotocol_type\x18\x02 \x01(\tR\fprotocolType\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12 \n" +
+	"\vcoordinator\x18\x04 \x01(\x05R\vcoordinator\"E\n" +
+	"\x12ListGroupsResponse\x12/\n" +
+	"\x06groups\x18\x01 \x03(\v2\x17.strata.v1.GroupSummaryR\x06groups\",\n" +
+	"\x14DescribeGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xc5\x01\n" +
+	"\vGroupMember\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1f\n" +
+	"\vinstance_id\x18\x02 \x01(\tR\n" +
+	"instanceId\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_host\x18\x04 \x01(\tR\n" +
+	"clientHost\x12:\n" +
+	"\n" +
+	"assignment\x18\x05 \x03(\v2\x1a.strata.v1.TopicPartitionsR\n" +
+	"assignment\"\xf8\x01\n" +
+	"\x15DescribeGroupResponse\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12#\n" +
+	"\rprotocol_type\x18\x03 \x01(\tR\fprotocolType\x12\x1a\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x05 \x01(\x05R\n" +
+	"generation\x120\n" +
+	"\amembers\x18\x06 \x03(\v2\x16.strata.v1.GroupMemberR\amembers\x12 \n" +
+	"\vcoordinator\x18\a \x01(\x05R\vcoordinator\"*\n" +
+	"\x12DeleteGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\x15\n" +
+	"\x13DeleteGroupResponse\"s\n" +
+	"\x13ResetOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x120\n" +
+	"\aoffsets\x18\x03 \x03(\v2\x16.strata.v1.GroupOffsetR\aoffsets\"\x16\n" +
+	"\x14ResetOffsetsResponse*4\n" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_LEADER\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\f\n" +
-	"\bACKS_ALL\x10\x022\xf8\x05\n" +
+	"\bACKS_ALL\x10\x022\x8a\v\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -2644,7 +3848,16 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\x12B\n" +
 	"\vFetchStream\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse0\x01\x12L\n" +
 	"\vListOffsets\x12\x1d.strata.v1.ListOffsetsRequest\x1a\x1e.strata.v1.ListOffsetsResponse\x12C\n" +
-	"\bMetadata\x12\x1a.strata.v1.MetadataRequest\x1a\x1b.strata.v1.MetadataResponse2^\n" +
+	"\bMetadata\x12\x1a.strata.v1.MetadataRequest\x1a\x1b.strata.v1.MetadataResponse\x12X\n" +
+	"\x0fFindCoordinator\x12!.strata.v1.FindCoordinatorRequest\x1a\".strata.v1.FindCoordinatorResponse\x12S\n" +
+	"\fConsumeGroup\x12\x1e.strata.v1.ConsumeGroupRequest\x1a\x1f.strata.v1.ConsumeGroupResponse(\x010\x01\x12R\n" +
+	"\rCommitOffsets\x12\x1f.strata.v1.CommitOffsetsRequest\x1a .strata.v1.CommitOffsetsResponse\x12O\n" +
+	"\fFetchOffsets\x12\x1e.strata.v1.FetchOffsetsRequest\x1a\x1f.strata.v1.FetchOffsetsResponse\x12I\n" +
+	"\n" +
+	"ListGroups\x12\x1c.strata.v1.ListGroupsRequest\x1a\x1d.strata.v1.ListGroupsResponse\x12R\n" +
+	"\rDescribeGroup\x12\x1f.strata.v1.DescribeGroupRequest\x1a .strata.v1.DescribeGroupResponse\x12L\n" +
+	"\vDeleteGroup\x12\x1d.strata.v1.DeleteGroupRequest\x1a\x1e.strata.v1.DeleteGroupResponse\x12O\n" +
+	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse2^\n" +
 	"\vReplication\x12O\n" +
 	"\fReplicaFetch\x12\x1e.strata.v1.ReplicaFetchRequest\x1a\x1f.strata.v1.ReplicaFetchResponseB8Z6github.com/strata-broker/strata/api/strata/v1;stratav1b\x06proto3"
 
@@ -2661,7 +3874,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Acks)(0),                           // 0: strata.v1.Acks
 	(*Header)(nil),                      // 1: strata.v1.Header
@@ -2702,18 +3915,38 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*EpochEndOffset)(nil),              // 36: strata.v1.EpochEndOffset
 	(*ReplicaFetchPartitionResult)(nil), // 37: strata.v1.ReplicaFetchPartitionResult
 	(*ReplicaFetchResponse)(nil),        // 38: strata.v1.ReplicaFetchResponse
-	nil,                                 // 39: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                 // 40: strata.v1.AlterTopicConfigsRequest.SetEntry
+	(*FindCoordinatorRequest)(nil),      // 39: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),     // 40: strata.v1.FindCoordinatorResponse
+	(*ConsumeGroupRequest)(nil),         // 41: strata.v1.ConsumeGroupRequest
+	(*TopicPartitions)(nil),             // 42: strata.v1.TopicPartitions
+	(*ConsumeGroupResponse)(nil),        // 43: strata.v1.ConsumeGroupResponse
+	(*GroupOffset)(nil),                 // 44: strata.v1.GroupOffset
+	(*CommitOffsetsRequest)(nil),        // 45: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),       // 46: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),         // 47: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),        // 48: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),           // 49: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                // 50: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),          // 51: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),        // 52: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                 // 53: strata.v1.GroupMember
+	(*DescribeGroupResponse)(nil),       // 54: strata.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),          // 55: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),         // 56: strata.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),         // 57: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),        // 58: strata.v1.ResetOffsetsResponse
+	nil,                                 // 59: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                 // 60: strata.v1.AlterTopicConfigsRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	1,  // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	39, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	59, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	14, // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	11, // 3: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	14, // 4: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	3,  // 5: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
 	4,  // 6: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	40, // 7: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	60, // 7: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
 	4,  // 8: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
 	0,  // 9: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
 	18, // 10: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
@@ -2735,33 +3968,57 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	36, // 26: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
 	19, // 27: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
 	37, // 28: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
-	5,  // 29: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	7,  // 30: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	9,  // 31: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	12, // 32: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	15, // 33: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	17, // 34: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	23, // 35: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	23, // 36: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	27, // 37: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	31, // 38: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	35, // 39: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	6,  // 40: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	8,  // 41: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	10, // 42: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	13, // 43: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	16, // 44: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	21, // 45: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	25, // 46: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	25, // 47: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	29, // 48: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	33, // 49: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	38, // 50: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	40, // [40:51] is the sub-list for method output_type
-	29, // [29:40] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	30, // 29: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
+	42, // 30: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
+	44, // 31: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	44, // 32: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
+	50, // 33: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	42, // 34: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	53, // 35: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	44, // 36: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	5,  // 37: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	7,  // 38: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	9,  // 39: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	12, // 40: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	15, // 41: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	17, // 42: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	23, // 43: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	23, // 44: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	27, // 45: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	31, // 46: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	39, // 47: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	41, // 48: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	45, // 49: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	47, // 50: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	49, // 51: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	52, // 52: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	55, // 53: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	57, // 54: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	35, // 55: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	6,  // 56: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	8,  // 57: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	10, // 58: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	13, // 59: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	16, // 60: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	21, // 61: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	25, // 62: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	25, // 63: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	29, // 64: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	33, // 65: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	40, // 66: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	43, // 67: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	46, // 68: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	48, // 69: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	51, // 70: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	54, // 71: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	56, // 72: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	58, // 73: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	38, // 74: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	56, // [56:75] is the sub-list for method output_type
+	37, // [37:56] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -2775,7 +4032,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   40,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

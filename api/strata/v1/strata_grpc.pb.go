@@ -37,6 +37,14 @@ const (
 	Strata_FetchStream_FullMethodName       = "/strata.v1.Strata/FetchStream"
 	Strata_ListOffsets_FullMethodName       = "/strata.v1.Strata/ListOffsets"
 	Strata_Metadata_FullMethodName          = "/strata.v1.Strata/Metadata"
+	Strata_FindCoordinator_FullMethodName   = "/strata.v1.Strata/FindCoordinator"
+	Strata_ConsumeGroup_FullMethodName      = "/strata.v1.Strata/ConsumeGroup"
+	Strata_CommitOffsets_FullMethodName     = "/strata.v1.Strata/CommitOffsets"
+	Strata_FetchOffsets_FullMethodName      = "/strata.v1.Strata/FetchOffsets"
+	Strata_ListGroups_FullMethodName        = "/strata.v1.Strata/ListGroups"
+	Strata_DescribeGroup_FullMethodName     = "/strata.v1.Strata/DescribeGroup"
+	Strata_DeleteGroup_FullMethodName       = "/strata.v1.Strata/DeleteGroup"
+	Strata_ResetOffsets_FullMethodName      = "/strata.v1.Strata/ResetOffsets"
 )
 
 // StrataClient is the client API for Strata service.
@@ -65,6 +73,43 @@ type StrataClient interface {
 	// when none is named), each partition's leader, replicas and ISR. Clients
 	// send produce and fetch to the partition's leader.
 	Metadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error)
+	// Consumer groups. Group calls go to the group's coordinator, which
+	// FindCoordinator names (any broker answers it). Another broker answers
+	// UNAVAILABLE with a PartitionError detail whose reason is NOT_COORDINATOR:
+	// the client finds the coordinator again. Failures of group calls carry a
+	// PartitionError status detail with Kafka's name for the error
+	// (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, ...).
+	FindCoordinator(ctx context.Context, in *FindCoordinatorRequest, opts ...grpc.CallOption) (*FindCoordinatorResponse, error)
+	// ConsumeGroup makes the caller a member of a consumer group for as long
+	// as the stream lives. The client's first message names the group and the
+	// subscribed topics; later messages are heartbeats (a stream without one
+	// for a session timeout is ended). The broker joins the group on the
+	// member's behalf (protocol type "strata", assignor "range"), assigns the
+	// partitions of every member's topics when its member leads the group
+	// (server-side assignment), keeps the membership alive, and sends an
+	// Assignment whenever the member's partitions change (each rebalance sends
+	// one, with the new generation, which commits name). Ending the stream
+	// leaves the group.
+	ConsumeGroup(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConsumeGroupRequest, ConsumeGroupResponse], error)
+	// CommitOffsets stores a group member's positions, fenced by its
+	// generation; without member_id (generation -1) only while the group has
+	// no members.
+	CommitOffsets(ctx context.Context, in *CommitOffsetsRequest, opts ...grpc.CallOption) (*CommitOffsetsResponse, error)
+	// FetchOffsets returns a group's committed offsets.
+	FetchOffsets(ctx context.Context, in *FetchOffsetsRequest, opts ...grpc.CallOption) (*FetchOffsetsResponse, error)
+	// ListGroups lists the groups the answering broker coordinates: ask every
+	// broker for all of them.
+	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
+	// DescribeGroup returns a group's state and members with their assigned
+	// partitions.
+	DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error)
+	// DeleteGroup deletes a group without members and its offsets.
+	DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error)
+	// ResetOffsets sets a group's committed offsets of one topic, as Kafka's
+	// AlterConsumerGroupOffsets does: refused (FAILED_PRECONDITION) while the
+	// group has members. The client resolves earliest, latest or a time to
+	// offsets first (ListOffsets).
+	ResetOffsets(ctx context.Context, in *ResetOffsetsRequest, opts ...grpc.CallOption) (*ResetOffsetsResponse, error)
 }
 
 type strataClient struct {
@@ -184,6 +229,89 @@ func (c *strataClient) Metadata(ctx context.Context, in *MetadataRequest, opts .
 	return out, nil
 }
 
+func (c *strataClient) FindCoordinator(ctx context.Context, in *FindCoordinatorRequest, opts ...grpc.CallOption) (*FindCoordinatorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FindCoordinatorResponse)
+	err := c.cc.Invoke(ctx, Strata_FindCoordinator_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ConsumeGroup(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConsumeGroupRequest, ConsumeGroupResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Strata_ServiceDesc.Streams[1], Strata_ConsumeGroup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ConsumeGroupRequest, ConsumeGroupResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Strata_ConsumeGroupClient = grpc.BidiStreamingClient[ConsumeGroupRequest, ConsumeGroupResponse]
+
+func (c *strataClient) CommitOffsets(ctx context.Context, in *CommitOffsetsRequest, opts ...grpc.CallOption) (*CommitOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitOffsetsResponse)
+	err := c.cc.Invoke(ctx, Strata_CommitOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) FetchOffsets(ctx context.Context, in *FetchOffsetsRequest, opts ...grpc.CallOption) (*FetchOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FetchOffsetsResponse)
+	err := c.cc.Invoke(ctx, Strata_FetchOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListGroupsResponse)
+	err := c.cc.Invoke(ctx, Strata_ListGroups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeGroupResponse)
+	err := c.cc.Invoke(ctx, Strata_DescribeGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteGroupResponse)
+	err := c.cc.Invoke(ctx, Strata_DeleteGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ResetOffsets(ctx context.Context, in *ResetOffsetsRequest, opts ...grpc.CallOption) (*ResetOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetOffsetsResponse)
+	err := c.cc.Invoke(ctx, Strata_ResetOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -210,6 +338,43 @@ type StrataServer interface {
 	// when none is named), each partition's leader, replicas and ISR. Clients
 	// send produce and fetch to the partition's leader.
 	Metadata(context.Context, *MetadataRequest) (*MetadataResponse, error)
+	// Consumer groups. Group calls go to the group's coordinator, which
+	// FindCoordinator names (any broker answers it). Another broker answers
+	// UNAVAILABLE with a PartitionError detail whose reason is NOT_COORDINATOR:
+	// the client finds the coordinator again. Failures of group calls carry a
+	// PartitionError status detail with Kafka's name for the error
+	// (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, ...).
+	FindCoordinator(context.Context, *FindCoordinatorRequest) (*FindCoordinatorResponse, error)
+	// ConsumeGroup makes the caller a member of a consumer group for as long
+	// as the stream lives. The client's first message names the group and the
+	// subscribed topics; later messages are heartbeats (a stream without one
+	// for a session timeout is ended). The broker joins the group on the
+	// member's behalf (protocol type "strata", assignor "range"), assigns the
+	// partitions of every member's topics when its member leads the group
+	// (server-side assignment), keeps the membership alive, and sends an
+	// Assignment whenever the member's partitions change (each rebalance sends
+	// one, with the new generation, which commits name). Ending the stream
+	// leaves the group.
+	ConsumeGroup(grpc.BidiStreamingServer[ConsumeGroupRequest, ConsumeGroupResponse]) error
+	// CommitOffsets stores a group member's positions, fenced by its
+	// generation; without member_id (generation -1) only while the group has
+	// no members.
+	CommitOffsets(context.Context, *CommitOffsetsRequest) (*CommitOffsetsResponse, error)
+	// FetchOffsets returns a group's committed offsets.
+	FetchOffsets(context.Context, *FetchOffsetsRequest) (*FetchOffsetsResponse, error)
+	// ListGroups lists the groups the answering broker coordinates: ask every
+	// broker for all of them.
+	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
+	// DescribeGroup returns a group's state and members with their assigned
+	// partitions.
+	DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error)
+	// DeleteGroup deletes a group without members and its offsets.
+	DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error)
+	// ResetOffsets sets a group's committed offsets of one topic, as Kafka's
+	// AlterConsumerGroupOffsets does: refused (FAILED_PRECONDITION) while the
+	// group has members. The client resolves earliest, latest or a time to
+	// offsets first (ListOffsets).
+	ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -249,6 +414,30 @@ func (UnimplementedStrataServer) ListOffsets(context.Context, *ListOffsetsReques
 }
 func (UnimplementedStrataServer) Metadata(context.Context, *MetadataRequest) (*MetadataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Metadata not implemented")
+}
+func (UnimplementedStrataServer) FindCoordinator(context.Context, *FindCoordinatorRequest) (*FindCoordinatorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FindCoordinator not implemented")
+}
+func (UnimplementedStrataServer) ConsumeGroup(grpc.BidiStreamingServer[ConsumeGroupRequest, ConsumeGroupResponse]) error {
+	return status.Error(codes.Unimplemented, "method ConsumeGroup not implemented")
+}
+func (UnimplementedStrataServer) CommitOffsets(context.Context, *CommitOffsetsRequest) (*CommitOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CommitOffsets not implemented")
+}
+func (UnimplementedStrataServer) FetchOffsets(context.Context, *FetchOffsetsRequest) (*FetchOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FetchOffsets not implemented")
+}
+func (UnimplementedStrataServer) ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListGroups not implemented")
+}
+func (UnimplementedStrataServer) DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeGroup not implemented")
+}
+func (UnimplementedStrataServer) DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteGroup not implemented")
+}
+func (UnimplementedStrataServer) ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetOffsets not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -444,6 +633,139 @@ func _Strata_Metadata_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_FindCoordinator_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FindCoordinatorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).FindCoordinator(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_FindCoordinator_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).FindCoordinator(ctx, req.(*FindCoordinatorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ConsumeGroup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(StrataServer).ConsumeGroup(&grpc.GenericServerStream[ConsumeGroupRequest, ConsumeGroupResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Strata_ConsumeGroupServer = grpc.BidiStreamingServer[ConsumeGroupRequest, ConsumeGroupResponse]
+
+func _Strata_CommitOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).CommitOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_CommitOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).CommitOffsets(ctx, req.(*CommitOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_FetchOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FetchOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).FetchOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_FetchOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).FetchOffsets(ctx, req.(*FetchOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ListGroups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListGroupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ListGroups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ListGroups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ListGroups(ctx, req.(*ListGroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DescribeGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DescribeGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DescribeGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DescribeGroup(ctx, req.(*DescribeGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DeleteGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DeleteGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DeleteGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DeleteGroup(ctx, req.(*DeleteGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ResetOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ResetOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ResetOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ResetOffsets(ctx, req.(*ResetOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -487,12 +809,46 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Metadata",
 			Handler:    _Strata_Metadata_Handler,
 		},
+		{
+			MethodName: "FindCoordinator",
+			Handler:    _Strata_FindCoordinator_Handler,
+		},
+		{
+			MethodName: "CommitOffsets",
+			Handler:    _Strata_CommitOffsets_Handler,
+		},
+		{
+			MethodName: "FetchOffsets",
+			Handler:    _Strata_FetchOffsets_Handler,
+		},
+		{
+			MethodName: "ListGroups",
+			Handler:    _Strata_ListGroups_Handler,
+		},
+		{
+			MethodName: "DescribeGroup",
+			Handler:    _Strata_DescribeGroup_Handler,
+		},
+		{
+			MethodName: "DeleteGroup",
+			Handler:    _Strata_DeleteGroup_Handler,
+		},
+		{
+			MethodName: "ResetOffsets",
+			Handler:    _Strata_ResetOffsets_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "FetchStream",
 			Handler:       _Strata_FetchStream_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "ConsumeGroup",
+			Handler:       _Strata_ConsumeGroup_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "strata/v1/strata.proto",

@@ -1,0 +1,94 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// groupLagInterval is how often each broker measures the lag of the groups
+// it coordinates. Lag is read from etcd (the committed offsets), so it is
+// measured on a timer rather than at every scrape.
+const groupLagInterval = 10 * time.Second
+
+// groupLagLoop keeps strata_consumer_group_lag up to date until ctx ends:
+// for each group this broker coordinates and each partition with a
+// committed offset that this broker hosts a replica of, the partition's
+// high watermark minus the committed offset (never below zero). Partitions
+// hosted elsewhere are reported by no broker: a cluster's dashboards see a
+// group's lag where the group's coordinator holds the partition. Series of
+// groups and partitions no longer measured are removed.
+func (b *Broker) groupLagLoop(ctx context.Context) {
+	lag := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strata_consumer_group_lag",
+		Help: "Messages between a consumer group's committed offset and the partition's high watermark, measured by the group's coordinator where it hosts the partition.",
+	}, []string{"group", "topic", "partition"})
+	if reg := b.cfg.Registerer; reg != nil {
+		if err := reg.Register(lag); err != nil {
+			var dup prometheus.AlreadyRegisteredError
+			if !errors.As(err, &dup) {
+				b.logger.Warn("cannot register the consumer group lag metric", "err", err)
+				return
+			}
+			if existing, ok := dup.ExistingCollector.(*prometheus.GaugeVec); ok {
+				lag = existing
+			}
+		}
+		defer reg.Unregister(lag)
+	}
+	t := time.NewTicker(groupLagInterval)
+	defer t.Stop()
+	seen := map[[3]string]bool{}
+	for {
+		seen = b.measureGroupLag(ctx, lag, seen)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// measureGroupLag sets the lag of every measurable partition, deletes the
+// series in prev not set this time, and returns the series set.
+func (b *Broker) measureGroupLag(ctx context.Context, lag *prometheus.GaugeVec, prev map[[3]string]bool) map[[3]string]bool {
+	groups, err := b.groups.List(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			b.logger.Debug("consumer group lag: cannot list groups", "err", err)
+		}
+		return prev // keep the last values rather than drop them
+	}
+	now := map[[3]string]bool{}
+	for _, g := range groups {
+		offs, err := b.groups.FetchOffsets(ctx, g.Group)
+		if err != nil {
+			// Moved to another coordinator meanwhile, or etcd unreachable:
+			// keep this group's last values until the next round.
+			for k := range prev {
+				if k[0] == g.Group {
+					now[k] = true
+				}
+			}
+			continue
+		}
+		for _, o := range offs {
+			p, err := b.partition(o.Topic, o.Partition)
+			if err != nil {
+				continue
+			}
+			labels := [3]string{g.Group, o.Topic, strconv.Itoa(int(o.Partition))}
+			lag.WithLabelValues(labels[:]...).Set(float64(max(p.HighWatermark()-o.Offset, 0)))
+			now[labels] = true
+		}
+	}
+	for k := range prev {
+		if !now[k] {
+			lag.DeleteLabelValues(k[:]...)
+		}
+	}
+	return now
+}

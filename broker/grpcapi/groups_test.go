@@ -1,0 +1,266 @@
+package grpcapi
+
+import (
+	"context"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/metastore"
+)
+
+// startGroupBroker runs one broker with embedded etcd whose groups start
+// their first generation at once.
+func startGroupBroker(t *testing.T) stratav1.StrataClient {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	etcd, err := metastore.StartEmbedded(ctx, t.TempDir(), "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { etcd.Close() })
+	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 1, GRPCAddr: lis.Addr().String(), StartedAt: time.Now()}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	b, err := broker.New(broker.Config{NodeID: 1, DataDir: t.TempDir(), Settings: map[string]string{"group.initial.rebalance.delay.ms": "0"}}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	gs := grpc.NewServer(ServerOptions()...)
+	New(b).Register(gs)
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(lis) }()
+	t.Cleanup(func() {
+		gs.Stop()
+		<-served
+	})
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return stratav1.NewStrataClient(conn)
+}
+
+// member is one ConsumeGroup stream; its assignments arrive on assigned.
+type member struct {
+	cancel   context.CancelFunc
+	assigned chan *stratav1.ConsumeGroupResponse
+	done     chan error
+}
+
+func join(t *testing.T, c stratav1.StrataClient, group string, topics ...string) *member {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	stream, err := c.ConsumeGroup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&stratav1.ConsumeGroupRequest{Group: group, Topics: topics, ClientId: "test", SessionTimeoutMs: 6000}); err != nil {
+		t.Fatal(err)
+	}
+	m := &member{cancel: cancel, assigned: make(chan *stratav1.ConsumeGroupResponse, 16), done: make(chan error, 1)}
+	go func() {
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				m.done <- err
+				return
+			}
+			m.assigned <- resp
+		}
+	}()
+	go func() { // heartbeats
+		for ctx.Err() == nil {
+			if stream.Send(&stratav1.ConsumeGroupRequest{}) != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	t.Cleanup(m.leave)
+	return m
+}
+
+func (m *member) leave() {
+	m.cancel()
+	<-m.done
+	m.done <- context.Canceled // for a second leave
+}
+
+// waitPartitions waits for an assignment of exactly n partitions.
+func (m *member) waitPartitions(t *testing.T, n int) *stratav1.ConsumeGroupResponse {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case a := <-m.assigned:
+			got := 0
+			for _, tp := range a.GetPartitions() {
+				got += len(tp.GetPartitions())
+			}
+			if got == n {
+				return a
+			}
+		case err := <-m.done:
+			t.Fatalf("stream ended: %v", err)
+		case <-deadline:
+			t.Fatalf("no assignment of %d partitions within 30s", n)
+		}
+	}
+}
+
+func reasonOf(err error) string {
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		if pe, ok := d.(*stratav1.PartitionError); ok {
+			return pe.GetReason()
+		}
+	}
+	return ""
+}
+
+func TestConsumeGroupSplitsPartitionsAndRebalances(t *testing.T) {
+	c := startGroupBroker(t)
+	ctx := t.Context()
+	createTopic(t, c, "orders", 4)
+
+	a := join(t, c, "g1", "orders")
+	a.waitPartitions(t, 4)
+	b := join(t, c, "g1", "orders")
+	ab := a.waitPartitions(t, 2)
+	bb := b.waitPartitions(t, 2)
+	if ab.GetGeneration() != bb.GetGeneration() {
+		t.Fatalf("generations %d and %d", ab.GetGeneration(), bb.GetGeneration())
+	}
+	all := slices.Concat(ab.GetPartitions()[0].GetPartitions(), bb.GetPartitions()[0].GetPartitions())
+	slices.Sort(all)
+	if !slices.Equal(all, []int32{0, 1, 2, 3}) {
+		t.Fatalf("partitions %v and %v", ab.GetPartitions(), bb.GetPartitions())
+	}
+
+	d, err := c.DescribeGroup(ctx, &stratav1.DescribeGroupRequest{Group: "g1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.GetState() != "Stable" || d.GetProtocolType() != ProtocolType || len(d.GetMembers()) != 2 || len(d.GetMembers()[0].GetAssignment()) != 1 {
+		t.Fatalf("describe: %v", d)
+	}
+
+	// Commit as a member, then read back.
+	offs := []*stratav1.GroupOffset{{Topic: "orders", Partition: ab.GetPartitions()[0].GetPartitions()[0], Offset: 7}}
+	if _, err := c.CommitOffsets(ctx, &stratav1.CommitOffsetsRequest{Group: "g1", MemberId: ab.GetMemberId(), Generation: ab.GetGeneration(), Offsets: offs}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CommitOffsets(ctx, &stratav1.CommitOffsetsRequest{Group: "g1", MemberId: ab.GetMemberId(), Generation: ab.GetGeneration() - 1, Offsets: offs})
+	if reasonOf(err) != reasonIllegalGeneration {
+		t.Errorf("commit of an old generation: %v", err)
+	}
+	fo, err := c.FetchOffsets(ctx, &stratav1.FetchOffsetsRequest{Group: "g1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fo.GetOffsets()) != 1 || fo.GetOffsets()[0].GetOffset() != 7 {
+		t.Fatalf("fetch offsets: %v", fo)
+	}
+
+	// Refused while there are members.
+	_, err = c.ResetOffsets(ctx, &stratav1.ResetOffsetsRequest{Group: "g1", Topic: "orders", Offsets: []*stratav1.GroupOffset{{Partition: 0, Offset: 0}}})
+	if status.Code(err) != codes.FailedPrecondition || reasonOf(err) != reasonNonEmptyGroup {
+		t.Errorf("reset with members: %v", err)
+	}
+	if _, err := c.DeleteGroup(ctx, &stratav1.DeleteGroupRequest{Group: "g1"}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("delete with members: %v", err)
+	}
+
+	// One leaves: the other gets all four.
+	b.leave()
+	a.waitPartitions(t, 4)
+	a.leave()
+
+	waitEmpty(t, c, "g1")
+	if _, err := c.ResetOffsets(ctx, &stratav1.ResetOffsetsRequest{Group: "g1", Topic: "orders", Offsets: []*stratav1.GroupOffset{{Partition: 0, Offset: 0}, {Partition: 3, Offset: 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	lg, err := c.ListGroups(ctx, &stratav1.ListGroupsRequest{})
+	if err != nil || len(lg.GetGroups()) != 1 || lg.GetGroups()[0].GetGroup() != "g1" || lg.GetGroups()[0].GetCoordinator() != 1 {
+		t.Fatalf("list groups: %v, %v", lg, err)
+	}
+	if _, err := c.DeleteGroup(ctx, &stratav1.DeleteGroupRequest{Group: "g1"}); err != nil {
+		t.Fatal(err)
+	}
+	if fo, err := c.FetchOffsets(ctx, &stratav1.FetchOffsetsRequest{Group: "g1"}); err != nil || len(fo.GetOffsets()) != 0 {
+		t.Fatalf("offsets after delete: %v, %v", fo, err)
+	}
+	fc, err := c.FindCoordinator(ctx, &stratav1.FindCoordinatorRequest{Group: "g1"})
+	if err != nil || fc.GetCoordinator().GetNodeId() != 1 || fc.GetCoordinator().GetGrpcAddr() == "" {
+		t.Fatalf("find coordinator: %v, %v", fc, err)
+	}
+}
+
+func waitEmpty(t *testing.T, c stratav1.StrataClient, group string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := c.DescribeGroup(t.Context(), &stratav1.DescribeGroupRequest{Group: group})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.GetMembers()) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %q still has members: %v", group, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestConsumeGroupRefusesBadRequests(t *testing.T) {
+	c := startGroupBroker(t)
+	stream, err := c.ConsumeGroup(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&stratav1.ConsumeGroupRequest{Group: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("no topics: %v", err)
+	}
+	_, err = c.CommitOffsets(t.Context(), &stratav1.CommitOffsetsRequest{Group: "", Offsets: nil})
+	if status.Code(err) != codes.InvalidArgument || reasonOf(err) != "INVALID_GROUP_ID" {
+		t.Errorf("empty group: %v", err)
+	}
+}

@@ -1,0 +1,347 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-broker/strata/api/client"
+)
+
+func newGroupsCmd() *cobra.Command {
+	cf := &clientFlags{}
+	cmd := &cobra.Command{
+		Use:   "groups",
+		Short: "List, describe, reset the offsets of and delete consumer groups",
+	}
+	cf.register(cmd.PersistentFlags())
+	cmd.AddCommand(
+		newGroupsListCmd(cf),
+		newGroupsDescribeCmd(cf),
+		newGroupsResetOffsetsCmd(cf),
+		newGroupsDeleteCmd(cf),
+	)
+	return cmd
+}
+
+// groupSummaryJSON is one element of `groups list --output json`.
+type groupSummaryJSON struct {
+	Group        string `json:"group"`
+	State        string `json:"state"`
+	ProtocolType string `json:"protocol_type"`
+	Coordinator  int32  `json:"coordinator"`
+}
+
+func newGroupsListCmd(cf *clientFlags) *cobra.Command {
+	var output outputFormat
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List consumer groups, one name per line",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
+				groups, err := c.ListGroups(ctx)
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if output == outputJSON {
+					out := make([]groupSummaryJSON, 0, len(groups))
+					for _, g := range groups {
+						out = append(out, groupSummaryJSON{Group: g.GetGroup(), State: g.GetState(), ProtocolType: g.GetProtocolType(), Coordinator: g.GetCoordinator()})
+					}
+					return writeJSON(w, out)
+				}
+				for _, g := range groups {
+					fmt.Fprintln(w, g.GetGroup())
+				}
+				return nil
+			})
+		},
+	}
+	addOutputFlag(cmd.Flags(), &output)
+	return cmd
+}
+
+// groupPartitionJSON is one row of `groups describe`: a partition the group
+// has a committed offset in or a member assigned. Its field names are a
+// stable interface for scripts. Offsets and lag are -1 when unknown.
+type groupPartitionJSON struct {
+	Group         string `json:"group"`
+	Topic         string `json:"topic"`
+	Partition     int32  `json:"partition"`
+	CurrentOffset int64  `json:"current_offset"`
+	LogEndOffset  int64  `json:"log_end_offset"`
+	Lag           int64  `json:"lag"`
+	ConsumerID    string `json:"consumer_id,omitempty"`
+	Host          string `json:"host,omitempty"`
+	ClientID      string `json:"client_id,omitempty"`
+}
+
+// groupJSON is the output of `groups describe --output json`.
+type groupJSON struct {
+	Group      string               `json:"group"`
+	State      string               `json:"state"`
+	Members    int                  `json:"members"`
+	Partitions []groupPartitionJSON `json:"partitions"`
+}
+
+func newGroupsDescribeCmd(cf *clientFlags) *cobra.Command {
+	var output outputFormat
+	cmd := &cobra.Command{
+		Use:   "describe GROUP",
+		Short: "Show a group's offsets, lag and members per partition",
+		Long: `Show, for each partition a consumer group has committed an offset in or has
+assigned to a member, as Kafka's kafka-consumer-groups.sh --describe does:
+
+  GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
+
+CURRENT-OFFSET is the committed offset and LOG-END-OFFSET the partition's high
+watermark; "-" stands for a value that does not exist (no commit yet, no member).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
+				d, err := describeGroup(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				if output == outputJSON {
+					return writeJSON(cmd.OutOrStdout(), d)
+				}
+				writeGroupDescribe(cmd.OutOrStdout(), d)
+				return nil
+			})
+		},
+	}
+	addOutputFlag(cmd.Flags(), &output)
+	return cmd
+}
+
+// describeGroup gathers the group's members, committed offsets and the
+// log end offsets of their partitions.
+func describeGroup(ctx context.Context, c *client.Client, group string) (groupJSON, error) {
+	d, err := c.DescribeGroup(ctx, group)
+	if err != nil {
+		return groupJSON{}, err
+	}
+	offs, err := c.FetchOffsets(ctx, group)
+	if err != nil {
+		return groupJSON{}, err
+	}
+	if d.GetState() == "Dead" && len(offs) == 0 {
+		return groupJSON{}, fmt.Errorf("consumer group %q does not exist", group)
+	}
+	type tp struct {
+		topic string
+		p     int32
+	}
+	rows := map[tp]*groupPartitionJSON{}
+	row := func(topic string, p int32) *groupPartitionJSON {
+		k := tp{topic, p}
+		if rows[k] == nil {
+			rows[k] = &groupPartitionJSON{Group: group, Topic: topic, Partition: p, CurrentOffset: -1, LogEndOffset: -1, Lag: -1}
+		}
+		return rows[k]
+	}
+	for _, o := range offs {
+		row(o.GetTopic(), o.GetPartition()).CurrentOffset = o.GetOffset()
+	}
+	for _, m := range d.GetMembers() {
+		for _, a := range m.GetAssignment() {
+			for _, p := range a.GetPartitions() {
+				r := row(a.GetTopic(), p)
+				r.ConsumerID, r.Host, r.ClientID = m.GetMemberId(), m.GetClientHost(), m.GetClientId()
+			}
+		}
+	}
+	byTopic := map[string][]int32{}
+	for k := range rows {
+		byTopic[k.topic] = append(byTopic[k.topic], k.p)
+	}
+	for topic, ps := range byTopic {
+		ends, err := c.ListOffsets(ctx, topic, ps, client.OffsetLatest)
+		if err != nil {
+			// A deleted topic keeps its committed offsets: show them
+			// without an end.
+			continue
+		}
+		for _, p := range ps {
+			r := rows[tp{topic, p}]
+			r.LogEndOffset = ends[p]
+			if r.CurrentOffset >= 0 {
+				r.Lag = max(r.LogEndOffset-r.CurrentOffset, 0)
+			}
+		}
+	}
+	out := groupJSON{Group: group, State: d.GetState(), Members: len(d.GetMembers()), Partitions: []groupPartitionJSON{}}
+	keys := slices.SortedFunc(maps.Keys(rows), func(a, b tp) int {
+		if a.topic != b.topic {
+			return strings.Compare(a.topic, b.topic)
+		}
+		return int(a.p - b.p)
+	})
+	for _, k := range keys {
+		out.Partitions = append(out.Partitions, *rows[k])
+	}
+	return out, nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func dashNum(n int64) string {
+	if n < 0 {
+		return "-"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// writeGroupDescribe prints d as kafka-consumer-groups.sh --describe does.
+func writeGroupDescribe(w io.Writer, d groupJSON) {
+	if d.Members == 0 {
+		fmt.Fprintf(w, "Consumer group '%s' has no active members.\n", d.Group)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tTOPIC\tPARTITION\tCURRENT-OFFSET\tLOG-END-OFFSET\tLAG\tCONSUMER-ID\tHOST\tCLIENT-ID")
+	for _, r := range d.Partitions {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Group, r.Topic, r.Partition,
+			dashNum(r.CurrentOffset), dashNum(r.LogEndOffset), dashNum(r.Lag), dash(r.ConsumerID), dash(r.Host), dash(r.ClientID))
+	}
+	tw.Flush()
+}
+
+// resetFlags are the target options of `groups reset-offsets`; exactly one
+// is given.
+type resetFlags struct {
+	earliest, latest bool
+	offset           int64
+	datetime         string
+	partitions       []int32
+	dryRun           bool
+	topic            string
+}
+
+// datetimeLayouts are the forms --to-datetime accepts: Kafka's
+// (YYYY-MM-DDTHH:mm:SS.sss, local time unless a zone follows) and RFC 3339.
+var datetimeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.000Z07:00", "2006-01-02T15:04:05.000", "2006-01-02T15:04:05", "2006-01-02"}
+
+func parseDatetime(s string) (time.Time, error) {
+	for _, l := range datetimeLayouts {
+		if t, err := time.ParseInLocation(l, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--to-datetime %q: want YYYY-MM-DDTHH:mm:SS[.sss][zone] or RFC 3339", s)
+}
+
+func (f *resetFlags) spec(offsetSet bool) (client.OffsetSpec, error) {
+	n := 0
+	for _, set := range []bool{f.earliest, f.latest, offsetSet, f.datetime != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return client.OffsetSpec{}, errors.New("give exactly one of --to-earliest, --to-latest, --to-offset, --to-datetime")
+	}
+	switch {
+	case f.earliest:
+		return client.ToEarliest(), nil
+	case f.latest:
+		return client.ToLatest(), nil
+	case offsetSet:
+		if f.offset < 0 {
+			return client.OffsetSpec{}, errors.New("--to-offset must not be negative")
+		}
+		return client.ToOffset(f.offset), nil
+	}
+	t, err := parseDatetime(f.datetime)
+	if err != nil {
+		return client.OffsetSpec{}, err
+	}
+	return client.ToTime(t), nil
+}
+
+func newGroupsResetOffsetsCmd(cf *clientFlags) *cobra.Command {
+	var f resetFlags
+	cmd := &cobra.Command{
+		Use:   "reset-offsets GROUP --topic TOPIC (--to-earliest | --to-latest | --to-offset N | --to-datetime TS)",
+		Short: "Set a group's committed offsets of a topic",
+		Long: `Set a consumer group's committed offsets of a topic's partitions (all, or
+--partitions), as kafka-consumer-groups.sh --reset-offsets --execute does. The
+group must have no active members. --to-offset is brought into each
+partition's range; --to-datetime takes the first offset at or after the time
+(the log end when there is none). --dry-run prints the new offsets only.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.topic == "" {
+				return errors.New("--topic is required")
+			}
+			spec, err := f.spec(cmd.Flags().Changed("to-offset"))
+			if err != nil {
+				return err
+			}
+			group := args[0]
+			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
+				offsets, err := c.ResolveOffsets(ctx, f.topic, f.partitions, spec)
+				if err != nil {
+					return err
+				}
+				if !f.dryRun {
+					if err := c.ResetOffsets(ctx, group, f.topic, offsets); err != nil {
+						if client.Reason(err) == client.ReasonNonEmptyGroup {
+							return fmt.Errorf("assignments can only be reset if the group '%s' is inactive: %w", group, err)
+						}
+						return err
+					}
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 2, ' ', 0)
+				fmt.Fprintln(tw, "GROUP\tTOPIC\tPARTITION\tNEW-OFFSET")
+				for _, p := range slices.Sorted(maps.Keys(offsets)) {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", group, f.topic, p, offsets[p])
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.topic, "topic", "", "topic whose offsets to reset")
+	fs.Int32SliceVar(&f.partitions, "partitions", nil, "partitions to reset, comma-separated (default: all)")
+	fs.BoolVar(&f.earliest, "to-earliest", false, "reset to each partition's log start")
+	fs.BoolVar(&f.latest, "to-latest", false, "reset to each partition's log end")
+	fs.Int64Var(&f.offset, "to-offset", 0, "reset to this offset")
+	fs.StringVar(&f.datetime, "to-datetime", "", "reset to the first offset at or after this time (YYYY-MM-DDTHH:mm:SS.sss)")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the new offsets without setting them")
+	return cmd
+}
+
+func newGroupsDeleteCmd(cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete GROUP",
+		Short: "Delete a consumer group without active members, and its offsets",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := c.DeleteGroup(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Deletion of requested consumer groups ('%s') was successful.\n", args[0])
+				return nil
+			})
+		},
+	}
+}
