@@ -15,12 +15,12 @@ import (
 const groupLagInterval = 10 * time.Second
 
 // groupLagLoop keeps strata_consumer_group_lag up to date until ctx ends:
-// for each group this broker coordinates and each partition with a
-// committed offset that this broker hosts a replica of, the partition's
-// high watermark minus the committed offset (never below zero). Partitions
-// hosted elsewhere are reported by no broker: a cluster's dashboards see a
-// group's lag where the group's coordinator holds the partition. Series of
-// groups and partitions no longer measured are removed.
+// for every group with committed offsets and each of its partitions this
+// broker leads, the partition's high watermark minus the committed offset
+// (never below zero). Every partition has one leader, so across the cluster
+// each group's partitions are reported once, wherever the group is
+// coordinated. Series of groups and partitions no longer measured (or no
+// longer led here) are removed.
 func (b *Broker) groupLagLoop(ctx context.Context) {
 	lag := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "strata_consumer_group_lag",
@@ -55,7 +55,7 @@ func (b *Broker) groupLagLoop(ctx context.Context) {
 // measureGroupLag sets the lag of every measurable partition, deletes the
 // series in prev not set this time, and returns the series set.
 func (b *Broker) measureGroupLag(ctx context.Context, lag *prometheus.GaugeVec, prev map[[3]string]bool) map[[3]string]bool {
-	groups, err := b.groups.List(ctx)
+	groups, err := b.store.ListGroups(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			b.logger.Debug("consumer group lag: cannot list groups", "err", err)
@@ -64,10 +64,10 @@ func (b *Broker) measureGroupLag(ctx context.Context, lag *prometheus.GaugeVec, 
 	}
 	now := map[[3]string]bool{}
 	for _, g := range groups {
-		offs, err := b.groups.FetchOffsets(ctx, g.Group)
+		offs, err := b.store.FetchOffsets(ctx, g.Group)
 		if err != nil {
-			// Moved to another coordinator meanwhile, or etcd unreachable:
-			// keep this group's last values until the next round.
+			// etcd unreachable: keep this group's last values until the
+			// next round.
 			for k := range prev {
 				if k[0] == g.Group {
 					now[k] = true
@@ -76,7 +76,7 @@ func (b *Broker) measureGroupLag(ctx context.Context, lag *prometheus.GaugeVec, 
 			continue
 		}
 		for _, o := range offs {
-			p, err := b.partition(o.Topic, o.Partition)
+			p, err := b.leaderPartition(o.Topic, o.Partition)
 			if err != nil {
 				continue
 			}
