@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -16,8 +19,9 @@ import (
 
 // The Go clients of the Kafka client matrix (TestKafkaClientMatrix): each
 // creates its topic, checks the metadata, produces compatExpected, reads it
-// back by explicit partition (no group), checks ListOffsets and deletes the
-// topic, reporting each capability through a compatReport.
+// back by explicit partition (no group), checks ListOffsets, consumes the
+// topic through a consumer group (compatCheckGroup) and deletes the topic,
+// reporting each capability through a compatReport.
 
 // compatPoll waits for cond with a deadline; topics appear and disappear
 // from metadata asynchronously.
@@ -195,6 +199,9 @@ func runFranzGo(ctx context.Context, env compatEnv, r *compatReport) {
 		// kadm answers a time after the last record with the end offset.
 		return compatCheckOffsets(earliest, latest, byBefore, byAfter, counts, -2)
 	})
+	r.check(capGroup, func() (string, error) {
+		return franzGoGroup(ctx, env, cl, adm, r)
+	})
 	r.check(capDeleteTopic, func() (string, error) {
 		resp, err := adm.DeleteTopic(ctx, topic)
 		if err == nil {
@@ -222,6 +229,7 @@ func runSarama(ctx context.Context, env compatEnv, r *compatReport) {
 	// sarama's meters start a go-metrics goroutine that never ends, which
 	// the package's goleak check would report.
 	metrics.UseNilMetrics = true
+	saramaLogTo(nil) // installs sarama.Logger before any sarama goroutine runs
 	cfg := sarama.NewConfig()
 	cfg.ClientID = "compat-sarama"
 	cfg.Producer.Return.Successes = true
@@ -415,6 +423,9 @@ func runSarama(ctx context.Context, env compatEnv, r *compatReport) {
 			return "", err
 		}
 		return compatCheckOffsets(earliest, latest, byBefore, byAfter, counts, -1)
+	})
+	r.check(capGroup, func() (string, error) {
+		return saramaGroup(ctx, env, cfg, client, admin, r)
 	})
 	r.check(capDeleteTopic, func() (string, error) {
 		if err := admin.DeleteTopic(topic); err != nil {
@@ -668,6 +679,13 @@ func runKafkaGo(ctx context.Context, env compatEnv, r *compatReport) {
 		}
 		return fmt.Sprintf("5 records with the default acks=0 Writer arrived (end offsets %v → %v)", start, end), nil
 	})
+	r.check(capGroup, func() (string, error) {
+		_, end, err := endOffsets()
+		if err != nil {
+			return "", fmt.Errorf("ListOffsets: %w", err)
+		}
+		return kafkaGoGroup(ctx, env, client, transport, end, messages, r)
+	})
 	r.check(capDeleteTopic, func() (string, error) {
 		resp, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
 		if err == nil {
@@ -688,4 +706,338 @@ func runKafkaGo(ctx context.Context, env compatEnv, r *compatReport) {
 		}
 		return topic + " gone from metadata", nil
 	})
+}
+
+// compatGroupReadTimeout bounds each of the group capability's two group
+// consumers: joining the group (a new group's first join may wait for the
+// coordinator's initial rebalance delay) and reading.
+const compatGroupReadTimeout = 30 * time.Second
+
+// franzGoGroup is franz-go's group capability: kgo.ConsumerGroup with
+// autocommit off and CommitUncommittedOffsets, kadm.FetchOffsets for the
+// committed offsets.
+func franzGoGroup(ctx context.Context, env compatEnv, cl *kgo.Client, adm *kadm.Client, r *compatReport) (string, error) {
+	topic, group := env.topic, compatGroupID(env)
+	listed, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		return "", fmt.Errorf("ListEndOffsets: %w", err)
+	}
+	end := make([]int64, compatPartitions)
+	var total int64
+	for p := range int32(compatPartitions) {
+		o, _ := listed.Lookup(topic, p)
+		end[p] = o.Offset
+		total += o.Offset
+	}
+	// read runs one group consumer until done says so, commits what it
+	// read and leaves the group.
+	read := func(done func([]compatRecord) bool) ([]compatRecord, error) {
+		cons, err := kgo.NewClient(kgo.SeedBrokers(env.bootstrap...),
+			kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
+			kgo.WithLogger(kgo.BasicLogger(&r.log, kgo.LogLevelWarn, nil)))
+		if err != nil {
+			return nil, err
+		}
+		defer cons.Close() // leaves the group
+		pctx, cancel := context.WithTimeout(ctx, compatGroupReadTimeout)
+		defer cancel()
+		var got []compatRecord
+		for !done(got) {
+			fetches := cons.PollFetches(pctx)
+			if pctx.Err() != nil {
+				return got, fmt.Errorf("group %s: read %d records before the deadline: %v", group, len(got), got)
+			}
+			var errs []error
+			fetches.EachError(func(t string, p int32, err error) { errs = append(errs, fmt.Errorf("%s/%d: %w", t, p, err)) })
+			if len(errs) > 0 {
+				return got, errors.Join(errs...)
+			}
+			fetches.EachRecord(func(kr *kgo.Record) {
+				rec := compatRecord{partition: kr.Partition, offset: kr.Offset, value: string(kr.Value)}
+				if kr.Key != nil {
+					k := string(kr.Key)
+					rec.key = &k
+				}
+				got = append(got, rec)
+			})
+		}
+		if err := cons.CommitUncommittedOffsets(pctx); err != nil {
+			return got, fmt.Errorf("group %s: CommitUncommittedOffsets: %w", group, err)
+		}
+		return got, nil
+	}
+	first, err := read(func(got []compatRecord) bool { return int64(len(got)) >= total })
+	if err != nil {
+		return "", fmt.Errorf("first consumer: %w", err)
+	}
+	fetched, err := adm.FetchOffsets(ctx, group)
+	if err == nil {
+		err = fetched.Error()
+	}
+	if err != nil {
+		return "", fmt.Errorf("FetchOffsets %s: %w", group, err)
+	}
+	committed := make([]int64, compatPartitions)
+	for p := range int32(compatPartitions) {
+		committed[p] = -1
+		if o, ok := fetched.Lookup(topic, p); ok {
+			committed[p] = o.At
+		}
+	}
+	var recs []*kgo.Record
+	for _, rec := range compatGroupExtra() {
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(*rec.key), Value: []byte(rec.value)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return "", fmt.Errorf("ProduceSync: %w", err)
+	}
+	second, err := read(func(got []compatRecord) bool { return len(got) >= len(recs) })
+	if err != nil {
+		return "", fmt.Errorf("second consumer: %w", err)
+	}
+	return compatCheckGroup(end, first, committed, second)
+}
+
+// saramaLogs is where sarama.Logger writes, when set: sarama reads its
+// Logger from goroutines, so it is set once (saramaLogOnce) to a logger
+// writing here, and only this pointer changes.
+var (
+	saramaLogs    atomic.Pointer[lockedBuffer]
+	saramaLogOnce sync.Once
+)
+
+type saramaLogWriter struct{}
+
+func (saramaLogWriter) Write(p []byte) (int, error) {
+	if b := saramaLogs.Load(); b != nil {
+		return b.Write(p)
+	}
+	return len(p), nil
+}
+
+// saramaLogTo sends sarama's log to b, or nowhere when b is nil.
+func saramaLogTo(b *lockedBuffer) {
+	saramaLogOnce.Do(func() { sarama.Logger = log.New(saramaLogWriter{}, "sarama: ", 0) })
+	saramaLogs.Store(b)
+}
+
+// saramaGroupHandler hands every message of its claims to recs, marks it
+// and commits it synchronously (autocommit is off).
+type saramaGroupHandler struct {
+	recs chan<- compatRecord
+}
+
+func (saramaGroupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (saramaGroupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (h saramaGroupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case m, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			rec := compatRecord{partition: m.Partition, offset: m.Offset, value: string(m.Value)}
+			if m.Key != nil {
+				k := string(m.Key)
+				rec.key = &k
+			}
+			sess.MarkMessage(m, "")
+			sess.Commit()
+			select {
+			case h.recs <- rec:
+			case <-sess.Context().Done():
+				return nil
+			}
+		case <-sess.Context().Done():
+			return nil
+		}
+	}
+}
+
+// saramaGroup is sarama's group capability: ConsumerGroup with autocommit
+// off, MarkMessage and Commit, ClusterAdmin.ListConsumerGroupOffsets for the
+// committed offsets.
+func saramaGroup(ctx context.Context, env compatEnv, base *sarama.Config, client sarama.Client, admin sarama.ClusterAdmin, r *compatReport) (string, error) {
+	topic, group := env.topic, compatGroupID(env)
+	// sarama logs what its consumer group does (joins, retries) to its
+	// package-wide Logger, discarded by default: keep it with the client's log.
+	var logs lockedBuffer
+	saramaLogTo(&logs)
+	defer func() {
+		saramaLogTo(nil)
+		r.log.WriteString(logs.String())
+	}()
+	end := make([]int64, compatPartitions)
+	var total int64
+	for p := range int32(compatPartitions) {
+		o, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return "", fmt.Errorf("GetOffset(%d): %w", p, err)
+		}
+		end[p] = o
+		total += o
+	}
+	cfg := *base
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Consumer.Offsets.AutoCommit.Enable = false
+	cfg.Consumer.Return.Errors = true
+	read := func(done func([]compatRecord) bool) ([]compatRecord, error) {
+		cg, err := sarama.NewConsumerGroup(env.bootstrap, group, &cfg)
+		if err != nil {
+			return nil, fmt.Errorf("NewConsumerGroup: %w", err)
+		}
+		defer cg.Close() // leaves the group
+		rctx, cancel := context.WithTimeout(ctx, compatGroupReadTimeout)
+		defer cancel()
+		recs := make(chan compatRecord)
+		consumeErr := make(chan error, 1)
+		go func() {
+			for rctx.Err() == nil {
+				if err := cg.Consume(rctx, []string{topic}, saramaGroupHandler{recs: recs}); err != nil {
+					consumeErr <- err
+					return
+				}
+			}
+			consumeErr <- nil
+		}()
+		var got []compatRecord
+		var failure error
+		consumeDone := false
+		for failure == nil && !done(got) {
+			select {
+			case rec := <-recs:
+				got = append(got, rec)
+			case err := <-cg.Errors():
+				failure = fmt.Errorf("group %s: %w", group, err)
+			case err := <-consumeErr:
+				consumeDone = true
+				failure = fmt.Errorf("group %s: Consume after %d records: %w", group, len(got), err)
+			case <-rctx.Done():
+				failure = fmt.Errorf("group %s: read %d records before the deadline: %v", group, len(got), got)
+			}
+		}
+		cancel()
+		if !consumeDone {
+			// Consume may end with the context's error once it is cancelled.
+			if err := <-consumeErr; err != nil && failure == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				failure = fmt.Errorf("group %s: Consume: %w", group, err)
+			}
+		}
+		return got, failure
+	}
+	first, err := read(func(got []compatRecord) bool { return int64(len(got)) >= total })
+	if err != nil {
+		return "", fmt.Errorf("first consumer: %w", err)
+	}
+	parts := []int32{0, 1, 2}
+	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
+	if err != nil {
+		return "", fmt.Errorf("ListConsumerGroupOffsets: %w", err)
+	}
+	if !errors.Is(resp.Err, sarama.ErrNoError) {
+		return "", fmt.Errorf("ListConsumerGroupOffsets: %w", resp.Err)
+	}
+	committed := make([]int64, compatPartitions)
+	for _, p := range parts {
+		committed[p] = -1
+		if b := resp.GetBlock(topic, p); b != nil {
+			if !errors.Is(b.Err, sarama.ErrNoError) {
+				return "", fmt.Errorf("ListConsumerGroupOffsets partition %d: %w", p, b.Err)
+			}
+			committed[p] = b.Offset
+		}
+	}
+	producer, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		return "", err
+	}
+	for _, rec := range compatGroupExtra() {
+		_, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(*rec.key), Value: sarama.StringEncoder(rec.value)})
+		if err != nil {
+			producer.Close()
+			return "", fmt.Errorf("SendMessage %s: %w", rec.value, err)
+		}
+	}
+	producer.Close()
+	second, err := read(func(got []compatRecord) bool { return len(got) >= len(compatGroupExtra()) })
+	if err != nil {
+		return "", fmt.Errorf("second consumer: %w", err)
+	}
+	return compatCheckGroup(end, first, committed, second)
+}
+
+// kafkaGoGroup is kafka-go's group capability: a Reader with GroupID,
+// FetchMessage and CommitMessages (synchronous commits), Client.OffsetFetch
+// for the committed offsets.
+func kafkaGoGroup(ctx context.Context, env compatEnv, client *kafka.Client, transport *kafka.Transport, end []int64,
+	messages func([]compatRecord) []kafka.Message, r *compatReport) (string, error) {
+	topic, group := env.topic, compatGroupID(env)
+	var total int64
+	for _, o := range end {
+		total += o
+	}
+	read := func(done func([]compatRecord) bool) ([]compatRecord, error) {
+		rd := kafka.NewReader(kafka.ReaderConfig{Brokers: env.bootstrap, GroupID: group, Topic: topic,
+			StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond,
+			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) { r.logf("kafka-go reader: "+msg, args...) })})
+		defer rd.Close() // leaves the group
+		rctx, cancel := context.WithTimeout(ctx, compatGroupReadTimeout)
+		defer cancel()
+		var got []compatRecord
+		for !done(got) {
+			m, err := rd.FetchMessage(rctx)
+			if err != nil {
+				return got, fmt.Errorf("group %s: FetchMessage after %d records: %w", group, len(got), err)
+			}
+			rec := compatRecord{partition: int32(m.Partition), offset: m.Offset, value: string(m.Value)}
+			if m.Key != nil {
+				k := string(m.Key)
+				rec.key = &k
+			}
+			got = append(got, rec)
+			if err := rd.CommitMessages(rctx, m); err != nil {
+				return got, fmt.Errorf("group %s: CommitMessages: %w", group, err)
+			}
+		}
+		return got, nil
+	}
+	first, err := read(func(got []compatRecord) bool { return int64(len(got)) >= total })
+	if err != nil {
+		return "", fmt.Errorf("first consumer: %w", err)
+	}
+	resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {0, 1, 2}}})
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return "", fmt.Errorf("OffsetFetch: %w", err)
+	}
+	committed := []int64{-1, -1, -1}
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			return "", fmt.Errorf("OffsetFetch partition %d: %w", p.Partition, p.Error)
+		}
+		if p.Partition >= 0 && p.Partition < compatPartitions {
+			committed[p.Partition] = p.CommittedOffset
+		}
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(env.bootstrap...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, Transport: transport}
+	err = w.WriteMessages(ctx, messages(compatGroupExtra())...)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("WriteMessages: %w", err)
+	}
+	second, err := read(func(got []compatRecord) bool { return len(got) >= len(compatGroupExtra()) })
+	if err != nil {
+		return "", fmt.Errorf("second consumer: %w", err)
+	}
+	return compatCheckGroup(end, first, committed, second)
 }

@@ -47,17 +47,22 @@ const (
 
 // The capabilities, in the matrix's column order. produce-acks0 is
 // kafka-go's alone: its Writer defaults to acks=0, which gets no response.
+// group runs after list-offsets (it adds records to the topic): a group
+// consumer reads the whole topic and commits, compatGroupExtra is produced,
+// and a second consumer of the same group (a new client instance) must read
+// exactly those records and none of the committed ones.
 const (
 	capMetadata     = "metadata"
 	capCreateTopic  = "create-topic"
 	capProduce      = "produce"
 	capProduceAcks0 = "produce-acks0"
 	capConsume      = "consume"
+	capGroup        = "group"
 	capListOffsets  = "list-offsets"
 	capDeleteTopic  = "delete-topic"
 )
 
-var compatCapabilities = []string{capMetadata, capCreateTopic, capProduce, capProduceAcks0, capConsume, capListOffsets, capDeleteTopic}
+var compatCapabilities = []string{capMetadata, capCreateTopic, capProduce, capProduceAcks0, capConsume, capGroup, capListOffsets, capDeleteTopic}
 
 // compatResult is one capability's outcome, one JSON line of a client.
 type compatResult struct {
@@ -156,7 +161,7 @@ func TestKafkaClientMatrix(t *testing.T) {
 					t.Errorf("%s %s failed: %s", cl.name, r.Capability, r.Detail)
 				}
 			}
-			for _, capability := range []string{capMetadata, capCreateTopic, capProduce, capConsume, capListOffsets, capDeleteTopic} {
+			for _, capability := range []string{capMetadata, capCreateTopic, capProduce, capConsume, capGroup, capListOffsets, capDeleteTopic} {
 				if !slices.ContainsFunc(res, func(r compatResult) bool { return r.Capability == capability }) {
 					failed = true
 					t.Errorf("%s reported nothing for %s", cl.name, capability)
@@ -462,6 +467,81 @@ func compatCheckOffsets(earliest, latest, before, after, counts []int64, notFoun
 	}
 	if sum != compatRecords {
 		return "", fmt.Errorf("%s: latest must add up to %d", detail, compatRecords)
+	}
+	return detail, nil
+}
+
+// compatGroupID is the consumer group of a client's group capability: one
+// per client, and the cluster is new on every run.
+func compatGroupID(env compatEnv) string { return env.topic + "-group" }
+
+// compatGroupExtra are the records the group capability produces after its
+// first consumer committed: keys key-0..key-4 (all three partitions), values
+// group-0..group-4.
+func compatGroupExtra() []compatRecord {
+	var recs []compatRecord
+	for i := range 5 {
+		k := fmt.Sprintf("key-%d", i)
+		recs = append(recs, compatRecord{key: &k, value: fmt.Sprintf("group-%d", i)})
+	}
+	return recs
+}
+
+// compatCheckGroup checks the group capability: first, what the first group
+// consumer read, must hold every offset below end (the end offsets before
+// it started) of every partition; committed, the group's offsets after it
+// committed and left, must be end; second, what the second consumer of the
+// group read after compatGroupExtra was produced, must be exactly those
+// records, none of the committed ones.
+func compatCheckGroup(end []int64, first []compatRecord, committed []int64, second []compatRecord) (string, error) {
+	seen := make([]map[int64]bool, compatPartitions)
+	for p := range seen {
+		seen[p] = map[int64]bool{}
+	}
+	dups := 0
+	for _, rec := range first {
+		if rec.partition < 0 || int(rec.partition) >= compatPartitions {
+			return "", fmt.Errorf("first consumer read partition %d", rec.partition)
+		}
+		if seen[rec.partition][rec.offset] {
+			dups++
+		}
+		seen[rec.partition][rec.offset] = true
+	}
+	for p := range compatPartitions {
+		for o := range end[p] {
+			if !seen[p][o] {
+				return "", fmt.Errorf("first group consumer read %d records, missing partition %d offset %d (end offsets %v)", len(first), p, o, end)
+			}
+		}
+		if int64(len(seen[p])) != end[p] {
+			return "", fmt.Errorf("first group consumer read %d offsets of partition %d, end offset %d", len(seen[p]), p, end[p])
+		}
+	}
+	if !slices.Equal(committed, end) {
+		return "", fmt.Errorf("committed offsets %v after the first group consumer read everything, want the end offsets %v", committed, end)
+	}
+	var want, have []string
+	for _, rec := range compatGroupExtra() {
+		want = append(want, rec.value)
+	}
+	var old []string
+	for _, rec := range second {
+		have = append(have, rec.value)
+		if rec.offset < end[rec.partition] {
+			old = append(old, fmt.Sprintf("%d@%d", rec.partition, rec.offset))
+		}
+	}
+	slices.Sort(have)
+	if len(old) > 0 || !slices.Equal(have, want) {
+		return "", fmt.Errorf("second group consumer read %v (committed records re-read: %v), want exactly %v", have, old, want)
+	}
+	if err := compatCheckKeyed(second); err != nil {
+		return "", err
+	}
+	detail := fmt.Sprintf("first consumer read all %d, committed %v; the second read exactly the %d new ones", len(first), committed, len(second))
+	if dups > 0 {
+		detail += fmt.Sprintf(" (first read %d records twice)", dups)
 	}
 	return detail, nil
 }

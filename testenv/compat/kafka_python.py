@@ -5,13 +5,17 @@ Usage: kafka_python.py BOOTSTRAP TOPIC BROKERS REPLICATION_FACTOR
 
 Creates TOPIC (3 partitions), checks the metadata, produces 10 keyed and 10
 unkeyed records, consumes them back by explicit assignment (no group), checks
-ListOffsets, deletes TOPIC. Prints one JSON line per capability on stdout:
+ListOffsets, consumes TOPIC through a consumer group and commits (then a
+second consumer of the group must read only the records produced after the
+commit), deletes TOPIC. Prints one JSON line per capability on stdout:
 {"capability": ..., "ok": true|false, "detail": ...}. The protocol is the one
 testenv/compat_test.go parses; the other clients of the matrix print the same.
 """
 
 import json
+import logging
 import sys
+import threading
 import time
 import traceback
 
@@ -21,6 +25,8 @@ from kafka.partitioner.default import murmur2
 
 PARTITIONS = 3
 TIMEOUT_S = 20
+GROUP_TIMEOUT_S = 30
+GROUP_CHECK_TIMEOUT_S = 65
 
 
 def report(capability, ok, detail):
@@ -39,19 +45,39 @@ def key_partition(key):
     return (murmur2(key.encode()) & 0x7FFFFFFF) % PARTITIONS
 
 
-def check(capability, fn):
-    try:
-        ok, detail = fn()
-    except Exception as e:  # a client exception is this capability's failure
-        ok, detail = False, "%s: %s" % (type(e).__name__, e)
-        traceback.print_exc(file=sys.stderr)
+def check(capability, fn, timeout_s=None, stage=None):
+    """Runs fn and reports its (ok, detail). With timeout_s, fn runs in a
+    daemon thread and a hang (kafka-python retries some calls forever, e.g.
+    a commit without a coordinator) fails the capability after timeout_s,
+    naming stage["now"], where fn says it is."""
+    if timeout_s is not None:
+        out = {}
+
+        def run():
+            out["result"] = check_result(fn)
+
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+        th.join(timeout_s)
+        ok, detail = out.get("result", (False, "hung for %ds in: %s" % (timeout_s, (stage or {}).get("now", "?"))))
+    else:
+        ok, detail = check_result(fn)
     report(capability, ok, detail)
     return ok
+
+
+def check_result(fn):
+    try:
+        return fn()
+    except Exception as e:  # a client exception is this capability's failure
+        traceback.print_exc(file=sys.stderr)
+        return False, "%s: %s" % (type(e).__name__, e)
 
 
 def main():
     bootstrap, topic, brokers, rf = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     state = {"counts": None, "start_ms": None}
+    group_stage = {"now": "starting"}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="compat-kafka-python",
                              request_timeout_ms=TIMEOUT_S * 1000)
 
@@ -135,6 +161,56 @@ def main():
             [None if future[tp] is None else future[tp].offset for tp in tps],
             state["counts"])
 
+    def group():
+        """A group consumer (enable_auto_commit=False) reads everything and
+        commits; 5 more records are produced; a new consumer of the same group
+        must read exactly those."""
+        gid = topic + "-group"
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        group_stage["now"] = "end offsets"
+        probe = KafkaConsumer(bootstrap_servers=bootstrap, client_id="compat-kafka-python", group_id=None)
+        try:
+            ends = probe.end_offsets(tps)
+        finally:
+            probe.close()
+        end = [ends[tp] for tp in tps]
+
+        def read(which, done):
+            group_stage["now"] = "%s consumer: joining and polling" % which
+            consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, client_id="compat-kafka-python",
+                                     group_id=gid, enable_auto_commit=False, auto_offset_reset="earliest")
+            got = []
+            try:
+                deadline = time.time() + GROUP_TIMEOUT_S
+                while not done(got):
+                    if time.time() > deadline:
+                        raise TimeoutError("group %s: read %d records before the deadline: %s" % (gid, len(got), got))
+                    for tp, recs in consumer.poll(timeout_ms=500).items():
+                        for r in recs:
+                            got.append((tp.partition, r.offset, r.key and r.key.decode(), r.value.decode()))
+                group_stage["now"] = "%s consumer: commit() after %d records" % (which, len(got))
+                consumer.commit()
+            finally:
+                group_stage["now"] = "%s consumer: close()" % which
+                consumer.close()  # leaves the group
+            return got
+
+        first = read("first", lambda got: len(got) >= sum(end))
+        # What the group coordinator holds (OffsetFetch through the admin client).
+        group_stage["now"] = "list_consumer_group_offsets"
+        offsets = admin.list_consumer_group_offsets(gid, partitions=tps)
+        committed = [offsets[tp].offset if tp in offsets else -1 for tp in tps]
+        group_stage["now"] = "producing the group records"
+        producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="compat-kafka-python",
+                                 key_serializer=lambda k: k.encode(), value_serializer=lambda v: v.encode())
+        try:
+            for key, value in group_records():
+                producer.send(topic, key=key, value=value).get(timeout=10)
+        finally:
+            producer.close(timeout=10)
+        second = read("second", lambda got: len(got) >= len(group_records()))
+        return check_group(end, first, committed, second)
+
     def delete_topic():
         resp = admin.delete_topics([topic], timeout_ms=TIMEOUT_S * 1000)
         errs = [e for e in resp.topic_error_codes if e[1] != 0]
@@ -153,6 +229,7 @@ def main():
         check("produce", produce)
         check("consume", consume)
         check("list-offsets", list_offsets)
+        check("group", group, timeout_s=GROUP_CHECK_TIMEOUT_S, stage=group_stage)
         check("delete-topic", delete_topic)
     finally:
         admin.close()
@@ -172,6 +249,35 @@ def compare(got, state):
         counts[p] += 1
     state["counts"] = counts
     return True, "read all 20 back from offset 0, per partition %s" % counts
+
+
+def group_records():
+    """The records produced between the two group consumers: keys key-0..key-4."""
+    return [("key-%d" % i, "group-%d" % i) for i in range(5)]
+
+
+def check_group(end, first, committed, second):
+    """first must hold every offset below end of every partition; the
+    committed offsets must be end; second exactly group_records(), none of
+    the records read before."""
+    for p in range(PARTITIONS):
+        offsets = {o for q, o, _, _ in first if q == p}
+        if offsets != set(range(end[p])):
+            return False, "first group consumer read offsets %s of partition %d, want 0..%d" % (
+                sorted(offsets), p, end[p] - 1)
+    if committed != end:
+        return False, "committed offsets %s after the first group consumer read everything, want the end offsets %s" % (
+            committed, end)
+    have = sorted(v for _, _, _, v in second)
+    want = sorted(v for _, v in group_records())
+    old = ["%d@%d" % (p, o) for p, o, _, _ in second if o < end[p]]
+    if have != want or old:
+        return False, "second group consumer read %s (committed records re-read: %s), want exactly %s" % (have, old, want)
+    bad = ["%s on %d" % (k, p) for p, _, k, _ in second if p != key_partition(k)]
+    if bad:
+        return False, "keyed records off their murmur2 partition: %s" % bad
+    return True, "first consumer read all %d, committed %s; the second read exactly the %d new ones" % (
+        len(first), committed, len(second))
 
 
 def check_offsets(earliest, latest, past, future, counts):
@@ -194,4 +300,6 @@ def check_offsets(earliest, latest, past, future, counts):
 
 
 if __name__ == "__main__":
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="kafka-python %(levelname)s %(name)s: %(message)s")
     main()

@@ -5,15 +5,17 @@
 // ~/.cache/strata/npm/node_modules).
 //
 // Creates TOPIC (3 partitions), checks the metadata, produces 10 keyed and 10
-// unkeyed records, consumes them back, checks ListOffsets, deletes TOPIC. Prints
+// unkeyed records, consumes them back, checks ListOffsets, consumes TOPIC
+// through a consumer group (then a second consumer of the group must read
+// only the records produced after the first one committed), deletes TOPIC. Prints
 // one JSON line per capability on stdout, as testenv/compat_test.go parses:
 // {"capability": ..., "ok": true|false, "detail": ...}.
 //
-// kafkajs's consumer needs a consumer group, which Strata does not serve yet,
-// so "consume" uses kafkajs's own lower layer: the Cluster the Kafka object
+// "consume" reads without a group, which kafkajs's consumer cannot do, so it
+// uses kafkajs's own lower layer: the Cluster the Kafka object
 // builds for its clients (a private symbol) and Broker.fetch, with explicit
 // partitions and offsets. That still exercises kafkajs's Metadata and Fetch
-// encoding and its record batch decoding, but not its group protocol.
+// encoding and its record batch decoding; "group" uses kafkajs's consumer.
 'use strict'
 
 const path = require('path')
@@ -26,6 +28,7 @@ const murmur2 = require(path.join(modules, 'kafkajs', 'src', 'producer', 'partit
 
 const PARTITIONS = 3
 const TIMEOUT_MS = 20000
+const GROUP_TIMEOUT_MS = 30000
 
 const [bootstrap, topic, brokersArg, rfArg] = process.argv.slice(2)
 const brokers = parseInt(brokersArg, 10)
@@ -150,6 +153,29 @@ async function main() {
       return checkOffsets(earliest, latest, past, future, state.counts)
     })
 
+    await check('group', async () => {
+      const offsets = await admin.fetchTopicOffsets(topic)
+      const end = [0, 1, 2].map(p => parseInt(offsets.find(o => o.partition === p).high, 10))
+      const groupId = `${topic}-group`
+      const first = await groupRead(kafka, groupId, got => got.length >= end.reduce((a, b) => a + b, 0))
+      // What the group coordinator holds (OffsetFetch through the admin client).
+      const fetched = await admin.fetchOffsets({ groupId, topics: [topic] })
+      const parts = fetched.find(t => t.topic === topic)?.partitions || []
+      const committed = [0, 1, 2].map(p => {
+        const o = parts.find(x => x.partition === p)
+        return o ? parseInt(o.offset, 10) : -1
+      })
+      const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
+      await producer.connect()
+      try {
+        await producer.send({ topic, messages: groupRecords() })
+      } finally {
+        await producer.disconnect()
+      }
+      const second = await groupRead(kafka, groupId, got => got.length >= groupRecords().length)
+      return checkGroup(end, first, committed, second)
+    })
+
     await check('delete-topic', async () => {
       await admin.deleteTopics({ topics: [topic], timeout: TIMEOUT_MS })
       const deadline = Date.now() + TIMEOUT_MS
@@ -209,6 +235,70 @@ async function fetchAll(kafka) {
   } finally {
     await cluster.disconnect()
   }
+}
+
+// The records produced between the two group consumers: keys key-0..key-4.
+function groupRecords() {
+  return [0, 1, 2, 3, 4].map(i => ({ key: `key-${i}`, value: `group-${i}` }))
+}
+
+// groupRead runs one consumer of the group (kafkajs's consumer with its
+// default autocommit: offsets of processed messages are committed after each
+// batch and on disconnect) from the beginning where nothing is committed,
+// until done(records) holds, then disconnects (LeaveGroup).
+async function groupRead(kafka, groupId, done) {
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 })
+  const got = []
+  let crashed = null
+  consumer.on(consumer.events.CRASH, e => { crashed = e.payload.error })
+  await consumer.connect()
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true })
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        got.push({
+          partition,
+          offset: parseInt(message.offset, 10),
+          key: message.key === null ? null : message.key.toString(),
+          value: message.value.toString(),
+        })
+      },
+    })
+    const deadline = Date.now() + GROUP_TIMEOUT_MS
+    while (!done(got)) {
+      if (crashed) throw new Error(`group ${groupId}: consumer crashed after ${got.length} records: ${crashed.name}: ${crashed.message}`)
+      if (Date.now() > deadline) throw new Error(`group ${groupId}: read ${got.length} records before the deadline: ${JSON.stringify(got)}`)
+      await sleep(50)
+    }
+  } finally {
+    await consumer.disconnect()
+  }
+  return got
+}
+
+// checkGroup: first must hold every offset below end of every partition; the
+// committed offsets must be end; second exactly groupRecords(), none of the
+// records read before.
+function checkGroup(end, first, committed, second) {
+  for (let p = 0; p < PARTITIONS; p++) {
+    const have = [...new Set(first.filter(r => r.partition === p).map(r => r.offset))].sort((a, b) => a - b)
+    const want = Array.from({ length: end[p] }, (_, i) => i)
+    if (JSON.stringify(have) !== JSON.stringify(want)) {
+      return [false, `first group consumer read offsets [${have}] of partition ${p}, want 0..${end[p] - 1}`]
+    }
+  }
+  if (JSON.stringify(committed) !== JSON.stringify(end)) {
+    return [false, `committed offsets [${committed}] after the first group consumer read everything, want the end offsets [${end}]`]
+  }
+  const have = second.map(r => r.value).sort()
+  const want = groupRecords().map(r => r.value).sort()
+  const old = second.filter(r => r.offset < end[r.partition]).map(r => `${r.partition}@${r.offset}`)
+  if (JSON.stringify(have) !== JSON.stringify(want) || old.length) {
+    return [false, `second group consumer read [${have}] (committed records re-read: [${old}]), want exactly [${want}]`]
+  }
+  const bad = second.filter(r => r.partition !== keyPartition(r.key)).map(r => `${r.key} on ${r.partition}`)
+  if (bad.length) return [false, `keyed records off their murmur2 partition: ${bad}`]
+  return [true, `first consumer read all ${first.length}, committed [${committed}]; the second read exactly the ${second.length} new ones`]
 }
 
 // compare checks the records read against expectedRecords.

@@ -7,8 +7,10 @@
 # (compat_test.go creates and deletes it with kadm), and create-topic and
 # delete-topic are reported as not applicable. The rest: metadata (kcat -L),
 # produce 10 keyed (-P -K:) and 10 unkeyed records, consume them back from the
-# beginning of every partition (-C -e -o beginning, no group), and offsets by
-# time (-Q). Prints one JSON line per capability on stdout, as
+# beginning of every partition (-C -e -o beginning, no group), offsets by
+# time (-Q), and a consumer group: a balanced consumer (-G) reads everything
+# and commits, then a second one of the group must read only the records
+# produced after that. Prints one JSON line per capability on stdout, as
 # testenv/compat_test.go parses: {"capability": ..., "ok": true|false, "detail": ...}.
 #
 # librdkafka's default partitioner is consistent_random (CRC32 of the key);
@@ -158,5 +160,52 @@ if earliest=$(query -2) && latest=$(query -1) && past=$(query "$start_ms") && fu
 else
 	report list-offsets fail "kcat -Q failed: $(tail -3 "$errfile")"
 fi
+
+# group: a balanced consumer (-G, librdkafka's KafkaConsumer) reads every
+# partition from the beginning (-o beginning) to its end (-e) and exits; its
+# offsets are auto-committed (enable.auto.commit, and on close). Then 5 keyed
+# records group-0..4 are produced, and a second balanced consumer of the same
+# group, without -o (so the committed offsets, auto.offset.reset=earliest
+# only where there are none), must read exactly those. kcat cannot show a
+# group's committed offsets; the second run is the check.
+group=$topic-group
+gconsume=("${kcat[@]}" -G "$group" -X enable.partition.eof=true -X auto.offset.reset=earliest -e -q -Z -f '%p\t%o\t%k\t%s\n')
+# failed_run WHAT RC OUTPUT: the detail of a failed kcat run.
+failed_run() {
+	local why="exit $2"
+	[ "$2" = 124 ] && why="timed out after 30s"
+	printf '%s failed (%s; read [%s]): %s' "$1" "$why" "$(cut -f4 <<<"$3" | grep . | paste -sd' ')" "$(tail -3 "$errfile")"
+}
+group_check() {
+	local end first second rc p have want old problem="" extra
+	end=$(query -1) || { report group fail "kcat -Q (end offsets) failed: $(tail -3 "$errfile")"; return; }
+	first=$(run timeout 30 "${gconsume[@]}" -o beginning "$topic")
+	rc=$?
+	[ $rc = 0 ] || { report group fail "$(failed_run "first kcat -G $group" $rc "$first")"; return; }
+	read -ra e <<<"$end"
+	for p in $(seq 0 $((partitions - 1))); do
+		have=$(awk -F'\t' -v p="$p" '$1 == p { print $2 }' <<<"$first" | sort -nu | paste -sd' ')
+		want=$(if [ "${e[p]:-0}" -gt 0 ]; then seq 0 $((e[p] - 1)); fi | paste -sd' ')
+		[ "$have" = "$want" ] || problem="first kcat -G read offsets [$have] of partition $p, want 0..$((${e[p]:-0} - 1)) (end offsets [$end])"
+	done
+	[ -z "$problem" ] || { report group fail "$problem"; return; }
+	extra=$(for i in $(seq 0 4); do echo "key-$i:group-$i"; done)
+	if ! run "${produce[@]}" -K: <<<"$extra" || grep -qiE 'error|failed' "$errfile"; then
+		report group fail "kcat -P of the group records failed: $(tail -3 "$errfile")"
+		return
+	fi
+	second=$(run timeout 30 "${gconsume[@]}" "$topic")
+	rc=$?
+	[ $rc = 0 ] || { report group fail "$(failed_run "second kcat -G $group" $rc "$second")"; return; }
+	have=$(cut -f4 <<<"$second" | grep . | sort | paste -sd' ')
+	want=$(for i in $(seq 0 4); do echo "group-$i"; done | paste -sd' ')
+	old=$(awk -F'\t' -v ends="$end" 'BEGIN { split(ends, e, " ") } $2 < e[$1 + 1] { printf "%s@%s ", $1, $2 }' <<<"$second")
+	if [ "$have" != "$want" ] || [ -n "$old" ]; then
+		report group fail "second kcat -G $group read [$have] (committed records re-read: [$old]), want exactly [$want]"
+	else
+		report group ok "first kcat -G read all $(grep -c . <<<"$first") (end offsets [$end]), auto-committed on close; the second read exactly the 5 new ones"
+	fi
+}
+group_check
 
 report delete-topic na "kcat cannot delete topics (the test deletes $topic with kadm)"
