@@ -276,8 +276,12 @@ func (b *Broker) validateConfigs(overrides map[string]string) error {
 	if err := config.ValidateOverrides(overrides); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	if _, _, err := config.Resolve(overrides, b.brokerDefaults); err != nil {
+	cfg, _, err := config.Resolve(overrides, b.brokerDefaults)
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if cfg.RemoteStorageEnable && b.cfg.ObjectStore == nil {
+		return fmt.Errorf("%w: remote.storage.enable=true needs the brokers to run with an object store (--object-store)", ErrInvalidConfig)
 	}
 	return nil
 }

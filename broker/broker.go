@@ -25,6 +25,7 @@ import (
 	"github.com/strata-broker/strata/broker/group"
 	partlog "github.com/strata-broker/strata/broker/log"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/tiering"
 )
 
 // Config configures a Broker.
@@ -50,6 +51,11 @@ type Config struct {
 	// registration: partition states naming it leader from before then are
 	// not acted on. Nil: 0.
 	RegistrationEpoch func() int64
+	// ObjectStore, when not nil, keeps the sealed segments of topics with
+	// remote.storage.enable=true; TieringCacheBytes bounds the on-disk cache
+	// of remote reads (zero: 1 GiB).
+	ObjectStore       tiering.Store
+	TieringCacheBytes int64
 }
 
 // Metastore is what the broker needs from the cluster's metadata store.
@@ -82,6 +88,11 @@ type Broker struct {
 	metrics        *metrics
 	clusterID      clusterID
 	groups         *group.Coordinator
+
+	// Tiering, when the broker has an object store (see tiering.go).
+	remote          *tiering.Reader
+	tieringInterval time.Duration
+	tieringMetrics  *tieringMetrics
 
 	// applyMu serialises changes to the hosted topics (open, close, delete);
 	// mu guards the map itself and is held only briefly.
@@ -190,6 +201,9 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if b.groups, err = newGroupCoordinator(b); err != nil {
 		return nil, err
 	}
+	if err := b.startTiering(); err != nil {
+		return nil, err
+	}
 	b.metrics = newMetrics(b, cfg.Registerer)
 	b.fetchers = newFetcherManager(b)
 	return b, nil
@@ -247,7 +261,11 @@ func (b *Broker) Start(ctx context.Context) error {
 	}
 	b.removeOrphanDirs(topics)
 
-	b.wg.Add(4)
+	b.wg.Add(5)
+	go func() {
+		defer b.wg.Done()
+		b.tieringLoop(runCtx)
+	}()
 	go func() {
 		defer b.wg.Done()
 		b.isrLoop(runCtx)

@@ -7,6 +7,7 @@ import (
 	"github.com/strata-broker/strata/broker/record"
 
 	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/tiering"
 )
 
 // Errors of the broker core. Frontends translate them into their protocol's
@@ -108,7 +109,7 @@ func Classify(err error) Kind {
 		return KindRecordTooLarge
 	case errors.As(err, &oor):
 		return KindOffsetOutOfRange
-	case errors.As(err, &corrupt):
+	case errors.As(err, &corrupt), errors.Is(err, tiering.ErrCorrupt):
 		return KindCorruptStorage
 	case record.IsCorrupt(err), errors.Is(err, record.ErrShortBuffer):
 		return KindCorruptMessage

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/tiering"
 )
 
 // FetchPartition asks for one partition's records from Offset on.
@@ -84,7 +85,7 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 	var wake chan struct{}
 	var hosted []*Partition
 	for {
-		total, anyErr := b.readAll(parts, opts, results)
+		total, anyErr := b.readAll(ctx, parts, opts, results)
 		if anyErr || total >= int(max(opts.MinBytes, 1)) || opts.MaxWait <= 0 {
 			return results, nil
 		}
@@ -105,12 +106,12 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 			b.unregister(hosted, wake)
 			hosted = b.register(parts, wake)
 		case <-deadline:
-			b.readAll(parts, opts, results)
+			b.readAll(ctx, parts, opts, results)
 			return results, nil
 		case <-b.draining:
 			// Shutting down: answer with what there is rather than hold the
 			// listener's graceful stop for MaxWait.
-			b.readAll(parts, opts, results)
+			b.readAll(ctx, parts, opts, results)
 			return results, nil
 		case <-ctx.Done():
 			for _, res := range results {
@@ -148,7 +149,7 @@ func (b *Broker) unregister(hosted []*Partition, wake chan struct{}) {
 
 // readAll reads every partition into results and returns the bytes read and
 // whether any partition failed.
-func (b *Broker) readAll(parts []FetchPartition, opts FetchOptions, results []FetchResult) (int, bool) {
+func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts FetchOptions, results []FetchResult) (int, bool) {
 	budget := int(opts.MaxBytes)
 	total := 0
 	anyErr := false
@@ -166,6 +167,7 @@ func (b *Broker) readAll(parts []FetchPartition, opts FetchOptions, results []Fe
 			anyErr = true
 			continue
 		}
+		b.ensureRemote(ctx, p)
 		res.HighWatermark = p.HighWatermark()
 		res.LogStartOffset = p.LogStartOffset()
 		limit := int(fp.MaxBytes)
@@ -176,6 +178,28 @@ func (b *Broker) readAll(parts []FetchPartition, opts FetchOptions, results []Fe
 			// The response is full; the rest waits for the next fetch. The first
 			// partition with data always gets a batch, however large.
 			continue
+		}
+		if fp.Offset < p.log.LogStartOffset() && fp.Offset >= res.LogStartOffset {
+			// Below the local log: the object store has it.
+			rr, ok, err := b.remoteRead(ctx, p, fp.Offset, max(limit, 1))
+			if ok {
+				if err != nil {
+					res.Err = fmt.Errorf("fetch %s-%d at offset %d from the object store: %w", fp.Topic, fp.Partition, fp.Offset, err)
+					anyErr = true
+					if errors.Is(err, tiering.ErrCorrupt) {
+						b.metrics.corruptReads.WithLabelValues(fp.Topic).Inc()
+					}
+					continue
+				}
+				res.Data = rr.Data
+				if len(rr.Data) > 0 {
+					res.NextOffset = rr.NextOffset
+				}
+				total += len(rr.Data)
+				budget -= len(rr.Data)
+				b.metrics.fetchBytes.WithLabelValues(fp.Topic).Add(float64(len(rr.Data)))
+				continue
+			}
 		}
 		rr, buf, err := readLog(p.log, fp.Offset, max(limit, 1), res.HighWatermark, opts.Buffers)
 		if err != nil {
@@ -251,6 +275,7 @@ func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset
 	if err != nil {
 		return 0, 0, false, err
 	}
+	b.ensureRemote(context.Background(), p)
 	switch ts {
 	case EarliestTimestamp:
 		return p.LogStartOffset(), -1, true, nil

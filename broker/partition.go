@@ -73,6 +73,12 @@ type Partition struct {
 
 	// producers is the idempotent-producer state (see producers.go).
 	producers *producerStates
+
+	// remoteStart is the log start of the partition's records in the object
+	// store, -1 when none are known; remote is the last manifest read or
+	// written (see tiering.go).
+	remoteStart atomic.Int64
+	remote      remoteState
 }
 
 // followerState is what the leader knows of a follower from its fetches.
@@ -97,14 +103,22 @@ func newPartition(topic, topicID string, index int32, l *partlog.Log, self int32
 		producers: newProducerStates(),
 	}
 	p.state = metastore.PartitionState{Topic: topic, Partition: index, Leader: -1}
+	p.remoteStart.Store(-1)
 	return p
 }
 
 // HighWatermark is the offset below which records are visible to consumers.
 func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 
-// LogStartOffset is the first offset still in the log.
-func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
+// LogStartOffset is the first offset still in the log: in the object store
+// when the partition is tiered and its oldest records are only there.
+func (p *Partition) LogStartOffset() int64 {
+	local := p.log.LogStartOffset()
+	if rs := p.remoteStart.Load(); rs >= 0 && rs < local {
+		return rs
+	}
+	return local
+}
 
 // LogEndOffset is the offset the next appended record receives.
 func (p *Partition) LogEndOffset() int64 { return p.log.LogEndOffset() }

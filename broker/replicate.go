@@ -117,7 +117,7 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 			if !recorded[i] {
 				if div, err := b.checkDivergence(p, fp); err != nil || div != nil {
 					res.Err, res.Diverging = err, div
-					res.HighWatermark, res.LogStartOffset = p.HighWatermark(), p.LogStartOffset()
+					res.HighWatermark, res.LogStartOffset = p.HighWatermark(), p.log.LogStartOffset()
 					continue
 				}
 				join, err := p.followerFetched(req.ReplicaID, fp.CurrentLeaderEpoch, fp.FetchOffset, b.now())
@@ -135,7 +135,7 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 					})
 				}
 			}
-			res.HighWatermark, res.LogStartOffset = p.HighWatermark(), p.LogStartOffset()
+			res.HighWatermark, res.LogStartOffset = p.HighWatermark(), p.log.LogStartOffset()
 			if err := p.checkLeader(); err != nil {
 				res.Err = err
 				continue
@@ -211,8 +211,8 @@ func (b *Broker) checkDivergence(p *Partition, fp ReplicaFetchPartition) (*Epoch
 	if err := p.checkLeader(); err != nil {
 		return nil, err
 	}
-	if fp.FetchOffset < p.LogStartOffset() {
-		return nil, &partlog.OffsetOutOfRangeError{Offset: fp.FetchOffset, Start: p.LogStartOffset(), End: p.LogEndOffset()}
+	if fp.FetchOffset < p.log.LogStartOffset() {
+		return nil, &partlog.OffsetOutOfRangeError{Offset: fp.FetchOffset, Start: p.log.LogStartOffset(), End: p.LogEndOffset()}
 	}
 	if fp.LastFetchedEpoch < 0 {
 		if fp.FetchOffset > p.LogEndOffset() {
@@ -551,7 +551,7 @@ func (f *fetcher) handle(p *Partition, sent *ReplicaFetchPartition, res *Replica
 		b.logger.Info("truncating diverged replica", "topic", p.Topic, "partition", p.Index,
 			"leader", f.leader, "leader_epoch_end", d, "from", p.LogEndOffset(), "to", target)
 		truncate := p.log.TruncateTo
-		if target < p.LogStartOffset() {
+		if target < p.log.LogStartOffset() {
 			// Diverged below what this replica still serves (after an
 			// unclean election): nothing it holds can be kept.
 			truncate = p.log.TruncateFullyAndStartAt
@@ -600,7 +600,7 @@ func (f *fetcher) handle(p *Partition, sent *ReplicaFetchPartition, res *Replica
 // back up to the leader's once the batch is appended.
 func (f *fetcher) alignEmptyStart(p *Partition, data []byte) error {
 	leo := p.LogEndOffset()
-	if leo != p.LogStartOffset() {
+	if leo != p.log.LogStartOffset() {
 		return nil
 	}
 	h, err := record.ParseHeader(data)
@@ -623,7 +623,7 @@ func (f *fetcher) behindLeaderStart(sent *ReplicaFetchPartition, res *ReplicaFet
 // above it would forbid.
 func (f *fetcher) followLogStart(p *Partition, leaderStart int64) {
 	target := min(leaderStart, p.HighWatermark())
-	if target <= p.LogStartOffset() {
+	if target <= p.log.LogStartOffset() {
 		return
 	}
 	if err := p.log.AdvanceLogStart(target); err != nil {

@@ -1,0 +1,192 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/tiering"
+	"github.com/strata-broker/strata/tiering/objstore"
+)
+
+// startTieredBroker runs a broker whose object store is a local directory,
+// with the tiering task every 50 ms.
+func startTieredBroker(t *testing.T) (*Broker, objstore.Store) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	etcd, err := metastore.StartEmbedded(ctx, dir+"/etcd", "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { etcd.Close() })
+	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 1}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	objects, err := objstore.Open(ctx, "file://"+dir+"/objects", objstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{NodeID: 1, DataDir: dir + "/data", ObjectStore: objects,
+		Settings: map[string]string{"remote.log.manager.task.interval.ms": "50"}}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, objects
+}
+
+func produceValues(t *testing.T, b *Broker, topic string, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		bld := record.NewBuilder(time.Now().UnixMilli(), 0)
+		bld.Append(&record.Record{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "value-%05d-%0100d", i, i)})
+		batch, err := bld.Build(record.None)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := b.Produce(context.Background(), topic, AcksAll, []PartitionBatches{{Partition: 0, Batches: batch}})
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("produce %d: %v %v", i, err, res[0].Err)
+		}
+	}
+}
+
+// readValues fetches every record from offset 0 and returns the values.
+func readValues(t *testing.T, b *Broker, topic string, want int) []string {
+	t.Helper()
+	var out []string
+	offset := int64(0)
+	for len(out) < want {
+		res, err := b.Fetch(context.Background(), []FetchPartition{{Topic: topic, Offset: offset, MaxBytes: 700}}, FetchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[0].Err != nil {
+			t.Fatalf("fetch at %d: %v", offset, res[0].Err)
+		}
+		if len(res[0].Data) == 0 {
+			t.Fatalf("fetch at %d returned nothing; have %d of %d", offset, len(out), want)
+		}
+		it := record.NewBatches(res[0].Data)
+		for it.Next() {
+			err := record.ForEach(it.Bytes(), func(r *record.Record) error {
+				if r.Offset >= offset {
+					out = append(out, string(r.Value))
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+		offset = res[0].NextOffset
+	}
+	return out
+}
+
+func TestTieredTopicIsReadBackFromTheBucket(t *testing.T) {
+	b, objects := startTieredBroker(t)
+	ctx := context.Background()
+	_, err := b.CreateTopic(ctx, TopicSpec{Name: "history", Partitions: 1, Configs: map[string]string{
+		"remote.storage.enable": "true", "segment.bytes": "1024", "local.retention.bytes": "2048",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceValues(t, b, "history", 0, 200)
+	p, _ := b.partition("history", 0)
+
+	// Uploads and local retention run in the background.
+	deadline := time.Now().Add(20 * time.Second)
+	for p.log.LogStartOffset() < 100 {
+		if time.Now().After(deadline) {
+			m, _ := p.remoteManifest()
+			t.Fatalf("local log start still %d after 20s (manifest %+v)", p.log.LogStartOffset(), m)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := p.LogStartOffset(); got != 0 {
+		t.Fatalf("log start offset %d, want 0: the bucket holds the start", got)
+	}
+	if off, _, _, err := b.ListOffset("history", 0, EarliestTimestamp); err != nil || off != 0 {
+		t.Fatalf("earliest offset %d, %v", off, err)
+	}
+	m, _, found, err := tiering.LatestManifest(ctx, objects, tiering.Layout{Topic: "history", TopicID: p.topicID}, 0)
+	if err != nil || !found || len(m.Segments) == 0 || m.Segments[0].BaseOffset != 0 {
+		t.Fatalf("manifest in the bucket: %+v, found %v, %v", m, found, err)
+	}
+	for _, s := range m.Segments {
+		if _, ok, err := objects.Exists(ctx, s.Key); err != nil || !ok {
+			t.Fatalf("segment object %s: exists %v, %v", s.Key, ok, err)
+		}
+	}
+
+	values := readValues(t, b, "history", 200)
+	for i, v := range values[:200] {
+		if want := fmt.Sprintf("value-%05d-%0100d", i, i); v != want {
+			t.Fatalf("record %d is %q, want %q", i, v, want)
+		}
+	}
+}
+
+// A remote object whose bytes changed fails its batch checksum: the fetch
+// gets an error, never the damaged data.
+func TestCorruptRemoteSegmentIsAnError(t *testing.T) {
+	b, objects := startTieredBroker(t)
+	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "fragile", Partitions: 1, Configs: map[string]string{
+		"remote.storage.enable": "true", "segment.bytes": "1024", "local.retention.bytes": "1024",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	produceValues(t, b, "fragile", 0, 60)
+	p, _ := b.partition("fragile", 0)
+	deadline := time.Now().Add(20 * time.Second)
+	for p.log.LogStartOffset() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing left the local disk after 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m, _ := p.remoteManifest()
+	seg := m.Segments[0]
+	rc, err := objects.Get(ctx, seg.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-3] ^= 0xff // inside the first segment's last record
+	if err := objects.Put(ctx, seg.Key, bytes.NewReader(raw), int64(len(raw))); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Fetch(ctx, []FetchPartition{{Topic: "fragile", Offset: seg.NextOffset - 1, MaxBytes: 1 << 20}}, FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err == nil || Classify(res[0].Err) != KindCorruptStorage || len(res[0].Data) != 0 {
+		t.Fatalf("fetch of a damaged remote batch: %d bytes, err %v (kind %v)", len(res[0].Data), res[0].Err, Classify(res[0].Err))
+	}
+}

@@ -1,0 +1,435 @@
+package tiering
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/broker/record"
+)
+
+// DefaultChunkSize is the unit of remote reads and of the chunk cache.
+const DefaultChunkSize = 1 << 20
+
+// ReaderConfig configures a Reader.
+type ReaderConfig struct {
+	// CacheDir holds cached chunks; it is emptied at start.
+	CacheDir string
+	// CacheBytes bounds the chunk cache on disk (--tiering-cache-bytes).
+	CacheBytes int64
+	// ChunkSize is the size of one ranged GET; zero means DefaultChunkSize.
+	ChunkSize int64
+	// ReadAhead is how many chunks after the one read are fetched ahead
+	// for a sequential reader; Workers is how many GETs run at once for
+	// that.
+	ReadAhead, Workers int
+	Registerer         prometheus.Registerer
+	Logger             *slog.Logger
+}
+
+// Reader serves reads of remote segments through an on-disk chunk cache,
+// fetching chunks ahead of a sequential reader. Run drives its read-ahead.
+type Reader struct {
+	st     Store
+	cfg    ReaderConfig
+	logger *slog.Logger
+	cache  *chunkCache
+
+	idxMu    sync.Mutex
+	indexes  map[string][]partlog.IndexEntry
+	idxOrder *list.List // of index keys, most recent first
+	idxElems map[string]*list.Element
+
+	ahead chan chunkRef
+
+	getSeconds *prometheus.HistogramVec
+	cacheHits  prometheus.Counter
+	cacheMiss  prometheus.Counter
+	corrupt    prometheus.Counter
+}
+
+type chunkRef struct {
+	key   string
+	size  int64 // of the whole object
+	chunk int64
+}
+
+// maxIndexes bounds the decoded offset indexes kept in memory.
+const maxIndexes = 256
+
+// NewReader returns a reader of st's segments.
+func NewReader(st Store, cfg ReaderConfig) (*Reader, error) {
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = DefaultChunkSize
+	}
+	if cfg.CacheBytes < 4*cfg.ChunkSize {
+		cfg.CacheBytes = 4 * cfg.ChunkSize
+	}
+	if cfg.ReadAhead < 0 {
+		cfg.ReadAhead = 0
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cache, err := newChunkCache(cfg.CacheDir, cfg.CacheBytes)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{
+		st: st, cfg: cfg, logger: logger, cache: cache,
+		indexes: map[string][]partlog.IndexEntry{}, idxOrder: list.New(), idxElems: map[string]*list.Element{},
+		ahead: make(chan chunkRef, 256),
+		getSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "strata_tiering_remote_read_seconds",
+			Help:    "Time to fetch one chunk or index from the object store for a read.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"kind"}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_tiering_cache_hits_total", Help: "Remote-read chunks served from the chunk cache.",
+		}),
+		cacheMiss: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_tiering_cache_misses_total", Help: "Remote-read chunks fetched from the object store.",
+		}),
+		corrupt: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_tiering_corrupt_reads_total", Help: "Remote reads refused because the data failed a check.",
+		}),
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{r.getSeconds, r.cacheHits, r.cacheMiss, r.corrupt} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("tiering metrics: %w", err)
+			}
+		}
+	}
+	return r, nil
+}
+
+// Run fetches read-ahead chunks until ctx ends.
+func (r *Reader) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range r.cfg.Workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ref := <-r.ahead:
+					if _, err := r.chunk(ctx, ref); err != nil && ctx.Err() == nil {
+						r.logger.Debug("read-ahead failed", "key", ref.key, "chunk", ref.chunk, "err", err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (r *Reader) readAhead(ref chunkRef) {
+	if r.cache.has(ref) {
+		return
+	}
+	select {
+	case r.ahead <- ref:
+	default: // busy: the reader fetches it itself when it gets there
+	}
+}
+
+// chunk returns one chunk of an object, from the cache or the store.
+func (r *Reader) chunk(ctx context.Context, ref chunkRef) ([]byte, error) {
+	return r.cache.get(ref, func() ([]byte, error) {
+		off := ref.chunk * r.cfg.ChunkSize
+		n := min(r.cfg.ChunkSize, ref.size-off)
+		if n <= 0 {
+			return nil, fmt.Errorf("chunk %d of %s is past its end (%d bytes)", ref.chunk, ref.key, ref.size)
+		}
+		start := time.Now()
+		rc, err := r.st.GetRange(ctx, ref.key, off, n)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(rc, buf); err != nil {
+			return nil, fmt.Errorf("read %s bytes %d-%d: %w", ref.key, off, off+n-1, err)
+		}
+		r.getSeconds.WithLabelValues("chunk").Observe(time.Since(start).Seconds())
+		r.cacheMiss.Inc()
+		return buf, nil
+	}, r.cacheHits)
+}
+
+// readRange returns bytes [off, off+n) of an object, through chunks.
+func (r *Reader) readRange(ctx context.Context, key string, size, off, n int64) ([]byte, error) {
+	out := make([]byte, 0, n)
+	for pos := off; pos < off+n; {
+		c := pos / r.cfg.ChunkSize
+		data, err := r.chunk(ctx, chunkRef{key: key, size: size, chunk: c})
+		if err != nil {
+			return nil, err
+		}
+		in := pos - c*r.cfg.ChunkSize
+		take := min(int64(len(data))-in, off+n-pos)
+		if take <= 0 {
+			return nil, fmt.Errorf("%w: %s ends before byte %d", ErrCorrupt, key, pos)
+		}
+		out = append(out, data[in:in+take]...)
+		pos += take
+	}
+	return out, nil
+}
+
+// index returns a segment's decoded offset index.
+func (r *Reader) index(ctx context.Context, seg SegmentMeta) ([]partlog.IndexEntry, error) {
+	r.idxMu.Lock()
+	if e, ok := r.idxElems[seg.IndexKey]; ok {
+		r.idxOrder.MoveToFront(e)
+		idx := r.indexes[seg.IndexKey]
+		r.idxMu.Unlock()
+		return idx, nil
+	}
+	r.idxMu.Unlock()
+	start := time.Now()
+	raw, err := readAll(ctx, r.st, seg.IndexKey, 64<<20)
+	if err != nil {
+		return nil, fmt.Errorf("index of remote segment %d: %w", seg.BaseOffset, err)
+	}
+	r.getSeconds.WithLabelValues("index").Observe(time.Since(start).Seconds())
+	idx, err := partlog.DecodeOffsetIndex(raw, seg.BaseOffset, seg.Size)
+	if err != nil {
+		r.corrupt.Inc()
+		return nil, fmt.Errorf("%w: index %s: %v", ErrCorrupt, seg.IndexKey, err)
+	}
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	if _, ok := r.idxElems[seg.IndexKey]; !ok {
+		r.indexes[seg.IndexKey] = idx
+		r.idxElems[seg.IndexKey] = r.idxOrder.PushFront(seg.IndexKey)
+		for r.idxOrder.Len() > maxIndexes {
+			old := r.idxOrder.Remove(r.idxOrder.Back()).(string)
+			delete(r.indexes, old)
+			delete(r.idxElems, old)
+		}
+	}
+	return idx, nil
+}
+
+// ReadResult is what a remote read returns.
+type ReadResult struct {
+	Data       []byte // whole batches
+	NextOffset int64  // the offset after the last batch returned
+}
+
+// Read returns whole batches of segs[i] from the one holding offset, up to
+// maxBytes (the first batch whole, whatever its size). Every batch is
+// checked (CRC, offsets inside the segment, increasing); a failed check is
+// ErrCorrupt and nothing of it is returned. When the read reaches the
+// segment's last chunk, the next segment's first chunk is fetched ahead.
+func (r *Reader) Read(ctx context.Context, segs []SegmentMeta, i int, offset int64, maxBytes int) (ReadResult, error) {
+	seg := segs[i]
+	idx, err := r.index(ctx, seg)
+	if err != nil {
+		return ReadResult{}, err
+	}
+	pos := int64(0)
+	if j := sort.Search(len(idx), func(j int) bool { return idx[j].Offset > offset }); j > 0 {
+		pos = idx[j-1].Position
+	}
+	res := ReadResult{NextOffset: offset}
+	prevNext := seg.BaseOffset
+	for pos < seg.Size {
+		hdrBytes, err := r.readRange(ctx, seg.Key, seg.Size, pos, min(int64(record.HeaderSize), seg.Size-pos))
+		if err != nil {
+			return ReadResult{}, err
+		}
+		h, err := record.ParseHeader(hdrBytes)
+		if err != nil {
+			r.corrupt.Inc()
+			return ReadResult{}, fmt.Errorf("%w: %s at byte %d: %v", ErrCorrupt, seg.Key, pos, err)
+		}
+		size := int64(h.Size())
+		if pos+size > seg.Size {
+			r.corrupt.Inc()
+			return ReadResult{}, fmt.Errorf("%w: %s: batch at byte %d runs past the object's end", ErrCorrupt, seg.Key, pos)
+		}
+		if h.LastOffset() < offset {
+			pos += size // before the offset asked for: skipped unread
+			prevNext = h.NextOffset()
+			continue
+		}
+		if len(res.Data) > 0 && len(res.Data)+int(size) > maxBytes {
+			break
+		}
+		batch, err := r.readRange(ctx, seg.Key, seg.Size, pos, size)
+		if err != nil {
+			return ReadResult{}, err
+		}
+		if _, err := record.Validate(batch); err != nil {
+			r.corrupt.Inc()
+			return ReadResult{}, fmt.Errorf("%w: %s: batch at byte %d: %v", ErrCorrupt, seg.Key, pos, err)
+		}
+		if h.BaseOffset < prevNext || h.NextOffset() > seg.NextOffset {
+			r.corrupt.Inc()
+			return ReadResult{}, fmt.Errorf("%w: %s: batch %d-%d is outside the segment's range %d-%d or out of order",
+				ErrCorrupt, seg.Key, h.BaseOffset, h.LastOffset(), seg.BaseOffset, seg.NextOffset-1)
+		}
+		prevNext = h.NextOffset()
+		res.Data = append(res.Data, batch...)
+		res.NextOffset = h.NextOffset()
+		pos += size
+		if len(res.Data) >= maxBytes {
+			break
+		}
+	}
+	r.scheduleAhead(segs, i, pos)
+	return res, nil
+}
+
+// scheduleAhead fetches the chunks after pos, continuing into the next
+// segment.
+func (r *Reader) scheduleAhead(segs []SegmentMeta, i int, pos int64) {
+	left := r.cfg.ReadAhead
+	seg := segs[i]
+	for c := pos / r.cfg.ChunkSize; left > 0 && c*r.cfg.ChunkSize < seg.Size; c++ {
+		r.readAhead(chunkRef{key: seg.Key, size: seg.Size, chunk: c})
+		left--
+	}
+	for j := i + 1; left > 0 && j < len(segs); j++ {
+		r.readAhead(chunkRef{key: segs[j].Key, size: segs[j].Size, chunk: 0})
+		left--
+	}
+}
+
+// chunkCache keeps chunks in files under dir, least recently used first
+// out, within max bytes. Concurrent misses of one chunk share one fetch.
+type chunkCache struct {
+	dir string
+	max int64
+
+	mu       sync.Mutex
+	size     int64
+	lru      *list.List // of *cacheEntry, most recent first
+	entries  map[chunkRef]*list.Element
+	inflight map[chunkRef]*fetchCall
+}
+
+type cacheEntry struct {
+	ref  chunkRef
+	file string
+	n    int64
+}
+
+type fetchCall struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+func newChunkCache(dir string, max int64) (*chunkCache, error) {
+	if dir == "" {
+		return nil, errors.New("tiering: no cache directory")
+	}
+	// Chunks of an earlier run are not trusted to match their index: start
+	// empty.
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("tiering cache: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("tiering cache: %w", err)
+	}
+	return &chunkCache{dir: dir, max: max, lru: list.New(), entries: map[chunkRef]*list.Element{}, inflight: map[chunkRef]*fetchCall{}}, nil
+}
+
+func (c *chunkCache) has(ref chunkRef) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.entries[ref]
+	_, busy := c.inflight[ref]
+	return ok || busy
+}
+
+func (c *chunkCache) fileFor(ref chunkRef) string {
+	sum := sha256.Sum256([]byte(ref.key))
+	return filepath.Join(c.dir, hex.EncodeToString(sum[:16])+"-"+strconv.FormatInt(ref.chunk, 10))
+}
+
+func (c *chunkCache) get(ref chunkRef, fetch func() ([]byte, error), hits prometheus.Counter) ([]byte, error) {
+	c.mu.Lock()
+	if e, ok := c.entries[ref]; ok {
+		c.lru.MoveToFront(e)
+		ent := e.Value.(*cacheEntry)
+		c.mu.Unlock()
+		data, err := os.ReadFile(ent.file)
+		if err == nil && int64(len(data)) == ent.n {
+			hits.Inc()
+			return data, nil
+		}
+		// Evicted meanwhile, or damaged: fetch again.
+		c.mu.Lock()
+		c.dropLocked(ref)
+	}
+	if call, ok := c.inflight[ref]; ok {
+		c.mu.Unlock()
+		<-call.done
+		return call.data, call.err
+	}
+	call := &fetchCall{done: make(chan struct{})}
+	c.inflight[ref] = call
+	c.mu.Unlock()
+
+	call.data, call.err = fetch()
+	if call.err == nil {
+		c.put(ref, call.data)
+	}
+	c.mu.Lock()
+	delete(c.inflight, ref)
+	c.mu.Unlock()
+	close(call.done)
+	return call.data, call.err
+}
+
+func (c *chunkCache) put(ref chunkRef, data []byte) {
+	file := c.fileFor(ref)
+	c.mu.Lock()
+	c.dropLocked(ref) // an older copy, before its file is replaced
+	c.mu.Unlock()
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		return // a cache that cannot write only costs refetches
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries[ref] = c.lru.PushFront(&cacheEntry{ref: ref, file: file, n: int64(len(data))})
+	c.size += int64(len(data))
+	for c.size > c.max && c.lru.Len() > 1 {
+		c.dropLocked(c.lru.Back().Value.(*cacheEntry).ref)
+	}
+}
+
+func (c *chunkCache) dropLocked(ref chunkRef) {
+	e, ok := c.entries[ref]
+	if !ok {
+		return
+	}
+	ent := e.Value.(*cacheEntry)
+	c.lru.Remove(e)
+	delete(c.entries, ref)
+	c.size -= ent.n
+	os.Remove(ent.file)
+}
