@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -100,8 +101,9 @@ type Broker struct {
 	httpAddr  string
 	kafkaAddr string
 	args      []string
-	inbound   *Proxy // in front of grpcAddr: the advertised address
-	etcdProxy *Proxy // the broker's only way to etcd
+	env       []string // nil: childEnv()
+	inbound   *Proxy   // in front of grpcAddr: the advertised address
+	etcdProxy *Proxy   // the broker's only way to etcd
 
 	mu     sync.Mutex
 	proc   *process // the current (or last) process
@@ -301,6 +303,12 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 		}
 		for _, s := range settings {
 			b.args = append(b.args, "--config", s)
+		}
+		if mio != nil {
+			// Tiered topics keep their segments in the cluster's bucket.
+			s3 := mio.S3()
+			b.args = append(b.args, "--object-store", ObjectStoreURL(s3))
+			b.env = append(childEnv(), "AWS_ACCESS_KEY_ID="+s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3.SecretKey, "AWS_REGION="+s3.Region)
 		}
 	}
 	fns := make([]func() error, 0, n)
@@ -638,6 +646,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		logPath:  b.logPath,
 		bin:      b.bin,
 		args:     append([]string{"broker"}, b.args...),
+		env:      b.env,
 		ownGroup: true,
 	})
 	if err != nil {
@@ -829,4 +838,14 @@ func parallel(fns ...func() error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// ObjectStorePrefix is where a test cluster's brokers keep tiered segments
+// in its bucket.
+const ObjectStorePrefix = "strata"
+
+// ObjectStoreURL is the --object-store URL of a test cluster's bucket (the
+// credentials go in the AWS environment variables).
+func ObjectStoreURL(s3 S3Env) string {
+	return "s3://" + s3.Bucket + "/" + ObjectStorePrefix + "?endpoint=" + url.QueryEscape(s3.Endpoint) + "&region=" + url.QueryEscape(s3.Region)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/strata-broker/strata/broker/grpcapi"
 	"github.com/strata-broker/strata/broker/kafkaapi"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/tiering/objstore"
 )
 
 // Config is everything a broker process needs.
@@ -38,6 +39,11 @@ type Config struct {
 	// KafkaAddr is where the Kafka protocol listener binds; empty means no
 	// Kafka listener.
 	KafkaAddr string
+	// ObjectStoreURL, when set, is where tiered topics keep their sealed
+	// segments (s3://bucket/prefix?endpoint=... or file:///dir);
+	// TieringCacheBytes bounds the disk cache of remote reads.
+	ObjectStoreURL    string
+	TieringCacheBytes int64
 	// AdvertisedKafkaAddr is the Kafka address Metadata returns for this
 	// broker; empty means the address KafkaAddr bound.
 	AdvertisedKafkaAddr string
@@ -187,6 +193,15 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 		return fmt.Errorf("register broker %d: %w", cfg.NodeID, err)
 	}
 
+	var objects objstore.Store
+	if cfg.ObjectStoreURL != "" {
+		if objects, err = objstore.Open(ctx, cfg.ObjectStoreURL, objstore.Options{Registerer: reg, Logger: logger.With("component", "objstore")}); err != nil {
+			member.close()
+			return fmt.Errorf("object store: %w", err)
+		}
+		logger.Info("object store for tiered topics", "store", objects.String())
+	}
+
 	replicas := grpcapi.NewReplicaClient()
 	defer replicas.Close()
 	b, err := broker.New(broker.Config{
@@ -198,6 +213,8 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 		Replicas:          replicas,
 		LeaseValidUntil:   member.validUntil,
 		RegistrationEpoch: member.epoch,
+		ObjectStore:       objects,
+		TieringCacheBytes: cfg.TieringCacheBytes,
 	}, store)
 	if err != nil {
 		member.close()

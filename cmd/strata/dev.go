@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,6 +31,8 @@ type brokerFlags struct {
 	logLevel        string
 	advertisedGRPC  string
 	advertisedKafka string
+	objectStore     string
+	tieringCache    int64
 	sessionTimeout  time.Duration
 	configFile      string
 	// fileSettings are the broker settings of the config file's config:
@@ -44,6 +47,8 @@ func (f *brokerFlags) register(fs *pflag.FlagSet, dev bool) {
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:9094", "HTTP listen address for /healthz and /metrics")
 	fs.StringVar(&f.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "Kafka protocol listen address; empty turns the Kafka listener off")
 	fs.StringVar(&f.advertisedKafka, "kafka-advertised-addr", "", "Kafka address Metadata returns to clients (default: the address --kafka-addr binds)")
+	fs.StringVar(&f.objectStore, "object-store", "", "object store for tiered topics (remote.storage.enable=true): s3://BUCKET/PREFIX?endpoint=URL&region=R (credentials from the AWS environment variables) or file:///DIR"+map[bool]string{true: " (default: file://<data-dir>/object-store)", false: ""}[dev])
+	fs.Int64Var(&f.tieringCache, "tiering-cache-bytes", 1<<30, "bytes of disk for the cache of reads from the object store")
 	fs.StringVar(&f.etcdPrefix, "etcd-prefix", "/strata", "key prefix of this cluster in etcd")
 	fs.StringArrayVar(&f.settings, "config", nil, "broker setting in server.properties form, e.g. log.retention.ms=3600000 (repeatable)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -201,6 +206,16 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 	if f.sessionTimeout <= 0 {
 		return server.Config{}, fmt.Errorf("--session-timeout %v: must be positive", f.sessionTimeout)
 	}
+	objectStore := f.objectStore
+	if dev && objectStore == "" {
+		// One process, no external services: tiered topics keep their
+		// segments in a directory beside the data.
+		abs, err := filepath.Abs(filepath.Join(f.dataDir, "object-store"))
+		if err != nil {
+			return server.Config{}, fmt.Errorf("--data-dir: %w", err)
+		}
+		objectStore = "file://" + abs
+	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return server.Config{
 		NodeID:              f.nodeID,
@@ -210,6 +225,8 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 		KafkaAddr:           f.kafkaAddr,
 		AdvertisedGRPCAddr:  f.advertisedGRPC,
 		AdvertisedKafkaAddr: f.advertisedKafka,
+		ObjectStoreURL:      objectStore,
+		TieringCacheBytes:   f.tieringCache,
 		SessionTimeout:      f.sessionTimeout,
 		EtcdEndpoints:       f.etcdEndpoints,
 		EmbedEtcd:           dev,
