@@ -24,6 +24,11 @@ type TopicSpec struct {
 	ReplicationFactor int32
 	Configs           map[string]string
 	ValidateOnly      bool
+	// ID and LeaderEpochs are for a topic restored from the object store:
+	// it keeps its id (the bucket's keys carry it) and its partitions start
+	// above the leader epochs their remote segments were written in.
+	ID           string
+	LeaderEpochs []int32
 }
 
 // TopicDescription is a topic with its partitions' replica state and its
@@ -104,11 +109,13 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 		return b.describeSpec(spec, assignments), nil
 	}
 	t, err := b.store.CreateTopic(ctx, metastore.Topic{
-		Name:              spec.Name,
-		Partitions:        spec.Partitions,
-		ReplicationFactor: spec.ReplicationFactor,
-		Configs:           spec.Configs,
-		CreatedAt:         b.now(),
+		Name:                spec.Name,
+		Partitions:          spec.Partitions,
+		ReplicationFactor:   spec.ReplicationFactor,
+		Configs:             spec.Configs,
+		CreatedAt:           b.now(),
+		ID:                  spec.ID,
+		InitialLeaderEpochs: spec.LeaderEpochs,
 	}, assignments)
 	if errors.Is(err, metastore.ErrTopicExists) {
 		return TopicDescription{}, fmt.Errorf("topic %q: %w", spec.Name, ErrTopicExists)

@@ -572,6 +572,10 @@ func (b *Broker) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*
 	if err != nil {
 		return nil, fmt.Errorf("open log %s-%d: %w", t.Name, p, err)
 	}
+	if err := b.startAtRemoteEnd(t, p, l); err != nil {
+		l.Close()
+		return nil, err
+	}
 	np := newPartition(t.Name, t.ID, p, l, b.cfg.NodeID)
 	b.initProducerState(np)
 	return np, nil

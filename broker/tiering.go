@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-broker/strata/broker/config"
 	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering"
 )
 
@@ -26,6 +27,9 @@ type remoteState struct {
 	epoch    int32                      // the leader epoch it was read or written in
 	// failedAt is when reading the manifest last failed.
 	failedAt time.Time
+	// topicWritten is what the topic manifest last written by this
+	// broker said (partition 0's leader writes it).
+	topicWritten string
 }
 
 // manifestRetry spaces out manifest reads for fetches while they fail.
@@ -165,8 +169,8 @@ func (b *Broker) tierPartition(ctx context.Context, p *Partition, round int) {
 		b.logger.Warn("tiering: cannot read the partition's manifest", "topic", p.Topic, "partition", p.Index, "err", err)
 		return
 	}
-	if p.Index == 0 && round%20 == 0 {
-		b.writeTopicManifest(ctx, p, cfg)
+	if p.Index == 0 {
+		b.writeTopicManifest(ctx, p)
 	}
 	m = b.upload(ctx, p, l, m, epoch, labels)
 	m = b.remoteRetention(ctx, p, l, m, epoch, cfg)
@@ -238,46 +242,65 @@ func (b *Broker) upload(ctx context.Context, p *Partition, l tiering.Layout, m *
 		}
 	}
 	defer func() { b.tieringMetrics.backlog.WithLabelValues(labels...).Set(float64(backlog)) }()
+	// Segments are uploaded one by one and named in a manifest every few
+	// of them: a manifest lists every segment, so writing one per segment
+	// would cost a partition with a long backlog quadratic bytes.
+	var uploaded []tiering.SegmentMeta
+	var uploadedBytes int64
+	started := time.Now()
+	flush := func() {
+		if len(uploaded) == 0 || !b.stillLeader(p, epoch) {
+			return
+		}
+		next := nextManifest(m, epoch)
+		next.Segments = append(next.Segments, uploaded...)
+		if _, err := tiering.WriteManifest(ctx, b.cfg.ObjectStore, l, &next); err != nil {
+			b.tieringMetrics.errors.WithLabelValues("write_manifest").Inc()
+			b.logger.Warn("tiering: manifest write failed; retrying next round", "topic", p.Topic, "partition", p.Index, "err", err)
+			uploaded, uploadedBytes = nil, 0 // uploaded again next round; these become garbage
+			return
+		}
+		m = &next
+		p.setRemoteManifest(m, epoch)
+		backlog -= uploadedBytes
+		b.tieringMetrics.uploadSeconds.Observe(time.Since(started).Seconds() / float64(len(uploaded)))
+		b.tieringMetrics.uploadBytes.Add(float64(uploadedBytes))
+		uploaded, uploadedBytes, started = nil, 0, time.Now()
+	}
+upload:
 	for _, s := range pending {
 		if ctx.Err() != nil || !b.stillLeader(p, epoch) {
-			return m
+			break upload
 		}
-		start := time.Now()
 		seg, err := p.log.OpenSealed(s.BaseOffset)
 		if errors.Is(err, partlog.ErrNotSealed) || errors.Is(err, os.ErrNotExist) {
-			return m // not durable yet, or deleted meanwhile: next round
+			break upload // not durable yet, or deleted meanwhile: next round
 		}
 		if err != nil {
 			b.tieringMetrics.errors.WithLabelValues("open_segment").Inc()
 			b.logger.Warn("tiering: cannot open segment", "topic", p.Topic, "partition", p.Index, "base", s.BaseOffset, "err", err)
-			return m
+			break upload
 		}
 		meta, err := tiering.UploadSegment(ctx, b.cfg.ObjectStore, l, p.Index, seg, epoch)
 		seg.Close()
 		if err != nil {
 			b.tieringMetrics.errors.WithLabelValues("upload").Inc()
 			b.logger.Warn("tiering: upload failed; retrying next round", "topic", p.Topic, "partition", p.Index, "base", s.BaseOffset, "err", err)
-			return m
+			break upload
 		}
-		next := nextManifest(m, epoch)
-		next.Segments = append(next.Segments, meta)
-		if !b.stillLeader(p, epoch) {
-			return m
+		uploaded = append(uploaded, meta)
+		uploadedBytes += s.Size
+		if len(uploaded) == segmentsPerManifest {
+			flush()
 		}
-		if _, err := tiering.WriteManifest(ctx, b.cfg.ObjectStore, l, &next); err != nil {
-			b.tieringMetrics.errors.WithLabelValues("write_manifest").Inc()
-			b.logger.Warn("tiering: manifest write failed; retrying next round", "topic", p.Topic, "partition", p.Index, "err", err)
-			return m
-		}
-		m = &next
-		p.setRemoteManifest(m, epoch)
-		backlog -= s.Size
-		b.tieringMetrics.uploadSeconds.Observe(time.Since(start).Seconds())
-		b.tieringMetrics.uploadBytes.Add(float64(s.Size))
-		b.logger.Debug("tiering: segment uploaded", "topic", p.Topic, "partition", p.Index, "base", meta.BaseOffset, "next", meta.NextOffset, "bytes", meta.Size)
 	}
+	flush()
 	return m
 }
+
+// segmentsPerManifest is how many uploaded segments one manifest write
+// names at most.
+const segmentsPerManifest = 8
 
 // localRetention deletes local segments that are safe in the bucket (named
 // by the manifest) and past local.retention.ms or local.retention.bytes.
@@ -388,8 +411,9 @@ func (b *Broker) collectGarbage(ctx context.Context, p *Partition, l tiering.Lay
 }
 
 // writeTopicManifest records the topic's definition in the bucket, so that
-// it can be restored from there.
-func (b *Broker) writeTopicManifest(ctx context.Context, p *Partition, cfg config.Topic) {
+// it can be restored from there: by partition 0's leader, before its first
+// upload and whenever the definition changes.
+func (b *Broker) writeTopicManifest(ctx context.Context, p *Partition) {
 	b.mu.RLock()
 	t := b.topics[p.Topic]
 	b.mu.RUnlock()
@@ -400,9 +424,20 @@ func (b *Broker) writeTopicManifest(ctx context.Context, p *Partition, cfg confi
 		Name: t.meta.Name, ID: t.meta.ID, Partitions: t.meta.Partitions,
 		ReplicationFactor: t.meta.ReplicationFactor, Configs: maps.Clone(t.meta.Configs),
 	}
+	fp := fmt.Sprint(tm.Partitions, tm.ReplicationFactor, tm.Configs) // maps print sorted
+	p.remote.mu.Lock()
+	same := p.remote.topicWritten == fp
+	p.remote.mu.Unlock()
+	if same {
+		return
+	}
 	if err := tiering.WriteTopicManifest(ctx, b.cfg.ObjectStore, tm); err != nil {
 		b.tieringMetrics.errors.WithLabelValues("write_topic_manifest").Inc()
+		return
 	}
+	p.remote.mu.Lock()
+	p.remote.topicWritten = fp
+	p.remote.mu.Unlock()
 }
 
 // remoteRead serves a fetch below the local log start from the bucket.
@@ -461,4 +496,79 @@ func (b *Broker) ensureRemote(ctx context.Context, p *Partition) {
 	// Recorded under no epoch (-1): the uploader reads the manifest again
 	// before building on it in its own.
 	p.setRemoteManifest(&m, -1)
+}
+
+// startAtRemoteEnd starts an empty local log of a tiered partition where
+// the object store's copy ends: the partition of a topic restored from the
+// bucket, or a replica whose disk was replaced. Its history is served from
+// the bucket; a log starting at 0 instead would hand out offsets again.
+func (b *Broker) startAtRemoteEnd(t metastore.Topic, p int32, l *partlog.Log) error {
+	if b.cfg.ObjectStore == nil || l.LogEndOffset() != 0 {
+		return nil
+	}
+	cfg, _, err := config.Resolve(t.Configs, b.brokerDefaults)
+	if err != nil || !cfg.RemoteStorageEnable {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, _, found, err := tiering.LatestManifest(ctx, b.cfg.ObjectStore, tiering.Layout{Topic: t.Name, TopicID: t.ID}, p)
+	if err != nil {
+		return fmt.Errorf("partition %s-%d: an empty log of a tiered topic needs the object store's manifest: %w", t.Name, p, err)
+	}
+	if !found || m.EndOffset() == 0 {
+		return nil
+	}
+	b.logger.Info("tiering: empty local log starts where the object store's copy ends", "topic", t.Name, "partition", p, "offset", m.EndOffset())
+	return l.TruncateFullyAndStartAt(m.EndOffset())
+}
+
+// RestoreTopic recreates a topic from the object store: its newest
+// incarnation there, with the same id, partition count, replication factor
+// and configs. Each partition's log starts where its copy in the bucket
+// ends, with a leader epoch above the ones its remote segments were written
+// in, and its history is read from the bucket.
+func (b *Broker) RestoreTopic(ctx context.Context, name string) (TopicDescription, error) {
+	if b.cfg.ObjectStore == nil {
+		return TopicDescription{}, fmt.Errorf("%w: restoring a topic needs the brokers to run with an object store (--object-store)", ErrInvalidRequest)
+	}
+	tm, err := tiering.FindTopic(ctx, b.cfg.ObjectStore, name)
+	if errors.Is(err, tiering.ErrNoTopic) {
+		return TopicDescription{}, fmt.Errorf("topic %q: %w: %v", name, ErrUnknownTopicOrPartition, err)
+	}
+	if err != nil {
+		return TopicDescription{}, fmt.Errorf("restore topic %q: %w", name, err)
+	}
+	l := tiering.Layout{Topic: tm.Name, TopicID: tm.ID}
+	epochs := make([]int32, tm.Partitions)
+	for p := range tm.Partitions {
+		m, _, found, err := tiering.LatestManifest(ctx, b.cfg.ObjectStore, l, p)
+		if err != nil {
+			return TopicDescription{}, fmt.Errorf("restore topic %q: %w", name, err)
+		}
+		if found {
+			top := m.LeaderEpoch
+			for _, s := range m.Segments {
+				top = max(top, s.LeaderEpoch)
+				for _, e := range s.Epochs {
+					top = max(top, e.Epoch)
+				}
+			}
+			epochs[p] = top + 1
+		}
+	}
+	configs := maps.Clone(tm.Configs)
+	if configs == nil {
+		configs = map[string]string{}
+	}
+	configs["remote.storage.enable"] = "true"
+	desc, err := b.CreateTopic(ctx, TopicSpec{
+		Name: tm.Name, Partitions: tm.Partitions, ReplicationFactor: tm.ReplicationFactor,
+		Configs: configs, ID: tm.ID, LeaderEpochs: epochs,
+	})
+	if err != nil {
+		return TopicDescription{}, err
+	}
+	b.logger.Info("topic restored from the object store", "topic", tm.Name, "topic_id", tm.ID, "partitions", tm.Partitions)
+	return desc, nil
 }

@@ -18,6 +18,13 @@ import (
 // with the tiering task every 50 ms.
 func startTieredBroker(t *testing.T) (*Broker, objstore.Store) {
 	t.Helper()
+	return startTieredBrokerOn(t, t.TempDir()+"/objects")
+}
+
+// startTieredBrokerOn is startTieredBroker with a given object store
+// directory: a second, separate cluster can share the first one's bucket.
+func startTieredBrokerOn(t *testing.T, objectsDir string) (*Broker, objstore.Store) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	etcd, err := metastore.StartEmbedded(ctx, dir+"/etcd", "127.0.0.1:0", nil)
@@ -35,7 +42,7 @@ func startTieredBroker(t *testing.T) (*Broker, objstore.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	objects, err := objstore.Open(ctx, "file://"+dir+"/objects", objstore.Options{})
+	objects, err := objstore.Open(ctx, "file://"+objectsDir, objstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,4 +196,77 @@ func TestCorruptRemoteSegmentIsAnError(t *testing.T) {
 	if res[0].Err == nil || Classify(res[0].Err) != KindCorruptStorage || len(res[0].Data) != 0 {
 		t.Fatalf("fetch of a damaged remote batch: %d bytes, err %v (kind %v)", len(res[0].Data), res[0].Err, Classify(res[0].Err))
 	}
+}
+
+// A topic restored into a new cluster from the bucket alone keeps its id,
+// serves its history from the bucket from offset 0, and continues its
+// offsets where the bucket's copy ends.
+func TestRestoreTopicIntoANewCluster(t *testing.T) {
+	bucket := t.TempDir()
+	first, _ := startTieredBrokerOn(t, bucket)
+	ctx := context.Background()
+	desc, err := first.CreateTopic(ctx, TopicSpec{Name: "ledger", Partitions: 1, Configs: map[string]string{
+		"remote.storage.enable": "true", "segment.bytes": "1024", "local.retention.bytes": "1024", "retention.ms": "604800000",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceValues(t, first, "ledger", 0, 100)
+	p, _ := first.partition("ledger", 0)
+	deadline := time.Now().Add(20 * time.Second)
+	var uploaded int64
+	for {
+		if m, _ := p.remoteManifest(); m != nil && m.EndOffset() >= 80 {
+			uploaded = m.EndOffset()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("uploads did not reach offset 80 in 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	second, _ := startTieredBrokerOn(t, bucket) // new etcd, new disk
+	restored, err := second.RestoreTopic(ctx, "ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if restored.ID != desc.ID || len(restored.Partitions) != 1 {
+		t.Fatalf("restored %+v, want id %s", restored, desc.ID)
+	}
+	if v := configEntry(restored, "retention.ms"); v != "604800000" {
+		t.Fatalf("restored retention.ms = %q", v)
+	}
+	if restored.Partitions[0].LeaderEpoch < 1 {
+		t.Fatalf("restored leader epoch %d, want above the uploader's 0", restored.Partitions[0].LeaderEpoch)
+	}
+	q, _ := second.partition("ledger", 0)
+	if q.LogEndOffset() != uploaded {
+		t.Fatalf("restored log ends at %d, want %d where the bucket's copy ends", q.LogEndOffset(), uploaded)
+	}
+	values := readValues(t, second, "ledger", int(uploaded))
+	for i, v := range values[:uploaded] {
+		if want := fmt.Sprintf("value-%05d-%0100d", i, i); v != want {
+			t.Fatalf("restored record %d is %q", i, v)
+		}
+	}
+	produceValues(t, second, "ledger", 1000, 1001)
+	if q.LogEndOffset() != uploaded+1 {
+		t.Fatalf("a new record went to offset %d, want %d", q.LogEndOffset()-1, uploaded)
+	}
+	if _, err := second.RestoreTopic(ctx, "nonesuch"); Classify(err) != KindUnknownTopicOrPartition {
+		t.Fatalf("restoring a topic the bucket does not have: %v", err)
+	}
+}
+
+func configEntry(d TopicDescription, name string) string {
+	for _, e := range d.Configs {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
 }

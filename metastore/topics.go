@@ -33,6 +33,11 @@ type Topic struct {
 	CreatedAt time.Time
 	// Revision is the etcd mod revision of the topic key, filled on read.
 	Revision int64
+	// InitialLeaderEpochs, when set at CreateTopic, are the partitions'
+	// first leader epochs (zero otherwise): a topic restored from an object
+	// store starts above the epochs its remote segments were written in.
+	// Not stored with the topic.
+	InitialLeaderEpochs []int32
 }
 
 // topicValue is the JSON stored at <prefix>/topics/<name>.
@@ -121,6 +126,9 @@ func (s *Store) CreateTopic(ctx context.Context, t Topic, assignments [][]int32)
 			Leader:    replicas[0],
 			Replicas:  replicas,
 			ISR:       replicas,
+		}
+		if p < len(t.InitialLeaderEpochs) {
+			st.LeaderEpoch = t.InitialLeaderEpochs[p]
 		}
 		v, err := encode(st.value())
 		if err != nil {
