@@ -312,6 +312,20 @@ func (c *Client) DeleteTopic(ctx context.Context, name string) error {
 	return nil
 }
 
+// RestoreTopic recreates a topic from the brokers' object store.
+func (c *Client) RestoreTopic(ctx context.Context, name string) (*stratav1.TopicDescription, error) {
+	var resp *stratav1.RestoreTopicResponse
+	err := c.anyBroker(ctx, func(ctx context.Context, api stratav1.StrataClient) error {
+		var err error
+		resp, err = api.RestoreTopic(ctx, &stratav1.RestoreTopicRequest{Name: name})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restore topic %q: %w", name, err)
+	}
+	return resp.GetTopic(), nil
+}
+
 // ListTopics returns every topic, sorted by name.
 func (c *Client) ListTopics(ctx context.Context) ([]*stratav1.TopicSummary, error) {
 	var resp *stratav1.ListTopicsResponse

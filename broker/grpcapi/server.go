@@ -234,6 +234,14 @@ func (s *Server) CreateTopic(ctx context.Context, req *stratav1.CreateTopicReque
 	return &stratav1.CreateTopicResponse{Topic: topicDescription(d)}, nil
 }
 
+func (s *Server) RestoreTopic(ctx context.Context, req *stratav1.RestoreTopicRequest) (*stratav1.RestoreTopicResponse, error) {
+	d, err := s.b.RestoreTopic(ctx, req.GetName())
+	if err != nil {
+		return nil, statusError(err)
+	}
+	return &stratav1.RestoreTopicResponse{Topic: topicDescription(d)}, nil
+}
+
 func (s *Server) DeleteTopic(ctx context.Context, req *stratav1.DeleteTopicRequest) (*stratav1.DeleteTopicResponse, error) {
 	if err := s.b.DeleteTopic(ctx, req.GetName()); err != nil {
 		return nil, statusError(err)

@@ -60,8 +60,10 @@ $STRATA_BOOTSTRAP_SERVER).`,
 		newProduceCmd(),
 		newConsumeCmd(),
 		newGroupsCmd(),
+		newTieringCmd(),
 		newBenchCmd(),
 		newTestenvCmd(),
+		newReplayCmd(),
 	)
 	return root
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/strata-broker/strata/api/client"
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/tiering"
+	"github.com/strata-broker/strata/tiering/objstore"
 )
 
 // adminTimeout bounds one administrative call.
@@ -33,6 +35,7 @@ func newTopicsCmd() *cobra.Command {
 		newTopicsDescribeCmd(cf),
 		newTopicsAlterCmd(cf),
 		newTopicsDeleteCmd(cf),
+		newTopicsRestoreCmd(cf),
 	)
 	return cmd
 }
@@ -309,4 +312,49 @@ func newTopicsDeleteCmd(cf *clientFlags) *cobra.Command {
 			})
 		},
 	}
+}
+
+func newTopicsRestoreCmd(cf *clientFlags) *cobra.Command {
+	var storeURL, topic string
+	cmd := &cobra.Command{
+		Use:   "restore --object-store URL --topic NAME",
+		Short: "Recreate a topic in the cluster from the object store, its history readable from offset 0",
+		Long: `Recreate a topic from the object store its segments were tiered to: the
+newest incarnation of that name in the bucket, with the same topic id,
+partition count, replication factor and configs. Each partition continues
+where its copy in the bucket ends; its history is read from the bucket.
+
+--object-store names the bucket the topic is read from here; the brokers must
+run with the same --object-store, since they serve the history from it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if storeURL == "" || topic == "" {
+				return errors.New("--object-store and --topic are required")
+			}
+			ctx, cancel := adminContext(cmd)
+			defer cancel()
+			st, err := objstore.Open(ctx, storeURL, objstore.Options{})
+			if err != nil {
+				return err
+			}
+			tm, err := tiering.FindTopic(ctx, st, topic)
+			if err != nil {
+				return fmt.Errorf("topic %s in %s: %w", topic, st, err)
+			}
+			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
+				d, err := c.RestoreTopic(ctx, topic)
+				if err != nil {
+					return err
+				}
+				if d.GetTopicId() != tm.ID {
+					return fmt.Errorf("the brokers restored topic id %s, but %s holds %s: the brokers use another object store", d.GetTopicId(), st, tm.ID)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Restored topic %s (id %s, %d partitions) from %s.\n", topic, tm.ID, tm.Partitions, st)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&storeURL, "object-store", "", "the bucket to restore from: s3://BUCKET/PREFIX?endpoint=URL&region=R or file:///DIR")
+	cmd.Flags().StringVar(&topic, "topic", "", "the topic to restore")
+	return cmd
 }

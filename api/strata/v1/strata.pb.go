@@ -495,6 +495,94 @@ func (x *CreateTopicResponse) GetTopic() *TopicDescription {
 	return nil
 }
 
+type RestoreTopicRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreTopicRequest) Reset() {
+	*x = RestoreTopicRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreTopicRequest) ProtoMessage() {}
+
+func (x *RestoreTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreTopicRequest.ProtoReflect.Descriptor instead.
+func (*RestoreTopicRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RestoreTopicRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RestoreTopicResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         *TopicDescription      `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreTopicResponse) Reset() {
+	*x = RestoreTopicResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreTopicResponse) ProtoMessage() {}
+
+func (x *RestoreTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreTopicResponse.ProtoReflect.Descriptor instead.
+func (*RestoreTopicResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RestoreTopicResponse) GetTopic() *TopicDescription {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
 type DeleteTopicRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -504,7 +592,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[6]
+	mi := &file_strata_v1_strata_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +604,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[6]
+	mi := &file_strata_v1_strata_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +617,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{6}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeleteTopicRequest) GetName() string {
@@ -547,7 +635,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[7]
+	mi := &file_strata_v1_strata_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +647,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[7]
+	mi := &file_strata_v1_strata_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +660,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{7}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{9}
 }
 
 type ListTopicsRequest struct {
@@ -583,7 +671,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[8]
+	mi := &file_strata_v1_strata_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +683,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[8]
+	mi := &file_strata_v1_strata_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +696,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{8}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{10}
 }
 
 type ListTopicsResponse struct {
@@ -620,7 +708,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[9]
+	mi := &file_strata_v1_strata_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +720,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[9]
+	mi := &file_strata_v1_strata_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +733,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{9}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicSummary {
@@ -666,7 +754,7 @@ type TopicSummary struct {
 
 func (x *TopicSummary) Reset() {
 	*x = TopicSummary{}
-	mi := &file_strata_v1_strata_proto_msgTypes[10]
+	mi := &file_strata_v1_strata_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +766,7 @@ func (x *TopicSummary) String() string {
 func (*TopicSummary) ProtoMessage() {}
 
 func (x *TopicSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[10]
+	mi := &file_strata_v1_strata_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +779,7 @@ func (x *TopicSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicSummary.ProtoReflect.Descriptor instead.
 func (*TopicSummary) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{10}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TopicSummary) GetName() string {
@@ -724,7 +812,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[11]
+	mi := &file_strata_v1_strata_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +824,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[11]
+	mi := &file_strata_v1_strata_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +837,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{11}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DescribeTopicRequest) GetName() string {
@@ -768,7 +856,7 @@ type DescribeTopicResponse struct {
 
 func (x *DescribeTopicResponse) Reset() {
 	*x = DescribeTopicResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[12]
+	mi := &file_strata_v1_strata_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +868,7 @@ func (x *DescribeTopicResponse) String() string {
 func (*DescribeTopicResponse) ProtoMessage() {}
 
 func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[12]
+	mi := &file_strata_v1_strata_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +881,7 @@ func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{12}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DescribeTopicResponse) GetTopic() *TopicDescription {
@@ -817,7 +905,7 @@ type TopicDescription struct {
 
 func (x *TopicDescription) Reset() {
 	*x = TopicDescription{}
-	mi := &file_strata_v1_strata_proto_msgTypes[13]
+	mi := &file_strata_v1_strata_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +917,7 @@ func (x *TopicDescription) String() string {
 func (*TopicDescription) ProtoMessage() {}
 
 func (x *TopicDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[13]
+	mi := &file_strata_v1_strata_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +930,7 @@ func (x *TopicDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicDescription.ProtoReflect.Descriptor instead.
 func (*TopicDescription) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{13}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TopicDescription) GetName() string {
@@ -892,7 +980,7 @@ type AlterTopicConfigsRequest struct {
 
 func (x *AlterTopicConfigsRequest) Reset() {
 	*x = AlterTopicConfigsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[14]
+	mi := &file_strata_v1_strata_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +992,7 @@ func (x *AlterTopicConfigsRequest) String() string {
 func (*AlterTopicConfigsRequest) ProtoMessage() {}
 
 func (x *AlterTopicConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[14]
+	mi := &file_strata_v1_strata_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1005,7 @@ func (x *AlterTopicConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigsRequest.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{14}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AlterTopicConfigsRequest) GetName() string {
@@ -957,7 +1045,7 @@ type AlterTopicConfigsResponse struct {
 
 func (x *AlterTopicConfigsResponse) Reset() {
 	*x = AlterTopicConfigsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[15]
+	mi := &file_strata_v1_strata_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1057,7 @@ func (x *AlterTopicConfigsResponse) String() string {
 func (*AlterTopicConfigsResponse) ProtoMessage() {}
 
 func (x *AlterTopicConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[15]
+	mi := &file_strata_v1_strata_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1070,7 @@ func (x *AlterTopicConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigsResponse.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{15}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AlterTopicConfigsResponse) GetConfigs() []*ConfigEntry {
@@ -1005,7 +1093,7 @@ type ProduceRequest struct {
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[16]
+	mi := &file_strata_v1_strata_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1105,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[16]
+	mi := &file_strata_v1_strata_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1118,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{16}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ProduceRequest) GetTopic() string {
@@ -1077,7 +1165,7 @@ type ProducePartition struct {
 
 func (x *ProducePartition) Reset() {
 	*x = ProducePartition{}
-	mi := &file_strata_v1_strata_proto_msgTypes[17]
+	mi := &file_strata_v1_strata_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1177,7 @@ func (x *ProducePartition) String() string {
 func (*ProducePartition) ProtoMessage() {}
 
 func (x *ProducePartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[17]
+	mi := &file_strata_v1_strata_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1190,7 @@ func (x *ProducePartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducePartition.ProtoReflect.Descriptor instead.
 func (*ProducePartition) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{17}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ProducePartition) GetPartition() int32 {
@@ -1140,7 +1228,7 @@ type PartitionError struct {
 
 func (x *PartitionError) Reset() {
 	*x = PartitionError{}
-	mi := &file_strata_v1_strata_proto_msgTypes[18]
+	mi := &file_strata_v1_strata_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1240,7 @@ func (x *PartitionError) String() string {
 func (*PartitionError) ProtoMessage() {}
 
 func (x *PartitionError) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[18]
+	mi := &file_strata_v1_strata_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1253,7 @@ func (x *PartitionError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionError.ProtoReflect.Descriptor instead.
 func (*PartitionError) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{18}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PartitionError) GetCode() int32 {
@@ -1203,7 +1291,7 @@ type ProducePartitionResult struct {
 
 func (x *ProducePartitionResult) Reset() {
 	*x = ProducePartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[19]
+	mi := &file_strata_v1_strata_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1303,7 @@ func (x *ProducePartitionResult) String() string {
 func (*ProducePartitionResult) ProtoMessage() {}
 
 func (x *ProducePartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[19]
+	mi := &file_strata_v1_strata_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1316,7 @@ func (x *ProducePartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducePartitionResult.ProtoReflect.Descriptor instead.
 func (*ProducePartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{19}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProducePartitionResult) GetPartition() int32 {
@@ -1275,7 +1363,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[20]
+	mi := &file_strata_v1_strata_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1375,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[20]
+	mi := &file_strata_v1_strata_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1388,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{20}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ProduceResponse) GetPartitions() []*ProducePartitionResult {
@@ -1324,7 +1412,7 @@ type FetchPartition struct {
 
 func (x *FetchPartition) Reset() {
 	*x = FetchPartition{}
-	mi := &file_strata_v1_strata_proto_msgTypes[21]
+	mi := &file_strata_v1_strata_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1424,7 @@ func (x *FetchPartition) String() string {
 func (*FetchPartition) ProtoMessage() {}
 
 func (x *FetchPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[21]
+	mi := &file_strata_v1_strata_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1437,7 @@ func (x *FetchPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartition.ProtoReflect.Descriptor instead.
 func (*FetchPartition) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{21}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FetchPartition) GetTopic() string {
@@ -1395,7 +1483,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[22]
+	mi := &file_strata_v1_strata_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1495,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[22]
+	mi := &file_strata_v1_strata_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1508,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{22}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FetchRequest) GetPartitions() []*FetchPartition {
@@ -1477,7 +1565,7 @@ type FetchPartitionResult struct {
 
 func (x *FetchPartitionResult) Reset() {
 	*x = FetchPartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[23]
+	mi := &file_strata_v1_strata_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1577,7 @@ func (x *FetchPartitionResult) String() string {
 func (*FetchPartitionResult) ProtoMessage() {}
 
 func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[23]
+	mi := &file_strata_v1_strata_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1590,7 @@ func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartitionResult.ProtoReflect.Descriptor instead.
 func (*FetchPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{23}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FetchPartitionResult) GetTopic() string {
@@ -1570,7 +1658,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	mi := &file_strata_v1_strata_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1670,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	mi := &file_strata_v1_strata_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1683,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{24}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FetchResponse) GetPartitions() []*FetchPartitionResult {
@@ -1616,7 +1704,7 @@ type ListOffsetsPartition struct {
 
 func (x *ListOffsetsPartition) Reset() {
 	*x = ListOffsetsPartition{}
-	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	mi := &file_strata_v1_strata_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1716,7 @@ func (x *ListOffsetsPartition) String() string {
 func (*ListOffsetsPartition) ProtoMessage() {}
 
 func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	mi := &file_strata_v1_strata_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1729,7 @@ func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartition.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartition) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{25}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListOffsetsPartition) GetPartition() int32 {
@@ -1668,7 +1756,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[26]
+	mi := &file_strata_v1_strata_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1768,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[26]
+	mi := &file_strata_v1_strata_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1781,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{26}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListOffsetsRequest) GetTopic() string {
@@ -1723,7 +1811,7 @@ type ListOffsetsPartitionResult struct {
 
 func (x *ListOffsetsPartitionResult) Reset() {
 	*x = ListOffsetsPartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[27]
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1823,7 @@ func (x *ListOffsetsPartitionResult) String() string {
 func (*ListOffsetsPartitionResult) ProtoMessage() {}
 
 func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[27]
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1836,7 @@ func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartitionResult.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{27}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListOffsetsPartitionResult) GetPartition() int32 {
@@ -1788,7 +1876,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[28]
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +1888,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[28]
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +1901,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{28}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListOffsetsResponse) GetPartitions() []*ListOffsetsPartitionResult {
@@ -1835,7 +1923,7 @@ type BrokerInfo struct {
 
 func (x *BrokerInfo) Reset() {
 	*x = BrokerInfo{}
-	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1935,7 @@ func (x *BrokerInfo) String() string {
 func (*BrokerInfo) ProtoMessage() {}
 
 func (x *BrokerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1948,7 @@ func (x *BrokerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrokerInfo.ProtoReflect.Descriptor instead.
 func (*BrokerInfo) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *BrokerInfo) GetNodeId() int32 {
@@ -1900,7 +1988,7 @@ type MetadataRequest struct {
 
 func (x *MetadataRequest) Reset() {
 	*x = MetadataRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2000,7 @@ func (x *MetadataRequest) String() string {
 func (*MetadataRequest) ProtoMessage() {}
 
 func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2013,7 @@ func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetadataRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *MetadataRequest) GetTopics() []string {
@@ -1947,7 +2035,7 @@ type TopicMetadata struct {
 
 func (x *TopicMetadata) Reset() {
 	*x = TopicMetadata{}
-	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2047,7 @@ func (x *TopicMetadata) String() string {
 func (*TopicMetadata) ProtoMessage() {}
 
 func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2060,7 @@ func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicMetadata.ProtoReflect.Descriptor instead.
 func (*TopicMetadata) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TopicMetadata) GetName() string {
@@ -2015,7 +2103,7 @@ type MetadataResponse struct {
 
 func (x *MetadataResponse) Reset() {
 	*x = MetadataResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2115,7 @@ func (x *MetadataResponse) String() string {
 func (*MetadataResponse) ProtoMessage() {}
 
 func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2128,7 @@ func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetadataResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *MetadataResponse) GetBrokers() []*BrokerInfo {
@@ -2086,7 +2174,7 @@ type ReplicaFetchPartition struct {
 
 func (x *ReplicaFetchPartition) Reset() {
 	*x = ReplicaFetchPartition{}
-	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2186,7 @@ func (x *ReplicaFetchPartition) String() string {
 func (*ReplicaFetchPartition) ProtoMessage() {}
 
 func (x *ReplicaFetchPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2199,7 @@ func (x *ReplicaFetchPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaFetchPartition.ProtoReflect.Descriptor instead.
 func (*ReplicaFetchPartition) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReplicaFetchPartition) GetTopic() string {
@@ -2176,7 +2264,7 @@ type ReplicaFetchRequest struct {
 
 func (x *ReplicaFetchRequest) Reset() {
 	*x = ReplicaFetchRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2276,7 @@ func (x *ReplicaFetchRequest) String() string {
 func (*ReplicaFetchRequest) ProtoMessage() {}
 
 func (x *ReplicaFetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2289,7 @@ func (x *ReplicaFetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaFetchRequest.ProtoReflect.Descriptor instead.
 func (*ReplicaFetchRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReplicaFetchRequest) GetReplicaId() int32 {
@@ -2249,7 +2337,7 @@ type EpochEndOffset struct {
 
 func (x *EpochEndOffset) Reset() {
 	*x = EpochEndOffset{}
-	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2349,7 @@ func (x *EpochEndOffset) String() string {
 func (*EpochEndOffset) ProtoMessage() {}
 
 func (x *EpochEndOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2362,7 @@ func (x *EpochEndOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochEndOffset.ProtoReflect.Descriptor instead.
 func (*EpochEndOffset) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EpochEndOffset) GetEpoch() int32 {
@@ -2309,7 +2397,7 @@ type ReplicaFetchPartitionResult struct {
 
 func (x *ReplicaFetchPartitionResult) Reset() {
 	*x = ReplicaFetchPartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2409,7 @@ func (x *ReplicaFetchPartitionResult) String() string {
 func (*ReplicaFetchPartitionResult) ProtoMessage() {}
 
 func (x *ReplicaFetchPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2422,7 @@ func (x *ReplicaFetchPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaFetchPartitionResult.ProtoReflect.Descriptor instead.
 func (*ReplicaFetchPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReplicaFetchPartitionResult) GetTopic() string {
@@ -2395,7 +2483,7 @@ type ReplicaFetchResponse struct {
 
 func (x *ReplicaFetchResponse) Reset() {
 	*x = ReplicaFetchResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2407,7 +2495,7 @@ func (x *ReplicaFetchResponse) String() string {
 func (*ReplicaFetchResponse) ProtoMessage() {}
 
 func (x *ReplicaFetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2420,7 +2508,7 @@ func (x *ReplicaFetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaFetchResponse.ProtoReflect.Descriptor instead.
 func (*ReplicaFetchResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReplicaFetchResponse) GetPartitions() []*ReplicaFetchPartitionResult {
@@ -2439,7 +2527,7 @@ type FindCoordinatorRequest struct {
 
 func (x *FindCoordinatorRequest) Reset() {
 	*x = FindCoordinatorRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +2539,7 @@ func (x *FindCoordinatorRequest) String() string {
 func (*FindCoordinatorRequest) ProtoMessage() {}
 
 func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2464,7 +2552,7 @@ func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FindCoordinatorRequest) GetGroup() string {
@@ -2484,7 +2572,7 @@ type FindCoordinatorResponse struct {
 
 func (x *FindCoordinatorResponse) Reset() {
 	*x = FindCoordinatorResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2496,7 +2584,7 @@ func (x *FindCoordinatorResponse) String() string {
 func (*FindCoordinatorResponse) ProtoMessage() {}
 
 func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2509,7 +2597,7 @@ func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FindCoordinatorResponse) GetCoordinator() *BrokerInfo {
@@ -2537,7 +2625,7 @@ type ConsumeGroupRequest struct {
 
 func (x *ConsumeGroupRequest) Reset() {
 	*x = ConsumeGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2549,7 +2637,7 @@ func (x *ConsumeGroupRequest) String() string {
 func (*ConsumeGroupRequest) ProtoMessage() {}
 
 func (x *ConsumeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2562,7 +2650,7 @@ func (x *ConsumeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeGroupRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ConsumeGroupRequest) GetGroup() string {
@@ -2611,7 +2699,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2711,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2724,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -2668,7 +2756,7 @@ type ConsumeGroupResponse struct {
 
 func (x *ConsumeGroupResponse) Reset() {
 	*x = ConsumeGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2680,7 +2768,7 @@ func (x *ConsumeGroupResponse) String() string {
 func (*ConsumeGroupResponse) ProtoMessage() {}
 
 func (x *ConsumeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2693,7 +2781,7 @@ func (x *ConsumeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeGroupResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ConsumeGroupResponse) GetGeneration() int32 {
@@ -2740,7 +2828,7 @@ type GroupOffset struct {
 
 func (x *GroupOffset) Reset() {
 	*x = GroupOffset{}
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2752,7 +2840,7 @@ func (x *GroupOffset) String() string {
 func (*GroupOffset) ProtoMessage() {}
 
 func (x *GroupOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2765,7 +2853,7 @@ func (x *GroupOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOffset.ProtoReflect.Descriptor instead.
 func (*GroupOffset) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GroupOffset) GetTopic() string {
@@ -2822,7 +2910,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +2922,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +2935,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -2886,7 +2974,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +2986,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +2999,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
 }
 
 type FetchOffsetsRequest struct {
@@ -2925,7 +3013,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2937,7 +3025,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2950,7 +3038,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -2976,7 +3064,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2988,7 +3076,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3001,7 +3089,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *FetchOffsetsResponse) GetOffsets() []*GroupOffset {
@@ -3019,7 +3107,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3031,7 +3119,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3044,7 +3132,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
 }
 
 type GroupSummary struct {
@@ -3059,7 +3147,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3159,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3172,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GroupSummary) GetGroup() string {
@@ -3124,7 +3212,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3136,7 +3224,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3149,7 +3237,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -3168,7 +3256,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +3268,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +3281,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -3218,7 +3306,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3230,7 +3318,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3243,7 +3331,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -3298,7 +3386,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3310,7 +3398,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3323,7 +3411,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -3384,7 +3472,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3396,7 +3484,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3409,7 +3497,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -3427,7 +3515,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3439,7 +3527,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3452,7 +3540,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
 }
 
 type ResetOffsetsRequest struct {
@@ -3467,7 +3555,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3479,7 +3567,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3492,7 +3580,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -3524,7 +3612,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3536,7 +3624,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3549,7 +3637,267 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{59}
+}
+
+type TieringStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TieringStatusRequest) Reset() {
+	*x = TieringStatusRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TieringStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TieringStatusRequest) ProtoMessage() {}
+
+func (x *TieringStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TieringStatusRequest.ProtoReflect.Descriptor instead.
+func (*TieringStatusRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *TieringStatusRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+// PartitionTiering is one partition's tiering state, as its leader sees it.
+// Offsets are -1 where there is nothing to report.
+type PartitionTiering struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The answering broker, the partition's leader, and its leader epoch.
+	Leader      int32 `protobuf:"varint,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	LeaderEpoch int32 `protobuf:"varint,4,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	// The topic's remote.storage.enable.
+	RemoteEnabled bool `protobuf:"varint,5,opt,name=remote_enabled,json=remoteEnabled,proto3" json:"remote_enabled,omitempty"`
+	// The leader's local log: its first offset, the offset after its last
+	// record (the log end offset) and its size in bytes.
+	LocalStartOffset int64 `protobuf:"varint,6,opt,name=local_start_offset,json=localStartOffset,proto3" json:"local_start_offset,omitempty"`
+	LocalEndOffset   int64 `protobuf:"varint,7,opt,name=local_end_offset,json=localEndOffset,proto3" json:"local_end_offset,omitempty"`
+	LocalBytes       int64 `protobuf:"varint,8,opt,name=local_bytes,json=localBytes,proto3" json:"local_bytes,omitempty"`
+	// The partition's records in the object store, from its latest manifest:
+	// the remote log start, the offset after the last remote segment, and the
+	// segments' bytes and number. Start and end are -1 when there are no
+	// remote segments; all four are -1 when the manifest is unknown (the
+	// topic is not tiered, or the object store could not be read).
+	RemoteStartOffset int64 `protobuf:"varint,9,opt,name=remote_start_offset,json=remoteStartOffset,proto3" json:"remote_start_offset,omitempty"`
+	RemoteEndOffset   int64 `protobuf:"varint,10,opt,name=remote_end_offset,json=remoteEndOffset,proto3" json:"remote_end_offset,omitempty"`
+	RemoteBytes       int64 `protobuf:"varint,11,opt,name=remote_bytes,json=remoteBytes,proto3" json:"remote_bytes,omitempty"`
+	RemoteSegments    int64 `protobuf:"varint,12,opt,name=remote_segments,json=remoteSegments,proto3" json:"remote_segments,omitempty"`
+	// Bytes of sealed local segments not in the object store yet (the gauge
+	// strata_tiering_upload_backlog_bytes); 0 for topics that are not tiered,
+	// -1 when the manifest is unknown.
+	UploadBacklogBytes int64 `protobuf:"varint,13,opt,name=upload_backlog_bytes,json=uploadBacklogBytes,proto3" json:"upload_backlog_bytes,omitempty"`
+	HighWatermark      int64 `protobuf:"varint,14,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	// The whole log's start: the remote start when older records are only in
+	// the object store.
+	LogStartOffset int64 `protobuf:"varint,15,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PartitionTiering) Reset() {
+	*x = PartitionTiering{}
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionTiering) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionTiering) ProtoMessage() {}
+
+func (x *PartitionTiering) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionTiering.ProtoReflect.Descriptor instead.
+func (*PartitionTiering) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *PartitionTiering) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PartitionTiering) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionTiering) GetLeader() int32 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
+func (x *PartitionTiering) GetLeaderEpoch() int32 {
+	if x != nil {
+		return x.LeaderEpoch
+	}
+	return 0
+}
+
+func (x *PartitionTiering) GetRemoteEnabled() bool {
+	if x != nil {
+		return x.RemoteEnabled
+	}
+	return false
+}
+
+func (x *PartitionTiering) GetLocalStartOffset() int64 {
+	if x != nil {
+		return x.LocalStartOffset
+	}
+	return 0
+}
+
+func (x *PartitionTiering) GetLocalEndOffset() int64 {
+	if x != nil {
+		return x.LocalEndOffset
+	}
+	return 0
+}
+
+func (x *PartitionTiering) GetLocalBytes() int64 {
+	if x != nil {
+		return x.LocalBytes
+	}
+	return 0
+}
+
+func (x *PartitionTiering) GetRemoteStartOffset() int64 {
+	if x != nil {
+		return x.RemoteStartOffset
+	}
+	return 0
+}
+
+func (x *PartitionTiering) GetRemoteEndOffset() int64 {
+	if x != nil {
+		return x.RemoteEndOffset
+	}
+	return 0
+}
+
+func (x *PartitionTiering) GetRemoteBytes() int64 {
+	if x != nil {
+		return x.RemoteBytes
+	}
+	return 0
+}
+
+func (x *PartitionTiering) GetRemoteSegments() int64 {
+	if x != nil {
+		return x.RemoteSegments
+	}
+	return 0
+}
+
+func (x *PartitionTiering) GetUploadBacklogBytes() int64 {
+	if x != nil {
+		return x.UploadBacklogBytes
+	}
+	return 0
+}
+
+func (x *PartitionTiering) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *PartitionTiering) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+type TieringStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partitions    []*PartitionTiering    `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TieringStatusResponse) Reset() {
+	*x = TieringStatusResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TieringStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TieringStatusResponse) ProtoMessage() {}
+
+func (x *TieringStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TieringStatusResponse.ProtoReflect.Descriptor instead.
+func (*TieringStatusResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *TieringStatusResponse) GetPartitions() []*PartitionTiering {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
 }
 
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
@@ -3592,6 +3940,10 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"H\n" +
 	"\x13CreateTopicResponse\x121\n" +
+	"\x05topic\x18\x01 \x01(\v2\x1b.strata.v1.TopicDescriptionR\x05topic\")\n" +
+	"\x13RestoreTopicRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"I\n" +
+	"\x14RestoreTopicResponse\x121\n" +
 	"\x05topic\x18\x01 \x01(\v2\x1b.strata.v1.TopicDescriptionR\x05topic\"(\n" +
 	"\x12DeleteTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
@@ -3832,18 +4184,43 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x120\n" +
 	"\aoffsets\x18\x03 \x03(\v2\x16.strata.v1.GroupOffsetR\aoffsets\"\x16\n" +
-	"\x14ResetOffsetsResponse*4\n" +
+	"\x14ResetOffsetsResponse\",\n" +
+	"\x14TieringStatusRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"\xcc\x04\n" +
+	"\x10PartitionTiering\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06leader\x18\x03 \x01(\x05R\x06leader\x12!\n" +
+	"\fleader_epoch\x18\x04 \x01(\x05R\vleaderEpoch\x12%\n" +
+	"\x0eremote_enabled\x18\x05 \x01(\bR\rremoteEnabled\x12,\n" +
+	"\x12local_start_offset\x18\x06 \x01(\x03R\x10localStartOffset\x12(\n" +
+	"\x10local_end_offset\x18\a \x01(\x03R\x0elocalEndOffset\x12\x1f\n" +
+	"\vlocal_bytes\x18\b \x01(\x03R\n" +
+	"localBytes\x12.\n" +
+	"\x13remote_start_offset\x18\t \x01(\x03R\x11remoteStartOffset\x12*\n" +
+	"\x11remote_end_offset\x18\n" +
+	" \x01(\x03R\x0fremoteEndOffset\x12!\n" +
+	"\fremote_bytes\x18\v \x01(\x03R\vremoteBytes\x12'\n" +
+	"\x0fremote_segments\x18\f \x01(\x03R\x0eremoteSegments\x120\n" +
+	"\x14upload_backlog_bytes\x18\r \x01(\x03R\x12uploadBacklogBytes\x12%\n" +
+	"\x0ehigh_watermark\x18\x0e \x01(\x03R\rhighWatermark\x12(\n" +
+	"\x10log_start_offset\x18\x0f \x01(\x03R\x0elogStartOffset\"T\n" +
+	"\x15TieringStatusResponse\x12;\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1b.strata.v1.PartitionTieringR\n" +
+	"partitions*4\n" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_LEADER\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\f\n" +
-	"\bACKS_ALL\x10\x022\x8a\v\n" +
+	"\bACKS_ALL\x10\x022\xaf\f\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
 	"\n" +
 	"ListTopics\x12\x1c.strata.v1.ListTopicsRequest\x1a\x1d.strata.v1.ListTopicsResponse\x12R\n" +
 	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\x12^\n" +
-	"\x11AlterTopicConfigs\x12#.strata.v1.AlterTopicConfigsRequest\x1a$.strata.v1.AlterTopicConfigsResponse\x12@\n" +
+	"\x11AlterTopicConfigs\x12#.strata.v1.AlterTopicConfigsRequest\x1a$.strata.v1.AlterTopicConfigsResponse\x12O\n" +
+	"\fRestoreTopic\x12\x1e.strata.v1.RestoreTopicRequest\x1a\x1f.strata.v1.RestoreTopicResponse\x12@\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12:\n" +
 	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\x12B\n" +
 	"\vFetchStream\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse0\x01\x12L\n" +
@@ -3857,7 +4234,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"ListGroups\x12\x1c.strata.v1.ListGroupsRequest\x1a\x1d.strata.v1.ListGroupsResponse\x12R\n" +
 	"\rDescribeGroup\x12\x1f.strata.v1.DescribeGroupRequest\x1a .strata.v1.DescribeGroupResponse\x12L\n" +
 	"\vDeleteGroup\x12\x1d.strata.v1.DeleteGroupRequest\x1a\x1e.strata.v1.DeleteGroupResponse\x12O\n" +
-	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse2^\n" +
+	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12R\n" +
+	"\rTieringStatus\x12\x1f.strata.v1.TieringStatusRequest\x1a .strata.v1.TieringStatusResponse2^\n" +
 	"\vReplication\x12O\n" +
 	"\fReplicaFetch\x12\x1e.strata.v1.ReplicaFetchRequest\x1a\x1f.strata.v1.ReplicaFetchResponseB8Z6github.com/strata-broker/strata/api/strata/v1;stratav1b\x06proto3"
 
@@ -3874,7 +4252,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Acks)(0),                           // 0: strata.v1.Acks
 	(*Header)(nil),                      // 1: strata.v1.Header
@@ -3883,142 +4261,153 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*ConfigEntry)(nil),                 // 4: strata.v1.ConfigEntry
 	(*CreateTopicRequest)(nil),          // 5: strata.v1.CreateTopicRequest
 	(*CreateTopicResponse)(nil),         // 6: strata.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),          // 7: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),         // 8: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),           // 9: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),          // 10: strata.v1.ListTopicsResponse
-	(*TopicSummary)(nil),                // 11: strata.v1.TopicSummary
-	(*DescribeTopicRequest)(nil),        // 12: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),       // 13: strata.v1.DescribeTopicResponse
-	(*TopicDescription)(nil),            // 14: strata.v1.TopicDescription
-	(*AlterTopicConfigsRequest)(nil),    // 15: strata.v1.AlterTopicConfigsRequest
-	(*AlterTopicConfigsResponse)(nil),   // 16: strata.v1.AlterTopicConfigsResponse
-	(*ProduceRequest)(nil),              // 17: strata.v1.ProduceRequest
-	(*ProducePartition)(nil),            // 18: strata.v1.ProducePartition
-	(*PartitionError)(nil),              // 19: strata.v1.PartitionError
-	(*ProducePartitionResult)(nil),      // 20: strata.v1.ProducePartitionResult
-	(*ProduceResponse)(nil),             // 21: strata.v1.ProduceResponse
-	(*FetchPartition)(nil),              // 22: strata.v1.FetchPartition
-	(*FetchRequest)(nil),                // 23: strata.v1.FetchRequest
-	(*FetchPartitionResult)(nil),        // 24: strata.v1.FetchPartitionResult
-	(*FetchResponse)(nil),               // 25: strata.v1.FetchResponse
-	(*ListOffsetsPartition)(nil),        // 26: strata.v1.ListOffsetsPartition
-	(*ListOffsetsRequest)(nil),          // 27: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartitionResult)(nil),  // 28: strata.v1.ListOffsetsPartitionResult
-	(*ListOffsetsResponse)(nil),         // 29: strata.v1.ListOffsetsResponse
-	(*BrokerInfo)(nil),                  // 30: strata.v1.BrokerInfo
-	(*MetadataRequest)(nil),             // 31: strata.v1.MetadataRequest
-	(*TopicMetadata)(nil),               // 32: strata.v1.TopicMetadata
-	(*MetadataResponse)(nil),            // 33: strata.v1.MetadataResponse
-	(*ReplicaFetchPartition)(nil),       // 34: strata.v1.ReplicaFetchPartition
-	(*ReplicaFetchRequest)(nil),         // 35: strata.v1.ReplicaFetchRequest
-	(*EpochEndOffset)(nil),              // 36: strata.v1.EpochEndOffset
-	(*ReplicaFetchPartitionResult)(nil), // 37: strata.v1.ReplicaFetchPartitionResult
-	(*ReplicaFetchResponse)(nil),        // 38: strata.v1.ReplicaFetchResponse
-	(*FindCoordinatorRequest)(nil),      // 39: strata.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),     // 40: strata.v1.FindCoordinatorResponse
-	(*ConsumeGroupRequest)(nil),         // 41: strata.v1.ConsumeGroupRequest
-	(*TopicPartitions)(nil),             // 42: strata.v1.TopicPartitions
-	(*ConsumeGroupResponse)(nil),        // 43: strata.v1.ConsumeGroupResponse
-	(*GroupOffset)(nil),                 // 44: strata.v1.GroupOffset
-	(*CommitOffsetsRequest)(nil),        // 45: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),       // 46: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),         // 47: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),        // 48: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),           // 49: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),                // 50: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),          // 51: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),        // 52: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                 // 53: strata.v1.GroupMember
-	(*DescribeGroupResponse)(nil),       // 54: strata.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),          // 55: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),         // 56: strata.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),         // 57: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),        // 58: strata.v1.ResetOffsetsResponse
-	nil,                                 // 59: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                 // 60: strata.v1.AlterTopicConfigsRequest.SetEntry
+	(*RestoreTopicRequest)(nil),         // 7: strata.v1.RestoreTopicRequest
+	(*RestoreTopicResponse)(nil),        // 8: strata.v1.RestoreTopicResponse
+	(*DeleteTopicRequest)(nil),          // 9: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),         // 10: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),           // 11: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),          // 12: strata.v1.ListTopicsResponse
+	(*TopicSummary)(nil),                // 13: strata.v1.TopicSummary
+	(*DescribeTopicRequest)(nil),        // 14: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),       // 15: strata.v1.DescribeTopicResponse
+	(*TopicDescription)(nil),            // 16: strata.v1.TopicDescription
+	(*AlterTopicConfigsRequest)(nil),    // 17: strata.v1.AlterTopicConfigsRequest
+	(*AlterTopicConfigsResponse)(nil),   // 18: strata.v1.AlterTopicConfigsResponse
+	(*ProduceRequest)(nil),              // 19: strata.v1.ProduceRequest
+	(*ProducePartition)(nil),            // 20: strata.v1.ProducePartition
+	(*PartitionError)(nil),              // 21: strata.v1.PartitionError
+	(*ProducePartitionResult)(nil),      // 22: strata.v1.ProducePartitionResult
+	(*ProduceResponse)(nil),             // 23: strata.v1.ProduceResponse
+	(*FetchPartition)(nil),              // 24: strata.v1.FetchPartition
+	(*FetchRequest)(nil),                // 25: strata.v1.FetchRequest
+	(*FetchPartitionResult)(nil),        // 26: strata.v1.FetchPartitionResult
+	(*FetchResponse)(nil),               // 27: strata.v1.FetchResponse
+	(*ListOffsetsPartition)(nil),        // 28: strata.v1.ListOffsetsPartition
+	(*ListOffsetsRequest)(nil),          // 29: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartitionResult)(nil),  // 30: strata.v1.ListOffsetsPartitionResult
+	(*ListOffsetsResponse)(nil),         // 31: strata.v1.ListOffsetsResponse
+	(*BrokerInfo)(nil),                  // 32: strata.v1.BrokerInfo
+	(*MetadataRequest)(nil),             // 33: strata.v1.MetadataRequest
+	(*TopicMetadata)(nil),               // 34: strata.v1.TopicMetadata
+	(*MetadataResponse)(nil),            // 35: strata.v1.MetadataResponse
+	(*ReplicaFetchPartition)(nil),       // 36: strata.v1.ReplicaFetchPartition
+	(*ReplicaFetchRequest)(nil),         // 37: strata.v1.ReplicaFetchRequest
+	(*EpochEndOffset)(nil),              // 38: strata.v1.EpochEndOffset
+	(*ReplicaFetchPartitionResult)(nil), // 39: strata.v1.ReplicaFetchPartitionResult
+	(*ReplicaFetchResponse)(nil),        // 40: strata.v1.ReplicaFetchResponse
+	(*FindCoordinatorRequest)(nil),      // 41: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),     // 42: strata.v1.FindCoordinatorResponse
+	(*ConsumeGroupRequest)(nil),         // 43: strata.v1.ConsumeGroupRequest
+	(*TopicPartitions)(nil),             // 44: strata.v1.TopicPartitions
+	(*ConsumeGroupResponse)(nil),        // 45: strata.v1.ConsumeGroupResponse
+	(*GroupOffset)(nil),                 // 46: strata.v1.GroupOffset
+	(*CommitOffsetsRequest)(nil),        // 47: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),       // 48: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),         // 49: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),        // 50: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),           // 51: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                // 52: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),          // 53: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),        // 54: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                 // 55: strata.v1.GroupMember
+	(*DescribeGroupResponse)(nil),       // 56: strata.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),          // 57: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),         // 58: strata.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),         // 59: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),        // 60: strata.v1.ResetOffsetsResponse
+	(*TieringStatusRequest)(nil),        // 61: strata.v1.TieringStatusRequest
+	(*PartitionTiering)(nil),            // 62: strata.v1.PartitionTiering
+	(*TieringStatusResponse)(nil),       // 63: strata.v1.TieringStatusResponse
+	nil,                                 // 64: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                 // 65: strata.v1.AlterTopicConfigsRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	1,  // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	59, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
-	14, // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	11, // 3: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
-	14, // 4: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	3,  // 5: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
-	4,  // 6: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	60, // 7: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
-	4,  // 8: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
-	0,  // 9: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
-	18, // 10: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
-	2,  // 11: strata.v1.ProducePartition.records:type_name -> strata.v1.Record
-	19, // 12: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.PartitionError
-	20, // 13: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
-	22, // 14: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
-	2,  // 15: strata.v1.FetchPartitionResult.records:type_name -> strata.v1.Record
-	19, // 16: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.PartitionError
-	24, // 17: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
-	26, // 18: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
-	19, // 19: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
-	28, // 20: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
-	3,  // 21: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
-	19, // 22: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
-	30, // 23: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
-	32, // 24: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
-	34, // 25: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
-	36, // 26: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
-	19, // 27: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
-	37, // 28: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
-	30, // 29: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
-	42, // 30: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
-	44, // 31: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	44, // 32: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
-	50, // 33: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	42, // 34: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
-	53, // 35: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	44, // 36: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	5,  // 37: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	7,  // 38: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	9,  // 39: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	12, // 40: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	15, // 41: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	17, // 42: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	23, // 43: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	23, // 44: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	27, // 45: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	31, // 46: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	39, // 47: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	41, // 48: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	45, // 49: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	47, // 50: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	49, // 51: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	52, // 52: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	55, // 53: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	57, // 54: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	35, // 55: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	6,  // 56: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	8,  // 57: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	10, // 58: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	13, // 59: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	16, // 60: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	21, // 61: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	25, // 62: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	25, // 63: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	29, // 64: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	33, // 65: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	40, // 66: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	43, // 67: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	46, // 68: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	48, // 69: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	51, // 70: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	54, // 71: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	56, // 72: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	58, // 73: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	38, // 74: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	56, // [56:75] is the sub-list for method output_type
-	37, // [37:56] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	64, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	16, // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	16, // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	13, // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
+	16, // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	3,  // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
+	4,  // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
+	65, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	4,  // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
+	0,  // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
+	20, // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
+	2,  // 12: strata.v1.ProducePartition.records:type_name -> strata.v1.Record
+	21, // 13: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.PartitionError
+	22, // 14: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
+	24, // 15: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
+	2,  // 16: strata.v1.FetchPartitionResult.records:type_name -> strata.v1.Record
+	21, // 17: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	26, // 18: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
+	28, // 19: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	21, // 20: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
+	30, // 21: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	3,  // 22: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
+	21, // 23: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
+	32, // 24: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
+	34, // 25: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
+	36, // 26: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
+	38, // 27: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
+	21, // 28: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	39, // 29: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
+	32, // 30: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
+	44, // 31: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
+	46, // 32: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	46, // 33: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
+	52, // 34: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	44, // 35: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	55, // 36: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	46, // 37: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	62, // 38: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
+	5,  // 39: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	9,  // 40: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	11, // 41: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	14, // 42: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	17, // 43: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	7,  // 44: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	19, // 45: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	25, // 46: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	25, // 47: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	29, // 48: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	33, // 49: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	41, // 50: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	43, // 51: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	47, // 52: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	49, // 53: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	51, // 54: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	54, // 55: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	57, // 56: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	59, // 57: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	61, // 58: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	37, // 59: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	6,  // 60: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	10, // 61: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	12, // 62: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	15, // 63: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	18, // 64: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	8,  // 65: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	23, // 66: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	27, // 67: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	27, // 68: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	31, // 69: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	35, // 70: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	42, // 71: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	45, // 72: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	48, // 73: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	50, // 74: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	53, // 75: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	56, // 76: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	58, // 77: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	60, // 78: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	63, // 79: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	40, // 80: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	60, // [60:81] is the sub-list for method output_type
+	39, // [39:60] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -4032,7 +4421,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   60,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -32,6 +32,7 @@ const (
 	Strata_ListTopics_FullMethodName        = "/strata.v1.Strata/ListTopics"
 	Strata_DescribeTopic_FullMethodName     = "/strata.v1.Strata/DescribeTopic"
 	Strata_AlterTopicConfigs_FullMethodName = "/strata.v1.Strata/AlterTopicConfigs"
+	Strata_RestoreTopic_FullMethodName      = "/strata.v1.Strata/RestoreTopic"
 	Strata_Produce_FullMethodName           = "/strata.v1.Strata/Produce"
 	Strata_Fetch_FullMethodName             = "/strata.v1.Strata/Fetch"
 	Strata_FetchStream_FullMethodName       = "/strata.v1.Strata/FetchStream"
@@ -45,6 +46,7 @@ const (
 	Strata_DescribeGroup_FullMethodName     = "/strata.v1.Strata/DescribeGroup"
 	Strata_DeleteGroup_FullMethodName       = "/strata.v1.Strata/DeleteGroup"
 	Strata_ResetOffsets_FullMethodName      = "/strata.v1.Strata/ResetOffsets"
+	Strata_TieringStatus_FullMethodName     = "/strata.v1.Strata/TieringStatus"
 )
 
 // StrataClient is the client API for Strata service.
@@ -57,6 +59,10 @@ type StrataClient interface {
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
 	DescribeTopic(ctx context.Context, in *DescribeTopicRequest, opts ...grpc.CallOption) (*DescribeTopicResponse, error)
 	AlterTopicConfigs(ctx context.Context, in *AlterTopicConfigsRequest, opts ...grpc.CallOption) (*AlterTopicConfigsResponse, error)
+	// RestoreTopic recreates a topic from the brokers' object store: the
+	// newest incarnation of that name in the bucket, with its id, partitions
+	// and configs, its history served from the bucket.
+	RestoreTopic(ctx context.Context, in *RestoreTopicRequest, opts ...grpc.CallOption) (*RestoreTopicResponse, error)
 	// Produce appends records to partitions of one topic.
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
 	// Fetch reads record batches from partitions, waiting up to max_wait_ms for
@@ -110,6 +116,12 @@ type StrataClient interface {
 	// group has members. The client resolves earliest, latest or a time to
 	// offsets first (ListOffsets).
 	ResetOffsets(ctx context.Context, in *ResetOffsetsRequest, opts ...grpc.CallOption) (*ResetOffsetsResponse, error)
+	// TieringStatus reports, for the partitions of a topic that the answering
+	// broker leads (only the leader uploads, so only it knows the upload
+	// backlog), the local and remote extent of the log and what is waiting to
+	// be uploaded. Ask every partition's leader for the whole topic. An
+	// unknown topic is NOT_FOUND.
+	TieringStatus(ctx context.Context, in *TieringStatusRequest, opts ...grpc.CallOption) (*TieringStatusResponse, error)
 }
 
 type strataClient struct {
@@ -164,6 +176,16 @@ func (c *strataClient) AlterTopicConfigs(ctx context.Context, in *AlterTopicConf
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AlterTopicConfigsResponse)
 	err := c.cc.Invoke(ctx, Strata_AlterTopicConfigs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) RestoreTopic(ctx context.Context, in *RestoreTopicRequest, opts ...grpc.CallOption) (*RestoreTopicResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestoreTopicResponse)
+	err := c.cc.Invoke(ctx, Strata_RestoreTopic_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -312,6 +334,16 @@ func (c *strataClient) ResetOffsets(ctx context.Context, in *ResetOffsetsRequest
 	return out, nil
 }
 
+func (c *strataClient) TieringStatus(ctx context.Context, in *TieringStatusRequest, opts ...grpc.CallOption) (*TieringStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TieringStatusResponse)
+	err := c.cc.Invoke(ctx, Strata_TieringStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -322,6 +354,10 @@ type StrataServer interface {
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
 	DescribeTopic(context.Context, *DescribeTopicRequest) (*DescribeTopicResponse, error)
 	AlterTopicConfigs(context.Context, *AlterTopicConfigsRequest) (*AlterTopicConfigsResponse, error)
+	// RestoreTopic recreates a topic from the brokers' object store: the
+	// newest incarnation of that name in the bucket, with its id, partitions
+	// and configs, its history served from the bucket.
+	RestoreTopic(context.Context, *RestoreTopicRequest) (*RestoreTopicResponse, error)
 	// Produce appends records to partitions of one topic.
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
 	// Fetch reads record batches from partitions, waiting up to max_wait_ms for
@@ -375,6 +411,12 @@ type StrataServer interface {
 	// group has members. The client resolves earliest, latest or a time to
 	// offsets first (ListOffsets).
 	ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error)
+	// TieringStatus reports, for the partitions of a topic that the answering
+	// broker leads (only the leader uploads, so only it knows the upload
+	// backlog), the local and remote extent of the log and what is waiting to
+	// be uploaded. Ask every partition's leader for the whole topic. An
+	// unknown topic is NOT_FOUND.
+	TieringStatus(context.Context, *TieringStatusRequest) (*TieringStatusResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -399,6 +441,9 @@ func (UnimplementedStrataServer) DescribeTopic(context.Context, *DescribeTopicRe
 }
 func (UnimplementedStrataServer) AlterTopicConfigs(context.Context, *AlterTopicConfigsRequest) (*AlterTopicConfigsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AlterTopicConfigs not implemented")
+}
+func (UnimplementedStrataServer) RestoreTopic(context.Context, *RestoreTopicRequest) (*RestoreTopicResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RestoreTopic not implemented")
 }
 func (UnimplementedStrataServer) Produce(context.Context, *ProduceRequest) (*ProduceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Produce not implemented")
@@ -438,6 +483,9 @@ func (UnimplementedStrataServer) DeleteGroup(context.Context, *DeleteGroupReques
 }
 func (UnimplementedStrataServer) ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetOffsets not implemented")
+}
+func (UnimplementedStrataServer) TieringStatus(context.Context, *TieringStatusRequest) (*TieringStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TieringStatus not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -546,6 +594,24 @@ func _Strata_AlterTopicConfigs_Handler(srv interface{}, ctx context.Context, dec
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(StrataServer).AlterTopicConfigs(ctx, req.(*AlterTopicConfigsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_RestoreTopic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreTopicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).RestoreTopic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_RestoreTopic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).RestoreTopic(ctx, req.(*RestoreTopicRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -766,6 +832,24 @@ func _Strata_ResetOffsets_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_TieringStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TieringStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).TieringStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_TieringStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).TieringStatus(ctx, req.(*TieringStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -792,6 +876,10 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AlterTopicConfigs",
 			Handler:    _Strata_AlterTopicConfigs_Handler,
+		},
+		{
+			MethodName: "RestoreTopic",
+			Handler:    _Strata_RestoreTopic_Handler,
 		},
 		{
 			MethodName: "Produce",
@@ -836,6 +924,10 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResetOffsets",
 			Handler:    _Strata_ResetOffsets_Handler,
+		},
+		{
+			MethodName: "TieringStatus",
+			Handler:    _Strata_TieringStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
