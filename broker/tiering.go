@@ -109,8 +109,8 @@ func (b *Broker) startTiering() error {
 	b.remote, err = tiering.NewReader(b.cfg.ObjectStore, tiering.ReaderConfig{
 		CacheDir:   filepath.Join(b.cfg.DataDir, "tiering-cache"),
 		CacheBytes: cacheBytes,
-		ReadAhead:  4,
-		Workers:    4,
+		ReadAhead:  8,
+		Workers:    8,
 		Registerer: b.cfg.Registerer,
 		Logger:     b.logger.With("component", "tiering"),
 	})

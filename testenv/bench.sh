@@ -91,3 +91,6 @@ STRATA_BIN="$(realpath "$STRATA")" go test -run '^$' -bench BenchmarkLeaderFailo
 
 echo "== Kafka protocol: franz-go producer (idempotent, acks=all, linger 1 ms) and consumer, 1 KiB records, one partition, in-process broker"
 go test -run '^$' -bench 'BenchmarkKafka' -benchtime 200000x -count "$RUNS" ./broker/kafkaapi/ | grep -E '^Benchmark'
+
+echo "== cold reads from MinIO against raw GETs of the same bytes"
+STRATA_BIN="$(realpath "$STRATA")" go test -run '^$' -bench BenchmarkColdRead -benchtime 1x -count "$RUNS" ./testenv/ | grep -E '^Benchmark'

@@ -133,7 +133,7 @@ func TestTieredTopicReadsBackFromMinIO(t *testing.T) {
 
 // metricValue scrapes one broker's /metrics for the sum of a metric's
 // series, -1 when it has none.
-func metricValue(t *testing.T, b *testenv.Broker, name string) float64 {
+func metricValue(t testing.TB, b *testenv.Broker, name string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + b.HTTPAddr() + "/metrics")
 	if err != nil {
@@ -182,7 +182,7 @@ func bucketEnd(t *testing.T, c *testenv.Cluster, topic string, p int32) int64 {
 	return m.EndOffset()
 }
 
-func readBucketManifest(t *testing.T, c *testenv.Cluster, topic string, p int32) (tiering.PartitionManifest, error) {
+func readBucketManifest(t testing.TB, c *testenv.Cluster, topic string, p int32) (tiering.PartitionManifest, error) {
 	s3 := c.MinIO().S3()
 	t.Setenv("AWS_ACCESS_KEY_ID", s3.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s3.SecretKey)

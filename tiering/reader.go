@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -23,7 +24,7 @@ import (
 )
 
 // DefaultChunkSize is the unit of remote reads and of the chunk cache.
-const DefaultChunkSize = 1 << 20
+const DefaultChunkSize = 4 << 20
 
 // ReaderConfig configures a Reader.
 type ReaderConfig struct {
@@ -176,22 +177,47 @@ func (r *Reader) chunk(ctx context.Context, ref chunkRef) ([]byte, error) {
 	}, r.cacheHits)
 }
 
-// readRange returns bytes [off, off+n) of an object, through chunks.
-func (r *Reader) readRange(ctx context.Context, key string, size, off, n int64) ([]byte, error) {
-	out := make([]byte, 0, n)
-	for pos := off; pos < off+n; {
-		c := pos / r.cfg.ChunkSize
-		data, err := r.chunk(ctx, chunkRef{key: key, size: size, chunk: c})
-		if err != nil {
-			return nil, err
+// readRange appends bytes [off, off+n) of an object to dst, through
+// chunks. The chunks not in the cache are fetched in parallel, up to
+// Workers at once.
+func (r *Reader) readRange(ctx context.Context, dst []byte, key string, size, off, n int64) ([]byte, error) {
+	if n <= 0 {
+		return dst, nil
+	}
+	firstChunk, lastChunk := off/r.cfg.ChunkSize, (off+n-1)/r.cfg.ChunkSize
+	chunks := make([][]byte, lastChunk-firstChunk+1)
+	errs := make([]error, len(chunks))
+	sem := make(chan struct{}, r.cfg.Workers)
+	var wg sync.WaitGroup
+	for i := range chunks {
+		ref := chunkRef{key: key, size: size, chunk: firstChunk + int64(i)}
+		if len(chunks) == 1 {
+			chunks[i], errs[i] = r.chunk(ctx, ref)
+			break
 		}
-		in := pos - c*r.cfg.ChunkSize
-		take := min(int64(len(data))-in, off+n-pos)
-		if take <= 0 {
-			return nil, fmt.Errorf("%w: %s ends before byte %d", ErrCorrupt, key, pos)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			chunks[i], errs[i] = r.chunk(ctx, ref)
+		})
+	}
+	wg.Wait()
+	out := slices.Grow(dst, int(n))
+	base := len(out)
+	for i, data := range chunks {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
-		out = append(out, data[in:in+take]...)
-		pos += take
+		c := firstChunk + int64(i)
+		from := max(off-c*r.cfg.ChunkSize, 0)
+		to := min(off+n-c*r.cfg.ChunkSize, int64(len(data)))
+		if to <= from {
+			return nil, fmt.Errorf("%w: %s ends before byte %d", ErrCorrupt, key, c*r.cfg.ChunkSize+from)
+		}
+		out = append(out, data[from:to]...)
+	}
+	if int64(len(out)-base) != n {
+		return nil, fmt.Errorf("%w: %s: read %d bytes at %d, wanted %d", ErrCorrupt, key, len(out)-base, off, n)
 	}
 	return out, nil
 }
@@ -254,12 +280,34 @@ func (r *Reader) Read(ctx context.Context, segs []SegmentMeta, i int, offset int
 	}
 	res := ReadResult{NextOffset: offset}
 	prevNext := seg.BaseOffset
-	for pos < seg.Size {
-		hdrBytes, err := r.readRange(ctx, seg.Key, seg.Size, pos, min(int64(record.HeaderSize), seg.Size-pos))
+	// The bytes from pos on are read into one window, each chunk once,
+	// and batches are cut from it; the window grows when a batch needs it.
+	winStart := pos
+	var window []byte
+	var dataStart int64
+	ensure := func(end int64) error {
+		have := winStart + int64(len(window))
+		if end <= have {
+			return nil
+		}
+		// Read at least to the end of the chunk holding end: the next
+		// batches are likely wanted too.
+		upTo := min(((end+r.cfg.ChunkSize-1)/r.cfg.ChunkSize)*r.cfg.ChunkSize, seg.Size)
+		grown, err := r.readRange(ctx, window, seg.Key, seg.Size, have, upTo-have)
 		if err != nil {
+			return err
+		}
+		window = grown
+		return nil
+	}
+	if err := ensure(min(pos+int64(maxBytes)+record.HeaderSize, seg.Size)); err != nil {
+		return ReadResult{}, err
+	}
+	for pos < seg.Size {
+		if err := ensure(min(pos+record.HeaderSize, seg.Size)); err != nil {
 			return ReadResult{}, err
 		}
-		h, err := record.ParseHeader(hdrBytes)
+		h, err := record.ParseHeader(window[pos-winStart:])
 		if err != nil {
 			r.corrupt.Inc()
 			return ReadResult{}, fmt.Errorf("%w: %s at byte %d: %v", ErrCorrupt, seg.Key, pos, err)
@@ -270,17 +318,17 @@ func (r *Reader) Read(ctx context.Context, segs []SegmentMeta, i int, offset int
 			return ReadResult{}, fmt.Errorf("%w: %s: batch at byte %d runs past the object's end", ErrCorrupt, seg.Key, pos)
 		}
 		if h.LastOffset() < offset {
-			pos += size // before the offset asked for: skipped unread
+			pos += size // before the offset asked for: skipped
 			prevNext = h.NextOffset()
 			continue
 		}
 		if len(res.Data) > 0 && len(res.Data)+int(size) > maxBytes {
 			break
 		}
-		batch, err := r.readRange(ctx, seg.Key, seg.Size, pos, size)
-		if err != nil {
+		if err := ensure(pos + size); err != nil {
 			return ReadResult{}, err
 		}
+		batch := window[pos-winStart : pos-winStart+size]
 		if _, err := record.Validate(batch); err != nil {
 			r.corrupt.Inc()
 			return ReadResult{}, fmt.Errorf("%w: %s: batch at byte %d: %v", ErrCorrupt, seg.Key, pos, err)
@@ -291,7 +339,12 @@ func (r *Reader) Read(ctx context.Context, segs []SegmentMeta, i int, offset int
 				ErrCorrupt, seg.Key, h.BaseOffset, h.LastOffset(), seg.BaseOffset, seg.NextOffset-1)
 		}
 		prevNext = h.NextOffset()
-		res.Data = append(res.Data, batch...)
+		// The batches returned are contiguous in the window: a slice of
+		// it, not a copy.
+		if res.Data == nil {
+			dataStart = pos - winStart
+		}
+		res.Data = window[dataStart : pos-winStart+size]
 		res.NextOffset = h.NextOffset()
 		pos += size
 		if len(res.Data) >= maxBytes {
@@ -302,18 +355,24 @@ func (r *Reader) Read(ctx context.Context, segs []SegmentMeta, i int, offset int
 	return res, nil
 }
 
-// scheduleAhead fetches the chunks after pos, continuing into the next
-// segment.
+// scheduleAhead fetches the ReadAhead chunks after pos, continuing into the
+// following segments.
 func (r *Reader) scheduleAhead(segs []SegmentMeta, i int, pos int64) {
 	left := r.cfg.ReadAhead
-	seg := segs[i]
-	for c := pos / r.cfg.ChunkSize; left > 0 && c*r.cfg.ChunkSize < seg.Size; c++ {
-		r.readAhead(chunkRef{key: seg.Key, size: seg.Size, chunk: c})
-		left--
-	}
-	for j := i + 1; left > 0 && j < len(segs); j++ {
-		r.readAhead(chunkRef{key: segs[j].Key, size: segs[j].Size, chunk: 0})
-		left--
+	for j := i; left > 0 && j < len(segs); j++ {
+		seg := segs[j]
+		c := int64(0)
+		if j == i {
+			c = pos / r.cfg.ChunkSize
+		}
+		for ; left > 0 && c*r.cfg.ChunkSize < seg.Size; c++ {
+			ref := chunkRef{key: seg.Key, size: seg.Size, chunk: c}
+			if r.cache.has(ref) {
+				continue
+			}
+			r.readAhead(ref)
+			left--
+		}
 	}
 }
 

@@ -1,0 +1,152 @@
+package testenv_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-broker/strata/testenv"
+)
+
+// BenchmarkColdRead measures a consumer replaying a tiered partition whose
+// records are only in MinIO, against the raw GET throughput of the same
+// MinIO for the same bytes, in one run. 192 MiB of 1 KiB records go to one
+// partition with 8 MiB segments and a local retention of one segment; the
+// broker is then restarted (its chunk cache starts empty) and a franz-go
+// consumer reads from offset 0. Reported: the time from the consumer's
+// start to its first record; cold MB/s, the segment bytes over the time
+// from the first record to the last (startup is in the first figure); raw
+// GET MB/s, the same segment objects read whole, one after another, with
+// minio-go; and the ratio of the two.
+func BenchmarkColdRead(b *testing.B) {
+	c := testenv.NewTestCluster(b, testenv.ClusterOptions{Brokers: 1, MinIO: true,
+		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "200"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	br := c.Brokers()[0]
+	cl, err := kgo.NewClient(kgo.SeedBrokers(br.KafkaAddr()), kgo.DefaultProduceTopic("cold"),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(256<<10))
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := func(s string) *string { return &s }
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, map[string]*string{
+		"remote.storage.enable": v("true"), "segment.bytes": v("8388608"), "local.retention.bytes": v("8388608"),
+	}, "cold"); err != nil {
+		b.Fatal(err)
+	}
+	const records = 192 << 10
+	value := make([]byte, 1024)
+	for i := 0; i < records; i += 1024 {
+		recs := make([]*kgo.Record, 1024)
+		for j := range recs {
+			recs[j] = &kgo.Record{Value: value}
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cl.Close()
+	var remoteEnd int64
+	s3 := c.MinIO().S3()
+	waitFor(b, 5*time.Minute, func() bool {
+		m, err := readBucketManifest(b, c, "cold", 0)
+		remoteEnd = m.EndOffset()
+		return err == nil && remoteEnd >= records*7/8
+	}, "the bucket to hold the records")
+	m, err := readBucketManifest(b, c, "cold", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	// Raw GETs of the same objects.
+	mc, err := minio.New(strings.TrimPrefix(s3.Endpoint, "http://"), &minio.Options{
+		Creds: credentials.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), Region: s3.Region})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rawBytes int64
+	rawStart := time.Now()
+	for _, s := range m.Segments {
+		obj, err := mc.GetObject(ctx, s3.Bucket, testenv.ObjectStorePrefix+"/"+s.Key, minio.GetObjectOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, obj)
+		obj.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		rawBytes += n
+	}
+	rawSecs := time.Since(rawStart).Seconds()
+
+	// The consumer, against a broker whose cache is empty.
+	if err := br.Restart(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(br.KafkaAddr()), kgo.ConsumeTopics("cold"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxPartitionBytes(8<<20), kgo.FetchMaxBytes(64<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cons.Close()
+	if path := os.Getenv("STRATA_BENCH_PROFILE"); path != "" {
+		// A CPU profile of the broker while it serves the cold reads.
+		go func() {
+			resp, err := http.Get("http://" + br.HTTPAddr() + "/debug/pprof/profile?seconds=1")
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(path)
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body)
+		}()
+	}
+	start := time.Now()
+	var first time.Duration
+	var readBytes int64
+	next := int64(0)
+	for next < m.EndOffset() {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			b.Fatalf("read %d of %d records", next, m.EndOffset())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if first == 0 {
+				first = time.Since(start)
+			}
+			readBytes += int64(len(r.Value)) + 70 // what the record takes in its batch, roughly
+			next = r.Offset + 1
+		})
+	}
+	coldSecs := time.Since(start).Seconds()
+	b.StopTimer()
+	coldMBs := float64(rawBytes) / 1e6 / (coldSecs - first.Seconds()) // the same bytes the raw GETs read
+	rawMBs := float64(rawBytes) / 1e6 / rawSecs
+	b.ReportMetric(coldMBs, "cold_MB/s")
+	b.ReportMetric(rawMBs, "raw_get_MB/s")
+	b.ReportMetric(coldMBs/rawMBs, "ratio")
+	b.ReportMetric(float64(first.Microseconds())/1000, "first_record_ms")
+	if n := metricValue(b, br, "strata_tiering_remote_read_seconds_count"); n > 0 {
+		b.Logf("remote GETs: %.0f, mean %.1f ms; cache hits %.0f, misses %.0f", n,
+			1000*metricValue(b, br, "strata_tiering_remote_read_seconds_sum")/n,
+			metricValue(b, br, "strata_tiering_cache_hits_total"), metricValue(b, br, "strata_tiering_cache_misses_total"))
+	}
+	b.Logf("%d segments, %d MiB in the bucket; raw GETs %.2fs, cold consumer %.2fs (first record after %v)",
+		len(m.Segments), rawBytes>>20, rawSecs, coldSecs, first.Round(time.Millisecond))
+}
