@@ -11,7 +11,9 @@ import (
 )
 
 // startBroker runs the core against a real embedded etcd.
-func startBroker(t *testing.T) (*Broker, *metastore.Store) {
+// startMetastore runs an embedded etcd in a temporary directory, with
+// broker 1 registered in it; it returns the store and the directory.
+func startMetastore(t *testing.T) (*metastore.Store, string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -30,15 +32,28 @@ func startBroker(t *testing.T) (*Broker, *metastore.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	b, err := New(Config{NodeID: 1, DataDir: dir + "/data"}, store)
+	return store, dir
+}
+
+// startBrokerWith runs broker 1 with cfg (NodeID and DataDir filled in).
+func startBrokerWith(t *testing.T, cfg Config) (*Broker, *metastore.Store) {
+	t.Helper()
+	store, dir := startMetastore(t)
+	cfg.NodeID, cfg.DataDir = 1, dir+"/data"
+	b, err := New(cfg, store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Start(ctx); err != nil {
+	if err := b.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
 	return b, store
+}
+
+func startBroker(t *testing.T) (*Broker, *metastore.Store) {
+	t.Helper()
+	return startBrokerWith(t, Config{})
 }
 
 func produceOne(t *testing.T, b *Broker, topic string) int64 {

@@ -82,23 +82,7 @@ type restartableCluster struct {
 
 func newRestartableCluster(t *testing.T) *restartableCluster {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	etcd, err := metastore.StartEmbedded(ctx, dir+"/etcd", "127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 1}, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	store, dir := startMetastore(t)
 	return &restartableCluster{t: t, store: store, dir: dir + "/data"}
 }
 

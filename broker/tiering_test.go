@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/broker/record"
-	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
 )
@@ -25,36 +24,12 @@ func startTieredBroker(t *testing.T) (*Broker, objstore.Store) {
 // directory: a second, separate cluster can share the first one's bucket.
 func startTieredBrokerOn(t *testing.T, objectsDir string) (*Broker, objstore.Store) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	etcd, err := metastore.StartEmbedded(ctx, dir+"/etcd", "127.0.0.1:0", nil)
+	objects, err := objstore.Open(context.Background(), "file://"+objectsDir, objstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { etcd.Close() })
-	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 1}, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	objects, err := objstore.Open(ctx, "file://"+objectsDir, objstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(Config{NodeID: 1, DataDir: dir + "/data", ObjectStore: objects,
-		Settings: map[string]string{"remote.log.manager.task.interval.ms": "50"}}, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b, _ := startBrokerWith(t, Config{ObjectStore: objects,
+		Settings: map[string]string{"remote.log.manager.task.interval.ms": "50"}})
 	return b, objects
 }
 

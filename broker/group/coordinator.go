@@ -10,6 +10,7 @@
 package group
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -532,15 +533,7 @@ func (c *Coordinator) completeJoinLocked(g *group, now time.Time) bool {
 	for _, m := range g.members {
 		all = append(all, JoinedMember{MemberID: m.id, InstanceID: m.instanceID, Metadata: protocolMetadata(m, g.protocol)})
 	}
-	slices.SortFunc(all, func(a, b JoinedMember) int {
-		switch {
-		case a.MemberID < b.MemberID:
-			return -1
-		case a.MemberID > b.MemberID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(all, func(a, b JoinedMember) int { return cmp.Compare(a.MemberID, b.MemberID) })
 	for _, m := range g.members {
 		res := JoinResult{Generation: g.generation, ProtocolType: g.protocolType, Protocol: g.protocol, Leader: g.leader, MemberID: m.id}
 		if m.id == g.leader {
@@ -913,15 +906,7 @@ func (c *Coordinator) Describe(ctx context.Context, groupName string) (Descripti
 			Metadata: protocolMetadata(m, g.protocol), Assignment: m.assignment,
 		})
 	}
-	slices.SortFunc(d.Members, func(a, b MemberDescription) int {
-		switch {
-		case a.MemberID < b.MemberID:
-			return -1
-		case a.MemberID > b.MemberID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(d.Members, func(a, b MemberDescription) int { return cmp.Compare(a.MemberID, b.MemberID) })
 	return d, nil
 }
 
@@ -956,15 +941,7 @@ func (c *Coordinator) List(ctx context.Context) ([]Summary, error) {
 		}
 		out = append(out, Summary{Group: m.Group, ProtocolType: m.ProtocolType, State: state})
 	}
-	slices.SortFunc(out, func(a, b Summary) int {
-		switch {
-		case a.Group < b.Group:
-			return -1
-		case a.Group > b.Group:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Summary) int { return cmp.Compare(a.Group, b.Group) })
 	return out, nil
 }
 

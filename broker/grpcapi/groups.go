@@ -12,6 +12,7 @@ package grpcapi
 // DescribeGroup decodes Strata's groups and Kafka consumers' groups alike.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -513,14 +514,6 @@ func decodeAssignment(raw []byte) ([]*stratav1.TopicPartitions, error) {
 	for _, t := range a.Topics {
 		out = append(out, &stratav1.TopicPartitions{Topic: t.Topic, Partitions: slices.Sorted(slices.Values(t.Partitions))})
 	}
-	slices.SortFunc(out, func(a, b *stratav1.TopicPartitions) int {
-		switch {
-		case a.Topic < b.Topic:
-			return -1
-		case a.Topic > b.Topic:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b *stratav1.TopicPartitions) int { return cmp.Compare(a.Topic, b.Topic) })
 	return out, nil
 }

@@ -1,7 +1,6 @@
 package log
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -101,14 +100,9 @@ type TimeEntry struct {
 // DecodeOffsetIndex checks and decodes an .index file of the segment at
 // base of size bytes (as uploaded by OpenSealed's reader).
 func DecodeOffsetIndex(raw []byte, base, size int64) ([]IndexEntry, error) {
-	body, err := indexBody(raw, offsetIndexMagic, offsetEntrySize)
+	entries, err := decodeOffsetEntries(raw)
 	if err != nil {
-		return nil, fmt.Errorf("offset index: %w", err)
-	}
-	entries := make([]offsetEntry, len(body)/offsetEntrySize)
-	for i := range entries {
-		b := body[i*offsetEntrySize:]
-		entries[i] = offsetEntry{rel: binary.BigEndian.Uint32(b), pos: binary.BigEndian.Uint32(b[4:])}
+		return nil, err
 	}
 	if err := checkOffsetIndex(entries, size); err != nil {
 		return nil, err
@@ -123,14 +117,9 @@ func DecodeOffsetIndex(raw []byte, base, size int64) ([]IndexEntry, error) {
 // DecodeTimeIndex checks and decodes a .timeindex file of the segment
 // holding offsets [base, next).
 func DecodeTimeIndex(raw []byte, base, next int64) ([]TimeEntry, error) {
-	body, err := indexBody(raw, timeIndexMagic, timeEntrySize)
+	entries, err := decodeTimeEntries(raw)
 	if err != nil {
-		return nil, fmt.Errorf("time index: %w", err)
-	}
-	entries := make([]timeEntry, len(body)/timeEntrySize)
-	for i := range entries {
-		b := body[i*timeEntrySize:]
-		entries[i] = timeEntry{ts: int64(binary.BigEndian.Uint64(b)), rel: binary.BigEndian.Uint32(b[8:])}
+		return nil, err
 	}
 	if err := checkTimeIndex(entries, base, next); err != nil {
 		return nil, err

@@ -389,29 +389,47 @@ func (s *segment) readIndexFiles() ([]offsetEntry, []timeEntry, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	off, err := decodeOffsetEntries(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err = os.ReadFile(s.path(timeIndexSuffix))
+	if err != nil {
+		return nil, nil, err
+	}
+	tim, err := decodeTimeEntries(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return off, tim, nil
+}
+
+// decodeOffsetEntries checks an .index file's trailer and decodes it.
+func decodeOffsetEntries(raw []byte) ([]offsetEntry, error) {
 	body, err := indexBody(raw, offsetIndexMagic, offsetEntrySize)
 	if err != nil {
-		return nil, nil, fmt.Errorf("offset index: %w", err)
+		return nil, fmt.Errorf("offset index: %w", err)
 	}
 	off := make([]offsetEntry, len(body)/offsetEntrySize)
 	for i := range off {
 		b := body[i*offsetEntrySize:]
 		off[i] = offsetEntry{rel: binary.BigEndian.Uint32(b), pos: binary.BigEndian.Uint32(b[4:])}
 	}
-	raw, err = os.ReadFile(s.path(timeIndexSuffix))
+	return off, nil
+}
+
+// decodeTimeEntries checks a .timeindex file's trailer and decodes it.
+func decodeTimeEntries(raw []byte) ([]timeEntry, error) {
+	body, err := indexBody(raw, timeIndexMagic, timeEntrySize)
 	if err != nil {
-		return nil, nil, err
-	}
-	body, err = indexBody(raw, timeIndexMagic, timeEntrySize)
-	if err != nil {
-		return nil, nil, fmt.Errorf("time index: %w", err)
+		return nil, fmt.Errorf("time index: %w", err)
 	}
 	tim := make([]timeEntry, len(body)/timeEntrySize)
 	for i := range tim {
 		b := body[i*timeEntrySize:]
 		tim[i] = timeEntry{ts: int64(binary.BigEndian.Uint64(b)), rel: binary.BigEndian.Uint32(b[8:])}
 	}
-	return off, tim, nil
+	return tim, nil
 }
 
 // checkOffsetIndex checks what an offset index can say about itself against
