@@ -92,6 +92,26 @@ func startBroker(t *testing.T) (stratav1.StrataClient, *poisonPool) {
 // replicas, whose part a test plays. It also returns the broker's address.
 func startBrokerWithPeers(t *testing.T, peers ...int32) (stratav1.StrataClient, *poisonPool, string) {
 	t.Helper()
+	pool := &poisonPool{inner: newReadBuffers()}
+	_, c, addr := serveBroker(t, testBroker{peers: peers, buffers: pool})
+	return c, pool, addr
+}
+
+// testBroker is what serveBroker runs.
+type testBroker struct {
+	settings map[string]string
+	// peers are registered beside broker 1 at an address where nothing
+	// listens: they count as live replicas, whose part a test plays.
+	peers   []int32
+	buffers *poisonPool // nil: the server's own
+}
+
+// serveBroker runs broker 1 (embedded etcd, broker core, gRPC with
+// ServerOptions) and returns its core, a client with gRPC's own codec (what
+// the server sends must be plain protobuf, and what plain protobuf sends it
+// must decode) and its address.
+func serveBroker(t *testing.T, tb testBroker) (*broker.Broker, stratav1.StrataClient, string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	etcd, err := metastore.StartEmbedded(ctx, t.TempDir(), "127.0.0.1:0", nil)
@@ -108,19 +128,18 @@ func startBrokerWithPeers(t *testing.T, peers ...int32) (stratav1.StrataClient, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 1, GRPCAddr: lis.Addr().String(), StartedAt: time.Now()}, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	addrs := map[int32]string{1: lis.Addr().String()}
+	for _, id := range tb.peers {
+		addrs[id] = "127.0.0.1:1"
 	}
-	t.Cleanup(func() { reg.Close() })
-	for _, id := range peers {
-		peer, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: id, GRPCAddr: "127.0.0.1:1", StartedAt: time.Now()}, 10*time.Second)
+	for id, addr := range addrs {
+		reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: id, GRPCAddr: addr, StartedAt: time.Now()}, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { peer.Close() })
+		t.Cleanup(func() { reg.Close() })
 	}
-	b, err := broker.New(broker.Config{NodeID: 1, DataDir: t.TempDir()}, store)
+	b, err := broker.New(broker.Config{NodeID: 1, DataDir: t.TempDir(), Settings: tb.settings}, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,9 +151,10 @@ func startBrokerWithPeers(t *testing.T, peers ...int32) (stratav1.StrataClient, 
 			t.Error(err)
 		}
 	})
-	pool := &poisonPool{inner: newReadBuffers()}
 	api := New(b)
-	api.buffers = pool
+	if tb.buffers != nil {
+		api.buffers = tb.buffers
+	}
 	gs := grpc.NewServer(ServerOptions()...)
 	api.Register(gs)
 	served := make(chan error, 1)
@@ -143,15 +163,13 @@ func startBrokerWithPeers(t *testing.T, peers ...int32) (stratav1.StrataClient, 
 		gs.Stop()
 		<-served
 	})
-	// A client with gRPC's own codec: what the server sends must be plain
-	// protobuf, and what plain protobuf sends it must decode.
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return stratav1.NewStrataClient(conn), pool, lis.Addr().String()
+	return b, stratav1.NewStrataClient(conn), lis.Addr().String()
 }
 
 // Record i of a partition has key "k<i>" and a value of valueSize bytes

@@ -2,72 +2,22 @@ package grpcapi
 
 import (
 	"context"
-	"net"
 	"slices"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
-	"github.com/strata-broker/strata/broker"
-	"github.com/strata-broker/strata/metastore"
 )
 
 // startGroupBroker runs one broker with embedded etcd whose groups start
 // their first generation at once.
 func startGroupBroker(t *testing.T) stratav1.StrataClient {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	etcd, err := metastore.StartEmbedded(ctx, t.TempDir(), "127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 1, GRPCAddr: lis.Addr().String(), StartedAt: time.Now()}, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	b, err := broker.New(broker.Config{NodeID: 1, DataDir: t.TempDir(), Settings: map[string]string{"group.initial.rebalance.delay.ms": "0"}}, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	gs := grpc.NewServer(ServerOptions()...)
-	New(b).Register(gs)
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-served
-	})
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return stratav1.NewStrataClient(conn)
+	_, c, _ := serveBroker(t, testBroker{settings: map[string]string{"group.initial.rebalance.delay.ms": "0"}})
+	return c
 }
 
 // member is one ConsumeGroup stream; its assignments arrive on assigned.

@@ -3,68 +3,19 @@ package grpcapi
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
 	partlog "github.com/strata-broker/strata/broker/log"
-	"github.com/strata-broker/strata/metastore"
 )
 
 // startLeaderCore serves broker 1 over gRPC, with broker 2 registered as a
 // peer the test plays, and returns its core too.
 func startLeaderCore(t *testing.T) (*broker.Broker, stratav1.StrataClient, string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	etcd, err := metastore.StartEmbedded(ctx, t.TempDir(), "127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for id, addr := range map[int32]string{1: lis.Addr().String(), 2: "127.0.0.1:1"} {
-		reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: id, GRPCAddr: addr, StartedAt: time.Now()}, 10*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { reg.Close() })
-	}
-	b, err := broker.New(broker.Config{NodeID: 1, DataDir: t.TempDir()}, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	gs := grpc.NewServer(ServerOptions()...)
-	New(b).Register(gs)
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-served
-	})
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return b, stratav1.NewStrataClient(conn), lis.Addr().String()
+	return serveBroker(t, testBroker{peers: []int32{2}})
 }
 
 // The leader's log start reaches a follower through the replication wire,
