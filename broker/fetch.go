@@ -285,6 +285,14 @@ func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset
 	if ts < 0 {
 		return 0, 0, false, fmt.Errorf("%w: timestamp %d (use -2 for earliest, -1 for latest)", ErrInvalidRequest, ts)
 	}
+	// Records only in the object store come first: a timestamp one of them
+	// reaches is answered from there.
+	if off, got, ok, err := b.remoteOffsetForTimestamp(context.Background(), p, ts); err != nil || ok {
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("list offsets %s-%d: %w", topicName, partition, err)
+		}
+		return off, got, ok, nil
+	}
 	off, got, ok, err := p.log.OffsetForTimestamp(ts)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("list offsets %s-%d: %w", topicName, partition, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-broker/strata/broker/config"
 	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/broker/record"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering"
 )
@@ -571,4 +572,57 @@ func (b *Broker) RestoreTopic(ctx context.Context, name string) (TopicDescriptio
 	}
 	b.logger.Info("topic restored from the object store", "topic", tm.Name, "topic_id", tm.ID, "partitions", tm.Partitions)
 	return desc, nil
+}
+
+// remoteOffsetForTimestamp finds the first offset below the local log start
+// whose record timestamp is at least ts: in the first remote segment whose
+// largest timestamp reaches ts, from the batch its time index points to,
+// decoding records. found is false when no remote record qualifies.
+func (b *Broker) remoteOffsetForTimestamp(ctx context.Context, p *Partition, ts int64) (offset, timestamp int64, found bool, err error) {
+	if b.remote == nil {
+		return 0, 0, false, nil
+	}
+	m, _ := p.remoteManifest()
+	if m == nil {
+		return 0, 0, false, nil
+	}
+	localStart := p.log.LogStartOffset()
+	for i, seg := range m.Segments {
+		if seg.BaseOffset >= localStart {
+			break // the local log has it
+		}
+		if seg.MaxTimestamp < ts {
+			continue
+		}
+		start, err := b.remote.TimeIndexStart(ctx, seg, ts)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		for start < min(seg.NextOffset, localStart) {
+			res, err := b.remote.Read(ctx, m.Segments, i, start, 1<<20)
+			if err != nil {
+				return 0, 0, false, err
+			}
+			if len(res.Data) == 0 {
+				break
+			}
+			it := record.NewBatches(res.Data)
+			for it.Next() {
+				err := record.ForEach(it.Bytes(), func(r *record.Record) error {
+					if !found && r.Offset >= start && r.Timestamp >= ts {
+						offset, timestamp, found = r.Offset, r.Timestamp, true
+					}
+					return nil
+				})
+				if err != nil {
+					return 0, 0, false, fmt.Errorf("%w: %v", tiering.ErrCorrupt, err)
+				}
+				if found {
+					return offset, timestamp, true, nil
+				}
+			}
+			start = res.NextOffset
+		}
+	}
+	return 0, 0, false, nil
 }

@@ -128,6 +128,47 @@ func TestTieredTopicIsReadBackFromTheBucket(t *testing.T) {
 			t.Fatalf("record %d is %q, want %q", i, v, want)
 		}
 	}
+
+	// Offsets by time reach into the bucket: for a timestamp of a record
+	// that is only there, the first offset with a timestamp at least as
+	// late.
+	times := recordTimes(t, b, "history", 200)
+	for _, at := range []int{0, 17, 42, 99} {
+		if at >= int(p.log.LogStartOffset()) {
+			t.Fatalf("record %d is local; the test wants remote ones", at)
+		}
+		want := 0
+		for times[want] < times[at] {
+			want++
+		}
+		off, got, found, err := b.ListOffset("history", 0, times[at])
+		if err != nil || !found || off != int64(want) || got != times[want] {
+			t.Fatalf("offset for the time of record %d: %d (ts %d, found %v, %v), want %d", at, off, got, found, err, want)
+		}
+	}
+}
+
+// recordTimes returns the timestamps of a partition's first n records.
+func recordTimes(t *testing.T, b *Broker, topic string, n int) []int64 {
+	t.Helper()
+	var out []int64
+	for offset := int64(0); len(out) < n; {
+		res, err := b.Fetch(context.Background(), []FetchPartition{{Topic: topic, Offset: offset, MaxBytes: 4096}}, FetchOptions{})
+		if err != nil || res[0].Err != nil || len(res[0].Data) == 0 {
+			t.Fatalf("fetch at %d: %v %v", offset, err, res[0].Err)
+		}
+		it := record.NewBatches(res[0].Data)
+		for it.Next() {
+			record.ForEach(it.Bytes(), func(r *record.Record) error {
+				if r.Offset == int64(len(out)) {
+					out = append(out, r.Timestamp)
+				}
+				return nil
+			})
+		}
+		offset = res[0].NextOffset
+	}
+	return out
 }
 
 // A remote object whose bytes changed fails its batch checksum: the fetch

@@ -492,3 +492,27 @@ func (c *chunkCache) dropLocked(ref chunkRef) {
 	c.size -= ent.n
 	os.Remove(ent.file)
 }
+
+// TimeIndexStart returns where to start looking for the first record of seg
+// with a timestamp at or after ts: the offset of the last time index entry
+// below ts (the index is sparse: records between entries are not in it),
+// or the segment's base.
+func (r *Reader) TimeIndexStart(ctx context.Context, seg SegmentMeta, ts int64) (int64, error) {
+	raw, err := readAll(ctx, r.st, seg.TimeIndexKey, 64<<20)
+	if err != nil {
+		return 0, fmt.Errorf("time index of remote segment %d: %w", seg.BaseOffset, err)
+	}
+	entries, err := partlog.DecodeTimeIndex(raw, seg.BaseOffset, seg.NextOffset)
+	if err != nil {
+		r.corrupt.Inc()
+		return 0, fmt.Errorf("%w: time index %s: %v", ErrCorrupt, seg.TimeIndexKey, err)
+	}
+	start := seg.BaseOffset
+	for _, e := range entries {
+		if e.Timestamp >= ts {
+			break
+		}
+		start = e.Offset
+	}
+	return start, nil
+}
