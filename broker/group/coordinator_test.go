@@ -64,6 +64,15 @@ func startCoordinator(t *testing.T, store group.Store, clk *clock) *group.Coordi
 	return c
 }
 
+// newTestCoordinator runs a coordinator on a fresh store, with a settable
+// clock.
+func newTestCoordinator(t *testing.T) (*metastore.Store, *clock, *group.Coordinator) {
+	t.Helper()
+	store := startStore(t)
+	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	return store, clk, startCoordinator(t, store, clk)
+}
+
 func joinReq(memberID string) group.JoinRequest {
 	return group.JoinRequest{
 		Group: "g", MemberID: memberID, ClientID: "test", ClientHost: "/127.0.0.1", ProtocolType: "consumer",
@@ -110,9 +119,7 @@ func wait[T any](t *testing.T, ch <-chan T, what string) T {
 }
 
 func TestTwoMembersJoinSyncAndHeartbeat(t *testing.T) {
-	store := startStore(t)
-	clk := &clock{now: time.Unix(1_700_000_000, 0)}
-	c := startCoordinator(t, store, clk)
+	_, _, c := newTestCoordinator(t)
 	ctx := context.Background()
 
 	a, b := firstJoin(t, c), firstJoin(t, c)
@@ -181,9 +188,7 @@ func TestTwoMembersJoinSyncAndHeartbeat(t *testing.T) {
 }
 
 func TestExpiredMemberTriggersRebalance(t *testing.T) {
-	store := startStore(t)
-	clk := &clock{now: time.Unix(1_700_000_000, 0)}
-	c := startCoordinator(t, store, clk)
+	_, clk, c := newTestCoordinator(t)
 	ctx := context.Background()
 	a, b := firstJoin(t, c), firstJoin(t, c)
 	ja, jb := joinAsync(c, a), joinAsync(c, b)
@@ -223,9 +228,7 @@ func TestExpiredMemberTriggersRebalance(t *testing.T) {
 // Another coordinator (the old one's broker died) continues the group from
 // the metastore: same members, same generation, no rebalance.
 func TestTakeOverFromMetastore(t *testing.T) {
-	store := startStore(t)
-	clk := &clock{now: time.Unix(1_700_000_000, 0)}
-	first := startCoordinator(t, store, clk)
+	store, clk, first := newTestCoordinator(t)
 	ctx := context.Background()
 	a := firstJoin(t, first)
 	r := wait(t, joinAsync(first, a), "join")
@@ -252,9 +255,7 @@ func TestTakeOverFromMetastore(t *testing.T) {
 }
 
 func TestLeaveEmptiesGroupAndAllowsDelete(t *testing.T) {
-	store := startStore(t)
-	clk := &clock{now: time.Unix(1_700_000_000, 0)}
-	c := startCoordinator(t, store, clk)
+	store, _, c := newTestCoordinator(t)
 	ctx := context.Background()
 	a := firstJoin(t, c)
 	r := wait(t, joinAsync(c, a), "join")
@@ -285,9 +286,7 @@ func TestLeaveEmptiesGroupAndAllowsDelete(t *testing.T) {
 // An idle consumer's auto-commit repeats the same offsets: they are not
 // written again (the stored commit time stays), but a changed one is.
 func TestUnchangedCommitIsNotWritten(t *testing.T) {
-	store := startStore(t)
-	clk := &clock{now: time.Unix(1_700_000_000, 0)}
-	c := startCoordinator(t, store, clk)
+	store, clk, c := newTestCoordinator(t)
 	ctx := context.Background()
 	commit := func(offset int64) {
 		t.Helper()
