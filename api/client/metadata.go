@@ -195,17 +195,22 @@ func (c *Client) runRound(r *metaRound) {
 	} else {
 		r.err = fmt.Errorf("refresh metadata: %w", err)
 	}
+	c.mu.Unlock()
+	// Connections to brokers that left are closed before the round is
+	// over (outside the lock): whoever waited for the refresh finds them
+	// gone.
+	for _, conn := range stale {
+		_ = conn.Close()
+	}
+	if err != nil {
+		c.logger.Debug("metadata refresh failed", "topics", topics, "err", err)
+	}
+
+	c.mu.Lock()
 	c.lastRound = time.Now()
 	c.round = nil
 	close(r.done)
 	c.mu.Unlock()
-
-	if err != nil {
-		c.logger.Debug("metadata refresh failed", "topics", topics, "err", err)
-	}
-	for _, conn := range stale {
-		_ = conn.Close()
-	}
 }
 
 // fetchMetadata asks the brokers in turn (see candidates), the suspects
