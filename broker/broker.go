@@ -93,6 +93,7 @@ type Broker struct {
 	remote          *tiering.Reader
 	tieringInterval time.Duration
 	tieringMetrics  *tieringMetrics
+	retention       *retentionWorker // see retention.go
 
 	// applyMu serialises changes to the hosted topics (open, close, delete);
 	// mu guards the map itself and is held only briefly.
@@ -204,6 +205,9 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if err := b.startTiering(); err != nil {
 		return nil, err
 	}
+	if b.retention, err = newRetentionWorker(b); err != nil {
+		return nil, err
+	}
 	b.metrics = newMetrics(b, cfg.Registerer)
 	b.fetchers = newFetcherManager(b)
 	return b, nil
@@ -283,6 +287,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		b.flushLoop(runCtx)
 	}()
 	b.background(b.groupLagLoop)
+	b.background(b.retention.run)
 	return nil
 }
 

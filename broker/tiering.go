@@ -16,6 +16,7 @@ import (
 	"github.com/strata-broker/strata/broker/config"
 	partlog "github.com/strata-broker/strata/broker/log"
 	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/compaction"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering"
 )
@@ -304,75 +305,40 @@ upload:
 const segmentsPerManifest = 8
 
 // localRetention deletes local segments that are safe in the bucket (named
-// by the manifest) and past local.retention.ms or local.retention.bytes.
+// by the manifest) and past local.retention.ms or local.retention.bytes
+// (see compaction.TieredLocalRetention).
 func (b *Broker) localRetention(p *Partition, m *tiering.PartitionManifest, cfg config.Topic) {
-	remoteEnd := m.EndOffset()
-	segs := p.log.Segments()
-	if len(segs) < 2 {
+	before := p.log.Segments()
+	d := compaction.TieredLocalRetention(cfg, localSegments(before), p.HighWatermark(), m.EndOffset(), b.now())
+	if d.None() {
 		return
 	}
-	total := int64(0)
-	for _, s := range segs {
-		total += s.Size
-	}
-	limitBytes, limitMs := cfg.EffectiveLocalRetentionBytes(), cfg.EffectiveLocalRetentionMs()
-	now := b.now().UnixMilli()
-	keepFrom := int64(-1)
-	for _, s := range segs[:len(segs)-1] { // never the active segment
-		if s.NextOffset > remoteEnd {
-			break // not safe in the bucket yet
-		}
-		tooBig := limitBytes >= 0 && total > limitBytes
-		tooOld := limitMs >= 0 && s.MaxTimestamp >= 0 && now-s.MaxTimestamp > limitMs
-		if !tooBig && !tooOld {
-			break
-		}
-		total -= s.Size
-		keepFrom = s.NextOffset
-	}
-	if keepFrom < 0 {
-		return
-	}
-	if _, err := p.log.DeleteSegmentsBelow(keepFrom); err != nil {
+	if _, err := p.log.DeleteSegmentsBelow(d.StartOffset); err != nil {
 		b.tieringMetrics.errors.WithLabelValues("local_retention").Inc()
 		b.logger.Warn("tiering: local retention failed", "topic", p.Topic, "partition", p.Index, "err", err)
 		return
 	}
+	b.retention.reclaimed(p.Topic, tierLocal, before, p.log.Segments())
 }
 
 // remoteRetention drops remote segments past retention.ms or beyond
-// retention.bytes (counted over the whole log): the manifest that leaves
-// them out is written first, then their objects are deleted. Objects a
-// crash left between the two are found by collectGarbage.
+// retention.bytes (counted over the whole log; see
+// compaction.RemoteRetention): the manifest that leaves them out is written
+// first, then their objects are deleted. Objects a crash left between the
+// two are found by collectGarbage.
 func (b *Broker) remoteRetention(ctx context.Context, p *Partition, l tiering.Layout, m *tiering.PartitionManifest, epoch int32, cfg config.Topic) *tiering.PartitionManifest {
-	if !cfg.DeleteEnabled() || len(m.Segments) == 0 {
+	if len(m.Segments) == 0 {
 		return m
 	}
-	localAbove := int64(0)
-	for _, s := range p.log.Segments() {
-		if s.BaseOffset >= m.EndOffset() {
-			localAbove += s.Size
-		}
-	}
-	total := m.Bytes() + localAbove
-	now := b.now().UnixMilli()
-	drop := 0
-	for _, s := range m.Segments {
-		tooBig := cfg.RetentionBytes >= 0 && total > cfg.RetentionBytes
-		tooOld := cfg.RetentionMs >= 0 && s.MaxTimestamp >= 0 && now-s.MaxTimestamp > cfg.RetentionMs
-		if !tooBig && !tooOld {
-			break
-		}
-		total -= s.Size
-		drop++
-	}
-	if drop == 0 || !b.stillLeader(p, epoch) {
+	localOnly := compaction.LocalOnlyBytes(localSegments(p.log.Segments()), m.EndOffset())
+	d := compaction.RemoteRetention(cfg, remoteSegments(m.Segments), localOnly, p.HighWatermark(), b.now())
+	if d.None() || !b.stillLeader(p, epoch) {
 		return m
 	}
 	next := nextManifest(m, epoch)
-	dropped := next.Segments[:drop]
-	next.Segments = slices.Clone(next.Segments[drop:])
-	next.LogStartOffset = dropped[len(dropped)-1].NextOffset
+	dropped := next.Segments[:d.Segments]
+	next.Segments = slices.Clone(next.Segments[d.Segments:])
+	next.LogStartOffset = d.StartOffset
 	if _, err := tiering.WriteManifest(ctx, b.cfg.ObjectStore, l, &next); err != nil {
 		b.tieringMetrics.errors.WithLabelValues("write_manifest").Inc()
 		return m
@@ -381,8 +347,11 @@ func (b *Broker) remoteRetention(ctx context.Context, p *Partition, l tiering.La
 	// The whole log's start moved: nothing below it may stay readable
 	// locally either.
 	if p.log.LogStartOffset() < next.LogStartOffset {
-		if err := p.log.AdvanceLogStart(min(next.LogStartOffset, p.log.LogEndOffset())); err != nil {
+		before := p.log.Segments()
+		if _, err := p.log.DeleteSegmentsBelow(min(next.LogStartOffset, p.log.LogEndOffset())); err != nil {
 			b.logger.Warn("tiering: cannot advance the local log start", "topic", p.Topic, "partition", p.Index, "err", err)
+		} else {
+			b.retention.reclaimed(p.Topic, tierLocal, before, p.log.Segments())
 		}
 	}
 	var keys []string
@@ -390,10 +359,13 @@ func (b *Broker) remoteRetention(ctx context.Context, p *Partition, l tiering.La
 		keys = append(keys, s.Key, s.IndexKey, s.TimeIndexKey)
 	}
 	if err := b.cfg.ObjectStore.Delete(ctx, keys...); err != nil {
+		// collectGarbage deletes them later.
 		b.tieringMetrics.errors.WithLabelValues("delete_segments").Inc()
+	} else {
+		b.retention.count(p.Topic, tierRemote, d.Segments, d.Bytes)
 	}
 	b.logger.Info("tiering: remote segments deleted by retention", "topic", p.Topic, "partition", p.Index,
-		"segments", drop, "log_start_offset", next.LogStartOffset)
+		"segments", d.Segments, "bytes", d.Bytes, "log_start_offset", next.LogStartOffset, "by_size", d.BySize, "by_time", d.ByTime)
 	return &next
 }
 

@@ -3,9 +3,6 @@ package client
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -48,83 +45,9 @@ func (c *Client) TieringStatus(ctx context.Context, topic string) ([]*stratav1.P
 // topicTiering asks the leaders of topic's partitions for their tiering
 // state.
 func (c *Client) topicTiering(ctx context.Context, topic string) ([]*stratav1.PartitionTiering, error) {
-	// Fresh metadata: a status is a look at the present, and a leader
-	// elsewhere than the cache says would cost a retry round.
-	n, err := c.partitionCount(ctx, topic, true)
-	if err != nil {
-		return nil, fmt.Errorf("tiering status of topic %q: %w", topic, err)
-	}
-	got := make(map[int32]*stratav1.PartitionTiering, n)
-	pending := make([]int32, n)
-	for i := range pending {
-		pending[i] = int32(i)
-	}
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		byLeader := map[int32][]int32{}
-		for _, p := range pending {
-			l := c.leaderOf(topic, p)
-			byLeader[l] = append(byLeader[l], p)
-		}
-		failed := time.Now()
-		var lastErr error
-		for _, leader := range slices.Sorted(maps.Keys(byLeader)) {
-			ps := byLeader[leader]
-			if leader == noLeader {
-				lastErr = leaderNotAvailable(topic, ps[0])
-				continue
-			}
-			parts, err := c.tieringStatusAt(ctx, leader, topic)
-			if err != nil {
-				if ctx.Err() != nil || !callRetriable(err) {
-					return nil, err
-				}
-				lastErr = err
-				continue
-			}
-			for _, pt := range parts {
-				p := pt.GetPartition()
-				if pt.GetTopic() != topic || p < 0 || p >= n {
-					continue
-				}
-				// Two brokers may both have led a partition between
-				// their answers: the later epoch wins.
-				if prev := got[p]; prev == nil || pt.GetLeaderEpoch() > prev.GetLeaderEpoch() {
-					got[p] = pt
-				}
-			}
-			for _, p := range ps {
-				if got[p] == nil {
-					lastErr = &PartitionError{Topic: topic, Partition: p, Code: codes.Unavailable,
-						Reason: ReasonNotLeaderOrFollower, Offset: -1, NextOffset: -1,
-						Message: fmt.Sprintf("broker %d no longer leads the partition", leader)}
-				}
-			}
-		}
-		pending = slices.DeleteFunc(pending, func(p int32) bool { return got[p] != nil })
-		if len(pending) == 0 {
-			break
-		}
-		if time.Since(start) >= c.retryTimeout {
-			return nil, fmt.Errorf("tiering status of topic %q: gave up after %v: %w", topic, c.retryTimeout, lastErr)
-		}
-		if err := sleepCtx(ctx, retryDelay(DefaultRetryBackoff, DefaultRetryBackoffMax, attempt, nil)); err != nil {
-			return nil, err
-		}
-		if err := c.refreshMetadata(ctx, []string{topic}, failed); err != nil && ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		for _, p := range pending {
-			if err := c.checkPartition(topic, p); err != nil {
-				return nil, fmt.Errorf("tiering status of topic %q partition %d: %w", topic, p, err)
-			}
-		}
-	}
-	out := make([]*stratav1.PartitionTiering, 0, n)
-	for p := range n {
-		out = append(out, got[p])
-	}
-	return out, nil
+	return fromLeaders(ctx, c, topic, "tiering status", func(ctx context.Context, node int32) ([]*stratav1.PartitionTiering, error) {
+		return c.tieringStatusAt(ctx, node, topic)
+	})
 }
 
 // tieringStatusAt asks one broker for the tiering state of the partitions

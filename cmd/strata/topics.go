@@ -26,7 +26,7 @@ func newTopicsCmd() *cobra.Command {
 	cf := &clientFlags{}
 	cmd := &cobra.Command{
 		Use:   "topics",
-		Short: "Create, list, describe, alter and delete topics",
+		Short: "Create, list, describe, alter and delete topics, and delete records",
 	}
 	cf.register(cmd.PersistentFlags())
 	cmd.AddCommand(
@@ -35,6 +35,7 @@ func newTopicsCmd() *cobra.Command {
 		newTopicsDescribeCmd(cf),
 		newTopicsAlterCmd(cf),
 		newTopicsDeleteCmd(cf),
+		newTopicsDeleteRecordsCmd(cf),
 		newTopicsRestoreCmd(cf),
 	)
 	return cmd

@@ -3900,6 +3900,517 @@ func (x *TieringStatusResponse) GetPartitions() []*PartitionTiering {
 	return nil
 }
 
+type DeleteRecordsPartition struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Records below it are deleted; -1 means the high watermark.
+	Offset        int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsPartition) Reset() {
+	*x = DeleteRecordsPartition{}
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsPartition) ProtoMessage() {}
+
+func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsPartition.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsPartition) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *DeleteRecordsPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeleteRecordsPartition) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+type DeleteRecordsRequest struct {
+	state         protoimpl.MessageState    `protogen:"open.v1"`
+	Topic         string                    `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partitions    []*DeleteRecordsPartition `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsRequest) Reset() {
+	*x = DeleteRecordsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsRequest) ProtoMessage() {}
+
+func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *DeleteRecordsRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DeleteRecordsRequest) GetPartitions() []*DeleteRecordsPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type DeleteRecordsPartitionResult struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The partition's log start offset after the deletion.
+	LowWatermark  int64           `protobuf:"varint,2,opt,name=low_watermark,json=lowWatermark,proto3" json:"low_watermark,omitempty"`
+	Error         *PartitionError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsPartitionResult) Reset() {
+	*x = DeleteRecordsPartitionResult{}
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsPartitionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsPartitionResult) ProtoMessage() {}
+
+func (x *DeleteRecordsPartitionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsPartitionResult.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsPartitionResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *DeleteRecordsPartitionResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeleteRecordsPartitionResult) GetLowWatermark() int64 {
+	if x != nil {
+		return x.LowWatermark
+	}
+	return 0
+}
+
+func (x *DeleteRecordsPartitionResult) GetError() *PartitionError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type DeleteRecordsResponse struct {
+	state         protoimpl.MessageState          `protogen:"open.v1"`
+	Partitions    []*DeleteRecordsPartitionResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsResponse) Reset() {
+	*x = DeleteRecordsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsResponse) ProtoMessage() {}
+
+func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *DeleteRecordsResponse) GetPartitions() []*DeleteRecordsPartitionResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type PreviewRetentionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// Overrides to set and to delete, as in AlterTopicConfigsRequest, on top
+	// of the topic's current ones.
+	Set           map[string]string `protobuf:"bytes,2,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Delete        []string          `protobuf:"bytes,3,rep,name=delete,proto3" json:"delete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewRetentionRequest) Reset() {
+	*x = PreviewRetentionRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewRetentionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewRetentionRequest) ProtoMessage() {}
+
+func (x *PreviewRetentionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewRetentionRequest.ProtoReflect.Descriptor instead.
+func (*PreviewRetentionRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *PreviewRetentionRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PreviewRetentionRequest) GetSet() map[string]string {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *PreviewRetentionRequest) GetDelete() []string {
+	if x != nil {
+		return x.Delete
+	}
+	return nil
+}
+
+// TierRetention is what retention would delete from one tier of a
+// partition: its oldest segments, their bytes, and the tier's start offset
+// before and after. Offsets are -1 when the tier holds nothing.
+type TierRetention struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Segments       int64                  `protobuf:"varint,1,opt,name=segments,proto3" json:"segments,omitempty"`
+	Bytes          int64                  `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	StartOffset    int64                  `protobuf:"varint,3,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"`
+	NewStartOffset int64                  `protobuf:"varint,4,opt,name=new_start_offset,json=newStartOffset,proto3" json:"new_start_offset,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *TierRetention) Reset() {
+	*x = TierRetention{}
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TierRetention) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TierRetention) ProtoMessage() {}
+
+func (x *TierRetention) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TierRetention.ProtoReflect.Descriptor instead.
+func (*TierRetention) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *TierRetention) GetSegments() int64 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *TierRetention) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *TierRetention) GetStartOffset() int64 {
+	if x != nil {
+		return x.StartOffset
+	}
+	return 0
+}
+
+func (x *TierRetention) GetNewStartOffset() int64 {
+	if x != nil {
+		return x.NewStartOffset
+	}
+	return 0
+}
+
+// PartitionRetention is one partition's retention preview, as its leader
+// decides it.
+type PartitionRetention struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The answering broker, the partition's leader, and its leader epoch.
+	Leader      int32 `protobuf:"varint,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	LeaderEpoch int32 `protobuf:"varint,4,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	// Nothing at or above the high watermark is deleted.
+	HighWatermark int64          `protobuf:"varint,5,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	Local         *TierRetention `protobuf:"bytes,6,opt,name=local,proto3" json:"local,omitempty"`
+	// The proposed remote.storage.enable; remote applies only when true.
+	Tiered bool           `protobuf:"varint,7,opt,name=tiered,proto3" json:"tiered,omitempty"`
+	Remote *TierRetention `protobuf:"bytes,8,opt,name=remote,proto3" json:"remote,omitempty"`
+	// Set when the tiers of a tiered partition are unknown: its manifest
+	// could not be read from the object store.
+	RemoteError   string `protobuf:"bytes,9,opt,name=remote_error,json=remoteError,proto3" json:"remote_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionRetention) Reset() {
+	*x = PartitionRetention{}
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionRetention) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionRetention) ProtoMessage() {}
+
+func (x *PartitionRetention) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionRetention.ProtoReflect.Descriptor instead.
+func (*PartitionRetention) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *PartitionRetention) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PartitionRetention) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionRetention) GetLeader() int32 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
+func (x *PartitionRetention) GetLeaderEpoch() int32 {
+	if x != nil {
+		return x.LeaderEpoch
+	}
+	return 0
+}
+
+func (x *PartitionRetention) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *PartitionRetention) GetLocal() *TierRetention {
+	if x != nil {
+		return x.Local
+	}
+	return nil
+}
+
+func (x *PartitionRetention) GetTiered() bool {
+	if x != nil {
+		return x.Tiered
+	}
+	return false
+}
+
+func (x *PartitionRetention) GetRemote() *TierRetention {
+	if x != nil {
+		return x.Remote
+	}
+	return nil
+}
+
+func (x *PartitionRetention) GetRemoteError() string {
+	if x != nil {
+		return x.RemoteError
+	}
+	return ""
+}
+
+type PreviewRetentionResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Partitions []*PartitionRetention  `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// The topic's effective configs with the proposed overrides.
+	Configs       []*ConfigEntry `protobuf:"bytes,2,rep,name=configs,proto3" json:"configs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewRetentionResponse) Reset() {
+	*x = PreviewRetentionResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewRetentionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewRetentionResponse) ProtoMessage() {}
+
+func (x *PreviewRetentionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewRetentionResponse.ProtoReflect.Descriptor instead.
+func (*PreviewRetentionResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *PreviewRetentionResponse) GetPartitions() []*PartitionRetention {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *PreviewRetentionResponse) GetConfigs() []*ConfigEntry {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -4208,11 +4719,54 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x15TieringStatusResponse\x12;\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x1b.strata.v1.PartitionTieringR\n" +
-	"partitions*4\n" +
+	"partitions\"N\n" +
+	"\x16DeleteRecordsPartition\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\"o\n" +
+	"\x14DeleteRecordsRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12A\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2!.strata.v1.DeleteRecordsPartitionR\n" +
+	"partitions\"\x92\x01\n" +
+	"\x1cDeleteRecordsPartitionResult\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12#\n" +
+	"\rlow_watermark\x18\x02 \x01(\x03R\flowWatermark\x12/\n" +
+	"\x05error\x18\x03 \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\"`\n" +
+	"\x15DeleteRecordsResponse\x12G\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2'.strata.v1.DeleteRecordsPartitionResultR\n" +
+	"partitions\"\xbe\x01\n" +
+	"\x17PreviewRetentionRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12=\n" +
+	"\x03set\x18\x02 \x03(\v2+.strata.v1.PreviewRetentionRequest.SetEntryR\x03set\x12\x16\n" +
+	"\x06delete\x18\x03 \x03(\tR\x06delete\x1a6\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x01\n" +
+	"\rTierRetention\x12\x1a\n" +
+	"\bsegments\x18\x01 \x01(\x03R\bsegments\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12!\n" +
+	"\fstart_offset\x18\x03 \x01(\x03R\vstartOffset\x12(\n" +
+	"\x10new_start_offset\x18\x04 \x01(\x03R\x0enewStartOffset\"\xc7\x02\n" +
+	"\x12PartitionRetention\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06leader\x18\x03 \x01(\x05R\x06leader\x12!\n" +
+	"\fleader_epoch\x18\x04 \x01(\x05R\vleaderEpoch\x12%\n" +
+	"\x0ehigh_watermark\x18\x05 \x01(\x03R\rhighWatermark\x12.\n" +
+	"\x05local\x18\x06 \x01(\v2\x18.strata.v1.TierRetentionR\x05local\x12\x16\n" +
+	"\x06tiered\x18\a \x01(\bR\x06tiered\x120\n" +
+	"\x06remote\x18\b \x01(\v2\x18.strata.v1.TierRetentionR\x06remote\x12!\n" +
+	"\fremote_error\x18\t \x01(\tR\vremoteError\"\x8b\x01\n" +
+	"\x18PreviewRetentionResponse\x12=\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1d.strata.v1.PartitionRetentionR\n" +
+	"partitions\x120\n" +
+	"\aconfigs\x18\x02 \x03(\v2\x16.strata.v1.ConfigEntryR\aconfigs*4\n" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_LEADER\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\f\n" +
-	"\bACKS_ALL\x10\x022\xaf\f\n" +
+	"\bACKS_ALL\x10\x022\xe0\r\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -4235,7 +4789,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\rDescribeGroup\x12\x1f.strata.v1.DescribeGroupRequest\x1a .strata.v1.DescribeGroupResponse\x12L\n" +
 	"\vDeleteGroup\x12\x1d.strata.v1.DeleteGroupRequest\x1a\x1e.strata.v1.DeleteGroupResponse\x12O\n" +
 	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12R\n" +
-	"\rTieringStatus\x12\x1f.strata.v1.TieringStatusRequest\x1a .strata.v1.TieringStatusResponse2^\n" +
+	"\rTieringStatus\x12\x1f.strata.v1.TieringStatusRequest\x1a .strata.v1.TieringStatusResponse\x12R\n" +
+	"\rDeleteRecords\x12\x1f.strata.v1.DeleteRecordsRequest\x1a .strata.v1.DeleteRecordsResponse\x12[\n" +
+	"\x10PreviewRetention\x12\".strata.v1.PreviewRetentionRequest\x1a#.strata.v1.PreviewRetentionResponse2^\n" +
 	"\vReplication\x12O\n" +
 	"\fReplicaFetch\x12\x1e.strata.v1.ReplicaFetchRequest\x1a\x1f.strata.v1.ReplicaFetchResponseB8Z6github.com/strata-broker/strata/api/strata/v1;stratav1b\x06proto3"
 
@@ -4252,85 +4808,94 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_strata_v1_strata_proto_goTypes = []any{
-	(Acks)(0),                           // 0: strata.v1.Acks
-	(*Header)(nil),                      // 1: strata.v1.Header
-	(*Record)(nil),                      // 2: strata.v1.Record
-	(*PartitionInfo)(nil),               // 3: strata.v1.PartitionInfo
-	(*ConfigEntry)(nil),                 // 4: strata.v1.ConfigEntry
-	(*CreateTopicRequest)(nil),          // 5: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),         // 6: strata.v1.CreateTopicResponse
-	(*RestoreTopicRequest)(nil),         // 7: strata.v1.RestoreTopicRequest
-	(*RestoreTopicResponse)(nil),        // 8: strata.v1.RestoreTopicResponse
-	(*DeleteTopicRequest)(nil),          // 9: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),         // 10: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),           // 11: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),          // 12: strata.v1.ListTopicsResponse
-	(*TopicSummary)(nil),                // 13: strata.v1.TopicSummary
-	(*DescribeTopicRequest)(nil),        // 14: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),       // 15: strata.v1.DescribeTopicResponse
-	(*TopicDescription)(nil),            // 16: strata.v1.TopicDescription
-	(*AlterTopicConfigsRequest)(nil),    // 17: strata.v1.AlterTopicConfigsRequest
-	(*AlterTopicConfigsResponse)(nil),   // 18: strata.v1.AlterTopicConfigsResponse
-	(*ProduceRequest)(nil),              // 19: strata.v1.ProduceRequest
-	(*ProducePartition)(nil),            // 20: strata.v1.ProducePartition
-	(*PartitionError)(nil),              // 21: strata.v1.PartitionError
-	(*ProducePartitionResult)(nil),      // 22: strata.v1.ProducePartitionResult
-	(*ProduceResponse)(nil),             // 23: strata.v1.ProduceResponse
-	(*FetchPartition)(nil),              // 24: strata.v1.FetchPartition
-	(*FetchRequest)(nil),                // 25: strata.v1.FetchRequest
-	(*FetchPartitionResult)(nil),        // 26: strata.v1.FetchPartitionResult
-	(*FetchResponse)(nil),               // 27: strata.v1.FetchResponse
-	(*ListOffsetsPartition)(nil),        // 28: strata.v1.ListOffsetsPartition
-	(*ListOffsetsRequest)(nil),          // 29: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartitionResult)(nil),  // 30: strata.v1.ListOffsetsPartitionResult
-	(*ListOffsetsResponse)(nil),         // 31: strata.v1.ListOffsetsResponse
-	(*BrokerInfo)(nil),                  // 32: strata.v1.BrokerInfo
-	(*MetadataRequest)(nil),             // 33: strata.v1.MetadataRequest
-	(*TopicMetadata)(nil),               // 34: strata.v1.TopicMetadata
-	(*MetadataResponse)(nil),            // 35: strata.v1.MetadataResponse
-	(*ReplicaFetchPartition)(nil),       // 36: strata.v1.ReplicaFetchPartition
-	(*ReplicaFetchRequest)(nil),         // 37: strata.v1.ReplicaFetchRequest
-	(*EpochEndOffset)(nil),              // 38: strata.v1.EpochEndOffset
-	(*ReplicaFetchPartitionResult)(nil), // 39: strata.v1.ReplicaFetchPartitionResult
-	(*ReplicaFetchResponse)(nil),        // 40: strata.v1.ReplicaFetchResponse
-	(*FindCoordinatorRequest)(nil),      // 41: strata.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),     // 42: strata.v1.FindCoordinatorResponse
-	(*ConsumeGroupRequest)(nil),         // 43: strata.v1.ConsumeGroupRequest
-	(*TopicPartitions)(nil),             // 44: strata.v1.TopicPartitions
-	(*ConsumeGroupResponse)(nil),        // 45: strata.v1.ConsumeGroupResponse
-	(*GroupOffset)(nil),                 // 46: strata.v1.GroupOffset
-	(*CommitOffsetsRequest)(nil),        // 47: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),       // 48: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),         // 49: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),        // 50: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),           // 51: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),                // 52: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),          // 53: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),        // 54: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                 // 55: strata.v1.GroupMember
-	(*DescribeGroupResponse)(nil),       // 56: strata.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),          // 57: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),         // 58: strata.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),         // 59: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),        // 60: strata.v1.ResetOffsetsResponse
-	(*TieringStatusRequest)(nil),        // 61: strata.v1.TieringStatusRequest
-	(*PartitionTiering)(nil),            // 62: strata.v1.PartitionTiering
-	(*TieringStatusResponse)(nil),       // 63: strata.v1.TieringStatusResponse
-	nil,                                 // 64: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                 // 65: strata.v1.AlterTopicConfigsRequest.SetEntry
+	(Acks)(0),                            // 0: strata.v1.Acks
+	(*Header)(nil),                       // 1: strata.v1.Header
+	(*Record)(nil),                       // 2: strata.v1.Record
+	(*PartitionInfo)(nil),                // 3: strata.v1.PartitionInfo
+	(*ConfigEntry)(nil),                  // 4: strata.v1.ConfigEntry
+	(*CreateTopicRequest)(nil),           // 5: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),          // 6: strata.v1.CreateTopicResponse
+	(*RestoreTopicRequest)(nil),          // 7: strata.v1.RestoreTopicRequest
+	(*RestoreTopicResponse)(nil),         // 8: strata.v1.RestoreTopicResponse
+	(*DeleteTopicRequest)(nil),           // 9: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),          // 10: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),            // 11: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),           // 12: strata.v1.ListTopicsResponse
+	(*TopicSummary)(nil),                 // 13: strata.v1.TopicSummary
+	(*DescribeTopicRequest)(nil),         // 14: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),        // 15: strata.v1.DescribeTopicResponse
+	(*TopicDescription)(nil),             // 16: strata.v1.TopicDescription
+	(*AlterTopicConfigsRequest)(nil),     // 17: strata.v1.AlterTopicConfigsRequest
+	(*AlterTopicConfigsResponse)(nil),    // 18: strata.v1.AlterTopicConfigsResponse
+	(*ProduceRequest)(nil),               // 19: strata.v1.ProduceRequest
+	(*ProducePartition)(nil),             // 20: strata.v1.ProducePartition
+	(*PartitionError)(nil),               // 21: strata.v1.PartitionError
+	(*ProducePartitionResult)(nil),       // 22: strata.v1.ProducePartitionResult
+	(*ProduceResponse)(nil),              // 23: strata.v1.ProduceResponse
+	(*FetchPartition)(nil),               // 24: strata.v1.FetchPartition
+	(*FetchRequest)(nil),                 // 25: strata.v1.FetchRequest
+	(*FetchPartitionResult)(nil),         // 26: strata.v1.FetchPartitionResult
+	(*FetchResponse)(nil),                // 27: strata.v1.FetchResponse
+	(*ListOffsetsPartition)(nil),         // 28: strata.v1.ListOffsetsPartition
+	(*ListOffsetsRequest)(nil),           // 29: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartitionResult)(nil),   // 30: strata.v1.ListOffsetsPartitionResult
+	(*ListOffsetsResponse)(nil),          // 31: strata.v1.ListOffsetsResponse
+	(*BrokerInfo)(nil),                   // 32: strata.v1.BrokerInfo
+	(*MetadataRequest)(nil),              // 33: strata.v1.MetadataRequest
+	(*TopicMetadata)(nil),                // 34: strata.v1.TopicMetadata
+	(*MetadataResponse)(nil),             // 35: strata.v1.MetadataResponse
+	(*ReplicaFetchPartition)(nil),        // 36: strata.v1.ReplicaFetchPartition
+	(*ReplicaFetchRequest)(nil),          // 37: strata.v1.ReplicaFetchRequest
+	(*EpochEndOffset)(nil),               // 38: strata.v1.EpochEndOffset
+	(*ReplicaFetchPartitionResult)(nil),  // 39: strata.v1.ReplicaFetchPartitionResult
+	(*ReplicaFetchResponse)(nil),         // 40: strata.v1.ReplicaFetchResponse
+	(*FindCoordinatorRequest)(nil),       // 41: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),      // 42: strata.v1.FindCoordinatorResponse
+	(*ConsumeGroupRequest)(nil),          // 43: strata.v1.ConsumeGroupRequest
+	(*TopicPartitions)(nil),              // 44: strata.v1.TopicPartitions
+	(*ConsumeGroupResponse)(nil),         // 45: strata.v1.ConsumeGroupResponse
+	(*GroupOffset)(nil),                  // 46: strata.v1.GroupOffset
+	(*CommitOffsetsRequest)(nil),         // 47: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),        // 48: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),          // 49: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),         // 50: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),            // 51: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                 // 52: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),           // 53: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),         // 54: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                  // 55: strata.v1.GroupMember
+	(*DescribeGroupResponse)(nil),        // 56: strata.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),           // 57: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),          // 58: strata.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),          // 59: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),         // 60: strata.v1.ResetOffsetsResponse
+	(*TieringStatusRequest)(nil),         // 61: strata.v1.TieringStatusRequest
+	(*PartitionTiering)(nil),             // 62: strata.v1.PartitionTiering
+	(*TieringStatusResponse)(nil),        // 63: strata.v1.TieringStatusResponse
+	(*DeleteRecordsPartition)(nil),       // 64: strata.v1.DeleteRecordsPartition
+	(*DeleteRecordsRequest)(nil),         // 65: strata.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartitionResult)(nil), // 66: strata.v1.DeleteRecordsPartitionResult
+	(*DeleteRecordsResponse)(nil),        // 67: strata.v1.DeleteRecordsResponse
+	(*PreviewRetentionRequest)(nil),      // 68: strata.v1.PreviewRetentionRequest
+	(*TierRetention)(nil),                // 69: strata.v1.TierRetention
+	(*PartitionRetention)(nil),           // 70: strata.v1.PartitionRetention
+	(*PreviewRetentionResponse)(nil),     // 71: strata.v1.PreviewRetentionResponse
+	nil,                                  // 72: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                  // 73: strata.v1.AlterTopicConfigsRequest.SetEntry
+	nil,                                  // 74: strata.v1.PreviewRetentionRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	1,  // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	64, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	72, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	16, // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	16, // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	13, // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	16, // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	3,  // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
 	4,  // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	65, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	73, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
 	4,  // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
 	0,  // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
 	20, // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
@@ -4361,53 +4926,65 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	55, // 36: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
 	46, // 37: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
 	62, // 38: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
-	5,  // 39: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	9,  // 40: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	11, // 41: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	14, // 42: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	17, // 43: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	7,  // 44: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
-	19, // 45: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	25, // 46: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	25, // 47: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	29, // 48: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	33, // 49: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	41, // 50: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	43, // 51: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	47, // 52: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	49, // 53: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	51, // 54: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	54, // 55: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	57, // 56: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	59, // 57: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	61, // 58: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
-	37, // 59: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	6,  // 60: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	10, // 61: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	12, // 62: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	15, // 63: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	18, // 64: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	8,  // 65: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
-	23, // 66: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	27, // 67: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	27, // 68: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	31, // 69: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	35, // 70: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	42, // 71: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	45, // 72: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	48, // 73: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	50, // 74: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	53, // 75: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	56, // 76: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	58, // 77: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	60, // 78: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	63, // 79: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
-	40, // 80: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	60, // [60:81] is the sub-list for method output_type
-	39, // [39:60] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	64, // 39: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	21, // 40: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
+	66, // 41: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
+	74, // 42: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
+	69, // 43: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
+	69, // 44: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
+	70, // 45: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
+	4,  // 46: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
+	5,  // 47: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	9,  // 48: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	11, // 49: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	14, // 50: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	17, // 51: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	7,  // 52: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	19, // 53: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	25, // 54: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	25, // 55: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	29, // 56: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	33, // 57: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	41, // 58: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	43, // 59: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	47, // 60: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	49, // 61: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	51, // 62: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	54, // 63: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	57, // 64: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	59, // 65: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	61, // 66: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	65, // 67: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	68, // 68: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
+	37, // 69: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	6,  // 70: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	10, // 71: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	12, // 72: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	15, // 73: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	18, // 74: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	8,  // 75: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	23, // 76: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	27, // 77: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	27, // 78: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	31, // 79: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	35, // 80: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	42, // 81: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	45, // 82: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	48, // 83: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	50, // 84: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	53, // 85: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	56, // 86: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	58, // 87: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	60, // 88: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	63, // 89: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	67, // 90: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	71, // 91: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
+	40, // 92: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	70, // [70:93] is the sub-list for method output_type
+	47, // [47:70] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -4421,7 +4998,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   65,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -47,6 +47,8 @@ const (
 	Strata_DeleteGroup_FullMethodName       = "/strata.v1.Strata/DeleteGroup"
 	Strata_ResetOffsets_FullMethodName      = "/strata.v1.Strata/ResetOffsets"
 	Strata_TieringStatus_FullMethodName     = "/strata.v1.Strata/TieringStatus"
+	Strata_DeleteRecords_FullMethodName     = "/strata.v1.Strata/DeleteRecords"
+	Strata_PreviewRetention_FullMethodName  = "/strata.v1.Strata/PreviewRetention"
 )
 
 // StrataClient is the client API for Strata service.
@@ -122,6 +124,21 @@ type StrataClient interface {
 	// be uploaded. Ask every partition's leader for the whole topic. An
 	// unknown topic is NOT_FOUND.
 	TieringStatus(ctx context.Context, in *TieringStatusRequest, opts ...grpc.CallOption) (*TieringStatusResponse, error)
+	// DeleteRecords deletes the records below an offset of each named
+	// partition, as Kafka's DeleteRecords: offset -1 means the high watermark,
+	// an offset beyond it is OFFSET_OUT_OF_RANGE, and one at or below the log
+	// start changes nothing. Only the partition's leader deletes (others
+	// answer NOT_LEADER_OR_FOLLOWER); it returns the partition's new low
+	// watermark (log start offset). An unknown topic is NOT_FOUND.
+	DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error)
+	// PreviewRetention reports, for the partitions of a topic that the
+	// answering broker leads (only the leader applies retention), what
+	// retention would delete now from each tier if the topic's config
+	// overrides were changed as given, without changing or deleting anything.
+	// The proposed overrides are validated as AlterTopicConfigs validates
+	// them (INVALID_ARGUMENT). Ask every partition's leader for the whole
+	// topic. An unknown topic is NOT_FOUND.
+	PreviewRetention(ctx context.Context, in *PreviewRetentionRequest, opts ...grpc.CallOption) (*PreviewRetentionResponse, error)
 }
 
 type strataClient struct {
@@ -344,6 +361,26 @@ func (c *strataClient) TieringStatus(ctx context.Context, in *TieringStatusReque
 	return out, nil
 }
 
+func (c *strataClient) DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteRecordsResponse)
+	err := c.cc.Invoke(ctx, Strata_DeleteRecords_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) PreviewRetention(ctx context.Context, in *PreviewRetentionRequest, opts ...grpc.CallOption) (*PreviewRetentionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PreviewRetentionResponse)
+	err := c.cc.Invoke(ctx, Strata_PreviewRetention_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -417,6 +454,21 @@ type StrataServer interface {
 	// be uploaded. Ask every partition's leader for the whole topic. An
 	// unknown topic is NOT_FOUND.
 	TieringStatus(context.Context, *TieringStatusRequest) (*TieringStatusResponse, error)
+	// DeleteRecords deletes the records below an offset of each named
+	// partition, as Kafka's DeleteRecords: offset -1 means the high watermark,
+	// an offset beyond it is OFFSET_OUT_OF_RANGE, and one at or below the log
+	// start changes nothing. Only the partition's leader deletes (others
+	// answer NOT_LEADER_OR_FOLLOWER); it returns the partition's new low
+	// watermark (log start offset). An unknown topic is NOT_FOUND.
+	DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error)
+	// PreviewRetention reports, for the partitions of a topic that the
+	// answering broker leads (only the leader applies retention), what
+	// retention would delete now from each tier if the topic's config
+	// overrides were changed as given, without changing or deleting anything.
+	// The proposed overrides are validated as AlterTopicConfigs validates
+	// them (INVALID_ARGUMENT). Ask every partition's leader for the whole
+	// topic. An unknown topic is NOT_FOUND.
+	PreviewRetention(context.Context, *PreviewRetentionRequest) (*PreviewRetentionResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -486,6 +538,12 @@ func (UnimplementedStrataServer) ResetOffsets(context.Context, *ResetOffsetsRequ
 }
 func (UnimplementedStrataServer) TieringStatus(context.Context, *TieringStatusRequest) (*TieringStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TieringStatus not implemented")
+}
+func (UnimplementedStrataServer) DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteRecords not implemented")
+}
+func (UnimplementedStrataServer) PreviewRetention(context.Context, *PreviewRetentionRequest) (*PreviewRetentionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PreviewRetention not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -850,6 +908,42 @@ func _Strata_TieringStatus_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_DeleteRecords_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRecordsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DeleteRecords(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DeleteRecords_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DeleteRecords(ctx, req.(*DeleteRecordsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_PreviewRetention_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PreviewRetentionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).PreviewRetention(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_PreviewRetention_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).PreviewRetention(ctx, req.(*PreviewRetentionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -928,6 +1022,14 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TieringStatus",
 			Handler:    _Strata_TieringStatus_Handler,
+		},
+		{
+			MethodName: "DeleteRecords",
+			Handler:    _Strata_DeleteRecords_Handler,
+		},
+		{
+			MethodName: "PreviewRetention",
+			Handler:    _Strata_PreviewRetention_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,142 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/compaction"
+)
+
+// TierRetention is what retention would delete from one tier of a
+// partition: its oldest Segments segments, Bytes in all, moving the tier's
+// start from StartOffset to NewStartOffset. Offsets are -1 when the tier is
+// empty.
+type TierRetention struct {
+	Segments                    int64
+	Bytes                       int64
+	StartOffset, NewStartOffset int64
+}
+
+// PartitionRetention is a partition's retention preview, as its leader
+// decides it: `strata retention preview`.
+type PartitionRetention struct {
+	Topic       string
+	Partition   int32
+	Leader      int32 // this broker
+	LeaderEpoch int32
+	// HighWatermark bounds what retention deletes.
+	HighWatermark int64
+	Local         TierRetention
+	// Tiered is the proposed remote.storage.enable; Remote applies only
+	// then. RemoteErr is why the remote tier (and so the local one, which
+	// depends on it) is unknown: the manifest could not be read.
+	Tiered    bool
+	Remote    TierRetention
+	RemoteErr error
+}
+
+// PreviewRetention reports what retention would delete, now, from the
+// partitions of topic that this broker leads if the topic's config
+// overrides were changed by set and del (as AlterTopicConfigs would change
+// them), without changing or deleting anything. Only a partition's leader
+// applies retention, so ask every partition's leader for the whole topic.
+// The proposed overrides are validated as AlterTopicConfigs validates them;
+// the effective config they give is returned with the partitions.
+func (b *Broker) PreviewRetention(ctx context.Context, topic string, set map[string]string, del []string) ([]PartitionRetention, []config.Entry, error) {
+	for _, k := range del {
+		if !slices.Contains(config.Names(), k) {
+			return nil, nil, fmt.Errorf("%w: cannot delete unknown topic config %q", ErrInvalidConfig, k)
+		}
+	}
+	b.mu.RLock()
+	t, closed := b.topics[topic], b.closed
+	var (
+		parts     []*Partition
+		overrides map[string]string
+	)
+	if t != nil {
+		parts = slices.DeleteFunc(slices.Clone(t.partitions), func(p *Partition) bool { return p == nil })
+		overrides = maps.Clone(t.meta.Configs)
+	}
+	b.mu.RUnlock()
+	switch {
+	case closed:
+		return nil, nil, ErrBrokerClosed
+	case t == nil:
+		return nil, nil, fmt.Errorf("topic %q: %w", topic, ErrUnknownTopicOrPartition)
+	}
+	if overrides == nil {
+		overrides = map[string]string{}
+	}
+	maps.Copy(overrides, set)
+	for _, k := range del {
+		delete(overrides, k)
+	}
+	if err := b.validateConfigs(overrides); err != nil {
+		return nil, nil, err
+	}
+	cfg, entries, err := config.Resolve(overrides, b.brokerDefaults)
+	if err != nil {
+		return nil, nil, fmt.Errorf("preview retention of topic %q: %w: %v", topic, ErrInvalidConfig, err)
+	}
+
+	now := b.now()
+	out := []PartitionRetention{}
+	for _, p := range parts {
+		st, role := p.State()
+		if role != roleLeader {
+			continue
+		}
+		pr := PartitionRetention{
+			Topic: p.Topic, Partition: p.Index, Leader: b.cfg.NodeID, LeaderEpoch: st.LeaderEpoch,
+			HighWatermark: p.HighWatermark(), Tiered: cfg.RemoteStorageEnable,
+		}
+		local := p.log.Segments()
+		localStart := p.log.LogStartOffset()
+		if !cfg.RemoteStorageEnable {
+			d := compaction.LocalRetention(cfg, localSegments(local), pr.HighWatermark, now)
+			pr.Local = tierRetention(d, localStart)
+			out = append(out, pr)
+			continue
+		}
+		m, _ := p.remoteManifest()
+		if m == nil {
+			b.ensureRemote(ctx, p)
+			m, _ = p.remoteManifest()
+		}
+		if m == nil {
+			// No manifest, no retention on either tier: the tiering task
+			// would not run either.
+			pr.RemoteErr = fmt.Errorf("%s-%d: the partition's manifest could not be read from the object store", p.Topic, p.Index)
+			pr.Local = TierRetention{StartOffset: -1, NewStartOffset: -1}
+			pr.Remote = TierRetention{StartOffset: -1, NewStartOffset: -1}
+			out = append(out, pr)
+			continue
+		}
+		remoteStart := int64(-1)
+		if len(m.Segments) > 0 {
+			remoteStart = m.LogStartOffset
+		}
+		ld, rd := compaction.Tiered(cfg, compaction.TieredLog{
+			Local: localSegments(local), LocalStart: localStart,
+			Remote: remoteSegments(m.Segments), RemoteEnd: m.EndOffset(),
+			HighWatermark: pr.HighWatermark,
+		}, now)
+		pr.Local = tierRetention(ld, localStart)
+		pr.Remote = tierRetention(rd, remoteStart)
+		out = append(out, pr)
+	}
+	return out, entries, nil
+}
+
+// tierRetention reports d on a tier starting at start (-1: empty).
+func tierRetention(d compaction.Deletion, start int64) TierRetention {
+	tr := TierRetention{Segments: int64(d.Segments), Bytes: d.Bytes, StartOffset: start, NewStartOffset: start}
+	if start >= 0 {
+		tr.NewStartOffset = d.NewStart(start)
+	}
+	return tr
+}

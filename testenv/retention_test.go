@@ -1,0 +1,104 @@
+package testenv_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/testenv"
+)
+
+// listEarliest returns partition p's earliest offset (its log start).
+func listEarliest(t testing.TB, c stratav1.StrataClient, topic string, p int32) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+	defer cancel()
+	resp, err := c.ListOffsets(ctx, &stratav1.ListOffsetsRequest{Topic: topic,
+		Partitions: []*stratav1.ListOffsetsPartition{{Partition: p, Timestamp: -2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := resp.GetPartitions()[0].GetError(); e != nil {
+		t.Fatal(e)
+	}
+	return resp.GetPartitions()[0].GetOffset()
+}
+
+// An operator lowers retention.ms with `strata topics alter` on a running
+// broker: its retention worker deletes the expired segments at its next
+// check (log.retention.check.interval.ms), and the earliest offset moves.
+func TestRetentionMsAlteredWithTheCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster of processes")
+	}
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1,
+		BrokerSettings: map[string]string{"log.retention.check.interval.ms": "200"}})
+	b := c.Brokers()[0]
+	api := dial(t, b.GRPCAddr())
+	createTopic(t, api, "expiring", 1, map[string]string{"segment.bytes": "1024"})
+	// Records a day old by their timestamps, in batches of ten, so that
+	// they fill several segments.
+	old := time.Now().Add(-24 * time.Hour).UnixMilli()
+	for i := 0; i < 100; i += 10 {
+		var recs []*stratav1.Record
+		for j := i; j < i+10; j++ {
+			recs = append(recs, &stratav1.Record{Key: recordKey(j), Value: recordValue(j), TimestampMs: old})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+		resp, err := api.Produce(ctx, &stratav1.ProduceRequest{Topic: "expiring", Acks: stratav1.Acks_ACKS_ALL,
+			Partitions: []*stratav1.ProducePartition{{Partition: 0, Records: recs}}})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := resp.GetPartitions()[0].GetError(); e != nil {
+			t.Fatal(e)
+		}
+	}
+	segmentFiles := func() []string {
+		files, err := filepath.Glob(filepath.Join(b.DataDir(), "expiring-0", "*.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return files
+	}
+	if n := len(segmentFiles()); n < 5 {
+		t.Fatalf("%d segment files, want several", n)
+	}
+
+	// The default retention.ms (7 days) keeps them: a round of the worker
+	// that started after the records were written has left them. Rounds
+	// follow one another, so the one after the first to end after the
+	// writes started after them.
+	lastRun := func() float64 { return metricValue(t, b, "strata_log_retention_last_run_timestamp_seconds") }
+	produced := float64(time.Now().UnixMilli()) / 1000
+	var first float64
+	waitFor(t, 30*time.Second, func() bool { first = lastRun(); return first > produced }, "a retention round after the records were written")
+	waitFor(t, 30*time.Second, func() bool { return lastRun() > first }, "another retention round")
+	if got := listEarliest(t, api, "expiring", 0); got != 0 {
+		t.Fatalf("earliest offset %d under the default retention.ms, want 0", got)
+	}
+
+	bin := testenv.Binary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "topics", "alter", "expiring", "--config", "retention.ms=3600000",
+		"--bootstrap-server", b.GRPCAddr()).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "retention.ms=3600000") {
+		t.Fatalf("strata topics alter: %v\n%s", err, out)
+	}
+	waitFor(t, 30*time.Second, func() bool { return listEarliest(t, api, "expiring", 0) == 100 },
+		"retention.ms=3600000 to delete the day-old records")
+	waitFor(t, 30*time.Second, func() bool { return len(segmentFiles()) == 1 }, "the segment files to be deleted")
+	if files := segmentFiles(); filepath.Base(files[0]) != fmt.Sprintf("%020d.log", 100) {
+		t.Fatalf("segment files left: %v", files)
+	}
+	if n := metricValue(t, b, "strata_log_retention_deleted_segments_total"); n < 5 {
+		t.Errorf("strata_log_retention_deleted_segments_total = %v, want every deleted segment", n)
+	}
+}
