@@ -94,6 +94,7 @@ type Broker struct {
 	tieringInterval time.Duration
 	tieringMetrics  *tieringMetrics
 	retention       *retentionWorker // see retention.go
+	cleaner         *cleanerWorker   // see cleaner.go
 
 	// applyMu serialises changes to the hosted topics (open, close, delete);
 	// mu guards the map itself and is held only briefly.
@@ -208,6 +209,9 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if b.retention, err = newRetentionWorker(b); err != nil {
 		return nil, err
 	}
+	if b.cleaner, err = newCleanerWorker(b); err != nil {
+		return nil, err
+	}
 	b.metrics = newMetrics(b, cfg.Registerer)
 	b.fetchers = newFetcherManager(b)
 	return b, nil
@@ -288,6 +292,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	}()
 	b.background(b.groupLagLoop)
 	b.background(b.retention.run)
+	b.background(b.cleaner.run)
 	return nil
 }
 
@@ -448,9 +453,16 @@ func logConfig(c config.Topic) partlog.Config {
 	if flushMessages == math.MaxInt64 {
 		flushMessages = 0
 	}
+	segmentMs := c.SegmentMs
+	if c.CompactEnabled() {
+		// As Kafka: the active segment is never compacted, so it rolls by
+		// max.compaction.lag.ms too, bounding how long a record can stay
+		// uncompacted.
+		segmentMs = min(segmentMs, c.MaxCompactionLagMs)
+	}
 	return partlog.Config{
 		SegmentBytes:       c.SegmentBytes,
-		SegmentMs:          ms(c.SegmentMs),
+		SegmentMs:          ms(segmentMs),
 		IndexIntervalBytes: int(c.IndexIntervalBytes),
 		FlushMessages:      flushMessages,
 		FlushInterval:      ms(c.FlushMs),

@@ -22,8 +22,11 @@ var (
 	ErrInvalidPartitions       = errors.New("invalid number of partitions")
 	ErrInvalidReplication      = errors.New("invalid replication factor")
 	ErrInvalidRequest          = errors.New("invalid request")
-	ErrNotLeader               = errors.New("not the leader for partition")
-	ErrBrokerClosed            = errors.New("broker is shutting down")
+	// ErrInvalidRecord: a record breaks a rule of its topic, such as a
+	// record without a key sent to a compacted topic.
+	ErrInvalidRecord = errors.New("invalid record")
+	ErrNotLeader     = errors.New("not the leader for partition")
+	ErrBrokerClosed  = errors.New("broker is shutting down")
 	// ErrLeaderNotAvailable: the partition has no leader at the moment (an
 	// election is under way, or every in-sync replica is down).
 	ErrLeaderNotAvailable = errors.New("leader not available")
@@ -64,6 +67,7 @@ const (
 	KindInvalidReplication
 	KindInvalidRequest
 	KindCorruptMessage // a produced batch failed validation
+	KindInvalidRecord  // a produced record breaks a rule of its topic
 	KindRecordTooLarge // a produced batch exceeds max.message.bytes
 	KindOffsetOutOfRange
 	KindCorruptStorage // stored data failed its checksum
@@ -105,6 +109,8 @@ func Classify(err error) Kind {
 		return KindInvalidReplication
 	case errors.Is(err, ErrInvalidRequest):
 		return KindInvalidRequest
+	case errors.Is(err, ErrInvalidRecord):
+		return KindInvalidRecord
 	case errors.As(err, &tooLarge):
 		return KindRecordTooLarge
 	case errors.As(err, &oor):

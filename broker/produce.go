@@ -79,7 +79,7 @@ func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks 
 			res.Err = fmt.Errorf("%w: no record batches for partition %d", ErrInvalidRequest, pb.Partition)
 			continue
 		}
-		if err := checkProduced(pb.Batches); err != nil {
+		if err := checkProduced(pb.Batches, tcfg.CompactEnabled()); err != nil {
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
 			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
 			continue
@@ -165,8 +165,10 @@ func (b *Broker) KeyPartition(topicName string, key []byte, next func(n int32) i
 // and records whose offset deltas run 0..count-1 with nothing left over, so
 // that the offsets a batch takes are exactly its records. Records are decoded
 // (decompressed if need be) to prove it: a batch that fails here would fail
-// every consumer later.
-func checkProduced(batches []byte) error {
+// every consumer later. With needKeys (a compacted topic) every record must
+// have a key, as Kafka requires: compaction keeps the latest record per key
+// and has nothing to go by without one.
+func checkProduced(batches []byte, needKeys bool) error {
 	it := record.NewBatches(batches)
 	for i := 0; it.Next(); i++ {
 		h := it.Header()
@@ -184,6 +186,9 @@ func checkProduced(batches []byte) error {
 		err := record.ForEach(it.Bytes(), func(r *record.Record) error {
 			if r.Offset-h.BaseOffset != n {
 				return &record.CorruptError{Reason: fmt.Sprintf("record %d has offset delta %d", n, r.Offset-h.BaseOffset)}
+			}
+			if needKeys && r.Key == nil {
+				return fmt.Errorf("%w: record %d has no key; a compacted topic (cleanup.policy=compact) accepts only records with keys", ErrInvalidRecord, n)
 			}
 			n++
 			return nil

@@ -143,7 +143,7 @@ func code(err error) codes.Code {
 	case broker.KindTopicExists:
 		return codes.AlreadyExists
 	case broker.KindInvalidTopic, broker.KindInvalidConfig, broker.KindInvalidPartitions,
-		broker.KindInvalidReplication, broker.KindInvalidRequest, broker.KindCorruptMessage:
+		broker.KindInvalidReplication, broker.KindInvalidRequest, broker.KindCorruptMessage, broker.KindInvalidRecord:
 		return codes.InvalidArgument
 	case broker.KindRecordTooLarge:
 		return codes.ResourceExhausted
@@ -210,6 +210,8 @@ func reason(err error) string {
 		return "MESSAGE_TOO_LARGE"
 	case broker.KindCorruptMessage:
 		return "CORRUPT_MESSAGE"
+	case broker.KindInvalidRecord:
+		return "INVALID_RECORD"
 	case broker.KindCorruptStorage:
 		return "KAFKA_STORAGE_ERROR"
 	case broker.KindOutOfOrderSequence:

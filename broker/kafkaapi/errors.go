@@ -33,6 +33,8 @@ func kindCode(k broker.Kind) int16 {
 		return kerr.InvalidRequest.Code
 	case broker.KindCorruptMessage:
 		return kerr.CorruptMessage.Code
+	case broker.KindInvalidRecord:
+		return kerr.InvalidRecord.Code
 	case broker.KindRecordTooLarge:
 		return kerr.MessageTooLarge.Code
 	case broker.KindOffsetOutOfRange:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -341,4 +342,14 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// shape is segs without Durable, which depends on whether the background
+// sealer has run yet.
+func shape(segs []SegmentInfo) []SegmentInfo {
+	out := slices.Clone(segs)
+	for i := range out {
+		out[i].Durable = false
+	}
+	return out
 }

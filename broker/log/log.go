@@ -9,6 +9,7 @@
 //	00000000000000000000.timeindex  time index (max timestamp so far, relative offset)
 //	recovery-point.checkpoint       everything below this offset is fsynced
 //	log-start-offset.checkpoint     first offset the log serves
+//	cleaner-offset.checkpoint       end of the compacted section (see clean.go)
 //	clean-shutdown                  present between Close and the next Open
 //
 // Segments are named by their 20-digit base offset so that ls sorts them.
@@ -121,6 +122,11 @@ type Options struct {
 	Config Config
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
+	// CrashAt, for tests, is asked at each step of a compaction swap
+	// (see clean.go); true stops the swap there as a crash would: the log
+	// refuses further writes and the files stay as they are for the next
+	// Open to recover.
+	CrashAt func(step string) bool
 }
 
 // Log is one partition's log. All methods are safe for concurrent use.
@@ -129,6 +135,7 @@ type Log struct {
 	logger *slog.Logger
 	now    func() time.Time
 	cfg    atomic.Pointer[Config]
+	crash  func(step string) bool
 
 	// mu serialises writers. Lock order: mu, ckMu, segMu, segment.sealMu,
 	// segment.idxMu.
@@ -145,6 +152,8 @@ type Log struct {
 	leo      atomic.Int64
 	logStart atomic.Int64
 	closed   atomic.Bool
+	// cleanerOffset is the checkpointed end of the compacted section.
+	cleanerOffset atomic.Int64
 
 	// epMu guards epochs, the leader epoch cache (see epochs.go); changing it
 	// also needs mu.
@@ -176,6 +185,7 @@ func Open(opts Options) (*Log, error) {
 		dir:      opts.Dir,
 		logger:   opts.Logger,
 		now:      opts.Now,
+		crash:    opts.CrashAt,
 		sealKick: make(chan struct{}, 1),
 		sealStop: make(chan struct{}),
 		sealDone: make(chan struct{}),
@@ -281,6 +291,7 @@ type SegmentInfo struct {
 	Size         int64 // bytes of the .log file
 	MaxTimestamp int64 // largest batch max timestamp; -1 when empty
 	Sealed       bool  // no longer appended to
+	Durable      bool  // sealed, fsynced and its index files written
 }
 
 // Segments lists the segments in offset order; the last one is active.
@@ -299,6 +310,7 @@ func (l *Log) Segments() []SegmentInfo {
 			Size:         s.size.Load(),
 			MaxTimestamp: ts,
 			Sealed:       s.sealed.Load(),
+			Durable:      s.durable.Load(),
 		})
 	}
 	return out

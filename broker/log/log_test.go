@@ -353,7 +353,7 @@ func TestReopenAfterClose(t *testing.T) {
 	end := l.LogEndOffset()
 
 	l = e.reopen(l)
-	if got := l.Segments(); fmt.Sprint(got) != fmt.Sprint(before) {
+	if got := l.Segments(); fmt.Sprint(shape(got)) != fmt.Sprint(shape(before)) {
 		t.Fatalf("segments after reopen:\n%v\nwant\n%v", got, before)
 	}
 	if l.LogEndOffset() != end || l.LogStartOffset() != 0 || l.RecoveryPoint() != end {

@@ -29,13 +29,20 @@ func (l *Log) load() (err error) {
 	if err != nil {
 		return fmt.Errorf("log: open %s: %w", l.dir, err)
 	}
+	if changed, err := l.finishCleaning(entries); err != nil {
+		return err
+	} else if changed {
+		if entries, err = os.ReadDir(l.dir); err != nil {
+			return fmt.Errorf("log: open %s: %w", l.dir, err)
+		}
+	}
 	var bases []int64
 	hasLog := map[int64]bool{}
 	var derived []string
 	for _, e := range entries {
 		name := e.Name()
 		switch name {
-		case recoveryPointFile, logStartFile, cleanShutdownFile, brokerMetaFile, leaderEpochFile:
+		case recoveryPointFile, logStartFile, cleanShutdownFile, brokerMetaFile, leaderEpochFile, cleanerOffsetFile:
 			continue
 		}
 		if stem, ok := strings.CutSuffix(name, tmpSuffix); ok && e.Type().IsRegular() && ownFile(stem) {
@@ -255,7 +262,7 @@ func (l *Log) load() (err error) {
 // ownFile reports whether name is a file this package writes atomically.
 func ownFile(name string) bool {
 	switch name {
-	case recoveryPointFile, logStartFile, cleanShutdownFile, leaderEpochFile:
+	case recoveryPointFile, logStartFile, cleanShutdownFile, leaderEpochFile, cleanerOffsetFile:
 		return true
 	}
 	_, _, ok := parseSegmentName(name)

@@ -317,25 +317,12 @@ func (s *segment) lastEntries() (off, pos int64, te timeEntry, hasTime bool) {
 // sealMu must be held.
 func (s *segment) writeIndexes() (bool, error) {
 	s.idxMu.RLock()
-	version := s.idxVersion
-	if version == s.writtenVersion {
-		s.idxMu.RUnlock()
+	unchanged := s.idxVersion == s.writtenVersion
+	s.idxMu.RUnlock()
+	if unchanged {
 		return false, nil
 	}
-	off := make([]byte, 0, len(s.offIdx)*offsetEntrySize+indexTrailerSize)
-	for _, e := range s.offIdx {
-		off = binary.BigEndian.AppendUint32(off, e.rel)
-		off = binary.BigEndian.AppendUint32(off, e.pos)
-	}
-	off = appendIndexTrailer(off, offsetIndexMagic, len(s.offIdx))
-	tim := make([]byte, 0, len(s.timeIdx)*timeEntrySize+indexTrailerSize)
-	for _, e := range s.timeIdx {
-		tim = binary.BigEndian.AppendUint64(tim, uint64(e.ts))
-		tim = binary.BigEndian.AppendUint32(tim, e.rel)
-	}
-	tim = appendIndexTrailer(tim, timeIndexMagic, len(s.timeIdx))
-	s.idxMu.RUnlock()
-
+	off, tim, version := s.encodeIndexes()
 	if err := writeFileAtomic(s.dir, segmentName(s.base, indexSuffix), off); err != nil {
 		return false, err
 	}
@@ -344,6 +331,26 @@ func (s *segment) writeIndexes() (bool, error) {
 	}
 	s.writtenVersion = version
 	return true, nil
+}
+
+// encodeIndexes returns the contents of both index files and the version of
+// the entries they hold.
+func (s *segment) encodeIndexes() (off, tim []byte, version int64) {
+	s.idxMu.RLock()
+	defer s.idxMu.RUnlock()
+	off = make([]byte, 0, len(s.offIdx)*offsetEntrySize+indexTrailerSize)
+	for _, e := range s.offIdx {
+		off = binary.BigEndian.AppendUint32(off, e.rel)
+		off = binary.BigEndian.AppendUint32(off, e.pos)
+	}
+	off = appendIndexTrailer(off, offsetIndexMagic, len(s.offIdx))
+	tim = make([]byte, 0, len(s.timeIdx)*timeEntrySize+indexTrailerSize)
+	for _, e := range s.timeIdx {
+		tim = binary.BigEndian.AppendUint64(tim, uint64(e.ts))
+		tim = binary.BigEndian.AppendUint32(tim, e.rel)
+	}
+	tim = appendIndexTrailer(tim, timeIndexMagic, len(s.timeIdx))
+	return off, tim, s.idxVersion
 }
 
 // removeIndexFiles deletes index files that no longer match the log (after a

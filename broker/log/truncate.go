@@ -77,6 +77,9 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	l.logger.Info("log: truncated", "dir", l.dir, "offset", offset, "log_end", newEnd, "segment", s.name(), "position", pos, "segments_removed", len(removed))
 	l.truncateEpochsLocked(newEnd)
+	if err := l.lowerCleanerOffsetLocked(newEnd); err != nil {
+		return err
+	}
 	return l.checkpointRecoveryPointLocked(min(l.ckRP, newEnd), true)
 }
 
@@ -199,6 +202,9 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	l.epochs, l.epochsDirty = nil, true
 	l.epMu.Unlock()
 	l.logger.Info("log: truncated fully", "dir", l.dir, "start", offset, "segments_removed", len(removed))
+	if err := l.lowerCleanerOffsetLocked(offset); err != nil {
+		return err
+	}
 	return l.checkpointRecoveryPointLocked(offset, true)
 }
 

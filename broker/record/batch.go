@@ -193,10 +193,9 @@ func Validate(b []byte) (Header, error) {
 	if got := Checksum(b[:size]); got != h.CRC {
 		return h, corrupt("crc %#08x, computed %#08x", h.CRC, got)
 	}
-	if h.RecordCount == 0 && !h.Control() {
-		// Kafka rejects empty batches too: they would occupy no offsets.
-		return h, corrupt("batch has no records")
-	}
+	// A batch without records is valid in a log: compaction leaves one
+	// where it dropped every record of a run of batches. Producers may not
+	// send one (checkProduced in the broker refuses it).
 	if h.RecordCount > 0 && int64(h.LastOffsetDelta) < int64(h.RecordCount)-1 {
 		// Compaction may leave gaps between offsets (delta larger than count-1),
 		// but a delta smaller than count-1 cannot be.

@@ -78,24 +78,54 @@ var (
 	})
 )
 
+// gzip and lz4 writers and readers allocate large tables when built (about
+// 1 MiB for a gzip writer) and can be Reset onto new data, so they are
+// pooled: compaction re-compresses every kept batch, and building one per
+// batch dominated its time.
+var (
+	gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	gzipReaders sync.Pool // *gzip.Reader; built on first use, it needs a valid stream
+	lz4Writers  = sync.Pool{New: func() any {
+		w := lz4.NewWriter(nil)
+		// 64 KiB blocks, as Kafka's clients write: the default 4 MiB makes
+		// every reader of the batch allocate 4 MiB to decode it.
+		_ = w.Apply(lz4.BlockSizeOption(lz4.Block64Kb))
+		return w
+	}}
+	lz4Readers = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+)
+
 // xerialHeader starts snappy data framed by the Java client's snappy-java.
 var xerialHeader = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
 func decompress(c Compression, src []byte) ([]byte, error) {
 	switch c {
 	case GZIP:
-		r, err := gzip.NewReader(bytes.NewReader(src))
+		r, _ := gzipReaders.Get().(*gzip.Reader)
+		var err error
+		if r == nil {
+			r, err = gzip.NewReader(bytes.NewReader(src))
+		} else {
+			err = r.Reset(bytes.NewReader(src))
+		}
 		if err != nil {
 			return nil, err
 		}
-		return readLimited(r)
+		out, err := readLimited(r)
+		gzipReaders.Put(r)
+		return out, err
 	case Snappy:
 		if bytes.HasPrefix(src, xerialHeader) {
 			return decodeXerial(src)
 		}
 		return decodeSnappyBlock(src)
 	case LZ4:
-		return readLimited(lz4.NewReader(bytes.NewReader(src)))
+		r := lz4Readers.Get().(*lz4.Reader)
+		r.Reset(bytes.NewReader(src))
+		out, err := readLimited(r)
+		r.Reset(nil)
+		lz4Readers.Put(r)
+		return out, err
 	case ZSTD:
 		return zstdDecoder().DecodeAll(src, nil)
 	}
@@ -159,25 +189,31 @@ func compress(c Compression, src []byte) ([]byte, error) {
 	switch c {
 	case GZIP:
 		var buf bytes.Buffer
-		w := gzip.NewWriter(&buf)
+		w := gzipWriters.Get().(*gzip.Writer)
+		defer gzipWriters.Put(w)
+		w.Reset(&buf)
 		if _, err := w.Write(src); err != nil {
 			return nil, err
 		}
 		if err := w.Close(); err != nil {
 			return nil, err
 		}
+		w.Reset(nil)
 		return buf.Bytes(), nil
 	case Snappy:
 		return snappy.Encode(nil, src), nil
 	case LZ4:
 		var buf bytes.Buffer
-		w := lz4.NewWriter(&buf)
+		w := lz4Writers.Get().(*lz4.Writer)
+		defer lz4Writers.Put(w)
+		w.Reset(&buf)
 		if _, err := w.Write(src); err != nil {
 			return nil, err
 		}
 		if err := w.Close(); err != nil {
 			return nil, err
 		}
+		w.Reset(nil)
 		return buf.Bytes(), nil
 	case ZSTD:
 		return zstdEncoder().EncodeAll(src, nil), nil
