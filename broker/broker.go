@@ -24,6 +24,7 @@ import (
 	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/broker/group"
 	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/compaction"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering"
 )
@@ -95,6 +96,9 @@ type Broker struct {
 	tieringMetrics  *tieringMetrics
 	retention       *retentionWorker // see retention.go
 	cleaner         *cleanerWorker   // see cleaner.go
+	// remoteCleaner compacts remote segments; only the tiering loop uses
+	// it (see remotecompact.go).
+	remoteCleaner *compaction.Cleaner
 
 	// applyMu serialises changes to the hosted topics (open, close, delete);
 	// mu guards the map itself and is held only briefly.

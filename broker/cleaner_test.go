@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/tiering"
+	"github.com/strata-broker/strata/tiering/objstore"
 )
 
 // produceKeyed produces one batch of records key-<k> = v<round>-<k> for k
@@ -178,5 +180,83 @@ func TestCleanerCompactsTopic(t *testing.T) {
 	}
 	if !errors.Is(res[0].Err, ErrInvalidRecord) || Classify(res[0].Err) != KindInvalidRecord {
 		t.Fatalf("keyless record to a compacted topic: %v, want an invalid record error", res[0].Err)
+	}
+}
+
+// A compacted topic with remote storage is compacted in the bucket too:
+// the segments the manifest names hold about one record per key, the
+// latest, and a consumer reading from offset 0, mostly from the bucket,
+// sees every key's latest value at its original offset.
+func TestRemoteCompaction(t *testing.T) {
+	objects, err := objstore.Open(context.Background(), "file://"+t.TempDir()+"/objects", objstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := startBrokerWith(t, Config{ObjectStore: objects, Settings: map[string]string{
+		"remote.log.manager.task.interval.ms": "50", "log.cleaner.backoff.ms": "50",
+		"log.cleaner.dedupe.buffer.size": "1048576"}})
+	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "stock", Partitions: 1, Configs: map[string]string{
+		"cleanup.policy": "compact", "remote.storage.enable": "true", "segment.bytes": "4096",
+		"local.retention.bytes": "0", "min.cleanable.dirty.ratio": "0.2",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	const keys, rounds = 40, 60
+	for round := range rounds {
+		if err := produceKeyed(t, b, "stock", keys, round, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _ := b.partition("stock", 0)
+	if err := p.log.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Until the bucket holds everything below the active segment's base,
+	// compacted: at most one record per key below CompactedTo.
+	var m *tiering.PartitionManifest
+	waitUntil(t, "the remote segments to be compacted", func() bool {
+		m, _ = p.remoteManifest()
+		return m != nil && m.CompactedTo > 0 && m.CompactedTo >= m.EndOffset() && m.EndOffset() >= int64((rounds-10)*keys) &&
+			p.log.LogStartOffset() > m.LogStartOffset // and local retention dropped what the bucket holds
+	})
+	remote := map[string]int64{}
+	n := 0
+	for _, s := range m.Segments {
+		raw, err := tiering.ReadSegment(ctx, objects, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := record.NewBatches(raw)
+		for it.Next() {
+			err := record.ForEach(it.Bytes(), func(r *record.Record) error {
+				if r.Offset < m.LogStartOffset {
+					return nil
+				}
+				if prev, dup := remote[string(r.Key)]; dup {
+					return fmt.Errorf("key %s at %d and %d in the bucket", r.Key, prev, r.Offset)
+				}
+				remote[string(r.Key)] = r.Offset
+				n++
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n > keys {
+		t.Fatalf("%d records in the bucket for %d keys", n, keys)
+	}
+	// Offset 0 onwards: the bucket, then the local log.
+	latest := map[string]record.Record{}
+	for _, r := range fetchAll(t, b, "stock") {
+		latest[string(r.Key)] = r
+	}
+	for k := range keys {
+		r := latest[fmt.Sprintf("key-%d", k)]
+		if want := fmt.Sprintf("v%d-%d", rounds-1, k); string(r.Value) != want || r.Offset != int64((rounds-1)*keys+k) {
+			t.Fatalf("key-%d: %q at %d, want %q at %d", k, r.Value, r.Offset, want, (rounds-1)*keys+k)
+		}
 	}
 }

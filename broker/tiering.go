@@ -175,6 +175,7 @@ func (b *Broker) tierPartition(ctx context.Context, p *Partition, round int) {
 		b.writeTopicManifest(ctx, p)
 	}
 	m = b.upload(ctx, p, l, m, epoch, labels)
+	m = b.compactRemote(ctx, p, l, m, epoch, cfg)
 	m = b.remoteRetention(ctx, p, l, m, epoch, cfg)
 	b.localRetention(p, m, cfg)
 	if round%10 == 9 {

@@ -385,7 +385,15 @@ func (t *tiler) add(batch []byte, keep func(*record.Record) bool) error {
 		// Below the log start: offsets the log no longer serves.
 		t.addGap(gap{start: t.cursor, end: h.BaseOffset, epoch: h.PartitionLeaderEpoch, baseTS: h.BaseTimestamp, maxTS: h.BaseTimestamp})
 	}
-	base := h.BaseOffset
+	// A batch can start below the cursor where remote segments overlap (a
+	// new leader's segment boundaries need not match its predecessor's):
+	// its records below the cursor were taken from the segment before.
+	from := max(h.BaseOffset, t.cursor)
+	if from > h.BaseOffset {
+		inner := keep
+		keep = func(r *record.Record) bool { return r.Offset >= from && inner(r) }
+	}
+	base := from
 	absorb := false
 	if n := len(t.gaps); n > 0 && t.gaps[n-1].epoch == h.PartitionLeaderEpoch {
 		base, absorb = t.gaps[n-1].start, true
@@ -397,7 +405,7 @@ func (t *tiler) add(batch []byte, keep func(*record.Record) bool) error {
 	}
 	t.cursor = h.NextOffset()
 	if n == 0 {
-		t.addGap(gap{start: h.BaseOffset, end: h.NextOffset(), epoch: h.PartitionLeaderEpoch, baseTS: h.BaseTimestamp, maxTS: h.MaxTimestamp})
+		t.addGap(gap{start: from, end: h.NextOffset(), epoch: h.PartitionLeaderEpoch, baseTS: h.BaseTimestamp, maxTS: h.MaxTimestamp})
 		return nil
 	}
 	if absorb {

@@ -78,9 +78,13 @@ type PartitionManifest struct {
 	Seq         int64 `json:"seq"`
 	// LogStartOffset is the first offset still served from the bucket;
 	// segments wholly below it are deleted (the manifest first).
-	LogStartOffset int64         `json:"log_start_offset"`
-	Segments       []SegmentMeta `json:"segments"`
-	WrittenAt      time.Time     `json:"written_at"`
+	LogStartOffset int64 `json:"log_start_offset"`
+	// CompactedTo, for a compacted topic, is where the remote segments'
+	// dirty section starts: below it they hold at most one record per key
+	// (the remote cleaner offset).
+	CompactedTo int64         `json:"compacted_to,omitempty"`
+	Segments    []SegmentMeta `json:"segments"`
+	WrittenAt   time.Time     `json:"written_at"`
 }
 
 // EndOffset is the offset after the last remote segment (the log start when

@@ -8,7 +8,8 @@ import (
 
 // Retain rewrites one batch keeping only the records keep accepts, for log
 // compaction. The new batch spans the offsets [base, last], which must
-// include every kept record's offset: a compacted log stays a dense run of
+// include every kept record's offset (base may be above the batch's own
+// base when keep drops the records below it): a compacted log stays a dense run of
 // batches, each batch absorbing the offsets of records dropped around it,
 // so readers and replicas never meet a hole between batches. Records keep
 // their offsets, timestamps, keys, values and headers; the batch keeps its
@@ -27,7 +28,7 @@ func Retain(dst, batch []byte, base, last int64, keep func(*Record) bool) ([]byt
 	if len(batch) < h.Size() {
 		return dst, 0, ErrShortBuffer
 	}
-	if base > h.BaseOffset || last < h.LastOffset() || last-base > math.MaxInt32 {
+	if last < base || last-base > math.MaxInt32 {
 		return dst, 0, fmt.Errorf("record batch: cannot re-span offsets %d..%d as %d..%d", h.BaseOffset, h.LastOffset(), base, last)
 	}
 	body := batch[HeaderSize:h.Size()]
@@ -50,6 +51,9 @@ func Retain(dst, batch []byte, base, last int64, keep func(*Record) bool) ([]byt
 		}
 		if !keep(&r) {
 			continue
+		}
+		if r.Offset < base || r.Offset > last {
+			return dst, 0, fmt.Errorf("record batch: kept record at offset %d outside %d..%d", r.Offset, base, last)
 		}
 		kept++
 		maxTS = max(maxTS, r.Timestamp)

@@ -104,7 +104,7 @@ func TestRetainNothingKept(t *testing.T) {
 func TestRetainRefusesASpanThatLosesOffsets(t *testing.T) {
 	batch, _ := buildBatch(t, None, 5)
 	SetBaseOffset(batch, 100)
-	for _, span := range [][2]int64{{101, 104}, {100, 103}, {0, 1 << 40}} {
+	for _, span := range [][2]int64{{101, 104}, {100, 103}, {0, 1 << 40}, {105, 104}} {
 		if _, _, err := Retain(nil, batch, span[0], span[1], func(*Record) bool { return true }); err == nil {
 			t.Errorf("span %v of a batch holding 100..104 accepted", span)
 		}
@@ -129,4 +129,19 @@ func TestEmptyBatch(t *testing.T) {
 	if _, err := EmptyBatch(nil, 10, 9, 0, 0, 0); err == nil {
 		t.Fatal("an empty batch spanning no offsets was built")
 	}
+}
+
+func TestRetainTheTailOfABatch(t *testing.T) {
+	batch, all := buildBatch(t, ZSTD, 10)
+	SetBaseOffset(batch, 100)
+	var want []Record
+	for _, r := range all[6:] {
+		r.Offset += 100
+		want = append(want, r)
+	}
+	out, n, err := Retain(nil, batch, 106, 120, func(r *Record) bool { return r.Offset >= 106 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRetained(t, out, n, want, ZSTD, 106, 120, -1)
 }

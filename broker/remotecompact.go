@@ -1,0 +1,269 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/strata-broker/strata/broker/config"
+	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/compaction"
+	"github.com/strata-broker/strata/tiering"
+)
+
+// A compacted topic with remote storage is compacted in the bucket too, by
+// the partition's leader in its tiering round: the same cleaning pass as on
+// local disk, over the manifest's segments. Cleaned segments are uploaded
+// as new objects, a manifest naming them in place of the segments they
+// replace is written, and only then are the old objects deleted (a crash
+// in between leaves them to garbage collection). The manifest's CompactedTo
+// plays the local cleaner offset's part.
+
+// remoteCompactDir holds segments downloaded or written by a remote pass,
+// under the data directory; it is emptied before and after each pass.
+const remoteCompactDir = "tiering-compact"
+
+// compactRemote runs a cleaning pass over p's remote segments when they are
+// due, and returns the manifest in effect afterwards.
+func (b *Broker) compactRemote(ctx context.Context, p *Partition, l tiering.Layout, m *tiering.PartitionManifest, epoch int32, cfg config.Topic) *tiering.PartitionManifest {
+	if !cfg.CompactEnabled() || len(m.Segments) == 0 {
+		return m
+	}
+	rl := &remoteLog{ctx: ctx, b: b, p: p, l: l, m: m, epoch: epoch,
+		dir: filepath.Join(b.cfg.DataDir, remoteCompactDir), indexInterval: int(cfg.IndexIntervalBytes)}
+	pol := cleanPolicy(cfg)
+	now := b.now()
+	d := compaction.Inspect(rl.Segments(), rl.LogStartOffset(), rl.CleanerOffset(), m.EndOffset(), pol, now)
+	if !d.Due(pol) {
+		return m
+	}
+	if err := os.RemoveAll(rl.dir); err != nil {
+		b.logger.Warn("tiering: cannot empty the remote compaction directory", "dir", rl.dir, "err", err)
+		return m
+	}
+	if err := os.MkdirAll(rl.dir, 0o755); err != nil {
+		b.logger.Warn("tiering: cannot create the remote compaction directory", "dir", rl.dir, "err", err)
+		return m
+	}
+	defer func() {
+		rl.closeSegment()
+		os.RemoveAll(rl.dir)
+	}()
+	if b.remoteCleaner == nil {
+		// The tiering loop's own map: the local cleaner runs beside it.
+		b.remoteCleaner = &compaction.Cleaner{Map: compaction.NewOffsetMap(b.cleaner.mapBytes), Limiter: b.cleaner.limiter, Now: b.now}
+	}
+	started := time.Now()
+	st, err := b.remoteCleaner.Clean(ctx, rl, d, pol)
+	if err != nil {
+		b.tieringMetrics.errors.WithLabelValues("compact").Inc()
+		b.logger.Warn("tiering: remote compaction failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		return rl.m
+	}
+	b.logger.Info("tiering: compacted remote segments", "topic", p.Topic, "partition", p.Index,
+		"cleaned_to", st.CleanedTo, "segments", st.Segments, "bytes_before", st.BytesRead, "bytes_after", st.BytesWritten,
+		"records_read", st.RecordsRead, "records_kept", st.RecordsKept, "took", time.Since(started).Round(time.Millisecond))
+	return rl.m
+}
+
+// remoteLog is a partition's remote segments as the cleaner sees them. It
+// reads one downloaded segment at a time, sequentially, as a pass does.
+type remoteLog struct {
+	ctx           context.Context
+	b             *Broker
+	p             *Partition
+	l             tiering.Layout
+	m             *tiering.PartitionManifest
+	epoch         int32
+	dir           string
+	indexInterval int
+
+	seg  tiering.SegmentMeta // the downloaded segment, if f is not nil
+	f    *os.File
+	size int64
+	// pos and at: the position of the batch starting at offset at, where a
+	// sequential read goes on.
+	pos, at int64
+}
+
+// Segments are the manifest's, all sealed and durable, followed by an empty
+// one at the remote end that stands for the active segment Inspect leaves
+// alone.
+func (r *remoteLog) Segments() []partlog.SegmentInfo {
+	out := make([]partlog.SegmentInfo, 0, len(r.m.Segments)+1)
+	for _, s := range r.m.Segments {
+		out = append(out, partlog.SegmentInfo{BaseOffset: s.BaseOffset, NextOffset: s.NextOffset, Size: s.Size,
+			MaxTimestamp: s.MaxTimestamp, Sealed: true, Durable: true})
+	}
+	end := r.m.EndOffset()
+	return append(out, partlog.SegmentInfo{BaseOffset: end, NextOffset: end, MaxTimestamp: -1})
+}
+
+func (r *remoteLog) LogStartOffset() int64 { return r.m.LogStartOffset }
+
+func (r *remoteLog) CleanerOffset() int64 { return max(r.m.CompactedTo, r.m.LogStartOffset) }
+
+// Read returns whole batches from the one holding offset, within one
+// segment, each checked against its CRC.
+func (r *remoteLog) Read(offset int64, maxBytes int, maxOffset int64) (partlog.ReadResult, error) {
+	i := r.m.SegmentFor(offset)
+	if i < 0 || offset >= maxOffset {
+		return partlog.ReadResult{FirstOffset: offset, NextOffset: offset}, nil
+	}
+	if err := r.download(r.m.Segments[i]); err != nil {
+		return partlog.ReadResult{}, err
+	}
+	if offset < r.at {
+		r.pos, r.at = 0, r.seg.BaseOffset
+	}
+	var hdr [record.HeaderSize]byte
+	// Walk batch headers to the one holding offset.
+	for r.pos < r.size {
+		if _, err := r.f.ReadAt(hdr[:], r.pos); err != nil {
+			return partlog.ReadResult{}, fmt.Errorf("remote segment %s at %d: %w", r.seg.Key, r.pos, err)
+		}
+		h, err := record.ParseHeader(hdr[:])
+		if err != nil {
+			return partlog.ReadResult{}, fmt.Errorf("%w: remote segment %s at byte %d: %w", tiering.ErrCorrupt, r.seg.Key, r.pos, err)
+		}
+		if h.NextOffset() > offset {
+			break
+		}
+		r.pos += int64(h.Size())
+		r.at = h.NextOffset()
+	}
+	res := partlog.ReadResult{FirstOffset: r.at, NextOffset: r.at}
+	var data []byte
+	pos := r.pos
+	for pos < r.size && len(data) < maxBytes {
+		if _, err := r.f.ReadAt(hdr[:], pos); err != nil {
+			return partlog.ReadResult{}, fmt.Errorf("remote segment %s at %d: %w", r.seg.Key, pos, err)
+		}
+		h, err := record.ParseHeader(hdr[:])
+		if err != nil {
+			return partlog.ReadResult{}, fmt.Errorf("%w: remote segment %s at byte %d: %w", tiering.ErrCorrupt, r.seg.Key, pos, err)
+		}
+		if h.BaseOffset >= maxOffset || (len(data) > 0 && len(data)+h.Size() > maxBytes) {
+			break
+		}
+		at := len(data)
+		data = append(data, make([]byte, h.Size())...)
+		if _, err := r.f.ReadAt(data[at:], pos); err != nil {
+			return partlog.ReadResult{}, fmt.Errorf("remote segment %s at %d: %w", r.seg.Key, pos, err)
+		}
+		if _, err := record.Validate(data[at:]); err != nil {
+			return partlog.ReadResult{}, fmt.Errorf("%w: remote segment %s at byte %d: %w", tiering.ErrCorrupt, r.seg.Key, pos, err)
+		}
+		pos += int64(h.Size())
+		res.NextOffset = h.NextOffset()
+	}
+	res.Data = data
+	return res, nil
+}
+
+// download fetches a whole segment object into the scratch directory,
+// checking its size and CRC-32C against the manifest.
+func (r *remoteLog) download(s tiering.SegmentMeta) error {
+	if r.f != nil && r.seg.Key == s.Key {
+		return nil
+	}
+	r.closeSegment()
+	rc, err := r.b.cfg.ObjectStore.Get(r.ctx, s.Key)
+	if err != nil {
+		return fmt.Errorf("download %s: %w", s.Key, err)
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(r.dir, "download-*.log")
+	if err != nil {
+		return err
+	}
+	os.Remove(f.Name()) // the open file is all a pass needs
+	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	n, err := io.Copy(io.MultiWriter(f, crc), io.LimitReader(rc, s.Size+1))
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("download %s: %w", s.Key, err)
+	}
+	if n != s.Size || crc.Sum32() != s.CRC32C {
+		f.Close()
+		return fmt.Errorf("%w: %s holds %d bytes with CRC-32C %#08x, the manifest says %d and %#08x",
+			tiering.ErrCorrupt, s.Key, n, crc.Sum32(), s.Size, s.CRC32C)
+	}
+	r.seg, r.f, r.size, r.pos, r.at = s, f, n, 0, s.BaseOffset
+	return nil
+}
+
+func (r *remoteLog) closeSegment() {
+	if r.f != nil {
+		r.f.Close()
+		r.f = nil
+	}
+}
+
+// BeginClean writes the replacement in the scratch directory.
+func (r *remoteLog) BeginClean(base, end int64) (compaction.Output, error) {
+	w, err := partlog.NewSegmentWriter(r.dir, base, end, ".compacted", r.indexInterval)
+	if err != nil {
+		return nil, fmt.Errorf("remote compaction: %w", err)
+	}
+	return w, nil
+}
+
+// CommitClean uploads the cleaned segment, writes the manifest naming it in
+// place of the segments it replaces, then deletes their objects.
+func (r *remoteLog) CommitClean(out compaction.Output, cleanerOffset int64) error {
+	w, ok := out.(*partlog.SegmentWriter)
+	if !ok {
+		return fmt.Errorf("remote compaction: commit of a %T", out)
+	}
+	defer w.Abort()
+	i := slices.IndexFunc(r.m.Segments, func(s tiering.SegmentMeta) bool { return s.BaseOffset == w.Base() })
+	j := slices.IndexFunc(r.m.Segments, func(s tiering.SegmentMeta) bool { return s.NextOffset == w.End() })
+	if i < 0 || j < i {
+		return fmt.Errorf("remote compaction: the manifest has no segments holding exactly %d..%d", w.Base(), w.End())
+	}
+	seg, err := w.Finish()
+	if err != nil {
+		return err
+	}
+	defer w.Remove()
+	defer seg.Close()
+	st := r.b.cfg.ObjectStore
+	meta, err := tiering.UploadSegment(r.ctx, st, r.l, r.p.Index, seg, r.epoch)
+	if err != nil {
+		return fmt.Errorf("remote compaction: %w", err)
+	}
+	newKeys := []string{meta.Key, meta.IndexKey, meta.TimeIndexKey}
+	if !r.b.stillLeader(r.p, r.epoch) {
+		st.Delete(r.ctx, newKeys...)
+		return errors.New("remote compaction: no longer the leader")
+	}
+	next := nextManifest(r.m, r.epoch)
+	replaced := slices.Clone(next.Segments[i : j+1])
+	next.Segments = slices.Concat(next.Segments[:i], []tiering.SegmentMeta{meta}, next.Segments[j+1:])
+	if cleanerOffset > next.CompactedTo {
+		next.CompactedTo = cleanerOffset
+	}
+	if _, err := tiering.WriteManifest(r.ctx, st, r.l, &next); err != nil {
+		st.Delete(r.ctx, newKeys...)
+		return fmt.Errorf("remote compaction: %w", err)
+	}
+	r.m = &next
+	r.p.setRemoteManifest(&next, r.epoch)
+	var keys []string
+	for _, s := range replaced {
+		keys = append(keys, s.Key, s.IndexKey, s.TimeIndexKey)
+	}
+	if err := st.Delete(r.ctx, keys...); err != nil {
+		// Garbage collection finds them later.
+		r.b.tieringMetrics.errors.WithLabelValues("delete_segments").Inc()
+	}
+	return nil
+}
