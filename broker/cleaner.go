@@ -143,10 +143,17 @@ func (w *cleanerWorker) cleanDirtiest(ctx context.Context) bool {
 			continue
 		}
 		pol := cleanPolicy(cfg)
-		d := compaction.Inspect(p.log.Segments(), p.log.LogStartOffset(), p.log.CleanerOffset(), p.HighWatermark(), pol, now)
+		segs := p.log.Segments()
+		if compaction.ShouldRoll(segs, p.HighWatermark(), pol, now) {
+			if err := p.log.Roll(); err != nil && !errors.Is(err, partlog.ErrLogClosed) {
+				w.b.logger.Warn("log cleaner: cannot roll the active segment", "topic", p.Topic, "partition", p.Index, "err", err)
+			}
+			continue // the rolled segment is sealed in the background: cleanable next round
+		}
+		d := compaction.Inspect(segs, p.log.LogStartOffset(), p.log.CleanerOffset(), p.HighWatermark(), pol, now)
 		labels := []string{p.Topic, strconv.Itoa(int(p.Index))}
 		w.dirtyRatio.WithLabelValues(labels...).Set(d.Ratio())
-		w.lagSeconds.WithLabelValues(labels...).Set(dirtyLag(p.log.Segments(), d, now).Seconds())
+		w.lagSeconds.WithLabelValues(labels...).Set(dirtyLag(segs, d, now).Seconds())
 		if d.Due(pol) && (best == nil || d.Ratio() > best.dirt.Ratio()) {
 			best = &candidate{p: p, dirt: d, policy: pol}
 		}

@@ -121,6 +121,20 @@ func Inspect(segs []partlog.SegmentInfo, logStart, cleanerOffset, upper int64, p
 	return d
 }
 
+// ShouldRoll reports whether the active segment (the last of segs) should
+// be rolled so that it can be cleaned: it holds records, all of them
+// replicated (below upper) and older than max.compaction.lag.ms. Kafka
+// rolls by that lag only when a record is appended; a topic that is no
+// longer written to would keep its last segment uncompacted for ever.
+func ShouldRoll(segs []partlog.SegmentInfo, upper int64, p Policy, now time.Time) bool {
+	if len(segs) == 0 || p.MaxCompactionLag <= 0 || p.MaxCompactionLag == math.MaxInt64 {
+		return false
+	}
+	a := segs[len(segs)-1]
+	return a.Size > 0 && a.NextOffset <= upper && a.MaxTimestamp >= 0 &&
+		now.UnixMilli()-a.MaxTimestamp > p.MaxCompactionLag.Milliseconds()
+}
+
 // Cleaner runs compaction passes. It is not safe for concurrent use: its
 // offset map is reused from pass to pass.
 type Cleaner struct {

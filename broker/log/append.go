@@ -201,6 +201,25 @@ func (l *Log) rollLocked() error {
 	return nil
 }
 
+// Roll seals the active segment, if it holds any batch, and starts a new
+// one: the cleaner rolls an idle active segment of a compacted topic once
+// max.compaction.lag.ms has passed, since the active segment is never
+// compacted and a topic nobody writes to would otherwise never roll.
+func (l *Log) Roll() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writable(); err != nil {
+		return err
+	}
+	if l.active().size.Load() == 0 {
+		return nil
+	}
+	if err := l.rollLocked(); err != nil {
+		return l.fail(fmt.Errorf("log: roll: %w", err))
+	}
+	return nil
+}
+
 // Flush makes everything appended so far durable: it fsyncs the segments,
 // writes the active segment's index files and advances the recovery point
 // checkpoint to the log end offset.
