@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -100,5 +101,72 @@ func TestRetentionMsAlteredWithTheCLI(t *testing.T) {
 	}
 	if n := metricValue(t, b, "strata_log_retention_deleted_segments_total"); n < 5 {
 		t.Errorf("strata_log_retention_deleted_segments_total = %v, want every deleted segment", n)
+	}
+}
+
+// On a tiered topic, a retention.ms lowered with `strata topics alter` is
+// applied by the tiering task to the bucket, and `strata tiering status`
+// shows the remote start move.
+func TestTieredRetentionMsAlteredWithTheCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster with MinIO")
+	}
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1, MinIO: true,
+		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "300"}})
+	b := c.Brokers()[0]
+	api := dial(t, b.GRPCAddr())
+	createTopic(t, api, "ticks", 1, map[string]string{"segment.bytes": "1024", "remote.storage.enable": "true", "local.retention.bytes": "2048"})
+	old := time.Now().Add(-24 * time.Hour).UnixMilli()
+	for i := 0; i < 200; i += 10 {
+		var recs []*stratav1.Record
+		for j := i; j < i+10; j++ {
+			recs = append(recs, &stratav1.Record{Key: recordKey(j), Value: recordValue(j), TimestampMs: old})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+		resp, err := api.Produce(ctx, &stratav1.ProduceRequest{Topic: "ticks", Acks: stratav1.Acks_ACKS_ALL,
+			Partitions: []*stratav1.ProducePartition{{Partition: 0, Records: recs}}})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := resp.GetPartitions()[0].GetError(); e != nil {
+			t.Fatal(e)
+		}
+	}
+	bin := testenv.Binary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	status := func() (remoteStart, remoteEnd int64) {
+		out, err := exec.CommandContext(ctx, bin, "tiering", "status", "ticks", "--output", "json", "--bootstrap-server", b.GRPCAddr()).Output()
+		if err != nil {
+			t.Fatalf("strata tiering status: %v", err)
+		}
+		var st []struct {
+			RemoteStart int64 `json:"remote_start_offset"`
+			RemoteEnd   int64 `json:"remote_end_offset"`
+		}
+		if err := json.Unmarshal(out, &st); err != nil || len(st) != 1 {
+			t.Fatalf("strata tiering status printed %s: %v", out, err)
+		}
+		return st[0].RemoteStart, st[0].RemoteEnd
+	}
+	var end int64
+	waitFor(t, time.Minute, func() bool { _, end = status(); return end >= 150 }, "most of the records to be uploaded")
+	if start, _ := status(); start != 0 {
+		t.Fatalf("remote start %d under the default retention.ms, want 0", start)
+	}
+
+	out, err := exec.CommandContext(ctx, bin, "topics", "alter", "ticks", "--config", "retention.ms=3600000",
+		"--bootstrap-server", b.GRPCAddr()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("strata topics alter: %v\n%s", err, out)
+	}
+	altered := time.Now()
+	// Every record is a day old: the bucket empties (no remote range left,
+	// which status prints as -1) or starts past what it held.
+	waitFor(t, time.Minute, func() bool { start, _ := status(); return start >= end || start == -1 }, "the day-old remote segments to be deleted")
+	t.Logf("retention.ms applied to the bucket %v after the alter", time.Since(altered).Round(time.Millisecond))
+	if got := listEarliest(t, api, "ticks", 0); got < end {
+		t.Fatalf("earliest offset %d after retention, want at least %d", got, end)
 	}
 }
