@@ -3,8 +3,10 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/tiering"
 )
 
 // DeleteRecords moves a partition's log start offset forward to offset, as
@@ -15,9 +17,10 @@ import (
 // An offset at or below the log start changes nothing.
 //
 // Only the leader deletes (ErrNotLeader elsewhere); followers move their own
-// log start when their next replica fetch brings the leader's. It returns
-// the leader's new log start offset. Unlike Kafka it does not wait for the
-// followers to have moved theirs.
+// log start when their next replica fetch brings the leader's. On a tiered
+// topic the bucket's manifest moves too. It returns the leader's new log
+// start offset. Unlike Kafka it does not wait for the followers to have
+// moved theirs.
 func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (lowWatermark int64, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -26,17 +29,79 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 	if err != nil {
 		return 0, err
 	}
-	start, err := p.deleteRecords(offset, b.leaseOK, b.registered())
+	target, err := p.deleteRecords(offset, b.leaseOK, b.registered())
 	if err != nil {
 		return 0, err
 	}
-	b.logger.Info("records deleted", "topic", topic, "partition", partition, "log_start", start)
+	if err := b.deleteRemoteRecords(ctx, p, target); err != nil {
+		return 0, fmt.Errorf("%s-%d: delete records below %d in the object store: %w", topic, partition, target, err)
+	}
+	start := p.LogStartOffset()
+	b.logger.Info("records deleted", "topic", topic, "partition", partition, "below", target, "log_start", start)
 	return start, nil
 }
 
-// deleteRecords advances the log start as the leader (see DeleteRecords).
-// The role is held for the whole call, as for an append, so that no deposed
-// leader deletes after another broker took over.
+// deleteRemoteRecords moves the log start of a tiered partition's manifest
+// up to offset: the manifest that leaves out the segments wholly below it
+// is written, then their objects are deleted (as retention does). Without
+// it, records only the bucket holds would stay readable.
+func (b *Broker) deleteRemoteRecords(ctx context.Context, p *Partition, offset int64) error {
+	if b.cfg.ObjectStore == nil {
+		return nil
+	}
+	cfg, err := b.TopicConfig(p.Topic)
+	if err != nil || !cfg.RemoteStorageEnable {
+		return err
+	}
+	p.remote.writeMu.Lock()
+	defer p.remote.writeMu.Unlock()
+	st, _ := p.State()
+	epoch := st.LeaderEpoch
+	l := tiering.Layout{Topic: p.Topic, TopicID: p.topicID}
+	m, err := b.leaderManifest(ctx, p, l, epoch)
+	if err != nil {
+		return err
+	}
+	if offset <= m.LogStartOffset {
+		return nil
+	}
+	if !b.stillLeader(p, epoch) {
+		return fmt.Errorf("%s-%d: %w", p.Topic, p.Index, ErrNotLeader)
+	}
+	next := nextManifest(m, epoch)
+	keep := slices.IndexFunc(next.Segments, func(s tiering.SegmentMeta) bool { return s.NextOffset > offset })
+	if keep < 0 {
+		keep = len(next.Segments)
+	}
+	dropped := next.Segments[:keep]
+	next.Segments = slices.Clone(next.Segments[keep:])
+	next.LogStartOffset = offset
+	if _, err := tiering.WriteManifest(ctx, b.cfg.ObjectStore, l, &next); err != nil {
+		b.tieringMetrics.errors.WithLabelValues("write_manifest").Inc()
+		return err
+	}
+	p.setRemoteManifest(&next, epoch)
+	p.wake() // long polls below the new start end with OffsetOutOfRange
+	var keys []string
+	var bytes int64
+	for _, s := range dropped {
+		keys = append(keys, s.Key, s.IndexKey, s.TimeIndexKey)
+		bytes += s.Size
+	}
+	if err := b.cfg.ObjectStore.Delete(ctx, keys...); err != nil {
+		// collectGarbage deletes them later.
+		b.tieringMetrics.errors.WithLabelValues("delete_segments").Inc()
+	}
+	b.logger.Info("tiering: remote segments deleted by DeleteRecords", "topic", p.Topic, "partition", p.Index,
+		"segments", len(dropped), "bytes", bytes, "log_start_offset", offset)
+	return nil
+}
+
+// deleteRecords advances the local log start as the leader (see
+// DeleteRecords) and returns the offset records are deleted below (offset,
+// or the high watermark for -1). The role is held for the whole call, as for
+// an append, so that no deposed leader deletes after another broker took
+// over.
 func (p *Partition) deleteRecords(offset int64, leaseOK func() bool, registered int64) (int64, error) {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
@@ -65,5 +130,5 @@ func (p *Partition) deleteRecords(offset int64, leaseOK func() bool, registered 
 	}
 	// Long polls below the new start end now with OffsetOutOfRange.
 	p.wake()
-	return p.log.LogStartOffset(), nil
+	return offset, nil
 }

@@ -179,7 +179,15 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			// partition with data always gets a batch, however large.
 			continue
 		}
-		if fp.Offset < p.log.LogStartOffset() && fp.Offset >= res.LogStartOffset {
+		if fp.Offset < res.LogStartOffset {
+			// Deleted (retention, DeleteRecords), even if a crash left the
+			// local log start behind the bucket's.
+			res.Err = fmt.Errorf("fetch %s-%d: %w", fp.Topic, fp.Partition,
+				&partlog.OffsetOutOfRangeError{Offset: fp.Offset, Start: res.LogStartOffset, End: res.HighWatermark})
+			anyErr = true
+			continue
+		}
+		if fp.Offset < p.log.LogStartOffset() {
 			// Below the local log: the object store has it.
 			rr, ok, err := b.remoteRead(ctx, p, fp.Offset, max(limit, 1))
 			if ok {

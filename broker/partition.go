@@ -74,11 +74,12 @@ type Partition struct {
 	// producers is the idempotent-producer state (see producers.go).
 	producers *producerStates
 
-	// remoteStart is the log start of the partition's records in the object
-	// store, -1 when none are known; remote is the last manifest read or
-	// written (see tiering.go).
-	remoteStart atomic.Int64
-	remote      remoteState
+	// remoteStart is the log start the last manifest read or written
+	// records (-1 when none is known), and remoteHasData whether it names
+	// any segment; remote is that manifest (see tiering.go).
+	remoteStart   atomic.Int64
+	remoteHasData atomic.Bool
+	remote        remoteState
 }
 
 // followerState is what the leader knows of a follower from its fetches.
@@ -111,13 +112,20 @@ func newPartition(topic, topicID string, index int32, l *partlog.Log, self int32
 func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 
 // LogStartOffset is the first offset still in the log: in the object store
-// when the partition is tiered and its oldest records are only there.
+// when the partition is tiered and its oldest records are only there. The
+// manifest's log start is moved first when records are deleted (retention,
+// DeleteRecords), so a local log start below it, left by a crash before the
+// local log followed, does not bring deleted records back.
 func (p *Partition) LogStartOffset() int64 {
 	local := p.log.LogStartOffset()
-	if rs := p.remoteStart.Load(); rs >= 0 && rs < local {
+	rs := p.remoteStart.Load()
+	switch {
+	case rs < 0:
+		return local
+	case p.remoteHasData.Load():
 		return rs
 	}
-	return local
+	return max(rs, local)
 }
 
 // LogEndOffset is the offset the next appended record receives.

@@ -24,6 +24,10 @@ import (
 // remoteState is what a partition knows of its records in the object
 // store: the last manifest it read or wrote, and for which leader epoch.
 type remoteState struct {
+	// writeMu serialises the writers of the partition's manifests: this
+	// broker's tiering round for it and DeleteRecords.
+	writeMu sync.Mutex
+
 	mu       sync.Mutex
 	manifest *tiering.PartitionManifest // nil: not read yet
 	epoch    int32                      // the leader epoch it was read or written in
@@ -47,10 +51,14 @@ func (p *Partition) setRemoteManifest(m *tiering.PartitionManifest, epoch int32)
 	p.remote.mu.Lock()
 	p.remote.manifest, p.remote.epoch = m, epoch
 	p.remote.mu.Unlock()
-	if m == nil || len(m.Segments) == 0 {
+	if m == nil {
 		p.remoteStart.Store(-1)
+		p.remoteHasData.Store(false)
 		return
 	}
+	// Data first: a reader that sees the new start sees whether it holds
+	// segments.
+	p.remoteHasData.Store(len(m.Segments) > 0)
 	p.remoteStart.Store(m.LogStartOffset)
 }
 
@@ -165,6 +173,8 @@ func (b *Broker) tierPartition(ctx context.Context, p *Partition, round int) {
 	}
 	epoch := st.LeaderEpoch
 	l := tiering.Layout{Topic: p.Topic, TopicID: p.topicID}
+	p.remote.writeMu.Lock()
+	defer p.remote.writeMu.Unlock()
 	m, err := b.leaderManifest(ctx, p, l, epoch)
 	if err != nil {
 		b.tieringMetrics.errors.WithLabelValues("read_manifest").Inc()

@@ -3,11 +3,13 @@ package broker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"testing"
 	"time"
 
+	partlog "github.com/strata-broker/strata/broker/log"
 	"github.com/strata-broker/strata/broker/record"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
@@ -52,8 +54,15 @@ func produceValues(t *testing.T, b *Broker, topic string, from, to int) {
 // readValues fetches every record from offset 0 and returns the values.
 func readValues(t *testing.T, b *Broker, topic string, want int) []string {
 	t.Helper()
+	return readValuesFrom(t, b, topic, 0, want)
+}
+
+// readValuesFrom fetches records from offset from on and returns the values
+// of at least want of them.
+func readValuesFrom(t *testing.T, b *Broker, topic string, from int64, want int) []string {
+	t.Helper()
 	var out []string
-	offset := int64(0)
+	offset := from
 	for len(out) < want {
 		res, err := b.Fetch(context.Background(), []FetchPartition{{Topic: topic, Offset: offset, MaxBytes: 700}}, FetchOptions{})
 		if err != nil {
@@ -285,4 +294,71 @@ func configEntry(d TopicDescription, name string) string {
 		}
 	}
 	return ""
+}
+
+// DeleteRecords on a tiered topic deletes records that are only in the
+// bucket too: the manifest's log start moves, the segment objects wholly
+// below it go, and fetches below it are out of range, also after the
+// broker forgot the manifest and read it back.
+func TestDeleteRecordsReachesTheBucket(t *testing.T) {
+	b, objects := startTieredBroker(t)
+	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "ledger", Partitions: 1, Configs: map[string]string{
+		"remote.storage.enable": "true", "segment.bytes": "1024", "local.retention.bytes": "2048",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	produceValues(t, b, "ledger", 0, 200)
+	p, _ := b.partition("ledger", 0)
+	waitUntil(t, "most records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 100 })
+	before, _ := p.remoteManifest()
+
+	const cut = 50 // in the bucket only
+	low, err := b.DeleteRecords(ctx, "ledger", 0, cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if low != cut {
+		t.Fatalf("low watermark %d, want %d", low, cut)
+	}
+	l := tiering.Layout{Topic: "ledger", TopicID: p.topicID}
+	m, _, _, err := tiering.LatestManifest(ctx, objects, l, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.LogStartOffset != cut || len(m.Segments) == 0 || m.Segments[0].NextOffset <= cut || m.Segments[0].BaseOffset > cut {
+		t.Fatalf("manifest after DeleteRecords: start %d, first segment %+v", m.LogStartOffset, m.Segments[0])
+	}
+	for _, s := range before.Segments {
+		ok, err := existsObject(ctx, objects, s.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if below := s.NextOffset <= cut; ok == below {
+			t.Fatalf("segment %d-%d: object exists %v after deleting below %d", s.BaseOffset, s.NextOffset, ok, cut)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		if off, _, _, err := b.ListOffset("ledger", 0, EarliestTimestamp); err != nil || off != cut {
+			t.Fatalf("%s: earliest offset %d, %v; want %d", when, off, err, cut)
+		}
+		res, err := b.Fetch(ctx, []FetchPartition{{Topic: "ledger", Offset: cut - 1, MaxBytes: 4096}}, FetchOptions{})
+		var oor *partlog.OffsetOutOfRangeError
+		if err != nil || !errors.As(res[0].Err, &oor) {
+			t.Fatalf("%s: fetch below the new start: %v, %v; want offset out of range", when, err, res[0].Err)
+		}
+		values := readValuesFrom(t, b, "ledger", cut, 10)
+		if want := fmt.Sprintf("value-%05d-%0100d", cut, cut); values[0] != want {
+			t.Fatalf("%s: first record %q, want %q", when, values[0], want)
+		}
+	}
+	check("at once")
+	p.setRemoteManifest(nil, 0) // as a new leader: read back from the bucket
+	check("with the manifest read back")
+}
+
+func existsObject(ctx context.Context, st objstore.Store, key string) (bool, error) {
+	_, ok, err := st.Exists(ctx, key)
+	return ok, err
 }
