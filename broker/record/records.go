@@ -150,18 +150,18 @@ func (b *Builder) Build(codec Compression) ([]byte, error) {
 	if len(out)-LogOverhead > math.MaxInt32 {
 		return nil, fmt.Errorf("record batch: %d bytes is too large", len(out))
 	}
-	binary.BigEndian.PutUint64(out[offBaseOffset:], 0)
-	binary.BigEndian.PutUint32(out[offLength:], uint32(len(out)-LogOverhead))
-	binary.BigEndian.PutUint32(out[offLeaderEpoch:], math.MaxUint32) // -1: not yet stamped
-	out[offMagic] = 2
-	binary.BigEndian.PutUint16(out[offAttributes:], uint16(codec)&compressionMask)
-	binary.BigEndian.PutUint32(out[offLastOffsetDelta:], uint32(b.count-1))
-	binary.BigEndian.PutUint64(out[offBaseTimestamp:], uint64(b.baseTS))
-	binary.BigEndian.PutUint64(out[offMaxTimestamp:], uint64(b.maxTS))
-	binary.BigEndian.PutUint64(out[offProducerID:], uint64(b.producerID))
-	binary.BigEndian.PutUint16(out[offProducerEpoch:], uint16(b.producerEpoc))
-	binary.BigEndian.PutUint32(out[offBaseSequence:], uint32(b.baseSequence))
-	binary.BigEndian.PutUint32(out[offRecordCount:], uint32(b.count))
+	putHeader(out, &Header{
+		Length:               int32(len(out) - LogOverhead),
+		PartitionLeaderEpoch: -1, // not yet stamped
+		Attributes:           int16(codec) & compressionMask,
+		LastOffsetDelta:      b.count - 1,
+		BaseTimestamp:        b.baseTS,
+		MaxTimestamp:         b.maxTS,
+		ProducerID:           b.producerID,
+		ProducerEpoch:        b.producerEpoc,
+		BaseSequence:         b.baseSequence,
+		RecordCount:          b.count,
+	})
 	binary.BigEndian.PutUint32(out[offCRC:], Checksum(out))
 	return out, nil
 }

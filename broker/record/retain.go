@@ -149,9 +149,19 @@ func appendBatch(dst []byte, h *Header, records []byte) ([]byte, error) {
 	}
 	at := len(dst)
 	dst = append(dst, make([]byte, HeaderSize)...)
+	h.Length = int32(size - LogOverhead)
+	putHeader(dst[at:], h)
+	dst = append(dst, records...)
 	b := dst[at:]
+	binary.BigEndian.PutUint32(b[offCRC:], Checksum(b))
+	return dst, nil
+}
+
+// putHeader writes h, magic 2, into the first HeaderSize bytes of b; the
+// CRC is left for the caller, once the records follow.
+func putHeader(b []byte, h *Header) {
 	binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(h.BaseOffset))
-	binary.BigEndian.PutUint32(b[offLength:], uint32(size-LogOverhead))
+	binary.BigEndian.PutUint32(b[offLength:], uint32(h.Length))
 	binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(h.PartitionLeaderEpoch))
 	b[offMagic] = 2
 	binary.BigEndian.PutUint16(b[offAttributes:], uint16(h.Attributes))
@@ -162,8 +172,4 @@ func appendBatch(dst []byte, h *Header, records []byte) ([]byte, error) {
 	binary.BigEndian.PutUint16(b[offProducerEpoch:], uint16(h.ProducerEpoch))
 	binary.BigEndian.PutUint32(b[offBaseSequence:], uint32(h.BaseSequence))
 	binary.BigEndian.PutUint32(b[offRecordCount:], uint32(h.RecordCount))
-	dst = append(dst, records...)
-	b = dst[at:]
-	binary.BigEndian.PutUint32(b[offCRC:], Checksum(b))
-	return dst, nil
 }
