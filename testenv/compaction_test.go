@@ -16,7 +16,6 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-broker/strata/broker/record"
@@ -58,27 +57,14 @@ func TestCompactedTopicLocallyAndInTheBucket(t *testing.T) {
 		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "300", "log.cleaner.backoff.ms": "300"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	var seeds []string
-	for _, b := range c.Brokers() {
-		seeds = append(seeds, b.KafkaAddr())
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("stock"),
-		kgo.ProducerBatchCompression(kgo.Lz4Compression()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	cfg := func(v string) *string { return &v }
-	if _, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{
-		"cleanup.policy": cfg("compact"), "remote.storage.enable": cfg("true"), "segment.bytes": cfg("16384"),
-		"local.retention.bytes": cfg("65536"), "min.cleanable.dirty.ratio": cfg("0.2"),
+	cl, adm, _ := kafkaClient(t, c, kgo.DefaultProduceTopic("stock"), kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+	createKafkaTopic(ctx, t, adm, "stock", 3, map[string]string{
+		"cleanup.policy": "compact", "remote.storage.enable": "true", "segment.bytes": "16384",
+		"local.retention.bytes": "65536", "min.cleanable.dirty.ratio": "0.2",
 		// The last round stays in the active segment, which is never
 		// compacted, until the cleaner rolls it after this lag.
-		"max.compaction.lag.ms": cfg("3000"),
-	}, "stock"); err != nil {
-		t.Fatal(err)
-	}
+		"max.compaction.lag.ms": "3000",
+	})
 	const keys, rounds = 1000, 100
 	for round := range rounds {
 		recs := make([]*kgo.Record, 0, keys)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,6 +21,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -507,5 +510,39 @@ func produceAfterRestart(t testing.TB, c stratav1.StrataClient, topic string, le
 				break
 			}
 		}
+	}
+}
+
+// kafkaClient connects a franz-go client to every broker of c, closed when
+// the test ends, and returns it with an admin client on it and the seed
+// addresses.
+func kafkaClient(t testing.TB, c *testenv.Cluster, opts ...kgo.Opt) (*kgo.Client, *kadm.Client, []string) {
+	t.Helper()
+	var seeds []string
+	for _, b := range c.Brokers() {
+		seeds = append(seeds, b.KafkaAddr())
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl, kadm.NewClient(cl), seeds
+}
+
+// createKafkaTopic creates a topic of one partition with replication
+// factor rf and configs through Kafka's CreateTopics.
+func createKafkaTopic(ctx context.Context, t testing.TB, adm *kadm.Client, name string, rf int16, configs map[string]string) {
+	t.Helper()
+	cfg := map[string]*string{}
+	for k, v := range configs {
+		cfg[k] = &v
+	}
+	resp, err := adm.CreateTopic(ctx, 1, rf, cfg, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
 	}
 }

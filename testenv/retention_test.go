@@ -30,6 +30,29 @@ func listEarliest(t testing.TB, c stratav1.StrataClient, topic string, p int32) 
 	return resp.GetPartitions()[0].GetOffset()
 }
 
+// produceAged produces n records to partition 0, in batches of ten, with
+// timestamps age in the past.
+func produceAged(t *testing.T, api stratav1.StrataClient, topic string, n int, age time.Duration) {
+	t.Helper()
+	ts := time.Now().Add(-age).UnixMilli()
+	for i := 0; i < n; i += 10 {
+		var recs []*stratav1.Record
+		for j := i; j < min(i+10, n); j++ {
+			recs = append(recs, &stratav1.Record{Key: recordKey(j), Value: recordValue(j), TimestampMs: ts})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+		resp, err := api.Produce(ctx, &stratav1.ProduceRequest{Topic: topic, Acks: stratav1.Acks_ACKS_ALL,
+			Partitions: []*stratav1.ProducePartition{{Partition: 0, Records: recs}}})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := resp.GetPartitions()[0].GetError(); e != nil {
+			t.Fatal(e)
+		}
+	}
+}
+
 // An operator lowers retention.ms with `strata topics alter` on a running
 // broker: its retention worker deletes the expired segments at its next
 // check (log.retention.check.interval.ms), and the earliest offset moves.
@@ -44,23 +67,7 @@ func TestRetentionMsAlteredWithTheCLI(t *testing.T) {
 	createTopic(t, api, "expiring", 1, map[string]string{"segment.bytes": "1024"})
 	// Records a day old by their timestamps, in batches of ten, so that
 	// they fill several segments.
-	old := time.Now().Add(-24 * time.Hour).UnixMilli()
-	for i := 0; i < 100; i += 10 {
-		var recs []*stratav1.Record
-		for j := i; j < i+10; j++ {
-			recs = append(recs, &stratav1.Record{Key: recordKey(j), Value: recordValue(j), TimestampMs: old})
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
-		resp, err := api.Produce(ctx, &stratav1.ProduceRequest{Topic: "expiring", Acks: stratav1.Acks_ACKS_ALL,
-			Partitions: []*stratav1.ProducePartition{{Partition: 0, Records: recs}}})
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e := resp.GetPartitions()[0].GetError(); e != nil {
-			t.Fatal(e)
-		}
-	}
+	produceAged(t, api, "expiring", 100, 24*time.Hour)
 	segmentFiles := func() []string {
 		files, err := filepath.Glob(filepath.Join(b.DataDir(), "expiring-0", "*.log"))
 		if err != nil {
@@ -116,23 +123,7 @@ func TestTieredRetentionMsAlteredWithTheCLI(t *testing.T) {
 	b := c.Brokers()[0]
 	api := dial(t, b.GRPCAddr())
 	createTopic(t, api, "ticks", 1, map[string]string{"segment.bytes": "1024", "remote.storage.enable": "true", "local.retention.bytes": "2048"})
-	old := time.Now().Add(-24 * time.Hour).UnixMilli()
-	for i := 0; i < 200; i += 10 {
-		var recs []*stratav1.Record
-		for j := i; j < i+10; j++ {
-			recs = append(recs, &stratav1.Record{Key: recordKey(j), Value: recordValue(j), TimestampMs: old})
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
-		resp, err := api.Produce(ctx, &stratav1.ProduceRequest{Topic: "ticks", Acks: stratav1.Acks_ACKS_ALL,
-			Partitions: []*stratav1.ProducePartition{{Partition: 0, Records: recs}}})
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e := resp.GetPartitions()[0].GetError(); e != nil {
-			t.Fatal(e)
-		}
-	}
+	produceAged(t, api, "ticks", 200, 24*time.Hour)
 	bin := testenv.Binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

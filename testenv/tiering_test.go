@@ -36,23 +36,10 @@ func TestTieredTopicReadsBackFromMinIO(t *testing.T) {
 		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "200"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var seeds []string
-	for _, b := range c.Brokers() {
-		seeds = append(seeds, b.KafkaAddr())
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("history"),
-		kgo.ProducerBatchCompression(kgo.NoCompression()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	cfg := func(v string) *string { return &v }
-	if _, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{
-		"remote.storage.enable": cfg("true"), "segment.bytes": cfg("16384"), "local.retention.bytes": cfg("32768"),
-	}, "history"); err != nil {
-		t.Fatal(err)
-	}
+	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic("history"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	createKafkaTopic(ctx, t, adm, "history", 3, map[string]string{
+		"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.bytes": "32768",
+	})
 	const n = 3000
 	for i := 0; i < n; i += 100 {
 		var recs []*kgo.Record
@@ -315,23 +302,11 @@ func TestLeaderChangeDuringUploads(t *testing.T) {
 		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "100"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var seeds []string
-	for _, b := range c.Brokers() {
-		seeds = append(seeds, b.KafkaAddr())
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("busy"),
+	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic("busy"),
 		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordDeliveryTimeout(60*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	v := func(s string) *string { return &s }
-	if _, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{
-		"remote.storage.enable": v("true"), "segment.bytes": v("32768"), "local.retention.bytes": v("32768"), "min.insync.replicas": v("2"),
-	}, "busy"); err != nil {
-		t.Fatal(err)
-	}
+	createKafkaTopic(ctx, t, adm, "busy", 3, map[string]string{
+		"remote.storage.enable": "true", "segment.bytes": "32768", "local.retention.bytes": "32768", "min.insync.replicas": "2",
+	})
 	produced := 0
 	produceFor := func(d time.Duration) {
 		for end := time.Now().Add(d); time.Now().Before(end); {
