@@ -2,10 +2,14 @@ package testenv_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,6 +79,7 @@ func BenchmarkColdRead(b *testing.B) {
 		b.Fatal(err)
 	}
 	var rawBytes int64
+	rawCPU := startCPU(b, c.MinIO().Pid(), br.Pid())
 	rawStart := time.Now()
 	for _, s := range m.Segments {
 		obj, err := mc.GetObject(ctx, s3.Bucket, testenv.ObjectStorePrefix+"/"+s.Key, minio.GetObjectOptions{})
@@ -89,6 +94,7 @@ func BenchmarkColdRead(b *testing.B) {
 		rawBytes += n
 	}
 	rawSecs := time.Since(rawStart).Seconds()
+	rawUse := rawCPU.stop(rawSecs)
 
 	// The consumer, against a broker whose cache is empty.
 	if err := br.Restart(ctx); err != nil {
@@ -117,6 +123,7 @@ func BenchmarkColdRead(b *testing.B) {
 			io.Copy(f, resp.Body)
 		}()
 	}
+	coldCPU := startCPU(b, c.MinIO().Pid(), br.Pid())
 	start := time.Now()
 	var first time.Duration
 	var readBytes int64
@@ -135,6 +142,7 @@ func BenchmarkColdRead(b *testing.B) {
 		})
 	}
 	coldSecs := time.Since(start).Seconds()
+	coldUse := coldCPU.stop(coldSecs)
 	b.StopTimer()
 	coldMBs := float64(rawBytes) / 1e6 / (coldSecs - first.Seconds()) // the same bytes the raw GETs read
 	rawMBs := float64(rawBytes) / 1e6 / rawSecs
@@ -149,4 +157,67 @@ func BenchmarkColdRead(b *testing.B) {
 	}
 	b.Logf("%d segments, %d MiB in the bucket; raw GETs %.2fs, cold consumer %.2fs (first record after %v)",
 		len(m.Segments), rawBytes>>20, rawSecs, coldSecs, first.Round(time.Millisecond))
+	// Where the two cores went: CPU seconds per GB moved, by process.
+	gb := float64(rawBytes) / 1e9
+	b.Logf("raw GETs: %s", rawUse.per(gb))
+	b.Logf("cold read: %s", coldUse.per(gb))
+	b.ReportMetric(coldUse.minio/gb, "cold_minio_cpu_s/GB")
+	b.ReportMetric(coldUse.broker/gb, "cold_broker_cpu_s/GB")
+	b.ReportMetric(coldUse.client/gb, "cold_consumer_cpu_s/GB")
+	b.ReportMetric(rawUse.minio/gb, "raw_minio_cpu_s/GB")
+}
+
+// cpuUse is the CPU time MinIO, the broker and this process (the client:
+// minio-go or the consumer) used over a phase of wall seconds.
+type cpuUse struct {
+	minio, broker, client, wall float64
+}
+
+func (u cpuUse) per(gb float64) string {
+	return fmt.Sprintf("CPU s/GB: MinIO %.2f, broker %.2f, client %.2f; cores busy %.2f of %d",
+		u.minio/gb, u.broker/gb, u.client/gb, (u.minio+u.broker+u.client)/u.wall, runtime.NumCPU())
+}
+
+type cpuMark struct {
+	tb                  testing.TB
+	minioPid, brokerPid int
+	at                  cpuUse
+}
+
+func startCPU(tb testing.TB, minioPid, brokerPid int) cpuMark {
+	m := cpuMark{tb: tb, minioPid: minioPid, brokerPid: brokerPid}
+	m.at = m.read()
+	return m
+}
+
+func (m cpuMark) read() cpuUse {
+	return cpuUse{minio: procCPU(m.tb, m.minioPid), broker: procCPU(m.tb, m.brokerPid), client: selfCPU(m.tb)}
+}
+
+func (m cpuMark) stop(wall float64) cpuUse {
+	now := m.read()
+	return cpuUse{minio: now.minio - m.at.minio, broker: now.broker - m.at.broker, client: now.client - m.at.client, wall: wall}
+}
+
+// procCPU is a process's user and system CPU seconds from /proc (clock
+// ticks of 1/100 s, Linux's USER_HZ).
+func procCPU(tb testing.TB, pid int) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is field 3, utime 14 and stime 15.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100
+}
+
+func selfCPU(tb testing.TB) float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
