@@ -151,9 +151,10 @@ func BenchmarkColdRead(b *testing.B) {
 	b.ReportMetric(coldMBs/rawMBs, "ratio")
 	b.ReportMetric(float64(first.Microseconds())/1000, "first_record_ms")
 	if n := metricValue(b, br, "strata_tiering_remote_read_seconds_count"); n > 0 {
-		b.Logf("remote GETs: %.0f, mean %.1f ms; cache hits %.0f, misses %.0f", n,
+		b.Logf("remote GETs: %.0f, mean %.1f ms; cache hits %.0f, misses %.0f (of which refetches %.0f)", n,
 			1000*metricValue(b, br, "strata_tiering_remote_read_seconds_sum")/n,
-			metricValue(b, br, "strata_tiering_cache_hits_total"), metricValue(b, br, "strata_tiering_cache_misses_total"))
+			metricValue(b, br, "strata_tiering_cache_hits_total"), metricValue(b, br, "strata_tiering_cache_misses_total"),
+			metricValue(b, br, "strata_tiering_cache_refetches_total"))
 	}
 	b.Logf("%d segments, %d MiB in the bucket; raw GETs %.2fs, cold consumer %.2fs (first record after %v)",
 		len(m.Segments), rawBytes>>20, rawSecs, coldSecs, first.Round(time.Millisecond))

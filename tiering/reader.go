@@ -32,6 +32,9 @@ type ReaderConfig struct {
 	CacheDir string
 	// CacheBytes bounds the chunk cache on disk (--tiering-cache-bytes).
 	CacheBytes int64
+	// MemoryBytes bounds the chunks kept in memory, most recent first;
+	// zero means room for the read-ahead and the chunks being read.
+	MemoryBytes int64
 	// ChunkSize is the size of one ranged GET; zero means DefaultChunkSize.
 	ChunkSize int64
 	// ReadAhead is how many chunks after the one read are fetched ahead
@@ -60,6 +63,7 @@ type Reader struct {
 	getSeconds *prometheus.HistogramVec
 	cacheHits  prometheus.Counter
 	cacheMiss  prometheus.Counter
+	refetches  prometheus.Counter
 	corrupt    prometheus.Counter
 }
 
@@ -86,11 +90,14 @@ func NewReader(st Store, cfg ReaderConfig) (*Reader, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
+	if cfg.MemoryBytes <= 0 {
+		cfg.MemoryBytes = int64(cfg.ReadAhead+cfg.Workers+2) * cfg.ChunkSize
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cache, err := newChunkCache(cfg.CacheDir, cfg.CacheBytes)
+	cache, err := newChunkCache(cfg.CacheDir, cfg.CacheBytes, cfg.MemoryBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -109,17 +116,22 @@ func NewReader(st Store, cfg ReaderConfig) (*Reader, error) {
 		cacheMiss: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_tiering_cache_misses_total", Help: "Remote-read chunks fetched from the object store.",
 		}),
+		refetches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_tiering_cache_refetches_total",
+			Help: "Chunks fetched from the object store again, having left the cache's memory (they are then kept on disk too).",
+		}),
 		corrupt: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_tiering_corrupt_reads_total", Help: "Remote reads refused because the data failed a check.",
 		}),
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.getSeconds, r.cacheHits, r.cacheMiss, r.corrupt} {
+		for _, c := range []prometheus.Collector{r.getSeconds, r.cacheHits, r.cacheMiss, r.refetches, r.corrupt} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("tiering metrics: %w", err)
 			}
 		}
 	}
+	cache.refetches = r.refetches
 	return r, nil
 }
 
@@ -202,6 +214,15 @@ func (r *Reader) readRange(ctx context.Context, dst []byte, key string, size, of
 		})
 	}
 	wg.Wait()
+	if len(chunks) == 1 && dst == nil && errs[0] == nil {
+		// Within one chunk: a slice of it, not a copy. Chunks are never
+		// written to once fetched; the capacity is cut so that a caller
+		// appending to the result copies instead of writing into it.
+		from := off - firstChunk*r.cfg.ChunkSize
+		if data := chunks[0]; from+n <= int64(len(data)) {
+			return data[from : from+n : from+n], nil
+		}
+	}
 	out := slices.Grow(dst, int(n))
 	base := len(out)
 	for i, data := range chunks {
@@ -366,27 +387,46 @@ func (r *Reader) scheduleAhead(segs []SegmentMeta, i int, pos int64) {
 			c = pos / r.cfg.ChunkSize
 		}
 		for ; left > 0 && c*r.cfg.ChunkSize < seg.Size; c++ {
-			ref := chunkRef{key: seg.Key, size: seg.Size, chunk: c}
-			if r.cache.has(ref) {
-				continue
-			}
-			r.readAhead(ref)
+			// The window is the ReadAhead chunks after pos, whether
+			// cached or not: counting only missing ones would run ever
+			// further ahead and push chunks out of memory before the
+			// reader gets to them.
 			left--
+			if ref := (chunkRef{key: seg.Key, size: seg.Size, chunk: c}); !r.cache.has(ref) {
+				r.readAhead(ref)
+			}
 		}
 	}
 }
 
 // chunkCache keeps chunks in files under dir, least recently used first
 // out, within max bytes. Concurrent misses of one chunk share one fetch.
+// chunkCache keeps chunks in two tiers. In memory, the most recent chunks,
+// up to memMax bytes: a sequential reader reads each chunk over several
+// fetches and the read-ahead lands there. On disk, up to max bytes, only
+// chunks fetched from the store a second time (while still remembered as
+// fetched before): a chunk a single sequential reader reads once is never
+// written to disk and read back, which profiling showed to cost about a
+// quarter of the broker's CPU on a cold read; data read again, by a second
+// consumer or after it left memory, is kept.
 type chunkCache struct {
-	dir string
-	max int64
+	dir    string
+	max    int64
+	memMax int64
 
 	mu       sync.Mutex
 	size     int64
-	lru      *list.List // of *cacheEntry, most recent first
+	lru      *list.List // of *cacheEntry, on disk, most recent first
 	entries  map[chunkRef]*list.Element
+	memSize  int64
+	memLRU   *list.List // of *memEntry, most recent first
+	mem      map[chunkRef]*list.Element
+	ghosts   map[chunkRef]struct{} // fetched from the store before
+	ghostLog []chunkRef            // ring of ghosts, oldest at ghostAt
+	ghostAt  int
 	inflight map[chunkRef]*fetchCall
+	// refetches counts chunks fetched from the store again.
+	refetches prometheus.Counter
 }
 
 type cacheEntry struct {
@@ -395,13 +435,22 @@ type cacheEntry struct {
 	n    int64
 }
 
+type memEntry struct {
+	ref  chunkRef
+	data []byte
+}
+
 type fetchCall struct {
 	done chan struct{}
 	data []byte
 	err  error
 }
 
-func newChunkCache(dir string, max int64) (*chunkCache, error) {
+// maxGhosts bounds how many fetched chunks the cache remembers for its
+// admission rule (16 bytes of key hash and offset each, at most a few MiB).
+const maxGhosts = 1 << 16
+
+func newChunkCache(dir string, max, memMax int64) (*chunkCache, error) {
 	if dir == "" {
 		return nil, errors.New("tiering: no cache directory")
 	}
@@ -413,15 +462,18 @@ func newChunkCache(dir string, max int64) (*chunkCache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("tiering cache: %w", err)
 	}
-	return &chunkCache{dir: dir, max: max, lru: list.New(), entries: map[chunkRef]*list.Element{}, inflight: map[chunkRef]*fetchCall{}}, nil
+	return &chunkCache{dir: dir, max: max, memMax: memMax, lru: list.New(), entries: map[chunkRef]*list.Element{},
+		memLRU: list.New(), mem: map[chunkRef]*list.Element{}, ghosts: map[chunkRef]struct{}{},
+		inflight: map[chunkRef]*fetchCall{}}, nil
 }
 
 func (c *chunkCache) has(ref chunkRef) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.entries[ref]
+	_, inMem := c.mem[ref]
+	_, onDisk := c.entries[ref]
 	_, busy := c.inflight[ref]
-	return ok || busy
+	return inMem || onDisk || busy
 }
 
 func (c *chunkCache) fileFor(ref chunkRef) string {
@@ -431,6 +483,13 @@ func (c *chunkCache) fileFor(ref chunkRef) string {
 
 func (c *chunkCache) get(ref chunkRef, fetch func() ([]byte, error), hits prometheus.Counter) ([]byte, error) {
 	c.mu.Lock()
+	if e, ok := c.mem[ref]; ok {
+		c.memLRU.MoveToFront(e)
+		data := e.Value.(*memEntry).data
+		c.mu.Unlock()
+		hits.Inc()
+		return data, nil
+	}
 	if e, ok := c.entries[ref]; ok {
 		c.lru.MoveToFront(e)
 		ent := e.Value.(*cacheEntry)
@@ -438,6 +497,9 @@ func (c *chunkCache) get(ref chunkRef, fetch func() ([]byte, error), hits promet
 		data, err := os.ReadFile(ent.file)
 		if err == nil && int64(len(data)) == ent.n {
 			hits.Inc()
+			c.mu.Lock()
+			c.putMemLocked(ref, data)
+			c.mu.Unlock()
 			return data, nil
 		}
 		// Evicted meanwhile, or damaged: fetch again.
@@ -454,16 +516,57 @@ func (c *chunkCache) get(ref chunkRef, fetch func() ([]byte, error), hits promet
 	c.mu.Unlock()
 
 	call.data, call.err = fetch()
-	if call.err == nil {
-		c.put(ref, call.data)
-	}
 	c.mu.Lock()
 	delete(c.inflight, ref)
+	again := false
+	if call.err == nil {
+		c.putMemLocked(ref, call.data)
+		again = c.fetchedBeforeLocked(ref)
+	}
 	c.mu.Unlock()
+	if again {
+		c.refetches.Inc()
+		c.put(ref, call.data)
+	}
 	close(call.done)
 	return call.data, call.err
 }
 
+// putMemLocked keeps data in memory, evicting the least recent chunks past
+// the bound. mu must be held.
+func (c *chunkCache) putMemLocked(ref chunkRef, data []byte) {
+	if e, ok := c.mem[ref]; ok {
+		c.memLRU.MoveToFront(e)
+		return
+	}
+	c.mem[ref] = c.memLRU.PushFront(&memEntry{ref: ref, data: data})
+	c.memSize += int64(len(data))
+	for c.memSize > c.memMax && c.memLRU.Len() > 1 {
+		old := c.memLRU.Remove(c.memLRU.Back()).(*memEntry)
+		delete(c.mem, old.ref)
+		c.memSize -= int64(len(old.data))
+	}
+}
+
+// fetchedBeforeLocked reports whether ref was fetched from the store before
+// (within the last maxGhosts fetches) and remembers that it now was. mu
+// must be held.
+func (c *chunkCache) fetchedBeforeLocked(ref chunkRef) bool {
+	if _, ok := c.ghosts[ref]; ok {
+		return true
+	}
+	if len(c.ghostLog) < maxGhosts {
+		c.ghostLog = append(c.ghostLog, ref)
+	} else {
+		delete(c.ghosts, c.ghostLog[c.ghostAt])
+		c.ghostLog[c.ghostAt] = ref
+		c.ghostAt = (c.ghostAt + 1) % maxGhosts
+	}
+	c.ghosts[ref] = struct{}{}
+	return false
+}
+
+// put writes a chunk to the disk tier.
 func (c *chunkCache) put(ref chunkRef, data []byte) {
 	file := c.fileFor(ref)
 	c.mu.Lock()

@@ -26,7 +26,8 @@ func TestReadRangeThroughABoundedCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	cacheDir := filepath.Join(t.TempDir(), "cache")
-	r, err := NewReader(st, ReaderConfig{CacheDir: cacheDir, CacheBytes: 256, ChunkSize: 64, Workers: 3})
+	// One chunk in memory: chunks are fetched again and so reach the disk.
+	r, err := NewReader(st, ReaderConfig{CacheDir: cacheDir, CacheBytes: 256, MemoryBytes: 64, ChunkSize: 64, Workers: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +49,11 @@ func TestReadRangeThroughABoundedCache(t *testing.T) {
 			t.Fatalf("after range %d+%d the cache holds %d bytes on disk, bound 256", c.off, c.n, onDisk)
 		}
 	}
-	misses := testutilCount(r.cacheMiss)
 	if _, err := r.readRange(ctx, nil, "seg.log", int64(len(obj)), 960, 40); err != nil {
+		t.Fatal(err)
+	}
+	misses := testutilCount(r.cacheMiss)
+	if _, err := r.readRange(ctx, nil, "seg.log", int64(len(obj)), 970, 20); err != nil {
 		t.Fatal(err)
 	}
 	if again := testutilCount(r.cacheMiss); again != misses {
@@ -57,5 +61,61 @@ func TestReadRangeThroughABoundedCache(t *testing.T) {
 	}
 	if _, err := r.readRange(ctx, nil, "missing.log", 100, 0, 10); err == nil {
 		t.Fatal("reading a missing object succeeded")
+	}
+}
+
+// A chunk fetched once stays in memory only; one fetched from the store a
+// second time (it left memory and is wanted again) is kept on disk too.
+func TestChunksGoToDiskWhenFetchedAgain(t *testing.T) {
+	ctx := context.Background()
+	st, err := objstore.Open(ctx, "file://"+t.TempDir(), objstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := bytes.Repeat([]byte("0123456789abcdef"), 64) // 1024 bytes, 16 chunks
+	if err := st.Put(ctx, "seg.log", bytes.NewReader(obj), int64(len(obj))); err != nil {
+		t.Fatal(err)
+	}
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	r, err := NewReader(st, ReaderConfig{CacheDir: cacheDir, CacheBytes: 4096, MemoryBytes: 128, ChunkSize: 64, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	filesOnDisk := func() int {
+		files, err := os.ReadDir(cacheDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(files)
+	}
+	read := func(off, n int64) {
+		t.Helper()
+		got, err := r.readRange(ctx, nil, "seg.log", int64(len(obj)), off, n)
+		if err != nil || !bytes.Equal(got, obj[off:off+n]) {
+			t.Fatalf("range %d+%d: %v", off, n, err)
+		}
+	}
+	for i := int64(0); i < 16; i++ {
+		read(i*64, 64) // one chunk at a time: the last two stay in memory
+	}
+	if n := filesOnDisk(); n != 0 {
+		t.Fatalf("%d chunks on disk after one sequential read, want none", n)
+	}
+	misses := testutilCount(r.cacheMiss)
+	read(1000, 24) // the last chunk: still in memory
+	if got := testutilCount(r.cacheMiss); got != misses {
+		t.Fatalf("a chunk in memory was fetched again (%v misses, then %v)", misses, got)
+	}
+	read(0, 64) // left memory long ago: fetched again, and now kept on disk
+	if n := filesOnDisk(); n != 1 {
+		t.Fatalf("%d chunks on disk after chunk 0 was fetched a second time, want 1", n)
+	}
+	for i := int64(1); i < 16; i++ {
+		read(i*64, 64) // push chunk 0 out of memory
+	}
+	misses = testutilCount(r.cacheMiss)
+	read(0, 64)
+	if got := testutilCount(r.cacheMiss); got != misses {
+		t.Fatalf("chunk 0 was fetched a third time instead of read from disk (%v misses, then %v)", misses, got)
 	}
 }
