@@ -189,7 +189,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 		}
 		if fp.Offset < p.log.LogStartOffset() {
 			// Below the local log: the object store has it.
-			rr, ok, err := b.remoteRead(ctx, p, fp.Offset, max(limit, 1))
+			rr, buf, ok, err := b.remoteRead(ctx, p, fp.Offset, max(limit, 1), opts.Buffers)
 			if ok {
 				if err != nil {
 					res.Err = fmt.Errorf("fetch %s-%d at offset %d from the object store: %w", fp.Topic, fp.Partition, fp.Offset, err)
@@ -199,7 +199,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 					}
 					continue
 				}
-				res.Data = rr.Data
+				res.Data, res.Buffer = rr.Data, buf
 				if len(rr.Data) > 0 {
 					res.NextOffset = rr.NextOffset
 				}

@@ -425,20 +425,34 @@ func (b *Broker) writeTopicManifest(ctx context.Context, p *Partition) {
 }
 
 // remoteRead serves a fetch below the local log start from the bucket.
-func (b *Broker) remoteRead(ctx context.Context, p *Partition, offset int64, maxBytes int) (tiering.ReadResult, bool, error) {
+// With a pool, the bytes are gathered in one of its buffers, returned as
+// the second result when the data is a slice of it (the caller gives it
+// back once the data is sent), or given back at once.
+func (b *Broker) remoteRead(ctx context.Context, p *Partition, offset int64, maxBytes int, pool BufferPool) (tiering.ReadResult, *[]byte, bool, error) {
 	if b.remote == nil {
-		return tiering.ReadResult{}, false, nil
+		return tiering.ReadResult{}, nil, false, nil
 	}
 	m, _ := p.remoteManifest()
 	if m == nil {
-		return tiering.ReadResult{}, false, nil
+		return tiering.ReadResult{}, nil, false, nil
 	}
 	i := m.SegmentFor(offset)
 	if i < 0 || offset >= m.EndOffset() {
-		return tiering.ReadResult{}, false, nil
+		return tiering.ReadResult{}, nil, false, nil
 	}
-	res, err := b.remote.Read(ctx, m.Segments, i, offset, maxBytes)
-	return res, true, err
+	var buf *[]byte
+	var window []byte
+	if pool != nil {
+		buf = pool.Get(b.remote.WindowSize(maxBytes))
+		window = *buf
+	}
+	res, err := b.remote.Read(ctx, m.Segments, i, offset, maxBytes, window)
+	if buf != nil && (err != nil || !res.InBuf) {
+		// The data is not in buf (it lacked room, or nothing was read).
+		pool.Put(buf)
+		buf = nil
+	}
+	return res, buf, true, err
 }
 
 // ensureRemote reads a tiered partition's manifest if this broker has none
@@ -582,7 +596,7 @@ func (b *Broker) remoteOffsetForTimestamp(ctx context.Context, p *Partition, ts 
 			return 0, 0, false, err
 		}
 		for start < min(seg.NextOffset, localStart) {
-			res, err := b.remote.Read(ctx, m.Segments, i, start, 1<<20)
+			res, err := b.remote.Read(ctx, m.Segments, i, start, 1<<20, nil)
 			if err != nil {
 				return 0, 0, false, err
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -361,4 +362,77 @@ func TestDeleteRecordsReachesTheBucket(t *testing.T) {
 func existsObject(ctx context.Context, st objstore.Store, key string) (bool, error) {
 	_, ok, err := st.Exists(ctx, key)
 	return ok, err
+}
+
+// dirtyPool hands out buffers full of garbage and scribbles over those given
+// back, as a reused buffer would be: data read into one must be exactly the
+// records, and one given back must no longer be in use.
+type dirtyPool struct {
+	gets, puts atomic.Int64
+}
+
+func (p *dirtyPool) Get(n int) *[]byte {
+	p.gets.Add(1)
+	b := bytes.Repeat([]byte{0xee}, n)
+	return &b
+}
+
+func (p *dirtyPool) Put(b *[]byte) {
+	p.puts.Add(1)
+	full := (*b)[:cap(*b)]
+	for i := range full {
+		full[i] = 0xdd
+	}
+}
+
+// Reads from the bucket gather their bytes in the fetch's pooled buffers:
+// the records come back intact from dirty buffers, and each buffer is
+// either the response's (given back by the caller) or given back at once.
+func TestRemoteReadsUsePooledBuffers(t *testing.T) {
+	b, _ := startTieredBroker(t)
+	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "pooled", Partitions: 1, Configs: map[string]string{
+		"remote.storage.enable": "true", "segment.bytes": "1024", "local.retention.bytes": "1024",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	produceValues(t, b, "pooled", 0, 100)
+	p, _ := b.partition("pooled", 0)
+	waitUntil(t, "records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 50 })
+	pool := &dirtyPool{}
+	kept := 0
+	for offset := int64(0); offset < 50; {
+		res, err := b.Fetch(ctx, []FetchPartition{{Topic: "pooled", Offset: offset, MaxBytes: 700}}, FetchOptions{Buffers: pool})
+		if err != nil || res[0].Err != nil || len(res[0].Data) == 0 {
+			t.Fatalf("fetch at %d: %v %v", offset, err, res[0].Err)
+		}
+		it := record.NewBatches(res[0].Data)
+		for it.Next() {
+			err := record.ForEach(it.Bytes(), func(r *record.Record) error {
+				if r.Offset >= offset {
+					if want := fmt.Sprintf("value-%05d-%0100d", r.Offset, r.Offset); string(r.Value) != want {
+						return fmt.Errorf("record %d is %.20q", r.Offset, r.Value)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if res[0].Buffer != nil {
+			kept++
+			pool.Put(res[0].Buffer) // as the frontend does once the response is sent
+		}
+		offset = res[0].NextOffset
+	}
+	if kept == 0 {
+		t.Fatal("no remote read returned its data in a pooled buffer")
+	}
+	if g, p := pool.gets.Load(), pool.puts.Load(); g != p {
+		t.Fatalf("%d buffers taken, %d given back", g, p)
+	}
 }

@@ -278,10 +278,19 @@ func (r *Reader) index(ctx context.Context, seg SegmentMeta) ([]partlog.IndexEnt
 	return idx, nil
 }
 
+// WindowSize is the most a Read of maxBytes gathers: the batches asked for,
+// what lies before them from the last index entry, and the rest of the
+// chunk it ends in.
+func (r *Reader) WindowSize(maxBytes int) int {
+	return maxBytes + int(r.cfg.ChunkSize) + 64<<10
+}
+
 // ReadResult is what a remote read returns.
 type ReadResult struct {
 	Data       []byte // whole batches
 	NextOffset int64  // the offset after the last batch returned
+	// InBuf: Data is a slice of the buf passed to Read.
+	InBuf bool
 }
 
 // Read returns whole batches of segs[i] from the one holding offset, up to
@@ -289,7 +298,12 @@ type ReadResult struct {
 // checked (CRC, offsets inside the segment, increasing); a failed check is
 // ErrCorrupt and nothing of it is returned. When the read reaches the
 // segment's last chunk, the next segment's first chunk is fetched ahead.
-func (r *Reader) Read(ctx context.Context, segs []SegmentMeta, i int, offset int64, maxBytes int) (ReadResult, error) {
+//
+// buf, when not nil, is where the bytes read are gathered (WindowSize tells
+// how much room a read can need): Data is then a slice of it if it had
+// room, so that a caller can reuse pooled buffers instead of having fresh
+// ones allocated and zeroed for every read.
+func (r *Reader) Read(ctx context.Context, segs []SegmentMeta, i int, offset int64, maxBytes int, buf []byte) (ReadResult, error) {
 	seg := segs[i]
 	idx, err := r.index(ctx, seg)
 	if err != nil {
@@ -305,6 +319,9 @@ func (r *Reader) Read(ctx context.Context, segs []SegmentMeta, i int, offset int
 	// and batches are cut from it; the window grows when a batch needs it.
 	winStart := pos
 	var window []byte
+	if buf != nil {
+		window = buf[:0]
+	}
 	var dataStart int64
 	ensure := func(end int64) error {
 		have := winStart + int64(len(window))
@@ -373,6 +390,7 @@ func (r *Reader) Read(ctx context.Context, segs []SegmentMeta, i int, offset int
 		}
 	}
 	r.scheduleAhead(segs, i, pos)
+	res.InBuf = len(res.Data) > 0 && cap(buf) > 0 && cap(window) == cap(buf) && &window[:1][0] == &buf[:1][0]
 	return res, nil
 }
 

@@ -26,13 +26,13 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// poisonPool is readBuffers with accounting, and poison: a buffer given back
+// poisonPool is broker.ReadBuffers with accounting, and poison: a buffer given back
 // is overwritten at once, then handed out again dirty. A buffer given back
 // while gRPC still sends it reaches the client as garbage (and, under -race,
 // as a data race); one that is not fully overwritten by a read shows up as
 // garbage too.
 type poisonPool struct {
-	inner *readBuffers
+	inner *broker.ReadBuffers
 
 	mu         sync.Mutex
 	gets, puts int
@@ -92,7 +92,7 @@ func startBroker(t *testing.T) (stratav1.StrataClient, *poisonPool) {
 // replicas, whose part a test plays. It also returns the broker's address.
 func startBrokerWithPeers(t *testing.T, peers ...int32) (stratav1.StrataClient, *poisonPool, string) {
 	t.Helper()
-	pool := &poisonPool{inner: newReadBuffers()}
+	pool := &poisonPool{inner: broker.NewReadBuffers()}
 	_, c, addr := serveBroker(t, testBroker{peers: peers, buffers: pool})
 	return c, pool, addr
 }

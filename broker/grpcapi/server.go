@@ -59,7 +59,7 @@ type Server struct {
 
 // New returns the gRPC frontend for b.
 func New(b *broker.Broker) *Server {
-	return &Server{b: b, buffers: newReadBuffers(), sticky: make(map[string]int32)}
+	return &Server{b: b, buffers: broker.NewReadBuffers(), sticky: make(map[string]int32)}
 }
 
 // Register adds the services to a gRPC server. Fetch and ReplicaFetch are

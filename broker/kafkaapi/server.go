@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc/mem"
 
 	"github.com/strata-broker/strata/broker"
 )
@@ -81,7 +80,7 @@ func New(core Core, cfg Config) *Server {
 		cfg:      cfg,
 		logger:   logger,
 		metrics:  newMetrics(cfg.Registerer),
-		buffers:  mem.DefaultBufferPool(),
+		buffers:  broker.NewReadBuffers(),
 		conns:    make(map[*conn]struct{}),
 		shutdown: make(chan struct{}),
 	}

@@ -1,12 +1,8 @@
-package grpcapi
+package broker
 
 import (
 	"math/bits"
 	"sync"
-
-	"google.golang.org/grpc/mem"
-
-	"github.com/strata-broker/strata/broker"
 )
 
 // Size classes of readBuffers: powers of two from 4 KiB to 64 MiB. A fetch
@@ -17,28 +13,28 @@ const (
 	maxBufferShift = 26
 )
 
-// readBuffers is the pool of the buffers that fetches read partitions into;
-// the codec gives each back once gRPC has written it (see fetchReply).
+// ReadBuffers is the pool of the buffers that fetches read partitions into
+// (FetchOptions.Buffers), shared by the gRPC and Kafka frontends, which
+// give each back once the response is written. It also serves gRPC's
+// mem.BufferPool.
 //
 // Buffers are not zeroed, unlike those of gRPC's pools: the log overwrites
 // every byte it returns, and clearing (or faulting in) megabytes for every
 // fetch costs as much as reading them. One sync.Pool per size class, so a
 // buffer serves any read up to its size; buffers of a size that is not a
 // class (not from Get) are dropped by Put.
-type readBuffers struct {
+type ReadBuffers struct {
 	classes [maxBufferShift - minBufferShift + 1]sync.Pool
 }
 
-var (
-	_ mem.BufferPool    = (*readBuffers)(nil)
-	_ broker.BufferPool = (*readBuffers)(nil)
-)
+var _ BufferPool = (*ReadBuffers)(nil)
 
-func newReadBuffers() *readBuffers { return &readBuffers{} }
+// NewReadBuffers returns an empty pool.
+func NewReadBuffers() *ReadBuffers { return &ReadBuffers{} }
 
 // Get returns a buffer of length n whose capacity is n rounded up to a size
 // class; its contents are whatever the last user left.
-func (p *readBuffers) Get(n int) *[]byte {
+func (p *ReadBuffers) Get(n int) *[]byte {
 	class, ok := classOf(n)
 	if !ok {
 		b := make([]byte, n)
@@ -54,7 +50,7 @@ func (p *readBuffers) Get(n int) *[]byte {
 
 // Put keeps b for reuse if its capacity is a size class. The caller must not
 // use *b, or any slice of it, afterwards.
-func (p *readBuffers) Put(b *[]byte) {
+func (p *ReadBuffers) Put(b *[]byte) {
 	c := cap(*b)
 	class, ok := classOf(c)
 	if !ok || 1<<(class+minBufferShift) != c {
