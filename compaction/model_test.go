@@ -370,16 +370,33 @@ func TestReaderDuringSwaps(t *testing.T) {
 		for n := readsDone.Load(); readsDone.Load() == n && !readerExited.Load(); {
 			time.Sleep(100 * time.Microsecond)
 		}
-		// Appends between passes keep giving the cleaner dirty data.
+		// Appends between passes keep giving the cleaner dirty data; more
+		// go on during the pass, as producers do while a swap happens.
 		for range 30 {
 			m.appendRandom(t, l, rng, 40, clock, 1)
 		}
 		if err := l.Flush(); err != nil {
 			t.Fatal(err)
 		}
+		appending := make(chan struct{})
+		appended := make(chan struct{})
+		go func() {
+			defer close(appended)
+			for {
+				select {
+				case <-appending:
+					return
+				default:
+				}
+				m.appendRandom(t, l, rng, 40, clock, 1)
+			}
+		}()
 		c := &Cleaner{Map: NewOffsetMap(1 << 14), Now: clock.now}
 		d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.now())
-		if _, err := c.Clean(context.Background(), Local(l), d, p); err != nil {
+		_, err := c.Clean(context.Background(), Local(l), d, p)
+		close(appending)
+		<-appended
+		if err != nil {
 			t.Fatalf("pass %d: %v", i, err)
 		}
 	}

@@ -64,7 +64,7 @@ func (l *Log) BeginClean(base, end int64) (*Cleaned, error) {
 }
 
 // cleanRange finds the segments [i, j) holding exactly [base, end), all
-// sealed and durable. The caller holds segMu or mu (for a stable answer).
+// sealed and durable; the answer stays true while swapMu is held.
 func (l *Log) cleanRange(base, end int64) (int, int, error) {
 	l.segMu.RLock()
 	defer l.segMu.RUnlock()
@@ -91,16 +91,21 @@ func (l *Log) cleanRange(base, end int64) (int, int, error) {
 // changed meanwhile it aborts with ErrCleanStale. A failure once the swap is
 // decided marks the log failed; Open finishes the swap.
 func (l *Log) CommitClean(c *Cleaned, cleanerOffset int64) error {
-	// Made durable before taking the writers' lock: producers never wait
-	// for the cleaner's fsyncs.
 	if err := c.finish(); err != nil {
 		return fmt.Errorf("log: commit clean: %w", err)
 	}
 	s := c.seg
 
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.writable(); err != nil {
+	// swapMu, not mu: producers keep appending to the active segment while
+	// the marker is written and the files are swapped; only deletions and
+	// truncations, which could change the segments replaced, wait.
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
+	if l.closed.Load() {
+		c.Abort()
+		return ErrLogClosed
+	}
+	if err := l.failure(); err != nil {
 		c.Abort()
 		return err
 	}
@@ -127,6 +132,11 @@ func (l *Log) CommitClean(c *Cleaned, cleanerOffset int64) error {
 	s.durable.Store(true)
 	s.created = l.now()
 
+	// mu too, for the file renames and the list change only: writers read
+	// the segment list under mu alone. Appends may have rolled meanwhile,
+	// which only adds segments at the end: the replaced ones are where
+	// cleanRange found them.
+	l.mu.Lock()
 	l.segMu.Lock()
 	old := slices.Clone(l.segs[i:j])
 	var errs []error
@@ -145,11 +155,13 @@ func (l *Log) CommitClean(c *Cleaned, cleanerOffset int64) error {
 	}
 	if l.crashed("after-old-removed") {
 		l.segMu.Unlock()
+		l.mu.Unlock()
 		return errCrashed
 	}
 	errs = append(errs, renameCleaned(l.dir, s.base))
 	l.segs = slices.Concat(l.segs[:i], []*segment{s}, l.segs[j:])
 	l.segMu.Unlock()
+	l.mu.Unlock()
 
 	errs = append(errs, syncDir(l.dir))
 	if err := errors.Join(errs...); err != nil {

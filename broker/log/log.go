@@ -137,8 +137,12 @@ type Log struct {
 	cfg    atomic.Pointer[Config]
 	crash  func(step string) bool
 
-	// mu serialises writers. Lock order: mu, ckMu, segMu, segment.sealMu,
-	// segment.idxMu.
+	// swapMu serialises the changes to sealed segments: a compaction swap
+	// (CommitClean) against deletions, truncations and Close, without
+	// holding mu, so that appends do not wait for a swap's file work.
+	// Lock order: swapMu, mu, ckMu, segMu, segment.sealMu, segment.idxMu.
+	swapMu sync.Mutex
+	// mu serialises writers.
 	mu        sync.Mutex
 	unflushed int64     // records appended since the last flush
 	lastFlush time.Time // for MaybeFlush
@@ -214,6 +218,8 @@ func Open(opts Options) (*Log, error) {
 // closes the files. After a write failure it closes without marking a clean
 // shutdown, so the next Open recovers. Calling Close again returns nil.
 func (l *Log) Close() error {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed.Load() {

@@ -18,6 +18,8 @@ import (
 // recovery point moves back with the log end, before any new data can be
 // appended.
 func (l *Log) TruncateTo(offset int64) error {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.writable(); err != nil {
@@ -155,6 +157,8 @@ func (l *Log) AdvanceLogStart(offset int64) error {
 // checkpointed only after the files are gone, so that a crash never
 // exposes records below the old start.
 func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.writable(); err != nil {
@@ -215,6 +219,8 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 // offset above LogEndOffset is an *OffsetOutOfRangeError; one at or below
 // LogStartOffset changes nothing.
 func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.writable(); err != nil {
