@@ -466,8 +466,45 @@ func TestOffsetMap(t *testing.T) {
 	if _, ok := m.Get([]byte("k3")); ok {
 		t.Fatal("found a key after Reset")
 	}
+	// Reset is a new generation: the old entries read as empty slots and
+	// their room is free again, also when the generations wrap.
+	for _, gen := range []uint64{5, maxGen} {
+		m.gen = gen
+		for i := range m.Cap() {
+			m.Put(fmt.Appendf(nil, "g%d", i), int64(i))
+		}
+		m.Reset()
+		if _, ok := m.Get([]byte("g1")); ok || m.Len() != 0 {
+			t.Fatalf("generation %d: an entry survived Reset", gen)
+		}
+		for i := range m.Cap() {
+			if !m.Put(fmt.Appendf(nil, "h%d", i), 7) {
+				t.Fatalf("generation %d: put %d after Reset failed: old entries still take room", gen, i)
+			}
+		}
+		m.Reset()
+	}
+	if m.Put([]byte("far"), MaxOffset+1) || !m.Put([]byte("far"), MaxOffset) {
+		t.Fatal("MaxOffset is not the bound")
+	}
+	if off, ok := m.Get([]byte("far")); !ok || off != MaxOffset {
+		t.Fatalf("far: %d, %v", off, ok)
+	}
 	tiny := NewOffsetMap(0)
 	if !tiny.Put([]byte("a"), 1) || tiny.Put([]byte("b"), 2) {
 		t.Fatal("the smallest map must hold exactly one key")
+	}
+}
+
+// BenchmarkOffsetMapReset is the per-pass cost of emptying the broker's
+// default 128 MiB map.
+func BenchmarkOffsetMapReset(b *testing.B) {
+	m := NewOffsetMap(128 << 20)
+	for i := range 1000 {
+		m.Put(fmt.Appendf(nil, "k%d", i), int64(i))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		m.Reset()
 	}
 }
