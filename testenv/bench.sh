@@ -9,6 +9,11 @@
 #             with linger 0 and the default 5 ms
 #   failover: SIGKILL of a partition leader under acks=all load, FAILOVERS times
 #             (BenchmarkLeaderFailover in testenv/)
+# then Go benchmarks: the Kafka frontend, cold reads from MinIO, and log
+# compaction: one cleaning pass over a 64 MiB dirty log, COMPACTION_RUNS
+# times (BenchmarkCompaction in compaction/), and acks=all produce latency
+# at a fixed rate with the cleaner off, on and throttled, RUNS times
+# (BenchmarkProduceP99DuringCompaction in broker/).
 # It prints the machine's description first; BENCHMARKS.md records the medians.
 set -euo pipefail
 
@@ -19,6 +24,7 @@ RECORDS=${RECORDS:-2000000}
 RATE=${RATE:-50000}
 RF3_RATE=${RF3_RATE:-20480}
 FAILOVERS=${FAILOVERS:-5}
+COMPACTION_RUNS=${COMPACTION_RUNS:-5}
 
 dir=$(mktemp -d)
 pid=
@@ -94,3 +100,9 @@ go test -run '^$' -bench 'BenchmarkKafka' -benchtime 200000x -count "$RUNS" ./br
 
 echo "== cold reads from MinIO against raw GETs of the same bytes"
 STRATA_BIN="$(realpath "$STRATA")" go test -run '^$' -bench BenchmarkColdRead -benchtime 1x -count "$RUNS" ./testenv/ | grep -E '^Benchmark'
+
+echo "== compaction: one cleaning pass over a dirty log of 64 MiB of records (20,000 keys, 1 KiB values), codecs none, lz4, zstd, on this disk"
+go test -run '^$' -bench BenchmarkCompaction -benchtime 3x -count "$COMPACTION_RUNS" -timeout 30m ./compaction/ | grep -E '^Benchmark'
+
+echo "== produce latency during compaction: acks=all, 500 requests/s of 16 x 1 KiB for 10 s, 200 MiB dirty backlog; cleaner off, on, throttled to 20 MiB/s"
+go test -run '^$' -bench BenchmarkProduceP99DuringCompaction -benchtime 1x -count "$RUNS" -timeout 30m ./broker/ | grep -E '^Benchmark'
