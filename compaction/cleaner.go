@@ -143,6 +143,10 @@ type Cleaner struct {
 	// (log.cleaner.io.max.bytes.per.second); nil is unlimited.
 	Limiter *rate.Limiter
 	Now     func() time.Time
+
+	// scratch holds the buffers records are decompressed and re-encoded
+	// in, reused from batch to batch.
+	scratch record.Scratch
 }
 
 // Stats describe one pass.
@@ -210,7 +214,7 @@ func (c *Cleaner) buildMap(ctx context.Context, l Log, d Dirt) (int64, error) {
 		full := int64(-1)
 		it := record.NewBatches(res.Data)
 		for full < 0 && it.Next() {
-			err := record.ForEach(it.Bytes(), func(r *record.Record) error {
+			err := c.scratch.ForEach(it.Bytes(), func(r *record.Record) error {
 				if r.Offset < d.FirstDirty || r.Key == nil {
 					return nil
 				}
@@ -289,7 +293,7 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l Log, g group, mapEnd, horizo
 		return fmt.Errorf("compaction: %w", err)
 	}
 	defer cl.Abort() // a no-op once committed
-	t := tiler{cl: cl, cursor: g.base}
+	t := tiler{cl: cl, cursor: g.base, rs: &c.scratch}
 	offset := max(g.base, l.LogStartOffset())
 	for _, s := range g.segs {
 		tombstoneExpired := s.MaxTimestamp >= 0 && s.MaxTimestamp < horizon
@@ -369,6 +373,7 @@ type tiler struct {
 	out     []byte
 	pending []byte // the last kept batch: it may still absorb a gap after it
 	scratch []byte
+	rs      *record.Scratch
 	kept    int64
 }
 
@@ -413,7 +418,7 @@ func (t *tiler) add(batch []byte, keep func(*record.Record) bool) error {
 		base, absorb = t.gaps[n-1].start, true
 	}
 	var n int
-	t.scratch, n, err = record.Retain(t.scratch[:0], batch, base, h.LastOffset(), keep)
+	t.scratch, n, err = t.rs.Retain(t.scratch[:0], batch, base, h.LastOffset(), keep)
 	if err != nil {
 		return fmt.Errorf("compaction: batch at %d: %w", h.BaseOffset, err)
 	}

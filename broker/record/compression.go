@@ -99,6 +99,14 @@ var (
 var xerialHeader = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
 func decompress(c Compression, src []byte) ([]byte, error) {
+	return decompressInto(nil, c, src)
+}
+
+// decompressInto decompresses src into dst's storage (from dst[:0]),
+// growing it if needed, and returns the result: a loop over many batches
+// that passes back what it got does not allocate and clear a new buffer
+// for every batch.
+func decompressInto(dst []byte, c Compression, src []byte) ([]byte, error) {
 	switch c {
 	case GZIP:
 		r, _ := gzipReaders.Get().(*gzip.Reader)
@@ -111,39 +119,59 @@ func decompress(c Compression, src []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		out, err := readLimited(r)
+		out, err := readInto(dst[:0], r)
 		gzipReaders.Put(r)
 		return out, err
 	case Snappy:
 		if bytes.HasPrefix(src, xerialHeader) {
 			return decodeXerial(src)
 		}
-		return decodeSnappyBlock(src)
+		return decodeSnappyBlockInto(dst, src)
 	case LZ4:
 		r := lz4Readers.Get().(*lz4.Reader)
 		r.Reset(bytes.NewReader(src))
-		out, err := readLimited(r)
+		out, err := readInto(dst[:0], r)
 		r.Reset(nil)
 		lz4Readers.Put(r)
 		return out, err
 	case ZSTD:
-		return zstdDecoder().DecodeAll(src, nil)
+		out, err := zstdDecoder().DecodeAll(src, dst[:0])
+		if err == nil && len(out) > maxDecompressed {
+			return nil, fmt.Errorf("decompressed size exceeds %d bytes", maxDecompressed)
+		}
+		return out, err
 	}
 	return nil, fmt.Errorf("unknown codec %d", c)
 }
 
-func readLimited(r io.Reader) ([]byte, error) {
-	out, err := io.ReadAll(io.LimitReader(r, maxDecompressed+1))
-	if err != nil {
-		return nil, err
+// readInto reads r to its end into dst's spare capacity, growing it when
+// full, up to maxDecompressed bytes.
+func readInto(dst []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(dst) == cap(dst) {
+			if len(dst) > maxDecompressed {
+				return nil, fmt.Errorf("decompressed size exceeds %d bytes", maxDecompressed)
+			}
+			dst = append(dst, make([]byte, max(len(dst), 4096))...)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			if len(dst) > maxDecompressed {
+				return nil, fmt.Errorf("decompressed size exceeds %d bytes", maxDecompressed)
+			}
+			return dst, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if len(out) > maxDecompressed {
-		return nil, fmt.Errorf("decompressed size exceeds %d bytes", maxDecompressed)
-	}
-	return out, nil
 }
 
-func decodeSnappyBlock(src []byte) ([]byte, error) {
+func decodeSnappyBlock(src []byte) ([]byte, error) { return decodeSnappyBlockInto(nil, src) }
+
+// decodeSnappyBlockInto decodes into dst's storage when it is large enough.
+func decodeSnappyBlockInto(dst, src []byte) ([]byte, error) {
 	n, err := snappy.DecodedLen(src)
 	if err != nil {
 		return nil, err
@@ -151,7 +179,7 @@ func decodeSnappyBlock(src []byte) ([]byte, error) {
 	if n > maxDecompressed {
 		return nil, fmt.Errorf("decompressed size %d exceeds %d bytes", n, maxDecompressed)
 	}
-	return s2.Decode(nil, src)
+	return s2.Decode(dst[:cap(dst)], src)
 }
 
 // decodeXerial reads snappy-java's framing: an 8-byte magic, two 4-byte
@@ -186,12 +214,17 @@ func decodeXerial(src []byte) ([]byte, error) {
 }
 
 func compress(c Compression, src []byte) ([]byte, error) {
+	return compressInto(nil, c, src)
+}
+
+// compressInto compresses src into dst's storage (from dst[:0]).
+func compressInto(dst []byte, c Compression, src []byte) ([]byte, error) {
 	switch c {
 	case GZIP:
-		var buf bytes.Buffer
+		buf := bytes.NewBuffer(dst[:0])
 		w := gzipWriters.Get().(*gzip.Writer)
 		defer gzipWriters.Put(w)
-		w.Reset(&buf)
+		w.Reset(buf)
 		if _, err := w.Write(src); err != nil {
 			return nil, err
 		}
@@ -201,12 +234,12 @@ func compress(c Compression, src []byte) ([]byte, error) {
 		w.Reset(nil)
 		return buf.Bytes(), nil
 	case Snappy:
-		return snappy.Encode(nil, src), nil
+		return snappy.Encode(dst[:cap(dst)], src), nil
 	case LZ4:
-		var buf bytes.Buffer
+		buf := bytes.NewBuffer(dst[:0])
 		w := lz4Writers.Get().(*lz4.Writer)
 		defer lz4Writers.Put(w)
-		w.Reset(&buf)
+		w.Reset(buf)
 		if _, err := w.Write(src); err != nil {
 			return nil, err
 		}
@@ -216,7 +249,7 @@ func compress(c Compression, src []byte) ([]byte, error) {
 		w.Reset(nil)
 		return buf.Bytes(), nil
 	case ZSTD:
-		return zstdEncoder().EncodeAll(src, nil), nil
+		return zstdEncoder().EncodeAll(src, dst[:0]), nil
 	}
 	return nil, fmt.Errorf("unknown codec %d", c)
 }

@@ -181,6 +181,23 @@ func Decode(batch []byte) ([]Record, error) {
 // ForEach calls fn for every record of one batch in offset order. The Record
 // passed to fn is reused between calls.
 func ForEach(batch []byte, fn func(*Record) error) error {
+	var s Scratch
+	return s.ForEach(batch, fn)
+}
+
+// Scratch keeps the buffers a loop over many batches reuses: records are
+// decompressed into the same memory batch after batch instead of into a
+// fresh buffer each time, which the runtime would allocate and clear. Not
+// safe for concurrent use; the records a call hands out alias its buffers
+// until the next call.
+type Scratch struct {
+	plain   []byte // decompressed records
+	records []byte // records re-encoded by Retain
+	packed  []byte // Retain's compressed output
+}
+
+// ForEach is the package's ForEach, decompressing into s.
+func (s *Scratch) ForEach(batch []byte, fn func(*Record) error) error {
 	h, err := ParseHeader(batch)
 	if err != nil {
 		return err
@@ -190,10 +207,11 @@ func ForEach(batch []byte, fn func(*Record) error) error {
 	}
 	body := batch[HeaderSize:h.Size()]
 	if c := h.Compression(); c != None {
-		body, err = decompress(c, body)
+		body, err = decompressInto(s.plain, c, body)
 		if err != nil {
 			return corrupt("decompress %s records: %v", c, err)
 		}
+		s.plain = body
 	}
 	var r Record
 	d := decoder{buf: body}

@@ -21,6 +21,12 @@ import (
 // It returns the new batch (appended to dst) and how many records it holds;
 // with none kept it returns dst unchanged and 0.
 func Retain(dst, batch []byte, base, last int64, keep func(*Record) bool) ([]byte, int, error) {
+	var s Scratch
+	return s.Retain(dst, batch, base, last, keep)
+}
+
+// Retain is the package's Retain, with its intermediate buffers in s.
+func (s *Scratch) Retain(dst, batch []byte, base, last int64, keep func(*Record) bool) ([]byte, int, error) {
 	h, err := ParseHeader(batch)
 	if err != nil {
 		return dst, 0, err
@@ -33,12 +39,13 @@ func Retain(dst, batch []byte, base, last int64, keep func(*Record) bool) ([]byt
 	}
 	body := batch[HeaderSize:h.Size()]
 	if c := h.Compression(); c != None {
-		if body, err = decompress(c, body); err != nil {
+		if body, err = decompressInto(s.plain, c, body); err != nil {
 			return dst, 0, corrupt("decompress %s records: %v", c, err)
 		}
+		s.plain = body
 	}
 	var (
-		records []byte
+		records = s.records[:0]
 		kept    int32
 		maxTS   = int64(math.MinInt64)
 		r       Record
@@ -62,13 +69,15 @@ func Retain(dst, batch []byte, base, last int64, keep func(*Record) bool) ([]byt
 			return dst, 0, fmt.Errorf("record %d of batch at offset %d: %w", i, h.BaseOffset, err)
 		}
 	}
+	s.records = records
 	if kept == 0 {
 		return dst, 0, nil
 	}
 	if c := h.Compression(); c != None {
-		if records, err = compress(c, records); err != nil {
+		if records, err = compressInto(s.packed[:0], c, records); err != nil {
 			return dst, 0, fmt.Errorf("record batch: compress %s: %w", c, err)
 		}
+		s.packed = records
 	}
 	if h.LogAppendTime() {
 		maxTS = h.MaxTimestamp // the broker's time, which records report
