@@ -411,11 +411,7 @@ func (c *Client) listOffsets(ctx context.Context, topic string, partitions []int
 	start := time.Now()
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		byLeader := map[int32][]int32{}
-		for _, p := range pending {
-			l := c.leaderOf(topic, p)
-			byLeader[l] = append(byLeader[l], p)
-		}
+		byLeader := c.byLeader(topic, pending)
 		var retry []int32
 		failed := time.Now()
 		for leader, ps := range byLeader {

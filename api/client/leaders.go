@@ -38,11 +38,7 @@ func fromLeaders[T leaderReport](ctx context.Context, c *Client, topic, what str
 	}
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		byLeader := map[int32][]int32{}
-		for _, p := range pending {
-			l := c.leaderOf(topic, p)
-			byLeader[l] = append(byLeader[l], p)
-		}
+		byLeader := c.byLeader(topic, pending)
 		failed := time.Now()
 		var lastErr error
 		for _, leader := range slices.Sorted(maps.Keys(byLeader)) {
@@ -102,4 +98,15 @@ func fromLeaders[T leaderReport](ctx context.Context, c *Client, topic, what str
 		out = append(out, got[p])
 	}
 	return out, nil
+}
+
+// byLeader groups partitions of topic by the broker the metadata says leads
+// them (noLeader for those without one).
+func (c *Client) byLeader(topic string, partitions []int32) map[int32][]int32 {
+	out := map[int32][]int32{}
+	for _, p := range partitions {
+		l := c.leaderOf(topic, p)
+		out[l] = append(out[l], p)
+	}
+	return out
 }

@@ -51,11 +51,7 @@ func (c *Client) DeleteRecords(ctx context.Context, topic string, offsets map[in
 	}
 	start := time.Now()
 	for attempt := 1; len(pending) > 0; attempt++ {
-		byLeader := map[int32][]int32{}
-		for _, p := range pending {
-			l := c.leaderOf(topic, p)
-			byLeader[l] = append(byLeader[l], p)
-		}
+		byLeader := c.byLeader(topic, pending)
 		var retry []int32
 		failed := time.Now()
 		for _, leader := range slices.Sorted(maps.Keys(byLeader)) {
