@@ -76,7 +76,17 @@ type Dirt struct {
 	DirtyBytes       int64 // bytes of cleanable segments at or above FirstDirty
 	// Overdue: the oldest dirty segment is older than max.compaction.lag.ms.
 	Overdue bool
+	// Mergeable is how many segments of the clean section a pass would
+	// save by merging neighbours that fit one segment together.
+	Mergeable int
 }
+
+// mergeWorthIt is how many segments merging must save for a pass to run
+// on a log without dirty bytes: a first pass over full segments leaves a
+// small segment for each, which only a later pass merges (as Kafka's
+// cleaner does), and a topic no longer written to would otherwise keep
+// them, each with its files and open descriptor, for ever.
+const mergeWorthIt = 8
 
 // Ratio is the share of dirty bytes, Kafka's dirty ratio.
 func (d Dirt) Ratio() float64 {
@@ -88,7 +98,7 @@ func (d Dirt) Ratio() float64 {
 
 // Due reports whether a pass should run now.
 func (d Dirt) Due(p Policy) bool {
-	return d.DirtyBytes > 0 && (d.Ratio() >= p.MinCleanableDirtyRatio || d.Overdue)
+	return d.DirtyBytes > 0 && (d.Ratio() >= p.MinCleanableDirtyRatio || d.Overdue) || d.Mergeable >= mergeWorthIt
 }
 
 // Inspect measures the dirty section of segs. Only durable sealed segments
@@ -118,7 +128,24 @@ func Inspect(segs []partlog.SegmentInfo, logStart, cleanerOffset, upper int64, p
 		d.DirtyBytes += s.Size
 	}
 	d.FirstDirty = min(d.FirstDirty, d.FirstUncleanable)
+	if n := countBelow(segs, logStart, d.FirstDirty); n > 1 {
+		d.Mergeable = n - len(groupSegments(segs, logStart, d.FirstDirty, p.SegmentBytes))
+	}
 	return d
+}
+
+// countBelow is how many segments hold offsets in [logStart, end).
+func countBelow(segs []partlog.SegmentInfo, logStart, end int64) int {
+	n := 0
+	for _, s := range segs {
+		if s.BaseOffset >= end {
+			break
+		}
+		if s.NextOffset > logStart {
+			n++
+		}
+	}
+	return n
 }
 
 // ShouldRoll reports whether the active segment (the last of segs) should
@@ -173,19 +200,31 @@ const readChunk = 1 << 20
 // delete.retention.ms after their segment's newest record.
 func (c *Cleaner) Clean(ctx context.Context, l Log, d Dirt, p Policy) (Stats, error) {
 	st := Stats{FirstDirty: d.FirstDirty}
-	if d.DirtyBytes == 0 || d.FirstDirty >= d.FirstUncleanable {
+	dirty := d.DirtyBytes > 0 && d.FirstDirty < d.FirstUncleanable
+	if !dirty && d.Mergeable < mergeWorthIt {
 		return st, nil
 	}
-	mapEnd, err := c.buildMap(ctx, l, d)
-	if err != nil {
-		return st, err
+	// Without dirty bytes the pass only merges the clean section (and
+	// drops tombstones past delete.retention.ms there): an empty map
+	// keeps every other record.
+	mapEnd := d.FirstDirty
+	if dirty {
+		var err error
+		if mapEnd, err = c.buildMap(ctx, l, d); err != nil {
+			return st, err
+		}
+	} else {
+		c.Map.Reset()
 	}
 	st.CleanedTo = mapEnd
 	groups := groupSegments(l.Segments(), l.LogStartOffset(), mapEnd, p.SegmentBytes)
 	horizon := c.Now().Add(-p.DeleteRetention).UnixMilli()
 	for i, g := range groups {
+		if !dirty && len(g.segs) == 1 {
+			continue // nothing to merge it with
+		}
 		cleanerOffset := int64(0)
-		if i == len(groups)-1 {
+		if dirty && i == len(groups)-1 {
 			cleanerOffset = mapEnd // only once every segment below it is clean
 		}
 		if err := c.cleanGroup(ctx, l, g, mapEnd, horizon, cleanerOffset, &st); err != nil {

@@ -508,3 +508,55 @@ func BenchmarkOffsetMapReset(b *testing.B) {
 		m.Reset()
 	}
 }
+
+// The first pass over full segments leaves a small segment for each; with
+// no dirty bytes left, a later pass merges them, changing no record.
+func TestMergePassWithoutDirtyBytes(t *testing.T) {
+	clock := &testClock{t: time.UnixMilli(1_800_000_000_000)}
+	l, err := partlog.Open(partlog.Options{Dir: tempDir(t), Config: partlog.Config{SegmentBytes: 2048}, Now: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	m := newModel()
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 600 {
+		m.appendRandom(t, l, rng, 20, clock, 1)
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	p := Policy{SegmentBytes: 2048, DeleteRetention: time.Hour}
+	c := &Cleaner{Map: NewOffsetMap(1 << 14), Now: clock.now}
+	pass := func() Dirt {
+		t.Helper()
+		d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.now())
+		if _, err := c.Clean(context.Background(), Local(l), d, p); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := pass(); d.DirtyBytes == 0 {
+		t.Fatal("the first pass found nothing dirty")
+	}
+	before := len(l.Segments())
+	d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.now())
+	if d.DirtyBytes != 0 || !d.Due(p) || d.Mergeable < mergeWorthIt {
+		t.Fatalf("after the first pass: dirty %d bytes, mergeable %d, due %v; want a merge pass due", d.DirtyBytes, d.Mergeable, d.Due(p))
+	}
+	got := readAll(t, l)
+	pass()
+	after := len(l.Segments())
+	if after > before-d.Mergeable+1 || after >= before {
+		t.Fatalf("%d segments before the merge pass, %d after; it should save %d", before, after, d.Mergeable)
+	}
+	again := readAll(t, l)
+	if fmt.Sprint(again) != fmt.Sprint(got) {
+		t.Fatal("the merge pass changed the records")
+	}
+	m.check(t, l, false)
+	if d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.now()); d.Due(p) {
+		t.Fatalf("still due after the merge pass (mergeable %d)", d.Mergeable)
+	}
+	t.Logf("%d segments merged into %d", before, after)
+}
