@@ -187,34 +187,29 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			anyErr = true
 			continue
 		}
+		var (
+			rr     partlog.ReadResult
+			buf    *[]byte
+			remote bool
+		)
 		if fp.Offset < p.log.LogStartOffset() {
 			// Below the local log: the object store has it.
-			rr, buf, ok, err := b.remoteRead(ctx, p, fp.Offset, max(limit, 1), opts.Buffers)
-			if ok {
-				if err != nil {
-					res.Err = fmt.Errorf("fetch %s-%d at offset %d from the object store: %w", fp.Topic, fp.Partition, fp.Offset, err)
-					anyErr = true
-					if errors.Is(err, tiering.ErrCorrupt) {
-						b.metrics.corruptReads.WithLabelValues(fp.Topic).Inc()
-					}
-					continue
-				}
-				res.Data, res.Buffer = rr.Data, buf
-				if len(rr.Data) > 0 {
-					res.NextOffset = rr.NextOffset
-				}
-				total += len(rr.Data)
-				budget -= len(rr.Data)
-				b.metrics.fetchBytes.WithLabelValues(fp.Topic).Add(float64(len(rr.Data)))
-				continue
-			}
+			var tr tiering.ReadResult
+			tr, buf, remote, err = b.remoteRead(ctx, p, fp.Offset, max(limit, 1), opts.Buffers)
+			rr = partlog.ReadResult{Data: tr.Data, NextOffset: tr.NextOffset}
 		}
-		rr, buf, err := readLog(p.log, fp.Offset, max(limit, 1), res.HighWatermark, opts.Buffers)
+		if !remote {
+			rr, buf, err = readLog(p.log, fp.Offset, max(limit, 1), res.HighWatermark, opts.Buffers)
+		}
 		if err != nil {
-			res.Err = fmt.Errorf("fetch %s-%d at offset %d: %w", fp.Topic, fp.Partition, fp.Offset, err)
+			from := ""
+			if remote {
+				from = " from the object store"
+			}
+			res.Err = fmt.Errorf("fetch %s-%d at offset %d%s: %w", fp.Topic, fp.Partition, fp.Offset, from, err)
 			anyErr = true
 			var corrupt *partlog.CorruptionError
-			if errors.As(err, &corrupt) {
+			if errors.As(err, &corrupt) || errors.Is(err, tiering.ErrCorrupt) {
 				b.metrics.corruptReads.WithLabelValues(fp.Topic).Inc()
 			}
 			continue
