@@ -120,6 +120,9 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 	if errors.Is(err, metastore.ErrTopicExists) {
 		return TopicDescription{}, fmt.Errorf("topic %q: %w", spec.Name, ErrTopicExists)
 	}
+	if errors.Is(err, metastore.ErrTopicDeletionPending) {
+		return TopicDescription{}, fmt.Errorf("%w: topic %q: %v", ErrInvalidRequest, spec.Name, err)
+	}
 	if err != nil {
 		return TopicDescription{}, fmt.Errorf("create topic %q: %w", spec.Name, err)
 	}

@@ -63,6 +63,9 @@ type Config struct {
 type Metastore interface {
 	CreateTopic(ctx context.Context, t metastore.Topic, assignments [][]int32) (metastore.Topic, error)
 	DeleteTopic(ctx context.Context, name string) error
+	DeletedTopics(ctx context.Context) ([]metastore.DeletedTopic, error)
+	DeletedTopic(ctx context.Context, id string) (metastore.DeletedTopic, bool, error)
+	FinishTopicDeletion(ctx context.Context, d metastore.DeletedTopic) error
 	GetTopic(ctx context.Context, name string) (metastore.Topic, error)
 	ListTopics(ctx context.Context) ([]metastore.Topic, int64, error)
 	AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validate func(map[string]string) error) (metastore.Topic, error)
@@ -96,6 +99,7 @@ type Broker struct {
 	tieringMetrics  *tieringMetrics
 	retention       *retentionWorker // see retention.go
 	cleaner         *cleanerWorker   // see cleaner.go
+	topicDeleter    *topicDeleter    // see topicgc.go
 	// remoteCleaner compacts remote segments; only the tiering loop uses
 	// it (see remotecompact.go).
 	remoteCleaner *compaction.Cleaner
@@ -216,6 +220,9 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if b.cleaner, err = newCleanerWorker(b); err != nil {
 		return nil, err
 	}
+	if b.topicDeleter, err = newTopicDeleter(b); err != nil {
+		return nil, err
+	}
 	b.metrics = newMetrics(b, cfg.Registerer)
 	b.fetchers = newFetcherManager(b)
 	return b, nil
@@ -297,6 +304,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.background(b.groupLagLoop)
 	b.background(b.retention.run)
 	b.background(b.cleaner.run)
+	b.background(b.topicDeleter.run)
 	return nil
 }
 

@@ -525,7 +525,8 @@ func (b *Broker) startAtRemoteEnd(t metastore.Topic, p int32, l *partlog.Log) er
 // incarnation there, with the same id, partition count, replication factor
 // and configs. Each partition's log starts where its copy in the bucket
 // ends, with a leader epoch above the ones its remote segments were written
-// in, and its history is read from the bucket.
+// in, and its history is read from the bucket. An incarnation whose
+// deletion is pending (its objects are being deleted) is refused.
 func (b *Broker) RestoreTopic(ctx context.Context, name string) (TopicDescription, error) {
 	if b.cfg.ObjectStore == nil {
 		return TopicDescription{}, fmt.Errorf("%w: restoring a topic needs the brokers to run with an object store (--object-store)", ErrInvalidRequest)
@@ -536,6 +537,9 @@ func (b *Broker) RestoreTopic(ctx context.Context, name string) (TopicDescriptio
 	}
 	if err != nil {
 		return TopicDescription{}, fmt.Errorf("restore topic %q: %w", name, err)
+	}
+	if err := b.checkNotPendingDeletion(ctx, tm.Name, tm.ID); err != nil {
+		return TopicDescription{}, err
 	}
 	l := tiering.Layout{Topic: tm.Name, TopicID: tm.ID}
 	epochs := make([]int32, tm.Partitions)

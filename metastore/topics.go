@@ -136,9 +136,16 @@ func (s *Store) CreateTopic(ctx context.Context, t Topic, assignments [][]int32)
 		}
 		ops = append(ops, clientv3.OpPut(s.partitionKey(t.Name, int32(p)), v))
 	}
+	// An id whose objects are being deleted must not be reused (a restore
+	// keeps the bucket's id): the deletion would take the new data too.
+	deletedKey := s.deletedTopicKey(t.ID)
 	resp, err := s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(topicKey), "=", 0)).
+		If(
+			clientv3.Compare(clientv3.CreateRevision(topicKey), "=", 0),
+			clientv3.Compare(clientv3.CreateRevision(deletedKey), "=", 0),
+		).
 		Then(ops...).
+		Else(clientv3.OpGet(deletedKey, clientv3.WithCountOnly())).
 		Commit()
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrTooManyOps) {
@@ -147,6 +154,9 @@ func (s *Store) CreateTopic(ctx context.Context, t Topic, assignments [][]int32)
 		return Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, err)
 	}
 	if !resp.Succeeded {
+		if resp.Responses[0].GetResponseRange().Count > 0 {
+			return Topic{}, fmt.Errorf("metastore: create topic %q with id %s: %w", t.Name, t.ID, ErrTopicDeletionPending)
+		}
 		return Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, ErrTopicExists)
 	}
 	t.Revision = resp.Header.Revision
@@ -233,27 +243,55 @@ func parseUUID(s string) ([16]byte, error) {
 	return b, nil
 }
 
-// DeleteTopic removes the topic and all its partition states in one
-// transaction; ErrTopicNotFound if it does not exist.
+// DeleteTopic removes the topic and all its partition states, and records
+// the incarnation's pending deletion from the object store (see
+// DeletedTopic), in one transaction: the topic cannot be gone while its
+// objects are forgotten. The transaction compares the topic key's revision
+// read just before, so the record names the incarnation actually deleted;
+// it is retried a few times when the topic changes in between (then
+// ErrConflict). ErrTopicNotFound if it does not exist.
 func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 	if err := checkTopicName(name); err != nil {
 		return fmt.Errorf("metastore: delete topic %q: %w", name, err)
 	}
 	topicKey := s.topicKey(name)
-	resp, err := s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(topicKey), ">", 0)).
-		Then(
+	for range alterAttempts {
+		got, err := s.client.Get(ctx, topicKey)
+		if err != nil {
+			return fmt.Errorf("metastore: delete topic %q: %w", name, err)
+		}
+		if len(got.Kvs) == 0 {
+			return fmt.Errorf("metastore: delete topic %q: %w", name, ErrTopicNotFound)
+		}
+		kv := got.Kvs[0]
+		ops := []clientv3.Op{
 			clientv3.OpDelete(topicKey),
 			clientv3.OpDelete(s.partitionsPrefix(name), clientv3.WithPrefix()),
-		).
-		Commit()
-	if err != nil {
-		return fmt.Errorf("metastore: delete topic %q: %w", name, err)
+		}
+		if t, err := decodeTopic(kv.Value, kv.ModRevision); err != nil || t.ID == "" {
+			// Without an id there is no prefix to name; a damaged value
+			// must still be deletable.
+			s.logger.Warn("deleting an undecodable topic: its objects in the object store, if any, are not deleted", "topic", name, "err", err)
+		} else {
+			record, err := s.deletedTopicOp(t, time.Now().UTC())
+			if err != nil {
+				return fmt.Errorf("metastore: delete topic %q: %w", name, err)
+			}
+			ops = append(ops, record)
+		}
+		resp, err := s.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(topicKey), "=", kv.ModRevision)).
+			Then(ops...).
+			Commit()
+		if err != nil {
+			return fmt.Errorf("metastore: delete topic %q: %w", name, err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		s.logger.Debug("topic changed during delete, retrying", "topic", name)
 	}
-	if !resp.Succeeded {
-		return fmt.Errorf("metastore: delete topic %q: %w", name, ErrTopicNotFound)
-	}
-	return nil
+	return fmt.Errorf("metastore: delete topic %q: %d attempts: %w", name, alterAttempts, ErrConflict)
 }
 
 // GetTopic reads one topic; ErrTopicNotFound if it does not exist.

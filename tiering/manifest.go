@@ -22,6 +22,11 @@
 // (lower epoch) can neither overwrite nor outrank its successor's
 // manifests; objects it uploaded that no winning manifest names are
 // garbage, found by listing and deleted.
+//
+// A deleted topic incarnation's prefix is deleted whole, topic.json last
+// (a prefix half deleted is still recognisable), by the broker's topic
+// deleter, from a record etcd keeps until it is done; never because etcd
+// does not know the topic, so a bucket outliving its etcd can be restored.
 package tiering
 
 import (

@@ -326,7 +326,10 @@ partition count, replication factor and configs. Each partition continues
 where its copy in the bucket ends; its history is read from the bucket.
 
 --object-store names the bucket the topic is read from here; the brokers must
-run with the same --object-store, since they serve the history from it.`,
+run with the same --object-store, since they serve the history from it.
+
+A topic deleted from the cluster is not restorable: its objects are deleted
+from the bucket, and restoring it is refused while that is under way.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if storeURL == "" || topic == "" {

@@ -1,0 +1,159 @@
+package testenv_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-broker/strata/testenv"
+)
+
+// A tiered topic deleted through Kafka's DeleteTopics leaves MinIO (listed
+// with minio-go, not through the broker), while the topic created again
+// under its name, with a new id, keeps every object and reads back whole
+// from offset 0.
+func TestDeletedTopicLeavesTheBucket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster with MinIO")
+	}
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 2, MinIO: true,
+		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "300"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic("doomed"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	configs := map[string]string{
+		"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.bytes": "32768",
+	}
+
+	s3 := c.MinIO().S3()
+	mc, err := minio.New(strings.TrimPrefix(s3.Endpoint, "http://"), &minio.Options{
+		Creds: credentials.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), Region: s3.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// objects lists the bucket under the topic's prefix, by topic id.
+	topicPrefix := testenv.ObjectStorePrefix + "/topics/doomed/"
+	objects := func() map[string][]string {
+		byID := map[string][]string{}
+		for o := range mc.ListObjects(ctx, s3.Bucket, minio.ListObjectsOptions{Prefix: topicPrefix, Recursive: true}) {
+			if o.Err != nil {
+				t.Fatalf("list %s: %v", topicPrefix, o.Err)
+			}
+			id, _, _ := strings.Cut(strings.TrimPrefix(o.Key, topicPrefix), "/")
+			byID[id] = append(byID[id], o.Key)
+		}
+		return byID
+	}
+	segments := func(keys []string) int {
+		n := 0
+		for _, k := range keys {
+			if strings.HasSuffix(k, ".log") {
+				n++
+			}
+		}
+		return n
+	}
+	produce := func(n int, tag string) {
+		t.Helper()
+		for i := 0; i < n; i += 100 {
+			recs := make([]*kgo.Record, 0, 100)
+			for j := i; j < i+100 && j < n; j++ {
+				recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", j), Value: fmt.Appendf(nil, "%s-%06d-%0100d", tag, j, j)})
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	createKafkaTopic(ctx, t, adm, "doomed", 2, configs)
+	produce(2000, "old")
+	var oldID string
+	waitFor(t, time.Minute, func() bool {
+		for id, keys := range objects() {
+			oldID = id
+			return segments(keys) >= 5 && slices.Contains(keys, topicPrefix+id+"/topic.json")
+		}
+		return false
+	}, "the first incarnation's segments in MinIO")
+
+	resp, err := adm.DeleteTopics(ctx, "doomed")
+	if err == nil {
+		var r kadm.DeleteTopicResponse
+		r, err = resp.On("doomed", nil)
+		if err == nil {
+			err = r.Err
+		}
+	}
+	if err != nil {
+		t.Fatalf("DeleteTopics: %v", err)
+	}
+
+	// The name again: a new incarnation, uploading while the old one is
+	// being deleted.
+	waitFor(t, 30*time.Second, func() bool {
+		r, err := adm.CreateTopic(ctx, 1, 2, ptrs(configs), "doomed")
+		return err == nil && r.Err == nil
+	}, "the topic to be created again")
+	produce(1500, "new")
+	var newID string
+	var newKeys []string
+	waitFor(t, time.Minute, func() bool {
+		for id, keys := range objects() {
+			if id != oldID {
+				newID, newKeys = id, keys
+			}
+		}
+		return newID != "" && segments(newKeys) >= 4
+	}, "the second incarnation's segments in MinIO")
+
+	deleted := time.Now()
+	waitFor(t, time.Minute, func() bool { _, ok := objects()[oldID]; return !ok }, "the deleted incarnation's objects to leave MinIO")
+	t.Logf("deleted incarnation %s gone from MinIO %v after the new one uploaded", oldID, time.Since(deleted).Round(time.Millisecond))
+
+	now := objects()[newID]
+	for _, k := range newKeys {
+		if strings.HasSuffix(k, ".log") && !slices.Contains(now, k) {
+			t.Errorf("segment %s of the new incarnation %s is gone", k, newID)
+		}
+	}
+	// Every record of the new incarnation reads back, the oldest from MinIO.
+	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("doomed"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	next := 0
+	for next < 1500 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of 1500 records of the new incarnation", next)
+		}
+		if err := fs.Err(); err != nil {
+			t.Fatalf("consume: %v", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if want := fmt.Sprintf("new-%06d-%0100d", next, next); string(r.Value) != want || r.Offset != int64(next) {
+				t.Fatalf("offset %d: %q, want offset %d %q", r.Offset, r.Value, next, want)
+			}
+			next++
+		})
+	}
+}
+
+func ptrs(m map[string]string) map[string]*string {
+	out := make(map[string]*string, len(m))
+	for k, v := range m {
+		out[k] = &v
+	}
+	return out
+}
