@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,7 +98,7 @@ func NewReader(st Store, cfg ReaderConfig) (*Reader, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cache, err := newChunkCache(cfg.CacheDir, cfg.CacheBytes, cfg.MemoryBytes)
+	cache, err := newChunkCache(cfg.CacheDir, cfg.CacheBytes, cfg.MemoryBytes, cfg.ChunkSize)
 	if err != nil {
 		return nil, err
 	}
@@ -145,9 +146,11 @@ func (r *Reader) Run(ctx context.Context) {
 				case <-ctx.Done():
 					return
 				case ref := <-r.ahead:
-					if _, err := r.chunk(ctx, ref); err != nil && ctx.Err() == nil {
+					ch, err := r.chunk(ctx, ref)
+					if err != nil && ctx.Err() == nil {
 						r.logger.Debug("read-ahead failed", "key", ref.key, "chunk", ref.chunk, "err", err)
 					}
+					r.cache.release(ch)
 				}
 			}
 		})
@@ -165,9 +168,10 @@ func (r *Reader) readAhead(ref chunkRef) {
 	}
 }
 
-// chunk returns one chunk of an object, from the cache or the store.
-func (r *Reader) chunk(ctx context.Context, ref chunkRef) ([]byte, error) {
-	return r.cache.get(ref, func() ([]byte, error) {
+// chunk returns one chunk of an object, from the cache or the store, held
+// for the caller, who releases it once done with its bytes.
+func (r *Reader) chunk(ctx context.Context, ref chunkRef) (*chunk, error) {
+	return r.cache.get(ref, func(buf []byte) ([]byte, error) {
 		off := ref.chunk * r.cfg.ChunkSize
 		n := min(r.cfg.ChunkSize, ref.size-off)
 		if n <= 0 {
@@ -179,7 +183,7 @@ func (r *Reader) chunk(ctx context.Context, ref chunkRef) ([]byte, error) {
 			return nil, err
 		}
 		defer rc.Close()
-		buf := make([]byte, n)
+		buf = buf[:n]
 		if _, err := io.ReadFull(rc, buf); err != nil {
 			return nil, fmt.Errorf("read %s bytes %d-%d: %w", ref.key, off, off+n-1, err)
 		}
@@ -197,8 +201,13 @@ func (r *Reader) readRange(ctx context.Context, dst []byte, key string, size, of
 		return dst, nil
 	}
 	firstChunk, lastChunk := off/r.cfg.ChunkSize, (off+n-1)/r.cfg.ChunkSize
-	chunks := make([][]byte, lastChunk-firstChunk+1)
+	chunks := make([]*chunk, lastChunk-firstChunk+1)
 	errs := make([]error, len(chunks))
+	defer func() {
+		for _, ch := range chunks {
+			r.cache.release(ch)
+		}
+	}()
 	sem := make(chan struct{}, r.cfg.Workers)
 	var wg sync.WaitGroup
 	for i := range chunks {
@@ -214,28 +223,19 @@ func (r *Reader) readRange(ctx context.Context, dst []byte, key string, size, of
 		})
 	}
 	wg.Wait()
-	if len(chunks) == 1 && dst == nil && errs[0] == nil {
-		// Within one chunk: a slice of it, not a copy. Chunks are never
-		// written to once fetched; the capacity is cut so that a caller
-		// appending to the result copies instead of writing into it.
-		from := off - firstChunk*r.cfg.ChunkSize
-		if data := chunks[0]; from+n <= int64(len(data)) {
-			return data[from : from+n : from+n], nil
-		}
-	}
 	out := slices.Grow(dst, int(n))
 	base := len(out)
-	for i, data := range chunks {
+	for i, ch := range chunks {
 		if errs[i] != nil {
 			return nil, errs[i]
 		}
 		c := firstChunk + int64(i)
 		from := max(off-c*r.cfg.ChunkSize, 0)
-		to := min(off+n-c*r.cfg.ChunkSize, int64(len(data)))
+		to := min(off+n-c*r.cfg.ChunkSize, int64(len(ch.data)))
 		if to <= from {
 			return nil, fmt.Errorf("%w: %s ends before byte %d", ErrCorrupt, key, c*r.cfg.ChunkSize+from)
 		}
-		out = append(out, data[from:to]...)
+		out = append(out, ch.data[from:to]...)
 	}
 	if int64(len(out)-base) != n {
 		return nil, fmt.Errorf("%w: %s: read %d bytes at %d, wanted %d", ErrCorrupt, key, len(out)-base, off, n)
@@ -417,8 +417,6 @@ func (r *Reader) scheduleAhead(segs []SegmentMeta, i int, pos int64) {
 	}
 }
 
-// chunkCache keeps chunks in files under dir, least recently used first
-// out, within max bytes. Concurrent misses of one chunk share one fetch.
 // chunkCache keeps chunks in two tiers. In memory, the most recent chunks,
 // up to memMax bytes: a sequential reader reads each chunk over several
 // fetches and the read-ahead lands there. On disk, up to max bytes, only
@@ -426,11 +424,18 @@ func (r *Reader) scheduleAhead(segs []SegmentMeta, i int, pos int64) {
 // fetched before): a chunk a single sequential reader reads once is never
 // written to disk and read back, which profiling showed to cost about a
 // quarter of the broker's CPU on a cold read; data read again, by a second
-// consumer or after it left memory, is kept.
+// consumer or after it left memory, is kept. Concurrent misses of one
+// chunk share one fetch.
+//
+// Chunk buffers are reused once neither the memory tier nor a reader holds
+// them: a fresh 4 MiB buffer for every chunk had the kernel fault in and
+// clear every page the socket read wrote to, about 225,000 page faults per
+// GB read, a large part of the broker's CPU on a cold read.
 type chunkCache struct {
-	dir    string
-	max    int64
-	memMax int64
+	dir       string
+	max       int64
+	memMax    int64
+	chunkSize int64
 
 	mu       sync.Mutex
 	size     int64
@@ -445,6 +450,20 @@ type chunkCache struct {
 	inflight map[chunkRef]*fetchCall
 	// refetches counts chunks fetched from the store again.
 	refetches prometheus.Counter
+
+	freeMu sync.Mutex
+	free   [][]byte // buffers of chunkSize capacity no chunk holds
+	// allocated counts buffers made rather than reused.
+	allocated int64
+}
+
+// chunk is a chunk's bytes and how many hold them: the memory tier and
+// each reader between getting the chunk and releasing it. Its buffer is
+// reused when the count falls to zero, so nobody may keep its bytes past
+// release.
+type chunk struct {
+	data []byte
+	refs atomic.Int32
 }
 
 type cacheEntry struct {
@@ -454,21 +473,27 @@ type cacheEntry struct {
 }
 
 type memEntry struct {
-	ref  chunkRef
-	data []byte
+	ref chunkRef
+	ch  *chunk
 }
 
 type fetchCall struct {
 	done chan struct{}
-	data []byte
+	ch   *chunk
 	err  error
+	// waiters are the gets waiting on this fetch, each owed a hold.
+	waiters int32
 }
 
 // maxGhosts bounds how many fetched chunks the cache remembers for its
 // admission rule (16 bytes of key hash and offset each, at most a few MiB).
 const maxGhosts = 1 << 16
 
-func newChunkCache(dir string, max, memMax int64) (*chunkCache, error) {
+// maxFreeChunks bounds the unused chunk buffers kept for reuse; more are
+// left to the garbage collector.
+const maxFreeChunks = 16
+
+func newChunkCache(dir string, max, memMax, chunkSize int64) (*chunkCache, error) {
 	if dir == "" {
 		return nil, errors.New("tiering: no cache directory")
 	}
@@ -480,9 +505,46 @@ func newChunkCache(dir string, max, memMax int64) (*chunkCache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("tiering cache: %w", err)
 	}
-	return &chunkCache{dir: dir, max: max, memMax: memMax, lru: list.New(), entries: map[chunkRef]*list.Element{},
-		memLRU: list.New(), mem: map[chunkRef]*list.Element{}, ghosts: map[chunkRef]struct{}{},
-		inflight: map[chunkRef]*fetchCall{}}, nil
+	return &chunkCache{dir: dir, max: max, memMax: memMax, chunkSize: chunkSize, lru: list.New(),
+		entries: map[chunkRef]*list.Element{}, memLRU: list.New(), mem: map[chunkRef]*list.Element{},
+		ghosts: map[chunkRef]struct{}{}, inflight: map[chunkRef]*fetchCall{}}, nil
+}
+
+// buffer returns a buffer of chunkSize capacity, reused if one is free.
+func (c *chunkCache) buffer() []byte {
+	c.freeMu.Lock()
+	defer c.freeMu.Unlock()
+	if n := len(c.free); n > 0 {
+		b := c.free[n-1]
+		c.free = c.free[:n-1]
+		return b
+	}
+	c.allocated++
+	return make([]byte, c.chunkSize)
+}
+
+func (c *chunkCache) putBuffer(b []byte) {
+	if int64(cap(b)) != c.chunkSize {
+		return
+	}
+	c.freeMu.Lock()
+	defer c.freeMu.Unlock()
+	if len(c.free) < maxFreeChunks {
+		c.free = append(c.free, b[:cap(b)])
+	}
+}
+
+// release drops one hold of ch (nil is ignored).
+func (c *chunkCache) release(ch *chunk) {
+	if ch == nil {
+		return
+	}
+	switch n := ch.refs.Add(-1); {
+	case n == 0:
+		c.putBuffer(ch.data)
+	case n < 0:
+		panic("tiering: chunk released more often than held")
+	}
 }
 
 func (c *chunkCache) has(ref chunkRef) bool {
@@ -499,71 +561,115 @@ func (c *chunkCache) fileFor(ref chunkRef) string {
 	return filepath.Join(c.dir, hex.EncodeToString(sum[:16])+"-"+strconv.FormatInt(ref.chunk, 10))
 }
 
-func (c *chunkCache) get(ref chunkRef, fetch func() ([]byte, error), hits prometheus.Counter) ([]byte, error) {
+// get returns the chunk ref, held for the caller: from memory, from disk,
+// or fetched into a buffer by fetch.
+func (c *chunkCache) get(ref chunkRef, fetch func(buf []byte) ([]byte, error), hits prometheus.Counter) (*chunk, error) {
 	c.mu.Lock()
 	if e, ok := c.mem[ref]; ok {
 		c.memLRU.MoveToFront(e)
-		data := e.Value.(*memEntry).data
+		ch := e.Value.(*memEntry).ch
+		ch.refs.Add(1)
 		c.mu.Unlock()
 		hits.Inc()
-		return data, nil
+		return ch, nil
 	}
 	if e, ok := c.entries[ref]; ok {
 		c.lru.MoveToFront(e)
 		ent := e.Value.(*cacheEntry)
 		c.mu.Unlock()
-		data, err := os.ReadFile(ent.file)
-		if err == nil && int64(len(data)) == ent.n {
+		if ch, err := c.readFile(ent); err == nil {
 			hits.Inc()
 			c.mu.Lock()
-			c.putMemLocked(ref, data)
+			ch = c.putMemLocked(ref, ch)
 			c.mu.Unlock()
-			return data, nil
+			return ch, nil
 		}
 		// Evicted meanwhile, or damaged: fetch again.
 		c.mu.Lock()
 		c.dropLocked(ref)
 	}
 	if call, ok := c.inflight[ref]; ok {
+		call.waiters++
 		c.mu.Unlock()
 		<-call.done
-		return call.data, call.err
+		return call.ch, call.err
 	}
 	call := &fetchCall{done: make(chan struct{})}
 	c.inflight[ref] = call
 	c.mu.Unlock()
 
-	call.data, call.err = fetch()
+	buf := c.buffer()
+	data, err := fetch(buf)
+	if err != nil {
+		c.putBuffer(buf)
+	} else {
+		call.ch = &chunk{data: data}
+		call.ch.refs.Store(1)
+	}
+	call.err = err
 	c.mu.Lock()
 	delete(c.inflight, ref)
 	again := false
 	if call.err == nil {
-		c.putMemLocked(ref, call.data)
+		// No new waiter can find the call once it is out of inflight.
+		call.ch.refs.Add(call.waiters)
+		call.ch = c.putMemLocked(ref, call.ch)
 		again = c.fetchedBeforeLocked(ref)
 	}
 	c.mu.Unlock()
 	if again {
 		c.refetches.Inc()
-		c.put(ref, call.data)
+		c.put(ref, call.ch.data)
 	}
 	close(call.done)
-	return call.data, call.err
+	return call.ch, call.err
 }
 
-// putMemLocked keeps data in memory, evicting the least recent chunks past
-// the bound. mu must be held.
-func (c *chunkCache) putMemLocked(ref chunkRef, data []byte) {
+// readFile reads a chunk of the disk tier into a buffer, held once.
+func (c *chunkCache) readFile(ent *cacheEntry) (*chunk, error) {
+	f, err := os.Open(ent.file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if ent.n > c.chunkSize {
+		return nil, fmt.Errorf("cached chunk %s is larger than a chunk", ent.file)
+	}
+	buf := c.buffer()
+	if _, err := io.ReadFull(f, buf[:ent.n]); err != nil {
+		c.putBuffer(buf)
+		return nil, err
+	}
+	ch := &chunk{data: buf[:ent.n]}
+	ch.refs.Store(1)
+	return ch, nil
+}
+
+// putMemLocked keeps ch in memory, with a hold of its own, evicting the
+// least recent chunks past the bound, and returns the chunk to use: ch,
+// or the one already there (ch is then released). mu must be held.
+func (c *chunkCache) putMemLocked(ref chunkRef, ch *chunk) *chunk {
 	if e, ok := c.mem[ref]; ok {
 		c.memLRU.MoveToFront(e)
-		return
+		have := e.Value.(*memEntry).ch
+		if have != ch {
+			// Read from disk by two readers at once: keep one copy, and
+			// move ch's holds to it.
+			have.refs.Add(ch.refs.Swap(0))
+			c.putBuffer(ch.data)
+		}
+		return have
 	}
-	c.mem[ref] = c.memLRU.PushFront(&memEntry{ref: ref, data: data})
-	c.memSize += int64(len(data))
+	ch.refs.Add(1)
+	c.mem[ref] = c.memLRU.PushFront(&memEntry{ref: ref, ch: ch})
+	c.memSize += int64(len(ch.data))
 	for c.memSize > c.memMax && c.memLRU.Len() > 1 {
 		old := c.memLRU.Remove(c.memLRU.Back()).(*memEntry)
 		delete(c.mem, old.ref)
-		c.memSize -= int64(len(old.data))
+		c.memSize -= int64(len(old.ch.data))
+		c.release(old.ch)
 	}
+	return ch
 }
 
 // fetchedBeforeLocked reports whether ref was fetched from the store before
@@ -584,34 +690,59 @@ func (c *chunkCache) fetchedBeforeLocked(ref chunkRef) bool {
 	return false
 }
 
-// put writes a chunk to the disk tier.
+// put writes a chunk to the disk tier. The file is written aside and
+// renamed, so that a reader never sees it half written.
 func (c *chunkCache) put(ref chunkRef, data []byte) {
 	file := c.fileFor(ref)
 	c.mu.Lock()
 	c.dropLocked(ref) // an older copy, before its file is replaced
 	c.mu.Unlock()
-	if err := os.WriteFile(file, data, 0o644); err != nil {
+	tmp, err := os.CreateTemp(c.dir, "writing-*")
+	if err != nil {
 		return // a cache that cannot write only costs refetches
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), file)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if e, ok := c.entries[ref]; ok {
+		// Put concurrently (fetched again while its first put was still
+		// writing): the same bytes, under the same file name.
+		c.removeLocked(e)
+	}
 	c.entries[ref] = c.lru.PushFront(&cacheEntry{ref: ref, file: file, n: int64(len(data))})
 	c.size += int64(len(data))
 	for c.size > c.max && c.lru.Len() > 1 {
-		c.dropLocked(c.lru.Back().Value.(*cacheEntry).ref)
+		e := c.lru.Back()
+		c.removeLocked(e)
+		os.Remove(e.Value.(*cacheEntry).file)
 	}
 }
 
 func (c *chunkCache) dropLocked(ref chunkRef) {
-	e, ok := c.entries[ref]
-	if !ok {
-		return
+	if e, ok := c.entries[ref]; ok {
+		c.removeLocked(e)
+		os.Remove(e.Value.(*cacheEntry).file)
 	}
+}
+
+// removeLocked forgets a disk-tier entry; its file is the caller's.
+func (c *chunkCache) removeLocked(e *list.Element) {
 	ent := e.Value.(*cacheEntry)
 	c.lru.Remove(e)
-	delete(c.entries, ref)
+	if c.entries[ent.ref] == e {
+		delete(c.entries, ent.ref)
+	}
 	c.size -= ent.n
-	os.Remove(ent.file)
 }
 
 // TimeIndexStart returns where to start looking for the first record of seg
