@@ -32,7 +32,10 @@ type conn struct {
 	r          *bufio.Reader
 	rbuf       []byte
 	wbuf       []byte
-	closing    atomic.Bool
+	// cuts and pieces are reused by fetch responses' vectored writes.
+	cuts    []recordCut
+	pieces  [][]byte
+	closing atomic.Bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -255,21 +258,11 @@ func (c *conn) handleFrame(frame []byte) error {
 }
 
 func (c *conn) writeResponse(h header, resp kmsg.Response) error {
-	pooled, _ := resp.(*pooledResponse)
-	buf := c.wbuf[:0]
-	var big *[]byte
-	if pooled != nil {
-		// A fetch response is about as large as its record data.
-		size := 1024
-		for _, b := range pooled.buffers {
-			size += len(*b)
-		}
-		if size > keepBufferBytes {
-			big = c.s.buffers.Get(size)
-			buf = (*big)[:0]
-		}
+	if pooled, ok := resp.(*pooledResponse); ok {
 		defer pooled.release()
+		resp = pooled.Response
 	}
+	buf := c.wbuf[:0]
 	buf = append(buf, 0, 0, 0, 0)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(h.correlationID))
 	// The ApiVersions response header never has tagged fields, so that a
@@ -277,17 +270,40 @@ func (c *conn) writeResponse(h header, resp kmsg.Response) error {
 	if resp.IsFlexible() && h.key != apiVersionsKey {
 		buf = append(buf, 0)
 	}
-	buf = resp.AppendTo(buf)
-	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-	switch {
-	case big != nil:
-		*big = buf
-		defer c.s.buffers.Put(big)
-	case cap(buf) <= keepBufferBytes:
+	cuts := c.cuts[:0]
+	encoded := false
+	if fr, ok := resp.(*kmsg.FetchResponse); ok {
+		head := len(buf)
+		if buf, cuts, encoded = appendFetchResponse(buf, fr, cuts); !encoded {
+			buf, cuts = buf[:head], cuts[:0]
+		}
+	}
+	if !encoded {
+		buf = resp.AppendTo(buf)
+	}
+	size := len(buf) - 4
+	for _, cut := range cuts {
+		size += len(cut.data)
+	}
+	binary.BigEndian.PutUint32(buf, uint32(size))
+	if cap(buf) <= keepBufferBytes {
 		c.wbuf = buf
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := c.nc.Write(buf); err != nil {
+	var err error
+	if len(cuts) == 0 {
+		_, err = c.nc.Write(buf)
+	} else {
+		// One vectored write: the record batches go from the buffers
+		// they were read into, not copied into the response.
+		pieces := fetchPieces(c.pieces[:0], buf, cuts)
+		nb := net.Buffers(pieces)
+		_, err = nb.WriteTo(c.nc)
+		clear(pieces) // the record buffers go back to their pool
+		clear(cuts)
+		c.pieces, c.cuts = pieces[:0], cuts[:0]
+	}
+	if err != nil {
 		return fmt.Errorf("write %s response: %w", kmsg.NameForKey(h.key), err)
 	}
 	return nil

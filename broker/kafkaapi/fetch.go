@@ -13,7 +13,8 @@ import (
 const maxFetchWait = 30 * time.Second
 
 // pooledResponse is a response whose record data lives in pooled buffers,
-// given back once the response is encoded (encoding copies them).
+// given back once the response is written (the record batches are written
+// from them, not copied into the response).
 type pooledResponse struct {
 	kmsg.Response
 	buffers []*[]byte

@@ -1,0 +1,102 @@
+package kafkaapi
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The fetch response written with its record batches cut out, once the
+// pieces are put back together, is byte for byte what kmsg encodes, for
+// every version served and every shape of partition result.
+func TestFetchResponseEncodingMatchesKmsg(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for v := int16(4); v <= 12; v++ {
+		for round := 0; round < 50; round++ {
+			r := randomFetchResponse(rng, v)
+			want := r.AppendTo([]byte("head"))
+			encoded, cuts, ok := appendFetchResponse([]byte("head"), r, nil)
+			if !ok {
+				t.Fatalf("v%d: a response the broker builds was not encoded", v)
+			}
+			var got []byte
+			for _, p := range fetchPieces(nil, encoded, cuts) {
+				got = append(got, p...)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("v%d round %d: encoding differs from kmsg's\n got %x\nwant %x", v, round, got, want)
+			}
+			var batches int
+			for _, tp := range r.Topics {
+				for _, p := range tp.Partitions {
+					if len(p.RecordBatches) > 0 {
+						batches++
+					}
+				}
+			}
+			if len(cuts) != batches {
+				t.Fatalf("v%d: %d record sets cut out, want all %d", v, len(cuts), batches)
+			}
+			// And a client reads it back.
+			back := kmsg.NewPtrFetchResponse()
+			back.Version = v
+			if err := back.ReadFrom(got[len("head"):]); err != nil {
+				t.Fatalf("v%d: decode: %v", v, err)
+			}
+		}
+	}
+}
+
+// A field the broker never sets is not dropped: such a response is left to
+// kmsg's encoder.
+func TestFetchResponseWithTaggedFieldsIsLeftToKmsg(t *testing.T) {
+	r := randomFetchResponse(rand.New(rand.NewPCG(3, 4)), 12)
+	r.Topics[0].Partitions[0].CurrentLeader.LeaderID = 2
+	if _, _, ok := appendFetchResponse(nil, r, nil); ok {
+		t.Fatal("a partition's CurrentLeader tag would have been lost")
+	}
+	r = randomFetchResponse(rand.New(rand.NewPCG(3, 4)), 13)
+	if _, _, ok := appendFetchResponse(nil, r, nil); ok {
+		t.Fatal("v13 (topic ids) was encoded as v12")
+	}
+}
+
+func randomFetchResponse(rng *rand.Rand, v int16) *kmsg.FetchResponse {
+	r := kmsg.NewPtrFetchResponse()
+	r.Version = v
+	r.ThrottleMillis = rng.Int32N(100)
+	r.ErrorCode = int16(rng.IntN(3))
+	r.SessionID = rng.Int32()
+	for range 1 + rng.IntN(3) {
+		tp := kmsg.NewFetchResponseTopic()
+		tp.Topic = string(rune('a'+rng.IntN(26))) + "-topic"
+		for range 1 + rng.IntN(4) {
+			p := kmsg.NewFetchResponseTopicPartition()
+			p.Partition = rng.Int32N(64)
+			p.ErrorCode = int16(rng.IntN(2))
+			p.HighWatermark = rng.Int64N(1 << 40)
+			p.LastStableOffset = p.HighWatermark
+			p.LogStartOffset = rng.Int64N(1 << 20)
+			p.PreferredReadReplica = -1
+			if rng.IntN(3) == 0 {
+				p.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{{ProducerID: 7, FirstOffset: 9}}
+			}
+			switch rng.IntN(3) {
+			case 0:
+				p.RecordBatches = nil
+			case 1:
+				p.RecordBatches = []byte{}
+			default:
+				p.RecordBatches = make([]byte, 1+rng.IntN(300))
+				for i := range p.RecordBatches {
+					p.RecordBatches[i] = byte(rng.Uint32())
+				}
+			}
+			tp.Partitions = append(tp.Partitions, p)
+		}
+		r.Topics = append(r.Topics, tp)
+	}
+	return r
+}
