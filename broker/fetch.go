@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	partlog "github.com/strata-broker/strata/broker/log"
@@ -148,11 +149,15 @@ func (b *Broker) unregister(hosted []*Partition, wake chan struct{}) {
 }
 
 // readAll reads every partition into results and returns the bytes read and
-// whether any partition failed.
+// whether any partition failed. Partitions read from the object store are
+// read in parallel once the others are done: each may wait on GETs, and a
+// consumer replaying many partitions from the bucket would otherwise wait
+// for them one after another.
 func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts FetchOptions, results []FetchResult) (int, bool) {
 	budget := int(opts.MaxBytes)
 	total := 0
 	anyErr := false
+	var remote []remoteFetch
 	for i, fp := range parts {
 		res := &results[i]
 		if res.Buffer != nil {
@@ -174,7 +179,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 		if limit <= 0 || limit > budget {
 			limit = budget
 		}
-		if total > 0 && limit <= 0 {
+		if (total > 0 || len(remote) > 0) && limit <= 0 {
 			// The response is full; the rest waits for the next fetch. The first
 			// partition with data always gets a batch, however large.
 			continue
@@ -187,42 +192,96 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			anyErr = true
 			continue
 		}
-		var (
-			rr     partlog.ReadResult
-			buf    *[]byte
-			remote bool
-		)
-		if fp.Offset < p.log.LogStartOffset() {
-			// Below the local log: the object store has it.
-			var tr tiering.ReadResult
-			tr, buf, remote, err = b.remoteRead(ctx, p, fp.Offset, max(limit, 1), opts.Buffers)
-			rr = partlog.ReadResult{Data: tr.Data, NextOffset: tr.NextOffset}
-		}
-		if !remote {
-			rr, buf, err = readLog(p.log, fp.Offset, max(limit, 1), res.HighWatermark, opts.Buffers)
-		}
-		if err != nil {
-			from := ""
-			if remote {
-				from = " from the object store"
-			}
-			res.Err = fmt.Errorf("fetch %s-%d at offset %d%s: %w", fp.Topic, fp.Partition, fp.Offset, from, err)
-			anyErr = true
-			var corrupt *partlog.CorruptionError
-			if errors.As(err, &corrupt) || errors.Is(err, tiering.ErrCorrupt) {
-				b.metrics.corruptReads.WithLabelValues(fp.Topic).Inc()
-			}
+		limit = max(limit, 1)
+		if b.remote != nil && fp.Offset < p.log.LogStartOffset() {
+			// Below the local log: the object store has it. Its share of
+			// the budget is taken now, whatever it turns out to read.
+			remote = append(remote, remoteFetch{i: i, p: p, limit: limit})
+			budget -= limit
 			continue
 		}
-		res.Data, res.Buffer = rr.Data, buf
-		if len(rr.Data) > 0 {
-			res.NextOffset = rr.NextOffset
+		n, failed := b.readPartition(ctx, fp, p, limit, false, opts.Buffers, res)
+		total += n
+		budget -= n
+		anyErr = anyErr || failed
+	}
+	if len(remote) == 0 {
+		return total, anyErr
+	}
+	read := make([]int, len(remote))
+	failed := make([]bool, len(remote))
+	one := func(k int) {
+		r := remote[k]
+		read[k], failed[k] = b.readPartition(ctx, parts[r.i], r.p, r.limit, true, opts.Buffers, &results[r.i])
+	}
+	if len(remote) == 1 {
+		one(0)
+	} else {
+		sem := make(chan struct{}, maxParallelRemoteReads)
+		var wg sync.WaitGroup
+		for k := range remote {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				one(k)
+			})
 		}
-		total += len(rr.Data)
-		budget -= len(rr.Data)
-		b.metrics.fetchBytes.WithLabelValues(fp.Topic).Add(float64(len(rr.Data)))
+		wg.Wait()
+	}
+	for k := range remote {
+		total += read[k]
+		anyErr = anyErr || failed[k]
 	}
 	return total, anyErr
+}
+
+// maxParallelRemoteReads bounds the partitions of one fetch read from the
+// object store at once; each may have several GETs in flight.
+const maxParallelRemoteReads = 4
+
+// remoteFetch is a partition of a fetch to read from the object store.
+type remoteFetch struct {
+	i     int // in the fetch's partitions
+	p     *Partition
+	limit int
+}
+
+// readPartition reads one partition into res, from the object store first
+// when below the local log (tryRemote), and returns the bytes read and
+// whether it failed.
+func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partition, limit int, tryRemote bool, pool BufferPool, res *FetchResult) (int, bool) {
+	var (
+		rr     partlog.ReadResult
+		buf    *[]byte
+		remote bool
+		err    error
+	)
+	if tryRemote {
+		var tr tiering.ReadResult
+		tr, buf, remote, err = b.remoteRead(ctx, p, fp.Offset, limit, pool)
+		rr = partlog.ReadResult{Data: tr.Data, NextOffset: tr.NextOffset}
+	}
+	if !remote {
+		rr, buf, err = readLog(p.log, fp.Offset, limit, res.HighWatermark, pool)
+	}
+	if err != nil {
+		from := ""
+		if remote {
+			from = " from the object store"
+		}
+		res.Err = fmt.Errorf("fetch %s-%d at offset %d%s: %w", fp.Topic, fp.Partition, fp.Offset, from, err)
+		var corrupt *partlog.CorruptionError
+		if errors.As(err, &corrupt) || errors.Is(err, tiering.ErrCorrupt) {
+			b.metrics.corruptReads.WithLabelValues(fp.Topic).Inc()
+		}
+		return 0, true
+	}
+	res.Data, res.Buffer = rr.Data, buf
+	if len(rr.Data) > 0 {
+		res.NextOffset = rr.NextOffset
+	}
+	b.metrics.fetchBytes.WithLabelValues(fp.Topic).Add(float64(len(rr.Data)))
+	return len(rr.Data), false
 }
 
 // readLog reads from l, into buffers from pool if it is not nil, and returns
