@@ -194,24 +194,37 @@ func (r *Reader) chunk(ctx context.Context, ref chunkRef) (*chunk, error) {
 }
 
 // readRange appends bytes [off, off+n) of an object to dst, through
-// chunks. The chunks not in the cache are fetched in parallel, up to
-// Workers at once.
+// chunks.
 func (r *Reader) readRange(ctx context.Context, dst []byte, key string, size, off, n int64) ([]byte, error) {
 	if n <= 0 {
 		return dst, nil
 	}
-	firstChunk, lastChunk := off/r.cfg.ChunkSize, (off+n-1)/r.cfg.ChunkSize
-	chunks := make([]*chunk, lastChunk-firstChunk+1)
+	firstChunk := off / r.cfg.ChunkSize
+	chunks, err := r.chunks(ctx, key, size, firstChunk, (off+n-1)/r.cfg.ChunkSize)
+	if err != nil {
+		return nil, err
+	}
+	defer r.releaseAll(chunks)
+	out := slices.Grow(dst, int(n))
+	for i, ch := range chunks {
+		c := firstChunk + int64(i)
+		from := max(off-c*r.cfg.ChunkSize, 0)
+		to := min(off+n-c*r.cfg.ChunkSize, int64(len(ch.data)))
+		out = append(out, ch.data[from:to]...)
+	}
+	return out, nil
+}
+
+// chunks returns chunks first to last of an object, held for the caller.
+// The ones not in the cache are fetched in parallel, up to Workers at once.
+// Each is checked to be as long as the object says.
+func (r *Reader) chunks(ctx context.Context, key string, size, first, last int64) ([]*chunk, error) {
+	chunks := make([]*chunk, last-first+1)
 	errs := make([]error, len(chunks))
-	defer func() {
-		for _, ch := range chunks {
-			r.cache.release(ch)
-		}
-	}()
 	sem := make(chan struct{}, r.cfg.Workers)
 	var wg sync.WaitGroup
 	for i := range chunks {
-		ref := chunkRef{key: key, size: size, chunk: firstChunk + int64(i)}
+		ref := chunkRef{key: key, size: size, chunk: first + int64(i)}
 		if len(chunks) == 1 {
 			chunks[i], errs[i] = r.chunk(ctx, ref)
 			break
@@ -223,24 +236,23 @@ func (r *Reader) readRange(ctx context.Context, dst []byte, key string, size, of
 		})
 	}
 	wg.Wait()
-	out := slices.Grow(dst, int(n))
-	base := len(out)
 	for i, ch := range chunks {
-		if errs[i] != nil {
-			return nil, errs[i]
+		err := errs[i]
+		if c := first + int64(i); err == nil && int64(len(ch.data)) != min(r.cfg.ChunkSize, size-c*r.cfg.ChunkSize) {
+			err = fmt.Errorf("%w: %s: chunk %d is %d bytes, the object %d", ErrCorrupt, key, c, len(ch.data), size)
 		}
-		c := firstChunk + int64(i)
-		from := max(off-c*r.cfg.ChunkSize, 0)
-		to := min(off+n-c*r.cfg.ChunkSize, int64(len(ch.data)))
-		if to <= from {
-			return nil, fmt.Errorf("%w: %s ends before byte %d", ErrCorrupt, key, c*r.cfg.ChunkSize+from)
+		if err != nil {
+			r.releaseAll(chunks)
+			return nil, err
 		}
-		out = append(out, ch.data[from:to]...)
 	}
-	if int64(len(out)-base) != n {
-		return nil, fmt.Errorf("%w: %s: read %d bytes at %d, wanted %d", ErrCorrupt, key, len(out)-base, off, n)
+	return chunks, nil
+}
+
+func (r *Reader) releaseAll(chunks []*chunk) {
+	for _, ch := range chunks {
+		r.cache.release(ch)
 	}
-	return out, nil
 }
 
 // index returns a segment's decoded offset index.

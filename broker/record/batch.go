@@ -193,15 +193,56 @@ func Validate(b []byte) (Header, error) {
 	if got := Checksum(b[:size]); got != h.CRC {
 		return h, corrupt("crc %#08x, computed %#08x", h.CRC, got)
 	}
+	return h, checkCount(h)
+}
+
+// ValidateParts is Validate for a batch held in consecutive parts (a read
+// that spans buffers), without joining them: the parts, in order, must hold
+// at least one whole batch, which is checked.
+func ValidateParts(parts [][]byte) (Header, error) {
+	var head [HeaderSize]byte
+	n := 0
+	for _, p := range parts {
+		n += copy(head[n:], p)
+		if n == HeaderSize {
+			break
+		}
+	}
+	h, err := ParseHeader(head[:n])
+	if err != nil {
+		return h, err
+	}
+	size := h.Size()
+	crc, at := uint32(0), 0
+	for _, p := range parts {
+		if at >= size {
+			break
+		}
+		from, to := max(offAttributes-at, 0), min(len(p), size-at)
+		if from < to {
+			crc = crc32.Update(crc, castagnoli, p[from:to])
+		}
+		at += len(p)
+	}
+	if at < size {
+		return h, ErrShortBuffer
+	}
+	if crc != h.CRC {
+		return h, corrupt("crc %#08x, computed %#08x", h.CRC, crc)
+	}
+	return h, checkCount(h)
+}
+
+func checkCount(h Header) error {
 	// A batch without records is valid in a log: compaction leaves one
 	// where it dropped every record of a run of batches. Producers may not
 	// send one (checkProduced in the broker refuses it).
 	if h.RecordCount > 0 && int64(h.LastOffsetDelta) < int64(h.RecordCount)-1 {
 		// Compaction may leave gaps between offsets (delta larger than count-1),
 		// but a delta smaller than count-1 cannot be.
-		return h, corrupt("last offset delta %d with %d records", h.LastOffsetDelta, h.RecordCount)
+		return corrupt("last offset delta %d with %d records", h.LastOffsetDelta, h.RecordCount)
 	}
-	return h, nil
+	return nil
 }
 
 // SetBaseOffset stamps the batch's base offset. It does not touch the CRC,

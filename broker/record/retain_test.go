@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 )
 
@@ -144,4 +145,38 @@ func TestRetainTheTailOfABatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRetained(t, out, n, want, ZSTD, 106, 120, -1)
+}
+
+// A batch split into parts anywhere validates as it does whole, and a
+// flipped byte in any part is caught.
+func TestValidatePartsMatchesValidate(t *testing.T) {
+	b := NewBuilder(1700000000000, 0)
+	for i := range 20 {
+		b.Append(&Record{Key: fmt.Appendf(nil, "k%d", i), Value: bytes.Repeat([]byte{byte(i)}, 50)})
+	}
+	batch, err := b.Build(None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Validate(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cut := range []int{1, 20, 21, 22, 60, 61, 62, 300, len(batch) - 1} {
+		for _, cut2 := range []int{cut, min(cut+5, len(batch)), len(batch)} {
+			parts := [][]byte{batch[:cut], batch[cut:cut2], batch[cut2:]}
+			got, err := ValidateParts(parts)
+			if err != nil || got != want {
+				t.Fatalf("split at %d and %d: %+v, %v", cut, cut2, got, err)
+			}
+			bad := bytes.Clone(batch)
+			bad[len(bad)-1-cut%40] ^= 0x10
+			if _, err := ValidateParts([][]byte{bad[:cut], bad[cut:cut2], bad[cut2:]}); err == nil {
+				t.Fatalf("split at %d and %d: a flipped byte passed", cut, cut2)
+			}
+		}
+	}
+	if _, err := ValidateParts([][]byte{batch[:100], batch[100 : len(batch)-1]}); err == nil {
+		t.Fatal("a batch missing its last byte passed")
+	}
 }

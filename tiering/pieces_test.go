@@ -1,0 +1,121 @@
+package tiering
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/broker/record"
+)
+
+// primeIndex gives r a segment's offset index without its object: the
+// reader then starts at the index entry below the offset asked for.
+func primeIndex(r *Reader, seg SegmentMeta, entries []partlog.IndexEntry) {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	r.indexes[seg.IndexKey] = entries
+	r.idxElems[seg.IndexKey] = r.idxOrder.PushFront(seg.IndexKey)
+}
+
+// ReadPieces returns, for any offset and byte bound, exactly the batches
+// Read gathers, as slices of chunks that batches straddle; a batch
+// damaged in the part of it in its second chunk is refused; and the
+// chunks are reused once the pieces are released.
+func TestReadPiecesMatchesRead(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBucket(t, "t", 1)
+	var batches [][]int64
+	next := int64(0)
+	for i := range 40 {
+		n := int64(1 + (i*7)%13)
+		batches = append(batches, span(next, next+n))
+		next += n
+	}
+	seg := b.segment(0, record.None, batches...)
+	// Index entries every few batches, as the log writes them.
+	var entries []partlog.IndexEntry
+	raw, err := ReadSegment(ctx, b.st, seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := record.NewBatches(raw)
+	pos := int64(0)
+	for k := 0; it.Next(); k++ {
+		if k%5 == 0 {
+			entries = append(entries, partlog.IndexEntry{Offset: it.Header().BaseOffset, Position: pos})
+		}
+		pos += int64(len(it.Bytes()))
+	}
+	r, err := NewReader(b.st, ReaderConfig{CacheDir: filepath.Join(t.TempDir(), "cache"), CacheBytes: 1 << 20,
+		MemoryBytes: 2048, ChunkSize: 256, Workers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	primeIndex(r, seg, entries)
+	segs := []SegmentMeta{seg}
+	for _, offset := range []int64{0, 1, 13, 77, next / 2, next - 1} {
+		for _, maxBytes := range []int{1, 300, 1000, 1 << 20} {
+			want, err := r.Read(ctx, segs, 0, offset, maxBytes, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.ReadPieces(ctx, segs, 0, offset, maxBytes)
+			if err != nil {
+				t.Fatalf("offset %d, %d bytes: %v", offset, maxBytes, err)
+			}
+			if joined := bytes.Join(got.Data, nil); !bytes.Equal(joined, want.Data) || got.Len != len(want.Data) ||
+				got.NextOffset != want.NextOffset {
+				t.Fatalf("offset %d, %d bytes: %d bytes in %d pieces to %d, want %d bytes to %d",
+					offset, maxBytes, got.Len, len(got.Data), got.NextOffset, len(want.Data), want.NextOffset)
+			}
+			if len(want.Data) > 512 && len(got.Data) < 2 {
+				t.Fatalf("offset %d, %d bytes: one piece; the test wants batches across chunks", offset, maxBytes)
+			}
+			got.Release()
+		}
+	}
+	// A reader going through the segment a few chunks at a time: the
+	// chunks of released pieces are reused, not allocated anew.
+	before := r.cache.allocated
+	for offset := int64(0); offset < next; {
+		got, err := r.ReadPieces(ctx, segs, 0, offset, 600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offset = got.NextOffset
+		got.Release()
+	}
+	if n := r.cache.allocated - before; n > 4 {
+		t.Fatalf("%d chunk buffers allocated for a sequential read: released pieces' chunks were not reused", n)
+	}
+
+	// The same segment with one byte flipped just past a chunk boundary,
+	// inside a batch that began in the chunk before.
+	bad := bytes.Clone(raw)
+	at := int64(-1)
+	it = record.NewBatches(raw)
+	pos = 0
+	for it.Next() {
+		end := pos + int64(len(it.Bytes()))
+		if c := (pos/256 + 1) * 256; c+1 < end && pos > 0 && c-pos > record.HeaderSize {
+			at = c + 1
+			break
+		}
+		pos = end
+	}
+	if at < 0 {
+		t.Fatal("no batch straddles a chunk boundary")
+	}
+	bad[at] ^= 0x40
+	badSeg := seg
+	badSeg.Key += "-bad"
+	if err := b.st.Put(ctx, badSeg.Key, bytes.NewReader(bad), int64(len(bad))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadPieces(ctx, []SegmentMeta{badSeg}, 0, 0, 1<<20); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("reading a damaged batch: %v, want ErrCorrupt", err)
+	}
+}
