@@ -35,6 +35,31 @@ type FetchResult struct {
 	// it back to the pool once nothing references Data any more, or leave it
 	// to the garbage collector.
 	Buffer *[]byte
+
+	// Pieces, for a fetch that asked for them (FetchOptions.Pieces), hold
+	// the batches read from the object store instead of Data: consecutive
+	// slices of the reader's cached chunks, which stay held until Release.
+	Pieces  [][]byte
+	release func()
+}
+
+// Len is the bytes of batches the result holds, in Data or Pieces.
+func (r *FetchResult) Len() int {
+	n := len(r.Data)
+	for _, p := range r.Pieces {
+		n += len(p)
+	}
+	return n
+}
+
+// Release gives back what the result holds of the object store reader's
+// cache; Pieces must not be used afterwards. A result never released only
+// keeps those chunks' buffers from being reused.
+func (r *FetchResult) Release() {
+	if r.release != nil {
+		r.release()
+	}
+	r.release, r.Pieces = nil, nil
 }
 
 // FetchOptions bound a fetch as Kafka's fetch request does.
@@ -48,6 +73,10 @@ type FetchOptions struct {
 	// FetchResult.Buffer). Nil: they are allocated and left to the garbage
 	// collector.
 	Buffers BufferPool
+	// Pieces lets reads from the object store return their batches where
+	// they lie (FetchResult.Pieces) rather than gathered into one buffer,
+	// for a caller that writes them out from there.
+	Pieces bool
 }
 
 // BufferPool supplies read buffers. gRPC's mem.BufferPool has this shape.
@@ -115,10 +144,11 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 			b.readAll(ctx, parts, opts, results)
 			return results, nil
 		case <-ctx.Done():
-			for _, res := range results {
-				if res.Buffer != nil { // never handed out
+			for i := range results {
+				if res := &results[i]; res.Buffer != nil { // never handed out
 					opts.Buffers.Put(res.Buffer)
 				}
+				results[i].Release()
 			}
 			return nil, ctx.Err()
 		}
@@ -165,6 +195,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			// outside Fetch has seen: its buffer can be reused at once.
 			opts.Buffers.Put(res.Buffer)
 		}
+		res.Release()
 		*res = FetchResult{Topic: fp.Topic, Partition: fp.Partition, NextOffset: fp.Offset}
 		p, err := b.leaderPartition(fp.Topic, fp.Partition)
 		if err != nil {
@@ -200,7 +231,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			budget -= limit
 			continue
 		}
-		n, failed := b.readPartition(ctx, fp, p, limit, false, opts.Buffers, res)
+		n, failed := b.readPartition(ctx, fp, p, limit, false, opts, res)
 		total += n
 		budget -= n
 		anyErr = anyErr || failed
@@ -212,7 +243,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 	failed := make([]bool, len(remote))
 	one := func(k int) {
 		r := remote[k]
-		read[k], failed[k] = b.readPartition(ctx, parts[r.i], r.p, r.limit, true, opts.Buffers, &results[r.i])
+		read[k], failed[k] = b.readPartition(ctx, parts[r.i], r.p, r.limit, true, opts, &results[r.i])
 	}
 	if len(remote) == 1 {
 		one(0)
@@ -249,20 +280,36 @@ type remoteFetch struct {
 // readPartition reads one partition into res, from the object store first
 // when below the local log (tryRemote), and returns the bytes read and
 // whether it failed.
-func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partition, limit int, tryRemote bool, pool BufferPool, res *FetchResult) (int, bool) {
+func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partition, limit int, tryRemote bool, opts FetchOptions, res *FetchResult) (int, bool) {
 	var (
 		rr     partlog.ReadResult
 		buf    *[]byte
 		remote bool
 		err    error
 	)
-	if tryRemote {
+	switch {
+	case tryRemote && opts.Pieces:
+		var pc tiering.Pieces
+		remote, err = b.withRemoteSegment(p, fp.Offset, func(segs []tiering.SegmentMeta, i int) error {
+			var err error
+			pc, err = b.remote.ReadPieces(ctx, segs, i, fp.Offset, limit)
+			return err
+		})
+		if remote && err == nil {
+			res.Pieces, res.release = pc.Data, pc.Release
+			if pc.Len > 0 {
+				res.NextOffset = pc.NextOffset
+			}
+			b.metrics.fetchBytes.WithLabelValues(fp.Topic).Add(float64(pc.Len))
+			return pc.Len, false
+		}
+	case tryRemote:
 		var tr tiering.ReadResult
-		tr, buf, remote, err = b.remoteRead(ctx, p, fp.Offset, limit, pool)
+		tr, buf, remote, err = b.remoteRead(ctx, p, fp.Offset, limit, opts.Buffers)
 		rr = partlog.ReadResult{Data: tr.Data, NextOffset: tr.NextOffset}
 	}
 	if !remote {
-		rr, buf, err = readLog(p.log, fp.Offset, limit, res.HighWatermark, pool)
+		rr, buf, err = readLog(p.log, fp.Offset, limit, res.HighWatermark, opts.Buffers)
 	}
 	if err != nil {
 		from := ""

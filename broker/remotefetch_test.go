@@ -209,3 +209,75 @@ func TestRemoteReadFollowsAReplacedManifest(t *testing.T) {
 		}
 	}
 }
+
+// A fetch that takes its remote batches in pieces gets the same records as
+// one that gathers them, and pieces it holds are unchanged by the reads
+// after it, until it releases them.
+func TestRemoteFetchInPieces(t *testing.T) {
+	b, _ := startTieredBroker(t)
+	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "pieces", Partitions: 1, Configs: map[string]string{
+		"remote.storage.enable": "true", "segment.bytes": "4096", "local.retention.bytes": "4096",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	produceValues(t, b, "pieces", 0, 300)
+	p, _ := b.partition("pieces", 0)
+	waitUntil(t, "records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 150 })
+	fetch := func(offset int64, pieces bool) FetchResult {
+		t.Helper()
+		res, err := b.Fetch(ctx, []FetchPartition{{Topic: "pieces", Offset: offset, MaxBytes: 3000}}, FetchOptions{Pieces: pieces})
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("fetch at %d: %v %v", offset, err, res[0].Err)
+		}
+		return res[0]
+	}
+	check := func(data []byte, from int64) int64 {
+		t.Helper()
+		it := record.NewBatches(data)
+		next := from
+		for it.Next() {
+			err := record.ForEach(it.Bytes(), func(r *record.Record) error {
+				if r.Offset >= from {
+					if want := fmt.Sprintf("value-%05d-%0100d", r.Offset, r.Offset); string(r.Value) != want {
+						return fmt.Errorf("record %d is %.20q", r.Offset, r.Value)
+					}
+					next = r.Offset + 1
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return next
+	}
+	held := fetch(0, true)
+	if len(held.Pieces) == 0 || held.Data != nil {
+		t.Fatalf("a remote read in pieces returned %d pieces and %d bytes of Data", len(held.Pieces), len(held.Data))
+	}
+	heldCopy := bytes.Join(held.Pieces, nil)
+	for offset := int64(0); offset < 150; {
+		whole, inPieces := fetch(offset, false), fetch(offset, true)
+		if joined := bytes.Join(inPieces.Pieces, nil); !bytes.Equal(joined, whole.Data) || inPieces.NextOffset != whole.NextOffset {
+			t.Fatalf("at %d: %d bytes in pieces to %d, %d gathered to %d", offset, len(joined), inPieces.NextOffset, len(whole.Data), whole.NextOffset)
+		}
+		next := check(whole.Data, offset)
+		inPieces.Release()
+		if next <= offset {
+			t.Fatalf("no progress at %d", offset)
+		}
+		offset = whole.NextOffset
+	}
+	if !bytes.Equal(bytes.Join(held.Pieces, nil), heldCopy) {
+		t.Fatal("held pieces changed while other reads went through the cache")
+	}
+	check(heldCopy, 0)
+	held.Release()
+	if held.Pieces != nil {
+		t.Fatal("pieces still set after Release")
+	}
+}

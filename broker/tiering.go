@@ -429,45 +429,58 @@ func (b *Broker) writeTopicManifest(ctx context.Context, p *Partition) {
 // With a pool, the bytes are gathered in one of its buffers, returned as
 // the second result when the data is a slice of it (the caller gives it
 // back once the data is sent), or given back at once.
-//
-// A read races with compaction and retention, which write a new manifest
-// and then delete the objects the old one named: an object gone under a
-// manifest that has since been replaced is read again through the new one.
 func (b *Broker) remoteRead(ctx context.Context, p *Partition, offset int64, maxBytes int, pool BufferPool) (tiering.ReadResult, *[]byte, bool, error) {
-	if b.remote == nil {
-		return tiering.ReadResult{}, nil, false, nil
-	}
-	m, _ := p.remoteManifest()
-	for attempt := 0; ; attempt++ {
-		if m == nil {
-			return tiering.ReadResult{}, nil, false, nil
-		}
-		if offset < m.LogStartOffset {
-			return tiering.ReadResult{}, nil, true, &partlog.OffsetOutOfRangeError{Offset: offset, Start: m.LogStartOffset, End: p.HighWatermark()}
-		}
-		i := m.SegmentFor(offset)
-		if i < 0 || offset >= m.EndOffset() {
-			return tiering.ReadResult{}, nil, false, nil
-		}
-		var buf *[]byte
+	var res tiering.ReadResult
+	var buf *[]byte
+	remote, err := b.withRemoteSegment(p, offset, func(segs []tiering.SegmentMeta, i int) error {
 		var window []byte
 		if pool != nil {
 			buf = pool.Get(b.remote.WindowSize(maxBytes))
 			window = *buf
 		}
-		res, err := b.remote.Read(ctx, m.Segments, i, offset, maxBytes, window)
+		var err error
+		res, err = b.remote.Read(ctx, segs, i, offset, maxBytes, window)
 		if buf != nil && (err != nil || !res.InBuf) {
 			// The data is not in buf (it lacked room, or nothing was read).
 			pool.Put(buf)
 			buf = nil
 		}
+		return err
+	})
+	return res, buf, remote, err
+}
+
+// withRemoteSegment calls read with the partition's remote segments and
+// the one holding offset, and reports whether the bucket holds offset (if
+// not, read is not called: the local log has it, or nothing does).
+//
+// A read races with compaction and retention, which write a new manifest
+// and then delete the objects the old one named: an object gone under a
+// manifest that has since been replaced is read again through the new one.
+func (b *Broker) withRemoteSegment(p *Partition, offset int64, read func(segs []tiering.SegmentMeta, i int) error) (bool, error) {
+	if b.remote == nil {
+		return false, nil
+	}
+	m, _ := p.remoteManifest()
+	for attempt := 0; ; attempt++ {
+		if m == nil {
+			return false, nil
+		}
+		if offset < m.LogStartOffset {
+			return true, &partlog.OffsetOutOfRangeError{Offset: offset, Start: m.LogStartOffset, End: p.HighWatermark()}
+		}
+		i := m.SegmentFor(offset)
+		if i < 0 || offset >= m.EndOffset() {
+			return false, nil
+		}
+		err := read(m.Segments, i)
 		if errors.Is(err, objstore.ErrNotFound) && attempt < 3 {
 			if now, _ := p.remoteManifest(); now != m {
 				m = now
 				continue
 			}
 		}
-		return res, buf, true, err
+		return true, err
 	}
 }
 

@@ -258,9 +258,10 @@ func (c *conn) handleFrame(frame []byte) error {
 }
 
 func (c *conn) writeResponse(h header, resp kmsg.Response) error {
+	var pieces [][][]byte
 	if pooled, ok := resp.(*pooledResponse); ok {
 		defer pooled.release()
-		resp = pooled.Response
+		resp, pieces = pooled.Response, pooled.pieces
 	}
 	buf := c.wbuf[:0]
 	buf = append(buf, 0, 0, 0, 0)
@@ -274,8 +275,9 @@ func (c *conn) writeResponse(h header, resp kmsg.Response) error {
 	encoded := false
 	if fr, ok := resp.(*kmsg.FetchResponse); ok {
 		head := len(buf)
-		if buf, cuts, encoded = appendFetchResponse(buf, fr, cuts); !encoded {
+		if buf, cuts, encoded = appendFetchResponse(buf, fr, pieces, cuts); !encoded {
 			buf, cuts = buf[:head], cuts[:0]
+			joinPieces(fr, pieces)
 		}
 	}
 	if !encoded {

@@ -19,6 +19,12 @@ type pooledResponse struct {
 	kmsg.Response
 	buffers []*[]byte
 	pool    broker.BufferPool
+	// pieces are the record batches of the partitions read from the
+	// object store, by the partition's place in the response (nil for the
+	// others), written in place of their RecordBatches; held are the
+	// results holding them.
+	pieces [][][]byte
+	held   []broker.FetchResult
 }
 
 func (r *pooledResponse) release() {
@@ -26,6 +32,10 @@ func (r *pooledResponse) release() {
 		r.pool.Put(b)
 	}
 	r.buffers = nil
+	for i := range r.held {
+		r.held[i].Release()
+	}
+	r.held = nil
 }
 
 func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
@@ -50,12 +60,18 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 	}
 	wait := min(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond, maxFetchWait)
 	results, err := s.core.Fetch(ctx, parts, broker.FetchOptions{
-		MaxBytes: maxBytes, MinBytes: req.MinBytes, MaxWait: wait, Buffers: s.buffers,
+		MaxBytes: maxBytes, MinBytes: req.MinBytes, MaxWait: wait, Buffers: s.buffers, Pieces: true,
 	})
 	pooled := &pooledResponse{Response: resp, pool: s.buffers}
 	for _, res := range results {
 		if res.Buffer != nil {
 			pooled.buffers = append(pooled.buffers, res.Buffer)
+		}
+		if res.Pieces != nil {
+			if pooled.pieces == nil {
+				pooled.pieces = make([][][]byte, len(results))
+			}
+			pooled.held = append(pooled.held, res)
 		}
 	}
 	i := 0
@@ -83,6 +99,9 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 				rp.LogStartOffset = res.LogStartOffset
 				if len(res.Data) > 0 {
 					rp.RecordBatches = res.Data
+				}
+				if len(res.Pieces) > 0 {
+					pooled.pieces[i] = res.Pieces
 				}
 			}
 			rt.Partitions = append(rt.Partitions, rp)

@@ -1,6 +1,8 @@
 package kafkaapi
 
 import (
+	"bytes"
+
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -19,7 +21,11 @@ type recordCut struct {
 // response cost as much CPU as reading them from a socket. ok is false for
 // a response with a field this broker never sets (a version outside the
 // ones served, tagged fields); the caller then uses AppendTo.
-func appendFetchResponse(dst []byte, r *kmsg.FetchResponse, cuts []recordCut) ([]byte, []recordCut, bool) {
+//
+// pieces, when not nil, holds by each partition's place in the response
+// (topic by topic) the record batches of the partitions whose batches are
+// in several slices, written in place of their RecordBatches.
+func appendFetchResponse(dst []byte, r *kmsg.FetchResponse, pieces [][][]byte, cuts []recordCut) ([]byte, []recordCut, bool) {
 	v := r.Version
 	if v < 4 || v > 12 || r.UnknownTags.Len() > 0 || len(r.Brokers) > 0 {
 		return dst, cuts, false
@@ -37,6 +43,7 @@ func appendFetchResponse(dst []byte, r *kmsg.FetchResponse, cuts []recordCut) ([
 		dst = kbin.AppendInt32(dst, r.SessionID)
 	}
 	dst = arrayLen(dst, len(r.Topics))
+	place := 0
 	for i := range r.Topics {
 		t := &r.Topics[i]
 		if t.UnknownTags.Len() > 0 {
@@ -50,6 +57,15 @@ func appendFetchResponse(dst []byte, r *kmsg.FetchResponse, cuts []recordCut) ([
 		dst = arrayLen(dst, len(t.Partitions))
 		for j := range t.Partitions {
 			p := &t.Partitions[j]
+			records := [][]byte{p.RecordBatches}
+			if place < len(pieces) && pieces[place] != nil {
+				records = pieces[place]
+			}
+			place++
+			size := 0
+			for _, r := range records {
+				size += len(r)
+			}
 			if hasPartitionTags(p) {
 				return dst, cuts, false
 			}
@@ -79,18 +95,21 @@ func appendFetchResponse(dst []byte, r *kmsg.FetchResponse, cuts []recordCut) ([
 			if v >= 11 {
 				dst = kbin.AppendInt32(dst, p.PreferredReadReplica)
 			}
+			null := len(records) == 1 && records[0] == nil
 			switch {
-			case p.RecordBatches == nil && flexible:
+			case null && flexible:
 				dst = kbin.AppendUvarint(dst, 0)
-			case p.RecordBatches == nil:
+			case null:
 				dst = kbin.AppendInt32(dst, -1)
 			case flexible:
-				dst = kbin.AppendUvarint(dst, uint32(len(p.RecordBatches)+1))
+				dst = kbin.AppendUvarint(dst, uint32(size+1))
 			default:
-				dst = kbin.AppendInt32(dst, int32(len(p.RecordBatches)))
+				dst = kbin.AppendInt32(dst, int32(size))
 			}
-			if len(p.RecordBatches) > 0 {
-				cuts = append(cuts, recordCut{at: len(dst), data: p.RecordBatches})
+			for _, r := range records {
+				if len(r) > 0 {
+					cuts = append(cuts, recordCut{at: len(dst), data: r})
+				}
 			}
 			if flexible {
 				dst = append(dst, 0) // no tagged fields
@@ -125,4 +144,18 @@ func fetchPieces(pieces [][]byte, encoded []byte, cuts []recordCut) [][]byte {
 		from = c.at
 	}
 	return append(pieces, encoded[from:])
+}
+
+// joinPieces sets the RecordBatches of the partitions whose batches are in
+// pieces (see appendFetchResponse), for an encoder that needs them whole.
+func joinPieces(r *kmsg.FetchResponse, pieces [][][]byte) {
+	place := 0
+	for i := range r.Topics {
+		for j := range r.Topics[i].Partitions {
+			if place < len(pieces) && pieces[place] != nil {
+				r.Topics[i].Partitions[j].RecordBatches = bytes.Join(pieces[place], nil)
+			}
+			place++
+		}
+	}
 }
