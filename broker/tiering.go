@@ -435,7 +435,7 @@ func (b *Broker) remoteRead(ctx context.Context, p *Partition, offset int64, max
 	remote, err := b.withRemoteSegment(p, offset, func(segs []tiering.SegmentMeta, i int) error {
 		var window []byte
 		if pool != nil {
-			buf = pool.Get(b.remote.WindowSize(maxBytes))
+			buf = pool.Get(maxBytes)
 			window = *buf
 		}
 		var err error

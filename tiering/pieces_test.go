@@ -20,11 +20,12 @@ func primeIndex(r *Reader, seg SegmentMeta, entries []partlog.IndexEntry) {
 	r.idxElems[seg.IndexKey] = r.idxOrder.PushFront(seg.IndexKey)
 }
 
-// ReadPieces returns, for any offset and byte bound, exactly the batches
-// Read gathers, as slices of chunks that batches straddle; a batch
+// ReadPieces returns, for any offset and byte bound, exactly the batches a
+// reader of the whole segment would, as slices of chunks that batches
+// straddle, and Read the same joined; a batch
 // damaged in the part of it in its second chunk is refused; and the
 // chunks are reused once the pieces are released.
-func TestReadPiecesMatchesRead(t *testing.T) {
+func TestReadPiecesAndReadReturnTheBatchesAsked(t *testing.T) {
 	ctx := context.Background()
 	b := newTestBucket(t, "t", 1)
 	var batches [][]int64
@@ -58,10 +59,7 @@ func TestReadPiecesMatchesRead(t *testing.T) {
 	segs := []SegmentMeta{seg}
 	for _, offset := range []int64{0, 1, 13, 77, next / 2, next - 1} {
 		for _, maxBytes := range []int{1, 300, 1000, 1 << 20} {
-			want, err := r.Read(ctx, segs, 0, offset, maxBytes, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			want := expectRead(t, raw, offset, maxBytes)
 			got, err := r.ReadPieces(ctx, segs, 0, offset, maxBytes)
 			if err != nil {
 				t.Fatalf("offset %d, %d bytes: %v", offset, maxBytes, err)
@@ -75,6 +73,12 @@ func TestReadPiecesMatchesRead(t *testing.T) {
 				t.Fatalf("offset %d, %d bytes: one piece; the test wants batches across chunks", offset, maxBytes)
 			}
 			got.Release()
+			joined, err := r.Read(ctx, segs, 0, offset, maxBytes, make([]byte, 0, 64))
+			if err != nil || !bytes.Equal(joined.Data, want.Data) || joined.NextOffset != want.NextOffset ||
+				joined.InBuf != (len(want.Data) > 0 && len(want.Data) <= 64) {
+				t.Fatalf("offset %d, %d bytes: Read gave %d bytes to %d (in buf %v), %v", offset, maxBytes,
+					len(joined.Data), joined.NextOffset, joined.InBuf, err)
+			}
 		}
 	}
 	// A reader going through the segment a few chunks at a time: the
@@ -118,4 +122,31 @@ func TestReadPiecesMatchesRead(t *testing.T) {
 	if _, err := r.ReadPieces(ctx, []SegmentMeta{badSeg}, 0, 0, 1<<20); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("reading a damaged batch: %v, want ErrCorrupt", err)
 	}
+}
+
+// expectRead is what a read of the segment raw at offset, bounded by
+// maxBytes, returns: the batches from the one holding offset on, the first
+// whole, the others while they fit.
+func expectRead(t *testing.T, raw []byte, offset int64, maxBytes int) ReadResult {
+	t.Helper()
+	res := ReadResult{NextOffset: offset}
+	it := record.NewBatches(raw)
+	for it.Next() {
+		h := it.Header()
+		if h.LastOffset() < offset {
+			continue
+		}
+		if len(res.Data) > 0 && len(res.Data)+len(it.Bytes()) > maxBytes {
+			break
+		}
+		res.Data = append(res.Data, it.Bytes()...)
+		res.NextOffset = h.NextOffset()
+		if len(res.Data) >= maxBytes {
+			break
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return res
 }

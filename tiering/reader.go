@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -21,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	partlog "github.com/strata-broker/strata/broker/log"
-	"github.com/strata-broker/strata/broker/record"
 )
 
 // DefaultChunkSize is the unit of remote reads and of the chunk cache.
@@ -193,28 +190,6 @@ func (r *Reader) chunk(ctx context.Context, ref chunkRef) (*chunk, error) {
 	}, r.cacheHits)
 }
 
-// readRange appends bytes [off, off+n) of an object to dst, through
-// chunks.
-func (r *Reader) readRange(ctx context.Context, dst []byte, key string, size, off, n int64) ([]byte, error) {
-	if n <= 0 {
-		return dst, nil
-	}
-	firstChunk := off / r.cfg.ChunkSize
-	chunks, err := r.chunks(ctx, key, size, firstChunk, (off+n-1)/r.cfg.ChunkSize)
-	if err != nil {
-		return nil, err
-	}
-	defer r.releaseAll(chunks)
-	out := slices.Grow(dst, int(n))
-	for i, ch := range chunks {
-		c := firstChunk + int64(i)
-		from := max(off-c*r.cfg.ChunkSize, 0)
-		to := min(off+n-c*r.cfg.ChunkSize, int64(len(ch.data)))
-		out = append(out, ch.data[from:to]...)
-	}
-	return out, nil
-}
-
 // chunks returns chunks first to last of an object, held for the caller.
 // The ones not in the cache are fetched in parallel, up to Workers at once.
 // Each is checked to be as long as the object says.
@@ -290,13 +265,6 @@ func (r *Reader) index(ctx context.Context, seg SegmentMeta) ([]partlog.IndexEnt
 	return idx, nil
 }
 
-// WindowSize is the most a Read of maxBytes gathers: the batches asked for,
-// what lies before them from the last index entry, and the rest of the
-// chunk it ends in.
-func (r *Reader) WindowSize(maxBytes int) int {
-	return maxBytes + int(r.cfg.ChunkSize) + 64<<10
-}
-
 // ReadResult is what a remote read returns.
 type ReadResult struct {
 	Data       []byte // whole batches
@@ -306,103 +274,36 @@ type ReadResult struct {
 }
 
 // Read returns whole batches of segs[i] from the one holding offset, up to
-// maxBytes (the first batch whole, whatever its size). Every batch is
-// checked (CRC, offsets inside the segment, increasing); a failed check is
-// ErrCorrupt and nothing of it is returned. When the read reaches the
-// segment's last chunk, the next segment's first chunk is fetched ahead.
+// maxBytes (the first batch whole, whatever its size), gathered in one
+// buffer: ReadPieces, joined. Every batch is checked (CRC, offsets inside
+// the segment, increasing); a failed check is ErrCorrupt and nothing of it
+// is returned. When the read reaches the segment's last chunk, the next
+// segment's first chunk is fetched ahead.
 //
-// buf, when not nil, is where the bytes read are gathered (WindowSize tells
-// how much room a read can need): Data is then a slice of it if it had
-// room, so that a caller can reuse pooled buffers instead of having fresh
-// ones allocated and zeroed for every read.
+// buf, when not nil, is where the batches are gathered: Data is then a
+// slice of it if it has room (maxBytes is enough unless the first batch is
+// larger), so that a caller can reuse pooled buffers instead of having
+// fresh ones allocated and zeroed for every read.
 func (r *Reader) Read(ctx context.Context, segs []SegmentMeta, i int, offset int64, maxBytes int, buf []byte) (ReadResult, error) {
-	seg := segs[i]
-	idx, err := r.index(ctx, seg)
+	pc, err := r.ReadPieces(ctx, segs, i, offset, maxBytes)
 	if err != nil {
 		return ReadResult{}, err
 	}
-	pos := int64(0)
-	if j := sort.Search(len(idx), func(j int) bool { return idx[j].Offset > offset }); j > 0 {
-		pos = idx[j-1].Position
+	defer pc.Release()
+	res := ReadResult{NextOffset: pc.NextOffset}
+	if pc.Len == 0 {
+		return res, nil
 	}
-	res := ReadResult{NextOffset: offset}
-	prevNext := seg.BaseOffset
-	// The bytes from pos on are read into one window, each chunk once,
-	// and batches are cut from it; the window grows when a batch needs it.
-	winStart := pos
-	var window []byte
-	if buf != nil {
-		window = buf[:0]
+	out := buf[:0]
+	if cap(buf) < pc.Len {
+		out = make([]byte, 0, pc.Len)
+	} else {
+		res.InBuf = true
 	}
-	var dataStart int64
-	ensure := func(end int64) error {
-		have := winStart + int64(len(window))
-		if end <= have {
-			return nil
-		}
-		// Read at least to the end of the chunk holding end: the next
-		// batches are likely wanted too.
-		upTo := min(((end+r.cfg.ChunkSize-1)/r.cfg.ChunkSize)*r.cfg.ChunkSize, seg.Size)
-		grown, err := r.readRange(ctx, window, seg.Key, seg.Size, have, upTo-have)
-		if err != nil {
-			return err
-		}
-		window = grown
-		return nil
+	for _, p := range pc.Data {
+		out = append(out, p...)
 	}
-	if err := ensure(min(pos+int64(maxBytes)+record.HeaderSize, seg.Size)); err != nil {
-		return ReadResult{}, err
-	}
-	for pos < seg.Size {
-		if err := ensure(min(pos+record.HeaderSize, seg.Size)); err != nil {
-			return ReadResult{}, err
-		}
-		h, err := record.ParseHeader(window[pos-winStart:])
-		if err != nil {
-			r.corrupt.Inc()
-			return ReadResult{}, fmt.Errorf("%w: %s at byte %d: %v", ErrCorrupt, seg.Key, pos, err)
-		}
-		size := int64(h.Size())
-		if pos+size > seg.Size {
-			r.corrupt.Inc()
-			return ReadResult{}, fmt.Errorf("%w: %s: batch at byte %d runs past the object's end", ErrCorrupt, seg.Key, pos)
-		}
-		if h.LastOffset() < offset {
-			pos += size // before the offset asked for: skipped
-			prevNext = h.NextOffset()
-			continue
-		}
-		if len(res.Data) > 0 && len(res.Data)+int(size) > maxBytes {
-			break
-		}
-		if err := ensure(pos + size); err != nil {
-			return ReadResult{}, err
-		}
-		batch := window[pos-winStart : pos-winStart+size]
-		if _, err := record.Validate(batch); err != nil {
-			r.corrupt.Inc()
-			return ReadResult{}, fmt.Errorf("%w: %s: batch at byte %d: %v", ErrCorrupt, seg.Key, pos, err)
-		}
-		if h.BaseOffset < prevNext || h.NextOffset() > seg.NextOffset {
-			r.corrupt.Inc()
-			return ReadResult{}, fmt.Errorf("%w: %s: batch %d-%d is outside the segment's range %d-%d or out of order",
-				ErrCorrupt, seg.Key, h.BaseOffset, h.LastOffset(), seg.BaseOffset, seg.NextOffset-1)
-		}
-		prevNext = h.NextOffset()
-		// The batches returned are contiguous in the window: a slice of
-		// it, not a copy.
-		if res.Data == nil {
-			dataStart = pos - winStart
-		}
-		res.Data = window[dataStart : pos-winStart+size]
-		res.NextOffset = h.NextOffset()
-		pos += size
-		if len(res.Data) >= maxBytes {
-			break
-		}
-	}
-	r.scheduleAhead(segs, i, pos)
-	res.InBuf = len(res.Data) > 0 && cap(buf) > 0 && cap(window) == cap(buf) && &window[:1][0] == &buf[:1][0]
+	res.Data = out
 	return res, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -211,4 +212,26 @@ func TestConcurrentReadersWhileBuffersAreReused(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// readRange appends bytes [off, off+n) of an object to dst, through
+// chunks: the chunk cache alone, without batches.
+func (r *Reader) readRange(ctx context.Context, dst []byte, key string, size, off, n int64) ([]byte, error) {
+	if n <= 0 {
+		return dst, nil
+	}
+	firstChunk := off / r.cfg.ChunkSize
+	chunks, err := r.chunks(ctx, key, size, firstChunk, (off+n-1)/r.cfg.ChunkSize)
+	if err != nil {
+		return nil, err
+	}
+	defer r.releaseAll(chunks)
+	out := slices.Grow(dst, int(n))
+	for i, ch := range chunks {
+		c := firstChunk + int64(i)
+		from := max(off-c*r.cfg.ChunkSize, 0)
+		to := min(off+n-c*r.cfg.ChunkSize, int64(len(ch.data)))
+		out = append(out, ch.data[from:to]...)
+	}
+	return out, nil
 }
