@@ -640,7 +640,7 @@ func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() err
 }
 
 // s3Client is a MinIO client whose idle connections close with the test.
-func s3Client(t *testing.T, s3 testenv.S3Env) *minio.Client {
+func s3Client(t testing.TB, s3 testenv.S3Env) *minio.Client {
 	t.Helper()
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)

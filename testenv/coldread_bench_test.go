@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -80,11 +79,7 @@ func BenchmarkColdRead(b *testing.B) {
 	}
 
 	// Raw GETs of the same objects.
-	mc, err := minio.New(strings.TrimPrefix(s3.Endpoint, "http://"), &minio.Options{
-		Creds: credentials.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), Region: s3.Region})
-	if err != nil {
-		b.Fatal(err)
-	}
+	mc := s3Client(b, s3)
 	// Twice, keeping the faster: the first pass also warms MinIO up (its
 	// buffers, the page cache), which the broker's read should not be
 	// compared against.

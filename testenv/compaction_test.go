@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-broker/strata/broker/record"
@@ -105,11 +104,7 @@ func TestCompactedTopicLocallyAndInTheBucket(t *testing.T) {
 	}
 	// The bucket, read with minio-go through the newest manifest.
 	s3 := c.MinIO().S3()
-	mc, err := minio.New(strings.TrimPrefix(s3.Endpoint, "http://"), &minio.Options{
-		Creds: credentials.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), Region: s3.Region})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := s3Client(t, s3)
 	bucketRecords := func() (int, map[string]int, error) {
 		m, err := readBucketManifest(t, c, "stock", 0)
 		if err != nil {

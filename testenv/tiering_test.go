@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -65,11 +64,7 @@ func TestTieredTopicReadsBackFromMinIO(t *testing.T) {
 
 	// What is in the bucket, read with minio-go, not through the broker.
 	s3 := c.MinIO().S3()
-	mc, err := minio.New(strings.TrimPrefix(s3.Endpoint, "http://"), &minio.Options{
-		Creds: credentials.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), Region: s3.Region})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := s3Client(t, s3)
 	segments := 0
 	for obj := range mc.ListObjects(ctx, s3.Bucket, minio.ListObjectsOptions{Prefix: testenv.ObjectStorePrefix + "/topics/history/", Recursive: true}) {
 		if obj.Err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -34,11 +33,7 @@ func TestDeletedTopicLeavesTheBucket(t *testing.T) {
 	}
 
 	s3 := c.MinIO().S3()
-	mc, err := minio.New(strings.TrimPrefix(s3.Endpoint, "http://"), &minio.Options{
-		Creds: credentials.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), Region: s3.Region})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := s3Client(t, s3)
 	// objects lists the bucket under the topic's prefix, by topic id.
 	topicPrefix := testenv.ObjectStorePrefix + "/topics/doomed/"
 	objects := func() map[string][]string {
