@@ -94,17 +94,6 @@ func listKeys(t *testing.T, st objstore.Store, prefix string) []string {
 	return keys
 }
 
-func waitWithin(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // createTieredWithSegments creates a tiered topic and waits until its
 // segments and topic manifest are in the bucket; it returns the layout.
 func createTieredWithSegments(t *testing.T, b *Broker, st objstore.Store, name string) tiering.Layout {
