@@ -36,7 +36,7 @@ test-short:
 # Fuzz the record-batch decoder and the Kafka request decoder for a while (the seed corpus runs in `make test`).
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./broker/record -run '^$$' -fuzz FuzzParseBatches -fuzztime $(FUZZTIME)
+	$(GO) test ./record -run '^$$' -fuzz FuzzParseBatches -fuzztime $(FUZZTIME)
 	$(GO) test ./broker/kafkaapi -run '^$$' -fuzz FuzzRequestFrames -fuzztime $(FUZZTIME)
 
 # Regenerates api/strata/v1 from its .proto. protoc comes from Debian's

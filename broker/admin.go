@@ -7,8 +7,8 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // MaxPartitions bounds the partitions of one topic. Creating a topic is one
@@ -38,7 +38,7 @@ type TopicDescription struct {
 	ID                string
 	ReplicationFactor int32
 	Partitions        []metastore.PartitionState
-	Configs           []config.Entry
+	Configs           []topicconfig.Entry
 }
 
 func (b *Broker) settingInt(key string, def int32) (int32, error) {
@@ -56,7 +56,7 @@ func (b *Broker) settingInt(key string, def int32) (int32, error) {
 // CreateTopic validates spec, places replicas on live brokers and records the
 // topic in the metastore. The topic is usable on this broker when it returns.
 func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescription, error) {
-	if err := config.ValidTopicName(spec.Name); err != nil {
+	if err := topicconfig.ValidTopicName(spec.Name); err != nil {
 		return TopicDescription{}, fmt.Errorf("%w: %v", ErrInvalidTopic, err)
 	}
 	if spec.Partitions <= 0 {
@@ -90,7 +90,7 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 		return TopicDescription{}, fmt.Errorf("create topic %q: list topics: %w", spec.Name, err)
 	}
 	for _, t := range existing {
-		if t.Name != spec.Name && config.TopicNamesCollide(t.Name, spec.Name) {
+		if t.Name != spec.Name && topicconfig.TopicNamesCollide(t.Name, spec.Name) {
 			// Kafka's metric names turn '.' into '_', so it refuses names that differ only there.
 			return TopicDescription{}, fmt.Errorf("%w: %q collides with existing topic %q ('.' and '_' are interchangeable in topic names)",
 				ErrInvalidTopic, spec.Name, t.Name)
@@ -275,7 +275,7 @@ func (b *Broker) describeSpec(spec TopicSpec, assignments [][]int32) TopicDescri
 			Topic: spec.Name, Partition: int32(p), Leader: replicas[0], Replicas: replicas, ISR: replicas,
 		})
 	}
-	_, d.Configs, _ = config.Resolve(spec.Configs, b.brokerDefaults)
+	_, d.Configs, _ = topicconfig.Resolve(spec.Configs, b.brokerDefaults)
 	return d
 }
 
@@ -283,10 +283,10 @@ func (b *Broker) describeSpec(spec TopicSpec, assignments [][]int32) TopicDescri
 // broker defaults (rules between keys, such as local retention within total
 // retention, depend on both).
 func (b *Broker) validateConfigs(overrides map[string]string) error {
-	if err := config.ValidateOverrides(overrides); err != nil {
+	if err := topicconfig.ValidateOverrides(overrides); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	cfg, _, err := config.Resolve(overrides, b.brokerDefaults)
+	cfg, _, err := topicconfig.Resolve(overrides, b.brokerDefaults)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
@@ -339,7 +339,7 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicDescripti
 	if err != nil {
 		return TopicDescription{}, fmt.Errorf("describe topic %q: %w", name, err)
 	}
-	_, entries, err := config.Resolve(t.Configs, b.brokerDefaults)
+	_, entries, err := topicconfig.Resolve(t.Configs, b.brokerDefaults)
 	if err != nil {
 		return TopicDescription{}, fmt.Errorf("describe topic %q: %w", name, err)
 	}
@@ -354,9 +354,9 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicDescripti
 
 // AlterTopicConfigs sets and deletes topic overrides, validated as a whole,
 // and applies them to the local logs at once.
-func (b *Broker) AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validateOnly bool) ([]config.Entry, error) {
+func (b *Broker) AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validateOnly bool) ([]topicconfig.Entry, error) {
 	for _, k := range del {
-		if !slices.Contains(config.Names(), k) {
+		if !slices.Contains(topicconfig.Names(), k) {
 			return nil, fmt.Errorf("%w: cannot delete unknown topic config %q", ErrInvalidConfig, k)
 		}
 	}
@@ -382,7 +382,7 @@ func (b *Broker) AlterTopicConfigs(ctx context.Context, name string, set map[str
 		if err := validate(merged); err != nil {
 			return nil, err
 		}
-		_, entries, err := config.Resolve(merged, b.brokerDefaults)
+		_, entries, err := topicconfig.Resolve(merged, b.brokerDefaults)
 		return entries, err
 	}
 	t, err := b.store.AlterTopicConfigs(ctx, name, set, del, validate)
@@ -398,6 +398,6 @@ func (b *Broker) AlterTopicConfigs(ctx context.Context, name string, set map[str
 	if err := b.applyTopic(t); err != nil {
 		return nil, fmt.Errorf("alter topic %q: apply: %w", name, err)
 	}
-	_, entries, err := config.Resolve(t.Configs, b.brokerDefaults)
+	_, entries, err := topicconfig.Resolve(t.Configs, b.brokerDefaults)
 	return entries, err
 }

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-broker/strata/broker/record"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/record"
 )
 
 // appendRecords appends n single-record batches to a partition with

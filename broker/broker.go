@@ -21,12 +21,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/broker/group"
-	partlog "github.com/strata-broker/strata/broker/log"
 	"github.com/strata-broker/strata/compaction"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // Config configures a Broker.
@@ -153,7 +153,7 @@ func (b *Broker) background(fn func(ctx context.Context)) {
 // topic is the broker's local view of one topic.
 type topic struct {
 	meta       metastore.Topic
-	cfg        config.Topic
+	cfg        topicconfig.Topic
 	partitions []*Partition // nil entries for partitions not hosted here
 }
 
@@ -181,11 +181,11 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if now == nil {
 		now = time.Now
 	}
-	defaults, err := config.BrokerDefaults(cfg.Settings)
+	defaults, err := topicconfig.BrokerDefaults(cfg.Settings)
 	if err != nil {
 		return nil, fmt.Errorf("broker: settings: %w", err)
 	}
-	if _, _, err := config.Resolve(nil, defaults); err != nil {
+	if _, _, err := topicconfig.Resolve(nil, defaults); err != nil {
 		return nil, fmt.Errorf("broker: settings: %w", err)
 	}
 	lagMs, err := settingMs(cfg.Settings, "replica.lag.time.max.ms", 30000)
@@ -454,7 +454,7 @@ func (b *Broker) allPartitions() []*Partition {
 	return out
 }
 
-func logConfig(c config.Topic) partlog.Config {
+func logConfig(c topicconfig.Topic) partlog.Config {
 	ms := func(v int64) time.Duration {
 		if v <= 0 || v >= math.MaxInt64/int64(time.Millisecond) {
 			return 0
@@ -485,7 +485,7 @@ func logConfig(c config.Topic) partlog.Config {
 // applyTopic makes the local state match t: it opens the logs of partitions
 // this broker hosts and applies config changes. It is idempotent.
 func (b *Broker) applyTopic(t metastore.Topic) error {
-	cfg, _, err := config.Resolve(t.Configs, b.brokerDefaults)
+	cfg, _, err := topicconfig.Resolve(t.Configs, b.brokerDefaults)
 	if err != nil {
 		// A stored topic is served even when its overrides no longer agree
 		// with the broker defaults: Resolve falls back per key, and refusing
@@ -743,12 +743,12 @@ func (b *Broker) PartitionCount(topicName string) (int32, error) {
 }
 
 // TopicConfig returns the effective configuration of a topic.
-func (b *Broker) TopicConfig(topicName string) (config.Topic, error) {
+func (b *Broker) TopicConfig(topicName string) (topicconfig.Topic, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	t := b.topics[topicName]
 	if t == nil {
-		return config.Topic{}, fmt.Errorf("topic %q: %w", topicName, ErrUnknownTopicOrPartition)
+		return topicconfig.Topic{}, fmt.Errorf("topic %q: %w", topicName, ErrUnknownTopicOrPartition)
 	}
 	return t.cfg, nil
 }

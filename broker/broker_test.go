@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-broker/strata/broker/record"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/record"
 )
 
 // startBroker runs the core against a real embedded etcd.

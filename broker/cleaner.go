@@ -11,9 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
-	"github.com/strata-broker/strata/broker/config"
-	partlog "github.com/strata-broker/strata/broker/log"
 	"github.com/strata-broker/strata/compaction"
+	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // Kafka's log cleaner settings and defaults.
@@ -189,7 +189,7 @@ func (w *cleanerWorker) cleanDirtiest(ctx context.Context) bool {
 }
 
 // cleanPolicy is a topic config's compaction settings.
-func cleanPolicy(c config.Topic) compaction.Policy {
+func cleanPolicy(c topicconfig.Topic) compaction.Policy {
 	return compaction.Policy{
 		MinCleanableDirtyRatio: c.MinCleanableDirtyRatio,
 		MinCompactionLag:       msDuration(c.MinCompactionLagMs),

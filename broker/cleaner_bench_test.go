@@ -11,9 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	partlog "github.com/strata-broker/strata/broker/log"
-	"github.com/strata-broker/strata/broker/record"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/record"
 )
 
 // The produce-latency-during-compaction scenario: a compacted topic of 4 MiB

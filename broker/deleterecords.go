@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
 )
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 
-	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
 )
 

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
 )
 

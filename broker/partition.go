@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	partlog "github.com/strata-broker/strata/broker/log"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/partlog"
 )
 
 // role is what this broker does for a partition it hosts.

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	partlog "github.com/strata-broker/strata/broker/log"
-	"github.com/strata-broker/strata/broker/record"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/record"
 )
 
 func testPartition(t *testing.T, self int32) *Partition {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-broker/strata/broker/record"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/record"
 )
 
 // idemBatch is an idempotent producer's batch of n records starting at

@@ -11,11 +11,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/strata-broker/strata/broker/config"
-	partlog "github.com/strata-broker/strata/broker/log"
-	"github.com/strata-broker/strata/broker/record"
 	"github.com/strata-broker/strata/compaction"
+	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/tiering"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // A compacted topic with remote storage is compacted in the bucket too, by
@@ -32,7 +32,7 @@ const remoteCompactDir = "tiering-compact"
 
 // compactRemote runs a cleaning pass over p's remote segments when they are
 // due, and returns the manifest in effect afterwards.
-func (b *Broker) compactRemote(ctx context.Context, p *Partition, l tiering.Layout, m *tiering.PartitionManifest, epoch int32, cfg config.Topic) *tiering.PartitionManifest {
+func (b *Broker) compactRemote(ctx context.Context, p *Partition, l tiering.Layout, m *tiering.PartitionManifest, epoch int32, cfg topicconfig.Topic) *tiering.PartitionManifest {
 	if !cfg.CompactEnabled() || len(m.Segments) == 0 {
 		return m
 	}

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	partlog "github.com/strata-broker/strata/broker/log"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/record"
 )
 
 // ReplicaFetchPartition is one partition of a follower's fetch.

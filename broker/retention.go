@@ -9,8 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	partlog "github.com/strata-broker/strata/broker/log"
 	"github.com/strata-broker/strata/compaction"
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
 )
 

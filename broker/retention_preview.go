@@ -6,8 +6,8 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/compaction"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // TierRetention is what retention would delete from one tier of a
@@ -45,9 +45,9 @@ type PartitionRetention struct {
 // applies retention, so ask every partition's leader for the whole topic.
 // The proposed overrides are validated as AlterTopicConfigs validates them;
 // the effective config they give is returned with the partitions.
-func (b *Broker) PreviewRetention(ctx context.Context, topic string, set map[string]string, del []string) ([]PartitionRetention, []config.Entry, error) {
+func (b *Broker) PreviewRetention(ctx context.Context, topic string, set map[string]string, del []string) ([]PartitionRetention, []topicconfig.Entry, error) {
 	for _, k := range del {
-		if !slices.Contains(config.Names(), k) {
+		if !slices.Contains(topicconfig.Names(), k) {
 			return nil, nil, fmt.Errorf("%w: cannot delete unknown topic config %q", ErrInvalidConfig, k)
 		}
 	}
@@ -78,7 +78,7 @@ func (b *Broker) PreviewRetention(ctx context.Context, topic string, set map[str
 	if err := b.validateConfigs(overrides); err != nil {
 		return nil, nil, err
 	}
-	cfg, entries, err := config.Resolve(overrides, b.brokerDefaults)
+	cfg, entries, err := topicconfig.Resolve(overrides, b.brokerDefaults)
 	if err != nil {
 		return nil, nil, fmt.Errorf("preview retention of topic %q: %w: %v", topic, ErrInvalidConfig, err)
 	}

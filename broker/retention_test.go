@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/strata-broker/strata/broker/config"
-	partlog "github.com/strata-broker/strata/broker/log"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // testClock is a clock a test moves by hand; the broker reads it from
@@ -295,7 +295,7 @@ func TestPreviewRetention(t *testing.T) {
 	}
 }
 
-func entryValue(entries []config.Entry, name string) string {
+func entryValue(entries []topicconfig.Entry, name string) string {
 	for _, e := range entries {
 		if e.Name == name {
 			return e.Value

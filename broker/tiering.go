@@ -13,13 +13,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/strata-broker/strata/broker/config"
-	partlog "github.com/strata-broker/strata/broker/log"
-	"github.com/strata-broker/strata/broker/record"
 	"github.com/strata-broker/strata/compaction"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // remoteState is what a partition knows of its records in the object
@@ -319,7 +319,7 @@ const segmentsPerManifest = 8
 // localRetention deletes local segments that are safe in the bucket (named
 // by the manifest) and past local.retention.ms or local.retention.bytes
 // (see compaction.TieredLocalRetention).
-func (b *Broker) localRetention(p *Partition, m *tiering.PartitionManifest, cfg config.Topic) {
+func (b *Broker) localRetention(p *Partition, m *tiering.PartitionManifest, cfg topicconfig.Topic) {
 	before := p.log.Segments()
 	d := compaction.TieredLocalRetention(cfg, localSegments(before), p.HighWatermark(), m.EndOffset(), b.now())
 	if d.None() {
@@ -338,7 +338,7 @@ func (b *Broker) localRetention(p *Partition, m *tiering.PartitionManifest, cfg 
 // compaction.RemoteRetention): the manifest that leaves them out is written
 // first, then their objects are deleted. Objects a crash left between the
 // two are found by collectGarbage.
-func (b *Broker) remoteRetention(ctx context.Context, p *Partition, l tiering.Layout, m *tiering.PartitionManifest, epoch int32, cfg config.Topic) *tiering.PartitionManifest {
+func (b *Broker) remoteRetention(ctx context.Context, p *Partition, l tiering.Layout, m *tiering.PartitionManifest, epoch int32, cfg topicconfig.Topic) *tiering.PartitionManifest {
 	if len(m.Segments) == 0 {
 		return m
 	}
@@ -533,7 +533,7 @@ func (b *Broker) startAtRemoteEnd(t metastore.Topic, p int32, l *partlog.Log) er
 	if b.cfg.ObjectStore == nil || l.LogEndOffset() != 0 {
 		return nil
 	}
-	cfg, _, err := config.Resolve(t.Configs, b.brokerDefaults)
+	cfg, _, err := topicconfig.Resolve(t.Configs, b.brokerDefaults)
 	if err != nil || !cfg.RemoteStorageEnable {
 		return nil
 	}

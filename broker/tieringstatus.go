@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/tiering"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // PartitionTiering is a partition's tiering state as its leader sees it:
@@ -50,7 +50,7 @@ func (b *Broker) TieringStatus(ctx context.Context, topic string) ([]PartitionTi
 	t, closed := b.topics[topic], b.closed
 	var (
 		parts []*Partition
-		cfg   config.Topic
+		cfg   topicconfig.Topic
 	)
 	if t != nil {
 		parts = slices.DeleteFunc(slices.Clone(t.partitions), func(p *Partition) bool { return p == nil })

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	partlog "github.com/strata-broker/strata/broker/log"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/record"
 )
 
 // The log one compaction pass is timed over: 64 MiB of records (keys and

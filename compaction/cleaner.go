@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/time/rate"
 
-	partlog "github.com/strata-broker/strata/broker/log"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/record"
 )
 
 // Log is what the cleaner needs of a partition log: the local log (see

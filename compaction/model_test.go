@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	partlog "github.com/strata-broker/strata/broker/log"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/record"
 )
 
 // model is the reference the compacted log is checked against: every

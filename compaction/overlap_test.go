@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	partlog "github.com/strata-broker/strata/broker/log"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/record"
 )
 
 // memLog is an in-memory Log whose segments may overlap, as remote

@@ -3,7 +3,7 @@ package compaction
 import (
 	"time"
 
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // This file is the retention policy: which of a partition's oldest segments
@@ -29,7 +29,7 @@ import (
 // and the rules take it.
 
 // Segment describes one segment of a partition's log, on local disk or in
-// the object store: what the policy needs of broker/log.SegmentInfo or
+// the object store: what the policy needs of partlog.SegmentInfo or
 // tiering.SegmentMeta.
 type Segment struct {
 	BaseOffset   int64
@@ -116,7 +116,7 @@ func Deletable(segs []Segment, lim Limits, now time.Time) Deletion {
 // LocalRetention decides for a topic whose log is on local disk only
 // (remote.storage.enable=false): retention.ms and retention.bytes, below the
 // high watermark hw, when cleanup.policy includes delete.
-func LocalRetention(cfg config.Topic, segs []Segment, hw int64, now time.Time) Deletion {
+func LocalRetention(cfg topicconfig.Topic, segs []Segment, hw int64, now time.Time) Deletion {
 	if !cfg.DeleteEnabled() {
 		return Deletion{StartOffset: -1}
 	}
@@ -127,7 +127,7 @@ func LocalRetention(cfg config.Topic, segs []Segment, hw int64, now time.Time) D
 // retention.ms and retention.bytes bound the whole log, so the local
 // segments the bucket does not hold yet (localOnlyBytes) count against
 // retention.bytes too. Only when cleanup.policy includes delete.
-func RemoteRetention(cfg config.Topic, remote []Segment, localOnlyBytes, hw int64, now time.Time) Deletion {
+func RemoteRetention(cfg topicconfig.Topic, remote []Segment, localOnlyBytes, hw int64, now time.Time) Deletion {
 	if !cfg.DeleteEnabled() {
 		return Deletion{StartOffset: -1}
 	}
@@ -140,7 +140,7 @@ func RemoteRetention(cfg config.Topic, remote []Segment, localOnlyBytes, hw int6
 // below remoteEnd (the end of the latest manifest). It does not depend on
 // cleanup.policy: a local copy of an uploaded segment is a cache, and
 // dropping it loses nothing.
-func TieredLocalRetention(cfg config.Topic, segs []Segment, hw, remoteEnd int64, now time.Time) Deletion {
+func TieredLocalRetention(cfg topicconfig.Topic, segs []Segment, hw, remoteEnd int64, now time.Time) Deletion {
 	return Deletable(segs, Limits{
 		Ms: cfg.EffectiveLocalRetentionMs(), Bytes: cfg.EffectiveLocalRetentionBytes(), UpTo: min(hw, remoteEnd),
 	}, now)
@@ -161,7 +161,7 @@ type TieredLog struct {
 // local retention on what is left locally. The local Deletion counts the
 // segments of both steps; its StartOffset is where the local log starts
 // afterwards, -1 when it does not move.
-func Tiered(cfg config.Topic, l TieredLog, now time.Time) (local, remote Deletion) {
+func Tiered(cfg topicconfig.Topic, l TieredLog, now time.Time) (local, remote Deletion) {
 	remote = Deletion{StartOffset: -1}
 	if len(l.Remote) > 0 {
 		remote = RemoteRetention(cfg, l.Remote, LocalOnlyBytes(l.Local, l.RemoteEnd), l.HighWatermark, now)

@@ -4,16 +4,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // now is the fixed clock of these tests.
 var now = time.UnixMilli(1_750_000_000_000)
 
 // topicConfig resolves overrides over the built-in defaults.
-func topicConfig(t *testing.T, overrides map[string]string) config.Topic {
+func topicConfig(t *testing.T, overrides map[string]string) topicconfig.Topic {
 	t.Helper()
-	cfg, _, err := config.Resolve(overrides, nil)
+	cfg, _, err := topicconfig.Resolve(overrides, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,6 @@
 // 128; StartEmbedded raises it to 4096).
 //
 // Topic names are not validated against Kafka's rules here (that is
-// broker/config.ValidTopicName); metastore only refuses names that would break
+// topicconfig.ValidTopicName); metastore only refuses names that would break
 // the key layout (empty, or containing '/').
 package metastore

@@ -114,7 +114,7 @@ func (s *Store) brokerKey(id int32) string {
 }
 
 // checkTopicName refuses names that would break the key layout. Kafka's
-// naming rules are the caller's (broker/config.ValidTopicName).
+// naming rules are the caller's (topicconfig.ValidTopicName).
 func checkTopicName(name string) error {
 	if name == "" {
 		return errors.New("empty topic name")

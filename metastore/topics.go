@@ -28,7 +28,7 @@ type Topic struct {
 	Partitions        int32
 	ReplicationFactor int32
 	// Configs holds the topic's overrides only (Kafka config keys); the
-	// effective values come from broker/config.Resolve. Never nil on read.
+	// effective values come from topicconfig.Resolve. Never nil on read.
 	Configs   map[string]string
 	CreatedAt time.Time
 	// Revision is the etcd mod revision of the topic key, filled on read.

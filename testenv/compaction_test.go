@@ -17,7 +17,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/testenv"
 )
 

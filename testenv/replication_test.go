@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
-	partlog "github.com/strata-broker/strata/broker/log"
 	"github.com/strata-broker/strata/broker/server"
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/testenv"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // Pieces is a remote read's batches where they lie in the chunk cache:

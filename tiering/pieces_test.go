@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	partlog "github.com/strata-broker/strata/broker/log"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/record"
 )
 
 // primeIndex gives r a segment's offset index without its object: the

@@ -18,7 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/partlog"
 )
 
 // DefaultChunkSize is the unit of remote reads and of the chunk cache.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // ReplayOptions select the records a replay reads. The zero value reads

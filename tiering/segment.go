@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/partlog"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // StartFrom is where a consumer starts in partitions without an explicit

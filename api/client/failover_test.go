@@ -11,7 +11,7 @@ import (
 
 	"github.com/strata-broker/strata/api/client"
 	"github.com/strata-broker/strata/api/client/clienttest"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // The whole suite against a cluster of three, bootstrapped from one broker:

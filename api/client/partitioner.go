@@ -3,7 +3,7 @@ package client
 import (
 	"math/rand/v2"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // Partition choice follows Kafka's default partitioner, so records spread as

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // Acks is how much replication a produce request waits for. The zero value is

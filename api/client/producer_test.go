@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // fakeLog is a send function standing in for the broker: it decodes every
@@ -216,7 +216,7 @@ func flush(t *testing.T, p *Producer) {
 
 func TestKeyedRecordsGoWhereKafkaPutsThem(t *testing.T) {
 	// Partitions for 10 partitions from the murmur2 values Kafka's own
-	// tests pin (see broker/record): (murmur2(key) & 0x7fffffff) % 10.
+	// tests pin (see record): (murmur2(key) & 0x7fffffff) % 10.
 	want := map[string]int32{"21": 0, "foobar": 6, "a-little-bit-long-string": 2, "abc": 7}
 	f := newFakeLog(t)
 	p := startProducer(t, f, 10, ProducerOptions{})

@@ -3,7 +3,7 @@ package client
 import (
 	"time"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // AnyPartition as Record.Partition lets the producer's partitioner choose.

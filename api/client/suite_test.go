@@ -17,7 +17,7 @@ import (
 	"github.com/strata-broker/strata/api/client"
 	"github.com/strata-broker/strata/api/client/clienttest"
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // runSuite checks the client against a server at addr: the in-memory

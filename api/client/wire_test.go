@@ -6,7 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 func testBatch(t *testing.T, p *Producer, values ...string) *batch {

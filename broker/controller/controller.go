@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // Store is what the controller reads from the metastore.
@@ -214,7 +214,7 @@ func (c *controller) uncleanAllowed(ctx context.Context, topic string) bool {
 	if err != nil {
 		return false
 	}
-	cfg, _, _ := config.Resolve(t.Configs, c.defaults)
+	cfg, _, _ := topicconfig.Resolve(t.Configs, c.defaults)
 	return cfg.UncleanLeaderElectionEnable
 }
 

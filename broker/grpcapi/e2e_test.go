@@ -18,8 +18,8 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
-	"github.com/strata-broker/strata/broker/record"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/record"
 )
 
 func TestMain(m *testing.M) {

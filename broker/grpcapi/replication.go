@@ -12,7 +12,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
-	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/partlog"
 )
 
 // replicationServer serves followers' fetches. gRPC calls replicaFetch

@@ -8,7 +8,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
-	partlog "github.com/strata-broker/strata/broker/log"
+	"github.com/strata-broker/strata/partlog"
 )
 
 // startLeaderCore serves broker 1 over gRPC, with broker 2 registered as a

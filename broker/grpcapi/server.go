@@ -19,9 +19,9 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
-	"github.com/strata-broker/strata/broker/config"
-	"github.com/strata-broker/strata/broker/record"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/record"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // MaxMessageBytes bounds a single gRPC message in either direction, like
@@ -304,7 +304,7 @@ func partitionInfo(p metastore.PartitionState) *stratav1.PartitionInfo {
 	}
 }
 
-func configEntries(entries []config.Entry) []*stratav1.ConfigEntry {
+func configEntries(entries []topicconfig.Entry) []*stratav1.ConfigEntry {
 	out := make([]*stratav1.ConfigEntry, 0, len(entries))
 	for _, e := range entries {
 		out = append(out, &stratav1.ConfigEntry{Name: e.Name, Value: e.Value, Source: string(e.Source)})

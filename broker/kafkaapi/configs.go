@@ -11,30 +11,30 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker"
-	"github.com/strata-broker/strata/broker/config"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
-func configSource(src config.Source) kmsg.ConfigSource {
+func configSource(src topicconfig.Source) kmsg.ConfigSource {
 	switch src {
-	case config.SourceTopic:
+	case topicconfig.SourceTopic:
 		return kmsg.ConfigSourceDynamicTopicConfig
-	case config.SourceBroker:
+	case topicconfig.SourceBroker:
 		return kmsg.ConfigSourceStaticBrokerConfig
 	}
 	return kmsg.ConfigSourceDefaultConfig
 }
 
-func configType(t config.Type) kmsg.ConfigType {
+func configType(t topicconfig.Type) kmsg.ConfigType {
 	switch t {
-	case config.TypeBoolean:
+	case topicconfig.TypeBoolean:
 		return kmsg.ConfigTypeBoolean
-	case config.TypeInt:
+	case topicconfig.TypeInt:
 		return kmsg.ConfigTypeInt
-	case config.TypeLong:
+	case topicconfig.TypeLong:
 		return kmsg.ConfigTypeLong
-	case config.TypeDouble:
+	case topicconfig.TypeDouble:
 		return kmsg.ConfigTypeDouble
-	case config.TypeList:
+	case topicconfig.TypeList:
 		return kmsg.ConfigTypeList
 	}
 	return kmsg.ConfigTypeString
@@ -67,7 +67,7 @@ func (s *Server) describeConfigs(ctx context.Context, req *kmsg.DescribeConfigsR
 				value := e.Value
 				c.Name, c.Value = e.Name, &value
 				c.Source = configSource(e.Source)
-				c.IsDefault = e.Source != config.SourceTopic
+				c.IsDefault = e.Source != topicconfig.SourceTopic
 				c.ConfigType = configType(e.Type)
 				rr.Configs = append(rr.Configs, c)
 			}
@@ -108,14 +108,14 @@ func (s *Server) describeConfigs(ctx context.Context, req *kmsg.DescribeConfigsR
 }
 
 // topicOverrides returns a topic's current overrides.
-func (s *Server) topicOverrides(ctx context.Context, name string) (map[string]string, []config.Entry, error) {
+func (s *Server) topicOverrides(ctx context.Context, name string) (map[string]string, []topicconfig.Entry, error) {
 	desc, err := s.core.DescribeTopic(ctx, name)
 	if err != nil {
 		return nil, nil, err
 	}
 	out := map[string]string{}
 	for _, e := range desc.Configs {
-		if e.Source == config.SourceTopic {
+		if e.Source == topicconfig.SourceTopic {
 			out[e.Name] = e.Value
 		}
 	}
@@ -190,7 +190,7 @@ func (s *Server) incrementalAlterConfigs(ctx context.Context, req *kmsg.Incremen
 func (s *Server) incrementalAlterTopic(ctx context.Context, name string, ops []kmsg.IncrementalAlterConfigsRequestResourceConfig, validateOnly bool) error {
 	set := map[string]string{}
 	var del []string
-	var effective []config.Entry
+	var effective []topicconfig.Entry
 	for _, op := range ops {
 		value := ""
 		if op.Value != nil {
@@ -208,8 +208,8 @@ func (s *Server) incrementalAlterTopic(ctx context.Context, name string, ops []k
 					return err
 				}
 			}
-			i := slices.IndexFunc(effective, func(e config.Entry) bool { return e.Name == op.Name })
-			if i < 0 || effective[i].Type != config.TypeList {
+			i := slices.IndexFunc(effective, func(e topicconfig.Entry) bool { return e.Name == op.Name })
+			if i < 0 || effective[i].Type != topicconfig.TypeList {
 				return fmt.Errorf("%w: %s applies only to list configs, and %q is not one", broker.ErrInvalidConfig, op.Op, op.Name)
 			}
 			cur := effective[i].Value

@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/broker"
-	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // Core is what the frontend needs of the broker core; *broker.Broker
@@ -26,7 +26,7 @@ type Core interface {
 	DeleteTopic(ctx context.Context, name string) error
 	ListTopics(ctx context.Context) ([]metastore.Topic, error)
 	DescribeTopic(ctx context.Context, name string) (broker.TopicDescription, error)
-	AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validateOnly bool) ([]config.Entry, error)
+	AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validateOnly bool) ([]topicconfig.Entry, error)
 	CreatePartitions(ctx context.Context, topic string, count int32, assignments [][]int32, validateOnly bool) error
 	// GroupCoordinator names the broker coordinating a consumer group.
 	GroupCoordinator(group string) metastore.BrokerInfo

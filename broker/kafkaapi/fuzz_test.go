@@ -9,8 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker"
-	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // nullCore answers every call at once: the fuzz target exercises decoding
@@ -55,9 +55,9 @@ func (nullCore) ListTopics(context.Context) ([]metastore.Topic, error) {
 	return []metastore.Topic{{Name: "t", ID: "00000000-0000-4000-8000-000000000000"}}, nil
 }
 func (nullCore) DescribeTopic(context.Context, string) (broker.TopicDescription, error) {
-	return broker.TopicDescription{Configs: []config.Entry{{Name: "cleanup.policy", Value: "delete", Type: config.TypeList, Source: config.SourceDefault}}}, nil
+	return broker.TopicDescription{Configs: []topicconfig.Entry{{Name: "cleanup.policy", Value: "delete", Type: topicconfig.TypeList, Source: topicconfig.SourceDefault}}}, nil
 }
-func (nullCore) AlterTopicConfigs(context.Context, string, map[string]string, []string, bool) ([]config.Entry, error) {
+func (nullCore) AlterTopicConfigs(context.Context, string, map[string]string, []string, bool) ([]topicconfig.Entry, error) {
 	return nil, nil
 }
 func (nullCore) CreatePartitions(context.Context, string, int32, [][]int32, bool) error { return nil }

@@ -23,11 +23,11 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/strata-broker/strata/broker"
-	"github.com/strata-broker/strata/broker/config"
 	"github.com/strata-broker/strata/broker/grpcapi"
 	"github.com/strata-broker/strata/broker/kafkaapi"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering/objstore"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // Config is everything a broker process needs.
@@ -145,11 +145,11 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 			advertisedKafka = advertise(kafkaLis.Addr())
 		}
 	}
-	autoCreate, err := config.AutoCreateTopics(cfg.Settings)
+	autoCreate, err := topicconfig.AutoCreateTopics(cfg.Settings)
 	if err != nil {
 		return err
 	}
-	maxRequest, err := config.SocketRequestMaxBytes(cfg.Settings)
+	maxRequest, err := topicconfig.SocketRequestMaxBytes(cfg.Settings)
 	if err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 		member.close()
 		return err
 	}
-	defaults, _ := config.BrokerDefaults(cfg.Settings) // checked by broker.New
+	defaults, _ := topicconfig.BrokerDefaults(cfg.Settings) // checked by broker.New
 	memberDone := make(chan struct{})
 	go func() {
 		defer close(memberDone)

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
-	"github.com/strata-broker/strata/broker/record"
 	"github.com/strata-broker/strata/broker/server"
+	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/testenv"
 )
 

@@ -17,7 +17,7 @@ import (
 
 	"github.com/strata-broker/strata/api/client"
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // consoleBatchBytes is the batch size of `strata produce`, Kafka's batch.size default.

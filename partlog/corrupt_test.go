@@ -1,4 +1,4 @@
-package log
+package partlog
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // flipCase damages one batch at byte pos+at(size).

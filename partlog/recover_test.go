@@ -1,4 +1,4 @@
-package log
+package partlog
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // crash copies the log's directory as a process crash would leave it (page

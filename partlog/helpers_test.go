@@ -1,4 +1,4 @@
-package log
+package partlog
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

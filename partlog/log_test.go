@@ -1,4 +1,4 @@
-package log
+package partlog
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 func TestAppendReadRoundtrip(t *testing.T) {

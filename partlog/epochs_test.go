@@ -1,4 +1,4 @@
-package log
+package partlog
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // replicaBatch builds a batch as a leader wrote it: base offset and epoch set.

@@ -1,4 +1,4 @@
-package log
+package partlog
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // load reads the partition directory and recovers the log (see Open).

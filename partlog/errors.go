@@ -1,10 +1,10 @@
-package log
+package partlog
 
 import (
 	"errors"
 	"fmt"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // ErrLogClosed is returned by every method called after Close.

@@ -1,11 +1,11 @@
-package log
+package partlog
 
 import (
 	"errors"
 	"fmt"
 	"math"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // AppendResult describes what an Append wrote.

@@ -1,4 +1,4 @@
-package log
+package partlog
 
 import (
 	"bufio"
@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // leaderEpochFile records, for every leader epoch in the log, the offset of

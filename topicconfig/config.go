@@ -10,7 +10,7 @@
 // number and treats negatives as unlimited); and cleanup.policy must name at
 // least one policy (an empty list would silently disable all cleanup).
 // Keys Strata does not implement are unknown, and rejected.
-package config
+package topicconfig
 
 import (
 	"errors"

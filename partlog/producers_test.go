@@ -1,9 +1,9 @@
-package log
+package partlog
 
 import (
 	"testing"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // WalkTailHeaders visits a suffix of the log's batches, in order and without

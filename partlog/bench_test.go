@@ -1,11 +1,11 @@
-package log
+package partlog
 
 import (
 	"bytes"
 	"fmt"
 	"testing"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // benchBatch is one batch of 1000 records of 1 KiB (just under 1 MiB).

@@ -26,7 +26,7 @@
 // ReadAt. Sealed segments are fsynced and their indexes written by a
 // background goroutine owned by the Log, so rolling does not stall producers
 // for the fsync of a whole segment.
-package log
+package partlog
 
 import (
 	"errors"

@@ -1,11 +1,11 @@
-package log
+package partlog
 
 import (
 	"errors"
 	"fmt"
 	"slices"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // TruncateTo drops everything at and above offset, for a replica that must

@@ -1,10 +1,10 @@
-package log
+package partlog
 
 import (
 	"errors"
 	"io"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // Read sizes for sequential scans.

@@ -1,4 +1,4 @@
-package log
+package partlog
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // File names.

@@ -1,4 +1,4 @@
-package log
+package partlog
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/strata-broker/strata/broker/record"
+	"github.com/strata-broker/strata/record"
 )
 
 // SegmentWriter writes a segment outside any log, with the same files and
