@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/strata-broker/strata/record"
 )
@@ -23,20 +24,120 @@ import (
 // which is safe because everything there was never fsynced as far as the
 // recovery point says. Segments wholly below the recovery point get only
 // the index check.
+//
+// Each pass relies on the ones before it: the directory must be free of
+// half-finished swaps and temporary files before segments are listed, the
+// segments' ends must be known before the log start can be checked against
+// them, and the recovery point may move to the log end only once everything
+// below it is durable.
 func (l *Log) load() (err error) {
-	now := l.now()
-	entries, err := os.ReadDir(l.dir)
-	if err != nil {
-		return fmt.Errorf("log: open %s: %w", l.dir, err)
-	}
-	if changed, err := l.finishCleaning(entries); err != nil {
-		return err
-	} else if changed {
-		if entries, err = os.ReadDir(l.dir); err != nil {
-			return fmt.Errorf("log: open %s: %w", l.dir, err)
+	ld := &loader{l: l, now: l.now()}
+	defer func() {
+		if err != nil {
+			ld.closeSegments()
 		}
+	}()
+	entries, err := ld.completeSwaps()
+	if err != nil {
+		return err
 	}
-	var bases []int64
+	if err := ld.collectSegmentFiles(entries); err != nil {
+		return err
+	}
+	ld.readCheckpoints()
+	if err := ld.openSegments(); err != nil {
+		return err
+	}
+	if err := ld.loadBelowRecoveryPoint(); err != nil {
+		return err
+	}
+	if err := ld.recoverFromRecoveryPoint(); err != nil {
+		return err
+	}
+	ld.linkSegments()
+	if err := ld.makeDurable(); err != nil {
+		return err
+	}
+	if err := ld.reconcileLogStart(); err != nil {
+		return err
+	}
+	if err := ld.writeCheckpoints(); err != nil {
+		return err
+	}
+	return ld.install()
+}
+
+// loader carries what one load learns from pass to pass.
+type loader struct {
+	l   *Log
+	now time.Time
+
+	// bases are the base offsets of the segment files found, ascending.
+	bases []int64
+
+	rp, ls       int64 // recovery point and log start checkpoints
+	rpErr, lsErr error // why a checkpoint could not be read
+	// clean is a clean shutdown with a readable recovery point: nothing
+	// needs scanning.
+	clean bool
+	// trustedEpochs is the offset below which the leader epoch checkpoint
+	// can be trusted.
+	trustedEpochs int64
+
+	// segs are the open segments; on error they are closed.
+	segs []*segment
+	// scanFrom is the first segment recovered by a full scan; those below
+	// only get their indexes checked.
+	scanFrom int
+	// tailUnknown marks segments below scanFrom whose end damage hides.
+	tailUnknown []bool
+	// scanned marks segments recovered by a full scan: they are fsynced
+	// before the recovery point moves past them.
+	scanned []bool
+	// start is the reconciled log start offset.
+	start int64
+}
+
+func (ld *loader) closeSegments() {
+	for _, s := range ld.segs {
+		s.f.Close()
+	}
+}
+
+// readDir lists the partition directory.
+func (ld *loader) readDir() ([]os.DirEntry, error) {
+	entries, err := os.ReadDir(ld.l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("log: open %s: %w", ld.l.dir, err)
+	}
+	return entries, nil
+}
+
+// completeSwaps finishes the compaction swaps a crash interrupted, so that
+// the segments listed afterwards are either all old or all new, and returns
+// the directory as it is then.
+func (ld *loader) completeSwaps() ([]os.DirEntry, error) {
+	entries, err := ld.readDir()
+	if err != nil {
+		return nil, err
+	}
+	changed, err := ld.l.finishCleaning(entries)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		return ld.readDir()
+	}
+	return entries, nil
+}
+
+// collectSegmentFiles finds the segments in entries. Temporary files of
+// atomic writes that a crash cut short are removed (the file they were
+// replacing is intact), and so are index files whose segment is gone (a
+// crash in the middle of deleting it); files this package does not know are
+// left alone.
+func (ld *loader) collectSegmentFiles(entries []os.DirEntry) error {
+	l := ld.l
 	hasLog := map[int64]bool{}
 	var derived []string
 	for _, e := range entries {
@@ -46,8 +147,6 @@ func (l *Log) load() (err error) {
 			continue
 		}
 		if stem, ok := strings.CutSuffix(name, tmpSuffix); ok && e.Type().IsRegular() && ownFile(stem) {
-			// An atomic write cut short by a crash; the file it was replacing
-			// is intact.
 			if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
 				return fmt.Errorf("log: open: %w", err)
 			}
@@ -60,13 +159,13 @@ func (l *Log) load() (err error) {
 			continue
 		}
 		if suffix == logSuffix {
-			bases = append(bases, base)
+			ld.bases = append(ld.bases, base)
 			hasLog[base] = true
 		} else {
 			derived = append(derived, name)
 		}
 	}
-	slices.Sort(bases)
+	slices.Sort(ld.bases)
 	for _, name := range derived {
 		if base, _, _ := parseSegmentName(name); !hasLog[base] {
 			if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
@@ -75,87 +174,108 @@ func (l *Log) load() (err error) {
 			l.logger.Warn("log: removed index file without a segment", "dir", l.dir, "file", name)
 		}
 	}
+	return nil
+}
 
-	rp, rpErr := readCheckpoint(l.dir, recoveryPointFile)
-	if rpErr != nil && !errors.Is(rpErr, fs.ErrNotExist) {
-		l.logger.Warn("log: unreadable recovery point checkpoint; scanning every segment", "dir", l.dir, "err", rpErr)
+// readCheckpoints reads the recovery point, the log start and the clean
+// shutdown marker. An unreadable checkpoint is not fatal: it only makes
+// recovery scan more.
+func (ld *loader) readCheckpoints() {
+	l := ld.l
+	ld.rp, ld.rpErr = readCheckpoint(l.dir, recoveryPointFile)
+	if ld.rpErr != nil && !errors.Is(ld.rpErr, fs.ErrNotExist) {
+		l.logger.Warn("log: unreadable recovery point checkpoint; scanning every segment", "dir", l.dir, "err", ld.rpErr)
 	}
-	ls, lsErr := readCheckpoint(l.dir, logStartFile)
-	if lsErr != nil && !errors.Is(lsErr, fs.ErrNotExist) {
-		l.logger.Warn("log: unreadable log start checkpoint; starting at the first segment", "dir", l.dir, "err", lsErr)
+	ld.ls, ld.lsErr = readCheckpoint(l.dir, logStartFile)
+	if ld.lsErr != nil && !errors.Is(ld.lsErr, fs.ErrNotExist) {
+		l.logger.Warn("log: unreadable log start checkpoint; starting at the first segment", "dir", l.dir, "err", ld.lsErr)
 	}
 	_, cleanErr := os.Stat(filepath.Join(l.dir, cleanShutdownFile))
-	clean := cleanErr == nil && rpErr == nil
+	ld.clean = cleanErr == nil && ld.rpErr == nil
 	// Leader epochs are checkpointed before the recovery point moves, and at a
 	// clean shutdown; past that they are read back from the batches.
-	trustedEpochs := int64(0)
 	switch {
-	case clean:
-		trustedEpochs = math.MaxInt64
-	case rpErr == nil:
-		trustedEpochs = rp
+	case ld.clean:
+		ld.trustedEpochs = math.MaxInt64
+	case ld.rpErr == nil:
+		ld.trustedEpochs = ld.rp
 	}
+}
 
-	var segs []*segment
-	defer func() {
-		if err != nil {
-			for _, s := range segs {
-				s.f.Close()
-			}
-		}
-	}()
-	for _, b := range bases {
-		s, err := openSegment(l.dir, b, now)
+// openSegments opens every segment found. A directory without segments
+// gets one at the checkpointed log start, so offsets never go back.
+func (ld *loader) openSegments() error {
+	l := ld.l
+	for _, b := range ld.bases {
+		s, err := openSegment(l.dir, b, ld.now)
 		if err != nil {
 			return err
 		}
-		segs = append(segs, s)
+		ld.segs = append(ld.segs, s)
 	}
-	if len(segs) == 0 {
-		base := int64(0)
-		if lsErr == nil {
-			base = ls
-		}
-		s, err := createSegment(l.dir, base, now)
-		if err != nil {
-			return err
-		}
-		segs = append(segs, s)
+	if len(ld.segs) > 0 {
+		return nil
 	}
+	base := int64(0)
+	if ld.lsErr == nil {
+		base = ld.ls
+	}
+	s, err := createSegment(l.dir, base, ld.now)
+	if err != nil {
+		return err
+	}
+	ld.segs = append(ld.segs, s)
+	return nil
+}
 
-	scanFrom := len(segs)
-	if !clean {
-		scanFrom = 0
+// loadBelowRecoveryPoint loads the segments that need no scan: all of them
+// after a clean shutdown, else those below the one holding the recovery
+// point. Their indexes are checked against the log and rebuilt if they do
+// not match.
+func (ld *loader) loadBelowRecoveryPoint() error {
+	segs := ld.segs
+	ld.scanFrom = len(segs)
+	if !ld.clean {
+		ld.scanFrom = 0
 		for i, s := range segs {
-			if rpErr == nil && s.base <= rp {
-				scanFrom = i
+			if ld.rpErr == nil && s.base <= ld.rp {
+				ld.scanFrom = i
 			}
 		}
 	}
-	tailUnknown := make([]bool, len(segs)) // damage hides where the segment ends
-	for i := 0; i < scanFrom; i++ {
+	ld.tailUnknown = make([]bool, len(segs))
+	for i := 0; i < ld.scanFrom; i++ {
 		// Offsets of a segment stay below the next segment's base, and
 		// relative offsets fit in 31 bits.
 		limit := segs[i].base + math.MaxInt32 + 1
 		if i+1 < len(segs) {
 			limit = min(limit, segs[i+1].base)
 		}
-		ok, err := l.loadSegment(segs[i], limit)
+		ok, err := ld.l.loadSegment(segs[i], limit)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			if i == len(segs)-1 {
-				scanFrom = i // the active segment's end must be known: recover it
+				ld.scanFrom = i // the active segment's end must be known: recover it
 			} else {
-				tailUnknown[i] = true
+				ld.tailUnknown[i] = true
 			}
 		}
 	}
-	scanned := make([]bool, len(segs))
-	for i := scanFrom; i < len(segs); i++ {
-		s := segs[i]
-		scanned[i] = true
+	return nil
+}
+
+// recoverFromRecoveryPoint scans the segments from scanFrom on, verifying
+// every batch and rebuilding their indexes. At the first damaged batch the
+// segment is truncated and every later segment deleted: none of it was
+// acknowledged as durable.
+func (ld *loader) recoverFromRecoveryPoint() error {
+	l := ld.l
+	ld.scanned = make([]bool, len(ld.segs))
+	for i := ld.scanFrom; i < len(ld.segs); i++ {
+		s := ld.segs[i]
+		ld.scanned[i] = true
 		dmg, err := l.scanSegment(s)
 		if err != nil {
 			return err
@@ -166,28 +286,39 @@ func (l *Log) load() (err error) {
 		if err := l.cutTail(s, dmg); err != nil {
 			return err
 		}
-		for _, r := range segs[i+1:] {
+		for _, r := range ld.segs[i+1:] {
 			l.logger.Warn("log recovery: removing segment after the truncation point", "dir", l.dir, "segment", r.name(), "bytes", r.size.Load())
 			if err := r.removeFiles(); err != nil {
 				return err
 			}
 		}
-		segs = segs[:i+1]
-		break
+		ld.segs = ld.segs[:i+1]
+		return nil
 	}
+	return nil
+}
+
+// linkSegments ends each segment whose end damage hid where the next one
+// begins, and warns of gaps between segments.
+func (ld *loader) linkSegments() {
+	l, segs := ld.l, ld.segs
 	for i, s := range segs[:len(segs)-1] {
-		if tailUnknown[i] {
+		if ld.tailUnknown[i] {
 			s.next.Store(segs[i+1].base)
 		}
 		if next, b := s.next.Load(), segs[i+1].base; next != b {
 			l.logger.Warn("log: segments are not contiguous", "dir", l.dir, "segment", s.name(), "next_offset", next, "next_segment", segs[i+1].name())
 		}
 	}
+}
 
-	// Everything recovered is made durable before the recovery point moves
-	// to the log end.
+// makeDurable fsyncs what recovery changed and seals every segment but the
+// active one, writing its indexes, so that the recovery point can move to
+// the log end.
+func (ld *loader) makeDurable() error {
+	segs := ld.segs
 	for i, s := range segs {
-		if scanned[i] {
+		if ld.scanned[i] {
 			if err := s.f.Sync(); err != nil {
 				return fmt.Errorf("log: open: fsync %s: %w", s.name(), err)
 			}
@@ -206,58 +337,81 @@ func (l *Log) load() (err error) {
 		}
 		s.durable.Store(true)
 	}
+	return nil
+}
 
-	start := segs[0].base
-	if lsErr == nil && ls > start {
-		start = ls
+// reconcileLogStart settles the log start offset against the recovered
+// segments: a log start past the log end (the tail it pointed into was lost)
+// starts an empty log there, and segments wholly below the log start are
+// deleted, finishing a DeleteSegmentsBelow that a crash interrupted.
+func (ld *loader) reconcileLogStart() error {
+	l := ld.l
+	start := ld.segs[0].base
+	if ld.lsErr == nil && ld.ls > start {
+		start = ld.ls
 	}
-	if end := segs[len(segs)-1].next.Load(); start > end {
+	ld.start = start
+	if end := ld.segs[len(ld.segs)-1].next.Load(); start > end {
 		l.logger.Warn("log recovery: log start offset is beyond the recovered log end; starting an empty log at the log start",
 			"dir", l.dir, "log_start", start, "log_end", end)
-		for _, s := range segs {
+		for _, s := range ld.segs {
 			if err := s.removeFiles(); err != nil {
 				return err
 			}
 		}
-		segs = nil
-		s, err := createSegment(l.dir, start, now)
+		ld.segs = nil
+		s, err := createSegment(l.dir, start, ld.now)
 		if err != nil {
 			return err
 		}
-		segs = append(segs, s)
+		ld.segs = append(ld.segs, s)
 	}
-	// Finish a DeleteSegmentsBelow that a crash interrupted.
-	for len(segs) > 1 && segs[0].next.Load() <= start {
-		l.logger.Info("log: deleting segment below the log start offset", "dir", l.dir, "segment", segs[0].name(), "log_start", start)
-		if err := segs[0].removeFiles(); err != nil {
+	for len(ld.segs) > 1 && ld.segs[0].next.Load() <= start {
+		l.logger.Info("log: deleting segment below the log start offset", "dir", l.dir, "segment", ld.segs[0].name(), "log_start", start)
+		if err := ld.segs[0].removeFiles(); err != nil {
 			return err
 		}
-		segs = segs[1:]
+		ld.segs = ld.segs[1:]
 	}
+	return nil
+}
 
-	a := segs[len(segs)-1]
-	a.created = now
-	leo := a.next.Load()
+// writeCheckpoints records the recovered state: the recovery point moves to
+// the log end and the log start is rewritten if recovery changed it. The
+// clean shutdown marker goes first, so that a crash from here on is
+// recovered rather than trusted.
+func (ld *loader) writeCheckpoints() error {
+	l := ld.l
+	leo := ld.activeSegment().next.Load()
 	if err := os.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("log: open: %w", err)
 	}
 	if err := writeFileAtomic(l.dir, recoveryPointFile, encodeCheckpoint(leo)); err != nil {
 		return err
 	}
-	if lsErr != nil || ls != start {
-		if err := writeFileAtomic(l.dir, logStartFile, encodeCheckpoint(start)); err != nil {
+	if ld.lsErr != nil || ld.ls != ld.start {
+		if err := writeFileAtomic(l.dir, logStartFile, encodeCheckpoint(ld.start)); err != nil {
 			return err
 		}
 	}
-	if err := syncDir(l.dir); err != nil {
-		return err
-	}
-	l.segs = segs
-	l.leo.Store(leo)
-	l.logStart.Store(start)
-	l.ckRP = leo
-	return l.loadEpochs(trustedEpochs)
+	return syncDir(l.dir)
 }
+
+// install hands the recovered segments to the log and loads the leader
+// epochs, trusting their checkpoint only as far as recovery allows.
+func (ld *loader) install() error {
+	l := ld.l
+	a := ld.activeSegment()
+	a.created = ld.now
+	leo := a.next.Load()
+	l.segs = ld.segs
+	l.leo.Store(leo)
+	l.logStart.Store(ld.start)
+	l.ckRP = leo
+	return l.loadEpochs(ld.trustedEpochs)
+}
+
+func (ld *loader) activeSegment() *segment { return ld.segs[len(ld.segs)-1] }
 
 // ownFile reports whether name is a file this package writes atomically.
 func ownFile(name string) bool {

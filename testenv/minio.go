@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 const (
@@ -256,42 +258,26 @@ func (m *MinIO) Start(ctx context.Context) error {
 	return nil
 }
 
-// createBucket makes the bucket unless it exists.
+// createBucket makes the bucket unless it exists. It speaks S3 through the
+// AWS SDK, which the strata binary links anyway for tiering: `strata
+// testenv` runs this, and a second S3 client library would grow the release
+// binary for a test-only call.
 func (m *MinIO) createBucket(ctx context.Context) error {
-	client, closeIdle, err := m.client()
-	if err != nil {
-		return err
-	}
-	defer closeIdle()
-	exists, err := client.BucketExists(ctx, m.bucket)
-	if err != nil {
-		return fmt.Errorf("check bucket %s: %w", m.bucket, err)
-	}
-	if exists {
-		return nil
-	}
-	if err := client.MakeBucket(ctx, m.bucket, minio.MakeBucketOptions{Region: DefaultRegion}); err != nil {
-		return fmt.Errorf("create bucket %s: %w", m.bucket, err)
+	tr := &http.Transport{ResponseHeaderTimeout: 30 * time.Second}
+	// Idle connections would otherwise outlive the call that used them.
+	defer tr.CloseIdleConnections()
+	client := s3.New(s3.Options{
+		Region:       DefaultRegion,
+		BaseEndpoint: aws.String(m.Endpoint()),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(m.accessKey, m.secretKey, ""),
+		HTTPClient:   &http.Client{Transport: tr},
+	})
+	_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(m.bucket)})
+	if owned := (*types.BucketAlreadyOwnedByYou)(nil); err != nil && !errors.As(err, &owned) {
+		return fmt.Errorf("create bucket %s at %s: %w", m.bucket, m.addr, err)
 	}
 	return nil
-}
-
-// client is an S3 client for this server and the function that closes its
-// idle connections (which would otherwise outlive the call that used them).
-func (m *MinIO) client() (*minio.Client, func(), error) {
-	tr := &http.Transport{
-		ResponseHeaderTimeout: 30 * time.Second,
-		MaxIdleConnsPerHost:   4,
-	}
-	client, err := minio.New(m.addr, &minio.Options{
-		Creds:     credentials.NewStaticV4(m.accessKey, m.secretKey, ""),
-		Region:    DefaultRegion,
-		Transport: tr,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("S3 client for %s: %w", m.addr, err)
-	}
-	return client, tr.CloseIdleConnections, nil
 }
 
 // Stop sends SIGTERM and waits for MinIO to exit (killing it after

@@ -87,10 +87,53 @@ type Ready func(Addrs)
 // Run starts the broker and blocks until ctx is cancelled, then shuts down
 // cleanly: listeners stop, logs are flushed and closed, the broker leaves the
 // cluster. ready, if not nil, is called when the broker serves.
+//
+// Start-up is a sequence of steps, each pushing onto one cleanup stack what
+// undoes it. A failed step unwinds the steps before it; shutdown unwinds
+// them all. The stack's order is the shutdown order: stop serving, close the
+// broker (flushing its logs), leave the cluster, then close the listeners
+// and the metastore.
 func Run(ctx context.Context, cfg Config, ready Ready) error {
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	p := &process{cfg: cfg.withDefaults()}
+	p.logger = p.cfg.Logger
+	defer p.cleanup.run()
+
+	if err := p.openMetastore(ctx); err != nil {
+		return err
+	}
+	p.newRegistry()
+	if err := p.listen(); err != nil {
+		return err
+	}
+	if err := p.readKafkaSettings(); err != nil {
+		return err
+	}
+	p.newReplicaClient()
+	if err := p.register(ctx); err != nil {
+		return err
+	}
+	if err := p.openObjectStore(ctx); err != nil {
+		return err
+	}
+	if err := p.startBroker(ctx); err != nil {
+		return err
+	}
+	p.runMembership()
+	errc := p.serve()
+	p.announce(ready)
+
+	select {
+	case <-ctx.Done():
+		p.logger.Info("shutting down")
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+func (cfg Config) withDefaults() Config {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.EtcdPrefix == "" {
 		cfg.EtcdPrefix = "/strata"
@@ -101,155 +144,253 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = DefaultSessionTimeout
 	}
+	return cfg
+}
 
+// cleanupStack holds what undoes each start-up step that succeeded.
+type cleanupStack []func()
+
+func (s *cleanupStack) push(f func()) { *s = append(*s, f) }
+
+// run undoes the steps, last first.
+func (s *cleanupStack) run() {
+	for i := len(*s) - 1; i >= 0; i-- {
+		(*s)[i]()
+	}
+	*s = nil
+}
+
+// process is a broker process being started, run and stopped: what each
+// start-up step makes for the later ones.
+type process struct {
+	cfg     Config
+	logger  *slog.Logger
+	cleanup cleanupStack
+
+	store *metastore.Store
+	reg   *prometheus.Registry
+
+	grpcLis, httpLis, kafkaLis net.Listener
+	advertisedKafka            string
+	autoCreate                 bool
+	maxRequest                 int32
+
+	replicas *grpcapi.ReplicaClient
+	member   *membership
+	// memberCtx bounds the membership, which outlives Run's ctx (see
+	// register); stopMember ends it.
+	memberCtx  context.Context
+	stopMember context.CancelFunc
+	memberDone chan struct{} // closed when member.run returns; nil before it starts
+
+	objects objstore.Store
+	broker  *broker.Broker
+}
+
+// openMetastore connects to etcd, first starting it in this process if
+// the configuration embeds it.
+func (p *process) openMetastore(ctx context.Context) error {
+	cfg := p.cfg
 	endpoints := cfg.EtcdEndpoints
 	if cfg.EmbedEtcd {
-		etcd, err := metastore.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), cfg.EtcdClientAddr, logger.With("component", "etcd"))
+		etcd, err := metastore.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), cfg.EtcdClientAddr, p.logger.With("component", "etcd"))
 		if err != nil {
 			return fmt.Errorf("start embedded etcd: %w", err)
 		}
-		defer etcd.Close()
+		p.cleanup.push(func() { etcd.Close() })
 		endpoints = etcd.Endpoints()
-		logger.Info("embedded etcd ready", "endpoints", endpoints)
+		p.logger.Info("embedded etcd ready", "endpoints", endpoints)
 	}
 	if len(endpoints) == 0 {
 		return errors.New("no etcd endpoints: set --etcd-endpoints")
 	}
-	store, err := metastore.Dial(ctx, endpoints, cfg.EtcdPrefix, logger.With("component", "metastore"))
+	store, err := metastore.Dial(ctx, endpoints, cfg.EtcdPrefix, p.logger.With("component", "metastore"))
 	if err != nil {
 		return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
 	}
-	defer store.Close()
+	p.cleanup.push(func() { store.Close() })
+	p.store = store
+	return nil
+}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+func (p *process) newRegistry() {
+	p.reg = prometheus.NewRegistry()
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+}
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
+// listen binds the gRPC, HTTP and (if configured) Kafka listeners. They are
+// bound before registering because the registration publishes their
+// addresses, which may be ports the system chose.
+func (p *process) listen() error {
+	cfg := p.cfg
+	var err error
+	if p.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
 	}
-	defer grpcLis.Close()
-	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
+	p.cleanup.push(func() { p.grpcLis.Close() })
+	if p.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
-	defer httpLis.Close()
-	var kafkaLis net.Listener
-	advertisedKafka := cfg.AdvertisedKafkaAddr
-	if cfg.KafkaAddr != "" {
-		if kafkaLis, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
-			return fmt.Errorf("listen for Kafka clients on %s: %w", cfg.KafkaAddr, err)
-		}
-		defer kafkaLis.Close()
-		if advertisedKafka == "" {
-			advertisedKafka = advertise(kafkaLis.Addr())
-		}
+	p.cleanup.push(func() { p.httpLis.Close() })
+	p.advertisedKafka = cfg.AdvertisedKafkaAddr
+	if cfg.KafkaAddr == "" {
+		return nil
 	}
-	autoCreate, err := topicconfig.AutoCreateTopics(cfg.Settings)
-	if err != nil {
-		return err
+	if p.kafkaLis, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
+		return fmt.Errorf("listen for Kafka clients on %s: %w", cfg.KafkaAddr, err)
 	}
-	maxRequest, err := topicconfig.SocketRequestMaxBytes(cfg.Settings)
-	if err != nil {
-		return err
+	p.cleanup.push(func() { p.kafkaLis.Close() })
+	if p.advertisedKafka == "" {
+		p.advertisedKafka = advertise(p.kafkaLis.Addr())
 	}
+	return nil
+}
 
+// readKafkaSettings reads the Kafka listener's settings, so that a bad one
+// fails the start before the broker joins the cluster.
+func (p *process) readKafkaSettings() error {
+	var err error
+	if p.autoCreate, err = topicconfig.AutoCreateTopics(p.cfg.Settings); err != nil {
+		return err
+	}
+	if p.maxRequest, err = topicconfig.SocketRequestMaxBytes(p.cfg.Settings); err != nil {
+		return err
+	}
+	return nil
+}
+
+// newReplicaClient makes the client the broker fetches from other brokers
+// with. It is closed after the broker has left the cluster.
+func (p *process) newReplicaClient() {
+	p.replicas = grpcapi.NewReplicaClient()
+	p.cleanup.push(func() { p.replicas.Close() })
+}
+
+// register makes the broker a member of the cluster. Leaving is pushed
+// before registering: it undoes a registration that an interrupt raced.
+func (p *process) register(ctx context.Context) error {
+	cfg := p.cfg
 	if cfg.EmbedEtcd {
 		// Nobody else reaches this process's etcd: a registration under our id
 		// is our own previous run's, left by a crash. Clear it instead of
 		// waiting for its lease to expire.
-		if err := store.RemoveBroker(ctx, cfg.NodeID); err != nil {
+		if err := p.store.RemoveBroker(ctx, cfg.NodeID); err != nil {
 			return err
 		}
 	}
 	advertised := cfg.AdvertisedGRPCAddr
 	if advertised == "" {
-		advertised = grpcLis.Addr().String()
+		advertised = p.grpcLis.Addr().String()
 	}
-	member := &membership{
-		store:  store,
-		logger: logger,
+	p.member = &membership{
+		store:  p.store,
+		logger: p.logger,
 		ttl:    cfg.SessionTimeout,
 		info: metastore.BrokerInfo{
 			NodeID:    cfg.NodeID,
 			GRPCAddr:  advertised,
-			HTTPAddr:  httpLis.Addr().String(),
-			KafkaAddr: advertisedKafka,
+			HTTPAddr:  p.httpLis.Addr().String(),
+			KafkaAddr: p.advertisedKafka,
 			StartedAt: time.Now(),
 		},
 	}
 	// The registration outlives ctx: the broker leaves the cluster last, after
 	// its logs are closed. Until it is made, an interrupt still ends it.
-	memberCtx, stopMember := context.WithCancel(context.Background())
-	defer stopMember()
-	interrupt := context.AfterFunc(ctx, stopMember)
+	p.memberCtx, p.stopMember = context.WithCancel(context.Background())
+	p.cleanup.push(p.leave)
+	interrupt := context.AfterFunc(ctx, p.stopMember)
 	// The first registration is part of starting: a node id clash fails here.
-	err = member.register(memberCtx)
+	err := p.member.register(p.memberCtx)
 	if !interrupt() || err != nil {
 		if err == nil {
-			member.close()
 			err = ctx.Err()
 		}
 		return fmt.Errorf("register broker %d: %w", cfg.NodeID, err)
 	}
+	return nil
+}
 
-	var objects objstore.Store
-	if cfg.ObjectStoreURL != "" {
-		if objects, err = objstore.Open(ctx, cfg.ObjectStoreURL, objstore.Options{Registerer: reg, Logger: logger.With("component", "objstore")}); err != nil {
-			member.close()
-			return fmt.Errorf("object store: %w", err)
-		}
-		logger.Info("object store for tiered topics", "store", objects.String())
+// leave stops the membership and revokes the registration, if any.
+func (p *process) leave() {
+	p.stopMember()
+	if p.memberDone != nil {
+		<-p.memberDone
 	}
+	p.member.close()
+}
 
-	replicas := grpcapi.NewReplicaClient()
-	defer replicas.Close()
+// openObjectStore opens the store of tiered topics, if one is configured.
+// Opening it does not contact it, and it holds nothing to close.
+func (p *process) openObjectStore(ctx context.Context) error {
+	if p.cfg.ObjectStoreURL == "" {
+		return nil
+	}
+	var err error
+	p.objects, err = objstore.Open(ctx, p.cfg.ObjectStoreURL, objstore.Options{Registerer: p.reg, Logger: p.logger.With("component", "objstore")})
+	if err != nil {
+		return fmt.Errorf("object store: %w", err)
+	}
+	p.logger.Info("object store for tiered topics", "store", p.objects.String())
+	return nil
+}
+
+// startBroker creates the broker core and starts it: its logs are opened
+// and recovered. A failed Start has already stopped what it started.
+func (p *process) startBroker(ctx context.Context) error {
+	cfg := p.cfg
 	b, err := broker.New(broker.Config{
 		NodeID:            cfg.NodeID,
 		DataDir:           cfg.DataDir,
 		Settings:          cfg.Settings,
-		Logger:            logger,
-		Registerer:        reg,
-		Replicas:          replicas,
-		LeaseValidUntil:   member.validUntil,
-		RegistrationEpoch: member.epoch,
-		ObjectStore:       objects,
+		Logger:            p.logger,
+		Registerer:        p.reg,
+		Replicas:          p.replicas,
+		LeaseValidUntil:   p.member.validUntil,
+		RegistrationEpoch: p.member.epoch,
+		ObjectStore:       p.objects,
 		TieringCacheBytes: cfg.TieringCacheBytes,
-	}, store)
+	}, p.store)
 	if err != nil {
-		member.close()
 		return err
 	}
 	if err := b.Start(ctx); err != nil {
-		member.close()
 		return err
 	}
-	defaults, _ := topicconfig.BrokerDefaults(cfg.Settings) // checked by broker.New
-	memberDone := make(chan struct{})
-	go func() {
-		defer close(memberDone)
-		member.run(memberCtx, defaults)
-	}()
-	defer func() {
+	p.broker = b
+	// Leave the cluster only after this: until the logs are closed this
+	// broker still holds data its followers may need.
+	p.cleanup.push(func() {
 		if err := b.Close(); err != nil {
-			logger.Error("closing broker", "err", err)
+			p.logger.Error("closing broker", "err", err)
 		}
-		// Leave the cluster last: until the logs are closed this broker
-		// still holds data its followers may need.
-		stopMember()
-		<-memberDone
-		member.close()
-	}()
+	})
+	return nil
+}
 
-	rpcMetrics := newRPCMetrics(reg)
+// runMembership keeps the registration alive and campaigns for controller
+// until leave.
+func (p *process) runMembership() {
+	defaults, _ := topicconfig.BrokerDefaults(p.cfg.Settings) // checked by broker.New
+	p.memberDone = make(chan struct{})
+	go func() {
+		defer close(p.memberDone)
+		p.member.run(p.memberCtx, defaults)
+	}()
+}
+
+// serve starts the gRPC, HTTP and Kafka servers on their listeners. The
+// channel reports the first server that fails.
+func (p *process) serve() <-chan error {
+	cfg := p.cfg
+	rpcMetrics := newRPCMetrics(p.reg)
 	gs := grpc.NewServer(append(grpcapi.ServerOptions(),
 		grpc.ChainUnaryInterceptor(rpcMetrics.unary),
 		grpc.ChainStreamInterceptor(rpcMetrics.stream),
 	)...)
-	grpcapi.New(b).Register(gs)
+	grpcapi.New(p.broker).Register(gs)
 
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
 	// Profiles are served beside the metrics: the HTTP listener is meant for
 	// operators (loopback by default), and performance work starts with pprof.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -262,68 +403,67 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
-	ks := kafkaapi.New(b, kafkaapi.Config{
+	ks := kafkaapi.New(p.broker, kafkaapi.Config{
 		NodeID:           cfg.NodeID,
-		AutoCreateTopics: autoCreate,
-		Groups:           b.Groups(),
-		MaxRequestBytes:  maxRequest,
-		Logger:           logger.With("component", "kafka"),
-		Registerer:       reg,
+		AutoCreateTopics: p.autoCreate,
+		Groups:           p.broker.Groups(),
+		MaxRequestBytes:  p.maxRequest,
+		Logger:           p.logger.With("component", "kafka"),
+		Registerer:       p.reg,
 	})
 
 	errc := make(chan error, 3)
-	go func() { errc <- fmt.Errorf("gRPC server: %w", gs.Serve(grpcLis)) }()
-	go func() { errc <- fmt.Errorf("HTTP server: %w", hs.Serve(httpLis)) }()
+	go func() { errc <- fmt.Errorf("gRPC server: %w", gs.Serve(p.grpcLis)) }()
+	go func() { errc <- fmt.Errorf("HTTP server: %w", hs.Serve(p.httpLis)) }()
 	kafkaDone := make(chan struct{})
-	if kafkaLis != nil {
+	if p.kafkaLis != nil {
 		go func() {
 			defer close(kafkaDone)
-			if err := ks.Serve(kafkaLis); !errors.Is(err, kafkaapi.ErrServerClosed) {
+			if err := ks.Serve(p.kafkaLis); !errors.Is(err, kafkaapi.ErrServerClosed) {
 				errc <- fmt.Errorf("Kafka server: %w", err)
 			}
 		}()
 	} else {
 		close(kafkaDone)
 	}
-	logger.Info("broker ready", "node_id", cfg.NodeID, "grpc", grpcLis.Addr().String(),
-		"http", httpLis.Addr().String(), "kafka", advertisedKafka, "data_dir", cfg.DataDir)
-	if ready != nil {
-		addrs := Addrs{GRPC: grpcLis.Addr(), HTTP: httpLis.Addr()}
-		if kafkaLis != nil {
-			addrs.Kafka = kafkaLis.Addr()
+	p.cleanup.push(func() {
+		// Long polls and follow streams would hold GracefulStop until their
+		// MaxWait: end them first.
+		p.broker.Drain()
+		stopped := make(chan struct{})
+		go func() {
+			kctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			_ = ks.Shutdown(kctx)
+			<-kafkaDone
+			gs.GracefulStop()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(cfg.ShutdownTimeout):
+			gs.Stop()
+			<-stopped
 		}
-		ready(addrs)
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case runErr = <-errc:
-	}
-
-	// Long polls and follow streams would hold GracefulStop until their
-	// MaxWait: end them first.
-	b.Drain()
-	stopped := make(chan struct{})
-	go func() {
-		kctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		_ = ks.Shutdown(kctx)
-		<-kafkaDone
-		gs.GracefulStop()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-time.After(cfg.ShutdownTimeout):
-		gs.Stop()
-		<-stopped
+		_ = hs.Shutdown(shutCtx)
+	})
+	return errc
+}
+
+// announce logs that the broker serves and calls ready with its addresses.
+func (p *process) announce(ready Ready) {
+	p.logger.Info("broker ready", "node_id", p.cfg.NodeID, "grpc", p.grpcLis.Addr().String(),
+		"http", p.httpLis.Addr().String(), "kafka", p.advertisedKafka, "data_dir", p.cfg.DataDir)
+	if ready == nil {
+		return
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	_ = hs.Shutdown(shutCtx)
-	return runErr
+	addrs := Addrs{GRPC: p.grpcLis.Addr(), HTTP: p.httpLis.Addr()}
+	if p.kafkaLis != nil {
+		addrs.Kafka = p.kafkaLis.Addr()
+	}
+	ready(addrs)
 }
 
 // advertise is the address to publish for a listener: its bound address,
