@@ -11,6 +11,10 @@ import (
 	"github.com/strata-broker/strata/broker"
 )
 
+func (s *Server) createTopicsAPI() api {
+	return api{key: 19, min: 0, max: 7, handle: decoded(s.createTopics)}
+}
+
 func (s *Server) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	ctx, cancel := timeoutCtx(ctx, req.TimeoutMillis)
@@ -71,6 +75,10 @@ func (s *Server) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest
 	return resp
 }
 
+func (s *Server) deleteTopicsAPI() api {
+	return api{key: 20, min: 0, max: 6, handle: decoded(s.deleteTopics)}
+}
+
 func (s *Server) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTopicsResponse {
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	ctx, cancel := timeoutCtx(ctx, req.TimeoutMillis)
@@ -117,6 +125,10 @@ func (s *Server) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest
 	return resp
 }
 
+func (s *Server) createPartitionsAPI() api {
+	return api{key: 37, min: 0, max: 3, handle: decoded(s.createPartitions)}
+}
+
 func (s *Server) createPartitions(ctx context.Context, req *kmsg.CreatePartitionsRequest) *kmsg.CreatePartitionsResponse {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	ctx, cancel := timeoutCtx(ctx, req.TimeoutMillis)
@@ -135,6 +147,10 @@ func (s *Server) createPartitions(ctx context.Context, req *kmsg.CreatePartition
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+func (s *Server) deleteRecordsAPI() api {
+	return api{key: 21, min: 0, max: 2, handle: decoded(s.deleteRecords)}
 }
 
 func (s *Server) deleteRecords(ctx context.Context, req *kmsg.DeleteRecordsRequest) *kmsg.DeleteRecordsResponse {
@@ -160,6 +176,10 @@ func (s *Server) deleteRecords(ctx context.Context, req *kmsg.DeleteRecordsReque
 	return resp
 }
 
+func (s *Server) initProducerIDAPI() api {
+	return api{key: 22, min: 0, max: 4, handle: decoded(s.initProducerID)}
+}
+
 func (s *Server) initProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest) *kmsg.InitProducerIDResponse {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	ctx, cancel := timeoutCtx(ctx, 0)
@@ -177,6 +197,10 @@ func (s *Server) initProducerID(ctx context.Context, req *kmsg.InitProducerIDReq
 	}
 	resp.ProducerID, resp.ProducerEpoch = id, epoch
 	return resp
+}
+
+func (s *Server) describeClusterAPI() api {
+	return api{key: 60, min: 0, max: 1, handle: decoded(s.describeCluster)}
 }
 
 func (s *Server) describeCluster(ctx context.Context, req *kmsg.DescribeClusterRequest) *kmsg.DescribeClusterResponse {

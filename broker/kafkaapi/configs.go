@@ -46,6 +46,10 @@ func resourceError(code int16, format string, args ...any) (int16, *string) {
 	return code, &msg
 }
 
+func (s *Server) describeConfigsAPI() api {
+	return api{key: 32, min: 0, max: 4, handle: decoded(s.describeConfigs)}
+}
+
 func (s *Server) describeConfigs(ctx context.Context, req *kmsg.DescribeConfigsRequest) *kmsg.DescribeConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, r := range req.Resources {
@@ -124,6 +128,10 @@ func (s *Server) topicOverrides(ctx context.Context, name string) (map[string]st
 
 var errBrokerStatic = fmt.Errorf("%w: broker settings are static: change them in the broker's configuration and restart it", broker.ErrInvalidRequest)
 
+func (s *Server) alterConfigsAPI() api {
+	return api{key: 33, min: 0, max: 2, handle: decoded(s.alterConfigs)}
+}
+
 // alterConfigs is the legacy AlterConfigs: the given configs replace all of
 // the topic's overrides.
 func (s *Server) alterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest) *kmsg.AlterConfigsResponse {
@@ -163,6 +171,10 @@ func (s *Server) alterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return resp
+}
+
+func (s *Server) incrementalAlterConfigsAPI() api {
+	return api{key: 44, min: 0, max: 1, handle: decoded(s.incrementalAlterConfigs)}
 }
 
 func (s *Server) incrementalAlterConfigs(ctx context.Context, req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {

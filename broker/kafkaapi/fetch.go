@@ -38,6 +38,12 @@ func (r *pooledResponse) release() {
 	r.held = nil
 }
 
+// Fetch starts at 4, the first version that returns record batch v2, and
+// stops at 12: v13 names topics by id.
+func (s *Server) fetchAPI() api {
+	return api{key: 1, min: 4, max: 12, handle: decoded(s.fetch)}
+}
+
 func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	// Fetch sessions (KIP-227) are optional for a broker: session id 0 tells

@@ -81,6 +81,10 @@ func deref(p *string) string {
 	return *p
 }
 
+func (s *Server) findCoordinatorAPI() api {
+	return api{key: 10, min: 0, max: 4, handle: decoded(s.findCoordinator), needsGroups: true}
+}
+
 func (s *Server) findCoordinator(ctx context.Context, req *kmsg.FindCoordinatorRequest) *kmsg.FindCoordinatorResponse {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	keys := req.CoordinatorKeys
@@ -118,6 +122,14 @@ func (s *Server) findCoordinator(ctx context.Context, req *kmsg.FindCoordinatorR
 // maxRebalanceWait bounds how long a JoinGroup or SyncGroup may wait,
 // whatever the member's rebalance timeout says.
 const maxRebalanceWait = 10 * time.Minute
+
+func (s *Server) joinGroupAPI() api {
+	return api{key: 11, min: 0, max: 9, needsGroups: true,
+		// The member's client id and host come from the request header.
+		handle: func(ctx context.Context, h header, req kmsg.Request) kmsg.Response {
+			return s.joinGroup(ctx, h, req.(*kmsg.JoinGroupRequest))
+		}}
+}
 
 func (s *Server) joinGroup(ctx context.Context, h header, req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse {
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
@@ -161,6 +173,10 @@ func (s *Server) joinGroup(ctx context.Context, h header, req *kmsg.JoinGroupReq
 	return resp
 }
 
+func (s *Server) syncGroupAPI() api {
+	return api{key: 14, min: 0, max: 5, handle: decoded(s.syncGroup), needsGroups: true}
+}
+
 func (s *Server) syncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse {
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 	sr := group.SyncRequest{Group: req.Group, MemberID: req.MemberID, InstanceID: deref(req.InstanceID), Generation: req.Generation}
@@ -182,10 +198,18 @@ func (s *Server) syncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) *kms
 	return resp
 }
 
+func (s *Server) heartbeatAPI() api {
+	return api{key: 12, min: 0, max: 4, handle: decoded(s.heartbeat), needsGroups: true}
+}
+
 func (s *Server) heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest) *kmsg.HeartbeatResponse {
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
 	resp.ErrorCode = groupCode(s.groups.Heartbeat(ctx, req.Group, req.MemberID, req.Generation))
 	return resp
+}
+
+func (s *Server) leaveGroupAPI() api {
+	return api{key: 13, min: 0, max: 5, handle: decoded(s.leaveGroup), needsGroups: true}
 }
 
 func (s *Server) leaveGroup(ctx context.Context, req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResponse {
@@ -215,6 +239,11 @@ func (s *Server) leaveGroup(ctx context.Context, req *kmsg.LeaveGroupRequest) *k
 		}
 	}
 	return resp
+}
+
+// OffsetCommit stops at 8: 9+ belongs to the new consumer group protocol.
+func (s *Server) offsetCommitAPI() api {
+	return api{key: 8, min: 0, max: 8, handle: decoded(s.offsetCommit), needsGroups: true}
 }
 
 func (s *Server) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
@@ -249,6 +278,11 @@ func (s *Server) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// OffsetFetch stops at 7: 8 batches several groups in one request.
+func (s *Server) offsetFetchAPI() api {
+	return api{key: 9, min: 0, max: 7, handle: decoded(s.offsetFetch), needsGroups: true}
 }
 
 func (s *Server) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
@@ -318,6 +352,10 @@ func (s *Server) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) 
 	return resp
 }
 
+func (s *Server) describeGroupsAPI() api {
+	return api{key: 15, min: 0, max: 5, handle: decoded(s.describeGroups), needsGroups: true}
+}
+
 func (s *Server) describeGroups(ctx context.Context, req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	for _, name := range req.Groups {
@@ -349,6 +387,10 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
+func (s *Server) listGroupsAPI() api {
+	return api{key: 16, min: 0, max: 4, handle: decoded(s.listGroups), needsGroups: true}
+}
+
 func (s *Server) listGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
 	groups, err := s.groups.List(ctx)
@@ -370,6 +412,10 @@ func (s *Server) listGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *k
 	return resp
 }
 
+func (s *Server) deleteGroupsAPI() api {
+	return api{key: 42, min: 0, max: 2, handle: decoded(s.deleteGroups), needsGroups: true}
+}
+
 func (s *Server) deleteGroups(ctx context.Context, req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 	for _, name := range req.Groups {
@@ -384,6 +430,10 @@ func (s *Server) deleteGroups(ctx context.Context, req *kmsg.DeleteGroupsRequest
 		resp.Groups = append(resp.Groups, rg)
 	}
 	return resp
+}
+
+func (s *Server) offsetDeleteAPI() api {
+	return api{key: 47, min: 0, max: 0, handle: decoded(s.offsetDelete), needsGroups: true}
 }
 
 func (s *Server) offsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteResponse {

@@ -45,6 +45,13 @@ func (s *Server) controllerFor(md broker.Metadata, live map[int32]bool) int32 {
 	return s.cfg.NodeID
 }
 
+// Metadata stops at 12: v13 names topics by id. Leader epochs are returned
+// as -1 and OffsetForLeaderEpoch is not offered, so clients do not turn on
+// epoch validation.
+func (s *Server) metadataAPI() api {
+	return api{key: 3, min: 0, max: 12, handle: decoded(s.metadata)}
+}
+
 func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	v := req.Version

@@ -1,10 +1,17 @@
 package kafkaapi
 
 import (
+	"context"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func (s *Server) listOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
+// ListOffsets stops at 6: 7 adds max-timestamp lookups.
+func (s *Server) listOffsetsAPI() api {
+	return api{key: 2, min: 0, max: 6, handle: decoded(s.listOffsets)}
+}
+
+func (s *Server) listOffsets(_ context.Context, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, t := range req.Topics {
 		rt := kmsg.NewListOffsetsResponseTopic()
