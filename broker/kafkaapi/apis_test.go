@@ -6,7 +6,12 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,4 +212,56 @@ func TestApiVersionsAboveOursSaysUnsupported(t *testing.T) {
 func isClosed(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && !op.Timeout()
+}
+
+// Each API lives in the file named by its key, which opens by naming the
+// API and the versions it registers: the comment is what a reader trusts,
+// so it must not drift from the registration.
+func TestEachAPIHasItsFile(t *testing.T) {
+	s := New(nullCore{}, Config{})
+	header := regexp.MustCompile(`^// (\w+) \(key (\d+)\), versions? (\d+)(?:-(\d+))?\.`)
+	files, err := filepath.Glob("[0-9][0-9]_*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int16]bool{}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		key, _ := strconv.Atoi(name[:2])
+		a, ok := s.lookup(int16(key))
+		if !ok {
+			t.Errorf("%s: key %d is not registered", name, key)
+			continue
+		}
+		seen[a.key] = true
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _, _ := strings.Cut(string(src), "\n")
+		m := header.FindStringSubmatch(first)
+		if m == nil {
+			t.Errorf("%s opens with %q, want \"// Name (key N), versions A-B.\"", name, first)
+			continue
+		}
+		hi := m[4]
+		if hi == "" {
+			hi = m[3]
+		}
+		want := []string{strings.ToLower(kmsg.NameForKey(a.key)), strconv.Itoa(int(a.key)), strconv.Itoa(int(a.min)), strconv.Itoa(int(a.max))}
+		// Kafka spells it InitProducerId, kmsg InitProducerID.
+		if got := []string{strings.ToLower(m[1]), m[2], m[3], hi}; !slices.Equal(got, want) {
+			t.Errorf("%s says %v (name, key, min, max), registered %v", name, got, want)
+		}
+		if !strings.Contains(string(src), "func (s *Server) ") || !strings.Contains(string(src), "api{key: ") {
+			t.Errorf("%s does not register its API", name)
+		}
+	}
+	for _, a := range s.apis {
+		if !seen[a.key] {
+			t.Errorf("%s (key %d) has no file named by its key", kmsg.NameForKey(a.key), a.key)
+		}
+	}
 }

@@ -1,3 +1,15 @@
+// Fetch (key 1), versions 4-12.
+//
+// 4 is the first version whose records are record batch v2, the only format
+// stored; 13 names topics by id. There are no fetch sessions (KIP-227): the
+// session id is always 0, so clients keep sending full requests. With no
+// transactions the last stable offset is the high watermark, and there is
+// no preferred read replica. A long poll is capped at maxFetchWait.
+//
+// Record data is not copied into the response: it stays in pooled buffers,
+// or in the chunks read from the object store, and fetchwrite.go writes it
+// from there.
+
 package kafkaapi
 
 import (
@@ -8,6 +20,10 @@ import (
 
 	"github.com/strata-broker/strata/broker"
 )
+
+func (s *Server) fetchAPI() api {
+	return api{key: 1, min: 4, max: 12, handle: decoded(s.fetch)}
+}
 
 // maxFetchWait caps a fetch's long poll, whatever the client asks.
 const maxFetchWait = 30 * time.Second
@@ -36,12 +52,6 @@ func (r *pooledResponse) release() {
 		r.held[i].Release()
 	}
 	r.held = nil
-}
-
-// Fetch starts at 4, the first version that returns record batch v2, and
-// stops at 12: v13 names topics by id.
-func (s *Server) fetchAPI() api {
-	return api{key: 1, min: 4, max: 12, handle: decoded(s.fetch)}
 }
 
 func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {

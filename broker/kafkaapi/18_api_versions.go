@@ -1,3 +1,12 @@
+// ApiVersions (key 18), versions 0-3.
+//
+// The ranges listed are the registrations in dispatch.go and nothing else:
+// every version listed is implemented, because clients pick features from
+// the exact ranges and a version advertised but not served correctly breaks
+// them. Unlike the other APIs it is handed its undecoded body whatever the
+// version, so that a client newer than us still learns which versions to
+// use.
+
 package kafkaapi
 
 import (
@@ -7,9 +16,6 @@ import (
 
 const apiVersionsKey = 18
 
-// Every version a registration lists is implemented: clients pick features
-// from the exact ranges, and advertising a version that is not served
-// correctly breaks them.
 func (s *Server) apiVersionsAPI() api {
 	return api{key: apiVersionsKey, min: 0, max: 3, raw: s.apiVersions}
 }
