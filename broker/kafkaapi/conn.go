@@ -235,20 +235,9 @@ func (c *conn) handleFrame(frame []byte) error {
 	h.remoteHost = c.remoteHost
 	start := time.Now()
 	name := kmsg.NameForKey(h.key)
-	var resp kmsg.Response
-	if h.key == apiVersionsKey {
-		resp = c.s.apiVersions(h, body)
-	} else {
-		if !supported(h.key, h.version) {
-			return protocolErrorf("%s v%d is not supported (client %q)", name, h.version, h.clientID)
-		}
-		if err := req.ReadFrom(body); err != nil {
-			return protocolErrorf("decode %s v%d: %v", name, h.version, err)
-		}
-		resp, err = c.s.dispatch(context.Background(), h, req)
-		if err != nil {
-			return err
-		}
+	resp, err := c.s.answer(context.Background(), h, req, body)
+	if err != nil {
+		return err
 	}
 	c.s.metrics.observe(name, time.Since(start))
 	if resp == nil { // acks=0 produce: Kafka sends nothing back

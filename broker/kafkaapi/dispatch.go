@@ -3,75 +3,115 @@ package kafkaapi
 import (
 	"context"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// api is one Kafka API as this frontend serves it. The versions here are
+// the only statement of what is served: ApiVersions advertises them and
+// requests outside them close the connection, so the two cannot disagree.
+type api struct {
+	key      int16
+	min, max int16
+	// handle answers a request decoded at a version in [min, max]. A nil
+	// response means none is sent (acks=0 produce).
+	handle func(ctx context.Context, h header, req kmsg.Request) kmsg.Response
+	// raw, when set, is called instead of handle for every version, with
+	// the undecoded body: ApiVersions must answer even a version too new
+	// to decode, to tell the client which ones to use.
+	raw func(h header, body []byte) kmsg.Response
+	// needsGroups marks an API that only a broker with a group
+	// coordinator answers. It stays advertised either way; without a
+	// coordinator the request closes the connection.
+	needsGroups bool
+}
+
+// registered lists the APIs served, in the order ApiVersions advertises
+// them. Each comes from the file of its key, which holds its versions and
+// handler together.
+func (s *Server) registered() []api {
+	return []api{
+		s.produceAPI(),
+		s.fetchAPI(),
+		s.listOffsetsAPI(),
+		s.metadataAPI(),
+		s.offsetCommitAPI(),
+		s.offsetFetchAPI(),
+		s.findCoordinatorAPI(),
+		s.joinGroupAPI(),
+		s.heartbeatAPI(),
+		s.leaveGroupAPI(),
+		s.syncGroupAPI(),
+		s.describeGroupsAPI(),
+		s.listGroupsAPI(),
+		s.apiVersionsAPI(),
+		s.createTopicsAPI(),
+		s.deleteTopicsAPI(),
+		s.deleteRecordsAPI(),
+		s.initProducerIDAPI(),
+		s.describeConfigsAPI(),
+		s.alterConfigsAPI(),
+		s.createPartitionsAPI(),
+		s.deleteGroupsAPI(),
+		// Out of key order: ApiVersions has always listed these two this
+		// way, and the response is kept byte for byte.
+		s.offsetDeleteAPI(),
+		s.incrementalAlterConfigsAPI(),
+		s.describeClusterAPI(),
+	}
+}
+
+// decoded adapts a handler of one request type to api.handle. Its
+// response is converted to kmsg.Response, so a handler that may answer
+// nothing must return kmsg.Response itself: a nil pointer of a concrete
+// type would become a non-nil response.
+func decoded[Req kmsg.Request, Resp kmsg.Response](f func(context.Context, Req) Resp) func(context.Context, header, kmsg.Request) kmsg.Response {
+	return func(ctx context.Context, _ header, req kmsg.Request) kmsg.Response {
+		return f(ctx, req.(Req))
+	}
+}
+
+// lookup returns the registered API with key.
+func (s *Server) lookup(key int16) (api, bool) {
+	i := slices.IndexFunc(s.apis, func(a api) bool { return a.key == key })
+	if i < 0 {
+		return api{}, false
+	}
+	return s.apis[i], true
+}
+
+// supported reports whether version of the API key is served.
+func (s *Server) supported(key, version int16) bool {
+	a, ok := s.lookup(key)
+	return ok && version >= a.min && version <= a.max
+}
+
+// answer decodes and answers one request whose header is h and body body
+// (req is the empty request of h's key and version). A nil response means
+// none is sent (acks=0 produce); an error closes the connection.
+func (s *Server) answer(ctx context.Context, h header, req kmsg.Request, body []byte) (kmsg.Response, error) {
+	name := kmsg.NameForKey(h.key)
+	a, ok := s.lookup(h.key)
+	if ok && a.raw != nil {
+		return a.raw(h, body), nil
+	}
+	if !ok || h.version < a.min || h.version > a.max {
+		return nil, protocolErrorf("%s v%d is not supported (client %q)", name, h.version, h.clientID)
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return nil, protocolErrorf("decode %s v%d: %v", name, h.version, err)
+	}
+	if a.needsGroups && s.groups == nil {
+		return nil, protocolErrorf("%s is not served (client %q)", name, h.clientID)
+	}
+	return a.handle(ctx, h, req), nil
+}
+
 // adminTimeout bounds admin requests that carry no timeout of their own.
 const adminTimeout = 30 * time.Second
-
-// dispatch answers one decoded request. A nil response means none is sent
-// (acks=0 produce); an error closes the connection.
-func (s *Server) dispatch(ctx context.Context, h header, req kmsg.Request) (kmsg.Response, error) {
-	switch r := req.(type) {
-	case *kmsg.ProduceRequest:
-		return s.produce(ctx, r)
-	case *kmsg.FetchRequest:
-		return s.fetch(ctx, r), nil // a *pooledResponse
-	case *kmsg.ListOffsetsRequest:
-		return s.listOffsets(r), nil
-	case *kmsg.MetadataRequest:
-		return s.metadata(ctx, r), nil
-	case *kmsg.CreateTopicsRequest:
-		return s.createTopics(ctx, r), nil
-	case *kmsg.DeleteTopicsRequest:
-		return s.deleteTopics(ctx, r), nil
-	case *kmsg.DeleteRecordsRequest:
-		return s.deleteRecords(ctx, r), nil
-	case *kmsg.InitProducerIDRequest:
-		return s.initProducerID(ctx, r), nil
-	case *kmsg.DescribeConfigsRequest:
-		return s.describeConfigs(ctx, r), nil
-	case *kmsg.AlterConfigsRequest:
-		return s.alterConfigs(ctx, r), nil
-	case *kmsg.CreatePartitionsRequest:
-		return s.createPartitions(ctx, r), nil
-	case *kmsg.IncrementalAlterConfigsRequest:
-		return s.incrementalAlterConfigs(ctx, r), nil
-	case *kmsg.DescribeClusterRequest:
-		return s.describeCluster(ctx, r), nil
-	}
-	if s.groups == nil {
-		return nil, protocolErrorf("%s is not served (client %q)", kmsg.NameForKey(h.key), h.clientID)
-	}
-	switch r := req.(type) {
-	case *kmsg.FindCoordinatorRequest:
-		return s.findCoordinator(ctx, r), nil
-	case *kmsg.JoinGroupRequest:
-		return s.joinGroup(ctx, h, r), nil
-	case *kmsg.SyncGroupRequest:
-		return s.syncGroup(ctx, r), nil
-	case *kmsg.HeartbeatRequest:
-		return s.heartbeat(ctx, r), nil
-	case *kmsg.LeaveGroupRequest:
-		return s.leaveGroup(ctx, r), nil
-	case *kmsg.OffsetCommitRequest:
-		return s.offsetCommit(ctx, r), nil
-	case *kmsg.OffsetFetchRequest:
-		return s.offsetFetch(ctx, r), nil
-	case *kmsg.DescribeGroupsRequest:
-		return s.describeGroups(ctx, r), nil
-	case *kmsg.ListGroupsRequest:
-		return s.listGroups(ctx, r), nil
-	case *kmsg.DeleteGroupsRequest:
-		return s.deleteGroups(ctx, r), nil
-	case *kmsg.OffsetDeleteRequest:
-		return s.offsetDelete(ctx, r), nil
-	}
-	return nil, protocolErrorf("%s is not served (client %q)", kmsg.NameForKey(h.key), h.clientID)
-}
 
 // timeoutCtx bounds an admin request by its own timeout, or adminTimeout.
 func timeoutCtx(ctx context.Context, millis int32) (context.Context, context.CancelFunc) {

@@ -49,6 +49,9 @@ type Server struct {
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
+	// apis are the registered APIs. New builds them and nothing changes
+	// them after, so connections read them without a lock.
+	apis []api
 	// buffers holds fetch read buffers and response encoding buffers, which
 	// are large (up to a fetch's size) and would otherwise be allocated and
 	// cleared for every response.
@@ -74,7 +77,7 @@ func New(core Core, cfg Config) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{
+	s := &Server{
 		core:     core,
 		groups:   cfg.Groups,
 		cfg:      cfg,
@@ -84,6 +87,8 @@ func New(core Core, cfg Config) *Server {
 		conns:    make(map[*conn]struct{}),
 		shutdown: make(chan struct{}),
 	}
+	s.apis = s.registered()
+	return s
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.

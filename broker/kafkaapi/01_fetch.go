@@ -1,3 +1,15 @@
+// Fetch (key 1), versions 4-12.
+//
+// 4 is the first version whose records are record batch v2, the only format
+// stored; 13 names topics by id. There are no fetch sessions (KIP-227): the
+// session id is always 0, so clients keep sending full requests. With no
+// transactions the last stable offset is the high watermark, and there is
+// no preferred read replica. A long poll is capped at maxFetchWait.
+//
+// Record data is not copied into the response: it stays in pooled buffers,
+// or in the chunks read from the object store, and fetchwrite.go writes it
+// from there.
+
 package kafkaapi
 
 import (
@@ -8,6 +20,10 @@ import (
 
 	"github.com/strata-broker/strata/broker"
 )
+
+func (s *Server) fetchAPI() api {
+	return api{key: 1, min: 4, max: 12, handle: decoded(s.fetch)}
+}
 
 // maxFetchWait caps a fetch's long poll, whatever the client asks.
 const maxFetchWait = 30 * time.Second

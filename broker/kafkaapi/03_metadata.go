@@ -1,3 +1,20 @@
+// Metadata (key 3), versions 0-12.
+//
+// It stops at 12: 13 adds a top-level error that tells clients to
+// rebootstrap (KIP-1102). Leader epochs are returned as -1 and
+// OffsetForLeaderEpoch is not offered, so clients never turn on epoch
+// validation. Topics asked for by id only (v10+) are found in the topic
+// list.
+//
+// With auto.create.topics.enable, v0-v3 create unknown topics whenever
+// they are asked for, v4+ only when the client allows it. Only brokers with
+// a Kafka listener are listed; a partition whose leader is not among them
+// is reported LEADER_NOT_AVAILABLE, so the client asks again. Any broker can
+// serve admin requests, so when the controller is unknown this broker is
+// named instead.
+//
+// DeleteTopics and DescribeCluster answer from the same helpers.
+
 package kafkaapi
 
 import (
@@ -11,6 +28,10 @@ import (
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/metastore"
 )
+
+func (s *Server) metadataAPI() api {
+	return api{key: 3, min: 0, max: 12, handle: decoded(s.metadata)}
+}
 
 // liveBrokers returns the brokers with a Kafka listener, as Metadata and
 // DescribeCluster list them, and their ids.

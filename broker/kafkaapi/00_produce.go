@@ -1,3 +1,15 @@
+// Produce (key 0), versions 0-12.
+//
+// Only record batch v2 is stored, yet the range starts at 0: a client that
+// sends message sets v0/v1 gets UNSUPPORTED_FOR_MESSAGE_FORMAT for those
+// partitions, while librdkafka only turns on gzip, snappy and lz4 when it
+// sees Produce 0 offered. It stops at 12 because 13 names topics by id.
+//
+// Acks must be 0, 1 or -1. Transactional produce is refused with
+// INVALID_REQUEST (InitProducerId never hands out a transactional id). The
+// topics of one request are appended in parallel, so with acks=all their
+// replication overlaps. An acks=0 request gets no response at all.
+
 package kafkaapi
 
 import (
@@ -11,12 +23,18 @@ import (
 	"github.com/strata-broker/strata/broker"
 )
 
+func (s *Server) produceAPI() api {
+	return api{key: 0, min: 0, max: 12, handle: decoded(s.produce)}
+}
+
 // batchMagicOffset is where a record batch (or an old message set entry)
 // keeps its format version: after the 8-byte base offset, the 4-byte length
 // and, for v2, the 4-byte leader epoch (v0/v1 have a CRC there).
 const batchMagicOffset = 16
 
-func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Response, error) {
+// produce returns kmsg.Response rather than its concrete type: with acks=0
+// it answers nothing, and that nil must stay a nil interface.
+func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	acks := broker.Acks(req.Acks)
 	code := int16(0)
@@ -57,9 +75,9 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Re
 	}
 	wg.Wait()
 	if req.Acks == 0 {
-		return nil, nil
+		return nil
 	}
-	return resp, nil
+	return resp
 }
 
 func (s *Server) produceTopic(ctx context.Context, version int16, acks broker.Acks, timeout time.Duration, t *kmsg.ProduceRequestTopic, rt *kmsg.ProduceResponseTopic) {

@@ -1,10 +1,23 @@
+// ListOffsets (key 2), versions 0-6.
+//
+// 7 adds the max-timestamp lookup (KIP-734), which the core does not offer.
+// Leader epochs are not tracked, so every answer carries -1. With no
+// transactions, latest (-1) serves read_committed too. v0 clients get the
+// one offset found in the old list form as well.
+
 package kafkaapi
 
 import (
+	"context"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func (s *Server) listOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
+func (s *Server) listOffsetsAPI() api {
+	return api{key: 2, min: 0, max: 6, handle: decoded(s.listOffsets)}
+}
+
+func (s *Server) listOffsets(_ context.Context, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, t := range req.Topics {
 		rt := kmsg.NewListOffsetsResponseTopic()

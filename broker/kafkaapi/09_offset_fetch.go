@@ -1,0 +1,87 @@
+// OffsetFetch (key 9), versions 0-7. Needs the group coordinator.
+//
+// 8 asks for several groups at once and is not offered. v0-v1 have no
+// request-level error, so a failure is repeated on every partition. From v2
+// null topics mean every committed offset of the group. A partition with no
+// commit gets offset -1 and empty metadata.
+
+package kafkaapi
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/metastore"
+)
+
+func (s *Server) offsetFetchAPI() api {
+	return api{key: 9, min: 0, max: 7, handle: decoded(s.offsetFetch), needsGroups: true}
+}
+
+func (s *Server) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	committed, err := s.groups.FetchOffsets(ctx, req.Group)
+	if err != nil {
+		code := groupCode(err)
+		if req.Version >= 2 {
+			resp.ErrorCode = code
+			return resp
+		}
+		// v0-v1 have no request-level error: every partition carries it.
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition, rp.Offset, rp.ErrorCode = p, -1, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp
+	}
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	byTP := make(map[tp]metastore.OffsetCommit, len(committed))
+	for _, oc := range committed {
+		byTP[tp{oc.Topic, oc.Partition}] = oc
+	}
+	answer := func(topic string, partition int32) kmsg.OffsetFetchResponseTopicPartition {
+		rp := kmsg.NewOffsetFetchResponseTopicPartition()
+		rp.Partition, rp.Offset, rp.LeaderEpoch = partition, -1, -1
+		if oc, ok := byTP[tp{topic, partition}]; ok {
+			rp.Offset, rp.LeaderEpoch = oc.Offset, oc.LeaderEpoch
+			md := oc.Metadata
+			rp.Metadata = &md
+		} else {
+			empty := ""
+			rp.Metadata = &empty
+		}
+		return rp
+	}
+	if req.Topics == nil && req.Version >= 2 {
+		// Null topics: everything the group committed.
+		var cur *kmsg.OffsetFetchResponseTopic
+		for _, oc := range committed {
+			if cur == nil || cur.Topic != oc.Topic {
+				resp.Topics = append(resp.Topics, kmsg.NewOffsetFetchResponseTopic())
+				cur = &resp.Topics[len(resp.Topics)-1]
+				cur.Topic = oc.Topic
+			}
+			cur.Partitions = append(cur.Partitions, answer(oc.Topic, oc.Partition))
+		}
+		return resp
+	}
+	for _, t := range req.Topics {
+		rt := kmsg.NewOffsetFetchResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rt.Partitions = append(rt.Partitions, answer(t.Topic, p))
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}

@@ -1,0 +1,52 @@
+// FindCoordinator (key 10), versions 0-4. Needs the group coordinator.
+//
+// Only group coordinators are found: there are no transactions, so a
+// transaction coordinator lookup gets INVALID_REQUEST. v4 looks up several
+// keys at once; older versions get the single answer at the top level.
+
+package kafkaapi
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (s *Server) findCoordinatorAPI() api {
+	return api{key: 10, min: 0, max: 4, handle: decoded(s.findCoordinator), needsGroups: true}
+}
+
+func (s *Server) findCoordinator(ctx context.Context, req *kmsg.FindCoordinatorRequest) *kmsg.FindCoordinatorResponse {
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	keys := req.CoordinatorKeys
+	if req.Version < 4 {
+		keys = []string{req.CoordinatorKey}
+	}
+	for _, key := range keys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key, c.NodeID = key, -1
+		switch {
+		case req.CoordinatorType != 0:
+			c.ErrorCode = kerr.InvalidRequest.Code
+			c.ErrorMessage = strPtr("transaction coordinators are not served: transactions are not supported")
+		case key == "":
+			c.ErrorCode = kerr.InvalidGroupID.Code
+		default:
+			br := s.core.GroupCoordinator(key)
+			host, port, err := hostPort(br.KafkaAddr)
+			if br.NodeID < 0 || err != nil {
+				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+				break
+			}
+			c.NodeID, c.Host, c.Port = br.NodeID, host, port
+		}
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	if req.Version < 4 && len(resp.Coordinators) == 1 {
+		c := resp.Coordinators[0]
+		resp.ErrorCode, resp.ErrorMessage, resp.NodeID, resp.Host, resp.Port = c.ErrorCode, c.ErrorMessage, c.NodeID, c.Host, c.Port
+		resp.Coordinators = nil
+	}
+	return resp
+}

@@ -1,0 +1,64 @@
+// DeleteTopics (key 20), versions 0-6.
+//
+// From v6 a topic may be named by id alone.
+
+package kafkaapi
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker"
+)
+
+func (s *Server) deleteTopicsAPI() api {
+	return api{key: 20, min: 0, max: 6, handle: decoded(s.deleteTopics)}
+}
+
+func (s *Server) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTopicsResponse {
+	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	ctx, cancel := timeoutCtx(ctx, req.TimeoutMillis)
+	defer cancel()
+	type target struct {
+		name string
+		id   [16]byte
+	}
+	var targets []target
+	for _, n := range req.TopicNames {
+		targets = append(targets, target{name: n})
+	}
+	for _, t := range req.Topics {
+		if t.Topic != nil {
+			targets = append(targets, target{name: *t.Topic})
+		} else {
+			targets = append(targets, target{id: t.TopicID})
+		}
+	}
+	for _, t := range targets {
+		rt := kmsg.NewDeleteTopicsResponseTopic()
+		rt.TopicID = t.id
+		name := t.name
+		var err error
+		if name == "" {
+			if names := s.namesByID(ctx, map[[16]byte]bool{t.id: true}); len(names) == 1 {
+				name = names[0]
+			} else {
+				err = fmt.Errorf("no topic has id %x: %w", t.id, broker.ErrUnknownTopicOrPartition)
+			}
+		}
+		if err == nil {
+			rt.Topic = &name
+			err = s.core.DeleteTopic(ctx, name)
+		}
+		if err != nil {
+			rt.ErrorCode = errorCode(err)
+			if req.Version >= 5 {
+				rt.ErrorMessage = errorMessage(err)
+			}
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}

@@ -1,0 +1,35 @@
+// InitProducerId (key 22), versions 0-4.
+//
+// Idempotent producers only: the core refuses a transactional id, as there
+// are no transactions.
+
+package kafkaapi
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (s *Server) initProducerIDAPI() api {
+	return api{key: 22, min: 0, max: 4, handle: decoded(s.initProducerID)}
+}
+
+func (s *Server) initProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest) *kmsg.InitProducerIDResponse {
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	ctx, cancel := timeoutCtx(ctx, 0)
+	defer cancel()
+	txn := ""
+	if req.TransactionalID != nil {
+		txn = *req.TransactionalID
+	}
+	id, epoch, err := s.core.InitProducerID(ctx, txn)
+	if err != nil {
+		s.logger.Info("init producer id refused", "transactional_id", txn, "err", err)
+		resp.ErrorCode = errorCode(err)
+		resp.ProducerID, resp.ProducerEpoch = -1, -1
+		return resp
+	}
+	resp.ProducerID, resp.ProducerEpoch = id, epoch
+	return resp
+}

@@ -1,0 +1,43 @@
+// OffsetDelete (key 47), version 0. Needs the group coordinator.
+//
+// Offsets of a topic the group still consumes are kept, and those
+// partitions get GROUP_SUBSCRIBED_TO_TOPIC.
+
+package kafkaapi
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/group"
+)
+
+func (s *Server) offsetDeleteAPI() api {
+	return api{key: 47, min: 0, max: 0, handle: decoded(s.offsetDelete), needsGroups: true}
+}
+
+func (s *Server) offsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteResponse {
+	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	for _, t := range req.Topics {
+		var parts []int32
+		for _, p := range t.Partitions {
+			parts = append(parts, p.Partition)
+		}
+		err := s.groups.DeleteOffsets(ctx, req.Group, t.Topic, parts)
+		if err != nil && !errors.Is(err, group.ErrGroupSubscribedToTopic) {
+			resp.ErrorCode = groupCode(err)
+			return resp
+		}
+		rt := kmsg.NewOffsetDeleteResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, groupCode(err)
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
