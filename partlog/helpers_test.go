@@ -332,18 +332,6 @@ func wantNotLogged(t testing.TB, logs *logBuffer, substr string) {
 	}
 }
 
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // shape is segs without Durable, which depends on whether the background
 // sealer has run yet.
 func shape(segs []SegmentInfo) []SegmentInfo {

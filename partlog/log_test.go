@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/strata-broker/strata/internal/await"
 	"math"
 	"os"
 	"strings"
@@ -207,7 +208,7 @@ func TestRollBySegmentBytes(t *testing.T) {
 		}
 		// Sealed segments get their index files in the background.
 		if i < len(segs)-1 {
-			waitFor(t, "index files of sealed segment", func() bool {
+			await.True(t, 10*time.Second, "index files of sealed segment", func() bool {
 				_, err1 := os.Stat(e.segPath(s.BaseOffset, indexSuffix))
 				_, err2 := os.Stat(e.segPath(s.BaseOffset, timeIndexSuffix))
 				return err1 == nil && err2 == nil

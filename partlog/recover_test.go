@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/strata-broker/strata/internal/await"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-broker/strata/record"
 )
@@ -21,7 +23,7 @@ import (
 // from after.
 func (e *env) crash(l *Log) *env {
 	e.t.Helper()
-	waitFor(e.t, "sealed segments to be durable", func() bool { return l.nextToSeal() == nil })
+	await.True(e.t, 10*time.Second, "sealed segments to be durable", func() bool { return l.nextToSeal() == nil })
 	l.ckMu.Lock() // no checkpoint write in the middle of the copy
 	defer l.ckMu.Unlock()
 	c := *e
