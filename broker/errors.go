@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/strata-broker/strata/record"
 
+	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
 )
@@ -53,7 +57,8 @@ var (
 	ErrTransactionsUnsupported = errors.New("transactions are not supported")
 )
 
-// Kind classifies an error from the core for frontends.
+// Kind classifies an error from the core for frontends, which look its
+// protocol codes up in one table (broker/errcode).
 type Kind int
 
 // Error kinds, one per distinct client reaction.
@@ -79,11 +84,39 @@ const (
 	KindFencedLeaderEpoch
 	KindUnknownLeaderEpoch
 	KindUnavailable
-	KindCanceled
+	KindCanceled         // the caller canceled the request
+	KindDeadlineExceeded // the caller's deadline passed
 	KindOutOfOrderSequence
 	KindInvalidProducerEpoch
 	KindTransactionsUnsupported
+	// KindUpstreamUnavailable: a service the broker calls over gRPC (etcd's
+	// client reports an unreachable cluster so) answered Unavailable.
+	KindUpstreamUnavailable
+
+	// Kinds of the group coordinator's errors (broker/group), from
+	// KindNotCoordinator to KindMemberIDRequired; see IsGroup.
+	KindNotCoordinator
+	KindCoordinatorNotAvailable
+	KindUnknownMemberID
+	KindIllegalGeneration
+	KindRebalanceInProgress
+	KindInconsistentProtocol
+	KindInvalidSessionTimeout
+	KindInvalidGroupID
+	KindGroupNotEmpty
+	KindGroupIDNotFound
+	KindFencedInstanceID
+	KindGroupSubscribedToTopic
+	KindMemberIDRequired
 )
+
+// IsGroup reports whether k is a kind of the group coordinator's errors.
+// Group calls answer other errors differently on the Kafka API (see
+// errcode.KafkaGroup), and only group errors carry a status detail on the
+// gRPC API.
+func (k Kind) IsGroup() bool {
+	return k >= KindNotCoordinator && k <= KindMemberIDRequired
+}
 
 // Classify maps an error returned by the core to its kind.
 func Classify(err error) Kind {
@@ -91,6 +124,7 @@ func Classify(err error) Kind {
 		tooLarge *partlog.RecordTooLargeError
 		oor      *partlog.OffsetOutOfRangeError
 		corrupt  *partlog.CorruptionError
+		required *group.MemberIDRequiredError
 	)
 	switch {
 	case err == nil:
@@ -141,8 +175,41 @@ func Classify(err error) Kind {
 		return KindTransactionsUnsupported
 	case errors.Is(err, ErrBrokerClosed), errors.Is(err, partlog.ErrLogClosed), errors.Is(err, partlog.ErrLogFailed):
 		return KindUnavailable
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.As(err, &required):
+		return KindMemberIDRequired
+	case errors.Is(err, group.ErrNotCoordinator):
+		return KindNotCoordinator
+	case errors.Is(err, group.ErrCoordinatorNotAvailable):
+		return KindCoordinatorNotAvailable
+	case errors.Is(err, group.ErrUnknownMemberID):
+		return KindUnknownMemberID
+	case errors.Is(err, group.ErrIllegalGeneration):
+		return KindIllegalGeneration
+	case errors.Is(err, group.ErrRebalanceInProgress):
+		return KindRebalanceInProgress
+	case errors.Is(err, group.ErrInconsistentProtocol):
+		return KindInconsistentProtocol
+	case errors.Is(err, group.ErrInvalidSessionTimeout):
+		return KindInvalidSessionTimeout
+	case errors.Is(err, group.ErrInvalidGroupID):
+		return KindInvalidGroupID
+	case errors.Is(err, group.ErrGroupNotEmpty):
+		return KindGroupNotEmpty
+	case errors.Is(err, group.ErrGroupIDNotFound):
+		return KindGroupIDNotFound
+	case errors.Is(err, group.ErrFencedInstanceID):
+		return KindFencedInstanceID
+	case errors.Is(err, group.ErrGroupSubscribedToTopic):
+		return KindGroupSubscribedToTopic
+	// A deadline that passed wins over a cancellation, should an error carry
+	// both: the caller learns that it ran out of time.
+	case errors.Is(err, context.DeadlineExceeded):
+		return KindDeadlineExceeded
+	case errors.Is(err, context.Canceled):
 		return KindCanceled
+	}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+		return KindUpstreamUnavailable
 	}
 	return KindInternal
 }

@@ -14,6 +14,54 @@ import (
 // returned by a closed Consumer.
 var ErrClosed = errors.New("client: closed")
 
+// Kafka's error names, as brokers give them in PartitionError.Reason: the
+// names of stratav1.ErrorReason values, which the broker sends. A client
+// reacts to the name rather than the code: several share codes.Unavailable
+// but call for different handling.
+var (
+	// ReasonNotLeaderOrFollower: the broker does not lead the partition
+	// (any more). The client refreshes its metadata and retries on the
+	// new leader.
+	ReasonNotLeaderOrFollower = stratav1.ErrorReason_NOT_LEADER_OR_FOLLOWER.String()
+	// ReasonLeaderNotAvailable: the partition has no leader right now (an
+	// election is in progress).
+	ReasonLeaderNotAvailable = stratav1.ErrorReason_LEADER_NOT_AVAILABLE.String()
+	// ReasonUnknownTopicOrPartition: the broker does not know the
+	// partition; a new leader may not have loaded it yet, or the topic was
+	// deleted, which the metadata tells apart.
+	ReasonUnknownTopicOrPartition = stratav1.ErrorReason_UNKNOWN_TOPIC_OR_PARTITION.String()
+	// ReasonNotEnoughReplicas: acks=all was refused because the ISR is
+	// smaller than min.insync.replicas; nothing was written.
+	ReasonNotEnoughReplicas = stratav1.ErrorReason_NOT_ENOUGH_REPLICAS.String()
+	// ReasonNotEnoughReplicasAfterAppend: acks=all records were committed,
+	// but by an ISR that had shrunk below min.insync.replicas meanwhile;
+	// Kafka producers retry (the records may then be written twice).
+	ReasonNotEnoughReplicasAfterAppend = stratav1.ErrorReason_NOT_ENOUGH_REPLICAS_AFTER_APPEND.String()
+	// ReasonRequestTimedOut: acks=all: the records were appended on the
+	// leader but not replicated in time.
+	ReasonRequestTimedOut = stratav1.ErrorReason_REQUEST_TIMED_OUT.String()
+
+	// Kafka's names of group errors, as group calls report them (see
+	// Reason).
+
+	// ReasonNotCoordinator: the broker does not coordinate the group (any
+	// more); the client finds the coordinator again.
+	ReasonNotCoordinator = stratav1.ErrorReason_NOT_COORDINATOR.String()
+	// ReasonCoordinatorNotAvailable: no coordinator can serve the group
+	// right now.
+	ReasonCoordinatorNotAvailable = stratav1.ErrorReason_COORDINATOR_NOT_AVAILABLE.String()
+	// ReasonRebalanceInProgress: the group is rebalancing; a member
+	// commits again once it has its new assignment.
+	ReasonRebalanceInProgress = stratav1.ErrorReason_REBALANCE_IN_PROGRESS.String()
+	// ReasonIllegalGeneration: the commit names a generation the group
+	// has left behind.
+	ReasonIllegalGeneration = stratav1.ErrorReason_ILLEGAL_GENERATION.String()
+	// ReasonUnknownMemberID: the member is no longer in the group.
+	ReasonUnknownMemberID = stratav1.ErrorReason_UNKNOWN_MEMBER_ID.String()
+	// ReasonNonEmptyGroup: the group has members (delete, reset offsets).
+	ReasonNonEmptyGroup = stratav1.ErrorReason_NON_EMPTY_GROUP.String()
+)
+
 // PartitionError is a failure the broker reported for one partition inside an
 // otherwise successful response (the PartitionError message of the API). It
 // carries a gRPC code: status.Code(err) works on it and on errors wrapping it.

@@ -17,26 +17,6 @@ import (
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 )
 
-// Kafka's names of group errors, as group calls report them (see Reason).
-const (
-	// ReasonNotCoordinator: the broker does not coordinate the group (any
-	// more); the client finds the coordinator again.
-	ReasonNotCoordinator = "NOT_COORDINATOR"
-	// ReasonCoordinatorNotAvailable: no coordinator can serve the group
-	// right now.
-	ReasonCoordinatorNotAvailable = "COORDINATOR_NOT_AVAILABLE"
-	// ReasonRebalanceInProgress: the group is rebalancing; a member
-	// commits again once it has its new assignment.
-	ReasonRebalanceInProgress = "REBALANCE_IN_PROGRESS"
-	// ReasonIllegalGeneration: the commit names a generation the group
-	// has left behind.
-	ReasonIllegalGeneration = "ILLEGAL_GENERATION"
-	// ReasonUnknownMemberID: the member is no longer in the group.
-	ReasonUnknownMemberID = "UNKNOWN_MEMBER_ID"
-	// ReasonNonEmptyGroup: the group has members (delete, reset offsets).
-	ReasonNonEmptyGroup = "NON_EMPTY_GROUP"
-)
-
 // Reason returns Kafka's name for a failure the broker reported: the Reason
 // of a *PartitionError, or of the PartitionError detail group calls attach
 // to their status. It is "" when there is none.

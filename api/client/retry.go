@@ -10,33 +10,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Kafka's error names, as brokers give them in PartitionError.Reason. A
-// client reacts to the name rather than the code: several share
-// codes.Unavailable but call for different handling.
-const (
-	// ReasonNotLeaderOrFollower: the broker does not lead the partition
-	// (any more). The client refreshes its metadata and retries on the
-	// new leader.
-	ReasonNotLeaderOrFollower = "NOT_LEADER_OR_FOLLOWER"
-	// ReasonLeaderNotAvailable: the partition has no leader right now (an
-	// election is in progress).
-	ReasonLeaderNotAvailable = "LEADER_NOT_AVAILABLE"
-	// ReasonUnknownTopicOrPartition: the broker does not know the
-	// partition; a new leader may not have loaded it yet, or the topic was
-	// deleted, which the metadata tells apart.
-	ReasonUnknownTopicOrPartition = "UNKNOWN_TOPIC_OR_PARTITION"
-	// ReasonNotEnoughReplicas: acks=all was refused because the ISR is
-	// smaller than min.insync.replicas; nothing was written.
-	ReasonNotEnoughReplicas = "NOT_ENOUGH_REPLICAS"
-	// ReasonNotEnoughReplicasAfterAppend: acks=all records were committed,
-	// but by an ISR that had shrunk below min.insync.replicas meanwhile;
-	// Kafka producers retry (the records may then be written twice).
-	ReasonNotEnoughReplicasAfterAppend = "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
-	// ReasonRequestTimedOut: acks=all: the records were appended on the
-	// leader but not replicated in time.
-	ReasonRequestTimedOut = "REQUEST_TIMED_OUT"
-)
-
 // Retry backoff defaults. Kafka's retry.backoff.ms is 100 ms and its
 // retry.backoff.max.ms 1 s. A failover here takes 1.5 to 2.5 s (the broker
 // session timeout is 2 s), and the retries during it are the ones that find

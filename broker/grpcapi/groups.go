@@ -29,6 +29,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/errcode"
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/metastore"
 )
@@ -57,69 +59,28 @@ const (
 	leaveTimeout = 5 * time.Second
 )
 
-// Reasons of group errors, Kafka's names for them.
-const (
-	reasonNotCoordinator          = "NOT_COORDINATOR"
-	reasonCoordinatorNotAvailable = "COORDINATOR_NOT_AVAILABLE"
-	reasonUnknownMemberID         = "UNKNOWN_MEMBER_ID"
-	reasonIllegalGeneration       = "ILLEGAL_GENERATION"
-	reasonRebalanceInProgress     = "REBALANCE_IN_PROGRESS"
-	reasonNonEmptyGroup           = "NON_EMPTY_GROUP"
-)
-
 // groupStatus maps a coordinator error to a gRPC status carrying Kafka's
 // name for it as a PartitionError detail (the reason a client acts on).
+// Other errors, gRPC statuses among them, go as statusError leaves them.
 func groupStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok && !isGroupErr(err) {
+	k := broker.Classify(err)
+	if _, ok := status.FromError(err); ok && !k.IsGroup() {
 		return err
 	}
-	c, r := groupCode(err)
-	if r == "" {
+	c := errcode.For(k)
+	// A group error without a reason (MEMBER_ID_REQUIRED) has nothing for
+	// the detail to say.
+	if !k.IsGroup() || c.Reason == stratav1.ErrorReason_ERROR_REASON_UNSPECIFIED {
 		return statusError(err)
 	}
-	st := status.New(c, err.Error())
-	if d, derr := st.WithDetails(&stratav1.PartitionError{Code: int32(c), Message: err.Error(), Reason: r}); derr == nil {
+	st := status.New(c.GRPC, err.Error())
+	if d, derr := st.WithDetails(&stratav1.PartitionError{Code: int32(c.GRPC), Message: err.Error(), Reason: c.ReasonName()}); derr == nil {
 		st = d
 	}
 	return st.Err()
-}
-
-func isGroupErr(err error) bool {
-	c, _ := groupCode(err)
-	return c != codes.Unknown
-}
-
-func groupCode(err error) (codes.Code, string) {
-	switch {
-	case errors.Is(err, group.ErrNotCoordinator):
-		return codes.Unavailable, reasonNotCoordinator
-	case errors.Is(err, group.ErrCoordinatorNotAvailable):
-		return codes.Unavailable, reasonCoordinatorNotAvailable
-	case errors.Is(err, group.ErrUnknownMemberID):
-		return codes.FailedPrecondition, reasonUnknownMemberID
-	case errors.Is(err, group.ErrIllegalGeneration):
-		return codes.FailedPrecondition, reasonIllegalGeneration
-	case errors.Is(err, group.ErrRebalanceInProgress):
-		return codes.Aborted, reasonRebalanceInProgress
-	case errors.Is(err, group.ErrInconsistentProtocol):
-		return codes.FailedPrecondition, "INCONSISTENT_GROUP_PROTOCOL"
-	case errors.Is(err, group.ErrInvalidSessionTimeout):
-		return codes.InvalidArgument, "INVALID_SESSION_TIMEOUT"
-	case errors.Is(err, group.ErrInvalidGroupID):
-		return codes.InvalidArgument, "INVALID_GROUP_ID"
-	case errors.Is(err, group.ErrGroupNotEmpty):
-		return codes.FailedPrecondition, reasonNonEmptyGroup
-	case errors.Is(err, group.ErrGroupIDNotFound):
-		return codes.NotFound, "GROUP_ID_NOT_FOUND"
-	case errors.Is(err, group.ErrFencedInstanceID):
-		return codes.FailedPrecondition, "FENCED_INSTANCE_ID"
-	case errors.Is(err, group.ErrGroupSubscribedToTopic):
-		return codes.FailedPrecondition, "GROUP_SUBSCRIBED_TO_TOPIC"
-	}
-	return codes.Unknown, ""
 }
 
 func (s *Server) FindCoordinator(_ context.Context, req *stratav1.FindCoordinatorRequest) (*stratav1.FindCoordinatorResponse, error) {

@@ -12,6 +12,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/errcode"
 	"github.com/strata-broker/strata/partlog"
 )
 
@@ -63,6 +64,7 @@ func (r *replicationServer) replicaFetch(ctx context.Context, req *stratav1.Repl
 		pr := &stratav1.ReplicaFetchPartitionResult{
 			Topic: res.Topic, Partition: res.Partition, HighWatermark: res.HighWatermark,
 			LogStartOffset: res.LogStartOffset, RecordBatches: res.Data, Error: partitionError(res.Err),
+			ErrorReason: errcode.Of(res.Err).Reason,
 		}
 		if d := res.Diverging; d != nil {
 			pr.DivergingEpoch = &stratav1.EpochEndOffset{Epoch: d.Epoch, EndOffset: d.EndOffset}
@@ -172,7 +174,8 @@ func (c *ReplicaClient) ReplicaFetch(ctx context.Context, addr string, req broke
 		}
 		if e := pr.GetError(); e != nil {
 			res.Err = fmt.Errorf("leader %s: %s: %s", addr, e.GetReason(), e.GetMessage())
-			if e.GetReason() == "OFFSET_OUT_OF_RANGE" && i < len(req.Partitions) {
+			// The reason maps back to the error's kind through the table.
+			if k, _ := errcode.KindOf(pr.GetErrorReason()); k == broker.KindOffsetOutOfRange && i < len(req.Partitions) {
 				// Typed again, because the follower acts on it: its log ends
 				// before the leader's log start.
 				res.Err = fmt.Errorf("leader %s: %s: %w", addr, e.GetMessage(), &partlog.OffsetOutOfRangeError{

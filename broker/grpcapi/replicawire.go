@@ -36,6 +36,7 @@ const (
 	fieldReplicaBatches   = 5
 	fieldReplicaDiverging = 6
 	fieldReplicaError     = 7
+	fieldReplicaReason    = 8
 )
 
 // replicaFetchReply is a ReplicaFetchResponse whose record batches may be in
@@ -88,6 +89,7 @@ func (r *replicaFetchReply) marshal() (mem.BufferSlice, error) {
 				return nil, err
 			}
 		}
+		w.varint(fieldReplicaReason, uint64(int64(pr.ErrorReason)))
 		w.head = append(w.head, pr.ProtoReflect().GetUnknown()...)
 	}
 	w.head = append(w.head, resp.ProtoReflect().GetUnknown()...)
@@ -120,6 +122,7 @@ func replicaResultSize(pr *stratav1.ReplicaFetchPartitionResult) (int, error) {
 	if pr.Error != nil {
 		n += protowire.SizeTag(fieldReplicaError) + protowire.SizeBytes(proto.Size(pr.Error))
 	}
+	n += varintSize(fieldReplicaReason, uint64(int64(pr.ErrorReason)))
 	n += len(pr.ProtoReflect().GetUnknown())
 	return n, nil
 }
@@ -258,6 +261,10 @@ func unmarshalReplicaResult(b []byte, pr *stratav1.ReplicaFetchPartitionResult) 
 					return fmt.Errorf("%w: ReplicaFetchPartitionResult.error: %v", errMalformed, err)
 				}
 			}
+		case num == fieldReplicaReason && typ == protowire.VarintType:
+			var x uint64
+			x, m = protowire.ConsumeVarint(b)
+			pr.ErrorReason = stratav1.ErrorReason(int32(x))
 		default:
 			// Unknown, or a known number with another wire type: protobuf
 			// keeps it among the unknown fields.

@@ -5,7 +5,6 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -19,6 +18,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/errcode"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/topicconfig"
@@ -133,93 +133,18 @@ func statusError(err error) error {
 	if err == nil {
 		return nil
 	}
-	return status.Error(code(err), err.Error())
+	return status.Error(errcode.Of(err).GRPC, err.Error())
 }
 
-func code(err error) codes.Code {
-	switch broker.Classify(err) {
-	case broker.KindUnknownTopicOrPartition:
-		return codes.NotFound
-	case broker.KindTopicExists:
-		return codes.AlreadyExists
-	case broker.KindInvalidTopic, broker.KindInvalidConfig, broker.KindInvalidPartitions,
-		broker.KindInvalidReplication, broker.KindInvalidRequest, broker.KindCorruptMessage, broker.KindInvalidRecord:
-		return codes.InvalidArgument
-	case broker.KindRecordTooLarge:
-		return codes.ResourceExhausted
-	case broker.KindOffsetOutOfRange:
-		return codes.OutOfRange
-	case broker.KindCorruptStorage:
-		return codes.DataLoss
-	case broker.KindNotLeader, broker.KindLeaderNotAvailable, broker.KindNotEnoughReplicas, broker.KindNotEnoughReplicasAfterAppend,
-		broker.KindFencedLeaderEpoch, broker.KindUnknownLeaderEpoch:
-		// Retriable once the client has fresh metadata (or the ISR grows).
-		return codes.Unavailable
-	case broker.KindRequestTimedOut:
-		return codes.DeadlineExceeded
-	case broker.KindOutOfOrderSequence, broker.KindInvalidProducerEpoch:
-		return codes.FailedPrecondition
-	case broker.KindTransactionsUnsupported:
-		return codes.Unimplemented
-	case broker.KindUnavailable:
-		return codes.Unavailable
-	case broker.KindCanceled:
-		if errors.Is(err, context.DeadlineExceeded) {
-			return codes.DeadlineExceeded
-		}
-		return codes.Canceled
-	}
-	// etcd's client reports an unreachable cluster as a gRPC Unavailable
-	// status inside the error chain: pass it on, so clients retry.
-	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
-		return codes.Unavailable
-	}
-	return codes.Internal
-}
-
+// partitionError reports a partition's error with Kafka's name for it, so
+// that a client reacts as a Kafka client would (refresh metadata on
+// NOT_LEADER_OR_FOLLOWER, ...).
 func partitionError(err error) *stratav1.PartitionError {
 	if err == nil {
 		return nil
 	}
-	return &stratav1.PartitionError{Code: int32(code(err)), Message: err.Error(), Reason: reason(err)}
-}
-
-// reason is Kafka's name for an error, so that a client reacts as a Kafka
-// client would (refresh metadata on NOT_LEADER_OR_FOLLOWER, ...).
-func reason(err error) string {
-	switch broker.Classify(err) {
-	case broker.KindUnknownTopicOrPartition:
-		return "UNKNOWN_TOPIC_OR_PARTITION"
-	case broker.KindNotLeader:
-		return "NOT_LEADER_OR_FOLLOWER"
-	case broker.KindLeaderNotAvailable:
-		return "LEADER_NOT_AVAILABLE"
-	case broker.KindNotEnoughReplicas:
-		return "NOT_ENOUGH_REPLICAS"
-	case broker.KindNotEnoughReplicasAfterAppend:
-		return "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
-	case broker.KindRequestTimedOut:
-		return "REQUEST_TIMED_OUT"
-	case broker.KindFencedLeaderEpoch:
-		return "FENCED_LEADER_EPOCH"
-	case broker.KindUnknownLeaderEpoch:
-		return "UNKNOWN_LEADER_EPOCH"
-	case broker.KindOffsetOutOfRange:
-		return "OFFSET_OUT_OF_RANGE"
-	case broker.KindRecordTooLarge:
-		return "MESSAGE_TOO_LARGE"
-	case broker.KindCorruptMessage:
-		return "CORRUPT_MESSAGE"
-	case broker.KindInvalidRecord:
-		return "INVALID_RECORD"
-	case broker.KindCorruptStorage:
-		return "KAFKA_STORAGE_ERROR"
-	case broker.KindOutOfOrderSequence:
-		return "OUT_OF_ORDER_SEQUENCE_NUMBER"
-	case broker.KindInvalidProducerEpoch:
-		return "INVALID_PRODUCER_EPOCH"
-	}
-	return ""
+	c := errcode.Of(err)
+	return &stratav1.PartitionError{Code: int32(c.GRPC), Message: err.Error(), Reason: c.ReasonName()}
 }
 
 func (s *Server) CreateTopic(ctx context.Context, req *stratav1.CreateTopicRequest) (*stratav1.CreateTopicResponse, error) {

@@ -2,10 +2,7 @@ package kafkaapi
 
 import (
 	"context"
-	"errors"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/metastore"
@@ -27,42 +24,6 @@ type Groups interface {
 }
 
 var _ Groups = (*group.Coordinator)(nil)
-
-// groupCode maps the coordinator's errors to Kafka's codes.
-func groupCode(err error) int16 {
-	var required *group.MemberIDRequiredError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &required):
-		return kerr.MemberIDRequired.Code
-	case errors.Is(err, group.ErrNotCoordinator):
-		return kerr.NotCoordinator.Code
-	case errors.Is(err, group.ErrUnknownMemberID):
-		return kerr.UnknownMemberID.Code
-	case errors.Is(err, group.ErrIllegalGeneration):
-		return kerr.IllegalGeneration.Code
-	case errors.Is(err, group.ErrRebalanceInProgress):
-		return kerr.RebalanceInProgress.Code
-	case errors.Is(err, group.ErrInconsistentProtocol):
-		return kerr.InconsistentGroupProtocol.Code
-	case errors.Is(err, group.ErrInvalidSessionTimeout):
-		return kerr.InvalidSessionTimeout.Code
-	case errors.Is(err, group.ErrInvalidGroupID):
-		return kerr.InvalidGroupID.Code
-	case errors.Is(err, group.ErrGroupNotEmpty):
-		return kerr.NonEmptyGroup.Code
-	case errors.Is(err, group.ErrGroupIDNotFound):
-		return kerr.GroupIDNotFound.Code
-	case errors.Is(err, group.ErrFencedInstanceID):
-		return kerr.FencedInstanceID.Code
-	case errors.Is(err, group.ErrGroupSubscribedToTopic):
-		return kerr.GroupSubscribedToTopic.Code
-	case errors.Is(err, group.ErrCoordinatorNotAvailable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return kerr.CoordinatorNotAvailable.Code
-	}
-	return kerr.UnknownServerError.Code
-}
 
 // maxRebalanceWait bounds how long a JoinGroup or SyncGroup may wait,
 // whatever the member's rebalance timeout says.

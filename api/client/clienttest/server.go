@@ -44,15 +44,6 @@ var defaultConfigs = map[string]string{
 	"max.message.bytes": "1048588",
 }
 
-// Kafka's error names the servers report in PartitionError.reason.
-const (
-	reasonNotLeader     = "NOT_LEADER_OR_FOLLOWER"
-	reasonNoLeader      = "LEADER_NOT_AVAILABLE"
-	reasonUnknownTopic  = "UNKNOWN_TOPIC_OR_PARTITION"
-	reasonOutOfRange    = "OFFSET_OUT_OF_RANGE"
-	reasonInvalidRecord = "CORRUPT_MESSAGE"
-)
-
 // Cluster is a set of in-memory brokers sharing one cluster state.
 type Cluster struct {
 	mu      sync.Mutex
@@ -452,8 +443,8 @@ func (c *Cluster) topicLocked(name string) (*topic, error) {
 	return t, nil
 }
 
-func partitionError(code codes.Code, reason, msg string) *stratav1.PartitionError {
-	return &stratav1.PartitionError{Code: int32(code), Reason: reason, Message: msg}
+func partitionError(code codes.Code, reason stratav1.ErrorReason, msg string) *stratav1.PartitionError {
+	return &stratav1.PartitionError{Code: int32(code), Reason: reason.ReasonName(), Message: msg}
 }
 
 // leadLocked returns the partition's log if this broker leads it, else the
@@ -461,16 +452,16 @@ func partitionError(code codes.Code, reason, msg string) *stratav1.PartitionErro
 func (s *Server) leadLocked(topicName string, partition int32) (*partitionLog, *stratav1.PartitionError) {
 	t := s.c.topics[topicName]
 	if t == nil || partition < 0 || int(partition) >= len(t.partitions) {
-		return nil, partitionError(codes.NotFound, reasonUnknownTopic, "unknown topic or partition")
+		return nil, partitionError(codes.NotFound, stratav1.ErrorReason_UNKNOWN_TOPIC_OR_PARTITION, "unknown topic or partition")
 	}
 	pl := t.partitions[partition]
 	switch pl.leader {
 	case s.ID:
 		return pl, nil
 	case -1:
-		return nil, partitionError(codes.Unavailable, reasonNoLeader, "the partition has no leader")
+		return nil, partitionError(codes.Unavailable, stratav1.ErrorReason_LEADER_NOT_AVAILABLE, "the partition has no leader")
 	}
-	return nil, partitionError(codes.Unavailable, reasonNotLeader, fmt.Sprintf("broker %d does not lead the partition", s.ID))
+	return nil, partitionError(codes.Unavailable, stratav1.ErrorReason_NOT_LEADER_OR_FOLLOWER, fmt.Sprintf("broker %d does not lead the partition", s.ID))
 }
 
 // Metadata implements stratav1.StrataServer.
@@ -499,7 +490,7 @@ func (s *Server) Metadata(_ context.Context, req *stratav1.MetadataRequest) (*st
 	for _, name := range names {
 		tm := &stratav1.TopicMetadata{Name: name}
 		if t := s.c.topics[name]; t == nil {
-			tm.Error = partitionError(codes.NotFound, reasonUnknownTopic, fmt.Sprintf("topic %q does not exist", name))
+			tm.Error = partitionError(codes.NotFound, stratav1.ErrorReason_UNKNOWN_TOPIC_OR_PARTITION, fmt.Sprintf("topic %q does not exist", name))
 		} else {
 			tm.TopicId = t.id
 			for i, pl := range t.partitions {
@@ -629,7 +620,7 @@ func (s *Server) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stra
 			continue
 		}
 		if len(pp.GetRecords()) > 0 {
-			res.Error = partitionError(codes.Unimplemented, "", "clienttest serves record_batches only")
+			res.Error = partitionError(codes.Unimplemented, stratav1.ErrorReason_ERROR_REASON_UNSPECIFIED, "clienttest serves record_batches only")
 			continue
 		}
 		// Validate every batch before appending any, so a request is
@@ -639,7 +630,7 @@ func (s *Server) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stra
 		for len(data) > 0 {
 			h, err := record.Validate(data)
 			if err != nil {
-				res.Error = partitionError(codes.InvalidArgument, reasonInvalidRecord, err.Error())
+				res.Error = partitionError(codes.InvalidArgument, stratav1.ErrorReason_CORRUPT_MESSAGE, err.Error())
 				break
 			}
 			batches = append(batches, append([]byte(nil), data[:h.Size()]...))
@@ -649,7 +640,7 @@ func (s *Server) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stra
 			continue
 		}
 		if len(batches) == 0 {
-			res.Error = partitionError(codes.InvalidArgument, reasonInvalidRecord, "no records")
+			res.Error = partitionError(codes.InvalidArgument, stratav1.ErrorReason_CORRUPT_MESSAGE, "no records")
 			continue
 		}
 		base := log.end
@@ -685,7 +676,7 @@ func (s *Server) readLocked(fp *stratav1.FetchPartition, budget int32) (*stratav
 	res.HighWatermark = log.end
 	off := fp.GetOffset()
 	if off < 0 || off > log.end {
-		res.Error = partitionError(codes.OutOfRange, reasonOutOfRange, "offset out of range")
+		res.Error = partitionError(codes.OutOfRange, stratav1.ErrorReason_OFFSET_OUT_OF_RANGE, "offset out of range")
 		return res, 0
 	}
 	// The batch containing off: the last one whose base is <= off.

@@ -80,6 +80,137 @@ func (Acks) EnumDescriptor() ([]byte, []int) {
 	return file_strata_v1_strata_proto_rawDescGZIP(), []int{0}
 }
 
+// ErrorReason is Kafka's name for an error, for the errors that have one
+// that a client reacts to. The names are the wire form: PartitionError.reason
+// carries the name of a value as a string (empty for UNSPECIFIED), so that
+// the reason stays readable to clients in any language. The numbers are
+// this enum's own, not Kafka's error codes.
+type ErrorReason int32
+
+const (
+	ErrorReason_ERROR_REASON_UNSPECIFIED ErrorReason = 0
+	// Partitions and records.
+	ErrorReason_UNKNOWN_TOPIC_OR_PARTITION       ErrorReason = 1
+	ErrorReason_NOT_LEADER_OR_FOLLOWER           ErrorReason = 2
+	ErrorReason_LEADER_NOT_AVAILABLE             ErrorReason = 3
+	ErrorReason_NOT_ENOUGH_REPLICAS              ErrorReason = 4
+	ErrorReason_NOT_ENOUGH_REPLICAS_AFTER_APPEND ErrorReason = 5
+	ErrorReason_REQUEST_TIMED_OUT                ErrorReason = 6
+	ErrorReason_FENCED_LEADER_EPOCH              ErrorReason = 7
+	ErrorReason_UNKNOWN_LEADER_EPOCH             ErrorReason = 8
+	ErrorReason_OFFSET_OUT_OF_RANGE              ErrorReason = 9
+	ErrorReason_MESSAGE_TOO_LARGE                ErrorReason = 10
+	ErrorReason_CORRUPT_MESSAGE                  ErrorReason = 11
+	ErrorReason_INVALID_RECORD                   ErrorReason = 12
+	ErrorReason_KAFKA_STORAGE_ERROR              ErrorReason = 13
+	ErrorReason_OUT_OF_ORDER_SEQUENCE_NUMBER     ErrorReason = 14
+	ErrorReason_INVALID_PRODUCER_EPOCH           ErrorReason = 15
+	// Consumer groups.
+	ErrorReason_NOT_COORDINATOR             ErrorReason = 16
+	ErrorReason_COORDINATOR_NOT_AVAILABLE   ErrorReason = 17
+	ErrorReason_UNKNOWN_MEMBER_ID           ErrorReason = 18
+	ErrorReason_ILLEGAL_GENERATION          ErrorReason = 19
+	ErrorReason_REBALANCE_IN_PROGRESS       ErrorReason = 20
+	ErrorReason_INCONSISTENT_GROUP_PROTOCOL ErrorReason = 21
+	ErrorReason_INVALID_SESSION_TIMEOUT     ErrorReason = 22
+	ErrorReason_INVALID_GROUP_ID            ErrorReason = 23
+	ErrorReason_NON_EMPTY_GROUP             ErrorReason = 24
+	ErrorReason_GROUP_ID_NOT_FOUND          ErrorReason = 25
+	ErrorReason_FENCED_INSTANCE_ID          ErrorReason = 26
+	ErrorReason_GROUP_SUBSCRIBED_TO_TOPIC   ErrorReason = 27
+)
+
+// Enum value maps for ErrorReason.
+var (
+	ErrorReason_name = map[int32]string{
+		0:  "ERROR_REASON_UNSPECIFIED",
+		1:  "UNKNOWN_TOPIC_OR_PARTITION",
+		2:  "NOT_LEADER_OR_FOLLOWER",
+		3:  "LEADER_NOT_AVAILABLE",
+		4:  "NOT_ENOUGH_REPLICAS",
+		5:  "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+		6:  "REQUEST_TIMED_OUT",
+		7:  "FENCED_LEADER_EPOCH",
+		8:  "UNKNOWN_LEADER_EPOCH",
+		9:  "OFFSET_OUT_OF_RANGE",
+		10: "MESSAGE_TOO_LARGE",
+		11: "CORRUPT_MESSAGE",
+		12: "INVALID_RECORD",
+		13: "KAFKA_STORAGE_ERROR",
+		14: "OUT_OF_ORDER_SEQUENCE_NUMBER",
+		15: "INVALID_PRODUCER_EPOCH",
+		16: "NOT_COORDINATOR",
+		17: "COORDINATOR_NOT_AVAILABLE",
+		18: "UNKNOWN_MEMBER_ID",
+		19: "ILLEGAL_GENERATION",
+		20: "REBALANCE_IN_PROGRESS",
+		21: "INCONSISTENT_GROUP_PROTOCOL",
+		22: "INVALID_SESSION_TIMEOUT",
+		23: "INVALID_GROUP_ID",
+		24: "NON_EMPTY_GROUP",
+		25: "GROUP_ID_NOT_FOUND",
+		26: "FENCED_INSTANCE_ID",
+		27: "GROUP_SUBSCRIBED_TO_TOPIC",
+	}
+	ErrorReason_value = map[string]int32{
+		"ERROR_REASON_UNSPECIFIED":         0,
+		"UNKNOWN_TOPIC_OR_PARTITION":       1,
+		"NOT_LEADER_OR_FOLLOWER":           2,
+		"LEADER_NOT_AVAILABLE":             3,
+		"NOT_ENOUGH_REPLICAS":              4,
+		"NOT_ENOUGH_REPLICAS_AFTER_APPEND": 5,
+		"REQUEST_TIMED_OUT":                6,
+		"FENCED_LEADER_EPOCH":              7,
+		"UNKNOWN_LEADER_EPOCH":             8,
+		"OFFSET_OUT_OF_RANGE":              9,
+		"MESSAGE_TOO_LARGE":                10,
+		"CORRUPT_MESSAGE":                  11,
+		"INVALID_RECORD":                   12,
+		"KAFKA_STORAGE_ERROR":              13,
+		"OUT_OF_ORDER_SEQUENCE_NUMBER":     14,
+		"INVALID_PRODUCER_EPOCH":           15,
+		"NOT_COORDINATOR":                  16,
+		"COORDINATOR_NOT_AVAILABLE":        17,
+		"UNKNOWN_MEMBER_ID":                18,
+		"ILLEGAL_GENERATION":               19,
+		"REBALANCE_IN_PROGRESS":            20,
+		"INCONSISTENT_GROUP_PROTOCOL":      21,
+		"INVALID_SESSION_TIMEOUT":          22,
+		"INVALID_GROUP_ID":                 23,
+		"NON_EMPTY_GROUP":                  24,
+		"GROUP_ID_NOT_FOUND":               25,
+		"FENCED_INSTANCE_ID":               26,
+		"GROUP_SUBSCRIBED_TO_TOPIC":        27,
+	}
+)
+
+func (x ErrorReason) Enum() *ErrorReason {
+	p := new(ErrorReason)
+	*p = x
+	return p
+}
+
+func (x ErrorReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErrorReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_strata_v1_strata_proto_enumTypes[1].Descriptor()
+}
+
+func (ErrorReason) Type() protoreflect.EnumType {
+	return &file_strata_v1_strata_proto_enumTypes[1]
+}
+
+func (x ErrorReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErrorReason.Descriptor instead.
+func (ErrorReason) EnumDescriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{1}
+}
+
 type Header struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -1220,7 +1351,8 @@ type PartitionError struct {
 	Code    int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// Kafka's name for the error where there is one (NOT_LEADER_OR_FOLLOWER,
-	// NOT_ENOUGH_REPLICAS, ...), so that clients can react as Kafka clients do.
+	// NOT_ENOUGH_REPLICAS, ...), so that clients can react as Kafka clients do:
+	// the name of an ErrorReason value, empty for none.
 	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2391,8 +2523,12 @@ type ReplicaFetchPartitionResult struct {
 	// fetches again.
 	DivergingEpoch *EpochEndOffset `protobuf:"bytes,6,opt,name=diverging_epoch,json=divergingEpoch,proto3" json:"diverging_epoch,omitempty"`
 	Error          *PartitionError `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The reason of error as the enum, which the follower maps back to the
+	// error's kind (an offset out of range is one it acts on) without parsing
+	// error.reason. UNSPECIFIED when there is no error or it has no reason.
+	ErrorReason   ErrorReason `protobuf:"varint,8,opt,name=error_reason,json=errorReason,proto3,enum=strata.v1.ErrorReason" json:"error_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplicaFetchPartitionResult) Reset() {
@@ -2472,6 +2608,13 @@ func (x *ReplicaFetchPartitionResult) GetError() *PartitionError {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *ReplicaFetchPartitionResult) GetErrorReason() ErrorReason {
+	if x != nil {
+		return x.ErrorReason
+	}
+	return ErrorReason_ERROR_REASON_UNSPECIFIED
 }
 
 type ReplicaFetchResponse struct {
@@ -4601,7 +4744,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0eEpochEndOffset\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x05R\x05epoch\x12\x1d\n" +
 	"\n" +
-	"end_offset\x18\x02 \x01(\x03R\tendOffset\"\xbe\x02\n" +
+	"end_offset\x18\x02 \x01(\x03R\tendOffset\"\xf9\x02\n" +
 	"\x1bReplicaFetchPartitionResult\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12%\n" +
@@ -4609,7 +4752,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x10log_start_offset\x18\x04 \x01(\x03R\x0elogStartOffset\x12%\n" +
 	"\x0erecord_batches\x18\x05 \x01(\fR\rrecordBatches\x12B\n" +
 	"\x0fdiverging_epoch\x18\x06 \x01(\v2\x19.strata.v1.EpochEndOffsetR\x0edivergingEpoch\x12/\n" +
-	"\x05error\x18\a \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\"^\n" +
+	"\x05error\x18\a \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\x129\n" +
+	"\ferror_reason\x18\b \x01(\x0e2\x16.strata.v1.ErrorReasonR\verrorReason\"^\n" +
 	"\x14ReplicaFetchResponse\x12F\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2&.strata.v1.ReplicaFetchPartitionResultR\n" +
@@ -4766,7 +4910,37 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_LEADER\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\f\n" +
-	"\bACKS_ALL\x10\x022\xe0\r\n" +
+	"\bACKS_ALL\x10\x02*\xf0\x05\n" +
+	"\vErrorReason\x12\x1c\n" +
+	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aUNKNOWN_TOPIC_OR_PARTITION\x10\x01\x12\x1a\n" +
+	"\x16NOT_LEADER_OR_FOLLOWER\x10\x02\x12\x18\n" +
+	"\x14LEADER_NOT_AVAILABLE\x10\x03\x12\x17\n" +
+	"\x13NOT_ENOUGH_REPLICAS\x10\x04\x12$\n" +
+	" NOT_ENOUGH_REPLICAS_AFTER_APPEND\x10\x05\x12\x15\n" +
+	"\x11REQUEST_TIMED_OUT\x10\x06\x12\x17\n" +
+	"\x13FENCED_LEADER_EPOCH\x10\a\x12\x18\n" +
+	"\x14UNKNOWN_LEADER_EPOCH\x10\b\x12\x17\n" +
+	"\x13OFFSET_OUT_OF_RANGE\x10\t\x12\x15\n" +
+	"\x11MESSAGE_TOO_LARGE\x10\n" +
+	"\x12\x13\n" +
+	"\x0fCORRUPT_MESSAGE\x10\v\x12\x12\n" +
+	"\x0eINVALID_RECORD\x10\f\x12\x17\n" +
+	"\x13KAFKA_STORAGE_ERROR\x10\r\x12 \n" +
+	"\x1cOUT_OF_ORDER_SEQUENCE_NUMBER\x10\x0e\x12\x1a\n" +
+	"\x16INVALID_PRODUCER_EPOCH\x10\x0f\x12\x13\n" +
+	"\x0fNOT_COORDINATOR\x10\x10\x12\x1d\n" +
+	"\x19COORDINATOR_NOT_AVAILABLE\x10\x11\x12\x15\n" +
+	"\x11UNKNOWN_MEMBER_ID\x10\x12\x12\x16\n" +
+	"\x12ILLEGAL_GENERATION\x10\x13\x12\x19\n" +
+	"\x15REBALANCE_IN_PROGRESS\x10\x14\x12\x1f\n" +
+	"\x1bINCONSISTENT_GROUP_PROTOCOL\x10\x15\x12\x1b\n" +
+	"\x17INVALID_SESSION_TIMEOUT\x10\x16\x12\x14\n" +
+	"\x10INVALID_GROUP_ID\x10\x17\x12\x13\n" +
+	"\x0fNON_EMPTY_GROUP\x10\x18\x12\x16\n" +
+	"\x12GROUP_ID_NOT_FOUND\x10\x19\x12\x16\n" +
+	"\x12FENCED_INSTANCE_ID\x10\x1a\x12\x1d\n" +
+	"\x19GROUP_SUBSCRIBED_TO_TOPIC\x10\x1b2\xe0\r\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -4807,184 +4981,186 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 	return file_strata_v1_strata_proto_rawDescData
 }
 
-var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Acks)(0),                            // 0: strata.v1.Acks
-	(*Header)(nil),                       // 1: strata.v1.Header
-	(*Record)(nil),                       // 2: strata.v1.Record
-	(*PartitionInfo)(nil),                // 3: strata.v1.PartitionInfo
-	(*ConfigEntry)(nil),                  // 4: strata.v1.ConfigEntry
-	(*CreateTopicRequest)(nil),           // 5: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),          // 6: strata.v1.CreateTopicResponse
-	(*RestoreTopicRequest)(nil),          // 7: strata.v1.RestoreTopicRequest
-	(*RestoreTopicResponse)(nil),         // 8: strata.v1.RestoreTopicResponse
-	(*DeleteTopicRequest)(nil),           // 9: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),          // 10: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),            // 11: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),           // 12: strata.v1.ListTopicsResponse
-	(*TopicSummary)(nil),                 // 13: strata.v1.TopicSummary
-	(*DescribeTopicRequest)(nil),         // 14: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),        // 15: strata.v1.DescribeTopicResponse
-	(*TopicDescription)(nil),             // 16: strata.v1.TopicDescription
-	(*AlterTopicConfigsRequest)(nil),     // 17: strata.v1.AlterTopicConfigsRequest
-	(*AlterTopicConfigsResponse)(nil),    // 18: strata.v1.AlterTopicConfigsResponse
-	(*ProduceRequest)(nil),               // 19: strata.v1.ProduceRequest
-	(*ProducePartition)(nil),             // 20: strata.v1.ProducePartition
-	(*PartitionError)(nil),               // 21: strata.v1.PartitionError
-	(*ProducePartitionResult)(nil),       // 22: strata.v1.ProducePartitionResult
-	(*ProduceResponse)(nil),              // 23: strata.v1.ProduceResponse
-	(*FetchPartition)(nil),               // 24: strata.v1.FetchPartition
-	(*FetchRequest)(nil),                 // 25: strata.v1.FetchRequest
-	(*FetchPartitionResult)(nil),         // 26: strata.v1.FetchPartitionResult
-	(*FetchResponse)(nil),                // 27: strata.v1.FetchResponse
-	(*ListOffsetsPartition)(nil),         // 28: strata.v1.ListOffsetsPartition
-	(*ListOffsetsRequest)(nil),           // 29: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartitionResult)(nil),   // 30: strata.v1.ListOffsetsPartitionResult
-	(*ListOffsetsResponse)(nil),          // 31: strata.v1.ListOffsetsResponse
-	(*BrokerInfo)(nil),                   // 32: strata.v1.BrokerInfo
-	(*MetadataRequest)(nil),              // 33: strata.v1.MetadataRequest
-	(*TopicMetadata)(nil),                // 34: strata.v1.TopicMetadata
-	(*MetadataResponse)(nil),             // 35: strata.v1.MetadataResponse
-	(*ReplicaFetchPartition)(nil),        // 36: strata.v1.ReplicaFetchPartition
-	(*ReplicaFetchRequest)(nil),          // 37: strata.v1.ReplicaFetchRequest
-	(*EpochEndOffset)(nil),               // 38: strata.v1.EpochEndOffset
-	(*ReplicaFetchPartitionResult)(nil),  // 39: strata.v1.ReplicaFetchPartitionResult
-	(*ReplicaFetchResponse)(nil),         // 40: strata.v1.ReplicaFetchResponse
-	(*FindCoordinatorRequest)(nil),       // 41: strata.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),      // 42: strata.v1.FindCoordinatorResponse
-	(*ConsumeGroupRequest)(nil),          // 43: strata.v1.ConsumeGroupRequest
-	(*TopicPartitions)(nil),              // 44: strata.v1.TopicPartitions
-	(*ConsumeGroupResponse)(nil),         // 45: strata.v1.ConsumeGroupResponse
-	(*GroupOffset)(nil),                  // 46: strata.v1.GroupOffset
-	(*CommitOffsetsRequest)(nil),         // 47: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),        // 48: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),          // 49: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),         // 50: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),            // 51: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),                 // 52: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),           // 53: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),         // 54: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                  // 55: strata.v1.GroupMember
-	(*DescribeGroupResponse)(nil),        // 56: strata.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),           // 57: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),          // 58: strata.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),          // 59: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),         // 60: strata.v1.ResetOffsetsResponse
-	(*TieringStatusRequest)(nil),         // 61: strata.v1.TieringStatusRequest
-	(*PartitionTiering)(nil),             // 62: strata.v1.PartitionTiering
-	(*TieringStatusResponse)(nil),        // 63: strata.v1.TieringStatusResponse
-	(*DeleteRecordsPartition)(nil),       // 64: strata.v1.DeleteRecordsPartition
-	(*DeleteRecordsRequest)(nil),         // 65: strata.v1.DeleteRecordsRequest
-	(*DeleteRecordsPartitionResult)(nil), // 66: strata.v1.DeleteRecordsPartitionResult
-	(*DeleteRecordsResponse)(nil),        // 67: strata.v1.DeleteRecordsResponse
-	(*PreviewRetentionRequest)(nil),      // 68: strata.v1.PreviewRetentionRequest
-	(*TierRetention)(nil),                // 69: strata.v1.TierRetention
-	(*PartitionRetention)(nil),           // 70: strata.v1.PartitionRetention
-	(*PreviewRetentionResponse)(nil),     // 71: strata.v1.PreviewRetentionResponse
-	nil,                                  // 72: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                  // 73: strata.v1.AlterTopicConfigsRequest.SetEntry
-	nil,                                  // 74: strata.v1.PreviewRetentionRequest.SetEntry
+	(ErrorReason)(0),                     // 1: strata.v1.ErrorReason
+	(*Header)(nil),                       // 2: strata.v1.Header
+	(*Record)(nil),                       // 3: strata.v1.Record
+	(*PartitionInfo)(nil),                // 4: strata.v1.PartitionInfo
+	(*ConfigEntry)(nil),                  // 5: strata.v1.ConfigEntry
+	(*CreateTopicRequest)(nil),           // 6: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),          // 7: strata.v1.CreateTopicResponse
+	(*RestoreTopicRequest)(nil),          // 8: strata.v1.RestoreTopicRequest
+	(*RestoreTopicResponse)(nil),         // 9: strata.v1.RestoreTopicResponse
+	(*DeleteTopicRequest)(nil),           // 10: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),          // 11: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),            // 12: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),           // 13: strata.v1.ListTopicsResponse
+	(*TopicSummary)(nil),                 // 14: strata.v1.TopicSummary
+	(*DescribeTopicRequest)(nil),         // 15: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),        // 16: strata.v1.DescribeTopicResponse
+	(*TopicDescription)(nil),             // 17: strata.v1.TopicDescription
+	(*AlterTopicConfigsRequest)(nil),     // 18: strata.v1.AlterTopicConfigsRequest
+	(*AlterTopicConfigsResponse)(nil),    // 19: strata.v1.AlterTopicConfigsResponse
+	(*ProduceRequest)(nil),               // 20: strata.v1.ProduceRequest
+	(*ProducePartition)(nil),             // 21: strata.v1.ProducePartition
+	(*PartitionError)(nil),               // 22: strata.v1.PartitionError
+	(*ProducePartitionResult)(nil),       // 23: strata.v1.ProducePartitionResult
+	(*ProduceResponse)(nil),              // 24: strata.v1.ProduceResponse
+	(*FetchPartition)(nil),               // 25: strata.v1.FetchPartition
+	(*FetchRequest)(nil),                 // 26: strata.v1.FetchRequest
+	(*FetchPartitionResult)(nil),         // 27: strata.v1.FetchPartitionResult
+	(*FetchResponse)(nil),                // 28: strata.v1.FetchResponse
+	(*ListOffsetsPartition)(nil),         // 29: strata.v1.ListOffsetsPartition
+	(*ListOffsetsRequest)(nil),           // 30: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartitionResult)(nil),   // 31: strata.v1.ListOffsetsPartitionResult
+	(*ListOffsetsResponse)(nil),          // 32: strata.v1.ListOffsetsResponse
+	(*BrokerInfo)(nil),                   // 33: strata.v1.BrokerInfo
+	(*MetadataRequest)(nil),              // 34: strata.v1.MetadataRequest
+	(*TopicMetadata)(nil),                // 35: strata.v1.TopicMetadata
+	(*MetadataResponse)(nil),             // 36: strata.v1.MetadataResponse
+	(*ReplicaFetchPartition)(nil),        // 37: strata.v1.ReplicaFetchPartition
+	(*ReplicaFetchRequest)(nil),          // 38: strata.v1.ReplicaFetchRequest
+	(*EpochEndOffset)(nil),               // 39: strata.v1.EpochEndOffset
+	(*ReplicaFetchPartitionResult)(nil),  // 40: strata.v1.ReplicaFetchPartitionResult
+	(*ReplicaFetchResponse)(nil),         // 41: strata.v1.ReplicaFetchResponse
+	(*FindCoordinatorRequest)(nil),       // 42: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),      // 43: strata.v1.FindCoordinatorResponse
+	(*ConsumeGroupRequest)(nil),          // 44: strata.v1.ConsumeGroupRequest
+	(*TopicPartitions)(nil),              // 45: strata.v1.TopicPartitions
+	(*ConsumeGroupResponse)(nil),         // 46: strata.v1.ConsumeGroupResponse
+	(*GroupOffset)(nil),                  // 47: strata.v1.GroupOffset
+	(*CommitOffsetsRequest)(nil),         // 48: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),        // 49: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),          // 50: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),         // 51: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),            // 52: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                 // 53: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),           // 54: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),         // 55: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                  // 56: strata.v1.GroupMember
+	(*DescribeGroupResponse)(nil),        // 57: strata.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),           // 58: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),          // 59: strata.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),          // 60: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),         // 61: strata.v1.ResetOffsetsResponse
+	(*TieringStatusRequest)(nil),         // 62: strata.v1.TieringStatusRequest
+	(*PartitionTiering)(nil),             // 63: strata.v1.PartitionTiering
+	(*TieringStatusResponse)(nil),        // 64: strata.v1.TieringStatusResponse
+	(*DeleteRecordsPartition)(nil),       // 65: strata.v1.DeleteRecordsPartition
+	(*DeleteRecordsRequest)(nil),         // 66: strata.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartitionResult)(nil), // 67: strata.v1.DeleteRecordsPartitionResult
+	(*DeleteRecordsResponse)(nil),        // 68: strata.v1.DeleteRecordsResponse
+	(*PreviewRetentionRequest)(nil),      // 69: strata.v1.PreviewRetentionRequest
+	(*TierRetention)(nil),                // 70: strata.v1.TierRetention
+	(*PartitionRetention)(nil),           // 71: strata.v1.PartitionRetention
+	(*PreviewRetentionResponse)(nil),     // 72: strata.v1.PreviewRetentionResponse
+	nil,                                  // 73: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                  // 74: strata.v1.AlterTopicConfigsRequest.SetEntry
+	nil,                                  // 75: strata.v1.PreviewRetentionRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
-	1,  // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	72, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
-	16, // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	16, // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	13, // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
-	16, // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	3,  // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
-	4,  // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	73, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
-	4,  // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
+	2,  // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
+	73, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	17, // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	17, // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	14, // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
+	17, // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	4,  // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
+	5,  // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
+	74, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	5,  // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
 	0,  // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
-	20, // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
-	2,  // 12: strata.v1.ProducePartition.records:type_name -> strata.v1.Record
-	21, // 13: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.PartitionError
-	22, // 14: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
-	24, // 15: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
-	2,  // 16: strata.v1.FetchPartitionResult.records:type_name -> strata.v1.Record
-	21, // 17: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.PartitionError
-	26, // 18: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
-	28, // 19: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
-	21, // 20: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
-	30, // 21: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
-	3,  // 22: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
-	21, // 23: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
-	32, // 24: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
-	34, // 25: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
-	36, // 26: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
-	38, // 27: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
-	21, // 28: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
-	39, // 29: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
-	32, // 30: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
-	44, // 31: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
-	46, // 32: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	46, // 33: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
-	52, // 34: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	44, // 35: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
-	55, // 36: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	46, // 37: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	62, // 38: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
-	64, // 39: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
-	21, // 40: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
-	66, // 41: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	74, // 42: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
-	69, // 43: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
-	69, // 44: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
-	70, // 45: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
-	4,  // 46: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
-	5,  // 47: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	9,  // 48: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	11, // 49: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	14, // 50: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	17, // 51: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	7,  // 52: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
-	19, // 53: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	25, // 54: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	25, // 55: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	29, // 56: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	33, // 57: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	41, // 58: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	43, // 59: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	47, // 60: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	49, // 61: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	51, // 62: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	54, // 63: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	57, // 64: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	59, // 65: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	61, // 66: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
-	65, // 67: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	68, // 68: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
-	37, // 69: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	6,  // 70: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	10, // 71: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	12, // 72: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	15, // 73: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	18, // 74: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	8,  // 75: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
-	23, // 76: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	27, // 77: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	27, // 78: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	31, // 79: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	35, // 80: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	42, // 81: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	45, // 82: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	48, // 83: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	50, // 84: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	53, // 85: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	56, // 86: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	58, // 87: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	60, // 88: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	63, // 89: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
-	67, // 90: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	71, // 91: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
-	40, // 92: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	70, // [70:93] is the sub-list for method output_type
-	47, // [47:70] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	21, // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
+	3,  // 12: strata.v1.ProducePartition.records:type_name -> strata.v1.Record
+	22, // 13: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.PartitionError
+	23, // 14: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
+	25, // 15: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
+	3,  // 16: strata.v1.FetchPartitionResult.records:type_name -> strata.v1.Record
+	22, // 17: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	27, // 18: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
+	29, // 19: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	22, // 20: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
+	31, // 21: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	4,  // 22: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
+	22, // 23: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
+	33, // 24: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
+	35, // 25: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
+	37, // 26: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
+	39, // 27: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
+	22, // 28: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	1,  // 29: strata.v1.ReplicaFetchPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
+	40, // 30: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
+	33, // 31: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
+	45, // 32: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
+	47, // 33: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	47, // 34: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
+	53, // 35: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	45, // 36: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	56, // 37: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	47, // 38: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	63, // 39: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
+	65, // 40: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	22, // 41: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
+	67, // 42: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
+	75, // 43: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
+	70, // 44: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
+	70, // 45: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
+	71, // 46: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
+	5,  // 47: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
+	6,  // 48: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	10, // 49: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	12, // 50: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	15, // 51: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	18, // 52: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	8,  // 53: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	20, // 54: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	26, // 55: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	26, // 56: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	30, // 57: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	34, // 58: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	42, // 59: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	44, // 60: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	48, // 61: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	50, // 62: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	52, // 63: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	55, // 64: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	58, // 65: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	60, // 66: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	62, // 67: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	66, // 68: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	69, // 69: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
+	38, // 70: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	7,  // 71: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	11, // 72: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	13, // 73: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	16, // 74: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	19, // 75: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	9,  // 76: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	24, // 77: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	28, // 78: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	28, // 79: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	32, // 80: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	36, // 81: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	43, // 82: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	46, // 83: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	49, // 84: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	51, // 85: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	54, // 86: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	57, // 87: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	59, // 88: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	61, // 89: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	64, // 90: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	68, // 91: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	72, // 92: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
+	41, // 93: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	71, // [71:94] is the sub-list for method output_type
+	48, // [48:71] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -4997,7 +5173,7 @@ func file_strata_v1_strata_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   2,

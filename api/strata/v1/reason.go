@@ -1,0 +1,12 @@
+package stratav1
+
+// ReasonName is r as PartitionError.reason carries it: the value's name,
+// or "" for ERROR_REASON_UNSPECIFIED, which clients read as no reason. The
+// reason travels as a string so that the names clients compare stay those
+// of Kafka's errors.
+func (r ErrorReason) ReasonName() string {
+	if r == ErrorReason_ERROR_REASON_UNSPECIFIED {
+		return ""
+	}
+	return r.String()
+}
