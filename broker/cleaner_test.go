@@ -145,9 +145,10 @@ func TestCleanerCompactsTopic(t *testing.T) {
 		t.Fatalf("%d records of %d left below the active segment (at %d), want at most one per key", below, end, active)
 	}
 	// The worker counts a pass just after its last swap.
-	waitUntil(t, "the cleaner's metrics to count the pass", func() bool { return testutil.ToFloat64(b.cleaner.bytesRead) > 0 })
-	if read := testutil.ToFloat64(b.cleaner.bytesRead); testutil.ToFloat64(b.cleaner.bytesWritten) >= read {
-		t.Fatalf("cleaner read %v bytes and wrote %v", read, testutil.ToFloat64(b.cleaner.bytesWritten))
+	read := func() float64 { return metricValue(t, reg, "strata_log_cleaner_read_bytes_total") }
+	waitUntil(t, "the cleaner's metrics to count the pass", func() bool { return read() > 0 })
+	if written := metricValue(t, reg, "strata_log_cleaner_written_bytes_total"); written >= read() {
+		t.Fatalf("cleaner read %v bytes and wrote %v", read(), written)
 	}
 	if n, err := testutil.GatherAndCount(reg, "strata_log_cleaner_dirty_ratio", "strata_log_cleaner_last_run_timestamp_seconds"); err != nil || n < 2 {
 		t.Fatalf("cleaner series: %d, %v", n, err)
