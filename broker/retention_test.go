@@ -16,7 +16,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/strata-broker/strata/metastore"
-	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
@@ -156,67 +155,6 @@ func TestRetentionMsDeletesExpiredSegments(t *testing.T) {
 	// The log goes on where it was.
 	if off := produceOne(t, b, "events"); off != 100 {
 		t.Fatalf("next record at offset %d, want 100", off)
-	}
-}
-
-// retention.bytes deletes the oldest segments while the log stays at least
-// that large without them, as Kafka: never below retention.bytes.
-func TestRetentionBytesKeepsAtLeastTheLimit(t *testing.T) {
-	clk := newTestClock()
-	b := startRetentionBroker(t, clk, nil)
-	ctx := context.Background()
-	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "sized", Partitions: 1, Configs: map[string]string{
-		"segment.bytes": "1024", "retention.bytes": "3000",
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	produceValues(t, b, "sized", 0, 100)
-	p, _ := b.partition("sized", 0)
-	// The worker may have run during the produce too: wait for the state
-	// its last round leaves, the size rule met and the files gone.
-	var segs []partlog.SegmentInfo
-	waitUntil(t, "retention to bring the log to retention.bytes", func() bool {
-		segs = p.log.Segments()
-		return earliest(t, b, "sized") > 0 && p.log.Size()-segs[0].Size < 3000 && len(segmentFiles(t, b, "sized")) == len(segs)
-	})
-	if size := p.log.Size(); size < 3000 || segs[0].BaseOffset != p.log.LogStartOffset() {
-		t.Fatalf("log of %d bytes starting at %d, segments %+v: want at least 3000 bytes", size, p.log.LogStartOffset(), segs)
-	}
-	b.retention.Round(ctx)
-	if got := p.log.Segments()[0].BaseOffset; got != segs[0].BaseOffset {
-		t.Fatalf("another round moved the log start from %d to %d", segs[0].BaseOffset, got)
-	}
-	// The records' age does not matter to retention.bytes.
-	clk.Advance(time.Hour)
-	b.retention.Round(ctx)
-	if got := p.log.Segments()[0].BaseOffset; got != segs[0].BaseOffset {
-		t.Fatalf("log start moved from %d to %d with nothing produced", segs[0].BaseOffset, got)
-	}
-}
-
-// A topic with cleanup.policy=compact has no time or size retention.
-func TestRetentionLeavesCompactTopics(t *testing.T) {
-	clk := newTestClock()
-	b := startRetentionBroker(t, clk, nil)
-	ctx := context.Background()
-	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "table", Partitions: 1, Configs: map[string]string{
-		"segment.bytes": "1024", "cleanup.policy": "compact", "retention.ms": "1000", "retention.bytes": "0",
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	produceValues(t, b, "table", 0, 50)
-	clk.Advance(time.Hour)
-	b.retention.Round(ctx)
-	if got := earliest(t, b, "table"); got != 0 {
-		t.Fatalf("earliest offset of a compact topic %d, want 0", got)
-	}
-	// The same topic with delete added loses them.
-	if _, err := b.AlterTopicConfigs(ctx, "table", map[string]string{"cleanup.policy": "compact,delete"}, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	b.retention.Round(ctx)
-	if got := earliest(t, b, "table"); got != 50 {
-		t.Fatalf("earliest offset with compact,delete %d, want 50", got)
 	}
 }
 
