@@ -100,19 +100,6 @@ func NewRetentionWorker(cfg RetentionConfig) (*RetentionWorker, error) {
 	return w, nil
 }
 
-// register registers every collector with reg, a nil reg meaning none.
-func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
-	if reg == nil {
-		return nil
-	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("register metrics: %w", err)
-		}
-	}
-	return nil
-}
-
 // Run applies retention every interval until ctx ends or Close is called.
 // It returns nil then, and at once after Close; it fails only if already
 // running.

@@ -3,7 +3,10 @@ package compaction
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/partlog"
 )
@@ -44,11 +47,11 @@ var errRunning = errors.New("compaction: worker already running")
 // lifecycle lets a worker's Close stop the Run its owner started on another
 // goroutine and wait for it, whichever of the two comes first.
 type lifecycle struct {
-	mu      sync.Mutex
-	closed  bool
-	running bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	mu     sync.Mutex
+	closed bool
+	// cancel and done are the running Run's, nil when none runs.
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // run calls fn with a ctx that ends with ctx or at close, and returns when
@@ -59,18 +62,18 @@ func (l *lifecycle) run(ctx context.Context, fn func(ctx context.Context)) error
 		l.mu.Unlock()
 		return nil
 	}
-	if l.running {
+	if l.cancel != nil {
 		l.mu.Unlock()
 		return errRunning
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	l.running, l.cancel, l.done = true, cancel, done
+	l.cancel, l.done = cancel, done
 	l.mu.Unlock()
 	defer func() {
 		cancel()
 		l.mu.Lock()
-		l.running, l.cancel, l.done = false, nil, nil
+		l.cancel, l.done = nil, nil
 		l.mu.Unlock()
 		close(done)
 	}()
@@ -90,4 +93,18 @@ func (l *lifecycle) close() {
 	}
 	cancel()
 	<-done
+}
+
+// register is MustRegister without the panic: a conflict is a
+// configuration error for the constructor to return.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return nil
 }
