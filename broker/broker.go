@@ -338,6 +338,8 @@ func (b *Broker) Close() error {
 		b.cancel()
 	}
 	b.wg.Wait()
+	b.retention.Close()
+	b.cleaner.Close()
 	b.fetchers.close()
 
 	// After any change in progress (an admin call's) has finished: it saw

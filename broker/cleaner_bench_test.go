@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/partlog"
@@ -91,7 +91,7 @@ type p99Result struct {
 func runP99Window(b *testing.B, settings map[string]string) p99Result {
 	b.StopTimer()
 	ctx := context.Background()
-	br, stop := startBenchBroker(b, settings)
+	br, reg, stop := startBenchBroker(b, settings)
 	defer stop()
 	const topic = "p99"
 	if _, err := br.CreateTopic(ctx, TopicSpec{Name: topic, Partitions: 1, Configs: map[string]string{
@@ -121,7 +121,7 @@ func runP99Window(b *testing.B, settings map[string]string) p99Result {
 	}
 	backlog := p.log.Segments()
 	backlog = backlog[:len(backlog)-1] // the active segment is never cleaned
-	readBefore := testutil.ToFloat64(br.cleaner.bytesRead)
+	readBefore := metricValue(b, reg, "strata_log_cleaner_read_bytes_total")
 
 	// Requests are built before the window: the window measures the broker.
 	n := int(p99Window.Seconds() * p99Rate)
@@ -153,7 +153,7 @@ func runP99Window(b *testing.B, settings map[string]string) p99Result {
 	for err := range errs {
 		b.Fatal(err)
 	}
-	res := p99Result{latencies: lat, cleanerBytes: testutil.ToFloat64(br.cleaner.bytesRead) - readBefore}
+	res := p99Result{latencies: lat, cleanerBytes: metricValue(b, reg, "strata_log_cleaner_read_bytes_total") - readBefore}
 	res.backlogCleaned = replacedBytes(backlog, p.log.Segments())
 	return res
 }
@@ -215,9 +215,9 @@ func (g *keyedGen) batch(n int) []byte {
 }
 
 // startBenchBroker runs broker 1 with settings against an embedded etcd in
-// b's temporary directory, as startBrokerWith does for tests; stop closes
-// everything.
-func startBenchBroker(b *testing.B, settings map[string]string) (*Broker, func()) {
+// b's temporary directory, as startBrokerWith does for tests, with its
+// metrics in the returned registry; stop closes everything.
+func startBenchBroker(b *testing.B, settings map[string]string) (*Broker, prometheus.Gatherer, func()) {
 	b.Helper()
 	ctx := context.Background()
 	dir := b.TempDir()
@@ -246,7 +246,8 @@ func startBenchBroker(b *testing.B, settings map[string]string) (*Broker, func()
 		fail(err)
 	}
 	closers = append(closers, reg.Close)
-	br, err := New(Config{NodeID: 1, DataDir: dir + "/data", Settings: settings}, store)
+	metrics := prometheus.NewRegistry()
+	br, err := New(Config{NodeID: 1, DataDir: dir + "/data", Settings: settings, Registerer: metrics}, store)
 	if err != nil {
 		fail(err)
 	}
@@ -254,5 +255,5 @@ func startBenchBroker(b *testing.B, settings map[string]string) (*Broker, func()
 		fail(err)
 	}
 	closers = append(closers, br.Close)
-	return br, stop
+	return br, metrics, stop
 }

@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/compaction"
 	"github.com/strata-broker/strata/partlog"
@@ -22,29 +18,18 @@ const defaultRetentionCheckIntervalMs = 30_000
 
 // Tiers, as the retention metrics label them.
 const (
-	tierLocal  = "local"
-	tierRemote = "remote"
+	tierLocal  = compaction.TierLocal
+	tierRemote = compaction.TierRemote
 )
 
-// retentionWorker applies time and size retention (retention.ms,
-// retention.bytes) to the partitions this broker leads of topics without
-// remote storage, every log.retention.check.interval.ms. The policy is
-// package compaction's; followers follow the leader's log start (see
-// fetcher.followLogStart), so the leader's decision reaches the whole ISR.
-// Tiered topics are left to the tiering task (tiering.go), which applies
-// the same policy to both tiers and reports to the same metrics.
+// retentionWorker is the broker's compaction.RetentionWorker, which applies
+// time and size retention to the partitions this broker leads of topics
+// without remote storage. The tiering task (tiering.go) applies retention
+// to tiered topics and reports to the same metrics, through reclaimed and
+// count.
 type retentionWorker struct {
-	b        *Broker
-	interval time.Duration
-
-	deletedBytes    *prometheus.CounterVec
-	deletedSegments *prometheus.CounterVec
-	lastRun         prometheus.Gauge
-
-	// mu guards labelled: the topics with metric series, so that those of
-	// deleted topics are removed.
-	mu       sync.Mutex
-	labelled map[string]bool
+	*compaction.RetentionWorker
+	b *Broker
 }
 
 func newRetentionWorker(b *Broker) (*retentionWorker, error) {
@@ -52,87 +37,67 @@ func newRetentionWorker(b *Broker) (*retentionWorker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &retentionWorker{
-		b:        b,
-		interval: interval,
-		deletedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strata_log_retention_deleted_bytes_total",
-			Help: "Bytes reclaimed by retention (retention.ms, retention.bytes and their local.* forms), by topic and tier (local or remote).",
-		}, []string{"topic", "tier"}),
-		deletedSegments: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strata_log_retention_deleted_segments_total",
-			Help: "Segments deleted by retention, by topic and tier (local or remote).",
-		}, []string{"topic", "tier"}),
-		lastRun: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "strata_log_retention_last_run_timestamp_seconds",
-			Help: "When the retention worker last went over this broker's partitions (Unix seconds).",
-		}),
-		labelled: map[string]bool{},
+	w, err := compaction.NewRetentionWorker(compaction.RetentionConfig{
+		Interval: interval,
+		Partitions: func() []compaction.LeaderReplica {
+			ps := b.allPartitions()
+			out := make([]compaction.LeaderReplica, len(ps))
+			for i, p := range ps {
+				out[i] = hostedReplica{b: b, p: p}
+			}
+			return out
+		},
+		TopicConfig: b.TopicConfig,
+		Now:         b.now,
+		Logger:      b.logger,
+		Registerer:  b.cfg.Registerer,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
 	}
-	if reg := b.cfg.Registerer; reg != nil {
-		reg.MustRegister(w.deletedBytes, w.deletedSegments, w.lastRun)
-	}
-	return w, nil
+	return &retentionWorker{RetentionWorker: w, b: b}, nil
 }
 
-// run applies retention every interval until ctx ends.
+// run runs the worker, on a goroutine of b's (see Broker.background).
 func (w *retentionWorker) run(ctx context.Context) {
-	t := time.NewTicker(w.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		w.round(ctx)
+	if err := w.Run(ctx); err != nil {
+		w.b.logger.Error("retention worker stopped", "err", err)
 	}
 }
 
-// round applies retention once to every partition this broker leads.
-func (w *retentionWorker) round(ctx context.Context) {
-	hosted := map[string]bool{}
-	for _, p := range w.b.allPartitions() {
-		if ctx.Err() != nil {
-			return
-		}
-		if !hosted[p.Topic] {
-			hosted[p.Topic] = true
-			w.label(p.Topic)
-		}
-		w.partition(p)
-	}
-	w.forgetAllBut(hosted)
-	w.lastRun.Set(float64(w.b.now().UnixMilli()) / 1000)
+func (w *retentionWorker) reclaimed(topic, tier string, before, after []partlog.SegmentInfo) (int, int64) {
+	return w.Reclaimed(topic, tier, before, after)
 }
 
-// partition applies retention to p if this broker leads it and its topic
-// keeps its log on local disk only.
-func (w *retentionWorker) partition(p *Partition) {
-	b := w.b
-	cfg, err := b.TopicConfig(p.Topic)
-	if err != nil || cfg.RemoteStorageEnable {
-		return
+func (w *retentionWorker) count(topic, tier string, segments int, bytes int64) {
+	w.Count(topic, tier, segments, bytes)
+}
+
+// hostedReplica is a hosted partition as the workers of package compaction
+// see it.
+type hostedReplica struct {
+	b *Broker
+	p *Partition
+}
+
+func (r hostedReplica) Name() (string, int32) { return r.p.Topic, r.p.Index }
+func (r hostedReplica) Log() *partlog.Log     { return r.p.log }
+func (r hostedReplica) HighWatermark() int64  { return r.p.HighWatermark() }
+
+func (r hostedReplica) LeaderEpoch() (int32, bool) {
+	st, role := r.p.State()
+	if role != roleLeader {
+		return 0, false
 	}
-	st, role := p.State()
-	if role != roleLeader || !b.leaseOK() {
-		return
+	return st.LeaderEpoch, r.b.leaseOK()
+}
+
+func (r hostedReplica) RetainBelow(offset int64, epoch int32) error {
+	err := r.p.retainBelow(offset, epoch, r.b.leaseOK, r.b.registered())
+	if errors.Is(err, ErrNotLeader) {
+		return fmt.Errorf("%w: %w", compaction.ErrLeadershipLost, err)
 	}
-	before := p.log.Segments()
-	d := compaction.LocalRetention(cfg, localSegments(before), p.HighWatermark(), b.now())
-	if d.None() {
-		return
-	}
-	if err := p.retainBelow(d.StartOffset, st.LeaderEpoch, b.leaseOK, b.registered()); err != nil {
-		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, partlog.ErrLogClosed) {
-			b.logger.Warn("retention: cannot delete segments", "topic", p.Topic, "partition", p.Index, "err", err)
-		}
-		return
-	}
-	n, bytes := w.reclaimed(p.Topic, tierLocal, before, p.log.Segments())
-	b.logger.Info("retention: segments deleted", "topic", p.Topic, "partition", p.Index,
-		"segments", n, "bytes", bytes, "log_start_offset", p.log.LogStartOffset(),
-		"by_size", d.BySize, "by_time", d.ByTime, "retention.bytes", cfg.RetentionBytes, "retention.ms", cfg.RetentionMs)
+	return err
 }
 
 // retainBelow deletes the segments below offset as the leader of epoch.
@@ -167,75 +132,9 @@ func (p *Partition) retainBelow(offset int64, epoch int32, leaseOK func() bool, 
 	return nil
 }
 
-// reclaimed counts the local segments of before that after no longer has
-// (the log deletes from its start only) in the metrics of topic and tier,
-// and returns their number and bytes.
-func (w *retentionWorker) reclaimed(topic, tier string, before, after []partlog.SegmentInfo) (int, int64) {
-	if len(after) == 0 {
-		return 0, 0 // a log always has a segment: closed meanwhile
-	}
-	n, bytes := 0, int64(0)
-	for _, s := range before {
-		if s.BaseOffset >= after[0].BaseOffset {
-			break
-		}
-		n++
-		bytes += s.Size
-	}
-	w.count(topic, tier, n, bytes)
-	return n, bytes
-}
-
-// count adds deleted segments to the metrics.
-func (w *retentionWorker) count(topic, tier string, segments int, bytes int64) {
-	if segments == 0 {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.labelled[topic] = true
-	w.deletedSegments.WithLabelValues(topic, tier).Add(float64(segments))
-	w.deletedBytes.WithLabelValues(topic, tier).Add(float64(bytes))
-}
-
-// label creates a hosted topic's series at zero, so that dashboards show
-// zeros rather than gaps before its first deletion.
-func (w *retentionWorker) label(topic string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.labelled[topic] {
-		return
-	}
-	w.labelled[topic] = true
-	for _, tier := range []string{tierLocal, tierRemote} {
-		w.deletedSegments.WithLabelValues(topic, tier)
-		w.deletedBytes.WithLabelValues(topic, tier)
-	}
-}
-
-// forgetAllBut removes the series of topics this broker no longer hosts.
-func (w *retentionWorker) forgetAllBut(hosted map[string]bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for topic := range w.labelled {
-		if hosted[topic] {
-			continue
-		}
-		delete(w.labelled, topic)
-		for _, tier := range []string{tierLocal, tierRemote} {
-			w.deletedSegments.DeleteLabelValues(topic, tier)
-			w.deletedBytes.DeleteLabelValues(topic, tier)
-		}
-	}
-}
-
 // localSegments describes a local log's segments for the retention policy.
 func localSegments(segs []partlog.SegmentInfo) []compaction.Segment {
-	out := make([]compaction.Segment, len(segs))
-	for i, s := range segs {
-		out[i] = compaction.Segment{BaseOffset: s.BaseOffset, NextOffset: s.NextOffset, Size: s.Size, MaxTimestamp: s.MaxTimestamp}
-	}
-	return out
+	return compaction.LocalSegments(segs)
 }
 
 // remoteSegments describes a manifest's segments for the retention policy.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,9 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/strata-broker/strata/metastore"
-	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
@@ -61,6 +62,34 @@ func segmentFiles(t *testing.T, b *Broker, topic string) []string {
 	return files
 }
 
+// metricValue is the sum of the samples of the counters or gauges called
+// name in g whose labels include labels (name, value pairs).
+func metricValue(tb testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
+	tb.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+					return l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+				}) {
+					continue metrics
+				}
+			}
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
 // A topic's retention.ms, lowered while the broker runs, deletes every
 // segment whose records are all older, the active one too (the log rolls),
 // and nothing before they are.
@@ -81,11 +110,11 @@ func TestRetentionMsDeletesExpiredSegments(t *testing.T) {
 	// Two hours later, within the default retention.ms (7 days), and then
 	// within a retention.ms of three hours: nothing goes.
 	clk.Advance(2 * time.Hour)
-	b.retention.round(ctx)
+	b.retention.Round(ctx)
 	if _, err := b.AlterTopicConfigs(ctx, "events", map[string]string{"retention.ms": "10800000"}, nil, false); err != nil {
 		t.Fatal(err)
 	}
-	b.retention.round(ctx)
+	b.retention.Round(ctx)
 	if got := earliest(t, b, "events"); got != 0 {
 		t.Fatalf("earliest offset %d before the records expired, want 0", got)
 	}
@@ -99,9 +128,11 @@ func TestRetentionMsDeletesExpiredSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The worker counts the segments once their files are gone.
-	deleted := b.retention.deletedSegments.WithLabelValues("events", tierLocal)
-	waitUntil(t, "retention to delete the segments", func() bool { return testutil.ToFloat64(deleted) > 0 })
-	if got := testutil.ToFloat64(deleted); got != float64(segments) {
+	deleted := func() float64 {
+		return metricValue(t, reg, "strata_log_retention_deleted_segments_total", "topic", "events", "tier", tierLocal)
+	}
+	waitUntil(t, "retention to delete the segments", func() bool { return deleted() > 0 })
+	if got := deleted(); got != float64(segments) {
 		t.Errorf("deleted segments metric %v, want %d", got, segments)
 	}
 	if got := earliest(t, b, "events"); got != 100 {
@@ -114,7 +145,7 @@ func TestRetentionMsDeletesExpiredSegments(t *testing.T) {
 	if p.log.LogStartOffset() != 100 || p.log.Size() != 0 {
 		t.Fatalf("log start %d, size %d; want 100 and 0", p.log.LogStartOffset(), p.log.Size())
 	}
-	if got := testutil.ToFloat64(b.retention.deletedBytes.WithLabelValues("events", tierLocal)); got < 100*100 {
+	if got := metricValue(t, reg, "strata_log_retention_deleted_bytes_total", "topic", "events", "tier", tierLocal); got < 100*100 {
 		t.Errorf("deleted bytes metric %v, want at least the records' 10 KB", got)
 	}
 	if n, err := testutil.GatherAndCount(reg, "strata_log_retention_deleted_bytes_total", "strata_log_retention_last_run_timestamp_seconds"); err != nil || n < 2 {
@@ -124,67 +155,6 @@ func TestRetentionMsDeletesExpiredSegments(t *testing.T) {
 	// The log goes on where it was.
 	if off := produceOne(t, b, "events"); off != 100 {
 		t.Fatalf("next record at offset %d, want 100", off)
-	}
-}
-
-// retention.bytes deletes the oldest segments while the log stays at least
-// that large without them, as Kafka: never below retention.bytes.
-func TestRetentionBytesKeepsAtLeastTheLimit(t *testing.T) {
-	clk := newTestClock()
-	b := startRetentionBroker(t, clk, nil)
-	ctx := context.Background()
-	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "sized", Partitions: 1, Configs: map[string]string{
-		"segment.bytes": "1024", "retention.bytes": "3000",
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	produceValues(t, b, "sized", 0, 100)
-	p, _ := b.partition("sized", 0)
-	// The worker may have run during the produce too: wait for the state
-	// its last round leaves, the size rule met and the files gone.
-	var segs []partlog.SegmentInfo
-	waitUntil(t, "retention to bring the log to retention.bytes", func() bool {
-		segs = p.log.Segments()
-		return earliest(t, b, "sized") > 0 && p.log.Size()-segs[0].Size < 3000 && len(segmentFiles(t, b, "sized")) == len(segs)
-	})
-	if size := p.log.Size(); size < 3000 || segs[0].BaseOffset != p.log.LogStartOffset() {
-		t.Fatalf("log of %d bytes starting at %d, segments %+v: want at least 3000 bytes", size, p.log.LogStartOffset(), segs)
-	}
-	b.retention.round(ctx)
-	if got := p.log.Segments()[0].BaseOffset; got != segs[0].BaseOffset {
-		t.Fatalf("another round moved the log start from %d to %d", segs[0].BaseOffset, got)
-	}
-	// The records' age does not matter to retention.bytes.
-	clk.Advance(time.Hour)
-	b.retention.round(ctx)
-	if got := p.log.Segments()[0].BaseOffset; got != segs[0].BaseOffset {
-		t.Fatalf("log start moved from %d to %d with nothing produced", segs[0].BaseOffset, got)
-	}
-}
-
-// A topic with cleanup.policy=compact has no time or size retention.
-func TestRetentionLeavesCompactTopics(t *testing.T) {
-	clk := newTestClock()
-	b := startRetentionBroker(t, clk, nil)
-	ctx := context.Background()
-	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "table", Partitions: 1, Configs: map[string]string{
-		"segment.bytes": "1024", "cleanup.policy": "compact", "retention.ms": "1000", "retention.bytes": "0",
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	produceValues(t, b, "table", 0, 50)
-	clk.Advance(time.Hour)
-	b.retention.round(ctx)
-	if got := earliest(t, b, "table"); got != 0 {
-		t.Fatalf("earliest offset of a compact topic %d, want 0", got)
-	}
-	// The same topic with delete added loses them.
-	if _, err := b.AlterTopicConfigs(ctx, "table", map[string]string{"cleanup.policy": "compact,delete"}, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	b.retention.round(ctx)
-	if got := earliest(t, b, "table"); got != 50 {
-		t.Fatalf("earliest offset with compact,delete %d, want 50", got)
 	}
 }
 

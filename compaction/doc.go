@@ -3,5 +3,9 @@
 // pure functions the broker's workers and `strata retention preview` share)
 // and log compaction for cleanup.policy=compact (cleaner.go): a pass keeps
 // the latest record of every key at its original offset, over any Log (the
-// local partition log, or its segments in the object store).
+// local partition log, or its segments in the object store). The broker
+// applies both to its local logs through two background workers,
+// RetentionWorker (retentionworker.go) and CleanerWorker
+// (cleanerworker.go), which see the broker only through the interfaces of
+// worker.go.
 package compaction

@@ -8,7 +8,7 @@ import (
 
 // This file is the retention policy: which of a partition's oldest segments
 // time and size retention delete. It only decides: the broker applies the
-// decision (broker/retention.go, broker/tiering.go) and `strata retention
+// decision (RetentionWorker, broker/tiering.go) and `strata retention
 // preview` shows it without applying it, so the two always agree.
 //
 // The rules are Kafka's (UnifiedLog.deleteOldSegments):
