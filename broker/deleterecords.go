@@ -35,7 +35,7 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 	}
 	if err := p.remote.DeleteRecords(ctx, target); err != nil {
 		if errors.Is(err, rlm.ErrNotLeader) {
-			err = fmt.Errorf("%w: %v", ErrNotLeader, err)
+			err = ErrNotLeader // as the frontends classify it
 		}
 		return 0, fmt.Errorf("%s-%d: delete records below %d in the object store: %w", topic, partition, target, err)
 	}
