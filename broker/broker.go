@@ -22,10 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/broker/group"
-	"github.com/strata-broker/strata/compaction"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
+	"github.com/strata-broker/strata/tiering/rlm"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
@@ -93,16 +93,9 @@ type Broker struct {
 	clusterID      clusterID
 	groups         *group.Coordinator
 
-	// Tiering, when the broker has an object store (see tiering.go).
-	remote          *tiering.Reader
-	tieringInterval time.Duration
-	tieringMetrics  *tieringMetrics
-	retention       *retentionWorker // see retention.go
-	cleaner         *cleanerWorker   // see cleaner.go
-	topicDeleter    *topicDeleter    // see topicgc.go
-	// remoteCleaner compacts remote segments; only the tiering loop uses
-	// it (see remotecompact.go).
-	remoteCleaner *compaction.Cleaner
+	retention *retentionWorker // see retention.go
+	cleaner   *cleanerWorker   // see cleaner.go
+	rlm       *rlm.Manager     // tiering, see tiering.go
 
 	// applyMu serialises changes to the hosted topics (open, close, delete);
 	// mu guards the map itself and is held only briefly.
@@ -211,16 +204,13 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if b.groups, err = newGroupCoordinator(b); err != nil {
 		return nil, err
 	}
-	if err := b.startTiering(); err != nil {
-		return nil, err
-	}
 	if b.retention, err = newRetentionWorker(b); err != nil {
 		return nil, err
 	}
 	if b.cleaner, err = newCleanerWorker(b); err != nil {
 		return nil, err
 	}
-	if b.topicDeleter, err = newTopicDeleter(b); err != nil {
+	if b.rlm, err = b.newRemoteLogManager(); err != nil {
 		return nil, err
 	}
 	b.metrics = newMetrics(b, cfg.Registerer)
@@ -283,7 +273,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.wg.Add(5)
 	go func() {
 		defer b.wg.Done()
-		b.tieringLoop(runCtx)
+		b.rlm.Run(runCtx)
 	}()
 	go func() {
 		defer b.wg.Done()
@@ -304,7 +294,6 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.background(b.groupLagLoop)
 	b.background(b.retention.run)
 	b.background(b.cleaner.run)
-	b.background(b.topicDeleter.run)
 	return nil
 }
 
@@ -603,11 +592,12 @@ func (b *Broker) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*
 	if err != nil {
 		return nil, fmt.Errorf("open log %s-%d: %w", t.Name, p, err)
 	}
-	if err := b.startAtRemoteEnd(t, p, l); err != nil {
+	if err := b.rlm.StartAtRemoteEnd(context.Background(), topicPartition(t, p), remoteEnabled(t, b.brokerDefaults), l); err != nil {
 		l.Close()
 		return nil, err
 	}
 	np := newPartition(t.Name, t.ID, p, l, b.cfg.NodeID)
+	np.remote = b.rlm.Add(topicPartition(t, p), l, tieredReplica{np, b})
 	b.initProducerState(np)
 	return np, nil
 }
@@ -642,6 +632,7 @@ func (b *Broker) dropPartitions(name string, t *topic) {
 		// lets go) before its log closes under them.
 		p.drop()
 		b.fetchers.remove(p)
+		b.rlm.Remove(p.remote)
 		if err := p.log.Close(); err != nil {
 			b.logger.Warn("close deleted partition", "topic", name, "partition", p.Index, "err", err)
 		}

@@ -2,11 +2,11 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/strata-broker/strata/partlog"
-	"github.com/strata-broker/strata/tiering"
+	"github.com/strata-broker/strata/tiering/rlm"
 )
 
 // DeleteRecords moves a partition's log start offset forward to offset, as
@@ -33,68 +33,17 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 	if err != nil {
 		return 0, err
 	}
-	if err := b.deleteRemoteRecords(ctx, p, target); err != nil {
+	if err := p.remote.DeleteRecords(ctx, target); err != nil {
+		if errors.Is(err, rlm.ErrNotLeader) {
+			err = ErrNotLeader // as the frontends classify it
+		}
 		return 0, fmt.Errorf("%s-%d: delete records below %d in the object store: %w", topic, partition, target, err)
 	}
+	// Long polls below the bucket's new start end with OffsetOutOfRange.
+	p.wake()
 	start := p.LogStartOffset()
 	b.logger.Info("records deleted", "topic", topic, "partition", partition, "below", target, "log_start", start)
 	return start, nil
-}
-
-// deleteRemoteRecords moves the log start of a tiered partition's manifest
-// up to offset: the manifest that leaves out the segments wholly below it
-// is written, then their objects are deleted (as retention does). Without
-// it, records only the bucket holds would stay readable.
-func (b *Broker) deleteRemoteRecords(ctx context.Context, p *Partition, offset int64) error {
-	if b.cfg.ObjectStore == nil {
-		return nil
-	}
-	cfg, err := b.TopicConfig(p.Topic)
-	if err != nil || !cfg.RemoteStorageEnable {
-		return err
-	}
-	p.remote.writeMu.Lock()
-	defer p.remote.writeMu.Unlock()
-	st, _ := p.State()
-	epoch := st.LeaderEpoch
-	l := tiering.Layout{Topic: p.Topic, TopicID: p.topicID}
-	m, err := b.leaderManifest(ctx, p, l, epoch)
-	if err != nil {
-		return err
-	}
-	if offset <= m.LogStartOffset {
-		return nil
-	}
-	if !b.stillLeader(p, epoch) {
-		return fmt.Errorf("%s-%d: %w", p.Topic, p.Index, ErrNotLeader)
-	}
-	next := nextManifest(m, epoch)
-	keep := slices.IndexFunc(next.Segments, func(s tiering.SegmentMeta) bool { return s.NextOffset > offset })
-	if keep < 0 {
-		keep = len(next.Segments)
-	}
-	dropped := next.Segments[:keep]
-	next.Segments = slices.Clone(next.Segments[keep:])
-	next.LogStartOffset = offset
-	if _, err := tiering.WriteManifest(ctx, b.cfg.ObjectStore, l, &next); err != nil {
-		b.tieringMetrics.errors.WithLabelValues("write_manifest").Inc()
-		return err
-	}
-	p.setRemoteManifest(&next, epoch)
-	p.wake() // long polls below the new start end with OffsetOutOfRange
-	var keys []string
-	var bytes int64
-	for _, s := range dropped {
-		keys = append(keys, s.Key, s.IndexKey, s.TimeIndexKey)
-		bytes += s.Size
-	}
-	if err := b.cfg.ObjectStore.Delete(ctx, keys...); err != nil {
-		// collectGarbage deletes them later.
-		b.tieringMetrics.errors.WithLabelValues("delete_segments").Inc()
-	}
-	b.logger.Info("tiering: remote segments deleted by DeleteRecords", "topic", p.Topic, "partition", p.Index,
-		"segments", len(dropped), "bytes", bytes, "log_start_offset", offset)
-	return nil
 }
 
 // deleteRecords advances the local log start as the leader (see

@@ -203,7 +203,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			anyErr = true
 			continue
 		}
-		b.ensureRemote(ctx, p)
+		p.remote.EnsureManifest(ctx)
 		res.HighWatermark = p.HighWatermark()
 		res.LogStartOffset = p.LogStartOffset()
 		limit := int(fp.MaxBytes)
@@ -224,7 +224,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			continue
 		}
 		limit = max(limit, 1)
-		if b.remote != nil && fp.Offset < p.log.LogStartOffset() {
+		if b.rlm.Enabled() && fp.Offset < p.log.LogStartOffset() {
 			// Below the local log: the object store has it. Its share of
 			// the budget is taken now, whatever it turns out to read.
 			remote = append(remote, remoteFetch{i: i, p: p, limit: limit})
@@ -290,11 +290,7 @@ func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partit
 	switch {
 	case tryRemote && opts.Pieces:
 		var pc tiering.Pieces
-		remote, err = b.withRemoteSegment(p, fp.Offset, func(segs []tiering.SegmentMeta, i int) error {
-			var err error
-			pc, err = b.remote.ReadPieces(ctx, segs, i, fp.Offset, limit)
-			return err
-		})
+		pc, remote, err = p.remote.ReadPieces(ctx, fp.Offset, limit)
 		if remote && err == nil {
 			res.Pieces, res.release = pc.Data, pc.Release
 			if pc.Len > 0 {
@@ -305,7 +301,7 @@ func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partit
 		}
 	case tryRemote:
 		var tr tiering.ReadResult
-		tr, buf, remote, err = b.remoteRead(ctx, p, fp.Offset, limit, opts.Buffers)
+		tr, buf, remote, err = p.remote.Read(ctx, fp.Offset, limit, opts.Buffers)
 		rr = partlog.ReadResult{Data: tr.Data, NextOffset: tr.NextOffset}
 	}
 	if !remote {
@@ -384,7 +380,7 @@ func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset
 	if err != nil {
 		return 0, 0, false, err
 	}
-	b.ensureRemote(context.Background(), p)
+	p.remote.EnsureManifest(context.Background())
 	switch ts {
 	case EarliestTimestamp:
 		return p.LogStartOffset(), -1, true, nil
@@ -396,7 +392,7 @@ func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset
 	}
 	// Records only in the object store come first: a timestamp one of them
 	// reaches is answered from there.
-	if off, got, ok, err := b.remoteOffsetForTimestamp(context.Background(), p, ts); err != nil || ok {
+	if off, got, ok, err := p.remote.OffsetForTimestamp(context.Background(), ts); err != nil || ok {
 		if err != nil {
 			return 0, 0, false, fmt.Errorf("list offsets %s-%d: %w", topicName, partition, err)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/tiering/rlm"
 )
 
 // role is what this broker does for a partition it hosts.
@@ -74,12 +75,10 @@ type Partition struct {
 	// producers is the idempotent-producer state (see producers.go).
 	producers *producerStates
 
-	// remoteStart is the log start the last manifest read or written
-	// records (-1 when none is known), and remoteHasData whether it names
-	// any segment; remote is that manifest (see tiering.go).
-	remoteStart   atomic.Int64
-	remoteHasData atomic.Bool
-	remote        remoteState
+	// remote is what the remote log manager knows of the partition's
+	// records in the object store (see tiering.go); nil for a partition
+	// not added to it.
+	remote *rlm.Partition
 }
 
 // followerState is what the leader knows of a follower from its fetches.
@@ -104,7 +103,6 @@ func newPartition(topic, topicID string, index int32, l *partlog.Log, self int32
 		producers: newProducerStates(),
 	}
 	p.state = metastore.PartitionState{Topic: topic, Partition: index, Leader: -1}
-	p.remoteStart.Store(-1)
 	return p
 }
 
@@ -117,15 +115,10 @@ func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 // DeleteRecords), so a local log start below it, left by a crash before the
 // local log followed, does not bring deleted records back.
 func (p *Partition) LogStartOffset() int64 {
-	local := p.log.LogStartOffset()
-	rs := p.remoteStart.Load()
-	switch {
-	case rs < 0:
-		return local
-	case p.remoteHasData.Load():
-		return rs
+	if p.remote == nil {
+		return p.log.LogStartOffset()
 	}
-	return max(rs, local)
+	return p.remote.LogStartOffset()
 }
 
 // LogEndOffset is the offset the next appended record receives.

@@ -166,8 +166,8 @@ func TestRemoteReadFollowsAReplacedManifest(t *testing.T) {
 	waitUntil(t, "records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 20 })
 	replaced := false
 	st.replace = func(ctx context.Context) error {
-		p.remote.writeMu.Lock() // no tiering round meanwhile
-		defer p.remote.writeMu.Unlock()
+		unlock := p.remote.LockWrites() // no tiering round meanwhile
+		defer unlock()
 		m, epoch := p.remoteManifest()
 		next := *m
 		next.Segments = nil

@@ -102,10 +102,10 @@ func (b *Broker) PreviewRetention(ctx context.Context, topic string, set map[str
 			out = append(out, pr)
 			continue
 		}
-		m, _ := p.remoteManifest()
+		m, _ := p.remote.Manifest()
 		if m == nil {
-			b.ensureRemote(ctx, p)
-			m, _ = p.remoteManifest()
+			p.remote.EnsureManifest(ctx)
+			m, _ = p.remote.Manifest()
 		}
 		if m == nil {
 			// No manifest, no retention on either tier: the tiering task

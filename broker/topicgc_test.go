@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering"
@@ -59,8 +59,9 @@ func (s *flakyStore) deletedKeys() []string {
 
 // startTopicGCBroker runs broker 1 on a flaky local-directory store, with
 // the tiering task and the topic deleter every 50 ms and the deleter's
-// grace for in-flight uploads set to grace.
-func startTopicGCBroker(t *testing.T, grace time.Duration) (*Broker, *metastore.Store, *flakyStore) {
+// grace for in-flight uploads set to grace; its metrics go to the returned
+// registry.
+func startTopicGCBroker(t *testing.T, grace time.Duration) (*Broker, *metastore.Store, *flakyStore, *prometheus.Registry) {
 	t.Helper()
 	store, dir := startMetastore(t)
 	objects, err := objstore.Open(context.Background(), "file://"+dir+"/objects", objstore.Options{})
@@ -68,17 +69,18 @@ func startTopicGCBroker(t *testing.T, grace time.Duration) (*Broker, *metastore.
 		t.Fatal(err)
 	}
 	flaky := &flakyStore{Store: objects}
-	b, err := New(Config{NodeID: 1, DataDir: dir + "/data", ObjectStore: flaky,
+	reg := prometheus.NewRegistry()
+	b, err := New(Config{NodeID: 1, DataDir: dir + "/data", ObjectStore: flaky, Registerer: reg,
 		Settings: map[string]string{"remote.log.manager.task.interval.ms": "50"}}, store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.topicDeleter.grace = grace // before Start: the worker reads it
+	b.rlm.SetDeletedTopicGrace(grace) // before Start: the worker reads it
 	if err := b.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	return b, store, flaky
+	return b, store, flaky, reg
 }
 
 func listKeys(t *testing.T, st objstore.Store, prefix string) []string {
@@ -124,7 +126,7 @@ func createTieredWithSegments(t *testing.T, b *Broker, st objstore.Store, name s
 // the topic unrestorable) until it works again, retried with backoff.
 // Another topic's objects are untouched.
 func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
-	b, store, st := startTopicGCBroker(t, 0)
+	b, store, st, reg := startTopicGCBroker(t, 0)
 	ctx := context.Background()
 	doomed := createTieredWithSegments(t, b, st, "doomed")
 	kept := createTieredWithSegments(t, b, st, "kept")
@@ -152,7 +154,7 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 	if keys := listKeys(t, st, doomed.TopicPrefix()); !slices.Contains(keys, doomed.TopicManifestKey()) {
 		t.Fatalf("topic manifest gone while deletes fail: %v", keys)
 	}
-	if got := testutil.ToFloat64(b.topicDeleter.pending); got != 1 {
+	if got := metricValue(t, reg, "strata_tiering_deleted_topics_pending"); got != 1 {
 		t.Errorf("pending gauge %v, want 1", got)
 	}
 	// Its id cannot be restored meanwhile.
@@ -184,10 +186,10 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 			t.Errorf("segment %s of the kept topic is gone", k)
 		}
 	}
-	if got := testutil.ToFloat64(b.topicDeleter.deletedObjects); got < float64(doomedObjects) {
+	if got := metricValue(t, reg, "strata_tiering_deleted_topic_objects_total"); got < float64(doomedObjects) {
 		t.Errorf("deleted-objects counter %v, want at least %d", got, doomedObjects)
 	}
-	waitWithin(t, 5*time.Second, "the pending gauge at 0", func() bool { return testutil.ToFloat64(b.topicDeleter.pending) == 0 })
+	waitWithin(t, 5*time.Second, "the pending gauge at 0", func() bool { return metricValue(t, reg, "strata_tiering_deleted_topics_pending") == 0 })
 	if _, err := b.RestoreTopic(ctx, "doomed"); !errors.Is(err, ErrUnknownTopicOrPartition) {
 		t.Fatalf("restore once the objects are gone: %v, want unknown topic", err)
 	}
@@ -200,7 +202,7 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 // The record of a tiered topic outlives the emptied prefix for the grace
 // given to uploads in flight; a topic that was not tiered needs none.
 func TestDeletedTopicRecordWaitsForUploadsInFlight(t *testing.T) {
-	b, store, st := startTopicGCBroker(t, time.Hour)
+	b, store, st, _ := startTopicGCBroker(t, time.Hour)
 	ctx := context.Background()
 	tiered := createTieredWithSegments(t, b, st, "tiered")
 	plain, err := b.CreateTopic(ctx, TopicSpec{Name: "plain", Partitions: 1})

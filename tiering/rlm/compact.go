@@ -1,4 +1,4 @@
-package broker
+package rlm
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -26,60 +26,82 @@ import (
 // in between leaves them to garbage collection). The manifest's CompactedTo
 // plays the local cleaner offset's part.
 
-// remoteCompactDir holds segments downloaded or written by a remote pass,
-// under the data directory; it is emptied before and after each pass.
-const remoteCompactDir = "tiering-compact"
+// compactTask compacts a partition's remote segments.
+type compactTask struct {
+	*env
+	tp     TopicPartition
+	layout tiering.Layout
+	leader leadership
+	state  *remoteState
+}
 
-// compactRemote runs a cleaning pass over p's remote segments when they are
-// due, and returns the manifest in effect afterwards.
-func (b *Broker) compactRemote(ctx context.Context, p *Partition, l tiering.Layout, m *tiering.PartitionManifest, epoch int32, cfg topicconfig.Topic) *tiering.PartitionManifest {
+// compact runs a cleaning pass over the remote segments when they are due,
+// and returns the manifest in effect afterwards.
+func (c *compactTask) compact(ctx context.Context, m *tiering.PartitionManifest, epoch int32, cfg topicconfig.Topic) *tiering.PartitionManifest {
 	if !cfg.CompactEnabled() || len(m.Segments) == 0 {
 		return m
 	}
-	rl := &remoteLog{ctx: ctx, b: b, p: p, l: l, m: m, epoch: epoch,
-		dir: filepath.Join(b.cfg.DataDir, remoteCompactDir), indexInterval: int(cfg.IndexIntervalBytes)}
+	rl := &remoteLog{ctx: ctx, task: c, m: m, epoch: epoch, dir: c.compactDir, indexInterval: int(cfg.IndexIntervalBytes)}
 	pol := cleanPolicy(cfg)
-	now := b.now()
-	d := compaction.Inspect(rl.Segments(), rl.LogStartOffset(), rl.CleanerOffset(), m.EndOffset(), pol, now)
+	d := compaction.Inspect(rl.Segments(), rl.LogStartOffset(), rl.CleanerOffset(), m.EndOffset(), pol, c.now())
 	if !d.Due(pol) {
 		return m
 	}
 	if err := os.RemoveAll(rl.dir); err != nil {
-		b.logger.Warn("tiering: cannot empty the remote compaction directory", "dir", rl.dir, "err", err)
+		c.logger.Warn("tiering: cannot empty the remote compaction directory", "dir", rl.dir, "err", err)
 		return m
 	}
 	if err := os.MkdirAll(rl.dir, 0o755); err != nil {
-		b.logger.Warn("tiering: cannot create the remote compaction directory", "dir", rl.dir, "err", err)
+		c.logger.Warn("tiering: cannot create the remote compaction directory", "dir", rl.dir, "err", err)
 		return m
 	}
 	defer func() {
 		rl.closeSegment()
 		os.RemoveAll(rl.dir)
 	}()
-	if b.remoteCleaner == nil {
+	if c.compactor == nil {
 		// The tiering loop's own map: the local cleaner runs beside it.
-		b.remoteCleaner = &compaction.Cleaner{Map: compaction.NewOffsetMap(b.cleaner.mapBytes), Limiter: b.cleaner.limiter, Now: b.now}
+		c.compactor = &compaction.Cleaner{Map: compaction.NewOffsetMap(c.mapBytes), Limiter: c.limiter, Now: c.now}
 	}
-	started := time.Now()
-	st, err := b.remoteCleaner.Clean(ctx, rl, d, pol)
+	started := c.now()
+	st, err := c.compactor.Clean(ctx, rl, d, pol)
 	if err != nil {
-		b.tieringMetrics.errors.WithLabelValues("compact").Inc()
-		b.logger.Warn("tiering: remote compaction failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		c.metrics.failed("compact")
+		c.logger.Warn("tiering: remote compaction failed", "topic", c.tp.Topic, "partition", c.tp.Partition, "err", err)
 		return rl.m
 	}
-	b.logger.Info("tiering: compacted remote segments", "topic", p.Topic, "partition", p.Index,
+	c.logger.Info("tiering: compacted remote segments", "topic", c.tp.Topic, "partition", c.tp.Partition,
 		"cleaned_to", st.CleanedTo, "segments", st.Segments, "bytes_before", st.BytesRead, "bytes_after", st.BytesWritten,
-		"records_read", st.RecordsRead, "records_kept", st.RecordsKept, "took", time.Since(started).Round(time.Millisecond))
+		"records_read", st.RecordsRead, "records_kept", st.RecordsKept, "took", c.now().Sub(started).Round(time.Millisecond))
 	return rl.m
+}
+
+// cleanPolicy is the topic's compaction policy, as the local cleaner
+// applies it.
+func cleanPolicy(c topicconfig.Topic) compaction.Policy {
+	return compaction.Policy{
+		MinCleanableDirtyRatio: c.MinCleanableDirtyRatio,
+		MinCompactionLag:       msDuration(c.MinCompactionLagMs),
+		MaxCompactionLag:       msDuration(c.MaxCompactionLagMs),
+		DeleteRetention:        msDuration(c.DeleteRetentionMs),
+		SegmentBytes:           c.SegmentBytes,
+	}
+}
+
+// msDuration converts milliseconds, saturating where Kafka's "forever"
+// values (Long.MAX_VALUE) would overflow a time.Duration.
+func msDuration(ms int64) time.Duration {
+	if ms >= math.MaxInt64/int64(time.Millisecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 // remoteLog is a partition's remote segments as the cleaner sees them. It
 // reads one downloaded segment at a time, sequentially, as a pass does.
 type remoteLog struct {
 	ctx           context.Context
-	b             *Broker
-	p             *Partition
-	l             tiering.Layout
+	task          *compactTask
 	m             *tiering.PartitionManifest
 	epoch         int32
 	dir           string
@@ -175,14 +197,14 @@ func (r *remoteLog) download(s tiering.SegmentMeta) error {
 		return nil
 	}
 	r.closeSegment()
-	rc, err := r.b.cfg.ObjectStore.Get(r.ctx, s.Key)
+	rc, err := r.task.store.Get(r.ctx, s.Key)
 	if err != nil {
 		return fmt.Errorf("download %s: %w", s.Key, err)
 	}
 	defer rc.Close()
 	f, err := os.CreateTemp(r.dir, "download-*.log")
 	if err != nil {
-		return err
+		return fmt.Errorf("download %s: %w", s.Key, err)
 	}
 	os.Remove(f.Name()) // the open file is all a pass needs
 	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
@@ -231,18 +253,18 @@ func (r *remoteLog) CommitClean(out compaction.Output, cleanerOffset int64) erro
 	}
 	seg, err := w.Finish()
 	if err != nil {
-		return err
+		return fmt.Errorf("remote compaction: %w", err)
 	}
 	defer w.Remove()
 	defer seg.Close()
-	st := r.b.cfg.ObjectStore
-	meta, err := tiering.UploadSegment(r.ctx, st, r.l, r.p.Index, seg, r.epoch)
+	t := r.task
+	meta, err := tiering.UploadSegment(r.ctx, t.store, t.layout, t.tp.Partition, seg, r.epoch)
 	if err != nil {
 		return fmt.Errorf("remote compaction: %w", err)
 	}
 	newKeys := []string{meta.Key, meta.IndexKey, meta.TimeIndexKey}
-	if !r.b.stillLeader(r.p, r.epoch) {
-		st.Delete(r.ctx, newKeys...)
+	if !t.leader.still(r.epoch) {
+		t.store.Delete(r.ctx, newKeys...)
 		return errors.New("remote compaction: no longer the leader")
 	}
 	next := nextManifest(r.m, r.epoch)
@@ -251,19 +273,15 @@ func (r *remoteLog) CommitClean(out compaction.Output, cleanerOffset int64) erro
 	if cleanerOffset > next.CompactedTo {
 		next.CompactedTo = cleanerOffset
 	}
-	if _, err := tiering.WriteManifest(r.ctx, st, r.l, &next); err != nil {
-		st.Delete(r.ctx, newKeys...)
+	if _, err := tiering.WriteManifest(r.ctx, t.store, t.layout, &next); err != nil {
+		t.store.Delete(r.ctx, newKeys...)
 		return fmt.Errorf("remote compaction: %w", err)
 	}
 	r.m = &next
-	r.p.setRemoteManifest(&next, r.epoch)
-	var keys []string
-	for _, s := range replaced {
-		keys = append(keys, s.Key, s.IndexKey, s.TimeIndexKey)
-	}
-	if err := st.Delete(r.ctx, keys...); err != nil {
+	t.state.set(&next, r.epoch)
+	if err := t.store.Delete(r.ctx, segmentKeys(replaced)...); err != nil {
 		// Garbage collection finds them later.
-		r.b.tieringMetrics.errors.WithLabelValues("delete_segments").Inc()
+		t.metrics.failed("delete_segments")
 	}
 	return nil
 }

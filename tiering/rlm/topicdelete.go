@@ -1,4 +1,4 @@
-package broker
+package rlm
 
 import (
 	"context"
@@ -20,8 +20,9 @@ const topicDeleteBatch = 1000
 // left is taken up in a later one.
 const topicDeleteTimeout = 5 * time.Minute
 
-// topicDeleteEtcdTimeout bounds each etcd call of a round, so an etcd that
-// does not answer ends the round (and backs off) rather than holding it.
+// topicDeleteEtcdTimeout bounds each metastore call of a round, so a
+// metastore that does not answer ends the round (and backs off) rather
+// than holding it.
 const topicDeleteEtcdTimeout = 10 * time.Second
 
 // maxTopicDeleteBackoff caps the wait after a failed round: a store that is
@@ -33,15 +34,18 @@ const maxTopicDeleteBackoff = 5 * time.Minute
 // deletes the topic (metastore.DeletedTopic), so a crash or a store that is
 // down loses nothing: the record stays until a round has found the
 // incarnation's prefix empty. Only records are ever acted on, never the
-// absence of a topic from etcd, so topics in a bucket whose etcd was wiped
-// can still be restored from it.
+// absence of a topic from the metastore, so topics in a bucket whose etcd
+// was wiped can still be restored from it.
 //
 // The elected controller does the work (every broker when none is elected:
 // the work is idempotent, so two brokers doing it at once only repeat each
 // other's deletes).
 type topicDeleter struct {
-	b        *Broker
-	interval time.Duration
+	*env
+	records     DeletedTopics
+	controllers Controllers // nil: always act
+	self        int32
+	interval    time.Duration
 	// grace keeps the record of a tiered topic for this long after its
 	// deletion, its prefix listed every round: an upload that was in
 	// flight on the partition's leader may still land after the first
@@ -52,15 +56,14 @@ type topicDeleter struct {
 	pending        prometheus.Gauge
 }
 
-func newTopicDeleter(b *Broker) (*topicDeleter, error) {
-	interval, err := settingMs(b.cfg.Settings, "remote.log.manager.task.interval.ms", defaultTieringIntervalMs)
-	if err != nil {
-		return nil, err
-	}
+func newTopicDeleter(m *Manager) *topicDeleter {
 	d := &topicDeleter{
-		b:        b,
-		interval: interval,
-		grace:    garbageGrace,
+		env:         m.env,
+		records:     m.cfg.DeletedTopics,
+		controllers: m.cfg.Controllers,
+		self:        m.cfg.NodeID,
+		interval:    m.cfg.Interval,
+		grace:       garbageGrace,
 		deletedObjects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_tiering_deleted_topic_objects_total",
 			Help: "Objects of deleted topics removed from the object store.",
@@ -70,10 +73,10 @@ func newTopicDeleter(b *Broker) (*topicDeleter, error) {
 			Help: "Deleted topics whose objects are still to be removed from the object store, as last listed by this broker (0 on brokers that are not the controller).",
 		}),
 	}
-	if reg := b.cfg.Registerer; reg != nil {
+	if reg := m.cfg.Registerer; reg != nil {
 		reg.MustRegister(d.deletedObjects, d.pending)
 	}
-	return d, nil
+	return d
 }
 
 // run deletes pending topics' objects every interval until ctx ends, backing
@@ -93,7 +96,7 @@ func (d *topicDeleter) run(ctx context.Context) {
 				return
 			}
 			wait = min(2*wait, max(d.interval, maxTopicDeleteBackoff))
-			d.b.logger.Warn("tiering: cannot delete the objects of deleted topics; retrying", "retry_in", wait, "err", err)
+			d.logger.Warn("tiering: cannot delete the objects of deleted topics; retrying", "retry_in", wait, "err", err)
 		} else {
 			wait = d.interval
 		}
@@ -103,15 +106,19 @@ func (d *topicDeleter) run(ctx context.Context) {
 
 // acting reports whether this broker does the work now.
 func (d *topicDeleter) acting(ctx context.Context) (bool, error) {
-	id, err := d.b.store.Controller(ctx)
-	if err != nil {
-		return false, err
+	if d.controllers == nil {
+		return true, nil
 	}
-	return id == d.b.cfg.NodeID || id < 0, nil
+	id, err := d.controllers.Controller(ctx)
+	if err != nil {
+		return false, fmt.Errorf("controller: %w", err)
+	}
+	return id == d.self || id < 0, nil
 }
 
 // round goes once over the pending deletions, oldest first. It stops at the
-// first failure: with the store or etcd down the others would fail too.
+// first failure: with the store or the metastore down the others would
+// fail too.
 func (d *topicDeleter) round(ctx context.Context) error {
 	ectx, cancel := context.WithTimeout(ctx, topicDeleteEtcdTimeout)
 	defer cancel()
@@ -123,9 +130,9 @@ func (d *topicDeleter) round(ctx context.Context) error {
 		d.pending.Set(0)
 		return nil
 	}
-	list, err := d.b.store.DeletedTopics(ectx)
+	list, err := d.records.DeletedTopics(ectx)
 	if err != nil {
-		return err
+		return fmt.Errorf("deleted topics: %w", err)
 	}
 	d.pending.Set(float64(len(list)))
 	for _, dt := range list {
@@ -134,19 +141,17 @@ func (d *topicDeleter) round(ctx context.Context) error {
 		}
 		done, err := d.deleteObjects(ctx, dt)
 		if err != nil {
-			if m := d.b.tieringMetrics; m != nil {
-				m.errors.WithLabelValues("delete_topic").Inc()
-			}
+			d.metrics.failed("delete_topic")
 			return fmt.Errorf("topic %q (id %s): %w", dt.Name, dt.ID, err)
 		}
 		if !done {
 			continue
 		}
 		if err := d.finish(ctx, dt); err != nil {
-			return err
+			return fmt.Errorf("topic %q (id %s): finish deletion: %w", dt.Name, dt.ID, err)
 		}
 		d.pending.Dec()
-		d.b.logger.Info("tiering: deleted topic's objects are gone from the object store", "topic", dt.Name, "topic_id", dt.ID)
+		d.logger.Info("tiering: deleted topic's objects are gone from the object store", "topic", dt.Name, "topic_id", dt.ID)
 	}
 	return nil
 }
@@ -154,7 +159,7 @@ func (d *topicDeleter) round(ctx context.Context) error {
 func (d *topicDeleter) finish(ctx context.Context, dt metastore.DeletedTopic) error {
 	ctx, cancel := context.WithTimeout(ctx, topicDeleteEtcdTimeout)
 	defer cancel()
-	return d.b.store.FinishTopicDeletion(ctx, dt)
+	return d.records.FinishTopicDeletion(ctx, dt)
 }
 
 // deleteObjects deletes every object of the incarnation, its topic manifest
@@ -162,7 +167,7 @@ func (d *topicDeleter) finish(ctx context.Context, dt metastore.DeletedTopic) er
 // reports whether its record may go: the prefix was found empty and no
 // upload can still be in flight.
 func (d *topicDeleter) deleteObjects(ctx context.Context, dt metastore.DeletedTopic) (bool, error) {
-	st := d.b.cfg.ObjectStore
+	st := d.store
 	if st == nil {
 		// No bucket to clean: the cluster's brokers share one object store,
 		// and a cluster without one has no tiered topics. Keeping the record
@@ -178,7 +183,7 @@ func (d *topicDeleter) deleteObjects(ctx context.Context, dt metastore.DeletedTo
 			return false, fmt.Errorf("list %s: %w", l.TopicPrefix(), err)
 		}
 		if len(objs) == 0 {
-			return !dt.Tiered || d.b.now().Sub(dt.DeletedAt) >= d.grace, nil
+			return !dt.Tiered || d.now().Sub(dt.DeletedAt) >= d.grace, nil
 		}
 		if pass > 0 {
 			// Objects written after the first pass: an upload in flight.
@@ -201,7 +206,7 @@ func (d *topicDeleter) deleteObjects(ctx context.Context, dt metastore.DeletedTo
 			n += m
 		}
 		if n > 0 {
-			d.b.logger.Info("tiering: deleted objects of a deleted topic", "topic", dt.Name, "topic_id", dt.ID, "objects", n)
+			d.logger.Info("tiering: deleted objects of a deleted topic", "topic", dt.Name, "topic_id", dt.ID, "objects", n)
 		}
 		if err != nil {
 			return false, err
@@ -222,18 +227,4 @@ func (d *topicDeleter) deleteKeys(ctx context.Context, st tiering.Store, keys []
 		keys = keys[len(batch):]
 	}
 	return n, nil
-}
-
-// checkNotPendingDeletion refuses to bring back a topic incarnation whose
-// objects are being deleted.
-func (b *Broker) checkNotPendingDeletion(ctx context.Context, name, id string) error {
-	dt, found, err := b.store.DeletedTopic(ctx, id)
-	if err != nil {
-		return fmt.Errorf("topic %q (id %s): %w", name, id, err)
-	}
-	if found {
-		return fmt.Errorf("%w: topic %q (id %s) was deleted at %s and its objects are being deleted from the object store; it cannot be restored",
-			ErrInvalidRequest, name, id, dt.DeletedAt.Format(time.RFC3339))
-	}
-	return nil
 }
