@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/record"
 )
 
@@ -76,7 +77,7 @@ func createTestTopic(t *testing.T, b *Broker, name string) {
 // can be started and restarted on one data directory.
 type restartableCluster struct {
 	t     *testing.T
-	store *metastore.Store
+	store *metastoretest.Store
 	dir   string
 }
 

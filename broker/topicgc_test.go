@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
 )
@@ -60,7 +60,7 @@ func (s *flakyStore) deletedKeys() []string {
 // startTopicGCBroker runs broker 1 on a flaky local-directory store, with
 // the tiering task and the topic deleter every 50 ms and the deleter's
 // grace for in-flight uploads set to grace.
-func startTopicGCBroker(t *testing.T, grace time.Duration) (*Broker, *metastore.Store, *flakyStore) {
+func startTopicGCBroker(t *testing.T, grace time.Duration) (*Broker, *metastoretest.Store, *flakyStore) {
 	t.Helper()
 	store, dir := startMetastore(t)
 	objects, err := objstore.Open(context.Background(), "file://"+dir+"/objects", objstore.Options{})
