@@ -73,7 +73,7 @@ func createTestTopic(t *testing.T, b *Broker, name string) {
 	}
 }
 
-// restartableCluster is an embedded etcd and a broker registration, so that brokers
+// restartableCluster is a metastore and a broker registration, so that brokers
 // can be started and restarted on one data directory.
 type restartableCluster struct {
 	t     *testing.T
