@@ -217,6 +217,8 @@ func readTopic(t metastore.Topic) metastore.Topic {
 	return t
 }
 
+// ids copies a replica list, never nil: etcd's store reads an empty one
+// back as empty, not nil.
 func ids(s []int32) []int32 {
 	if s == nil {
 		return []int32{}
@@ -224,6 +226,7 @@ func ids(s []int32) []int32 {
 	return slices.Clone(s)
 }
 
+// readState is a state as handed out, sharing nothing with the store's.
 func readState(st metastore.PartitionState) metastore.PartitionState {
 	st.Replicas, st.ISR = ids(st.Replicas), ids(st.ISR)
 	return st
