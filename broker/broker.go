@@ -59,27 +59,59 @@ type Config struct {
 	TieringCacheBytes int64
 }
 
-// Metastore is what the broker needs from the cluster's metadata store.
-type Metastore interface {
+// The metastore roles below are what parts of the broker need from the
+// cluster's metadata store, each sized to one concern so that a component
+// (or a fake in a test) deals only with the role it uses. *metastore.Store
+// implements all of them.
+
+// TopicStore keeps the topic definitions and reports their changes.
+type TopicStore interface {
 	CreateTopic(ctx context.Context, t metastore.Topic, assignments [][]int32) (metastore.Topic, error)
-	DeleteTopic(ctx context.Context, name string) error
-	DeletedTopics(ctx context.Context) ([]metastore.DeletedTopic, error)
-	DeletedTopic(ctx context.Context, id string) (metastore.DeletedTopic, bool, error)
-	FinishTopicDeletion(ctx context.Context, d metastore.DeletedTopic) error
 	GetTopic(ctx context.Context, name string) (metastore.Topic, error)
 	ListTopics(ctx context.Context) ([]metastore.Topic, int64, error)
 	AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validate func(map[string]string) error) (metastore.Topic, error)
 	AddPartitions(ctx context.Context, t metastore.Topic, assignments [][]int32) (metastore.Topic, error)
-	PartitionStates(ctx context.Context, topic string) ([]metastore.PartitionState, error)
+	DeleteTopic(ctx context.Context, name string) error
 	WatchTopicsSince(ctx context.Context, known []metastore.Topic, rev int64) <-chan metastore.TopicEvent
-	Brokers(ctx context.Context) ([]metastore.BrokerInfo, error)
+}
+
+// PartitionStateStore keeps who leads each partition and who is in sync.
+type PartitionStateStore interface {
+	PartitionStates(ctx context.Context, topic string) ([]metastore.PartitionState, error)
 	CompareAndSwapPartitionState(ctx context.Context, old, next metastore.PartitionState) (metastore.PartitionState, error)
 	FollowPartitions(ctx context.Context, fn func(metastore.PartitionsUpdate))
+}
+
+// ClusterStore tells which brokers are alive, which one is the controller,
+// and the cluster's id.
+type ClusterStore interface {
+	Brokers(ctx context.Context) ([]metastore.BrokerInfo, error)
 	FollowBrokers(ctx context.Context, fn func([]metastore.BrokerInfo))
 	Controller(ctx context.Context) (int32, error)
-	AllocateProducerIDs(ctx context.Context, n int64) (first int64, err error)
-	group.Store
 	ClusterID(ctx context.Context) (string, error)
+}
+
+// ProducerIDAllocator hands out cluster-wide unique blocks of producer ids.
+type ProducerIDAllocator interface {
+	AllocateProducerIDs(ctx context.Context, n int64) (first int64, err error)
+}
+
+// DeletedTopicStore keeps the records of deleted topics whose objects may
+// still be in the object store, until their deletion is finished.
+type DeletedTopicStore interface {
+	DeletedTopics(ctx context.Context) ([]metastore.DeletedTopic, error)
+	DeletedTopic(ctx context.Context, id string) (metastore.DeletedTopic, bool, error)
+	FinishTopicDeletion(ctx context.Context, d metastore.DeletedTopic) error
+}
+
+// Metastore is every role a whole broker needs.
+type Metastore interface {
+	TopicStore
+	PartitionStateStore
+	ClusterStore
+	ProducerIDAllocator
+	DeletedTopicStore
+	group.Store
 }
 
 // Broker hosts partitions. Create it with New, then Start; Close stops it.

@@ -7,36 +7,31 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/record"
 )
 
-// startBroker runs the core against a real embedded etcd.
-// startMetastore runs an embedded etcd in a temporary directory, with
-// broker 1 registered in it; it returns the store and the directory.
-func startMetastore(t *testing.T) (*metastore.Store, string) {
+// Compile-time checks: the broker runs on etcd's store and on the fake.
+var (
+	_ Metastore = (*metastore.Store)(nil)
+	_ Metastore = (*metastoretest.Store)(nil)
+)
+
+// startMetastore returns an in-memory metastore with broker 1 registered in
+// it, and a temporary directory.
+func startMetastore(t *testing.T) (*metastoretest.Store, string) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	etcd, err := metastore.StartEmbedded(ctx, dir+"/etcd", "127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 1}, 10*time.Second)
+	store := metastoretest.New()
+	reg, err := store.RegisterBroker(context.Background(), metastore.BrokerInfo{NodeID: 1}, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	return store, dir
+	return store, t.TempDir()
 }
 
 // startBrokerWith runs broker 1 with cfg (NodeID and DataDir filled in).
-func startBrokerWith(t *testing.T, cfg Config) (*Broker, *metastore.Store) {
+func startBrokerWith(t *testing.T, cfg Config) (*Broker, *metastoretest.Store) {
 	t.Helper()
 	store, dir := startMetastore(t)
 	cfg.NodeID, cfg.DataDir = 1, dir+"/data"
@@ -51,7 +46,7 @@ func startBrokerWith(t *testing.T, cfg Config) (*Broker, *metastore.Store) {
 	return b, store
 }
 
-func startBroker(t *testing.T) (*Broker, *metastore.Store) {
+func startBroker(t *testing.T) (*Broker, *metastoretest.Store) {
 	t.Helper()
 	return startBrokerWith(t, Config{})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
 )
@@ -214,9 +215,9 @@ func (g *keyedGen) batch(n int) []byte {
 	return slices.Clone(out)
 }
 
-// startBenchBroker runs broker 1 with settings against an embedded etcd in
-// b's temporary directory, as startBrokerWith does for tests, with its
-// metrics in the returned registry; stop closes everything.
+// startBenchBroker runs broker 1 with settings on an in-memory metastore,
+// its data in b's temporary directory, as startBrokerWith does for tests, with
+// its metrics in the returned registry; stop closes everything.
 func startBenchBroker(b *testing.B, settings map[string]string) (*Broker, prometheus.Gatherer, func()) {
 	b.Helper()
 	ctx := context.Background()
@@ -231,16 +232,7 @@ func startBenchBroker(b *testing.B, settings map[string]string) (*Broker, promet
 		stop()
 		b.Fatal(err)
 	}
-	etcd, err := metastore.StartEmbedded(ctx, dir+"/etcd", "127.0.0.1:0", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	closers = append(closers, func() error { etcd.Close(); return nil })
-	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
-	if err != nil {
-		fail(err)
-	}
-	closers = append(closers, store.Close)
+	store := metastoretest.New()
 	reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 1}, 10*time.Second)
 	if err != nil {
 		fail(err)

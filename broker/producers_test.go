@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/record"
 )
 
@@ -72,11 +73,11 @@ func createTestTopic(t *testing.T, b *Broker, name string) {
 	}
 }
 
-// restartableCluster is an embedded etcd and a broker registration, so that brokers
+// restartableCluster is a metastore and a broker registration, so that brokers
 // can be started and restarted on one data directory.
 type restartableCluster struct {
 	t     *testing.T
-	store *metastore.Store
+	store *metastoretest.Store
 	dir   string
 }
 

@@ -9,14 +9,15 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/metastore/metastoretest"
 )
 
-// coreCluster runs broker cores in this process against one embedded etcd;
-// followers fetch from leaders by calling their ReplicaFetch directly, so
+// coreCluster runs broker cores in this process against one in-memory
+// metastore; followers fetch from leaders by calling their ReplicaFetch directly, so
 // the cores' replication runs without a network.
 type coreCluster struct {
 	t        *testing.T
-	store    *metastore.Store
+	store    *metastoretest.Store
 	dir      string
 	settings map[string]string
 
@@ -28,16 +29,7 @@ func startCoreCluster(t *testing.T, n int, settings map[string]string) *coreClus
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	etcd, err := metastore.StartEmbedded(ctx, filepath.Join(dir, "etcd"), "127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := metastoretest.New()
 	c := &coreCluster{t: t, store: store, dir: dir, settings: settings, cores: map[int32]*Broker{}}
 	for id := int32(1); id <= int32(n); id++ {
 		reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: id, GRPCAddr: coreAddr(id), StartedAt: time.Now()}, 10*time.Second)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
 )
@@ -61,7 +61,7 @@ func (s *flakyStore) deletedKeys() []string {
 // the tiering task and the topic deleter every 50 ms and the deleter's
 // grace for in-flight uploads set to grace; its metrics go to the returned
 // registry.
-func startTopicGCBroker(t *testing.T, grace time.Duration) (*Broker, *metastore.Store, *flakyStore, *prometheus.Registry) {
+func startTopicGCBroker(t *testing.T, grace time.Duration) (*Broker, *metastoretest.Store, *flakyStore, *prometheus.Registry) {
 	t.Helper()
 	store, dir := startMetastore(t)
 	objects, err := objstore.Open(context.Background(), "file://"+dir+"/objects", objstore.Options{})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/metastore/metastoretest"
 )
 
 // clock is a settable time for session and rebalance timers.
@@ -27,23 +28,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
-}
-
-func startStore(t *testing.T) *metastore.Store {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	etcd, err := metastore.StartEmbedded(ctx, t.TempDir(), "127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { etcd.Close() })
-	store, err := metastore.Dial(ctx, etcd.Endpoints(), "/strata", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	return store
 }
 
 // startCoordinator runs a coordinator on store with a settable clock and no
@@ -66,9 +50,9 @@ func startCoordinator(t *testing.T, store group.Store, clk *clock) *group.Coordi
 
 // newTestCoordinator runs a coordinator on a fresh store, with a settable
 // clock.
-func newTestCoordinator(t *testing.T) (*metastore.Store, *clock, *group.Coordinator) {
+func newTestCoordinator(t *testing.T) (*metastoretest.Store, *clock, *group.Coordinator) {
 	t.Helper()
-	store := startStore(t)
+	store := metastoretest.New()
 	clk := &clock{now: time.Unix(1_700_000_000, 0)}
 	return store, clk, startCoordinator(t, store, clk)
 }

@@ -14,7 +14,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker/server"
-	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/metastore/metastoretest"
 )
 
 // inProcessCluster runs n brokers in this process against one embedded etcd.
@@ -30,19 +30,13 @@ type inProcessCluster struct {
 func startCluster(t testing.TB, n int) *inProcessCluster {
 	t.Helper()
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	etcd, err := metastore.StartEmbedded(ctx, filepath.Join(dir, "etcd"), "127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &inProcessCluster{t: t, etcd: etcd.Endpoints(), dir: dir,
+	c := &inProcessCluster{t: t, etcd: metastoretest.StartEtcd(t), dir: dir,
 		cancels: map[int32]context.CancelFunc{}, done: map[int32]chan error{}, addrs: map[int32]string{}}
+	// Registered after StartEtcd's, so it runs before etcd stops.
 	t.Cleanup(func() {
 		for id := range c.cancels {
 			c.stop(id)
 		}
-		etcd.Close()
-		cancel()
 	})
 	for id := int32(1); id <= int32(n); id++ {
 		c.start(id)

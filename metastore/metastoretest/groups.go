@@ -1,0 +1,306 @@
+package metastoretest
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/strata-broker/strata/metastore"
+)
+
+// groupKeys is what etcd's store keeps of a group under its keys: a
+// metadata value, a generation (written with the metadata, compared by
+// fenced commits) and offsets. A group with none of them does not exist.
+type groupKeys struct {
+	meta       *metastore.GroupMeta // Revision is the meta's
+	generation *int32
+	offsets    map[metastore.TopicPartition]metastore.OffsetCommit
+}
+
+func (g *groupKeys) empty() bool {
+	return g.meta == nil && g.generation == nil && len(g.offsets) == 0
+}
+
+// bytesOrNil copies b, keeping only a non-empty value, as the JSON etcd's
+// store writes does (empty values are omitted and read back as nil).
+func bytesOrNil(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return slices.Clone(b)
+}
+
+// copyGroup deep-copies a group's metadata so that the store and its
+// callers never share slices.
+func copyGroup(g metastore.GroupMeta) metastore.GroupMeta {
+	var members []metastore.GroupMember
+	for _, m := range g.Members {
+		m.Assignment = bytesOrNil(m.Assignment)
+		var protocols []metastore.GroupProtocol
+		for _, p := range m.Protocols {
+			protocols = append(protocols, metastore.GroupProtocol{Name: p.Name, Metadata: bytesOrNil(p.Metadata)})
+		}
+		m.Protocols = protocols
+		members = append(members, m)
+	}
+	g.Members = members
+	return g
+}
+
+// msUTC is t as etcd's store reads it back: to the millisecond, in UTC.
+func msUTC(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
+
+func checkGroupName(group string) error {
+	if group == "" {
+		return errors.New("empty group id")
+	}
+	return nil
+}
+
+// CommitOffsets is metastore.Store.CommitOffsets. Here a commit is always
+// atomic, however many offsets it has.
+func (s *Store) CommitOffsets(ctx context.Context, group string, generation int32, offsets []metastore.OffsetCommit) error {
+	if err := checkGroupName(group); err != nil {
+		return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
+	}
+	now := time.Now()
+	for _, o := range offsets {
+		if o.Topic == "" || o.Partition < 0 {
+			return fmt.Errorf("metastore: commit offsets of group %q: bad partition %q-%d", group, o.Topic, o.Partition)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[group]
+	if generation >= 0 && (g == nil || g.generation == nil || *g.generation != generation) {
+		current := "none"
+		if g != nil && g.generation != nil {
+			current = fmt.Sprintf("%q", fmt.Sprint(*g.generation))
+		}
+		return fmt.Errorf("metastore: commit offsets of group %q: generation %d, stored generation %s: %w",
+			group, generation, current, metastore.ErrGenerationMismatch)
+	}
+	if g == nil {
+		g = &groupKeys{}
+		s.groups[group] = g
+	}
+	if g.offsets == nil {
+		g.offsets = map[metastore.TopicPartition]metastore.OffsetCommit{}
+	}
+	s.write()
+	for _, o := range offsets {
+		if o.CommitTime.IsZero() {
+			o.CommitTime = now
+		}
+		o.CommitTime = msUTC(o.CommitTime)
+		g.offsets[metastore.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = o
+	}
+	return nil
+}
+
+// FetchOffsets is metastore.Store.FetchOffsets: sorted by topic and
+// partition, empty if the group has none.
+func (s *Store) FetchOffsets(ctx context.Context, group string) ([]metastore.OffsetCommit, error) {
+	if err := checkGroupName(group); err != nil {
+		return nil, fmt.Errorf("metastore: fetch offsets of group %q: %w", group, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("metastore: fetch offsets of group %q: %w", group, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []metastore.OffsetCommit{}
+	if g := s.groups[group]; g != nil {
+		out = slices.AppendSeq(out, maps.Values(g.offsets))
+	}
+	slices.SortFunc(out, func(a, b metastore.OffsetCommit) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return out, nil
+}
+
+// DeleteOffsets is metastore.Store.DeleteOffsets.
+func (s *Store) DeleteOffsets(ctx context.Context, group string, topic string, partitions []int32) error {
+	if err := checkGroupName(group); err != nil {
+		return fmt.Errorf("metastore: delete offsets of group %q: %w", group, err)
+	}
+	if topic == "" {
+		return fmt.Errorf("metastore: delete offsets of group %q: empty topic name", group)
+	}
+	if slices.ContainsFunc(partitions, func(p int32) bool { return p < 0 }) {
+		return fmt.Errorf("metastore: delete offsets of group %q topic %q: bad partition %d", group, topic, slices.Min(partitions))
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("metastore: delete offsets of group %q topic %q: %w", group, topic, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[group]
+	if g == nil {
+		return nil
+	}
+	for tp := range g.offsets {
+		if tp.Topic == topic && (len(partitions) == 0 || slices.Contains(partitions, tp.Partition)) {
+			delete(g.offsets, tp)
+		}
+	}
+	s.write()
+	if g.empty() {
+		delete(s.groups, group)
+	}
+	return nil
+}
+
+// GetGroup is metastore.Store.GetGroup: ErrGroupNotFound without metadata.
+func (s *Store) GetGroup(ctx context.Context, group string) (metastore.GroupMeta, error) {
+	if err := checkGroupName(group); err != nil {
+		return metastore.GroupMeta{}, fmt.Errorf("metastore: get group %q: %w", group, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return metastore.GroupMeta{}, fmt.Errorf("metastore: get group %q: %w", group, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[group]
+	if g == nil || g.meta == nil {
+		return metastore.GroupMeta{}, fmt.Errorf("metastore: get group %q: %w", group, metastore.ErrGroupNotFound)
+	}
+	return copyGroup(*g.meta), nil
+}
+
+// PutGroup is metastore.Store.PutGroup: a compare-and-swap on the metadata's
+// revision (0: there must be none), returning ErrConflict with the current
+// metadata when it moved.
+func (s *Store) PutGroup(ctx context.Context, meta metastore.GroupMeta, prevRevision int64) (metastore.GroupMeta, error) {
+	group := meta.Group
+	if err := checkGroupName(group); err != nil {
+		return metastore.GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
+	}
+	if meta.Generation < 0 {
+		return metastore.GroupMeta{}, fmt.Errorf("metastore: put group %q: negative generation %d", group, meta.Generation)
+	}
+	if prevRevision < 0 {
+		return metastore.GroupMeta{}, fmt.Errorf("metastore: put group %q: negative revision %d", group, prevRevision)
+	}
+	if err := ctx.Err(); err != nil {
+		return metastore.GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
+	}
+	if meta.UpdatedAt.IsZero() {
+		meta.UpdatedAt = time.Now()
+	}
+	meta.UpdatedAt = msUTC(meta.UpdatedAt)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[group]
+	var curRev int64
+	if g != nil && g.meta != nil {
+		curRev = g.meta.Revision
+	}
+	if curRev != prevRevision {
+		current := metastore.GroupMeta{Group: group}
+		if g != nil && g.meta != nil {
+			current = copyGroup(*g.meta)
+		}
+		return current, fmt.Errorf("metastore: put group %q: revision %d is stale (now %d): %w",
+			group, prevRevision, current.Revision, metastore.ErrConflict)
+	}
+	if g == nil {
+		g = &groupKeys{}
+		s.groups[group] = g
+	}
+	meta.Revision = s.write()
+	keep := copyGroup(meta)
+	gen := meta.Generation
+	g.meta, g.generation = &keep, &gen
+	return copyGroup(keep), nil
+}
+
+// DeleteGroup is metastore.Store.DeleteGroup: ErrGroupNotFound if the
+// group has nothing stored.
+func (s *Store) DeleteGroup(ctx context.Context, group string) error {
+	if err := checkGroupName(group); err != nil {
+		return fmt.Errorf("metastore: delete group %q: %w", group, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("metastore: delete group %q: %w", group, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.groups[group]; !ok {
+		return fmt.Errorf("metastore: delete group %q: %w", group, metastore.ErrGroupNotFound)
+	}
+	s.write()
+	delete(s.groups, group)
+	return nil
+}
+
+// ListGroups is metastore.Store.ListGroups: every group with metadata,
+// generation or offsets, sorted by name; one without metadata is "Empty"
+// with Revision 0.
+func (s *Store) ListGroups(ctx context.Context) ([]metastore.GroupMeta, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("metastore: list groups: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []metastore.GroupMeta
+	for _, name := range slices.Sorted(maps.Keys(s.groups)) {
+		g := s.groups[name]
+		switch {
+		case g.meta != nil:
+			out = append(out, copyGroup(*g.meta))
+		case g.generation != nil:
+			out = append(out, metastore.GroupMeta{Group: name, State: metastore.GroupStateEmpty, Generation: *g.generation})
+		default:
+			out = append(out, metastore.GroupMeta{Group: name, State: metastore.GroupStateEmpty})
+		}
+	}
+	return out, nil
+}
+
+// ExpireGroupOffsets is metastore.Store.ExpireGroupOffsets: groups without
+// members whose newest commit and metadata update are at least retention
+// before now lose everything they have stored.
+func (s *Store) ExpireGroupOffsets(ctx context.Context, now time.Time, retention time.Duration) ([]string, error) {
+	if retention <= 0 {
+		return nil, fmt.Errorf("metastore: expire group offsets: retention %v is not positive", retention)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("metastore: expire group offsets: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var expired []string
+	for _, name := range slices.Sorted(maps.Keys(s.groups)) {
+		g := s.groups[name]
+		var newest time.Time
+		if g.meta != nil {
+			if g.meta.State != metastore.GroupStateEmpty && g.meta.State != metastore.GroupStateDead {
+				continue
+			}
+			newest = g.meta.UpdatedAt
+		}
+		for _, o := range g.offsets {
+			if o.CommitTime.After(newest) {
+				newest = o.CommitTime
+			}
+		}
+		if now.Sub(newest) < retention {
+			continue
+		}
+		s.write()
+		delete(s.groups, name)
+		expired = append(expired, name)
+	}
+	return expired, nil
+}
