@@ -318,14 +318,21 @@ func (b *Broker) controllerID(ctx context.Context) int32 {
 // isrLoop shrinks the ISR of partitions this broker leads when a follower has
 // not caught up within replica.lag.time.max.ms.
 func (b *Broker) isrLoop(ctx context.Context) {
-	maxLag := b.replicaLagMax
-	b.everyPartition(ctx, max(maxLag/4, 50*time.Millisecond), func(now time.Time, p *Partition) {
-		if lag := p.laggingISR(now, maxLag); len(lag) > 0 {
-			b.changeISR(ctx, p, func(isr []int32) []int32 {
-				return slices.DeleteFunc(isr, func(id int32) bool { return slices.Contains(lag, id) })
-			}, "shrink", lag, -1)
-		}
+	b.everyPartition(ctx, max(b.replicaLagMax/4, 50*time.Millisecond), func(now time.Time, p *Partition) {
+		b.shrinkISR(ctx, p, now)
 	})
+}
+
+// shrinkISR drops from p's ISR the followers not caught up within
+// replica.lag.time.max.ms before now. It is isrLoop's decision apart from
+// isrLoop's ticker, so that a test on a fake clock can make it at a chosen
+// time.
+func (b *Broker) shrinkISR(ctx context.Context, p *Partition, now time.Time) {
+	if lag := p.laggingISR(now, b.replicaLagMax); len(lag) > 0 {
+		b.changeISR(ctx, p, func(isr []int32) []int32 {
+			return slices.DeleteFunc(isr, func(id int32) bool { return slices.Contains(lag, id) })
+		}, "shrink", lag, -1)
+	}
 }
 
 // changeISR updates a led partition's ISR in the metastore with a

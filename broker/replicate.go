@@ -244,7 +244,12 @@ type fetcher struct {
 	m      *fetcherManager
 	leader int32
 	mu     sync.Mutex
-	parts  map[*Partition]time.Time // partition → not before (backoff after an error)
+	// parts maps each partition to when it may be fetched again (backoff
+	// after an error). These times are on the real clock, not the broker's
+	// (Config.Now): they only pace this loop's real timers, and on a test's
+	// frozen clock a partition that backed off once would never be fetched
+	// again.
+	parts map[*Partition]time.Time
 	// cancelCall interrupts the fetch in flight; nil between fetches.
 	cancelCall context.CancelFunc
 	kick       chan struct{}

@@ -20,6 +20,7 @@ type coreCluster struct {
 	store    *metastoretest.Store
 	dir      string
 	settings map[string]string
+	now      func() time.Time // every core's clock; nil is the real one
 
 	mu    sync.Mutex
 	cores map[int32]*Broker
@@ -27,10 +28,16 @@ type coreCluster struct {
 
 func startCoreCluster(t *testing.T, n int, settings map[string]string) *coreCluster {
 	t.Helper()
+	return startCoreClusterOn(t, n, settings, nil)
+}
+
+// startCoreClusterOn is startCoreCluster with every core on the clock now.
+func startCoreClusterOn(t *testing.T, n int, settings map[string]string, now func() time.Time) *coreCluster {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	store := metastoretest.New()
-	c := &coreCluster{t: t, store: store, dir: dir, settings: settings, cores: map[int32]*Broker{}}
+	c := &coreCluster{t: t, store: store, dir: dir, settings: settings, now: now, cores: map[int32]*Broker{}}
 	for id := int32(1); id <= int32(n); id++ {
 		reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: id, GRPCAddr: coreAddr(id), StartedAt: time.Now()}, 10*time.Second)
 		if err != nil {
@@ -49,7 +56,7 @@ func coreAddr(id int32) string { return fmt.Sprint("core-", id) }
 // start runs broker id on its data directory (again, after stop).
 func (c *coreCluster) start(id int32) *Broker {
 	c.t.Helper()
-	b, err := New(Config{NodeID: id, DataDir: filepath.Join(c.dir, coreAddr(id)), Settings: c.settings, Replicas: c}, c.store)
+	b, err := New(Config{NodeID: id, DataDir: filepath.Join(c.dir, coreAddr(id)), Settings: c.settings, Replicas: c, Now: c.now}, c.store)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -90,14 +90,16 @@ type Cluster struct {
 }
 
 // Broker is one `strata broker` process of a Cluster. Its ports, data
-// directory and proxies stay the same across restarts.
+// directory and proxies stay the same across restarts; the cluster holds the
+// ports while the broker is down (see holdLoopbackAddrs).
 type Broker struct {
 	id        int32
 	c         *Cluster
 	bin       string
 	dataDir   string
 	logPath   string
-	grpcAddr  string // the listener; clients use the inbound proxy's address
+	ports     *heldAddrs // grpcAddr, httpAddr, kafkaAddr; nil before firstStart
+	grpcAddr  string     // the listener; clients use the inbound proxy's address
 	httpAddr  string
 	kafkaAddr string
 	args      []string
@@ -326,15 +328,18 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 }
 
 // firstStart picks the broker's ports and starts it, with new ports if it
-// loses a race for one (they are free when picked, not reserved).
+// loses a race for one (possible only where they cannot be held; see
+// holdLoopbackAddrs).
 func (b *Broker) firstStart(ctx context.Context, extra []string) error {
 	base := b.args
 	for attempt := 1; ; attempt++ {
-		addrs, err := freeLoopbackAddrs(3)
+		b.ports.release()
+		ports, err := holdLoopbackAddrs(3)
 		if err != nil {
 			return err
 		}
-		b.grpcAddr, b.httpAddr, b.kafkaAddr = addrs[0], addrs[1], addrs[2]
+		b.ports = ports
+		b.grpcAddr, b.httpAddr, b.kafkaAddr = ports.addrs[0], ports.addrs[1], ports.addrs[2]
 		b.inbound.SetTarget(b.grpcAddr)
 		b.args = append(slices.Clip(base),
 			"--grpc-addr", b.grpcAddr,
@@ -471,6 +476,7 @@ func (c *Cluster) Close() error {
 	}
 	errs := []error{parallel(fns...)}
 	for _, b := range c.brokers {
+		b.ports.release()
 		if b.inbound != nil {
 			errs = append(errs, b.inbound.Close())
 		}

@@ -47,6 +47,7 @@ type Etcd struct {
 	dataDir    string
 	logPath    string
 	bin        string
+	ports      *heldAddrs // clientAddr and peerAddr, held across restarts
 	clientAddr string
 	peerAddr   string
 	logger     *slog.Logger
@@ -175,11 +176,13 @@ func StartEtcd(ctx context.Context, opts EtcdOptions) (*Etcd, error) {
 		logger:  logger,
 	}
 	for attempt := 1; ; attempt++ {
-		addrs, err := freeLoopbackAddrs(2)
+		e.ports.release()
+		ports, err := holdLoopbackAddrs(2)
 		if err != nil {
 			return nil, err
 		}
-		e.clientAddr, e.peerAddr = addrs[0], addrs[1]
+		e.ports = ports
+		e.clientAddr, e.peerAddr = ports.addrs[0], ports.addrs[1]
 		logStart := fileSize(e.logPath)
 		err = e.Start(ctx)
 		if err == nil {
@@ -192,11 +195,13 @@ func StartEtcd(ctx context.Context, opts EtcdOptions) (*Etcd, error) {
 			e.forgetExit()
 			// The member's peer URL is recorded at the first start.
 			if err := os.RemoveAll(e.dataDir); err != nil {
+				e.ports.release()
 				return nil, fmt.Errorf("reset etcd data: %w", err)
 			}
 			continue
 		}
 		e.Kill()
+		e.ports.release()
 		return nil, err
 	}
 }
@@ -344,6 +349,7 @@ func (e *Etcd) Close() error {
 	if err := e.Stop(); err != nil {
 		errs = append(errs, err)
 	}
+	e.ports.release()
 	e.mu.Lock()
 	errs = append(errs, e.crashes...)
 	e.crashes = nil
@@ -386,7 +392,8 @@ func envWithout(prefixes ...string) []string {
 }
 
 // lostPortRace reports whether a process's log says it could not bind a
-// port: the ports testenv picks are free when picked but not reserved.
+// port: where testenv cannot hold the ports it picks (see
+// holdLoopbackAddrs), they are free when picked but not reserved.
 // (MinIO words it its own way.)
 func lostPortRace(log string) bool {
 	return strings.Contains(log, "address already in use") || strings.Contains(log, "port is already in use")

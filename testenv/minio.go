@@ -66,6 +66,7 @@ type MinIO struct {
 	dataDir     string
 	logPath     string
 	bin         string
+	ports       *heldAddrs // addr and consoleAddr, held across restarts
 	addr        string
 	consoleAddr string
 	bucket      string
@@ -129,11 +130,13 @@ func StartMinIO(ctx context.Context, opts MinIOOptions) (*MinIO, error) {
 		return nil, fmt.Errorf("create MinIO data directory: %w", err)
 	}
 	for attempt := 1; ; attempt++ {
-		addrs, err := freeLoopbackAddrs(2)
+		m.ports.release()
+		ports, err := holdLoopbackAddrs(2)
 		if err != nil {
 			return nil, err
 		}
-		m.addr, m.consoleAddr = addrs[0], addrs[1]
+		m.ports = ports
+		m.addr, m.consoleAddr = ports.addrs[0], ports.addrs[1]
 		logStart := fileSize(m.logPath)
 		err = m.Start(ctx)
 		if err == nil {
@@ -146,10 +149,12 @@ func StartMinIO(ctx context.Context, opts MinIOOptions) (*MinIO, error) {
 			continue
 		}
 		m.Kill()
+		m.ports.release()
 		return nil, err
 	}
 	if err := m.createBucket(ctx); err != nil {
 		m.Kill()
+		m.ports.release()
 		return nil, err
 	}
 	logger.Info("MinIO ready", "endpoint", m.Endpoint(), "bucket", m.bucket, "pid", m.Pid())
@@ -319,6 +324,7 @@ func (m *MinIO) Close() error {
 	if err := m.Stop(); err != nil {
 		errs = append(errs, err)
 	}
+	m.ports.release()
 	m.mu.Lock()
 	errs = append(errs, m.crashes...)
 	m.crashes = nil

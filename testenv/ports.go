@@ -65,3 +65,18 @@ func freeLoopbackAddrs(n int) ([]string, error) {
 	}
 	return addrs, nil
 }
+
+// heldAddrs are loopback addresses kept for one server across its restarts;
+// see holdLoopbackAddrs.
+type heldAddrs struct {
+	addrs   []string
+	closeFn func() // idempotent
+}
+
+// release gives the ports back. It may be called more than once, and on nil
+// (a server whose ports were never picked).
+func (h *heldAddrs) release() {
+	if h != nil {
+		h.closeFn()
+	}
+}

@@ -81,6 +81,9 @@ type Coordinator struct {
 
 	mu     sync.Mutex
 	groups map[string]*group
+	// nextExpiry is when Tick next looks for expired offsets; zero until
+	// Run starts or the first Tick.
+	nextExpiry time.Time
 }
 
 type group struct {
@@ -140,7 +143,7 @@ type syncOutcome struct {
 	err        error
 }
 
-// New returns a coordinator; Run drives its timers.
+// New returns a coordinator; Run (or, in tests, Tick) drives its timers.
 func New(store Store, cfg Config) *Coordinator {
 	if cfg.InitialRebalanceDelay < 0 {
 		cfg.InitialRebalanceDelay = 0
@@ -173,11 +176,14 @@ const tick = 100 * time.Millisecond
 // expiryInterval is how often expired offsets are looked for.
 const expiryInterval = 10 * time.Minute
 
-// Run checks member sessions and rebalance deadlines until ctx ends.
+// Run calls Tick every tick until ctx ends, then drops every group, telling
+// the members waiting on one that this coordinator is gone.
 func (c *Coordinator) Run(ctx context.Context) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	nextExpiry := c.cfg.Now().Add(expiryInterval)
+	c.mu.Lock()
+	c.nextExpiry = c.cfg.Now().Add(expiryInterval)
+	c.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
@@ -190,29 +196,48 @@ func (c *Coordinator) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		now := c.cfg.Now()
-		var persist []*group
-		c.mu.Lock()
-		for name, g := range c.groups {
-			if !c.cfg.Owns(name) {
-				c.failWaitersLocked(g, ErrNotCoordinator)
-				delete(c.groups, name)
-				continue
-			}
-			if c.expireLocked(g, now) {
-				persist = append(persist, g)
-			}
+		c.Tick(ctx)
+	}
+}
+
+// Tick does what the passing of time does to the groups, as of Config.Now:
+// members whose session ran out leave, join and sync phases past their
+// deadline end, groups this broker stopped owning are dropped, and once
+// every expiry interval old offsets are expired. It returns once the groups
+// it emptied are stored. Run calls it every tick; a test that sets
+// Config.Now calls it instead of running Run, so that sessions and
+// rebalances time out exactly when the test moves the clock, with no real
+// wait.
+func (c *Coordinator) Tick(ctx context.Context) {
+	now := c.cfg.Now()
+	var persist []*group
+	c.mu.Lock()
+	for name, g := range c.groups {
+		if !c.cfg.Owns(name) {
+			c.failWaitersLocked(g, ErrNotCoordinator)
+			delete(c.groups, name)
+			continue
 		}
-		metas := c.snapshotsLocked(persist)
-		c.mu.Unlock()
-		c.persist(ctx, metas)
-		if now.After(nextExpiry) {
-			nextExpiry = now.Add(expiryInterval)
-			if expired, err := c.store.ExpireGroupOffsets(ctx, now, c.cfg.OffsetsRetention); err != nil {
-				c.logger.Warn("expiring group offsets", "err", err)
-			} else if len(expired) > 0 {
-				c.logger.Info("expired offsets of empty groups", "groups", expired)
-			}
+		if c.expireLocked(g, now) {
+			persist = append(persist, g)
+		}
+	}
+	metas := c.snapshotsLocked(persist)
+	expireOffsets := false
+	switch {
+	case c.nextExpiry.IsZero():
+		c.nextExpiry = now.Add(expiryInterval)
+	case now.After(c.nextExpiry):
+		c.nextExpiry = now.Add(expiryInterval)
+		expireOffsets = true
+	}
+	c.mu.Unlock()
+	c.persist(ctx, metas)
+	if expireOffsets {
+		if expired, err := c.store.ExpireGroupOffsets(ctx, now, c.cfg.OffsetsRetention); err != nil {
+			c.logger.Warn("expiring group offsets", "err", err)
+		} else if len(expired) > 0 {
+			c.logger.Info("expired offsets of empty groups", "groups", expired)
 		}
 	}
 }

@@ -57,6 +57,15 @@ func newTestCoordinator(t *testing.T) (*metastoretest.Store, *clock, *group.Coor
 	return store, clk, startCoordinator(t, store, clk)
 }
 
+// newTickedCoordinator is a coordinator on a fresh store whose timers move
+// only when the test calls Tick: no Run loop checks sessions behind its back.
+func newTickedCoordinator(t *testing.T) (*metastoretest.Store, *clock, *group.Coordinator) {
+	t.Helper()
+	store := metastoretest.New()
+	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	return store, clk, group.New(store, group.Config{Now: clk.Now, MinSessionTimeout: time.Second})
+}
+
 func joinReq(memberID string) group.JoinRequest {
 	return group.JoinRequest{
 		Group: "g", MemberID: memberID, ClientID: "test", ClientHost: "/127.0.0.1", ProtocolType: "consumer",
@@ -172,7 +181,7 @@ func TestTwoMembersJoinSyncAndHeartbeat(t *testing.T) {
 }
 
 func TestExpiredMemberTriggersRebalance(t *testing.T) {
-	_, clk, c := newTestCoordinator(t)
+	_, clk, c := newTickedCoordinator(t)
 	ctx := context.Background()
 	a, b := firstJoin(t, c), firstJoin(t, c)
 	ja, jb := joinAsync(c, a), joinAsync(c, b)
@@ -198,7 +207,7 @@ func TestExpiredMemberTriggersRebalance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(150 * time.Millisecond) // a tick of the coordinator
+		c.Tick(ctx)
 	}
 	if err := c.Heartbeat(ctx, "g", leader, 1); !errors.Is(err, group.ErrRebalanceInProgress) {
 		t.Fatalf("heartbeat after the other member expired: %v, want REBALANCE_IN_PROGRESS", err)
@@ -206,6 +215,44 @@ func TestExpiredMemberTriggersRebalance(t *testing.T) {
 	r := wait(t, joinAsync(c, leader), "rejoin")
 	if r.err != nil || r.res.Generation != 2 || len(r.res.Members) != 1 {
 		t.Fatalf("rejoin: %+v, %v; want generation 2 with one member", r.res, r.err)
+	}
+}
+
+// A member that stops heartbeating is dropped once its session timeout has
+// passed, not before, and the group it leaves empty is stored so.
+func TestSessionExpiresOnlyAfterItsTimeout(t *testing.T) {
+	store, clk, c := newTickedCoordinator(t)
+	ctx := context.Background()
+	id := firstJoin(t, c)
+	r := wait(t, joinAsync(c, id), "join")
+	if r.err != nil || r.res.Leader != id {
+		t.Fatalf("join: %+v, %v; want to lead generation 1", r.res, r.err)
+	}
+	if _, err := c.Sync(ctx, group.SyncRequest{Group: "g", MemberID: id, Generation: 1,
+		Assignments: map[string][]byte{id: []byte("all")}}); err != nil {
+		t.Fatal(err)
+	}
+	session := joinReq(id).SessionTimeout
+
+	// Sync renewed the session: it ends session after now, inclusive.
+	clk.Advance(session)
+	c.Tick(ctx)
+	if d, err := c.Describe(ctx, "g"); err != nil || d.State != group.StateStable || len(d.Members) != 1 {
+		t.Fatalf("at the session timeout: %+v, %v; want the member still in a stable group", d, err)
+	}
+
+	clk.Advance(time.Millisecond)
+	c.Tick(ctx)
+	if err := c.Heartbeat(ctx, "g", id, 1); !errors.Is(err, group.ErrUnknownMemberID) {
+		t.Fatalf("heartbeat after the session timeout: %v, want UNKNOWN_MEMBER_ID", err)
+	}
+	if d, err := c.Describe(ctx, "g"); err != nil || d.State != group.StateEmpty || len(d.Members) != 0 {
+		t.Fatalf("after the session timeout: %+v, %v; want an empty group", d, err)
+	}
+	// Tick stored the change before it returned.
+	next := group.New(store, group.Config{Now: clk.Now, MinSessionTimeout: time.Second})
+	if d, err := next.Describe(ctx, "g"); err != nil || d.State != group.StateEmpty || len(d.Members) != 0 {
+		t.Fatalf("the stored group after the session timeout: %+v, %v; want it empty", d, err)
 	}
 }
 
