@@ -9,7 +9,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/strata-broker/strata/compaction"
-	"github.com/strata-broker/strata/topicconfig"
 )
 
 // Kafka's log cleaner settings and defaults.
@@ -90,6 +89,3 @@ func (w *cleanerWorker) run(ctx context.Context) {
 		w.b.logger.Error("log cleaner stopped", "err", err)
 	}
 }
-
-// cleanPolicy is a topic config's compaction settings.
-func cleanPolicy(c topicconfig.Topic) compaction.Policy { return compaction.TopicPolicy(c) }

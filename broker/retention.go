@@ -7,7 +7,6 @@ import (
 
 	"github.com/strata-broker/strata/compaction"
 	"github.com/strata-broker/strata/partlog"
-	"github.com/strata-broker/strata/tiering"
 )
 
 // defaultRetentionCheckIntervalMs is log.retention.check.interval.ms when
@@ -16,17 +15,10 @@ import (
 // see it take effect within a minute.
 const defaultRetentionCheckIntervalMs = 30_000
 
-// Tiers, as the retention metrics label them.
-const (
-	tierLocal  = compaction.TierLocal
-	tierRemote = compaction.TierRemote
-)
-
 // retentionWorker is the broker's compaction.RetentionWorker, which applies
 // time and size retention to the partitions this broker leads of topics
-// without remote storage. The tiering task (tiering.go) applies retention
-// to tiered topics and reports to the same metrics, through reclaimed and
-// count.
+// without remote storage. The remote log manager applies retention to
+// tiered topics and reports to the same metrics (see newRemoteLogManager).
 type retentionWorker struct {
 	*compaction.RetentionWorker
 	b *Broker
@@ -63,14 +55,6 @@ func (w *retentionWorker) run(ctx context.Context) {
 	if err := w.Run(ctx); err != nil {
 		w.b.logger.Error("retention worker stopped", "err", err)
 	}
-}
-
-func (w *retentionWorker) reclaimed(topic, tier string, before, after []partlog.SegmentInfo) (int, int64) {
-	return w.Reclaimed(topic, tier, before, after)
-}
-
-func (w *retentionWorker) count(topic, tier string, segments int, bytes int64) {
-	w.Count(topic, tier, segments, bytes)
 }
 
 // hostedReplica is a hosted partition as the workers of package compaction
@@ -130,18 +114,4 @@ func (p *Partition) retainBelow(offset int64, epoch int32, leaseOK func() bool, 
 	// Long polls below the new start end now with OffsetOutOfRange.
 	p.wake()
 	return nil
-}
-
-// localSegments describes a local log's segments for the retention policy.
-func localSegments(segs []partlog.SegmentInfo) []compaction.Segment {
-	return compaction.LocalSegments(segs)
-}
-
-// remoteSegments describes a manifest's segments for the retention policy.
-func remoteSegments(segs []tiering.SegmentMeta) []compaction.Segment {
-	out := make([]compaction.Segment, len(segs))
-	for i, s := range segs {
-		out[i] = compaction.Segment{BaseOffset: s.BaseOffset, NextOffset: s.NextOffset, Size: s.Size, MaxTimestamp: s.MaxTimestamp}
-	}
-	return out
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/strata-broker/strata/compaction"
+	"github.com/strata-broker/strata/tiering/rlm"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
@@ -97,7 +98,7 @@ func (b *Broker) PreviewRetention(ctx context.Context, topic string, set map[str
 		local := p.log.Segments()
 		localStart := p.log.LogStartOffset()
 		if !cfg.RemoteStorageEnable {
-			d := compaction.LocalRetention(cfg, localSegments(local), pr.HighWatermark, now)
+			d := compaction.LocalRetention(cfg, compaction.LocalSegments(local), pr.HighWatermark, now)
 			pr.Local = tierRetention(d, localStart)
 			out = append(out, pr)
 			continue
@@ -121,8 +122,8 @@ func (b *Broker) PreviewRetention(ctx context.Context, topic string, set map[str
 			remoteStart = m.LogStartOffset
 		}
 		ld, rd := compaction.Tiered(cfg, compaction.TieredLog{
-			Local: localSegments(local), LocalStart: localStart,
-			Remote: remoteSegments(m.Segments), RemoteEnd: m.EndOffset(),
+			Local: compaction.LocalSegments(local), LocalStart: localStart,
+			Remote: rlm.RemoteSegments(m.Segments), RemoteEnd: m.EndOffset(),
 			HighWatermark: pr.HighWatermark,
 		}, now)
 		pr.Local = tierRetention(ld, localStart)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/strata-broker/strata/compaction"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/topicconfig"
 )
@@ -129,7 +130,7 @@ func TestRetentionMsDeletesExpiredSegments(t *testing.T) {
 	}
 	// The worker counts the segments once their files are gone.
 	deleted := func() float64 {
-		return metricValue(t, reg, "strata_log_retention_deleted_segments_total", "topic", "events", "tier", tierLocal)
+		return metricValue(t, reg, "strata_log_retention_deleted_segments_total", "topic", "events", "tier", compaction.TierLocal)
 	}
 	waitUntil(t, "retention to delete the segments", func() bool { return deleted() > 0 })
 	if got := deleted(); got != float64(segments) {
@@ -145,7 +146,7 @@ func TestRetentionMsDeletesExpiredSegments(t *testing.T) {
 	if p.log.LogStartOffset() != 100 || p.log.Size() != 0 {
 		t.Fatalf("log start %d, size %d; want 100 and 0", p.log.LogStartOffset(), p.log.Size())
 	}
-	if got := metricValue(t, reg, "strata_log_retention_deleted_bytes_total", "topic", "events", "tier", tierLocal); got < 100*100 {
+	if got := metricValue(t, reg, "strata_log_retention_deleted_bytes_total", "topic", "events", "tier", compaction.TierLocal); got < 100*100 {
 		t.Errorf("deleted bytes metric %v, want at least the records' 10 KB", got)
 	}
 	if n, err := testutil.GatherAndCount(reg, "strata_log_retention_deleted_bytes_total", "strata_log_retention_last_run_timestamp_seconds"); err != nil || n < 2 {

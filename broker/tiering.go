@@ -37,7 +37,7 @@ func (b *Broker) newRemoteLogManager() (*rlm.Manager, error) {
 		Controllers:        b.store,
 		CompactionMapBytes: b.cleaner.mapBytes,
 		CompactionLimiter:  b.cleaner.limiter,
-		RetentionDeleted:   b.retention.count,
+		RetentionDeleted:   b.retention.Count,
 		Now:                b.now,
 		Logger:             b.logger,
 		Registerer:         b.cfg.Registerer,

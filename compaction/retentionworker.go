@@ -175,19 +175,25 @@ func (w *RetentionWorker) partition(r LeaderReplica) {
 // (a log deletes from its start only) in the metrics of topic and tier,
 // and returns their number and bytes.
 func (w *RetentionWorker) Reclaimed(topic, tier string, before, after []partlog.SegmentInfo) (int, int64) {
+	n, bytes := Deleted(before, after)
+	w.Count(topic, tier, n, bytes)
+	return n, bytes
+}
+
+// Deleted counts the segments of before, and their bytes, that after no
+// longer has: a log deletes from its start only.
+func Deleted(before, after []partlog.SegmentInfo) (segments int, bytes int64) {
 	if len(after) == 0 {
 		return 0, 0 // a log always has a segment: closed meanwhile
 	}
-	n, bytes := 0, int64(0)
 	for _, s := range before {
 		if s.BaseOffset >= after[0].BaseOffset {
 			break
 		}
-		n++
+		segments++
 		bytes += s.Size
 	}
-	w.Count(topic, tier, n, bytes)
-	return n, bytes
+	return segments, bytes
 }
 
 // Count adds deleted segments to the metrics.

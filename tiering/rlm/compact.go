@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math"
 	"os"
 	"slices"
 	"time"
@@ -42,7 +41,7 @@ func (c *compactTask) compact(ctx context.Context, m *tiering.PartitionManifest,
 		return m
 	}
 	rl := &remoteLog{ctx: ctx, task: c, m: m, epoch: epoch, dir: c.compactDir, indexInterval: int(cfg.IndexIntervalBytes)}
-	pol := cleanPolicy(cfg)
+	pol := compaction.TopicPolicy(cfg)
 	d := compaction.Inspect(rl.Segments(), rl.LogStartOffset(), rl.CleanerOffset(), m.EndOffset(), pol, c.now())
 	if !d.Due(pol) {
 		return m
@@ -74,27 +73,6 @@ func (c *compactTask) compact(ctx context.Context, m *tiering.PartitionManifest,
 		"cleaned_to", st.CleanedTo, "segments", st.Segments, "bytes_before", st.BytesRead, "bytes_after", st.BytesWritten,
 		"records_read", st.RecordsRead, "records_kept", st.RecordsKept, "took", c.now().Sub(started).Round(time.Millisecond))
 	return rl.m
-}
-
-// cleanPolicy is the topic's compaction policy, as the local cleaner
-// applies it.
-func cleanPolicy(c topicconfig.Topic) compaction.Policy {
-	return compaction.Policy{
-		MinCleanableDirtyRatio: c.MinCleanableDirtyRatio,
-		MinCompactionLag:       msDuration(c.MinCompactionLagMs),
-		MaxCompactionLag:       msDuration(c.MaxCompactionLagMs),
-		DeleteRetention:        msDuration(c.DeleteRetentionMs),
-		SegmentBytes:           c.SegmentBytes,
-	}
-}
-
-// msDuration converts milliseconds, saturating where Kafka's "forever"
-// values (Long.MAX_VALUE) would overflow a time.Duration.
-func msDuration(ms int64) time.Duration {
-	if ms >= math.MaxInt64/int64(time.Millisecond) {
-		return math.MaxInt64
-	}
-	return time.Duration(ms) * time.Millisecond
 }
 
 // remoteLog is a partition's remote segments as the cleaner sees them. It

@@ -123,7 +123,7 @@ func (c *copyTask) uploadOne(ctx context.Context, s partlog.SegmentInfo, epoch i
 // (see compaction.TieredLocalRetention).
 func (c *copyTask) localRetention(m *tiering.PartitionManifest, cfg topicconfig.Topic) {
 	before := c.log.Segments()
-	d := compaction.TieredLocalRetention(cfg, localSegments(before), c.replica.HighWatermark(), m.EndOffset(), c.now())
+	d := compaction.TieredLocalRetention(cfg, compaction.LocalSegments(before), c.replica.HighWatermark(), m.EndOffset(), c.now())
 	if d.None() {
 		return
 	}
@@ -138,18 +138,7 @@ func (c *copyTask) localRetention(m *tiering.PartitionManifest, cfg topicconfig.
 // reclaimed counts the local segments of before that after no longer has
 // (the log deletes from its start only).
 func (e *env) reclaimed(topic string, before, after []partlog.SegmentInfo) {
-	if len(after) == 0 {
-		return // a log always has a segment: closed meanwhile
-	}
-	n, bytes := 0, int64(0)
-	for _, s := range before {
-		if s.BaseOffset >= after[0].BaseOffset {
-			break
-		}
-		n++
-		bytes += s.Size
-	}
-	if n > 0 {
+	if n, bytes := compaction.Deleted(before, after); n > 0 {
 		e.countRetention(topic, TierLocal, n, bytes)
 	}
 }
@@ -174,17 +163,8 @@ func (c *copyTask) writeTopicManifest(ctx context.Context) {
 	c.topicWritten = fp
 }
 
-// localSegments describes a local log's segments for the retention policy.
-func localSegments(segs []partlog.SegmentInfo) []compaction.Segment {
-	out := make([]compaction.Segment, len(segs))
-	for i, s := range segs {
-		out[i] = compaction.Segment{BaseOffset: s.BaseOffset, NextOffset: s.NextOffset, Size: s.Size, MaxTimestamp: s.MaxTimestamp}
-	}
-	return out
-}
-
-// remoteSegments describes a manifest's segments for the retention policy.
-func remoteSegments(segs []tiering.SegmentMeta) []compaction.Segment {
+// RemoteSegments describes a manifest's segments for the retention policy.
+func RemoteSegments(segs []tiering.SegmentMeta) []compaction.Segment {
 	out := make([]compaction.Segment, len(segs))
 	for i, s := range segs {
 		out[i] = compaction.Segment{BaseOffset: s.BaseOffset, NextOffset: s.NextOffset, Size: s.Size, MaxTimestamp: s.MaxTimestamp}

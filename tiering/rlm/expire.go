@@ -30,8 +30,8 @@ func (x *expirationTask) retention(ctx context.Context, m *tiering.PartitionMani
 	if len(m.Segments) == 0 {
 		return m
 	}
-	localOnly := compaction.LocalOnlyBytes(localSegments(x.log.Segments()), m.EndOffset())
-	d := compaction.RemoteRetention(cfg, remoteSegments(m.Segments), localOnly, x.hw(), x.now())
+	localOnly := compaction.LocalOnlyBytes(compaction.LocalSegments(x.log.Segments()), m.EndOffset())
+	d := compaction.RemoteRetention(cfg, RemoteSegments(m.Segments), localOnly, x.hw(), x.now())
 	if d.None() || !x.leader.still(epoch) {
 		return m
 	}
