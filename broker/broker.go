@@ -131,6 +131,7 @@ type Broker struct {
 	hostedTopics
 	cluster  clusterView
 	isr      isrKeeper
+	groupLag groupLag
 	fetchers *fetcherManager
 
 	// pidMu guards [pidNext, pidEnd), the block of producer ids taken from
@@ -240,6 +241,12 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		cluster: &b.cluster,
 		hosted:  &b.hostedTopics,
 	}
+	b.groupLag = groupLag{
+		store:           store,
+		registerer:      cfg.Registerer,
+		logger:          logger,
+		leaderPartition: b.hostedTopics.leaderPartition,
+	}
 	return b, nil
 }
 
@@ -316,7 +323,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		defer b.wg.Done()
 		b.hostedTopics.flushLoop(runCtx)
 	}()
-	b.background(b.groupLagLoop)
+	b.background(b.groupLag.Run)
 	b.background(b.retention.run)
 	b.background(b.cleaner.run)
 	return nil
