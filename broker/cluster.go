@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -18,9 +19,29 @@ import (
 
 type tp = metastore.TopicPartition
 
-// followCluster starts following partition states and brokers; ready is
-// closed once both have delivered their first snapshot.
-func (b *Broker) followCluster(ctx context.Context) (ready <-chan struct{}) {
+// clusterView is the broker's followed copy of the cluster's metadata: the
+// state of every partition, the live brokers and (cached briefly) the
+// controller. It knows nothing of the partitions hosted here; whoever
+// follows it applies what changed to them.
+type clusterView struct {
+	partitions PartitionStateStore
+	members    ClusterStore
+	logger     *slog.Logger
+	now        func() time.Time
+
+	// mu guards everything below.
+	mu           sync.RWMutex
+	states       map[tp]metastore.PartitionState
+	brokers      []metastore.BrokerInfo
+	controller   int32     // cached controller id, see controllerID
+	controllerAt time.Time // when it was read
+}
+
+// follow starts following partition states and brokers on goroutines that
+// wg accounts for, until ctx ends. Each update's newer states go to applied,
+// after they are recorded; brokersChanged is called after the live brokers
+// are. ready is closed once both have delivered their first snapshot.
+func (c *clusterView) follow(ctx context.Context, wg *sync.WaitGroup, applied func([]metastore.PartitionState), brokersChanged func()) (ready <-chan struct{}) {
 	var pending sync.WaitGroup
 	pending.Add(2)
 	firstOnce := func() func() {
@@ -28,150 +49,97 @@ func (b *Broker) followCluster(ctx context.Context) (ready <-chan struct{}) {
 		return func() { once.Do(pending.Done) }
 	}
 	partsReady, brokersReady := firstOnce(), firstOnce()
-	b.wg.Add(2)
+	wg.Add(2)
 	go func() {
-		defer b.wg.Done()
-		b.store.FollowPartitions(ctx, func(u metastore.PartitionsUpdate) {
-			b.applyPartitionsUpdate(u)
+		defer wg.Done()
+		c.partitions.FollowPartitions(ctx, func(u metastore.PartitionsUpdate) {
+			applied(c.mergeStates(u))
 			partsReady()
 		})
 		partsReady() // stopped before a snapshot: let the waiter go
 	}()
 	go func() {
-		defer b.wg.Done()
-		b.store.FollowBrokers(ctx, func(live []metastore.BrokerInfo) {
-			b.clusterMu.Lock()
-			b.brokers = live
-			b.clusterMu.Unlock()
-			b.fetchers.brokersChanged()
+		defer wg.Done()
+		c.members.FollowBrokers(ctx, func(live []metastore.BrokerInfo) {
+			c.mu.Lock()
+			c.brokers = live
+			c.mu.Unlock()
+			brokersChanged()
 			brokersReady()
 		})
 		brokersReady()
 	}()
 	done := make(chan struct{})
-	b.wg.Add(1)
+	wg.Add(1)
 	go func() {
-		defer b.wg.Done()
+		defer wg.Done()
 		pending.Wait()
 		close(done)
 	}()
 	return done
 }
 
-// applyPartitionsUpdate records new partition states and applies them to the
-// hosted partitions, opening a partition's log when this broker has just
-// become one of its replicas.
-func (b *Broker) applyPartitionsUpdate(u metastore.PartitionsUpdate) {
-	changed := b.mergeStates(u)
-
-	var reopen []string
-	for _, st := range changed {
-		p, err := b.partition(st.Topic, st.Partition)
-		if err != nil {
-			if slices.Contains(st.Replicas, b.cfg.NodeID) && !slices.Contains(reopen, st.Topic) {
-				reopen = append(reopen, st.Topic)
-			}
-			continue
-		}
-		b.applyPartitionState(p, st)
-	}
-	for _, name := range reopen {
-		b.mu.RLock()
-		t := b.topics[name]
-		b.mu.RUnlock()
-		if t == nil {
-			continue // the topic's own event opens it
-		}
-		if err := b.applyTopic(t.meta); err != nil {
-			b.logger.Error("cannot open partitions", "topic", name, "err", err)
-		}
-	}
-}
-
 // mergeStates records states in the cache and returns those that are newer
 // than what it held.
-func (b *Broker) mergeStates(u metastore.PartitionsUpdate) []metastore.PartitionState {
-	b.clusterMu.Lock()
-	defer b.clusterMu.Unlock()
+func (c *clusterView) mergeStates(u metastore.PartitionsUpdate) []metastore.PartitionState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if u.Snapshot {
-		b.states = make(map[tp]metastore.PartitionState, len(u.States))
+		c.states = make(map[tp]metastore.PartitionState, len(u.States))
 	}
 	for _, d := range u.Deleted {
-		delete(b.states, d)
+		delete(c.states, d)
 	}
 	var changed []metastore.PartitionState
 	for _, st := range u.States {
 		k := tp{Topic: st.Topic, Partition: st.Partition}
-		if cur, ok := b.states[k]; ok && cur.Revision >= st.Revision {
+		if cur, ok := c.states[k]; ok && cur.Revision >= st.Revision {
 			continue
 		}
-		b.states[k] = st
+		c.states[k] = st
 		changed = append(changed, st)
 	}
 	return changed
 }
 
-// applyPartitionState applies st to p and starts or stops replica fetching.
-func (b *Broker) applyPartitionState(p *Partition, st metastore.PartitionState) {
-	_, changed := p.applyState(st, b.now(), b.registered())
-	if changed {
-		_, r := p.State()
-		b.logger.Info("partition role", "topic", p.Topic, "partition", p.Index, "role", r.String(),
-			"leader", st.Leader, "leader_epoch", st.LeaderEpoch, "isr", st.ISR)
-	}
-	// From p's state as it is now, not as this call left it: two appliers
-	// racing (the watch, an ISR change's result) must not leave a follower
-	// without its fetcher.
-	b.fetchers.sync(p)
-}
-
-// registered is the revision of this broker's current registration (0 if
-// unknown).
-func (b *Broker) registered() int64 {
-	if b.cfg.RegistrationEpoch == nil {
-		return 0
-	}
-	return b.cfg.RegistrationEpoch()
-}
-
 // cachedState returns the last known state of a partition.
-func (b *Broker) cachedState(topic string, partition int32) (metastore.PartitionState, bool) {
-	b.clusterMu.RLock()
-	defer b.clusterMu.RUnlock()
-	st, ok := b.states[tp{Topic: topic, Partition: partition}]
+func (c *clusterView) cachedState(topic string, partition int32) (metastore.PartitionState, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	st, ok := c.states[tp{Topic: topic, Partition: partition}]
 	return st, ok
 }
 
 // topicStates returns the states of a topic's partitions, from the cache or,
 // for a topic the follow has not delivered yet (a create racing the watch),
 // from the metastore.
-func (b *Broker) topicStates(t metastore.Topic) ([]metastore.PartitionState, error) {
+func (c *clusterView) topicStates(t metastore.Topic) ([]metastore.PartitionState, error) {
 	out := make([]metastore.PartitionState, t.Partitions)
 	missing := false
-	b.clusterMu.RLock()
+	c.mu.RLock()
 	for i := range out {
-		st, ok := b.states[tp{Topic: t.Name, Partition: int32(i)}]
+		st, ok := c.states[tp{Topic: t.Name, Partition: int32(i)}]
 		if !ok || !sameIncarnation(st, t) {
 			missing = true
 			break
 		}
 		out[i] = st
 	}
-	b.clusterMu.RUnlock()
+	c.mu.RUnlock()
 	if !missing {
 		return out, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	states, err := b.store.PartitionStates(ctx, t.Name)
+	states, err := c.partitions.PartitionStates(ctx, t.Name)
 	if err != nil {
 		return nil, fmt.Errorf("partition states of %q: %w", t.Name, err)
 	}
 	// Only cached here: the caller opens the partitions and applies states.
-	b.mergeStates(metastore.PartitionsUpdate{States: states})
+	c.mergeStates(metastore.PartitionsUpdate{States: states})
 	out = out[:0]
 	for i := int32(0); i < t.Partitions; i++ {
-		st, ok := b.cachedState(t.Name, i)
+		st, ok := c.cachedState(t.Name, i)
 		if !ok || !sameIncarnation(st, t) {
 			// Another incarnation of the topic: nothing to host for this one.
 			st = metastore.PartitionState{Topic: t.Name, TopicID: t.ID, Partition: i, Leader: -1}
@@ -188,15 +156,41 @@ func sameIncarnation(st metastore.PartitionState, t metastore.Topic) bool {
 }
 
 // brokerAddr returns a live broker's advertised gRPC address.
-func (b *Broker) brokerAddr(id int32) (string, bool) {
-	b.clusterMu.RLock()
-	defer b.clusterMu.RUnlock()
-	for _, br := range b.brokers {
+func (c *clusterView) brokerAddr(id int32) (string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, br := range c.brokers {
 		if br.NodeID == id {
 			return br.GRPCAddr, true
 		}
 	}
 	return "", false
+}
+
+// metadata returns the live brokers and the partition states of the named
+// topics, those in known, read together.
+func (c *clusterView) metadata(names []string, known map[string]metastore.Topic) Metadata {
+	var md Metadata
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	md.Brokers = slices.Clone(c.brokers)
+	for _, name := range names {
+		t, ok := known[name]
+		if !ok {
+			md.Topics = append(md.Topics, TopicMetadata{Name: name, Err: fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)})
+			continue
+		}
+		tm := TopicMetadata{Name: name, ID: t.ID}
+		for i := int32(0); i < t.Partitions; i++ {
+			st, ok := c.states[tp{Topic: name, Partition: i}]
+			if !ok {
+				st = metastore.PartitionState{Topic: name, Partition: i, Leader: -1}
+			}
+			tm.Partitions = append(tm.Partitions, st)
+		}
+		md.Topics = append(md.Topics, tm)
+	}
+	return md
 }
 
 // Metadata is the cluster as clients need it: live brokers, and each
@@ -218,73 +212,20 @@ type TopicMetadata struct {
 // Metadata answers from the broker's followed view of the cluster, as a
 // Kafka broker answers from its metadata cache.
 func (b *Broker) Metadata(ctx context.Context, topics []string) (Metadata, error) {
-	b.catchUpTopics(ctx, topics)
-	b.mu.RLock()
-	if len(topics) == 0 {
-		for name := range b.topics {
-			topics = append(topics, name)
-		}
-		slices.Sort(topics)
-	}
-	known := make(map[string]metastore.Topic, len(topics))
-	for _, name := range topics {
-		if t := b.topics[name]; t != nil {
-			known[name] = t.meta
-		}
-	}
-	b.mu.RUnlock()
-
-	var md Metadata
-	b.clusterMu.RLock()
-	md.Brokers = slices.Clone(b.brokers)
-	for _, name := range topics {
-		t, ok := known[name]
-		if !ok {
-			md.Topics = append(md.Topics, TopicMetadata{Name: name, Err: fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)})
-			continue
-		}
-		tm := TopicMetadata{Name: name, ID: t.ID}
-		for i := int32(0); i < t.Partitions; i++ {
-			st, ok := b.states[tp{Topic: name, Partition: i}]
-			if !ok {
-				st = metastore.PartitionState{Topic: name, Partition: i, Leader: -1}
-			}
-			tm.Partitions = append(tm.Partitions, st)
-		}
-		md.Topics = append(md.Topics, tm)
-	}
-	b.clusterMu.RUnlock()
-	md.ControllerID = b.controllerID(ctx)
+	b.hostedTopics.catchUp(ctx, topics)
+	topics, known := b.hostedTopics.known(topics)
+	md := b.cluster.metadata(topics, known)
+	md.ControllerID = b.cluster.controllerID(ctx)
 	return md, nil
 }
 
-// catchUpTopics applies, from the metastore, the named topics this broker
-// does not hold yet. A topic created through another broker reaches this one
-// through the watch a moment later; a client that was told the topic exists
-// (its CreateTopics returned) and asks here must not be told it does not.
-// Only unknown names cost an etcd read.
-func (b *Broker) catchUpTopics(ctx context.Context, names []string) {
-	for _, name := range names {
-		b.mu.RLock()
-		_, ok := b.topics[name]
-		b.mu.RUnlock()
-		if ok {
-			continue
-		}
-		t, err := b.store.GetTopic(ctx, name)
-		if err != nil {
-			continue // unknown, or etcd unreachable: answer from what is held
-		}
-		if err := b.applyTopic(t); err != nil {
-			b.logger.Warn("cannot apply topic read for metadata", "topic", name, "err", err)
-			continue
-		}
-		// A delete whose watch event was applied before the topic was: the
-		// watch would not remove it again.
-		if _, err := b.store.GetTopic(ctx, name); errors.Is(err, metastore.ErrTopicNotFound) {
-			b.removeTopic(name, t.ID)
-		}
+// registered is the revision of this broker's current registration (0 if
+// unknown).
+func (b *Broker) registered() int64 {
+	if b.cfg.RegistrationEpoch == nil {
+		return 0
 	}
+	return b.cfg.RegistrationEpoch()
 }
 
 // controllerIDMaxAge bounds how often Metadata reads the controller from
@@ -293,52 +234,63 @@ func (b *Broker) catchUpTopics(ctx context.Context, names []string) {
 const controllerIDMaxAge = time.Second
 
 // controllerID returns the elected controller's node id, -1 if unknown.
-func (b *Broker) controllerID(ctx context.Context) int32 {
-	b.clusterMu.RLock()
-	id, at := b.controller, b.controllerAt
-	b.clusterMu.RUnlock()
-	if !at.IsZero() && b.now().Sub(at) < controllerIDMaxAge {
+func (c *clusterView) controllerID(ctx context.Context) int32 {
+	c.mu.RLock()
+	id, at := c.controller, c.controllerAt
+	c.mu.RUnlock()
+	if !at.IsZero() && c.now().Sub(at) < controllerIDMaxAge {
 		return id
 	}
 	// Metadata without the controller is still useful to clients: do not
 	// let an unreachable etcd hold it, and do not ask again at once.
 	cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	id, err := b.store.Controller(cctx)
+	id, err := c.members.Controller(cctx)
 	if err != nil {
-		b.logger.Warn("metadata: cannot read the controller", "err", err)
+		c.logger.Warn("metadata: cannot read the controller", "err", err)
 		id = -1
 	}
-	b.clusterMu.Lock()
-	b.controller, b.controllerAt = id, b.now()
-	b.clusterMu.Unlock()
+	c.mu.Lock()
+	c.controller, c.controllerAt = id, c.now()
+	c.mu.Unlock()
 	return id
 }
 
-// isrLoop shrinks the ISR of partitions this broker leads when a follower has
+// isrKeeper keeps the ISR of the partitions this broker leads: it drops
+// followers that fell behind and adds those that caught up, recording each
+// change in the metastore before adopting it.
+type isrKeeper struct {
+	store   PartitionStateStore
+	lagMax  time.Duration // replica.lag.time.max.ms
+	logger  *slog.Logger
+	cluster *clusterView
+	hosted  *hostedTopics
+}
+
+// run shrinks the ISR of partitions this broker leads when a follower has
 // not caught up within replica.lag.time.max.ms.
-func (b *Broker) isrLoop(ctx context.Context) {
-	b.everyPartition(ctx, max(b.replicaLagMax/4, 50*time.Millisecond), func(now time.Time, p *Partition) {
-		b.shrinkISR(ctx, p, now)
+func (k *isrKeeper) run(ctx context.Context) {
+	k.hosted.everyPartition(ctx, max(k.lagMax/4, 50*time.Millisecond), func(now time.Time, p *Partition) {
+		k.shrink(ctx, p, now)
 	})
 }
 
-// shrinkISR drops from p's ISR the followers not caught up within
-// replica.lag.time.max.ms before now. It is isrLoop's decision apart from
-// isrLoop's ticker, so that a test on a fake clock can make it at a chosen
+// shrink drops from p's ISR the followers not caught up within
+// replica.lag.time.max.ms before now. It is run's decision apart from run's
+// ticker, so that a test on a fake clock can make it at a chosen
 // time.
-func (b *Broker) shrinkISR(ctx context.Context, p *Partition, now time.Time) {
-	if lag := p.laggingISR(now, b.replicaLagMax); len(lag) > 0 {
-		b.changeISR(ctx, p, func(isr []int32) []int32 {
+func (k *isrKeeper) shrink(ctx context.Context, p *Partition, now time.Time) {
+	if lag := p.laggingISR(now, k.lagMax); len(lag) > 0 {
+		k.change(ctx, p, func(isr []int32) []int32 {
 			return slices.DeleteFunc(isr, func(id int32) bool { return slices.Contains(lag, id) })
 		}, "shrink", lag, -1)
 	}
 }
 
-// changeISR updates a led partition's ISR in the metastore with a
+// change updates a led partition's ISR in the metastore with a
 // compare-and-swap, then adopts the result. The leader epoch is part of what
 // is compared (through the revision), so a deposed leader's change fails.
-func (b *Broker) changeISR(ctx context.Context, p *Partition, edit func([]int32) []int32, why string, ids []int32, joining int32) {
+func (k *isrKeeper) change(ctx context.Context, p *Partition, edit func([]int32) []int32, why string, ids []int32, joining int32) {
 	old, ok := p.beginISRChange(joining)
 	if !ok {
 		return
@@ -352,18 +304,18 @@ func (b *Broker) changeISR(ctx context.Context, p *Partition, edit func([]int32)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	got, err := b.store.CompareAndSwapPartitionState(cctx, old, next)
+	got, err := k.store.CompareAndSwapPartitionState(cctx, old, next)
 	if err != nil {
 		if errors.Is(err, metastore.ErrConflict) {
 			// Someone else (the controller) changed it first; adopt theirs and
 			// let the next fetch or tick decide again.
-			b.applyPartitionState(p, got)
+			k.hosted.applyPartitionState(p, got)
 			return
 		}
-		b.logger.Warn("ISR change failed", "topic", p.Topic, "partition", p.Index, "change", why, "replicas", ids, "err", err)
+		k.logger.Warn("ISR change failed", "topic", p.Topic, "partition", p.Index, "change", why, "replicas", ids, "err", err)
 		return
 	}
-	b.logger.Info("ISR changed", "topic", p.Topic, "partition", p.Index, "change", why, "replicas", ids, "isr", got.ISR)
-	b.mergeStates(metastore.PartitionsUpdate{States: []metastore.PartitionState{got}})
-	b.applyPartitionState(p, got)
+	k.logger.Info("ISR changed", "topic", p.Topic, "partition", p.Index, "change", why, "replicas", ids, "isr", got.ISR)
+	k.cluster.mergeStates(metastore.PartitionsUpdate{States: []metastore.PartitionState{got}})
+	k.hosted.applyPartitionState(p, got)
 }

@@ -121,8 +121,8 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 		}
 		if wake == nil {
 			wake = make(chan struct{}, 1)
-			hosted = b.register(parts, wake)
-			defer func() { b.unregister(hosted, wake) }()
+			hosted = b.hostedTopics.register(parts, wake)
+			defer func() { unregister(hosted, wake) }()
 			timer := time.NewTimer(opts.MaxWait)
 			defer timer.Stop()
 			deadline = timer.C
@@ -133,8 +133,8 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 		case <-wake:
 			// A wake-up may come from a partition being deleted; if the topic
 			// exists again, the new partition is the one to wait on.
-			b.unregister(hosted, wake)
-			hosted = b.register(parts, wake)
+			unregister(hosted, wake)
+			hosted = b.hostedTopics.register(parts, wake)
 		case <-deadline:
 			b.readAll(ctx, parts, opts, results)
 			return results, nil
@@ -152,29 +152,6 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 			}
 			return nil, ctx.Err()
 		}
-	}
-}
-
-func (b *Broker) register(parts []FetchPartition, wake chan struct{}) []*Partition {
-	return b.registerWaiter(len(parts), func(i int) (string, int32) { return parts[i].Topic, parts[i].Partition }, wake)
-}
-
-// registerWaiter adds wake to the waiters of the n hosted partitions that
-// name gives, and returns them.
-func (b *Broker) registerWaiter(n int, name func(i int) (string, int32), wake chan struct{}) []*Partition {
-	var hosted []*Partition
-	for i := range n {
-		if p, err := b.partition(name(i)); err == nil {
-			p.addWaiter(wake)
-			hosted = append(hosted, p)
-		}
-	}
-	return hosted
-}
-
-func (b *Broker) unregister(hosted []*Partition, wake chan struct{}) {
-	for _, p := range hosted {
-		p.removeWaiter(wake)
 	}
 }
 
@@ -197,7 +174,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 		}
 		res.Release()
 		*res = FetchResult{Topic: fp.Topic, Partition: fp.Partition, NextOffset: fp.Offset}
-		p, err := b.leaderPartition(fp.Topic, fp.Partition)
+		p, err := b.hostedTopics.leaderPartition(fp.Topic, fp.Partition)
 		if err != nil {
 			res.Err = err
 			anyErr = true
@@ -376,7 +353,7 @@ const (
 // LatestTimestamp the high watermark, otherwise the first offset whose
 // timestamp is at or after ts (found=false when there is none).
 func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset, timestamp int64, found bool, err error) {
-	p, err := b.leaderPartition(topicName, partition)
+	p, err := b.hostedTopics.leaderPartition(topicName, partition)
 	if err != nil {
 		return 0, 0, false, err
 	}

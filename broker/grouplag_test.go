@@ -27,19 +27,19 @@ func TestGroupLagFollowsCommits(t *testing.T) {
 	}
 	lag := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lag"}, []string{"group", "topic", "partition"})
 	commit(2)
-	seen := b.measureGroupLag(ctx, lag, nil)
+	seen := b.groupLag.measure(ctx, lag, nil)
 	if got := testutil.ToFloat64(lag.WithLabelValues("readers", "lagging", "0")); got != 3 {
 		t.Fatalf("lag with 5 records and offset 2 committed = %v, want 3", got)
 	}
 	commit(5)
-	b.measureGroupLag(ctx, lag, seen)
+	b.groupLag.measure(ctx, lag, seen)
 	if got := testutil.ToFloat64(lag.WithLabelValues("readers", "lagging", "0")); got != 0 {
 		t.Fatalf("lag once everything is committed = %v, want 0", got)
 	}
 	if err := b.Groups().Delete(ctx, "readers"); err != nil {
 		t.Fatal(err)
 	}
-	b.measureGroupLag(ctx, lag, seen)
+	b.groupLag.measure(ctx, lag, seen)
 	if n := testutil.CollectAndCount(lag); n != 0 {
 		t.Fatalf("%d lag series left after the group was deleted", n)
 	}

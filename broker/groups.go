@@ -54,10 +54,15 @@ func (b *Broker) Groups() *group.Coordinator { return b.groups }
 // so every broker agrees from the same live set, and a broker leaving moves
 // only the groups it had. NodeID is -1 while no broker is known.
 func (b *Broker) GroupCoordinator(name string) metastore.BrokerInfo {
-	b.clusterMu.RLock()
-	defer b.clusterMu.RUnlock()
+	return b.cluster.coordinator(name)
+}
+
+// coordinator is GroupCoordinator from the live brokers held now.
+func (c *clusterView) coordinator(name string) metastore.BrokerInfo {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	best, bestScore := metastore.BrokerInfo{NodeID: -1}, uint64(0)
-	for _, br := range b.brokers {
+	for _, br := range c.brokers {
 		h := fnv.New64a()
 		h.Write([]byte(name))
 		h.Write([]byte{0})

@@ -43,14 +43,14 @@ func TestISRShrinksPastReplicaLagOnTheBrokerClock(t *testing.T) {
 	}
 
 	c.stop(follower)
-	clk.Advance(c.core(leader).replicaLagMax)
-	c.core(leader).shrinkISR(ctx, lp, clk.Now())
+	clk.Advance(c.core(leader).isr.lagMax)
+	c.core(leader).isr.shrink(ctx, lp, clk.Now())
 	if got := isr(); len(got) != 2 {
 		t.Fatalf("ISR %v at replica.lag.time.max.ms after the follower stopped, want both replicas still", got)
 	}
 
 	clk.Advance(time.Millisecond)
-	c.core(leader).shrinkISR(ctx, lp, clk.Now())
+	c.core(leader).isr.shrink(ctx, lp, clk.Now())
 	// The background check may have been making the same change.
 	eventually(t, "the stopped follower out of the ISR", func() bool {
 		return slices.Equal(isr(), []int32{leader})

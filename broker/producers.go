@@ -53,10 +53,7 @@ func (b *Broker) InitProducerID(ctx context.Context, transactionalID string) (id
 	if transactionalID != "" {
 		return -1, -1, fmt.Errorf("init producer id for transactional id %q: %w", transactionalID, ErrTransactionsUnsupported)
 	}
-	b.mu.RLock()
-	closed := b.closed
-	b.mu.RUnlock()
-	if closed {
+	if b.hostedTopics.isClosed() {
 		return -1, -1, fmt.Errorf("init producer id: %w", ErrBrokerClosed)
 	}
 	b.pidMu.Lock()
@@ -71,18 +68,6 @@ func (b *Broker) InitProducerID(ctx context.Context, transactionalID string) (id
 	id = b.pidNext
 	b.pidNext++
 	return id, 0, nil
-}
-
-// initProducerState gives a newly opened partition the broker's clock and
-// expiration setting and rebuilds its producer state from its log. A
-// failure to read part of the log is logged: the producers it would have
-// shown are just unknown (their next batch is accepted at any sequence).
-func (b *Broker) initProducerState(p *Partition) {
-	p.producers.now = b.now
-	p.producers.expiry = b.producerIDExpiry
-	if err := p.rebuildProducerState(); err != nil {
-		b.logger.Warn("producer state rebuilt from part of the log tail", "topic", p.Topic, "partition", p.Index, "err", err)
-	}
 }
 
 // batchMeta is what a partition remembers of an appended idempotent batch.

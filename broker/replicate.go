@@ -109,7 +109,7 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 				req.Buffers.Put(res.Buffer)
 			}
 			*res = ReplicaFetchResult{Topic: fp.Topic, Partition: fp.Partition}
-			p, err := b.partition(fp.Topic, fp.Partition)
+			p, err := b.hostedTopics.partition(fp.Topic, fp.Partition)
 			if err != nil {
 				res.Err = err
 				continue
@@ -131,7 +131,7 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 					// this follower's fetches of every partition.
 					id := req.ReplicaID
 					b.background(func(ctx context.Context) {
-						b.changeISR(ctx, p, func(isr []int32) []int32 { return append(isr, id) }, "expand", []int32{id}, id)
+						b.isr.change(ctx, p, func(isr []int32) []int32 { return append(isr, id) }, "expand", []int32{id}, id)
 					})
 				}
 			}
@@ -163,8 +163,8 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 		}
 		if wake == nil {
 			wake = make(chan struct{}, 1)
-			hosted = b.registerReplica(req.Partitions, wake)
-			defer func() { b.unregister(hosted, wake) }()
+			hosted = b.hostedTopics.registerReplica(req.Partitions, wake)
+			defer func() { unregister(hosted, wake) }()
 			timer := time.NewTimer(req.MaxWait)
 			defer timer.Stop()
 			deadline = timer.C
@@ -194,10 +194,6 @@ func anyProblem(results []ReplicaFetchResult) bool {
 		}
 	}
 	return false
-}
-
-func (b *Broker) registerReplica(parts []ReplicaFetchPartition, wake chan struct{}) []*Partition {
-	return b.registerWaiter(len(parts), func(i int) (string, int32) { return parts[i].Topic, parts[i].Partition }, wake)
 }
 
 // checkDivergence compares the follower's last epoch with this log: if the
@@ -434,7 +430,7 @@ func (f *fetcher) run(ctx context.Context) {
 			// A partition backing off must not wait for this poll to end.
 			req.MaxWait = min(req.MaxWait, wait)
 		}
-		addr, known := b.brokerAddr(f.leader)
+		addr, known := b.cluster.brokerAddr(f.leader)
 		if len(parts) == 0 || !known {
 			if wait <= 0 || !known {
 				wait = replicaBackoffMax

@@ -52,22 +52,9 @@ func (b *Broker) PreviewRetention(ctx context.Context, topic string, set map[str
 			return nil, nil, fmt.Errorf("%w: cannot delete unknown topic config %q", ErrInvalidConfig, k)
 		}
 	}
-	b.mu.RLock()
-	t, closed := b.topics[topic], b.closed
-	var (
-		parts     []*Partition
-		overrides map[string]string
-	)
-	if t != nil {
-		parts = slices.DeleteFunc(slices.Clone(t.partitions), func(p *Partition) bool { return p == nil })
-		overrides = maps.Clone(t.meta.Configs)
-	}
-	b.mu.RUnlock()
-	switch {
-	case closed:
-		return nil, nil, ErrBrokerClosed
-	case t == nil:
-		return nil, nil, fmt.Errorf("topic %q: %w", topic, ErrUnknownTopicOrPartition)
+	parts, overrides, err := b.hostedTopics.hostedOf(topic)
+	if err != nil {
+		return nil, nil, err
 	}
 	if overrides == nil {
 		overrides = map[string]string{}
