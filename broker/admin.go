@@ -128,7 +128,7 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 	}
 	// Apply now rather than waiting for the watch, so that a client may use
 	// the topic as soon as the call returns.
-	if err := b.hostedTopics.applyTopic(t); err != nil {
+	if err := b.hosted.applyTopic(t); err != nil {
 		return TopicDescription{}, fmt.Errorf("create topic %q: open partitions: %w", spec.Name, err)
 	}
 	b.logger.Info("topic created", "topic", t.Name, "partitions", t.Partitions, "replication_factor", t.ReplicationFactor)
@@ -208,7 +208,7 @@ func (b *Broker) CreatePartitions(ctx context.Context, topic string, count int32
 			return fmt.Errorf("create partitions of %q: %w", topic, err)
 		}
 		// Apply now rather than waiting for the watch, as CreateTopic does.
-		if err := b.hostedTopics.applyTopic(grown); err != nil {
+		if err := b.hosted.applyTopic(grown); err != nil {
 			return fmt.Errorf("create partitions of %q: open partitions: %w", topic, err)
 		}
 		b.logger.Info("partitions created", "topic", topic, "partitions", grown.Partitions, "previous", t.Partitions)
@@ -311,7 +311,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("delete topic %q: %w", name, err)
 	}
-	b.hostedTopics.removeTopic(name, t.ID)
+	b.hosted.removeTopic(name, t.ID)
 	b.logger.Info("topic deleted", "topic", name)
 	return nil
 }
@@ -395,7 +395,7 @@ func (b *Broker) AlterTopicConfigs(ctx context.Context, name string, set map[str
 		}
 		return nil, fmt.Errorf("alter topic %q: %w", name, err)
 	}
-	if err := b.hostedTopics.applyTopic(t); err != nil {
+	if err := b.hosted.applyTopic(t); err != nil {
 		return nil, fmt.Errorf("alter topic %q: apply: %w", name, err)
 	}
 	_, entries, err := topicconfig.Resolve(t.Configs, b.brokerDefaults)

@@ -93,7 +93,7 @@ func TestCreatePartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendRecords(t, b, "g", 0, 3)
-	p0, err := b.partition("g", 0)
+	p0, err := b.hosted.partition("g", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestCreatePartitions(t *testing.T) {
 		}
 	}
 	// The existing partition is the same replica, its data untouched.
-	if p, _ := b.partition("g", 0); p != p0 {
+	if p, _ := b.hosted.partition("g", 0); p != p0 {
 		t.Fatal("partition 0 was reopened")
 	}
 	if off := appendRecords(t, b, "g", 0, 1); off != 3 {
@@ -181,7 +181,7 @@ func TestCreatePartitions(t *testing.T) {
 	for p := int32(0); p < 4; p++ {
 		want := map[int32]int{0: 4, 1: 2, 2: 2, 3: 1}[p]
 		eventually(t, fmt.Sprint("partition ", p, " led after the restart"), func() bool {
-			_, err := b2.leaderPartition("g", p)
+			_, err := b2.hosted.leaderPartition("g", p)
 			return err == nil
 		})
 		if n, err := countRecords(t, b2, "g", p, 0); err != nil || n != want {
@@ -206,8 +206,8 @@ func TestPartitionsAddedElsewhereAreOpened(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the new partitions led here", func() bool {
-		_, err2 := b.leaderPartition("w", 2)
-		_, err3 := b.leaderPartition("w", 3)
+		_, err2 := b.hosted.leaderPartition("w", 2)
+		_, err3 := b.hosted.leaderPartition("w", 3)
 		return err2 == nil && err3 == nil
 	})
 	if n, _ := b.PartitionCount("w"); n != 4 {
@@ -244,7 +244,7 @@ func TestDeleteRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendRecords(t, b, "d", 0, 60)
-	p, err := b.partition("d", 0)
+	p, err := b.hosted.partition("d", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,10 +294,10 @@ func TestDeleteRecords(t *testing.T) {
 	// The new log start survives a restart.
 	b2 := reopenBroker(t, b)
 	eventually(t, "the partition led after the restart", func() bool {
-		_, err := b2.leaderPartition("d", 0)
+		_, err := b2.hosted.leaderPartition("d", 0)
 		return err == nil
 	})
-	if p, _ := b2.partition("d", 0); p.LogStartOffset() != 60 || p.LogEndOffset() != 61 {
+	if p, _ := b2.hosted.partition("d", 0); p.LogStartOffset() != 60 || p.LogEndOffset() != 61 {
 		t.Fatalf("after restart: log start %d, end %d", p.LogStartOffset(), p.LogEndOffset())
 	}
 
@@ -306,7 +306,7 @@ func TestDeleteRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the follower partition hosted", func() bool {
-		_, err := b2.partition("f", 0)
+		_, err := b2.hosted.partition("f", 0)
 		return err == nil
 	})
 	if _, err := b2.DeleteRecords(ctx, "f", 0, 0); !errors.Is(err, ErrNotLeader) {

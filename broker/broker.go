@@ -124,11 +124,7 @@ type Broker struct {
 	cleaner   *cleanerWorker   // see cleaner.go
 	rlm       *rlm.Manager     // tiering, see tiering.go
 
-	// hostedTopics is embedded: its PartitionCount and TopicConfig are part
-	// of Broker's API, and the retention, cleaner and tiering code reaches
-	// the hosted partitions (and tiering.go the map under its lock) through
-	// the broker.
-	hostedTopics
+	hosted   hostedTopics
 	cluster  clusterView
 	isr      isrKeeper
 	groupLag groupLag
@@ -150,7 +146,7 @@ type Broker struct {
 // background runs fn on its own goroutine, owned by the broker: fn's ctx ends
 // when Close starts, and Close waits for fn. After Close it does nothing.
 func (b *Broker) background(fn func(ctx context.Context)) {
-	b.hostedTopics.whileOpen(func() {
+	b.hosted.whileOpen(func() {
 		if b.runCtx == nil {
 			return
 		}
@@ -219,7 +215,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		now:        now,
 		states:     map[tp]metastore.PartitionState{},
 	}
-	b.hostedTopics = hostedTopics{
+	b.hosted = hostedTopics{
 		nodeID:           cfg.NodeID,
 		dataDir:          cfg.DataDir,
 		brokerDefaults:   defaults,
@@ -239,13 +235,13 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		lagMax:  lagMs,
 		logger:  logger,
 		cluster: &b.cluster,
-		hosted:  &b.hostedTopics,
+		hosted:  &b.hosted,
 	}
 	b.groupLag = groupLag{
 		store:           store,
 		registerer:      cfg.Registerer,
 		logger:          logger,
-		leaderPartition: b.hostedTopics.leaderPartition,
+		leaderPartition: b.hosted.leaderPartition,
 	}
 	return b, nil
 }
@@ -281,7 +277,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	b.cancel, b.runCtx = cancel, runCtx
 	// The partition states decide what this broker hosts: follow them first.
-	ready := b.cluster.follow(runCtx, &b.wg, b.hostedTopics.applyStates, b.fetchers.brokersChanged)
+	ready := b.cluster.follow(runCtx, &b.wg, b.hosted.applyStates, b.fetchers.brokersChanged)
 	select {
 	case <-ready:
 	case <-ctx.Done():
@@ -296,11 +292,11 @@ func (b *Broker) Start(ctx context.Context) error {
 		return fmt.Errorf("broker: load topics: %w", err)
 	}
 	for _, t := range topics {
-		if err := b.hostedTopics.applyTopic(t); err != nil {
+		if err := b.hosted.applyTopic(t); err != nil {
 			b.logger.Error("cannot open topic", "topic", t.Name, "err", err)
 		}
 	}
-	b.hostedTopics.removeOrphanDirs(topics)
+	b.hosted.removeOrphanDirs(topics)
 
 	b.wg.Add(5)
 	go func() {
@@ -317,11 +313,11 @@ func (b *Broker) Start(ctx context.Context) error {
 	}()
 	go func() {
 		defer b.wg.Done()
-		b.hostedTopics.watch(runCtx, topics, rev)
+		b.hosted.watch(runCtx, topics, rev)
 	}()
 	go func() {
 		defer b.wg.Done()
-		b.hostedTopics.flushLoop(runCtx)
+		b.hosted.flushLoop(runCtx)
 	}()
 	b.background(b.groupLag.Run)
 	b.background(b.retention.run)
@@ -347,7 +343,7 @@ func (b *Broker) Draining() bool {
 // Close stops background work and closes every log (writing indexes and
 // syncing), so that the next start needs no recovery.
 func (b *Broker) Close() error {
-	if !b.hostedTopics.markClosed() {
+	if !b.hosted.markClosed() {
 		return nil
 	}
 	b.Drain()
@@ -358,5 +354,15 @@ func (b *Broker) Close() error {
 	b.retention.Close()
 	b.cleaner.Close()
 	b.fetchers.close()
-	return b.hostedTopics.closeAll()
+	return b.hosted.closeAll()
+}
+
+// PartitionCount returns the number of partitions of a topic hosted here.
+func (b *Broker) PartitionCount(topicName string) (int32, error) {
+	return b.hosted.PartitionCount(topicName)
+}
+
+// TopicConfig returns the effective config of a topic hosted here.
+func (b *Broker) TopicConfig(topicName string) (topicconfig.Topic, error) {
+	return b.hosted.TopicConfig(topicName)
 }

@@ -94,8 +94,8 @@ func TestLateDeleteEventKeepsRecreatedTopic(t *testing.T) {
 		}
 	}
 	// The late events of the first incarnation.
-	b.applyDelete(ctx, "t")
-	if err := b.applyTopic(old); err != nil {
+	b.hosted.applyDelete(ctx, "t")
+	if err := b.hosted.applyTopic(old); err != nil {
 		t.Fatal(err)
 	}
 	if off := produceOne(t, b, "t"); off != 3 {
@@ -136,7 +136,7 @@ func TestLongPollFollowsRecreatedPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.applyTopic(nt); err != nil {
+	if err := b.hosted.applyTopic(nt); err != nil {
 		t.Fatal(err)
 	}
 	produceOne(t, b, "t")

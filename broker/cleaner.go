@@ -65,14 +65,14 @@ func newCleanerWorker(b *Broker) (*cleanerWorker, error) {
 		MapBytes: w.mapBytes,
 		Limiter:  w.limiter,
 		Partitions: func() []compaction.Replica {
-			ps := b.allPartitions()
+			ps := b.hosted.allPartitions()
 			out := make([]compaction.Replica, len(ps))
 			for i, p := range ps {
 				out[i] = hostedReplica{b: b, p: p}
 			}
 			return out
 		},
-		TopicConfig: b.TopicConfig,
+		TopicConfig: b.hosted.TopicConfig,
 		Now:         b.now,
 		Logger:      b.logger,
 		Registerer:  b.cfg.Registerer,

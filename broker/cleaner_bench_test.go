@@ -101,7 +101,7 @@ func runP99Window(b *testing.B, settings map[string]string) p99Result {
 	}}); err != nil {
 		b.Fatal(err)
 	}
-	p, err := br.partition(topic, 0)
+	p, err := br.hosted.partition(topic, 0)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func produceKeyed(t *testing.T, b *Broker, topic string, keys, round int, tombst
 // fetchAll reads partition 0 from the log start to the high watermark.
 func fetchAll(t *testing.T, b *Broker, topic string) []record.Record {
 	t.Helper()
-	p, err := b.partition(topic, 0)
+	p, err := b.hosted.partition(topic, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestCleanerCompactsTopic(t *testing.T) {
 	}
 	// One more round in the active segment, which is never compacted:
 	// everything before it becomes cleanable.
-	p, _ := b.partition("profiles", 0)
+	p, _ := b.hosted.partition("profiles", 0)
 	if err := p.log.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestRemoteCompaction(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, _ := b.partition("stock", 0)
+	p, _ := b.hosted.partition("stock", 0)
 	if err := p.log.Flush(); err != nil {
 		t.Fatal(err)
 	}

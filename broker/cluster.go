@@ -212,8 +212,8 @@ type TopicMetadata struct {
 // Metadata answers from the broker's followed view of the cluster, as a
 // Kafka broker answers from its metadata cache.
 func (b *Broker) Metadata(ctx context.Context, topics []string) (Metadata, error) {
-	b.hostedTopics.catchUp(ctx, topics)
-	topics, known := b.hostedTopics.known(topics)
+	b.hosted.catchUp(ctx, topics)
+	topics, known := b.hosted.known(topics)
 	md := b.cluster.metadata(topics, known)
 	md.ControllerID = b.cluster.controllerID(ctx)
 	return md, nil

@@ -25,7 +25,7 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	p, err := b.hostedTopics.leaderPartition(topic, partition)
+	p, err := b.hosted.leaderPartition(topic, partition)
 	if err != nil {
 		return 0, err
 	}

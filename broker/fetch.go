@@ -121,7 +121,7 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 		}
 		if wake == nil {
 			wake = make(chan struct{}, 1)
-			hosted = b.hostedTopics.register(parts, wake)
+			hosted = b.hosted.register(parts, wake)
 			defer func() { unregister(hosted, wake) }()
 			timer := time.NewTimer(opts.MaxWait)
 			defer timer.Stop()
@@ -134,7 +134,7 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 			// A wake-up may come from a partition being deleted; if the topic
 			// exists again, the new partition is the one to wait on.
 			unregister(hosted, wake)
-			hosted = b.hostedTopics.register(parts, wake)
+			hosted = b.hosted.register(parts, wake)
 		case <-deadline:
 			b.readAll(ctx, parts, opts, results)
 			return results, nil
@@ -174,7 +174,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 		}
 		res.Release()
 		*res = FetchResult{Topic: fp.Topic, Partition: fp.Partition, NextOffset: fp.Offset}
-		p, err := b.hostedTopics.leaderPartition(fp.Topic, fp.Partition)
+		p, err := b.hosted.leaderPartition(fp.Topic, fp.Partition)
 		if err != nil {
 			res.Err = err
 			anyErr = true
@@ -353,7 +353,7 @@ const (
 // LatestTimestamp the high watermark, otherwise the first offset whose
 // timestamp is at or after ts (found=false when there is none).
 func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset, timestamp int64, found bool, err error) {
-	p, err := b.hostedTopics.leaderPartition(topicName, partition)
+	p, err := b.hosted.leaderPartition(topicName, partition)
 	if err != nil {
 		return 0, 0, false, err
 	}

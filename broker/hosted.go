@@ -566,6 +566,17 @@ func (h *hostedTopics) known(names []string) ([]string, map[string]metastore.Top
 	return names, known
 }
 
+// meta returns the definition of a hosted topic.
+func (h *hostedTopics) meta(name string) (metastore.Topic, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	t := h.topics[name]
+	if t == nil {
+		return metastore.Topic{}, false
+	}
+	return t.meta, true
+}
+
 // hostedOf returns the partitions of a topic hosted here and a copy of its
 // overrides, read together.
 func (h *hostedTopics) hostedOf(name string) ([]*Partition, map[string]string, error) {

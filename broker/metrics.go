@@ -68,7 +68,7 @@ func (c *logCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *logCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, p := range c.b.hostedTopics.allPartitions() {
+	for _, p := range c.b.hosted.allPartitions() {
 		labels := []string{p.Topic, strconv.Itoa(int(p.Index))}
 		ch <- prometheus.MustNewConstMetric(logEndDesc, prometheus.GaugeValue, float64(p.LogEndOffset()), labels...)
 		ch <- prometheus.MustNewConstMetric(logStartDesc, prometheus.GaugeValue, float64(p.LogStartOffset()), labels...)

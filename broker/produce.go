@@ -60,7 +60,7 @@ func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks 
 	if acks != AcksNone && acks != AcksLeader && acks != AcksAll {
 		return nil, fmt.Errorf("%w: acks must be 0, 1 or all (-1), got %d", ErrInvalidRequest, acks)
 	}
-	tcfg, err := b.hostedTopics.TopicConfig(topicName)
+	tcfg, err := b.hosted.TopicConfig(topicName)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks 
 	for i, pb := range parts {
 		res := &results[i]
 		res.Partition = pb.Partition
-		p, err := b.hostedTopics.leaderPartition(topicName, pb.Partition)
+		p, err := b.hosted.leaderPartition(topicName, pb.Partition)
 		if err != nil {
 			res.Err = err
 			continue
@@ -103,7 +103,7 @@ func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks 
 			if res.Err != nil {
 				continue
 			}
-			p, err := b.hostedTopics.partition(topicName, res.Partition)
+			p, err := b.hosted.partition(topicName, res.Partition)
 			if err == nil {
 				err = p.waitCommitted(ctx, res.LastOffset, epochs[i], int(tcfg.MinInsyncReplicas), max(time.Until(start.Add(timeout)), 0))
 			}
@@ -150,7 +150,7 @@ func (b *Broker) EncodeRecords(recs []record.Record) ([]byte, error) {
 // KeyPartition picks the partition for a record the way Kafka's default
 // partitioner does: murmur2 of a non-null key; unkeyed records go to next.
 func (b *Broker) KeyPartition(topicName string, key []byte, next func(n int32) int32) (int32, error) {
-	n, err := b.hostedTopics.PartitionCount(topicName)
+	n, err := b.hosted.PartitionCount(topicName)
 	if err != nil {
 		return 0, err
 	}

@@ -53,7 +53,7 @@ func (b *Broker) InitProducerID(ctx context.Context, transactionalID string) (id
 	if transactionalID != "" {
 		return -1, -1, fmt.Errorf("init producer id for transactional id %q: %w", transactionalID, ErrTransactionsUnsupported)
 	}
-	if b.hostedTopics.isClosed() {
+	if b.hosted.isClosed() {
 		return -1, -1, fmt.Errorf("init producer id: %w", ErrBrokerClosed)
 	}
 	b.pidMu.Lock()

@@ -59,7 +59,7 @@ func mustProduce(t *testing.T, b *Broker, topic string, batches []byte) ProduceR
 
 func partitionEnd(t *testing.T, b *Broker, topic string) int64 {
 	t.Helper()
-	p, err := b.partition(topic, 0)
+	p, err := b.hosted.partition(topic, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestIdempotentStateSurvivesRestart(t *testing.T) {
 
 	b = c.start(nil, nil)
 	waitUntil(t, "partition led after restart", func() bool {
-		p, err := b.partition("t", 0)
+		p, err := b.hosted.partition("t", 0)
 		return err == nil && p.checkLeader() == nil
 	})
 	if res := mustProduce(t, b, "t", first); res.BaseOffset != orig.BaseOffset || res.LastOffset != orig.LastOffset {
@@ -325,7 +325,7 @@ func TestIdleProducerExpires(t *testing.T) {
 	now = now.Add(61 * time.Second)
 	mu.Unlock()
 	mustProduce(t, b, "t", idemBatch(t, 3, 0, 9, 1))
-	p, err := b.partition("t", 0)
+	p, err := b.hosted.partition("t", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +383,7 @@ func TestIdempotentConcurrentProducers(t *testing.T) {
 		t.Fatalf("log end %d, want %d: each batch exactly once", got, want)
 	}
 	// Each producer's batches are in the log once each, in sequence order.
-	p, err := b.partition("t", 0)
+	p, err := b.hosted.partition("t", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func TestFetchReadsPartitionsFromTheBucketInParallel(t *testing.T) {
 		}
 	}
 	for p := int32(0); p < parts; p++ {
-		part, _ := b.partition("wide", p)
+		part, _ := b.hosted.partition("wide", p)
 		waitUntil(t, "records to be only in the bucket", func() bool { return part.log.LogStartOffset() >= 20 })
 	}
 	var req []FetchPartition
@@ -162,7 +162,7 @@ func TestRemoteReadFollowsAReplacedManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	produceValues(t, b, "moving", 0, 60)
-	p, _ := b.partition("moving", 0)
+	p, _ := b.hosted.partition("moving", 0)
 	waitUntil(t, "records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 20 })
 	replaced := false
 	st.replace = func(ctx context.Context) error {
@@ -222,7 +222,7 @@ func TestRemoteFetchInPieces(t *testing.T) {
 		t.Fatal(err)
 	}
 	produceValues(t, b, "pieces", 0, 300)
-	p, _ := b.partition("pieces", 0)
+	p, _ := b.hosted.partition("pieces", 0)
 	waitUntil(t, "records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 150 })
 	fetch := func(offset int64, pieces bool) FetchResult {
 		t.Helper()

@@ -109,7 +109,7 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 				req.Buffers.Put(res.Buffer)
 			}
 			*res = ReplicaFetchResult{Topic: fp.Topic, Partition: fp.Partition}
-			p, err := b.hostedTopics.partition(fp.Topic, fp.Partition)
+			p, err := b.hosted.partition(fp.Topic, fp.Partition)
 			if err != nil {
 				res.Err = err
 				continue
@@ -163,7 +163,7 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 		}
 		if wake == nil {
 			wake = make(chan struct{}, 1)
-			hosted = b.hostedTopics.registerReplica(req.Partitions, wake)
+			hosted = b.hosted.registerReplica(req.Partitions, wake)
 			defer func() { unregister(hosted, wake) }()
 			timer := time.NewTimer(req.MaxWait)
 			defer timer.Stop()

@@ -111,7 +111,7 @@ func (c *coreCluster) hosted(id int32, topic string, partition int32) *Partition
 	if b == nil {
 		return nil
 	}
-	p, err := b.partition(topic, partition)
+	p, err := b.hosted.partition(topic, partition)
 	if err != nil {
 		return nil
 	}
@@ -151,7 +151,7 @@ func TestCreatePartitionsReplicated(t *testing.T) {
 	for p, leader := range map[int32]int32{1: 2, 2: 3} {
 		b := c.core(leader)
 		eventually(t, fmt.Sprint("broker ", leader, " leading partition ", p), func() bool {
-			_, err := b.leaderPartition("g", p)
+			_, err := b.hosted.leaderPartition("g", p)
 			return err == nil
 		})
 		// acks=all with min.insync.replicas=3: every follower replicates.

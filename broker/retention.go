@@ -32,14 +32,14 @@ func newRetentionWorker(b *Broker) (*retentionWorker, error) {
 	w, err := compaction.NewRetentionWorker(compaction.RetentionConfig{
 		Interval: interval,
 		Partitions: func() []compaction.LeaderReplica {
-			ps := b.allPartitions()
+			ps := b.hosted.allPartitions()
 			out := make([]compaction.LeaderReplica, len(ps))
 			for i, p := range ps {
 				out[i] = hostedReplica{b: b, p: p}
 			}
 			return out
 		},
-		TopicConfig: b.TopicConfig,
+		TopicConfig: b.hosted.TopicConfig,
 		Now:         b.now,
 		Logger:      b.logger,
 		Registerer:  b.cfg.Registerer,

@@ -52,7 +52,7 @@ func (b *Broker) PreviewRetention(ctx context.Context, topic string, set map[str
 			return nil, nil, fmt.Errorf("%w: cannot delete unknown topic config %q", ErrInvalidConfig, k)
 		}
 	}
-	parts, overrides, err := b.hostedTopics.hostedOf(topic)
+	parts, overrides, err := b.hosted.hostedOf(topic)
 	if err != nil {
 		return nil, nil, err
 	}

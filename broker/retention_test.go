@@ -53,7 +53,7 @@ func earliest(t *testing.T, b *Broker, topic string) int64 {
 
 func segmentFiles(t *testing.T, b *Broker, topic string) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(b.partitionDir(topic, 0), "*.log"))
+	files, err := filepath.Glob(filepath.Join(b.hosted.partitionDir(topic, 0), "*.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestRetentionMsDeletesExpiredSegments(t *testing.T) {
 	if files := segmentFiles(t, b, "events"); len(files) != 1 || files[0] != fmt.Sprintf("%020d.log", 100) {
 		t.Fatalf("segment files after retention: %v, want only an empty one at 100", files)
 	}
-	p, _ := b.partition("events", 0)
+	p, _ := b.hosted.partition("events", 0)
 	if p.log.LogStartOffset() != 100 || p.log.Size() != 0 {
 		t.Fatalf("log start %d, size %d; want 100 and 0", p.log.LogStartOffset(), p.log.Size())
 	}
@@ -204,7 +204,7 @@ func TestPreviewRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	produceValues(t, b, "events", 0, 50)
-	p, _ := b.partition("events", 0)
+	p, _ := b.hosted.partition("events", 0)
 	segs := p.log.Segments()
 	clk.Advance(2 * time.Hour)
 

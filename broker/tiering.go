@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering"
@@ -70,18 +69,16 @@ func (r tieredReplica) Leadership() (int32, bool) {
 	return st.LeaderEpoch, role == roleLeader
 }
 
-func (r tieredReplica) Config() (topicconfig.Topic, error) { return r.b.TopicConfig(r.Topic) }
+func (r tieredReplica) Config() (topicconfig.Topic, error) { return r.b.hosted.TopicConfig(r.Topic) }
 
 func (r tieredReplica) TopicManifest() (tiering.TopicManifest, bool) {
-	r.b.mu.RLock()
-	t := r.b.topics[r.Topic]
-	r.b.mu.RUnlock()
-	if t == nil {
+	t, ok := r.b.hosted.meta(r.Topic)
+	if !ok {
 		return tiering.TopicManifest{}, false
 	}
 	return tiering.TopicManifest{
-		Name: t.meta.Name, ID: t.meta.ID, Partitions: t.meta.Partitions,
-		ReplicationFactor: t.meta.ReplicationFactor, Configs: maps.Clone(t.meta.Configs),
+		Name: t.Name, ID: t.ID, Partitions: t.Partitions,
+		ReplicationFactor: t.ReplicationFactor, Configs: maps.Clone(t.Configs),
 	}, true
 }
 
@@ -94,18 +91,9 @@ type PartitionTiering = rlm.Status
 // A tiered partition whose manifest this broker has not read yet has it
 // read from the object store first.
 func (b *Broker) TieringStatus(ctx context.Context, topic string) ([]PartitionTiering, error) {
-	b.mu.RLock()
-	t, closed := b.topics[topic], b.closed
-	var parts []*Partition
-	if t != nil {
-		parts = slices.DeleteFunc(slices.Clone(t.partitions), func(p *Partition) bool { return p == nil })
-	}
-	b.mu.RUnlock()
-	switch {
-	case closed:
-		return nil, ErrBrokerClosed
-	case t == nil:
-		return nil, fmt.Errorf("topic %q: %w", topic, ErrUnknownTopicOrPartition)
+	parts, _, err := b.hosted.hostedOf(topic)
+	if err != nil {
+		return nil, err
 	}
 	out := []PartitionTiering{}
 	for _, p := range parts {

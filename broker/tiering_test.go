@@ -105,7 +105,7 @@ func TestTieredTopicIsReadBackFromTheBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	produceValues(t, b, "history", 0, 200)
-	p, _ := b.partition("history", 0)
+	p, _ := b.hosted.partition("history", 0)
 
 	// Uploads and local retention run in the background.
 	deadline := time.Now().Add(20 * time.Second)
@@ -192,7 +192,7 @@ func TestCorruptRemoteSegmentIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	produceValues(t, b, "fragile", 0, 60)
-	p, _ := b.partition("fragile", 0)
+	p, _ := b.hosted.partition("fragile", 0)
 	deadline := time.Now().Add(20 * time.Second)
 	for p.log.LogStartOffset() == 0 {
 		if time.Now().After(deadline) {
@@ -238,7 +238,7 @@ func TestRestoreTopicIntoANewCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	produceValues(t, first, "ledger", 0, 100)
-	p, _ := first.partition("ledger", 0)
+	p, _ := first.hosted.partition("ledger", 0)
 	deadline := time.Now().Add(20 * time.Second)
 	var uploaded int64
 	for {
@@ -269,7 +269,7 @@ func TestRestoreTopicIntoANewCluster(t *testing.T) {
 	if restored.Partitions[0].LeaderEpoch < 1 {
 		t.Fatalf("restored leader epoch %d, want above the uploader's 0", restored.Partitions[0].LeaderEpoch)
 	}
-	q, _ := second.partition("ledger", 0)
+	q, _ := second.hosted.partition("ledger", 0)
 	if q.LogEndOffset() != uploaded {
 		t.Fatalf("restored log ends at %d, want %d where the bucket's copy ends", q.LogEndOffset(), uploaded)
 	}
@@ -310,7 +310,7 @@ func TestDeleteRecordsReachesTheBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	produceValues(t, b, "ledger", 0, 200)
-	p, _ := b.partition("ledger", 0)
+	p, _ := b.hosted.partition("ledger", 0)
 	waitUntil(t, "most records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 100 })
 	before, _ := p.remoteManifest()
 
@@ -397,7 +397,7 @@ func TestRemoteReadsUsePooledBuffers(t *testing.T) {
 		t.Fatal(err)
 	}
 	produceValues(t, b, "pooled", 0, 100)
-	p, _ := b.partition("pooled", 0)
+	p, _ := b.hosted.partition("pooled", 0)
 	waitUntil(t, "records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 50 })
 	pool := &dirtyPool{}
 	kept := 0

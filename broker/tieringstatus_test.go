@@ -47,7 +47,7 @@ func TestTieringStatusAfterUploads(t *testing.T) {
 			t.Fatalf("after 20s: %+v", st)
 		}
 	}
-	p, _ := b.partition("history", 0)
+	p, _ := b.hosted.partition("history", 0)
 	m, _, found, err := tiering.LatestManifest(ctx, objects, tiering.Layout{Topic: "history", TopicID: p.topicID}, 0)
 	if err != nil || !found {
 		t.Fatalf("manifest in the bucket: found %v, %v", found, err)
