@@ -305,10 +305,10 @@ func replicaFetchEdgeCases() map[string][]byte {
 		return protowire.AppendTag(b, num, typ)
 	}
 	part := func(fields ...[]byte) []byte {
-		return protowire.AppendBytes(tag(nil, fieldReplicaPartitions, protowire.BytesType), bytes.Join(fields, nil))
+		return protowire.AppendBytes(tag(nil, fieldPartitionResults, protowire.BytesType), bytes.Join(fields, nil))
 	}
 	batches := func(s string) []byte {
-		return protowire.AppendString(tag(nil, fieldReplicaBatches, protowire.BytesType), s)
+		return protowire.AppendString(tag(nil, fieldResultBatches, protowire.BytesType), s)
 	}
 	varint := func(num protowire.Number, v uint64) []byte {
 		return protowire.AppendVarint(tag(nil, num, protowire.VarintType), v)
@@ -321,31 +321,31 @@ func replicaFetchEdgeCases() map[string][]byte {
 	group = tag(group, 20, protowire.EndGroupType)
 	fixed := protowire.AppendFixed64(tag(nil, 21, protowire.Fixed64Type), 1)
 	fixed32 := protowire.AppendFixed32(tag(nil, 22, protowire.Fixed32Type), 1)
-	topic := protowire.AppendString(tag(nil, fieldReplicaTopic, protowire.BytesType), "t")
+	topic := protowire.AppendString(tag(nil, fieldResultTopic, protowire.BytesType), "t")
 	return map[string][]byte{
-		"repeated scalars, last wins": part(topic, protowire.AppendString(tag(nil, fieldReplicaTopic, protowire.BytesType), "u"),
-			varint(fieldReplicaPartition, 1), varint(fieldReplicaPartition, 2), batches("first"), varint(fieldReplicaHighWater, 5),
-			batches("second"), varint(fieldReplicaHighWater, 6)),
+		"repeated scalars, last wins": part(topic, protowire.AppendString(tag(nil, fieldResultTopic, protowire.BytesType), "u"),
+			varint(fieldResultPartition, 1), varint(fieldResultPartition, 2), batches("first"), varint(fieldResultHighWater, 5),
+			batches("second"), varint(fieldResultHighWater, 6)),
 		"empty batches field after data": part(batches("data"), batches("")),
 		"nested messages merge": part(
 			nested(fieldReplicaDiverging, varint(1, 3)), nested(fieldReplicaDiverging, varint(2, 40)),
-			nested(fieldReplicaError, varint(1, 14)), nested(fieldReplicaError, protowire.AppendString(tag(nil, 3, protowire.BytesType), "R")),
+			nested(fieldResultError, varint(1, 14)), nested(fieldResultError, protowire.AppendString(tag(nil, 3, protowire.BytesType), "R")),
 			nested(fieldReplicaDiverging, varint(1, 4))),
 		"unknown fields kept": bytes.Join([][]byte{unknownVarint, group, fixed, part(unknownVarint, topic, fixed32, batches("x"), group)}, nil),
 		"known number, wrong wire type": bytes.Join([][]byte{
-			varint(fieldReplicaPartitions, 5),
-			part(varint(fieldReplicaBatches, 1), varint(fieldReplicaTopic, 2),
-				protowire.AppendString(tag(nil, fieldReplicaPartition, protowire.BytesType), "y"),
+			varint(fieldPartitionResults, 5),
+			part(varint(fieldResultBatches, 1), varint(fieldResultTopic, 2),
+				protowire.AppendString(tag(nil, fieldResultPartition, protowire.BytesType), "y"),
 				protowire.AppendFixed32(tag(nil, fieldReplicaDiverging, protowire.Fixed32Type), 1),
-				varint(fieldReplicaError, 3)),
+				varint(fieldResultError, 3)),
 		}, nil),
-		"int32 overflow truncates": part(varint(fieldReplicaPartition, 1<<40+5), varint(fieldReplicaHighWater, math.MaxUint64)),
-		"overlong varint":          part(append(tag(nil, fieldReplicaHighWater, protowire.VarintType), 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00)),
-		"truncated varint":         part(append(tag(nil, fieldReplicaHighWater, protowire.VarintType), 0x80)),
-		"truncated length":         append(tag(nil, fieldReplicaPartitions, protowire.BytesType), 10, 'a'),
-		"truncated batches":        part(append(tag(nil, fieldReplicaBatches, protowire.BytesType), 9, 1, 2)),
-		"invalid UTF-8 topic":      part(protowire.AppendString(tag(nil, fieldReplicaTopic, protowire.BytesType), "\xff\xfe")),
-		"invalid UTF-8 error":      part(nested(fieldReplicaError, protowire.AppendString(tag(nil, 2, protowire.BytesType), "\xff"))),
+		"int32 overflow truncates": part(varint(fieldResultPartition, 1<<40+5), varint(fieldResultHighWater, math.MaxUint64)),
+		"overlong varint":          part(append(tag(nil, fieldResultHighWater, protowire.VarintType), 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00)),
+		"truncated varint":         part(append(tag(nil, fieldResultHighWater, protowire.VarintType), 0x80)),
+		"truncated length":         append(tag(nil, fieldPartitionResults, protowire.BytesType), 10, 'a'),
+		"truncated batches":        part(append(tag(nil, fieldResultBatches, protowire.BytesType), 9, 1, 2)),
+		"invalid UTF-8 topic":      part(protowire.AppendString(tag(nil, fieldResultTopic, protowire.BytesType), "\xff\xfe")),
+		"invalid UTF-8 error":      part(nested(fieldResultError, protowire.AppendString(tag(nil, 2, protowire.BytesType), "\xff"))),
 		"bad diverging":            part(nested(fieldReplicaDiverging, []byte{0x08})),
 		"field number 0":           {0x00, 0x01},
 		"field number 0 nested":    part([]byte{0x00, 0x01}),
