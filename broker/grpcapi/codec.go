@@ -48,15 +48,22 @@ const (
 	fieldPartitionRecords   = 2
 	fieldPartitionBatches   = 3
 
-	fieldFetchPartitions  = 1
+	// FetchResponse and ReplicaFetchResponse hold their partition results
+	// as field 1, and FetchPartitionResult and ReplicaFetchPartitionResult
+	// number alike the fields they share, which lets one encoder write both
+	// (marshalResults).
+	fieldPartitionResults = 1
 	fieldResultTopic      = 1
 	fieldResultPartition  = 2
 	fieldResultHighWater  = 3
 	fieldResultLogStart   = 4
 	fieldResultBatches    = 5
-	fieldResultRecords    = 6
 	fieldResultError      = 7
-	fieldResultNextOffset = 8
+
+	// FetchPartitionResult's own; ReplicaFetchPartitionResult's are in
+	// replicawire.go.
+	fieldFetchRecords    = 6
+	fieldFetchNextOffset = 8
 )
 
 // protoCodec is gRPC's protobuf codec, registered by its package.

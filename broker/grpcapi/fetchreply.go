@@ -27,53 +27,148 @@ type fetchReply struct {
 	bufs []*[]byte
 }
 
-// marshal encodes the response exactly as proto.Marshal does (fields in
-// number order, zero values left out, unknown fields last), but with each
-// partition's record batches as a buffer of their own instead of a copy.
+// marshal encodes the response as marshalResults does.
 func (r *fetchReply) marshal() (mem.BufferSlice, error) {
 	if r == nil || r.FetchResponse == nil {
 		return mem.BufferSlice{mem.SliceBuffer(nil)}, nil
 	}
-	resp := r.FetchResponse
-	w := splitWriter{head: make([]byte, 0, 64*len(resp.Partitions)+16)}
-	for i, pr := range resp.Partitions {
-		size, err := resultSize(pr)
-		if err != nil {
-			return nil, err
-		}
-		w.head = protowire.AppendTag(w.head, fieldFetchPartitions, protowire.BytesType)
-		w.head = protowire.AppendVarint(w.head, uint64(size))
-		if pr == nil {
-			continue
-		}
-		if pr.Topic != "" {
-			w.head = protowire.AppendTag(w.head, fieldResultTopic, protowire.BytesType)
-			w.head = protowire.AppendString(w.head, pr.Topic)
-		}
-		w.varint(fieldResultPartition, uint64(int64(pr.Partition)))
-		w.varint(fieldResultHighWater, uint64(pr.HighWatermark))
-		w.varint(fieldResultLogStart, uint64(pr.LogStartOffset))
-		if len(pr.RecordBatches) > 0 {
-			w.head = protowire.AppendTag(w.head, fieldResultBatches, protowire.BytesType)
-			w.head = protowire.AppendVarint(w.head, uint64(len(pr.RecordBatches)))
-			w.batches(&pr.RecordBatches, bufAt(r.bufs, i))
-		}
+	out, err := marshalResults(fetchResults, r.FetchResponse, r.Partitions, r.pool, r.bufs)
+	if err != nil {
+		return nil, err
+	}
+	r.bufs = nil
+	return out, nil
+}
+
+// fetchResults writes FetchPartitionResult past the shared fields.
+var fetchResults = &resultKind[*stratav1.FetchPartitionResult]{
+	name: "FetchPartitionResult",
+	shared: func(pr *stratav1.FetchPartitionResult) sharedFields {
+		return sharedFields{pr.Topic, pr.Partition, pr.HighWatermark, pr.LogStartOffset, &pr.RecordBatches}
+	},
+	restSize: func(pr *stratav1.FetchPartitionResult) int {
+		n := 0
 		for _, rec := range pr.Records {
-			if w.head, err = appendMessage(w.head, fieldResultRecords, rec); err != nil {
+			n += messageSize(fieldFetchRecords, rec)
+		}
+		if pr.Error != nil {
+			n += messageSize(fieldResultError, pr.Error)
+		}
+		return n + varintSize(fieldFetchNextOffset, uint64(pr.NextOffset))
+	},
+	appendRest: func(b []byte, pr *stratav1.FetchPartitionResult) ([]byte, error) {
+		var err error
+		for _, rec := range pr.Records {
+			if b, err = appendMessage(b, fieldFetchRecords, rec); err != nil {
 				return nil, err
 			}
 		}
 		if pr.Error != nil {
-			if w.head, err = appendMessage(w.head, fieldResultError, pr.Error); err != nil {
+			if b, err = appendMessage(b, fieldResultError, pr.Error); err != nil {
 				return nil, err
 			}
 		}
-		w.varint(fieldResultNextOffset, uint64(pr.NextOffset))
-		w.head = append(w.head, pr.ProtoReflect().GetUnknown()...)
+		return appendVarintField(b, fieldFetchNextOffset, uint64(pr.NextOffset)), nil
+	},
+}
+
+// partitionResult is a FetchPartitionResult or a ReplicaFetchPartitionResult.
+// The two number their first five fields alike, topic to record_batches
+// (sharedFields), and differ after them.
+type partitionResult interface {
+	*stratav1.FetchPartitionResult | *stratav1.ReplicaFetchPartitionResult
+	proto.Message
+}
+
+// resultKind is what marshalResults needs to know of one kind of partition
+// result. Functions, not methods: the generated types cannot take methods,
+// and generic code cannot reach their fields.
+type resultKind[R partitionResult] struct {
+	name   string // the message, for errors
+	shared func(R) sharedFields
+	// restSize is the encoded size of the fields after record_batches,
+	// unknown ones left out, including the sizes of nested messages, which
+	// appendRest relies on (see appendMessage).
+	restSize   func(R) int
+	appendRest func(b []byte, r R) ([]byte, error)
+}
+
+// sharedFields are a partition result's fields 1 to 5.
+type sharedFields struct {
+	topic     string
+	partition int32
+	highWater int64
+	logStart  int64
+	// batches points into the message, so that finish can drop the batches
+	// it hands to gRPC.
+	batches *[]byte
+}
+
+// marshalResults encodes resp, whose one field is the partition results
+// (number fieldPartitionResults), exactly as proto.Marshal does (fields in
+// number order, zero values left out, unknown fields last), but with each
+// partition's record batches as a buffer of their own instead of a copy.
+// bufs[i], when not nil, is the buffer from pool whose prefix is the record
+// batches of results[i]: finish hands it to gRPC.
+func marshalResults[R partitionResult](kind *resultKind[R], resp proto.Message, results []R, pool mem.BufferPool, bufs []*[]byte) (mem.BufferSlice, error) {
+	w := splitWriter{head: make([]byte, 0, 64*len(results)+16)}
+	for i, pr := range results {
+		w.head = protowire.AppendTag(w.head, fieldPartitionResults, protowire.BytesType)
+		if pr == nil {
+			w.head = protowire.AppendVarint(w.head, 0) // proto writes a nil element as an empty one
+			continue
+		}
+		f := kind.shared(pr)
+		size, err := f.size(kind.name)
+		if err != nil {
+			return nil, err
+		}
+		unknown := pr.ProtoReflect().GetUnknown()
+		w.head = protowire.AppendVarint(w.head, uint64(size+kind.restSize(pr)+len(unknown)))
+		w.shared(f, bufAt(bufs, i))
+		if w.head, err = kind.appendRest(w.head, pr); err != nil {
+			return nil, err
+		}
+		w.head = append(w.head, unknown...)
 	}
 	w.head = append(w.head, resp.ProtoReflect().GetUnknown()...)
-	r.bufs = nil
-	return w.finish(r.pool), nil
+	return w.finish(pool), nil
+}
+
+// size is the encoded size of f. The topic is checked here, before anything
+// is written, as proto.Marshal refuses a string that is not UTF-8.
+func (f *sharedFields) size(msg string) (int, error) {
+	n := 0
+	if f.topic != "" {
+		if !utf8.ValidString(f.topic) {
+			return 0, fmt.Errorf("marshal %s: topic %q is not valid UTF-8", msg, f.topic)
+		}
+		n += protowire.SizeTag(fieldResultTopic) + protowire.SizeBytes(len(f.topic))
+	}
+	n += varintSize(fieldResultPartition, uint64(int64(f.partition)))
+	n += varintSize(fieldResultHighWater, uint64(f.highWater))
+	n += varintSize(fieldResultLogStart, uint64(f.logStart))
+	if len(*f.batches) > 0 {
+		n += protowire.SizeTag(fieldResultBatches) + protowire.SizeBytes(len(*f.batches))
+	}
+	return n, nil
+}
+
+// shared writes f, with its record batches as a buffer of their own: buf,
+// if not nil, is the pooled buffer they are in.
+func (w *splitWriter) shared(f sharedFields, buf *[]byte) {
+	if f.topic != "" {
+		w.head = protowire.AppendTag(w.head, fieldResultTopic, protowire.BytesType)
+		w.head = protowire.AppendString(w.head, f.topic)
+	}
+	w.head = appendVarintField(w.head, fieldResultPartition, uint64(int64(f.partition)))
+	w.head = appendVarintField(w.head, fieldResultHighWater, uint64(f.highWater))
+	w.head = appendVarintField(w.head, fieldResultLogStart, uint64(f.logStart))
+	if len(*f.batches) > 0 {
+		w.head = protowire.AppendTag(w.head, fieldResultBatches, protowire.BytesType)
+		w.head = protowire.AppendVarint(w.head, uint64(len(*f.batches)))
+		w.batches(f.batches, buf)
+	}
 }
 
 // bufAt is bufs[i], or nil beyond its end.
@@ -142,42 +237,14 @@ func (w *splitWriter) finish(pool mem.BufferPool) mem.BufferSlice {
 	return w.out
 }
 
-// varint appends a varint field unless it is zero, as proto3 does.
-func (w *splitWriter) varint(num protowire.Number, v uint64) {
-	if v != 0 {
-		w.head = protowire.AppendTag(w.head, num, protowire.VarintType)
-		w.head = protowire.AppendVarint(w.head, v)
+// appendVarintField appends a varint field unless it is zero, as proto3
+// does.
+func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
 	}
-}
-
-// resultSize is the encoded size of pr as proto.Size computes it, including
-// the sizes of nested messages, which appendMessage relies on.
-func resultSize(pr *stratav1.FetchPartitionResult) (int, error) {
-	if pr == nil {
-		return 0, nil
-	}
-	n := 0
-	if pr.Topic != "" {
-		if !utf8.ValidString(pr.Topic) {
-			return 0, fmt.Errorf("marshal FetchPartitionResult: topic %q is not valid UTF-8", pr.Topic)
-		}
-		n += protowire.SizeTag(fieldResultTopic) + protowire.SizeBytes(len(pr.Topic))
-	}
-	n += varintSize(fieldResultPartition, uint64(int64(pr.Partition)))
-	n += varintSize(fieldResultHighWater, uint64(pr.HighWatermark))
-	n += varintSize(fieldResultLogStart, uint64(pr.LogStartOffset))
-	if len(pr.RecordBatches) > 0 {
-		n += protowire.SizeTag(fieldResultBatches) + protowire.SizeBytes(len(pr.RecordBatches))
-	}
-	for _, rec := range pr.Records {
-		n += protowire.SizeTag(fieldResultRecords) + protowire.SizeBytes(proto.Size(rec))
-	}
-	if pr.Error != nil {
-		n += protowire.SizeTag(fieldResultError) + protowire.SizeBytes(proto.Size(pr.Error))
-	}
-	n += varintSize(fieldResultNextOffset, uint64(pr.NextOffset))
-	n += len(pr.ProtoReflect().GetUnknown())
-	return n, nil
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
 }
 
 func varintSize(num protowire.Number, v uint64) int {
@@ -185,6 +252,12 @@ func varintSize(num protowire.Number, v uint64) int {
 		return 0
 	}
 	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+}
+
+// messageSize is the encoded size of m as field num. proto.Size caches the
+// sizes of m's nested messages, for appendMessage.
+func messageSize(num protowire.Number, m proto.Message) int {
+	return protowire.SizeTag(num) + protowire.SizeBytes(proto.Size(m))
 }
 
 // appendMessage appends m as field num, the way gRPC's codec encodes a

@@ -24,18 +24,10 @@ import (
 // one fetch to the next, decoded by unmarshalReplicaFetch with
 // record_batches aliasing it. proto.Unmarshal would copy them once more.
 
-// Field numbers of ReplicaFetchResponse and ReplicaFetchPartitionResult in
-// strata.proto.
+// Field numbers of ReplicaFetchPartitionResult in strata.proto, beyond
+// those it shares with FetchPartitionResult (codec.go).
 const (
-	fieldReplicaPartitions = 1
-
-	fieldReplicaTopic     = 1
-	fieldReplicaPartition = 2
-	fieldReplicaHighWater = 3
-	fieldReplicaLogStart  = 4
-	fieldReplicaBatches   = 5
 	fieldReplicaDiverging = 6
-	fieldReplicaError     = 7
 	fieldReplicaReason    = 8
 )
 
@@ -49,82 +41,49 @@ type replicaFetchReply struct {
 	bufs []*[]byte
 }
 
-// marshal encodes the response exactly as proto.Marshal does, but with each
-// partition's record batches as a buffer of their own instead of a copy.
+// marshal encodes the response as marshalResults does.
 func (r *replicaFetchReply) marshal() (mem.BufferSlice, error) {
 	if r == nil || r.ReplicaFetchResponse == nil {
 		return mem.BufferSlice{mem.SliceBuffer(nil)}, nil
 	}
-	resp := r.ReplicaFetchResponse
-	w := splitWriter{head: make([]byte, 0, 64*len(resp.Partitions)+16)}
-	for i, pr := range resp.Partitions {
-		size, err := replicaResultSize(pr)
-		if err != nil {
-			return nil, err
-		}
-		w.head = protowire.AppendTag(w.head, fieldReplicaPartitions, protowire.BytesType)
-		w.head = protowire.AppendVarint(w.head, uint64(size))
-		if pr == nil {
-			continue
-		}
-		if pr.Topic != "" {
-			w.head = protowire.AppendTag(w.head, fieldReplicaTopic, protowire.BytesType)
-			w.head = protowire.AppendString(w.head, pr.Topic)
-		}
-		w.varint(fieldReplicaPartition, uint64(int64(pr.Partition)))
-		w.varint(fieldReplicaHighWater, uint64(pr.HighWatermark))
-		w.varint(fieldReplicaLogStart, uint64(pr.LogStartOffset))
-		if len(pr.RecordBatches) > 0 {
-			w.head = protowire.AppendTag(w.head, fieldReplicaBatches, protowire.BytesType)
-			w.head = protowire.AppendVarint(w.head, uint64(len(pr.RecordBatches)))
-			w.batches(&pr.RecordBatches, bufAt(r.bufs, i))
-		}
+	out, err := marshalResults(replicaResults, r.ReplicaFetchResponse, r.Partitions, r.pool, r.bufs)
+	if err != nil {
+		return nil, err
+	}
+	r.bufs = nil
+	return out, nil
+}
+
+// replicaResults writes ReplicaFetchPartitionResult past the shared fields.
+var replicaResults = &resultKind[*stratav1.ReplicaFetchPartitionResult]{
+	name: "ReplicaFetchPartitionResult",
+	shared: func(pr *stratav1.ReplicaFetchPartitionResult) sharedFields {
+		return sharedFields{pr.Topic, pr.Partition, pr.HighWatermark, pr.LogStartOffset, &pr.RecordBatches}
+	},
+	restSize: func(pr *stratav1.ReplicaFetchPartitionResult) int {
+		n := 0
 		if pr.DivergingEpoch != nil {
-			if w.head, err = appendMessage(w.head, fieldReplicaDiverging, pr.DivergingEpoch); err != nil {
+			n += messageSize(fieldReplicaDiverging, pr.DivergingEpoch)
+		}
+		if pr.Error != nil {
+			n += messageSize(fieldResultError, pr.Error)
+		}
+		return n + varintSize(fieldReplicaReason, uint64(int64(pr.ErrorReason)))
+	},
+	appendRest: func(b []byte, pr *stratav1.ReplicaFetchPartitionResult) ([]byte, error) {
+		var err error
+		if pr.DivergingEpoch != nil {
+			if b, err = appendMessage(b, fieldReplicaDiverging, pr.DivergingEpoch); err != nil {
 				return nil, err
 			}
 		}
 		if pr.Error != nil {
-			if w.head, err = appendMessage(w.head, fieldReplicaError, pr.Error); err != nil {
+			if b, err = appendMessage(b, fieldResultError, pr.Error); err != nil {
 				return nil, err
 			}
 		}
-		w.varint(fieldReplicaReason, uint64(int64(pr.ErrorReason)))
-		w.head = append(w.head, pr.ProtoReflect().GetUnknown()...)
-	}
-	w.head = append(w.head, resp.ProtoReflect().GetUnknown()...)
-	r.bufs = nil
-	return w.finish(r.pool), nil
-}
-
-// replicaResultSize is the encoded size of pr as proto.Size computes it,
-// including the sizes of nested messages, which appendMessage relies on.
-func replicaResultSize(pr *stratav1.ReplicaFetchPartitionResult) (int, error) {
-	if pr == nil {
-		return 0, nil
-	}
-	n := 0
-	if pr.Topic != "" {
-		if !utf8.ValidString(pr.Topic) {
-			return 0, fmt.Errorf("marshal ReplicaFetchPartitionResult: topic %q is not valid UTF-8", pr.Topic)
-		}
-		n += protowire.SizeTag(fieldReplicaTopic) + protowire.SizeBytes(len(pr.Topic))
-	}
-	n += varintSize(fieldReplicaPartition, uint64(int64(pr.Partition)))
-	n += varintSize(fieldReplicaHighWater, uint64(pr.HighWatermark))
-	n += varintSize(fieldReplicaLogStart, uint64(pr.LogStartOffset))
-	if len(pr.RecordBatches) > 0 {
-		n += protowire.SizeTag(fieldReplicaBatches) + protowire.SizeBytes(len(pr.RecordBatches))
-	}
-	if pr.DivergingEpoch != nil {
-		n += protowire.SizeTag(fieldReplicaDiverging) + protowire.SizeBytes(proto.Size(pr.DivergingEpoch))
-	}
-	if pr.Error != nil {
-		n += protowire.SizeTag(fieldReplicaError) + protowire.SizeBytes(proto.Size(pr.Error))
-	}
-	n += varintSize(fieldReplicaReason, uint64(int64(pr.ErrorReason)))
-	n += len(pr.ProtoReflect().GetUnknown())
-	return n, nil
+		return appendVarintField(b, fieldReplicaReason, uint64(int64(pr.ErrorReason))), nil
+	},
 }
 
 // replicaFetchReceive is what the replica client asks the codec to decode a
@@ -173,7 +132,7 @@ func unmarshalReplicaFetch(b []byte, resp *stratav1.ReplicaFetchResponse) error 
 		}
 		b = b[n:]
 		var m int
-		if num == fieldReplicaPartitions && typ == protowire.BytesType {
+		if num == fieldPartitionResults && typ == protowire.BytesType {
 			var v []byte
 			if v, m = protowire.ConsumeBytes(b); m >= 0 {
 				pr := &stratav1.ReplicaFetchPartitionResult{}
@@ -209,7 +168,7 @@ func unmarshalReplicaResult(b []byte, pr *stratav1.ReplicaFetchPartitionResult) 
 		b = b[n:]
 		var m int
 		switch {
-		case num == fieldReplicaTopic && typ == protowire.BytesType:
+		case num == fieldResultTopic && typ == protowire.BytesType:
 			var v []byte
 			if v, m = protowire.ConsumeBytes(b); m >= 0 {
 				if !utf8.Valid(v) {
@@ -217,19 +176,19 @@ func unmarshalReplicaResult(b []byte, pr *stratav1.ReplicaFetchPartitionResult) 
 				}
 				pr.Topic = string(v)
 			}
-		case num == fieldReplicaPartition && typ == protowire.VarintType:
+		case num == fieldResultPartition && typ == protowire.VarintType:
 			var x uint64
 			x, m = protowire.ConsumeVarint(b)
 			pr.Partition = int32(x)
-		case num == fieldReplicaHighWater && typ == protowire.VarintType:
+		case num == fieldResultHighWater && typ == protowire.VarintType:
 			var x uint64
 			x, m = protowire.ConsumeVarint(b)
 			pr.HighWatermark = int64(x)
-		case num == fieldReplicaLogStart && typ == protowire.VarintType:
+		case num == fieldResultLogStart && typ == protowire.VarintType:
 			var x uint64
 			x, m = protowire.ConsumeVarint(b)
 			pr.LogStartOffset = int64(x)
-		case num == fieldReplicaBatches && typ == protowire.BytesType:
+		case num == fieldResultBatches && typ == protowire.BytesType:
 			var v []byte
 			if v, m = protowire.ConsumeBytes(b); m >= 0 {
 				// Capacity clipped: an append to one partition's batches
@@ -251,7 +210,7 @@ func unmarshalReplicaResult(b []byte, pr *stratav1.ReplicaFetchPartitionResult) 
 					return fmt.Errorf("%w: ReplicaFetchPartitionResult.diverging_epoch: %v", errMalformed, err)
 				}
 			}
-		case num == fieldReplicaError && typ == protowire.BytesType:
+		case num == fieldResultError && typ == protowire.BytesType:
 			var v []byte
 			if v, m = protowire.ConsumeBytes(b); m >= 0 {
 				if pr.Error == nil {
