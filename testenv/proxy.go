@@ -78,6 +78,12 @@ type proxyConn struct {
 	// severed is set (under Proxy.mu) when the proxy resets the connection;
 	// it stays listed until its goroutines finish, but no longer counts.
 	severed bool
+	// dialling is set (under Proxy.mu) while the proxy connects pc to the
+	// target. The client's handshake with the proxy is done by then, so to
+	// the client the connection is established and a block resets it like a
+	// forwarding one; otherwise a connection made just before a block would
+	// be held, and its client would see silence instead of a reset.
+	dialling bool
 
 	srcOnce sync.Once
 	src     string // set by srcOnce
@@ -203,7 +209,7 @@ func (p *Proxy) BlockSource(src string) {
 	var victims []*proxyConn
 	p.mu.Lock()
 	for _, pc := range all {
-		if pc.server != nil && pc.identified && pc.src == src {
+		if (pc.server != nil || pc.dialling) && pc.identified && pc.src == src {
 			victims = append(victims, pc)
 		}
 	}
@@ -303,7 +309,7 @@ func (p *Proxy) severForwarding() int {
 	p.broadcastLocked()
 	var victims []*proxyConn
 	for pc := range p.conns {
-		if pc.server != nil {
+		if pc.server != nil || pc.dialling {
 			victims = append(victims, pc)
 		}
 	}
@@ -371,6 +377,9 @@ func (p *Proxy) handle(pc *proxyConn) {
 		d := net.Dialer{Timeout: proxyDialTimeout}
 		conn, err := d.DialContext(p.ctx, "tcp", target)
 		if err != nil {
+			p.mu.Lock()
+			pc.dialling = false
+			p.mu.Unlock()
 			// Closing the client is the nearest a proxy comes to the
 			// refusal the client would have met without it.
 			p.logger.Debug("proxy dial", "target", target, "err", err)
@@ -379,7 +388,10 @@ func (p *Proxy) handle(pc *proxyConn) {
 		}
 		server := conn.(*net.TCPConn)
 		p.mu.Lock()
-		if p.closed {
+		pc.dialling = false
+		if p.closed || pc.severed {
+			// Severed while dialling: the client was reset with the
+			// forwarding connections.
 			p.mu.Unlock()
 			reset(server)
 			return
@@ -408,6 +420,7 @@ func (p *Proxy) awaitAllowed(pc *proxyConn) bool {
 		}
 		ok, needID := p.allowedLocked(pc)
 		if ok {
+			pc.dialling = true
 			p.mu.Unlock()
 			return true
 		}
