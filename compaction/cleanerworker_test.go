@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/strata-broker/strata/internal/await"
 )
 
 func newCleanerWorker(t *testing.T, h *fakeHost, cfg CleanerConfig) *CleanerWorker {
@@ -47,7 +49,7 @@ func TestCleanerWorkerRollsAnIdleActiveSegment(t *testing.T) {
 		t.Fatalf("%d segments before max.compaction.lag.ms passed, want the active one only", n)
 	}
 	clock.advance(2 * time.Minute) // the records are now older than the lag
-	waitFor(t, "the idle segment to be rolled and compacted", func() bool {
+	await.True(t, 10*time.Second, "the idle segment to be rolled and compacted", func() bool {
 		w.cleanDirtiest(ctx)
 		return r.log.CleanerOffset() == int64(keys*rounds)
 	})
@@ -167,7 +169,7 @@ func TestCleanerWorkerRunAndClose(t *testing.T) {
 	w := newCleanerWorker(t, h, CleanerConfig{})
 	done := make(chan error, 1)
 	go func() { done <- w.Run(context.Background()) }()
-	waitFor(t, "the worker to clean", func() bool { return r.log.CleanerOffset() > 0 })
+	await.True(t, 10*time.Second, "the worker to clean", func() bool { return r.log.CleanerOffset() > 0 })
 	w.Close()
 	select {
 	case err := <-done:

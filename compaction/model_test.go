@@ -367,6 +367,8 @@ func TestReaderDuringSwaps(t *testing.T) {
 	for i := range 5 {
 		// Each pass starts while a read is under way, after at least one
 		// more read completed.
+		// A tight spin, not internal/await: its 10 ms poll would let
+		// several reads go by.
 		for n := readsDone.Load(); readsDone.Load() == n && !readerExited.Load(); {
 			time.Sleep(100 * time.Microsecond)
 		}

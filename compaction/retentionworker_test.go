@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/strata-broker/strata/internal/await"
 )
 
 // newRetentionWorker runs nothing: the tests call Round themselves, or Run.
@@ -245,7 +247,7 @@ func TestRetentionWorkerRunAndClose(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(context.Background()) }()
 	clock.advance(time.Hour)
-	waitFor(t, "the worker to apply retention", func() bool { return r.log.LogStartOffset() == 30 })
+	await.True(t, 10*time.Second, "the worker to apply retention", func() bool { return r.log.LogStartOffset() == 30 })
 	if err := w.Run(context.Background()); !errors.Is(err, errRunning) {
 		t.Fatalf("second Run: %v, want %v", err, errRunning)
 	}

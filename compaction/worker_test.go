@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
@@ -177,17 +176,5 @@ func appendBatch(t *testing.T, l *partlog.Log, clock *testClock, recs ...record.
 	}
 	if _, err := l.Append(append([]byte(nil), batch...), 1); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

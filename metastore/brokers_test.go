@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/strata-broker/strata/internal/await"
 )
 
 func brokerIDs(t *testing.T, s *Store) []int32 {
@@ -103,7 +105,7 @@ func TestBrokerRegistrationExpires(t *testing.T) {
 	if !errors.Is(r.Err(), context.Canceled) {
 		t.Errorf("Err = %v, want context.Canceled", r.Err())
 	}
-	waitFor(t, 10*time.Second, "broker key to expire", func() bool { return len(brokerIDs(t, s)) == 0 })
+	await.True(t, 10*time.Second, "broker key to expire", func() bool { return len(brokerIDs(t, s)) == 0 })
 }
 
 func TestRegistrationReportsLostLease(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -306,7 +307,7 @@ func TestClusterIsolateAndHeal(t *testing.T) {
 	}
 	recoverBroker(t, c, cli, b)
 	waitRegistered(t, c, cli, 2, true)
-	pollUntil(t, 10*time.Second, "broker 2 to answer through its proxy after Heal", func() error { return probe(b.GRPCAddr()) })
+	await.NoError(t, 10*time.Second, "broker 2 to answer through its proxy after Heal", func() error { return probe(b.GRPCAddr()) })
 }
 
 // Isolate also cuts what the isolated broker itself opens to the others: a
@@ -324,7 +325,7 @@ func TestClusterIsolateCutsReplicaFetches(t *testing.T) {
 		t.Fatal(err)
 	}
 	var leader, follower *testenv.Broker
-	pollUntil(t, 30*time.Second, "a leader and a full ISR", func() error {
+	await.NoError(t, 30*time.Second, "a leader and a full ISR", func() error {
 		resp, err := api.DescribeTopic(ctx, &stratav1.DescribeTopicRequest{Name: "iso"})
 		if err != nil {
 			return err
@@ -339,7 +340,7 @@ func TestClusterIsolateCutsReplicaFetches(t *testing.T) {
 	})
 	src := fmt.Sprintf("broker-%d", follower.ID())
 	fetching := func() int { return leader.InboundProxy().ForwardingBySource()[src] }
-	pollUntil(t, 30*time.Second, fmt.Sprintf("broker %d's fetches to reach leader %d through its proxy", follower.ID(), leader.ID()), func() error {
+	await.NoError(t, 30*time.Second, fmt.Sprintf("broker %d's fetches to reach leader %d through its proxy", follower.ID(), leader.ID()), func() error {
 		if n := fetching(); n == 0 {
 			return fmt.Errorf("connections by source: %v", leader.InboundProxy().ForwardingBySource())
 		}
@@ -361,7 +362,7 @@ func TestClusterIsolateCutsReplicaFetches(t *testing.T) {
 
 	follower.Heal()
 	recoverBroker(t, c, cli, follower)
-	pollUntil(t, 30*time.Second, fmt.Sprintf("broker %d to fetch from leader %d again", follower.ID(), leader.ID()), func() error {
+	await.NoError(t, 30*time.Second, fmt.Sprintf("broker %d to fetch from leader %d again", follower.ID(), leader.ID()), func() error {
 		if n := fetching(); n == 0 {
 			return fmt.Errorf("connections by source: %v", leader.InboundProxy().ForwardingBySource())
 		}
@@ -425,7 +426,7 @@ func TestTestenvCommandRunsUntilInterrupted(t *testing.T) {
 		cmd.Process.Kill()
 		<-exited
 	})
-	pollUntil(t, time.Minute, "strata testenv to be ready", func() error {
+	await.NoError(t, time.Minute, "strata testenv to be ready", func() error {
 		select {
 		case err := <-exited:
 			exited <- err
@@ -501,7 +502,7 @@ func (b *syncBuffer) String() string {
 // exit today; they are to re-register instead, and then this only waits.
 func recoverBroker(t *testing.T, c *testenv.Cluster, cli *clientv3.Client, b *testenv.Broker) {
 	t.Helper()
-	pollUntil(t, expiryTimeout, fmt.Sprintf("broker %d to register again or exit", b.ID()), func() error {
+	await.NoError(t, expiryTimeout, fmt.Sprintf("broker %d to register again or exit", b.ID()), func() error {
 		if !b.Running() {
 			return nil
 		}
@@ -610,7 +611,7 @@ func waitRegistered(t *testing.T, c *testenv.Cluster, cli *clientv3.Client, id i
 	if want {
 		what = fmt.Sprintf("broker %d to be registered", id)
 	}
-	pollUntil(t, expiryTimeout, what, func() error {
+	await.NoError(t, expiryTimeout, what, func() error {
 		regs, err := registrations(t.Context(), cli, c.EtcdPrefix())
 		if err != nil {
 			return err
@@ -621,22 +622,6 @@ func waitRegistered(t *testing.T, c *testenv.Cluster, cli *clientv3.Client, id i
 		return nil
 	})
 	t.Logf("waited %v for %s", time.Since(start).Round(time.Millisecond), what)
-}
-
-// pollUntil polls cond until it returns nil, failing t after timeout.
-func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s: %v", timeout, what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // s3Client is a MinIO client whose idle connections close with the test.

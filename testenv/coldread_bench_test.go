@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -68,11 +69,11 @@ func BenchmarkColdRead(b *testing.B) {
 	cl.Close()
 	var remoteEnd int64
 	s3 := c.MinIO().S3()
-	waitFor(b, 5*time.Minute, func() bool {
+	await.True(b, 5*time.Minute, "the bucket to hold the records", func() bool {
 		m, err := readBucketManifest(b, c, "cold", 0)
 		remoteEnd = m.EndOffset()
 		return err == nil && remoteEnd >= int64(records)*7/8
-	}, "the bucket to hold the records")
+	})
 	m, err := readBucketManifest(b, c, "cold", 0)
 	if err != nil {
 		b.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/testenv"
 )
@@ -135,7 +136,7 @@ func TestCompactedTopicLocallyAndInTheBucket(t *testing.T) {
 			t.Logf("last seen: %s", state)
 		}
 	}()
-	waitFor(t, 2*time.Minute, func() bool {
+	await.True(t, 2*time.Minute, "the topic to be compacted on the leader's disk and in the bucket", func() bool {
 		local, _ = localRecords()
 		m, err := readBucketManifest(t, c, "stock", 0)
 		if err == nil && m.EndOffset() >= total*9/10 {
@@ -148,7 +149,7 @@ func TestCompactedTopicLocallyAndInTheBucket(t *testing.T) {
 			last = state
 		}
 		return err == nil && m.EndOffset() >= total*9/10 && local <= keys*11/10 && remote <= keys*11/10
-	}, "the topic to be compacted on the leader's disk and in the bucket")
+	})
 	t.Logf("%d records produced; %d on the leader's disk, %d in the bucket", total, local, remote)
 	if len(remoteKeys) < keys*9/10 {
 		t.Fatalf("the bucket holds %d distinct keys, want most of the %d", len(remoteKeys), keys)

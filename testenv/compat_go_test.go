@@ -15,6 +15,8 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-broker/strata/internal/await"
 )
 
 // The Go clients of the Kafka client matrix (TestKafkaClientMatrix): each
@@ -22,27 +24,6 @@ import (
 // back by explicit partition (no group), checks ListOffsets, consumes the
 // topic through a consumer group (compatCheckGroup) and deletes the topic,
 // reporting each capability through a compatReport.
-
-// compatPoll waits for cond with a deadline; topics appear and disappear
-// from metadata asynchronously.
-func compatPoll(ctx context.Context, d time.Duration, cond func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	for {
-		ok, err := cond()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			if err == nil {
-				err = ctx.Err()
-			}
-			return err
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
 
 // compatTimes are the timestamps the by-time ListOffsets asks for: one
 // before the produce and one well after it.
@@ -76,22 +57,22 @@ func runFranzGo(ctx context.Context, env compatEnv, r *compatReport) {
 	})
 	r.check(capMetadata, func() (string, error) {
 		var md kadm.Metadata
-		err := compatPoll(ctx, 20*time.Second, func() (bool, error) {
+		err := await.Poll(20*time.Second, func() error {
 			var err error
 			md, err = adm.Metadata(ctx)
 			if err != nil {
-				return false, err
+				return err
 			}
 			td, ok := md.Topics[topic]
 			if !ok || td.Err != nil || len(td.Partitions) != compatPartitions {
-				return false, fmt.Errorf("topic %s in metadata: %+v", topic, td)
+				return fmt.Errorf("topic %s in metadata: %+v", topic, td)
 			}
 			for _, p := range td.Partitions {
 				if p.Err != nil || !slices.Contains(md.Brokers.NodeIDs(), p.Leader) {
-					return false, fmt.Errorf("partition %d: leader %d, error %v", p.Partition, p.Leader, p.Err)
+					return fmt.Errorf("partition %d: leader %d, error %v", p.Partition, p.Leader, p.Err)
 				}
 			}
-			return true, nil
+			return nil
 		})
 		if err != nil {
 			return "", err
@@ -210,9 +191,12 @@ func runFranzGo(ctx context.Context, env compatEnv, r *compatReport) {
 		if err != nil {
 			return "", fmt.Errorf("DeleteTopics: %w", err)
 		}
-		err = compatPoll(ctx, 20*time.Second, func() (bool, error) {
+		err = await.Poll(20*time.Second, func() error {
 			td, err := adm.ListTopics(ctx)
-			return err == nil && !td.Has(topic), err
+			if err == nil && td.Has(topic) {
+				err = errors.New("still listed")
+			}
+			return err
 		})
 		if err != nil {
 			return "", fmt.Errorf("%s still listed after DeleteTopics: %v", topic, err)
@@ -270,37 +254,37 @@ func runSarama(ctx context.Context, env compatEnv, r *compatReport) {
 			return "", fmt.Errorf("brokers %v (want %d), controller %d", ids, env.brokers, controller)
 		}
 		var leaders []int32
-		err = compatPoll(ctx, 20*time.Second, func() (bool, error) {
+		err = await.Poll(20*time.Second, func() error {
 			tms, err := admin.DescribeTopics([]string{topic})
 			if err != nil {
-				return false, err
+				return err
 			}
 			if len(tms) != 1 || !errors.Is(tms[0].Err, sarama.ErrNoError) || len(tms[0].Partitions) != compatPartitions {
-				return false, fmt.Errorf("topic %s: %+v", topic, tms)
+				return fmt.Errorf("topic %s: %+v", topic, tms)
 			}
 			leaders = leaders[:0]
 			for _, p := range tms[0].Partitions {
 				if !slices.Contains(ids, p.Leader) {
-					return false, fmt.Errorf("partition %d has leader %d", p.ID, p.Leader)
+					return fmt.Errorf("partition %d has leader %d", p.ID, p.Leader)
 				}
 				leaders = append(leaders, p.Leader)
 			}
-			return true, nil
+			return nil
 		})
 		if err != nil {
 			return "", err
 		}
 		// ListTopics asks any broker for all topics; one that has not yet
 		// seen the creation through its etcd watch lists it a moment later.
-		err = compatPoll(ctx, 10*time.Second, func() (bool, error) {
+		err = await.Poll(10*time.Second, func() error {
 			listed, err := admin.ListTopics()
 			if err != nil {
-				return false, fmt.Errorf("ListTopics: %w", err)
+				return fmt.Errorf("ListTopics: %w", err)
 			}
 			if _, ok := listed[topic]; !ok {
-				return false, fmt.Errorf("ListTopics does not list %s", topic)
+				return fmt.Errorf("ListTopics does not list %s", topic)
 			}
-			return true, nil
+			return nil
 		})
 		if err != nil {
 			return "", err
@@ -341,16 +325,19 @@ func runSarama(ctx context.Context, env compatEnv, r *compatReport) {
 		// sarama produces with acks=1: the high watermark (what consumers may
 		// read, and what OffsetNewest reports) passes the records once the
 		// followers have them, a moment after the acknowledgement.
-		err = compatPoll(ctx, 20*time.Second, func() (bool, error) {
+		err = await.Poll(20*time.Second, func() error {
 			total := int64(0)
 			for p := range int32(compatPartitions) {
 				end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
 				if err != nil {
-					return false, err
+					return err
 				}
 				total += end
 			}
-			return total == int64(len(compatExpected())), nil
+			if want := int64(len(compatExpected())); total != want {
+				return fmt.Errorf("high watermarks add up to %d, want %d", total, want)
+			}
+			return nil
 		})
 		if err != nil {
 			return "", fmt.Errorf("high watermarks never reached the records produced: %w", err)
@@ -431,10 +418,12 @@ func runSarama(ctx context.Context, env compatEnv, r *compatReport) {
 		if err := admin.DeleteTopic(topic); err != nil {
 			return "", fmt.Errorf("DeleteTopic: %w", err)
 		}
-		err := compatPoll(ctx, 20*time.Second, func() (bool, error) {
+		err := await.Poll(20*time.Second, func() error {
 			listed, err := admin.ListTopics()
-			_, ok := listed[topic]
-			return err == nil && !ok, err
+			if _, ok := listed[topic]; err == nil && ok {
+				err = errors.New("still listed")
+			}
+			return err
 		})
 		if err != nil {
 			return "", fmt.Errorf("%s still listed after DeleteTopic: %v", topic, err)
@@ -471,11 +460,11 @@ func runKafkaGo(ctx context.Context, env compatEnv, r *compatReport) {
 	r.check(capMetadata, func() (string, error) {
 		var md *kafka.MetadataResponse
 		var ids []int
-		err := compatPoll(ctx, 20*time.Second, func() (bool, error) {
+		err := await.Poll(20*time.Second, func() error {
 			var err error
 			md, err = client.Metadata(ctx, &kafka.MetadataRequest{})
 			if err != nil {
-				return false, err
+				return err
 			}
 			ids = ids[:0]
 			for _, b := range md.Brokers {
@@ -483,17 +472,17 @@ func runKafkaGo(ctx context.Context, env compatEnv, r *compatReport) {
 			}
 			i := slices.IndexFunc(md.Topics, func(t kafka.Topic) bool { return t.Name == topic })
 			if i < 0 {
-				return false, fmt.Errorf("metadata does not list %s", topic)
+				return fmt.Errorf("metadata does not list %s", topic)
 			}
 			if t := md.Topics[i]; t.Error != nil || len(t.Partitions) != compatPartitions {
-				return false, fmt.Errorf("topic %s: error %v, %d partitions", topic, t.Error, len(t.Partitions))
+				return fmt.Errorf("topic %s: error %v, %d partitions", topic, t.Error, len(t.Partitions))
 			}
 			for _, p := range md.Topics[i].Partitions {
 				if p.Error != nil || !slices.Contains(ids, p.Leader.ID) {
-					return false, fmt.Errorf("partition %d: leader %d, error %v", p.ID, p.Leader.ID, p.Error)
+					return fmt.Errorf("partition %d: leader %d, error %v", p.ID, p.Leader.ID, p.Error)
 				}
 			}
-			return true, nil
+			return nil
 		})
 		if err != nil {
 			return "", err
@@ -651,14 +640,17 @@ func runKafkaGo(ctx context.Context, env compatEnv, r *compatReport) {
 			return "", fmt.Errorf("WriteMessages (acks=0): %w", err)
 		}
 		var end []int64
-		err = compatPoll(ctx, 10*time.Second, func() (bool, error) {
+		err = await.Poll(10*time.Second, func() error {
 			var err error
 			_, end, err = endOffsets()
 			var n int64
 			for p := range end {
 				n += end[p] - start[p]
 			}
-			return err == nil && n >= int64(len(recs)), err
+			if err == nil && n < int64(len(recs)) {
+				err = fmt.Errorf("%d of %d records", n, len(recs))
+			}
+			return err
 		})
 		if err != nil {
 			return "", fmt.Errorf("end offsets %v after 5 acks=0 records (before: %v): %v", end, start, err)
@@ -694,12 +686,15 @@ func runKafkaGo(ctx context.Context, env compatEnv, r *compatReport) {
 		if err != nil {
 			return "", fmt.Errorf("DeleteTopics: %w", err)
 		}
-		err = compatPoll(ctx, 20*time.Second, func() (bool, error) {
+		err = await.Poll(20*time.Second, func() error {
 			md, err := client.Metadata(ctx, &kafka.MetadataRequest{})
 			if err != nil {
-				return false, err
+				return err
 			}
-			return !slices.ContainsFunc(md.Topics, func(t kafka.Topic) bool { return t.Name == topic }), nil
+			if slices.ContainsFunc(md.Topics, func(t kafka.Topic) bool { return t.Name == topic }) {
+				return errors.New("still listed")
+			}
+			return nil
 		})
 		if err != nil {
 			return "", fmt.Errorf("%s still listed after DeleteTopics: %v", topic, err)

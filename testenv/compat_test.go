@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -203,20 +204,16 @@ func compatInstall(t *testing.T) {
 // rather than as a timeout in every client.
 func compatWaitListening(t *testing.T, addrs []string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for _, addr := range addrs {
-		for {
+	await.NoError(t, 15*time.Second, "a Kafka listener on every broker", func() error {
+		for _, addr := range addrs {
 			conn, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				conn.Close()
-				break
+			if err != nil {
+				return fmt.Errorf("no Kafka listener at %s (the brokers' --kafka-addr): %v", addr, err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no Kafka listener at %s (the brokers' --kafka-addr): %v", addr, err)
-			}
-			time.Sleep(100 * time.Millisecond)
+			conn.Close()
 		}
-	}
+		return nil
+	})
 }
 
 // compatCreateTopic creates env.topic with kadm for a client that cannot.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/api/client"
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -71,14 +72,14 @@ func BenchmarkLeaderFailover(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		waitFor(b, 60*time.Second, func() bool { l, isr := leader(); return l > 0 && len(isr) == 3 }, "a whole ISR")
+		await.True(b, 60*time.Second, "a whole ISR", func() bool { l, isr := leader(); return l > 0 && len(isr) == 3 })
 		time.Sleep(500 * time.Millisecond) // let acknowledgements flow again
 		old, _ := leader()
 		b.StartTimer()
 		t0 := time.Now()
 		c.Broker(old).Kill()
 		var at time.Time
-		waitFor(b, 60*time.Second, func() bool {
+		await.True(b, 60*time.Second, "an acknowledgement after the kill", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, a := range acked {
@@ -88,7 +89,7 @@ func BenchmarkLeaderFailover(b *testing.B) {
 				}
 			}
 			return false
-		}, "an acknowledgement after the kill")
+		})
 		b.StopTimer()
 		failovers = append(failovers, at.Sub(t0))
 		if err := c.Broker(old).Start(ctx); err != nil {

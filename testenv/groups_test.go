@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -58,21 +59,21 @@ func groupsCreateTopic(ctx context.Context, t *testing.T, adm *kadm.Client, topi
 	if err != nil {
 		t.Fatalf("create %s: %v", topic, err)
 	}
-	err = compatPoll(ctx, 20*time.Second, func() (bool, error) {
+	err = await.Poll(20*time.Second, func() error {
 		md, err := adm.Metadata(ctx, topic)
 		if err != nil {
-			return false, err
+			return err
 		}
 		td := md.Topics[topic]
 		if td.Err != nil || len(td.Partitions) != int(partitions) {
-			return false, fmt.Errorf("%s in metadata: %+v", topic, td)
+			return fmt.Errorf("%s in metadata: %+v", topic, td)
 		}
 		for _, p := range td.Partitions {
 			if p.Err != nil || p.Leader < 0 {
-				return false, fmt.Errorf("%s partition %d: leader %d, %v", topic, p.Partition, p.Leader, p.Err)
+				return fmt.Errorf("%s partition %d: leader %d, %v", topic, p.Partition, p.Leader, p.Err)
 			}
 		}
-		return true, nil
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -846,7 +847,12 @@ func TestGroupMembersJoinAndLeave(t *testing.T) {
 		join()
 	}
 	start := time.Now()
-	if err := compatPoll(ctx, 30*time.Second, func() (bool, error) { return onePartitionEach(), nil }); err != nil {
+	if err := await.Poll(30*time.Second, func() error {
+		if !onePartitionEach() {
+			return errors.New("not one partition each")
+		}
+		return nil
+	}); err != nil {
 		fail("4 members on 4 partitions: not one partition each within 30s: %s", describe())
 	}
 	t.Logf("one partition each after %v: %s", time.Since(start).Round(time.Millisecond), describe())
@@ -868,7 +874,7 @@ func TestGroupMembersJoinAndLeave(t *testing.T) {
 			}
 		}
 	}()
-	pause := func() { time.Sleep(1500 * time.Millisecond) }
+	pause := func() { time.Sleep(1500 * time.Millisecond) } // let each churn step play out under load
 	pause()
 	leave(0)
 	pause()
@@ -904,14 +910,17 @@ func TestGroupMembersJoinAndLeave(t *testing.T) {
 	var missing []string
 	var committed []int64
 	settle := time.Now()
-	err = compatPoll(ctx, 30*time.Second, func() (bool, error) {
+	err = await.Poll(30*time.Second, func() error {
 		missing = tr.missing(want)
 		got, err := groupsCommitted(ctx, adm, group, topic, partitions)
 		if err != nil {
-			return false, err
+			return err
 		}
 		committed = got
-		return len(missing) == 0 && slices.Equal(committed, end) && onePartitionEach(), nil
+		if len(missing) > 0 || !slices.Equal(committed, end) || !onePartitionEach() {
+			return errors.New("not settled")
+		}
+		return nil
 	})
 	if err != nil {
 		fail("30s after the churn: %d records never processed (first %v), committed %v, end offsets %v, assignment %s: %v",
@@ -989,22 +998,22 @@ func TestGroupSurvivesCoordinatorDeath(t *testing.T) {
 	caughtUp := func(want []string, d time.Duration) (committed []int64, err error) {
 		var end []int64
 		var missing []string
-		err = compatPoll(ctx, d, func() (bool, error) {
+		err = await.Poll(d, func() error {
 			missing = tr.missing(want)
 			if len(missing) > 0 {
-				return false, fmt.Errorf("%d records not processed yet", len(missing))
+				return fmt.Errorf("%d records not processed yet", len(missing))
 			}
 			var err error
 			if end, err = groupsEndOffsets(ctx, adm, topic, partitions); err != nil {
-				return false, err
+				return err
 			}
 			if committed, err = groupsCommitted(ctx, adm, group, topic, partitions); err != nil {
-				return false, err
+				return err
 			}
 			if !slices.Equal(committed, end) {
-				return false, fmt.Errorf("committed %v, end offsets %v", committed, end)
+				return fmt.Errorf("committed %v, end offsets %v", committed, end)
 			}
-			return true, nil
+			return nil
 		})
 		return committed, err
 	}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/testenv"
 )
@@ -297,9 +298,9 @@ func (p *producer) produceUntilKilled(kill func(), afterRequests int64, inflight
 		defer close(done)
 		p.produce(ctx, -1, inflight)
 	}()
-	defer func() { cancel(); <-done }() // also when waitFor fails the test
+	defer func() { cancel(); <-done }() // also when the wait fails the test
 	target := p.requests.Load() + afterRequests
-	waitFor(p.t, 60*time.Second, func() bool { return p.requests.Load() >= target }, "stream to make progress")
+	await.True(p.t, 60*time.Second, "stream to make progress", func() bool { return p.requests.Load() >= target })
 	p.crashing.Store(true)
 	acked := p.led.ackedCount()
 	kill()
@@ -308,22 +309,6 @@ func (p *producer) produceUntilKilled(kill func(), afterRequests int64, inflight
 	p.crashing.Store(false)
 	p.t.Logf("killed the broker mid-stream: %d records acknowledged before the kill, %d in all; %d requests failed",
 		acked, p.led.ackedCount(), p.failures.Load())
-}
-
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
 }
 
 // fetched is what fetchFrom read from one partition.

@@ -63,7 +63,7 @@ func TestKafkaProducerFollowsFailover(t *testing.T) {
 				}
 				acked[string(r.Value)] = true
 			})
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond) // pace the load
 		}
 	}
 	ackedCount := func() int {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-broker/strata/internal/await"
 )
 
 // echoServer echoes every line it reads until the peer half-closes, then
@@ -109,7 +111,7 @@ func TestProxyBlockSeversThenHoldsUntilUnblock(t *testing.T) {
 	if got, err := roundTrip(held, "b", 200*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("round trip while blocked: %q, %v; want a timeout", got, err)
 	}
-	waitUntil(t, "the proxy to hold the connection", func() bool { return p.Stats().Held == 1 })
+	await.True(t, 5*time.Second, "the proxy to hold the connection", func() bool { return p.Stats().Held == 1 })
 
 	p.Unblock()
 	held.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -206,7 +208,7 @@ func TestProxyCloseEndsEverything(t *testing.T) {
 	}
 	p.Block()
 	dialTCP(t, p.Addr())
-	waitUntil(t, "a held connection", func() bool { return p.Stats().Held == 1 })
+	await.True(t, 5*time.Second, "a held connection", func() bool { return p.Stats().Held == 1 })
 	done := make(chan error, 1)
 	go func() { done <- p.Close() }()
 	select {
@@ -247,17 +249,6 @@ func TestPeerPIDFindsTheProcessThatConnected(t *testing.T) {
 	}
 	if got := peerPID(accepted, []int{1 << 30}); got != 0 {
 		t.Errorf("peerPID among other processes = %d, want 0", got)
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

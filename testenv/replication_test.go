@@ -18,6 +18,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker/server"
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/testenv"
 )
@@ -94,7 +95,7 @@ func (r *router) refresh() {
 	r.mu.Lock()
 	if time.Since(r.refreshed) < 20*time.Millisecond {
 		r.mu.Unlock()
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // refreshed a moment ago: pace the callers that loop on refresh
 		return
 	}
 	r.refreshed = time.Now()
@@ -206,7 +207,7 @@ func startLoad(t testing.TB, c *testenv.Cluster, topic string, partitions int32)
 	}()
 	stop := func() { cancel(); <-done }
 	t.Cleanup(stop)
-	waitFor(t, 30*time.Second, func() bool { return led.ackedCount() >= 5*batchRecords }, "the producer to get going")
+	await.True(t, 30*time.Second, "the producer to get going", func() bool { return led.ackedCount() >= 5*batchRecords })
 	return r, led, prod, stop
 }
 
@@ -252,18 +253,18 @@ func TestReplicatedTopicSurvivesLeaderFaults(t *testing.T) {
 				t.Fatalf("%s broker %d: %v", f.name, old, err)
 			}
 			var at time.Time
-			waitFor(t, 60*time.Second, func() bool {
+			await.True(t, 60*time.Second, fmt.Sprintf("a produce acknowledged by a new leader after %s of broker %d", f.name, old), func() bool {
 				var ok bool
 				at, ok = prod.firstAckAfter(0, old, t0)
 				return ok
-			}, fmt.Sprintf("a produce acknowledged by a new leader after %s of broker %d", f.name, old))
+			})
 			failover := at.Sub(t0)
 			failovers = append(failovers, fmt.Sprintf("%s:%v", f.name, failover.Round(time.Millisecond)))
 			// Describe shows the new leader and the shrunk ISR.
-			waitFor(t, 30*time.Second, func() bool {
+			await.True(t, 30*time.Second, "metadata to show the new leader and the shrunk ISR", func() bool {
 				parts, err := r.metadata()
 				return err == nil && parts[0].GetLeader() != old && parts[0].GetLeader() >= 0 && !slices.Contains(parts[0].GetIsr(), old)
-			}, "metadata to show the new leader and the shrunk ISR")
+			})
 			if err := f.recover(victim); err != nil {
 				t.Fatalf("recover broker %d after %s: %v", old, f.name, err)
 			}
@@ -318,7 +319,7 @@ func TestReplicatedTopicSurvivesLeaderFaults(t *testing.T) {
 func waitForWholeISR(t testing.TB, r *router, timeout time.Duration) []*stratav1.PartitionInfo {
 	t.Helper()
 	var parts []*stratav1.PartitionInfo
-	waitFor(t, timeout, func() bool {
+	await.True(t, timeout, "every partition's ISR to be whole", func() bool {
 		var err error
 		parts, err = r.metadata()
 		if err != nil {
@@ -330,7 +331,7 @@ func waitForWholeISR(t testing.TB, r *router, timeout time.Duration) []*stratav1
 			}
 		}
 		return true
-	}, "every partition's ISR to be whole")
+	})
 	sort.Slice(parts, func(i, j int) bool { return parts[i].GetPartition() < parts[j].GetPartition() })
 	return parts
 }
@@ -389,14 +390,14 @@ func TestLeaderCutOffFromEtcdStopsTakingWrites(t *testing.T) {
 		prod.produce(pctx, -1, 2)
 	}()
 	defer func() { stop(); <-done }()
-	waitFor(t, 30*time.Second, func() bool { return prod.requests.Load() >= 10 }, "writes to the leader")
+	await.True(t, 30*time.Second, "writes to the leader", func() bool { return prod.requests.Load() >= 10 })
 
 	c.Broker(old).EtcdProxy().Block()
 	cut := time.Now()
-	waitFor(t, 30*time.Second, func() bool {
+	await.True(t, 30*time.Second, "a new leader", func() bool {
 		parts, err := r.metadata()
 		return err == nil && parts[0].GetLeader() != old && parts[0].GetLeader() >= 0
-	}, "a new leader")
+	})
 	elected := time.Since(cut)
 	// Keep writing to the old leader a while after the election: it must
 	// refuse all of it.
@@ -464,7 +465,7 @@ func TestEtcdOutage(t *testing.T) {
 	if err := c.Etcd().Stop(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * server.DefaultSessionTimeout)
+	time.Sleep(2 * server.DefaultSessionTimeout) // outlast every broker's session
 	// With every lease in doubt, no broker may acknowledge anything.
 	acked := led.ackedCount()
 	time.Sleep(time.Second)
@@ -475,7 +476,7 @@ func TestEtcdOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
-	waitFor(t, 60*time.Second, func() bool { return led.ackedCount() > acked+5*batchRecords }, "writes to resume after etcd returned")
+	await.True(t, 60*time.Second, "writes to resume after etcd returned", func() bool { return led.ackedCount() > acked+5*batchRecords })
 	t.Logf("writes resumed %v after etcd restarted", time.Since(restarted).Round(time.Millisecond))
 	stopProducer()
 
@@ -513,21 +514,31 @@ func TestRecreatedReplicatedTopicStartsEmpty(t *testing.T) {
 	old := newLedger(2)
 	oldProd := &producer{t: t, topic: topic, led: old}
 	r.refresh()
+	// send runs on produceWith's goroutines: it must not t.Fatal there.
 	send := func(p *producer) func(context.Context, produceJob) {
 		return func(ctx context.Context, j produceJob) {
-			waitFor(t, 30*time.Second, func() bool {
+			err := await.Poll(30*time.Second, func() error {
 				resp, err := r.clients[max(r.leader(j.partition), 1)].Produce(ctx, &stratav1.ProduceRequest{Topic: topic, Acks: stratav1.Acks_ACKS_ALL,
 					TimeoutMs: 5000, Partitions: []*stratav1.ProducePartition{{Partition: j.partition, RecordBatches: j.batch}}})
-				if err == nil && checkProduce(resp, j) == nil {
+				if err == nil {
+					err = checkProduce(resp, j)
+				}
+				if err == nil {
 					p.led.ack(j.idx, j.partition, resp.GetPartitions()[0].GetBaseOffset())
-					return true
+					return nil
 				}
 				r.refresh()
-				return false
-			}, "an acknowledged produce")
+				return err
+			})
+			if err != nil {
+				t.Errorf("waiting for an acknowledged produce to partition %d: %v", j.partition, err)
+			}
 		}
 	}
 	oldProd.produceWith(ctx, 4*batchRecords, 2, send(oldProd))
+	if t.Failed() {
+		t.FailNow()
+	}
 
 	if _, err := r.clients[1].DeleteTopic(ctx, &stratav1.DeleteTopicRequest{Name: topic}); err != nil {
 		t.Fatal(err)
@@ -538,6 +549,9 @@ func TestRecreatedReplicatedTopicStartsEmpty(t *testing.T) {
 	fresh.sent = old.sentCount() // new record indexes, so old ones are told apart
 	freshProd := &producer{t: t, topic: topic, led: fresh}
 	freshProd.produceWith(ctx, 2*batchRecords, 2, send(freshProd))
+	if t.Failed() {
+		t.FailNow()
+	}
 
 	parts := waitForWholeISR(t, r, 30*time.Second)
 	for _, p := range parts {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -86,8 +87,8 @@ func TestRetentionMsAlteredWithTheCLI(t *testing.T) {
 	lastRun := func() float64 { return metricValue(t, b, "strata_log_retention_last_run_timestamp_seconds") }
 	produced := float64(time.Now().UnixMilli()) / 1000
 	var first float64
-	waitFor(t, 30*time.Second, func() bool { first = lastRun(); return first > produced }, "a retention round after the records were written")
-	waitFor(t, 30*time.Second, func() bool { return lastRun() > first }, "another retention round")
+	await.True(t, 30*time.Second, "a retention round after the records were written", func() bool { first = lastRun(); return first > produced })
+	await.True(t, 30*time.Second, "another retention round", func() bool { return lastRun() > first })
 	if got := listEarliest(t, api, "expiring", 0); got != 0 {
 		t.Fatalf("earliest offset %d under the default retention.ms, want 0", got)
 	}
@@ -100,16 +101,15 @@ func TestRetentionMsAlteredWithTheCLI(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "retention.ms=3600000") {
 		t.Fatalf("strata topics alter: %v\n%s", err, out)
 	}
-	waitFor(t, 30*time.Second, func() bool { return listEarliest(t, api, "expiring", 0) == 100 },
-		"retention.ms=3600000 to delete the day-old records")
-	waitFor(t, 30*time.Second, func() bool { return len(segmentFiles()) == 1 }, "the segment files to be deleted")
+	await.True(t, 30*time.Second, "retention.ms=3600000 to delete the day-old records", func() bool { return listEarliest(t, api, "expiring", 0) == 100 })
+	await.True(t, 30*time.Second, "the segment files to be deleted", func() bool { return len(segmentFiles()) == 1 })
 	if files := segmentFiles(); filepath.Base(files[0]) != fmt.Sprintf("%020d.log", 100) {
 		t.Fatalf("segment files left: %v", files)
 	}
 	// The worker counts the segments just after their files are gone.
-	waitFor(t, 10*time.Second, func() bool {
+	await.True(t, 10*time.Second, "strata_log_retention_deleted_segments_total to count every deleted segment", func() bool {
 		return metricValue(t, b, "strata_log_retention_deleted_segments_total") >= 5
-	}, "strata_log_retention_deleted_segments_total to count every deleted segment")
+	})
 }
 
 // On a tiered topic, a retention.ms lowered with `strata topics alter` is
@@ -143,7 +143,7 @@ func TestTieredRetentionMsAlteredWithTheCLI(t *testing.T) {
 		return st[0].RemoteStart, st[0].RemoteEnd
 	}
 	var end int64
-	waitFor(t, time.Minute, func() bool { _, end = status(); return end >= 150 }, "most of the records to be uploaded")
+	await.True(t, time.Minute, "most of the records to be uploaded", func() bool { _, end = status(); return end >= 150 })
 	if start, _ := status(); start != 0 {
 		t.Fatalf("remote start %d under the default retention.ms, want 0", start)
 	}
@@ -156,7 +156,7 @@ func TestTieredRetentionMsAlteredWithTheCLI(t *testing.T) {
 	altered := time.Now()
 	// Every record is a day old: the bucket empties (no remote range left,
 	// which status prints as -1) or starts past what it held.
-	waitFor(t, time.Minute, func() bool { start, _ := status(); return start >= end || start == -1 }, "the day-old remote segments to be deleted")
+	await.True(t, time.Minute, "the day-old remote segments to be deleted", func() bool { start, _ := status(); return start >= end || start == -1 })
 	t.Logf("retention.ms applied to the bucket %v after the alter", time.Since(altered).Round(time.Millisecond))
 	if got := listEarliest(t, api, "ticks", 0); got < end {
 		t.Fatalf("earliest offset %d after retention, want at least %d", got, end)

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
@@ -57,10 +58,10 @@ func TestTieredTopicReadsBackFromMinIO(t *testing.T) {
 	}
 	leader := c.Broker(md.Topics["history"].Partitions[0].Leader)
 	var local []string
-	waitFor(t, 60*time.Second, func() bool {
+	await.True(t, 60*time.Second, "the leader's local log to shrink to its local retention", func() bool {
 		local, _ = filepath.Glob(filepath.Join(leader.DataDir(), "history-0", "*.log"))
 		return len(local) > 0 && len(local) <= 4
-	}, "the leader's local log to shrink to its local retention")
+	})
 
 	// What is in the bucket, read with minio-go, not through the broker.
 	s3 := c.MinIO().S3()
@@ -106,10 +107,10 @@ func TestTieredTopicReadsBackFromMinIO(t *testing.T) {
 
 	// A new leader reads the manifest from the bucket and serves the same.
 	leader.Kill()
-	waitFor(t, 30*time.Second, func() bool {
+	await.True(t, 30*time.Second, "a new leader", func() bool {
 		md, err := adm.Metadata(ctx, "history")
 		return err == nil && md.Topics["history"].Partitions[0].Leader != leader.ID() && md.Topics["history"].Partitions[0].Leader >= 0
-	}, "a new leader")
+	})
 	readAll("from the new leader")
 }
 
@@ -245,9 +246,9 @@ func TestTieringRidesOutAMinIOOutage(t *testing.T) {
 		return len(files)
 	}
 	produce(1000)
-	waitFor(t, 30*time.Second, func() bool {
+	await.True(t, 30*time.Second, "uploads to catch up before the outage", func() bool {
 		return metricValue(t, b, "strata_tiering_upload_backlog_bytes") == 0 && bucketEnd(t, c, "steady", 0) >= 900
-	}, "uploads to catch up before the outage")
+	})
 
 	if err := c.MinIO().Stop(); err != nil {
 		t.Fatal(err)
@@ -264,8 +265,7 @@ func TestTieringRidesOutAMinIOOutage(t *testing.T) {
 	if o, _ := ends.Lookup("steady", 0); o.Offset != int64(produced) {
 		t.Fatalf("end offset %d during the outage, want %d", o.Offset, produced)
 	}
-	waitFor(t, 30*time.Second, func() bool { return metricValue(t, b, "strata_tiering_upload_backlog_bytes") > 100_000 },
-		"the upload backlog to grow while MinIO is down")
+	await.True(t, 30*time.Second, "the upload backlog to grow while MinIO is down", func() bool { return metricValue(t, b, "strata_tiering_upload_backlog_bytes") > 100_000 })
 	if after := localSegments(); after <= before {
 		t.Fatalf("%d local segments during the outage, %d before: nothing may leave the disk unuploaded", after, before)
 	}
@@ -276,10 +276,10 @@ func TestTieringRidesOutAMinIOOutage(t *testing.T) {
 	if err := c.MinIO().Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, func() bool {
+	await.True(t, 60*time.Second, "uploads to resume and local retention to apply after MinIO is back", func() bool {
 		return metricValue(t, b, "strata_tiering_upload_backlog_bytes") == 0 && localSegments() <= 3 &&
 			bucketEnd(t, c, "steady", 0) >= int64(produced)-200
-	}, "uploads to resume and local retention to apply after MinIO is back")
+	})
 	m := bucketManifest(t, c, "steady", 0)
 	checkContiguous(t, m)
 	if m.LogStartOffset != 0 || m.EndOffset() < int64(produced)-200 {
@@ -329,9 +329,9 @@ func TestLeaderChangeDuringUploads(t *testing.T) {
 	produceFor(time.Second)
 	md, _ = adm.Metadata(ctx, "busy")
 	leader := c.Broker(md.Topics["busy"].Partitions[0].Leader)
-	waitFor(t, 60*time.Second, func() bool {
+	await.True(t, 60*time.Second, "the new leader to upload its backlog", func() bool {
 		return metricValue(t, leader, "strata_tiering_upload_backlog_bytes") == 0 && bucketEnd(t, c, "busy", 0) >= int64(produced)-600 // the active segment: up to 32 KiB of 115-byte records
-	}, "the new leader to upload its backlog")
+	})
 	m := bucketManifest(t, c, "busy", 0)
 	checkContiguous(t, m)
 	if m.LogStartOffset != 0 || m.EndOffset() < int64(produced)/2 {
@@ -399,7 +399,7 @@ func TestReplayAndRestoreAfterTheClusterIsWiped(t *testing.T) {
 		}
 	}
 	var end int64
-	waitFor(t, 30*time.Second, func() bool { end = bucketEnd(t, c, "archive", 0); return end >= 500 }, "the bucket to hold most records")
+	await.True(t, 30*time.Second, "the bucket to hold most records", func() bool { end = bucketEnd(t, c, "archive", 0); return end >= 500 })
 
 	// Wipe the cluster: stop the broker, delete its disk and the cluster's
 	// keys in etcd.

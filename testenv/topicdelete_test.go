@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -72,13 +73,13 @@ func TestDeletedTopicLeavesTheBucket(t *testing.T) {
 	createKafkaTopic(ctx, t, adm, "doomed", 2, configs)
 	produce(2000, "old")
 	var oldID string
-	waitFor(t, time.Minute, func() bool {
+	await.True(t, time.Minute, "the first incarnation's segments in MinIO", func() bool {
 		for id, keys := range objects() {
 			oldID = id
 			return segments(keys) >= 5 && slices.Contains(keys, topicPrefix+id+"/topic.json")
 		}
 		return false
-	}, "the first incarnation's segments in MinIO")
+	})
 
 	resp, err := adm.DeleteTopics(ctx, "doomed")
 	if err == nil {
@@ -94,24 +95,24 @@ func TestDeletedTopicLeavesTheBucket(t *testing.T) {
 
 	// The name again: a new incarnation, uploading while the old one is
 	// being deleted.
-	waitFor(t, 30*time.Second, func() bool {
+	await.True(t, 30*time.Second, "the topic to be created again", func() bool {
 		r, err := adm.CreateTopic(ctx, 1, 2, ptrs(configs), "doomed")
 		return err == nil && r.Err == nil
-	}, "the topic to be created again")
+	})
 	produce(1500, "new")
 	var newID string
 	var newKeys []string
-	waitFor(t, time.Minute, func() bool {
+	await.True(t, time.Minute, "the second incarnation's segments in MinIO", func() bool {
 		for id, keys := range objects() {
 			if id != oldID {
 				newID, newKeys = id, keys
 			}
 		}
 		return newID != "" && segments(newKeys) >= 4
-	}, "the second incarnation's segments in MinIO")
+	})
 
 	deleted := time.Now()
-	waitFor(t, time.Minute, func() bool { _, ok := objects()[oldID]; return !ok }, "the deleted incarnation's objects to leave MinIO")
+	await.True(t, time.Minute, "the deleted incarnation's objects to leave MinIO", func() bool { _, ok := objects()[oldID]; return !ok })
 	t.Logf("deleted incarnation %s gone from MinIO %v after the new one uploaded", oldID, time.Since(deleted).Round(time.Millisecond))
 
 	now := objects()[newID]

@@ -137,7 +137,7 @@ func TestPartitionOrderHoldsAcrossLeaderMoves(t *testing.T) {
 	go func() { // 60 moves, each partition's leader going round the brokers
 		defer wg.Done()
 		for i := range 60 {
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // pace the moves so records flow between them
 			cl.SetLeader(topic, int32(i%parts), int32((i/parts)%3)+1)
 		}
 	}()
@@ -211,7 +211,7 @@ func TestProducerSurvivesTheLeaderBrokerDying(t *testing.T) {
 			}
 		})
 		if i%20 == 0 {
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // pace the records so some are in flight when the broker dies
 		}
 	}
 	if err := p.Flush(ctx); err != nil {

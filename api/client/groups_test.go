@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/api/client"
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -26,16 +27,14 @@ func newGroupConsumer(t *testing.T, c *client.Client, group, topic string) *clie
 
 func waitAssigned(t *testing.T, gc *client.GroupConsumer, n int) client.Assignment {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if a := gc.Assignment(); len(a.Partitions) == n && a.Generation >= 0 {
-			return a
+	var a client.Assignment
+	await.NoError(t, 30*time.Second, fmt.Sprintf("an assignment of %d partitions", n), func() error {
+		if a = gc.Assignment(); len(a.Partitions) == n && a.Generation >= 0 {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("assignment %+v, want %d partitions", gc.Assignment(), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("assignment %+v, want %d partitions", a, n)
+	})
+	return a
 }
 
 // pollGroup polls until n records came back.

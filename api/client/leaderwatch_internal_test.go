@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/strata-broker/strata/api/client/clienttest"
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/internal/await"
 )
 
 // produceOne produces a record to partition 0 and waits for its outcome.
@@ -82,13 +84,23 @@ func TestLeaderEpochBumpAbandonsTheRequest(t *testing.T) {
 	})
 	p := NewProducer(c, ProducerOptions{Linger: NoLinger, LeaderCheckInterval: 100 * time.Millisecond})
 	defer p.Close()
+	elected := make(chan error, 1)
 	go func() {
-		for calls.Load() == 0 {
-			time.Sleep(5 * time.Millisecond)
+		err := await.Poll(await.DefaultTimeout, func() error {
+			if calls.Load() == 0 {
+				return errors.New("no produce call yet")
+			}
+			return nil
+		})
+		if err == nil {
+			cl.SetLeader("t", 0, 1) // re-elected: same leader, next epoch
 		}
-		cl.SetLeader("t", 0, 1) // re-elected: same leader, next epoch
+		elected <- err
 	}()
 	res, err := produceOne(t, p, "t")
+	if err := <-elected; err != nil {
+		t.Fatalf("waiting for the first produce call: %v", err)
+	}
 	if err != nil || res.Offset != 0 {
 		t.Fatalf("result %+v, %v; want offset 0", res, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/strata-broker/strata/api/client"
 	"github.com/strata-broker/strata/api/client/clienttest"
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/internal/await"
 )
 
 // stallBound is how soon work held by a paused leader must be done elsewhere
@@ -24,13 +25,9 @@ const stallBound = 10 * time.Second
 // knows the client is waiting on the paused broker.
 func waitHeld(t *testing.T, s *clienttest.Server, method string) {
 	t.Helper()
-	deadline := time.Now().Add(stallBound)
-	for s.HeldCalls(method) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("broker %d held no %s call within %v", s.ID, method, stallBound)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	await.True(t, stallBound, fmt.Sprintf("broker %d to hold a %s call", s.ID, method), func() bool {
+		return s.HeldCalls(method) > 0
+	})
 }
 
 // A leader that stops answering without closing its connections holds the
@@ -78,7 +75,7 @@ func TestProducerLeavesAPausedLeader(t *testing.T) {
 	for i := n / 3; i < n; i++ {
 		produce(i)
 		if i%20 == 0 {
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // pace the records so the paused leader holds some
 		}
 	}
 	waitHeld(t, cl.Broker(1), stratav1.Strata_Produce_FullMethodName)

@@ -389,7 +389,7 @@ func TestPartitionOrderKeptWithRequestsInFlight(t *testing.T) {
 		rngMu.Lock()
 		d := time.Duration(rng.IntN(2000)) * time.Microsecond
 		rngMu.Unlock()
-		time.Sleep(d)
+		time.Sleep(d) // a random service time, so requests in flight finish out of order
 		return nil, nil
 	})
 	p := startProducer(t, f, 4, ProducerOptions{BatchBytes: 512, Linger: NoLinger, MaxInFlight: 5})

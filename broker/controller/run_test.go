@@ -2,11 +2,13 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/metastore/metastoretest"
 )
@@ -49,22 +51,18 @@ func TestRunMovesLeadershipOffAGoneBroker(t *testing.T) {
 	})
 
 	regs[1].Expire()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	await.NoError(t, 10*time.Second, "leadership to move off broker 1", func() error {
 		states, err := store.PartitionStates(ctx, "t")
 		if err != nil {
 			t.Fatal(err)
 		}
 		st := states[0]
-		if st.Leader == 2 {
-			if st.LeaderEpoch != 1 || !slices.Equal(st.ISR, []int32{2}) {
-				t.Fatalf("state after broker 1 left: %+v, want leader 2 in epoch 1, ISR [2]", st)
-			}
-			break
+		if st.Leader != 2 {
+			return fmt.Errorf("state %+v", st)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("leadership not moved off broker 1: %+v", st)
+		if st.LeaderEpoch != 1 || !slices.Equal(st.ISR, []int32{2}) {
+			t.Fatalf("state after broker 1 left: %+v, want leader 2 in epoch 1, ISR [2]", st)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }

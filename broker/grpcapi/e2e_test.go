@@ -18,6 +18,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/record"
@@ -67,17 +68,16 @@ func (p *poisonPool) counts() (gets, puts int) {
 // gives them back after writing, a moment after the client has them.
 func (p *poisonPool) waitAllBack(t *testing.T, kept int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	await.NoError(t, 10*time.Second, "buffers to come back", func() error {
 		gets, puts := p.counts()
-		if puts == gets-kept {
-			return
-		}
-		if puts > gets-kept || time.Now().After(deadline) {
+		if puts > gets-kept { // more back than handed out: no point waiting
 			t.Fatalf("%d buffers handed out, %d given back; want %d back", gets, puts, gets-kept)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		if puts < gets-kept {
+			return fmt.Errorf("%d buffers handed out, %d given back; want %d back", gets, puts, gets-kept)
+		}
+		return nil
+	})
 }
 
 // startBroker runs a broker (embedded etcd, broker core, gRPC with

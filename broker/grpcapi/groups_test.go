@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/internal/await"
 )
 
 // startGroupBroker runs one broker with embedded etcd whose groups start
@@ -181,20 +183,16 @@ func TestConsumeGroupSplitsPartitionsAndRebalances(t *testing.T) {
 
 func waitEmpty(t *testing.T, c stratav1.StrataClient, group string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	await.NoError(t, 30*time.Second, fmt.Sprintf("group %q to have no members", group), func() error {
 		d, err := c.DescribeGroup(t.Context(), &stratav1.DescribeGroupRequest{Group: group})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(d.GetMembers()) == 0 {
-			return
+		if len(d.GetMembers()) != 0 {
+			return fmt.Errorf("group %q still has members: %v", group, d)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group %q still has members: %v", group, d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestConsumeGroupRefusesBadRequests(t *testing.T) {

@@ -3,11 +3,13 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/internal/await"
 )
 
 // follower plays broker 2, following partition 0 of topic "r" from the
@@ -141,14 +143,8 @@ func TestReplicaLongPollGivesBuffersBack(t *testing.T) {
 // waitReads waits until the pool has handed out n buffers.
 func waitReads(t *testing.T, pool *poisonPool, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if gets, _ := pool.counts(); gets >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than %d reads", n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	await.True(t, 10*time.Second, fmt.Sprintf("%d reads", n), func() bool {
+		gets, _ := pool.counts()
+		return gets >= n
+	})
 }

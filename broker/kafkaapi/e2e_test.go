@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-broker/strata/api/client"
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/testenv"
 )
@@ -418,23 +419,19 @@ func TestConsumerGroupWithFranzGo(t *testing.T) {
 			t.Errorf("commit: %v", err)
 		}
 	}
-	deadline := time.Now().Add(45 * time.Second)
-	for {
+	await.NoError(t, 45*time.Second, "both members to read all 40 records, two partitions each", func() error {
 		poll(a)
 		poll(b)
 		mu.Lock()
 		n := len(seen)
 		mu.Unlock()
 		held.Lock()
-		split := held.parts[0] == 2 && held.parts[1] == 2
-		held.Unlock()
-		if n == 40 && split {
-			break
+		defer held.Unlock()
+		if n != 40 || held.parts[0] != 2 || held.parts[1] != 2 {
+			return fmt.Errorf("%d of 40 records read, partitions held %v", n, held.parts)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 45s: %d of 40 records read, partitions held %v", n, held.parts)
-		}
-	}
+		return nil
+	})
 	a.Close()
 	b.Close()
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
+	"github.com/strata-broker/strata/internal/await"
 )
 
 // BenchmarkReplicatedProduce measures one acks=all produce of a 64 KiB batch
@@ -19,7 +20,7 @@ func BenchmarkReplicatedProduce(b *testing.B) {
 	if _, err := admin.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "bench", Partitions: 1, ReplicationFactor: 3}); err != nil {
 		b.Fatal(err)
 	}
-	waitUntil(b, "a whole ISR", func() bool { return len(c.metadata(1, "bench").GetIsr()) == 3 })
+	await.True(b, 30*time.Second, "a whole ISR", func() bool { return len(c.metadata(1, "bench").GetIsr()) == 3 })
 	batch := batchOf(b, 64*1024/40, "bench-record-with-some-padding")
 	leader := c.client(c.metadata(1, "bench").GetLeader())
 	lat := make([]time.Duration, 0, b.N)

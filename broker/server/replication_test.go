@@ -14,6 +14,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker/server"
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore/metastoretest"
 )
 
@@ -102,17 +103,6 @@ func (c *inProcessCluster) metadata(id int32, topic string) *stratav1.PartitionI
 	return md.GetTopics()[0].GetPartitions()[0]
 }
 
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestReplicationAndFailover(t *testing.T) {
 	c := startCluster(t, 3)
 	ctx := context.Background()
@@ -151,7 +141,7 @@ func TestReplicationAndFailover(t *testing.T) {
 
 	// The leader goes; a follower from the ISR takes over with a new epoch.
 	c.stop(1)
-	waitUntil(t, "a new leader", func() bool {
+	await.True(t, 30*time.Second, "a new leader", func() bool {
 		p = c.metadata(2, "r")
 		return p.GetLeader() == 2 || p.GetLeader() == 3
 	})
@@ -165,7 +155,7 @@ func TestReplicationAndFailover(t *testing.T) {
 
 	// The old leader returns, catches up and rejoins the ISR.
 	c.start(1)
-	waitUntil(t, "broker 1 back in the ISR", func() bool {
+	await.True(t, 30*time.Second, "broker 1 back in the ISR", func() bool {
 		return slices.Contains(c.metadata(2, "r").GetIsr(), 1)
 	})
 	produce(leader, 10, "c")
@@ -201,7 +191,7 @@ func TestMinInsyncReplicas(t *testing.T) {
 		t.Fatalf("with a whole ISR: %v", r.GetError())
 	}
 	c.stop(3)
-	waitUntil(t, "broker 3 out of the ISR", func() bool { return !slices.Contains(c.metadata(1, "m").GetIsr(), 3) })
+	await.True(t, 30*time.Second, "broker 3 out of the ISR", func() bool { return !slices.Contains(c.metadata(1, "m").GetIsr(), 3) })
 	r := produce(stratav1.Acks_ACKS_ALL)
 	if r.GetError().GetReason() != "NOT_ENOUGH_REPLICAS" {
 		t.Fatalf("acks=all with ISR of 2 and min.insync.replicas=3: %v", r)
@@ -220,7 +210,7 @@ func TestMinInsyncReplicas(t *testing.T) {
 	}
 	// The broker comes back, catches up, and acks=all works again.
 	c.start(3)
-	waitUntil(t, "broker 3 back in the ISR", func() bool { return slices.Contains(c.metadata(1, "m").GetIsr(), 3) })
+	await.True(t, 30*time.Second, "broker 3 back in the ISR", func() bool { return slices.Contains(c.metadata(1, "m").GetIsr(), 3) })
 	if r := produce(stratav1.Acks_ACKS_ALL); r.GetError() != nil || r.GetBaseOffset() != 6 {
 		t.Fatalf("after the ISR is whole again: %v", r)
 	}

@@ -66,7 +66,7 @@ func TestCLIFollowsLeadersInACluster(t *testing.T) {
 			"--records", "20000", "--record-size", "100", "--linger", "1ms", "-o", "json", bs)
 	}()
 	for i := range 12 {
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // spread the moves over the run
 		if slices.Contains(strings.Split(mustStrata(t, "", "topics", "list", bs), "\n"), "load") {
 			cl.SetLeader("load", int32(i%3), int32(i%3+1)%3+1)
 		}

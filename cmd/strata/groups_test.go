@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/api/client"
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -69,11 +70,7 @@ func TestGroupsCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); len(gc.Assignment().Partitions) != 1; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the member got no assignment")
-		}
-	}
+	await.True(t, 30*time.Second, "the member to get an assignment", func() bool { return len(gc.Assignment().Partitions) == 1 })
 	row := describeRow(t, mustStrata(t, "", "groups", "describe", "g", bs), "t1", "0")
 	if row[6] != gc.Assignment().MemberID || row[7] != "127.0.0.1" || row[8] != "tester" {
 		t.Errorf("describe with a member: %q", row)

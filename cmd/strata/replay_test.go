@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-broker/strata/broker/server"
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
 )
@@ -178,22 +179,18 @@ func tieredBucket(t *testing.T) (string, [][]replayRecord) {
 		t.Fatal(err)
 	}
 	l := tiering.Layout{Topic: tm.Name, TopicID: tm.ID}
-	deadline := time.Now().Add(30 * time.Second)
-	for p := range int32(2) {
-		for {
+	await.NoError(t, 30*time.Second, "the bucket to hold both partitions", func() error {
+		for p := range int32(2) {
 			m, _, _, err := tiering.LatestManifest(ctx, objects, l, p)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.EndOffset() >= n-24 {
-				break
+			if m.EndOffset() < n-24 {
+				return fmt.Errorf("partition %d: the bucket ends at %d", p, m.EndOffset())
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("partition %d: the bucket ends at %d after 30s", p, m.EndOffset())
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
+		return nil
+	})
 	cl.Close()
 	stop()
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/broker/server"
+	"github.com/strata-broker/strata/internal/await"
 )
 
 // startTieredInProcess runs a broker inside the test process, as `strata
@@ -89,7 +90,7 @@ func TestTieringStatusCommand(t *testing.T) {
 	// The leader uploads in the background: wait until nothing sealed is
 	// left to upload and local retention has trimmed the disk.
 	var st []tieringJSON
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	await.NoError(t, 30*time.Second, "uploads and local retention to settle", func() error {
 		out := mustStrata(t, "", "tiering", "status", "history", "-o", "json", bs)
 		st = nil
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
@@ -98,17 +99,13 @@ func TestTieringStatusCommand(t *testing.T) {
 		if len(st) != 2 {
 			t.Fatalf("status of a topic of two partitions:\n%s", out)
 		}
-		settled := true
 		for _, p := range st {
-			settled = settled && p.Backlog == 0 && p.Segments > 0 && p.LocalStart > 0
+			if p.Backlog != 0 || p.Segments <= 0 || p.LocalStart <= 0 {
+				return fmt.Errorf("not settled:\n%s", out)
+			}
 		}
-		if settled {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s:\n%s", out)
-		}
-	}
+		return nil
+	})
 	total := int64(0)
 	for i, p := range st {
 		if p.Partition != int32(i) || p.Topic != "history" || p.Leader != 1 || !p.RemoteEnabled || p.RemoteStart != 0 ||

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering"
 )
@@ -103,7 +104,7 @@ func TestDeletedTopicTaskBacksOff(t *testing.T) {
 		defer close(done)
 		d.run(ctx)
 	}()
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(400 * time.Millisecond) // let the deleter retry for a while, then count its attempts
 	cancel()
 	<-done
 	// Without backoff: 40 attempts; with it: 10, 20, 40, 80, 160 ms.
@@ -159,16 +160,10 @@ func TestRunUploadsAndStops(t *testing.T) {
 		defer close(done)
 		r.m.Run(ctx)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if m, found := r.bucketManifest(); found && len(m.Segments) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nothing uploaded in 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	await.True(t, 10*time.Second, "an upload", func() bool {
+		m, found := r.bucketManifest()
+		return found && len(m.Segments) > 0
+	})
 	cancel()
 	select {
 	case <-done:
