@@ -107,7 +107,7 @@ type testBroker struct {
 	buffers *poisonPool // nil: the server's own
 }
 
-// serveBroker runs broker 1 (embedded etcd, broker core, gRPC with
+// serveBroker runs broker 1 (in-memory metastore, broker core, gRPC with
 // ServerOptions) and returns its core, a client with gRPC's own codec (what
 // the server sends must be plain protobuf, and what plain protobuf sends it
 // must decode) and its address.
@@ -115,7 +115,7 @@ func serveBroker(t *testing.T, tb testBroker) (*broker.Broker, stratav1.StrataCl
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	store := metastoretest.NewEtcdStore(t)
+	store := metastoretest.New()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
