@@ -22,7 +22,7 @@ import (
 // t.ReplicationFactor distinct replicas. The returned Topic has the new
 // count and Revision.
 func (s *Store) AddPartitions(ctx context.Context, t Topic, assignments [][]int32) (Topic, error) {
-	if err := validateAddPartitions(t, assignments); err != nil {
+	if err := ValidateAddPartitions(t, assignments); err != nil {
 		return Topic{}, fmt.Errorf("metastore: add partitions to %q: %w", t.Name, err)
 	}
 	next := t
@@ -73,8 +73,11 @@ func (s *Store) AddPartitions(ctx context.Context, t Topic, assignments [][]int3
 	return next, nil
 }
 
-func validateAddPartitions(t Topic, assignments [][]int32) error {
-	if err := checkTopicName(t.Name); err != nil {
+// ValidateAddPartitions checks the new partitions' replica lists against
+// the topic, before any store is asked: the rules every implementation of
+// the metastore shares.
+func ValidateAddPartitions(t Topic, assignments [][]int32) error {
+	if err := CheckTopicName(t.Name); err != nil {
 		return err
 	}
 	if t.Revision <= 0 {

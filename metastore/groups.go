@@ -247,9 +247,9 @@ func (s *Store) groupOffsetKey(group, topic string, partition int32) string {
 	return s.groupTopicOffsetsPrefix(group, topic) + strconv.FormatInt(int64(partition), 10)
 }
 
-// checkGroupName refuses the empty group id (Kafka answers INVALID_GROUP_ID
+// CheckGroupName refuses the empty group id (Kafka answers INVALID_GROUP_ID
 // for it); any other string is stored escaped.
-func checkGroupName(group string) error {
+func CheckGroupName(group string) error {
 	if group == "" {
 		return errors.New("empty group id")
 	}
@@ -308,7 +308,7 @@ func compareOffsets(a, b OffsetCommit) int {
 // transaction fails, the earlier ones' offsets stay committed (the error
 // says how many).
 func (s *Store) CommitOffsets(ctx context.Context, group string, generation int32, offsets []OffsetCommit) error {
-	if err := checkGroupName(group); err != nil {
+	if err := CheckGroupName(group); err != nil {
 		return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
 	}
 	now := time.Now()
@@ -380,7 +380,7 @@ func partly(done, n int) string {
 // FetchOffsets returns all of group's committed offsets sorted by topic and
 // partition; none (not an error) if the group has none.
 func (s *Store) FetchOffsets(ctx context.Context, group string) ([]OffsetCommit, error) {
-	if err := checkGroupName(group); err != nil {
+	if err := CheckGroupName(group); err != nil {
 		return nil, fmt.Errorf("metastore: fetch offsets of group %q: %w", group, err)
 	}
 	prefix := s.groupOffsetsPrefix(group)
@@ -407,7 +407,7 @@ func (s *Store) FetchOffsets(ctx context.Context, group string) ([]OffsetCommit,
 // may lose them (Kafka: only if no member consumes the topic) is the
 // coordinator's decision.
 func (s *Store) DeleteOffsets(ctx context.Context, group string, topic string, partitions []int32) error {
-	if err := checkGroupName(group); err != nil {
+	if err := CheckGroupName(group); err != nil {
 		return fmt.Errorf("metastore: delete offsets of group %q: %w", group, err)
 	}
 	if topic == "" {
@@ -438,7 +438,7 @@ func (s *Store) DeleteOffsets(ctx context.Context, group string, topic string, p
 // GetGroup reads group's metadata; ErrGroupNotFound if it has none (it may
 // still have offsets).
 func (s *Store) GetGroup(ctx context.Context, group string) (GroupMeta, error) {
-	if err := checkGroupName(group); err != nil {
+	if err := CheckGroupName(group); err != nil {
 		return GroupMeta{}, fmt.Errorf("metastore: get group %q: %w", group, err)
 	}
 	resp, err := s.client.Get(ctx, s.groupMetaKey(group))
@@ -463,7 +463,7 @@ func (s *Store) GetGroup(ctx context.Context, group string) (GroupMeta, error) {
 // the group has no meta any more, so the caller can retry without a read.
 func (s *Store) PutGroup(ctx context.Context, meta GroupMeta, prevRevision int64) (GroupMeta, error) {
 	group := meta.Group
-	if err := checkGroupName(group); err != nil {
+	if err := CheckGroupName(group); err != nil {
 		return GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
 	}
 	if meta.Generation < 0 {
@@ -510,7 +510,7 @@ func (s *Store) PutGroup(ctx context.Context, meta GroupMeta, prevRevision int64
 // request; ErrGroupNotFound if it had no keys. Whether the group may be
 // deleted (Kafka: only if empty) is the coordinator's decision.
 func (s *Store) DeleteGroup(ctx context.Context, group string) error {
-	if err := checkGroupName(group); err != nil {
+	if err := CheckGroupName(group); err != nil {
 		return fmt.Errorf("metastore: delete group %q: %w", group, err)
 	}
 	resp, err := s.client.Delete(ctx, s.groupPrefix(group), clientv3.WithPrefix())

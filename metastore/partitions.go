@@ -81,7 +81,7 @@ func decodePartition(value []byte, modRevision int64) (PartitionState, error) {
 // partition; ErrTopicNotFound if the topic does not exist. Topic and
 // partitions are read at one revision.
 func (s *Store) PartitionStates(ctx context.Context, topic string) ([]PartitionState, error) {
-	if err := checkTopicName(topic); err != nil {
+	if err := CheckTopicName(topic); err != nil {
 		return nil, fmt.Errorf("metastore: partition states of %q: %w", topic, err)
 	}
 	resp, err := s.client.Txn(ctx).Then(
@@ -123,7 +123,7 @@ func (s *Store) CompareAndSwapPartitionState(ctx context.Context, old, next Part
 // casPartition is CompareAndSwapPartitionState with extra conditions (a
 // controller's fence); if they fail the swap fails with ErrNotController.
 func (s *Store) casPartition(ctx context.Context, old, next PartitionState, fence []clientv3.Cmp) (PartitionState, error) {
-	if err := checkPartitionUpdate(old, next); err != nil {
+	if err := ValidatePartitionUpdate(old, next); err != nil {
 		return PartitionState{}, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, err)
 	}
 	key := s.partitionKey(old.Topic, old.Partition)
@@ -159,8 +159,10 @@ func (s *Store) casPartition(ctx context.Context, old, next PartitionState, fenc
 		old.Topic, old.Partition, old.Revision, current.Revision, ErrConflict)
 }
 
-func checkPartitionUpdate(old, next PartitionState) error {
-	if err := checkTopicName(old.Topic); err != nil {
+// ValidatePartitionUpdate checks a partition state change: same partition,
+// leader epoch never going back, leader and ISR among the replicas.
+func ValidatePartitionUpdate(old, next PartitionState) error {
+	if err := CheckTopicName(old.Topic); err != nil {
 		return err
 	}
 	if old.Revision <= 0 {

@@ -113,9 +113,9 @@ func (s *Store) brokerKey(id int32) string {
 	return s.brokersPrefix() + strconv.FormatInt(int64(id), 10)
 }
 
-// checkTopicName refuses names that would break the key layout. Kafka's
+// CheckTopicName refuses names that would break the key layout. Kafka's
 // naming rules are the caller's (topicconfig.ValidTopicName).
-func checkTopicName(name string) error {
+func CheckTopicName(name string) error {
 	if name == "" {
 		return errors.New("empty topic name")
 	}

@@ -92,11 +92,11 @@ func decodeTopic(value []byte, modRevision int64) (Topic, error) {
 // An empty t.ID gets a fresh random id, a zero t.CreatedAt the current time.
 // The returned Topic has ID, CreatedAt and Revision filled.
 func (s *Store) CreateTopic(ctx context.Context, t Topic, assignments [][]int32) (Topic, error) {
-	if err := validateCreate(&t, assignments); err != nil {
+	if err := ValidateNewTopic(&t, assignments); err != nil {
 		return Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, err)
 	}
 	if t.ID == "" {
-		id, err := newTopicID()
+		id, err := NewTopicID()
 		if err != nil {
 			return Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, err)
 		}
@@ -163,8 +163,10 @@ func (s *Store) CreateTopic(ctx context.Context, t Topic, assignments [][]int32)
 	return t, nil
 }
 
-func validateCreate(t *Topic, assignments [][]int32) error {
-	if err := checkTopicName(t.Name); err != nil {
+// ValidateNewTopic checks a topic to create and its replica assignments,
+// filling in the partition count and replication factor when zero.
+func ValidateNewTopic(t *Topic, assignments [][]int32) error {
+	if err := CheckTopicName(t.Name); err != nil {
 		return err
 	}
 	if len(assignments) == 0 {
@@ -207,10 +209,10 @@ func hasDuplicates(ids []int32) bool {
 	return false
 }
 
-// newTopicID returns a random version-4 UUID. Like Kafka's Uuid.randomUuid it
+// NewTopicID returns a random version-4 UUID. Like Kafka's Uuid.randomUuid it
 // avoids ids whose base64 form (Kafka's textual form) starts with '-', which
 // command-line tools would take for a flag.
-func newTopicID() (string, error) {
+func NewTopicID() (string, error) {
 	var b [16]byte
 	for {
 		if _, err := rand.Read(b[:]); err != nil {
@@ -251,7 +253,7 @@ func parseUUID(s string) ([16]byte, error) {
 // it is retried a few times when the topic changes in between (then
 // ErrConflict). ErrTopicNotFound if it does not exist.
 func (s *Store) DeleteTopic(ctx context.Context, name string) error {
-	if err := checkTopicName(name); err != nil {
+	if err := CheckTopicName(name); err != nil {
 		return fmt.Errorf("metastore: delete topic %q: %w", name, err)
 	}
 	topicKey := s.topicKey(name)
@@ -296,7 +298,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 
 // GetTopic reads one topic; ErrTopicNotFound if it does not exist.
 func (s *Store) GetTopic(ctx context.Context, name string) (Topic, error) {
-	if err := checkTopicName(name); err != nil {
+	if err := CheckTopicName(name); err != nil {
 		return Topic{}, fmt.Errorf("metastore: get topic %q: %w", name, err)
 	}
 	resp, err := s.client.Get(ctx, s.topicKey(name))

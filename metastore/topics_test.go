@@ -323,7 +323,7 @@ func TestAlterTopicConfigsGivesUpWithErrConflict(t *testing.T) {
 func TestNewTopicIDs(t *testing.T) {
 	seen := map[string]bool{}
 	for range 1000 {
-		id, err := newTopicID()
+		id, err := NewTopicID()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -190,7 +190,7 @@ func (w *topicWatcher) watch(ctx context.Context, from int64) (progressed bool, 
 		progressed = true
 		for _, ev := range resp.Events {
 			name := strings.TrimPrefix(string(ev.Kv.Key), prefix)
-			if checkTopicName(name) != nil {
+			if CheckTopicName(name) != nil {
 				continue // not a topic key
 			}
 			var out TopicEvent

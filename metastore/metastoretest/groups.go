@@ -3,7 +3,6 @@ package metastoretest
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -54,17 +53,10 @@ func copyGroup(g metastore.GroupMeta) metastore.GroupMeta {
 // msUTC is t as etcd's store reads it back: to the millisecond, in UTC.
 func msUTC(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
 
-func checkGroupName(group string) error {
-	if group == "" {
-		return errors.New("empty group id")
-	}
-	return nil
-}
-
 // CommitOffsets is metastore.Store.CommitOffsets. Here a commit is always
 // atomic, however many offsets it has.
 func (s *Store) CommitOffsets(ctx context.Context, group string, generation int32, offsets []metastore.OffsetCommit) error {
-	if err := checkGroupName(group); err != nil {
+	if err := metastore.CheckGroupName(group); err != nil {
 		return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
 	}
 	now := time.Now()
@@ -111,7 +103,7 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, generation int3
 // FetchOffsets is metastore.Store.FetchOffsets: sorted by topic and
 // partition, empty if the group has none.
 func (s *Store) FetchOffsets(ctx context.Context, group string) ([]metastore.OffsetCommit, error) {
-	if err := checkGroupName(group); err != nil {
+	if err := metastore.CheckGroupName(group); err != nil {
 		return nil, fmt.Errorf("metastore: fetch offsets of group %q: %w", group, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -131,7 +123,7 @@ func (s *Store) FetchOffsets(ctx context.Context, group string) ([]metastore.Off
 
 // DeleteOffsets is metastore.Store.DeleteOffsets.
 func (s *Store) DeleteOffsets(ctx context.Context, group string, topic string, partitions []int32) error {
-	if err := checkGroupName(group); err != nil {
+	if err := metastore.CheckGroupName(group); err != nil {
 		return fmt.Errorf("metastore: delete offsets of group %q: %w", group, err)
 	}
 	if topic == "" {
@@ -163,7 +155,7 @@ func (s *Store) DeleteOffsets(ctx context.Context, group string, topic string, p
 
 // GetGroup is metastore.Store.GetGroup: ErrGroupNotFound without metadata.
 func (s *Store) GetGroup(ctx context.Context, group string) (metastore.GroupMeta, error) {
-	if err := checkGroupName(group); err != nil {
+	if err := metastore.CheckGroupName(group); err != nil {
 		return metastore.GroupMeta{}, fmt.Errorf("metastore: get group %q: %w", group, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -183,7 +175,7 @@ func (s *Store) GetGroup(ctx context.Context, group string) (metastore.GroupMeta
 // metadata when it moved.
 func (s *Store) PutGroup(ctx context.Context, meta metastore.GroupMeta, prevRevision int64) (metastore.GroupMeta, error) {
 	group := meta.Group
-	if err := checkGroupName(group); err != nil {
+	if err := metastore.CheckGroupName(group); err != nil {
 		return metastore.GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
 	}
 	if meta.Generation < 0 {
@@ -228,7 +220,7 @@ func (s *Store) PutGroup(ctx context.Context, meta metastore.GroupMeta, prevRevi
 // DeleteGroup is metastore.Store.DeleteGroup: ErrGroupNotFound if the
 // group has nothing stored.
 func (s *Store) DeleteGroup(ctx context.Context, group string) error {
-	if err := checkGroupName(group); err != nil {
+	if err := metastore.CheckGroupName(group); err != nil {
 		return fmt.Errorf("metastore: delete group %q: %w", group, err)
 	}
 	if err := ctx.Err(); err != nil {

@@ -3,8 +3,6 @@ package metastoretest
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -147,57 +145,6 @@ func (s *Store) tail(ctx context.Context, pos int, kind changeKind, fn func([]ch
 // alterAttempts bounds AlterTopicConfigs' retries, as in *metastore.Store.
 const alterAttempts = 5
 
-func checkTopicName(name string) error {
-	if name == "" {
-		return errors.New("empty topic name")
-	}
-	if strings.ContainsRune(name, '/') {
-		return errors.New("topic name contains '/'")
-	}
-	return nil
-}
-
-func checkReplicas(p int, replicas []int32, factor int32) error {
-	if len(replicas) != int(factor) {
-		return fmt.Errorf("partition %d has %d replicas, replication factor is %d", p, len(replicas), factor)
-	}
-	if len(replicas) == 0 {
-		return fmt.Errorf("partition %d has no replicas", p)
-	}
-	for i, id := range replicas {
-		if slices.Contains(replicas[i+1:], id) {
-			return fmt.Errorf("partition %d lists a replica twice: %v", p, replicas)
-		}
-	}
-	return nil
-}
-
-// checkTopicID accepts the canonical UUID form, not all zeros.
-func checkTopicID(id string) error {
-	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
-		return fmt.Errorf("%q is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", id)
-	}
-	raw, err := hex.DecodeString(strings.ReplaceAll(id, "-", ""))
-	if err != nil {
-		return fmt.Errorf("%q is not a UUID: %w", id, err)
-	}
-	if !slices.ContainsFunc(raw, func(b byte) bool { return b != 0 }) {
-		return errors.New("topic id must not be zero")
-	}
-	return nil
-}
-
-func newTopicID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("topic id: %w", err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
-}
-
 // stored is t as the store keeps it: no caller-owned maps, and only what
 // *metastore.Store persists.
 func stored(t metastore.Topic) metastore.Topic {
@@ -234,11 +181,11 @@ func readState(st metastore.PartitionState) metastore.PartitionState {
 
 // CreateTopic is metastore.Store.CreateTopic.
 func (s *Store) CreateTopic(ctx context.Context, t metastore.Topic, assignments [][]int32) (metastore.Topic, error) {
-	if err := validateCreate(&t, assignments); err != nil {
+	if err := metastore.ValidateNewTopic(&t, assignments); err != nil {
 		return metastore.Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, err)
 	}
 	if t.ID == "" {
-		id, err := newTopicID()
+		id, err := metastore.NewTopicID()
 		if err != nil {
 			return metastore.Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, err)
 		}
@@ -283,39 +230,10 @@ func (s *Store) CreateTopic(ctx context.Context, t metastore.Topic, assignments 
 	return t, nil
 }
 
-func validateCreate(t *metastore.Topic, assignments [][]int32) error {
-	if err := checkTopicName(t.Name); err != nil {
-		return err
-	}
-	if len(assignments) == 0 {
-		return errors.New("no partitions")
-	}
-	if t.Partitions == 0 {
-		t.Partitions = int32(len(assignments))
-	}
-	if int(t.Partitions) != len(assignments) {
-		return fmt.Errorf("topic has %d partitions but %d assignments", t.Partitions, len(assignments))
-	}
-	if t.ReplicationFactor == 0 {
-		t.ReplicationFactor = int32(len(assignments[0]))
-	}
-	for p, replicas := range assignments {
-		if err := checkReplicas(p, replicas, t.ReplicationFactor); err != nil {
-			return err
-		}
-	}
-	if t.ID != "" {
-		if err := checkTopicID(t.ID); err != nil {
-			return fmt.Errorf("topic id: %w", err)
-		}
-	}
-	return nil
-}
-
 // DeleteTopic is metastore.Store.DeleteTopic: the topic, its partition
 // states and the record of its pending deletion change in one revision.
 func (s *Store) DeleteTopic(ctx context.Context, name string) error {
-	if err := checkTopicName(name); err != nil {
+	if err := metastore.CheckTopicName(name); err != nil {
 		return fmt.Errorf("metastore: delete topic %q: %w", name, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -354,7 +272,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 
 // GetTopic is metastore.Store.GetTopic.
 func (s *Store) GetTopic(ctx context.Context, name string) (metastore.Topic, error) {
-	if err := checkTopicName(name); err != nil {
+	if err := metastore.CheckTopicName(name); err != nil {
 		return metastore.Topic{}, fmt.Errorf("metastore: get topic %q: %w", name, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -434,7 +352,7 @@ func (s *Store) AlterTopicConfigs(ctx context.Context, name string, set map[stri
 // AddPartitions is metastore.Store.AddPartitions: ErrConflict unless the
 // topic is still at t.Revision.
 func (s *Store) AddPartitions(ctx context.Context, t metastore.Topic, assignments [][]int32) (metastore.Topic, error) {
-	if err := validateAddPartitions(t, assignments); err != nil {
+	if err := metastore.ValidateAddPartitions(t, assignments); err != nil {
 		return metastore.Topic{}, fmt.Errorf("metastore: add partitions to %q: %w", t.Name, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -471,24 +389,6 @@ func (s *Store) AddPartitions(ctx context.Context, t metastore.Topic, assignment
 	}
 	s.wake()
 	return next, nil
-}
-
-func validateAddPartitions(t metastore.Topic, assignments [][]int32) error {
-	if err := checkTopicName(t.Name); err != nil {
-		return err
-	}
-	if t.Revision <= 0 {
-		return errors.New("topic has no revision; read it first")
-	}
-	if len(assignments) == 0 {
-		return errors.New("no partitions to add")
-	}
-	for i, replicas := range assignments {
-		if err := checkReplicas(int(t.Partitions)+i, replicas, t.ReplicationFactor); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // WatchTopics is metastore.Store.WatchTopics: every topic as a resync
@@ -547,7 +447,7 @@ func (s *Store) watchTopics(ctx context.Context, listed []metastore.Topic, pos i
 
 // PartitionStates is metastore.Store.PartitionStates.
 func (s *Store) PartitionStates(ctx context.Context, topic string) ([]metastore.PartitionState, error) {
-	if err := checkTopicName(topic); err != nil {
+	if err := metastore.CheckTopicName(topic); err != nil {
 		return nil, fmt.Errorf("metastore: partition states of %q: %w", topic, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -576,7 +476,7 @@ func (s *Store) CompareAndSwapPartitionState(ctx context.Context, old, next meta
 // casPartition swaps if the state is still at old.Revision and, with a
 // term, while the term lasts (else ErrNotController).
 func (s *Store) casPartition(ctx context.Context, old, next metastore.PartitionState, term *ControllerTerm) (metastore.PartitionState, error) {
-	if err := checkPartitionUpdate(old, next); err != nil {
+	if err := metastore.ValidatePartitionUpdate(old, next); err != nil {
 		return metastore.PartitionState{}, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -602,33 +502,6 @@ func (s *Store) casPartition(ctx context.Context, old, next metastore.PartitionS
 	s.record(change{kind: partitionChange, state: next})
 	s.wake()
 	return readState(next), nil
-}
-
-func checkPartitionUpdate(old, next metastore.PartitionState) error {
-	if err := checkTopicName(old.Topic); err != nil {
-		return err
-	}
-	if old.Revision <= 0 {
-		return errors.New("old state has no revision; read it first")
-	}
-	if next.Topic != old.Topic || next.Partition != old.Partition || next.TopicID != old.TopicID {
-		return fmt.Errorf("new state is for %s-%d", next.Topic, next.Partition)
-	}
-	if next.LeaderEpoch < old.LeaderEpoch {
-		return fmt.Errorf("leader epoch would go back from %d to %d", old.LeaderEpoch, next.LeaderEpoch)
-	}
-	if len(next.Replicas) == 0 {
-		return errors.New("no replicas")
-	}
-	if next.Leader != -1 && !slices.Contains(next.Replicas, next.Leader) {
-		return fmt.Errorf("leader %d is not a replica %v", next.Leader, next.Replicas)
-	}
-	for _, id := range next.ISR {
-		if !slices.Contains(next.Replicas, id) {
-			return fmt.Errorf("ISR member %d is not a replica %v", id, next.Replicas)
-		}
-	}
-	return nil
 }
 
 // FollowPartitions is metastore.Store.FollowPartitions: a snapshot of every
