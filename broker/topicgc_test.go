@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,59 +14,21 @@ import (
 	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
+	"github.com/strata-broker/strata/tiering/objstore/objstoretest"
 )
-
-// flakyStore is an object store whose deletes fail while failDeletes is set;
-// it records the keys it deleted, in order, and counts calls.
-type flakyStore struct {
-	objstore.Store
-	failDeletes atomic.Bool
-	deleteCalls atomic.Int64
-	listCalls   atomic.Int64
-
-	mu      sync.Mutex
-	deleted []string
-}
-
-var errStoreDown = errors.New("store down (test)")
-
-func (s *flakyStore) Delete(ctx context.Context, keys ...string) error {
-	s.deleteCalls.Add(1)
-	if s.failDeletes.Load() {
-		return errStoreDown
-	}
-	if err := s.Store.Delete(ctx, keys...); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.deleted = append(s.deleted, keys...)
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *flakyStore) List(ctx context.Context, prefix string) ([]objstore.ObjectInfo, error) {
-	s.listCalls.Add(1)
-	return s.Store.List(ctx, prefix)
-}
-
-func (s *flakyStore) deletedKeys() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.deleted)
-}
 
 // startTopicGCBroker runs broker 1 on a flaky local-directory store, with
 // the tiering task and the topic deleter every 50 ms and the deleter's
 // grace for in-flight uploads set to grace; its metrics go to the returned
 // registry.
-func startTopicGCBroker(t *testing.T, grace time.Duration) (*Broker, *metastoretest.Store, *flakyStore, *prometheus.Registry) {
+func startTopicGCBroker(t *testing.T, grace time.Duration) (*Broker, *metastoretest.Store, *objstoretest.Faulty, *prometheus.Registry) {
 	t.Helper()
 	store, dir := startMetastore(t)
 	objects, err := objstore.Open(context.Background(), "file://"+dir+"/objects", objstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	flaky := &flakyStore{Store: objects}
+	flaky := objstoretest.NewFaulty(objects)
 	reg := prometheus.NewRegistry()
 	b, err := New(Config{NodeID: 1, DataDir: dir + "/data", ObjectStore: flaky, Registerer: reg,
 		Settings: map[string]string{"remote.log.manager.task.interval.ms": "50"}}, store)
@@ -133,7 +93,7 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 	keptBefore := listKeys(t, st, kept.TopicPrefix())
 	doomedObjects := len(listKeys(t, st, doomed.TopicPrefix()))
 
-	st.failDeletes.Store(true)
+	st.FailDeletes.Store(true)
 	if err := b.DeleteTopic(ctx, "doomed"); err != nil {
 		t.Fatal(err)
 	}
@@ -142,10 +102,10 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 	}
 
 	// The worker tries, fails, and backs off instead of spinning.
-	waitWithin(t, 10*time.Second, "three failed delete attempts", func() bool { return st.deleteCalls.Load() >= 3 })
-	calls := st.deleteCalls.Load()
+	waitWithin(t, 10*time.Second, "three failed delete attempts", func() bool { return st.DeleteCalls.Load() >= 3 })
+	calls := st.DeleteCalls.Load()
 	time.Sleep(600 * time.Millisecond)
-	if n := st.deleteCalls.Load() - calls; n > 3 {
+	if n := st.DeleteCalls.Load() - calls; n > 3 {
 		t.Errorf("%d delete attempts in 600ms against a failing store: no backoff", n)
 	}
 	if _, found, err := store.DeletedTopic(ctx, doomed.TopicID); err != nil || !found {
@@ -163,7 +123,7 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 		t.Fatalf("restore of a topic pending deletion: %v", err)
 	}
 
-	st.failDeletes.Store(false)
+	st.FailDeletes.Store(false)
 	waitWithin(t, 20*time.Second, "the record gone once the store works", func() bool {
 		_, found, err := store.DeletedTopic(ctx, doomed.TopicID)
 		return err == nil && !found
@@ -172,7 +132,7 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 		t.Fatalf("objects left under %s: %v", doomed.TopicPrefix(), keys)
 	}
 	var ofDoomed []string
-	for _, k := range st.deletedKeys() {
+	for _, k := range st.Deleted() {
 		if strings.HasPrefix(k, doomed.TopicPrefix()) {
 			ofDoomed = append(ofDoomed, k)
 		}
@@ -221,9 +181,9 @@ func TestDeletedTopicRecordWaitsForUploadsInFlight(t *testing.T) {
 	waitWithin(t, 10*time.Second, "the tiered topic's prefix empty", func() bool {
 		return len(listKeys(t, st, tiered.TopicPrefix())) == 0
 	})
-	lists := st.listCalls.Load()
+	lists := st.ListCalls.Load()
 	deadline := time.Now().Add(10 * time.Second)
-	for st.listCalls.Load() < lists+3 {
+	for st.ListCalls.Load() < lists+3 {
 		if time.Now().After(deadline) {
 			t.Fatal("the deleter stopped listing the tiered topic's prefix within its grace")
 		}

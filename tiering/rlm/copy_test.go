@@ -99,9 +99,9 @@ func TestDeposedLeaderEpochCannotWrite(t *testing.T) {
 			r.replica.set(func(f *fakeReplica) { f.epoch = 2 })
 		}
 	}
-	r.store.onPut.Store(&hook)
+	r.store.OnPut.Store(&hook)
 	r.round(0)
-	r.store.onPut.Store(nil)
+	r.store.OnPut.Store(nil)
 	if _, found := r.bucketManifest(); found {
 		t.Fatal("a leader deposed mid-round wrote a manifest")
 	}
@@ -131,7 +131,7 @@ func TestLocalSegmentDeletedOnlyOnceTheManifestNamesIt(t *testing.T) {
 	r.produce(0, 60)
 	start := r.log.LogStartOffset()
 
-	r.store.failManifests.Store(true)
+	r.failManifests(true)
 	r.round(0)
 	if got := r.log.LogStartOffset(); got != start {
 		t.Fatalf("local log start moved to %d while no manifest could be written", got)
@@ -143,7 +143,7 @@ func TestLocalSegmentDeletedOnlyOnceTheManifestNamesIt(t *testing.T) {
 		t.Errorf("%d local segments counted as deleted", n)
 	}
 
-	r.store.failManifests.Store(false)
+	r.failManifests(false)
 	before := r.sealed()
 	r.round(1)
 	m, found := r.bucketManifest()

@@ -2,9 +2,7 @@ package rlm
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,6 +17,7 @@ import (
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
+	"github.com/strata-broker/strata/tiering/objstore/objstoretest"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
@@ -61,54 +60,6 @@ func (r *fakeReplica) set(fn func(r *fakeReplica)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fn(r)
-}
-
-// testStore is a local-directory object store whose manifest writes or
-// deletes can be made to fail, and which can run a hook on each Put.
-type testStore struct {
-	objstore.Store
-	failManifests atomic.Bool
-	failDeletes   atomic.Bool
-	deleteCalls   atomic.Int64
-	onPut         atomic.Pointer[func(key string)]
-
-	mu      sync.Mutex
-	deleted []string
-}
-
-var errDown = errors.New("store down (test)")
-
-func (s *testStore) Put(ctx context.Context, key string, body io.Reader, size int64) error {
-	if s.failManifests.Load() && isManifestKey(key) {
-		return errDown
-	}
-	if err := s.Store.Put(ctx, key, body, size); err != nil {
-		return err
-	}
-	if fn := s.onPut.Load(); fn != nil {
-		(*fn)(key)
-	}
-	return nil
-}
-
-func (s *testStore) Delete(ctx context.Context, keys ...string) error {
-	s.deleteCalls.Add(1)
-	if s.failDeletes.Load() {
-		return errDown
-	}
-	if err := s.Store.Delete(ctx, keys...); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.deleted = append(s.deleted, keys...)
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *testStore) deletedKeys() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.deleted)
 }
 
 func isManifestKey(key string) bool {
@@ -183,7 +134,7 @@ func (c *clock) Advance(d time.Duration) {
 type rig struct {
 	t         *testing.T
 	m         *Manager
-	store     *testStore
+	store     *objstoretest.Faulty
 	reg       *prometheus.Registry
 	clk       *clock
 	log       *partlog.Log
@@ -207,7 +158,7 @@ func newRig(t *testing.T, configs map[string]string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, store: &testStore{Store: objects}, reg: prometheus.NewRegistry(), clk: newClock(),
+	r := &rig{t: t, store: objstoretest.NewFaulty(objects), reg: prometheus.NewRegistry(), clk: newClock(),
 		records: &fakeRecords{}, retention: map[string][2]int64{}}
 	all := map[string]string{"remote.storage.enable": "true", "segment.bytes": "1024"}
 	for k, v := range configs {
@@ -339,4 +290,14 @@ func (r *rig) metric(name string, labels ...string) float64 {
 		}
 	}
 	return 0
+}
+
+// failManifests makes the store's manifest writes fail, or work again.
+func (r *rig) failManifests(fail bool) {
+	if !fail {
+		r.store.FailPut.Store(nil)
+		return
+	}
+	match := isManifestKey
+	r.store.FailPut.Store(&match)
 }

@@ -39,7 +39,7 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 	r.m.SetDeletedTopicGrace(0)
 	d := r.m.deleter
 
-	r.store.failDeletes.Store(true)
+	r.store.FailDeletes.Store(true)
 	if err := d.round(ctx); err == nil {
 		t.Fatal("a round against a store failing deletes succeeded")
 	}
@@ -56,7 +56,7 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 		t.Errorf("restore of a topic pending deletion: %v", err)
 	}
 
-	r.store.failDeletes.Store(false)
+	r.store.FailDeletes.Store(false)
 	if err := d.round(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 	if keys := r.keys(dl.TopicPrefix()); len(keys) != 0 {
 		t.Fatalf("left under %s: %v", dl.TopicPrefix(), keys)
 	}
-	deleted := r.store.deletedKeys()
+	deleted := r.store.Deleted()
 	if deleted[len(deleted)-1] != dl.TopicManifestKey() {
 		t.Errorf("deleted %v: want the topic manifest last", deleted)
 	}
@@ -89,7 +89,7 @@ func isPending(err error) bool {
 // Against a store that keeps failing, rounds are spaced out, doubling.
 func TestDeletedTopicTaskBacksOff(t *testing.T) {
 	r := newRig(t, nil)
-	r.store.failDeletes.Store(true)
+	r.store.FailDeletes.Store(true)
 	ctx := context.Background()
 	dl := TopicPartition{Topic: "gone", TopicID: "id-2"}.layout()
 	if err := r.store.Put(ctx, dl.TopicManifestKey(), strings.NewReader("x"), 1); err != nil {
@@ -108,7 +108,7 @@ func TestDeletedTopicTaskBacksOff(t *testing.T) {
 	cancel()
 	<-done
 	// Without backoff: 40 attempts; with it: 10, 20, 40, 80, 160 ms.
-	if n := r.store.deleteCalls.Load(); n < 2 || n > 7 {
+	if n := r.store.DeleteCalls.Load(); n < 2 || n > 7 {
 		t.Fatalf("%d delete attempts in 400ms with a 10ms interval, want a few, spaced out", n)
 	}
 }
