@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/strata-broker/strata/internal/await"
 	"slices"
 	"strings"
 	"testing"
@@ -73,17 +74,6 @@ func countRecords(t *testing.T, b *Broker, topic string, partition int32, offset
 		}
 	}
 	return n, it.Err()
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestCreatePartitions(t *testing.T) {
@@ -180,7 +170,7 @@ func TestCreatePartitions(t *testing.T) {
 	b2 := reopenBroker(t, b)
 	for p := int32(0); p < 4; p++ {
 		want := map[int32]int{0: 4, 1: 2, 2: 2, 3: 1}[p]
-		eventually(t, fmt.Sprint("partition ", p, " led after the restart"), func() bool {
+		await.True(t, 30*time.Second, fmt.Sprint("partition ", p, " led after the restart"), func() bool {
 			_, err := b2.hosted.leaderPartition("g", p)
 			return err == nil
 		})
@@ -205,7 +195,7 @@ func TestPartitionsAddedElsewhereAreOpened(t *testing.T) {
 	if _, err := store.AddPartitions(ctx, tp, [][]int32{{1}, {1}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the new partitions led here", func() bool {
+	await.True(t, 30*time.Second, "the new partitions led here", func() bool {
 		_, err2 := b.hosted.leaderPartition("w", 2)
 		_, err3 := b.hosted.leaderPartition("w", 3)
 		return err2 == nil && err3 == nil
@@ -293,7 +283,7 @@ func TestDeleteRecords(t *testing.T) {
 
 	// The new log start survives a restart.
 	b2 := reopenBroker(t, b)
-	eventually(t, "the partition led after the restart", func() bool {
+	await.True(t, 30*time.Second, "the partition led after the restart", func() bool {
 		_, err := b2.hosted.leaderPartition("d", 0)
 		return err == nil
 	})
@@ -305,7 +295,7 @@ func TestDeleteRecords(t *testing.T) {
 	if _, err := store.CreateTopic(ctx, metastore.Topic{Name: "f"}, [][]int32{{2, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the follower partition hosted", func() bool {
+	await.True(t, 30*time.Second, "the follower partition hosted", func() bool {
 		_, err := b2.hosted.partition("f", 0)
 		return err == nil
 	})

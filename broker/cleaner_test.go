@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/strata-broker/strata/internal/await"
 	"testing"
 	"time"
 
@@ -105,7 +106,7 @@ func TestCleanerCompactsTopic(t *testing.T) {
 	}
 	end := p.HighWatermark()
 
-	waitUntil(t, "the cleaner to compact the topic", func() bool {
+	await.True(t, 10*time.Second, "the cleaner to compact the topic", func() bool {
 		return p.log.CleanerOffset() >= p.log.Segments()[len(p.log.Segments())-1].BaseOffset
 	})
 	got := fetchAll(t, b, "profiles")
@@ -145,7 +146,7 @@ func TestCleanerCompactsTopic(t *testing.T) {
 	}
 	// The worker counts a pass just after its last swap.
 	read := func() float64 { return metricValue(t, reg, "strata_log_cleaner_read_bytes_total") }
-	waitUntil(t, "the cleaner's metrics to count the pass", func() bool { return read() > 0 })
+	await.True(t, 10*time.Second, "the cleaner's metrics to count the pass", func() bool { return read() > 0 })
 	if written := metricValue(t, reg, "strata_log_cleaner_written_bytes_total"); written >= read() {
 		t.Fatalf("cleaner read %v bytes and wrote %v", read(), written)
 	}
@@ -164,7 +165,7 @@ func TestCleanerCompactsTopic(t *testing.T) {
 	if err := p.log.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the tombstones to go", func() bool {
+	await.True(t, 10*time.Second, "the tombstones to go", func() bool {
 		for _, r := range fetchAll(t, b, "profiles") {
 			if r.Value == nil && r.Offset < int64(rounds*keys) {
 				return false
@@ -218,7 +219,7 @@ func TestRemoteCompaction(t *testing.T) {
 	// Until the bucket holds everything below the active segment's base,
 	// compacted: at most one record per key below CompactedTo.
 	var m *tiering.PartitionManifest
-	waitUntil(t, "the remote segments to be compacted", func() bool {
+	await.True(t, 10*time.Second, "the remote segments to be compacted", func() bool {
 		m, _ = p.remoteManifest()
 		return m != nil && m.CompactedTo > 0 && m.CompactedTo >= m.EndOffset() && m.EndOffset() >= int64((rounds-10)*keys) &&
 			p.log.LogStartOffset() > m.LogStartOffset // and local retention dropped what the bucket holds

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"github.com/strata-broker/strata/internal/await"
 	"slices"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestISRShrinksPastReplicaLagOnTheBrokerClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	var leader, follower int32
-	eventually(t, "a leader and a full ISR", func() bool {
+	await.True(t, 30*time.Second, "a leader and a full ISR", func() bool {
 		p := c.hosted(1, "i", 0)
 		if p == nil {
 			return false
@@ -32,7 +33,7 @@ func TestISRShrinksPastReplicaLagOnTheBrokerClock(t *testing.T) {
 	})
 	follower = 3 - leader
 	appendRecords(t, c.core(leader), "i", 0, 3)
-	eventually(t, "the follower caught up", func() bool {
+	await.True(t, 30*time.Second, "the follower caught up", func() bool {
 		p := c.hosted(follower, "i", 0)
 		return p != nil && p.LogEndOffset() == 3
 	})
@@ -52,7 +53,7 @@ func TestISRShrinksPastReplicaLagOnTheBrokerClock(t *testing.T) {
 	clk.Advance(time.Millisecond)
 	c.core(leader).isr.shrink(ctx, lp, clk.Now())
 	// The background check may have been making the same change.
-	eventually(t, "the stopped follower out of the ISR", func() bool {
+	await.True(t, 30*time.Second, "the stopped follower out of the ISR", func() bool {
 		return slices.Equal(isr(), []int32{leader})
 	})
 }

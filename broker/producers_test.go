@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"github.com/strata-broker/strata/internal/await"
 	"math"
 	"sync"
 	"testing"
@@ -284,7 +285,7 @@ func TestIdempotentStateSurvivesRestart(t *testing.T) {
 	}
 
 	b = c.start(nil, nil)
-	waitUntil(t, "partition led after restart", func() bool {
+	await.True(t, 10*time.Second, "partition led after restart", func() bool {
 		p, err := b.hosted.partition("t", 0)
 		return err == nil && p.checkLeader() == nil
 	})
@@ -440,23 +441,5 @@ func TestFollowerTracksProducerState(t *testing.T) {
 	res, _, err = p.leaderAppend(idemBatch(t, 4, 0, 2, 3), AcksLeader, 1, ok, 0)
 	if err != nil || res.FirstOffset != 2 || res.LastOffset != 4 || res.Batches != 1 {
 		t.Fatalf("the truncated batch sent again: %+v, %v; want it written at 2..4", res, err)
-	}
-}
-
-// waitUntil polls cond until it holds, for at most 10 seconds.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	waitWithin(t, 10*time.Second, what, cond)
-}
-
-// waitWithin polls cond until it holds, for at most timeout.
-func waitWithin(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/strata-broker/strata/internal/await"
 	"io"
 	"strings"
 	"sync"
@@ -73,7 +74,7 @@ func TestFetchReadsPartitionsFromTheBucketInParallel(t *testing.T) {
 	}
 	for p := int32(0); p < parts; p++ {
 		part, _ := b.hosted.partition("wide", p)
-		waitUntil(t, "records to be only in the bucket", func() bool { return part.log.LogStartOffset() >= 20 })
+		await.True(t, 10*time.Second, "records to be only in the bucket", func() bool { return part.log.LogStartOffset() >= 20 })
 	}
 	var req []FetchPartition
 	for p := int32(0); p < parts; p++ {
@@ -163,7 +164,7 @@ func TestRemoteReadFollowsAReplacedManifest(t *testing.T) {
 	}
 	produceValues(t, b, "moving", 0, 60)
 	p, _ := b.hosted.partition("moving", 0)
-	waitUntil(t, "records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 20 })
+	await.True(t, 10*time.Second, "records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 20 })
 	replaced := false
 	st.replace = func(ctx context.Context) error {
 		unlock := p.remote.LockWrites() // no tiering round meanwhile
@@ -223,7 +224,7 @@ func TestRemoteFetchInPieces(t *testing.T) {
 	}
 	produceValues(t, b, "pieces", 0, 300)
 	p, _ := b.hosted.partition("pieces", 0)
-	waitUntil(t, "records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 150 })
+	await.True(t, 10*time.Second, "records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 150 })
 	fetch := func(offset int64, pieces bool) FetchResult {
 		t.Helper()
 		res, err := b.Fetch(ctx, []FetchPartition{{Topic: "pieces", Offset: offset, MaxBytes: 3000}}, FetchOptions{Pieces: pieces})

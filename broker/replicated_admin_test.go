@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"github.com/strata-broker/strata/internal/await"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -144,13 +145,13 @@ func TestCreatePartitionsReplicated(t *testing.T) {
 		}
 	}
 	for _, id := range []int32{1, 2, 3} {
-		eventually(t, fmt.Sprint("broker ", id, " hosting the new partitions"), func() bool {
+		await.True(t, 30*time.Second, fmt.Sprint("broker ", id, " hosting the new partitions"), func() bool {
 			return c.hosted(id, "g", 1) != nil && c.hosted(id, "g", 2) != nil
 		})
 	}
 	for p, leader := range map[int32]int32{1: 2, 2: 3} {
 		b := c.core(leader)
-		eventually(t, fmt.Sprint("broker ", leader, " leading partition ", p), func() bool {
+		await.True(t, 30*time.Second, fmt.Sprint("broker ", leader, " leading partition ", p), func() bool {
 			_, err := b.hosted.leaderPartition("g", p)
 			return err == nil
 		})
@@ -166,7 +167,7 @@ func TestCreatePartitionsReplicated(t *testing.T) {
 			t.Fatalf("partition %d fetched from broker 1: %v", p, err)
 		}
 		for _, id := range []int32{1, 2, 3} {
-			eventually(t, fmt.Sprint("broker ", id, " replicating partition ", p), func() bool {
+			await.True(t, 30*time.Second, fmt.Sprint("broker ", id, " replicating partition ", p), func() bool {
 				return c.hosted(id, "g", p).LogEndOffset() == 4
 			})
 		}
@@ -191,7 +192,7 @@ func TestDeleteRecordsReplicated(t *testing.T) {
 	}
 	appendRecords(t, leader, "d", 0, 40)
 	for _, id := range []int32{2, 3} {
-		eventually(t, fmt.Sprint("broker ", id, " knowing everything is committed"), func() bool {
+		await.True(t, 30*time.Second, fmt.Sprint("broker ", id, " knowing everything is committed"), func() bool {
 			return c.hosted(id, "d", 0).HighWatermark() == 40
 		})
 	}
@@ -204,7 +205,7 @@ func TestDeleteRecordsReplicated(t *testing.T) {
 	}
 	for _, id := range []int32{2, 3} {
 		p := c.hosted(id, "d", 0)
-		eventually(t, fmt.Sprint("broker ", id, " following the log start"), func() bool {
+		await.True(t, 30*time.Second, fmt.Sprint("broker ", id, " following the log start"), func() bool {
 			return p.LogStartOffset() == 25
 		})
 		if segs := p.log.Segments(); segs[0].BaseOffset > 25 || segs[0].NextOffset <= 25 {
@@ -218,7 +219,7 @@ func TestDeleteRecordsReplicated(t *testing.T) {
 	// Broker 3 stops, leaves the ISR; the leader goes on and deletes past
 	// broker 3's log end.
 	c.stop(3)
-	eventually(t, "broker 3 out of the ISR", func() bool {
+	await.True(t, 30*time.Second, "broker 3 out of the ISR", func() bool {
 		st, _ := c.hosted(1, "d", 0).State()
 		return len(st.ISR) == 2
 	})
@@ -226,7 +227,7 @@ func TestDeleteRecordsReplicated(t *testing.T) {
 	if low, err := leader.DeleteRecords(ctx, "d", 0, -1); err != nil || low != 70 {
 		t.Fatalf("DeleteRecords(-1) = %d, %v", low, err)
 	}
-	eventually(t, "broker 2 following the log start to the end", func() bool {
+	await.True(t, 30*time.Second, "broker 2 following the log start to the end", func() bool {
 		return c.hosted(2, "d", 0).LogStartOffset() == 70
 	})
 	// Into the middle of a batch [70, 75).
@@ -234,7 +235,7 @@ func TestDeleteRecordsReplicated(t *testing.T) {
 	if low, err := leader.DeleteRecords(ctx, "d", 0, 72); err != nil || low != 72 {
 		t.Fatalf("DeleteRecords(72) = %d, %v", low, err)
 	}
-	eventually(t, "broker 2 following the log start into the batch", func() bool {
+	await.True(t, 30*time.Second, "broker 2 following the log start into the batch", func() bool {
 		return c.hosted(2, "d", 0).LogStartOffset() == 72
 	})
 	appendRecords(t, leader, "d", 0, 3)
@@ -243,11 +244,11 @@ func TestDeleteRecordsReplicated(t *testing.T) {
 	// starts over at the leader's log start (at the batch holding it) and
 	// catches up.
 	c.start(3)
-	eventually(t, "broker 3 caught up from the leader's log start", func() bool {
+	await.True(t, 30*time.Second, "broker 3 caught up from the leader's log start", func() bool {
 		p := c.hosted(3, "d", 0)
 		return p != nil && p.LogStartOffset() == 72 && p.LogEndOffset() == 78
 	})
-	eventually(t, "broker 3 back in the ISR", func() bool {
+	await.True(t, 30*time.Second, "broker 3 back in the ISR", func() bool {
 		st, _ := c.hosted(1, "d", 0).State()
 		return len(st.ISR) == 3
 	})

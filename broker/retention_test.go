@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/strata-broker/strata/internal/await"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -132,7 +133,7 @@ func TestRetentionMsDeletesExpiredSegments(t *testing.T) {
 	deleted := func() float64 {
 		return metricValue(t, reg, "strata_log_retention_deleted_segments_total", "topic", "events", "tier", compaction.TierLocal)
 	}
-	waitUntil(t, "retention to delete the segments", func() bool { return deleted() > 0 })
+	await.True(t, 10*time.Second, "retention to delete the segments", func() bool { return deleted() > 0 })
 	if got := deleted(); got != float64(segments) {
 		t.Errorf("deleted segments metric %v, want %d", got, segments)
 	}

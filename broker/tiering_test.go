@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/strata-broker/strata/internal/await"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -311,7 +312,7 @@ func TestDeleteRecordsReachesTheBucket(t *testing.T) {
 	}
 	produceValues(t, b, "ledger", 0, 200)
 	p, _ := b.hosted.partition("ledger", 0)
-	waitUntil(t, "most records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 100 })
+	await.True(t, 10*time.Second, "most records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 100 })
 	before, _ := p.remoteManifest()
 
 	const cut = 50 // in the bucket only
@@ -398,7 +399,7 @@ func TestRemoteReadsUsePooledBuffers(t *testing.T) {
 	}
 	produceValues(t, b, "pooled", 0, 100)
 	p, _ := b.hosted.partition("pooled", 0)
-	waitUntil(t, "records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 50 })
+	await.True(t, 10*time.Second, "records to be only in the bucket", func() bool { return p.log.LogStartOffset() >= 50 })
 	pool := &dirtyPool{}
 	kept := 0
 	for offset := int64(0); offset < 50; {

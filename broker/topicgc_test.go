@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/strata-broker/strata/internal/await"
 	"slices"
 	"strings"
 	"testing"
@@ -68,7 +69,7 @@ func createTieredWithSegments(t *testing.T, b *Broker, st objstore.Store, name s
 	}
 	produceValues(t, b, name, 0, 100)
 	l := tiering.Layout{Topic: name, TopicID: d.ID}
-	waitWithin(t, 20*time.Second, name+"'s segments and topic manifest in the bucket", func() bool {
+	await.True(t, 20*time.Second, name+"'s segments and topic manifest in the bucket", func() bool {
 		keys := listKeys(t, st, l.TopicPrefix())
 		segments := 0
 		for _, k := range keys {
@@ -102,7 +103,7 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 	}
 
 	// The worker tries, fails, and backs off instead of spinning.
-	waitWithin(t, 10*time.Second, "three failed delete attempts", func() bool { return st.DeleteCalls.Load() >= 3 })
+	await.True(t, 10*time.Second, "three failed delete attempts", func() bool { return st.DeleteCalls.Load() >= 3 })
 	calls := st.DeleteCalls.Load()
 	time.Sleep(600 * time.Millisecond)
 	if n := st.DeleteCalls.Load() - calls; n > 3 {
@@ -124,7 +125,7 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 	}
 
 	st.FailDeletes.Store(false)
-	waitWithin(t, 20*time.Second, "the record gone once the store works", func() bool {
+	await.True(t, 20*time.Second, "the record gone once the store works", func() bool {
 		_, found, err := store.DeletedTopic(ctx, doomed.TopicID)
 		return err == nil && !found
 	})
@@ -149,7 +150,7 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 	if got := metricValue(t, reg, "strata_tiering_deleted_topic_objects_total"); got < float64(doomedObjects) {
 		t.Errorf("deleted-objects counter %v, want at least %d", got, doomedObjects)
 	}
-	waitWithin(t, 5*time.Second, "the pending gauge at 0", func() bool { return metricValue(t, reg, "strata_tiering_deleted_topics_pending") == 0 })
+	await.True(t, 5*time.Second, "the pending gauge at 0", func() bool { return metricValue(t, reg, "strata_tiering_deleted_topics_pending") == 0 })
 	if _, err := b.RestoreTopic(ctx, "doomed"); !errors.Is(err, ErrUnknownTopicOrPartition) {
 		t.Fatalf("restore once the objects are gone: %v, want unknown topic", err)
 	}
@@ -174,11 +175,11 @@ func TestDeletedTopicRecordWaitsForUploadsInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitWithin(t, 10*time.Second, "the plain topic's record gone", func() bool {
+	await.True(t, 10*time.Second, "the plain topic's record gone", func() bool {
 		_, found, err := store.DeletedTopic(ctx, plain.ID)
 		return err == nil && !found
 	})
-	waitWithin(t, 10*time.Second, "the tiered topic's prefix empty", func() bool {
+	await.True(t, 10*time.Second, "the tiered topic's prefix empty", func() bool {
 		return len(listKeys(t, st, tiered.TopicPrefix())) == 0
 	})
 	lists := st.ListCalls.Load()
