@@ -109,14 +109,13 @@ func TestTieredTopicIsReadBackFromTheBucket(t *testing.T) {
 	p, _ := b.hosted.partition("history", 0)
 
 	// Uploads and local retention run in the background.
-	deadline := time.Now().Add(20 * time.Second)
-	for p.log.LogStartOffset() < 100 {
-		if time.Now().After(deadline) {
+	await.NoError(t, 20*time.Second, "the local log start at 100", func() error {
+		if start := p.log.LogStartOffset(); start < 100 {
 			m, _ := p.remoteManifest()
-			t.Fatalf("local log start still %d after 20s (manifest %+v)", p.log.LogStartOffset(), m)
+			return fmt.Errorf("local log start %d (manifest %+v)", start, m)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if got := p.LogStartOffset(); got != 0 {
 		t.Fatalf("log start offset %d, want 0: the bucket holds the start", got)
 	}
@@ -194,13 +193,7 @@ func TestCorruptRemoteSegmentIsAnError(t *testing.T) {
 	}
 	produceValues(t, b, "fragile", 0, 60)
 	p, _ := b.hosted.partition("fragile", 0)
-	deadline := time.Now().Add(20 * time.Second)
-	for p.log.LogStartOffset() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("nothing left the local disk after 20s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	await.True(t, 20*time.Second, "a segment to leave the local disk", func() bool { return p.log.LogStartOffset() > 0 })
 	m, _ := p.remoteManifest()
 	seg := m.Segments[0]
 	rc, err := objects.Get(ctx, seg.Key)
@@ -240,18 +233,15 @@ func TestRestoreTopicIntoANewCluster(t *testing.T) {
 	}
 	produceValues(t, first, "ledger", 0, 100)
 	p, _ := first.hosted.partition("ledger", 0)
-	deadline := time.Now().Add(20 * time.Second)
 	var uploaded int64
-	for {
-		if m, _ := p.remoteManifest(); m != nil && m.EndOffset() >= 80 {
-			uploaded = m.EndOffset()
-			break
+	await.True(t, 20*time.Second, "uploads to reach offset 80", func() bool {
+		m, _ := p.remoteManifest()
+		if m == nil || m.EndOffset() < 80 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("uploads did not reach offset 80 in 20s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		uploaded = m.EndOffset()
+		return true
+	})
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}

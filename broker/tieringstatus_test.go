@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"fmt"
+	"github.com/strata-broker/strata/internal/await"
 	"testing"
 	"time"
 
@@ -38,15 +40,13 @@ func TestTieringStatusAfterUploads(t *testing.T) {
 	// Uploads and local retention run in the background: wait until every
 	// sealed segment is in the bucket and local retention has run.
 	var st PartitionTiering
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	await.NoError(t, 20*time.Second, "the backlog uploaded and local retention run", func() error {
 		st = tieringStatusOf(t, b, "history")
 		if st.Backlog == 0 && st.RemoteSegments > 0 && st.LocalStart > 0 {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 20s: %+v", st)
-		}
-	}
+		return fmt.Errorf("status %+v", st)
+	})
 	p, _ := b.hosted.partition("history", 0)
 	m, _, found, err := tiering.LatestManifest(ctx, objects, tiering.Layout{Topic: "history", TopicID: p.topicID}, 0)
 	if err != nil || !found {

@@ -183,14 +183,12 @@ func TestDeletedTopicRecordWaitsForUploadsInFlight(t *testing.T) {
 		return len(listKeys(t, st, tiered.TopicPrefix())) == 0
 	})
 	lists := st.ListCalls.Load()
-	deadline := time.Now().Add(10 * time.Second)
-	for st.ListCalls.Load() < lists+3 {
-		if time.Now().After(deadline) {
-			t.Fatal("the deleter stopped listing the tiered topic's prefix within its grace")
-		}
+	// The record must stay at every look until the deleter has listed the
+	// prefix three more times, all within the grace.
+	await.True(t, 10*time.Second, "the deleter to keep listing the tiered topic's prefix within its grace", func() bool {
 		if _, found, err := store.DeletedTopic(ctx, tiered.TopicID); err != nil || !found {
 			t.Fatalf("tiered topic's record within the grace: found %v, %v", found, err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return st.ListCalls.Load() >= lists+3
+	})
 }
