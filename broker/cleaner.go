@@ -64,14 +64,7 @@ func newCleanerWorker(b *Broker) (*cleanerWorker, error) {
 		Backoff:  backoff,
 		MapBytes: w.mapBytes,
 		Limiter:  w.limiter,
-		Partitions: func() []compaction.Replica {
-			ps := b.hosted.allPartitions()
-			out := make([]compaction.Replica, len(ps))
-			for i, p := range ps {
-				out[i] = hostedReplica{b: b, p: p}
-			}
-			return out
-		},
+		Partitions: hostedReplicas[compaction.Replica](b),
 		TopicConfig: b.hosted.TopicConfig,
 		Now:         b.now,
 		Logger:      b.logger,

@@ -31,14 +31,7 @@ func newRetentionWorker(b *Broker) (*retentionWorker, error) {
 	}
 	w, err := compaction.NewRetentionWorker(compaction.RetentionConfig{
 		Interval: interval,
-		Partitions: func() []compaction.LeaderReplica {
-			ps := b.hosted.allPartitions()
-			out := make([]compaction.LeaderReplica, len(ps))
-			for i, p := range ps {
-				out[i] = hostedReplica{b: b, p: p}
-			}
-			return out
-		},
+		Partitions: hostedReplicas[compaction.LeaderReplica](b),
 		TopicConfig: b.hosted.TopicConfig,
 		Now:         b.now,
 		Logger:      b.logger,
@@ -57,8 +50,24 @@ func (w *retentionWorker) run(ctx context.Context) {
 	}
 }
 
+// hostedReplicas lists the hosted partitions as the workers of package
+// compaction see them, each worker through its own interface R.
+func hostedReplicas[R compaction.Replica](b *Broker) func() []R {
+	return func() []R {
+		ps := b.hosted.allPartitions()
+		out := make([]R, len(ps))
+		for i, p := range ps {
+			out[i] = any(hostedReplica{b: b, p: p}).(R)
+		}
+		return out
+	}
+}
+
 // hostedReplica is a hosted partition as the workers of package compaction
-// see it.
+// see it. It satisfies both workers' interfaces, so hostedReplicas' type
+// assertion cannot fail.
+var _ compaction.LeaderReplica = hostedReplica{}
+
 type hostedReplica struct {
 	b *Broker
 	p *Partition
