@@ -63,11 +63,12 @@ func hostedReplicas[R compaction.Replica](b *Broker) func() []R {
 	}
 }
 
-// hostedReplica is a hosted partition as the workers of package compaction
-// see it. It satisfies both workers' interfaces, so hostedReplicas' type
-// assertion cannot fail.
+// It satisfies both workers' interfaces, so hostedReplicas' type assertion
+// cannot fail.
 var _ compaction.LeaderReplica = hostedReplica{}
 
+// hostedReplica is a hosted partition as the workers of package compaction
+// see it.
 type hostedReplica struct {
 	b *Broker
 	p *Partition
