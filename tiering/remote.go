@@ -78,9 +78,10 @@ func manifestKeys(ctx context.Context, st Store, l Layout, p int32) ([]string, e
 	return keys, nil
 }
 
-// WriteManifest stores m under its epoch and sequence.
-func WriteManifest(ctx context.Context, st Store, l Layout, m *PartitionManifest) (string, error) {
-	m.WrittenAt = time.Now().UTC()
+// WriteManifest stores m under its epoch and sequence, stamped as written
+// at now (the writer's clock).
+func WriteManifest(ctx context.Context, st Store, l Layout, m *PartitionManifest, now time.Time) (string, error) {
+	m.WrittenAt = now.UTC()
 	raw, err := m.Encode()
 	if err != nil {
 		return "", err
@@ -129,9 +130,10 @@ func Garbage(ctx context.Context, st Store, l Layout, p int32, m *PartitionManif
 	return out, nil
 }
 
-// WriteTopicManifest stores the topic's description.
-func WriteTopicManifest(ctx context.Context, st Store, tm TopicManifest) error {
-	tm.Version, tm.WrittenAt = ManifestVersion, time.Now().UTC()
+// WriteTopicManifest stores the topic's description, stamped as written at
+// now (the writer's clock): FindTopic takes the newest incarnation by it.
+func WriteTopicManifest(ctx context.Context, st Store, tm TopicManifest, now time.Time) error {
+	tm.Version, tm.WrittenAt = ManifestVersion, now.UTC()
 	raw, err := jsonIndent(tm)
 	if err != nil {
 		return err

@@ -40,7 +40,7 @@ func newTestBucket(t *testing.T, topic string, partitions int32) *testBucket {
 		t.Fatal(err)
 	}
 	b := &testBucket{t: t, st: st, dir: dir, l: Layout{Topic: topic, TopicID: "id-1"}}
-	if err := WriteTopicManifest(context.Background(), st, TopicManifest{Name: topic, ID: "id-1", Partitions: partitions, ReplicationFactor: 1}); err != nil {
+	if err := WriteTopicManifest(context.Background(), st, TopicManifest{Name: topic, ID: "id-1", Partitions: partitions, ReplicationFactor: 1}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -80,7 +80,7 @@ func (b *testBucket) segment(p int32, codec record.Compression, batches ...[]int
 func (b *testBucket) manifest(p int32, logStart int64, segs ...SegmentMeta) {
 	b.t.Helper()
 	m := PartitionManifest{Topic: b.l.Topic, TopicID: b.l.TopicID, Partition: p, LeaderEpoch: 1, Seq: 1, LogStartOffset: logStart, Segments: segs}
-	if _, err := WriteManifest(context.Background(), b.st, b.l, &m); err != nil {
+	if _, err := WriteManifest(context.Background(), b.st, b.l, &m, time.Now()); err != nil {
 		b.t.Fatal(err)
 	}
 }

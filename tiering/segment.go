@@ -16,7 +16,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // UploadSegment copies a sealed segment and its indexes to the store under
 // fresh keys and returns its manifest entry. Nothing refers to the objects
 // until a manifest naming them is written.
-func UploadSegment(ctx context.Context, st Store, l Layout, p int32, seg *partlog.SealedSegment, epoch int32) (SegmentMeta, error) {
+func UploadSegment(ctx context.Context, st Store, l Layout, p int32, seg *partlog.SealedSegment, epoch int32, now time.Time) (SegmentMeta, error) {
 	logKey, idxKey, timeKey := l.SegmentKeys(p, seg.Info.BaseOffset, epoch)
 	crc := crc32.New(castagnoli)
 	body := io.TeeReader(io.NewSectionReader(seg.Log, 0, seg.Info.Size), crc)
@@ -36,7 +36,7 @@ func UploadSegment(ctx context.Context, st Store, l Layout, p int32, seg *partlo
 		BaseOffset: seg.Info.BaseOffset, NextOffset: seg.Info.NextOffset, Size: seg.Info.Size,
 		MaxTimestamp: seg.Info.MaxTimestamp, LeaderEpoch: epoch,
 		Key: logKey, IndexKey: idxKey, TimeIndexKey: timeKey, CRC32C: crc.Sum32(),
-		UploadedAt: time.Now().UTC(),
+		UploadedAt: now.UTC(),
 	}
 	for _, e := range seg.Epochs {
 		meta.Epochs = append(meta.Epochs, EpochStart{Epoch: e.Epoch, StartOffset: e.StartOffset})

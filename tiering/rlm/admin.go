@@ -49,7 +49,7 @@ func (p *Partition) DeleteRecords(ctx context.Context, offset int64) error {
 	dropped := next.Segments[:keep]
 	next.Segments = slices.Clone(next.Segments[keep:])
 	next.LogStartOffset = offset
-	if _, err := tiering.WriteManifest(ctx, p.m.store, p.layout, &next); err != nil {
+	if _, err := tiering.WriteManifest(ctx, p.m.store, p.layout, &next, p.m.env.now()); err != nil {
 		p.m.metrics.failed("write_manifest")
 		return err
 	}

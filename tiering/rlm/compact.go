@@ -236,7 +236,7 @@ func (r *remoteLog) CommitClean(out compaction.Output, cleanerOffset int64) erro
 	defer w.Remove()
 	defer seg.Close()
 	t := r.task
-	meta, err := tiering.UploadSegment(r.ctx, t.store, t.layout, t.tp.Partition, seg, r.epoch)
+	meta, err := tiering.UploadSegment(r.ctx, t.store, t.layout, t.tp.Partition, seg, r.epoch, t.now())
 	if err != nil {
 		return fmt.Errorf("remote compaction: %w", err)
 	}
@@ -251,7 +251,7 @@ func (r *remoteLog) CommitClean(out compaction.Output, cleanerOffset int64) erro
 	if cleanerOffset > next.CompactedTo {
 		next.CompactedTo = cleanerOffset
 	}
-	if _, err := tiering.WriteManifest(r.ctx, t.store, t.layout, &next); err != nil {
+	if _, err := tiering.WriteManifest(r.ctx, t.store, t.layout, &next, t.now()); err != nil {
 		t.store.Delete(r.ctx, newKeys...)
 		return fmt.Errorf("remote compaction: %w", err)
 	}

@@ -63,7 +63,7 @@ func (c *copyTask) upload(ctx context.Context, m *tiering.PartitionManifest, epo
 		}
 		next := nextManifest(m, epoch)
 		next.Segments = append(next.Segments, uploaded...)
-		if _, err := tiering.WriteManifest(ctx, c.store, c.layout, &next); err != nil {
+		if _, err := tiering.WriteManifest(ctx, c.store, c.layout, &next, c.now()); err != nil {
 			c.metrics.failed("write_manifest")
 			c.logger.Warn("tiering: manifest write failed; retrying next round", "topic", c.tp.Topic, "partition", c.tp.Partition, "err", err)
 			uploaded, uploadedBytes = nil, 0 // uploaded again next round; these become garbage
@@ -108,7 +108,7 @@ func (c *copyTask) uploadOne(ctx context.Context, s partlog.SegmentInfo, epoch i
 		c.logger.Warn("tiering: cannot open segment", "topic", c.tp.Topic, "partition", c.tp.Partition, "base", s.BaseOffset, "err", err)
 		return tiering.SegmentMeta{}, err
 	}
-	meta, err := tiering.UploadSegment(ctx, c.store, c.layout, c.tp.Partition, seg, epoch)
+	meta, err := tiering.UploadSegment(ctx, c.store, c.layout, c.tp.Partition, seg, epoch, c.now())
 	seg.Close()
 	if err != nil {
 		c.metrics.failed("upload")
@@ -156,7 +156,7 @@ func (c *copyTask) writeTopicManifest(ctx context.Context) {
 	if c.topicWritten == fp {
 		return
 	}
-	if err := tiering.WriteTopicManifest(ctx, c.store, tm); err != nil {
+	if err := tiering.WriteTopicManifest(ctx, c.store, tm, c.now()); err != nil {
 		c.metrics.failed("write_topic_manifest")
 		return
 	}

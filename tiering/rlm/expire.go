@@ -39,7 +39,7 @@ func (x *expirationTask) retention(ctx context.Context, m *tiering.PartitionMani
 	dropped := next.Segments[:d.Segments]
 	next.Segments = slices.Clone(next.Segments[d.Segments:])
 	next.LogStartOffset = d.StartOffset
-	if _, err := tiering.WriteManifest(ctx, x.store, x.layout, &next); err != nil {
+	if _, err := tiering.WriteManifest(ctx, x.store, x.layout, &next, x.now()); err != nil {
 		x.metrics.failed("write_manifest")
 		return m
 	}

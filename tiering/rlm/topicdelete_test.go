@@ -26,7 +26,7 @@ func TestDeletedTopicObjectsLeaveTheBucket(t *testing.T) {
 	doomed := TopicPartition{Topic: "gone", TopicID: "id-2"}
 	dl := doomed.layout()
 	ctx := context.Background()
-	if err := tiering.WriteTopicManifest(ctx, r.store, tiering.TopicManifest{Name: "gone", ID: "id-2", Partitions: 1, ReplicationFactor: 1}); err != nil {
+	if err := tiering.WriteTopicManifest(ctx, r.store, tiering.TopicManifest{Name: "gone", ID: "id-2", Partitions: 1, ReplicationFactor: 1}, r.clk.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{dl.SegmentsPrefix(0) + "a.log", dl.SegmentsPrefix(0) + "a.index"} {
