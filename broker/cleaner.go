@@ -60,11 +60,11 @@ func newCleanerWorker(b *Broker) (*cleanerWorker, error) {
 		}
 	}
 	w.CleanerWorker, err = compaction.NewCleanerWorker(compaction.CleanerConfig{
-		Disabled: !enabled,
-		Backoff:  backoff,
-		MapBytes: w.mapBytes,
-		Limiter:  w.limiter,
-		Partitions: hostedReplicas[compaction.Replica](b),
+		Disabled:    !enabled,
+		Backoff:     backoff,
+		MapBytes:    w.mapBytes,
+		Limiter:     w.limiter,
+		Partitions:  hostedReplicas[compaction.Replica](b),
 		TopicConfig: b.hosted.TopicConfig,
 		Now:         b.now,
 		Logger:      b.logger,

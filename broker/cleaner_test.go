@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/strata-broker/strata/internal/await"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"testing"
 	"time"
 
@@ -77,7 +78,7 @@ func fetchAll(t *testing.T, b *Broker, topic string) []record.Record {
 // original offset; tombstones go once delete.retention.ms has passed; a
 // record without a key is refused, as Kafka does.
 func TestCleanerCompactsTopic(t *testing.T) {
-	clk := newTestClock()
+	clk := fakeclock.New(time.Now())
 	reg := prometheus.NewPedanticRegistry()
 	b, _ := startBrokerWith(t, Config{Now: clk.Now, Registerer: reg,
 		Settings: map[string]string{"log.cleaner.backoff.ms": "20", "log.cleaner.dedupe.buffer.size": "1048576"}})

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"github.com/strata-broker/strata/internal/await"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"slices"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 // before: the decision follows the broker's clock, so a fake one makes it
 // at an exact time, with no real wait.
 func TestISRShrinksPastReplicaLagOnTheBrokerClock(t *testing.T) {
-	clk := newTestClock()
+	clk := fakeclock.New(time.Now())
 	// The default replica.lag.time.max.ms, 30 s: on the real clock the
 	// test would wait that long.
 	c := startCoreClusterOn(t, 2, nil, clk.Now)

@@ -30,8 +30,8 @@ func newRetentionWorker(b *Broker) (*retentionWorker, error) {
 		return nil, err
 	}
 	w, err := compaction.NewRetentionWorker(compaction.RetentionConfig{
-		Interval: interval,
-		Partitions: hostedReplicas[compaction.LeaderReplica](b),
+		Interval:    interval,
+		Partitions:  hostedReplicas[compaction.LeaderReplica](b),
 		TopicConfig: b.hosted.TopicConfig,
 		Now:         b.now,
 		Logger:      b.logger,

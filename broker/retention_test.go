@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"github.com/strata-broker/strata/internal/await"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,22 +21,9 @@ import (
 	"github.com/strata-broker/strata/topicconfig"
 )
 
-// testClock is a clock a test moves by hand; the broker reads it from
-// several goroutines.
-type testClock struct{ ns atomic.Int64 }
-
-func newTestClock() *testClock {
-	c := &testClock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-
-func (c *testClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *testClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 // startRetentionBroker runs a broker on clk whose retention worker runs
 // every 20 ms, with its metrics in reg.
-func startRetentionBroker(t *testing.T, clk *testClock, reg prometheus.Registerer) *Broker {
+func startRetentionBroker(t *testing.T, clk *fakeclock.Clock, reg prometheus.Registerer) *Broker {
 	t.Helper()
 	b, _ := startBrokerWith(t, Config{Now: clk.Now, Registerer: reg,
 		Settings: map[string]string{"log.retention.check.interval.ms": "20"}})
@@ -96,7 +83,7 @@ func metricValue(tb testing.TB, g prometheus.Gatherer, name string, labels ...st
 // segment whose records are all older, the active one too (the log rolls),
 // and nothing before they are.
 func TestRetentionMsDeletesExpiredSegments(t *testing.T) {
-	clk := newTestClock()
+	clk := fakeclock.New(time.Now())
 	reg := prometheus.NewPedanticRegistry()
 	b := startRetentionBroker(t, clk, reg)
 	ctx := context.Background()
@@ -198,7 +185,7 @@ func TestRetainBelowNeedsTheLeadership(t *testing.T) {
 // and deletes nothing; bad overrides are refused as AlterTopicConfigs
 // refuses them.
 func TestPreviewRetention(t *testing.T) {
-	clk := newTestClock()
+	clk := fakeclock.New(time.Now())
 	b := startRetentionBroker(t, clk, nil)
 	ctx := context.Background()
 	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "events", Partitions: 1, Configs: map[string]string{"segment.bytes": "1024"}}); err != nil {

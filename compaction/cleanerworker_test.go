@@ -3,6 +3,7 @@ package compaction
 import (
 	"context"
 	"fmt"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ func newCleanerWorker(t *testing.T, h *fakeHost, cfg CleanerConfig) *CleanerWork
 	t.Helper()
 	cfg.Backoff = 5 * time.Millisecond
 	cfg.MapBytes = 1 << 20
-	cfg.Partitions, cfg.TopicConfig, cfg.Now = h.replicas, h.topicConfig, h.clock.now
+	cfg.Partitions, cfg.TopicConfig, cfg.Now = h.replicas, h.topicConfig, h.clock.Now
 	w, err := NewCleanerWorker(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +31,7 @@ func newCleanerWorker(t *testing.T, h *fakeHost, cfg CleanerConfig) *CleanerWork
 // end: once max.compaction.lag.ms has passed, the worker rolls the idle
 // active segment (which is never compacted) and cleans it.
 func TestCleanerWorkerRollsAnIdleActiveSegment(t *testing.T) {
-	clock := &testClock{t: now}
+	clock := fakeclock.New(now)
 	h := newFakeHost(clock)
 	h.configure(t, "prices", map[string]string{"cleanup.policy": "compact", "max.compaction.lag.ms": "60000"})
 	r := h.host(t, "prices", 0)
@@ -48,7 +49,7 @@ func TestCleanerWorkerRollsAnIdleActiveSegment(t *testing.T) {
 	if n := len(r.log.Segments()); n != 1 {
 		t.Fatalf("%d segments before max.compaction.lag.ms passed, want the active one only", n)
 	}
-	clock.advance(2 * time.Minute) // the records are now older than the lag
+	clock.Advance(2 * time.Minute) // the records are now older than the lag
 	await.True(t, 10*time.Second, "the idle segment to be rolled and compacted", func() bool {
 		w.cleanDirtiest(ctx)
 		return r.log.CleanerOffset() == int64(keys*rounds)
@@ -67,7 +68,7 @@ func TestCleanerWorkerRollsAnIdleActiveSegment(t *testing.T) {
 // Of the replicas due, the dirtiest is cleaned first; every compacted
 // replica's dirty ratio and lag are reported, and a pass is counted.
 func TestCleanerWorkerCleansTheDirtiestFirst(t *testing.T) {
-	clock := &testClock{t: now}
+	clock := fakeclock.New(now)
 	h := newFakeHost(clock)
 	compact := map[string]string{"cleanup.policy": "compact", "segment.bytes": "2048", "min.cleanable.dirty.ratio": "0.01"}
 	h.configure(t, "profiles", compact)
@@ -95,7 +96,7 @@ func TestCleanerWorkerCleansTheDirtiestFirst(t *testing.T) {
 	}
 	flush(t, p0)
 	read := testutil.ToFloat64(w.bytesRead)
-	clock.advance(time.Minute)
+	clock.Advance(time.Minute)
 
 	p1Cleaned := p1.log.CleanerOffset()
 	if !w.cleanDirtiest(ctx) {
@@ -113,8 +114,8 @@ func TestCleanerWorkerCleansTheDirtiestFirst(t *testing.T) {
 	if got := testutil.ToFloat64(w.bytesRead); got <= read || testutil.ToFloat64(w.bytesWritten) >= got {
 		t.Fatalf("read %v bytes (%v before the pass), wrote %v", got, read, testutil.ToFloat64(w.bytesWritten))
 	}
-	if got := testutil.ToFloat64(w.lastRun); got != float64(clock.now().Unix()) {
-		t.Fatalf("last run %v, want the clock's %v", got, clock.now().Unix())
+	if got := testutil.ToFloat64(w.lastRun); got != float64(clock.Now().Unix()) {
+		t.Fatalf("last run %v, want the clock's %v", got, clock.Now().Unix())
 	}
 	if n, err := testutil.GatherAndCount(reg, "strata_log_cleaner_dirty_ratio", "strata_log_cleaner_pass_seconds"); err != nil || n != 3 {
 		t.Fatalf("cleaner series: %d, %v; want two ratios and the histogram", n, err)
@@ -124,7 +125,7 @@ func TestCleanerWorkerCleansTheDirtiestFirst(t *testing.T) {
 // Topics without compact in their cleanup.policy, and topics without a
 // config, are neither cleaned nor reported.
 func TestCleanerWorkerSkipsOtherTopics(t *testing.T) {
-	clock := &testClock{t: now}
+	clock := fakeclock.New(now)
 	h := newFakeHost(clock)
 	h.configure(t, "events", map[string]string{"segment.bytes": "2048", "min.cleanable.dirty.ratio": "0.01"})
 	h.configure(t, "gone", map[string]string{"cleanup.policy": "compact", "segment.bytes": "2048", "min.cleanable.dirty.ratio": "0.01"})
@@ -150,7 +151,7 @@ func TestCleanerWorkerSkipsOtherTopics(t *testing.T) {
 // Run cleans in the background until Close, which waits for it; a disabled
 // worker's Run returns at once.
 func TestCleanerWorkerRunAndClose(t *testing.T) {
-	clock := &testClock{t: now}
+	clock := fakeclock.New(now)
 	h := newFakeHost(clock)
 	h.configure(t, "profiles", map[string]string{"cleanup.policy": "compact", "segment.bytes": "2048"})
 	r := h.host(t, "profiles", 0)

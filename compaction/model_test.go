@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -31,24 +32,6 @@ func newModel() *model {
 	return &model{records: map[int64]record.Record{}, latest: map[string]int64{}}
 }
 
-// testClock is a clock tests move by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // tempDir is a test directory in memory when the machine has one: these
 // tests simulate crashes by abandoning the log, so they do not need the
 // disk's durability, and thousands of fsyncs would dominate their time.
@@ -68,9 +51,9 @@ var codecs = []record.Compression{record.None, record.GZIP, record.Snappy, recor
 
 // appendRandom appends one batch of 1-6 records over nKeys keys, about one
 // in eight a tombstone.
-func (m *model) appendRandom(t *testing.T, l *partlog.Log, rng *rand.Rand, nKeys int, clock *testClock, epoch int32) {
+func (m *model) appendRandom(t *testing.T, l *partlog.Log, rng *rand.Rand, nKeys int, clock *fakeclock.Clock, epoch int32) {
 	t.Helper()
-	ts := clock.now().UnixMilli()
+	ts := clock.Now().UnixMilli()
 	b := record.NewBuilder(ts, 256)
 	var recs []record.Record
 	for i := 0; i < 1+rng.IntN(6); i++ {
@@ -187,14 +170,14 @@ func TestCompactionModel(t *testing.T) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, seed*7919))
 			dir := tempDir(t)
-			clock := &testClock{t: time.UnixMilli(1_800_000_000_000)}
+			clock := fakeclock.New(time.UnixMilli(1_800_000_000_000))
 			var crashStep string // "" = no crash planned
 			var crashMu sync.Mutex
 			open := func() *partlog.Log {
 				l, err := partlog.Open(partlog.Options{
 					Dir:    dir,
 					Config: partlog.Config{SegmentBytes: 2048, IndexIntervalBytes: 256},
-					Now:    clock.now,
+					Now:    clock.Now,
 					CrashAt: func(step string) bool {
 						crashMu.Lock()
 						defer crashMu.Unlock()
@@ -216,7 +199,7 @@ func TestCompactionModel(t *testing.T) {
 			nKeys := 10 + rng.IntN(60)
 			crashes, passes := 0, 0
 			for step := 0; step < 400; step++ {
-				clock.advance(time.Second)
+				clock.Advance(time.Second)
 				m.appendRandom(t, l, rng, nKeys, clock, 1+int32(step/150))
 				if rng.IntN(25) != 0 {
 					continue
@@ -241,8 +224,8 @@ func TestCompactionModel(t *testing.T) {
 				crashMu.Lock()
 				crashStep = planned
 				crashMu.Unlock()
-				c := &Cleaner{Map: NewOffsetMap(mapBytes), Now: clock.now}
-				d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.now())
+				c := &Cleaner{Map: NewOffsetMap(mapBytes), Now: clock.Now}
+				d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.Now())
 				st, err := c.Clean(context.Background(), Local(l), d, p)
 				passes++
 				if dropTombstones {
@@ -274,10 +257,10 @@ func TestCompactionModel(t *testing.T) {
 			if err := l.Flush(); err != nil {
 				t.Fatal(err)
 			}
-			clock.advance(time.Second)
+			clock.Advance(time.Second)
 			p := Policy{DeleteRetention: time.Hour, SegmentBytes: 1 << 20}
-			c := &Cleaner{Map: NewOffsetMap(1 << 16), Now: clock.now}
-			d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.now())
+			c := &Cleaner{Map: NewOffsetMap(1 << 16), Now: clock.Now}
+			d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.Now())
 			if _, err := c.Clean(context.Background(), Local(l), d, p); err != nil {
 				t.Fatal(err)
 			}
@@ -304,8 +287,8 @@ func TestCompactionModel(t *testing.T) {
 // passes swap cleaned segments in: every read sees offsets in order, each
 // once, and never misses a record that the log still holds at the end.
 func TestReaderDuringSwaps(t *testing.T) {
-	clock := &testClock{t: time.UnixMilli(1_800_000_000_000)}
-	l, err := partlog.Open(partlog.Options{Dir: tempDir(t), Config: partlog.Config{SegmentBytes: 4096, IndexIntervalBytes: 512}, Now: clock.now})
+	clock := fakeclock.New(time.UnixMilli(1_800_000_000_000))
+	l, err := partlog.Open(partlog.Options{Dir: tempDir(t), Config: partlog.Config{SegmentBytes: 4096, IndexIntervalBytes: 512}, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,8 +376,8 @@ func TestReaderDuringSwaps(t *testing.T) {
 				m.appendRandom(t, l, rng, 40, clock, 1)
 			}
 		}()
-		c := &Cleaner{Map: NewOffsetMap(1 << 14), Now: clock.now}
-		d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.now())
+		c := &Cleaner{Map: NewOffsetMap(1 << 14), Now: clock.Now}
+		d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.Now())
 		_, err := c.Clean(context.Background(), Local(l), d, p)
 		close(appending)
 		<-appended
@@ -514,8 +497,8 @@ func BenchmarkOffsetMapReset(b *testing.B) {
 // The first pass over full segments leaves a small segment for each; with
 // no dirty bytes left, a later pass merges them, changing no record.
 func TestMergePassWithoutDirtyBytes(t *testing.T) {
-	clock := &testClock{t: time.UnixMilli(1_800_000_000_000)}
-	l, err := partlog.Open(partlog.Options{Dir: tempDir(t), Config: partlog.Config{SegmentBytes: 2048}, Now: clock.now})
+	clock := fakeclock.New(time.UnixMilli(1_800_000_000_000))
+	l, err := partlog.Open(partlog.Options{Dir: tempDir(t), Config: partlog.Config{SegmentBytes: 2048}, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,10 +512,10 @@ func TestMergePassWithoutDirtyBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := Policy{SegmentBytes: 2048, DeleteRetention: time.Hour}
-	c := &Cleaner{Map: NewOffsetMap(1 << 14), Now: clock.now}
+	c := &Cleaner{Map: NewOffsetMap(1 << 14), Now: clock.Now}
 	pass := func() Dirt {
 		t.Helper()
-		d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.now())
+		d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.Now())
 		if _, err := c.Clean(context.Background(), Local(l), d, p); err != nil {
 			t.Fatal(err)
 		}
@@ -542,7 +525,7 @@ func TestMergePassWithoutDirtyBytes(t *testing.T) {
 		t.Fatal("the first pass found nothing dirty")
 	}
 	before := len(l.Segments())
-	d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.now())
+	d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.Now())
 	if d.DirtyBytes != 0 || !d.Due(p) || d.Mergeable < mergeWorthIt {
 		t.Fatalf("after the first pass: dirty %d bytes, mergeable %d, due %v; want a merge pass due", d.DirtyBytes, d.Mergeable, d.Due(p))
 	}
@@ -557,7 +540,7 @@ func TestMergePassWithoutDirtyBytes(t *testing.T) {
 		t.Fatal("the merge pass changed the records")
 	}
 	m.check(t, l, false)
-	if d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.now()); d.Due(p) {
+	if d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), l.LogEndOffset(), p, clock.Now()); d.Due(p) {
 		t.Fatalf("still due after the merge pass (mergeable %d)", d.Mergeable)
 	}
 	t.Logf("%d segments merged into %d", before, after)

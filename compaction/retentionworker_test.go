@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"log/slog"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ func newRetentionWorker(t *testing.T, h *fakeHost, reg prometheus.Registerer, lo
 		Interval:    5 * time.Millisecond,
 		Partitions:  h.leaderReplicas,
 		TopicConfig: h.topicConfig,
-		Now:         h.clock.now,
+		Now:         h.clock.Now,
 		Logger:      logger,
 		Registerer:  reg,
 	})
@@ -45,7 +46,7 @@ func segmentsSize(r *fakeReplica) (n int, size int64) {
 // active one too (the log rolls), and nothing before they are; the metrics
 // count what went.
 func TestRetentionWorkerDeletesExpiredSegments(t *testing.T) {
-	clock := &testClock{t: now}
+	clock := fakeclock.New(now)
 	h := newFakeHost(clock)
 	h.configure(t, "events", map[string]string{"segment.bytes": "1024"})
 	r := h.host(t, "events", 0)
@@ -60,15 +61,15 @@ func TestRetentionWorkerDeletesExpiredSegments(t *testing.T) {
 
 	// Two hours later, within the default retention.ms (7 days), and then
 	// within a retention.ms of three hours: nothing goes.
-	clock.advance(2 * time.Hour)
+	clock.Advance(2 * time.Hour)
 	w.Round(ctx)
 	h.configure(t, "events", map[string]string{"segment.bytes": "1024", "retention.ms": "10800000"})
 	w.Round(ctx)
 	if n, _ := segmentsSize(r); n != segments || r.log.LogStartOffset() != 0 {
 		t.Fatalf("%d segments from %d before the records expired, want %d from 0", n, r.log.LogStartOffset(), segments)
 	}
-	if got := testutil.ToFloat64(w.lastRun); got != float64(clock.now().UnixMilli())/1000 {
-		t.Errorf("last run %v, want the clock's %v", got, clock.now())
+	if got := testutil.ToFloat64(w.lastRun); got != float64(clock.Now().UnixMilli())/1000 {
+		t.Errorf("last run %v, want the clock's %v", got, clock.Now())
 	}
 
 	// retention.ms of one hour: every record is past it.
@@ -97,7 +98,7 @@ func TestRetentionWorkerDeletesExpiredSegments(t *testing.T) {
 // that large without them, as Kafka: never below retention.bytes; the
 // records' age does not matter to it.
 func TestRetentionWorkerKeepsRetentionBytes(t *testing.T) {
-	clock := &testClock{t: now}
+	clock := fakeclock.New(now)
 	h := newFakeHost(clock)
 	h.configure(t, "sized", map[string]string{"segment.bytes": "1024", "retention.bytes": "3000"})
 	r := h.host(t, "sized", 0)
@@ -114,7 +115,7 @@ func TestRetentionWorkerKeepsRetentionBytes(t *testing.T) {
 		t.Fatalf("log of %d bytes, oldest segment %d: want the fewest segments holding 3000 bytes", size, segs[0].Size)
 	}
 	w.Round(ctx)
-	clock.advance(time.Hour)
+	clock.Advance(time.Hour)
 	w.Round(ctx)
 	if got := r.log.Segments()[0].BaseOffset; got != segs[0].BaseOffset {
 		t.Fatalf("log start moved from %d to %d with nothing appended", segs[0].BaseOffset, got)
@@ -123,7 +124,7 @@ func TestRetentionWorkerKeepsRetentionBytes(t *testing.T) {
 
 // A topic with cleanup.policy=compact has no time or size retention.
 func TestRetentionWorkerLeavesCompactTopics(t *testing.T) {
-	clock := &testClock{t: now}
+	clock := fakeclock.New(now)
 	h := newFakeHost(clock)
 	overrides := map[string]string{"segment.bytes": "1024", "cleanup.policy": "compact", "retention.ms": "1000", "retention.bytes": "0"}
 	h.configure(t, "table", overrides)
@@ -131,7 +132,7 @@ func TestRetentionWorkerLeavesCompactTopics(t *testing.T) {
 	appendValues(t, r.log, clock, 50)
 	w := newRetentionWorker(t, h, nil, nil)
 	ctx := context.Background()
-	clock.advance(time.Hour)
+	clock.Advance(time.Hour)
 	w.Round(ctx)
 	if got := r.log.LogStartOffset(); got != 0 {
 		t.Fatalf("log start of a compact topic %d, want 0", got)
@@ -148,7 +149,7 @@ func TestRetentionWorkerLeavesCompactTopics(t *testing.T) {
 // Tiered topics are the tiering task's, and a topic without a config (being
 // created or deleted) waits for a later round.
 func TestRetentionWorkerSkipsTieredAndUnknownTopics(t *testing.T) {
-	clock := &testClock{t: now}
+	clock := fakeclock.New(now)
 	h := newFakeHost(clock)
 	h.configure(t, "tiered", map[string]string{"segment.bytes": "1024", "retention.ms": "1000", "remote.storage.enable": "true"})
 	h.configure(t, "gone", map[string]string{"segment.bytes": "1024", "retention.ms": "1000"})
@@ -159,7 +160,7 @@ func TestRetentionWorkerSkipsTieredAndUnknownTopics(t *testing.T) {
 	delete(h.configs, "gone")
 	h.mu.Unlock()
 	w := newRetentionWorker(t, h, nil, nil)
-	clock.advance(time.Hour)
+	clock.Advance(time.Hour)
 	w.Round(context.Background())
 	if tiered.log.LogStartOffset() != 0 || gone.log.LogStartOffset() != 0 {
 		t.Fatalf("log starts %d and %d, want both at 0", tiered.log.LogStartOffset(), gone.log.LogStartOffset())
@@ -170,12 +171,12 @@ func TestRetentionWorkerSkipsTieredAndUnknownTopics(t *testing.T) {
 // leadership meanwhile is expected and not worth a warning, unlike other
 // failures.
 func TestRetentionWorkerOnlyAsLeader(t *testing.T) {
-	clock := &testClock{t: now}
+	clock := fakeclock.New(now)
 	h := newFakeHost(clock)
 	h.configure(t, "events", map[string]string{"segment.bytes": "1024", "retention.ms": "1000"})
 	r := h.host(t, "events", 0)
 	appendValues(t, r.log, clock, 30)
-	clock.advance(time.Hour)
+	clock.Advance(time.Hour)
 	var logs bytes.Buffer
 	w := newRetentionWorker(t, h, nil, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	ctx := context.Background()
@@ -208,7 +209,7 @@ func TestRetentionWorkerOnlyAsLeader(t *testing.T) {
 // Every hosted topic has series at zero for both tiers, which the tiering
 // task counts into too; the series of a topic no longer hosted go.
 func TestRetentionWorkerMetricSeries(t *testing.T) {
-	clock := &testClock{t: now}
+	clock := fakeclock.New(now)
 	h := newFakeHost(clock)
 	for _, topic := range []string{"a", "b"} {
 		h.configure(t, topic, nil)
@@ -238,7 +239,7 @@ func TestRetentionWorkerMetricSeries(t *testing.T) {
 // Run applies retention every interval until Close, which waits for it;
 // a second Run meanwhile is refused, and one after Close returns at once.
 func TestRetentionWorkerRunAndClose(t *testing.T) {
-	clock := &testClock{t: now}
+	clock := fakeclock.New(now)
 	h := newFakeHost(clock)
 	h.configure(t, "events", map[string]string{"segment.bytes": "1024", "retention.ms": "1000"})
 	r := h.host(t, "events", 0)
@@ -246,7 +247,7 @@ func TestRetentionWorkerRunAndClose(t *testing.T) {
 	w := newRetentionWorker(t, h, nil, nil)
 	done := make(chan error, 1)
 	go func() { done <- w.Run(context.Background()) }()
-	clock.advance(time.Hour)
+	clock.Advance(time.Hour)
 	await.True(t, 10*time.Second, "the worker to apply retention", func() bool { return r.log.LogStartOffset() == 30 })
 	if err := w.Run(context.Background()); !errors.Is(err, errRunning) {
 		t.Fatalf("second Run: %v, want %v", err, errRunning)
@@ -276,7 +277,7 @@ func TestRetentionWorkerRunAndClose(t *testing.T) {
 
 // A second worker on the same registry is an error, not a panic.
 func TestRetentionWorkerRegistrationConflict(t *testing.T) {
-	h := newFakeHost(&testClock{t: now})
+	h := newFakeHost(fakeclock.New(now))
 	reg := prometheus.NewRegistry()
 	newRetentionWorker(t, h, reg, nil)
 	_, err := NewRetentionWorker(RetentionConfig{Interval: time.Second, Partitions: h.leaderReplicas, TopicConfig: h.topicConfig, Registerer: reg})

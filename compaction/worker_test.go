@@ -2,6 +2,7 @@ package compaction
 
 import (
 	"fmt"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"sync"
 	"testing"
 
@@ -66,10 +67,10 @@ type fakeHost struct {
 	mu      sync.Mutex
 	hosted  []*fakeReplica
 	configs map[string]topicconfig.Topic
-	clock   *testClock
+	clock   *fakeclock.Clock
 }
 
-func newFakeHost(clock *testClock) *fakeHost {
+func newFakeHost(clock *fakeclock.Clock) *fakeHost {
 	return &fakeHost{configs: map[string]topicconfig.Topic{}, clock: clock}
 }
 
@@ -81,7 +82,7 @@ func (h *fakeHost) host(t *testing.T, topic string, index int32) *fakeReplica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := partlog.Open(partlog.Options{Dir: tempDir(t), Config: partlog.Config{SegmentBytes: cfg.SegmentBytes}, Now: h.clock.now})
+	l, err := partlog.Open(partlog.Options{Dir: tempDir(t), Config: partlog.Config{SegmentBytes: cfg.SegmentBytes}, Now: h.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func (h *fakeHost) replicas() []Replica {
 
 // appendValues appends n batches of one 100-byte record each, stamped
 // with the clock's time.
-func appendValues(t *testing.T, l *partlog.Log, clock *testClock, n int) {
+func appendValues(t *testing.T, l *partlog.Log, clock *fakeclock.Clock, n int) {
 	t.Helper()
 	for i := range n {
 		appendBatch(t, l, clock, record.Record{Value: fmt.Appendf(nil, "%0100d", i)})
@@ -155,7 +156,7 @@ func appendValues(t *testing.T, l *partlog.Log, clock *testClock, n int) {
 
 // appendKeyed appends one batch of key-<k> = v<round>-<k> for k in
 // [0, keys).
-func appendKeyed(t *testing.T, l *partlog.Log, clock *testClock, keys, round int) {
+func appendKeyed(t *testing.T, l *partlog.Log, clock *fakeclock.Clock, keys, round int) {
 	t.Helper()
 	recs := make([]record.Record, keys)
 	for k := range keys {
@@ -164,9 +165,9 @@ func appendKeyed(t *testing.T, l *partlog.Log, clock *testClock, keys, round int
 	appendBatch(t, l, clock, recs...)
 }
 
-func appendBatch(t *testing.T, l *partlog.Log, clock *testClock, recs ...record.Record) {
+func appendBatch(t *testing.T, l *partlog.Log, clock *fakeclock.Clock, recs ...record.Record) {
 	t.Helper()
-	b := record.NewBuilder(clock.now().UnixMilli(), 0)
+	b := record.NewBuilder(clock.Now().UnixMilli(), 0)
 	for i := range recs {
 		b.Append(&recs[i])
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -24,25 +25,6 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // tsBase is the timestamp of offset 0 in logs written by a writer: record
 // at offset o has timestamp tsBase+o.
 const tsBase = 1_700_000_000_000
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // logBuffer collects the log's slog output for assertions.
 type logBuffer struct {
@@ -73,13 +55,13 @@ type env struct {
 	t     testing.TB
 	dir   string
 	cfg   Config
-	clock *fakeClock
+	clock *fakeclock.Clock
 	logs  *logBuffer
 }
 
 func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()
-	return &env{t: t, dir: t.TempDir(), cfg: cfg, clock: newClock(), logs: &logBuffer{}}
+	return &env{t: t, dir: t.TempDir(), cfg: cfg, clock: fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), logs: &logBuffer{}}
 }
 
 // open opens the log; it is closed at cleanup if the test does not.

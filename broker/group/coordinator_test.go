@@ -3,7 +3,7 @@ package group_test
 import (
 	"context"
 	"errors"
-	"sync"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"testing"
 	"time"
 
@@ -12,27 +12,9 @@ import (
 	"github.com/strata-broker/strata/metastore/metastoretest"
 )
 
-// clock is a settable time for session and rebalance timers.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // startCoordinator runs a coordinator on store with a settable clock and no
 // initial rebalance delay.
-func startCoordinator(t *testing.T, store group.Store, clk *clock) *group.Coordinator {
+func startCoordinator(t *testing.T, store group.Store, clk *fakeclock.Clock) *group.Coordinator {
 	t.Helper()
 	c := group.New(store, group.Config{Now: clk.Now, MinSessionTimeout: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -50,19 +32,19 @@ func startCoordinator(t *testing.T, store group.Store, clk *clock) *group.Coordi
 
 // newTestCoordinator runs a coordinator on a fresh store, with a settable
 // clock.
-func newTestCoordinator(t *testing.T) (*metastoretest.Store, *clock, *group.Coordinator) {
+func newTestCoordinator(t *testing.T) (*metastoretest.Store, *fakeclock.Clock, *group.Coordinator) {
 	t.Helper()
 	store := metastoretest.New()
-	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	clk := fakeclock.New(time.Unix(1_700_000_000, 0))
 	return store, clk, startCoordinator(t, store, clk)
 }
 
 // newTickedCoordinator is a coordinator on a fresh store whose timers move
 // only when the test calls Tick: no Run loop checks sessions behind its back.
-func newTickedCoordinator(t *testing.T) (*metastoretest.Store, *clock, *group.Coordinator) {
+func newTickedCoordinator(t *testing.T) (*metastoretest.Store, *fakeclock.Clock, *group.Coordinator) {
 	t.Helper()
 	store := metastoretest.New()
-	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	clk := fakeclock.New(time.Unix(1_700_000_000, 0))
 	return store, clk, group.New(store, group.Config{Now: clk.Now, MinSessionTimeout: time.Second})
 }
 

@@ -3,6 +3,7 @@ package rlm
 import (
 	"context"
 	"fmt"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -109,26 +110,6 @@ type fakeController struct{ id atomic.Int32 }
 
 func (c *fakeController) Controller(context.Context) (int32, error) { return c.id.Load(), nil }
 
-// clock is a settable test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // rig is a manager over a local-directory store with one partition, t-0,
 // whose log rolls every few records.
 type rig struct {
@@ -136,7 +117,7 @@ type rig struct {
 	m         *Manager
 	store     *objstoretest.Faulty
 	reg       *prometheus.Registry
-	clk       *clock
+	clk       *fakeclock.Clock
 	log       *partlog.Log
 	replica   *fakeReplica
 	p         *Partition
@@ -158,7 +139,7 @@ func newRig(t *testing.T, configs map[string]string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, store: objstoretest.NewFaulty(objects), reg: prometheus.NewRegistry(), clk: newClock(),
+	r := &rig{t: t, store: objstoretest.NewFaulty(objects), reg: prometheus.NewRegistry(), clk: fakeclock.New(time.Now()),
 		records: &fakeRecords{}, retention: map[string][2]int64{}}
 	all := map[string]string{"remote.storage.enable": "true", "segment.bytes": "1024"}
 	for k, v := range configs {
