@@ -174,8 +174,14 @@ func (c *ReplicaClient) ReplicaFetch(ctx context.Context, addr string, req broke
 		}
 		if e := pr.GetError(); e != nil {
 			res.Err = fmt.Errorf("leader %s: %s: %s", addr, e.GetReason(), e.GetMessage())
-			// The reason maps back to the error's kind through the table.
-			if k, _ := errcode.KindOf(pr.GetErrorReason()); k == broker.KindOffsetOutOfRange && i < len(req.Partitions) {
+			// The reason maps back to the error's kind through the table. A
+			// leader still on a release before error_reason sends only the
+			// reason's name, which names the same enum value.
+			reason := pr.GetErrorReason()
+			if reason == stratav1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+				reason = stratav1.ParseReason(e.GetReason())
+			}
+			if k, _ := errcode.KindOf(reason); k == broker.KindOffsetOutOfRange && i < len(req.Partitions) {
 				// Typed again, because the follower acts on it: its log ends
 				// before the leader's log start.
 				res.Err = fmt.Errorf("leader %s: %s: %w", addr, e.GetMessage(), &partlog.OffsetOutOfRangeError{

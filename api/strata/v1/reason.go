@@ -10,3 +10,13 @@ func (r ErrorReason) ReasonName() string {
 	}
 	return r.String()
 }
+
+// ParseReason is the ErrorReason whose ReasonName is name, and
+// ERROR_REASON_UNSPECIFIED for "" or a name this build does not know (a
+// newer server's).
+func ParseReason(name string) ErrorReason {
+	if name == "" {
+		return ErrorReason_ERROR_REASON_UNSPECIFIED
+	}
+	return ErrorReason(ErrorReason_value[name])
+}
