@@ -115,15 +115,22 @@ func (s *Server) Serve(lis net.Listener) error {
 				return ErrServerClosed
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of file descriptors and the like: back off rather than spin.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.logger.Warn("kafka listener: accept failed, retrying", "err", err, "delay", delay)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept kafka connection: %w", err)
 			}
-			return fmt.Errorf("accept kafka connection: %w", err)
+			// Out of descriptors (EMFILE, ENFILE), a connection reset
+			// before it was accepted (ECONNABORTED), out of buffers: none
+			// is a timeout, and none is a reason to stop serving the
+			// clients already connected. Back off rather than spin; the
+			// log line is at most one a second at the longest delay.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.logger.Warn("kafka listener: accept failed, retrying", "err", err, "delay", delay)
+			select {
+			case <-s.shutdown:
+				return ErrServerClosed
+			case <-time.After(delay):
+			}
+			continue
 		}
 		delay = 0
 		c := newConn(s, nc)
