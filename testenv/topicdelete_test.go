@@ -11,6 +11,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
@@ -57,7 +58,7 @@ func TestDeletedTopicLeavesTheBucket(t *testing.T) {
 		}
 		return n
 	}
-	produce := func(n int, tag string) {
+	produce := func(cl *kgo.Client, n int, tag string) {
 		t.Helper()
 		for i := 0; i < n; i += 100 {
 			recs := make([]*kgo.Record, 0, 100)
@@ -71,7 +72,7 @@ func TestDeletedTopicLeavesTheBucket(t *testing.T) {
 	}
 
 	createKafkaTopic(ctx, t, adm, "doomed", 2, configs)
-	produce(2000, "old")
+	produce(cl, 2000, "old")
 	var oldID string
 	await.True(t, time.Minute, "the first incarnation's segments in MinIO", func() bool {
 		for id, keys := range objects() {
@@ -99,7 +100,39 @@ func TestDeletedTopicLeavesTheBucket(t *testing.T) {
 		r, err := adm.CreateTopic(ctx, 1, 2, ptrs(configs), "doomed")
 		return err == nil && r.Err == nil
 	})
-	produce(1500, "new")
+	// A new producer for the new incarnation: a Kafka client never adopts a
+	// new id for a topic it knew, and fails what it buffered for it with
+	// UNKNOWN_TOPIC_ID once metadata shows the new one. Nor may the new
+	// client meet the old id on a broker that has not applied the change
+	// yet, so every broker must serve the new id first.
+	await.NoError(t, 30*time.Second, "every broker to serve the new incarnation", func() error {
+		ids := map[[16]byte]bool{}
+		for _, b := range c.Brokers() {
+			req := kmsg.NewPtrMetadataRequest()
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr("doomed")
+			req.Topics = append(req.Topics, rt)
+			resp, err := req.RequestWith(ctx, cl.Broker(int(b.ID())))
+			if err != nil {
+				return err
+			}
+			if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+				return fmt.Errorf("broker %d: %+v", b.ID(), resp.Topics)
+			}
+			ids[resp.Topics[0].TopicID] = true
+		}
+		if len(ids) != 1 {
+			return fmt.Errorf("the brokers serve %d ids", len(ids))
+		}
+		for id := range ids {
+			if fmt.Sprintf("%x", id) == strings.ReplaceAll(oldID, "-", "") {
+				return fmt.Errorf("the brokers still serve the old id")
+			}
+		}
+		return nil
+	})
+	newCl, _, _ := kafkaClient(t, c, kgo.DefaultProduceTopic("doomed"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	produce(newCl, 1500, "new")
 	var newID string
 	var newKeys []string
 	await.True(t, time.Minute, "the second incarnation's segments in MinIO", func() bool {
