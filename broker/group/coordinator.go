@@ -27,7 +27,7 @@ import (
 // Store is what the coordinator keeps in the metastore; *metastore.Store
 // implements it.
 type Store interface {
-	CommitOffsets(ctx context.Context, group string, generation int32, offsets []metastore.OffsetCommit) error
+	CommitOffsets(ctx context.Context, group, memberID string, generation int32, offsets []metastore.OffsetCommit) error
 	FetchOffsets(ctx context.Context, group string) ([]metastore.OffsetCommit, error)
 	DeleteOffsets(ctx context.Context, group, topic string, partitions []int32) error
 	GetGroup(ctx context.Context, group string) (metastore.GroupMeta, error)
@@ -862,7 +862,7 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, groupName, memberID str
 			changed[i].CommitTime = now
 		}
 	}
-	err := c.store.CommitOffsets(ctx, groupName, gen, changed)
+	err := c.store.CommitOffsets(ctx, groupName, memberID, gen, changed)
 	c.mu.Lock()
 	if c.groups[groupName] == g {
 		for _, oc := range changed {
@@ -875,6 +875,11 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, groupName, memberID str
 		}
 	}
 	c.mu.Unlock()
+	// The stored group is the judge: this coordinator's view of the
+	// generation may be stale (another coordinator took the group over).
+	if errors.Is(err, metastore.ErrUnknownMember) {
+		return fmt.Errorf("%w: not a member of the stored generation: %v", ErrUnknownMemberID, err)
+	}
 	if errors.Is(err, metastore.ErrGenerationMismatch) {
 		return fmt.Errorf("%w: the stored generation moved on: %v", ErrIllegalGeneration, err)
 	}
