@@ -40,7 +40,13 @@ func newGroupCoordinator(b *Broker) (*group.Coordinator, error) {
 		retention = time.Duration(n) * time.Minute
 	}
 	cfg.OffsetsRetention = retention
-	cfg.Owns = func(name string) bool { return b.GroupCoordinator(name).NodeID == b.cfg.NodeID }
+	// A broker whose lease may have expired (it was paused, or cut off from
+	// etcd) may already have been replaced by another coordinator that the
+	// live-broker view does not show yet: it does not act for any group
+	// until it is registered again.
+	cfg.Owns = func(name string) bool {
+		return b.leaseOK() && b.GroupCoordinator(name).NodeID == b.cfg.NodeID
+	}
 	cfg.Now = b.now
 	cfg.Logger = b.logger.With("component", "groups")
 	return group.New(b.store, cfg), nil

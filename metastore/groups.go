@@ -18,10 +18,12 @@
 //
 //   - meta and generation are written together, as a compare-and-swap on the
 //     meta key's mod revision (PutGroup), and deleted together.
-//   - An offset commit of a group member compares the generation key's value
-//     in the transaction that writes the offsets, so a member of an older
-//     generation, or a deposed coordinator that still believes in one,
-//     cannot overwrite what the current generation committed.
+//   - An offset commit of a group member reads the meta, checks that the
+//     member belongs to the stored generation, and writes the offsets in a
+//     transaction that compares the meta key's mod revision with the one it
+//     read, so a member of an older generation, or one only a deposed
+//     coordinator still believes in, cannot overwrite what the current
+//     generation committed.
 //   - A commit request is one transaction of up to groupMaxTxnOps offsets;
 //     a larger one is split into several, written in order, each fenced by
 //     the generation. Such a commit is NOT atomic: a failure (an error, or
@@ -73,6 +75,9 @@ var (
 	// ErrGenerationMismatch means an offset commit named a generation other
 	// than the group's current one (or the group has no generation).
 	ErrGenerationMismatch = errors.New("metastore: group generation mismatch")
+	// ErrUnknownMember means an offset commit named a member that is not in
+	// the group's stored generation.
+	ErrUnknownMember = errors.New("metastore: not a member of the group's stored generation")
 )
 
 // OffsetCommit is a consumer group's committed position in one partition.
@@ -294,20 +299,21 @@ func compareOffsets(a, b OffsetCommit) int {
 // metadata and commit times (zero CommitTime: now). When a partition is
 // listed twice the later entry wins.
 //
-// With generation >= 0 the write is fenced: it happens only if the group's
-// generation key holds that generation, else ErrGenerationMismatch and
-// nothing of that transaction is stored (a group without a generation never
-// matches). With generation < 0 there is no check; that is for admin tools
-// and for Kafka's commits by consumers without a group membership, which
-// Kafka accepts only while the group is empty — that check is the
-// coordinator's.
+// With generation >= 0 the write is fenced by the stored group, as Kafka
+// fences it: memberID must be a member of the stored meta (else
+// ErrUnknownMember) and generation its generation (else
+// ErrGenerationMismatch; a group without meta never matches), and nothing of
+// that transaction is stored otherwise. The check and the write are one: the
+// transaction compares the meta's mod revision with the one checked. With
+// generation < 0 there is no check; that is for admin tools and for Kafka's
+// commits by consumers without a group membership, which Kafka accepts only
+// while the group is empty — that check is the coordinator's.
 //
 // Up to groupMaxTxnOps (128) offsets are written in one transaction. A larger
 // request is split into transactions of that size, written one after the
-// other, each fenced by the generation; it is then not atomic: if a later
-// transaction fails, the earlier ones' offsets stay committed (the error
-// says how many).
-func (s *Store) CommitOffsets(ctx context.Context, group string, generation int32, offsets []OffsetCommit) error {
+// other, each fenced; it is then not atomic: if a later transaction fails,
+// the earlier ones' offsets stay committed (the error says how many).
+func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, generation int32, offsets []OffsetCommit) error {
 	if err := CheckGroupName(group); err != nil {
 		return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
 	}
@@ -337,8 +343,29 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, generation int3
 		puts = append(puts, put{key, val})
 	}
 
-	genKey := s.groupGenerationKey(group)
-	for done := 0; done < len(puts); {
+	metaKey := s.groupMetaKey(group)
+	// The meta as last read: the fence compares its revision. The first read
+	// may be served by the local etcd member (the compare catches a stale
+	// one); after a failed compare it is read again, linearizably.
+	var metaRev int64
+	readMeta := func(opts ...clientv3.OpOption) error {
+		resp, err := s.client.Get(ctx, metaKey, opts...)
+		if err != nil {
+			return err
+		}
+		var kv *mvccpb.KeyValue
+		if len(resp.Kvs) > 0 {
+			kv = resp.Kvs[0]
+		}
+		metaRev, err = checkCommitFence(group, kv, memberID, generation)
+		return err
+	}
+	if generation >= 0 {
+		if err := readMeta(clientv3.WithSerializable()); err != nil {
+			return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
+		}
+	}
+	for done, retries := 0, 0; done < len(puts); {
 		chunk := puts[done:min(done+groupMaxTxnOps, len(puts))]
 		ops := make([]clientv3.Op, len(chunk))
 		for i, p := range chunk {
@@ -346,10 +373,9 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, generation int3
 		}
 		var fence []clientv3.Cmp
 		if generation >= 0 {
-			// A value compare fails on a missing key.
-			fence = append(fence, clientv3.Compare(clientv3.Value(genKey), "=", strconv.FormatInt(int64(generation), 10)))
+			fence = append(fence, clientv3.Compare(clientv3.ModRevision(metaKey), "=", metaRev))
 		}
-		resp, err := s.client.Txn(ctx).If(fence...).Then(ops...).Else(clientv3.OpGet(genKey)).Commit()
+		resp, err := s.client.Txn(ctx).If(fence...).Then(ops...).Commit()
 		if err != nil {
 			if errors.Is(err, rpctypes.ErrTooManyOps) {
 				err = fmt.Errorf("etcd's --max-txn-ops is below %d: %w", groupMaxTxnOps, err)
@@ -357,14 +383,49 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, generation int3
 			return fmt.Errorf("metastore: commit offsets of group %q: %s%w", group, partly(done, len(puts)), err)
 		}
 		if !resp.Succeeded {
-			current := "none"
-			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-				current = strconv.Quote(string(kvs[0].Value))
+			// The meta changed since it was checked (a rebalance, or a
+			// stale local read): check the new one. The meta changes a few
+			// times per rebalance, so a bounded number of retries suffices.
+			retries++
+			if retries > commitFenceRetries {
+				return fmt.Errorf("metastore: commit offsets of group %q: %sthe group's state kept changing: %w",
+					group, partly(done, len(puts)), ErrGenerationMismatch)
 			}
-			return fmt.Errorf("metastore: commit offsets of group %q: %sgeneration %d, stored generation %s: %w",
-				group, partly(done, len(puts)), generation, current, ErrGenerationMismatch)
+			if err := readMeta(); err != nil {
+				return fmt.Errorf("metastore: commit offsets of group %q: %s%w", group, partly(done, len(puts)), err)
+			}
+			continue
 		}
 		done += len(chunk)
+	}
+	return nil
+}
+
+// commitFenceRetries bounds how often a fenced commit checks a group meta
+// that changed under it before giving up.
+const commitFenceRetries = 5
+
+// checkCommitFence checks a member's commit against the stored meta kv (nil:
+// none) and returns the meta's revision for the transaction to compare.
+func checkCommitFence(group string, kv *mvccpb.KeyValue, memberID string, generation int32) (int64, error) {
+	if kv == nil {
+		return 0, fmt.Errorf("generation %d, stored generation none: %w", generation, ErrGenerationMismatch)
+	}
+	meta, err := decodeGroup(group, kv)
+	if err != nil {
+		return 0, err
+	}
+	return meta.Revision, meta.CheckCommit(memberID, generation)
+}
+
+// CheckCommit is the fence of a member's offset commit, as Kafka orders it:
+// the member must be in the stored generation, and name that generation.
+func (g GroupMeta) CheckCommit(memberID string, generation int32) error {
+	if !slices.ContainsFunc(g.Members, func(m GroupMember) bool { return m.MemberID == memberID }) {
+		return fmt.Errorf("member %q, stored generation %d has members %d: %w", memberID, g.Generation, len(g.Members), ErrUnknownMember)
+	}
+	if g.Generation != generation {
+		return fmt.Errorf("generation %d, stored generation %d: %w", generation, g.Generation, ErrGenerationMismatch)
 	}
 	return nil
 }
@@ -455,8 +516,8 @@ func (s *Store) GetGroup(ctx context.Context, group string) (GroupMeta, error) {
 	return g, nil
 }
 
-// PutGroup stores meta and its generation (the key CommitOffsets compares)
-// in one transaction, if the meta key's mod revision is still prevRevision
+// PutGroup stores meta and its generation (read by ListGroups for a group
+// whose meta is gone) in one transaction, if the meta key's mod revision is still prevRevision
 // (0: the group must have no meta yet). It returns meta as stored, with its
 // new Revision (and UpdatedAt, if zero, set to now). If the revision moved it
 // returns ErrConflict together with the current meta, whose Revision is 0 if

@@ -39,7 +39,7 @@ func benchCommits(b *testing.B, s *Store) {
 				for p := range offs {
 					offs[p] = OffsetCommit{Topic: "t", Partition: int32(p), Offset: next.Load(), LeaderEpoch: -1, CommitTime: time.Now()}
 				}
-				if err := s.CommitOffsets(ctx, group, -1, offs); err != nil {
+				if err := s.CommitOffsets(ctx, group, "", -1, offs); err != nil {
 					b.Error(err)
 					return
 				}

@@ -34,9 +34,9 @@ func putGroup(t *testing.T, s *Store, meta GroupMeta, prev int64) GroupMeta {
 	return stored
 }
 
-func commitOffsets(t *testing.T, s *Store, group string, generation int32, offsets ...OffsetCommit) {
+func commitOffsets(t *testing.T, s *Store, group, memberID string, generation int32, offsets ...OffsetCommit) {
 	t.Helper()
-	if err := s.CommitOffsets(testContext(t), group, generation, offsets); err != nil {
+	if err := s.CommitOffsets(testContext(t), group, memberID, generation, offsets); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -63,7 +63,7 @@ func TestCommitFetchOffsetsRoundTrip(t *testing.T) {
 		{Topic: "orders", Partition: 2, Offset: 200, LeaderEpoch: -1, CommitTime: at},
 		{Topic: "audit", Partition: 0, Offset: 7, LeaderEpoch: 0, Metadata: `{"json": "x"}`, CommitTime: at.Add(time.Second)},
 	}
-	if err := s.CommitOffsets(ctx, "g", -1, in); err != nil {
+	if err := s.CommitOffsets(ctx, "g", "", -1, in); err != nil {
 		t.Fatal(err)
 	}
 	want := []OffsetCommit{in[2], in[1], in[0]} // by topic, then partition numerically
@@ -74,7 +74,7 @@ func TestCommitFetchOffsetsRoundTrip(t *testing.T) {
 	// A later commit overwrites; a zero CommitTime is now; of a partition
 	// listed twice the later entry wins.
 	before := time.Now()
-	commitOffsets(t, s, "g", -1,
+	commitOffsets(t, s, "g", "", -1,
 		OffsetCommit{Topic: "orders", Partition: 2, Offset: 250, LeaderEpoch: 4, Metadata: "first"},
 		OffsetCommit{Topic: "orders", Partition: 2, Offset: 300, LeaderEpoch: 4, Metadata: "second"})
 	got := fetchOffsets(t, s, "g")
@@ -93,11 +93,11 @@ func TestCommitFetchOffsetsRoundTrip(t *testing.T) {
 		t.Errorf("unknown group has offsets %+v", got)
 	}
 	for _, bad := range []OffsetCommit{{Topic: "", Partition: 0}, {Topic: "t", Partition: -1}} {
-		if err := s.CommitOffsets(ctx, "g", -1, []OffsetCommit{bad}); err == nil {
+		if err := s.CommitOffsets(ctx, "g", "", -1, []OffsetCommit{bad}); err == nil {
 			t.Errorf("commit of %+v accepted", bad)
 		}
 	}
-	if err := s.CommitOffsets(ctx, "", -1, in); err == nil {
+	if err := s.CommitOffsets(ctx, "", "", -1, in); err == nil {
 		t.Error("commit for empty group id accepted")
 	}
 }
@@ -107,13 +107,13 @@ func TestCommitFetchOffsetsRoundTrip(t *testing.T) {
 func TestCommitOffsetsAboveMaxTxnOps(t *testing.T) {
 	s := newTestStore(t)
 	ctx := testContext(t)
-	putGroup(t, s, GroupMeta{Group: "big", Generation: 1, State: "Stable"}, 0)
+	putGroup(t, s, GroupMeta{Group: "big", Generation: 1, State: "Stable", Members: []GroupMember{{MemberID: "m"}}}, 0)
 	const n = 300
 	in := make([]OffsetCommit, n)
 	for i := range in {
 		in[i] = OffsetCommit{Topic: "t", Partition: int32(i), Offset: int64(i) * 10, LeaderEpoch: 1, CommitTime: ms(time.Now())}
 	}
-	if err := s.CommitOffsets(ctx, "big", 1, in); err != nil {
+	if err := s.CommitOffsets(ctx, "big", "m", 1, in); err != nil {
 		t.Fatal(err)
 	}
 	got := fetchOffsets(t, s, "big")
@@ -145,7 +145,7 @@ func TestCommitOffsetsAboveMaxTxnOps(t *testing.T) {
 	for i := range stale {
 		stale[i] = OffsetCommit{Topic: "t", Partition: int32(i), Offset: -5}
 	}
-	if err := s.CommitOffsets(ctx, "big", 0, stale); !errors.Is(err, ErrGenerationMismatch) {
+	if err := s.CommitOffsets(ctx, "big", "m", 0, stale); !errors.Is(err, ErrGenerationMismatch) {
 		t.Fatalf("stale large commit: err = %v, want ErrGenerationMismatch", err)
 	}
 	if got := fetchOffsets(t, s, "big"); !reflect.DeepEqual(got, in) {
@@ -159,27 +159,30 @@ func TestCommitOffsetsGenerationFencing(t *testing.T) {
 	one := []OffsetCommit{{Topic: "t", Partition: 0, Offset: 42, LeaderEpoch: -1}}
 
 	// No group yet: a member's commit has no generation to match.
-	if err := s.CommitOffsets(ctx, "g", 0, one); !errors.Is(err, ErrGenerationMismatch) {
+	if err := s.CommitOffsets(ctx, "g", "m", 0, one); !errors.Is(err, ErrGenerationMismatch) {
 		t.Fatalf("commit to group without generation: err = %v, want ErrGenerationMismatch", err)
 	}
 
-	putGroup(t, s, GroupMeta{Group: "g", ProtocolType: "consumer", Generation: 5, State: "Stable"}, 0)
-	err := s.CommitOffsets(ctx, "g", 4, one)
+	putGroup(t, s, GroupMeta{Group: "g", ProtocolType: "consumer", Generation: 5, State: "Stable", Members: []GroupMember{{MemberID: "m"}}}, 0)
+	err := s.CommitOffsets(ctx, "g", "m", 4, one)
 	if !errors.Is(err, ErrGenerationMismatch) {
 		t.Fatalf("commit with generation 4: err = %v, want ErrGenerationMismatch", err)
 	}
-	if !strings.Contains(err.Error(), `"5"`) {
+	if !strings.Contains(err.Error(), "stored generation 5") {
 		t.Errorf("error %q does not name the stored generation", err)
 	}
 	if got := fetchOffsets(t, s, "g"); len(got) != 0 {
 		t.Fatalf("failed commit stored %+v", got)
 	}
 
-	commitOffsets(t, s, "g", 5, one...)
+	if err := s.CommitOffsets(ctx, "g", "other", 5, one); !errors.Is(err, ErrUnknownMember) {
+		t.Fatalf("commit of a member not in generation 5: err = %v, want ErrUnknownMember", err)
+	}
+	commitOffsets(t, s, "g", "m", 5, one...)
 	if got := fetchOffsets(t, s, "g"); len(got) != 1 || got[0].Offset != 42 {
 		t.Fatalf("after commit with generation 5: %+v", got)
 	}
-	commitOffsets(t, s, "g", -1, OffsetCommit{Topic: "t", Partition: 0, Offset: 43, LeaderEpoch: -1})
+	commitOffsets(t, s, "g", "", -1, OffsetCommit{Topic: "t", Partition: 0, Offset: 43, LeaderEpoch: -1})
 	if got := fetchOffsets(t, s, "g"); len(got) != 1 || got[0].Offset != 43 {
 		t.Fatalf("after commit without generation: %+v", got)
 	}
@@ -236,10 +239,10 @@ func TestPutGroupRoundTripAndConflict(t *testing.T) {
 		t.Fatalf("update with stale revision: err = %v, want ErrConflict", err)
 	}
 	// The generation key follows the meta.
-	if err := s.CommitOffsets(ctx, "g", 4, []OffsetCommit{{Topic: "t"}}); err != nil {
+	if err := s.CommitOffsets(ctx, "g", "m1", 4, []OffsetCommit{{Topic: "t"}}); err != nil {
 		t.Errorf("commit with the new generation: %v", err)
 	}
-	if err := s.CommitOffsets(ctx, "g", 3, []OffsetCommit{{Topic: "t"}}); !errors.Is(err, ErrGenerationMismatch) {
+	if err := s.CommitOffsets(ctx, "g", "m1", 3, []OffsetCommit{{Topic: "t"}}); !errors.Is(err, ErrGenerationMismatch) {
 		t.Errorf("commit with the old generation: err = %v, want ErrGenerationMismatch", err)
 	}
 
@@ -293,7 +296,7 @@ func TestGroupNamesEscaped(t *testing.T) {
 	ctx := testContext(t)
 	names := []string{"a", "a/b", "a%2Fb", "a b%/c", "ä?#", "a/"}
 	for i, name := range names {
-		commitOffsets(t, s, name, -1, OffsetCommit{Topic: "t/x y", Partition: int32(i), Offset: int64(i)})
+		commitOffsets(t, s, name, "", -1, OffsetCommit{Topic: "t/x y", Partition: int32(i), Offset: int64(i)})
 	}
 	putGroup(t, s, GroupMeta{Group: "a/b", Generation: 1, State: "Stable"}, 0)
 
@@ -336,8 +339,8 @@ func TestDeleteGroupRemovesEverything(t *testing.T) {
 	for i := range offsets {
 		offsets[i] = OffsetCommit{Topic: fmt.Sprintf("t%d", i%3), Partition: int32(i)}
 	}
-	commitOffsets(t, s, "g", 2, offsets...)
-	commitOffsets(t, s, "g2", -1, OffsetCommit{Topic: "t"})
+	commitOffsets(t, s, "g", "", -1, offsets...)
+	commitOffsets(t, s, "g2", "", -1, OffsetCommit{Topic: "t"})
 
 	if err := s.DeleteGroup(ctx, "g"); err != nil {
 		t.Fatal(err)
@@ -363,7 +366,7 @@ func TestDeleteGroupRemovesEverything(t *testing.T) {
 func TestDeleteOffsets(t *testing.T) {
 	s := newTestStore(t)
 	ctx := testContext(t)
-	commitOffsets(t, s, "g", -1,
+	commitOffsets(t, s, "g", "", -1,
 		OffsetCommit{Topic: "t1", Partition: 0}, OffsetCommit{Topic: "t1", Partition: 1},
 		OffsetCommit{Topic: "t1", Partition: 2}, OffsetCommit{Topic: "t10", Partition: 0},
 		OffsetCommit{Topic: "t2", Partition: 0})
@@ -402,9 +405,9 @@ func TestListGroupsIncludesOffsetOnlyGroups(t *testing.T) {
 	for i := range offsets {
 		offsets[i] = OffsetCommit{Topic: "t", Partition: int32(i)}
 	}
-	commitOffsets(t, s, "m-stable", 3, offsets...)
-	commitOffsets(t, s, "o-only", -1, OffsetCommit{Topic: "t", Partition: 0, Offset: 5})
-	commitOffsets(t, s, "a-first", -1, OffsetCommit{Topic: "t", Partition: 0, Offset: 5})
+	commitOffsets(t, s, "m-stable", "", -1, offsets...)
+	commitOffsets(t, s, "o-only", "", -1, OffsetCommit{Topic: "t", Partition: 0, Offset: 5})
+	commitOffsets(t, s, "a-first", "", -1, OffsetCommit{Topic: "t", Partition: 0, Offset: 5})
 
 	groups, err := s.ListGroups(ctx)
 	if err != nil {
@@ -441,15 +444,15 @@ func TestExpireGroupOffsets(t *testing.T) {
 	old, recent := now.Add(-2*time.Hour), now.Add(-time.Minute)
 	at := func(t time.Time) OffsetCommit { return OffsetCommit{Topic: "t", CommitTime: t} }
 
-	commitOffsets(t, s, "old-offsets-only", -1, at(old), OffsetCommit{Topic: "u", CommitTime: old})
+	commitOffsets(t, s, "old-offsets-only", "", -1, at(old), OffsetCommit{Topic: "u", CommitTime: old})
 	putGroup(t, s, GroupMeta{Group: "old-empty", State: "Empty", Generation: 4, UpdatedAt: old}, 0)
-	commitOffsets(t, s, "old-empty", -1, at(old))
+	commitOffsets(t, s, "old-empty", "", -1, at(old))
 	putGroup(t, s, GroupMeta{Group: "old-dead-no-offsets", State: "Dead", UpdatedAt: old}, 0)
 	putGroup(t, s, GroupMeta{Group: "old-stable", State: "Stable", Generation: 1, UpdatedAt: old}, 0)
-	commitOffsets(t, s, "old-stable", 1, at(old))
-	commitOffsets(t, s, "recent-commit", -1, at(old), OffsetCommit{Topic: "t", Partition: 1, CommitTime: recent})
+	commitOffsets(t, s, "old-stable", "", -1, at(old))
+	commitOffsets(t, s, "recent-commit", "", -1, at(old), OffsetCommit{Topic: "t", Partition: 1, CommitTime: recent})
 	putGroup(t, s, GroupMeta{Group: "recently-emptied", State: "Empty", UpdatedAt: recent}, 0)
-	commitOffsets(t, s, "recently-emptied", -1, at(old))
+	commitOffsets(t, s, "recently-emptied", "", -1, at(old))
 
 	expired, err := s.ExpireGroupOffsets(ctx, now, retention)
 	if err != nil {
@@ -482,19 +485,19 @@ func TestExpireGroupOffsets(t *testing.T) {
 func TestExpireGuardsAgainstChanges(t *testing.T) {
 	s := newTestStore(t)
 	ctx := testContext(t)
-	commitOffsets(t, s, "g", -1, OffsetCommit{Topic: "t", Partition: 0})
+	commitOffsets(t, s, "g", "", -1, OffsetCommit{Topic: "t", Partition: 0})
 	resp, err := s.client.Get(ctx, s.groupsPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
 	readRev := resp.Header.Revision
 
-	commitOffsets(t, s, "g", -1, OffsetCommit{Topic: "t", Partition: 1}) // a new key
+	commitOffsets(t, s, "g", "", -1, OffsetCommit{Topic: "t", Partition: 1}) // a new key
 	if deleted, err := s.deleteGroupUnchangedSince(ctx, "g", readRev); err != nil || deleted {
 		t.Fatalf("deleted = %v, %v after a new commit; want false", deleted, err)
 	}
 	readRev++
-	commitOffsets(t, s, "g", -1, OffsetCommit{Topic: "t", Partition: 0, Offset: 1}) // an overwrite
+	commitOffsets(t, s, "g", "", -1, OffsetCommit{Topic: "t", Partition: 0, Offset: 1}) // an overwrite
 	if deleted, err := s.deleteGroupUnchangedSince(ctx, "g", readRev); err != nil || deleted {
 		t.Fatalf("deleted = %v, %v after an overwrite; want false", deleted, err)
 	}
@@ -522,7 +525,7 @@ func TestGroupsCorruptValues(t *testing.T) {
 		}
 	}
 	old := time.Now().Add(-48 * time.Hour)
-	commitOffsets(t, s, "fine", -1, OffsetCommit{Topic: "t", CommitTime: old})
+	commitOffsets(t, s, "fine", "", -1, OffsetCommit{Topic: "t", CommitTime: old})
 
 	metaKey := s.groupMetaKey("bad meta")
 	put(metaKey, "{not json")

@@ -4,9 +4,16 @@
 // coordinator relays protocol metadata and assignments untouched.
 //
 // Group state lives in memory on the coordinating broker and is written to
-// the metastore whenever a generation becomes stable or the group empties,
-// so another broker taking over (after the coordinator's death) reads it
-// back and carries on with the same members and generation.
+// the metastore when a join phase ends (before the new generation is handed
+// out), when a generation becomes stable and when the group empties, so
+// another broker taking over (after the coordinator's death) reads it back
+// and carries on with the same members and generation.
+//
+// Every write is a compare-and-swap on the revision this coordinator last
+// wrote or read. A coordinator that loses one, or that finds the stored
+// revision moved when its timers are about to act, was replaced: it steps
+// down for the group (forgets it, tells waiting members NOT_COORDINATOR)
+// and never writes its own state over the newer one.
 package group
 
 import (
@@ -27,7 +34,7 @@ import (
 // Store is what the coordinator keeps in the metastore; *metastore.Store
 // implements it.
 type Store interface {
-	CommitOffsets(ctx context.Context, group string, generation int32, offsets []metastore.OffsetCommit) error
+	CommitOffsets(ctx context.Context, group, memberID string, generation int32, offsets []metastore.OffsetCommit) error
 	FetchOffsets(ctx context.Context, group string) ([]metastore.OffsetCommit, error)
 	DeleteOffsets(ctx context.Context, group, topic string, partitions []int32) error
 	GetGroup(ctx context.Context, group string) (metastore.GroupMeta, error)
@@ -59,7 +66,9 @@ type Config struct {
 	OffsetsRetention time.Duration
 	// Owns says whether this broker coordinates the group now; groups it
 	// stops owning are dropped from memory, their waiting members told
-	// NOT_COORDINATOR.
+	// NOT_COORDINATOR. It is asked before each request and each tick, so
+	// it should be false as soon as this broker may have lost its place
+	// (its lease in the metastore expired).
 	Owns   func(group string) bool
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -105,6 +114,10 @@ type group struct {
 	// InitialRebalanceDelay for more members.
 	initialDelay bool
 	revision     int64 // of the group's meta key in the metastore
+	// busy is set while the group's state is being written or its
+	// ownership confirmed, with c.mu released: no one else touches the
+	// group until it is closed, so what is written is what is acted on.
+	busy chan struct{}
 	// stored are the offsets this coordinator knows to be in the metastore:
 	// a commit that changes none of them (an idle consumer's auto-commit)
 	// is answered without writing.
@@ -210,19 +223,36 @@ func (c *Coordinator) Run(ctx context.Context) {
 // wait.
 func (c *Coordinator) Tick(ctx context.Context) {
 	now := c.cfg.Now()
-	var persist []*group
 	c.mu.Lock()
-	for name, g := range c.groups {
+	names := make([]string, 0, len(c.groups))
+	for name := range c.groups {
+		names = append(names, name)
+	}
+	for _, name := range names {
+		g := c.groups[name]
+		if g == nil || g.busy != nil {
+			continue // gone meanwhile, or its writer will look again
+		}
 		if !c.cfg.Owns(name) {
-			c.failWaitersLocked(g, ErrNotCoordinator)
-			delete(c.groups, name)
+			c.stepDownLocked(g, ErrNotCoordinator)
 			continue
 		}
-		if c.expireLocked(g, now) {
-			persist = append(persist, g)
+		for id, until := range g.pending {
+			if now.After(until) {
+				delete(g.pending, id)
+			}
 		}
+		if !c.dueLocked(g, now) {
+			continue
+		}
+		// Acting on time is acting for the group: a coordinator that was
+		// paused may have been replaced meanwhile, without its Owns having
+		// noticed yet. The stored revision tells.
+		if !c.confirmLocked(ctx, g) {
+			continue
+		}
+		c.expireLocked(ctx, g, now)
 	}
-	metas := c.snapshotsLocked(persist)
 	expireOffsets := false
 	switch {
 	case c.nextExpiry.IsZero():
@@ -232,7 +262,6 @@ func (c *Coordinator) Tick(ctx context.Context) {
 		expireOffsets = true
 	}
 	c.mu.Unlock()
-	c.persist(ctx, metas)
 	if expireOffsets {
 		if expired, err := c.store.ExpireGroupOffsets(ctx, now, c.cfg.OffsetsRetention); err != nil {
 			c.logger.Warn("expiring group offsets", "err", err)
@@ -242,14 +271,107 @@ func (c *Coordinator) Tick(ctx context.Context) {
 	}
 }
 
-// expireLocked applies session expiry and deadlines to g; it reports whether
-// the group emptied (and its state must be written).
-func (c *Coordinator) expireLocked(g *group, now time.Time) bool {
-	for id, until := range g.pending {
-		if now.After(until) {
-			delete(g.pending, id)
+// dueLocked reports whether time has something to do to g: a session that
+// ran out, or a join or sync phase past its deadline.
+func (c *Coordinator) dueLocked(g *group, now time.Time) bool {
+	for _, m := range g.members {
+		if m.joinWait != nil && g.state == StatePreparingRebalance {
+			continue
+		}
+		if now.After(m.deadline) {
+			return true
 		}
 	}
+	switch g.state {
+	case StatePreparingRebalance:
+		return !now.Before(g.joinDeadline) || c.allJoinedLocked(g) && !g.initialDelay
+	case StateCompletingRebalance:
+		return now.After(g.syncDeadline)
+	}
+	return false
+}
+
+// confirmLocked reports whether g's stored state is still the one this
+// coordinator last wrote or read. If another coordinator wrote since, this
+// one steps down for the group. c.mu is released during the read; a read
+// that fails confirms nothing, and the next tick tries again.
+func (c *Coordinator) confirmLocked(ctx context.Context, g *group) bool {
+	busy := make(chan struct{})
+	g.busy = busy
+	c.mu.Unlock()
+	meta, err := c.store.GetGroup(ctx, g.name)
+	c.mu.Lock()
+	g.busy = nil
+	close(busy)
+	if c.groups[g.name] != g {
+		return false
+	}
+	switch {
+	case errors.Is(err, metastore.ErrGroupNotFound):
+		meta.Revision = 0
+	case err != nil:
+		c.logger.Warn("cannot confirm group ownership; not acting on its timers", "group", g.name, "err", err)
+		return false
+	}
+	if meta.Revision != g.revision {
+		c.logger.Warn("group state was written by another coordinator; stepping down for the group",
+			"group", g.name, "revision", g.revision, "stored_revision", meta.Revision, "stored_generation", meta.Generation)
+		c.stepDownLocked(g, ErrNotCoordinator)
+		return false
+	}
+	return true
+}
+
+// stepDownLocked forgets g: its waiting members are told why, and the next
+// request for the group reads it back from the metastore (if this broker
+// still owns it), so what another coordinator stored is never overwritten
+// with this one's state.
+func (c *Coordinator) stepDownLocked(g *group, why error) {
+	c.failWaitersLocked(g, why)
+	if c.groups[g.name] == g {
+		delete(c.groups, g.name)
+	}
+}
+
+// storeLocked writes g's state as meta by compare-and-swap on the revision
+// this coordinator last saw. c.mu is released during the write, with g busy.
+// If the write fails, this coordinator steps down for the group: on a
+// conflict someone else wrote it; on any other error the write may or may
+// not have happened, and only the store can say which state is current.
+func (c *Coordinator) storeLocked(ctx context.Context, g *group) error {
+	meta := c.snapshotLocked(g)
+	busy := make(chan struct{})
+	g.busy = busy
+	c.mu.Unlock()
+	stored, err := c.store.PutGroup(ctx, meta, meta.Revision)
+	c.mu.Lock()
+	g.busy = nil
+	close(busy)
+	if c.groups[g.name] != g {
+		// Dropped meanwhile (the coordinator stopped); its waiters were told.
+		if err == nil {
+			err = errors.New("the group was dropped during the write")
+		}
+		return fmt.Errorf("%w: storing group %q: %v", ErrCoordinatorNotAvailable, g.name, err)
+	}
+	switch {
+	case errors.Is(err, metastore.ErrConflict):
+		c.logger.Warn("group state was written by another coordinator; stepping down for the group",
+			"group", g.name, "generation", meta.Generation, "stored_generation", stored.Generation, "err", err)
+		c.stepDownLocked(g, ErrNotCoordinator)
+		return fmt.Errorf("%w: storing group %q: %v", ErrNotCoordinator, g.name, err)
+	case err != nil:
+		c.logger.Warn("cannot store group state; dropping it until it is read back", "group", g.name, "err", err)
+		c.stepDownLocked(g, ErrCoordinatorNotAvailable)
+		return fmt.Errorf("%w: storing group %q: %v", ErrCoordinatorNotAvailable, g.name, err)
+	}
+	g.revision = stored.Revision
+	return nil
+}
+
+// expireLocked applies session expiry and deadlines to g, storing what must
+// be stored before anyone learns of it.
+func (c *Coordinator) expireLocked(ctx context.Context, g *group, now time.Time) {
 	var gone []string
 	for id, m := range g.members {
 		// A member waiting for its join response is not heartbeating: the
@@ -271,7 +393,8 @@ func (c *Coordinator) expireLocked(g *group, now time.Time) bool {
 	switch g.state {
 	case StatePreparingRebalance:
 		if !now.Before(g.joinDeadline) || c.allJoinedLocked(g) && !g.initialDelay {
-			return c.completeJoinLocked(g, now)
+			c.completeJoinLocked(ctx, g, now)
+			return
 		}
 	case StateCompletingRebalance:
 		if now.After(g.syncDeadline) {
@@ -282,9 +405,8 @@ func (c *Coordinator) expireLocked(g *group, now time.Time) bool {
 		}
 	}
 	if len(gone) > 0 && len(g.members) == 0 && g.state == StateEmpty {
-		return true
+		_ = c.storeLocked(ctx, g) // a failure steps down, which is all there is to do
 	}
-	return false
 }
 
 func newMemberID(clientID string) string {
@@ -299,17 +421,32 @@ func (c *Coordinator) groupLocked(ctx context.Context, name string, create bool)
 	if name == "" {
 		return nil, ErrInvalidGroupID
 	}
-	if !c.cfg.Owns(name) {
-		return nil, ErrNotCoordinator
-	}
-	if g := c.groups[name]; g != nil {
-		return g, nil
+	for {
+		if !c.cfg.Owns(name) {
+			return nil, ErrNotCoordinator
+		}
+		g := c.groups[name]
+		if g == nil {
+			break
+		}
+		if g.busy == nil {
+			return g, nil
+		}
+		busy := g.busy
+		c.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			c.mu.Lock()
+			return nil, fmt.Errorf("%w: waiting for group %q: %v", ErrCoordinatorNotAvailable, name, ctx.Err())
+		}
+		c.mu.Lock()
 	}
 	c.mu.Unlock()
 	meta, err := c.store.GetGroup(ctx, name)
 	c.mu.Lock()
 	if g := c.groups[name]; g != nil { // loaded by someone else meanwhile
-		return g, nil
+		return c.groupLocked(ctx, name, create)
 	}
 	switch {
 	case errors.Is(err, metastore.ErrGroupNotFound):
@@ -345,10 +482,15 @@ func (c *Coordinator) restore(meta metastore.GroupMeta) *group {
 		g.members[m.id] = m
 	}
 	if len(g.members) > 0 {
-		// Whatever was in flight (a rebalance) is lost with the old
-		// coordinator: the stored generation is the last stable one.
 		g.state = StateStable
-		c.logger.Info("group taken over from the metastore", "group", g.name, "generation", g.generation, "members", len(g.members))
+		if meta.State != StateStable {
+			// A generation stored when its join phase ended, before the
+			// leader's assignment: the members have none to carry on
+			// with, so they join again.
+			c.prepareRebalanceLocked(g, now)
+			g.initialDelay = false
+		}
+		c.logger.Info("group taken over from the metastore", "group", g.name, "generation", g.generation, "state", g.state, "members", len(g.members))
 	}
 	return g
 }
@@ -447,14 +589,10 @@ func (c *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, er
 	if g.state != StatePreparingRebalance {
 		c.prepareRebalanceLocked(g, now)
 	}
-	var metas []metastore.GroupMeta
 	if !g.initialDelay && c.allJoinedLocked(g) {
-		if c.completeJoinLocked(g, now) {
-			metas = c.snapshotsLocked([]*group{g})
-		}
+		c.completeJoinLocked(ctx, g, now)
 	}
 	c.mu.Unlock()
-	c.persist(ctx, metas)
 
 	select {
 	case out, ok := <-wait:
@@ -524,9 +662,12 @@ func (c *Coordinator) allJoinedLocked(g *group) bool {
 }
 
 // completeJoinLocked ends the join phase: members that did not join again
-// are dropped, a new generation starts, and each waiting member gets its
-// answer. It reports whether the group emptied (to be written).
-func (c *Coordinator) completeJoinLocked(g *group, now time.Time) bool {
+// are dropped, a new generation starts and is stored, and then each waiting
+// member gets its answer. A generation is handed out only once it is stored
+// by compare-and-swap on the state it follows, so it is never handed out
+// twice: if the write fails, this coordinator steps down for the group and
+// the waiting members are told to find the coordinator again.
+func (c *Coordinator) completeJoinLocked(ctx context.Context, g *group, now time.Time) {
 	for id, m := range g.members {
 		if m.joinWait == nil {
 			c.logger.Info("group member did not join the new generation", "group", g.name, "member", id)
@@ -537,7 +678,8 @@ func (c *Coordinator) completeJoinLocked(g *group, now time.Time) bool {
 	g.initialDelay = false
 	if len(g.members) == 0 {
 		g.state, g.protocol, g.leader = StateEmpty, "", ""
-		return true
+		_ = c.storeLocked(ctx, g) // a failure steps down, which is all there is to do
+		return
 	}
 	g.protocol = c.chooseProtocolLocked(g)
 	if g.members[g.leader] == nil {
@@ -554,6 +696,12 @@ func (c *Coordinator) completeJoinLocked(g *group, now time.Time) bool {
 		sessions = max(sessions, m.rebalanceTimeout)
 	}
 	g.syncDeadline = now.Add(sessions)
+	for _, m := range g.members {
+		m.assignment = nil
+	}
+	if err := c.storeLocked(ctx, g); err != nil {
+		return
+	}
 	var all []JoinedMember
 	for _, m := range g.members {
 		all = append(all, JoinedMember{MemberID: m.id, InstanceID: m.instanceID, Metadata: protocolMetadata(m, g.protocol)})
@@ -567,10 +715,8 @@ func (c *Coordinator) completeJoinLocked(g *group, now time.Time) bool {
 		m.deadline = now.Add(m.sessionTimeout)
 		m.joinWait <- joinOutcome{res: res}
 		m.joinWait = nil
-		m.assignment = nil
 	}
 	c.logger.Info("group rebalanced", "group", g.name, "generation", g.generation, "protocol", g.protocol, "leader", g.leader, "members", len(g.members))
-	return false
 }
 
 func protocolMetadata(m *member, name string) []byte {
@@ -692,24 +838,12 @@ func (c *Coordinator) Sync(ctx context.Context, req SyncRequest) ([]byte, error)
 		mm.assignment = req.Assignments[id]
 	}
 	g.state = StateStable
-	meta := c.snapshotLocked(g)
-	gen := g.generation
-	c.mu.Unlock()
-	// Written before anyone learns its assignment: commits of this
-	// generation are checked against the stored generation.
-	stored, err := c.putGroup(ctx, meta)
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if g.generation != gen || g.state != StateStable {
-		// Rebalancing again meanwhile; waiters were told.
-		return nil, ErrRebalanceInProgress
+	// Written before anyone learns its assignment, so that a coordinator
+	// taking over hands out the same assignments.
+	if err := c.storeLocked(ctx, g); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		c.logger.Warn("cannot store group state; rebalancing", "group", g.name, "err", err)
-		c.prepareRebalanceLocked(g, c.cfg.Now())
-		return nil, fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
-	}
-	g.revision = stored.Revision
 	for _, mm := range g.members {
 		if mm.syncWait != nil {
 			mm.syncWait <- syncOutcome{assignment: mm.assignment}
@@ -783,25 +917,21 @@ func (c *Coordinator) Leave(ctx context.Context, groupName string, memberIDs, in
 		removed = true
 		c.logger.Info("group member left", "group", g.name, "member", id)
 	}
-	var metas []metastore.GroupMeta
 	if removed {
 		now := c.cfg.Now()
 		switch {
 		case g.state == StateEmpty:
 			g.generation++
-			metas = c.snapshotsLocked([]*group{g})
+			_ = c.storeLocked(ctx, g) // a failure steps down, which is all there is to do
 		case g.state == StatePreparingRebalance:
 			if c.allJoinedLocked(g) && !g.initialDelay {
-				if c.completeJoinLocked(g, now) {
-					metas = c.snapshotsLocked([]*group{g})
-				}
+				c.completeJoinLocked(ctx, g, now)
 			}
 		default:
 			c.prepareRebalanceLocked(g, now)
 		}
 	}
 	c.mu.Unlock()
-	c.persist(ctx, metas)
 	return errs
 }
 
@@ -862,7 +992,7 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, groupName, memberID str
 			changed[i].CommitTime = now
 		}
 	}
-	err := c.store.CommitOffsets(ctx, groupName, gen, changed)
+	err := c.store.CommitOffsets(ctx, groupName, memberID, gen, changed)
 	c.mu.Lock()
 	if c.groups[groupName] == g {
 		for _, oc := range changed {
@@ -875,6 +1005,11 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, groupName, memberID str
 		}
 	}
 	c.mu.Unlock()
+	// The stored group is the judge: this coordinator's view of the
+	// generation may be stale (another coordinator took the group over).
+	if errors.Is(err, metastore.ErrUnknownMember) {
+		return fmt.Errorf("%w: not a member of the stored generation: %v", ErrUnknownMemberID, err)
+	}
 	if errors.Is(err, metastore.ErrGenerationMismatch) {
 		return fmt.Errorf("%w: the stored generation moved on: %v", ErrIllegalGeneration, err)
 	}
@@ -1043,40 +1178,4 @@ func (c *Coordinator) snapshotLocked(g *group) metastore.GroupMeta {
 		})
 	}
 	return meta
-}
-
-func (c *Coordinator) snapshotsLocked(gs []*group) []metastore.GroupMeta {
-	var out []metastore.GroupMeta
-	for _, g := range gs {
-		out = append(out, c.snapshotLocked(g))
-	}
-	return out
-}
-
-// putGroup writes a group's state, taking over from a stale writer (an old
-// coordinator) when the revision moved.
-func (c *Coordinator) putGroup(ctx context.Context, meta metastore.GroupMeta) (metastore.GroupMeta, error) {
-	stored, err := c.store.PutGroup(ctx, meta, meta.Revision)
-	if errors.Is(err, metastore.ErrConflict) {
-		c.logger.Info("group state was written by another coordinator; taking over", "group", meta.Group)
-		stored, err = c.store.PutGroup(ctx, meta, stored.Revision)
-	}
-	return stored, err
-}
-
-// persist writes group states taken under the lock, then records their
-// new revisions.
-func (c *Coordinator) persist(ctx context.Context, metas []metastore.GroupMeta) {
-	for _, meta := range metas {
-		stored, err := c.putGroup(ctx, meta)
-		if err != nil {
-			c.logger.Warn("cannot store group state", "group", meta.Group, "err", err)
-			continue
-		}
-		c.mu.Lock()
-		if g := c.groups[meta.Group]; g != nil && g.generation == meta.Generation {
-			g.revision = stored.Revision
-		}
-		c.mu.Unlock()
-	}
 }

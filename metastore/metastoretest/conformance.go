@@ -819,7 +819,7 @@ func testOffsets(t *testing.T, target Target) {
 		t.Fatalf("offsets of an unknown group: %v, %v", got, err)
 	}
 	at := time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC)
-	err := s.CommitOffsets(ctx, "g", -1, []metastore.OffsetCommit{
+	err := s.CommitOffsets(ctx, "g", "", -1, []metastore.OffsetCommit{
 		{Topic: "b", Partition: 0, Offset: 5, LeaderEpoch: 2, Metadata: "m", CommitTime: at},
 		{Topic: "a", Partition: 1, Offset: 7, LeaderEpoch: -1, CommitTime: at},
 		{Topic: "a", Partition: 0, Offset: 1, LeaderEpoch: -1, CommitTime: at},
@@ -844,25 +844,44 @@ func testOffsets(t *testing.T, target Target) {
 		t.Fatalf("offset %+v, want epoch 2, metadata m, commit time %v (to the ms, UTC)", b, wantTime)
 	}
 	before := time.Now().Add(-time.Second)
-	if err := s.CommitOffsets(ctx, "g", -1, []metastore.OffsetCommit{{Topic: "c", Offset: 1}}); err != nil {
+	if err := s.CommitOffsets(ctx, "g", "", -1, []metastore.OffsetCommit{{Topic: "c", Offset: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.FetchOffsets(ctx, "g"); got[3].CommitTime.Before(before) {
 		t.Fatalf("a zero commit time must become now: %v", got[3].CommitTime)
 	}
 
-	// A member's commit is fenced by the group's generation.
-	if err := s.CommitOffsets(ctx, "g", 1, []metastore.OffsetCommit{{Topic: "a", Offset: 9}}); !errors.Is(err, metastore.ErrGenerationMismatch) {
+	// A member's commit is fenced by the group's stored generation and its
+	// members.
+	if err := s.CommitOffsets(ctx, "g", "m1", 1, []metastore.OffsetCommit{{Topic: "a", Offset: 9}}); !errors.Is(err, metastore.ErrGenerationMismatch) {
 		t.Fatalf("commit for a group without a generation: %v, want ErrGenerationMismatch", err)
 	}
-	if _, err := s.PutGroup(ctx, metastore.GroupMeta{Group: "g", Generation: 1, State: "Stable"}, 0); err != nil {
+	gen1, err := s.PutGroup(ctx, metastore.GroupMeta{Group: "g", Generation: 1, State: "Stable",
+		Members: []metastore.GroupMember{{MemberID: "m1"}, {MemberID: "m2"}}}, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CommitOffsets(ctx, "g", 2, []metastore.OffsetCommit{{Topic: "a", Offset: 9}}); !errors.Is(err, metastore.ErrGenerationMismatch) {
+	if err := s.CommitOffsets(ctx, "g", "m1", 2, []metastore.OffsetCommit{{Topic: "a", Offset: 9}}); !errors.Is(err, metastore.ErrGenerationMismatch) {
 		t.Fatalf("commit for another generation: %v, want ErrGenerationMismatch", err)
 	}
-	if err := s.CommitOffsets(ctx, "g", 1, []metastore.OffsetCommit{{Topic: "a", Offset: 9}}); err != nil {
+	if err := s.CommitOffsets(ctx, "g", "m3", 1, []metastore.OffsetCommit{{Topic: "a", Offset: 9}}); !errors.Is(err, metastore.ErrUnknownMember) {
+		t.Fatalf("commit of a member not in the stored generation: %v, want ErrUnknownMember", err)
+	}
+	if err := s.CommitOffsets(ctx, "g", "m1", 1, []metastore.OffsetCommit{{Topic: "a", Offset: 9}}); err != nil {
 		t.Fatalf("commit for the current generation: %v", err)
+	}
+	// A generation stored again with other members (what a deposed
+	// coordinator would hand out) fences the members it no longer has, even
+	// under the same generation number.
+	if _, err := s.PutGroup(ctx, metastore.GroupMeta{Group: "g", Generation: 1, State: "Stable",
+		Members: []metastore.GroupMember{{MemberID: "m3"}}}, gen1.Revision); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitOffsets(ctx, "g", "m1", 1, []metastore.OffsetCommit{{Topic: "a", Offset: 10}}); !errors.Is(err, metastore.ErrUnknownMember) {
+		t.Fatalf("commit of a member the stored generation no longer has: %v, want ErrUnknownMember", err)
+	}
+	if err := s.CommitOffsets(ctx, "g", "m3", 1, []metastore.OffsetCommit{{Topic: "a", Offset: 9}}); err != nil {
+		t.Fatalf("commit of a member of the stored generation: %v", err)
 	}
 	if got, _ := s.FetchOffsets(ctx, "g"); got[0].Offset != 9 {
 		t.Fatalf("fenced commit not stored: %+v", got[0])
@@ -871,7 +890,7 @@ func testOffsets(t *testing.T, target Target) {
 		group string
 		o     metastore.OffsetCommit
 	}{{"", metastore.OffsetCommit{Topic: "a"}}, {"g", metastore.OffsetCommit{}}, {"g", metastore.OffsetCommit{Topic: "a", Partition: -1}}} {
-		if err := s.CommitOffsets(ctx, bad.group, -1, []metastore.OffsetCommit{bad.o}); err == nil {
+		if err := s.CommitOffsets(ctx, bad.group, "", -1, []metastore.OffsetCommit{bad.o}); err == nil {
 			t.Errorf("commit of %+v to group %q accepted", bad.o, bad.group)
 		}
 	}
@@ -932,7 +951,7 @@ func testGroupMeta(t *testing.T, target Target) {
 	if _, err := s.PutGroup(ctx, meta, 0); !errors.Is(err, metastore.ErrConflict) {
 		t.Fatalf("creating an existing group: %v, want ErrConflict", err)
 	}
-	meta.Generation, meta.State, meta.Members, meta.Leader = 4, metastore.GroupStateEmpty, nil, ""
+	meta.Generation, meta.State = 4, metastore.GroupStateEmpty
 	cur, err := s.PutGroup(ctx, meta, put.Revision-1)
 	if !errors.Is(err, metastore.ErrConflict) || !reflect.DeepEqual(cur, put) {
 		t.Fatalf("put from a stale revision: %+v, %v; want ErrConflict and the current %+v", cur, err, put)
@@ -941,10 +960,10 @@ func testGroupMeta(t *testing.T, target Target) {
 	if err != nil || again.Revision <= put.Revision {
 		t.Fatalf("put from the current revision: %+v, %v", again, err)
 	}
-	if err := s.CommitOffsets(ctx, "g", 4, []metastore.OffsetCommit{{Topic: "a", Offset: 1}}); err != nil {
+	if err := s.CommitOffsets(ctx, "g", "m1", 4, []metastore.OffsetCommit{{Topic: "a", Offset: 1}}); err != nil {
 		t.Fatalf("the generation is written with the metadata: %v", err)
 	}
-	if err := s.CommitOffsets(ctx, "orphan", -1, []metastore.OffsetCommit{{Topic: "a", Offset: 1}}); err != nil {
+	if err := s.CommitOffsets(ctx, "orphan", "", -1, []metastore.OffsetCommit{{Topic: "a", Offset: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.PutGroup(ctx, metastore.GroupMeta{Group: "g", Generation: -1}, again.Revision); err == nil {
@@ -972,7 +991,7 @@ func testGroupMeta(t *testing.T, target Target) {
 	if got, err := s.FetchOffsets(ctx, "g"); err != nil || len(got) != 0 {
 		t.Fatalf("offsets outlived their group: %v, %v", got, err)
 	}
-	if err := s.CommitOffsets(ctx, "g", 4, []metastore.OffsetCommit{{Topic: "a", Offset: 1}}); !errors.Is(err, metastore.ErrGenerationMismatch) {
+	if err := s.CommitOffsets(ctx, "g", "m1", 4, []metastore.OffsetCommit{{Topic: "a", Offset: 1}}); !errors.Is(err, metastore.ErrGenerationMismatch) {
 		t.Fatalf("the generation outlived its group: %v", err)
 	}
 	if _, err := s.PutGroup(ctx, meta, 0); err != nil {
@@ -986,7 +1005,7 @@ func testExpireGroupOffsets(t *testing.T, target Target) {
 	old := now.Add(-2 * time.Hour)
 	commit := func(group string, at time.Time) {
 		t.Helper()
-		if err := s.CommitOffsets(ctx, group, -1, []metastore.OffsetCommit{{Topic: "t", Offset: 1, CommitTime: at}}); err != nil {
+		if err := s.CommitOffsets(ctx, group, "", -1, []metastore.OffsetCommit{{Topic: "t", Offset: 1, CommitTime: at}}); err != nil {
 			t.Fatal(err)
 		}
 	}

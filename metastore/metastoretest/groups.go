@@ -53,9 +53,10 @@ func copyGroup(g metastore.GroupMeta) metastore.GroupMeta {
 // msUTC is t as etcd's store reads it back: to the millisecond, in UTC.
 func msUTC(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
 
-// CommitOffsets is metastore.Store.CommitOffsets. Here a commit is always
-// atomic, however many offsets it has.
-func (s *Store) CommitOffsets(ctx context.Context, group string, generation int32, offsets []metastore.OffsetCommit) error {
+// CommitOffsets is metastore.Store.CommitOffsets, fenced by the stored
+// meta's members and generation. Here a commit is always atomic, however
+// many offsets it has.
+func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, generation int32, offsets []metastore.OffsetCommit) error {
 	if err := metastore.CheckGroupName(group); err != nil {
 		return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
 	}
@@ -74,13 +75,14 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, generation int3
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.groups[group]
-	if generation >= 0 && (g == nil || g.generation == nil || *g.generation != generation) {
-		current := "none"
-		if g != nil && g.generation != nil {
-			current = fmt.Sprintf("%q", fmt.Sprint(*g.generation))
+	if generation >= 0 {
+		if g == nil || g.meta == nil {
+			return fmt.Errorf("metastore: commit offsets of group %q: generation %d, stored generation none: %w",
+				group, generation, metastore.ErrGenerationMismatch)
 		}
-		return fmt.Errorf("metastore: commit offsets of group %q: generation %d, stored generation %s: %w",
-			group, generation, current, metastore.ErrGenerationMismatch)
+		if err := g.meta.CheckCommit(memberID, generation); err != nil {
+			return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
+		}
 	}
 	if g == nil {
 		g = &groupKeys{}

@@ -36,7 +36,7 @@ type Metastore interface {
 	DeletedTopic(ctx context.Context, id string) (metastore.DeletedTopic, bool, error)
 	FinishTopicDeletion(ctx context.Context, d metastore.DeletedTopic) error
 
-	CommitOffsets(ctx context.Context, group string, generation int32, offsets []metastore.OffsetCommit) error
+	CommitOffsets(ctx context.Context, group, memberID string, generation int32, offsets []metastore.OffsetCommit) error
 	FetchOffsets(ctx context.Context, group string) ([]metastore.OffsetCommit, error)
 	DeleteOffsets(ctx context.Context, group, topic string, partitions []int32) error
 	GetGroup(ctx context.Context, group string) (metastore.GroupMeta, error)
