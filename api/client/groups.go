@@ -346,6 +346,9 @@ type GroupConsumer struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	// leaving is closed by Close: the membership ends its stream and waits
+	// for the broker to take the member out before it stops.
+	leaving chan struct{}
 
 	mu      sync.Mutex
 	latest  *Assignment
@@ -376,7 +379,8 @@ func NewGroupConsumer(c *Client, opts GroupConsumerOptions) (*GroupConsumer, err
 	if opts.AutoCommitInterval == 0 {
 		opts.AutoCommitInterval = DefaultAutoCommitInterval
 	}
-	g := &GroupConsumer{c: c, opts: opts, log: opts.Logger, changed: make(chan struct{}), done: make(chan struct{}), lastCommit: time.Now()}
+	g := &GroupConsumer{c: c, opts: opts, log: opts.Logger, changed: make(chan struct{}), done: make(chan struct{}),
+		leaving: make(chan struct{}), lastCommit: time.Now()}
 	if g.log == nil {
 		g.log = c.logger
 	}
@@ -426,7 +430,7 @@ func (g *GroupConsumer) state() (*Assignment, chan struct{}, error) {
 func (g *GroupConsumer) membership(ctx context.Context) {
 	for attempt := 1; ; attempt++ {
 		member, err := g.session(ctx)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || g.isLeaving() {
 			return
 		}
 		if member {
@@ -440,7 +444,7 @@ func (g *GroupConsumer) membership(ctx context.Context) {
 			return
 		}
 		g.log.Debug("group consumer: membership lost; joining again", "group", g.opts.Group, "err", err)
-		if sleepCtx(ctx, retryDelay(DefaultRetryBackoff, 2*time.Second, attempt, nil)) != nil {
+		if sleepCtx(ctx, retryDelay(DefaultRetryBackoff, 2*time.Second, attempt, nil)) != nil || g.isLeaving() {
 			return
 		}
 	}
@@ -474,6 +478,12 @@ func (g *GroupConsumer) session(ctx context.Context) (member bool, err error) {
 		for {
 			select {
 			case <-sctx.Done():
+				return
+			case <-g.leaving:
+				// Ending the stream is leaving the group: the broker takes
+				// the member out, then ends the stream, which Recv sees.
+				// Sent from here, the only goroutine that sends.
+				_ = stream.CloseSend()
 				return
 			case <-t.C:
 			}
@@ -683,7 +693,28 @@ func (g *GroupConsumer) Close() error {
 	if g.cons != nil {
 		g.cons.Close()
 	}
+	// Leave as Kafka's consumers do on close, so the group rebalances at
+	// once and tools see the member gone when Close returns; a broker that
+	// does not answer in time loses the member by its session timeout.
+	close(g.leaving)
+	select {
+	case <-g.done:
+	case <-time.After(closeLeaveTimeout):
+	}
 	g.cancel()
 	<-g.done
 	return err
+}
+
+// closeLeaveTimeout bounds how long Close waits for the broker to take the
+// member out of the group.
+const closeLeaveTimeout = 5 * time.Second
+
+func (g *GroupConsumer) isLeaving() bool {
+	select {
+	case <-g.leaving:
+		return true
+	default:
+		return false
+	}
 }
