@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/strata-broker/strata/internal/await"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/record"
 )

@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/strata-broker/strata/internal/await"
-	"github.com/strata-broker/strata/internal/fakeclock"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/strata-broker/strata/internal/await"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"

@@ -2,11 +2,12 @@ package broker
 
 import (
 	"context"
-	"github.com/strata-broker/strata/internal/await"
-	"github.com/strata-broker/strata/internal/fakeclock"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/strata-broker/strata/internal/await"
+	"github.com/strata-broker/strata/internal/fakeclock"
 )
 
 // A follower that stops fetching leaves the ISR once replica.lag.time.max.ms

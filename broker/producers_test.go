@@ -3,12 +3,12 @@ package broker
 import (
 	"context"
 	"errors"
-	"github.com/strata-broker/strata/internal/await"
 	"math"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/record"

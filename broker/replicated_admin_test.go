@@ -3,12 +3,12 @@ package broker
 import (
 	"context"
 	"fmt"
-	"github.com/strata-broker/strata/internal/await"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/metastore/metastoretest"
 )

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/strata-broker/strata/internal/await"
-	"github.com/strata-broker/strata/internal/fakeclock"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +15,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/strata-broker/strata/compaction"
+	"github.com/strata-broker/strata/internal/await"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/topicconfig"
 )

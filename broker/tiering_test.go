@@ -5,12 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/strata-broker/strata/internal/await"
 	"io"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/tiering"

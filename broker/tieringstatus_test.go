@@ -3,10 +3,10 @@ package broker
 import (
 	"context"
 	"fmt"
-	"github.com/strata-broker/strata/internal/await"
 	"testing"
 	"time"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/tiering"
 )
 

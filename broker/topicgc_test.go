@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/strata-broker/strata/internal/await"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"

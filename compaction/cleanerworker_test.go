@@ -3,7 +3,6 @@ package compaction
 import (
 	"context"
 	"fmt"
-	"github.com/strata-broker/strata/internal/fakeclock"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/strata-broker/strata/internal/await"
+	"github.com/strata-broker/strata/internal/fakeclock"
 )
 
 func newCleanerWorker(t *testing.T, h *fakeHost, cfg CleanerConfig) *CleanerWorker {
@@ -172,13 +172,15 @@ func TestCleanerWorkerRunAndClose(t *testing.T) {
 	go func() { done <- w.Run(context.Background()) }()
 	await.True(t, 10*time.Second, "the worker to clean", func() bool { return r.log.CleanerOffset() > 0 })
 	w.Close()
+	// Close waited for Run's loop to end; the goroutine delivering Run's
+	// result may still be on its way.
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-	default:
-		t.Fatal("Close returned before Run")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after Close")
 	}
 	if err := w.Run(context.Background()); err != nil {
 		t.Fatalf("Run after Close: %v", err)

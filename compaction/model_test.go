@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/strata-broker/strata/internal/fakeclock"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
 )

@@ -1,11 +1,14 @@
 package compaction
 
 import (
+	"context"
 	"fmt"
-	"github.com/strata-broker/strata/internal/fakeclock"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/topicconfig"
@@ -177,5 +180,24 @@ func appendBatch(t *testing.T, l *partlog.Log, clock *fakeclock.Clock, recs ...r
 	}
 	if _, err := l.Append(append([]byte(nil), batch...), 1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Close returns only once Run's loop has ended, so a broker closing its
+// logs after it knows no worker is still using them.
+func TestLifecycleCloseWaitsForRun(t *testing.T) {
+	var l lifecycle
+	var ended atomic.Bool
+	started := make(chan struct{})
+	go l.run(context.Background(), func(ctx context.Context) {
+		close(started)
+		<-ctx.Done()
+		time.Sleep(20 * time.Millisecond) // a loop finishing its round
+		ended.Store(true)
+	})
+	<-started
+	l.close()
+	if !ended.Load() {
+		t.Fatal("close returned before the loop ended")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/strata-broker/strata/internal/fakeclock"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"github.com/strata-broker/strata/record"
 )
 

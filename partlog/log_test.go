@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/strata-broker/strata/internal/await"
 	"math"
 	"os"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/record"
 )
 

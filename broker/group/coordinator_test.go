@@ -3,11 +3,11 @@ package group_test
 import (
 	"context"
 	"errors"
-	"github.com/strata-broker/strata/internal/fakeclock"
 	"testing"
 	"time"
 
 	"github.com/strata-broker/strata/broker/group"
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/metastore/metastoretest"
 )

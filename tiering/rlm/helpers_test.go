@@ -3,7 +3,6 @@ package rlm
 import (
 	"context"
 	"fmt"
-	"github.com/strata-broker/strata/internal/fakeclock"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/strata-broker/strata/internal/fakeclock"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
