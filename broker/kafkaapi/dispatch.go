@@ -3,7 +3,6 @@ package kafkaapi
 import (
 	"context"
 	"encoding/hex"
-	"slices"
 	"strings"
 	"time"
 
@@ -75,12 +74,24 @@ func decoded[Req kmsg.Request, Resp kmsg.Response](f func(context.Context, Req) 
 }
 
 // lookup returns the registered API with key.
-func (s *Server) lookup(key int16) (api, bool) {
-	i := slices.IndexFunc(s.apis, func(a api) bool { return a.key == key })
-	if i < 0 {
-		return api{}, false
+func (s *Server) lookup(key int16) (*api, bool) {
+	if key < 0 || int(key) >= len(s.byKey) || s.byKey[key] == nil {
+		return nil, false
 	}
-	return s.apis[i], true
+	return s.byKey[key], true
+}
+
+// indexByKey makes lookup a slice index: it runs on every request.
+func indexByKey(apis []api) []*api {
+	var n int16
+	for _, a := range apis {
+		n = max(n, a.key+1)
+	}
+	byKey := make([]*api, n)
+	for i := range apis {
+		byKey[apis[i].key] = &apis[i]
+	}
+	return byKey
 }
 
 // supported reports whether version of the API key is served.

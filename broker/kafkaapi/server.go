@@ -51,7 +51,8 @@ type Server struct {
 	metrics *metrics
 	// apis are the registered APIs. New builds them and nothing changes
 	// them after, so connections read them without a lock.
-	apis []api
+	apis  []api
+	byKey []*api // apis by key, for lookup
 	// buffers holds fetch read buffers and response encoding buffers, which
 	// are large (up to a fetch's size) and would otherwise be allocated and
 	// cleared for every response.
@@ -88,6 +89,7 @@ func New(core Core, cfg Config) *Server {
 		shutdown: make(chan struct{}),
 	}
 	s.apis = s.registered()
+	s.byKey = indexByKey(s.apis)
 	return s
 }
 
