@@ -93,8 +93,8 @@ func apiVersions(c net.Conn, corr int32, deadline time.Time) error {
 	}
 	const clientID = "watch"
 	req := binary.BigEndian.AppendUint32(nil, 0) // length, set below
-	req = binary.BigEndian.AppendUint16(req, 18)  // ApiVersions
-	req = binary.BigEndian.AppendUint16(req, 0)   // v0
+	req = binary.BigEndian.AppendUint16(req, 18) // ApiVersions
+	req = binary.BigEndian.AppendUint16(req, 0)  // v0
 	req = binary.BigEndian.AppendUint32(req, uint32(corr))
 	req = binary.BigEndian.AppendUint16(req, uint16(len(clientID)))
 	req = append(req, clientID...)
