@@ -20,6 +20,9 @@ import (
 type Store interface {
 	FollowPartitions(ctx context.Context, fn func(metastore.PartitionsUpdate))
 	FollowBrokers(ctx context.Context, fn func([]metastore.BrokerInfo))
+	// Brokers reads the live brokers now, at a revision no older than any
+	// state the controller has seen.
+	Brokers(ctx context.Context) ([]metastore.BrokerInfo, error)
 	GetTopic(ctx context.Context, name string) (metastore.Topic, error)
 }
 
@@ -125,25 +128,37 @@ func (c *controller) brokersChanged(live []metastore.BrokerInfo) {
 }
 
 // reconcile makes one pass over all partitions.
+//
+// The followed broker list only says where to look. The two watches, on
+// partitions and on brokers, deliver independently: a partition state
+// written just after brokers registered can arrive before their
+// registrations do, and judged by that older broker list the registered
+// replicas look gone. So before changing anything the controller reads the
+// live brokers afresh (a linearizable read, so at least as new as every
+// state it holds) and decides by that list alone.
 func (c *controller) reconcile(ctx context.Context) {
-	c.mu.Lock()
-	if c.live == nil || !c.haveStates {
-		c.mu.Unlock()
+	if len(c.pending(c.followedLive())) == 0 {
 		return
 	}
-	live := c.live
-	var todo []metastore.PartitionState
-	for _, st := range c.states {
-		if needsChange(st, current(st, live)) {
-			todo = append(todo, st)
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	brokers, err := c.store.Brokers(rctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			c.logger.Warn("reading the live brokers failed; partition changes wait", "err", err)
 		}
+		return
 	}
-	c.mu.Unlock()
+	live := make(map[int32]int64, len(brokers))
+	for _, b := range brokers {
+		live[b.NodeID] = b.Epoch
+	}
+	todo := c.pending(live)
 	// Changes go out several at a time: one etcd round trip each, one after
 	// another, would make a failover's duration grow with the number of
 	// partitions the lost broker led.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	work := make(chan metastore.PartitionState)
 	var wg sync.WaitGroup
 	for range min(changeWorkers, len(todo)) {
@@ -152,7 +167,7 @@ func (c *controller) reconcile(ctx context.Context) {
 			defer wg.Done()
 			for st := range work {
 				if !c.change(ctx, st, live) {
-					cancel() // no longer controller
+					stop() // no longer controller
 				}
 			}
 		}()
@@ -165,6 +180,33 @@ func (c *controller) reconcile(ctx context.Context) {
 	}
 	close(work)
 	wg.Wait()
+}
+
+// followedLive is the broker list from the watch, nil before its first
+// delivery or before the first partition snapshot.
+func (c *controller) followedLive() map[int32]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.haveStates {
+		return nil
+	}
+	return c.live
+}
+
+// pending lists the partitions that need a change judged by live.
+func (c *controller) pending(live map[int32]int64) []metastore.PartitionState {
+	if live == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var todo []metastore.PartitionState
+	for _, st := range c.states {
+		if needsChange(st, current(st, live)) {
+			todo = append(todo, st)
+		}
+	}
+	return todo
 }
 
 // changeWorkers bounds the partition changes in flight at once.

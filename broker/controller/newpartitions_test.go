@@ -26,17 +26,28 @@ func (r *recordingTerm) CompareAndSwapPartitionState(_ context.Context, old, nex
 
 func (r *recordingTerm) Done() <-chan struct{} { return nil }
 
+// brokerList is a store that knows only the live brokers: the controller
+// reads them before it changes anything.
+type brokerList struct {
+	Store
+	live []metastore.BrokerInfo
+}
+
+func (b brokerList) Brokers(context.Context) ([]metastore.BrokerInfo, error) { return b.live, nil }
+
 // Partitions added to a topic (CreatePartitions) arrive as ordinary changes
 // of the partition states the controller follows, and are decided on like
 // any other: one whose leader is gone gets a new one.
 func TestPartitionsAddedLaterAreControlled(t *testing.T) {
 	term := &recordingTerm{}
+	live := []metastore.BrokerInfo{{NodeID: 1, Epoch: 10}, {NodeID: 2, Epoch: 10}}
 	c := &controller{
-		term: term, logger: slog.New(slog.DiscardHandler),
+		store: brokerList{live: live},
+		term:  term, logger: slog.New(slog.DiscardHandler),
 		states: map[metastore.TopicPartition]metastore.PartitionState{},
 		kick:   make(chan struct{}, 1),
 	}
-	c.brokersChanged([]metastore.BrokerInfo{{NodeID: 1, Epoch: 10}, {NodeID: 2, Epoch: 10}})
+	c.brokersChanged(live)
 	c.partitions(metastore.PartitionsUpdate{Snapshot: true, States: []metastore.PartitionState{
 		{Topic: "g", Partition: 0, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Revision: 50},
 	}})
