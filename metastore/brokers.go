@@ -203,9 +203,17 @@ func (s *Store) waitForBrokerKey(ctx context.Context, id int32) error {
 // keepAlive renews the lease every third of its TTL, each renewal on its
 // own (KeepAliveOnce) so that its validity counts from when it was sent: an
 // answer read late, after the process was paused, must not stretch
-// ValidUntil past what etcd granted. Renewals that fail are retried until
-// the lease may have expired (a TTL after the last renewal sent), which ends
-// the registration with ErrLeaseLost, as does etcd saying the lease is gone.
+// ValidUntil past what etcd granted. Renewals that fail are retried for as
+// long as it takes; only etcd saying the lease is gone ends the registration
+// with ErrLeaseLost.
+//
+// Giving up after a TTL without an answer would turn every etcd outage
+// longer than a third of the TTL into a new registration, a new broker
+// epoch, and so leadership moved for every partition: etcd does not expire
+// leases while it is down, and extends them all by their TTL when it comes
+// back, so the lease is usually still there. Safety does not depend on
+// giving up: ValidUntil passes a TTL after the last renewal, and a broker
+// does not lead past it.
 func (r *Registration) keepAlive(ctx context.Context) {
 	defer close(r.done)
 	lost := r.renewLoop(ctx)
@@ -222,14 +230,19 @@ func (r *Registration) keepAlive(ctx context.Context) {
 	}
 }
 
-// renewRetry is the pause before retrying a failed renewal.
-const renewRetry = 100 * time.Millisecond
+// renewRetry is the pause before retrying a failed renewal at first;
+// renewRetryMax is what it grows to while etcd stays unreachable.
+const (
+	renewRetry    = 100 * time.Millisecond
+	renewRetryMax = time.Second
+)
 
-// renewLoop renews until ctx ends (false) or the lease is lost (true).
+// renewLoop renews until ctx ends (false) or etcd says the lease is gone
+// (true).
 func (r *Registration) renewLoop(ctx context.Context) bool {
 	interval := r.ttl / 3
-	lastSent := time.Now()
 	wait := interval
+	retry := renewRetry
 	for {
 		t := time.NewTimer(wait)
 		select {
@@ -245,15 +258,13 @@ func (r *Registration) renewLoop(ctx context.Context) bool {
 		switch {
 		case err == nil:
 			r.renewed(sent, min(r.ttl, time.Duration(resp.TTL)*time.Second))
-			lastSent, wait = sent, interval
+			wait, retry = interval, renewRetry
 		case errors.Is(err, rpctypes.ErrLeaseNotFound):
 			return true
 		case ctx.Err() != nil:
 			return false
-		case time.Since(lastSent) > r.ttl:
-			return true
 		default:
-			wait = renewRetry
+			wait, retry = retry, min(2*retry, renewRetryMax)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os/exec"
 	"slices"
 	"sort"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -565,5 +568,83 @@ func TestRecreatedReplicatedTopicStartsEmpty(t *testing.T) {
 			}
 		}
 		checkPartition(t, fresh, p.GetPartition(), 0, f.hw, f.records)
+	}
+}
+
+// TestShortEtcdOutageMovesNoLeadership stops etcd for less than the brokers'
+// session timeout under acks=all load. etcd keeps the leases across its
+// restart and the brokers renew them once it is back, so nothing changes:
+// every broker keeps its registration (its broker epoch), every partition
+// its leader and leader epoch, and writes resume.
+func TestShortEtcdOutageMovesNoLeadership(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-broker cluster")
+	}
+	const session = 4 * time.Second
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3, SessionTimeout: session})
+	const topic, partitions = "blip", int32(2)
+	ctx := context.Background()
+	r, led, _, stopProducer := startLoad(t, c, topic, partitions)
+	defer stopProducer()
+	parts := waitForWholeISR(t, r, 30*time.Second)
+
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.Etcd().Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	registrations := func() map[string]int64 {
+		t.Helper()
+		var resp *clientv3.GetResponse
+		err := await.Poll(30*time.Second, func() error {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			var err error
+			resp, err = cli.Get(cctx, "/strata/brokers/", clientv3.WithPrefix())
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, kv := range resp.Kvs {
+			out[string(kv.Key)] = kv.CreateRevision
+		}
+		return out
+	}
+	before := registrations()
+	if len(before) != 3 {
+		t.Fatalf("registrations before the outage: %v", before)
+	}
+
+	if err := c.Etcd().Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	time.Sleep(session / 2) // the outage, with etcd's stop and start
+	if err := c.Etcd().Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("etcd was down for %v (session timeout %v)", time.Since(stopped).Round(time.Millisecond), session)
+	acked := led.ackedCount()
+	await.True(t, 30*time.Second, "writes to resume after etcd returned", func() bool { return led.ackedCount() > acked+5*batchRecords })
+
+	if after := registrations(); !maps.Equal(after, before) {
+		t.Errorf("broker registrations changed across a short etcd outage: %v, before %v", after, before)
+	}
+	now, err := r.metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasBy := map[int32]*stratav1.PartitionInfo{}
+	for _, p := range parts {
+		wasBy[p.GetPartition()] = p
+	}
+	for _, p := range now {
+		was := wasBy[p.GetPartition()]
+		if p.GetLeader() != was.GetLeader() || p.GetLeaderEpoch() != was.GetLeaderEpoch() {
+			t.Errorf("partition %d: leader %d epoch %d after a short etcd outage, was leader %d epoch %d",
+				p.GetPartition(), p.GetLeader(), p.GetLeaderEpoch(), was.GetLeader(), was.GetLeaderEpoch())
+		}
 	}
 }

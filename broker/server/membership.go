@@ -12,10 +12,12 @@ import (
 )
 
 // membership keeps the broker registered in etcd and runs for controller.
-// When the lease is lost (etcd unreachable for longer than the session
-// timeout, or the process was paused), the broker stays up: it stops leading
-// at once (validUntil is in the past), registers again once etcd answers,
-// and the controller gives it partitions back as a follower that catches up.
+// While etcd cannot be reached the broker keeps renewing and stops leading
+// once validUntil passes; if etcd was down, the lease is still there when it
+// returns and nothing changes. When etcd says the lease is gone (it expired
+// while this broker was cut off from a working etcd, or paused), the broker
+// stays up, registers again, and the controller gives it partitions back as
+// a follower that catches up.
 type membership struct {
 	store  *metastore.Store
 	logger *slog.Logger
