@@ -2,7 +2,9 @@ package testenv_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-broker/strata/api/client"
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
 )
@@ -44,8 +47,11 @@ func TestBrokerSurvivesRunningOutOfDescriptors(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for range 2 * limit {
-		c, err := net.DialTimeout("tcp", dev.KafkaAddr, 2*time.Second)
+	// Every listener meets it: Kafka, gRPC and HTTP each accept in their
+	// own loop, and each must survive.
+	for i := range 2 * limit {
+		addr := []string{dev.KafkaAddr, dev.GRPCAddr, dev.HTTPAddr}[i%3]
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 		if err != nil {
 			break
 		}
@@ -78,6 +84,28 @@ func TestBrokerSurvivesRunningOutOfDescriptors(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		return cl.Ping(ctx)
+	})
+	await.NoError(t, 30*time.Second, "/healthz to answer", func() error {
+		resp, err := http.Get("http://" + dev.HTTPAddr + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %s", resp.Status)
+		}
+		return nil
+	})
+	gc, err := client.Dial(context.Background(), dev.GRPCAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	await.NoError(t, 30*time.Second, "a gRPC call to be answered", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := gc.ListTopics(ctx)
+		return err
 	})
 	if dev.Pid() != pid {
 		t.Fatal("the broker restarted or exited")
