@@ -24,9 +24,9 @@
 //     read, so a member of an older generation, or one only a deposed
 //     coordinator still believes in, cannot overwrite what the current
 //     generation committed.
-//   - A commit request is one transaction of up to groupMaxTxnOps offsets;
-//     a larger one is split into several, written in order, each fenced by
-//     the generation. Such a commit is NOT atomic: a failure (an error, or
+//   - A commit request is one transaction of up to groupMaxTxnOps offsets
+//     and groupMaxTxnBytes of keys and values; a larger one is split into
+//     several, written in order, each fenced by the generation. Such a commit is NOT atomic: a failure (an error, or
 //     a generation change between two transactions) leaves the first
 //     transactions' offsets stored.
 //   - Expiry deletes a group only if none of its keys changed since it was
@@ -57,6 +57,11 @@ const (
 	// external etcd is likely to meet. The embedded etcd and testenv allow
 	// 4096, but a commit must not depend on that.
 	groupMaxTxnOps = 128
+	// groupMaxTxnBytes bounds the keys and values of one commit
+	// transaction: etcd refuses requests over 1.5 MiB by default
+	// (--max-request-bytes), and offset metadata may be up to 1 MiB
+	// (offset.metadata.max.bytes' largest value).
+	groupMaxTxnBytes = 1 << 20
 	// groupScanPage is the number of keys read per request when scanning
 	// all groups (ListGroups, ExpireGroupOffsets).
 	groupScanPage = 256
@@ -252,11 +257,20 @@ func (s *Store) groupOffsetKey(group, topic string, partition int32) string {
 	return s.groupTopicOffsetsPrefix(group, topic) + strconv.FormatInt(int64(partition), 10)
 }
 
+// MaxGroupIDBytes is the longest group id: what the int16 length of the
+// older Kafka group APIs can carry, so that every version can name every
+// group.
+const MaxGroupIDBytes = 1<<15 - 1
+
 // CheckGroupName refuses the empty group id (Kafka answers INVALID_GROUP_ID
-// for it); any other string is stored escaped.
+// for it) and one longer than MaxGroupIDBytes; any other string is stored
+// escaped.
 func CheckGroupName(group string) error {
 	if group == "" {
 		return errors.New("empty group id")
+	}
+	if len(group) > MaxGroupIDBytes {
+		return fmt.Errorf("group id of %d bytes, longer than %d", len(group), MaxGroupIDBytes)
 	}
 	return nil
 }
@@ -309,9 +323,9 @@ func compareOffsets(a, b OffsetCommit) int {
 // commits by consumers without a group membership, which Kafka accepts only
 // while the group is empty — that check is the coordinator's.
 //
-// Up to groupMaxTxnOps (128) offsets are written in one transaction. A larger
-// request is split into transactions of that size, written one after the
-// other, each fenced; it is then not atomic: if a later transaction fails,
+// Up to groupMaxTxnOps (128) offsets, and groupMaxTxnBytes (1 MiB) of keys
+// and values, are written in one transaction. A larger request is split
+// into transactions of that size, written one after the other, each fenced; it is then not atomic: if a later transaction fails,
 // the earlier ones' offsets stay committed (the error says how many).
 func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, generation int32, offsets []OffsetCommit) error {
 	if err := CheckGroupName(group); err != nil {
@@ -367,6 +381,13 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, gener
 	}
 	for done, retries := 0, 0; done < len(puts); {
 		chunk := puts[done:min(done+groupMaxTxnOps, len(puts))]
+		size := len(chunk[0].key) + len(chunk[0].val)
+		for i := 1; i < len(chunk); i++ {
+			if size += len(chunk[i].key) + len(chunk[i].val); size > groupMaxTxnBytes {
+				chunk = chunk[:i]
+				break
+			}
+		}
 		ops := make([]clientv3.Op, len(chunk))
 		for i, p := range chunk {
 			ops[i] = clientv3.OpPut(p.key, p.val)

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -817,6 +818,18 @@ func testOffsets(t *testing.T, target Target) {
 	s, ctx := target.Store, testCtx(t)
 	if got, err := s.FetchOffsets(ctx, "g"); err != nil || len(got) != 0 {
 		t.Fatalf("offsets of an unknown group: %v, %v", got, err)
+	}
+	// Group ids are as long as the int16 length of Kafka's older group APIs
+	// allows, and no longer.
+	longest := strings.Repeat("g", metastore.MaxGroupIDBytes)
+	if err := s.CommitOffsets(ctx, longest, "", -1, []metastore.OffsetCommit{{Topic: "t", Offset: 1, LeaderEpoch: -1}}); err != nil {
+		t.Fatalf("commit to a group id of %d bytes: %v", len(longest), err)
+	}
+	if err := s.CommitOffsets(ctx, longest+"g", "", -1, []metastore.OffsetCommit{{Topic: "t", Offset: 1, LeaderEpoch: -1}}); err == nil {
+		t.Fatalf("commit to a group id of %d bytes accepted", len(longest)+1)
+	}
+	if err := s.DeleteGroup(ctx, longest); err != nil {
+		t.Fatal(err)
 	}
 	at := time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC)
 	err := s.CommitOffsets(ctx, "g", "", -1, []metastore.OffsetCommit{
