@@ -611,7 +611,7 @@ func (s *Store) DeleteGroup(ctx context.Context, group string) error {
 // Revision 0. It reads all group keys, offsets included, in pages.
 func (s *Store) ListGroups(ctx context.Context) ([]GroupMeta, error) {
 	var groups []GroupMeta
-	_, err := s.scanGroups(ctx, func(g groupKeys) error {
+	_, _, err := s.scanGroups(ctx, 0, func(g groupKeys) error {
 		var meta GroupMeta
 		var err error
 		switch {
@@ -636,6 +636,48 @@ func (s *Store) ListGroups(ctx context.Context) ([]GroupMeta, error) {
 	return groups, nil
 }
 
+// GroupOffsets is one group as ScanGroupOffsets reads it: its committed
+// offsets, and how many members its stored state names.
+type GroupOffsets struct {
+	Group   string
+	Members int // 0 without stored state
+	Offsets []OffsetCommit
+}
+
+// ScanGroupOffsets reads every group's state and offsets in pages, at one
+// revision, and calls fn with each group in the order of its keys (the
+// escaped group id). It stops once it has read maxKeys keys (> 0) and more
+// remain, leaving out the group it was reading, and then reports that it
+// did not see every group. It is one paged read, however many groups there
+// are: for what looks at every group periodically (the lag metric).
+func (s *Store) ScanGroupOffsets(ctx context.Context, maxKeys int, fn func(GroupOffsets)) (complete bool, err error) {
+	_, complete, err = s.scanGroups(ctx, maxKeys, func(g groupKeys) error {
+		out := GroupOffsets{Group: g.name}
+		if g.meta != nil {
+			meta, err := decodeGroup(g.name, g.meta)
+			if err != nil {
+				return err
+			}
+			out.Members = len(meta.Members)
+		}
+		prefix := s.groupOffsetsPrefix(g.name)
+		for _, kv := range g.offsets {
+			o, err := decodeOffset(prefix, kv)
+			if err != nil {
+				return fmt.Errorf("group %q: %w", g.name, err)
+			}
+			out.Offsets = append(out.Offsets, o)
+		}
+		slices.SortFunc(out.Offsets, compareOffsets)
+		fn(out)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("metastore: scan group offsets: %w", err)
+	}
+	return complete, nil
+}
+
 // ExpireGroupOffsets applies Kafka's offsets.retention.minutes: a group
 // without members (no metadata, or State "Empty" or "Dead") whose newest
 // offset commit, and metadata update, are at least retention before now
@@ -654,7 +696,7 @@ func (s *Store) ExpireGroupOffsets(ctx context.Context, now time.Time, retention
 	}
 	var candidates []string
 	var errs []error
-	rev, err := s.scanGroups(ctx, func(g groupKeys) error {
+	rev, _, err := s.scanGroups(ctx, 0, func(g groupKeys) error {
 		ok, err := s.groupExpired(g, now, retention)
 		if err != nil {
 			errs = append(errs, err)
@@ -739,13 +781,15 @@ type groupKeys struct {
 // revision (returned), and calls fn once per group with all of its keys, in
 // key order. Keys of unknown kinds under a group are ignored (a later
 // version may add some). It stops at the first error, fn's included; a key
-// that is not a group key is an error naming it.
-func (s *Store) scanGroups(ctx context.Context, fn func(groupKeys) error) (int64, error) {
+// that is not a group key is an error naming it. With maxKeys > 0 it stops
+// once it has read that many keys and more remain, without calling fn for
+// the group it was reading, and reports that it did not see every group.
+func (s *Store) scanGroups(ctx context.Context, maxKeys int, fn func(groupKeys) error) (rev int64, complete bool, err error) {
 	groupsPrefix := s.groupsPrefix()
 	start, end := groupsPrefix, clientv3.GetPrefixRangeEnd(groupsPrefix)
-	var rev int64
 	var cur *groupKeys
 	curEsc := ""
+	read := 0
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(groupScanPage)}
 		if rev != 0 {
@@ -753,7 +797,7 @@ func (s *Store) scanGroups(ctx context.Context, fn func(groupKeys) error) (int64
 		}
 		resp, err := s.client.Get(ctx, start, opts...)
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
@@ -764,14 +808,14 @@ func (s *Store) scanGroups(ctx context.Context, fn func(groupKeys) error) (int64
 			if cur == nil || esc != curEsc {
 				if cur != nil {
 					if err := fn(*cur); err != nil {
-						return 0, err
+						return 0, false, err
 					}
 				}
 				name, err := url.PathUnescape(esc)
 				// A non-canonical escape would name a group whose keys
 				// are not under groupPrefix(name).
 				if !ok || err != nil || name == "" || url.PathEscape(name) != esc {
-					return 0, fmt.Errorf("key %q is not a group key", kv.Key)
+					return 0, false, fmt.Errorf("key %q is not a group key", kv.Key)
 				}
 				cur, curEsc = &groupKeys{name: name}, esc
 			}
@@ -787,12 +831,15 @@ func (s *Store) scanGroups(ctx context.Context, fn func(groupKeys) error) (int64
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
 		}
+		if read += len(resp.Kvs); maxKeys > 0 && read >= maxKeys {
+			return rev, false, nil
+		}
 		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 	if cur != nil {
 		if err := fn(*cur); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
-	return rev, nil
+	return rev, true, nil
 }
