@@ -249,6 +249,7 @@ func TestOffsetCommitForUnknownPartitionsRefused(t *testing.T) {
 	if got := listed.Groups(); !slices.Equal(got, []string{"readers"}) {
 		t.Errorf("groups listed: %v, want readers only", got)
 	}
+	t.Logf("peak RSS %d MiB", peakRSS(t, dev.Pid())>>20)
 }
 
 // Every JoinGroup (v4+) without a member id was answered MEMBER_ID_REQUIRED
@@ -285,6 +286,7 @@ func TestGroupMaxSizeBoundsPendingMembers(t *testing.T) {
 	if code := join("other", "").ErrorCode; code != kerr.MemberIDRequired.Code {
 		t.Errorf("first join of another group: %v", kerr.ErrorForCode(code))
 	}
+	t.Logf("peak RSS %d MiB", peakRSS(t, dev.Pid())>>20)
 }
 
 // A group that a client only names (a commit of nothing, a commit refused
@@ -403,4 +405,5 @@ func TestOffsetFetchNeverWrapsMetadataLength(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("peak RSS %d MiB", peakRSS(t, dev.Pid())>>20)
 }
