@@ -407,3 +407,71 @@ func TestOffsetFetchNeverWrapsMetadataLength(t *testing.T) {
 	}
 	t.Logf("peak RSS %d MiB", peakRSS(t, dev.Pid())>>20)
 }
+
+// Pending member ids of all groups together are bounded: a flood of first
+// joins across many groups made the coordinator remember every id (and
+// every group) for its session timeout, up to 30 minutes. The oldest is
+// forgotten first, so a client that waited past a flood joins again from
+// the start.
+func TestPendingMembersBoundedOverAllGroups(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker")
+	}
+	const (
+		flood   = 20_000 // twice the bound of 10,000
+		workers = 8
+	)
+	dev := testenv.StartDev(t, testenv.DevOptions{ExtraArgs: []string{"--config", "group.initial.rebalance.delay.ms=0"}})
+	join := func(conn *kafkaConn, group, member string) *kmsg.JoinGroupResponse {
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Group, req.MemberID, req.ProtocolType = group, member, "consumer"
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 1_800_000, 10_000
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = "range", []byte{0, 1}
+		req.Protocols = append(req.Protocols, p)
+		return conn.roundTrip(req, 5).(*kmsg.JoinGroupResponse)
+	}
+	first := dialKafka(t, dev.KafkaAddr)
+	early := join(first, "early", "")
+	if early.ErrorCode != kerr.MemberIDRequired.Code {
+		t.Fatalf("first join: %v", kerr.ErrorForCode(early.ErrorCode))
+	}
+	rssBefore := peakRSS(t, dev.Pid())
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn := dialKafka(t, dev.KafkaAddr)
+			for {
+				i := next.Add(1)
+				if i > flood {
+					return
+				}
+				join(conn, fmt.Sprintf("flood-%06d", i), "")
+			}
+		}()
+	}
+	wg.Wait()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(dev.KafkaAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	t.Logf("%d first joins of distinct groups: peak RSS %d → %d MiB", flood, rssBefore>>20, peakRSS(t, dev.Pid())>>20)
+	// The groups whose pending member was forgotten go at the next tick.
+	await.NoError(t, 10*time.Second, "groups held for pending members to be bounded", func() error {
+		listed, err := kadm.NewClient(cl).ListGroups(t.Context())
+		if err != nil {
+			return err
+		}
+		if n := len(listed.Groups()); n > 10_000+1 {
+			return fmt.Errorf("%d groups held for their pending members, more than the 10,000 pending members allowed", n)
+		}
+		return nil
+	})
+	if code := join(first, "early", early.MemberID).ErrorCode; code != kerr.UnknownMemberID.Code {
+		t.Errorf("the member id handed out before %d newer ones: %v, want UNKNOWN_MEMBER_ID", flood, kerr.ErrorForCode(code))
+	}
+}
