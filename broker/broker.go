@@ -107,6 +107,7 @@ type Metastore interface {
 	ProducerIDAllocator
 	DeletedTopicStore
 	group.Store
+	GroupOffsetScanner
 }
 
 // Broker hosts partitions. Create it with New, then Start; Close stops it.

@@ -107,6 +107,8 @@ const (
 	KindGroupIDNotFound
 	KindFencedInstanceID
 	KindGroupSubscribedToTopic
+	KindGroupMaxSizeReached
+	KindOffsetMetadataTooLarge
 	KindMemberIDRequired
 )
 
@@ -129,7 +131,7 @@ func Classify(err error) Kind {
 	switch {
 	case err == nil:
 		return KindInternal
-	case errors.Is(err, ErrUnknownTopicOrPartition):
+	case errors.Is(err, ErrUnknownTopicOrPartition), errors.Is(err, group.ErrUnknownTopicOrPartition):
 		return KindUnknownTopicOrPartition
 	case errors.Is(err, ErrTopicExists):
 		return KindTopicExists
@@ -201,6 +203,10 @@ func Classify(err error) Kind {
 		return KindFencedInstanceID
 	case errors.Is(err, group.ErrGroupSubscribedToTopic):
 		return KindGroupSubscribedToTopic
+	case errors.Is(err, group.ErrGroupMaxSizeReached):
+		return KindGroupMaxSizeReached
+	case errors.Is(err, group.ErrOffsetMetadataTooLarge):
+		return KindOffsetMetadataTooLarge
 	// A deadline that passed wins over a cancellation, should an error carry
 	// both: the caller learns that it ran out of time.
 	case errors.Is(err, context.DeadlineExceeded):

@@ -8,6 +8,7 @@ import (
 
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // newGroupCoordinator reads the group settings (Kafka's keys) and builds the
@@ -40,6 +41,22 @@ func newGroupCoordinator(b *Broker) (*group.Coordinator, error) {
 		retention = time.Duration(n) * time.Minute
 	}
 	cfg.OffsetsRetention = retention
+	if cfg.MaxMetadataBytes, err = topicconfig.OffsetMetadataMaxBytes(b.cfg.Settings); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if cfg.MaxMetadataBytes == 0 {
+		cfg.MaxMetadataBytes = -1 // the coordinator's zero is the default
+	}
+	if cfg.MaxSize, err = topicconfig.GroupMaxSize(b.cfg.Settings); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	// As Kafka's OffsetCommit handler does, from the topics this broker
+	// knows: a commit for a partition that does not exist would be kept in
+	// etcd for nothing.
+	cfg.PartitionExists = func(topic string, partition int32) bool {
+		n, err := b.PartitionCount(topic)
+		return err == nil && partition >= 0 && partition < n
+	}
 	// A broker whose lease may have expired (it was paused, or cut off from
 	// etcd) may already have been replaced by another coordinator that the
 	// live-broker view does not show yet: it does not act for any group

@@ -25,6 +25,9 @@ func TestGroupsNotCoordinatedWithoutLease(t *testing.T) {
 		return time.Now().Add(time.Hour)
 	}})
 	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
 	await.True(t, await.DefaultTimeout, "broker 1 coordinates the group", func() bool {
 		return b.GroupCoordinator("g").NodeID == 1
 	})

@@ -24,9 +24,9 @@
 //     read, so a member of an older generation, or one only a deposed
 //     coordinator still believes in, cannot overwrite what the current
 //     generation committed.
-//   - A commit request is one transaction of up to groupMaxTxnOps offsets;
-//     a larger one is split into several, written in order, each fenced by
-//     the generation. Such a commit is NOT atomic: a failure (an error, or
+//   - A commit request is one transaction of up to groupMaxTxnOps offsets
+//     and groupMaxTxnBytes of keys and values; a larger one is split into
+//     several, written in order, each fenced by the generation. Such a commit is NOT atomic: a failure (an error, or
 //     a generation change between two transactions) leaves the first
 //     transactions' offsets stored.
 //   - Expiry deletes a group only if none of its keys changed since it was
@@ -57,6 +57,11 @@ const (
 	// external etcd is likely to meet. The embedded etcd and testenv allow
 	// 4096, but a commit must not depend on that.
 	groupMaxTxnOps = 128
+	// groupMaxTxnBytes bounds the keys and values of one commit
+	// transaction: etcd refuses requests over 1.5 MiB by default
+	// (--max-request-bytes), and offset metadata may be up to 1 MiB
+	// (offset.metadata.max.bytes' largest value).
+	groupMaxTxnBytes = 1 << 20
 	// groupScanPage is the number of keys read per request when scanning
 	// all groups (ListGroups, ExpireGroupOffsets).
 	groupScanPage = 256
@@ -252,11 +257,20 @@ func (s *Store) groupOffsetKey(group, topic string, partition int32) string {
 	return s.groupTopicOffsetsPrefix(group, topic) + strconv.FormatInt(int64(partition), 10)
 }
 
+// MaxGroupIDBytes is the longest group id: what the int16 length of the
+// older Kafka group APIs can carry, so that every version can name every
+// group.
+const MaxGroupIDBytes = 1<<15 - 1
+
 // CheckGroupName refuses the empty group id (Kafka answers INVALID_GROUP_ID
-// for it); any other string is stored escaped.
+// for it) and one longer than MaxGroupIDBytes; any other string is stored
+// escaped.
 func CheckGroupName(group string) error {
 	if group == "" {
 		return errors.New("empty group id")
+	}
+	if len(group) > MaxGroupIDBytes {
+		return fmt.Errorf("group id of %d bytes, longer than %d", len(group), MaxGroupIDBytes)
 	}
 	return nil
 }
@@ -309,9 +323,9 @@ func compareOffsets(a, b OffsetCommit) int {
 // commits by consumers without a group membership, which Kafka accepts only
 // while the group is empty — that check is the coordinator's.
 //
-// Up to groupMaxTxnOps (128) offsets are written in one transaction. A larger
-// request is split into transactions of that size, written one after the
-// other, each fenced; it is then not atomic: if a later transaction fails,
+// Up to groupMaxTxnOps (128) offsets, and groupMaxTxnBytes (1 MiB) of keys
+// and values, are written in one transaction. A larger request is split
+// into transactions of that size, written one after the other, each fenced; it is then not atomic: if a later transaction fails,
 // the earlier ones' offsets stay committed (the error says how many).
 func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, generation int32, offsets []OffsetCommit) error {
 	if err := CheckGroupName(group); err != nil {
@@ -367,6 +381,13 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, gener
 	}
 	for done, retries := 0, 0; done < len(puts); {
 		chunk := puts[done:min(done+groupMaxTxnOps, len(puts))]
+		size := len(chunk[0].key) + len(chunk[0].val)
+		for i := 1; i < len(chunk); i++ {
+			if size += len(chunk[i].key) + len(chunk[i].val); size > groupMaxTxnBytes {
+				chunk = chunk[:i]
+				break
+			}
+		}
 		ops := make([]clientv3.Op, len(chunk))
 		for i, p := range chunk {
 			ops[i] = clientv3.OpPut(p.key, p.val)
@@ -590,7 +611,7 @@ func (s *Store) DeleteGroup(ctx context.Context, group string) error {
 // Revision 0. It reads all group keys, offsets included, in pages.
 func (s *Store) ListGroups(ctx context.Context) ([]GroupMeta, error) {
 	var groups []GroupMeta
-	_, err := s.scanGroups(ctx, func(g groupKeys) error {
+	_, _, err := s.scanGroups(ctx, 0, func(g groupKeys) error {
 		var meta GroupMeta
 		var err error
 		switch {
@@ -615,6 +636,48 @@ func (s *Store) ListGroups(ctx context.Context) ([]GroupMeta, error) {
 	return groups, nil
 }
 
+// GroupOffsets is one group as ScanGroupOffsets reads it: its committed
+// offsets, and how many members its stored state names.
+type GroupOffsets struct {
+	Group   string
+	Members int // 0 without stored state
+	Offsets []OffsetCommit
+}
+
+// ScanGroupOffsets reads every group's state and offsets in pages, at one
+// revision, and calls fn with each group in the order of its keys (the
+// escaped group id). It stops once it has read maxKeys keys (> 0) and more
+// remain, leaving out the group it was reading, and then reports that it
+// did not see every group. It is one paged read, however many groups there
+// are: for what looks at every group periodically (the lag metric).
+func (s *Store) ScanGroupOffsets(ctx context.Context, maxKeys int, fn func(GroupOffsets)) (complete bool, err error) {
+	_, complete, err = s.scanGroups(ctx, maxKeys, func(g groupKeys) error {
+		out := GroupOffsets{Group: g.name}
+		if g.meta != nil {
+			meta, err := decodeGroup(g.name, g.meta)
+			if err != nil {
+				return err
+			}
+			out.Members = len(meta.Members)
+		}
+		prefix := s.groupOffsetsPrefix(g.name)
+		for _, kv := range g.offsets {
+			o, err := decodeOffset(prefix, kv)
+			if err != nil {
+				return fmt.Errorf("group %q: %w", g.name, err)
+			}
+			out.Offsets = append(out.Offsets, o)
+		}
+		slices.SortFunc(out.Offsets, compareOffsets)
+		fn(out)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("metastore: scan group offsets: %w", err)
+	}
+	return complete, nil
+}
+
 // ExpireGroupOffsets applies Kafka's offsets.retention.minutes: a group
 // without members (no metadata, or State "Empty" or "Dead") whose newest
 // offset commit, and metadata update, are at least retention before now
@@ -633,7 +696,7 @@ func (s *Store) ExpireGroupOffsets(ctx context.Context, now time.Time, retention
 	}
 	var candidates []string
 	var errs []error
-	rev, err := s.scanGroups(ctx, func(g groupKeys) error {
+	rev, _, err := s.scanGroups(ctx, 0, func(g groupKeys) error {
 		ok, err := s.groupExpired(g, now, retention)
 		if err != nil {
 			errs = append(errs, err)
@@ -718,13 +781,15 @@ type groupKeys struct {
 // revision (returned), and calls fn once per group with all of its keys, in
 // key order. Keys of unknown kinds under a group are ignored (a later
 // version may add some). It stops at the first error, fn's included; a key
-// that is not a group key is an error naming it.
-func (s *Store) scanGroups(ctx context.Context, fn func(groupKeys) error) (int64, error) {
+// that is not a group key is an error naming it. With maxKeys > 0 it stops
+// once it has read that many keys and more remain, without calling fn for
+// the group it was reading, and reports that it did not see every group.
+func (s *Store) scanGroups(ctx context.Context, maxKeys int, fn func(groupKeys) error) (rev int64, complete bool, err error) {
 	groupsPrefix := s.groupsPrefix()
 	start, end := groupsPrefix, clientv3.GetPrefixRangeEnd(groupsPrefix)
-	var rev int64
 	var cur *groupKeys
 	curEsc := ""
+	read := 0
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(groupScanPage)}
 		if rev != 0 {
@@ -732,7 +797,7 @@ func (s *Store) scanGroups(ctx context.Context, fn func(groupKeys) error) (int64
 		}
 		resp, err := s.client.Get(ctx, start, opts...)
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
@@ -743,14 +808,14 @@ func (s *Store) scanGroups(ctx context.Context, fn func(groupKeys) error) (int64
 			if cur == nil || esc != curEsc {
 				if cur != nil {
 					if err := fn(*cur); err != nil {
-						return 0, err
+						return 0, false, err
 					}
 				}
 				name, err := url.PathUnescape(esc)
 				// A non-canonical escape would name a group whose keys
 				// are not under groupPrefix(name).
 				if !ok || err != nil || name == "" || url.PathEscape(name) != esc {
-					return 0, fmt.Errorf("key %q is not a group key", kv.Key)
+					return 0, false, fmt.Errorf("key %q is not a group key", kv.Key)
 				}
 				cur, curEsc = &groupKeys{name: name}, esc
 			}
@@ -766,12 +831,15 @@ func (s *Store) scanGroups(ctx context.Context, fn func(groupKeys) error) (int64
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
 		}
+		if read += len(resp.Kvs); maxKeys > 0 && read >= maxKeys {
+			return rev, false, nil
+		}
 		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 	if cur != nil {
 		if err := fn(*cur); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
-	return rev, nil
+	return rev, true, nil
 }

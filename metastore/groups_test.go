@@ -153,6 +153,26 @@ func TestCommitOffsetsAboveMaxTxnOps(t *testing.T) {
 	}
 }
 
+// Offsets with large metadata are written in transactions that etcd
+// accepts (it refuses requests over 1.5 MiB by default): offset metadata
+// may be up to 1 MiB each.
+func TestCommitOffsetsSplitByBytes(t *testing.T) {
+	s := newTestStore(t)
+	ctx := testContext(t)
+	const n = 6
+	in := make([]OffsetCommit, n)
+	for i := range in {
+		in[i] = OffsetCommit{Topic: "t", Partition: int32(i), Offset: int64(i), LeaderEpoch: -1,
+			Metadata: strings.Repeat(string(rune('a'+i)), 700<<10), CommitTime: ms(time.Now())}
+	}
+	if err := s.CommitOffsets(ctx, "large", "", -1, in); err != nil {
+		t.Fatalf("commit of %d offsets with 700 KiB of metadata each: %v", n, err)
+	}
+	if got := fetchOffsets(t, s, "large"); !reflect.DeepEqual(got, in) {
+		t.Fatalf("fetched %d offsets, want the %d committed", len(got), n)
+	}
+}
+
 func TestCommitOffsetsGenerationFencing(t *testing.T) {
 	s := newTestStore(t)
 	ctx := testContext(t)

@@ -60,6 +60,8 @@ type ClusterOptions struct {
 	ExtraArgs []string
 	// EtcdPrefix is the brokers' --etcd-prefix; empty means "/strata".
 	EtcdPrefix string
+	// EtcdArgs are appended to etcd's command line (EtcdOptions.ExtraArgs).
+	EtcdArgs []string
 	// EtcdBinary and MinIOBinary override the cached builds of
 	// EtcdBinary() and MinIOBinary().
 	EtcdBinary  string
@@ -252,7 +254,7 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 	var mio *MinIO
 	err = parallel(
 		func() (err error) {
-			etcd, err = StartEtcd(ctx, EtcdOptions{Dir: filepath.Join(dir, "etcd"), Binary: etcdBin, Logger: c.logger})
+			etcd, err = StartEtcd(ctx, EtcdOptions{Dir: filepath.Join(dir, "etcd"), Binary: etcdBin, Logger: c.logger, ExtraArgs: opts.EtcdArgs})
 			return err
 		},
 		func() (err error) {

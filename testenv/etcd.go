@@ -38,6 +38,9 @@ type EtcdOptions struct {
 	Binary string
 	// Logger receives what testenv does; nil discards it.
 	Logger *slog.Logger
+	// ExtraArgs are appended to etcd's command line, e.g.
+	// {"--quota-backend-bytes", "8388608"}; a flag given here wins.
+	ExtraArgs []string
 }
 
 // Etcd is a single-member etcd running as its own process on loopback. Stop
@@ -50,6 +53,7 @@ type Etcd struct {
 	ports      *heldAddrs // clientAddr and peerAddr, held across restarts
 	clientAddr string
 	peerAddr   string
+	extraArgs  []string
 	logger     *slog.Logger
 
 	// beforeStop, if set, runs before Stop signals etcd, and the function
@@ -169,11 +173,12 @@ func StartEtcd(ctx context.Context, opts EtcdOptions) (*Etcd, error) {
 		return nil, fmt.Errorf("create etcd directory: %w", err)
 	}
 	e := &Etcd{
-		dir:     opts.Dir,
-		dataDir: filepath.Join(opts.Dir, "data"),
-		logPath: filepath.Join(opts.Dir, "etcd.log"),
-		bin:     bin,
-		logger:  logger,
+		dir:       opts.Dir,
+		dataDir:   filepath.Join(opts.Dir, "data"),
+		logPath:   filepath.Join(opts.Dir, "etcd.log"),
+		bin:       bin,
+		extraArgs: opts.ExtraArgs,
+		logger:    logger,
 	}
 	for attempt := 1; ; attempt++ {
 		e.ports.release()
@@ -248,7 +253,7 @@ func (e *Etcd) LogPath() string { return e.logPath }
 func (e *Etcd) args() []string {
 	client := "http://" + e.clientAddr
 	peer := "http://" + e.peerAddr
-	return []string{
+	return append([]string{
 		"--name", etcdName,
 		"--data-dir", e.dataDir,
 		"--listen-client-urls", client,
@@ -264,7 +269,7 @@ func (e *Etcd) args() []string {
 		// survives a process).
 		"--unsafe-no-fsync",
 		"--log-level", "warn",
-	}
+	}, e.extraArgs...)
 }
 
 // Start starts etcd on its ports and data directory (again, after Stop or

@@ -90,6 +90,10 @@ var table = map[broker.Kind]Codes{
 	broker.KindGroupIDNotFound:         {kerr.GroupIDNotFound.Code, codes.NotFound, stratav1.ErrorReason_GROUP_ID_NOT_FOUND},
 	broker.KindFencedInstanceID:        {kerr.FencedInstanceID.Code, codes.FailedPrecondition, stratav1.ErrorReason_FENCED_INSTANCE_ID},
 	broker.KindGroupSubscribedToTopic:  {kerr.GroupSubscribedToTopic.Code, codes.FailedPrecondition, stratav1.ErrorReason_GROUP_SUBSCRIBED_TO_TOPIC},
+	// Neither is retriable: a member is not let in, an offset is not
+	// committed until the client changes what it sends.
+	broker.KindGroupMaxSizeReached:    {kerr.GroupMaxSizeReached.Code, codes.ResourceExhausted, none},
+	broker.KindOffsetMetadataTooLarge: {kerr.OffsetMetadataTooLarge.Code, codes.InvalidArgument, none},
 	// gRPC members never see it: the broker joins again on their behalf.
 	broker.KindMemberIDRequired: {kerr.MemberIDRequired.Code, codes.Internal, none},
 }

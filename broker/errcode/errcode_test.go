@@ -64,6 +64,8 @@ var contract = []struct {
 	{broker.KindGroupIDNotFound, 69, 5, "GROUP_ID_NOT_FOUND"},
 	{broker.KindFencedInstanceID, 82, 9, "FENCED_INSTANCE_ID"},
 	{broker.KindGroupSubscribedToTopic, 86, 9, "GROUP_SUBSCRIBED_TO_TOPIC"},
+	{broker.KindGroupMaxSizeReached, 81, 8, ""},
+	{broker.KindOffsetMetadataTooLarge, 12, 3, ""},
 	{broker.KindMemberIDRequired, 79, 13, ""},
 }
 
@@ -135,6 +137,9 @@ func TestOf(t *testing.T) {
 		{status.Error(codes.NotFound, "peer: no such partition"), -1, 13, ""},
 		{fmt.Errorf("commit: %w", group.ErrRebalanceInProgress), 27, 10, "REBALANCE_IN_PROGRESS"},
 		{&group.MemberIDRequiredError{MemberID: "m-1"}, 79, 13, ""},
+		{fmt.Errorf("commit: %w", group.ErrUnknownTopicOrPartition), 3, 5, "UNKNOWN_TOPIC_OR_PARTITION"},
+		{&group.OffsetErrors{Errs: []error{nil, fmt.Errorf("t-0: %w", group.ErrOffsetMetadataTooLarge)}}, 12, 3, ""},
+		{fmt.Errorf("join: %w", group.ErrGroupMaxSizeReached), 81, 8, ""},
 		{errors.New("disk on fire"), -1, 13, ""},
 	} {
 		got := Of(c.err)
@@ -153,6 +158,8 @@ func TestKafkaGroup(t *testing.T) {
 		{nil, 0},
 		{fmt.Errorf("join: %w", group.ErrUnknownMemberID), 25},
 		{&group.MemberIDRequiredError{MemberID: "m-1"}, 79},
+		{fmt.Errorf("join: %w", group.ErrGroupMaxSizeReached), 81},
+		{fmt.Errorf("commit: %w", group.ErrOffsetMetadataTooLarge), 12},
 		{fmt.Errorf("join: %w", group.ErrCoordinatorNotAvailable), 15},
 		{fmt.Errorf("join: %w", context.Canceled), 15},
 		{fmt.Errorf("join: %w", context.DeadlineExceeded), 15},

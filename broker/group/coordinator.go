@@ -18,17 +18,21 @@ package group
 
 import (
 	"cmp"
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // Store is what the coordinator keeps in the metastore; *metastore.Store
@@ -64,6 +68,23 @@ type Config struct {
 	// OffsetsRetention is offsets.retention.minutes: offsets of a group
 	// without members are deleted this long after its last commit.
 	OffsetsRetention time.Duration
+	// MaxMetadataBytes is offset.metadata.max.bytes: a committed offset's
+	// metadata may be this long at most; a longer one is refused for its
+	// partition (OFFSET_METADATA_TOO_LARGE) and not written. Zero means
+	// DefaultMaxMetadataBytes; negative allows no metadata at all.
+	MaxMetadataBytes int
+	// MaxSize is group.max.size: members, and member ids handed out and not
+	// yet used (KIP-394's pending members), per group. A new member beyond
+	// it is refused (GROUP_MAX_SIZE_REACHED). Zero means DefaultMaxSize.
+	MaxSize int
+	// MaxPendingMembers bounds the pending member ids of all groups
+	// together; handing out one more forgets the oldest. Zero means
+	// DefaultMaxPendingMembers.
+	MaxPendingMembers int
+	// PartitionExists says whether a topic partition exists; offsets of
+	// others are refused (UNKNOWN_TOPIC_OR_PARTITION) and not written. nil:
+	// every partition exists.
+	PartitionExists func(topic string, partition int32) bool
 	// Owns says whether this broker coordinates the group now; groups it
 	// stops owning are dropped from memory, their waiting members told
 	// NOT_COORDINATOR. It is asked before each request and each tick, so
@@ -80,7 +101,23 @@ const (
 	DefaultMinSessionTimeout     = 6 * time.Second
 	DefaultMaxSessionTimeout     = 30 * time.Minute
 	DefaultOffsetsRetention      = 7 * 24 * time.Hour
+	DefaultMaxMetadataBytes      = topicconfig.DefaultOffsetMetadataMaxBytes
 )
+
+// DefaultMaxSize is group.max.size when unset (see topicconfig for why it
+// is bounded).
+const DefaultMaxSize = topicconfig.DefaultGroupMaxSize
+
+// DefaultMaxPendingMembers bounds the member ids handed out with
+// MEMBER_ID_REQUIRED and not used yet, over all groups. A client uses its id
+// within a round trip; ids that wait longer were abandoned, or asked for
+// only to fill memory, and the oldest go first.
+const DefaultMaxPendingMembers = 10_000
+
+// maxCachedMetadata is the longest metadata the coordinator keeps in memory
+// to recognise a commit that changes nothing; an offset committed with
+// longer metadata is always written.
+const maxCachedMetadata = 256
 
 // Coordinator runs the groups this broker coordinates.
 type Coordinator struct {
@@ -90,6 +127,9 @@ type Coordinator struct {
 
 	mu     sync.Mutex
 	groups map[string]*group
+	// pending lists every group's pending member ids, oldest first
+	// (*pendingMember), so that the oldest can go when there are too many.
+	pending *list.List
 	// nextExpiry is when Tick next looks for expired offsets; zero until
 	// Run starts or the first Tick.
 	nextExpiry time.Time
@@ -104,8 +144,8 @@ type group struct {
 	leader       string
 	members      map[string]*member
 	// pending are member ids handed out with MEMBER_ID_REQUIRED and not
-	// yet used, with when they expire.
-	pending map[string]time.Time
+	// yet used: their elements in Coordinator.pending.
+	pending map[string]*list.Element
 	// joinDeadline ends the join phase (PreparingRebalance); syncDeadline
 	// the wait for the leader's assignment (CompletingRebalance).
 	joinDeadline time.Time
@@ -122,6 +162,14 @@ type group struct {
 	// a commit that changes none of them (an idle consumer's auto-commit)
 	// is answered without writing.
 	stored map[partitionKey]storedOffset
+}
+
+// pendingMember is a member id handed out with MEMBER_ID_REQUIRED, until it
+// joins or expires.
+type pendingMember struct {
+	group   *group
+	id      string
+	expires time.Time
 }
 
 type partitionKey struct {
@@ -170,6 +218,15 @@ func New(store Store, cfg Config) *Coordinator {
 	if cfg.OffsetsRetention <= 0 {
 		cfg.OffsetsRetention = DefaultOffsetsRetention
 	}
+	if cfg.MaxMetadataBytes == 0 {
+		cfg.MaxMetadataBytes = DefaultMaxMetadataBytes
+	}
+	if cfg.MaxSize <= 0 {
+		cfg.MaxSize = DefaultMaxSize
+	}
+	if cfg.MaxPendingMembers <= 0 {
+		cfg.MaxPendingMembers = DefaultMaxPendingMembers
+	}
 	if cfg.Owns == nil {
 		cfg.Owns = func(string) bool { return true }
 	}
@@ -180,7 +237,7 @@ func New(store Store, cfg Config) *Coordinator {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Coordinator{store: store, cfg: cfg, logger: logger, groups: map[string]*group{}}
+	return &Coordinator{store: store, cfg: cfg, logger: logger, groups: map[string]*group{}, pending: list.New()}
 }
 
 // tick is how often session expiry and join and sync deadlines are checked.
@@ -201,9 +258,9 @@ func (c *Coordinator) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			c.mu.Lock()
-			for name, g := range c.groups {
+			for _, g := range c.groups {
 				c.failWaitersLocked(g, ErrCoordinatorNotAvailable)
-				delete(c.groups, name)
+				c.forgetLocked(g)
 			}
 			c.mu.Unlock()
 			return
@@ -237,10 +294,18 @@ func (c *Coordinator) Tick(ctx context.Context) {
 			c.stepDownLocked(g, ErrNotCoordinator)
 			continue
 		}
-		for id, until := range g.pending {
-			if now.After(until) {
-				delete(g.pending, id)
+		for _, e := range g.pending {
+			if pm := e.Value.(*pendingMember); now.After(pm.expires) {
+				c.removePendingLocked(g, pm.id)
 			}
+		}
+		if c.idleLocked(g) {
+			// Nothing of an empty group lives only here: its state and
+			// offsets are in the metastore, read back when it is used
+			// again. Keeping it would let any client grow this map with
+			// group ids.
+			c.forgetLocked(g)
+			continue
 		}
 		if !c.dueLocked(g, now) {
 			continue
@@ -268,6 +333,42 @@ func (c *Coordinator) Tick(ctx context.Context) {
 		} else if len(expired) > 0 {
 			c.logger.Info("expired offsets of empty groups", "groups", expired)
 		}
+	}
+}
+
+// idleLocked reports whether g is empty with nothing under way: no members,
+// no pending member ids, no write or read in progress.
+func (c *Coordinator) idleLocked(g *group) bool {
+	return g.state == StateEmpty && len(g.members) == 0 && len(g.pending) == 0 && g.busy == nil
+}
+
+// forgetLocked drops g from memory (the metastore keeps what is stored), with
+// its pending member ids.
+func (c *Coordinator) forgetLocked(g *group) {
+	for id := range g.pending {
+		c.removePendingLocked(g, id)
+	}
+	if c.groups[g.name] == g {
+		delete(c.groups, g.name)
+	}
+}
+
+// addPendingLocked records a member id handed out with MEMBER_ID_REQUIRED,
+// forgetting the oldest pending id of any group if there are too many.
+func (c *Coordinator) addPendingLocked(g *group, id string, expires time.Time) {
+	for c.pending.Len() >= c.cfg.MaxPendingMembers {
+		old := c.pending.Front().Value.(*pendingMember)
+		c.logger.Debug("too many pending group members; forgetting the oldest", "group", old.group.name, "member", old.id)
+		c.removePendingLocked(old.group, old.id)
+	}
+	g.pending[id] = c.pending.PushBack(&pendingMember{group: g, id: id, expires: expires})
+}
+
+// removePendingLocked forgets a pending member id of g, if it is one.
+func (c *Coordinator) removePendingLocked(g *group, id string) {
+	if e, ok := g.pending[id]; ok {
+		c.pending.Remove(e)
+		delete(g.pending, id)
 	}
 }
 
@@ -328,9 +429,7 @@ func (c *Coordinator) confirmLocked(ctx context.Context, g *group) bool {
 // with this one's state.
 func (c *Coordinator) stepDownLocked(g *group, why error) {
 	c.failWaitersLocked(g, why)
-	if c.groups[g.name] == g {
-		delete(c.groups, g.name)
-	}
+	c.forgetLocked(g)
 }
 
 // storeLocked writes g's state as meta by compare-and-swap on the revision
@@ -409,7 +508,20 @@ func (c *Coordinator) expireLocked(ctx context.Context, g *group, now time.Time)
 	}
 }
 
+// maxMemberIDPrefix bounds the client id that starts a member id: member
+// ids travel as int16-length strings in the older versions of the group
+// APIs, and are stored with every group state.
+const maxMemberIDPrefix = 255
+
 func newMemberID(clientID string) string {
+	if len(clientID) > maxMemberIDPrefix {
+		// Cut at a rune boundary, so the id survives the metastore's JSON.
+		cut := maxMemberIDPrefix
+		for cut > 0 && !utf8.RuneStart(clientID[cut]) {
+			cut--
+		}
+		clientID = clientID[:cut]
+	}
 	var b [16]byte
 	rand.Read(b[:])
 	return clientID + "-" + hex.EncodeToString(b[:4]) + "-" + hex.EncodeToString(b[4:6]) + "-" + hex.EncodeToString(b[6:8]) + "-" + hex.EncodeToString(b[8:10]) + "-" + hex.EncodeToString(b[10:])
@@ -418,8 +530,8 @@ func newMemberID(clientID string) string {
 // groupLocked returns the group, reading it from the metastore if this
 // coordinator does not hold it yet. c.mu is released during the read.
 func (c *Coordinator) groupLocked(ctx context.Context, name string, create bool) (*group, error) {
-	if name == "" {
-		return nil, ErrInvalidGroupID
+	if err := metastore.CheckGroupName(name); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidGroupID, err)
 	}
 	for {
 		if !c.cfg.Owns(name) {
@@ -469,7 +581,7 @@ func (c *Coordinator) restore(meta metastore.GroupMeta) *group {
 	g := &group{
 		name: meta.Group, state: StateEmpty, protocolType: meta.ProtocolType, protocol: meta.Protocol,
 		generation: meta.Generation, leader: meta.Leader, members: map[string]*member{},
-		pending: map[string]time.Time{}, revision: meta.Revision, stored: map[partitionKey]storedOffset{},
+		pending: map[string]*list.Element{}, revision: meta.Revision, stored: map[partitionKey]storedOffset{},
 	}
 	for _, sm := range meta.Members {
 		m := &member{
@@ -548,6 +660,15 @@ func (c *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, er
 	}
 	memberID := req.MemberID
 	if memberID == "" {
+		replaces := req.InstanceID != "" && slices.ContainsFunc(slices.Collect(maps.Values(g.members)),
+			func(m *member) bool { return m.instanceID == req.InstanceID })
+		// A new member counts with the pending ones, each of which joins
+		// as a member within a round trip.
+		if n := len(g.members) + len(g.pending); !replaces && n >= c.cfg.MaxSize {
+			c.mu.Unlock()
+			return JoinResult{}, fmt.Errorf("%w: group %q has %d members and pending members (group.max.size=%d)",
+				ErrGroupMaxSizeReached, req.Group, n, c.cfg.MaxSize)
+		}
 		memberID = newMemberID(req.ClientID)
 		if req.InstanceID != "" {
 			// A static member coming back under a new member id takes the
@@ -558,7 +679,7 @@ func (c *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, er
 				}
 			}
 		} else if req.RequireKnownMemberID {
-			g.pending[memberID] = now.Add(req.SessionTimeout)
+			c.addPendingLocked(g, memberID, now.Add(req.SessionTimeout))
 			c.mu.Unlock()
 			return JoinResult{}, &MemberIDRequiredError{MemberID: memberID}
 		}
@@ -568,7 +689,7 @@ func (c *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, er
 			return JoinResult{}, fmt.Errorf("%w: %q in group %q", ErrUnknownMemberID, memberID, req.Group)
 		}
 	}
-	delete(g.pending, memberID)
+	c.removePendingLocked(g, memberID)
 	m := g.members[memberID]
 	if m == nil {
 		m = &member{id: memberID}
@@ -945,17 +1066,65 @@ func cmpErr(err, fallback error) error {
 // CommitOffsets stores offsets for the group. A member commits for its
 // generation; a client outside the group (generation < 0, no member id)
 // may commit only while the group has no members.
+//
+// An offset whose metadata is longer than MaxMetadataBytes, or whose
+// partition does not exist, is refused on its own, as Kafka refuses it, and
+// the others are committed: the error is then an *OffsetErrors naming
+// what happened to each. An error of the group (not a member, another
+// generation, ...) refuses every offset.
 func (c *Coordinator) CommitOffsets(ctx context.Context, groupName, memberID string, generation int32, offsets []metastore.OffsetCommit) error {
+	var refused []error
+	valid := make([]metastore.OffsetCommit, 0, len(offsets))
+	for i, oc := range offsets {
+		var err error
+		switch {
+		case len(oc.Metadata) > max(c.cfg.MaxMetadataBytes, 0):
+			err = fmt.Errorf("%w: %s-%d: %d bytes of metadata (offset.metadata.max.bytes=%d)",
+				ErrOffsetMetadataTooLarge, oc.Topic, oc.Partition, len(oc.Metadata), max(c.cfg.MaxMetadataBytes, 0))
+		case c.cfg.PartitionExists != nil && !c.cfg.PartitionExists(oc.Topic, oc.Partition):
+			err = fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, oc.Topic, oc.Partition)
+		}
+		if err != nil {
+			if refused == nil {
+				refused = make([]error, len(offsets))
+			}
+			refused[i] = err
+			continue
+		}
+		valid = append(valid, oc)
+	}
+	if refused == nil {
+		return c.commitValid(ctx, groupName, memberID, generation, valid)
+	}
+	// Nothing left to commit: the group is not even looked at, so refused
+	// commits cost no metastore read.
+	var err error
+	if len(valid) > 0 {
+		err = c.commitValid(ctx, groupName, memberID, generation, valid)
+	}
+	for i := range refused {
+		if refused[i] == nil {
+			refused[i] = err
+		}
+	}
+	return &OffsetErrors{Errs: refused}
+}
+
+// commitValid commits offsets that passed the per-offset checks, all or
+// none as far as the group's checks go.
+func (c *Coordinator) commitValid(ctx context.Context, groupName, memberID string, generation int32, offsets []metastore.OffsetCommit) error {
 	c.mu.Lock()
 	var gen int32 = -1
 	var g *group
 	if generation < 0 && memberID == "" {
+		// A group that is not known here is not created for a commit from
+		// outside it: its offsets are all there is of it.
 		var err error
-		if g, err = c.groupLocked(ctx, groupName, true); err != nil {
+		if g, err = c.groupLocked(ctx, groupName, false); err != nil {
 			c.mu.Unlock()
 			return err
 		}
-		if len(g.members) > 0 {
+		if g != nil && len(g.members) > 0 {
 			c.mu.Unlock()
 			return fmt.Errorf("%w: group %q has members; commit as one of them", ErrIllegalGeneration, groupName)
 		}
@@ -976,10 +1145,13 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, groupName, memberID str
 		m.deadline = c.cfg.Now().Add(m.sessionTimeout)
 		gen = generation
 	}
-	var changed []metastore.OffsetCommit
-	for _, oc := range offsets {
-		if cur, ok := g.stored[partitionKey{oc.Topic, oc.Partition}]; !ok || cur != (storedOffset{oc.Offset, oc.LeaderEpoch, oc.Metadata}) {
-			changed = append(changed, oc)
+	changed := offsets
+	if g != nil {
+		changed = nil
+		for _, oc := range offsets {
+			if cur, ok := g.stored[partitionKey{oc.Topic, oc.Partition}]; !ok || cur != (storedOffset{oc.Offset, oc.LeaderEpoch, oc.Metadata}) {
+				changed = append(changed, oc)
+			}
 		}
 	}
 	c.mu.Unlock()
@@ -994,13 +1166,14 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, groupName, memberID str
 	}
 	err := c.store.CommitOffsets(ctx, groupName, memberID, gen, changed)
 	c.mu.Lock()
-	if c.groups[groupName] == g {
+	if g != nil && c.groups[groupName] == g {
 		for _, oc := range changed {
-			if err == nil {
-				g.stored[partitionKey{oc.Topic, oc.Partition}] = storedOffset{oc.Offset, oc.LeaderEpoch, oc.Metadata}
+			k := partitionKey{oc.Topic, oc.Partition}
+			if err == nil && len(oc.Metadata) <= maxCachedMetadata {
+				g.stored[k] = storedOffset{oc.Offset, oc.LeaderEpoch, oc.Metadata}
 			} else {
-				// Perhaps partly written: no longer known.
-				delete(g.stored, partitionKey{oc.Topic, oc.Partition})
+				// Perhaps partly written, or too long to keep: not known.
+				delete(g.stored, k)
 			}
 		}
 	}
@@ -1021,8 +1194,8 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, groupName, memberID str
 
 // FetchOffsets returns the group's committed offsets.
 func (c *Coordinator) FetchOffsets(ctx context.Context, groupName string) ([]metastore.OffsetCommit, error) {
-	if groupName == "" {
-		return nil, ErrInvalidGroupID
+	if err := metastore.CheckGroupName(groupName); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidGroupID, err)
 	}
 	if !c.cfg.Owns(groupName) {
 		return nil, ErrNotCoordinator
@@ -1057,6 +1230,17 @@ func (c *Coordinator) Describe(ctx context.Context, groupName string) (Descripti
 		return Description{}, err
 	}
 	if g == nil {
+		// No state stored: a group that only has offsets (committed from
+		// outside it) exists, empty, as Kafka reports it.
+		c.mu.Unlock()
+		offs, err := c.store.FetchOffsets(ctx, groupName)
+		c.mu.Lock()
+		if err != nil {
+			return Description{}, fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
+		}
+		if len(offs) > 0 {
+			return Description{Group: groupName, State: StateEmpty}, nil
+		}
 		return Description{Group: groupName, State: StateDead}, nil
 	}
 	d := Description{Group: g.name, State: g.state, ProtocolType: g.protocolType, Protocol: g.protocol, Generation: g.generation}

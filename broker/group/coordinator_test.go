@@ -296,20 +296,21 @@ func TestLeaveEmptiesGroupAndAllowsDelete(t *testing.T) {
 	}
 }
 
-// An idle consumer's auto-commit repeats the same offsets: they are not
+// An idle member's auto-commit repeats the same offsets: they are not
 // written again (the stored commit time stays), but a changed one is.
 func TestUnchangedCommitIsNotWritten(t *testing.T) {
-	store, clk, c := newTestCoordinator(t)
+	store, clk, c := newTickedCoordinator(t)
 	ctx := context.Background()
+	m := stableMember(t, c)
 	commit := func(offset int64) {
 		t.Helper()
-		if err := c.CommitOffsets(ctx, "idle", "", -1, []metastore.OffsetCommit{{Topic: "t", Offset: offset, LeaderEpoch: -1}}); err != nil {
+		if err := c.CommitOffsets(ctx, "g", m, 1, []metastore.OffsetCommit{{Topic: "t", Offset: offset, LeaderEpoch: -1}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	stored := func() metastore.OffsetCommit {
 		t.Helper()
-		offs, err := store.FetchOffsets(ctx, "idle")
+		offs, err := store.FetchOffsets(ctx, "g")
 		if err != nil || len(offs) != 1 {
 			t.Fatalf("stored offsets: %+v, %v", offs, err)
 		}
@@ -317,7 +318,7 @@ func TestUnchangedCommitIsNotWritten(t *testing.T) {
 	}
 	commit(5)
 	first := stored()
-	clk.Advance(time.Minute)
+	clk.Advance(time.Second)
 	commit(5)
 	if again := stored(); !again.CommitTime.Equal(first.CommitTime) {
 		t.Fatalf("unchanged commit was written again (commit time %v, then %v)", first.CommitTime, again.CommitTime)
@@ -326,4 +327,19 @@ func TestUnchangedCommitIsNotWritten(t *testing.T) {
 	if moved := stored(); moved.Offset != 6 || !moved.CommitTime.After(first.CommitTime) {
 		t.Fatalf("changed commit: %+v", moved)
 	}
+}
+
+// stableMember makes one member join group "g" and sync: generation 1,
+// Stable.
+func stableMember(t *testing.T, c *group.Coordinator) string {
+	t.Helper()
+	m := firstJoin(t, c)
+	if r := wait(t, joinAsync(c, m), "join"); r.err != nil || r.res.Generation != 1 {
+		t.Fatalf("join: %+v, %v", r.res, r.err)
+	}
+	if _, err := c.Sync(context.Background(), group.SyncRequest{Group: "g", MemberID: m, Generation: 1,
+		Assignments: map[string][]byte{m: []byte("all")}}); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	return m
 }

@@ -20,7 +20,50 @@ var (
 	ErrFencedInstanceID        = errors.New("fenced instance id")
 	ErrGroupSubscribedToTopic  = errors.New("group is subscribed to the topic")
 	ErrCoordinatorNotAvailable = errors.New("coordinator not available")
+	// ErrGroupMaxSizeReached refuses a new member of a group that has
+	// group.max.size members and pending members.
+	ErrGroupMaxSizeReached = errors.New("group max size reached")
+	// ErrOffsetMetadataTooLarge refuses an offset whose metadata is longer
+	// than offset.metadata.max.bytes.
+	ErrOffsetMetadataTooLarge = errors.New("offset metadata too large")
+	// ErrUnknownTopicOrPartition refuses an offset of a partition that does
+	// not exist.
+	ErrUnknownTopicOrPartition = errors.New("unknown topic or partition")
 )
+
+// OffsetErrors is CommitOffsets' answer when not every offset was committed:
+// Errs has one entry per offset of the request, nil for those committed.
+// Some offsets may be refused on their own (their metadata too large, their
+// partition unknown) while the others were committed. It matches each of
+// its errors with errors.Is.
+type OffsetErrors struct {
+	Errs []error
+}
+
+func (e *OffsetErrors) Error() string {
+	failed := 0
+	var first error
+	for _, err := range e.Errs {
+		if err != nil {
+			failed++
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return fmt.Sprintf("%d of %d offsets not committed: %v", failed, len(e.Errs), first)
+}
+
+// Unwrap returns the errors of the refused offsets.
+func (e *OffsetErrors) Unwrap() []error {
+	var out []error
+	for _, err := range e.Errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
 
 // MemberIDRequiredError is Kafka's MEMBER_ID_REQUIRED (KIP-394): a first
 // JoinGroup gets its member id back and joins again with it, so that a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -210,5 +211,28 @@ func TestConsumeGroupRefusesBadRequests(t *testing.T) {
 	_, err = c.CommitOffsets(t.Context(), &stratav1.CommitOffsetsRequest{Group: "", Offsets: nil})
 	if status.Code(err) != codes.InvalidArgument || reasonOf(err) != "INVALID_GROUP_ID" {
 		t.Errorf("empty group: %v", err)
+	}
+}
+
+// Offset metadata over offset.metadata.max.bytes is refused and nothing of
+// the request is written, as the gRPC API answers a request as a whole.
+func TestCommitOffsetsRefusesLongMetadata(t *testing.T) {
+	_, c, _ := serveBroker(t, testBroker{settings: map[string]string{"offset.metadata.max.bytes": "16"}})
+	ctx := t.Context()
+	createTopic(t, c, "t", 2)
+	offs := []*stratav1.GroupOffset{
+		{Topic: "t", Partition: 0, Offset: 1, Metadata: strings.Repeat("m", 17)},
+	}
+	_, err := c.CommitOffsets(ctx, &stratav1.CommitOffsetsRequest{Group: "g", Offsets: offs})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "offset.metadata.max.bytes") {
+		t.Fatalf("17 bytes of metadata with offset.metadata.max.bytes=16: %v", err)
+	}
+	got, err := c.FetchOffsets(ctx, &stratav1.FetchOffsetsRequest{Group: "g"})
+	if err != nil || len(got.GetOffsets()) != 0 {
+		t.Fatalf("offsets stored: %v, %v", got.GetOffsets(), err)
+	}
+	offs[0].Metadata = strings.Repeat("m", 16)
+	if _, err := c.CommitOffsets(ctx, &stratav1.CommitOffsetsRequest{Group: "g", Offsets: offs}); err != nil {
+		t.Fatalf("16 bytes of metadata: %v", err)
 	}
 }

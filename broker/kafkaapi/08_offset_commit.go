@@ -3,17 +3,23 @@
 // 9+ belongs to the new consumer group protocol (KIP-848), which is not
 // served. v0 commits outside any generation, as the old simple consumer
 // did; v1 may set each partition's commit time; leader epochs are kept from
-// v6. The commit succeeds or fails as a whole, so every partition carries
-// the same error code.
+// v6. As in Kafka, a partition that does not exist is answered
+// UNKNOWN_TOPIC_OR_PARTITION and one whose metadata is longer than
+// offset.metadata.max.bytes OFFSET_METADATA_TOO_LARGE, and neither is
+// written; the other partitions are committed, or refused together with
+// the group's error (not a member, another generation, ...).
 
 package kafkaapi
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/metastore"
 )
 
@@ -41,16 +47,37 @@ func (s *Server) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest
 	if req.Version == 0 {
 		generation, member = -1, ""
 	}
-	code := groupCode(s.groups.CommitOffsets(ctx, req.Group, member, generation, offsets))
+	err := s.groups.CommitOffsets(ctx, req.Group, member, generation, offsets)
+	var each *group.OffsetErrors
+	if !errors.As(err, &each) || len(each.Errs) != len(offsets) {
+		each = nil
+	}
+	i := 0
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()
 		rt.Topic = t.Topic
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetCommitResponseTopicPartition()
-			rp.Partition, rp.ErrorCode = p.Partition, code
+			rp.Partition = p.Partition
+			if each != nil {
+				rp.ErrorCode = commitCode(each.Errs[i])
+			} else {
+				rp.ErrorCode = commitCode(err)
+			}
 			rt.Partitions = append(rt.Partitions, rp)
+			i++
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// commitCode is a partition's code in an OffsetCommit response: the group's
+// codes, and UNKNOWN_TOPIC_OR_PARTITION, which Kafka answers per partition
+// and group clients know.
+func commitCode(err error) int16 {
+	if broker.Classify(err) == broker.KindUnknownTopicOrPartition {
+		return errorCode(err)
+	}
+	return groupCode(err)
 }

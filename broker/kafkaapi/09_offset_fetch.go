@@ -3,13 +3,18 @@
 // 8 asks for several groups at once and is not offered. v0-v1 have no
 // request-level error, so a failure is repeated on every partition. From v2
 // null topics mean every committed offset of the group. A partition with no
-// commit gets offset -1 and empty metadata.
+// commit gets offset -1 and empty metadata. v0-v5 carry metadata with an
+// int16 length: a partition whose metadata is longer (committed with a
+// flexible version while offset.metadata.max.bytes allowed it) is answered
+// OFFSET_METADATA_TOO_LARGE, never with a length that wrapped.
 
 package kafkaapi
 
 import (
 	"context"
+	"math"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/metastore"
@@ -52,7 +57,9 @@ func (s *Server) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) 
 	answer := func(topic string, partition int32) kmsg.OffsetFetchResponseTopicPartition {
 		rp := kmsg.NewOffsetFetchResponseTopicPartition()
 		rp.Partition, rp.Offset, rp.LeaderEpoch = partition, -1, -1
-		if oc, ok := byTP[tp{topic, partition}]; ok {
+		if oc, ok := byTP[tp{topic, partition}]; ok && !req.IsFlexible() && len(oc.Metadata) > math.MaxInt16 {
+			rp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+		} else if ok {
 			rp.Offset, rp.LeaderEpoch = oc.Offset, oc.LeaderEpoch
 			md := oc.Metadata
 			rp.Metadata = &md

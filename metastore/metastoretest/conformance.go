@@ -7,6 +7,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) Target) {
 		{"Offsets", testOffsets},
 		{"GroupMeta", testGroupMeta},
 		{"ExpireGroupOffsets", testExpireGroupOffsets},
+		{"ScanGroupOffsets", testScanGroupOffsets},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
@@ -818,6 +820,18 @@ func testOffsets(t *testing.T, target Target) {
 	if got, err := s.FetchOffsets(ctx, "g"); err != nil || len(got) != 0 {
 		t.Fatalf("offsets of an unknown group: %v, %v", got, err)
 	}
+	// Group ids are as long as the int16 length of Kafka's older group APIs
+	// allows, and no longer.
+	longest := strings.Repeat("g", metastore.MaxGroupIDBytes)
+	if err := s.CommitOffsets(ctx, longest, "", -1, []metastore.OffsetCommit{{Topic: "t", Offset: 1, LeaderEpoch: -1}}); err != nil {
+		t.Fatalf("commit to a group id of %d bytes: %v", len(longest), err)
+	}
+	if err := s.CommitOffsets(ctx, longest+"g", "", -1, []metastore.OffsetCommit{{Topic: "t", Offset: 1, LeaderEpoch: -1}}); err == nil {
+		t.Fatalf("commit to a group id of %d bytes accepted", len(longest)+1)
+	}
+	if err := s.DeleteGroup(ctx, longest); err != nil {
+		t.Fatal(err)
+	}
 	at := time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC)
 	err := s.CommitOffsets(ctx, "g", "", -1, []metastore.OffsetCommit{
 		{Topic: "b", Partition: 0, Offset: 5, LeaderEpoch: 2, Metadata: "m", CommitTime: at},
@@ -1051,5 +1065,61 @@ func testExpireGroupOffsets(t *testing.T, target Target) {
 	}
 	if expired, err := s.ExpireGroupOffsets(ctx, now, time.Hour); err != nil || len(expired) != 0 {
 		t.Fatalf("second expiry: %v, %v; want none", expired, err)
+	}
+}
+
+// A scan reads groups in key order, each with its offsets and member count,
+// and a key budget stops it where etcd's pages of 256 keys end.
+func testScanGroupOffsets(t *testing.T, target Target) {
+	s, ctx := target.Store, testCtx(t)
+	// a: state (two members), generation and one offset, keys 0-2; b: 300
+	// offsets, keys 3-302; c: one offset, key 303.
+	if _, err := s.PutGroup(ctx, metastore.GroupMeta{Group: "a", Generation: 1, State: "Stable",
+		Members: []metastore.GroupMember{{MemberID: "m1"}, {MemberID: "m2"}}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(group string, n int) {
+		t.Helper()
+		offs := make([]metastore.OffsetCommit, n)
+		for i := range offs {
+			offs[i] = metastore.OffsetCommit{Topic: "t", Partition: int32(i), Offset: int64(i), LeaderEpoch: -1}
+		}
+		if err := s.CommitOffsets(ctx, group, "", -1, offs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit("a", 1)
+	commit("b", 300)
+	commit("c", 1)
+	scan := func(maxKeys int) (string, bool) {
+		t.Helper()
+		var seen []string
+		complete, err := s.ScanGroupOffsets(ctx, maxKeys, func(g metastore.GroupOffsets) {
+			last := int32(-1)
+			if n := len(g.Offsets); n > 0 {
+				last = g.Offsets[n-1].Partition
+			}
+			seen = append(seen, fmt.Sprintf("%s:%d members,%d offsets,last %d", g.Group, g.Members, len(g.Offsets), last))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(seen, " "), complete
+	}
+	all := "a:2 members,1 offsets,last 0 b:0 members,300 offsets,last 299 c:0 members,1 offsets,last 0"
+	for _, c := range []struct {
+		maxKeys  int
+		want     string
+		complete bool
+	}{
+		{0, all, true},
+		{1, "a:2 members,1 offsets,last 0", false},
+		{256, "a:2 members,1 offsets,last 0", false},
+		{257, all, true},
+		{10_000, all, true},
+	} {
+		if got, complete := scan(c.maxKeys); got != c.want || complete != c.complete {
+			t.Errorf("scan of at most %d keys: %q (complete %v), want %q (complete %v)", c.maxKeys, got, complete, c.want, c.complete)
+		}
 	}
 }

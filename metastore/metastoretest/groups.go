@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"time"
 
@@ -260,6 +261,76 @@ func (s *Store) ListGroups(ctx context.Context) ([]metastore.GroupMeta, error) {
 		}
 	}
 	return out, nil
+}
+
+// scanPage is the etcd store's page of keys when it scans groups: a scan
+// with a key budget stops at the end of a page, and so does this one.
+const scanPage = 256
+
+// ScanGroupOffsets is metastore.Store.ScanGroupOffsets: groups in the
+// order of their keys (the escaped group id), counting keys as etcd's
+// store does (state, generation, each offset) and stopping where its pages
+// would.
+func (s *Store) ScanGroupOffsets(ctx context.Context, maxKeys int, fn func(metastore.GroupOffsets)) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("metastore: scan group offsets: %w", err)
+	}
+	s.mu.Lock()
+	names := slices.SortedFunc(maps.Keys(s.groups), func(a, b string) int {
+		return cmp.Compare(url.PathEscape(a)+"/", url.PathEscape(b)+"/")
+	})
+	var out []metastore.GroupOffsets
+	total, read, complete := 0, 0, true
+	for _, name := range names {
+		g := s.groups[name]
+		total += len(g.offsets)
+		if g.meta != nil {
+			total++
+		}
+		if g.generation != nil {
+			total++
+		}
+	}
+	for _, name := range names {
+		g := s.groups[name]
+		keys := len(g.offsets)
+		if g.meta != nil {
+			keys++
+		}
+		if g.generation != nil {
+			keys++
+		}
+		// The page boundaries this group's keys cross, in order: past one
+		// with the budget spent and keys left, the scan stops.
+		stop := false
+		for end := (read/scanPage + 1) * scanPage; end <= read+keys && end < total; end += scanPage {
+			if maxKeys > 0 && end >= maxKeys {
+				stop = true
+				break
+			}
+		}
+		if stop {
+			complete = false
+			break
+		}
+		read += keys
+		o := metastore.GroupOffsets{Group: name}
+		if g.meta != nil {
+			o.Members = len(g.meta.Members)
+		}
+		for _, oc := range g.offsets {
+			o.Offsets = append(o.Offsets, oc)
+		}
+		slices.SortFunc(o.Offsets, func(a, b metastore.OffsetCommit) int {
+			return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+		})
+		out = append(out, o)
+	}
+	s.mu.Unlock()
+	for _, o := range out {
+		fn(o)
+	}
+	return complete, nil
 }
 
 // ExpireGroupOffsets is metastore.Store.ExpireGroupOffsets: groups without

@@ -44,6 +44,7 @@ type Metastore interface {
 	ListGroups(ctx context.Context) ([]metastore.GroupMeta, error)
 	DeleteGroup(ctx context.Context, group string) error
 	ExpireGroupOffsets(ctx context.Context, now time.Time, retention time.Duration) ([]string, error)
+	ScanGroupOffsets(ctx context.Context, maxKeys int, fn func(metastore.GroupOffsets)) (bool, error)
 }
 
 var (
