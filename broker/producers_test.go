@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/metastore/metastoretest"
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // idemBatch is an idempotent producer's batch of n records starting at
@@ -330,10 +335,7 @@ func TestIdleProducerExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.producers.mu.Lock()
-	n := len(p.producers.producers)
-	p.producers.mu.Unlock()
-	if n != 1 {
+	if n := p.producers.len(); n != 1 {
 		t.Fatalf("%d producers remembered, want 1 (the expired entry swept)", n)
 	}
 }
@@ -442,4 +444,65 @@ func TestFollowerTracksProducerState(t *testing.T) {
 	if err != nil || res.FirstOffset != 2 || res.LastOffset != 4 || res.Batches != 1 {
 		t.Fatalf("the truncated batch sent again: %+v, %v; want it written at 2..4", res, err)
 	}
+}
+
+// Each partition remembers at most producer.state.max.entries producers;
+// an evicted producer is treated like an expired one (its next batch starts
+// it at any sequence), and the metrics count the entries and evictions.
+func TestProducerStateCappedLeastRecentlyUsed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	b, _ := startBrokerWith(t, Config{Settings: map[string]string{"producer.state.max.entries": "2"}, Registerer: reg})
+	createTestTopic(t, b, "t")
+	mustProduce(t, b, "t", idemBatch(t, 1, 0, 0, 1))
+	mustProduce(t, b, "t", idemBatch(t, 2, 0, 0, 1))
+	mustProduce(t, b, "t", idemBatch(t, 1, 0, 1, 1)) // 2 is the least recently used
+	if res := produceTo(t, b, "t", idemBatch(t, 2, 0, 5, 1)); !errors.Is(res.Err, ErrOutOfOrderSequence) {
+		t.Fatalf("gap of a remembered producer: %v", res.Err)
+	}
+	mustProduce(t, b, "t", idemBatch(t, 3, 0, 0, 1)) // evicts 2
+	mustProduce(t, b, "t", idemBatch(t, 2, 0, 5, 1)) // unknown again: any sequence
+	if res := produceTo(t, b, "t", idemBatch(t, 3, 0, 5, 1)); !errors.Is(res.Err, ErrOutOfOrderSequence) {
+		t.Fatalf("gap of producer 3, remembered: %v", res.Err)
+	}
+	// Producers 2 and 3 are remembered; 2, then 1, were evicted.
+	if n := gathered(t, reg, "strata_producer_state_entries"); n != 2 {
+		t.Errorf("strata_producer_state_entries = %v, want 2", n)
+	}
+	if n := gathered(t, reg, "strata_producer_state_evictions_total"); n != 2 {
+		t.Errorf("strata_producer_state_evictions_total = %v, want 2", n)
+	}
+}
+
+// A bad producer.state.max.entries stops the broker from starting, naming
+// the key; unset, it is the bound partitions opened without a broker have.
+func TestProducerStateMaxEntriesSetting(t *testing.T) {
+	if n, err := topicconfig.ProducerStateMaxEntries(nil); err != nil || n != partlog.DefaultMaxProducerEntries {
+		t.Errorf("default producer.state.max.entries %d, %v; partitions default to %d", n, err, partlog.DefaultMaxProducerEntries)
+	}
+	for _, v := range []string{"0", "-1", "lots", "4294967296"} {
+		_, err := New(Config{NodeID: 1, DataDir: t.TempDir(), Settings: map[string]string{"producer.state.max.entries": v}}, metastoretest.New())
+		if err == nil || !strings.Contains(err.Error(), "producer.state.max.entries") {
+			t.Errorf("producer.state.max.entries=%s: %v", v, err)
+		}
+	}
+}
+
+// gathered is the value of a metric without labels in reg, -1 if absent.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) != 1 {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if m.GetCounter() != nil {
+			return m.GetCounter().GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	return -1
 }
