@@ -87,9 +87,11 @@ type ClusterStore interface {
 	ClusterID(ctx context.Context) (string, error)
 }
 
-// ProducerIDAllocator hands out cluster-wide unique blocks of producer ids.
+// ProducerIDAllocator hands out cluster-wide unique blocks of producer ids,
+// in increasing order, and tells below which id every id was handed out.
 type ProducerIDAllocator interface {
 	AllocateProducerIDs(ctx context.Context, n int64) (first int64, err error)
+	ProducerIDHighWater(ctx context.Context) (int64, error)
 }
 
 // DeletedTopicStore keeps the records of deleted topics whose objects may
@@ -209,7 +211,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		return nil, err
 	}
 	b.metrics = newMetrics(b, cfg.Registerer)
-	b.pids = newProducerIDs(b, cfg.Registerer)
+	b.pids = newProducerIDs(b, store.ProducerIDHighWater, cfg.Registerer)
 	b.fetchers = newFetcherManager(b)
 	b.cluster = clusterView{
 		partitions: store,

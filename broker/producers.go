@@ -7,15 +7,18 @@ package broker
 // written twice, and a gap in the sequence is refused. Transactions are not
 // supported.
 //
-// Clients choose the producer ids in their batches, so each partition keeps
-// at most producer.state.max.entries producers, forgetting the least
-// recently used (KIP-936 throttles the rate of new ids per principal
-// instead; there are no principals yet).
+// Clients choose the producer ids in their batches, so what they cost is
+// bounded twice over: a batch naming an id the cluster never issued is
+// refused (UNKNOWN_PRODUCER_ID), and each partition keeps at most
+// producer.state.max.entries producers, forgetting the least recently used
+// (KIP-936 throttles the rate of new ids per principal instead; there are
+// no principals yet).
 
 import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,24 +46,32 @@ const (
 	producerStateScanBytes = 128 << 20
 )
 
-// producerIDs hands out producer ids.
+// producerIDs hands out producer ids and knows which ones the cluster has
+// issued.
 type producerIDs struct {
 	// mu guards [next, end), the block of ids taken from the metastore
 	// that InitProducerID hands out.
-	mu        sync.Mutex
-	next, end int64
-	evictions prometheus.Counter // producers evicted by the per-partition cap
+	mu         sync.Mutex
+	next, end  int64
+	issued     issuedIDs
+	unknownIDs prometheus.Counter // batches refused for an id never issued
+	evictions  prometheus.Counter // producers evicted by the per-partition cap
 }
 
-func newProducerIDs(b *Broker, reg prometheus.Registerer) *producerIDs {
+func newProducerIDs(b *Broker, read func(context.Context) (int64, error), reg prometheus.Registerer) *producerIDs {
 	ids := &producerIDs{
+		issued: issuedIDs{read: read, turn: make(chan struct{}, 1)},
+		unknownIDs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_produce_unknown_producer_id_total",
+			Help: "Produce requests' partitions refused with UNKNOWN_PRODUCER_ID: a batch named a producer id the cluster never issued.",
+		}),
 		evictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_producer_state_evictions_total",
 			Help: "Producers a partition forgot, least recently used first, to keep within producer.state.max.entries.",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(ids.evictions, &producerStateCollector{b: b})
+		reg.MustRegister(ids.unknownIDs, ids.evictions, &producerStateCollector{b: b})
 	}
 	return ids
 }
@@ -107,10 +118,106 @@ func (b *Broker) InitProducerID(ctx context.Context, transactionalID string) (id
 			return -1, -1, fmt.Errorf("init producer id: %w", err)
 		}
 		ids.next, ids.end = first, first+producerIDBlockSize
+		ids.issued.raise(ids.end)
 	}
 	id = ids.next
 	ids.next++
 	return id, 0, nil
+}
+
+// issuedIDs knows which producer ids the cluster has issued. Blocks are
+// reserved from the metastore in increasing order, so an id was issued if
+// and only if it is below the metastore's high-water mark (ids of a block a
+// broker never handed out count as issued: telling them apart would cost a
+// record per id). below is a lower bound of that mark, raised by this
+// broker's own blocks and by reading the metastore. Another broker may have
+// issued an id after the last read, so an id at or above the bound is
+// refused only on the word of a read that started after the question was
+// asked.
+type issuedIDs struct {
+	read  func(context.Context) (int64, error)
+	below atomic.Int64
+	// turn is held by the metastore read in flight, one at a time: callers
+	// that arrive during a read wait for it and share the next one, so a
+	// flood of made-up ids costs the metastore one read at a time.
+	turn    chan struct{}
+	started atomic.Uint64 // reads started
+	latest  uint64        // number of the latest read that succeeded; turn guards it
+}
+
+// raise makes v the bound if it is higher.
+func (c *issuedIDs) raise(v int64) {
+	for {
+		cur := c.below.Load()
+		if v <= cur || c.below.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// wasIssued reports whether producer id was issued by the cluster. It reads
+// the metastore, within ctx, only for an id at or above the bound; an
+// error means the metastore could not be read.
+func (c *issuedIDs) wasIssued(ctx context.Context, id int64) (bool, error) {
+	if id < c.below.Load() {
+		return true, nil
+	}
+	asked := c.started.Load()
+	select {
+	case c.turn <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-c.turn }()
+	if id < c.below.Load() {
+		return true, nil
+	}
+	if c.latest > asked {
+		// A read that started after the question saw no such id.
+		return false, nil
+	}
+	n := c.started.Add(1)
+	next, err := c.read(ctx)
+	if err != nil {
+		return false, err
+	}
+	c.raise(next)
+	c.latest = n
+	return id < next, nil
+}
+
+// issuedCheckTimeout bounds the metastore read that confirms a producer id
+// this broker has not seen issued yet.
+const issuedCheckTimeout = 10 * time.Second
+
+// checkProducerIDs refuses batches that name a producer id the cluster
+// never issued, with ErrUnknownProducerID. Kafka takes any id (a producer
+// it does not know starts at any sequence), so a client could make a
+// partition keep state for as many ids as it cares to invent; a producer
+// that got its id from InitProducerId never meets this, and a Kafka client
+// told UNKNOWN_PRODUCER_ID asks for a new id. Only the leader's produce
+// path checks: followers, and a log read back at start, hold batches a
+// leader accepted.
+func (b *Broker) checkProducerIDs(ctx context.Context, batches []byte) error {
+	highest := int64(-1)
+	it := record.NewBatches(batches)
+	for it.Next() {
+		highest = max(highest, it.Header().ProducerID)
+	}
+	if highest < 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, issuedCheckTimeout)
+	defer cancel()
+	ok, err := b.pids.issued.wasIssued(ctx, highest)
+	switch {
+	case err != nil:
+		return fmt.Errorf("producer id %d: cannot tell whether the cluster issued it: %w", highest, err)
+	case !ok:
+		b.pids.unknownIDs.Inc()
+		return fmt.Errorf("producer id %d was never issued by this cluster (InitProducerId hands ids out): %w", highest, ErrUnknownProducerID)
+	}
+	return nil
 }
 
 // producerStates is a partition's idempotent-producer state and the lock

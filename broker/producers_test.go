@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,6 +80,15 @@ func createTestTopic(t *testing.T, b *Broker, name string) {
 	}
 }
 
+// issueProducerIDs has the cluster issue the producer ids the tests use
+// (those below 1000), as InitProducerId would have.
+func issueProducerIDs(t *testing.T, store *metastoretest.Store) {
+	t.Helper()
+	if first, err := store.AllocateProducerIDs(context.Background(), 1000); err != nil || first != 0 {
+		t.Fatalf("issue producer ids: block at %d, %v", first, err)
+	}
+}
+
 // restartableCluster is a metastore and a broker registration, so that brokers
 // can be started and restarted on one data directory.
 type restartableCluster struct {
@@ -90,6 +100,7 @@ type restartableCluster struct {
 func newRestartableCluster(t *testing.T) *restartableCluster {
 	t.Helper()
 	store, dir := startMetastore(t)
+	issueProducerIDs(t, store)
 	return &restartableCluster{t: t, store: store, dir: dir + "/data"}
 }
 
@@ -146,7 +157,8 @@ func TestInitProducerID(t *testing.T) {
 // A retried batch (the producer did not get the answer) is not written
 // again, and is answered with the offsets it was written at.
 func TestIdempotentRetryReturnsOriginalOffsets(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	pid, epoch, err := b.InitProducerID(context.Background(), "")
 	if err != nil {
@@ -193,7 +205,8 @@ func TestIdempotentRetryReturnsOriginalOffsets(t *testing.T) {
 }
 
 func TestOutOfOrderSequenceRefused(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	mustProduce(t, b, "t", idemBatch(t, 7, 0, 0, 3))
 	end := partitionEnd(t, b, "t")
@@ -210,7 +223,8 @@ func TestOutOfOrderSequenceRefused(t *testing.T) {
 }
 
 func TestLowerProducerEpochFenced(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	mustProduce(t, b, "t", idemBatch(t, 7, 1, 0, 3))
 	end := partitionEnd(t, b, "t")
@@ -231,7 +245,8 @@ func TestLowerProducerEpochFenced(t *testing.T) {
 }
 
 func TestUnknownProducerAcceptedAtAnySequence(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	mustProduce(t, b, "t", idemBatch(t, 99, 3, 1000, 2))
 	mustProduce(t, b, "t", idemBatch(t, 100, 0, 0, 1))
@@ -243,7 +258,8 @@ func TestUnknownProducerAcceptedAtAnySequence(t *testing.T) {
 
 // Sequences wrap from MaxInt32 to 0, as in Kafka.
 func TestSequenceWrapsAround(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	mustProduce(t, b, "t", idemBatch(t, 5, 0, math.MaxInt32-1, 3)) // MaxInt32-1, MaxInt32, 0
 	if res := produceTo(t, b, "t", idemBatch(t, 5, 0, 0, 1)); !errors.Is(res.Err, ErrOutOfOrderSequence) {
@@ -255,7 +271,8 @@ func TestSequenceWrapsAround(t *testing.T) {
 // A request may carry several batches for a partition: each is checked in
 // order, counting the earlier ones; duplicates among them are not written.
 func TestIdempotentSeveralBatchesInOneRequest(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	b1, b2, b3 := idemBatch(t, 8, 0, 0, 2), idemBatch(t, 8, 0, 2, 2), idemBatch(t, 8, 0, 4, 1)
 	res := mustProduce(t, b, "t", concatBatches(b1, b2))
@@ -343,7 +360,8 @@ func TestIdleProducerExpires(t *testing.T) {
 // Concurrent requests of one producer with the same batch write it once;
 // concurrent producers each keep their own sequence.
 func TestIdempotentConcurrentProducers(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 
 	batch := idemBatch(t, 1, 0, 0, 4)
@@ -446,12 +464,110 @@ func TestFollowerTracksProducerState(t *testing.T) {
 	}
 }
 
+// A batch naming a producer id the cluster never issued is refused with
+// UNKNOWN_PRODUCER_ID and nothing of its request's partition is written;
+// ids InitProducerId handed out, here or on another broker, are accepted.
+func TestUnissuedProducerIDRefused(t *testing.T) {
+	b, store := startBroker(t)
+	createTestTopic(t, b, "t")
+	ctx := context.Background()
+	if res := produceTo(t, b, "t", idemBatch(t, 5, 0, 0, 1)); !errors.Is(res.Err, ErrUnknownProducerID) || Classify(res.Err) != KindUnknownProducerID {
+		t.Fatalf("id 5 before any was issued: %v", res.Err)
+	}
+	id, _, err := b.InitProducerID(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustProduce(t, b, "t", idemBatch(t, id, 0, 0, 1))
+	// One made-up id spoils its partition's whole request.
+	made := id + producerIDBlockSize
+	if res := produceTo(t, b, "t", concatBatches(idemBatch(t, id, 0, 1, 1), idemBatch(t, made, 0, 0, 1))); !errors.Is(res.Err, ErrUnknownProducerID) {
+		t.Fatalf("request with id %d beyond the block: %v", made, res.Err)
+	}
+	if got := partitionEnd(t, b, "t"); got != 1 {
+		t.Fatalf("log end %d, want 1: a refused request wrote something", got)
+	}
+	// Another broker issues the next block: this one learns of it from
+	// the metastore when a producer uses it.
+	other, err := store.AllocateProducerIDs(ctx, producerIDBlockSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustProduce(t, b, "t", concatBatches(idemBatch(t, id, 0, 1, 1), idemBatch(t, other+producerIDBlockSize-1, 0, 0, 1)))
+	if res := produceTo(t, b, "t", idemBatch(t, other+producerIDBlockSize, 0, 0, 1)); !errors.Is(res.Err, ErrUnknownProducerID) {
+		t.Fatalf("id past every block: %v", res.Err)
+	}
+	// Batches without a producer id are not affected.
+	produceOne(t, b, "t")
+}
+
+// An id issued while a metastore read is under way is not refused on the
+// word of that read: only a read that started after the question counts.
+func TestIssuedIDsReadAfterTheQuestion(t *testing.T) {
+	var highWater atomic.Int64
+	entered, release := make(chan struct{}), make(chan struct{})
+	var reads atomic.Int32
+	ids := issuedIDs{turn: make(chan struct{}, 1), read: func(ctx context.Context) (int64, error) {
+		if reads.Add(1) == 1 {
+			hw := highWater.Load() // the read happens before the allocation
+			close(entered)
+			<-release
+			return hw, nil
+		}
+		return highWater.Load(), nil
+	}}
+	ctx := context.Background()
+	first := make(chan bool)
+	go func() {
+		ok, err := ids.wasIssued(ctx, 10)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- ok
+	}()
+	select {
+	case <-entered:
+	case ok := <-first:
+		t.Fatalf("id 10 answered (issued: %v) without reading the metastore", ok)
+	}
+	highWater.Store(1000) // another broker issues [0, 1000)
+	second := make(chan bool)
+	go func() {
+		ok, err := ids.wasIssued(ctx, 10)
+		if err != nil {
+			t.Error(err)
+		}
+		second <- ok
+	}()
+	close(release)
+	if <-first {
+		t.Error("asked before the id was issued: issued")
+	}
+	if !<-second {
+		t.Error("asked after the id was issued: refused on an older read")
+	}
+	// Now known: no read at all, and made-up ids cost one read each.
+	before := reads.Load()
+	if ok, _ := ids.wasIssued(ctx, 999); !ok || reads.Load() != before {
+		t.Fatalf("id 999 below the known mark: %v after %d reads", ok, reads.Load()-before)
+	}
+	for range 3 {
+		if ok, _ := ids.wasIssued(ctx, 1000); ok {
+			t.Fatal("id 1000 issued")
+		}
+	}
+	if n := reads.Load() - before; n != 3 {
+		t.Fatalf("%d reads for 3 questions about a made-up id", n)
+	}
+}
+
 // Each partition remembers at most producer.state.max.entries producers;
 // an evicted producer is treated like an expired one (its next batch starts
 // it at any sequence), and the metrics count the entries and evictions.
 func TestProducerStateCappedLeastRecentlyUsed(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	b, _ := startBrokerWith(t, Config{Settings: map[string]string{"producer.state.max.entries": "2"}, Registerer: reg})
+	b, store := startBrokerWith(t, Config{Settings: map[string]string{"producer.state.max.entries": "2"}, Registerer: reg})
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	mustProduce(t, b, "t", idemBatch(t, 1, 0, 0, 1))
 	mustProduce(t, b, "t", idemBatch(t, 2, 0, 0, 1))
@@ -470,6 +586,12 @@ func TestProducerStateCappedLeastRecentlyUsed(t *testing.T) {
 	}
 	if n := gathered(t, reg, "strata_producer_state_evictions_total"); n != 2 {
 		t.Errorf("strata_producer_state_evictions_total = %v, want 2", n)
+	}
+	if res := produceTo(t, b, "t", idemBatch(t, 5000, 0, 0, 1)); !errors.Is(res.Err, ErrUnknownProducerID) {
+		t.Fatalf("made-up id: %v", res.Err)
+	}
+	if n := gathered(t, reg, "strata_produce_unknown_producer_id_total"); n != 1 {
+		t.Errorf("strata_produce_unknown_producer_id_total = %v, want 1", n)
 	}
 }
 
