@@ -155,11 +155,14 @@ func (c *issuedIDs) raise(v int64) {
 	}
 }
 
+// known reports whether id is below the bound: issued, for sure.
+func (c *issuedIDs) known(id int64) bool { return id < c.below.Load() }
+
 // wasIssued reports whether producer id was issued by the cluster. It reads
 // the metastore, within ctx, only for an id at or above the bound; an
 // error means the metastore could not be read.
 func (c *issuedIDs) wasIssued(ctx context.Context, id int64) (bool, error) {
-	if id < c.below.Load() {
+	if c.known(id) {
 		return true, nil
 	}
 	asked := c.started.Load()
@@ -169,7 +172,7 @@ func (c *issuedIDs) wasIssued(ctx context.Context, id int64) (bool, error) {
 		return false, ctx.Err()
 	}
 	defer func() { <-c.turn }()
-	if id < c.below.Load() {
+	if c.known(id) {
 		return true, nil
 	}
 	if c.latest > asked {
@@ -204,7 +207,7 @@ func (b *Broker) checkProducerIDs(ctx context.Context, batches []byte) error {
 	for it.Next() {
 		highest = max(highest, it.Header().ProducerID)
 	}
-	if highest < 0 {
+	if highest < 0 || b.pids.issued.known(highest) {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, issuedCheckTimeout)

@@ -163,7 +163,7 @@ func (ps *ProducerStates) Record(h *record.Header, now time.Time) {
 		e.lastSeen = now
 	}
 	if h.ProducerEpoch > e.Epoch {
-		e.Epoch, e.Batches = h.ProducerEpoch, nil
+		e.Epoch, e.Batches = h.ProducerEpoch, e.Batches[:0]
 	}
 	if len(e.Batches) == MaxProducerBatches {
 		e.Batches = append(e.Batches[:0], e.Batches[1:]...)
