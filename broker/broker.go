@@ -19,6 +19,7 @@ import (
 
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/rlm"
 	"github.com/strata-broker/strata/topicconfig"
@@ -86,9 +87,11 @@ type ClusterStore interface {
 	ClusterID(ctx context.Context) (string, error)
 }
 
-// ProducerIDAllocator hands out cluster-wide unique blocks of producer ids.
+// ProducerIDAllocator hands out cluster-wide unique blocks of producer ids,
+// in increasing order, and tells below which id every id was handed out.
 type ProducerIDAllocator interface {
 	AllocateProducerIDs(ctx context.Context, n int64) (first int64, err error)
+	ProducerIDHighWater(ctx context.Context) (int64, error)
 }
 
 // DeletedTopicStore keeps the records of deleted topics whose objects may
@@ -131,10 +134,7 @@ type Broker struct {
 	groupLag groupLag
 	fetchers *fetcherManager
 
-	// pidMu guards [pidNext, pidEnd), the block of producer ids taken from
-	// the metastore that InitProducerID hands out.
-	pidMu           sync.Mutex
-	pidNext, pidEnd int64
+	pids *producerIDs // see producers.go
 
 	draining  chan struct{} // closed by Drain
 	drainOnce sync.Once
@@ -187,6 +187,10 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	pidMax, err := topicconfig.ProducerStateMaxEntries(cfg.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("broker: settings: %w", err)
+	}
 	b := &Broker{
 		cfg:            cfg,
 		logger:         logger,
@@ -208,6 +212,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		return nil, err
 	}
 	b.metrics = newMetrics(b, cfg.Registerer)
+	b.pids = newProducerIDs(b, store.ProducerIDHighWater, cfg.Registerer)
 	b.fetchers = newFetcherManager(b)
 	b.cluster = clusterView{
 		partitions: store,
@@ -217,19 +222,23 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		states:     map[tp]metastore.PartitionState{},
 	}
 	b.hosted = hostedTopics{
-		nodeID:           cfg.NodeID,
-		dataDir:          cfg.DataDir,
-		brokerDefaults:   defaults,
-		logger:           logger,
-		now:              now,
-		store:            store,
-		cluster:          &b.cluster,
-		fetchers:         b.fetchers,
-		rlm:              b.rlm,
-		registered:       b.registered,
-		remoteReplica:    func(p *Partition) rlm.Replica { return tieredReplica{p, b} },
-		producerIDExpiry: pidExpiry,
-		topics:           make(map[string]*topic),
+		nodeID:         cfg.NodeID,
+		dataDir:        cfg.DataDir,
+		brokerDefaults: defaults,
+		logger:         logger,
+		now:            now,
+		store:          store,
+		cluster:        &b.cluster,
+		fetchers:       b.fetchers,
+		rlm:            b.rlm,
+		registered:     b.registered,
+		remoteReplica:  func(p *Partition) rlm.Replica { return tieredReplica{p, b} },
+		producerState: partlog.ProducerStateConfig{
+			Expiry:     pidExpiry,
+			MaxEntries: pidMax,
+			Evicted:    func(n int) { b.pids.evictions.Add(float64(n)) },
+		},
+		topics: make(map[string]*topic),
 	}
 	b.isr = isrKeeper{
 		store:   store,

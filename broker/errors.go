@@ -55,6 +55,9 @@ var (
 	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")
 	// ErrTransactionsUnsupported: a transactional id or transactional batch.
 	ErrTransactionsUnsupported = errors.New("transactions are not supported")
+	// ErrUnknownProducerID: a batch names a producer id the cluster never
+	// issued; nothing was written.
+	ErrUnknownProducerID = errors.New("unknown producer id")
 )
 
 // Kind classifies an error from the core for frontends, which look its
@@ -89,6 +92,7 @@ const (
 	KindOutOfOrderSequence
 	KindInvalidProducerEpoch
 	KindTransactionsUnsupported
+	KindUnknownProducerID
 	// KindUpstreamUnavailable: a service the broker calls over gRPC (etcd's
 	// client reports an unreachable cluster so) answered Unavailable.
 	KindUpstreamUnavailable
@@ -175,6 +179,8 @@ func Classify(err error) Kind {
 		return KindInvalidProducerEpoch
 	case errors.Is(err, ErrTransactionsUnsupported):
 		return KindTransactionsUnsupported
+	case errors.Is(err, ErrUnknownProducerID):
+		return KindUnknownProducerID
 	case errors.Is(err, ErrBrokerClosed), errors.Is(err, partlog.ErrLogClosed), errors.Is(err, partlog.ErrLogFailed):
 		return KindUnavailable
 	case errors.As(err, &required):

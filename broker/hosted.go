@@ -42,8 +42,10 @@ type hostedTopics struct {
 	registered func() int64
 	// remoteReplica is how the remote log manager sees a partition opened
 	// here.
-	remoteReplica    func(*Partition) rlm.Replica
-	producerIDExpiry time.Duration // producer.id.expiration.ms
+	remoteReplica func(*Partition) rlm.Replica
+	// producerState bounds each partition's idempotent-producer state
+	// (producer.id.expiration.ms, producer.state.max.entries).
+	producerState partlog.ProducerStateConfig
 
 	// applyMu serialises changes to the hosted topics (open, close, delete);
 	// mu guards the map itself and is held only briefly.
@@ -506,12 +508,12 @@ func (h *hostedTopics) applyPartitionState(p *Partition, st metastore.PartitionS
 }
 
 // initProducerState gives a newly opened partition the broker's clock and
-// expiration setting and rebuilds its producer state from its log. A
+// producer-state bounds and rebuilds its producer state from its log. A
 // failure to read part of the log is logged: the producers it would have
 // shown are just unknown (their next batch is accepted at any sequence).
 func (h *hostedTopics) initProducerState(p *Partition) {
 	p.producers.now = h.now
-	p.producers.expiry = h.producerIDExpiry
+	p.producers.table = partlog.NewProducerStates(h.producerState)
 	if err := p.rebuildProducerState(); err != nil {
 		h.logger.Warn("producer state rebuilt from part of the log tail", "topic", p.Topic, "partition", p.Index, "err", err)
 	}

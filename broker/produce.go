@@ -79,6 +79,12 @@ func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks 
 			res.Err = fmt.Errorf("%w: no record batches for partition %d", ErrInvalidRequest, pb.Partition)
 			continue
 		}
+		// Made-up producer ids are refused before their records are decoded.
+		if err := b.checkProducerIDs(ctx, pb.Batches); err != nil {
+			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
+			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
+			continue
+		}
 		if err := checkProduced(pb.Batches, tcfg.CompactEnabled()); err != nil {
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
 			b.metrics.produceErrors.WithLabelValues(topicName).Inc()

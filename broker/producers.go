@@ -6,13 +6,22 @@ package broker
 // retried batch is answered with its original offsets instead of being
 // written twice, and a gap in the sequence is refused. Transactions are not
 // supported.
+//
+// Clients choose the producer ids in their batches, so what they cost is
+// bounded twice over: a batch naming an id the cluster never issued is
+// refused (UNKNOWN_PRODUCER_ID), and each partition keeps at most
+// producer.state.max.entries producers, forgetting the least recently used
+// (KIP-936 throttles the rate of new ids per principal instead; there are
+// no principals yet).
 
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
@@ -28,11 +37,6 @@ const (
 	// left in a block when the broker stops are never used.
 	producerIDBlockSize = 1000
 
-	// maxCachedBatches is how many of a producer's latest batches a
-	// partition remembers: an idempotent Kafka producer has at most five
-	// requests in flight per partition, so a retry is one of those.
-	maxCachedBatches = 5
-
 	// producerStateScanBytes bounds the work of rebuilding producer state
 	// from the log (when a partition opens, and after a follower truncates):
 	// only the batch headers of about the last 128 MiB are read. A producer
@@ -41,6 +45,55 @@ const (
 	// when the retry would be written again.
 	producerStateScanBytes = 128 << 20
 )
+
+// producerIDs hands out producer ids and knows which ones the cluster has
+// issued.
+type producerIDs struct {
+	// mu guards [next, end), the block of ids taken from the metastore
+	// that InitProducerID hands out.
+	mu         sync.Mutex
+	next, end  int64
+	issued     issuedIDs
+	unknownIDs prometheus.Counter // batches refused for an id never issued
+	evictions  prometheus.Counter // producers evicted by the per-partition cap
+}
+
+func newProducerIDs(b *Broker, read func(context.Context) (int64, error), reg prometheus.Registerer) *producerIDs {
+	ids := &producerIDs{
+		issued: issuedIDs{read: read, turn: make(chan struct{}, 1)},
+		unknownIDs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_produce_unknown_producer_id_total",
+			Help: "Produce requests' partitions refused with UNKNOWN_PRODUCER_ID: a batch named a producer id the cluster never issued.",
+		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_producer_state_evictions_total",
+			Help: "Producers a partition forgot, least recently used first, to keep within producer.state.max.entries.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(ids.unknownIDs, ids.evictions, &producerStateCollector{b: b})
+	}
+	return ids
+}
+
+// producerStateEntriesDesc is one series for the whole broker: a series per
+// partition would cost more than the entries it counts.
+var producerStateEntriesDesc = prometheus.NewDesc("strata_producer_state_entries",
+	"Idempotent producers remembered by the partitions hosted on this broker (a producer counts once per partition it wrote to).", nil, nil)
+
+// producerStateCollector sums the partitions' producer state at scrape
+// time, so appends keep no gauge up to date.
+type producerStateCollector struct{ b *Broker }
+
+func (c *producerStateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- producerStateEntriesDesc }
+
+func (c *producerStateCollector) Collect(ch chan<- prometheus.Metric) {
+	n := 0
+	for _, p := range c.b.hosted.allPartitions() {
+		n += p.producers.len()
+	}
+	ch <- prometheus.MustNewConstMetric(producerStateEntriesDesc, prometheus.GaugeValue, float64(n))
+}
 
 // InitProducerID returns a new producer id with epoch 0, unique in the
 // cluster and never reused, even across broker restarts. Transactions are not
@@ -56,126 +109,143 @@ func (b *Broker) InitProducerID(ctx context.Context, transactionalID string) (id
 	if b.hosted.isClosed() {
 		return -1, -1, fmt.Errorf("init producer id: %w", ErrBrokerClosed)
 	}
-	b.pidMu.Lock()
-	defer b.pidMu.Unlock()
-	if b.pidNext >= b.pidEnd {
+	ids := b.pids
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	if ids.next >= ids.end {
 		first, err := b.store.AllocateProducerIDs(ctx, producerIDBlockSize)
 		if err != nil {
 			return -1, -1, fmt.Errorf("init producer id: %w", err)
 		}
-		b.pidNext, b.pidEnd = first, first+producerIDBlockSize
+		ids.next, ids.end = first, first+producerIDBlockSize
+		ids.issued.raise(ids.end)
 	}
-	id = b.pidNext
-	b.pidNext++
+	id = ids.next
+	ids.next++
 	return id, 0, nil
 }
 
-// batchMeta is what a partition remembers of an appended idempotent batch.
-type batchMeta struct {
-	firstSeq, lastSeq       int32
-	firstOffset, lastOffset int64
+// issuedIDs knows which producer ids the cluster has issued. Blocks are
+// reserved from the metastore in increasing order, so an id was issued if
+// and only if it is below the metastore's high-water mark (ids of a block a
+// broker never handed out count as issued: telling them apart would cost a
+// record per id). below is a lower bound of that mark, raised by this
+// broker's own blocks and by reading the metastore. Another broker may have
+// issued an id after the last read, so an id at or above the bound is
+// refused only on the word of a read that started after the question was
+// asked.
+type issuedIDs struct {
+	read  func(context.Context) (int64, error)
+	below atomic.Int64
+	// turn is held by the metastore read in flight, one at a time: callers
+	// that arrive during a read wait for it and share the next one, so a
+	// flood of made-up ids costs the metastore one read at a time.
+	turn    chan struct{}
+	started atomic.Uint64 // reads started
+	latest  uint64        // number of the latest read that succeeded; turn guards it
 }
 
-// producerEntry is a partition's state for one producer id.
-type producerEntry struct {
-	epoch    int16
-	batches  []batchMeta // of epoch, oldest first, at most maxCachedBatches
-	lastSeen time.Time   // broker clock of its latest append
-}
-
-func (e *producerEntry) find(firstSeq, lastSeq int32) (batchMeta, bool) {
-	for _, m := range e.batches {
-		if m.firstSeq == firstSeq && m.lastSeq == lastSeq {
-			return m, true
+// raise makes v the bound if it is higher.
+func (c *issuedIDs) raise(v int64) {
+	for {
+		cur := c.below.Load()
+		if v <= cur || c.below.CompareAndSwap(cur, v) {
+			return
 		}
 	}
-	return batchMeta{}, false
 }
 
-// producerStates is a partition's idempotent-producer state.
+// known reports whether id is below the bound: issued, for sure.
+func (c *issuedIDs) known(id int64) bool { return id < c.below.Load() }
+
+// wasIssued reports whether producer id was issued by the cluster. It reads
+// the metastore, within ctx, only for an id at or above the bound; an
+// error means the metastore could not be read.
+func (c *issuedIDs) wasIssued(ctx context.Context, id int64) (bool, error) {
+	if c.known(id) {
+		return true, nil
+	}
+	asked := c.started.Load()
+	select {
+	case c.turn <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-c.turn }()
+	if c.known(id) {
+		return true, nil
+	}
+	if c.latest > asked {
+		// A read that started after the question saw no such id.
+		return false, nil
+	}
+	n := c.started.Add(1)
+	next, err := c.read(ctx)
+	if err != nil {
+		return false, err
+	}
+	c.raise(next)
+	c.latest = n
+	return id < next, nil
+}
+
+// issuedCheckTimeout bounds the metastore read that confirms a producer id
+// this broker has not seen issued yet.
+const issuedCheckTimeout = 10 * time.Second
+
+// checkProducerIDs refuses batches that name a producer id the cluster
+// never issued, with ErrUnknownProducerID. Kafka takes any id (a producer
+// it does not know starts at any sequence), so a client could make a
+// partition keep state for as many ids as it cares to invent; a producer
+// that got its id from InitProducerId never meets this, and a Kafka client
+// told UNKNOWN_PRODUCER_ID asks for a new id. Only the leader's produce
+// path checks: followers, and a log read back at start, hold batches a
+// leader accepted.
+func (b *Broker) checkProducerIDs(ctx context.Context, batches []byte) error {
+	highest := int64(-1)
+	it := record.NewBatches(batches)
+	for it.Next() {
+		highest = max(highest, it.Header().ProducerID)
+	}
+	if highest < 0 || b.pids.issued.known(highest) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, issuedCheckTimeout)
+	defer cancel()
+	ok, err := b.pids.issued.wasIssued(ctx, highest)
+	switch {
+	case err != nil:
+		return fmt.Errorf("producer id %d: cannot tell whether the cluster issued it: %w", highest, err)
+	case !ok:
+		b.pids.unknownIDs.Inc()
+		return fmt.Errorf("producer id %d was never issued by this cluster (InitProducerId hands ids out): %w", highest, ErrUnknownProducerID)
+	}
+	return nil
+}
+
+// producerStates is a partition's idempotent-producer state and the lock
+// its checks and appends share.
 type producerStates struct {
 	// mu is held from the sequence checks of a leader append until its
 	// state is recorded, so two requests of one producer cannot both pass
 	// the checks; followers' appends and rebuilds take it too.
-	mu        sync.Mutex
-	now       func() time.Time
-	expiry    time.Duration // producer.id.expiration.ms
-	producers map[int64]*producerEntry
-	lastSweep time.Time
+	mu    sync.Mutex
+	now   func() time.Time
+	table *partlog.ProducerStates
 }
 
 func newProducerStates() *producerStates {
 	return &producerStates{
-		now:       time.Now,
-		expiry:    defaultProducerIDExpirationMs * time.Millisecond,
-		producers: make(map[int64]*producerEntry),
+		now:   time.Now,
+		table: partlog.NewProducerStates(partlog.ProducerStateConfig{Expiry: defaultProducerIDExpirationMs * time.Millisecond}),
 	}
 }
 
-// lastSequence is the sequence number of a batch's last record: sequences
-// are int32 and wrap around to 0 after MaxInt32, as in Kafka.
-func lastSequence(h *record.Header) int32 {
-	return addSequence(h.BaseSequence, h.LastOffsetDelta)
-}
-
-func addSequence(seq, n int32) int32 {
-	if seq > math.MaxInt32-n {
-		return n - (math.MaxInt32 - seq) - 1
-	}
-	return seq + n
-}
-
-// entryLocked returns the live state of producer id, nil if it is unknown
-// or expired. mu must be held.
-func (ps *producerStates) entryLocked(id int64, now time.Time) *producerEntry {
-	e := ps.producers[id]
-	if e == nil || now.Sub(e.lastSeen) >= ps.expiry {
-		return nil
-	}
-	return e
-}
-
-// recordLocked remembers an appended batch of a producer, seen at seen.
-// mu must be held.
-func (ps *producerStates) recordLocked(h *record.Header, seen, now time.Time) {
-	e := ps.entryLocked(h.ProducerID, now)
-	if e == nil {
-		e = &producerEntry{epoch: h.ProducerEpoch}
-		ps.producers[h.ProducerID] = e
-	}
-	switch {
-	case h.ProducerEpoch < e.epoch:
-		// Only a leader's log can hold it (it checked the epoch), and then
-		// the newer epoch came later: keep the newer one.
-		return
-	case h.ProducerEpoch > e.epoch:
-		e.epoch, e.batches = h.ProducerEpoch, nil
-	}
-	if len(e.batches) == maxCachedBatches {
-		e.batches = append(e.batches[:0], e.batches[1:]...)
-	}
-	e.batches = append(e.batches, batchMeta{
-		firstSeq: h.BaseSequence, lastSeq: lastSequence(h),
-		firstOffset: h.BaseOffset, lastOffset: h.LastOffset(),
-	})
-	if seen.After(e.lastSeen) {
-		e.lastSeen = seen
-	}
-}
-
-// sweepLocked drops expired producers, at most every tenth of the
-// expiration time: lookups ignore expired entries anyway, the sweep only
-// bounds memory. mu must be held.
-func (ps *producerStates) sweepLocked(now time.Time) {
-	if now.Sub(ps.lastSweep) < ps.expiry/10 {
-		return
-	}
-	ps.lastSweep = now
-	for id, e := range ps.producers {
-		if now.Sub(e.lastSeen) >= ps.expiry {
-			delete(ps.producers, id)
-		}
-	}
+// len is how many producers the partition remembers.
+func (ps *producerStates) len() int {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.table.Len()
 }
 
 // hasProducerBatch reports whether any batch carries a producer id. Batches
@@ -193,7 +263,7 @@ func hasProducerBatch(batches []byte) bool {
 // seqView is what the checks of one request know of a producer: its state
 // before the request, then advanced by the request's earlier batches.
 type seqView struct {
-	committed *producerEntry // nil: unknown (or expired) before the request
+	committed *partlog.ProducerEntry // nil: unknown (expired, evicted) before the request
 	known     bool
 	epoch     int16
 	lastSeq   int32
@@ -202,9 +272,9 @@ type seqView struct {
 // checkLocked applies the idempotence rules to every batch of a leader
 // append, in order, and returns for each batch the batch it duplicates, if
 // it does. Nothing is changed. mu must be held.
-func (ps *producerStates) checkLocked(batches []byte, now time.Time) ([]*batchMeta, error) {
+func (ps *producerStates) checkLocked(batches []byte, now time.Time) ([]*partlog.ProducerBatch, error) {
 	var (
-		dups  []*batchMeta
+		dups  []*partlog.ProducerBatch
 		views map[int64]*seqView
 	)
 	it := record.NewBatches(batches)
@@ -226,29 +296,29 @@ func (ps *producerStates) checkLocked(batches []byte, now time.Time) ([]*batchMe
 		}
 		v := views[h.ProducerID]
 		if v == nil {
-			v = &seqView{committed: ps.entryLocked(h.ProducerID, now)}
-			if c := v.committed; c != nil && len(c.batches) > 0 {
-				v.known, v.epoch, v.lastSeq = true, c.epoch, c.batches[len(c.batches)-1].lastSeq
+			v = &seqView{committed: ps.table.Get(h.ProducerID, now)}
+			if c := v.committed; c != nil && len(c.Batches) > 0 {
+				v.known, v.epoch, v.lastSeq = true, c.Epoch, c.Batches[len(c.Batches)-1].LastSeq
 			}
 			views[h.ProducerID] = v
 		}
-		firstSeq, lastSeq := h.BaseSequence, lastSequence(&h)
+		firstSeq, lastSeq := h.BaseSequence, partlog.LastSequence(&h)
 		switch {
 		case !v.known, h.ProducerEpoch > v.epoch:
-			// Unknown producer (new, expired, or older than the state
-			// rebuilt from the log), or a bumped epoch: any sequence starts
-			// it (KIP-360).
+			// Unknown producer (new, expired, evicted, or older than the
+			// state rebuilt from the log), or a bumped epoch: any sequence
+			// starts it, as Kafka does since KIP-360.
 		case h.ProducerEpoch < v.epoch:
 			return nil, fmt.Errorf("batch %d: producer %d: epoch %d, latest is %d: %w",
 				i, h.ProducerID, h.ProducerEpoch, v.epoch, ErrInvalidProducerEpoch)
 		default:
-			if c := v.committed; c != nil && c.epoch == h.ProducerEpoch {
-				if m, ok := c.find(firstSeq, lastSeq); ok {
+			if c := v.committed; c != nil && c.Epoch == h.ProducerEpoch {
+				if m, ok := c.Find(firstSeq, lastSeq); ok {
 					dups[i] = &m
 					continue
 				}
 			}
-			if want := addSequence(v.lastSeq, 1); firstSeq != want {
+			if want := partlog.AddSequence(v.lastSeq, 1); firstSeq != want {
 				return nil, fmt.Errorf("batch %d: producer %d epoch %d: sequence %d..%d, expected %d next: %w",
 					i, h.ProducerID, h.ProducerEpoch, firstSeq, lastSeq, want, ErrOutOfOrderSequence)
 			}
@@ -279,7 +349,6 @@ func (p *Partition) appendAsLeader(batches []byte, epoch int32) (partlog.AppendR
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	now := ps.now()
-	ps.sweepLocked(now)
 	dups, err := ps.checkLocked(batches, now)
 	if err != nil {
 		return partlog.AppendResult{}, fmt.Errorf("%s-%d: %w", p.Topic, p.Index, err)
@@ -310,7 +379,7 @@ func (p *Partition) appendAsLeader(batches []byte, epoch int32) (partlog.AppendR
 		it := record.NewBatches(toAppend)
 		for it.Next() {
 			if h := it.Header(); h.ProducerID >= 0 {
-				ps.recordLocked(&h, now, now)
+				ps.table.Record(&h, now)
 			}
 		}
 	}
@@ -326,7 +395,7 @@ func (p *Partition) appendAsLeader(batches []byte, epoch int32) (partlog.AppendR
 		h := it.Header()
 		var first, last int64
 		if d := dups[i]; d != nil {
-			first, last = d.firstOffset, d.lastOffset
+			first, last = d.FirstOffset, d.LastOffset
 		} else {
 			written.Next()
 			wh := written.Header()
@@ -352,33 +421,24 @@ func (p *Partition) trackReplicated(batches []byte) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	now := ps.now()
-	ps.sweepLocked(now)
 	it := record.NewBatches(batches)
 	for it.Next() {
 		if h := it.Header(); h.ProducerID >= 0 && !h.Control() {
-			ps.recordLocked(&h, now, now)
+			ps.table.Record(&h, now)
 		}
 	}
 }
 
 // rebuildProducerState replaces the producer state with what the batch
 // headers of the log's tail (producerStateScanBytes) show, after the log
-// was opened or truncated. Producers found are taken as seen now: batch
-// timestamps are the clients' and may be old (mirrored data), and the scan
-// bounds how many entries this can keep.
+// was opened or truncated; it keeps no more producers than the partition's
+// bound, the most recent ones. Producers found are taken as seen now: batch
+// timestamps are the clients' and may be old (mirrored data).
 func (p *Partition) rebuildProducerState() error {
 	ps := p.producers
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	now := ps.now()
-	ps.producers = make(map[int64]*producerEntry)
-	ps.lastSweep = now
-	err := p.log.WalkTailHeaders(producerStateScanBytes, func(h *record.Header) {
-		if h.ProducerID >= 0 && !h.Control() {
-			ps.recordLocked(h, now, now)
-		}
-	})
-	if err != nil {
+	if err := ps.table.Load(p.log, producerStateScanBytes, ps.now()); err != nil {
 		return fmt.Errorf("%s-%d: rebuild producer state: %w", p.Topic, p.Index, err)
 	}
 	return nil

@@ -4,14 +4,20 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/metastore/metastoretest"
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // idemBatch is an idempotent producer's batch of n records starting at
@@ -74,6 +80,15 @@ func createTestTopic(t *testing.T, b *Broker, name string) {
 	}
 }
 
+// issueProducerIDs has the cluster issue the producer ids the tests use
+// (those below 1000), as InitProducerId would have.
+func issueProducerIDs(t *testing.T, store *metastoretest.Store) {
+	t.Helper()
+	if first, err := store.AllocateProducerIDs(context.Background(), 1000); err != nil || first != 0 {
+		t.Fatalf("issue producer ids: block at %d, %v", first, err)
+	}
+}
+
 // restartableCluster is a metastore and a broker registration, so that brokers
 // can be started and restarted on one data directory.
 type restartableCluster struct {
@@ -85,6 +100,7 @@ type restartableCluster struct {
 func newRestartableCluster(t *testing.T) *restartableCluster {
 	t.Helper()
 	store, dir := startMetastore(t)
+	issueProducerIDs(t, store)
 	return &restartableCluster{t: t, store: store, dir: dir + "/data"}
 }
 
@@ -141,7 +157,8 @@ func TestInitProducerID(t *testing.T) {
 // A retried batch (the producer did not get the answer) is not written
 // again, and is answered with the offsets it was written at.
 func TestIdempotentRetryReturnsOriginalOffsets(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	pid, epoch, err := b.InitProducerID(context.Background(), "")
 	if err != nil {
@@ -188,7 +205,8 @@ func TestIdempotentRetryReturnsOriginalOffsets(t *testing.T) {
 }
 
 func TestOutOfOrderSequenceRefused(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	mustProduce(t, b, "t", idemBatch(t, 7, 0, 0, 3))
 	end := partitionEnd(t, b, "t")
@@ -205,7 +223,8 @@ func TestOutOfOrderSequenceRefused(t *testing.T) {
 }
 
 func TestLowerProducerEpochFenced(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	mustProduce(t, b, "t", idemBatch(t, 7, 1, 0, 3))
 	end := partitionEnd(t, b, "t")
@@ -226,7 +245,8 @@ func TestLowerProducerEpochFenced(t *testing.T) {
 }
 
 func TestUnknownProducerAcceptedAtAnySequence(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	mustProduce(t, b, "t", idemBatch(t, 99, 3, 1000, 2))
 	mustProduce(t, b, "t", idemBatch(t, 100, 0, 0, 1))
@@ -238,7 +258,8 @@ func TestUnknownProducerAcceptedAtAnySequence(t *testing.T) {
 
 // Sequences wrap from MaxInt32 to 0, as in Kafka.
 func TestSequenceWrapsAround(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	mustProduce(t, b, "t", idemBatch(t, 5, 0, math.MaxInt32-1, 3)) // MaxInt32-1, MaxInt32, 0
 	if res := produceTo(t, b, "t", idemBatch(t, 5, 0, 0, 1)); !errors.Is(res.Err, ErrOutOfOrderSequence) {
@@ -250,7 +271,8 @@ func TestSequenceWrapsAround(t *testing.T) {
 // A request may carry several batches for a partition: each is checked in
 // order, counting the earlier ones; duplicates among them are not written.
 func TestIdempotentSeveralBatchesInOneRequest(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 	b1, b2, b3 := idemBatch(t, 8, 0, 0, 2), idemBatch(t, 8, 0, 2, 2), idemBatch(t, 8, 0, 4, 1)
 	res := mustProduce(t, b, "t", concatBatches(b1, b2))
@@ -330,10 +352,7 @@ func TestIdleProducerExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.producers.mu.Lock()
-	n := len(p.producers.producers)
-	p.producers.mu.Unlock()
-	if n != 1 {
+	if n := p.producers.len(); n != 1 {
 		t.Fatalf("%d producers remembered, want 1 (the expired entry swept)", n)
 	}
 }
@@ -341,7 +360,8 @@ func TestIdleProducerExpires(t *testing.T) {
 // Concurrent requests of one producer with the same batch write it once;
 // concurrent producers each keep their own sequence.
 func TestIdempotentConcurrentProducers(t *testing.T) {
-	b, _ := startBroker(t)
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
 	createTestTopic(t, b, "t")
 
 	batch := idemBatch(t, 1, 0, 0, 4)
@@ -442,4 +462,169 @@ func TestFollowerTracksProducerState(t *testing.T) {
 	if err != nil || res.FirstOffset != 2 || res.LastOffset != 4 || res.Batches != 1 {
 		t.Fatalf("the truncated batch sent again: %+v, %v; want it written at 2..4", res, err)
 	}
+}
+
+// A batch naming a producer id the cluster never issued is refused with
+// UNKNOWN_PRODUCER_ID and nothing of its request's partition is written;
+// ids InitProducerId handed out, here or on another broker, are accepted.
+func TestUnissuedProducerIDRefused(t *testing.T) {
+	b, store := startBroker(t)
+	createTestTopic(t, b, "t")
+	ctx := context.Background()
+	if res := produceTo(t, b, "t", idemBatch(t, 5, 0, 0, 1)); !errors.Is(res.Err, ErrUnknownProducerID) || Classify(res.Err) != KindUnknownProducerID {
+		t.Fatalf("id 5 before any was issued: %v", res.Err)
+	}
+	id, _, err := b.InitProducerID(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustProduce(t, b, "t", idemBatch(t, id, 0, 0, 1))
+	// One made-up id spoils its partition's whole request.
+	made := id + producerIDBlockSize
+	if res := produceTo(t, b, "t", concatBatches(idemBatch(t, id, 0, 1, 1), idemBatch(t, made, 0, 0, 1))); !errors.Is(res.Err, ErrUnknownProducerID) {
+		t.Fatalf("request with id %d beyond the block: %v", made, res.Err)
+	}
+	if got := partitionEnd(t, b, "t"); got != 1 {
+		t.Fatalf("log end %d, want 1: a refused request wrote something", got)
+	}
+	// Another broker issues the next block: this one learns of it from
+	// the metastore when a producer uses it.
+	other, err := store.AllocateProducerIDs(ctx, producerIDBlockSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustProduce(t, b, "t", concatBatches(idemBatch(t, id, 0, 1, 1), idemBatch(t, other+producerIDBlockSize-1, 0, 0, 1)))
+	if res := produceTo(t, b, "t", idemBatch(t, other+producerIDBlockSize, 0, 0, 1)); !errors.Is(res.Err, ErrUnknownProducerID) {
+		t.Fatalf("id past every block: %v", res.Err)
+	}
+	// Batches without a producer id are not affected.
+	produceOne(t, b, "t")
+}
+
+// An id issued while a metastore read is under way is not refused on the
+// word of that read: only a read that started after the question counts.
+func TestIssuedIDsReadAfterTheQuestion(t *testing.T) {
+	var highWater atomic.Int64
+	entered, release := make(chan struct{}), make(chan struct{})
+	var reads atomic.Int32
+	ids := issuedIDs{turn: make(chan struct{}, 1), read: func(ctx context.Context) (int64, error) {
+		if reads.Add(1) == 1 {
+			hw := highWater.Load() // the read happens before the allocation
+			close(entered)
+			<-release
+			return hw, nil
+		}
+		return highWater.Load(), nil
+	}}
+	ctx := context.Background()
+	first := make(chan bool)
+	go func() {
+		ok, err := ids.wasIssued(ctx, 10)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- ok
+	}()
+	select {
+	case <-entered:
+	case ok := <-first:
+		t.Fatalf("id 10 answered (issued: %v) without reading the metastore", ok)
+	}
+	highWater.Store(1000) // another broker issues [0, 1000)
+	second := make(chan bool)
+	go func() {
+		ok, err := ids.wasIssued(ctx, 10)
+		if err != nil {
+			t.Error(err)
+		}
+		second <- ok
+	}()
+	close(release)
+	if <-first {
+		t.Error("asked before the id was issued: issued")
+	}
+	if !<-second {
+		t.Error("asked after the id was issued: refused on an older read")
+	}
+	// Now known: no read at all, and made-up ids cost one read each.
+	before := reads.Load()
+	if ok, _ := ids.wasIssued(ctx, 999); !ok || reads.Load() != before {
+		t.Fatalf("id 999 below the known mark: %v after %d reads", ok, reads.Load()-before)
+	}
+	for range 3 {
+		if ok, _ := ids.wasIssued(ctx, 1000); ok {
+			t.Fatal("id 1000 issued")
+		}
+	}
+	if n := reads.Load() - before; n != 3 {
+		t.Fatalf("%d reads for 3 questions about a made-up id", n)
+	}
+}
+
+// Each partition remembers at most producer.state.max.entries producers;
+// an evicted producer is treated like an expired one (its next batch starts
+// it at any sequence), and the metrics count the entries and evictions.
+func TestProducerStateCappedLeastRecentlyUsed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	b, store := startBrokerWith(t, Config{Settings: map[string]string{"producer.state.max.entries": "2"}, Registerer: reg})
+	issueProducerIDs(t, store)
+	createTestTopic(t, b, "t")
+	mustProduce(t, b, "t", idemBatch(t, 1, 0, 0, 1))
+	mustProduce(t, b, "t", idemBatch(t, 2, 0, 0, 1))
+	mustProduce(t, b, "t", idemBatch(t, 1, 0, 1, 1)) // 2 is the least recently used
+	if res := produceTo(t, b, "t", idemBatch(t, 2, 0, 5, 1)); !errors.Is(res.Err, ErrOutOfOrderSequence) {
+		t.Fatalf("gap of a remembered producer: %v", res.Err)
+	}
+	mustProduce(t, b, "t", idemBatch(t, 3, 0, 0, 1)) // evicts 2
+	mustProduce(t, b, "t", idemBatch(t, 2, 0, 5, 1)) // unknown again: any sequence
+	if res := produceTo(t, b, "t", idemBatch(t, 3, 0, 5, 1)); !errors.Is(res.Err, ErrOutOfOrderSequence) {
+		t.Fatalf("gap of producer 3, remembered: %v", res.Err)
+	}
+	// Producers 2 and 3 are remembered; 2, then 1, were evicted.
+	if n := gathered(t, reg, "strata_producer_state_entries"); n != 2 {
+		t.Errorf("strata_producer_state_entries = %v, want 2", n)
+	}
+	if n := gathered(t, reg, "strata_producer_state_evictions_total"); n != 2 {
+		t.Errorf("strata_producer_state_evictions_total = %v, want 2", n)
+	}
+	if res := produceTo(t, b, "t", idemBatch(t, 5000, 0, 0, 1)); !errors.Is(res.Err, ErrUnknownProducerID) {
+		t.Fatalf("made-up id: %v", res.Err)
+	}
+	if n := gathered(t, reg, "strata_produce_unknown_producer_id_total"); n != 1 {
+		t.Errorf("strata_produce_unknown_producer_id_total = %v, want 1", n)
+	}
+}
+
+// A bad producer.state.max.entries stops the broker from starting, naming
+// the key; unset, it is the bound partitions opened without a broker have.
+func TestProducerStateMaxEntriesSetting(t *testing.T) {
+	if n, err := topicconfig.ProducerStateMaxEntries(nil); err != nil || n != partlog.DefaultMaxProducerEntries {
+		t.Errorf("default producer.state.max.entries %d, %v; partitions default to %d", n, err, partlog.DefaultMaxProducerEntries)
+	}
+	for _, v := range []string{"0", "-1", "lots", "4294967296"} {
+		_, err := New(Config{NodeID: 1, DataDir: t.TempDir(), Settings: map[string]string{"producer.state.max.entries": v}}, metastoretest.New())
+		if err == nil || !strings.Contains(err.Error(), "producer.state.max.entries") {
+			t.Errorf("producer.state.max.entries=%s: %v", v, err)
+		}
+	}
+}
+
+// gathered is the value of a metric without labels in reg, -1 if absent.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) != 1 {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if m.GetCounter() != nil {
+			return m.GetCounter().GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	return -1
 }

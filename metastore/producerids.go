@@ -26,6 +26,28 @@ var ErrProducerIDsExhausted = errors.New("metastore: producer ids exhausted")
 // written rarely.
 func (s *Store) producerIDKey() string { return s.prefix + "/producer-ids/next" }
 
+// ProducerIDHighWater returns the first producer id not yet handed out:
+// every id below it was allocated to some broker (ids of a block a broker
+// never used included) and no id at or above it was. Blocks are allocated
+// in increasing order, so this is how a broker tells an id the cluster
+// issued from one a client made up. The read is linearizable: it reflects
+// every allocation that completed before the call.
+func (s *Store) ProducerIDHighWater(ctx context.Context) (int64, error) {
+	key := s.producerIDKey()
+	resp, err := s.client.Get(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("metastore: producer id high water: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return FirstProducerID, nil
+	}
+	next, err := strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64)
+	if err != nil || next < FirstProducerID {
+		return 0, fmt.Errorf("metastore: producer id high water: key %q holds %q, not a producer id", key, resp.Kvs[0].Value)
+	}
+	return next, nil
+}
+
 // AllocateProducerIDs reserves the block [first, first+n) of producer ids
 // for the caller, cluster-wide: no other call, on any broker, before or after
 // a restart, gets any of them. Ids of a block the caller does not use are

@@ -3,9 +3,233 @@ package partlog
 import (
 	"errors"
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/strata-broker/strata/record"
 )
+
+// MaxProducerBatches is how many of a producer's latest batches a partition
+// remembers: an idempotent Kafka producer has at most five requests in
+// flight per partition, so a retry is one of those.
+const MaxProducerBatches = 5
+
+// DefaultMaxProducerEntries is how many producers a ProducerStates keeps
+// when its config does not say; the broker's producer.state.max.entries
+// has the same default.
+const DefaultMaxProducerEntries = 10_000
+
+// ProducerBatch is what a partition remembers of a batch an idempotent
+// producer appended.
+type ProducerBatch struct {
+	FirstSeq, LastSeq       int32
+	FirstOffset, LastOffset int64
+}
+
+// ProducerEntry is a partition's state for one producer id. Callers read
+// it; only ProducerStates changes it.
+type ProducerEntry struct {
+	Epoch int16
+	// Batches are of Epoch, oldest first, at most MaxProducerBatches.
+	Batches []ProducerBatch
+
+	id       int64
+	lastSeen time.Time
+	// prev and next link the entries from the most recently used to the
+	// least, through the ProducerStates' sentinel.
+	prev, next *ProducerEntry
+}
+
+// Find returns the remembered batch with exactly these sequences.
+func (e *ProducerEntry) Find(firstSeq, lastSeq int32) (ProducerBatch, bool) {
+	for _, m := range e.Batches {
+		if m.FirstSeq == firstSeq && m.LastSeq == lastSeq {
+			return m, true
+		}
+	}
+	return ProducerBatch{}, false
+}
+
+// ProducerStateConfig bounds a ProducerStates.
+type ProducerStateConfig struct {
+	// Expiry forgets a producer not seen for this long (Kafka's
+	// producer.id.expiration.ms); zero never does.
+	Expiry time.Duration
+	// MaxEntries is how many producers are kept at most; recording one
+	// more evicts the least recently used. Zero means
+	// DefaultMaxProducerEntries.
+	MaxEntries int
+	// Evicted, if set, is told how many producers were evicted to stay
+	// within MaxEntries (not those that expired), for a metric.
+	Evicted func(n int)
+}
+
+// ProducerStates is a partition's idempotent-producer state: per producer
+// id, its latest epoch and its latest batches, so that a retried batch can
+// be recognised and a gap in a producer's sequence refused (the rules are
+// the broker's). Clients choose producer ids, so the state is bounded: at
+// most MaxEntries producers, the least recently used evicted first; an
+// evicted producer is unknown afterwards, exactly like one whose state
+// expired. Get and Record take constant time.
+//
+// A ProducerStates is not safe for concurrent use: the caller serialises
+// checks and appends under one lock anyway.
+type ProducerStates struct {
+	cfg     ProducerStateConfig
+	entries map[int64]*ProducerEntry
+	// lru is the sentinel of the recency list: lru.next is the most
+	// recently recorded entry, lru.prev the least.
+	lru ProducerEntry
+}
+
+// NewProducerStates returns an empty state bounded by cfg.
+func NewProducerStates(cfg ProducerStateConfig) *ProducerStates {
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = DefaultMaxProducerEntries
+	}
+	ps := &ProducerStates{cfg: cfg}
+	ps.Reset()
+	return ps
+}
+
+// Reset forgets every producer.
+func (ps *ProducerStates) Reset() {
+	ps.entries = make(map[int64]*ProducerEntry)
+	ps.lru.prev, ps.lru.next = &ps.lru, &ps.lru
+}
+
+// Len is how many producers are remembered, expired ones not yet dropped
+// included.
+func (ps *ProducerStates) Len() int { return len(ps.entries) }
+
+// Get returns the state of producer id, nil if it is unknown, expired or
+// was evicted. It changes nothing, not even the recency of the entry: the
+// broker looks producers up before deciding to append. The entry is valid
+// until the next Record or Reset, which may recycle it.
+func (ps *ProducerStates) Get(id int64, now time.Time) *ProducerEntry {
+	e := ps.entries[id]
+	if e == nil || ps.expired(e, now) {
+		return nil
+	}
+	return e
+}
+
+func (ps *ProducerStates) expired(e *ProducerEntry, now time.Time) bool {
+	return ps.cfg.Expiry > 0 && now.Sub(e.lastSeen) >= ps.cfg.Expiry
+}
+
+// Record remembers an appended batch of the producer h names (h carries
+// its offsets), seen at now, making the producer the most recently used.
+// A batch of an epoch older than the producer's latest is ignored: only a
+// leader's log can hold one (it checked the epoch) and then the newer epoch
+// came later. Producers that expired are dropped, and the least recently
+// used ones evicted to keep at most MaxEntries.
+func (ps *ProducerStates) Record(h *record.Header, now time.Time) {
+	e := ps.entries[h.ProducerID]
+	if e != nil && ps.expired(e, now) {
+		ps.remove(e)
+		e = nil
+	}
+	if e == nil {
+		ps.dropExpired(now)
+		var reuse *ProducerEntry
+		evicted := 0
+		for len(ps.entries) >= ps.cfg.MaxEntries {
+			reuse = ps.lru.prev
+			ps.remove(reuse)
+			evicted++
+		}
+		if evicted > 0 && ps.cfg.Evicted != nil {
+			ps.cfg.Evicted(evicted)
+		}
+		// A full state recycles the entry it evicted, so a stream of new
+		// producers (or a log tail of them, loading) allocates nothing.
+		if reuse != nil {
+			*reuse = ProducerEntry{Batches: reuse.Batches[:0]}
+		} else {
+			reuse = &ProducerEntry{}
+		}
+		e = reuse
+		e.id, e.Epoch = h.ProducerID, h.ProducerEpoch
+		ps.entries[h.ProducerID] = e
+	} else {
+		if h.ProducerEpoch < e.Epoch {
+			return
+		}
+		e.unlink()
+	}
+	e.linkAfter(&ps.lru)
+	if now.After(e.lastSeen) {
+		e.lastSeen = now
+	}
+	if h.ProducerEpoch > e.Epoch {
+		e.Epoch, e.Batches = h.ProducerEpoch, e.Batches[:0]
+	}
+	if len(e.Batches) == MaxProducerBatches {
+		e.Batches = append(e.Batches[:0], e.Batches[1:]...)
+	}
+	e.Batches = append(e.Batches, ProducerBatch{
+		FirstSeq: h.BaseSequence, LastSeq: LastSequence(h),
+		FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(),
+	})
+}
+
+// dropExpired removes expired producers from the least recently used end:
+// entries are recorded in time order, so the first one that has not
+// expired ends the sweep (a clock that stepped back can leave an expired
+// entry behind it, which Get ignores and eviction reaches in time).
+func (ps *ProducerStates) dropExpired(now time.Time) {
+	for e := ps.lru.prev; e != &ps.lru && ps.expired(e, now); e = ps.lru.prev {
+		ps.remove(e)
+	}
+}
+
+func (ps *ProducerStates) remove(e *ProducerEntry) {
+	e.unlink()
+	delete(ps.entries, e.id)
+}
+
+func (e *ProducerEntry) unlink() {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (e *ProducerEntry) linkAfter(at *ProducerEntry) {
+	e.prev, e.next = at, at.next
+	at.next.prev = e
+	at.next = e
+}
+
+// Load replaces the state with what the batch headers of the last maxBytes
+// or so of l show (see WalkTailHeaders), the way a partition rebuilds it
+// when its log is opened or truncated. Producers found are taken as seen
+// at now: batch timestamps are the clients' and may be old (mirrored
+// data). The bound holds while loading: a tail written by more producers
+// than MaxEntries leaves the most recent ones, as if they had just been
+// appended. Damaged batches end the walk of their segment and are
+// reported, with the state loaded from everything else.
+func (ps *ProducerStates) Load(l *Log, maxBytes int64, now time.Time) error {
+	ps.Reset()
+	return l.WalkTailHeaders(maxBytes, func(h *record.Header) {
+		if h.ProducerID >= 0 && !h.Control() {
+			ps.Record(h, now)
+		}
+	})
+}
+
+// LastSequence is the sequence number of a batch's last record: sequences
+// are int32 and wrap around to 0 after MaxInt32, as in Kafka.
+func LastSequence(h *record.Header) int32 {
+	return AddSequence(h.BaseSequence, h.LastOffsetDelta)
+}
+
+// AddSequence is seq advanced by n, wrapping around after MaxInt32.
+func AddSequence(seq, n int32) int32 {
+	if seq > math.MaxInt32-n {
+		return n - (math.MaxInt32 - seq) - 1
+	}
+	return seq + n
+}
 
 // WalkTailHeaders calls fn, in offset order, with the header of every batch
 // in about the last maxBytes of the log: it starts at a batch boundary (the

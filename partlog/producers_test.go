@@ -1,7 +1,10 @@
 package partlog
 
 import (
+	"bytes"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/strata-broker/strata/record"
 )
@@ -61,4 +64,178 @@ func TestWalkTailHeadersVisitsBoundedSuffix(t *testing.T) {
 	// After a reopen (indexes loaded or rebuilt) the walk is the same.
 	l = e.reopen(l)
 	check(1<<30, walk(1<<30))
+}
+
+// producerBatch is an idempotent producer's batch of n records from
+// sequence seq, at offset base.
+func producerBatch(t testing.TB, id int64, epoch int16, seq int32, n int, base int64) []byte {
+	t.Helper()
+	bld := record.NewBuilder(tsBase, 0)
+	bld.SetProducer(id, epoch, seq)
+	for range n {
+		bld.Append(&record.Record{Timestamp: tsBase, Value: []byte("v")})
+	}
+	out, err := bld.Build(record.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = bytes.Clone(out)
+	record.SetBaseOffset(out, base)
+	return out
+}
+
+func header(t testing.TB, batch []byte) *record.Header {
+	t.Helper()
+	h, err := record.ParseHeader(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &h
+}
+
+// The state keeps at most MaxEntries producers and evicts the one recorded
+// longest ago; looking a producer up does not make it recent.
+func TestProducerStatesEvictLeastRecentlyUsed(t *testing.T) {
+	evicted := 0
+	ps := NewProducerStates(ProducerStateConfig{MaxEntries: 3, Evicted: func(n int) { evicted += n }})
+	now := time.Unix(1_700_000_000, 0)
+	off := int64(0)
+	rec := func(id int64) {
+		t.Helper()
+		ps.Record(header(t, producerBatch(t, id, 0, 0, 1, off)), now)
+		off++
+	}
+	known := func() []int64 {
+		var ids []int64
+		for id := int64(1); id <= 6; id++ {
+			if ps.Get(id, now) != nil {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	rec(1)
+	rec(2)
+	rec(3)
+	rec(1) // 2 is now the least recently used
+	rec(4)
+	if got := known(); !slices.Equal(got, []int64{1, 3, 4}) || evicted != 1 || ps.Len() != 3 {
+		t.Fatalf("after 1,2,3,1,4 with room for 3: known %v, %d evicted, len %d; want [1 3 4], 1, 3", got, evicted, ps.Len())
+	}
+	if ps.Get(3, now) == nil { // a lookup, not a use
+		t.Fatal("3 unknown")
+	}
+	rec(5)
+	if got := known(); !slices.Equal(got, []int64{1, 4, 5}) || evicted != 2 {
+		t.Fatalf("after 5: known %v, %d evicted; want [1 4 5], 2", got, evicted)
+	}
+	// A recycled entry keeps nothing of the producer it held.
+	if e := ps.Get(5, now); e.Epoch != 0 || len(e.Batches) != 1 || e.Batches[0].FirstOffset != off-1 {
+		t.Fatalf("new entry %+v", e)
+	}
+}
+
+// A producer not seen for Expiry is unknown, and dropped when another one
+// is recorded; that is not an eviction.
+func TestProducerStatesExpire(t *testing.T) {
+	evicted := 0
+	ps := NewProducerStates(ProducerStateConfig{Expiry: time.Minute, MaxEntries: 10, Evicted: func(n int) { evicted += n }})
+	t0 := time.Unix(1_700_000_000, 0)
+	ps.Record(header(t, producerBatch(t, 1, 0, 0, 1, 0)), t0)
+	ps.Record(header(t, producerBatch(t, 2, 0, 0, 1, 1)), t0.Add(30*time.Second))
+	later := t0.Add(61 * time.Second)
+	if ps.Get(1, later) != nil || ps.Get(2, later) == nil {
+		t.Fatal("at 61s: want 1 expired, 2 known")
+	}
+	ps.Record(header(t, producerBatch(t, 3, 0, 0, 1, 2)), later)
+	if ps.Len() != 2 || evicted != 0 {
+		t.Fatalf("len %d, %d evicted after recording past the expiry; want 2, 0", ps.Len(), evicted)
+	}
+	// An expired producer recorded again starts afresh.
+	ps.Record(header(t, producerBatch(t, 2, 0, 7, 1, 3)), t0.Add(200*time.Second))
+	if e := ps.Get(2, t0.Add(200*time.Second)); e == nil || len(e.Batches) != 1 || e.Batches[0].FirstSeq != 7 {
+		t.Fatalf("re-recorded producer: %+v", e)
+	}
+}
+
+// Only a producer's latest MaxProducerBatches batches of its latest epoch
+// are kept; a batch of an older epoch changes nothing.
+func TestProducerStatesLatestBatches(t *testing.T) {
+	ps := NewProducerStates(ProducerStateConfig{})
+	now := time.Unix(1_700_000_000, 0)
+	for i := range int32(7) {
+		ps.Record(header(t, producerBatch(t, 9, 1, 2*i, 2, int64(2*i))), now)
+	}
+	e := ps.Get(9, now)
+	if len(e.Batches) != MaxProducerBatches {
+		t.Fatalf("%d batches kept, want %d", len(e.Batches), MaxProducerBatches)
+	}
+	if _, ok := e.Find(2, 3); ok {
+		t.Fatal("second batch still found")
+	}
+	if m, ok := e.Find(12, 13); !ok || m.FirstOffset != 12 || m.LastOffset != 13 {
+		t.Fatalf("last batch: %+v, %v", m, ok)
+	}
+	ps.Record(header(t, producerBatch(t, 9, 0, 14, 1, 14)), now)
+	if e := ps.Get(9, now); e.Epoch != 1 || len(e.Batches) != MaxProducerBatches {
+		t.Fatalf("older epoch changed the state: %+v", e)
+	}
+	ps.Record(header(t, producerBatch(t, 9, 2, 0, 1, 15)), now)
+	if e := ps.Get(9, now); e.Epoch != 2 || len(e.Batches) != 1 {
+		t.Fatalf("newer epoch: %+v", e)
+	}
+}
+
+// Rebuilding the state from a log written by many more producers than the
+// bound keeps the most recent ones, and allocates for them only, not for
+// every producer in the log.
+func TestProducerStatesLoadBounded(t *testing.T) {
+	const producers, maxEntries = 5000, 100
+	e := newEnv(t, Config{SegmentBytes: 64 << 10})
+	l := e.open()
+	for id := range int64(producers) {
+		if _, err := l.Append(producerBatch(t, id, 0, 0, 1, 0), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A producer written again at the end.
+	for seq := range int32(3) {
+		if _, err := l.Append(producerBatch(t, 1, 0, seq+1, 1, 0), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l = e.reopen(l)
+
+	evicted := 0
+	ps := NewProducerStates(ProducerStateConfig{MaxEntries: maxEntries, Evicted: func(n int) { evicted += n }})
+	now := time.Unix(1_700_000_000, 0)
+	if err := ps.Load(l, 1<<30, now); err != nil {
+		t.Fatal(err)
+	}
+	if ps.Len() != maxEntries || evicted != producers+1-maxEntries {
+		t.Fatalf("loaded %d producers, evicted %d; want %d, %d", ps.Len(), evicted, maxEntries, producers+1-maxEntries)
+	}
+	for id := range int64(producers) {
+		e := ps.Get(id, now)
+		recent := id == 1 || id >= producers-maxEntries+1
+		if (e != nil) != recent {
+			t.Fatalf("producer %d known: %v, want %v", id, e != nil, recent)
+		}
+		if e != nil && id != 1 && (len(e.Batches) != 1 || e.Batches[0].FirstOffset != id) {
+			t.Fatalf("producer %d: %+v, want its batch at offset %d", id, e.Batches, id)
+		}
+	}
+	// Producer 1's first batch was evicted long before its last three.
+	if e := ps.Get(1, now); len(e.Batches) != 3 || e.Batches[0].FirstSeq != 1 || e.Batches[2].FirstOffset != producers+2 {
+		t.Fatalf("producer 1: %+v", e.Batches)
+	}
+
+	allocs := testing.AllocsPerRun(1, func() {
+		if err := ps.Load(l, 1<<30, now); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 5*maxEntries {
+		t.Fatalf("loading %d producers into room for %d took %v allocations", producers, maxEntries, allocs)
+	}
 }

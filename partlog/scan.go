@@ -100,11 +100,16 @@ func (d *damage) torn() bool { return errors.Is(d.err, record.ErrShortBuffer) }
 
 // walk visits consecutive batches from pos, the first of which must have
 // base offset expected, up to the end of the file, calling fn (if not nil)
-// for each sound one. It returns the position and offset after the last sound
-// batch and the damage that stopped it, if any; err is an I/O error.
+// for each sound one; fn must not keep h, which the next batch overwrites.
+// It returns the position and offset after the last sound batch and the
+// damage that stopped it, if any; err is an I/O error.
 func (sc *scanner) walk(pos, expected int64, verify bool, fn func(pos int64, h *record.Header)) (int64, int64, *damage, error) {
+	// One header for the whole walk: the address of a fresh one per batch
+	// would escape, an allocation per batch.
+	var h record.Header
 	for pos < sc.size {
-		h, err := sc.batch(pos, expected, verify)
+		var err error
+		h, err = sc.batch(pos, expected, verify)
 		if err != nil {
 			if isDamage(err) {
 				return pos, expected, &damage{pos: pos, offset: expected, err: err}, nil

@@ -77,6 +77,8 @@ var table = map[broker.Kind]Codes{
 	// INVALID_REQUEST is fatal to a transactional producer, which is what
 	// it must be.
 	broker.KindTransactionsUnsupported: {kerr.InvalidRequest.Code, codes.Unimplemented, none},
+	// A Kafka client answers it by asking for a new producer id.
+	broker.KindUnknownProducerID: {kerr.UnknownProducerID.Code, codes.FailedPrecondition, none},
 
 	broker.KindNotCoordinator:          {kerr.NotCoordinator.Code, codes.Unavailable, stratav1.ErrorReason_NOT_COORDINATOR},
 	broker.KindCoordinatorNotAvailable: {kerr.CoordinatorNotAvailable.Code, codes.Unavailable, stratav1.ErrorReason_COORDINATOR_NOT_AVAILABLE},

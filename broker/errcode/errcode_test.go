@@ -51,6 +51,7 @@ var contract = []struct {
 	{broker.KindOutOfOrderSequence, 45, 9, "OUT_OF_ORDER_SEQUENCE_NUMBER"},
 	{broker.KindInvalidProducerEpoch, 47, 9, "INVALID_PRODUCER_EPOCH"},
 	{broker.KindTransactionsUnsupported, 42, 12, ""},
+	{broker.KindUnknownProducerID, 59, 9, ""},
 	{broker.KindUpstreamUnavailable, -1, 14, ""},
 	{broker.KindNotCoordinator, 16, 14, "NOT_COORDINATOR"},
 	{broker.KindCoordinatorNotAvailable, 15, 14, "COORDINATOR_NOT_AVAILABLE"},

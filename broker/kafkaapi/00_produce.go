@@ -6,7 +6,10 @@
 // sees Produce 0 offered. It stops at 12 because 13 names topics by id.
 //
 // Acks must be 0, 1 or -1. Transactional produce is refused with
-// INVALID_REQUEST (InitProducerId never hands out a transactional id). The
+// INVALID_REQUEST (InitProducerId never hands out a transactional id). A
+// batch naming a producer id the cluster never issued gets
+// UNKNOWN_PRODUCER_ID where Kafka would accept it, so that clients cannot
+// make partitions keep state for ids they invent. The
 // topics of one request are appended in parallel, so with acks=all their
 // replication overlaps. An acks=0 request gets no response at all.
 

@@ -1,7 +1,9 @@
 // InitProducerId (key 22), versions 0-4.
 //
 // Idempotent producers only: the core refuses a transactional id, as there
-// are no transactions.
+// are no transactions. Ids come from blocks reserved in etcd in increasing
+// order, so every broker can tell an id the cluster issued from one a
+// client made up (Produce refuses those with UNKNOWN_PRODUCER_ID).
 
 package kafkaapi
 

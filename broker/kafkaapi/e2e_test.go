@@ -341,6 +341,10 @@ func TestIdempotentRetryIsNotWrittenTwice(t *testing.T) {
 	if gap.ErrorCode != kerr.OutOfOrderSequenceNumber.Code {
 		t.Fatalf("sequence gap: error %d, want OUT_OF_ORDER_SEQUENCE_NUMBER", gap.ErrorCode)
 	}
+	madeUp := encodeBatch(t, initResp.ProducerID+1<<40, 0, 0, "e")
+	if got := produce(madeUp); got.ErrorCode != kerr.UnknownProducerID.Code {
+		t.Fatalf("producer id never issued: error %d, want UNKNOWN_PRODUCER_ID", got.ErrorCode)
+	}
 	recs := consumeAll(t, addr, "once", 3)
 	var vals []string
 	for _, r := range recs {

@@ -304,6 +304,16 @@ func (s *Store) ClusterID(ctx context.Context) (string, error) {
 	return s.clusterID, nil
 }
 
+// ProducerIDHighWater is metastore.Store.ProducerIDHighWater.
+func (s *Store) ProducerIDHighWater(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("metastore: producer id high water: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextPID, nil
+}
+
 // AllocateProducerIDs is metastore.Store.AllocateProducerIDs.
 func (s *Store) AllocateProducerIDs(ctx context.Context, n int64) (int64, error) {
 	if n <= 0 || n > metastore.MaxProducerIDBlock {

@@ -752,12 +752,26 @@ func testController(t *testing.T, target Target) {
 
 func testProducerIDs(t *testing.T, target Target) {
 	s, ctx := target.Store, testCtx(t)
+	highWater := func() int64 {
+		t.Helper()
+		hw, err := s.ProducerIDHighWater(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hw
+	}
+	if hw := highWater(); hw != metastore.FirstProducerID {
+		t.Fatalf("high water %d before any allocation, want %d", hw, metastore.FirstProducerID)
+	}
 	first, err := s.AllocateProducerIDs(ctx, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if first != metastore.FirstProducerID {
 		t.Fatalf("first block starts at %d, want %d", first, metastore.FirstProducerID)
+	}
+	if hw := highWater(); hw != first+10 {
+		t.Fatalf("high water %d after the block [%d, %d)", hw, first, first+10)
 	}
 	second, err := s.AllocateProducerIDs(ctx, 5)
 	if err != nil || second != first+10 {
@@ -794,6 +808,9 @@ func testProducerIDs(t *testing.T, target Target) {
 	}
 	if got, err := s.AllocateProducerIDs(ctx, 1); err != nil || got != second+5+n*size {
 		t.Fatalf("after refused blocks: %d, %v; want %d", got, err, second+5+n*size)
+	}
+	if hw := highWater(); hw != second+5+n*size+1 {
+		t.Fatalf("high water %d after every block, want %d", hw, second+5+n*size+1)
 	}
 }
 

@@ -31,6 +31,7 @@ type Metastore interface {
 	ClusterID(ctx context.Context) (string, error)
 
 	AllocateProducerIDs(ctx context.Context, n int64) (first int64, err error)
+	ProducerIDHighWater(ctx context.Context) (int64, error)
 
 	DeletedTopics(ctx context.Context) ([]metastore.DeletedTopic, error)
 	DeletedTopic(ctx context.Context, id string) (metastore.DeletedTopic, bool, error)
