@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/broker/group"
+	"github.com/strata-broker/strata/internal/membudget"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/rlm"
@@ -52,6 +53,10 @@ type Config struct {
 	// of remote reads (zero: 1 GiB).
 	ObjectStore       tiering.Store
 	TieringCacheBytes int64
+	// RequestBudget is the memory requests in flight share, Kafka's
+	// queued.max.request.bytes; nil means unlimited. Decompressing the
+	// batches requests carry takes its share of it (see inflation).
+	RequestBudget *membudget.Budget
 }
 
 // The metastore roles below are what parts of the broker need from the
@@ -129,6 +134,7 @@ type Broker struct {
 	isr      isrKeeper
 	groupLag groupLag
 	fetchers *fetcherManager
+	inflate  *inflation
 
 	// pidMu guards [pidNext, pidEnd), the block of producer ids taken from
 	// the metastore that InitProducerID hands out.
@@ -197,6 +203,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if b.groups, err = newGroupCoordinator(b); err != nil {
 		return nil, err
 	}
+	b.inflate = newInflation(cfg.RequestBudget)
 	if b.retention, err = newRetentionWorker(b); err != nil {
 		return nil, err
 	}
@@ -243,6 +250,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		logger:          logger,
 		leaderPartition: b.hosted.leaderPartition,
 	}
+	b.inflate.reserve(logger)
 	return b, nil
 }
 
@@ -354,6 +362,7 @@ func (b *Broker) Close() error {
 	b.retention.Close()
 	b.cleaner.Close()
 	b.fetchers.close()
+	b.inflate.close()
 	return b.hosted.closeAll()
 }
 

@@ -73,7 +73,7 @@ const (
 	KindInvalidRequest
 	KindCorruptMessage // a produced batch failed validation
 	KindInvalidRecord  // a produced record breaks a rule of its topic
-	KindRecordTooLarge // a produced batch exceeds max.message.bytes
+	KindRecordTooLarge // a produced batch exceeds max.message.bytes, or inflates too far
 	KindOffsetOutOfRange
 	KindCorruptStorage // stored data failed its checksum
 	KindNotLeader
@@ -122,6 +122,8 @@ func (k Kind) IsGroup() bool {
 func Classify(err error) Kind {
 	var (
 		tooLarge *partlog.RecordTooLargeError
+		inflated *record.InflatedTooLargeError
+		decoder  *record.DecoderLimitError
 		oor      *partlog.OffsetOutOfRangeError
 		corrupt  *partlog.CorruptionError
 		required *group.MemberIDRequiredError
@@ -145,7 +147,7 @@ func Classify(err error) Kind {
 		return KindInvalidRequest
 	case errors.Is(err, ErrInvalidRecord):
 		return KindInvalidRecord
-	case errors.As(err, &tooLarge):
+	case errors.As(err, &tooLarge), errors.As(err, &inflated), errors.As(err, &decoder):
 		return KindRecordTooLarge
 	case errors.As(err, &oor):
 		return KindOffsetOutOfRange

@@ -375,7 +375,13 @@ func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset
 		}
 		return off, got, ok, nil
 	}
-	off, got, ok, err := p.log.OffsetForTimestamp(ts)
+	var off, got int64
+	var ok bool
+	err = b.inflate.do(context.Background(), func() error {
+		var err error
+		off, got, ok, err = p.log.OffsetForTimestamp(ts)
+		return err
+	})
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("list offsets %s-%d: %w", topicName, partition, err)
 	}

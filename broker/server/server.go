@@ -25,6 +25,7 @@ import (
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/grpcapi"
 	"github.com/strata-broker/strata/broker/kafkaapi"
+	"github.com/strata-broker/strata/internal/membudget"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering/objstore"
 	"github.com/strata-broker/strata/topicconfig"
@@ -174,6 +175,9 @@ type process struct {
 	advertisedKafka            string
 	autoCreate                 bool
 	maxRequest                 int32
+	// requestBudget is queued.max.request.bytes: the memory requests in
+	// flight share.
+	requestBudget *membudget.Budget
 
 	replicas *grpcapi.ReplicaClient
 	member   *membership
@@ -256,6 +260,11 @@ func (p *process) readKafkaSettings() error {
 	if p.maxRequest, err = topicconfig.SocketRequestMaxBytes(p.cfg.Settings); err != nil {
 		return err
 	}
+	queued, err := topicconfig.QueuedMaxRequestBytes(p.cfg.Settings)
+	if err != nil {
+		return err
+	}
+	p.requestBudget = membudget.New(queued)
 	return nil
 }
 
@@ -349,6 +358,7 @@ func (p *process) startBroker(ctx context.Context) error {
 		RegistrationEpoch: p.member.epoch,
 		ObjectStore:       p.objects,
 		TieringCacheBytes: cfg.TieringCacheBytes,
+		RequestBudget:     p.requestBudget,
 	}, p.store)
 	if err != nil {
 		return err

@@ -117,6 +117,10 @@ type Config struct {
 	// ("local" or "remote"), for the broker's retention metrics; nil: not
 	// counted.
 	RetentionDeleted func(topic, tier string, segments int, bytes int64)
+	// Decompress runs fn, which decompresses stored batches for a request
+	// (a lookup by timestamp), within the broker's bound on concurrent
+	// decompression; nil: fn runs at once.
+	Decompress func(ctx context.Context, fn func() error) error
 	// Now is the clock; nil: time.Now.
 	Now        func() time.Time
 	Logger     *slog.Logger
@@ -196,6 +200,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Decompress == nil {
+		cfg.Decompress = func(_ context.Context, fn func() error) error { return fn() }
 	}
 	m := &Manager{cfg: cfg, store: cfg.Store, parts: map[*Partition]struct{}{}}
 	m.env = &env{

@@ -127,11 +127,13 @@ func (p *Partition) OffsetForTimestamp(ctx context.Context, ts int64) (offset, t
 			}
 			it := record.NewBatches(res.Data)
 			for it.Next() {
-				err := record.ForEach(it.Bytes(), func(r *record.Record) error {
-					if !found && r.Offset >= start && r.Timestamp >= ts {
-						offset, timestamp, found = r.Offset, r.Timestamp, true
-					}
-					return nil
+				err := p.m.cfg.Decompress(ctx, func() error {
+					return record.ScanStored(it.Bytes(), func(r *record.RecordInfo) error {
+						if !found && r.Offset >= start && r.Timestamp >= ts {
+							offset, timestamp, found = r.Offset, r.Timestamp, true
+						}
+						return nil
+					})
 				})
 				if err != nil {
 					return 0, 0, false, fmt.Errorf("%w: %v", tiering.ErrCorrupt, err)
