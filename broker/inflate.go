@@ -80,5 +80,12 @@ func (in *inflation) do(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
+// Decompress runs fn, which decompresses stored batches one at a time for
+// a request (a frontend decoding records for its client), within the
+// broker's bound on concurrent decompression.
+func (b *Broker) Decompress(ctx context.Context, fn func() error) error {
+	return b.inflate.do(ctx, fn)
+}
+
 // close gives the reserved memory back to the budget.
 func (in *inflation) close() { in.reserved.Release() }
