@@ -411,7 +411,7 @@ func (p *process) serve() <-chan error {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := newHTTPServer(mux, defaultHTTPTimeouts)
 
 	ks := kafkaapi.New(p.broker, kafkaapi.Config{
 		NodeID:           cfg.NodeID,
@@ -460,6 +460,39 @@ func (p *process) serve() <-chan error {
 		_ = hs.Shutdown(shutCtx)
 	})
 	return errc
+}
+
+// httpTimeouts bound what a client of the HTTP listener may hold: a
+// connection sending its request slowly, one not reading its answer, one
+// left open between requests.
+type httpTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// defaultHTTPTimeouts: requests are GETs without bodies, answered from
+// memory; a CPU profile (/debug/pprof/profile, 30 s by default) must fit
+// the write timeout, which net/http/pprof checks; Prometheus keeps its
+// connection open between scrapes, at most a minute or two apart.
+var defaultHTTPTimeouts = httpTimeouts{
+	readHeader: 10 * time.Second,
+	read:       30 * time.Second,
+	write:      2 * time.Minute,
+	idle:       2 * time.Minute,
+}
+
+// maxHTTPHeaderBytes bounds a request's header: the listener's requests
+// carry none of any size.
+const maxHTTPHeaderBytes = 64 << 10
+
+func newHTTPServer(h http.Handler, t httpTimeouts) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    maxHTTPHeaderBytes,
+	}
 }
 
 // announce logs that the broker serves and calls ready with its addresses.
