@@ -12,6 +12,7 @@ import (
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
+	"github.com/strata-broker/strata/tiering/rlm"
 )
 
 // Errors of the broker core. Frontends translate them into their protocol's
@@ -92,6 +93,10 @@ const (
 	// KindUpstreamUnavailable: a service the broker calls over gRPC (etcd's
 	// client reports an unreachable cluster so) answered Unavailable.
 	KindUpstreamUnavailable
+	// KindRemoteStorageUnavailable: reading records from the object store
+	// failed for want of the store (down, unreachable, an object missing);
+	// the read may succeed when tried again.
+	KindRemoteStorageUnavailable
 
 	// Kinds of the group coordinator's errors (broker/group), from
 	// KindNotCoordinator to KindMemberIDRequired; see IsGroup.
@@ -127,6 +132,7 @@ func Classify(err error) Kind {
 		oor      *partlog.OffsetOutOfRangeError
 		corrupt  *partlog.CorruptionError
 		required *group.MemberIDRequiredError
+		remote   *rlm.ReadError
 	)
 	switch {
 	case err == nil:
@@ -153,6 +159,8 @@ func Classify(err error) Kind {
 		return KindOffsetOutOfRange
 	case errors.As(err, &corrupt), errors.Is(err, tiering.ErrCorrupt):
 		return KindCorruptStorage
+	case errors.As(err, &remote):
+		return KindRemoteStorageUnavailable
 	case record.IsCorrupt(err), errors.Is(err, record.ErrShortBuffer):
 		return KindCorruptMessage
 	case errors.Is(err, ErrNotLeader):

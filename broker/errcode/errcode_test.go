@@ -13,6 +13,7 @@ import (
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/tiering/rlm"
 )
 
 // contract is what clients see for each kind, written as the literal values
@@ -52,6 +53,7 @@ var contract = []struct {
 	{broker.KindInvalidProducerEpoch, 47, 9, "INVALID_PRODUCER_EPOCH"},
 	{broker.KindTransactionsUnsupported, 42, 12, ""},
 	{broker.KindUpstreamUnavailable, -1, 14, ""},
+	{broker.KindRemoteStorageUnavailable, 56, 14, ""},
 	{broker.KindNotCoordinator, 16, 14, "NOT_COORDINATOR"},
 	{broker.KindCoordinatorNotAvailable, 15, 14, "COORDINATOR_NOT_AVAILABLE"},
 	{broker.KindUnknownMemberID, 25, 9, "UNKNOWN_MEMBER_ID"},
@@ -136,6 +138,10 @@ func TestOf(t *testing.T) {
 		{fmt.Errorf("commit: %w", group.ErrRebalanceInProgress), 27, 10, "REBALANCE_IN_PROGRESS"},
 		{&group.MemberIDRequiredError{MemberID: "m-1"}, 79, 13, ""},
 		{errors.New("disk on fire"), -1, 13, ""},
+		// A failed read of the object store is retriable, even when what
+		// failed was one attempt's own deadline.
+		{fmt.Errorf("fetch t-0: %w", &rlm.ReadError{Topic: "t", Offset: 7, Err: errors.New("connection refused")}), 56, 14, ""},
+		{&rlm.ReadError{Topic: "t", Offset: -1, Err: fmt.Errorf("GET: %w", context.DeadlineExceeded)}, 56, 14, ""},
 	} {
 		got := Of(c.err)
 		if got.Kafka != c.kafka || got.GRPC != c.grpc || got.ReasonName() != c.reason {

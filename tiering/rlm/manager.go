@@ -155,6 +155,8 @@ type Manager struct {
 	metrics *metrics        // nil without a store
 	deleter *topicDeleter   // nil without DeletedTopics
 	env     *env
+	// readFailures counts and logs failed reads for fetches and lookups.
+	readFailures *readFailures
 
 	mu    sync.Mutex
 	parts map[*Partition]struct{}
@@ -224,6 +226,10 @@ func New(cfg Config) (*Manager, error) {
 		}
 		m.metrics = newMetrics(cfg.Registerer)
 		m.env.metrics = m.metrics
+	}
+	m.readFailures = &readFailures{logger: cfg.Logger}
+	if m.metrics != nil {
+		m.readFailures.count = func(topic string) { m.metrics.readErrors.WithLabelValues(topic).Inc() }
 	}
 	if cfg.DeletedTopics != nil {
 		m.deleter = newTopicDeleter(m)
@@ -318,6 +324,7 @@ type metrics struct {
 	uploadSeconds prometheus.Histogram
 	uploadBytes   prometheus.Counter
 	errors        *prometheus.CounterVec
+	readErrors    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -337,9 +344,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_tiering_errors_total", Help: "Failed tiering steps, by step.",
 		}, []string{"step"}),
+		readErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_tiering_remote_read_errors_total",
+			Help: "Reads of the object store for fetches and offset lookups that failed for want of the store (down, unreachable, an object missing), by topic; clients are told to retry.",
+		}, []string{"topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.backlog, m.uploadSeconds, m.uploadBytes, m.errors)
+		reg.MustRegister(m.backlog, m.uploadSeconds, m.uploadBytes, m.errors, m.readErrors)
 	}
 	return m
 }
