@@ -61,13 +61,15 @@ func newInflation(budget *membudget.Budget) *inflation {
 	return &inflation{slots: semaphore.NewWeighted(int64(n)), n: n, budget: budget}
 }
 
-// reserve takes the slots' memory from the budget, until close.
+// reserve takes the slots' memory from the budget, until close: never
+// more than half of it, so that a budget under two decoders' memory still
+// leaves requests room (its one slot is then only partly counted).
 func (in *inflation) reserve(logger *slog.Logger) {
+	n := min(int64(in.n)*record.DecoderMemory, in.budget.Total()/2)
 	var ok bool
-	if in.reserved, ok = in.budget.TryAcquire(int64(in.n) * record.DecoderMemory); !ok {
+	if in.reserved, ok = in.budget.TryAcquire(n); !ok {
 		// Only if something took the budget before the broker was built.
-		logger.Warn("request memory budget busy: decompression is not counted against it",
-			"slots", in.n, "bytes", int64(in.n)*record.DecoderMemory)
+		logger.Warn("request memory budget busy: decompression is not counted against it", "slots", in.n, "bytes", n)
 	}
 }
 

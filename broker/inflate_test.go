@@ -111,28 +111,43 @@ func (b *Broker) mustEnd(t *testing.T, topic string) int64 {
 }
 
 // Decompression's memory is taken from the request budget once, for as
-// many slots as half the budget holds, and given back when the broker
-// closes.
+// many slots as half the budget holds (at least one, at most half the
+// budget), and given back when the broker closes.
 func TestDecompressionMemoryIsReservedFromTheRequestBudget(t *testing.T) {
-	budget := membudget.New(4 * record.DecoderMemory)
-	store, dir := startMetastore(t)
-	b, err := New(Config{NodeID: 1, DataDir: dir, RequestBudget: budget}, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.inflate.n < 1 || b.inflate.n > 2 {
-		t.Fatalf("%d decompression slots in a budget of 4 decoders' memory, want 1 or 2 (half the budget, at most the cores)", b.inflate.n)
-	}
-	if got, want := budget.Held(), int64(b.inflate.n)*record.DecoderMemory; got != want {
-		t.Fatalf("budget holds %d bytes, want %d for %d slots", got, want, b.inflate.n)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := budget.Held(); got != 0 {
-		t.Fatalf("budget holds %d bytes after Close, want 0", got)
+	for _, tc := range []struct {
+		budget          int64
+		minSlots, slots int
+		reserved        int64
+	}{
+		// Two decoders' memory fit in half of it (as many as the cores).
+		{budget: 4 * record.DecoderMemory, minSlots: 1, slots: 2, reserved: -1},
+		// Not even one: one slot, half the budget counted.
+		{budget: 4 << 20, minSlots: 1, slots: 1, reserved: 2 << 20},
+	} {
+		budget := membudget.New(tc.budget)
+		store, dir := startMetastore(t)
+		b, err := New(Config{NodeID: 1, DataDir: dir, RequestBudget: budget}, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.inflate.n < tc.minSlots || b.inflate.n > tc.slots {
+			t.Fatalf("budget %d: %d decompression slots, want %d to %d", tc.budget, b.inflate.n, tc.minSlots, tc.slots)
+		}
+		want := tc.reserved
+		if want < 0 {
+			want = int64(b.inflate.n) * record.DecoderMemory
+		}
+		if got := budget.Held(); got != want {
+			t.Fatalf("budget %d holds %d bytes, want %d for %d slots", tc.budget, got, want, b.inflate.n)
+		}
+		if err := b.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := budget.Held(); got != 0 {
+			t.Fatalf("budget %d holds %d bytes after Close, want 0", tc.budget, got)
+		}
 	}
 }
