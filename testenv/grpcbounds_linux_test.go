@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
@@ -27,8 +28,10 @@ import (
 // struct per entry: measured against a broker that decoded any message
 // under its 100 MiB limit, a 32 MiB Fetch added 2.4 GB of heap. Here a
 // client sends such Fetches on several streams at once, of 32 MiB (over
-// the limit of every request but Produce) and of just under 4 MiB (within
-// it, but decoding to 200 MB), to a broker in a 1 GiB memory cgroup. Each
+// the limit of every request but Produce), of just under 4 MiB (within
+// it, but decoding to 200 MB), and of 32 MiB gzip-compressed to 32 KB
+// (which gRPC would inflate before any check), to a broker in a 1 GiB
+// memory cgroup. Each
 // must be refused with RESOURCE_EXHAUSTED before it is decoded; the broker
 // stays within a stated peak, keeps answering a well-behaved client within
 // a second, and serves gRPC afterwards.
@@ -38,8 +41,11 @@ func TestGRPCAmplifyingRequestsAreRefused(t *testing.T) {
 	}
 	const (
 		// Each stream's message is received whole before it is refused:
-		// four of 32 MiB at once, beside a broker at rest (about 45 MiB).
-		peakBound   = 256 << 20
+		// four of 32 MiB at once, in gRPC's pooled buffers, which the
+		// garbage collector lets grow to twice that and more before it
+		// collects, beside a broker at rest (about 45 MiB). One such
+		// request decoded took 2.4 GB.
+		peakBound   = 512 << 20
 		cgroupLimit = 1 << 30
 		streams     = 4
 		rounds      = 3
@@ -50,9 +56,15 @@ func TestGRPCAmplifyingRequestsAreRefused(t *testing.T) {
 	watch := testenv.WatchKafka(dev.KafkaAddr)
 
 	// Field 1 (partitions), length 0: an empty FetchPartition, 2 bytes.
-	fetches := []rawMessage{
-		bytes.Repeat([]byte{0x0a, 0x00}, 32<<20/2),
-		bytes.Repeat([]byte{0x0a, 0x00}, 4<<20/2-1),
+	big := bytes.Repeat([]byte{0x0a, 0x00}, 32<<20/2)
+	fetches := []struct {
+		msg  rawMessage
+		opts []grpc.CallOption
+	}{
+		{msg: big},
+		{msg: big[:4<<20-2]},
+		// gzip-compressed (grpc-encoding), 32 KB on the wire.
+		{msg: big, opts: []grpc.CallOption{grpc.UseCompressor(gzip.Name)}},
 	}
 	conn := rawConn(t, dev.GRPCAddr)
 	var wg sync.WaitGroup
@@ -60,13 +72,13 @@ func TestGRPCAmplifyingRequestsAreRefused(t *testing.T) {
 	for range streams {
 		wg.Go(func() {
 			for range rounds {
-				for _, fetch := range fetches {
+				for _, f := range fetches {
 					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 					var out rawMessage
-					err := conn.Invoke(ctx, stratav1.Strata_Fetch_FullMethodName, fetch, &out)
+					err := conn.Invoke(ctx, stratav1.Strata_Fetch_FullMethodName, f.msg, &out, f.opts...)
 					cancel()
 					if status.Code(err) != codes.ResourceExhausted {
-						errs <- fmt.Errorf("a Fetch of %d bytes of empty entries: %v, want RESOURCE_EXHAUSTED", len(fetch), err)
+						errs <- fmt.Errorf("a Fetch of %d bytes of empty entries (%d call options): %v, want RESOURCE_EXHAUSTED", len(f.msg), len(f.opts), err)
 						return
 					}
 				}
