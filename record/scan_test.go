@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -276,4 +278,38 @@ func xerialBatch(t testing.TB, batch []byte) []byte {
 	binary.BigEndian.PutUint32(b[offLength:], uint32(len(b)-LogOverhead))
 	binary.BigEndian.PutUint32(b[offCRC:], Checksum(b))
 	return b
+}
+
+// Scan against ForEach on a batch as producers send them (1,000 records of
+// 1 KiB of text-like values), per codec: what validating a produced batch
+// costs now (Scan) and before (ForEach, decompressing whole).
+func BenchmarkScanAndForEach(b *testing.B) {
+	for _, codec := range allCodecs {
+		bld := NewBuilder(1_700_000_000_000, 0)
+		for i := range 1000 {
+			v := bytes.Repeat([]byte(strings.Repeat("field-", 8)+strconv.Itoa(i)), 32)[:1024]
+			bld.Append(&Record{Key: []byte(strconv.Itoa(i)), Value: v})
+		}
+		batch, err := bld.Build(codec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch = bytes.Clone(batch)
+		b.Run(codec.String()+"/scan", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := Scan(batch, MaxInflated, func(*RecordInfo) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(codec.String()+"/foreach", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := ForEach(batch, func(*Record) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
