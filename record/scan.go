@@ -24,9 +24,9 @@ import (
 
 // DecoderMemory bounds the memory Scan's decompression of one batch holds.
 // It is the largest of the codecs' needs: a zstd window (maxZstdWindow) with
-// two blocks of room; two lz4 blocks of at most 4 MiB with lz4's 64 KiB
-// dictionary; a snappy block, decoded whole (maxSnappyBlock). gzip needs
-// under 100 KiB.
+// two blocks of room; two lz4 blocks of at most 4 MiB and the dictionary
+// of dependent blocks (under 128 KiB); a snappy block, decoded whole
+// (maxSnappyBlock). gzip needs under 100 KiB.
 const DecoderMemory = 8<<20 + 512<<10
 
 // maxZstdWindow is the largest zstd window Scan accepts. zstd's format lets
