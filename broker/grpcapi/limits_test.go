@@ -81,7 +81,7 @@ func TestRequestsAreRefusedBeforeDecoding(t *testing.T) {
 				t.Fatalf("unary Fetch: %v, want RESOURCE_EXHAUSTED (%s)", err, tc.why)
 			}
 			// A stream's message is checked the same way.
-			stream, err := conn.NewStream(ctx, &stratav1.Strata_ServiceDesc.Streams[0], stratav1.Strata_FetchStream_FullMethodName)
+			stream, err := conn.NewStream(ctx, &grpc.StreamDesc{StreamName: "FetchStream", ServerStreams: true}, stratav1.Strata_FetchStream_FullMethodName)
 			if err != nil {
 				t.Fatal(err)
 			}
