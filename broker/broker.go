@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/broker/group"
+	"github.com/strata-broker/strata/internal/membudget"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
@@ -53,6 +54,10 @@ type Config struct {
 	// of remote reads (zero: 1 GiB).
 	ObjectStore       tiering.Store
 	TieringCacheBytes int64
+	// RequestBudget is the memory requests in flight share, Kafka's
+	// queued.max.request.bytes; nil means unlimited. Decompressing the
+	// batches requests carry takes its share of it (see inflation).
+	RequestBudget *membudget.Budget
 }
 
 // The metastore roles below are what parts of the broker need from the
@@ -133,6 +138,7 @@ type Broker struct {
 	isr      isrKeeper
 	groupLag groupLag
 	fetchers *fetcherManager
+	inflate  *inflation
 
 	pids *producerIDs // see producers.go
 
@@ -202,6 +208,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if b.groups, err = newGroupCoordinator(b); err != nil {
 		return nil, err
 	}
+	b.inflate = newInflation(cfg.RequestBudget)
 	if b.retention, err = newRetentionWorker(b); err != nil {
 		return nil, err
 	}
@@ -253,6 +260,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		logger:          logger,
 		leaderPartition: b.hosted.leaderPartition,
 	}
+	b.inflate.reserve(logger)
 	return b, nil
 }
 
@@ -364,6 +372,7 @@ func (b *Broker) Close() error {
 	b.retention.Close()
 	b.cleaner.Close()
 	b.fetchers.close()
+	b.inflate.close()
 	return b.hosted.closeAll()
 }
 

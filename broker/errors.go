@@ -12,6 +12,7 @@ import (
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
+	"github.com/strata-broker/strata/tiering/rlm"
 )
 
 // Errors of the broker core. Frontends translate them into their protocol's
@@ -76,7 +77,7 @@ const (
 	KindInvalidRequest
 	KindCorruptMessage // a produced batch failed validation
 	KindInvalidRecord  // a produced record breaks a rule of its topic
-	KindRecordTooLarge // a produced batch exceeds max.message.bytes
+	KindRecordTooLarge // a produced batch exceeds max.message.bytes, or inflates too far
 	KindOffsetOutOfRange
 	KindCorruptStorage // stored data failed its checksum
 	KindNotLeader
@@ -96,6 +97,10 @@ const (
 	// KindUpstreamUnavailable: a service the broker calls over gRPC (etcd's
 	// client reports an unreachable cluster so) answered Unavailable.
 	KindUpstreamUnavailable
+	// KindRemoteStorageUnavailable: reading records from the object store
+	// failed for want of the store (down, unreachable, an object missing);
+	// the read may succeed when tried again.
+	KindRemoteStorageUnavailable
 
 	// Kinds of the group coordinator's errors (broker/group), from
 	// KindNotCoordinator to KindMemberIDRequired; see IsGroup.
@@ -128,9 +133,12 @@ func (k Kind) IsGroup() bool {
 func Classify(err error) Kind {
 	var (
 		tooLarge *partlog.RecordTooLargeError
+		inflated *record.InflatedTooLargeError
+		decoder  *record.DecoderLimitError
 		oor      *partlog.OffsetOutOfRangeError
 		corrupt  *partlog.CorruptionError
 		required *group.MemberIDRequiredError
+		remote   *rlm.ReadError
 	)
 	switch {
 	case err == nil:
@@ -151,12 +159,14 @@ func Classify(err error) Kind {
 		return KindInvalidRequest
 	case errors.Is(err, ErrInvalidRecord):
 		return KindInvalidRecord
-	case errors.As(err, &tooLarge):
+	case errors.As(err, &tooLarge), errors.As(err, &inflated), errors.As(err, &decoder):
 		return KindRecordTooLarge
 	case errors.As(err, &oor):
 		return KindOffsetOutOfRange
 	case errors.As(err, &corrupt), errors.Is(err, tiering.ErrCorrupt):
 		return KindCorruptStorage
+	case errors.As(err, &remote):
+		return KindRemoteStorageUnavailable
 	case record.IsCorrupt(err), errors.Is(err, record.ErrShortBuffer):
 		return KindCorruptMessage
 	case errors.Is(err, ErrNotLeader):

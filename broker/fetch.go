@@ -180,7 +180,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			anyErr = true
 			continue
 		}
-		p.remote.EnsureManifest(ctx)
+		unknown := p.remote.EnsureManifest(ctx)
 		res.HighWatermark = p.HighWatermark()
 		res.LogStartOffset = p.LogStartOffset()
 		limit := int(fp.MaxBytes)
@@ -190,6 +190,13 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 		if (total > 0 || len(remote) > 0) && limit <= 0 {
 			// The response is full; the rest waits for the next fetch. The first
 			// partition with data always gets a batch, however large.
+			continue
+		}
+		if unknown != nil && fp.Offset < p.log.LogStartOffset() {
+			// The bucket may hold it, but its manifest cannot be read: the
+			// client is to retry, not to take the offset for gone.
+			res.Err = fmt.Errorf("fetch %s-%d at offset %d: %w", fp.Topic, fp.Partition, fp.Offset, unknown)
+			anyErr = true
 			continue
 		}
 		if fp.Offset < res.LogStartOffset {
@@ -357,12 +364,15 @@ func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset
 	if err != nil {
 		return 0, 0, false, err
 	}
-	p.remote.EnsureManifest(context.Background())
-	switch ts {
-	case EarliestTimestamp:
-		return p.LogStartOffset(), -1, true, nil
-	case LatestTimestamp:
+	unknown := p.remote.EnsureManifest(context.Background())
+	switch {
+	case ts == LatestTimestamp:
 		return p.HighWatermark(), -1, true, nil
+	case unknown != nil:
+		// The log start, and what the bucket holds, are not known.
+		return 0, 0, false, fmt.Errorf("list offsets %s-%d: %w", topicName, partition, unknown)
+	case ts == EarliestTimestamp:
+		return p.LogStartOffset(), -1, true, nil
 	}
 	if ts < 0 {
 		return 0, 0, false, fmt.Errorf("%w: timestamp %d (use -2 for earliest, -1 for latest)", ErrInvalidRequest, ts)
@@ -375,7 +385,13 @@ func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset
 		}
 		return off, got, ok, nil
 	}
-	off, got, ok, err := p.log.OffsetForTimestamp(ts)
+	var off, got int64
+	var ok bool
+	err = b.inflate.do(context.Background(), func() error {
+		var err error
+		off, got, ok, err = p.log.OffsetForTimestamp(ts)
+		return err
+	})
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("list offsets %s-%d: %w", topicName, partition, err)
 	}

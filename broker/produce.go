@@ -2,9 +2,11 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
 )
 
@@ -85,7 +87,7 @@ func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks 
 			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
 			continue
 		}
-		if err := checkProduced(pb.Batches, tcfg.CompactEnabled()); err != nil {
+		if err := b.checkProduced(ctx, pb.Batches, tcfg.CompactEnabled(), int(tcfg.MaxMessageBytes)); err != nil {
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
 			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
 			continue
@@ -169,17 +171,23 @@ func (b *Broker) KeyPartition(topicName string, key []byte, next func(n int32) i
 // checkProduced applies the rules Kafka applies to batches from producers, on
 // top of the log's own checks (magic, length, CRC, size): no control batches,
 // and records whose offset deltas run 0..count-1 with nothing left over, so
-// that the offsets a batch takes are exactly its records. Records are decoded
-// (decompressed if need be) to prove it: a batch that fails here would fail
-// every consumer later. With needKeys (a compacted topic) every record must
-// have a key, as Kafka requires: compaction keeps the latest record per key
-// and has nothing to go by without one.
-func checkProduced(batches []byte, needKeys bool) error {
+// that the offsets a batch takes are exactly its records. Records are read
+// (decompressed if need be, as a stream, see inflation) to prove it: a batch
+// that fails here would fail every consumer later. A batch larger than
+// max.message.bytes is refused before that, and one whose records inflate
+// past inflateLimit as soon as they do. With needKeys (a compacted topic)
+// every record must have a key, as Kafka requires: compaction keeps the
+// latest record per key and has nothing to go by without one.
+func (b *Broker) checkProduced(ctx context.Context, batches []byte, needKeys bool, maxMessageBytes int) error {
+	limit := inflateLimit(maxMessageBytes)
 	it := record.NewBatches(batches)
 	for i := 0; it.Next(); i++ {
 		h := it.Header()
 		if _, err := record.Validate(it.Bytes()); err != nil {
 			return fmt.Errorf("batch %d: %w", i, err)
+		}
+		if h.Size() > maxMessageBytes {
+			return &partlog.RecordTooLargeError{Batch: i, Size: h.Size(), Max: maxMessageBytes}
 		}
 		if h.Control() {
 			return fmt.Errorf("batch %d: %w", i, &record.CorruptError{Reason: "control batches cannot be produced by clients"})
@@ -189,16 +197,28 @@ func checkProduced(batches []byte, needKeys bool) error {
 				Reason: fmt.Sprintf("last offset delta %d does not match %d records", h.LastOffsetDelta, h.RecordCount)})
 		}
 		n := int64(0)
-		err := record.ForEach(it.Bytes(), func(r *record.Record) error {
-			if r.Offset-h.BaseOffset != n {
-				return &record.CorruptError{Reason: fmt.Sprintf("record %d has offset delta %d", n, r.Offset-h.BaseOffset)}
-			}
-			if needKeys && r.Key == nil {
-				return fmt.Errorf("%w: record %d has no key; a compacted topic (cleanup.policy=compact) accepts only records with keys", ErrInvalidRecord, n)
-			}
-			n++
-			return nil
-		})
+		scan := func() error {
+			return record.Scan(it.Bytes(), limit, func(r *record.RecordInfo) error {
+				if r.Offset-h.BaseOffset != n {
+					return &record.CorruptError{Reason: fmt.Sprintf("record %d has offset delta %d", n, r.Offset-h.BaseOffset)}
+				}
+				if needKeys && r.KeySize < 0 {
+					return fmt.Errorf("%w: record %d has no key; a compacted topic (cleanup.policy=compact) accepts only records with keys", ErrInvalidRecord, n)
+				}
+				n++
+				return nil
+			})
+		}
+		var err error
+		if h.Compression() == record.None {
+			err = scan()
+		} else {
+			err = b.inflate.do(ctx, scan)
+		}
+		var tooLarge *record.InflatedTooLargeError
+		if errors.As(err, &tooLarge) {
+			return fmt.Errorf("batch %d: %w (%d times max.message.bytes)", i, err, inflationFactor)
+		}
 		if err != nil {
 			return fmt.Errorf("batch %d: %w", i, err)
 		}

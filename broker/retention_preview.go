@@ -91,14 +91,18 @@ func (b *Broker) PreviewRetention(ctx context.Context, topic string, set map[str
 			continue
 		}
 		m, _ := p.remote.Manifest()
+		var readErr error
 		if m == nil {
-			p.remote.EnsureManifest(ctx)
+			readErr = p.remote.EnsureManifest(ctx)
 			m, _ = p.remote.Manifest()
 		}
 		if m == nil {
 			// No manifest, no retention on either tier: the tiering task
 			// would not run either.
 			pr.RemoteErr = fmt.Errorf("%s-%d: the partition's manifest could not be read from the object store", p.Topic, p.Index)
+			if readErr != nil {
+				pr.RemoteErr = fmt.Errorf("%s-%d: %w", p.Topic, p.Index, readErr)
+			}
 			pr.Local = TierRetention{StartOffset: -1, NewStartOffset: -1}
 			pr.Remote = TierRetention{StartOffset: -1, NewStartOffset: -1}
 			out = append(out, pr)

@@ -37,6 +37,7 @@ func (b *Broker) newRemoteLogManager() (*rlm.Manager, error) {
 		CompactionMapBytes: b.cleaner.mapBytes,
 		CompactionLimiter:  b.cleaner.limiter,
 		RetentionDeleted:   b.retention.Count,
+		Decompress:         b.inflate.do,
 		Now:                b.now,
 		Logger:             b.logger,
 		Registerer:         b.cfg.Registerer,

@@ -241,7 +241,7 @@ func (l *Log) ioError(s *segment, err error) error {
 	return fmt.Errorf("log: read %s: %w", s.path(logSuffix), err)
 }
 
-// errFound stops record.ForEach once the record is found.
+// errFound stops record.Scan once the record is found.
 var errFound = errors.New("found")
 
 // OffsetForTimestamp returns the first offset whose record timestamp is at
@@ -269,7 +269,9 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, found
 			h, err := sc.batch(pos, base, true)
 			if err == nil && h.NextOffset() > from && h.MaxTimestamp >= ts {
 				b, _ := sc.read(pos, h.Size()) // buffered by the check
-				err = record.ForEach(b, func(r *record.Record) error {
+				// Scanned, not decoded: the batch's records are never
+				// held whole, however far they inflate.
+				err = record.ScanStored(b, func(r *record.RecordInfo) error {
 					if r.Offset >= from && r.Timestamp >= ts {
 						offset, timestamp, found = r.Offset, r.Timestamp, true
 						return errFound

@@ -59,17 +59,20 @@ func ParseCompression(s string) (Compression, error) {
 	return None, fmt.Errorf("unknown compression %q (want none, gzip, snappy, lz4 or zstd)", s)
 }
 
-// maxDecompressed bounds what one batch may inflate to, so a small malicious
-// batch cannot make the broker allocate without limit. A 1 MiB batch (Kafka's
-// default max.message.bytes) compressing at 100:1 still fits.
-const maxDecompressed = 128 << 20
+// MaxInflated bounds what one batch may inflate to in every reader of this
+// package (ForEach, Retain and Scan's callers), so a small malicious batch
+// cannot make them allocate without limit. ForEach and Retain hold a
+// batch's records whole; Scan streams them and its caller chooses a
+// tighter limit for what it accepts (a broker refuses produced batches
+// well below this).
+const MaxInflated = 128 << 20
 
 // zstd decoders and encoders are expensive to build and safe for concurrent
 // DecodeAll/EncodeAll, so one of each serves the process. They hold no
 // configuration or state that callers could observe.
 var (
 	zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
-		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecompressed))
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxInflated))
 		return d
 	})
 	zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
@@ -136,8 +139,8 @@ func decompressInto(dst []byte, c Compression, src []byte) ([]byte, error) {
 		return out, err
 	case ZSTD:
 		out, err := zstdDecoder().DecodeAll(src, dst[:0])
-		if err == nil && len(out) > maxDecompressed {
-			return nil, fmt.Errorf("decompressed size exceeds %d bytes", maxDecompressed)
+		if err == nil && len(out) > MaxInflated {
+			return nil, fmt.Errorf("decompressed size exceeds %d bytes", MaxInflated)
 		}
 		return out, err
 	}
@@ -145,20 +148,20 @@ func decompressInto(dst []byte, c Compression, src []byte) ([]byte, error) {
 }
 
 // readInto reads r to its end into dst's spare capacity, growing it when
-// full, up to maxDecompressed bytes.
+// full, up to MaxInflated bytes.
 func readInto(dst []byte, r io.Reader) ([]byte, error) {
 	for {
 		if len(dst) == cap(dst) {
-			if len(dst) > maxDecompressed {
-				return nil, fmt.Errorf("decompressed size exceeds %d bytes", maxDecompressed)
+			if len(dst) > MaxInflated {
+				return nil, fmt.Errorf("decompressed size exceeds %d bytes", MaxInflated)
 			}
 			dst = append(dst, make([]byte, max(len(dst), 4096))...)[:len(dst)]
 		}
 		n, err := r.Read(dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+n]
 		if err == io.EOF {
-			if len(dst) > maxDecompressed {
-				return nil, fmt.Errorf("decompressed size exceeds %d bytes", maxDecompressed)
+			if len(dst) > MaxInflated {
+				return nil, fmt.Errorf("decompressed size exceeds %d bytes", MaxInflated)
 			}
 			return dst, nil
 		}
@@ -176,8 +179,8 @@ func decodeSnappyBlockInto(dst, src []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n > maxDecompressed {
-		return nil, fmt.Errorf("decompressed size %d exceeds %d bytes", n, maxDecompressed)
+	if n > MaxInflated {
+		return nil, fmt.Errorf("decompressed size %d exceeds %d bytes", n, MaxInflated)
 	}
 	return s2.Decode(dst[:cap(dst)], src)
 }
@@ -204,8 +207,8 @@ func decodeXerial(src []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(out)+len(chunk) > maxDecompressed {
-			return nil, fmt.Errorf("decompressed size exceeds %d bytes", maxDecompressed)
+		if len(out)+len(chunk) > MaxInflated {
+			return nil, fmt.Errorf("decompressed size exceeds %d bytes", MaxInflated)
 		}
 		out = append(out, chunk...)
 		src = src[n:]

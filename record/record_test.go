@@ -210,6 +210,12 @@ func FuzzParseBatches(f *testing.F) {
 				}
 				return nil
 			})
+			_ = Scan(b, 1<<20, func(r *RecordInfo) error {
+				if r.Offset < h.BaseOffset || r.KeySize > 1<<20 || r.ValueSize > 1<<20 {
+					t.Fatalf("scanned record %+v of a batch at base %d, limited to 1 MiB", r, h.BaseOffset)
+				}
+				return nil
+			})
 		}
 		_, _ = Validate(data)
 		_, _ = Decode(data)

@@ -71,6 +71,14 @@ var table = map[broker.Kind]Codes{
 	// Passed on as Unavailable so that gRPC clients retry; Kafka has no
 	// code for it.
 	broker.KindUpstreamUnavailable: {kerr.UnknownServerError.Code, codes.Unavailable, none},
+	// The object store failed a read below the local log. Kafka's own
+	// broker answers UNKNOWN_SERVER_ERROR there (a RemoteStorageException
+	// is no ApiException), which clients do not retry as such;
+	// KAFKA_STORAGE_ERROR, "the storage of the partition failed", is what
+	// happened, and every client retries it (Java's KafkaStorageException
+	// is retriable, and kgo and librdkafka refresh metadata and fetch
+	// again).
+	broker.KindRemoteStorageUnavailable: {kerr.KafkaStorageError.Code, codes.Unavailable, none},
 
 	broker.KindOutOfOrderSequence:   {kerr.OutOfOrderSequenceNumber.Code, codes.FailedPrecondition, stratav1.ErrorReason_OUT_OF_ORDER_SEQUENCE_NUMBER},
 	broker.KindInvalidProducerEpoch: {kerr.InvalidProducerEpoch.Code, codes.FailedPrecondition, stratav1.ErrorReason_INVALID_PRODUCER_EPOCH},

@@ -13,6 +13,7 @@ import (
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/tiering/rlm"
 )
 
 // contract is what clients see for each kind, written as the literal values
@@ -53,6 +54,7 @@ var contract = []struct {
 	{broker.KindTransactionsUnsupported, 42, 12, ""},
 	{broker.KindUnknownProducerID, 59, 9, ""},
 	{broker.KindUpstreamUnavailable, -1, 14, ""},
+	{broker.KindRemoteStorageUnavailable, 56, 14, ""},
 	{broker.KindNotCoordinator, 16, 14, "NOT_COORDINATOR"},
 	{broker.KindCoordinatorNotAvailable, 15, 14, "COORDINATOR_NOT_AVAILABLE"},
 	{broker.KindUnknownMemberID, 25, 9, "UNKNOWN_MEMBER_ID"},
@@ -142,6 +144,10 @@ func TestOf(t *testing.T) {
 		{&group.OffsetErrors{Errs: []error{nil, fmt.Errorf("t-0: %w", group.ErrOffsetMetadataTooLarge)}}, 12, 3, ""},
 		{fmt.Errorf("join: %w", group.ErrGroupMaxSizeReached), 81, 8, ""},
 		{errors.New("disk on fire"), -1, 13, ""},
+		// A failed read of the object store is retriable, even when what
+		// failed was one attempt's own deadline.
+		{fmt.Errorf("fetch t-0: %w", &rlm.ReadError{Topic: "t", Offset: 7, Err: errors.New("connection refused")}), 56, 14, ""},
+		{&rlm.ReadError{Topic: "t", Offset: -1, Err: fmt.Errorf("GET: %w", context.DeadlineExceeded)}, 56, 14, ""},
 	} {
 		got := Of(c.err)
 		if got.Kafka != c.kafka || got.GRPC != c.grpc || got.ReasonName() != c.reason {

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
@@ -25,18 +26,44 @@ import (
 )
 
 // MaxMessageBytes bounds a single gRPC message in either direction, like
-// Kafka's socket.request.max.bytes (100 MiB).
+// Kafka's socket.request.max.bytes (100 MiB); only a ProduceRequest may be
+// that large among what clients send (see limits.go).
 const MaxMessageBytes = 100 << 20
+
+// Keepalive: the server pings a connection idle for keepaliveTime and
+// closes it if the ping is not answered within keepaliveTimeout, so that
+// a client gone without a word does not hold its streams; a connection
+// without calls for connectionMaxIdle is closed (Kafka's
+// connections.max.idle.ms). Clients may ping every keepaliveMinTime at
+// most, with or without calls in flight; one pinging more often is sent
+// away (GOAWAY), so pings cannot keep the server busy.
+const (
+	keepaliveTime     = time.Minute
+	keepaliveTimeout  = 20 * time.Second
+	keepaliveMinTime  = 10 * time.Second
+	connectionMaxIdle = 10 * time.Minute
+)
 
 // ServerOptions are the gRPC server settings the frontend needs: large
 // messages and flow-control windows sized for batches of a megabyte or more,
 // so a single stream is not throttled by the 64 KiB default window, and the
-// codec that passes record batches through without copying them (codec.go).
+// codec that passes record batches through without copying them (codec.go)
+// and bounds what every other message may cost (limits.go); a bound on the
+// calls in flight per connection; keepalive.
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.ForceServerCodecV2(codec{}),
+		grpc.ForceServerCodecV2(serverCodec{}),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
+		// Deprecated, yet the only hook a server has on what a compressed
+		// message inflates to; gzip is the one grpc-encoding the binary
+		// registers.
+		grpc.RPCDecompressor(gzipDecompressor{}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time: keepaliveTime, Timeout: keepaliveTimeout, MaxConnectionIdle: connectionMaxIdle,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.InitialWindowSize(16 << 20),
 		grpc.InitialConnWindowSize(32 << 20),
 		grpc.ReadBufferSize(256 << 10),
@@ -64,11 +91,13 @@ func New(b *broker.Broker) *Server {
 
 // Register adds the services to a gRPC server. Fetch and ReplicaFetch are
 // served by handlers of their own rather than the generated ones, so that
-// their replies can carry read buffers to the codec (see fetchReply).
+// their replies can carry read buffers to the codec (see fetchReply). Every
+// method answers a message the server's codec refused to decode with
+// RESOURCE_EXHAUSTED (see limits.go).
 func (s *Server) Register(g *grpc.Server) {
-	desc := withHandler(stratav1.Strata_ServiceDesc, stratav1.Strata_Fetch_FullMethodName, fetchHandler)
+	desc := refusalsAsResourceExhausted(withHandler(stratav1.Strata_ServiceDesc, stratav1.Strata_Fetch_FullMethodName, fetchHandler))
 	g.RegisterService(&desc, s)
-	repl := withHandler(stratav1.Replication_ServiceDesc, stratav1.Replication_ReplicaFetch_FullMethodName, replicaFetchHandler)
+	repl := refusalsAsResourceExhausted(withHandler(stratav1.Replication_ServiceDesc, stratav1.Replication_ReplicaFetch_FullMethodName, replicaFetchHandler))
 	g.RegisterService(&repl, &replicationServer{b: s.b, buffers: s.buffers})
 }
 
@@ -419,7 +448,7 @@ func (s *Server) fetch(ctx context.Context, req *stratav1.FetchRequest) (*fetchR
 	if err != nil {
 		return nil, statusError(err)
 	}
-	return s.fetchReply(parts, results, req.GetDecode()), nil
+	return s.fetchReply(ctx, parts, results, req), nil
 }
 
 // followWait is how long one round of a follow-mode fetch waits for data
@@ -442,7 +471,7 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 			return statusError(err)
 		}
 		// The reply is built from the requested offsets, before they move on.
-		reply := s.fetchReply(parts, results, req.GetDecode())
+		reply := s.fetchReply(ctx, parts, results, req)
 		sent := false
 		failed := false
 		for i, r := range results {
@@ -451,7 +480,8 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 			}
 			if len(r.Data) > 0 {
 				sent = true
-				parts[i].Offset = r.NextOffset
+				// Decoding may have stopped short of the data read.
+				parts[i].Offset = reply.Partitions[i].NextOffset
 			}
 		}
 		if sent || failed {
@@ -481,9 +511,18 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 // read, and their pooled buffers go with them (to be given back once sent);
 // results no longer own them. With decode, the records alias the buffers,
 // which are left to the garbage collector.
-func (s *Server) fetchReply(parts []broker.FetchPartition, results []broker.FetchResult, decode bool) *fetchReply {
+// fetchReply builds the answer to req from the fetch's results. Records
+// decoded for the client (req.decode) are bounded by the request's byte
+// bound, like the batches: a batch may inflate to 32 times
+// max.message.bytes, so a response of decoded batches could otherwise be
+// that many times the bound. Decoding stops before the batch that would
+// pass it (the first batch of the response is always decoded, so that a
+// client makes progress), and that partition's next offset is where it
+// stopped.
+func (s *Server) fetchReply(ctx context.Context, parts []broker.FetchPartition, results []broker.FetchResult, req *stratav1.FetchRequest) *fetchReply {
 	resp := &stratav1.FetchResponse{Partitions: make([]*stratav1.FetchPartitionResult, len(results))}
 	reply := &fetchReply{FetchResponse: resp, pool: s.buffers}
+	dec := recordDecoder{b: s.b, ctx: ctx, budget: decodedBudget(req.GetMaxBytes())}
 	for i := range results {
 		r := &results[i]
 		pr := &stratav1.FetchPartitionResult{
@@ -494,10 +533,13 @@ func (s *Server) fetchReply(parts []broker.FetchPartition, results []broker.Fetc
 			NextOffset:     r.NextOffset,
 			Error:          partitionError(r.Err),
 		}
-		if decode {
-			recs, err := decodeRecords(r.Data, parts[i].Offset, r.Partition)
+		if req.GetDecode() {
+			recs, next, err := dec.decode(r.Data, parts[i].Offset, r.Partition)
 			if err != nil {
 				pr.Error = &stratav1.PartitionError{Code: int32(codes.DataLoss), Message: err.Error()}
+			}
+			if next >= 0 {
+				pr.NextOffset = next
 			}
 			pr.Records = recs
 		} else {
@@ -514,7 +556,33 @@ func (s *Server) fetchReply(parts []broker.FetchPartition, results []broker.Fetc
 	return reply
 }
 
-func decodeRecords(data []byte, from int64, partition int32) ([]*stratav1.Record, error) {
+// decodedBudget is how many bytes of decoded records a response may carry:
+// the request's byte bound, or Kafka's fetch.max.bytes default, within the
+// broker's cap on a response.
+func decodedBudget(maxBytes int32) int64 {
+	if maxBytes <= 0 {
+		maxBytes = 50 << 20
+	}
+	return min(int64(maxBytes), 64<<20)
+}
+
+// recordCost is what a decoded record adds to a response beside its key,
+// value and headers' bytes: its message and their fields' framing.
+const recordCost = 64
+
+// recordDecoder decodes the batches of a response's partitions within the
+// response's budget.
+type recordDecoder struct {
+	b       *broker.Broker
+	ctx     context.Context
+	budget  int64
+	started bool // some batch of the response has been decoded
+}
+
+// decode returns the records of one partition's data at or above from, and
+// the offset where decoding stopped when the budget ended it (-1 when it
+// decoded all).
+func (d *recordDecoder) decode(data []byte, from int64, partition int32) ([]*stratav1.Record, int64, error) {
 	var out []*stratav1.Record
 	it := record.NewBatches(data)
 	for it.Next() {
@@ -522,26 +590,35 @@ func decodeRecords(data []byte, from int64, partition int32) ([]*stratav1.Record
 		if h.Control() {
 			continue
 		}
-		err := record.ForEach(it.Bytes(), func(r *record.Record) error {
-			if r.Offset < from {
+		if d.budget <= 0 && d.started {
+			return out, max(h.BaseOffset, from), nil
+		}
+		d.started = true
+		err := d.b.Decompress(d.ctx, func() error {
+			return record.ForEach(it.Bytes(), func(r *record.Record) error {
+				if r.Offset < from {
+					return nil
+				}
+				pr := &stratav1.Record{
+					Key: r.Key, KeyNull: r.Key == nil,
+					Value: r.Value, ValueNull: r.Value == nil,
+					TimestampMs: r.Timestamp, Offset: r.Offset, Partition: partition,
+				}
+				size := int64(recordCost + len(r.Key) + len(r.Value))
+				for _, hd := range r.Headers {
+					pr.Headers = append(pr.Headers, &stratav1.Header{Key: hd.Key, Value: hd.Value})
+					size += int64(recordCost + len(hd.Key) + len(hd.Value))
+				}
+				d.budget -= size
+				out = append(out, pr)
 				return nil
-			}
-			pr := &stratav1.Record{
-				Key: r.Key, KeyNull: r.Key == nil,
-				Value: r.Value, ValueNull: r.Value == nil,
-				TimestampMs: r.Timestamp, Offset: r.Offset, Partition: partition,
-			}
-			for _, hd := range r.Headers {
-				pr.Headers = append(pr.Headers, &stratav1.Header{Key: hd.Key, Value: hd.Value})
-			}
-			out = append(out, pr)
-			return nil
+			})
 		})
 		if err != nil {
-			return out, fmt.Errorf("decode batch at offset %d: %w", h.BaseOffset, err)
+			return out, -1, fmt.Errorf("decode batch at offset %d: %w", h.BaseOffset, err)
 		}
 	}
-	return out, it.Err()
+	return out, -1, it.Err()
 }
 
 func (s *Server) ListOffsets(_ context.Context, req *stratav1.ListOffsetsRequest) (*stratav1.ListOffsetsResponse, error) {

@@ -25,6 +25,7 @@ import (
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/grpcapi"
 	"github.com/strata-broker/strata/broker/kafkaapi"
+	"github.com/strata-broker/strata/internal/membudget"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering/objstore"
 	"github.com/strata-broker/strata/topicconfig"
@@ -174,6 +175,9 @@ type process struct {
 	advertisedKafka            string
 	autoCreate                 bool
 	maxRequest                 int32
+	// requestBudget is queued.max.request.bytes: the memory requests in
+	// flight share.
+	requestBudget *membudget.Budget
 
 	replicas *grpcapi.ReplicaClient
 	member   *membership
@@ -256,6 +260,11 @@ func (p *process) readKafkaSettings() error {
 	if p.maxRequest, err = topicconfig.SocketRequestMaxBytes(p.cfg.Settings); err != nil {
 		return err
 	}
+	queued, err := topicconfig.QueuedMaxRequestBytes(p.cfg.Settings)
+	if err != nil {
+		return err
+	}
+	p.requestBudget = membudget.New(queued)
 	return nil
 }
 
@@ -349,6 +358,7 @@ func (p *process) startBroker(ctx context.Context) error {
 		RegistrationEpoch: p.member.epoch,
 		ObjectStore:       p.objects,
 		TieringCacheBytes: cfg.TieringCacheBytes,
+		RequestBudget:     p.requestBudget,
 	}, p.store)
 	if err != nil {
 		return err
@@ -401,7 +411,7 @@ func (p *process) serve() <-chan error {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := newHTTPServer(mux, defaultHTTPTimeouts)
 
 	ks := kafkaapi.New(p.broker, kafkaapi.Config{
 		NodeID:           cfg.NodeID,
@@ -450,6 +460,39 @@ func (p *process) serve() <-chan error {
 		_ = hs.Shutdown(shutCtx)
 	})
 	return errc
+}
+
+// httpTimeouts bound what a client of the HTTP listener may hold: a
+// connection sending its request slowly, one not reading its answer, one
+// left open between requests.
+type httpTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// defaultHTTPTimeouts: requests are GETs without bodies, answered from
+// memory; a CPU profile (/debug/pprof/profile, 30 s by default) must fit
+// the write timeout, which net/http/pprof checks; Prometheus keeps its
+// connection open between scrapes, at most a minute or two apart.
+var defaultHTTPTimeouts = httpTimeouts{
+	readHeader: 10 * time.Second,
+	read:       30 * time.Second,
+	write:      2 * time.Minute,
+	idle:       2 * time.Minute,
+}
+
+// maxHTTPHeaderBytes bounds a request's header: the listener's requests
+// carry none of any size.
+const maxHTTPHeaderBytes = 64 << 10
+
+func newHTTPServer(h http.Handler, t httpTimeouts) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    maxHTTPHeaderBytes,
+	}
 }
 
 // announce logs that the broker serves and calls ready with its addresses.

@@ -122,7 +122,8 @@ func (p *Partition) Status(ctx context.Context) (Status, bool) {
 	var m *tiering.PartitionManifest
 	if cfg.RemoteStorageEnable {
 		if m, _ = p.state.get(); m == nil {
-			p.EnsureManifest(ctx)
+			// Unreadable, it is reported as unknown (-1) below.
+			_ = p.EnsureManifest(ctx)
 			m, _ = p.state.get()
 		}
 	}

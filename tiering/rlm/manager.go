@@ -117,6 +117,10 @@ type Config struct {
 	// ("local" or "remote"), for the broker's retention metrics; nil: not
 	// counted.
 	RetentionDeleted func(topic, tier string, segments int, bytes int64)
+	// Decompress runs fn, which decompresses stored batches for a request
+	// (a lookup by timestamp), within the broker's bound on concurrent
+	// decompression; nil: fn runs at once.
+	Decompress func(ctx context.Context, fn func() error) error
 	// Now is the clock; nil: time.Now.
 	Now        func() time.Time
 	Logger     *slog.Logger
@@ -151,6 +155,8 @@ type Manager struct {
 	metrics *metrics        // nil without a store
 	deleter *topicDeleter   // nil without DeletedTopics
 	env     *env
+	// readFailures counts and logs failed reads for fetches and lookups.
+	readFailures *readFailures
 
 	mu    sync.Mutex
 	parts map[*Partition]struct{}
@@ -197,6 +203,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Decompress == nil {
+		cfg.Decompress = func(_ context.Context, fn func() error) error { return fn() }
+	}
 	m := &Manager{cfg: cfg, store: cfg.Store, parts: map[*Partition]struct{}{}}
 	m.env = &env{
 		store: cfg.Store, logger: cfg.Logger, now: cfg.Now, leaseOK: cfg.LeaseOK, countRetention: cfg.RetentionDeleted,
@@ -217,6 +226,10 @@ func New(cfg Config) (*Manager, error) {
 		}
 		m.metrics = newMetrics(cfg.Registerer)
 		m.env.metrics = m.metrics
+	}
+	m.readFailures = &readFailures{logger: cfg.Logger}
+	if m.metrics != nil {
+		m.readFailures.count = func(topic string) { m.metrics.readErrors.WithLabelValues(topic).Inc() }
 	}
 	if cfg.DeletedTopics != nil {
 		m.deleter = newTopicDeleter(m)
@@ -311,6 +324,7 @@ type metrics struct {
 	uploadSeconds prometheus.Histogram
 	uploadBytes   prometheus.Counter
 	errors        *prometheus.CounterVec
+	readErrors    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -330,9 +344,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_tiering_errors_total", Help: "Failed tiering steps, by step.",
 		}, []string{"step"}),
+		readErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_tiering_remote_read_errors_total",
+			Help: "Reads of the object store for fetches and offset lookups that failed for want of the store (down, unreachable, an object missing), by topic; clients are told to retry.",
+		}, []string{"topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.backlog, m.uploadSeconds, m.uploadBytes, m.errors)
+		reg.MustRegister(m.backlog, m.uploadSeconds, m.uploadBytes, m.errors, m.readErrors)
 	}
 	return m
 }

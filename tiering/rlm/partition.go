@@ -2,6 +2,7 @@ package rlm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -42,8 +43,10 @@ type remoteState struct {
 	mu       sync.Mutex
 	manifest *tiering.PartitionManifest // nil: not read yet
 	epoch    int32                      // the leader epoch it was read or written in
-	// failedAt is when reading the manifest last failed.
+	// failedAt is when reading the manifest for a fetch last failed, and
+	// failure how.
 	failedAt time.Time
+	failure  *ReadError
 
 	// start is the log start the manifest records (-1 when none is
 	// known), and hasData whether it names any segment.
@@ -225,34 +228,44 @@ func nextManifest(m *tiering.PartitionManifest, epoch int32) tiering.PartitionMa
 // EnsureManifest reads a tiered partition's manifest if none is known yet
 // (after a restart, or on becoming leader, before the tiering task's first
 // round): until then its log start would be the local one, and a consumer
-// asking for older offsets would be told they are gone.
-func (p *Partition) EnsureManifest(ctx context.Context) {
+// asking for older offsets would be told they are gone. While it cannot be
+// read it returns why (a *ReadError): a caller must then not answer for
+// offsets below the local log, which the bucket may hold.
+func (p *Partition) EnsureManifest(ctx context.Context) error {
 	if p.m.store == nil {
-		return
+		return nil
 	}
 	if m, _ := p.state.get(); m != nil {
-		return
+		return nil
 	}
 	cfg, err := p.replica.Config()
 	if err != nil || !cfg.RemoteStorageEnable {
-		return
+		return nil
 	}
 	epoch, _ := p.replica.Leadership()
-	// While the store is down, fetches must not each wait for it.
+	// While the store is down, fetches must not each wait for it: they are
+	// answered with the last failure.
 	s := p.state
 	s.mu.Lock()
 	if p.m.env.now().Sub(s.failedAt) < manifestRetry {
+		failure := s.failure
 		s.mu.Unlock()
-		return
+		if failure == nil {
+			return nil
+		}
+		return failure
 	}
 	s.mu.Unlock()
 	m, _, found, err := tiering.LatestManifest(ctx, p.m.store, p.layout, p.tp.Partition)
 	if err != nil {
-		s.mu.Lock()
-		s.failedAt = p.m.env.now()
-		s.mu.Unlock()
-		p.m.env.logger.Warn("tiering: cannot read the partition's manifest", "topic", p.tp.Topic, "partition", p.tp.Partition, "err", err)
-		return
+		err = p.readFailed(ctx, -1, err)
+		var re *ReadError
+		if errors.As(err, &re) {
+			s.mu.Lock()
+			s.failedAt, s.failure = p.m.env.now(), re
+			s.mu.Unlock()
+		}
+		return err
 	}
 	if !found {
 		m = p.emptyManifest(epoch)
@@ -260,4 +273,5 @@ func (p *Partition) EnsureManifest(ctx context.Context) {
 	// Recorded under no epoch (-1): the copy task reads the manifest again
 	// before building on it in its own.
 	s.set(&m, -1)
+	return nil
 }

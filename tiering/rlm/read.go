@@ -42,7 +42,7 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int, pool B
 		}
 		return err
 	})
-	return res, buf, remote, err
+	return res, buf, remote, p.readFailed(ctx, offset, err)
 }
 
 // ReadPieces is Read returning the batches where they lie in the reader's
@@ -55,7 +55,7 @@ func (p *Partition) ReadPieces(ctx context.Context, offset int64, maxBytes int) 
 		pc, err = p.m.reader.ReadPieces(ctx, segs, i, offset, maxBytes)
 		return err
 	})
-	return pc, remote, err
+	return pc, remote, p.readFailed(ctx, offset, err)
 }
 
 // withSegment calls read with the partition's remote segments and the one
@@ -115,23 +115,25 @@ func (p *Partition) OffsetForTimestamp(ctx context.Context, ts int64) (offset, t
 		}
 		start, err := r.TimeIndexStart(ctx, seg, ts)
 		if err != nil {
-			return 0, 0, false, err
+			return 0, 0, false, p.readFailed(ctx, seg.BaseOffset, err)
 		}
 		for start < min(seg.NextOffset, localStart) {
 			res, err := r.Read(ctx, m.Segments, i, start, 1<<20, nil)
 			if err != nil {
-				return 0, 0, false, err
+				return 0, 0, false, p.readFailed(ctx, start, err)
 			}
 			if len(res.Data) == 0 {
 				break
 			}
 			it := record.NewBatches(res.Data)
 			for it.Next() {
-				err := record.ForEach(it.Bytes(), func(r *record.Record) error {
-					if !found && r.Offset >= start && r.Timestamp >= ts {
-						offset, timestamp, found = r.Offset, r.Timestamp, true
-					}
-					return nil
+				err := p.m.cfg.Decompress(ctx, func() error {
+					return record.ScanStored(it.Bytes(), func(r *record.RecordInfo) error {
+						if !found && r.Offset >= start && r.Timestamp >= ts {
+							offset, timestamp, found = r.Offset, r.Timestamp, true
+						}
+						return nil
+					})
 				})
 				if err != nil {
 					return 0, 0, false, fmt.Errorf("%w: %v", tiering.ErrCorrupt, err)

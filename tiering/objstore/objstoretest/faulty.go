@@ -17,7 +17,7 @@ import (
 // ErrDown is the error of an injected failure.
 var ErrDown = errors.New("object store down (injected by the test)")
 
-// Faulty is a Store whose writes can be made to fail, wrapping a real one
+// Faulty is a Store whose calls can be made to fail, wrapping a real one
 // (usually the local-directory store), so that the code under test meets a
 // store that is down without any of it being faked.
 type Faulty struct {
@@ -25,6 +25,9 @@ type Faulty struct {
 
 	// FailDeletes makes every Delete fail with ErrDown while set.
 	FailDeletes atomic.Bool
+	// FailReads makes every Get, GetRange, List and Exists fail with
+	// ErrDown while set.
+	FailReads atomic.Bool
 	// FailPut, when set, makes a Put of a key it matches fail with ErrDown.
 	FailPut atomic.Pointer[func(key string) bool]
 	// OnPut, when set, is called after each Put that succeeded.
@@ -71,10 +74,37 @@ func (f *Faulty) Delete(ctx context.Context, keys ...string) error {
 	return nil
 }
 
-// List counts the call and lists through.
+// List counts the call and lists through, unless FailReads is set.
 func (f *Faulty) List(ctx context.Context, prefix string) ([]objstore.ObjectInfo, error) {
 	f.ListCalls.Add(1)
+	if f.FailReads.Load() {
+		return nil, ErrDown
+	}
 	return f.Store.List(ctx, prefix)
+}
+
+// Get fails while FailReads is set, else reads through.
+func (f *Faulty) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if f.FailReads.Load() {
+		return nil, ErrDown
+	}
+	return f.Store.Get(ctx, key)
+}
+
+// GetRange fails while FailReads is set, else reads through.
+func (f *Faulty) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if f.FailReads.Load() {
+		return nil, ErrDown
+	}
+	return f.Store.GetRange(ctx, key, off, n)
+}
+
+// Exists fails while FailReads is set, else asks through.
+func (f *Faulty) Exists(ctx context.Context, key string) (objstore.ObjectInfo, bool, error) {
+	if f.FailReads.Load() {
+		return objstore.ObjectInfo{}, false, ErrDown
+	}
+	return f.Store.Exists(ctx, key)
 }
 
 // Deleted returns the keys deleted so far, in order.
