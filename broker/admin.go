@@ -290,6 +290,9 @@ func (b *Broker) validateConfigs(overrides map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
+	if err := b.limits.checkSegmentBytes(cfg); err != nil {
+		return err
+	}
 	if cfg.RemoteStorageEnable && b.cfg.ObjectStore == nil {
 		return fmt.Errorf("%w: remote.storage.enable=true needs the brokers to run with an object store (--object-store)", ErrInvalidConfig)
 	}

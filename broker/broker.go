@@ -120,6 +120,7 @@ type Broker struct {
 	clusterID      clusterID
 	groups         *group.Coordinator
 
+	limits    growthLimits     // see growth.go
 	retention *retentionWorker // see retention.go
 	cleaner   *cleanerWorker   // see cleaner.go
 	rlm       *rlm.Manager     // tiering, see tiering.go
@@ -186,7 +187,12 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	limits, err := newGrowthLimits(cfg.Settings, logger)
+	if err != nil {
+		return nil, err
+	}
 	b := &Broker{
+		limits:         limits,
 		cfg:            cfg,
 		logger:         logger,
 		store:          store,
