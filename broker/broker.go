@@ -179,15 +179,15 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if _, _, err := topicconfig.Resolve(nil, defaults); err != nil {
 		return nil, fmt.Errorf("broker: settings: %w", err)
 	}
+	limits, err := newGrowthLimits(cfg.Settings, logger, cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	lagMs, err := settingMs(cfg.Settings, "replica.lag.time.max.ms", 30000)
 	if err != nil {
 		return nil, err
 	}
 	pidExpiry, err := settingMs(cfg.Settings, "producer.id.expiration.ms", defaultProducerIDExpirationMs)
-	if err != nil {
-		return nil, err
-	}
-	limits, err := newGrowthLimits(cfg.Settings, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -236,6 +236,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		producerIDExpiry: pidExpiry,
 		topics:           make(map[string]*topic),
 	}
+	b.hosted.files = limits.files
 	b.isr = isrKeeper{
 		store:   store,
 		lagMax:  lagMs,

@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
 // growthLimits bound what clients can make the broker hold as topics grow:
-// files per byte written (segment.bytes) and the cluster's partitions.
+// files per byte written (segment.bytes), open segment files, and the
+// cluster's partitions.
 type growthLimits struct {
 	// segmentMinBytes is the least segment.bytes a topic may be given
 	// (log.segment.min.bytes; Kafka's 1 MiB unless lowered for tests).
@@ -16,11 +20,14 @@ type growthLimits struct {
 	// maxPartitions is max.partitions: the most partitions the cluster may
 	// hold.
 	maxPartitions int
+	// files is the broker's cache of open sealed-segment files
+	// (log.segment.open.files.max), shared by every log it opens.
+	files *partlog.FileCache
 }
 
 // newGrowthLimits reads the limits from the broker settings; a bad value
-// is an error naming its key.
-func newGrowthLimits(settings map[string]string, logger *slog.Logger) (growthLimits, error) {
+// is an error naming its key. The file cache's metrics go to reg, if not nil.
+func newGrowthLimits(settings map[string]string, logger *slog.Logger, reg prometheus.Registerer) (growthLimits, error) {
 	var g growthLimits
 	var err error
 	if g.segmentMinBytes, err = topicconfig.SegmentMinBytes(settings); err != nil {
@@ -33,7 +40,42 @@ func newGrowthLimits(settings map[string]string, logger *slog.Logger) (growthLim
 	if g.maxPartitions, err = topicconfig.MaxPartitions(settings); err != nil {
 		return g, fmt.Errorf("broker: settings: %w", err)
 	}
+	openFiles, err := topicconfig.SegmentOpenFilesMax(settings)
+	if err != nil {
+		return g, fmt.Errorf("broker: settings: %w", err)
+	}
+	g.files = partlog.NewFileCache(openFiles)
+	if reg != nil {
+		if err := reg.Register(fileCacheCollector{g.files}); err != nil {
+			return g, fmt.Errorf("broker: metrics: %w", err)
+		}
+	}
 	return g, nil
+}
+
+// fileCacheCollector reports the segment file cache at scrape time.
+type fileCacheCollector struct{ files *partlog.FileCache }
+
+var (
+	segmentFilesOpenDesc = prometheus.NewDesc("strata_log_segment_files_open",
+		"Sealed-segment files open now (log.segment.open.files.max bounds them; active segments are not counted).", nil, nil)
+	segmentFileOpensDesc = prometheus.NewDesc("strata_log_segment_file_opens_total",
+		"Sealed-segment files opened to be read.", nil, nil)
+	segmentFileEvictionsDesc = prometheus.NewDesc("strata_log_segment_file_evictions_total",
+		"Sealed-segment files closed to stay within log.segment.open.files.max.", nil, nil)
+)
+
+func (c fileCacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- segmentFilesOpenDesc
+	ch <- segmentFileOpensDesc
+	ch <- segmentFileEvictionsDesc
+}
+
+func (c fileCacheCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.files.Stats()
+	ch <- prometheus.MustNewConstMetric(segmentFilesOpenDesc, prometheus.GaugeValue, float64(st.Open))
+	ch <- prometheus.MustNewConstMetric(segmentFileOpensDesc, prometheus.CounterValue, float64(st.Opens))
+	ch <- prometheus.MustNewConstMetric(segmentFileEvictionsDesc, prometheus.CounterValue, float64(st.Evictions))
 }
 
 // checkSegmentBytes refuses a topic config (as resolved for a create or an

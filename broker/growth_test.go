@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strata-broker/strata/metastore/metastoretest"
 )
 
@@ -79,5 +81,45 @@ func TestSegmentSettingsAreChecked(t *testing.T) {
 	if _, err := New(Config{NodeID: 1, DataDir: t.TempDir(),
 		Settings: map[string]string{"log.segment.min.bytes": "1024", "log.segment.bytes": "1024"}}, metastoretest.New()); err != nil {
 		t.Errorf("New with segment.bytes lowered to 1024: %v", err)
+	}
+}
+
+// A broker keeps at most log.segment.open.files.max sealed-segment files
+// open, across every log it hosts, and says so in its metrics.
+func TestSegmentFilesOpenAreBounded(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	b, _ := startBrokerWith(t, Config{Registerer: reg, Settings: smallSegments(map[string]string{"log.segment.open.files.max": "3"})})
+	ctx := context.Background()
+	for _, name := range []string{"a", "b"} {
+		if _, err := b.CreateTopic(ctx, TopicSpec{Name: name, Partitions: 2, Configs: map[string]string{"segment.bytes": "1024"}}); err != nil {
+			t.Fatal(err)
+		}
+		for p := range int32(2) {
+			appendRecords(t, b, name, p, 200)
+		}
+	}
+	for _, name := range []string{"a", "b"} {
+		for p := range int32(2) {
+			pt, err := b.hosted.partition(name, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(pt.log.Segments()); n < 10 {
+				t.Fatalf("%s-%d has %d segments; the test needs many", name, p, n)
+			}
+			for off := int64(0); off < pt.LogEndOffset(); {
+				res, err := b.Fetch(ctx, []FetchPartition{{Topic: name, Partition: p, Offset: off, MaxBytes: 1 << 20}}, FetchOptions{})
+				if err != nil || res[0].Err != nil || res[0].NextOffset <= off {
+					t.Fatalf("fetch %s-%d at %d: %v, %+v", name, p, off, err, res)
+				}
+				off = res[0].NextOffset
+			}
+		}
+	}
+	if open := metricValue(t, reg, "strata_log_segment_files_open"); open > 3 || open < 1 {
+		t.Fatalf("%v sealed-segment files open, bound 3", open)
+	}
+	if ev := metricValue(t, reg, "strata_log_segment_file_evictions_total"); ev == 0 {
+		t.Fatal("no file was evicted reading every segment of four partitions with a bound of 3")
 	}
 }
