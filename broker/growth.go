@@ -40,6 +40,11 @@ func newGrowthLimits(settings map[string]string, logger *slog.Logger, reg promet
 	if g.maxPartitions, err = topicconfig.MaxPartitions(settings); err != nil {
 		return g, fmt.Errorf("broker: settings: %w", err)
 	}
+	// Read by the Kafka frontend; checked here so that a bad value fails the
+	// start.
+	if _, err := topicconfig.AutoCreateMaxPerRequest(settings); err != nil {
+		return g, fmt.Errorf("broker: settings: %w", err)
+	}
 	openFiles, err := topicconfig.SegmentOpenFilesMax(settings)
 	if err != nil {
 		return g, fmt.Errorf("broker: settings: %w", err)

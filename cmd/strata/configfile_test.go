@@ -126,8 +126,8 @@ func TestBrokerConfigFileRefusesUnknownKeysAndBadValues(t *testing.T) {
 	}
 }
 
-// `strata dev` allows small segments unless told otherwise; `strata broker`
-// leaves every setting to the broker's defaults.
+// `strata dev` auto-creates topics and allows small segments unless told
+// otherwise; `strata broker` leaves every setting to the broker's defaults.
 func TestDevSettings(t *testing.T) {
 	parse := func(dev bool, args ...string) map[string]string {
 		t.Helper()
@@ -148,6 +148,12 @@ func TestDevSettings(t *testing.T) {
 	}
 	if got := parse(true)["log.segment.min.bytes"]; got != "1024" {
 		t.Errorf("dev: log.segment.min.bytes %q, want 1024", got)
+	}
+	if got := parse(true)["auto.create.topics.enable"]; got != "true" {
+		t.Errorf("dev: auto.create.topics.enable %q, want true", got)
+	}
+	if got := parse(true, "--config", "auto.create.topics.enable=false")["auto.create.topics.enable"]; got != "false" {
+		t.Errorf("dev with --config auto.create.topics.enable=false: %q", got)
 	}
 	if got := parse(true, "--config", "log.segment.min.bytes=1048576")["log.segment.min.bytes"]; got != "1048576" {
 		t.Errorf("dev with --config log.segment.min.bytes=1048576: %q", got)

@@ -190,9 +190,11 @@ func yamlSettings(v *yaml.Node) (map[string]string, error) {
 
 // devSettings are the broker settings `strata dev` has unless told
 // otherwise: a single local broker for development and experiments, where
+// clients create topics by naming them, as with Kafka's defaults, and
 // small segments are allowed.
 func devSettings() map[string]string {
 	return map[string]string{
+		"auto.create.topics.enable":    "true",
 		topicconfig.SegmentMinBytesKey: "1024",
 	}
 }
