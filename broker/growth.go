@@ -1,11 +1,14 @@
 package broker
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/topicconfig"
 )
@@ -20,6 +23,11 @@ type growthLimits struct {
 	// maxPartitions is max.partitions: the most partitions the cluster may
 	// hold.
 	maxPartitions int
+	// creating admits one topic or partitions creation at a time on this
+	// broker: the metastore counts the cluster's partitions and fails a
+	// write if any topic changed since, so concurrent creations here would
+	// only make each other count again.
+	creating chan struct{}
 	// files is the broker's cache of open sealed-segment files
 	// (log.segment.open.files.max), shared by every log it opens.
 	files *partlog.FileCache
@@ -28,7 +36,7 @@ type growthLimits struct {
 // newGrowthLimits reads the limits from the broker settings; a bad value
 // is an error naming its key. The file cache's metrics go to reg, if not nil.
 func newGrowthLimits(settings map[string]string, logger *slog.Logger, reg prometheus.Registerer) (growthLimits, error) {
-	var g growthLimits
+	g := growthLimits{creating: make(chan struct{}, 1)}
 	var err error
 	if g.segmentMinBytes, err = topicconfig.SegmentMinBytes(settings); err != nil {
 		return g, fmt.Errorf("broker: settings: %w", err)
@@ -81,6 +89,35 @@ func (c fileCacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(segmentFilesOpenDesc, prometheus.GaugeValue, float64(st.Open))
 	ch <- prometheus.MustNewConstMetric(segmentFileOpensDesc, prometheus.CounterValue, float64(st.Opens))
 	ch <- prometheus.MustNewConstMetric(segmentFileEvictionsDesc, prometheus.CounterValue, float64(st.Evictions))
+}
+
+// startCreating waits for this broker's turn to create a topic or
+// partitions; call the returned function when done.
+func (g *growthLimits) startCreating(ctx context.Context) (func(), error) {
+	select {
+	case g.creating <- struct{}{}:
+		return func() { <-g.creating }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for other topic creations: %w", ctx.Err())
+	}
+}
+
+// checkPartitions refuses adding partitions to a cluster of topics that
+// would then hold more than max.partitions.
+func (g *growthLimits) checkPartitions(topics []metastore.Topic, adding int) error {
+	return g.policyError(metastore.CheckPartitionLimit(int64(g.maxPartitions), topics, adding))
+}
+
+// policyError turns the metastore's refusal of partitions beyond the limit
+// into the broker's ErrPolicyViolation, naming the setting; nil for any
+// other error.
+func (g *growthLimits) policyError(err error) error {
+	var le *metastore.PartitionLimitError
+	if !errors.As(err, &le) {
+		return nil
+	}
+	return fmt.Errorf("%w: the cluster has %d partitions, and %d more would exceed %s (%d)",
+		ErrPolicyViolation, le.Current, le.Adding, topicconfig.MaxPartitionsKey, le.Limit)
 }
 
 // checkSegmentBytes refuses a topic config (as resolved for a create or an

@@ -123,3 +123,50 @@ func TestSegmentFilesOpenAreBounded(t *testing.T) {
 		t.Fatal("no file was evicted reading every segment of four partitions with a bound of 3")
 	}
 }
+
+// Topics and partitions that would take the cluster past max.partitions
+// are refused with a policy violation naming the setting, validate-only
+// requests included, and nothing is created.
+func TestMaxPartitions(t *testing.T) {
+	b, store := startBrokerWith(t, Config{Settings: map[string]string{"max.partitions": "10"}})
+	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "a", Partitions: 6}); err != nil {
+		t.Fatal(err)
+	}
+	for _, validateOnly := range []bool{true, false} {
+		_, err := b.CreateTopic(ctx, TopicSpec{Name: "b", Partitions: 5, ValidateOnly: validateOnly})
+		if !errors.Is(err, ErrPolicyViolation) || !strings.Contains(err.Error(), "max.partitions (10)") {
+			t.Fatalf("a topic of 5 partitions with 6 of 10 used (validate only %v): %v", validateOnly, err)
+		}
+		err = b.CreatePartitions(ctx, "a", 11, nil, validateOnly)
+		if !errors.Is(err, ErrPolicyViolation) || !strings.Contains(err.Error(), "max.partitions") {
+			t.Fatalf("growing to 11 partitions with 6 of 10 used (validate only %v): %v", validateOnly, err)
+		}
+	}
+	if _, err := store.GetTopic(ctx, "b"); err == nil {
+		t.Fatal("the refused topic was created")
+	}
+	if n, _ := b.PartitionCount("a"); n != 6 {
+		t.Fatalf("a has %d partitions after refused growth", n)
+	}
+	if err := b.CreatePartitions(ctx, "a", 8, nil, false); err != nil {
+		t.Fatalf("growing within the limit: %v", err)
+	}
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "b", Partitions: 2}); err != nil {
+		t.Fatalf("a topic filling the cluster to its limit: %v", err)
+	}
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "c", Partitions: 1}); !errors.Is(err, ErrPolicyViolation) {
+		t.Fatalf("a topic past a full cluster's limit: %v", err)
+	}
+	if err := b.DeleteTopic(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "c", Partitions: 2}); err != nil {
+		t.Fatalf("a topic in the room a deleted one left: %v", err)
+	}
+
+	if _, err := New(Config{NodeID: 1, DataDir: t.TempDir(), Settings: map[string]string{"max.partitions": "0"}}, metastoretest.New()); err == nil ||
+		!strings.Contains(err.Error(), "max.partitions") {
+		t.Fatalf("New with max.partitions=0: %v, want an error naming it", err)
+	}
+}
