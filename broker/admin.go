@@ -96,6 +96,11 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 				ErrInvalidTopic, spec.Name, t.Name)
 		}
 	}
+	// Checked here for validate-only requests and a prompt answer; the
+	// metastore decides for good when it writes the topic.
+	if err := b.limits.checkPartitions(existing, int(spec.Partitions)); err != nil {
+		return TopicDescription{}, fmt.Errorf("create topic %q: %w", spec.Name, err)
+	}
 	brokers, err := b.store.Brokers(ctx)
 	if err != nil {
 		return TopicDescription{}, fmt.Errorf("create topic %q: list brokers: %w", spec.Name, err)
@@ -108,6 +113,10 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 	if spec.ValidateOnly {
 		return b.describeSpec(spec, assignments), nil
 	}
+	done, err := b.limits.startCreating(ctx)
+	if err != nil {
+		return TopicDescription{}, fmt.Errorf("create topic %q: %w", spec.Name, err)
+	}
 	t, err := b.store.CreateTopic(ctx, metastore.Topic{
 		Name:                spec.Name,
 		Partitions:          spec.Partitions,
@@ -116,12 +125,17 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 		CreatedAt:           b.now(),
 		ID:                  spec.ID,
 		InitialLeaderEpochs: spec.LeaderEpochs,
+		PartitionLimit:      int64(b.limits.maxPartitions),
 	}, assignments)
+	done()
 	if errors.Is(err, metastore.ErrTopicExists) {
 		return TopicDescription{}, fmt.Errorf("topic %q: %w", spec.Name, ErrTopicExists)
 	}
 	if errors.Is(err, metastore.ErrTopicDeletionPending) {
 		return TopicDescription{}, fmt.Errorf("%w: topic %q: %v", ErrInvalidRequest, spec.Name, err)
+	}
+	if err := b.limits.policyError(err); err != nil {
+		return TopicDescription{}, fmt.Errorf("create topic %q: %w", spec.Name, err)
 	}
 	if err != nil {
 		return TopicDescription{}, fmt.Errorf("create topic %q: %w", spec.Name, err)
@@ -194,9 +208,25 @@ func (b *Broker) CreatePartitions(ctx context.Context, topic string, count int32
 			return err
 		}
 		if validateOnly {
+			topics, err := b.ListTopics(ctx)
+			if err != nil {
+				return fmt.Errorf("create partitions of %q: %w", topic, err)
+			}
+			if err := b.limits.checkPartitions(topics, len(added)); err != nil {
+				return fmt.Errorf("create partitions of %q: %w", topic, err)
+			}
 			return nil
 		}
+		t.PartitionLimit = int64(b.limits.maxPartitions)
+		done, err := b.limits.startCreating(ctx)
+		if err != nil {
+			return fmt.Errorf("create partitions of %q: %w", topic, err)
+		}
 		grown, err := b.store.AddPartitions(ctx, t, added)
+		done()
+		if perr := b.limits.policyError(err); perr != nil {
+			return fmt.Errorf("create partitions of %q: %w", topic, perr)
+		}
 		switch {
 		case errors.Is(err, metastore.ErrConflict) && attempt < createPartitionsAttempts:
 			// Changed since it was read: decide again on what it is now.
@@ -289,6 +319,9 @@ func (b *Broker) validateConfigs(overrides map[string]string) error {
 	cfg, _, err := topicconfig.Resolve(overrides, b.brokerDefaults)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if err := b.limits.checkSegmentBytes(cfg); err != nil {
+		return err
 	}
 	if cfg.RemoteStorageEnable && b.cfg.ObjectStore == nil {
 		return fmt.Errorf("%w: remote.storage.enable=true needs the brokers to run with an object store (--object-store)", ErrInvalidConfig)

@@ -228,7 +228,7 @@ func reopenBroker(t *testing.T, b *Broker) *Broker {
 }
 
 func TestDeleteRecords(t *testing.T) {
-	b, store := startBroker(t)
+	b, store := startBrokerWith(t, Config{Settings: smallSegments(nil)})
 	ctx := context.Background()
 	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "d", Partitions: 1, Configs: map[string]string{"segment.bytes": "1024"}}); err != nil {
 		t.Fatal(err)

@@ -129,6 +129,7 @@ type Broker struct {
 	clusterID      clusterID
 	groups         *group.Coordinator
 
+	limits    growthLimits     // see growth.go
 	retention *retentionWorker // see retention.go
 	cleaner   *cleanerWorker   // see cleaner.go
 	rlm       *rlm.Manager     // tiering, see tiering.go
@@ -185,6 +186,10 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if _, _, err := topicconfig.Resolve(nil, defaults); err != nil {
 		return nil, fmt.Errorf("broker: settings: %w", err)
 	}
+	limits, err := newGrowthLimits(cfg.Settings, logger, cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	lagMs, err := settingMs(cfg.Settings, "replica.lag.time.max.ms", 30000)
 	if err != nil {
 		return nil, err
@@ -198,6 +203,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		return nil, fmt.Errorf("broker: settings: %w", err)
 	}
 	b := &Broker{
+		limits:         limits,
 		cfg:            cfg,
 		logger:         logger,
 		store:          store,
@@ -247,6 +253,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		},
 		topics: make(map[string]*topic),
 	}
+	b.hosted.files = limits.files
 	b.isr = isrKeeper{
 		store:   store,
 		lagMax:  lagMs,

@@ -3,12 +3,14 @@ package broker
 import (
 	"context"
 	"errors"
+	"maps"
 	"testing"
 	"time"
 
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/record"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // Compile-time checks: the broker runs on etcd's store and on the fake.
@@ -44,6 +46,18 @@ func startBrokerWith(t *testing.T, cfg Config) (*Broker, *metastoretest.Store) {
 	}
 	t.Cleanup(func() { b.Close() })
 	return b, store
+}
+
+// smallSegments returns a copy of settings that lets topics have
+// segment.bytes below Kafka's 1 MiB minimum (log.segment.min.bytes), for
+// tests that roll many segments.
+func smallSegments(settings map[string]string) map[string]string {
+	out := maps.Clone(settings)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[topicconfig.SegmentMinBytesKey] = "1024"
+	return out
 }
 
 func startBroker(t *testing.T) (*Broker, *metastoretest.Store) {

@@ -81,7 +81,7 @@ func TestCleanerCompactsTopic(t *testing.T) {
 	clk := fakeclock.New(time.Now())
 	reg := prometheus.NewPedanticRegistry()
 	b, _ := startBrokerWith(t, Config{Now: clk.Now, Registerer: reg,
-		Settings: map[string]string{"log.cleaner.backoff.ms": "20", "log.cleaner.dedupe.buffer.size": "1048576"}})
+		Settings: smallSegments(map[string]string{"log.cleaner.backoff.ms": "20", "log.cleaner.dedupe.buffer.size": "1048576"})})
 	ctx := context.Background()
 	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "profiles", Partitions: 1, Configs: map[string]string{
 		"cleanup.policy": "compact", "segment.bytes": "4096", "min.cleanable.dirty.ratio": "0.1",
@@ -197,9 +197,9 @@ func TestRemoteCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := startBrokerWith(t, Config{ObjectStore: objects, Settings: map[string]string{
+	b, _ := startBrokerWith(t, Config{ObjectStore: objects, Settings: smallSegments(map[string]string{
 		"remote.log.manager.task.interval.ms": "50", "log.cleaner.backoff.ms": "50",
-		"log.cleaner.dedupe.buffer.size": "1048576"}})
+		"log.cleaner.dedupe.buffer.size": "1048576"})})
 	ctx := context.Background()
 	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "stock", Partitions: 1, Configs: map[string]string{
 		"cleanup.policy": "compact", "remote.storage.enable": "true", "segment.bytes": "4096",

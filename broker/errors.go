@@ -27,6 +27,9 @@ var (
 	ErrInvalidPartitions       = errors.New("invalid number of partitions")
 	ErrInvalidReplication      = errors.New("invalid replication factor")
 	ErrInvalidRequest          = errors.New("invalid request")
+	// ErrPolicyViolation: the request breaks a limit of the cluster's
+	// (max.partitions); nothing was done.
+	ErrPolicyViolation = errors.New("policy violation")
 	// ErrInvalidRecord: a record breaks a rule of its topic, such as a
 	// record without a key sent to a compacted topic.
 	ErrInvalidRecord = errors.New("invalid record")
@@ -75,9 +78,10 @@ const (
 	KindInvalidPartitions
 	KindInvalidReplication
 	KindInvalidRequest
-	KindCorruptMessage // a produced batch failed validation
-	KindInvalidRecord  // a produced record breaks a rule of its topic
-	KindRecordTooLarge // a produced batch exceeds max.message.bytes, or inflates too far
+	KindPolicyViolation // a cluster limit refused the request
+	KindCorruptMessage  // a produced batch failed validation
+	KindInvalidRecord   // a produced record breaks a rule of its topic
+	KindRecordTooLarge  // a produced batch exceeds max.message.bytes, or inflates too far
 	KindOffsetOutOfRange
 	KindCorruptStorage // stored data failed its checksum
 	KindNotLeader
@@ -157,6 +161,8 @@ func Classify(err error) Kind {
 		return KindInvalidReplication
 	case errors.Is(err, ErrInvalidRequest):
 		return KindInvalidRequest
+	case errors.Is(err, ErrPolicyViolation):
+		return KindPolicyViolation
 	case errors.Is(err, ErrInvalidRecord):
 		return KindInvalidRecord
 	case errors.As(err, &tooLarge), errors.As(err, &inflated), errors.As(err, &decoder):

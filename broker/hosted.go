@@ -37,6 +37,7 @@ type hostedTopics struct {
 	cluster        *clusterView
 	fetchers       *fetcherManager
 	rlm            *rlm.Manager
+	files          *partlog.FileCache // bounds the sealed-segment files the logs keep open
 	// registered is the revision of this broker's current registration,
 	// which partition states naming it leader must not predate.
 	registered func() int64
@@ -307,6 +308,7 @@ func (h *hostedTopics) openPartition(t metastore.Topic, p int32, lc partlog.Conf
 		Config: lc,
 		Logger: h.logger.With("topic", t.Name, "partition", p),
 		Now:    h.now,
+		Files:  h.files,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open log %s-%d: %w", t.Name, p, err)

@@ -30,7 +30,7 @@ func TestRemoteReadFailuresAreRetriable(t *testing.T) {
 	store := objstoretest.NewFaulty(objects)
 	clk := fakeclock.New(time.Now())
 	b, _ := startBrokerWith(t, Config{ObjectStore: store, Now: clk.Now,
-		Settings: map[string]string{"remote.log.manager.task.interval.ms": "50"}})
+		Settings: smallSegments(map[string]string{"remote.log.manager.task.interval.ms": "50"})})
 	ctx := context.Background()
 	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "cold", Partitions: 1, Configs: map[string]string{
 		"remote.storage.enable": "true", "segment.bytes": "1024", "local.retention.bytes": "1024",

@@ -50,7 +50,7 @@ func TestFetchReadsPartitionsFromTheBucketInParallel(t *testing.T) {
 	}
 	slow := &slowIndexes{Store: objects, delay: 200 * time.Millisecond}
 	b, _ := startBrokerWith(t, Config{ObjectStore: slow,
-		Settings: map[string]string{"remote.log.manager.task.interval.ms": "50"}})
+		Settings: smallSegments(map[string]string{"remote.log.manager.task.interval.ms": "50"})})
 	ctx := context.Background()
 	const parts = 4
 	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "wide", Partitions: parts, Configs: map[string]string{
@@ -155,7 +155,7 @@ func TestRemoteReadFollowsAReplacedManifest(t *testing.T) {
 	}
 	st := &replacedUnderneath{Store: objects}
 	b, _ := startBrokerWith(t, Config{ObjectStore: st,
-		Settings: map[string]string{"remote.log.manager.task.interval.ms": "50"}})
+		Settings: smallSegments(map[string]string{"remote.log.manager.task.interval.ms": "50"})})
 	ctx := context.Background()
 	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "moving", Partitions: 1, Configs: map[string]string{
 		"remote.storage.enable": "true", "segment.bytes": "1024", "local.retention.bytes": "1024",

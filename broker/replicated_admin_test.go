@@ -183,7 +183,7 @@ func TestCreatePartitionsReplicated(t *testing.T) {
 // starts over there.
 func TestDeleteRecordsReplicated(t *testing.T) {
 	// Short enough for a stopped follower to leave the ISR within the test.
-	c := startCoreCluster(t, 3, map[string]string{"replica.lag.time.max.ms": "2000"})
+	c := startCoreCluster(t, 3, smallSegments(map[string]string{"replica.lag.time.max.ms": "2000"}))
 	ctx := context.Background()
 	leader := c.core(1)
 	if _, err := leader.CreateTopic(ctx, TopicSpec{Name: "d", Partitions: 1, ReplicationFactor: 3,

@@ -26,7 +26,7 @@ import (
 func startRetentionBroker(t *testing.T, clk *fakeclock.Clock, reg prometheus.Registerer) *Broker {
 	t.Helper()
 	b, _ := startBrokerWith(t, Config{Now: clk.Now, Registerer: reg,
-		Settings: map[string]string{"log.retention.check.interval.ms": "20"}})
+		Settings: smallSegments(map[string]string{"log.retention.check.interval.ms": "20"})})
 	return b
 }
 

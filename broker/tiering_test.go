@@ -33,7 +33,7 @@ func startTieredBrokerOn(t *testing.T, objectsDir string) (*Broker, objstore.Sto
 		t.Fatal(err)
 	}
 	b, _ := startBrokerWith(t, Config{ObjectStore: objects,
-		Settings: map[string]string{"remote.log.manager.task.interval.ms": "50"}})
+		Settings: smallSegments(map[string]string{"remote.log.manager.task.interval.ms": "50"})})
 	return b, objects
 }
 

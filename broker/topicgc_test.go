@@ -32,7 +32,7 @@ func startTopicGCBroker(t *testing.T, grace time.Duration) (*Broker, *metastoret
 	flaky := objstoretest.NewFaulty(objects)
 	reg := prometheus.NewRegistry()
 	b, err := New(Config{NodeID: 1, DataDir: dir + "/data", ObjectStore: flaky, Registerer: reg,
-		Settings: map[string]string{"remote.log.manager.task.interval.ms": "50"}}, store)
+		Settings: smallSegments(map[string]string{"remote.log.manager.task.interval.ms": "50"})}, store)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,10 @@ import (
 //
 // If the topic changed since t was read (configs altered, partitions added,
 // deleted and created again), nothing is written and it returns ErrConflict;
-// if it is gone, ErrTopicNotFound. Every new partition must have
+// if it is gone, ErrTopicNotFound. With t.PartitionLimit, a cluster
+// that would hold more partitions is a *PartitionLimitError, and any
+// topic's change since they were counted is ErrConflict too. Every new
+// partition must have
 // t.ReplicationFactor distinct replicas. The returned Topic has the new
 // count and Revision.
 func (s *Store) AddPartitions(ctx context.Context, t Topic, assignments [][]int32) (Topic, error) {
@@ -50,10 +53,14 @@ func (s *Store) AddPartitions(ctx context.Context, t Topic, assignments [][]int3
 		}
 		ops = append(ops, clientv3.OpPut(s.partitionKey(t.Name, p), v))
 	}
+	limit, err := s.partitionLimitCompare(ctx, t.PartitionLimit, len(assignments))
+	if err != nil {
+		return Topic{}, fmt.Errorf("metastore: add partitions to %q: %w", t.Name, err)
+	}
 	// A mod revision of 0 would match a missing key: t.Revision > 0 is
 	// checked above, so a deleted topic fails the compare.
 	resp, err := s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(topicKey), "=", t.Revision)).
+		If(append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(topicKey), "=", t.Revision)}, limit...)...).
 		Then(ops...).
 		Else(clientv3.OpGet(topicKey, clientv3.WithCountOnly())).
 		Commit()
@@ -67,9 +74,11 @@ func (s *Store) AddPartitions(ctx context.Context, t Topic, assignments [][]int3
 		if resp.Responses[0].GetResponseRange().Count == 0 {
 			return Topic{}, fmt.Errorf("metastore: add partitions to %q: %w", t.Name, ErrTopicNotFound)
 		}
-		return Topic{}, fmt.Errorf("metastore: add partitions to %q: revision %d is stale: %w", t.Name, t.Revision, ErrConflict)
+		return Topic{}, fmt.Errorf("metastore: add partitions to %q: revision %d is stale, or the topics changed while the partitions were counted: %w",
+			t.Name, t.Revision, ErrConflict)
 	}
 	next.Revision = resp.Header.Revision
+	next.PartitionLimit = 0
 	return next, nil
 }
 

@@ -38,6 +38,12 @@ type Topic struct {
 	// store starts above the epochs its remote segments were written in.
 	// Not stored with the topic.
 	InitialLeaderEpochs []int32
+	// PartitionLimit, when positive at CreateTopic or AddPartitions,
+	// is the most partitions the cluster may hold once they are written:
+	// beyond it they fail with a *PartitionLimitError and write nothing.
+	// The count and the write are one decision, however many brokers
+	// create topics at once. Not stored with the topic.
+	PartitionLimit int64
 }
 
 // topicValue is the JSON stored at <prefix>/topics/<name>.
@@ -139,28 +145,41 @@ func (s *Store) CreateTopic(ctx context.Context, t Topic, assignments [][]int32)
 	// An id whose objects are being deleted must not be reused (a restore
 	// keeps the bucket's id): the deletion would take the new data too.
 	deletedKey := s.deletedTopicKey(t.ID)
-	resp, err := s.client.Txn(ctx).
-		If(
-			clientv3.Compare(clientv3.CreateRevision(topicKey), "=", 0),
-			clientv3.Compare(clientv3.CreateRevision(deletedKey), "=", 0),
-		).
-		Then(ops...).
-		Else(clientv3.OpGet(deletedKey, clientv3.WithCountOnly())).
-		Commit()
-	if err != nil {
-		if errors.Is(err, rpctypes.ErrTooManyOps) {
-			err = fmt.Errorf("%d partitions exceed etcd's --max-txn-ops: %w", len(assignments), err)
+	partitionLimit := t.PartitionLimit
+	t.PartitionLimit = 0
+	for attempt := 1; ; attempt++ {
+		limit, err := s.partitionLimitCompare(ctx, partitionLimit, len(assignments))
+		if err != nil {
+			return Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, err)
 		}
-		return Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, err)
-	}
-	if !resp.Succeeded {
-		if resp.Responses[0].GetResponseRange().Count > 0 {
+		resp, err := s.client.Txn(ctx).
+			If(append([]clientv3.Cmp{
+				clientv3.Compare(clientv3.CreateRevision(topicKey), "=", 0),
+				clientv3.Compare(clientv3.CreateRevision(deletedKey), "=", 0),
+			}, limit...)...).
+			Then(ops...).
+			Else(clientv3.OpGet(deletedKey, clientv3.WithCountOnly()), clientv3.OpGet(topicKey, clientv3.WithCountOnly())).
+			Commit()
+		if err != nil {
+			if errors.Is(err, rpctypes.ErrTooManyOps) {
+				err = fmt.Errorf("%d partitions exceed etcd's --max-txn-ops: %w", len(assignments), err)
+			}
+			return Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, err)
+		}
+		if resp.Succeeded {
+			t.Revision = resp.Header.Revision
+			return t, nil
+		}
+		switch {
+		case resp.Responses[0].GetResponseRange().Count > 0:
 			return Topic{}, fmt.Errorf("metastore: create topic %q with id %s: %w", t.Name, t.ID, ErrTopicDeletionPending)
+		case resp.Responses[1].GetResponseRange().Count > 0:
+			return Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, ErrTopicExists)
+		case attempt == alterAttempts:
+			return Topic{}, fmt.Errorf("metastore: create topic %q: topics kept changing while the partitions were counted: %w", t.Name, ErrConflict)
 		}
-		return Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, ErrTopicExists)
+		// Another topic was created or changed since the count: count again.
 	}
-	t.Revision = resp.Header.Revision
-	return t, nil
 }
 
 // ValidateNewTopic checks a topic to create and its replica assignments,

@@ -183,7 +183,7 @@ func (l *Log) shouldRoll(a *segment, cfg *Config, n, offsets int64) bool {
 // Close) waits for it. mu must be held.
 func (l *Log) rollLocked() error {
 	old := l.active()
-	s, err := createSegment(l.dir, l.leo.Load(), l.now())
+	s, err := createSegment(l.dir, l.leo.Load(), l.files, l.now())
 	if err != nil {
 		return err
 	}
@@ -192,6 +192,10 @@ func (l *Log) rollLocked() error {
 	l.segMu.Lock()
 	l.segs = append(l.segs, s)
 	l.segMu.Unlock()
+	// Nothing appends to it any more: its file may be closed when unused,
+	// even before the sealer has fsynced it, so that a producer rolling
+	// faster than the disk syncs does not hold a file per segment.
+	old.unpin()
 	l.dirDirty = true
 	l.logger.Debug("log: rolled segment", "dir", l.dir, "sealed", old.name(), "size", old.size.Load(), "new", s.name())
 	select {
@@ -315,8 +319,11 @@ func (l *Log) seal(s *segment) error {
 		return err
 	}
 	if next := s.next.Load(); s.syncedNext.Load() < next {
-		if err := s.f.Sync(); err != nil {
-			return l.fail(fmt.Errorf("log: fsync %s: %w", s.name(), err))
+		// The file may have been closed since the roll and is then opened
+		// again: fsync writes back the file's data, whichever descriptor
+		// wrote it.
+		if err := syncSegment(s); err != nil {
+			return l.fail(fmt.Errorf("log: %w", err))
 		}
 		s.syncedNext.Store(next)
 	}

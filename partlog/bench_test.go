@@ -88,3 +88,76 @@ func BenchmarkRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReadSealed reads 64 sealed segments of 1 MiB sequentially from
+// the page cache, as a consumer catching up would, into a reused buffer:
+// with every file kept open, and with a file cache of 8, which must reopen
+// the file of every segment it moves to (its worst case). One batch of
+// ~1 MiB per segment makes every read a move to the next segment; batches
+// of 16 KiB read 64 KiB at a time make it one read in sixteen.
+func BenchmarkReadSealed(b *testing.B) {
+	for _, shape := range []struct {
+		name     string
+		records  int // of 1 KiB, per batch
+		maxBytes int
+	}{
+		{"batch=1MiB", 1000, 1 << 20},
+		{"batch=16KiB", 15, 64 << 10},
+	} {
+		for _, cache := range []struct {
+			name    string
+			maxOpen int
+		}{
+			{"cache=unbounded", 0},
+			{"cache=8", 8},
+		} {
+			b.Run(shape.name+"/"+cache.name, func(b *testing.B) {
+				benchReadSealed(b, NewFileCache(cache.maxOpen), shape.records, shape.maxBytes)
+			})
+		}
+	}
+}
+
+func benchReadSealed(b *testing.B, files *FileCache, records, maxBytes int) {
+	value := bytes.Repeat([]byte("x"), 1024)
+	bb := record.NewBuilder(tsBase, records*1100)
+	for i := range records {
+		bb.Append(&record.Record{Timestamp: tsBase + int64(i), Key: fmt.Appendf(nil, "k%d", i), Value: value})
+	}
+	batch, err := bb.Build(record.None)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := Open(Options{Dir: b.TempDir(), Config: Config{SegmentBytes: 1 << 20}, Files: files})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	for len(l.Segments()) <= 64 {
+		if _, err := l.Append(bytes.Clone(batch), 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	segs := l.Segments()
+	end := segs[len(segs)-1].BaseOffset // sealed segments only
+	buf := make([]byte, 2<<20)
+	alloc := func(n int) []byte { return buf[:n] }
+	var off, n int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := l.ReadInto(off, maxBytes, end, alloc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += int64(len(res.Data))
+		off = res.NextOffset
+		if off >= end {
+			off = 0
+		}
+	}
+	b.SetBytes(n / int64(b.N))
+}

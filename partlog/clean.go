@@ -143,7 +143,7 @@ func (l *Log) CommitClean(c *Cleaned, cleanerOffset int64) error {
 	for _, o := range old {
 		o.sealMu.Lock()
 		o.removed = true // OpenSealed no longer hands it out
-		errs = append(errs, o.f.Close())
+		errs = append(errs, o.closeFile())
 		if o.base != s.base {
 			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
 				if rerr := os.Remove(o.path(suffix)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
@@ -159,6 +159,8 @@ func (l *Log) CommitClean(c *Cleaned, cleanerOffset int64) error {
 		return errCrashed
 	}
 	errs = append(errs, renameCleaned(l.dir, s.base))
+	// Only now: reopened by path, the file must be the cleaned one.
+	l.files.adopt(s)
 	l.segs = slices.Concat(l.segs[:i], []*segment{s}, l.segs[j:])
 	l.segMu.Unlock()
 	l.mu.Unlock()

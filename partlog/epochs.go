@@ -271,12 +271,17 @@ func (l *Log) scanEpochs(from int64, entries []EpochEntry) ([]EpochEntry, error)
 			}
 			pos, base = p, b
 		}
-		sc := newScanner(s.f, size, walkChunk)
-		_, _, _, err := sc.walk(pos, base, false, func(_ int64, h *record.Header) {
+		f, err := s.acquire()
+		if err != nil {
+			return nil, fmt.Errorf("log: rebuild leader epochs from %s: %w", s.name(), err)
+		}
+		sc := newScanner(f, size, walkChunk)
+		_, _, _, err = sc.walk(pos, base, false, func(_ int64, h *record.Header) {
 			if n := len(entries); n == 0 || h.PartitionLeaderEpoch > entries[n-1].Epoch {
 				entries = append(entries, EpochEntry{Epoch: h.PartitionLeaderEpoch, StartOffset: h.BaseOffset})
 			}
 		})
+		s.release()
 		if err != nil {
 			return nil, fmt.Errorf("log: rebuild leader epochs from %s: %w", s.name(), err)
 		}

@@ -57,11 +57,19 @@ type env struct {
 	cfg   Config
 	clock *fakeclock.Clock
 	logs  *logBuffer
+	// files is the log's file cache. It keeps only two sealed segments
+	// open, so that every test also runs the logs with their files closed
+	// and reopened underneath them.
+	files *FileCache
 }
+
+// envOpenFiles is the bound of every env's file cache.
+const envOpenFiles = 2
 
 func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()
-	return &env{t: t, dir: t.TempDir(), cfg: cfg, clock: fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), logs: &logBuffer{}}
+	return &env{t: t, dir: t.TempDir(), cfg: cfg, clock: fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), logs: &logBuffer{},
+		files: NewFileCache(envOpenFiles)}
 }
 
 // open opens the log; it is closed at cleanup if the test does not.
@@ -72,6 +80,7 @@ func (e *env) open() *Log {
 		Config: e.cfg,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:    e.clock.Now,
+		Files:  e.files,
 	})
 	if err != nil {
 		e.t.Fatalf("Open(%s): %v", e.dir, err)

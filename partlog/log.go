@@ -122,6 +122,10 @@ type Options struct {
 	Config Config
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
+	// Files keeps the sealed segments' files open, within its bound; a
+	// broker shares one among all its logs. Nil: a cache of this log's own
+	// that keeps every sealed segment open.
+	Files *FileCache
 	// CrashAt, for tests, is asked at each step of a compaction swap
 	// (see clean.go); true stops the swap there as a crash would: the log
 	// refuses further writes and the files stay as they are for the next
@@ -136,11 +140,13 @@ type Log struct {
 	now    func() time.Time
 	cfg    atomic.Pointer[Config]
 	crash  func(step string) bool
+	files  *FileCache
 
 	// swapMu serialises the changes to sealed segments: a compaction swap
 	// (CommitClean) against deletions, truncations and Close, without
 	// holding mu, so that appends do not wait for a swap's file work.
-	// Lock order: swapMu, mu, ckMu, segMu, segment.sealMu, segment.idxMu.
+	// Lock order: swapMu, mu, ckMu, segMu, segment.sealMu, segment.idxMu,
+	// FileCache.mu.
 	swapMu sync.Mutex
 	// mu serialises writers.
 	mu        sync.Mutex
@@ -190,6 +196,7 @@ func Open(opts Options) (*Log, error) {
 		logger:   opts.Logger,
 		now:      opts.Now,
 		crash:    opts.CrashAt,
+		files:    opts.Files,
 		sealKick: make(chan struct{}, 1),
 		sealStop: make(chan struct{}),
 		sealDone: make(chan struct{}),
@@ -199,6 +206,9 @@ func Open(opts Options) (*Log, error) {
 	}
 	if l.now == nil {
 		l.now = time.Now
+	}
+	if l.files == nil {
+		l.files = NewFileCache(0)
 	}
 	cfg := opts.Config.WithDefaults()
 	l.cfg.Store(&cfg)
@@ -241,8 +251,8 @@ func (l *Log) Close() error {
 	}
 	l.segMu.Lock()
 	for _, s := range l.segs {
-		if cerr := s.f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("log: close %s: %w", s.f.Name(), cerr)
+		if cerr := s.closeFile(); cerr != nil && err == nil {
+			err = fmt.Errorf("log: close %s: %w", s.name(), cerr)
 		}
 	}
 	l.segs = nil

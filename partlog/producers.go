@@ -274,8 +274,13 @@ func (l *Log) WalkTailHeaders(maxBytes int64, fn func(h *record.Header)) error {
 		if i == first {
 			pos, off = startPos, startOff
 		}
-		sc := newScanner(s.f, s.size.Load(), scanChunk)
+		f, err := s.acquire()
+		if err != nil {
+			return err
+		}
+		sc := newScanner(f, s.size.Load(), scanChunk)
 		_, _, dmg, err := sc.walk(pos, off, false, func(_ int64, h *record.Header) { fn(h) })
+		s.release()
 		if err != nil {
 			return l.ioError(s, err)
 		}

@@ -3,6 +3,7 @@ package partlog
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/strata-broker/strata/record"
 )
@@ -82,24 +83,29 @@ func (l *Log) ReadInto(offset int64, maxBytes int, maxOffset int64, alloc func(n
 // readSegment reads from the batch of s containing offset; found is false if
 // the segment's data ends before offset.
 func (l *Log) readSegment(s *segment, size, offset int64, maxBytes int, maxOffset int64, alloc func(int) []byte) (ReadResult, bool, error) {
+	f, err := s.acquire()
+	if err != nil {
+		return ReadResult{}, false, err
+	}
+	defer s.release()
 	base, pos := s.lookup(offset, size)
 	var sc *scanner
 	for {
 		if base != offset { // else the indexed batch is the one; readBatches checks it
 			if sc == nil {
-				sc = newScanner(s.f, size, walkChunk)
+				sc = newScanner(f, size, walkChunk)
 			}
 			var err error
 			if pos, base, err = l.walkTo(s, sc, offset, pos, base); err != nil || pos >= size {
 				return ReadResult{}, false, err
 			}
 		}
-		res, dmg, err := l.readBatches(s, size, pos, base, maxBytes, maxOffset, alloc)
+		res, dmg, err := l.readBatches(s, f, size, pos, base, maxBytes, maxOffset, alloc)
 		if err != nil || dmg == nil {
 			return res, err == nil, err
 		}
 		if sc == nil {
-			sc = newScanner(s.f, size, walkChunk)
+			sc = newScanner(f, size, walkChunk)
 		}
 		nextPos, nextOff := l.resume(s, sc, size, pos, base)
 		if offset < nextOff {
@@ -160,17 +166,22 @@ func (l *Log) locate(s *segment, size, offset int64) (int64, int64, error) {
 	if base == offset {
 		return pos, base, nil
 	}
-	return l.walkTo(s, newScanner(s.f, size, walkChunk), offset, pos, base)
+	f, err := s.acquire()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.release()
+	return l.walkTo(s, newScanner(f, size, walkChunk), offset, pos, base)
 }
 
-// readBatches reads batches from pos, where the batch with base offset base
-// starts: one ReadAt of min(maxBytes, available) bytes (a second one if the
-// first batch is larger), then trimmed to whole, sound batches. If the first
-// batch is damaged it returns the damage. Buffers come from alloc (see
-// ReadInto).
-func (l *Log) readBatches(s *segment, size, pos, base int64, maxBytes int, maxOffset int64, alloc func(int) []byte) (ReadResult, *damage, error) {
+// readBatches reads batches of s, from its file f, from pos, where the
+// batch with base offset base starts: one ReadAt of min(maxBytes,
+// available) bytes (a second one if the first batch is larger), then
+// trimmed to whole, sound batches. If the first batch is damaged it returns
+// the damage. Buffers come from alloc (see ReadInto).
+func (l *Log) readBatches(s *segment, f io.ReaderAt, size, pos, base int64, maxBytes int, maxOffset int64, alloc func(int) []byte) (ReadResult, *damage, error) {
 	buf := newBuffer(alloc, int(min(size-pos, int64(max(maxBytes, record.HeaderSize)))))
-	if err := readFull(s.f, buf, pos); err != nil {
+	if err := readFull(f, buf, pos); err != nil {
 		return ReadResult{}, nil, l.ioError(s, err)
 	}
 	h, err := record.ParseHeader(buf)
@@ -180,7 +191,7 @@ func (l *Log) readBatches(s *segment, size, pos, base int64, maxBytes int, maxOf
 	if err == nil && h.Size() > len(buf) {
 		whole := newBuffer(alloc, h.Size())
 		copy(whole, buf)
-		if err := readFull(s.f, whole[len(buf):], pos+int64(len(buf))); err != nil {
+		if err := readFull(f, whole[len(buf):], pos+int64(len(buf))); err != nil {
 			return ReadResult{}, nil, l.ioError(s, err)
 		}
 		buf = whole
@@ -262,36 +273,50 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, found
 		if next <= start || size == 0 || s.maxTS.Load() < ts {
 			continue
 		}
-		from := max(s.timeLookup(ts), start)
-		base, pos := s.lookup(from, size)
-		sc := newScanner(s.f, size, walkChunk)
-		for pos < size {
-			h, err := sc.batch(pos, base, true)
-			if err == nil && h.NextOffset() > from && h.MaxTimestamp >= ts {
-				b, _ := sc.read(pos, h.Size()) // buffered by the check
-				// Scanned, not decoded: the batch's records are never
-				// held whole, however far they inflate.
-				err = record.ScanStored(b, func(r *record.RecordInfo) error {
-					if r.Offset >= from && r.Timestamp >= ts {
-						offset, timestamp, found = r.Offset, r.Timestamp, true
-						return errFound
-					}
-					return nil
-				})
-				if found {
-					return offset, timestamp, true, nil
-				}
-			}
-			if err != nil {
-				if !isDamage(err) {
-					return 0, 0, false, l.ioError(s, err)
-				}
-				_, nextOff := l.resume(s, sc, size, pos, base)
-				return 0, 0, false, l.corruption(s, pos, base, nextOff, err)
-			}
-			pos += int64(h.Size())
-			base = h.NextOffset()
+		offset, timestamp, found, err = l.offsetForTimestampIn(s, size, max(s.timeLookup(ts), start), ts)
+		if err != nil || found {
+			return offset, timestamp, found, err
 		}
+	}
+	return 0, 0, false, nil
+}
+
+// offsetForTimestampIn is OffsetForTimestamp within segment s, from offset
+// from on.
+func (l *Log) offsetForTimestampIn(s *segment, size, from, ts int64) (offset int64, timestamp int64, found bool, err error) {
+	f, err := s.acquire()
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer s.release()
+	base, pos := s.lookup(from, size)
+	sc := newScanner(f, size, walkChunk)
+	for pos < size {
+		h, err := sc.batch(pos, base, true)
+		if err == nil && h.NextOffset() > from && h.MaxTimestamp >= ts {
+			b, _ := sc.read(pos, h.Size()) // buffered by the check
+			// Scanned, not decoded: the batch's records are never held
+			// whole, however far they inflate.
+			err = record.ScanStored(b, func(r *record.RecordInfo) error {
+				if r.Offset >= from && r.Timestamp >= ts {
+					offset, timestamp, found = r.Offset, r.Timestamp, true
+					return errFound
+				}
+				return nil
+			})
+			if found {
+				return offset, timestamp, true, nil
+			}
+		}
+		if err != nil {
+			if !isDamage(err) {
+				return 0, 0, false, l.ioError(s, err)
+			}
+			_, nextOff := l.resume(s, sc, size, pos, base)
+			return 0, 0, false, l.corruption(s, pos, base, nextOff, err)
+		}
+		pos += int64(h.Size())
+		base = h.NextOffset()
 	}
 	return 0, 0, false, nil
 }

@@ -100,7 +100,7 @@ type loader struct {
 
 func (ld *loader) closeSegments() {
 	for _, s := range ld.segs {
-		s.f.Close()
+		s.closeFile()
 	}
 }
 
@@ -207,7 +207,7 @@ func (ld *loader) readCheckpoints() {
 func (ld *loader) openSegments() error {
 	l := ld.l
 	for _, b := range ld.bases {
-		s, err := openSegment(l.dir, b, ld.now)
+		s, err := openSegment(l.dir, b, l.files, ld.now)
 		if err != nil {
 			return err
 		}
@@ -220,7 +220,7 @@ func (ld *loader) openSegments() error {
 	if ld.lsErr == nil {
 		base = ld.ls
 	}
-	s, err := createSegment(l.dir, base, ld.now)
+	s, err := createSegment(l.dir, base, l.files, ld.now)
 	if err != nil {
 		return err
 	}
@@ -319,8 +319,8 @@ func (ld *loader) makeDurable() error {
 	segs := ld.segs
 	for i, s := range segs {
 		if ld.scanned[i] {
-			if err := s.f.Sync(); err != nil {
-				return fmt.Errorf("log: open: fsync %s: %w", s.name(), err)
+			if err := syncSegment(s); err != nil {
+				return fmt.Errorf("log: open: %w", err)
 			}
 		}
 		s.syncedNext.Store(s.next.Load())
@@ -360,7 +360,7 @@ func (ld *loader) reconcileLogStart() error {
 			}
 		}
 		ld.segs = nil
-		s, err := createSegment(l.dir, start, ld.now)
+		s, err := createSegment(l.dir, start, l.files, ld.now)
 		if err != nil {
 			return err
 		}
@@ -402,6 +402,9 @@ func (ld *loader) writeCheckpoints() error {
 func (ld *loader) install() error {
 	l := ld.l
 	a := ld.activeSegment()
+	if err := a.pin(); err != nil {
+		return err
+	}
 	a.created = ld.now
 	leo := a.next.Load()
 	l.segs = ld.segs
@@ -427,7 +430,12 @@ func ownFile(name string) bool {
 // check out against the log, else indexes rebuilt from the log's batch
 // headers. It reports false if damage hides where the segment ends.
 func (l *Log) loadSegment(s *segment, limit int64) (bool, error) {
-	sc := newScanner(s.f, s.size.Load(), scanChunk)
+	f, err := s.acquire()
+	if err != nil {
+		return false, err
+	}
+	defer s.release()
+	sc := newScanner(f, s.size.Load(), scanChunk)
 	ok, problem, err := l.loadIndexes(s, sc)
 	if err != nil || problem == nil {
 		return ok, err
@@ -575,7 +583,12 @@ func (l *Log) rebuildIndexes(s *segment, sc *scanner, limit int64) (bool, error)
 func (l *Log) scanSegment(s *segment) (*damage, error) {
 	interval := int64(l.cfg.Load().IndexIntervalBytes)
 	s.resetIndexes()
-	sc := newScanner(s.f, s.size.Load(), scanChunk)
+	f, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	sc := newScanner(f, s.size.Load(), scanChunk)
 	_, next, dmg, err := sc.walk(0, s.base, true, func(p int64, h *record.Header) {
 		s.indexBatch(p, h, interval)
 	})
@@ -595,12 +608,30 @@ func (l *Log) cutTail(s *segment, dmg *damage) error {
 	}
 	l.logger.Warn("log recovery: truncating segment at the first bad batch",
 		"dir", l.dir, "segment", s.name(), "position", dmg.pos, "bytes", size-dmg.pos, "offset", dmg.offset, "cause", cause, "err", dmg.err)
-	if err := s.f.Truncate(dmg.pos); err != nil {
+	f, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer s.release()
+	if err := f.Truncate(dmg.pos); err != nil {
 		return fmt.Errorf("log: recover %s: %w", s.name(), err)
 	}
-	if err := s.f.Sync(); err != nil {
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("log: recover %s: %w", s.name(), err)
 	}
 	s.size.Store(dmg.pos)
+	return nil
+}
+
+// syncSegment fsyncs s's file, opening it if it was closed.
+func syncSegment(s *segment) error {
+	f, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer s.release()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", s.name(), err)
+	}
 	return nil
 }

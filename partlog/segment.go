@@ -2,6 +2,7 @@ package partlog
 
 import (
 	"bytes"
+	"container/list"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -67,7 +68,19 @@ type timeEntry struct {
 type segment struct {
 	dir  string
 	base int64
-	f    *os.File
+
+	// The .log file, managed by files (see filecache.go): readers take it
+	// with acquire and give it back with release. While the segment is
+	// pinned (the active segment) f stays open and the writer uses it
+	// directly; otherwise f may be nil (closed to stay within the cache's
+	// bound) and is guarded by files.mu, as are refs, pinned, gone and
+	// idle.
+	files  *FileCache
+	f      *os.File
+	refs   int           // readers holding f
+	pinned bool          // f stays open and is not counted in the bound
+	gone   bool          // removed or replaced: never opened again
+	idle   *list.Element // in files.idle while open, unpinned and unused
 
 	// Published to readers. size only ever covers whole batches.
 	size       atomic.Int64
@@ -124,8 +137,8 @@ func parseSegmentName(name string) (int64, string, bool) {
 	return 0, "", false
 }
 
-func newSegment(dir string, base int64, f *os.File, now time.Time) *segment {
-	s := &segment{dir: dir, base: base, f: f, created: now, writtenVersion: -1}
+func newSegment(dir string, base int64, files *FileCache, now time.Time) *segment {
+	s := &segment{dir: dir, base: base, files: files, created: now, writtenVersion: -1}
 	s.next.Store(base)
 	s.maxTS.Store(noTimestamp)
 	s.syncedNext.Store(base)
@@ -133,15 +146,16 @@ func newSegment(dir string, base int64, f *os.File, now time.Time) *segment {
 	return s
 }
 
-// createSegment creates an empty segment file (replacing a stale one) and
-// removes stale index files of the same base.
-func createSegment(dir string, base int64, now time.Time) (*segment, error) {
-	s := newSegment(dir, base, nil, now)
+// createSegment creates an empty segment file (replacing a stale one),
+// pinned open as the active segment, and removes stale index files of the
+// same base.
+func createSegment(dir string, base int64, files *FileCache, now time.Time) (*segment, error) {
+	s := newSegment(dir, base, files, now)
 	f, err := os.OpenFile(s.path(logSuffix), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("log: create segment: %w", err)
 	}
-	s.f = f
+	s.f, s.pinned = f, true
 	for _, suffix := range []string{indexSuffix, timeIndexSuffix} {
 		if err := os.Remove(s.path(suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			f.Close()
@@ -151,19 +165,14 @@ func createSegment(dir string, base int64, now time.Time) (*segment, error) {
 	return s, nil
 }
 
-// openSegment opens an existing segment file; the caller loads its indexes.
-func openSegment(dir string, base int64, now time.Time) (*segment, error) {
-	s := newSegment(dir, base, nil, now)
-	f, err := os.OpenFile(s.path(logSuffix), os.O_RDWR, 0)
+// openSegment finds an existing segment file; the caller loads its
+// indexes. The file is opened when it is used (see acquire).
+func openSegment(dir string, base int64, files *FileCache, now time.Time) (*segment, error) {
+	s := newSegment(dir, base, files, now)
+	st, err := os.Stat(s.path(logSuffix))
 	if err != nil {
 		return nil, fmt.Errorf("log: open segment: %w", err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("log: open segment: %w", err)
-	}
-	s.f = f
 	s.size.Store(st.Size())
 	return s, nil
 }
@@ -174,7 +183,7 @@ func (s *segment) removeFiles() error {
 	s.sealMu.Lock()
 	defer s.sealMu.Unlock()
 	s.removed = true
-	err := s.f.Close()
+	err := s.closeFile()
 	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
 		if rerr := os.Remove(s.path(suffix)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 			err = rerr

@@ -90,6 +90,10 @@ func (l *Log) TruncateTo(offset int64) error {
 func (l *Log) truncateSegment(s *segment, pos, next int64) error {
 	s.sealMu.Lock()
 	defer s.sealMu.Unlock()
+	// The active segment from now on: its file stays open for appends.
+	if err := s.pin(); err != nil {
+		return err
+	}
 	s.sealed.Store(false)
 	s.durable.Store(false)
 	// Its index files on disk describe the old content.
@@ -183,7 +187,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	for _, s := range removed {
 		errs = append(errs, s.removeFiles())
 	}
-	s, err := createSegment(l.dir, offset, l.now())
+	s, err := createSegment(l.dir, offset, l.files, l.now())
 	if err != nil {
 		l.segs = nil
 		l.segMu.Unlock()

@@ -54,7 +54,7 @@ func TestCompactedTopicLocallyAndInTheBucket(t *testing.T) {
 		t.Skip("starts a three-broker cluster with MinIO")
 	}
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3, MinIO: true,
-		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "300", "log.cleaner.backoff.ms": "300"}})
+		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "300", "log.cleaner.backoff.ms": "300"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cl, adm, _ := kafkaClient(t, c, kgo.DefaultProduceTopic("stock"), kgo.ProducerBatchCompression(kgo.Lz4Compression()))

@@ -32,7 +32,7 @@ func TestRemoteReadFailuresAreRetriable(t *testing.T) {
 		t.Skip("starts a cluster with MinIO")
 	}
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1, MinIO: true,
-		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "200"}})
+		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "200"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	b := c.Brokers()[0]

@@ -62,7 +62,7 @@ func TestRetentionMsAlteredWithTheCLI(t *testing.T) {
 		t.Skip("starts a cluster of processes")
 	}
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1,
-		BrokerSettings: map[string]string{"log.retention.check.interval.ms": "200"}})
+		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "log.retention.check.interval.ms": "200"}})
 	b := c.Brokers()[0]
 	api := dial(t, b.GRPCAddr())
 	createTopic(t, api, "expiring", 1, map[string]string{"segment.bytes": "1024"})
@@ -120,7 +120,7 @@ func TestTieredRetentionMsAlteredWithTheCLI(t *testing.T) {
 		t.Skip("starts a cluster with MinIO")
 	}
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1, MinIO: true,
-		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "300"}})
+		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "300"}})
 	b := c.Brokers()[0]
 	api := dial(t, b.GRPCAddr())
 	createTopic(t, api, "ticks", 1, map[string]string{"segment.bytes": "1024", "remote.storage.enable": "true", "local.retention.bytes": "2048"})

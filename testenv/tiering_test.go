@@ -33,7 +33,7 @@ func TestTieredTopicReadsBackFromMinIO(t *testing.T) {
 		t.Skip("starts a three-broker cluster with MinIO")
 	}
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3, MinIO: true,
-		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "200"}})
+		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "200"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic("history"), kgo.ProducerBatchCompression(kgo.NoCompression()))
@@ -208,7 +208,7 @@ func TestTieringRidesOutAMinIOOutage(t *testing.T) {
 		t.Skip("starts a cluster with MinIO")
 	}
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1, MinIO: true,
-		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "200"}})
+		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "200"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	b := c.Brokers()[0]
@@ -294,7 +294,7 @@ func TestLeaderChangeDuringUploads(t *testing.T) {
 		t.Skip("starts a three-broker cluster with MinIO")
 	}
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3, MinIO: true,
-		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "100"}})
+		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "100"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic("busy"),
@@ -373,7 +373,7 @@ func TestReplayAndRestoreAfterTheClusterIsWiped(t *testing.T) {
 		t.Skip("starts a cluster with MinIO")
 	}
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1, MinIO: true,
-		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "100"}})
+		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "100"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	b := c.Brokers()[0]

@@ -26,7 +26,7 @@ func TestDeletedTopicLeavesTheBucket(t *testing.T) {
 		t.Skip("starts a cluster with MinIO")
 	}
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 2, MinIO: true,
-		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "300"}})
+		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "300"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic("doomed"), kgo.ProducerBatchCompression(kgo.NoCompression()))

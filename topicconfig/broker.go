@@ -122,11 +122,13 @@ func BrokerDefaults(brokerSettings map[string]string) (map[string]string, error)
 }
 
 // AutoCreateTopics reads auto.create.topics.enable: whether Metadata creates
-// a topic a client asks for that does not exist. Kafka's default is true.
+// a topic a client asks for that does not exist. Kafka's default is true;
+// here it is false, so that a client naming topics cannot make a broker
+// create them (`strata dev` turns it on).
 func AutoCreateTopics(brokerSettings map[string]string) (bool, error) {
 	raw, ok := brokerSettings["auto.create.topics.enable"]
 	if !ok {
-		return true, nil
+		return false, nil
 	}
 	v, err := strconv.ParseBool(strings.TrimSpace(raw))
 	if err != nil {

@@ -5,8 +5,9 @@
 //
 // Values are strings, as Kafka's protocol carries them. Names, types,
 // defaults and ranges are Kafka's, with three deliberate differences:
-// segment.bytes may be as small as 1024 bytes (Kafka: 1 MiB) so tests can
-// roll small segments; retention.bytes must be >= -1 (Kafka takes any
+// segment.bytes may be as small as 1024 bytes here, while the broker holds
+// what clients set to Kafka's 1 MiB unless its log.segment.min.bytes lowers
+// that for tests (see SegmentMinBytes); retention.bytes must be >= -1 (Kafka takes any
 // number and treats negatives as unlimited); and cleanup.policy must name at
 // least one policy (an empty list would silently disable all cleanup).
 // Keys Strata does not implement are unknown, and rejected.
@@ -138,7 +139,7 @@ var defs = []def{
 	boolDef("remote.storage.enable", false, func(t *Topic) *bool { return &t.RemoteStorageEnable }),
 	longDef("retention.bytes", -1, -1, math.MaxInt64, "bytes, -1 for unlimited", func(t *Topic) *int64 { return &t.RetentionBytes }),
 	longDef("retention.ms", 604800000, -1, math.MaxInt64, "milliseconds, -1 for unlimited", func(t *Topic) *int64 { return &t.RetentionMs }),
-	intDef("segment.bytes", 1073741824, 1024, "bytes", func(t *Topic) *int64 { return &t.SegmentBytes }),
+	intDef("segment.bytes", 1073741824, segmentBytesFloor, "bytes", func(t *Topic) *int64 { return &t.SegmentBytes }),
 	intDef("segment.index.bytes", 10485760, 4, "bytes", func(t *Topic) *int64 { return &t.SegmentIndexBytes }),
 	longDef("segment.ms", 604800000, 1, math.MaxInt64, "milliseconds", func(t *Topic) *int64 { return &t.SegmentMs }),
 	boolDef("unclean.leader.election.enable", false, func(t *Topic) *bool { return &t.UncleanLeaderElectionEnable }),

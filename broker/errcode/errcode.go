@@ -45,11 +45,14 @@ var table = map[broker.Kind]Codes{
 	broker.KindInvalidPartitions:       {kerr.InvalidPartitions.Code, codes.InvalidArgument, none},
 	broker.KindInvalidReplication:      {kerr.InvalidReplicationFactor.Code, codes.InvalidArgument, none},
 	broker.KindInvalidRequest:          {kerr.InvalidRequest.Code, codes.InvalidArgument, none},
-	broker.KindCorruptMessage:          {kerr.CorruptMessage.Code, codes.InvalidArgument, stratav1.ErrorReason_CORRUPT_MESSAGE},
-	broker.KindInvalidRecord:           {kerr.InvalidRecord.Code, codes.InvalidArgument, stratav1.ErrorReason_INVALID_RECORD},
-	broker.KindRecordTooLarge:          {kerr.MessageTooLarge.Code, codes.ResourceExhausted, stratav1.ErrorReason_MESSAGE_TOO_LARGE},
-	broker.KindOffsetOutOfRange:        {kerr.OffsetOutOfRange.Code, codes.OutOfRange, stratav1.ErrorReason_OFFSET_OUT_OF_RANGE},
-	broker.KindCorruptStorage:          {kerr.KafkaStorageError.Code, codes.DataLoss, stratav1.ErrorReason_KAFKA_STORAGE_ERROR},
+	// Not retriable as is: the cluster must change (topics deleted, the
+	// limit raised) before the request can succeed.
+	broker.KindPolicyViolation:  {kerr.PolicyViolation.Code, codes.FailedPrecondition, none},
+	broker.KindCorruptMessage:   {kerr.CorruptMessage.Code, codes.InvalidArgument, stratav1.ErrorReason_CORRUPT_MESSAGE},
+	broker.KindInvalidRecord:    {kerr.InvalidRecord.Code, codes.InvalidArgument, stratav1.ErrorReason_INVALID_RECORD},
+	broker.KindRecordTooLarge:   {kerr.MessageTooLarge.Code, codes.ResourceExhausted, stratav1.ErrorReason_MESSAGE_TOO_LARGE},
+	broker.KindOffsetOutOfRange: {kerr.OffsetOutOfRange.Code, codes.OutOfRange, stratav1.ErrorReason_OFFSET_OUT_OF_RANGE},
+	broker.KindCorruptStorage:   {kerr.KafkaStorageError.Code, codes.DataLoss, stratav1.ErrorReason_KAFKA_STORAGE_ERROR},
 
 	// Retriable on gRPC (Unavailable) once the client has fresh metadata
 	// or the ISR has grown again.

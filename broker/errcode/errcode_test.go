@@ -34,6 +34,7 @@ var contract = []struct {
 	{broker.KindInvalidPartitions, 37, 3, ""},
 	{broker.KindInvalidReplication, 38, 3, ""},
 	{broker.KindInvalidRequest, 42, 3, ""},
+	{broker.KindPolicyViolation, 44, 9, ""},
 	{broker.KindCorruptMessage, 2, 3, "CORRUPT_MESSAGE"},
 	{broker.KindInvalidRecord, 87, 3, "INVALID_RECORD"},
 	{broker.KindRecordTooLarge, 10, 8, "MESSAGE_TOO_LARGE"},

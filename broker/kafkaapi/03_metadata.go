@@ -7,7 +7,11 @@
 // list.
 //
 // With auto.create.topics.enable, v0-v3 create unknown topics whenever
-// they are asked for, v4+ only when the client allows it. Only brokers with
+// they are asked for, v4+ only when the client allows it; one request
+// creates at most auto.create.topics.max.per.request of them, in the order
+// it names them, and the rest stay UNKNOWN_TOPIC_OR_PARTITION until the
+// client asks again, so that naming a thousand topics costs one request a
+// bounded amount of work. Only brokers with
 // a Kafka listener are listed; a partition whose leader is not among them
 // is reported LEADER_NOT_AVAILABLE, so the client asks again. Any broker can
 // serve admin requests, so when the controller is unknown this broker is
@@ -156,14 +160,21 @@ func metadataPartition(st metastore.PartitionState, live map[int32]bool) kmsg.Me
 	return rp
 }
 
-// autoCreate creates the unknown topics of md with the broker defaults and
-// returns the metadata with them in it.
+// autoCreate creates the unknown topics of md with the broker defaults, at
+// most AutoCreateMaxPerRequest of them, and returns the metadata with them
+// in it.
 func (s *Server) autoCreate(ctx context.Context, md broker.Metadata) broker.Metadata {
 	var created []string
+	attempts, left := 0, 0
 	for i, tm := range md.Topics {
 		if tm.Err == nil || !errors.Is(tm.Err, broker.ErrUnknownTopicOrPartition) {
 			continue
 		}
+		if attempts == s.cfg.AutoCreateMaxPerRequest {
+			left++
+			continue
+		}
+		attempts++
 		_, err := s.core.CreateTopic(ctx, broker.TopicSpec{Name: tm.Name})
 		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
 			s.logger.Info("auto-create topic failed", "topic", tm.Name, "err", err)
@@ -174,6 +185,10 @@ func (s *Server) autoCreate(ctx context.Context, md broker.Metadata) broker.Meta
 			s.logger.Info("auto-created topic", "topic", tm.Name)
 		}
 		created = append(created, tm.Name)
+	}
+	if left > 0 {
+		s.logger.Info("auto-create limit reached; the request's other unknown topics wait for the client to ask again",
+			"created", len(created), "left", left, "limit", s.cfg.AutoCreateMaxPerRequest)
 	}
 	if len(created) == 0 {
 		return md

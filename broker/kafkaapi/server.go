@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // DefaultMaxRequestBytes is Kafka's socket.request.max.bytes default.
@@ -32,6 +33,10 @@ type Config struct {
 	// AutoCreateTopics is auto.create.topics.enable: Metadata (and Produce
 	// via Metadata) creates a missing topic with the broker defaults.
 	AutoCreateTopics bool
+	// AutoCreateMaxPerRequest bounds the topics one Metadata request
+	// creates; zero means the core's auto.create.topics.max.per.request
+	// setting.
+	AutoCreateMaxPerRequest int
 	// Groups coordinates the consumer groups this broker owns; nil means
 	// the group APIs are not served.
 	Groups Groups
@@ -73,6 +78,15 @@ func New(core Core, cfg Config) *Server {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 10 * time.Minute
+	}
+	if cfg.AutoCreateMaxPerRequest <= 0 {
+		// broker.New refuses a bad value, so an error here means a core
+		// that is not one: take the default.
+		n, err := topicconfig.AutoCreateMaxPerRequest(core.BrokerSettings())
+		if err != nil {
+			n = topicconfig.DefaultAutoCreateMaxPerRequest
+		}
+		cfg.AutoCreateMaxPerRequest = n
 	}
 	logger := cfg.Logger
 	if logger == nil {

@@ -125,3 +125,40 @@ func TestBrokerConfigFileRefusesUnknownKeysAndBadValues(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// `strata dev` auto-creates topics and allows small segments unless told
+// otherwise; `strata broker` leaves every setting to the broker's defaults.
+func TestDevSettings(t *testing.T) {
+	parse := func(dev bool, args ...string) map[string]string {
+		t.Helper()
+		f := &brokerFlags{}
+		fs := pflag.NewFlagSet("dev", pflag.ContinueOnError)
+		f.register(fs, dev)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.resolve(fs); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.config(dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Settings
+	}
+	if got := parse(true)["log.segment.min.bytes"]; got != "1024" {
+		t.Errorf("dev: log.segment.min.bytes %q, want 1024", got)
+	}
+	if got := parse(true)["auto.create.topics.enable"]; got != "true" {
+		t.Errorf("dev: auto.create.topics.enable %q, want true", got)
+	}
+	if got := parse(true, "--config", "auto.create.topics.enable=false")["auto.create.topics.enable"]; got != "false" {
+		t.Errorf("dev with --config auto.create.topics.enable=false: %q", got)
+	}
+	if got := parse(true, "--config", "log.segment.min.bytes=1048576")["log.segment.min.bytes"]; got != "1048576" {
+		t.Errorf("dev with --config log.segment.min.bytes=1048576: %q", got)
+	}
+	if got := parse(false); len(got) != 0 {
+		t.Errorf("broker: settings %v, want none", got)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/strata-broker/strata/broker/server"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // brokerFlags are the flags shared by `strata dev` and `strata broker`.
@@ -187,6 +188,17 @@ func yamlSettings(v *yaml.Node) (map[string]string, error) {
 	return settings, nil
 }
 
+// devSettings are the broker settings `strata dev` has unless told
+// otherwise: a single local broker for development and experiments, where
+// clients create topics by naming them, as with Kafka's defaults, and
+// small segments are allowed.
+func devSettings() map[string]string {
+	return map[string]string{
+		"auto.create.topics.enable":    "true",
+		topicconfig.SegmentMinBytesKey: "1024",
+	}
+}
+
 func (f *brokerFlags) config(dev bool) (server.Config, error) {
 	flagSettings, err := parseConfigs("config", f.settings)
 	if err != nil {
@@ -198,6 +210,13 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 		settings = flagSettings
 	} else {
 		maps.Copy(settings, flagSettings)
+	}
+	if dev {
+		for k, v := range devSettings() {
+			if _, set := settings[k]; !set {
+				settings[k] = v
+			}
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {

@@ -113,7 +113,7 @@ func tieredBucket(t *testing.T) (string, [][]replayRecord) {
 		done <- server.Run(ctx, server.Config{
 			NodeID: 1, DataDir: filepath.Join(dir, "data"), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0",
 			EmbedEtcd: true, EtcdClientAddr: "127.0.0.1:0", ObjectStoreURL: storeURL,
-			Settings: map[string]string{"remote.log.manager.task.interval.ms": "50"},
+			Settings: map[string]string{"remote.log.manager.task.interval.ms": "50", "log.segment.min.bytes": "1024"},
 		}, func(a server.Addrs) { ready <- a })
 	}()
 	var addrs server.Addrs

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/strata-broker/strata/testenv"
 )
 
 // previewRow returns the preview table's row of a partition (or TOTAL) and
@@ -27,7 +29,9 @@ func TestRetentionCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker with embedded etcd")
 	}
-	bs := "--bootstrap-server=" + startBroker(t)
+	// Small segments, for the preview: a client may set segment.bytes
+	// below 1 MiB only where the broker allows it.
+	bs := "--bootstrap-server=" + testenv.StartInProcess(t, map[string]string{"log.segment.min.bytes": "1024"})
 
 	t.Run("alter refuses bad configs", func(t *testing.T) {
 		mustStrata(t, "", "topics", "create", "altered", "--config", "retention.ms=3600000", bs)

@@ -31,7 +31,7 @@ func startTieredInProcess(t *testing.T) string {
 		EmbedEtcd:      true,
 		EtcdClientAddr: "127.0.0.1:0",
 		ObjectStoreURL: "file://" + filepath.Join(dir, "object-store"),
-		Settings:       map[string]string{"remote.log.manager.task.interval.ms": "100"},
+		Settings:       map[string]string{"remote.log.manager.task.interval.ms": "100", "log.segment.min.bytes": "1024"},
 	}
 	go func() { done <- server.Run(ctx, cfg, func(a server.Addrs) { ready <- a }) }()
 	select {

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) Target) {
 		{"InitialLeaderEpochs", testInitialLeaderEpochs},
 		{"AlterTopicConfigs", testAlterTopicConfigs},
 		{"AddPartitions", testAddPartitions},
+		{"PartitionLimit", testPartitionLimit},
 		{"WatchTopicsSince", testWatchTopicsSince},
 		{"WatchTopics", testWatchTopics},
 		{"DeletedTopicRecords", testDeletedTopicRecords},

@@ -154,6 +154,7 @@ func stored(t metastore.Topic) metastore.Topic {
 	}
 	t.CreatedAt = t.CreatedAt.Round(0)
 	t.InitialLeaderEpochs = nil
+	t.PartitionLimit = 0
 	return t
 }
 
@@ -205,6 +206,10 @@ func (s *Store) CreateTopic(ctx context.Context, t metastore.Topic, assignments 
 	if _, ok := s.topics[t.Name]; ok {
 		return metastore.Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, metastore.ErrTopicExists)
 	}
+	if err := metastore.CheckPartitionLimit(t.PartitionLimit, s.sortedTopics(), len(assignments)); err != nil {
+		return metastore.Topic{}, fmt.Errorf("metastore: create topic %q: %w", t.Name, err)
+	}
+	t.PartitionLimit = 0
 	t.Revision = s.write()
 	keep := stored(t)
 	s.topics[t.Name] = keep
@@ -367,7 +372,11 @@ func (s *Store) AddPartitions(ctx context.Context, t metastore.Topic, assignment
 	if cur.Revision != t.Revision {
 		return metastore.Topic{}, fmt.Errorf("metastore: add partitions to %q: revision %d is stale: %w", t.Name, t.Revision, metastore.ErrConflict)
 	}
+	if err := metastore.CheckPartitionLimit(t.PartitionLimit, s.sortedTopics(), len(assignments)); err != nil {
+		return metastore.Topic{}, fmt.Errorf("metastore: add partitions to %q: %w", t.Name, err)
+	}
 	next := t
+	next.PartitionLimit = 0
 	next.Partitions = t.Partitions + int32(len(assignments))
 	next.Revision = s.write()
 	keep := stored(next)
