@@ -237,8 +237,11 @@ func (l *Log) corruption(s *segment, pos, first, next int64, err error) error {
 	return &CorruptionError{Dir: l.dir, Segment: s.base, Position: pos, FirstOffset: first, NextOffset: next, Err: err}
 }
 
+// ioError takes the log offline after a read failed for another reason than
+// damaged data: the device or filesystem under the log failed, and what else
+// it would serve cannot be trusted either.
 func (l *Log) ioError(s *segment, err error) error {
-	return fmt.Errorf("log: read %s: %w", s.path(logSuffix), err)
+	return l.fail(fmt.Errorf("log: read %s: %w", s.path(logSuffix), err))
 }
 
 // errFound stops record.ForEach once the record is found.
