@@ -92,6 +92,10 @@ const (
 	// KindUpstreamUnavailable: a service the broker calls over gRPC (etcd's
 	// client reports an unreachable cluster so) answered Unavailable.
 	KindUpstreamUnavailable
+	// KindStorageError: the partition's log on this broker is offline after
+	// a storage failure (a full disk, a failed device); another replica
+	// takes the partition over.
+	KindStorageError
 
 	// Kinds of the group coordinator's errors (broker/group), from
 	// KindNotCoordinator to KindMemberIDRequired; see IsGroup.
@@ -153,6 +157,8 @@ func Classify(err error) Kind {
 		return KindCorruptStorage
 	case record.IsCorrupt(err), errors.Is(err, record.ErrShortBuffer):
 		return KindCorruptMessage
+	case partlog.IsStorageError(err):
+		return KindStorageError
 	case errors.Is(err, ErrNotLeader):
 		return KindNotLeader
 	case errors.Is(err, ErrLeaderNotAvailable):
@@ -173,7 +179,7 @@ func Classify(err error) Kind {
 		return KindInvalidProducerEpoch
 	case errors.Is(err, ErrTransactionsUnsupported):
 		return KindTransactionsUnsupported
-	case errors.Is(err, ErrBrokerClosed), errors.Is(err, partlog.ErrLogClosed), errors.Is(err, partlog.ErrLogFailed):
+	case errors.Is(err, ErrBrokerClosed), errors.Is(err, partlog.ErrLogClosed):
 		return KindUnavailable
 	case errors.As(err, &required):
 		return KindMemberIDRequired
