@@ -71,8 +71,9 @@ func (o *offlineLogs) takeOffline(p *Partition) {
 	if failure == nil || !p.takeOffline(failure, o.b.now()) {
 		return
 	}
-	o.b.logger.Error("partition offline: its log failed; giving up its leadership and ISR membership until the log recovers",
-		"topic", p.Topic, "partition", p.Index, "dir", p.log.Dir(), "retry_every", o.retry, "err", failure)
+	st, _ := p.State()
+	o.b.logger.Error("partition offline: its log failed; leaving its ISR and leadership to another in-sync replica until the log recovers",
+		"topic", p.Topic, "partition", p.Index, "dir", p.log.Dir(), "leader", st.Leader, "isr", st.ISR, "retry_every", o.retry, "err", failure)
 	o.b.fetchers.sync(p)
 	select {
 	case o.kick <- struct{}{}:
@@ -157,8 +158,10 @@ func (o *offlineLogs) relinquish(ctx context.Context, p *Partition) {
 		next := st
 		next.ISR = slices.DeleteFunc(slices.Clone(st.ISR), func(id int32) bool { return id == self })
 		if !slices.ContainsFunc(next.ISR, o.b.cluster.isLive) {
-			o.b.logger.Debug("offline partition: no other live in-sync replica to take over", "topic", p.Topic, "partition", p.Index,
-				"leader", st.Leader, "isr", st.ISR)
+			// Logged at every pass: debug, not to flood the log while the
+			// disk stays full.
+			o.b.logger.Debug("offline partition: no other live in-sync replica to take over; it waits for this one",
+				"topic", p.Topic, "partition", p.Index, "leader", st.Leader, "isr", st.ISR)
 			return
 		}
 		if st.Leader == self {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,5 +227,12 @@ func readCount(t *testing.T, b *Broker, topic string, partition int32) int {
 			t.Fatal(it.Err())
 		}
 		offset = res[0].NextOffset
+	}
+}
+
+func TestBadLogDirFailureRetryFailsStartup(t *testing.T) {
+	_, err := New(Config{NodeID: 1, DataDir: t.TempDir(), Settings: map[string]string{"log.dir.failure.retry.ms": "10"}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "log.dir.failure.retry.ms") {
+		t.Fatalf("New with log.dir.failure.retry.ms=10: %v, want an error naming the key", err)
 	}
 }
