@@ -10,7 +10,8 @@ import "fmt"
 // its last valid batch. What was cut was never acknowledged as durable; a
 // replica gets it back from its leader.
 //
-// Nothing is read or written while it runs. On success the log serves reads
+// Nothing is read or written while it runs (reads are refused, appends
+// wait). On success the log serves reads
 // and writes again; on failure (the disk is still full, say) it stays
 // offline with the new failure and Recover may be called again. A log that
 // is online is left as it is.
@@ -28,8 +29,10 @@ func (l *Log) Recover() error {
 	}
 	l.ckMu.Lock()
 	defer l.ckMu.Unlock()
+	// segMu only while the list changes: the load scans the log, and
+	// whoever lists the segments meanwhile (a metrics scrape) finds none
+	// rather than waiting for it.
 	l.segMu.Lock()
-	defer l.segMu.Unlock()
 	for _, s := range l.segs {
 		s.sealMu.Lock()
 		s.removed = true // OpenSealed no longer hands it out
@@ -37,6 +40,7 @@ func (l *Log) Recover() error {
 		s.sealMu.Unlock()
 	}
 	l.segs = nil
+	l.segMu.Unlock()
 	l.epMu.Lock()
 	l.epochs, l.epochsDirty = nil, false
 	l.epMu.Unlock()
@@ -45,7 +49,9 @@ func (l *Log) Recover() error {
 	if err := l.load(); err != nil {
 		// load closed what it opened; the log stays without segments, which
 		// every reader and writer checks the failure before looking at.
+		l.segMu.Lock()
 		l.segs = nil
+		l.segMu.Unlock()
 		se := &StorageError{Dir: l.dir, Err: fmt.Errorf("log: recover: %w", err)}
 		l.errMu.Lock()
 		l.err = se

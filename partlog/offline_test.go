@@ -25,6 +25,9 @@ func offline(t *testing.T, l *Log) {
 	if _, err := l.Append(buildBatch(t, 0, 1, 10), 7); !errors.Is(err, ErrLogFailed) || !IsStorageError(err) {
 		t.Fatalf("Append to an offline log: %v, want the storage failure", err)
 	}
+	if _, _, _, err := l.OffsetForTimestamp(0); !errors.Is(err, ErrLogFailed) || !IsStorageError(err) {
+		t.Fatalf("OffsetForTimestamp on an offline log: %v, want the storage failure", err)
+	}
 }
 
 // online checks that l serves reads and writes.
@@ -279,7 +282,7 @@ func TestRecoverCutsTheTornTail(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Readers wait for the recovery, then see the recovered log.
+	// Readers are refused during the recovery, then see the recovered log.
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
@@ -288,6 +291,8 @@ func TestRecoverCutsTheTornTail(t *testing.T) {
 					t.Errorf("Read during recovery: %v", err)
 					return
 				}
+				l.Segments() // as a metrics scrape does
+				l.LatestEpoch()
 			}
 		})
 	}

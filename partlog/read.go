@@ -258,6 +258,9 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, found
 	if l.closed.Load() {
 		return 0, 0, false, ErrLogClosed
 	}
+	if err := l.failure(); err != nil {
+		return 0, 0, false, err // as ReadInto: nothing of an offline log is served
+	}
 	start := l.logStart.Load()
 	for _, s := range l.segs {
 		next := s.next.Load()
