@@ -133,6 +133,7 @@ type Broker struct {
 	retention *retentionWorker // see retention.go
 	cleaner   *cleanerWorker   // see cleaner.go
 	rlm       *rlm.Manager     // tiering, see tiering.go
+	offline   *offlineLogs     // logs a storage failure took offline, see offline.go
 
 	hosted   hostedTopics
 	cluster  clusterView
@@ -223,6 +224,9 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	}
 	if b.rlm, err = b.newRemoteLogManager(); err != nil {
 		return nil, err
+	}
+	if b.offline, err = newOfflineLogs(b); err != nil {
+		return nil, fmt.Errorf("broker: settings: %w", err)
 	}
 	b.metrics = newMetrics(b, cfg.Registerer)
 	b.pids = newProducerIDs(b, store.ProducerIDHighWater, cfg.Registerer)
@@ -347,6 +351,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.background(b.groupLag.Run)
 	b.background(b.retention.run)
 	b.background(b.cleaner.run)
+	b.background(b.offline.run)
 	return nil
 }
 

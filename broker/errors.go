@@ -105,6 +105,10 @@ const (
 	// failed for want of the store (down, unreachable, an object missing);
 	// the read may succeed when tried again.
 	KindRemoteStorageUnavailable
+	// KindStorageError: the partition's log on this broker is offline after
+	// a storage failure (a full disk, a failed device); another replica
+	// takes the partition over.
+	KindStorageError
 
 	// Kinds of the group coordinator's errors (broker/group), from
 	// KindNotCoordinator to KindMemberIDRequired; see IsGroup.
@@ -175,6 +179,8 @@ func Classify(err error) Kind {
 		return KindRemoteStorageUnavailable
 	case record.IsCorrupt(err), errors.Is(err, record.ErrShortBuffer):
 		return KindCorruptMessage
+	case partlog.IsStorageError(err):
+		return KindStorageError
 	case errors.Is(err, ErrNotLeader):
 		return KindNotLeader
 	case errors.Is(err, ErrLeaderNotAvailable):

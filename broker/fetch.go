@@ -290,6 +290,7 @@ func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partit
 	}
 	if !remote {
 		rr, buf, err = readLog(p.log, fp.Offset, limit, res.HighWatermark, opts.Buffers)
+		b.offline.check(p, err)
 	}
 	if err != nil {
 		from := ""
@@ -393,6 +394,7 @@ func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset
 		return err
 	})
 	if err != nil {
+		b.offline.check(p, err)
 		return 0, 0, false, fmt.Errorf("list offsets %s-%d: %w", topicName, partition, err)
 	}
 	if ok && off >= p.HighWatermark() {

@@ -79,6 +79,14 @@ type Partition struct {
 	// records in the object store (see tiering.go); nil for a partition
 	// not added to it.
 	remote *rlm.Partition
+
+	// offline is the storage failure that took the partition's log offline
+	// (Kafka's offline replica), nil while it is online; offlineSince is
+	// when. An offline replica neither leads nor follows, whatever the
+	// metastore says, until its log recovers (see offline.go). Guarded by
+	// mu; set and cleared under roleMu too, as role changes are.
+	offline      error
+	offlineSince time.Time
 }
 
 // followerState is what the leader knows of a follower from its fetches.
@@ -152,10 +160,20 @@ func (p *Partition) applyState(st metastore.PartitionState, now time.Time, regis
 		}
 		return -1, false
 	}
-	prevRole, prevEpoch := p.role, p.leaderEpoch
 	p.state = st
+	return p.adoptLocked(now, registered)
+}
+
+// adoptLocked takes up the role p.state gives this broker (none while the
+// log is offline) and returns the leader to follow, or -1. roleMu and mu
+// must be held.
+func (p *Partition) adoptLocked(now time.Time, registered int64) (follow int32, changed bool) {
+	st := p.state
+	prevRole, prevEpoch := p.role, p.leaderEpoch
 	p.leaderEpoch = st.LeaderEpoch
 	switch {
+	case p.offline != nil:
+		p.role = roleNone
 	case st.Leader == p.self && st.Revision != 0 && st.Revision < registered && len(st.Replicas) > 1:
 		p.role = roleNone
 	case st.Leader == p.self:
@@ -287,11 +305,14 @@ func (p *Partition) waitCommitted(ctx context.Context, offset int64, epoch int32
 	defer timer.Stop()
 	for {
 		p.mu.Lock()
-		ch, r, e, isr := p.committed, p.role, p.leaderEpoch, len(p.state.ISR)
+		ch, r, e, isr, offline := p.committed, p.role, p.leaderEpoch, len(p.state.ISR), p.offline
 		hw := p.hw.Load()
 		p.mu.Unlock()
 		// The role first: after a change, a follower's high watermark says
 		// nothing about what this broker appended as leader.
+		if offline != nil {
+			return fmt.Errorf("%s-%d: log went offline before offset %d was replicated: %w", p.Topic, p.Index, offset, offline)
+		}
 		if r != roleLeader || e != epoch {
 			return fmt.Errorf("%s-%d: leadership moved before offset %d was replicated: %w", p.Topic, p.Index, offset, ErrNotLeader)
 		}
@@ -321,6 +342,10 @@ func (p *Partition) checkLeader() error {
 
 func (p *Partition) leaderErrLocked() error {
 	switch {
+	case p.offline != nil:
+		// As Kafka answers for an offline replica, whoever leads now:
+		// KAFKA_STORAGE_ERROR sends clients to fresh metadata.
+		return fmt.Errorf("%s-%d: log offline on broker %d: %w", p.Topic, p.Index, p.self, p.offline)
 	case p.role == roleLeader:
 		return nil
 	case p.state.Leader < 0 || p.state.Leader == p.self:
@@ -405,6 +430,50 @@ func (p *Partition) endISRChange() {
 // written before its current registration (see applyState). mu must be held.
 func (p *Partition) predatesLocked(registered int64) bool {
 	return p.state.Revision != 0 && p.state.Revision < registered && len(p.state.Replicas) > 1
+}
+
+// takeOffline records that a storage failure took the partition's log
+// offline: the partition gives up its role at once (waiting producers and
+// polls return) and takes none until bringOnline. It reports whether the
+// partition was online.
+func (p *Partition) takeOffline(failure error, now time.Time) bool {
+	p.roleMu.Lock()
+	defer p.roleMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.offline != nil {
+		return false
+	}
+	p.offline, p.offlineSince = failure, now
+	p.role, p.followers = roleNone, nil
+	p.signalLocked()
+	return true
+}
+
+// bringOnline ends the offline state once the log has recovered, and takes
+// up the role the partition's current state gives this broker, which it
+// returns.
+func (p *Partition) bringOnline(now time.Time, registered int64) role {
+	p.roleMu.Lock()
+	defer p.roleMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.offline, p.offlineSince = nil, time.Time{}
+	// Recovery may have cut what a failed write left above the last valid
+	// batch; a follower's high watermark never passes its log end.
+	if leo := p.log.LogEndOffset(); p.hw.Load() > leo {
+		p.hw.Store(leo)
+	}
+	p.adoptLocked(now, registered)
+	return p.role
+}
+
+// offlineState returns when a storage failure took the log offline, and
+// the failure; nil while the log is online.
+func (p *Partition) offlineState() (since time.Time, failure error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.offlineSince, p.offline
 }
 
 // drop ends the partition's service: waiting producers and polls return.

@@ -95,6 +95,7 @@ func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks 
 		ar, epoch, err := p.leaderAppend(pb.Batches, acks, int(tcfg.MinInsyncReplicas), b.leaseOK, b.registered())
 		epochs[i] = epoch
 		if err != nil {
+			b.offline.check(p, err)
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
 			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
 			continue

@@ -149,6 +149,7 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 			}
 			rr, buf, err := readLog(p.log, fp.FetchOffset, limit, p.LogEndOffset(), req.Buffers)
 			if err != nil {
+				b.offline.check(p, err)
 				res.Err = fmt.Errorf("replica fetch %s-%d at %d: %w", fp.Topic, fp.Partition, fp.FetchOffset, err)
 				continue
 			}
@@ -514,13 +515,23 @@ func (f *fetcher) backoff(p *Partition, d time.Duration) {
 }
 
 // handle applies the leader's answer for one partition: truncate on
-// divergence, append the batches, adopt the high watermark.
+// divergence, append the batches, adopt the high watermark. A storage
+// failure of the log on the way takes the partition offline, once the role
+// is no longer held.
 func (f *fetcher) handle(p *Partition, sent *ReplicaFetchPartition, res *ReplicaFetchResult) {
+	if err := f.apply(p, sent, res); err != nil {
+		f.m.b.offline.check(p, err)
+	}
+}
+
+// apply is handle with the partition's role held; it returns the failure of
+// a write to the log, after logging it and backing off.
+func (f *fetcher) apply(p *Partition, sent *ReplicaFetchPartition, res *ReplicaFetchResult) error {
 	b := f.m.b
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
 	if epoch, ok := p.followerEpoch(f.leader); !ok || epoch != sent.CurrentLeaderEpoch {
-		return // the role changed while the fetch was out
+		return nil // the role changed while the fetch was out
 	}
 	switch {
 	case res.Err != nil && f.behindLeaderStart(sent, res):
@@ -532,7 +543,7 @@ func (f *fetcher) handle(p *Partition, sent *ReplicaFetchPartition, res *Replica
 		if err := p.log.TruncateFullyAndStartAt(res.LogStartOffset); err != nil {
 			b.logger.Error("replica truncation failed", "topic", p.Topic, "partition", p.Index, "err", err)
 			f.backoff(p, replicaBackoffMax)
-			return
+			return err
 		}
 		if err := p.rebuildProducerState(); err != nil {
 			b.logger.Warn("producer state rebuilt from part of the log tail", "topic", p.Topic, "partition", p.Index, "err", err)
@@ -560,7 +571,7 @@ func (f *fetcher) handle(p *Partition, sent *ReplicaFetchPartition, res *Replica
 		if err := truncate(target); err != nil {
 			b.logger.Error("replica truncation failed", "topic", p.Topic, "partition", p.Index, "err", err)
 			f.backoff(p, replicaBackoffMax)
-			return
+			return err
 		}
 		if err := p.rebuildProducerState(); err != nil {
 			b.logger.Warn("producer state rebuilt from part of the log tail", "topic", p.Topic, "partition", p.Index, "err", err)
@@ -570,19 +581,19 @@ func (f *fetcher) handle(p *Partition, sent *ReplicaFetchPartition, res *Replica
 		if err := f.alignEmptyStart(p, res.Data); err != nil {
 			b.logger.Error("replica truncation failed", "topic", p.Topic, "partition", p.Index, "err", err)
 			f.backoff(p, replicaBackoffMax)
-			return
+			return err
 		}
 		data, err := f.trim(p, res.Data)
 		if err != nil {
 			b.logger.Error("replica data does not continue the log", "topic", p.Topic, "partition", p.Index, "err", err)
 			f.backoff(p, replicaBackoffMax)
-			return
+			return err
 		}
 		if len(data) > 0 {
 			if _, err := p.log.AppendReplicated(data); err != nil {
 				b.logger.Error("replica append failed", "topic", p.Topic, "partition", p.Index, "err", err)
 				f.backoff(p, replicaBackoffMax)
-				return
+				return err
 			}
 			p.trackReplicated(data)
 		}
@@ -592,6 +603,7 @@ func (f *fetcher) handle(p *Partition, sent *ReplicaFetchPartition, res *Replica
 		p.setFollowerHW(res.HighWatermark)
 		f.followLogStart(p, res.LogStartOffset)
 	}
+	return nil
 }
 
 // alignEmptyStart restarts an empty log that starts inside the first batch

@@ -50,14 +50,18 @@ func (w *retentionWorker) run(ctx context.Context) {
 	}
 }
 
-// hostedReplicas lists the hosted partitions as the workers of package
-// compaction see them, each worker through its own interface R.
+// hostedReplicas lists the hosted partitions whose log is online as the
+// workers of package compaction see them, each worker through its own
+// interface R.
 func hostedReplicas[R compaction.Replica](b *Broker) func() []R {
 	return func() []R {
 		ps := b.hosted.allPartitions()
-		out := make([]R, len(ps))
-		for i, p := range ps {
-			out[i] = any(hostedReplica{b: b, p: p}).(R)
+		out := make([]R, 0, len(ps))
+		for _, p := range ps {
+			if _, failure := p.offlineState(); failure != nil {
+				continue // nothing to clean or delete until it recovers
+			}
+			out = append(out, any(hostedReplica{b: b, p: p}).(R))
 		}
 		return out
 	}

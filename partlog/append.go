@@ -64,7 +64,7 @@ func (l *Log) write(batches []byte, res AppendResult, offsets int64, leaderEpoch
 	a := l.active()
 	if l.shouldRoll(a, cfg, int64(len(batches)), offsets) {
 		if err := l.rollLocked(); err != nil {
-			return AppendResult{}, err
+			return AppendResult{}, l.fail(fmt.Errorf("log: roll: %w", err))
 		}
 		a = l.active()
 	}

@@ -248,7 +248,10 @@ func (l *Log) loadEpochs(trusted int64) error {
 		return err
 	}
 	scanned = epochsFromStart(scanned, start)
+	// Readers may be looking already: Recover loads a log in use.
+	l.epMu.Lock()
 	l.epochs = scanned
+	l.epMu.Unlock()
 	if !slices.Equal(scanned, entries) {
 		return l.writeEpochs(scanned)
 	}

@@ -10,12 +10,36 @@ import (
 // ErrLogClosed is returned by every method called after Close.
 var ErrLogClosed = errors.New("log: closed")
 
-// ErrLogFailed is returned (wrapped, with the original error) by writes after
-// a write or fsync failed. The log keeps the first failure and refuses further
-// writes: after a failed fsync the kernel may have dropped dirty pages, so
-// carrying on could acknowledge data that is already lost. Reopening the log
+// ErrLogFailed is returned (wrapped, with the original *StorageError) by
+// reads and writes after a write, fsync or read failed. The log keeps the
+// first failure and refuses further reads and writes: after a failed fsync
+// the kernel may have dropped dirty pages, so carrying on could acknowledge,
+// or serve, data that is already lost. Recover (or reopening the log)
 // recovers from what is on disk.
-var ErrLogFailed = errors.New("log: refusing writes after an earlier I/O failure")
+var ErrLogFailed = errors.New("log: offline after an earlier I/O failure")
+
+// StorageError is a failure of the storage under a log: the operating system
+// refused a write, an fsync, a read or a file operation (the disk is full,
+// the device failed, the filesystem went read-only, ...). Damaged data is
+// not one (a *CorruptionError), nor is a request the log refuses. It is
+// Kafka's KafkaStorageException: the first one takes the log offline (see
+// ErrLogFailed), whatever the operation and the errno, since after any of
+// them what is on disk is no longer known.
+type StorageError struct {
+	Dir string // partition directory
+	Err error  // what failed, naming the file and the operation
+}
+
+func (e *StorageError) Error() string { return e.Err.Error() }
+
+func (e *StorageError) Unwrap() error { return e.Err }
+
+// IsStorageError reports whether err is, or comes from, a storage failure of
+// a log: the first failure itself, or a refusal of a log it took offline.
+func IsStorageError(err error) bool {
+	var se *StorageError
+	return errors.As(err, &se)
+}
 
 // ErrOffsetMismatch rejects replicated batches that do not continue the log
 // at its end: the follower's view of the leader's log is out of date.

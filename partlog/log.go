@@ -176,7 +176,7 @@ type Log struct {
 	ckRP int64
 
 	errMu sync.Mutex
-	err   error // first write or fsync failure; sticky
+	err   *StorageError // first storage failure; sticky until Recover
 
 	sealKick chan struct{} // wakes the sealer (capacity 1)
 	sealStop chan struct{} // closed by Close
@@ -353,18 +353,28 @@ func (l *Log) segmentFor(offset int64) int {
 // active returns the segment appends go to. mu must be held.
 func (l *Log) active() *segment { return l.segs[len(l.segs)-1] }
 
-// fail records the first write failure; later writes are refused.
+// fail records the first storage failure, which takes the log offline:
+// later reads and writes are refused until Recover. It returns err as a
+// *StorageError.
 func (l *Log) fail(err error) error {
+	se, ok := err.(*StorageError)
+	if !ok {
+		se = &StorageError{Dir: l.dir, Err: err}
+	}
 	l.errMu.Lock()
 	defer l.errMu.Unlock()
 	if l.err == nil {
-		l.err = err
-		l.logger.Error("log: write failed; refusing further writes until reopened", "dir", l.dir, "err", err)
+		l.err = se
+		l.logger.Error("log: storage failure; the log is offline until recovered", "dir", l.dir, "err", err)
 	}
-	return err
+	return se
 }
 
-// failure returns the sticky write failure, wrapped in ErrLogFailed.
+// Failed returns why the log is offline (ErrLogFailed wrapping the
+// *StorageError that took it offline), or nil while it is online.
+func (l *Log) Failed() error { return l.failure() }
+
+// failure returns the sticky storage failure, wrapped in ErrLogFailed.
 func (l *Log) failure() error {
 	l.errMu.Lock()
 	defer l.errMu.Unlock()

@@ -248,8 +248,11 @@ func (l *Log) corruption(s *segment, pos, first, next int64, err error) error {
 	return &CorruptionError{Dir: l.dir, Segment: s.base, Position: pos, FirstOffset: first, NextOffset: next, Err: err}
 }
 
+// ioError takes the log offline after a read failed for another reason than
+// damaged data: the device or filesystem under the log failed, and what else
+// it would serve cannot be trusted either.
 func (l *Log) ioError(s *segment, err error) error {
-	return fmt.Errorf("log: read %s: %w", s.path(logSuffix), err)
+	return l.fail(fmt.Errorf("log: read %s: %w", s.path(logSuffix), err))
 }
 
 // errFound stops record.Scan once the record is found.
@@ -265,6 +268,9 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, found
 	defer l.segMu.RUnlock()
 	if l.closed.Load() {
 		return 0, 0, false, ErrLogClosed
+	}
+	if err := l.failure(); err != nil {
+		return 0, 0, false, err // as ReadInto: nothing of an offline log is served
 	}
 	start := l.logStart.Load()
 	for _, s := range l.segs {

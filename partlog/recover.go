@@ -407,9 +407,12 @@ func (ld *loader) install() error {
 	}
 	a.created = ld.now
 	leo := a.next.Load()
+	// Readers may be looking already: Recover loads a log in use.
+	l.segMu.Lock()
 	l.segs = ld.segs
 	l.leo.Store(leo)
 	l.logStart.Store(ld.start)
+	l.segMu.Unlock()
 	l.ckRP = leo
 	return l.loadEpochs(ld.trustedEpochs)
 }

@@ -63,10 +63,15 @@ var table = map[broker.Kind]Codes{
 	broker.KindFencedLeaderEpoch:            {kerr.FencedLeaderEpoch.Code, codes.Unavailable, stratav1.ErrorReason_FENCED_LEADER_EPOCH},
 	broker.KindUnknownLeaderEpoch:           {kerr.UnknownLeaderEpoch.Code, codes.Unavailable, stratav1.ErrorReason_UNKNOWN_LEADER_EPOCH},
 	broker.KindRequestTimedOut:              {kerr.RequestTimedOut.Code, codes.DeadlineExceeded, stratav1.ErrorReason_REQUEST_TIMED_OUT},
-	// The broker is shutting down or its log failed: a Kafka client
-	// refreshes its metadata on NOT_LEADER_OR_FOLLOWER and goes to the new
-	// leader.
+	// The broker is shutting down: a Kafka client refreshes its metadata on
+	// NOT_LEADER_OR_FOLLOWER and goes to the new leader.
 	broker.KindUnavailable: {kerr.NotLeaderForPartition.Code, codes.Unavailable, none},
+	// The partition's log is offline on this broker (Kafka's offline log
+	// directory): KAFKA_STORAGE_ERROR is retriable, and Kafka clients
+	// refresh their metadata and find the replica that took over. gRPC
+	// clients do the same on Unavailable. The reason KAFKA_STORAGE_ERROR is
+	// damaged data's (KindCorruptStorage), which a client does not retry.
+	broker.KindStorageError: {kerr.KafkaStorageError.Code, codes.Unavailable, none},
 	// Kafka has no code for a request its client gave up on; to a Kafka
 	// client both are a timeout.
 	broker.KindCanceled:         {kerr.RequestTimedOut.Code, codes.Canceled, none},

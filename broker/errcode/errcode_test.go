@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"syscall"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -56,6 +58,7 @@ var contract = []struct {
 	{broker.KindUnknownProducerID, 59, 9, ""},
 	{broker.KindUpstreamUnavailable, -1, 14, ""},
 	{broker.KindRemoteStorageUnavailable, 56, 14, ""},
+	{broker.KindStorageError, 56, 14, ""},
 	{broker.KindNotCoordinator, 16, 14, "NOT_COORDINATOR"},
 	{broker.KindCoordinatorNotAvailable, 15, 14, "COORDINATOR_NOT_AVAILABLE"},
 	{broker.KindUnknownMemberID, 25, 9, "UNKNOWN_MEMBER_ID"},
@@ -125,6 +128,7 @@ func TestEveryReasonHasAKind(t *testing.T) {
 
 func TestOf(t *testing.T) {
 	unavailable := status.Error(codes.Unavailable, "etcd: no leader")
+	full := &partlog.StorageError{Dir: "/data/t-0", Err: &fs.PathError{Op: "write", Path: "/data/t-0/00000000000000000000.log", Err: syscall.ENOSPC}}
 	for _, c := range []struct {
 		err    error
 		kafka  int16
@@ -149,6 +153,11 @@ func TestOf(t *testing.T) {
 		// failed was one attempt's own deadline.
 		{fmt.Errorf("fetch t-0: %w", &rlm.ReadError{Topic: "t", Offset: 7, Err: errors.New("connection refused")}), 56, 14, ""},
 		{&rlm.ReadError{Topic: "t", Offset: -1, Err: fmt.Errorf("GET: %w", context.DeadlineExceeded)}, 56, 14, ""},
+		// The write that met the full disk, and every refusal after it.
+		{fmt.Errorf("produce to t-0: %w", full), 56, 14, ""},
+		{fmt.Errorf("t-0: log offline: %w", fmt.Errorf("%w: %w", partlog.ErrLogFailed, full)), 56, 14, ""},
+		{fmt.Errorf("t-0: %w", partlog.ErrLogClosed), 6, 14, ""},
+		{fmt.Errorf("fetch: %w", &partlog.CorruptionError{Dir: "/data/t-0", Err: errors.New("crc")}), 56, 15, "KAFKA_STORAGE_ERROR"},
 	} {
 		got := Of(c.err)
 		if got.Kafka != c.kafka || got.GRPC != c.grpc || got.ReasonName() != c.reason {

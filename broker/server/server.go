@@ -408,9 +408,8 @@ func (p *process) serve() <-chan error {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
+	mux.HandleFunc("/healthz", healthz(p.broker))
+	mux.HandleFunc("/readyz", readyz(p.broker))
 	hs := newHTTPServer(mux, defaultHTTPTimeouts)
 
 	ks := kafkaapi.New(p.broker, kafkaapi.Config{
