@@ -24,8 +24,11 @@ import (
 	"github.com/strata-broker/strata/broker"
 )
 
+const produceKey = 0
+
 func (s *Server) produceAPI() api {
-	return api{key: 0, min: 0, max: 12, handle: decoded(s.produce)}
+	return api{key: produceKey, min: 0, max: 12, handle: decoded(s.produce),
+		cost: produceCost, releasesFrame: true}
 }
 
 // batchMagicOffset is where a record batch (or an old message set entry)

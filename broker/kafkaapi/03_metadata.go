@@ -30,7 +30,7 @@ import (
 )
 
 func (s *Server) metadataAPI() api {
-	return api{key: 3, min: 0, max: 12, handle: decoded(s.metadata)}
+	return api{key: 3, min: 0, max: 12, amplification: 375, handle: decoded(s.metadata)}
 }
 
 // liveBrokers returns the brokers with a Kafka listener, as Metadata and

@@ -25,6 +25,7 @@ import (
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/grpcapi"
 	"github.com/strata-broker/strata/broker/kafkaapi"
+	"github.com/strata-broker/strata/internal/membudget"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering/objstore"
 	"github.com/strata-broker/strata/topicconfig"
@@ -108,6 +109,7 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	if err := p.readKafkaSettings(); err != nil {
 		return err
 	}
+	p.newRequestBudget()
 	p.newReplicaClient()
 	if err := p.register(ctx); err != nil {
 		return err
@@ -174,6 +176,10 @@ type process struct {
 	advertisedKafka            string
 	autoCreate                 bool
 	maxRequest                 int32
+	listener                   topicconfig.KafkaListener
+	// requestBudget is the one pool of memory that requests in flight
+	// share (queued.max.request.bytes); nil when unlimited.
+	requestBudget *membudget.Budget
 
 	replicas *grpcapi.ReplicaClient
 	member   *membership
@@ -256,7 +262,28 @@ func (p *process) readKafkaSettings() error {
 	if p.maxRequest, err = topicconfig.SocketRequestMaxBytes(p.cfg.Settings); err != nil {
 		return err
 	}
+	if p.listener, err = topicconfig.KafkaListenerSettings(p.cfg.Settings); err != nil {
+		return err
+	}
 	return nil
+}
+
+// newRequestBudget makes the memory budget of requests in flight, which the
+// Kafka listener charges for the requests it reads and the broker core for
+// the batches it decompresses, and exports what it holds.
+func (p *process) newRequestBudget() {
+	p.requestBudget = membudget.New(p.listener.QueuedMaxRequestBytes)
+	b := p.requestBudget
+	p.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_request_memory_held_bytes",
+			Help: "Memory reserved by requests being read, decoded and answered, out of queued.max.request.bytes.",
+		}, func() float64 { return float64(b.Held()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_request_memory_limit_bytes",
+			Help: "queued.max.request.bytes: the memory requests in flight may hold together (0: no limit).",
+		}, func() float64 { return float64(b.Total()) }),
+	)
 }
 
 // newReplicaClient makes the client the broker fetches from other brokers
@@ -404,12 +431,18 @@ func (p *process) serve() <-chan error {
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	ks := kafkaapi.New(p.broker, kafkaapi.Config{
-		NodeID:           cfg.NodeID,
-		AutoCreateTopics: p.autoCreate,
-		Groups:           p.broker.Groups(),
-		MaxRequestBytes:  p.maxRequest,
-		Logger:           p.logger.With("component", "kafka"),
-		Registerer:       p.reg,
+		NodeID:                    cfg.NodeID,
+		AutoCreateTopics:          p.autoCreate,
+		Groups:                    p.broker.Groups(),
+		MaxRequestBytes:           p.maxRequest,
+		NonProduceMaxRequestBytes: p.listener.NonProduceRequestMaxBytes,
+		RequestBudget:             p.requestBudget,
+		MaxConnections:            p.listener.MaxConnections,
+		MaxConnectionsPerIP:       p.listener.MaxConnectionsPerIP,
+		IdleTimeout:               p.listener.ConnectionsMaxIdle,
+		RequestTimeout:            p.listener.RequestTimeout,
+		Logger:                    p.logger.With("component", "kafka"),
+		Registerer:                p.reg,
 	})
 
 	errc := make(chan error, 3)
