@@ -70,31 +70,39 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) kmsg.Res
 			}
 		}
 	}
-	if code == 0 {
-		// Topics are independent: with acks=all they replicate in parallel
-		// rather than one after the other, a few at a time, as a request
-		// may name thousands.
-		var next atomic.Int64
-		work := func() {
-			for i := int(next.Add(1) - 1); i < len(req.Topics); i = int(next.Add(1) - 1) {
-				s.produceTopic(ctx, req.Version, acks, timeout, &req.Topics[i], &resp.Topics[i])
-			}
-		}
-		var wg sync.WaitGroup
-		for range min(len(req.Topics), produceParallelTopics) - 1 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				work()
-			}()
-		}
-		work()
-		wg.Wait()
+	switch {
+	case code != 0:
+	case len(req.Topics) == 1:
+		s.produceTopic(ctx, req.Version, acks, timeout, &req.Topics[0], &resp.Topics[0])
+	default:
+		s.produceTopics(ctx, req, resp, acks, timeout)
 	}
 	if req.Acks == 0 {
 		return nil
 	}
 	return resp
+}
+
+// produceTopics appends the topics of req, answering in resp. Topics are
+// independent: with acks=all they replicate in parallel rather than one
+// after the other, a few at a time, as a request may name thousands.
+func (s *Server) produceTopics(ctx context.Context, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, acks broker.Acks, timeout time.Duration) {
+	var next atomic.Int64
+	work := func() {
+		for i := int(next.Add(1) - 1); i < len(req.Topics); i = int(next.Add(1) - 1) {
+			s.produceTopic(ctx, req.Version, acks, timeout, &req.Topics[i], &resp.Topics[i])
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(len(req.Topics), produceParallelTopics) - 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
 }
 
 func (s *Server) produceTopic(ctx context.Context, version int16, acks broker.Acks, timeout time.Duration, t *kmsg.ProduceRequestTopic, rt *kmsg.ProduceResponseTopic) {

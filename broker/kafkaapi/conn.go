@@ -37,6 +37,8 @@ type conn struct {
 	// head is a frame's length prefix, API key and version: what the
 	// memory a request may take is judged by before its body is read.
 	head [8]byte
+	// mem is what the request in hand holds of the request budget.
+	mem requestMemory
 	// cuts and pieces are reused by fetch responses' vectored writes.
 	cuts    []recordCut
 	pieces  [][]byte
@@ -185,11 +187,11 @@ func (c *conn) serveRequest() error {
 		// needs: it must not refuse a frame the budget can hold.
 		charge = min(charge, max(int64(size), b.Total()))
 	}
-	var mem requestMemory
+	mem := &c.mem
 	defer mem.release()
 	// A request may wait for memory as long as a connection may idle: the
 	// client is waiting for the broker, not the other way round.
-	waited, err := c.reserve(&mem, charge, s.cfg.IdleTimeout)
+	waited, err := c.reserve(mem, charge, s.cfg.IdleTimeout)
 	if err != nil {
 		return err
 	}
@@ -201,7 +203,7 @@ func (c *conn) serveRequest() error {
 	if err != nil {
 		return err
 	}
-	h, resp, err := c.handleFrame(a, *buf, &mem)
+	h, resp, err := c.handleFrame(a, *buf, mem)
 	// Answered: the decoded request is garbage, and what the response
 	// needs it holds itself (kmsg copies strings; the APIs whose requests
 	// alias the frame's bytes do not reuse it).
