@@ -10,8 +10,9 @@ import (
 )
 
 // KafkaListener is what bounds the Kafka listener's connections and the
-// memory of the requests they send, read from the broker settings by
-// KafkaListenerSettings.
+// size of the requests they send, read from the broker settings by
+// KafkaListenerSettings. The memory of requests in flight is
+// queued.max.request.bytes (QueuedMaxRequestBytes).
 type KafkaListener struct {
 	// NonProduceRequestMaxBytes (socket.request.max.bytes.non.produce)
 	// bounds every request but Produce, which socket.request.max.bytes
@@ -19,11 +20,6 @@ type KafkaListener struct {
 	// naming thousands of partitions is tens or hundreds of KB, and other
 	// requests cost far more memory per byte once decoded.
 	NonProduceRequestMaxBytes int32
-	// QueuedMaxRequestBytes (queued.max.request.bytes, Kafka's name) is the
-	// memory all requests being read, decoded or answered may hold
-	// together; a request waits until its share is free. 0 means no limit
-	// (Kafka's -1). As in Kafka, it is at least socket.request.max.bytes.
-	QueuedMaxRequestBytes int64
 	// MaxConnections (max.connections) bounds open connections: at the
 	// limit the listener stops accepting until one closes, as Kafka does.
 	MaxConnections int
@@ -39,16 +35,14 @@ type KafkaListener struct {
 	RequestTimeout time.Duration
 }
 
-// Defaults of the Kafka listener's bounds. Kafka leaves queued bytes and
-// connection counts unlimited; a broker that must not be taken down by its
-// clients cannot. Each connection costs a goroutine and a descriptor (about
-// 10 KiB idle), so 10,000 of them cost about 100 MiB; one address may use a
-// tenth of that, enough for a host running many clients, yet one host
-// cannot shut everyone else out. 256 MiB of requests in flight is two and a
-// half Produce requests of Kafka's 100 MiB limit.
+// Defaults of the Kafka listener's bounds. Kafka leaves connection counts
+// unlimited; a broker that must not be taken down by its clients cannot.
+// Each connection costs a goroutine and a descriptor (about 10 KiB idle),
+// so 10,000 of them cost about 100 MiB; one address may use a tenth of
+// that, enough for a host running many clients, yet one host cannot shut
+// everyone else out.
 const (
 	DefaultNonProduceRequestMaxBytes = 1 << 20
-	DefaultQueuedMaxRequestBytes     = 256 << 20
 	DefaultMaxConnections            = 10000
 	DefaultMaxConnectionsPerIP       = 1000
 	DefaultConnectionsMaxIdle        = 10 * time.Minute // Kafka's 600000 ms
@@ -62,7 +56,6 @@ const (
 func KafkaListenerSettings(brokerSettings map[string]string) (KafkaListener, error) {
 	l := KafkaListener{
 		NonProduceRequestMaxBytes: DefaultNonProduceRequestMaxBytes,
-		QueuedMaxRequestBytes:     DefaultQueuedMaxRequestBytes,
 		MaxConnections:            DefaultMaxConnections,
 		MaxConnectionsPerIP:       DefaultMaxConnectionsPerIP,
 		ConnectionsMaxIdle:        DefaultConnectionsMaxIdle,
@@ -83,18 +76,14 @@ func KafkaListenerSettings(brokerSettings map[string]string) (KafkaListener, err
 	}
 	read("socket.request.max.bytes.non.produce", 1024, math.MaxInt32, "must be an integer from 1024 to 2147483647",
 		func(v int64) { l.NonProduceRequestMaxBytes = int32(v) })
-	// As Kafka requires: the largest request must fit the budget.
-	maxRequest, err := SocketRequestMaxBytes(brokerSettings)
-	if err != nil {
-		errs = append(errs, err)
+	// As Kafka requires, the largest request fits the request memory
+	// budget (read by QueuedMaxRequestBytes).
+	maxRequest, errMax := SocketRequestMaxBytes(brokerSettings)
+	queued, errQueued := QueuedMaxRequestBytes(brokerSettings)
+	if errMax == nil && errQueued == nil && queued > 0 && queued < int64(maxRequest) {
+		errs = append(errs, &ValueError{Key: "queued.max.request.bytes", Value: brokerSettings["queued.max.request.bytes"],
+			Reason: fmt.Sprintf("must be -1 (no limit) or at least socket.request.max.bytes (%d)", maxRequest)})
 	}
-	queuedReason := fmt.Sprintf("must be -1 (no limit) or at least socket.request.max.bytes (%d)", maxRequest)
-	read("queued.max.request.bytes", -1, math.MaxInt64, queuedReason, func(v int64) {
-		if v != -1 && v < int64(maxRequest) {
-			errs = append(errs, &ValueError{Key: "queued.max.request.bytes", Value: brokerSettings["queued.max.request.bytes"], Reason: queuedReason})
-		}
-		l.QueuedMaxRequestBytes = max(v, 0)
-	})
 	read("max.connections", 1, math.MaxInt32, "must be an integer from 1 to 2147483647",
 		func(v int64) { l.MaxConnections = int(v) })
 	read("max.connections.per.ip", 1, math.MaxInt32, "must be an integer from 1 to 2147483647",

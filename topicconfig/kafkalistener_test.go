@@ -10,7 +10,6 @@ import (
 func TestKafkaListenerSettings(t *testing.T) {
 	got, err := KafkaListenerSettings(map[string]string{
 		"socket.request.max.bytes.non.produce": "2097152",
-		"queued.max.request.bytes":             "-1",
 		"max.connections":                      "50",
 		"max.connections.per.ip":               "5",
 		"connections.max.idle.ms":              "1500",
@@ -21,7 +20,6 @@ func TestKafkaListenerSettings(t *testing.T) {
 	}
 	want := KafkaListener{
 		NonProduceRequestMaxBytes: 2 << 20,
-		QueuedMaxRequestBytes:     0, // -1: no limit
 		MaxConnections:            50,
 		MaxConnectionsPerIP:       5,
 		ConnectionsMaxIdle:        1500 * time.Millisecond,
@@ -34,8 +32,8 @@ func TestKafkaListenerSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if defaults.ConnectionsMaxIdle != 10*time.Minute || defaults.QueuedMaxRequestBytes <= 0 || defaults.MaxConnections <= 0 {
-		t.Fatalf("defaults %+v: want Kafka's idle timeout and bounded memory and connections", defaults)
+	if defaults.ConnectionsMaxIdle != 10*time.Minute || defaults.MaxConnections <= 0 || defaults.MaxConnectionsPerIP <= 0 {
+		t.Fatalf("defaults %+v: want Kafka's idle timeout and bounded connections", defaults)
 	}
 }
 
@@ -45,7 +43,6 @@ func TestBadKafkaListenerSettingsNameTheirKey(t *testing.T) {
 		settings map[string]string
 	}{
 		{"socket.request.max.bytes.non.produce", map[string]string{"socket.request.max.bytes.non.produce": "12"}},
-		{"queued.max.request.bytes", map[string]string{"queued.max.request.bytes": "0"}},
 		// Below socket.request.max.bytes, which Kafka refuses too.
 		{"queued.max.request.bytes", map[string]string{"queued.max.request.bytes": "2097152", "socket.request.max.bytes": "4194304"}},
 		{"max.connections", map[string]string{"max.connections": "0"}},

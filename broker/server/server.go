@@ -109,7 +109,7 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	if err := p.readKafkaSettings(); err != nil {
 		return err
 	}
-	p.newRequestBudget()
+	p.exportRequestBudget()
 	p.newReplicaClient()
 	if err := p.register(ctx); err != nil {
 		return err
@@ -177,8 +177,8 @@ type process struct {
 	autoCreate                 bool
 	maxRequest                 int32
 	listener                   topicconfig.KafkaListener
-	// requestBudget is the one pool of memory that requests in flight
-	// share (queued.max.request.bytes); nil when unlimited.
+	// requestBudget is queued.max.request.bytes: the memory requests in
+	// flight share.
 	requestBudget *membudget.Budget
 
 	replicas *grpcapi.ReplicaClient
@@ -265,14 +265,18 @@ func (p *process) readKafkaSettings() error {
 	if p.listener, err = topicconfig.KafkaListenerSettings(p.cfg.Settings); err != nil {
 		return err
 	}
+	queued, err := topicconfig.QueuedMaxRequestBytes(p.cfg.Settings)
+	if err != nil {
+		return err
+	}
+	p.requestBudget = membudget.New(queued)
 	return nil
 }
 
-// newRequestBudget makes the memory budget of requests in flight, which the
-// Kafka listener charges for the requests it reads and the broker core for
-// the batches it decompresses, and exports what it holds.
-func (p *process) newRequestBudget() {
-	p.requestBudget = membudget.New(p.listener.QueuedMaxRequestBytes)
+// exportRequestBudget exports what the memory budget of requests in flight
+// holds: the Kafka listener charges it for the requests it reads, the
+// broker core for the batches it decompresses.
+func (p *process) exportRequestBudget() {
 	b := p.requestBudget
 	p.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
