@@ -138,10 +138,11 @@ func startAttackedDev(t *testing.T, settings ...string) (*testenv.Dev, int64, fu
 // Fetch and Metadata frames built to make decoding allocate as much as
 // possible: first three of 16 MiB at once (over the limit of requests
 // other than Produce, which they shared with Produce's 100 MiB before),
-// then sixteen connections sending 1 MiB Fetches and 512 KiB Metadata
-// requests as fast as the broker closes them. They must cost at most the
-// request memory budget (queued.max.request.bytes, 256 MiB by default)
-// between them: the broker at rest is about 60 MiB.
+// then sixteen connections sending 512 KiB Fetches and 256 KiB Metadata
+// requests as fast as the broker closes them. Each may take 80 or 96 MiB
+// to decode, so they must wait for each other within the request memory
+// budget (queued.max.request.bytes, 256 MiB by default): the broker at
+// rest is about 40 MiB.
 func TestHostileFetchAndMetadataFramesAreBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker; skipped with -short")
@@ -149,7 +150,7 @@ func TestHostileFetchAndMetadataFramesAreBounded(t *testing.T) {
 	const (
 		peakBound = 400 << 20
 		workers   = 16
-		rounds    = 4
+		rounds    = 8
 	)
 	dev, _, check := startAttackedDev(t)
 
@@ -160,7 +161,7 @@ func TestHostileFetchAndMetadataFramesAreBounded(t *testing.T) {
 		wg.Go(func() { errs <- sendUntilClosed(dev.KafkaAddr, big) })
 	}
 	wg.Wait()
-	fetch, metadata := hostileFetch(1<<20), hostileMetadata(512<<10)
+	fetch, metadata := hostileFetch(512<<10), hostileMetadata(256<<10)
 	for w := range workers {
 		wg.Go(func() {
 			for r := range rounds {

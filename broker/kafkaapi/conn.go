@@ -182,10 +182,10 @@ func (c *conn) serveRequest() error {
 	}
 
 	charge := a.charge(size)
-	if b := s.cfg.RequestBudget; a.cost != nil && b != nil {
+	if a.cost != nil && s.cfg.RequestBudget != nil {
 		// A Produce's slack is a guess made before its body shows what it
 		// needs: it must not refuse a frame the budget can hold.
-		charge = min(charge, max(int64(size), b.Total()))
+		charge = min(charge, max(int64(size), s.requestMemory))
 	}
 	mem := &c.mem
 	defer mem.release()

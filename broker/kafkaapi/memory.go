@@ -77,8 +77,8 @@ var errStopped = fmt.Errorf("server shutting down: %w", net.ErrClosed)
 
 // reserve makes the request's charge total bytes, reserving what it lacks
 // from the budget and waiting up to wait for it. waited reports whether it
-// had to wait. A request that could take more than the whole budget is
-// refused: it could never be answered within it.
+// had to wait. A request that could take more than requests can ever hold
+// of the budget is refused: it could never be answered within it.
 func (c *conn) reserve(m *requestMemory, total int64, wait time.Duration) (waited bool, err error) {
 	s := c.s
 	b := s.cfg.RequestBudget
@@ -89,9 +89,9 @@ func (c *conn) reserve(m *requestMemory, total int64, wait time.Duration) (waite
 		m.charged = total
 		return false, nil
 	}
-	if total > b.Total() {
-		return false, protocolErrorf("%s may take %d bytes of memory to decode and answer, more than queued.max.request.bytes (%d)",
-			c.requestName(), total, b.Total())
+	if total > s.requestMemory {
+		return false, protocolErrorf("%s may take %d bytes of memory to decode and answer, more than requests can hold of queued.max.request.bytes (%d of %d)",
+			c.requestName(), total, s.requestMemory, b.Total())
 	}
 	need := total - m.fromBudget
 	r, ok := b.TryAcquire(need)

@@ -98,6 +98,10 @@ type Server struct {
 	// slots holds a token per open connection when max.connections is
 	// set: the accept loop waits for room before accepting.
 	slots chan struct{}
+	// requestMemory is the most of the request budget requests can ever
+	// hold: what the budget already holds when the server is made is held
+	// for the life of the process (the core's decompression slots).
+	requestMemory int64
 	// stop ends waits for the request budget at shutdown.
 	stop       context.Context
 	cancelStop context.CancelFunc
@@ -147,6 +151,9 @@ func New(core Core, cfg Config) *Server {
 	}
 	if cfg.MaxConnections > 0 {
 		s.slots = make(chan struct{}, cfg.MaxConnections)
+	}
+	if b := cfg.RequestBudget; b != nil {
+		s.requestMemory = b.Total() - b.Held()
 	}
 	s.apis = s.registered()
 	s.byKey = indexByKey(s.apis)
