@@ -18,6 +18,7 @@ package kafkaapi
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -26,14 +27,23 @@ import (
 	"github.com/strata-broker/strata/broker"
 )
 
+const produceKey = 0
+
 func (s *Server) produceAPI() api {
-	return api{key: 0, min: 0, max: 12, handle: decoded(s.produce)}
+	return api{key: produceKey, min: 0, max: 12, handle: decoded(s.produce),
+		cost: produceCost, releasesFrame: true}
 }
 
 // batchMagicOffset is where a record batch (or an old message set entry)
 // keeps its format version: after the 8-byte base offset, the 4-byte length
 // and, for v2, the 4-byte leader epoch (v0/v1 have a CRC there).
 const batchMagicOffset = 16
+
+// produceParallelTopics is how many topics of one request are appended at
+// once: enough for a producer's request to all the topics it writes, with
+// a goroutine (and its stack) each, which a request naming thousands of
+// topics must not multiply.
+const produceParallelTopics = 64
 
 // produce returns kmsg.Response rather than its concrete type: with acks=0
 // it answers nothing, and that nil must stay a nil interface.
@@ -51,7 +61,6 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) kmsg.Res
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
-	var wg sync.WaitGroup
 	for i := range req.Topics {
 		rt := &resp.Topics[i]
 		*rt = kmsg.NewProduceResponseTopic()
@@ -62,25 +71,41 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) kmsg.Res
 				rp.Partition, rp.ErrorCode = p.Partition, code
 				rt.Partitions = append(rt.Partitions, rp)
 			}
-			continue
 		}
-		// Topics are independent: with acks=all they replicate in parallel
-		// rather than one after the other.
-		if len(req.Topics) == 1 {
-			s.produceTopic(ctx, req.Version, acks, timeout, &req.Topics[i], rt)
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.produceTopic(ctx, req.Version, acks, timeout, &req.Topics[i], rt)
-		}()
 	}
-	wg.Wait()
+	switch {
+	case code != 0:
+	case len(req.Topics) == 1:
+		s.produceTopic(ctx, req.Version, acks, timeout, &req.Topics[0], &resp.Topics[0])
+	default:
+		s.produceTopics(ctx, req, resp, acks, timeout)
+	}
 	if req.Acks == 0 {
 		return nil
 	}
 	return resp
+}
+
+// produceTopics appends the topics of req, answering in resp. Topics are
+// independent: with acks=all they replicate in parallel rather than one
+// after the other, a few at a time, as a request may name thousands.
+func (s *Server) produceTopics(ctx context.Context, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, acks broker.Acks, timeout time.Duration) {
+	var next atomic.Int64
+	work := func() {
+		for i := int(next.Add(1) - 1); i < len(req.Topics); i = int(next.Add(1) - 1) {
+			s.produceTopic(ctx, req.Version, acks, timeout, &req.Topics[i], &resp.Topics[i])
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(len(req.Topics), produceParallelTopics) - 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
 }
 
 func (s *Server) produceTopic(ctx context.Context, version int16, acks broker.Acks, timeout time.Duration, t *kmsg.ProduceRequestTopic, rt *kmsg.ProduceResponseTopic) {

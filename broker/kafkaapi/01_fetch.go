@@ -22,7 +22,7 @@ import (
 )
 
 func (s *Server) fetchAPI() api {
-	return api{key: 1, min: 4, max: 12, handle: decoded(s.fetch)}
+	return api{key: 1, min: 4, max: 12, amplification: 160, handle: decoded(s.fetch)}
 }
 
 // maxFetchWait caps a fetch's long poll, whatever the client asks.

@@ -14,7 +14,7 @@ import (
 )
 
 func (s *Server) listOffsetsAPI() api {
-	return api{key: 2, min: 0, max: 6, handle: decoded(s.listOffsets)}
+	return api{key: 2, min: 0, max: 6, amplification: 135, handle: decoded(s.listOffsets)}
 }
 
 func (s *Server) listOffsets(_ context.Context, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {

@@ -34,7 +34,7 @@ import (
 )
 
 func (s *Server) metadataAPI() api {
-	return api{key: 3, min: 0, max: 12, handle: decoded(s.metadata)}
+	return api{key: 3, min: 0, max: 12, amplification: 375, handle: decoded(s.metadata)}
 }
 
 // liveBrokers returns the brokers with a Kafka listener, as Metadata and
@@ -76,13 +76,19 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 	// v0: an empty list means every topic; v1+: null means every topic and
 	// an empty list none.
 	all := req.Topics == nil || (v == 0 && len(req.Topics) == 0)
+	// A topic asked for twice is answered once, as Kafka does: an answer
+	// per name asked would let a small request name a topic of thousands
+	// of partitions again and again.
 	var names []string
+	seen := map[string]bool{}
 	byID := map[[16]byte]bool{}
 	for _, t := range req.Topics {
-		if t.Topic != nil {
-			names = append(names, *t.Topic)
-		} else {
+		switch {
+		case t.Topic == nil:
 			byID[t.TopicID] = true
+		case !seen[*t.Topic]:
+			seen[*t.Topic] = true
+			names = append(names, *t.Topic)
 		}
 	}
 	if len(byID) > 0 {

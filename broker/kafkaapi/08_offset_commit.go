@@ -24,7 +24,7 @@ import (
 )
 
 func (s *Server) offsetCommitAPI() api {
-	return api{key: 8, min: 0, max: 8, handle: decoded(s.offsetCommit), needsGroups: true}
+	return api{key: 8, min: 0, max: 8, amplification: 160, handle: decoded(s.offsetCommit), needsGroups: true}
 }
 
 func (s *Server) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {

@@ -21,7 +21,7 @@ import (
 )
 
 func (s *Server) offsetFetchAPI() api {
-	return api{key: 9, min: 0, max: 7, handle: decoded(s.offsetFetch), needsGroups: true}
+	return api{key: 9, min: 0, max: 7, amplification: 135, handle: decoded(s.offsetFetch), needsGroups: true}
 }
 
 func (s *Server) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {

@@ -14,7 +14,7 @@ import (
 )
 
 func (s *Server) findCoordinatorAPI() api {
-	return api{key: 10, min: 0, max: 4, handle: decoded(s.findCoordinator), needsGroups: true}
+	return api{key: 10, min: 0, max: 4, amplification: 265, handle: decoded(s.findCoordinator), needsGroups: true}
 }
 
 func (s *Server) findCoordinator(ctx context.Context, req *kmsg.FindCoordinatorRequest) *kmsg.FindCoordinatorResponse {

@@ -21,7 +21,7 @@ import (
 )
 
 func (s *Server) joinGroupAPI() api {
-	return api{key: 11, min: 0, max: 9, needsGroups: true,
+	return api{key: 11, min: 0, max: 9, amplification: 125, needsGroups: true,
 		// The member's client id and host come from the request header.
 		handle: func(ctx context.Context, h header, req kmsg.Request) kmsg.Response {
 			return s.joinGroup(ctx, h, req.(*kmsg.JoinGroupRequest))

@@ -9,7 +9,7 @@ import (
 )
 
 func (s *Server) heartbeatAPI() api {
-	return api{key: 12, min: 0, max: 4, handle: decoded(s.heartbeat), needsGroups: true}
+	return api{key: 12, min: 0, max: 4, amplification: 55, handle: decoded(s.heartbeat), needsGroups: true}
 }
 
 func (s *Server) heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest) *kmsg.HeartbeatResponse {

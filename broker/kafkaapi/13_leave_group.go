@@ -16,7 +16,7 @@ import (
 )
 
 func (s *Server) leaveGroupAPI() api {
-	return api{key: 13, min: 0, max: 5, handle: decoded(s.leaveGroup), needsGroups: true}
+	return api{key: 13, min: 0, max: 5, amplification: 160, handle: decoded(s.leaveGroup), needsGroups: true}
 }
 
 func (s *Server) leaveGroup(ctx context.Context, req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResponse {

@@ -14,7 +14,7 @@ import (
 )
 
 func (s *Server) syncGroupAPI() api {
-	return api{key: 14, min: 0, max: 5, handle: decoded(s.syncGroup), needsGroups: true}
+	return api{key: 14, min: 0, max: 5, amplification: 115, handle: decoded(s.syncGroup), needsGroups: true}
 }
 
 func (s *Server) syncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse {

@@ -12,7 +12,7 @@ import (
 )
 
 func (s *Server) describeGroupsAPI() api {
-	return api{key: 15, min: 0, max: 5, handle: decoded(s.describeGroups), needsGroups: true}
+	return api{key: 15, min: 0, max: 5, amplification: 525, handle: decoded(s.describeGroups), needsGroups: true}
 }
 
 func (s *Server) describeGroups(ctx context.Context, req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse {

@@ -14,7 +14,7 @@ import (
 )
 
 func (s *Server) listGroupsAPI() api {
-	return api{key: 16, min: 0, max: 4, handle: decoded(s.listGroups), needsGroups: true}
+	return api{key: 16, min: 0, max: 4, amplification: 55, handle: decoded(s.listGroups), needsGroups: true}
 }
 
 func (s *Server) listGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {

@@ -19,7 +19,7 @@ import (
 )
 
 func (s *Server) createTopicsAPI() api {
-	return api{key: 19, min: 0, max: 7, handle: decoded(s.createTopics)}
+	return api{key: 19, min: 0, max: 7, amplification: 130, handle: decoded(s.createTopics)}
 }
 
 func (s *Server) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {

@@ -14,7 +14,7 @@ import (
 )
 
 func (s *Server) deleteTopicsAPI() api {
-	return api{key: 20, min: 0, max: 6, handle: decoded(s.deleteTopics)}
+	return api{key: 20, min: 0, max: 6, amplification: 830, handle: decoded(s.deleteTopics)}
 }
 
 func (s *Server) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTopicsResponse {

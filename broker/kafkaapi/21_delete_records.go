@@ -11,7 +11,7 @@ import (
 )
 
 func (s *Server) deleteRecordsAPI() api {
-	return api{key: 21, min: 0, max: 2, handle: decoded(s.deleteRecords)}
+	return api{key: 21, min: 0, max: 2, amplification: 120, handle: decoded(s.deleteRecords)}
 }
 
 func (s *Server) deleteRecords(ctx context.Context, req *kmsg.DeleteRecordsRequest) *kmsg.DeleteRecordsResponse {

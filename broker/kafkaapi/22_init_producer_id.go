@@ -14,7 +14,7 @@ import (
 )
 
 func (s *Server) initProducerIDAPI() api {
-	return api{key: 22, min: 0, max: 4, handle: decoded(s.initProducerID)}
+	return api{key: 22, min: 0, max: 4, amplification: 55, handle: decoded(s.initProducerID)}
 }
 
 func (s *Server) initProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest) *kmsg.InitProducerIDResponse {

@@ -20,7 +20,7 @@ import (
 )
 
 func (s *Server) describeConfigsAPI() api {
-	return api{key: 32, min: 0, max: 4, handle: decoded(s.describeConfigs)}
+	return api{key: 32, min: 0, max: 4, amplification: 230, handle: decoded(s.describeConfigs)}
 }
 
 // resourceError is a request-level problem with one config resource.

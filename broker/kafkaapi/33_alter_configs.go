@@ -15,7 +15,7 @@ import (
 )
 
 func (s *Server) alterConfigsAPI() api {
-	return api{key: 33, min: 0, max: 2, handle: decoded(s.alterConfigs)}
+	return api{key: 33, min: 0, max: 2, amplification: 210, handle: decoded(s.alterConfigs)}
 }
 
 // alterConfigs is the legacy AlterConfigs: the given configs replace all of

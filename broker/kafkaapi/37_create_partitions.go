@@ -12,7 +12,7 @@ import (
 )
 
 func (s *Server) createPartitionsAPI() api {
-	return api{key: 37, min: 0, max: 3, handle: decoded(s.createPartitions)}
+	return api{key: 37, min: 0, max: 3, amplification: 130, handle: decoded(s.createPartitions)}
 }
 
 func (s *Server) createPartitions(ctx context.Context, req *kmsg.CreatePartitionsRequest) *kmsg.CreatePartitionsResponse {

@@ -9,7 +9,7 @@ import (
 )
 
 func (s *Server) deleteGroupsAPI() api {
-	return api{key: 42, min: 0, max: 2, handle: decoded(s.deleteGroups), needsGroups: true}
+	return api{key: 42, min: 0, max: 2, amplification: 160, handle: decoded(s.deleteGroups), needsGroups: true}
 }
 
 func (s *Server) deleteGroups(ctx context.Context, req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {

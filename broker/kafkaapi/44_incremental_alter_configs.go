@@ -18,7 +18,7 @@ import (
 )
 
 func (s *Server) incrementalAlterConfigsAPI() api {
-	return api{key: 44, min: 0, max: 1, handle: decoded(s.incrementalAlterConfigs)}
+	return api{key: 44, min: 0, max: 1, amplification: 210, handle: decoded(s.incrementalAlterConfigs)}
 }
 
 func (s *Server) incrementalAlterConfigs(ctx context.Context, req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {

@@ -15,7 +15,7 @@ import (
 )
 
 func (s *Server) offsetDeleteAPI() api {
-	return api{key: 47, min: 0, max: 0, handle: decoded(s.offsetDelete), needsGroups: true}
+	return api{key: 47, min: 0, max: 0, amplification: 65, handle: decoded(s.offsetDelete), needsGroups: true}
 }
 
 func (s *Server) offsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteResponse {

@@ -15,7 +15,7 @@ import (
 )
 
 func (s *Server) describeClusterAPI() api {
-	return api{key: 60, min: 0, max: 1, handle: decoded(s.describeCluster)}
+	return api{key: 60, min: 0, max: 1, amplification: 55, handle: decoded(s.describeCluster)}
 }
 
 func (s *Server) describeCluster(ctx context.Context, req *kmsg.DescribeClusterRequest) *kmsg.DescribeClusterResponse {

@@ -1,13 +1,12 @@
 package kafkaapi
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
+	"log/slog"
 	"net"
 	"os"
 	"sync/atomic"
@@ -16,9 +15,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// keepBufferBytes bounds the read and write buffers a connection keeps
-// between requests; larger ones are left to the garbage collector.
-const keepBufferBytes = 1 << 20
+// A connection holds no buffer between requests: a frame's buffer comes
+// from the server's pool once its length is known and its memory reserved,
+// and goes back once it is answered. Frames grow from firstChunkBytes by
+// growthFactor as their bytes arrive, so a client that announces a large
+// frame and sends little of it holds little.
+const (
+	firstChunkBytes = 64 << 10
+	growthFactor    = 4
+)
 
 // conn is one client connection. Requests are handled one at a time, in
 // order, as a Kafka broker does: clients rely on responses coming back in
@@ -29,9 +34,11 @@ type conn struct {
 	nc         net.Conn
 	remote     string
 	remoteHost string
-	r          *bufio.Reader
-	rbuf       []byte
-	wbuf       []byte
+	// head is a frame's length prefix, API key and version: what the
+	// memory a request may take is judged by before its body is read.
+	head [8]byte
+	// mem is what the request in hand holds of the request budget.
+	mem requestMemory
 	// cuts and pieces are reused by fetch responses' vectored writes.
 	cuts    []recordCut
 	pieces  [][]byte
@@ -44,7 +51,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 		nc:         nc,
 		remote:     nc.RemoteAddr().String(),
 		remoteHost: hostOf(nc.RemoteAddr()),
-		r:          bufio.NewReaderSize(nc, 64<<10),
 	}
 }
 
@@ -74,6 +80,24 @@ func protocolErrorf(format string, args ...any) error {
 	return &protocolError{msg: fmt.Sprintf(format, args...)}
 }
 
+// errIdle ends a connection that sent no request for connections.max.idle.ms.
+var errIdle = errors.New("no request within connections.max.idle.ms")
+
+// slowRequestError ends a connection whose request did not arrive whole
+// within socket.request.timeout.ms of its first byte.
+type slowRequestError struct {
+	timeout time.Duration
+	got     int
+	size    int32
+}
+
+func (e *slowRequestError) Error() string {
+	if e.size == 0 {
+		return fmt.Sprintf("request header not received within socket.request.timeout.ms (%v) of its first byte", e.timeout)
+	}
+	return fmt.Sprintf("%d of a %d-byte request received within socket.request.timeout.ms (%v) of its first byte", e.got, e.size, e.timeout)
+}
+
 func (c *conn) serve() {
 	defer c.nc.Close()
 	c.s.metrics.connections.Inc()
@@ -83,81 +107,166 @@ func (c *conn) serve() {
 		if c.closing.Load() {
 			return
 		}
-		frame, err := c.readFrame()
-		if err != nil {
-			c.logClose(err)
-			return
-		}
-		if err := c.handleFrame(frame); err != nil {
+		if err := c.serveRequest(); err != nil {
 			c.logClose(err)
 			return
 		}
 	}
 }
 
-// logClose says why a connection ends, unless it is an ordinary end.
+// logClose says why a connection ends, unless it is an ordinary end. A
+// client can make these as fast as it can connect, so they are rate limited.
 func (c *conn) logClose(err error) {
+	var slow *slowRequestError
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		return
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		if !c.closing.Load() {
-			c.s.logger.Debug("kafka connection idle, closing", "remote", c.remote)
-		}
+	case errors.Is(err, errIdle):
+		c.s.metrics.timedOut.WithLabelValues("idle").Inc()
+		c.s.logger.Debug("kafka connection idle, closing", "remote", c.remote)
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded) && c.closing.Load():
+		return
+	case errors.As(err, &slow):
+		c.s.metrics.timedOut.WithLabelValues("request").Inc()
+		c.s.warnings.log(slog.LevelWarn, "kafka connection closed: request too slow", "remote", c.remote, "err", err)
 		return
 	}
 	var pe *protocolError
 	if errors.As(err, &pe) {
 		c.s.metrics.protocolErrors.Inc()
-		c.s.logger.Warn("kafka connection closed: bad request", "remote", c.remote, "err", err)
+		c.s.warnings.log(slog.LevelWarn, "kafka connection closed: bad request", "remote", c.remote, "err", err)
 		return
 	}
-	c.s.logger.Info("kafka connection closed", "remote", c.remote, "err", err)
+	c.s.warnings.log(slog.LevelInfo, "kafka connection closed", "remote", c.remote, "err", err)
 }
 
-// readFrame reads one length-prefixed request. A frame's memory grows with
-// the bytes that actually arrive, so a large length prefix alone costs
-// nothing.
-func (c *conn) readFrame() ([]byte, error) {
-	var lenBuf [4]byte
-	if _, err := io.ReadFull(c.r, lenBuf[:]); err != nil {
-		return nil, err
-	}
-	n := int32(binary.BigEndian.Uint32(lenBuf[:]))
-	if n < 8 {
-		return nil, protocolErrorf("request length %d is too short for a request header", n)
-	}
-	if n > c.s.cfg.MaxRequestBytes {
-		return nil, protocolErrorf("request of %d bytes is over socket.request.max.bytes (%d)", n, c.s.cfg.MaxRequestBytes)
-	}
-	if int(n) <= keepBufferBytes {
-		if cap(c.rbuf) < int(n) {
-			// Grown in powers of two: a connection costs what its largest
-			// request needs, and idle clients little.
-			c.rbuf = make([]byte, min(1<<bits.Len32(uint32(n-1)), keepBufferBytes))
+// serveRequest reads, answers and writes back one request. Waiting for its
+// first byte is idleness, bounded by connections.max.idle.ms; from then on
+// the rest must arrive within socket.request.timeout.ms. Before the body is
+// read, the memory the request may take is reserved from the request
+// budget; it is given back once the request is answered.
+func (c *conn) serveRequest() error {
+	s := c.s
+	n, err := c.nc.Read(c.head[:])
+	if n == 0 {
+		if errors.Is(err, os.ErrDeadlineExceeded) && !c.closing.Load() {
+			return errIdle
 		}
-		buf := c.rbuf[:n]
-		if _, err := io.ReadFull(c.r, buf); err != nil {
-			return nil, truncated(err, n)
-		}
-		return buf, nil
+		return err
 	}
-	buf := make([]byte, 0, keepBufferBytes)
-	for len(buf) < int(n) {
-		chunk := min(int(n)-len(buf), max(len(buf), keepBufferBytes))
-		buf = append(buf, make([]byte, chunk)...)
-		if _, err := io.ReadFull(c.r, buf[len(buf)-chunk:]); err != nil {
-			return nil, truncated(err, n)
+	c.nc.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
+	if n < 4 {
+		if _, err := io.ReadFull(c.nc, c.head[n:4]); err != nil {
+			return c.readError(err, 0, 0)
 		}
+		n = 4
 	}
-	return buf, nil
+	size := int32(binary.BigEndian.Uint32(c.head[:4]))
+	if size < 8 {
+		return protocolErrorf("request length %d is too short for a request header", size)
+	}
+	if size > s.cfg.MaxRequestBytes {
+		return protocolErrorf("request of %d bytes is over socket.request.max.bytes (%d)", size, s.cfg.MaxRequestBytes)
+	}
+	if _, err := io.ReadFull(c.nc, c.head[n:]); err != nil {
+		return c.readError(err, n-4, size)
+	}
+	key := int16(binary.BigEndian.Uint16(c.head[4:]))
+	a, ok := s.lookup(key)
+	if !ok {
+		return protocolErrorf("unknown API key %d", key)
+	}
+	if limit, name := s.requestLimit(key); size > limit {
+		return protocolErrorf("%s request of %d bytes is over %s (%d)", kmsg.NameForKey(key), size, name, limit)
+	}
+
+	charge := a.charge(size)
+	if a.cost != nil && s.cfg.RequestBudget != nil {
+		// A Produce's slack is a guess made before its body shows what it
+		// needs: it must not refuse a frame the budget can hold.
+		charge = min(charge, max(int64(size), s.requestMemory))
+	}
+	mem := &c.mem
+	defer mem.release()
+	// A request may wait for memory as long as a connection may idle: the
+	// client is waiting for the broker, not the other way round.
+	waited, err := c.reserve(mem, charge, s.cfg.IdleTimeout)
+	if err != nil {
+		return err
+	}
+	if waited {
+		// The wait was the broker's, not the client's.
+		c.nc.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
+	}
+	buf, err := c.readBody(int(size), c.head[4:], a.reusesFrame)
+	if err != nil {
+		return err
+	}
+	h, resp, err := c.handleFrame(a, *buf, mem)
+	// Answered: the decoded request is garbage, and what the response
+	// needs it holds itself (kmsg copies strings; the APIs whose requests
+	// alias the frame's bytes do not reuse it).
+	mem.release()
+	if a.reusesFrame {
+		s.buffers.Put(buf)
+	}
+	if err != nil || resp == nil { // acks=0 produce: Kafka sends nothing back
+		return err
+	}
+	return c.writeResponse(h, resp)
 }
 
-func truncated(err error, n int32) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return protocolErrorf("connection closed in the middle of a %d-byte request", n)
+// readError names a read that failed inside a request: cut short, or too
+// slow.
+func (c *conn) readError(err error, got int, size int32) error {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) && !c.closing.Load():
+		return &slowRequestError{timeout: c.s.cfg.RequestTimeout, got: got, size: size}
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		if size == 0 {
+			return protocolErrorf("connection closed in the middle of a request header")
+		}
+		return protocolErrorf("connection closed in the middle of a %d-byte request", size)
 	}
 	return err
+}
+
+// readBody reads the frame of size bytes whose first four (after the
+// length) are first. Its buffer grows by growthFactor as bytes arrive
+// rather than being allocated whole when the length is known; the memory
+// was reserved before, so this bounds what a stalled client pins, not what
+// the request may take. The buffer comes from the pool, and when pooled is
+// false the last one is allocated to size, as it will not go back.
+func (c *conn) readBody(size int, first []byte, pooled bool) (*[]byte, error) {
+	pool := c.s.buffers
+	get := func(n int) *[]byte {
+		if n == size && !pooled {
+			b := make([]byte, n)
+			return &b
+		}
+		return pool.Get(n)
+	}
+	n := min(size, firstChunkBytes)
+	cur := get(n)
+	buf := (*cur)[:n]
+	filled := copy(buf, first)
+	for {
+		if _, err := io.ReadFull(c.nc, buf[filled:]); err != nil {
+			pool.Put(cur)
+			return nil, c.readError(err, filled, int32(size))
+		}
+		filled = len(buf)
+		if filled == size {
+			*cur = buf
+			return cur, nil
+		}
+		n = min(size, filled*growthFactor)
+		next := get(n)
+		copy(*next, buf)
+		pool.Put(cur)
+		cur, buf = next, (*next)[:n]
+	}
 }
 
 // parseHeader decodes the request header and returns the body after it.
@@ -227,24 +336,37 @@ func skipTags(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-func (c *conn) handleFrame(frame []byte) error {
+// handleFrame decodes and answers one request. An API that can tell from
+// the body exactly what answering it takes (Produce) has that reserved
+// first, waiting at most socket.request.timeout.ms for it.
+func (c *conn) handleFrame(a *api, frame []byte, mem *requestMemory) (header, kmsg.Response, error) {
 	h, req, body, err := parseHeader(frame)
 	if err != nil {
-		return err
+		return h, nil, err
 	}
 	h.remoteHost = c.remoteHost
-	start := time.Now()
 	name := kmsg.NameForKey(h.key)
+	if a.cost != nil && a.supports(h.version) {
+		need, err := a.cost(h.version, body)
+		if err != nil {
+			return h, nil, protocolErrorf("decode %s v%d: %v", name, h.version, err)
+		}
+		if _, err := c.reserve(mem, int64(len(frame))+need, c.s.cfg.RequestTimeout); err != nil {
+			return h, nil, err
+		}
+	}
+	start := time.Now()
 	resp, err := c.s.answer(context.Background(), h, req, body)
 	if err != nil {
-		return err
+		return h, nil, err
 	}
 	c.s.metrics.observe(name, time.Since(start))
-	if resp == nil { // acks=0 produce: Kafka sends nothing back
-		return nil
-	}
-	return c.writeResponse(h, resp)
+	return h, resp, nil
 }
+
+// responseBufferBytes is the pooled buffer a response is encoded into;
+// larger responses grow their own, which the garbage collector takes.
+const responseBufferBytes = 4 << 10
 
 func (c *conn) writeResponse(h header, resp kmsg.Response) error {
 	var pieces [][][]byte
@@ -252,7 +374,10 @@ func (c *conn) writeResponse(h header, resp kmsg.Response) error {
 		defer pooled.release()
 		resp, pieces = pooled.Response, pooled.pieces
 	}
-	buf := c.wbuf[:0]
+	pooledBuf := c.s.buffers.Get(responseBufferBytes)
+	// Given back once written; if the response outgrew it, it is unused.
+	defer c.s.buffers.Put(pooledBuf)
+	buf := (*pooledBuf)[:0]
 	buf = append(buf, 0, 0, 0, 0)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(h.correlationID))
 	// The ApiVersions response header never has tagged fields, so that a
@@ -277,9 +402,6 @@ func (c *conn) writeResponse(h header, resp kmsg.Response) error {
 		size += len(cut.data)
 	}
 	binary.BigEndian.PutUint32(buf, uint32(size))
-	if cap(buf) <= keepBufferBytes {
-		c.wbuf = buf
-	}
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	var err error
 	if len(cuts) == 0 {

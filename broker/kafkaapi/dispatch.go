@@ -3,6 +3,7 @@ package kafkaapi
 import (
 	"context"
 	"encoding/hex"
+	"reflect"
 	"strings"
 	"time"
 
@@ -26,6 +27,44 @@ type api struct {
 	// coordinator answers. It stays advertised either way; without a
 	// coordinator the request closes the connection.
 	needsGroups bool
+	// amplification bounds the memory a request may take, per byte of its
+	// frame, while it is decoded and answered (see memory.go): it is
+	// reserved from the request budget before the body is read.
+	// TestRequestMemoryBound holds every API to its own.
+	amplification int64
+	// cost, when set, replaces amplification once the body is read: it
+	// walks the body to find what decoding and answering it take beyond
+	// the frame itself, or why kmsg could not decode it.
+	cost func(version int16, body []byte) (int64, error)
+	// releasesFrame marks an API whose request has byte fields (which kmsg
+	// leaves pointing into the frame) that nothing keeps once it is
+	// answered (Produce: the core has copied the records into the log).
+	releasesFrame bool
+	// reusesFrame is set by New: the frame's buffer goes back to the pool
+	// once the request is answered, because nothing can still point into
+	// it. Requests with byte fields (a JoinGroup's protocol metadata, kept
+	// by the coordinator) leave their frame to the garbage collector.
+	reusesFrame bool
+}
+
+func (a *api) supports(version int16) bool { return version >= a.min && version <= a.max }
+
+// hasBytes reports whether a value of type t holds a []byte anywhere:
+// decoded by kmsg, it would point into the frame.
+func hasBytes(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return hasBytes(t.Elem())
+	case reflect.Slice:
+		return t.Elem().Kind() == reflect.Uint8 || hasBytes(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if t.Field(i).Name != "UnknownTags" && hasBytes(t.Field(i).Type) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // registered lists the APIs served, in the order ApiVersions advertises
@@ -81,7 +120,8 @@ func (s *Server) lookup(key int16) (*api, bool) {
 	return s.byKey[key], true
 }
 
-// indexByKey makes lookup a slice index: it runs on every request.
+// indexByKey makes lookup a slice index: it runs on every request. It
+// also decides which APIs' frames are reused.
 func indexByKey(apis []api) []*api {
 	var n int16
 	for _, a := range apis {
@@ -89,9 +129,20 @@ func indexByKey(apis []api) []*api {
 	}
 	byKey := make([]*api, n)
 	for i := range apis {
-		byKey[apis[i].key] = &apis[i]
+		a := &apis[i]
+		a.reusesFrame = a.releasesFrame || !hasBytes(reflect.TypeOf(kmsg.RequestForKey(a.key)))
+		byKey[a.key] = a
 	}
 	return byKey
+}
+
+// requestLimit is the largest request of the API key and the setting that
+// makes it so: Produce alone may be as large as socket.request.max.bytes.
+func (s *Server) requestLimit(key int16) (int32, string) {
+	if key == produceKey {
+		return s.cfg.MaxRequestBytes, "socket.request.max.bytes"
+	}
+	return s.cfg.NonProduceMaxRequestBytes, "socket.request.max.bytes.non.produce"
 }
 
 // supported reports whether version of the API key is served.
@@ -109,14 +160,14 @@ func (s *Server) answer(ctx context.Context, h header, req kmsg.Request, body []
 	if ok && a.raw != nil {
 		return a.raw(h, body), nil
 	}
-	if !ok || h.version < a.min || h.version > a.max {
-		return nil, protocolErrorf("%s v%d is not supported (client %q)", name, h.version, h.clientID)
+	if !ok || !a.supports(h.version) {
+		return nil, protocolErrorf("%s v%d is not supported (client %s)", name, h.version, clientForLog(h.clientID))
 	}
 	if err := req.ReadFrom(body); err != nil {
 		return nil, protocolErrorf("decode %s v%d: %v", name, h.version, err)
 	}
 	if a.needsGroups && s.groups == nil {
-		return nil, protocolErrorf("%s is not served (client %q)", name, h.clientID)
+		return nil, protocolErrorf("%s is not served (client %s)", name, clientForLog(h.clientID))
 	}
 	return a.handle(ctx, h, req), nil
 }

@@ -66,8 +66,9 @@ func (nullCore) GroupCoordinator(string) metastore.BrokerInfo {
 }
 
 // FuzzRequestFrames feeds arbitrary request frames (after the length
-// prefix) to the header parser, the request decoder and the dispatcher,
-// and encodes whatever response comes back: none of it may panic.
+// prefix) to the header parser, Produce's body walk, the request decoder
+// and the dispatcher, and encodes whatever response comes back: none of it
+// may panic.
 func FuzzRequestFrames(f *testing.F) {
 	s := New(nullCore{}, Config{NodeID: 1, AutoCreateTopics: true})
 	for _, r := range s.apis {
@@ -92,6 +93,17 @@ func FuzzRequestFrames(f *testing.F) {
 		h, req, body, err := parseHeader(frame)
 		if err != nil {
 			return
+		}
+		// As a connection does: an API that walks its body first refuses
+		// what the walk refuses.
+		if a, ok := s.lookup(h.key); ok && a.cost != nil && a.supports(h.version) {
+			if _, err := a.cost(h.version, body); err != nil {
+				// It must not refuse a request kmsg would decode.
+				if req.ReadFrom(body) == nil {
+					t.Fatalf("the %s v%d walk refuses a body kmsg decodes: %v", kmsg.NameForKey(h.key), h.version, err)
+				}
+				return
+			}
 		}
 		resp, err := s.answer(context.Background(), h, req, body)
 		if err == nil && resp != nil {

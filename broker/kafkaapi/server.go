@@ -17,11 +17,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/internal/membudget"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
-// DefaultMaxRequestBytes is Kafka's socket.request.max.bytes default.
-const DefaultMaxRequestBytes = 100 << 20
+// Defaults for a Config left zero. The broker process reads its values
+// from the broker settings (topicconfig.KafkaListenerSettings).
+const (
+	// DefaultMaxRequestBytes is Kafka's socket.request.max.bytes default.
+	DefaultMaxRequestBytes = 100 << 20
+	// DefaultNonProduceMaxRequestBytes bounds every other request: clients
+	// send large Produce requests only.
+	DefaultNonProduceMaxRequestBytes = 1 << 20
+	// DefaultIdleTimeout is Kafka's connections.max.idle.ms.
+	DefaultIdleTimeout = 10 * time.Minute
+	// DefaultRequestTimeout is Kafka clients' request.timeout.ms: a client
+	// has given up on a request by then anyway.
+	DefaultRequestTimeout = 30 * time.Second
+)
 
 // Config configures the frontend.
 type Config struct {
@@ -30,6 +43,25 @@ type Config struct {
 	// MaxRequestBytes bounds one request frame (socket.request.max.bytes);
 	// a larger length prefix closes the connection.
 	MaxRequestBytes int32
+	// NonProduceMaxRequestBytes bounds every request but Produce
+	// (socket.request.max.bytes.non.produce); it is never above
+	// MaxRequestBytes.
+	NonProduceMaxRequestBytes int32
+	// RequestBudget is the memory shared by every request being read,
+	// decoded and answered (queued.max.request.bytes): a request reserves
+	// what it may take before its body is read, and waits while others
+	// hold the budget. It is the process's one budget, which the broker
+	// core may charge too (decompressing produced batches). Nil means no
+	// limit.
+	RequestBudget *membudget.Budget
+	// MaxConnections bounds open connections (max.connections): at the
+	// limit the listener stops accepting until one closes, as Kafka does.
+	// Zero means no limit.
+	MaxConnections int
+	// MaxConnectionsPerIP bounds the connections from one address
+	// (max.connections.per.ip): one more is closed at once, as in Kafka.
+	// Zero means no limit.
+	MaxConnectionsPerIP int
 	// AutoCreateTopics is auto.create.topics.enable: Metadata (and Produce
 	// via Metadata) creates a missing topic with the broker defaults.
 	AutoCreateTopics bool
@@ -41,10 +73,14 @@ type Config struct {
 	// the group APIs are not served.
 	Groups Groups
 	// IdleTimeout closes a connection that sends nothing for this long
-	// (connections.max.idle.ms); zero means 10 minutes, Kafka's default.
+	// (connections.max.idle.ms); zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// RequestTimeout bounds the time from a request's first byte to its
+	// last (socket.request.timeout.ms), so that a client cannot hold
+	// memory by trickling a frame; zero means DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
 }
 
 // Server serves Kafka connections. Its zero value is not usable: use New.
@@ -62,10 +98,23 @@ type Server struct {
 	// are large (up to a fetch's size) and would otherwise be allocated and
 	// cleared for every response.
 	buffers broker.BufferPool
+	// warnings are the log lines clients cause, rate limited.
+	warnings *connLog
+	// slots holds a token per open connection when max.connections is
+	// set: the accept loop waits for room before accepting.
+	slots chan struct{}
+	// requestMemory is the most of the request budget requests can ever
+	// hold: what the budget already holds when the server is made is held
+	// for the life of the process (the core's decompression slots).
+	requestMemory int64
+	// stop ends waits for the request budget at shutdown.
+	stop       context.Context
+	cancelStop context.CancelFunc
 
 	mu       sync.Mutex
 	lis      []net.Listener
 	conns    map[*conn]struct{}
+	perIP    map[string]int // open connections by remote address
 	closed   bool
 	connsWG  sync.WaitGroup
 	shutdown chan struct{}
@@ -76,8 +125,15 @@ func New(core Core, cfg Config) *Server {
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	if cfg.NonProduceMaxRequestBytes <= 0 {
+		cfg.NonProduceMaxRequestBytes = DefaultNonProduceMaxRequestBytes
+	}
+	cfg.NonProduceMaxRequestBytes = min(cfg.NonProduceMaxRequestBytes, cfg.MaxRequestBytes)
 	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 10 * time.Minute
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	if cfg.AutoCreateMaxPerRequest <= 0 {
 		// broker.New refuses a bad value, so an error here means a core
@@ -92,15 +148,26 @@ func New(core Core, cfg Config) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	stop, cancelStop := context.WithCancel(context.Background())
 	s := &Server{
-		core:     core,
-		groups:   cfg.Groups,
-		cfg:      cfg,
-		logger:   logger,
-		metrics:  newMetrics(cfg.Registerer),
-		buffers:  broker.NewReadBuffers(),
-		conns:    make(map[*conn]struct{}),
-		shutdown: make(chan struct{}),
+		core:       core,
+		groups:     cfg.Groups,
+		cfg:        cfg,
+		logger:     logger,
+		metrics:    newMetrics(cfg.Registerer),
+		buffers:    broker.NewReadBuffers(),
+		warnings:   newConnLog(logger),
+		stop:       stop,
+		cancelStop: cancelStop,
+		conns:      make(map[*conn]struct{}),
+		perIP:      make(map[string]int),
+		shutdown:   make(chan struct{}),
+	}
+	if cfg.MaxConnections > 0 {
+		s.slots = make(chan struct{}, cfg.MaxConnections)
+	}
+	if b := cfg.RequestBudget; b != nil {
+		s.requestMemory = b.Total() - b.Held()
 	}
 	s.apis = s.registered()
 	s.byKey = indexByKey(s.apis)
@@ -124,8 +191,12 @@ func (s *Server) Serve(lis net.Listener) error {
 
 	var delay time.Duration
 	for {
+		if err := s.takeSlot(); err != nil {
+			return err
+		}
 		nc, err := lis.Accept()
 		if err != nil {
+			s.releaseSlot()
 			select {
 			case <-s.shutdown:
 				return ErrServerClosed
@@ -149,24 +220,89 @@ func (s *Server) Serve(lis net.Listener) error {
 			continue
 		}
 		delay = 0
-		c := newConn(s, nc)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			nc.Close()
-			return ErrServerClosed
+		if err := s.start(nc); err != nil {
+			return err
 		}
-		s.conns[c] = struct{}{}
-		s.connsWG.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.connsWG.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
 	}
+}
+
+// takeSlot waits, at max.connections, until a connection closes. Kafka
+// blocks its acceptor the same way: clients wait in the listen backlog
+// rather than being refused.
+func (s *Server) takeSlot() error {
+	if s.slots == nil {
+		return nil
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	s.warnings.log(slog.LevelWarn, "kafka listener at max.connections: new connections wait until one closes", "max_connections", cap(s.slots))
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	case <-s.shutdown:
+		return ErrServerClosed
+	}
+}
+
+func (s *Server) releaseSlot() {
+	if s.slots != nil {
+		<-s.slots
+	}
+}
+
+// start serves an accepted connection on its own goroutine, unless its
+// address already has max.connections.per.ip: then it is closed at once,
+// as Kafka does.
+func (s *Server) start(nc net.Conn) error {
+	ip := ipOf(nc.RemoteAddr())
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		s.releaseSlot()
+		return ErrServerClosed
+	}
+	if limit := s.cfg.MaxConnectionsPerIP; limit > 0 && s.perIP[ip] >= limit {
+		s.mu.Unlock()
+		nc.Close()
+		s.releaseSlot()
+		s.metrics.rejected.WithLabelValues("max_connections_per_ip").Inc()
+		s.warnings.log(slog.LevelWarn, "kafka connection refused: address has max.connections.per.ip", "remote", nc.RemoteAddr().String(), "max_connections_per_ip", limit)
+		return nil
+	}
+	c := newConn(s, nc)
+	s.perIP[ip]++
+	s.conns[c] = struct{}{}
+	s.connsWG.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.connsWG.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		if s.perIP[ip]--; s.perIP[ip] <= 0 {
+			delete(s.perIP, ip)
+		}
+		s.mu.Unlock()
+		s.releaseSlot()
+	}()
+	return nil
+}
+
+// ipOf is the address part of a remote address, which connection limits
+// count by.
+func ipOf(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		return tcp.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
 }
 
 // Shutdown stops accepting, lets each connection finish the request it is
@@ -177,6 +313,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.closed {
 		s.closed = true
 		close(s.shutdown)
+		s.cancelStop()
 		for _, l := range s.lis {
 			l.Close()
 		}

@@ -109,6 +109,7 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	if err := p.readKafkaSettings(); err != nil {
 		return err
 	}
+	p.exportRequestBudget()
 	p.newReplicaClient()
 	if err := p.register(ctx); err != nil {
 		return err
@@ -175,6 +176,7 @@ type process struct {
 	advertisedKafka            string
 	autoCreate                 bool
 	maxRequest                 int32
+	listener                   topicconfig.KafkaListener
 	// requestBudget is queued.max.request.bytes: the memory requests in
 	// flight share.
 	requestBudget *membudget.Budget
@@ -260,12 +262,32 @@ func (p *process) readKafkaSettings() error {
 	if p.maxRequest, err = topicconfig.SocketRequestMaxBytes(p.cfg.Settings); err != nil {
 		return err
 	}
+	if p.listener, err = topicconfig.KafkaListenerSettings(p.cfg.Settings); err != nil {
+		return err
+	}
 	queued, err := topicconfig.QueuedMaxRequestBytes(p.cfg.Settings)
 	if err != nil {
 		return err
 	}
 	p.requestBudget = membudget.New(queued)
 	return nil
+}
+
+// exportRequestBudget exports what the memory budget of requests in flight
+// holds: the Kafka listener charges it for the requests it reads, the
+// broker core for the batches it decompresses.
+func (p *process) exportRequestBudget() {
+	b := p.requestBudget
+	p.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_request_memory_held_bytes",
+			Help: "Memory reserved by requests being read, decoded and answered, out of queued.max.request.bytes.",
+		}, func() float64 { return float64(b.Held()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_request_memory_limit_bytes",
+			Help: "queued.max.request.bytes: the memory requests in flight may hold together (0: no limit).",
+		}, func() float64 { return float64(b.Total()) }),
+	)
 }
 
 // newReplicaClient makes the client the broker fetches from other brokers
@@ -413,12 +435,18 @@ func (p *process) serve() <-chan error {
 	hs := newHTTPServer(mux, defaultHTTPTimeouts)
 
 	ks := kafkaapi.New(p.broker, kafkaapi.Config{
-		NodeID:           cfg.NodeID,
-		AutoCreateTopics: p.autoCreate,
-		Groups:           p.broker.Groups(),
-		MaxRequestBytes:  p.maxRequest,
-		Logger:           p.logger.With("component", "kafka"),
-		Registerer:       p.reg,
+		NodeID:                    cfg.NodeID,
+		AutoCreateTopics:          p.autoCreate,
+		Groups:                    p.broker.Groups(),
+		MaxRequestBytes:           p.maxRequest,
+		NonProduceMaxRequestBytes: p.listener.NonProduceRequestMaxBytes,
+		RequestBudget:             p.requestBudget,
+		MaxConnections:            p.listener.MaxConnections,
+		MaxConnectionsPerIP:       p.listener.MaxConnectionsPerIP,
+		IdleTimeout:               p.listener.ConnectionsMaxIdle,
+		RequestTimeout:            p.listener.RequestTimeout,
+		Logger:                    p.logger.With("component", "kafka"),
+		Registerer:                p.reg,
 	})
 
 	errc := make(chan error, 3)
