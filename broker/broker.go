@@ -229,7 +229,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		return nil, fmt.Errorf("broker: settings: %w", err)
 	}
 	b.metrics = newMetrics(b, cfg.Registerer)
-	b.pids = newProducerIDs(b, store.ProducerIDHighWater, cfg.Registerer)
+	b.pids = newProducerIDs(b, store.ProducerIDHighWater, store.AllocateProducerIDs, cfg.Registerer)
 	b.fetchers = newFetcherManager(b)
 	b.cluster = clusterView{
 		partitions: store,

@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
 )
@@ -58,12 +59,12 @@ type producerIDs struct {
 	evictions  prometheus.Counter // producers evicted by the per-partition cap
 }
 
-func newProducerIDs(b *Broker, read func(context.Context) (int64, error), reg prometheus.Registerer) *producerIDs {
+func newProducerIDs(b *Broker, read func(context.Context) (int64, error), allocate func(context.Context, int64) (int64, error), reg prometheus.Registerer) *producerIDs {
 	ids := &producerIDs{
-		issued: issuedIDs{read: read, turn: make(chan struct{}, 1)},
+		issued: issuedIDs{read: read, allocate: allocate, turn: make(chan struct{}, 1)},
 		unknownIDs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_produce_unknown_producer_id_total",
-			Help: "Produce requests' partitions refused with UNKNOWN_PRODUCER_ID: a batch named a producer id the cluster never issued.",
+			Help: "Produce requests' partitions refused with UNKNOWN_PRODUCER_ID: a batch named a producer id far above any the cluster issued.",
 		}),
 		evictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_producer_state_evictions_total",
@@ -135,8 +136,10 @@ func (b *Broker) InitProducerID(ctx context.Context, transactionalID string) (id
 // refused only on the word of a read that started after the question was
 // asked.
 type issuedIDs struct {
-	read  func(context.Context) (int64, error)
-	below atomic.Int64
+	read func(context.Context) (int64, error)
+	// allocate reserves a block of ids (the metastore's AllocateProducerIDs).
+	allocate func(context.Context, int64) (int64, error)
+	below    atomic.Int64
 	// turn is held by the metastore read in flight, one at a time: callers
 	// that arrive during a read wait for it and share the next one, so a
 	// flood of made-up ids costs the metastore one read at a time.
@@ -189,18 +192,60 @@ func (c *issuedIDs) wasIssued(ctx context.Context, id int64) (bool, error) {
 	return id < next, nil
 }
 
+// adoptWindow is how far above the cluster's issued mark an id may be and
+// still be adopted rather than refused.
+const adoptWindow = metastore.MaxProducerIDBlock
+
+// adopt reserves every id up to and including id, which is at or above the
+// mark but within adoptWindow of it, so that the cluster never issues it to
+// another producer; false when id is further away. The reservation is one
+// metastore transaction, one at a time like the reads.
+func (c *issuedIDs) adopt(ctx context.Context, id int64) (bool, error) {
+	select {
+	case c.turn <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-c.turn }()
+	if c.known(id) {
+		return true, nil
+	}
+	gap := id - c.below.Load()
+	if gap < 0 || gap >= adoptWindow {
+		return false, nil
+	}
+	c.started.Add(1) // the allocation is a newer word than any read before it
+	first, err := c.allocate(ctx, gap+1)
+	if err != nil {
+		return false, err
+	}
+	// first is at or above the mark read before, so the block reaches id.
+	c.raise(first + gap + 1)
+	return c.known(id), nil
+}
+
 // issuedCheckTimeout bounds the metastore read that confirms a producer id
 // this broker has not seen issued yet.
 const issuedCheckTimeout = 10 * time.Second
 
-// checkProducerIDs refuses batches that name a producer id the cluster
-// never issued, with ErrUnknownProducerID. Kafka takes any id (a producer
-// it does not know starts at any sequence), so a client could make a
-// partition keep state for as many ids as it cares to invent; a producer
-// that got its id from InitProducerId never meets this, and a Kafka client
-// told UNKNOWN_PRODUCER_ID asks for a new id. Only the leader's produce
-// path checks: followers, and a log read back at start, hold batches a
-// leader accepted.
+// checkProducerIDs refuses batches that name a producer id far above any
+// the cluster issued, with ErrUnknownProducerID. Kafka takes any id (a
+// producer it does not know starts at any sequence), so a client could make
+// a partition keep state for as many ids as it cares to invent; a producer
+// that got its id from InitProducerId never meets this.
+//
+// An id just above the issued mark (within adoptWindow) is adopted instead:
+// the ids up to it are reserved and the batch accepted. Such ids are what a
+// client holds after the cluster's metadata was rebuilt under it (topics
+// restored from the bucket into a new etcd, whose allocator starts again at
+// 0). Refusing them does not make the client ask for a new id: franz-go
+// answers UNKNOWN_PRODUCER_ID by bumping its epoch locally and sending the
+// same id again, for ever. Reserving them also keeps the new cluster from
+// issuing the same id to another producer. Random made-up ids are far above
+// the mark and still refused.
+//
+// Only the leader's produce path checks: followers, and a log read back at
+// start, hold batches a leader accepted.
 func (b *Broker) checkProducerIDs(ctx context.Context, batches []byte) error {
 	highest := int64(-1)
 	it := record.NewBatches(batches)
@@ -213,12 +258,17 @@ func (b *Broker) checkProducerIDs(ctx context.Context, batches []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, issuedCheckTimeout)
 	defer cancel()
 	ok, err := b.pids.issued.wasIssued(ctx, highest)
+	if err == nil && !ok {
+		if ok, err = b.pids.issued.adopt(ctx, highest); ok {
+			b.logger.Info("adopted a producer id the cluster had not issued, as one a client kept across a rebuilt cluster", "producer_id", highest)
+		}
+	}
 	switch {
 	case err != nil:
 		return fmt.Errorf("producer id %d: cannot tell whether the cluster issued it: %w", highest, err)
 	case !ok:
 		b.pids.unknownIDs.Inc()
-		return fmt.Errorf("producer id %d was never issued by this cluster (InitProducerId hands ids out): %w", highest, ErrUnknownProducerID)
+		return fmt.Errorf("producer id %d is far above any the cluster issued (InitProducerId hands ids out): %w", highest, ErrUnknownProducerID)
 	}
 	return nil
 }

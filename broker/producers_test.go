@@ -471,31 +471,42 @@ func TestUnissuedProducerIDRefused(t *testing.T) {
 	b, store := startBroker(t)
 	createTestTopic(t, b, "t")
 	ctx := context.Background()
-	if res := produceTo(t, b, "t", idemBatch(t, 5, 0, 0, 1)); !errors.Is(res.Err, ErrUnknownProducerID) || Classify(res.Err) != KindUnknownProducerID {
-		t.Fatalf("id 5 before any was issued: %v", res.Err)
-	}
+	// An id a little above the mark, as a client keeps across a cluster
+	// rebuilt under it, is adopted: accepted, and never issued to another.
+	mustProduce(t, b, "t", idemBatch(t, 5, 0, 0, 1))
 	id, _, err := b.InitProducerID(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustProduce(t, b, "t", idemBatch(t, id, 0, 0, 1))
-	// One made-up id spoils its partition's whole request.
-	made := id + producerIDBlockSize
-	if res := produceTo(t, b, "t", concatBatches(idemBatch(t, id, 0, 1, 1), idemBatch(t, made, 0, 0, 1))); !errors.Is(res.Err, ErrUnknownProducerID) {
-		t.Fatalf("request with id %d beyond the block: %v", made, res.Err)
+	if id <= 5 {
+		t.Fatalf("InitProducerID issued %d after id 5 was adopted", id)
 	}
-	if got := partitionEnd(t, b, "t"); got != 1 {
-		t.Fatalf("log end %d, want 1: a refused request wrote something", got)
+	mustProduce(t, b, "t", idemBatch(t, id, 0, 0, 1))
+	high, err := store.ProducerIDHighWater(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One id far above the mark spoils its partition's whole request.
+	far := high + adoptWindow
+	if res := produceTo(t, b, "t", concatBatches(idemBatch(t, id, 0, 1, 1), idemBatch(t, far, 0, 0, 1))); !errors.Is(res.Err, ErrUnknownProducerID) || Classify(res.Err) != KindUnknownProducerID {
+		t.Fatalf("request with id %d, %d above the mark: %v", far, adoptWindow, res.Err)
+	}
+	if got := partitionEnd(t, b, "t"); got != 2 {
+		t.Fatalf("log end %d, want 2: a refused request wrote something", got)
+	}
+	if after, err := store.ProducerIDHighWater(ctx); err != nil || after != high {
+		t.Fatalf("mark %d (%v) after a refused id, want %d unchanged", after, err, high)
 	}
 	// Another broker issues the next block: this one learns of it from
-	// the metastore when a producer uses it.
+	// the metastore when a producer uses it, and the window counts from
+	// the new mark.
 	other, err := store.AllocateProducerIDs(ctx, producerIDBlockSize)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustProduce(t, b, "t", concatBatches(idemBatch(t, id, 0, 1, 1), idemBatch(t, other+producerIDBlockSize-1, 0, 0, 1)))
-	if res := produceTo(t, b, "t", idemBatch(t, other+producerIDBlockSize, 0, 0, 1)); !errors.Is(res.Err, ErrUnknownProducerID) {
-		t.Fatalf("id past every block: %v", res.Err)
+	if res := produceTo(t, b, "t", idemBatch(t, other+producerIDBlockSize+adoptWindow, 0, 0, 1)); !errors.Is(res.Err, ErrUnknownProducerID) {
+		t.Fatalf("id past every block and the window: %v", res.Err)
 	}
 	// Batches without a producer id are not affected.
 	produceOne(t, b, "t")
@@ -587,7 +598,7 @@ func TestProducerStateCappedLeastRecentlyUsed(t *testing.T) {
 	if n := gathered(t, reg, "strata_producer_state_evictions_total"); n != 2 {
 		t.Errorf("strata_producer_state_evictions_total = %v, want 2", n)
 	}
-	if res := produceTo(t, b, "t", idemBatch(t, 5000, 0, 0, 1)); !errors.Is(res.Err, ErrUnknownProducerID) {
+	if res := produceTo(t, b, "t", idemBatch(t, 5000+adoptWindow, 0, 0, 1)); !errors.Is(res.Err, ErrUnknownProducerID) {
 		t.Fatalf("made-up id: %v", res.Err)
 	}
 	if n := gathered(t, reg, "strata_produce_unknown_producer_id_total"); n != 1 {
