@@ -33,6 +33,11 @@ func StartInProcessAddrs(t testing.TB, settings map[string]string) server.Addrs 
 		KafkaAddr:      "127.0.0.1:0",
 		EmbedEtcd:      true,
 		EtcdClientAddr: "127.0.0.1:0",
+		// One broker with its own etcd has nobody to fail over to; a short
+		// lease only lets a test process starved of CPU (-race, packages
+		// in parallel on two cores) lose the registration mid-test, which
+		// once left the broker with no live brokers to place a topic on.
+		SessionTimeout: 10 * time.Second,
 		Settings:       settings,
 	}
 	go func() { done <- server.Run(ctx, cfg, func(a server.Addrs) { ready <- a }) }()
