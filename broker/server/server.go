@@ -65,7 +65,9 @@ type Config struct {
 	// EtcdPrefix is the key prefix of this cluster in etcd.
 	EtcdPrefix string
 
-	// Settings are broker settings in Kafka's server.properties keys.
+	// Settings are broker settings in Kafka's server.properties keys. A key
+	// the broker neither reads nor lists in topicconfig.IgnoredBrokerKeys
+	// fails Run.
 	Settings map[string]string
 	// ShutdownTimeout bounds the graceful stop of the listeners.
 	ShutdownTimeout time.Duration
@@ -99,6 +101,9 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	p.logger = p.cfg.Logger
 	defer p.cleanup.run()
 
+	if err := p.checkSettings(); err != nil {
+		return err
+	}
 	if err := p.openMetastore(ctx); err != nil {
 		return err
 	}
@@ -248,6 +253,25 @@ func (p *process) listen() error {
 	p.cleanup.push(func() { p.kafkaLis.Close() })
 	if p.advertisedKafka == "" {
 		p.advertisedKafka = advertise(p.kafkaLis.Addr())
+	}
+	return nil
+}
+
+// checkSettings refuses broker settings no part of the broker reads, before
+// anything starts, and names those it accepts but ignores (names only: a
+// value may be a secret).
+func (p *process) checkSettings() error {
+	if err := topicconfig.CheckBrokerKeys(p.cfg.Settings); err != nil {
+		return fmt.Errorf("broker settings: %w", err)
+	}
+	var ignored []string
+	for _, k := range topicconfig.IgnoredBrokerKeys {
+		if _, ok := p.cfg.Settings[k]; ok {
+			ignored = append(ignored, k)
+		}
+	}
+	if len(ignored) > 0 {
+		p.logger.Info("broker settings accepted but not read by Strata", "keys", ignored)
 	}
 	return nil
 }
