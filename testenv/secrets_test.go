@@ -124,3 +124,41 @@ func TestBrokerPasswordSettingIsSensitive(t *testing.T) {
 		t.Error("the broker's log shows the password")
 	}
 }
+
+// TestPprofIsOffUnlessAsked: /debug/pprof is not served by default, and
+// with --pprof the profiles are, but not /debug/pprof/cmdline, whose command
+// line may carry a setting's secret.
+func TestPprofIsOffUnlessAsked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two brokers")
+	}
+	status := func(t *testing.T, url string) int {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	t.Run("default", func(t *testing.T) {
+		dev := testenv.StartDev(t, testenv.DevOptions{ExtraArgs: []string{"--config", "ssl.key.password=" + secretValue}})
+		for _, p := range []string{"/debug/pprof/cmdline", "/debug/pprof/", "/debug/pprof/heap"} {
+			if got := status(t, "http://"+dev.HTTPAddr+p); got != http.StatusNotFound {
+				t.Errorf("GET %s: %d, want 404", p, got)
+			}
+		}
+	})
+	t.Run("--pprof", func(t *testing.T) {
+		dev := testenv.StartDev(t, testenv.DevOptions{ExtraArgs: []string{"--pprof", "--config", "ssl.key.password=" + secretValue}})
+		if got := status(t, "http://"+dev.HTTPAddr+"/debug/pprof/heap"); got != http.StatusOK {
+			t.Errorf("GET /debug/pprof/heap with --pprof: %d, want 200", got)
+		}
+		if got := status(t, "http://"+dev.HTTPAddr+"/debug/pprof/cmdline"); got != http.StatusNotFound {
+			t.Errorf("GET /debug/pprof/cmdline with --pprof: %d, want 404", got)
+		}
+	})
+}

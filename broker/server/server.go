@@ -69,6 +69,10 @@ type Config struct {
 	// the broker neither reads nor lists in topicconfig.IgnoredBrokerKeys
 	// fails Run.
 	Settings map[string]string
+	// Pprof serves Go's profiles under /debug/pprof/ on the HTTP listener.
+	// Off by default: profiles show the process's memory, and whoever can
+	// reach the listener could read them or load the CPU.
+	Pprof bool
 	// ShutdownTimeout bounds the graceful stop of the listeners.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
@@ -447,13 +451,15 @@ func (p *process) serve() <-chan error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
-	// Profiles are served beside the metrics: the HTTP listener is meant for
-	// operators (loopback by default), and performance work starts with pprof.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	if cfg.Pprof {
+		// Beside the metrics, when asked for: performance work starts with
+		// pprof. /debug/pprof/cmdline is left out (the Index handler
+		// answers it 404): the command line may carry settings' secrets.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	}
 	mux.HandleFunc("/healthz", healthz(p.broker))
 	mux.HandleFunc("/readyz", readyz(p.broker))
 	hs := newHTTPServer(mux, defaultHTTPTimeouts)
