@@ -37,7 +37,8 @@ import (
 // replay keeps.
 func BenchmarkColdRead(b *testing.B) {
 	c := testenv.NewTestCluster(b, testenv.ClusterOptions{Brokers: 1, MinIO: true,
-		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "200"}})
+		BrokerSettings: map[string]string{"remote.log.manager.task.interval.ms": "200"},
+		ExtraArgs:      []string{"--pprof"}}) // the profiles below
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	br := c.Brokers()[0]

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // process is one child process whose stdout and stderr go to a log file. The
@@ -52,6 +54,26 @@ type procSpec struct {
 	ownGroup bool
 }
 
+// shownArgs is args for the log, with the values of --config settings that
+// hold secrets (topicconfig.IsSensitiveBrokerKey) masked.
+func shownArgs(args []string) []string {
+	out := slices.Clone(args)
+	for i, a := range out {
+		prefix := ""
+		switch {
+		case i > 0 && out[i-1] == "--config":
+		case strings.HasPrefix(a, "--config="):
+			prefix, a = "--config=", strings.TrimPrefix(a, "--config=")
+		default:
+			continue
+		}
+		if k, _, ok := strings.Cut(a, "="); ok && topicconfig.IsSensitiveBrokerKey(k) {
+			out[i] = prefix + k + "=REDACTED"
+		}
+	}
+	return out
+}
+
 // startProc starts the process spec describes, appending its output to
 // spec.logPath after a line that records the command.
 func startProc(spec procSpec) (*process, error) {
@@ -62,7 +84,7 @@ func startProc(spec procSpec) (*process, error) {
 	// The child gets its own copy of the descriptor; ours is not needed after
 	// Start, and no goroutine copies output.
 	defer f.Close()
-	fmt.Fprintf(f, "=== testenv %s: start %s %s\n", time.Now().Format(time.RFC3339Nano), spec.bin, strings.Join(spec.args, " "))
+	fmt.Fprintf(f, "=== testenv %s: start %s %s\n", time.Now().Format(time.RFC3339Nano), spec.bin, strings.Join(shownArgs(spec.args), " "))
 	cmd := exec.Command(spec.bin, spec.args...)
 	cmd.Env = spec.env
 	if cmd.Env == nil {

@@ -1,6 +1,8 @@
 // DescribeConfigs (key 32), versions 0-4.
 //
-// Topics, and this broker's own settings, which are static and read-only.
+// Topics, and this broker's own settings, which are static and read-only;
+// a setting holding a secret (topicconfig.IsSensitiveBrokerKey) comes back
+// with a null value and IsSensitive, as Kafka's PASSWORD-type keys do.
 // Another broker's settings are refused: the client must ask that broker.
 // There are no cluster-wide dynamic defaults. Synonyms and documentation
 // are not returned.
@@ -76,9 +78,16 @@ func (s *Server) describeConfigs(ctx context.Context, req *kmsg.DescribeConfigsR
 					continue
 				}
 				c := kmsg.NewDescribeConfigsResponseResourceConfig()
-				value := settings[k]
-				c.Name, c.Value, c.ReadOnly = k, &value, true
+				c.Name, c.ReadOnly = k, true
 				c.Source = kmsg.ConfigSourceStaticBrokerConfig
+				if topicconfig.IsSensitiveBrokerKey(k) {
+					// As Kafka answers for a PASSWORD-type key: that it is
+					// set, never its value.
+					c.IsSensitive, c.ConfigType = true, kmsg.ConfigTypePassword
+				} else {
+					value := settings[k]
+					c.Value = &value
+				}
 				rr.Configs = append(rr.Configs, c)
 			}
 		default:

@@ -65,8 +65,14 @@ type Config struct {
 	// EtcdPrefix is the key prefix of this cluster in etcd.
 	EtcdPrefix string
 
-	// Settings are broker settings in Kafka's server.properties keys.
+	// Settings are broker settings in Kafka's server.properties keys. A key
+	// the broker neither reads nor lists in topicconfig.IgnoredBrokerKeys
+	// fails Run.
 	Settings map[string]string
+	// Pprof serves Go's profiles under /debug/pprof/ on the HTTP listener.
+	// Off by default: profiles show the process's memory, and whoever can
+	// reach the listener could read them or load the CPU.
+	Pprof bool
 	// ShutdownTimeout bounds the graceful stop of the listeners.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
@@ -99,6 +105,9 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	p.logger = p.cfg.Logger
 	defer p.cleanup.run()
 
+	if err := p.checkSettings(); err != nil {
+		return err
+	}
 	if err := p.openMetastore(ctx); err != nil {
 		return err
 	}
@@ -248,6 +257,25 @@ func (p *process) listen() error {
 	p.cleanup.push(func() { p.kafkaLis.Close() })
 	if p.advertisedKafka == "" {
 		p.advertisedKafka = advertise(p.kafkaLis.Addr())
+	}
+	return nil
+}
+
+// checkSettings refuses broker settings no part of the broker reads, before
+// anything starts, and names those it accepts but ignores (names only: a
+// value may be a secret).
+func (p *process) checkSettings() error {
+	if err := topicconfig.CheckBrokerKeys(p.cfg.Settings); err != nil {
+		return fmt.Errorf("broker settings: %w", err)
+	}
+	var ignored []string
+	for _, k := range topicconfig.IgnoredBrokerKeys {
+		if _, ok := p.cfg.Settings[k]; ok {
+			ignored = append(ignored, k)
+		}
+	}
+	if len(ignored) > 0 {
+		p.logger.Info("broker settings accepted but not read by Strata", "keys", ignored)
 	}
 	return nil
 }
@@ -423,13 +451,15 @@ func (p *process) serve() <-chan error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
-	// Profiles are served beside the metrics: the HTTP listener is meant for
-	// operators (loopback by default), and performance work starts with pprof.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	if cfg.Pprof {
+		// Beside the metrics, when asked for: performance work starts with
+		// pprof. /debug/pprof/cmdline is left out (the Index handler
+		// answers it 404): the command line may carry settings' secrets.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	}
 	mux.HandleFunc("/healthz", healthz(p.broker))
 	mux.HandleFunc("/readyz", readyz(p.broker))
 	hs := newHTTPServer(mux, defaultHTTPTimeouts)

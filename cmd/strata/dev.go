@@ -36,6 +36,7 @@ type brokerFlags struct {
 	tieringCache    int64
 	sessionTimeout  time.Duration
 	configFile      string
+	pprof           bool
 	// fileSettings are the broker settings of the config file's config:
 	// map; --config entries override them key by key.
 	fileSettings map[string]string
@@ -56,6 +57,7 @@ func (f *brokerFlags) register(fs *pflag.FlagSet, dev bool) {
 	fs.StringVar(&f.advertisedGRPC, "advertised-grpc-addr", "", "gRPC address published for clients and other brokers (default: the address --grpc-addr binds)")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", server.DefaultSessionTimeout, "etcd lease TTL: a broker that has not renewed it for this long is considered gone")
 	fs.StringVar(&f.configFile, "config-file", "", "YAML file of these settings, keys named like the flags (node-id: 2) and broker settings under config:; flags and STRATA_* variables win over it")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the HTTP listener (never /debug/pprof/cmdline)")
 	if dev {
 		fs.StringVar(&f.etcdClientAddr, "etcd-client-addr", "127.0.0.1:2379", "client address of the embedded etcd")
 	} else {
@@ -252,6 +254,7 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 		EtcdClientAddr:      f.etcdClientAddr,
 		EtcdPrefix:          f.etcdPrefix,
 		Settings:            settings,
+		Pprof:               f.pprof,
 		Logger:              logger,
 	}, nil
 }

@@ -34,13 +34,13 @@ type localStore struct {
 
 func openLocal(u *url.URL, opts Options) (*localStore, error) {
 	if u.Opaque != "" || (u.Host != "" && u.Host != "localhost") {
-		return nil, fmt.Errorf("objstore: file URL %q must name an absolute path, as in file:///var/lib/strata/objects", u.Redacted())
+		return nil, fmt.Errorf("objstore: file URL %q must name an absolute path, as in file:///var/lib/strata/objects", redactURL(u))
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("objstore: file URL %q: user, query and fragment are not supported", u.Redacted())
+		return nil, fmt.Errorf("objstore: file URL %q: user, query and fragment are not supported", redactURL(u))
 	}
 	if u.Path == "" || !filepath.IsAbs(u.Path) {
-		return nil, fmt.Errorf("objstore: file URL %q must name an absolute path, as in file:///var/lib/strata/objects", u.Redacted())
+		return nil, fmt.Errorf("objstore: file URL %q must name an absolute path, as in file:///var/lib/strata/objects", redactURL(u))
 	}
 	root := filepath.Clean(u.Path)
 	if err := os.MkdirAll(root, 0o755); err != nil {

@@ -136,14 +136,52 @@ func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
 	case "file":
 		s, err = openLocal(u, opts)
 	case "":
-		return nil, fmt.Errorf("objstore: object store URL %q has no scheme; want s3://BUCKET/PREFIX or file:///PATH", u.Redacted())
+		return nil, fmt.Errorf("objstore: object store URL %q has no scheme; want s3://BUCKET/PREFIX or file:///PATH", redactURL(u))
 	default:
-		return nil, fmt.Errorf("objstore: object store URL %q: unsupported scheme %q; want s3 or file", u.Redacted(), u.Scheme)
+		return nil, fmt.Errorf("objstore: object store URL %q: unsupported scheme %q; want s3 or file", redactURL(u), u.Scheme)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return withMetrics(s, opts.Registerer)
+}
+
+// redactURL is u for messages and logs, without anything that may be a
+// credential: its user information, the values of query parameters other
+// than the S3 URL's region and path_style (and the endpoint's own user
+// information), and its fragment. A misplaced access key, secret or token
+// shows as REDACTED.
+func redactURL(u *url.URL) string {
+	const mask = "REDACTED"
+	c := *u
+	if c.User != nil {
+		c.User = url.User(mask)
+	}
+	if c.RawQuery != "" {
+		q, err := url.ParseQuery(c.RawQuery)
+		if err != nil {
+			c.RawQuery = mask
+		} else {
+			for name, vs := range q {
+				for i, v := range vs {
+					switch name {
+					case "region", "path_style":
+					case "endpoint":
+						if e, err := url.Parse(v); err != nil || e.User != nil || e.RawQuery != "" || e.Fragment != "" {
+							vs[i] = mask
+						}
+					default:
+						vs[i] = mask
+					}
+				}
+			}
+			c.RawQuery = q.Encode()
+		}
+	}
+	if c.Fragment != "" {
+		c.Fragment, c.RawFragment = mask, ""
+	}
+	return c.String()
 }
 
 // maxKeyLen is S3's limit on a key's length in bytes, prefix included.

@@ -131,6 +131,13 @@ func TestOpenBadURLs(t *testing.T) {
 		{"file:///tmp/x?sync=1", "query"},
 		{"file://" + file, "not a directory"},
 		{"s3://bucket/%zz", "cannot parse"},
+		// Credentials in the wrong place: refused, and not repeated.
+		{"s3://AKIAEXAMPLE@bucket/prefix?region=us-east-1", "credentials do not belong"},
+		{"s3://bucket?region=us-east-1&aws_secret_access_key=S3CR3T", `unknown parameter "aws_secret_access_key"`},
+		{"s3://bucket?region=us-east-1&token=S3CR3T#S3CR3T", "fragment"},
+		{"s3://bucket?endpoint=http://127.0.0.1:9000/?X-Amz-Credential=AKIAEXAMPLE", "must not have a query"},
+		{"file:///tmp/x?key=S3CR3T", "query"},
+		{"file://AKIAEXAMPLE:S3CR3T@/tmp/x", "not supported"},
 	} {
 		s, err := objstore.Open(t.Context(), c.url, objstore.Options{})
 		if err == nil {
@@ -140,7 +147,8 @@ func TestOpenBadURLs(t *testing.T) {
 		if !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Open(%q) = %v, want an error containing %q", c.url, err, c.want)
 		}
-		if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "pass@") {
+		if msg := err.Error(); strings.Contains(msg, ":secret") || strings.Contains(msg, "pass@") ||
+			strings.Contains(msg, "S3CR3T") || strings.Contains(msg, "AKIAEXAMPLE") {
 			t.Errorf("Open(%q) error shows the credentials: %v", c.url, err)
 		}
 	}

@@ -82,7 +82,7 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 func openS3(ctx context.Context, u *url.URL, opts Options) (*s3Store, error) {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("objstore: S3 URL %q: %s; want s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=BOOL", redactS3URL(u), fmt.Sprintf(format, args...))
+		return fmt.Errorf("objstore: S3 URL %q: %s; want s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=BOOL", redactURL(u), fmt.Sprintf(format, args...))
 	}
 	if u.Opaque != "" {
 		return nil, bad("no bucket (write s3://, with two slashes)")
@@ -126,13 +126,13 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (*s3Store, error) {
 		case err != nil:
 			return nil, bad("endpoint: %v", errors.Unwrap(err))
 		case e.Scheme != "http" && e.Scheme != "https":
-			return nil, bad("endpoint %q must begin with http:// or https://", e.Redacted())
+			return nil, bad("endpoint %q must begin with http:// or https://", redactURL(e))
 		case e.Host == "":
-			return nil, bad("endpoint %q has no host", e.Redacted())
+			return nil, bad("endpoint %q has no host", redactURL(e))
 		case e.User != nil:
 			return nil, bad("endpoint: credentials do not belong in the URL; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 		case e.RawQuery != "" || e.Fragment != "":
-			return nil, bad("endpoint %q must not have a query or fragment", e.Redacted())
+			return nil, bad("endpoint %q must not have a query or fragment", redactURL(e))
 		}
 		endpoint = strings.TrimSuffix(e.String(), "/")
 	}
@@ -211,18 +211,6 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (*s3Store, error) {
 		deleteBatchSize:    cmpOr(opts.deleteBatchSize, deleteBatchSize),
 	}
 	return s, nil
-}
-
-// redactS3URL is u for messages, with the passwords of it and of its
-// endpoint parameter masked.
-func redactS3URL(u *url.URL) string {
-	c := *u
-	q := c.Query()
-	if e, err := url.Parse(q.Get("endpoint")); err == nil && e.User != nil {
-		q.Set("endpoint", e.Redacted())
-		c.RawQuery = q.Encode()
-	}
-	return c.Redacted()
 }
 
 // cmpOr is cmp.Or for the knobs: v unless it is zero or negative.

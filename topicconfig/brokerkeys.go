@@ -1,0 +1,199 @@
+package topicconfig
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// brokerReadKeys are the broker settings some reader takes, besides the
+// topic defaults of brokerMappings. A reader of a new key must add it here,
+// or CheckBrokerKeys refuses the key at startup.
+var brokerReadKeys = []string{
+	// Kafka listener (kafkalistener.go, bounds.go, broker.go).
+	"auto.create.topics.enable",
+	"connections.max.idle.ms",
+	"max.connections",
+	"max.connections.per.ip",
+	"queued.max.request.bytes",
+	"socket.request.max.bytes",
+	"socket.request.max.bytes.non.produce",
+	"socket.request.timeout.ms",
+	// Growth and limits (growth.go, groups.go, producers.go, offline.go).
+	AutoCreateMaxPerRequestKey,
+	MaxPartitionsKey,
+	SegmentMinBytesKey,
+	SegmentOpenFilesMaxKey,
+	"group.max.size",
+	"log.dir.failure.retry.ms",
+	"offset.metadata.max.bytes",
+	"producer.state.max.entries",
+	// The broker core (package broker).
+	"default.replication.factor",
+	"group.initial.rebalance.delay.ms",
+	"group.max.session.timeout.ms",
+	"group.min.session.timeout.ms",
+	"log.cleaner.backoff.ms",
+	"log.cleaner.dedupe.buffer.size",
+	"log.cleaner.enable",
+	"log.cleaner.io.max.bytes.per.second",
+	"log.retention.check.interval.ms",
+	"num.partitions",
+	"offsets.retention.minutes",
+	"producer.id.expiration.ms",
+	"remote.log.manager.task.interval.ms",
+	"replica.lag.time.max.ms",
+}
+
+// IgnoredBrokerKeys are Kafka broker settings Strata accepts and does not
+// read, because Kafka's own tooling and copied server.properties files
+// commonly set them and they have nothing to configure here: thread and
+// socket-buffer counts (the Go scheduler and the kernel size these), the
+// internal topics' replication (group offsets live in etcd, and there are
+// no transactions), and TLS key material, which Kafka too reads only for an
+// SSL listener and Strata's Kafka listener is PLAINTEXT. Any other key a
+// broker does not read is refused at startup.
+var IgnoredBrokerKeys = []string{
+	"background.threads",
+	"num.io.threads",
+	"num.network.threads",
+	"num.recovery.threads.per.data.dir",
+	"num.replica.fetchers",
+	"offsets.topic.num.partitions",
+	"offsets.topic.replication.factor",
+	"socket.receive.buffer.bytes",
+	"socket.send.buffer.bytes",
+	"ssl.key.password",
+	"ssl.keystore.location",
+	"ssl.keystore.password",
+	"ssl.keystore.type",
+	"ssl.truststore.location",
+	"ssl.truststore.password",
+	"ssl.truststore.type",
+	"transaction.state.log.min.isr",
+	"transaction.state.log.replication.factor",
+}
+
+// flagKeys are Kafka broker settings whose job a command-line flag does in
+// Strata; the refusal names the flag.
+var flagKeys = map[string]string{
+	"advertised.listeners": "--kafka-advertised-addr",
+	"broker.id":            "--node-id",
+	"listeners":            "--kafka-addr",
+	"log.dir":              "--data-dir",
+	"log.dirs":             "--data-dir",
+	"node.id":              "--node-id",
+	"zookeeper.connect":    "--etcd-endpoints",
+}
+
+// UnknownBrokerKeyError is a broker setting no part of Strata reads and
+// IgnoredBrokerKeys does not list. It is refused rather than kept: a
+// misspelt key would leave its setting silently at the default, and a key
+// kept verbatim would be shown to anyone who describes the broker.
+type UnknownBrokerKeyError struct {
+	Key string
+	// Hint says what to use instead, when something is close: a flag, or
+	// known keys.
+	Hint string
+}
+
+func (e *UnknownBrokerKeyError) Error() string {
+	msg := fmt.Sprintf("unknown broker setting %q", e.Key)
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+// CheckBrokerKeys refuses every key of brokerSettings that Strata neither
+// reads nor lists in IgnoredBrokerKeys (errors.Join of
+// *UnknownBrokerKeyError, in key order). Values are not checked here: each
+// reader checks its own.
+func CheckBrokerKeys(brokerSettings map[string]string) error {
+	keys := make([]string, 0, len(brokerSettings))
+	for k := range brokerSettings {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var errs []error
+	for _, k := range keys {
+		if !IsBrokerKey(k) {
+			errs = append(errs, &UnknownBrokerKeyError{Key: k, Hint: brokerKeyHint(k)})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// IsBrokerKey reports whether a broker accepts key as a setting: it reads
+// it, or ignores it on purpose (IgnoredBrokerKeys).
+func IsBrokerKey(key string) bool {
+	return slices.Contains(brokerReadKeys, key) || slices.Contains(IgnoredBrokerKeys, key) || isMappedBrokerKey(key)
+}
+
+func isMappedBrokerKey(key string) bool {
+	for _, m := range brokerMappings {
+		if slices.Contains(m.brokerKeys, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// brokerKeyHint points from an unknown key to what was likely meant: the
+// flag that does its job, the broker settings that give a topic key's
+// default (a topic key is a common slip), or known keys close in spelling.
+func brokerKeyHint(key string) string {
+	if flag, ok := flagKeys[key]; ok {
+		return "set by the flag " + flag
+	}
+	var near []string
+	for _, m := range brokerMappings {
+		if m.topicKey == key {
+			near = append(near, m.brokerKeys[0])
+		}
+	}
+	if len(near) == 0 {
+		lower := strings.ToLower(key)
+		maxDist := max(2, len(key)/6)
+		known := slices.Concat(brokerReadKeys, IgnoredBrokerKeys)
+		for _, m := range brokerMappings {
+			known = append(known, m.brokerKeys...)
+		}
+		slices.Sort(known)
+		for _, k := range known {
+			if editDistance(lower, k) <= maxDist {
+				near = append(near, k)
+			}
+		}
+	}
+	if len(near) == 0 {
+		return ""
+	}
+	return "did you mean " + strings.Join(near, " or ") + "?"
+}
+
+// sensitiveSuffixes end the names of Kafka's PASSWORD-type settings, also
+// under a listener.name.<listener>. prefix.
+var sensitiveSuffixes = []string{
+	".password",
+	".secret",
+	".secret.key",
+	".master.key",
+	"sasl.jaas.config",
+	"ssl.keystore.key",
+	"ssl.keystore.certificate.chain",
+	"ssl.truststore.certificates",
+}
+
+// IsSensitiveBrokerKey reports whether a broker setting holds a secret, as
+// Kafka's PASSWORD type does: its value is never shown (DescribeConfigs
+// returns it as null with IsSensitive) nor logged.
+func IsSensitiveBrokerKey(key string) bool {
+	for _, s := range sensitiveSuffixes {
+		if strings.HasSuffix(key, s) {
+			return true
+		}
+	}
+	return false
+}
