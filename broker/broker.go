@@ -49,6 +49,11 @@ type Config struct {
 	// registration: partition states naming it leader from before then are
 	// not acted on. Nil: 0.
 	RegistrationEpoch func() int64
+	// ReplicaSecret is the secret of the broker's current registration,
+	// which its replica fetches present to leaders (see
+	// metastore.ReplicaSecret). Nil, or empty while unregistered: leaders
+	// refuse its fetches.
+	ReplicaSecret func() metastore.ReplicaSecret
 	// ObjectStore, when not nil, keeps the sealed segments of topics with
 	// remote.storage.enable=true; TieringCacheBytes bounds the on-disk cache
 	// of remote reads (zero: 1 GiB).

@@ -167,6 +167,21 @@ func (c *clusterView) brokerAddr(id int32) (string, bool) {
 	return "", false
 }
 
+// replicaSecretMatches reports whether secret is the one registered by live
+// broker id. It reads the followed registrations, not etcd: a broker that
+// registered again is recognised once its registration is delivered here,
+// and a follower refused meanwhile fetches again after its backoff.
+func (c *clusterView) replicaSecretMatches(id int32, secret metastore.ReplicaSecret) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, br := range c.brokers {
+		if br.NodeID == id {
+			return br.ReplicaSecret.Matches(string(secret))
+		}
+	}
+	return false
+}
+
 // metadata returns the live brokers and the partition states of the named
 // topics, those in known, read together.
 func (c *clusterView) metadata(names []string, known map[string]metastore.Topic) Metadata {
@@ -217,6 +232,15 @@ func (b *Broker) Metadata(ctx context.Context, topics []string) (Metadata, error
 	md := b.cluster.metadata(topics, known)
 	md.ControllerID = b.cluster.controllerID(ctx)
 	return md, nil
+}
+
+// replicaSecret is the secret of this broker's current registration, which
+// its replica fetches carry ("" if unknown).
+func (b *Broker) replicaSecret() metastore.ReplicaSecret {
+	if b.cfg.ReplicaSecret == nil {
+		return ""
+	}
+	return b.cfg.ReplicaSecret()
 }
 
 // registered is the revision of this broker's current registration (0 if

@@ -62,6 +62,9 @@ var (
 	// ErrUnknownProducerID: a batch names a producer id the cluster never
 	// issued; nothing was written.
 	ErrUnknownProducerID = errors.New("unknown producer id")
+	// ErrClusterAuthorizationFailed: an inter-broker request whose caller
+	// did not prove to be the broker it claims; nothing was done.
+	ErrClusterAuthorizationFailed = errors.New("cluster authorization failed")
 )
 
 // Kind classifies an error from the core for frontends, which look its
@@ -109,6 +112,9 @@ const (
 	// a storage failure (a full disk, a failed device); another replica
 	// takes the partition over.
 	KindStorageError
+	// KindClusterAuthorizationFailed: an inter-broker request from a caller
+	// that is not the broker it claims to be.
+	KindClusterAuthorizationFailed
 
 	// Kinds of the group coordinator's errors (broker/group), from
 	// KindNotCoordinator to KindMemberIDRequired; see IsGroup.
@@ -203,6 +209,8 @@ func Classify(err error) Kind {
 		return KindTransactionsUnsupported
 	case errors.Is(err, ErrUnknownProducerID):
 		return KindUnknownProducerID
+	case errors.Is(err, ErrClusterAuthorizationFailed):
+		return KindClusterAuthorizationFailed
 	case errors.Is(err, ErrBrokerClosed), errors.Is(err, partlog.ErrLogClosed), errors.Is(err, partlog.ErrLogFailed):
 		return KindUnavailable
 	case errors.As(err, &required):

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
 )
@@ -52,7 +53,10 @@ type ReplicaFetchResult struct {
 
 // ReplicaFetchRequest is a follower's fetch from a leader.
 type ReplicaFetchRequest struct {
-	ReplicaID  int32
+	ReplicaID int32
+	// Secret proves the caller is broker ReplicaID: the leader serves the
+	// fetch only if it is the secret of that broker's registration.
+	Secret     metastore.ReplicaSecret
 	MaxWait    time.Duration
 	MinBytes   int32
 	MaxBytes   int32
@@ -77,8 +81,10 @@ type ReplicaClient interface {
 	ReplicaFetch(ctx context.Context, addr string, req ReplicaFetchRequest) ([]ReplicaFetchResult, error)
 }
 
-// ReplicaFetch serves a follower: for each partition it checks this broker
-// leads it at the follower's epoch, checks the follower's log agrees with its
+// ReplicaFetch serves a follower: it checks the caller is the broker it
+// claims (req.Secret against that broker's registration; otherwise it
+// answers ErrClusterAuthorizationFailed having changed nothing), then for
+// each partition it checks this broker leads it at the follower's epoch, checks the follower's log agrees with its
 // own (by leader epoch), records how far the follower has come (which may
 // advance the high watermark or let it join the ISR) and returns the batches
 // from the follower's log end on, waiting up to MaxWait for new ones.
@@ -86,6 +92,13 @@ type ReplicaClient interface {
 // With req.Buffers, the results' buffers are the caller's (see
 // ReplicaFetchResult.Buffer); after an error none is left to the caller.
 func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]ReplicaFetchResult, error) {
+	// Before anything else: a fetch records the follower's progress, which
+	// moves the high watermark and the ISR, so a caller that is not the
+	// follower must not reach any of it.
+	if !b.cluster.replicaSecretMatches(req.ReplicaID, req.Secret) {
+		return nil, fmt.Errorf("%w: replica fetch claiming to be broker %d without its registration's secret",
+			ErrClusterAuthorizationFailed, req.ReplicaID)
+	}
 	if len(req.Partitions) == 0 {
 		return nil, fmt.Errorf("%w: replica fetch names no partitions", ErrInvalidRequest)
 	}
@@ -481,7 +494,7 @@ func (f *fetcher) run(ctx context.Context) {
 // how long until the earliest backing-off one may go again.
 func (f *fetcher) request() (ReplicaFetchRequest, []*Partition, time.Duration) {
 	now := time.Now()
-	req := ReplicaFetchRequest{ReplicaID: f.m.b.cfg.NodeID, MaxWait: replicaFetchMaxWait, MinBytes: 1, MaxBytes: replicaFetchMaxBytes}
+	req := ReplicaFetchRequest{ReplicaID: f.m.b.cfg.NodeID, Secret: f.m.b.replicaSecret(), MaxWait: replicaFetchMaxWait, MinBytes: 1, MaxBytes: replicaFetchMaxBytes}
 	var parts []*Partition
 	var wait time.Duration
 	f.mu.Lock()

@@ -25,6 +25,7 @@ type coreCluster struct {
 
 	mu    sync.Mutex
 	cores map[int32]*Broker
+	regs  map[int32]*metastoretest.Registration // each core's, whose secret it fetches with
 }
 
 func startCoreCluster(t *testing.T, n int, settings map[string]string) *coreCluster {
@@ -38,13 +39,15 @@ func startCoreClusterOn(t *testing.T, n int, settings map[string]string, now fun
 	ctx := context.Background()
 	dir := t.TempDir()
 	store := metastoretest.New()
-	c := &coreCluster{t: t, store: store, dir: dir, settings: settings, now: now, cores: map[int32]*Broker{}}
+	c := &coreCluster{t: t, store: store, dir: dir, settings: settings, now: now, cores: map[int32]*Broker{},
+		regs: map[int32]*metastoretest.Registration{}}
 	for id := int32(1); id <= int32(n); id++ {
 		reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: id, GRPCAddr: coreAddr(id), StartedAt: time.Now()}, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { reg.Close() })
+		c.regs[id] = reg
 	}
 	for id := int32(1); id <= int32(n); id++ {
 		c.start(id)
@@ -57,7 +60,11 @@ func coreAddr(id int32) string { return fmt.Sprint("core-", id) }
 // start runs broker id on its data directory (again, after stop).
 func (c *coreCluster) start(id int32) *Broker {
 	c.t.Helper()
-	b, err := New(Config{NodeID: id, DataDir: filepath.Join(c.dir, coreAddr(id)), Settings: c.settings, Replicas: c, Now: c.now}, c.store)
+	c.mu.Lock()
+	reg := c.regs[id]
+	c.mu.Unlock()
+	b, err := New(Config{NodeID: id, DataDir: filepath.Join(c.dir, coreAddr(id)), Settings: c.settings, Replicas: c, Now: c.now,
+		ReplicaSecret: reg.ReplicaSecret}, c.store)
 	if err != nil {
 		c.t.Fatal(err)
 	}

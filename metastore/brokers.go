@@ -32,6 +32,10 @@ type BrokerInfo struct {
 	// partition state written before it predates the broker's current run.
 	// Filled on read; not stored.
 	Epoch int64
+	// ReplicaSecret is the registration's own secret, made by
+	// RegisterBroker (whatever the caller put here is replaced): a follower
+	// presents it with its replica fetches. It must reach no client.
+	ReplicaSecret ReplicaSecret
 }
 
 // brokerValue is the JSON stored at <prefix>/brokers/<id>.
@@ -41,6 +45,10 @@ type brokerValue struct {
 	KafkaAddr string    `json:"kafka_addr,omitempty"`
 	HTTPAddr  string    `json:"http_addr,omitempty"`
 	StartedAt time.Time `json:"started_at"`
+	// ReplicaSecret is stored in the registration itself, so that it lives
+	// and dies with the lease and every broker following the registrations
+	// has it without another read.
+	ReplicaSecret string `json:"replica_secret,omitempty"`
 }
 
 func decodeBroker(value []byte, epoch int64) (BrokerInfo, error) {
@@ -49,11 +57,12 @@ func decodeBroker(value []byte, epoch int64) (BrokerInfo, error) {
 		return BrokerInfo{}, fmt.Errorf("decode broker: %w", err)
 	}
 	return BrokerInfo{NodeID: v.NodeID, GRPCAddr: v.GRPCAddr, KafkaAddr: v.KafkaAddr, HTTPAddr: v.HTTPAddr,
-		StartedAt: v.StartedAt, Epoch: epoch}, nil
+		StartedAt: v.StartedAt, Epoch: epoch, ReplicaSecret: ReplicaSecret(v.ReplicaSecret)}, nil
 }
 
 func (b BrokerInfo) value() brokerValue {
-	return brokerValue{NodeID: b.NodeID, GRPCAddr: b.GRPCAddr, KafkaAddr: b.KafkaAddr, HTTPAddr: b.HTTPAddr, StartedAt: b.StartedAt}
+	return brokerValue{NodeID: b.NodeID, GRPCAddr: b.GRPCAddr, KafkaAddr: b.KafkaAddr, HTTPAddr: b.HTTPAddr, StartedAt: b.StartedAt,
+		ReplicaSecret: string(b.ReplicaSecret)}
 }
 
 // Registration is a broker's presence in the cluster, bound to an etcd lease
@@ -99,6 +108,11 @@ func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 	if info.StartedAt.IsZero() {
 		info.StartedAt = time.Now().UTC()
 	}
+	secret, err := NewReplicaSecret()
+	if err != nil {
+		return nil, fmt.Errorf("metastore: register broker %d: %w", info.NodeID, err)
+	}
+	info.ReplicaSecret = secret
 	val, err := encode(info.value())
 	if err != nil {
 		return nil, fmt.Errorf("metastore: register broker %d: %w", info.NodeID, err)
@@ -293,6 +307,9 @@ func (r *Registration) NodeID() int32 { return r.info.NodeID }
 
 // Epoch is the registration's broker epoch (see BrokerInfo.Epoch).
 func (r *Registration) Epoch() int64 { return r.info.Epoch }
+
+// ReplicaSecret is the registration's secret (see BrokerInfo.ReplicaSecret).
+func (r *Registration) ReplicaSecret() ReplicaSecret { return r.info.ReplicaSecret }
 
 // Done is closed when the registration ends: by Close, because the ctx given
 // to RegisterBroker ended, or because the lease was lost (expired while etcd

@@ -190,4 +190,8 @@ func TestRegisterBrokerWaitsForPreviousRun(t *testing.T) {
 	if len(brokers) != 1 || brokers[0].KafkaAddr != "new:9092" {
 		t.Errorf("brokers = %+v, want the new run", brokers)
 	}
+	// The previous run's secret went with its registration.
+	if len(brokers) == 1 && (brokers[0].ReplicaSecret.Matches(string(old.ReplicaSecret())) || !brokers[0].ReplicaSecret.Matches(string(r.ReplicaSecret()))) {
+		t.Error("the new registration does not carry a secret of its own")
+	}
 }

@@ -95,6 +95,10 @@ var table = map[broker.Kind]Codes{
 	broker.KindTransactionsUnsupported: {kerr.InvalidRequest.Code, codes.Unimplemented, none},
 	// A Kafka client answers it by asking for a new producer id.
 	broker.KindUnknownProducerID: {kerr.UnknownProducerID.Code, codes.FailedPrecondition, none},
+	// Kafka's answer to a replica fetch from a principal without
+	// ClusterAction. Not retriable by the caller as it is; a follower whose
+	// registration the leader has not seen yet retries with its backoff.
+	broker.KindClusterAuthorizationFailed: {kerr.ClusterAuthorizationFailed.Code, codes.PermissionDenied, none},
 
 	broker.KindNotCoordinator:          {kerr.NotCoordinator.Code, codes.Unavailable, stratav1.ErrorReason_NOT_COORDINATOR},
 	broker.KindCoordinatorNotAvailable: {kerr.CoordinatorNotAvailable.Code, codes.Unavailable, stratav1.ErrorReason_COORDINATOR_NOT_AVAILABLE},

@@ -59,6 +59,7 @@ var contract = []struct {
 	{broker.KindUpstreamUnavailable, -1, 14, ""},
 	{broker.KindRemoteStorageUnavailable, 56, 14, ""},
 	{broker.KindStorageError, 56, 14, ""},
+	{broker.KindClusterAuthorizationFailed, 31, 7, ""},
 	{broker.KindNotCoordinator, 16, 14, "NOT_COORDINATOR"},
 	{broker.KindCoordinatorNotAvailable, 15, 14, "COORDINATOR_NOT_AVAILABLE"},
 	{broker.KindUnknownMemberID, 25, 9, "UNKNOWN_MEMBER_ID"},
@@ -149,6 +150,7 @@ func TestOf(t *testing.T) {
 		{&group.OffsetErrors{Errs: []error{nil, fmt.Errorf("t-0: %w", group.ErrOffsetMetadataTooLarge)}}, 12, 3, ""},
 		{fmt.Errorf("join: %w", group.ErrGroupMaxSizeReached), 81, 8, ""},
 		{errors.New("disk on fire"), -1, 13, ""},
+		{fmt.Errorf("replica fetch as broker 2: %w", broker.ErrClusterAuthorizationFailed), 31, 7, ""},
 		// A failed read of the object store is retriable, even when what
 		// failed was one attempt's own deadline.
 		{fmt.Errorf("fetch t-0: %w", &rlm.ReadError{Topic: "t", Offset: 7, Err: errors.New("connection refused")}), 56, 14, ""},

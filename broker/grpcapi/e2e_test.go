@@ -84,18 +84,20 @@ func (p *poisonPool) waitAllBack(t *testing.T, kept int) {
 // ServerOptions) whose fetches read into a poisonPool.
 func startBroker(t *testing.T) (stratav1.StrataClient, *poisonPool) {
 	t.Helper()
-	c, pool, _ := startBrokerWithPeers(t)
+	c, pool, _, _ := startBrokerWithPeers(t)
 	return c, pool
 }
 
 // startBrokerWithPeers is startBroker with the brokers peers registered
 // beside it at an address where nothing listens: they count as live
-// replicas, whose part a test plays. It also returns the broker's address.
-func startBrokerWithPeers(t *testing.T, peers ...int32) (stratav1.StrataClient, *poisonPool, string) {
+// replicas, whose part a test plays. It also returns the broker's address
+// and the peers' replica secrets.
+func startBrokerWithPeers(t *testing.T, peers ...int32) (stratav1.StrataClient, *poisonPool, string, map[int32]metastore.ReplicaSecret) {
 	t.Helper()
 	pool := &poisonPool{inner: broker.NewReadBuffers()}
-	_, c, addr := serveBroker(t, testBroker{peers: peers, buffers: pool})
-	return c, pool, addr
+	secrets := map[int32]metastore.ReplicaSecret{}
+	_, c, addr := serveBroker(t, testBroker{peers: peers, buffers: pool, secrets: secrets})
+	return c, pool, addr, secrets
 }
 
 // testBroker is what serveBroker runs.
@@ -105,6 +107,9 @@ type testBroker struct {
 	// listens: they count as live replicas, whose part a test plays.
 	peers   []int32
 	buffers *poisonPool // nil: the server's own
+	// secrets, if not nil, receives the peers' replica secrets, which a
+	// test playing a peer fetches with.
+	secrets map[int32]metastore.ReplicaSecret
 }
 
 // serveBroker runs broker 1 (in-memory metastore, broker core, gRPC with
@@ -130,6 +135,9 @@ func serveBroker(t *testing.T, tb testBroker) (*broker.Broker, stratav1.StrataCl
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { reg.Close() })
+		if tb.secrets != nil && id != 1 {
+			tb.secrets[id] = reg.ReplicaSecret()
+		}
 	}
 	b, err := broker.New(broker.Config{NodeID: 1, DataDir: t.TempDir(), Settings: tb.settings}, store)
 	if err != nil {

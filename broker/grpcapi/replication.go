@@ -9,12 +9,29 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/errcode"
+	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/partlog"
 )
+
+// ReplicaSecretMetadataKey is the gRPC call metadata that carries a
+// follower's replica secret (metastore.ReplicaSecret) on ReplicaFetch, the
+// one inter-broker call. It is a stopgap: mutual TLS, once the listeners
+// have it, identifies the calling broker by its certificate instead.
+const ReplicaSecretMetadataKey = "strata-replica-secret"
+
+// replicaSecret returns the replica secret the caller sent ("" if none).
+func replicaSecret(ctx context.Context) metastore.ReplicaSecret {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(ReplicaSecretMetadataKey); len(v) == 1 {
+		return metastore.ReplicaSecret(v[0])
+	}
+	return ""
+}
 
 // replicationServer serves followers' fetches. gRPC calls replicaFetch
 // rather than ReplicaFetch (see Server.Register), so that the reply carries
@@ -42,6 +59,7 @@ func (r *replicationServer) ReplicaFetch(ctx context.Context, req *stratav1.Repl
 func (r *replicationServer) replicaFetch(ctx context.Context, req *stratav1.ReplicaFetchRequest) (*replicaFetchReply, error) {
 	in := broker.ReplicaFetchRequest{
 		ReplicaID: req.GetReplicaId(),
+		Secret:    replicaSecret(ctx),
 		MaxWait:   time.Duration(req.GetMaxWaitMs()) * time.Millisecond,
 		MinBytes:  req.GetMinBytes(),
 		MaxBytes:  req.GetMaxBytes(),
@@ -158,6 +176,9 @@ func (c *ReplicaClient) ReplicaFetch(ctx context.Context, addr string, req broke
 	// not hold the follower much longer than that.
 	ctx, cancel := context.WithTimeout(ctx, req.MaxWait+5*time.Second)
 	defer cancel()
+	if req.Secret != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, ReplicaSecretMetadataKey, string(req.Secret))
+	}
 	recv := &replicaFetchReceive{ReplicaFetchResponse: &stratav1.ReplicaFetchResponse{}, buf: req.Receive}
 	if err := cc.Invoke(ctx, stratav1.Replication_ReplicaFetch_FullMethodName, in, recv); err != nil {
 		return nil, fmt.Errorf("replica fetch from %s: %w", addr, err)

@@ -7,26 +7,34 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/internal/await"
+	"github.com/strata-broker/strata/metastore"
 )
 
 // follower plays broker 2, following partition 0 of topic "r" from the
 // broker at addr through a ReplicaClient, as a fetcher does: one receive
 // buffer, reused by every fetch.
 type follower struct {
-	rc   *ReplicaClient
-	addr string
-	recv []byte
-	pos  int64 // the follower's log end offset
+	rc     *ReplicaClient
+	addr   string
+	secret metastore.ReplicaSecret // broker 2's
+	recv   []byte
+	pos    int64 // the follower's log end offset
 }
 
-func newFollower(t *testing.T, addr string) *follower {
+func newFollower(t *testing.T, addr string, secret metastore.ReplicaSecret) *follower {
 	t.Helper()
 	rc := NewReplicaClient()
 	t.Cleanup(func() { rc.Close() })
-	return &follower{rc: rc, addr: addr}
+	return &follower{rc: rc, addr: addr, secret: secret}
 }
 
 // fetch sends one replica fetch from f.pos.
@@ -36,7 +44,7 @@ func (f *follower) fetch(ctx context.Context, maxWait time.Duration, minBytes, p
 		lastEpoch = 0 // the topic's first and only leader epoch
 	}
 	results, err := f.rc.ReplicaFetch(ctx, f.addr, broker.ReplicaFetchRequest{
-		ReplicaID: 2, MaxWait: maxWait, MinBytes: minBytes, MaxBytes: 1 << 20,
+		ReplicaID: 2, Secret: f.secret, MaxWait: maxWait, MinBytes: minBytes, MaxBytes: 1 << 20,
 		Partitions: []broker.ReplicaFetchPartition{{
 			Topic: "r", Partition: 0, FetchOffset: f.pos, LastFetchedEpoch: lastEpoch, MaxBytes: partBytes,
 		}},
@@ -56,7 +64,7 @@ func (f *follower) fetch(ctx context.Context, maxWait time.Duration, minBytes, p
 // batches alias the follower's receive buffer, and every read buffer of the
 // leader returns to the pool, poisoned, only after it was sent.
 func TestReplicaFetchGivesBuffersBackAfterSending(t *testing.T) {
-	c, pool, addr := startBrokerWithPeers(t, 2)
+	c, pool, addr, secrets := startBrokerWithPeers(t, 2)
 	ctx := context.Background()
 	if _, err := c.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "r", Partitions: 1, ReplicationFactor: 2}); err != nil {
 		t.Fatal(err)
@@ -66,7 +74,7 @@ func TestReplicaFetchGivesBuffersBackAfterSending(t *testing.T) {
 		produce(t, c, "r", 0, b*perBatch, perBatch)
 	}
 	total := int64(batches * perBatch)
-	f := newFollower(t, addr)
+	f := newFollower(t, addr, secrets[2])
 	for f.pos < total {
 		res, err := f.fetch(ctx, time.Second, 1, 400<<10)
 		if err != nil {
@@ -91,14 +99,14 @@ func TestReplicaFetchGivesBuffersBackAfterSending(t *testing.T) {
 // there is reads again when an append wakes it, and gives back what it read
 // before; one cancelled while waiting gives back what it holds.
 func TestReplicaLongPollGivesBuffersBack(t *testing.T) {
-	c, pool, addr := startBrokerWithPeers(t, 2)
+	c, pool, addr, secrets := startBrokerWithPeers(t, 2)
 	ctx := context.Background()
 	if _, err := c.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "r", Partitions: 1, ReplicationFactor: 2}); err != nil {
 		t.Fatal(err)
 	}
 	const perBatch = 150
 	produce(t, c, "r", 0, 0, perBatch)
-	f := newFollower(t, addr)
+	f := newFollower(t, addr, secrets[2])
 
 	// One batch is there; the fetch wants more than one.
 	type answer struct {
@@ -147,4 +155,39 @@ func waitReads(t *testing.T, pool *poisonPool, n int) {
 		gets, _ := pool.counts()
 		return gets >= n
 	})
+}
+
+// ReplicaFetch over gRPC: the follower's secret travels in the call's
+// metadata; a call without it, or with another, is PERMISSION_DENIED, and
+// one with it is served.
+func TestReplicaFetchNeedsTheReplicaSecret(t *testing.T) {
+	c, _, addr, secrets := startBrokerWithPeers(t, 2)
+	ctx := context.Background()
+	if _, err := c.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "r", Partitions: 1, ReplicationFactor: 2}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	rc := stratav1.NewReplicationClient(conn)
+	req := &stratav1.ReplicaFetchRequest{ReplicaId: 2, MinBytes: 1, MaxBytes: 1 << 20,
+		Partitions: []*stratav1.ReplicaFetchPartition{{Topic: "r", FetchOffset: 0, LastFetchedEpoch: -1, MaxBytes: 1 << 20}}}
+	for name, md := range map[string]metadata.MD{
+		"without a secret":    nil,
+		"with a wrong secret": metadata.Pairs(ReplicaSecretMetadataKey, "not-the-secret"),
+		"with two secrets":    metadata.Pairs(ReplicaSecretMetadataKey, "not-the-secret", ReplicaSecretMetadataKey, string(secrets[2])),
+	} {
+		if _, err := rc.ReplicaFetch(metadata.NewOutgoingContext(ctx, md), req); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("ReplicaFetch %s: %v, want PermissionDenied", name, err)
+		}
+	}
+	resp, err := rc.ReplicaFetch(metadata.AppendToOutgoingContext(ctx, ReplicaSecretMetadataKey, string(secrets[2])), req)
+	if err != nil {
+		t.Fatalf("ReplicaFetch with broker 2's secret: %v", err)
+	}
+	if pe := resp.GetPartitions()[0].GetError(); pe != nil {
+		t.Fatalf("ReplicaFetch with broker 2's secret: %v", pe)
+	}
 }

@@ -8,21 +8,25 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/partlog"
 )
 
 // startLeaderCore serves broker 1 over gRPC, with broker 2 registered as a
-// peer the test plays, and returns its core too.
-func startLeaderCore(t *testing.T) (*broker.Broker, stratav1.StrataClient, string) {
+// peer the test plays, and returns its core and broker 2's replica secret
+// too.
+func startLeaderCore(t *testing.T) (*broker.Broker, stratav1.StrataClient, string, metastore.ReplicaSecret) {
 	t.Helper()
-	return serveBroker(t, testBroker{peers: []int32{2}})
+	secrets := map[int32]metastore.ReplicaSecret{}
+	b, c, addr := serveBroker(t, testBroker{peers: []int32{2}, secrets: secrets})
+	return b, c, addr, secrets[2]
 }
 
 // The leader's log start reaches a follower through the replication wire,
 // and a fetch below it comes back as an *OffsetOutOfRangeError naming it,
 // which the follower's fetcher acts on.
 func TestReplicaFetchCarriesLogStart(t *testing.T) {
-	b, c, addr := startLeaderCore(t)
+	b, c, addr, secret := startLeaderCore(t)
 	ctx := context.Background()
 	if _, err := c.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "r", Partitions: 1, ReplicationFactor: 2}); err != nil {
 		t.Fatal(err)
@@ -30,7 +34,7 @@ func TestReplicaFetchCarriesLogStart(t *testing.T) {
 	for i := range 4 {
 		produce(t, c, "r", 0, i*5, 5)
 	}
-	f := newFollower(t, addr)
+	f := newFollower(t, addr, secret)
 	for f.pos < 20 {
 		res, err := f.fetch(ctx, time.Second, 1, 1<<20)
 		if err != nil {
@@ -51,7 +55,7 @@ func TestReplicaFetchCarriesLogStart(t *testing.T) {
 		t.Fatalf("fetch after DeleteRecords: log start %d, %v", res.LogStartOffset, err)
 	}
 
-	behind := newFollower(t, addr)
+	behind := newFollower(t, addr, secret)
 	res, err := behind.fetch(ctx, 0, 1, 1<<20)
 	var oor *partlog.OffsetOutOfRangeError
 	if !errors.As(err, &oor) || oor.Start != 10 || oor.Offset != 0 || res.LogStartOffset != 10 {

@@ -43,6 +43,16 @@ func (m *membership) validUntil() time.Time {
 	return time.Time{}
 }
 
+// replicaSecret is the current registration's secret, which this broker's
+// replica fetches present; "" while unregistered (leaders refuse them then,
+// as they would the old registration's secret).
+func (m *membership) replicaSecret() metastore.ReplicaSecret {
+	if r := m.current(); r != nil {
+		return r.ReplicaSecret()
+	}
+	return ""
+}
+
 // epoch is the current registration's broker epoch; while unregistered, the
 // last one (states it named are not this broker's to act on either way).
 func (m *membership) epoch() int64 {

@@ -406,6 +406,7 @@ func (p *process) startBroker(ctx context.Context) error {
 		Replicas:          p.replicas,
 		LeaseValidUntil:   p.member.validUntil,
 		RegistrationEpoch: p.member.epoch,
+		ReplicaSecret:     p.member.replicaSecret,
 		ObjectStore:       p.objects,
 		TieringCacheBytes: cfg.TieringCacheBytes,
 		RequestBudget:     p.requestBudget,

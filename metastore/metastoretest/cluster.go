@@ -41,6 +41,11 @@ func (s *Store) RegisterBroker(ctx context.Context, info metastore.BrokerInfo, t
 		info.StartedAt = time.Now().UTC()
 	}
 	info.StartedAt = info.StartedAt.Round(0)
+	secret, err := metastore.NewReplicaSecret()
+	if err != nil {
+		return nil, fmt.Errorf("metastore: register broker %d: %w", info.NodeID, err)
+	}
+	info.ReplicaSecret = secret
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("metastore: register broker %d: %w", info.NodeID, err)
 	}
@@ -89,6 +94,9 @@ func (r *Registration) NodeID() int32 { return r.info.NodeID }
 
 // Epoch is the registration's broker epoch: the revision that created it.
 func (r *Registration) Epoch() int64 { return r.info.Epoch }
+
+// ReplicaSecret is metastore.Registration.ReplicaSecret.
+func (r *Registration) ReplicaSecret() metastore.ReplicaSecret { return r.info.ReplicaSecret }
 
 // Done is closed when the registration ends.
 func (r *Registration) Done() <-chan struct{} { return r.done }

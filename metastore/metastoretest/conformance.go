@@ -624,6 +624,15 @@ func testBrokers(t *testing.T, target Target) {
 	if list[0].StartedAt.IsZero() {
 		t.Fatal("a registration without a start time must get one")
 	}
+	// Each registration has a secret of its own, which those following the
+	// brokers read and nothing prints.
+	if r2.ReplicaSecret() == "" || r1.ReplicaSecret() == r2.ReplicaSecret() ||
+		!list[1].ReplicaSecret.Matches(string(r2.ReplicaSecret())) || !list[0].ReplicaSecret.Matches(string(r1.ReplicaSecret())) {
+		t.Fatal("registrations' replica secrets are not their own, or not listed with them")
+	}
+	if printed := fmt.Sprintf("%v %+v %#v %s", list[1], list[1], list[1], list[1].ReplicaSecret); strings.Contains(printed, string(r2.ReplicaSecret())) {
+		t.Fatalf("a broker registration prints its replica secret: %s", printed)
+	}
 	if err := r2.Close(); err != nil {
 		t.Fatal(err)
 	}

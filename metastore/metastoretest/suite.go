@@ -58,6 +58,7 @@ var (
 type BrokerRegistration interface {
 	NodeID() int32
 	Epoch() int64
+	ReplicaSecret() metastore.ReplicaSecret
 	Done() <-chan struct{}
 	Err() error
 	Close() error
