@@ -11,6 +11,7 @@
 //	<prefix>/topics/<name>                  topic: id, partition count, replication factor, config overrides, creation time
 //	<prefix>/partitions/<topic>/<partition> partition state: leader, leader epoch, replicas, ISR (partition in decimal)
 //	<prefix>/brokers/<node id>              live broker: addresses, start time; bound to the broker's lease
+//	<prefix>/acls/<hash of the binding>     one Kafka ACL binding (resource pattern and entry); the key is a hash of the value, so creating it again is idempotent
 //
 // # Consistency
 //

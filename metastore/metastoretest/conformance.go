@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) Target) {
 		{"GroupMeta", testGroupMeta},
 		{"ExpireGroupOffsets", testExpireGroupOffsets},
 		{"ScanGroupOffsets", testScanGroupOffsets},
+		{"ACLs", testACLs},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/metastore"
 )
 
@@ -39,6 +40,7 @@ type Store struct {
 	deleted   map[string]metastore.DeletedTopic
 	brokers   map[int32]*Registration
 	groups    map[string]*groupKeys
+	acls      map[acl.Binding]bool
 	nextPID   int64
 	clusterID string
 	// candidates are the controller election's campaigners in the order
@@ -55,6 +57,7 @@ func New() *Store {
 		deleted: map[string]metastore.DeletedTopic{},
 		brokers: map[int32]*Registration{},
 		groups:  map[string]*groupKeys{},
+		acls:    map[acl.Binding]bool{},
 		nextPID: metastore.FirstProducerID,
 	}
 }
@@ -65,6 +68,7 @@ const (
 	topicChange changeKind = iota + 1
 	partitionChange
 	brokerChange
+	aclChange
 )
 
 // change is one key's new value in history; gone means it was deleted.
@@ -75,6 +79,7 @@ type change struct {
 	topic  metastore.Topic          // topicChange; only Name when gone
 	state  metastore.PartitionState // partitionChange; only Topic and Partition when gone
 	broker metastore.BrokerInfo     // brokerChange; only NodeID when gone
+	acl    acl.Binding              // aclChange
 }
 
 // write starts a write: it returns the revision the write is recorded at.

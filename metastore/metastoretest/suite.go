@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/metastore"
 )
 
@@ -46,6 +47,11 @@ type Metastore interface {
 	DeleteGroup(ctx context.Context, group string) error
 	ExpireGroupOffsets(ctx context.Context, now time.Time, retention time.Duration) ([]string, error)
 	ScanGroupOffsets(ctx context.Context, maxKeys int, fn func(metastore.GroupOffsets)) (bool, error)
+
+	CreateACLs(ctx context.Context, bindings []acl.Binding) error
+	ListACLs(ctx context.Context, filter acl.Filter) ([]acl.Binding, error)
+	DeleteACLs(ctx context.Context, filters []acl.Filter) ([][]acl.Binding, error)
+	FollowACLs(ctx context.Context, fn func([]acl.Binding))
 }
 
 var (
