@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/internal/membudget"
 	"github.com/strata-broker/strata/metastore"
@@ -119,6 +120,7 @@ type Metastore interface {
 	ClusterStore
 	ProducerIDAllocator
 	DeletedTopicStore
+	ACLStore
 	group.Store
 	GroupOffsetScanner
 }
@@ -133,6 +135,7 @@ type Broker struct {
 	metrics        *metrics
 	clusterID      clusterID
 	groups         *group.Coordinator
+	authorizer     *acl.Authorizer // nil without authorizer.class.name; see acls.go
 
 	limits    growthLimits     // see growth.go
 	retention *retentionWorker // see retention.go
@@ -216,6 +219,9 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		now:            now,
 		brokerDefaults: defaults,
 		draining:       make(chan struct{}),
+	}
+	if b.authorizer, err = newAuthorizer(cfg.Settings); err != nil {
+		return nil, err
 	}
 	if b.groups, err = newGroupCoordinator(b); err != nil {
 		return nil, err
@@ -318,6 +324,15 @@ func (b *Broker) Start(ctx context.Context) error {
 		cancel()
 		b.wg.Wait()
 		return fmt.Errorf("broker: load cluster state: %w", ctx.Err())
+	}
+	if b.authorizer != nil {
+		select {
+		case <-b.followACLs(runCtx, &b.wg):
+		case <-ctx.Done():
+			cancel()
+			b.wg.Wait()
+			return fmt.Errorf("broker: load ACLs: %w", ctx.Err())
+		}
 	}
 	topics, rev, err := b.store.ListTopics(ctx)
 	if err != nil {

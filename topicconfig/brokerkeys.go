@@ -44,6 +44,10 @@ var brokerReadKeys = []string{
 	"producer.id.expiration.ms",
 	"remote.log.manager.task.interval.ms",
 	"replica.lag.time.max.ms",
+	// Authorization (authorizer.go).
+	"allow.everyone.if.no.acl.found",
+	"authorizer.class.name",
+	"super.users",
 }
 
 // IgnoredBrokerKeys are Kafka broker settings Strata accepts and does not

@@ -45,6 +45,9 @@ var advertised = []keyRange{
 	{20, 0, 6}, // DeleteTopics
 	{21, 0, 2}, // DeleteRecords
 	{22, 0, 4}, // InitProducerId
+	{29, 0, 3}, // DescribeAcls
+	{30, 0, 3}, // CreateAcls
+	{31, 0, 3}, // DeleteAcls
 	{32, 0, 4}, // DescribeConfigs
 	{33, 0, 2}, // AlterConfigs
 	{37, 0, 3}, // CreatePartitions

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/topicconfig"
@@ -30,6 +31,13 @@ type Core interface {
 	CreatePartitions(ctx context.Context, topic string, count int32, assignments [][]int32, validateOnly bool) error
 	// GroupCoordinator names the broker coordinating a consumer group.
 	GroupCoordinator(group string) metastore.BrokerInfo
+
+	// ACLsEnabled tells whether an authorizer is configured; without one
+	// the ACL APIs answer SECURITY_DISABLED.
+	ACLsEnabled() bool
+	CreateACLs(ctx context.Context, bindings []acl.Binding) error
+	DescribeACLs(ctx context.Context, filter acl.Filter) ([]acl.Binding, error)
+	DeleteACLs(ctx context.Context, filters []acl.Filter) ([][]acl.Binding, error)
 }
 
 var _ Core = (*broker.Broker)(nil)

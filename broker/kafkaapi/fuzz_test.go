@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/topicconfig"
@@ -63,6 +64,18 @@ func (nullCore) AlterTopicConfigs(context.Context, string, map[string]string, []
 func (nullCore) CreatePartitions(context.Context, string, int32, [][]int32, bool) error { return nil }
 func (nullCore) GroupCoordinator(string) metastore.BrokerInfo {
 	return metastore.BrokerInfo{NodeID: 1, KafkaAddr: "127.0.0.1:9092"}
+}
+func (nullCore) ACLsEnabled() bool                               { return true }
+func (nullCore) CreateACLs(context.Context, []acl.Binding) error { return nil }
+func (nullCore) DescribeACLs(context.Context, acl.Filter) ([]acl.Binding, error) {
+	return []acl.Binding{{ResourceType: acl.ResourceTopic, ResourceName: "t", PatternType: acl.PatternLiteral, Principal: "User:a", Host: "*", Operation: acl.OpRead, Permission: acl.PermissionAllow}}, nil
+}
+func (nullCore) DeleteACLs(_ context.Context, filters []acl.Filter) ([][]acl.Binding, error) {
+	out := make([][]acl.Binding, len(filters))
+	for i := range out {
+		out[i] = []acl.Binding{{ResourceType: acl.ResourceTopic, ResourceName: "t", PatternType: acl.PatternLiteral, Principal: "User:a", Host: "*", Operation: acl.OpRead, Permission: acl.PermissionAllow}}
+	}
+	return out, nil
 }
 
 // FuzzRequestFrames feeds arbitrary request frames (after the length
