@@ -24,7 +24,7 @@ type follower struct {
 
 func newFollower(t *testing.T, addr string) *follower {
 	t.Helper()
-	rc := NewReplicaClient()
+	rc := NewReplicaClient(nil)
 	t.Cleanup(func() { rc.Close() })
 	return &follower{rc: rc, addr: addr}
 }

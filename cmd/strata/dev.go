@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/strata-broker/strata/broker/server"
+	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
@@ -36,6 +37,8 @@ type brokerFlags struct {
 	tieringCache    int64
 	sessionTimeout  time.Duration
 	configFile      string
+	// tls (strata dev --tls) generates certificates and turns TLS on.
+	tls bool
 	// fileSettings are the broker settings of the config file's config:
 	// map; --config entries override them key by key.
 	fileSettings map[string]string
@@ -57,6 +60,7 @@ func (f *brokerFlags) register(fs *pflag.FlagSet, dev bool) {
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", server.DefaultSessionTimeout, "etcd lease TTL: a broker that has not renewed it for this long is considered gone")
 	fs.StringVar(&f.configFile, "config-file", "", "YAML file of these settings, keys named like the flags (node-id: 2) and broker settings under config:; flags and STRATA_* variables win over it")
 	if dev {
+		fs.BoolVar(&f.tls, "tls", false, "generate a CA and certificates under <data-dir>/tls (kept across restarts) and serve TLS on the Kafka and gRPC listeners")
 		fs.StringVar(&f.etcdClientAddr, "etcd-client-addr", "127.0.0.1:2379", "client address of the embedded etcd")
 	} else {
 		fs.StringSliceVar(&f.etcdEndpoints, "etcd-endpoints", nil, "etcd endpoints, comma separated (required)")
@@ -218,6 +222,12 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 			}
 		}
 	}
+	kafkaAddr := f.kafkaAddr
+	if dev && f.tls {
+		if kafkaAddr, err = f.devTLS(settings); err != nil {
+			return server.Config{}, err
+		}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return server.Config{}, fmt.Errorf("--log-level %q: %w", f.logLevel, err)
@@ -241,7 +251,7 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 		DataDir:             f.dataDir,
 		GRPCAddr:            f.grpcAddr,
 		HTTPAddr:            f.httpAddr,
-		KafkaAddr:           f.kafkaAddr,
+		KafkaAddr:           kafkaAddr,
 		AdvertisedGRPCAddr:  f.advertisedGRPC,
 		AdvertisedKafkaAddr: f.advertisedKafka,
 		ObjectStoreURL:      objectStore,
@@ -254,6 +264,46 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 		Settings:            settings,
 		Logger:              logger,
 	}, nil
+}
+
+// devTLS generates (or finds) the certificates of `strata dev --tls`, sets
+// the ssl.* and grpc.ssl.* settings not set otherwise to use them, prints
+// what clients need, and returns the Kafka listener as SSL unless it names
+// its protocol.
+func (f *brokerFlags) devTLS(settings map[string]string) (string, error) {
+	g, err := tlsconf.Generate(filepath.Join(f.dataDir, "tls"))
+	if err != nil {
+		return "", fmt.Errorf("--tls: generate certificates: %w", err)
+	}
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	ca, serverPEM, clientPEM := abs(g.CA), abs(g.Server), abs(g.Client)
+	for _, prefix := range []string{"", "grpc."} {
+		for k, v := range map[string]string{
+			"ssl.keystore.type":       "PEM",
+			"ssl.keystore.location":   serverPEM,
+			"ssl.truststore.type":     "PEM",
+			"ssl.truststore.location": ca,
+		} {
+			if _, set := settings[prefix+k]; !set {
+				settings[prefix+k] = v
+			}
+		}
+	}
+	kafkaAddr := f.kafkaAddr
+	if kafkaAddr != "" && !strings.Contains(kafkaAddr, "://") {
+		kafkaAddr = topicconfig.ProtocolSSL + "://" + kafkaAddr
+	}
+	fmt.Fprintf(os.Stderr, `TLS is on; certificates in %s (CA: %s)
+  kcat:    kcat -b %s -X security.protocol=ssl -X ssl.ca.location=%s ...
+  strata:  strata topics list --bootstrap-server %s --tls-ca %s
+  client certificate (mutual TLS, with ssl.client.auth=required): %s (key and certificate)
+`, filepath.Dir(ca), ca, f.kafkaAddr, ca, f.grpcAddr, ca, clientPEM)
+	return kafkaAddr, nil
 }
 
 func runServer(cmd *cobra.Command, f *brokerFlags, dev bool) error {
