@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc/credentials"
 
+	"github.com/strata-broker/strata/api/client"
 	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/testenv"
 )
@@ -114,4 +116,45 @@ func TestDevTLS(t *testing.T) {
 	dev.Stop()
 	dev.Restart(t)
 	produceConsume(fmt.Sprintf("after-restart-%d", time.Now().UnixNano()))
+}
+
+// TestClusterReplicationOverTLS: with the gRPC port on TLS (and mutual TLS
+// required), brokers still replicate to each other: an acks=all produce to
+// a topic whose three replicas must all be in sync is acknowledged, which
+// needs both followers to have fetched over TLS with the cluster's CA and
+// their own certificates.
+func TestClusterReplicationOverTLS(t *testing.T) {
+	g, err := tlsconf.Generate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3, ExtraArgs: []string{
+		"--config", "grpc.ssl.keystore.location=" + g.Server,
+		"--config", "grpc.ssl.truststore.location=" + g.CA,
+		"--config", "grpc.ssl.client.auth=required",
+	}})
+	tlsCfg, err := tlsconf.ClientConfig(g.CA, g.Client, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, c.BootstrapServers(), client.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.CreateTopic(ctx, "replicated", 1, 3, map[string]string{"min.insync.replicas": "3"}); err != nil {
+		t.Fatalf("create topic over mutual TLS: %v", err)
+	}
+	p := client.NewProducer(cl, client.ProducerOptions{Acks: client.AcksAll})
+	defer p.Close()
+	done := make(chan error, 1)
+	p.Produce(ctx, "replicated", client.Record{Partition: 0, Value: []byte("v")}, func(_ client.Result, err error) { done <- err })
+	if err := p.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("acks=all produce with min.insync.replicas=3: %v", err)
+	}
 }
