@@ -44,6 +44,31 @@ var brokerReadKeys = []string{
 	"producer.id.expiration.ms",
 	"remote.log.manager.task.interval.ms",
 	"replica.lag.time.max.ms",
+	// TLS of the Kafka listener and, prefixed grpc., of the gRPC port
+	// (ssl.go). The password and inline-PEM keys are read only to be
+	// refused with a reason.
+	"ssl.client.auth",
+	"ssl.key.password",
+	"ssl.keystore.certificate.chain",
+	"ssl.keystore.key",
+	"ssl.keystore.location",
+	"ssl.keystore.password",
+	"ssl.keystore.type",
+	"ssl.truststore.certificates",
+	"ssl.truststore.location",
+	"ssl.truststore.password",
+	"ssl.truststore.type",
+	"grpc.ssl.client.auth",
+	"grpc.ssl.key.password",
+	"grpc.ssl.keystore.certificate.chain",
+	"grpc.ssl.keystore.key",
+	"grpc.ssl.keystore.location",
+	"grpc.ssl.keystore.password",
+	"grpc.ssl.keystore.type",
+	"grpc.ssl.truststore.certificates",
+	"grpc.ssl.truststore.location",
+	"grpc.ssl.truststore.password",
+	"grpc.ssl.truststore.type",
 	// Authorization (authorizer.go).
 	"allow.everyone.if.no.acl.found",
 	"authorizer.class.name",
@@ -55,9 +80,8 @@ var brokerReadKeys = []string{
 // commonly set them and they have nothing to configure here: thread and
 // socket-buffer counts (the Go scheduler and the kernel size these), the
 // internal topics' replication (group offsets live in etcd, and there are
-// no transactions), and TLS key material, which Kafka too reads only for an
-// SSL listener and Strata's Kafka listener is PLAINTEXT. Any other key a
-// broker does not read is refused at startup.
+// no transactions). Any other key a broker does not read is refused at
+// startup.
 var IgnoredBrokerKeys = []string{
 	"background.threads",
 	"num.io.threads",
@@ -68,13 +92,6 @@ var IgnoredBrokerKeys = []string{
 	"offsets.topic.replication.factor",
 	"socket.receive.buffer.bytes",
 	"socket.send.buffer.bytes",
-	"ssl.key.password",
-	"ssl.keystore.location",
-	"ssl.keystore.password",
-	"ssl.keystore.type",
-	"ssl.truststore.location",
-	"ssl.truststore.password",
-	"ssl.truststore.type",
 	"transaction.state.log.min.isr",
 	"transaction.state.log.replication.factor",
 }

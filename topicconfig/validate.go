@@ -40,6 +40,10 @@ type ValueError struct {
 }
 
 func (e *ValueError) Error() string {
+	if IsSensitiveBrokerKey(e.Key) {
+		// The value may be a secret: an error ends up in logs.
+		return fmt.Sprintf("invalid value for %s: %s", e.Key, e.Reason)
+	}
 	return fmt.Sprintf("invalid value %q for %s: %s", e.Value, e.Key, e.Reason)
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
@@ -122,13 +123,20 @@ func replicaFetchHandler(srv any, ctx context.Context, dec func(any) error, inte
 // ReplicaClient sends replica fetches to other brokers over gRPC, keeping one
 // connection per address. Close it when the broker stops.
 type ReplicaClient struct {
+	creds credentials.TransportCredentials
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
 // NewReplicaClient returns a client with no connections yet.
-func NewReplicaClient() *ReplicaClient {
-	return &ReplicaClient{conns: map[string]*grpc.ClientConn{}}
+//
+// creds are the credentials other brokers are dialled with; nil is
+// plaintext.
+func NewReplicaClient(creds credentials.TransportCredentials) *ReplicaClient {
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	return &ReplicaClient{conns: map[string]*grpc.ClientConn{}, creds: creds}
 }
 
 func (c *ReplicaClient) conn(addr string) (*grpc.ClientConn, error) {
@@ -141,7 +149,7 @@ func (c *ReplicaClient) conn(addr string) (*grpc.ClientConn, error) {
 	// receive window each would take several round trips of window updates.
 	// The codec receives them without copying the batches once more.
 	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(c.creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.ForceCodecV2(codec{})),
 		grpc.WithInitialWindowSize(16<<20),
 		grpc.WithInitialConnWindowSize(32<<20),

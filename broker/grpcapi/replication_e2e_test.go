@@ -32,7 +32,7 @@ type follower struct {
 
 func newFollower(t *testing.T, addr string, secret metastore.ReplicaSecret) *follower {
 	t.Helper()
-	rc := NewReplicaClient()
+	rc := NewReplicaClient(nil)
 	t.Cleanup(func() { rc.Close() })
 	return &follower{rc: rc, addr: addr, secret: secret}
 }

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,11 +22,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/grpcapi"
 	"github.com/strata-broker/strata/broker/kafkaapi"
 	"github.com/strata-broker/strata/internal/membudget"
+	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/tiering/objstore"
 	"github.com/strata-broker/strata/topicconfig"
@@ -37,8 +40,10 @@ type Config struct {
 	DataDir  string
 	GRPCAddr string
 	HTTPAddr string
-	// KafkaAddr is where the Kafka protocol listener binds; empty means no
-	// Kafka listener.
+	// KafkaAddr is where the Kafka protocol listener binds, as one entry of
+	// Kafka's listeners: PLAINTEXT://host:port, SSL://host:port, or a bare
+	// host:port (PLAINTEXT). SSL reads Kafka's ssl.* keys from Settings.
+	// Empty means no Kafka listener.
 	KafkaAddr string
 	// ObjectStoreURL, when set, is where tiered topics keep their sealed
 	// segments (s3://bucket/prefix?endpoint=... or file:///dir);
@@ -112,6 +117,9 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 		return err
 	}
 	p.newRegistry()
+	if err := p.loadTLS(); err != nil {
+		return err
+	}
 	if err := p.listen(); err != nil {
 		return err
 	}
@@ -186,6 +194,10 @@ type process struct {
 	autoCreate                 bool
 	maxRequest                 int32
 	listener                   topicconfig.KafkaListener
+	// kafkaTLS and grpcTLS are the listeners' TLS material, nil when the
+	// listener is plaintext; kafkaAddr is KafkaAddr without its protocol.
+	kafkaTLS, grpcTLS *tlsconf.Material
+	kafkaAddr         string
 	// requestBudget is queued.max.request.bytes: the memory requests in
 	// flight share.
 	requestBudget *membudget.Budget
@@ -248,11 +260,11 @@ func (p *process) listen() error {
 	}
 	p.cleanup.push(func() { p.httpLis.Close() })
 	p.advertisedKafka = cfg.AdvertisedKafkaAddr
-	if cfg.KafkaAddr == "" {
+	if p.kafkaAddr == "" {
 		return nil
 	}
-	if p.kafkaLis, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
-		return fmt.Errorf("listen for Kafka clients on %s: %w", cfg.KafkaAddr, err)
+	if p.kafkaLis, err = net.Listen("tcp", p.kafkaAddr); err != nil {
+		return fmt.Errorf("listen for Kafka clients on %s: %w", p.kafkaAddr, err)
 	}
 	p.cleanup.push(func() { p.kafkaLis.Close() })
 	if p.advertisedKafka == "" {
@@ -278,6 +290,52 @@ func (p *process) checkSettings() error {
 		p.logger.Info("broker settings accepted but not read by Strata", "keys", ignored)
 	}
 	return nil
+}
+
+// loadTLS reads the Kafka listener's protocol and the TLS material of the
+// listeners that have it, so that a missing or bad file fails the start.
+func (p *process) loadTLS() error {
+	s := p.cfg.Settings
+	if p.cfg.KafkaAddr != "" {
+		protocol, addr, err := topicconfig.ParseKafkaListener(p.cfg.KafkaAddr)
+		if err != nil {
+			return err
+		}
+		p.kafkaAddr = addr
+		ssl, err := topicconfig.KafkaSSL(s)
+		if err != nil {
+			return err
+		}
+		switch {
+		case protocol == topicconfig.ProtocolSSL && !ssl.Enabled():
+			return fmt.Errorf("Kafka listener %s is SSL but ssl.keystore.location is not set", p.cfg.KafkaAddr)
+		case protocol == topicconfig.ProtocolSSL:
+			if p.kafkaTLS, err = p.loadMaterial(ssl); err != nil {
+				return fmt.Errorf("Kafka listener %s: %w", p.cfg.KafkaAddr, err)
+			}
+		case ssl.Enabled():
+			p.logger.Warn("ssl.* settings are set but the Kafka listener is PLAINTEXT; name it SSL://host:port to use them", "listener", p.cfg.KafkaAddr)
+		}
+	}
+	ssl, err := topicconfig.GRPCSSL(s)
+	if err != nil {
+		return err
+	}
+	if ssl.Enabled() {
+		if p.grpcTLS, err = p.loadMaterial(ssl); err != nil {
+			return fmt.Errorf("gRPC listener: %w", err)
+		}
+	}
+	return nil
+}
+
+func (p *process) loadMaterial(ssl topicconfig.SSL) (*tlsconf.Material, error) {
+	return tlsconf.Load(tlsconf.Options{
+		KeyStore:   ssl.KeystoreLocation,
+		TrustStore: ssl.TruststoreLocation,
+		ClientAuth: ssl.ClientAuth,
+		Logger:     p.logger.With("component", "tls"),
+	})
 }
 
 // readKafkaSettings reads the Kafka listener's settings, so that a bad one
@@ -321,7 +379,14 @@ func (p *process) exportRequestBudget() {
 // newReplicaClient makes the client the broker fetches from other brokers
 // with. It is closed after the broker has left the cluster.
 func (p *process) newReplicaClient() {
-	p.replicas = grpcapi.NewReplicaClient()
+	// Brokers share one gRPC port for clients and each other: when it is
+	// TLS, peers are dialled with the cluster's trust store and this
+	// broker's certificate.
+	var creds credentials.TransportCredentials
+	if p.grpcTLS != nil {
+		creds = p.grpcTLS.PeerCredentials()
+	}
+	p.replicas = grpcapi.NewReplicaClient(creds)
 	p.cleanup.push(func() { p.replicas.Close() })
 }
 
@@ -444,10 +509,14 @@ func (p *process) runMembership() {
 func (p *process) serve() <-chan error {
 	cfg := p.cfg
 	rpcMetrics := newRPCMetrics(p.reg)
-	gs := grpc.NewServer(append(grpcapi.ServerOptions(),
+	grpcOpts := append(grpcapi.ServerOptions(),
 		grpc.ChainUnaryInterceptor(rpcMetrics.unary),
 		grpc.ChainStreamInterceptor(rpcMetrics.stream),
-	)...)
+	)
+	if p.grpcTLS != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(p.grpcTLS.ServerConfig())))
+	}
+	gs := grpc.NewServer(grpcOpts...)
 	grpcapi.New(p.broker).Register(gs)
 
 	mux := http.NewServeMux()
@@ -485,9 +554,15 @@ func (p *process) serve() <-chan error {
 	go func() { errc <- fmt.Errorf("HTTP server: %w", hs.Serve(p.httpLis)) }()
 	kafkaDone := make(chan struct{})
 	if p.kafkaLis != nil {
+		lis := p.kafkaLis
+		if p.kafkaTLS != nil {
+			// The handshake runs on the connection's first read, under the
+			// listener's idle deadline, in the connection's own goroutine.
+			lis = tls.NewListener(lis, p.kafkaTLS.ServerConfig())
+		}
 		go func() {
 			defer close(kafkaDone)
-			if err := ks.Serve(p.kafkaLis); !errors.Is(err, kafkaapi.ErrServerClosed) {
+			if err := ks.Serve(lis); !errors.Is(err, kafkaapi.ErrServerClosed) {
 				errc <- fmt.Errorf("Kafka server: %w", err)
 			}
 		}()

@@ -8,8 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/strata-broker/strata/api/client"
+	"github.com/strata-broker/strata/internal/tlsconf"
 )
 
 // bootstrapEnv overrides the default broker address of the client commands.
@@ -18,11 +20,17 @@ const bootstrapEnv = "STRATA_BOOTSTRAP_SERVER"
 // clientFlags are the flags every command that talks to a broker has.
 type clientFlags struct {
 	bootstrap string
+	// tlsCA, tlsCert and tlsKey turn TLS on (any of them): the CA that signs
+	// the brokers' certificates, and a client certificate for mutual TLS.
+	tlsCA, tlsCert, tlsKey string
 }
 
 func (f *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.bootstrap, "bootstrap-server", "",
 		"gRPC address HOST:PORT of any broker of the cluster, or several comma-separated (default "+client.DefaultAddr+", or $"+bootstrapEnv+")")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "connect with TLS, verifying the brokers against this PEM file of CA certificates")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "connect with TLS, presenting this PEM client certificate (mutual TLS); the file may hold the key too")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert, if not in the same file")
 }
 
 // addr resolves the bootstrap server list: the flag, else the environment,
@@ -43,7 +51,15 @@ func resolveBootstrap(flag, env string) string {
 }
 
 func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
-	return client.Dial(ctx, f.addr())
+	var opts []client.Option
+	if f.tlsCA != "" || f.tlsCert != "" || f.tlsKey != "" {
+		cfg, err := tlsconf.ClientConfig(f.tlsCA, f.tlsCert, f.tlsKey)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, client.WithTransportCredentials(credentials.NewTLS(cfg)))
+	}
+	return client.Dial(ctx, f.addr(), opts...)
 }
 
 // admin runs fn with a connection to the broker and a deadline for an

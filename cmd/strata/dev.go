@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/strata-broker/strata/broker/server"
+	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
@@ -37,6 +38,8 @@ type brokerFlags struct {
 	sessionTimeout  time.Duration
 	configFile      string
 	pprof           bool
+	// tls (strata dev --tls) generates certificates and turns TLS on.
+	tls bool
 	// fileSettings are the broker settings of the config file's config:
 	// map; --config entries override them key by key.
 	fileSettings map[string]string
@@ -59,6 +62,7 @@ func (f *brokerFlags) register(fs *pflag.FlagSet, dev bool) {
 	fs.StringVar(&f.configFile, "config-file", "", "YAML file of these settings, keys named like the flags (node-id: 2) and broker settings under config:; flags and STRATA_* variables win over it")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the HTTP listener (never /debug/pprof/cmdline)")
 	if dev {
+		fs.BoolVar(&f.tls, "tls", false, "generate a CA and certificates under <data-dir>/tls (kept across restarts) and serve TLS on the Kafka and gRPC listeners")
 		fs.StringVar(&f.etcdClientAddr, "etcd-client-addr", "127.0.0.1:2379", "client address of the embedded etcd")
 	} else {
 		fs.StringSliceVar(&f.etcdEndpoints, "etcd-endpoints", nil, "etcd endpoints, comma separated (required)")
@@ -220,6 +224,12 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 			}
 		}
 	}
+	kafkaAddr := f.kafkaAddr
+	if dev && f.tls {
+		if kafkaAddr, err = f.devTLS(settings); err != nil {
+			return server.Config{}, err
+		}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return server.Config{}, fmt.Errorf("--log-level %q: %w", f.logLevel, err)
@@ -243,7 +253,7 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 		DataDir:             f.dataDir,
 		GRPCAddr:            f.grpcAddr,
 		HTTPAddr:            f.httpAddr,
-		KafkaAddr:           f.kafkaAddr,
+		KafkaAddr:           kafkaAddr,
 		AdvertisedGRPCAddr:  f.advertisedGRPC,
 		AdvertisedKafkaAddr: f.advertisedKafka,
 		ObjectStoreURL:      objectStore,
@@ -257,6 +267,46 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 		Pprof:               f.pprof,
 		Logger:              logger,
 	}, nil
+}
+
+// devTLS generates (or finds) the certificates of `strata dev --tls`, sets
+// the ssl.* and grpc.ssl.* settings not set otherwise to use them, prints
+// what clients need, and returns the Kafka listener as SSL unless it names
+// its protocol.
+func (f *brokerFlags) devTLS(settings map[string]string) (string, error) {
+	g, err := tlsconf.Generate(filepath.Join(f.dataDir, "tls"))
+	if err != nil {
+		return "", fmt.Errorf("--tls: generate certificates: %w", err)
+	}
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	ca, serverPEM, clientPEM := abs(g.CA), abs(g.Server), abs(g.Client)
+	for _, prefix := range []string{"", "grpc."} {
+		for k, v := range map[string]string{
+			"ssl.keystore.type":       "PEM",
+			"ssl.keystore.location":   serverPEM,
+			"ssl.truststore.type":     "PEM",
+			"ssl.truststore.location": ca,
+		} {
+			if _, set := settings[prefix+k]; !set {
+				settings[prefix+k] = v
+			}
+		}
+	}
+	kafkaAddr := f.kafkaAddr
+	if kafkaAddr != "" && !strings.Contains(kafkaAddr, "://") {
+		kafkaAddr = topicconfig.ProtocolSSL + "://" + kafkaAddr
+	}
+	fmt.Fprintf(os.Stderr, `TLS is on; certificates in %s (CA: %s)
+  kcat:    kcat -b %s -X security.protocol=ssl -X ssl.ca.location=%s ...
+  strata:  strata topics list --bootstrap-server %s --tls-ca %s
+  client certificate (mutual TLS, with ssl.client.auth=required): %s (key and certificate)
+`, filepath.Dir(ca), ca, f.kafkaAddr, ca, f.grpcAddr, ca, clientPEM)
+	return kafkaAddr, nil
 }
 
 func runServer(cmd *cobra.Command, f *brokerFlags, dev bool) error {
