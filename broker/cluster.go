@@ -35,6 +35,8 @@ type clusterView struct {
 	brokers      []metastore.BrokerInfo
 	controller   int32     // cached controller id, see controllerID
 	controllerAt time.Time // when it was read
+
+	secretRead freshBrokers // see replicaSecretMatches
 }
 
 // follow starts following partition states and brokers on goroutines that
@@ -168,18 +170,84 @@ func (c *clusterView) brokerAddr(id int32) (string, bool) {
 }
 
 // replicaSecretMatches reports whether secret is the one registered by live
-// broker id. It reads the followed registrations, not etcd: a broker that
-// registered again is recognised once its registration is delivered here,
-// and a follower refused meanwhile fetches again after its backoff.
-func (c *clusterView) replicaSecretMatches(id int32, secret metastore.ReplicaSecret) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	for _, br := range c.brokers {
-		if br.NodeID == id {
-			return br.ReplicaSecret.Matches(string(secret))
+// broker id. It reads the followed registrations first, and only when they
+// do not confirm it reads etcd's (secretRead): the broker watch can lag,
+// and a follower registered just before this broker's snapshot could
+// otherwise be refused for as long as the watch is behind, while it stays
+// in the ISR without a record (a later election could then pick it and lose
+// what the leader acknowledged). Of two registrations of the id, the one
+// with the higher broker epoch is the newer: a replaced registration's
+// secret is refused whichever list still has it.
+func (c *clusterView) replicaSecretMatches(ctx context.Context, id int32, secret metastore.ReplicaSecret) bool {
+	reg, ok := find(c.liveBrokers(), id)
+	if read, have := c.secretRead.last(); have {
+		if r, found := find(read, id); found && (!ok || r.Epoch > reg.Epoch) {
+			reg, ok = r, true
 		}
 	}
-	return false
+	if ok && reg.ReplicaSecret.Matches(string(secret)) {
+		return true
+	}
+	fresh, have := c.secretRead.brokers(ctx, c.members, c.now())
+	if !have {
+		return false
+	}
+	r, found := find(fresh, id)
+	return found && (!ok || r.Epoch >= reg.Epoch) && r.ReplicaSecret.Matches(string(secret))
+}
+
+func (c *clusterView) liveBrokers() []metastore.BrokerInfo {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.brokers
+}
+
+func find(brokers []metastore.BrokerInfo, id int32) (metastore.BrokerInfo, bool) {
+	for _, br := range brokers {
+		if br.NodeID == id {
+			return br, true
+		}
+	}
+	return metastore.BrokerInfo{}, false
+}
+
+// secretReadInterval bounds how often refused replica fetches make this
+// broker read the registrations from etcd: a caller forging fetches costs
+// etcd at most one read per interval.
+const secretReadInterval = 200 * time.Millisecond
+
+// freshBrokers is the last read of the registrations made to confirm a
+// replica's secret, shared by the fetches that need one.
+type freshBrokers struct {
+	mu   sync.Mutex // held during the read: callers meanwhile wait and share it
+	at   time.Time
+	list []metastore.BrokerInfo
+	ok   bool
+}
+
+// last is the latest read, if any.
+func (f *freshBrokers) last() ([]metastore.BrokerInfo, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.list, f.ok
+}
+
+// brokers returns the registrations read within secretReadInterval of now,
+// reading them again if the last read is older.
+func (f *freshBrokers) brokers(ctx context.Context, store ClusterStore, now time.Time) ([]metastore.BrokerInfo, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ok && now.Sub(f.at) < secretReadInterval {
+		return f.list, true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	list, err := store.Brokers(ctx)
+	if err != nil {
+		return nil, false
+	}
+	f.at, f.list, f.ok = now, list, true
+	return list, true
 }
 
 // metadata returns the live brokers and the partition states of the named

@@ -95,7 +95,7 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 	// Before anything else: a fetch records the follower's progress, which
 	// moves the high watermark and the ISR, so a caller that is not the
 	// follower must not reach any of it.
-	if !b.cluster.replicaSecretMatches(req.ReplicaID, req.Secret) {
+	if !b.cluster.replicaSecretMatches(ctx, req.ReplicaID, req.Secret) {
 		return nil, fmt.Errorf("%w: replica fetch claiming to be broker %d without its registration's secret",
 			ErrClusterAuthorizationFailed, req.ReplicaID)
 	}
