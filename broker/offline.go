@@ -108,10 +108,14 @@ func (o *offlineLogs) pass(ctx context.Context, withRecovery bool) {
 			return
 		}
 		o.takeOffline(p)
-		if _, failure := p.offlineState(); failure == nil {
+		since, failure := p.offlineState()
+		if failure == nil {
 			continue
 		}
-		if withRecovery && o.tryRecovery(p) {
+		// Recovery is tried once the log has been offline for the retry
+		// interval by the broker's clock, not merely at the next tick: a
+		// tick may come at once after the failure.
+		if withRecovery && o.b.now().Sub(since) >= o.retry && o.tryRecovery(p) {
 			continue
 		}
 		o.relinquish(ctx, p)

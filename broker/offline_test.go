@@ -131,6 +131,7 @@ func TestStorageFailureMovesLeadershipAndRecovers(t *testing.T) {
 	if err := os.Remove(obstacle); err != nil {
 		t.Fatal(err)
 	}
+	clk.Advance(time.Second) // past log.dir.failure.retry.ms: recovery is tried
 	await.True(t, 30*time.Second, "the recovered replica back in the ISR", func() bool {
 		return slices.Contains(state().ISR, old)
 	})
@@ -176,6 +177,7 @@ func TestStorageFailureOfTheOnlyInSyncReplica(t *testing.T) {
 	if err := os.Remove(obstacle); err != nil {
 		t.Fatal(err)
 	}
+	clk.Advance(time.Second) // past log.dir.failure.retry.ms: recovery is tried
 	await.True(t, 30*time.Second, "the partition back online", func() bool {
 		return len(b.OfflineReplicas()) == 0
 	})
