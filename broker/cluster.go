@@ -159,14 +159,8 @@ func sameIncarnation(st metastore.PartitionState, t metastore.Topic) bool {
 
 // brokerAddr returns a live broker's advertised gRPC address.
 func (c *clusterView) brokerAddr(id int32) (string, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	for _, br := range c.brokers {
-		if br.NodeID == id {
-			return br.GRPCAddr, true
-		}
-	}
-	return "", false
+	br, ok := find(c.liveBrokers(), id)
+	return br.GRPCAddr, ok
 }
 
 // replicaSecretMatches reports whether secret is the one registered by live
