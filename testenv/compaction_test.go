@@ -79,11 +79,7 @@ func TestCompactedTopicLocallyAndInTheBucket(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("no key")}).FirstErr(); err == nil {
 		t.Fatal("a record without a key was accepted by a compacted topic")
 	}
-	md, err := adm.Metadata(ctx, "stock")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader := c.Broker(md.Topics["stock"].Partitions[0].Leader)
+	leader := partitionLeader(t, c, adm, "stock", 0)
 	const total = keys * rounds
 
 	// The leader's local log, read from its files.

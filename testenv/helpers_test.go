@@ -531,3 +531,33 @@ func createKafkaTopic(ctx context.Context, t testing.TB, adm *kadm.Client, name 
 		t.Fatalf("create topic %s: %v", name, err)
 	}
 }
+
+// partitionLeader is the broker leading partition p of topic, as Kafka's
+// Metadata reports it. A broker answers LEADER_NOT_AVAILABLE (leader -1),
+// or does not list the topic yet, while its view of etcd lags a change;
+// the test waits that out rather than taking the answer of the moment.
+func partitionLeader(t testing.TB, c *testenv.Cluster, adm *kadm.Client, topic string, p int32) *testenv.Broker {
+	t.Helper()
+	var leader *testenv.Broker
+	await.NoError(t, 30*time.Second, "a leader of "+topic, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		md, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return err
+		}
+		td, ok := md.Topics[topic]
+		if !ok || td.Err != nil {
+			return fmt.Errorf("topic %s in metadata: listed %v, err %v", topic, ok, td.Err)
+		}
+		pd, ok := td.Partitions[p]
+		if !ok || pd.Err != nil || pd.Leader < 0 {
+			return fmt.Errorf("partition %d: listed %v, leader %d, err %v", p, ok, pd.Leader, pd.Err)
+		}
+		if leader = c.Broker(pd.Leader); leader == nil {
+			return fmt.Errorf("partition %d: leader %d is not a broker of the cluster", p, pd.Leader)
+		}
+		return nil
+	})
+	return leader
+}

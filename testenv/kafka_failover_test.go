@@ -73,11 +73,7 @@ func TestKafkaProducerFollowsFailover(t *testing.T) {
 	}
 
 	produceFor(2 * time.Second)
-	md, err := adm.Metadata(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	victim := c.Broker(md.Topics[topic].Partitions[0].Leader)
+	victim := partitionLeader(t, c, adm, topic, 0)
 	before := ackedCount()
 	victim.Kill()
 	t.Logf("killed broker %d, the leader of partition 0, after %d acknowledged records", victim.ID(), before)

@@ -52,11 +52,7 @@ func TestTieredTopicReadsBackFromMinIO(t *testing.T) {
 	}
 
 	// The leader uploads and trims its disk in the background.
-	md, err := adm.Metadata(ctx, "history")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader := c.Broker(md.Topics["history"].Partitions[0].Leader)
+	leader := partitionLeader(t, c, adm, "history", 0)
 	var local []string
 	await.True(t, 60*time.Second, "the leader's local log to shrink to its local retention", func() bool {
 		local, _ = filepath.Glob(filepath.Join(leader.DataDir(), "history-0", "*.log"))
@@ -316,19 +312,14 @@ func TestLeaderChangeDuringUploads(t *testing.T) {
 		}
 	}
 	produceFor(time.Second)
-	md, err := adm.Metadata(ctx, "busy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := c.Broker(md.Topics["busy"].Partitions[0].Leader)
+	old := partitionLeader(t, c, adm, "busy", 0)
 	old.Kill()
 	produceFor(2 * time.Second)
 	if err := old.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	produceFor(time.Second)
-	md, _ = adm.Metadata(ctx, "busy")
-	leader := c.Broker(md.Topics["busy"].Partitions[0].Leader)
+	leader := partitionLeader(t, c, adm, "busy", 0)
 	await.True(t, 60*time.Second, "the new leader to upload its backlog", func() bool {
 		return metricValue(t, leader, "strata_tiering_upload_backlog_bytes") == 0 && bucketEnd(t, c, "busy", 0) >= int64(produced)-600 // the active segment: up to 32 KiB of 115-byte records
 	})
