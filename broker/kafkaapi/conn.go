@@ -34,6 +34,12 @@ type conn struct {
 	nc         net.Conn
 	remote     string
 	remoteHost string
+	// listener is the listener that accepted the connection.
+	listener Listener
+	// principal is who the connection acts as (Kafka's KafkaPrincipal,
+	// "User:name"): User:ANONYMOUS until a TLS client certificate or a
+	// SASL exchange says otherwise. Every request is authorized as it.
+	principal string
 	// head is a frame's length prefix, API key and version: what the
 	// memory a request may take is judged by before its body is read.
 	head [8]byte
@@ -45,12 +51,14 @@ type conn struct {
 	closing atomic.Bool
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
+func newConn(s *Server, nc net.Conn, l Listener) *conn {
 	return &conn{
 		s:          s,
 		nc:         nc,
 		remote:     nc.RemoteAddr().String(),
 		remoteHost: hostOf(nc.RemoteAddr()),
+		listener:   l,
+		principal:  AnonymousPrincipal,
 	}
 }
 
@@ -68,6 +76,7 @@ type header struct {
 	correlationID int32
 	clientID      string
 	remoteHost    string // the client's address, without the port
+	principal     string // the connection's principal, as conn.principal
 }
 
 // protocolError closes the connection: the stream can no longer be trusted
@@ -345,6 +354,7 @@ func (c *conn) handleFrame(a *api, frame []byte, mem *requestMemory) (header, km
 		return h, nil, err
 	}
 	h.remoteHost = c.remoteHost
+	h.principal = c.principal
 	name := kmsg.NameForKey(h.key)
 	if a.cost != nil && a.supports(h.version) {
 		need, err := a.cost(h.version, body)
@@ -356,7 +366,7 @@ func (c *conn) handleFrame(a *api, frame []byte, mem *requestMemory) (header, km
 		}
 	}
 	start := time.Now()
-	resp, err := c.s.answer(context.Background(), h, req, body)
+	resp, err := c.s.answer(withPrincipal(context.Background(), c.principal), h, req, body)
 	if err != nil {
 		return h, nil, err
 	}

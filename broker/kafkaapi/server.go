@@ -177,9 +177,25 @@ func New(core Core, cfg Config) *Server {
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("kafka server closed")
 
-// Serve accepts connections on lis until Shutdown. Each connection is served
-// by its own goroutine, which Shutdown waits for.
+// Listener is one Kafka listener of a Server: its name (Kafka's listener
+// name, PLAINTEXT, SSL, INTERNAL, ...) and its security protocol, which
+// says whether its connections must authenticate with SASL before they
+// are served. An SSL or SASL_SSL listener's net.Listener already speaks
+// TLS.
+type Listener struct {
+	Name     string
+	Protocol string // topicconfig.Protocol*
+}
+
+// Serve accepts connections on lis as a PLAINTEXT listener until Shutdown.
 func (s *Server) Serve(lis net.Listener) error {
+	return s.ServeListener(lis, Listener{Name: topicconfig.ProtocolPlaintext, Protocol: topicconfig.ProtocolPlaintext})
+}
+
+// ServeListener accepts connections on lis, served as l says, until
+// Shutdown. Each connection is served by its own goroutine, which Shutdown
+// waits for.
+func (s *Server) ServeListener(lis net.Listener, l Listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -220,7 +236,7 @@ func (s *Server) Serve(lis net.Listener) error {
 			continue
 		}
 		delay = 0
-		if err := s.start(nc); err != nil {
+		if err := s.start(nc, l); err != nil {
 			return err
 		}
 	}
@@ -256,7 +272,7 @@ func (s *Server) releaseSlot() {
 // start serves an accepted connection on its own goroutine, unless its
 // address already has max.connections.per.ip: then it is closed at once,
 // as Kafka does.
-func (s *Server) start(nc net.Conn) error {
+func (s *Server) start(nc net.Conn, l Listener) error {
 	ip := ipOf(nc.RemoteAddr())
 	s.mu.Lock()
 	if s.closed {
@@ -273,7 +289,7 @@ func (s *Server) start(nc net.Conn) error {
 		s.warnings.log(slog.LevelWarn, "kafka connection refused: address has max.connections.per.ip", "remote", nc.RemoteAddr().String(), "max_connections_per_ip", limit)
 		return nil
 	}
-	c := newConn(s, nc)
+	c := newConn(s, nc, l)
 	s.perIP[ip]++
 	s.conns[c] = struct{}{}
 	s.connsWG.Add(1)
