@@ -77,6 +77,7 @@ type header struct {
 	clientID      string
 	remoteHost    string // the client's address, without the port
 	principal     string // the connection's principal, as conn.principal
+	listener      string // the name of the listener the request came on
 }
 
 // protocolError closes the connection: the stream can no longer be trusted
@@ -355,6 +356,7 @@ func (c *conn) handleFrame(a *api, frame []byte, mem *requestMemory) (header, km
 	}
 	h.remoteHost = c.remoteHost
 	h.principal = c.principal
+	h.listener = c.listener.Name
 	name := kmsg.NameForKey(h.key)
 	if a.cost != nil && a.supports(h.version) {
 		need, err := a.cost(h.version, body)
