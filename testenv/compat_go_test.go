@@ -34,7 +34,7 @@ func compatTimes(produceStart time.Time) (before, after time.Time) {
 // runFranzGo: kgo with its defaults (idempotent producer, the sticky key
 // partitioner with murmur2) and kadm for administration.
 func runFranzGo(ctx context.Context, env compatEnv, r *compatReport) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(env.bootstrap...), kgo.WithLogger(kgo.BasicLogger(&r.log, kgo.LogLevelWarn, nil)))
+	cl, err := franzClient(env, kgo.WithLogger(kgo.BasicLogger(&r.log, kgo.LogLevelWarn, nil)))
 	if err != nil {
 		r.check(capMetadata, func() (string, error) { return "", err })
 		return
@@ -115,7 +115,7 @@ func runFranzGo(ctx context.Context, env compatEnv, r *compatReport) {
 		for p := range int32(compatPartitions) {
 			offsets[p] = kgo.NewOffset().AtStart()
 		}
-		cons, err := kgo.NewClient(kgo.SeedBrokers(env.bootstrap...),
+		cons, err := franzClient(env,
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 			kgo.WithLogger(kgo.BasicLogger(&r.log, kgo.LogLevelWarn, nil)))
 		if err != nil {
@@ -183,6 +183,9 @@ func runFranzGo(ctx context.Context, env compatEnv, r *compatReport) {
 	r.check(capGroup, func() (string, error) {
 		return franzGoGroup(ctx, env, cl, adm, r)
 	})
+	compatDenied(ctx, r, env.sec, func(ctx context.Context, topic string) error {
+		return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("denied")}).FirstErr()
+	}, franzDenied)
 	r.check(capDeleteTopic, func() (string, error) {
 		resp, err := adm.DeleteTopic(ctx, topic)
 		if err == nil {
@@ -218,6 +221,10 @@ func runSarama(ctx context.Context, env compatEnv, r *compatReport) {
 	cfg.ClientID = "compat-sarama"
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.Partitioner = sarama.NewMurmur2Partitioner
+	if err := env.sec.saramaConfig(cfg); err != nil {
+		r.check(capMetadata, func() (string, error) { return "", err })
+		return
+	}
 	topic := env.topic
 	client, err := sarama.NewClient(env.bootstrap, cfg)
 	if err != nil {
@@ -414,6 +421,15 @@ func runSarama(ctx context.Context, env compatEnv, r *compatReport) {
 	r.check(capGroup, func() (string, error) {
 		return saramaGroup(ctx, env, cfg, client, admin, r)
 	})
+	compatDenied(ctx, r, env.sec, func(ctx context.Context, topic string) error {
+		producer, err := sarama.NewSyncProducerFromClient(client)
+		if err != nil {
+			return err
+		}
+		defer producer.Close()
+		_, _, err = producer.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder("denied")})
+		return err
+	}, func(err error) bool { return errors.Is(err, sarama.ErrTopicAuthorizationFailed) })
 	r.check(capDeleteTopic, func() (string, error) {
 		if err := admin.DeleteTopic(topic); err != nil {
 			return "", fmt.Errorf("DeleteTopic: %w", err)
@@ -730,7 +746,7 @@ func franzGoGroup(ctx context.Context, env compatEnv, cl *kgo.Client, adm *kadm.
 	// read runs one group consumer until done says so, commits what it
 	// read and leaves the group.
 	read := func(done func([]compatRecord) bool) ([]compatRecord, error) {
-		cons, err := kgo.NewClient(kgo.SeedBrokers(env.bootstrap...),
+		cons, err := franzClient(env,
 			kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
 			kgo.WithLogger(kgo.BasicLogger(&r.log, kgo.LogLevelWarn, nil)))

@@ -13,6 +13,7 @@ testenv/compat_test.go parses; the other clients of the matrix print the same.
 """
 
 import json
+import os
 import logging
 import sys
 import threading
@@ -21,12 +22,32 @@ import traceback
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.errors import TopicAuthorizationFailedError
 from kafka.partitioner.default import murmur2
 
 PARTITIONS = 3
 TIMEOUT_S = 20
 GROUP_TIMEOUT_S = 30
 GROUP_CHECK_TIMEOUT_S = 65
+
+
+def security():
+    """How to connect, from the COMPAT_* environment compat_test.go sets for
+    the secured matrix; PLAINTEXT when it is unset."""
+    env = os.environ
+    protocol = env.get("COMPAT_SECURITY_PROTOCOL", "PLAINTEXT")
+    kw = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        kw["ssl_cafile"] = env["COMPAT_SSL_CAFILE"]
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        kw["sasl_mechanism"] = env["COMPAT_SASL_MECHANISM"]
+        kw["sasl_plain_username"] = env["COMPAT_SASL_USERNAME"]
+        kw["sasl_plain_password"] = env["COMPAT_SASL_PASSWORD"]
+    return kw
+
+
+SECURITY = security()
+DENIED_TOPIC = os.environ.get("COMPAT_DENIED_TOPIC", "")
 
 
 def report(capability, ok, detail):
@@ -78,7 +99,7 @@ def main():
     bootstrap, topic, brokers, rf = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     state = {"counts": None, "start_ms": None}
     group_stage = {"now": "starting"}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="compat-kafka-python",
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **SECURITY, client_id="compat-kafka-python",
                              request_timeout_ms=TIMEOUT_S * 1000)
 
     def create_topic():
@@ -110,7 +131,7 @@ def main():
             ids, cluster["controller_id"], topic, len(parts), leaders)
 
     def produce():
-        producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="compat-kafka-python",
+        producer = KafkaProducer(bootstrap_servers=bootstrap, **SECURITY, client_id="compat-kafka-python",
                                  key_serializer=lambda k: None if k is None else k.encode(),
                                  value_serializer=lambda v: v.encode())
         try:
@@ -129,7 +150,7 @@ def main():
         return True, "20 records acked (acks=1 default), per partition %s; keys on murmur2 partitions" % counts
 
     def consume():
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="compat-kafka-python",
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, **SECURITY, client_id="compat-kafka-python",
                                  group_id=None, enable_auto_commit=False)
         try:
             tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -146,7 +167,7 @@ def main():
         return compare(got, state)
 
     def list_offsets():
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="compat-kafka-python", group_id=None)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, **SECURITY, client_id="compat-kafka-python", group_id=None)
         try:
             tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
             earliest = consumer.beginning_offsets(tps)
@@ -168,7 +189,7 @@ def main():
         gid = topic + "-group"
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         group_stage["now"] = "end offsets"
-        probe = KafkaConsumer(bootstrap_servers=bootstrap, client_id="compat-kafka-python", group_id=None)
+        probe = KafkaConsumer(bootstrap_servers=bootstrap, **SECURITY, client_id="compat-kafka-python", group_id=None)
         try:
             ends = probe.end_offsets(tps)
         finally:
@@ -177,7 +198,7 @@ def main():
 
         def read(which, done):
             group_stage["now"] = "%s consumer: joining and polling" % which
-            consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, client_id="compat-kafka-python",
+            consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, **SECURITY, client_id="compat-kafka-python",
                                      group_id=gid, enable_auto_commit=False, auto_offset_reset="earliest")
             got = []
             try:
@@ -201,7 +222,7 @@ def main():
         offsets = admin.list_consumer_group_offsets(gid, partitions=tps)
         committed = [offsets[tp].offset if tp in offsets else -1 for tp in tps]
         group_stage["now"] = "producing the group records"
-        producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="compat-kafka-python",
+        producer = KafkaProducer(bootstrap_servers=bootstrap, **SECURITY, client_id="compat-kafka-python",
                                  key_serializer=lambda k: k.encode(), value_serializer=lambda v: v.encode())
         try:
             for key, value in group_records():
@@ -223,6 +244,20 @@ def main():
             time.sleep(0.2)
         return True, "DeleteTopics v%d: %s gone from metadata" % (resp.API_VERSION, topic)
 
+    def denied():
+        producer = KafkaProducer(bootstrap_servers=bootstrap, **SECURITY, client_id="compat-kafka-python",
+                                 max_block_ms=TIMEOUT_S * 1000)
+        start = time.time()
+        try:
+            producer.send(DENIED_TOPIC, value=b"denied").get(timeout=TIMEOUT_S)
+        except TopicAuthorizationFailedError as e:
+            return True, "refused in %.3fs: %r" % (time.time() - start, e)
+        except Exception as e:
+            return False, "produce to %s: %r, want TopicAuthorizationFailedError" % (DENIED_TOPIC, e)
+        finally:
+            producer.close(timeout=10)
+        return False, "produce to %s, which the user may not write, succeeded" % DENIED_TOPIC
+
     try:
         check("create-topic", create_topic)
         check("metadata", metadata)
@@ -230,6 +265,8 @@ def main():
         check("consume", consume)
         check("list-offsets", list_offsets)
         check("group", group, timeout_s=GROUP_CHECK_TIMEOUT_S, stage=group_stage)
+        if DENIED_TOPIC:
+            check("denied", denied, timeout_s=2 * TIMEOUT_S + 5, stage={"now": "producing to the denied topic"})
         check("delete-topic", delete_topic)
     finally:
         admin.close()

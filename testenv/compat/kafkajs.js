@@ -18,6 +18,7 @@
 // encoding and its record batch decoding; "group" uses kafkajs's consumer.
 'use strict'
 
+const fs = require('fs')
 const path = require('path')
 const os = require('os')
 
@@ -70,8 +71,30 @@ const logCreator = () => ({ namespace, level, log }) => {
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
+// security is how to connect, from the COMPAT_* environment compat_test.go
+// sets for the secured matrix; PLAINTEXT when it is unset.
+function security() {
+  const env = process.env
+  const protocol = env.COMPAT_SECURITY_PROTOCOL || 'PLAINTEXT'
+  const opts = {}
+  if (protocol === 'SSL' || protocol === 'SASL_SSL') {
+    opts.ssl = { ca: [fs.readFileSync(env.COMPAT_SSL_CAFILE, 'utf8')] }
+  }
+  if (protocol === 'SASL_PLAINTEXT' || protocol === 'SASL_SSL') {
+    opts.sasl = {
+      mechanism: env.COMPAT_SASL_MECHANISM.toLowerCase(),
+      username: env.COMPAT_SASL_USERNAME,
+      password: env.COMPAT_SASL_PASSWORD,
+    }
+  }
+  return opts
+}
+
+const deniedTopic = process.env.COMPAT_DENIED_TOPIC || ''
+
 async function main() {
   const kafka = new Kafka({
+    ...security(),
     clientId: 'compat-kafkajs',
     brokers: bootstrap.split(','),
     logLevel: logLevel.WARN,
@@ -175,6 +198,25 @@ async function main() {
       const second = await groupRead(kafka, groupId, got => got.length >= groupRecords().length)
       return checkGroup(end, first, committed, second)
     })
+
+    if (deniedTopic) {
+      await check('denied', async () => {
+        const producer = kafka.producer({ retry: { retries: 2 } })
+        await producer.connect()
+        const start = Date.now()
+        try {
+          await producer.send({ topic: deniedTopic, messages: [{ value: 'denied' }] })
+          return [false, `produce to ${deniedTopic}, which the user may not write, succeeded`]
+        } catch (e) {
+          if (e.type === 'TOPIC_AUTHORIZATION_FAILED' || (e.originalError && e.originalError.type === 'TOPIC_AUTHORIZATION_FAILED')) {
+            return [true, `refused in ${Date.now() - start} ms: ${e.type || e.originalError.type}`]
+          }
+          return [false, `produce to ${deniedTopic}: ${e.name} ${e.type || ''} ${e.message}, want TOPIC_AUTHORIZATION_FAILED`]
+        } finally {
+          await producer.disconnect()
+        }
+      })
+    }
 
     await check('delete-topic', async () => {
       await admin.deleteTopics({ topics: [topic], timeout: TIMEOUT_MS })

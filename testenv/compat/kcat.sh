@@ -27,6 +27,14 @@ timeout_ms=20000
 key_partitions=(1 0 2 2 0) # KEY_PARTITIONS
 
 kcat=(kcat -b "$bootstrap" -X "socket.timeout.ms=$timeout_ms")
+# The secured matrix says how to connect in COMPAT_* (compat_test.go).
+protocol=${COMPAT_SECURITY_PROTOCOL:-PLAINTEXT}
+kcat+=(-X "security.protocol=$protocol")
+case $protocol in SSL | SASL_SSL) kcat+=(-X "ssl.ca.location=$COMPAT_SSL_CAFILE") ;; esac
+case $protocol in SASL_PLAINTEXT | SASL_SSL)
+	kcat+=(-X "sasl.mechanisms=$COMPAT_SASL_MECHANISM" -X "sasl.username=$COMPAT_SASL_USERNAME" -X "sasl.password=$COMPAT_SASL_PASSWORD")
+	;;
+esac
 
 json_escape() {
 	local s=$1
@@ -207,5 +215,22 @@ group_check() {
 	fi
 }
 group_check
+
+# denied: a produce to a topic the user may not write must fail with
+# librdkafka's "Topic authorization failed", not hang.
+denied_check() {
+	local start out rc
+	start=$(date +%s%N)
+	out=$(run timeout 40 "${kcat[@]}" -P -t "$COMPAT_DENIED_TOPIC" -X "message.timeout.ms=$timeout_ms" <<<"denied")
+	rc=$?
+	if grep -qi 'authorization failed' "$errfile"; then
+		report denied ok "refused in $((($(date +%s%N) - start) / 1000000)) ms: $(grep -i -m1 'authorization failed' "$errfile")"
+	elif [ $rc = 124 ]; then
+		report denied fail "kcat -P to $COMPAT_DENIED_TOPIC hung for 40 s instead of being refused"
+	else
+		report denied fail "kcat -P to $COMPAT_DENIED_TOPIC exited $rc without an authorization error: $(tail -3 "$errfile")"
+	fi
+}
+[ -z "${COMPAT_DENIED_TOPIC:-}" ] || denied_check
 
 report delete-topic na "kcat cannot delete topics (the test deletes $topic with kadm)"
