@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/credentials"
+
+	"github.com/strata-broker/strata/internal/filereload"
 )
 
 // Options are one listener's TLS material.
@@ -33,8 +35,8 @@ type Options struct {
 // Material is a listener's key pair and trust store, reloaded from disk as
 // they change.
 type Material struct {
-	cert       *file[*tls.Certificate]
-	trust      *file[*x509.CertPool] // nil without a trust store
+	cert       *filereload.File[*tls.Certificate]
+	trust      *filereload.File[*x509.CertPool] // nil without a trust store
 	clientAuth tls.ClientAuthType
 }
 
@@ -73,11 +75,11 @@ func (m *Material) ServerConfig() *tls.Config {
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			c := &tls.Config{
 				MinVersion:   tls.VersionTLS12,
-				Certificates: []tls.Certificate{*m.cert.get()},
+				Certificates: []tls.Certificate{*m.cert.Get()},
 				ClientAuth:   m.clientAuth,
 			}
 			if m.trust != nil {
-				c.ClientCAs = m.trust.get()
+				c.ClientCAs = m.trust.Get()
 			}
 			return c, nil
 		},
@@ -95,10 +97,10 @@ func (m *Material) PeerCredentials() credentials.TransportCredentials {
 func (m *Material) peerConfig() *tls.Config {
 	c := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{*m.cert.get()},
+		Certificates: []tls.Certificate{*m.cert.Get()},
 	}
 	if m.trust != nil {
-		c.RootCAs = m.trust.get()
+		c.RootCAs = m.trust.Get()
 	}
 	return c
 }

@@ -158,32 +158,6 @@ func TestReloadAfterChangeAndKeepOnBadFile(t *testing.T) {
 	}
 }
 
-func TestReloadWaitsForCheckInterval(t *testing.T) {
-	first, _ := Generate(filepath.Join(t.TempDir(), "a"))
-	second, _ := Generate(filepath.Join(t.TempDir(), "b"))
-	keyStore := filepath.Join(t.TempDir(), "server.pem")
-	copyFile(t, first.Server, keyStore, time.Now().Add(-time.Minute))
-	m, err := Load(Options{KeyStore: keyStore, CheckInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	m.cert.now = func() time.Time { return now }
-	m.cert.checked = now
-	copyFile(t, second.Server, keyStore, time.Now())
-	before := m.cert.get()
-	now = now.Add(time.Hour)
-	after := m.cert.get()
-	if bytes.Equal(before.Certificate[0], after.Certificate[0]) {
-		t.Fatal("not reloaded once the check interval passed")
-	}
-	want, _ := os.ReadFile(first.Server)
-	firstPair, _ := parseKeyPair(want)
-	if !bytes.Equal(before.Certificate[0], firstPair.Certificate[0]) {
-		t.Fatal("reloaded before the check interval passed")
-	}
-}
-
 func copyFile(t *testing.T, from, to string, mtime time.Time) {
 	t.Helper()
 	data, err := os.ReadFile(from)
