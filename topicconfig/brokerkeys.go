@@ -69,6 +69,15 @@ var brokerReadKeys = []string{
 	"grpc.ssl.truststore.location",
 	"grpc.ssl.truststore.password",
 	"grpc.ssl.truststore.type",
+	// OAUTHBEARER token validation (oauthbearer.go).
+	OAuthBearerClockSkewKey,
+	OAuthBearerExpectedAudienceKey,
+	OAuthBearerExpectedIssuerKey,
+	OAuthBearerJWKSURLKey,
+	OAuthBearerPublicKeyLocationKey,
+	OAuthBearerScopeClaimNameKey,
+	OAuthBearerSubClaimNameKey,
+	OAuthBearerUnsecuredKey,
 	// Authorization (authorizer.go).
 	"allow.everyone.if.no.acl.found",
 	"authorizer.class.name",
