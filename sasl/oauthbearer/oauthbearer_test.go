@@ -198,6 +198,9 @@ func TestValidTokensAccepted(t *testing.T) {
 			}
 		})
 	}
+	if got := testutil.ToFloat64(v.results.WithLabelValues("accepted")); got != 8 {
+		t.Fatalf("accepted tokens counted: %v, want 8", got)
+	}
 }
 
 func TestES512(t *testing.T) {
@@ -599,5 +602,8 @@ func TestValidateHonoursContext(t *testing.T) {
 	cancel()
 	if _, _, err := v.Validate(ctx, unsigned(`{"sub":"a","exp":99999999999}`)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Validate with a cancelled context: %v", err)
+	}
+	if got := testutil.ToFloat64(v.results.WithLabelValues("accepted")); got != 0 {
+		t.Fatalf("a cancelled validation was counted as accepted")
 	}
 }

@@ -90,7 +90,6 @@ const (
 	ReasonIssuer       = "issuer"
 	ReasonClaims       = "claims"
 	ReasonTooLarge     = "too_large"
-	reasonNone         = ""
 	outcomeAccepted    = "accepted"
 	metricOutcomeLabel = "outcome"
 )
@@ -208,11 +207,11 @@ func (v *Validator) validate(ctx context.Context, token string) (*Token, error) 
 		return nil, err
 	}
 	t, err := v.check(token)
-	outcome := outcomeAccepted
 	if te := (*TokenError)(nil); errors.As(err, &te) {
-		outcome = te.Reason
+		v.results.WithLabelValues(te.Reason).Inc()
+	} else if err == nil {
+		v.results.WithLabelValues(outcomeAccepted).Inc()
 	}
-	v.results.WithLabelValues(outcome).Inc()
 	return t, err
 }
 
