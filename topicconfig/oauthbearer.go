@@ -15,9 +15,13 @@ import (
 // OAUTHBEARER token validation settings: Kafka's KIP-768 keys, and two of
 // Strata's in their style.
 const (
-	// OAuthBearerJWKSURLKey is Kafka's JWKS location; only file:// URLs
-	// are read (the file is reloaded when it changes).
-	OAuthBearerJWKSURLKey = "sasl.oauthbearer.jwks.endpoint.url"
+	// OAuthBearerJWKSURLKey is Kafka's JWKS location: an http(s) URL
+	// (fetched again every refresh.ms and on an unknown kid) or a file://
+	// URL (read again when the file changes).
+	OAuthBearerJWKSURLKey             = "sasl.oauthbearer.jwks.endpoint.url"
+	OAuthBearerJWKSRefreshKey         = "sasl.oauthbearer.jwks.endpoint.refresh.ms"
+	OAuthBearerJWKSRetryBackoffKey    = "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms"
+	OAuthBearerJWKSRetryBackoffMaxKey = "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms"
 	// OAuthBearerPublicKeyLocationKey is Strata's: a PEM file with the
 	// issuer's single public key (or certificate), for issuers without a
 	// JWKS.
@@ -43,14 +47,40 @@ func OAuthBearer(brokerSettings map[string]string) (cfg oauthbearer.Config, enab
 		errs = append(errs, &ValueError{Key: key, Value: s[key], Reason: reason})
 	}
 	if raw := strings.TrimSpace(s[OAuthBearerJWKSURLKey]); raw != "" {
-		path, reason := jwksPath(raw)
-		if reason != "" {
+		file, reason := jwksLocation(raw)
+		switch {
+		case reason != "":
 			bad(OAuthBearerJWKSURLKey, reason)
+		case file != "":
+			cfg.JWKSFile = file
+		default:
+			cfg.JWKSURL = raw
 		}
-		cfg.JWKSFile = path
+	}
+	cfg.JWKSRefresh, cfg.JWKSRetryBackoff, cfg.JWKSRetryBackoffMax =
+		oauthbearer.DefaultJWKSRefresh, oauthbearer.DefaultJWKSRetryBackoff, oauthbearer.DefaultJWKSRetryBackoffMax
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{
+		{OAuthBearerJWKSRefreshKey, &cfg.JWKSRefresh},
+		{OAuthBearerJWKSRetryBackoffKey, &cfg.JWKSRetryBackoff},
+		{OAuthBearerJWKSRetryBackoffMaxKey, &cfg.JWKSRetryBackoffMax},
+	} {
+		if raw, ok := s[d.key]; ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+			if err != nil || n <= 0 || n > int64(24*time.Hour/time.Millisecond) {
+				bad(d.key, "must be a number of milliseconds, from 1 to a day")
+				continue
+			}
+			*d.dst = time.Duration(n) * time.Millisecond
+		}
+	}
+	if cfg.JWKSRetryBackoffMax < cfg.JWKSRetryBackoff {
+		bad(OAuthBearerJWKSRetryBackoffMaxKey, "must not be less than "+OAuthBearerJWKSRetryBackoffKey)
 	}
 	cfg.PublicKeyFile = strings.TrimSpace(s[OAuthBearerPublicKeyLocationKey])
-	if cfg.JWKSFile != "" && cfg.PublicKeyFile != "" {
+	if (cfg.JWKSFile != "" || cfg.JWKSURL != "") && cfg.PublicKeyFile != "" {
 		bad(OAuthBearerPublicKeyLocationKey, "cannot be set with "+OAuthBearerJWKSURLKey+"; tokens are verified with one or the other")
 	}
 	if raw, ok := s[OAuthBearerUnsecuredKey]; ok {
@@ -87,7 +117,7 @@ func OAuthBearer(brokerSettings map[string]string) (cfg oauthbearer.Config, enab
 			}
 		}
 	}
-	enabled = cfg.JWKSFile != "" || cfg.PublicKeyFile != "" || cfg.Unsecured
+	enabled = cfg.JWKSFile != "" || cfg.JWKSURL != "" || cfg.PublicKeyFile != "" || cfg.Unsecured
 	if !enabled && len(errs) == 0 {
 		for _, key := range []string{OAuthBearerClockSkewKey, OAuthBearerExpectedAudienceKey, OAuthBearerExpectedIssuerKey,
 			OAuthBearerSubClaimNameKey, OAuthBearerScopeClaimNameKey} {
@@ -104,9 +134,10 @@ func OAuthBearer(brokerSettings map[string]string) (cfg oauthbearer.Config, enab
 	return cfg, enabled, nil
 }
 
-// jwksPath reads a JWKS URL: file:///absolute/path (a host, if any, must
-// be localhost). It returns the path, or why the URL cannot be used.
-func jwksPath(raw string) (path, reason string) {
+// jwksLocation reads a JWKS URL: http(s)://host/path, or
+// file:///absolute/path (a host, if any, must be localhost). It returns
+// the file's path for a file URL, or why the URL cannot be used.
+func jwksLocation(raw string) (file, reason string) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", "not a URL: " + err.Error()
@@ -114,11 +145,14 @@ func jwksPath(raw string) (path, reason string) {
 	switch strings.ToLower(u.Scheme) {
 	case "file":
 	case "http", "https":
-		return "", "only file:// URLs are supported; fetch the JWKS to a file (it is reloaded when it changes) and name it as file:///path"
+		if u.Host == "" {
+			return "", "an http(s) URL needs a host"
+		}
+		return "", ""
 	case "":
-		return "", "must be a URL (file:///path/to/jwks.json)"
+		return "", "must be a URL (https://issuer/jwks or file:///path/to/jwks.json)"
 	default:
-		return "", "only file:// URLs are supported"
+		return "", "must be an https, http or file URL"
 	}
 	if u.Host != "" && u.Host != "localhost" {
 		return "", "a file URL's host must be empty or localhost"

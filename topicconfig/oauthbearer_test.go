@@ -36,6 +36,14 @@ func TestOAuthBearer(t *testing.T) {
 	if err != nil || !enabled || !cfg.Unsecured || cfg.ClockSkew != 30*time.Second || cfg.SubClaimName != "sub" {
 		t.Fatalf("unsecured: %+v, %v, %v; want enabled with Kafka's defaults", cfg, enabled, err)
 	}
+	cfg, enabled, err = OAuthBearer(map[string]string{
+		"sasl.oauthbearer.jwks.endpoint.url":        "https://idp.example/.well-known/jwks.json",
+		"sasl.oauthbearer.jwks.endpoint.refresh.ms": "60000",
+	})
+	if err != nil || !enabled || cfg.JWKSURL != "https://idp.example/.well-known/jwks.json" || cfg.JWKSFile != "" ||
+		cfg.JWKSRefresh != time.Minute || cfg.JWKSRetryBackoff != 100*time.Millisecond || cfg.JWKSRetryBackoffMax != 10*time.Second {
+		t.Fatalf("https JWKS: %+v, %v, %v", cfg, enabled, err)
+	}
 	cfg, enabled, err = OAuthBearer(map[string]string{"sasl.oauthbearer.public.key.location": "/etc/strata/issuer.pem"})
 	if err != nil || !enabled || cfg.PublicKeyFile != "/etc/strata/issuer.pem" {
 		t.Fatalf("public key: %+v, %v, %v", cfg, enabled, err)
@@ -47,11 +55,14 @@ func TestOAuthBearerRefusals(t *testing.T) {
 		settings map[string]string
 		want     string
 	}{
-		{map[string]string{"sasl.oauthbearer.jwks.endpoint.url": "https://idp.example/jwks"}, "only file:// URLs are supported"},
+		{map[string]string{"sasl.oauthbearer.jwks.endpoint.url": "https:///jwks"}, "needs a host"},
+		{map[string]string{"sasl.oauthbearer.jwks.endpoint.url": "https://idp/jwks", "sasl.oauthbearer.jwks.endpoint.refresh.ms": "0"}, "from 1 to a day"},
+		{map[string]string{"sasl.oauthbearer.jwks.endpoint.url": "https://idp/jwks", "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms": "500",
+			"sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms": "100"}, "must not be less than"},
 		{map[string]string{"sasl.oauthbearer.jwks.endpoint.url": "/etc/jwks.json"}, "must be a URL"},
 		{map[string]string{"sasl.oauthbearer.jwks.endpoint.url": "file:jwks.json"}, "absolute path"},
 		{map[string]string{"sasl.oauthbearer.jwks.endpoint.url": "file://idp/jwks.json"}, "host must be empty or localhost"},
-		{map[string]string{"sasl.oauthbearer.jwks.endpoint.url": "ftp://idp/jwks.json"}, "only file:// URLs"},
+		{map[string]string{"sasl.oauthbearer.jwks.endpoint.url": "ftp://idp/jwks.json"}, "must be an https, http or file URL"},
 		{map[string]string{"sasl.oauthbearer.jwks.endpoint.url": "file:///a", "sasl.oauthbearer.public.key.location": "/b"}, "cannot be set with"},
 		{map[string]string{"sasl.oauthbearer.unsecured.validation.enable": "yes"}, "must be true or false"},
 		{map[string]string{"sasl.oauthbearer.unsecured.validation.enable": "true", "sasl.oauthbearer.clock.skew.seconds": "-1"}, "0 or more"},
@@ -63,7 +74,7 @@ func TestOAuthBearerRefusals(t *testing.T) {
 			t.Errorf("OAuthBearer(%v) = %v, %v; want an error with %q", tc.settings, enabled, err, tc.want)
 		}
 		var ve *ValueError
-		if strings.Contains(tc.want, "needs") == errors.As(err, &ve) {
+		if strings.HasPrefix(tc.want, "needs sasl.") == errors.As(err, &ve) {
 			t.Errorf("OAuthBearer(%v): %v, want a *ValueError for a bad value", tc.settings, err)
 		}
 	}

@@ -18,7 +18,7 @@ func FuzzClientResponse(f *testing.F) {
 	f.Add([]byte("n,a=a=2Cb,\x01auth=Bearer a.b.c\x01k=v\x01\x01"))
 	f.Add([]byte("y,,\x01\x01"))
 	f.Add([]byte{1})
-	v, err := NewValidator(Config{Unsecured: true}, Options{})
+	v, err := NewValidator(context.Background(), Config{Unsecured: true}, Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -148,7 +148,7 @@ func newValidator(t *testing.T, cfg Config, reg prometheus.Registerer) *Validato
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = DefaultClockSkew
 	}
-	v, err := NewValidator(cfg, Options{Now: func() time.Time { return now }, KeyCheckInterval: -1, Registerer: reg})
+	v, err := NewValidator(context.Background(), cfg, Options{Now: func() time.Time { return now }, KeyCheckInterval: -1, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,9 +395,10 @@ func TestNewValidatorRefusals(t *testing.T) {
 		{Config{JWKSFile: big}, "more than the"},
 		{Config{JWKSFile: filepath.Join(dir, "missing")}, "no such file"},
 		{Config{JWKSFile: weakJWKS, PublicKeyFile: weakJWKS}, "use one"},
+		{Config{JWKSURL: "http://127.0.0.1:1/jwks"}, "connection refused"},
 		{Config{PublicKeyFile: hmacJWKS}, "no PEM PUBLIC KEY"},
 	} {
-		if _, err := NewValidator(tc.cfg, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := NewValidator(context.Background(), tc.cfg, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("NewValidator(%+v) = %v, want an error with %q", tc.cfg, err, tc.want)
 		}
 	}
@@ -405,7 +406,7 @@ func TestNewValidatorRefusals(t *testing.T) {
 
 func TestUnsecuredModeWarnsAtStart(t *testing.T) {
 	var logs strings.Builder
-	if _, err := NewValidator(Config{Unsecured: true}, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
+	if _, err := NewValidator(context.Background(), Config{Unsecured: true}, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "unsecured validation is on") {

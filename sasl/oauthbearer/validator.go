@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -30,12 +31,19 @@ const DefaultClockSkew = 30 * time.Second
 const KeyCheckInterval = 5 * time.Second
 
 // Config is how tokens are validated: Kafka's sasl.oauthbearer.* broker
-// settings (topicconfig.OAuthBearer reads them). Exactly one key source,
-// JWKSFile or PublicKeyFile, verifies signed tokens; Unsecured also
-// accepts unsigned ones.
+// settings (topicconfig.OAuthBearer reads them). At most one key source,
+// JWKSFile, JWKSURL or PublicKeyFile, verifies signed tokens; Unsecured
+// also accepts unsigned ones.
 type Config struct {
 	// JWKSFile is a JSON Web Key Set; a token's kid picks its key.
 	JWKSFile string
+	// JWKSURL is a JSON Web Key Set fetched over HTTP(S), again every
+	// JWKSRefresh and when a token names a kid it lacks.
+	JWKSURL string
+	// JWKSRefresh, JWKSRetryBackoff and JWKSRetryBackoffMax are Kafka's
+	// sasl.oauthbearer.jwks.endpoint.{refresh,retry.backoff,retry.backoff.max}.ms
+	// (zero: Kafka's defaults).
+	JWKSRefresh, JWKSRetryBackoff, JWKSRetryBackoffMax time.Duration
 	// PublicKeyFile is the issuer's single public key, PEM.
 	PublicKeyFile string
 	// Unsecured accepts tokens with {"alg":"none"} and no signature
@@ -63,6 +71,9 @@ type Options struct {
 	Now func() time.Time
 	// KeyCheckInterval overrides KeyCheckInterval (for tests).
 	KeyCheckInterval time.Duration
+	// HTTPClient fetches a JWKSURL (nil: a client with the system's
+	// roots).
+	HTTPClient *http.Client
 }
 
 // Token is what a valid token says.
@@ -124,15 +135,27 @@ var signedAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", 
 // are reloaded by the calls that use them, so it owns no goroutine.
 type Validator struct {
 	cfg     Config
-	keys    *filereload.File[*keySet] // nil in unsecured-only mode
+	keys    keySource // nil in unsecured-only mode
 	now     func() time.Time
 	parser  *jwt.Parser
 	results *prometheus.CounterVec
 }
 
-// NewValidator loads cfg's key file and returns a Validator. With
-// cfg.Unsecured it logs a warning: unsigned tokens prove nothing.
-func NewValidator(cfg Config, opts Options) (*Validator, error) {
+// keySource gives the keys that may verify a token naming kid ("" when
+// it names none).
+type keySource interface {
+	keys(ctx context.Context, kid string) (*keySet, error)
+}
+
+// fileKeys are the keys of a JWKS or PEM file.
+type fileKeys struct{ f *filereload.File[*keySet] }
+
+func (f fileKeys) keys(context.Context, string) (*keySet, error) { return f.f.Get(), nil }
+
+// NewValidator loads cfg's keys (fetching a JWKSURL under ctx) and returns
+// a Validator. With cfg.Unsecured it logs a warning: unsigned tokens prove
+// nothing.
+func NewValidator(ctx context.Context, cfg Config, opts Options) (*Validator, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -156,20 +179,48 @@ func NewValidator(cfg Config, opts Options) (*Validator, error) {
 	// with reasons a client can act on.
 	v.parser = jwt.NewParser(jwt.WithoutClaimsValidation(), jwt.WithJSONNumber())
 	reload := filereload.Options{Logger: opts.Logger, Interval: opts.KeyCheckInterval, MaxBytes: MaxKeyFileBytes, Now: opts.Now}
-	var err error
+	sources := 0
+	for _, s := range []string{cfg.JWKSFile, cfg.JWKSURL, cfg.PublicKeyFile} {
+		if s != "" {
+			sources++
+		}
+	}
 	switch {
-	case cfg.JWKSFile != "" && cfg.PublicKeyFile != "":
-		return nil, errors.New("oauthbearer: a JWKS and a public key file are both set; use one")
+	case sources > 1:
+		return nil, errors.New("oauthbearer: more than one of a JWKS file, a JWKS URL and a public key file are set; use one")
 	case cfg.JWKSFile != "":
 		reload.What = "JWKS file"
-		if v.keys, err = filereload.Load(cfg.JWKSFile, parseJWKS, reload); err != nil {
+		f, err := filereload.Load(cfg.JWKSFile, parseJWKS, reload)
+		if err != nil {
 			return nil, fmt.Errorf("oauthbearer: JWKS: %w", err)
 		}
+		v.keys = fileKeys{f}
+	case cfg.JWKSURL != "":
+		e := &jwksEndpoint{url: cfg.JWKSURL, client: opts.HTTPClient, refresh: cfg.JWKSRefresh,
+			backoff: cfg.JWKSRetryBackoff, backoffMax: cfg.JWKSRetryBackoffMax, now: opts.Now, logger: opts.Logger}
+		if e.client == nil {
+			e.client = &http.Client{Timeout: jwksFetchTimeout}
+		}
+		if e.refresh <= 0 {
+			e.refresh = DefaultJWKSRefresh
+		}
+		if e.backoff <= 0 {
+			e.backoff = DefaultJWKSRetryBackoff
+		}
+		if e.backoffMax <= 0 {
+			e.backoffMax = DefaultJWKSRetryBackoffMax
+		}
+		if err := loadJWKSEndpoint(ctx, e); err != nil {
+			return nil, fmt.Errorf("oauthbearer: JWKS: %w", err)
+		}
+		v.keys = e
 	case cfg.PublicKeyFile != "":
 		reload.What = "OAUTHBEARER public key file"
-		if v.keys, err = filereload.Load(cfg.PublicKeyFile, parsePublicKeyPEM, reload); err != nil {
+		f, err := filereload.Load(cfg.PublicKeyFile, parsePublicKeyPEM, reload)
+		if err != nil {
 			return nil, fmt.Errorf("oauthbearer: public key: %w", err)
 		}
+		v.keys = fileKeys{f}
 	case !cfg.Unsecured:
 		return nil, errors.New("oauthbearer: no key to verify tokens with (a JWKS or a public key file), and unsecured validation is off")
 	}
@@ -206,7 +257,7 @@ func (v *Validator) validate(ctx context.Context, token string) (*Token, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	t, err := v.check(token)
+	t, err := v.check(ctx, token)
 	if te := (*TokenError)(nil); errors.As(err, &te) {
 		v.results.WithLabelValues(te.Reason).Inc()
 	} else if err == nil {
@@ -215,23 +266,20 @@ func (v *Validator) validate(ctx context.Context, token string) (*Token, error) 
 	return t, err
 }
 
-func (v *Validator) check(token string) (*Token, error) {
+func (v *Validator) check(ctx context.Context, token string) (*Token, error) {
 	if len(token) > MaxTokenBytes {
 		return nil, refuse(ReasonTooLarge, "token of %d bytes, more than the %d allowed", len(token), MaxTokenBytes)
 	}
 	claims := jwt.MapClaims{}
-	var refusal *TokenError
+	var keyErr error
 	_, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
-		k, r := v.keyFor(t)
-		if r != nil {
-			refusal = r
-			return nil, r
-		}
-		return k, nil
+		k, err := v.keyFor(ctx, t)
+		keyErr = err
+		return k, err
 	})
 	switch {
-	case refusal != nil:
-		return nil, refusal
+	case keyErr != nil:
+		return nil, keyErr
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return nil, refuse(ReasonMalformed, "malformed token: %v", errors.Unwrap(err))
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
@@ -245,9 +293,9 @@ func (v *Validator) check(token string) (*Token, error) {
 	return v.validateClaims(claims)
 }
 
-// keyFor picks the key that must have signed t, refusing algorithms and
-// keys that may not.
-func (v *Validator) keyFor(t *jwt.Token) (any, *TokenError) {
+// keyFor picks the key that must have signed t, refusing (with a
+// *TokenError) algorithms and keys that may not.
+func (v *Validator) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 	alg, _ := t.Header["alg"].(string)
 	if alg == jwt.SigningMethodNone.Alg() {
 		if !v.cfg.Unsecured {
@@ -262,8 +310,12 @@ func (v *Validator) keyFor(t *jwt.Token) (any, *TokenError) {
 		return nil, refuse(ReasonKey, "signed token, but no key is configured to verify it (only unsecured tokens are accepted)")
 	}
 	kid, _ := t.Header["kid"].(string)
+	set, err := v.keys.keys(ctx, kid)
+	if err != nil {
+		return nil, fmt.Errorf("oauthbearer: keys: %w", err)
+	}
 	var fits []key
-	for _, k := range v.keys.Get().keys {
+	for _, k := range set.keys {
 		if (kid == "" || k.kid == kid) && keyFitsAlg(k, alg) {
 			fits = append(fits, k)
 		}
