@@ -1,10 +1,10 @@
 // Package oauthbearer is the OAUTHBEARER SASL mechanism (RFC 7628) as
 // Kafka speaks it (KIP-255), with tokens validated as JWTs (KIP-768): a
 // signature by a key of a JWKS (a file, or fetched over HTTPS) or of the
-// issuer's public key, exp,
-// nbf, iat, audience and issuer, the principal from the sub claim. Kafka's
-// unsecured mode (unsigned tokens, for tests) is available behind its own
-// setting.
+// issuer's public key; exp, nbf, iat, audience and issuer; the principal
+// from the sub claim. Kafka's unsecured mode (unsigned tokens, for tests)
+// is available behind its own setting. The Validator serves the gRPC
+// frontend's bearer tokens too.
 //
 // The exchange: the client sends its initial response with the token; a
 // valid token ends it at once. A refused one is answered with RFC 7628's
