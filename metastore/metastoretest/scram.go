@@ -82,4 +82,3 @@ func (s *Store) FollowScramCredentials(ctx context.Context, fn func([]metastore.
 		return true
 	})
 }
-

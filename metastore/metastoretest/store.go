@@ -80,10 +80,10 @@ type change struct {
 	rev    int64
 	kind   changeKind
 	gone   bool
-	topic  metastore.Topic          // topicChange; only Name when gone
-	state  metastore.PartitionState // partitionChange; only Topic and Partition when gone
-	broker metastore.BrokerInfo     // brokerChange; only NodeID when gone
-	acl    acl.Binding              // aclChange
+	topic  metastore.Topic               // topicChange; only Name when gone
+	state  metastore.PartitionState      // partitionChange; only Topic and Partition when gone
+	broker metastore.BrokerInfo          // brokerChange; only NodeID when gone
+	acl    acl.Binding                   // aclChange
 	scram  metastore.UserScramCredential // scramChange; only User and Mechanism when gone
 }
 
