@@ -69,6 +69,11 @@ var brokerReadKeys = []string{
 	"grpc.ssl.truststore.location",
 	"grpc.ssl.truststore.password",
 	"grpc.ssl.truststore.type",
+	// SASL listeners (sasl.go).
+	"connection.failed.authentication.delay.ms",
+	"connections.max.reauth.ms",
+	"sasl.enabled.mechanisms",
+	"sasl.server.max.receive.size",
 	// Authorization (authorizer.go).
 	"allow.everyone.if.no.acl.found",
 	"authorizer.class.name",
