@@ -184,7 +184,9 @@ func (s *scramSession) final(msg string) ([]byte, error) {
 	if err != nil || string(binding) != s.gs2Header {
 		return nil, malformed("channel binding does not match the GS2 header")
 	}
-	if subtle.ConstantTimeCompare([]byte(attrs[1][2:]), []byte(s.nonce)) != 1 {
+	// The nonce must end with the one the server sent, as Kafka checks it:
+	// librdkafka sends its own nonce before the whole of the server's.
+	if r := attrs[1][2:]; len(r) < len(s.nonce) || subtle.ConstantTimeCompare([]byte(r[len(r)-len(s.nonce):]), []byte(s.nonce)) != 1 {
 		return nil, malformed("nonce does not match")
 	}
 	proof, err := base64.StdEncoding.DecodeString(proofAttr)

@@ -179,7 +179,7 @@ func TestScramRefusesMalformed(t *testing.T) {
 	if _, _, err := s.Step(context.Background(), []byte("n,,n=alice,r=abc")); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Step(context.Background(), []byte("c=biws,r=abcdef,p=AAAA")); !errors.Is(err, ErrAuthentication) {
+	if _, _, err := s.Step(context.Background(), []byte("c=biws,r=abcdef,p=AAAA")); !errors.Is(err, ErrAuthentication) || !strings.Contains(err.Error(), "nonce") {
 		t.Fatalf("wrong nonce: %v", err)
 	}
 	if _, _, err := s.Step(context.Background(), []byte("anything")); !errors.Is(err, ErrAuthentication) {
@@ -251,4 +251,35 @@ func FuzzScramExchange(f *testing.F) {
 			t.Fatalf("authenticated by a fuzzed proof: %q %q", first, final)
 		}
 	})
+}
+
+// TestScramLibrdkafkaNonce: librdkafka's final message repeats its own
+// nonce before the server's whole nonce; Kafka accepts that, and so must
+// this server, with the proof computed over the message as sent.
+func TestScramLibrdkafkaNonce(t *testing.T) {
+	store := &memStore{}
+	store.add(t, "alice", "s3cret", ScramSHA512, 4096)
+	m, _ := NewScram(ScramSHA512, store)
+	s := m.Start()
+	ctx := context.Background()
+	first := "n=alice,r=cnonce"
+	serverFirst, _, err := s.Step(ctx, []byte("n,,"+first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	attrs := strings.Split(string(serverFirst), ",")
+	salt, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(attrs[1], "s="))
+	salted, _ := SaltPassword(ScramSHA512, "s3cret", salt, 4096)
+	h, _ := ScramHash(ScramSHA512)
+	clientKey := hmacOf(h, salted, []byte("Client Key"))
+	withoutProof := "c=biws,r=cnonce" + strings.TrimPrefix(attrs[0], "r=")
+	sig := hmacOf(h, hashOf(h, clientKey), []byte(first+","+string(serverFirst)+","+withoutProof))
+	proof := make([]byte, len(sig))
+	for i := range sig {
+		proof[i] = clientKey[i] ^ sig[i]
+	}
+	_, done, err := s.Step(ctx, []byte(withoutProof+",p="+base64.StdEncoding.EncodeToString(proof)))
+	if err != nil || !done {
+		t.Fatalf("librdkafka's final message: done %v, err %v", done, err)
+	}
 }
