@@ -14,12 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/strata-broker/strata/internal/await"
+	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -115,6 +117,33 @@ func TestSASLListener(t *testing.T) {
 	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(pctx, bad); !errors.Is(err, kerr.SaslAuthenticationFailed) {
 		t.Fatalf("a wrong password: %v, want SASL_AUTHENTICATION_FAILED", err)
 	}
+
+	// Kafka's SCRAM credential APIs, as an authenticated client: carol
+	// is created and can log in; deleting what does not exist is refused
+	// per user.
+	adm := kadm.NewClient(cl)
+	altered, err := adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: "nobody", Mechanism: kadm.ScramSha256}},
+		[]kadm.UpsertSCRAM{{User: "carol", Mechanism: kadm.ScramSha256, Iterations: 4096, Password: "carol-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := altered["carol"]; r.Err != nil {
+		t.Fatalf("AlterUserScramCredentials carol: %v", r.Err)
+	}
+	if r := altered["nobody"]; !errors.Is(r.Err, kerr.ResourceNotFound) {
+		t.Fatalf("deleting a missing credential: %v, want RESOURCE_NOT_FOUND", r.Err)
+	}
+	described, err := adm.DescribeUserSCRAMs(ctx, "carol", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := described["alice"]; d.Err != nil || len(d.CredInfos) != 1 || d.CredInfos[0].Mechanism != kadm.ScramSha512 || d.CredInfos[0].Iterations != 8192 {
+		t.Fatalf("DescribeUserScramCredentials alice: %+v", d)
+	}
+	await.True(t, 10*time.Second, "carol to log in with PLAIN", func() bool {
+		nc := dialSASL(t, dev.KafkaAddr)
+		return plainOnConn(t, nc, "carol", "carol-secret") == 0
+	})
 
 	// Metadata before authenticating closes the connection.
 	nc := dialSASL(t, dev.KafkaAddr)
@@ -219,6 +248,51 @@ func isConnClosed(err error) bool {
 	var ne net.Error
 	return err != nil && !(errors.As(err, &ne) && ne.Timeout()) &&
 		(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "connection reset"))
+}
+
+// plainOnConn authenticates with PLAIN on nc and returns the error code.
+func plainOnConn(t *testing.T, nc net.Conn, user, pass string) int16 {
+	t.Helper()
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Mechanism = "PLAIN"
+	if _, err := kafkaRoundTrip(nc, hs, 1); err != nil {
+		t.Fatalf("SaslHandshake: %v", err)
+	}
+	req := kmsg.NewPtrSASLAuthenticateRequest()
+	req.SASLAuthBytes = []byte("\x00" + user + "\x00" + pass)
+	r, err := kafkaRoundTrip(nc, req, 1)
+	if err != nil {
+		t.Fatalf("SaslAuthenticate: %v", err)
+	}
+	return r.(*kmsg.SASLAuthenticateResponse).ErrorCode
+}
+
+// TestSASLSSL: a SASL_SSL listener takes the ssl.* keys of an SSL one;
+// franz-go authenticates with SCRAM-SHA-512 over TLS and produces.
+func TestSASLSSL(t *testing.T) {
+	g, err := tlsconf.Generate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := testenv.StartDev(t, testenv.DevOptions{KafkaProtocol: "SASL_SSL", ExtraArgs: []string{
+		"--config", "ssl.keystore.location=" + g.Server,
+	}})
+	strataCLI(t, dev, "dana-secret\n", "users", "create", "dana", "--mechanism", "SCRAM-SHA-512")
+	tlsCfg, err := tlsconf.ClientConfig(g.CA, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(dev.KafkaAddr), kgo.DialTLSConfig(tlsCfg),
+		kgo.SASL(scram.Auth{User: "dana", Pass: "dana-secret"}.AsSha512Mechanism()), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "sasl-ssl", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatalf("produce over SASL_SSL: %v", err)
+	}
 }
 
 // scramOnConn runs SaslHandshake v1 and a SCRAM-SHA-512 exchange in
