@@ -26,12 +26,13 @@ const saltBytes = 32
 // ScramCredential is what the broker keeps of a user's password for one
 // SCRAM mechanism (RFC 5802 section 3): enough to check a proof and to
 // prove itself, not enough to log in as the user.
+// Its JSON form is how the metastore keeps it.
 type ScramCredential struct {
-	Mechanism  string // ScramSHA256 or ScramSHA512
-	Salt       []byte
-	Iterations int
-	StoredKey  []byte
-	ServerKey  []byte
+	Mechanism  string `json:"mechanism"` // ScramSHA256 or ScramSHA512
+	Salt       []byte `json:"salt"`
+	Iterations int    `json:"iterations"`
+	StoredKey  []byte `json:"stored_key"`
+	ServerKey  []byte `json:"server_key"`
 }
 
 // CredentialStore finds users' SCRAM credentials. A user without a
