@@ -121,6 +121,7 @@ type Metastore interface {
 	ProducerIDAllocator
 	DeletedTopicStore
 	ACLStore
+	ScramStore
 	group.Store
 	GroupOffsetScanner
 }
@@ -136,6 +137,7 @@ type Broker struct {
 	clusterID      clusterID
 	groups         *group.Coordinator
 	authorizer     *acl.Authorizer // nil without authorizer.class.name; see acls.go
+	scram          scramUsers      // users' SCRAM credentials; see users.go
 
 	limits    growthLimits     // see growth.go
 	retention *retentionWorker // see retention.go
@@ -333,6 +335,13 @@ func (b *Broker) Start(ctx context.Context) error {
 			b.wg.Wait()
 			return fmt.Errorf("broker: load ACLs: %w", ctx.Err())
 		}
+	}
+	select {
+	case <-b.followScram(runCtx, &b.wg):
+	case <-ctx.Done():
+		cancel()
+		b.wg.Wait()
+		return fmt.Errorf("broker: load SCRAM credentials: %w", ctx.Err())
 	}
 	topics, rev, err := b.store.ListTopics(ctx)
 	if err != nil {

@@ -12,6 +12,7 @@
 //	<prefix>/partitions/<topic>/<partition> partition state: leader, leader epoch, replicas, ISR (partition in decimal)
 //	<prefix>/brokers/<node id>              live broker: addresses, start time; bound to the broker's lease
 //	<prefix>/acls/<hash of the binding>     one Kafka ACL binding (resource pattern and entry); the key is a hash of the value, so creating it again is idempotent
+//	<prefix>/scram/<user>/<mechanism>       one user's SCRAM credential: salt, iterations, StoredKey, ServerKey (never the password); the user is path-escaped
 //
 // # Consistency
 //

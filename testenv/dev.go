@@ -34,6 +34,10 @@ type DevOptions struct {
 	// {"--log-level", "debug"}. A flag given here wins
 	// over the one StartDev sets.
 	ExtraArgs []string
+	// KafkaProtocol, when set, is the Kafka listener's security protocol
+	// (SASL_PLAINTEXT, SASL_SSL, ...): --kafka-addr is given as
+	// PROTOCOL://host:port. KafkaAddr stays host:port.
+	KafkaProtocol string
 }
 
 // Dev is a running `strata dev`: one broker with embedded etcd. Its addresses
@@ -104,7 +108,7 @@ func StartDev(t testing.TB, opts DevOptions) *Dev {
 			"--data-dir", d.DataDir,
 			"--grpc-addr", d.GRPCAddr,
 			"--http-addr", d.HTTPAddr,
-			"--kafka-addr", d.KafkaAddr,
+			"--kafka-addr", kafkaListener(opts.KafkaProtocol, d.KafkaAddr),
 			"--etcd-client-addr", d.EtcdAddr,
 			"--node-id", "1",
 		}
@@ -129,6 +133,14 @@ func StartDev(t testing.TB, opts DevOptions) *Dev {
 		}
 		t.Fatalf("testenv: %v (log: %s)", err, d.LogPath)
 	}
+}
+
+// kafkaListener is --kafka-addr's value for a listener of the protocol.
+func kafkaListener(protocol, addr string) string {
+	if protocol == "" {
+		return addr
+	}
+	return protocol + "://" + addr
 }
 
 // start runs the broker with d.args and waits for it to be healthy.

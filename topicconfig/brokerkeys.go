@@ -81,6 +81,11 @@ var brokerReadKeys = []string{
 	OAuthBearerScopeClaimNameKey,
 	OAuthBearerSubClaimNameKey,
 	OAuthBearerUnsecuredKey,
+	// SASL listeners (sasl.go).
+	"connection.failed.authentication.delay.ms",
+	"connections.max.reauth.ms",
+	"sasl.enabled.mechanisms",
+	"sasl.server.max.receive.size",
 	// Authorization (authorizer.go).
 	"allow.everyone.if.no.acl.found",
 	"authorizer.class.name",

@@ -9,16 +9,29 @@ import (
 	"strings"
 )
 
-// Security protocols of a Kafka listener (Kafka's SecurityProtocol). SASL
-// ones are not served yet.
+// Security protocols of a Kafka listener (Kafka's SecurityProtocol).
 const (
-	ProtocolPlaintext = "PLAINTEXT"
-	ProtocolSSL       = "SSL"
+	ProtocolPlaintext     = "PLAINTEXT"
+	ProtocolSSL           = "SSL"
+	ProtocolSASLPlaintext = "SASL_PLAINTEXT"
+	ProtocolSASLSSL       = "SASL_SSL"
 )
 
+// ProtocolUsesTLS reports whether a listener of the protocol speaks TLS
+// (with the ssl.* keys).
+func ProtocolUsesTLS(protocol string) bool {
+	return protocol == ProtocolSSL || protocol == ProtocolSASLSSL
+}
+
+// ProtocolUsesSASL reports whether a listener of the protocol serves a
+// connection only once it has authenticated with SASL.
+func ProtocolUsesSASL(protocol string) bool {
+	return protocol == ProtocolSASLPlaintext || protocol == ProtocolSASLSSL
+}
+
 // ParseKafkaListener reads a Kafka listener address in the form of one
-// entry of Kafka's `listeners`, PROTOCOL://host:port (PLAINTEXT or SSL),
-// or a bare host:port, which is PLAINTEXT. As in Kafka without
+// entry of Kafka's `listeners`, PROTOCOL://host:port (PLAINTEXT, SSL,
+// SASL_PLAINTEXT or SASL_SSL), or a bare host:port, which is PLAINTEXT. As in Kafka without
 // listener.security.protocol.map, the listener's name is its protocol.
 func ParseKafkaListener(s string) (protocol, addr string, err error) {
 	name, rest, ok := strings.Cut(s, "://")
@@ -26,12 +39,10 @@ func ParseKafkaListener(s string) (protocol, addr string, err error) {
 		return ProtocolPlaintext, s, nil
 	}
 	switch p := strings.ToUpper(name); p {
-	case ProtocolPlaintext, ProtocolSSL:
+	case ProtocolPlaintext, ProtocolSSL, ProtocolSASLPlaintext, ProtocolSASLSSL:
 		return p, rest, nil
-	case "SASL_PLAINTEXT", "SASL_SSL":
-		return "", "", fmt.Errorf("listener %q: %s is not supported yet (PLAINTEXT or SSL)", s, p)
 	}
-	return "", "", fmt.Errorf("listener %q: unknown security protocol %q (PLAINTEXT or SSL)", s, name)
+	return "", "", fmt.Errorf("listener %q: unknown security protocol %q (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)", s, name)
 }
 
 // SSL is a listener's TLS settings, Kafka's ssl.* keys. Only PEM files are

@@ -10,13 +10,15 @@ func TestParseKafkaListener(t *testing.T) {
 		"127.0.0.1:9092":           {ProtocolPlaintext, "127.0.0.1:9092"},
 		"SSL://127.0.0.1:9092":     {ProtocolSSL, "127.0.0.1:9092"},
 		"plaintext://0.0.0.0:9092": {ProtocolPlaintext, "0.0.0.0:9092"},
+		"SASL_SSL://h:1":           {ProtocolSASLSSL, "h:1"},
+		"sasl_plaintext://h:1":     {ProtocolSASLPlaintext, "h:1"},
 	} {
 		p, a, err := ParseKafkaListener(in)
 		if err != nil || p != want[0] || a != want[1] {
 			t.Errorf("%s: got %s %s %v; want %v", in, p, a, err, want)
 		}
 	}
-	for _, in := range []string{"SASL_SSL://h:1", "HTTPS://h:1"} {
+	for _, in := range []string{"SASL://h:1", "HTTPS://h:1"} {
 		if _, _, err := ParseKafkaListener(in); err == nil {
 			t.Errorf("%s accepted", in)
 		}

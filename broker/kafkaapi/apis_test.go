@@ -40,6 +40,7 @@ var advertised = []keyRange{
 	{14, 0, 5}, // SyncGroup
 	{15, 0, 5}, // DescribeGroups
 	{16, 0, 4}, // ListGroups
+	{17, 0, 1}, // SaslHandshake
 	{18, 0, 3}, // ApiVersions
 	{19, 0, 7}, // CreateTopics
 	{20, 0, 6}, // DeleteTopics
@@ -50,10 +51,13 @@ var advertised = []keyRange{
 	{31, 0, 3}, // DeleteAcls
 	{32, 0, 4}, // DescribeConfigs
 	{33, 0, 2}, // AlterConfigs
+	{36, 0, 2}, // SaslAuthenticate
 	{37, 0, 3}, // CreatePartitions
 	{42, 0, 2}, // DeleteGroups
 	{47, 0, 0}, // OffsetDelete
 	{44, 0, 1}, // IncrementalAlterConfigs
+	{50, 0, 0}, // DescribeUserScramCredentials
+	{51, 0, 0}, // AlterUserScramCredentials
 	{60, 0, 1}, // DescribeCluster
 }
 

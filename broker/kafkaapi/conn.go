@@ -40,6 +40,8 @@ type conn struct {
 	// "User:name"): User:ANONYMOUS until a TLS client certificate or a
 	// SASL exchange says otherwise. Every request is authorized as it.
 	principal string
+	// sasl is the connection's authentication, on a SASL listener.
+	sasl saslState
 	// head is a frame's length prefix, API key and version: what the
 	// memory a request may take is judged by before its body is read.
 	head [8]byte
@@ -142,6 +144,15 @@ func (c *conn) logClose(err error) {
 		c.s.warnings.log(slog.LevelWarn, "kafka connection closed: request too slow", "remote", c.remote, "err", err)
 		return
 	}
+	var ae *authError
+	if errors.As(err, &ae) {
+		c.s.warnings.log(slog.LevelInfo, "kafka connection closed: SASL authentication failed", "remote", c.remote, "err", err)
+		return
+	}
+	if errors.Is(err, errSessionExpired) {
+		c.s.warnings.log(slog.LevelInfo, "kafka connection closed", "remote", c.remote, "err", err)
+		return
+	}
 	var pe *protocolError
 	if errors.As(err, &pe) {
 		c.s.metrics.protocolErrors.Inc()
@@ -157,6 +168,9 @@ func (c *conn) logClose(err error) {
 // read, the memory the request may take is reserved from the request
 // budget; it is given back once the request is answered.
 func (c *conn) serveRequest() error {
+	if c.sasl.raw {
+		return c.serveToken()
+	}
 	s := c.s
 	n, err := c.nc.Read(c.head[:])
 	if n == 0 {
@@ -190,6 +204,9 @@ func (c *conn) serveRequest() error {
 	if limit, name := s.requestLimit(key); size > limit {
 		return protocolErrorf("%s request of %d bytes is over %s (%d)", kmsg.NameForKey(key), size, name, limit)
 	}
+	if err := c.admit(key, size); err != nil {
+		return err
+	}
 
 	charge := a.charge(size)
 	if a.cost != nil && s.cfg.RequestBudget != nil {
@@ -221,10 +238,23 @@ func (c *conn) serveRequest() error {
 	if a.reusesFrame {
 		s.buffers.Put(buf)
 	}
+	var after *closeAfter
+	if errors.As(err, &after) {
+		if after.delay {
+			c.delayFailure()
+		}
+		err = nil
+	}
 	if err != nil || resp == nil { // acks=0 produce: Kafka sends nothing back
 		return err
 	}
-	return c.writeResponse(h, resp)
+	if err := c.writeResponse(h, resp); err != nil {
+		return err
+	}
+	if after != nil {
+		return after.err
+	}
+	return nil
 }
 
 // readError names a read that failed inside a request: cut short, or too
@@ -368,9 +398,19 @@ func (c *conn) handleFrame(a *api, frame []byte, mem *requestMemory) (header, km
 		}
 	}
 	start := time.Now()
-	resp, err := c.s.answer(withPrincipal(context.Background(), c.principal), h, req, body)
+	var resp kmsg.Response
+	if a.onConn != nil {
+		resp, err = c.answerOnConn(a, h, req, body)
+	} else {
+		resp, err = c.s.answer(withPrincipal(context.Background(), c.principal), h, req, body)
+	}
 	if err != nil {
-		return h, nil, err
+		var after *closeAfter
+		if !errors.As(err, &after) {
+			return h, nil, err
+		}
+		c.s.metrics.observe(name, time.Since(start))
+		return h, resp, err
 	}
 	c.s.metrics.observe(name, time.Since(start))
 	return h, resp, nil

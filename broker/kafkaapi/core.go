@@ -38,6 +38,10 @@ type Core interface {
 	CreateACLs(ctx context.Context, bindings []acl.Binding) error
 	DescribeACLs(ctx context.Context, filter acl.Filter) ([]acl.Binding, error)
 	DeleteACLs(ctx context.Context, filters []acl.Filter) ([][]acl.Binding, error)
+
+	// Users' SCRAM credentials (see broker/users.go).
+	AlterUserScramCredentials(ctx context.Context, deletions []broker.ScramDeletion, upsertions []broker.ScramUpsertion) []broker.UserScramResult
+	DescribeUserScramCredentials(ctx context.Context, users []string) ([]broker.UserScramCredentials, error)
 }
 
 var _ Core = (*broker.Broker)(nil)

@@ -19,6 +19,9 @@ type api struct {
 	// handle answers a request decoded at a version in [min, max]. A nil
 	// response means none is sent (acks=0 produce).
 	handle func(ctx context.Context, h header, req kmsg.Request) kmsg.Response
+	// onConn, when set, is called instead of handle: the SASL APIs change
+	// the state of the connection they come on.
+	onConn func(c *conn, h header, req kmsg.Request) (kmsg.Response, error)
 	// raw, when set, is called instead of handle for every version, with
 	// the undecoded body: ApiVersions must answer even a version too new
 	// to decode, to tell the client which ones to use.
@@ -85,6 +88,7 @@ func (s *Server) registered() []api {
 		s.syncGroupAPI(),
 		s.describeGroupsAPI(),
 		s.listGroupsAPI(),
+		s.saslHandshakeAPI(),
 		s.apiVersionsAPI(),
 		s.createTopicsAPI(),
 		s.deleteTopicsAPI(),
@@ -95,12 +99,15 @@ func (s *Server) registered() []api {
 		s.deleteACLsAPI(),
 		s.describeConfigsAPI(),
 		s.alterConfigsAPI(),
+		s.saslAuthenticateAPI(),
 		s.createPartitionsAPI(),
 		s.deleteGroupsAPI(),
 		// Out of key order: ApiVersions has always listed these two this
 		// way, and the response is kept byte for byte.
 		s.offsetDeleteAPI(),
 		s.incrementalAlterConfigsAPI(),
+		s.describeUserScramCredentialsAPI(),
+		s.alterUserScramCredentialsAPI(),
 		s.describeClusterAPI(),
 	}
 }
@@ -168,6 +175,11 @@ func (s *Server) answer(ctx context.Context, h header, req kmsg.Request, body []
 	}
 	if err := req.ReadFrom(body); err != nil {
 		return nil, protocolErrorf("decode %s v%d: %v", name, h.version, err)
+	}
+	if a.onConn != nil {
+		// Only a connection answers these (conn.answer); a request that
+		// reaches here has none.
+		return nil, protocolErrorf("%s is answered only on a connection", name)
 	}
 	if a.needsGroups && s.groups == nil {
 		return nil, protocolErrorf("%s is not served (client %s)", name, clientForLog(h.clientID))

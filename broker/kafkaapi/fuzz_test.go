@@ -70,6 +70,23 @@ func (nullCore) CreateACLs(context.Context, []acl.Binding) error { return nil }
 func (nullCore) DescribeACLs(context.Context, acl.Filter) ([]acl.Binding, error) {
 	return []acl.Binding{{ResourceType: acl.ResourceTopic, ResourceName: "t", PatternType: acl.PatternLiteral, Principal: "User:a", Host: "*", Operation: acl.OpRead, Permission: acl.PermissionAllow}}, nil
 }
+func (nullCore) AlterUserScramCredentials(_ context.Context, dels []broker.ScramDeletion, ups []broker.ScramUpsertion) []broker.UserScramResult {
+	var out []broker.UserScramResult
+	for _, d := range dels {
+		out = append(out, broker.UserScramResult{User: d.User, Err: broker.ErrResourceNotFound})
+	}
+	for _, u := range ups {
+		out = append(out, broker.UserScramResult{User: u.User})
+	}
+	return out
+}
+func (nullCore) DescribeUserScramCredentials(_ context.Context, users []string) ([]broker.UserScramCredentials, error) {
+	out := make([]broker.UserScramCredentials, len(users))
+	for i, u := range users {
+		out[i] = broker.UserScramCredentials{User: u, Credentials: []broker.ScramCredentialInfo{{Mechanism: "SCRAM-SHA-512", Iterations: 4096}}}
+	}
+	return out, nil
+}
 func (nullCore) DeleteACLs(_ context.Context, filters []acl.Filter) ([][]acl.Binding, error) {
 	out := make([][]acl.Binding, len(filters))
 	for i := range out {

@@ -13,6 +13,8 @@ type metrics struct {
 	rejected       *prometheus.CounterVec
 	timedOut       *prometheus.CounterVec
 	budgetWaits    prometheus.Counter
+	// authentications counts SASL exchanges by mechanism and result.
+	authentications *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -42,13 +44,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_kafka_request_memory_waits_total",
 			Help: "Kafka requests that waited for the request memory budget (queued.max.request.bytes) before being read.",
 		}),
+		authentications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_kafka_sasl_authentications_total",
+			Help: "SASL authentications (and re-authentications) on Kafka connections, by mechanism and result (success, failure).",
+		}, []string{"mechanism", "result"}),
 	}
 	// Created up front, so dashboards show zeros rather than gaps.
 	m.rejected.WithLabelValues("max_connections_per_ip")
 	m.timedOut.WithLabelValues("idle")
 	m.timedOut.WithLabelValues("request")
 	if reg != nil {
-		reg.MustRegister(m.connections, m.protocolErrors, m.requests, m.rejected, m.timedOut, m.budgetWaits)
+		reg.MustRegister(m.connections, m.protocolErrors, m.requests, m.rejected, m.timedOut, m.budgetWaits, m.authentications)
 	}
 	return m
 }

@@ -79,8 +79,11 @@ type Config struct {
 	// last (socket.request.timeout.ms), so that a client cannot hold
 	// memory by trickling a frame; zero means DefaultRequestTimeout.
 	RequestTimeout time.Duration
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer
+	// SASL authenticates the connections of SASL_PLAINTEXT and SASL_SSL
+	// listeners; ServeListener refuses such a listener without it.
+	SASL       *SASLConfig
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Server serves Kafka connections. Its zero value is not usable: use New.
@@ -196,6 +199,10 @@ func (s *Server) Serve(lis net.Listener) error {
 // Shutdown. Each connection is served by its own goroutine, which Shutdown
 // waits for.
 func (s *Server) ServeListener(lis net.Listener, l Listener) error {
+	if topicconfig.ProtocolUsesSASL(l.Protocol) && (s.cfg.SASL == nil || len(s.cfg.SASL.Mechanisms) == 0) {
+		lis.Close()
+		return fmt.Errorf("kafka listener %s is %s but no SASL mechanism is configured", l.Name, l.Protocol)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

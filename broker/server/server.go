@@ -41,8 +41,10 @@ type Config struct {
 	GRPCAddr string
 	HTTPAddr string
 	// KafkaAddr is where the Kafka protocol listener binds, as one entry of
-	// Kafka's listeners: PLAINTEXT://host:port, SSL://host:port, or a bare
-	// host:port (PLAINTEXT). SSL reads Kafka's ssl.* keys from Settings.
+	// Kafka's listeners: PLAINTEXT://host:port, SSL://host:port,
+	// SASL_PLAINTEXT://host:port, SASL_SSL://host:port, or a bare
+	// host:port (PLAINTEXT). SSL and SASL_SSL read Kafka's ssl.* keys from
+	// Settings, the SASL ones sasl.enabled.mechanisms and its kin.
 	// Empty means no Kafka listener.
 	KafkaAddr string
 	// ObjectStoreURL, when set, is where tiered topics keep their sealed
@@ -194,6 +196,10 @@ type process struct {
 	autoCreate                 bool
 	maxRequest                 int32
 	listener                   topicconfig.KafkaListener
+	// kafkaProtocol is the Kafka listener's security protocol; sasl its
+	// SASL settings, read whatever the protocol.
+	kafkaProtocol string
+	sasl          topicconfig.SASL
 	// kafkaTLS and grpcTLS are the listeners' TLS material, nil when the
 	// listener is plaintext; kafkaAddr is KafkaAddr without its protocol.
 	kafkaTLS, grpcTLS *tlsconf.Material
@@ -301,20 +307,20 @@ func (p *process) loadTLS() error {
 		if err != nil {
 			return err
 		}
-		p.kafkaAddr = addr
+		p.kafkaAddr, p.kafkaProtocol = addr, protocol
 		ssl, err := topicconfig.KafkaSSL(s)
 		if err != nil {
 			return err
 		}
-		switch {
-		case protocol == topicconfig.ProtocolSSL && !ssl.Enabled():
-			return fmt.Errorf("Kafka listener %s is SSL but ssl.keystore.location is not set", p.cfg.KafkaAddr)
-		case protocol == topicconfig.ProtocolSSL:
+		switch tlsListener := topicconfig.ProtocolUsesTLS(protocol); {
+		case tlsListener && !ssl.Enabled():
+			return fmt.Errorf("Kafka listener %s is %s but ssl.keystore.location is not set", p.cfg.KafkaAddr, protocol)
+		case tlsListener:
 			if p.kafkaTLS, err = p.loadMaterial(ssl); err != nil {
 				return fmt.Errorf("Kafka listener %s: %w", p.cfg.KafkaAddr, err)
 			}
 		case ssl.Enabled():
-			p.logger.Warn("ssl.* settings are set but the Kafka listener is PLAINTEXT; name it SSL://host:port to use them", "listener", p.cfg.KafkaAddr)
+			p.logger.Warn("ssl.* settings are set but the Kafka listener does not use TLS; name it SSL:// or SASL_SSL://host:port to use them", "listener", p.cfg.KafkaAddr)
 		}
 	}
 	ssl, err := topicconfig.GRPCSSL(s)
@@ -349,6 +355,12 @@ func (p *process) readKafkaSettings() error {
 		return err
 	}
 	if p.listener, err = topicconfig.KafkaListenerSettings(p.cfg.Settings); err != nil {
+		return err
+	}
+	if p.sasl, err = topicconfig.SASLSettings(p.cfg.Settings); err != nil {
+		return err
+	}
+	if err := checkMechanisms(p.sasl.EnabledMechanisms); err != nil {
 		return err
 	}
 	queued, err := topicconfig.QueuedMaxRequestBytes(p.cfg.Settings)
@@ -545,6 +557,7 @@ func (p *process) serve() <-chan error {
 		MaxConnectionsPerIP:       p.listener.MaxConnectionsPerIP,
 		IdleTimeout:               p.listener.ConnectionsMaxIdle,
 		RequestTimeout:            p.listener.RequestTimeout,
+		SASL:                      p.saslConfig(),
 		Logger:                    p.logger.With("component", "kafka"),
 		Registerer:                p.reg,
 	})
@@ -562,7 +575,10 @@ func (p *process) serve() <-chan error {
 		}
 		go func() {
 			defer close(kafkaDone)
-			if err := ks.Serve(lis); !errors.Is(err, kafkaapi.ErrServerClosed) {
+			// As in Kafka without listener.security.protocol.map, the
+			// listener is named after its protocol.
+			l := kafkaapi.Listener{Name: p.kafkaProtocol, Protocol: p.kafkaProtocol}
+			if err := ks.ServeListener(lis, l); !errors.Is(err, kafkaapi.ErrServerClosed) {
 				errc <- fmt.Errorf("Kafka server: %w", err)
 			}
 		}()

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) Target) {
 		{"ExpireGroupOffsets", testExpireGroupOffsets},
 		{"ScanGroupOffsets", testScanGroupOffsets},
 		{"ACLs", testACLs},
+		{"ScramCredentials", testScramCredentials},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}

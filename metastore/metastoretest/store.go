@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/sasl"
 )
 
 // Store is an in-memory metastore. Like etcd it numbers every write with a
@@ -41,6 +42,7 @@ type Store struct {
 	brokers   map[int32]*Registration
 	groups    map[string]*groupKeys
 	acls      map[acl.Binding]bool
+	scram     map[scramKey]sasl.ScramCredential
 	nextPID   int64
 	clusterID string
 	// candidates are the controller election's campaigners in the order
@@ -58,6 +60,7 @@ func New() *Store {
 		brokers: map[int32]*Registration{},
 		groups:  map[string]*groupKeys{},
 		acls:    map[acl.Binding]bool{},
+		scram:   map[scramKey]sasl.ScramCredential{},
 		nextPID: metastore.FirstProducerID,
 	}
 }
@@ -69,6 +72,7 @@ const (
 	partitionChange
 	brokerChange
 	aclChange
+	scramChange
 )
 
 // change is one key's new value in history; gone means it was deleted.
@@ -76,10 +80,11 @@ type change struct {
 	rev    int64
 	kind   changeKind
 	gone   bool
-	topic  metastore.Topic          // topicChange; only Name when gone
-	state  metastore.PartitionState // partitionChange; only Topic and Partition when gone
-	broker metastore.BrokerInfo     // brokerChange; only NodeID when gone
-	acl    acl.Binding              // aclChange
+	topic  metastore.Topic               // topicChange; only Name when gone
+	state  metastore.PartitionState      // partitionChange; only Topic and Partition when gone
+	broker metastore.BrokerInfo          // brokerChange; only NodeID when gone
+	acl    acl.Binding                   // aclChange
+	scram  metastore.UserScramCredential // scramChange; only User and Mechanism when gone
 }
 
 // write starts a write: it returns the revision the write is recorded at.

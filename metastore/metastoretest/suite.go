@@ -6,6 +6,7 @@ import (
 
 	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/sasl"
 )
 
 // Metastore is what the conformance suite exercises: every method of
@@ -52,6 +53,10 @@ type Metastore interface {
 	ListACLs(ctx context.Context, filter acl.Filter) ([]acl.Binding, error)
 	DeleteACLs(ctx context.Context, filters []acl.Filter) ([][]acl.Binding, error)
 	FollowACLs(ctx context.Context, fn func([]acl.Binding))
+
+	AlterScramCredentials(ctx context.Context, user string, upserts []sasl.ScramCredential, deletions []string) error
+	ListScramCredentials(ctx context.Context) ([]metastore.UserScramCredential, error)
+	FollowScramCredentials(ctx context.Context, fn func([]metastore.UserScramCredential))
 }
 
 var (

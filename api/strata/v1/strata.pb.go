@@ -4554,6 +4554,508 @@ func (x *PreviewRetentionResponse) GetConfigs() []*ConfigEntry {
 	return nil
 }
 
+// ScramCredentialDeletion deletes a user's credential for one mechanism
+// (SCRAM-SHA-256 or SCRAM-SHA-512).
+type ScramCredentialDeletion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Mechanism     string                 `protobuf:"bytes,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramCredentialDeletion) Reset() {
+	*x = ScramCredentialDeletion{}
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramCredentialDeletion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramCredentialDeletion) ProtoMessage() {}
+
+func (x *ScramCredentialDeletion) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramCredentialDeletion.ProtoReflect.Descriptor instead.
+func (*ScramCredentialDeletion) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *ScramCredentialDeletion) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ScramCredentialDeletion) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+// ScramCredentialUpsertion sets a user's credential for one mechanism.
+type ScramCredentialUpsertion struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	User      string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Mechanism string                 `protobuf:"bytes,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	// 4096 to 16384, Kafka's bounds.
+	Iterations int32  `protobuf:"varint,3,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	Salt       []byte `protobuf:"bytes,4,opt,name=salt,proto3" json:"salt,omitempty"`
+	// Hi(password, salt, iterations) of RFC 5802.
+	SaltedPassword []byte `protobuf:"bytes,5,opt,name=salted_password,json=saltedPassword,proto3" json:"salted_password,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ScramCredentialUpsertion) Reset() {
+	*x = ScramCredentialUpsertion{}
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramCredentialUpsertion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramCredentialUpsertion) ProtoMessage() {}
+
+func (x *ScramCredentialUpsertion) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramCredentialUpsertion.ProtoReflect.Descriptor instead.
+func (*ScramCredentialUpsertion) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ScramCredentialUpsertion) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ScramCredentialUpsertion) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+func (x *ScramCredentialUpsertion) GetIterations() int32 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+func (x *ScramCredentialUpsertion) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+func (x *ScramCredentialUpsertion) GetSaltedPassword() []byte {
+	if x != nil {
+		return x.SaltedPassword
+	}
+	return nil
+}
+
+type AlterUserScramCredentialsRequest struct {
+	state         protoimpl.MessageState      `protogen:"open.v1"`
+	Deletions     []*ScramCredentialDeletion  `protobuf:"bytes,1,rep,name=deletions,proto3" json:"deletions,omitempty"`
+	Upsertions    []*ScramCredentialUpsertion `protobuf:"bytes,2,rep,name=upsertions,proto3" json:"upsertions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterUserScramCredentialsRequest) Reset() {
+	*x = AlterUserScramCredentialsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterUserScramCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterUserScramCredentialsRequest) ProtoMessage() {}
+
+func (x *AlterUserScramCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterUserScramCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*AlterUserScramCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *AlterUserScramCredentialsRequest) GetDeletions() []*ScramCredentialDeletion {
+	if x != nil {
+		return x.Deletions
+	}
+	return nil
+}
+
+func (x *AlterUserScramCredentialsRequest) GetUpsertions() []*ScramCredentialUpsertion {
+	if x != nil {
+		return x.Upsertions
+	}
+	return nil
+}
+
+// UserScramResult is one user's outcome: all of its alterations or none.
+type UserScramResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// Kafka's name for the error; empty on success.
+	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorMessage  string `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserScramResult) Reset() {
+	*x = UserScramResult{}
+	mi := &file_strata_v1_strata_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserScramResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserScramResult) ProtoMessage() {}
+
+func (x *UserScramResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserScramResult.ProtoReflect.Descriptor instead.
+func (*UserScramResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *UserScramResult) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UserScramResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *UserScramResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+type AlterUserScramCredentialsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*UserScramResult     `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterUserScramCredentialsResponse) Reset() {
+	*x = AlterUserScramCredentialsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterUserScramCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterUserScramCredentialsResponse) ProtoMessage() {}
+
+func (x *AlterUserScramCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterUserScramCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*AlterUserScramCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *AlterUserScramCredentialsResponse) GetResults() []*UserScramResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type DescribeUserScramCredentialsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty: every user.
+	Users         []string `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeUserScramCredentialsRequest) Reset() {
+	*x = DescribeUserScramCredentialsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeUserScramCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeUserScramCredentialsRequest) ProtoMessage() {}
+
+func (x *DescribeUserScramCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeUserScramCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*DescribeUserScramCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *DescribeUserScramCredentialsRequest) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type ScramCredentialInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mechanism     string                 `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	Iterations    int32                  `protobuf:"varint,2,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramCredentialInfo) Reset() {
+	*x = ScramCredentialInfo{}
+	mi := &file_strata_v1_strata_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramCredentialInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramCredentialInfo) ProtoMessage() {}
+
+func (x *ScramCredentialInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramCredentialInfo.ProtoReflect.Descriptor instead.
+func (*ScramCredentialInfo) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *ScramCredentialInfo) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+func (x *ScramCredentialInfo) GetIterations() int32 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+type UserScramCredentials struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	User        string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Credentials []*ScramCredentialInfo `protobuf:"bytes,2,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	// Kafka's name for the error (RESOURCE_NOT_FOUND, DUPLICATE_RESOURCE);
+	// empty on success.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorMessage  string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserScramCredentials) Reset() {
+	*x = UserScramCredentials{}
+	mi := &file_strata_v1_strata_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserScramCredentials) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserScramCredentials) ProtoMessage() {}
+
+func (x *UserScramCredentials) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserScramCredentials.ProtoReflect.Descriptor instead.
+func (*UserScramCredentials) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *UserScramCredentials) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UserScramCredentials) GetCredentials() []*ScramCredentialInfo {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+func (x *UserScramCredentials) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *UserScramCredentials) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+type DescribeUserScramCredentialsResponse struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Users         []*UserScramCredentials `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeUserScramCredentialsResponse) Reset() {
+	*x = DescribeUserScramCredentialsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeUserScramCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeUserScramCredentialsResponse) ProtoMessage() {}
+
+func (x *DescribeUserScramCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeUserScramCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*DescribeUserScramCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *DescribeUserScramCredentialsResponse) GetUsers() []*UserScramCredentials {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -4906,7 +5408,43 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x1d.strata.v1.PartitionRetentionR\n" +
 	"partitions\x120\n" +
-	"\aconfigs\x18\x02 \x03(\v2\x16.strata.v1.ConfigEntryR\aconfigs*4\n" +
+	"\aconfigs\x18\x02 \x03(\v2\x16.strata.v1.ConfigEntryR\aconfigs\"K\n" +
+	"\x17ScramCredentialDeletion\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1c\n" +
+	"\tmechanism\x18\x02 \x01(\tR\tmechanism\"\xa9\x01\n" +
+	"\x18ScramCredentialUpsertion\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1c\n" +
+	"\tmechanism\x18\x02 \x01(\tR\tmechanism\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x03 \x01(\x05R\n" +
+	"iterations\x12\x12\n" +
+	"\x04salt\x18\x04 \x01(\fR\x04salt\x12'\n" +
+	"\x0fsalted_password\x18\x05 \x01(\fR\x0esaltedPassword\"\xa9\x01\n" +
+	" AlterUserScramCredentialsRequest\x12@\n" +
+	"\tdeletions\x18\x01 \x03(\v2\".strata.v1.ScramCredentialDeletionR\tdeletions\x12C\n" +
+	"\n" +
+	"upsertions\x18\x02 \x03(\v2#.strata.v1.ScramCredentialUpsertionR\n" +
+	"upsertions\"`\n" +
+	"\x0fUserScramResult\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12#\n" +
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"Y\n" +
+	"!AlterUserScramCredentialsResponse\x124\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.strata.v1.UserScramResultR\aresults\";\n" +
+	"#DescribeUserScramCredentialsRequest\x12\x14\n" +
+	"\x05users\x18\x01 \x03(\tR\x05users\"S\n" +
+	"\x13ScramCredentialInfo\x12\x1c\n" +
+	"\tmechanism\x18\x01 \x01(\tR\tmechanism\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x02 \x01(\x05R\n" +
+	"iterations\"\xa7\x01\n" +
+	"\x14UserScramCredentials\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12@\n" +
+	"\vcredentials\x18\x02 \x03(\v2\x1e.strata.v1.ScramCredentialInfoR\vcredentials\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12#\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\"]\n" +
+	"$DescribeUserScramCredentialsResponse\x125\n" +
+	"\x05users\x18\x01 \x03(\v2\x1f.strata.v1.UserScramCredentialsR\x05users*4\n" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_LEADER\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\f\n" +
@@ -4940,7 +5478,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0fNON_EMPTY_GROUP\x10\x18\x12\x16\n" +
 	"\x12GROUP_ID_NOT_FOUND\x10\x19\x12\x16\n" +
 	"\x12FENCED_INSTANCE_ID\x10\x1a\x12\x1d\n" +
-	"\x19GROUP_SUBSCRIBED_TO_TOPIC\x10\x1b2\xe0\r\n" +
+	"\x19GROUP_SUBSCRIBED_TO_TOPIC\x10\x1b2\xd9\x0f\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -4965,7 +5503,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12R\n" +
 	"\rTieringStatus\x12\x1f.strata.v1.TieringStatusRequest\x1a .strata.v1.TieringStatusResponse\x12R\n" +
 	"\rDeleteRecords\x12\x1f.strata.v1.DeleteRecordsRequest\x1a .strata.v1.DeleteRecordsResponse\x12[\n" +
-	"\x10PreviewRetention\x12\".strata.v1.PreviewRetentionRequest\x1a#.strata.v1.PreviewRetentionResponse2^\n" +
+	"\x10PreviewRetention\x12\".strata.v1.PreviewRetentionRequest\x1a#.strata.v1.PreviewRetentionResponse\x12v\n" +
+	"\x19AlterUserScramCredentials\x12+.strata.v1.AlterUserScramCredentialsRequest\x1a,.strata.v1.AlterUserScramCredentialsResponse\x12\x7f\n" +
+	"\x1cDescribeUserScramCredentials\x12..strata.v1.DescribeUserScramCredentialsRequest\x1a/.strata.v1.DescribeUserScramCredentialsResponse2^\n" +
 	"\vReplication\x12O\n" +
 	"\fReplicaFetch\x12\x1e.strata.v1.ReplicaFetchRequest\x1a\x1f.strata.v1.ReplicaFetchResponseB8Z6github.com/strata-broker/strata/api/strata/v1;stratav1b\x06proto3"
 
@@ -4982,95 +5522,104 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
 var file_strata_v1_strata_proto_goTypes = []any{
-	(Acks)(0),                            // 0: strata.v1.Acks
-	(ErrorReason)(0),                     // 1: strata.v1.ErrorReason
-	(*Header)(nil),                       // 2: strata.v1.Header
-	(*Record)(nil),                       // 3: strata.v1.Record
-	(*PartitionInfo)(nil),                // 4: strata.v1.PartitionInfo
-	(*ConfigEntry)(nil),                  // 5: strata.v1.ConfigEntry
-	(*CreateTopicRequest)(nil),           // 6: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),          // 7: strata.v1.CreateTopicResponse
-	(*RestoreTopicRequest)(nil),          // 8: strata.v1.RestoreTopicRequest
-	(*RestoreTopicResponse)(nil),         // 9: strata.v1.RestoreTopicResponse
-	(*DeleteTopicRequest)(nil),           // 10: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),          // 11: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),            // 12: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),           // 13: strata.v1.ListTopicsResponse
-	(*TopicSummary)(nil),                 // 14: strata.v1.TopicSummary
-	(*DescribeTopicRequest)(nil),         // 15: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),        // 16: strata.v1.DescribeTopicResponse
-	(*TopicDescription)(nil),             // 17: strata.v1.TopicDescription
-	(*AlterTopicConfigsRequest)(nil),     // 18: strata.v1.AlterTopicConfigsRequest
-	(*AlterTopicConfigsResponse)(nil),    // 19: strata.v1.AlterTopicConfigsResponse
-	(*ProduceRequest)(nil),               // 20: strata.v1.ProduceRequest
-	(*ProducePartition)(nil),             // 21: strata.v1.ProducePartition
-	(*PartitionError)(nil),               // 22: strata.v1.PartitionError
-	(*ProducePartitionResult)(nil),       // 23: strata.v1.ProducePartitionResult
-	(*ProduceResponse)(nil),              // 24: strata.v1.ProduceResponse
-	(*FetchPartition)(nil),               // 25: strata.v1.FetchPartition
-	(*FetchRequest)(nil),                 // 26: strata.v1.FetchRequest
-	(*FetchPartitionResult)(nil),         // 27: strata.v1.FetchPartitionResult
-	(*FetchResponse)(nil),                // 28: strata.v1.FetchResponse
-	(*ListOffsetsPartition)(nil),         // 29: strata.v1.ListOffsetsPartition
-	(*ListOffsetsRequest)(nil),           // 30: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartitionResult)(nil),   // 31: strata.v1.ListOffsetsPartitionResult
-	(*ListOffsetsResponse)(nil),          // 32: strata.v1.ListOffsetsResponse
-	(*BrokerInfo)(nil),                   // 33: strata.v1.BrokerInfo
-	(*MetadataRequest)(nil),              // 34: strata.v1.MetadataRequest
-	(*TopicMetadata)(nil),                // 35: strata.v1.TopicMetadata
-	(*MetadataResponse)(nil),             // 36: strata.v1.MetadataResponse
-	(*ReplicaFetchPartition)(nil),        // 37: strata.v1.ReplicaFetchPartition
-	(*ReplicaFetchRequest)(nil),          // 38: strata.v1.ReplicaFetchRequest
-	(*EpochEndOffset)(nil),               // 39: strata.v1.EpochEndOffset
-	(*ReplicaFetchPartitionResult)(nil),  // 40: strata.v1.ReplicaFetchPartitionResult
-	(*ReplicaFetchResponse)(nil),         // 41: strata.v1.ReplicaFetchResponse
-	(*FindCoordinatorRequest)(nil),       // 42: strata.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),      // 43: strata.v1.FindCoordinatorResponse
-	(*ConsumeGroupRequest)(nil),          // 44: strata.v1.ConsumeGroupRequest
-	(*TopicPartitions)(nil),              // 45: strata.v1.TopicPartitions
-	(*ConsumeGroupResponse)(nil),         // 46: strata.v1.ConsumeGroupResponse
-	(*GroupOffset)(nil),                  // 47: strata.v1.GroupOffset
-	(*CommitOffsetsRequest)(nil),         // 48: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),        // 49: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),          // 50: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),         // 51: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),            // 52: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),                 // 53: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),           // 54: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),         // 55: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                  // 56: strata.v1.GroupMember
-	(*DescribeGroupResponse)(nil),        // 57: strata.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),           // 58: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),          // 59: strata.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),          // 60: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),         // 61: strata.v1.ResetOffsetsResponse
-	(*TieringStatusRequest)(nil),         // 62: strata.v1.TieringStatusRequest
-	(*PartitionTiering)(nil),             // 63: strata.v1.PartitionTiering
-	(*TieringStatusResponse)(nil),        // 64: strata.v1.TieringStatusResponse
-	(*DeleteRecordsPartition)(nil),       // 65: strata.v1.DeleteRecordsPartition
-	(*DeleteRecordsRequest)(nil),         // 66: strata.v1.DeleteRecordsRequest
-	(*DeleteRecordsPartitionResult)(nil), // 67: strata.v1.DeleteRecordsPartitionResult
-	(*DeleteRecordsResponse)(nil),        // 68: strata.v1.DeleteRecordsResponse
-	(*PreviewRetentionRequest)(nil),      // 69: strata.v1.PreviewRetentionRequest
-	(*TierRetention)(nil),                // 70: strata.v1.TierRetention
-	(*PartitionRetention)(nil),           // 71: strata.v1.PartitionRetention
-	(*PreviewRetentionResponse)(nil),     // 72: strata.v1.PreviewRetentionResponse
-	nil,                                  // 73: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                  // 74: strata.v1.AlterTopicConfigsRequest.SetEntry
-	nil,                                  // 75: strata.v1.PreviewRetentionRequest.SetEntry
+	(Acks)(0),                                    // 0: strata.v1.Acks
+	(ErrorReason)(0),                             // 1: strata.v1.ErrorReason
+	(*Header)(nil),                               // 2: strata.v1.Header
+	(*Record)(nil),                               // 3: strata.v1.Record
+	(*PartitionInfo)(nil),                        // 4: strata.v1.PartitionInfo
+	(*ConfigEntry)(nil),                          // 5: strata.v1.ConfigEntry
+	(*CreateTopicRequest)(nil),                   // 6: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),                  // 7: strata.v1.CreateTopicResponse
+	(*RestoreTopicRequest)(nil),                  // 8: strata.v1.RestoreTopicRequest
+	(*RestoreTopicResponse)(nil),                 // 9: strata.v1.RestoreTopicResponse
+	(*DeleteTopicRequest)(nil),                   // 10: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),                  // 11: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),                    // 12: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),                   // 13: strata.v1.ListTopicsResponse
+	(*TopicSummary)(nil),                         // 14: strata.v1.TopicSummary
+	(*DescribeTopicRequest)(nil),                 // 15: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),                // 16: strata.v1.DescribeTopicResponse
+	(*TopicDescription)(nil),                     // 17: strata.v1.TopicDescription
+	(*AlterTopicConfigsRequest)(nil),             // 18: strata.v1.AlterTopicConfigsRequest
+	(*AlterTopicConfigsResponse)(nil),            // 19: strata.v1.AlterTopicConfigsResponse
+	(*ProduceRequest)(nil),                       // 20: strata.v1.ProduceRequest
+	(*ProducePartition)(nil),                     // 21: strata.v1.ProducePartition
+	(*PartitionError)(nil),                       // 22: strata.v1.PartitionError
+	(*ProducePartitionResult)(nil),               // 23: strata.v1.ProducePartitionResult
+	(*ProduceResponse)(nil),                      // 24: strata.v1.ProduceResponse
+	(*FetchPartition)(nil),                       // 25: strata.v1.FetchPartition
+	(*FetchRequest)(nil),                         // 26: strata.v1.FetchRequest
+	(*FetchPartitionResult)(nil),                 // 27: strata.v1.FetchPartitionResult
+	(*FetchResponse)(nil),                        // 28: strata.v1.FetchResponse
+	(*ListOffsetsPartition)(nil),                 // 29: strata.v1.ListOffsetsPartition
+	(*ListOffsetsRequest)(nil),                   // 30: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartitionResult)(nil),           // 31: strata.v1.ListOffsetsPartitionResult
+	(*ListOffsetsResponse)(nil),                  // 32: strata.v1.ListOffsetsResponse
+	(*BrokerInfo)(nil),                           // 33: strata.v1.BrokerInfo
+	(*MetadataRequest)(nil),                      // 34: strata.v1.MetadataRequest
+	(*TopicMetadata)(nil),                        // 35: strata.v1.TopicMetadata
+	(*MetadataResponse)(nil),                     // 36: strata.v1.MetadataResponse
+	(*ReplicaFetchPartition)(nil),                // 37: strata.v1.ReplicaFetchPartition
+	(*ReplicaFetchRequest)(nil),                  // 38: strata.v1.ReplicaFetchRequest
+	(*EpochEndOffset)(nil),                       // 39: strata.v1.EpochEndOffset
+	(*ReplicaFetchPartitionResult)(nil),          // 40: strata.v1.ReplicaFetchPartitionResult
+	(*ReplicaFetchResponse)(nil),                 // 41: strata.v1.ReplicaFetchResponse
+	(*FindCoordinatorRequest)(nil),               // 42: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),              // 43: strata.v1.FindCoordinatorResponse
+	(*ConsumeGroupRequest)(nil),                  // 44: strata.v1.ConsumeGroupRequest
+	(*TopicPartitions)(nil),                      // 45: strata.v1.TopicPartitions
+	(*ConsumeGroupResponse)(nil),                 // 46: strata.v1.ConsumeGroupResponse
+	(*GroupOffset)(nil),                          // 47: strata.v1.GroupOffset
+	(*CommitOffsetsRequest)(nil),                 // 48: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),                // 49: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),                  // 50: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),                 // 51: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),                    // 52: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                         // 53: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),                   // 54: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),                 // 55: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                          // 56: strata.v1.GroupMember
+	(*DescribeGroupResponse)(nil),                // 57: strata.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),                   // 58: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),                  // 59: strata.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),                  // 60: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),                 // 61: strata.v1.ResetOffsetsResponse
+	(*TieringStatusRequest)(nil),                 // 62: strata.v1.TieringStatusRequest
+	(*PartitionTiering)(nil),                     // 63: strata.v1.PartitionTiering
+	(*TieringStatusResponse)(nil),                // 64: strata.v1.TieringStatusResponse
+	(*DeleteRecordsPartition)(nil),               // 65: strata.v1.DeleteRecordsPartition
+	(*DeleteRecordsRequest)(nil),                 // 66: strata.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartitionResult)(nil),         // 67: strata.v1.DeleteRecordsPartitionResult
+	(*DeleteRecordsResponse)(nil),                // 68: strata.v1.DeleteRecordsResponse
+	(*PreviewRetentionRequest)(nil),              // 69: strata.v1.PreviewRetentionRequest
+	(*TierRetention)(nil),                        // 70: strata.v1.TierRetention
+	(*PartitionRetention)(nil),                   // 71: strata.v1.PartitionRetention
+	(*PreviewRetentionResponse)(nil),             // 72: strata.v1.PreviewRetentionResponse
+	(*ScramCredentialDeletion)(nil),              // 73: strata.v1.ScramCredentialDeletion
+	(*ScramCredentialUpsertion)(nil),             // 74: strata.v1.ScramCredentialUpsertion
+	(*AlterUserScramCredentialsRequest)(nil),     // 75: strata.v1.AlterUserScramCredentialsRequest
+	(*UserScramResult)(nil),                      // 76: strata.v1.UserScramResult
+	(*AlterUserScramCredentialsResponse)(nil),    // 77: strata.v1.AlterUserScramCredentialsResponse
+	(*DescribeUserScramCredentialsRequest)(nil),  // 78: strata.v1.DescribeUserScramCredentialsRequest
+	(*ScramCredentialInfo)(nil),                  // 79: strata.v1.ScramCredentialInfo
+	(*UserScramCredentials)(nil),                 // 80: strata.v1.UserScramCredentials
+	(*DescribeUserScramCredentialsResponse)(nil), // 81: strata.v1.DescribeUserScramCredentialsResponse
+	nil, // 82: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil, // 83: strata.v1.AlterTopicConfigsRequest.SetEntry
+	nil, // 84: strata.v1.PreviewRetentionRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	2,  // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	73, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	82, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	17, // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	17, // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	14, // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	17, // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	4,  // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
 	5,  // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	74, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	83, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
 	5,  // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
 	0,  // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
 	21, // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
@@ -5105,62 +5654,71 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	65, // 40: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
 	22, // 41: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
 	67, // 42: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	75, // 43: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
+	84, // 43: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
 	70, // 44: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
 	70, // 45: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
 	71, // 46: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
 	5,  // 47: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
-	6,  // 48: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	10, // 49: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	12, // 50: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	15, // 51: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	18, // 52: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	8,  // 53: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
-	20, // 54: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	26, // 55: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	26, // 56: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	30, // 57: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	34, // 58: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	42, // 59: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	44, // 60: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	48, // 61: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	50, // 62: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	52, // 63: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	55, // 64: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	58, // 65: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	60, // 66: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	62, // 67: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
-	66, // 68: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	69, // 69: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
-	38, // 70: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	7,  // 71: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	11, // 72: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	13, // 73: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	16, // 74: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	19, // 75: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	9,  // 76: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
-	24, // 77: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	28, // 78: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	28, // 79: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	32, // 80: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	36, // 81: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	43, // 82: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	46, // 83: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	49, // 84: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	51, // 85: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	54, // 86: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	57, // 87: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	59, // 88: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	61, // 89: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	64, // 90: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
-	68, // 91: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	72, // 92: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
-	41, // 93: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	71, // [71:94] is the sub-list for method output_type
-	48, // [48:71] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	73, // 48: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
+	74, // 49: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
+	76, // 50: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
+	79, // 51: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
+	80, // 52: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
+	6,  // 53: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	10, // 54: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	12, // 55: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	15, // 56: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	18, // 57: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	8,  // 58: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	20, // 59: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	26, // 60: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	26, // 61: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	30, // 62: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	34, // 63: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	42, // 64: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	44, // 65: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	48, // 66: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	50, // 67: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	52, // 68: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	55, // 69: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	58, // 70: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	60, // 71: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	62, // 72: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	66, // 73: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	69, // 74: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
+	75, // 75: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
+	78, // 76: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
+	38, // 77: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	7,  // 78: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	11, // 79: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	13, // 80: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	16, // 81: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	19, // 82: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	9,  // 83: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	24, // 84: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	28, // 85: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	28, // 86: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	32, // 87: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	36, // 88: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	43, // 89: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	46, // 90: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	49, // 91: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	51, // 92: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	54, // 93: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	57, // 94: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	59, // 95: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	61, // 96: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	64, // 97: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	68, // 98: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	72, // 99: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
+	77, // 100: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
+	81, // 101: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
+	41, // 102: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	78, // [78:103] is the sub-list for method output_type
+	53, // [53:78] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -5174,7 +5732,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   74,
+			NumMessages:   83,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

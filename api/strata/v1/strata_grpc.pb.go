@@ -27,28 +27,30 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Strata_CreateTopic_FullMethodName       = "/strata.v1.Strata/CreateTopic"
-	Strata_DeleteTopic_FullMethodName       = "/strata.v1.Strata/DeleteTopic"
-	Strata_ListTopics_FullMethodName        = "/strata.v1.Strata/ListTopics"
-	Strata_DescribeTopic_FullMethodName     = "/strata.v1.Strata/DescribeTopic"
-	Strata_AlterTopicConfigs_FullMethodName = "/strata.v1.Strata/AlterTopicConfigs"
-	Strata_RestoreTopic_FullMethodName      = "/strata.v1.Strata/RestoreTopic"
-	Strata_Produce_FullMethodName           = "/strata.v1.Strata/Produce"
-	Strata_Fetch_FullMethodName             = "/strata.v1.Strata/Fetch"
-	Strata_FetchStream_FullMethodName       = "/strata.v1.Strata/FetchStream"
-	Strata_ListOffsets_FullMethodName       = "/strata.v1.Strata/ListOffsets"
-	Strata_Metadata_FullMethodName          = "/strata.v1.Strata/Metadata"
-	Strata_FindCoordinator_FullMethodName   = "/strata.v1.Strata/FindCoordinator"
-	Strata_ConsumeGroup_FullMethodName      = "/strata.v1.Strata/ConsumeGroup"
-	Strata_CommitOffsets_FullMethodName     = "/strata.v1.Strata/CommitOffsets"
-	Strata_FetchOffsets_FullMethodName      = "/strata.v1.Strata/FetchOffsets"
-	Strata_ListGroups_FullMethodName        = "/strata.v1.Strata/ListGroups"
-	Strata_DescribeGroup_FullMethodName     = "/strata.v1.Strata/DescribeGroup"
-	Strata_DeleteGroup_FullMethodName       = "/strata.v1.Strata/DeleteGroup"
-	Strata_ResetOffsets_FullMethodName      = "/strata.v1.Strata/ResetOffsets"
-	Strata_TieringStatus_FullMethodName     = "/strata.v1.Strata/TieringStatus"
-	Strata_DeleteRecords_FullMethodName     = "/strata.v1.Strata/DeleteRecords"
-	Strata_PreviewRetention_FullMethodName  = "/strata.v1.Strata/PreviewRetention"
+	Strata_CreateTopic_FullMethodName                  = "/strata.v1.Strata/CreateTopic"
+	Strata_DeleteTopic_FullMethodName                  = "/strata.v1.Strata/DeleteTopic"
+	Strata_ListTopics_FullMethodName                   = "/strata.v1.Strata/ListTopics"
+	Strata_DescribeTopic_FullMethodName                = "/strata.v1.Strata/DescribeTopic"
+	Strata_AlterTopicConfigs_FullMethodName            = "/strata.v1.Strata/AlterTopicConfigs"
+	Strata_RestoreTopic_FullMethodName                 = "/strata.v1.Strata/RestoreTopic"
+	Strata_Produce_FullMethodName                      = "/strata.v1.Strata/Produce"
+	Strata_Fetch_FullMethodName                        = "/strata.v1.Strata/Fetch"
+	Strata_FetchStream_FullMethodName                  = "/strata.v1.Strata/FetchStream"
+	Strata_ListOffsets_FullMethodName                  = "/strata.v1.Strata/ListOffsets"
+	Strata_Metadata_FullMethodName                     = "/strata.v1.Strata/Metadata"
+	Strata_FindCoordinator_FullMethodName              = "/strata.v1.Strata/FindCoordinator"
+	Strata_ConsumeGroup_FullMethodName                 = "/strata.v1.Strata/ConsumeGroup"
+	Strata_CommitOffsets_FullMethodName                = "/strata.v1.Strata/CommitOffsets"
+	Strata_FetchOffsets_FullMethodName                 = "/strata.v1.Strata/FetchOffsets"
+	Strata_ListGroups_FullMethodName                   = "/strata.v1.Strata/ListGroups"
+	Strata_DescribeGroup_FullMethodName                = "/strata.v1.Strata/DescribeGroup"
+	Strata_DeleteGroup_FullMethodName                  = "/strata.v1.Strata/DeleteGroup"
+	Strata_ResetOffsets_FullMethodName                 = "/strata.v1.Strata/ResetOffsets"
+	Strata_TieringStatus_FullMethodName                = "/strata.v1.Strata/TieringStatus"
+	Strata_DeleteRecords_FullMethodName                = "/strata.v1.Strata/DeleteRecords"
+	Strata_PreviewRetention_FullMethodName             = "/strata.v1.Strata/PreviewRetention"
+	Strata_AlterUserScramCredentials_FullMethodName    = "/strata.v1.Strata/AlterUserScramCredentials"
+	Strata_DescribeUserScramCredentials_FullMethodName = "/strata.v1.Strata/DescribeUserScramCredentials"
 )
 
 // StrataClient is the client API for Strata service.
@@ -139,6 +141,17 @@ type StrataClient interface {
 	// them (INVALID_ARGUMENT). Ask every partition's leader for the whole
 	// topic. An unknown topic is NOT_FOUND.
 	PreviewRetention(ctx context.Context, in *PreviewRetentionRequest, opts ...grpc.CallOption) (*PreviewRetentionResponse, error)
+	// Users
+	// AlterUserScramCredentials deletes and upserts users' SCRAM credentials,
+	// as Kafka's AlterUserScramCredentials: the client salts the password
+	// (PBKDF2 with the mechanism's hash, RFC 5802's SaltedPassword), which
+	// never reaches the broker. Each user is answered on its own, with
+	// Kafka's error names (RESOURCE_NOT_FOUND, DUPLICATE_RESOURCE,
+	// UNSUPPORTED_SASL_MECHANISM, UNACCEPTABLE_CREDENTIAL).
+	AlterUserScramCredentials(ctx context.Context, in *AlterUserScramCredentialsRequest, opts ...grpc.CallOption) (*AlterUserScramCredentialsResponse, error)
+	// DescribeUserScramCredentials lists the named users' SCRAM credentials
+	// (mechanism and iterations), or every user's when none is named.
+	DescribeUserScramCredentials(ctx context.Context, in *DescribeUserScramCredentialsRequest, opts ...grpc.CallOption) (*DescribeUserScramCredentialsResponse, error)
 }
 
 type strataClient struct {
@@ -381,6 +394,26 @@ func (c *strataClient) PreviewRetention(ctx context.Context, in *PreviewRetentio
 	return out, nil
 }
 
+func (c *strataClient) AlterUserScramCredentials(ctx context.Context, in *AlterUserScramCredentialsRequest, opts ...grpc.CallOption) (*AlterUserScramCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AlterUserScramCredentialsResponse)
+	err := c.cc.Invoke(ctx, Strata_AlterUserScramCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DescribeUserScramCredentials(ctx context.Context, in *DescribeUserScramCredentialsRequest, opts ...grpc.CallOption) (*DescribeUserScramCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeUserScramCredentialsResponse)
+	err := c.cc.Invoke(ctx, Strata_DescribeUserScramCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -469,6 +502,17 @@ type StrataServer interface {
 	// them (INVALID_ARGUMENT). Ask every partition's leader for the whole
 	// topic. An unknown topic is NOT_FOUND.
 	PreviewRetention(context.Context, *PreviewRetentionRequest) (*PreviewRetentionResponse, error)
+	// Users
+	// AlterUserScramCredentials deletes and upserts users' SCRAM credentials,
+	// as Kafka's AlterUserScramCredentials: the client salts the password
+	// (PBKDF2 with the mechanism's hash, RFC 5802's SaltedPassword), which
+	// never reaches the broker. Each user is answered on its own, with
+	// Kafka's error names (RESOURCE_NOT_FOUND, DUPLICATE_RESOURCE,
+	// UNSUPPORTED_SASL_MECHANISM, UNACCEPTABLE_CREDENTIAL).
+	AlterUserScramCredentials(context.Context, *AlterUserScramCredentialsRequest) (*AlterUserScramCredentialsResponse, error)
+	// DescribeUserScramCredentials lists the named users' SCRAM credentials
+	// (mechanism and iterations), or every user's when none is named.
+	DescribeUserScramCredentials(context.Context, *DescribeUserScramCredentialsRequest) (*DescribeUserScramCredentialsResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -544,6 +588,12 @@ func (UnimplementedStrataServer) DeleteRecords(context.Context, *DeleteRecordsRe
 }
 func (UnimplementedStrataServer) PreviewRetention(context.Context, *PreviewRetentionRequest) (*PreviewRetentionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PreviewRetention not implemented")
+}
+func (UnimplementedStrataServer) AlterUserScramCredentials(context.Context, *AlterUserScramCredentialsRequest) (*AlterUserScramCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AlterUserScramCredentials not implemented")
+}
+func (UnimplementedStrataServer) DescribeUserScramCredentials(context.Context, *DescribeUserScramCredentialsRequest) (*DescribeUserScramCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeUserScramCredentials not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -944,6 +994,42 @@ func _Strata_PreviewRetention_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_AlterUserScramCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AlterUserScramCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).AlterUserScramCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_AlterUserScramCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).AlterUserScramCredentials(ctx, req.(*AlterUserScramCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DescribeUserScramCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeUserScramCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DescribeUserScramCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DescribeUserScramCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DescribeUserScramCredentials(ctx, req.(*DescribeUserScramCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1030,6 +1116,14 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PreviewRetention",
 			Handler:    _Strata_PreviewRetention_Handler,
+		},
+		{
+			MethodName: "AlterUserScramCredentials",
+			Handler:    _Strata_AlterUserScramCredentials_Handler,
+		},
+		{
+			MethodName: "DescribeUserScramCredentials",
+			Handler:    _Strata_DescribeUserScramCredentials_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,51 @@
+// AlterUserScramCredentials (key 51), version 0. It is flexible.
+// Deletes and upserts users' SCRAM credentials; an upsertion carries the
+// salt and salted password, never the password. Each user is answered on
+// its own, with Kafka's codes: RESOURCE_NOT_FOUND (deleting a credential
+// that does not exist), DUPLICATE_RESOURCE (a user's mechanism altered
+// twice), UNSUPPORTED_SASL_MECHANISM, UNACCEPTABLE_CREDENTIAL (an empty
+// name or salt, iterations outside 4096-16384).
+
+package kafkaapi
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker"
+)
+
+func (s *Server) alterUserScramCredentialsAPI() api {
+	return api{key: 51, min: 0, max: 0, amplification: 170, handle: decoded(s.alterUserScramCredentials)}
+}
+
+func (s *Server) alterUserScramCredentials(ctx context.Context, req *kmsg.AlterUserSCRAMCredentialsRequest) *kmsg.AlterUserSCRAMCredentialsResponse {
+	// The Kafka ACL check goes here: Alter on the Cluster.
+	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
+	deletions := make([]broker.ScramDeletion, len(req.Deletions))
+	for i, d := range req.Deletions {
+		deletions[i] = broker.ScramDeletion{User: d.Name, Mechanism: scramMechanismName(d.Mechanism)}
+	}
+	upsertions := make([]broker.ScramUpsertion, len(req.Upsertions))
+	for i, u := range req.Upsertions {
+		upsertions[i] = broker.ScramUpsertion{
+			User:           u.Name,
+			Mechanism:      scramMechanismName(u.Mechanism),
+			Iterations:     int(u.Iterations),
+			Salt:           u.Salt,
+			SaltedPassword: u.SaltedPassword,
+		}
+	}
+	ctx, cancel := timeoutCtx(ctx, 0)
+	defer cancel()
+	for _, r := range s.core.AlterUserScramCredentials(ctx, deletions, upsertions) {
+		res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
+		res.User = r.User
+		if r.Err != nil {
+			res.ErrorCode, res.ErrorMessage = userCode(r.Err), errorMessage(r.Err)
+		}
+		resp.Results = append(resp.Results, res)
+	}
+	return resp
+}
