@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-short vet fmt proto bench fuzz franz-scram clean tools-proto testenv testenv-tools compat-tools
+.PHONY: all build run test test-short vet fmt proto bench fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools
 
 all: build
 
@@ -43,8 +43,8 @@ fuzz:
 
 # franz-go v1.22.3's own TestSCRAMAuth and TestSCRAMAuthBadCredentials against
 # a SASL_PLAINTEXT broker (testenv starts it and runs them with go test).
-franz-scram: build
-	STRATA_BIN=$(BIN)/strata $(GO) test -count=1 -v -run '^TestFranzGoSCRAMSuite$$' ./testenv
+franz-sasl: build
+	STRATA_BIN=$(BIN)/strata $(GO) test -count=1 -v -run '^TestFranzGoSASLSuite$$' ./testenv
 
 # Regenerates api/strata/v1 from its .proto. protoc comes from Debian's
 # protobuf-compiler; the Go plugins are pinned and built into .bin/.

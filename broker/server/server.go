@@ -30,6 +30,7 @@ import (
 	"github.com/strata-broker/strata/internal/membudget"
 	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/sasl/oauthbearer"
 	"github.com/strata-broker/strata/tiering/objstore"
 	"github.com/strata-broker/strata/topicconfig"
 )
@@ -128,6 +129,9 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	if err := p.readKafkaSettings(); err != nil {
 		return err
 	}
+	if err := p.loadOAuthBearer(ctx); err != nil {
+		return err
+	}
 	p.exportRequestBudget()
 	p.newReplicaClient()
 	if err := p.register(ctx); err != nil {
@@ -200,6 +204,9 @@ type process struct {
 	// SASL settings, read whatever the protocol.
 	kafkaProtocol string
 	sasl          topicconfig.SASL
+	// oauth validates OAUTHBEARER tokens; nil when no sasl.oauthbearer.*
+	// setting says how.
+	oauth *oauthbearer.Validator
 	// kafkaTLS and grpcTLS are the listeners' TLS material, nil when the
 	// listener is plaintext; kafkaAddr is KafkaAddr without its protocol.
 	kafkaTLS, grpcTLS *tlsconf.Material
@@ -358,9 +365,6 @@ func (p *process) readKafkaSettings() error {
 		return err
 	}
 	if p.sasl, err = topicconfig.SASLSettings(p.cfg.Settings); err != nil {
-		return err
-	}
-	if err := checkMechanisms(p.sasl.EnabledMechanisms); err != nil {
 		return err
 	}
 	queued, err := topicconfig.QueuedMaxRequestBytes(p.cfg.Settings)

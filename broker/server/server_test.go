@@ -408,3 +408,17 @@ func TestShutdownEndsFollowStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// OAUTHBEARER offered without a way to validate tokens fails the start,
+// naming the settings that would give one, rather than refusing every
+// client later.
+func TestOAuthBearerWithoutValidationFailsTheStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := server.Run(ctx, server.Config{NodeID: 1, DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		KafkaAddr: "SASL_PLAINTEXT://127.0.0.1:0", EmbedEtcd: true, EtcdClientAddr: "127.0.0.1:0",
+		Settings: map[string]string{"sasl.enabled.mechanisms": "OAUTHBEARER"}}, func(server.Addrs) { t.Error("the broker started") })
+	if err == nil || !strings.Contains(err.Error(), "sasl.oauthbearer.jwks.endpoint.url") {
+		t.Fatalf("Run: %v, want an error naming the validation settings", err)
+	}
+}
