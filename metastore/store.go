@@ -57,19 +57,28 @@ func New(client *clientv3.Client, prefix string, logger *slog.Logger) *Store {
 
 // Dial connects to etcd at endpoints and checks that the cluster answers a
 // linearizable read before ctx ends (bound the wait with ctx). The Store owns
-// the client; Close closes it.
-func Dial(ctx context.Context, endpoints []string, prefix string, logger *slog.Logger) (*Store, error) {
+// the client; Close closes it. opts secure the connection (WithTLS,
+// WithAuth).
+func Dial(ctx context.Context, endpoints []string, prefix string, logger *slog.Logger, opts ...DialOption) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	client, err := clientv3.New(clientv3.Config{
+	cfg := clientv3.Config{
 		Endpoints:            endpoints,
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
 		// etcd's client warns about every retried call cancelled by its
 		// context; only its errors are worth Strata's log.
 		Logger: newZapLogger(logger, zapcore.ErrorLevel, "etcd-client", nil),
-	})
+	}
+	var dc dialConfig
+	for _, o := range opts {
+		o(&dc)
+	}
+	if err := dc.apply(&cfg); err != nil {
+		return nil, fmt.Errorf("metastore: dial %v: %w", endpoints, err)
+	}
+	client, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("metastore: dial %v: %w", endpoints, err)
 	}
