@@ -351,6 +351,12 @@ func (p *process) loadListeners() error {
 			return err
 		}
 	}
+	// The shared ssl.* keys are checked even when no listener reads them:
+	// a refused key (a password) fails the start either way.
+	shared, err := topicconfig.KafkaSSL(s)
+	if err != nil {
+		return err
+	}
 	anyTLS := false
 	for _, l := range declared {
 		if err := checkServable(l); err != nil {
@@ -358,14 +364,14 @@ func (p *process) loadListeners() error {
 		}
 		k := &kafkaListener{cfg: l}
 		p.kafka = append(p.kafka, k)
-		if l.Protocol != "SSL" && l.Protocol != "SASL_SSL" {
-			continue
-		}
-		anyTLS = true
 		ssl, err := topicconfig.ListenerSSL(s, l.Name)
 		if err != nil {
 			return err
 		}
+		if l.Protocol != "SSL" && l.Protocol != "SASL_SSL" {
+			continue
+		}
+		anyTLS = true
 		if !ssl.Enabled() {
 			return fmt.Errorf("Kafka listener %s is %s but neither listener.name.%s.ssl.keystore.location nor ssl.keystore.location is set",
 				l.Name, l.Protocol, strings.ToLower(l.Name))
@@ -374,7 +380,7 @@ func (p *process) loadListeners() error {
 			return fmt.Errorf("Kafka listener %s: %w", l.Name, err)
 		}
 	}
-	if ssl, err := topicconfig.KafkaSSL(s); err == nil && ssl.Enabled() && !anyTLS && len(declared) > 0 {
+	if shared.Enabled() && !anyTLS && len(declared) > 0 {
 		p.logger.Warn("ssl.* settings are set but no Kafka listener uses TLS; name one SSL (SSL://host:port) to use them")
 	}
 	ssl, err := topicconfig.GRPCSSL(s)
