@@ -1,12 +1,17 @@
 package metastore
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
+	"os"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -71,4 +76,66 @@ func (c dialConfig) apply(cfg *clientv3.Config) error {
 		return fmt.Errorf("an etcd password without a user")
 	}
 	return nil
+}
+
+// probeTimeout bounds each step of probeTLS.
+const probeTimeout = 2 * time.Second
+
+// probeTLS makes one TLS connection to each endpoint, until one is
+// accepted, and fails only if every endpoint refused this client's TLS:
+// a certificate that does not verify, or a client certificate etcd
+// rejects. etcd's client would retry those silently forever, and the
+// broker would wait without saying why. An endpoint not answering is not
+// a refusal (etcd may be starting): the client's own retries handle it.
+func probeTLS(ctx context.Context, endpoints []string, cfg *tls.Config) error {
+	var refusals []error
+	for _, ep := range endpoints {
+		host := ep
+		if u, err := url.Parse(ep); err == nil && u.Host != "" {
+			host = u.Host
+		}
+		err := probeEndpoint(ctx, host, cfg)
+		if err == nil {
+			return nil
+		}
+		if !isTLSRefusal(err) {
+			return nil
+		}
+		refusals = append(refusals, fmt.Errorf("%s: %w", ep, err))
+	}
+	return fmt.Errorf("TLS refused: %w", errors.Join(refusals...))
+}
+
+func probeEndpoint(ctx context.Context, host string, cfg *tls.Config) error {
+	c := cfg.Clone()
+	if c.ServerName == "" {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			c.ServerName = h
+		}
+	}
+	c.NextProtos = []string{"h2"} // as gRPC dials
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	d := tls.Dialer{Config: c}
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// With TLS 1.3 the server checks the client's certificate after the
+	// client's handshake is done: its refusal is the first thing read.
+	// A server that accepted waits for the HTTP/2 preface instead.
+	_ = conn.SetReadDeadline(time.Now().Add(probeTimeout / 2))
+	if _, err := conn.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// isTLSRefusal tells a TLS failure (an alert from etcd, a certificate
+// that does not verify) from a network one.
+func isTLSRefusal(err error) bool {
+	var alert tls.AlertError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &alert) || errors.As(err, &verify) || strings.Contains(err.Error(), "tls: ")
 }
