@@ -69,8 +69,8 @@ func TestKafkaListenersErrors(t *testing.T) {
 		"advertised unspecified": {map[string]string{
 			"listeners": "PLAINTEXT://127.0.0.1:1", "advertised.listeners": "PLAINTEXT://0.0.0.0:1",
 		}, "clients cannot connect to"},
-		"no scheme": {map[string]string{"listeners": "127.0.0.1:9092"}, "want NAME://host:port"},
-		"bad port":  {map[string]string{"listeners": "PLAINTEXT://h:x"}, `bad port "x"`},
+		"no scheme":   {map[string]string{"listeners": "127.0.0.1:9092"}, "want NAME://host:port"},
+		"bad port":    {map[string]string{"listeners": "PLAINTEXT://h:x"}, `bad port "x"`},
 		"dotted name": {map[string]string{"listeners": "A.B://127.0.0.1:1"}, "a listener name is letters"},
 		"override of no listener": {map[string]string{
 			"listeners": "PLAINTEXT://127.0.0.1:1", "listener.name.external.ssl.keystore.location": "/k.pem",
@@ -85,10 +85,10 @@ func TestKafkaListenersErrors(t *testing.T) {
 
 func TestListenerSSLOverridesKeyByKey(t *testing.T) {
 	s := map[string]string{
-		"ssl.keystore.location":                         "/shared.pem",
-		"ssl.truststore.location":                       "/ca.pem",
-		"listener.name.external.ssl.keystore.location":  "/external.pem",
-		"listener.name.external.ssl.client.auth":        "required",
+		"ssl.keystore.location":                          "/shared.pem",
+		"ssl.truststore.location":                        "/ca.pem",
+		"listener.name.external.ssl.keystore.location":   "/external.pem",
+		"listener.name.external.ssl.client.auth":         "required",
 		"listener.name.internal.ssl.truststore.location": "/internal-ca.pem",
 	}
 	ext, err := ListenerSSL(s, "EXTERNAL")
