@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -370,7 +371,7 @@ func (f *brokerFlags) devTLS(settings map[string]string, kafkaAddr string) (stri
   kcat:    kcat -b %s -X security.protocol=ssl -X ssl.ca.location=%s ...
   strata:  strata topics list --bootstrap-server %s --tls-ca %s
   client certificate (mutual TLS, with ssl.client.auth=required): %s (key and certificate)
-`, filepath.Dir(ca), ca, f.kafkaAddr, ca, f.grpcAddr, ca, clientPEM)
+`, filepath.Dir(ca), ca, cmp.Or(strings.TrimPrefix(kafkaAddr, topicconfig.ProtocolSSL+"://"), "<an SSL listener>"), ca, f.grpcAddr, ca, clientPEM)
 	return kafkaAddr, nil
 }
 
