@@ -127,10 +127,14 @@ func CheckListenerSettings(brokerSettings map[string]string, listeners []string)
 			continue
 		}
 		name, _, _ := strings.Cut(rest, ".")
-		if !slices.ContainsFunc(listeners, func(l string) bool { return strings.EqualFold(l, name) }) {
-			errs = append(errs, fmt.Errorf("broker setting %s: the broker has no listener named %s (its listeners: %s)",
-				k, strings.ToUpper(name), strings.Join(listeners, ", ")))
+		if slices.ContainsFunc(listeners, func(l string) bool { return strings.EqualFold(l, name) }) {
+			continue
 		}
+		have := "it has no Kafka listener"
+		if len(listeners) > 0 {
+			have = "its listeners: " + strings.Join(listeners, ", ")
+		}
+		errs = append(errs, fmt.Errorf("broker setting %s: the broker has no listener named %s (%s)", k, strings.ToUpper(name), have))
 	}
 	return errors.Join(errs...)
 }

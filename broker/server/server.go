@@ -350,6 +350,11 @@ func (p *process) loadListeners() error {
 		if err := topicconfig.CheckListenerSettings(s, []string{protocol}); err != nil {
 			return err
 		}
+	case declared == nil:
+		// No Kafka listener: a listener's own settings would be ignored.
+		if err := topicconfig.CheckListenerSettings(s, nil); err != nil {
+			return err
+		}
 	}
 	// The shared ssl.* keys are checked even when no listener reads them:
 	// a refused key (a password) fails the start either way.
