@@ -22,9 +22,15 @@ const registerAttempts = 3
 
 // BrokerInfo is what a live broker publishes about itself.
 type BrokerInfo struct {
-	NodeID    int32
-	GRPCAddr  string
+	NodeID   int32
+	GRPCAddr string
+	// KafkaAddr is the advertised address of the broker's first Kafka
+	// listener, kept for readers that know one listener only.
 	KafkaAddr string
+	// Endpoints are the advertised addresses of every Kafka listener, by
+	// listener name. A registration without them is from a broker that
+	// knew one listener: its KafkaAddr serves every listener.
+	Endpoints []Endpoint
 	HTTPAddr  string
 	StartedAt time.Time
 	// Epoch is the etcd revision that created this registration (Kafka's
@@ -38,13 +44,39 @@ type BrokerInfo struct {
 	ReplicaSecret ReplicaSecret
 }
 
+// Endpoint is one Kafka listener's advertised address, as Kafka's broker
+// registration lists them.
+type Endpoint struct {
+	// Listener is the listener's name (upper case, as Kafka normalises it).
+	Listener         string `json:"listener"`
+	SecurityProtocol string `json:"security_protocol"`
+	Addr             string `json:"addr"`
+}
+
+// KafkaAddrFor is the broker's advertised address on the named listener,
+// or "" when it has no such listener: Kafka answers a client with the
+// addresses of the listener it came in on, and leaves out brokers without
+// it.
+func (b BrokerInfo) KafkaAddrFor(listener string) string {
+	if len(b.Endpoints) == 0 {
+		return b.KafkaAddr
+	}
+	for _, e := range b.Endpoints {
+		if e.Listener == listener {
+			return e.Addr
+		}
+	}
+	return ""
+}
+
 // brokerValue is the JSON stored at <prefix>/brokers/<id>.
 type brokerValue struct {
-	NodeID    int32     `json:"node_id"`
-	GRPCAddr  string    `json:"grpc_addr,omitempty"`
-	KafkaAddr string    `json:"kafka_addr,omitempty"`
-	HTTPAddr  string    `json:"http_addr,omitempty"`
-	StartedAt time.Time `json:"started_at"`
+	NodeID    int32      `json:"node_id"`
+	GRPCAddr  string     `json:"grpc_addr,omitempty"`
+	KafkaAddr string     `json:"kafka_addr,omitempty"`
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	HTTPAddr  string     `json:"http_addr,omitempty"`
+	StartedAt time.Time  `json:"started_at"`
 	// ReplicaSecret is stored in the registration itself, so that it lives
 	// and dies with the lease and every broker following the registrations
 	// has it without another read.
@@ -56,12 +88,12 @@ func decodeBroker(value []byte, epoch int64) (BrokerInfo, error) {
 	if err := json.Unmarshal(value, &v); err != nil {
 		return BrokerInfo{}, fmt.Errorf("decode broker: %w", err)
 	}
-	return BrokerInfo{NodeID: v.NodeID, GRPCAddr: v.GRPCAddr, KafkaAddr: v.KafkaAddr, HTTPAddr: v.HTTPAddr,
+	return BrokerInfo{NodeID: v.NodeID, GRPCAddr: v.GRPCAddr, KafkaAddr: v.KafkaAddr, Endpoints: v.Endpoints, HTTPAddr: v.HTTPAddr,
 		StartedAt: v.StartedAt, Epoch: epoch, ReplicaSecret: ReplicaSecret(v.ReplicaSecret)}, nil
 }
 
 func (b BrokerInfo) value() brokerValue {
-	return brokerValue{NodeID: b.NodeID, GRPCAddr: b.GRPCAddr, KafkaAddr: b.KafkaAddr, HTTPAddr: b.HTTPAddr, StartedAt: b.StartedAt,
+	return brokerValue{NodeID: b.NodeID, GRPCAddr: b.GRPCAddr, KafkaAddr: b.KafkaAddr, Endpoints: b.Endpoints, HTTPAddr: b.HTTPAddr, StartedAt: b.StartedAt,
 		ReplicaSecret: string(b.ReplicaSecret)}
 }
 

@@ -55,21 +55,42 @@ func New(client *clientv3.Client, prefix string, logger *slog.Logger) *Store {
 	return &Store{client: client, prefix: prefix, logger: logger}
 }
 
+// authTimeout bounds the login to etcd (WithAuth) at Dial.
+const authTimeout = 30 * time.Second
+
 // Dial connects to etcd at endpoints and checks that the cluster answers a
 // linearizable read before ctx ends (bound the wait with ctx). The Store owns
-// the client; Close closes it.
-func Dial(ctx context.Context, endpoints []string, prefix string, logger *slog.Logger) (*Store, error) {
+// the client; Close closes it. opts secure the connection (WithTLS,
+// WithAuth).
+func Dial(ctx context.Context, endpoints []string, prefix string, logger *slog.Logger, opts ...DialOption) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	client, err := clientv3.New(clientv3.Config{
+	cfg := clientv3.Config{
 		Endpoints:            endpoints,
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
 		// etcd's client warns about every retried call cancelled by its
 		// context; only its errors are worth Strata's log.
 		Logger: newZapLogger(logger, zapcore.ErrorLevel, "etcd-client", nil),
-	})
+		// Bounds the login of WithAuth, which clientv3.New does before
+		// returning and would otherwise wait forever for an etcd that
+		// does not answer; it does not make the dial itself blocking.
+		DialTimeout: authTimeout,
+	}
+	var dc dialConfig
+	for _, o := range opts {
+		o(&dc)
+	}
+	if err := dc.apply(&cfg); err != nil {
+		return nil, fmt.Errorf("metastore: dial %v: %w", endpoints, err)
+	}
+	if cfg.TLS != nil {
+		if err := probeTLS(ctx, endpoints, cfg.TLS); err != nil {
+			return nil, fmt.Errorf("metastore: dial %v: %w", endpoints, err)
+		}
+	}
+	client, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("metastore: dial %v: %w", endpoints, err)
 	}

@@ -58,6 +58,12 @@ type ClusterOptions struct {
 	// ExtraArgs are appended to every `strata broker` command line; a flag
 	// given here wins over the one the cluster sets.
 	ExtraArgs []string
+	// KafkaListeners, when set, gives every broker these Kafka listeners
+	// (Kafka's listeners and listener.security.protocol.map, each on a
+	// loopback port of its own, advertised as bound) instead of
+	// --kafka-addr. The first is the one KafkaAddr and env.json report.
+	// TLS settings for them go in BrokerSettings.
+	KafkaListeners []KafkaListener
 	// EtcdPrefix is the brokers' --etcd-prefix; empty means "/strata".
 	EtcdPrefix string
 	// EtcdArgs are appended to etcd's command line (EtcdOptions.ExtraArgs).
@@ -69,6 +75,12 @@ type ClusterOptions struct {
 	// Logger receives what the environment does (starts, stops, faults);
 	// nil means a text log at Dir/testenv.log.
 	Logger *slog.Logger
+}
+
+// KafkaListener is one named Kafka listener of every broker.
+type KafkaListener struct {
+	Name     string // upper case, as Kafka normalises listener names
+	Protocol string // PLAINTEXT, SSL, ...
 }
 
 // Cluster is etcd, N strata brokers and optionally MinIO, each its own
@@ -104,10 +116,14 @@ type Broker struct {
 	grpcAddr  string     // the listener; clients use the inbound proxy's address
 	httpAddr  string
 	kafkaAddr string
-	args      []string
-	env       []string // nil: childEnv()
-	inbound   *Proxy   // in front of grpcAddr: the advertised address
-	etcdProxy *Proxy   // the broker's only way to etcd
+	// listeners are the KafkaListeners, listenerAddrs their addresses
+	// by name.
+	listeners     []KafkaListener
+	listenerAddrs map[string]string
+	args          []string
+	env           []string // nil: childEnv()
+	inbound       *Proxy   // in front of grpcAddr: the advertised address
+	etcdProxy     *Proxy   // the broker's only way to etcd
 
 	mu     sync.Mutex
 	proc   *process // the current (or last) process
@@ -279,11 +295,12 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 	sort.Strings(settings)
 	for id := int32(1); id <= int32(n); id++ {
 		b := &Broker{
-			id:      id,
-			c:       c,
-			bin:     bin,
-			dataDir: filepath.Join(dir, fmt.Sprintf("broker-%d", id), "data"),
-			logPath: filepath.Join(dir, fmt.Sprintf("broker-%d", id), "broker.log"),
+			id:        id,
+			c:         c,
+			bin:       bin,
+			dataDir:   filepath.Join(dir, fmt.Sprintf("broker-%d", id), "data"),
+			logPath:   filepath.Join(dir, fmt.Sprintf("broker-%d", id), "broker.log"),
+			listeners: opts.KafkaListeners,
 		}
 		if err := os.MkdirAll(b.dataDir, 0o755); err != nil {
 			return nil, err
@@ -336,7 +353,7 @@ func (b *Broker) firstStart(ctx context.Context, extra []string) error {
 	base := b.args
 	for attempt := 1; ; attempt++ {
 		b.ports.release()
-		ports, err := holdLoopbackAddrs(3)
+		ports, err := holdLoopbackAddrs(3 + len(b.listeners))
 		if err != nil {
 			return err
 		}
@@ -346,8 +363,12 @@ func (b *Broker) firstStart(ctx context.Context, extra []string) error {
 		b.args = append(slices.Clip(base),
 			"--grpc-addr", b.grpcAddr,
 			"--http-addr", b.httpAddr,
-			"--kafka-addr", b.kafkaAddr,
 		)
+		if len(b.listeners) == 0 {
+			b.args = append(b.args, "--kafka-addr", b.kafkaAddr)
+		} else {
+			b.args = append(b.args, b.listenerArgs(ports.addrs[3:])...)
+		}
 		b.args = append(b.args, extra...)
 		logStart := fileSize(b.logPath)
 		err = b.Start(ctx)
@@ -363,6 +384,22 @@ func (b *Broker) firstStart(ctx context.Context, extra []string) error {
 			continue
 		}
 		return err
+	}
+}
+
+// listenerArgs declares the broker's KafkaListeners on addrs, one each.
+func (b *Broker) listenerArgs(addrs []string) []string {
+	b.listenerAddrs = map[string]string{}
+	var listeners, protocols []string
+	for i, l := range b.listeners {
+		b.listenerAddrs[l.Name] = addrs[i]
+		listeners = append(listeners, l.Name+"://"+addrs[i])
+		protocols = append(protocols, l.Name+":"+l.Protocol)
+	}
+	b.kafkaAddr = addrs[0]
+	return []string{"--kafka-addr", "",
+		"--config", "listeners=" + strings.Join(listeners, ","),
+		"--config", "listener.security.protocol.map=" + strings.Join(protocols, ","),
 	}
 }
 
@@ -592,6 +629,11 @@ func (b *Broker) HTTPAddr() string { return b.httpAddr }
 // KafkaAddr is the broker's --kafka-addr (not proxied: the broker publishes
 // it as given).
 func (b *Broker) KafkaAddr() string { return b.kafkaAddr }
+
+// KafkaListenerAddr is the address of the broker's Kafka listener of
+// ClusterOptions.KafkaListeners named name ("" if none): what it binds and
+// advertises.
+func (b *Broker) KafkaListenerAddr(name string) string { return b.listenerAddrs[name] }
 
 // DataDir is the broker's --data-dir.
 func (b *Broker) DataDir() string { return b.dataDir }

@@ -41,6 +41,19 @@ type EtcdOptions struct {
 	// ExtraArgs are appended to etcd's command line, e.g.
 	// {"--quota-backend-bytes", "8388608"}; a flag given here wins.
 	ExtraArgs []string
+	// TLS, when set, serves the client port over TLS (Endpoint is then
+	// https://); health is checked on a plaintext metrics port instead.
+	TLS *EtcdTLS
+}
+
+// EtcdTLS is the TLS of etcd's client port.
+type EtcdTLS struct {
+	// CertFile and KeyFile are etcd's certificate and key, PEM (one file
+	// may hold both).
+	CertFile, KeyFile string
+	// ClientCAFile, when set, makes etcd require client certificates
+	// signed by these CAs (--client-cert-auth).
+	ClientCAFile string
 }
 
 // Etcd is a single-member etcd running as its own process on loopback. Stop
@@ -50,11 +63,14 @@ type Etcd struct {
 	dataDir    string
 	logPath    string
 	bin        string
-	ports      *heldAddrs // clientAddr and peerAddr, held across restarts
+	ports      *heldAddrs // clientAddr, peerAddr (and metricsAddr), held across restarts
 	clientAddr string
 	peerAddr   string
-	extraArgs  []string
-	logger     *slog.Logger
+	// metricsAddr serves /health in plaintext when the client port is TLS.
+	metricsAddr string
+	tls         *EtcdTLS
+	extraArgs   []string
+	logger      *slog.Logger
 
 	// beforeStop, if set, runs before Stop signals etcd, and the function
 	// it returns once etcd has exited. The cluster uses it to cut the
@@ -179,15 +195,23 @@ func StartEtcd(ctx context.Context, opts EtcdOptions) (*Etcd, error) {
 		bin:       bin,
 		extraArgs: opts.ExtraArgs,
 		logger:    logger,
+		tls:       opts.TLS,
 	}
 	for attempt := 1; ; attempt++ {
 		e.ports.release()
-		ports, err := holdLoopbackAddrs(2)
+		n := 2
+		if e.tls != nil {
+			n = 3
+		}
+		ports, err := holdLoopbackAddrs(n)
 		if err != nil {
 			return nil, err
 		}
 		e.ports = ports
 		e.clientAddr, e.peerAddr = ports.addrs[0], ports.addrs[1]
+		if e.tls != nil {
+			e.metricsAddr = ports.addrs[2]
+		}
 		logStart := fileSize(e.logPath)
 		err = e.Start(ctx)
 		if err == nil {
@@ -235,8 +259,22 @@ func NewTestEtcd(t testing.TB, opts EtcdOptions) *Etcd {
 	return e
 }
 
-// Endpoint is the client URL, http://127.0.0.1:<port>.
-func (e *Etcd) Endpoint() string { return "http://" + e.clientAddr }
+// Endpoint is the client URL, http://127.0.0.1:<port>, or https:// with
+// EtcdOptions.TLS.
+func (e *Etcd) Endpoint() string {
+	if e.tls != nil {
+		return "https://" + e.clientAddr
+	}
+	return "http://" + e.clientAddr
+}
+
+// healthURL is where etcd answers /health without a client certificate.
+func (e *Etcd) healthURL() string {
+	if e.tls != nil {
+		return "http://" + e.metricsAddr + "/health"
+	}
+	return e.Endpoint() + "/health"
+}
 
 // ClientAddr is the client address, 127.0.0.1:<port>.
 func (e *Etcd) ClientAddr() string { return e.clientAddr }
@@ -251,9 +289,17 @@ func (e *Etcd) DataDir() string { return e.dataDir }
 func (e *Etcd) LogPath() string { return e.logPath }
 
 func (e *Etcd) args() []string {
-	client := "http://" + e.clientAddr
+	client := e.Endpoint()
 	peer := "http://" + e.peerAddr
-	return append([]string{
+	var tlsArgs []string
+	if t := e.tls; t != nil {
+		tlsArgs = []string{"--cert-file", t.CertFile, "--key-file", t.KeyFile,
+			"--listen-metrics-urls", "http://" + e.metricsAddr}
+		if t.ClientCAFile != "" {
+			tlsArgs = append(tlsArgs, "--trusted-ca-file", t.ClientCAFile, "--client-cert-auth")
+		}
+	}
+	return slices.Concat([]string{
 		"--name", etcdName,
 		"--data-dir", e.dataDir,
 		"--listen-client-urls", client,
@@ -269,7 +315,7 @@ func (e *Etcd) args() []string {
 		// survives a process).
 		"--unsafe-no-fsync",
 		"--log-level", "warn",
-	}, e.extraArgs...)
+	}, tlsArgs, e.extraArgs)
 }
 
 // Start starts etcd on its ports and data directory (again, after Stop or
@@ -299,7 +345,7 @@ func (e *Etcd) Start(ctx context.Context) error {
 	}
 	e.proc = p
 	e.mu.Unlock()
-	if err := p.waitHealthyContext(ctx, e.Endpoint()+"/health"); err != nil {
+	if err := p.waitHealthyContext(ctx, e.healthURL()); err != nil {
 		return fmt.Errorf("%w%s", err, tailNote(e.logPath))
 	}
 	return nil

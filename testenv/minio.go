@@ -3,6 +3,9 @@ package testenv
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +51,19 @@ type MinIOOptions struct {
 	SecretKey string
 	// Logger receives what testenv does; nil discards it.
 	Logger *slog.Logger
+	// TLS, when set, serves S3 over TLS (Endpoint is then https://).
+	TLS *MinIOTLS
+}
+
+// MinIOTLS is the TLS of MinIO's S3 port.
+type MinIOTLS struct {
+	// KeyStore is a PEM file with MinIO's private key and certificate
+	// chain (tlsconf's layout); they are copied into MinIO's --certs-dir
+	// as private.key and public.crt.
+	KeyStore string
+	// CA verifies MinIO's certificate for testenv's own requests (health,
+	// bucket creation).
+	CA string
 }
 
 // S3Env is what a client needs to reach a MinIO.
@@ -73,6 +90,10 @@ type MinIO struct {
 	accessKey   string
 	secretKey   string
 	logger      *slog.Logger
+	// certsDir is MinIO's --certs-dir and clientTLS what verifies it, both
+	// set with MinIOOptions.TLS.
+	certsDir  string
+	clientTLS *tls.Config
 
 	mu      sync.Mutex
 	proc    *process
@@ -128,6 +149,11 @@ func StartMinIO(ctx context.Context, opts MinIOOptions) (*MinIO, error) {
 	}
 	if err := os.MkdirAll(m.dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create MinIO data directory: %w", err)
+	}
+	if opts.TLS != nil {
+		if err := m.setUpTLS(filepath.Join(opts.Dir, "certs"), *opts.TLS); err != nil {
+			return nil, fmt.Errorf("MinIO TLS: %w", err)
+		}
 	}
 	for attempt := 1; ; attempt++ {
 		m.ports.release()
@@ -185,8 +211,57 @@ func NewTestMinIO(t testing.TB, opts MinIOOptions) *MinIO {
 	return m
 }
 
-// Endpoint is the S3 URL, http://127.0.0.1:<port>.
-func (m *MinIO) Endpoint() string { return "http://" + m.addr }
+// Endpoint is the S3 URL, http://127.0.0.1:<port>, or https:// with
+// MinIOOptions.TLS.
+func (m *MinIO) Endpoint() string {
+	if m.certsDir != "" {
+		return "https://" + m.addr
+	}
+	return "http://" + m.addr
+}
+
+// setUpTLS writes MinIO's certs directory from the key store: the key
+// and the certificates in the files MinIO reads.
+func (m *MinIO) setUpTLS(dir string, t MinIOTLS) error {
+	data, err := os.ReadFile(t.KeyStore)
+	if err != nil {
+		return err
+	}
+	var key, certs []byte
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			certs = append(certs, pem.EncodeToMemory(b)...)
+		} else if strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			key = pem.EncodeToMemory(b)
+		}
+	}
+	if key == nil || certs == nil {
+		return fmt.Errorf("%s: want a private key and a certificate", t.KeyStore)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "private.key"), key, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "public.crt"), certs, 0o600); err != nil {
+		return err
+	}
+	ca, err := os.ReadFile(t.CA)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return fmt.Errorf("%s: no CA certificate", t.CA)
+	}
+	m.certsDir, m.clientTLS = dir, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return nil
+}
 
 // Addr is the S3 address, 127.0.0.1:<port>.
 func (m *MinIO) Addr() string { return m.addr }
@@ -239,10 +314,10 @@ func (m *MinIO) Start(ctx context.Context) error {
 		name:    "minio",
 		logPath: m.logPath,
 		bin:     m.bin,
-		args: []string{"server", m.dataDir,
+		args: append([]string{"server", m.dataDir,
 			"--address", m.addr,
 			"--console-address", m.consoleAddr,
-		},
+		}, m.tlsArgs()...),
 		env:      env,
 		ownGroup: true,
 	})
@@ -256,7 +331,7 @@ func (m *MinIO) Start(ctx context.Context) error {
 	// only once the object layer is up, so the first request after Start
 	// does not meet "server not initialized".
 	for _, path := range []string{"/minio/health/live", "/minio/health/cluster"} {
-		if err := p.waitHealthyContext(ctx, m.Endpoint()+path); err != nil {
+		if err := p.waitHealthyTLS(ctx, m.Endpoint()+path, m.clientTLS); err != nil {
 			return fmt.Errorf("%w%s", err, tailNote(m.logPath))
 		}
 	}
@@ -268,7 +343,7 @@ func (m *MinIO) Start(ctx context.Context) error {
 // testenv` runs this, and a second S3 client library would grow the release
 // binary for a test-only call.
 func (m *MinIO) createBucket(ctx context.Context) error {
-	tr := &http.Transport{ResponseHeaderTimeout: 30 * time.Second}
+	tr := &http.Transport{ResponseHeaderTimeout: 30 * time.Second, TLSClientConfig: m.clientTLS}
 	// Idle connections would otherwise outlive the call that used them.
 	defer tr.CloseIdleConnections()
 	client := s3.New(s3.Options{
@@ -283,6 +358,13 @@ func (m *MinIO) createBucket(ctx context.Context) error {
 		return fmt.Errorf("create bucket %s at %s: %w", m.bucket, m.addr, err)
 	}
 	return nil
+}
+
+func (m *MinIO) tlsArgs() []string {
+	if m.certsDir == "" {
+		return nil
+	}
+	return []string{"--certs-dir", m.certsDir}
 }
 
 // Stop sends SIGTERM and waits for MinIO to exit (killing it after

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -176,9 +177,15 @@ func (p *process) waitHealthy(url string, timeout time.Duration) error {
 // waitHealthyContext polls url until it answers 200, the process exits, or
 // ctx ends.
 func (p *process) waitHealthyContext(ctx context.Context, url string) error {
+	return p.waitHealthyTLS(ctx, url, nil)
+}
+
+// waitHealthyTLS is waitHealthyContext for an https:// url, verified with
+// tlsCfg.
+func (p *process) waitHealthyTLS(ctx context.Context, url string, tlsCfg *tls.Config) error {
 	client := &http.Client{
 		Timeout:   time.Second,
-		Transport: &http.Transport{DisableKeepAlives: true},
+		Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsCfg},
 	}
 	defer client.CloseIdleConnections()
 	start := time.Now()

@@ -86,6 +86,11 @@ var brokerReadKeys = []string{
 	"connections.max.reauth.ms",
 	"sasl.enabled.mechanisms",
 	"sasl.server.max.receive.size",
+	// Named Kafka listeners (listeners.go); a listener's own ssl.* keys,
+	// listener.name.<name>.ssl.*, are accepted by isListenerKey.
+	AdvertisedListenersKey,
+	ListenerSecurityProtocolMapKey,
+	ListenersKey,
 	// Authorization (authorizer.go).
 	"allow.everyone.if.no.acl.found",
 	"authorizer.class.name",
@@ -116,13 +121,11 @@ var IgnoredBrokerKeys = []string{
 // flagKeys are Kafka broker settings whose job a command-line flag does in
 // Strata; the refusal names the flag.
 var flagKeys = map[string]string{
-	"advertised.listeners": "--kafka-advertised-addr",
-	"broker.id":            "--node-id",
-	"listeners":            "--kafka-addr",
-	"log.dir":              "--data-dir",
-	"log.dirs":             "--data-dir",
-	"node.id":              "--node-id",
-	"zookeeper.connect":    "--etcd-endpoints",
+	"broker.id":         "--node-id",
+	"log.dir":           "--data-dir",
+	"log.dirs":          "--data-dir",
+	"node.id":           "--node-id",
+	"zookeeper.connect": "--etcd-endpoints",
 }
 
 // UnknownBrokerKeyError is a broker setting no part of Strata reads and
@@ -166,7 +169,8 @@ func CheckBrokerKeys(brokerSettings map[string]string) error {
 // IsBrokerKey reports whether a broker accepts key as a setting: it reads
 // it, or ignores it on purpose (IgnoredBrokerKeys).
 func IsBrokerKey(key string) bool {
-	return slices.Contains(brokerReadKeys, key) || slices.Contains(IgnoredBrokerKeys, key) || isMappedBrokerKey(key)
+	return slices.Contains(brokerReadKeys, key) || slices.Contains(IgnoredBrokerKeys, key) || isMappedBrokerKey(key) ||
+		isListenerKey(key)
 }
 
 func isMappedBrokerKey(key string) bool {

@@ -11,8 +11,9 @@
 // creates at most auto.create.topics.max.per.request of them, in the order
 // it names them, and the rest stay UNKNOWN_TOPIC_OR_PARTITION until the
 // client asks again, so that naming a thousand topics costs one request a
-// bounded amount of work. Only brokers with
-// a Kafka listener are listed; a partition whose leader is not among them
+// bounded amount of work. Brokers are listed with their addresses on the
+// listener the request came in on, as in Kafka; only brokers with that
+// listener are listed; a partition whose leader is not among them
 // is reported LEADER_NOT_AVAILABLE, so the client asks again. Any broker can
 // serve admin requests, so when the controller is unknown this broker is
 // named instead.
@@ -34,21 +35,23 @@ import (
 )
 
 func (s *Server) metadataAPI() api {
-	return api{key: 3, min: 0, max: 12, amplification: 375, handle: decoded(s.metadata)}
+	return api{key: 3, min: 0, max: 12, amplification: 375, handle: decodedWithHeader(s.metadata)}
 }
 
-// liveBrokers returns the brokers with a Kafka listener, as Metadata and
-// DescribeCluster list them, and their ids.
-func (s *Server) liveBrokers(md broker.Metadata) ([]kmsg.MetadataResponseBroker, map[int32]bool) {
+// liveBrokers returns the brokers with the named Kafka listener, with
+// their addresses on it, as Metadata and DescribeCluster list them, and
+// their ids.
+func (s *Server) liveBrokers(md broker.Metadata, listener string) ([]kmsg.MetadataResponseBroker, map[int32]bool) {
 	live := make(map[int32]bool, len(md.Brokers))
 	var out []kmsg.MetadataResponseBroker
 	for _, b := range md.Brokers {
-		if b.KafkaAddr == "" {
+		addr := b.KafkaAddrFor(listener)
+		if addr == "" {
 			continue
 		}
-		host, port, err := hostPort(b.KafkaAddr)
+		host, port, err := hostPort(addr)
 		if err != nil {
-			s.logger.Warn("broker advertises a bad Kafka address", "node_id", b.NodeID, "addr", b.KafkaAddr, "err", err)
+			s.logger.Warn("broker advertises a bad Kafka address", "node_id", b.NodeID, "listener", listener, "addr", addr, "err", err)
 			continue
 		}
 		mb := kmsg.NewMetadataResponseBroker()
@@ -70,7 +73,7 @@ func (s *Server) controllerFor(md broker.Metadata, live map[int32]bool) int32 {
 	return s.cfg.NodeID
 }
 
-func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+func (s *Server) metadata(ctx context.Context, h header, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	v := req.Version
 	// v0: an empty list means every topic; v1+: null means every topic and
@@ -112,7 +115,7 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 	if s.cfg.AutoCreateTopics && !all && (v < 4 || req.AllowAutoTopicCreation) {
 		md = s.autoCreate(ctx, md)
 	}
-	brokers, live := s.liveBrokers(md)
+	brokers, live := s.liveBrokers(md, h.listener)
 	resp.Brokers = brokers
 	if id, err := s.core.ClusterID(ctx); err == nil {
 		resp.ClusterID = &id

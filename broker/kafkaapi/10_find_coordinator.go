@@ -3,6 +3,7 @@
 // Only group coordinators are found: there are no transactions, so a
 // transaction coordinator lookup gets INVALID_REQUEST. v4 looks up several
 // keys at once; older versions get the single answer at the top level.
+// The coordinator's address is the one on the request's listener.
 
 package kafkaapi
 
@@ -14,10 +15,10 @@ import (
 )
 
 func (s *Server) findCoordinatorAPI() api {
-	return api{key: 10, min: 0, max: 4, amplification: 265, handle: decoded(s.findCoordinator), needsGroups: true}
+	return api{key: 10, min: 0, max: 4, amplification: 265, handle: decodedWithHeader(s.findCoordinator), needsGroups: true}
 }
 
-func (s *Server) findCoordinator(ctx context.Context, req *kmsg.FindCoordinatorRequest) *kmsg.FindCoordinatorResponse {
+func (s *Server) findCoordinator(ctx context.Context, h header, req *kmsg.FindCoordinatorRequest) *kmsg.FindCoordinatorResponse {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	keys := req.CoordinatorKeys
 	if req.Version < 4 {
@@ -34,7 +35,10 @@ func (s *Server) findCoordinator(ctx context.Context, req *kmsg.FindCoordinatorR
 			c.ErrorCode = kerr.InvalidGroupID.Code
 		default:
 			br := s.core.GroupCoordinator(key)
-			host, port, err := hostPort(br.KafkaAddr)
+			// The coordinator's address on the listener the request came in
+			// on; a coordinator without that listener is not available to
+			// this client.
+			host, port, err := hostPort(br.KafkaAddrFor(h.listener))
 			if br.NodeID < 0 || err != nil {
 				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 				break

@@ -2,7 +2,7 @@
 //
 // Brokers answer for brokers: there is no separate controller endpoint, so
 // v1 asking for one gets UNSUPPORTED_ENDPOINT_TYPE. The brokers and the
-// controller are those Metadata reports. Authorized operations are not
+// controller are those Metadata reports, on the request's listener. Authorized operations are not
 // computed.
 
 package kafkaapi
@@ -15,10 +15,10 @@ import (
 )
 
 func (s *Server) describeClusterAPI() api {
-	return api{key: 60, min: 0, max: 1, amplification: 55, handle: decoded(s.describeCluster)}
+	return api{key: 60, min: 0, max: 1, amplification: 55, handle: decodedWithHeader(s.describeCluster)}
 }
 
-func (s *Server) describeCluster(ctx context.Context, req *kmsg.DescribeClusterRequest) *kmsg.DescribeClusterResponse {
+func (s *Server) describeCluster(ctx context.Context, h header, req *kmsg.DescribeClusterRequest) *kmsg.DescribeClusterResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.ClusterAuthorizedOperations = -2147483648 // not requested or not known
 	if req.Version >= 1 {
@@ -37,7 +37,7 @@ func (s *Server) describeCluster(ctx context.Context, req *kmsg.DescribeClusterR
 		resp.ErrorCode, resp.ErrorMessage = errorCode(err), errorMessage(err)
 		return resp
 	}
-	brokers, live := s.liveBrokers(md)
+	brokers, live := s.liveBrokers(md, h.listener)
 	for _, b := range brokers {
 		db := kmsg.NewDescribeClusterResponseBroker()
 		db.NodeID, db.Host, db.Port = b.NodeID, b.Host, b.Port

@@ -122,6 +122,14 @@ func decoded[Req kmsg.Request, Resp kmsg.Response](f func(context.Context, Req) 
 	}
 }
 
+// decodedWithHeader is decoded for a handler that needs the request's
+// header: the listener it came on, its client.
+func decodedWithHeader[Req kmsg.Request, Resp kmsg.Response](f func(context.Context, header, Req) Resp) func(context.Context, header, kmsg.Request) kmsg.Response {
+	return func(ctx context.Context, h header, req kmsg.Request) kmsg.Response {
+		return f(ctx, h, req.(Req))
+	}
+}
+
 // lookup returns the registered API with key.
 func (s *Server) lookup(key int16) (*api, bool) {
 	if key < 0 || int(key) >= len(s.byKey) || s.byKey[key] == nil {

@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,7 +48,9 @@ type Config struct {
 	// SASL_PLAINTEXT://host:port, SASL_SSL://host:port, or a bare
 	// host:port (PLAINTEXT). SSL and SASL_SSL read Kafka's ssl.* keys from
 	// Settings, the SASL ones sasl.enabled.mechanisms and its kin.
-	// Empty means no Kafka listener.
+	// Empty means no Kafka listener, unless Settings declare several with
+	// Kafka's listeners key (topicconfig.KafkaListeners); setting both is
+	// an error.
 	KafkaAddr string
 	// ObjectStoreURL, when set, is where tiered topics keep their sealed
 	// segments (s3://bucket/prefix?endpoint=... or file:///dir);
@@ -54,7 +58,8 @@ type Config struct {
 	ObjectStoreURL    string
 	TieringCacheBytes int64
 	// AdvertisedKafkaAddr is the Kafka address Metadata returns for this
-	// broker; empty means the address KafkaAddr bound.
+	// broker; empty means the address KafkaAddr bound. With listeners,
+	// advertised.listeners does this job.
 	AdvertisedKafkaAddr string
 	// AdvertisedGRPCAddr is the gRPC address published in the cluster, for
 	// clients and other brokers; empty means the address GRPCAddr bound.
@@ -72,6 +77,13 @@ type Config struct {
 	EtcdClientAddr string
 	// EtcdPrefix is the key prefix of this cluster in etcd.
 	EtcdPrefix string
+	// EtcdTLS, when set, is the TLS of the connection to an external etcd:
+	// its RootCAs verify etcd, its Certificates answer etcd's
+	// --client-cert-auth. EtcdUser and EtcdPassword log in with etcd's own
+	// authentication.
+	EtcdTLS      *tls.Config
+	EtcdUser     string
+	EtcdPassword metastore.EtcdPassword
 
 	// Settings are broker settings in Kafka's server.properties keys. A key
 	// the broker neither reads nor lists in topicconfig.IgnoredBrokerKeys
@@ -90,10 +102,12 @@ type Config struct {
 // seconds and long enough (about six renewals) to ride out a busy machine.
 const DefaultSessionTimeout = 2 * time.Second
 
-// Addrs are the addresses a running broker listens on; Kafka is nil when
-// the Kafka listener is off.
+// Addrs are the addresses a running broker listens on; Kafka is the first
+// Kafka listener's, nil when there is none, and KafkaListeners has every
+// Kafka listener's by name.
 type Addrs struct {
 	GRPC, HTTP, Kafka net.Addr
+	KafkaListeners    map[string]net.Addr
 }
 
 // Ready is called once the broker serves, with the addresses it listens on.
@@ -120,7 +134,7 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 		return err
 	}
 	p.newRegistry()
-	if err := p.loadTLS(); err != nil {
+	if err := p.loadListeners(); err != nil {
 		return err
 	}
 	if err := p.listen(); err != nil {
@@ -195,22 +209,20 @@ type process struct {
 	store *metastore.Store
 	reg   *prometheus.Registry
 
-	grpcLis, httpLis, kafkaLis net.Listener
-	advertisedKafka            string
-	autoCreate                 bool
-	maxRequest                 int32
-	listener                   topicconfig.KafkaListener
-	// kafkaProtocol is the Kafka listener's security protocol; sasl its
-	// SASL settings, read whatever the protocol.
-	kafkaProtocol string
-	sasl          topicconfig.SASL
+	grpcLis, httpLis net.Listener
+	// kafka are the Kafka listeners, in the order they were declared.
+	kafka      []*kafkaListener
+	autoCreate bool
+	maxRequest int32
+	listener   topicconfig.KafkaListener
+	// grpcTLS is the gRPC port's TLS material, nil when it is plaintext.
+	grpcTLS *tlsconf.Material
+	// sasl is the SASL settings of the Kafka listeners that use SASL,
+	// read whatever the protocols.
+	sasl topicconfig.SASL
 	// oauth validates OAUTHBEARER tokens; nil when no sasl.oauthbearer.*
 	// setting says how.
 	oauth *oauthbearer.Validator
-	// kafkaTLS and grpcTLS are the listeners' TLS material, nil when the
-	// listener is plaintext; kafkaAddr is KafkaAddr without its protocol.
-	kafkaTLS, grpcTLS *tlsconf.Material
-	kafkaAddr         string
 	// requestBudget is queued.max.request.bytes: the memory requests in
 	// flight share.
 	requestBudget *membudget.Budget
@@ -225,6 +237,16 @@ type process struct {
 
 	objects objstore.Store
 	broker  *broker.Broker
+}
+
+// kafkaListener is one Kafka listener of the process.
+type kafkaListener struct {
+	cfg topicconfig.ListenerConfig
+	// tls is the listener's TLS material, nil unless its protocol is SSL
+	// or SASL_SSL.
+	tls        *tlsconf.Material
+	lis        net.Listener
+	advertised string
 }
 
 // openMetastore connects to etcd, first starting it in this process if
@@ -244,7 +266,17 @@ func (p *process) openMetastore(ctx context.Context) error {
 	if len(endpoints) == 0 {
 		return errors.New("no etcd endpoints: set --etcd-endpoints")
 	}
-	store, err := metastore.Dial(ctx, endpoints, cfg.EtcdPrefix, p.logger.With("component", "metastore"))
+	var opts []metastore.DialOption
+	if cfg.EtcdTLS != nil || cfg.EtcdUser != "" || cfg.EtcdPassword != "" {
+		if cfg.EmbedEtcd {
+			return errors.New("etcd TLS and user settings are for an external etcd; the embedded one serves this process on loopback only")
+		}
+		if cfg.EtcdTLS != nil {
+			opts = append(opts, metastore.WithTLS(cfg.EtcdTLS))
+		}
+		opts = append(opts, metastore.WithAuth(cfg.EtcdUser, cfg.EtcdPassword))
+	}
+	store, err := metastore.Dial(ctx, endpoints, cfg.EtcdPrefix, p.logger.With("component", "metastore"), opts...)
 	if err != nil {
 		return fmt.Errorf("connect to etcd %v: %w", endpoints, err)
 	}
@@ -272,16 +304,15 @@ func (p *process) listen() error {
 		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
 	p.cleanup.push(func() { p.httpLis.Close() })
-	p.advertisedKafka = cfg.AdvertisedKafkaAddr
-	if p.kafkaAddr == "" {
-		return nil
-	}
-	if p.kafkaLis, err = net.Listen("tcp", p.kafkaAddr); err != nil {
-		return fmt.Errorf("listen for Kafka clients on %s: %w", p.kafkaAddr, err)
-	}
-	p.cleanup.push(func() { p.kafkaLis.Close() })
-	if p.advertisedKafka == "" {
-		p.advertisedKafka = advertise(p.kafkaLis.Addr())
+	for _, k := range p.kafka {
+		if k.lis, err = net.Listen("tcp", k.cfg.Addr); err != nil {
+			return fmt.Errorf("listen for Kafka clients on %s (listener %s): %w", k.cfg.Addr, k.cfg.Name, err)
+		}
+		p.cleanup.push(func() { k.lis.Close() })
+		k.advertised = k.cfg.Advertised
+		if k.advertised == "" {
+			k.advertised = advertise(k.lis.Addr())
+		}
 	}
 	return nil
 }
@@ -305,30 +336,66 @@ func (p *process) checkSettings() error {
 	return nil
 }
 
-// loadTLS reads the Kafka listener's protocol and the TLS material of the
-// listeners that have it, so that a missing or bad file fails the start.
-func (p *process) loadTLS() error {
+// loadListeners reads the Kafka listeners (--kafka-addr, or Kafka's
+// listeners with their map and advertised addresses) and the TLS material
+// of the listeners that have it, so that a bad declaration or a missing
+// file fails the start.
+func (p *process) loadListeners() error {
 	s := p.cfg.Settings
-	if p.cfg.KafkaAddr != "" {
+	declared, err := topicconfig.KafkaListeners(s)
+	if err != nil {
+		return err
+	}
+	switch {
+	case declared != nil && p.cfg.KafkaAddr != "":
+		return fmt.Errorf("--kafka-addr %s and the broker setting listeners are both set: declare every Kafka listener in listeners", p.cfg.KafkaAddr)
+	case declared != nil && p.cfg.AdvertisedKafkaAddr != "":
+		return errors.New("--kafka-advertised-addr and the broker setting listeners are both set: advertise each listener in advertised.listeners")
+	case declared == nil && p.cfg.KafkaAddr != "":
 		protocol, addr, err := topicconfig.ParseKafkaListener(p.cfg.KafkaAddr)
 		if err != nil {
 			return err
 		}
-		p.kafkaAddr, p.kafkaProtocol = addr, protocol
-		ssl, err := topicconfig.KafkaSSL(s)
+		// As in Kafka without listener.security.protocol.map, the
+		// listener's name is its protocol.
+		declared = []topicconfig.ListenerConfig{{Name: protocol, Protocol: protocol, Addr: addr, Advertised: p.cfg.AdvertisedKafkaAddr}}
+		if err := topicconfig.CheckListenerSettings(s, []string{protocol}); err != nil {
+			return err
+		}
+	case declared == nil:
+		// No Kafka listener: a listener's own settings would be ignored.
+		if err := topicconfig.CheckListenerSettings(s, nil); err != nil {
+			return err
+		}
+	}
+	// The shared ssl.* keys are checked even when no listener reads them:
+	// a refused key (a password) fails the start either way.
+	shared, err := topicconfig.KafkaSSL(s)
+	if err != nil {
+		return err
+	}
+	anyTLS := false
+	for _, l := range declared {
+		k := &kafkaListener{cfg: l}
+		p.kafka = append(p.kafka, k)
+		ssl, err := topicconfig.ListenerSSL(s, l.Name)
 		if err != nil {
 			return err
 		}
-		switch tlsListener := topicconfig.ProtocolUsesTLS(protocol); {
-		case tlsListener && !ssl.Enabled():
-			return fmt.Errorf("Kafka listener %s is %s but ssl.keystore.location is not set", p.cfg.KafkaAddr, protocol)
-		case tlsListener:
-			if p.kafkaTLS, err = p.loadMaterial(ssl); err != nil {
-				return fmt.Errorf("Kafka listener %s: %w", p.cfg.KafkaAddr, err)
-			}
-		case ssl.Enabled():
-			p.logger.Warn("ssl.* settings are set but the Kafka listener does not use TLS; name it SSL:// or SASL_SSL://host:port to use them", "listener", p.cfg.KafkaAddr)
+		if !topicconfig.ProtocolUsesTLS(l.Protocol) {
+			continue
 		}
+		anyTLS = true
+		if !ssl.Enabled() {
+			return fmt.Errorf("Kafka listener %s is %s but neither listener.name.%s.ssl.keystore.location nor ssl.keystore.location is set",
+				l.Name, l.Protocol, strings.ToLower(l.Name))
+		}
+		if k.tls, err = p.loadMaterial(ssl); err != nil {
+			return fmt.Errorf("Kafka listener %s: %w", l.Name, err)
+		}
+	}
+	if shared.Enabled() && !anyTLS && len(declared) > 0 {
+		p.logger.Warn("ssl.* settings are set but no Kafka listener uses TLS; name one SSL (SSL://host:port) to use them")
 	}
 	ssl, err := topicconfig.GRPCSSL(s)
 	if err != nil {
@@ -422,17 +489,23 @@ func (p *process) register(ctx context.Context) error {
 	if advertised == "" {
 		advertised = p.grpcLis.Addr().String()
 	}
+	info := metastore.BrokerInfo{
+		NodeID:    cfg.NodeID,
+		GRPCAddr:  advertised,
+		HTTPAddr:  p.httpLis.Addr().String(),
+		StartedAt: time.Now(),
+	}
+	for i, k := range p.kafka {
+		if i == 0 {
+			info.KafkaAddr = k.advertised
+		}
+		info.Endpoints = append(info.Endpoints, metastore.Endpoint{Listener: k.cfg.Name, SecurityProtocol: k.cfg.Protocol, Addr: k.advertised})
+	}
 	p.member = &membership{
 		store:  p.store,
 		logger: p.logger,
 		ttl:    cfg.SessionTimeout,
-		info: metastore.BrokerInfo{
-			NodeID:    cfg.NodeID,
-			GRPCAddr:  advertised,
-			HTTPAddr:  p.httpLis.Addr().String(),
-			KafkaAddr: p.advertisedKafka,
-			StartedAt: time.Now(),
-		},
+		info:   info,
 	}
 	// The registration outlives ctx: the broker leaves the cluster last, after
 	// its logs are closed. Until it is made, an interrupt still ends it.
@@ -566,28 +639,24 @@ func (p *process) serve() <-chan error {
 		Registerer:                p.reg,
 	})
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 2+len(p.kafka))
 	go func() { errc <- fmt.Errorf("gRPC server: %w", gs.Serve(p.grpcLis)) }()
 	go func() { errc <- fmt.Errorf("HTTP server: %w", hs.Serve(p.httpLis)) }()
-	kafkaDone := make(chan struct{})
-	if p.kafkaLis != nil {
-		lis := p.kafkaLis
-		if p.kafkaTLS != nil {
+	// One server for every Kafka listener: connections differ only in the
+	// listener they carry (its name picks the addresses Metadata returns).
+	var kafkaServing sync.WaitGroup
+	for _, k := range p.kafka {
+		lis := k.lis
+		if k.tls != nil {
 			// The handshake runs on the connection's first read, under the
 			// listener's idle deadline, in the connection's own goroutine.
-			lis = tls.NewListener(lis, p.kafkaTLS.ServerConfig())
+			lis = tls.NewListener(lis, k.tls.ServerConfig())
 		}
-		go func() {
-			defer close(kafkaDone)
-			// As in Kafka without listener.security.protocol.map, the
-			// listener is named after its protocol.
-			l := kafkaapi.Listener{Name: p.kafkaProtocol, Protocol: p.kafkaProtocol}
-			if err := ks.ServeListener(lis, l); !errors.Is(err, kafkaapi.ErrServerClosed) {
-				errc <- fmt.Errorf("Kafka server: %w", err)
+		kafkaServing.Go(func() {
+			if err := ks.ServeListener(lis, kafkaapi.Listener{Name: k.cfg.Name, Protocol: k.cfg.Protocol}); !errors.Is(err, kafkaapi.ErrServerClosed) {
+				errc <- fmt.Errorf("Kafka server, listener %s: %w", k.cfg.Name, err)
 			}
-		}()
-	} else {
-		close(kafkaDone)
+		})
 	}
 	p.cleanup.push(func() {
 		// Long polls and follow streams would hold GracefulStop until their
@@ -598,7 +667,7 @@ func (p *process) serve() <-chan error {
 			kctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			defer cancel()
 			_ = ks.Shutdown(kctx)
-			<-kafkaDone
+			kafkaServing.Wait()
 			gs.GracefulStop()
 			close(stopped)
 		}()
@@ -650,16 +719,20 @@ func newHTTPServer(h http.Handler, t httpTimeouts) *http.Server {
 
 // announce logs that the broker serves and calls ready with its addresses.
 func (p *process) announce(ready Ready) {
+	kafka := make([]string, 0, len(p.kafka))
+	addrs := Addrs{GRPC: p.grpcLis.Addr(), HTTP: p.httpLis.Addr(), KafkaListeners: map[string]net.Addr{}}
+	for i, k := range p.kafka {
+		kafka = append(kafka, fmt.Sprintf("%s://%s (bound %s)", k.cfg.Name, k.advertised, k.lis.Addr()))
+		addrs.KafkaListeners[k.cfg.Name] = k.lis.Addr()
+		if i == 0 {
+			addrs.Kafka = k.lis.Addr()
+		}
+	}
 	p.logger.Info("broker ready", "node_id", p.cfg.NodeID, "grpc", p.grpcLis.Addr().String(),
-		"http", p.httpLis.Addr().String(), "kafka", p.advertisedKafka, "data_dir", p.cfg.DataDir)
-	if ready == nil {
-		return
+		"http", p.httpLis.Addr().String(), "kafka", kafka, "data_dir", p.cfg.DataDir)
+	if ready != nil {
+		ready(addrs)
 	}
-	addrs := Addrs{GRPC: p.grpcLis.Addr(), HTTP: p.httpLis.Addr()}
-	if p.kafkaLis != nil {
-		addrs.Kafka = p.kafkaLis.Addr()
-	}
-	ready(addrs)
 }
 
 // advertise is the address to publish for a listener: its bound address,

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/strata-broker/strata/broker/server"
 	"github.com/strata-broker/strata/internal/tlsconf"
+	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
@@ -40,6 +43,14 @@ type brokerFlags struct {
 	pprof           bool
 	// tls (strata dev --tls) generates certificates and turns TLS on.
 	tls bool
+	// kafkaAddrSet is whether --kafka-addr was given (on the command line,
+	// in the environment or the file) rather than left at its default.
+	kafkaAddrSet bool
+	// The connection to an external etcd: TLS as etcdctl's flags, and
+	// etcd's user; the password is read from a file or the environment,
+	// never from the command line.
+	etcdCACert, etcdCert, etcdKey string
+	etcdUser, etcdPasswordFile    string
 	// fileSettings are the broker settings of the config file's config:
 	// map; --config entries override them key by key.
 	fileSettings map[string]string
@@ -66,6 +77,11 @@ func (f *brokerFlags) register(fs *pflag.FlagSet, dev bool) {
 		fs.StringVar(&f.etcdClientAddr, "etcd-client-addr", "127.0.0.1:2379", "client address of the embedded etcd")
 	} else {
 		fs.StringSliceVar(&f.etcdEndpoints, "etcd-endpoints", nil, "etcd endpoints, comma separated (required)")
+		fs.StringVar(&f.etcdCACert, "etcd-cacert", "", "PEM file of the CA certificates that verify etcd's (TLS to etcd; endpoints are https://)")
+		fs.StringVar(&f.etcdCert, "etcd-cert", "", "PEM file of the client certificate presented to etcd (etcd's --client-cert-auth); may hold the key too")
+		fs.StringVar(&f.etcdKey, "etcd-key", "", "PEM file of the client certificate's private key (default: --etcd-cert)")
+		fs.StringVar(&f.etcdUser, "etcd-user", "", "etcd user to authenticate as (etcd's auth); the password comes from --etcd-password-file or "+etcdPasswordEnv)
+		fs.StringVar(&f.etcdPasswordFile, "etcd-password-file", "", "file holding the password of --etcd-user (one line)")
 	}
 }
 
@@ -94,10 +110,49 @@ func (f *brokerFlags) resolve(fs *pflag.FlagSet) error {
 	if err := applyEnv(fs); err != nil {
 		return err
 	}
-	if f.configFile == "" {
-		return nil
+	if f.configFile != "" {
+		if err := f.applyConfigFile(fs, f.configFile); err != nil {
+			return err
+		}
 	}
-	return f.applyConfigFile(fs, f.configFile)
+	f.kafkaAddrSet = fs.Changed("kafka-addr")
+	return nil
+}
+
+// etcdPasswordEnv holds the password of --etcd-user when no file does: a
+// password on the command line would be in every process listing.
+const etcdPasswordEnv = "STRATA_ETCD_PASSWORD"
+
+// etcdSecurity reads the TLS and login of the connection to etcd.
+func (f *brokerFlags) etcdSecurity() (*tls.Config, string, metastore.EtcdPassword, error) {
+	var tlsCfg *tls.Config
+	if f.etcdCACert != "" || f.etcdCert != "" || f.etcdKey != "" {
+		var err error
+		if tlsCfg, err = tlsconf.ClientConfig(f.etcdCACert, f.etcdCert, f.etcdKey); err != nil {
+			return nil, "", "", fmt.Errorf("--etcd-cacert/--etcd-cert/--etcd-key: %w", err)
+		}
+	}
+	env, inEnv := os.LookupEnv(etcdPasswordEnv)
+	var password string
+	switch {
+	case f.etcdPasswordFile != "" && inEnv:
+		return nil, "", "", fmt.Errorf("--etcd-password-file and %s are both set: use one", etcdPasswordEnv)
+	case f.etcdPasswordFile != "":
+		b, err := os.ReadFile(f.etcdPasswordFile)
+		if err != nil {
+			return nil, "", "", fmt.Errorf("--etcd-password-file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	case inEnv:
+		password = env
+	}
+	switch {
+	case f.etcdUser != "" && password == "":
+		return nil, "", "", fmt.Errorf("--etcd-user %s has no password: set --etcd-password-file or %s", f.etcdUser, etcdPasswordEnv)
+	case f.etcdUser == "" && password != "":
+		return nil, "", "", fmt.Errorf("an etcd password is set (--etcd-password-file or %s) without --etcd-user", etcdPasswordEnv)
+	}
+	return tlsCfg, f.etcdUser, metastore.EtcdPassword(password), nil
 }
 
 // applyConfigFile sets every flag not already set from the YAML file at path.
@@ -225,10 +280,19 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 		}
 	}
 	kafkaAddr := f.kafkaAddr
+	if _, ok := settings[topicconfig.ListenersKey]; ok && !f.kafkaAddrSet {
+		// Kafka's listeners declares the Kafka listeners: --kafka-addr's
+		// default gives way, and only an explicit one conflicts.
+		kafkaAddr = ""
+	}
 	if dev && f.tls {
-		if kafkaAddr, err = f.devTLS(settings); err != nil {
+		if kafkaAddr, err = f.devTLS(settings, kafkaAddr); err != nil {
 			return server.Config{}, err
 		}
+	}
+	etcdTLS, etcdUser, etcdPassword, err := f.etcdSecurity()
+	if err != nil {
+		return server.Config{}, err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
@@ -263,6 +327,9 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 		EmbedEtcd:           dev,
 		EtcdClientAddr:      f.etcdClientAddr,
 		EtcdPrefix:          f.etcdPrefix,
+		EtcdTLS:             etcdTLS,
+		EtcdUser:            etcdUser,
+		EtcdPassword:        etcdPassword,
 		Settings:            settings,
 		Pprof:               f.pprof,
 		Logger:              logger,
@@ -273,7 +340,7 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 // the ssl.* and grpc.ssl.* settings not set otherwise to use them, prints
 // what clients need, and returns the Kafka listener as SSL unless it names
 // its protocol.
-func (f *brokerFlags) devTLS(settings map[string]string) (string, error) {
+func (f *brokerFlags) devTLS(settings map[string]string, kafkaAddr string) (string, error) {
 	g, err := tlsconf.Generate(filepath.Join(f.dataDir, "tls"))
 	if err != nil {
 		return "", fmt.Errorf("--tls: generate certificates: %w", err)
@@ -297,7 +364,6 @@ func (f *brokerFlags) devTLS(settings map[string]string) (string, error) {
 			}
 		}
 	}
-	kafkaAddr := f.kafkaAddr
 	if kafkaAddr != "" && !strings.Contains(kafkaAddr, "://") {
 		kafkaAddr = topicconfig.ProtocolSSL + "://" + kafkaAddr
 	}
@@ -305,7 +371,7 @@ func (f *brokerFlags) devTLS(settings map[string]string) (string, error) {
   kcat:    kcat -b %s -X security.protocol=ssl -X ssl.ca.location=%s ...
   strata:  strata topics list --bootstrap-server %s --tls-ca %s
   client certificate (mutual TLS, with ssl.client.auth=required): %s (key and certificate)
-`, filepath.Dir(ca), ca, f.kafkaAddr, ca, f.grpcAddr, ca, clientPEM)
+`, filepath.Dir(ca), ca, cmp.Or(strings.TrimPrefix(kafkaAddr, topicconfig.ProtocolSSL+"://"), "<an SSL listener>"), ca, f.grpcAddr, ca, clientPEM)
 	return kafkaAddr, nil
 }
 

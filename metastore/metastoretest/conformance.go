@@ -592,7 +592,8 @@ func testBrokers(t *testing.T, target Target) {
 		t.Fatalf("first delivery %v, want none", got)
 	}
 	started := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	r2, err := target.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 2, GRPCAddr: "g2", KafkaAddr: "k2", HTTPAddr: "h2", StartedAt: started}, 10*time.Second)
+	endpoints := []metastore.Endpoint{{Listener: "INTERNAL", SecurityProtocol: "PLAINTEXT", Addr: "k2"}, {Listener: "EXTERNAL", SecurityProtocol: "SSL", Addr: "e2"}}
+	r2, err := target.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 2, GRPCAddr: "g2", KafkaAddr: "k2", Endpoints: endpoints, HTTPAddr: "h2", StartedAt: started}, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,8 +618,11 @@ func testBrokers(t *testing.T, target Target) {
 	}
 	want := metastore.BrokerInfo{NodeID: 2, GRPCAddr: "g2", KafkaAddr: "k2", HTTPAddr: "h2", StartedAt: started, Epoch: r2.Epoch()}
 	if b := list[1]; b.NodeID != want.NodeID || b.GRPCAddr != want.GRPCAddr || b.KafkaAddr != want.KafkaAddr ||
-		b.HTTPAddr != want.HTTPAddr || !b.StartedAt.Equal(started) || b.Epoch != want.Epoch {
+		b.HTTPAddr != want.HTTPAddr || !b.StartedAt.Equal(started) || b.Epoch != want.Epoch || !slices.Equal(b.Endpoints, endpoints) {
 		t.Fatalf("broker 2 = %+v, want %+v", b, want)
+	}
+	if b := list[1]; b.KafkaAddrFor("EXTERNAL") != "e2" || b.KafkaAddrFor("INTERNAL") != "k2" || b.KafkaAddrFor("OTHER") != "" {
+		t.Fatalf("broker 2's listeners: EXTERNAL %q, INTERNAL %q, OTHER %q", b.KafkaAddrFor("EXTERNAL"), b.KafkaAddrFor("INTERNAL"), b.KafkaAddrFor("OTHER"))
 	}
 	if r2.Epoch() <= 0 || r1.Epoch() <= r2.Epoch() || r1.NodeID() != 1 {
 		t.Fatalf("epochs %d then %d, node id %d", r2.Epoch(), r1.Epoch(), r1.NodeID())

@@ -108,7 +108,7 @@ type Options struct {
 
 // Open opens the store a URL names:
 //
-//	s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION&path_style=BOOL]
+//	s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION&path_style=BOOL&ca_bundle=FILE]
 //	file:///ABSOLUTE/PATH
 //
 // For S3, credentials and (unless given here) the region come from the AWS
@@ -116,6 +116,9 @@ type Options struct {
 // AWS_SESSION_TOKEN, AWS_REGION, AWS_PROFILE and the shared config files,
 // then instance roles. endpoint selects an S3-compatible server such as
 // MinIO; with it, path_style defaults to true and region to us-east-1.
+// ca_bundle is a PEM file of the CA certificates that verify the store's
+// TLS certificate instead of the system's (a store behind a private CA);
+// it is read when the store is opened.
 // Open does not contact the store, so a broker starts while the store is
 // down.
 //
@@ -148,7 +151,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
 
 // redactURL is u for messages and logs, without anything that may be a
 // credential: its user information, the values of query parameters other
-// than the S3 URL's region and path_style (and the endpoint's own user
+// than the S3 URL's region, path_style and ca_bundle (and the endpoint's own user
 // information), and its fragment. A misplaced access key, secret or token
 // shows as REDACTED.
 func redactURL(u *url.URL) string {
@@ -165,7 +168,7 @@ func redactURL(u *url.URL) string {
 			for name, vs := range q {
 				for i, v := range vs {
 					switch name {
-					case "region", "path_style":
+					case "region", "path_style", "ca_bundle":
 					case "endpoint":
 						if e, err := url.Parse(v); err != nil || e.User != nil || e.RawQuery != "" || e.Fragment != "" {
 							vs[i] = mask

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -82,7 +83,7 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 func openS3(ctx context.Context, u *url.URL, opts Options) (*s3Store, error) {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("objstore: S3 URL %q: %s; want s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=BOOL", redactURL(u), fmt.Sprintf(format, args...))
+		return fmt.Errorf("objstore: S3 URL %q: %s; want s3://BUCKET/PREFIX?endpoint=URL&region=REGION&path_style=BOOL&ca_bundle=FILE", redactURL(u), fmt.Sprintf(format, args...))
 	}
 	if u.Opaque != "" {
 		return nil, bad("no bucket (write s3://, with two slashes)")
@@ -111,7 +112,7 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (*s3Store, error) {
 	q := u.Query()
 	for name := range q {
 		switch name {
-		case "endpoint", "region", "path_style":
+		case "endpoint", "region", "path_style", "ca_bundle":
 			if len(q[name]) != 1 {
 				return nil, bad("%s given more than once", name)
 			}
@@ -164,7 +165,22 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (*s3Store, error) {
 	if r := q.Get("region"); r != "" {
 		loadOpts = append(loadOpts, config.WithRegion(r))
 	}
-	if opts.HTTPClient != nil {
+	caBundle := q.Get("ca_bundle")
+	switch {
+	case caBundle != "" && opts.HTTPClient != nil:
+		return nil, bad("ca_bundle applies to the SDK's own HTTP client, and Options.HTTPClient replaces it: configure its TLS roots instead")
+	case caBundle != "":
+		// A store behind a private CA (MinIO, Ceph): the SDK's client
+		// trusts this bundle instead of the system's roots.
+		data, err := os.ReadFile(caBundle)
+		if err != nil {
+			return nil, bad("ca_bundle: %v", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(data) {
+			return nil, bad("ca_bundle %s: no PEM certificate", caBundle)
+		}
+		loadOpts = append(loadOpts, config.WithCustomCABundle(bytes.NewReader(data)))
+	case opts.HTTPClient != nil:
 		loadOpts = append(loadOpts, config.WithHTTPClient(opts.HTTPClient))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
@@ -197,6 +213,9 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (*s3Store, error) {
 	}
 	cq.Set("region", cfg.Region)
 	cq.Set("path_style", strconv.FormatBool(pathStyle))
+	if caBundle != "" {
+		cq.Set("ca_bundle", caBundle)
+	}
 	canon.RawQuery = cq.Encode()
 
 	s := &s3Store{
