@@ -177,8 +177,9 @@ func TestKafkaListenersRefused(t *testing.T) {
 			"listener EXTERNAL is not in listeners"},
 		{"SSL listener without a key store", []string{"--config", "listeners=SSL://" + a},
 			"Kafka listener SSL is SSL but neither listener.name.ssl.ssl.keystore.location nor ssl.keystore.location is set"},
-		{"SASL not served yet", []string{"--config", "listeners=SASL_PLAINTEXT://" + a},
-			"Kafka listener SASL_PLAINTEXT: security protocol SASL_PLAINTEXT is not supported yet"},
+		{"OAUTHBEARER without a way to validate tokens", []string{"--config", "listeners=SASL_PLAINTEXT://" + a,
+			"--config", "sasl.enabled.mechanisms=OAUTHBEARER"},
+			"sasl.enabled.mechanisms lists OAUTHBEARER but no way to validate tokens is set"},
 		{"--kafka-addr with listeners", []string{"--kafka-addr", b, "--config", "listeners=PLAINTEXT://" + a},
 			"--kafka-addr " + b + " and the broker setting listeners are both set"},
 	} {
