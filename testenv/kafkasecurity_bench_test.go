@@ -29,11 +29,20 @@ func BenchmarkKafkaListenerSecurity(b *testing.B) {
 		{"SSL", []string{"--tls"}, func(dev *testenv.Dev) compatSecurity {
 			return compatSecurity{protocol: "SSL", caFile: filepath.Join(dev.DataDir, "tls", "ca.pem")}
 		}},
+		{"SASL_SSL", []string{"--tls"}, func(dev *testenv.Dev) compatSecurity {
+			ca := filepath.Join(dev.DataDir, "tls", "ca.pem")
+			strataCLI(b, dev, "bench-secret\n", "users", "create", "bench", "--mechanism", "SCRAM-SHA-512", "--tls-ca", ca)
+			return compatSecurity{protocol: "SASL_SSL", mechanism: "SCRAM-SHA-512", user: "bench", password: "bench-secret", caFile: ca}
+		}},
 	}
 	for _, m := range modes {
 		for _, op := range []string{"produce", "consume"} {
 			b.Run(m.name+"/"+op, func(b *testing.B) {
-				dev := testenv.StartDev(b, testenv.DevOptions{ExtraArgs: m.args})
+				opts := testenv.DevOptions{ExtraArgs: m.args}
+				if m.name == "SASL_SSL" {
+					opts.KafkaProtocol = m.name
+				}
+				dev := testenv.StartDev(b, opts)
 				env := compatEnv{bootstrap: []string{dev.KafkaAddr}, sec: m.sec(dev)}
 				benchKafkaSecurity(b, env, op == "produce")
 			})

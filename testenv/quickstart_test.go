@@ -13,7 +13,7 @@ import (
 
 // strataCLI runs the strata binary as a user would, against dev's gRPC
 // address, and returns its stdout.
-func strataCLI(t *testing.T, dev *testenv.Dev, stdin string, args ...string) string {
+func strataCLI(t testing.TB, dev *testenv.Dev, stdin string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(testenv.Binary(t), append(args, "--bootstrap-server", dev.GRPCAddr)...)
 	cmd.Stdin = strings.NewReader(stdin)
