@@ -112,6 +112,10 @@ func (c *conn) serve() {
 	defer c.nc.Close()
 	c.s.metrics.connections.Inc()
 	defer c.s.metrics.connections.Dec()
+	if err := c.handshake(); err != nil {
+		c.logClose(err)
+		return
+	}
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 		if c.closing.Load() {
@@ -368,7 +372,11 @@ func (c *conn) handleFrame(a *api, frame []byte, mem *requestMemory) (header, km
 		}
 	}
 	start := time.Now()
-	resp, err := c.s.answer(withPrincipal(context.Background(), c.principal), h, req, body)
+	ctx := withPrincipal(context.Background(), c.principal)
+	if c.s.authz != nil {
+		ctx = withClient(ctx, &client{host: c.remoteHost, api: name})
+	}
+	resp, err := c.s.answer(ctx, h, req, body)
 	if err != nil {
 		return h, nil, err
 	}

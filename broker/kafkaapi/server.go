@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-broker/strata/acl"
+	"github.com/strata-broker/strata/acl/audit"
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/internal/membudget"
 	"github.com/strata-broker/strata/topicconfig"
@@ -79,8 +81,14 @@ type Config struct {
 	// last (socket.request.timeout.ms), so that a client cannot hold
 	// memory by trickling a frame; zero means DefaultRequestTimeout.
 	RequestTimeout time.Duration
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer
+	// Authorizer decides every request against the cluster's ACLs; nil
+	// (no authorizer.class.name) allows everything.
+	Authorizer *acl.Authorizer
+	// AuditLogger receives the authorization decisions (component=audit
+	// is added); nil means Logger.
+	AuditLogger *slog.Logger
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
 }
 
 // Server serves Kafka connections. Its zero value is not usable: use New.
@@ -90,6 +98,10 @@ type Server struct {
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
+	// authz is the authorizer, nil when none is configured; audit records
+	// its decisions.
+	authz *acl.Authorizer
+	audit *audit.Auditor
 	// apis are the registered APIs. New builds them and nothing changes
 	// them after, so connections read them without a lock.
 	apis  []api
@@ -148,13 +160,19 @@ func New(core Core, cfg Config) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	auditLogger := cfg.AuditLogger
+	if auditLogger == nil {
+		auditLogger = logger
+	}
 	stop, cancelStop := context.WithCancel(context.Background())
 	s := &Server{
+		authz:      cfg.Authorizer,
 		core:       core,
 		groups:     cfg.Groups,
 		cfg:        cfg,
 		logger:     logger,
 		metrics:    newMetrics(cfg.Registerer),
+		audit:      audit.New("kafka", auditLogger, cfg.Registerer),
 		buffers:    broker.NewReadBuffers(),
 		warnings:   newConnLog(logger),
 		stop:       stop,

@@ -545,6 +545,8 @@ func (p *process) serve() <-chan error {
 		MaxConnectionsPerIP:       p.listener.MaxConnectionsPerIP,
 		IdleTimeout:               p.listener.ConnectionsMaxIdle,
 		RequestTimeout:            p.listener.RequestTimeout,
+		Authorizer:                p.broker.Authorizer(),
+		AuditLogger:               p.logger,
 		Logger:                    p.logger.With("component", "kafka"),
 		Registerer:                p.reg,
 	})
