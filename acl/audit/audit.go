@@ -32,6 +32,14 @@ const (
 // logger, which operators route on (to a file of its own, a SIEM).
 const Component = "audit"
 
+const (
+	metricName = "strata_authorization_decisions_total"
+	helpText   = "Authorization decisions, by frontend, operation, resource type and outcome."
+)
+
+// labels are bounded: never a principal or a resource name.
+var labels = []string{"frontend", "operation", "resource_type", "outcome"}
+
 // Outcome labels.
 const (
 	outcomeAllowed = "allowed"
@@ -84,10 +92,7 @@ func New(frontend string, logger *slog.Logger, reg prometheus.Registerer, opts .
 	for _, o := range opts {
 		o(a)
 	}
-	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "strata_authorization_decisions_total",
-		Help: "Authorization decisions, by frontend, operation, resource type and outcome.",
-	}, []string{"frontend", "operation", "resource_type", "outcome"})
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricName, Help: helpText}, labels)
 	if reg != nil {
 		if err := reg.Register(vec); err != nil {
 			var are prometheus.AlreadyRegisteredError
