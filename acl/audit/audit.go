@@ -56,17 +56,19 @@ type Auditor struct {
 	frontend string
 	vec      *prometheus.CounterVec
 	// counts are the counter's children by operation, resource type and
-	// outcome, made once: labels are bounded (never a principal or a
-	// resource name), so every child exists from the start and a
-	// decision costs no label lookup.
-	counts map[countKey]prometheus.Counter
+	// outcome (allowed = 1), made once: labels are bounded (never a
+	// principal or a resource name), so every child exists from the start
+	// and a decision costs no label lookup.
+	counts [numOps][numTypes][2]prometheus.Counter
 }
 
-type countKey struct {
-	op      acl.Operation
-	rt      acl.ResourceType
-	allowed bool
-}
+// The operations and resource types counts has room for: Kafka's codes
+// up to IdempotentWrite and TransactionalId. Others are counted through
+// the vector.
+const (
+	numOps   = int(acl.OpIdempotentWrite) + 1
+	numTypes = int(acl.ResourceTransactionalID) + 1
+)
 
 // Option changes how an Auditor is made.
 type Option func(*Auditor)
@@ -87,7 +89,6 @@ func New(frontend string, logger *slog.Logger, reg prometheus.Registerer, opts .
 		limit:    rate.NewLimiter(perSecond, burst),
 		now:      time.Now,
 		frontend: frontend,
-		counts:   map[countKey]prometheus.Counter{},
 	}
 	for _, o := range opts {
 		o(a)
@@ -106,8 +107,8 @@ func New(frontend string, logger *slog.Logger, reg prometheus.Registerer, opts .
 	a.vec = vec
 	for _, rt := range []acl.ResourceType{acl.ResourceTopic, acl.ResourceGroup, acl.ResourceCluster, acl.ResourceTransactionalID} {
 		for op := acl.OpAll; op <= acl.OpIdempotentWrite; op++ {
-			for _, allowed := range []bool{true, false} {
-				a.counts[countKey{op, rt, allowed}] = vec.WithLabelValues(frontend, op.String(), rt.String(), outcome(allowed))
+			for i, allowed := range []bool{false, true} {
+				a.counts[op][rt][i] = vec.WithLabelValues(frontend, op.String(), rt.String(), outcome(allowed))
 			}
 		}
 	}
@@ -119,6 +120,17 @@ func outcome(allowed bool) string {
 		return outcomeAllowed
 	}
 	return outcomeDenied
+}
+
+func (a *Auditor) counter(op acl.Operation, rt acl.ResourceType, allowed bool) prometheus.Counter {
+	if op < 0 || int(op) >= numOps || rt < 0 || int(rt) >= numTypes {
+		return nil
+	}
+	i := 0
+	if allowed {
+		i = 1
+	}
+	return a.counts[op][rt][i]
 }
 
 // Decision is one authorization decision to record.
@@ -143,7 +155,7 @@ type Decision struct {
 // Record counts d and logs it: a denial at INFO, within the rate limit;
 // an allowed decision at DEBUG, only when the logger writes DEBUG.
 func (a *Auditor) Record(ctx context.Context, d Decision) {
-	if c, ok := a.counts[countKey{d.Operation, d.ResourceType, d.Allowed}]; ok {
+	if c := a.counter(d.Operation, d.ResourceType, d.Allowed); c != nil {
 		c.Inc()
 	} else {
 		a.vec.WithLabelValues(a.frontend, d.Operation.String(), d.ResourceType.String(), outcome(d.Allowed)).Inc()
