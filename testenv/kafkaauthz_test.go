@@ -30,16 +30,32 @@ import (
 // and consumes it; another, with no ACLs, gets TOPIC_AUTHORIZATION_FAILED
 // at once rather than a hang, and what it tried to write is not there.
 func TestKafkaACLsEnforcedOnCertificatePrincipals(t *testing.T) {
-	dev := testenv.StartDev(t, testenv.DevOptions{ExtraArgs: []string{"--tls",
+	testCertificatePrincipals(t, "", "User:CN=strata-broker", "User:CN=strata-client")
+}
+
+// TestSSLPrincipalMappingRules: with ssl.principal.mapping.rules, the
+// principal is the subject as the first matching rule rewrites it, so the
+// ACLs name User:strata-client, not User:CN=strata-client.
+func TestSSLPrincipalMappingRules(t *testing.T) {
+	testCertificatePrincipals(t, "RULE:^CN=(.*?)$/$1/L,DEFAULT", "User:strata-broker", "User:strata-client")
+}
+
+// testCertificatePrincipals runs the scenario on a broker with the given
+// ssl.principal.mapping.rules, under which the broker's certificate (the
+// administrator's) is admin and client.pem's is alice.
+func testCertificatePrincipals(t *testing.T, rules, admin, alice string) {
+	args := []string{"--tls",
 		"--config", "ssl.client.auth=required",
 		"--config", "authorizer.class.name=strata",
-		// The broker's own certificate is the administrator's.
-		"--config", "super.users=User:CN=strata-broker",
-	}})
+		"--config", "super.users=" + admin,
+	}
+	if rules != "" {
+		args = append(args, "--config", "ssl.principal.mapping.rules="+rules)
+	}
+	dev := testenv.StartDev(t, testenv.DevOptions{ExtraArgs: args})
 	dir := filepath.Join(dev.DataDir, "tls")
 	ca := filepath.Join(dir, "ca.pem")
 	const topic = "granted"
-	const alice = "User:CN=strata-client" // client.pem
 	mallory := signClientCert(t, dir, "mallory")
 	clientFor := func(certPEM string, opts ...kgo.Opt) *kgo.Client {
 		t.Helper()

@@ -20,6 +20,7 @@ import (
 	"github.com/strata-broker/strata/acl/audit"
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/internal/membudget"
+	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
@@ -84,6 +85,10 @@ type Config struct {
 	// Authorizer decides every request against the cluster's ACLs; nil
 	// (no authorizer.class.name) allows everything.
 	Authorizer *acl.Authorizer
+	// SSLPrincipalMapper is ssl.principal.mapping.rules: it names the
+	// principal of a client certificate on an SSL listener; nil keeps the
+	// whole subject (DEFAULT).
+	SSLPrincipalMapper *tlsconf.PrincipalMapper
 	// AuditLogger receives the authorization decisions (component=audit
 	// is added); nil means Logger.
 	AuditLogger *slog.Logger

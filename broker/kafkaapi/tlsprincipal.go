@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/strata-broker/strata/internal/tlsconf"
 )
 
 // handshake runs the TLS handshake of a connection accepted by a TLS
 // listener, under the idle deadline its first read would have had, and
 // takes the client certificate's owner as the connection's principal, as
-// Kafka's default principal builder does on an SSL listener
-// ("User:CN=alice,OU=ops"). A connection without a certificate
+// Kafka's default principal builder does on an SSL listener: "User:" and
+// the subject's name ("User:CN=alice,OU=ops"), mapped by
+// ssl.principal.mapping.rules. A subject no rule applies to fails the
+// connection, as it fails Kafka's authentication. A connection without a certificate
 // (ssl.client.auth=none, or requested and not sent) stays User:ANONYMOUS.
 // On a SASL_SSL listener the certificate only secures the channel: the
 // SASL exchange says who the client is.
@@ -30,8 +30,14 @@ func (c *conn) handshake() error {
 	if strings.HasPrefix(c.listener.Protocol, "SASL_") {
 		return nil
 	}
-	if p := tlsconf.Principal(tc.ConnectionState()); p != "" {
-		c.principal = p
+	cs := tc.ConnectionState()
+	if len(cs.PeerCertificates) == 0 {
+		return nil
 	}
+	name, err := c.s.cfg.SSLPrincipalMapper.Name(cs.PeerCertificates[0].Subject.String())
+	if err != nil {
+		return fmt.Errorf("client certificate: %w", err)
+	}
+	c.principal = "User:" + name
 	return nil
 }

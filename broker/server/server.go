@@ -198,6 +198,8 @@ type process struct {
 	// listener is plaintext; kafkaAddr is KafkaAddr without its protocol.
 	kafkaTLS, grpcTLS *tlsconf.Material
 	kafkaAddr         string
+	// kafkaPrincipals is the Kafka listener's ssl.principal.mapping.rules.
+	kafkaPrincipals *tlsconf.PrincipalMapper
 	// requestBudget is queued.max.request.bytes: the memory requests in
 	// flight share.
 	requestBudget *membudget.Budget
@@ -313,6 +315,7 @@ func (p *process) loadTLS() error {
 			if p.kafkaTLS, err = p.loadMaterial(ssl); err != nil {
 				return fmt.Errorf("Kafka listener %s: %w", p.cfg.KafkaAddr, err)
 			}
+			p.kafkaPrincipals = ssl.PrincipalMapper
 		case ssl.Enabled():
 			p.logger.Warn("ssl.* settings are set but the Kafka listener is PLAINTEXT; name it SSL://host:port to use them", "listener", p.cfg.KafkaAddr)
 		}
@@ -546,6 +549,7 @@ func (p *process) serve() <-chan error {
 		IdleTimeout:               p.listener.ConnectionsMaxIdle,
 		RequestTimeout:            p.listener.RequestTimeout,
 		Authorizer:                p.broker.Authorizer(),
+		SSLPrincipalMapper:        p.kafkaPrincipals,
 		AuditLogger:               p.logger,
 		Logger:                    p.logger.With("component", "kafka"),
 		Registerer:                p.reg,
