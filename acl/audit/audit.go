@@ -37,8 +37,9 @@ const (
 	helpText   = "Authorization decisions, by frontend, operation, resource type and outcome."
 )
 
-// labels are bounded: never a principal or a resource name.
-var labels = []string{"frontend", "operation", "resource_type", "outcome"}
+// labelNames are the counter's labels, bounded: never a principal or a
+// resource name.
+func labelNames() []string { return []string{"frontend", "operation", "resource_type", "outcome"} }
 
 // Outcome labels.
 const (
@@ -93,7 +94,7 @@ func New(frontend string, logger *slog.Logger, reg prometheus.Registerer, opts .
 	for _, o := range opts {
 		o(a)
 	}
-	vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricName, Help: helpText}, labels)
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricName, Help: helpText}, labelNames())
 	if reg != nil {
 		if err := reg.Register(vec); err != nil {
 			var are prometheus.AlreadyRegisteredError

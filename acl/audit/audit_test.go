@@ -42,7 +42,7 @@ func TestDenialsAreLoggedAndCounted(t *testing.T) {
 	// A second frontend on the same registry shares the counter.
 	b := New("grpc", nil, reg)
 	b.Record(context.Background(), denial("x"))
-	err := reg.Register(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_authorization_decisions_total", Help: helpText}, labels))
+	err := reg.Register(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_authorization_decisions_total", Help: helpText}, labelNames()))
 	var are prometheus.AlreadyRegisteredError
 	if !errors.As(err, &are) {
 		t.Fatalf("the counter was not registered: %v", err)
