@@ -30,7 +30,10 @@ func aclAdmin(t *testing.T, addr string) (*kgo.Client, *kadm.Client) {
 // authorizer.class.name set, and gets Kafka's per-binding INVALID_REQUEST
 // for a binding Kafka refuses.
 func TestKafkaACLs(t *testing.T) {
-	dev := testenv.StartDev(t, testenv.DevOptions{ExtraArgs: []string{"--config", "authorizer.class.name=strata"}})
+	// The plaintext listener's clients are User:ANONYMOUS: made a super
+	// user, it may manage ACLs.
+	dev := testenv.StartDev(t, testenv.DevOptions{ExtraArgs: []string{"--config", "authorizer.class.name=strata",
+		"--config", "super.users=User:ANONYMOUS"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl, adm := aclAdmin(t, dev.KafkaAddr)

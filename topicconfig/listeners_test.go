@@ -85,16 +85,22 @@ func TestKafkaListenersErrors(t *testing.T) {
 
 func TestListenerSSLOverridesKeyByKey(t *testing.T) {
 	s := map[string]string{
-		"ssl.keystore.location":                          "/shared.pem",
-		"ssl.truststore.location":                        "/ca.pem",
-		"listener.name.external.ssl.keystore.location":   "/external.pem",
-		"listener.name.external.ssl.client.auth":         "required",
-		"listener.name.internal.ssl.truststore.location": "/internal-ca.pem",
+		"ssl.keystore.location":                              "/shared.pem",
+		"ssl.truststore.location":                            "/ca.pem",
+		"listener.name.external.ssl.keystore.location":       "/external.pem",
+		"listener.name.external.ssl.client.auth":             "required",
+		"listener.name.internal.ssl.truststore.location":     "/internal-ca.pem",
+		"listener.name.external.ssl.principal.mapping.rules": "RULE:^CN=([^,]+),.*$/$1/L,DEFAULT",
 	}
 	ext, err := ListenerSSL(s, "EXTERNAL")
 	if err != nil {
 		t.Fatal(err)
 	}
+	const subject = "CN=Alice,OU=ops"
+	if name, err := ext.PrincipalMapper.Name(subject); err != nil || name != "alice" {
+		t.Errorf("EXTERNAL maps %s to %q (%v), want its own rule's alice", subject, name, err)
+	}
+	ext.PrincipalMapper = nil
 	if want := (SSL{KeystoreLocation: "/external.pem", TruststoreLocation: "/ca.pem", ClientAuth: tls.RequireAndVerifyClientCert}); ext != want {
 		t.Errorf("EXTERNAL: %+v, want %+v", ext, want)
 	}
@@ -102,6 +108,10 @@ func TestListenerSSLOverridesKeyByKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if name, err := in.PrincipalMapper.Name(subject); err != nil || name != subject {
+		t.Errorf("INTERNAL maps %s to %q (%v), want it whole (DEFAULT)", subject, name, err)
+	}
+	in.PrincipalMapper = nil
 	if want := (SSL{KeystoreLocation: "/shared.pem", TruststoreLocation: "/internal-ca.pem"}); in != want {
 		t.Errorf("INTERNAL: %+v, want %+v", in, want)
 	}

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/strata-broker/strata/internal/tlsconf"
 )
 
 // Security protocols of a Kafka listener (Kafka's SecurityProtocol).
@@ -53,6 +55,9 @@ type SSL struct {
 	KeystoreLocation   string
 	TruststoreLocation string
 	ClientAuth         tls.ClientAuthType
+	// PrincipalMapper is ssl.principal.mapping.rules: how a client
+	// certificate's subject becomes its principal's name.
+	PrincipalMapper *tlsconf.PrincipalMapper
 }
 
 // Enabled reports whether a key store is configured.
@@ -108,6 +113,11 @@ func readSSL(settings map[string]string, prefix string) (SSL, error) {
 		s.ClientAuth = tls.RequireAndVerifyClientCert
 	default:
 		bad("ssl.client.auth", "must be none, requested or required")
+	}
+	if m, err := tlsconf.ParsePrincipalMappingRules(settings[prefix+"ssl.principal.mapping.rules"]); err != nil {
+		bad("ssl.principal.mapping.rules", err.Error())
+	} else {
+		s.PrincipalMapper = m
 	}
 	if s.ClientAuth != tls.NoClientCert && s.TruststoreLocation == "" {
 		bad("ssl.client.auth", "needs "+prefix+"ssl.truststore.location to verify client certificates against")

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
 )
 
@@ -31,7 +32,7 @@ const produceKey = 0
 
 func (s *Server) produceAPI() api {
 	return api{key: produceKey, min: 0, max: 12, handle: decoded(s.produce),
-		cost: produceCost, releasesFrame: true}
+		cost: produceCost, releasesFrame: true, auth: checkedInHandler()}
 }
 
 // batchMagicOffset is where a record batch (or an old message set entry)
@@ -54,6 +55,8 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) kmsg.Res
 	switch {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		code = kerr.InvalidRequiredAcks.Code
+	case req.TransactionID != nil && !s.authorized(ctx, acl.OpWrite, acl.ResourceTransactionalID, *req.TransactionID):
+		code = kerr.TransactionalIDAuthorizationFailed.Code
 	case req.TransactionID != nil:
 		// InitProducerId refuses transactional ids, so a well-behaved
 		// client never gets here.
@@ -110,6 +113,15 @@ func (s *Server) produceTopics(ctx context.Context, req *kmsg.ProduceRequest, re
 
 func (s *Server) produceTopic(ctx context.Context, version int16, acks broker.Acks, timeout time.Duration, t *kmsg.ProduceRequestTopic, rt *kmsg.ProduceResponseTopic) {
 	rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
+	if !s.authorized(ctx, acl.OpWrite, acl.ResourceTopic, t.Topic) {
+		for i, p := range t.Partitions {
+			rp := &rt.Partitions[i]
+			*rp = kmsg.NewProduceResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, kerr.TopicAuthorizationFailed.Code
+			rp.BaseOffset, rp.LogStartOffset = -1, -1
+		}
+		return
+	}
 	parts := make([]broker.PartitionBatches, 0, len(t.Partitions))
 	at := make([]int, 0, len(t.Partitions)) // response index of each of parts
 	for i, p := range t.Partitions {

@@ -16,13 +16,15 @@ import (
 	"context"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
 )
 
 func (s *Server) fetchAPI() api {
-	return api{key: 1, min: 4, max: 12, amplification: 160, handle: decoded(s.fetch)}
+	return api{key: 1, min: 4, max: 12, amplification: 160, handle: decoded(s.fetch), auth: checkedInHandler()}
 }
 
 // maxFetchWait caps a fetch's long poll, whatever the client asks.
@@ -60,14 +62,24 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 	// the client there is none, and it keeps sending full requests.
 	resp.SessionID = 0
 	var parts []broker.FetchPartition
+	allowed := s.topicsAuthorized(ctx, acl.OpRead, func(yield func(string) bool) {
+		for _, t := range req.Topics {
+			if !yield(t.Topic) {
+				return
+			}
+		}
+	})
 	for _, t := range req.Topics {
+		if !allowedIn(allowed, t.Topic) {
+			continue
+		}
 		for _, p := range t.Partitions {
 			parts = append(parts, broker.FetchPartition{
 				Topic: t.Topic, Partition: p.Partition, Offset: p.FetchOffset, MaxBytes: p.PartitionMaxBytes,
 			})
 		}
 	}
-	if len(parts) == 0 {
+	if len(parts) == 0 && allowed == nil {
 		return resp
 	}
 	maxBytes := req.MaxBytes
@@ -75,9 +87,13 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 		maxBytes = 0 // the core's default
 	}
 	wait := min(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond, maxFetchWait)
-	results, err := s.core.Fetch(ctx, parts, broker.FetchOptions{
-		MaxBytes: maxBytes, MinBytes: req.MinBytes, MaxWait: wait, Buffers: s.buffers, Pieces: true,
-	})
+	var results []broker.FetchResult
+	var err error
+	if len(parts) > 0 {
+		results, err = s.core.Fetch(ctx, parts, broker.FetchOptions{
+			MaxBytes: maxBytes, MinBytes: req.MinBytes, MaxWait: wait, Buffers: s.buffers, Pieces: true,
+		})
+	}
 	pooled := &pooledResponse{Response: resp, pool: s.buffers}
 	for _, res := range results {
 		if res.Buffer != nil {
@@ -94,6 +110,18 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 	for _, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic = t.Topic
+		if !allowedIn(allowed, t.Topic) {
+			for _, p := range t.Partitions {
+				rp := kmsg.NewFetchResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, kerr.TopicAuthorizationFailed.Code
+				rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+				rp.PreferredReadReplica = -1
+				rp.RecordBatches = []byte{}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
 		for range t.Partitions {
 			rp := kmsg.NewFetchResponseTopicPartition()
 			rp.Partition = parts[i].Partition

@@ -10,24 +10,34 @@ package kafkaapi
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/acl"
 )
 
 func (s *Server) listOffsetsAPI() api {
-	return api{key: 2, min: 0, max: 6, amplification: 135, handle: decoded(s.listOffsets)}
+	return api{key: 2, min: 0, max: 6, amplification: 135, handle: decoded(s.listOffsets), auth: checkedInHandler()}
 }
 
-func (s *Server) listOffsets(_ context.Context, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
+func (s *Server) listOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, t := range req.Topics {
 		rt := kmsg.NewListOffsetsResponseTopic()
 		rt.Topic = t.Topic
+		allowed := s.authorized(ctx, acl.OpDescribe, acl.ResourceTopic, t.Topic)
 		for _, p := range t.Partitions {
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition = p.Partition
 			rp.LeaderEpoch = -1
 			// -1 is the high watermark, which is also the last stable offset
 			// (read_committed): there are no transactions.
+			if !allowed {
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				rp.Offset, rp.Timestamp = -1, -1
+				rt.Partitions = append(rt.Partitions, rp)
+				continue
+			}
 			off, ts, found, err := s.core.ListOffset(t.Topic, p.Partition, p.Timestamp)
 			switch {
 			case err != nil:

@@ -30,12 +30,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/metastore"
 )
 
 func (s *Server) metadataAPI() api {
-	return api{key: 3, min: 0, max: 12, amplification: 375, handle: decodedWithHeader(s.metadata)}
+	return api{key: 3, min: 0, max: 12, amplification: 375, handle: decodedWithHeader(s.metadata), auth: checkedInHandler()}
 }
 
 // liveBrokers returns the brokers with the named Kafka listener, with
@@ -94,13 +95,49 @@ func (s *Server) metadata(ctx context.Context, h header, req *kmsg.MetadataReque
 			names = append(names, *t.Topic)
 		}
 	}
+	var fromID map[string]bool
 	if len(byID) > 0 {
-		names = append(names, s.namesByID(ctx, byID)...)
+		ids := s.namesByID(ctx, byID)
+		fromID = make(map[string]bool, len(ids))
+		for _, n := range ids {
+			if !seen[n] {
+				fromID[n] = true
+				names = append(names, n)
+			}
+		}
+	}
+	// A topic the principal may not describe is refused by name, whether
+	// or not it exists, so that its existence is not told; asked for by
+	// id, its name is not told either. Listing every topic leaves it out.
+	var denied []kmsg.MetadataResponseTopic
+	if s.authz != nil && !all {
+		kept := names[:0]
+		for _, n := range names {
+			if s.authorized(ctx, acl.OpDescribe, acl.ResourceTopic, n) {
+				kept = append(kept, n)
+				continue
+			}
+			rt := kmsg.NewMetadataResponseTopic()
+			rt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			if fromID[n] {
+				rt.TopicID = s.idOf(ctx, n)
+			} else {
+				name := n
+				rt.Topic = &name
+			}
+			denied = append(denied, rt)
+		}
+		names = kept
 	}
 	var md broker.Metadata
 	var err error
 	if all || len(names) > 0 {
 		md, err = s.core.Metadata(ctx, names)
+		if all && err == nil && s.authz != nil {
+			md.Topics = slices.DeleteFunc(md.Topics, func(tm broker.TopicMetadata) bool {
+				return !s.authorizedQuietly(ctx, acl.OpDescribe, acl.ResourceTopic, tm.Name)
+			})
+		}
 	} else {
 		md, err = s.core.Metadata(ctx, []string{})
 		md.Topics = nil
@@ -128,6 +165,9 @@ func (s *Server) metadata(ctx context.Context, h header, req *kmsg.MetadataReque
 		rt.TopicID = topicID(tm.ID)
 		if tm.Err != nil {
 			rt.ErrorCode = errorCode(tm.Err)
+			if errors.Is(tm.Err, errTopicAuthorization) {
+				rt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			}
 			resp.Topics = append(resp.Topics, rt)
 			continue
 		}
@@ -136,6 +176,7 @@ func (s *Server) metadata(ctx context.Context, h header, req *kmsg.MetadataReque
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
+	resp.Topics = append(resp.Topics, denied...)
 	return resp
 }
 
@@ -184,6 +225,12 @@ func (s *Server) autoCreate(ctx context.Context, md broker.Metadata) broker.Meta
 			continue
 		}
 		attempts++
+		// Creating needs Create on the cluster or on the topic.
+		if !s.authorizedQuietly(ctx, acl.OpCreate, acl.ResourceCluster, acl.ClusterName) &&
+			!s.authorized(ctx, acl.OpCreate, acl.ResourceTopic, tm.Name) {
+			md.Topics[i].Err = errTopicAuthorization
+			continue
+		}
 		_, err := s.core.CreateTopic(ctx, broker.TopicSpec{Name: tm.Name})
 		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
 			s.logger.Info("auto-create topic failed", "topic", tm.Name, "err", err)
@@ -214,6 +261,20 @@ func (s *Server) autoCreate(ctx context.Context, md broker.Metadata) broker.Meta
 		}
 	}
 	return md
+}
+
+// idOf is the id of the topic name, zero when it has none.
+func (s *Server) idOf(ctx context.Context, name string) [16]byte {
+	topics, err := s.core.ListTopics(ctx)
+	if err != nil {
+		return [16]byte{}
+	}
+	for _, t := range topics {
+		if t.Name == name {
+			return topicID(t.ID)
+		}
+	}
+	return [16]byte{}
 }
 
 // namesByID resolves topic ids (Metadata v10+ may name topics only by id).

@@ -16,22 +16,38 @@ import (
 	"errors"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/metastore"
 )
 
 func (s *Server) offsetCommitAPI() api {
-	return api{key: 8, min: 0, max: 8, amplification: 160, handle: decoded(s.offsetCommit), needsGroups: true}
+	return api{key: 8, min: 0, max: 8, amplification: 160, handle: decoded(s.offsetCommit), needsGroups: true,
+		auth: checkedInHandler()}
 }
 
 func (s *Server) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	if !s.authorized(ctx, acl.OpRead, acl.ResourceGroup, req.Group) {
+		return offsetCommitRefused(req, resp, func(string) int16 { return kerr.GroupAuthorizationFailed.Code })
+	}
+	allowed := s.topicsAuthorized(ctx, acl.OpRead, func(yield func(string) bool) {
+		for _, t := range req.Topics {
+			if !yield(t.Topic) {
+				return
+			}
+		}
+	})
 	var offsets []metastore.OffsetCommit
 	now := time.Now()
 	for _, t := range req.Topics {
+		if !allowedIn(allowed, t.Topic) {
+			continue
+		}
 		for _, p := range t.Partitions {
 			oc := metastore.OffsetCommit{Topic: t.Topic, Partition: p.Partition, Offset: p.Offset, LeaderEpoch: -1, Metadata: deref(p.Metadata), CommitTime: now}
 			if req.Version >= 6 {
@@ -47,7 +63,10 @@ func (s *Server) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest
 	if req.Version == 0 {
 		generation, member = -1, ""
 	}
-	err := s.groups.CommitOffsets(ctx, req.Group, member, generation, offsets)
+	var err error
+	if len(offsets) > 0 || allowed == nil {
+		err = s.groups.CommitOffsets(ctx, req.Group, member, generation, offsets)
+	}
 	var each *group.OffsetErrors
 	if !errors.As(err, &each) || len(each.Errs) != len(offsets) {
 		each = nil
@@ -59,6 +78,11 @@ func (s *Server) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetCommitResponseTopicPartition()
 			rp.Partition = p.Partition
+			if !allowedIn(allowed, t.Topic) {
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				rt.Partitions = append(rt.Partitions, rp)
+				continue
+			}
 			if each != nil {
 				rp.ErrorCode = commitCode(each.Errs[i])
 			} else {
@@ -75,6 +99,21 @@ func (s *Server) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest
 // commitCode is a partition's code in an OffsetCommit response: the group's
 // codes, and UNKNOWN_TOPIC_OR_PARTITION, which Kafka answers per partition
 // and group clients know.
+// offsetCommitRefused answers every partition of req with code(topic).
+func offsetCommitRefused(req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, code func(string) int16) *kmsg.OffsetCommitResponse {
+	for _, t := range req.Topics {
+		rt := kmsg.NewOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetCommitResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code(t.Topic)
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
 func commitCode(err error) int16 {
 	if broker.Classify(err) == broker.KindUnknownTopicOrPartition {
 		return errorCode(err)

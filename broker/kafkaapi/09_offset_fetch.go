@@ -17,18 +17,28 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/metastore"
 )
 
 func (s *Server) offsetFetchAPI() api {
-	return api{key: 9, min: 0, max: 7, amplification: 135, handle: decoded(s.offsetFetch), needsGroups: true}
+	return api{key: 9, min: 0, max: 7, amplification: 135, handle: decoded(s.offsetFetch), needsGroups: true,
+		auth: checkedInHandler()}
 }
 
 func (s *Server) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-	committed, err := s.groups.FetchOffsets(ctx, req.Group)
-	if err != nil {
+	var committed []metastore.OffsetCommit
+	var err error
+	groupAllowed := s.authorized(ctx, acl.OpDescribe, acl.ResourceGroup, req.Group)
+	if groupAllowed {
+		committed, err = s.groups.FetchOffsets(ctx, req.Group)
+	}
+	if !groupAllowed || err != nil {
 		code := groupCode(err)
+		if !groupAllowed {
+			code = kerr.GroupAuthorizationFailed.Code
+		}
 		if req.Version >= 2 {
 			resp.ErrorCode = code
 			return resp
@@ -69,10 +79,28 @@ func (s *Server) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) 
 		}
 		return rp
 	}
+	// Topics the principal may not describe are refused when named, and
+	// left out of everything the group committed.
+	described := map[string]bool{}
+	describable := func(topic string, quiet bool) bool {
+		ok, done := described[topic]
+		if !done {
+			if quiet {
+				ok = s.authorizedQuietly(ctx, acl.OpDescribe, acl.ResourceTopic, topic)
+			} else {
+				ok = s.authorized(ctx, acl.OpDescribe, acl.ResourceTopic, topic)
+			}
+			described[topic] = ok
+		}
+		return ok
+	}
 	if req.Topics == nil && req.Version >= 2 {
 		// Null topics: everything the group committed.
 		var cur *kmsg.OffsetFetchResponseTopic
 		for _, oc := range committed {
+			if !describable(oc.Topic, true) {
+				continue
+			}
 			if cur == nil || cur.Topic != oc.Topic {
 				resp.Topics = append(resp.Topics, kmsg.NewOffsetFetchResponseTopic())
 				cur = &resp.Topics[len(resp.Topics)-1]
@@ -85,7 +113,15 @@ func (s *Server) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) 
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetFetchResponseTopic()
 		rt.Topic = t.Topic
+		allowed := describable(t.Topic, false)
 		for _, p := range t.Partitions {
+			if !allowed {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch = p, -1, -1
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				rt.Partitions = append(rt.Partitions, rp)
+				continue
+			}
 			rt.Partitions = append(rt.Partitions, answer(t.Topic, p))
 		}
 		resp.Topics = append(resp.Topics, rt)

@@ -12,10 +12,13 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/acl"
 )
 
 func (s *Server) findCoordinatorAPI() api {
-	return api{key: 10, min: 0, max: 4, amplification: 265, handle: decodedWithHeader(s.findCoordinator), needsGroups: true}
+	return api{key: 10, min: 0, max: 4, amplification: 265, handle: decodedWithHeader(s.findCoordinator), needsGroups: true,
+		auth: checkedInHandler()}
 }
 
 func (s *Server) findCoordinator(ctx context.Context, h header, req *kmsg.FindCoordinatorRequest) *kmsg.FindCoordinatorResponse {
@@ -28,6 +31,10 @@ func (s *Server) findCoordinator(ctx context.Context, h header, req *kmsg.FindCo
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID = key, -1
 		switch {
+		case req.CoordinatorType == 0 && !s.authorized(ctx, acl.OpDescribe, acl.ResourceGroup, key):
+			c.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		case req.CoordinatorType == 1 && !s.authorized(ctx, acl.OpDescribe, acl.ResourceTransactionalID, key):
+			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		case req.CoordinatorType != 0:
 			c.ErrorCode = kerr.InvalidRequest.Code
 			c.ErrorMessage = strPtr("transaction coordinators are not served: transactions are not supported")

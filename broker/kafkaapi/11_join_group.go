@@ -14,14 +14,16 @@ import (
 	"errors"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/metastore"
 )
 
 func (s *Server) joinGroupAPI() api {
-	return api{key: 11, min: 0, max: 9, amplification: 125, needsGroups: true,
+	return api{key: 11, min: 0, max: 9, amplification: 125, needsGroups: true, auth: checkedInHandler(),
 		// The member's client id and host come from the request header.
 		handle: func(ctx context.Context, h header, req kmsg.Request) kmsg.Response {
 			return s.joinGroup(ctx, h, req.(*kmsg.JoinGroupRequest))
@@ -31,6 +33,10 @@ func (s *Server) joinGroupAPI() api {
 func (s *Server) joinGroup(ctx context.Context, h header, req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse {
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 	resp.Generation = -1
+	if !s.authorized(ctx, acl.OpRead, acl.ResourceGroup, req.Group) {
+		resp.ErrorCode, resp.MemberID = kerr.GroupAuthorizationFailed.Code, req.MemberID
+		return resp
+	}
 	jr := group.JoinRequest{
 		Group: req.Group, MemberID: req.MemberID, InstanceID: deref(req.InstanceID),
 		ClientID: h.clientID, ClientHost: h.remoteHost, ProtocolType: req.ProtocolType,

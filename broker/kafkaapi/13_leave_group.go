@@ -10,17 +10,24 @@ import (
 	"context"
 	"errors"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker/group"
 )
 
 func (s *Server) leaveGroupAPI() api {
-	return api{key: 13, min: 0, max: 5, amplification: 160, handle: decoded(s.leaveGroup), needsGroups: true}
+	return api{key: 13, min: 0, max: 5, amplification: 160, handle: decoded(s.leaveGroup), needsGroups: true,
+		auth: checkedInHandler()}
 }
 
 func (s *Server) leaveGroup(ctx context.Context, req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResponse {
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	if !s.authorized(ctx, acl.OpRead, acl.ResourceGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp
+	}
 	var ids, instances []string
 	if req.Version < 3 {
 		ids = []string{req.MemberID}

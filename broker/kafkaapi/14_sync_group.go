@@ -8,17 +8,24 @@ package kafkaapi
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker/group"
 )
 
 func (s *Server) syncGroupAPI() api {
-	return api{key: 14, min: 0, max: 5, amplification: 115, handle: decoded(s.syncGroup), needsGroups: true}
+	return api{key: 14, min: 0, max: 5, amplification: 115, handle: decoded(s.syncGroup), needsGroups: true,
+		auth: checkedInHandler()}
 }
 
 func (s *Server) syncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse {
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+	if !s.authorized(ctx, acl.OpRead, acl.ResourceGroup, req.Group) {
+		resp.ErrorCode, resp.MemberAssignment = kerr.GroupAuthorizationFailed.Code, []byte{}
+		return resp
+	}
 	sr := group.SyncRequest{Group: req.Group, MemberID: req.MemberID, InstanceID: deref(req.InstanceID), Generation: req.Generation}
 	if len(req.GroupAssignment) > 0 {
 		sr.Assignments = map[string][]byte{}

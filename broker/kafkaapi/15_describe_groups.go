@@ -8,11 +8,15 @@ package kafkaapi
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/acl"
 )
 
 func (s *Server) describeGroupsAPI() api {
-	return api{key: 15, min: 0, max: 5, amplification: 525, handle: decoded(s.describeGroups), needsGroups: true}
+	return api{key: 15, min: 0, max: 5, amplification: 525, handle: decoded(s.describeGroups), needsGroups: true,
+		auth: checkedInHandler()}
 }
 
 func (s *Server) describeGroups(ctx context.Context, req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse {
@@ -21,6 +25,11 @@ func (s *Server) describeGroups(ctx context.Context, req *kmsg.DescribeGroupsReq
 		rg := kmsg.NewDescribeGroupsResponseGroup()
 		rg.Group = name
 		rg.AuthorizedOperations = -2147483648
+		if !s.authorized(ctx, acl.OpDescribe, acl.ResourceGroup, name) {
+			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
 		d, err := s.groups.Describe(ctx, name)
 		if err != nil {
 			rg.ErrorCode = groupCode(err)

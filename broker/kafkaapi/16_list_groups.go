@@ -11,10 +11,13 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/acl"
 )
 
 func (s *Server) listGroupsAPI() api {
-	return api{key: 16, min: 0, max: 4, amplification: 55, handle: decoded(s.listGroups), needsGroups: true}
+	return api{key: 16, min: 0, max: 4, amplification: 55, handle: decoded(s.listGroups), needsGroups: true,
+		auth: checkedInHandler()}
 }
 
 func (s *Server) listGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {
@@ -24,7 +27,13 @@ func (s *Server) listGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *k
 		resp.ErrorCode = groupCode(err)
 		return resp
 	}
+	// Describe on the cluster lists every group; without it, the groups
+	// the principal may describe.
+	all := s.authorizedQuietly(ctx, acl.OpDescribe, acl.ResourceCluster, acl.ClusterName)
 	for _, g := range groups {
+		if !all && !s.authorizedQuietly(ctx, acl.OpDescribe, acl.ResourceGroup, g.Group) {
+			continue
+		}
 		if len(req.StatesFilter) > 0 && !slices.ContainsFunc(req.StatesFilter, func(v string) bool { return strings.EqualFold(v, g.State) }) {
 			continue
 		}

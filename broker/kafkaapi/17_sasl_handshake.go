@@ -19,7 +19,7 @@ import (
 const saslHandshakeKey = 17
 
 func (s *Server) saslHandshakeAPI() api {
-	return api{key: saslHandshakeKey, min: 0, max: 1, amplification: 4, onConn: saslHandshake}
+	return api{key: saslHandshakeKey, min: 0, max: 1, amplification: 4, onConn: saslHandshake, auth: noAuthorization()}
 }
 
 func saslHandshake(c *conn, _ header, r kmsg.Request) (kmsg.Response, error) {

@@ -17,7 +17,8 @@ import (
 const apiVersionsKey = 18
 
 func (s *Server) apiVersionsAPI() api {
-	return api{key: apiVersionsKey, min: 0, max: 3, amplification: 55, raw: s.apiVersions}
+	return api{key: apiVersionsKey, min: 0, max: 3, amplification: 55, raw: s.apiVersions,
+		auth: noAuthorization()}
 }
 
 // apiVersions answers ApiVersions. A version newer than ours gets a v0

@@ -15,11 +15,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
 )
 
 func (s *Server) createTopicsAPI() api {
-	return api{key: 19, min: 0, max: 7, amplification: 130, handle: decoded(s.createTopics)}
+	return api{key: 19, min: 0, max: 7, amplification: 130, handle: decoded(s.createTopics), auth: checkedInHandler()}
 }
 
 func (s *Server) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
@@ -30,6 +31,9 @@ func (s *Server) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest
 	for _, t := range req.Topics {
 		seen[t.Topic]++
 	}
+	// Create on the cluster allows every topic; without it, each topic
+	// needs Create on itself.
+	clusterCreate := s.authorizedQuietly(ctx, acl.OpCreate, acl.ResourceCluster, acl.ClusterName)
 	for _, t := range req.Topics {
 		rt := kmsg.NewCreateTopicsResponseTopic()
 		rt.Topic = t.Topic
@@ -42,6 +46,10 @@ func (s *Server) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest
 		}
 		if seen[t.Topic] > 1 {
 			fail(kerr.InvalidRequest.Code, fmt.Errorf("topic %q appears more than once in the request", t.Topic))
+			continue
+		}
+		if !clusterCreate && !s.authorized(ctx, acl.OpCreate, acl.ResourceTopic, t.Topic) {
+			fail(kerr.TopicAuthorizationFailed.Code, errors.New(kerr.TopicAuthorizationFailed.Description))
 			continue
 		}
 		if len(t.ReplicaAssignment) > 0 {
@@ -71,6 +79,13 @@ func (s *Server) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest
 			rt.NumPartitions = spec.Partitions
 		}
 		rt.ReplicationFactor = int16(desc.ReplicationFactor)
+		// The created topic's configs are told only to who may describe
+		// them.
+		if !s.authorizedQuietly(ctx, acl.OpDescribeConfigs, acl.ResourceTopic, t.Topic) {
+			rt.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
 		for _, e := range desc.Configs {
 			c := kmsg.NewCreateTopicsResponseTopicConfig()
 			value := e.Value

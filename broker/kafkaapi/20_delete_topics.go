@@ -6,15 +6,18 @@ package kafkaapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
 )
 
 func (s *Server) deleteTopicsAPI() api {
-	return api{key: 20, min: 0, max: 6, amplification: 830, handle: decoded(s.deleteTopics)}
+	return api{key: 20, min: 0, max: 6, amplification: 830, handle: decoded(s.deleteTopics), auth: checkedInHandler()}
 }
 
 func (s *Server) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTopicsResponse {
@@ -48,12 +51,21 @@ func (s *Server) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest
 				err = fmt.Errorf("no topic has id %x: %w", t.id, broker.ErrUnknownTopicOrPartition)
 			}
 		}
-		if err == nil {
+		if err == nil && !s.authorized(ctx, acl.OpDelete, acl.ResourceTopic, name) {
+			// A topic named by id keeps its name from who may not delete it.
+			if t.name != "" {
+				rt.Topic = &name
+			}
+			err = errTopicAuthorization
+		} else if err == nil {
 			rt.Topic = &name
 			err = s.core.DeleteTopic(ctx, name)
 		}
 		if err != nil {
 			rt.ErrorCode = errorCode(err)
+			if errors.Is(err, errTopicAuthorization) {
+				rt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			}
 			if req.Version >= 5 {
 				rt.ErrorMessage = errorMessage(err)
 			}

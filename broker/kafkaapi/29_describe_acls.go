@@ -15,7 +15,8 @@ import (
 )
 
 func (s *Server) describeACLsAPI() api {
-	return api{key: 29, min: 0, max: 3, amplification: 120, handle: decoded(s.describeACLs)}
+	return api{key: 29, min: 0, max: 3, amplification: 120, handle: decoded(s.describeACLs),
+		auth: onCluster(acl.OpDescribe)}
 }
 
 func (s *Server) describeACLs(ctx context.Context, req *kmsg.DescribeACLsRequest) *kmsg.DescribeACLsResponse {

@@ -8,6 +8,7 @@ package kafkaapi
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/acl"
@@ -15,7 +16,17 @@ import (
 )
 
 func (s *Server) createACLsAPI() api {
-	return api{key: 30, min: 0, max: 3, amplification: 120, handle: decoded(s.createACLs)}
+	return api{key: 30, min: 0, max: 3, amplification: 120, handle: decoded(s.createACLs),
+		auth: onCluster(acl.OpAlter, func(r kmsg.Request) kmsg.Response {
+			req := r.(*kmsg.CreateACLsRequest)
+			resp := req.ResponseKind().(*kmsg.CreateACLsResponse)
+			for range req.Creations {
+				res := kmsg.NewCreateACLsResponseResult()
+				res.ErrorCode, res.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, strPtr(kerr.ClusterAuthorizationFailed.Description)
+				resp.Results = append(resp.Results, res)
+			}
+			return resp
+		})}
 }
 
 func (s *Server) createACLs(ctx context.Context, req *kmsg.CreateACLsRequest) *kmsg.CreateACLsResponse {

@@ -9,6 +9,7 @@ package kafkaapi
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/acl"
@@ -16,7 +17,17 @@ import (
 )
 
 func (s *Server) deleteACLsAPI() api {
-	return api{key: 31, min: 0, max: 3, amplification: 120, handle: decoded(s.deleteACLs)}
+	return api{key: 31, min: 0, max: 3, amplification: 120, handle: decoded(s.deleteACLs),
+		auth: onCluster(acl.OpAlter, func(r kmsg.Request) kmsg.Response {
+			req := r.(*kmsg.DeleteACLsRequest)
+			resp := req.ResponseKind().(*kmsg.DeleteACLsResponse)
+			for range req.Filters {
+				res := kmsg.NewDeleteACLsResponseResult()
+				res.ErrorCode, res.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, strPtr(kerr.ClusterAuthorizationFailed.Description)
+				resp.Results = append(resp.Results, res)
+			}
+			return resp
+		})}
 }
 
 func (s *Server) deleteACLs(ctx context.Context, req *kmsg.DeleteACLsRequest) *kmsg.DeleteACLsResponse {

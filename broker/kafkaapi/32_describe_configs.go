@@ -18,11 +18,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
 func (s *Server) describeConfigsAPI() api {
-	return api{key: 32, min: 0, max: 4, amplification: 230, handle: decoded(s.describeConfigs)}
+	return api{key: 32, min: 0, max: 4, amplification: 230, handle: decoded(s.describeConfigs), auth: checkedInHandler()}
 }
 
 // resourceError is a request-level problem with one config resource.
@@ -39,6 +40,10 @@ func (s *Server) describeConfigs(ctx context.Context, req *kmsg.DescribeConfigsR
 		wanted := func(name string) bool { return r.ConfigNames == nil || slices.Contains(r.ConfigNames, name) }
 		switch r.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
+			if !s.authorized(ctx, acl.OpDescribeConfigs, acl.ResourceTopic, r.ResourceName) {
+				rr.ErrorCode, rr.ErrorMessage = resourceError(kerr.TopicAuthorizationFailed.Code, "%s", kerr.TopicAuthorizationFailed.Description)
+				break
+			}
 			desc, err := s.core.DescribeTopic(ctx, r.ResourceName)
 			if err != nil {
 				rr.ErrorCode, rr.ErrorMessage = errorCode(err), errorMessage(err)
@@ -57,6 +62,10 @@ func (s *Server) describeConfigs(ctx context.Context, req *kmsg.DescribeConfigsR
 				rr.Configs = append(rr.Configs, c)
 			}
 		case kmsg.ConfigResourceTypeBroker:
+			if !s.authorized(ctx, acl.OpDescribeConfigs, acl.ResourceCluster, acl.ClusterName) {
+				rr.ErrorCode, rr.ErrorMessage = resourceError(kerr.ClusterAuthorizationFailed.Code, "%s", kerr.ClusterAuthorizationFailed.Description)
+				break
+			}
 			if r.ResourceName == "" {
 				// Cluster-wide dynamic defaults: there are none, settings are
 				// per broker process.

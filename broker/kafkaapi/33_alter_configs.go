@@ -9,13 +9,15 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
 )
 
 func (s *Server) alterConfigsAPI() api {
-	return api{key: 33, min: 0, max: 2, amplification: 210, handle: decoded(s.alterConfigs)}
+	return api{key: 33, min: 0, max: 2, amplification: 210, handle: decoded(s.alterConfigs), auth: checkedInHandler()}
 }
 
 // alterConfigs is the legacy AlterConfigs: the given configs replace all of
@@ -28,6 +30,11 @@ func (s *Server) alterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest
 		var err error
 		switch r.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
+			if !s.authorized(ctx, acl.OpAlterConfigs, acl.ResourceTopic, r.ResourceName) {
+				rr.ErrorCode, rr.ErrorMessage = resourceError(kerr.TopicAuthorizationFailed.Code, "%s", kerr.TopicAuthorizationFailed.Description)
+				resp.Resources = append(resp.Resources, rr)
+				continue
+			}
 			var current map[string]string
 			current, _, err = s.topicOverrides(ctx, r.ResourceName)
 			if err != nil {
@@ -47,6 +54,11 @@ func (s *Server) alterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest
 			}
 			_, err = s.core.AlterTopicConfigs(ctx, r.ResourceName, set, del, req.ValidateOnly)
 		case kmsg.ConfigResourceTypeBroker:
+			if !s.authorized(ctx, acl.OpAlterConfigs, acl.ResourceCluster, acl.ClusterName) {
+				rr.ErrorCode, rr.ErrorMessage = resourceError(kerr.ClusterAuthorizationFailed.Code, "%s", kerr.ClusterAuthorizationFailed.Description)
+				resp.Resources = append(resp.Resources, rr)
+				continue
+			}
 			err = errBrokerStatic
 		default:
 			err = fmt.Errorf("%w: config resource type %s is not served", broker.ErrInvalidRequest, r.ResourceType)

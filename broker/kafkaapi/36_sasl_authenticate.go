@@ -18,7 +18,7 @@ import (
 const saslAuthenticateKey = 36
 
 func (s *Server) saslAuthenticateAPI() api {
-	return api{key: saslAuthenticateKey, min: 0, max: 2, amplification: 48, onConn: saslAuthenticate}
+	return api{key: saslAuthenticateKey, min: 0, max: 2, amplification: 48, onConn: saslAuthenticate, auth: noAuthorization()}
 }
 
 func saslAuthenticate(c *conn, _ header, r kmsg.Request) (kmsg.Response, error) {

@@ -8,11 +8,14 @@ package kafkaapi
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/acl"
 )
 
 func (s *Server) createPartitionsAPI() api {
-	return api{key: 37, min: 0, max: 3, amplification: 130, handle: decoded(s.createPartitions)}
+	return api{key: 37, min: 0, max: 3, amplification: 130, handle: decoded(s.createPartitions), auth: checkedInHandler()}
 }
 
 func (s *Server) createPartitions(ctx context.Context, req *kmsg.CreatePartitionsRequest) *kmsg.CreatePartitionsResponse {
@@ -22,6 +25,12 @@ func (s *Server) createPartitions(ctx context.Context, req *kmsg.CreatePartition
 	for _, t := range req.Topics {
 		rt := kmsg.NewCreatePartitionsResponseTopic()
 		rt.Topic = t.Topic
+		if !s.authorized(ctx, acl.OpAlter, acl.ResourceTopic, t.Topic) {
+			rt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			rt.ErrorMessage = strPtr(kerr.TopicAuthorizationFailed.Description)
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
 		var assignments [][]int32
 		for _, a := range t.Assignment {
 			assignments = append(assignments, a.Replicas)

@@ -11,14 +11,16 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
 func (s *Server) incrementalAlterConfigsAPI() api {
-	return api{key: 44, min: 0, max: 1, amplification: 210, handle: decoded(s.incrementalAlterConfigs)}
+	return api{key: 44, min: 0, max: 1, amplification: 210, handle: decoded(s.incrementalAlterConfigs), auth: checkedInHandler()}
 }
 
 func (s *Server) incrementalAlterConfigs(ctx context.Context, req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {
@@ -29,8 +31,18 @@ func (s *Server) incrementalAlterConfigs(ctx context.Context, req *kmsg.Incremen
 		var err error
 		switch r.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
+			if !s.authorized(ctx, acl.OpAlterConfigs, acl.ResourceTopic, r.ResourceName) {
+				rr.ErrorCode, rr.ErrorMessage = resourceError(kerr.TopicAuthorizationFailed.Code, "%s", kerr.TopicAuthorizationFailed.Description)
+				resp.Resources = append(resp.Resources, rr)
+				continue
+			}
 			err = s.incrementalAlterTopic(ctx, r.ResourceName, r.Configs, req.ValidateOnly)
 		case kmsg.ConfigResourceTypeBroker:
+			if !s.authorized(ctx, acl.OpAlterConfigs, acl.ResourceCluster, acl.ClusterName) {
+				rr.ErrorCode, rr.ErrorMessage = resourceError(kerr.ClusterAuthorizationFailed.Code, "%s", kerr.ClusterAuthorizationFailed.Description)
+				resp.Resources = append(resp.Resources, rr)
+				continue
+			}
 			err = errBrokerStatic
 		default:
 			err = fmt.Errorf("%w: config resource type %s is not served", broker.ErrInvalidRequest, r.ResourceType)

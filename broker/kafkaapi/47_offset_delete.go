@@ -9,18 +9,43 @@ import (
 	"context"
 	"errors"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker/group"
 )
 
 func (s *Server) offsetDeleteAPI() api {
-	return api{key: 47, min: 0, max: 0, amplification: 65, handle: decoded(s.offsetDelete), needsGroups: true}
+	return api{key: 47, min: 0, max: 0, amplification: 65, handle: decoded(s.offsetDelete), needsGroups: true,
+		auth: checkedInHandler()}
 }
 
 func (s *Server) offsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	if !s.authorized(ctx, acl.OpDelete, acl.ResourceGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp
+	}
+	allowed := s.topicsAuthorized(ctx, acl.OpRead, func(yield func(string) bool) {
+		for _, t := range req.Topics {
+			if !yield(t.Topic) {
+				return
+			}
+		}
+	})
 	for _, t := range req.Topics {
+		if !allowedIn(allowed, t.Topic) {
+			rt := kmsg.NewOffsetDeleteResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetDeleteResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, kerr.TopicAuthorizationFailed.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
 		var parts []int32
 		for _, p := range t.Partitions {
 			parts = append(parts, p.Partition)

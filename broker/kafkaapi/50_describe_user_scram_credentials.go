@@ -10,14 +10,16 @@ import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/acl"
 )
 
 func (s *Server) describeUserScramCredentialsAPI() api {
-	return api{key: 50, min: 0, max: 0, amplification: 200, handle: decoded(s.describeUserScramCredentials)}
+	return api{key: 50, min: 0, max: 0, amplification: 200, handle: decoded(s.describeUserScramCredentials),
+		auth: onCluster(acl.OpDescribe)}
 }
 
 func (s *Server) describeUserScramCredentials(ctx context.Context, req *kmsg.DescribeUserSCRAMCredentialsRequest) *kmsg.DescribeUserSCRAMCredentialsResponse {
-	// The Kafka ACL check goes here: Describe on the Cluster.
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
 	users := make([]string, len(req.Users))
 	for i, u := range req.Users {

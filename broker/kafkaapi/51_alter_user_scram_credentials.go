@@ -11,17 +11,42 @@ package kafkaapi
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
 )
 
 func (s *Server) alterUserScramCredentialsAPI() api {
-	return api{key: 51, min: 0, max: 0, amplification: 170, handle: decoded(s.alterUserScramCredentials)}
+	return api{key: 51, min: 0, max: 0, amplification: 170, handle: decoded(s.alterUserScramCredentials),
+		auth: onCluster(acl.OpAlter, func(r kmsg.Request) kmsg.Response {
+			// Refused, every user the request names gets the error once,
+			// as Kafka answers.
+			req := r.(*kmsg.AlterUserSCRAMCredentialsRequest)
+			resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
+			seen := map[string]bool{}
+			add := func(user string) {
+				if seen[user] {
+					return
+				}
+				seen[user] = true
+				res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
+				res.User = user
+				res.ErrorCode, res.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, strPtr(kerr.ClusterAuthorizationFailed.Description)
+				resp.Results = append(resp.Results, res)
+			}
+			for _, d := range req.Deletions {
+				add(d.Name)
+			}
+			for _, u := range req.Upsertions {
+				add(u.Name)
+			}
+			return resp
+		})}
 }
 
 func (s *Server) alterUserScramCredentials(ctx context.Context, req *kmsg.AlterUserSCRAMCredentialsRequest) *kmsg.AlterUserSCRAMCredentialsResponse {
-	// The Kafka ACL check goes here: Alter on the Cluster.
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
 	deletions := make([]broker.ScramDeletion, len(req.Deletions))
 	for i, d := range req.Deletions {

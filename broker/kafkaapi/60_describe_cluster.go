@@ -12,10 +12,13 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/acl"
 )
 
 func (s *Server) describeClusterAPI() api {
-	return api{key: 60, min: 0, max: 1, amplification: 55, handle: decodedWithHeader(s.describeCluster)}
+	return api{key: 60, min: 0, max: 1, amplification: 55, handle: decodedWithHeader(s.describeCluster),
+		auth: onCluster(acl.OpDescribe)}
 }
 
 func (s *Server) describeCluster(ctx context.Context, h header, req *kmsg.DescribeClusterRequest) *kmsg.DescribeClusterResponse {

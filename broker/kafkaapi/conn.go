@@ -114,6 +114,10 @@ func (c *conn) serve() {
 	defer c.nc.Close()
 	c.s.metrics.connections.Inc()
 	defer c.s.metrics.connections.Dec()
+	if err := c.handshake(); err != nil {
+		c.logClose(err)
+		return
+	}
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 		if c.closing.Load() {
@@ -398,11 +402,15 @@ func (c *conn) handleFrame(a *api, frame []byte, mem *requestMemory) (header, km
 		}
 	}
 	start := time.Now()
+	ctx := withPrincipal(context.Background(), c.principal)
+	if c.s.authz != nil {
+		ctx = withClient(ctx, &client{host: c.remoteHost, api: name})
+	}
 	var resp kmsg.Response
 	if a.onConn != nil {
 		resp, err = c.answerOnConn(a, h, req, body)
 	} else {
-		resp, err = c.s.answer(withPrincipal(context.Background(), c.principal), h, req, body)
+		resp, err = c.s.answer(ctx, h, req, body)
 	}
 	if err != nil {
 		var after *closeAfter

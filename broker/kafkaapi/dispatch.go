@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/acl"
 )
 
 // api is one Kafka API as this frontend serves it. The versions here are
@@ -30,6 +32,8 @@ type api struct {
 	// coordinator answers. It stays advertised either way; without a
 	// coordinator the request closes the connection.
 	needsGroups bool
+	// auth is how the API is authorized (authorize.go).
+	auth rule
 	// amplification bounds the memory a request may take, per byte of its
 	// frame, while it is decoded and answered (see memory.go): it is
 	// reserved from the request budget before the body is read.
@@ -191,6 +195,12 @@ func (s *Server) answer(ctx context.Context, h header, req kmsg.Request, body []
 	}
 	if a.needsGroups && s.groups == nil {
 		return nil, protocolErrorf("%s is not served (client %s)", name, clientForLog(h.clientID))
+	}
+	if a.auth.kind == ruleCluster && !s.authorized(ctx, a.auth.op, acl.ResourceCluster, acl.ClusterName) {
+		if a.auth.deny != nil {
+			return a.auth.deny(req), nil
+		}
+		return clusterDenied(req), nil
 	}
 	return a.handle(ctx, h, req), nil
 }

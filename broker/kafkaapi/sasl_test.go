@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/sasl"
 	"github.com/strata-broker/strata/topicconfig"
 )
@@ -58,6 +59,12 @@ func (s *credStore) delete(user, mechanism string) {
 // offering PLAIN and both SCRAMs, alice's password being "s3cret".
 func serveSASL(t *testing.T, cfg SASLConfig) (string, *credStore) {
 	t.Helper()
+	return serveSASLAuthorized(t, cfg, nil)
+}
+
+// serveSASLAuthorized is serveSASL with authz deciding requests.
+func serveSASLAuthorized(t *testing.T, cfg SASLConfig, authz *acl.Authorizer) (string, *credStore) {
+	t.Helper()
 	store := &credStore{}
 	store.set(t, "alice", sasl.ScramSHA512, "s3cret")
 	store.set(t, "alice", sasl.ScramSHA256, "s3cret")
@@ -68,7 +75,7 @@ func serveSASL(t *testing.T, cfg SASLConfig) (string, *credStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(nullCore{}, Config{NodeID: 1, SASL: &cfg})
+	s := New(nullCore{}, Config{NodeID: 1, SASL: &cfg, Authorizer: authz})
 	go s.ServeListener(lis, Listener{Name: "SASL_PLAINTEXT", Protocol: topicconfig.ProtocolSASLPlaintext})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -189,6 +196,29 @@ func TestSASLFranzGoAuthenticates(t *testing.T) {
 				t.Fatalf("Metadata after authenticating: %v", err)
 			}
 		})
+	}
+}
+
+// TestSASLNeedsNoACLs: authenticating is not an operation on a resource
+// (Kafka authorizes after it): with an authorizer and no ACLs at all, a
+// client still authenticates, and then is refused what it has no ACL for.
+func TestSASLNeedsNoACLs(t *testing.T) {
+	addr, _ := serveSASLAuthorized(t, SASLConfig{}, acl.New(acl.Config{}))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.SASL(scram.Auth{User: "alice", Pass: "s3cret"}.AsSha512Mechanism()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("t")}}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("Metadata after authenticating: %v", err)
+	}
+	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("Metadata of t without ACLs: %+v, want TOPIC_AUTHORIZATION_FAILED", resp.Topics)
 	}
 }
 

@@ -16,8 +16,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-broker/strata/acl"
+	"github.com/strata-broker/strata/acl/audit"
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/internal/membudget"
+	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
@@ -81,9 +84,19 @@ type Config struct {
 	RequestTimeout time.Duration
 	// SASL authenticates the connections of SASL_PLAINTEXT and SASL_SSL
 	// listeners; ServeListener refuses such a listener without it.
-	SASL       *SASLConfig
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	SASL *SASLConfig
+	// Authorizer decides every request against the cluster's ACLs; nil
+	// (no authorizer.class.name) allows everything.
+	Authorizer *acl.Authorizer
+	// SSLPrincipalMapper is ssl.principal.mapping.rules: it names the
+	// principal of a client certificate on an SSL listener whose Listener
+	// has no mapper of its own; nil keeps the whole subject (DEFAULT).
+	SSLPrincipalMapper *tlsconf.PrincipalMapper
+	// AuditLogger receives the authorization decisions (component=audit
+	// is added); nil means Logger.
+	AuditLogger *slog.Logger
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
 }
 
 // Server serves Kafka connections. Its zero value is not usable: use New.
@@ -93,6 +106,10 @@ type Server struct {
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
+	// authz is the authorizer, nil when none is configured; audit records
+	// its decisions.
+	authz *acl.Authorizer
+	audit *audit.Auditor
 	// apis are the registered APIs. New builds them and nothing changes
 	// them after, so connections read them without a lock.
 	apis  []api
@@ -151,13 +168,19 @@ func New(core Core, cfg Config) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	auditLogger := cfg.AuditLogger
+	if auditLogger == nil {
+		auditLogger = logger
+	}
 	stop, cancelStop := context.WithCancel(context.Background())
 	s := &Server{
+		authz:      cfg.Authorizer,
 		core:       core,
 		groups:     cfg.Groups,
 		cfg:        cfg,
 		logger:     logger,
 		metrics:    newMetrics(cfg.Registerer),
+		audit:      audit.New("kafka", auditLogger, cfg.Registerer),
 		buffers:    broker.NewReadBuffers(),
 		warnings:   newConnLog(logger),
 		stop:       stop,
@@ -188,6 +211,9 @@ var ErrServerClosed = errors.New("kafka server closed")
 type Listener struct {
 	Name     string
 	Protocol string // topicconfig.Protocol*
+	// PrincipalMapper is the listener's ssl.principal.mapping.rules; nil
+	// means Config.SSLPrincipalMapper.
+	PrincipalMapper *tlsconf.PrincipalMapper
 }
 
 // Serve accepts connections on lis as a PLAINTEXT listener until Shutdown.

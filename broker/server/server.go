@@ -247,6 +247,8 @@ type kafkaListener struct {
 	tls        *tlsconf.Material
 	lis        net.Listener
 	advertised string
+	// principals is the listener's ssl.principal.mapping.rules.
+	principals *tlsconf.PrincipalMapper
 }
 
 // openMetastore connects to etcd, first starting it in this process if
@@ -393,6 +395,7 @@ func (p *process) loadListeners() error {
 		if k.tls, err = p.loadMaterial(ssl); err != nil {
 			return fmt.Errorf("Kafka listener %s: %w", l.Name, err)
 		}
+		k.principals = ssl.PrincipalMapper
 	}
 	if shared.Enabled() && !anyTLS && len(declared) > 0 {
 		p.logger.Warn("ssl.* settings are set but no Kafka listener uses TLS; name one SSL (SSL://host:port) to use them")
@@ -635,6 +638,8 @@ func (p *process) serve() <-chan error {
 		IdleTimeout:               p.listener.ConnectionsMaxIdle,
 		RequestTimeout:            p.listener.RequestTimeout,
 		SASL:                      p.saslConfig(),
+		Authorizer:                p.broker.Authorizer(),
+		AuditLogger:               p.logger,
 		Logger:                    p.logger.With("component", "kafka"),
 		Registerer:                p.reg,
 	})
@@ -653,7 +658,7 @@ func (p *process) serve() <-chan error {
 			lis = tls.NewListener(lis, k.tls.ServerConfig())
 		}
 		kafkaServing.Go(func() {
-			if err := ks.ServeListener(lis, kafkaapi.Listener{Name: k.cfg.Name, Protocol: k.cfg.Protocol}); !errors.Is(err, kafkaapi.ErrServerClosed) {
+			if err := ks.ServeListener(lis, kafkaapi.Listener{Name: k.cfg.Name, Protocol: k.cfg.Protocol, PrincipalMapper: k.principals}); !errors.Is(err, kafkaapi.ErrServerClosed) {
 				errc <- fmt.Errorf("Kafka server, listener %s: %w", k.cfg.Name, err)
 			}
 		})
