@@ -598,7 +598,7 @@ func (p *process) runMembership() {
 func (p *process) serve() <-chan error {
 	cfg := p.cfg
 	rpcMetrics := newRPCMetrics(p.reg)
-	api := grpcapi.New(p.broker, grpcapi.Config{Logger: p.logger.With("component", "grpc"), Registerer: p.reg})
+	api := grpcapi.New(p.broker, grpcapi.Config{Logger: p.logger, Registerer: p.reg})
 	// The metrics interceptors go first, so that they count the calls the
 	// frontend refuses (Unauthenticated, PermissionDenied) too.
 	grpcOpts := append([]grpc.ServerOption{
