@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,13 +31,15 @@ func runStrata(t *testing.T, addr, stdin string, args ...string) (string, string
 	return out.String(), errOut.String(), err
 }
 
-// TestGRPCACLsByClientCertificate: a broker with an authorizer and mutual
-// TLS on its gRPC port knows callers by their certificates. The super user
+// TestGRPCACLsByClientCertificate: a broker with an authorizer and TLS
+// with client certificates on its gRPC port knows callers by their
+// certificates, or by their passwords. The super user
 // (the generated client certificate) grants User:CN=alice Write and Read
 // on a topic with `strata acls add`; alice then produces to and consumes
 // from it with the CLI, while User:CN=bob, without ACLs, is refused
 // PermissionDenied naming the operation and the topic, and sees no topic
-// in `topics list`.
+// in `topics list`. A SCRAM user, granted Read only, consumes with her
+// password and is refused Write; a wrong password is Unauthenticated.
 func TestGRPCACLsByClientCertificate(t *testing.T) {
 	dir := t.TempDir()
 	g, err := tlsconf.Generate(dir)
@@ -55,7 +59,9 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 		"--config", "super.users=User:CN=strata-client",
 		"--config", "grpc.ssl.keystore.location=" + g.Server,
 		"--config", "grpc.ssl.truststore.location=" + g.CA,
-		"--config", "grpc.ssl.client.auth=required",
+		// requested, not required: carol below connects without a
+		// certificate, with her password.
+		"--config", "grpc.ssl.client.auth=requested",
 	}})
 	as := func(cert string) []string { return []string{"--tls-ca", g.CA, "--tls-cert", cert} }
 	must := func(stdin string, args ...string) string {
@@ -125,6 +131,39 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Carol: a SCRAM user (strata users), authenticating with her password
+	// over TLS without a certificate, and granted Read.
+	carolPW := filepath.Join(dir, "carol.pw")
+	if err := os.WriteFile(carolPW, []byte("carol-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must("", append([]string{"users", "create", "carol", "--password-file", carolPW}, as(g.Client)...)...)
+	must("", append([]string{"acls", "add", "--allow-principal", "User:carol", "--operation", "Read", "--topic", "orders"}, as(g.Client)...)...)
+	carol := []string{"--tls-ca", g.CA, "--user", "carol", "--user-password-file", "-"}
+	await.NoError(t, 30*time.Second, "carol to read the topic", func() error {
+		out, errOut, err := runStrata(t, dev.GRPCAddr, "carol-secret\n", append([]string{"consume", "orders", "--from-beginning", "--exit-at-end"}, carol...)...)
+		if err != nil {
+			// The user and the ACL reach the broker through its watches.
+			if !strings.Contains(errOut, "Unauthenticated") && !strings.Contains(errOut, "PermissionDenied") {
+				t.Fatalf("carol's consume: %v\n%s", err, errOut)
+			}
+			return fmt.Errorf("%v: %s", err, errOut)
+		}
+		if !strings.Contains(out, "one\ntwo\n") {
+			t.Fatalf("carol consumed %q; want one, two", out)
+		}
+		return nil
+	})
+	_, errOut, err = runStrata(t, dev.GRPCAddr, "not-her-password\n", append([]string{"consume", "orders", "--from-beginning", "--exit-at-end"}, carol...)...)
+	if err == nil || !strings.Contains(errOut, "code = Unauthenticated desc = authentication failed") {
+		t.Fatalf("a wrong password: %v\n%s; want Unauthenticated", err, errOut)
+	}
+	// The password's line on stdin, then the records.
+	_, errOut, err = runStrata(t, dev.GRPCAddr, "carol-secret\nfrom-carol\n", append([]string{"produce", "orders"}, carol...)...)
+	if err == nil || !strings.Contains(errOut, "User:carol is not authorized to WRITE TOPIC") {
+		t.Fatalf("carol's produce, allowed only Read: %v\n%s", err, errOut)
+	}
 }
 
 // TestClusterReplicationWithACLs: with an authorizer on, brokers that dial

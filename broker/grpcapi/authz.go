@@ -141,9 +141,12 @@ var rules = map[string]rule{
 	stratav1.Strata_PreviewRetention_FullMethodName: func(r any) []access {
 		return []access{topicAccess(acl.OpDescribe, r.(*stratav1.PreviewRetentionRequest).GetTopic())}
 	},
-	stratav1.Strata_CreateAcls_FullMethodName:   func(any) []access { return []access{clusterAccess(acl.OpAlter)} },
-	stratav1.Strata_DescribeAcls_FullMethodName: func(any) []access { return []access{clusterAccess(acl.OpDescribe)} },
-	stratav1.Strata_DeleteAcls_FullMethodName:   func(any) []access { return []access{clusterAccess(acl.OpAlter)} },
+	// Kafka's AlterUserScramCredentials and DescribeUserScramCredentials.
+	stratav1.Strata_AlterUserScramCredentials_FullMethodName:    func(any) []access { return []access{clusterAccess(acl.OpAlter)} },
+	stratav1.Strata_DescribeUserScramCredentials_FullMethodName: func(any) []access { return []access{clusterAccess(acl.OpDescribe)} },
+	stratav1.Strata_CreateAcls_FullMethodName:                   func(any) []access { return []access{clusterAccess(acl.OpAlter)} },
+	stratav1.Strata_DescribeAcls_FullMethodName:                 func(any) []access { return []access{clusterAccess(acl.OpDescribe)} },
+	stratav1.Strata_DeleteAcls_FullMethodName:                   func(any) []access { return []access{clusterAccess(acl.OpAlter)} },
 	// Only brokers replicate. The replica secret then proves the caller is
 	// the replica it names (see broker.ReplicaFetch).
 	stratav1.Replication_ReplicaFetch_FullMethodName: func(any) []access { return []access{clusterAccess(acl.OpClusterAction)} },

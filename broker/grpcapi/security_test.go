@@ -341,6 +341,23 @@ func TestEveryMethodIsAuthorized(t *testing.T) {
 				return err
 			}}
 		},
+		stratav1.Strata_AlterUserScramCredentials_FullMethodName: func(p string) methodCase {
+			return methodCase{grants: []acl.Binding{allow(p, acl.OpAlter, acl.ResourceCluster, acl.ClusterName)}, call: func(ctx context.Context, _ *testing.T) error {
+				resp, err := c.AlterUserScramCredentials(ctx, &stratav1.AlterUserScramCredentialsRequest{Upsertions: []*stratav1.ScramCredentialUpsertion{{
+					User: "someone", Mechanism: "SCRAM-SHA-256", Iterations: 4096, Salt: []byte("salt"), SaltedPassword: make([]byte, 32),
+				}}})
+				if err == nil && resp.GetResults()[0].GetError() != "" {
+					return fmt.Errorf("%s: %s", resp.GetResults()[0].GetError(), resp.GetResults()[0].GetErrorMessage())
+				}
+				return err
+			}}
+		},
+		stratav1.Strata_DescribeUserScramCredentials_FullMethodName: func(p string) methodCase {
+			return methodCase{grants: []acl.Binding{allow(p, acl.OpDescribe, acl.ResourceCluster, acl.ClusterName)}, call: func(ctx context.Context, _ *testing.T) error {
+				_, err := c.DescribeUserScramCredentials(ctx, &stratav1.DescribeUserScramCredentialsRequest{})
+				return err
+			}}
+		},
 		stratav1.Strata_CreateAcls_FullMethodName: func(p string) methodCase {
 			return methodCase{grants: []acl.Binding{allow(p, acl.OpAlter, acl.ResourceCluster, acl.ClusterName)}, call: func(ctx context.Context, _ *testing.T) error {
 				_, err := c.CreateAcls(ctx, &stratav1.CreateAclsRequest{Bindings: []*stratav1.AclBinding{

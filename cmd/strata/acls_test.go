@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,7 +72,7 @@ func TestClientCredentialFlags(t *testing.T) {
 	}{
 		"nothing":               {env: none},
 		"password file":         {f: clientFlags{user: "alice", passwordFile: pwFile}, env: none, n: 1},
-		"password on stdin":     {f: clientFlags{user: "alice", passwordFile: "-"}, stdin: "s3cret\n", env: none, n: 1},
+		"password on stdin":     {f: clientFlags{user: "alice", passwordFile: "-"}, stdin: "s3cret\nrecords\n", env: none, n: 1},
 		"password in env":       {f: clientFlags{user: "alice"}, env: env(map[string]string{passwordEnv: "s3cret"}), n: 1},
 		"user without password": {f: clientFlags{user: "alice"}, env: none, bad: true},
 		"empty stdin":           {f: clientFlags{user: "alice", passwordFile: "-"}, env: none, bad: true},
@@ -82,9 +83,13 @@ func TestClientCredentialFlags(t *testing.T) {
 		"user and token file":   {f: clientFlags{user: "alice", tokenFile: pwFile}, env: env(map[string]string{passwordEnv: "p"}), bad: true},
 		"missing password file": {f: clientFlags{user: "alice", passwordFile: filepath.Join(dir, "nope")}, env: none, bad: true},
 	} {
-		opts, err := c.f.credentials(strings.NewReader(c.stdin), c.env)
+		stdin := strings.NewReader(c.stdin)
+		opts, err := c.f.credentials(stdin, c.env)
 		if (err != nil) != c.bad || len(opts) != c.n {
 			t.Errorf("%s: %d options, %v; want %d, error %v", name, len(opts), err, c.n, c.bad)
+		}
+		if rest, _ := io.ReadAll(stdin); c.f.passwordFile == "-" && !c.bad && string(rest) != "records\n" {
+			t.Errorf("%s: stdin after the password is %q; want the records left for the command", name, rest)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -45,8 +44,8 @@ func (f *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "connect with TLS, verifying the brokers against this PEM file of CA certificates")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "connect with TLS, presenting this PEM client certificate (mutual TLS); the file may hold the key too")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert, if not in the same file")
-	fs.StringVar(&f.user, "user", "", "authenticate as this user (SCRAM credentials), with the password of --password-file or $"+passwordEnv+"; needs TLS")
-	fs.StringVar(&f.passwordFile, "password-file", "", "file whose first line is --user's password; - reads it from standard input")
+	fs.StringVar(&f.user, "user", "", "authenticate as this user (SCRAM credentials), with the password of --user-password-file or $"+passwordEnv+"; needs TLS")
+	fs.StringVar(&f.passwordFile, "user-password-file", "", "file whose first line is --user's password; - reads it from standard input")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding an OAuth bearer token to authenticate with (default $"+tokenEnv+" when set); needs TLS")
 }
 
@@ -71,7 +70,7 @@ func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 	return f.dialWith(ctx, os.Stdin)
 }
 
-// dialWith is dial reading --password-file - or --token-file - from stdin.
+// dialWith is dial reading --user-password-file - or --token-file - from stdin.
 func (f *clientFlags) dialWith(ctx context.Context, stdin io.Reader) (*client.Client, error) {
 	opts, err := f.credentials(stdin, os.Getenv)
 	if err != nil {
@@ -105,7 +104,7 @@ func (f *clientFlags) credentials(stdin io.Reader, getenv func(string) string) (
 	}
 	if f.user == "" {
 		if f.passwordFile != "" {
-			return nil, errors.New("--password-file needs --user")
+			return nil, errors.New("--user-password-file needs --user")
 		}
 		if token == "" {
 			return nil, nil
@@ -119,17 +118,19 @@ func (f *clientFlags) credentials(stdin io.Reader, getenv func(string) string) (
 	if f.passwordFile != "" {
 		p, err := readSecret(f.passwordFile, stdin)
 		if err != nil {
-			return nil, fmt.Errorf("--password-file: %w", err)
+			return nil, fmt.Errorf("--user-password-file: %w", err)
 		}
 		password = p
 	}
 	if password == "" {
-		return nil, fmt.Errorf("--user %s: no password; give --password-file or set $%s", f.user, passwordEnv)
+		return nil, fmt.Errorf("--user %s: no password; give --user-password-file or set $%s", f.user, passwordEnv)
 	}
 	return []client.Option{client.WithBasicAuth(f.user, password)}, nil
 }
 
 // readSecret is the first line of path, or of stdin when path is "-".
+// It reads byte by byte, so that what follows the line on stdin is left
+// to the command (the records of strata produce).
 func readSecret(path string, stdin io.Reader) (string, error) {
 	r := stdin
 	if path != "-" {
@@ -140,16 +141,32 @@ func readSecret(path string, stdin io.Reader) (string, error) {
 		defer file.Close()
 		r = file
 	}
-	line, err := bufio.NewReader(io.LimitReader(r, 64<<10)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", err
+	var line []byte
+	b := make([]byte, 1)
+	for len(line) < maxSecretBytes {
+		n, err := r.Read(b)
+		if n == 1 {
+			if b[0] == '\n' {
+				break
+			}
+			line = append(line, b[0])
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
 	}
-	line = strings.TrimRight(line, "\r\n")
-	if line == "" {
+	s := strings.TrimRight(string(line), "\r")
+	if s == "" {
 		return "", errors.New("empty")
 	}
-	return line, nil
+	return s, nil
 }
+
+// maxSecretBytes bounds a password or token read from a file or stdin.
+const maxSecretBytes = 64 << 10
 
 // admin runs fn with a connection to the broker and a deadline for an
 // administrative call.
