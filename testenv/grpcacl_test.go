@@ -3,6 +3,7 @@ package testenv_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,7 +40,9 @@ func runStrata(t *testing.T, addr, stdin string, args ...string) (string, string
 // from it with the CLI, while User:CN=bob, without ACLs, is refused
 // PermissionDenied naming the operation and the topic, and sees no topic
 // in `topics list`. A SCRAM user, granted Read only, consumes with her
-// password and is refused Write; a wrong password is Unauthenticated.
+// password and is refused Write; a wrong password is Unauthenticated. A
+// bearer token's principal is served what its ACL allows; a token that does
+// not verify is Unauthenticated.
 func TestGRPCACLsByClientCertificate(t *testing.T) {
 	dir := t.TempDir()
 	g, err := tlsconf.Generate(dir)
@@ -59,9 +62,10 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 		"--config", "super.users=User:CN=strata-client",
 		"--config", "grpc.ssl.keystore.location=" + g.Server,
 		"--config", "grpc.ssl.truststore.location=" + g.CA,
-		// requested, not required: carol below connects without a
-		// certificate, with her password.
+		// requested, not required: carol and dave below connect without a
+		// certificate, with a password and a token.
 		"--config", "grpc.ssl.client.auth=requested",
+		"--config", "sasl.oauthbearer.unsecured.validation.enable=true",
 	}})
 	as := func(cert string) []string { return []string{"--tls-ca", g.CA, "--tls-cert", cert} }
 	must := func(stdin string, args ...string) string {
@@ -163,6 +167,34 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 	_, errOut, err = runStrata(t, dev.GRPCAddr, "carol-secret\nfrom-carol\n", append([]string{"produce", "orders"}, carol...)...)
 	if err == nil || !strings.Contains(errOut, "User:carol is not authorized to WRITE TOPIC") {
 		t.Fatalf("carol's produce, allowed only Read: %v\n%s", err, errOut)
+	}
+
+	// Dave: an OAuth bearer token (unsigned: the broker validates tokens in
+	// Kafka's unsecured test mode), granted Describe.
+	b64 := base64.RawURLEncoding.EncodeToString
+	token := b64([]byte(`{"alg":"none"}`)) + "." + b64([]byte(fmt.Sprintf(`{"sub":"dave","iat":%d,"exp":%d}`, time.Now().Unix(), time.Now().Add(time.Hour).Unix()))) + "."
+	tokenFile := filepath.Join(dir, "dave.token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dave := []string{"--tls-ca", g.CA, "--token-file", tokenFile}
+	if out := must("", append([]string{"topics", "list"}, dave...)...); strings.Contains(out, "orders") {
+		t.Fatalf("dave lists a topic before any ACL lets him:\n%s", out)
+	}
+	must("", append([]string{"acls", "add", "--allow-principal", "User:dave", "--operation", "Describe", "--topic", "orders"}, as(g.Client)...)...)
+	await.NoError(t, 30*time.Second, "dave to see the topic", func() error {
+		if out := must("", append([]string{"topics", "list"}, dave...)...); !strings.Contains(out, "orders") {
+			return fmt.Errorf("topics list: %q", out)
+		}
+		return nil
+	})
+	forged := strings.Replace(token, b64([]byte(`{"alg":"none"}`)), b64([]byte(`{"alg":"RS256"}`)), 1)
+	if err := os.WriteFile(tokenFile, []byte(forged+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err = runStrata(t, dev.GRPCAddr, "", append([]string{"topics", "list"}, dave...)...)
+	if err == nil || !strings.Contains(errOut, "code = Unauthenticated desc = authentication failed") {
+		t.Fatalf("a token whose signature does not verify: %v\n%s; want Unauthenticated", err, errOut)
 	}
 }
 

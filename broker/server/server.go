@@ -598,7 +598,13 @@ func (p *process) runMembership() {
 func (p *process) serve() <-chan error {
 	cfg := p.cfg
 	rpcMetrics := newRPCMetrics(p.reg)
-	api := grpcapi.New(p.broker, grpcapi.Config{Logger: p.logger, Registerer: p.reg})
+	apiCfg := grpcapi.Config{Logger: p.logger, Registerer: p.reg}
+	if p.oauth != nil {
+		// The Kafka listener's OAUTHBEARER validator takes gRPC's bearer
+		// tokens too: one configuration, one principal per token.
+		apiCfg.Tokens = p.oauth
+	}
+	api := grpcapi.New(p.broker, apiCfg)
 	// The metrics interceptors go first, so that they count the calls the
 	// frontend refuses (Unauthenticated, PermissionDenied) too.
 	grpcOpts := append([]grpc.ServerOption{
