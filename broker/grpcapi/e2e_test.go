@@ -110,6 +110,11 @@ type testBroker struct {
 	// secrets, if not nil, receives the peers' replica secrets, which a
 	// test playing a peer fetches with.
 	secrets map[int32]metastore.ReplicaSecret
+	// passwords and tokens verify credentials; serverOpts are added to the
+	// server's (TLS credentials).
+	passwords  PasswordVerifier
+	tokens     TokenValidator
+	serverOpts []grpc.ServerOption
 }
 
 // serveBroker runs broker 1 (in-memory metastore, broker core, gRPC with
@@ -151,11 +156,11 @@ func serveBroker(t *testing.T, tb testBroker) (*broker.Broker, stratav1.StrataCl
 			t.Error(err)
 		}
 	})
-	api := New(b)
+	api := New(b, Config{Passwords: tb.passwords, Tokens: tb.tokens})
 	if tb.buffers != nil {
 		api.buffers = tb.buffers
 	}
-	gs := grpc.NewServer(ServerOptions()...)
+	gs := grpc.NewServer(append(api.ServerOptions(), tb.serverOpts...)...)
 	api.Register(gs)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()

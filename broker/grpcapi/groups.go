@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-broker/strata/acl"
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/errcode"
@@ -148,8 +149,19 @@ func (s *Server) FetchOffsets(ctx context.Context, req *stratav1.FetchOffsetsReq
 		return nil, groupStatus(err)
 	}
 	resp := &stratav1.FetchOffsetsResponse{}
+	// Offsets of topics the caller may not describe are left out, as
+	// Kafka's OffsetFetch does.
+	describable := map[string]bool{}
 	for _, o := range offs {
 		if len(req.GetTopics()) > 0 && !slices.Contains(req.GetTopics(), o.Topic) {
+			continue
+		}
+		ok, seen := describable[o.Topic]
+		if !seen {
+			ok = s.mayDescribe(ctx, stratav1.Strata_FetchOffsets_FullMethodName, acl.ResourceTopic, o.Topic)
+			describable[o.Topic] = ok
+		}
+		if !ok {
 			continue
 		}
 		resp.Offsets = append(resp.Offsets, &stratav1.GroupOffset{
@@ -166,7 +178,13 @@ func (s *Server) ListGroups(ctx context.Context, _ *stratav1.ListGroupsRequest) 
 		return nil, groupStatus(err)
 	}
 	resp := &stratav1.ListGroupsResponse{}
+	// Describe on the cluster shows every group; otherwise only those the
+	// caller may describe, as Kafka's ListGroups.
+	all := s.mayDescribe(ctx, stratav1.Strata_ListGroups_FullMethodName, acl.ResourceCluster, acl.ClusterName)
 	for _, g := range groups {
+		if !all && !s.mayDescribe(ctx, stratav1.Strata_ListGroups_FullMethodName, acl.ResourceGroup, g.Group) {
+			continue
+		}
 		resp.Groups = append(resp.Groups, &stratav1.GroupSummary{
 			Group: g.Group, ProtocolType: g.ProtocolType, State: g.State,
 			Coordinator: s.b.GroupCoordinator(g.Group).NodeID,

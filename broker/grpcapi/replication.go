@@ -21,8 +21,10 @@ import (
 
 // ReplicaSecretMetadataKey is the gRPC call metadata that carries a
 // follower's replica secret (metastore.ReplicaSecret) on ReplicaFetch, the
-// one inter-broker call. It is a stopgap: mutual TLS, once the listeners
-// have it, identifies the calling broker by its certificate instead.
+// one inter-broker call: it proves the caller is the replica it names.
+// That the caller is a broker at all is ClusterAction on the cluster,
+// checked against its principal (its certificate's under mutual TLS) when
+// an authorizer is configured (see authz.go).
 const ReplicaSecretMetadataKey = "strata-replica-secret"
 
 // replicaSecret returns the replica secret the caller sent ("" if none).

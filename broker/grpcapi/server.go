@@ -6,17 +6,21 @@ package grpcapi
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-broker/strata/acl"
+	"github.com/strata-broker/strata/acl/audit"
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/errcode"
@@ -49,8 +53,10 @@ const (
 // so a single stream is not throttled by the 64 KiB default window, and the
 // codec that passes record batches through without copying them (codec.go)
 // and bounds what every other message may cost (limits.go); a bound on the
-// calls in flight per connection; keepalive.
-func ServerOptions() []grpc.ServerOption {
+// calls in flight per connection; keepalive; authentication and
+// authorization of every call (authn.go, authz.go). Interceptors that
+// should see refused calls (metrics) go before these.
+func (s *Server) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ForceServerCodecV2(serverCodec{}),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
@@ -68,13 +74,18 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.InitialConnWindowSize(32 << 20),
 		grpc.ReadBufferSize(256 << 10),
 		grpc.WriteBufferSize(256 << 10),
+		grpc.StatsHandler(connTagger{}),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	}
 }
 
 // Server implements stratav1.StrataServer over a broker.
 type Server struct {
 	stratav1.UnimplementedStrataServer
-	b *broker.Broker
+	b     *broker.Broker
+	authn *authenticator
+	audit *audit.Auditor
 
 	// buffers holds the buffers fetches read into; the codec gives them
 	// back once sent.
@@ -84,9 +95,33 @@ type Server struct {
 	sticky map[string]int32 // topic → partition for unkeyed structured records
 }
 
+// Config is what the frontend needs beside the broker core.
+type Config struct {
+	// Passwords verifies Basic credentials; nil takes the core's
+	// VerifyPassword if it has one, else Basic credentials are refused.
+	Passwords PasswordVerifier
+	// Tokens validates Bearer tokens; nil refuses them.
+	Tokens     TokenValidator
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
 // New returns the gRPC frontend for b.
-func New(b *broker.Broker) *Server {
-	return &Server{b: b, buffers: broker.NewReadBuffers(), sticky: make(map[string]int32)}
+func New(b *broker.Broker, cfg Config) *Server {
+	passwords := cfg.Passwords
+	if passwords == nil {
+		// The core verifies passwords once it keeps SCRAM credentials.
+		if v, ok := any(b).(PasswordVerifier); ok {
+			passwords = v
+		}
+	}
+	return &Server{
+		b:       b,
+		authn:   &authenticator{passwords: passwords, tokens: cfg.Tokens, now: time.Now},
+		audit:   audit.New("grpc", cfg.Logger, cfg.Registerer),
+		buffers: broker.NewReadBuffers(),
+		sticky:  make(map[string]int32),
+	}
 }
 
 // Register adds the services to a gRPC server. Fetch and ReplicaFetch are
@@ -125,7 +160,19 @@ func (s *Server) Metadata(ctx context.Context, req *stratav1.MetadataRequest) (*
 			NodeId: br.NodeID, GrpcAddr: br.GRPCAddr, KafkaAddr: br.KafkaAddr, HttpAddr: br.HTTPAddr,
 		})
 	}
+	named := len(req.GetTopics()) > 0
 	for _, t := range md.Topics {
+		if !s.mayDescribe(ctx, stratav1.Strata_Metadata_FullMethodName, acl.ResourceTopic, t.Name) {
+			// A topic asked for by name is answered, as Kafka does, with
+			// the authorization error and nothing else, whether it exists
+			// or not; the others are left out.
+			if named {
+				out.Topics = append(out.Topics, &stratav1.TopicMetadata{Name: t.Name, Error: &stratav1.PartitionError{
+					Code: int32(codes.PermissionDenied), Message: "not authorized to describe topic " + t.Name, Reason: "TOPIC_AUTHORIZATION_FAILED",
+				}})
+			}
+			continue
+		}
 		tm := &stratav1.TopicMetadata{Name: t.Name, TopicId: t.ID, Error: partitionError(t.Err)}
 		for _, p := range t.Partitions {
 			tm.Partitions = append(tm.Partitions, partitionInfo(p))
@@ -212,6 +259,9 @@ func (s *Server) ListTopics(ctx context.Context, _ *stratav1.ListTopicsRequest) 
 	}
 	resp := &stratav1.ListTopicsResponse{}
 	for _, t := range topics {
+		if !s.mayDescribe(ctx, stratav1.Strata_ListTopics_FullMethodName, acl.ResourceTopic, t.Name) {
+			continue
+		}
 		resp.Topics = append(resp.Topics, &stratav1.TopicSummary{
 			Name: t.Name, Partitions: t.Partitions, ReplicationFactor: t.ReplicationFactor,
 		})

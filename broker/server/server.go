@@ -601,15 +601,24 @@ func (p *process) runMembership() {
 func (p *process) serve() <-chan error {
 	cfg := p.cfg
 	rpcMetrics := newRPCMetrics(p.reg)
-	grpcOpts := append(grpcapi.ServerOptions(),
+	apiCfg := grpcapi.Config{Logger: p.logger, Registerer: p.reg}
+	if p.oauth != nil {
+		// The Kafka listener's OAUTHBEARER validator takes gRPC's bearer
+		// tokens too: one configuration, one principal per token.
+		apiCfg.Tokens = p.oauth
+	}
+	api := grpcapi.New(p.broker, apiCfg)
+	// The metrics interceptors go first, so that they count the calls the
+	// frontend refuses (Unauthenticated, PermissionDenied) too.
+	grpcOpts := append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(rpcMetrics.unary),
 		grpc.ChainStreamInterceptor(rpcMetrics.stream),
-	)
+	}, api.ServerOptions()...)
 	if p.grpcTLS != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(p.grpcTLS.ServerConfig())))
 	}
 	gs := grpc.NewServer(grpcOpts...)
-	grpcapi.New(p.broker).Register(gs)
+	api.Register(gs)
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))

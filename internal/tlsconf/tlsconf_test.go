@@ -171,3 +171,40 @@ func copyFile(t *testing.T, from, to string, mtime time.Time) {
 		t.Fatal(err)
 	}
 }
+
+// TestIssueClient: a certificate issued by the generated CA is accepted by
+// a server trusting that CA, and names its owner as User:CN=<name>.
+func TestIssueClient(t *testing.T) {
+	dir := t.TempDir()
+	g, err := Generate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := IssueClient(dir, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(path, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(g.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatalf("issued certificate does not verify against the CA: %v", err)
+	}
+	if p := Principal(tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}}); p != "User:CN=alice" {
+		t.Fatalf("principal %q; want User:CN=alice", p)
+	}
+	if _, err := IssueClient(dir, "../escape"); err == nil {
+		t.Fatal("a name with a path accepted")
+	}
+}

@@ -5056,6 +5056,501 @@ func (x *DescribeUserScramCredentialsResponse) GetUsers() []*UserScramCredential
 	return nil
 }
 
+// AclBinding is one ACL, with Kafka's names for its enumerations
+// (resource_type TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID; pattern_type
+// LITERAL or PREFIXED; operation READ, WRITE, ..., ALL; permission ALLOW
+// or DENY; case and underscores are not significant when sent).
+type AclBinding struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ResourceType string                 `protobuf:"bytes,1,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceName string                 `protobuf:"bytes,2,opt,name=resource_name,json=resourceName,proto3" json:"resource_name,omitempty"`
+	PatternType  string                 `protobuf:"bytes,3,opt,name=pattern_type,json=patternType,proto3" json:"pattern_type,omitempty"`
+	// "User:alice", or "User:*" for every user.
+	Principal string `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
+	// The client's IP address, or "*" for any.
+	Host          string `protobuf:"bytes,5,opt,name=host,proto3" json:"host,omitempty"`
+	Operation     string `protobuf:"bytes,6,opt,name=operation,proto3" json:"operation,omitempty"`
+	Permission    string `protobuf:"bytes,7,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclBinding) Reset() {
+	*x = AclBinding{}
+	mi := &file_strata_v1_strata_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclBinding) ProtoMessage() {}
+
+func (x *AclBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclBinding.ProtoReflect.Descriptor instead.
+func (*AclBinding) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *AclBinding) GetResourceType() string {
+	if x != nil {
+		return x.ResourceType
+	}
+	return ""
+}
+
+func (x *AclBinding) GetResourceName() string {
+	if x != nil {
+		return x.ResourceName
+	}
+	return ""
+}
+
+func (x *AclBinding) GetPatternType() string {
+	if x != nil {
+		return x.PatternType
+	}
+	return ""
+}
+
+func (x *AclBinding) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AclBinding) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *AclBinding) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *AclBinding) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
+// AclFilter selects bindings as Kafka's AclBindingFilter: an empty
+// enumeration is ANY, an absent name, principal or host matches any, and
+// pattern_type MATCH selects the bindings that apply to the named resource.
+type AclFilter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ResourceType  string                 `protobuf:"bytes,1,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceName  *string                `protobuf:"bytes,2,opt,name=resource_name,json=resourceName,proto3,oneof" json:"resource_name,omitempty"`
+	PatternType   string                 `protobuf:"bytes,3,opt,name=pattern_type,json=patternType,proto3" json:"pattern_type,omitempty"`
+	Principal     *string                `protobuf:"bytes,4,opt,name=principal,proto3,oneof" json:"principal,omitempty"`
+	Host          *string                `protobuf:"bytes,5,opt,name=host,proto3,oneof" json:"host,omitempty"`
+	Operation     string                 `protobuf:"bytes,6,opt,name=operation,proto3" json:"operation,omitempty"`
+	Permission    string                 `protobuf:"bytes,7,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclFilter) Reset() {
+	*x = AclFilter{}
+	mi := &file_strata_v1_strata_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclFilter) ProtoMessage() {}
+
+func (x *AclFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclFilter.ProtoReflect.Descriptor instead.
+func (*AclFilter) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *AclFilter) GetResourceType() string {
+	if x != nil {
+		return x.ResourceType
+	}
+	return ""
+}
+
+func (x *AclFilter) GetResourceName() string {
+	if x != nil && x.ResourceName != nil {
+		return *x.ResourceName
+	}
+	return ""
+}
+
+func (x *AclFilter) GetPatternType() string {
+	if x != nil {
+		return x.PatternType
+	}
+	return ""
+}
+
+func (x *AclFilter) GetPrincipal() string {
+	if x != nil && x.Principal != nil {
+		return *x.Principal
+	}
+	return ""
+}
+
+func (x *AclFilter) GetHost() string {
+	if x != nil && x.Host != nil {
+		return *x.Host
+	}
+	return ""
+}
+
+func (x *AclFilter) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *AclFilter) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
+type CreateAclsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bindings      []*AclBinding          `protobuf:"bytes,1,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAclsRequest) Reset() {
+	*x = CreateAclsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAclsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAclsRequest) ProtoMessage() {}
+
+func (x *CreateAclsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAclsRequest.ProtoReflect.Descriptor instead.
+func (*CreateAclsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *CreateAclsRequest) GetBindings() []*AclBinding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+type CreateAclsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAclsResponse) Reset() {
+	*x = CreateAclsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAclsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAclsResponse) ProtoMessage() {}
+
+func (x *CreateAclsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAclsResponse.ProtoReflect.Descriptor instead.
+func (*CreateAclsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{83}
+}
+
+type DescribeAclsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filter        *AclFilter             `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeAclsRequest) Reset() {
+	*x = DescribeAclsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeAclsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeAclsRequest) ProtoMessage() {}
+
+func (x *DescribeAclsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeAclsRequest.ProtoReflect.Descriptor instead.
+func (*DescribeAclsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *DescribeAclsRequest) GetFilter() *AclFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+type DescribeAclsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bindings      []*AclBinding          `protobuf:"bytes,1,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeAclsResponse) Reset() {
+	*x = DescribeAclsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeAclsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeAclsResponse) ProtoMessage() {}
+
+func (x *DescribeAclsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeAclsResponse.ProtoReflect.Descriptor instead.
+func (*DescribeAclsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *DescribeAclsResponse) GetBindings() []*AclBinding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+type DeleteAclsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filters       []*AclFilter           `protobuf:"bytes,1,rep,name=filters,proto3" json:"filters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAclsRequest) Reset() {
+	*x = DeleteAclsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAclsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAclsRequest) ProtoMessage() {}
+
+func (x *DeleteAclsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAclsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteAclsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *DeleteAclsRequest) GetFilters() []*AclFilter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
+// DeletedAcls are the bindings one filter deleted.
+type DeletedAcls struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bindings      []*AclBinding          `protobuf:"bytes,1,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletedAcls) Reset() {
+	*x = DeletedAcls{}
+	mi := &file_strata_v1_strata_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletedAcls) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletedAcls) ProtoMessage() {}
+
+func (x *DeletedAcls) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletedAcls.ProtoReflect.Descriptor instead.
+func (*DeletedAcls) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *DeletedAcls) GetBindings() []*AclBinding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+type DeleteAclsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per filter, in the request's order.
+	Results       []*DeletedAcls `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAclsResponse) Reset() {
+	*x = DeleteAclsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAclsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAclsResponse) ProtoMessage() {}
+
+func (x *DeleteAclsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAclsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteAclsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *DeleteAclsResponse) GetResults() []*DeletedAcls {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -5444,7 +5939,45 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12#\n" +
 	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\"]\n" +
 	"$DescribeUserScramCredentialsResponse\x125\n" +
-	"\x05users\x18\x01 \x03(\v2\x1f.strata.v1.UserScramCredentialsR\x05users*4\n" +
+	"\x05users\x18\x01 \x03(\v2\x1f.strata.v1.UserScramCredentialsR\x05users\"\xe9\x01\n" +
+	"\n" +
+	"AclBinding\x12#\n" +
+	"\rresource_type\x18\x01 \x01(\tR\fresourceType\x12#\n" +
+	"\rresource_name\x18\x02 \x01(\tR\fresourceName\x12!\n" +
+	"\fpattern_type\x18\x03 \x01(\tR\vpatternType\x12\x1c\n" +
+	"\tprincipal\x18\x04 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04host\x18\x05 \x01(\tR\x04host\x12\x1c\n" +
+	"\toperation\x18\x06 \x01(\tR\toperation\x12\x1e\n" +
+	"\n" +
+	"permission\x18\a \x01(\tR\n" +
+	"permission\"\xa0\x02\n" +
+	"\tAclFilter\x12#\n" +
+	"\rresource_type\x18\x01 \x01(\tR\fresourceType\x12(\n" +
+	"\rresource_name\x18\x02 \x01(\tH\x00R\fresourceName\x88\x01\x01\x12!\n" +
+	"\fpattern_type\x18\x03 \x01(\tR\vpatternType\x12!\n" +
+	"\tprincipal\x18\x04 \x01(\tH\x01R\tprincipal\x88\x01\x01\x12\x17\n" +
+	"\x04host\x18\x05 \x01(\tH\x02R\x04host\x88\x01\x01\x12\x1c\n" +
+	"\toperation\x18\x06 \x01(\tR\toperation\x12\x1e\n" +
+	"\n" +
+	"permission\x18\a \x01(\tR\n" +
+	"permissionB\x10\n" +
+	"\x0e_resource_nameB\f\n" +
+	"\n" +
+	"_principalB\a\n" +
+	"\x05_host\"F\n" +
+	"\x11CreateAclsRequest\x121\n" +
+	"\bbindings\x18\x01 \x03(\v2\x15.strata.v1.AclBindingR\bbindings\"\x14\n" +
+	"\x12CreateAclsResponse\"C\n" +
+	"\x13DescribeAclsRequest\x12,\n" +
+	"\x06filter\x18\x01 \x01(\v2\x14.strata.v1.AclFilterR\x06filter\"I\n" +
+	"\x14DescribeAclsResponse\x121\n" +
+	"\bbindings\x18\x01 \x03(\v2\x15.strata.v1.AclBindingR\bbindings\"C\n" +
+	"\x11DeleteAclsRequest\x12.\n" +
+	"\afilters\x18\x01 \x03(\v2\x14.strata.v1.AclFilterR\afilters\"@\n" +
+	"\vDeletedAcls\x121\n" +
+	"\bbindings\x18\x01 \x03(\v2\x15.strata.v1.AclBindingR\bbindings\"F\n" +
+	"\x12DeleteAclsResponse\x120\n" +
+	"\aresults\x18\x01 \x03(\v2\x16.strata.v1.DeletedAclsR\aresults*4\n" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_LEADER\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\f\n" +
@@ -5478,7 +6011,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0fNON_EMPTY_GROUP\x10\x18\x12\x16\n" +
 	"\x12GROUP_ID_NOT_FOUND\x10\x19\x12\x16\n" +
 	"\x12FENCED_INSTANCE_ID\x10\x1a\x12\x1d\n" +
-	"\x19GROUP_SUBSCRIBED_TO_TOPIC\x10\x1b2\xd9\x0f\n" +
+	"\x19GROUP_SUBSCRIBED_TO_TOPIC\x10\x1b2\xc0\x11\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -5505,7 +6038,12 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\rDeleteRecords\x12\x1f.strata.v1.DeleteRecordsRequest\x1a .strata.v1.DeleteRecordsResponse\x12[\n" +
 	"\x10PreviewRetention\x12\".strata.v1.PreviewRetentionRequest\x1a#.strata.v1.PreviewRetentionResponse\x12v\n" +
 	"\x19AlterUserScramCredentials\x12+.strata.v1.AlterUserScramCredentialsRequest\x1a,.strata.v1.AlterUserScramCredentialsResponse\x12\x7f\n" +
-	"\x1cDescribeUserScramCredentials\x12..strata.v1.DescribeUserScramCredentialsRequest\x1a/.strata.v1.DescribeUserScramCredentialsResponse2^\n" +
+	"\x1cDescribeUserScramCredentials\x12..strata.v1.DescribeUserScramCredentialsRequest\x1a/.strata.v1.DescribeUserScramCredentialsResponse\x12I\n" +
+	"\n" +
+	"CreateAcls\x12\x1c.strata.v1.CreateAclsRequest\x1a\x1d.strata.v1.CreateAclsResponse\x12O\n" +
+	"\fDescribeAcls\x12\x1e.strata.v1.DescribeAclsRequest\x1a\x1f.strata.v1.DescribeAclsResponse\x12I\n" +
+	"\n" +
+	"DeleteAcls\x12\x1c.strata.v1.DeleteAclsRequest\x1a\x1d.strata.v1.DeleteAclsResponse2^\n" +
 	"\vReplication\x12O\n" +
 	"\fReplicaFetch\x12\x1e.strata.v1.ReplicaFetchRequest\x1a\x1f.strata.v1.ReplicaFetchResponseB8Z6github.com/strata-broker/strata/api/strata/v1;stratav1b\x06proto3"
 
@@ -5522,7 +6060,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Acks)(0),                                    // 0: strata.v1.Acks
 	(ErrorReason)(0),                             // 1: strata.v1.ErrorReason
@@ -5606,20 +6144,29 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*ScramCredentialInfo)(nil),                  // 79: strata.v1.ScramCredentialInfo
 	(*UserScramCredentials)(nil),                 // 80: strata.v1.UserScramCredentials
 	(*DescribeUserScramCredentialsResponse)(nil), // 81: strata.v1.DescribeUserScramCredentialsResponse
-	nil, // 82: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil, // 83: strata.v1.AlterTopicConfigsRequest.SetEntry
-	nil, // 84: strata.v1.PreviewRetentionRequest.SetEntry
+	(*AclBinding)(nil),                           // 82: strata.v1.AclBinding
+	(*AclFilter)(nil),                            // 83: strata.v1.AclFilter
+	(*CreateAclsRequest)(nil),                    // 84: strata.v1.CreateAclsRequest
+	(*CreateAclsResponse)(nil),                   // 85: strata.v1.CreateAclsResponse
+	(*DescribeAclsRequest)(nil),                  // 86: strata.v1.DescribeAclsRequest
+	(*DescribeAclsResponse)(nil),                 // 87: strata.v1.DescribeAclsResponse
+	(*DeleteAclsRequest)(nil),                    // 88: strata.v1.DeleteAclsRequest
+	(*DeletedAcls)(nil),                          // 89: strata.v1.DeletedAcls
+	(*DeleteAclsResponse)(nil),                   // 90: strata.v1.DeleteAclsResponse
+	nil,                                          // 91: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                          // 92: strata.v1.AlterTopicConfigsRequest.SetEntry
+	nil,                                          // 93: strata.v1.PreviewRetentionRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	2,  // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	82, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	91, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	17, // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	17, // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	14, // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	17, // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	4,  // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
 	5,  // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	83, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	92, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
 	5,  // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
 	0,  // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
 	21, // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
@@ -5654,7 +6201,7 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	65, // 40: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
 	22, // 41: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
 	67, // 42: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	84, // 43: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
+	93, // 43: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
 	70, // 44: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
 	70, // 45: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
 	71, // 46: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
@@ -5664,61 +6211,73 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	76, // 50: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
 	79, // 51: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
 	80, // 52: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
-	6,  // 53: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	10, // 54: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	12, // 55: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	15, // 56: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	18, // 57: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	8,  // 58: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
-	20, // 59: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	26, // 60: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	26, // 61: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	30, // 62: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	34, // 63: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	42, // 64: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	44, // 65: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	48, // 66: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	50, // 67: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	52, // 68: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	55, // 69: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	58, // 70: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	60, // 71: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	62, // 72: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
-	66, // 73: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	69, // 74: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
-	75, // 75: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
-	78, // 76: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
-	38, // 77: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	7,  // 78: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	11, // 79: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	13, // 80: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	16, // 81: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	19, // 82: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	9,  // 83: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
-	24, // 84: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	28, // 85: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	28, // 86: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	32, // 87: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	36, // 88: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	43, // 89: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	46, // 90: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	49, // 91: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	51, // 92: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	54, // 93: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	57, // 94: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	59, // 95: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	61, // 96: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	64, // 97: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
-	68, // 98: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	72, // 99: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
-	77, // 100: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
-	81, // 101: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
-	41, // 102: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	78, // [78:103] is the sub-list for method output_type
-	53, // [53:78] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	82, // 53: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
+	83, // 54: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
+	82, // 55: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
+	83, // 56: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
+	82, // 57: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
+	89, // 58: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
+	6,  // 59: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	10, // 60: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	12, // 61: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	15, // 62: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	18, // 63: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	8,  // 64: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	20, // 65: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	26, // 66: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	26, // 67: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	30, // 68: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	34, // 69: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	42, // 70: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	44, // 71: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	48, // 72: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	50, // 73: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	52, // 74: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	55, // 75: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	58, // 76: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	60, // 77: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	62, // 78: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	66, // 79: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	69, // 80: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
+	75, // 81: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
+	78, // 82: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
+	84, // 83: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
+	86, // 84: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
+	88, // 85: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
+	38, // 86: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	7,  // 87: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	11, // 88: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	13, // 89: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	16, // 90: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	19, // 91: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	9,  // 92: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	24, // 93: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	28, // 94: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	28, // 95: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	32, // 96: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	36, // 97: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	43, // 98: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	46, // 99: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	49, // 100: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	51, // 101: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	54, // 102: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	57, // 103: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	59, // 104: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	61, // 105: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	64, // 106: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	68, // 107: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	72, // 108: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
+	77, // 109: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
+	81, // 110: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
+	85, // 111: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
+	87, // 112: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
+	90, // 113: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
+	41, // 114: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	87, // [87:115] is the sub-list for method output_type
+	59, // [59:87] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -5726,13 +6285,14 @@ func file_strata_v1_strata_proto_init() {
 	if File_strata_v1_strata_proto != nil {
 		return
 	}
+	file_strata_v1_strata_proto_msgTypes[81].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   83,
+			NumMessages:   92,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
