@@ -175,7 +175,7 @@ func runCompatMatrix(t *testing.T, clients []compatClient, base compatEnv, want 
 			env.topic = "compat-" + cl.topicName()
 			env.sec = cl.sec
 			if env.sec.deniedTopic != "" {
-				env.sec.deniedTopic = env.topic + "-" + env.sec.deniedTopic
+				env.sec.deniedTopic += "-" + cl.topicName()
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), compatClientTimeout)
 			defer cancel()

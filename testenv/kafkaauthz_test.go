@@ -52,7 +52,7 @@ func testCertificatePrincipals(t *testing.T, rules, admin, alice string) {
 	if rules != "" {
 		args = append(args, "--config", "ssl.principal.mapping.rules="+rules)
 	}
-	dev := testenv.StartDev(t, testenv.DevOptions{ExtraArgs: args})
+	dev := testenv.StartDev(t, testenv.DevOptions{KafkaProtocol: "SSL", ExtraArgs: args})
 	dir := filepath.Join(dev.DataDir, "tls")
 	ca := filepath.Join(dir, "ca.pem")
 	const topic = "granted"

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/strata-broker/strata/api/client"
@@ -21,45 +20,64 @@ import (
 	"github.com/strata-broker/strata/testenv"
 )
 
-// TestDevTLS: `strata dev --tls` serves TLS on the Kafka and gRPC ports
-// with the certificates it generated; franz-go and kcat produce and
-// consume over it, the strata CLI lists topics with --tls-ca, a plaintext
-// Kafka client is cut off at once, and a restart reuses the CA.
+// TestDevTLS is README's secured walk-through: `strata dev --tls` serves
+// Kafka as SASL_SSL and gRPC over TLS with ACLs enforced; the CLI, its
+// client certificate a super user, creates topics, a SCRAM user and an ACL
+// letting it write and read one topic; kcat as that user produces and
+// consumes that topic over SASL_SSL and is refused the other; a plaintext
+// Kafka client is cut off at once, the CLI without TLS or without its
+// certificate gets nothing; a restart keeps the CA, the user and its ACL.
 func TestDevTLS(t *testing.T) {
+	compatInstall(t) // kcat
 	dev := testenv.StartDev(t, testenv.DevOptions{ExtraArgs: []string{"--tls"}})
-	ca := filepath.Join(dev.DataDir, "tls", "ca.pem")
-	tlsCfg, err := tlsconf.ClientConfig(ca, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const topic = "tls-topic"
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	dir := filepath.Join(dev.DataDir, "tls")
+	ca, cert := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem")
+	admin := []string{"--tls-ca", ca, "--tls-cert", cert}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
+	strataCLI(t, dev, "", append([]string{"topics", "create", "orders", "--partitions", "3"}, admin...)...)
+	strataCLI(t, dev, "", append([]string{"topics", "create", "payments"}, admin...)...)
+	strataCLI(t, dev, "alice-secret\n", append([]string{"users", "create", "alice", "--mechanism", "SCRAM-SHA-512"}, admin...)...)
+	strataCLI(t, dev, "", append([]string{"acls", "add", "--allow-principal", "User:alice",
+		"--operation", "Write", "--operation", "Read", "--topic", "orders"}, admin...)...)
+	if out := strataCLI(t, dev, "", append([]string{"acls", "list", "--topic", "orders"}, admin...)...); !strings.Contains(out, "principal=User:alice") {
+		t.Fatalf("strata acls list --topic orders:\n%s\nlacks alice's ACLs", out)
+	}
+
+	kcat := func(stdin string, args ...string) (string, error) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, "kcat", append([]string{"-b", dev.KafkaAddr,
+			"-X", "security.protocol=SASL_SSL", "-X", "ssl.ca.location=" + ca, "-X", "sasl.mechanisms=SCRAM-SHA-512",
+			"-X", "sasl.username=alice", "-X", "sasl.password=alice-secret", "-X", "message.timeout.ms=20000"}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, stderr.String())
+		}
+		return stdout.String() + stderr.String(), err
+	}
 	produceConsume := func(value string) {
 		t.Helper()
-		cl, err := kgo.NewClient(kgo.SeedBrokers(dev.KafkaAddr), kgo.DialTLSConfig(tlsCfg.Clone()),
-			kgo.AllowAutoTopicCreation(), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-		if err != nil {
-			t.Fatal(err)
+		if out, err := kcat(value+"\n", "-P", "-t", "orders"); err != nil || strings.Contains(strings.ToLower(out), "error") {
+			t.Fatalf("kcat as alice, produce to orders over SASL_SSL: %v %s", err, out)
 		}
-		defer cl.Close()
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(value)}).FirstErr(); err != nil {
-			t.Fatalf("produce over TLS: %v", err)
-		}
-		for {
-			fs := cl.PollFetches(ctx)
-			if err := ctx.Err(); err != nil {
-				t.Fatalf("consume over TLS: %q not read: %v", value, err)
-			}
-			found := false
-			fs.EachRecord(func(r *kgo.Record) { found = found || string(r.Value) == value })
-			if found {
-				return
-			}
+		out, err := kcat("", "-C", "-t", "orders", "-o", "beginning", "-e", "-q")
+		if err != nil || !strings.Contains(out, value) {
+			t.Fatalf("kcat as alice, consume orders: %v; read %q, want %s", err, out, value)
 		}
 	}
-	produceConsume("over-tls")
+	produceConsume("first-order")
+
+	// The topic alice has no ACL for: refused, not hung.
+	start := time.Now()
+	out, _ := kcat("charge\n", "-P", "-t", "payments")
+	if !strings.Contains(out, "Topic authorization failed") {
+		t.Fatalf("kcat as alice, produce to payments: %q, want Topic authorization failed", out)
+	}
+	t.Logf("produce to payments refused in %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(out))
 
 	// A plaintext Kafka request on the TLS port is not a TLS handshake: the
 	// broker closes the connection rather than leave the client waiting.
@@ -82,37 +100,19 @@ func TestDevTLS(t *testing.T) {
 		t.Fatalf("plaintext client got what looks like a Kafka response: % x", reply)
 	}
 
-	// The CLI over TLS, and refused without it.
-	out := strataCLI(t, dev, "", "topics", "list", "--tls-ca", ca)
-	if !strings.Contains(out, topic) {
-		t.Fatalf("strata topics list --tls-ca: %q lacks %s", out, topic)
-	}
+	// The CLI: without TLS it cannot connect; over TLS without its
+	// certificate it is User:ANONYMOUS, which may not touch ACLs.
 	cmd := exec.Command(testenv.Binary(t), "topics", "list", "--bootstrap-server", dev.GRPCAddr)
 	if plain, err := cmd.CombinedOutput(); err == nil {
-		t.Fatalf("strata topics list without --tls-ca succeeded against the TLS port: %s", plain)
+		t.Fatalf("strata topics list without TLS succeeded against the TLS port: %s", plain)
+	}
+	cmd = exec.Command(testenv.Binary(t), "acls", "add", "--allow-principal", "User:eve", "--operation", "All", "--topic", "payments",
+		"--bootstrap-server", dev.GRPCAddr, "--tls-ca", ca)
+	if anon, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(anon), "CLUSTER_AUTHORIZATION_FAILED") {
+		t.Fatalf("strata acls add without the client certificate: %v %s, want CLUSTER_AUTHORIZATION_FAILED", err, anon)
 	}
 
-	if kcat, err := exec.LookPath("kcat"); err != nil {
-		t.Log("kcat not installed; skipping its rows")
-	} else {
-		tlsArgs := []string{"-b", dev.KafkaAddr, "-X", "security.protocol=ssl", "-X", "ssl.ca.location=" + ca, "-t", topic}
-		p := exec.CommandContext(ctx, kcat, append(tlsArgs, "-P")...)
-		p.Stdin = strings.NewReader("from-kcat\n")
-		if out, err := p.CombinedOutput(); err != nil {
-			t.Fatalf("kcat produce over TLS: %v: %s", err, out)
-		}
-		c := exec.CommandContext(ctx, kcat, append(tlsArgs, "-C", "-o", "beginning", "-e", "-q")...)
-		var stdout, stderr bytes.Buffer
-		c.Stdout, c.Stderr = &stdout, &stderr
-		if err := c.Run(); err != nil {
-			t.Fatalf("kcat consume over TLS: %v: %s", err, stderr.String())
-		}
-		if !strings.Contains(stdout.String(), "from-kcat") || !strings.Contains(stdout.String(), "over-tls") {
-			t.Fatalf("kcat consumed %q; want both records", stdout.String())
-		}
-	}
-
-	// A restart keeps the generated CA: clients configured with it still work.
+	// A restart keeps the generated CA, the user and its ACL.
 	dev.Stop()
 	dev.Restart(t)
 	produceConsume(fmt.Sprintf("after-restart-%d", time.Now().UnixNano()))

@@ -130,3 +130,18 @@ func TestACLsCommands(t *testing.T) {
 		t.Fatalf("after removing the group's ACLs:\n%s", got)
 	}
 }
+
+// The --tls-* flags fall back to STRATA_TLS_CA, STRATA_TLS_CERT and
+// STRATA_TLS_KEY one by one; a flag wins over its variable.
+func TestTLSFlagsFromTheEnvironment(t *testing.T) {
+	env := map[string]string{tlsCAEnv: "/env/ca.pem", tlsCertEnv: "/env/client.pem", tlsKeyEnv: " /env/key.pem "}
+	getenv := func(k string) string { return env[k] }
+	f := clientFlags{tlsCert: "/flag/client.pem"}
+	ca, cert, key := f.tlsFiles(getenv)
+	if ca != "/env/ca.pem" || cert != "/flag/client.pem" || key != "/env/key.pem" {
+		t.Fatalf("tlsFiles = %q, %q, %q; want the CA and key from the environment, the flag's certificate", ca, cert, key)
+	}
+	if ca, cert, key := (&clientFlags{}).tlsFiles(func(string) string { return "" }); ca != "" || cert != "" || key != "" {
+		t.Fatalf("tlsFiles with nothing set = %q, %q, %q; want none", ca, cert, key)
+	}
+}

@@ -24,6 +24,11 @@ const bootstrapEnv = "STRATA_BOOTSTRAP_SERVER"
 const (
 	passwordEnv = "STRATA_PASSWORD"
 	tokenEnv    = "STRATA_TOKEN"
+	// The --tls-* flags' variables, so that a shell set up once (as
+	// strata dev --tls prints) needs no flags on every command.
+	tlsCAEnv   = "STRATA_TLS_CA"
+	tlsCertEnv = "STRATA_TLS_CERT"
+	tlsKeyEnv  = "STRATA_TLS_KEY"
 )
 
 // clientFlags are the flags every command that talks to a broker has.
@@ -41,9 +46,9 @@ type clientFlags struct {
 func (f *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.bootstrap, "bootstrap-server", "",
 		"gRPC address HOST:PORT of any broker of the cluster, or several comma-separated (default "+client.DefaultAddr+", or $"+bootstrapEnv+")")
-	fs.StringVar(&f.tlsCA, "tls-ca", "", "connect with TLS, verifying the brokers against this PEM file of CA certificates")
-	fs.StringVar(&f.tlsCert, "tls-cert", "", "connect with TLS, presenting this PEM client certificate (mutual TLS); the file may hold the key too")
-	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert, if not in the same file")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "connect with TLS, verifying the brokers against this PEM file of CA certificates (default $"+tlsCAEnv+")")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "connect with TLS, presenting this PEM client certificate (mutual TLS); the file may hold the key too (default $"+tlsCertEnv+")")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert, if not in the same file (default $"+tlsKeyEnv+")")
 	fs.StringVar(&f.user, "user", "", "authenticate as this user (SCRAM credentials), with the password of --user-password-file or $"+passwordEnv+"; needs TLS")
 	fs.StringVar(&f.passwordFile, "user-password-file", "", "file whose first line is --user's password; - reads it from standard input")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding an OAuth bearer token to authenticate with (default $"+tokenEnv+" when set); needs TLS")
@@ -76,16 +81,28 @@ func (f *clientFlags) dialWith(ctx context.Context, stdin io.Reader) (*client.Cl
 	if err != nil {
 		return nil, err
 	}
+	ca, cert, key := f.tlsFiles(os.Getenv)
 	// Credentials are sent over TLS only: with them, TLS is on even without
 	// a --tls-* flag, verifying the brokers against the system's CAs.
-	if f.tlsCA != "" || f.tlsCert != "" || f.tlsKey != "" || len(opts) > 0 {
-		cfg, err := tlsconf.ClientConfig(f.tlsCA, f.tlsCert, f.tlsKey)
+	if ca != "" || cert != "" || key != "" || len(opts) > 0 {
+		cfg, err := tlsconf.ClientConfig(ca, cert, key)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, client.WithTransportCredentials(credentials.NewTLS(cfg)))
 	}
 	return client.Dial(ctx, f.addr(), opts...)
+}
+
+// tlsFiles are the --tls-* files, each flag falling back to its variable.
+func (f *clientFlags) tlsFiles(getenv func(string) string) (ca, cert, key string) {
+	or := func(flag, env string) string {
+		if flag != "" {
+			return flag
+		}
+		return strings.TrimSpace(getenv(env))
+	}
+	return or(f.tlsCA, tlsCAEnv), or(f.tlsCert, tlsCertEnv), or(f.tlsKey, tlsKeyEnv)
 }
 
 // credentials are the options that authenticate the calls: --user's

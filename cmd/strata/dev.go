@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -73,7 +72,7 @@ func (f *brokerFlags) register(fs *pflag.FlagSet, dev bool) {
 	fs.StringVar(&f.configFile, "config-file", "", "YAML file of these settings, keys named like the flags (node-id: 2) and broker settings under config:; flags and STRATA_* variables win over it")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the HTTP listener (never /debug/pprof/cmdline)")
 	if dev {
-		fs.BoolVar(&f.tls, "tls", false, "generate a CA and certificates under <data-dir>/tls (kept across restarts) and serve TLS on the Kafka and gRPC listeners")
+		fs.BoolVar(&f.tls, "tls", false, "secure the broker: generate a CA and certificates under <data-dir>/tls (kept across restarts), serve the Kafka listener as SASL_SSL and gRPC over TLS, and enforce ACLs (the generated client certificate is a super user)")
 		fs.StringVar(&f.etcdClientAddr, "etcd-client-addr", "127.0.0.1:2379", "client address of the embedded etcd")
 	} else {
 		fs.StringSliceVar(&f.etcdEndpoints, "etcd-endpoints", nil, "etcd endpoints, comma separated (required)")
@@ -336,10 +335,14 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 	}, nil
 }
 
-// devTLS generates (or finds) the certificates of `strata dev --tls`, sets
-// the ssl.* and grpc.ssl.* settings not set otherwise to use them, prints
-// what clients need, and returns the Kafka listener as SSL unless it names
-// its protocol.
+// devTLS makes `strata dev --tls` a secured broker, for trying security
+// with one command: it generates (or finds) a CA and certificates in
+// <data-dir>/tls, serves the Kafka listener as SASL_SSL (unless --kafka-addr
+// names its protocol) and the gRPC port over TLS, turns the authorizer on
+// with the generated client certificate (the CLI's) and a SCRAM user
+// "admin" as super users, and prints what clients need. Every setting it
+// sets gives way to one given explicitly (authorizer.class.name= with no
+// value turns ACLs off).
 func (f *brokerFlags) devTLS(settings map[string]string, kafkaAddr string) (string, error) {
 	g, err := tlsconf.Generate(filepath.Join(f.dataDir, "tls"))
 	if err != nil {
@@ -352,28 +355,61 @@ func (f *brokerFlags) devTLS(settings map[string]string, kafkaAddr string) (stri
 		return p
 	}
 	ca, serverPEM, clientPEM := abs(g.CA), abs(g.Server), abs(g.Client)
+	defaults := map[string]string{
+		// The CLI's certificate names its principal on the gRPC port;
+		// clients without one are User:ANONYMOUS.
+		"grpc.ssl.client.auth":  "requested",
+		"ssl.client.auth":       "requested",
+		"authorizer.class.name": "strata",
+		"super.users":           devClientPrincipal + ";" + devAdminPrincipal,
+	}
 	for _, prefix := range []string{"", "grpc."} {
-		for k, v := range map[string]string{
-			"ssl.keystore.type":       "PEM",
-			"ssl.keystore.location":   serverPEM,
-			"ssl.truststore.type":     "PEM",
-			"ssl.truststore.location": ca,
-		} {
-			if _, set := settings[prefix+k]; !set {
-				settings[prefix+k] = v
-			}
+		defaults[prefix+"ssl.keystore.type"] = "PEM"
+		defaults[prefix+"ssl.keystore.location"] = serverPEM
+		defaults[prefix+"ssl.truststore.type"] = "PEM"
+		defaults[prefix+"ssl.truststore.location"] = ca
+	}
+	for k, v := range defaults {
+		if _, set := settings[k]; !set {
+			settings[k] = v
 		}
 	}
 	if kafkaAddr != "" && !strings.Contains(kafkaAddr, "://") {
-		kafkaAddr = topicconfig.ProtocolSSL + "://" + kafkaAddr
+		kafkaAddr = topicconfig.ProtocolSASLSSL + "://" + kafkaAddr
 	}
-	fmt.Fprintf(os.Stderr, `TLS is on; certificates in %s (CA: %s)
-  kcat:    kcat -b %s -X security.protocol=ssl -X ssl.ca.location=%s ...
-  strata:  strata topics list --bootstrap-server %s --tls-ca %s
-  client certificate (mutual TLS, with ssl.client.auth=required): %s (key and certificate)
-`, filepath.Dir(ca), ca, cmp.Or(strings.TrimPrefix(kafkaAddr, topicconfig.ProtocolSSL+"://"), "<an SSL listener>"), ca, f.grpcAddr, ca, clientPEM)
+	protocol, addr, _ := strings.Cut(kafkaAddr, "://")
+	var b strings.Builder
+	fmt.Fprintf(&b, "Security is on (strata dev --tls); certificates in %s\n", filepath.Dir(ca))
+	if kafkaAddr == "" {
+		fmt.Fprintf(&b, "  Kafka:  the listeners of %s\n", topicconfig.ListenersKey)
+	} else {
+		fmt.Fprintf(&b, "  Kafka:  %s on %s\n", protocol, addr)
+	}
+	if strings.TrimSpace(settings["authorizer.class.name"]) == "" {
+		b.WriteString("  ACLs:   off (authorizer.class.name is empty)\n")
+	} else {
+		fmt.Fprintf(&b, "  ACLs:   enforced; super users %s\n", settings["super.users"])
+	}
+	fmt.Fprintf(&b, "  CLI:    export %s=%s %s=%s %s=%s\n", bootstrapEnv, f.grpcAddr, tlsCAEnv, ca, tlsCertEnv, clientPEM)
+	fmt.Fprintf(&b, "          (the certificate is %s)\n", devClientPrincipal)
+	if protocol == topicconfig.ProtocolSASLSSL {
+		fmt.Fprintf(&b, "  users:  echo \"$PASSWORD\" | strata users create alice --mechanism SCRAM-SHA-512\n")
+		fmt.Fprintf(&b, "  kcat:   kcat -b %s -X security.protocol=SASL_SSL -X ssl.ca.location=%s \\\n", addr, ca)
+		b.WriteString("            -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=alice -X sasl.password=\"$PASSWORD\" -L\n")
+	} else if kafkaAddr != "" {
+		fmt.Fprintf(&b, "  kcat:   kcat -b %s -X security.protocol=%s -X ssl.ca.location=%s ...\n", addr, strings.ToLower(protocol), ca)
+	}
+	os.Stderr.WriteString(b.String())
 	return kafkaAddr, nil
 }
+
+// The super users of strata dev --tls: the generated client certificate
+// (the CLI's, on the gRPC port) and a SCRAM user one may create for Kafka
+// admin tools.
+const (
+	devClientPrincipal = "User:CN=strata-client"
+	devAdminPrincipal  = "User:admin"
+)
 
 func runServer(cmd *cobra.Command, f *brokerFlags, dev bool) error {
 	if err := f.resolve(cmd.Flags()); err != nil {

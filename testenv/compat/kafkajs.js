@@ -208,8 +208,13 @@ async function main() {
           await producer.send({ topic: deniedTopic, messages: [{ value: 'denied' }] })
           return [false, `produce to ${deniedTopic}, which the user may not write, succeeded`]
         } catch (e) {
-          if (e.type === 'TOPIC_AUTHORIZATION_FAILED' || (e.originalError && e.originalError.type === 'TOPIC_AUTHORIZATION_FAILED')) {
-            return [true, `refused in ${Date.now() - start} ms: ${e.type || e.originalError.type}`]
+          // A retrier's KafkaJSNonRetriableError carries the broker's
+          // KafkaJSProtocolError as its cause.
+          for (let err = e; err; err = err.cause || err.originalError) {
+            if (err.type === 'TOPIC_AUTHORIZATION_FAILED') {
+              return [true, `refused in ${Date.now() - start} ms: ${e.name}: ${e.message} (${err.type})`]
+            }
+            if (err === err.cause) break
           }
           return [false, `produce to ${deniedTopic}: ${e.name} ${e.type || ''} ${e.message}, want TOPIC_AUTHORIZATION_FAILED`]
         } finally {
