@@ -221,6 +221,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		now:            now,
 		brokerDefaults: defaults,
 		draining:       make(chan struct{}),
+		scram:          newScramUsers(),
 	}
 	if b.authorizer, err = newAuthorizer(cfg.Settings); err != nil {
 		return nil, err

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/sasl"
@@ -13,6 +16,7 @@ import (
 // ScramStore keeps users' SCRAM credentials and reports their changes.
 type ScramStore interface {
 	AlterScramCredentials(ctx context.Context, user string, upserts []sasl.ScramCredential, deletions []string) error
+	GetScramCredential(ctx context.Context, user, mechanism string) (sasl.ScramCredential, bool, error)
 	ListScramCredentials(ctx context.Context) ([]metastore.UserScramCredential, error)
 	FollowScramCredentials(ctx context.Context, fn func([]metastore.UserScramCredential))
 }
@@ -75,6 +79,23 @@ type UserScramCredentials struct {
 type scramUsers struct {
 	mu    sync.RWMutex
 	creds map[string]map[string]sasl.ScramCredential // by user, then mechanism
+	// misses bounds the logins that read etcd because the credential is
+	// not (yet) in creds: a user created a moment ago on another broker,
+	// or through this one before its watch delivered it. Made-up user
+	// names cannot turn every login into an etcd read beyond it.
+	misses *rate.Limiter
+}
+
+// Reads of etcd per second for credentials the broker's view lacks.
+const (
+	scramMissReadsPerSecond = 20
+	scramMissReadBurst      = 20
+	// scramMissReadTimeout bounds such a read: the login waits for it.
+	scramMissReadTimeout = 2 * time.Second
+)
+
+func newScramUsers() scramUsers {
+	return scramUsers{misses: rate.NewLimiter(scramMissReadsPerSecond, scramMissReadBurst)}
 }
 
 func (u *scramUsers) update(all []metastore.UserScramCredential) {
@@ -109,12 +130,23 @@ func (b *Broker) followScram(ctx context.Context, wg *sync.WaitGroup) (ready <-c
 	return done
 }
 
-// ScramCredential is a user's credential for a SCRAM mechanism, as this
-// broker last saw it (sasl.CredentialStore).
-func (b *Broker) ScramCredential(_ context.Context, user, mechanism string) (sasl.ScramCredential, bool, error) {
+// ScramCredential is a user's credential for a SCRAM mechanism
+// (sasl.CredentialStore), as this broker last saw it, or, when it has not
+// seen one, as etcd has it now: a user created through any broker can log
+// in at once, without waiting for this broker's watch.
+func (b *Broker) ScramCredential(ctx context.Context, user, mechanism string) (sasl.ScramCredential, bool, error) {
 	b.scram.mu.RLock()
-	defer b.scram.mu.RUnlock()
 	c, ok := b.scram.creds[user][mechanism]
+	b.scram.mu.RUnlock()
+	if ok || !b.scram.misses.Allow() {
+		return c, ok, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, scramMissReadTimeout)
+	defer cancel()
+	c, ok, err := b.store.GetScramCredential(ctx, user, mechanism)
+	if err != nil {
+		return sasl.ScramCredential{}, false, fmt.Errorf("broker: read SCRAM credential: %w", err)
+	}
 	return c, ok, nil
 }
 

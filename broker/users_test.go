@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/sasl"
 )
@@ -70,4 +72,32 @@ func TestUserScramCredentials(t *testing.T) {
 		t.Fatalf("deletions: %v", r)
 	}
 	await.True(t, 10*time.Second, "the deletion to refuse alice", func() bool { return errors.Is(verify("s3cret"), sasl.ErrAuthentication) })
+}
+
+// A credential this broker has not seen yet (created a moment ago through
+// another broker, or before its watch delivered it) is read from the
+// metastore, so that a new user can log in at once; such reads are
+// rate limited, so made-up user names cannot turn every login into one.
+func TestScramCredentialNotYetFollowedIsRead(t *testing.T) {
+	store, dir := startMetastore(t)
+	b, err := New(Config{NodeID: 1, DataDir: dir + "/data"}, store) // not started: it follows nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	u := upsertion(t, "alice", sasl.ScramSHA512, "s3cret", 4096)
+	cred, err := sasl.CredentialFromSalted(u.Mechanism, u.Salt, u.SaltedPassword, u.Iterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.AlterScramCredentials(ctx, "alice", []sasl.ScramCredential{cred}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.scram.misses = rate.NewLimiter(0, 1) // one read, never refilled
+	if _, err := b.VerifyPassword(ctx, "alice", "s3cret"); err != nil {
+		t.Fatalf("a credential in the metastore but not in the broker's view: %v", err)
+	}
+	if _, ok, err := b.ScramCredential(ctx, "alice", sasl.ScramSHA512); ok || err != nil {
+		t.Fatalf("past the limit, a miss read the metastore again (found %v, err %v)", ok, err)
+	}
 }

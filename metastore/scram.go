@@ -76,6 +76,24 @@ func (s *Store) AlterScramCredentials(ctx context.Context, user string, upserts 
 }
 
 // ListScramCredentials returns every user's SCRAM credentials, sorted.
+// GetScramCredential reads one user's credential for one mechanism; ok is
+// false when there is none.
+func (s *Store) GetScramCredential(ctx context.Context, user, mechanism string) (c sasl.ScramCredential, ok bool, err error) {
+	key := s.scramKey(user, mechanism)
+	resp, err := s.client.Get(ctx, key)
+	if err != nil {
+		return sasl.ScramCredential{}, false, fmt.Errorf("metastore: get SCRAM credential: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return sasl.ScramCredential{}, false, nil
+	}
+	uc, err := s.decodeScram(key, resp.Kvs[0].Value)
+	if err != nil || uc.User != user || uc.Credential.Mechanism != mechanism {
+		return sasl.ScramCredential{}, false, nil
+	}
+	return uc.Credential, true, nil
+}
+
 func (s *Store) ListScramCredentials(ctx context.Context) ([]UserScramCredential, error) {
 	resp, err := s.client.Get(ctx, s.scramPrefix(), clientv3.WithPrefix())
 	if err != nil {

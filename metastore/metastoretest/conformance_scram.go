@@ -57,4 +57,17 @@ func testScramCredentials(t *testing.T, target Target) {
 	if got := str(next(t, updates)); got != "[alice/SCRAM-SHA-512/4096 bo/b/SCRAM-SHA-256/9000]" {
 		t.Fatalf("after deleting and replacing, followed %v", got)
 	}
+	// One credential read alone: present, replaced, deleted, never made.
+	for _, c := range []struct {
+		user, mech string
+		want       int // iterations; 0: none
+	}{{"bo/b", sasl.ScramSHA256, 9000}, {"bo/b", sasl.ScramSHA512, 0}, {"alice", sasl.ScramSHA512, 4096}, {"nobody", sasl.ScramSHA512, 0}} {
+		got, ok, err := s.GetScramCredential(ctx, c.user, c.mech)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok != (c.want != 0) || got.Iterations != c.want || (ok && (got.Mechanism != c.mech || string(got.StoredKey) != "stored")) {
+			t.Fatalf("GetScramCredential(%s, %s) = %+v, %v; want %d iterations", c.user, c.mech, got, ok, c.want)
+		}
+	}
 }

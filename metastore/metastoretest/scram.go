@@ -40,6 +40,17 @@ func (s *Store) AlterScramCredentials(ctx context.Context, user string, upserts 
 	return nil
 }
 
+// GetScramCredential is metastore.Store.GetScramCredential.
+func (s *Store) GetScramCredential(ctx context.Context, user, mechanism string) (sasl.ScramCredential, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return sasl.ScramCredential{}, false, fmt.Errorf("metastore: get SCRAM credential: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.scram[scramKey{user, mechanism}]
+	return c, ok, nil
+}
+
 // ListScramCredentials is metastore.Store.ListScramCredentials.
 func (s *Store) ListScramCredentials(ctx context.Context) ([]metastore.UserScramCredential, error) {
 	if err := ctx.Err(); err != nil {

@@ -56,6 +56,7 @@ type Metastore interface {
 
 	AlterScramCredentials(ctx context.Context, user string, upserts []sasl.ScramCredential, deletions []string) error
 	ListScramCredentials(ctx context.Context) ([]metastore.UserScramCredential, error)
+	GetScramCredential(ctx context.Context, user, mechanism string) (sasl.ScramCredential, bool, error)
 	FollowScramCredentials(ctx context.Context, fn func([]metastore.UserScramCredential))
 }
 
