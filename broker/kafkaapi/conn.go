@@ -36,6 +36,9 @@ type conn struct {
 	remoteHost string
 	// listener is the listener that accepted the connection.
 	listener Listener
+	// cork, on a TLS connection the server made, gathers a response's
+	// TLS records into few writes.
+	cork *corkConn
 	// principal is who the connection acts as (Kafka's KafkaPrincipal,
 	// "User:name"): User:ANONYMOUS until a TLS client certificate or a
 	// SASL exchange says otherwise. Every request is authorized as it.
@@ -463,6 +466,9 @@ func (c *conn) writeResponse(h header, resp kmsg.Response) error {
 	}
 	binary.BigEndian.PutUint32(buf, uint32(size))
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if c.cork != nil {
+		c.cork.cork()
+	}
 	var err error
 	if len(cuts) == 0 {
 		_, err = c.nc.Write(buf)
@@ -475,6 +481,11 @@ func (c *conn) writeResponse(h header, resp kmsg.Response) error {
 		clear(pieces) // the record buffers go back to their pool
 		clear(cuts)
 		c.pieces, c.cuts = pieces[:0], cuts[:0]
+	}
+	if c.cork != nil {
+		if uerr := c.cork.uncork(); err == nil {
+			err = uerr
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("write %s response: %w", kmsg.NameForKey(h.key), err)

@@ -6,6 +6,7 @@ package kafkaapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -214,6 +215,11 @@ type Listener struct {
 	// PrincipalMapper is the listener's ssl.principal.mapping.rules; nil
 	// means Config.SSLPrincipalMapper.
 	PrincipalMapper *tlsconf.PrincipalMapper
+	// TLS, when set, makes the server speak TLS on the listener's
+	// connections (an SSL or SASL_SSL listener whose net.Listener is
+	// plain): the server then gathers each response's TLS records into
+	// few writes (corkConn).
+	TLS *tls.Config
 }
 
 // Serve accepts connections on lis as a PLAINTEXT listener until Shutdown.
@@ -322,7 +328,13 @@ func (s *Server) start(nc net.Conn, l Listener) error {
 		s.warnings.log(slog.LevelWarn, "kafka connection refused: address has max.connections.per.ip", "remote", nc.RemoteAddr().String(), "max_connections_per_ip", limit)
 		return nil
 	}
+	var cork *corkConn
+	if l.TLS != nil {
+		cork = &corkConn{Conn: nc, pool: s.buffers}
+		nc = tls.Server(cork, l.TLS)
+	}
 	c := newConn(s, nc, l)
+	c.cork = cork
 	s.perIP[ip]++
 	s.conns[c] = struct{}{}
 	s.connsWG.Add(1)

@@ -661,13 +661,16 @@ func (p *process) serve() <-chan error {
 	var kafkaServing sync.WaitGroup
 	for _, k := range p.kafka {
 		lis := k.lis
+		// The server makes a TLS listener's connections TLS itself, so
+		// that it can gather each response's records into few writes; the
+		// handshake runs first thing in the connection's own goroutine,
+		// under the listener's idle deadline.
+		var tlsConfig *tls.Config
 		if k.tls != nil {
-			// The handshake runs on the connection's first read, under the
-			// listener's idle deadline, in the connection's own goroutine.
-			lis = tls.NewListener(lis, k.tls.ServerConfig())
+			tlsConfig = k.tls.ServerConfig()
 		}
 		kafkaServing.Go(func() {
-			if err := ks.ServeListener(lis, kafkaapi.Listener{Name: k.cfg.Name, Protocol: k.cfg.Protocol, PrincipalMapper: k.principals}); !errors.Is(err, kafkaapi.ErrServerClosed) {
+			if err := ks.ServeListener(lis, kafkaapi.Listener{Name: k.cfg.Name, Protocol: k.cfg.Protocol, PrincipalMapper: k.principals, TLS: tlsConfig}); !errors.Is(err, kafkaapi.ErrServerClosed) {
 				errc <- fmt.Errorf("Kafka server, listener %s: %w", k.cfg.Name, err)
 			}
 		})
