@@ -40,9 +40,12 @@ fuzz:
 	$(GO) test ./broker/kafkaapi -run '^$$' -fuzz FuzzRequestFrames -fuzztime $(FUZZTIME)
 	$(GO) test ./broker/kafkaapi -run '^$$' -fuzz FuzzSASLExchange -fuzztime $(FUZZTIME)
 	$(GO) test ./sasl -run '^$$' -fuzz FuzzScramExchange -fuzztime $(FUZZTIME)
+	$(GO) test ./sasl/oauthbearer -run '^$$' -fuzz FuzzClientResponse -fuzztime $(FUZZTIME)
+	$(GO) test ./broker/grpcapi -run '^$$' -fuzz FuzzAuthorization -fuzztime $(FUZZTIME)
 
-# franz-go v1.22.3's own TestSCRAMAuth and TestSCRAMAuthBadCredentials against
-# a SASL_PLAINTEXT broker (testenv starts it and runs them with go test).
+# franz-go v1.22.3's own TestSCRAMAuth, TestSCRAMAuthBadCredentials and
+# TestOAuthAuth against SASL_PLAINTEXT brokers (testenv starts them and runs
+# the tests with go test).
 franz-sasl: build
 	STRATA_BIN=$(BIN)/strata $(GO) test -count=1 -v -run '^TestFranzGoSASLSuite$$' ./testenv
 
