@@ -165,25 +165,5 @@ func (s *Store) DeleteACLs(ctx context.Context, filters []acl.Filter) ([][]acl.B
 // FollowACLs calls fn with every binding, sorted, now and after every
 // change, until ctx ends (see followPrefix).
 func (s *Store) FollowACLs(ctx context.Context, fn func([]acl.Binding)) {
-	current := map[string]acl.Binding{}
-	s.followPrefix(ctx, s.aclsPrefix(), func(snapshot bool, changes []kv) {
-		if snapshot {
-			clear(current)
-		}
-		for _, c := range changes {
-			if c.Value == nil {
-				delete(current, c.Key)
-				continue
-			}
-			b, err := s.decodeACL(c.Key, c.Value)
-			if err != nil {
-				delete(current, c.Key)
-				continue
-			}
-			current[c.Key] = b
-		}
-		out := slices.Collect(maps.Values(current))
-		SortACLs(out)
-		fn(out)
-	})
+	followDecoded(ctx, s, s.aclsPrefix(), s.decodeACL, SortACLs, fn)
 }

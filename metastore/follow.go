@@ -189,3 +189,30 @@ func (s *Store) Controller(ctx context.Context) (int32, error) {
 	}
 	return int32(id), nil
 }
+
+// followDecoded follows the values under prefix, decoded one by one (a
+// value that does not decode counts as absent), and calls fn with all of
+// them, in sorted's order, now and after every change, until ctx ends.
+func followDecoded[T any](ctx context.Context, s *Store, prefix string, decode func(key string, value []byte) (T, error), sorted func([]T), fn func([]T)) {
+	current := map[string]T{}
+	s.followPrefix(ctx, prefix, func(snapshot bool, changes []kv) {
+		if snapshot {
+			clear(current)
+		}
+		for _, c := range changes {
+			if c.Value == nil {
+				delete(current, c.Key)
+				continue
+			}
+			v, err := decode(c.Key, c.Value)
+			if err != nil {
+				delete(current, c.Key)
+				continue
+			}
+			current[c.Key] = v
+		}
+		out := slices.Collect(maps.Values(current))
+		sorted(out)
+		fn(out)
+	})
+}

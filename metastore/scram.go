@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/url"
 	"slices"
 
@@ -127,25 +126,5 @@ func (s *Store) decodeScram(key string, value []byte) (UserScramCredential, erro
 // FollowScramCredentials calls fn with every credential, sorted, now and
 // after every change, until ctx ends (see followPrefix).
 func (s *Store) FollowScramCredentials(ctx context.Context, fn func([]UserScramCredential)) {
-	current := map[string]UserScramCredential{}
-	s.followPrefix(ctx, s.scramPrefix(), func(snapshot bool, changes []kv) {
-		if snapshot {
-			clear(current)
-		}
-		for _, c := range changes {
-			if c.Value == nil {
-				delete(current, c.Key)
-				continue
-			}
-			cred, err := s.decodeScram(c.Key, c.Value)
-			if err != nil {
-				delete(current, c.Key)
-				continue
-			}
-			current[c.Key] = cred
-		}
-		out := slices.Collect(maps.Values(current))
-		SortScramCredentials(out)
-		fn(out)
-	})
+	followDecoded(ctx, s, s.scramPrefix(), s.decodeScram, SortScramCredentials, fn)
 }

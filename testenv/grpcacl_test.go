@@ -2,7 +2,6 @@ package testenv_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -12,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/credentials"
-
-	"github.com/strata-broker/strata/api/client"
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/testenv"
@@ -195,49 +191,5 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 	_, errOut, err = runStrata(t, dev.GRPCAddr, "", append([]string{"topics", "list"}, dave...)...)
 	if err == nil || !strings.Contains(errOut, "code = Unauthenticated desc = authentication failed") {
 		t.Fatalf("a token whose signature does not verify: %v\n%s; want Unauthenticated", err, errOut)
-	}
-}
-
-// TestClusterReplicationWithACLs: with an authorizer on, brokers that dial
-// each other with their certificates replicate when their principal
-// (User:CN=strata-broker) is a super user: an acks=all produce to a topic
-// whose three replicas must all be in sync is acknowledged, which needs
-// both followers' ReplicaFetch to pass the ClusterAction check.
-func TestClusterReplicationWithACLs(t *testing.T) {
-	dir := t.TempDir()
-	g, err := tlsconf.Generate(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3, ExtraArgs: []string{
-		"--config", "authorizer.class.name=strata",
-		"--config", "super.users=User:CN=strata-broker;User:CN=strata-client",
-		"--config", "grpc.ssl.keystore.location=" + g.Server,
-		"--config", "grpc.ssl.truststore.location=" + g.CA,
-		"--config", "grpc.ssl.client.auth=required",
-	}})
-	tlsCfg, err := tlsconf.ClientConfig(g.CA, g.Client, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl, err := client.Dial(ctx, c.BootstrapServers(), client.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := cl.CreateTopic(ctx, "replicated", 1, 3, map[string]string{"min.insync.replicas": "3"}); err != nil {
-		t.Fatalf("create topic: %v", err)
-	}
-	p := client.NewProducer(cl, client.ProducerOptions{Acks: client.AcksAll})
-	defer p.Close()
-	done := make(chan error, 1)
-	p.Produce(ctx, "replicated", client.Record{Partition: 0, Value: []byte("v")}, func(_ client.Result, err error) { done <- err })
-	if err := p.Flush(ctx); err != nil {
-		t.Fatalf("flush: %v", err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("acks=all produce with min.insync.replicas=3: %v", err)
 	}
 }

@@ -118,17 +118,21 @@ func TestDevTLS(t *testing.T) {
 	produceConsume(fmt.Sprintf("after-restart-%d", time.Now().UnixNano()))
 }
 
-// TestClusterReplicationOverTLS: with the gRPC port on TLS (and mutual TLS
-// required), brokers still replicate to each other: an acks=all produce to
-// a topic whose three replicas must all be in sync is acknowledged, which
-// needs both followers to have fetched over TLS with the cluster's CA and
-// their own certificates.
+// TestClusterReplicationOverTLS: with the gRPC port on mutual TLS and an
+// authorizer on, brokers replicate to each other when their certificate's
+// principal (User:CN=strata-broker) is a super user: an acks=all produce
+// to a topic whose three replicas must all be in sync is acknowledged,
+// which needs both followers to have fetched over TLS with the cluster's
+// CA and their own certificates, and their ReplicaFetch to pass the
+// ClusterAction check.
 func TestClusterReplicationOverTLS(t *testing.T) {
 	g, err := tlsconf.Generate(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3, ExtraArgs: []string{
+		"--config", "authorizer.class.name=strata",
+		"--config", "super.users=User:CN=strata-broker;User:CN=strata-client",
 		"--config", "grpc.ssl.keystore.location=" + g.Server,
 		"--config", "grpc.ssl.truststore.location=" + g.CA,
 		"--config", "grpc.ssl.client.auth=required",
