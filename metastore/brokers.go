@@ -32,6 +32,9 @@ type BrokerInfo struct {
 	// knew one listener: its KafkaAddr serves every listener.
 	Endpoints []Endpoint
 	HTTPAddr  string
+	// Rack is broker.rack: where the broker runs (a zone, a rack), which
+	// Kafka clients see in Metadata; empty when unset.
+	Rack      string
 	StartedAt time.Time
 	// Epoch is the etcd revision that created this registration (Kafka's
 	// broker epoch): it changes whenever the broker registers again, so a
@@ -76,6 +79,7 @@ type brokerValue struct {
 	KafkaAddr string     `json:"kafka_addr,omitempty"`
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
 	HTTPAddr  string     `json:"http_addr,omitempty"`
+	Rack      string     `json:"rack,omitempty"`
 	StartedAt time.Time  `json:"started_at"`
 	// ReplicaSecret is stored in the registration itself, so that it lives
 	// and dies with the lease and every broker following the registrations
@@ -89,12 +93,12 @@ func decodeBroker(value []byte, epoch int64) (BrokerInfo, error) {
 		return BrokerInfo{}, fmt.Errorf("decode broker: %w", err)
 	}
 	return BrokerInfo{NodeID: v.NodeID, GRPCAddr: v.GRPCAddr, KafkaAddr: v.KafkaAddr, Endpoints: v.Endpoints, HTTPAddr: v.HTTPAddr,
-		StartedAt: v.StartedAt, Epoch: epoch, ReplicaSecret: ReplicaSecret(v.ReplicaSecret)}, nil
+		Rack: v.Rack, StartedAt: v.StartedAt, Epoch: epoch, ReplicaSecret: ReplicaSecret(v.ReplicaSecret)}, nil
 }
 
 func (b BrokerInfo) value() brokerValue {
-	return brokerValue{NodeID: b.NodeID, GRPCAddr: b.GRPCAddr, KafkaAddr: b.KafkaAddr, Endpoints: b.Endpoints, HTTPAddr: b.HTTPAddr, StartedAt: b.StartedAt,
-		ReplicaSecret: string(b.ReplicaSecret)}
+	return brokerValue{NodeID: b.NodeID, GRPCAddr: b.GRPCAddr, KafkaAddr: b.KafkaAddr, Endpoints: b.Endpoints, HTTPAddr: b.HTTPAddr, Rack: b.Rack,
+		StartedAt: b.StartedAt, ReplicaSecret: string(b.ReplicaSecret)}
 }
 
 // Registration is a broker's presence in the cluster, bound to an etcd lease

@@ -55,6 +55,9 @@ type ClusterOptions struct {
 	// BrokerSettings are broker settings passed to every broker as
 	// --config key=value, e.g. {"log.retention.ms": "3600000"}.
 	BrokerSettings map[string]string
+	// BrokerArgs, when set, gives each broker command-line arguments of its
+	// own (e.g. its broker.rack).
+	BrokerArgs func(id int32) []string
 	// ExtraArgs are appended to every `strata broker` command line; a flag
 	// given here wins over the one the cluster sets.
 	ExtraArgs []string
@@ -324,6 +327,9 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 		}
 		for _, s := range settings {
 			b.args = append(b.args, "--config", s)
+		}
+		if opts.BrokerArgs != nil {
+			b.args = append(b.args, opts.BrokerArgs(id)...)
 		}
 		if mio != nil {
 			// Tiered topics keep their segments in the cluster's bucket.

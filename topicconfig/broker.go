@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // brokerMapping is a topic key and the broker settings that give its
@@ -135,6 +136,20 @@ func AutoCreateTopics(brokerSettings map[string]string) (bool, error) {
 		return false, &ValueError{Key: "auto.create.topics.enable", Value: raw, Reason: "must be true or false"}
 	}
 	return v, nil
+}
+
+// BrokerRack reads broker.rack, where the broker runs (a rack, a zone):
+// at most 255 printable characters, empty when unset, as Kafka's.
+func BrokerRack(brokerSettings map[string]string) (string, error) {
+	raw := brokerSettings["broker.rack"]
+	rack := strings.TrimSpace(raw)
+	switch {
+	case len(rack) > 255:
+		return "", &ValueError{Key: "broker.rack", Value: raw, Reason: "at most 255 characters"}
+	case strings.IndexFunc(rack, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return "", &ValueError{Key: "broker.rack", Value: raw, Reason: "printable characters only"}
+	}
+	return rack, nil
 }
 
 // SocketRequestMaxBytes reads socket.request.max.bytes: the largest request

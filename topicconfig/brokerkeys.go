@@ -93,6 +93,8 @@ var brokerReadKeys = []string{
 	AdvertisedListenersKey,
 	ListenerSecurityProtocolMapKey,
 	ListenersKey,
+	// Where the broker runs (broker.go).
+	"broker.rack",
 	// Authorization (authorizer.go).
 	"allow.everyone.if.no.acl.found",
 	"authorizer.class.name",

@@ -157,7 +157,7 @@ func (s *Server) Metadata(ctx context.Context, req *stratav1.MetadataRequest) (*
 	out := &stratav1.MetadataResponse{ControllerId: md.ControllerID}
 	for _, br := range md.Brokers {
 		out.Brokers = append(out.Brokers, &stratav1.BrokerInfo{
-			NodeId: br.NodeID, GrpcAddr: br.GRPCAddr, KafkaAddr: br.KafkaAddr, HttpAddr: br.HTTPAddr,
+			NodeId: br.NodeID, GrpcAddr: br.GRPCAddr, KafkaAddr: br.KafkaAddr, HttpAddr: br.HTTPAddr, Rack: br.Rack,
 		})
 	}
 	named := len(req.GetTopics()) > 0

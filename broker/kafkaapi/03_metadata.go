@@ -57,6 +57,9 @@ func (s *Server) liveBrokers(md broker.Metadata, listener string) ([]kmsg.Metada
 		}
 		mb := kmsg.NewMetadataResponseBroker()
 		mb.NodeID, mb.Host, mb.Port = b.NodeID, host, port
+		if b.Rack != "" {
+			mb.Rack = &b.Rack
+		}
 		out = append(out, mb)
 		live[b.NodeID] = true
 	}

@@ -43,7 +43,7 @@ func (s *Server) describeCluster(ctx context.Context, h header, req *kmsg.Descri
 	brokers, live := s.liveBrokers(md, h.listener)
 	for _, b := range brokers {
 		db := kmsg.NewDescribeClusterResponseBroker()
-		db.NodeID, db.Host, db.Port = b.NodeID, b.Host, b.Port
+		db.NodeID, db.Host, db.Port, db.Rack = b.NodeID, b.Host, b.Port, b.Rack
 		resp.Brokers = append(resp.Brokers, db)
 	}
 	resp.ControllerID = s.controllerFor(md, live)

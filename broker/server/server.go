@@ -492,10 +492,15 @@ func (p *process) register(ctx context.Context) error {
 	if advertised == "" {
 		advertised = p.grpcLis.Addr().String()
 	}
+	rack, err := topicconfig.BrokerRack(cfg.Settings)
+	if err != nil {
+		return err
+	}
 	info := metastore.BrokerInfo{
 		NodeID:    cfg.NodeID,
 		GRPCAddr:  advertised,
 		HTTPAddr:  p.httpLis.Addr().String(),
+		Rack:      rack,
 		StartedAt: time.Now(),
 	}
 	for i, k := range p.kafka {
@@ -516,7 +521,7 @@ func (p *process) register(ctx context.Context) error {
 	p.cleanup.push(p.leave)
 	interrupt := context.AfterFunc(ctx, p.stopMember)
 	// The first registration is part of starting: a node id clash fails here.
-	err := p.member.register(p.memberCtx)
+	err = p.member.register(p.memberCtx)
 	if !interrupt() || err != nil {
 		if err == nil {
 			err = ctx.Err()

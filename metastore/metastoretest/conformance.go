@@ -593,7 +593,7 @@ func testBrokers(t *testing.T, target Target) {
 	}
 	started := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	endpoints := []metastore.Endpoint{{Listener: "INTERNAL", SecurityProtocol: "PLAINTEXT", Addr: "k2"}, {Listener: "EXTERNAL", SecurityProtocol: "SSL", Addr: "e2"}}
-	r2, err := target.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 2, GRPCAddr: "g2", KafkaAddr: "k2", Endpoints: endpoints, HTTPAddr: "h2", StartedAt: started}, 10*time.Second)
+	r2, err := target.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 2, GRPCAddr: "g2", KafkaAddr: "k2", Endpoints: endpoints, HTTPAddr: "h2", Rack: "zone-b", StartedAt: started}, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,8 +616,8 @@ func testBrokers(t *testing.T, target Target) {
 	if !slices.Equal(nodeIDs(list), []int32{1, 2}) {
 		t.Fatalf("Brokers = %v, want 1 and 2 by node id", nodeIDs(list))
 	}
-	want := metastore.BrokerInfo{NodeID: 2, GRPCAddr: "g2", KafkaAddr: "k2", HTTPAddr: "h2", StartedAt: started, Epoch: r2.Epoch()}
-	if b := list[1]; b.NodeID != want.NodeID || b.GRPCAddr != want.GRPCAddr || b.KafkaAddr != want.KafkaAddr ||
+	want := metastore.BrokerInfo{NodeID: 2, GRPCAddr: "g2", KafkaAddr: "k2", HTTPAddr: "h2", Rack: "zone-b", StartedAt: started, Epoch: r2.Epoch()}
+	if b := list[1]; b.NodeID != want.NodeID || b.GRPCAddr != want.GRPCAddr || b.KafkaAddr != want.KafkaAddr || b.Rack != want.Rack ||
 		b.HTTPAddr != want.HTTPAddr || !b.StartedAt.Equal(started) || b.Epoch != want.Epoch || !slices.Equal(b.Endpoints, endpoints) {
 		t.Fatalf("broker 2 = %+v, want %+v", b, want)
 	}

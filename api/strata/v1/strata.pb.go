@@ -2044,11 +2044,13 @@ func (x *ListOffsetsResponse) GetPartitions() []*ListOffsetsPartitionResult {
 }
 
 type BrokerInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        int32                  `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	GrpcAddr      string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
-	KafkaAddr     string                 `protobuf:"bytes,3,opt,name=kafka_addr,json=kafkaAddr,proto3" json:"kafka_addr,omitempty"`
-	HttpAddr      string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	NodeId    int32                  `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	GrpcAddr  string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	KafkaAddr string                 `protobuf:"bytes,3,opt,name=kafka_addr,json=kafkaAddr,proto3" json:"kafka_addr,omitempty"`
+	HttpAddr  string                 `protobuf:"bytes,4,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	// broker.rack; empty when unset.
+	Rack          string `protobuf:"bytes,5,opt,name=rack,proto3" json:"rack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2107,6 +2109,13 @@ func (x *BrokerInfo) GetKafkaAddr() string {
 func (x *BrokerInfo) GetHttpAddr() string {
 	if x != nil {
 		return x.HttpAddr
+	}
+	return ""
+}
+
+func (x *BrokerInfo) GetRack() string {
+	if x != nil {
+		return x.Rack
 	}
 	return ""
 }
@@ -5700,14 +5709,15 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x13ListOffsetsResponse\x12E\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2%.strata.v1.ListOffsetsPartitionResultR\n" +
-	"partitions\"~\n" +
+	"partitions\"\x92\x01\n" +
 	"\n" +
 	"BrokerInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1d\n" +
 	"\n" +
 	"kafka_addr\x18\x03 \x01(\tR\tkafkaAddr\x12\x1b\n" +
-	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\")\n" +
+	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\x12\x12\n" +
+	"\x04rack\x18\x05 \x01(\tR\x04rack\")\n" +
 	"\x0fMetadataRequest\x12\x16\n" +
 	"\x06topics\x18\x01 \x03(\tR\x06topics\"\xa9\x01\n" +
 	"\rTopicMetadata\x12\x12\n" +
