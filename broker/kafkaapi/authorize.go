@@ -78,26 +78,6 @@ func clusterDenied(req kmsg.Request) kmsg.Response {
 	return resp
 }
 
-// client is who sent a request, as authorization and the audit log see
-// it: the principal comes with the context (principalOf).
-type client struct {
-	host string
-	api  string
-}
-
-type clientKey struct{}
-
-func withClient(ctx context.Context, c *client) context.Context {
-	return context.WithValue(ctx, clientKey{}, c)
-}
-
-func clientOf(ctx context.Context) *client {
-	if c, ok := ctx.Value(clientKey{}).(*client); ok {
-		return c
-	}
-	return &client{}
-}
-
 // authorized decides whether the request's principal may perform op on
 // the resource, and records the decision in the audit log and metric.
 func (s *Server) authorized(ctx context.Context, op acl.Operation, rt acl.ResourceType, name string) bool {

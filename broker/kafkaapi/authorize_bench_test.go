@@ -64,9 +64,9 @@ func BenchmarkAuthorizedRequest(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					// As handleFrame makes it for each request.
-					ctx := withPrincipal(context.Background(), testPrincipal)
+					ctx := context.Background()
 					if authz != nil {
-						ctx = withClient(ctx, &client{host: testHost, api: kmsg.NameForKey(req.Key())})
+						ctx = withClient(ctx, &client{principal: testPrincipal, host: testHost, api: kmsg.NameForKey(req.Key())})
 					}
 					empty := kmsg.RequestForKey(req.Key())
 					empty.SetVersion(a.max)

@@ -260,7 +260,7 @@ func ask(t *testing.T, s *Server, req kmsg.Request, version int16) kmsg.Response
 	body := req.AppendTo(nil)
 	empty := kmsg.RequestForKey(req.Key())
 	empty.SetVersion(version)
-	ctx := withClient(withPrincipal(context.Background(), testPrincipal), &client{host: testHost, api: kmsg.NameForKey(req.Key())})
+	ctx := withClient(context.Background(), &client{principal: testPrincipal, host: testHost, api: kmsg.NameForKey(req.Key())})
 	resp, err := s.answer(ctx, header{key: req.Key(), version: version}, empty, body)
 	if err != nil {
 		t.Fatalf("%s v%d: %v", kmsg.NameForKey(req.Key()), version, err)

@@ -81,7 +81,6 @@ type header struct {
 	correlationID int32
 	clientID      string
 	remoteHost    string // the client's address, without the port
-	principal     string // the connection's principal, as conn.principal
 	listener      string // the name of the listener the request came on
 }
 
@@ -392,7 +391,6 @@ func (c *conn) handleFrame(a *api, frame []byte, mem *requestMemory) (header, km
 		return h, nil, err
 	}
 	h.remoteHost = c.remoteHost
-	h.principal = c.principal
 	h.listener = c.listener.Name
 	name := kmsg.NameForKey(h.key)
 	if a.cost != nil && a.supports(h.version) {
@@ -405,9 +403,9 @@ func (c *conn) handleFrame(a *api, frame []byte, mem *requestMemory) (header, km
 		}
 	}
 	start := time.Now()
-	ctx := withPrincipal(context.Background(), c.principal)
+	ctx := context.Background()
 	if c.s.authz != nil {
-		ctx = withClient(ctx, &client{host: c.remoteHost, api: name})
+		ctx = withClient(ctx, &client{principal: c.principal, host: c.remoteHost, api: name})
 	}
 	var resp kmsg.Response
 	if a.onConn != nil {

@@ -6,18 +6,33 @@ import "context"
 // authenticated, as Kafka names it.
 const AnonymousPrincipal = "User:ANONYMOUS"
 
-type principalKey struct{}
+// client is who sent a request, as authorization and the audit log see
+// it. Handlers see the request's context, not its connection, so the
+// connection puts it there; only a server with an authorizer does, as
+// nothing else reads it.
+type client struct {
+	principal string // "User:name"; empty means AnonymousPrincipal
+	host      string
+	api       string
+}
 
-// withPrincipal gives handlers the principal of the connection a request
-// came on: handlers see the request's context, not its connection.
-func withPrincipal(ctx context.Context, principal string) context.Context {
-	return context.WithValue(ctx, principalKey{}, principal)
+type clientKey struct{}
+
+func withClient(ctx context.Context, c *client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+func clientOf(ctx context.Context) *client {
+	if c, ok := ctx.Value(clientKey{}).(*client); ok {
+		return c
+	}
+	return &client{}
 }
 
 // principalOf is the principal a request acts as; AnonymousPrincipal when
 // none was given.
 func principalOf(ctx context.Context) string {
-	if p, ok := ctx.Value(principalKey{}).(string); ok {
+	if p := clientOf(ctx).principal; p != "" {
 		return p
 	}
 	return AnonymousPrincipal

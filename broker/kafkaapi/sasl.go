@@ -134,7 +134,7 @@ func (c *conn) answerOnConn(a *api, h header, req kmsg.Request, body []byte) (km
 // a message for the client that holds no secret; a broker that could not
 // check the credentials is logged, and the client told only that.
 func (c *conn) step(in []byte) (out []byte, done bool, err error) {
-	ctx, cancel := context.WithTimeout(withPrincipal(c.s.stop, c.principal), c.s.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(c.s.stop, c.s.cfg.RequestTimeout)
 	defer cancel()
 	out, done, err = c.sasl.session.Step(ctx, in)
 	if err != nil {
