@@ -112,13 +112,7 @@ func decompress(c Compression, src []byte) ([]byte, error) {
 func decompressInto(dst []byte, c Compression, src []byte) ([]byte, error) {
 	switch c {
 	case GZIP:
-		r, _ := gzipReaders.Get().(*gzip.Reader)
-		var err error
-		if r == nil {
-			r, err = gzip.NewReader(bytes.NewReader(src))
-		} else {
-			err = r.Reset(bytes.NewReader(src))
-		}
+		r, err := gzipReader(src)
 		if err != nil {
 			return nil, err
 		}
@@ -145,6 +139,19 @@ func decompressInto(dst []byte, c Compression, src []byte) ([]byte, error) {
 		return out, err
 	}
 	return nil, fmt.Errorf("unknown codec %d", c)
+}
+
+// gzipReader is a pooled gzip reader of src (put it back in gzipReaders
+// when done); a header that does not parse is an error.
+func gzipReader(src []byte) (*gzip.Reader, error) {
+	r, _ := gzipReaders.Get().(*gzip.Reader)
+	if r == nil {
+		return gzip.NewReader(bytes.NewReader(src))
+	}
+	if err := r.Reset(bytes.NewReader(src)); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // readInto reads r to its end into dst's spare capacity, growing it when

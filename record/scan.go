@@ -9,7 +9,6 @@ import (
 	"io"
 	"sync"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
@@ -381,13 +380,7 @@ func (p plainReader) Read(b []byte) (int, error) { return p.r.Read(b) }
 func openStream(c Compression, src []byte) (openedStream, error) {
 	switch c {
 	case GZIP:
-		r, _ := gzipReaders.Get().(*gzip.Reader)
-		var err error
-		if r == nil {
-			r, err = gzip.NewReader(bytes.NewReader(src))
-		} else {
-			err = r.Reset(bytes.NewReader(src))
-		}
+		r, err := gzipReader(src)
 		if err != nil {
 			return openedStream{}, err
 		}
