@@ -169,10 +169,8 @@ func (c *issuedIDs) wasIssued(ctx context.Context, id int64) (bool, error) {
 		return true, nil
 	}
 	asked := c.started.Load()
-	select {
-	case c.turn <- struct{}{}:
-	case <-ctx.Done():
-		return false, ctx.Err()
+	if err := c.takeTurn(ctx); err != nil {
+		return false, err
 	}
 	defer func() { <-c.turn }()
 	if c.known(id) {
@@ -192,6 +190,17 @@ func (c *issuedIDs) wasIssued(ctx context.Context, id int64) (bool, error) {
 	return id < next, nil
 }
 
+// takeTurn waits until no other read or reservation of the metastore is
+// running, or ctx ends; the caller gives the turn back with <-c.turn.
+func (c *issuedIDs) takeTurn(ctx context.Context) error {
+	select {
+	case c.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // adoptWindow is how far above the cluster's issued mark an id may be and
 // still be adopted rather than refused.
 const adoptWindow = metastore.MaxProducerIDBlock
@@ -201,10 +210,8 @@ const adoptWindow = metastore.MaxProducerIDBlock
 // another producer; false when id is further away. The reservation is one
 // metastore transaction, one at a time like the reads.
 func (c *issuedIDs) adopt(ctx context.Context, id int64) (bool, error) {
-	select {
-	case c.turn <- struct{}{}:
-	case <-ctx.Done():
-		return false, ctx.Err()
+	if err := c.takeTurn(ctx); err != nil {
+		return false, err
 	}
 	defer func() { <-c.turn }()
 	if c.known(id) {
