@@ -2,9 +2,11 @@ package kafkaapi
 
 import (
 	"context"
+	"net"
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -431,5 +433,45 @@ func TestInitProducerIDTakesWriteOnAnyTopic(t *testing.T) {
 	resp = ask(t, s, req, 4).(*kmsg.InitProducerIDResponse)
 	if resp.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
 		t.Fatalf("transactional producer without Write on its id: error %d", resp.ErrorCode)
+	}
+}
+
+// An ACL naming a host matches a client connecting from that address:
+// the host authorization sees is the bare IP ACLs are written with
+// ("127.0.0.1"), not Kafka's "/127.0.0.1" of group member hosts.
+func TestACLHostIsTheClientsAddress(t *testing.T) {
+	authz := acl.New(acl.Config{})
+	s := New(nullCore{}, Config{NodeID: 1, Groups: aclGroups{}, Authorizer: authz})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(lis)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	grant := func(host string) {
+		authz.Update([]acl.Binding{{ResourceType: acl.ResourceTopic, ResourceName: "t", PatternType: acl.PatternLiteral,
+			Principal: AnonymousPrincipal, Host: host, Operation: acl.OpDescribe, Permission: acl.PermissionAllow}})
+	}
+	metadataOfT := func() int16 {
+		t.Helper()
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = []kmsg.MetadataRequestTopic{{Topic: str("t")}}
+		resp, err := dialRaw(t, lis.Addr().String()).do(req, 12)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.(*kmsg.MetadataResponse).Topics[0].ErrorCode
+	}
+	grant("127.0.0.1")
+	if code := metadataOfT(); code != 0 {
+		t.Fatalf("Describe granted to host 127.0.0.1, a client from 127.0.0.1 got %s", kerr.ErrorForCode(code))
+	}
+	grant("10.9.9.9")
+	if code := metadataOfT(); code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("Describe granted to another host only: error %d, want TOPIC_AUTHORIZATION_FAILED", code)
 	}
 }

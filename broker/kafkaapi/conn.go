@@ -34,6 +34,9 @@ type conn struct {
 	nc         net.Conn
 	remote     string
 	remoteHost string
+	// remoteIP is the client's IP address, as ACLs name hosts
+	// ("127.0.0.1"; remoteHost is Kafka's "/127.0.0.1" of group members).
+	remoteIP string
 	// listener is the listener that accepted the connection.
 	listener Listener
 	// cork, on a TLS connection the server made, gathers a response's
@@ -62,6 +65,7 @@ func newConn(s *Server, nc net.Conn, l Listener) *conn {
 		nc:         nc,
 		remote:     nc.RemoteAddr().String(),
 		remoteHost: hostOf(nc.RemoteAddr()),
+		remoteIP:   ipOf(nc.RemoteAddr()),
 		listener:   l,
 		principal:  AnonymousPrincipal,
 	}
@@ -405,7 +409,7 @@ func (c *conn) handleFrame(a *api, frame []byte, mem *requestMemory) (header, km
 	start := time.Now()
 	ctx := context.Background()
 	if c.s.authz != nil {
-		ctx = withClient(ctx, &client{principal: c.principal, host: c.remoteHost, api: name})
+		ctx = withClient(ctx, &client{principal: c.principal, host: c.remoteIP, api: name})
 	}
 	var resp kmsg.Response
 	if a.onConn != nil {
