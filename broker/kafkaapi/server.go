@@ -89,10 +89,6 @@ type Config struct {
 	// Authorizer decides every request against the cluster's ACLs; nil
 	// (no authorizer.class.name) allows everything.
 	Authorizer *acl.Authorizer
-	// SSLPrincipalMapper is ssl.principal.mapping.rules: it names the
-	// principal of a client certificate on an SSL listener whose Listener
-	// has no mapper of its own; nil keeps the whole subject (DEFAULT).
-	SSLPrincipalMapper *tlsconf.PrincipalMapper
 	// AuditLogger receives the authorization decisions (component=audit
 	// is added); nil means Logger.
 	AuditLogger *slog.Logger
@@ -212,8 +208,9 @@ var ErrServerClosed = errors.New("kafka server closed")
 type Listener struct {
 	Name     string
 	Protocol string // topicconfig.Protocol*
-	// PrincipalMapper is the listener's ssl.principal.mapping.rules; nil
-	// means Config.SSLPrincipalMapper.
+	// PrincipalMapper is the listener's ssl.principal.mapping.rules: it
+	// names the principal of a client certificate on an SSL listener; nil
+	// keeps the whole subject (DEFAULT).
 	PrincipalMapper *tlsconf.PrincipalMapper
 	// TLS, when set, makes the server speak TLS on the listener's
 	// connections (an SSL or SASL_SSL listener whose net.Listener is

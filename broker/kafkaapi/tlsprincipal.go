@@ -34,11 +34,7 @@ func (c *conn) handshake() error {
 	if len(cs.PeerCertificates) == 0 {
 		return nil
 	}
-	mapper := c.listener.PrincipalMapper
-	if mapper == nil {
-		mapper = c.s.cfg.SSLPrincipalMapper
-	}
-	name, err := mapper.Name(cs.PeerCertificates[0].Subject.String())
+	name, err := c.listener.PrincipalMapper.Name(cs.PeerCertificates[0].Subject.String())
 	if err != nil {
 		return fmt.Errorf("client certificate: %w", err)
 	}
