@@ -480,6 +480,10 @@ func (h *hostedTopics) applyStates(changed []metastore.PartitionState) {
 			}
 			continue
 		}
+		if !slices.Contains(st.Replicas, h.nodeID) && p.sameTopic(st.TopicID) {
+			h.dropReplica(st.Topic, st.Partition)
+			continue
+		}
 		h.applyPartitionState(p, st)
 	}
 	for _, name := range reopen {
@@ -493,6 +497,35 @@ func (h *hostedTopics) applyStates(changed []metastore.PartitionState) {
 			h.logger.Error("cannot open partitions", "topic", name, "err", err)
 		}
 	}
+}
+
+// dropReplica stops hosting a partition this broker is no longer a replica
+// of (a move took it elsewhere): it closes the log and deletes its
+// directory, as Kafka's StopReplica with deletion does. The newest known
+// state decides, under the lock every hosting change takes, so a move
+// cancelled meanwhile keeps the log.
+func (h *hostedTopics) dropReplica(name string, index int32) {
+	h.applyMu.Lock()
+	defer h.applyMu.Unlock()
+	st, ok := h.cluster.cachedState(name, index)
+	if !ok || slices.Contains(st.Replicas, h.nodeID) {
+		return
+	}
+	h.mu.Lock()
+	t := h.topics[name]
+	if t == nil || int(index) >= len(t.partitions) || t.partitions[index] == nil ||
+		(st.TopicID != "" && st.TopicID != t.meta.ID) {
+		h.mu.Unlock()
+		return
+	}
+	parts := slices.Clone(t.partitions)
+	p := parts[index]
+	parts[index] = nil
+	h.topics[name] = &topic{meta: t.meta, cfg: t.cfg, partitions: parts}
+	h.mu.Unlock()
+	h.logger.Info("no longer a replica; deleting the partition's local log", "topic", name, "partition", index,
+		"replicas", st.Replicas, "leader", st.Leader)
+	h.dropPartitions(name, &topic{partitions: []*Partition{p}})
 }
 
 // applyPartitionState applies st to p and starts or stops replica fetching.

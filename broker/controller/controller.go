@@ -223,6 +223,9 @@ func (c *controller) change(ctx context.Context, st metastore.PartitionState, li
 	if ok && next.Leader < 0 && c.uncleanAllowed(ctx, st.Topic) {
 		next, ok = Decide(st, cur, true)
 	}
+	if done, moved := CompleteMove(next, cur); moved {
+		next, ok = done, true
+	}
 	if !ok {
 		return true
 	}
@@ -232,8 +235,8 @@ func (c *controller) change(ctx context.Context, st metastore.PartitionState, li
 	switch {
 	case err == nil:
 		c.logger.Info("partition state changed", "topic", st.Topic, "partition", st.Partition,
-			"leader", got.Leader, "leader_epoch", got.LeaderEpoch, "isr", got.ISR,
-			"previous_leader", st.Leader, "previous_isr", st.ISR)
+			"leader", got.Leader, "leader_epoch", got.LeaderEpoch, "isr", got.ISR, "replicas", got.Replicas,
+			"previous_leader", st.Leader, "previous_isr", st.ISR, "previous_replicas", st.Replicas)
 		c.partitions(metastore.PartitionsUpdate{States: []metastore.PartitionState{got}})
 	case errors.Is(err, metastore.ErrConflict):
 		c.partitions(metastore.PartitionsUpdate{States: []metastore.PartitionState{got}})
@@ -268,6 +271,12 @@ func (c *controller) uncleanAllowed(ctx context.Context, topic string) bool {
 // then it can be elected (if nobody better is left) in a new epoch, or rejoin
 // the ISR by catching up. This is what Kafka's broker epochs are for.
 func current(st metastore.PartitionState, live map[int32]int64) map[int32]bool {
+	return Current(st, live)
+}
+
+// Current is the set of brokers that count as alive for st (see current);
+// live maps each registered broker to its broker epoch.
+func Current(st metastore.PartitionState, live map[int32]int64) map[int32]bool {
 	out := make(map[int32]bool, len(live))
 	for id, epoch := range live {
 		// A single replica has nobody to lose data to. A leaderless state's
@@ -281,10 +290,13 @@ func current(st metastore.PartitionState, live map[int32]int64) map[int32]bool {
 	return out
 }
 
-// needsChange: the leader is gone (or there is none), or the ISR names a dead
-// broker.
+// needsChange: the leader is gone (or there is none), the ISR names a dead
+// broker, or a move can complete.
 func needsChange(st metastore.PartitionState, live map[int32]bool) bool {
 	if st.Leader < 0 || !live[st.Leader] {
+		return true
+	}
+	if _, ok := CompleteMove(st, live); ok {
 		return true
 	}
 	for _, id := range st.ISR {
