@@ -398,12 +398,33 @@ func (h *hostedTopics) removeOrphanDirs(topics []metastore.Topic) {
 		}
 		idx, _ := strconv.Atoi(m[2])
 		if id, ok := live[pm.Topic]; ok && id == pm.TopicID && int32(idx) < partitions[pm.Topic] {
+			h.removeIfMovedAway(pm.Topic, int32(idx), dir)
 			continue
 		}
 		h.logger.Info("removing partition directory of a deleted topic", "dir", dir)
 		if err := os.RemoveAll(dir); err != nil {
 			h.logger.Error("remove orphan partition dir", "dir", dir, "err", err)
 		}
+	}
+}
+
+// removeIfMovedAway deletes the directory of a partition of a live topic
+// that was moved off this broker while it was down: the partition's state
+// no longer names it a replica. Decided under the lock every hosting change
+// takes, so a move back here meanwhile keeps the directory (and opens it).
+func (h *hostedTopics) removeIfMovedAway(topic string, index int32, dir string) {
+	h.applyMu.Lock()
+	defer h.applyMu.Unlock()
+	st, ok := h.cluster.cachedState(topic, index)
+	if !ok || slices.Contains(st.Replicas, h.nodeID) {
+		return
+	}
+	if _, err := h.partition(topic, index); err == nil {
+		return
+	}
+	h.logger.Info("removing partition directory of a partition moved to other brokers", "dir", dir, "replicas", st.Replicas)
+	if err := os.RemoveAll(dir); err != nil {
+		h.logger.Error("remove moved partition dir", "dir", dir, "err", err)
 	}
 }
 

@@ -150,3 +150,62 @@ func TestReassignWaitsAndCancels(t *testing.T) {
 		t.Errorf("unknown partition: %v", errs[0])
 	}
 }
+
+// A broker that was down while its replica moved away deletes the
+// partition's directory when it starts again.
+func TestMovedAwayWhileDownIsDeletedAtStart(t *testing.T) {
+	c := startCoreCluster(t, 3, nil)
+	c.runController(3)
+	ctx := context.Background()
+	admin := c.core(2)
+	if _, err := admin.CreateTopic(ctx, TopicSpec{Name: "a", Partitions: 1, ReplicationFactor: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// Placed on 1,2; broker 1 leads.
+	await.True(t, 30*time.Second, "broker 1 to lead", func() bool {
+		_, err := c.core(1).hosted.leaderPartition("a", 0)
+		return err == nil
+	})
+	appendRecords(t, c.core(1), "a", 0, 3)
+	dir := c.hosted(1, "a", 0).log.Dir()
+	await.True(t, 30*time.Second, "broker 2 to catch up", func() bool {
+		p := c.hosted(2, "a", 0)
+		return p != nil && p.LogEndOffset() == 3
+	})
+	c.stop(1)
+	// Broker 1 still looks alive to the controller (its registration
+	// stays), so the move waits for nothing from it: 2 leads once 1 is
+	// out, then 3 joins.
+	st, err := admin.freshState(ctx, "a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := st
+	next.Leader, next.LeaderEpoch, next.ISR = 2, st.LeaderEpoch+1, []int32{2}
+	if _, err := c.store.CompareAndSwapPartitionState(ctx, st, next); err != nil {
+		t.Fatal(err)
+	}
+	if errs := admin.AlterPartitionReassignments(ctx, []Reassignment{{Topic: "a", Partition: 0, Replicas: []int32{2, 3}}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	await.NoError(t, 30*time.Second, "the move to complete", func() error {
+		st, err := admin.freshState(ctx, "a", 0)
+		if err != nil {
+			return err
+		}
+		if st.Moving() || !slices.Equal(st.Replicas, []int32{2, 3}) {
+			return fmt.Errorf("state %+v", st)
+		}
+		return nil
+	})
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("broker 1's directory before its restart: %v", err)
+	}
+	c.start(1)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("broker 1's directory after its restart: %v", err)
+	}
+	if c.hosted(1, "a", 0) != nil {
+		t.Fatal("broker 1 hosts the partition it no longer replicates")
+	}
+}
