@@ -8,6 +8,7 @@ import (
 
 	"github.com/strata-broker/strata/broker/controller"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // Reassignment is one partition's move: to Replicas, its preferred leader
@@ -51,6 +52,19 @@ func (b *Broker) reassign(ctx context.Context, m Reassignment, live map[int32]bo
 	for _, id := range m.Replicas {
 		if !live[id] {
 			return fmt.Errorf("reassign %s-%d: broker %d is not alive: %w", m.Topic, m.Partition, id, ErrInvalidReplicaAssignment)
+		}
+	}
+	if len(m.Replicas) > 0 {
+		// A target smaller than min.insync.replicas would leave every
+		// acks=all produce refused once the move completes: the move
+		// itself would have taken the partition's guarantee away.
+		cfg, err := b.topicConfigFresh(ctx, m.Topic)
+		if err != nil {
+			return fmt.Errorf("reassign %s-%d: %w", m.Topic, m.Partition, err)
+		}
+		if int64(len(m.Replicas)) < cfg.MinInsyncReplicas {
+			return fmt.Errorf("reassign %s-%d: %d replicas are fewer than the topic's min.insync.replicas=%d, so acks=all producers would be refused; lower min.insync.replicas first: %w",
+				m.Topic, m.Partition, len(m.Replicas), cfg.MinInsyncReplicas, ErrInvalidReplicaAssignment)
 		}
 	}
 	for attempt := 1; ; attempt++ {
@@ -152,4 +166,20 @@ func (b *Broker) ListPartitionReassignments(ctx context.Context, parts []metasto
 		}
 	}
 	return out, nil
+}
+
+// topicConfigFresh is a topic's effective config as the metastore holds it.
+func (b *Broker) topicConfigFresh(ctx context.Context, name string) (topicconfig.Topic, error) {
+	if metastore.CheckTopicName(name) != nil {
+		return topicconfig.Topic{}, fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)
+	}
+	t, err := b.store.GetTopic(ctx, name)
+	if errors.Is(err, metastore.ErrTopicNotFound) {
+		return topicconfig.Topic{}, fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)
+	}
+	if err != nil {
+		return topicconfig.Topic{}, fmt.Errorf("read topic %q: %w", name, err)
+	}
+	cfg, _, _ := topicconfig.Resolve(t.Configs, b.brokerDefaults)
+	return cfg, nil
 }

@@ -146,7 +146,13 @@ func TestReassignWaitsAndCancels(t *testing.T) {
 			t.Errorf("%v: %v", m.Replicas, errs[0])
 		}
 	}
-	if errs := admin.AlterPartitionReassignments(ctx, []Reassignment{{Topic: "w", Partition: 7, Replicas: []int32{1}}}); Classify(errs[0]) != KindUnknownTopicOrPartition {
+	if _, err := admin.AlterTopicConfigs(ctx, "w", map[string]string{"min.insync.replicas": "2"}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if errs := admin.AlterPartitionReassignments(ctx, []Reassignment{{Topic: "w", Partition: 0, Replicas: []int32{2}}}); Classify(errs[0]) != KindInvalidReplicaAssignment {
+		t.Errorf("a target below min.insync.replicas: %v", errs[0])
+	}
+	if errs := admin.AlterPartitionReassignments(ctx, []Reassignment{{Topic: "w", Partition: 7, Replicas: []int32{1, 2}}}); Classify(errs[0]) != KindUnknownTopicOrPartition {
 		t.Errorf("unknown partition: %v", errs[0])
 	}
 }
