@@ -49,16 +49,17 @@ func (b *Broker) ElectLeaders(ctx context.Context, unclean bool, parts []metasto
 		epochs[br.NodeID] = br.Epoch
 	}
 	out := make([]ElectionResult, 0, len(parts))
+	states := b.newStateReader()
 	for _, tp := range parts {
-		leader, err := b.elect(ctx, tp, unclean, epochs)
+		leader, err := b.elect(ctx, tp, unclean, epochs, states)
 		out = append(out, ElectionResult{Topic: tp.Topic, Partition: tp.Partition, Leader: leader, Err: err})
 	}
 	return out, nil
 }
 
-func (b *Broker) elect(ctx context.Context, tp metastore.TopicPartition, unclean bool, epochs map[int32]int64) (int32, error) {
+func (b *Broker) elect(ctx context.Context, tp metastore.TopicPartition, unclean bool, epochs map[int32]int64, states *stateReader) (int32, error) {
 	for attempt := 1; ; attempt++ {
-		cur, err := b.freshState(ctx, tp.Topic, tp.Partition)
+		cur, err := states.get(ctx, tp.Topic, tp.Partition)
 		if err != nil {
 			return -1, fmt.Errorf("elect leader: %w", err)
 		}
@@ -81,6 +82,7 @@ func (b *Broker) elect(ctx context.Context, tp metastore.TopicPartition, unclean
 		}
 		got, err := b.store.CompareAndSwapPartitionState(ctx, cur, next)
 		if errors.Is(err, metastore.ErrConflict) && attempt < electAttempts {
+			states.set(got)
 			continue
 		}
 		if err != nil {

@@ -30,6 +30,7 @@ const reassignAttempts = 10
 // taking part.
 func (b *Broker) AlterPartitionReassignments(ctx context.Context, moves []Reassignment) []error {
 	errs := make([]error, len(moves))
+	states := b.newStateReader()
 	var live map[int32]bool
 	for i, m := range moves {
 		if len(m.Replicas) > 0 && live == nil {
@@ -43,12 +44,12 @@ func (b *Broker) AlterPartitionReassignments(ctx context.Context, moves []Reassi
 				live[br.NodeID] = true
 			}
 		}
-		errs[i] = b.reassign(ctx, m, live)
+		errs[i] = b.reassign(ctx, m, live, states)
 	}
 	return errs
 }
 
-func (b *Broker) reassign(ctx context.Context, m Reassignment, live map[int32]bool) error {
+func (b *Broker) reassign(ctx context.Context, m Reassignment, live map[int32]bool, states *stateReader) error {
 	for _, id := range m.Replicas {
 		if !live[id] {
 			return fmt.Errorf("reassign %s-%d: broker %d is not alive: %w", m.Topic, m.Partition, id, ErrInvalidReplicaAssignment)
@@ -68,7 +69,7 @@ func (b *Broker) reassign(ctx context.Context, m Reassignment, live map[int32]bo
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		cur, err := b.freshState(ctx, m.Topic, m.Partition)
+		cur, err := states.get(ctx, m.Topic, m.Partition)
 		if err != nil {
 			return fmt.Errorf("reassign: %w", err)
 		}
@@ -91,6 +92,7 @@ func (b *Broker) reassign(ctx context.Context, m Reassignment, live map[int32]bo
 		}
 		got, err := b.store.CompareAndSwapPartitionState(ctx, cur, next)
 		if errors.Is(err, metastore.ErrConflict) && attempt < reassignAttempts {
+			states.set(got)
 			continue
 		}
 		if err != nil {
@@ -105,22 +107,52 @@ func (b *Broker) reassign(ctx context.Context, m Reassignment, live map[int32]bo
 	}
 }
 
-// freshState reads a partition's state from the metastore.
-func (b *Broker) freshState(ctx context.Context, topic string, partition int32) (metastore.PartitionState, error) {
-	if metastore.CheckTopicName(topic) != nil {
-		return metastore.PartitionState{}, fmt.Errorf("topic %q: %w", topic, ErrUnknownTopicOrPartition)
-	}
-	states, err := b.store.PartitionStates(ctx, topic)
-	if errors.Is(err, metastore.ErrTopicNotFound) {
-		return metastore.PartitionState{}, fmt.Errorf("topic %q: %w", topic, ErrUnknownTopicOrPartition)
-	}
-	if err != nil {
-		return metastore.PartitionState{}, fmt.Errorf("partition states of %q: %w", topic, err)
+// stateReader reads partition states from the metastore for one admin
+// call, one read per topic: a call naming every partition of a large topic
+// would otherwise read the whole topic once per partition. A state that a
+// compare-and-swap found changed is replaced by the current one the swap
+// returned.
+type stateReader struct {
+	b      *Broker
+	topics map[string][]metastore.PartitionState
+}
+
+func (b *Broker) newStateReader() *stateReader {
+	return &stateReader{b: b, topics: map[string][]metastore.PartitionState{}}
+}
+
+func (r *stateReader) get(ctx context.Context, topic string, partition int32) (metastore.PartitionState, error) {
+	states, ok := r.topics[topic]
+	if !ok {
+		if metastore.CheckTopicName(topic) != nil {
+			return metastore.PartitionState{}, fmt.Errorf("topic %q: %w", topic, ErrUnknownTopicOrPartition)
+		}
+		var err error
+		states, err = r.b.store.PartitionStates(ctx, topic)
+		if errors.Is(err, metastore.ErrTopicNotFound) {
+			return metastore.PartitionState{}, fmt.Errorf("topic %q: %w", topic, ErrUnknownTopicOrPartition)
+		}
+		if err != nil {
+			return metastore.PartitionState{}, fmt.Errorf("partition states of %q: %w", topic, err)
+		}
+		r.topics[topic] = states
 	}
 	if partition < 0 || int(partition) >= len(states) || states[partition].Partition != partition {
 		return metastore.PartitionState{}, fmt.Errorf("topic %q has no partition %d: %w", topic, partition, ErrUnknownTopicOrPartition)
 	}
 	return states[partition], nil
+}
+
+// set records st as the partition's current state.
+func (r *stateReader) set(st metastore.PartitionState) {
+	if states := r.topics[st.Topic]; int(st.Partition) < len(states) && st.Revision > states[st.Partition].Revision {
+		states[st.Partition] = st
+	}
+}
+
+// freshState reads a partition's state from the metastore.
+func (b *Broker) freshState(ctx context.Context, topic string, partition int32) (metastore.PartitionState, error) {
+	return b.newStateReader().get(ctx, topic, partition)
 }
 
 // ListPartitionReassignments returns the states of the named partitions
