@@ -195,6 +195,9 @@ func (p *Partition) adoptLocked(now time.Time, registered int64) (follow int32, 
 		p.isrChanging, p.joining = false, -1
 		p.epochStart = p.log.LogEndOffset()
 	}
+	if p.role == roleLeader && !changed {
+		p.followReplicaSetLocked(now)
+	}
 	if p.role != roleLeader {
 		p.followers = nil
 	}
@@ -208,6 +211,19 @@ func (p *Partition) adoptLocked(now time.Time, registered int64) (follow int32, 
 		return st.Leader, changed
 	}
 	return -1, changed
+}
+
+// followReplicaSetLocked lets a replica added within the leader's term (a
+// partition being moved) fetch at once; it is judged for the ISR like any
+// follower, starting from nothing. The followers map is otherwise built
+// only when a term starts, and a fetch from a replica missing from it is
+// refused. mu must be held.
+func (p *Partition) followReplicaSetLocked(now time.Time) {
+	for _, id := range p.state.Replicas {
+		if _, ok := p.followers[id]; !ok && id != p.self {
+			p.followers[id] = &followerState{leo: -1, caughtUpAt: now, lastFetchAt: now, leoAtLastFetch: -1}
+		}
+	}
 }
 
 // sameTopic reports whether a state or request naming topic id id is about
