@@ -20,12 +20,18 @@ import (
 	"github.com/strata-broker/strata/testenv"
 )
 
+// clusterMetastore reads and writes the cluster's partition states directly
+// in etcd.
+func clusterMetastore(t testing.TB, c *testenv.Cluster) *metastore.Store {
+	t.Helper()
+	return metastore.New(etcdClient(t, c), c.EtcdPrefix(), nil)
+}
+
 // addReplica appends broker id to a partition's replicas in etcd, as a
 // reassignment does when a move starts: the broker opens the partition's
 // log and follows the leader, which adds it to the ISR once caught up.
-func addReplica(ctx context.Context, t testing.TB, c *testenv.Cluster, topic string, p int32, id int32) {
+func addReplica(ctx context.Context, t testing.TB, ms *metastore.Store, topic string, p int32, id int32) {
 	t.Helper()
-	ms := metastore.New(etcdClient(t, c), c.EtcdPrefix(), nil)
 	await.NoError(t, 30*time.Second, fmt.Sprintf("broker %d added to the replicas of %s-%d", id, topic, p), func() error {
 		states, err := ms.PartitionStates(ctx, topic)
 		if err != nil {
@@ -53,9 +59,8 @@ func addReplica(ctx context.Context, t testing.TB, c *testenv.Cluster, topic str
 }
 
 // isrOf reads a partition's ISR from etcd.
-func isrOf(ctx context.Context, t testing.TB, c *testenv.Cluster, topic string, p int32) []int32 {
+func isrOf(ctx context.Context, t testing.TB, ms *metastore.Store, topic string, p int32) []int32 {
 	t.Helper()
-	ms := metastore.New(etcdClient(t, c), c.EtcdPrefix(), nil)
 	states, err := ms.PartitionStates(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
@@ -139,10 +144,11 @@ func TestAddedReplicaOfTieredTopicStartsAtTheBucketsEnd(t *testing.T) {
 		return end >= history*3/4
 	})
 
-	addReplica(ctx, t, c, topic, 0, joiner.ID())
+	ms := clusterMetastore(t, c)
+	addReplica(ctx, t, ms, topic, 0, joiner.ID())
 	produce(history, history+tail)
 	await.True(t, 60*time.Second, fmt.Sprintf("broker %d in the ISR", joiner.ID()), func() bool {
-		return slices.Contains(isrOf(ctx, t, c, topic, 0), joiner.ID())
+		return slices.Contains(isrOf(ctx, t, ms, topic, 0), joiner.ID())
 	})
 	bases, size := localSegments(t, joiner, topic, 0)
 	if len(bases) == 0 || bases[0] < end {

@@ -43,10 +43,11 @@ func timeToJoin(ctx context.Context, t testing.TB, c *testenv.Cluster, leader *t
 			break
 		}
 	}
+	ms := clusterMetastore(t, c)
 	start := time.Now()
-	addReplica(ctx, t, c, topic, 0, joiner.ID())
+	addReplica(ctx, t, ms, topic, 0, joiner.ID())
 	await.True(t, timeout, fmt.Sprintf("broker %d in the ISR of %s-0", joiner.ID(), topic), func() bool {
-		return slices.Contains(isrOf(ctx, t, c, topic, 0), joiner.ID())
+		return slices.Contains(isrOf(ctx, t, ms, topic, 0), joiner.ID())
 	})
 	return time.Since(start), joiner
 }
