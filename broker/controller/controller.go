@@ -220,7 +220,10 @@ func (c *controller) change(ctx context.Context, st metastore.PartitionState, li
 	}
 	cur := current(st, live)
 	next, ok := Decide(st, cur, false)
-	if ok && next.Leader < 0 && c.uncleanAllowed(ctx, st.Topic) {
+	// A partition already leaderless is asked too: its topic may allow
+	// unclean election only now, or the replica it takes may only now be
+	// back. The topic is read only when such a replica is live.
+	if next.Leader < 0 && uncleanChoice(st, cur) >= 0 && c.uncleanAllowed(ctx, st.Topic) {
 		next, ok = Decide(st, cur, true)
 	}
 	if done, moved := CompleteMove(next, cur); moved {
@@ -308,12 +311,15 @@ func needsChange(st metastore.PartitionState, live map[int32]bool) bool {
 }
 
 // Decide computes a partition's next state given the live brokers: dead
-// brokers leave the ISR (but the ISR never becomes empty: its last member is
-// kept, as the only replica known to hold every committed record); a leader
-// that is gone is replaced by the first live ISR member in replica order,
-// with a new leader epoch. Without one the partition stays leaderless, unless
-// unclean election allows any live replica (which may lose committed
-// records). ok is false when nothing changes.
+// brokers leave the ISR (but the controller never empties it: its last
+// member is kept, as the only replica known to hold every committed record);
+// a leader that is gone is replaced by the first live ISR member in replica
+// order, with a new leader epoch. Without one the partition stays
+// leaderless, unless unclean election allows any live replica (which may
+// lose committed records). An empty ISR (its last member came back without
+// its log and left it, see broker.ReleaseLostReplicas) thus leaves the
+// partition leaderless until an unclean election. ok is false when nothing
+// changes.
 func Decide(st metastore.PartitionState, live map[int32]bool, unclean bool) (metastore.PartitionState, bool) {
 	next := st
 	next.ISR = slices.DeleteFunc(slices.Clone(st.ISR), func(id int32) bool { return !live[id] })
@@ -327,12 +333,9 @@ func Decide(st metastore.PartitionState, live map[int32]bool, unclean bool) (met
 			}
 		}
 		if next.Leader < 0 && unclean {
-			for _, id := range st.Replicas {
-				if live[id] {
-					next.Leader = id
-					next.ISR = []int32{id}
-					break
-				}
+			next.Leader = uncleanChoice(st, live)
+			if next.Leader >= 0 {
+				next.ISR = []int32{next.Leader}
 			}
 		}
 	}
@@ -350,4 +353,24 @@ func Decide(st metastore.PartitionState, live map[int32]bool, unclean bool) (met
 		return st, false
 	}
 	return next, true
+}
+
+// uncleanChoice is the replica an unclean election takes: the first live
+// one in replica order that did not come back without its log (st.Lost), or
+// failing that the first live one; -1 if none is live. A replica that lost
+// its log holds nothing, where another may hold everything committed.
+func uncleanChoice(st metastore.PartitionState, live map[int32]bool) int32 {
+	fallback := int32(-1)
+	for _, id := range st.Replicas {
+		if !live[id] {
+			continue
+		}
+		if !slices.Contains(st.Lost, id) {
+			return id
+		}
+		if fallback < 0 {
+			fallback = id
+		}
+	}
+	return fallback
 }
