@@ -160,13 +160,14 @@ func (c *controller) reconcile(ctx context.Context) {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	work := make(chan metastore.PartitionState)
+	unclean := c.uncleanPerPass()
 	var wg sync.WaitGroup
 	for range min(changeWorkers, len(todo)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for st := range work {
-				if !c.change(ctx, st, live) {
+				if !c.change(ctx, st, live, unclean) {
 					stop() // no longer controller
 				}
 			}
@@ -214,7 +215,7 @@ const changeWorkers = 16
 
 // change writes st's next state, if it needs one; it returns false once this
 // controller's term is over.
-func (c *controller) change(ctx context.Context, st metastore.PartitionState, live map[int32]int64) bool {
+func (c *controller) change(ctx context.Context, st metastore.PartitionState, live map[int32]int64, uncleanAllowed func(context.Context, string) bool) bool {
 	if ctx.Err() != nil {
 		return true
 	}
@@ -223,7 +224,7 @@ func (c *controller) change(ctx context.Context, st metastore.PartitionState, li
 	// A partition already leaderless is asked too: its topic may allow
 	// unclean election only now, or the replica it takes may only now be
 	// back. The topic is read only when such a replica is live.
-	if next.Leader < 0 && uncleanChoice(st, cur) >= 0 && c.uncleanAllowed(ctx, st.Topic) {
+	if next.Leader < 0 && uncleanChoice(st, cur) >= 0 && uncleanAllowed(ctx, st.Topic) {
 		next, ok = Decide(st, cur, true)
 	}
 	if done, moved := CompleteMove(next, cur); moved {
@@ -251,6 +252,27 @@ func (c *controller) change(ctx context.Context, st metastore.PartitionState, li
 		}
 	}
 	return true
+}
+
+// uncleanPerPass returns uncleanAllowed remembering each topic's answer:
+// leaderless partitions are looked at on every pass, and a topic's are read
+// once per pass rather than once each.
+func (c *controller) uncleanPerPass() func(context.Context, string) bool {
+	var mu sync.Mutex
+	known := map[string]bool{}
+	return func(ctx context.Context, topic string) bool {
+		mu.Lock()
+		allowed, ok := known[topic]
+		mu.Unlock()
+		if ok {
+			return allowed
+		}
+		allowed = c.uncleanAllowed(ctx, topic)
+		mu.Lock()
+		known[topic] = allowed
+		mu.Unlock()
+		return allowed
+	}
 }
 
 // uncleanAllowed reads the topic's unclean.leader.election.enable; it is
