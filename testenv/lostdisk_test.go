@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,6 +157,9 @@ func TestLostDiskIsNotElected(t *testing.T) {
 		return fmt.Errorf("leader %d, ISR %v", pd.Leader, pd.ISR)
 	})
 	t.Logf("with every broker back: leader %d, ISR %v, replicas %v", pd.Leader, pd.ISR, pd.Replicas)
+	if tail := last.LogTail(1000); !strings.Contains(tail, "partition directory is missing") || !strings.Contains(tail, topic) {
+		t.Errorf("broker %d logged nothing about the partition it lost:\n%s", last.ID(), tail)
+	}
 	if pd.Leader >= 0 {
 		ends, err := adm.ListEndOffsets(ctx, topic)
 		if err != nil {
