@@ -18,11 +18,12 @@ import (
 )
 
 // produceAcked writes n acks=all records to partition 0 of topic, one
-// synchronous produce each, and returns their values by offset.
-func produceAcked(ctx context.Context, t testing.TB, cl *kgo.Client, topic string, from, n int, acked map[int64]string) {
+// synchronous produce each, and records their values by offset in acked.
+// Each value is padded with pad bytes.
+func produceAcked(ctx context.Context, t testing.TB, cl *kgo.Client, topic string, from, n, pad int, acked map[int64]string) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		v := "record-" + strconv.Itoa(i)
+		v := "record-" + strconv.Itoa(i) + strings.Repeat(".", pad)
 		r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(v)}).First()
 		if err != nil {
 			t.Fatalf("produce %s: %v", v, err)
@@ -111,19 +112,44 @@ func wipe(t testing.TB, b *testenv.Broker) {
 // offline, with an empty ISR, once every broker is back. Allowing unclean
 // election then elects a replica that kept its log, and every acknowledged
 // record is read at its offset; the emptied broker catches up and rejoins
-// the ISR.
+// the ISR. On a tiered topic the emptied replica starts at the bucket's end,
+// which holds most records: it lacks the local tail all the same.
 func TestLostDiskIsNotElected(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-broker cluster")
 	}
-	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3})
+	t.Run("local", func(t *testing.T) { lostDiskIsNotElected(t, false) })
+	t.Run("tiered", func(t *testing.T) { lostDiskIsNotElected(t, true) })
+}
+
+func lostDiskIsNotElected(t *testing.T, tiered bool) {
+	opts := testenv.ClusterOptions{Brokers: 3}
+	configs := map[string]string{"min.insync.replicas": "2"}
+	records, pad := 200, 0
+	if tiered {
+		opts.MinIO = true
+		opts.BrokerSettings = map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "200"}
+		configs["remote.storage.enable"] = "true"
+		configs["segment.bytes"] = "16384"
+		configs["local.retention.bytes"] = "32768"
+		records, pad = 400, 300
+	}
+	c := testenv.NewTestCluster(t, opts)
 	const topic = "lost-disk"
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cl, adm, _ := kafkaClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(60*time.Second))
-	createKafkaTopic(ctx, t, adm, topic, 3, map[string]string{"min.insync.replicas": "2"})
+	createKafkaTopic(ctx, t, adm, topic, 3, configs)
 	acked := map[int64]string{}
-	produceAcked(ctx, t, cl, topic, 0, 200, acked)
+	produceAcked(ctx, t, cl, topic, 0, records, pad, acked)
+	if tiered {
+		var end int64
+		await.True(t, 30*time.Second, "the bucket to hold most records", func() bool {
+			end = bucketEnd(t, c, topic, 0)
+			return end >= int64(records)/2
+		})
+		t.Logf("the bucket holds offsets below %d of %d", end, records)
+	}
 
 	last := partitionLeader(t, c, adm, topic, 0)
 	var others []*testenv.Broker
@@ -209,7 +235,7 @@ func TestFollowerWithLostDiskCatchesUp(t *testing.T) {
 	cl, adm, _ := kafkaClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(60*time.Second))
 	createKafkaTopic(ctx, t, adm, topic, 3, map[string]string{"min.insync.replicas": "2"})
 	acked := map[int64]string{}
-	produceAcked(ctx, t, cl, topic, 0, 200, acked)
+	produceAcked(ctx, t, cl, topic, 0, 200, 0, acked)
 
 	leader := partitionLeader(t, c, adm, topic, 0)
 	var follower, other *testenv.Broker
@@ -227,7 +253,7 @@ func TestFollowerWithLostDiskCatchesUp(t *testing.T) {
 	if err := follower.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	produceAcked(ctx, t, cl, topic, 200, 100, acked)
+	produceAcked(ctx, t, cl, topic, 200, 100, 0, acked)
 	partitionDetail(t, adm, topic, "the emptied follower to rejoin the ISR", isrIs(1, 2, 3))
 
 	leader.Kill()
