@@ -273,7 +273,12 @@ func (h *hostedTopics) applyTopic(t metastore.Topic) error {
 }
 
 func (h *hostedTopics) partitionDir(topic string, p int32) string {
-	return filepath.Join(h.dataDir, fmt.Sprintf("%s-%d", topic, p))
+	return partitionDirIn(h.dataDir, topic, p)
+}
+
+// partitionDirIn is where partition p of topic lives in dataDir.
+func partitionDirIn(dataDir, topic string, p int32) string {
+	return filepath.Join(dataDir, fmt.Sprintf("%s-%d", topic, p))
 }
 
 func (h *hostedTopics) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*Partition, error) {

@@ -31,6 +31,13 @@ type PartitionState struct {
 	// were not replicas before the move. Both empty when nothing moves.
 	AddingReplicas   []int32
 	RemovingReplicas []int32
+	// Lost names replicas that came back without their log of this
+	// partition (a lost disk) and have not been in the ISR since: they
+	// hold nothing that was committed, so an unclean election takes one
+	// only when no other replica is alive. Whoever adds a replica to the
+	// ISR drops it from here: CompareAndSwapPartitionState stores
+	// PruneLost's result, so writers need not know of this field.
+	Lost []int32
 	// Revision is the etcd mod revision of the state, filled on read; it is
 	// what CompareAndSwapPartitionState compares.
 	Revision int64
@@ -47,6 +54,7 @@ type partitionValue struct {
 	ISR         []int32 `json:"isr"`
 	Adding      []int32 `json:"adding_replicas,omitempty"`
 	Removing    []int32 `json:"removing_replicas,omitempty"`
+	Lost        []int32 `json:"lost,omitempty"`
 }
 
 func (p PartitionState) value() partitionValue {
@@ -60,7 +68,25 @@ func (p PartitionState) value() partitionValue {
 		ISR:         nonNil(p.ISR),
 		Adding:      p.AddingReplicas,
 		Removing:    p.RemovingReplicas,
+		Lost:        p.Lost,
 	}
+}
+
+// PruneLost returns p with Lost keeping only replicas outside the ISR: a
+// replica in the ISR has caught up since it lost its log, and one no longer
+// a replica holds nothing of the partition anyway.
+func (p PartitionState) PruneLost() PartitionState {
+	if len(p.Lost) == 0 {
+		p.Lost = nil
+		return p
+	}
+	p.Lost = slices.DeleteFunc(slices.Clone(p.Lost), func(id int32) bool {
+		return slices.Contains(p.ISR, id) || !slices.Contains(p.Replicas, id)
+	})
+	if len(p.Lost) == 0 {
+		p.Lost = nil
+	}
+	return p
 }
 
 func nonNil(ids []int32) []int32 {
@@ -85,6 +111,7 @@ func decodePartition(value []byte, modRevision int64) (PartitionState, error) {
 		ISR:              v.ISR,
 		AddingReplicas:   v.Adding,
 		RemovingReplicas: v.Removing,
+		Lost:             v.Lost,
 		Revision:         modRevision,
 	}, nil
 }
@@ -138,6 +165,7 @@ func (s *Store) casPartition(ctx context.Context, old, next PartitionState, fenc
 	if err := ValidatePartitionUpdate(old, next); err != nil {
 		return PartitionState{}, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, err)
 	}
+	next = next.PruneLost()
 	key := s.partitionKey(old.Topic, old.Partition)
 	val, err := encode(next.value())
 	if err != nil {

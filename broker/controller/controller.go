@@ -160,13 +160,14 @@ func (c *controller) reconcile(ctx context.Context) {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	work := make(chan metastore.PartitionState)
+	unclean := c.uncleanPerPass()
 	var wg sync.WaitGroup
 	for range min(changeWorkers, len(todo)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for st := range work {
-				if !c.change(ctx, st, live) {
+				if !c.change(ctx, st, live, unclean) {
 					stop() // no longer controller
 				}
 			}
@@ -214,13 +215,16 @@ const changeWorkers = 16
 
 // change writes st's next state, if it needs one; it returns false once this
 // controller's term is over.
-func (c *controller) change(ctx context.Context, st metastore.PartitionState, live map[int32]int64) bool {
+func (c *controller) change(ctx context.Context, st metastore.PartitionState, live map[int32]int64, uncleanAllowed func(context.Context, string) bool) bool {
 	if ctx.Err() != nil {
 		return true
 	}
 	cur := current(st, live)
 	next, ok := Decide(st, cur, false)
-	if ok && next.Leader < 0 && c.uncleanAllowed(ctx, st.Topic) {
+	// A partition already leaderless is asked too: its topic may allow
+	// unclean election only now, or the replica it takes may only now be
+	// back. The topic is read only when such a replica is live.
+	if next.Leader < 0 && uncleanChoice(st, cur) >= 0 && uncleanAllowed(ctx, st.Topic) {
 		next, ok = Decide(st, cur, true)
 	}
 	if done, moved := CompleteMove(next, cur); moved {
@@ -248,6 +252,27 @@ func (c *controller) change(ctx context.Context, st metastore.PartitionState, li
 		}
 	}
 	return true
+}
+
+// uncleanPerPass returns uncleanAllowed remembering each topic's answer:
+// leaderless partitions are looked at on every pass, and a topic's are read
+// once per pass rather than once each.
+func (c *controller) uncleanPerPass() func(context.Context, string) bool {
+	var mu sync.Mutex
+	known := map[string]bool{}
+	return func(ctx context.Context, topic string) bool {
+		mu.Lock()
+		allowed, ok := known[topic]
+		mu.Unlock()
+		if ok {
+			return allowed
+		}
+		allowed = c.uncleanAllowed(ctx, topic)
+		mu.Lock()
+		known[topic] = allowed
+		mu.Unlock()
+		return allowed
+	}
 }
 
 // uncleanAllowed reads the topic's unclean.leader.election.enable; it is
@@ -308,12 +333,15 @@ func needsChange(st metastore.PartitionState, live map[int32]bool) bool {
 }
 
 // Decide computes a partition's next state given the live brokers: dead
-// brokers leave the ISR (but the ISR never becomes empty: its last member is
-// kept, as the only replica known to hold every committed record); a leader
-// that is gone is replaced by the first live ISR member in replica order,
-// with a new leader epoch. Without one the partition stays leaderless, unless
-// unclean election allows any live replica (which may lose committed
-// records). ok is false when nothing changes.
+// brokers leave the ISR (but the controller never empties it: its last
+// member is kept, as the only replica known to hold every committed record);
+// a leader that is gone is replaced by the first live ISR member in replica
+// order, with a new leader epoch. Without one the partition stays
+// leaderless, unless unclean election allows any live replica (which may
+// lose committed records). An empty ISR (its last member came back without
+// its log and left it, see broker.ReleaseLostReplicas) thus leaves the
+// partition leaderless until an unclean election. ok is false when nothing
+// changes.
 func Decide(st metastore.PartitionState, live map[int32]bool, unclean bool) (metastore.PartitionState, bool) {
 	next := st
 	next.ISR = slices.DeleteFunc(slices.Clone(st.ISR), func(id int32) bool { return !live[id] })
@@ -327,12 +355,9 @@ func Decide(st metastore.PartitionState, live map[int32]bool, unclean bool) (met
 			}
 		}
 		if next.Leader < 0 && unclean {
-			for _, id := range st.Replicas {
-				if live[id] {
-					next.Leader = id
-					next.ISR = []int32{id}
-					break
-				}
+			next.Leader = uncleanChoice(st, live)
+			if next.Leader >= 0 {
+				next.ISR = []int32{next.Leader}
 			}
 		}
 	}
@@ -350,4 +375,24 @@ func Decide(st metastore.PartitionState, live map[int32]bool, unclean bool) (met
 		return st, false
 	}
 	return next, true
+}
+
+// uncleanChoice is the replica an unclean election takes: the first live
+// one in replica order that did not come back without its log (st.Lost), or
+// failing that the first live one; -1 if none is live. A replica that lost
+// its log holds nothing, where another may hold everything committed.
+func uncleanChoice(st metastore.PartitionState, live map[int32]bool) int32 {
+	fallback := int32(-1)
+	for _, id := range st.Replicas {
+		if !live[id] {
+			continue
+		}
+		if !slices.Contains(st.Lost, id) {
+			return id
+		}
+		if fallback < 0 {
+			fallback = id
+		}
+	}
+	return fallback
 }

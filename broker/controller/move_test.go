@@ -136,4 +136,11 @@ func TestPreferredAndUncleanElections(t *testing.T) {
 	if _, err := UncleanLeader(lost, liveSet()); !errors.Is(err, ErrNoEligibleLeader) {
 		t.Fatalf("unclean with nobody alive: %v", err)
 	}
+	// Its last in-sync replica came back without its log and left the ISR:
+	// the first live replica in order is passed over for one that kept its.
+	emptied := state(-1, []int32{1, 2, 3}, []int32{})
+	emptied.Lost = []int32{1}
+	if got, err := UncleanLeader(emptied, liveSet(1, 2, 3)); err != nil || got.Leader != 2 || !slices.Equal(got.ISR, []int32{2}) {
+		t.Fatalf("unclean after a lost log: %+v, %v", got, err)
+	}
 }

@@ -488,6 +488,11 @@ func (p *process) register(ctx context.Context) error {
 			return err
 		}
 	}
+	// Before registering: registered, a broker is a candidate for leadership
+	// of what the states credit it with, its lost logs included.
+	if err := broker.ReleaseLostReplicas(ctx, p.store, cfg.NodeID, cfg.DataDir, p.logger); err != nil {
+		return err
+	}
 	advertised := cfg.AdvertisedGRPCAddr
 	if advertised == "" {
 		advertised = p.grpcLis.Addr().String()
