@@ -367,9 +367,12 @@ func (h *hostedTopics) dropPartitions(name string, t *topic) {
 var partitionDirRE = regexp.MustCompile(`^(.+)-([0-9]+)$`)
 
 // removeOrphanDirs deletes partition directories of topics that no longer
-// exist (deleted while this broker was down). Only directories carrying a
-// partition.metadata file are considered, so nothing else in the data dir is
-// ever touched.
+// exist (deleted while this broker was down), and those of partitions whose
+// replica set no longer names this broker: a move that took the partition
+// off it while it was down (dropReplica deletes the copy only of a running
+// replica), as Kafka deletes such stray logs at startup. Only directories
+// carrying a partition.metadata file are considered, so nothing else in the
+// data dir is ever touched.
 func (h *hostedTopics) removeOrphanDirs(topics []metastore.Topic) {
 	live := make(map[string]string, len(topics))
 	partitions := make(map[string]int32, len(topics))
@@ -398,12 +401,39 @@ func (h *hostedTopics) removeOrphanDirs(topics []metastore.Topic) {
 		}
 		idx, _ := strconv.Atoi(m[2])
 		if id, ok := live[pm.Topic]; ok && id == pm.TopicID && int32(idx) < partitions[pm.Topic] {
+			h.removeStrayReplica(pm.Topic, int32(idx), dir)
 			continue
 		}
 		h.logger.Info("removing partition directory of a deleted topic", "dir", dir)
 		if err := os.RemoveAll(dir); err != nil {
 			h.logger.Error("remove orphan partition dir", "dir", dir, "err", err)
 		}
+	}
+}
+
+// removeStrayReplica deletes dir, the copy of a partition of a live topic,
+// if this broker does not host the partition and its newest known state
+// does not name it. It decides under applyMu, as every hosting change does,
+// so a move adding this broker meanwhile opens a new log after the delete
+// rather than losing one it opened.
+func (h *hostedTopics) removeStrayReplica(name string, index int32, dir string) {
+	h.applyMu.Lock()
+	defer h.applyMu.Unlock()
+	st, ok := h.cluster.cachedState(name, index)
+	if !ok || slices.Contains(st.Replicas, h.nodeID) {
+		return
+	}
+	h.mu.RLock()
+	t := h.topics[name]
+	hosted := t != nil && int(index) < len(t.partitions) && t.partitions[index] != nil
+	h.mu.RUnlock()
+	if hosted {
+		return // dropReplica's to close
+	}
+	h.logger.Info("removing the copy of a partition this broker is no longer a replica of",
+		"dir", dir, "replicas", st.Replicas)
+	if err := os.RemoveAll(dir); err != nil {
+		h.logger.Error("remove stray partition dir", "dir", dir, "err", err)
 	}
 }
 

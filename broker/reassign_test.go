@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -148,5 +149,51 @@ func TestReassignWaitsAndCancels(t *testing.T) {
 	}
 	if errs := admin.AlterPartitionReassignments(ctx, []Reassignment{{Topic: "w", Partition: 7, Replicas: []int32{1}}}); Classify(errs[0]) != KindUnknownTopicOrPartition {
 		t.Errorf("unknown partition: %v", errs[0])
+	}
+}
+
+// A replica that was down while a move took the partition off it finds its
+// old copy on its return and deletes it: nothing else ever would
+// (dropReplica acts on a running replica only).
+func TestReplicaMovedOffWhileDownDeletesItsCopy(t *testing.T) {
+	c := startCoreCluster(t, 3, nil)
+	c.runController(3)
+	ctx := context.Background()
+	admin := c.core(1)
+	if _, err := admin.CreateTopic(ctx, TopicSpec{Name: "s", Partitions: 1, ReplicationFactor: 2}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := admin.freshState(ctx, "s", 0)
+	if err != nil || !slices.Equal(st.Replicas, []int32{1, 2}) {
+		t.Fatalf("placed: %+v, %v", st, err)
+	}
+	appendRecords(t, c.core(st.Leader), "s", 0, 5)
+	dir := filepath.Join(c.dir, coreAddr(2), "s-0")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	}
+	c.stop(2)
+	if errs := admin.AlterPartitionReassignments(ctx, []Reassignment{{Topic: "s", Partition: 0, Replicas: []int32{1, 3}}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	await.NoError(t, 30*time.Second, "the move to complete", func() error {
+		st, err := admin.freshState(ctx, "s", 0)
+		if err != nil {
+			return err
+		}
+		if st.Moving() || !slices.Equal(st.Replicas, []int32{1, 3}) {
+			return fmt.Errorf("state %+v", st)
+		}
+		return nil
+	})
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("broker 2's copy, before its return: %v", err)
+	}
+	c.start(2)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("broker 2 started again with its copy %s still there: %v", dir, err)
+	}
+	if n, err := countRecords(t, c.core(1), "s", 0, 0); err != nil || n != 5 {
+		t.Fatalf("on broker 1: %d records, %v", n, err)
 	}
 }
