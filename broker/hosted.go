@@ -372,9 +372,12 @@ func (h *hostedTopics) dropPartitions(name string, t *topic) {
 var partitionDirRE = regexp.MustCompile(`^(.+)-([0-9]+)$`)
 
 // removeOrphanDirs deletes partition directories of topics that no longer
-// exist (deleted while this broker was down). Only directories carrying a
-// partition.metadata file are considered, so nothing else in the data dir is
-// ever touched.
+// exist (deleted while this broker was down), and those of partitions whose
+// replica set no longer names this broker: a move that took the partition
+// off it while it was down (dropReplica deletes the copy only of a running
+// replica), as Kafka deletes such stray logs at startup. Only directories
+// carrying a partition.metadata file are considered, so nothing else in the
+// data dir is ever touched.
 func (h *hostedTopics) removeOrphanDirs(topics []metastore.Topic) {
 	live := make(map[string]string, len(topics))
 	partitions := make(map[string]int32, len(topics))

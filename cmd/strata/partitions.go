@@ -240,7 +240,7 @@ func currentAssignment(ctx context.Context, c *client.Client, moves []client.Par
 		if p == nil {
 			return plan, fmt.Errorf("topic %q has no partition %d", m.Topic, m.Partition)
 		}
-		plan.Partitions = append(plan.Partitions, planPartitionEntry{Topic: m.Topic, Partition: m.Partition, Replicas: targetOf(p)})
+		plan.Partitions = append(plan.Partitions, planPartitionEntry{Topic: m.Topic, Partition: m.Partition, Replicas: originalOf(p)})
 	}
 	return plan, nil
 }
@@ -254,10 +254,11 @@ func findPartition(d *stratav1.TopicDescription, p int32) *stratav1.PartitionInf
 	return nil
 }
 
-// targetOf is where a partition is going: its replicas without those a move
-// in progress removes.
-func targetOf(p *stratav1.PartitionInfo) []int32 {
-	return slices.DeleteFunc(slices.Clone(p.GetReplicas()), func(id int32) bool { return slices.Contains(p.GetRemovingReplicas(), id) })
+// originalOf is where a partition was before a move in progress: its
+// replicas without those the move adds. That, not the move's target, is the
+// assignment a rollback returns to.
+func originalOf(p *stratav1.PartitionInfo) []int32 {
+	return slices.DeleteFunc(slices.Clone(p.GetReplicas()), func(id int32) bool { return slices.Contains(p.GetAddingReplicas(), id) })
 }
 
 // report prints the partitions that succeeded after ok, and returns an
