@@ -96,6 +96,10 @@ var brokerReadKeys = []string{
 	AdvertisedListenersKey,
 	ListenerSecurityProtocolMapKey,
 	ListenersKey,
+	// The controller's leader balancing (leaders.go).
+	AutoLeaderRebalanceEnableKey,
+	LeaderImbalanceCheckIntervalKey,
+	LeaderImbalancePerBrokerPercentKey,
 	// Where the broker runs (broker.go).
 	"broker.rack",
 	// Authorization (authorizer.go).

@@ -35,8 +35,17 @@ type Term interface {
 // resyncInterval bounds how long a failed change waits to be tried again.
 const resyncInterval = time.Second
 
+// Option configures Run.
+type Option func(*controller)
+
+// WithLeaderRebalance sets how leadership returns to preferred replicas
+// (auto.leader.rebalance.enable and its kin); Kafka's defaults without it.
+func WithLeaderRebalance(r topicconfig.LeaderRebalance) Option {
+	return func(c *controller) { c.rebalance = r }
+}
+
 // Run acts as controller until ctx ends or the term does.
-func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]string, logger *slog.Logger) {
+func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]string, logger *slog.Logger, opts ...Option) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -46,11 +55,7 @@ func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]
 		case <-ctx.Done():
 		}
 	}()
-	c := &controller{
-		store: store, term: term, logger: logger, defaults: brokerDefaults,
-		states: map[metastore.TopicPartition]metastore.PartitionState{},
-		kick:   make(chan struct{}, 1),
-	}
+	c := newController(store, term, brokerDefaults, logger, opts...)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -62,9 +67,18 @@ func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]
 		store.FollowBrokers(ctx, c.brokersChanged)
 	}()
 	defer wg.Wait()
-	logger.Info("acting as controller")
+	logger.Info("acting as controller", "auto_leader_rebalance", c.rebalance.Enable)
 	t := time.NewTicker(resyncInterval)
 	defer t.Stop()
+	// The leader balance check runs in this loop, between passes of
+	// reconcile, so the two never write the same partition at once.
+	var balance *time.Timer
+	var balanceC <-chan time.Time
+	if c.rebalance.Enable {
+		balance = time.NewTimer(c.rebalance.CheckInterval)
+		defer balance.Stop()
+		balanceC = balance.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -72,9 +86,26 @@ func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]
 			return
 		case <-c.kick:
 		case <-t.C:
+		case <-balanceC:
+			c.balanceLeaders(ctx)
+			balance.Reset(c.rebalance.CheckInterval)
+			continue
 		}
 		c.reconcile(ctx)
 	}
+}
+
+func newController(store Store, term Term, brokerDefaults map[string]string, logger *slog.Logger, opts ...Option) *controller {
+	c := &controller{
+		store: store, term: term, logger: logger, defaults: brokerDefaults,
+		rebalance: topicconfig.DefaultLeaderRebalance(),
+		states:    map[metastore.TopicPartition]metastore.PartitionState{},
+		kick:      make(chan struct{}, 1),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 type controller struct {
@@ -82,6 +113,8 @@ type controller struct {
 	term     Term
 	logger   *slog.Logger
 	defaults map[string]string
+	// rebalance is auto.leader.rebalance.enable and its kin.
+	rebalance topicconfig.LeaderRebalance
 
 	mu         sync.Mutex
 	states     map[metastore.TopicPartition]metastore.PartitionState
@@ -140,34 +173,49 @@ func (c *controller) reconcile(ctx context.Context) {
 	if len(c.pending(c.followedLive())) == 0 {
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	brokers, err := c.store.Brokers(rctx)
-	cancel()
+	live, err := c.readLive(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.logger.Warn("reading the live brokers failed; partition changes wait", "err", err)
 		}
 		return
 	}
+	unclean := c.uncleanPerPass()
+	inParallel(ctx, c.pending(live), func(ctx context.Context, st metastore.PartitionState) bool {
+		return c.change(ctx, st, live, unclean)
+	})
+}
+
+// readLive reads the live brokers and their broker epochs afresh.
+func (c *controller) readLive(ctx context.Context) (map[int32]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	brokers, err := c.store.Brokers(ctx)
+	if err != nil {
+		return nil, err
+	}
 	live := make(map[int32]int64, len(brokers))
 	for _, b := range brokers {
 		live[b.NodeID] = b.Epoch
 	}
-	todo := c.pending(live)
-	// Changes go out several at a time: one etcd round trip each, one after
-	// another, would make a failover's duration grow with the number of
-	// partitions the lost broker led.
+	return live, nil
+}
+
+// inParallel runs change on every item of todo, changeWorkers at a time:
+// one etcd round trip each, one after another, would make a failover's
+// duration grow with the number of partitions the lost broker led. Once a
+// change returns false (the term is over) no more start.
+func inParallel[T any](ctx context.Context, todo []T, change func(context.Context, T) bool) {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	work := make(chan metastore.PartitionState)
-	unclean := c.uncleanPerPass()
+	work := make(chan T)
 	var wg sync.WaitGroup
 	for range min(changeWorkers, len(todo)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for st := range work {
-				if !c.change(ctx, st, live, unclean) {
+				if !change(ctx, st) {
 					stop() // no longer controller
 				}
 			}

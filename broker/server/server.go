@@ -501,6 +501,12 @@ func (p *process) register(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Read now, though only a controller uses it, so that a bad value
+	// fails every broker's start rather than a later election's winner.
+	rebalance, err := topicconfig.LeaderRebalanceSettings(cfg.Settings)
+	if err != nil {
+		return err
+	}
 	info := metastore.BrokerInfo{
 		NodeID:    cfg.NodeID,
 		GRPCAddr:  advertised,
@@ -515,10 +521,11 @@ func (p *process) register(ctx context.Context) error {
 		info.Endpoints = append(info.Endpoints, metastore.Endpoint{Listener: k.cfg.Name, SecurityProtocol: k.cfg.Protocol, Addr: k.advertised})
 	}
 	p.member = &membership{
-		store:  p.store,
-		logger: p.logger,
-		ttl:    cfg.SessionTimeout,
-		info:   info,
+		store:     p.store,
+		logger:    p.logger,
+		ttl:       cfg.SessionTimeout,
+		info:      info,
+		rebalance: rebalance,
 	}
 	// The registration outlives ctx: the broker leaves the cluster last, after
 	// its logs are closed. Until it is made, an interrupt still ends it.
