@@ -70,15 +70,14 @@ func (b *Broker) elect(ctx context.Context, tp metastore.TopicPartition, unclean
 		} else {
 			next, err = controller.PreferredLeader(cur, live)
 		}
+		// Each result names its partition: the errors need not.
 		switch {
 		case errors.Is(err, controller.ErrElectionNotNeeded):
-			return cur.Leader, fmt.Errorf("%s-%d: broker %d leads already: %w", tp.Topic, tp.Partition, cur.Leader, ErrElectionNotNeeded)
-		case errors.Is(err, controller.ErrPreferredUnavailable):
-			return cur.Leader, fmt.Errorf("%s-%d: %w: %v", tp.Topic, tp.Partition, ErrPreferredLeaderNotAvailable, err)
-		case errors.Is(err, controller.ErrNoEligibleLeader):
-			return cur.Leader, fmt.Errorf("%s-%d: %w: %v", tp.Topic, tp.Partition, ErrEligibleLeadersNotAvailable, err)
+			return cur.Leader, fmt.Errorf("%w: broker %d leads already", ErrElectionNotNeeded, cur.Leader)
 		case err != nil:
-			return cur.Leader, fmt.Errorf("%s-%d: %w", tp.Topic, tp.Partition, err)
+			// ErrPreferredLeaderNotAvailable or ErrEligibleLeadersNotAvailable,
+			// with the reason.
+			return cur.Leader, err
 		}
 		got, err := b.store.CompareAndSwapPartitionState(ctx, cur, next)
 		if errors.Is(err, metastore.ErrConflict) && attempt < electAttempts {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-broker/strata/record"
 
+	"github.com/strata-broker/strata/broker/controller"
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
@@ -75,11 +76,11 @@ var (
 	// election would give it.
 	ErrElectionNotNeeded = errors.New("leader election not needed")
 	// ErrPreferredLeaderNotAvailable: the preferred replica is not alive or
-	// not in the ISR.
-	ErrPreferredLeaderNotAvailable = errors.New("preferred leader not available")
+	// not in the ISR. The controller's decision returns it.
+	ErrPreferredLeaderNotAvailable = controller.ErrPreferredUnavailable
 	// ErrEligibleLeadersNotAvailable: an unclean election found no live
-	// replica.
-	ErrEligibleLeadersNotAvailable = errors.New("eligible leaders not available")
+	// replica. The controller's decision returns it.
+	ErrEligibleLeadersNotAvailable = controller.ErrNoEligibleLeader
 )
 
 // Kind classifies an error from the core for frontends, which look its

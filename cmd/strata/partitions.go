@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -461,6 +462,30 @@ Name the partitions with --topic and --partition, with --path-to-json-file
 	return cmd
 }
 
+// electionError is a partition's election error without the partition,
+// which the line names already: Kafka's name for the error and the
+// broker's reason.
+func electionError(err error) string {
+	var pe *client.PartitionError
+	if !errors.As(err, &pe) {
+		return err.Error()
+	}
+	return cmp.Or(pe.Reason, pe.Code.String()) + ": " + pe.Message
+}
+
+// failedElection is one partition's failed election, the partition named
+// once.
+type failedElection struct {
+	partition string
+	err       error
+}
+
+func (e *failedElection) Error() string {
+	return "leader election for partition " + e.partition + ": " + electionError(e.err)
+}
+
+func (e *failedElection) Unwrap() error { return e.err }
+
 // reportElections prints as kafka-leader-election does; a partition that
 // needed no election is not a failure. With every partition asked for,
 // those without an eligible leader are listed but not failures either.
@@ -476,9 +501,9 @@ func reportElections(out io.Writer, results []client.PartitionResult, all bool) 
 		case errors.As(r.Err, &pe) && pe.Reason == stratav1.ErrorReason_ELECTION_NOT_NEEDED.String():
 			notNeeded = append(notNeeded, name)
 		case all:
-			fmt.Fprintf(out, "Error completing leader election for partition %s: %v\n", name, r.Err)
+			fmt.Fprintf(out, "Error completing leader election for partition %s: %s\n", name, electionError(r.Err))
 		default:
-			errs = append(errs, fmt.Errorf("leader election for partition %s: %w", name, r.Err))
+			errs = append(errs, &failedElection{partition: name, err: r.Err})
 		}
 	}
 	if len(done) > 0 {
