@@ -72,8 +72,8 @@ func preferredBy(parts kadm.PartitionDetails, id int32) []int32 {
 }
 
 // failOver kills broker victim, waits until every partition of topic it
-// led is led by another broker, and starts it again.
-func failOver(ctx context.Context, t testing.TB, c *testenv.Cluster, adm *kadm.Client, topic string, victim int32) {
+// led is led by another broker, runs whileDown, and starts it again.
+func failOver(ctx context.Context, t testing.TB, c *testenv.Cluster, adm *kadm.Client, topic string, victim int32, whileDown func()) {
 	t.Helper()
 	c.Broker(victim).Kill()
 	awaitPartitions(t, adm, topic, 30*time.Second, "leadership to move off broker "+strconv.Itoa(int(victim)), func(pd kadm.PartitionDetail) error {
@@ -82,6 +82,7 @@ func failOver(ctx context.Context, t testing.TB, c *testenv.Cluster, adm *kadm.C
 		}
 		return nil
 	})
+	whileDown()
 	if err := c.Broker(victim).Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -128,11 +129,31 @@ func TestLeadersReturnToPreferredReplicasAfterARestart(t *testing.T) {
 	}
 	produceEach(ctx, t, cl, topic, partitions, 50)
 
-	failOver(ctx, t, c, adm, topic, victim)
+	// Records written while it is down are what it catches up on before
+	// it is in sync, and can lead, again.
+	failOver(ctx, t, c, adm, topic, victim, func() { produceEach(ctx, t, cl, topic, partitions, 50) })
 	restarted := time.Now()
-	produceEach(ctx, t, cl, topic, partitions, 50)
 	awaitPartitions(t, adm, topic, 60*time.Second, "leadership to return to the preferred replicas", ledByPreferred)
-	t.Logf("leaders back on their preferred replicas %v after broker %d started again", time.Since(restarted).Round(time.Millisecond), victim)
+	t.Logf("Metadata shows the preferred replicas leading %v after broker %d started again", time.Since(restarted).Round(time.Millisecond), victim)
+
+	// The controller counted what it did, and sees no imbalance left.
+	moved := float64(len(preferredBy(parts, victim)))
+	await.True(t, 10*time.Second, "the controller's metrics", func() bool {
+		return clusterMetric(t, c, "strata_controller_preferred_leader_elections_total") >= moved &&
+			clusterMetric(t, c, "strata_controller_preferred_replica_imbalance") == 0
+	})
+}
+
+// clusterMetric sums a metric over the brokers of c.
+func clusterMetric(t testing.TB, c *testenv.Cluster, name string) float64 {
+	t.Helper()
+	sum := 0.0
+	for _, b := range c.Brokers() {
+		if v := metricValue(t, b, name); v > 0 {
+			sum += v
+		}
+	}
+	return sum
 }
 
 // With auto.leader.rebalance.enable=false leadership stays where a failover
@@ -160,8 +181,7 @@ func TestElectLeadersFromKafkaAdminClients(t *testing.T) {
 	if len(moved) < 2 {
 		t.Fatalf("broker %d is the preferred replica of %v; the test needs two", victim, moved)
 	}
-	produceEach(ctx, t, cl, topic, partitions, 50)
-	failOver(ctx, t, c, adm, topic, victim)
+	failOver(ctx, t, c, adm, topic, victim, func() { produceEach(ctx, t, cl, topic, partitions, 50) })
 	awaitPartitions(t, adm, topic, 60*time.Second, "broker 2 back in every ISR", func(pd kadm.PartitionDetail) error {
 		if !slices.Contains(pd.ISR, victim) {
 			return errors.New("broker 2 is not in sync")

@@ -79,6 +79,7 @@ func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]
 		defer balance.Stop()
 		balanceC = balance.C
 	}
+	defer c.metrics.imbalance.Set(0)
 	for {
 		select {
 		case <-ctx.Done():
@@ -86,6 +87,7 @@ func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]
 			return
 		case <-c.kick:
 		case <-t.C:
+			c.measureImbalance()
 		case <-balanceC:
 			c.balanceLeaders(ctx)
 			balance.Reset(c.rebalance.CheckInterval)
@@ -99,6 +101,7 @@ func newController(store Store, term Term, brokerDefaults map[string]string, log
 	c := &controller{
 		store: store, term: term, logger: logger, defaults: brokerDefaults,
 		rebalance: topicconfig.DefaultLeaderRebalance(),
+		metrics:   NewMetrics(nil),
 		states:    map[metastore.TopicPartition]metastore.PartitionState{},
 		kick:      make(chan struct{}, 1),
 	}
@@ -115,6 +118,7 @@ type controller struct {
 	defaults map[string]string
 	// rebalance is auto.leader.rebalance.enable and its kin.
 	rebalance topicconfig.LeaderRebalance
+	metrics   *Metrics
 
 	mu         sync.Mutex
 	states     map[metastore.TopicPartition]metastore.PartitionState

@@ -78,6 +78,19 @@ func preferredElections(states []metastore.PartitionState, live map[int32]int64,
 	return out
 }
 
+// measureImbalance sets the imbalance gauge from the followed states.
+func (c *controller) measureImbalance() {
+	c.mu.Lock()
+	n := 0
+	for _, st := range c.states {
+		if len(st.Replicas) > 0 && st.Leader != st.Replicas[0] {
+			n++
+		}
+	}
+	c.mu.Unlock()
+	c.metrics.imbalance.Set(float64(n))
+}
+
 // balanceLeaders runs one leader balance check. Its elections go out
 // changeWorkers at a time, all in this check: the threshold is judged over
 // them all, and a part left for later could fall under it and stay.
@@ -110,6 +123,7 @@ func (c *controller) balanceLeaders(ctx context.Context) {
 		ok, ended := c.electPreferred(ctx, e.old, e.next)
 		if ok {
 			elected.Add(1)
+			c.metrics.preferredElections.Inc()
 		}
 		return !ended
 	})

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/metastore/metastoretest"
@@ -96,13 +99,13 @@ func TestPreferredElectionsOnlyWhereThePreferredCanLead(t *testing.T) {
 
 // newTestController is a controller elected in store with the states of
 // store loaded, as Run's partition watch would load them.
-func newTestController(t *testing.T, store *metastoretest.Store, reg *metastoretest.Registration, r topicconfig.LeaderRebalance) *controller {
+func newTestController(t *testing.T, store *metastoretest.Store, reg *metastoretest.Registration, opts ...Option) *controller {
 	t.Helper()
 	term, err := store.CampaignController(t.Context(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newController(store, term, nil, slog.New(slog.DiscardHandler), WithLeaderRebalance(r))
+	c := newController(store, term, nil, slog.New(slog.DiscardHandler), opts...)
 	states, err := store.PartitionStates(t.Context(), "t")
 	if err != nil {
 		t.Fatal(err)
@@ -159,9 +162,21 @@ func TestBalanceLeadersWritesThroughTheTerm(t *testing.T) {
 	for p := range n {
 		moveLeader(t, store, p, 2)
 	}
-	c := newTestController(t, store, regs[2], topicconfig.DefaultLeaderRebalance())
+	m := NewMetrics(prometheus.NewRegistry())
+	c := newTestController(t, store, regs[2], WithMetrics(m))
+	c.measureImbalance()
+	if got := testutil.ToFloat64(m.imbalance); got != float64(n) {
+		t.Fatalf("imbalance before the check: %v, want %d", got, n)
+	}
 
 	c.balanceLeaders(t.Context())
+	c.measureImbalance()
+	if got := testutil.ToFloat64(m.imbalance); got != 0 {
+		t.Fatalf("imbalance after the check: %v, want 0", got)
+	}
+	if got := testutil.ToFloat64(m.preferredElections); got != float64(n) {
+		t.Fatalf("elections counted: %v, want %d", got, n)
+	}
 	states, err := store.PartitionStates(t.Context(), "t")
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,8 @@ type membership struct {
 	// rebalance is what this broker's controller does about leader
 	// imbalance (auto.leader.rebalance.enable).
 	rebalance topicconfig.LeaderRebalance
+	// metrics are the controller's, kept across terms.
+	metrics *controller.Metrics
 
 	mu        sync.Mutex
 	reg       *metastore.Registration
@@ -128,7 +130,7 @@ func (m *membership) campaign(ctx context.Context, r *metastore.Registration, de
 			continue
 		}
 		controller.Run(ctx, m.store, term, defaults, m.logger.With("component", "controller"),
-			controller.WithLeaderRebalance(m.rebalance))
+			controller.WithLeaderRebalance(m.rebalance), controller.WithMetrics(m.metrics))
 		if ctx.Err() != nil {
 			// Leaving: hand the role over now rather than after the lease.
 			rctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/controller"
 	"github.com/strata-broker/strata/broker/grpcapi"
 	"github.com/strata-broker/strata/broker/kafkaapi"
 	"github.com/strata-broker/strata/internal/membudget"
@@ -526,6 +527,7 @@ func (p *process) register(ctx context.Context) error {
 		ttl:       cfg.SessionTimeout,
 		info:      info,
 		rebalance: rebalance,
+		metrics:   controller.NewMetrics(p.reg),
 	}
 	// The registration outlives ctx: the broker leaves the cluster last, after
 	// its logs are closed. Until it is made, an interrupt still ends it.
