@@ -20,7 +20,7 @@ import (
 )
 
 func (s *Server) alterPartitionReassignmentsAPI() api {
-	return api{key: 45, min: 0, max: 1, amplification: 130, handle: decoded(s.alterPartitionReassignments), auth: onCluster(acl.OpAlter)}
+	return api{key: 45, min: 0, max: 1, amplification: 170, handle: decoded(s.alterPartitionReassignments), auth: onCluster(acl.OpAlter)}
 }
 
 func (s *Server) alterPartitionReassignments(ctx context.Context, req *kmsg.AlterPartitionAssignmentsRequest) *kmsg.AlterPartitionAssignmentsResponse {
