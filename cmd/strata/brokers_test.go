@@ -9,7 +9,8 @@ import (
 )
 
 // brokers list counts each broker's replicas and leaderships from
-// Metadata, marks the controller, and prints brokers in id order.
+// Metadata and sums its replicas' sizes from its DescribeLogDirs answer,
+// marks the controller, and prints brokers in id order.
 func TestBrokerRows(t *testing.T) {
 	md := &stratav1.MetadataResponse{
 		ControllerId: 2,
@@ -26,13 +27,18 @@ func TestBrokerRows(t *testing.T) {
 			}},
 		},
 	}
+	dirs := []*stratav1.DescribeLogDirsResponse{
+		{NodeId: 1, Replicas: []*stratav1.ReplicaLogDir{{Topic: "t", Partition: 0, SizeBytes: 1000}, {Topic: "t", Partition: 1, SizeBytes: 24}}},
+		{NodeId: 3, Replicas: []*stratav1.ReplicaLogDir{{Topic: "t", Partition: 0, SizeBytes: 3 << 20}}},
+		{NodeId: 4, Replicas: []*stratav1.ReplicaLogDir{{Topic: "t", Partition: 2, SizeBytes: 7}}}, // not in Metadata
+	}
 	var out bytes.Buffer
-	writeBrokers(&out, brokerRows(md))
+	writeBrokers(&out, brokerRows(md, dirs))
 	want := []string{
-		"ID  GRPC     KAFKA    RACK  REPLICAS  LEADERS",
-		"1   h1:9093  h1:9092  a     2         1",
-		"2*  h2:9093  -        -     2         0",
-		"3   h3:9093  h3:9092  b     2         1",
+		"ID  GRPC     KAFKA    RACK  REPLICAS  LEADERS  BYTES",
+		"1   h1:9093  h1:9092  a     2         1        1.0 KiB",
+		"2*  h2:9093  -        -     2         0        0 B",
+		"3   h3:9093  h3:9092  b     2         1        3.0 MiB",
 	}
 	if got := strings.Split(strings.TrimRight(out.String(), "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("brokers list:\n%s\nwant:\n%s", out.String(), strings.Join(want, "\n"))
