@@ -17,10 +17,10 @@ func newBrokersCmd() *cobra.Command {
 	cf := &clientFlags{}
 	cmd := &cobra.Command{
 		Use:   "brokers",
-		Short: "The cluster's live brokers",
+		Short: "The cluster's live brokers: list them, drain one",
 	}
 	cf.register(cmd.PersistentFlags())
-	cmd.AddCommand(newBrokersListCmd(cf))
+	cmd.AddCommand(newBrokersListCmd(cf), newBrokersDrainCmd(cf))
 	return cmd
 }
 
