@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-broker/strata/api/client"
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
@@ -40,7 +42,7 @@ func newBrokersListCmd(cf *clientFlags) *cobra.Command {
                   topic's segments in the object store are not counted)
 
 Counts cover the topics the caller may describe; bytes are each broker's
-own answer (Kafka's DescribeLogDirs, which needs Describe on the cluster).`,
+own answer (Kafka's DescribeLogDirs), "-" without Describe on the cluster.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
@@ -49,7 +51,14 @@ own answer (Kafka's DescribeLogDirs, which needs Describe on the cluster).`,
 					return err
 				}
 				dirs, err := c.DescribeLogDirs(ctx)
-				if err != nil {
+				switch status.Code(err) {
+				case codes.OK:
+				case codes.PermissionDenied, codes.Unimplemented:
+					// Bytes need Describe on the cluster (and a broker
+					// that serves DescribeLogDirs); the rest is still
+					// worth listing.
+					dirs = nil
+				default:
 					return err
 				}
 				rows := brokerRows(md, dirs)
@@ -75,11 +84,12 @@ type brokerRow struct {
 	Rack       string `json:"rack"`
 	Replicas   int    `json:"replicas"`
 	Leaders    int    `json:"leaders"`
-	Bytes      int64  `json:"bytes"`
+	Bytes      int64  `json:"bytes"` // -1: not known (no Describe on the cluster)
 }
 
 // brokerRows counts each broker's replicas and leaderships in md and its
-// bytes in dirs, in node id order.
+// bytes in dirs (-1 for every broker when dirs is nil: unknown), in node id
+// order.
 func brokerRows(md *stratav1.MetadataResponse, dirs []*stratav1.DescribeLogDirsResponse) []brokerRow {
 	byID := map[int32]*brokerRow{}
 	var rows []*brokerRow
@@ -99,6 +109,11 @@ func brokerRows(md *stratav1.MetadataResponse, dirs []*stratav1.DescribeLogDirsR
 			if r := byID[p.GetLeader()]; r != nil {
 				r.Leaders++
 			}
+		}
+	}
+	if dirs == nil {
+		for _, r := range rows {
+			r.Bytes = -1
 		}
 	}
 	for _, d := range dirs {

@@ -44,3 +44,46 @@ func TestBrokerRows(t *testing.T) {
 		t.Fatalf("brokers list:\n%s\nwant:\n%s", out.String(), strings.Join(want, "\n"))
 	}
 }
+
+// The planner sees each partition's target (not the replicas a move
+// removes), whether it is moving, and the largest of its replicas' sizes.
+func TestPlanInput(t *testing.T) {
+	md := &stratav1.MetadataResponse{
+		Brokers: []*stratav1.BrokerInfo{{NodeId: 1, Rack: "a"}, {NodeId: 2}},
+		Topics: []*stratav1.TopicMetadata{{Name: "t", Partitions: []*stratav1.PartitionInfo{
+			{Partition: 0, Leader: 1, Replicas: []int32{1, 2}},
+			{Partition: 1, Leader: 2, Replicas: []int32{2, 3, 1}, AddingReplicas: []int32{2}, RemovingReplicas: []int32{1}},
+		}}},
+	}
+	dirs := []*stratav1.DescribeLogDirsResponse{
+		{NodeId: 1, Replicas: []*stratav1.ReplicaLogDir{{Topic: "t", Partition: 0, SizeBytes: 100}, {Topic: "t", Partition: 1, SizeBytes: 7}}},
+		{NodeId: 2, Replicas: []*stratav1.ReplicaLogDir{{Topic: "t", Partition: 0, SizeBytes: 90}}},
+	}
+	brokers, parts := planInput(md, dirs)
+	if len(brokers) != 2 || brokers[0].Rack != "a" || brokers[1].Rack != "" {
+		t.Errorf("brokers: %+v", brokers)
+	}
+	if len(parts) != 2 {
+		t.Fatalf("partitions: %+v", parts)
+	}
+	if p := parts[0]; p.Size != 100 || p.Moving || p.Leader != 1 || len(p.Replicas) != 2 {
+		t.Errorf("t-0: %+v", p)
+	}
+	if p := parts[1]; p.Size != 7 || !p.Moving || len(p.Replicas) != 2 || p.Replicas[0] != 2 || p.Replicas[1] != 3 {
+		t.Errorf("t-1: %+v, want target [2 3], moving, 7 bytes", p)
+	}
+}
+
+// Without sizes (no Describe on the cluster), bytes are unknown, not 0.
+func TestBrokerRowsWithoutSizes(t *testing.T) {
+	md := &stratav1.MetadataResponse{Brokers: []*stratav1.BrokerInfo{{NodeId: 1, GrpcAddr: "h1:9093"}}}
+	rows := brokerRows(md, nil)
+	if len(rows) != 1 || rows[0].Bytes != -1 {
+		t.Fatalf("rows: %+v", rows)
+	}
+	var out bytes.Buffer
+	writeBrokers(&out, rows)
+	if want := "1   h1:9093  -      -     0         0        -\n"; !strings.HasSuffix(out.String(), want) {
+		t.Errorf("brokers list:\n%q\nwant a last line %q", out.String(), want)
+	}
+}
