@@ -19,7 +19,9 @@
 //
 // Moves are few: a replica stays where it is unless a goal needs it
 // elsewhere, the most loaded broker gives to the least loaded first, and
-// a partition already moving is never touched. Replication factors are
+// a partition already moving is never touched, nor one with a replica on a
+// broker that is not live (its move could not complete) unless a drain
+// needs it. Replication factors are
 // kept.
 package rebalance
 
@@ -102,6 +104,10 @@ const bytesSlack = 10
 type part struct {
 	Partition
 	target []int32
+	// offline: a replica is on a broker that is not live. Such a partition
+	// is moved only to drain a broker: a move completes once every target
+	// replica is in the ISR, which a dead broker never joins.
+	offline bool
 }
 
 type planner struct {
@@ -131,6 +137,7 @@ func Compute(brokers []Broker, parts []Partition, goal Goal) (Plan, error) {
 	for _, in := range parts {
 		pp := &part{Partition: in, target: slices.Clone(in.Replicas)}
 		pp.Replicas = slices.Clone(in.Replicas)
+		pp.offline = slices.ContainsFunc(in.Replicas, func(id int32) bool { return !slices.ContainsFunc(brokers, func(b Broker) bool { return b.ID == id }) })
 		p.parts = append(p.parts, pp)
 	}
 	slices.SortFunc(p.parts, func(a, b *part) int {
@@ -241,7 +248,7 @@ func replaced(replicas []int32, from, to int32) []int32 {
 // canMove says whether pp's replica on from may move to to: to may hold
 // replicas and does not yet, and the rack spread does not get worse.
 func (p *planner) canMove(pp *part, from, to int32) bool {
-	if pp.Moving || !p.isElig[to] || slices.Contains(pp.target, to) || !slices.Contains(pp.target, from) {
+	if pp.Moving || pp.offline || !p.isElig[to] || slices.Contains(pp.target, to) || !slices.Contains(pp.target, from) {
 		return false
 	}
 	return p.spread(replaced(pp.target, from, to)) >= p.spread(pp.target)
@@ -307,7 +314,7 @@ func (p *planner) spreadRacks() {
 		racks[p.rackOf(id)] = true
 	}
 	for _, pp := range p.parts {
-		for !pp.Moving && p.spread(pp.target) < min(len(pp.target), len(racks)) {
+		for !pp.Moving && !pp.offline && p.spread(pp.target) < min(len(pp.target), len(racks)) {
 			from, to := p.rackFix(pp)
 			if from < 0 {
 				break

@@ -280,3 +280,28 @@ func TestLeadersEvenedByReordering(t *testing.T) {
 		t.Errorf("before: %+v", plan.Before)
 	}
 }
+
+// A partition with a replica on a broker that is not live would never
+// finish a move (the dead replica never joins the ISR): evening out leaves
+// its replicas where they are.
+func TestPartitionsOnDeadBrokersStayPut(t *testing.T) {
+	bs := brokers(1, 2, 3)
+	parts := []Partition{
+		{Topic: "t", Partition: 0, Replicas: []int32{1, 9}, Leader: 1},
+		{Topic: "t", Partition: 1, Replicas: []int32{1, 2}, Leader: 1},
+		{Topic: "t", Partition: 2, Replicas: []int32{1, 2}, Leader: 1},
+	}
+	plan, err := Compute(bs, parts, Goal{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, bs, parts, plan)
+	for _, m := range plan.Moves {
+		if m.Partition == 0 && !slices.Equal(slices.Sorted(slices.Values(m.To)), []int32{1, 9}) {
+			t.Errorf("t-0, with a replica on dead broker 9, moves: %v", m.To)
+		}
+	}
+	if loadOf(t, plan.After, 3).Replicas == 0 {
+		t.Errorf("broker 3 gets nothing: %+v", plan.Moves)
+	}
+}
