@@ -219,3 +219,9 @@ func electPlanned(ctx context.Context, c *client.Client, out io.Writer, plan reb
 	}
 	return reportElections(out, results, false)
 }
+
+// targetOf is where a partition is going: its replicas without those a
+// move in progress removes. A plan keeps a moving partition there.
+func targetOf(p *stratav1.PartitionInfo) []int32 {
+	return slices.DeleteFunc(slices.Clone(p.GetReplicas()), func(id int32) bool { return slices.Contains(p.GetRemovingReplicas(), id) })
+}
