@@ -65,3 +65,17 @@ func (s *Server) ElectLeaders(ctx context.Context, req *stratav1.ElectLeadersReq
 	}
 	return resp, nil
 }
+
+// DescribeLogDirs lists this broker's replicas and their local log sizes.
+func (s *Server) DescribeLogDirs(_ context.Context, req *stratav1.DescribeLogDirsRequest) (*stratav1.DescribeLogDirsResponse, error) {
+	var parts []metastore.TopicPartition
+	for _, p := range req.GetPartitions() {
+		parts = append(parts, metastore.TopicPartition{Topic: p.GetTopic(), Partition: p.GetPartition()})
+	}
+	dirs := s.b.DescribeLogDirs(parts)
+	resp := &stratav1.DescribeLogDirsResponse{NodeId: dirs.NodeID, LogDir: dirs.Dir, Replicas: make([]*stratav1.ReplicaLogDir, 0, len(dirs.Replicas))}
+	for _, r := range dirs.Replicas {
+		resp.Replicas = append(resp.Replicas, &stratav1.ReplicaLogDir{Topic: r.Topic, Partition: r.Partition, SizeBytes: r.Size, Tiered: r.Tiered})
+	}
+	return resp, nil
+}

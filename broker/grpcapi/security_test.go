@@ -399,6 +399,12 @@ func TestEveryMethodIsAuthorized(t *testing.T) {
 				return err
 			}}
 		},
+		stratav1.Strata_DescribeLogDirs_FullMethodName: func(p string) methodCase {
+			return methodCase{grants: []acl.Binding{allow(p, acl.OpDescribe, acl.ResourceCluster, acl.ClusterName)}, call: func(ctx context.Context, _ *testing.T) error {
+				_, err := c.DescribeLogDirs(ctx, &stratav1.DescribeLogDirsRequest{})
+				return err
+			}}
+		},
 		stratav1.Replication_ReplicaFetch_FullMethodName: func(p string) methodCase {
 			return methodCase{grants: []acl.Binding{allow(p, acl.OpClusterAction, acl.ResourceCluster, acl.ClusterName)}, call: func(ctx context.Context, _ *testing.T) error {
 				ctx = metadata.AppendToOutgoingContext(ctx, ReplicaSecretMetadataKey, string(sb.secret))

@@ -51,6 +51,7 @@ var advertised = []keyRange{
 	{31, 0, 3}, // DeleteAcls
 	{32, 0, 4}, // DescribeConfigs
 	{33, 0, 2}, // AlterConfigs
+	{35, 0, 4}, // DescribeLogDirs
 	{36, 0, 2}, // SaslAuthenticate
 	{37, 0, 3}, // CreatePartitions
 	{43, 0, 2}, // ElectLeaders

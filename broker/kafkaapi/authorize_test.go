@@ -223,6 +223,9 @@ func authzCases() map[int16]authzCase {
 			r.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: "t", Count: 2}}
 			return r
 		}, refuse: topicErr, grants: []acl.Binding{allow(acl.ResourceTopic, "t", acl.OpAlter)}},
+		35: {req: func() kmsg.Request {
+			return kmsg.NewPtrDescribeLogDirsRequest()
+		}, refuse: clusterErr, grants: []acl.Binding{allow(acl.ResourceCluster, acl.ClusterName, acl.OpDescribe)}},
 		42: {req: func() kmsg.Request {
 			r := kmsg.NewPtrDeleteGroupsRequest()
 			r.Groups = []string{"g"}

@@ -34,6 +34,9 @@ type Core interface {
 	AlterPartitionReassignments(ctx context.Context, moves []broker.Reassignment) []error
 	ListPartitionReassignments(ctx context.Context, parts []metastore.TopicPartition) ([]metastore.PartitionState, error)
 	ElectLeaders(ctx context.Context, unclean bool, parts []metastore.TopicPartition) ([]broker.ElectionResult, error)
+	// DescribeLogDirs lists the replicas hosted here with their local log
+	// sizes (see broker/logdirs.go).
+	DescribeLogDirs(parts []metastore.TopicPartition) broker.LogDirs
 	// GroupCoordinator names the broker coordinating a consumer group.
 	GroupCoordinator(group string) metastore.BrokerInfo
 

@@ -103,6 +103,7 @@ func (s *Server) registered() []api {
 		s.deleteACLsAPI(),
 		s.describeConfigsAPI(),
 		s.alterConfigsAPI(),
+		s.describeLogDirsAPI(),
 		s.saslAuthenticateAPI(),
 		s.createPartitionsAPI(),
 		s.electLeadersAPI(),

@@ -65,6 +65,9 @@ func (nullCore) CreatePartitions(context.Context, string, int32, [][]int32, bool
 func (nullCore) AlterPartitionReassignments(_ context.Context, moves []broker.Reassignment) []error {
 	return make([]error, len(moves))
 }
+func (nullCore) DescribeLogDirs([]metastore.TopicPartition) broker.LogDirs {
+	return broker.LogDirs{Dir: "/data"}
+}
 func (nullCore) ListPartitionReassignments(context.Context, []metastore.TopicPartition) ([]metastore.PartitionState, error) {
 	return nil, nil
 }

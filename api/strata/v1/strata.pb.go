@@ -6166,6 +6166,184 @@ func (x *ElectLeadersResponse) GetResults() []*PartitionResult {
 	return nil
 }
 
+type DescribeLogDirsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty lists every replica hosted by the broker.
+	Partitions    []*TopicPartitionRef `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeLogDirsRequest) Reset() {
+	*x = DescribeLogDirsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeLogDirsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeLogDirsRequest) ProtoMessage() {}
+
+func (x *DescribeLogDirsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeLogDirsRequest.ProtoReflect.Descriptor instead.
+func (*DescribeLogDirsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *DescribeLogDirsRequest) GetPartitions() []*TopicPartitionRef {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type ReplicaLogDir struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Bytes of the replica's local log segments.
+	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The topic has remote.storage.enable=true: its history is in the object
+	// store, and a replica added elsewhere copies only the local tail.
+	Tiered        bool `protobuf:"varint,4,opt,name=tiered,proto3" json:"tiered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaLogDir) Reset() {
+	*x = ReplicaLogDir{}
+	mi := &file_strata_v1_strata_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaLogDir) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaLogDir) ProtoMessage() {}
+
+func (x *ReplicaLogDir) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaLogDir.ProtoReflect.Descriptor instead.
+func (*ReplicaLogDir) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *ReplicaLogDir) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReplicaLogDir) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReplicaLogDir) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *ReplicaLogDir) GetTiered() bool {
+	if x != nil {
+		return x.Tiered
+	}
+	return false
+}
+
+type DescribeLogDirsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The broker answering.
+	NodeId int32 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Its data directory (a broker has one).
+	LogDir        string           `protobuf:"bytes,2,opt,name=log_dir,json=logDir,proto3" json:"log_dir,omitempty"`
+	Replicas      []*ReplicaLogDir `protobuf:"bytes,3,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeLogDirsResponse) Reset() {
+	*x = DescribeLogDirsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeLogDirsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeLogDirsResponse) ProtoMessage() {}
+
+func (x *DescribeLogDirsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeLogDirsResponse.ProtoReflect.Descriptor instead.
+func (*DescribeLogDirsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *DescribeLogDirsResponse) GetNodeId() int32 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *DescribeLogDirsResponse) GetLogDir() string {
+	if x != nil {
+		return x.LogDir
+	}
+	return ""
+}
+
+func (x *DescribeLogDirsResponse) GetReplicas() []*ReplicaLogDir {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -6629,7 +6807,21 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"partitions\x18\x02 \x03(\v2\x1c.strata.v1.TopicPartitionRefR\n" +
 	"partitions\"L\n" +
 	"\x14ElectLeadersResponse\x124\n" +
-	"\aresults\x18\x01 \x03(\v2\x1a.strata.v1.PartitionResultR\aresults*4\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.strata.v1.PartitionResultR\aresults\"V\n" +
+	"\x16DescribeLogDirsRequest\x12<\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1c.strata.v1.TopicPartitionRefR\n" +
+	"partitions\"z\n" +
+	"\rReplicaLogDir\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06tiered\x18\x04 \x01(\bR\x06tiered\"\x81\x01\n" +
+	"\x17DescribeLogDirsResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12\x17\n" +
+	"\alog_dir\x18\x02 \x01(\tR\x06logDir\x124\n" +
+	"\breplicas\x18\x03 \x03(\v2\x18.strata.v1.ReplicaLogDirR\breplicas*4\n" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_LEADER\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\f\n" +
@@ -6671,7 +6863,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x1eELIGIBLE_LEADERS_NOT_AVAILABLE\x10 *F\n" +
 	"\fElectionType\x12\x1b\n" +
 	"\x17ELECTION_TYPE_PREFERRED\x10\x00\x12\x19\n" +
-	"\x15ELECTION_TYPE_UNCLEAN\x10\x012\x8a\x14\n" +
+	"\x15ELECTION_TYPE_UNCLEAN\x10\x012\xe4\x14\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -6706,7 +6898,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"DeleteAcls\x12\x1c.strata.v1.DeleteAclsRequest\x1a\x1d.strata.v1.DeleteAclsResponse\x12|\n" +
 	"\x1bAlterPartitionReassignments\x12-.strata.v1.AlterPartitionReassignmentsRequest\x1a..strata.v1.AlterPartitionReassignmentsResponse\x12y\n" +
 	"\x1aListPartitionReassignments\x12,.strata.v1.ListPartitionReassignmentsRequest\x1a-.strata.v1.ListPartitionReassignmentsResponse\x12O\n" +
-	"\fElectLeaders\x12\x1e.strata.v1.ElectLeadersRequest\x1a\x1f.strata.v1.ElectLeadersResponse2^\n" +
+	"\fElectLeaders\x12\x1e.strata.v1.ElectLeadersRequest\x1a\x1f.strata.v1.ElectLeadersResponse\x12X\n" +
+	"\x0fDescribeLogDirs\x12!.strata.v1.DescribeLogDirsRequest\x1a\".strata.v1.DescribeLogDirsResponse2^\n" +
 	"\vReplication\x12O\n" +
 	"\fReplicaFetch\x12\x1e.strata.v1.ReplicaFetchRequest\x1a\x1f.strata.v1.ReplicaFetchResponseB8Z6github.com/strata-broker/strata/api/strata/v1;stratav1b\x06proto3"
 
@@ -6723,7 +6916,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 102)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 105)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Acks)(0),                                    // 0: strata.v1.Acks
 	(ErrorReason)(0),                             // 1: strata.v1.ErrorReason
@@ -6827,20 +7020,23 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*ListPartitionReassignmentsResponse)(nil),   // 99: strata.v1.ListPartitionReassignmentsResponse
 	(*ElectLeadersRequest)(nil),                  // 100: strata.v1.ElectLeadersRequest
 	(*ElectLeadersResponse)(nil),                 // 101: strata.v1.ElectLeadersResponse
-	nil,                                          // 102: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                          // 103: strata.v1.AlterTopicConfigsRequest.SetEntry
-	nil,                                          // 104: strata.v1.PreviewRetentionRequest.SetEntry
+	(*DescribeLogDirsRequest)(nil),               // 102: strata.v1.DescribeLogDirsRequest
+	(*ReplicaLogDir)(nil),                        // 103: strata.v1.ReplicaLogDir
+	(*DescribeLogDirsResponse)(nil),              // 104: strata.v1.DescribeLogDirsResponse
+	nil,                                          // 105: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                          // 106: strata.v1.AlterTopicConfigsRequest.SetEntry
+	nil,                                          // 107: strata.v1.PreviewRetentionRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	3,   // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	102, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	105, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	18,  // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	18,  // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	15,  // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	18,  // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	5,   // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
 	6,   // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	103, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	106, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
 	6,   // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
 	0,   // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
 	22,  // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
@@ -6875,7 +7071,7 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	66,  // 40: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
 	23,  // 41: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
 	68,  // 42: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	104, // 43: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
+	107, // 43: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
 	71,  // 44: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
 	71,  // 45: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
 	72,  // 46: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
@@ -6899,73 +7095,77 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	2,   // 64: strata.v1.ElectLeadersRequest.election_type:type_name -> strata.v1.ElectionType
 	92,  // 65: strata.v1.ElectLeadersRequest.partitions:type_name -> strata.v1.TopicPartitionRef
 	95,  // 66: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
-	7,   // 67: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	11,  // 68: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	13,  // 69: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	16,  // 70: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19,  // 71: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	9,   // 72: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
-	21,  // 73: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	27,  // 74: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	27,  // 75: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	31,  // 76: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	35,  // 77: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	43,  // 78: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	45,  // 79: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	49,  // 80: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	51,  // 81: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	53,  // 82: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	56,  // 83: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	59,  // 84: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	61,  // 85: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	63,  // 86: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
-	67,  // 87: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	70,  // 88: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
-	76,  // 89: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
-	79,  // 90: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
-	85,  // 91: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
-	87,  // 92: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
-	89,  // 93: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
-	94,  // 94: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
-	97,  // 95: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
-	100, // 96: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
-	39,  // 97: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	8,   // 98: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	12,  // 99: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	14,  // 100: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	17,  // 101: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	20,  // 102: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	10,  // 103: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
-	25,  // 104: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	29,  // 105: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	29,  // 106: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	33,  // 107: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	37,  // 108: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	44,  // 109: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	47,  // 110: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	50,  // 111: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	52,  // 112: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	55,  // 113: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	58,  // 114: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	60,  // 115: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	62,  // 116: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	65,  // 117: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
-	69,  // 118: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	73,  // 119: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
-	78,  // 120: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
-	82,  // 121: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
-	86,  // 122: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
-	88,  // 123: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
-	91,  // 124: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
-	96,  // 125: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
-	99,  // 126: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
-	101, // 127: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
-	42,  // 128: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	98,  // [98:129] is the sub-list for method output_type
-	67,  // [67:98] is the sub-list for method input_type
-	67,  // [67:67] is the sub-list for extension type_name
-	67,  // [67:67] is the sub-list for extension extendee
-	0,   // [0:67] is the sub-list for field type_name
+	92,  // 67: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	103, // 68: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
+	7,   // 69: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	11,  // 70: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	13,  // 71: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	16,  // 72: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	19,  // 73: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	9,   // 74: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	21,  // 75: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	27,  // 76: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	27,  // 77: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	31,  // 78: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	35,  // 79: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	43,  // 80: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	45,  // 81: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	49,  // 82: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	51,  // 83: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	53,  // 84: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	56,  // 85: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	59,  // 86: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	61,  // 87: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	63,  // 88: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	67,  // 89: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	70,  // 90: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
+	76,  // 91: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
+	79,  // 92: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
+	85,  // 93: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
+	87,  // 94: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
+	89,  // 95: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
+	94,  // 96: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
+	97,  // 97: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
+	100, // 98: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
+	102, // 99: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
+	39,  // 100: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	8,   // 101: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	12,  // 102: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	14,  // 103: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	17,  // 104: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	20,  // 105: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	10,  // 106: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	25,  // 107: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	29,  // 108: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	29,  // 109: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	33,  // 110: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	37,  // 111: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	44,  // 112: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	47,  // 113: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	50,  // 114: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	52,  // 115: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	55,  // 116: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	58,  // 117: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	60,  // 118: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	62,  // 119: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	65,  // 120: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	69,  // 121: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	73,  // 122: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
+	78,  // 123: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
+	82,  // 124: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
+	86,  // 125: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
+	88,  // 126: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
+	91,  // 127: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
+	96,  // 128: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
+	99,  // 129: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
+	101, // 130: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
+	104, // 131: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
+	42,  // 132: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	101, // [101:133] is the sub-list for method output_type
+	69,  // [69:101] is the sub-list for method input_type
+	69,  // [69:69] is the sub-list for extension type_name
+	69,  // [69:69] is the sub-list for extension extendee
+	0,   // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -6980,7 +7180,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   102,
+			NumMessages:   105,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -57,6 +57,7 @@ const (
 	Strata_AlterPartitionReassignments_FullMethodName  = "/strata.v1.Strata/AlterPartitionReassignments"
 	Strata_ListPartitionReassignments_FullMethodName   = "/strata.v1.Strata/ListPartitionReassignments"
 	Strata_ElectLeaders_FullMethodName                 = "/strata.v1.Strata/ElectLeaders"
+	Strata_DescribeLogDirs_FullMethodName              = "/strata.v1.Strata/DescribeLogDirs"
 )
 
 // StrataClient is the client API for Strata service.
@@ -192,6 +193,11 @@ type StrataClient interface {
 	// ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
 	// ELIGIBLE_LEADERS_NOT_AVAILABLE.
 	ElectLeaders(ctx context.Context, in *ElectLeadersRequest, opts ...grpc.CallOption) (*ElectLeadersResponse, error)
+	// DescribeLogDirs lists the partition replicas this broker (the one
+	// called, not the cluster) hosts, with the size of each local log, as
+	// Kafka's DescribeLogDirs: a tiered topic's segments in the object store
+	// are not counted. Ask every broker for the whole cluster.
+	DescribeLogDirs(ctx context.Context, in *DescribeLogDirsRequest, opts ...grpc.CallOption) (*DescribeLogDirsResponse, error)
 }
 
 type strataClient struct {
@@ -514,6 +520,16 @@ func (c *strataClient) ElectLeaders(ctx context.Context, in *ElectLeadersRequest
 	return out, nil
 }
 
+func (c *strataClient) DescribeLogDirs(ctx context.Context, in *DescribeLogDirsRequest, opts ...grpc.CallOption) (*DescribeLogDirsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeLogDirsResponse)
+	err := c.cc.Invoke(ctx, Strata_DescribeLogDirs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -647,6 +663,11 @@ type StrataServer interface {
 	// ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
 	// ELIGIBLE_LEADERS_NOT_AVAILABLE.
 	ElectLeaders(context.Context, *ElectLeadersRequest) (*ElectLeadersResponse, error)
+	// DescribeLogDirs lists the partition replicas this broker (the one
+	// called, not the cluster) hosts, with the size of each local log, as
+	// Kafka's DescribeLogDirs: a tiered topic's segments in the object store
+	// are not counted. Ask every broker for the whole cluster.
+	DescribeLogDirs(context.Context, *DescribeLogDirsRequest) (*DescribeLogDirsResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -746,6 +767,9 @@ func (UnimplementedStrataServer) ListPartitionReassignments(context.Context, *Li
 }
 func (UnimplementedStrataServer) ElectLeaders(context.Context, *ElectLeadersRequest) (*ElectLeadersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ElectLeaders not implemented")
+}
+func (UnimplementedStrataServer) DescribeLogDirs(context.Context, *DescribeLogDirsRequest) (*DescribeLogDirsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeLogDirs not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -1290,6 +1314,24 @@ func _Strata_ElectLeaders_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_DescribeLogDirs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeLogDirsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DescribeLogDirs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DescribeLogDirs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DescribeLogDirs(ctx, req.(*DescribeLogDirsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1408,6 +1450,10 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ElectLeaders",
 			Handler:    _Strata_ElectLeaders_Handler,
+		},
+		{
+			MethodName: "DescribeLogDirs",
+			Handler:    _Strata_DescribeLogDirs_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
