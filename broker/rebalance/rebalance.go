@@ -13,7 +13,7 @@
 //     while another rack has room is spread;
 //   - replicas per broker even, within one;
 //   - replica bytes per broker as even as swapping replicas allows (within
-//     a tenth of the mean: closer is not worth a move);
+//     a tenth of the mean and 64 MiB: closer is not worth a move);
 //   - preferred leaders (first replicas) per broker even, within one, by
 //     reordering replica lists, which moves no data.
 //
@@ -100,6 +100,11 @@ var ErrMoving = errors.New("partition is moving")
 // imbalance is left alone: swapping replicas to get closer moves data for
 // little gain.
 const bytesSlack = 10
+
+// minBytesGap is the smallest gap in bytes between two brokers that a swap
+// is made for: below it, a swap's two moves cost more than the evenness
+// gains (a small cluster would otherwise trade kilobytes back and forth).
+const minBytesGap = 64 << 20
 
 type part struct {
 	Partition
@@ -406,7 +411,8 @@ func (p *planner) bestMove(h, l int32) *part {
 
 // evenBytes swaps a large replica of the broker with the most bytes for a
 // smaller one of the broker with the fewest, keeping replica counts, while
-// the gap between them is over a tenth of the mean and a swap narrows it.
+// the gap between them is over a tenth of the mean (and over minBytesGap)
+// and a swap narrows it.
 func (p *planner) evenBytes() {
 	if len(p.eligible) < 2 {
 		return
@@ -416,7 +422,7 @@ func (p *planner) evenBytes() {
 		for _, id := range p.eligible {
 			total += p.bytes[id]
 		}
-		slack := total / int64(len(p.eligible)) / bytesSlack
+		slack := max(total/int64(len(p.eligible))/bytesSlack, minBytesGap)
 		ids := p.byLoad(func(id int32) int64 { return p.bytes[id] })
 		h, l := ids[0], ids[len(ids)-1]
 		gap := p.bytes[h] - p.bytes[l]

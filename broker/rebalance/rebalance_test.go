@@ -243,21 +243,38 @@ func TestBytesEvenedBySwaps(t *testing.T) {
 	bs := brokers(1, 2)
 	// Same count on each broker, but broker 1 holds the big partitions.
 	parts := []Partition{
-		{Topic: "big", Partition: 0, Replicas: []int32{1}, Leader: 1, Size: 1000},
-		{Topic: "big", Partition: 1, Replicas: []int32{1}, Leader: 1, Size: 1000},
-		{Topic: "small", Partition: 0, Replicas: []int32{2}, Leader: 2, Size: 10},
-		{Topic: "small", Partition: 1, Replicas: []int32{2}, Leader: 2, Size: 10},
+		{Topic: "big", Partition: 0, Replicas: []int32{1}, Leader: 1, Size: 1000 << 20},
+		{Topic: "big", Partition: 1, Replicas: []int32{1}, Leader: 1, Size: 1000 << 20},
+		{Topic: "small", Partition: 0, Replicas: []int32{2}, Leader: 2, Size: 10 << 20},
+		{Topic: "small", Partition: 1, Replicas: []int32{2}, Leader: 2, Size: 10 << 20},
 	}
 	plan, err := Compute(bs, parts, Goal{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	check(t, bs, parts, plan)
-	if b1, b2 := loadOf(t, plan.After, 1).Bytes, loadOf(t, plan.After, 2).Bytes; b1 != 1010 || b2 != 1010 {
-		t.Errorf("bytes after the plan: %d and %d, want 1010 each: %+v", b1, b2, plan.Moves)
+	if b1, b2 := loadOf(t, plan.After, 1).Bytes, loadOf(t, plan.After, 2).Bytes; b1 != 1010<<20 || b2 != 1010<<20 {
+		t.Errorf("bytes after the plan: %d and %d, want 1010 MiB each: %+v", b1, b2, plan.Moves)
 	}
 	if len(plan.Moves) != 2 {
 		t.Errorf("%d moves, want one swap (2): %+v", len(plan.Moves), plan.Moves)
+	}
+}
+
+// A gap of a few megabytes is not worth a swap's two moves, however
+// uneven in proportion.
+func TestSmallBytesGapsAreLeftAlone(t *testing.T) {
+	bs := brokers(1, 2)
+	parts := []Partition{
+		{Topic: "big", Partition: 0, Replicas: []int32{1}, Leader: 1, Size: 20 << 20},
+		{Topic: "small", Partition: 0, Replicas: []int32{2}, Leader: 2, Size: 1 << 10},
+	}
+	plan, err := Compute(bs, parts, Goal{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved := check(t, bs, parts, plan); moved != 0 {
+		t.Errorf("moved %d replicas for a 20 MiB gap: %+v", moved, plan.Moves)
 	}
 }
 
