@@ -493,9 +493,12 @@ func (p *Partition) followerEpoch(leader int32) (int32, bool) {
 }
 
 // setFollowerHW adopts the leader's high watermark, capped by this log's end.
+// Consumers reading from this follower (readreplica.go) wait for it to grow.
 func (p *Partition) setFollowerHW(leaderHW int64) {
 	hw := min(leaderHW, p.log.LogEndOffset())
-	p.hw.Store(hw)
+	if old := p.hw.Swap(hw); hw > old {
+		p.wake()
+	}
 }
 
 // wake signals every registered waiter without blocking: a waiter channel
