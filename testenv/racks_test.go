@@ -3,14 +3,19 @@ package testenv_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // TestBrokerRacks: each broker's broker.rack reaches Kafka clients in
@@ -79,4 +84,110 @@ func TestBrokerRacks(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestFollowerFetchingFromConsumersRack: with broker.rack a, b, c and
+// replica.selector.class=RackAwareReplicaSelector, a new RF=3 topic has a
+// replica in each rack, and a franz-go consumer with Rack("b") reads every
+// record produced with acks=all from the rack-b replica (KIP-392) while the
+// leader is in another rack: the rack-b broker's served bytes grow and the
+// leader serves the consumer none.
+func TestFollowerFetchingFromConsumersRack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-broker cluster")
+	}
+	racks := map[int32]string{1: "a", 2: "b", 3: "c"}
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3,
+		BrokerSettings: map[string]string{"replica.selector.class": topicconfig.RackAwareReplicaSelector},
+		BrokerArgs:     func(id int32) []string { return []string{"--config", "broker.rack=" + racks[id]} }})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const topic, records = "zonal", 3000
+	producer, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchMaxBytes(16<<10))
+	createKafkaTopic(ctx, t, adm, topic, 3, nil)
+
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicas := md.Topics[topic].Partitions[0].Replicas
+	placed := map[string]bool{}
+	for _, id := range replicas {
+		placed[racks[id]] = true
+	}
+	if len(placed) != 3 {
+		t.Fatalf("replicas %v are in racks %v, want a, b and c", replicas, placed)
+	}
+	leader := partitionLeader(t, c, adm, topic, 0)
+	if racks[leader.ID()] == "b" {
+		t.Fatalf("broker %d in rack b leads %s: the test needs the leader elsewhere", leader.ID(), topic)
+	}
+
+	for i := range records {
+		producer.Produce(ctx, &kgo.Record{Value: fmt.Appendf(nil, "record-%05d", i)}, nil)
+	}
+	if err := producer.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	rackB := c.Broker(2)
+	servedB := metricValue(t, rackB, "strata_fetch_bytes_total")
+	sameB := seriesValue(t, rackB, `strata_consumer_fetch_bytes_total{rack="same"}`)
+	leaderServed := metricValue(t, leader, "strata_consumer_fetch_bytes_total")
+
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.Rack("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	next := 0
+	for next < records {
+		fetches := consumer.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d records: %v", next, records, err)
+		}
+		fetches.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s-%d: %v", topic, p, err) })
+		fetches.EachRecord(func(r *kgo.Record) {
+			if want := fmt.Sprintf("record-%05d", next); r.Offset != int64(next) || string(r.Value) != want {
+				t.Fatalf("record at offset %d is %q, want offset %d %q", r.Offset, r.Value, next, want)
+			}
+			next++
+		})
+	}
+
+	if got := metricValue(t, rackB, "strata_fetch_bytes_total") - servedB; got <= 0 {
+		t.Errorf("the rack-b broker served %v bytes to the rack-b consumer, want its records", got)
+	}
+	if got := seriesValue(t, rackB, `strata_consumer_fetch_bytes_total{rack="same"}`) - sameB; got <= 0 {
+		t.Errorf("the rack-b broker counted %v same-rack bytes", got)
+	}
+	if got := metricValue(t, leader, "strata_consumer_fetch_bytes_total") - leaderServed; got != 0 {
+		t.Errorf("the leader (broker %d, rack %s) served the rack-b consumer %v bytes", leader.ID(), racks[leader.ID()], got)
+	}
+}
+
+// seriesValue reads one series (name with its labels, as exposed) from a
+// broker's /metrics; a series not exposed reads as 0.
+func seriesValue(t testing.TB, b *testenv.Broker, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + b.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", line, err)
+			}
+			return v
+		}
+	}
+	return 0
 }
