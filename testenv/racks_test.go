@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/api/client"
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
 	"github.com/strata-broker/strata/topicconfig"
@@ -91,7 +92,8 @@ func TestBrokerRacks(t *testing.T) {
 // replica in each rack, and a franz-go consumer with Rack("b") reads every
 // record produced with acks=all from the rack-b replica (KIP-392) while the
 // leader is in another rack: the rack-b broker's served bytes grow and the
-// leader serves the consumer none.
+// leader serves the consumer none. The Go client's consumer with Rack("c")
+// does the same over gRPC.
 func TestFollowerFetchingFromConsumersRack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-broker cluster")
@@ -164,6 +166,41 @@ func TestFollowerFetchingFromConsumersRack(t *testing.T) {
 	}
 	if got := metricValue(t, leader, "strata_consumer_fetch_bytes_total") - leaderServed; got != 0 {
 		t.Errorf("the leader (broker %d, rack %s) served the rack-b consumer %v bytes", leader.ID(), racks[leader.ID()], got)
+	}
+
+	// The Go client's consumer with a rack reads from the replica there too
+	// (over gRPC, choosing the replica from Metadata).
+	rackC := c.Broker(3)
+	sameC := seriesValue(t, rackC, `strata_consumer_fetch_bytes_total{rack="same"}`)
+	leaderServed = metricValue(t, leader, "strata_consumer_fetch_bytes_total")
+	gc, err := client.Dial(ctx, c.BootstrapServers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close()
+	gcons, err := client.NewConsumer(gc, client.ConsumerOptions{Topic: topic, Start: client.StartEarliest, Follow: true, Rack: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gcons.Close()
+	next = 0
+	for next < records {
+		recs, err := gcons.Poll(ctx)
+		if err != nil {
+			t.Fatalf("Go consumer: read %d of %d records: %v", next, records, err)
+		}
+		for _, r := range recs {
+			if want := fmt.Sprintf("record-%05d", next); r.Offset != int64(next) || string(r.Value) != want {
+				t.Fatalf("Go consumer: record at offset %d is %q, want offset %d %q", r.Offset, r.Value, next, want)
+			}
+			next++
+		}
+	}
+	if got := seriesValue(t, rackC, `strata_consumer_fetch_bytes_total{rack="same"}`) - sameC; got <= 0 {
+		t.Errorf("the rack-c broker served the rack-c Go consumer %v bytes", got)
+	}
+	if got := metricValue(t, leader, "strata_consumer_fetch_bytes_total") - leaderServed; got != 0 {
+		t.Errorf("the leader (broker %d) served the rack-c Go consumer %v bytes", leader.ID(), got)
 	}
 }
 
