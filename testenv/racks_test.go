@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -227,4 +228,73 @@ func seriesValue(t testing.TB, b *testenv.Broker, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestTieredFollowerFetching: a rack-b consumer of a tiered topic reads
+// from the rack-b follower from offset 0, though that follower's disk
+// holds only the tail: it reads the rest from the bucket, as the leader
+// would, and the leader serves the consumer nothing.
+func TestTieredFollowerFetching(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-broker cluster with MinIO")
+	}
+	racks := map[int32]string{1: "a", 2: "b", 3: "c"}
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3, MinIO: true,
+		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "200",
+			"replica.selector.class": topicconfig.RackAwareReplicaSelector},
+		BrokerArgs: func(id int32) []string { return []string{"--config", "broker.rack=" + racks[id]} }})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const topic, n = "zonal-history", 3000
+	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	createKafkaTopic(ctx, t, adm, topic, 3, map[string]string{
+		"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.bytes": "32768",
+	})
+	for i := 0; i < n; i += 100 {
+		var recs []*kgo.Record
+		for j := i; j < i+100; j++ {
+			recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, "%06d-%0150d", j, j)})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader := partitionLeader(t, c, adm, topic, 0)
+	if racks[leader.ID()] == "b" {
+		t.Fatalf("broker %d in rack b leads %s: the test needs the leader elsewhere", leader.ID(), topic)
+	}
+	rackB := c.Broker(2)
+	await.True(t, 60*time.Second, "the rack-b follower's local log to shrink to its local retention", func() bool {
+		local, _ := filepath.Glob(filepath.Join(rackB.DataDir(), topic+"-0", "*.log"))
+		return len(local) > 0 && len(local) <= 4
+	})
+
+	sameB := seriesValue(t, rackB, `strata_consumer_fetch_bytes_total{rack="same"}`)
+	leaderServed := metricValue(t, leader, "strata_consumer_fetch_bytes_total")
+	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.Rack("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	next := 0
+	for next < n {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records", next, n)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if want := fmt.Sprintf("%06d-%0150d", next, next); string(r.Value) != want || r.Offset != int64(next) {
+				t.Fatalf("record at offset %d is %.20q..., want offset %d", r.Offset, r.Value, next)
+			}
+			next++
+		})
+	}
+	if got := seriesValue(t, rackB, `strata_consumer_fetch_bytes_total{rack="same"}`) - sameB; got < n*150 {
+		t.Errorf("the rack-b follower served %v bytes, want at least the %d bytes of values", got, n*150)
+	}
+	if got := metricValue(t, leader, "strata_consumer_fetch_bytes_total") - leaderServed; got != 0 {
+		t.Errorf("the leader (broker %d) served the rack-b consumer %v bytes", leader.ID(), got)
+	}
 }
