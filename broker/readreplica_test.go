@@ -149,6 +149,15 @@ func TestLeaderPrefersReplicaInConsumersRack(t *testing.T) {
 	if res := fetchOne(t, leader, 6, FetchOptions{FollowerReads: true, ClientRack: "b"}); res.PreferredReadReplica != -1 {
 		t.Fatalf("offset 6 past every log: preferred %d", res.PreferredReadReplica)
 	}
+	// Nor one whose broker left the cluster (unregistered, and so soon out
+	// of the ISR too).
+	c.stop(2)
+	if err := c.regs[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	await.True(t, 30*time.Second, "the leader to stop preferring broker 2 once it is unregistered", func() bool {
+		return fetchOne(t, leader, 0, FetchOptions{FollowerReads: true, ClientRack: "b"}).PreferredReadReplica == -1
+	})
 }
 
 // Without replica.selector.class (Kafka's default) consumers stay on the
