@@ -100,6 +100,13 @@ type followerState struct {
 	// that end proves the follower was caught up then.
 	lastFetchAt    time.Time
 	leoAtLastFetch int64
+	// hwSent is the high watermark last sent to the follower (-1: none in
+	// this term). A fetch is answered at once when the high watermark has
+	// moved past it, rather than at the end of its long poll: consumers
+	// reading from the follower see records once it knows they are
+	// committed (Kafka's follower fetches complete on a high watermark
+	// change too, for KIP-392).
+	hwSent int64
 }
 
 func newPartition(topic, topicID string, index int32, l *partlog.Log, self int32) *Partition {
@@ -189,7 +196,7 @@ func (p *Partition) adoptLocked(now time.Time, registered int64) (follow int32, 
 		p.followers = make(map[int32]*followerState, len(st.Replicas))
 		for _, id := range st.Replicas {
 			if id != p.self {
-				p.followers[id] = &followerState{leo: -1, caughtUpAt: now, lastFetchAt: now, leoAtLastFetch: -1}
+				p.followers[id] = &followerState{leo: -1, caughtUpAt: now, lastFetchAt: now, leoAtLastFetch: -1, hwSent: -1}
 			}
 		}
 		p.isrChanging, p.joining = false, -1
@@ -388,6 +395,24 @@ func (p *Partition) followerFetched(id int32, epoch int32, fetchOffset int64, no
 	p.advanceHWLocked()
 	join := !slices.Contains(p.state.ISR, id) && f.leo >= max(p.hw.Load(), p.epochStart) && !p.isrChanging
 	return join, nil
+}
+
+// hwNewsFor reports whether the high watermark hw is above what follower id
+// was last sent.
+func (p *Partition) hwNewsFor(id int32, hw int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.followers[id]
+	return f != nil && hw > f.hwSent
+}
+
+// sentHW records that follower id is sent the high watermark hw.
+func (p *Partition) sentHW(id int32, hw int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f := p.followers[id]; f != nil {
+		f.hwSent = hw
+	}
 }
 
 // laggingISR returns the ISR members (other than the leader) not caught up

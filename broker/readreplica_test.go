@@ -226,3 +226,58 @@ func TestFollowerServesConsumersUpToItsHighWatermark(t *testing.T) {
 		t.Fatal("a consumer waiting on the follower was not woken by its high watermark")
 	}
 }
+
+// A follower's fetch that moves the high watermark (its log end was the
+// last the ISR lacked) is answered at once with it, not at the end of its
+// long poll: consumers reading from the follower would otherwise see
+// every record a poll late.
+func TestReplicaFetchAnswersANewHighWatermarkAtOnce(t *testing.T) {
+	c := startCoreClusterIn(t, []string{"a", "b"}, nil, nil)
+	ctx := context.Background()
+	if _, err := c.core(1).CreateTopic(ctx, TopicSpec{Name: "r", Partitions: 1, ReplicationFactor: 2}); err != nil {
+		t.Fatal(err)
+	}
+	await.True(t, 30*time.Second, "broker 1 leading r-0 with both replicas in sync", func() bool {
+		p := c.hosted(1, "r", 0)
+		if p == nil {
+			return false
+		}
+		st, r := p.State()
+		return r == roleLeader && len(st.ISR) == 2
+	})
+	appendRecords(t, c.core(1), "r", 0, 2)
+	await.True(t, 30*time.Second, "broker 2 knowing the records committed", func() bool {
+		p := c.hosted(2, "r", 0)
+		return p != nil && p.HighWatermark() == 2
+	})
+	// Broker 2 stops fetching; this test fetches in its place.
+	c.stop(2)
+	leader, lp := c.core(1), c.hosted(1, "r", 0)
+	leaderProduce(t, leader, "r", 1) // offset 2, which the ISR lacks
+	st, _ := lp.State()
+	fetch := func(offset int64) ReplicaFetchResult {
+		t.Helper()
+		// Well inside the 30 s poll: a fetch that waits it out fails.
+		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		res, err := leader.ReplicaFetch(callCtx, ReplicaFetchRequest{ReplicaID: 2, Secret: c.regs[2].ReplicaSecret(),
+			MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 30 * time.Second,
+			Partitions: []ReplicaFetchPartition{{Topic: "r", TopicID: st.TopicID, Partition: 0, CurrentLeaderEpoch: st.LeaderEpoch,
+				FetchOffset: offset, LastFetchedEpoch: st.LeaderEpoch, MaxBytes: 1 << 20}}})
+		if err != nil {
+			t.Fatalf("replica fetch at %d: %v", offset, err)
+		}
+		if res[0].Err != nil {
+			t.Fatalf("replica fetch at %d: %v", offset, res[0].Err)
+		}
+		return res[0]
+	}
+	if res := fetch(2); len(res.Data) == 0 || res.HighWatermark != 2 {
+		t.Fatalf("fetch at 2: %d bytes, high watermark %d; want offset 2 and 2", len(res.Data), res.HighWatermark)
+	}
+	// Having offset 2, the follower's fetch commits it: nothing new to
+	// send but the high watermark.
+	if res := fetch(3); len(res.Data) != 0 || res.HighWatermark != 3 {
+		t.Fatalf("fetch at 3: %d bytes, high watermark %d; want none and 3", len(res.Data), res.HighWatermark)
+	}
+}

@@ -108,13 +108,26 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 	}
 	results := make([]ReplicaFetchResult, len(req.Partitions))
 	recorded := make([]bool, len(req.Partitions))
+	// served holds the partitions answered as leader, to record the high
+	// watermark each response tells the follower.
+	served := make([]*Partition, len(req.Partitions))
+	answer := func() []ReplicaFetchResult {
+		for i, p := range served {
+			if p != nil && results[i].Err == nil {
+				p.sentHW(req.ReplicaID, results[i].HighWatermark)
+			}
+		}
+		return results
+	}
 	var wake chan struct{}
 	var hosted []*Partition
 	var deadline <-chan time.Time
 	for {
 		total := 0
 		budget := maxBytes
+		hwNews := false
 		for i, fp := range req.Partitions {
+			served[i] = nil
 			res := &results[i]
 			if res.Buffer != nil {
 				// Read in an earlier round of the long poll and seen by
@@ -153,6 +166,8 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 				res.Err = err
 				continue
 			}
+			served[i] = p
+			hwNews = hwNews || p.hwNewsFor(req.ReplicaID, res.HighWatermark)
 			limit := int(fp.MaxBytes)
 			if limit <= 0 || limit > budget {
 				limit = budget
@@ -171,9 +186,10 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 			budget -= len(rr.Data)
 		}
 		// An error or a divergence is answered at once: the follower acts on
-		// it (backs off, truncates) rather than wait out the poll.
-		if total >= int(max(req.MinBytes, 1)) || req.MaxWait <= 0 || anyProblem(results) {
-			return results, nil
+		// it (backs off, truncates) rather than wait out the poll. So is a
+		// high watermark the follower has not been sent (see hwSent).
+		if total >= int(max(req.MinBytes, 1)) || req.MaxWait <= 0 || anyProblem(results) || hwNews {
+			return answer(), nil
 		}
 		if wake == nil {
 			wake = make(chan struct{}, 1)
@@ -187,9 +203,9 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 		select {
 		case <-wake:
 		case <-deadline:
-			return results, nil
+			return answer(), nil
 		case <-b.draining:
-			return results, nil
+			return answer(), nil
 		case <-ctx.Done():
 			for _, res := range results {
 				if res.Buffer != nil { // never handed out
