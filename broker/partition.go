@@ -101,11 +101,10 @@ type followerState struct {
 	lastFetchAt    time.Time
 	leoAtLastFetch int64
 	// hwSent is the high watermark last sent to the follower (-1: none in
-	// this term). A fetch is answered at once when the high watermark has
-	// moved past it, rather than at the end of its long poll: consumers
-	// reading from the follower see records once it knows they are
-	// committed (Kafka's follower fetches complete on a high watermark
-	// change too, for KIP-392).
+	// this term). With follower fetching on (replica.selector.class), a
+	// fetch is answered at once when the high watermark has moved past it,
+	// rather than at the end of its long poll: consumers reading from the
+	// follower see records once they are committed, not a poll later.
 	hwSent int64
 }
 

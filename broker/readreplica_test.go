@@ -227,12 +227,12 @@ func TestFollowerServesConsumersUpToItsHighWatermark(t *testing.T) {
 	}
 }
 
-// A follower's fetch that moves the high watermark (its log end was the
-// last the ISR lacked) is answered at once with it, not at the end of its
-// long poll: consumers reading from the follower would otherwise see
-// every record a poll late.
+// With follower fetching on, a follower's fetch that moves the high
+// watermark (its log end was the last the ISR lacked) is answered at once
+// with it, not at the end of its long poll: consumers reading from the
+// follower would otherwise see every record a poll (500 ms) late.
 func TestReplicaFetchAnswersANewHighWatermarkAtOnce(t *testing.T) {
-	c := startCoreClusterIn(t, []string{"a", "b"}, nil, nil)
+	c := startCoreClusterIn(t, []string{"a", "b"}, map[string]string{"replica.selector.class": topicconfig.RackAwareReplicaSelector}, nil)
 	ctx := context.Background()
 	if _, err := c.core(1).CreateTopic(ctx, TopicSpec{Name: "r", Partitions: 1, ReplicationFactor: 2}); err != nil {
 		t.Fatal(err)
