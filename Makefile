@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-short vet fmt proto bench fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools
+.PHONY: all build run test test-short vet fmt proto bench bench-move fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools
 
 all: build
 
@@ -64,6 +64,12 @@ proto: tools-proto
 # recorded in BENCHMARKS.md.
 bench: build
 	./testenv/bench.sh
+
+# Adding a replica to a partition with a large history, tiered against not
+# tiered and throttled (BenchmarkAddReplica; STRATA_MOVE_MIB, STRATA_MOVE_RUNS,
+# STRATA_MOVE_THROTTLE_MIB), figures recorded in BENCHMARKS.md.
+bench-move: build
+	STRATA_BIN=$(BIN)/strata go test -run '^$$' -bench BenchmarkAddReplica -benchtime 1x -timeout 90m ./testenv/
 
 # A local cluster for trying replication and failures by hand: etcd, three
 # brokers and MinIO, each its own process, addresses in $(TESTENV_DIR)/env.json.

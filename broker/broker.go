@@ -153,6 +153,7 @@ type Broker struct {
 	isr      isrKeeper
 	groupLag groupLag
 	fetchers *fetcherManager
+	throttle *replicationThrottle
 	inflate  *inflation
 
 	pids *producerIDs // see producers.go
@@ -249,6 +250,9 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		return nil, fmt.Errorf("broker: settings: %w", err)
 	}
 	b.metrics = newMetrics(b, cfg.Registerer)
+	if b.throttle, err = newReplicationThrottle(cfg.Settings, now, cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("broker: settings: %w", err)
+	}
 	b.pids = newProducerIDs(b, store.ProducerIDHighWater, store.AllocateProducerIDs, cfg.Registerer)
 	b.fetchers = newFetcherManager(b)
 	b.cluster = clusterView{

@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-broker/strata/record"
 
+	"github.com/strata-broker/strata/broker/controller"
 	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
@@ -65,6 +66,21 @@ var (
 	// ErrClusterAuthorizationFailed: an inter-broker request whose caller
 	// did not prove to be the broker it claims; nothing was done.
 	ErrClusterAuthorizationFailed = errors.New("cluster authorization failed")
+	// ErrInvalidReplicaAssignment: a reassignment's target replicas are
+	// not a usable replica set (duplicates, brokers that are not live).
+	ErrInvalidReplicaAssignment = errors.New("invalid replica assignment")
+	// ErrNoReassignmentInProgress: a cancellation of a partition that is
+	// not moving.
+	ErrNoReassignmentInProgress = errors.New("no reassignment in progress")
+	// ErrElectionNotNeeded: the partition already has the leader an
+	// election would give it.
+	ErrElectionNotNeeded = errors.New("leader election not needed")
+	// ErrPreferredLeaderNotAvailable: the preferred replica is not alive or
+	// not in the ISR. The controller's decision returns it.
+	ErrPreferredLeaderNotAvailable = controller.ErrPreferredUnavailable
+	// ErrEligibleLeadersNotAvailable: an unclean election found no live
+	// replica. The controller's decision returns it.
+	ErrEligibleLeadersNotAvailable = controller.ErrNoEligibleLeader
 )
 
 // Kind classifies an error from the core for frontends, which look its
@@ -115,6 +131,11 @@ const (
 	// KindClusterAuthorizationFailed: an inter-broker request from a caller
 	// that is not the broker it claims to be.
 	KindClusterAuthorizationFailed
+	KindInvalidReplicaAssignment
+	KindNoReassignmentInProgress
+	KindElectionNotNeeded
+	KindPreferredLeaderNotAvailable
+	KindEligibleLeadersNotAvailable
 
 	// Kinds of the group coordinator's errors (broker/group), from
 	// KindNotCoordinator to KindMemberIDRequired; see IsGroup.
@@ -211,6 +232,16 @@ func Classify(err error) Kind {
 		return KindUnknownProducerID
 	case errors.Is(err, ErrClusterAuthorizationFailed):
 		return KindClusterAuthorizationFailed
+	case errors.Is(err, ErrInvalidReplicaAssignment):
+		return KindInvalidReplicaAssignment
+	case errors.Is(err, ErrNoReassignmentInProgress):
+		return KindNoReassignmentInProgress
+	case errors.Is(err, ErrElectionNotNeeded):
+		return KindElectionNotNeeded
+	case errors.Is(err, ErrPreferredLeaderNotAvailable):
+		return KindPreferredLeaderNotAvailable
+	case errors.Is(err, ErrEligibleLeadersNotAvailable):
+		return KindEligibleLeadersNotAvailable
 	case errors.Is(err, ErrBrokerClosed), errors.Is(err, partlog.ErrLogClosed), errors.Is(err, partlog.ErrLogFailed):
 		return KindUnavailable
 	case errors.As(err, &required):

@@ -273,7 +273,12 @@ func (h *hostedTopics) applyTopic(t metastore.Topic) error {
 }
 
 func (h *hostedTopics) partitionDir(topic string, p int32) string {
-	return filepath.Join(h.dataDir, fmt.Sprintf("%s-%d", topic, p))
+	return partitionDirIn(h.dataDir, topic, p)
+}
+
+// partitionDirIn is where partition p of topic lives in dataDir.
+func partitionDirIn(dataDir, topic string, p int32) string {
+	return filepath.Join(dataDir, fmt.Sprintf("%s-%d", topic, p))
 }
 
 func (h *hostedTopics) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*Partition, error) {
@@ -367,9 +372,12 @@ func (h *hostedTopics) dropPartitions(name string, t *topic) {
 var partitionDirRE = regexp.MustCompile(`^(.+)-([0-9]+)$`)
 
 // removeOrphanDirs deletes partition directories of topics that no longer
-// exist (deleted while this broker was down). Only directories carrying a
-// partition.metadata file are considered, so nothing else in the data dir is
-// ever touched.
+// exist (deleted while this broker was down), and those of partitions whose
+// replica set no longer names this broker: a move that took the partition
+// off it while it was down (dropReplica deletes the copy only of a running
+// replica), as Kafka deletes such stray logs at startup. Only directories
+// carrying a partition.metadata file are considered, so nothing else in the
+// data dir is ever touched.
 func (h *hostedTopics) removeOrphanDirs(topics []metastore.Topic) {
 	live := make(map[string]string, len(topics))
 	partitions := make(map[string]int32, len(topics))
@@ -398,12 +406,33 @@ func (h *hostedTopics) removeOrphanDirs(topics []metastore.Topic) {
 		}
 		idx, _ := strconv.Atoi(m[2])
 		if id, ok := live[pm.Topic]; ok && id == pm.TopicID && int32(idx) < partitions[pm.Topic] {
+			h.removeIfMovedAway(pm.Topic, int32(idx), dir)
 			continue
 		}
 		h.logger.Info("removing partition directory of a deleted topic", "dir", dir)
 		if err := os.RemoveAll(dir); err != nil {
 			h.logger.Error("remove orphan partition dir", "dir", dir, "err", err)
 		}
+	}
+}
+
+// removeIfMovedAway deletes the directory of a partition of a live topic
+// that was moved off this broker while it was down: the partition's state
+// no longer names it a replica. Decided under the lock every hosting change
+// takes, so a move back here meanwhile keeps the directory (and opens it).
+func (h *hostedTopics) removeIfMovedAway(topic string, index int32, dir string) {
+	h.applyMu.Lock()
+	defer h.applyMu.Unlock()
+	st, ok := h.cluster.cachedState(topic, index)
+	if !ok || slices.Contains(st.Replicas, h.nodeID) {
+		return
+	}
+	if _, err := h.partition(topic, index); err == nil {
+		return
+	}
+	h.logger.Info("removing partition directory of a partition moved to other brokers", "dir", dir, "replicas", st.Replicas)
+	if err := os.RemoveAll(dir); err != nil {
+		h.logger.Error("remove moved partition dir", "dir", dir, "err", err)
 	}
 }
 
@@ -481,6 +510,10 @@ func (h *hostedTopics) applyStates(changed []metastore.PartitionState) {
 			}
 			continue
 		}
+		if !slices.Contains(st.Replicas, h.nodeID) && p.sameTopic(st.TopicID) {
+			h.dropReplica(st.Topic, st.Partition)
+			continue
+		}
 		h.applyPartitionState(p, st)
 	}
 	for _, name := range reopen {
@@ -494,6 +527,35 @@ func (h *hostedTopics) applyStates(changed []metastore.PartitionState) {
 			h.logger.Error("cannot open partitions", "topic", name, "err", err)
 		}
 	}
+}
+
+// dropReplica stops hosting a partition this broker is no longer a replica
+// of (a move took it elsewhere): it closes the log and deletes its
+// directory, as Kafka's StopReplica with deletion does. The newest known
+// state decides, under the lock every hosting change takes, so a move
+// cancelled meanwhile keeps the log.
+func (h *hostedTopics) dropReplica(name string, index int32) {
+	h.applyMu.Lock()
+	defer h.applyMu.Unlock()
+	st, ok := h.cluster.cachedState(name, index)
+	if !ok || slices.Contains(st.Replicas, h.nodeID) {
+		return
+	}
+	h.mu.Lock()
+	t := h.topics[name]
+	if t == nil || int(index) >= len(t.partitions) || t.partitions[index] == nil ||
+		(st.TopicID != "" && st.TopicID != t.meta.ID) {
+		h.mu.Unlock()
+		return
+	}
+	parts := slices.Clone(t.partitions)
+	p := parts[index]
+	parts[index] = nil
+	h.topics[name] = &topic{meta: t.meta, cfg: t.cfg, partitions: parts}
+	h.mu.Unlock()
+	h.logger.Info("no longer a replica; deleting the partition's local log", "topic", name, "partition", index,
+		"replicas", st.Replicas, "leader", st.Leader)
+	h.dropPartitions(name, &topic{partitions: []*Partition{p}})
 }
 
 // applyPartitionState applies st to p and starts or stops replica fetching.

@@ -200,6 +200,19 @@ func (p *Partition) adoptLocked(now time.Time, registered int64) (follow int32, 
 		}
 		p.isrChanging, p.joining = false, -1
 		p.epochStart = p.log.LogEndOffset()
+	} else if p.role == roleLeader {
+		// The same term with another replica set (a move grew or shrank
+		// it): replicas joining start unknown, and those gone are forgotten.
+		for _, id := range st.Replicas {
+			if _, ok := p.followers[id]; !ok && id != p.self {
+				p.followers[id] = &followerState{leo: -1, caughtUpAt: now, lastFetchAt: now, leoAtLastFetch: -1}
+			}
+		}
+		for id := range p.followers {
+			if !slices.Contains(st.Replicas, id) {
+				delete(p.followers, id)
+			}
+		}
 	}
 	if p.role != roleLeader {
 		p.followers = nil

@@ -126,6 +126,9 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 		total := 0
 		budget := maxBytes
 		hwNews := false
+		// throttleWait is how soon a replica the throttle held back in this
+		// round may be served: the poll must not outlast it.
+		var throttleWait time.Duration
 		for i, fp := range req.Partitions {
 			served[i] = nil
 			res := &results[i]
@@ -178,11 +181,25 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 			if limit <= 0 || fp.FetchOffset >= p.LogEndOffset() {
 				continue
 			}
+			throttled := b.throttle.leader != nil && p.catchingUp(req.ReplicaID)
+			if throttled {
+				n, wait := b.throttle.allow(throttleLeader, b.throttle.leader)
+				if n == 0 {
+					if throttleWait == 0 || wait < throttleWait {
+						throttleWait = wait
+					}
+					continue
+				}
+				limit = min(limit, n)
+			}
 			rr, buf, err := readLog(p.log, fp.FetchOffset, limit, p.LogEndOffset(), req.Buffers)
 			if err != nil {
 				b.offline.check(p, err)
 				res.Err = fmt.Errorf("replica fetch %s-%d at %d: %w", fp.Topic, fp.Partition, fp.FetchOffset, err)
 				continue
+			}
+			if throttled {
+				b.throttle.took(throttleLeader, b.throttle.leader, len(rr.Data))
 			}
 			res.Data, res.Buffer = rr.Data, buf
 			total += len(rr.Data)
@@ -204,8 +221,14 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 			deadline = timer.C
 			continue
 		}
+		var unthrottled <-chan time.Time
+		if throttleWait > 0 {
+			// Never stopped: since Go 1.23 an unreferenced timer is collected.
+			unthrottled = time.NewTimer(throttleWait).C
+		}
 		select {
 		case <-wake:
+		case <-unthrottled:
 		case <-deadline:
 			return answer(), nil
 		case <-b.draining:
@@ -458,7 +481,7 @@ func (f *fetcher) run(ctx context.Context) {
 		if cap(recv) > maxKeptReceive {
 			recv = nil
 		}
-		req, parts, wait := f.request()
+		req, parts, throttled, wait := f.request()
 		req.Receive = &recv
 		if wait > 0 {
 			// A partition backing off must not wait for this poll to end.
@@ -503,6 +526,9 @@ func (f *fetcher) run(ctx context.Context) {
 		}
 		backoff = replicaBackoffMin
 		for i := range results {
+			if i < len(throttled) && throttled[i] {
+				b.throttle.took(throttleFollower, b.throttle.follower, len(results[i].Data))
+			}
 			if i < len(parts) {
 				f.handle(parts[i], &req.Partitions[i], &results[i])
 			}
@@ -511,12 +537,15 @@ func (f *fetcher) run(ctx context.Context) {
 }
 
 // request builds the next fetch from the partitions not backing off; wait is
-// how long until the earliest backing-off one may go again.
-func (f *fetcher) request() (ReplicaFetchRequest, []*Partition, time.Duration) {
+// how long until the earliest backing-off one may go again. throttled marks
+// the partitions fetched under the follower throttle: those whose ISR this
+// broker is not in, asking together for no more than the throttle allows
+// now, and left out while it allows nothing.
+func (f *fetcher) request() (req ReplicaFetchRequest, parts []*Partition, throttled []bool, wait time.Duration) {
 	now := time.Now()
-	req := ReplicaFetchRequest{ReplicaID: f.m.b.cfg.NodeID, Secret: f.m.b.replicaSecret(), MaxWait: replicaFetchMaxWait, MinBytes: 1, MaxBytes: replicaFetchMaxBytes}
-	var parts []*Partition
-	var wait time.Duration
+	b := f.m.b
+	req = ReplicaFetchRequest{ReplicaID: b.cfg.NodeID, Secret: b.replicaSecret(), MaxWait: replicaFetchMaxWait, MinBytes: 1, MaxBytes: replicaFetchMaxBytes}
+	allowance, allowanceKnown := 0, false
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for p, notBefore := range f.parts {
@@ -530,13 +559,31 @@ func (f *fetcher) request() (ReplicaFetchRequest, []*Partition, time.Duration) {
 		if !ok {
 			continue
 		}
+		maxBytes := replicaFetchPartBytes
+		throttle := b.throttle.follower != nil && p.catchingUp(p.self)
+		if throttle {
+			if !allowanceKnown {
+				var d time.Duration
+				allowance, d = b.throttle.allow(throttleFollower, b.throttle.follower)
+				allowanceKnown = true
+				if d > 0 && (wait == 0 || d < wait) {
+					wait = d
+				}
+			}
+			if allowance <= 0 {
+				continue // fetched once the throttle allows (wait, or the next request)
+			}
+			maxBytes = min(maxBytes, allowance)
+			allowance -= maxBytes
+		}
 		parts = append(parts, p)
+		throttled = append(throttled, throttle)
 		req.Partitions = append(req.Partitions, ReplicaFetchPartition{
 			Topic: p.Topic, TopicID: p.topicID, Partition: p.Index, CurrentLeaderEpoch: epoch,
-			FetchOffset: p.LogEndOffset(), LastFetchedEpoch: p.log.LatestEpoch(), MaxBytes: replicaFetchPartBytes,
+			FetchOffset: p.LogEndOffset(), LastFetchedEpoch: p.log.LatestEpoch(), MaxBytes: int32(maxBytes),
 		})
 	}
-	return req, parts, wait
+	return req, parts, throttled, wait
 }
 
 func (f *fetcher) backoff(p *Partition, d time.Duration) {

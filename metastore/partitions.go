@@ -25,6 +25,19 @@ type PartitionState struct {
 	LeaderEpoch int32
 	Replicas    []int32
 	ISR         []int32
+	// AddingReplicas and RemovingReplicas describe a move in progress
+	// (Kafka's reassignment): Replicas holds the target replicas followed
+	// by the removing ones; the adding ones are the target's replicas that
+	// were not replicas before the move. Both empty when nothing moves.
+	AddingReplicas   []int32
+	RemovingReplicas []int32
+	// Lost names replicas that came back without their log of this
+	// partition (a lost disk) and have not been in the ISR since: they
+	// hold nothing that was committed, so an unclean election takes one
+	// only when no other replica is alive. Whoever adds a replica to the
+	// ISR drops it from here: CompareAndSwapPartitionState stores
+	// PruneLost's result, so writers need not know of this field.
+	Lost []int32
 	// Revision is the etcd mod revision of the state, filled on read; it is
 	// what CompareAndSwapPartitionState compares.
 	Revision int64
@@ -39,6 +52,9 @@ type partitionValue struct {
 	LeaderEpoch int32   `json:"leader_epoch"`
 	Replicas    []int32 `json:"replicas"`
 	ISR         []int32 `json:"isr"`
+	Adding      []int32 `json:"adding_replicas,omitempty"`
+	Removing    []int32 `json:"removing_replicas,omitempty"`
+	Lost        []int32 `json:"lost,omitempty"`
 }
 
 func (p PartitionState) value() partitionValue {
@@ -50,7 +66,27 @@ func (p PartitionState) value() partitionValue {
 		LeaderEpoch: p.LeaderEpoch,
 		Replicas:    nonNil(p.Replicas),
 		ISR:         nonNil(p.ISR),
+		Adding:      p.AddingReplicas,
+		Removing:    p.RemovingReplicas,
+		Lost:        p.Lost,
 	}
+}
+
+// PruneLost returns p with Lost keeping only replicas outside the ISR: a
+// replica in the ISR has caught up since it lost its log, and one no longer
+// a replica holds nothing of the partition anyway.
+func (p PartitionState) PruneLost() PartitionState {
+	if len(p.Lost) == 0 {
+		p.Lost = nil
+		return p
+	}
+	p.Lost = slices.DeleteFunc(slices.Clone(p.Lost), func(id int32) bool {
+		return slices.Contains(p.ISR, id) || !slices.Contains(p.Replicas, id)
+	})
+	if len(p.Lost) == 0 {
+		p.Lost = nil
+	}
+	return p
 }
 
 func nonNil(ids []int32) []int32 {
@@ -66,14 +102,17 @@ func decodePartition(value []byte, modRevision int64) (PartitionState, error) {
 		return PartitionState{}, fmt.Errorf("decode partition state: %w", err)
 	}
 	return PartitionState{
-		Topic:       v.Topic,
-		TopicID:     v.TopicID,
-		Partition:   v.Partition,
-		Leader:      v.Leader,
-		LeaderEpoch: v.LeaderEpoch,
-		Replicas:    v.Replicas,
-		ISR:         v.ISR,
-		Revision:    modRevision,
+		Topic:            v.Topic,
+		TopicID:          v.TopicID,
+		Partition:        v.Partition,
+		Leader:           v.Leader,
+		LeaderEpoch:      v.LeaderEpoch,
+		Replicas:         v.Replicas,
+		ISR:              v.ISR,
+		AddingReplicas:   v.Adding,
+		RemovingReplicas: v.Removing,
+		Lost:             v.Lost,
+		Revision:         modRevision,
 	}, nil
 }
 
@@ -126,6 +165,7 @@ func (s *Store) casPartition(ctx context.Context, old, next PartitionState, fenc
 	if err := ValidatePartitionUpdate(old, next); err != nil {
 		return PartitionState{}, fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, err)
 	}
+	next = next.PruneLost()
 	key := s.partitionKey(old.Topic, old.Partition)
 	val, err := encode(next.value())
 	if err != nil {
@@ -186,5 +226,35 @@ func ValidatePartitionUpdate(old, next PartitionState) error {
 			return fmt.Errorf("ISR member %d is not a replica %v", id, next.Replicas)
 		}
 	}
+	for _, id := range next.AddingReplicas {
+		if !slices.Contains(next.Replicas, id) || slices.Contains(next.RemovingReplicas, id) {
+			return fmt.Errorf("adding replica %d is not a replica %v or is also removed", id, next.Replicas)
+		}
+	}
+	for _, id := range next.RemovingReplicas {
+		if !slices.Contains(next.Replicas, id) {
+			return fmt.Errorf("removing replica %d is not a replica %v", id, next.Replicas)
+		}
+	}
+	if len(next.RemovingReplicas) >= len(next.Replicas) {
+		return fmt.Errorf("a move would remove every replica %v", next.Replicas)
+	}
 	return nil
+}
+
+// Moving reports whether a reassignment of the partition is in progress.
+func (p PartitionState) Moving() bool {
+	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
+}
+
+// TargetReplicas is where the partition is going: its replicas without the
+// ones a move in progress removes (its replicas when nothing moves).
+func (p PartitionState) TargetReplicas() []int32 {
+	return slices.DeleteFunc(slices.Clone(p.Replicas), func(id int32) bool { return slices.Contains(p.RemovingReplicas, id) })
+}
+
+// OriginalReplicas is where the partition was before the move in progress:
+// its replicas without the ones the move adds.
+func (p PartitionState) OriginalReplicas() []int32 {
+	return slices.DeleteFunc(slices.Clone(p.Replicas), func(id int32) bool { return slices.Contains(p.AddingReplicas, id) })
 }

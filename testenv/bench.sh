@@ -9,6 +9,9 @@
 #             with linger 0 and the default 5 ms
 #   failover: SIGKILL of a partition leader under acks=all load, FAILOVERS times
 #             (BenchmarkLeaderFailover in testenv/)
+#   rebalance: acks=all p99 with and without `strata cluster rebalance` moving
+#             replicas to a fourth broker, REBALANCE_PAIRS pairs
+#             (BenchmarkProduceP99DuringRebalance in testenv/)
 # then Go benchmarks: the Kafka frontend, cold reads from MinIO, and log
 # compaction: one cleaning pass over a 64 MiB dirty log, COMPACTION_RUNS
 # times (BenchmarkCompaction in compaction/), and acks=all produce latency
@@ -24,6 +27,7 @@ RECORDS=${RECORDS:-2000000}
 RATE=${RATE:-50000}
 RF3_RATE=${RF3_RATE:-20480}
 FAILOVERS=${FAILOVERS:-5}
+REBALANCE_PAIRS=${REBALANCE_PAIRS:-5}
 COMPACTION_RUNS=${COMPACTION_RUNS:-5}
 
 dir=$(mktemp -d)
@@ -94,6 +98,9 @@ kill -INT "$tpid"; wait "$tpid" 2>/dev/null || true; tpid=
 
 echo "== failover: SIGKILL of the leader, $FAILOVERS times (RF=3, acks=all, a record per ms)"
 STRATA_BIN="$(realpath "$STRATA")" go test -run '^$' -bench BenchmarkLeaderFailover -benchtime "${FAILOVERS}x" ./testenv/ | grep -E 'Benchmark|failovers'
+
+echo "== produce p99 during a rebalance: acks=all, 4,000 records/s of 1 KiB for 6 s, a 4th broker added, with and without strata cluster rebalance, $REBALANCE_PAIRS pairs"
+STRATA_BIN="$(realpath "$STRATA")" go test -run '^$' -bench BenchmarkProduceP99DuringRebalance -benchtime "${REBALANCE_PAIRS}x" ./testenv/ 2>&1 | grep -E 'Benchmark|pair'
 
 echo "== Kafka protocol: franz-go producer (idempotent, acks=all, linger 1 ms) and consumer, 1 KiB records, one partition, in-process broker"
 go test -run '^$' -bench 'BenchmarkKafka' -benchtime 200000x -count "$RUNS" ./broker/kafkaapi/ | grep -E '^Benchmark'

@@ -98,12 +98,18 @@ type Cluster struct {
 	logFile *os.File // the default logger's file; nil with ClusterOptions.Logger
 	etcd    *Etcd
 	minio   *MinIO
-	brokers []*Broker
 
 	mu       sync.Mutex
 	isolated map[int32]bool
 	crashes  []error // broker exits nobody asked for
 	closed   bool
+	brokers  []*Broker // in node id order; AddBroker appends
+
+	// opts and bin are what the cluster was started with, for AddBroker;
+	// addMu serialises additions.
+	opts  ClusterOptions
+	bin   string
+	addMu sync.Mutex
 }
 
 // Broker is one `strata broker` process of a Cluster. Its ports, data
@@ -179,7 +185,7 @@ func NewTestCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("testenv: cluster of %d brokers up in %v (dir %s)", len(c.brokers), time.Since(start).Round(time.Millisecond), c.dir)
+	t.Logf("testenv: cluster of %d brokers up in %v (dir %s)", len(c.Brokers()), time.Since(start).Round(time.Millisecond), c.dir)
 	t.Cleanup(func() {
 		if err := c.Close(); err != nil {
 			t.Errorf("testenv: %v", err)
@@ -290,56 +296,14 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 	}
 	etcd.beforeStop = c.cutEtcdClients
 
-	sessionTimeout := cmp.Or(opts.SessionTimeout, server.DefaultSessionTimeout)
-	settings := make([]string, 0, len(opts.BrokerSettings))
-	for k, v := range opts.BrokerSettings {
-		settings = append(settings, k+"="+v)
-	}
-	sort.Strings(settings)
+	c.opts, c.bin = opts, bin
 	for id := int32(1); id <= int32(n); id++ {
-		b := &Broker{
-			id:        id,
-			c:         c,
-			bin:       bin,
-			dataDir:   filepath.Join(dir, fmt.Sprintf("broker-%d", id), "data"),
-			logPath:   filepath.Join(dir, fmt.Sprintf("broker-%d", id), "broker.log"),
-			listeners: opts.KafkaListeners,
-		}
-		if err := os.MkdirAll(b.dataDir, 0o755); err != nil {
+		if _, err := c.newBroker(id); err != nil {
 			return nil, err
-		}
-		logger := c.logger.With("broker", id)
-		// The target is set once the broker's ports are chosen.
-		if b.inbound, err = NewProxy("", ProxyOptions{Identify: c.identify, Logger: logger.With("proxy_role", "grpc")}); err != nil {
-			return nil, err
-		}
-		c.brokers = append(c.brokers, b)
-		if b.etcdProxy, err = NewProxy(etcd.ClientAddr(), ProxyOptions{Logger: logger.With("proxy_role", "etcd")}); err != nil {
-			return nil, err
-		}
-		b.args = []string{
-			"--node-id", fmt.Sprint(id),
-			"--data-dir", b.dataDir,
-			"--etcd-endpoints", "http://" + b.etcdProxy.Addr(),
-			"--etcd-prefix", c.prefix,
-			"--advertised-grpc-addr", b.inbound.Addr(),
-			"--session-timeout", sessionTimeout.String(),
-		}
-		for _, s := range settings {
-			b.args = append(b.args, "--config", s)
-		}
-		if opts.BrokerArgs != nil {
-			b.args = append(b.args, opts.BrokerArgs(id)...)
-		}
-		if mio != nil {
-			// Tiered topics keep their segments in the cluster's bucket.
-			s3 := mio.S3()
-			b.args = append(b.args, "--object-store", ObjectStoreURL(s3))
-			b.env = append(childEnv(), "AWS_ACCESS_KEY_ID="+s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3.SecretKey, "AWS_REGION="+s3.Region)
 		}
 	}
 	fns := make([]func() error, 0, n)
-	for _, b := range c.brokers {
+	for _, b := range c.Brokers() {
 		fns = append(fns, func() error { return b.firstStart(ctx, opts.ExtraArgs) })
 	}
 	if err := parallel(fns...); err != nil {
@@ -350,6 +314,91 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 	}
 	c.logger.Info("cluster ready", "brokers", n, "etcd", etcd.Endpoint(), "minio", opts.MinIO)
 	return c, nil
+}
+
+// newBroker prepares broker id (its directories, proxies and command line)
+// and adds it to the cluster, not started.
+func (c *Cluster) newBroker(id int32) (*Broker, error) {
+	opts := c.opts
+	sessionTimeout := cmp.Or(opts.SessionTimeout, server.DefaultSessionTimeout)
+	settings := make([]string, 0, len(opts.BrokerSettings))
+	for k, v := range opts.BrokerSettings {
+		settings = append(settings, k+"="+v)
+	}
+	sort.Strings(settings)
+	b := &Broker{
+		id:        id,
+		c:         c,
+		bin:       c.bin,
+		dataDir:   filepath.Join(c.dir, fmt.Sprintf("broker-%d", id), "data"),
+		logPath:   filepath.Join(c.dir, fmt.Sprintf("broker-%d", id), "broker.log"),
+		listeners: opts.KafkaListeners,
+	}
+	if err := os.MkdirAll(b.dataDir, 0o755); err != nil {
+		return nil, err
+	}
+	logger := c.logger.With("broker", id)
+	var err error
+	// The target is set once the broker's ports are chosen.
+	if b.inbound, err = NewProxy("", ProxyOptions{Identify: c.identify, Logger: logger.With("proxy_role", "grpc")}); err != nil {
+		return nil, err
+	}
+	// Added now, so that Close closes its proxies whatever happens next.
+	c.mu.Lock()
+	c.brokers = append(c.brokers, b)
+	c.mu.Unlock()
+	if b.etcdProxy, err = NewProxy(c.etcd.ClientAddr(), ProxyOptions{Logger: logger.With("proxy_role", "etcd")}); err != nil {
+		return nil, err
+	}
+	b.args = []string{
+		"--node-id", fmt.Sprint(id),
+		"--data-dir", b.dataDir,
+		"--etcd-endpoints", "http://" + b.etcdProxy.Addr(),
+		"--etcd-prefix", c.prefix,
+		"--advertised-grpc-addr", b.inbound.Addr(),
+		"--session-timeout", sessionTimeout.String(),
+	}
+	for _, s := range settings {
+		b.args = append(b.args, "--config", s)
+	}
+	if opts.BrokerArgs != nil {
+		b.args = append(b.args, opts.BrokerArgs(id)...)
+	}
+	if c.minio != nil {
+		// Tiered topics keep their segments in the cluster's bucket.
+		s3 := c.minio.S3()
+		b.args = append(b.args, "--object-store", ObjectStoreURL(s3))
+		b.env = append(childEnv(), "AWS_ACCESS_KEY_ID="+s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3.SecretKey, "AWS_REGION="+s3.Region)
+	}
+	return b, nil
+}
+
+// AddBroker starts one more broker into the running cluster, with the next
+// node id and the options the others were started with
+// (ClusterOptions.BrokerArgs is asked for its id), and returns once it
+// answers /healthz, registered. It holds no partition until one is moved
+// to it or created on it. env.json is rewritten to list it.
+func (c *Cluster) AddBroker(ctx context.Context) (*Broker, error) {
+	c.addMu.Lock()
+	defer c.addMu.Unlock()
+	c.mu.Lock()
+	closed, id := c.closed, int32(len(c.brokers)+1)
+	c.mu.Unlock()
+	if closed {
+		return nil, errors.New("testenv: add a broker: the cluster is closed")
+	}
+	b, err := c.newBroker(id)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: add broker %d: %w", id, err)
+	}
+	if err := b.firstStart(ctx, c.opts.ExtraArgs); err != nil {
+		return nil, fmt.Errorf("testenv: add broker %d: %w", id, err)
+	}
+	if err := c.WriteEnv(filepath.Join(c.dir, "env.json")); err != nil {
+		return nil, err
+	}
+	c.logger.Info("broker added", "broker", id)
+	return b, nil
 }
 
 // firstStart picks the broker's ports and starts it, with new ports if it
@@ -413,10 +462,16 @@ func (b *Broker) listenerArgs(addrs []string) []string {
 func (c *Cluster) Dir() string { return c.dir }
 
 // Brokers are the brokers, in node id order.
-func (c *Cluster) Brokers() []*Broker { return slices.Clone(c.brokers) }
+func (c *Cluster) Brokers() []*Broker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.brokers)
+}
 
 // Broker is the broker with node id id, or nil.
 func (c *Cluster) Broker(id int32) *Broker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if id < 1 || int(id) > len(c.brokers) {
 		return nil
 	}
@@ -435,8 +490,8 @@ func (c *Cluster) EtcdPrefix() string { return c.prefix }
 // BootstrapServers are the brokers' advertised gRPC addresses, comma
 // separated.
 func (c *Cluster) BootstrapServers() string {
-	addrs := make([]string, 0, len(c.brokers))
-	for _, b := range c.brokers {
+	addrs := make([]string, 0, len(c.Brokers()))
+	for _, b := range c.Brokers() {
 		addrs = append(addrs, b.GRPCAddr())
 	}
 	return strings.Join(addrs, ",")
@@ -447,7 +502,7 @@ func (c *Cluster) Env() Env {
 	env := Env{
 		Etcd: EtcdEnv{Endpoints: []string{c.etcd.Endpoint()}, Prefix: c.prefix},
 	}
-	for _, b := range c.brokers {
+	for _, b := range c.Brokers() {
 		env.Brokers = append(env.Brokers, BrokerEnv{
 			NodeID:         b.id,
 			GRPCAddr:       b.GRPCAddr(),
@@ -484,8 +539,8 @@ func (c *Cluster) WriteEnv(path string) error {
 // LogTails is the last n lines of every process's log, brokers first.
 func (c *Cluster) LogTails(n int) string {
 	var sb strings.Builder
-	paths := make([]string, 0, len(c.brokers)+2)
-	for _, b := range c.brokers {
+	paths := make([]string, 0, len(c.Brokers())+2)
+	for _, b := range c.Brokers() {
 		paths = append(paths, b.logPath)
 	}
 	if c.etcd != nil {
@@ -515,12 +570,12 @@ func (c *Cluster) Close() error {
 	c.mu.Unlock()
 
 	etcdUp := c.etcd != nil && c.etcd.Pid() != 0
-	fns := make([]func() error, 0, len(c.brokers))
-	for _, b := range c.brokers {
+	fns := make([]func() error, 0, len(c.Brokers()))
+	for _, b := range c.Brokers() {
 		fns = append(fns, func() error { return b.shutdown(etcdUp) })
 	}
 	errs := []error{parallel(fns...)}
-	for _, b := range c.brokers {
+	for _, b := range c.Brokers() {
 		b.ports.release()
 		if b.inbound != nil {
 			errs = append(errs, b.inbound.Close())
@@ -580,11 +635,11 @@ func (b *Broker) shutdown(etcdUp bool) error {
 // connection does; a process that exits closes its connections, so cutting
 // them as it stops is what a client sees anyway, minus the wait.
 func (c *Cluster) cutEtcdClients() func() {
-	for _, b := range c.brokers {
+	for _, b := range c.Brokers() {
 		b.etcdProxy.suspend()
 	}
 	return func() {
-		for _, b := range c.brokers {
+		for _, b := range c.Brokers() {
 			b.etcdProxy.resume()
 		}
 	}
@@ -593,9 +648,9 @@ func (c *Cluster) cutEtcdClients() func() {
 // identify names the broker process that opened conn, for the inbound
 // proxies' BlockSource; "" for anything else (a client).
 func (c *Cluster) identify(conn *net.TCPConn) string {
-	byPID := make(map[int]int32, len(c.brokers))
-	pids := make([]int, 0, len(c.brokers))
-	for _, b := range c.brokers {
+	byPID := make(map[int]int32, len(c.Brokers()))
+	pids := make([]int, 0, len(c.Brokers()))
+	for _, b := range c.Brokers() {
 		if pid := b.Pid(); pid != 0 {
 			byPID[pid] = b.id
 			pids = append(pids, pid)
@@ -832,7 +887,7 @@ func (b *Broker) Isolate() {
 	c.logger.Info("isolating broker", "broker", b.id)
 	b.inbound.Block()
 	b.etcdProxy.Block()
-	for _, o := range c.brokers {
+	for _, o := range c.Brokers() {
 		if o != b {
 			o.inbound.BlockSource(brokerSource(b.id))
 		}
@@ -850,7 +905,7 @@ func (b *Broker) Heal() {
 	delete(c.isolated, b.id)
 	c.mu.Unlock()
 	c.logger.Info("healing broker", "broker", b.id)
-	for _, o := range c.brokers {
+	for _, o := range c.Brokers() {
 		if o != b {
 			o.inbound.UnblockSource(brokerSource(b.id))
 		}

@@ -565,7 +565,7 @@ func probe(addr string) error {
 	return err
 }
 
-func etcdClient(t *testing.T, c *testenv.Cluster) *clientv3.Client {
+func etcdClient(t testing.TB, c *testenv.Cluster) *clientv3.Client {
 	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{c.Etcd().Endpoint()},

@@ -74,7 +74,7 @@ func TestBrokerRacks(t *testing.T) {
 		for i, line := range lines[1:] {
 			f := strings.Fields(line)
 			id := int32(i + 1)
-			if len(f) != 6 || strings.TrimSuffix(f[0], "*") != fmt.Sprint(id) || f[3] != racks[id] || f[4] != "3" {
+			if len(f) != 8 || strings.TrimSuffix(f[0], "*") != fmt.Sprint(id) || f[3] != racks[id] || f[4] != "3" {
 				return fmt.Errorf("broker %d's line %q, want rack %s and 3 replicas:\n%s", id, line, racks[id], out)
 			}
 			var n int

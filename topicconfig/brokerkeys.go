@@ -44,6 +44,9 @@ var brokerReadKeys = []string{
 	"producer.id.expiration.ms",
 	"remote.log.manager.task.interval.ms",
 	"replica.lag.time.max.ms",
+	// Replication throttle (replication.go).
+	FollowerReplicationThrottledRateKey,
+	LeaderReplicationThrottledRateKey,
 	// TLS of the Kafka listener and, prefixed grpc., of the gRPC port
 	// (ssl.go). The password and inline-PEM keys are read only to be
 	// refused with a reason.
@@ -93,6 +96,10 @@ var brokerReadKeys = []string{
 	AdvertisedListenersKey,
 	ListenerSecurityProtocolMapKey,
 	ListenersKey,
+	// The controller's leader balancing (leaders.go).
+	AutoLeaderRebalanceEnableKey,
+	LeaderImbalanceCheckIntervalKey,
+	LeaderImbalancePerBrokerPercentKey,
 	// Where the broker runs, and who serves consumers in its rack (broker.go).
 	"broker.rack",
 	"replica.selector.class",

@@ -35,8 +35,17 @@ type Term interface {
 // resyncInterval bounds how long a failed change waits to be tried again.
 const resyncInterval = time.Second
 
+// Option configures Run.
+type Option func(*controller)
+
+// WithLeaderRebalance sets how leadership returns to preferred replicas
+// (auto.leader.rebalance.enable and its kin); Kafka's defaults without it.
+func WithLeaderRebalance(r topicconfig.LeaderRebalance) Option {
+	return func(c *controller) { c.rebalance = r }
+}
+
 // Run acts as controller until ctx ends or the term does.
-func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]string, logger *slog.Logger) {
+func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]string, logger *slog.Logger, opts ...Option) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -46,11 +55,7 @@ func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]
 		case <-ctx.Done():
 		}
 	}()
-	c := &controller{
-		store: store, term: term, logger: logger, defaults: brokerDefaults,
-		states: map[metastore.TopicPartition]metastore.PartitionState{},
-		kick:   make(chan struct{}, 1),
-	}
+	c := newController(store, term, brokerDefaults, logger, opts...)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -62,9 +67,19 @@ func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]
 		store.FollowBrokers(ctx, c.brokersChanged)
 	}()
 	defer wg.Wait()
-	logger.Info("acting as controller")
+	logger.Info("acting as controller", "auto_leader_rebalance", c.rebalance.Enable)
 	t := time.NewTicker(resyncInterval)
 	defer t.Stop()
+	// The leader balance check runs in this loop, between passes of
+	// reconcile, so the two never write the same partition at once.
+	var balance *time.Timer
+	var balanceC <-chan time.Time
+	if c.rebalance.Enable {
+		balance = time.NewTimer(c.rebalance.CheckInterval)
+		defer balance.Stop()
+		balanceC = balance.C
+	}
+	defer c.metrics.imbalance.Set(0)
 	for {
 		select {
 		case <-ctx.Done():
@@ -72,9 +87,28 @@ func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]
 			return
 		case <-c.kick:
 		case <-t.C:
+			c.measureImbalance()
+		case <-balanceC:
+			c.balanceLeaders(ctx)
+			balance.Reset(c.rebalance.CheckInterval)
+			continue
 		}
 		c.reconcile(ctx)
 	}
+}
+
+func newController(store Store, term Term, brokerDefaults map[string]string, logger *slog.Logger, opts ...Option) *controller {
+	c := &controller{
+		store: store, term: term, logger: logger, defaults: brokerDefaults,
+		rebalance: topicconfig.DefaultLeaderRebalance(),
+		metrics:   NewMetrics(nil),
+		states:    map[metastore.TopicPartition]metastore.PartitionState{},
+		kick:      make(chan struct{}, 1),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 type controller struct {
@@ -82,6 +116,9 @@ type controller struct {
 	term     Term
 	logger   *slog.Logger
 	defaults map[string]string
+	// rebalance is auto.leader.rebalance.enable and its kin.
+	rebalance topicconfig.LeaderRebalance
+	metrics   *Metrics
 
 	mu         sync.Mutex
 	states     map[metastore.TopicPartition]metastore.PartitionState
@@ -140,33 +177,49 @@ func (c *controller) reconcile(ctx context.Context) {
 	if len(c.pending(c.followedLive())) == 0 {
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	brokers, err := c.store.Brokers(rctx)
-	cancel()
+	live, err := c.readLive(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.logger.Warn("reading the live brokers failed; partition changes wait", "err", err)
 		}
 		return
 	}
+	unclean := c.uncleanPerPass()
+	inParallel(ctx, c.pending(live), func(ctx context.Context, st metastore.PartitionState) bool {
+		return c.change(ctx, st, live, unclean)
+	})
+}
+
+// readLive reads the live brokers and their broker epochs afresh.
+func (c *controller) readLive(ctx context.Context) (map[int32]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	brokers, err := c.store.Brokers(ctx)
+	if err != nil {
+		return nil, err
+	}
 	live := make(map[int32]int64, len(brokers))
 	for _, b := range brokers {
 		live[b.NodeID] = b.Epoch
 	}
-	todo := c.pending(live)
-	// Changes go out several at a time: one etcd round trip each, one after
-	// another, would make a failover's duration grow with the number of
-	// partitions the lost broker led.
+	return live, nil
+}
+
+// inParallel runs change on every item of todo, changeWorkers at a time:
+// one etcd round trip each, one after another, would make a failover's
+// duration grow with the number of partitions the lost broker led. Once a
+// change returns false (the term is over) no more start.
+func inParallel[T any](ctx context.Context, todo []T, change func(context.Context, T) bool) {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	work := make(chan metastore.PartitionState)
+	work := make(chan T)
 	var wg sync.WaitGroup
 	for range min(changeWorkers, len(todo)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for st := range work {
-				if !c.change(ctx, st, live) {
+				if !change(ctx, st) {
 					stop() // no longer controller
 				}
 			}
@@ -214,14 +267,20 @@ const changeWorkers = 16
 
 // change writes st's next state, if it needs one; it returns false once this
 // controller's term is over.
-func (c *controller) change(ctx context.Context, st metastore.PartitionState, live map[int32]int64) bool {
+func (c *controller) change(ctx context.Context, st metastore.PartitionState, live map[int32]int64, uncleanAllowed func(context.Context, string) bool) bool {
 	if ctx.Err() != nil {
 		return true
 	}
 	cur := current(st, live)
 	next, ok := Decide(st, cur, false)
-	if ok && next.Leader < 0 && c.uncleanAllowed(ctx, st.Topic) {
+	// A partition already leaderless is asked too: its topic may allow
+	// unclean election only now, or the replica it takes may only now be
+	// back. The topic is read only when such a replica is live.
+	if next.Leader < 0 && uncleanChoice(st, cur) >= 0 && uncleanAllowed(ctx, st.Topic) {
 		next, ok = Decide(st, cur, true)
+	}
+	if done, moved := CompleteMove(next, cur); moved {
+		next, ok = done, true
 	}
 	if !ok {
 		return true
@@ -232,8 +291,8 @@ func (c *controller) change(ctx context.Context, st metastore.PartitionState, li
 	switch {
 	case err == nil:
 		c.logger.Info("partition state changed", "topic", st.Topic, "partition", st.Partition,
-			"leader", got.Leader, "leader_epoch", got.LeaderEpoch, "isr", got.ISR,
-			"previous_leader", st.Leader, "previous_isr", st.ISR)
+			"leader", got.Leader, "leader_epoch", got.LeaderEpoch, "isr", got.ISR, "replicas", got.Replicas,
+			"previous_leader", st.Leader, "previous_isr", st.ISR, "previous_replicas", st.Replicas)
 		c.partitions(metastore.PartitionsUpdate{States: []metastore.PartitionState{got}})
 	case errors.Is(err, metastore.ErrConflict):
 		c.partitions(metastore.PartitionsUpdate{States: []metastore.PartitionState{got}})
@@ -245,6 +304,27 @@ func (c *controller) change(ctx context.Context, st metastore.PartitionState, li
 		}
 	}
 	return true
+}
+
+// uncleanPerPass returns uncleanAllowed remembering each topic's answer:
+// leaderless partitions are looked at on every pass, and a topic's are read
+// once per pass rather than once each.
+func (c *controller) uncleanPerPass() func(context.Context, string) bool {
+	var mu sync.Mutex
+	known := map[string]bool{}
+	return func(ctx context.Context, topic string) bool {
+		mu.Lock()
+		allowed, ok := known[topic]
+		mu.Unlock()
+		if ok {
+			return allowed
+		}
+		allowed = c.uncleanAllowed(ctx, topic)
+		mu.Lock()
+		known[topic] = allowed
+		mu.Unlock()
+		return allowed
+	}
 }
 
 // uncleanAllowed reads the topic's unclean.leader.election.enable; it is
@@ -268,6 +348,12 @@ func (c *controller) uncleanAllowed(ctx context.Context, topic string) bool {
 // then it can be elected (if nobody better is left) in a new epoch, or rejoin
 // the ISR by catching up. This is what Kafka's broker epochs are for.
 func current(st metastore.PartitionState, live map[int32]int64) map[int32]bool {
+	return Current(st, live)
+}
+
+// Current is the set of brokers that count as alive for st (see current);
+// live maps each registered broker to its broker epoch.
+func Current(st metastore.PartitionState, live map[int32]int64) map[int32]bool {
 	out := make(map[int32]bool, len(live))
 	for id, epoch := range live {
 		// A single replica has nobody to lose data to. A leaderless state's
@@ -281,10 +367,13 @@ func current(st metastore.PartitionState, live map[int32]int64) map[int32]bool {
 	return out
 }
 
-// needsChange: the leader is gone (or there is none), or the ISR names a dead
-// broker.
+// needsChange: the leader is gone (or there is none), the ISR names a dead
+// broker, or a move can complete.
 func needsChange(st metastore.PartitionState, live map[int32]bool) bool {
 	if st.Leader < 0 || !live[st.Leader] {
+		return true
+	}
+	if _, ok := CompleteMove(st, live); ok {
 		return true
 	}
 	for _, id := range st.ISR {
@@ -296,12 +385,15 @@ func needsChange(st metastore.PartitionState, live map[int32]bool) bool {
 }
 
 // Decide computes a partition's next state given the live brokers: dead
-// brokers leave the ISR (but the ISR never becomes empty: its last member is
-// kept, as the only replica known to hold every committed record); a leader
-// that is gone is replaced by the first live ISR member in replica order,
-// with a new leader epoch. Without one the partition stays leaderless, unless
-// unclean election allows any live replica (which may lose committed
-// records). ok is false when nothing changes.
+// brokers leave the ISR (but the controller never empties it: its last
+// member is kept, as the only replica known to hold every committed record);
+// a leader that is gone is replaced by the first live ISR member in replica
+// order, with a new leader epoch. Without one the partition stays
+// leaderless, unless unclean election allows any live replica (which may
+// lose committed records). An empty ISR (its last member came back without
+// its log and left it, see broker.ReleaseLostReplicas) thus leaves the
+// partition leaderless until an unclean election. ok is false when nothing
+// changes.
 func Decide(st metastore.PartitionState, live map[int32]bool, unclean bool) (metastore.PartitionState, bool) {
 	next := st
 	next.ISR = slices.DeleteFunc(slices.Clone(st.ISR), func(id int32) bool { return !live[id] })
@@ -315,12 +407,9 @@ func Decide(st metastore.PartitionState, live map[int32]bool, unclean bool) (met
 			}
 		}
 		if next.Leader < 0 && unclean {
-			for _, id := range st.Replicas {
-				if live[id] {
-					next.Leader = id
-					next.ISR = []int32{id}
-					break
-				}
+			next.Leader = uncleanChoice(st, live)
+			if next.Leader >= 0 {
+				next.ISR = []int32{next.Leader}
 			}
 		}
 	}
@@ -338,4 +427,24 @@ func Decide(st metastore.PartitionState, live map[int32]bool, unclean bool) (met
 		return st, false
 	}
 	return next, true
+}
+
+// uncleanChoice is the replica an unclean election takes: the first live
+// one in replica order that did not come back without its log (st.Lost), or
+// failing that the first live one; -1 if none is live. A replica that lost
+// its log holds nothing, where another may hold everything committed.
+func uncleanChoice(st metastore.PartitionState, live map[int32]bool) int32 {
+	fallback := int32(-1)
+	for _, id := range st.Replicas {
+		if !live[id] {
+			continue
+		}
+		if !slices.Contains(st.Lost, id) {
+			return id
+		}
+		if fallback < 0 {
+			fallback = id
+		}
+	}
+	return fallback
 }

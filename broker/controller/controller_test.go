@@ -43,6 +43,16 @@ func TestDecide(t *testing.T) {
 			change: true, leader: 1, epoch: 6, isr: []int32{1}},
 		{name: "leaderless and nobody in sync is back: no change", live: liveSet(3),
 			st: metastore.PartitionState{Leader: -1, LeaderEpoch: 5, Replicas: []int32{1, 2, 3}, ISR: []int32{1}}},
+		{name: "empty ISR (its last member lost its log): no election", live: liveSet(1, 2, 3),
+			st: metastore.PartitionState{Leader: -1, LeaderEpoch: 5, Replicas: []int32{1, 2, 3}, ISR: []int32{}, Lost: []int32{1}}},
+		{name: "empty ISR, unclean: the first live replica that did not lose its log", unclean: true, live: liveSet(1, 3),
+			st:     metastore.PartitionState{Leader: -1, LeaderEpoch: 5, Replicas: []int32{1, 2, 3}, ISR: []int32{}, Lost: []int32{1}},
+			change: true, leader: 3, epoch: 6, isr: []int32{3}},
+		{name: "empty ISR, unclean, only the replica that lost its log is live: it", unclean: true, live: liveSet(1),
+			st:     metastore.PartitionState{Leader: -1, LeaderEpoch: 5, Replicas: []int32{1, 2, 3}, ISR: []int32{}, Lost: []int32{1}},
+			change: true, leader: 1, epoch: 6, isr: []int32{1}},
+		{name: "empty ISR, unclean, nobody live: no change", unclean: true, live: liveSet(),
+			st: metastore.PartitionState{Leader: -1, LeaderEpoch: 5, Replicas: []int32{1, 2, 3}, ISR: []int32{}, Lost: []int32{1}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			next, ok := Decide(c.st, c.live, c.unclean)

@@ -155,3 +155,80 @@ func TestRunDoesNotActOnALaggingBrokerWatch(t *testing.T) {
 		return nil
 	})
 }
+
+// A partition whose last in-sync replica came back without its log (and left
+// the ISR) stays leaderless with every replica registered: the controller
+// writes nothing, however often it looks. Allowing unclean election then
+// elects a live replica that did not lose its log, although the one that
+// did comes first in replica order.
+func TestRunLeavesAnEmptyISRToUncleanElection(t *testing.T) {
+	store := metastoretest.New()
+	ctx := t.Context()
+	if _, err := store.CreateTopic(ctx, metastore.Topic{Name: "t"}, [][]int32{{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	states, err := store.PartitionStates(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	offline := states[0]
+	offline.Leader, offline.LeaderEpoch, offline.ISR, offline.Lost = -1, 1, []int32{}, []int32{1}
+	if offline, err = store.CompareAndSwapPartitionState(ctx, states[0], offline); err != nil {
+		t.Fatal(err)
+	}
+	var regs []*metastoretest.Registration
+	for id := int32(1); id <= 3; id++ {
+		reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: id}, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { reg.Close() })
+		regs = append(regs, reg)
+	}
+	term, err := store.CampaignController(ctx, regs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := store.Brokers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &staleBrokers{Store: store, first: all}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(runCtx, counted, term, nil, slog.New(slog.DiscardHandler))
+	}()
+	t.Cleanup(func() {
+		stop()
+		<-done
+	})
+
+	await.True(t, 10*time.Second, "two passes to read the live brokers", func() bool { return counted.reads.Load() >= 2 })
+	states, err = store.PartitionStates(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := states[0]; st.Revision != offline.Revision {
+		t.Fatalf("state written while nobody was known to hold the data: %+v", st)
+	}
+
+	if _, err := store.AlterTopicConfigs(ctx, "t", map[string]string{"unclean.leader.election.enable": "true"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	await.NoError(t, 10*time.Second, "an unclean election", func() error {
+		states, err := store.PartitionStates(ctx, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := states[0]
+		if st.Leader < 0 {
+			return fmt.Errorf("state %+v", st)
+		}
+		if st.Leader != 2 || st.LeaderEpoch != 2 || !slices.Equal(st.ISR, []int32{2}) || !slices.Equal(st.Lost, []int32{1}) {
+			t.Fatalf("unclean election: %+v, want leader 2 in epoch 2, ISR [2], lost [1]", st)
+		}
+		return nil
+	})
+}

@@ -100,6 +100,12 @@ var table = map[broker.Kind]Codes{
 	// registration the leader has not seen yet retries with its backoff.
 	broker.KindClusterAuthorizationFailed: {kerr.ClusterAuthorizationFailed.Code, codes.PermissionDenied, none},
 
+	broker.KindInvalidReplicaAssignment:    {kerr.InvalidReplicaAssignment.Code, codes.InvalidArgument, stratav1.ErrorReason_INVALID_REPLICA_ASSIGNMENT},
+	broker.KindNoReassignmentInProgress:    {kerr.NoReassignmentInProgress.Code, codes.FailedPrecondition, stratav1.ErrorReason_NO_REASSIGNMENT_IN_PROGRESS},
+	broker.KindElectionNotNeeded:           {kerr.ElectionNotNeeded.Code, codes.FailedPrecondition, stratav1.ErrorReason_ELECTION_NOT_NEEDED},
+	broker.KindPreferredLeaderNotAvailable: {kerr.PreferredLeaderNotAvailable.Code, codes.FailedPrecondition, stratav1.ErrorReason_PREFERRED_LEADER_NOT_AVAILABLE},
+	broker.KindEligibleLeadersNotAvailable: {kerr.EligibleLeadersNotAvailable.Code, codes.FailedPrecondition, stratav1.ErrorReason_ELIGIBLE_LEADERS_NOT_AVAILABLE},
+
 	broker.KindNotCoordinator:          {kerr.NotCoordinator.Code, codes.Unavailable, stratav1.ErrorReason_NOT_COORDINATOR},
 	broker.KindCoordinatorNotAvailable: {kerr.CoordinatorNotAvailable.Code, codes.Unavailable, stratav1.ErrorReason_COORDINATOR_NOT_AVAILABLE},
 	broker.KindUnknownMemberID:         {kerr.UnknownMemberID.Code, codes.FailedPrecondition, stratav1.ErrorReason_UNKNOWN_MEMBER_ID},

@@ -148,6 +148,13 @@ var rules = map[string]rule{
 	stratav1.Strata_CreateAcls_FullMethodName:                   func(any) []access { return []access{clusterAccess(acl.OpAlter)} },
 	stratav1.Strata_DescribeAcls_FullMethodName:                 func(any) []access { return []access{clusterAccess(acl.OpDescribe)} },
 	stratav1.Strata_DeleteAcls_FullMethodName:                   func(any) []access { return []access{clusterAccess(acl.OpAlter)} },
+	// Kafka's AlterPartitionReassignments, ListPartitionReassignments and
+	// ElectLeaders are cluster operations.
+	stratav1.Strata_AlterPartitionReassignments_FullMethodName: func(any) []access { return []access{clusterAccess(acl.OpAlter)} },
+	stratav1.Strata_ListPartitionReassignments_FullMethodName:  func(any) []access { return []access{clusterAccess(acl.OpDescribe)} },
+	stratav1.Strata_ElectLeaders_FullMethodName:                func(any) []access { return []access{clusterAccess(acl.OpAlter)} },
+	// As Kafka's DescribeLogDirs.
+	stratav1.Strata_DescribeLogDirs_FullMethodName: func(any) []access { return []access{clusterAccess(acl.OpDescribe)} },
 	// Only brokers replicate. The replica secret then proves the caller is
 	// the replica it names (see broker.ReplicaFetch).
 	stratav1.Replication_ReplicaFetch_FullMethodName: func(any) []access { return []access{clusterAccess(acl.OpClusterAction)} },

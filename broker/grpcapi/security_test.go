@@ -379,6 +379,32 @@ func TestEveryMethodIsAuthorized(t *testing.T) {
 				return err
 			}}
 		},
+		stratav1.Strata_AlterPartitionReassignments_FullMethodName: func(p string) methodCase {
+			return methodCase{grants: []acl.Binding{allow(p, acl.OpAlter, acl.ResourceCluster, acl.ClusterName)}, call: func(ctx context.Context, _ *testing.T) error {
+				// Cancelling a move that is not there: served, and answered
+				// per partition.
+				_, err := c.AlterPartitionReassignments(ctx, &stratav1.AlterPartitionReassignmentsRequest{Reassignments: []*stratav1.PartitionReassignment{{Topic: "t", Partition: 0}}})
+				return err
+			}}
+		},
+		stratav1.Strata_ListPartitionReassignments_FullMethodName: func(p string) methodCase {
+			return methodCase{grants: []acl.Binding{allow(p, acl.OpDescribe, acl.ResourceCluster, acl.ClusterName)}, call: func(ctx context.Context, _ *testing.T) error {
+				_, err := c.ListPartitionReassignments(ctx, &stratav1.ListPartitionReassignmentsRequest{})
+				return err
+			}}
+		},
+		stratav1.Strata_ElectLeaders_FullMethodName: func(p string) methodCase {
+			return methodCase{grants: []acl.Binding{allow(p, acl.OpAlter, acl.ResourceCluster, acl.ClusterName)}, call: func(ctx context.Context, _ *testing.T) error {
+				_, err := c.ElectLeaders(ctx, &stratav1.ElectLeadersRequest{Partitions: []*stratav1.TopicPartitionRef{{Topic: "t", Partition: 0}}})
+				return err
+			}}
+		},
+		stratav1.Strata_DescribeLogDirs_FullMethodName: func(p string) methodCase {
+			return methodCase{grants: []acl.Binding{allow(p, acl.OpDescribe, acl.ResourceCluster, acl.ClusterName)}, call: func(ctx context.Context, _ *testing.T) error {
+				_, err := c.DescribeLogDirs(ctx, &stratav1.DescribeLogDirsRequest{})
+				return err
+			}}
+		},
 		stratav1.Replication_ReplicaFetch_FullMethodName: func(p string) methodCase {
 			return methodCase{grants: []acl.Binding{allow(p, acl.OpClusterAction, acl.ResourceCluster, acl.ClusterName)}, call: func(ctx context.Context, _ *testing.T) error {
 				ctx = metadata.AppendToOutgoingContext(ctx, ReplicaSecretMetadataKey, string(sb.secret))

@@ -300,11 +300,13 @@ func topicDescription(d broker.TopicDescription) *stratav1.TopicDescription {
 
 func partitionInfo(p metastore.PartitionState) *stratav1.PartitionInfo {
 	return &stratav1.PartitionInfo{
-		Partition:   p.Partition,
-		Leader:      p.Leader,
-		LeaderEpoch: p.LeaderEpoch,
-		Replicas:    p.Replicas,
-		Isr:         p.ISR,
+		Partition:        p.Partition,
+		Leader:           p.Leader,
+		LeaderEpoch:      p.LeaderEpoch,
+		Replicas:         p.Replicas,
+		Isr:              p.ISR,
+		AddingReplicas:   p.AddingReplicas,
+		RemovingReplicas: p.RemovingReplicas,
 	}
 }
 

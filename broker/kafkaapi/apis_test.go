@@ -51,8 +51,12 @@ var advertised = []keyRange{
 	{31, 0, 3}, // DeleteAcls
 	{32, 0, 4}, // DescribeConfigs
 	{33, 0, 2}, // AlterConfigs
+	{35, 0, 4}, // DescribeLogDirs
 	{36, 0, 2}, // SaslAuthenticate
 	{37, 0, 3}, // CreatePartitions
+	{43, 0, 2}, // ElectLeaders
+	{45, 0, 1}, // AlterPartitionReassignments
+	{46, 0, 0}, // ListPartitionReassignments
 	{42, 0, 2}, // DeleteGroups
 	{47, 0, 0}, // OffsetDelete
 	{44, 0, 1}, // IncrementalAlterConfigs
@@ -258,7 +262,11 @@ func TestEachAPIHasItsFile(t *testing.T) {
 			hi = m[3]
 		}
 		want := []string{strings.ToLower(kmsg.NameForKey(a.key)), strconv.Itoa(int(a.key)), strconv.Itoa(int(a.min)), strconv.Itoa(int(a.max))}
-		// Kafka spells it InitProducerId, kmsg InitProducerID.
+		// Kafka spells it InitProducerId, kmsg InitProducerID; kmsg names
+		// AlterPartitionReassignments AlterPartitionAssignments.
+		if want[0] == "alterpartitionassignments" {
+			want[0] = "alterpartitionreassignments"
+		}
 		if got := []string{strings.ToLower(m[1]), m[2], m[3], hi}; !slices.Equal(got, want) {
 			t.Errorf("%s says %v (name, key, min, max), registered %v", name, got, want)
 		}

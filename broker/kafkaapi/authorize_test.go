@@ -223,11 +223,27 @@ func authzCases() map[int16]authzCase {
 			r.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: "t", Count: 2}}
 			return r
 		}, refuse: topicErr, grants: []acl.Binding{allow(acl.ResourceTopic, "t", acl.OpAlter)}},
+		35: {req: func() kmsg.Request {
+			return kmsg.NewPtrDescribeLogDirsRequest()
+		}, refuse: clusterErr, grants: []acl.Binding{allow(acl.ResourceCluster, acl.ClusterName, acl.OpDescribe)}},
 		42: {req: func() kmsg.Request {
 			r := kmsg.NewPtrDeleteGroupsRequest()
 			r.Groups = []string{"g"}
 			return r
 		}, refuse: groupErr, grants: []acl.Binding{allow(acl.ResourceGroup, "g", acl.OpDelete)}},
+		43: {req: func() kmsg.Request {
+			r := kmsg.NewPtrElectLeadersRequest()
+			r.Topics = []kmsg.ElectLeadersRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+			return r
+		}, refuse: clusterErr, grants: []acl.Binding{allow(acl.ResourceCluster, acl.ClusterName, acl.OpAlter)}},
+		45: {req: func() kmsg.Request {
+			r := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+			r.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{{Topic: "t", Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Partition: 0, Replicas: []int32{1}}}}}
+			return r
+		}, refuse: clusterErr, grants: []acl.Binding{allow(acl.ResourceCluster, acl.ClusterName, acl.OpAlter)}},
+		46: {req: func() kmsg.Request {
+			return kmsg.NewPtrListPartitionReassignmentsRequest()
+		}, refuse: clusterErr, grants: []acl.Binding{allow(acl.ResourceCluster, acl.ClusterName, acl.OpDescribe)}},
 		44: {req: func() kmsg.Request {
 			r := kmsg.NewPtrIncrementalAlterConfigsRequest()
 			r.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "t"}}

@@ -29,6 +29,14 @@ type Core interface {
 	DescribeTopic(ctx context.Context, name string) (broker.TopicDescription, error)
 	AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validateOnly bool) ([]topicconfig.Entry, error)
 	CreatePartitions(ctx context.Context, topic string, count int32, assignments [][]int32, validateOnly bool) error
+	// Moving partitions and electing leaders (see broker/reassign.go,
+	// broker/elect.go).
+	AlterPartitionReassignments(ctx context.Context, moves []broker.Reassignment) []error
+	ListPartitionReassignments(ctx context.Context, parts []metastore.TopicPartition) ([]metastore.PartitionState, error)
+	ElectLeaders(ctx context.Context, unclean bool, parts []metastore.TopicPartition) ([]broker.ElectionResult, error)
+	// DescribeLogDirs lists the replicas hosted here with their local log
+	// sizes (see broker/logdirs.go).
+	DescribeLogDirs(parts []metastore.TopicPartition) broker.LogDirs
 	// GroupCoordinator names the broker coordinating a consumer group.
 	GroupCoordinator(group string) metastore.BrokerInfo
 

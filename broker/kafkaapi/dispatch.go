@@ -103,8 +103,12 @@ func (s *Server) registered() []api {
 		s.deleteACLsAPI(),
 		s.describeConfigsAPI(),
 		s.alterConfigsAPI(),
+		s.describeLogDirsAPI(),
 		s.saslAuthenticateAPI(),
 		s.createPartitionsAPI(),
+		s.electLeadersAPI(),
+		s.alterPartitionReassignmentsAPI(),
+		s.listPartitionReassignmentsAPI(),
 		s.deleteGroupsAPI(),
 		// Out of key order: ApiVersions has always listed these two this
 		// way, and the response is kept byte for byte.

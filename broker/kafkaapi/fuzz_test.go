@@ -62,6 +62,22 @@ func (nullCore) AlterTopicConfigs(context.Context, string, map[string]string, []
 	return nil, nil
 }
 func (nullCore) CreatePartitions(context.Context, string, int32, [][]int32, bool) error { return nil }
+func (nullCore) AlterPartitionReassignments(_ context.Context, moves []broker.Reassignment) []error {
+	return make([]error, len(moves))
+}
+func (nullCore) DescribeLogDirs([]metastore.TopicPartition) broker.LogDirs {
+	return broker.LogDirs{Dir: "/data"}
+}
+func (nullCore) ListPartitionReassignments(context.Context, []metastore.TopicPartition) ([]metastore.PartitionState, error) {
+	return nil, nil
+}
+func (nullCore) ElectLeaders(_ context.Context, _ bool, parts []metastore.TopicPartition) ([]broker.ElectionResult, error) {
+	out := make([]broker.ElectionResult, len(parts))
+	for i, p := range parts {
+		out[i] = broker.ElectionResult{Topic: p.Topic, Partition: p.Partition, Leader: 1}
+	}
+	return out, nil
+}
 func (nullCore) GroupCoordinator(string) metastore.BrokerInfo {
 	return metastore.BrokerInfo{NodeID: 1, KafkaAddr: "127.0.0.1:9092"}
 }

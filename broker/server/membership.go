@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-broker/strata/broker/controller"
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // membership keeps the broker registered in etcd and runs for controller.
@@ -23,6 +24,11 @@ type membership struct {
 	logger *slog.Logger
 	ttl    time.Duration
 	info   metastore.BrokerInfo
+	// rebalance is what this broker's controller does about leader
+	// imbalance (auto.leader.rebalance.enable).
+	rebalance topicconfig.LeaderRebalance
+	// metrics are the controller's, kept across terms.
+	metrics *controller.Metrics
 
 	mu        sync.Mutex
 	reg       *metastore.Registration
@@ -123,7 +129,8 @@ func (m *membership) campaign(ctx context.Context, r *metastore.Registration, de
 			}
 			continue
 		}
-		controller.Run(ctx, m.store, term, defaults, m.logger.With("component", "controller"))
+		controller.Run(ctx, m.store, term, defaults, m.logger.With("component", "controller"),
+			controller.WithLeaderRebalance(m.rebalance), controller.WithMetrics(m.metrics))
 		if ctx.Err() != nil {
 			// Leaving: hand the role over now rather than after the lease.
 			rctx, cancel := context.WithTimeout(context.Background(), time.Second)

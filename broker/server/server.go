@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/controller"
 	"github.com/strata-broker/strata/broker/grpcapi"
 	"github.com/strata-broker/strata/broker/kafkaapi"
 	"github.com/strata-broker/strata/internal/membudget"
@@ -488,11 +489,22 @@ func (p *process) register(ctx context.Context) error {
 			return err
 		}
 	}
+	// Before registering: registered, a broker is a candidate for leadership
+	// of what the states credit it with, its lost logs included.
+	if err := broker.ReleaseLostReplicas(ctx, p.store, cfg.NodeID, cfg.DataDir, p.logger); err != nil {
+		return err
+	}
 	advertised := cfg.AdvertisedGRPCAddr
 	if advertised == "" {
 		advertised = p.grpcLis.Addr().String()
 	}
 	rack, err := topicconfig.BrokerRack(cfg.Settings)
+	if err != nil {
+		return err
+	}
+	// Read now, though only a controller uses it, so that a bad value
+	// fails every broker's start rather than a later election's winner.
+	rebalance, err := topicconfig.LeaderRebalanceSettings(cfg.Settings)
 	if err != nil {
 		return err
 	}
@@ -510,10 +522,12 @@ func (p *process) register(ctx context.Context) error {
 		info.Endpoints = append(info.Endpoints, metastore.Endpoint{Listener: k.cfg.Name, SecurityProtocol: k.cfg.Protocol, Addr: k.advertised})
 	}
 	p.member = &membership{
-		store:  p.store,
-		logger: p.logger,
-		ttl:    cfg.SessionTimeout,
-		info:   info,
+		store:     p.store,
+		logger:    p.logger,
+		ttl:       cfg.SessionTimeout,
+		info:      info,
+		rebalance: rebalance,
+		metrics:   controller.NewMetrics(p.reg),
 	}
 	// The registration outlives ctx: the broker leaves the cluster last, after
 	// its logs are closed. Until it is made, an interrupt still ends it.

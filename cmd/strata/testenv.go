@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -82,7 +83,11 @@ Strata source tree as the working directory.`,
 			if err != nil {
 				return err
 			}
-			printEnv(out, c)
+			script, err := writeAddBrokerScript(c, self, settings, sessionTimeout)
+			if err != nil {
+				return err
+			}
+			printEnv(out, c, script)
 			watchBrokers(cmd, c)
 			fmt.Fprintln(out, "stopping ...")
 			if err := c.Close(); err != nil {
@@ -124,7 +129,7 @@ func prepareEnvDir(dir string) error {
 	return nil
 }
 
-func printEnv(out io.Writer, c *testenv.Cluster) {
+func printEnv(out io.Writer, c *testenv.Cluster, addBroker string) {
 	env := c.Env()
 	fmt.Fprintf(out, "\nStrata test environment (addresses in %s):\n", filepath.Join(c.Dir(), "env.json"))
 	for _, b := range env.Brokers {
@@ -137,7 +142,61 @@ func printEnv(out io.Writer, c *testenv.Cluster) {
 	}
 	fmt.Fprintf(out, "\nTry:\n  %s topics create demo --partitions 3 --replication-factor %d --bootstrap-server %s\n",
 		os.Args[0], min(3, len(env.Brokers)), env.Brokers[0].GRPCAddr)
-	fmt.Fprintf(out, "  export %s=%s\n\nCtrl-C stops everything.\n", bootstrapEnv, env.Brokers[0].GRPCAddr)
+	fmt.Fprintf(out, "  export %s=%s\n", bootstrapEnv, env.Brokers[0].GRPCAddr)
+	fmt.Fprintf(out, "  sh %s %d   # one more broker, in another terminal; 'strata cluster rebalance' gives it partitions\n",
+		addBroker, len(env.Brokers)+1)
+	fmt.Fprintf(out, "\nCtrl-C stops everything.\n")
+}
+
+// writeAddBrokerScript writes DIR/add-broker.sh, which starts one more
+// broker of the environment in the foreground: `sh add-broker.sh NODE_ID`.
+// It is the command line an operator adding a broker to a real cluster
+// runs — the same etcd, object store and settings, its own node id and
+// data directory — with loopback ports the kernel picks (the broker
+// advertises what it bound). It returns the script's path.
+func writeAddBrokerScript(c *testenv.Cluster, bin string, settings []string, sessionTimeout time.Duration) (string, error) {
+	env := c.Env()
+	args := []string{shellQuote(bin), "broker",
+		`--node-id "$id"`, `--data-dir "$dir/data"`,
+		"--etcd-endpoints", shellQuote(strings.Join(env.Etcd.Endpoints, ",")),
+		"--etcd-prefix", shellQuote(env.Etcd.Prefix),
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0",
+	}
+	if sessionTimeout > 0 {
+		args = append(args, "--session-timeout", sessionTimeout.String())
+	}
+	for _, kv := range settings {
+		args = append(args, "--config", shellQuote(kv))
+	}
+	var envVars []string
+	if s3 := env.S3; s3 != nil {
+		args = append(args, "--object-store", shellQuote(testenv.ObjectStoreURL(*s3)))
+		envVars = append(envVars, "export AWS_ACCESS_KEY_ID="+shellQuote(s3.AccessKey), "export AWS_SECRET_ACCESS_KEY="+shellQuote(s3.SecretKey),
+			"export AWS_REGION="+shellQuote(s3.Region))
+	}
+	script := fmt.Sprintf(`#!/bin/sh
+# Starts one more broker of this test environment, in the foreground (its
+# log on the terminal; Ctrl-C stops it):
+#   sh add-broker.sh NODE_ID
+# Its data goes to broker-NODE_ID/ next to this script. It joins the
+# cluster empty; 'strata cluster rebalance' moves partitions to it.
+set -e
+id=${1:?usage: sh add-broker.sh NODE_ID}
+dir="$(cd "$(dirname "$0")" && pwd)/broker-$id"
+mkdir -p "$dir/data"
+%s
+exec %s
+`, strings.Join(envVars, "\n"), strings.Join(args, " "))
+	path := filepath.Join(c.Dir(), "add-broker.sh")
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // watchBrokers waits for an interrupt, saying when a broker exits meanwhile

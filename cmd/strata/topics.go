@@ -191,8 +191,16 @@ func writeDescribe(w io.Writer, d *stratav1.TopicDescription, allConfigs bool) {
 	fmt.Fprintf(w, "Topic: %s\tTopicId: %s\tPartitionCount: %d\tReplicationFactor: %d\tConfigs: %s\n",
 		d.GetName(), d.GetTopicId(), len(d.GetPartitions()), d.GetReplicationFactor(), strings.Join(overrides(d.GetConfigs()), ","))
 	for _, p := range d.GetPartitions() {
-		fmt.Fprintf(w, "\tTopic: %s\tPartition: %d\tLeader: %s\tReplicas: %s\tIsr: %s\n",
+		fmt.Fprintf(w, "\tTopic: %s\tPartition: %d\tLeader: %s\tReplicas: %s\tIsr: %s",
 			d.GetName(), p.GetPartition(), leaderString(p.GetLeader()), joinIDs(p.GetReplicas()), joinIDs(p.GetIsr()))
+		// As kafka-topics prints a partition that is moving.
+		if len(p.GetAddingReplicas()) > 0 {
+			fmt.Fprintf(w, "\tAdding Replicas: %s", joinIDs(p.GetAddingReplicas()))
+		}
+		if len(p.GetRemovingReplicas()) > 0 {
+			fmt.Fprintf(w, "\tRemoving Replicas: %s", joinIDs(p.GetRemovingReplicas()))
+		}
+		fmt.Fprintln(w)
 	}
 	if allConfigs {
 		fmt.Fprintf(w, "All configs for topic %s are:\n", d.GetName())
@@ -229,6 +237,9 @@ type partitionJSON struct {
 	LeaderEpoch int32   `json:"leader_epoch"`
 	Replicas    []int32 `json:"replicas"`
 	ISR         []int32 `json:"isr"`
+	// While the partition moves: the replicas joining and leaving.
+	AddingReplicas   []int32 `json:"adding_replicas,omitempty"`
+	RemovingReplicas []int32 `json:"removing_replicas,omitempty"`
 }
 
 func describeJSON(d *stratav1.TopicDescription, allConfigs bool) topicJSON {
@@ -253,11 +264,13 @@ func describeJSON(d *stratav1.TopicDescription, allConfigs bool) topicJSON {
 	}
 	for _, p := range d.GetPartitions() {
 		out.Partitions = append(out.Partitions, partitionJSON{
-			Partition:   p.GetPartition(),
-			Leader:      p.GetLeader(),
-			LeaderEpoch: p.GetLeaderEpoch(),
-			Replicas:    append([]int32{}, p.GetReplicas()...),
-			ISR:         append([]int32{}, p.GetIsr()...),
+			Partition:        p.GetPartition(),
+			Leader:           p.GetLeader(),
+			LeaderEpoch:      p.GetLeaderEpoch(),
+			Replicas:         append([]int32{}, p.GetReplicas()...),
+			ISR:              append([]int32{}, p.GetIsr()...),
+			AddingReplicas:   p.GetAddingReplicas(),
+			RemovingReplicas: p.GetRemovingReplicas(),
 		})
 	}
 	return out

@@ -490,8 +490,28 @@ func testPartitionStateCAS(t *testing.T, target Target) {
 	}
 	leaderless := swapped
 	leaderless.Leader, leaderless.LeaderEpoch = -1, 2
-	if _, err := s.CompareAndSwapPartitionState(ctx, swapped, leaderless); err != nil {
+	leaderless, err = s.CompareAndSwapPartitionState(ctx, swapped, leaderless)
+	if err != nil {
 		t.Fatalf("no leader (-1) is a valid state: %v", err)
+	}
+	// Lost is stored, and a replica in the ISR (or no longer a replica) is
+	// dropped from it by the swap itself.
+	withLost := leaderless
+	withLost.ISR, withLost.Lost = []int32{2}, []int32{1, 3}
+	withLost, err = s.CompareAndSwapPartitionState(ctx, leaderless, withLost)
+	if err != nil || !slices.Equal(withLost.Lost, []int32{1, 3}) {
+		t.Fatalf("swap naming lost replicas: %+v, %v", withLost, err)
+	}
+	if read, _ := s.PartitionStates(ctx, "t"); !reflect.DeepEqual(read[0], withLost) {
+		t.Fatalf("read back %+v, swapped %+v", read[0], withLost)
+	}
+	rejoined := withLost
+	rejoined.ISR = []int32{2, 3}
+	if rejoined, err = s.CompareAndSwapPartitionState(ctx, withLost, rejoined); err != nil || !slices.Equal(rejoined.Lost, []int32{1}) {
+		t.Fatalf("replica 3 joined the ISR: lost %v, want [1] (%v)", rejoined.Lost, err)
+	}
+	if read, _ := s.PartitionStates(ctx, "t"); !reflect.DeepEqual(read[0], rejoined) {
+		t.Fatalf("read back %+v, swapped %+v", read[0], rejoined)
 	}
 	if err := s.DeleteTopic(ctx, "t"); err != nil {
 		t.Fatal(err)

@@ -187,6 +187,9 @@ func ids(s []int32) []int32 {
 // readState is a state as handed out, sharing nothing with the store's.
 func readState(st metastore.PartitionState) metastore.PartitionState {
 	st.Replicas, st.ISR = ids(st.Replicas), ids(st.ISR)
+	if st.Lost != nil {
+		st.Lost = slices.Clone(st.Lost)
+	}
 	return st
 }
 
@@ -515,7 +518,7 @@ func (s *Store) casPartition(ctx context.Context, old, next metastore.PartitionS
 	if term != nil && !slices.Contains(s.candidates, term) {
 		return readState(cur), fmt.Errorf("metastore: update partition %s-%d: %w", old.Topic, old.Partition, metastore.ErrNotController)
 	}
-	next = readState(next)
+	next = readState(next.PruneLost())
 	next.Revision = s.write()
 	s.states[tp] = next
 	s.record(change{kind: partitionChange, state: next})

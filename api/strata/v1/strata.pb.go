@@ -118,6 +118,12 @@ const (
 	ErrorReason_GROUP_ID_NOT_FOUND          ErrorReason = 25
 	ErrorReason_FENCED_INSTANCE_ID          ErrorReason = 26
 	ErrorReason_GROUP_SUBSCRIBED_TO_TOPIC   ErrorReason = 27
+	// Moving partitions and electing leaders.
+	ErrorReason_INVALID_REPLICA_ASSIGNMENT     ErrorReason = 28
+	ErrorReason_NO_REASSIGNMENT_IN_PROGRESS    ErrorReason = 29
+	ErrorReason_ELECTION_NOT_NEEDED            ErrorReason = 30
+	ErrorReason_PREFERRED_LEADER_NOT_AVAILABLE ErrorReason = 31
+	ErrorReason_ELIGIBLE_LEADERS_NOT_AVAILABLE ErrorReason = 32
 )
 
 // Enum value maps for ErrorReason.
@@ -151,6 +157,11 @@ var (
 		25: "GROUP_ID_NOT_FOUND",
 		26: "FENCED_INSTANCE_ID",
 		27: "GROUP_SUBSCRIBED_TO_TOPIC",
+		28: "INVALID_REPLICA_ASSIGNMENT",
+		29: "NO_REASSIGNMENT_IN_PROGRESS",
+		30: "ELECTION_NOT_NEEDED",
+		31: "PREFERRED_LEADER_NOT_AVAILABLE",
+		32: "ELIGIBLE_LEADERS_NOT_AVAILABLE",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":         0,
@@ -181,6 +192,11 @@ var (
 		"GROUP_ID_NOT_FOUND":               25,
 		"FENCED_INSTANCE_ID":               26,
 		"GROUP_SUBSCRIBED_TO_TOPIC":        27,
+		"INVALID_REPLICA_ASSIGNMENT":       28,
+		"NO_REASSIGNMENT_IN_PROGRESS":      29,
+		"ELECTION_NOT_NEEDED":              30,
+		"PREFERRED_LEADER_NOT_AVAILABLE":   31,
+		"ELIGIBLE_LEADERS_NOT_AVAILABLE":   32,
 	}
 )
 
@@ -209,6 +225,52 @@ func (x ErrorReason) Number() protoreflect.EnumNumber {
 // Deprecated: Use ErrorReason.Descriptor instead.
 func (ErrorReason) EnumDescriptor() ([]byte, []int) {
 	return file_strata_v1_strata_proto_rawDescGZIP(), []int{1}
+}
+
+type ElectionType int32
+
+const (
+	ElectionType_ELECTION_TYPE_PREFERRED ElectionType = 0
+	ElectionType_ELECTION_TYPE_UNCLEAN   ElectionType = 1
+)
+
+// Enum value maps for ElectionType.
+var (
+	ElectionType_name = map[int32]string{
+		0: "ELECTION_TYPE_PREFERRED",
+		1: "ELECTION_TYPE_UNCLEAN",
+	}
+	ElectionType_value = map[string]int32{
+		"ELECTION_TYPE_PREFERRED": 0,
+		"ELECTION_TYPE_UNCLEAN":   1,
+	}
+)
+
+func (x ElectionType) Enum() *ElectionType {
+	p := new(ElectionType)
+	*p = x
+	return p
+}
+
+func (x ElectionType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ElectionType) Descriptor() protoreflect.EnumDescriptor {
+	return file_strata_v1_strata_proto_enumTypes[2].Descriptor()
+}
+
+func (ElectionType) Type() protoreflect.EnumType {
+	return &file_strata_v1_strata_proto_enumTypes[2]
+}
+
+func (x ElectionType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ElectionType.Descriptor instead.
+func (ElectionType) EnumDescriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{2}
 }
 
 type Header struct {
@@ -369,14 +431,18 @@ func (x *Record) GetPartition() int32 {
 
 // PartitionInfo describes one partition's replicas.
 type PartitionInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
-	Leader        int32                  `protobuf:"varint,2,opt,name=leader,proto3" json:"leader,omitempty"`
-	LeaderEpoch   int32                  `protobuf:"varint,3,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
-	Replicas      []int32                `protobuf:"varint,4,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`
-	Isr           []int32                `protobuf:"varint,5,rep,packed,name=isr,proto3" json:"isr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Partition   int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Leader      int32                  `protobuf:"varint,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	LeaderEpoch int32                  `protobuf:"varint,3,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	Replicas    []int32                `protobuf:"varint,4,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`
+	Isr         []int32                `protobuf:"varint,5,rep,packed,name=isr,proto3" json:"isr,omitempty"`
+	// While the partition moves (see AlterPartitionReassignments): the
+	// replicas joining and those leaving. replicas holds both.
+	AddingReplicas   []int32 `protobuf:"varint,6,rep,packed,name=adding_replicas,json=addingReplicas,proto3" json:"adding_replicas,omitempty"`
+	RemovingReplicas []int32 `protobuf:"varint,7,rep,packed,name=removing_replicas,json=removingReplicas,proto3" json:"removing_replicas,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PartitionInfo) Reset() {
@@ -440,6 +506,20 @@ func (x *PartitionInfo) GetReplicas() []int32 {
 func (x *PartitionInfo) GetIsr() []int32 {
 	if x != nil {
 		return x.Isr
+	}
+	return nil
+}
+
+func (x *PartitionInfo) GetAddingReplicas() []int32 {
+	if x != nil {
+		return x.AddingReplicas
+	}
+	return nil
+}
+
+func (x *PartitionInfo) GetRemovingReplicas() []int32 {
+	if x != nil {
+		return x.RemovingReplicas
 	}
 	return nil
 }
@@ -5574,6 +5654,710 @@ func (x *DeleteAclsResponse) GetResults() []*DeletedAcls {
 	return nil
 }
 
+type TopicPartitionRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicPartitionRef) Reset() {
+	*x = TopicPartitionRef{}
+	mi := &file_strata_v1_strata_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicPartitionRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicPartitionRef) ProtoMessage() {}
+
+func (x *TopicPartitionRef) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicPartitionRef.ProtoReflect.Descriptor instead.
+func (*TopicPartitionRef) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *TopicPartitionRef) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TopicPartitionRef) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+type PartitionReassignment struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The target replica set, its preferred leader first. Empty cancels the
+	// partition's move in progress.
+	Replicas      []int32 `protobuf:"varint,3,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionReassignment) Reset() {
+	*x = PartitionReassignment{}
+	mi := &file_strata_v1_strata_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionReassignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionReassignment) ProtoMessage() {}
+
+func (x *PartitionReassignment) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionReassignment.ProtoReflect.Descriptor instead.
+func (*PartitionReassignment) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *PartitionReassignment) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PartitionReassignment) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionReassignment) GetReplicas() []int32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+type AlterPartitionReassignmentsRequest struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Reassignments []*PartitionReassignment `protobuf:"bytes,1,rep,name=reassignments,proto3" json:"reassignments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterPartitionReassignmentsRequest) Reset() {
+	*x = AlterPartitionReassignmentsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterPartitionReassignmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterPartitionReassignmentsRequest) ProtoMessage() {}
+
+func (x *AlterPartitionReassignmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterPartitionReassignmentsRequest.ProtoReflect.Descriptor instead.
+func (*AlterPartitionReassignmentsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *AlterPartitionReassignmentsRequest) GetReassignments() []*PartitionReassignment {
+	if x != nil {
+		return x.Reassignments
+	}
+	return nil
+}
+
+type PartitionResult struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Unset on success.
+	Error         *PartitionError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionResult) Reset() {
+	*x = PartitionResult{}
+	mi := &file_strata_v1_strata_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionResult) ProtoMessage() {}
+
+func (x *PartitionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionResult.ProtoReflect.Descriptor instead.
+func (*PartitionResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *PartitionResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PartitionResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionResult) GetError() *PartitionError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type AlterPartitionReassignmentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*PartitionResult     `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterPartitionReassignmentsResponse) Reset() {
+	*x = AlterPartitionReassignmentsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterPartitionReassignmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterPartitionReassignmentsResponse) ProtoMessage() {}
+
+func (x *AlterPartitionReassignmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterPartitionReassignmentsResponse.ProtoReflect.Descriptor instead.
+func (*AlterPartitionReassignmentsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *AlterPartitionReassignmentsResponse) GetResults() []*PartitionResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type ListPartitionReassignmentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty lists every partition's move.
+	Partitions    []*TopicPartitionRef `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPartitionReassignmentsRequest) Reset() {
+	*x = ListPartitionReassignmentsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPartitionReassignmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPartitionReassignmentsRequest) ProtoMessage() {}
+
+func (x *ListPartitionReassignmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPartitionReassignmentsRequest.ProtoReflect.Descriptor instead.
+func (*ListPartitionReassignmentsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *ListPartitionReassignmentsRequest) GetPartitions() []*TopicPartitionRef {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type OngoingReassignment struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The current replica set: the target and the replicas leaving.
+	Replicas         []int32 `protobuf:"varint,3,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`
+	AddingReplicas   []int32 `protobuf:"varint,4,rep,packed,name=adding_replicas,json=addingReplicas,proto3" json:"adding_replicas,omitempty"`
+	RemovingReplicas []int32 `protobuf:"varint,5,rep,packed,name=removing_replicas,json=removingReplicas,proto3" json:"removing_replicas,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *OngoingReassignment) Reset() {
+	*x = OngoingReassignment{}
+	mi := &file_strata_v1_strata_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OngoingReassignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OngoingReassignment) ProtoMessage() {}
+
+func (x *OngoingReassignment) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OngoingReassignment.ProtoReflect.Descriptor instead.
+func (*OngoingReassignment) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *OngoingReassignment) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *OngoingReassignment) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *OngoingReassignment) GetReplicas() []int32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *OngoingReassignment) GetAddingReplicas() []int32 {
+	if x != nil {
+		return x.AddingReplicas
+	}
+	return nil
+}
+
+func (x *OngoingReassignment) GetRemovingReplicas() []int32 {
+	if x != nil {
+		return x.RemovingReplicas
+	}
+	return nil
+}
+
+type ListPartitionReassignmentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reassignments []*OngoingReassignment `protobuf:"bytes,1,rep,name=reassignments,proto3" json:"reassignments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPartitionReassignmentsResponse) Reset() {
+	*x = ListPartitionReassignmentsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPartitionReassignmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPartitionReassignmentsResponse) ProtoMessage() {}
+
+func (x *ListPartitionReassignmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPartitionReassignmentsResponse.ProtoReflect.Descriptor instead.
+func (*ListPartitionReassignmentsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *ListPartitionReassignmentsResponse) GetReassignments() []*OngoingReassignment {
+	if x != nil {
+		return x.Reassignments
+	}
+	return nil
+}
+
+type ElectLeadersRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ElectionType ElectionType           `protobuf:"varint,1,opt,name=election_type,json=electionType,proto3,enum=strata.v1.ElectionType" json:"election_type,omitempty"`
+	// Empty elects in every partition.
+	Partitions    []*TopicPartitionRef `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ElectLeadersRequest) Reset() {
+	*x = ElectLeadersRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ElectLeadersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ElectLeadersRequest) ProtoMessage() {}
+
+func (x *ElectLeadersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ElectLeadersRequest.ProtoReflect.Descriptor instead.
+func (*ElectLeadersRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *ElectLeadersRequest) GetElectionType() ElectionType {
+	if x != nil {
+		return x.ElectionType
+	}
+	return ElectionType_ELECTION_TYPE_PREFERRED
+}
+
+func (x *ElectLeadersRequest) GetPartitions() []*TopicPartitionRef {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type ElectLeadersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*PartitionResult     `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ElectLeadersResponse) Reset() {
+	*x = ElectLeadersResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ElectLeadersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ElectLeadersResponse) ProtoMessage() {}
+
+func (x *ElectLeadersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ElectLeadersResponse.ProtoReflect.Descriptor instead.
+func (*ElectLeadersResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *ElectLeadersResponse) GetResults() []*PartitionResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type DescribeLogDirsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty lists every replica hosted by the broker.
+	Partitions    []*TopicPartitionRef `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeLogDirsRequest) Reset() {
+	*x = DescribeLogDirsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeLogDirsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeLogDirsRequest) ProtoMessage() {}
+
+func (x *DescribeLogDirsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeLogDirsRequest.ProtoReflect.Descriptor instead.
+func (*DescribeLogDirsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *DescribeLogDirsRequest) GetPartitions() []*TopicPartitionRef {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type ReplicaLogDir struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Bytes of the replica's local log segments.
+	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The topic has remote.storage.enable=true: its history is in the object
+	// store, and a replica added elsewhere copies only the local tail.
+	Tiered        bool `protobuf:"varint,4,opt,name=tiered,proto3" json:"tiered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaLogDir) Reset() {
+	*x = ReplicaLogDir{}
+	mi := &file_strata_v1_strata_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaLogDir) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaLogDir) ProtoMessage() {}
+
+func (x *ReplicaLogDir) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaLogDir.ProtoReflect.Descriptor instead.
+func (*ReplicaLogDir) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *ReplicaLogDir) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReplicaLogDir) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReplicaLogDir) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *ReplicaLogDir) GetTiered() bool {
+	if x != nil {
+		return x.Tiered
+	}
+	return false
+}
+
+type DescribeLogDirsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The broker answering.
+	NodeId int32 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Its data directory (a broker has one).
+	LogDir        string           `protobuf:"bytes,2,opt,name=log_dir,json=logDir,proto3" json:"log_dir,omitempty"`
+	Replicas      []*ReplicaLogDir `protobuf:"bytes,3,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeLogDirsResponse) Reset() {
+	*x = DescribeLogDirsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeLogDirsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeLogDirsResponse) ProtoMessage() {}
+
+func (x *DescribeLogDirsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeLogDirsResponse.ProtoReflect.Descriptor instead.
+func (*DescribeLogDirsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *DescribeLogDirsResponse) GetNodeId() int32 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *DescribeLogDirsResponse) GetLogDir() string {
+	if x != nil {
+		return x.LogDir
+	}
+	return ""
+}
+
+func (x *DescribeLogDirsResponse) GetReplicas() []*ReplicaLogDir {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -5591,13 +6375,15 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\aheaders\x18\x05 \x03(\v2\x11.strata.v1.HeaderR\aheaders\x12!\n" +
 	"\ftimestamp_ms\x18\x06 \x01(\x03R\vtimestampMs\x12\x16\n" +
 	"\x06offset\x18\a \x01(\x03R\x06offset\x12\x1c\n" +
-	"\tpartition\x18\b \x01(\x05R\tpartition\"\x96\x01\n" +
+	"\tpartition\x18\b \x01(\x05R\tpartition\"\xec\x01\n" +
 	"\rPartitionInfo\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\x05R\x06leader\x12!\n" +
 	"\fleader_epoch\x18\x03 \x01(\x05R\vleaderEpoch\x12\x1a\n" +
 	"\breplicas\x18\x04 \x03(\x05R\breplicas\x12\x10\n" +
-	"\x03isr\x18\x05 \x03(\x05R\x03isr\"O\n" +
+	"\x03isr\x18\x05 \x03(\x05R\x03isr\x12'\n" +
+	"\x0fadding_replicas\x18\x06 \x03(\x05R\x0eaddingReplicas\x12+\n" +
+	"\x11removing_replicas\x18\a \x03(\x05R\x10removingReplicas\"O\n" +
 	"\vConfigEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
@@ -6002,11 +6788,59 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\vDeletedAcls\x121\n" +
 	"\bbindings\x18\x01 \x03(\v2\x15.strata.v1.AclBindingR\bbindings\"F\n" +
 	"\x12DeleteAclsResponse\x120\n" +
-	"\aresults\x18\x01 \x03(\v2\x16.strata.v1.DeletedAclsR\aresults*4\n" +
+	"\aresults\x18\x01 \x03(\v2\x16.strata.v1.DeletedAclsR\aresults\"G\n" +
+	"\x11TopicPartitionRef\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\"g\n" +
+	"\x15PartitionReassignment\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1a\n" +
+	"\breplicas\x18\x03 \x03(\x05R\breplicas\"l\n" +
+	"\"AlterPartitionReassignmentsRequest\x12F\n" +
+	"\rreassignments\x18\x01 \x03(\v2 .strata.v1.PartitionReassignmentR\rreassignments\"v\n" +
+	"\x0fPartitionResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12/\n" +
+	"\x05error\x18\x03 \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\"[\n" +
+	"#AlterPartitionReassignmentsResponse\x124\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.strata.v1.PartitionResultR\aresults\"a\n" +
+	"!ListPartitionReassignmentsRequest\x12<\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1c.strata.v1.TopicPartitionRefR\n" +
+	"partitions\"\xbb\x01\n" +
+	"\x13OngoingReassignment\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1a\n" +
+	"\breplicas\x18\x03 \x03(\x05R\breplicas\x12'\n" +
+	"\x0fadding_replicas\x18\x04 \x03(\x05R\x0eaddingReplicas\x12+\n" +
+	"\x11removing_replicas\x18\x05 \x03(\x05R\x10removingReplicas\"j\n" +
+	"\"ListPartitionReassignmentsResponse\x12D\n" +
+	"\rreassignments\x18\x01 \x03(\v2\x1e.strata.v1.OngoingReassignmentR\rreassignments\"\x91\x01\n" +
+	"\x13ElectLeadersRequest\x12<\n" +
+	"\relection_type\x18\x01 \x01(\x0e2\x17.strata.v1.ElectionTypeR\felectionType\x12<\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2\x1c.strata.v1.TopicPartitionRefR\n" +
+	"partitions\"L\n" +
+	"\x14ElectLeadersResponse\x124\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.strata.v1.PartitionResultR\aresults\"V\n" +
+	"\x16DescribeLogDirsRequest\x12<\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1c.strata.v1.TopicPartitionRefR\n" +
+	"partitions\"z\n" +
+	"\rReplicaLogDir\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06tiered\x18\x04 \x01(\bR\x06tiered\"\x81\x01\n" +
+	"\x17DescribeLogDirsResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12\x17\n" +
+	"\alog_dir\x18\x02 \x01(\tR\x06logDir\x124\n" +
+	"\breplicas\x18\x03 \x03(\v2\x18.strata.v1.ReplicaLogDirR\breplicas*4\n" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_LEADER\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\f\n" +
-	"\bACKS_ALL\x10\x02*\xf0\x05\n" +
+	"\bACKS_ALL\x10\x02*\x92\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aUNKNOWN_TOPIC_OR_PARTITION\x10\x01\x12\x1a\n" +
@@ -6036,7 +6870,15 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0fNON_EMPTY_GROUP\x10\x18\x12\x16\n" +
 	"\x12GROUP_ID_NOT_FOUND\x10\x19\x12\x16\n" +
 	"\x12FENCED_INSTANCE_ID\x10\x1a\x12\x1d\n" +
-	"\x19GROUP_SUBSCRIBED_TO_TOPIC\x10\x1b2\xc0\x11\n" +
+	"\x19GROUP_SUBSCRIBED_TO_TOPIC\x10\x1b\x12\x1e\n" +
+	"\x1aINVALID_REPLICA_ASSIGNMENT\x10\x1c\x12\x1f\n" +
+	"\x1bNO_REASSIGNMENT_IN_PROGRESS\x10\x1d\x12\x17\n" +
+	"\x13ELECTION_NOT_NEEDED\x10\x1e\x12\"\n" +
+	"\x1ePREFERRED_LEADER_NOT_AVAILABLE\x10\x1f\x12\"\n" +
+	"\x1eELIGIBLE_LEADERS_NOT_AVAILABLE\x10 *F\n" +
+	"\fElectionType\x12\x1b\n" +
+	"\x17ELECTION_TYPE_PREFERRED\x10\x00\x12\x19\n" +
+	"\x15ELECTION_TYPE_UNCLEAN\x10\x012\xe4\x14\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -6068,7 +6910,11 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"CreateAcls\x12\x1c.strata.v1.CreateAclsRequest\x1a\x1d.strata.v1.CreateAclsResponse\x12O\n" +
 	"\fDescribeAcls\x12\x1e.strata.v1.DescribeAclsRequest\x1a\x1f.strata.v1.DescribeAclsResponse\x12I\n" +
 	"\n" +
-	"DeleteAcls\x12\x1c.strata.v1.DeleteAclsRequest\x1a\x1d.strata.v1.DeleteAclsResponse2^\n" +
+	"DeleteAcls\x12\x1c.strata.v1.DeleteAclsRequest\x1a\x1d.strata.v1.DeleteAclsResponse\x12|\n" +
+	"\x1bAlterPartitionReassignments\x12-.strata.v1.AlterPartitionReassignmentsRequest\x1a..strata.v1.AlterPartitionReassignmentsResponse\x12y\n" +
+	"\x1aListPartitionReassignments\x12,.strata.v1.ListPartitionReassignmentsRequest\x1a-.strata.v1.ListPartitionReassignmentsResponse\x12O\n" +
+	"\fElectLeaders\x12\x1e.strata.v1.ElectLeadersRequest\x1a\x1f.strata.v1.ElectLeadersResponse\x12X\n" +
+	"\x0fDescribeLogDirs\x12!.strata.v1.DescribeLogDirsRequest\x1a\".strata.v1.DescribeLogDirsResponse2^\n" +
 	"\vReplication\x12O\n" +
 	"\fReplicaFetch\x12\x1e.strata.v1.ReplicaFetchRequest\x1a\x1f.strata.v1.ReplicaFetchResponseB8Z6github.com/strata-broker/strata/api/strata/v1;stratav1b\x06proto3"
 
@@ -6084,225 +6930,257 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 	return file_strata_v1_strata_proto_rawDescData
 }
 
-var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
+var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 105)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Acks)(0),                                    // 0: strata.v1.Acks
 	(ErrorReason)(0),                             // 1: strata.v1.ErrorReason
-	(*Header)(nil),                               // 2: strata.v1.Header
-	(*Record)(nil),                               // 3: strata.v1.Record
-	(*PartitionInfo)(nil),                        // 4: strata.v1.PartitionInfo
-	(*ConfigEntry)(nil),                          // 5: strata.v1.ConfigEntry
-	(*CreateTopicRequest)(nil),                   // 6: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),                  // 7: strata.v1.CreateTopicResponse
-	(*RestoreTopicRequest)(nil),                  // 8: strata.v1.RestoreTopicRequest
-	(*RestoreTopicResponse)(nil),                 // 9: strata.v1.RestoreTopicResponse
-	(*DeleteTopicRequest)(nil),                   // 10: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),                  // 11: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),                    // 12: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),                   // 13: strata.v1.ListTopicsResponse
-	(*TopicSummary)(nil),                         // 14: strata.v1.TopicSummary
-	(*DescribeTopicRequest)(nil),                 // 15: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),                // 16: strata.v1.DescribeTopicResponse
-	(*TopicDescription)(nil),                     // 17: strata.v1.TopicDescription
-	(*AlterTopicConfigsRequest)(nil),             // 18: strata.v1.AlterTopicConfigsRequest
-	(*AlterTopicConfigsResponse)(nil),            // 19: strata.v1.AlterTopicConfigsResponse
-	(*ProduceRequest)(nil),                       // 20: strata.v1.ProduceRequest
-	(*ProducePartition)(nil),                     // 21: strata.v1.ProducePartition
-	(*PartitionError)(nil),                       // 22: strata.v1.PartitionError
-	(*ProducePartitionResult)(nil),               // 23: strata.v1.ProducePartitionResult
-	(*ProduceResponse)(nil),                      // 24: strata.v1.ProduceResponse
-	(*FetchPartition)(nil),                       // 25: strata.v1.FetchPartition
-	(*FetchRequest)(nil),                         // 26: strata.v1.FetchRequest
-	(*FetchPartitionResult)(nil),                 // 27: strata.v1.FetchPartitionResult
-	(*FetchResponse)(nil),                        // 28: strata.v1.FetchResponse
-	(*ListOffsetsPartition)(nil),                 // 29: strata.v1.ListOffsetsPartition
-	(*ListOffsetsRequest)(nil),                   // 30: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartitionResult)(nil),           // 31: strata.v1.ListOffsetsPartitionResult
-	(*ListOffsetsResponse)(nil),                  // 32: strata.v1.ListOffsetsResponse
-	(*BrokerInfo)(nil),                           // 33: strata.v1.BrokerInfo
-	(*MetadataRequest)(nil),                      // 34: strata.v1.MetadataRequest
-	(*TopicMetadata)(nil),                        // 35: strata.v1.TopicMetadata
-	(*MetadataResponse)(nil),                     // 36: strata.v1.MetadataResponse
-	(*ReplicaFetchPartition)(nil),                // 37: strata.v1.ReplicaFetchPartition
-	(*ReplicaFetchRequest)(nil),                  // 38: strata.v1.ReplicaFetchRequest
-	(*EpochEndOffset)(nil),                       // 39: strata.v1.EpochEndOffset
-	(*ReplicaFetchPartitionResult)(nil),          // 40: strata.v1.ReplicaFetchPartitionResult
-	(*ReplicaFetchResponse)(nil),                 // 41: strata.v1.ReplicaFetchResponse
-	(*FindCoordinatorRequest)(nil),               // 42: strata.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),              // 43: strata.v1.FindCoordinatorResponse
-	(*ConsumeGroupRequest)(nil),                  // 44: strata.v1.ConsumeGroupRequest
-	(*TopicPartitions)(nil),                      // 45: strata.v1.TopicPartitions
-	(*ConsumeGroupResponse)(nil),                 // 46: strata.v1.ConsumeGroupResponse
-	(*GroupOffset)(nil),                          // 47: strata.v1.GroupOffset
-	(*CommitOffsetsRequest)(nil),                 // 48: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),                // 49: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),                  // 50: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),                 // 51: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),                    // 52: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),                         // 53: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),                   // 54: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),                 // 55: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                          // 56: strata.v1.GroupMember
-	(*DescribeGroupResponse)(nil),                // 57: strata.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),                   // 58: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),                  // 59: strata.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),                  // 60: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),                 // 61: strata.v1.ResetOffsetsResponse
-	(*TieringStatusRequest)(nil),                 // 62: strata.v1.TieringStatusRequest
-	(*PartitionTiering)(nil),                     // 63: strata.v1.PartitionTiering
-	(*TieringStatusResponse)(nil),                // 64: strata.v1.TieringStatusResponse
-	(*DeleteRecordsPartition)(nil),               // 65: strata.v1.DeleteRecordsPartition
-	(*DeleteRecordsRequest)(nil),                 // 66: strata.v1.DeleteRecordsRequest
-	(*DeleteRecordsPartitionResult)(nil),         // 67: strata.v1.DeleteRecordsPartitionResult
-	(*DeleteRecordsResponse)(nil),                // 68: strata.v1.DeleteRecordsResponse
-	(*PreviewRetentionRequest)(nil),              // 69: strata.v1.PreviewRetentionRequest
-	(*TierRetention)(nil),                        // 70: strata.v1.TierRetention
-	(*PartitionRetention)(nil),                   // 71: strata.v1.PartitionRetention
-	(*PreviewRetentionResponse)(nil),             // 72: strata.v1.PreviewRetentionResponse
-	(*ScramCredentialDeletion)(nil),              // 73: strata.v1.ScramCredentialDeletion
-	(*ScramCredentialUpsertion)(nil),             // 74: strata.v1.ScramCredentialUpsertion
-	(*AlterUserScramCredentialsRequest)(nil),     // 75: strata.v1.AlterUserScramCredentialsRequest
-	(*UserScramResult)(nil),                      // 76: strata.v1.UserScramResult
-	(*AlterUserScramCredentialsResponse)(nil),    // 77: strata.v1.AlterUserScramCredentialsResponse
-	(*DescribeUserScramCredentialsRequest)(nil),  // 78: strata.v1.DescribeUserScramCredentialsRequest
-	(*ScramCredentialInfo)(nil),                  // 79: strata.v1.ScramCredentialInfo
-	(*UserScramCredentials)(nil),                 // 80: strata.v1.UserScramCredentials
-	(*DescribeUserScramCredentialsResponse)(nil), // 81: strata.v1.DescribeUserScramCredentialsResponse
-	(*AclBinding)(nil),                           // 82: strata.v1.AclBinding
-	(*AclFilter)(nil),                            // 83: strata.v1.AclFilter
-	(*CreateAclsRequest)(nil),                    // 84: strata.v1.CreateAclsRequest
-	(*CreateAclsResponse)(nil),                   // 85: strata.v1.CreateAclsResponse
-	(*DescribeAclsRequest)(nil),                  // 86: strata.v1.DescribeAclsRequest
-	(*DescribeAclsResponse)(nil),                 // 87: strata.v1.DescribeAclsResponse
-	(*DeleteAclsRequest)(nil),                    // 88: strata.v1.DeleteAclsRequest
-	(*DeletedAcls)(nil),                          // 89: strata.v1.DeletedAcls
-	(*DeleteAclsResponse)(nil),                   // 90: strata.v1.DeleteAclsResponse
-	nil,                                          // 91: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                          // 92: strata.v1.AlterTopicConfigsRequest.SetEntry
-	nil,                                          // 93: strata.v1.PreviewRetentionRequest.SetEntry
+	(ElectionType)(0),                            // 2: strata.v1.ElectionType
+	(*Header)(nil),                               // 3: strata.v1.Header
+	(*Record)(nil),                               // 4: strata.v1.Record
+	(*PartitionInfo)(nil),                        // 5: strata.v1.PartitionInfo
+	(*ConfigEntry)(nil),                          // 6: strata.v1.ConfigEntry
+	(*CreateTopicRequest)(nil),                   // 7: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),                  // 8: strata.v1.CreateTopicResponse
+	(*RestoreTopicRequest)(nil),                  // 9: strata.v1.RestoreTopicRequest
+	(*RestoreTopicResponse)(nil),                 // 10: strata.v1.RestoreTopicResponse
+	(*DeleteTopicRequest)(nil),                   // 11: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),                  // 12: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),                    // 13: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),                   // 14: strata.v1.ListTopicsResponse
+	(*TopicSummary)(nil),                         // 15: strata.v1.TopicSummary
+	(*DescribeTopicRequest)(nil),                 // 16: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),                // 17: strata.v1.DescribeTopicResponse
+	(*TopicDescription)(nil),                     // 18: strata.v1.TopicDescription
+	(*AlterTopicConfigsRequest)(nil),             // 19: strata.v1.AlterTopicConfigsRequest
+	(*AlterTopicConfigsResponse)(nil),            // 20: strata.v1.AlterTopicConfigsResponse
+	(*ProduceRequest)(nil),                       // 21: strata.v1.ProduceRequest
+	(*ProducePartition)(nil),                     // 22: strata.v1.ProducePartition
+	(*PartitionError)(nil),                       // 23: strata.v1.PartitionError
+	(*ProducePartitionResult)(nil),               // 24: strata.v1.ProducePartitionResult
+	(*ProduceResponse)(nil),                      // 25: strata.v1.ProduceResponse
+	(*FetchPartition)(nil),                       // 26: strata.v1.FetchPartition
+	(*FetchRequest)(nil),                         // 27: strata.v1.FetchRequest
+	(*FetchPartitionResult)(nil),                 // 28: strata.v1.FetchPartitionResult
+	(*FetchResponse)(nil),                        // 29: strata.v1.FetchResponse
+	(*ListOffsetsPartition)(nil),                 // 30: strata.v1.ListOffsetsPartition
+	(*ListOffsetsRequest)(nil),                   // 31: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartitionResult)(nil),           // 32: strata.v1.ListOffsetsPartitionResult
+	(*ListOffsetsResponse)(nil),                  // 33: strata.v1.ListOffsetsResponse
+	(*BrokerInfo)(nil),                           // 34: strata.v1.BrokerInfo
+	(*MetadataRequest)(nil),                      // 35: strata.v1.MetadataRequest
+	(*TopicMetadata)(nil),                        // 36: strata.v1.TopicMetadata
+	(*MetadataResponse)(nil),                     // 37: strata.v1.MetadataResponse
+	(*ReplicaFetchPartition)(nil),                // 38: strata.v1.ReplicaFetchPartition
+	(*ReplicaFetchRequest)(nil),                  // 39: strata.v1.ReplicaFetchRequest
+	(*EpochEndOffset)(nil),                       // 40: strata.v1.EpochEndOffset
+	(*ReplicaFetchPartitionResult)(nil),          // 41: strata.v1.ReplicaFetchPartitionResult
+	(*ReplicaFetchResponse)(nil),                 // 42: strata.v1.ReplicaFetchResponse
+	(*FindCoordinatorRequest)(nil),               // 43: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),              // 44: strata.v1.FindCoordinatorResponse
+	(*ConsumeGroupRequest)(nil),                  // 45: strata.v1.ConsumeGroupRequest
+	(*TopicPartitions)(nil),                      // 46: strata.v1.TopicPartitions
+	(*ConsumeGroupResponse)(nil),                 // 47: strata.v1.ConsumeGroupResponse
+	(*GroupOffset)(nil),                          // 48: strata.v1.GroupOffset
+	(*CommitOffsetsRequest)(nil),                 // 49: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),                // 50: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),                  // 51: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),                 // 52: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),                    // 53: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                         // 54: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),                   // 55: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),                 // 56: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                          // 57: strata.v1.GroupMember
+	(*DescribeGroupResponse)(nil),                // 58: strata.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),                   // 59: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),                  // 60: strata.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),                  // 61: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),                 // 62: strata.v1.ResetOffsetsResponse
+	(*TieringStatusRequest)(nil),                 // 63: strata.v1.TieringStatusRequest
+	(*PartitionTiering)(nil),                     // 64: strata.v1.PartitionTiering
+	(*TieringStatusResponse)(nil),                // 65: strata.v1.TieringStatusResponse
+	(*DeleteRecordsPartition)(nil),               // 66: strata.v1.DeleteRecordsPartition
+	(*DeleteRecordsRequest)(nil),                 // 67: strata.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartitionResult)(nil),         // 68: strata.v1.DeleteRecordsPartitionResult
+	(*DeleteRecordsResponse)(nil),                // 69: strata.v1.DeleteRecordsResponse
+	(*PreviewRetentionRequest)(nil),              // 70: strata.v1.PreviewRetentionRequest
+	(*TierRetention)(nil),                        // 71: strata.v1.TierRetention
+	(*PartitionRetention)(nil),                   // 72: strata.v1.PartitionRetention
+	(*PreviewRetentionResponse)(nil),             // 73: strata.v1.PreviewRetentionResponse
+	(*ScramCredentialDeletion)(nil),              // 74: strata.v1.ScramCredentialDeletion
+	(*ScramCredentialUpsertion)(nil),             // 75: strata.v1.ScramCredentialUpsertion
+	(*AlterUserScramCredentialsRequest)(nil),     // 76: strata.v1.AlterUserScramCredentialsRequest
+	(*UserScramResult)(nil),                      // 77: strata.v1.UserScramResult
+	(*AlterUserScramCredentialsResponse)(nil),    // 78: strata.v1.AlterUserScramCredentialsResponse
+	(*DescribeUserScramCredentialsRequest)(nil),  // 79: strata.v1.DescribeUserScramCredentialsRequest
+	(*ScramCredentialInfo)(nil),                  // 80: strata.v1.ScramCredentialInfo
+	(*UserScramCredentials)(nil),                 // 81: strata.v1.UserScramCredentials
+	(*DescribeUserScramCredentialsResponse)(nil), // 82: strata.v1.DescribeUserScramCredentialsResponse
+	(*AclBinding)(nil),                           // 83: strata.v1.AclBinding
+	(*AclFilter)(nil),                            // 84: strata.v1.AclFilter
+	(*CreateAclsRequest)(nil),                    // 85: strata.v1.CreateAclsRequest
+	(*CreateAclsResponse)(nil),                   // 86: strata.v1.CreateAclsResponse
+	(*DescribeAclsRequest)(nil),                  // 87: strata.v1.DescribeAclsRequest
+	(*DescribeAclsResponse)(nil),                 // 88: strata.v1.DescribeAclsResponse
+	(*DeleteAclsRequest)(nil),                    // 89: strata.v1.DeleteAclsRequest
+	(*DeletedAcls)(nil),                          // 90: strata.v1.DeletedAcls
+	(*DeleteAclsResponse)(nil),                   // 91: strata.v1.DeleteAclsResponse
+	(*TopicPartitionRef)(nil),                    // 92: strata.v1.TopicPartitionRef
+	(*PartitionReassignment)(nil),                // 93: strata.v1.PartitionReassignment
+	(*AlterPartitionReassignmentsRequest)(nil),   // 94: strata.v1.AlterPartitionReassignmentsRequest
+	(*PartitionResult)(nil),                      // 95: strata.v1.PartitionResult
+	(*AlterPartitionReassignmentsResponse)(nil),  // 96: strata.v1.AlterPartitionReassignmentsResponse
+	(*ListPartitionReassignmentsRequest)(nil),    // 97: strata.v1.ListPartitionReassignmentsRequest
+	(*OngoingReassignment)(nil),                  // 98: strata.v1.OngoingReassignment
+	(*ListPartitionReassignmentsResponse)(nil),   // 99: strata.v1.ListPartitionReassignmentsResponse
+	(*ElectLeadersRequest)(nil),                  // 100: strata.v1.ElectLeadersRequest
+	(*ElectLeadersResponse)(nil),                 // 101: strata.v1.ElectLeadersResponse
+	(*DescribeLogDirsRequest)(nil),               // 102: strata.v1.DescribeLogDirsRequest
+	(*ReplicaLogDir)(nil),                        // 103: strata.v1.ReplicaLogDir
+	(*DescribeLogDirsResponse)(nil),              // 104: strata.v1.DescribeLogDirsResponse
+	nil,                                          // 105: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                          // 106: strata.v1.AlterTopicConfigsRequest.SetEntry
+	nil,                                          // 107: strata.v1.PreviewRetentionRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
-	2,  // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	91, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
-	17, // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	17, // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	14, // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
-	17, // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	4,  // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
-	5,  // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	92, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
-	5,  // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
-	0,  // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
-	21, // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
-	3,  // 12: strata.v1.ProducePartition.records:type_name -> strata.v1.Record
-	22, // 13: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.PartitionError
-	23, // 14: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
-	25, // 15: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
-	3,  // 16: strata.v1.FetchPartitionResult.records:type_name -> strata.v1.Record
-	22, // 17: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.PartitionError
-	27, // 18: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
-	29, // 19: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
-	22, // 20: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
-	31, // 21: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
-	4,  // 22: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
-	22, // 23: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
-	33, // 24: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
-	35, // 25: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
-	37, // 26: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
-	39, // 27: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
-	22, // 28: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
-	1,  // 29: strata.v1.ReplicaFetchPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
-	40, // 30: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
-	33, // 31: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
-	45, // 32: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
-	47, // 33: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	47, // 34: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
-	53, // 35: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	45, // 36: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
-	56, // 37: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	47, // 38: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	63, // 39: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
-	65, // 40: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
-	22, // 41: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
-	67, // 42: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	93, // 43: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
-	70, // 44: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
-	70, // 45: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
-	71, // 46: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
-	5,  // 47: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
-	73, // 48: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
-	74, // 49: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
-	76, // 50: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
-	79, // 51: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
-	80, // 52: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
-	82, // 53: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
-	83, // 54: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
-	82, // 55: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
-	83, // 56: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
-	82, // 57: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
-	89, // 58: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
-	6,  // 59: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	10, // 60: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	12, // 61: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	15, // 62: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	18, // 63: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	8,  // 64: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
-	20, // 65: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	26, // 66: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	26, // 67: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	30, // 68: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	34, // 69: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	42, // 70: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	44, // 71: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	48, // 72: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	50, // 73: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	52, // 74: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	55, // 75: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	58, // 76: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	60, // 77: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	62, // 78: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
-	66, // 79: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	69, // 80: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
-	75, // 81: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
-	78, // 82: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
-	84, // 83: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
-	86, // 84: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
-	88, // 85: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
-	38, // 86: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	7,  // 87: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	11, // 88: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	13, // 89: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	16, // 90: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	19, // 91: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	9,  // 92: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
-	24, // 93: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	28, // 94: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	28, // 95: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	32, // 96: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	36, // 97: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	43, // 98: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	46, // 99: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	49, // 100: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	51, // 101: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	54, // 102: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	57, // 103: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	59, // 104: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	61, // 105: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	64, // 106: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
-	68, // 107: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	72, // 108: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
-	77, // 109: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
-	81, // 110: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
-	85, // 111: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
-	87, // 112: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
-	90, // 113: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
-	41, // 114: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	87, // [87:115] is the sub-list for method output_type
-	59, // [59:87] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	3,   // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
+	105, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	18,  // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	18,  // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	15,  // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
+	18,  // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	5,   // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
+	6,   // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
+	106, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	6,   // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
+	0,   // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
+	22,  // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
+	4,   // 12: strata.v1.ProducePartition.records:type_name -> strata.v1.Record
+	23,  // 13: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.PartitionError
+	24,  // 14: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
+	26,  // 15: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
+	4,   // 16: strata.v1.FetchPartitionResult.records:type_name -> strata.v1.Record
+	23,  // 17: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	28,  // 18: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
+	30,  // 19: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	23,  // 20: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
+	32,  // 21: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	5,   // 22: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
+	23,  // 23: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
+	34,  // 24: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
+	36,  // 25: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
+	38,  // 26: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
+	40,  // 27: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
+	23,  // 28: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	1,   // 29: strata.v1.ReplicaFetchPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
+	41,  // 30: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
+	34,  // 31: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
+	46,  // 32: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
+	48,  // 33: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	48,  // 34: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
+	54,  // 35: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	46,  // 36: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	57,  // 37: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	48,  // 38: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	64,  // 39: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
+	66,  // 40: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	23,  // 41: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
+	68,  // 42: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
+	107, // 43: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
+	71,  // 44: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
+	71,  // 45: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
+	72,  // 46: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
+	6,   // 47: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
+	74,  // 48: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
+	75,  // 49: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
+	77,  // 50: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
+	80,  // 51: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
+	81,  // 52: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
+	83,  // 53: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
+	84,  // 54: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
+	83,  // 55: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
+	84,  // 56: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
+	83,  // 57: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
+	90,  // 58: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
+	93,  // 59: strata.v1.AlterPartitionReassignmentsRequest.reassignments:type_name -> strata.v1.PartitionReassignment
+	23,  // 60: strata.v1.PartitionResult.error:type_name -> strata.v1.PartitionError
+	95,  // 61: strata.v1.AlterPartitionReassignmentsResponse.results:type_name -> strata.v1.PartitionResult
+	92,  // 62: strata.v1.ListPartitionReassignmentsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	98,  // 63: strata.v1.ListPartitionReassignmentsResponse.reassignments:type_name -> strata.v1.OngoingReassignment
+	2,   // 64: strata.v1.ElectLeadersRequest.election_type:type_name -> strata.v1.ElectionType
+	92,  // 65: strata.v1.ElectLeadersRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	95,  // 66: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
+	92,  // 67: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	103, // 68: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
+	7,   // 69: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	11,  // 70: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	13,  // 71: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	16,  // 72: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	19,  // 73: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	9,   // 74: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	21,  // 75: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	27,  // 76: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	27,  // 77: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	31,  // 78: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	35,  // 79: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	43,  // 80: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	45,  // 81: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	49,  // 82: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	51,  // 83: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	53,  // 84: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	56,  // 85: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	59,  // 86: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	61,  // 87: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	63,  // 88: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	67,  // 89: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	70,  // 90: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
+	76,  // 91: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
+	79,  // 92: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
+	85,  // 93: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
+	87,  // 94: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
+	89,  // 95: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
+	94,  // 96: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
+	97,  // 97: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
+	100, // 98: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
+	102, // 99: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
+	39,  // 100: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	8,   // 101: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	12,  // 102: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	14,  // 103: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	17,  // 104: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	20,  // 105: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	10,  // 106: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	25,  // 107: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	29,  // 108: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	29,  // 109: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	33,  // 110: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	37,  // 111: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	44,  // 112: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	47,  // 113: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	50,  // 114: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	52,  // 115: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	55,  // 116: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	58,  // 117: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	60,  // 118: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	62,  // 119: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	65,  // 120: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	69,  // 121: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	73,  // 122: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
+	78,  // 123: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
+	82,  // 124: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
+	86,  // 125: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
+	88,  // 126: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
+	91,  // 127: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
+	96,  // 128: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
+	99,  // 129: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
+	101, // 130: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
+	104, // 131: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
+	42,  // 132: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	101, // [101:133] is the sub-list for method output_type
+	69,  // [69:101] is the sub-list for method input_type
+	69,  // [69:69] is the sub-list for extension type_name
+	69,  // [69:69] is the sub-list for extension extendee
+	0,   // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -6316,8 +7194,8 @@ func file_strata_v1_strata_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   92,
+			NumEnums:      3,
+			NumMessages:   105,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

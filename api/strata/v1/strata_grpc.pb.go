@@ -54,6 +54,10 @@ const (
 	Strata_CreateAcls_FullMethodName                   = "/strata.v1.Strata/CreateAcls"
 	Strata_DescribeAcls_FullMethodName                 = "/strata.v1.Strata/DescribeAcls"
 	Strata_DeleteAcls_FullMethodName                   = "/strata.v1.Strata/DeleteAcls"
+	Strata_AlterPartitionReassignments_FullMethodName  = "/strata.v1.Strata/AlterPartitionReassignments"
+	Strata_ListPartitionReassignments_FullMethodName   = "/strata.v1.Strata/ListPartitionReassignments"
+	Strata_ElectLeaders_FullMethodName                 = "/strata.v1.Strata/ElectLeaders"
+	Strata_DescribeLogDirs_FullMethodName              = "/strata.v1.Strata/DescribeLogDirs"
 )
 
 // StrataClient is the client API for Strata service.
@@ -165,6 +169,35 @@ type StrataClient interface {
 	CreateAcls(ctx context.Context, in *CreateAclsRequest, opts ...grpc.CallOption) (*CreateAclsResponse, error)
 	DescribeAcls(ctx context.Context, in *DescribeAclsRequest, opts ...grpc.CallOption) (*DescribeAclsResponse, error)
 	DeleteAcls(ctx context.Context, in *DeleteAclsRequest, opts ...grpc.CallOption) (*DeleteAclsResponse, error)
+	// Partitions that move, as Kafka's AlterPartitionReassignments,
+	// ListPartitionReassignments and ElectLeaders. All three need Alter
+	// (listing: Describe) on the cluster.
+	//
+	// AlterPartitionReassignments starts moving each named partition to its
+	// target replica set (an empty set cancels the move in progress). The
+	// call returns once each move is recorded in etcd; the controller then
+	// grows the replica set, waits until every added replica is in the ISR,
+	// moves leadership off a removed replica and shrinks the set. Each
+	// partition is answered on its own, with Kafka's error names
+	// (UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT,
+	// NO_REASSIGNMENT_IN_PROGRESS).
+	AlterPartitionReassignments(ctx context.Context, in *AlterPartitionReassignmentsRequest, opts ...grpc.CallOption) (*AlterPartitionReassignmentsResponse, error)
+	// ListPartitionReassignments lists the moves in progress of the named
+	// partitions (every partition when none is named).
+	ListPartitionReassignments(ctx context.Context, in *ListPartitionReassignmentsRequest, opts ...grpc.CallOption) (*ListPartitionReassignmentsResponse, error)
+	// ElectLeaders makes the preferred replica (the first of the replica
+	// list) the leader of each named partition (every partition when none is
+	// named) where it is alive and in the ISR; an unclean election instead
+	// gives a leaderless partition any live replica, which may lose
+	// acknowledged records. Kafka's errors per partition:
+	// ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
+	// ELIGIBLE_LEADERS_NOT_AVAILABLE.
+	ElectLeaders(ctx context.Context, in *ElectLeadersRequest, opts ...grpc.CallOption) (*ElectLeadersResponse, error)
+	// DescribeLogDirs lists the partition replicas this broker (the one
+	// called, not the cluster) hosts, with the size of each local log, as
+	// Kafka's DescribeLogDirs: a tiered topic's segments in the object store
+	// are not counted. Ask every broker for the whole cluster.
+	DescribeLogDirs(ctx context.Context, in *DescribeLogDirsRequest, opts ...grpc.CallOption) (*DescribeLogDirsResponse, error)
 }
 
 type strataClient struct {
@@ -457,6 +490,46 @@ func (c *strataClient) DeleteAcls(ctx context.Context, in *DeleteAclsRequest, op
 	return out, nil
 }
 
+func (c *strataClient) AlterPartitionReassignments(ctx context.Context, in *AlterPartitionReassignmentsRequest, opts ...grpc.CallOption) (*AlterPartitionReassignmentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AlterPartitionReassignmentsResponse)
+	err := c.cc.Invoke(ctx, Strata_AlterPartitionReassignments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ListPartitionReassignments(ctx context.Context, in *ListPartitionReassignmentsRequest, opts ...grpc.CallOption) (*ListPartitionReassignmentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPartitionReassignmentsResponse)
+	err := c.cc.Invoke(ctx, Strata_ListPartitionReassignments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ElectLeaders(ctx context.Context, in *ElectLeadersRequest, opts ...grpc.CallOption) (*ElectLeadersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ElectLeadersResponse)
+	err := c.cc.Invoke(ctx, Strata_ElectLeaders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DescribeLogDirs(ctx context.Context, in *DescribeLogDirsRequest, opts ...grpc.CallOption) (*DescribeLogDirsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeLogDirsResponse)
+	err := c.cc.Invoke(ctx, Strata_DescribeLogDirs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -566,6 +639,35 @@ type StrataServer interface {
 	CreateAcls(context.Context, *CreateAclsRequest) (*CreateAclsResponse, error)
 	DescribeAcls(context.Context, *DescribeAclsRequest) (*DescribeAclsResponse, error)
 	DeleteAcls(context.Context, *DeleteAclsRequest) (*DeleteAclsResponse, error)
+	// Partitions that move, as Kafka's AlterPartitionReassignments,
+	// ListPartitionReassignments and ElectLeaders. All three need Alter
+	// (listing: Describe) on the cluster.
+	//
+	// AlterPartitionReassignments starts moving each named partition to its
+	// target replica set (an empty set cancels the move in progress). The
+	// call returns once each move is recorded in etcd; the controller then
+	// grows the replica set, waits until every added replica is in the ISR,
+	// moves leadership off a removed replica and shrinks the set. Each
+	// partition is answered on its own, with Kafka's error names
+	// (UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT,
+	// NO_REASSIGNMENT_IN_PROGRESS).
+	AlterPartitionReassignments(context.Context, *AlterPartitionReassignmentsRequest) (*AlterPartitionReassignmentsResponse, error)
+	// ListPartitionReassignments lists the moves in progress of the named
+	// partitions (every partition when none is named).
+	ListPartitionReassignments(context.Context, *ListPartitionReassignmentsRequest) (*ListPartitionReassignmentsResponse, error)
+	// ElectLeaders makes the preferred replica (the first of the replica
+	// list) the leader of each named partition (every partition when none is
+	// named) where it is alive and in the ISR; an unclean election instead
+	// gives a leaderless partition any live replica, which may lose
+	// acknowledged records. Kafka's errors per partition:
+	// ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
+	// ELIGIBLE_LEADERS_NOT_AVAILABLE.
+	ElectLeaders(context.Context, *ElectLeadersRequest) (*ElectLeadersResponse, error)
+	// DescribeLogDirs lists the partition replicas this broker (the one
+	// called, not the cluster) hosts, with the size of each local log, as
+	// Kafka's DescribeLogDirs: a tiered topic's segments in the object store
+	// are not counted. Ask every broker for the whole cluster.
+	DescribeLogDirs(context.Context, *DescribeLogDirsRequest) (*DescribeLogDirsResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -656,6 +758,18 @@ func (UnimplementedStrataServer) DescribeAcls(context.Context, *DescribeAclsRequ
 }
 func (UnimplementedStrataServer) DeleteAcls(context.Context, *DeleteAclsRequest) (*DeleteAclsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteAcls not implemented")
+}
+func (UnimplementedStrataServer) AlterPartitionReassignments(context.Context, *AlterPartitionReassignmentsRequest) (*AlterPartitionReassignmentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AlterPartitionReassignments not implemented")
+}
+func (UnimplementedStrataServer) ListPartitionReassignments(context.Context, *ListPartitionReassignmentsRequest) (*ListPartitionReassignmentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPartitionReassignments not implemented")
+}
+func (UnimplementedStrataServer) ElectLeaders(context.Context, *ElectLeadersRequest) (*ElectLeadersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ElectLeaders not implemented")
+}
+func (UnimplementedStrataServer) DescribeLogDirs(context.Context, *DescribeLogDirsRequest) (*DescribeLogDirsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeLogDirs not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -1146,6 +1260,78 @@ func _Strata_DeleteAcls_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_AlterPartitionReassignments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AlterPartitionReassignmentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).AlterPartitionReassignments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_AlterPartitionReassignments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).AlterPartitionReassignments(ctx, req.(*AlterPartitionReassignmentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ListPartitionReassignments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPartitionReassignmentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ListPartitionReassignments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ListPartitionReassignments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ListPartitionReassignments(ctx, req.(*ListPartitionReassignmentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ElectLeaders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ElectLeadersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ElectLeaders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ElectLeaders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ElectLeaders(ctx, req.(*ElectLeadersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DescribeLogDirs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeLogDirsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DescribeLogDirs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DescribeLogDirs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DescribeLogDirs(ctx, req.(*DescribeLogDirsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1252,6 +1438,22 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteAcls",
 			Handler:    _Strata_DeleteAcls_Handler,
+		},
+		{
+			MethodName: "AlterPartitionReassignments",
+			Handler:    _Strata_AlterPartitionReassignments_Handler,
+		},
+		{
+			MethodName: "ListPartitionReassignments",
+			Handler:    _Strata_ListPartitionReassignments_Handler,
+		},
+		{
+			MethodName: "ElectLeaders",
+			Handler:    _Strata_ElectLeaders_Handler,
+		},
+		{
+			MethodName: "DescribeLogDirs",
+			Handler:    _Strata_DescribeLogDirs_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
