@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 
+	"github.com/strata-broker/strata/broker/placement"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/topicconfig"
 )
@@ -109,7 +109,10 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 		return TopicDescription{}, fmt.Errorf("%w: replication factor %d is larger than the %d available broker(s)",
 			ErrInvalidReplication, spec.ReplicationFactor, len(brokers))
 	}
-	assignments := assignReplicas(brokers, spec.Partitions, spec.ReplicationFactor)
+	assignments, err := assignReplicas(brokers, 0, spec.Partitions, spec.ReplicationFactor)
+	if err != nil {
+		return TopicDescription{}, fmt.Errorf("create topic %q: %w", spec.Name, err)
+	}
 	if spec.ValidateOnly {
 		return b.describeSpec(spec, assignments), nil
 	}
@@ -149,30 +152,21 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 	return b.DescribeTopic(ctx, spec.Name)
 }
 
-// assignReplicas spreads leaders and replicas round-robin over the brokers
-// (sorted by node id), as Kafka's rack-unaware assignment does.
-func assignReplicas(brokers []metastore.BrokerInfo, partitions, rf int32) [][]int32 {
-	return assignReplicasFrom(brokers, 0, partitions, rf)
-}
-
-// assignReplicasFrom is assignReplicas for partitions first, first+1, ...:
-// partitions added to a topic continue its round-robin.
-func assignReplicasFrom(brokers []metastore.BrokerInfo, first, partitions, rf int32) [][]int32 {
-	ids := make([]int32, len(brokers))
+// assignReplicas places partitions first, first+1, ... of a topic on the
+// live brokers: rack-aware when they name racks (each partition's replicas
+// in distinct racks as far as the racks allow), round-robin by node id
+// otherwise, leaders spread evenly either way (see broker/placement).
+// Partitions added to a topic continue its pattern.
+func assignReplicas(brokers []metastore.BrokerInfo, first, partitions, rf int32) ([][]int32, error) {
+	in := make([]placement.Broker, len(brokers))
 	for i, br := range brokers {
-		ids[i] = br.NodeID
+		in[i] = placement.Broker{ID: br.NodeID, Rack: br.Rack}
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	out := make([][]int32, partitions)
-	for i := range out {
-		p := int(first) + i
-		replicas := make([]int32, rf)
-		for r := range replicas {
-			replicas[r] = ids[(p+r)%len(ids)]
-		}
-		out[i] = replicas
+	out, err := placement.Assign(in, first, partitions, rf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidReplication, err)
 	}
-	return out
+	return out, nil
 }
 
 // createPartitionsAttempts bounds CreatePartitions' retries when the topic
@@ -181,8 +175,8 @@ const createPartitionsAttempts = 5
 
 // CreatePartitions grows topic to count partitions, as Kafka's
 // CreatePartitions. With nil assignments the new partitions are placed as
-// CreateTopic places a topic's: round-robin over the live brokers,
-// continuing from the existing partitions, with the topic's replication
+// CreateTopic places a topic's (assignReplicas), continuing from the
+// existing partitions, with the topic's replication
 // factor. Otherwise assignments[i] is the replica list of partition
 // current+i (its first replica the leader): one per new partition, each of
 // the topic's replication factor, naming live brokers once each (an empty,
@@ -268,7 +262,11 @@ func (b *Broker) placeNewPartitions(ctx context.Context, t metastore.Topic, coun
 			return nil, fmt.Errorf("%w: replication factor %d is larger than the %d available broker(s)",
 				ErrInvalidReplication, t.ReplicationFactor, len(brokers))
 		}
-		return assignReplicasFrom(brokers, t.Partitions, n, t.ReplicationFactor), nil
+		added, err := assignReplicas(brokers, t.Partitions, n, t.ReplicationFactor)
+		if err != nil {
+			return nil, fmt.Errorf("create partitions of %q: %w", t.Name, err)
+		}
+		return added, nil
 	}
 	if len(assignments) != int(n) {
 		return nil, fmt.Errorf("%w: Increasing the number of partitions by %d but %d assignments provided.",

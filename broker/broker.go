@@ -144,6 +144,9 @@ type Broker struct {
 	cleaner   *cleanerWorker   // see cleaner.go
 	rlm       *rlm.Manager     // tiering, see tiering.go
 	offline   *offlineLogs     // logs a storage failure took offline, see offline.go
+	// rackAware is replica.selector.class=RackAwareReplicaSelector: leaders
+	// send consumers to an in-sync replica in their rack (readreplica.go).
+	rackAware bool
 
 	hosted   hostedTopics
 	cluster  clusterView
@@ -226,6 +229,9 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	}
 	if b.authorizer, err = newAuthorizer(cfg.Settings); err != nil {
 		return nil, err
+	}
+	if b.rackAware, err = topicconfig.ReplicaSelectorRackAware(cfg.Settings); err != nil {
+		return nil, fmt.Errorf("broker: settings: %w", err)
 	}
 	if b.groups, err = newGroupCoordinator(b); err != nil {
 		return nil, err

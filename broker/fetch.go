@@ -29,6 +29,9 @@ type FetchResult struct {
 	Data           []byte
 	NextOffset     int64
 	Err            error
+	// PreferredReadReplica, when not -1, is the replica the consumer is to
+	// read the partition from instead (follower fetching); Data is empty.
+	PreferredReadReplica int32
 
 	// Buffer, when not nil, is the buffer from FetchOptions.Buffers that Data
 	// was read into: Data is a prefix of it. The caller owns it: it may give
@@ -77,6 +80,16 @@ type FetchOptions struct {
 	// they lie (FetchResult.Pieces) rather than gathered into one buffer,
 	// for a caller that writes them out from there.
 	Pieces bool
+
+	// FollowerReads lets a follower answer (KIP-392): from its own log, up
+	// to its high watermark. Otherwise partitions not led here fail with
+	// ErrNotLeader. Kafka allows it from Fetch v11 on.
+	FollowerReads bool
+	// ClientRack is the consumer's rack (client.rack), empty for none: a
+	// leader with replica.selector.class=RackAwareReplicaSelector may answer
+	// with a preferred read replica in that rack (see readreplica.go), and
+	// the bytes served are counted by rack relation.
+	ClientRack string
 }
 
 // BufferPool supplies read buffers. gRPC's mem.BufferPool has this shape.
@@ -115,8 +128,9 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 	var wake chan struct{}
 	var hosted []*Partition
 	for {
-		total, anyErr := b.readAll(ctx, parts, opts, results)
-		if anyErr || total >= int(max(opts.MinBytes, 1)) || opts.MaxWait <= 0 {
+		total, done := b.readAll(ctx, parts, opts, results)
+		if done || total >= int(max(opts.MinBytes, 1)) || opts.MaxWait <= 0 {
+			b.countServed(results, opts.ClientRack)
 			return results, nil
 		}
 		if wake == nil {
@@ -137,11 +151,13 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 			hosted = b.hosted.register(parts, wake)
 		case <-deadline:
 			b.readAll(ctx, parts, opts, results)
+			b.countServed(results, opts.ClientRack)
 			return results, nil
 		case <-b.draining:
 			// Shutting down: answer with what there is rather than hold the
 			// listener's graceful stop for MaxWait.
 			b.readAll(ctx, parts, opts, results)
+			b.countServed(results, opts.ClientRack)
 			return results, nil
 		case <-ctx.Done():
 			for i := range results {
@@ -156,14 +172,15 @@ func (b *Broker) Fetch(ctx context.Context, parts []FetchPartition, opts FetchOp
 }
 
 // readAll reads every partition into results and returns the bytes read and
-// whether any partition failed. Partitions read from the object store are
+// whether the fetch is to be answered at once: a partition failed, or sends
+// the consumer to another replica. Partitions read from the object store are
 // read in parallel once the others are done: each may wait on GETs, and a
 // consumer replaying many partitions from the bucket would otherwise wait
 // for them one after another.
 func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts FetchOptions, results []FetchResult) (int, bool) {
 	budget := int(opts.MaxBytes)
 	total := 0
-	anyErr := false
+	done := false
 	var remote []remoteFetch
 	for i, fp := range parts {
 		res := &results[i]
@@ -173,11 +190,11 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			opts.Buffers.Put(res.Buffer)
 		}
 		res.Release()
-		*res = FetchResult{Topic: fp.Topic, Partition: fp.Partition, NextOffset: fp.Offset}
-		p, err := b.hosted.leaderPartition(fp.Topic, fp.Partition)
+		*res = FetchResult{Topic: fp.Topic, Partition: fp.Partition, NextOffset: fp.Offset, PreferredReadReplica: -1}
+		p, follower, err := b.hosted.readablePartition(fp.Topic, fp.Partition, opts.FollowerReads)
 		if err != nil {
 			res.Err = err
-			anyErr = true
+			done = true
 			continue
 		}
 		unknown := p.remote.EnsureManifest(ctx)
@@ -196,7 +213,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			// The bucket may hold it, but its manifest cannot be read: the
 			// client is to retry, not to take the offset for gone.
 			res.Err = fmt.Errorf("fetch %s-%d at offset %d: %w", fp.Topic, fp.Partition, fp.Offset, unknown)
-			anyErr = true
+			done = true
 			continue
 		}
 		if fp.Offset < res.LogStartOffset {
@@ -204,8 +221,21 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			// local log start behind the bucket's.
 			res.Err = fmt.Errorf("fetch %s-%d: %w", fp.Topic, fp.Partition,
 				&partlog.OffsetOutOfRangeError{Offset: fp.Offset, Start: res.LogStartOffset, End: res.HighWatermark})
-			anyErr = true
+			done = true
 			continue
+		}
+		if follower && fp.Offset >= res.HighWatermark {
+			// Past what this follower knows to be committed, which may lag
+			// the leader's: nothing yet, not out of range (a client told
+			// so by a follower resets its position).
+			continue
+		}
+		if !follower {
+			if id := b.preferredReadReplica(p, fp.Offset, opts.ClientRack); id >= 0 {
+				res.PreferredReadReplica = id
+				done = true // answered at once, as Kafka does
+				continue
+			}
 		}
 		limit = max(limit, 1)
 		if b.rlm.Enabled() && fp.Offset < p.log.LogStartOffset() {
@@ -218,10 +248,10 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 		n, failed := b.readPartition(ctx, fp, p, limit, false, opts, res)
 		total += n
 		budget -= n
-		anyErr = anyErr || failed
+		done = done || failed
 	}
 	if len(remote) == 0 {
-		return total, anyErr
+		return total, done
 	}
 	read := make([]int, len(remote))
 	failed := make([]bool, len(remote))
@@ -245,9 +275,9 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 	}
 	for k := range remote {
 		total += read[k]
-		anyErr = anyErr || failed[k]
+		done = done || failed[k]
 	}
-	return total, anyErr
+	return total, done
 }
 
 // maxParallelRemoteReads bounds the partitions of one fetch read from the

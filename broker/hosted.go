@@ -453,8 +453,9 @@ func (h *hostedTopics) partition(topicName string, p int32) (*Partition, error) 
 	return t.partitions[p], nil
 }
 
-// leaderPartition returns a partition this broker leads: consumers read
-// from leaders only, whose high watermark is authoritative. A partition of a
+// leaderPartition returns a partition this broker leads: producers write
+// to leaders only, and consumers read from them unless they allow a
+// follower (readablePartition). A partition of a
 // known topic that is not hosted here is ErrNotLeader, so clients refresh
 // their metadata rather than give up.
 func (h *hostedTopics) leaderPartition(topicName string, p int32) (*Partition, error) {

@@ -100,6 +100,12 @@ type followerState struct {
 	// that end proves the follower was caught up then.
 	lastFetchAt    time.Time
 	leoAtLastFetch int64
+	// hwSent is the high watermark last sent to the follower (-1: none in
+	// this term). With follower fetching on (replica.selector.class), a
+	// fetch is answered at once when the high watermark has moved past it,
+	// rather than at the end of its long poll: consumers reading from the
+	// follower see records once they are committed, not a poll later.
+	hwSent int64
 }
 
 func newPartition(topic, topicID string, index int32, l *partlog.Log, self int32) *Partition {
@@ -189,7 +195,7 @@ func (p *Partition) adoptLocked(now time.Time, registered int64) (follow int32, 
 		p.followers = make(map[int32]*followerState, len(st.Replicas))
 		for _, id := range st.Replicas {
 			if id != p.self {
-				p.followers[id] = &followerState{leo: -1, caughtUpAt: now, lastFetchAt: now, leoAtLastFetch: -1}
+				p.followers[id] = &followerState{leo: -1, caughtUpAt: now, lastFetchAt: now, leoAtLastFetch: -1, hwSent: -1}
 			}
 		}
 		p.isrChanging, p.joining = false, -1
@@ -403,6 +409,24 @@ func (p *Partition) followerFetched(id int32, epoch int32, fetchOffset int64, no
 	return join, nil
 }
 
+// hwNewsFor reports whether the high watermark hw is above what follower id
+// was last sent.
+func (p *Partition) hwNewsFor(id int32, hw int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.followers[id]
+	return f != nil && hw > f.hwSent
+}
+
+// sentHW records that follower id is sent the high watermark hw.
+func (p *Partition) sentHW(id int32, hw int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f := p.followers[id]; f != nil {
+		f.hwSent = hw
+	}
+}
+
 // laggingISR returns the ISR members (other than the leader) not caught up
 // within maxLag.
 func (p *Partition) laggingISR(now time.Time, maxLag time.Duration) []int32 {
@@ -506,9 +530,12 @@ func (p *Partition) followerEpoch(leader int32) (int32, bool) {
 }
 
 // setFollowerHW adopts the leader's high watermark, capped by this log's end.
+// Consumers reading from this follower (readreplica.go) wait for it to grow.
 func (p *Partition) setFollowerHW(leaderHW int64) {
 	hw := min(leaderHW, p.log.LogEndOffset())
-	p.hw.Store(hw)
+	if old := p.hw.Swap(hw); hw > old {
+		p.wake()
+	}
 }
 
 // wake signals every registered waiter without blocking: a waiter channel

@@ -36,13 +36,21 @@ func startCoreCluster(t *testing.T, n int, settings map[string]string) *coreClus
 // startCoreClusterOn is startCoreCluster with every core on the clock now.
 func startCoreClusterOn(t *testing.T, n int, settings map[string]string, now func() time.Time) *coreCluster {
 	t.Helper()
+	return startCoreClusterIn(t, make([]string, n), settings, now)
+}
+
+// startCoreClusterIn starts a core per rack given (brokers 1, 2, ...),
+// registered in that rack ("" for none).
+func startCoreClusterIn(t *testing.T, racks []string, settings map[string]string, now func() time.Time) *coreCluster {
+	t.Helper()
 	ctx := context.Background()
+	n := len(racks)
 	dir := t.TempDir()
 	store := metastoretest.New()
 	c := &coreCluster{t: t, store: store, dir: dir, settings: settings, now: now, cores: map[int32]*Broker{},
 		regs: map[int32]*metastoretest.Registration{}}
 	for id := int32(1); id <= int32(n); id++ {
-		reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: id, GRPCAddr: coreAddr(id), StartedAt: time.Now()}, 10*time.Second)
+		reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: id, GRPCAddr: coreAddr(id), Rack: racks[id-1], StartedAt: time.Now()}, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

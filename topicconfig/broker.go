@@ -152,6 +152,29 @@ func BrokerRack(brokerSettings map[string]string) (string, error) {
 	return rack, nil
 }
 
+// RackAwareReplicaSelector is the replica.selector.class value that turns
+// on follower fetching (KIP-392): a leader sends a consumer that names its
+// rack to an in-sync replica in that rack.
+const RackAwareReplicaSelector = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+
+// ReplicaSelectorRackAware reads replica.selector.class: true for
+// RackAwareReplicaSelector. Unset (Kafka's default, which leaves every
+// consumer on the leader), empty or Kafka's LeaderSelector is false; any
+// other class names a selector Strata does not have and is refused rather
+// than silently treated as one of these.
+func ReplicaSelectorRackAware(brokerSettings map[string]string) (bool, error) {
+	const key = "replica.selector.class"
+	switch raw := brokerSettings[key]; strings.TrimSpace(raw) {
+	case "", "org.apache.kafka.common.replica.LeaderSelector":
+		return false, nil
+	case RackAwareReplicaSelector:
+		return true, nil
+	default:
+		return false, &ValueError{Key: key, Value: raw,
+			Reason: "the selectors are " + RackAwareReplicaSelector + " and org.apache.kafka.common.replica.LeaderSelector"}
+	}
+}
+
 // SocketRequestMaxBytes reads socket.request.max.bytes: the largest request
 // a client may send; a larger one closes its connection. Kafka's default is
 // 100 MiB.

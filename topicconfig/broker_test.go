@@ -18,3 +18,21 @@ func TestBrokerRack(t *testing.T) {
 		}
 	}
 }
+
+func TestReplicaSelectorRackAware(t *testing.T) {
+	for in, want := range map[string]bool{
+		"": false, "org.apache.kafka.common.replica.LeaderSelector": false,
+		RackAwareReplicaSelector: true, " " + RackAwareReplicaSelector + " ": true,
+	} {
+		got, err := ReplicaSelectorRackAware(map[string]string{"replica.selector.class": in})
+		if err != nil || got != want {
+			t.Errorf("replica.selector.class %q: %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if got, err := ReplicaSelectorRackAware(nil); err != nil || got {
+		t.Errorf("unset: %v, %v; want false", got, err)
+	}
+	if _, err := ReplicaSelectorRackAware(map[string]string{"replica.selector.class": "com.example.MySelector"}); err == nil {
+		t.Error("an unknown selector class was accepted")
+	}
+}

@@ -100,8 +100,9 @@ var brokerReadKeys = []string{
 	AutoLeaderRebalanceEnableKey,
 	LeaderImbalanceCheckIntervalKey,
 	LeaderImbalancePerBrokerPercentKey,
-	// Where the broker runs (broker.go).
+	// Where the broker runs, and who serves consumers in its rack (broker.go).
 	"broker.rack",
+	"replica.selector.class",
 	// Authorization (authorizer.go).
 	"allow.everyone.if.no.acl.found",
 	"authorizer.class.name",

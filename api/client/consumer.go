@@ -80,6 +80,15 @@ type ConsumerOptions struct {
 	// is checked every interval for as long as it is idle, since silence
 	// is all a stream's broker shows when paused.
 	LeaderCheckInterval time.Duration
+	// Rack is the consumer's rack (Kafka's client.rack), empty for none.
+	// With a rack, each partition is read from an in-sync replica in that
+	// rack when its leader is elsewhere and the metadata names one (the
+	// lowest node id), so reads stay in the zone (KIP-392 follower
+	// fetching); otherwise from the leader. A follower serves records up
+	// to its own high watermark, which can trail the leader's by a
+	// replication round: without Follow, the end the consumer reads to is
+	// that replica's. Offsets are still listed by the leader.
+	Rack string
 }
 
 // Consumer reads records of one topic from a set of partitions, in offset
@@ -365,6 +374,7 @@ func (c *Consumer) fetchRequest(parts []*consumerPart, minBytes int32, wait time
 		MaxBytes:  c.opts.MaxBytes,
 		MinBytes:  minBytes,
 		MaxWaitMs: int32(wait / time.Millisecond),
+		Rack:      c.opts.Rack,
 	}
 	for _, cp := range parts {
 		req.Partitions = append(req.Partitions, &stratav1.FetchPartition{
@@ -376,6 +386,10 @@ func (c *Consumer) fetchRequest(parts []*consumerPart, minBytes int32, wait time
 	}
 	return req
 }
+
+// src tells which broker to read each partition from: its leader, or with
+// a rack, the replica in that rack (see ConsumerOptions.Rack).
+func (c *Consumer) src() readSource { return readSource{c: c.c, rack: c.opts.Rack} }
 
 // anyLost reports whether a partition still to be read waits for its leader.
 func (c *Consumer) anyLost() bool {
@@ -440,7 +454,7 @@ func (c *Consumer) route(ctx context.Context) error {
 		if err := c.c.checkPartition(topic, cp.id); err != nil {
 			return fmt.Errorf("consume topic %q partition %d: %w", topic, cp.id, err)
 		}
-		leader := c.c.leaderOf(topic, cp.id)
+		leader, _ := c.src().leaderEpochOf(topic, cp.id)
 		if leader == noLeader {
 			unrouted = true
 			continue
@@ -497,7 +511,7 @@ func (c *Consumer) nextFetched(ctx context.Context) (*fetchResponse, error) {
 		byLeader := map[int32][]*consumerPart{}
 		for _, cp := range c.parts {
 			if !cp.done && !cp.lost {
-				l := c.c.leaderOf(topic, cp.id)
+				l, _ := c.src().leaderEpochOf(topic, cp.id)
 				byLeader[l] = append(byLeader[l], cp)
 			}
 		}
@@ -524,7 +538,7 @@ func (c *Consumer) nextFetched(ctx context.Context) (*fetchResponse, error) {
 		conn, err := c.c.nodeConn(leader)
 		if err == nil {
 			callCtx, abort := context.WithCancelCause(ctx)
-			watch := startLeaderWatch(callCtx, abort, c.c, leader, topic, partitionIDs(parts), c.opts.LeaderCheckInterval)
+			watch := startLeaderWatch(callCtx, abort, c.src(), leader, topic, partitionIDs(parts), c.opts.LeaderCheckInterval)
 			err = conn.Invoke(callCtx, stratav1.Strata_Fetch_FullMethodName, c.fetchRequest(parts, 0, 0), resp, codecOption)
 			if moved := watch.stop(); moved != nil && err != nil {
 				err = moved
@@ -811,7 +825,7 @@ func (c *Consumer) openFetchStream(conn *grpc.ClientConn, node int32, parts []*c
 	// still reaches the consumer.
 	ctx, cancel := context.WithCancel(context.Background())
 	callCtx, abort := context.WithCancelCause(ctx)
-	watch := startLeaderWatch(callCtx, abort, c.c, node, c.opts.Topic, partitionIDs(parts), c.opts.LeaderCheckInterval)
+	watch := startLeaderWatch(callCtx, abort, c.src(), node, c.opts.Topic, partitionIDs(parts), c.opts.LeaderCheckInterval)
 	s := &fetchStream{node: node, parts: parts, opened: time.Now(), cancel: cancel, done: make(chan struct{})}
 	bufs, items := c.bufs, c.items
 	go func() {

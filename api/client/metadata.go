@@ -46,7 +46,9 @@ type metadata struct {
 	started time.Time
 	// brokers maps node ids to gRPC addresses.
 	brokers map[int32]string
-	topics  map[string]*topicMetadata
+	// racks maps node ids to their broker.rack, for those that set one.
+	racks  map[int32]string
+	topics map[string]*topicMetadata
 }
 
 type topicMetadata struct {
@@ -59,10 +61,13 @@ type topicMetadata struct {
 	// epoch with the same leader still means the leadership changed hands
 	// in between.
 	epochs []int32
+	// isr holds each partition's in-sync replicas, beside leaders (nil
+	// when not known): the replicas a consumer may read from.
+	isr [][]int32
 }
 
 func emptyMetadata() *metadata {
-	return &metadata{brokers: map[int32]string{}, topics: map[string]*topicMetadata{}}
+	return &metadata{brokers: map[int32]string{}, racks: map[int32]string{}, topics: map[string]*topicMetadata{}}
 }
 
 // covers reports whether the view has an answer (the topic, or that it does
@@ -273,6 +278,9 @@ func newMetadata(resp *stratav1.MetadataResponse, requested []string) *metadata 
 	m := emptyMetadata()
 	for _, b := range resp.GetBrokers() {
 		m.brokers[b.GetNodeId()] = b.GetGrpcAddr()
+		if r := b.GetRack(); r != "" {
+			m.racks[b.GetNodeId()] = r
+		}
 	}
 	for _, t := range resp.GetTopics() {
 		tm := &topicMetadata{}
@@ -285,6 +293,7 @@ func newMetadata(resp *stratav1.MetadataResponse, requested []string) *metadata 
 			}
 			tm.leaders = make([]int32, n)
 			tm.epochs = make([]int32, n)
+			tm.isr = make([][]int32, n)
 			for i := range tm.leaders {
 				tm.leaders[i] = noLeader
 			}
@@ -292,6 +301,7 @@ func newMetadata(resp *stratav1.MetadataResponse, requested []string) *metadata 
 				if p.GetPartition() >= 0 {
 					tm.leaders[p.GetPartition()] = p.GetLeader()
 					tm.epochs[p.GetPartition()] = p.GetLeaderEpoch()
+					tm.isr[p.GetPartition()] = p.GetIsr()
 				}
 			}
 		}
@@ -394,6 +404,46 @@ func (c *Client) leaderEpochOf(topic string, partition int32) (leader, epoch int
 		return noLeader, 0
 	}
 	return tm.leaders[partition], tm.epochs[partition]
+}
+
+// readReplicaOf returns the replica a consumer in rack reads a partition
+// from, and the partition's leader epoch: the leader, unless the leader is
+// in another rack and an in-sync replica of the cached metadata is in rack
+// (the lowest node id of them), as a Kafka leader with Kafka's
+// RackAwareReplicaSelector would choose, less the log end offsets only the
+// leader knows. With rack empty, or no leader, it is leaderEpochOf.
+func (c *Client) readReplicaOf(topic string, partition int32, rack string) (node, epoch int32) {
+	m := c.meta.Load()
+	leader, epoch := c.leaderEpochOf(topic, partition)
+	tm := m.topics[topic]
+	if rack == "" || leader == noLeader || leader == bootstrapLeader || m.racks[leader] == rack ||
+		tm == nil || int(partition) >= len(tm.isr) || partition < 0 {
+		return leader, epoch
+	}
+	node = leader
+	for _, id := range tm.isr[partition] {
+		// Only live brokers have a rack in the view.
+		if m.racks[id] == rack && (node == leader || id < node) {
+			node = id
+		}
+	}
+	return node, epoch
+}
+
+// readSource is the leader source of a consumer's calls: the replica it
+// reads each partition from takes the leader's place, so a watched call is
+// abandoned when that replica is no longer the one to read from.
+type readSource struct {
+	c    *Client
+	rack string
+}
+
+func (s readSource) leaderEpochOf(topic string, partition int32) (int32, int32) {
+	return s.c.readReplicaOf(topic, partition, s.rack)
+}
+
+func (s readSource) refreshMetadataAvoiding(ctx context.Context, topics []string, since time.Time, node int32) error {
+	return s.c.refreshMetadataAvoiding(ctx, topics, since, node)
 }
 
 // checkPartition returns a codes.NotFound error when the cached metadata

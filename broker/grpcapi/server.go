@@ -477,6 +477,10 @@ func fetchRequest(req *stratav1.FetchRequest) ([]broker.FetchPartition, broker.F
 		MaxBytes: req.GetMaxBytes(),
 		MinBytes: req.GetMinBytes(),
 		MaxWait:  time.Duration(req.GetMaxWaitMs()) * time.Millisecond,
+		// A client naming its rack chose the replica it asks (follower
+		// fetching); the others keep reading from leaders only.
+		FollowerReads: req.GetRack() != "",
+		ClientRack:    req.GetRack(),
 	}, nil
 }
 

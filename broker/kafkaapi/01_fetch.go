@@ -3,8 +3,14 @@
 // 4 is the first version whose records are record batch v2, the only format
 // stored; 13 names topics by id. There are no fetch sessions (KIP-227): the
 // session id is always 0, so clients keep sending full requests. With no
-// transactions the last stable offset is the high watermark, and there is
-// no preferred read replica. A long poll is capped at maxFetchWait.
+// transactions the last stable offset is the high watermark. A long poll
+// is capped at maxFetchWait.
+//
+// v11 carries the consumer's rack (KIP-392). From v11 on a follower serves
+// consumers from its own log up to its high watermark, and a leader with
+// replica.selector.class=RackAwareReplicaSelector answers a partition with
+// preferred_read_replica (and no records) when an in-sync replica in the
+// consumer's rack can serve it, as Kafka does (see broker/readreplica.go).
 //
 // Record data is not copied into the response: it stays in pooled buffers,
 // or in the chunks read from the object store, and fetchwrite.go writes it
@@ -90,9 +96,14 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 	var results []broker.FetchResult
 	var err error
 	if len(parts) > 0 {
-		results, err = s.core.Fetch(ctx, parts, broker.FetchOptions{
+		opts := broker.FetchOptions{
 			MaxBytes: maxBytes, MinBytes: req.MinBytes, MaxWait: wait, Buffers: s.buffers, Pieces: true,
-		})
+		}
+		if req.Version >= 11 {
+			// Replication runs over gRPC: every Kafka fetch is a consumer's.
+			opts.FollowerReads, opts.ClientRack = true, req.Rack
+		}
+		results, err = s.core.Fetch(ctx, parts, opts)
 	}
 	pooled := &pooledResponse{Response: resp, pool: s.buffers}
 	for _, res := range results {
@@ -141,6 +152,7 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 				// No transactions: everything below the high watermark is stable.
 				rp.LastStableOffset = res.HighWatermark
 				rp.LogStartOffset = res.LogStartOffset
+				rp.PreferredReadReplica = res.PreferredReadReplica
 				if len(res.Data) > 0 {
 					rp.RecordBatches = res.Data
 				}

@@ -1688,7 +1688,14 @@ type FetchRequest struct {
 	MinBytes  int32 `protobuf:"varint,3,opt,name=min_bytes,json=minBytes,proto3" json:"min_bytes,omitempty"`
 	MaxWaitMs int32 `protobuf:"varint,4,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
 	// Return structured records instead of raw batches.
-	Decode        bool `protobuf:"varint,5,opt,name=decode,proto3" json:"decode,omitempty"`
+	Decode bool `protobuf:"varint,5,opt,name=decode,proto3" json:"decode,omitempty"`
+	// The consumer's rack (Kafka's client.rack), empty for none. A fetch
+	// that names one may be sent to a follower, which serves it from its own
+	// log up to its high watermark (KIP-392 follower fetching); without one
+	// only the leader answers. The consumer picks the replica from Metadata
+	// (an in-sync replica in its rack); the bytes served are counted by
+	// whether the serving broker is in that rack.
+	Rack          string `protobuf:"bytes,6,opt,name=rack,proto3" json:"rack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1756,6 +1763,13 @@ func (x *FetchRequest) GetDecode() bool {
 		return x.Decode
 	}
 	return false
+}
+
+func (x *FetchRequest) GetRack() string {
+	if x != nil {
+		return x.Rack
+	}
+	return ""
 }
 
 type FetchPartitionResult struct {
@@ -6456,7 +6470,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1b\n" +
-	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\"\xbb\x01\n" +
+	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\"\xcf\x01\n" +
 	"\fFetchRequest\x129\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x19.strata.v1.FetchPartitionR\n" +
@@ -6464,7 +6478,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\tmax_bytes\x18\x02 \x01(\x05R\bmaxBytes\x12\x1b\n" +
 	"\tmin_bytes\x18\x03 \x01(\x05R\bminBytes\x12\x1e\n" +
 	"\vmax_wait_ms\x18\x04 \x01(\x05R\tmaxWaitMs\x12\x16\n" +
-	"\x06decode\x18\x05 \x01(\bR\x06decode\"\xc1\x02\n" +
+	"\x06decode\x18\x05 \x01(\bR\x06decode\x12\x12\n" +
+	"\x04rack\x18\x06 \x01(\tR\x04rack\"\xc1\x02\n" +
 	"\x14FetchPartitionResult\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12%\n" +
