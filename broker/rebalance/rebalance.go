@@ -36,7 +36,7 @@ import (
 // Broker is a live broker a plan may place replicas on.
 type Broker struct {
 	ID int32
-	// Rack is its broker.rack; "" is a rack of its own.
+	// Rack is its broker.rack; brokers without one share a rack.
 	Rack string
 }
 
@@ -226,10 +226,11 @@ func (p *planner) recount() {
 	}
 }
 
-// rackOf is a broker's rack; a broker without one (or not live) is a rack
-// of its own.
+// rackOf is a broker's rack. Live brokers without broker.rack share one
+// rack, as new topics' placement (broker/placement) counts them; a broker
+// that is not live is a rack of its own.
 func (p *planner) rackOf(id int32) string {
-	if r := p.rack[id]; r != "" {
+	if r, ok := p.rack[id]; ok {
 		return "rack:" + r
 	}
 	return fmt.Sprintf("broker:%d", id)
