@@ -77,8 +77,10 @@ type consumeFlags struct {
 	offset        string
 	maxMessages   int64
 	exitAtEnd     bool
-	print         printOptions
-	keySep        string
+	// clientRack is Kafka's client.rack: read from a replica in this rack.
+	clientRack string
+	print      printOptions
+	keySep     string
 	// Consumer group: --group, --commit-interval (0: commit on exit only),
 	// --no-commit.
 	group          string
@@ -97,6 +99,8 @@ func (f *consumeFlags) groupOptions(topic string) (client.GroupConsumerOptions, 
 		return opts, errors.New("--group assigns the partitions: --partition and --offset exclude it")
 	case f.exitAtEnd:
 		return opts, errors.New("--exit-at-end and --group exclude each other")
+	case f.clientRack != "":
+		return opts, errors.New("--client-rack is not supported with --group yet: a group member reads from the leaders")
 	case f.maxMessages < 0:
 		return opts, errors.New("--max-messages must not be negative")
 	case f.commitInterval < 0:
@@ -111,7 +115,7 @@ func (f *consumeFlags) groupOptions(topic string) (client.GroupConsumerOptions, 
 
 // consumerOptions turns the flags into options for topic.
 func (f *consumeFlags) consumerOptions(topic string) (client.ConsumerOptions, error) {
-	opts := client.ConsumerOptions{Topic: topic, Follow: !f.exitAtEnd, Start: client.StartLatest}
+	opts := client.ConsumerOptions{Topic: topic, Follow: !f.exitAtEnd, Start: client.StartLatest, Rack: f.clientRack}
 	if f.fromBeginning {
 		opts.Start = client.StartEarliest
 	}
@@ -193,6 +197,7 @@ commits what it printed every --commit-interval and on exit (0: on exit only;
 	fs.StringVar(&f.offset, "offset", "", "start offset in --partition: earliest, latest or a number")
 	fs.Int64Var(&f.maxMessages, "max-messages", 0, "stop after printing this many records (0: no limit)")
 	fs.BoolVar(&f.exitAtEnd, "exit-at-end", false, "stop at the end of the partitions instead of following them")
+	fs.StringVar(&f.clientRack, "client-rack", "", "read each partition from an in-sync replica in this rack (broker.rack) where there is one, as Kafka's client.rack")
 	fs.BoolVar(&f.print.key, "print-key", false, "print each record's key before its value")
 	fs.BoolVar(&f.print.offset, "print-offset", false, "print each record's offset")
 	fs.BoolVar(&f.print.partition, "print-partition", false, "print each record's partition")

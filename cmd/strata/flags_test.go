@@ -65,6 +65,13 @@ func TestConsumeFlags(t *testing.T) {
 	if err != nil || opts.Follow || opts.Offsets[2] != 17 || len(opts.Partitions) != 1 || opts.Partitions[0] != 2 {
 		t.Fatalf("partition 2 offset 17: %+v, %v", opts, err)
 	}
+	f = consumeFlags{partition: -1, clientRack: "b"}
+	if opts, err = f.consumerOptions("t"); err != nil || opts.Rack != "b" {
+		t.Fatalf("--client-rack: %+v, %v", opts, err)
+	}
+	if _, err := (&consumeFlags{partition: -1, group: "g", clientRack: "b"}).groupOptions("t"); err == nil {
+		t.Error("--client-rack with --group accepted")
+	}
 	f = consumeFlags{partition: 0, offset: "earliest"}
 	if opts, err = f.consumerOptions("t"); err != nil || opts.Offsets[0] != client.OffsetEarliest {
 		t.Fatalf("earliest: %+v, %v", opts, err)
