@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) Target) {
 		{"GroupMeta", testGroupMeta},
 		{"ExpireGroupOffsets", testExpireGroupOffsets},
 		{"ScanGroupOffsets", testScanGroupOffsets},
+		{"Transactions", testTransactions},
 		{"ACLs", testACLs},
 		{"ScramCredentials", testScramCredentials},
 	} {

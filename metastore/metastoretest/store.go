@@ -41,6 +41,7 @@ type Store struct {
 	deleted   map[string]metastore.DeletedTopic
 	brokers   map[int32]*Registration
 	groups    map[string]*groupKeys
+	txns      map[string]metastore.TransactionMeta
 	acls      map[acl.Binding]bool
 	scram     map[scramKey]sasl.ScramCredential
 	nextPID   int64
@@ -59,6 +60,7 @@ func New() *Store {
 		deleted: map[string]metastore.DeletedTopic{},
 		brokers: map[int32]*Registration{},
 		groups:  map[string]*groupKeys{},
+		txns:    map[string]metastore.TransactionMeta{},
 		acls:    map[acl.Binding]bool{},
 		scram:   map[scramKey]sasl.ScramCredential{},
 		nextPID: metastore.FirstProducerID,

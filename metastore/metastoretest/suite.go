@@ -49,6 +49,11 @@ type Metastore interface {
 	ExpireGroupOffsets(ctx context.Context, now time.Time, retention time.Duration) ([]string, error)
 	ScanGroupOffsets(ctx context.Context, maxKeys int, fn func(metastore.GroupOffsets)) (bool, error)
 
+	GetTransaction(ctx context.Context, id string) (metastore.TransactionMeta, error)
+	PutTransaction(ctx context.Context, meta metastore.TransactionMeta, prevRevision int64) (metastore.TransactionMeta, error)
+	DeleteTransaction(ctx context.Context, id string, revision int64) error
+	ListTransactions(ctx context.Context) ([]metastore.TransactionMeta, error)
+
 	CreateACLs(ctx context.Context, bindings []acl.Binding) error
 	ListACLs(ctx context.Context, filter acl.Filter) ([]acl.Binding, error)
 	DeleteACLs(ctx context.Context, filters []acl.Filter) ([][]acl.Binding, error)
