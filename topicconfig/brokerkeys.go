@@ -103,6 +103,9 @@ var brokerReadKeys = []string{
 	// Where the broker runs, and who serves consumers in its rack (broker.go).
 	"broker.rack",
 	"replica.selector.class",
+	// The transaction coordinator (transactions.go).
+	TransactionMaxTimeoutKey,
+	TransactionalIDExpirationKey,
 	// Authorization (authorizer.go).
 	"allow.everyone.if.no.acl.found",
 	"authorizer.class.name",
@@ -113,8 +116,8 @@ var brokerReadKeys = []string{
 // read, because Kafka's own tooling and copied server.properties files
 // commonly set them and they have nothing to configure here: thread and
 // socket-buffer counts (the Go scheduler and the kernel size these), the
-// internal topics' replication (group offsets live in etcd, and there are
-// no transactions). Any other key a broker does not read is refused at
+// internal topics' replication (group offsets and transaction state live in
+// etcd). Any other key a broker does not read is refused at
 // startup.
 var IgnoredBrokerKeys = []string{
 	"background.threads",
