@@ -280,12 +280,15 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeoutMs i
 		return noProducerID, noEpoch, fmt.Errorf("transaction.timeout.ms %d not in [1, %d] (transaction.max.timeout.ms): %w",
 			timeoutMs, c.cfg.MaxTimeout.Milliseconds(), ErrInvalidTransactionTimeout)
 	}
+	expected := expectedID != noProducerID
+	if expected != (expectedEpoch != noEpoch) {
+		return noProducerID, noEpoch, fmt.Errorf("expected producer id %d with epoch %d: both or neither must be -1: %w", expectedID, expectedEpoch, ErrInvalidRequest)
+	}
 	e, err := c.acquire(ctx, id)
 	if err != nil {
 		return noProducerID, noEpoch, err
 	}
 	defer c.release(e)
-	expected := expectedID != noProducerID
 	if !e.exists {
 		pid, err := c.pids.NextProducerID(ctx)
 		if err != nil {
@@ -404,6 +407,9 @@ func (c *Coordinator) add(ctx context.Context, id string, producerID int64, epoc
 	defer c.release(e)
 	if err := checkProducer(e, producerID, epoch); err != nil {
 		return err
+	}
+	if len(partitions) == 0 && group == "" {
+		return nil // nothing to add opens no transaction
 	}
 	m := e.meta
 	next := m

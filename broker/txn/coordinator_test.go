@@ -175,6 +175,9 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("after InitProducerId: %+v", m)
 	}
 	wantErr(t, "EndTxn without a transaction", f.c.EndTxn(ctx(t), "t", pid, epoch, true), ErrInvalidTxnState)
+	if err := f.c.AddPartitions(ctx(t), "t", pid, epoch, nil); err != nil || f.stored(t, "t").State != StateEmpty {
+		t.Fatalf("AddPartitions of no partitions: %v, state %s; want nil and no transaction", err, f.stored(t, "t").State)
+	}
 
 	before := f.stored(t, "t").Revision
 	start := f.clock.Advance(time.Second)
@@ -336,6 +339,11 @@ func TestInvalidTimeout(t *testing.T) {
 	}
 	if _, _, err := f.c.InitProducerID(ctx(t), "", 1000, -1, -1); !errors.Is(err, ErrInvalidRequest) {
 		t.Fatalf("an empty transactional id: %v", err)
+	}
+	for _, exp := range [][2]int64{{-1, 0}, {0, -1}} {
+		if _, _, err := f.c.InitProducerID(ctx(t), "t", 1000, exp[0], int16(exp[1])); !errors.Is(err, ErrInvalidRequest) {
+			t.Fatalf("expected producer id and epoch %v: %v, want ErrInvalidRequest", exp, err)
+		}
 	}
 }
 
