@@ -192,22 +192,31 @@ func (c *Coordinator) acquire(ctx context.Context, id string) (*entry, error) {
 			e.mu.Unlock()
 			continue
 		}
-		if !e.loaded {
-			m, err := c.store.GetTransaction(ctx, id)
-			switch {
-			case errors.Is(err, metastore.ErrTransactionNotFound):
-				e.exists = false
-			case err != nil:
-				c.forget(e)
-				e.mu.Unlock()
-				return nil, fmt.Errorf("transactional id %q: %w", id, err)
-			default:
-				e.meta, e.exists = m, true
-			}
-			e.loaded = true
+		if err := c.load(ctx, e); err != nil {
+			c.release(e)
+			return nil, err
 		}
 		return e, nil
 	}
+}
+
+// load reads e from the store unless it holds what was last read or
+// written. e.mu must be held.
+func (c *Coordinator) load(ctx context.Context, e *entry) error {
+	if e.loaded {
+		return nil
+	}
+	m, err := c.store.GetTransaction(ctx, e.id)
+	switch {
+	case errors.Is(err, metastore.ErrTransactionNotFound):
+		e.exists = false
+	case err != nil:
+		return fmt.Errorf("transactional id %q: %w", e.id, err)
+	default:
+		e.meta, e.exists = m, true
+	}
+	e.loaded = true
+	return nil
 }
 
 // release unlocks e, forgetting it if the id has no state: requests about
@@ -252,13 +261,17 @@ func (c *Coordinator) write(ctx context.Context, e *entry, next metastore.Transa
 		prev, next.CoordinatorEpoch = e.meta.Revision, e.meta.CoordinatorEpoch+1
 	}
 	stored, err := c.store.PutTransaction(ctx, next, prev)
-	if err != nil {
-		// Whether or not the write landed, what e holds may be stale.
+	switch {
+	case errors.Is(err, metastore.ErrConflict):
 		c.forget(e)
-		if errors.Is(err, metastore.ErrConflict) {
-			c.logger.Info("transactional id changed by another coordinator; stepping down for it", "transactional_id", e.id)
-			return fmt.Errorf("transactional id %q changed by another coordinator: %w", e.id, ErrNotCoordinator)
-		}
+		c.logger.Info("transactional id changed by another coordinator; stepping down for it", "transactional_id", e.id)
+		return fmt.Errorf("transactional id %q changed by another coordinator: %w", e.id, ErrNotCoordinator)
+	case err != nil:
+		// Whether or not the write landed, what e holds may be stale: it
+		// is read again, by the next request or the next tick. It stays
+		// held, so that a transaction whose PrepareX did land is still
+		// completed by a tick when no request comes.
+		e.loaded = false
 		return fmt.Errorf("transactional id %q: %w", e.id, err)
 	}
 	e.meta, e.exists, e.fenced = stored, true, true
@@ -662,12 +675,17 @@ func (c *Coordinator) Tick(ctx context.Context, now time.Time) {
 			return
 		}
 		e.mu.Lock()
-		if !c.current(e) || !e.loaded {
+		if !c.current(e) {
 			e.mu.Unlock()
 			continue
 		}
 		if !c.owns(e.id) {
 			c.forget(e)
+			e.mu.Unlock()
+			continue
+		}
+		if err := c.load(ctx, e); err != nil {
+			c.logger.Warn("transactional id not read; retried at the next tick", "transactional_id", e.id, "err", err)
 			e.mu.Unlock()
 			continue
 		}

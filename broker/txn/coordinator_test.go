@@ -626,3 +626,53 @@ func TestListAndOwnership(t *testing.T) {
 		t.Fatalf("Describe of an id not owned: %v", err)
 	}
 }
+
+// flakyStore stores a put and then reports it failed, as an etcd request
+// that timed out after it was applied.
+type flakyStore struct {
+	*metastoretest.Store
+	mu   sync.Mutex
+	lose bool
+}
+
+func (s *flakyStore) PutTransaction(ctx context.Context, meta metastore.TransactionMeta, prev int64) (metastore.TransactionMeta, error) {
+	stored, err := s.Store.PutTransaction(ctx, meta, prev)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && s.lose {
+		return metastore.TransactionMeta{}, errors.New("etcd: request timed out")
+	}
+	return stored, err
+}
+
+// A PrepareCommit whose write landed but was reported failed is completed
+// by the next tick, though no request for the id comes again.
+func TestAmbiguousWriteCompletedByTick(t *testing.T) {
+	f := newFixture(t)
+	fs := &flakyStore{Store: f.store}
+	m := &markers{}
+	c := New(fs, storePIDs{f.store}, m, Config{MaxTimeout: time.Minute, Now: f.clock.Now})
+	pid, epoch := mustInit(t, c, "t", -1, -1)
+	if err := c.AddPartitions(ctx(t), "t", pid, epoch, []metastore.TopicPartition{tp("a", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	fs.mu.Lock()
+	fs.lose = true
+	fs.mu.Unlock()
+	if err := c.EndTxn(ctx(t), "t", pid, epoch, true); err == nil {
+		t.Fatal("EndTxn whose PrepareCommit write failed answered nil")
+	}
+	if got := f.stored(t, "t"); got.State != StatePrepareCommit {
+		t.Fatalf("%+v, want PrepareCommit stored", got)
+	}
+	fs.mu.Lock()
+	fs.lose = false
+	fs.mu.Unlock()
+	c.Tick(ctx(t), f.clock.Now())
+	if got := f.stored(t, "t"); got.State != StateCompleteCommit {
+		t.Fatalf("after a tick: %+v, want CompleteCommit", got)
+	}
+	if got := m.taken(); len(got) != 1 || !got[0].Commit {
+		t.Fatalf("markers %+v, want one commit", got)
+	}
+}
