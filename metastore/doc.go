@@ -13,6 +13,7 @@
 //	<prefix>/brokers/<node id>              live broker: addresses, start time; bound to the broker's lease
 //	<prefix>/acls/<hash of the binding>     one Kafka ACL binding (resource pattern and entry); the key is a hash of the value, so creating it again is idempotent
 //	<prefix>/scram/<user>/<mechanism>       one user's SCRAM credential: salt, iterations, StoredKey, ServerKey (never the password); the user is path-escaped
+//	<prefix>/transactions/<transactional id> a transaction coordinator's state of one transactional id (transactions.go); the id is path-escaped
 //
 // # Consistency
 //
