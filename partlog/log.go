@@ -171,6 +171,14 @@ type Log struct {
 	epochs      []EpochEntry
 	epochsDirty bool // epochs differ from the checkpoint file
 
+	// txns are the transactions open in the log (see txn.go), guarded by
+	// mu; firstUnstable publishes the earliest one's first offset (-1:
+	// none) to readers. abortMu guards the segments' aborted-transaction
+	// entries, which readers (AbortedTransactions) read while writers add.
+	txns          *txnState
+	firstUnstable atomic.Int64
+	abortMu       sync.RWMutex
+
 	// ckMu guards the recovery-point checkpoint file and ckRP, its content.
 	ckMu sync.Mutex
 	ckRP int64

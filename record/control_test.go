@@ -127,3 +127,26 @@ func TestParseControlBatchRefusesMalformed(t *testing.T) {
 		t.Errorf("negative key version: err %v, want corrupt", err)
 	}
 }
+
+func TestBuilderSetTransactional(t *testing.T) {
+	b := NewBuilder(5, 16)
+	b.SetProducer(3, 1, 0)
+	b.SetTransactional(true)
+	b.Append(&Record{Value: []byte("x")})
+	out, err := b.Build(None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := Validate(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.Transactional() || h.Control() {
+		t.Fatalf("attributes %#x: want transactional, not control", h.Attributes)
+	}
+	b.Reset(5, 16)
+	b.Append(&Record{Value: []byte("x")})
+	if out, _ = b.Build(None); binary.BigEndian.Uint16(out[offAttributes:])&transactionalBit != 0 {
+		t.Fatal("Reset kept the transactional bit")
+	}
+}
