@@ -104,6 +104,8 @@ func (t *txnState) end(pid, offset int64) (first, lso int64) {
 	if f, ok := t.byPID[pid]; ok {
 		first = f
 		delete(t.byPID, pid)
+		// open is ordered by first offset (decodeTxnIndex checks a file's),
+		// and first offsets are distinct: each is a different batch's.
 		i, _ := slices.BinarySearchFunc(t.open, f, func(o OpenTxn, f int64) int {
 			switch {
 			case o.FirstOffset < f:
@@ -370,6 +372,19 @@ func (r *txnReader) openTxns() []OpenTxn {
 	return out
 }
 
+// ordered reports whether open transactions are in strictly increasing
+// first-offset order, one per producer, as txnState keeps them.
+func ordered(open []OpenTxn) bool {
+	seen := make(map[int64]bool, len(open))
+	for i, o := range open {
+		if seen[o.ProducerID] || i > 0 && o.FirstOffset <= open[i-1].FirstOffset {
+			return false
+		}
+		seen[o.ProducerID] = true
+	}
+	return true
+}
+
 func decodeTxnIndex(raw []byte) (txnIndex, error) {
 	var x txnIndex
 	if len(raw) < 4+8+12+4 {
@@ -404,6 +419,9 @@ func decodeTxnIndex(raw []byte) (txnIndex, error) {
 	x.end = r.openTxns()
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
+	}
+	if r.err == nil && (!ordered(x.start) || !ordered(x.end)) {
+		r.err = errors.New("open transactions out of order")
 	}
 	if r.err != nil {
 		return txnIndex{}, r.err

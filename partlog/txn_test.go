@@ -430,3 +430,41 @@ func TestTransactionsThroughCompactionSwap(t *testing.T) {
 	wantTxns(t, e.crash(l).open(), want)
 	wantTxns(t, e.reopen(l), want)
 }
+
+func TestTxnIndexRefusesDisorderedOpenTransactions(t *testing.T) {
+	for _, open := range [][]OpenTxn{{{1, 5}, {2, 3}}, {{1, 3}, {1, 5}}} {
+		if _, err := decodeTxnIndex(encodeTxnIndex(txnIndex{next: 9, start: open})); err == nil {
+			t.Errorf("start %+v decoded without error", open)
+		}
+		if _, err := decodeTxnIndex(encodeTxnIndex(txnIndex{next: 9, end: open})); err == nil {
+			t.Errorf("end %+v decoded without error", open)
+		}
+	}
+}
+
+func TestTransactionsTornMarkerAfterCrash(t *testing.T) {
+	e := newEnv(t, Config{})
+	l := e.open()
+	w := txnWriter{t, l}
+	w.data(1, 2)
+	w.data(2, 1)
+	w.marker(1, false)
+	wantTxns(t, l, txnView{fuo: 2, open: []OpenTxn{{2, 2}}, aborted: []AbortedTxn{{1, 0, 3, 2}}})
+
+	// The marker's write was torn by the crash: recovery cuts it, and p1
+	// is open again.
+	c := e.crash(l)
+	path := c.segPath(0, logSuffix)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, st.Size()-5); err != nil {
+		t.Fatal(err)
+	}
+	r := c.open()
+	if r.LogEndOffset() != 3 {
+		t.Fatalf("log end %d after the torn marker, want 3", r.LogEndOffset())
+	}
+	wantTxns(t, r, txnView{fuo: 0, open: []OpenTxn{{1, 0}, {2, 2}}})
+}
