@@ -123,6 +123,20 @@ func newPartition(topic, topicID string, index int32, l *partlog.Log, self int32
 // HighWatermark is the offset below which records are visible to consumers.
 func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 
+// LastStableOffset is the offset below which every record is either
+// outside a transaction or in one that has ended (Kafka's LSO): what a
+// read_committed consumer may read. It is the first offset of the earliest
+// transaction still open in the log, capped by the high watermark, so it
+// never passes what is committed: the log knows transactions, the partition
+// knows the high watermark.
+func (p *Partition) LastStableOffset() int64 {
+	hw := p.hw.Load()
+	if f := p.log.FirstUnstableOffset(); f >= 0 && f < hw {
+		return f
+	}
+	return hw
+}
+
 // LogStartOffset is the first offset still in the log: in the object store
 // when the partition is tiered and its oldest records are only there. The
 // manifest's log start is moved first when records are deleted (retention,

@@ -247,3 +247,54 @@ func TestPartitionIgnoresAnotherIncarnation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestPartitionLastStableOffset(t *testing.T) {
+	p := testPartition(t, 1)
+	now := time.Now()
+	st := metastore.PartitionState{Topic: "t", Leader: 1, LeaderEpoch: 3, Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Revision: 10}
+	p.applyState(st, now, 0)
+	if _, _, err := p.leaderAppend(oneBatch(t, 5), AcksAll, 1, func() bool { return true }, 0); err != nil {
+		t.Fatal(err)
+	}
+	fetched := func(leo int64) {
+		t.Helper()
+		if _, err := p.followerFetched(2, 3, leo, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantLSO := func(hw, lso int64) {
+		t.Helper()
+		if got := p.HighWatermark(); got != hw {
+			t.Fatalf("high watermark %d, want %d", got, hw)
+		}
+		if got := p.LastStableOffset(); got != lso {
+			t.Fatalf("last stable offset %d, want %d", got, lso)
+		}
+	}
+	fetched(5)
+	wantLSO(5, 5)
+
+	// A transaction opens at 5 (appended to the log directly: produce does
+	// not take transactional batches yet).
+	b := record.NewBuilder(time.Now().UnixMilli(), 0)
+	b.SetProducer(7, 0, 0)
+	b.SetTransactional(true)
+	b.Append(&record.Record{Value: []byte("a")})
+	b.Append(&record.Record{Value: []byte("b")})
+	data, err := b.Build(record.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.log.Append(append([]byte(nil), data...), 3); err != nil {
+		t.Fatal(err)
+	}
+	fetched(7)
+	wantLSO(7, 5) // committed, but not stable
+	marker := record.BuildEndTxnMarker(record.EndTxnMarker{ProducerID: 7, Commit: true}, time.Now().UnixMilli())
+	if _, err := p.log.Append(marker, 3); err != nil {
+		t.Fatal(err)
+	}
+	wantLSO(7, 7) // ended, capped by the high watermark below the marker
+	fetched(8)
+	wantLSO(8, 8)
+}

@@ -110,6 +110,7 @@ func (l *Log) write(batches []byte, res AppendResult, offsets int64, leaderEpoch
 		a.indexBatch(pos0+int64(pos), &h, interval)
 		pos += h.Size()
 	}
+	l.trackTxnsLocked(a, batches)
 	// Publish: size before next before the log end offset, so a reader that
 	// sees an offset also sees its bytes.
 	a.size.Store(pos0 + int64(len(batches)))
@@ -188,6 +189,8 @@ func (l *Log) rollLocked() error {
 		return err
 	}
 	old.sealTimeIndex()
+	old.txnEnd = l.txns.snapshot()
+	s.txnStart = old.txnEnd
 	old.sealed.Store(true)
 	l.segMu.Lock()
 	l.segs = append(l.segs, s)
@@ -328,6 +331,9 @@ func (l *Log) seal(s *segment) error {
 		s.syncedNext.Store(next)
 	}
 	if _, err := s.writeIndexes(); err != nil {
+		return l.fail(err)
+	}
+	if err := l.writeTxnIndex(s); err != nil {
 		return l.fail(err)
 	}
 	// Makes the index renames and the segment's own directory entry durable.

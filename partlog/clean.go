@@ -144,6 +144,11 @@ func (l *Log) CommitClean(c *Cleaned, cleanerOffset int64) error {
 		o.sealMu.Lock()
 		o.removed = true // OpenSealed no longer hands it out
 		errs = append(errs, o.closeFile())
+		// The cleaned segment's .txnindex is written below; an old one of
+		// the same base must not stand for it if that write is lost.
+		if rerr := os.Remove(o.path(txnIndexSuffix)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			errs = append(errs, rerr)
+		}
 		if o.base != s.base {
 			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
 				if rerr := os.Remove(o.path(suffix)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
@@ -162,8 +167,19 @@ func (l *Log) CommitClean(c *Cleaned, cleanerOffset int64) error {
 	// Only now: reopened by path, the file must be the cleaned one.
 	l.files.adopt(s)
 	l.segs = slices.Concat(l.segs[:i], []*segment{s}, l.segs[j:])
+	// The cleaner does not yet know transactions (it keeps markers and
+	// transactional batches), so the cleaned segment holds the same ones.
+	s.txnStart, s.txnEnd = old[0].txnStart, old[len(old)-1].txnEnd
+	l.abortMu.Lock()
+	for _, o := range old {
+		s.aborted = append(s.aborted, o.aborted...)
+	}
+	l.abortMu.Unlock()
 	l.segMu.Unlock()
 	l.mu.Unlock()
+	s.sealMu.Lock()
+	errs = append(errs, l.writeTxnIndex(s))
+	s.sealMu.Unlock()
 
 	errs = append(errs, syncDir(l.dir))
 	if err := errors.Join(errs...); err != nil {
@@ -271,6 +287,11 @@ func (l *Log) finishCleaning(entries []os.DirEntry) (bool, error) {
 			continue
 		}
 		if err := renameCleaned(l.dir, base); err != nil {
+			return false, fmt.Errorf("log: open: finish swap of %s: %w", stem, err)
+		}
+		// Whatever .txnindex is there may be the replaced segment's: the
+		// loader rebuilds it from the cleaned one.
+		if err := os.Remove(filepath.Join(l.dir, segmentName(base, txnIndexSuffix))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, fmt.Errorf("log: open: finish swap of %s: %w", stem, err)
 		}
 		for _, b := range logBases {

@@ -7,6 +7,7 @@
 //	00000000000000000000.log        batches, base offsets and leader epoch stamped
 //	00000000000000000000.index      offset index (relative offset, file position)
 //	00000000000000000000.timeindex  time index (max timestamp so far, relative offset)
+//	00000000000000000000.txnindex   aborted transactions, open ones at both ends (see txn.go)
 //	recovery-point.checkpoint       everything below this offset is fsynced
 //	log-start-offset.checkpoint     first offset the log serves
 //	cleaner-offset.checkpoint       end of the compacted section (see clean.go)
@@ -146,7 +147,7 @@ type Log struct {
 	// (CommitClean) against deletions, truncations and Close, without
 	// holding mu, so that appends do not wait for a swap's file work.
 	// Lock order: swapMu, mu, ckMu, segMu, segment.sealMu, segment.idxMu,
-	// FileCache.mu.
+	// abortMu, FileCache.mu.
 	swapMu sync.Mutex
 	// mu serialises writers.
 	mu        sync.Mutex
@@ -170,6 +171,14 @@ type Log struct {
 	epMu        sync.RWMutex
 	epochs      []EpochEntry
 	epochsDirty bool // epochs differ from the checkpoint file
+
+	// txns are the transactions open in the log (see txn.go), guarded by
+	// mu; firstUnstable publishes the earliest one's first offset (-1:
+	// none) to readers. abortMu guards the segments' aborted-transaction
+	// entries, which readers (AbortedTransactions) read while writers add.
+	txns          *txnState
+	firstUnstable atomic.Int64
+	abortMu       sync.RWMutex
 
 	// ckMu guards the recovery-point checkpoint file and ckRP, its content.
 	ckMu sync.Mutex

@@ -61,6 +61,9 @@ func (l *Log) load() (err error) {
 	if err := ld.reconcileLogStart(); err != nil {
 		return err
 	}
+	if err := ld.loadTransactions(); err != nil {
+		return err
+	}
 	if err := ld.writeCheckpoints(); err != nil {
 		return err
 	}
@@ -96,6 +99,8 @@ type loader struct {
 	scanned []bool
 	// start is the reconciled log start offset.
 	start int64
+	// txns are the transactions open at the log end.
+	txns *txnState
 }
 
 func (ld *loader) closeSegments() {
@@ -413,6 +418,8 @@ func (ld *loader) install() error {
 	l.leo.Store(leo)
 	l.logStart.Store(ld.start)
 	l.segMu.Unlock()
+	l.txns = ld.txns
+	l.firstUnstable.Store(ld.txns.firstUnstable())
 	l.ckRP = leo
 	return l.loadEpochs(ld.trustedEpochs)
 }

@@ -100,6 +100,13 @@ type segment struct {
 	bytesSinceIndex int64
 	offsetOfMaxTS   int64
 
+	// Transactions (see txn.go): those open at the segment's start and, once
+	// it is sealed, at its end (writer state, guarded by Log.mu, fixed once
+	// sealed), and the aborted transactions whose markers it holds
+	// (guarded by Log.abortMu).
+	txnStart, txnEnd []OpenTxn
+	aborted          []AbortedTxn
+
 	// sealMu serialises fsyncs and index file writes of this segment with its
 	// truncation and removal.
 	sealMu         sync.Mutex
@@ -117,7 +124,7 @@ func (s *segment) name() string { return segmentName(s.base, logSuffix) }
 
 // parseSegmentName splits "<20 digits><suffix>" for the three segment files.
 func parseSegmentName(name string) (int64, string, bool) {
-	for _, suffix := range []string{timeIndexSuffix, indexSuffix, logSuffix} {
+	for _, suffix := range []string{timeIndexSuffix, txnIndexSuffix, indexSuffix, logSuffix} {
 		stem, ok := bytes.CutSuffix([]byte(name), []byte(suffix))
 		if !ok || len(stem) != 20 {
 			continue
@@ -156,7 +163,7 @@ func createSegment(dir string, base int64, files *FileCache, now time.Time) (*se
 		return nil, fmt.Errorf("log: create segment: %w", err)
 	}
 	s.f, s.pinned = f, true
-	for _, suffix := range []string{indexSuffix, timeIndexSuffix} {
+	for _, suffix := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if err := os.Remove(s.path(suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			f.Close()
 			return nil, fmt.Errorf("log: create segment: %w", err)
@@ -184,7 +191,7 @@ func (s *segment) removeFiles() error {
 	defer s.sealMu.Unlock()
 	s.removed = true
 	err := s.closeFile()
-	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if rerr := os.Remove(s.path(suffix)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 			err = rerr
 		}
@@ -365,7 +372,7 @@ func (s *segment) encodeIndexes() (off, tim []byte, version int64) {
 // removeIndexFiles deletes index files that no longer match the log (after a
 // truncation). sealMu must be held.
 func (s *segment) removeIndexFiles() error {
-	for _, suffix := range []string{indexSuffix, timeIndexSuffix} {
+	for _, suffix := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if err := os.Remove(s.path(suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}

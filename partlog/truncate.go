@@ -64,6 +64,9 @@ func (l *Log) TruncateTo(offset int64) error {
 	if err == nil {
 		err = syncDir(l.dir)
 	}
+	if err == nil {
+		err = l.retrackTxnsLocked(s)
+	}
 	if err != nil {
 		return l.fail(fmt.Errorf("log: truncate to %d: %w", offset, err))
 	}
@@ -197,6 +200,9 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	l.leo.Store(offset)
 	l.logStart.Store(offset)
 	l.segMu.Unlock()
+	// Nothing is left of any transaction.
+	l.txns = newTxnState(nil)
+	l.firstUnstable.Store(-1)
 	l.dirDirty = false
 	l.unflushed = 0
 	errs = append(errs, syncDir(l.dir))
@@ -258,6 +264,10 @@ func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
 	l.segMu.Unlock()
 
 	var errs []error
+	if len(removed) > 0 {
+		// Before the segments that knew them go.
+		errs = append(errs, l.keepTxnStart(l.segs[0]))
+	}
 	for _, s := range removed {
 		errs = append(errs, s.removeFiles())
 	}

@@ -32,6 +32,7 @@ type Builder struct {
 	producerID   int64
 	producerEpoc int16
 	baseSequence int32
+	txn          bool
 	scratch      []byte
 }
 
@@ -56,12 +57,18 @@ func (b *Builder) Reset(baseTimestamp int64, capacity int) {
 	b.producerID = -1
 	b.producerEpoc = -1
 	b.baseSequence = -1
+	b.txn = false
 }
 
 // SetProducer sets the idempotent-producer fields of the batch.
 func (b *Builder) SetProducer(id int64, epoch int16, baseSequence int32) {
 	b.producerID, b.producerEpoc, b.baseSequence = id, epoch, baseSequence
 }
+
+// SetTransactional marks the batch as part of its producer's transaction
+// (the transactional attribute bit): a read_committed consumer sees its
+// records only once the transaction commits.
+func (b *Builder) SetTransactional(txn bool) { b.txn = txn }
 
 // Len is the number of records appended.
 func (b *Builder) Len() int { return int(b.count) }
@@ -150,10 +157,14 @@ func (b *Builder) Build(codec Compression) ([]byte, error) {
 	if len(out)-LogOverhead > math.MaxInt32 {
 		return nil, fmt.Errorf("record batch: %d bytes is too large", len(out))
 	}
+	attrs := int16(codec) & compressionMask
+	if b.txn {
+		attrs |= transactionalBit
+	}
 	putHeader(out, &Header{
 		Length:               int32(len(out) - LogOverhead),
 		PartitionLeaderEpoch: -1, // not yet stamped
-		Attributes:           int16(codec) & compressionMask,
+		Attributes:           attrs,
 		LastOffsetDelta:      b.count - 1,
 		BaseTimestamp:        b.baseTS,
 		MaxTimestamp:         b.maxTS,

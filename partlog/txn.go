@@ -1,0 +1,529 @@
+package partlog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/strata-broker/strata/record"
+)
+
+// Transactions in the log.
+//
+// A transactional producer's data batches (transactional bit set, not
+// control) open its transaction in the partition at the first one's base
+// offset; its commit or abort marker (a control batch, see
+// record.EndTxnMarker) closes it. The log follows this on every append (a
+// leader's and a follower's alike, which write the same batches) and
+// rebuilds it when it is opened or truncated, so that:
+//
+//   - FirstUnstableOffset is the first offset of the earliest open
+//     transaction: the partition's last stable offset is that, capped by the
+//     high watermark (which the broker keeps, not the log);
+//   - every abort marker leaves an AbortedTxn in the aborted-transaction
+//     index of the segment holding the marker, which a read_committed fetch
+//     returns with its records (AbortedTransactions).
+//
+// On disk a sealed segment has a <base>.txnindex beside it (see
+// encodeTxnIndex): its aborted transactions and the transactions open at its
+// start and at its end. The active segment has none: its entries are kept in
+// memory and rebuilt from its batches when the log is opened. So opening a
+// log walks the batch headers of the active segment and of the segments
+// recovery scanned anyway, plus one segment per missing or stale .txnindex;
+// a truncation walks the one segment it cuts. Marker batches are read whole
+// (one record of 10 bytes); data batches only by header.
+
+// AbortedTxn is an entry of the aborted-transaction index, Kafka's
+// AbortedTxn: a producer's transaction, from its first offset to its abort
+// marker, and the partition's last stable offset when the marker was
+// written (the first offset of the earliest transaction still open then, or
+// the offset after the marker if none was).
+type AbortedTxn struct {
+	ProducerID       int64
+	FirstOffset      int64
+	LastOffset       int64 // the abort marker's offset
+	LastStableOffset int64
+}
+
+// OpenTxn is a producer's transaction still open in the partition.
+type OpenTxn struct {
+	ProducerID  int64
+	FirstOffset int64
+}
+
+// txnState is the set of open transactions, in first-offset order. A
+// transaction opens at the log end, so a new one always goes last: opening
+// is O(1) and finding the earliest is O(1); closing one is O(open) for the
+// slice copy, and open transactions are few (one per producer writing to
+// the partition inside a transaction). Not safe for concurrent use: Log.mu
+// guards the log's.
+type txnState struct {
+	open  []OpenTxn
+	byPID map[int64]int64 // producer id → first offset
+}
+
+func newTxnState(open []OpenTxn) *txnState {
+	t := &txnState{open: slices.Clone(open), byPID: make(map[int64]int64, len(open))}
+	for _, o := range open {
+		t.byPID[o.ProducerID] = o.FirstOffset
+	}
+	return t
+}
+
+func (t *txnState) snapshot() []OpenTxn { return slices.Clone(t.open) }
+
+// firstUnstable is the first offset of the earliest open transaction, or -1.
+func (t *txnState) firstUnstable() int64 {
+	if len(t.open) == 0 {
+		return -1
+	}
+	return t.open[0].FirstOffset
+}
+
+// data records a transactional data batch: it opens its producer's
+// transaction, or continues the open one.
+func (t *txnState) data(h *record.Header) {
+	if _, ok := t.byPID[h.ProducerID]; ok {
+		return
+	}
+	t.byPID[h.ProducerID] = h.BaseOffset
+	t.open = append(t.open, OpenTxn{ProducerID: h.ProducerID, FirstOffset: h.BaseOffset})
+}
+
+// end closes the producer's transaction at a marker at offset and returns
+// its first offset (the marker's own when no transaction was open: Kafka
+// writes markers to partitions a transaction added but never wrote to) and
+// the last stable offset once it is closed.
+func (t *txnState) end(pid, offset int64) (first, lso int64) {
+	first = offset
+	if f, ok := t.byPID[pid]; ok {
+		first = f
+		delete(t.byPID, pid)
+		// open is ordered by first offset (decodeTxnIndex checks a file's),
+		// and first offsets are distinct: each is a different batch's.
+		i, _ := slices.BinarySearchFunc(t.open, f, func(o OpenTxn, f int64) int {
+			switch {
+			case o.FirstOffset < f:
+				return -1
+			case o.FirstOffset > f:
+				return 1
+			}
+			return 0
+		})
+		t.open = slices.Delete(t.open, i, i+1)
+	}
+	lso = offset + 1
+	if len(t.open) > 0 {
+		lso = t.open[0].FirstOffset
+	}
+	return first, lso
+}
+
+// apply follows one batch, whose bytes batch returns when it is a control
+// batch (only then are they needed), and returns the aborted-index entry an
+// abort marker makes. A control batch that is not an end-transaction marker
+// (Kafka's KRaft records) or cannot be parsed changes nothing; the latter is
+// reported, with the state left as it was.
+func (t *txnState) apply(h *record.Header, batch func() ([]byte, error)) (*AbortedTxn, error) {
+	if h.ProducerID < 0 || !h.Transactional() {
+		return nil, nil
+	}
+	if !h.Control() {
+		t.data(h)
+		return nil, nil
+	}
+	b, err := batch()
+	if err != nil {
+		return nil, err
+	}
+	_, m, ok, err := record.ParseControlBatch(b)
+	if err != nil {
+		return nil, fmt.Errorf("control batch at offset %d: %w", h.BaseOffset, err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	first, lso := t.end(h.ProducerID, h.BaseOffset)
+	if m.Commit {
+		return nil, nil
+	}
+	return &AbortedTxn{ProducerID: h.ProducerID, FirstOffset: first, LastOffset: h.BaseOffset, LastStableOffset: lso}, nil
+}
+
+// walkTxns follows the batches of s's first size bytes (read through r)
+// from the state st, returning the aborted-index entries of s. Damage ends
+// the walk: recovery has cut it already, and below a recovery point it is
+// a read-time error reported elsewhere.
+func walkTxns(r io.ReaderAt, s *segment, size int64, st *txnState) ([]AbortedTxn, error) {
+	sc := newScanner(r, size, scanChunk)
+	var aborted []AbortedTxn
+	var applyErr error
+	_, _, _, err := sc.walk(0, s.base, false, func(pos int64, h *record.Header) {
+		n := h.Size()
+		e, err := st.apply(h, func() ([]byte, error) { return sc.read(pos, n) })
+		if err != nil {
+			applyErr = errors.Join(applyErr, err)
+		}
+		if e != nil {
+			aborted = append(aborted, *e)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("log: rebuild transactions of %s: %w", s.name(), err)
+	}
+	return aborted, applyErr
+}
+
+// FirstUnstableOffset is the first offset of the earliest transaction still
+// open in the log, or -1 when none is. The broker's last stable offset is
+// this capped by its high watermark (the high watermark when -1). A log
+// start moved past a transaction's first offset (DeleteRecords) raises it to
+// the log start, as in Kafka.
+func (l *Log) FirstUnstableOffset() int64 {
+	f := l.firstUnstable.Load()
+	if f < 0 {
+		return -1
+	}
+	return max(f, l.logStart.Load())
+}
+
+// OpenTransactions lists the transactions open in the log, earliest first.
+func (l *Log) OpenTransactions() []OpenTxn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.txns == nil {
+		return nil
+	}
+	return l.txns.snapshot()
+}
+
+// AbortedTransactions returns the aborted transactions a fetch of the
+// offsets [from, upTo) must report, as Kafka's Fetch response carries them:
+// those whose abort marker is at or after from and whose first offset is
+// below upTo, ordered by marker offset. Only segments that can hold such a
+// marker are looked at: from the one holding from to the end.
+func (l *Log) AbortedTransactions(from, upTo int64) []AbortedTxn {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	l.abortMu.RLock()
+	defer l.abortMu.RUnlock()
+	var out []AbortedTxn
+	if len(l.segs) == 0 {
+		return nil
+	}
+	for _, s := range l.segs[l.segmentFor(from):] {
+		for _, e := range s.aborted {
+			if e.LastOffset >= from && e.FirstOffset < upTo {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// trackTxnsLocked follows the batches just written to the active segment a
+// and publishes the new first unstable offset. mu must be held; the log end
+// is not yet published, so no reader sees a transaction's records before it
+// is counted open.
+func (l *Log) trackTxnsLocked(a *segment, batches []byte) {
+	var added []AbortedTxn
+	for pos := 0; pos < len(batches); {
+		h, _ := record.ParseHeader(batches[pos:]) // validated
+		b := batches[pos : pos+h.Size()]
+		e, err := l.txns.apply(&h, func() ([]byte, error) { return b, nil })
+		if err != nil {
+			l.logger.Warn("log: unreadable control batch; the transaction state ignores it", "dir", l.dir, "offset", h.BaseOffset, "err", err)
+		}
+		if e != nil {
+			added = append(added, *e)
+		}
+		pos += h.Size()
+	}
+	if len(added) > 0 {
+		l.abortMu.Lock()
+		a.aborted = append(a.aborted, added...)
+		l.abortMu.Unlock()
+	}
+	l.firstUnstable.Store(l.txns.firstUnstable())
+}
+
+// retrackTxnsLocked rebuilds the state after s was cut (s is the active
+// segment now): from the transactions open at its start, walking what
+// remains of it. mu must be held.
+func (l *Log) retrackTxnsLocked(s *segment) error {
+	st := newTxnState(s.txnStart)
+	f, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	aborted, err := walkTxns(f, s, s.size.Load(), st)
+	s.release()
+	if err != nil {
+		l.logger.Warn("log: rebuilding transactions after a truncation", "dir", l.dir, "segment", s.name(), "err", err)
+	}
+	l.abortMu.Lock()
+	s.aborted = aborted
+	l.abortMu.Unlock()
+	s.txnEnd = nil
+	l.txns = st
+	l.firstUnstable.Store(st.firstUnstable())
+	if s == l.segs[0] {
+		// Its .txnindex went with the cut.
+		return l.keepTxnStart(s)
+	}
+	return nil
+}
+
+// .txnindex layout (big endian), Strata's own: magic "STN1", the offset
+// after the segment's last batch (int64, to tell a stale file), the count
+// (uint32) and entries (producer id, first offset: 16 bytes each) of the
+// transactions open at the segment's start, the count and entries of the
+// aborted transactions in Kafka's TransactionIndex entry layout (version
+// int16 = 0, producer id, first offset, last offset, last stable offset: 34
+// bytes each), the count and entries of the transactions open at its end,
+// then the CRC-32C of everything before it.
+var txnIndexMagic = [4]byte{'S', 'T', 'N', '1'}
+
+const (
+	txnIndexSuffix   = ".txnindex"
+	openTxnSize      = 16
+	abortedEntrySize = 34 // Kafka's AbortedTxn.TOTAL_SIZE
+)
+
+type txnIndex struct {
+	next       int64
+	start, end []OpenTxn
+	aborted    []AbortedTxn
+}
+
+func encodeTxnIndex(x txnIndex) []byte {
+	b := make([]byte, 0, 4+8+12+openTxnSize*(len(x.start)+len(x.end))+abortedEntrySize*len(x.aborted)+4)
+	b = append(b, txnIndexMagic[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(x.next))
+	b = appendOpenTxns(b, x.start)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(x.aborted)))
+	for _, e := range x.aborted {
+		b = binary.BigEndian.AppendUint16(b, 0)
+		b = binary.BigEndian.AppendUint64(b, uint64(e.ProducerID))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.FirstOffset))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.LastOffset))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.LastStableOffset))
+	}
+	b = appendOpenTxns(b, x.end)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+func appendOpenTxns(b []byte, open []OpenTxn) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(open)))
+	for _, o := range open {
+		b = binary.BigEndian.AppendUint64(b, uint64(o.ProducerID))
+		b = binary.BigEndian.AppendUint64(b, uint64(o.FirstOffset))
+	}
+	return b
+}
+
+// txnReader decodes a .txnindex, remembering the first problem.
+type txnReader struct {
+	b   []byte
+	err error
+}
+
+func (r *txnReader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(r.b) {
+		r.err = fmt.Errorf("%d bytes left, %d needed", len(r.b), n)
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *txnReader) count(size int) int {
+	b := r.take(4)
+	if b == nil {
+		return 0
+	}
+	n := int(binary.BigEndian.Uint32(b))
+	if n > len(r.b)/size {
+		r.err = fmt.Errorf("%d entries of %d bytes in %d bytes", n, size, len(r.b))
+		return 0
+	}
+	return n
+}
+
+func (r *txnReader) openTxns() []OpenTxn {
+	n := r.count(openTxnSize)
+	out := make([]OpenTxn, 0, n)
+	for range n {
+		b := r.take(openTxnSize)
+		if b == nil {
+			return nil
+		}
+		out = append(out, OpenTxn{ProducerID: int64(binary.BigEndian.Uint64(b)), FirstOffset: int64(binary.BigEndian.Uint64(b[8:]))})
+	}
+	return out
+}
+
+// ordered reports whether open transactions are in strictly increasing
+// first-offset order, one per producer, as txnState keeps them.
+func ordered(open []OpenTxn) bool {
+	seen := make(map[int64]bool, len(open))
+	for i, o := range open {
+		if seen[o.ProducerID] || i > 0 && o.FirstOffset <= open[i-1].FirstOffset {
+			return false
+		}
+		seen[o.ProducerID] = true
+	}
+	return true
+}
+
+func decodeTxnIndex(raw []byte) (txnIndex, error) {
+	var x txnIndex
+	if len(raw) < 4+8+12+4 {
+		return x, fmt.Errorf("%d bytes, too short", len(raw))
+	}
+	body := raw[:len(raw)-4]
+	if got, want := crc32.Checksum(body, castagnoli), binary.BigEndian.Uint32(raw[len(raw)-4:]); got != want {
+		return x, fmt.Errorf("checksum %#08x, computed %#08x", want, got)
+	}
+	if !bytes.Equal(body[:4], txnIndexMagic[:]) {
+		return x, fmt.Errorf("bad magic %q", body[:4])
+	}
+	r := &txnReader{b: body[4:]}
+	if b := r.take(8); b != nil {
+		x.next = int64(binary.BigEndian.Uint64(b))
+	}
+	x.start = r.openTxns()
+	n := r.count(abortedEntrySize)
+	x.aborted = make([]AbortedTxn, 0, n)
+	for range n {
+		b := r.take(abortedEntrySize)
+		if b == nil {
+			break
+		}
+		x.aborted = append(x.aborted, AbortedTxn{
+			ProducerID:       int64(binary.BigEndian.Uint64(b[2:])),
+			FirstOffset:      int64(binary.BigEndian.Uint64(b[10:])),
+			LastOffset:       int64(binary.BigEndian.Uint64(b[18:])),
+			LastStableOffset: int64(binary.BigEndian.Uint64(b[26:])),
+		})
+	}
+	x.end = r.openTxns()
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
+	}
+	if r.err == nil && (!ordered(x.start) || !ordered(x.end)) {
+		r.err = errors.New("open transactions out of order")
+	}
+	if r.err != nil {
+		return txnIndex{}, r.err
+	}
+	return x, nil
+}
+
+// writeTxnIndex writes a sealed segment's .txnindex (tmp, fsync, rename;
+// the caller fsyncs the directory). sealMu must be held; the segment's
+// transaction fields do not change while it is sealed.
+func (l *Log) writeTxnIndex(s *segment) error {
+	l.abortMu.RLock()
+	x := txnIndex{next: s.next.Load(), start: s.txnStart, end: s.txnEnd, aborted: s.aborted}
+	raw := encodeTxnIndex(x)
+	l.abortMu.RUnlock()
+	return writeFileAtomic(s.dir, segmentName(s.base, txnIndexSuffix), raw)
+}
+
+// keepTxnStart makes sure the transactions open at the start of s, the
+// first segment, survive a crash: they are known only from the segments
+// before it, which are gone, and s has no complete .txnindex while it is
+// active or not yet sealed. A start-only file (end offset -1) holds them
+// until seal writes the complete one. Without open transactions there is
+// nothing to keep. s.sealMu must not be held.
+func (l *Log) keepTxnStart(s *segment) error {
+	s.sealMu.Lock()
+	defer s.sealMu.Unlock()
+	if s.durable.Load() || s.removed || len(s.txnStart) == 0 {
+		return nil
+	}
+	raw := encodeTxnIndex(txnIndex{next: -1, start: s.txnStart})
+	if err := writeFileAtomic(s.dir, segmentName(s.base, txnIndexSuffix), raw); err != nil {
+		return err
+	}
+	return syncDir(s.dir)
+}
+
+// readTxnIndex reads s's .txnindex; a missing or damaged one is an error.
+func readTxnIndex(s *segment) (txnIndex, error) {
+	raw, err := os.ReadFile(s.path(txnIndexSuffix))
+	if err != nil {
+		return txnIndex{}, err
+	}
+	x, err := decodeTxnIndex(raw)
+	if err != nil {
+		return txnIndex{}, fmt.Errorf("%s: %w", segmentName(s.base, txnIndexSuffix), err)
+	}
+	return x, nil
+}
+
+// loadTransactions rebuilds the transaction state and every segment's
+// aborted-transaction index. A sealed segment's .txnindex is used when it
+// describes the segment as it is (same end) and starts from the state the
+// segments before it end in; otherwise the segment's batches are walked
+// (and its .txnindex rewritten). The first segment's start comes from its
+// .txnindex, or is empty without one. The active segment is always walked.
+func (ld *loader) loadTransactions() error {
+	l := ld.l
+	var st *txnState
+	for i, s := range ld.segs {
+		active := i == len(ld.segs)-1
+		x, err := readTxnIndex(s)
+		usable := err == nil && !active && x.next == s.next.Load() &&
+			(st == nil || slices.Equal(x.start, st.open))
+		if st == nil {
+			start := []OpenTxn(nil)
+			if err == nil {
+				start = x.start
+			}
+			st = newTxnState(start)
+		}
+		s.txnStart = st.snapshot()
+		if usable {
+			s.aborted = x.aborted
+			s.txnEnd = x.end
+			st = newTxnState(x.end)
+			continue
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.logger.Warn("log: rebuilding a damaged transaction index", "dir", l.dir, "segment", s.name(), "err", err)
+		}
+		f, err := s.acquire()
+		if err != nil {
+			return err
+		}
+		aborted, werr := walkTxns(f, s, s.size.Load(), st)
+		s.release()
+		if werr != nil {
+			l.logger.Warn("log: rebuilding the transaction index", "dir", l.dir, "segment", s.name(), "err", werr)
+		}
+		s.aborted = aborted
+		if active {
+			break
+		}
+		s.txnEnd = st.snapshot()
+		s.sealMu.Lock()
+		err = l.writeTxnIndex(s)
+		s.sealMu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	ld.txns = st
+	return syncDir(l.dir)
+}
