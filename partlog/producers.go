@@ -32,12 +32,28 @@ type ProducerEntry struct {
 	Epoch int16
 	// Batches are of Epoch, oldest first, at most MaxProducerBatches.
 	Batches []ProducerBatch
+	// CoordinatorEpoch is the transaction coordinator epoch of the
+	// producer's latest end-transaction marker, -1 when none is known (as
+	// Kafka, the entry keeps it): a marker of an older coordinator epoch is
+	// refused.
+	CoordinatorEpoch int32
+	// Marker is the producer's latest end-transaction marker of Epoch, when
+	// HasMarker.
+	Marker    ProducerMarker
+	HasMarker bool
 
 	id       int64
 	lastSeen time.Time
 	// prev and next link the entries from the most recently used to the
 	// least, through the ProducerStates' sentinel.
 	prev, next *ProducerEntry
+}
+
+// ProducerMarker is what a partition remembers of a producer's latest
+// end-transaction marker.
+type ProducerMarker struct {
+	Commit bool
+	Offset int64
 }
 
 // Find returns the remembered batch with exactly these sequences.
@@ -125,7 +141,41 @@ func (ps *ProducerStates) expired(e *ProducerEntry, now time.Time) bool {
 // came later. Producers that expired are dropped, and the least recently
 // used ones evicted to keep at most MaxEntries.
 func (ps *ProducerStates) Record(h *record.Header, now time.Time) {
-	e := ps.entries[h.ProducerID]
+	e := ps.touch(h.ProducerID, h.ProducerEpoch, now)
+	if e == nil {
+		return
+	}
+	if len(e.Batches) == MaxProducerBatches {
+		e.Batches = append(e.Batches[:0], e.Batches[1:]...)
+	}
+	e.Batches = append(e.Batches, ProducerBatch{
+		FirstSeq: h.BaseSequence, LastSeq: LastSequence(h),
+		FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(),
+	})
+}
+
+// RecordMarker remembers an end-transaction marker of the producer h names
+// (h carries its offset), as Record does a data batch: the marker's
+// producer epoch becomes the producer's (a coordinator that fenced a
+// producer bumped it, so the fenced producer's later batches are refused)
+// and its coordinator epoch the producer's. m nil is a marker known by its
+// header only (a log walked by batch headers): the epoch is kept, the
+// coordinator epoch and the marker stay unknown.
+func (ps *ProducerStates) RecordMarker(h *record.Header, m *record.EndTxnMarker, now time.Time) {
+	e := ps.touch(h.ProducerID, h.ProducerEpoch, now)
+	if e == nil || m == nil {
+		return
+	}
+	e.CoordinatorEpoch = max(e.CoordinatorEpoch, m.CoordinatorEpoch)
+	e.Marker, e.HasMarker = ProducerMarker{Commit: m.Commit, Offset: h.BaseOffset}, true
+}
+
+// touch returns producer id's entry, created if need be, made the most
+// recently used and moved to epoch if that is newer (which forgets the
+// older epoch's batches and marker); nil, changing nothing, when epoch is
+// older than the producer's.
+func (ps *ProducerStates) touch(id int64, epoch int16, now time.Time) *ProducerEntry {
+	e := ps.entries[id]
 	if e != nil && ps.expired(e, now) {
 		ps.remove(e)
 		e = nil
@@ -150,11 +200,11 @@ func (ps *ProducerStates) Record(h *record.Header, now time.Time) {
 			reuse = &ProducerEntry{}
 		}
 		e = reuse
-		e.id, e.Epoch = h.ProducerID, h.ProducerEpoch
-		ps.entries[h.ProducerID] = e
+		e.id, e.Epoch, e.CoordinatorEpoch = id, epoch, -1
+		ps.entries[id] = e
 	} else {
-		if h.ProducerEpoch < e.Epoch {
-			return
+		if epoch < e.Epoch {
+			return nil
 		}
 		e.unlink()
 	}
@@ -162,16 +212,10 @@ func (ps *ProducerStates) Record(h *record.Header, now time.Time) {
 	if now.After(e.lastSeen) {
 		e.lastSeen = now
 	}
-	if h.ProducerEpoch > e.Epoch {
-		e.Epoch, e.Batches = h.ProducerEpoch, e.Batches[:0]
+	if epoch > e.Epoch {
+		e.Epoch, e.Batches, e.HasMarker = epoch, e.Batches[:0], false
 	}
-	if len(e.Batches) == MaxProducerBatches {
-		e.Batches = append(e.Batches[:0], e.Batches[1:]...)
-	}
-	e.Batches = append(e.Batches, ProducerBatch{
-		FirstSeq: h.BaseSequence, LastSeq: LastSequence(h),
-		FirstOffset: h.BaseOffset, LastOffset: h.LastOffset(),
-	})
+	return e
 }
 
 // dropExpired removes expired producers from the least recently used end:
@@ -207,11 +251,17 @@ func (e *ProducerEntry) linkAfter(at *ProducerEntry) {
 // data). The bound holds while loading: a tail written by more producers
 // than MaxEntries leaves the most recent ones, as if they had just been
 // appended. Damaged batches end the walk of their segment and are
-// reported, with the state loaded from everything else.
+// reported, with the state loaded from everything else. An end-transaction
+// marker gives its producer's epoch only: its coordinator epoch is in its
+// record, which the walk does not read.
 func (ps *ProducerStates) Load(l *Log, maxBytes int64, now time.Time) error {
 	ps.Reset()
 	return l.WalkTailHeaders(maxBytes, func(h *record.Header) {
-		if h.ProducerID >= 0 && !h.Control() {
+		switch {
+		case h.ProducerID < 0:
+		case h.Control():
+			ps.RecordMarker(h, nil, now)
+		default:
 			ps.Record(h, now)
 		}
 	})

@@ -239,3 +239,54 @@ func TestProducerStatesLoadBounded(t *testing.T) {
 		t.Fatalf("loading %d producers into room for %d took %v allocations", producers, maxEntries, allocs)
 	}
 }
+
+// An end-transaction marker moves its producer to the marker's epoch (a
+// coordinator fencing the producer bumps it), keeps the coordinator epoch
+// and the marker, and a data batch of the same epoch keeps them; a newer
+// epoch forgets the marker. Loading from the log gets the epoch from a
+// marker's header, and neither the coordinator epoch nor the marker.
+func TestProducerStatesRecordMarker(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	ps := NewProducerStates(ProducerStateConfig{})
+	ps.Record(header(t, producerBatch(t, 9, 0, 0, 2, 10)), now)
+	marker := func(epoch int16, commit bool, coordinatorEpoch int32, base int64) []byte {
+		b := record.BuildEndTxnMarker(record.EndTxnMarker{ProducerID: 9, ProducerEpoch: epoch, Commit: commit, CoordinatorEpoch: coordinatorEpoch}, tsBase)
+		record.SetBaseOffset(b, base)
+		return b
+	}
+	m := record.EndTxnMarker{ProducerID: 9, ProducerEpoch: 1, CoordinatorEpoch: 4}
+	ps.RecordMarker(header(t, marker(1, false, 4, 12)), &m, now)
+	e := ps.Get(9, now)
+	if e.Epoch != 1 || len(e.Batches) != 0 || e.CoordinatorEpoch != 4 || !e.HasMarker || e.Marker != (ProducerMarker{Commit: false, Offset: 12}) {
+		t.Fatalf("after an abort of epoch 1: %+v", e)
+	}
+	ps.Record(header(t, producerBatch(t, 9, 1, 0, 1, 13)), now)
+	if e := ps.Get(9, now); e.CoordinatorEpoch != 4 || !e.HasMarker || len(e.Batches) != 1 {
+		t.Fatalf("a batch of the same epoch lost the marker: %+v", e)
+	}
+	// A marker of an older epoch, as only a follower's log can hold, changes nothing.
+	old := record.EndTxnMarker{ProducerID: 9, ProducerEpoch: 0, CoordinatorEpoch: 9}
+	ps.RecordMarker(header(t, marker(0, true, 9, 14)), &old, now)
+	if e := ps.Get(9, now); e.Epoch != 1 || e.CoordinatorEpoch != 4 || e.Marker.Offset != 12 {
+		t.Fatalf("an older epoch's marker changed the state: %+v", e)
+	}
+	ps.Record(header(t, producerBatch(t, 9, 2, 0, 1, 15)), now)
+	if e := ps.Get(9, now); e.HasMarker || e.CoordinatorEpoch != 4 {
+		t.Fatalf("a new epoch kept the old epoch's marker, or lost the coordinator epoch: %+v", e)
+	}
+
+	env := newEnv(t, Config{})
+	l := env.open()
+	for _, b := range [][]byte{producerBatch(t, 9, 0, 0, 2, 0), marker(3, true, 4, 0)} {
+		if _, err := l.Append(b, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loaded := NewProducerStates(ProducerStateConfig{})
+	if err := loaded.Load(l, 1<<30, now); err != nil {
+		t.Fatal(err)
+	}
+	if e := loaded.Get(9, now); e == nil || e.Epoch != 3 || e.CoordinatorEpoch != -1 || e.HasMarker || len(e.Batches) != 0 {
+		t.Fatalf("loaded %+v, want epoch 3 from the marker and nothing else", e)
+	}
+}
