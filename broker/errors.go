@@ -63,6 +63,10 @@ var (
 	// ErrUnknownProducerID: a batch names a producer id the cluster never
 	// issued; nothing was written.
 	ErrUnknownProducerID = errors.New("unknown producer id")
+	// ErrTransactionCoordinatorFenced: an end-transaction marker from a
+	// coordinator epoch older than the last one the partition took for
+	// its producer (a coordinator that was replaced); nothing was written.
+	ErrTransactionCoordinatorFenced = errors.New("transaction coordinator fenced")
 	// ErrClusterAuthorizationFailed: an inter-broker request whose caller
 	// did not prove to be the broker it claims; nothing was done.
 	ErrClusterAuthorizationFailed = errors.New("cluster authorization failed")
@@ -136,6 +140,7 @@ const (
 	KindElectionNotNeeded
 	KindPreferredLeaderNotAvailable
 	KindEligibleLeadersNotAvailable
+	KindTransactionCoordinatorFenced
 
 	// Kinds of the group coordinator's errors (broker/group), from
 	// KindNotCoordinator to KindMemberIDRequired; see IsGroup.
@@ -164,9 +169,20 @@ func (k Kind) IsGroup() bool {
 	return k >= KindNotCoordinator && k <= KindMemberIDRequired
 }
 
+// KindError is an error another broker answered, with the kind its
+// reason maps back to, so that Classify gives the remote error's kind.
+type KindError struct {
+	Kind Kind
+	Err  error
+}
+
+func (e *KindError) Error() string { return e.Err.Error() }
+func (e *KindError) Unwrap() error { return e.Err }
+
 // Classify maps an error returned by the core to its kind.
 func Classify(err error) Kind {
 	var (
+		kinded   *KindError
 		tooLarge *partlog.RecordTooLargeError
 		inflated *record.InflatedTooLargeError
 		decoder  *record.DecoderLimitError
@@ -178,6 +194,8 @@ func Classify(err error) Kind {
 	switch {
 	case err == nil:
 		return KindInternal
+	case errors.As(err, &kinded):
+		return kinded.Kind
 	case errors.Is(err, ErrUnknownTopicOrPartition), errors.Is(err, group.ErrUnknownTopicOrPartition):
 		return KindUnknownTopicOrPartition
 	case errors.Is(err, ErrTopicExists):
@@ -232,6 +250,8 @@ func Classify(err error) Kind {
 		return KindUnknownProducerID
 	case errors.Is(err, ErrClusterAuthorizationFailed):
 		return KindClusterAuthorizationFailed
+	case errors.Is(err, ErrTransactionCoordinatorFenced):
+		return KindTransactionCoordinatorFenced
 	case errors.Is(err, ErrInvalidReplicaAssignment):
 		return KindInvalidReplicaAssignment
 	case errors.Is(err, ErrNoReassignmentInProgress):

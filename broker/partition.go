@@ -297,6 +297,22 @@ func (p *Partition) advanceHWLocked() {
 func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK func() bool, registered int64) (partlog.AppendResult, int32, error) {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
+	epoch, err := p.appendableLocked(acks, minISR, leaseOK, registered)
+	if err != nil {
+		return partlog.AppendResult{}, 0, err
+	}
+	res, err := p.appendAsLeader(batches, epoch)
+	if err != nil {
+		return res, 0, err
+	}
+	p.appended()
+	return res, epoch, nil
+}
+
+// appendableLocked checks that this broker leads with a lease it can trust,
+// and that acks=all has its ISR, and returns the leader epoch to append
+// in. The caller holds roleMu.
+func (p *Partition) appendableLocked(acks Acks, minISR int, leaseOK func() bool, registered int64) (int32, error) {
 	p.mu.Lock()
 	epoch, isr := p.leaderEpoch, len(p.state.ISR)
 	err := p.leaderErrLocked()
@@ -307,25 +323,26 @@ func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK 
 	}
 	p.mu.Unlock()
 	if err != nil {
-		return partlog.AppendResult{}, 0, err
+		return 0, err
 	}
 	if !leaseOK() {
 		// etcd may have expired our lease and elected another leader already.
-		return partlog.AppendResult{}, 0, fmt.Errorf("%s-%d: cannot confirm leadership: broker lease not renewed: %w", p.Topic, p.Index, ErrNotLeader)
+		return 0, fmt.Errorf("%s-%d: cannot confirm leadership: broker lease not renewed: %w", p.Topic, p.Index, ErrNotLeader)
 	}
 	if acks == AcksAll && isr < minISR {
-		return partlog.AppendResult{}, 0, fmt.Errorf("%s-%d: ISR has %d replica(s), min.insync.replicas is %d: %w",
+		return 0, fmt.Errorf("%s-%d: ISR has %d replica(s), min.insync.replicas is %d: %w",
 			p.Topic, p.Index, isr, minISR, ErrNotEnoughReplicas)
 	}
-	res, err := p.appendAsLeader(batches, epoch)
-	if err != nil {
-		return res, 0, err
-	}
+	return epoch, nil
+}
+
+// appended moves the high watermark (a leader alone in its ISR commits at
+// once) and wakes fetches waiting for data, after a leader's append.
+func (p *Partition) appended() {
 	p.mu.Lock()
 	p.advanceHWLocked()
 	p.wakeLocked()
 	p.mu.Unlock()
-	return res, epoch, nil
 }
 
 // waitCommitted waits until the high watermark passes offset while this

@@ -171,7 +171,7 @@ func (b *Broker) KeyPartition(topicName string, key []byte, next func(n int32) i
 
 // checkProduced applies the rules Kafka applies to batches from producers, on
 // top of the log's own checks (magic, length, CRC, size): no control batches,
-// and records whose offset deltas run 0..count-1 with nothing left over, so
+// no transactional batches yet, and records whose offset deltas run 0..count-1 with nothing left over, so
 // that the offsets a batch takes are exactly its records. Records are read
 // (decompressed if need be, as a stream, see inflation) to prove it: a batch
 // that fails here would fail every consumer later. A batch larger than
@@ -192,6 +192,13 @@ func (b *Broker) checkProduced(ctx context.Context, batches []byte, needKeys boo
 		}
 		if h.Control() {
 			return fmt.Errorf("batch %d: %w", i, &record.CorruptError{Reason: "control batches cannot be produced by clients"})
+		}
+		if h.Transactional() {
+			// Until the transactional APIs are served no producer can hold
+			// a transaction open; the partition's own append takes these
+			// batches (see appendAsLeader), the coordinator's markers end
+			// them.
+			return fmt.Errorf("batch %d: producer %d: transactional batch: %w", i, h.ProducerID, ErrTransactionsUnsupported)
 		}
 		if int64(h.LastOffsetDelta) != int64(h.RecordCount)-1 {
 			return fmt.Errorf("batch %d: %w", i, &record.CorruptError{

@@ -321,9 +321,14 @@ func hasProducerBatch(batches []byte) bool {
 // before the request, then advanced by the request's earlier batches.
 type seqView struct {
 	committed *partlog.ProducerEntry // nil: unknown (expired, evicted) before the request
-	known     bool
-	epoch     int16
-	lastSeq   int32
+	// epochKnown: epoch is the producer's latest; known: lastSeq is its
+	// last sequence too. A producer whose latest epoch came with an
+	// end-transaction marker (a coordinator bumped it to fence it) has an
+	// epoch and no sequence.
+	epochKnown bool
+	known      bool
+	epoch      int16
+	lastSeq    int32
 }
 
 // checkLocked applies the idempotence rules to every batch of a leader
@@ -341,9 +346,6 @@ func (ps *producerStates) checkLocked(batches []byte, now time.Time) ([]*partlog
 		if h.ProducerID < 0 {
 			continue
 		}
-		if h.Transactional() {
-			return nil, fmt.Errorf("batch %d: producer %d: transactional batch: %w", i, h.ProducerID, ErrTransactionsUnsupported)
-		}
 		if h.ProducerEpoch < 0 || h.BaseSequence < 0 {
 			return nil, fmt.Errorf("batch %d: %w", i, &record.CorruptError{
 				Reason: fmt.Sprintf("producer id %d with epoch %d and base sequence %d", h.ProducerID, h.ProducerEpoch, h.BaseSequence)})
@@ -354,20 +356,24 @@ func (ps *producerStates) checkLocked(batches []byte, now time.Time) ([]*partlog
 		v := views[h.ProducerID]
 		if v == nil {
 			v = &seqView{committed: ps.table.Get(h.ProducerID, now)}
-			if c := v.committed; c != nil && len(c.Batches) > 0 {
-				v.known, v.epoch, v.lastSeq = true, c.Epoch, c.Batches[len(c.Batches)-1].LastSeq
+			if c := v.committed; c != nil {
+				v.epochKnown, v.epoch = true, c.Epoch
+				if len(c.Batches) > 0 {
+					v.known, v.lastSeq = true, c.Batches[len(c.Batches)-1].LastSeq
+				}
 			}
 			views[h.ProducerID] = v
 		}
 		firstSeq, lastSeq := h.BaseSequence, partlog.LastSequence(&h)
 		switch {
-		case !v.known, h.ProducerEpoch > v.epoch:
-			// Unknown producer (new, expired, evicted, or older than the
-			// state rebuilt from the log), or a bumped epoch: any sequence
-			// starts it, as Kafka does since KIP-360.
-		case h.ProducerEpoch < v.epoch:
+		case v.epochKnown && h.ProducerEpoch < v.epoch:
 			return nil, fmt.Errorf("batch %d: producer %d: epoch %d, latest is %d: %w",
 				i, h.ProducerID, h.ProducerEpoch, v.epoch, ErrInvalidProducerEpoch)
+		case !v.known, h.ProducerEpoch > v.epoch:
+			// Unknown producer (new, expired, evicted, or older than the
+			// state rebuilt from the log), a bumped epoch, or an epoch with
+			// no batch yet: any sequence starts it, as Kafka does since
+			// KIP-360.
 		default:
 			if c := v.committed; c != nil && c.Epoch == h.ProducerEpoch {
 				if m, ok := c.Find(firstSeq, lastSeq); ok {
@@ -380,7 +386,7 @@ func (ps *producerStates) checkLocked(batches []byte, now time.Time) ([]*partlog
 					i, h.ProducerID, h.ProducerEpoch, firstSeq, lastSeq, want, ErrOutOfOrderSequence)
 			}
 		}
-		v.known, v.epoch, v.lastSeq = true, h.ProducerEpoch, lastSeq
+		v.epochKnown, v.known, v.epoch, v.lastSeq = true, true, h.ProducerEpoch, lastSeq
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("record batches: %w", err)
@@ -480,7 +486,18 @@ func (p *Partition) trackReplicated(batches []byte) {
 	now := ps.now()
 	it := record.NewBatches(batches)
 	for it.Next() {
-		if h := it.Header(); h.ProducerID >= 0 && !h.Control() {
+		h := it.Header()
+		switch {
+		case h.ProducerID < 0:
+		case h.Control():
+			// The coordinator epoch the leader checked comes along, so
+			// that this replica, as leader, refuses the same zombies.
+			if _, m, ok, err := record.ParseControlBatch(it.Bytes()); err == nil && ok {
+				ps.table.RecordMarker(&h, &m, now)
+			} else {
+				ps.table.RecordMarker(&h, nil, now)
+			}
+		default:
 			ps.table.Record(&h, now)
 		}
 	}

@@ -75,10 +75,14 @@ type ReplicaFetchRequest struct {
 	Receive *[]byte
 }
 
-// ReplicaClient sends a follower's fetch to the leader at addr. The gRPC
-// frontend provides it.
+// ReplicaClient carries a broker's calls to the other brokers, at addr: a
+// follower's fetch to its leader, and a transaction coordinator's markers
+// to partitions' leaders. The gRPC frontend provides it. A partition's
+// error in WriteTxnMarkers' results is a *KindError when the leader's
+// reason names a kind.
 type ReplicaClient interface {
 	ReplicaFetch(ctx context.Context, addr string, req ReplicaFetchRequest) ([]ReplicaFetchResult, error)
+	WriteTxnMarkers(ctx context.Context, addr string, req WriteTxnMarkersRequest) ([]TxnMarkerResult, error)
 }
 
 // ReplicaFetch serves a follower: it checks the caller is the broker it

@@ -107,18 +107,32 @@ func (c *coreCluster) core(id int32) *Broker {
 
 // ReplicaFetch implements ReplicaClient.
 func (c *coreCluster) ReplicaFetch(ctx context.Context, addr string, req ReplicaFetchRequest) ([]ReplicaFetchResult, error) {
-	c.mu.Lock()
-	var leader *Broker
-	for id, b := range c.cores {
-		if coreAddr(id) == addr {
-			leader = b
-		}
-	}
-	c.mu.Unlock()
-	if leader == nil {
-		return nil, fmt.Errorf("%s is down", addr)
+	leader, err := c.at(addr)
+	if err != nil {
+		return nil, err
 	}
 	return leader.ReplicaFetch(ctx, req)
+}
+
+// WriteTxnMarkers implements ReplicaClient.
+func (c *coreCluster) WriteTxnMarkers(ctx context.Context, addr string, req WriteTxnMarkersRequest) ([]TxnMarkerResult, error) {
+	leader, err := c.at(addr)
+	if err != nil {
+		return nil, err
+	}
+	return leader.WriteTxnMarkers(ctx, req)
+}
+
+// at returns the running core whose address is addr.
+func (c *coreCluster) at(addr string) (*Broker, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, b := range c.cores {
+		if coreAddr(id) == addr {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("%s is down", addr)
 }
 
 // hosted returns broker id's replica of a partition, or nil.

@@ -105,6 +105,9 @@ var table = map[broker.Kind]Codes{
 	broker.KindElectionNotNeeded:           {kerr.ElectionNotNeeded.Code, codes.FailedPrecondition, stratav1.ErrorReason_ELECTION_NOT_NEEDED},
 	broker.KindPreferredLeaderNotAvailable: {kerr.PreferredLeaderNotAvailable.Code, codes.FailedPrecondition, stratav1.ErrorReason_PREFERRED_LEADER_NOT_AVAILABLE},
 	broker.KindEligibleLeadersNotAvailable: {kerr.EligibleLeadersNotAvailable.Code, codes.FailedPrecondition, stratav1.ErrorReason_ELIGIBLE_LEADERS_NOT_AVAILABLE},
+	// A replaced coordinator's marker: it stops writing markers for the
+	// transaction, which its successor completes.
+	broker.KindTransactionCoordinatorFenced: {kerr.TransactionCoordinatorFenced.Code, codes.FailedPrecondition, stratav1.ErrorReason_TRANSACTION_COORDINATOR_FENCED},
 
 	broker.KindNotCoordinator:          {kerr.NotCoordinator.Code, codes.Unavailable, stratav1.ErrorReason_NOT_COORDINATOR},
 	broker.KindCoordinatorNotAvailable: {kerr.CoordinatorNotAvailable.Code, codes.Unavailable, stratav1.ErrorReason_COORDINATOR_NOT_AVAILABLE},

@@ -65,6 +65,7 @@ var contract = []struct {
 	{broker.KindElectionNotNeeded, 84, 9, "ELECTION_NOT_NEEDED"},
 	{broker.KindPreferredLeaderNotAvailable, 80, 9, "PREFERRED_LEADER_NOT_AVAILABLE"},
 	{broker.KindEligibleLeadersNotAvailable, 83, 9, "ELIGIBLE_LEADERS_NOT_AVAILABLE"},
+	{broker.KindTransactionCoordinatorFenced, 52, 9, "TRANSACTION_COORDINATOR_FENCED"},
 	{broker.KindNotCoordinator, 16, 14, "NOT_COORDINATOR"},
 	{broker.KindCoordinatorNotAvailable, 15, 14, "COORDINATOR_NOT_AVAILABLE"},
 	{broker.KindUnknownMemberID, 25, 9, "UNKNOWN_MEMBER_ID"},

@@ -158,6 +158,10 @@ var rules = map[string]rule{
 	// Only brokers replicate. The replica secret then proves the caller is
 	// the replica it names (see broker.ReplicaFetch).
 	stratav1.Replication_ReplicaFetch_FullMethodName: func(any) []access { return []access{clusterAccess(acl.OpClusterAction)} },
+	// Kafka's WriteTxnMarkers needs ClusterAction too; the replica secret
+	// then proves the caller is the broker it names (see
+	// broker.WriteTxnMarkers).
+	stratav1.Replication_WriteTxnMarkers_FullMethodName: func(any) []access { return []access{clusterAccess(acl.OpClusterAction)} },
 }
 
 // authorize checks what the request of method needs against the caller's

@@ -20,8 +20,9 @@ import (
 )
 
 // ReplicaSecretMetadataKey is the gRPC call metadata that carries a
-// follower's replica secret (metastore.ReplicaSecret) on ReplicaFetch, the
-// one inter-broker call: it proves the caller is the replica it names.
+// broker's replica secret (metastore.ReplicaSecret) on the inter-broker
+// calls, ReplicaFetch and WriteTxnMarkers: it proves the caller is the
+// broker it names.
 // That the caller is a broker at all is ClusterAction on the cluster,
 // checked against its principal (its certificate's under mutual TLS) when
 // an authorizer is configured (see authz.go).

@@ -191,3 +191,49 @@ func TestReplicaFetchNeedsTheReplicaSecret(t *testing.T) {
 		t.Fatalf("ReplicaFetch with broker 2's secret: %v", pe)
 	}
 }
+
+// WriteTxnMarkers over gRPC, as one broker's ReplicaClient sends it to
+// another: the marker is written for the caller with a broker's secret, and
+// each partition's refusal comes back with its kind (a fenced coordinator
+// is not a moved leader); without the secret nothing is served.
+func TestWriteTxnMarkersOverGRPC(t *testing.T) {
+	c, _, addr, secrets := startBrokerWithPeers(t, 2)
+	ctx := context.Background()
+	if _, err := c.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "m", Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rc := NewReplicaClient(nil)
+	t.Cleanup(func() { rc.Close() })
+	send := func(secret metastore.ReplicaSecret, coordinatorEpoch int32, tps ...metastore.TopicPartition) ([]broker.TxnMarkerPartitionResult, error) {
+		res, err := rc.WriteTxnMarkers(ctx, addr, broker.WriteTxnMarkersRequest{BrokerID: 2, Secret: secret, Markers: []broker.TxnMarker{{
+			ProducerID: 5, ProducerEpoch: 0, Commit: true, CoordinatorEpoch: coordinatorEpoch, Partitions: tps}}})
+		if err != nil {
+			return nil, err
+		}
+		if len(res) != 1 || res[0].ProducerID != 5 || len(res[0].Partitions) != len(tps) {
+			t.Fatalf("results %+v for %d partitions", res, len(tps))
+		}
+		return res[0].Partitions, nil
+	}
+	m0 := metastore.TopicPartition{Topic: "m", Partition: 0}
+	await.True(t, 30*time.Second, "the marker written", func() bool {
+		res, err := send(secrets[2], 3, m0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0].Err == nil // the leader may not have opened the partition yet
+	})
+	res, err := send(secrets[2], 2, m0, metastore.TopicPartition{Topic: "nope", Partition: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := broker.Classify(res[0].Err); k != broker.KindTransactionCoordinatorFenced {
+		t.Fatalf("marker of an older coordinator epoch: %v (kind %d), want TRANSACTION_COORDINATOR_FENCED", res[0].Err, k)
+	}
+	if k := broker.Classify(res[1].Err); k != broker.KindUnknownTopicOrPartition || res[1].Topic != "nope" {
+		t.Fatalf("marker for a missing topic: %+v (kind %d), want UNKNOWN_TOPIC_OR_PARTITION", res[1], k)
+	}
+	if _, err := send("not-the-secret", 4, m0); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("markers with a wrong secret: %v, want PermissionDenied", err)
+	}
+}

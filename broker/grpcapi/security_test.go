@@ -147,7 +147,7 @@ func TestEveryMethodIsAuthorized(t *testing.T) {
 	admin := as(ctx, "admin")
 
 	// Topics and groups the calls work on, made by the super user.
-	for _, name := range []string{"t", "doomed"} {
+	for _, name := range []string{"t", "doomed", "markers"} {
 		if _, err := c.CreateTopic(admin, &stratav1.CreateTopicRequest{Name: name, Partitions: 1, ReplicationFactor: 1}); err != nil {
 			t.Fatal(err)
 		}
@@ -410,6 +410,19 @@ func TestEveryMethodIsAuthorized(t *testing.T) {
 				ctx = metadata.AppendToOutgoingContext(ctx, ReplicaSecretMetadataKey, string(sb.secret))
 				_, err := rc.ReplicaFetch(ctx, &stratav1.ReplicaFetchRequest{ReplicaId: 2, MaxBytes: 1 << 20,
 					Partitions: []*stratav1.ReplicaFetchPartition{{Topic: "t", Partition: 0}}})
+				return err
+			}}
+		},
+		stratav1.Replication_WriteTxnMarkers_FullMethodName: func(p string) methodCase {
+			return methodCase{grants: []acl.Binding{allow(p, acl.OpClusterAction, acl.ResourceCluster, acl.ClusterName)}, call: func(ctx context.Context, t *testing.T) error {
+				ctx = metadata.AppendToOutgoingContext(ctx, ReplicaSecretMetadataKey, string(sb.secret))
+				resp, err := rc.WriteTxnMarkers(ctx, &stratav1.WriteTxnMarkersRequest{BrokerId: 2, Markers: []*stratav1.TxnMarker{{
+					ProducerId: 7, Partitions: []*stratav1.TxnMarkerPartition{{Topic: "markers", Partition: 0}}}}})
+				if err == nil {
+					if e := resp.GetMarkers()[0].GetPartitions()[0].GetError(); e != nil {
+						t.Fatalf("served, but the marker was refused: %v", e)
+					}
+				}
 				return err
 			}}
 		},

@@ -124,6 +124,8 @@ const (
 	ErrorReason_ELECTION_NOT_NEEDED            ErrorReason = 30
 	ErrorReason_PREFERRED_LEADER_NOT_AVAILABLE ErrorReason = 31
 	ErrorReason_ELIGIBLE_LEADERS_NOT_AVAILABLE ErrorReason = 32
+	// Transactions.
+	ErrorReason_TRANSACTION_COORDINATOR_FENCED ErrorReason = 33
 )
 
 // Enum value maps for ErrorReason.
@@ -162,6 +164,7 @@ var (
 		30: "ELECTION_NOT_NEEDED",
 		31: "PREFERRED_LEADER_NOT_AVAILABLE",
 		32: "ELIGIBLE_LEADERS_NOT_AVAILABLE",
+		33: "TRANSACTION_COORDINATOR_FENCED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":         0,
@@ -197,6 +200,7 @@ var (
 		"ELECTION_NOT_NEEDED":              30,
 		"PREFERRED_LEADER_NOT_AVAILABLE":   31,
 		"ELIGIBLE_LEADERS_NOT_AVAILABLE":   32,
+		"TRANSACTION_COORDINATOR_FENCED":   33,
 	}
 )
 
@@ -2764,6 +2768,358 @@ func (x *ReplicaFetchResponse) GetPartitions() []*ReplicaFetchPartitionResult {
 	return nil
 }
 
+type TxnMarkerPartition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnMarkerPartition) Reset() {
+	*x = TxnMarkerPartition{}
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnMarkerPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnMarkerPartition) ProtoMessage() {}
+
+func (x *TxnMarkerPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnMarkerPartition.ProtoReflect.Descriptor instead.
+func (*TxnMarkerPartition) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *TxnMarkerPartition) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TxnMarkerPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+// TxnMarker ends one producer's transaction in the partitions listed.
+type TxnMarker struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProducerId    int64                  `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch int32                  `protobuf:"varint,2,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
+	// True for a commit marker, false for an abort marker.
+	Commit bool `protobuf:"varint,3,opt,name=commit,proto3" json:"commit,omitempty"`
+	// The epoch of the coordinator writing it; a leader refuses a marker of
+	// an older coordinator epoch than the last it took for the producer.
+	CoordinatorEpoch int32                 `protobuf:"varint,4,opt,name=coordinator_epoch,json=coordinatorEpoch,proto3" json:"coordinator_epoch,omitempty"`
+	Partitions       []*TxnMarkerPartition `protobuf:"bytes,5,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *TxnMarker) Reset() {
+	*x = TxnMarker{}
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnMarker) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnMarker) ProtoMessage() {}
+
+func (x *TxnMarker) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnMarker.ProtoReflect.Descriptor instead.
+func (*TxnMarker) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *TxnMarker) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *TxnMarker) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+func (x *TxnMarker) GetCommit() bool {
+	if x != nil {
+		return x.Commit
+	}
+	return false
+}
+
+func (x *TxnMarker) GetCoordinatorEpoch() int32 {
+	if x != nil {
+		return x.CoordinatorEpoch
+	}
+	return 0
+}
+
+func (x *TxnMarker) GetPartitions() []*TxnMarkerPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type WriteTxnMarkersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The calling broker; its replica secret is in the call metadata.
+	BrokerId      int32        `protobuf:"varint,1,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
+	Markers       []*TxnMarker `protobuf:"bytes,2,rep,name=markers,proto3" json:"markers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteTxnMarkersRequest) Reset() {
+	*x = WriteTxnMarkersRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteTxnMarkersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteTxnMarkersRequest) ProtoMessage() {}
+
+func (x *WriteTxnMarkersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteTxnMarkersRequest.ProtoReflect.Descriptor instead.
+func (*WriteTxnMarkersRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *WriteTxnMarkersRequest) GetBrokerId() int32 {
+	if x != nil {
+		return x.BrokerId
+	}
+	return 0
+}
+
+func (x *WriteTxnMarkersRequest) GetMarkers() []*TxnMarker {
+	if x != nil {
+		return x.Markers
+	}
+	return nil
+}
+
+type TxnMarkerPartitionResult struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Error     *PartitionError        `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// The reason of error as the enum (UNSPECIFIED when there is none), which
+	// the caller maps back to the error's kind.
+	ErrorReason   ErrorReason `protobuf:"varint,4,opt,name=error_reason,json=errorReason,proto3,enum=strata.v1.ErrorReason" json:"error_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnMarkerPartitionResult) Reset() {
+	*x = TxnMarkerPartitionResult{}
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnMarkerPartitionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnMarkerPartitionResult) ProtoMessage() {}
+
+func (x *TxnMarkerPartitionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnMarkerPartitionResult.ProtoReflect.Descriptor instead.
+func (*TxnMarkerPartitionResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *TxnMarkerPartitionResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TxnMarkerPartitionResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *TxnMarkerPartitionResult) GetError() *PartitionError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *TxnMarkerPartitionResult) GetErrorReason() ErrorReason {
+	if x != nil {
+		return x.ErrorReason
+	}
+	return ErrorReason_ERROR_REASON_UNSPECIFIED
+}
+
+// TxnMarkerResult answers the marker of the same index in the request.
+type TxnMarkerResult struct {
+	state         protoimpl.MessageState      `protogen:"open.v1"`
+	ProducerId    int64                       `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	Partitions    []*TxnMarkerPartitionResult `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnMarkerResult) Reset() {
+	*x = TxnMarkerResult{}
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnMarkerResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnMarkerResult) ProtoMessage() {}
+
+func (x *TxnMarkerResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnMarkerResult.ProtoReflect.Descriptor instead.
+func (*TxnMarkerResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *TxnMarkerResult) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *TxnMarkerResult) GetPartitions() []*TxnMarkerPartitionResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type WriteTxnMarkersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Markers       []*TxnMarkerResult     `protobuf:"bytes,1,rep,name=markers,proto3" json:"markers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteTxnMarkersResponse) Reset() {
+	*x = WriteTxnMarkersResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteTxnMarkersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteTxnMarkersResponse) ProtoMessage() {}
+
+func (x *WriteTxnMarkersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteTxnMarkersResponse.ProtoReflect.Descriptor instead.
+func (*WriteTxnMarkersResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *WriteTxnMarkersResponse) GetMarkers() []*TxnMarkerResult {
+	if x != nil {
+		return x.Markers
+	}
+	return nil
+}
+
 type FindCoordinatorRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
@@ -2773,7 +3129,7 @@ type FindCoordinatorRequest struct {
 
 func (x *FindCoordinatorRequest) Reset() {
 	*x = FindCoordinatorRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2785,7 +3141,7 @@ func (x *FindCoordinatorRequest) String() string {
 func (*FindCoordinatorRequest) ProtoMessage() {}
 
 func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2798,7 +3154,7 @@ func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FindCoordinatorRequest) GetGroup() string {
@@ -2818,7 +3174,7 @@ type FindCoordinatorResponse struct {
 
 func (x *FindCoordinatorResponse) Reset() {
 	*x = FindCoordinatorResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2830,7 +3186,7 @@ func (x *FindCoordinatorResponse) String() string {
 func (*FindCoordinatorResponse) ProtoMessage() {}
 
 func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2843,7 +3199,7 @@ func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *FindCoordinatorResponse) GetCoordinator() *BrokerInfo {
@@ -2871,7 +3227,7 @@ type ConsumeGroupRequest struct {
 
 func (x *ConsumeGroupRequest) Reset() {
 	*x = ConsumeGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2883,7 +3239,7 @@ func (x *ConsumeGroupRequest) String() string {
 func (*ConsumeGroupRequest) ProtoMessage() {}
 
 func (x *ConsumeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2896,7 +3252,7 @@ func (x *ConsumeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeGroupRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ConsumeGroupRequest) GetGroup() string {
@@ -2945,7 +3301,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2957,7 +3313,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2970,7 +3326,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -3002,7 +3358,7 @@ type ConsumeGroupResponse struct {
 
 func (x *ConsumeGroupResponse) Reset() {
 	*x = ConsumeGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3014,7 +3370,7 @@ func (x *ConsumeGroupResponse) String() string {
 func (*ConsumeGroupResponse) ProtoMessage() {}
 
 func (x *ConsumeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3027,7 +3383,7 @@ func (x *ConsumeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeGroupResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ConsumeGroupResponse) GetGeneration() int32 {
@@ -3074,7 +3430,7 @@ type GroupOffset struct {
 
 func (x *GroupOffset) Reset() {
 	*x = GroupOffset{}
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3086,7 +3442,7 @@ func (x *GroupOffset) String() string {
 func (*GroupOffset) ProtoMessage() {}
 
 func (x *GroupOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3099,7 +3455,7 @@ func (x *GroupOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOffset.ProtoReflect.Descriptor instead.
 func (*GroupOffset) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GroupOffset) GetTopic() string {
@@ -3156,7 +3512,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3524,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3537,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -3220,7 +3576,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3232,7 +3588,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3245,7 +3601,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
 }
 
 type FetchOffsetsRequest struct {
@@ -3259,7 +3615,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3271,7 +3627,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3284,7 +3640,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -3310,7 +3666,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3322,7 +3678,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3335,7 +3691,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *FetchOffsetsResponse) GetOffsets() []*GroupOffset {
@@ -3353,7 +3709,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3365,7 +3721,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3378,7 +3734,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
 }
 
 type GroupSummary struct {
@@ -3393,7 +3749,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3405,7 +3761,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3418,7 +3774,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GroupSummary) GetGroup() string {
@@ -3458,7 +3814,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3470,7 +3826,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3483,7 +3839,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -3502,7 +3858,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3514,7 +3870,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3527,7 +3883,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -3552,7 +3908,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3564,7 +3920,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3577,7 +3933,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -3632,7 +3988,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3644,7 +4000,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3657,7 +4013,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -3718,7 +4074,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3730,7 +4086,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3743,7 +4099,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -3761,7 +4117,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3773,7 +4129,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3786,7 +4142,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{63}
 }
 
 type ResetOffsetsRequest struct {
@@ -3801,7 +4157,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[58]
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3813,7 +4169,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[58]
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3826,7 +4182,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{58}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -3858,7 +4214,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[59]
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3870,7 +4226,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[59]
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3883,7 +4239,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{59}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{65}
 }
 
 type TieringStatusRequest struct {
@@ -3895,7 +4251,7 @@ type TieringStatusRequest struct {
 
 func (x *TieringStatusRequest) Reset() {
 	*x = TieringStatusRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3907,7 +4263,7 @@ func (x *TieringStatusRequest) String() string {
 func (*TieringStatusRequest) ProtoMessage() {}
 
 func (x *TieringStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3920,7 +4276,7 @@ func (x *TieringStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TieringStatusRequest.ProtoReflect.Descriptor instead.
 func (*TieringStatusRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{60}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *TieringStatusRequest) GetTopic() string {
@@ -3969,7 +4325,7 @@ type PartitionTiering struct {
 
 func (x *PartitionTiering) Reset() {
 	*x = PartitionTiering{}
-	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3981,7 +4337,7 @@ func (x *PartitionTiering) String() string {
 func (*PartitionTiering) ProtoMessage() {}
 
 func (x *PartitionTiering) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3994,7 +4350,7 @@ func (x *PartitionTiering) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionTiering.ProtoReflect.Descriptor instead.
 func (*PartitionTiering) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{61}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *PartitionTiering) GetTopic() string {
@@ -4111,7 +4467,7 @@ type TieringStatusResponse struct {
 
 func (x *TieringStatusResponse) Reset() {
 	*x = TieringStatusResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4123,7 +4479,7 @@ func (x *TieringStatusResponse) String() string {
 func (*TieringStatusResponse) ProtoMessage() {}
 
 func (x *TieringStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4136,7 +4492,7 @@ func (x *TieringStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TieringStatusResponse.ProtoReflect.Descriptor instead.
 func (*TieringStatusResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{62}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *TieringStatusResponse) GetPartitions() []*PartitionTiering {
@@ -4157,7 +4513,7 @@ type DeleteRecordsPartition struct {
 
 func (x *DeleteRecordsPartition) Reset() {
 	*x = DeleteRecordsPartition{}
-	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4169,7 +4525,7 @@ func (x *DeleteRecordsPartition) String() string {
 func (*DeleteRecordsPartition) ProtoMessage() {}
 
 func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4182,7 +4538,7 @@ func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsPartition.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsPartition) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{63}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *DeleteRecordsPartition) GetPartition() int32 {
@@ -4209,7 +4565,7 @@ type DeleteRecordsRequest struct {
 
 func (x *DeleteRecordsRequest) Reset() {
 	*x = DeleteRecordsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4221,7 +4577,7 @@ func (x *DeleteRecordsRequest) String() string {
 func (*DeleteRecordsRequest) ProtoMessage() {}
 
 func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4234,7 +4590,7 @@ func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{64}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *DeleteRecordsRequest) GetTopic() string {
@@ -4263,7 +4619,7 @@ type DeleteRecordsPartitionResult struct {
 
 func (x *DeleteRecordsPartitionResult) Reset() {
 	*x = DeleteRecordsPartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4275,7 +4631,7 @@ func (x *DeleteRecordsPartitionResult) String() string {
 func (*DeleteRecordsPartitionResult) ProtoMessage() {}
 
 func (x *DeleteRecordsPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4288,7 +4644,7 @@ func (x *DeleteRecordsPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsPartitionResult.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{65}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DeleteRecordsPartitionResult) GetPartition() int32 {
@@ -4321,7 +4677,7 @@ type DeleteRecordsResponse struct {
 
 func (x *DeleteRecordsResponse) Reset() {
 	*x = DeleteRecordsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4333,7 +4689,7 @@ func (x *DeleteRecordsResponse) String() string {
 func (*DeleteRecordsResponse) ProtoMessage() {}
 
 func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4346,7 +4702,7 @@ func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{66}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DeleteRecordsResponse) GetPartitions() []*DeleteRecordsPartitionResult {
@@ -4369,7 +4725,7 @@ type PreviewRetentionRequest struct {
 
 func (x *PreviewRetentionRequest) Reset() {
 	*x = PreviewRetentionRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4381,7 +4737,7 @@ func (x *PreviewRetentionRequest) String() string {
 func (*PreviewRetentionRequest) ProtoMessage() {}
 
 func (x *PreviewRetentionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4394,7 +4750,7 @@ func (x *PreviewRetentionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewRetentionRequest.ProtoReflect.Descriptor instead.
 func (*PreviewRetentionRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{67}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *PreviewRetentionRequest) GetTopic() string {
@@ -4433,7 +4789,7 @@ type TierRetention struct {
 
 func (x *TierRetention) Reset() {
 	*x = TierRetention{}
-	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	mi := &file_strata_v1_strata_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4445,7 +4801,7 @@ func (x *TierRetention) String() string {
 func (*TierRetention) ProtoMessage() {}
 
 func (x *TierRetention) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	mi := &file_strata_v1_strata_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4458,7 +4814,7 @@ func (x *TierRetention) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TierRetention.ProtoReflect.Descriptor instead.
 func (*TierRetention) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{68}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *TierRetention) GetSegments() int64 {
@@ -4513,7 +4869,7 @@ type PartitionRetention struct {
 
 func (x *PartitionRetention) Reset() {
 	*x = PartitionRetention{}
-	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	mi := &file_strata_v1_strata_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4525,7 +4881,7 @@ func (x *PartitionRetention) String() string {
 func (*PartitionRetention) ProtoMessage() {}
 
 func (x *PartitionRetention) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	mi := &file_strata_v1_strata_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4538,7 +4894,7 @@ func (x *PartitionRetention) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionRetention.ProtoReflect.Descriptor instead.
 func (*PartitionRetention) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{69}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *PartitionRetention) GetTopic() string {
@@ -4615,7 +4971,7 @@ type PreviewRetentionResponse struct {
 
 func (x *PreviewRetentionResponse) Reset() {
 	*x = PreviewRetentionResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	mi := &file_strata_v1_strata_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4627,7 +4983,7 @@ func (x *PreviewRetentionResponse) String() string {
 func (*PreviewRetentionResponse) ProtoMessage() {}
 
 func (x *PreviewRetentionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	mi := &file_strata_v1_strata_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4640,7 +4996,7 @@ func (x *PreviewRetentionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewRetentionResponse.ProtoReflect.Descriptor instead.
 func (*PreviewRetentionResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *PreviewRetentionResponse) GetPartitions() []*PartitionRetention {
@@ -4669,7 +5025,7 @@ type ScramCredentialDeletion struct {
 
 func (x *ScramCredentialDeletion) Reset() {
 	*x = ScramCredentialDeletion{}
-	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	mi := &file_strata_v1_strata_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4681,7 +5037,7 @@ func (x *ScramCredentialDeletion) String() string {
 func (*ScramCredentialDeletion) ProtoMessage() {}
 
 func (x *ScramCredentialDeletion) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	mi := &file_strata_v1_strata_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4694,7 +5050,7 @@ func (x *ScramCredentialDeletion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramCredentialDeletion.ProtoReflect.Descriptor instead.
 func (*ScramCredentialDeletion) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ScramCredentialDeletion) GetUser() string {
@@ -4727,7 +5083,7 @@ type ScramCredentialUpsertion struct {
 
 func (x *ScramCredentialUpsertion) Reset() {
 	*x = ScramCredentialUpsertion{}
-	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	mi := &file_strata_v1_strata_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4739,7 +5095,7 @@ func (x *ScramCredentialUpsertion) String() string {
 func (*ScramCredentialUpsertion) ProtoMessage() {}
 
 func (x *ScramCredentialUpsertion) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	mi := &file_strata_v1_strata_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4752,7 +5108,7 @@ func (x *ScramCredentialUpsertion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramCredentialUpsertion.ProtoReflect.Descriptor instead.
 func (*ScramCredentialUpsertion) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{72}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ScramCredentialUpsertion) GetUser() string {
@@ -4800,7 +5156,7 @@ type AlterUserScramCredentialsRequest struct {
 
 func (x *AlterUserScramCredentialsRequest) Reset() {
 	*x = AlterUserScramCredentialsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	mi := &file_strata_v1_strata_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4812,7 +5168,7 @@ func (x *AlterUserScramCredentialsRequest) String() string {
 func (*AlterUserScramCredentialsRequest) ProtoMessage() {}
 
 func (x *AlterUserScramCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	mi := &file_strata_v1_strata_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4825,7 +5181,7 @@ func (x *AlterUserScramCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterUserScramCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*AlterUserScramCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{73}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *AlterUserScramCredentialsRequest) GetDeletions() []*ScramCredentialDeletion {
@@ -4855,7 +5211,7 @@ type UserScramResult struct {
 
 func (x *UserScramResult) Reset() {
 	*x = UserScramResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[74]
+	mi := &file_strata_v1_strata_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4867,7 +5223,7 @@ func (x *UserScramResult) String() string {
 func (*UserScramResult) ProtoMessage() {}
 
 func (x *UserScramResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[74]
+	mi := &file_strata_v1_strata_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4880,7 +5236,7 @@ func (x *UserScramResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserScramResult.ProtoReflect.Descriptor instead.
 func (*UserScramResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{74}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *UserScramResult) GetUser() string {
@@ -4913,7 +5269,7 @@ type AlterUserScramCredentialsResponse struct {
 
 func (x *AlterUserScramCredentialsResponse) Reset() {
 	*x = AlterUserScramCredentialsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[75]
+	mi := &file_strata_v1_strata_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4925,7 +5281,7 @@ func (x *AlterUserScramCredentialsResponse) String() string {
 func (*AlterUserScramCredentialsResponse) ProtoMessage() {}
 
 func (x *AlterUserScramCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[75]
+	mi := &file_strata_v1_strata_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4938,7 +5294,7 @@ func (x *AlterUserScramCredentialsResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use AlterUserScramCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*AlterUserScramCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{75}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *AlterUserScramCredentialsResponse) GetResults() []*UserScramResult {
@@ -4958,7 +5314,7 @@ type DescribeUserScramCredentialsRequest struct {
 
 func (x *DescribeUserScramCredentialsRequest) Reset() {
 	*x = DescribeUserScramCredentialsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[76]
+	mi := &file_strata_v1_strata_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4970,7 +5326,7 @@ func (x *DescribeUserScramCredentialsRequest) String() string {
 func (*DescribeUserScramCredentialsRequest) ProtoMessage() {}
 
 func (x *DescribeUserScramCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[76]
+	mi := &file_strata_v1_strata_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4983,7 +5339,7 @@ func (x *DescribeUserScramCredentialsRequest) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use DescribeUserScramCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*DescribeUserScramCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{76}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *DescribeUserScramCredentialsRequest) GetUsers() []string {
@@ -5003,7 +5359,7 @@ type ScramCredentialInfo struct {
 
 func (x *ScramCredentialInfo) Reset() {
 	*x = ScramCredentialInfo{}
-	mi := &file_strata_v1_strata_proto_msgTypes[77]
+	mi := &file_strata_v1_strata_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5015,7 +5371,7 @@ func (x *ScramCredentialInfo) String() string {
 func (*ScramCredentialInfo) ProtoMessage() {}
 
 func (x *ScramCredentialInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[77]
+	mi := &file_strata_v1_strata_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5028,7 +5384,7 @@ func (x *ScramCredentialInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramCredentialInfo.ProtoReflect.Descriptor instead.
 func (*ScramCredentialInfo) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{77}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ScramCredentialInfo) GetMechanism() string {
@@ -5059,7 +5415,7 @@ type UserScramCredentials struct {
 
 func (x *UserScramCredentials) Reset() {
 	*x = UserScramCredentials{}
-	mi := &file_strata_v1_strata_proto_msgTypes[78]
+	mi := &file_strata_v1_strata_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5071,7 +5427,7 @@ func (x *UserScramCredentials) String() string {
 func (*UserScramCredentials) ProtoMessage() {}
 
 func (x *UserScramCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[78]
+	mi := &file_strata_v1_strata_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5084,7 +5440,7 @@ func (x *UserScramCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserScramCredentials.ProtoReflect.Descriptor instead.
 func (*UserScramCredentials) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{78}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *UserScramCredentials) GetUser() string {
@@ -5124,7 +5480,7 @@ type DescribeUserScramCredentialsResponse struct {
 
 func (x *DescribeUserScramCredentialsResponse) Reset() {
 	*x = DescribeUserScramCredentialsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[79]
+	mi := &file_strata_v1_strata_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5136,7 +5492,7 @@ func (x *DescribeUserScramCredentialsResponse) String() string {
 func (*DescribeUserScramCredentialsResponse) ProtoMessage() {}
 
 func (x *DescribeUserScramCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[79]
+	mi := &file_strata_v1_strata_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5149,7 +5505,7 @@ func (x *DescribeUserScramCredentialsResponse) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use DescribeUserScramCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*DescribeUserScramCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{79}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *DescribeUserScramCredentialsResponse) GetUsers() []*UserScramCredentials {
@@ -5180,7 +5536,7 @@ type AclBinding struct {
 
 func (x *AclBinding) Reset() {
 	*x = AclBinding{}
-	mi := &file_strata_v1_strata_proto_msgTypes[80]
+	mi := &file_strata_v1_strata_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5192,7 +5548,7 @@ func (x *AclBinding) String() string {
 func (*AclBinding) ProtoMessage() {}
 
 func (x *AclBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[80]
+	mi := &file_strata_v1_strata_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5205,7 +5561,7 @@ func (x *AclBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclBinding.ProtoReflect.Descriptor instead.
 func (*AclBinding) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{80}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *AclBinding) GetResourceType() string {
@@ -5275,7 +5631,7 @@ type AclFilter struct {
 
 func (x *AclFilter) Reset() {
 	*x = AclFilter{}
-	mi := &file_strata_v1_strata_proto_msgTypes[81]
+	mi := &file_strata_v1_strata_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5287,7 +5643,7 @@ func (x *AclFilter) String() string {
 func (*AclFilter) ProtoMessage() {}
 
 func (x *AclFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[81]
+	mi := &file_strata_v1_strata_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5300,7 +5656,7 @@ func (x *AclFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclFilter.ProtoReflect.Descriptor instead.
 func (*AclFilter) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{81}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *AclFilter) GetResourceType() string {
@@ -5361,7 +5717,7 @@ type CreateAclsRequest struct {
 
 func (x *CreateAclsRequest) Reset() {
 	*x = CreateAclsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[82]
+	mi := &file_strata_v1_strata_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5373,7 +5729,7 @@ func (x *CreateAclsRequest) String() string {
 func (*CreateAclsRequest) ProtoMessage() {}
 
 func (x *CreateAclsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[82]
+	mi := &file_strata_v1_strata_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5386,7 +5742,7 @@ func (x *CreateAclsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAclsRequest.ProtoReflect.Descriptor instead.
 func (*CreateAclsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{82}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *CreateAclsRequest) GetBindings() []*AclBinding {
@@ -5404,7 +5760,7 @@ type CreateAclsResponse struct {
 
 func (x *CreateAclsResponse) Reset() {
 	*x = CreateAclsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[83]
+	mi := &file_strata_v1_strata_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5416,7 +5772,7 @@ func (x *CreateAclsResponse) String() string {
 func (*CreateAclsResponse) ProtoMessage() {}
 
 func (x *CreateAclsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[83]
+	mi := &file_strata_v1_strata_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5429,7 +5785,7 @@ func (x *CreateAclsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAclsResponse.ProtoReflect.Descriptor instead.
 func (*CreateAclsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{83}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{89}
 }
 
 type DescribeAclsRequest struct {
@@ -5441,7 +5797,7 @@ type DescribeAclsRequest struct {
 
 func (x *DescribeAclsRequest) Reset() {
 	*x = DescribeAclsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[84]
+	mi := &file_strata_v1_strata_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5453,7 +5809,7 @@ func (x *DescribeAclsRequest) String() string {
 func (*DescribeAclsRequest) ProtoMessage() {}
 
 func (x *DescribeAclsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[84]
+	mi := &file_strata_v1_strata_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5466,7 +5822,7 @@ func (x *DescribeAclsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeAclsRequest.ProtoReflect.Descriptor instead.
 func (*DescribeAclsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{84}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *DescribeAclsRequest) GetFilter() *AclFilter {
@@ -5485,7 +5841,7 @@ type DescribeAclsResponse struct {
 
 func (x *DescribeAclsResponse) Reset() {
 	*x = DescribeAclsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[85]
+	mi := &file_strata_v1_strata_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5497,7 +5853,7 @@ func (x *DescribeAclsResponse) String() string {
 func (*DescribeAclsResponse) ProtoMessage() {}
 
 func (x *DescribeAclsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[85]
+	mi := &file_strata_v1_strata_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5510,7 +5866,7 @@ func (x *DescribeAclsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeAclsResponse.ProtoReflect.Descriptor instead.
 func (*DescribeAclsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{85}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *DescribeAclsResponse) GetBindings() []*AclBinding {
@@ -5529,7 +5885,7 @@ type DeleteAclsRequest struct {
 
 func (x *DeleteAclsRequest) Reset() {
 	*x = DeleteAclsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[86]
+	mi := &file_strata_v1_strata_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5541,7 +5897,7 @@ func (x *DeleteAclsRequest) String() string {
 func (*DeleteAclsRequest) ProtoMessage() {}
 
 func (x *DeleteAclsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[86]
+	mi := &file_strata_v1_strata_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5554,7 +5910,7 @@ func (x *DeleteAclsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAclsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAclsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{86}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *DeleteAclsRequest) GetFilters() []*AclFilter {
@@ -5574,7 +5930,7 @@ type DeletedAcls struct {
 
 func (x *DeletedAcls) Reset() {
 	*x = DeletedAcls{}
-	mi := &file_strata_v1_strata_proto_msgTypes[87]
+	mi := &file_strata_v1_strata_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5586,7 +5942,7 @@ func (x *DeletedAcls) String() string {
 func (*DeletedAcls) ProtoMessage() {}
 
 func (x *DeletedAcls) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[87]
+	mi := &file_strata_v1_strata_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5599,7 +5955,7 @@ func (x *DeletedAcls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletedAcls.ProtoReflect.Descriptor instead.
 func (*DeletedAcls) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{87}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *DeletedAcls) GetBindings() []*AclBinding {
@@ -5619,7 +5975,7 @@ type DeleteAclsResponse struct {
 
 func (x *DeleteAclsResponse) Reset() {
 	*x = DeleteAclsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[88]
+	mi := &file_strata_v1_strata_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5631,7 +5987,7 @@ func (x *DeleteAclsResponse) String() string {
 func (*DeleteAclsResponse) ProtoMessage() {}
 
 func (x *DeleteAclsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[88]
+	mi := &file_strata_v1_strata_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5644,7 +6000,7 @@ func (x *DeleteAclsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAclsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAclsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{88}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *DeleteAclsResponse) GetResults() []*DeletedAcls {
@@ -5664,7 +6020,7 @@ type TopicPartitionRef struct {
 
 func (x *TopicPartitionRef) Reset() {
 	*x = TopicPartitionRef{}
-	mi := &file_strata_v1_strata_proto_msgTypes[89]
+	mi := &file_strata_v1_strata_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5676,7 +6032,7 @@ func (x *TopicPartitionRef) String() string {
 func (*TopicPartitionRef) ProtoMessage() {}
 
 func (x *TopicPartitionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[89]
+	mi := &file_strata_v1_strata_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5689,7 +6045,7 @@ func (x *TopicPartitionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitionRef.ProtoReflect.Descriptor instead.
 func (*TopicPartitionRef) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{89}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *TopicPartitionRef) GetTopic() string {
@@ -5719,7 +6075,7 @@ type PartitionReassignment struct {
 
 func (x *PartitionReassignment) Reset() {
 	*x = PartitionReassignment{}
-	mi := &file_strata_v1_strata_proto_msgTypes[90]
+	mi := &file_strata_v1_strata_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5731,7 +6087,7 @@ func (x *PartitionReassignment) String() string {
 func (*PartitionReassignment) ProtoMessage() {}
 
 func (x *PartitionReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[90]
+	mi := &file_strata_v1_strata_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5744,7 +6100,7 @@ func (x *PartitionReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionReassignment.ProtoReflect.Descriptor instead.
 func (*PartitionReassignment) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{90}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *PartitionReassignment) GetTopic() string {
@@ -5777,7 +6133,7 @@ type AlterPartitionReassignmentsRequest struct {
 
 func (x *AlterPartitionReassignmentsRequest) Reset() {
 	*x = AlterPartitionReassignmentsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[91]
+	mi := &file_strata_v1_strata_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5789,7 +6145,7 @@ func (x *AlterPartitionReassignmentsRequest) String() string {
 func (*AlterPartitionReassignmentsRequest) ProtoMessage() {}
 
 func (x *AlterPartitionReassignmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[91]
+	mi := &file_strata_v1_strata_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5802,7 +6158,7 @@ func (x *AlterPartitionReassignmentsRequest) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use AlterPartitionReassignmentsRequest.ProtoReflect.Descriptor instead.
 func (*AlterPartitionReassignmentsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{91}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *AlterPartitionReassignmentsRequest) GetReassignments() []*PartitionReassignment {
@@ -5824,7 +6180,7 @@ type PartitionResult struct {
 
 func (x *PartitionResult) Reset() {
 	*x = PartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[92]
+	mi := &file_strata_v1_strata_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5836,7 +6192,7 @@ func (x *PartitionResult) String() string {
 func (*PartitionResult) ProtoMessage() {}
 
 func (x *PartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[92]
+	mi := &file_strata_v1_strata_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5849,7 +6205,7 @@ func (x *PartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionResult.ProtoReflect.Descriptor instead.
 func (*PartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{92}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *PartitionResult) GetTopic() string {
@@ -5882,7 +6238,7 @@ type AlterPartitionReassignmentsResponse struct {
 
 func (x *AlterPartitionReassignmentsResponse) Reset() {
 	*x = AlterPartitionReassignmentsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[93]
+	mi := &file_strata_v1_strata_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5894,7 +6250,7 @@ func (x *AlterPartitionReassignmentsResponse) String() string {
 func (*AlterPartitionReassignmentsResponse) ProtoMessage() {}
 
 func (x *AlterPartitionReassignmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[93]
+	mi := &file_strata_v1_strata_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5907,7 +6263,7 @@ func (x *AlterPartitionReassignmentsResponse) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use AlterPartitionReassignmentsResponse.ProtoReflect.Descriptor instead.
 func (*AlterPartitionReassignmentsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{93}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *AlterPartitionReassignmentsResponse) GetResults() []*PartitionResult {
@@ -5927,7 +6283,7 @@ type ListPartitionReassignmentsRequest struct {
 
 func (x *ListPartitionReassignmentsRequest) Reset() {
 	*x = ListPartitionReassignmentsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[94]
+	mi := &file_strata_v1_strata_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5939,7 +6295,7 @@ func (x *ListPartitionReassignmentsRequest) String() string {
 func (*ListPartitionReassignmentsRequest) ProtoMessage() {}
 
 func (x *ListPartitionReassignmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[94]
+	mi := &file_strata_v1_strata_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5952,7 +6308,7 @@ func (x *ListPartitionReassignmentsRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use ListPartitionReassignmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListPartitionReassignmentsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{94}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *ListPartitionReassignmentsRequest) GetPartitions() []*TopicPartitionRef {
@@ -5976,7 +6332,7 @@ type OngoingReassignment struct {
 
 func (x *OngoingReassignment) Reset() {
 	*x = OngoingReassignment{}
-	mi := &file_strata_v1_strata_proto_msgTypes[95]
+	mi := &file_strata_v1_strata_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5988,7 +6344,7 @@ func (x *OngoingReassignment) String() string {
 func (*OngoingReassignment) ProtoMessage() {}
 
 func (x *OngoingReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[95]
+	mi := &file_strata_v1_strata_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6001,7 +6357,7 @@ func (x *OngoingReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OngoingReassignment.ProtoReflect.Descriptor instead.
 func (*OngoingReassignment) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{95}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *OngoingReassignment) GetTopic() string {
@@ -6048,7 +6404,7 @@ type ListPartitionReassignmentsResponse struct {
 
 func (x *ListPartitionReassignmentsResponse) Reset() {
 	*x = ListPartitionReassignmentsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[96]
+	mi := &file_strata_v1_strata_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6060,7 +6416,7 @@ func (x *ListPartitionReassignmentsResponse) String() string {
 func (*ListPartitionReassignmentsResponse) ProtoMessage() {}
 
 func (x *ListPartitionReassignmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[96]
+	mi := &file_strata_v1_strata_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6073,7 +6429,7 @@ func (x *ListPartitionReassignmentsResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use ListPartitionReassignmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListPartitionReassignmentsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{96}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *ListPartitionReassignmentsResponse) GetReassignments() []*OngoingReassignment {
@@ -6094,7 +6450,7 @@ type ElectLeadersRequest struct {
 
 func (x *ElectLeadersRequest) Reset() {
 	*x = ElectLeadersRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[97]
+	mi := &file_strata_v1_strata_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6106,7 +6462,7 @@ func (x *ElectLeadersRequest) String() string {
 func (*ElectLeadersRequest) ProtoMessage() {}
 
 func (x *ElectLeadersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[97]
+	mi := &file_strata_v1_strata_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6119,7 +6475,7 @@ func (x *ElectLeadersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectLeadersRequest.ProtoReflect.Descriptor instead.
 func (*ElectLeadersRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{97}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *ElectLeadersRequest) GetElectionType() ElectionType {
@@ -6145,7 +6501,7 @@ type ElectLeadersResponse struct {
 
 func (x *ElectLeadersResponse) Reset() {
 	*x = ElectLeadersResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[98]
+	mi := &file_strata_v1_strata_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6157,7 +6513,7 @@ func (x *ElectLeadersResponse) String() string {
 func (*ElectLeadersResponse) ProtoMessage() {}
 
 func (x *ElectLeadersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[98]
+	mi := &file_strata_v1_strata_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6170,7 +6526,7 @@ func (x *ElectLeadersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectLeadersResponse.ProtoReflect.Descriptor instead.
 func (*ElectLeadersResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{98}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *ElectLeadersResponse) GetResults() []*PartitionResult {
@@ -6190,7 +6546,7 @@ type DescribeLogDirsRequest struct {
 
 func (x *DescribeLogDirsRequest) Reset() {
 	*x = DescribeLogDirsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[99]
+	mi := &file_strata_v1_strata_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6202,7 +6558,7 @@ func (x *DescribeLogDirsRequest) String() string {
 func (*DescribeLogDirsRequest) ProtoMessage() {}
 
 func (x *DescribeLogDirsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[99]
+	mi := &file_strata_v1_strata_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6215,7 +6571,7 @@ func (x *DescribeLogDirsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeLogDirsRequest.ProtoReflect.Descriptor instead.
 func (*DescribeLogDirsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{99}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *DescribeLogDirsRequest) GetPartitions() []*TopicPartitionRef {
@@ -6240,7 +6596,7 @@ type ReplicaLogDir struct {
 
 func (x *ReplicaLogDir) Reset() {
 	*x = ReplicaLogDir{}
-	mi := &file_strata_v1_strata_proto_msgTypes[100]
+	mi := &file_strata_v1_strata_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6252,7 +6608,7 @@ func (x *ReplicaLogDir) String() string {
 func (*ReplicaLogDir) ProtoMessage() {}
 
 func (x *ReplicaLogDir) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[100]
+	mi := &file_strata_v1_strata_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6265,7 +6621,7 @@ func (x *ReplicaLogDir) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaLogDir.ProtoReflect.Descriptor instead.
 func (*ReplicaLogDir) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{100}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *ReplicaLogDir) GetTopic() string {
@@ -6309,7 +6665,7 @@ type DescribeLogDirsResponse struct {
 
 func (x *DescribeLogDirsResponse) Reset() {
 	*x = DescribeLogDirsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[101]
+	mi := &file_strata_v1_strata_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6321,7 +6677,7 @@ func (x *DescribeLogDirsResponse) String() string {
 func (*DescribeLogDirsResponse) ProtoMessage() {}
 
 func (x *DescribeLogDirsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[101]
+	mi := &file_strata_v1_strata_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6334,7 +6690,7 @@ func (x *DescribeLogDirsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeLogDirsResponse.ProtoReflect.Descriptor instead.
 func (*DescribeLogDirsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{101}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *DescribeLogDirsResponse) GetNodeId() int32 {
@@ -6565,7 +6921,35 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x14ReplicaFetchResponse\x12F\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2&.strata.v1.ReplicaFetchPartitionResultR\n" +
-	"partitions\".\n" +
+	"partitions\"H\n" +
+	"\x12TxnMarkerPartition\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\"\xd7\x01\n" +
+	"\tTxnMarker\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x02 \x01(\x05R\rproducerEpoch\x12\x16\n" +
+	"\x06commit\x18\x03 \x01(\bR\x06commit\x12+\n" +
+	"\x11coordinator_epoch\x18\x04 \x01(\x05R\x10coordinatorEpoch\x12=\n" +
+	"\n" +
+	"partitions\x18\x05 \x03(\v2\x1d.strata.v1.TxnMarkerPartitionR\n" +
+	"partitions\"e\n" +
+	"\x16WriteTxnMarkersRequest\x12\x1b\n" +
+	"\tbroker_id\x18\x01 \x01(\x05R\bbrokerId\x12.\n" +
+	"\amarkers\x18\x02 \x03(\v2\x14.strata.v1.TxnMarkerR\amarkers\"\xba\x01\n" +
+	"\x18TxnMarkerPartitionResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12/\n" +
+	"\x05error\x18\x03 \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\x129\n" +
+	"\ferror_reason\x18\x04 \x01(\x0e2\x16.strata.v1.ErrorReasonR\verrorReason\"w\n" +
+	"\x0fTxnMarkerResult\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x03R\n" +
+	"producerId\x12C\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2#.strata.v1.TxnMarkerPartitionResultR\n" +
+	"partitions\"O\n" +
+	"\x17WriteTxnMarkersResponse\x124\n" +
+	"\amarkers\x18\x01 \x03(\v2\x1a.strata.v1.TxnMarkerResultR\amarkers\".\n" +
 	"\x16FindCoordinatorRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\"R\n" +
 	"\x17FindCoordinatorResponse\x127\n" +
@@ -6840,7 +7224,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_LEADER\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\f\n" +
-	"\bACKS_ALL\x10\x02*\x92\a\n" +
+	"\bACKS_ALL\x10\x02*\xb6\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aUNKNOWN_TOPIC_OR_PARTITION\x10\x01\x12\x1a\n" +
@@ -6875,7 +7259,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x1bNO_REASSIGNMENT_IN_PROGRESS\x10\x1d\x12\x17\n" +
 	"\x13ELECTION_NOT_NEEDED\x10\x1e\x12\"\n" +
 	"\x1ePREFERRED_LEADER_NOT_AVAILABLE\x10\x1f\x12\"\n" +
-	"\x1eELIGIBLE_LEADERS_NOT_AVAILABLE\x10 *F\n" +
+	"\x1eELIGIBLE_LEADERS_NOT_AVAILABLE\x10 \x12\"\n" +
+	"\x1eTRANSACTION_COORDINATOR_FENCED\x10!*F\n" +
 	"\fElectionType\x12\x1b\n" +
 	"\x17ELECTION_TYPE_PREFERRED\x10\x00\x12\x19\n" +
 	"\x15ELECTION_TYPE_UNCLEAN\x10\x012\xe4\x14\n" +
@@ -6914,9 +7299,10 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x1bAlterPartitionReassignments\x12-.strata.v1.AlterPartitionReassignmentsRequest\x1a..strata.v1.AlterPartitionReassignmentsResponse\x12y\n" +
 	"\x1aListPartitionReassignments\x12,.strata.v1.ListPartitionReassignmentsRequest\x1a-.strata.v1.ListPartitionReassignmentsResponse\x12O\n" +
 	"\fElectLeaders\x12\x1e.strata.v1.ElectLeadersRequest\x1a\x1f.strata.v1.ElectLeadersResponse\x12X\n" +
-	"\x0fDescribeLogDirs\x12!.strata.v1.DescribeLogDirsRequest\x1a\".strata.v1.DescribeLogDirsResponse2^\n" +
+	"\x0fDescribeLogDirs\x12!.strata.v1.DescribeLogDirsRequest\x1a\".strata.v1.DescribeLogDirsResponse2\xb8\x01\n" +
 	"\vReplication\x12O\n" +
-	"\fReplicaFetch\x12\x1e.strata.v1.ReplicaFetchRequest\x1a\x1f.strata.v1.ReplicaFetchResponseB8Z6github.com/strata-broker/strata/api/strata/v1;stratav1b\x06proto3"
+	"\fReplicaFetch\x12\x1e.strata.v1.ReplicaFetchRequest\x1a\x1f.strata.v1.ReplicaFetchResponse\x12X\n" +
+	"\x0fWriteTxnMarkers\x12!.strata.v1.WriteTxnMarkersRequest\x1a\".strata.v1.WriteTxnMarkersResponseB8Z6github.com/strata-broker/strata/api/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_strata_proto_rawDescOnce sync.Once
@@ -6931,7 +7317,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 105)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Acks)(0),                                    // 0: strata.v1.Acks
 	(ErrorReason)(0),                             // 1: strata.v1.ErrorReason
@@ -6976,82 +7362,88 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*EpochEndOffset)(nil),                       // 40: strata.v1.EpochEndOffset
 	(*ReplicaFetchPartitionResult)(nil),          // 41: strata.v1.ReplicaFetchPartitionResult
 	(*ReplicaFetchResponse)(nil),                 // 42: strata.v1.ReplicaFetchResponse
-	(*FindCoordinatorRequest)(nil),               // 43: strata.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),              // 44: strata.v1.FindCoordinatorResponse
-	(*ConsumeGroupRequest)(nil),                  // 45: strata.v1.ConsumeGroupRequest
-	(*TopicPartitions)(nil),                      // 46: strata.v1.TopicPartitions
-	(*ConsumeGroupResponse)(nil),                 // 47: strata.v1.ConsumeGroupResponse
-	(*GroupOffset)(nil),                          // 48: strata.v1.GroupOffset
-	(*CommitOffsetsRequest)(nil),                 // 49: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),                // 50: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),                  // 51: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),                 // 52: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),                    // 53: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),                         // 54: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),                   // 55: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),                 // 56: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                          // 57: strata.v1.GroupMember
-	(*DescribeGroupResponse)(nil),                // 58: strata.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),                   // 59: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),                  // 60: strata.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),                  // 61: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),                 // 62: strata.v1.ResetOffsetsResponse
-	(*TieringStatusRequest)(nil),                 // 63: strata.v1.TieringStatusRequest
-	(*PartitionTiering)(nil),                     // 64: strata.v1.PartitionTiering
-	(*TieringStatusResponse)(nil),                // 65: strata.v1.TieringStatusResponse
-	(*DeleteRecordsPartition)(nil),               // 66: strata.v1.DeleteRecordsPartition
-	(*DeleteRecordsRequest)(nil),                 // 67: strata.v1.DeleteRecordsRequest
-	(*DeleteRecordsPartitionResult)(nil),         // 68: strata.v1.DeleteRecordsPartitionResult
-	(*DeleteRecordsResponse)(nil),                // 69: strata.v1.DeleteRecordsResponse
-	(*PreviewRetentionRequest)(nil),              // 70: strata.v1.PreviewRetentionRequest
-	(*TierRetention)(nil),                        // 71: strata.v1.TierRetention
-	(*PartitionRetention)(nil),                   // 72: strata.v1.PartitionRetention
-	(*PreviewRetentionResponse)(nil),             // 73: strata.v1.PreviewRetentionResponse
-	(*ScramCredentialDeletion)(nil),              // 74: strata.v1.ScramCredentialDeletion
-	(*ScramCredentialUpsertion)(nil),             // 75: strata.v1.ScramCredentialUpsertion
-	(*AlterUserScramCredentialsRequest)(nil),     // 76: strata.v1.AlterUserScramCredentialsRequest
-	(*UserScramResult)(nil),                      // 77: strata.v1.UserScramResult
-	(*AlterUserScramCredentialsResponse)(nil),    // 78: strata.v1.AlterUserScramCredentialsResponse
-	(*DescribeUserScramCredentialsRequest)(nil),  // 79: strata.v1.DescribeUserScramCredentialsRequest
-	(*ScramCredentialInfo)(nil),                  // 80: strata.v1.ScramCredentialInfo
-	(*UserScramCredentials)(nil),                 // 81: strata.v1.UserScramCredentials
-	(*DescribeUserScramCredentialsResponse)(nil), // 82: strata.v1.DescribeUserScramCredentialsResponse
-	(*AclBinding)(nil),                           // 83: strata.v1.AclBinding
-	(*AclFilter)(nil),                            // 84: strata.v1.AclFilter
-	(*CreateAclsRequest)(nil),                    // 85: strata.v1.CreateAclsRequest
-	(*CreateAclsResponse)(nil),                   // 86: strata.v1.CreateAclsResponse
-	(*DescribeAclsRequest)(nil),                  // 87: strata.v1.DescribeAclsRequest
-	(*DescribeAclsResponse)(nil),                 // 88: strata.v1.DescribeAclsResponse
-	(*DeleteAclsRequest)(nil),                    // 89: strata.v1.DeleteAclsRequest
-	(*DeletedAcls)(nil),                          // 90: strata.v1.DeletedAcls
-	(*DeleteAclsResponse)(nil),                   // 91: strata.v1.DeleteAclsResponse
-	(*TopicPartitionRef)(nil),                    // 92: strata.v1.TopicPartitionRef
-	(*PartitionReassignment)(nil),                // 93: strata.v1.PartitionReassignment
-	(*AlterPartitionReassignmentsRequest)(nil),   // 94: strata.v1.AlterPartitionReassignmentsRequest
-	(*PartitionResult)(nil),                      // 95: strata.v1.PartitionResult
-	(*AlterPartitionReassignmentsResponse)(nil),  // 96: strata.v1.AlterPartitionReassignmentsResponse
-	(*ListPartitionReassignmentsRequest)(nil),    // 97: strata.v1.ListPartitionReassignmentsRequest
-	(*OngoingReassignment)(nil),                  // 98: strata.v1.OngoingReassignment
-	(*ListPartitionReassignmentsResponse)(nil),   // 99: strata.v1.ListPartitionReassignmentsResponse
-	(*ElectLeadersRequest)(nil),                  // 100: strata.v1.ElectLeadersRequest
-	(*ElectLeadersResponse)(nil),                 // 101: strata.v1.ElectLeadersResponse
-	(*DescribeLogDirsRequest)(nil),               // 102: strata.v1.DescribeLogDirsRequest
-	(*ReplicaLogDir)(nil),                        // 103: strata.v1.ReplicaLogDir
-	(*DescribeLogDirsResponse)(nil),              // 104: strata.v1.DescribeLogDirsResponse
-	nil,                                          // 105: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                          // 106: strata.v1.AlterTopicConfigsRequest.SetEntry
-	nil,                                          // 107: strata.v1.PreviewRetentionRequest.SetEntry
+	(*TxnMarkerPartition)(nil),                   // 43: strata.v1.TxnMarkerPartition
+	(*TxnMarker)(nil),                            // 44: strata.v1.TxnMarker
+	(*WriteTxnMarkersRequest)(nil),               // 45: strata.v1.WriteTxnMarkersRequest
+	(*TxnMarkerPartitionResult)(nil),             // 46: strata.v1.TxnMarkerPartitionResult
+	(*TxnMarkerResult)(nil),                      // 47: strata.v1.TxnMarkerResult
+	(*WriteTxnMarkersResponse)(nil),              // 48: strata.v1.WriteTxnMarkersResponse
+	(*FindCoordinatorRequest)(nil),               // 49: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),              // 50: strata.v1.FindCoordinatorResponse
+	(*ConsumeGroupRequest)(nil),                  // 51: strata.v1.ConsumeGroupRequest
+	(*TopicPartitions)(nil),                      // 52: strata.v1.TopicPartitions
+	(*ConsumeGroupResponse)(nil),                 // 53: strata.v1.ConsumeGroupResponse
+	(*GroupOffset)(nil),                          // 54: strata.v1.GroupOffset
+	(*CommitOffsetsRequest)(nil),                 // 55: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),                // 56: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),                  // 57: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),                 // 58: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),                    // 59: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                         // 60: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),                   // 61: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),                 // 62: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                          // 63: strata.v1.GroupMember
+	(*DescribeGroupResponse)(nil),                // 64: strata.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),                   // 65: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),                  // 66: strata.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),                  // 67: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),                 // 68: strata.v1.ResetOffsetsResponse
+	(*TieringStatusRequest)(nil),                 // 69: strata.v1.TieringStatusRequest
+	(*PartitionTiering)(nil),                     // 70: strata.v1.PartitionTiering
+	(*TieringStatusResponse)(nil),                // 71: strata.v1.TieringStatusResponse
+	(*DeleteRecordsPartition)(nil),               // 72: strata.v1.DeleteRecordsPartition
+	(*DeleteRecordsRequest)(nil),                 // 73: strata.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartitionResult)(nil),         // 74: strata.v1.DeleteRecordsPartitionResult
+	(*DeleteRecordsResponse)(nil),                // 75: strata.v1.DeleteRecordsResponse
+	(*PreviewRetentionRequest)(nil),              // 76: strata.v1.PreviewRetentionRequest
+	(*TierRetention)(nil),                        // 77: strata.v1.TierRetention
+	(*PartitionRetention)(nil),                   // 78: strata.v1.PartitionRetention
+	(*PreviewRetentionResponse)(nil),             // 79: strata.v1.PreviewRetentionResponse
+	(*ScramCredentialDeletion)(nil),              // 80: strata.v1.ScramCredentialDeletion
+	(*ScramCredentialUpsertion)(nil),             // 81: strata.v1.ScramCredentialUpsertion
+	(*AlterUserScramCredentialsRequest)(nil),     // 82: strata.v1.AlterUserScramCredentialsRequest
+	(*UserScramResult)(nil),                      // 83: strata.v1.UserScramResult
+	(*AlterUserScramCredentialsResponse)(nil),    // 84: strata.v1.AlterUserScramCredentialsResponse
+	(*DescribeUserScramCredentialsRequest)(nil),  // 85: strata.v1.DescribeUserScramCredentialsRequest
+	(*ScramCredentialInfo)(nil),                  // 86: strata.v1.ScramCredentialInfo
+	(*UserScramCredentials)(nil),                 // 87: strata.v1.UserScramCredentials
+	(*DescribeUserScramCredentialsResponse)(nil), // 88: strata.v1.DescribeUserScramCredentialsResponse
+	(*AclBinding)(nil),                           // 89: strata.v1.AclBinding
+	(*AclFilter)(nil),                            // 90: strata.v1.AclFilter
+	(*CreateAclsRequest)(nil),                    // 91: strata.v1.CreateAclsRequest
+	(*CreateAclsResponse)(nil),                   // 92: strata.v1.CreateAclsResponse
+	(*DescribeAclsRequest)(nil),                  // 93: strata.v1.DescribeAclsRequest
+	(*DescribeAclsResponse)(nil),                 // 94: strata.v1.DescribeAclsResponse
+	(*DeleteAclsRequest)(nil),                    // 95: strata.v1.DeleteAclsRequest
+	(*DeletedAcls)(nil),                          // 96: strata.v1.DeletedAcls
+	(*DeleteAclsResponse)(nil),                   // 97: strata.v1.DeleteAclsResponse
+	(*TopicPartitionRef)(nil),                    // 98: strata.v1.TopicPartitionRef
+	(*PartitionReassignment)(nil),                // 99: strata.v1.PartitionReassignment
+	(*AlterPartitionReassignmentsRequest)(nil),   // 100: strata.v1.AlterPartitionReassignmentsRequest
+	(*PartitionResult)(nil),                      // 101: strata.v1.PartitionResult
+	(*AlterPartitionReassignmentsResponse)(nil),  // 102: strata.v1.AlterPartitionReassignmentsResponse
+	(*ListPartitionReassignmentsRequest)(nil),    // 103: strata.v1.ListPartitionReassignmentsRequest
+	(*OngoingReassignment)(nil),                  // 104: strata.v1.OngoingReassignment
+	(*ListPartitionReassignmentsResponse)(nil),   // 105: strata.v1.ListPartitionReassignmentsResponse
+	(*ElectLeadersRequest)(nil),                  // 106: strata.v1.ElectLeadersRequest
+	(*ElectLeadersResponse)(nil),                 // 107: strata.v1.ElectLeadersResponse
+	(*DescribeLogDirsRequest)(nil),               // 108: strata.v1.DescribeLogDirsRequest
+	(*ReplicaLogDir)(nil),                        // 109: strata.v1.ReplicaLogDir
+	(*DescribeLogDirsResponse)(nil),              // 110: strata.v1.DescribeLogDirsResponse
+	nil,                                          // 111: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                          // 112: strata.v1.AlterTopicConfigsRequest.SetEntry
+	nil,                                          // 113: strata.v1.PreviewRetentionRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	3,   // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	105, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	111, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	18,  // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	18,  // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	15,  // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	18,  // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	5,   // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
 	6,   // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	106, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	112, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
 	6,   // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
 	0,   // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
 	22,  // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
@@ -7074,113 +7466,121 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	23,  // 28: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
 	1,   // 29: strata.v1.ReplicaFetchPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
 	41,  // 30: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
-	34,  // 31: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
-	46,  // 32: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
-	48,  // 33: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	48,  // 34: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
-	54,  // 35: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	46,  // 36: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
-	57,  // 37: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	48,  // 38: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	64,  // 39: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
-	66,  // 40: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
-	23,  // 41: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
-	68,  // 42: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	107, // 43: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
-	71,  // 44: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
-	71,  // 45: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
-	72,  // 46: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
-	6,   // 47: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
-	74,  // 48: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
-	75,  // 49: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
-	77,  // 50: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
-	80,  // 51: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
-	81,  // 52: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
-	83,  // 53: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
-	84,  // 54: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
-	83,  // 55: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
-	84,  // 56: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
-	83,  // 57: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
-	90,  // 58: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
-	93,  // 59: strata.v1.AlterPartitionReassignmentsRequest.reassignments:type_name -> strata.v1.PartitionReassignment
-	23,  // 60: strata.v1.PartitionResult.error:type_name -> strata.v1.PartitionError
-	95,  // 61: strata.v1.AlterPartitionReassignmentsResponse.results:type_name -> strata.v1.PartitionResult
-	92,  // 62: strata.v1.ListPartitionReassignmentsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	98,  // 63: strata.v1.ListPartitionReassignmentsResponse.reassignments:type_name -> strata.v1.OngoingReassignment
-	2,   // 64: strata.v1.ElectLeadersRequest.election_type:type_name -> strata.v1.ElectionType
-	92,  // 65: strata.v1.ElectLeadersRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	95,  // 66: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
-	92,  // 67: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	103, // 68: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
-	7,   // 69: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	11,  // 70: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	13,  // 71: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	16,  // 72: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19,  // 73: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	9,   // 74: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
-	21,  // 75: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	27,  // 76: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	27,  // 77: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	31,  // 78: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	35,  // 79: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	43,  // 80: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	45,  // 81: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	49,  // 82: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	51,  // 83: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	53,  // 84: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	56,  // 85: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	59,  // 86: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	61,  // 87: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	63,  // 88: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
-	67,  // 89: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	70,  // 90: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
-	76,  // 91: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
-	79,  // 92: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
-	85,  // 93: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
-	87,  // 94: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
-	89,  // 95: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
-	94,  // 96: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
-	97,  // 97: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
-	100, // 98: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
-	102, // 99: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
-	39,  // 100: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	8,   // 101: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	12,  // 102: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	14,  // 103: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	17,  // 104: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	20,  // 105: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	10,  // 106: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
-	25,  // 107: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	29,  // 108: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	29,  // 109: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	33,  // 110: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	37,  // 111: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	44,  // 112: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	47,  // 113: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	50,  // 114: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	52,  // 115: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	55,  // 116: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	58,  // 117: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	60,  // 118: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	62,  // 119: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	65,  // 120: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
-	69,  // 121: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	73,  // 122: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
-	78,  // 123: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
-	82,  // 124: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
-	86,  // 125: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
-	88,  // 126: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
-	91,  // 127: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
-	96,  // 128: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
-	99,  // 129: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
-	101, // 130: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
-	104, // 131: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
-	42,  // 132: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	101, // [101:133] is the sub-list for method output_type
-	69,  // [69:101] is the sub-list for method input_type
-	69,  // [69:69] is the sub-list for extension type_name
-	69,  // [69:69] is the sub-list for extension extendee
-	0,   // [0:69] is the sub-list for field type_name
+	43,  // 31: strata.v1.TxnMarker.partitions:type_name -> strata.v1.TxnMarkerPartition
+	44,  // 32: strata.v1.WriteTxnMarkersRequest.markers:type_name -> strata.v1.TxnMarker
+	23,  // 33: strata.v1.TxnMarkerPartitionResult.error:type_name -> strata.v1.PartitionError
+	1,   // 34: strata.v1.TxnMarkerPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
+	46,  // 35: strata.v1.TxnMarkerResult.partitions:type_name -> strata.v1.TxnMarkerPartitionResult
+	47,  // 36: strata.v1.WriteTxnMarkersResponse.markers:type_name -> strata.v1.TxnMarkerResult
+	34,  // 37: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
+	52,  // 38: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
+	54,  // 39: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	54,  // 40: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
+	60,  // 41: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	52,  // 42: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	63,  // 43: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	54,  // 44: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	70,  // 45: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
+	72,  // 46: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	23,  // 47: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
+	74,  // 48: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
+	113, // 49: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
+	77,  // 50: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
+	77,  // 51: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
+	78,  // 52: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
+	6,   // 53: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
+	80,  // 54: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
+	81,  // 55: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
+	83,  // 56: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
+	86,  // 57: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
+	87,  // 58: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
+	89,  // 59: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
+	90,  // 60: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
+	89,  // 61: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
+	90,  // 62: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
+	89,  // 63: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
+	96,  // 64: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
+	99,  // 65: strata.v1.AlterPartitionReassignmentsRequest.reassignments:type_name -> strata.v1.PartitionReassignment
+	23,  // 66: strata.v1.PartitionResult.error:type_name -> strata.v1.PartitionError
+	101, // 67: strata.v1.AlterPartitionReassignmentsResponse.results:type_name -> strata.v1.PartitionResult
+	98,  // 68: strata.v1.ListPartitionReassignmentsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	104, // 69: strata.v1.ListPartitionReassignmentsResponse.reassignments:type_name -> strata.v1.OngoingReassignment
+	2,   // 70: strata.v1.ElectLeadersRequest.election_type:type_name -> strata.v1.ElectionType
+	98,  // 71: strata.v1.ElectLeadersRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	101, // 72: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
+	98,  // 73: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	109, // 74: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
+	7,   // 75: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	11,  // 76: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	13,  // 77: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	16,  // 78: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	19,  // 79: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	9,   // 80: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	21,  // 81: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	27,  // 82: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	27,  // 83: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	31,  // 84: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	35,  // 85: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	49,  // 86: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	51,  // 87: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	55,  // 88: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	57,  // 89: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	59,  // 90: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	62,  // 91: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	65,  // 92: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	67,  // 93: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	69,  // 94: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	73,  // 95: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	76,  // 96: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
+	82,  // 97: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
+	85,  // 98: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
+	91,  // 99: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
+	93,  // 100: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
+	95,  // 101: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
+	100, // 102: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
+	103, // 103: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
+	106, // 104: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
+	108, // 105: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
+	39,  // 106: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	45,  // 107: strata.v1.Replication.WriteTxnMarkers:input_type -> strata.v1.WriteTxnMarkersRequest
+	8,   // 108: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	12,  // 109: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	14,  // 110: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	17,  // 111: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	20,  // 112: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	10,  // 113: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	25,  // 114: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	29,  // 115: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	29,  // 116: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	33,  // 117: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	37,  // 118: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	50,  // 119: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	53,  // 120: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	56,  // 121: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	58,  // 122: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	61,  // 123: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	64,  // 124: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	66,  // 125: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	68,  // 126: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	71,  // 127: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	75,  // 128: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	79,  // 129: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
+	84,  // 130: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
+	88,  // 131: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
+	92,  // 132: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
+	94,  // 133: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
+	97,  // 134: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
+	102, // 135: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
+	105, // 136: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
+	107, // 137: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
+	110, // 138: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
+	42,  // 139: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	48,  // 140: strata.v1.Replication.WriteTxnMarkers:output_type -> strata.v1.WriteTxnMarkersResponse
+	108, // [108:141] is the sub-list for method output_type
+	75,  // [75:108] is the sub-list for method input_type
+	75,  // [75:75] is the sub-list for extension type_name
+	75,  // [75:75] is the sub-list for extension extendee
+	0,   // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -7188,14 +7588,14 @@ func file_strata_v1_strata_proto_init() {
 	if File_strata_v1_strata_proto != nil {
 		return
 	}
-	file_strata_v1_strata_proto_msgTypes[81].OneofWrappers = []any{}
+	file_strata_v1_strata_proto_msgTypes[87].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   105,
+			NumMessages:   111,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1473,7 +1473,8 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Replication_ReplicaFetch_FullMethodName = "/strata.v1.Replication/ReplicaFetch"
+	Replication_ReplicaFetch_FullMethodName    = "/strata.v1.Replication/ReplicaFetch"
+	Replication_WriteTxnMarkers_FullMethodName = "/strata.v1.Replication/WriteTxnMarkers"
 )
 
 // ReplicationClient is the client API for Replication service.
@@ -1487,6 +1488,15 @@ type ReplicationClient interface {
 	// how far the follower has come (its fetch offset), which is what moves the
 	// high watermark.
 	ReplicaFetch(ctx context.Context, in *ReplicaFetchRequest, opts ...grpc.CallOption) (*ReplicaFetchResponse, error)
+	// WriteTxnMarkers is Kafka's WriteTxnMarkers: a transaction coordinator
+	// asks a partition's leader to end a producer's transaction there with a
+	// commit or abort marker. Only brokers call it (ClusterAction on the
+	// cluster, and the caller's replica secret in the call metadata, as for
+	// ReplicaFetch). Each partition is answered once its marker is committed
+	// (replicated to the ISR, as acks=all), or with Kafka's error:
+	// NOT_LEADER_OR_FOLLOWER, TRANSACTION_COORDINATOR_FENCED,
+	// INVALID_PRODUCER_EPOCH, NOT_ENOUGH_REPLICAS, ...
+	WriteTxnMarkers(ctx context.Context, in *WriteTxnMarkersRequest, opts ...grpc.CallOption) (*WriteTxnMarkersResponse, error)
 }
 
 type replicationClient struct {
@@ -1507,6 +1517,16 @@ func (c *replicationClient) ReplicaFetch(ctx context.Context, in *ReplicaFetchRe
 	return out, nil
 }
 
+func (c *replicationClient) WriteTxnMarkers(ctx context.Context, in *WriteTxnMarkersRequest, opts ...grpc.CallOption) (*WriteTxnMarkersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WriteTxnMarkersResponse)
+	err := c.cc.Invoke(ctx, Replication_WriteTxnMarkers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReplicationServer is the server API for Replication service.
 // All implementations must embed UnimplementedReplicationServer
 // for forward compatibility.
@@ -1518,6 +1538,15 @@ type ReplicationServer interface {
 	// how far the follower has come (its fetch offset), which is what moves the
 	// high watermark.
 	ReplicaFetch(context.Context, *ReplicaFetchRequest) (*ReplicaFetchResponse, error)
+	// WriteTxnMarkers is Kafka's WriteTxnMarkers: a transaction coordinator
+	// asks a partition's leader to end a producer's transaction there with a
+	// commit or abort marker. Only brokers call it (ClusterAction on the
+	// cluster, and the caller's replica secret in the call metadata, as for
+	// ReplicaFetch). Each partition is answered once its marker is committed
+	// (replicated to the ISR, as acks=all), or with Kafka's error:
+	// NOT_LEADER_OR_FOLLOWER, TRANSACTION_COORDINATOR_FENCED,
+	// INVALID_PRODUCER_EPOCH, NOT_ENOUGH_REPLICAS, ...
+	WriteTxnMarkers(context.Context, *WriteTxnMarkersRequest) (*WriteTxnMarkersResponse, error)
 	mustEmbedUnimplementedReplicationServer()
 }
 
@@ -1530,6 +1559,9 @@ type UnimplementedReplicationServer struct{}
 
 func (UnimplementedReplicationServer) ReplicaFetch(context.Context, *ReplicaFetchRequest) (*ReplicaFetchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReplicaFetch not implemented")
+}
+func (UnimplementedReplicationServer) WriteTxnMarkers(context.Context, *WriteTxnMarkersRequest) (*WriteTxnMarkersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WriteTxnMarkers not implemented")
 }
 func (UnimplementedReplicationServer) mustEmbedUnimplementedReplicationServer() {}
 func (UnimplementedReplicationServer) testEmbeddedByValue()                     {}
@@ -1570,6 +1602,24 @@ func _Replication_ReplicaFetch_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Replication_WriteTxnMarkers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WriteTxnMarkersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicationServer).WriteTxnMarkers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Replication_WriteTxnMarkers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicationServer).WriteTxnMarkers(ctx, req.(*WriteTxnMarkersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Replication_ServiceDesc is the grpc.ServiceDesc for Replication service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1580,6 +1630,10 @@ var Replication_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReplicaFetch",
 			Handler:    _Replication_ReplicaFetch_Handler,
+		},
+		{
+			MethodName: "WriteTxnMarkers",
+			Handler:    _Replication_WriteTxnMarkers_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
