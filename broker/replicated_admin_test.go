@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,8 @@ type coreCluster struct {
 	mu    sync.Mutex
 	cores map[int32]*Broker
 	regs  map[int32]*metastoretest.Registration // each core's, whose secret it fetches with
+
+	markersLost atomic.Int64 // WriteTxnMarkers calls sent to a core that is down
 }
 
 func startCoreCluster(t *testing.T, n int, settings map[string]string) *coreCluster {
@@ -118,6 +121,7 @@ func (c *coreCluster) ReplicaFetch(ctx context.Context, addr string, req Replica
 func (c *coreCluster) WriteTxnMarkers(ctx context.Context, addr string, req WriteTxnMarkersRequest) ([]TxnMarkerResult, error) {
 	leader, err := c.at(addr)
 	if err != nil {
+		c.markersLost.Add(1)
 		return nil, err
 	}
 	return leader.WriteTxnMarkers(ctx, req)

@@ -167,8 +167,10 @@ func TestTxnMarkersCommitAndAbortAcrossLeaders(t *testing.T) {
 		}
 	}
 
+	// A partition of a topic deleted since (here: never created) is
+	// skipped: nobody can read it.
 	w := c.core(1).TxnMarkerWriter()
-	if err := w.WriteMarkers(ctx, partitionsOf("tx", 0, 1, 2), a, 0, 3, true); err != nil {
+	if err := w.WriteMarkers(ctx, append(partitionsOf("tx", 0, 1, 2), partitionsOf("gone", 0)...), a, 0, 3, true); err != nil {
 		t.Fatal(err)
 	}
 	commitAt := map[int32]int64{}
@@ -367,6 +369,9 @@ func TestTxnMarkersRetriedAcrossLeaderChange(t *testing.T) {
 	go func() {
 		done <- c.core(writer).TxnMarkerWriter().WriteMarkers(wctx, partitionsOf("lc", 0), pid, 0, 1, true)
 	}()
+	// The writer tries the old leader first, then its lease ends and the
+	// controller elects another.
+	await.True(t, 30*time.Second, "the writer to try the stopped leader", func() bool { return c.markersLost.Load() > 0 })
 	if err := c.regs[old].Close(); err != nil {
 		t.Fatal(err)
 	}
