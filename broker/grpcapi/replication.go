@@ -123,8 +123,9 @@ func replicaFetchHandler(srv any, ctx context.Context, dec func(any) error, inte
 	return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: stratav1.Replication_ReplicaFetch_FullMethodName}, handler)
 }
 
-// ReplicaClient sends replica fetches to other brokers over gRPC, keeping one
-// connection per address. Close it when the broker stops.
+// ReplicaClient sends a broker's calls to other brokers over gRPC (replica
+// fetches, transaction markers), keeping one connection per address. Close
+// it when the broker stops.
 type ReplicaClient struct {
 	creds credentials.TransportCredentials
 	mu    sync.Mutex
