@@ -323,6 +323,9 @@ func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK 
 	}
 	p.mu.Lock()
 	p.advanceHWLocked()
+	// Every append wakes the long polls, not only one that moves the high
+	// watermark: a marker moves the last stable offset up to a high
+	// watermark that may not move, and read_committed fetches wait on it.
 	p.wakeLocked()
 	p.mu.Unlock()
 	return res, epoch, nil

@@ -54,7 +54,8 @@ var fetchResults = &resultKind[*stratav1.FetchPartitionResult]{
 		if pr.Error != nil {
 			n += messageSize(fieldResultError, pr.Error)
 		}
-		return n + varintSize(fieldFetchNextOffset, uint64(pr.NextOffset))
+		return n + varintSize(fieldFetchNextOffset, uint64(pr.NextOffset)) +
+			protowire.SizeTag(fieldFetchLastStableOffset) + protowire.SizeVarint(uint64(pr.LastStableOffset))
 	},
 	appendRest: func(b []byte, pr *stratav1.FetchPartitionResult) ([]byte, error) {
 		var err error
@@ -68,7 +69,12 @@ var fetchResults = &resultKind[*stratav1.FetchPartitionResult]{
 				return nil, err
 			}
 		}
-		return appendVarintField(b, fieldFetchNextOffset, uint64(pr.NextOffset)), nil
+		b = appendVarintField(b, fieldFetchNextOffset, uint64(pr.NextOffset))
+		// Written even when 0, unlike protobuf's default: a consumer then
+		// tells a last stable offset of 0 (a transaction open from the
+		// log's first offset) from a broker that does not send one.
+		b = protowire.AppendTag(b, fieldFetchLastStableOffset, protowire.VarintType)
+		return protowire.AppendVarint(b, uint64(pr.LastStableOffset)), nil
 	},
 }
 

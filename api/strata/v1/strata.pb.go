@@ -227,6 +227,56 @@ func (ErrorReason) EnumDescriptor() ([]byte, []int) {
 	return file_strata_v1_strata_proto_rawDescGZIP(), []int{1}
 }
 
+// Kafka's isolation_level, with its numbers.
+type IsolationLevel int32
+
+const (
+	// Up to the high watermark: the records of open and aborted transactions
+	// too.
+	IsolationLevel_READ_UNCOMMITTED IsolationLevel = 0
+	// Up to the last stable offset, without aborted transactions' records.
+	IsolationLevel_READ_COMMITTED IsolationLevel = 1
+)
+
+// Enum value maps for IsolationLevel.
+var (
+	IsolationLevel_name = map[int32]string{
+		0: "READ_UNCOMMITTED",
+		1: "READ_COMMITTED",
+	}
+	IsolationLevel_value = map[string]int32{
+		"READ_UNCOMMITTED": 0,
+		"READ_COMMITTED":   1,
+	}
+)
+
+func (x IsolationLevel) Enum() *IsolationLevel {
+	p := new(IsolationLevel)
+	*p = x
+	return p
+}
+
+func (x IsolationLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IsolationLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_strata_v1_strata_proto_enumTypes[2].Descriptor()
+}
+
+func (IsolationLevel) Type() protoreflect.EnumType {
+	return &file_strata_v1_strata_proto_enumTypes[2]
+}
+
+func (x IsolationLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IsolationLevel.Descriptor instead.
+func (IsolationLevel) EnumDescriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{2}
+}
+
 type ElectionType int32
 
 const (
@@ -257,11 +307,11 @@ func (x ElectionType) String() string {
 }
 
 func (ElectionType) Descriptor() protoreflect.EnumDescriptor {
-	return file_strata_v1_strata_proto_enumTypes[2].Descriptor()
+	return file_strata_v1_strata_proto_enumTypes[3].Descriptor()
 }
 
 func (ElectionType) Type() protoreflect.EnumType {
-	return &file_strata_v1_strata_proto_enumTypes[2]
+	return &file_strata_v1_strata_proto_enumTypes[3]
 }
 
 func (x ElectionType) Number() protoreflect.EnumNumber {
@@ -270,7 +320,7 @@ func (x ElectionType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ElectionType.Descriptor instead.
 func (ElectionType) EnumDescriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{2}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{3}
 }
 
 type Header struct {
@@ -1695,9 +1745,13 @@ type FetchRequest struct {
 	// only the leader answers. The consumer picks the replica from Metadata
 	// (an in-sync replica in its rack); the bytes served are counted by
 	// whether the serving broker is in that rack.
-	Rack          string `protobuf:"bytes,6,opt,name=rack,proto3" json:"rack,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Rack string `protobuf:"bytes,6,opt,name=rack,proto3" json:"rack,omitempty"`
+	// What the consumer may read. READ_COMMITTED reads up to the last stable
+	// offset, and the broker leaves out the records of aborted transactions
+	// (next_offset still moves past them), so the client filters nothing.
+	IsolationLevel IsolationLevel `protobuf:"varint,7,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *FetchRequest) Reset() {
@@ -1772,6 +1826,13 @@ func (x *FetchRequest) GetRack() string {
 	return ""
 }
 
+func (x *FetchRequest) GetIsolationLevel() IsolationLevel {
+	if x != nil {
+		return x.IsolationLevel
+	}
+	return IsolationLevel_READ_UNCOMMITTED
+}
+
 type FetchPartitionResult struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Topic          string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -1784,9 +1845,13 @@ type FetchPartitionResult struct {
 	Records []*Record       `protobuf:"bytes,6,rep,name=records,proto3" json:"records,omitempty"`
 	Error   *PartitionError `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
 	// The offset to fetch next.
-	NextOffset    int64 `protobuf:"varint,8,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NextOffset int64 `protobuf:"varint,8,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
+	// The last stable offset: the first offset of the earliest transaction
+	// still open, capped by the high watermark (the high watermark when none
+	// is open). A READ_COMMITTED consumer has read to the end here.
+	LastStableOffset int64 `protobuf:"varint,9,opt,name=last_stable_offset,json=lastStableOffset,proto3" json:"last_stable_offset,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *FetchPartitionResult) Reset() {
@@ -1871,6 +1936,13 @@ func (x *FetchPartitionResult) GetError() *PartitionError {
 func (x *FetchPartitionResult) GetNextOffset() int64 {
 	if x != nil {
 		return x.NextOffset
+	}
+	return 0
+}
+
+func (x *FetchPartitionResult) GetLastStableOffset() int64 {
+	if x != nil {
+		return x.LastStableOffset
 	}
 	return 0
 }
@@ -1973,11 +2045,14 @@ func (x *ListOffsetsPartition) GetTimestamp() int64 {
 }
 
 type ListOffsetsRequest struct {
-	state         protoimpl.MessageState  `protogen:"open.v1"`
-	Topic         string                  `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Partitions    []*ListOffsetsPartition `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState  `protogen:"open.v1"`
+	Topic      string                  `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partitions []*ListOffsetsPartition `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// With READ_COMMITTED, latest (-1) is the last stable offset rather than
+	// the high watermark, and a lookup by time finds offsets below it only.
+	IsolationLevel IsolationLevel `protobuf:"varint,3,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListOffsetsRequest) Reset() {
@@ -2022,6 +2097,13 @@ func (x *ListOffsetsRequest) GetPartitions() []*ListOffsetsPartition {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *ListOffsetsRequest) GetIsolationLevel() IsolationLevel {
+	if x != nil {
+		return x.IsolationLevel
+	}
+	return IsolationLevel_READ_UNCOMMITTED
 }
 
 type ListOffsetsPartitionResult struct {
@@ -6470,7 +6552,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1b\n" +
-	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\"\xcf\x01\n" +
+	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\"\x93\x02\n" +
 	"\fFetchRequest\x129\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x19.strata.v1.FetchPartitionR\n" +
@@ -6479,7 +6561,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\tmin_bytes\x18\x03 \x01(\x05R\bminBytes\x12\x1e\n" +
 	"\vmax_wait_ms\x18\x04 \x01(\x05R\tmaxWaitMs\x12\x16\n" +
 	"\x06decode\x18\x05 \x01(\bR\x06decode\x12\x12\n" +
-	"\x04rack\x18\x06 \x01(\tR\x04rack\"\xc1\x02\n" +
+	"\x04rack\x18\x06 \x01(\tR\x04rack\x12B\n" +
+	"\x0fisolation_level\x18\a \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\"\xef\x02\n" +
 	"\x14FetchPartitionResult\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12%\n" +
@@ -6489,19 +6572,21 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\arecords\x18\x06 \x03(\v2\x11.strata.v1.RecordR\arecords\x12/\n" +
 	"\x05error\x18\a \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\x12\x1f\n" +
 	"\vnext_offset\x18\b \x01(\x03R\n" +
-	"nextOffset\"P\n" +
+	"nextOffset\x12,\n" +
+	"\x12last_stable_offset\x18\t \x01(\x03R\x10lastStableOffset\"P\n" +
 	"\rFetchResponse\x12?\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x1f.strata.v1.FetchPartitionResultR\n" +
 	"partitions\"R\n" +
 	"\x14ListOffsetsPartition\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x1c\n" +
-	"\ttimestamp\x18\x02 \x01(\x03R\ttimestamp\"k\n" +
+	"\ttimestamp\x18\x02 \x01(\x03R\ttimestamp\"\xaf\x01\n" +
 	"\x12ListOffsetsRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12?\n" +
 	"\n" +
 	"partitions\x18\x02 \x03(\v2\x1f.strata.v1.ListOffsetsPartitionR\n" +
-	"partitions\"\xa1\x01\n" +
+	"partitions\x12B\n" +
+	"\x0fisolation_level\x18\x03 \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\"\xa1\x01\n" +
 	"\x1aListOffsetsPartitionResult\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1c\n" +
@@ -6875,7 +6960,10 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x1bNO_REASSIGNMENT_IN_PROGRESS\x10\x1d\x12\x17\n" +
 	"\x13ELECTION_NOT_NEEDED\x10\x1e\x12\"\n" +
 	"\x1ePREFERRED_LEADER_NOT_AVAILABLE\x10\x1f\x12\"\n" +
-	"\x1eELIGIBLE_LEADERS_NOT_AVAILABLE\x10 *F\n" +
+	"\x1eELIGIBLE_LEADERS_NOT_AVAILABLE\x10 *:\n" +
+	"\x0eIsolationLevel\x12\x14\n" +
+	"\x10READ_UNCOMMITTED\x10\x00\x12\x12\n" +
+	"\x0eREAD_COMMITTED\x10\x01*F\n" +
 	"\fElectionType\x12\x1b\n" +
 	"\x17ELECTION_TYPE_PREFERRED\x10\x00\x12\x19\n" +
 	"\x15ELECTION_TYPE_UNCLEAN\x10\x012\xe4\x14\n" +
@@ -6930,257 +7018,260 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 	return file_strata_v1_strata_proto_rawDescData
 }
 
-var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 105)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Acks)(0),                                    // 0: strata.v1.Acks
 	(ErrorReason)(0),                             // 1: strata.v1.ErrorReason
-	(ElectionType)(0),                            // 2: strata.v1.ElectionType
-	(*Header)(nil),                               // 3: strata.v1.Header
-	(*Record)(nil),                               // 4: strata.v1.Record
-	(*PartitionInfo)(nil),                        // 5: strata.v1.PartitionInfo
-	(*ConfigEntry)(nil),                          // 6: strata.v1.ConfigEntry
-	(*CreateTopicRequest)(nil),                   // 7: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),                  // 8: strata.v1.CreateTopicResponse
-	(*RestoreTopicRequest)(nil),                  // 9: strata.v1.RestoreTopicRequest
-	(*RestoreTopicResponse)(nil),                 // 10: strata.v1.RestoreTopicResponse
-	(*DeleteTopicRequest)(nil),                   // 11: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),                  // 12: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),                    // 13: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),                   // 14: strata.v1.ListTopicsResponse
-	(*TopicSummary)(nil),                         // 15: strata.v1.TopicSummary
-	(*DescribeTopicRequest)(nil),                 // 16: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),                // 17: strata.v1.DescribeTopicResponse
-	(*TopicDescription)(nil),                     // 18: strata.v1.TopicDescription
-	(*AlterTopicConfigsRequest)(nil),             // 19: strata.v1.AlterTopicConfigsRequest
-	(*AlterTopicConfigsResponse)(nil),            // 20: strata.v1.AlterTopicConfigsResponse
-	(*ProduceRequest)(nil),                       // 21: strata.v1.ProduceRequest
-	(*ProducePartition)(nil),                     // 22: strata.v1.ProducePartition
-	(*PartitionError)(nil),                       // 23: strata.v1.PartitionError
-	(*ProducePartitionResult)(nil),               // 24: strata.v1.ProducePartitionResult
-	(*ProduceResponse)(nil),                      // 25: strata.v1.ProduceResponse
-	(*FetchPartition)(nil),                       // 26: strata.v1.FetchPartition
-	(*FetchRequest)(nil),                         // 27: strata.v1.FetchRequest
-	(*FetchPartitionResult)(nil),                 // 28: strata.v1.FetchPartitionResult
-	(*FetchResponse)(nil),                        // 29: strata.v1.FetchResponse
-	(*ListOffsetsPartition)(nil),                 // 30: strata.v1.ListOffsetsPartition
-	(*ListOffsetsRequest)(nil),                   // 31: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartitionResult)(nil),           // 32: strata.v1.ListOffsetsPartitionResult
-	(*ListOffsetsResponse)(nil),                  // 33: strata.v1.ListOffsetsResponse
-	(*BrokerInfo)(nil),                           // 34: strata.v1.BrokerInfo
-	(*MetadataRequest)(nil),                      // 35: strata.v1.MetadataRequest
-	(*TopicMetadata)(nil),                        // 36: strata.v1.TopicMetadata
-	(*MetadataResponse)(nil),                     // 37: strata.v1.MetadataResponse
-	(*ReplicaFetchPartition)(nil),                // 38: strata.v1.ReplicaFetchPartition
-	(*ReplicaFetchRequest)(nil),                  // 39: strata.v1.ReplicaFetchRequest
-	(*EpochEndOffset)(nil),                       // 40: strata.v1.EpochEndOffset
-	(*ReplicaFetchPartitionResult)(nil),          // 41: strata.v1.ReplicaFetchPartitionResult
-	(*ReplicaFetchResponse)(nil),                 // 42: strata.v1.ReplicaFetchResponse
-	(*FindCoordinatorRequest)(nil),               // 43: strata.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),              // 44: strata.v1.FindCoordinatorResponse
-	(*ConsumeGroupRequest)(nil),                  // 45: strata.v1.ConsumeGroupRequest
-	(*TopicPartitions)(nil),                      // 46: strata.v1.TopicPartitions
-	(*ConsumeGroupResponse)(nil),                 // 47: strata.v1.ConsumeGroupResponse
-	(*GroupOffset)(nil),                          // 48: strata.v1.GroupOffset
-	(*CommitOffsetsRequest)(nil),                 // 49: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),                // 50: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),                  // 51: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),                 // 52: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),                    // 53: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),                         // 54: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),                   // 55: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),                 // 56: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                          // 57: strata.v1.GroupMember
-	(*DescribeGroupResponse)(nil),                // 58: strata.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),                   // 59: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),                  // 60: strata.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),                  // 61: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),                 // 62: strata.v1.ResetOffsetsResponse
-	(*TieringStatusRequest)(nil),                 // 63: strata.v1.TieringStatusRequest
-	(*PartitionTiering)(nil),                     // 64: strata.v1.PartitionTiering
-	(*TieringStatusResponse)(nil),                // 65: strata.v1.TieringStatusResponse
-	(*DeleteRecordsPartition)(nil),               // 66: strata.v1.DeleteRecordsPartition
-	(*DeleteRecordsRequest)(nil),                 // 67: strata.v1.DeleteRecordsRequest
-	(*DeleteRecordsPartitionResult)(nil),         // 68: strata.v1.DeleteRecordsPartitionResult
-	(*DeleteRecordsResponse)(nil),                // 69: strata.v1.DeleteRecordsResponse
-	(*PreviewRetentionRequest)(nil),              // 70: strata.v1.PreviewRetentionRequest
-	(*TierRetention)(nil),                        // 71: strata.v1.TierRetention
-	(*PartitionRetention)(nil),                   // 72: strata.v1.PartitionRetention
-	(*PreviewRetentionResponse)(nil),             // 73: strata.v1.PreviewRetentionResponse
-	(*ScramCredentialDeletion)(nil),              // 74: strata.v1.ScramCredentialDeletion
-	(*ScramCredentialUpsertion)(nil),             // 75: strata.v1.ScramCredentialUpsertion
-	(*AlterUserScramCredentialsRequest)(nil),     // 76: strata.v1.AlterUserScramCredentialsRequest
-	(*UserScramResult)(nil),                      // 77: strata.v1.UserScramResult
-	(*AlterUserScramCredentialsResponse)(nil),    // 78: strata.v1.AlterUserScramCredentialsResponse
-	(*DescribeUserScramCredentialsRequest)(nil),  // 79: strata.v1.DescribeUserScramCredentialsRequest
-	(*ScramCredentialInfo)(nil),                  // 80: strata.v1.ScramCredentialInfo
-	(*UserScramCredentials)(nil),                 // 81: strata.v1.UserScramCredentials
-	(*DescribeUserScramCredentialsResponse)(nil), // 82: strata.v1.DescribeUserScramCredentialsResponse
-	(*AclBinding)(nil),                           // 83: strata.v1.AclBinding
-	(*AclFilter)(nil),                            // 84: strata.v1.AclFilter
-	(*CreateAclsRequest)(nil),                    // 85: strata.v1.CreateAclsRequest
-	(*CreateAclsResponse)(nil),                   // 86: strata.v1.CreateAclsResponse
-	(*DescribeAclsRequest)(nil),                  // 87: strata.v1.DescribeAclsRequest
-	(*DescribeAclsResponse)(nil),                 // 88: strata.v1.DescribeAclsResponse
-	(*DeleteAclsRequest)(nil),                    // 89: strata.v1.DeleteAclsRequest
-	(*DeletedAcls)(nil),                          // 90: strata.v1.DeletedAcls
-	(*DeleteAclsResponse)(nil),                   // 91: strata.v1.DeleteAclsResponse
-	(*TopicPartitionRef)(nil),                    // 92: strata.v1.TopicPartitionRef
-	(*PartitionReassignment)(nil),                // 93: strata.v1.PartitionReassignment
-	(*AlterPartitionReassignmentsRequest)(nil),   // 94: strata.v1.AlterPartitionReassignmentsRequest
-	(*PartitionResult)(nil),                      // 95: strata.v1.PartitionResult
-	(*AlterPartitionReassignmentsResponse)(nil),  // 96: strata.v1.AlterPartitionReassignmentsResponse
-	(*ListPartitionReassignmentsRequest)(nil),    // 97: strata.v1.ListPartitionReassignmentsRequest
-	(*OngoingReassignment)(nil),                  // 98: strata.v1.OngoingReassignment
-	(*ListPartitionReassignmentsResponse)(nil),   // 99: strata.v1.ListPartitionReassignmentsResponse
-	(*ElectLeadersRequest)(nil),                  // 100: strata.v1.ElectLeadersRequest
-	(*ElectLeadersResponse)(nil),                 // 101: strata.v1.ElectLeadersResponse
-	(*DescribeLogDirsRequest)(nil),               // 102: strata.v1.DescribeLogDirsRequest
-	(*ReplicaLogDir)(nil),                        // 103: strata.v1.ReplicaLogDir
-	(*DescribeLogDirsResponse)(nil),              // 104: strata.v1.DescribeLogDirsResponse
-	nil,                                          // 105: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                          // 106: strata.v1.AlterTopicConfigsRequest.SetEntry
-	nil,                                          // 107: strata.v1.PreviewRetentionRequest.SetEntry
+	(IsolationLevel)(0),                          // 2: strata.v1.IsolationLevel
+	(ElectionType)(0),                            // 3: strata.v1.ElectionType
+	(*Header)(nil),                               // 4: strata.v1.Header
+	(*Record)(nil),                               // 5: strata.v1.Record
+	(*PartitionInfo)(nil),                        // 6: strata.v1.PartitionInfo
+	(*ConfigEntry)(nil),                          // 7: strata.v1.ConfigEntry
+	(*CreateTopicRequest)(nil),                   // 8: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),                  // 9: strata.v1.CreateTopicResponse
+	(*RestoreTopicRequest)(nil),                  // 10: strata.v1.RestoreTopicRequest
+	(*RestoreTopicResponse)(nil),                 // 11: strata.v1.RestoreTopicResponse
+	(*DeleteTopicRequest)(nil),                   // 12: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),                  // 13: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),                    // 14: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),                   // 15: strata.v1.ListTopicsResponse
+	(*TopicSummary)(nil),                         // 16: strata.v1.TopicSummary
+	(*DescribeTopicRequest)(nil),                 // 17: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),                // 18: strata.v1.DescribeTopicResponse
+	(*TopicDescription)(nil),                     // 19: strata.v1.TopicDescription
+	(*AlterTopicConfigsRequest)(nil),             // 20: strata.v1.AlterTopicConfigsRequest
+	(*AlterTopicConfigsResponse)(nil),            // 21: strata.v1.AlterTopicConfigsResponse
+	(*ProduceRequest)(nil),                       // 22: strata.v1.ProduceRequest
+	(*ProducePartition)(nil),                     // 23: strata.v1.ProducePartition
+	(*PartitionError)(nil),                       // 24: strata.v1.PartitionError
+	(*ProducePartitionResult)(nil),               // 25: strata.v1.ProducePartitionResult
+	(*ProduceResponse)(nil),                      // 26: strata.v1.ProduceResponse
+	(*FetchPartition)(nil),                       // 27: strata.v1.FetchPartition
+	(*FetchRequest)(nil),                         // 28: strata.v1.FetchRequest
+	(*FetchPartitionResult)(nil),                 // 29: strata.v1.FetchPartitionResult
+	(*FetchResponse)(nil),                        // 30: strata.v1.FetchResponse
+	(*ListOffsetsPartition)(nil),                 // 31: strata.v1.ListOffsetsPartition
+	(*ListOffsetsRequest)(nil),                   // 32: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartitionResult)(nil),           // 33: strata.v1.ListOffsetsPartitionResult
+	(*ListOffsetsResponse)(nil),                  // 34: strata.v1.ListOffsetsResponse
+	(*BrokerInfo)(nil),                           // 35: strata.v1.BrokerInfo
+	(*MetadataRequest)(nil),                      // 36: strata.v1.MetadataRequest
+	(*TopicMetadata)(nil),                        // 37: strata.v1.TopicMetadata
+	(*MetadataResponse)(nil),                     // 38: strata.v1.MetadataResponse
+	(*ReplicaFetchPartition)(nil),                // 39: strata.v1.ReplicaFetchPartition
+	(*ReplicaFetchRequest)(nil),                  // 40: strata.v1.ReplicaFetchRequest
+	(*EpochEndOffset)(nil),                       // 41: strata.v1.EpochEndOffset
+	(*ReplicaFetchPartitionResult)(nil),          // 42: strata.v1.ReplicaFetchPartitionResult
+	(*ReplicaFetchResponse)(nil),                 // 43: strata.v1.ReplicaFetchResponse
+	(*FindCoordinatorRequest)(nil),               // 44: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),              // 45: strata.v1.FindCoordinatorResponse
+	(*ConsumeGroupRequest)(nil),                  // 46: strata.v1.ConsumeGroupRequest
+	(*TopicPartitions)(nil),                      // 47: strata.v1.TopicPartitions
+	(*ConsumeGroupResponse)(nil),                 // 48: strata.v1.ConsumeGroupResponse
+	(*GroupOffset)(nil),                          // 49: strata.v1.GroupOffset
+	(*CommitOffsetsRequest)(nil),                 // 50: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),                // 51: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),                  // 52: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),                 // 53: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),                    // 54: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                         // 55: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),                   // 56: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),                 // 57: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                          // 58: strata.v1.GroupMember
+	(*DescribeGroupResponse)(nil),                // 59: strata.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),                   // 60: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),                  // 61: strata.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),                  // 62: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),                 // 63: strata.v1.ResetOffsetsResponse
+	(*TieringStatusRequest)(nil),                 // 64: strata.v1.TieringStatusRequest
+	(*PartitionTiering)(nil),                     // 65: strata.v1.PartitionTiering
+	(*TieringStatusResponse)(nil),                // 66: strata.v1.TieringStatusResponse
+	(*DeleteRecordsPartition)(nil),               // 67: strata.v1.DeleteRecordsPartition
+	(*DeleteRecordsRequest)(nil),                 // 68: strata.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartitionResult)(nil),         // 69: strata.v1.DeleteRecordsPartitionResult
+	(*DeleteRecordsResponse)(nil),                // 70: strata.v1.DeleteRecordsResponse
+	(*PreviewRetentionRequest)(nil),              // 71: strata.v1.PreviewRetentionRequest
+	(*TierRetention)(nil),                        // 72: strata.v1.TierRetention
+	(*PartitionRetention)(nil),                   // 73: strata.v1.PartitionRetention
+	(*PreviewRetentionResponse)(nil),             // 74: strata.v1.PreviewRetentionResponse
+	(*ScramCredentialDeletion)(nil),              // 75: strata.v1.ScramCredentialDeletion
+	(*ScramCredentialUpsertion)(nil),             // 76: strata.v1.ScramCredentialUpsertion
+	(*AlterUserScramCredentialsRequest)(nil),     // 77: strata.v1.AlterUserScramCredentialsRequest
+	(*UserScramResult)(nil),                      // 78: strata.v1.UserScramResult
+	(*AlterUserScramCredentialsResponse)(nil),    // 79: strata.v1.AlterUserScramCredentialsResponse
+	(*DescribeUserScramCredentialsRequest)(nil),  // 80: strata.v1.DescribeUserScramCredentialsRequest
+	(*ScramCredentialInfo)(nil),                  // 81: strata.v1.ScramCredentialInfo
+	(*UserScramCredentials)(nil),                 // 82: strata.v1.UserScramCredentials
+	(*DescribeUserScramCredentialsResponse)(nil), // 83: strata.v1.DescribeUserScramCredentialsResponse
+	(*AclBinding)(nil),                           // 84: strata.v1.AclBinding
+	(*AclFilter)(nil),                            // 85: strata.v1.AclFilter
+	(*CreateAclsRequest)(nil),                    // 86: strata.v1.CreateAclsRequest
+	(*CreateAclsResponse)(nil),                   // 87: strata.v1.CreateAclsResponse
+	(*DescribeAclsRequest)(nil),                  // 88: strata.v1.DescribeAclsRequest
+	(*DescribeAclsResponse)(nil),                 // 89: strata.v1.DescribeAclsResponse
+	(*DeleteAclsRequest)(nil),                    // 90: strata.v1.DeleteAclsRequest
+	(*DeletedAcls)(nil),                          // 91: strata.v1.DeletedAcls
+	(*DeleteAclsResponse)(nil),                   // 92: strata.v1.DeleteAclsResponse
+	(*TopicPartitionRef)(nil),                    // 93: strata.v1.TopicPartitionRef
+	(*PartitionReassignment)(nil),                // 94: strata.v1.PartitionReassignment
+	(*AlterPartitionReassignmentsRequest)(nil),   // 95: strata.v1.AlterPartitionReassignmentsRequest
+	(*PartitionResult)(nil),                      // 96: strata.v1.PartitionResult
+	(*AlterPartitionReassignmentsResponse)(nil),  // 97: strata.v1.AlterPartitionReassignmentsResponse
+	(*ListPartitionReassignmentsRequest)(nil),    // 98: strata.v1.ListPartitionReassignmentsRequest
+	(*OngoingReassignment)(nil),                  // 99: strata.v1.OngoingReassignment
+	(*ListPartitionReassignmentsResponse)(nil),   // 100: strata.v1.ListPartitionReassignmentsResponse
+	(*ElectLeadersRequest)(nil),                  // 101: strata.v1.ElectLeadersRequest
+	(*ElectLeadersResponse)(nil),                 // 102: strata.v1.ElectLeadersResponse
+	(*DescribeLogDirsRequest)(nil),               // 103: strata.v1.DescribeLogDirsRequest
+	(*ReplicaLogDir)(nil),                        // 104: strata.v1.ReplicaLogDir
+	(*DescribeLogDirsResponse)(nil),              // 105: strata.v1.DescribeLogDirsResponse
+	nil,                                          // 106: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                          // 107: strata.v1.AlterTopicConfigsRequest.SetEntry
+	nil,                                          // 108: strata.v1.PreviewRetentionRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
-	3,   // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	105, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
-	18,  // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	18,  // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	15,  // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
-	18,  // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	5,   // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
-	6,   // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	106, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
-	6,   // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
+	4,   // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
+	106, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	19,  // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	19,  // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	16,  // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
+	19,  // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	6,   // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
+	7,   // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
+	107, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	7,   // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
 	0,   // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
-	22,  // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
-	4,   // 12: strata.v1.ProducePartition.records:type_name -> strata.v1.Record
-	23,  // 13: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.PartitionError
-	24,  // 14: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
-	26,  // 15: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
-	4,   // 16: strata.v1.FetchPartitionResult.records:type_name -> strata.v1.Record
-	23,  // 17: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.PartitionError
-	28,  // 18: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
-	30,  // 19: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
-	23,  // 20: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
-	32,  // 21: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
-	5,   // 22: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
-	23,  // 23: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
-	34,  // 24: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
-	36,  // 25: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
-	38,  // 26: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
-	40,  // 27: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
-	23,  // 28: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
-	1,   // 29: strata.v1.ReplicaFetchPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
-	41,  // 30: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
-	34,  // 31: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
-	46,  // 32: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
-	48,  // 33: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	48,  // 34: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
-	54,  // 35: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	46,  // 36: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
-	57,  // 37: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	48,  // 38: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	64,  // 39: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
-	66,  // 40: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
-	23,  // 41: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
-	68,  // 42: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	107, // 43: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
-	71,  // 44: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
-	71,  // 45: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
-	72,  // 46: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
-	6,   // 47: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
-	74,  // 48: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
-	75,  // 49: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
-	77,  // 50: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
-	80,  // 51: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
-	81,  // 52: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
-	83,  // 53: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
-	84,  // 54: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
-	83,  // 55: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
-	84,  // 56: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
-	83,  // 57: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
-	90,  // 58: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
-	93,  // 59: strata.v1.AlterPartitionReassignmentsRequest.reassignments:type_name -> strata.v1.PartitionReassignment
-	23,  // 60: strata.v1.PartitionResult.error:type_name -> strata.v1.PartitionError
-	95,  // 61: strata.v1.AlterPartitionReassignmentsResponse.results:type_name -> strata.v1.PartitionResult
-	92,  // 62: strata.v1.ListPartitionReassignmentsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	98,  // 63: strata.v1.ListPartitionReassignmentsResponse.reassignments:type_name -> strata.v1.OngoingReassignment
-	2,   // 64: strata.v1.ElectLeadersRequest.election_type:type_name -> strata.v1.ElectionType
-	92,  // 65: strata.v1.ElectLeadersRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	95,  // 66: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
-	92,  // 67: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	103, // 68: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
-	7,   // 69: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	11,  // 70: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	13,  // 71: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	16,  // 72: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19,  // 73: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	9,   // 74: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
-	21,  // 75: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	27,  // 76: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	27,  // 77: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	31,  // 78: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	35,  // 79: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	43,  // 80: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	45,  // 81: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	49,  // 82: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	51,  // 83: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	53,  // 84: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	56,  // 85: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	59,  // 86: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	61,  // 87: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	63,  // 88: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
-	67,  // 89: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	70,  // 90: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
-	76,  // 91: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
-	79,  // 92: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
-	85,  // 93: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
-	87,  // 94: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
-	89,  // 95: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
-	94,  // 96: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
-	97,  // 97: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
-	100, // 98: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
-	102, // 99: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
-	39,  // 100: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	8,   // 101: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	12,  // 102: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	14,  // 103: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	17,  // 104: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	20,  // 105: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	10,  // 106: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
-	25,  // 107: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	29,  // 108: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	29,  // 109: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	33,  // 110: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	37,  // 111: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	44,  // 112: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	47,  // 113: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	50,  // 114: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	52,  // 115: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	55,  // 116: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	58,  // 117: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	60,  // 118: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	62,  // 119: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	65,  // 120: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
-	69,  // 121: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	73,  // 122: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
-	78,  // 123: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
-	82,  // 124: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
-	86,  // 125: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
-	88,  // 126: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
-	91,  // 127: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
-	96,  // 128: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
-	99,  // 129: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
-	101, // 130: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
-	104, // 131: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
-	42,  // 132: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	101, // [101:133] is the sub-list for method output_type
-	69,  // [69:101] is the sub-list for method input_type
-	69,  // [69:69] is the sub-list for extension type_name
-	69,  // [69:69] is the sub-list for extension extendee
-	0,   // [0:69] is the sub-list for field type_name
+	23,  // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
+	5,   // 12: strata.v1.ProducePartition.records:type_name -> strata.v1.Record
+	24,  // 13: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.PartitionError
+	25,  // 14: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
+	27,  // 15: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
+	2,   // 16: strata.v1.FetchRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	5,   // 17: strata.v1.FetchPartitionResult.records:type_name -> strata.v1.Record
+	24,  // 18: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	29,  // 19: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
+	31,  // 20: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	2,   // 21: strata.v1.ListOffsetsRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	24,  // 22: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
+	33,  // 23: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	6,   // 24: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
+	24,  // 25: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
+	35,  // 26: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
+	37,  // 27: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
+	39,  // 28: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
+	41,  // 29: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
+	24,  // 30: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	1,   // 31: strata.v1.ReplicaFetchPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
+	42,  // 32: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
+	35,  // 33: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
+	47,  // 34: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
+	49,  // 35: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	49,  // 36: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
+	55,  // 37: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	47,  // 38: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	58,  // 39: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	49,  // 40: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	65,  // 41: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
+	67,  // 42: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	24,  // 43: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
+	69,  // 44: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
+	108, // 45: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
+	72,  // 46: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
+	72,  // 47: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
+	73,  // 48: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
+	7,   // 49: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
+	75,  // 50: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
+	76,  // 51: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
+	78,  // 52: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
+	81,  // 53: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
+	82,  // 54: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
+	84,  // 55: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
+	85,  // 56: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
+	84,  // 57: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
+	85,  // 58: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
+	84,  // 59: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
+	91,  // 60: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
+	94,  // 61: strata.v1.AlterPartitionReassignmentsRequest.reassignments:type_name -> strata.v1.PartitionReassignment
+	24,  // 62: strata.v1.PartitionResult.error:type_name -> strata.v1.PartitionError
+	96,  // 63: strata.v1.AlterPartitionReassignmentsResponse.results:type_name -> strata.v1.PartitionResult
+	93,  // 64: strata.v1.ListPartitionReassignmentsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	99,  // 65: strata.v1.ListPartitionReassignmentsResponse.reassignments:type_name -> strata.v1.OngoingReassignment
+	3,   // 66: strata.v1.ElectLeadersRequest.election_type:type_name -> strata.v1.ElectionType
+	93,  // 67: strata.v1.ElectLeadersRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	96,  // 68: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
+	93,  // 69: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	104, // 70: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
+	8,   // 71: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	12,  // 72: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	14,  // 73: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17,  // 74: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	20,  // 75: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	10,  // 76: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	22,  // 77: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	28,  // 78: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	28,  // 79: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	32,  // 80: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	36,  // 81: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	44,  // 82: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	46,  // 83: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	50,  // 84: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	52,  // 85: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	54,  // 86: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	57,  // 87: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	60,  // 88: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	62,  // 89: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	64,  // 90: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	68,  // 91: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	71,  // 92: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
+	77,  // 93: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
+	80,  // 94: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
+	86,  // 95: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
+	88,  // 96: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
+	90,  // 97: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
+	95,  // 98: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
+	98,  // 99: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
+	101, // 100: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
+	103, // 101: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
+	40,  // 102: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	9,   // 103: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	13,  // 104: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	15,  // 105: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18,  // 106: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	21,  // 107: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	11,  // 108: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	26,  // 109: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	30,  // 110: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	30,  // 111: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	34,  // 112: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	38,  // 113: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	45,  // 114: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	48,  // 115: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	51,  // 116: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	53,  // 117: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	56,  // 118: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	59,  // 119: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	61,  // 120: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	63,  // 121: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	66,  // 122: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	70,  // 123: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	74,  // 124: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
+	79,  // 125: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
+	83,  // 126: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
+	87,  // 127: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
+	89,  // 128: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
+	92,  // 129: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
+	97,  // 130: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
+	100, // 131: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
+	102, // 132: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
+	105, // 133: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
+	43,  // 134: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	103, // [103:135] is the sub-list for method output_type
+	71,  // [71:103] is the sub-list for method input_type
+	71,  // [71:71] is the sub-list for extension type_name
+	71,  // [71:71] is the sub-list for extension extendee
+	0,   // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -7194,7 +7285,7 @@ func file_strata_v1_strata_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   105,
 			NumExtensions: 0,
 			NumServices:   2,
