@@ -321,14 +321,21 @@ func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK 
 	if err != nil {
 		return res, 0, err
 	}
+	p.appendedAsLeader()
+	return res, epoch, nil
+}
+
+// appendedAsLeader follows an append to the leader's log: the high
+// watermark moves when the ISR is this broker alone, and every long poll is
+// woken, not only when the high watermark moves: a marker moves the last
+// stable offset up to a high watermark that may not move, and
+// read_committed fetches wait on it. Whatever appends as leader (produce,
+// end-transaction markers) calls it.
+func (p *Partition) appendedAsLeader() {
 	p.mu.Lock()
 	p.advanceHWLocked()
-	// Every append wakes the long polls, not only one that moves the high
-	// watermark: a marker moves the last stable offset up to a high
-	// watermark that may not move, and read_committed fetches wait on it.
 	p.wakeLocked()
 	p.mu.Unlock()
-	return res, epoch, nil
 }
 
 // waitCommitted waits until the high watermark passes offset while this
