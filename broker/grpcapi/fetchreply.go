@@ -54,8 +54,11 @@ var fetchResults = &resultKind[*stratav1.FetchPartitionResult]{
 		if pr.Error != nil {
 			n += messageSize(fieldResultError, pr.Error)
 		}
-		return n + varintSize(fieldFetchNextOffset, uint64(pr.NextOffset)) +
-			protowire.SizeTag(fieldFetchLastStableOffset) + protowire.SizeVarint(uint64(pr.LastStableOffset))
+		n += varintSize(fieldFetchNextOffset, uint64(pr.NextOffset))
+		if pr.LastStableOffset != nil {
+			n += protowire.SizeTag(fieldFetchLastStableOffset) + protowire.SizeVarint(uint64(*pr.LastStableOffset))
+		}
+		return n
 	},
 	appendRest: func(b []byte, pr *stratav1.FetchPartitionResult) ([]byte, error) {
 		var err error
@@ -70,11 +73,12 @@ var fetchResults = &resultKind[*stratav1.FetchPartitionResult]{
 			}
 		}
 		b = appendVarintField(b, fieldFetchNextOffset, uint64(pr.NextOffset))
-		// Written even when 0, unlike protobuf's default: a consumer then
-		// tells a last stable offset of 0 (a transaction open from the
-		// log's first offset) from a broker that does not send one.
-		b = protowire.AppendTag(b, fieldFetchLastStableOffset, protowire.VarintType)
-		return protowire.AppendVarint(b, uint64(pr.LastStableOffset)), nil
+		if pr.LastStableOffset != nil {
+			// An optional field: written when set, 0 included.
+			b = protowire.AppendTag(b, fieldFetchLastStableOffset, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(*pr.LastStableOffset))
+		}
+		return b, nil
 	},
 }
 

@@ -604,13 +604,17 @@ func (s *Server) fetchReply(ctx context.Context, parts []broker.FetchPartition, 
 	for i := range results {
 		r := &results[i]
 		pr := &stratav1.FetchPartitionResult{
-			Topic:            r.Topic,
-			Partition:        r.Partition,
-			HighWatermark:    r.HighWatermark,
-			LogStartOffset:   r.LogStartOffset,
-			LastStableOffset: r.LastStableOffset,
-			NextOffset:       r.NextOffset,
-			Error:            partitionError(r.Err),
+			Topic:          r.Topic,
+			Partition:      r.Partition,
+			HighWatermark:  r.HighWatermark,
+			LogStartOffset: r.LogStartOffset,
+
+			NextOffset: r.NextOffset,
+			Error:      partitionError(r.Err),
+		}
+		if r.Err == nil {
+			lso := r.LastStableOffset
+			pr.LastStableOffset = &lso
 		}
 		if req.GetDecode() {
 			recs, next, err := dec.decode(r.Data, parts[i].Offset, r.Partition)

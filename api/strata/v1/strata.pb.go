@@ -1848,8 +1848,9 @@ type FetchPartitionResult struct {
 	NextOffset int64 `protobuf:"varint,8,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
 	// The last stable offset: the first offset of the earliest transaction
 	// still open, capped by the high watermark (the high watermark when none
-	// is open). A READ_COMMITTED consumer has read to the end here.
-	LastStableOffset int64 `protobuf:"varint,9,opt,name=last_stable_offset,json=lastStableOffset,proto3" json:"last_stable_offset,omitempty"`
+	// is open). A READ_COMMITTED consumer has read to the end here. Always
+	// set by brokers that know it, 0 included: unset means an older broker.
+	LastStableOffset *int64 `protobuf:"varint,9,opt,name=last_stable_offset,json=lastStableOffset,proto3,oneof" json:"last_stable_offset,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1941,8 +1942,8 @@ func (x *FetchPartitionResult) GetNextOffset() int64 {
 }
 
 func (x *FetchPartitionResult) GetLastStableOffset() int64 {
-	if x != nil {
-		return x.LastStableOffset
+	if x != nil && x.LastStableOffset != nil {
+		return *x.LastStableOffset
 	}
 	return 0
 }
@@ -6562,7 +6563,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\vmax_wait_ms\x18\x04 \x01(\x05R\tmaxWaitMs\x12\x16\n" +
 	"\x06decode\x18\x05 \x01(\bR\x06decode\x12\x12\n" +
 	"\x04rack\x18\x06 \x01(\tR\x04rack\x12B\n" +
-	"\x0fisolation_level\x18\a \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\"\xef\x02\n" +
+	"\x0fisolation_level\x18\a \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\"\x8b\x03\n" +
 	"\x14FetchPartitionResult\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12%\n" +
@@ -6572,8 +6573,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\arecords\x18\x06 \x03(\v2\x11.strata.v1.RecordR\arecords\x12/\n" +
 	"\x05error\x18\a \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\x12\x1f\n" +
 	"\vnext_offset\x18\b \x01(\x03R\n" +
-	"nextOffset\x12,\n" +
-	"\x12last_stable_offset\x18\t \x01(\x03R\x10lastStableOffset\"P\n" +
+	"nextOffset\x121\n" +
+	"\x12last_stable_offset\x18\t \x01(\x03H\x00R\x10lastStableOffset\x88\x01\x01B\x15\n" +
+	"\x13_last_stable_offset\"P\n" +
 	"\rFetchResponse\x12?\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x1f.strata.v1.FetchPartitionResultR\n" +
@@ -7279,6 +7281,7 @@ func file_strata_v1_strata_proto_init() {
 	if File_strata_v1_strata_proto != nil {
 		return
 	}
+	file_strata_v1_strata_proto_msgTypes[25].OneofWrappers = []any{}
 	file_strata_v1_strata_proto_msgTypes[81].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
