@@ -218,7 +218,9 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 		}
 		unknown := p.remote.EnsureManifest(ctx)
 		res.HighWatermark = p.HighWatermark()
-		res.LastStableOffset = p.LastStableOffset()
+		// Capped by the high watermark read just before: it may have moved
+		// since, and a response never shows an LSO above its HW.
+		res.LastStableOffset = min(p.LastStableOffset(), res.HighWatermark)
 		res.LogStartOffset = p.LogStartOffset()
 		if opts.IsolationLevel == ReadCommitted {
 			// Present (empty) for read_committed, null otherwise, as Kafka.
@@ -254,7 +256,6 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			// so by a follower resets its position).
 			continue
 		}
-
 		if !follower {
 			if id := b.preferredReadReplica(p, fp.Offset, opts.ClientRack); id >= 0 {
 				res.PreferredReadReplica = id
@@ -375,6 +376,12 @@ func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partit
 				res.Aborted = ab
 				if opts.DropAborted {
 					res.Data = dropAborted(res.Data, ab, buf != nil)
+					if len(res.Data) == 0 && buf != nil {
+						// Nothing left to send from it: back to the pool now,
+						// as a read of nothing would not have taken it.
+						opts.Buffers.Put(buf)
+						res.Buffer = nil
+					}
 				}
 			}
 		}

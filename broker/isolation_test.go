@@ -189,6 +189,20 @@ func TestReadCommittedStopsAtLastStableOffset(t *testing.T) {
 	if got := offsetsIn(t, res, 0); len(got) != 0 || res.NextOffset != 4 {
 		t.Fatalf("only an aborted batch read: offsets %v, next %d; want none, next 4", got, res.NextOffset)
 	}
+
+	// In the fetch's pooled buffer, dropped in place; a buffer left with
+	// nothing goes back to the pool at once.
+	pool := &dirtyPool{}
+	res = fetchTx(t, b, 0, FetchOptions{IsolationLevel: ReadCommitted, DropAborted: true, Buffers: pool})
+	if got := offsetsIn(t, res, 0); !slices.Equal(got, []int64{0, 1, 4}) || res.Buffer == nil || &(*res.Buffer)[0] != &res.Data[0] {
+		t.Fatalf("pooled: offsets %v, buffer %p; want 0, 1, 4 as a prefix of the pooled buffer", got, res.Buffer)
+	}
+	pool.Put(res.Buffer)
+	res = fetchTx(t, b, 2, FetchOptions{IsolationLevel: ReadCommitted, DropAborted: true, MaxBytes: 1, Buffers: pool})
+	if len(res.Data) != 0 || res.Buffer != nil || pool.gets.Load() != pool.puts.Load() {
+		t.Fatalf("pooled, all dropped: %d bytes, buffer %p, %d gets, %d puts; want the buffer given back",
+			len(res.Data), res.Buffer, pool.gets.Load(), pool.puts.Load())
+	}
 }
 
 // A read_committed long poll at the last stable offset waits, and is
