@@ -32,6 +32,15 @@ type FetchResult struct {
 	// PreferredReadReplica, when not -1, is the replica the consumer is to
 	// read the partition from instead (follower fetching); Data is empty.
 	PreferredReadReplica int32
+	// LastStableOffset is the partition's last stable offset as the replica
+	// serving the fetch knows it, whatever the isolation level (Kafka sends
+	// it to both).
+	LastStableOffset int64
+	// Aborted, for a read_committed fetch, lists the aborted transactions
+	// whose records Data may hold (Kafka's aborted_transactions): a
+	// consumer drops a transactional batch of an entry's producer from the
+	// entry's first offset to its abort marker. Nil for read_uncommitted.
+	Aborted []partlog.AbortedTxn
 
 	// Buffer, when not nil, is the buffer from FetchOptions.Buffers that Data
 	// was read into: Data is a prefix of it. The caller owns it: it may give
@@ -85,6 +94,16 @@ type FetchOptions struct {
 	// to its high watermark. Otherwise partitions not led here fail with
 	// ErrNotLeader. Kafka allows it from Fetch v11 on.
 	FollowerReads bool
+	// IsolationLevel is what the consumer may read: ReadUncommitted up to
+	// the high watermark, ReadCommitted up to the last stable offset, with
+	// the aborted transactions of what is returned (FetchResult.Aborted).
+	IsolationLevel IsolationLevel
+	// DropAborted, with ReadCommitted, removes the batches of aborted
+	// transactions from Data instead of leaving their filtering to the
+	// consumer, for clients that do not filter (the gRPC API). NextOffset
+	// still moves past them.
+	DropAborted bool
+
 	// ClientRack is the consumer's rack (client.rack), empty for none: a
 	// leader with replica.selector.class=RackAwareReplicaSelector may answer
 	// with a preferred read replica in that rack (see readreplica.go), and
@@ -199,7 +218,14 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 		}
 		unknown := p.remote.EnsureManifest(ctx)
 		res.HighWatermark = p.HighWatermark()
+		// Capped by the high watermark read just before: it may have moved
+		// since, and a response never shows an LSO above its HW.
+		res.LastStableOffset = min(p.LastStableOffset(), res.HighWatermark)
 		res.LogStartOffset = p.LogStartOffset()
+		if opts.IsolationLevel == ReadCommitted {
+			// Present (empty) for read_committed, null otherwise, as Kafka.
+			res.Aborted = []partlog.AbortedTxn{}
+		}
 		limit := int(fp.MaxBytes)
 		if limit <= 0 || limit > budget {
 			limit = budget
@@ -319,7 +345,11 @@ func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partit
 		rr = partlog.ReadResult{Data: tr.Data, NextOffset: tr.NextOffset}
 	}
 	if !remote {
-		rr, buf, err = readLog(p.log, fp.Offset, limit, res.HighWatermark, opts.Buffers)
+		upTo := res.HighWatermark
+		if opts.IsolationLevel == ReadCommitted {
+			upTo = res.LastStableOffset
+		}
+		rr, buf, err = readLog(p.log, fp.Offset, limit, upTo, opts.Buffers)
 		b.offline.check(p, err)
 	}
 	if err != nil {
@@ -335,11 +365,29 @@ func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partit
 		return 0, true
 	}
 	res.Data, res.Buffer = rr.Data, buf
-	if len(rr.Data) > 0 {
+	read := len(rr.Data)
+	if read > 0 {
 		res.NextOffset = rr.NextOffset
+		if opts.IsolationLevel == ReadCommitted && !remote {
+			// The transactions aborted in what was read, as Kafka collects
+			// them: markers at or after the fetch offset, first offsets
+			// before the end of the data.
+			if ab := p.log.AbortedTransactions(fp.Offset, rr.NextOffset); len(ab) > 0 {
+				res.Aborted = ab
+				if opts.DropAborted {
+					res.Data = dropAborted(res.Data, ab, buf != nil)
+					if len(res.Data) == 0 && buf != nil {
+						// Nothing left to send from it: back to the pool now,
+						// as a read of nothing would not have taken it.
+						opts.Buffers.Put(buf)
+						res.Buffer = nil
+					}
+				}
+			}
+		}
 	}
-	b.metrics.fetchBytes.WithLabelValues(fp.Topic).Add(float64(len(rr.Data)))
-	return len(rr.Data), false
+	b.metrics.fetchBytes.WithLabelValues(fp.Topic).Add(float64(read))
+	return read, false
 }
 
 // readLog reads from l, into buffers from pool if it is not nil, and returns
@@ -388,17 +436,23 @@ const (
 )
 
 // ListOffset finds an offset by time: EarliestTimestamp gives the log start,
-// LatestTimestamp the high watermark, otherwise the first offset whose
-// timestamp is at or after ts (found=false when there is none).
-func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset, timestamp int64, found bool, err error) {
+// LatestTimestamp the end a consumer of isolation level iso reads to (the
+// high watermark, or the last stable offset for ReadCommitted), otherwise
+// the first offset whose timestamp is at or after ts and below that end
+// (found=false when there is none), as Kafka.
+func (b *Broker) ListOffset(topicName string, partition int32, ts int64, iso IsolationLevel) (offset, timestamp int64, found bool, err error) {
 	p, err := b.hosted.leaderPartition(topicName, partition)
 	if err != nil {
 		return 0, 0, false, err
 	}
+	end := p.HighWatermark
+	if iso == ReadCommitted {
+		end = p.LastStableOffset
+	}
 	unknown := p.remote.EnsureManifest(context.Background())
 	switch {
 	case ts == LatestTimestamp:
-		return p.HighWatermark(), -1, true, nil
+		return end(), -1, true, nil
 	case unknown != nil:
 		// The log start, and what the bucket holds, are not known.
 		return 0, 0, false, fmt.Errorf("list offsets %s-%d: %w", topicName, partition, unknown)
@@ -427,7 +481,7 @@ func (b *Broker) ListOffset(topicName string, partition int32, ts int64) (offset
 		b.offline.check(p, err)
 		return 0, 0, false, fmt.Errorf("list offsets %s-%d: %w", topicName, partition, err)
 	}
-	if ok && off >= p.HighWatermark() {
+	if ok && off >= end() {
 		return 0, 0, false, nil
 	}
 	return off, got, ok, nil

@@ -305,7 +305,7 @@ func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK 
 	if err != nil {
 		return res, 0, err
 	}
-	p.appended()
+	p.appendedAsLeader()
 	return res, epoch, nil
 }
 
@@ -336,9 +336,13 @@ func (p *Partition) appendableLocked(acks Acks, minISR int, leaseOK func() bool,
 	return epoch, nil
 }
 
-// appended moves the high watermark (a leader alone in its ISR commits at
-// once) and wakes fetches waiting for data, after a leader's append.
-func (p *Partition) appended() {
+// appendedAsLeader follows an append to the leader's log: the high
+// watermark moves when the ISR is this broker alone, and every long poll is
+// woken, not only when the high watermark moves: a marker moves the last
+// stable offset up to a high watermark that may not move, and
+// read_committed fetches wait on it. Whatever appends as leader (produce,
+// end-transaction markers) calls it.
+func (p *Partition) appendedAsLeader() {
 	p.mu.Lock()
 	p.advanceHWLocked()
 	p.wakeLocked()

@@ -69,10 +69,10 @@ func TestRemoteReadFailuresAreRetriable(t *testing.T) {
 	if Classify(r.Err) != KindRemoteStorageUnavailable || errors.As(r.Err, &oor) {
 		t.Fatalf("fetch below the local log with the store down and the manifest unknown: %v, want a remote storage error", r.Err)
 	}
-	if _, _, _, err := b.ListOffset("cold", 0, EarliestTimestamp); Classify(err) != KindRemoteStorageUnavailable {
+	if _, _, _, err := b.ListOffset("cold", 0, EarliestTimestamp, ReadUncommitted); Classify(err) != KindRemoteStorageUnavailable {
 		t.Fatalf("earliest offset with the store down and the manifest unknown: %v, want a remote storage error", err)
 	}
-	if off, _, _, err := b.ListOffset("cold", 0, LatestTimestamp); err != nil || off != 60 {
+	if off, _, _, err := b.ListOffset("cold", 0, LatestTimestamp, ReadUncommitted); err != nil || off != 60 {
 		t.Fatalf("latest offset with the store down: %d, %v; want 60", off, err)
 	}
 
@@ -81,7 +81,7 @@ func TestRemoteReadFailuresAreRetriable(t *testing.T) {
 	if r := fetch(); r.Err != nil || len(r.Data) == 0 {
 		t.Fatalf("fetch with the store back: %d bytes, %v", len(r.Data), r.Err)
 	}
-	if off, _, _, err := b.ListOffset("cold", 0, EarliestTimestamp); err != nil || off != 0 {
+	if off, _, _, err := b.ListOffset("cold", 0, EarliestTimestamp, ReadUncommitted); err != nil || off != 0 {
 		t.Fatalf("earliest offset with the store back: %d, %v; want 0", off, err)
 	}
 }

@@ -32,7 +32,7 @@ func startRetentionBroker(t *testing.T, clk *fakeclock.Clock, reg prometheus.Reg
 
 func earliest(t *testing.T, b *Broker, topic string) int64 {
 	t.Helper()
-	off, _, _, err := b.ListOffset(topic, 0, EarliestTimestamp)
+	off, _, _, err := b.ListOffset(topic, 0, EarliestTimestamp, ReadUncommitted)
 	if err != nil {
 		t.Fatal(err)
 	}

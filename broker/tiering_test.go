@@ -119,7 +119,7 @@ func TestTieredTopicIsReadBackFromTheBucket(t *testing.T) {
 	if got := p.LogStartOffset(); got != 0 {
 		t.Fatalf("log start offset %d, want 0: the bucket holds the start", got)
 	}
-	if off, _, _, err := b.ListOffset("history", 0, EarliestTimestamp); err != nil || off != 0 {
+	if off, _, _, err := b.ListOffset("history", 0, EarliestTimestamp, ReadUncommitted); err != nil || off != 0 {
 		t.Fatalf("earliest offset %d, %v", off, err)
 	}
 	m, _, found, err := tiering.LatestManifest(ctx, objects, tiering.Layout{Topic: "history", TopicID: p.topicID}, 0)
@@ -151,7 +151,7 @@ func TestTieredTopicIsReadBackFromTheBucket(t *testing.T) {
 		for times[want] < times[at] {
 			want++
 		}
-		off, got, found, err := b.ListOffset("history", 0, times[at])
+		off, got, found, err := b.ListOffset("history", 0, times[at], ReadUncommitted)
 		if err != nil || !found || off != int64(want) || got != times[want] {
 			t.Fatalf("offset for the time of record %d: %d (ts %d, found %v, %v), want %d", at, off, got, found, err, want)
 		}
@@ -331,7 +331,7 @@ func TestDeleteRecordsReachesTheBucket(t *testing.T) {
 	}
 	check := func(when string) {
 		t.Helper()
-		if off, _, _, err := b.ListOffset("ledger", 0, EarliestTimestamp); err != nil || off != cut {
+		if off, _, _, err := b.ListOffset("ledger", 0, EarliestTimestamp, ReadUncommitted); err != nil || off != cut {
 			t.Fatalf("%s: earliest offset %d, %v; want %d", when, off, err, cut)
 		}
 		res, err := b.Fetch(ctx, []FetchPartition{{Topic: "ledger", Offset: cut - 1, MaxBytes: 4096}}, FetchOptions{})

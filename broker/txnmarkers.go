@@ -165,7 +165,7 @@ func (p *Partition) appendMarker(m record.EndTxnMarker, minISR int, leaseOK func
 		return 0, 0, err
 	}
 	if wrote {
-		p.appended()
+		p.appendedAsLeader()
 	}
 	return offset, epoch, nil
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // txnBatch is a transactional data batch of n records.
-func txnBatch(t *testing.T, pid int64, epoch int16, seq int32, n int) []byte {
+func markerTxnBatch(t *testing.T, pid int64, epoch int16, seq int32, n int) []byte {
 	t.Helper()
 	b := record.NewBuilder(time.Now().UnixMilli(), 0)
 	b.SetProducer(pid, epoch, seq)
@@ -52,7 +52,7 @@ func (c *coreCluster) appendTxn(t *testing.T, topic string, partition int32, pid
 		p, err = leader.hosted.leaderPartition(topic, partition)
 		return err == nil
 	})
-	res, ep, err := p.leaderAppend(txnBatch(t, pid, epoch, seq, 2), AcksAll, 1, leader.leaseOK, leader.registered())
+	res, ep, err := p.leaderAppend(markerTxnBatch(t, pid, epoch, seq, 2), AcksAll, 1, leader.leaseOK, leader.registered())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestTxnMarkersFencingAndRepeats(t *testing.T) {
 	if err := call(TxnMarker{ProducerEpoch: 2, Commit: false, CoordinatorEpoch: 7}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := p.leaderAppend(txnBatch(t, pid, 1, 4, 1), AcksLeader, 1, leader.leaseOK, leader.registered()); !errors.Is(err, ErrInvalidProducerEpoch) {
+	if _, _, err := p.leaderAppend(markerTxnBatch(t, pid, 1, 4, 1), AcksLeader, 1, leader.leaseOK, leader.registered()); !errors.Is(err, ErrInvalidProducerEpoch) {
 		t.Fatalf("batch of epoch 1 after a marker of epoch 2: %v, want INVALID_PRODUCER_EPOCH", err)
 	}
 

@@ -397,12 +397,13 @@ const (
 // metadata, and abandoned if it was deposed. A failure on one partition is
 // returned as a *PartitionError.
 func (c *Client) ListOffsets(ctx context.Context, topic string, partitions []int32, timestamp int64) (map[int32]int64, error) {
-	return c.listOffsets(ctx, topic, partitions, timestamp, DefaultLeaderCheckInterval)
+	return c.listOffsets(ctx, topic, partitions, timestamp, false, DefaultLeaderCheckInterval)
 }
 
 // listOffsets is ListOffsets checking silent leaders every checkInterval
-// (never when it is not positive).
-func (c *Client) listOffsets(ctx context.Context, topic string, partitions []int32, timestamp int64, checkInterval time.Duration) (map[int32]int64, error) {
+// (never when it is not positive). With committed, OffsetLatest is the last
+// stable offset, where a read_committed consumer reads to.
+func (c *Client) listOffsets(ctx context.Context, topic string, partitions []int32, timestamp int64, committed bool, checkInterval time.Duration) (map[int32]int64, error) {
 	if _, err := c.partitionCount(ctx, topic, false); err != nil {
 		return nil, fmt.Errorf("list offsets of topic %q: %w", topic, err)
 	}
@@ -420,7 +421,7 @@ func (c *Client) listOffsets(ctx context.Context, topic string, partitions []int
 				lastErr = leaderNotAvailable(topic, ps[0])
 				continue
 			}
-			again, againErr, err := c.listOffsetsAt(ctx, leader, topic, ps, timestamp, checkInterval, out)
+			again, againErr, err := c.listOffsetsAt(ctx, leader, topic, ps, timestamp, committed, checkInterval, out)
 			if err != nil {
 				return nil, err
 			}
@@ -459,8 +460,8 @@ func (c *Client) listOffsets(ctx context.Context, topic string, partitions []int
 // listOffsetsAt asks one leader for some partitions' offsets and stores them
 // in out. It returns the partitions to ask again (the leader moved or is
 // unreachable) with the reason, or an error that ends the lookup.
-func (c *Client) listOffsetsAt(ctx context.Context, leader int32, topic string, partitions []int32, timestamp int64, checkInterval time.Duration, out map[int32]int64) (retry []int32, retryErr, err error) {
-	req := &stratav1.ListOffsetsRequest{Topic: topic}
+func (c *Client) listOffsetsAt(ctx context.Context, leader int32, topic string, partitions []int32, timestamp int64, committed bool, checkInterval time.Duration, out map[int32]int64) (retry []int32, retryErr, err error) {
+	req := &stratav1.ListOffsetsRequest{Topic: topic, IsolationLevel: isolationLevel(committed)}
 	for _, p := range partitions {
 		req.Partitions = append(req.Partitions, &stratav1.ListOffsetsPartition{Partition: p, Timestamp: timestamp})
 	}

@@ -89,6 +89,24 @@ type ConsumerOptions struct {
 	// replication round: without Follow, the end the consumer reads to is
 	// that replica's. Offsets are still listed by the leader.
 	Rack string
+	// ReadCommitted is Kafka's isolation.level=read_committed: each
+	// partition is read up to its last stable offset, so no record of a
+	// transaction still open is returned, and records of aborted
+	// transactions are left out (by the broker: the consumer skips their
+	// offsets). Without Follow, the end the consumer reads to is the last
+	// stable offset, and OffsetLatest starts there. The default reads up to
+	// the high watermark, open and aborted transactions included, as
+	// Kafka's read_uncommitted.
+	ReadCommitted bool
+}
+
+// isolationLevel is the API's isolation level for a consumer that reads
+// committed records only, or not.
+func isolationLevel(committed bool) stratav1.IsolationLevel {
+	if committed {
+		return stratav1.IsolationLevel_READ_COMMITTED
+	}
+	return stratav1.IsolationLevel_READ_UNCOMMITTED
 }
 
 // Consumer reads records of one topic from a set of partitions, in offset
@@ -348,7 +366,7 @@ func (c *Consumer) start(ctx context.Context) error {
 		offsets[id] = off
 	}
 	for ts, ps := range lookups {
-		found, err := c.c.listOffsets(ctx, topic, ps, ts, c.opts.LeaderCheckInterval)
+		found, err := c.c.listOffsets(ctx, topic, ps, ts, c.opts.ReadCommitted, c.opts.LeaderCheckInterval)
 		if err != nil {
 			return err
 		}
@@ -375,6 +393,8 @@ func (c *Consumer) fetchRequest(parts []*consumerPart, minBytes int32, wait time
 		MinBytes:  minBytes,
 		MaxWaitMs: int32(wait / time.Millisecond),
 		Rack:      c.opts.Rack,
+
+		IsolationLevel: isolationLevel(c.opts.ReadCommitted),
 	}
 	for _, cp := range parts {
 		req.Partitions = append(req.Partitions, &stratav1.FetchPartition{
@@ -680,6 +700,10 @@ func (c *Consumer) partitionBatches(cp *consumerPart, pr *fetchResult, fn func(*
 		return perr
 	}
 	cp.hw = pr.GetHighWatermark()
+	if lso := pr.lastStableOffset; c.opts.ReadCommitted && lso >= 0 {
+		// The end of what a read_committed consumer may read now.
+		cp.hw = lso
+	}
 	it := record.NewBatches(pr.GetRecordBatches())
 	complete := 0
 	for it.Next() {

@@ -312,6 +312,8 @@ type GroupConsumerOptions struct {
 	// committed by Poll every interval and by Close (default
 	// DefaultAutoCommitInterval). Negative: only Commit commits.
 	AutoCommitInterval time.Duration
+	// ReadCommitted reads committed records only, as ConsumerOptions's.
+	ReadCommitted bool
 	// Logger gets commit and membership failures that are retried (debug
 	// level); the client's logger by default.
 	Logger interface {
@@ -611,7 +613,8 @@ func (g *GroupConsumer) reassign(ctx context.Context, a *Assignment) error {
 		}
 	}
 	maps.Copy(start, kept)
-	cons, err := NewConsumer(g.c, ConsumerOptions{Topic: g.opts.Topic, Partitions: a.Partitions, Start: g.opts.Start, Offsets: start, Follow: true})
+	cons, err := NewConsumer(g.c, ConsumerOptions{Topic: g.opts.Topic, Partitions: a.Partitions, Start: g.opts.Start, Offsets: start, Follow: true,
+		ReadCommitted: g.opts.ReadCommitted})
 	if err != nil {
 		return err
 	}

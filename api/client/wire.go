@@ -180,6 +180,7 @@ const (
 	fieldResultRecBatches   = 5
 	fieldResultError        = 7
 	fieldResultNextOffset   = 8
+	fieldResultLastStable   = 9
 	fieldPartitionErrCode   = 1
 	fieldPartitionErrMsg    = 2
 	fieldPartitionErrReason = 3
@@ -231,6 +232,9 @@ type fetchResult struct {
 	recordBatches  []byte
 	err            *stratav1.PartitionError
 	nextOffset     int64
+	// lastStableOffset is -1 when the broker did not send it (an older
+	// broker): the field is optional, so a 0 is sent too.
+	lastStableOffset int64
 }
 
 func (r *fetchResponse) GetPartitions() []*fetchResult { return r.partitions }
@@ -254,7 +258,7 @@ func (r *fetchResponse) decode(b []byte) error {
 		if num != fieldFetchPartitions || typ != protowire.BytesType {
 			return nil
 		}
-		res := &fetchResult{}
+		res := &fetchResult{lastStableOffset: -1}
 		if err := res.decode(v); err != nil {
 			return err
 		}
@@ -293,6 +297,8 @@ func (r *fetchResult) decode(b []byte) error {
 			})
 		case num == fieldResultNextOffset && typ == protowire.VarintType:
 			r.nextOffset = int64(x)
+		case num == fieldResultLastStable && typ == protowire.VarintType:
+			r.lastStableOffset = int64(x)
 		}
 		return nil
 	})

@@ -78,11 +78,12 @@ func TestBatchRecycledAfterBothReferencesDrop(t *testing.T) {
 func TestFetchResponseDecodesLikeProtobuf(t *testing.T) {
 	msg := &stratav1.FetchResponse{Partitions: []*stratav1.FetchPartitionResult{
 		{Topic: "orders", Partition: 7, HighWatermark: 1 << 40, LogStartOffset: 12, RecordBatches: []byte("batches"), NextOffset: 99,
+			LastStableOffset: proto.Int64(1 << 39),
 			// Structured records are not read by the consumer: skipped.
 			Records: []*stratav1.Record{{Key: []byte("k"), Offset: 3}}},
 		{Topic: "orders", Partition: 0, HighWatermark: -1, NextOffset: -1,
 			Error: &stratav1.PartitionError{Code: 11, Message: "offset out of range", Reason: "OFFSET_OUT_OF_RANGE"}},
-		{},
+		{LastStableOffset: proto.Int64(0)}, // sent, although 0
 	}}
 	b, err := proto.Marshal(msg)
 	if err != nil {
@@ -99,7 +100,8 @@ func TestFetchResponseDecodesLikeProtobuf(t *testing.T) {
 		g := got.partitions[i]
 		if g.GetTopic() != want.GetTopic() || g.GetPartition() != want.GetPartition() || g.GetHighWatermark() != want.GetHighWatermark() ||
 			g.GetLogStartOffset() != want.GetLogStartOffset() || string(g.GetRecordBatches()) != string(want.GetRecordBatches()) ||
-			g.GetNextOffset() != want.GetNextOffset() || !proto.Equal(g.GetError(), want.GetError()) {
+			g.GetNextOffset() != want.GetNextOffset() || !proto.Equal(g.GetError(), want.GetError()) ||
+			g.lastStableOffset != want.GetLastStableOffset() && want.LastStableOffset != nil || want.LastStableOffset == nil && g.lastStableOffset != -1 {
 			t.Errorf("partition %d: decoded %+v, want %v", i, g, want)
 		}
 	}

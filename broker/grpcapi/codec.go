@@ -62,8 +62,9 @@ const (
 
 	// FetchPartitionResult's own; ReplicaFetchPartitionResult's are in
 	// replicawire.go.
-	fieldFetchRecords    = 6
-	fieldFetchNextOffset = 8
+	fieldFetchRecords          = 6
+	fieldFetchNextOffset       = 8
+	fieldFetchLastStableOffset = 9
 )
 
 // protoCodec is gRPC's protobuf codec, registered by its package.

@@ -54,7 +54,11 @@ var fetchResults = &resultKind[*stratav1.FetchPartitionResult]{
 		if pr.Error != nil {
 			n += messageSize(fieldResultError, pr.Error)
 		}
-		return n + varintSize(fieldFetchNextOffset, uint64(pr.NextOffset))
+		n += varintSize(fieldFetchNextOffset, uint64(pr.NextOffset))
+		if pr.LastStableOffset != nil {
+			n += protowire.SizeTag(fieldFetchLastStableOffset) + protowire.SizeVarint(uint64(*pr.LastStableOffset))
+		}
+		return n
 	},
 	appendRest: func(b []byte, pr *stratav1.FetchPartitionResult) ([]byte, error) {
 		var err error
@@ -68,7 +72,13 @@ var fetchResults = &resultKind[*stratav1.FetchPartitionResult]{
 				return nil, err
 			}
 		}
-		return appendVarintField(b, fieldFetchNextOffset, uint64(pr.NextOffset)), nil
+		b = appendVarintField(b, fieldFetchNextOffset, uint64(pr.NextOffset))
+		if pr.LastStableOffset != nil {
+			// An optional field: written when set, 0 included.
+			b = protowire.AppendTag(b, fieldFetchLastStableOffset, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(*pr.LastStableOffset))
+		}
+		return b, nil
 	},
 }
 

@@ -473,15 +473,35 @@ func fetchRequest(req *stratav1.FetchRequest) ([]broker.FetchPartition, broker.F
 	if req.GetMaxWaitMs() < 0 || req.GetMinBytes() < 0 || req.GetMaxBytes() < 0 {
 		return nil, broker.FetchOptions{}, status.Error(codes.InvalidArgument, "fetch: max_wait_ms, min_bytes and max_bytes must not be negative")
 	}
+	iso, err := isolationLevel(req.GetIsolationLevel())
+	if err != nil {
+		return nil, broker.FetchOptions{}, status.Errorf(codes.InvalidArgument, "fetch: %v", err)
+	}
 	return parts, broker.FetchOptions{
-		MaxBytes: req.GetMaxBytes(),
-		MinBytes: req.GetMinBytes(),
-		MaxWait:  time.Duration(req.GetMaxWaitMs()) * time.Millisecond,
+		// gRPC clients get committed records only: the broker drops aborted
+		// transactions' batches rather than sending their list.
+		IsolationLevel: iso,
+		DropAborted:    true,
+		MaxBytes:       req.GetMaxBytes(),
+		MinBytes:       req.GetMinBytes(),
+		MaxWait:        time.Duration(req.GetMaxWaitMs()) * time.Millisecond,
 		// A client naming its rack chose the replica it asks (follower
 		// fetching); the others keep reading from leaders only.
 		FollowerReads: req.GetRack() != "",
 		ClientRack:    req.GetRack(),
 	}, nil
+}
+
+// isolationLevel maps the API's isolation level to the broker's, refusing
+// values it does not know (a newer client's) rather than reading uncommitted.
+func isolationLevel(l stratav1.IsolationLevel) (broker.IsolationLevel, error) {
+	switch l {
+	case stratav1.IsolationLevel_READ_UNCOMMITTED:
+		return broker.ReadUncommitted, nil
+	case stratav1.IsolationLevel_READ_COMMITTED:
+		return broker.ReadCommitted, nil
+	}
+	return 0, fmt.Errorf("unknown isolation_level %d", l)
 }
 
 // Fetch implements stratav1.StrataServer. gRPC calls fetch instead (see
@@ -534,7 +554,9 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 			if r.Err != nil {
 				failed = true
 			}
-			if len(r.Data) > 0 {
+			if len(r.Data) > 0 || r.NextOffset > parts[i].Offset {
+				// Data may be empty with the offset moved on: batches of
+				// aborted transactions, dropped.
 				sent = true
 				// Decoding may have stopped short of the data read.
 				parts[i].Offset = reply.Partitions[i].NextOffset
@@ -586,8 +608,13 @@ func (s *Server) fetchReply(ctx context.Context, parts []broker.FetchPartition, 
 			Partition:      r.Partition,
 			HighWatermark:  r.HighWatermark,
 			LogStartOffset: r.LogStartOffset,
-			NextOffset:     r.NextOffset,
-			Error:          partitionError(r.Err),
+
+			NextOffset: r.NextOffset,
+			Error:      partitionError(r.Err),
+		}
+		if r.Err == nil {
+			lso := r.LastStableOffset
+			pr.LastStableOffset = &lso
 		}
 		if req.GetDecode() {
 			recs, next, err := dec.decode(r.Data, parts[i].Offset, r.Partition)
@@ -684,9 +711,13 @@ func (s *Server) ListOffsets(_ context.Context, req *stratav1.ListOffsetsRequest
 	if _, err := s.b.PartitionCount(req.GetTopic()); err != nil {
 		return nil, statusError(err)
 	}
+	iso, err := isolationLevel(req.GetIsolationLevel())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "list offsets: %v", err)
+	}
 	resp := &stratav1.ListOffsetsResponse{}
 	for _, p := range req.GetPartitions() {
-		off, ts, found, err := s.b.ListOffset(req.GetTopic(), p.GetPartition(), p.GetTimestamp())
+		off, ts, found, err := s.b.ListOffset(req.GetTopic(), p.GetPartition(), p.GetTimestamp(), iso)
 		r := &stratav1.ListOffsetsPartitionResult{Partition: p.GetPartition(), Offset: off, Timestamp: ts, Error: partitionError(err)}
 		if err == nil && !found {
 			r.Offset, r.Timestamp = -1, -1

@@ -2,9 +2,15 @@
 //
 // 4 is the first version whose records are record batch v2, the only format
 // stored; 13 names topics by id. There are no fetch sessions (KIP-227): the
-// session id is always 0, so clients keep sending full requests. With no
-// transactions the last stable offset is the high watermark. A long poll
+// session id is always 0, so clients keep sending full requests. A long poll
 // is capped at maxFetchWait.
+//
+// isolation_level 1 (read_committed) reads up to the last stable offset and
+// gets the aborted transactions of the records returned, which the client
+// filters out; 0 reads up to the high watermark and gets null. Both get the
+// last stable offset, as from Kafka. Records read from the object store are
+// not yet held to the last stable offset nor carry their aborted
+// transactions (ARCHITECTURE.md, "Transactions").
 //
 // v11 carries the consumer's rack (KIP-392). From v11 on a follower serves
 // consumers from its own log up to its high watermark, and a leader with
@@ -99,6 +105,9 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 		opts := broker.FetchOptions{
 			MaxBytes: maxBytes, MinBytes: req.MinBytes, MaxWait: wait, Buffers: s.buffers, Pieces: true,
 		}
+		if req.IsolationLevel == 1 {
+			opts.IsolationLevel = broker.ReadCommitted
+		}
 		if req.Version >= 11 {
 			// Replication runs over gRPC: every Kafka fetch is a consumer's.
 			opts.FollowerReads, opts.ClientRack = true, req.Rack
@@ -149,9 +158,15 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 			default:
 				res := results[i]
 				rp.HighWatermark = res.HighWatermark
-				// No transactions: everything below the high watermark is stable.
-				rp.LastStableOffset = res.HighWatermark
+				rp.LastStableOffset = res.LastStableOffset
 				rp.LogStartOffset = res.LogStartOffset
+				if res.Aborted != nil {
+					rp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, len(res.Aborted))
+					for k, a := range res.Aborted {
+						at := &rp.AbortedTransactions[k]
+						at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+					}
+				}
 				rp.PreferredReadReplica = res.PreferredReadReplica
 				if len(res.Data) > 0 {
 					rp.RecordBatches = res.Data

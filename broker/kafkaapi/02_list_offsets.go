@@ -1,9 +1,10 @@
 // ListOffsets (key 2), versions 0-6.
 //
 // 7 adds the max-timestamp lookup (KIP-734), which the core does not offer.
-// Leader epochs are not tracked, so every answer carries -1. With no
-// transactions, latest (-1) serves read_committed too. v0 clients get the
-// one offset found in the old list form as well.
+// Leader epochs are not tracked, so every answer carries -1. Latest (-1) is
+// the high watermark, or the last stable offset for isolation_level 1
+// (read_committed, v2+); a lookup by time finds only offsets below that end.
+// v0 clients get the one offset found in the old list form as well.
 
 package kafkaapi
 
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/acl"
+	"github.com/strata-broker/strata/broker"
 )
 
 func (s *Server) listOffsetsAPI() api {
@@ -22,6 +24,10 @@ func (s *Server) listOffsetsAPI() api {
 
 func (s *Server) listOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	iso := broker.ReadUncommitted
+	if req.Version >= 2 && req.IsolationLevel == 1 {
+		iso = broker.ReadCommitted
+	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewListOffsetsResponseTopic()
 		rt.Topic = t.Topic
@@ -30,15 +36,13 @@ func (s *Server) listOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest) 
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition = p.Partition
 			rp.LeaderEpoch = -1
-			// -1 is the high watermark, which is also the last stable offset
-			// (read_committed): there are no transactions.
 			if !allowed {
 				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				rp.Offset, rp.Timestamp = -1, -1
 				rt.Partitions = append(rt.Partitions, rp)
 				continue
 			}
-			off, ts, found, err := s.core.ListOffset(t.Topic, p.Partition, p.Timestamp)
+			off, ts, found, err := s.core.ListOffset(t.Topic, p.Partition, p.Timestamp, iso)
 			switch {
 			case err != nil:
 				rp.ErrorCode = errorCode(err)

@@ -20,7 +20,7 @@ type Core interface {
 	ProduceWithTimeout(ctx context.Context, topic string, acks broker.Acks, timeout time.Duration, parts []broker.PartitionBatches) ([]broker.ProduceResult, error)
 	InitProducerID(ctx context.Context, transactionalID string) (int64, int16, error)
 	Fetch(ctx context.Context, parts []broker.FetchPartition, opts broker.FetchOptions) ([]broker.FetchResult, error)
-	ListOffset(topic string, partition int32, ts int64) (offset, timestamp int64, found bool, err error)
+	ListOffset(topic string, partition int32, ts int64, iso broker.IsolationLevel) (offset, timestamp int64, found bool, err error)
 	DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error)
 
 	CreateTopic(ctx context.Context, spec broker.TopicSpec) (broker.TopicDescription, error)

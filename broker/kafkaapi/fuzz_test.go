@@ -44,7 +44,9 @@ func (nullCore) Fetch(_ context.Context, parts []broker.FetchPartition, _ broker
 	}
 	return out, nil
 }
-func (nullCore) ListOffset(string, int32, int64) (int64, int64, bool, error) { return 0, -1, true, nil }
+func (nullCore) ListOffset(string, int32, int64, broker.IsolationLevel) (int64, int64, bool, error) {
+	return 0, -1, true, nil
+}
 func (nullCore) DeleteRecords(context.Context, string, int32, int64) (int64, error) {
 	return 0, errNull
 }

@@ -79,8 +79,11 @@ type consumeFlags struct {
 	exitAtEnd     bool
 	// clientRack is Kafka's client.rack: read from a replica in this rack.
 	clientRack string
-	print      printOptions
-	keySep     string
+	// isolationLevel is Kafka's console consumer's --isolation-level:
+	// read_uncommitted (the default, as Kafka's) or read_committed.
+	isolationLevel string
+	print          printOptions
+	keySep         string
 	// Consumer group: --group, --commit-interval (0: commit on exit only),
 	// --no-commit.
 	group          string
@@ -88,11 +91,26 @@ type consumeFlags struct {
 	noCommit       bool
 }
 
+// readCommitted parses --isolation-level.
+func (f *consumeFlags) readCommitted() (bool, error) {
+	switch f.isolationLevel {
+	case "", "read_uncommitted":
+		return false, nil
+	case "read_committed":
+		return true, nil
+	}
+	return false, fmt.Errorf("--isolation-level %q: want read_uncommitted or read_committed", f.isolationLevel)
+}
+
 // groupOptions turns the flags into options of a group consumer of topic.
 func (f *consumeFlags) groupOptions(topic string) (client.GroupConsumerOptions, error) {
 	opts := client.GroupConsumerOptions{Group: f.group, Topic: topic, ClientID: "strata-consume", Start: client.StartLatest}
 	if f.fromBeginning {
 		opts.Start = client.StartEarliest
+	}
+	var err error
+	if opts.ReadCommitted, err = f.readCommitted(); err != nil {
+		return opts, err
 	}
 	switch {
 	case f.partition >= 0 || f.offset != "":
@@ -118,6 +136,10 @@ func (f *consumeFlags) consumerOptions(topic string) (client.ConsumerOptions, er
 	opts := client.ConsumerOptions{Topic: topic, Follow: !f.exitAtEnd, Start: client.StartLatest, Rack: f.clientRack}
 	if f.fromBeginning {
 		opts.Start = client.StartEarliest
+	}
+	var err error
+	if opts.ReadCommitted, err = f.readCommitted(); err != nil {
+		return opts, err
 	}
 	if f.partition >= 0 {
 		opts.Partitions = []int32{f.partition}
@@ -159,7 +181,12 @@ With --group it consumes as a member of that consumer group: the broker
 assigns it a share of the partitions, it resumes each from the group's
 committed offset (--from-beginning applies to partitions without one), and it
 commits what it printed every --commit-interval and on exit (0: on exit only;
---no-commit: never).`,
+--no-commit: never).
+
+--isolation-level read_committed reads only committed records: each partition
+up to its last stable offset (no record of a transaction still open), without
+the records of aborted transactions. The default, read_uncommitted, reads
+everything replicated, as Kafka's console consumer.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sep, err := unescape(f.keySep)
@@ -198,6 +225,7 @@ commits what it printed every --commit-interval and on exit (0: on exit only;
 	fs.Int64Var(&f.maxMessages, "max-messages", 0, "stop after printing this many records (0: no limit)")
 	fs.BoolVar(&f.exitAtEnd, "exit-at-end", false, "stop at the end of the partitions instead of following them")
 	fs.StringVar(&f.clientRack, "client-rack", "", "read each partition from an in-sync replica in this rack (broker.rack) where there is one, as Kafka's client.rack")
+	fs.StringVar(&f.isolationLevel, "isolation-level", "read_uncommitted", "read_committed: only records of committed transactions (and none outside any), up to the last stable offset; read_uncommitted: everything")
 	fs.BoolVar(&f.print.key, "print-key", false, "print each record's key before its value")
 	fs.BoolVar(&f.print.offset, "print-offset", false, "print each record's offset")
 	fs.BoolVar(&f.print.partition, "print-partition", false, "print each record's partition")

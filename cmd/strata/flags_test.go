@@ -72,6 +72,17 @@ func TestConsumeFlags(t *testing.T) {
 	if _, err := (&consumeFlags{partition: -1, group: "g", clientRack: "b"}).groupOptions("t"); err == nil {
 		t.Error("--client-rack with --group accepted")
 	}
+	f = consumeFlags{partition: -1, isolationLevel: "read_committed"}
+	if opts, err = f.consumerOptions("t"); err != nil || !opts.ReadCommitted {
+		t.Fatalf("--isolation-level read_committed: %+v, %v", opts, err)
+	}
+	if g, err := (&consumeFlags{partition: -1, group: "g", isolationLevel: "read_committed"}).groupOptions("t"); err != nil || !g.ReadCommitted {
+		t.Fatalf("--isolation-level read_committed with --group: %+v, %v", g, err)
+	}
+	f = consumeFlags{partition: -1, isolationLevel: "read_uncommitted"}
+	if opts, err = f.consumerOptions("t"); err != nil || opts.ReadCommitted {
+		t.Fatalf("--isolation-level read_uncommitted: %+v, %v", opts, err)
+	}
 	f = consumeFlags{partition: 0, offset: "earliest"}
 	if opts, err = f.consumerOptions("t"); err != nil || opts.Offsets[0] != client.OffsetEarliest {
 		t.Fatalf("earliest: %+v, %v", opts, err)
@@ -81,6 +92,7 @@ func TestConsumeFlags(t *testing.T) {
 		{partition: 0, offset: "3", fromBeginning: true}, // both
 		{partition: 0, offset: "-5"},
 		{partition: 0, offset: "soon"},
+		{partition: -1, isolationLevel: "committed"},
 	} {
 		if _, err := bad.consumerOptions("t"); err == nil {
 			t.Errorf("%+v accepted", bad)

@@ -104,6 +104,9 @@ type partitionLog struct {
 	batches [][]byte // stamped batches, in offset order
 	bases   []int64  // base offset of each batch
 	end     int64    // log end offset = high watermark
+	// stableTo, when set (SetLastStableOffset), holds the last stable
+	// offset below the high watermark, as an open transaction does.
+	stableTo *int64
 
 	leader   int32 // -1: none
 	epoch    int32
@@ -216,6 +219,34 @@ func (c *Cluster) RemoveBroker(id int32) {
 	c.wakeLocked()
 	c.mu.Unlock()
 	s.grpc.Stop()
+}
+
+// SetLastStableOffset holds the partition's last stable offset at off, as a
+// transaction open from there would, until ClearLastStableOffset:
+// READ_COMMITTED fetches read no batch from there on, and ListOffsets
+// latest answers it to them. It must be at a batch boundary.
+func (c *Cluster) SetLastStableOffset(topicName string, partition int32, off int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.partitionLocked(topicName, partition).stableTo = &off
+	c.wakeLocked()
+}
+
+// ClearLastStableOffset lets the last stable offset follow the high
+// watermark again, as when the transaction ends.
+func (c *Cluster) ClearLastStableOffset(topicName string, partition int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.partitionLocked(topicName, partition).stableTo = nil
+	c.wakeLocked()
+}
+
+// lastStable is the partition's last stable offset.
+func (pl *partitionLog) lastStable() int64 {
+	if pl.stableTo != nil && *pl.stableTo < pl.end {
+		return *pl.stableTo
+	}
+	return pl.end
 }
 
 func (c *Cluster) partitionLocked(topicName string, partition int32) *partitionLog {
@@ -666,7 +697,8 @@ func (s *Server) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stra
 
 // readLocked returns the partition's result for a fetch at offset, and the
 // number of record bytes in it.
-func (s *Server) readLocked(fp *stratav1.FetchPartition, budget int32) (*stratav1.FetchPartitionResult, int32) {
+// A committed read stops at the last stable offset.
+func (s *Server) readLocked(fp *stratav1.FetchPartition, budget int32, committed bool) (*stratav1.FetchPartitionResult, int32) {
 	res := &stratav1.FetchPartitionResult{Topic: fp.GetTopic(), Partition: fp.GetPartition(), NextOffset: fp.GetOffset()}
 	log, perr := s.leadLocked(fp.GetTopic(), fp.GetPartition())
 	if perr != nil {
@@ -674,6 +706,12 @@ func (s *Server) readLocked(fp *stratav1.FetchPartition, budget int32) (*stratav
 		return res, 0
 	}
 	res.HighWatermark = log.end
+	lso := log.lastStable()
+	res.LastStableOffset = &lso
+	upTo := log.end
+	if committed {
+		upTo = lso
+	}
 	off := fp.GetOffset()
 	if off < 0 || off > log.end {
 		res.Error = partitionError(codes.OutOfRange, stratav1.ErrorReason_OFFSET_OUT_OF_RANGE, "offset out of range")
@@ -695,7 +733,7 @@ func (s *Server) readLocked(fp *stratav1.FetchPartition, budget int32) (*stratav
 		if h.NextOffset() <= off {
 			continue
 		}
-		if size > 0 && size+int32(len(b)) > limit {
+		if h.BaseOffset >= upTo || size > 0 && size+int32(len(b)) > limit {
 			break
 		}
 		res.RecordBatches = append(res.RecordBatches, b...)
@@ -748,7 +786,7 @@ func (s *Server) fetchLocked(req *stratav1.FetchRequest) (*stratav1.FetchRespons
 		if total == 0 {
 			b = max(b, 1) // the first batch is always returned
 		}
-		res, n := s.readLocked(fp, b)
+		res, n := s.readLocked(fp, b, req.GetIsolationLevel() == stratav1.IsolationLevel_READ_COMMITTED)
 		total += n
 		failed = failed || res.GetError() != nil
 		resp.Partitions = append(resp.Partitions, res)
@@ -766,7 +804,7 @@ func (s *Server) FetchStream(req *stratav1.FetchRequest, stream grpc.ServerStrea
 	for i, fp := range req.GetPartitions() {
 		pos[i] = &stratav1.FetchPartition{Topic: fp.GetTopic(), Partition: fp.GetPartition(), Offset: fp.GetOffset(), MaxBytes: fp.GetMaxBytes()}
 	}
-	cur := &stratav1.FetchRequest{Partitions: pos, MaxBytes: req.GetMaxBytes()}
+	cur := &stratav1.FetchRequest{Partitions: pos, MaxBytes: req.GetMaxBytes(), IsolationLevel: req.GetIsolationLevel()}
 	s.c.mu.Lock()
 	end := s.endStreams
 	s.streamStarts = append(s.streamStarts, req)
@@ -833,6 +871,9 @@ func (s *Server) ListOffsets(_ context.Context, req *stratav1.ListOffsetsRequest
 			res.Offset = 0
 		case -1:
 			res.Offset = log.end
+			if req.GetIsolationLevel() == stratav1.IsolationLevel_READ_COMMITTED {
+				res.Offset = log.lastStable()
+			}
 		default:
 			for _, b := range log.batches {
 				_ = record.ForEach(b, func(r *record.Record) error {

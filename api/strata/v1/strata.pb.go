@@ -231,6 +231,56 @@ func (ErrorReason) EnumDescriptor() ([]byte, []int) {
 	return file_strata_v1_strata_proto_rawDescGZIP(), []int{1}
 }
 
+// Kafka's isolation_level, with its numbers.
+type IsolationLevel int32
+
+const (
+	// Up to the high watermark: the records of open and aborted transactions
+	// too.
+	IsolationLevel_READ_UNCOMMITTED IsolationLevel = 0
+	// Up to the last stable offset, without aborted transactions' records.
+	IsolationLevel_READ_COMMITTED IsolationLevel = 1
+)
+
+// Enum value maps for IsolationLevel.
+var (
+	IsolationLevel_name = map[int32]string{
+		0: "READ_UNCOMMITTED",
+		1: "READ_COMMITTED",
+	}
+	IsolationLevel_value = map[string]int32{
+		"READ_UNCOMMITTED": 0,
+		"READ_COMMITTED":   1,
+	}
+)
+
+func (x IsolationLevel) Enum() *IsolationLevel {
+	p := new(IsolationLevel)
+	*p = x
+	return p
+}
+
+func (x IsolationLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IsolationLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_strata_v1_strata_proto_enumTypes[2].Descriptor()
+}
+
+func (IsolationLevel) Type() protoreflect.EnumType {
+	return &file_strata_v1_strata_proto_enumTypes[2]
+}
+
+func (x IsolationLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IsolationLevel.Descriptor instead.
+func (IsolationLevel) EnumDescriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{2}
+}
+
 type ElectionType int32
 
 const (
@@ -261,11 +311,11 @@ func (x ElectionType) String() string {
 }
 
 func (ElectionType) Descriptor() protoreflect.EnumDescriptor {
-	return file_strata_v1_strata_proto_enumTypes[2].Descriptor()
+	return file_strata_v1_strata_proto_enumTypes[3].Descriptor()
 }
 
 func (ElectionType) Type() protoreflect.EnumType {
-	return &file_strata_v1_strata_proto_enumTypes[2]
+	return &file_strata_v1_strata_proto_enumTypes[3]
 }
 
 func (x ElectionType) Number() protoreflect.EnumNumber {
@@ -274,7 +324,7 @@ func (x ElectionType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ElectionType.Descriptor instead.
 func (ElectionType) EnumDescriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{2}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{3}
 }
 
 type Header struct {
@@ -1699,9 +1749,13 @@ type FetchRequest struct {
 	// only the leader answers. The consumer picks the replica from Metadata
 	// (an in-sync replica in its rack); the bytes served are counted by
 	// whether the serving broker is in that rack.
-	Rack          string `protobuf:"bytes,6,opt,name=rack,proto3" json:"rack,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Rack string `protobuf:"bytes,6,opt,name=rack,proto3" json:"rack,omitempty"`
+	// What the consumer may read. READ_COMMITTED reads up to the last stable
+	// offset, and the broker leaves out the records of aborted transactions
+	// (next_offset still moves past them), so the client filters nothing.
+	IsolationLevel IsolationLevel `protobuf:"varint,7,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *FetchRequest) Reset() {
@@ -1776,6 +1830,13 @@ func (x *FetchRequest) GetRack() string {
 	return ""
 }
 
+func (x *FetchRequest) GetIsolationLevel() IsolationLevel {
+	if x != nil {
+		return x.IsolationLevel
+	}
+	return IsolationLevel_READ_UNCOMMITTED
+}
+
 type FetchPartitionResult struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Topic          string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -1788,9 +1849,14 @@ type FetchPartitionResult struct {
 	Records []*Record       `protobuf:"bytes,6,rep,name=records,proto3" json:"records,omitempty"`
 	Error   *PartitionError `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
 	// The offset to fetch next.
-	NextOffset    int64 `protobuf:"varint,8,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NextOffset int64 `protobuf:"varint,8,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
+	// The last stable offset: the first offset of the earliest transaction
+	// still open, capped by the high watermark (the high watermark when none
+	// is open). A READ_COMMITTED consumer has read to the end here. Always
+	// set by brokers that know it, 0 included: unset means an older broker.
+	LastStableOffset *int64 `protobuf:"varint,9,opt,name=last_stable_offset,json=lastStableOffset,proto3,oneof" json:"last_stable_offset,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *FetchPartitionResult) Reset() {
@@ -1875,6 +1941,13 @@ func (x *FetchPartitionResult) GetError() *PartitionError {
 func (x *FetchPartitionResult) GetNextOffset() int64 {
 	if x != nil {
 		return x.NextOffset
+	}
+	return 0
+}
+
+func (x *FetchPartitionResult) GetLastStableOffset() int64 {
+	if x != nil && x.LastStableOffset != nil {
+		return *x.LastStableOffset
 	}
 	return 0
 }
@@ -1977,11 +2050,14 @@ func (x *ListOffsetsPartition) GetTimestamp() int64 {
 }
 
 type ListOffsetsRequest struct {
-	state         protoimpl.MessageState  `protogen:"open.v1"`
-	Topic         string                  `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Partitions    []*ListOffsetsPartition `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState  `protogen:"open.v1"`
+	Topic      string                  `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partitions []*ListOffsetsPartition `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// With READ_COMMITTED, latest (-1) is the last stable offset rather than
+	// the high watermark, and a lookup by time finds offsets below it only.
+	IsolationLevel IsolationLevel `protobuf:"varint,3,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListOffsetsRequest) Reset() {
@@ -2026,6 +2102,13 @@ func (x *ListOffsetsRequest) GetPartitions() []*ListOffsetsPartition {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *ListOffsetsRequest) GetIsolationLevel() IsolationLevel {
+	if x != nil {
+		return x.IsolationLevel
+	}
+	return IsolationLevel_READ_UNCOMMITTED
 }
 
 type ListOffsetsPartitionResult struct {
@@ -6826,7 +6909,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1b\n" +
-	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\"\xcf\x01\n" +
+	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\"\x93\x02\n" +
 	"\fFetchRequest\x129\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x19.strata.v1.FetchPartitionR\n" +
@@ -6835,7 +6918,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\tmin_bytes\x18\x03 \x01(\x05R\bminBytes\x12\x1e\n" +
 	"\vmax_wait_ms\x18\x04 \x01(\x05R\tmaxWaitMs\x12\x16\n" +
 	"\x06decode\x18\x05 \x01(\bR\x06decode\x12\x12\n" +
-	"\x04rack\x18\x06 \x01(\tR\x04rack\"\xc1\x02\n" +
+	"\x04rack\x18\x06 \x01(\tR\x04rack\x12B\n" +
+	"\x0fisolation_level\x18\a \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\"\x8b\x03\n" +
 	"\x14FetchPartitionResult\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12%\n" +
@@ -6845,19 +6929,22 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\arecords\x18\x06 \x03(\v2\x11.strata.v1.RecordR\arecords\x12/\n" +
 	"\x05error\x18\a \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\x12\x1f\n" +
 	"\vnext_offset\x18\b \x01(\x03R\n" +
-	"nextOffset\"P\n" +
+	"nextOffset\x121\n" +
+	"\x12last_stable_offset\x18\t \x01(\x03H\x00R\x10lastStableOffset\x88\x01\x01B\x15\n" +
+	"\x13_last_stable_offset\"P\n" +
 	"\rFetchResponse\x12?\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x1f.strata.v1.FetchPartitionResultR\n" +
 	"partitions\"R\n" +
 	"\x14ListOffsetsPartition\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x1c\n" +
-	"\ttimestamp\x18\x02 \x01(\x03R\ttimestamp\"k\n" +
+	"\ttimestamp\x18\x02 \x01(\x03R\ttimestamp\"\xaf\x01\n" +
 	"\x12ListOffsetsRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12?\n" +
 	"\n" +
 	"partitions\x18\x02 \x03(\v2\x1f.strata.v1.ListOffsetsPartitionR\n" +
-	"partitions\"\xa1\x01\n" +
+	"partitions\x12B\n" +
+	"\x0fisolation_level\x18\x03 \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\"\xa1\x01\n" +
 	"\x1aListOffsetsPartitionResult\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1c\n" +
@@ -7260,7 +7347,10 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x13ELECTION_NOT_NEEDED\x10\x1e\x12\"\n" +
 	"\x1ePREFERRED_LEADER_NOT_AVAILABLE\x10\x1f\x12\"\n" +
 	"\x1eELIGIBLE_LEADERS_NOT_AVAILABLE\x10 \x12\"\n" +
-	"\x1eTRANSACTION_COORDINATOR_FENCED\x10!*F\n" +
+	"\x1eTRANSACTION_COORDINATOR_FENCED\x10!*:\n" +
+	"\x0eIsolationLevel\x12\x14\n" +
+	"\x10READ_UNCOMMITTED\x10\x00\x12\x12\n" +
+	"\x0eREAD_COMMITTED\x10\x01*F\n" +
 	"\fElectionType\x12\x1b\n" +
 	"\x17ELECTION_TYPE_PREFERRED\x10\x00\x12\x19\n" +
 	"\x15ELECTION_TYPE_UNCLEAN\x10\x012\xe4\x14\n" +
@@ -7316,271 +7406,274 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 	return file_strata_v1_strata_proto_rawDescData
 }
 
-var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Acks)(0),                                    // 0: strata.v1.Acks
 	(ErrorReason)(0),                             // 1: strata.v1.ErrorReason
-	(ElectionType)(0),                            // 2: strata.v1.ElectionType
-	(*Header)(nil),                               // 3: strata.v1.Header
-	(*Record)(nil),                               // 4: strata.v1.Record
-	(*PartitionInfo)(nil),                        // 5: strata.v1.PartitionInfo
-	(*ConfigEntry)(nil),                          // 6: strata.v1.ConfigEntry
-	(*CreateTopicRequest)(nil),                   // 7: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),                  // 8: strata.v1.CreateTopicResponse
-	(*RestoreTopicRequest)(nil),                  // 9: strata.v1.RestoreTopicRequest
-	(*RestoreTopicResponse)(nil),                 // 10: strata.v1.RestoreTopicResponse
-	(*DeleteTopicRequest)(nil),                   // 11: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),                  // 12: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),                    // 13: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),                   // 14: strata.v1.ListTopicsResponse
-	(*TopicSummary)(nil),                         // 15: strata.v1.TopicSummary
-	(*DescribeTopicRequest)(nil),                 // 16: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),                // 17: strata.v1.DescribeTopicResponse
-	(*TopicDescription)(nil),                     // 18: strata.v1.TopicDescription
-	(*AlterTopicConfigsRequest)(nil),             // 19: strata.v1.AlterTopicConfigsRequest
-	(*AlterTopicConfigsResponse)(nil),            // 20: strata.v1.AlterTopicConfigsResponse
-	(*ProduceRequest)(nil),                       // 21: strata.v1.ProduceRequest
-	(*ProducePartition)(nil),                     // 22: strata.v1.ProducePartition
-	(*PartitionError)(nil),                       // 23: strata.v1.PartitionError
-	(*ProducePartitionResult)(nil),               // 24: strata.v1.ProducePartitionResult
-	(*ProduceResponse)(nil),                      // 25: strata.v1.ProduceResponse
-	(*FetchPartition)(nil),                       // 26: strata.v1.FetchPartition
-	(*FetchRequest)(nil),                         // 27: strata.v1.FetchRequest
-	(*FetchPartitionResult)(nil),                 // 28: strata.v1.FetchPartitionResult
-	(*FetchResponse)(nil),                        // 29: strata.v1.FetchResponse
-	(*ListOffsetsPartition)(nil),                 // 30: strata.v1.ListOffsetsPartition
-	(*ListOffsetsRequest)(nil),                   // 31: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartitionResult)(nil),           // 32: strata.v1.ListOffsetsPartitionResult
-	(*ListOffsetsResponse)(nil),                  // 33: strata.v1.ListOffsetsResponse
-	(*BrokerInfo)(nil),                           // 34: strata.v1.BrokerInfo
-	(*MetadataRequest)(nil),                      // 35: strata.v1.MetadataRequest
-	(*TopicMetadata)(nil),                        // 36: strata.v1.TopicMetadata
-	(*MetadataResponse)(nil),                     // 37: strata.v1.MetadataResponse
-	(*ReplicaFetchPartition)(nil),                // 38: strata.v1.ReplicaFetchPartition
-	(*ReplicaFetchRequest)(nil),                  // 39: strata.v1.ReplicaFetchRequest
-	(*EpochEndOffset)(nil),                       // 40: strata.v1.EpochEndOffset
-	(*ReplicaFetchPartitionResult)(nil),          // 41: strata.v1.ReplicaFetchPartitionResult
-	(*ReplicaFetchResponse)(nil),                 // 42: strata.v1.ReplicaFetchResponse
-	(*TxnMarkerPartition)(nil),                   // 43: strata.v1.TxnMarkerPartition
-	(*TxnMarker)(nil),                            // 44: strata.v1.TxnMarker
-	(*WriteTxnMarkersRequest)(nil),               // 45: strata.v1.WriteTxnMarkersRequest
-	(*TxnMarkerPartitionResult)(nil),             // 46: strata.v1.TxnMarkerPartitionResult
-	(*TxnMarkerResult)(nil),                      // 47: strata.v1.TxnMarkerResult
-	(*WriteTxnMarkersResponse)(nil),              // 48: strata.v1.WriteTxnMarkersResponse
-	(*FindCoordinatorRequest)(nil),               // 49: strata.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),              // 50: strata.v1.FindCoordinatorResponse
-	(*ConsumeGroupRequest)(nil),                  // 51: strata.v1.ConsumeGroupRequest
-	(*TopicPartitions)(nil),                      // 52: strata.v1.TopicPartitions
-	(*ConsumeGroupResponse)(nil),                 // 53: strata.v1.ConsumeGroupResponse
-	(*GroupOffset)(nil),                          // 54: strata.v1.GroupOffset
-	(*CommitOffsetsRequest)(nil),                 // 55: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),                // 56: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),                  // 57: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),                 // 58: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),                    // 59: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),                         // 60: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),                   // 61: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),                 // 62: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                          // 63: strata.v1.GroupMember
-	(*DescribeGroupResponse)(nil),                // 64: strata.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),                   // 65: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),                  // 66: strata.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),                  // 67: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),                 // 68: strata.v1.ResetOffsetsResponse
-	(*TieringStatusRequest)(nil),                 // 69: strata.v1.TieringStatusRequest
-	(*PartitionTiering)(nil),                     // 70: strata.v1.PartitionTiering
-	(*TieringStatusResponse)(nil),                // 71: strata.v1.TieringStatusResponse
-	(*DeleteRecordsPartition)(nil),               // 72: strata.v1.DeleteRecordsPartition
-	(*DeleteRecordsRequest)(nil),                 // 73: strata.v1.DeleteRecordsRequest
-	(*DeleteRecordsPartitionResult)(nil),         // 74: strata.v1.DeleteRecordsPartitionResult
-	(*DeleteRecordsResponse)(nil),                // 75: strata.v1.DeleteRecordsResponse
-	(*PreviewRetentionRequest)(nil),              // 76: strata.v1.PreviewRetentionRequest
-	(*TierRetention)(nil),                        // 77: strata.v1.TierRetention
-	(*PartitionRetention)(nil),                   // 78: strata.v1.PartitionRetention
-	(*PreviewRetentionResponse)(nil),             // 79: strata.v1.PreviewRetentionResponse
-	(*ScramCredentialDeletion)(nil),              // 80: strata.v1.ScramCredentialDeletion
-	(*ScramCredentialUpsertion)(nil),             // 81: strata.v1.ScramCredentialUpsertion
-	(*AlterUserScramCredentialsRequest)(nil),     // 82: strata.v1.AlterUserScramCredentialsRequest
-	(*UserScramResult)(nil),                      // 83: strata.v1.UserScramResult
-	(*AlterUserScramCredentialsResponse)(nil),    // 84: strata.v1.AlterUserScramCredentialsResponse
-	(*DescribeUserScramCredentialsRequest)(nil),  // 85: strata.v1.DescribeUserScramCredentialsRequest
-	(*ScramCredentialInfo)(nil),                  // 86: strata.v1.ScramCredentialInfo
-	(*UserScramCredentials)(nil),                 // 87: strata.v1.UserScramCredentials
-	(*DescribeUserScramCredentialsResponse)(nil), // 88: strata.v1.DescribeUserScramCredentialsResponse
-	(*AclBinding)(nil),                           // 89: strata.v1.AclBinding
-	(*AclFilter)(nil),                            // 90: strata.v1.AclFilter
-	(*CreateAclsRequest)(nil),                    // 91: strata.v1.CreateAclsRequest
-	(*CreateAclsResponse)(nil),                   // 92: strata.v1.CreateAclsResponse
-	(*DescribeAclsRequest)(nil),                  // 93: strata.v1.DescribeAclsRequest
-	(*DescribeAclsResponse)(nil),                 // 94: strata.v1.DescribeAclsResponse
-	(*DeleteAclsRequest)(nil),                    // 95: strata.v1.DeleteAclsRequest
-	(*DeletedAcls)(nil),                          // 96: strata.v1.DeletedAcls
-	(*DeleteAclsResponse)(nil),                   // 97: strata.v1.DeleteAclsResponse
-	(*TopicPartitionRef)(nil),                    // 98: strata.v1.TopicPartitionRef
-	(*PartitionReassignment)(nil),                // 99: strata.v1.PartitionReassignment
-	(*AlterPartitionReassignmentsRequest)(nil),   // 100: strata.v1.AlterPartitionReassignmentsRequest
-	(*PartitionResult)(nil),                      // 101: strata.v1.PartitionResult
-	(*AlterPartitionReassignmentsResponse)(nil),  // 102: strata.v1.AlterPartitionReassignmentsResponse
-	(*ListPartitionReassignmentsRequest)(nil),    // 103: strata.v1.ListPartitionReassignmentsRequest
-	(*OngoingReassignment)(nil),                  // 104: strata.v1.OngoingReassignment
-	(*ListPartitionReassignmentsResponse)(nil),   // 105: strata.v1.ListPartitionReassignmentsResponse
-	(*ElectLeadersRequest)(nil),                  // 106: strata.v1.ElectLeadersRequest
-	(*ElectLeadersResponse)(nil),                 // 107: strata.v1.ElectLeadersResponse
-	(*DescribeLogDirsRequest)(nil),               // 108: strata.v1.DescribeLogDirsRequest
-	(*ReplicaLogDir)(nil),                        // 109: strata.v1.ReplicaLogDir
-	(*DescribeLogDirsResponse)(nil),              // 110: strata.v1.DescribeLogDirsResponse
-	nil,                                          // 111: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                          // 112: strata.v1.AlterTopicConfigsRequest.SetEntry
-	nil,                                          // 113: strata.v1.PreviewRetentionRequest.SetEntry
+	(IsolationLevel)(0),                          // 2: strata.v1.IsolationLevel
+	(ElectionType)(0),                            // 3: strata.v1.ElectionType
+	(*Header)(nil),                               // 4: strata.v1.Header
+	(*Record)(nil),                               // 5: strata.v1.Record
+	(*PartitionInfo)(nil),                        // 6: strata.v1.PartitionInfo
+	(*ConfigEntry)(nil),                          // 7: strata.v1.ConfigEntry
+	(*CreateTopicRequest)(nil),                   // 8: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),                  // 9: strata.v1.CreateTopicResponse
+	(*RestoreTopicRequest)(nil),                  // 10: strata.v1.RestoreTopicRequest
+	(*RestoreTopicResponse)(nil),                 // 11: strata.v1.RestoreTopicResponse
+	(*DeleteTopicRequest)(nil),                   // 12: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),                  // 13: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),                    // 14: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),                   // 15: strata.v1.ListTopicsResponse
+	(*TopicSummary)(nil),                         // 16: strata.v1.TopicSummary
+	(*DescribeTopicRequest)(nil),                 // 17: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),                // 18: strata.v1.DescribeTopicResponse
+	(*TopicDescription)(nil),                     // 19: strata.v1.TopicDescription
+	(*AlterTopicConfigsRequest)(nil),             // 20: strata.v1.AlterTopicConfigsRequest
+	(*AlterTopicConfigsResponse)(nil),            // 21: strata.v1.AlterTopicConfigsResponse
+	(*ProduceRequest)(nil),                       // 22: strata.v1.ProduceRequest
+	(*ProducePartition)(nil),                     // 23: strata.v1.ProducePartition
+	(*PartitionError)(nil),                       // 24: strata.v1.PartitionError
+	(*ProducePartitionResult)(nil),               // 25: strata.v1.ProducePartitionResult
+	(*ProduceResponse)(nil),                      // 26: strata.v1.ProduceResponse
+	(*FetchPartition)(nil),                       // 27: strata.v1.FetchPartition
+	(*FetchRequest)(nil),                         // 28: strata.v1.FetchRequest
+	(*FetchPartitionResult)(nil),                 // 29: strata.v1.FetchPartitionResult
+	(*FetchResponse)(nil),                        // 30: strata.v1.FetchResponse
+	(*ListOffsetsPartition)(nil),                 // 31: strata.v1.ListOffsetsPartition
+	(*ListOffsetsRequest)(nil),                   // 32: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartitionResult)(nil),           // 33: strata.v1.ListOffsetsPartitionResult
+	(*ListOffsetsResponse)(nil),                  // 34: strata.v1.ListOffsetsResponse
+	(*BrokerInfo)(nil),                           // 35: strata.v1.BrokerInfo
+	(*MetadataRequest)(nil),                      // 36: strata.v1.MetadataRequest
+	(*TopicMetadata)(nil),                        // 37: strata.v1.TopicMetadata
+	(*MetadataResponse)(nil),                     // 38: strata.v1.MetadataResponse
+	(*ReplicaFetchPartition)(nil),                // 39: strata.v1.ReplicaFetchPartition
+	(*ReplicaFetchRequest)(nil),                  // 40: strata.v1.ReplicaFetchRequest
+	(*EpochEndOffset)(nil),                       // 41: strata.v1.EpochEndOffset
+	(*ReplicaFetchPartitionResult)(nil),          // 42: strata.v1.ReplicaFetchPartitionResult
+	(*ReplicaFetchResponse)(nil),                 // 43: strata.v1.ReplicaFetchResponse
+	(*TxnMarkerPartition)(nil),                   // 44: strata.v1.TxnMarkerPartition
+	(*TxnMarker)(nil),                            // 45: strata.v1.TxnMarker
+	(*WriteTxnMarkersRequest)(nil),               // 46: strata.v1.WriteTxnMarkersRequest
+	(*TxnMarkerPartitionResult)(nil),             // 47: strata.v1.TxnMarkerPartitionResult
+	(*TxnMarkerResult)(nil),                      // 48: strata.v1.TxnMarkerResult
+	(*WriteTxnMarkersResponse)(nil),              // 49: strata.v1.WriteTxnMarkersResponse
+	(*FindCoordinatorRequest)(nil),               // 50: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),              // 51: strata.v1.FindCoordinatorResponse
+	(*ConsumeGroupRequest)(nil),                  // 52: strata.v1.ConsumeGroupRequest
+	(*TopicPartitions)(nil),                      // 53: strata.v1.TopicPartitions
+	(*ConsumeGroupResponse)(nil),                 // 54: strata.v1.ConsumeGroupResponse
+	(*GroupOffset)(nil),                          // 55: strata.v1.GroupOffset
+	(*CommitOffsetsRequest)(nil),                 // 56: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),                // 57: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),                  // 58: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),                 // 59: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),                    // 60: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                         // 61: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),                   // 62: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),                 // 63: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                          // 64: strata.v1.GroupMember
+	(*DescribeGroupResponse)(nil),                // 65: strata.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),                   // 66: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),                  // 67: strata.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),                  // 68: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),                 // 69: strata.v1.ResetOffsetsResponse
+	(*TieringStatusRequest)(nil),                 // 70: strata.v1.TieringStatusRequest
+	(*PartitionTiering)(nil),                     // 71: strata.v1.PartitionTiering
+	(*TieringStatusResponse)(nil),                // 72: strata.v1.TieringStatusResponse
+	(*DeleteRecordsPartition)(nil),               // 73: strata.v1.DeleteRecordsPartition
+	(*DeleteRecordsRequest)(nil),                 // 74: strata.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartitionResult)(nil),         // 75: strata.v1.DeleteRecordsPartitionResult
+	(*DeleteRecordsResponse)(nil),                // 76: strata.v1.DeleteRecordsResponse
+	(*PreviewRetentionRequest)(nil),              // 77: strata.v1.PreviewRetentionRequest
+	(*TierRetention)(nil),                        // 78: strata.v1.TierRetention
+	(*PartitionRetention)(nil),                   // 79: strata.v1.PartitionRetention
+	(*PreviewRetentionResponse)(nil),             // 80: strata.v1.PreviewRetentionResponse
+	(*ScramCredentialDeletion)(nil),              // 81: strata.v1.ScramCredentialDeletion
+	(*ScramCredentialUpsertion)(nil),             // 82: strata.v1.ScramCredentialUpsertion
+	(*AlterUserScramCredentialsRequest)(nil),     // 83: strata.v1.AlterUserScramCredentialsRequest
+	(*UserScramResult)(nil),                      // 84: strata.v1.UserScramResult
+	(*AlterUserScramCredentialsResponse)(nil),    // 85: strata.v1.AlterUserScramCredentialsResponse
+	(*DescribeUserScramCredentialsRequest)(nil),  // 86: strata.v1.DescribeUserScramCredentialsRequest
+	(*ScramCredentialInfo)(nil),                  // 87: strata.v1.ScramCredentialInfo
+	(*UserScramCredentials)(nil),                 // 88: strata.v1.UserScramCredentials
+	(*DescribeUserScramCredentialsResponse)(nil), // 89: strata.v1.DescribeUserScramCredentialsResponse
+	(*AclBinding)(nil),                           // 90: strata.v1.AclBinding
+	(*AclFilter)(nil),                            // 91: strata.v1.AclFilter
+	(*CreateAclsRequest)(nil),                    // 92: strata.v1.CreateAclsRequest
+	(*CreateAclsResponse)(nil),                   // 93: strata.v1.CreateAclsResponse
+	(*DescribeAclsRequest)(nil),                  // 94: strata.v1.DescribeAclsRequest
+	(*DescribeAclsResponse)(nil),                 // 95: strata.v1.DescribeAclsResponse
+	(*DeleteAclsRequest)(nil),                    // 96: strata.v1.DeleteAclsRequest
+	(*DeletedAcls)(nil),                          // 97: strata.v1.DeletedAcls
+	(*DeleteAclsResponse)(nil),                   // 98: strata.v1.DeleteAclsResponse
+	(*TopicPartitionRef)(nil),                    // 99: strata.v1.TopicPartitionRef
+	(*PartitionReassignment)(nil),                // 100: strata.v1.PartitionReassignment
+	(*AlterPartitionReassignmentsRequest)(nil),   // 101: strata.v1.AlterPartitionReassignmentsRequest
+	(*PartitionResult)(nil),                      // 102: strata.v1.PartitionResult
+	(*AlterPartitionReassignmentsResponse)(nil),  // 103: strata.v1.AlterPartitionReassignmentsResponse
+	(*ListPartitionReassignmentsRequest)(nil),    // 104: strata.v1.ListPartitionReassignmentsRequest
+	(*OngoingReassignment)(nil),                  // 105: strata.v1.OngoingReassignment
+	(*ListPartitionReassignmentsResponse)(nil),   // 106: strata.v1.ListPartitionReassignmentsResponse
+	(*ElectLeadersRequest)(nil),                  // 107: strata.v1.ElectLeadersRequest
+	(*ElectLeadersResponse)(nil),                 // 108: strata.v1.ElectLeadersResponse
+	(*DescribeLogDirsRequest)(nil),               // 109: strata.v1.DescribeLogDirsRequest
+	(*ReplicaLogDir)(nil),                        // 110: strata.v1.ReplicaLogDir
+	(*DescribeLogDirsResponse)(nil),              // 111: strata.v1.DescribeLogDirsResponse
+	nil,                                          // 112: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                          // 113: strata.v1.AlterTopicConfigsRequest.SetEntry
+	nil,                                          // 114: strata.v1.PreviewRetentionRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
-	3,   // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	111, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
-	18,  // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	18,  // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	15,  // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
-	18,  // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	5,   // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
-	6,   // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	112, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
-	6,   // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
+	4,   // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
+	112, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	19,  // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	19,  // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	16,  // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
+	19,  // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	6,   // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
+	7,   // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
+	113, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	7,   // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
 	0,   // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
-	22,  // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
-	4,   // 12: strata.v1.ProducePartition.records:type_name -> strata.v1.Record
-	23,  // 13: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.PartitionError
-	24,  // 14: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
-	26,  // 15: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
-	4,   // 16: strata.v1.FetchPartitionResult.records:type_name -> strata.v1.Record
-	23,  // 17: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.PartitionError
-	28,  // 18: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
-	30,  // 19: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
-	23,  // 20: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
-	32,  // 21: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
-	5,   // 22: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
-	23,  // 23: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
-	34,  // 24: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
-	36,  // 25: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
-	38,  // 26: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
-	40,  // 27: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
-	23,  // 28: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
-	1,   // 29: strata.v1.ReplicaFetchPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
-	41,  // 30: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
-	43,  // 31: strata.v1.TxnMarker.partitions:type_name -> strata.v1.TxnMarkerPartition
-	44,  // 32: strata.v1.WriteTxnMarkersRequest.markers:type_name -> strata.v1.TxnMarker
-	23,  // 33: strata.v1.TxnMarkerPartitionResult.error:type_name -> strata.v1.PartitionError
-	1,   // 34: strata.v1.TxnMarkerPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
-	46,  // 35: strata.v1.TxnMarkerResult.partitions:type_name -> strata.v1.TxnMarkerPartitionResult
-	47,  // 36: strata.v1.WriteTxnMarkersResponse.markers:type_name -> strata.v1.TxnMarkerResult
-	34,  // 37: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
-	52,  // 38: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
-	54,  // 39: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	54,  // 40: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
-	60,  // 41: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	52,  // 42: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
-	63,  // 43: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	54,  // 44: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	70,  // 45: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
-	72,  // 46: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
-	23,  // 47: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
-	74,  // 48: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	113, // 49: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
-	77,  // 50: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
-	77,  // 51: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
-	78,  // 52: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
-	6,   // 53: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
-	80,  // 54: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
-	81,  // 55: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
-	83,  // 56: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
-	86,  // 57: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
-	87,  // 58: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
-	89,  // 59: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
-	90,  // 60: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
-	89,  // 61: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
-	90,  // 62: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
-	89,  // 63: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
-	96,  // 64: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
-	99,  // 65: strata.v1.AlterPartitionReassignmentsRequest.reassignments:type_name -> strata.v1.PartitionReassignment
-	23,  // 66: strata.v1.PartitionResult.error:type_name -> strata.v1.PartitionError
-	101, // 67: strata.v1.AlterPartitionReassignmentsResponse.results:type_name -> strata.v1.PartitionResult
-	98,  // 68: strata.v1.ListPartitionReassignmentsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	104, // 69: strata.v1.ListPartitionReassignmentsResponse.reassignments:type_name -> strata.v1.OngoingReassignment
-	2,   // 70: strata.v1.ElectLeadersRequest.election_type:type_name -> strata.v1.ElectionType
-	98,  // 71: strata.v1.ElectLeadersRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	101, // 72: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
-	98,  // 73: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	109, // 74: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
-	7,   // 75: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	11,  // 76: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	13,  // 77: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	16,  // 78: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19,  // 79: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	9,   // 80: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
-	21,  // 81: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	27,  // 82: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	27,  // 83: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	31,  // 84: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	35,  // 85: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	49,  // 86: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	51,  // 87: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	55,  // 88: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	57,  // 89: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	59,  // 90: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	62,  // 91: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	65,  // 92: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	67,  // 93: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	69,  // 94: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
-	73,  // 95: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	76,  // 96: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
-	82,  // 97: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
-	85,  // 98: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
-	91,  // 99: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
-	93,  // 100: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
-	95,  // 101: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
-	100, // 102: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
-	103, // 103: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
-	106, // 104: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
-	108, // 105: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
-	39,  // 106: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	45,  // 107: strata.v1.Replication.WriteTxnMarkers:input_type -> strata.v1.WriteTxnMarkersRequest
-	8,   // 108: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	12,  // 109: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	14,  // 110: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	17,  // 111: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	20,  // 112: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	10,  // 113: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
-	25,  // 114: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	29,  // 115: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	29,  // 116: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	33,  // 117: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	37,  // 118: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	50,  // 119: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	53,  // 120: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	56,  // 121: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	58,  // 122: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	61,  // 123: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	64,  // 124: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	66,  // 125: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	68,  // 126: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	71,  // 127: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
-	75,  // 128: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	79,  // 129: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
-	84,  // 130: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
-	88,  // 131: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
-	92,  // 132: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
-	94,  // 133: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
-	97,  // 134: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
-	102, // 135: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
-	105, // 136: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
-	107, // 137: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
-	110, // 138: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
-	42,  // 139: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	48,  // 140: strata.v1.Replication.WriteTxnMarkers:output_type -> strata.v1.WriteTxnMarkersResponse
-	108, // [108:141] is the sub-list for method output_type
-	75,  // [75:108] is the sub-list for method input_type
-	75,  // [75:75] is the sub-list for extension type_name
-	75,  // [75:75] is the sub-list for extension extendee
-	0,   // [0:75] is the sub-list for field type_name
+	23,  // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
+	5,   // 12: strata.v1.ProducePartition.records:type_name -> strata.v1.Record
+	24,  // 13: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.PartitionError
+	25,  // 14: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
+	27,  // 15: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
+	2,   // 16: strata.v1.FetchRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	5,   // 17: strata.v1.FetchPartitionResult.records:type_name -> strata.v1.Record
+	24,  // 18: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	29,  // 19: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
+	31,  // 20: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	2,   // 21: strata.v1.ListOffsetsRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	24,  // 22: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
+	33,  // 23: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	6,   // 24: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
+	24,  // 25: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
+	35,  // 26: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
+	37,  // 27: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
+	39,  // 28: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
+	41,  // 29: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
+	24,  // 30: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	1,   // 31: strata.v1.ReplicaFetchPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
+	42,  // 32: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
+	44,  // 33: strata.v1.TxnMarker.partitions:type_name -> strata.v1.TxnMarkerPartition
+	45,  // 34: strata.v1.WriteTxnMarkersRequest.markers:type_name -> strata.v1.TxnMarker
+	24,  // 35: strata.v1.TxnMarkerPartitionResult.error:type_name -> strata.v1.PartitionError
+	1,   // 36: strata.v1.TxnMarkerPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
+	47,  // 37: strata.v1.TxnMarkerResult.partitions:type_name -> strata.v1.TxnMarkerPartitionResult
+	48,  // 38: strata.v1.WriteTxnMarkersResponse.markers:type_name -> strata.v1.TxnMarkerResult
+	35,  // 39: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
+	53,  // 40: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
+	55,  // 41: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	55,  // 42: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
+	61,  // 43: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	53,  // 44: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	64,  // 45: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	55,  // 46: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	71,  // 47: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
+	73,  // 48: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	24,  // 49: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
+	75,  // 50: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
+	114, // 51: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
+	78,  // 52: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
+	78,  // 53: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
+	79,  // 54: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
+	7,   // 55: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
+	81,  // 56: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
+	82,  // 57: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
+	84,  // 58: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
+	87,  // 59: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
+	88,  // 60: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
+	90,  // 61: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
+	91,  // 62: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
+	90,  // 63: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
+	91,  // 64: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
+	90,  // 65: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
+	97,  // 66: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
+	100, // 67: strata.v1.AlterPartitionReassignmentsRequest.reassignments:type_name -> strata.v1.PartitionReassignment
+	24,  // 68: strata.v1.PartitionResult.error:type_name -> strata.v1.PartitionError
+	102, // 69: strata.v1.AlterPartitionReassignmentsResponse.results:type_name -> strata.v1.PartitionResult
+	99,  // 70: strata.v1.ListPartitionReassignmentsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	105, // 71: strata.v1.ListPartitionReassignmentsResponse.reassignments:type_name -> strata.v1.OngoingReassignment
+	3,   // 72: strata.v1.ElectLeadersRequest.election_type:type_name -> strata.v1.ElectionType
+	99,  // 73: strata.v1.ElectLeadersRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	102, // 74: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
+	99,  // 75: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	110, // 76: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
+	8,   // 77: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	12,  // 78: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	14,  // 79: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17,  // 80: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	20,  // 81: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	10,  // 82: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	22,  // 83: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	28,  // 84: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	28,  // 85: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	32,  // 86: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	36,  // 87: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	50,  // 88: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	52,  // 89: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	56,  // 90: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	58,  // 91: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	60,  // 92: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	63,  // 93: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	66,  // 94: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	68,  // 95: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	70,  // 96: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	74,  // 97: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	77,  // 98: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
+	83,  // 99: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
+	86,  // 100: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
+	92,  // 101: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
+	94,  // 102: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
+	96,  // 103: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
+	101, // 104: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
+	104, // 105: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
+	107, // 106: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
+	109, // 107: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
+	40,  // 108: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	46,  // 109: strata.v1.Replication.WriteTxnMarkers:input_type -> strata.v1.WriteTxnMarkersRequest
+	9,   // 110: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	13,  // 111: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	15,  // 112: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18,  // 113: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	21,  // 114: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	11,  // 115: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	26,  // 116: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	30,  // 117: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	30,  // 118: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	34,  // 119: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	38,  // 120: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	51,  // 121: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	54,  // 122: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	57,  // 123: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	59,  // 124: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	62,  // 125: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	65,  // 126: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	67,  // 127: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	69,  // 128: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	72,  // 129: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	76,  // 130: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	80,  // 131: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
+	85,  // 132: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
+	89,  // 133: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
+	93,  // 134: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
+	95,  // 135: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
+	98,  // 136: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
+	103, // 137: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
+	106, // 138: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
+	108, // 139: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
+	111, // 140: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
+	43,  // 141: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	49,  // 142: strata.v1.Replication.WriteTxnMarkers:output_type -> strata.v1.WriteTxnMarkersResponse
+	110, // [110:143] is the sub-list for method output_type
+	77,  // [77:110] is the sub-list for method input_type
+	77,  // [77:77] is the sub-list for extension type_name
+	77,  // [77:77] is the sub-list for extension extendee
+	0,   // [0:77] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -7588,13 +7681,14 @@ func file_strata_v1_strata_proto_init() {
 	if File_strata_v1_strata_proto != nil {
 		return
 	}
+	file_strata_v1_strata_proto_msgTypes[25].OneofWrappers = []any{}
 	file_strata_v1_strata_proto_msgTypes[87].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   111,
 			NumExtensions: 0,
 			NumServices:   2,
