@@ -105,12 +105,18 @@ func (l *Log) write(batches []byte, res AppendResult, offsets int64, leaderEpoch
 		return AppendResult{}, l.fail(fmt.Errorf("log: append to %s: %w", a.name(), err))
 	}
 	interval := int64(cfg.IndexIntervalBytes)
+	transactional := false
 	for pos := 0; pos < len(batches); {
 		h, _ := record.ParseHeader(batches[pos:])
 		a.indexBatch(pos0+int64(pos), &h, interval)
+		transactional = transactional || h.Transactional()
 		pos += h.Size()
 	}
-	l.trackTxnsLocked(a, batches)
+	// Only transactional batches (data and markers) change the open
+	// transactions: most appends hold none and skip another header walk.
+	if transactional {
+		l.trackTxnsLocked(a, batches)
+	}
 	// Publish: size before next before the log end offset, so a reader that
 	// sees an offset also sees its bytes.
 	a.size.Store(pos0 + int64(len(batches)))

@@ -452,11 +452,7 @@ func (l *Log) keepTxnStart(s *segment) error {
 	if s.durable.Load() || s.removed || len(s.txnStart) == 0 {
 		return nil
 	}
-	raw := encodeTxnIndex(txnIndex{next: -1, start: s.txnStart})
-	if err := writeFileAtomic(s.dir, segmentName(s.base, txnIndexSuffix), raw); err != nil {
-		return err
-	}
-	return syncDir(s.dir)
+	return PublishFile(s.dir, segmentName(s.base, txnIndexSuffix), encodeTxnIndex(txnIndex{next: -1, start: s.txnStart}))
 }
 
 // readTxnIndex reads s's .txnindex; a missing or damaged one is an error.
