@@ -113,7 +113,7 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 	results := make([]ReplicaFetchResult, len(req.Partitions))
 	recorded := make([]bool, len(req.Partitions))
 	// served holds the partitions answered as leader, to record the high
-	// watermark each response tells the follower.
+	// watermark each response tells the follower (rack-aware brokers only).
 	served := make([]*Partition, len(req.Partitions))
 	answer := func() []ReplicaFetchResult {
 		for i, p := range served {
@@ -173,7 +173,11 @@ func (b *Broker) ReplicaFetch(ctx context.Context, req ReplicaFetchRequest) ([]R
 				res.Err = err
 				continue
 			}
-			served[i] = p
+			if b.rackAware {
+				// hwSent is read only to tell followers of a new high
+				// watermark early, which only rack-aware brokers do.
+				served[i] = p
+			}
 			// Only where consumers are sent to followers: each answer costs
 			// the follower a round trip, which raised sequential acks=all
 			// latency by half on a two-core machine.
