@@ -104,11 +104,17 @@ type FetchOptions struct {
 	// still moves past them.
 	DropAborted bool
 
-	// ClientRack is the consumer's rack (client.rack), empty for none: a
-	// leader with replica.selector.class=RackAwareReplicaSelector may answer
-	// with a preferred read replica in that rack (see readreplica.go), and
-	// the bytes served are counted by rack relation.
+	// ClientRack is the consumer's rack (client.rack), empty for none: the
+	// bytes served are counted by rack relation, and with
+	// RedirectToRackReplica a leader with
+	// replica.selector.class=RackAwareReplicaSelector may answer with a
+	// preferred read replica in that rack (see readreplica.go).
 	ClientRack string
+	// RedirectToRackReplica lets the leader answer PreferredReadReplica
+	// instead of records. Only for clients that act on the answer (Kafka's
+	// Fetch v11+): the gRPC reply has no such field, and a client told
+	// nothing would fetch the leader again at once, in a loop.
+	RedirectToRackReplica bool
 }
 
 // BufferPool supplies read buffers. gRPC's mem.BufferPool has this shape.
@@ -256,7 +262,7 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			// so by a follower resets its position).
 			continue
 		}
-		if !follower {
+		if !follower && opts.RedirectToRackReplica {
 			if id := b.preferredReadReplica(p, fp.Offset, opts.ClientRack); id >= 0 {
 				res.PreferredReadReplica = id
 				done = true // answered at once, as Kafka does

@@ -134,7 +134,7 @@ func TestLeaderPrefersReplicaInConsumersRack(t *testing.T) {
 	c := rackCluster(t, topicconfig.RackAwareReplicaSelector, 5)
 	leader := c.core(1)
 	for rack, want := range map[string]int32{"b": 2, "c": 3, "a": -1, "d": -1, "": -1} {
-		res := fetchOne(t, leader, 0, FetchOptions{FollowerReads: true, ClientRack: rack})
+		res := fetchOne(t, leader, 0, FetchOptions{FollowerReads: true, ClientRack: rack, RedirectToRackReplica: true})
 		if res.Err != nil || res.PreferredReadReplica != want {
 			t.Fatalf("rack %q: preferred %d, err %v; want %d", rack, res.PreferredReadReplica, res.Err, want)
 		}
@@ -144,9 +144,13 @@ func TestLeaderPrefersReplicaInConsumersRack(t *testing.T) {
 		if want < 0 && recordsIn(t, res, 0) != 5 {
 			t.Fatalf("rack %q: the leader returned %d records, want 5", rack, recordsIn(t, res, 0))
 		}
+		// A client that cannot act on a redirect (the gRPC API) is served.
+		if res := fetchOne(t, leader, 0, FetchOptions{FollowerReads: true, ClientRack: rack}); res.PreferredReadReplica != -1 || recordsIn(t, res, 0) != 5 {
+			t.Fatalf("rack %q without redirects: preferred %d, %d records", rack, res.PreferredReadReplica, recordsIn(t, res, 0))
+		}
 	}
 	// A replica that does not have the offset is not preferred.
-	if res := fetchOne(t, leader, 6, FetchOptions{FollowerReads: true, ClientRack: "b"}); res.PreferredReadReplica != -1 {
+	if res := fetchOne(t, leader, 6, FetchOptions{FollowerReads: true, ClientRack: "b", RedirectToRackReplica: true}); res.PreferredReadReplica != -1 {
 		t.Fatalf("offset 6 past every log: preferred %d", res.PreferredReadReplica)
 	}
 	// Nor one whose broker left the cluster (unregistered, and so soon out
@@ -156,7 +160,7 @@ func TestLeaderPrefersReplicaInConsumersRack(t *testing.T) {
 		t.Fatal(err)
 	}
 	await.True(t, 30*time.Second, "the leader to stop preferring broker 2 once it is unregistered", func() bool {
-		return fetchOne(t, leader, 0, FetchOptions{FollowerReads: true, ClientRack: "b"}).PreferredReadReplica == -1
+		return fetchOne(t, leader, 0, FetchOptions{FollowerReads: true, ClientRack: "b", RedirectToRackReplica: true}).PreferredReadReplica == -1
 	})
 }
 
@@ -164,7 +168,7 @@ func TestLeaderPrefersReplicaInConsumersRack(t *testing.T) {
 // leader, and followers still serve those that come to them.
 func TestNoPreferredReplicaWithoutSelector(t *testing.T) {
 	c := rackCluster(t, "", 3)
-	if res := fetchOne(t, c.core(1), 0, FetchOptions{FollowerReads: true, ClientRack: "b"}); res.PreferredReadReplica != -1 || recordsIn(t, res, 0) != 3 {
+	if res := fetchOne(t, c.core(1), 0, FetchOptions{FollowerReads: true, ClientRack: "b", RedirectToRackReplica: true}); res.PreferredReadReplica != -1 || recordsIn(t, res, 0) != 3 {
 		t.Fatalf("preferred %d, %d records; want the leader's 3", res.PreferredReadReplica, recordsIn(t, res, 0))
 	}
 	if res := fetchOne(t, c.core(2), 0, FetchOptions{FollowerReads: true, ClientRack: "b"}); res.Err != nil || recordsIn(t, res, 0) != 3 {

@@ -110,7 +110,7 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 		}
 		if req.Version >= 11 {
 			// Replication runs over gRPC: every Kafka fetch is a consumer's.
-			opts.FollowerReads, opts.ClientRack = true, req.Rack
+			opts.FollowerReads, opts.ClientRack, opts.RedirectToRackReplica = true, req.Rack, true
 		}
 		results, err = s.core.Fetch(ctx, parts, opts)
 	}
