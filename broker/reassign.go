@@ -59,7 +59,7 @@ func (b *Broker) reassign(ctx context.Context, m Reassignment, live map[int32]bo
 		// A target smaller than min.insync.replicas would leave every
 		// acks=all produce refused once the move completes: the move
 		// itself would have taken the partition's guarantee away.
-		cfg, err := b.topicConfigFresh(ctx, m.Topic)
+		cfg, err := states.config(ctx, m.Topic)
 		if err != nil {
 			return fmt.Errorf("reassign %s-%d: %w", m.Topic, m.Partition, err)
 		}
@@ -113,12 +113,13 @@ func (b *Broker) reassign(ctx context.Context, m Reassignment, live map[int32]bo
 // compare-and-swap found changed is replaced by the current one the swap
 // returned.
 type stateReader struct {
-	b      *Broker
-	topics map[string][]metastore.PartitionState
+	b       *Broker
+	topics  map[string][]metastore.PartitionState
+	configs map[string]topicconfig.Topic
 }
 
 func (b *Broker) newStateReader() *stateReader {
-	return &stateReader{b: b, topics: map[string][]metastore.PartitionState{}}
+	return &stateReader{b: b, topics: map[string][]metastore.PartitionState{}, configs: map[string]topicconfig.Topic{}}
 }
 
 func (r *stateReader) get(ctx context.Context, topic string, partition int32) (metastore.PartitionState, error) {
@@ -148,11 +149,6 @@ func (r *stateReader) set(st metastore.PartitionState) {
 	if states := r.topics[st.Topic]; int(st.Partition) < len(states) && st.Revision > states[st.Partition].Revision {
 		states[st.Partition] = st
 	}
-}
-
-// freshState reads a partition's state from the metastore.
-func (b *Broker) freshState(ctx context.Context, topic string, partition int32) (metastore.PartitionState, error) {
-	return b.newStateReader().get(ctx, topic, partition)
 }
 
 // ListPartitionReassignments returns the states of the named partitions
@@ -200,18 +196,23 @@ func (b *Broker) ListPartitionReassignments(ctx context.Context, parts []metasto
 	return out, nil
 }
 
-// topicConfigFresh is a topic's effective config as the metastore holds it.
-func (b *Broker) topicConfigFresh(ctx context.Context, name string) (topicconfig.Topic, error) {
+// config is a topic's effective config as the metastore holds it, read
+// once per call.
+func (r *stateReader) config(ctx context.Context, name string) (topicconfig.Topic, error) {
+	if cfg, ok := r.configs[name]; ok {
+		return cfg, nil
+	}
 	if metastore.CheckTopicName(name) != nil {
 		return topicconfig.Topic{}, fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)
 	}
-	t, err := b.store.GetTopic(ctx, name)
+	t, err := r.b.store.GetTopic(ctx, name)
 	if errors.Is(err, metastore.ErrTopicNotFound) {
 		return topicconfig.Topic{}, fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)
 	}
 	if err != nil {
 		return topicconfig.Topic{}, fmt.Errorf("read topic %q: %w", name, err)
 	}
-	cfg, _, _ := topicconfig.Resolve(t.Configs, b.brokerDefaults)
+	cfg, _, _ := topicconfig.Resolve(t.Configs, r.b.brokerDefaults)
+	r.configs[name] = cfg
 	return cfg, nil
 }

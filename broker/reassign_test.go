@@ -215,3 +215,8 @@ func TestMovedAwayWhileDownIsDeletedAtStart(t *testing.T) {
 		t.Fatal("broker 1 hosts the partition it no longer replicates")
 	}
 }
+
+// freshState reads a partition's state from the metastore.
+func (b *Broker) freshState(ctx context.Context, topic string, partition int32) (metastore.PartitionState, error) {
+	return b.newStateReader().get(ctx, topic, partition)
+}

@@ -48,7 +48,7 @@ func (b *Broker) TxnMarkerWriter() *TxnMarkerWriter {
 // as soon as the others are done, and those still failing when ctx ends.
 func (w *TxnMarkerWriter) WriteMarkers(ctx context.Context, partitions []metastore.TopicPartition, producerID int64, producerEpoch int16, coordinatorEpoch int32, commit bool) error {
 	pending := slices.Clone(partitions)
-	slices.SortFunc(pending, compareTP)
+	slices.SortFunc(pending, metastore.CompareTopicPartitions)
 	pending = slices.Compact(pending)
 	marker := TxnMarker{ProducerID: producerID, ProducerEpoch: producerEpoch, Commit: commit, CoordinatorEpoch: coordinatorEpoch}
 	refused := map[metastore.TopicPartition]error{}
@@ -87,7 +87,7 @@ func (w *TxnMarkerWriter) WriteMarkers(ctx context.Context, partitions []metasto
 		for tp := range lastErr {
 			pending = append(pending, tp)
 		}
-		slices.SortFunc(pending, compareTP)
+		slices.SortFunc(pending, metastore.CompareTopicPartitions)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -213,18 +213,11 @@ func markerFailure(refused, unfinished map[metastore.TopicPartition]error, commi
 		for tp := range set {
 			tps = append(tps, tp)
 		}
-		slices.SortFunc(tps, compareTP)
+		slices.SortFunc(tps, metastore.CompareTopicPartitions)
 		for _, tp := range tps {
 			names = append(names, fmt.Sprintf("%s-%d", tp.Topic, tp.Partition))
 			errs = append(errs, set[tp])
 		}
 	}
 	return fmt.Errorf("%s markers of producer %d not written to %s: %w", what, producerID, strings.Join(names, ", "), errors.Join(errs...))
-}
-
-func compareTP(a, b metastore.TopicPartition) int {
-	if c := strings.Compare(a.Topic, b.Topic); c != 0 {
-		return c
-	}
-	return int(a.Partition) - int(b.Partition)
 }

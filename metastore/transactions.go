@@ -104,7 +104,7 @@ type txnTopicValue struct {
 // back from the store.
 func NormalizeTransaction(m TransactionMeta) TransactionMeta {
 	m.Partitions = slices.Clone(m.Partitions)
-	slices.SortFunc(m.Partitions, compareTopicPartitions)
+	slices.SortFunc(m.Partitions, CompareTopicPartitions)
 	m.Partitions = slices.Compact(m.Partitions)
 	if len(m.Partitions) == 0 {
 		m.Partitions = nil
@@ -124,7 +124,8 @@ func NormalizeTransaction(m TransactionMeta) TransactionMeta {
 	return m
 }
 
-func compareTopicPartitions(a, b TopicPartition) int {
+// CompareTopicPartitions orders partitions by topic, then partition.
+func CompareTopicPartitions(a, b TopicPartition) int {
 	return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 }
 

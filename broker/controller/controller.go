@@ -255,7 +255,7 @@ func (c *controller) pending(live map[int32]int64) []metastore.PartitionState {
 	defer c.mu.Unlock()
 	var todo []metastore.PartitionState
 	for _, st := range c.states {
-		if needsChange(st, current(st, live)) {
+		if needsChange(st, Current(st, live)) {
 			todo = append(todo, st)
 		}
 	}
@@ -271,7 +271,7 @@ func (c *controller) change(ctx context.Context, st metastore.PartitionState, li
 	if ctx.Err() != nil {
 		return true
 	}
-	cur := current(st, live)
+	cur := Current(st, live)
 	next, ok := Decide(st, cur, false)
 	// A partition already leaderless is asked too: its topic may allow
 	// unclean election only now, or the replica it takes may only now be
@@ -340,19 +340,14 @@ func (c *controller) uncleanAllowed(ctx context.Context, topic string) bool {
 	return cfg.UncleanLeaderElectionEnable
 }
 
-// current returns the brokers that count as alive for st: registered, and
-// registered before st was written. A broker that registered again since
+// Current returns the brokers that count as alive for st (live maps each
+// registered broker to its broker epoch): registered, and registered before
+// st was written. A broker that registered again since
 // (it restarted, or lost its lease) may have lost what made it leader or an
 // ISR member — its disk, or an uncommitted tail the new leader truncated — so
 // it is treated as gone until the state is written again after its return:
 // then it can be elected (if nobody better is left) in a new epoch, or rejoin
 // the ISR by catching up. This is what Kafka's broker epochs are for.
-func current(st metastore.PartitionState, live map[int32]int64) map[int32]bool {
-	return Current(st, live)
-}
-
-// Current is the set of brokers that count as alive for st (see current);
-// live maps each registered broker to its broker epoch.
 func Current(st metastore.PartitionState, live map[int32]int64) map[int32]bool {
 	out := make(map[int32]bool, len(live))
 	for id, epoch := range live {

@@ -78,7 +78,7 @@ func TestDecide(t *testing.T) {
 func TestBrokersRegisteredSinceAStateDoNotCountForIt(t *testing.T) {
 	st := metastore.PartitionState{Leader: 1, LeaderEpoch: 4, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2, 3}, Revision: 100}
 	live := map[int32]int64{1: 120, 2: 50, 3: 90} // broker 1 registered again after the state
-	cur := current(st, live)
+	cur := Current(st, live)
 	if cur[1] || !cur[2] || !cur[3] {
 		t.Fatalf("current = %v", cur)
 	}
@@ -89,12 +89,12 @@ func TestBrokersRegisteredSinceAStateDoNotCountForIt(t *testing.T) {
 	// Its only in-sync replica restarted: leaderless first, then, once the
 	// state is newer than its registration, elected again in a new epoch.
 	st = metastore.PartitionState{Leader: 1, LeaderEpoch: 4, Replicas: []int32{1, 2}, ISR: []int32{1}, Revision: 100}
-	next, ok = Decide(st, current(st, map[int32]int64{1: 120, 2: 50}), false)
+	next, ok = Decide(st, Current(st, map[int32]int64{1: 120, 2: 50}), false)
 	if !ok || next.Leader != -1 || !slices.Equal(next.ISR, []int32{1}) {
 		t.Fatalf("sole ISR member restarted: next %+v", next)
 	}
 	next.Revision = 110 // even written before its return: a leaderless state's ISR counts at once
-	again, ok := Decide(next, current(next, map[int32]int64{1: 120, 2: 50}), false)
+	again, ok := Decide(next, Current(next, map[int32]int64{1: 120, 2: 50}), false)
 	if !ok || again.Leader != 1 || again.LeaderEpoch != 6 {
 		t.Fatalf("re-election: %+v", again)
 	}

@@ -65,7 +65,7 @@ func preferredElections(states []metastore.PartitionState, live map[int32]int64,
 			if st.Moving() {
 				continue
 			}
-			next, err := PreferredLeader(st, current(st, live))
+			next, err := PreferredLeader(st, Current(st, live))
 			if err != nil {
 				continue // not alive, or not in the ISR: it must catch up first
 			}

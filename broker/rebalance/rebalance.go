@@ -142,7 +142,8 @@ func Compute(brokers []Broker, parts []Partition, goal Goal) (Plan, error) {
 	for _, in := range parts {
 		pp := &part{Partition: in, target: slices.Clone(in.Replicas)}
 		pp.Replicas = slices.Clone(in.Replicas)
-		pp.offline = slices.ContainsFunc(in.Replicas, func(id int32) bool { return !slices.ContainsFunc(brokers, func(b Broker) bool { return b.ID == id }) })
+		// p.rack holds every live broker.
+		pp.offline = slices.ContainsFunc(in.Replicas, func(id int32) bool { _, live := p.rack[id]; return !live })
 		p.parts = append(p.parts, pp)
 	}
 	slices.SortFunc(p.parts, func(a, b *part) int {
