@@ -490,8 +490,9 @@ func (c *Cluster) EtcdPrefix() string { return c.prefix }
 // BootstrapServers are the brokers' advertised gRPC addresses, comma
 // separated.
 func (c *Cluster) BootstrapServers() string {
-	addrs := make([]string, 0, len(c.Brokers()))
-	for _, b := range c.Brokers() {
+	bs := c.Brokers()
+	addrs := make([]string, 0, len(bs))
+	for _, b := range bs {
 		addrs = append(addrs, b.GRPCAddr())
 	}
 	return strings.Join(addrs, ",")
@@ -539,8 +540,9 @@ func (c *Cluster) WriteEnv(path string) error {
 // LogTails is the last n lines of every process's log, brokers first.
 func (c *Cluster) LogTails(n int) string {
 	var sb strings.Builder
-	paths := make([]string, 0, len(c.Brokers())+2)
-	for _, b := range c.Brokers() {
+	bs := c.Brokers()
+	paths := make([]string, 0, len(bs)+2)
+	for _, b := range bs {
 		paths = append(paths, b.logPath)
 	}
 	if c.etcd != nil {
@@ -570,12 +572,13 @@ func (c *Cluster) Close() error {
 	c.mu.Unlock()
 
 	etcdUp := c.etcd != nil && c.etcd.Pid() != 0
-	fns := make([]func() error, 0, len(c.Brokers()))
-	for _, b := range c.Brokers() {
+	bs := c.Brokers()
+	fns := make([]func() error, 0, len(bs))
+	for _, b := range bs {
 		fns = append(fns, func() error { return b.shutdown(etcdUp) })
 	}
 	errs := []error{parallel(fns...)}
-	for _, b := range c.Brokers() {
+	for _, b := range bs {
 		b.ports.release()
 		if b.inbound != nil {
 			errs = append(errs, b.inbound.Close())
@@ -648,9 +651,10 @@ func (c *Cluster) cutEtcdClients() func() {
 // identify names the broker process that opened conn, for the inbound
 // proxies' BlockSource; "" for anything else (a client).
 func (c *Cluster) identify(conn *net.TCPConn) string {
-	byPID := make(map[int]int32, len(c.Brokers()))
-	pids := make([]int, 0, len(c.Brokers()))
-	for _, b := range c.Brokers() {
+	bs := c.Brokers()
+	byPID := make(map[int]int32, len(bs))
+	pids := make([]int, 0, len(bs))
+	for _, b := range bs {
 		if pid := b.Pid(); pid != 0 {
 			byPID[pid] = b.id
 			pids = append(pids, pid)
