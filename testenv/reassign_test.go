@@ -1,13 +1,11 @@
 package testenv_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -493,22 +491,16 @@ func testReassignCLI(ctx context.Context, t *testing.T, c *testenv.Cluster, m *m
 	if err := os.WriteFile(plan, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var addrs []string
-	for _, b := range c.Brokers() {
-		addrs = append(addrs, b.GRPCAddr())
-	}
 	cli := func(args ...string) string {
 		t.Helper()
-		cmd := exec.CommandContext(ctx, testenv.Binary(t), append([]string{"partitions", "reassign", "--bootstrap-server", strings.Join(addrs, ",")}, args...)...)
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("strata partitions reassign %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		out, errOut, err := runStrata(t, c.BootstrapServers(), "", append([]string{"partitions", "reassign"}, args...)...)
+		if err != nil {
+			t.Fatalf("strata partitions reassign %s: %v\n%s", strings.Join(args, " "), err, errOut)
 		}
-		if errOut.Len() > 0 {
-			t.Logf("strata partitions reassign %s: stderr: %s", strings.Join(args, " "), errOut.String())
+		if errOut != "" {
+			t.Logf("strata partitions reassign %s: stderr: %s", strings.Join(args, " "), errOut)
 		}
-		return out.String()
+		return out
 	}
 	name := fmt.Sprintf("%s-%d", m.topic, m.part)
 	ids := func(v []int32) string {
