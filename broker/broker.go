@@ -19,6 +19,7 @@ import (
 
 	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker/group"
+	"github.com/strata-broker/strata/broker/txn"
 	"github.com/strata-broker/strata/internal/membudget"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/partlog"
@@ -124,6 +125,7 @@ type Metastore interface {
 	ScramStore
 	group.Store
 	GroupOffsetScanner
+	txn.Store
 }
 
 // Broker hosts partitions. Create it with New, then Start; Close stops it.
@@ -136,6 +138,8 @@ type Broker struct {
 	metrics        *metrics
 	clusterID      clusterID
 	groups         *group.Coordinator
+	txns           *txn.Coordinator
+	txnReload      chan struct{}   // wakes runTransactions when the live brokers change
 	authorizer     *acl.Authorizer // nil without authorizer.class.name; see acls.go
 	scram          scramUsers      // users' SCRAM credentials; see users.go
 
@@ -236,6 +240,10 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if b.groups, err = newGroupCoordinator(b); err != nil {
 		return nil, err
 	}
+	if b.txns, err = newTxnCoordinator(b); err != nil {
+		return nil, err
+	}
+	b.txnReload = make(chan struct{}, 1)
 	b.inflate = newInflation(cfg.RequestBudget)
 	if b.retention, err = newRetentionWorker(b); err != nil {
 		return nil, err
@@ -330,7 +338,10 @@ func (b *Broker) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	b.cancel, b.runCtx = cancel, runCtx
 	// The partition states decide what this broker hosts: follow them first.
-	ready := b.cluster.follow(runCtx, &b.wg, b.hosted.applyStates, b.fetchers.brokersChanged)
+	ready := b.cluster.follow(runCtx, &b.wg, b.hosted.applyStates, func() {
+		b.fetchers.brokersChanged()
+		b.txnBrokersChanged()
+	})
 	select {
 	case <-ready:
 	case <-ctx.Done():
@@ -389,6 +400,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		b.hosted.flushLoop(runCtx)
 	}()
 	b.background(b.groupLag.Run)
+	b.background(b.runTransactions)
 	b.background(b.retention.run)
 	b.background(b.cleaner.run)
 	b.background(b.offline.run)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-broker/strata/broker/controller"
 	"github.com/strata-broker/strata/broker/group"
+	"github.com/strata-broker/strata/broker/txn"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/rlm"
@@ -141,6 +142,14 @@ const (
 	KindPreferredLeaderNotAvailable
 	KindEligibleLeadersNotAvailable
 	KindTransactionCoordinatorFenced
+	// Kinds of the transaction coordinator's errors (broker/txn), and of a
+	// transactional produce its coordinator does not know of.
+	KindInvalidTxnState
+	KindProducerFenced
+	KindConcurrentTransactions
+	KindInvalidProducerIDMapping
+	KindInvalidTransactionTimeout
+	KindTransactionalIDNotFound
 
 	// Kinds of the group coordinator's errors (broker/group), from
 	// KindNotCoordinator to KindMemberIDRequired; see IsGroup.
@@ -252,6 +261,22 @@ func Classify(err error) Kind {
 		return KindClusterAuthorizationFailed
 	case errors.Is(err, ErrTransactionCoordinatorFenced):
 		return KindTransactionCoordinatorFenced
+	case errors.Is(err, txn.ErrInvalidTxnState):
+		return KindInvalidTxnState
+	case errors.Is(err, txn.ErrProducerFenced):
+		return KindProducerFenced
+	case errors.Is(err, txn.ErrConcurrentTransactions):
+		return KindConcurrentTransactions
+	case errors.Is(err, txn.ErrInvalidProducerIDMapping):
+		return KindInvalidProducerIDMapping
+	case errors.Is(err, txn.ErrInvalidTransactionTimeout):
+		return KindInvalidTransactionTimeout
+	case errors.Is(err, txn.ErrTransactionalIDNotFound):
+		return KindTransactionalIDNotFound
+	case errors.Is(err, txn.ErrNotCoordinator):
+		return KindNotCoordinator
+	case errors.Is(err, txn.ErrInvalidRequest):
+		return KindInvalidRequest
 	case errors.Is(err, ErrInvalidReplicaAssignment):
 		return KindInvalidReplicaAssignment
 	case errors.Is(err, ErrNoReassignmentInProgress):

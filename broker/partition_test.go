@@ -274,8 +274,8 @@ func TestPartitionLastStableOffset(t *testing.T) {
 	fetched(5)
 	wantLSO(5, 5)
 
-	// A transaction opens at 5 (appended to the log directly: produce does
-	// not take transactional batches yet).
+	// A transaction opens at 5 (appended to the log directly: produce
+	// would verify it with a coordinator's state).
 	b := record.NewBuilder(time.Now().UnixMilli(), 0)
 	b.SetProducer(7, 0, 0)
 	b.SetTransactional(true)

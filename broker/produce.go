@@ -56,6 +56,18 @@ const DefaultProduceTimeout = 30 * time.Second
 // broker, and for acks=all to have at least min.insync.replicas in its ISR,
 // before anything is written.
 func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks Acks, timeout time.Duration, parts []PartitionBatches) ([]ProduceResult, error) {
+	return b.produce(ctx, "", topicName, acks, timeout, parts)
+}
+
+// ProduceTransactional is ProduceWithTimeout for a Kafka producer
+// request that names its transactional id (Produce v3+): its
+// transactional batches are verified with the transaction's state (see
+// txnproduce.go). Without a transactional id they are refused.
+func (b *Broker) ProduceTransactional(ctx context.Context, transactionalID, topicName string, acks Acks, timeout time.Duration, parts []PartitionBatches) ([]ProduceResult, error) {
+	return b.produce(ctx, transactionalID, topicName, acks, timeout, parts)
+}
+
+func (b *Broker) produce(ctx context.Context, txnID, topicName string, acks Acks, timeout time.Duration, parts []PartitionBatches) ([]ProduceResult, error) {
 	if timeout <= 0 {
 		timeout = DefaultProduceTimeout
 	}
@@ -87,10 +99,17 @@ func (b *Broker) ProduceWithTimeout(ctx context.Context, topicName string, acks 
 			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
 			continue
 		}
-		if err := b.checkProduced(ctx, pb.Batches, tcfg.CompactEnabled(), int(tcfg.MaxMessageBytes)); err != nil {
+		if err := b.checkProduced(ctx, pb.Batches, txnID != "", tcfg.CompactEnabled(), int(tcfg.MaxMessageBytes)); err != nil {
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
 			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
 			continue
+		}
+		if txnID != "" {
+			if err := b.verifyTransactional(ctx, p, txnID, pb.Batches); err != nil {
+				res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
+				b.metrics.produceErrors.WithLabelValues(topicName).Inc()
+				continue
+			}
 		}
 		ar, epoch, err := p.leaderAppend(pb.Batches, acks, int(tcfg.MinInsyncReplicas), b.leaseOK, b.registered())
 		epochs[i] = epoch
@@ -171,7 +190,7 @@ func (b *Broker) KeyPartition(topicName string, key []byte, next func(n int32) i
 
 // checkProduced applies the rules Kafka applies to batches from producers, on
 // top of the log's own checks (magic, length, CRC, size): no control batches,
-// no transactional batches yet, and records whose offset deltas run 0..count-1 with nothing left over, so
+// transactional batches only in a request naming a transactional id, and records whose offset deltas run 0..count-1 with nothing left over, so
 // that the offsets a batch takes are exactly its records. Records are read
 // (decompressed if need be, as a stream, see inflation) to prove it: a batch
 // that fails here would fail every consumer later. A batch larger than
@@ -179,7 +198,7 @@ func (b *Broker) KeyPartition(topicName string, key []byte, next func(n int32) i
 // past inflateLimit as soon as they do. With needKeys (a compacted topic)
 // every record must have a key, as Kafka requires: compaction keeps the
 // latest record per key and has nothing to go by without one.
-func (b *Broker) checkProduced(ctx context.Context, batches []byte, needKeys bool, maxMessageBytes int) error {
+func (b *Broker) checkProduced(ctx context.Context, batches []byte, transactional, needKeys bool, maxMessageBytes int) error {
 	limit := inflateLimit(maxMessageBytes)
 	it := record.NewBatches(batches)
 	for i := 0; it.Next(); i++ {
@@ -193,12 +212,13 @@ func (b *Broker) checkProduced(ctx context.Context, batches []byte, needKeys boo
 		if h.Control() {
 			return fmt.Errorf("batch %d: %w", i, &record.CorruptError{Reason: "control batches cannot be produced by clients"})
 		}
-		if h.Transactional() {
-			// Until the transactional APIs are served no producer can hold
-			// a transaction open; the partition's own append takes these
-			// batches (see appendAsLeader), the coordinator's markers end
-			// them.
-			return fmt.Errorf("batch %d: producer %d: transactional batch: %w", i, h.ProducerID, ErrTransactionsUnsupported)
+		if h.Transactional() && !transactional {
+			// Its transaction could not be verified (txnproduce.go).
+			return fmt.Errorf("batch %d: producer %d: a transactional batch in a request that names no transactional id: %w",
+				i, h.ProducerID, ErrInvalidRequest)
+		}
+		if h.Transactional() && h.ProducerID < 0 {
+			return fmt.Errorf("batch %d: %w", i, &record.CorruptError{Reason: "transactional batch without a producer id"})
 		}
 		if int64(h.LastOffsetDelta) != int64(h.RecordCount)-1 {
 			return fmt.Errorf("batch %d: %w", i, &record.CorruptError{

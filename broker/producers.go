@@ -289,6 +289,10 @@ type producerStates struct {
 	mu    sync.Mutex
 	now   func() time.Time
 	table *partlog.ProducerStates
+	// guards are the transactional producers whose next transaction is
+	// being, or was, verified with its coordinator's state (see
+	// txnproduce.go); nil until the first.
+	guards map[int64]*txnGuard
 }
 
 func newProducerStates() *producerStates {
@@ -435,14 +439,26 @@ func (p *Partition) appendAsLeader(batches []byte, epoch int32) (partlog.AppendR
 	}
 	res := partlog.AppendResult{MaxTimestamp: -1}
 	if len(toAppend) > 0 {
+		it := record.NewBatches(toAppend)
+		for it.Next() {
+			if h := it.Header(); h.Transactional() {
+				if err := p.checkTxnAppendLocked(&h); err != nil {
+					return partlog.AppendResult{}, err
+				}
+			}
+		}
 		if res, err = p.log.Append(toAppend, epoch); err != nil {
 			return res, err
 		}
 		// The offsets are stamped in toAppend now.
-		it := record.NewBatches(toAppend)
+		it = record.NewBatches(toAppend)
 		for it.Next() {
 			if h := it.Header(); h.ProducerID >= 0 {
 				ps.table.Record(&h, now)
+				if h.Transactional() {
+					// Open in the log now: no guard needed.
+					delete(ps.guards, h.ProducerID)
+				}
 			}
 		}
 	}

@@ -8,11 +8,9 @@ package broker
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/strata-broker/strata/metastore"
-	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
 )
 
@@ -201,10 +199,10 @@ func (p *Partition) appendMarkerLocked(m record.EndTxnMarker, epoch int32, now t
 		return 0, false, fmt.Errorf("%s-%d: appended marker: %w", p.Topic, p.Index, err)
 	}
 	ps.table.RecordMarker(&h, &m, ps.now())
+	// The transaction is over: the producer's next one is verified anew.
+	delete(ps.guards, m.ProducerID)
 	return h.BaseOffset, true, nil
 }
 
 // txnOpen reports whether the producer has a transaction open in the log.
-func (p *Partition) txnOpen(producerID int64) bool {
-	return slices.ContainsFunc(p.log.OpenTransactions(), func(t partlog.OpenTxn) bool { return t.ProducerID == producerID })
-}
+func (p *Partition) txnOpen(producerID int64) bool { return p.log.HasOpenTransaction(producerID) }

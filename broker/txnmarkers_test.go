@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-broker/strata/broker/txn"
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/record"
@@ -40,26 +41,135 @@ func (c *coreCluster) state(t *testing.T, topic string, partition int32) metasto
 	return states[partition]
 }
 
-// appendTxn appends a transactional batch through the partition leader's
-// append path (Produce still refuses them) and waits until it is committed;
-// it returns the batch's base offset.
+// appendTxn produces a transactional batch of producer pid, as its
+// transactional id "tx-<pid>" with the partition added to an open
+// transaction in the metastore (as a coordinator stores it), and waits
+// until it is committed; it returns the batch's base offset.
 func (c *coreCluster) appendTxn(t *testing.T, topic string, partition int32, pid int64, epoch int16, seq int32) int64 {
 	t.Helper()
-	leader := c.core(c.state(t, topic, partition).Leader)
-	var p *Partition
-	await.True(t, 30*time.Second, "the leader to take the partition", func() bool {
-		var err error
-		p, err = leader.hosted.leaderPartition(topic, partition)
-		return err == nil
-	})
-	res, ep, err := p.leaderAppend(markerTxnBatch(t, pid, epoch, seq, 2), AcksAll, 1, leader.leaseOK, leader.registered())
+	ctx := context.Background()
+	id := fmt.Sprintf("tx-%d", pid)
+	tp := metastore.TopicPartition{Topic: topic, Partition: partition}
+	m, err := c.store.GetTransaction(ctx, id)
+	if errors.Is(err, metastore.ErrTransactionNotFound) {
+		m, err = metastore.TransactionMeta{TransactionalID: id, LastProducerID: -1, LastProducerEpoch: -1, TimeoutMs: 60000}, nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.waitCommitted(context.Background(), res.LastOffset, ep, 1, 20*time.Second); err != nil {
+	if m.ProducerID != pid || m.ProducerEpoch != epoch || m.State != txn.StateOngoing {
+		m.Partitions = nil
+	}
+	m.ProducerID, m.ProducerEpoch, m.State = pid, epoch, txn.StateOngoing
+	if !slices.Contains(m.Partitions, tp) {
+		m.Partitions = append(m.Partitions, tp)
+	}
+	if _, err := c.store.PutTransaction(ctx, m, m.Revision); err != nil {
 		t.Fatal(err)
 	}
-	return res.FirstOffset
+	leader := c.core(c.state(t, topic, partition).Leader)
+	var res []ProduceResult
+	await.True(t, 30*time.Second, "the leader to take the batch", func() bool {
+		res, err = leader.ProduceTransactional(ctx, id, topic, AcksAll, 20*time.Second,
+			[]PartitionBatches{{Partition: partition, Batches: markerTxnBatch(t, pid, epoch, seq, 2)}})
+		if errors.Is(err, ErrUnknownTopicOrPartition) {
+			return false // not known to the leader yet
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !errors.Is(res[0].Err, ErrNotLeader) && !errors.Is(res[0].Err, ErrLeaderNotAvailable)
+	})
+	if res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	return res[0].BaseOffset
+}
+
+// A transactional batch is appended only in a transaction its
+// coordinator's stored state has the partition in (KIP-890's
+// verification); once the transaction is open in the log, the next
+// batches need no verification; after its marker, the next transaction is
+// verified again.
+func TestTransactionalProduceIsVerified(t *testing.T) {
+	c := startCoreCluster(t, 1, nil)
+	ctx := context.Background()
+	core := c.core(1)
+	if _, err := core.CreateTopic(ctx, TopicSpec{Name: "v", Partitions: 2, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	produce := func(id string, partition int32, pid int64, epoch int16, seq int32) error {
+		var res []ProduceResult
+		await.True(t, 30*time.Second, "the leader to take the batch", func() bool {
+			var err error
+			res, err = core.ProduceTransactional(ctx, id, "v", AcksAll, 20*time.Second,
+				[]PartitionBatches{{Partition: partition, Batches: markerTxnBatch(t, pid, epoch, seq, 1)}})
+			if errors.Is(err, ErrUnknownTopicOrPartition) {
+				return false // not known to the leader yet
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return !errors.Is(res[0].Err, ErrNotLeader) && !errors.Is(res[0].Err, ErrLeaderNotAvailable)
+		})
+		return res[0].Err
+	}
+	// No state at all, and a request without a transactional id.
+	if err := produce("tx-5", 0, 5, 0, 0); !errors.Is(err, txn.ErrInvalidTxnState) {
+		t.Fatalf("transactional batch of an id without state: %v, want INVALID_TXN_STATE", err)
+	}
+	res, err := core.ProduceWithTimeout(ctx, "v", AcksAll, time.Second, []PartitionBatches{{Partition: 0, Batches: markerTxnBatch(t, 5, 0, 0, 1)}})
+	if err != nil || !errors.Is(res[0].Err, ErrInvalidRequest) {
+		t.Fatalf("transactional batch without a transactional id: %v %v, want INVALID_REQUEST", err, res)
+	}
+	// Partition 0 in the transaction, partition 1 not.
+	c.appendTxn(t, "v", 0, 5, 0, 0)
+	if err := produce("tx-5", 1, 5, 0, 1); !errors.Is(err, txn.ErrInvalidTxnState) {
+		t.Fatalf("batch for a partition outside the transaction: %v, want INVALID_TXN_STATE", err)
+	}
+	// Open in the log: the state is not read again, so a stored state that
+	// no longer has the partition does not matter.
+	m, err := c.store.GetTransaction(ctx, "tx-5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Partitions = nil
+	if _, err := c.store.PutTransaction(ctx, m, m.Revision); err != nil {
+		t.Fatal(err)
+	}
+	if err := produce("tx-5", 0, 5, 0, 2); err != nil {
+		t.Fatalf("second batch of the open transaction: %v", err)
+	}
+	// A marker ends it; a batch after it (a late retry, a zombie) is
+	// verified again and refused, and nothing opens in the log.
+	if _, err := core.WriteTxnMarkers(ctx, WriteTxnMarkersRequest{BrokerID: 1, Secret: c.regs[1].ReplicaSecret(),
+		Markers: []TxnMarker{{ProducerID: 5, ProducerEpoch: 0, Commit: true, Partitions: partitionsOf("v", 0)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := produce("tx-5", 0, 5, 0, 3); !errors.Is(err, txn.ErrInvalidTxnState) {
+		t.Fatalf("batch after the transaction's marker: %v, want INVALID_TXN_STATE", err)
+	}
+	p, err := core.hosted.partition("v", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open := p.log.OpenTransactions(); len(open) != 0 {
+		t.Fatalf("open transactions after the refused batch: %v", open)
+	}
+	// A newer epoch in the stored state fences the old one.
+	if m, err = c.store.GetTransaction(ctx, "tx-5"); err != nil {
+		t.Fatal(err)
+	}
+	m.ProducerEpoch, m.Partitions = 1, partitionsOf("v", 0)
+	if _, err := c.store.PutTransaction(ctx, m, m.Revision); err != nil {
+		t.Fatal(err)
+	}
+	if err := produce("tx-5", 0, 5, 0, 3); !errors.Is(err, ErrInvalidProducerEpoch) {
+		t.Fatalf("batch of epoch 0 after the id moved to epoch 1: %v, want INVALID_PRODUCER_EPOCH", err)
+	}
+	if err := produce("tx-5", 0, 5, 1, 0); err != nil {
+		t.Fatalf("batch of the new epoch: %v", err)
+	}
 }
 
 // awaitReplicated waits until every replica of the partition has the

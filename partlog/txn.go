@@ -202,6 +202,18 @@ func (l *Log) OpenTransactions() []OpenTxn {
 	return l.txns.snapshot()
 }
 
+// HasOpenTransaction reports whether the producer has a transaction open
+// in the log, without copying the list.
+func (l *Log) HasOpenTransaction(producerID int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.txns == nil {
+		return false
+	}
+	_, ok := l.txns.byPID[producerID]
+	return ok
+}
+
 // AbortedTransactions returns the aborted transactions a fetch of the
 // offsets [from, upTo) must report, as Kafka's Fetch response carries them:
 // those whose abort marker is at or after from and whose first offset is

@@ -108,6 +108,14 @@ var table = map[broker.Kind]Codes{
 	// A replaced coordinator's marker: it stops writing markers for the
 	// transaction, which its successor completes.
 	broker.KindTransactionCoordinatorFenced: {kerr.TransactionCoordinatorFenced.Code, codes.FailedPrecondition, stratav1.ErrorReason_TRANSACTION_COORDINATOR_FENCED},
+	// A transactional producer ends or restarts its transaction on these;
+	// CONCURRENT_TRANSACTIONS is retried as it is.
+	broker.KindInvalidTxnState:           {kerr.InvalidTxnState.Code, codes.FailedPrecondition, stratav1.ErrorReason_INVALID_TXN_STATE},
+	broker.KindProducerFenced:            {kerr.ProducerFenced.Code, codes.FailedPrecondition, stratav1.ErrorReason_PRODUCER_FENCED},
+	broker.KindConcurrentTransactions:    {kerr.ConcurrentTransactions.Code, codes.Unavailable, stratav1.ErrorReason_CONCURRENT_TRANSACTIONS},
+	broker.KindInvalidProducerIDMapping:  {kerr.InvalidProducerIDMapping.Code, codes.FailedPrecondition, stratav1.ErrorReason_INVALID_PRODUCER_ID_MAPPING},
+	broker.KindInvalidTransactionTimeout: {kerr.InvalidTransactionTimeout.Code, codes.InvalidArgument, stratav1.ErrorReason_INVALID_TRANSACTION_TIMEOUT},
+	broker.KindTransactionalIDNotFound:   {kerr.TransactionalIDNotFound.Code, codes.NotFound, stratav1.ErrorReason_TRANSACTIONAL_ID_NOT_FOUND},
 
 	broker.KindNotCoordinator:          {kerr.NotCoordinator.Code, codes.Unavailable, stratav1.ErrorReason_NOT_COORDINATOR},
 	broker.KindCoordinatorNotAvailable: {kerr.CoordinatorNotAvailable.Code, codes.Unavailable, stratav1.ErrorReason_COORDINATOR_NOT_AVAILABLE},

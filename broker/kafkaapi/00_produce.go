@@ -5,8 +5,10 @@
 // partitions, while librdkafka only turns on gzip, snappy and lz4 when it
 // sees Produce 0 offered. It stops at 12 because 13 names topics by id.
 //
-// Acks must be 0, 1 or -1. Transactional produce is refused with
-// INVALID_REQUEST (InitProducerId never hands out a transactional id). A
+// Acks must be 0, 1 or -1. Transactional batches need the request's
+// transactional id (Write on it), and a producer's first batch of a
+// transaction in a partition is verified with the coordinator's stored
+// state (KIP-890 part 1: INVALID_TXN_STATE for a partition not added). A
 // batch naming a producer id the cluster never issued gets
 // UNKNOWN_PRODUCER_ID where Kafka would accept it, so that clients cannot
 // make partitions keep state for ids they invent. The
@@ -57,10 +59,10 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) kmsg.Res
 		code = kerr.InvalidRequiredAcks.Code
 	case req.TransactionID != nil && !s.authorized(ctx, acl.OpWrite, acl.ResourceTransactionalID, *req.TransactionID):
 		code = kerr.TransactionalIDAuthorizationFailed.Code
-	case req.TransactionID != nil:
-		// InitProducerId refuses transactional ids, so a well-behaved
-		// client never gets here.
-		code = kerr.InvalidRequest.Code
+	}
+	txnID := ""
+	if req.TransactionID != nil {
+		txnID = *req.TransactionID
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
@@ -79,9 +81,9 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) kmsg.Res
 	switch {
 	case code != 0:
 	case len(req.Topics) == 1:
-		s.produceTopic(ctx, req.Version, acks, timeout, &req.Topics[0], &resp.Topics[0])
+		s.produceTopic(ctx, req.Version, txnID, acks, timeout, &req.Topics[0], &resp.Topics[0])
 	default:
-		s.produceTopics(ctx, req, resp, acks, timeout)
+		s.produceTopics(ctx, req, resp, txnID, acks, timeout)
 	}
 	if req.Acks == 0 {
 		return nil
@@ -92,11 +94,11 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) kmsg.Res
 // produceTopics appends the topics of req, answering in resp. Topics are
 // independent: with acks=all they replicate in parallel rather than one
 // after the other, a few at a time, as a request may name thousands.
-func (s *Server) produceTopics(ctx context.Context, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, acks broker.Acks, timeout time.Duration) {
+func (s *Server) produceTopics(ctx context.Context, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, txnID string, acks broker.Acks, timeout time.Duration) {
 	var next atomic.Int64
 	work := func() {
 		for i := int(next.Add(1) - 1); i < len(req.Topics); i = int(next.Add(1) - 1) {
-			s.produceTopic(ctx, req.Version, acks, timeout, &req.Topics[i], &resp.Topics[i])
+			s.produceTopic(ctx, req.Version, txnID, acks, timeout, &req.Topics[i], &resp.Topics[i])
 		}
 	}
 	var wg sync.WaitGroup
@@ -111,7 +113,7 @@ func (s *Server) produceTopics(ctx context.Context, req *kmsg.ProduceRequest, re
 	wg.Wait()
 }
 
-func (s *Server) produceTopic(ctx context.Context, version int16, acks broker.Acks, timeout time.Duration, t *kmsg.ProduceRequestTopic, rt *kmsg.ProduceResponseTopic) {
+func (s *Server) produceTopic(ctx context.Context, version int16, txnID string, acks broker.Acks, timeout time.Duration, t *kmsg.ProduceRequestTopic, rt *kmsg.ProduceResponseTopic) {
 	rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
 	if !s.authorized(ctx, acl.OpWrite, acl.ResourceTopic, t.Topic) {
 		for i, p := range t.Partitions {
@@ -142,7 +144,13 @@ func (s *Server) produceTopic(ctx context.Context, version int16, acks broker.Ac
 	if len(parts) == 0 {
 		return
 	}
-	results, err := s.core.ProduceWithTimeout(ctx, t.Topic, acks, timeout, parts)
+	var results []broker.ProduceResult
+	var err error
+	if txnID != "" {
+		results, err = s.core.ProduceTransactional(ctx, txnID, t.Topic, acks, timeout, parts)
+	} else {
+		results, err = s.core.ProduceWithTimeout(ctx, t.Topic, acks, timeout, parts)
+	}
 	if err != nil {
 		for _, i := range at {
 			rt.Partitions[i].ErrorCode = errorCode(err)

@@ -1,7 +1,9 @@
 // FindCoordinator (key 10), versions 0-4. Needs the group coordinator.
 //
-// Only group coordinators are found: there are no transactions, so a
-// transaction coordinator lookup gets INVALID_REQUEST. v4 looks up several
+// Groups (key type 0) and transactional ids (key type 1) are coordinated
+// by the same broker for the same key: the live broker that scores highest
+// with it (rendezvous hashing). Other key types (KIP-932's share
+// groups) get INVALID_REQUEST. v4 looks up several
 // keys at once; older versions get the single answer at the top level.
 // The coordinator's address is the one on the request's listener.
 
@@ -35,11 +37,14 @@ func (s *Server) findCoordinator(ctx context.Context, h header, req *kmsg.FindCo
 			c.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		case req.CoordinatorType == 1 && !s.authorized(ctx, acl.OpDescribe, acl.ResourceTransactionalID, key):
 			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		case req.CoordinatorType != 0:
+		case req.CoordinatorType != 0 && req.CoordinatorType != 1:
 			c.ErrorCode = kerr.InvalidRequest.Code
-			c.ErrorMessage = strPtr("transaction coordinators are not served: transactions are not supported")
-		case key == "":
+			c.ErrorMessage = strPtr("only group (0) and transaction (1) coordinators are served")
+		case key == "" && req.CoordinatorType == 0:
 			c.ErrorCode = kerr.InvalidGroupID.Code
+		case key == "":
+			c.ErrorCode = kerr.InvalidRequest.Code
+			c.ErrorMessage = strPtr("empty transactional id")
 		default:
 			br := s.core.GroupCoordinator(key)
 			// The coordinator's address on the listener the request came in

@@ -1,9 +1,14 @@
 // InitProducerId (key 22), versions 0-4.
 //
-// Idempotent producers only: the core refuses a transactional id, as there
-// are no transactions. Ids come from blocks reserved in etcd in increasing
-// order, so every broker can tell an id the cluster issued from one a
-// client made up (Produce refuses those with UNKNOWN_PRODUCER_ID).
+// Without a transactional id (an idempotent producer) any broker answers:
+// ids come from blocks reserved in etcd in increasing order, so every
+// broker can tell an id the cluster issued from one a client made up
+// (Produce refuses those with UNKNOWN_PRODUCER_ID). With one, the id's
+// transaction coordinator answers (FindCoordinator key type 1): the id's
+// producer id with its epoch bumped, which fences older producers of it;
+// from v3 the producer id and epoch the client had (KIP-360) let it bump
+// its own epoch after an error. PRODUCER_FENCED is answered from v4,
+// INVALID_PRODUCER_EPOCH before.
 
 package kafkaapi
 
@@ -42,10 +47,17 @@ func (s *Server) initProducerID(ctx context.Context, req *kmsg.InitProducerIDReq
 		resp.ProducerID, resp.ProducerEpoch = -1, -1
 		return resp
 	}
-	id, epoch, err := s.core.InitProducerID(ctx, txn)
+	var id int64
+	var epoch int16
+	var err error
+	if req.TransactionalID != nil {
+		id, epoch, err = s.core.InitTransactionalProducerID(ctx, txn, req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch)
+	} else {
+		id, epoch, err = s.core.InitProducerID(ctx, txn)
+	}
 	if err != nil {
 		s.logger.Info("init producer id refused", "transactional_id", txn, "err", err)
-		resp.ErrorCode = errorCode(err)
+		resp.ErrorCode = txnErrorCode(err, req.Version >= 4)
 		resp.ProducerID, resp.ProducerEpoch = -1, -1
 		return resp
 	}

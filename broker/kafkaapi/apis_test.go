@@ -46,6 +46,9 @@ var advertised = []keyRange{
 	{20, 0, 6}, // DeleteTopics
 	{21, 0, 2}, // DeleteRecords
 	{22, 0, 4}, // InitProducerId
+	{24, 0, 3}, // AddPartitionsToTxn
+	{25, 0, 4}, // AddOffsetsToTxn
+	{26, 0, 4}, // EndTxn
 	{29, 0, 3}, // DescribeAcls
 	{30, 0, 3}, // CreateAcls
 	{31, 0, 3}, // DeleteAcls
@@ -63,6 +66,8 @@ var advertised = []keyRange{
 	{50, 0, 0}, // DescribeUserScramCredentials
 	{51, 0, 0}, // AlterUserScramCredentials
 	{60, 0, 1}, // DescribeCluster
+	{65, 0, 0}, // DescribeTransactions
+	{66, 0, 1}, // ListTransactions
 }
 
 type keyRange struct{ key, min, max int16 }

@@ -68,6 +68,7 @@ func authzCases() map[int16]authzCase {
 	groupErr := kerr.GroupAuthorizationFailed.Code
 	topicErr := kerr.TopicAuthorizationFailed.Code
 	clusterErr := kerr.ClusterAuthorizationFailed.Code
+	txnErr := kerr.TransactionalIDAuthorizationFailed.Code
 	return map[int16]authzCase{
 		0: {req: func() kmsg.Request {
 			r := kmsg.NewPtrProduceRequest()
@@ -255,6 +256,35 @@ func authzCases() map[int16]authzCase {
 			r.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
 			return r
 		}, refuse: groupErr, grants: []acl.Binding{allow(acl.ResourceGroup, "g", acl.OpDelete), allow(acl.ResourceTopic, "t", acl.OpRead)}},
+		24: {req: func() kmsg.Request {
+			r := kmsg.NewPtrAddPartitionsToTxnRequest()
+			r.TransactionalID = "tx"
+			r.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+			return r
+		}, refuse: txnErr, grants: []acl.Binding{allow(acl.ResourceTransactionalID, "tx", acl.OpWrite), allow(acl.ResourceTopic, "t", acl.OpWrite)}},
+		25: {req: func() kmsg.Request {
+			r := kmsg.NewPtrAddOffsetsToTxnRequest()
+			r.TransactionalID, r.Group = "tx", "g"
+			return r
+		}, refuse: txnErr, grants: []acl.Binding{allow(acl.ResourceTransactionalID, "tx", acl.OpWrite), allow(acl.ResourceGroup, "g", acl.OpRead)}},
+		26: {req: func() kmsg.Request {
+			r := kmsg.NewPtrEndTxnRequest()
+			r.TransactionalID = "tx"
+			return r
+		}, refuse: txnErr, grants: []acl.Binding{allow(acl.ResourceTransactionalID, "tx", acl.OpWrite)}},
+		65: {req: func() kmsg.Request {
+			r := kmsg.NewPtrDescribeTransactionsRequest()
+			r.TransactionalIDs = []string{"x"}
+			return r
+		}, refuse: txnErr, grants: []acl.Binding{allow(acl.ResourceTransactionalID, "x", acl.OpDescribe)}},
+		66: {req: func() kmsg.Request { return kmsg.NewPtrListTransactionsRequest() },
+			grants: []acl.Binding{allow(acl.ResourceTransactionalID, "x", acl.OpDescribe)},
+			check: func(t *testing.T, resp kmsg.Response, granted bool) {
+				states := resp.(*kmsg.ListTransactionsResponse).TransactionStates
+				if listed := len(states) == 1 && states[0].TransactionalID == "x"; listed != granted {
+					t.Errorf("transactional id x listed: %v, want %v (%+v)", listed, granted, states)
+				}
+			}},
 		60: {req: func() kmsg.Request {
 			r := kmsg.NewPtrDescribeClusterRequest()
 			r.EndpointType = 1

@@ -6,6 +6,7 @@ import (
 
 	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/txn"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/topicconfig"
 )
@@ -19,6 +20,7 @@ type Core interface {
 
 	ProduceWithTimeout(ctx context.Context, topic string, acks broker.Acks, timeout time.Duration, parts []broker.PartitionBatches) ([]broker.ProduceResult, error)
 	InitProducerID(ctx context.Context, transactionalID string) (int64, int16, error)
+	ProduceTransactional(ctx context.Context, transactionalID, topic string, acks broker.Acks, timeout time.Duration, parts []broker.PartitionBatches) ([]broker.ProduceResult, error)
 	Fetch(ctx context.Context, parts []broker.FetchPartition, opts broker.FetchOptions) ([]broker.FetchResult, error)
 	ListOffset(topic string, partition int32, ts int64, iso broker.IsolationLevel) (offset, timestamp int64, found bool, err error)
 	DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error)
@@ -37,8 +39,17 @@ type Core interface {
 	// DescribeLogDirs lists the replicas hosted here with their local log
 	// sizes (see broker/logdirs.go).
 	DescribeLogDirs(parts []metastore.TopicPartition) broker.LogDirs
-	// GroupCoordinator names the broker coordinating a consumer group.
+	// GroupCoordinator names the broker coordinating a consumer group, or
+	// a transactional id (the same choice).
 	GroupCoordinator(group string) metastore.BrokerInfo
+
+	// Transactions (see broker/transactions.go).
+	InitTransactionalProducerID(ctx context.Context, id string, timeoutMs int32, expectedID int64, expectedEpoch int16) (int64, int16, error)
+	AddPartitionsToTxn(ctx context.Context, id string, producerID int64, epoch int16, parts []metastore.TopicPartition) (map[metastore.TopicPartition]error, error)
+	AddOffsetsToTxn(ctx context.Context, id string, producerID int64, epoch int16, group string) error
+	EndTxn(ctx context.Context, id string, producerID int64, epoch int16, commit bool) error
+	DescribeTransaction(ctx context.Context, id string) (metastore.TransactionMeta, error)
+	ListTransactions(ctx context.Context, f txn.ListFilter) ([]metastore.TransactionMeta, error)
 
 	// ACLsEnabled tells whether an authorizer is configured; without one
 	// the ACL APIs answer SECURITY_DISABLED.

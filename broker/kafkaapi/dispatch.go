@@ -98,6 +98,9 @@ func (s *Server) registered() []api {
 		s.deleteTopicsAPI(),
 		s.deleteRecordsAPI(),
 		s.initProducerIDAPI(),
+		s.addPartitionsToTxnAPI(),
+		s.addOffsetsToTxnAPI(),
+		s.endTxnAPI(),
 		s.describeACLsAPI(),
 		s.createACLsAPI(),
 		s.deleteACLsAPI(),
@@ -117,6 +120,8 @@ func (s *Server) registered() []api {
 		s.describeUserScramCredentialsAPI(),
 		s.alterUserScramCredentialsAPI(),
 		s.describeClusterAPI(),
+		s.describeTransactionsAPI(),
+		s.listTransactionsAPI(),
 	}
 }
 

@@ -1,6 +1,10 @@
 package kafkaapi
 
-import "github.com/strata-broker/strata/broker/errcode"
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-broker/strata/broker/errcode"
+)
 
 // errorCode turns an error from the core into Kafka's error code, the one
 // each client's retry logic expects for that situation (see broker/errcode).
@@ -22,4 +26,15 @@ func errorMessage(err error) *string {
 	}
 	s := err.Error()
 	return &s
+}
+
+// txnErrorCode is errorCode for the transactional APIs: PRODUCER_FENCED
+// (KIP-588) only where the request version knows it (fencedKnown),
+// INVALID_PRODUCER_EPOCH before, as Kafka answers older clients.
+func txnErrorCode(err error, fencedKnown bool) int16 {
+	code := errorCode(err)
+	if code == kerr.ProducerFenced.Code && !fencedKnown {
+		return kerr.InvalidProducerEpoch.Code
+	}
+	return code
 }

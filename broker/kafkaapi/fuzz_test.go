@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/txn"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/topicconfig"
 )
@@ -36,7 +37,24 @@ func (nullCore) ProduceWithTimeout(_ context.Context, _ string, _ broker.Acks, _
 	}
 	return out, nil
 }
+func (c nullCore) ProduceTransactional(ctx context.Context, _, topic string, acks broker.Acks, timeout time.Duration, parts []broker.PartitionBatches) ([]broker.ProduceResult, error) {
+	return c.ProduceWithTimeout(ctx, topic, acks, timeout, parts)
+}
 func (nullCore) InitProducerID(context.Context, string) (int64, int16, error) { return 1, 0, nil }
+func (nullCore) InitTransactionalProducerID(context.Context, string, int32, int64, int16) (int64, int16, error) {
+	return 1, 0, nil
+}
+func (nullCore) AddPartitionsToTxn(context.Context, string, int64, int16, []metastore.TopicPartition) (map[metastore.TopicPartition]error, error) {
+	return nil, errNull
+}
+func (nullCore) AddOffsetsToTxn(context.Context, string, int64, int16, string) error { return errNull }
+func (nullCore) EndTxn(context.Context, string, int64, int16, bool) error            { return errNull }
+func (nullCore) DescribeTransaction(_ context.Context, id string) (metastore.TransactionMeta, error) {
+	return metastore.TransactionMeta{TransactionalID: id, State: "Ongoing", Partitions: []metastore.TopicPartition{{Topic: "t"}}}, nil
+}
+func (nullCore) ListTransactions(context.Context, txn.ListFilter) ([]metastore.TransactionMeta, error) {
+	return []metastore.TransactionMeta{{TransactionalID: "x", State: "Ongoing"}}, nil
+}
 func (nullCore) Fetch(_ context.Context, parts []broker.FetchPartition, _ broker.FetchOptions) ([]broker.FetchResult, error) {
 	out := make([]broker.FetchResult, len(parts))
 	for i, p := range parts {

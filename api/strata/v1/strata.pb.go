@@ -126,6 +126,12 @@ const (
 	ErrorReason_ELIGIBLE_LEADERS_NOT_AVAILABLE ErrorReason = 32
 	// Transactions.
 	ErrorReason_TRANSACTION_COORDINATOR_FENCED ErrorReason = 33
+	ErrorReason_INVALID_TXN_STATE              ErrorReason = 34
+	ErrorReason_PRODUCER_FENCED                ErrorReason = 35
+	ErrorReason_CONCURRENT_TRANSACTIONS        ErrorReason = 36
+	ErrorReason_INVALID_PRODUCER_ID_MAPPING    ErrorReason = 37
+	ErrorReason_INVALID_TRANSACTION_TIMEOUT    ErrorReason = 38
+	ErrorReason_TRANSACTIONAL_ID_NOT_FOUND     ErrorReason = 39
 )
 
 // Enum value maps for ErrorReason.
@@ -165,6 +171,12 @@ var (
 		31: "PREFERRED_LEADER_NOT_AVAILABLE",
 		32: "ELIGIBLE_LEADERS_NOT_AVAILABLE",
 		33: "TRANSACTION_COORDINATOR_FENCED",
+		34: "INVALID_TXN_STATE",
+		35: "PRODUCER_FENCED",
+		36: "CONCURRENT_TRANSACTIONS",
+		37: "INVALID_PRODUCER_ID_MAPPING",
+		38: "INVALID_TRANSACTION_TIMEOUT",
+		39: "TRANSACTIONAL_ID_NOT_FOUND",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":         0,
@@ -201,6 +213,12 @@ var (
 		"PREFERRED_LEADER_NOT_AVAILABLE":   31,
 		"ELIGIBLE_LEADERS_NOT_AVAILABLE":   32,
 		"TRANSACTION_COORDINATOR_FENCED":   33,
+		"INVALID_TXN_STATE":                34,
+		"PRODUCER_FENCED":                  35,
+		"CONCURRENT_TRANSACTIONS":          36,
+		"INVALID_PRODUCER_ID_MAPPING":      37,
+		"INVALID_TRANSACTION_TIMEOUT":      38,
+		"TRANSACTIONAL_ID_NOT_FOUND":       39,
 	}
 )
 
@@ -7311,7 +7329,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_LEADER\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\f\n" +
-	"\bACKS_ALL\x10\x02*\xb6\a\n" +
+	"\bACKS_ALL\x10\x02*\xe1\b\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aUNKNOWN_TOPIC_OR_PARTITION\x10\x01\x12\x1a\n" +
@@ -7347,7 +7365,13 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x13ELECTION_NOT_NEEDED\x10\x1e\x12\"\n" +
 	"\x1ePREFERRED_LEADER_NOT_AVAILABLE\x10\x1f\x12\"\n" +
 	"\x1eELIGIBLE_LEADERS_NOT_AVAILABLE\x10 \x12\"\n" +
-	"\x1eTRANSACTION_COORDINATOR_FENCED\x10!*:\n" +
+	"\x1eTRANSACTION_COORDINATOR_FENCED\x10!\x12\x15\n" +
+	"\x11INVALID_TXN_STATE\x10\"\x12\x13\n" +
+	"\x0fPRODUCER_FENCED\x10#\x12\x1b\n" +
+	"\x17CONCURRENT_TRANSACTIONS\x10$\x12\x1f\n" +
+	"\x1bINVALID_PRODUCER_ID_MAPPING\x10%\x12\x1f\n" +
+	"\x1bINVALID_TRANSACTION_TIMEOUT\x10&\x12\x1e\n" +
+	"\x1aTRANSACTIONAL_ID_NOT_FOUND\x10'*:\n" +
 	"\x0eIsolationLevel\x12\x14\n" +
 	"\x10READ_UNCOMMITTED\x10\x00\x12\x12\n" +
 	"\x0eREAD_COMMITTED\x10\x01*F\n" +
