@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-short vet fmt proto bench bench-move fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools
+.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools
 
 all: build
 
@@ -70,6 +70,12 @@ bench: build
 # STRATA_MOVE_THROTTLE_MIB), figures recorded in BENCHMARKS.md.
 bench-move: build
 	STRATA_BIN=$(BIN)/strata go test -run '^$$' -bench BenchmarkAddReplica -benchtime 1x -timeout 90m ./testenv/
+
+# Transactional produce against idempotent produce of the same records, and
+# commit latency (BenchmarkTransactionalProduce; STRATA_TXN_RECORDS,
+# STRATA_TXN_RUNS), figures recorded in BENCHMARKS.md.
+bench-txn: build
+	STRATA_BIN=$(BIN)/strata go test -run '^$$' -bench BenchmarkTransactionalProduce -benchtime 1x -timeout 60m ./testenv/
 
 # A local cluster for trying replication and failures by hand: etcd, three
 # brokers and MinIO, each its own process, addresses in $(TESTENV_DIR)/env.json.
