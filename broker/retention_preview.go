@@ -85,7 +85,8 @@ func (b *Broker) PreviewRetention(ctx context.Context, topic string, set map[str
 		local := p.log.Segments()
 		localStart := p.log.LogStartOffset()
 		if !cfg.RemoteStorageEnable {
-			d := compaction.LocalRetention(cfg, compaction.LocalSegments(local), pr.HighWatermark, now)
+			// The worker's bound: the last stable offset.
+			d := compaction.LocalRetention(cfg, compaction.LocalSegments(local), p.LastStableOffset(), now)
 			pr.Local = tierRetention(d, localStart)
 			out = append(out, pr)
 			continue
