@@ -2,10 +2,13 @@ package compaction
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -418,5 +421,219 @@ func TestCleanerWorkerStopsAtTheLastStableOffset(t *testing.T) {
 	}
 	if co, end := r.log.CleanerOffset(), r.log.LogEndOffset(); co != end {
 		t.Fatalf("cleaner offset %d, want the log end %d", co, end)
+	}
+}
+
+// txnModel is the committed view's reference: every record appended, the
+// transaction it belongs to, and how each transaction ended.
+type txnModel struct {
+	value   map[int64]string // offset → key=value of every data record
+	key     map[int64]string
+	txnOf   map[int64]int // offset → transaction number; absent for plain records
+	ended   map[int]bool  // transaction → committed; absent while open
+	openTxn map[int64]int // producer → its open transaction
+	marker  map[int64]int // marker offset → its transaction
+	nextTxn int
+}
+
+// committedView is what a read_committed consumer of the uncompacted log
+// sees below end: each key's latest committed or plain record.
+func (m *txnModel) committedView(end int64) map[string]string {
+	best := map[string]int64{}
+	for off := range m.value {
+		if off >= end {
+			continue
+		}
+		if n, ok := m.txnOf[off]; ok && !m.ended[n] {
+			continue // aborted (or, past the LSO only, open)
+		}
+		if b, ok := best[m.key[off]]; !ok || off > b {
+			best[m.key[off]] = off
+		}
+	}
+	out := map[string]string{}
+	for k, off := range best {
+		out[k] = m.value[off]
+	}
+	return out
+}
+
+// Random transactional producers, plain writes and compaction passes (some
+// cut short by a crash) at random times: the committed view read through
+// the aborted-transaction index always equals the reference, nothing at or
+// past the last stable offset is cleaned, and a reopened log, with its
+// .txnindex files or rebuilt without them, has the same aborted
+// transactions and no transaction open once every one has ended.
+func TestCompactionModelTransactions(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, seed*104729))
+			dir := tempDir(t)
+			clock := fakeclock.New(time.UnixMilli(1_800_000_000_000))
+			var crashStep atomic.Value
+			crashStep.Store("")
+			open := func() *partlog.Log {
+				l, err := partlog.Open(partlog.Options{
+					Dir: dir, Config: partlog.Config{SegmentBytes: 1024, IndexIntervalBytes: 256}, Now: clock.Now,
+					CrashAt: func(step string) bool { return crashStep.CompareAndSwap(step, "") && step != "" },
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return l
+			}
+			l := open()
+			defer func() { l.Close() }()
+			w := txnWriter{t: t, clock: clock}
+			m := &txnModel{value: map[int64]string{}, key: map[int64]string{}, txnOf: map[int64]int{}, ended: map[int]bool{}, openTxn: map[int64]int{}, marker: map[int64]int{}}
+			nKeys := 5 + rng.IntN(20)
+			record := func(first int64, txn int, ok bool, kvs []string) {
+				for i := 0; i < len(kvs); i += 2 {
+					off := first + int64(i/2)
+					m.key[off], m.value[off] = kvs[i], kvs[i+1]
+					if ok {
+						m.txnOf[off] = txn
+					}
+				}
+			}
+			randomKVs := func() []string {
+				var kvs []string
+				for range 1 + rng.IntN(3) {
+					kvs = append(kvs, fmt.Sprint("key-", rng.IntN(nKeys)), fmt.Sprint("v", rng.Int()))
+				}
+				return kvs
+			}
+			check := func(when string) {
+				t.Helper()
+				end := lso(l)
+				got, _ := visible(t, l)
+				if want := m.committedView(end); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("%s: committed view below %d\n got %v\nwant %v", when, end, got, want)
+				}
+			}
+			passes, crashes := 0, 0
+			for step := range 500 {
+				w.l = l
+				clock.Advance(time.Duration(rng.IntN(600)) * time.Second)
+				pid := int64(1 + rng.IntN(4))
+				switch r := rng.IntN(10); {
+				case r < 4:
+					kvs := randomKVs()
+					n, ok := m.openTxn[pid]
+					if !ok {
+						n = m.nextTxn
+						m.nextTxn++
+						m.openTxn[pid] = n
+					}
+					record(w.data(pid, kvs...), n, true, kvs)
+				case r < 6:
+					if n, ok := m.openTxn[pid]; ok {
+						commit := rng.IntN(2) == 0
+						m.marker[w.end(pid, commit)] = n
+						m.ended[n] = commit
+						delete(m.openTxn, pid)
+					}
+				default:
+					kvs := randomKVs()
+					res := l.LogEndOffset()
+					w.plain(kvs...)
+					record(res, 0, false, kvs)
+				}
+				if rng.IntN(20) != 0 {
+					continue
+				}
+				w.roll()
+				planned := ""
+				if rng.IntN(4) == 0 {
+					planned = crashSteps[rng.IntN(len(crashSteps))]
+				}
+				crashStep.Store(planned)
+				p := Policy{DeleteRetention: time.Hour, SegmentBytes: 1024 * int64(1+rng.IntN(4))}
+				mapBytes := 1 << 16
+				if rng.IntN(3) == 0 {
+					mapBytes = 24 * (2 + rng.IntN(8))
+				}
+				c := &Cleaner{Map: NewOffsetMap(mapBytes), Now: clock.Now}
+				upper := lso(l)
+				d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), upper, p, clock.Now())
+				st, err := c.Clean(context.Background(), Local(l), d, p)
+				passes++
+				crashed := planned != "" && crashStep.Load() == ""
+				switch {
+				case crashed:
+					crashes++
+					l.Close()
+					l = open()
+				case err != nil && !errors.Is(err, ErrMapTooSmall):
+					t.Fatalf("step %d: %v", step, err)
+				}
+				if st.CleanedTo > upper {
+					t.Fatalf("step %d: cleaned to %d, past the last stable offset %d", step, st.CleanedTo, upper)
+				}
+				check(fmt.Sprintf("step %d, pass %d (crash at %q: %v)", step, passes, planned, crashed))
+			}
+			crashStep.Store("")
+			w.l = l
+			for pid := range m.openTxn {
+				m.marker[w.end(pid, false)] = m.openTxn[pid]
+				m.ended[m.openTxn[pid]] = false
+				delete(m.openTxn, pid)
+			}
+			// Two full passes past delete.retention.ms: the first drops every
+			// aborted record, the second the markers of the transactions
+			// with nothing left.
+			for range 2 {
+				w.plain("key-0", "last")
+				record(l.LogEndOffset()-1, 0, false, []string{"key-0", "last"})
+				w.roll()
+				clock.Advance(2 * time.Hour)
+				p := Policy{DeleteRetention: time.Hour, SegmentBytes: 1 << 20}
+				c := &Cleaner{Map: NewOffsetMap(1 << 16), Now: clock.Now}
+				d := Inspect(l.Segments(), l.LogStartOffset(), l.CleanerOffset(), lso(l), p, clock.Now())
+				if _, err := c.Clean(context.Background(), Local(l), d, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			check("after the final passes")
+			_, markers := visible(t, l)
+			aborts := abortKeys(l)
+			if len(aborts) != 0 {
+				t.Errorf("aborted transactions %v left after two full passes", aborts)
+			}
+			left := map[int]bool{}
+			for off := range records(t, l) {
+				if n, ok := m.txnOf[off]; ok {
+					left[n] = true
+				}
+			}
+			for off := range markers {
+				if n := m.marker[off]; !m.ended[n] || !left[n] {
+					t.Errorf("marker at %d left: its transaction committed %v, records left %v", off, m.ended[n], left[n])
+				}
+			}
+			for _, rebuild := range []bool{false, true} {
+				l.Close()
+				if rebuild {
+					names, _ := filepath.Glob(filepath.Join(dir, "*.txnindex"))
+					for _, n := range names {
+						if err := os.Remove(n); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				l = open()
+				if got := abortKeys(l); !slices.Equal(got, aborts) {
+					t.Fatalf("reopened (rebuilt %v): aborted transactions %v, want %v", rebuild, got, aborts)
+				}
+				if f := l.FirstUnstableOffset(); f != -1 {
+					t.Fatalf("reopened (rebuilt %v): first unstable offset %d, want none", rebuild, f)
+				}
+				check(fmt.Sprintf("reopened (rebuilt %v)", rebuild))
+			}
+			t.Logf("%d passes, %d crashes, %d transactions, %d markers and %d aborted transactions left", passes, crashes, m.nextTxn, len(markers), len(aborts))
+			if crashes == 0 {
+				t.Fatal("no pass crashed: the crash paths went untested")
+			}
+		})
 	}
 }
