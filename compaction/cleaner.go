@@ -136,18 +136,6 @@ func Inspect(segs []partlog.SegmentInfo, logStart, cleanerOffset, upper int64, p
 	return d
 }
 
-// firstSegment is the base offset of the segment holding offset.
-func firstSegment(segs []partlog.SegmentInfo, offset int64) int64 {
-	base := offset
-	for _, s := range segs {
-		if s.BaseOffset > offset {
-			break
-		}
-		base = s.BaseOffset
-	}
-	return base
-}
-
 // countBelow is how many segments hold offsets in [logStart, end).
 func countBelow(segs []partlog.SegmentInfo, logStart, end int64) int {
 	n := 0
@@ -256,7 +244,7 @@ func (c *Cleaner) Clean(ctx context.Context, l Log, d Dirt, p Policy) (Stats, er
 func (c *Cleaner) buildMap(ctx context.Context, l Log, d Dirt) (int64, error) {
 	c.Map.Reset()
 	offset := d.FirstDirty
-	txns := newTxnFilter(l, firstSegment(l.Segments(), d.FirstDirty), d.FirstUncleanable)
+	txns := newTxnFilter(l, d.FirstDirty, d.FirstUncleanable) // for its aborted transactions only
 	for offset < d.FirstUncleanable {
 		res, err := l.Read(offset, readChunk, d.FirstUncleanable)
 		if err != nil {

@@ -53,25 +53,26 @@ type txnFilter struct {
 	aborting map[int64]int64
 	// before holds the producers whose transaction was open at the start
 	// of the run: records of it may lie in segments not being rewritten.
-	before map[int64]bool
+	// Without it (no segment starts at the run's base any more: the pass
+	// will find the run stale) no marker goes.
+	before      map[int64]bool
+	beforeKnown bool
 	// met holds the producers with a batch of their current transaction
 	// in the run.
 	met map[int64]bool
 }
 
-// newTxnFilter prepares the filter of the batches in [base, end), base
-// being a segment's base offset.
+// newTxnFilter prepares the filter of the batches in [base, end); markers
+// can go only when base is a segment's base offset.
 func newTxnFilter(l Log, base, end int64) *txnFilter {
 	f := &txnFilter{aborting: map[int64]int64{}, before: map[int64]bool{}, met: map[int64]bool{}}
 	tl, ok := l.(txnLog)
 	if !ok {
 		return f
 	}
-	open, ok := tl.TransactionsOpenAt(base)
-	if !ok {
-		return f // the segments changed: the swap will find it stale
-	}
 	f.known = true
+	open, ok := tl.TransactionsOpenAt(base)
+	f.beforeKnown = ok
 	for _, o := range open {
 		f.before[o.ProducerID] = true
 	}
@@ -129,5 +130,5 @@ func (f *txnFilter) markerDone(h *record.Header, batch []byte) bool {
 	if !m.Commit {
 		delete(f.aborting, pid)
 	}
-	return !met && !before
+	return !met && !before && f.beforeKnown
 }
