@@ -28,7 +28,8 @@ type PartitionRetention struct {
 	Partition   int32
 	Leader      int32 // this broker
 	LeaderEpoch int32
-	// HighWatermark bounds what retention deletes.
+	// HighWatermark bounds what retention deletes (locally, the last stable
+	// offset does: the high watermark while no transaction is open).
 	HighWatermark int64
 	Local         TierRetention
 	// Tiered is the proposed remote.storage.enable; Remote applies only
