@@ -28,7 +28,8 @@ type PartitionRetention struct {
 	Partition   int32
 	Leader      int32 // this broker
 	LeaderEpoch int32
-	// HighWatermark bounds what retention deletes.
+	// HighWatermark bounds what retention deletes (locally, the last stable
+	// offset does: the high watermark while no transaction is open).
 	HighWatermark int64
 	Local         TierRetention
 	// Tiered is the proposed remote.storage.enable; Remote applies only
@@ -85,7 +86,8 @@ func (b *Broker) PreviewRetention(ctx context.Context, topic string, set map[str
 		local := p.log.Segments()
 		localStart := p.log.LogStartOffset()
 		if !cfg.RemoteStorageEnable {
-			d := compaction.LocalRetention(cfg, compaction.LocalSegments(local), pr.HighWatermark, now)
+			// The worker's bound: the last stable offset.
+			d := compaction.LocalRetention(cfg, compaction.LocalSegments(local), p.LastStableOffset(), now)
 			pr.Local = tierRetention(d, localStart)
 			out = append(out, pr)
 			continue

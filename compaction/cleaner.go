@@ -102,8 +102,10 @@ func (d Dirt) Due(p Policy) bool {
 }
 
 // Inspect measures the dirty section of segs. Only durable sealed segments
-// wholly below upper (the high watermark) and older than min.compaction.lag.ms
-// can be cleaned; the active segment never is.
+// wholly below upper and older than min.compaction.lag.ms can be cleaned;
+// the active segment never is. upper is the last stable offset (the high
+// watermark capped by the first offset of the earliest open transaction):
+// as in Kafka, the cleaner never touches an undecided transaction.
 func Inspect(segs []partlog.SegmentInfo, logStart, cleanerOffset, upper int64, p Policy, now time.Time) Dirt {
 	d := Dirt{FirstDirty: max(cleanerOffset, logStart), FirstUncleanable: logStart}
 	nowMs := now.UnixMilli()
@@ -185,6 +187,8 @@ type Stats struct {
 	RecordsRead           int64
 	RecordsKept           int64
 	TombstonesDropped     int64
+	AbortedDropped        int64 // records of aborted transactions
+	MarkersDropped        int64 // commit and abort markers
 }
 
 // ErrMapTooSmall means the offset map cannot hold a single key.
@@ -197,7 +201,8 @@ const readChunk = 1 << 20
 // records the latest offset of every key of the dirty section in the
 // offset map, then rewrites every cleanable segment from the log start
 // keeping, for each key, only its latest record, and tombstones until
-// delete.retention.ms after their segment's newest record.
+// delete.retention.ms after their segment's newest record. Aborted
+// transactions' records go, and markers as txn.go says.
 func (c *Cleaner) Clean(ctx context.Context, l Log, d Dirt, p Policy) (Stats, error) {
 	st := Stats{FirstDirty: d.FirstDirty}
 	dirty := d.DirtyBytes > 0 && d.FirstDirty < d.FirstUncleanable
@@ -239,6 +244,7 @@ func (c *Cleaner) Clean(ctx context.Context, l Log, d Dirt, p Policy) (Stats, er
 func (c *Cleaner) buildMap(ctx context.Context, l Log, d Dirt) (int64, error) {
 	c.Map.Reset()
 	offset := d.FirstDirty
+	txns := newTxnFilter(l, d.FirstDirty, d.FirstUncleanable) // for its aborted transactions only
 	for offset < d.FirstUncleanable {
 		res, err := l.Read(offset, readChunk, d.FirstUncleanable)
 		if err != nil {
@@ -253,6 +259,9 @@ func (c *Cleaner) buildMap(ctx context.Context, l Log, d Dirt) (int64, error) {
 		full := int64(-1)
 		it := record.NewBatches(res.Data)
 		for full < 0 && it.Next() {
+			if h := it.Header(); h.Control() || txns.aborted(&h) {
+				continue
+			}
 			err := c.scratch.ForEach(it.Bytes(), func(r *record.Record) error {
 				if r.Offset < d.FirstDirty || r.Key == nil {
 					return nil
@@ -334,6 +343,18 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l Log, g group, mapEnd, horizo
 	defer cl.Abort() // a no-op once committed
 	t := tiler{cl: cl, cursor: g.base, rs: &c.scratch}
 	offset := max(g.base, l.LogStartOffset())
+	txns := newTxnFilter(l, g.base, g.end)
+	dropAll := func(count *int64) func(*record.Record) bool {
+		return func(*record.Record) bool {
+			st.RecordsRead++
+			*count++
+			return false
+		}
+	}
+	keepAll := func(*record.Record) bool {
+		st.RecordsRead++
+		return true
+	}
 	for _, s := range g.segs {
 		tombstoneExpired := s.MaxTimestamp >= 0 && s.MaxTimestamp < horizon
 		keep := func(r *record.Record) bool {
@@ -366,7 +387,18 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l Log, g group, mapEnd, horizo
 			}
 			it := record.NewBatches(res.Data)
 			for it.Next() {
-				if err := t.add(it.Bytes(), keep); err != nil {
+				h := it.Header()
+				k := keep
+				switch {
+				case h.Control():
+					k = keepAll
+					if txns.markerDone(&h, it.Bytes()) && tombstoneExpired {
+						k = dropAll(&st.MarkersDropped)
+					}
+				case txns.aborted(&h):
+					k = dropAll(&st.AbortedDropped)
+				}
+				if err := t.add(it.Bytes(), k); err != nil {
 					return err
 				}
 			}
@@ -453,7 +485,9 @@ func (t *tiler) add(batch []byte, keep func(*record.Record) bool) error {
 	}
 	base := from
 	absorb := false
-	if n := len(t.gaps); n > 0 && t.gaps[n-1].epoch == h.PartitionLeaderEpoch {
+	// A control batch keeps its offsets: re-spanned, it would lose the
+	// producer id that makes it its producer's marker.
+	if n := len(t.gaps); n > 0 && t.gaps[n-1].epoch == h.PartitionLeaderEpoch && !h.Control() {
 		base, absorb = t.gaps[n-1].start, true
 	}
 	var n int
@@ -482,7 +516,7 @@ func (t *tiler) add(batch []byte, keep func(*record.Record) bool) error {
 func (t *tiler) emit() error {
 	if len(t.pending) > 0 {
 		if len(t.gaps) > 0 {
-			if h, _ := record.ParseHeader(t.pending); h.PartitionLeaderEpoch == t.gaps[0].epoch {
+			if h, _ := record.ParseHeader(t.pending); h.PartitionLeaderEpoch == t.gaps[0].epoch && !h.Control() {
 				record.Respan(t.pending, t.gaps[0].end-1)
 				t.gaps = t.gaps[1:]
 			}

@@ -174,13 +174,14 @@ func (w *CleanerWorker) cleanDirtiest(ctx context.Context) bool {
 		pol := TopicPolicy(cfg)
 		log := r.Log()
 		segs := log.Segments()
-		if ShouldRoll(segs, r.HighWatermark(), pol, now) {
+		upper := lastStableOffset(r)
+		if ShouldRoll(segs, upper, pol, now) {
 			if err := log.Roll(); err != nil && !errors.Is(err, partlog.ErrLogClosed) {
 				w.logger.Warn("log cleaner: cannot roll the active segment", "topic", topic, "partition", index, "err", err)
 			}
 			continue // the rolled segment is sealed in the background: cleanable next round
 		}
-		d := Inspect(segs, log.LogStartOffset(), log.CleanerOffset(), r.HighWatermark(), pol, now)
+		d := Inspect(segs, log.LogStartOffset(), log.CleanerOffset(), upper, pol, now)
 		labels := []string{topic, strconv.Itoa(int(index))}
 		w.dirtyRatio.WithLabelValues(labels...).Set(d.Ratio())
 		w.lagSeconds.WithLabelValues(labels...).Set(dirtyLag(segs, d, now).Seconds())
@@ -216,7 +217,8 @@ func (w *CleanerWorker) cleanDirtiest(ctx context.Context) bool {
 	w.logger.Info("log cleaner: compacted", "topic", topic, "partition", index,
 		"dirty_ratio", fmt.Sprintf("%.2f", best.dirt.Ratio()), "cleaned_to", st.CleanedTo, "segments", st.Segments,
 		"bytes_before", st.BytesRead, "bytes_after", st.BytesWritten, "records_read", st.RecordsRead,
-		"records_kept", st.RecordsKept, "tombstones_dropped", st.TombstonesDropped, "took", time.Since(started).Round(time.Millisecond))
+		"records_kept", st.RecordsKept, "tombstones_dropped", st.TombstonesDropped,
+		"aborted_dropped", st.AbortedDropped, "markers_dropped", st.MarkersDropped, "took", time.Since(started).Round(time.Millisecond))
 	return st.Segments > 0
 }
 

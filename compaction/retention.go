@@ -114,13 +114,15 @@ func Deletable(segs []Segment, lim Limits, now time.Time) Deletion {
 }
 
 // LocalRetention decides for a topic whose log is on local disk only
-// (remote.storage.enable=false): retention.ms and retention.bytes, below the
-// high watermark hw, when cleanup.policy includes delete.
-func LocalRetention(cfg topicconfig.Topic, segs []Segment, hw int64, now time.Time) Deletion {
+// (remote.storage.enable=false): retention.ms and retention.bytes, below
+// upTo, when cleanup.policy includes delete. The workers pass the last
+// stable offset: Kafka's bound is the high watermark, which lets retention
+// delete the first records of a transaction still open.
+func LocalRetention(cfg topicconfig.Topic, segs []Segment, upTo int64, now time.Time) Deletion {
 	if !cfg.DeleteEnabled() {
 		return Deletion{StartOffset: -1}
 	}
-	return Deletable(segs, Limits{Ms: cfg.RetentionMs, Bytes: cfg.RetentionBytes, UpTo: hw}, now)
+	return Deletable(segs, Limits{Ms: cfg.RetentionMs, Bytes: cfg.RetentionBytes, UpTo: upTo}, now)
 }
 
 // RemoteRetention decides which remote segments of a tiered topic go:

@@ -155,7 +155,10 @@ func (w *RetentionWorker) partition(r LeaderReplica) {
 	}
 	log := r.Log()
 	before := log.Segments()
-	d := LocalRetention(cfg, LocalSegments(before), r.HighWatermark(), w.now())
+	// Up to the last stable offset, not Kafka's high watermark: a
+	// transaction still open must not lose its first records before a
+	// read_committed consumer could read them.
+	d := LocalRetention(cfg, LocalSegments(before), lastStableOffset(r), w.now())
 	if d.None() {
 		return
 	}

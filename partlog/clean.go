@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/strata-broker/strata/record"
 )
 
 // Log compaction replaces a run of sealed segments by one cleaned segment
@@ -40,6 +42,42 @@ var ErrCleanStale = errors.New("log: the segments being cleaned changed")
 type Cleaned struct {
 	*SegmentWriter
 	l *Log
+	// markers are the offsets of the end-transaction markers written, in
+	// order: an aborted-transaction entry stays in the index only while
+	// its marker does (the cleaner drops both once the transaction's
+	// records are gone and delete.retention.ms has passed).
+	markers []int64
+}
+
+// Append writes batches to the cleaned segment.
+func (c *Cleaned) Append(batches []byte) error {
+	if err := c.SegmentWriter.Append(batches); err != nil {
+		return err
+	}
+	it := record.NewBatches(batches)
+	for it.Next() {
+		if h := it.Header(); h.Control() && h.Transactional() && h.ProducerID >= 0 {
+			c.markers = append(c.markers, h.BaseOffset)
+		}
+	}
+	return nil
+}
+
+// TransactionsOpenAt lists the transactions open at the start of the
+// segment starting at base; ok is false when no segment starts there.
+func (l *Log) TransactionsOpenAt(base int64) (open []OpenTxn, ok bool) {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if len(l.segs) == 0 {
+		return nil, false
+	}
+	s := l.segs[l.segmentFor(base)]
+	if s.base != base {
+		return nil, false
+	}
+	// Fixed once the segment is in the list (set by the roll, or by a swap
+	// under segMu).
+	return slices.Clone(s.txnStart), true
 }
 
 // CleanerOffset is the first offset the cleaner has not yet deduplicated
@@ -167,12 +205,19 @@ func (l *Log) CommitClean(c *Cleaned, cleanerOffset int64) error {
 	// Only now: reopened by path, the file must be the cleaned one.
 	l.files.adopt(s)
 	l.segs = slices.Concat(l.segs[:i], []*segment{s}, l.segs[j:])
-	// The cleaner does not yet know transactions (it keeps markers and
-	// transactional batches), so the cleaned segment holds the same ones.
+	// The transactions open at the run's ends are those open at the
+	// cleaned segment's: the cleaner drops a marker only together with
+	// every record of its transaction, and only of a transaction that
+	// began inside the run, so no boundary state changes. An aborted
+	// transaction stays in the index while its marker is in the file.
 	s.txnStart, s.txnEnd = old[0].txnStart, old[len(old)-1].txnEnd
 	l.abortMu.Lock()
 	for _, o := range old {
-		s.aborted = append(s.aborted, o.aborted...)
+		for _, e := range o.aborted {
+			if _, kept := slices.BinarySearch(c.markers, e.LastOffset); kept {
+				s.aborted = append(s.aborted, e)
+			}
+		}
 	}
 	l.abortMu.Unlock()
 	l.segMu.Unlock()
