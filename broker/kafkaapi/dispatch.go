@@ -98,6 +98,7 @@ func (s *Server) registered() []api {
 		s.deleteTopicsAPI(),
 		s.deleteRecordsAPI(),
 		s.initProducerIDAPI(),
+		s.txnOffsetCommitAPI(),
 		s.describeACLsAPI(),
 		s.createACLsAPI(),
 		s.deleteACLsAPI(),
