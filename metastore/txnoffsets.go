@@ -373,6 +373,12 @@ func (s *Store) CompleteTxnOffsets(ctx context.Context, group string, producerID
 				i++
 			}
 		}
+		if !resp.More {
+			// That was all of them: a TxnOffsetCommit cannot add more
+			// once the transaction is being completed.
+			slices.SortFunc(written, CompareTopicPartitions)
+			return written, nil
+		}
 	}
 }
 
