@@ -204,3 +204,11 @@ func TestDeleteGroupWithOnlyPendingTxnOffsets(t *testing.T) {
 		t.Errorf("delete again: got %v, want GROUP_ID_NOT_FOUND", err)
 	}
 }
+
+// The metastore's fence of transactional commits names the coordinator's
+// open state by its stored string: they must not drift apart.
+func TestTxnOngoingStateMatchesTheCoordinators(t *testing.T) {
+	if metastore.TxnStateOngoing != txn.StateOngoing {
+		t.Fatalf("metastore.TxnStateOngoing %q, txn.StateOngoing %q", metastore.TxnStateOngoing, txn.StateOngoing)
+	}
+}
