@@ -19,7 +19,8 @@ import (
 // transactions open past their timeout are looked for.
 const txnTickInterval = 10 * time.Second
 
-// newTxnCoordinator builds the coordinator from the broker's settings. A
+// newTxnCoordinator builds the coordinator from the broker's settings; the
+// group coordinator must exist (its offsets complete with the markers). A
 // transactional id is owned as a consumer group is (GroupCoordinator's
 // choice), and not at all while the broker's lease may have expired.
 func newTxnCoordinator(b *Broker) (*txn.Coordinator, error) {
@@ -34,6 +35,7 @@ func newTxnCoordinator(b *Broker) (*txn.Coordinator, error) {
 	cfg := txn.Config{
 		MaxTimeout:   maxTimeout,
 		IDExpiration: expiration,
+		GroupMarkers: b.TxnGroupMarkerWriter(),
 		Owns: func(id string) bool {
 			return b.leaseOK() && b.GroupCoordinator(id).NodeID == b.cfg.NodeID
 		},

@@ -7,6 +7,7 @@
 //	<prefix>/groups/<group>/meta                        GroupMeta as JSON: protocol, generation, leader, members with their protocols and assignments, state, update time
 //	<prefix>/groups/<group>/generation                  the generation of the meta, in decimal as plain text (so a txn can compare its value)
 //	<prefix>/groups/<group>/offsets/<topic>/<partition> OffsetCommit as JSON: offset, leader epoch, metadata, commit time (partition in decimal)
+//	<prefix>/groups/<group>/txn-offsets/...             pending transactional offsets (txnoffsets.go)
 //
 // <group> and <topic> are url.PathEscape'd: group ids are any string, '/'
 // and '%' included, and escaping maps them one to one onto strings without
@@ -331,30 +332,11 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, gener
 	if err := CheckGroupName(group); err != nil {
 		return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
 	}
-	now := time.Now()
-	type put struct{ key, val string }
-	puts := make([]put, 0, len(offsets))
-	index := make(map[string]int, len(offsets))
-	for _, o := range offsets {
-		if o.Topic == "" || o.Partition < 0 {
-			return fmt.Errorf("metastore: commit offsets of group %q: bad partition %q-%d", group, o.Topic, o.Partition)
-		}
-		t := o.CommitTime
-		if t.IsZero() {
-			t = now
-		}
-		val, err := encode(offsetValue{Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata, CommitTime: t.UnixMilli()})
-		if err != nil {
-			return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
-		}
-		key := s.groupOffsetKey(group, o.Topic, o.Partition)
-		// etcd refuses a transaction that puts one key twice.
-		if i, ok := index[key]; ok {
-			puts[i].val = val
-			continue
-		}
-		index[key] = len(puts)
-		puts = append(puts, put{key, val})
+	puts, err := s.offsetPuts(group, offsets, func(topic string, partition int32) string {
+		return s.groupOffsetKey(group, topic, partition)
+	})
+	if err != nil {
+		return fmt.Errorf("metastore: commit offsets of group %q: %w", group, err)
 	}
 
 	metaKey := s.groupMetaKey(group)
@@ -380,14 +362,7 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, gener
 		}
 	}
 	for done, retries := 0, 0; done < len(puts); {
-		chunk := puts[done:min(done+groupMaxTxnOps, len(puts))]
-		size := len(chunk[0].key) + len(chunk[0].val)
-		for i := 1; i < len(chunk); i++ {
-			if size += len(chunk[i].key) + len(chunk[i].val); size > groupMaxTxnBytes {
-				chunk = chunk[:i]
-				break
-			}
-		}
+		chunk := offsetChunk(puts[done:])
 		ops := make([]clientv3.Op, len(chunk))
 		for i, p := range chunk {
 			ops[i] = clientv3.OpPut(p.key, p.val)
@@ -485,7 +460,8 @@ func (s *Store) FetchOffsets(ctx context.Context, group string) ([]OffsetCommit,
 // DeleteOffsets deletes group's committed offsets of the given partitions of
 // topic, or of all its partitions if partitions is empty, in one transaction
 // (split like CommitOffsets, and then not atomic, above groupMaxTxnOps
-// partitions). Partitions without an offset are ignored. Whether the group
+// partitions), with the partitions' pending transactional offsets.
+// Partitions without an offset are ignored. Whether the group
 // may lose them (Kafka: only if no member consumes the topic) is the
 // coordinator's decision.
 func (s *Store) DeleteOffsets(ctx context.Context, group string, topic string, partitions []int32) error {
@@ -495,22 +471,26 @@ func (s *Store) DeleteOffsets(ctx context.Context, group string, topic string, p
 	if topic == "" {
 		return fmt.Errorf("metastore: delete offsets of group %q: empty topic name", group)
 	}
-	if len(partitions) == 0 {
-		if _, err := s.client.Delete(ctx, s.groupTopicOffsetsPrefix(group, topic), clientv3.WithPrefix()); err != nil {
-			return fmt.Errorf("metastore: delete offsets of group %q topic %q: %w", group, topic, err)
-		}
-		return nil
-	}
 	partitions = slices.Compact(slices.Sorted(slices.Values(partitions)))
-	if partitions[0] < 0 {
+	if len(partitions) > 0 && partitions[0] < 0 {
 		return fmt.Errorf("metastore: delete offsets of group %q topic %q: bad partition %d", group, topic, partitions[0])
 	}
-	for chunk := range slices.Chunk(partitions, groupMaxTxnOps) {
-		ops := make([]clientv3.Op, len(chunk))
-		for i, p := range chunk {
-			ops[i] = clientv3.OpDelete(s.groupOffsetKey(group, topic, p))
-		}
-		if _, err := s.client.Txn(ctx).Then(ops...).Commit(); err != nil {
+	// Pending transactional offsets of the partitions go with them, as in
+	// Kafka: a transaction committing later gives them back.
+	pending, err := s.deletePendingOps(ctx, group, topic, partitions)
+	if err != nil {
+		return fmt.Errorf("metastore: delete offsets of group %q topic %q: %w", group, topic, err)
+	}
+	var ops []clientv3.Op
+	if len(partitions) == 0 {
+		ops = append(ops, clientv3.OpDelete(s.groupTopicOffsetsPrefix(group, topic), clientv3.WithPrefix()))
+	}
+	for _, p := range partitions {
+		ops = append(ops, clientv3.OpDelete(s.groupOffsetKey(group, topic, p)))
+	}
+	ops = append(ops, pending...)
+	for chunk := range slices.Chunk(ops, groupMaxTxnOps) {
+		if _, err := s.client.Txn(ctx).Then(chunk...).Commit(); err != nil {
 			return fmt.Errorf("metastore: delete offsets of group %q topic %q: %w", group, topic, err)
 		}
 	}
@@ -588,8 +568,8 @@ func (s *Store) PutGroup(ctx context.Context, meta GroupMeta, prevRevision int64
 		group, prevRevision, current.Revision, ErrConflict)
 }
 
-// DeleteGroup deletes group's meta, generation and all its offsets in one
-// request; ErrGroupNotFound if it had no keys. Whether the group may be
+// DeleteGroup deletes group's meta, generation and all its offsets, pending
+// transactional ones included (as Kafka deletes them), in one request; ErrGroupNotFound if it had no keys. Whether the group may be
 // deleted (Kafka: only if empty) is the coordinator's decision.
 func (s *Store) DeleteGroup(ctx context.Context, group string) error {
 	if err := CheckGroupName(group); err != nil {
@@ -679,11 +659,12 @@ func (s *Store) ScanGroupOffsets(ctx context.Context, maxKeys int, fn func(Group
 }
 
 // ExpireGroupOffsets applies Kafka's offsets.retention.minutes: a group
-// without members (no metadata, or State "Empty" or "Dead") whose newest
-// offset commit, and metadata update, are at least retention before now
-// loses all its keys: offsets, metadata and generation. Groups with members
-// are never expired here (Kafka starts their retention when they become
-// empty, which PutGroup's UpdatedAt records).
+// without members (no metadata, or State "Empty" or "Dead") and without
+// pending transactional offsets, whose newest offset commit and metadata
+// update are at least retention before now, loses all its keys: offsets,
+// metadata and generation. Groups with members are never expired here
+// (Kafka starts their retention when they become empty, which PutGroup's
+// UpdatedAt records).
 //
 // Each group is deleted in its own transaction, and only if none of its keys
 // changed since the scan read it, so a commit or a join racing with expiry
@@ -731,6 +712,11 @@ func (s *Store) ExpireGroupOffsets(ctx context.Context, now time.Time, retention
 // groupExpired tells whether g, as scanned, is a group without members whose
 // newest commit and metadata update are at least retention before now.
 func (s *Store) groupExpired(g groupKeys, now time.Time, retention time.Duration) (bool, error) {
+	if g.pending > 0 {
+		// An open transaction still commits offsets for it: Kafka keeps
+		// such a group too.
+		return false, nil
+	}
 	var newest time.Time
 	if g.meta != nil {
 		meta, err := decodeGroup(g.name, g.meta)
@@ -775,6 +761,7 @@ type groupKeys struct {
 	meta       *mvccpb.KeyValue // nil if absent
 	generation *mvccpb.KeyValue // nil if absent
 	offsets    []*mvccpb.KeyValue
+	pending    int // pending transactional offsets
 }
 
 // scanGroups reads every key under <prefix>/groups/ in pages, all at one
@@ -826,6 +813,8 @@ func (s *Store) scanGroups(ctx context.Context, maxKeys int, fn func(groupKeys) 
 				cur.generation = kv
 			case strings.HasPrefix(kind, "offsets/"):
 				cur.offsets = append(cur.offsets, kv)
+			case strings.HasPrefix(kind, "txn-offsets/"):
+				cur.pending++
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {

@@ -46,6 +46,9 @@ type Store interface {
 	ListGroups(ctx context.Context) ([]metastore.GroupMeta, error)
 	DeleteGroup(ctx context.Context, group string) error
 	ExpireGroupOffsets(ctx context.Context, now time.Time, retention time.Duration) ([]string, error)
+	CommitTxnOffsets(ctx context.Context, group string, producer metastore.TxnProducer, memberID string, generation int32, offsets []metastore.OffsetCommit) error
+	FetchOffsetsAndPending(ctx context.Context, group string) ([]metastore.OffsetCommit, []metastore.TopicPartition, error)
+	CompleteTxnOffsets(ctx context.Context, group string, producerID int64, commit bool) ([]metastore.TopicPartition, error)
 }
 
 // Group states, as Kafka names them (DescribeGroups reports them).
@@ -160,8 +163,13 @@ type group struct {
 	busy chan struct{}
 	// stored are the offsets this coordinator knows to be in the metastore:
 	// a commit that changes none of them (an idle consumer's auto-commit)
-	// is answered without writing.
+	// is answered without writing. A partition's entry goes when a
+	// transactional offset is committed for it: its transaction's end,
+	// which may run on another broker, may change the stored offset.
 	stored map[partitionKey]storedOffset
+	// txnSeq counts the group's transactional commits, so that a plain
+	// commit written meanwhile is not cached (see commitValid).
+	txnSeq uint64
 }
 
 // pendingMember is a member id handed out with MEMBER_ID_REQUIRED, until it
@@ -1073,6 +1081,15 @@ func cmpErr(err, fallback error) error {
 // what happened to each. An error of the group (not a member, another
 // generation, ...) refuses every offset.
 func (c *Coordinator) CommitOffsets(ctx context.Context, groupName, memberID string, generation int32, offsets []metastore.OffsetCommit) error {
+	return c.commitChecked(offsets, func(valid []metastore.OffsetCommit) error {
+		return c.commitValid(ctx, groupName, memberID, generation, valid)
+	})
+}
+
+// commitChecked refuses the offsets whose metadata is too long or whose
+// partition does not exist, and commits the others with commit: the
+// answer of CommitOffsets and CommitTxnOffsets.
+func (c *Coordinator) commitChecked(offsets []metastore.OffsetCommit, commit func(valid []metastore.OffsetCommit) error) error {
 	var refused []error
 	valid := make([]metastore.OffsetCommit, 0, len(offsets))
 	for i, oc := range offsets {
@@ -1094,13 +1111,13 @@ func (c *Coordinator) CommitOffsets(ctx context.Context, groupName, memberID str
 		valid = append(valid, oc)
 	}
 	if refused == nil {
-		return c.commitValid(ctx, groupName, memberID, generation, valid)
+		return commit(valid)
 	}
 	// Nothing left to commit: the group is not even looked at, so refused
 	// commits cost no metastore read.
 	var err error
 	if len(valid) > 0 {
-		err = c.commitValid(ctx, groupName, memberID, generation, valid)
+		err = commit(valid)
 	}
 	for i := range refused {
 		if refused[i] == nil {
@@ -1146,7 +1163,9 @@ func (c *Coordinator) commitValid(ctx context.Context, groupName, memberID strin
 		gen = generation
 	}
 	changed := offsets
+	var txnSeq uint64
 	if g != nil {
+		txnSeq = g.txnSeq
 		changed = nil
 		for _, oc := range offsets {
 			if cur, ok := g.stored[partitionKey{oc.Topic, oc.Partition}]; !ok || cur != (storedOffset{oc.Offset, oc.LeaderEpoch, oc.Metadata}) {
@@ -1169,7 +1188,10 @@ func (c *Coordinator) commitValid(ctx context.Context, groupName, memberID strin
 	if g != nil && c.groups[groupName] == g {
 		for _, oc := range changed {
 			k := partitionKey{oc.Topic, oc.Partition}
-			if err == nil && len(oc.Metadata) <= maxCachedMetadata {
+			// A transactional commit of the group meanwhile may have made
+			// a pending offset of the partition that completes after this
+			// one was written: what is stored is then not known.
+			if err == nil && len(oc.Metadata) <= maxCachedMetadata && g.txnSeq == txnSeq {
 				g.stored[k] = storedOffset{oc.Offset, oc.LeaderEpoch, oc.Metadata}
 			} else {
 				// Perhaps partly written, or too long to keep: not known.
@@ -1302,15 +1324,13 @@ func (c *Coordinator) Delete(ctx context.Context, groupName string) error {
 		return fmt.Errorf("%w: %q has %d members", ErrGroupNotEmpty, groupName, len(g.members))
 	}
 	c.mu.Unlock()
-	if g == nil {
-		// Not in memory and no meta stored: a group that only ever
-		// committed offsets still exists.
-		offs, err := c.store.FetchOffsets(ctx, groupName)
-		if err == nil && len(offs) == 0 {
-			return fmt.Errorf("%w: %q", ErrGroupIDNotFound, groupName)
-		}
-	}
-	if err := c.store.DeleteGroup(ctx, groupName); err != nil {
+	// Not in memory and no meta stored: a group that only ever committed
+	// offsets, or has pending transactional offsets, still exists (the
+	// store says whether it had any key). Pending transactional offsets go
+	// with the group, as in Kafka.
+	if err := c.store.DeleteGroup(ctx, groupName); g == nil && errors.Is(err, metastore.ErrGroupNotFound) {
+		return fmt.Errorf("%w: %q", ErrGroupIDNotFound, groupName)
+	} else if err != nil {
 		return fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
 	}
 	c.mu.Lock()

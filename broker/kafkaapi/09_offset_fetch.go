@@ -6,7 +6,11 @@
 // commit gets offset -1 and empty metadata. v0-v5 carry metadata with an
 // int16 length: a partition whose metadata is longer (committed with a
 // flexible version while offset.metadata.max.bytes allowed it) is answered
-// OFFSET_METADATA_TOO_LARGE, never with a length that wrapped.
+// OFFSET_METADATA_TOO_LARGE, never with a length that wrapped. v7's
+// require_stable (KIP-447) answers a partition with pending transactional
+// offsets (TxnOffsetCommit, its transaction not ended yet)
+// UNSTABLE_OFFSET_COMMIT with offset -1, as Kafka does, and the client asks
+// again; without it the committed offset is answered.
 
 package kafkaapi
 
@@ -29,9 +33,14 @@ func (s *Server) offsetFetchAPI() api {
 func (s *Server) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	var committed []metastore.OffsetCommit
+	var unstable []metastore.TopicPartition
 	var err error
 	groupAllowed := s.authorized(ctx, acl.OpDescribe, acl.ResourceGroup, req.Group)
-	if groupAllowed {
+	switch {
+	case !groupAllowed:
+	case req.Version >= 7 && req.RequireStable:
+		committed, unstable, err = s.groups.FetchStableOffsets(ctx, req.Group)
+	default:
 		committed, err = s.groups.FetchOffsets(ctx, req.Group)
 	}
 	if !groupAllowed || err != nil {
@@ -64,9 +73,19 @@ func (s *Server) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) 
 	for _, oc := range committed {
 		byTP[tp{oc.Topic, oc.Partition}] = oc
 	}
+	pending := make(map[tp]bool, len(unstable))
+	for _, u := range unstable {
+		pending[tp{u.Topic, u.Partition}] = true
+	}
 	answer := func(topic string, partition int32) kmsg.OffsetFetchResponseTopicPartition {
 		rp := kmsg.NewOffsetFetchResponseTopicPartition()
 		rp.Partition, rp.Offset, rp.LeaderEpoch = partition, -1, -1
+		if pending[tp{topic, partition}] {
+			rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			empty := ""
+			rp.Metadata = &empty
+			return rp
+		}
 		if oc, ok := byTP[tp{topic, partition}]; ok && !req.IsFlexible() && len(oc.Metadata) > math.MaxInt16 {
 			rp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
 		} else if ok {

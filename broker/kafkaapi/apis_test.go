@@ -49,6 +49,7 @@ var advertised = []keyRange{
 	{24, 0, 3}, // AddPartitionsToTxn
 	{25, 0, 4}, // AddOffsetsToTxn
 	{26, 0, 4}, // EndTxn
+	{28, 0, 4}, // TxnOffsetCommit
 	{29, 0, 3}, // DescribeAcls
 	{30, 0, 3}, // CreateAcls
 	{31, 0, 3}, // DeleteAcls
@@ -74,7 +75,7 @@ type keyRange struct{ key, min, max int16 }
 
 // groupAPIs are the keys answered only by a broker with a group
 // coordinator.
-var groupAPIs = []int16{8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47}
+var groupAPIs = []int16{8, 9, 10, 11, 12, 13, 14, 15, 16, 28, 42, 47}
 
 // nullGroups answers every group call at once, so that each group API
 // can be seen to be answered.
@@ -97,9 +98,13 @@ func (nullGroups) FetchOffsets(context.Context, string) ([]metastore.OffsetCommi
 func (nullGroups) Describe(context.Context, string) (group.Description, error) {
 	return group.Description{}, group.ErrNotCoordinator
 }
-func (nullGroups) List(context.Context) ([]group.Summary, error)                { return nil, nil }
-func (nullGroups) Delete(context.Context, string) error                         { return nil }
-func (nullGroups) DeleteOffsets(context.Context, string, string, []int32) error { return nil }
+func (nullGroups) List(context.Context) ([]group.Summary, error)                  { return nil, nil }
+func (nullGroups) Delete(context.Context, string) error                           { return nil }
+func (nullGroups) DeleteOffsets(context.Context, string, string, []int32) error   { return nil }
+func (nullGroups) CommitTxnOffsets(context.Context, group.TxnCommitRequest) error { return nil }
+func (nullGroups) FetchStableOffsets(context.Context, string) ([]metastore.OffsetCommit, []metastore.TopicPartition, error) {
+	return nil, nil, nil
+}
 
 // serveNull serves a frontend over nullCore on a loopback port.
 func serveNull(t *testing.T, groups Groups) string {

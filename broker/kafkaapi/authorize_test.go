@@ -107,6 +107,14 @@ func authzCases() map[int16]authzCase {
 			r.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0}}}
 			return r
 		}, refuse: groupErr, grants: []acl.Binding{allow(acl.ResourceGroup, "g", acl.OpDescribe), allow(acl.ResourceTopic, "t", acl.OpDescribe)}},
+		28: {req: func() kmsg.Request {
+			r := kmsg.NewPtrTxnOffsetCommitRequest()
+			r.TransactionalID, r.Group = "tx", "g"
+			p := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			r.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{p}}}
+			return r
+		}, refuse: kerr.TransactionalIDAuthorizationFailed.Code, grants: append([]acl.Binding{allow(acl.ResourceTransactionalID, "tx", acl.OpWrite)},
+			append(slices.Clone(groupRead), topicRead...)...)},
 		10: {req: func() kmsg.Request {
 			r := kmsg.NewPtrFindCoordinatorRequest()
 			r.CoordinatorKey, r.CoordinatorKeys = "g", []string{"g"}

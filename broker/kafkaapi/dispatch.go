@@ -101,6 +101,7 @@ func (s *Server) registered() []api {
 		s.addPartitionsToTxnAPI(),
 		s.addOffsetsToTxnAPI(),
 		s.endTxnAPI(),
+		s.txnOffsetCommitAPI(),
 		s.describeACLsAPI(),
 		s.createACLsAPI(),
 		s.deleteACLsAPI(),

@@ -21,6 +21,8 @@ type Groups interface {
 	List(ctx context.Context) ([]group.Summary, error)
 	Delete(ctx context.Context, groupName string) error
 	DeleteOffsets(ctx context.Context, groupName, topic string, partitions []int32) error
+	CommitTxnOffsets(ctx context.Context, req group.TxnCommitRequest) error
+	FetchStableOffsets(ctx context.Context, groupName string) ([]metastore.OffsetCommit, []metastore.TopicPartition, error)
 }
 
 var _ Groups = (*group.Coordinator)(nil)

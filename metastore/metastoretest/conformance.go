@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) Target) {
 		{"ExpireGroupOffsets", testExpireGroupOffsets},
 		{"ScanGroupOffsets", testScanGroupOffsets},
 		{"Transactions", testTransactions},
+		{"TxnOffsets", testTxnOffsets},
 		{"ACLs", testACLs},
 		{"ScramCredentials", testScramCredentials},
 	} {

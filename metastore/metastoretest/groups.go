@@ -19,10 +19,15 @@ type groupKeys struct {
 	meta       *metastore.GroupMeta // Revision is the meta's
 	generation *int32
 	offsets    map[metastore.TopicPartition]metastore.OffsetCommit
+	// offsetRevs are the revisions the offsets were written at: a
+	// transactional offset replaces only an older one.
+	offsetRevs map[metastore.TopicPartition]int64
+	// txnOffsets are the pending transactional offsets by producer id.
+	txnOffsets map[int64]map[metastore.TopicPartition]pendingOffset
 }
 
 func (g *groupKeys) empty() bool {
-	return g.meta == nil && g.generation == nil && len(g.offsets) == 0
+	return g.meta == nil && g.generation == nil && len(g.offsets) == 0 && len(g.txnOffsets) == 0
 }
 
 // bytesOrNil copies b, keeping only a non-empty value, as the JSON etcd's
@@ -89,16 +94,13 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, gener
 		g = &groupKeys{}
 		s.groups[group] = g
 	}
-	if g.offsets == nil {
-		g.offsets = map[metastore.TopicPartition]metastore.OffsetCommit{}
-	}
-	s.write()
+	rev := s.write()
 	for _, o := range offsets {
 		if o.CommitTime.IsZero() {
 			o.CommitTime = now
 		}
 		o.CommitTime = msUTC(o.CommitTime)
-		g.offsets[metastore.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = o
+		g.setOffset(o, rev)
 	}
 	return nil
 }
@@ -144,9 +146,19 @@ func (s *Store) DeleteOffsets(ctx context.Context, group string, topic string, p
 	if g == nil {
 		return nil
 	}
+	match := func(tp metastore.TopicPartition) bool {
+		return tp.Topic == topic && (len(partitions) == 0 || slices.Contains(partitions, tp.Partition))
+	}
 	for tp := range g.offsets {
-		if tp.Topic == topic && (len(partitions) == 0 || slices.Contains(partitions, tp.Partition)) {
+		if match(tp) {
 			delete(g.offsets, tp)
+			delete(g.offsetRevs, tp)
+		}
+	}
+	for pid, pending := range g.txnOffsets {
+		maps.DeleteFunc(pending, func(tp metastore.TopicPartition, _ pendingOffset) bool { return match(tp) })
+		if len(pending) == 0 {
+			delete(g.txnOffsets, pid)
 		}
 	}
 	s.write()
@@ -283,7 +295,7 @@ func (s *Store) ScanGroupOffsets(ctx context.Context, maxKeys int, fn func(metas
 	total, read, complete := 0, 0, true
 	for _, name := range names {
 		g := s.groups[name]
-		total += len(g.offsets)
+		total += len(g.offsets) + g.pendingKeys()
 		if g.meta != nil {
 			total++
 		}
@@ -293,7 +305,7 @@ func (s *Store) ScanGroupOffsets(ctx context.Context, maxKeys int, fn func(metas
 	}
 	for _, name := range names {
 		g := s.groups[name]
-		keys := len(g.offsets)
+		keys := len(g.offsets) + g.pendingKeys()
 		if g.meta != nil {
 			keys++
 		}
@@ -348,6 +360,9 @@ func (s *Store) ExpireGroupOffsets(ctx context.Context, now time.Time, retention
 	var expired []string
 	for _, name := range slices.Sorted(maps.Keys(s.groups)) {
 		g := s.groups[name]
+		if len(g.txnOffsets) > 0 {
+			continue
+		}
 		var newest time.Time
 		if g.meta != nil {
 			if g.meta.State != metastore.GroupStateEmpty && g.meta.State != metastore.GroupStateDead {

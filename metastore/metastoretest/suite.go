@@ -48,6 +48,9 @@ type Metastore interface {
 	DeleteGroup(ctx context.Context, group string) error
 	ExpireGroupOffsets(ctx context.Context, now time.Time, retention time.Duration) ([]string, error)
 	ScanGroupOffsets(ctx context.Context, maxKeys int, fn func(metastore.GroupOffsets)) (bool, error)
+	CommitTxnOffsets(ctx context.Context, group string, producer metastore.TxnProducer, memberID string, generation int32, offsets []metastore.OffsetCommit) error
+	FetchOffsetsAndPending(ctx context.Context, group string) ([]metastore.OffsetCommit, []metastore.TopicPartition, error)
+	CompleteTxnOffsets(ctx context.Context, group string, producerID int64, commit bool) ([]metastore.TopicPartition, error)
 
 	GetTransaction(ctx context.Context, id string) (metastore.TransactionMeta, error)
 	PutTransaction(ctx context.Context, meta metastore.TransactionMeta, prevRevision int64) (metastore.TransactionMeta, error)
