@@ -523,3 +523,24 @@ func (ld *loader) loadTransactions() error {
 	ld.txns = st
 	return syncDir(l.dir)
 }
+
+// TxnIndex is a sealed segment's .txnindex as an uploader copies it and a
+// remote reader decodes it: the transactions open at the segment's start
+// and at its end, and the aborted transactions whose markers it holds.
+type TxnIndex struct {
+	Start, End []OpenTxn
+	Aborted    []AbortedTxn
+}
+
+// DecodeTxnIndex checks and decodes the .txnindex of the segment ending
+// before next (a file describing another end is stale, and an error).
+func DecodeTxnIndex(raw []byte, next int64) (TxnIndex, error) {
+	x, err := decodeTxnIndex(raw)
+	if err != nil {
+		return TxnIndex{}, err
+	}
+	if x.next != next {
+		return TxnIndex{}, fmt.Errorf("transaction index of a segment ending at %d, not %d", x.next, next)
+	}
+	return TxnIndex{Start: x.start, End: x.end, Aborted: x.aborted}, nil
+}

@@ -240,7 +240,7 @@ func (r *remoteLog) CommitClean(out compaction.Output, cleanerOffset int64) erro
 	if err != nil {
 		return fmt.Errorf("remote compaction: %w", err)
 	}
-	newKeys := []string{meta.Key, meta.IndexKey, meta.TimeIndexKey}
+	newKeys := meta.ObjectKeys()
 	if !t.leader.still(r.epoch) {
 		t.store.Delete(r.ctx, newKeys...)
 		return errors.New("remote compaction: no longer the leader")
