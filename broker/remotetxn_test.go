@@ -10,6 +10,7 @@ import (
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
+	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
 )
 
@@ -124,5 +125,71 @@ func TestReadCommittedFromTheBucket(t *testing.T) {
 	got, ab = fetchAll(uncommitted)
 	if !slices.Equal(got, inRange(all)) || ab != nil {
 		t.Fatalf("read_uncommitted: offsets %v (want %v), aborted %+v (want a null list)", got, inRange(all), ab)
+	}
+}
+
+// Remote compaction gives the cleaned segment the aborted transactions of
+// the segments it replaces, so a read_committed fetch of it still reports
+// them.
+func TestRemoteCompactionKeepsAbortedTransactions(t *testing.T) {
+	objects, err := objstore.Open(context.Background(), "file://"+t.TempDir(), objstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := startBrokerWith(t, Config{ObjectStore: objects, Settings: smallSegments(map[string]string{
+		"remote.log.manager.task.interval.ms": "50", "log.cleaner.backoff.ms": "50",
+		"log.cleaner.dedupe.buffer.size": "1048576"})})
+	if _, err := b.CreateTopic(context.Background(), TopicSpec{Name: "stock", Partitions: 1, Configs: map[string]string{
+		"cleanup.policy": "compact", "remote.storage.enable": "true", "segment.bytes": "4096",
+		"local.retention.bytes": "0", "min.cleanable.dirty.ratio": "0.2",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	var p *Partition
+	await.True(t, 30*time.Second, "leading stock-0", func() bool {
+		p, err = b.hosted.leaderPartition("stock", 0)
+		return err == nil
+	})
+	const keys, rounds = 40, 60
+	if err := produceKeyed(t, b, "stock", keys, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	bld := record.NewBuilder(time.Now().UnixMilli(), 0)
+	bld.SetProducer(7, 0, 0)
+	bld.SetTransactional(true)
+	for i := range 5 {
+		bld.Append(&record.Record{Key: fmt.Appendf(nil, "aborted-%d", i), Value: []byte("x")})
+	}
+	batch, err := bld.Build(record.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := leaderAppendRaw(t, p, append([]byte(nil), batch...))
+	marker := leaderAppendRaw(t, p, endTxn(7, false))
+	for round := 1; round < rounds; round++ {
+		if err := produceKeyed(t, b, "stock", keys, round, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.log.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The first remote segment, holding the transaction, is a cleaned one
+	// once it reaches past the segments first uploaded (4 KiB each).
+	var m *tiering.PartitionManifest
+	await.True(t, 10*time.Second, "the remote segments holding the transaction to be compacted", func() bool {
+		m, _ = p.remoteManifest()
+		return m != nil && m.CompactedTo > marker && len(m.Segments) > 0 && m.Segments[0].BaseOffset == 0 &&
+			m.Segments[0].Size < 4096 && m.Segments[0].NextOffset > marker && p.log.LogStartOffset() > marker
+	})
+	want := []partlog.AbortedTxn{{ProducerID: 7, FirstOffset: first, LastOffset: marker, LastStableOffset: marker + 1}}
+	x, err := tiering.ReadTxnIndex(context.Background(), objects, m.Segments[0])
+	if err != nil || !slices.Equal(x.Aborted, want) {
+		t.Fatalf("the cleaned segment's aborted transactions: %+v, %v; want %+v", x.Aborted, err, want)
+	}
+	res, err := b.Fetch(context.Background(), []FetchPartition{{Topic: "stock", Partition: 0, Offset: 0, MaxBytes: 1 << 20}},
+		FetchOptions{MaxBytes: 1 << 20, IsolationLevel: ReadCommitted})
+	if err != nil || res[0].Err != nil || !slices.Equal(res[0].Aborted, want) {
+		t.Fatalf("read_committed fetch of the cleaned segment: aborted %+v, %v, %v; want %+v", res[0].Aborted, err, res[0].Err, want)
 	}
 }

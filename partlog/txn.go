@@ -544,3 +544,10 @@ func DecodeTxnIndex(raw []byte, next int64) (TxnIndex, error) {
 	}
 	return TxnIndex{Start: x.start, End: x.end, Aborted: x.aborted}, nil
 }
+
+// EncodeTxnIndex is the .txnindex of a segment ending before next holding
+// x: for a segment written outside a log (remote compaction's), which
+// takes the entries of the segments it replaces.
+func EncodeTxnIndex(next int64, x TxnIndex) []byte {
+	return encodeTxnIndex(txnIndex{next: next, start: x.Start, end: x.End, aborted: x.Aborted})
+}

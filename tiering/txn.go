@@ -1,6 +1,7 @@
 package tiering
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -164,4 +165,50 @@ func (f AbortedFilter) Aborted(h *record.Header) bool {
 		}
 	}
 	return false
+}
+
+// MergeTxnIndexes is the transaction index of a segment replacing segs
+// (consecutive, as a manifest lists them): the transactions open at the
+// first one's start and at the last one's end, and every aborted
+// transaction, once. Remote compaction keeps transactions' records and
+// markers where they are, so the merged index describes its output.
+func MergeTxnIndexes(ctx context.Context, st Store, segs []SegmentMeta) (partlog.TxnIndex, error) {
+	var out partlog.TxnIndex
+	seen := map[int64]bool{}
+	for i, s := range segs {
+		x, err := ReadTxnIndex(ctx, st, s)
+		if err != nil {
+			return partlog.TxnIndex{}, err
+		}
+		if i == 0 {
+			out.Start = x.Start
+		}
+		if i == len(segs)-1 {
+			out.End = x.End
+		}
+		for _, e := range x.Aborted {
+			if !seen[e.LastOffset] {
+				seen[e.LastOffset] = true
+				out.Aborted = append(out.Aborted, e)
+			}
+		}
+	}
+	slices.SortFunc(out.Aborted, func(a, b partlog.AbortedTxn) int { return cmp.Compare(a.LastOffset, b.LastOffset) })
+	return out, nil
+}
+
+// UploadTxnIndex stores x as the transaction index of the segment meta
+// names (ending before its NextOffset) and records its key in meta. An
+// index with nothing in it is not stored: no index reads the same.
+func UploadTxnIndex(ctx context.Context, st Store, meta *SegmentMeta, x partlog.TxnIndex) error {
+	if len(x.Start) == 0 && len(x.End) == 0 && len(x.Aborted) == 0 {
+		return nil
+	}
+	raw := partlog.EncodeTxnIndex(meta.NextOffset, x)
+	key := TxnIndexKey(meta.Key)
+	if err := st.Put(ctx, key, bytes.NewReader(raw), int64(len(raw))); err != nil {
+		return fmt.Errorf("upload transaction index of segment %d: %w", meta.BaseOffset, err)
+	}
+	meta.TxnIndexKey = key
+	return nil
 }
