@@ -69,7 +69,7 @@ func collectAborted(ctx context.Context, segs []SegmentMeta, i int, from, upTo i
 	load func(context.Context, SegmentMeta) (partlog.TxnIndex, error)) (AbortedSearch, error) {
 	var res AbortedSearch
 	seen := map[int64]bool{} // marker offsets
-	for ; i < len(segs); i++ {
+	for i = max(i, 0); i < len(segs); i++ {
 		x, err := load(ctx, segs[i])
 		if err != nil {
 			return AbortedSearch{}, err

@@ -44,7 +44,7 @@ type copyTask struct {
 // open transaction's records, and local retention, which deletes only
 // uploaded segments, never deletes an open transaction's records.
 func (c *copyTask) upload(ctx context.Context, m *tiering.PartitionManifest, epoch int32) *tiering.PartitionManifest {
-	hw := min(c.replica.HighWatermark(), c.replica.LastStableOffset())
+	stable := min(c.replica.HighWatermark(), c.replica.LastStableOffset())
 	var pending []partlog.SegmentInfo
 	backlog := int64(0)
 	for _, s := range c.log.Segments() {
@@ -52,7 +52,7 @@ func (c *copyTask) upload(ctx context.Context, m *tiering.PartitionManifest, epo
 			continue
 		}
 		backlog += s.Size
-		if s.NextOffset <= hw {
+		if s.NextOffset <= stable {
 			pending = append(pending, s)
 		}
 	}
