@@ -333,10 +333,24 @@ func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partit
 		remote bool
 		err    error
 	)
+	if tryRemote && opts.IsolationLevel == ReadCommitted && fp.Offset >= res.LastStableOffset {
+		// Segments are uploaded only below the last stable offset, so this
+		// holds only if a DeleteRecords moved the log start past an open
+		// transaction: nothing is stable to read yet.
+		return 0, false
+	}
 	switch {
-	case tryRemote && opts.Pieces:
+	case tryRemote && opts.Pieces && !opts.DropAborted: // dropping needs the batches gathered
 		var pc tiering.Pieces
 		pc, remote, err = p.remote.ReadPieces(ctx, fp.Offset, limit)
+		if remote && err == nil && opts.IsolationLevel == ReadCommitted && pc.Len > 0 {
+			var ab []partlog.AbortedTxn
+			if ab, err = p.remote.AbortedTransactions(ctx, fp.Offset, pc.NextOffset); err != nil {
+				pc.Release()
+			} else if len(ab) > 0 {
+				res.Aborted = ab
+			}
+		}
 		if remote && err == nil {
 			res.Pieces, res.release = pc.Data, pc.Release
 			if pc.Len > 0 {
@@ -370,15 +384,27 @@ func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partit
 		}
 		return 0, true
 	}
+	var ab []partlog.AbortedTxn
+	if len(rr.Data) > 0 && opts.IsolationLevel == ReadCommitted {
+		// The transactions aborted in what was read, as Kafka collects
+		// them: markers at or after the fetch offset, first offsets before
+		// the end of the data.
+		if !remote {
+			ab = p.log.AbortedTransactions(fp.Offset, rr.NextOffset)
+		} else if ab, err = p.remote.AbortedTransactions(ctx, fp.Offset, rr.NextOffset); err != nil {
+			if buf != nil {
+				opts.Buffers.Put(buf)
+			}
+			res.Err = fmt.Errorf("fetch %s-%d at offset %d from the object store: %w", fp.Topic, fp.Partition, fp.Offset, err)
+			return 0, true
+		}
+	}
 	res.Data, res.Buffer = rr.Data, buf
 	read := len(rr.Data)
 	if read > 0 {
 		res.NextOffset = rr.NextOffset
-		if opts.IsolationLevel == ReadCommitted && !remote {
-			// The transactions aborted in what was read, as Kafka collects
-			// them: markers at or after the fetch offset, first offsets
-			// before the end of the data.
-			if ab := p.log.AbortedTransactions(fp.Offset, rr.NextOffset); len(ab) > 0 {
+		if opts.IsolationLevel == ReadCommitted {
+			if len(ab) > 0 {
 				res.Aborted = ab
 				if opts.DropAborted {
 					res.Data = dropAborted(res.Data, ab, buf != nil)

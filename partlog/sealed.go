@@ -12,6 +12,9 @@ import (
 type SealedSegment struct {
 	Info                  SegmentInfo
 	Log, Index, TimeIndex *os.File
+	// TxnIndex is its .txnindex (see DecodeTxnIndex); nil for a segment
+	// written outside a log (SegmentWriter), which has none.
+	TxnIndex *os.File
 	// Epochs are the leader epochs of the segment's records: the one in
 	// effect at its base offset, and every one starting inside it.
 	Epochs []EpochEntry
@@ -22,7 +25,9 @@ type SealedSegment struct {
 var ErrNotSealed = errors.New("segment not sealed yet")
 
 // OpenSealed opens the segment starting at base, if it is sealed and
-// durable (fsynced, index files written).
+// durable (fsynced, index files written, its .txnindex among them: seal
+// writes it before the segment counts as durable, and Open rebuilds one
+// that is missing).
 func (l *Log) OpenSealed(base int64) (*SealedSegment, error) {
 	l.segMu.RLock()
 	var seg *segment
@@ -55,7 +60,7 @@ func (l *Log) OpenSealed(base int64) (*SealedSegment, error) {
 	for _, f := range []struct {
 		dst    **os.File
 		suffix string
-	}{{&out.Log, logSuffix}, {&out.Index, indexSuffix}, {&out.TimeIndex, timeIndexSuffix}} {
+	}{{&out.Log, logSuffix}, {&out.Index, indexSuffix}, {&out.TimeIndex, timeIndexSuffix}, {&out.TxnIndex, txnIndexSuffix}} {
 		if *f.dst, err = os.Open(seg.path(f.suffix)); err != nil {
 			out.Close()
 			return nil, fmt.Errorf("open segment %d of %s for upload: %w", base, l.dir, err)
@@ -75,7 +80,7 @@ func (l *Log) OpenSealed(base int64) (*SealedSegment, error) {
 // Close closes the files.
 func (s *SealedSegment) Close() error {
 	var errs []error
-	for _, f := range []*os.File{s.Log, s.Index, s.TimeIndex} {
+	for _, f := range []*os.File{s.Log, s.Index, s.TimeIndex, s.TxnIndex} {
 		if f != nil {
 			errs = append(errs, f.Close())
 		}

@@ -535,3 +535,31 @@ func (ld *loader) loadTransactions() error {
 	ld.txns = st
 	return syncDir(l.dir)
 }
+
+// TxnIndex is a sealed segment's .txnindex as an uploader copies it and a
+// remote reader decodes it: the transactions open at the segment's start
+// and at its end, and the aborted transactions whose markers it holds.
+type TxnIndex struct {
+	Start, End []OpenTxn
+	Aborted    []AbortedTxn
+}
+
+// DecodeTxnIndex checks and decodes the .txnindex of the segment ending
+// before next (a file describing another end is stale, and an error).
+func DecodeTxnIndex(raw []byte, next int64) (TxnIndex, error) {
+	x, err := decodeTxnIndex(raw)
+	if err != nil {
+		return TxnIndex{}, err
+	}
+	if x.next != next {
+		return TxnIndex{}, fmt.Errorf("transaction index of a segment ending at %d, not %d", x.next, next)
+	}
+	return TxnIndex{Start: x.start, End: x.end, Aborted: x.aborted}, nil
+}
+
+// EncodeTxnIndex is the .txnindex of a segment ending before next holding
+// x: for a segment written outside a log (remote compaction's), which
+// takes the entries of the segments it replaces.
+func EncodeTxnIndex(next int64, x TxnIndex) []byte {
+	return encodeTxnIndex(txnIndex{next: next, start: x.Start, end: x.End, aborted: x.Aborted})
+}

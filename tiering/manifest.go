@@ -13,8 +13,10 @@
 //	    (leader epoch, sequence); both are zero-padded so keys sort that way.
 //	topics/<topic>/<topic-id>/<partition>/segments/<base>-<epoch>-<nonce>.log
 //	    a sealed segment, byte for byte the local .log file (record batches v2)
-//	.../segments/<base>-<epoch>-<nonce>.index and .timeindex
-//	    its offset and time indexes, as on local disk (with their CRC trailer)
+//	.../segments/<base>-<epoch>-<nonce>.index, .timeindex and .txnindex
+//	    its offset, time and aborted-transaction indexes, as on local disk
+//	    (with their CRC trailer); manifests written before transactions
+//	    existed name no .txnindex
 //
 // Segment objects are never overwritten: their keys carry the uploading
 // leader's epoch and a random nonce. A manifest is a new object each time,
@@ -59,6 +61,12 @@ type SegmentMeta struct {
 	Key          string `json:"key"`
 	IndexKey     string `json:"index_key"`
 	TimeIndexKey string `json:"time_index_key"`
+	// TxnIndexKey is the segment's aborted-transaction index, the local
+	// .txnindex byte for byte (see partlog.DecodeTxnIndex). Empty for a
+	// segment uploaded before transactions existed, or written by remote
+	// compaction: read as having no aborted transaction and none open at
+	// its ends, which is what such a segment holds.
+	TxnIndexKey string `json:"txn_index_key,omitempty"`
 	// CRC32C is of the whole .log object (Castagnoli), checked by readers of
 	// whole segments; ranged reads check each batch's own CRC.
 	CRC32C     uint32    `json:"crc32c"`
@@ -244,6 +252,19 @@ func (l Layout) SegmentKeys(p int32, base int64, epoch int32) (log, index, timeI
 	rand.Read(nonce[:])
 	stem := fmt.Sprintf("%ssegments/%020d-%010d-%s", l.PartitionPrefix(p), base, epoch, hex.EncodeToString(nonce[:]))
 	return stem + ".log", stem + ".index", stem + ".timeindex"
+}
+
+// TxnIndexKey names the aborted-transaction index uploaded with the
+// segment whose .log object is logKey.
+func TxnIndexKey(logKey string) string { return strings.TrimSuffix(logKey, ".log") + ".txnindex" }
+
+// ObjectKeys are the keys of every object of the segment.
+func (s *SegmentMeta) ObjectKeys() []string {
+	keys := []string{s.Key, s.IndexKey, s.TimeIndexKey}
+	if s.TxnIndexKey != "" {
+		keys = append(keys, s.TxnIndexKey)
+	}
+	return keys
 }
 
 // SegmentsPrefix is the prefix of a partition's segment objects.

@@ -53,8 +53,12 @@ type Reader struct {
 
 	idxMu    sync.Mutex
 	indexes  map[string][]partlog.IndexEntry
-	idxOrder *list.List // of index keys, most recent first
+	idxOrder *list.List // of offset and transaction index keys, most recent first
 	idxElems map[string]*list.Element
+	// txnIndexes are decoded transaction indexes, in idxOrder with the
+	// offset indexes.
+	txnIndexes map[string]partlog.TxnIndex
+	txnElems   map[string]*list.Element
 
 	ahead chan chunkRef
 
@@ -71,7 +75,8 @@ type chunkRef struct {
 	chunk int64
 }
 
-// maxIndexes bounds the decoded offset indexes kept in memory.
+// maxIndexes bounds the decoded offset and transaction indexes kept in
+// memory.
 const maxIndexes = 256
 
 // NewReader returns a reader of st's segments.
@@ -102,6 +107,7 @@ func NewReader(st Store, cfg ReaderConfig) (*Reader, error) {
 	r := &Reader{
 		st: st, cfg: cfg, logger: logger, cache: cache,
 		indexes: map[string][]partlog.IndexEntry{}, idxOrder: list.New(), idxElems: map[string]*list.Element{},
+		txnIndexes: map[string]partlog.TxnIndex{}, txnElems: map[string]*list.Element{},
 		ahead: make(chan chunkRef, 256),
 		getSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "strata_tiering_remote_read_seconds",
@@ -256,14 +262,24 @@ func (r *Reader) index(ctx context.Context, seg SegmentMeta) ([]partlog.IndexEnt
 	if _, ok := r.idxElems[seg.IndexKey]; !ok {
 		r.indexes[seg.IndexKey] = idx
 		r.idxElems[seg.IndexKey] = r.idxOrder.PushFront(seg.IndexKey)
-		for r.idxOrder.Len() > maxIndexes {
-			old := r.idxOrder.Remove(r.idxOrder.Back()).(string)
-			delete(r.indexes, old)
-			delete(r.idxElems, old)
-		}
+		r.evictIndexesLocked()
 	}
 	return idx, nil
 }
+
+// evictIndexesLocked forgets the least recent indexes past maxIndexes.
+// idxMu must be held.
+func (r *Reader) evictIndexesLocked() {
+	for r.idxOrder.Len() > maxIndexes {
+		old := r.idxOrder.Remove(r.idxOrder.Back()).(string)
+		delete(r.indexes, old)
+		delete(r.idxElems, old)
+		delete(r.txnIndexes, old)
+		delete(r.txnElems, old)
+	}
+}
+
+func isCorrupt(err error) bool { return errors.Is(err, ErrCorrupt) }
 
 // ReadResult is what a remote read returns.
 type ReadResult struct {

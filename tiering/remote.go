@@ -119,7 +119,9 @@ func Garbage(ctx context.Context, st Store, l Layout, p int32, m *PartitionManif
 	}
 	named := map[string]bool{}
 	for _, s := range m.Segments {
-		named[s.Key], named[s.IndexKey], named[s.TimeIndexKey] = true, true, true
+		for _, k := range s.ObjectKeys() {
+			named[k] = true
+		}
 	}
 	var out []string
 	for _, o := range objs {

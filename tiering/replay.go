@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
 )
 
 // ReplayOptions select the records a replay reads. The zero value reads
-// every record of every partition.
+// every committed record of every partition.
 type ReplayOptions struct {
 	// Partitions are read one after the other, in this order; nil means all
 	// of the topic's partitions, in order.
@@ -26,6 +27,11 @@ type ReplayOptions struct {
 	// To is the offset to stop before in each partition; zero means the end
 	// of the remote log.
 	To int64
+	// ReadUncommitted reads the records of aborted transactions too, and
+	// those of transactions the bucket does not know the outcome of, as a
+	// read_uncommitted consumer. Otherwise only committed records are read
+	// (and those outside any transaction): see PartitionReplay.Aborted.
+	ReadUncommitted bool
 	// OnSegment, when not nil, is called after each planned segment was read
 	// (or skipped, when records before it covered it): for progress.
 	OnSegment func(partition int32, seg SegmentMeta)
@@ -48,8 +54,16 @@ type PartitionReplay struct {
 	ManifestKey string
 	// Segments are read in this order; they may overlap.
 	Segments []SegmentMeta
-	// From and To bound the offsets yielded: [From, To).
+	// From and To bound the offsets yielded: [From, To). For a committed
+	// read, To is at most the bucket's last stable offset: the first
+	// offset of the earliest transaction still open at the end of the last
+	// remote segment (its marker is not in the bucket, so its outcome is
+	// not known there).
 	From, To int64
+	// Aborted are the aborted transactions of the range, from the
+	// segments' transaction indexes; their records are not yielded (nil
+	// for a read_uncommitted replay).
+	Aborted []partlog.AbortedTxn
 }
 
 // Bytes is the size of the segments the partition's replay reads.
@@ -121,6 +135,11 @@ func PlanReplay(ctx context.Context, st Store, topic string, opts ReplayOptions)
 		if found {
 			pr.Manifest, pr.ManifestKey = m, key
 			pr.Segments, pr.From, pr.To = m.segmentsFor(opts)
+			if !opts.ReadUncommitted && len(pr.Segments) > 0 {
+				if err := pr.committedOnly(ctx, st); err != nil {
+					return nil, fmt.Errorf("replay %s-%d: %w", tm.Name, p, err)
+				}
+			}
 		}
 		plan.Partitions = append(plan.Partitions, pr)
 	}
@@ -152,6 +171,30 @@ func (m *PartitionManifest) segmentsFor(opts ReplayOptions) (segs []SegmentMeta,
 	return segs, from, to
 }
 
+// committedOnly finds the range's aborted transactions and stops the range
+// at the bucket's last stable offset.
+func (pr *PartitionReplay) committedOnly(ctx context.Context, st Store) error {
+	m := &pr.Manifest
+	found, err := collectAborted(ctx, m.Segments, m.SegmentFor(pr.From), pr.From, pr.To,
+		func(ctx context.Context, seg SegmentMeta) (partlog.TxnIndex, error) {
+			return ReadTxnIndex(ctx, st, seg)
+		})
+	if err != nil {
+		return err
+	}
+	pr.Aborted = found.Aborted
+	for _, o := range found.Open {
+		pr.To = max(pr.From, min(pr.To, o.FirstOffset))
+	}
+	if pr.To <= pr.From {
+		pr.Segments = nil
+	}
+	for len(pr.Segments) > 0 && pr.Segments[len(pr.Segments)-1].BaseOffset >= pr.To {
+		pr.Segments = pr.Segments[:len(pr.Segments)-1]
+	}
+	return nil
+}
+
 // Replay reads records of topic straight from the bucket, with no broker:
 // PlanReplay, then Run.
 func Replay(ctx context.Context, st Store, topic string, opts ReplayOptions, fn func(partition int32, r *record.Record) error) error {
@@ -167,8 +210,8 @@ func Replay(ctx context.Context, st Store, topic string, opts ReplayOptions, fn 
 // and none of its records are yielded) and calls fn for every record in
 // range, partition by partition, in offset order within each. An offset is
 // yielded once even where segments overlap. Control batches (transaction
-// markers) are skipped; records of aborted transactions are not filtered
-// out, as for a read_uncommitted consumer.
+// markers) are skipped, and so are the records of aborted transactions
+// unless ReadUncommitted was asked for.
 //
 // The record passed to fn, with its key, value and headers, is valid only
 // during the call. An error from fn stops Run and is returned unwrapped.
@@ -186,6 +229,7 @@ var errStop = errors.New("replay: past the end of the range")
 
 func (p *ReplayPlan) runPartition(ctx context.Context, st Store, pr *PartitionReplay, fn func(int32, *record.Record) error) error {
 	next := pr.From // the next offset that may be yielded
+	aborted := NewAbortedFilter(pr.Aborted)
 	started := p.opts.FromTime.IsZero()
 	fromTS := p.opts.FromTime.UnixMilli()
 	for _, seg := range pr.Segments {
@@ -194,7 +238,7 @@ func (p *ReplayPlan) runPartition(ctx context.Context, st Store, pr *PartitionRe
 		}
 		if seg.NextOffset > next {
 			var err error
-			next, started, err = p.replaySegment(ctx, st, pr, seg, next, started, fromTS, fn)
+			next, started, err = p.replaySegment(ctx, st, pr, seg, aborted, next, started, fromTS, fn)
 			if errors.Is(err, errStop) {
 				p.segmentDone(pr.Partition, seg)
 				return nil
@@ -217,7 +261,7 @@ func (p *ReplayPlan) segmentDone(partition int32, seg SegmentMeta) {
 // replaySegment yields the records of one segment from next on and returns
 // the next offset to yield.
 func (p *ReplayPlan) replaySegment(ctx context.Context, st Store, pr *PartitionReplay, seg SegmentMeta,
-	next int64, started bool, fromTS int64, fn func(int32, *record.Record) error) (int64, bool, error) {
+	aborted AbortedFilter, next int64, started bool, fromTS int64, fn func(int32, *record.Record) error) (int64, bool, error) {
 	where := fmt.Sprintf("%s-%d", p.Topic.Name, pr.Partition)
 	raw, err := ReadSegment(ctx, st, seg)
 	if err != nil {
@@ -234,7 +278,7 @@ func (p *ReplayPlan) replaySegment(ctx context.Context, st Store, pr *PartitionR
 			return next, started, fmt.Errorf("replay %s: %w: %s: batch %d-%d is outside the segment's range %d-%d",
 				where, ErrCorrupt, seg.Key, h.BaseOffset, h.LastOffset(), seg.BaseOffset, seg.NextOffset-1)
 		}
-		if h.NextOffset() <= next || h.Control() {
+		if h.NextOffset() <= next || h.Control() || aborted.Aborted(&h) {
 			continue
 		}
 		err := record.ForEach(it.Bytes(), func(r *record.Record) error {

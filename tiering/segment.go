@@ -24,18 +24,21 @@ func UploadSegment(ctx context.Context, st Store, l Layout, p int32, seg *partlo
 		return SegmentMeta{}, fmt.Errorf("upload segment %d of %s-%d: %w", seg.Info.BaseOffset, l.Topic, p, err)
 	}
 	for key, file := range map[string]*os.File{idxKey: seg.Index, timeKey: seg.TimeIndex} {
-		st2, err := file.Stat()
-		if err != nil {
+		if err := putFile(ctx, st, key, file); err != nil {
 			return SegmentMeta{}, fmt.Errorf("upload index of segment %d of %s-%d: %w", seg.Info.BaseOffset, l.Topic, p, err)
 		}
-		if err := st.Put(ctx, key, io.NewSectionReader(file, 0, st2.Size()), st2.Size()); err != nil {
-			return SegmentMeta{}, fmt.Errorf("upload index of segment %d of %s-%d: %w", seg.Info.BaseOffset, l.Topic, p, err)
+	}
+	var txnKey string
+	if seg.TxnIndex != nil {
+		txnKey = TxnIndexKey(logKey)
+		if err := putFile(ctx, st, txnKey, seg.TxnIndex); err != nil {
+			return SegmentMeta{}, fmt.Errorf("upload transaction index of segment %d of %s-%d: %w", seg.Info.BaseOffset, l.Topic, p, err)
 		}
 	}
 	meta := SegmentMeta{
 		BaseOffset: seg.Info.BaseOffset, NextOffset: seg.Info.NextOffset, Size: seg.Info.Size,
 		MaxTimestamp: seg.Info.MaxTimestamp, LeaderEpoch: epoch,
-		Key: logKey, IndexKey: idxKey, TimeIndexKey: timeKey, CRC32C: crc.Sum32(),
+		Key: logKey, IndexKey: idxKey, TimeIndexKey: timeKey, TxnIndexKey: txnKey, CRC32C: crc.Sum32(),
 		UploadedAt: now.UTC(),
 	}
 	for _, e := range seg.Epochs {
@@ -58,4 +61,13 @@ func ReadSegment(ctx context.Context, st Store, seg SegmentMeta) ([]byte, error)
 		return nil, fmt.Errorf("%w: %s has CRC-32C %#08x, the manifest says %#08x", ErrCorrupt, seg.Key, got, seg.CRC32C)
 	}
 	return raw, nil
+}
+
+// putFile uploads a whole file under key.
+func putFile(ctx context.Context, st Store, key string, f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return st.Put(ctx, key, io.NewSectionReader(f, 0, fi.Size()), fi.Size())
 }

@@ -39,6 +39,8 @@ type replayFlags struct {
 	toOffset    int64
 	format      string
 	output      string
+	// isolationLevel: read_committed (the default) or read_uncommitted.
+	isolationLevel string
 }
 
 // options checks the flags and turns them into replay options; empty is
@@ -47,6 +49,13 @@ type replayFlags struct {
 func (f *replayFlags) options(changed func(string) bool) (opts tiering.ReplayOptions, empty bool, err error) {
 	if f.format != "jsonl" && f.format != "arrow" {
 		return opts, false, fmt.Errorf("--format %q: want jsonl or arrow", f.format)
+	}
+	switch f.isolationLevel {
+	case "", "read_committed":
+	case "read_uncommitted":
+		opts.ReadUncommitted = true
+	default:
+		return opts, false, fmt.Errorf("--isolation-level %q: want read_committed or read_uncommitted", f.isolationLevel)
 	}
 	if f.partition < -1 {
 		return opts, false, fmt.Errorf("--partition %d: want a partition number >= 0", f.partition)
@@ -106,8 +115,12 @@ on a broker's disk are not in the bucket and not read.
 
 Every segment object is checked against the CRC-32C its manifest recorded; a
 damaged one stops the replay with an error naming its key, and none of its
-records are written. Transaction markers are skipped; records of aborted
-transactions are not filtered out.
+records are written. Transaction markers are never written. By default only
+committed records are (and those written outside transactions): the records
+of aborted transactions are left out, by the aborted-transaction index each
+segment carries, and a partition stops before the first transaction whose
+outcome is not in the bucket yet (its marker is still only on a broker's
+disk). --isolation-level read_uncommitted writes every record.
 
 --from-time starts each partition at its first record whose timestamp is at
 or after the time (as Kafka's offsets-for-times does); all records after it
@@ -147,6 +160,7 @@ file:///DIR.`,
 	fs.Int64Var(&f.toOffset, "to-offset", -1, "stop before this offset in each partition (-1: the end of the bucket's log)")
 	fs.StringVar(&f.format, "format", "jsonl", "output format: jsonl (keys, values and headers as UTF-8 strings, or base64 in key_base64/value_base64 when not UTF-8) or arrow (an Arrow IPC stream)")
 	fs.StringVar(&f.output, "output", "", "write to this file instead of stdout")
+	fs.StringVar(&f.isolationLevel, "isolation-level", "read_committed", "read_committed: only records of committed transactions (and those outside any); read_uncommitted: every record")
 	cmd.MarkFlagRequired("object-store")
 	cmd.MarkFlagRequired("topic")
 	return cmd

@@ -236,11 +236,22 @@ func (r *remoteLog) CommitClean(out compaction.Output, cleanerOffset int64) erro
 	defer w.Remove()
 	defer seg.Close()
 	t := r.task
+	// The cleaning pass keeps transactions' records and markers, so the
+	// replaced segments' aborted transactions and open ones at the ends
+	// are the cleaned segment's.
+	txns, err := tiering.MergeTxnIndexes(r.ctx, t.store, r.m.Segments[i:j+1])
+	if err != nil {
+		return fmt.Errorf("remote compaction: %w", err)
+	}
 	meta, err := tiering.UploadSegment(r.ctx, t.store, t.layout, t.tp.Partition, seg, r.epoch, t.now())
 	if err != nil {
 		return fmt.Errorf("remote compaction: %w", err)
 	}
-	newKeys := []string{meta.Key, meta.IndexKey, meta.TimeIndexKey}
+	if err := tiering.UploadTxnIndex(r.ctx, t.store, &meta, txns); err != nil {
+		t.store.Delete(r.ctx, meta.ObjectKeys()...)
+		return fmt.Errorf("remote compaction: %w", err)
+	}
+	newKeys := meta.ObjectKeys()
 	if !t.leader.still(r.epoch) {
 		t.store.Delete(r.ctx, newKeys...)
 		return errors.New("remote compaction: no longer the leader")

@@ -34,11 +34,17 @@ type copyTask struct {
 	topicWritten string
 }
 
-// upload copies the sealed segments below the high watermark that the
+// upload copies the sealed segments below the last stable offset that the
 // manifest does not have yet, naming them in a new manifest every few
 // segments, and returns the manifest in effect afterwards.
+//
+// Below the last stable offset (Kafka's copy task's bound too), not only
+// the high watermark: every transaction with records in an uploaded
+// segment is then decided, so a read from the bucket never returns an
+// open transaction's records, and local retention, which deletes only
+// uploaded segments, never deletes an open transaction's records.
 func (c *copyTask) upload(ctx context.Context, m *tiering.PartitionManifest, epoch int32) *tiering.PartitionManifest {
-	hw := c.replica.HighWatermark()
+	stable := min(c.replica.HighWatermark(), c.replica.LastStableOffset())
 	var pending []partlog.SegmentInfo
 	backlog := int64(0)
 	for _, s := range c.log.Segments() {
@@ -46,7 +52,7 @@ func (c *copyTask) upload(ctx context.Context, m *tiering.PartitionManifest, epo
 			continue
 		}
 		backlog += s.Size
-		if s.NextOffset <= hw {
+		if s.NextOffset <= stable {
 			pending = append(pending, s)
 		}
 	}

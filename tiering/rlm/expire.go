@@ -90,7 +90,7 @@ func (x *expirationTask) collectGarbage(ctx context.Context, m *tiering.Partitio
 func segmentKeys(segs []tiering.SegmentMeta) []string {
 	keys := make([]string, 0, 3*len(segs))
 	for _, s := range segs {
-		keys = append(keys, s.Key, s.IndexKey, s.TimeIndexKey)
+		keys = append(keys, s.ObjectKeys()...)
 	}
 	return keys
 }

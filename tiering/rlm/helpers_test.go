@@ -31,6 +31,8 @@ type fakeReplica struct {
 	hw     int64
 	cfg    topicconfig.Topic
 	tm     tiering.TopicManifest
+	// log gives the last stable offset, as the broker computes it.
+	log *partlog.Log
 }
 
 func (r *fakeReplica) Leadership() (int32, bool) {
@@ -43,6 +45,17 @@ func (r *fakeReplica) HighWatermark() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.hw
+}
+
+func (r *fakeReplica) LastStableOffset() int64 {
+	hw := r.HighWatermark()
+	if r.log == nil {
+		return hw
+	}
+	if f := r.log.FirstUnstableOffset(); f >= 0 {
+		return min(f, hw)
+	}
+	return hw
 }
 
 func (r *fakeReplica) Config() (topicconfig.Topic, error) {
@@ -155,7 +168,7 @@ func newRig(t *testing.T, configs map[string]string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.log.Close() })
-	r.replica = &fakeReplica{epoch: 1, leader: true, cfg: cfg,
+	r.replica = &fakeReplica{epoch: 1, leader: true, cfg: cfg, log: r.log,
 		tm: tiering.TopicManifest{Name: "t", ID: "id-1", Partitions: 1, ReplicationFactor: 1, Configs: all}}
 	r.m, err = New(Config{
 		NodeID: 1, Store: r.store, DataDir: dir, Interval: 10 * time.Millisecond,

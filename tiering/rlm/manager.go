@@ -51,6 +51,9 @@ type Log interface {
 	Segments() []partlog.SegmentInfo
 	OpenSealed(base int64) (*partlog.SealedSegment, error)
 	DeleteSegmentsBelow(offset int64) (int, error)
+	// AbortedTransactions are the aborted transactions of the local
+	// segments a read of [from, upTo) must report.
+	AbortedTransactions(from, upTo int64) []partlog.AbortedTxn
 }
 
 // Replica is what the manager needs to know of this broker's replica of a
@@ -61,6 +64,10 @@ type Replica interface {
 	// Config.LeaseOK itself where it writes).
 	Leadership() (epoch int32, leader bool)
 	HighWatermark() int64
+	// LastStableOffset is the first offset of the earliest transaction
+	// still open, capped by the high watermark: segments are uploaded
+	// only below it.
+	LastStableOffset() int64
 	// Config is the topic's effective config; an error when the topic is
 	// not known any more.
 	Config() (topicconfig.Topic, error)

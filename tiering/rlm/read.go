@@ -1,9 +1,11 @@
 package rlm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
@@ -146,4 +148,36 @@ func (p *Partition) OffsetForTimestamp(ctx context.Context, ts int64) (offset, t
 		}
 	}
 	return 0, 0, false, nil
+}
+
+// AbortedTransactions returns the aborted transactions a read of [from,
+// upTo) from the bucket must report, ordered by marker offset: from the
+// remote segments' transaction indexes, and from the local log's when a
+// transaction that started in the range was still open at the end of the
+// bucket (its marker is in a segment not uploaded yet).
+func (p *Partition) AbortedTransactions(ctx context.Context, from, upTo int64) ([]partlog.AbortedTxn, error) {
+	var found tiering.AbortedSearch
+	_, err := p.withSegment(from, func(segs []tiering.SegmentMeta, i int) error {
+		var err error
+		found, err = p.m.reader.AbortedTransactions(ctx, segs, i, from, upTo)
+		return err
+	})
+	if err != nil {
+		return nil, p.readFailed(ctx, from, err)
+	}
+	out := found.Aborted
+	if len(found.Open) == 0 {
+		return out, nil
+	}
+	seen := make(map[int64]bool, len(out))
+	for _, e := range out {
+		seen[e.LastOffset] = true
+	}
+	for _, e := range p.log.AbortedTransactions(from, upTo) {
+		if !seen[e.LastOffset] {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b partlog.AbortedTxn) int { return cmp.Compare(a.LastOffset, b.LastOffset) })
+	return out, nil
 }
