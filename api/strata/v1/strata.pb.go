@@ -7046,7 +7046,9 @@ type TransactionDescription struct {
 	ProducerId           int64                  `protobuf:"varint,4,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
 	ProducerEpoch        int32                  `protobuf:"varint,5,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
 	TransactionTimeoutMs int32                  `protobuf:"varint,6,opt,name=transaction_timeout_ms,json=transactionTimeoutMs,proto3" json:"transaction_timeout_ms,omitempty"`
-	// When the open transaction started (Unix ms); -1 when none is open.
+	// When the id's latest transaction started (Unix ms): kept once it
+	// completes, until the next one opens, as Kafka's DescribeTransactions
+	// reports it; -1 for an id that has had none.
 	TransactionStartTimeMs int64 `protobuf:"varint,7,opt,name=transaction_start_time_ms,json=transactionStartTimeMs,proto3" json:"transaction_start_time_ms,omitempty"`
 	// The partitions in the open (or completing) transaction.
 	Partitions []*TopicPartitions `protobuf:"bytes,8,rep,name=partitions,proto3" json:"partitions,omitempty"`
