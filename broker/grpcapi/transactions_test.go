@@ -20,7 +20,8 @@ func TestTransactionsFromAnyBroker(t *testing.T) {
 	b, c, _ := serveBroker(t, testBroker{store: store, peers: []int32{2}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// An id of each coordinator, written as a coordinator would.
+	// An id of each coordinator, written as a coordinator would (updated
+	// now: broker 1 expires its ids unused for a week).
 	idOf := func(node int32) string {
 		for i := 0; ; i++ {
 			if id := fmt.Sprintf("tx-%d", i); b.GroupCoordinator(id).NodeID == node {
@@ -32,9 +33,9 @@ func TestTransactionsFromAnyBroker(t *testing.T) {
 	started := time.Now().Add(-time.Minute).Truncate(time.Millisecond).UTC()
 	for _, m := range []metastore.TransactionMeta{
 		{TransactionalID: local, ProducerID: 10, ProducerEpoch: 3, LastProducerID: -1, LastProducerEpoch: -1, TimeoutMs: 60_000,
-			State: txn.StateCompleteCommit},
+			State: txn.StateCompleteCommit, UpdatedAt: time.Now()},
 		{TransactionalID: remote, ProducerID: 20, ProducerEpoch: 1, LastProducerID: -1, LastProducerEpoch: -1, TimeoutMs: 90_000,
-			State: txn.StateOngoing, StartTime: started, Groups: []string{"g"},
+			State: txn.StateOngoing, StartTime: started, UpdatedAt: time.Now(), Groups: []string{"g"},
 			Partitions: []metastore.TopicPartition{{Topic: "a", Partition: 1}, {Topic: "a", Partition: 0}, {Topic: "b", Partition: 2}}},
 	} {
 		if _, err := store.PutTransaction(ctx, m, 0); err != nil {
