@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-broker/strata/broker/txn"
 )
 
 type metrics struct {
@@ -66,6 +68,9 @@ var (
 		"Bytes of the partition's segment files on local disk.", []string{"topic", "partition"}, nil)
 	logSegmentsDesc = prometheus.NewDesc("strata_log_segments",
 		"Segments of the partition's log on local disk.", []string{"topic", "partition"}, nil)
+	lsoLagDesc = prometheus.NewDesc("strata_partition_last_stable_offset_lag",
+		"High watermark minus last stable offset of a partition this broker leads: records held back from read_committed consumers by an open transaction. Exported only where it is not zero.",
+		[]string{"topic", "partition"}, nil)
 )
 
 func (c *logCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -73,6 +78,7 @@ func (c *logCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- logStartDesc
 	ch <- logSizeDesc
 	ch <- logSegmentsDesc
+	ch <- lsoLagDesc
 }
 
 func (c *logCollector) Collect(ch chan<- prometheus.Metric) {
@@ -82,5 +88,65 @@ func (c *logCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(logStartDesc, prometheus.GaugeValue, float64(p.LogStartOffset()), labels...)
 		ch <- prometheus.MustNewConstMetric(logSizeDesc, prometheus.GaugeValue, float64(p.log.Size()), labels...)
 		ch <- prometheus.MustNewConstMetric(logSegmentsDesc, prometheus.GaugeValue, float64(len(p.log.Segments())), labels...)
+		// Only leaders: a follower's high watermark trails the leader's,
+		// so its lag says little. Zero is left out, so that the series
+		// count follows the partitions with a transaction open rather
+		// than every partition.
+		if _, r := p.State(); r == roleLeader {
+			if lag := p.HighWatermark() - p.LastStableOffset(); lag > 0 {
+				ch <- prometheus.MustNewConstMetric(lsoLagDesc, prometheus.GaugeValue, float64(lag), labels...)
+			}
+		}
 	}
 }
+
+// txnMetrics counts the transaction coordinator's outcomes; it is the
+// coordinator's txn.Metrics.
+type txnMetrics struct {
+	completed *prometheus.CounterVec
+	timedOut  prometheus.Counter
+}
+
+// Outcome label values of strata_transactions_completed_total.
+const (
+	outcomeCommit = "commit"
+	outcomeAbort  = "abort"
+)
+
+func newTxnMetrics() *txnMetrics {
+	m := &txnMetrics{
+		completed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_transactions_completed_total",
+			Help: "Transactions this broker completed as their coordinator (CompleteCommit or CompleteAbort stored), by outcome; aborts include those of timed-out transactions and of producers fenced by a new one.",
+		}, []string{"outcome"}),
+		timedOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_transactions_timed_out_total",
+			Help: "Transactions this broker, as their coordinator, aborted for being open longer than their transaction.timeout.ms.",
+		}),
+	}
+	m.completed.WithLabelValues(outcomeCommit) // dashboards show zeros, not gaps
+	m.completed.WithLabelValues(outcomeAbort)
+	return m
+}
+
+// register exports m and the number of c's open transactions to reg (nil:
+// nothing is exported).
+func (m *txnMetrics) register(reg prometheus.Registerer, c *txn.Coordinator) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(m.completed, m.timedOut, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strata_transactions_open",
+		Help: "Transactional ids this broker coordinates whose transaction is open (Ongoing) or being completed (PrepareCommit, PrepareAbort).",
+	}, func() float64 { return float64(c.OpenTransactions()) }))
+}
+
+func (m *txnMetrics) TransactionCompleted(commit bool) {
+	if commit {
+		m.completed.WithLabelValues(outcomeCommit).Inc()
+	} else {
+		m.completed.WithLabelValues(outcomeAbort).Inc()
+	}
+}
+
+func (m *txnMetrics) TransactionTimedOut() { m.timedOut.Inc() }

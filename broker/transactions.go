@@ -32,17 +32,21 @@ func newTxnCoordinator(b *Broker) (*txn.Coordinator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: settings: %w: %w", ErrInvalidConfig, err)
 	}
+	metrics := newTxnMetrics()
 	cfg := txn.Config{
 		MaxTimeout:   maxTimeout,
 		IDExpiration: expiration,
 		GroupMarkers: b.TxnGroupMarkerWriter(),
+		Metrics:      metrics,
 		Owns: func(id string) bool {
 			return b.leaseOK() && b.GroupCoordinator(id).NodeID == b.cfg.NodeID
 		},
 		Now:    b.now,
 		Logger: b.logger.With("component", "transactions"),
 	}
-	return txn.New(b.store, producerIDSource{b}, b.TxnMarkerWriter(), cfg), nil
+	c := txn.New(b.store, producerIDSource{b}, b.TxnMarkerWriter(), cfg)
+	metrics.register(b.cfg.Registerer, c)
+	return c, nil
 }
 
 // producerIDSource hands the coordinator ids from the broker's blocks, the

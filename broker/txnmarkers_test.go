@@ -58,7 +58,10 @@ func (c *coreCluster) appendTxn(t *testing.T, topic string, partition int32, pid
 		t.Fatal(err)
 	}
 	if m.ProducerID != pid || m.ProducerEpoch != epoch || m.State != txn.StateOngoing {
-		m.Partitions = nil
+		// A new transaction, started now: the brokers' own coordinators
+		// own these ids and abort one open past its timeout when they
+		// load them (at start and whenever the live brokers change).
+		m.Partitions, m.StartTime = nil, time.Now()
 	}
 	m.ProducerID, m.ProducerEpoch, m.State = pid, epoch, txn.StateOngoing
 	if !slices.Contains(m.Partitions, tp) {

@@ -60,6 +60,9 @@ var (
 	ReasonUnknownMemberID = stratav1.ErrorReason_UNKNOWN_MEMBER_ID.String()
 	// ReasonNonEmptyGroup: the group has members (delete, reset offsets).
 	ReasonNonEmptyGroup = stratav1.ErrorReason_NON_EMPTY_GROUP.String()
+	// ReasonTransactionalIDNotFound: the transactional id has no state
+	// (DescribeTransaction).
+	ReasonTransactionalIDNotFound = stratav1.ErrorReason_TRANSACTIONAL_ID_NOT_FOUND.String()
 )
 
 // PartitionError is a failure the broker reported for one partition inside an

@@ -25,9 +25,9 @@ type access struct {
 }
 
 // rule is what a method's request needs. A method whose answer lists
-// resources (ListTopics, Metadata, ListGroups, FetchOffsets) needs nothing
-// up front and leaves out of its answer what the principal may not
-// describe (see Server.mayDescribe).
+// resources (ListTopics, Metadata, ListGroups, FetchOffsets,
+// ListTransactions) needs nothing up front and leaves out of its answer
+// what the principal may not describe (see Server.mayDescribe).
 type rule func(req any) []access
 
 func topicAccess(op acl.Operation, name string) access {
@@ -155,6 +155,17 @@ var rules = map[string]rule{
 	stratav1.Strata_ElectLeaders_FullMethodName:                func(any) []access { return []access{clusterAccess(acl.OpAlter)} },
 	// As Kafka's DescribeLogDirs.
 	stratav1.Strata_DescribeLogDirs_FullMethodName: func(any) []access { return []access{clusterAccess(acl.OpDescribe)} },
+	// Kafka's DescribeTransactions needs Describe on each id;
+	// ListTransactions leaves out the ids the caller may not describe.
+	stratav1.Strata_ListTransactions_FullMethodName: nothing,
+	stratav1.Strata_DescribeTransactions_FullMethodName: func(r any) []access {
+		ids := r.(*stratav1.DescribeTransactionsRequest).GetTransactionalIds()
+		out := make([]access, 0, len(ids))
+		for _, id := range ids {
+			out = append(out, access{op: acl.OpDescribe, rt: acl.ResourceTransactionalID, name: id})
+		}
+		return out
+	},
 	// Only brokers replicate. The replica secret then proves the caller is
 	// the replica it names (see broker.ReplicaFetch).
 	stratav1.Replication_ReplicaFetch_FullMethodName: func(any) []access { return []access{clusterAccess(acl.OpClusterAction)} },
@@ -198,9 +209,10 @@ func (s *Server) authorize(ctx context.Context, method string, req any) error {
 // the resource.
 func denied(principal string, a access) error {
 	kafka := map[acl.ResourceType]string{
-		acl.ResourceTopic:   "TOPIC_AUTHORIZATION_FAILED",
-		acl.ResourceGroup:   "GROUP_AUTHORIZATION_FAILED",
-		acl.ResourceCluster: "CLUSTER_AUTHORIZATION_FAILED",
+		acl.ResourceTopic:           "TOPIC_AUTHORIZATION_FAILED",
+		acl.ResourceGroup:           "GROUP_AUTHORIZATION_FAILED",
+		acl.ResourceCluster:         "CLUSTER_AUTHORIZATION_FAILED",
+		acl.ResourceTransactionalID: "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
 	}[a.rt]
 	return status.Errorf(codes.PermissionDenied, "%s: %s is not authorized to %s %s %q", kafka, principal, a.op, a.rt, a.name)
 }

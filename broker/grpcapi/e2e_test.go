@@ -115,6 +115,8 @@ type testBroker struct {
 	passwords  PasswordVerifier
 	tokens     TokenValidator
 	serverOpts []grpc.ServerOption
+	// store is the broker's metastore; nil: a new one.
+	store *metastoretest.Store
 }
 
 // serveBroker runs broker 1 (in-memory metastore, broker core, gRPC with
@@ -125,7 +127,10 @@ func serveBroker(t *testing.T, tb testBroker) (*broker.Broker, stratav1.StrataCl
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	store := metastoretest.New()
+	store := tb.store
+	if store == nil {
+		store = metastoretest.New()
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

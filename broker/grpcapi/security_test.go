@@ -168,6 +168,13 @@ func TestEveryMethodIsAuthorized(t *testing.T) {
 		}
 	}
 
+	// A transactional id this broker coordinates.
+	txid := local("txn")
+	await.NoError(t, 10*time.Second, "the broker to coordinate "+txid, func() error {
+		_, _, err := sb.b.InitTransactionalProducerID(ctx, txid, 60_000, -1, -1)
+		return err
+	})
+
 	cases := map[string]func(p string) methodCase{
 		stratav1.Strata_CreateTopic_FullMethodName: func(p string) methodCase {
 			return methodCase{grants: []acl.Binding{allow(p, acl.OpCreate, acl.ResourceTopic, "created")}, call: func(ctx context.Context, _ *testing.T) error {
@@ -402,6 +409,24 @@ func TestEveryMethodIsAuthorized(t *testing.T) {
 		stratav1.Strata_DescribeLogDirs_FullMethodName: func(p string) methodCase {
 			return methodCase{grants: []acl.Binding{allow(p, acl.OpDescribe, acl.ResourceCluster, acl.ClusterName)}, call: func(ctx context.Context, _ *testing.T) error {
 				_, err := c.DescribeLogDirs(ctx, &stratav1.DescribeLogDirsRequest{})
+				return err
+			}}
+		},
+		stratav1.Strata_ListTransactions_FullMethodName: func(p string) methodCase {
+			return methodCase{grants: []acl.Binding{allow(p, acl.OpDescribe, acl.ResourceTransactionalID, txid)}, filtered: func(ctx context.Context, t *testing.T) bool {
+				resp, err := c.ListTransactions(ctx, &stratav1.ListTransactionsRequest{})
+				if err != nil {
+					t.Fatalf("ListTransactions: %v", err)
+				}
+				return slices.ContainsFunc(resp.GetTransactions(), func(s *stratav1.TransactionSummary) bool { return s.GetTransactionalId() == txid })
+			}}
+		},
+		stratav1.Strata_DescribeTransactions_FullMethodName: func(p string) methodCase {
+			return methodCase{grants: []acl.Binding{allow(p, acl.OpDescribe, acl.ResourceTransactionalID, txid)}, call: func(ctx context.Context, t *testing.T) error {
+				resp, err := c.DescribeTransactions(ctx, &stratav1.DescribeTransactionsRequest{TransactionalIds: []string{txid}})
+				if err == nil && resp.GetTransactions()[0].GetError() != nil {
+					t.Fatalf("served, but not described: %v", resp.GetTransactions()[0].GetError())
+				}
 				return err
 			}}
 		},

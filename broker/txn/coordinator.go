@@ -29,6 +29,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-broker/strata/metastore"
@@ -110,9 +111,25 @@ type Config struct {
 	// with key type 1). It is asked before each request and each tick, so it
 	// should be false as soon as the broker may have lost its place. nil:
 	// every id.
-	Owns   func(id string) bool
-	Now    func() time.Time
-	Logger *slog.Logger
+	Owns func(id string) bool
+	// Metrics counts what ends transactions; nil counts nothing.
+	Metrics Metrics
+	Now     func() time.Time
+	Logger  *slog.Logger
+}
+
+// Metrics receives the coordinator's events, for the broker's metrics;
+// the coordinator calls it without holding any lock of its own, except the
+// transactional id's.
+type Metrics interface {
+	// TransactionCompleted: a transaction's CompleteCommit or
+	// CompleteAbort was stored by this coordinator (whoever decided it:
+	// its producer, its timeout, a fencing InitProducerId, or a previous
+	// coordinator that left it in PrepareX).
+	TransactionCompleted(commit bool)
+	// TransactionTimedOut: the abort of a transaction open past its
+	// timeout was decided (PrepareAbort stored).
+	TransactionTimedOut()
 }
 
 // Coordinator runs the transactional ids this broker coordinates. Its
@@ -146,6 +163,21 @@ type entry struct {
 	// completing: markers for meta's PrepareX are being written (with mu
 	// released).
 	completing bool
+	// open mirrors whether meta, as last set, is a transaction open or
+	// being completed, so that OpenTransactions counts without taking mu
+	// (which is held across metastore writes).
+	open atomic.Bool
+}
+
+// set makes m (exists) what e holds. e.mu must be held.
+func (e *entry) set(m metastore.TransactionMeta, exists bool) {
+	e.meta, e.exists = m, exists
+	e.open.Store(exists && isOpen(m.State))
+}
+
+// isOpen says whether a state is a transaction not yet complete.
+func isOpen(state string) bool {
+	return state == StateOngoing || state == StatePrepareCommit || state == StatePrepareAbort
 }
 
 // New returns a coordinator keeping state in store, taking new producer
@@ -209,11 +241,11 @@ func (c *Coordinator) load(ctx context.Context, e *entry) error {
 	m, err := c.store.GetTransaction(ctx, e.id)
 	switch {
 	case errors.Is(err, metastore.ErrTransactionNotFound):
-		e.exists = false
+		e.set(metastore.TransactionMeta{}, false)
 	case err != nil:
 		return fmt.Errorf("transactional id %q: %w", e.id, err)
 	default:
-		e.meta, e.exists = m, true
+		e.set(m, true)
 	}
 	e.loaded = true
 	return nil
@@ -274,7 +306,8 @@ func (c *Coordinator) write(ctx context.Context, e *entry, next metastore.Transa
 		e.loaded = false
 		return fmt.Errorf("transactional id %q: %w", e.id, err)
 	}
-	e.meta, e.exists, e.fenced = stored, true, true
+	e.set(stored, true)
+	e.fenced = true
 	return nil
 }
 
@@ -567,7 +600,13 @@ func (c *Coordinator) complete(ctx context.Context, e *entry) error {
 	}
 	next.Partitions, next.Groups = nil, nil
 	next.LastProducerID, next.LastProducerEpoch = m.ProducerID, m.ProducerEpoch
-	return c.write(ctx, e, next)
+	if err := c.write(ctx, e, next); err != nil {
+		return err
+	}
+	if c.cfg.Metrics != nil {
+		c.cfg.Metrics.TransactionCompleted(commit)
+	}
+	return nil
 }
 
 func (c *Coordinator) writeMarkers(ctx context.Context, m metastore.TransactionMeta, commit bool) error {
@@ -617,16 +656,37 @@ func (c *Coordinator) List(ctx context.Context, f ListFilter) ([]metastore.Trans
 	now := c.cfg.Now()
 	var out []metastore.TransactionMeta
 	for _, m := range all {
-		switch {
-		case !c.owns(m.TransactionalID),
-			len(f.States) > 0 && !slices.Contains(f.States, m.State),
-			len(f.ProducerIDs) > 0 && !slices.Contains(f.ProducerIDs, m.ProducerID),
-			f.MinDuration > 0 && (m.State != StateOngoing || now.Sub(m.StartTime) < f.MinDuration):
-			continue
+		if c.owns(m.TransactionalID) && f.Match(m, now) {
+			out = append(out, m)
 		}
-		out = append(out, m)
 	}
 	return out, nil
+}
+
+// Match says whether m passes f at now.
+func (f ListFilter) Match(m metastore.TransactionMeta, now time.Time) bool {
+	switch {
+	case len(f.States) > 0 && !slices.Contains(f.States, m.State),
+		len(f.ProducerIDs) > 0 && !slices.Contains(f.ProducerIDs, m.ProducerID),
+		f.MinDuration > 0 && (m.State != StateOngoing || now.Sub(m.StartTime) < f.MinDuration):
+		return false
+	}
+	return true
+}
+
+// OpenTransactions is the number of transactional ids this coordinator
+// holds whose transaction is open (Ongoing) or being completed
+// (PrepareCommit, PrepareAbort), as it last read or wrote them.
+func (c *Coordinator) OpenTransactions() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, e := range c.txns {
+		if e.open.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 // Load reads every transactional id this broker coordinates and does not
@@ -645,7 +705,9 @@ func (c *Coordinator) Load(ctx context.Context) error {
 		if _, ok := c.txns[m.TransactionalID]; ok || !c.owns(m.TransactionalID) {
 			continue
 		}
-		c.txns[m.TransactionalID] = &entry{id: m.TransactionalID, loaded: true, exists: true, meta: m}
+		e := &entry{id: m.TransactionalID, loaded: true}
+		e.set(m, true)
+		c.txns[m.TransactionalID] = e
 		loaded++
 	}
 	c.mu.Unlock()
@@ -708,6 +770,9 @@ func (c *Coordinator) tickEntry(ctx context.Context, e *entry, now time.Time) er
 		if err := c.prepare(ctx, e, false, true); err != nil {
 			return err
 		}
+		if c.cfg.Metrics != nil {
+			c.cfg.Metrics.TransactionTimedOut()
+		}
 		return c.complete(ctx, e)
 	case m.State == StatePrepareCommit || m.State == StatePrepareAbort:
 		if !e.fenced {
@@ -727,7 +792,7 @@ func (c *Coordinator) tickEntry(ctx context.Context, e *entry, now time.Time) er
 			return fmt.Errorf("expire transactional id %q: %w", e.id, err)
 		}
 		c.logger.Info("transactional id expired", "transactional_id", e.id, "producer_id", m.ProducerID)
-		e.exists = false
+		e.set(metastore.TransactionMeta{}, false)
 	}
 	return nil
 }

@@ -6815,6 +6815,397 @@ func (x *DescribeLogDirsResponse) GetReplicas() []*ReplicaLogDir {
 	return nil
 }
 
+// ListTransactionsRequest filters as Kafka's ListTransactions; an empty
+// field matches every transaction.
+type ListTransactionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Transaction states (Empty, Ongoing, PrepareCommit, PrepareAbort,
+	// CompleteCommit, CompleteAbort).
+	States      []string `protobuf:"bytes,1,rep,name=states,proto3" json:"states,omitempty"`
+	ProducerIds []int64  `protobuf:"varint,2,rep,packed,name=producer_ids,json=producerIds,proto3" json:"producer_ids,omitempty"`
+	// KIP-994: only transactions open (Ongoing) at least this long.
+	MinDurationMs int64 `protobuf:"varint,3,opt,name=min_duration_ms,json=minDurationMs,proto3" json:"min_duration_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTransactionsRequest) Reset() {
+	*x = ListTransactionsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTransactionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTransactionsRequest) ProtoMessage() {}
+
+func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
+func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{108}
+}
+
+func (x *ListTransactionsRequest) GetStates() []string {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *ListTransactionsRequest) GetProducerIds() []int64 {
+	if x != nil {
+		return x.ProducerIds
+	}
+	return nil
+}
+
+func (x *ListTransactionsRequest) GetMinDurationMs() int64 {
+	if x != nil {
+		return x.MinDurationMs
+	}
+	return 0
+}
+
+type TransactionSummary struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	TransactionalId string                 `protobuf:"bytes,1,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
+	// The node id of the broker coordinating the id; -1 for none.
+	Coordinator   int32  `protobuf:"varint,2,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	ProducerId    int64  `protobuf:"varint,3,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	State         string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransactionSummary) Reset() {
+	*x = TransactionSummary{}
+	mi := &file_strata_v1_strata_proto_msgTypes[109]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransactionSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransactionSummary) ProtoMessage() {}
+
+func (x *TransactionSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[109]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransactionSummary.ProtoReflect.Descriptor instead.
+func (*TransactionSummary) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{109}
+}
+
+func (x *TransactionSummary) GetTransactionalId() string {
+	if x != nil {
+		return x.TransactionalId
+	}
+	return ""
+}
+
+func (x *TransactionSummary) GetCoordinator() int32 {
+	if x != nil {
+		return x.Coordinator
+	}
+	return 0
+}
+
+func (x *TransactionSummary) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *TransactionSummary) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+type ListTransactionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by transactional id.
+	Transactions  []*TransactionSummary `protobuf:"bytes,1,rep,name=transactions,proto3" json:"transactions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTransactionsResponse) Reset() {
+	*x = ListTransactionsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[110]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTransactionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTransactionsResponse) ProtoMessage() {}
+
+func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[110]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
+func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{110}
+}
+
+func (x *ListTransactionsResponse) GetTransactions() []*TransactionSummary {
+	if x != nil {
+		return x.Transactions
+	}
+	return nil
+}
+
+type DescribeTransactionsRequest struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	TransactionalIds []string               `protobuf:"bytes,1,rep,name=transactional_ids,json=transactionalIds,proto3" json:"transactional_ids,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DescribeTransactionsRequest) Reset() {
+	*x = DescribeTransactionsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[111]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeTransactionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeTransactionsRequest) ProtoMessage() {}
+
+func (x *DescribeTransactionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[111]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeTransactionsRequest.ProtoReflect.Descriptor instead.
+func (*DescribeTransactionsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{111}
+}
+
+func (x *DescribeTransactionsRequest) GetTransactionalIds() []string {
+	if x != nil {
+		return x.TransactionalIds
+	}
+	return nil
+}
+
+type TransactionDescription struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	TransactionalId      string                 `protobuf:"bytes,1,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
+	Coordinator          int32                  `protobuf:"varint,2,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	State                string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	ProducerId           int64                  `protobuf:"varint,4,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch        int32                  `protobuf:"varint,5,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
+	TransactionTimeoutMs int32                  `protobuf:"varint,6,opt,name=transaction_timeout_ms,json=transactionTimeoutMs,proto3" json:"transaction_timeout_ms,omitempty"`
+	// When the id's latest transaction started (Unix ms): kept once it
+	// completes, until the next one opens, as Kafka's DescribeTransactions
+	// reports it; -1 for an id that has had none.
+	TransactionStartTimeMs int64 `protobuf:"varint,7,opt,name=transaction_start_time_ms,json=transactionStartTimeMs,proto3" json:"transaction_start_time_ms,omitempty"`
+	// The partitions in the open (or completing) transaction.
+	Partitions []*TopicPartitions `protobuf:"bytes,8,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// The consumer groups whose offsets the transaction commits.
+	Groups []string `protobuf:"bytes,9,rep,name=groups,proto3" json:"groups,omitempty"`
+	// Set when the id could not be described; the other fields are then
+	// empty.
+	Error         *PartitionError `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransactionDescription) Reset() {
+	*x = TransactionDescription{}
+	mi := &file_strata_v1_strata_proto_msgTypes[112]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransactionDescription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransactionDescription) ProtoMessage() {}
+
+func (x *TransactionDescription) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[112]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransactionDescription.ProtoReflect.Descriptor instead.
+func (*TransactionDescription) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{112}
+}
+
+func (x *TransactionDescription) GetTransactionalId() string {
+	if x != nil {
+		return x.TransactionalId
+	}
+	return ""
+}
+
+func (x *TransactionDescription) GetCoordinator() int32 {
+	if x != nil {
+		return x.Coordinator
+	}
+	return 0
+}
+
+func (x *TransactionDescription) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TransactionDescription) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *TransactionDescription) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+func (x *TransactionDescription) GetTransactionTimeoutMs() int32 {
+	if x != nil {
+		return x.TransactionTimeoutMs
+	}
+	return 0
+}
+
+func (x *TransactionDescription) GetTransactionStartTimeMs() int64 {
+	if x != nil {
+		return x.TransactionStartTimeMs
+	}
+	return 0
+}
+
+func (x *TransactionDescription) GetPartitions() []*TopicPartitions {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *TransactionDescription) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *TransactionDescription) GetError() *PartitionError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type DescribeTransactionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per requested id, in the request's order.
+	Transactions  []*TransactionDescription `protobuf:"bytes,1,rep,name=transactions,proto3" json:"transactions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeTransactionsResponse) Reset() {
+	*x = DescribeTransactionsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[113]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeTransactionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeTransactionsResponse) ProtoMessage() {}
+
+func (x *DescribeTransactionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[113]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeTransactionsResponse.ProtoReflect.Descriptor instead.
+func (*DescribeTransactionsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{113}
+}
+
+func (x *DescribeTransactionsResponse) GetTransactions() []*TransactionDescription {
+	if x != nil {
+		return x.Transactions
+	}
+	return nil
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -7325,7 +7716,38 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x17DescribeLogDirsResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x05R\x06nodeId\x12\x17\n" +
 	"\alog_dir\x18\x02 \x01(\tR\x06logDir\x124\n" +
-	"\breplicas\x18\x03 \x03(\v2\x18.strata.v1.ReplicaLogDirR\breplicas*4\n" +
+	"\breplicas\x18\x03 \x03(\v2\x18.strata.v1.ReplicaLogDirR\breplicas\"|\n" +
+	"\x17ListTransactionsRequest\x12\x16\n" +
+	"\x06states\x18\x01 \x03(\tR\x06states\x12!\n" +
+	"\fproducer_ids\x18\x02 \x03(\x03R\vproducerIds\x12&\n" +
+	"\x0fmin_duration_ms\x18\x03 \x01(\x03R\rminDurationMs\"\x98\x01\n" +
+	"\x12TransactionSummary\x12)\n" +
+	"\x10transactional_id\x18\x01 \x01(\tR\x0ftransactionalId\x12 \n" +
+	"\vcoordinator\x18\x02 \x01(\x05R\vcoordinator\x12\x1f\n" +
+	"\vproducer_id\x18\x03 \x01(\x03R\n" +
+	"producerId\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\"]\n" +
+	"\x18ListTransactionsResponse\x12A\n" +
+	"\ftransactions\x18\x01 \x03(\v2\x1d.strata.v1.TransactionSummaryR\ftransactions\"J\n" +
+	"\x1bDescribeTransactionsRequest\x12+\n" +
+	"\x11transactional_ids\x18\x01 \x03(\tR\x10transactionalIds\"\xb9\x03\n" +
+	"\x16TransactionDescription\x12)\n" +
+	"\x10transactional_id\x18\x01 \x01(\tR\x0ftransactionalId\x12 \n" +
+	"\vcoordinator\x18\x02 \x01(\x05R\vcoordinator\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x1f\n" +
+	"\vproducer_id\x18\x04 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x05 \x01(\x05R\rproducerEpoch\x124\n" +
+	"\x16transaction_timeout_ms\x18\x06 \x01(\x05R\x14transactionTimeoutMs\x129\n" +
+	"\x19transaction_start_time_ms\x18\a \x01(\x03R\x16transactionStartTimeMs\x12:\n" +
+	"\n" +
+	"partitions\x18\b \x03(\v2\x1a.strata.v1.TopicPartitionsR\n" +
+	"partitions\x12\x16\n" +
+	"\x06groups\x18\t \x03(\tR\x06groups\x12/\n" +
+	"\x05error\x18\n" +
+	" \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\"e\n" +
+	"\x1cDescribeTransactionsResponse\x12E\n" +
+	"\ftransactions\x18\x01 \x03(\v2!.strata.v1.TransactionDescriptionR\ftransactions*4\n" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_LEADER\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\f\n" +
@@ -7377,7 +7799,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0eREAD_COMMITTED\x10\x01*F\n" +
 	"\fElectionType\x12\x1b\n" +
 	"\x17ELECTION_TYPE_PREFERRED\x10\x00\x12\x19\n" +
-	"\x15ELECTION_TYPE_UNCLEAN\x10\x012\xe4\x14\n" +
+	"\x15ELECTION_TYPE_UNCLEAN\x10\x012\xaa\x16\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -7413,7 +7835,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x1bAlterPartitionReassignments\x12-.strata.v1.AlterPartitionReassignmentsRequest\x1a..strata.v1.AlterPartitionReassignmentsResponse\x12y\n" +
 	"\x1aListPartitionReassignments\x12,.strata.v1.ListPartitionReassignmentsRequest\x1a-.strata.v1.ListPartitionReassignmentsResponse\x12O\n" +
 	"\fElectLeaders\x12\x1e.strata.v1.ElectLeadersRequest\x1a\x1f.strata.v1.ElectLeadersResponse\x12X\n" +
-	"\x0fDescribeLogDirs\x12!.strata.v1.DescribeLogDirsRequest\x1a\".strata.v1.DescribeLogDirsResponse2\xb8\x01\n" +
+	"\x0fDescribeLogDirs\x12!.strata.v1.DescribeLogDirsRequest\x1a\".strata.v1.DescribeLogDirsResponse\x12[\n" +
+	"\x10ListTransactions\x12\".strata.v1.ListTransactionsRequest\x1a#.strata.v1.ListTransactionsResponse\x12g\n" +
+	"\x14DescribeTransactions\x12&.strata.v1.DescribeTransactionsRequest\x1a'.strata.v1.DescribeTransactionsResponse2\xb8\x01\n" +
 	"\vReplication\x12O\n" +
 	"\fReplicaFetch\x12\x1e.strata.v1.ReplicaFetchRequest\x1a\x1f.strata.v1.ReplicaFetchResponse\x12X\n" +
 	"\x0fWriteTxnMarkers\x12!.strata.v1.WriteTxnMarkersRequest\x1a\".strata.v1.WriteTxnMarkersResponseB8Z6github.com/strata-broker/strata/api/strata/v1;stratav1b\x06proto3"
@@ -7431,7 +7855,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 117)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Acks)(0),                                    // 0: strata.v1.Acks
 	(ErrorReason)(0),                             // 1: strata.v1.ErrorReason
@@ -7545,20 +7969,26 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*DescribeLogDirsRequest)(nil),               // 109: strata.v1.DescribeLogDirsRequest
 	(*ReplicaLogDir)(nil),                        // 110: strata.v1.ReplicaLogDir
 	(*DescribeLogDirsResponse)(nil),              // 111: strata.v1.DescribeLogDirsResponse
-	nil,                                          // 112: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                          // 113: strata.v1.AlterTopicConfigsRequest.SetEntry
-	nil,                                          // 114: strata.v1.PreviewRetentionRequest.SetEntry
+	(*ListTransactionsRequest)(nil),              // 112: strata.v1.ListTransactionsRequest
+	(*TransactionSummary)(nil),                   // 113: strata.v1.TransactionSummary
+	(*ListTransactionsResponse)(nil),             // 114: strata.v1.ListTransactionsResponse
+	(*DescribeTransactionsRequest)(nil),          // 115: strata.v1.DescribeTransactionsRequest
+	(*TransactionDescription)(nil),               // 116: strata.v1.TransactionDescription
+	(*DescribeTransactionsResponse)(nil),         // 117: strata.v1.DescribeTransactionsResponse
+	nil,                                          // 118: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                          // 119: strata.v1.AlterTopicConfigsRequest.SetEntry
+	nil,                                          // 120: strata.v1.PreviewRetentionRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	4,   // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	112, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	118, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	19,  // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	19,  // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	16,  // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	19,  // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	6,   // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
 	7,   // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	113, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	119, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
 	7,   // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
 	0,   // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
 	23,  // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
@@ -7601,7 +8031,7 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	73,  // 48: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
 	24,  // 49: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
 	75,  // 50: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	114, // 51: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
+	120, // 51: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
 	78,  // 52: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
 	78,  // 53: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
 	79,  // 54: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
@@ -7627,77 +8057,85 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	102, // 74: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
 	99,  // 75: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
 	110, // 76: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
-	8,   // 77: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	12,  // 78: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	14,  // 79: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17,  // 80: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	20,  // 81: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	10,  // 82: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
-	22,  // 83: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	28,  // 84: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	28,  // 85: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	32,  // 86: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	36,  // 87: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	50,  // 88: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	52,  // 89: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	56,  // 90: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	58,  // 91: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	60,  // 92: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	63,  // 93: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	66,  // 94: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	68,  // 95: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	70,  // 96: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
-	74,  // 97: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	77,  // 98: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
-	83,  // 99: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
-	86,  // 100: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
-	92,  // 101: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
-	94,  // 102: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
-	96,  // 103: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
-	101, // 104: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
-	104, // 105: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
-	107, // 106: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
-	109, // 107: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
-	40,  // 108: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	46,  // 109: strata.v1.Replication.WriteTxnMarkers:input_type -> strata.v1.WriteTxnMarkersRequest
-	9,   // 110: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	13,  // 111: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	15,  // 112: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18,  // 113: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	21,  // 114: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	11,  // 115: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
-	26,  // 116: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	30,  // 117: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	30,  // 118: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	34,  // 119: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	38,  // 120: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	51,  // 121: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	54,  // 122: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	57,  // 123: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	59,  // 124: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	62,  // 125: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	65,  // 126: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	67,  // 127: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	69,  // 128: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	72,  // 129: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
-	76,  // 130: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	80,  // 131: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
-	85,  // 132: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
-	89,  // 133: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
-	93,  // 134: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
-	95,  // 135: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
-	98,  // 136: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
-	103, // 137: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
-	106, // 138: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
-	108, // 139: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
-	111, // 140: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
-	43,  // 141: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	49,  // 142: strata.v1.Replication.WriteTxnMarkers:output_type -> strata.v1.WriteTxnMarkersResponse
-	110, // [110:143] is the sub-list for method output_type
-	77,  // [77:110] is the sub-list for method input_type
-	77,  // [77:77] is the sub-list for extension type_name
-	77,  // [77:77] is the sub-list for extension extendee
-	0,   // [0:77] is the sub-list for field type_name
+	113, // 77: strata.v1.ListTransactionsResponse.transactions:type_name -> strata.v1.TransactionSummary
+	53,  // 78: strata.v1.TransactionDescription.partitions:type_name -> strata.v1.TopicPartitions
+	24,  // 79: strata.v1.TransactionDescription.error:type_name -> strata.v1.PartitionError
+	116, // 80: strata.v1.DescribeTransactionsResponse.transactions:type_name -> strata.v1.TransactionDescription
+	8,   // 81: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	12,  // 82: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	14,  // 83: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17,  // 84: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	20,  // 85: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	10,  // 86: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	22,  // 87: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	28,  // 88: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	28,  // 89: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	32,  // 90: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	36,  // 91: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	50,  // 92: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	52,  // 93: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	56,  // 94: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	58,  // 95: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	60,  // 96: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	63,  // 97: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	66,  // 98: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	68,  // 99: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	70,  // 100: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	74,  // 101: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	77,  // 102: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
+	83,  // 103: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
+	86,  // 104: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
+	92,  // 105: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
+	94,  // 106: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
+	96,  // 107: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
+	101, // 108: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
+	104, // 109: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
+	107, // 110: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
+	109, // 111: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
+	112, // 112: strata.v1.Strata.ListTransactions:input_type -> strata.v1.ListTransactionsRequest
+	115, // 113: strata.v1.Strata.DescribeTransactions:input_type -> strata.v1.DescribeTransactionsRequest
+	40,  // 114: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	46,  // 115: strata.v1.Replication.WriteTxnMarkers:input_type -> strata.v1.WriteTxnMarkersRequest
+	9,   // 116: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	13,  // 117: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	15,  // 118: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18,  // 119: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	21,  // 120: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	11,  // 121: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	26,  // 122: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	30,  // 123: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	30,  // 124: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	34,  // 125: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	38,  // 126: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	51,  // 127: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	54,  // 128: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	57,  // 129: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	59,  // 130: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	62,  // 131: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	65,  // 132: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	67,  // 133: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	69,  // 134: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	72,  // 135: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	76,  // 136: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	80,  // 137: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
+	85,  // 138: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
+	89,  // 139: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
+	93,  // 140: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
+	95,  // 141: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
+	98,  // 142: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
+	103, // 143: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
+	106, // 144: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
+	108, // 145: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
+	111, // 146: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
+	114, // 147: strata.v1.Strata.ListTransactions:output_type -> strata.v1.ListTransactionsResponse
+	117, // 148: strata.v1.Strata.DescribeTransactions:output_type -> strata.v1.DescribeTransactionsResponse
+	43,  // 149: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	49,  // 150: strata.v1.Replication.WriteTxnMarkers:output_type -> strata.v1.WriteTxnMarkersResponse
+	116, // [116:151] is the sub-list for method output_type
+	81,  // [81:116] is the sub-list for method input_type
+	81,  // [81:81] is the sub-list for extension type_name
+	81,  // [81:81] is the sub-list for extension extendee
+	0,   // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -7713,7 +8151,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   111,
+			NumMessages:   117,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

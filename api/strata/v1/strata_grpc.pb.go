@@ -58,6 +58,8 @@ const (
 	Strata_ListPartitionReassignments_FullMethodName   = "/strata.v1.Strata/ListPartitionReassignments"
 	Strata_ElectLeaders_FullMethodName                 = "/strata.v1.Strata/ElectLeaders"
 	Strata_DescribeLogDirs_FullMethodName              = "/strata.v1.Strata/DescribeLogDirs"
+	Strata_ListTransactions_FullMethodName             = "/strata.v1.Strata/ListTransactions"
+	Strata_DescribeTransactions_FullMethodName         = "/strata.v1.Strata/DescribeTransactions"
 )
 
 // StrataClient is the client API for Strata service.
@@ -198,6 +200,16 @@ type StrataClient interface {
 	// Kafka's DescribeLogDirs: a tiered topic's segments in the object store
 	// are not counted. Ask every broker for the whole cluster.
 	DescribeLogDirs(ctx context.Context, in *DescribeLogDirsRequest, opts ...grpc.CallOption) (*DescribeLogDirsResponse, error)
+	// Transactions, as Kafka's ListTransactions and DescribeTransactions, but
+	// answered by any broker from the stored state of every transactional id
+	// (not only those the answering broker coordinates); each names the
+	// broker coordinating the id (-1 while no broker is live). Ids the caller
+	// may not Describe are left out of ListTransactions; DescribeTransactions
+	// needs Describe on every id it names.
+	ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error)
+	// DescribeTransactions answers each named id on its own: one without
+	// state has the reason TRANSACTIONAL_ID_NOT_FOUND.
+	DescribeTransactions(ctx context.Context, in *DescribeTransactionsRequest, opts ...grpc.CallOption) (*DescribeTransactionsResponse, error)
 }
 
 type strataClient struct {
@@ -530,6 +542,26 @@ func (c *strataClient) DescribeLogDirs(ctx context.Context, in *DescribeLogDirsR
 	return out, nil
 }
 
+func (c *strataClient) ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTransactionsResponse)
+	err := c.cc.Invoke(ctx, Strata_ListTransactions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DescribeTransactions(ctx context.Context, in *DescribeTransactionsRequest, opts ...grpc.CallOption) (*DescribeTransactionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeTransactionsResponse)
+	err := c.cc.Invoke(ctx, Strata_DescribeTransactions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -668,6 +700,16 @@ type StrataServer interface {
 	// Kafka's DescribeLogDirs: a tiered topic's segments in the object store
 	// are not counted. Ask every broker for the whole cluster.
 	DescribeLogDirs(context.Context, *DescribeLogDirsRequest) (*DescribeLogDirsResponse, error)
+	// Transactions, as Kafka's ListTransactions and DescribeTransactions, but
+	// answered by any broker from the stored state of every transactional id
+	// (not only those the answering broker coordinates); each names the
+	// broker coordinating the id (-1 while no broker is live). Ids the caller
+	// may not Describe are left out of ListTransactions; DescribeTransactions
+	// needs Describe on every id it names.
+	ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error)
+	// DescribeTransactions answers each named id on its own: one without
+	// state has the reason TRANSACTIONAL_ID_NOT_FOUND.
+	DescribeTransactions(context.Context, *DescribeTransactionsRequest) (*DescribeTransactionsResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -770,6 +812,12 @@ func (UnimplementedStrataServer) ElectLeaders(context.Context, *ElectLeadersRequ
 }
 func (UnimplementedStrataServer) DescribeLogDirs(context.Context, *DescribeLogDirsRequest) (*DescribeLogDirsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DescribeLogDirs not implemented")
+}
+func (UnimplementedStrataServer) ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTransactions not implemented")
+}
+func (UnimplementedStrataServer) DescribeTransactions(context.Context, *DescribeTransactionsRequest) (*DescribeTransactionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeTransactions not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -1332,6 +1380,42 @@ func _Strata_DescribeLogDirs_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_ListTransactions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTransactionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ListTransactions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ListTransactions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ListTransactions(ctx, req.(*ListTransactionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DescribeTransactions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeTransactionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DescribeTransactions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DescribeTransactions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DescribeTransactions(ctx, req.(*DescribeTransactionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1454,6 +1538,14 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DescribeLogDirs",
 			Handler:    _Strata_DescribeLogDirs_Handler,
+		},
+		{
+			MethodName: "ListTransactions",
+			Handler:    _Strata_ListTransactions_Handler,
+		},
+		{
+			MethodName: "DescribeTransactions",
+			Handler:    _Strata_DescribeTransactions_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
