@@ -181,3 +181,35 @@ func TestRemoteCompactionFailsOnUnreadableTxnIndex(t *testing.T) {
 		t.Fatalf("read_committed values of K: %q, want the committed one only", got)
 	}
 }
+
+// A transaction open at the bucket's end (its marker still only on the
+// local disk) stops the pass before its first record: the bucket cannot
+// tell whether it was aborted. Once the marker is uploaded the pass goes
+// on, and drops the aborted value.
+func TestRemoteCompactionStopsBeforeATransactionOpenAtTheBucketEnd(t *testing.T) {
+	r := newRig(t, compactedTxnConfigs)
+	r.produce(0, 8)
+	r.keyedRecord(-1, "K", "committed")
+	r.log.Roll()
+	first := r.keyedRecord(7, "K", "aborted")
+	r.produce(8, 20) // segments holding the open transaction's later offsets
+	marker := r.txnEnd(7, false)
+	r.round(0)
+	m, _ := r.bucketManifest()
+	if m.EndOffset() >= marker || m.EndOffset() <= first {
+		t.Fatalf("the bucket ends at %d: the test needs it past the transaction's start %d and before its marker %d",
+			m.EndOffset(), first, marker)
+	}
+	if m.CompactedTo == 0 || m.CompactedTo > first {
+		t.Fatalf("compacted to %d: want a pass that cleaned up to the open transaction's start %d, not past it", m.CompactedTo, first)
+	}
+
+	r.produce(20, 30) // rolls the marker's segment, which goes to the bucket
+	r.round(1)
+	if m, _ = r.bucketManifest(); m.CompactedTo <= marker {
+		t.Fatalf("with the marker in the bucket: compacted to %d, want past %d", m.CompactedTo, marker)
+	}
+	if got := committedK(t, r); !slices.Equal(got, []string{"committed"}) {
+		t.Fatalf("read_committed values of K: %q, want the committed one only", got)
+	}
+}
