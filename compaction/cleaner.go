@@ -50,6 +50,17 @@ func (l localLog) BeginClean(base, end int64) (Output, error) {
 	return c, nil
 }
 
+// AbortedTransactions and TransactionsOpenAt never fail: the local log
+// knows its transactions in memory.
+func (l localLog) AbortedTransactions(from, upTo int64) ([]partlog.AbortedTxn, error) {
+	return l.Log.AbortedTransactions(from, upTo), nil
+}
+
+func (l localLog) TransactionsOpenAt(base int64) ([]partlog.OpenTxn, bool, error) {
+	open, ok := l.Log.TransactionsOpenAt(base)
+	return open, ok, nil
+}
+
 func (l localLog) CommitClean(out Output, cleanerOffset int64) error {
 	c, ok := out.(*partlog.Cleaned)
 	if !ok {
@@ -244,7 +255,10 @@ func (c *Cleaner) Clean(ctx context.Context, l Log, d Dirt, p Policy) (Stats, er
 func (c *Cleaner) buildMap(ctx context.Context, l Log, d Dirt) (int64, error) {
 	c.Map.Reset()
 	offset := d.FirstDirty
-	txns := newTxnFilter(l, d.FirstDirty, d.FirstUncleanable) // for its aborted transactions only
+	txns, err := newTxnFilter(l, d.FirstDirty, d.FirstUncleanable) // for its aborted transactions only
+	if err != nil {
+		return 0, err
+	}
 	for offset < d.FirstUncleanable {
 		res, err := l.Read(offset, readChunk, d.FirstUncleanable)
 		if err != nil {
@@ -343,7 +357,10 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l Log, g group, mapEnd, horizo
 	defer cl.Abort() // a no-op once committed
 	t := tiler{cl: cl, cursor: g.base, rs: &c.scratch}
 	offset := max(g.base, l.LogStartOffset())
-	txns := newTxnFilter(l, g.base, g.end)
+	txns, err := newTxnFilter(l, g.base, g.end)
+	if err != nil {
+		return err
+	}
 	dropAll := func(count *int64) func(*record.Record) bool {
 		return func(*record.Record) bool {
 			st.RecordsRead++

@@ -1,6 +1,7 @@
 package compaction
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/strata-broker/strata/partlog"
@@ -31,14 +32,17 @@ import (
 //     cleaned section is decided and its marker is in the log.
 
 // txnLog is what the cleaner asks of a log about its transactions. A Log
-// without it is cleaned keeping every transactional batch and marker.
+// without it is cleaned keeping every transactional batch and marker. The
+// local log answers from memory; the object store's view reads the
+// segments' indexes, and a failed read fails the pass: cleaning as if there
+// were no transactions would let aborted records shadow committed ones.
 type txnLog interface {
 	// AbortedTransactions lists the aborted transactions with a record or
 	// a marker in [from, upTo), ordered by marker.
-	AbortedTransactions(from, upTo int64) []partlog.AbortedTxn
+	AbortedTransactions(from, upTo int64) ([]partlog.AbortedTxn, error)
 	// TransactionsOpenAt lists the transactions open at the start of the
 	// segment starting at base; ok is false if none starts there.
-	TransactionsOpenAt(base int64) (open []partlog.OpenTxn, ok bool)
+	TransactionsOpenAt(base int64) (open []partlog.OpenTxn, ok bool, err error)
 }
 
 // txnFilter follows the transactions of a run of batches read in offset
@@ -64,19 +68,24 @@ type txnFilter struct {
 
 // newTxnFilter prepares the filter of the batches in [base, end); markers
 // can go only when base is a segment's base offset.
-func newTxnFilter(l Log, base, end int64) *txnFilter {
+func newTxnFilter(l Log, base, end int64) (*txnFilter, error) {
 	f := &txnFilter{aborting: map[int64]int64{}, before: map[int64]bool{}, met: map[int64]bool{}}
 	tl, ok := l.(txnLog)
 	if !ok {
-		return f
+		return f, nil
 	}
 	f.known = true
-	open, ok := tl.TransactionsOpenAt(base)
+	open, ok, err := tl.TransactionsOpenAt(base)
+	if err != nil {
+		return nil, fmt.Errorf("compaction: transactions open at %d: %w", base, err)
+	}
 	f.beforeKnown = ok
 	for _, o := range open {
 		f.before[o.ProducerID] = true
 	}
-	f.pending = tl.AbortedTransactions(base, end)
+	if f.pending, err = tl.AbortedTransactions(base, end); err != nil {
+		return nil, fmt.Errorf("compaction: aborted transactions of %d..%d: %w", base, end, err)
+	}
 	slices.SortStableFunc(f.pending, func(a, b partlog.AbortedTxn) int {
 		switch {
 		case a.FirstOffset < b.FirstOffset:
@@ -86,7 +95,7 @@ func newTxnFilter(l Log, base, end int64) *txnFilter {
 		}
 		return 0
 	})
-	return f
+	return f, nil
 }
 
 // reach moves the aborted transactions beginning at or before offset to

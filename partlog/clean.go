@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"github.com/strata-broker/strata/record"
 )
 
 // Log compaction replaces a run of sealed segments by one cleaned segment
@@ -42,25 +40,6 @@ var ErrCleanStale = errors.New("log: the segments being cleaned changed")
 type Cleaned struct {
 	*SegmentWriter
 	l *Log
-	// markers are the offsets of the end-transaction markers written, in
-	// order: an aborted-transaction entry stays in the index only while
-	// its marker does (the cleaner drops both once the transaction's
-	// records are gone and delete.retention.ms has passed).
-	markers []int64
-}
-
-// Append writes batches to the cleaned segment.
-func (c *Cleaned) Append(batches []byte) error {
-	if err := c.SegmentWriter.Append(batches); err != nil {
-		return err
-	}
-	it := record.NewBatches(batches)
-	for it.Next() {
-		if h := it.Header(); h.Control() && h.Transactional() && h.ProducerID >= 0 {
-			c.markers = append(c.markers, h.BaseOffset)
-		}
-	}
-	return nil
 }
 
 // TransactionsOpenAt lists the transactions open at the start of the
@@ -213,11 +192,7 @@ func (l *Log) CommitClean(c *Cleaned, cleanerOffset int64) error {
 	s.txnStart, s.txnEnd = old[0].txnStart, old[len(old)-1].txnEnd
 	l.abortMu.Lock()
 	for _, o := range old {
-		for _, e := range o.aborted {
-			if _, kept := slices.BinarySearch(c.markers, e.LastOffset); kept {
-				s.aborted = append(s.aborted, e)
-			}
-		}
+		s.aborted = append(s.aborted, c.KeptAborted(o.aborted)...)
 	}
 	l.abortMu.Unlock()
 	l.segMu.Unlock()

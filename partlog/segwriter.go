@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/strata-broker/strata/record"
@@ -20,6 +21,12 @@ type SegmentWriter struct {
 	interval int64
 	epochs   []EpochEntry
 	closed   bool
+	// markers are the offsets of the end-transaction markers written, in
+	// order: an aborted-transaction entry of the replaced segments stays
+	// in the index only while its marker does (the cleaner drops both
+	// once the transaction's records are gone and delete.retention.ms has
+	// passed).
+	markers []int64
 }
 
 // NewSegmentWriter creates the files of a segment starting at base, which
@@ -76,6 +83,9 @@ func (w *SegmentWriter) Append(batches []byte) error {
 		if n := len(w.epochs); n == 0 || w.epochs[n-1].Epoch != h.PartitionLeaderEpoch {
 			w.epochs = append(w.epochs, EpochEntry{Epoch: h.PartitionLeaderEpoch, StartOffset: h.BaseOffset})
 		}
+		if h.Control() && h.Transactional() && h.ProducerID >= 0 {
+			w.markers = append(w.markers, h.BaseOffset)
+		}
 		s.indexBatch(s.size.Load(), &h, w.interval)
 		s.size.Add(int64(h.Size()))
 		s.next.Store(h.NextOffset())
@@ -85,6 +95,19 @@ func (w *SegmentWriter) Append(batches []byte) error {
 		return fmt.Errorf("log: write segment: %w", err)
 	}
 	return nil
+}
+
+// KeptAborted returns the entries of entries whose marker the segment
+// holds: those the replacement of a run of segments keeps in its index
+// (the run's entries whose marker the cleaner dropped go with it).
+func (w *SegmentWriter) KeptAborted(entries []AbortedTxn) []AbortedTxn {
+	var out []AbortedTxn
+	for _, e := range entries {
+		if _, kept := slices.BinarySearch(w.markers, e.LastOffset); kept {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // finish checks that the segment reached End and makes it durable: the

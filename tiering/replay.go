@@ -175,7 +175,7 @@ func (m *PartitionManifest) segmentsFor(opts ReplayOptions) (segs []SegmentMeta,
 // at the bucket's last stable offset.
 func (pr *PartitionReplay) committedOnly(ctx context.Context, st Store) error {
 	m := &pr.Manifest
-	found, err := collectAborted(ctx, m.Segments, m.SegmentFor(pr.From), pr.From, pr.To,
+	found, err := CollectAborted(ctx, m.Segments, m.SegmentFor(pr.From), pr.From, pr.To,
 		func(ctx context.Context, seg SegmentMeta) (partlog.TxnIndex, error) {
 			return ReadTxnIndex(ctx, st, seg)
 		})

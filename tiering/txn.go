@@ -63,9 +63,10 @@ type AbortedSearch struct {
 	Open []partlog.OpenTxn
 }
 
-// collectAborted searches segs from the i-th for the aborted transactions
-// of [from, upTo), reading each segment's index through load.
-func collectAborted(ctx context.Context, segs []SegmentMeta, i int, from, upTo int64,
+// CollectAborted searches segs from the i-th for the aborted transactions
+// of [from, upTo), reading each segment's index through load (which may
+// cache them: readers, replay and remote compaction keep their own).
+func CollectAborted(ctx context.Context, segs []SegmentMeta, i int, from, upTo int64,
 	load func(context.Context, SegmentMeta) (partlog.TxnIndex, error)) (AbortedSearch, error) {
 	var res AbortedSearch
 	seen := map[int64]bool{} // marker offsets
@@ -101,7 +102,7 @@ func collectAborted(ctx context.Context, segs []SegmentMeta, i int, from, upTo i
 // upTo) must report, looking in segs from the i-th (the one holding from)
 // on. Decoded indexes are kept, as offset indexes are.
 func (r *Reader) AbortedTransactions(ctx context.Context, segs []SegmentMeta, i int, from, upTo int64) (AbortedSearch, error) {
-	return collectAborted(ctx, segs, i, from, upTo, r.txnIndex)
+	return CollectAborted(ctx, segs, i, from, upTo, r.txnIndex)
 }
 
 // txnIndex returns a segment's decoded transaction index, from memory or
@@ -167,16 +168,18 @@ func (f AbortedFilter) Aborted(h *record.Header) bool {
 	return false
 }
 
-// MergeTxnIndexes is the transaction index of a segment replacing segs
-// (consecutive, as a manifest lists them): the transactions open at the
-// first one's start and at the last one's end, and every aborted
-// transaction, once. Remote compaction keeps transactions' records and
-// markers where they are, so the merged index describes its output.
-func MergeTxnIndexes(ctx context.Context, st Store, segs []SegmentMeta) (partlog.TxnIndex, error) {
+// MergeTxnIndexes is the transaction index of the run segs (consecutive, as
+// a manifest lists them), each segment's read through load: the
+// transactions open at the first one's start and at the last one's end,
+// and every aborted transaction, once. A segment replacing the run (remote
+// compaction's) has these open transactions; of the aborted ones it keeps
+// those whose marker it still holds.
+func MergeTxnIndexes(ctx context.Context, segs []SegmentMeta,
+	load func(context.Context, SegmentMeta) (partlog.TxnIndex, error)) (partlog.TxnIndex, error) {
 	var out partlog.TxnIndex
 	seen := map[int64]bool{}
 	for i, s := range segs {
-		x, err := ReadTxnIndex(ctx, st, s)
+		x, err := load(ctx, s)
 		if err != nil {
 			return partlog.TxnIndex{}, err
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/strata-broker/strata/compaction"
@@ -40,9 +41,21 @@ func (c *compactTask) compact(ctx context.Context, m *tiering.PartitionManifest,
 	if !cfg.CompactEnabled() || len(m.Segments) == 0 {
 		return m
 	}
-	rl := &remoteLog{ctx: ctx, task: c, m: m, epoch: epoch, dir: c.compactDir, indexInterval: int(cfg.IndexIntervalBytes)}
+	rl := &remoteLog{ctx: ctx, task: c, m: m, epoch: epoch, dir: c.compactDir, indexInterval: int(cfg.IndexIntervalBytes),
+		txns: map[string]partlog.TxnIndex{}}
 	pol := compaction.TopicPolicy(cfg)
-	d := compaction.Inspect(rl.Segments(), rl.LogStartOffset(), rl.CleanerOffset(), m.EndOffset(), pol, c.now())
+	// Measured to the bucket's end first: most rounds stop here, without
+	// reading an index.
+	if d := compaction.Inspect(rl.Segments(), rl.LogStartOffset(), rl.CleanerOffset(), m.EndOffset(), pol, c.now()); !d.Due(pol) {
+		return m
+	}
+	upper, err := rl.stableEnd()
+	if err != nil {
+		c.metrics.failed("compact")
+		c.logger.Warn("tiering: remote compaction failed", "topic", c.tp.Topic, "partition", c.tp.Partition, "err", err)
+		return m
+	}
+	d := compaction.Inspect(rl.Segments(), rl.LogStartOffset(), rl.CleanerOffset(), upper, pol, c.now())
 	if !d.Due(pol) {
 		return m
 	}
@@ -85,6 +98,10 @@ type remoteLog struct {
 	dir           string
 	indexInterval int
 
+	// txns are the segments' transaction indexes read in this pass (and
+	// those of the segments it uploaded), by object key.
+	txns map[string]partlog.TxnIndex
+
 	seg  tiering.SegmentMeta // the downloaded segment, if f is not nil
 	f    *os.File
 	size int64
@@ -109,6 +126,76 @@ func (r *remoteLog) Segments() []partlog.SegmentInfo {
 func (r *remoteLog) LogStartOffset() int64 { return r.m.LogStartOffset }
 
 func (r *remoteLog) CleanerOffset() int64 { return max(r.m.CompactedTo, r.m.LogStartOffset) }
+
+// txnIndex returns seg's transaction index, read once per pass.
+func (r *remoteLog) txnIndex(ctx context.Context, seg tiering.SegmentMeta) (partlog.TxnIndex, error) {
+	if seg.TxnIndexKey == "" {
+		return partlog.TxnIndex{}, nil
+	}
+	if x, ok := r.txns[seg.TxnIndexKey]; ok {
+		return x, nil
+	}
+	x, err := tiering.ReadTxnIndex(ctx, r.task.store, seg)
+	if err != nil {
+		return partlog.TxnIndex{}, err
+	}
+	r.txns[seg.TxnIndexKey] = x
+	return x, nil
+}
+
+// stableEnd is where the pass must stop: the bucket's end, or the first
+// offset of the earliest transaction open there. Such a transaction's
+// marker is not in the bucket yet (only on the leader's disk), so the
+// bucket cannot tell whether its records are aborted; the pass waits for
+// the marker's upload, as the local cleaner waits below the last stable
+// offset.
+func (r *remoteLog) stableEnd() (int64, error) {
+	end := r.m.EndOffset()
+	if len(r.m.Segments) == 0 {
+		return end, nil
+	}
+	x, err := r.txnIndex(r.ctx, r.m.Segments[len(r.m.Segments)-1])
+	if err != nil {
+		return 0, fmt.Errorf("remote compaction: %w", err)
+	}
+	for _, o := range x.End {
+		end = min(end, o.FirstOffset)
+	}
+	return end, nil
+}
+
+// AbortedTransactions reads the aborted transactions with a record or a
+// marker in [from, upTo) from the indexes of the segments from the one
+// holding from on, as far as their markers lie (tiering.CollectAborted).
+func (r *remoteLog) AbortedTransactions(from, upTo int64) ([]partlog.AbortedTxn, error) {
+	segs := r.m.Segments
+	i := sort.Search(len(segs), func(k int) bool { return segs[k].NextOffset > from })
+	found, err := tiering.CollectAborted(r.ctx, segs, i, from, upTo, r.txnIndex)
+	if err != nil {
+		return nil, fmt.Errorf("remote compaction: %w", err)
+	}
+	if len(found.Open) > 0 {
+		// stableEnd keeps passes below these: reaching one is a bug, and
+		// guessing its outcome could drop committed records.
+		return nil, fmt.Errorf("remote compaction: the transaction of producer %d from offset %d has no marker in the bucket",
+			found.Open[0].ProducerID, found.Open[0].FirstOffset)
+	}
+	return found.Aborted, nil
+}
+
+// TransactionsOpenAt lists the transactions open at the start of the
+// remote segment starting at base, from its index.
+func (r *remoteLog) TransactionsOpenAt(base int64) ([]partlog.OpenTxn, bool, error) {
+	k := slices.IndexFunc(r.m.Segments, func(s tiering.SegmentMeta) bool { return s.BaseOffset == base })
+	if k < 0 {
+		return nil, false, nil
+	}
+	x, err := r.txnIndex(r.ctx, r.m.Segments[k])
+	if err != nil {
+		return nil, false, fmt.Errorf("remote compaction: %w", err)
+	}
+	return x.Start, true, nil
+}
 
 // Read returns whole batches from the one holding offset, within one
 // segment, each checked against its CRC.
@@ -236,13 +323,15 @@ func (r *remoteLog) CommitClean(out compaction.Output, cleanerOffset int64) erro
 	defer w.Remove()
 	defer seg.Close()
 	t := r.task
-	// The cleaning pass keeps transactions' records and markers, so the
-	// replaced segments' aborted transactions and open ones at the ends
-	// are the cleaned segment's.
-	txns, err := tiering.MergeTxnIndexes(r.ctx, t.store, r.m.Segments[i:j+1])
+	// As the local swap: the transactions open at the run's ends stay (a
+	// marker goes only with every record of a transaction begun inside
+	// the run), and an aborted transaction stays in the index while its
+	// marker is in the cleaned segment.
+	txns, err := tiering.MergeTxnIndexes(r.ctx, r.m.Segments[i:j+1], r.txnIndex)
 	if err != nil {
 		return fmt.Errorf("remote compaction: %w", err)
 	}
+	txns.Aborted = w.KeptAborted(txns.Aborted)
 	meta, err := tiering.UploadSegment(r.ctx, t.store, t.layout, t.tp.Partition, seg, r.epoch, t.now())
 	if err != nil {
 		return fmt.Errorf("remote compaction: %w", err)
@@ -250,6 +339,9 @@ func (r *remoteLog) CommitClean(out compaction.Output, cleanerOffset int64) erro
 	if err := tiering.UploadTxnIndex(r.ctx, t.store, &meta, txns); err != nil {
 		t.store.Delete(r.ctx, meta.ObjectKeys()...)
 		return fmt.Errorf("remote compaction: %w", err)
+	}
+	if meta.TxnIndexKey != "" {
+		r.txns[meta.TxnIndexKey] = txns
 	}
 	newKeys := meta.ObjectKeys()
 	if !t.leader.still(r.epoch) {

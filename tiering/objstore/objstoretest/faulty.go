@@ -28,6 +28,9 @@ type Faulty struct {
 	// FailReads makes every Get, GetRange, List and Exists fail with
 	// ErrDown while set.
 	FailReads atomic.Bool
+	// FailGet, when set, makes a Get or GetRange of a key it matches fail
+	// with ErrDown.
+	FailGet atomic.Pointer[func(key string) bool]
 	// FailPut, when set, makes a Put of a key it matches fail with ErrDown.
 	FailPut atomic.Pointer[func(key string) bool]
 	// OnPut, when set, is called after each Put that succeeded.
@@ -83,20 +86,26 @@ func (f *Faulty) List(ctx context.Context, prefix string) ([]objstore.ObjectInfo
 	return f.Store.List(ctx, prefix)
 }
 
-// Get fails while FailReads is set, else reads through.
+// Get fails while FailReads is set or for the keys FailGet matches, else
+// reads through.
 func (f *Faulty) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	if f.FailReads.Load() {
+	if f.FailReads.Load() || f.failGet(key) {
 		return nil, ErrDown
 	}
 	return f.Store.Get(ctx, key)
 }
 
-// GetRange fails while FailReads is set, else reads through.
+// GetRange fails as Get does, else reads through.
 func (f *Faulty) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	if f.FailReads.Load() {
+	if f.FailReads.Load() || f.failGet(key) {
 		return nil, ErrDown
 	}
 	return f.Store.GetRange(ctx, key, off, n)
+}
+
+func (f *Faulty) failGet(key string) bool {
+	fail := f.FailGet.Load()
+	return fail != nil && (*fail)(key)
 }
 
 // Exists fails while FailReads is set, else asks through.
