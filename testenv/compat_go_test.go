@@ -706,6 +706,9 @@ func runKafkaGo(ctx context.Context, env compatEnv, r *compatReport) {
 		return kafkaGoGroup(ctx, env, client, transport, end, messages, r)
 	})
 	if env.transactions {
+		// kafka-go's Client has InitProducerID, AddPartitionsToTxn and EndTxn,
+		// but its record batches always carry producer id -1: nothing it
+		// produces can join a transaction.
 		r.results = append(r.results, compatResult{Capability: capTransactions, NA: true,
 			Detail: "no transactional producer in segmentio/kafka-go " + compatModVersion("github.com/segmentio/kafka-go")})
 	}

@@ -116,7 +116,8 @@ func (e compatEnv) environ() []string {
 type compatClient struct {
 	name    string // the subtest's name
 	version string // what the README table shows
-	// preCreate: the test creates and deletes the topic itself (kcat).
+	// preCreate: the test creates and deletes the topic itself (kcat), and
+	// compatTxnTopic when the matrix asks for transactions.
 	preCreate bool
 	// run runs the client and returns its results and its log (the
 	// program's stderr).
@@ -194,15 +195,22 @@ func runCompatMatrix(t *testing.T, clients []compatClient, base compatEnv, want 
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), compatClientTimeout)
 			defer cancel()
+			var preCreated []string
 			if cl.preCreate {
-				compatCreateTopic(ctx, t, env)
+				preCreated = append(preCreated, env.topic)
+				if env.transactions {
+					preCreated = append(preCreated, compatTxnTopic(env))
+				}
+			}
+			for _, topic := range preCreated {
+				compatCreateTopic(ctx, t, env, topic)
 			}
 			start := time.Now()
 			res, logs, err := cl.run(ctx, env)
 			results[cl.name] = res
 			t.Logf("%s ran in %v", cl.name, time.Since(start).Round(time.Millisecond))
-			if cl.preCreate {
-				compatDeleteTopic(ctx, t, env)
+			for _, topic := range preCreated {
+				compatDeleteTopic(ctx, t, env, topic)
 			}
 			failed := err != nil
 			if err != nil {
@@ -265,37 +273,37 @@ func compatWaitListening(t *testing.T, addrs []string) {
 	})
 }
 
-// compatCreateTopic creates env.topic with kadm for a client that cannot.
-func compatCreateTopic(ctx context.Context, t *testing.T, env compatEnv) {
+// compatCreateTopic creates topic with kadm for a client that cannot.
+func compatCreateTopic(ctx context.Context, t *testing.T, env compatEnv, topic string) {
 	t.Helper()
 	cl, err := franzClient(env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, compatPartitions, int16(env.rf), nil, env.topic)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, compatPartitions, int16(env.rf), nil, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil {
-		t.Fatalf("create %s for %s (with kadm): %v", env.topic, t.Name(), err)
+		t.Fatalf("create %s for %s (with kadm): %v", topic, t.Name(), err)
 	}
 }
 
-// compatDeleteTopic deletes env.topic with kadm after a client that cannot.
-func compatDeleteTopic(ctx context.Context, t *testing.T, env compatEnv) {
+// compatDeleteTopic deletes topic with kadm after a client that cannot.
+func compatDeleteTopic(ctx context.Context, t *testing.T, env compatEnv, topic string) {
 	t.Helper()
 	cl, err := franzClient(env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).DeleteTopic(ctx, env.topic)
+	resp, err := kadm.NewClient(cl).DeleteTopic(ctx, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil {
-		t.Errorf("delete %s after %s (with kadm): %v", env.topic, t.Name(), err)
+		t.Errorf("delete %s after %s (with kadm): %v", topic, t.Name(), err)
 	}
 }
 
@@ -594,8 +602,8 @@ func compatCheckGroup(end []int64, first []compatRecord, committed []int64, seco
 }
 
 // compatTxnTopic is the topic of the transactions capability, which the
-// client creates (compatPartitions partitions) and deletes; its
-// transactional id has the same name.
+// client creates (compatPartitions partitions) and deletes, or the test for
+// a preCreate client; its transactional id has the same name.
 func compatTxnTopic(env compatEnv) string { return env.topic + "-txn" }
 
 // compatTxnCount is how many transactions the capability runs; compatTxnAborted

@@ -279,7 +279,7 @@ def main():
         if DENIED_TOPIC:
             check("denied", denied, timeout_s=2 * TIMEOUT_S + 5, stage={"now": "producing to the denied topic"})
         if os.environ.get("COMPAT_TRANSACTIONS"):
-            # Transactions came to kafka-python in 2.1.0.
+            # kafka-python's transactional producer came in 2.2.0.
             report("transactions", False, "no transactional producer in kafka-python 2.0.2", na=True)
         check("delete-topic", delete_topic)
     finally:
