@@ -868,7 +868,7 @@ func franzGoTxn(ctx context.Context, env compatEnv, adm *kadm.Client, r *compatR
 			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(*rec.key), Value: []byte(rec.value)})
 		}
 		if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			// Ends the transaction so Close does not wait on it.
+			// Ends the transaction so the coordinator need not time it out.
 			_ = prod.EndTransaction(ctx, kgo.TryAbort)
 			return "", fmt.Errorf("transaction %d: ProduceSync: %w", n, err)
 		}
@@ -1133,6 +1133,8 @@ func saramaTxn(ctx context.Context, env compatEnv, base *sarama.Config, admin sa
 			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(*rec.key), Value: sarama.StringEncoder(rec.value)})
 		}
 		if err := producer.SendMessages(msgs); err != nil {
+			// Ends the transaction so the coordinator need not time it out.
+			_ = producer.AbortTxn()
 			return "", fmt.Errorf("transaction %d: SendMessages: %w", n, err)
 		}
 		end, verb := producer.CommitTxn, "CommitTxn"
