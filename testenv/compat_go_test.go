@@ -22,7 +22,8 @@ import (
 // The Go clients of the Kafka client matrix (TestKafkaClientMatrix): each
 // creates its topic, checks the metadata, produces compatExpected, reads it
 // back by explicit partition (no group), checks ListOffsets, consumes the
-// topic through a consumer group (compatCheckGroup) and deletes the topic,
+// topic through a consumer group (compatCheckGroup), when the matrix asks
+// runs transactions on a second topic (compatCheckTxn) and deletes the topic,
 // reporting each capability through a compatReport.
 
 // compatTimes are the timestamps the by-time ListOffsets asks for: one
@@ -183,6 +184,11 @@ func runFranzGo(ctx context.Context, env compatEnv, r *compatReport) {
 	r.check(capGroup, func() (string, error) {
 		return franzGoGroup(ctx, env, cl, adm, r)
 	})
+	if env.transactions {
+		r.check(capTransactions, func() (string, error) {
+			return franzGoTxn(ctx, env, adm, r)
+		})
+	}
 	compatDenied(ctx, r, env.sec, func(ctx context.Context, topic string) error {
 		return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("denied")}).FirstErr()
 	}, franzDenied)
@@ -421,6 +427,11 @@ func runSarama(ctx context.Context, env compatEnv, r *compatReport) {
 	r.check(capGroup, func() (string, error) {
 		return saramaGroup(ctx, env, cfg, client, admin, r)
 	})
+	if env.transactions {
+		r.check(capTransactions, func() (string, error) {
+			return saramaTxn(ctx, env, cfg, admin, r)
+		})
+	}
 	compatDenied(ctx, r, env.sec, func(ctx context.Context, topic string) error {
 		producer, err := sarama.NewSyncProducerFromClient(client)
 		if err != nil {
@@ -694,6 +705,13 @@ func runKafkaGo(ctx context.Context, env compatEnv, r *compatReport) {
 		}
 		return kafkaGoGroup(ctx, env, client, transport, end, messages, r)
 	})
+	if env.transactions {
+		// kafka-go's Client has InitProducerID, AddPartitionsToTxn and EndTxn,
+		// but its record batches always carry producer id -1: nothing it
+		// produces can join a transaction.
+		r.results = append(r.results, compatResult{Capability: capTransactions, NA: true,
+			Detail: "no transactional producer in segmentio/kafka-go " + compatModVersion("github.com/segmentio/kafka-go")})
+	}
 	r.check(capDeleteTopic, func() (string, error) {
 		resp, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
 		if err == nil {
@@ -811,6 +829,98 @@ func franzGoGroup(ctx context.Context, env compatEnv, cl *kgo.Client, adm *kadm.
 		return "", fmt.Errorf("second consumer: %w", err)
 	}
 	return compatCheckGroup(end, first, committed, second)
+}
+
+// franzGoTxn is franz-go's transactions capability: a producer with
+// kgo.TransactionalID, BeginTransaction, ProduceSync and EndTransaction
+// (commit, abort, commit), then consumers of each isolation level
+// (kgo.FetchIsolationLevel) from the start of every partition.
+func franzGoTxn(ctx context.Context, env compatEnv, adm *kadm.Client, r *compatReport) (string, error) {
+	topic := compatTxnTopic(env)
+	created, err := adm.CreateTopic(ctx, compatPartitions, int16(env.rf), nil, topic)
+	if err == nil {
+		err = created.Err
+	}
+	if err != nil {
+		return "", fmt.Errorf("CreateTopics %s: %w", topic, err)
+	}
+	defer func() {
+		resp, err := adm.DeleteTopic(ctx, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil {
+			r.logf("delete %s: %v", topic, err)
+		}
+	}()
+	prod, err := franzClient(env, kgo.TransactionalID(topic),
+		kgo.WithLogger(kgo.BasicLogger(&r.log, kgo.LogLevelWarn, nil)))
+	if err != nil {
+		return "", err
+	}
+	defer prod.Close()
+	for n := 1; n <= compatTxnCount; n++ {
+		if err := prod.BeginTransaction(); err != nil {
+			return "", fmt.Errorf("transaction %d: BeginTransaction: %w", n, err)
+		}
+		var recs []*kgo.Record
+		for _, rec := range compatTxnRecords(n) {
+			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(*rec.key), Value: []byte(rec.value)})
+		}
+		if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			// Ends the transaction so the coordinator need not time it out.
+			_ = prod.EndTransaction(ctx, kgo.TryAbort)
+			return "", fmt.Errorf("transaction %d: ProduceSync: %w", n, err)
+		}
+		end, verb := kgo.TryCommit, "commit"
+		if n == compatTxnAborted {
+			end, verb = kgo.TryAbort, "abort"
+		}
+		if err := prod.EndTransaction(ctx, end); err != nil {
+			return "", fmt.Errorf("transaction %d: EndTransaction (%s): %w", n, verb, err)
+		}
+	}
+	read := func(level kgo.IsolationLevel, want int) ([]compatRecord, error) {
+		offsets := map[int32]kgo.Offset{}
+		for p := range int32(compatPartitions) {
+			offsets[p] = kgo.NewOffset().AtStart()
+		}
+		cons, err := franzClient(env, kgo.FetchIsolationLevel(level),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+			kgo.WithLogger(kgo.BasicLogger(&r.log, kgo.LogLevelWarn, nil)))
+		if err != nil {
+			return nil, err
+		}
+		defer cons.Close()
+		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		var got []compatRecord
+		for len(got) < want {
+			fetches := cons.PollFetches(pctx)
+			if pctx.Err() != nil {
+				return got, fmt.Errorf("read %d of %d records before the deadline: %v", len(got), want, got)
+			}
+			var errs []error
+			fetches.EachError(func(t string, p int32, err error) { errs = append(errs, fmt.Errorf("%s/%d: %w", t, p, err)) })
+			if len(errs) > 0 {
+				return got, errors.Join(errs...)
+			}
+			fetches.EachRecord(func(kr *kgo.Record) {
+				k := string(kr.Key)
+				got = append(got, compatRecord{partition: kr.Partition, offset: kr.Offset, key: &k, value: string(kr.Value)})
+			})
+		}
+		return got, nil
+	}
+	committed, err := read(kgo.ReadCommitted(), compatTxnTotal(false))
+	if err != nil {
+		return "", fmt.Errorf("read_committed: %w", err)
+	}
+	uncommitted, err := read(kgo.ReadUncommitted(), compatTxnTotal(true))
+	if err != nil {
+		return "", fmt.Errorf("read_uncommitted: %w", err)
+	}
+	return compatCheckTxn(committed, uncommitted)
 }
 
 // saramaLogs is where sarama.Logger writes, when set: sarama reads its
@@ -980,6 +1090,108 @@ func saramaGroup(ctx context.Context, env compatEnv, base *sarama.Config, client
 		return "", fmt.Errorf("second consumer: %w", err)
 	}
 	return compatCheckGroup(end, first, committed, second)
+}
+
+// saramaTxn is sarama's transactions capability: a SyncProducer with
+// Producer.Transaction.ID (so Idempotent, acks=all and one request in flight,
+// which sarama requires), BeginTxn, SendMessages and CommitTxn or AbortTxn,
+// then ConsumePartition with each Consumer.IsolationLevel.
+func saramaTxn(ctx context.Context, env compatEnv, base *sarama.Config, admin sarama.ClusterAdmin, r *compatReport) (string, error) {
+	// sarama's transaction manager logs its retries (CONCURRENT_TRANSACTIONS
+	// while markers are written, coordinator moves) to the package Logger.
+	var logs lockedBuffer
+	saramaLogTo(&logs)
+	defer func() {
+		saramaLogTo(nil)
+		r.log.WriteString(logs.String())
+	}()
+	topic := compatTxnTopic(env)
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: compatPartitions, ReplicationFactor: int16(env.rf)}, false); err != nil {
+		return "", fmt.Errorf("CreateTopic %s: %w", topic, err)
+	}
+	defer func() {
+		if err := admin.DeleteTopic(topic); err != nil {
+			r.logf("delete %s: %v", topic, err)
+		}
+	}()
+	cfg := *base
+	cfg.Producer.Transaction.ID = topic
+	cfg.Producer.Idempotent = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Net.MaxOpenRequests = 1
+	producer, err := sarama.NewSyncProducer(env.bootstrap, &cfg)
+	if err != nil {
+		return "", fmt.Errorf("NewSyncProducer (transactional): %w", err)
+	}
+	defer producer.Close()
+	for n := 1; n <= compatTxnCount; n++ {
+		if err := producer.BeginTxn(); err != nil {
+			return "", fmt.Errorf("transaction %d: BeginTxn: %w", n, err)
+		}
+		var msgs []*sarama.ProducerMessage
+		for _, rec := range compatTxnRecords(n) {
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(*rec.key), Value: sarama.StringEncoder(rec.value)})
+		}
+		if err := producer.SendMessages(msgs); err != nil {
+			// Ends the transaction so the coordinator need not time it out.
+			_ = producer.AbortTxn()
+			return "", fmt.Errorf("transaction %d: SendMessages: %w", n, err)
+		}
+		end, verb := producer.CommitTxn, "CommitTxn"
+		if n == compatTxnAborted {
+			end, verb = producer.AbortTxn, "AbortTxn"
+		}
+		if err := end(); err != nil {
+			return "", fmt.Errorf("transaction %d: %s: %w", n, verb, err)
+		}
+	}
+	read := func(level sarama.IsolationLevel, withAborted bool) ([]compatRecord, error) {
+		ccfg := *base
+		ccfg.Consumer.IsolationLevel = level
+		consumer, err := sarama.NewConsumer(env.bootstrap, &ccfg)
+		if err != nil {
+			return nil, fmt.Errorf("NewConsumer: %w", err)
+		}
+		defer consumer.Close()
+		var got []compatRecord
+		for p, want := range compatTxnWant(withAborted) {
+			pc, err := consumer.ConsumePartition(topic, int32(p), sarama.OffsetOldest)
+			if err != nil {
+				return got, fmt.Errorf("ConsumePartition %d: %w", p, err)
+			}
+			err = func() error {
+				defer pc.Close()
+				timeout := time.After(20 * time.Second)
+				for n := 0; n < len(want); n++ {
+					select {
+					case m := <-pc.Messages():
+						k := string(m.Key)
+						got = append(got, compatRecord{partition: m.Partition, offset: m.Offset, key: &k, value: string(m.Value)})
+					case cerr := <-pc.Errors():
+						return fmt.Errorf("partition %d: %w", p, cerr)
+					case <-timeout:
+						return fmt.Errorf("partition %d: %d of %d records after 20s", p, n, len(want))
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+				return nil
+			}()
+			if err != nil {
+				return got, err
+			}
+		}
+		return got, nil
+	}
+	committed, err := read(sarama.ReadCommitted, false)
+	if err != nil {
+		return "", fmt.Errorf("read_committed: %w", err)
+	}
+	uncommitted, err := read(sarama.ReadUncommitted, true)
+	if err != nil {
+		return "", fmt.Errorf("read_uncommitted: %w", err)
+	}
+	return compatCheckTxn(committed, uncommitted)
 }
 
 // kafkaGoGroup is kafka-go's group capability: a Reader with GroupID,

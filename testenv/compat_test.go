@@ -50,7 +50,8 @@ const (
 // group runs after list-offsets (it adds records to the topic): a group
 // consumer reads the whole topic and commits, compatGroupExtra is produced,
 // and a second consumer of the same group (a new client instance) must read
-// exactly those records and none of the committed ones.
+// exactly those records and none of the committed ones. transactions runs
+// on a second topic (compatTxnTopic): see compatCheckTxn.
 const (
 	capMetadata     = "metadata"
 	capCreateTopic  = "create-topic"
@@ -60,12 +61,13 @@ const (
 	capGroup        = "group"
 	capListOffsets  = "list-offsets"
 	capDeleteTopic  = "delete-topic"
+	capTransactions = "transactions"
 	// capDenied, in the secured matrix only: a produce to a topic the
 	// client's user may not write gets an authorization error, not a hang.
 	capDenied = "denied"
 )
 
-var compatCapabilities = []string{capMetadata, capCreateTopic, capProduce, capProduceAcks0, capConsume, capGroup, capListOffsets, capDeleteTopic}
+var compatCapabilities = []string{capMetadata, capCreateTopic, capProduce, capProduceAcks0, capConsume, capGroup, capListOffsets, capTransactions, capDeleteTopic}
 
 // compatResult is one capability's outcome, one JSON line of a client.
 type compatResult struct {
@@ -90,19 +92,32 @@ func (r compatResult) cell() string {
 
 // compatEnv is what a client run gets: the cluster's Kafka bootstrap
 // addresses, its topic, the broker count and the topic's replication factor.
+// transactions says whether the matrix asks for capTransactions: the secured
+// matrix's user has no ACL on transactional ids, so it leaves them out.
 type compatEnv struct {
-	bootstrap []string
-	topic     string
-	brokers   int
-	rf        int
-	sec       compatSecurity
+	bootstrap    []string
+	topic        string
+	brokers      int
+	rf           int
+	sec          compatSecurity
+	transactions bool
+}
+
+// environ is what an external client program gets besides its arguments.
+func (e compatEnv) environ() []string {
+	env := e.sec.environ()
+	if e.transactions {
+		env = append(env, "COMPAT_TRANSACTIONS=1")
+	}
+	return env
 }
 
 // compatClient is one row of the matrix.
 type compatClient struct {
 	name    string // the subtest's name
 	version string // what the README table shows
-	// preCreate: the test creates and deletes the topic itself (kcat).
+	// preCreate: the test creates and deletes the topic itself (kcat), and
+	// compatTxnTopic when the matrix asks for transactions.
 	preCreate bool
 	// run runs the client and returns its results and its log (the
 	// program's stderr).
@@ -174,20 +189,28 @@ func runCompatMatrix(t *testing.T, clients []compatClient, base compatEnv, want 
 			env := base
 			env.topic = "compat-" + cl.topicName()
 			env.sec = cl.sec
+			env.transactions = slices.Contains(want, capTransactions)
 			if env.sec.deniedTopic != "" {
 				env.sec.deniedTopic += "-" + cl.topicName()
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), compatClientTimeout)
 			defer cancel()
+			var preCreated []string
 			if cl.preCreate {
-				compatCreateTopic(ctx, t, env)
+				preCreated = append(preCreated, env.topic)
+				if env.transactions {
+					preCreated = append(preCreated, compatTxnTopic(env))
+				}
+			}
+			for _, topic := range preCreated {
+				compatCreateTopic(ctx, t, env, topic)
 			}
 			start := time.Now()
 			res, logs, err := cl.run(ctx, env)
 			results[cl.name] = res
 			t.Logf("%s ran in %v", cl.name, time.Since(start).Round(time.Millisecond))
-			if cl.preCreate {
-				compatDeleteTopic(ctx, t, env)
+			for _, topic := range preCreated {
+				compatDeleteTopic(ctx, t, env, topic)
 			}
 			failed := err != nil
 			if err != nil {
@@ -250,37 +273,37 @@ func compatWaitListening(t *testing.T, addrs []string) {
 	})
 }
 
-// compatCreateTopic creates env.topic with kadm for a client that cannot.
-func compatCreateTopic(ctx context.Context, t *testing.T, env compatEnv) {
+// compatCreateTopic creates topic with kadm for a client that cannot.
+func compatCreateTopic(ctx context.Context, t *testing.T, env compatEnv, topic string) {
 	t.Helper()
 	cl, err := franzClient(env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, compatPartitions, int16(env.rf), nil, env.topic)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, compatPartitions, int16(env.rf), nil, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil {
-		t.Fatalf("create %s for %s (with kadm): %v", env.topic, t.Name(), err)
+		t.Fatalf("create %s for %s (with kadm): %v", topic, t.Name(), err)
 	}
 }
 
-// compatDeleteTopic deletes env.topic with kadm after a client that cannot.
-func compatDeleteTopic(ctx context.Context, t *testing.T, env compatEnv) {
+// compatDeleteTopic deletes topic with kadm after a client that cannot.
+func compatDeleteTopic(ctx context.Context, t *testing.T, env compatEnv, topic string) {
 	t.Helper()
 	cl, err := franzClient(env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).DeleteTopic(ctx, env.topic)
+	resp, err := kadm.NewClient(cl).DeleteTopic(ctx, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil {
-		t.Errorf("delete %s after %s (with kadm): %v", env.topic, t.Name(), err)
+		t.Errorf("delete %s after %s (with kadm): %v", topic, t.Name(), err)
 	}
 }
 
@@ -292,7 +315,7 @@ func compatProgram(interpreter, script string) func(context.Context, compatEnv) 
 		cmd := exec.CommandContext(ctx, interpreter, script,
 			strings.Join(env.bootstrap, ","), env.topic, strconv.Itoa(env.brokers), strconv.Itoa(env.rf))
 		cmd.WaitDelay = 5 * time.Second
-		cmd.Env = append(os.Environ(), env.sec.environ()...)
+		cmd.Env = append(os.Environ(), env.environ()...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		runErr := cmd.Run()
@@ -578,6 +601,100 @@ func compatCheckGroup(end []int64, first []compatRecord, committed []int64, seco
 	return detail, nil
 }
 
+// compatTxnTopic is the topic of the transactions capability, which the
+// client creates (compatPartitions partitions) and deletes, or the test for
+// a preCreate client; its transactional id has the same name.
+func compatTxnTopic(env compatEnv) string { return env.topic + "-txn" }
+
+// compatTxnCount is how many transactions the capability runs; compatTxnAborted
+// is the one it aborts, the others commit.
+const (
+	compatTxnCount   = 3
+	compatTxnAborted = 2
+)
+
+// compatTxnRecords are the records of transaction n (1..compatTxnCount):
+// keys key-0..key-4 (all three partitions), values txnN-0..txnN-4.
+func compatTxnRecords(n int) []compatRecord {
+	var recs []compatRecord
+	for i := range 5 {
+		k := fmt.Sprintf("key-%d", i)
+		recs = append(recs, compatRecord{key: &k, value: fmt.Sprintf("txn%d-%d", n, i)})
+	}
+	return recs
+}
+
+// compatTxnWant is what a consumer must read of each partition, in offset
+// order: the values of every transaction, or of the committed ones only.
+func compatTxnWant(withAborted bool) [][]string {
+	want := make([][]string, compatPartitions)
+	for n := 1; n <= compatTxnCount; n++ {
+		if n == compatTxnAborted && !withAborted {
+			continue
+		}
+		for _, rec := range compatTxnRecords(n) {
+			p := compatKeyPartition(*rec.key)
+			want[p] = append(want[p], rec.value)
+		}
+	}
+	return want
+}
+
+// compatTxnTotal is how many records compatTxnWant(withAborted) holds: a
+// consumer reads until it has that many, and compatCheckTxn then requires
+// exactly those, in order. An aborted record leaking into read_committed
+// sits before transaction 3's records of its partition, so it shows as a
+// wrong sequence even when the reader stopped at the expected count.
+func compatTxnTotal(withAborted bool) int {
+	n := 0
+	for _, vals := range compatTxnWant(withAborted) {
+		n += len(vals)
+	}
+	return n
+}
+
+// compatCheckTxn checks the transactions capability: committed, read with
+// read_committed, must be exactly the committed transactions' records in
+// produce order per partition; uncommitted, read with read_uncommitted, must
+// hold the aborted transaction's records too.
+func compatCheckTxn(committed, uncommitted []compatRecord) (string, error) {
+	perPartition := func(recs []compatRecord) ([][]string, error) {
+		sorted := slices.Clone(recs)
+		slices.SortFunc(sorted, func(a, b compatRecord) int {
+			if a.partition != b.partition {
+				return int(a.partition - b.partition)
+			}
+			return int(a.offset - b.offset)
+		})
+		out := make([][]string, compatPartitions)
+		for _, rec := range sorted {
+			if rec.partition < 0 || int(rec.partition) >= compatPartitions {
+				return nil, fmt.Errorf("read partition %d", rec.partition)
+			}
+			out[rec.partition] = append(out[rec.partition], rec.value)
+		}
+		return out, compatCheckKeyed(recs)
+	}
+	for _, c := range []struct {
+		isolation   string
+		recs        []compatRecord
+		withAborted bool
+	}{{"read_committed", committed, false}, {"read_uncommitted", uncommitted, true}} {
+		got, err := perPartition(c.recs)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", c.isolation, err)
+		}
+		want := compatTxnWant(c.withAborted)
+		for p := range compatPartitions {
+			if !slices.Equal(got[p], want[p]) {
+				return "", fmt.Errorf("%s consumer read %v of partition %d, want %v (transaction %d aborted)", c.isolation, got[p], p, want[p], compatTxnAborted)
+			}
+		}
+	}
+	return fmt.Sprintf("%d transactions of 5 records, #%d aborted: read_committed read exactly the %d committed in order, read_uncommitted all %d",
+		compatTxnCount, compatTxnAborted, len(committed), len(uncommitted)), nil
+}
+
 // compatTable is the matrix as Markdown: a row per client, a column per
 // capability, then the detail of every failure.
 func compatTable(clients []compatClient, results map[string][]compatResult, capabilities []string) string {
@@ -657,6 +774,47 @@ func TestKcatKeyPartitionTable(t *testing.T) {
 		"a-little-bit-longer-string": -1486304829, "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, "abc": 479470107} {
 		if got := int32(murmur2([]byte(in))); got != want {
 			t.Errorf("murmur2(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// The transactions capability's check must refuse an aborted record read
+// with read_committed, a committed one missing, and records out of order,
+// whichever client read them.
+func TestCompatCheckTxn(t *testing.T) {
+	// records lays out transactions txns as a partition's leader would:
+	// offsets in produce order, a marker after each transaction.
+	records := func(txns ...int) []compatRecord {
+		next := make([]int64, compatPartitions)
+		var recs []compatRecord
+		for _, n := range txns {
+			for _, rec := range compatTxnRecords(n) {
+				rec.partition = compatKeyPartition(*rec.key)
+				rec.offset = next[rec.partition]
+				next[rec.partition]++
+				recs = append(recs, rec)
+			}
+			for p := range next {
+				next[p]++ // the marker
+			}
+		}
+		return recs
+	}
+	committed, all := records(1, 3), records(1, 2, 3)
+	if _, err := compatCheckTxn(committed, all); err != nil {
+		t.Fatalf("the expected reads: %v", err)
+	}
+	swapped := slices.Clone(committed)
+	swapped[0].offset, swapped[5].offset = swapped[5].offset, swapped[0].offset
+	for name, c := range map[string]struct{ committed, uncommitted []compatRecord }{
+		"aborted read_committed":      {records(1, 2), all},
+		"committed missing":           {records(1), all},
+		"aborted missing uncommitted": {committed, committed},
+		"out of order":                {swapped, all},
+		"aborted read after the rest": {records(1, 3, 2), all},
+	} {
+		if detail, err := compatCheckTxn(c.committed, c.uncommitted); err == nil {
+			t.Errorf("%s: passed (%s)", name, detail)
 		}
 	}
 }

@@ -7,7 +7,9 @@ Creates TOPIC (3 partitions), checks the metadata, produces 10 keyed and 10
 unkeyed records, consumes them back by explicit assignment (no group), checks
 ListOffsets, consumes TOPIC through a consumer group and commits (then a
 second consumer of the group must read only the records produced after the
-commit), deletes TOPIC. Prints one JSON line per capability on stdout:
+commit), deletes TOPIC. kafka-python 2.0.2 has no transactional producer:
+"transactions", when COMPAT_TRANSACTIONS is set, is not applicable. Prints
+one JSON line per capability on stdout:
 {"capability": ..., "ok": true|false, "detail": ...}. The protocol is the one
 testenv/compat_test.go parses; the other clients of the matrix print the same.
 """
@@ -50,8 +52,11 @@ SECURITY = security()
 DENIED_TOPIC = os.environ.get("COMPAT_DENIED_TOPIC", "")
 
 
-def report(capability, ok, detail):
-    print(json.dumps({"capability": capability, "ok": bool(ok), "detail": detail}), flush=True)
+def report(capability, ok, detail, na=False):
+    res = {"capability": capability, "ok": bool(ok), "detail": detail}
+    if na:
+        res["na"] = True
+    print(json.dumps(res), flush=True)
 
 
 def expected_records():
@@ -273,6 +278,9 @@ def main():
         check("group", group, timeout_s=GROUP_CHECK_TIMEOUT_S, stage=group_stage)
         if DENIED_TOPIC:
             check("denied", denied, timeout_s=2 * TIMEOUT_S + 5, stage={"now": "producing to the denied topic"})
+        if os.environ.get("COMPAT_TRANSACTIONS"):
+            # kafka-python's transactional producer came in 2.2.0.
+            report("transactions", False, "no transactional producer in kafka-python 2.0.2", na=True)
         check("delete-topic", delete_topic)
     finally:
         admin.close()

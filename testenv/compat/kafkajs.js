@@ -7,9 +7,10 @@
 // Creates TOPIC (3 partitions), checks the metadata, produces 10 keyed and 10
 // unkeyed records, consumes them back, checks ListOffsets, consumes TOPIC
 // through a consumer group (then a second consumer of the group must read
-// only the records produced after the first one committed), deletes TOPIC. Prints
-// one JSON line per capability on stdout, as testenv/compat_test.go parses:
-// {"capability": ..., "ok": true|false, "detail": ...}.
+// only the records produced after the first one committed), with
+// COMPAT_TRANSACTIONS set commits and aborts transactions (transactions()),
+// deletes TOPIC. Prints one JSON line per capability on stdout, as
+// testenv/compat_test.go parses: {"capability": ..., "ok": true|false, "detail": ...}.
 //
 // "consume" reads without a group, which kafkajs's consumer cannot do, so it
 // uses kafkajs's own lower layer: the Cluster the Kafka object
@@ -223,6 +224,10 @@ async function main() {
       })
     }
 
+    if (process.env.COMPAT_TRANSACTIONS) {
+      await check('transactions', () => transactions(kafka, admin))
+    }
+
     await check('delete-topic', async () => {
       await admin.deleteTopics({ topics: [topic], timeout: TIMEOUT_MS })
       const deadline = Date.now() + TIMEOUT_MS
@@ -284,6 +289,84 @@ async function fetchAll(kafka) {
   }
 }
 
+// The transactions capability runs on its own topic, TOPIC-txn, also its
+// transactional id: TXN_COUNT transactions of txnRecords(n), number
+// TXN_ABORTED aborted, then a group consumer of each isolation level reads
+// it from the beginning.
+const TXN_COUNT = 3
+const TXN_ABORTED = 2
+
+// Keys key-0..key-4 (all three partitions), values txnN-0..txnN-4.
+function txnRecords(n) {
+  return [0, 1, 2, 3, 4].map(i => ({ key: `key-${i}`, value: `txn${n}-${i}` }))
+}
+
+// txnWant is what a consumer must read of each partition, in offset order.
+function txnWant(withAborted) {
+  const want = [...Array(PARTITIONS)].map(() => [])
+  for (let n = 1; n <= TXN_COUNT; n++) {
+    if (n === TXN_ABORTED && !withAborted) continue
+    for (const r of txnRecords(n)) want[keyPartition(r.key)].push(r.value)
+  }
+  return want
+}
+
+async function transactions(kafka, admin) {
+  const txnTopic = `${topic}-txn`
+  const created = await admin.createTopics({
+    topics: [{ topic: txnTopic, numPartitions: PARTITIONS, replicationFactor: rf }],
+    timeout: TIMEOUT_MS,
+    waitForLeaders: true,
+  })
+  if (!created) return [false, `createTopics returned false: ${txnTopic} already exists`]
+  try {
+    const producer = kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      transactionalId: txnTopic,
+      idempotent: true,
+      maxInFlightRequests: 1,
+    })
+    await producer.connect()
+    try {
+      for (let n = 1; n <= TXN_COUNT; n++) {
+        const txn = await producer.transaction()
+        try {
+          await txn.send({ topic: txnTopic, messages: txnRecords(n) })
+        } catch (e) {
+          await txn.abort()
+          throw new Error(`transaction ${n}: send: ${e.name}: ${e.message}`)
+        }
+        if (n === TXN_ABORTED) await txn.abort()
+        else await txn.commit()
+      }
+    } finally {
+      await producer.disconnect()
+    }
+    // A group consumer (kafkajs has no other) per isolation level, each in
+    // its own group so that both start from the beginning.
+    const read = async (readUncommitted, count) => {
+      const groupId = `${txnTopic}-${readUncommitted ? 'uncommitted' : 'committed'}`
+      return groupRead(kafka, groupId, got => got.length >= count, { topic: txnTopic, readUncommitted })
+    }
+    const committed = await read(false, txnWant(false).flat().length)
+    const uncommitted = await read(true, txnWant(true).flat().length)
+    for (const [isolation, got, withAborted] of [['read_committed', committed, false], ['read_uncommitted', uncommitted, true]]) {
+      const want = txnWant(withAborted)
+      for (let p = 0; p < PARTITIONS; p++) {
+        const have = got.filter(r => r.partition === p).sort((a, b) => a.offset - b.offset).map(r => r.value)
+        if (JSON.stringify(have) !== JSON.stringify(want[p])) {
+          return [false, `${isolation} consumer read [${have}] of partition ${p}, want [${want[p]}] (transaction ${TXN_ABORTED} aborted)`]
+        }
+      }
+      const bad = got.filter(r => r.partition !== keyPartition(r.key)).map(r => `${r.key} on ${r.partition}`)
+      if (bad.length) return [false, `${isolation}: keyed records off their murmur2 partition: ${bad}`]
+    }
+    return [true, `${TXN_COUNT} transactions of 5 records, #${TXN_ABORTED} aborted: read_committed read exactly the ${committed.length} committed in order, read_uncommitted all ${uncommitted.length}`]
+  } finally {
+    await admin.deleteTopics({ topics: [txnTopic], timeout: TIMEOUT_MS })
+  }
+}
+
 // The records produced between the two group consumers: keys key-0..key-4.
 function groupRecords() {
   return [0, 1, 2, 3, 4].map(i => ({ key: `key-${i}`, value: `group-${i}` }))
@@ -292,15 +375,16 @@ function groupRecords() {
 // groupRead runs one consumer of the group (kafkajs's consumer with its
 // default autocommit: offsets of processed messages are committed after each
 // batch and on disconnect) from the beginning where nothing is committed,
-// until done(records) holds, then disconnects (LeaveGroup).
-async function groupRead(kafka, groupId, done) {
-  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 })
+// until done(records) holds, then disconnects (LeaveGroup). It reads TOPIC
+// read_committed (kafkajs's default) unless told otherwise.
+async function groupRead(kafka, groupId, done, { topic: readTopic = topic, readUncommitted = false } = {}) {
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100, readUncommitted })
   const got = []
   let crashed = null
   consumer.on(consumer.events.CRASH, e => { crashed = e.payload.error })
   await consumer.connect()
   try {
-    await consumer.subscribe({ topics: [topic], fromBeginning: true })
+    await consumer.subscribe({ topics: [readTopic], fromBeginning: true })
     await consumer.run({
       eachMessage: async ({ partition, message }) => {
         got.push({

@@ -10,7 +10,9 @@
 # beginning of every partition (-C -e -o beginning, no group), offsets by
 # time (-Q), and a consumer group: a balanced consumer (-G) reads everything
 # and commits, then a second one of the group must read only the records
-# produced after that. Prints one JSON line per capability on stdout, as
+# produced after that, and with COMPAT_TRANSACTIONS set transactions
+# (txn_check) on TOPIC-txn, which compat_test.go also creates and deletes.
+# Prints one JSON line per capability on stdout, as
 # testenv/compat_test.go parses: {"capability": ..., "ok": true|false, "detail": ...}.
 #
 # librdkafka's default partitioner is consistent_random (CRC32 of the key);
@@ -232,5 +234,100 @@ denied_check() {
 	fi
 }
 [ -z "${COMPAT_DENIED_TOPIC:-}" ] || denied_check
+
+# transactions: kcat -P with transactional.id (kcat 1.6 and later) produces
+# its whole input in one transaction, committed at the end of the input and
+# aborted when a termination signal comes first. compat_test.go creates
+# TOPIC-txn, also the transactional id. Transaction 1 commits; transaction 2
+# is fed through a FIFO, and once its records are in the log (a
+# read_uncommitted read sees them) kcat gets SIGINT and then the end of its
+# input, so it aborts; transaction 3 commits. Then a read_committed read must
+# give exactly the records of 1 and 3 in order per partition, and a
+# read_uncommitted one those of 2 as well.
+txn_topic=$topic-txn
+txnproduce=("${kcat[@]}" -P -t "$txn_topic" -K: -X topic.partitioner=murmur2_random
+	-X "transactional.id=$txn_topic" -X "message.timeout.ms=$timeout_ms")
+txn_records() { # txn_records N: transaction N's records, keys key-0..key-4
+	local i
+	for i in $(seq 0 4); do echo "key-$i:txn$1-$i"; done
+}
+txn_read() { # txn_read ISOLATION_LEVEL: the whole topic as partition, offset, key, value
+	run timeout 60 "${kcat[@]}" -C -t "$txn_topic" -o beginning -e -q -Z -X "isolation.level=$1" -f '%p\t%o\t%k\t%s\n'
+}
+txn_want() { # txn_want TRANSACTION...: the values of each partition in order, a line each
+	local p n i
+	for p in $(seq 0 $((partitions - 1))); do
+		for n in "$@"; do
+			for i in $(seq 0 4); do
+				[ "${key_partitions[i]}" != "$p" ] || echo "txn$n-$i"
+			done
+		done | paste -sd' '
+	done
+}
+txn_have() { # txn_have RECORDS: what txn_want gives, from txn_read's output
+	local p
+	for p in $(seq 0 $((partitions - 1))); do
+		awk -F'\t' -v p="$p" '$1 == p { print $2 "\t" $4 }' <<<"$1" | sort -n | cut -f2 | paste -sd' '
+	done
+}
+txn_commit() { # txn_commit N
+	if ! run "${txnproduce[@]}" <<<"$(txn_records "$1")"; then
+		echo "transaction $1: kcat -P failed: $(tail -3 "$errfile")"
+	elif ! grep -q 'Transaction successfully committed' "$errfile"; then
+		echo "transaction $1: kcat -P did not commit: $(tail -3 "$errfile")"
+	fi
+}
+txn_abort() { # txn_abort N: prints what went wrong, if anything
+	local dir pid w deadline seen=0 problem="" want
+	dir=$(mktemp -d)
+	mkfifo "$dir/in"
+	"${txnproduce[@]}" <"$dir/in" 2>"$dir/err" &
+	pid=$!
+	exec {w}>"$dir/in"
+	# kcat reads its input 128 bytes at a time (fread) and looks for the next
+	# line only after each read, so records on a pipe that stays open wait
+	# for more input: empty lines, which it skips, push them through.
+	{
+		txn_records "$1"
+		printf '\n%.0s' $(seq 1024)
+	} >&"$w"
+	want=$(txn_want 1 "$1" | wc -w)
+	deadline=$((SECONDS + 20))
+	while [ "$seen" -lt "$want" ] && [ $SECONDS -lt $deadline ]; do
+		seen=$(txn_read read_uncommitted | grep -c .)
+		[ "$seen" -ge "$want" ] || sleep 0.2
+	done
+	if [ "$seen" -lt "$want" ]; then
+		problem="transaction $1: read_uncommitted saw $seen records, want $want, before the abort"
+	fi
+	kill -INT "$pid"
+	exec {w}>&-
+	wait "$pid"
+	cat "$dir/err" >&2
+	if [ -z "$problem" ] && ! grep -q 'Aborting transaction' "$dir/err"; then
+		problem="transaction $1: kcat -P did not abort on SIGINT: $(tail -3 "$dir/err")"
+	elif [ -z "$problem" ] && grep -q 'ERROR' "$dir/err"; then
+		problem="transaction $1: kcat -P: $(grep -m1 ERROR "$dir/err")"
+	fi
+	rm -rf "$dir"
+	[ -z "$problem" ] || echo "$problem"
+}
+txn_check() {
+	local problem committed uncommitted
+	problem=$(txn_commit 1)
+	[ -n "$problem" ] || problem=$(txn_abort 2)
+	[ -n "$problem" ] || problem=$(txn_commit 3)
+	[ -z "$problem" ] || { report transactions fail "$problem"; return; }
+	committed=$(txn_read read_committed) || { report transactions fail "kcat -C read_committed failed: $(tail -3 "$errfile")"; return; }
+	uncommitted=$(txn_read read_uncommitted) || { report transactions fail "kcat -C read_uncommitted failed: $(tail -3 "$errfile")"; return; }
+	if [ "$(txn_have "$committed")" != "$(txn_want 1 3)" ]; then
+		report transactions fail "read_committed read [$(txn_have "$committed" | paste -sd'|')] per partition, want [$(txn_want 1 3 | paste -sd'|')] (transaction 2 aborted)"
+	elif [ "$(txn_have "$uncommitted")" != "$(txn_want 1 2 3)" ]; then
+		report transactions fail "read_uncommitted read [$(txn_have "$uncommitted" | paste -sd'|')] per partition, want [$(txn_want 1 2 3 | paste -sd'|')]"
+	else
+		report transactions ok "3 transactions of 5 records (kcat -P -X transactional.id), #2 aborted by SIGINT: read_committed read exactly the $(grep -c . <<<"$committed") committed in order, read_uncommitted all $(grep -c . <<<"$uncommitted")"
+	fi
+}
+[ -z "${COMPAT_TRANSACTIONS:-}" ] || txn_check
 
 report delete-topic na "kcat cannot delete topics (the test deletes $topic with kadm)"
