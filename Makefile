@@ -13,6 +13,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/strata ./cmd/strata
+	$(GO) build -o $(BIN)/txncopy ./cmd/txncopy
 
 run: build
 	$(BIN)/strata dev --data-dir $(DATA_DIR)
