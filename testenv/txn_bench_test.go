@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/strata-broker/strata/testenv"
 )
@@ -20,7 +22,8 @@ import (
 // 100 records and of 1,000 (each: produce, flush, commit), the three
 // alternated STRATA_TXN_RUNS times (default 3). Reported: each mode's
 // median MiB/s, and the commit latency (EndTxn until the client has its
-// answer) p50 and p99 over every run's transactions. Run it with
+// answer) p50 and p99 over every run's transactions, and the etcd write
+// transactions per transaction (the store revision's growth). Run it with
 // -benchtime 1x (`make bench-txn`).
 func BenchmarkTransactionalProduce(b *testing.B) {
 	records := envInt(b, "STRATA_TXN_RECORDS", 200_000)
@@ -35,6 +38,20 @@ func BenchmarkTransactionalProduce(b *testing.B) {
 	}
 	value := make([]byte, 1024)
 	rand.Read(value)
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{c.Etcd().Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer etcd.Close()
+	// revision is etcd's store revision: it grows by one per write
+	// transaction, whatever its size.
+	revision := func() int64 {
+		resp, err := etcd.Get(ctx, "strata-bench-revision")
+		if err != nil {
+			b.Fatal(err)
+		}
+		return resp.Header.Revision
+	}
 
 	type mode struct {
 		name  string
@@ -43,6 +60,7 @@ func BenchmarkTransactionalProduce(b *testing.B) {
 	modes := []mode{{"idempotent", 0}, {"txn-100", 100}, {"txn-1000", 1000}}
 	rates := map[string][]float64{}
 	commits := map[string][]time.Duration{}
+	etcdWrites := map[string][]float64{} // per transaction
 	for run := range runs {
 		for _, m := range modes {
 			opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
@@ -54,7 +72,7 @@ func BenchmarkTransactionalProduce(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			start := time.Now()
+			start, rev0, ntx := time.Now(), revision(), 0
 			for sent := 0; sent < records; {
 				n := records - sent
 				if m.perTx > 0 {
@@ -79,11 +97,17 @@ func BenchmarkTransactionalProduce(b *testing.B) {
 						b.Fatal(err)
 					}
 					commits[m.name] = append(commits[m.name], time.Since(t0))
+					ntx++
 				}
 				sent += n
 			}
 			elapsed := time.Since(start)
 			cl.Close()
+			if ntx > 0 {
+				// The group lag sampler and leases write too; over
+				// thousands of transactions they are noise.
+				etcdWrites[m.name] = append(etcdWrites[m.name], float64(revision()-rev0)/float64(ntx))
+			}
 			rate := float64(records) * float64(len(value)) / (1 << 20) / elapsed.Seconds()
 			rates[m.name] = append(rates[m.name], rate)
 			b.Logf("run %d %s: %d records in %v, %.1f MiB/s", run+1, m.name, records, elapsed.Round(time.Millisecond), rate)
@@ -95,6 +119,7 @@ func BenchmarkTransactionalProduce(b *testing.B) {
 			slices.Sort(d)
 			b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, m.name+"-commit-p50-ms")
 			b.ReportMetric(float64(d[len(d)*99/100].Microseconds())/1000, m.name+"-commit-p99-ms")
+			b.ReportMetric(median(etcdWrites[m.name]), m.name+"-etcd-writes/txn")
 		}
 	}
 }
