@@ -275,6 +275,8 @@ func Classify(err error) Kind {
 		return KindTransactionalIDNotFound
 	case errors.Is(err, txn.ErrNotCoordinator):
 		return KindNotCoordinator
+	case errors.Is(err, txn.ErrCoordinatorNotAvailable):
+		return KindCoordinatorNotAvailable
 	case errors.Is(err, txn.ErrInvalidRequest):
 		return KindInvalidRequest
 	case errors.Is(err, ErrInvalidReplicaAssignment):

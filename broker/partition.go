@@ -295,13 +295,22 @@ func (p *Partition) advanceHWLocked() {
 // leaderAppend appends batches as the leader, after checking this broker
 // still leads with a lease it can trust, and that acks=all has its ISR.
 func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK func() bool, registered int64) (partlog.AppendResult, int32, error) {
+	return p.leaderAppendVerified(batches, acks, minISR, leaseOK, registered, nil)
+}
+
+// leaderAppendVerified is leaderAppend for a request whose transactional
+// batches were verified (verifyTransactional): guards are its
+// verifications, by producer id, used up by this append whatever its
+// outcome.
+func (p *Partition) leaderAppendVerified(batches []byte, acks Acks, minISR int, leaseOK func() bool, registered int64, guards map[int64]*txnGuard) (partlog.AppendResult, int32, error) {
 	p.roleMu.RLock()
 	defer p.roleMu.RUnlock()
 	epoch, err := p.appendableLocked(acks, minISR, leaseOK, registered)
 	if err != nil {
+		p.producers.dropGuards(guards)
 		return partlog.AppendResult{}, 0, err
 	}
-	res, err := p.appendAsLeader(batches, epoch)
+	res, err := p.appendAsLeader(batches, epoch, guards)
 	if err != nil {
 		return res, 0, err
 	}

@@ -104,14 +104,15 @@ func (b *Broker) produce(ctx context.Context, txnID, topicName string, acks Acks
 			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
 			continue
 		}
+		var guards map[int64]*txnGuard
 		if txnID != "" {
-			if err := b.verifyTransactional(ctx, p, txnID, pb.Batches); err != nil {
+			if guards, err = b.verifyTransactional(ctx, p, txnID, pb.Batches); err != nil {
 				res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
 				b.metrics.produceErrors.WithLabelValues(topicName).Inc()
 				continue
 			}
 		}
-		ar, epoch, err := p.leaderAppend(pb.Batches, acks, int(tcfg.MinInsyncReplicas), b.leaseOK, b.registered())
+		ar, epoch, err := p.leaderAppendVerified(pb.Batches, acks, int(tcfg.MinInsyncReplicas), b.leaseOK, b.registered(), guards)
 		epochs[i] = epoch
 		if err != nil {
 			b.offline.check(p, err)

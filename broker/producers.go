@@ -408,13 +408,16 @@ func (ps *producerStates) checkLocked(batches []byte, now time.Time) ([]*partlog
 // With duplicates, FirstOffset is the first batch's (original) base offset
 // and LastOffset the highest last offset of all the batches, what acks=all
 // waits for; Records counts every record given, Batches only those written.
-func (p *Partition) appendAsLeader(batches []byte, epoch int32) (partlog.AppendResult, error) {
+func (p *Partition) appendAsLeader(batches []byte, epoch int32, guards map[int64]*txnGuard) (partlog.AppendResult, error) {
 	if !hasProducerBatch(batches) {
 		return p.log.Append(batches, epoch)
 	}
 	ps := p.producers
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	// The request's verifications are used up, appended or not: a batch
+	// that failed is verified again when it is sent again.
+	defer ps.dropGuardsLocked(guards)
 	now := ps.now()
 	dups, err := ps.checkLocked(batches, now)
 	if err != nil {
@@ -442,7 +445,7 @@ func (p *Partition) appendAsLeader(batches []byte, epoch int32) (partlog.AppendR
 		it := record.NewBatches(toAppend)
 		for it.Next() {
 			if h := it.Header(); h.Transactional() {
-				if err := p.checkTxnAppendLocked(&h); err != nil {
+				if err := p.checkTxnAppendLocked(&h, epoch, guards); err != nil {
 					return partlog.AppendResult{}, err
 				}
 			}
@@ -455,10 +458,6 @@ func (p *Partition) appendAsLeader(batches []byte, epoch int32) (partlog.AppendR
 		for it.Next() {
 			if h := it.Header(); h.ProducerID >= 0 {
 				ps.table.Record(&h, now)
-				if h.Transactional() {
-					// Open in the log now: no guard needed.
-					delete(ps.guards, h.ProducerID)
-				}
 			}
 		}
 	}
@@ -503,6 +502,11 @@ func (p *Partition) trackReplicated(batches []byte) {
 	it := record.NewBatches(batches)
 	for it.Next() {
 		h := it.Header()
+		if h.Transactional() {
+			// As on the leader, a marker ends what was verified; and a
+			// replica's verifications predate its leader's appends.
+			delete(ps.guards, h.ProducerID)
+		}
 		switch {
 		case h.ProducerID < 0:
 		case h.Control():
@@ -528,6 +532,7 @@ func (p *Partition) rebuildProducerState() error {
 	ps := p.producers
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	ps.guards = nil // what was verified was against the log before
 	if err := ps.table.Load(p.log, producerStateScanBytes, ps.now()); err != nil {
 		return fmt.Errorf("%s-%d: rebuild producer state: %w", p.Topic, p.Index, err)
 	}

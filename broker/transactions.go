@@ -89,6 +89,9 @@ func (b *Broker) runTransactions(ctx context.Context) {
 // txnBrokersChanged asks runTransactions to load the ids this broker may
 // have gained; it never blocks the caller.
 func (b *Broker) txnBrokersChanged() {
+	// At once, before the load: ids held from before are read again on
+	// their next use, as another broker may have moved them on meanwhile.
+	b.txns.OwnershipChanged()
 	select {
 	case b.txnReload <- struct{}{}:
 	default:
@@ -136,8 +139,10 @@ func (b *Broker) AddOffsetsToTxn(ctx context.Context, id string, producerID int6
 	return b.txns.AddOffsets(ctx, id, producerID, epoch, group)
 }
 
-// EndTxn commits or aborts the producer's transaction; it returns once the
-// outcome is decided (stored), before the markers are written.
+// EndTxn commits or aborts the producer's transaction. It returns once the
+// outcome is stored and, within txn.DefaultCompleteTimeout, its markers are
+// written; markers that could not be written by then are written by the
+// coordinator's next ticks (the outcome is decided either way).
 func (b *Broker) EndTxn(ctx context.Context, id string, producerID int64, epoch int16, commit bool) error {
 	return b.txns.EndTxn(ctx, id, producerID, epoch, commit)
 }

@@ -186,6 +186,9 @@ func (p *Partition) appendMarkerLocked(m record.EndTxnMarker, epoch int32, now t
 		}
 		if e.HasMarker && e.Epoch == m.ProducerEpoch && e.Marker.Commit == m.Commit && e.CoordinatorEpoch == m.CoordinatorEpoch &&
 			!p.txnOpen(m.ProducerID) {
+			// Not written, but a transaction ended all the same: what was
+			// verified for the producer was verified against it.
+			delete(ps.guards, m.ProducerID)
 			return e.Marker.Offset, false, nil
 		}
 	}

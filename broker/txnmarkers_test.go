@@ -505,3 +505,78 @@ func TestTxnMarkersRetriedAcrossLeaderChange(t *testing.T) {
 			open, p.HighWatermark(), p.LogEndOffset(), first)
 	}
 }
+
+// A verification is used up by the request it was made for: a batch that
+// was verified but not appended (out of order here) leaves nothing behind
+// that a later batch could ride on, and a marker that repeats the
+// producer's last one (not written again) still ends what was verified.
+// Otherwise a later batch of the producer, for a partition its current
+// transaction does not have, would open a transaction no marker closes.
+func TestTransactionalVerificationIsUsedUp(t *testing.T) {
+	for _, failFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("verified-then-refused=%v", failFirst), func(t *testing.T) {
+			c := startCoreCluster(t, 1, nil)
+			ctx := context.Background()
+			core := c.core(1)
+			if _, err := core.CreateTopic(ctx, TopicSpec{Name: "v", Partitions: 2, ReplicationFactor: 1}); err != nil {
+				t.Fatal(err)
+			}
+			produce := func(partition, seq int32) error {
+				var res []ProduceResult
+				await.True(t, 30*time.Second, "the leader to take the batch", func() bool {
+					var err error
+					res, err = core.ProduceTransactional(ctx, "tx-5", "v", AcksAll, 20*time.Second,
+						[]PartitionBatches{{Partition: partition, Batches: markerTxnBatch(t, 5, 0, seq, 1)}})
+					if errors.Is(err, ErrUnknownTopicOrPartition) {
+						return false
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					return !errors.Is(res[0].Err, ErrNotLeader) && !errors.Is(res[0].Err, ErrLeaderNotAvailable)
+				})
+				return res[0].Err
+			}
+			abort := func() {
+				t.Helper()
+				res, err := core.WriteTxnMarkers(ctx, WriteTxnMarkersRequest{BrokerID: 1, Secret: c.regs[1].ReplicaSecret(),
+					Markers: []TxnMarker{{ProducerID: 5, ProducerEpoch: 0, Commit: false, Partitions: partitionsOf("v", 0)}}})
+				if err != nil || res[0].Partitions[0].Err != nil {
+					t.Fatalf("abort marker: %v %+v", err, res)
+				}
+			}
+			setState := func(state string, parts ...int32) {
+				t.Helper()
+				m, err := c.store.GetTransaction(ctx, "tx-5")
+				if err != nil {
+					t.Fatal(err)
+				}
+				m.State, m.Partitions, m.StartTime = state, partitionsOf("v", parts...), time.Now()
+				if _, err := c.store.PutTransaction(ctx, m, m.Revision); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.appendTxn(t, "v", 0, 5, 0, 0) // T1 in v-0,
+			abort()                         // aborted
+			setState(txn.StateOngoing, 0)   // T2 has v-0
+			if failFirst {
+				if err := produce(0, 7); !errors.Is(err, ErrOutOfOrderSequence) {
+					t.Fatalf("out-of-order batch: %v", err)
+				}
+			}
+			abort()                       // T2 aborted: the same marker again, not written
+			setState(txn.StateOngoing, 1) // T3 has v-1 only
+			err := produce(0, 2)
+			p, perr := core.hosted.partition("v", 0)
+			if perr != nil {
+				t.Fatal(perr)
+			}
+			if open := p.log.OpenTransactions(); err == nil || len(open) > 0 {
+				t.Fatalf("a batch for a partition outside the transaction: %v; open in v-0: %v", err, open)
+			}
+			if !errors.Is(err, txn.ErrInvalidTxnState) {
+				t.Fatalf("a batch for a partition outside the transaction: %v, want INVALID_TXN_STATE", err)
+			}
+		})
+	}
+}

@@ -31,16 +31,18 @@ import (
 )
 
 // txnGuard stands for the verification of a producer's next transaction in
-// one partition.
+// one partition, in one leader epoch. Requests of the producer verifying
+// at the same time share it; the append of any of them uses it up.
 type txnGuard struct {
-	epoch    int16
-	verified bool
+	epoch       int16 // the producer's
+	leaderEpoch int32
+	verified    bool
 }
 
 const (
 	// maxTxnGuards bounds a partition's guards. A guard lives from a
-	// verification to the append that opens the transaction, so there are
-	// about as many as producers starting a transaction at once.
+	// verification to the append it is for, so there are about as many
+	// as producers starting a transaction at once.
 	maxTxnGuards = 10_000
 	// txnVerifyTimeout bounds the read of the coordinator's state.
 	txnVerifyTimeout = 5 * time.Second
@@ -75,41 +77,64 @@ func transactionalProducers(batches []byte) []producerEpoch {
 
 // verifyTransactional verifies, for each producer with transactional
 // batches in batches that has no transaction open in p's log, that its
-// transaction txnID is open with p in it.
-func (b *Broker) verifyTransactional(ctx context.Context, p *Partition, txnID string, batches []byte) error {
+// transaction txnID is open with p in it. It returns the verifications,
+// by producer id, for the append (leaderAppendVerified).
+func (b *Broker) verifyTransactional(ctx context.Context, p *Partition, txnID string, batches []byte) (map[int64]*txnGuard, error) {
+	var guards map[int64]*txnGuard
 	for _, pe := range transactionalProducers(batches) {
-		if err := b.verifyTxnProducer(ctx, p, txnID, pe); err != nil {
-			return err
+		g, err := b.verifyTxnProducer(ctx, p, txnID, pe)
+		if err != nil {
+			p.producers.dropGuards(guards)
+			return nil, err
+		}
+		if g != nil {
+			if guards == nil {
+				guards = map[int64]*txnGuard{}
+			}
+			guards[pe.id] = g
 		}
 	}
-	return nil
+	return guards, nil
 }
 
-func (b *Broker) verifyTxnProducer(ctx context.Context, p *Partition, txnID string, pe producerEpoch) error {
+// verifyTxnProducer returns pe's verified guard, or nil if its
+// transaction is open in the log already.
+func (b *Broker) verifyTxnProducer(ctx context.Context, p *Partition, txnID string, pe producerEpoch) (*txnGuard, error) {
+	p.mu.Lock()
+	leaderEpoch := p.leaderEpoch
+	p.mu.Unlock()
 	ps := p.producers
 	for range txnVerifyAttempts {
 		ps.mu.Lock()
-		if g := ps.guards[pe.id]; p.txnOpen(pe.id) || g != nil && g.verified && g.epoch == pe.epoch {
+		if p.txnOpen(pe.id) {
 			ps.mu.Unlock()
-			return nil
+			return nil, nil
 		}
-		if len(ps.guards) >= maxTxnGuards {
+		g := ps.guards[pe.id]
+		if g != nil && g.epoch == pe.epoch && g.leaderEpoch == leaderEpoch && g.verified {
 			ps.mu.Unlock()
-			return fmt.Errorf("%d transactions starting at once in %s-%d: %w", maxTxnGuards, p.Topic, p.Index, txn.ErrConcurrentTransactions)
+			return g, nil
 		}
-		g := &txnGuard{epoch: pe.epoch}
-		if ps.guards == nil {
-			ps.guards = map[int64]*txnGuard{}
+		if g == nil || g.epoch != pe.epoch || g.leaderEpoch != leaderEpoch {
+			if g == nil && len(ps.guards) >= maxTxnGuards {
+				ps.mu.Unlock()
+				return nil, fmt.Errorf("%d transactions starting at once in %s-%d; retry: %w", maxTxnGuards, p.Topic, p.Index, ErrNotEnoughReplicas)
+			}
+			g = &txnGuard{epoch: pe.epoch, leaderEpoch: leaderEpoch}
+			if ps.guards == nil {
+				ps.guards = map[int64]*txnGuard{}
+			}
+			ps.guards[pe.id] = g
 		}
-		ps.guards[pe.id] = g
 		ps.mu.Unlock()
 
 		err := b.checkTxnState(ctx, txnID, pe, metastore.TopicPartition{Topic: p.Topic, Partition: p.Index})
 
 		ps.mu.Lock()
 		if ps.guards[pe.id] != g {
-			// A marker of the producer came meanwhile: the state read
-			// may be of the transaction it ended.
+			// A marker of the producer came meanwhile (or a request of
+			// another epoch): the state read may be of a transaction that
+			// ended.
 			ps.mu.Unlock()
 			continue
 		}
@@ -119,10 +144,30 @@ func (b *Broker) verifyTxnProducer(ctx context.Context, p *Partition, txnID stri
 			g.verified = true
 		}
 		ps.mu.Unlock()
-		return err
+		return g, err
 	}
-	return fmt.Errorf("producer %d: transaction %q kept ending while its partition %s-%d was verified: %w",
-		pe.id, txnID, p.Topic, p.Index, txn.ErrInvalidTxnState)
+	// Retriable, as Kafka answers a verification that could not finish.
+	return nil, fmt.Errorf("producer %d: transaction %q kept changing while its partition %s-%d was verified; retry: %w",
+		pe.id, txnID, p.Topic, p.Index, ErrNotEnoughReplicas)
+}
+
+// dropGuards forgets the given verifications, unless newer ones replaced
+// them.
+func (ps *producerStates) dropGuards(guards map[int64]*txnGuard) {
+	if len(guards) == 0 {
+		return
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.dropGuardsLocked(guards)
+}
+
+func (ps *producerStates) dropGuardsLocked(guards map[int64]*txnGuard) {
+	for pid, g := range guards {
+		if ps.guards[pid] == g {
+			delete(ps.guards, pid)
+		}
+	}
 }
 
 // checkTxnState reads txnID's stored state and checks that pe's
@@ -151,17 +196,20 @@ func (b *Broker) checkTxnState(ctx context.Context, txnID string, pe producerEpo
 	return nil
 }
 
-// checkTxnAppendLocked checks, before a leader appends batch h, that a
-// transactional batch continues its producer's open transaction or was
-// verified (verifyTransactional) since the producer's last marker. The
-// caller holds ps.mu.
-func (p *Partition) checkTxnAppendLocked(h *record.Header) error {
+// checkTxnAppendLocked checks, before a leader appends batch h in leader
+// epoch epoch, that a transactional batch continues its producer's open
+// transaction or was verified for this request (guards) since the
+// producer's last marker. The refusal is retriable: the producer sends
+// the batch again and it is verified again, which gives the definite
+// answer. The caller holds ps.mu.
+func (p *Partition) checkTxnAppendLocked(h *record.Header, epoch int32, guards map[int64]*txnGuard) error {
 	if !h.Transactional() || h.Control() || p.txnOpen(h.ProducerID) {
 		return nil
 	}
-	if g := p.producers.guards[h.ProducerID]; g != nil && g.verified && g.epoch == h.ProducerEpoch {
+	if g := guards[h.ProducerID]; g != nil && p.producers.guards[h.ProducerID] == g && g.verified &&
+		g.epoch == h.ProducerEpoch && g.leaderEpoch == epoch {
 		return nil
 	}
-	return fmt.Errorf("%s-%d: producer %d epoch %d: transactional batch outside a transaction verified with its coordinator: %w",
-		p.Topic, p.Index, h.ProducerID, h.ProducerEpoch, txn.ErrInvalidTxnState)
+	return fmt.Errorf("%s-%d: producer %d epoch %d: transactional batch not verified with its coordinator since its last marker; retry: %w",
+		p.Topic, p.Index, h.ProducerID, h.ProducerEpoch, ErrNotEnoughReplicas)
 }

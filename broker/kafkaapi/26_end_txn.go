@@ -1,9 +1,12 @@
 // EndTxn (key 26), versions 0-4. Needs the transaction coordinator.
 //
 // Commits or aborts the producer's transaction. The answer comes once the
-// outcome is stored (PrepareCommit or PrepareAbort); the markers are
-// written after it, and requests of the id meanwhile get
-// CONCURRENT_TRANSACTIONS, which clients retry. v5 is KIP-890 part 2's
+// outcome is stored (PrepareCommit or PrepareAbort) and the markers are
+// written (Kafka answers before its markers; answering after them spares
+// the client CONCURRENT_TRANSACTIONS on its next transaction). Markers
+// that cannot be written within 10 s are left to the coordinator's ticks:
+// the answer is then NONE all the same, the outcome being decided, and
+// requests of the id get CONCURRENT_TRANSACTIONS until they are written. v5 is KIP-890 part 2's
 // (an epoch bump at every commit), which Strata does not implement.
 // PRODUCER_FENCED is answered from v2, INVALID_PRODUCER_EPOCH before.
 

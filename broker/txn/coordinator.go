@@ -82,6 +82,10 @@ const (
 	StateCompleteAbort  = "CompleteAbort"
 )
 
+// MaxGroupsPerTransaction bounds the consumer groups one transaction
+// commits offsets of (AddOffsetsToTxn); an application commits one.
+const MaxGroupsPerTransaction = 64
+
 // noEpoch and noProducerID are Kafka's "none" in requests and state.
 const (
 	noEpoch      int16 = -1
@@ -112,6 +116,13 @@ type Config struct {
 	// should be false as soon as the broker may have lost its place. nil:
 	// every id.
 	Owns func(id string) bool
+	// CompleteTimeout bounds one attempt at completing a transaction
+	// (its markers, then CompleteX): markers that cannot be written now (a
+	// partition without a leader, or below min.insync.replicas) must not
+	// hold up a request for long, nor a tick, which has every other id's
+	// timeouts to look after; the next tick tries again. Zero means
+	// DefaultCompleteTimeout.
+	CompleteTimeout time.Duration
 	// Metrics counts what ends transactions; nil counts nothing.
 	Metrics Metrics
 	Now     func() time.Time
@@ -145,7 +156,16 @@ type Coordinator struct {
 
 	mu   sync.Mutex
 	txns map[string]*entry
+	// gen is the ownership generation, bumped by OwnershipChanged.
+	gen atomic.Uint64
 }
+
+// OwnershipChanged tells the coordinator that the ids it owns may have
+// changed (the live brokers changed, or its lease was renewed after a
+// lapse): every id it holds is read from the store again before its next
+// use, since another coordinator may have moved it on in between, even if
+// this broker owns it again now.
+func (c *Coordinator) OwnershipChanged() { c.gen.Add(1) }
 
 // entry is one transactional id as this coordinator knows it.
 type entry struct {
@@ -163,6 +183,11 @@ type entry struct {
 	// completing: markers for meta's PrepareX are being written (with mu
 	// released).
 	completing bool
+	// gen is the coordinator's ownership generation when meta was last
+	// read or written: an entry of an older generation is read again
+	// before it is used, since the id may have been another broker's in
+	// between (see OwnershipChanged).
+	gen uint64
 	// open mirrors whether meta, as last set, is a transaction open or
 	// being completed, so that OpenTransactions counts without taking mu
 	// (which is held across metastore writes).
@@ -191,6 +216,9 @@ func New(store Store, pids ProducerIDs, markers MarkerWriter, cfg Config) *Coord
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.CompleteTimeout <= 0 {
+		cfg.CompleteTimeout = DefaultCompleteTimeout
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -235,19 +263,46 @@ func (c *Coordinator) acquire(ctx context.Context, id string) (*entry, error) {
 // load reads e from the store unless it holds what was last read or
 // written. e.mu must be held.
 func (c *Coordinator) load(ctx context.Context, e *entry) error {
-	if e.loaded {
+	gen := c.gen.Load()
+	if e.loaded && e.gen == gen {
 		return nil
 	}
 	m, err := c.store.GetTransaction(ctx, e.id)
 	switch {
 	case errors.Is(err, metastore.ErrTransactionNotFound):
 		e.set(metastore.TransactionMeta{}, false)
+		e.fenced = false
 	case err != nil:
-		return fmt.Errorf("transactional id %q: %w", e.id, err)
+		return fmt.Errorf("transactional id %q: %v: %w", e.id, err, ErrCoordinatorNotAvailable)
 	default:
+		if !e.loaded || !e.exists || m.Revision != e.meta.Revision {
+			// Written by another coordinator since: its epoch is not ours.
+			e.fenced = false
+		}
 		e.set(m, true)
 	}
-	e.loaded = true
+	e.loaded, e.gen = true, gen
+	return nil
+}
+
+// confirm checks, before an answer that writes nothing, that e still holds
+// the stored state: the store is the judge of what was decided, and an
+// answer from memory alone could repeat a decision another coordinator
+// has since moved on from. A change makes the coordinator step down for
+// the id (ErrNotCoordinator: the client looks it up and asks again). e.mu
+// must be held.
+func (c *Coordinator) confirm(ctx context.Context, e *entry) error {
+	m, err := c.store.GetTransaction(ctx, e.id)
+	switch {
+	case errors.Is(err, metastore.ErrTransactionNotFound):
+		c.forget(e)
+		return fmt.Errorf("transactional id %q is gone from the store: %w", e.id, ErrNotCoordinator)
+	case err != nil:
+		return fmt.Errorf("transactional id %q: %v: %w", e.id, err, ErrCoordinatorNotAvailable)
+	case m.Revision != e.meta.Revision:
+		c.forget(e)
+		return fmt.Errorf("transactional id %q changed by another coordinator: %w", e.id, ErrNotCoordinator)
+	}
 	return nil
 }
 
@@ -304,10 +359,10 @@ func (c *Coordinator) write(ctx context.Context, e *entry, next metastore.Transa
 		// held, so that a transaction whose PrepareX did land is still
 		// completed by a tick when no request comes.
 		e.loaded = false
-		return fmt.Errorf("transactional id %q: %w", e.id, err)
+		return fmt.Errorf("transactional id %q: %v: %w", e.id, err, ErrCoordinatorNotAvailable)
 	}
 	e.set(stored, true)
-	e.fenced = true
+	e.fenced, e.gen = true, c.gen.Load()
 	return nil
 }
 
@@ -338,7 +393,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeoutMs i
 	if !e.exists {
 		pid, err := c.pids.NextProducerID(ctx)
 		if err != nil {
-			return noProducerID, noEpoch, fmt.Errorf("init producer id for transactional id %q: %w", id, err)
+			return noProducerID, noEpoch, fmt.Errorf("init producer id for transactional id %q: %v: %w", id, err, ErrCoordinatorNotAvailable)
 		}
 		next := metastore.TransactionMeta{
 			ProducerID: pid, ProducerEpoch: 0, LastProducerID: noProducerID, LastProducerEpoch: noEpoch,
@@ -369,7 +424,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeoutMs i
 		}
 		c.logger.Info("aborting the open transaction of a producer fenced by a new one", "transactional_id", id,
 			"producer_id", m.ProducerID, "producer_epoch", m.ProducerEpoch)
-		if err := c.complete(ctx, e); err != nil {
+		if err := c.completeWithin(ctx, e); err != nil {
 			c.logger.Warn("abort of a fenced producer's transaction not completed; retried later", "transactional_id", id, "err", err)
 		}
 		return noProducerID, noEpoch, fmt.Errorf("transactional id %q had an open transaction, now aborted: %w", id, ErrConcurrentTransactions)
@@ -384,7 +439,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeoutMs i
 	case epochExhausted(m.ProducerEpoch) && (!expected || expectedEpoch == m.ProducerEpoch):
 		pid, err := c.pids.NextProducerID(ctx)
 		if err != nil {
-			return noProducerID, noEpoch, fmt.Errorf("init producer id for transactional id %q: %w", id, err)
+			return noProducerID, noEpoch, fmt.Errorf("init producer id for transactional id %q: %v: %w", id, err, ErrCoordinatorNotAvailable)
 		}
 		next.ProducerID, next.ProducerEpoch, next.LastProducerEpoch = pid, 0, noEpoch
 		if expected {
@@ -398,6 +453,9 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeoutMs i
 		// A retry of a bump that succeeded: the same answer, nothing
 		// written. (A newer producer's InitProducerId would have reset
 		// the last epoch.)
+		if err := c.confirm(ctx, e); err != nil {
+			return noProducerID, noEpoch, err
+		}
 		return m.ProducerID, m.ProducerEpoch, nil
 	default:
 		return noProducerID, noEpoch, fmt.Errorf("transactional id %q has epoch %d, not %d: %w", id, m.ProducerEpoch, expectedEpoch, ErrProducerFenced)
@@ -462,7 +520,7 @@ func (c *Coordinator) add(ctx context.Context, id string, producerID int64, epoc
 	switch m.State {
 	case StateOngoing:
 		if (group == "" || slices.Contains(m.Groups, group)) && containsAll(m.Partitions, partitions) {
-			return nil
+			return c.confirm(ctx, e)
 		}
 		next.Partitions, next.Groups = slices.Clone(m.Partitions), slices.Clone(m.Groups)
 	case StateEmpty, StateCompleteCommit, StateCompleteAbort:
@@ -471,7 +529,13 @@ func (c *Coordinator) add(ctx context.Context, id string, producerID int64, epoc
 		return fmt.Errorf("transactional id %q is in %s: %w", id, m.State, ErrInvalidTxnState)
 	}
 	next.Partitions = append(next.Partitions, partitions...)
-	if group != "" {
+	if group != "" && !slices.Contains(next.Groups, group) {
+		// Each group id is up to 32 KiB and the state is rewritten
+		// whole on every change: without a bound a client could make
+		// every write of it as large as etcd takes.
+		if len(next.Groups) >= MaxGroupsPerTransaction {
+			return fmt.Errorf("transactional id %q already commits the offsets of %d groups: %w", id, len(next.Groups), ErrInvalidRequest)
+		}
 		next.Groups = append(next.Groups, group)
 	}
 	next.LastProducerID = m.ProducerID
@@ -534,14 +598,15 @@ func (c *Coordinator) EndTxn(ctx context.Context, id string, producerID int64, e
 	}
 	switch s := e.meta.State; {
 	case s == want:
-		return nil
+		// A retry of a completed EndTxn.
+		return c.confirm(ctx, e)
 	case s != StateOngoing:
 		return fmt.Errorf("transactional id %q is in %s, cannot %s: %w", id, s, endVerb(commit), ErrInvalidTxnState)
 	}
 	if err := c.prepare(ctx, e, commit, false); err != nil {
 		return err
 	}
-	if err := c.complete(ctx, e); err != nil {
+	if err := c.completeWithin(ctx, e); err != nil {
 		c.logger.Warn("transaction decided but not completed; retried later", "transactional_id", id, "commit", commit, "err", err)
 	}
 	return nil
@@ -572,6 +637,16 @@ func (c *Coordinator) prepare(ctx context.Context, e *entry, commit, fence bool)
 		next.ProducerEpoch, next.LastProducerEpoch = m.ProducerEpoch+1, noEpoch
 	}
 	return c.write(ctx, e, next)
+}
+
+// DefaultCompleteTimeout is Config.CompleteTimeout's default.
+const DefaultCompleteTimeout = 10 * time.Second
+
+// completeWithin is complete bounded by Config.CompleteTimeout.
+func (c *Coordinator) completeWithin(ctx context.Context, e *entry) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CompleteTimeout)
+	defer cancel()
+	return c.complete(ctx, e)
 }
 
 // complete writes the markers of e's PrepareX and then CompleteX. e.mu
@@ -773,7 +848,7 @@ func (c *Coordinator) tickEntry(ctx context.Context, e *entry, now time.Time) er
 		if c.cfg.Metrics != nil {
 			c.cfg.Metrics.TransactionTimedOut()
 		}
-		return c.complete(ctx, e)
+		return c.completeWithin(ctx, e)
 	case m.State == StatePrepareCommit || m.State == StatePrepareAbort:
 		if !e.fenced {
 			// Taken over from another coordinator: a write of the same
@@ -783,7 +858,7 @@ func (c *Coordinator) tickEntry(ctx context.Context, e *entry, now time.Time) er
 				return err
 			}
 		}
-		return c.complete(ctx, e)
+		return c.completeWithin(ctx, e)
 	case (m.State == StateEmpty || m.State == StateCompleteCommit || m.State == StateCompleteAbort) &&
 		now.Sub(m.UpdatedAt) > c.cfg.IDExpiration:
 		err := c.store.DeleteTransaction(ctx, e.id, m.Revision)

@@ -33,6 +33,10 @@ var (
 	// ErrTransactionalIDNotFound (TRANSACTIONAL_ID_NOT_FOUND): Describe of
 	// an id that has no state.
 	ErrTransactionalIDNotFound = errors.New("transactional id not found")
+	// ErrCoordinatorNotAvailable (COORDINATOR_NOT_AVAILABLE): the store
+	// could not be read or written (an etcd election, a timeout); clients
+	// retry it, as when Kafka's coordinator cannot write its log.
+	ErrCoordinatorNotAvailable = errors.New("transaction coordinator not available")
 	// ErrInvalidRequest (INVALID_REQUEST): an empty transactional id, or an
 	// empty or too long group or topic name.
 	ErrInvalidRequest = errors.New("invalid request")
