@@ -528,7 +528,7 @@ func (p *Partition) rebuildProducerState() error {
 	ps := p.producers
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if err := ps.table.Load(p.log, producerStateScanBytes, ps.now()); err != nil {
+	if _, err := ps.table.Load(p.log, producerStateScanBytes, ps.now()); err != nil {
 		return fmt.Errorf("%s-%d: rebuild producer state: %w", p.Topic, p.Index, err)
 	}
 	return nil

@@ -8,6 +8,7 @@
 //	00000000000000000000.index      offset index (relative offset, file position)
 //	00000000000000000000.timeindex  time index (max timestamp so far, relative offset)
 //	00000000000000000000.txnindex   aborted transactions, open ones at both ends (see txn.go)
+//	00000000000000001234.snapshot   producer state as of offset 1234 (see snapshot.go)
 //	recovery-point.checkpoint       everything below this offset is fsynced
 //	log-start-offset.checkpoint     first offset the log serves
 //	cleaner-offset.checkpoint       end of the compacted section (see clean.go)
@@ -226,6 +227,11 @@ func Open(opts Options) (*Log, error) {
 	}
 	if err := l.load(); err != nil {
 		return nil, err
+	}
+	// Snapshots beyond a crash's cut, or below a log start a crash left
+	// deleting segments, describe records the log does not hold.
+	if err := l.removeProducerSnapshotsOutside(l.logStart.Load(), l.leo.Load()); err != nil {
+		l.logger.Warn("log: cannot remove stale producer snapshots; loading skips them", "dir", l.dir, "err", err)
 	}
 	l.lastFlush = l.now()
 	go l.sealLoop()
