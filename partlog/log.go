@@ -325,6 +325,17 @@ type SegmentInfo struct {
 	Durable      bool  // sealed, fsynced and its index files written
 }
 
+// ActiveSegmentBase is the base offset of the segment appends go to: it
+// changes when the log rolls (or is truncated into an earlier segment).
+func (l *Log) ActiveSegmentBase() int64 {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if len(l.segs) == 0 {
+		return -1
+	}
+	return l.segs[len(l.segs)-1].base
+}
+
 // Segments lists the segments in offset order; the last one is active.
 func (l *Log) Segments() []SegmentInfo {
 	l.segMu.RLock()
