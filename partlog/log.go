@@ -22,7 +22,7 @@
 // damaged or do not match it. Lookups use in-memory copies of the entries.
 //
 // Concurrency: writers (Append, Flush, TruncateTo, DeleteSegmentsBelow,
-// AdvanceLogStart, TruncateFullyAndStartAt, Close) are serialised by a mutex. Readers (Read, OffsetForTimestamp, Segments, ...)
+// AdvanceLogStart, TruncateFullyAndStartAt, WriteProducerSnapshot, Close) are serialised by a mutex. Readers (Read, OffsetForTimestamp, Segments, ...)
 // never take it: they hold a read lock on the segment list, read only the
 // byte range of whole batches published through atomics, and read files with
 // ReadAt. Sealed segments are fsynced and their indexes written by a
