@@ -578,6 +578,7 @@ func (h *hostedTopics) applyPartitionState(p *Partition, st metastore.PartitionS
 // shown are just unknown (their next batch is accepted at any sequence).
 func (h *hostedTopics) initProducerState(p *Partition) {
 	p.producers.now = h.now
+	p.producers.logger = h.logger
 	p.producers.table = partlog.NewProducerStates(h.producerState)
 	if err := p.rebuildProducerState(); err != nil {
 		h.logger.Warn("producer state rebuilt from part of the log tail", "topic", p.Topic, "partition", p.Index, "err", err)
@@ -734,6 +735,11 @@ func (h *hostedTopics) closeAll() error {
 		for _, p := range t.partitions {
 			if p == nil {
 				continue
+			}
+			// A log taken offline refuses the snapshot; its next open
+			// rebuilds the state from the log instead.
+			if err := p.snapshotProducers(); err != nil && !errors.Is(err, partlog.ErrLogFailed) {
+				h.logger.Warn("cannot write producer snapshot at close", "topic", p.Topic, "partition", p.Index, "err", err)
 			}
 			if err := p.log.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close %s-%d: %w", p.Topic, p.Index, err))

@@ -17,6 +17,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -286,9 +287,16 @@ type producerStates struct {
 	// mu is held from the sequence checks of a leader append until its
 	// state is recorded, so two requests of one producer cannot both pass
 	// the checks; followers' appends and rebuilds take it too.
-	mu    sync.Mutex
-	now   func() time.Time
-	table *partlog.ProducerStates
+	mu     sync.Mutex
+	now    func() time.Time
+	logger *slog.Logger
+	table  *partlog.ProducerStates
+	// snapBase is the base offset of the log's active segment when the
+	// state was last snapshotted or loaded: a snapshot is written once the
+	// log has rolled past it (see snapshotIfRolledLocked).
+	snapBase int64
+	// loaded tells how the state was last rebuilt from the log.
+	loaded partlog.ProducerLoad
 	// guards are the transactional producers whose next transaction is
 	// being, or was, verified with its coordinator's state (see
 	// txnproduce.go); nil until the first.
@@ -297,8 +305,9 @@ type producerStates struct {
 
 func newProducerStates() *producerStates {
 	return &producerStates{
-		now:   time.Now,
-		table: partlog.NewProducerStates(partlog.ProducerStateConfig{Expiry: defaultProducerIDExpirationMs * time.Millisecond}),
+		now:    time.Now,
+		logger: slog.New(slog.DiscardHandler),
+		table:  partlog.NewProducerStates(partlog.ProducerStateConfig{Expiry: defaultProducerIDExpirationMs * time.Millisecond}),
 	}
 }
 
@@ -460,6 +469,7 @@ func (p *Partition) appendAsLeader(batches []byte, epoch int32, guards map[int64
 				ps.table.Record(&h, now)
 			}
 		}
+		p.snapshotIfRolledLocked()
 	}
 	if ndup == 0 {
 		return res, nil
@@ -488,16 +498,29 @@ func (p *Partition) appendAsLeader(batches []byte, epoch int32, guards map[int64
 	return out, nil
 }
 
-// trackReplicated updates the producer state with batches a follower copied
-// from its leader (already appended, offsets as in the leader's log), so
-// that it can take over as leader knowing recent sequences.
-func (p *Partition) trackReplicated(batches []byte) {
+// appendReplicated appends batches a follower copied from its leader
+// (offsets as in the leader's log) and records their producers, so that it
+// can take over as leader knowing recent sequences. Both happen under the
+// producer state's lock: a snapshot must never see the log ahead of the
+// state.
+func (p *Partition) appendReplicated(batches []byte) error {
+	ps := p.producers
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if _, err := p.log.AppendReplicated(batches); err != nil {
+		return err
+	}
+	p.trackReplicatedLocked(batches)
+	return nil
+}
+
+// trackReplicatedLocked updates the producer state with batches a follower
+// appended. ps.mu must be held.
+func (p *Partition) trackReplicatedLocked(batches []byte) {
 	if !hasProducerBatch(batches) {
 		return
 	}
 	ps := p.producers
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
 	now := ps.now()
 	it := record.NewBatches(batches)
 	for it.Next() {
@@ -521,20 +544,58 @@ func (p *Partition) trackReplicated(batches []byte) {
 			ps.table.Record(&h, now)
 		}
 	}
+	p.snapshotIfRolledLocked()
 }
 
-// rebuildProducerState replaces the producer state with what the batch
-// headers of the log's tail (producerStateScanBytes) show, after the log
-// was opened or truncated; it keeps no more producers than the partition's
-// bound, the most recent ones. Producers found are taken as seen now: batch
-// timestamps are the clients' and may be old (mirrored data).
+// snapshotIfRolledLocked writes a producer snapshot once the log has rolled
+// since the last one (Kafka snapshots at every roll), so that a restart or
+// a truncation replays at most about a segment of batch headers. It costs
+// two fsyncs per segment, under the lock. A failure is logged: the next
+// roll tries again, and loading falls back to an older snapshot or a scan.
+// ps.mu must be held and every producer batch in the log recorded.
+func (p *Partition) snapshotIfRolledLocked() {
+	ps := p.producers
+	base := p.log.ActiveSegmentBase()
+	if base == ps.snapBase {
+		return
+	}
+	ps.snapBase = base
+	if _, err := p.log.WriteProducerSnapshot(ps.table, ps.now()); err != nil {
+		ps.logger.Warn("cannot write producer snapshot", "topic", p.Topic, "partition", p.Index, "err", err)
+	}
+}
+
+// snapshotProducers writes a producer snapshot of the log's end, before the
+// log is closed, so that the next open reads no segment for the state.
+func (p *Partition) snapshotProducers() error {
+	ps := p.producers
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if _, err := p.log.WriteProducerSnapshot(ps.table, ps.now()); err != nil {
+		return fmt.Errorf("%s-%d: %w", p.Topic, p.Index, err)
+	}
+	return nil
+}
+
+// rebuildProducerState replaces the producer state with the log's, after
+// the log was opened or truncated: from its newest producer snapshot and
+// the batch headers after it, or without one from the batch headers of its
+// tail (producerStateScanBytes); it keeps no more producers than the
+// partition's bound, the most recent ones. Producers found in the log are
+// taken as seen now: batch timestamps are the clients' and may be old
+// (mirrored data).
 func (p *Partition) rebuildProducerState() error {
 	ps := p.producers
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	ps.guards = nil // what was verified was against the log before
-	if err := ps.table.Load(p.log, producerStateScanBytes, ps.now()); err != nil {
+	ps.snapBase = p.log.ActiveSegmentBase()
+	info, err := ps.table.Load(p.log, producerStateScanBytes, ps.now())
+	ps.loaded = info
+	if err != nil {
 		return fmt.Errorf("%s-%d: rebuild producer state: %w", p.Topic, p.Index, err)
 	}
+	ps.logger.Debug("producer state loaded", "topic", p.Topic, "partition", p.Index,
+		"snapshot_offset", info.SnapshotOffset, "segments_read", info.Segments, "bytes_read", info.Bytes, "producers", ps.table.Len())
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -311,6 +313,16 @@ func TestIdempotentStateSurvivesRestart(t *testing.T) {
 		p, err := b.hosted.partition("t", 0)
 		return err == nil && p.checkLeader() == nil
 	})
+	p, err := b.hosted.partition("t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.producers.mu.Lock()
+	loaded := p.producers.loaded
+	p.producers.mu.Unlock()
+	if loaded != (partlog.ProducerLoad{SnapshotOffset: 4}) {
+		t.Fatalf("producer state after a clean restart loaded %+v, want the snapshot of the log end (4) and no segment read", loaded)
+	}
 	if res := mustProduce(t, b, "t", first); res.BaseOffset != orig.BaseOffset || res.LastOffset != orig.LastOffset {
 		t.Fatalf("retry after restart answered %d..%d, want %d..%d", res.BaseOffset, res.LastOffset, orig.BaseOffset, orig.LastOffset)
 	}
@@ -437,10 +449,9 @@ func TestFollowerTracksProducerState(t *testing.T) {
 		t.Helper()
 		record.SetBaseOffset(batch, p.LogEndOffset())
 		record.SetPartitionLeaderEpoch(batch, 1)
-		if _, err := p.log.AppendReplicated(batch); err != nil {
+		if err := p.appendReplicated(batch); err != nil {
 			t.Fatal(err)
 		}
-		p.trackReplicated(batch)
 	}
 	b1, b2 := idemBatch(t, 4, 0, 0, 2), idemBatch(t, 4, 0, 2, 3)
 	replicate(b1)
@@ -638,4 +649,83 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		return m.GetGauge().GetValue()
 	}
 	return -1
+}
+
+// Leader and follower alike snapshot the producer state when their log has
+// rolled, keeping the two newest snapshots; a rebuild after a truncation
+// starts from the newest snapshot at or below the cut and reads only what
+// follows it.
+func TestProducerSnapshotAtRoll(t *testing.T) {
+	for _, role := range []string{"leader", "follower"} {
+		t.Run(role, func(t *testing.T) {
+			l, err := partlog.Open(partlog.Options{Dir: t.TempDir(), Config: partlog.Config{SegmentBytes: 1024}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			self := int32(1)
+			if role == "follower" {
+				self = 2
+			}
+			p := newPartition("t", "id-1", 0, l, self)
+			p.applyState(metastore.PartitionState{Topic: "t", Leader: 1, LeaderEpoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Revision: 1}, time.Now(), 0)
+			if err := p.rebuildProducerState(); err != nil {
+				t.Fatal(err)
+			}
+			write := func(batch []byte) {
+				t.Helper()
+				if role == "leader" {
+					if _, _, err := p.leaderAppend(batch, AcksLeader, 1, func() bool { return true }, 0); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				record.SetBaseOffset(batch, p.LogEndOffset())
+				record.SetPartitionLeaderEpoch(batch, 1)
+				if err := p.appendReplicated(batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range int32(40) {
+				write(idemBatch(t, 7, 0, 3*i, 3))
+			}
+			snaps := snapshotOffsets(t, l.Dir())
+			if len(p.log.Segments()) < 4 || len(snaps) != 2 {
+				t.Fatalf("%d segments, snapshots %v; want several segments and the newest two snapshots", len(p.log.Segments()), snaps)
+			}
+			cut := snaps[1] + 3 // the batch after the newest snapshot stays
+			if err := p.log.TruncateTo(cut); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.rebuildProducerState(); err != nil {
+				t.Fatal(err)
+			}
+			if got := p.producers.loaded; got.SnapshotOffset != snaps[1] || got.Bytes != int64(len(idemBatch(t, 7, 0, 0, 3))) {
+				t.Fatalf("rebuild after truncating to %d: %+v, want the snapshot at %d and one batch read", cut, got, snaps[1])
+			}
+			e := p.producers.table.Get(7, time.Now())
+			if e == nil || len(e.Batches) != partlog.MaxProducerBatches || e.Batches[len(e.Batches)-1].LastOffset != cut-1 {
+				t.Fatalf("producer 7 after the rebuild: %+v, want its last five batches ending at %d", e, cut-1)
+			}
+		})
+	}
+}
+
+func snapshotOffsets(t *testing.T, dir string) []int64 {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int64
+	for _, e := range entries {
+		if stem, ok := strings.CutSuffix(e.Name(), ".snapshot"); ok {
+			off, err := strconv.ParseInt(stem, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			offs = append(offs, off)
+		}
+	}
+	return offs
 }

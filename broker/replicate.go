@@ -679,12 +679,11 @@ func (f *fetcher) apply(p *Partition, sent *ReplicaFetchPartition, res *ReplicaF
 		}
 		lso := p.LastStableOffset()
 		if len(data) > 0 {
-			if _, err := p.log.AppendReplicated(data); err != nil {
+			if err := p.appendReplicated(data); err != nil {
 				b.logger.Error("replica append failed", "topic", p.Topic, "partition", p.Index, "err", err)
 				f.backoff(p, replicaBackoffMax)
 				return err
 			}
-			p.trackReplicated(data)
 		}
 		p.setFollowerHW(res.HighWatermark)
 		if p.LastStableOffset() > lso {

@@ -8,6 +8,7 @@
 //	00000000000000000000.index      offset index (relative offset, file position)
 //	00000000000000000000.timeindex  time index (max timestamp so far, relative offset)
 //	00000000000000000000.txnindex   aborted transactions, open ones at both ends (see txn.go)
+//	00000000000000001234.snapshot   producer state as of offset 1234 (see snapshot.go)
 //	recovery-point.checkpoint       everything below this offset is fsynced
 //	log-start-offset.checkpoint     first offset the log serves
 //	cleaner-offset.checkpoint       end of the compacted section (see clean.go)
@@ -21,7 +22,7 @@
 // damaged or do not match it. Lookups use in-memory copies of the entries.
 //
 // Concurrency: writers (Append, Flush, TruncateTo, DeleteSegmentsBelow,
-// AdvanceLogStart, TruncateFullyAndStartAt, Close) are serialised by a mutex. Readers (Read, OffsetForTimestamp, Segments, ...)
+// AdvanceLogStart, TruncateFullyAndStartAt, WriteProducerSnapshot, Close) are serialised by a mutex. Readers (Read, OffsetForTimestamp, Segments, ...)
 // never take it: they hold a read lock on the segment list, read only the
 // byte range of whole batches published through atomics, and read files with
 // ReadAt. Sealed segments are fsynced and their indexes written by a
@@ -227,6 +228,11 @@ func Open(opts Options) (*Log, error) {
 	if err := l.load(); err != nil {
 		return nil, err
 	}
+	// Snapshots beyond a crash's cut, or below a log start a crash left
+	// deleting segments, describe records the log does not hold.
+	if err := l.removeProducerSnapshotsOutside(l.logStart.Load(), l.leo.Load()); err != nil {
+		l.logger.Warn("log: cannot remove stale producer snapshots; loading skips them", "dir", l.dir, "err", err)
+	}
 	l.lastFlush = l.now()
 	go l.sealLoop()
 	return l, nil
@@ -317,6 +323,17 @@ type SegmentInfo struct {
 	MaxTimestamp int64 // largest batch max timestamp; -1 when empty
 	Sealed       bool  // no longer appended to
 	Durable      bool  // sealed, fsynced and its index files written
+}
+
+// ActiveSegmentBase is the base offset of the segment appends go to: it
+// changes when the log rolls (or is truncated into an earlier segment).
+func (l *Log) ActiveSegmentBase() int64 {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if len(l.segs) == 0 {
+		return -1
+	}
+	return l.segs[len(l.segs)-1].base
 }
 
 // Segments lists the segments in offset order; the last one is active.

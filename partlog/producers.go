@@ -244,29 +244,6 @@ func (e *ProducerEntry) linkAfter(at *ProducerEntry) {
 	at.next = e
 }
 
-// Load replaces the state with what the batch headers of the last maxBytes
-// or so of l show (see WalkTailHeaders), the way a partition rebuilds it
-// when its log is opened or truncated. Producers found are taken as seen
-// at now: batch timestamps are the clients' and may be old (mirrored
-// data). The bound holds while loading: a tail written by more producers
-// than MaxEntries leaves the most recent ones, as if they had just been
-// appended. Damaged batches end the walk of their segment and are
-// reported, with the state loaded from everything else. An end-transaction
-// marker gives its producer's epoch only: its coordinator epoch is in its
-// record, which the walk does not read.
-func (ps *ProducerStates) Load(l *Log, maxBytes int64, now time.Time) error {
-	ps.Reset()
-	return l.WalkTailHeaders(maxBytes, func(h *record.Header) {
-		switch {
-		case h.ProducerID < 0:
-		case h.Control():
-			ps.RecordMarker(h, nil, now)
-		default:
-			ps.Record(h, now)
-		}
-	})
-}
-
 // LastSequence is the sequence number of a batch's last record: sequences
 // are int32 and wrap around to 0 after MaxInt32, as in Kafka.
 func LastSequence(h *record.Header) int32 {
@@ -294,10 +271,17 @@ func AddSequence(seq, n int32) int32 {
 // concurrently with Append, seeing what was published when it reached each
 // segment; it holds off truncation and segment deletion until it returns.
 func (l *Log) WalkTailHeaders(maxBytes int64, fn func(h *record.Header)) error {
+	_, err := l.walkTailHeaders(maxBytes, fn)
+	return err
+}
+
+// walkTailHeaders is WalkTailHeaders, also reporting how many segments it
+// read.
+func (l *Log) walkTailHeaders(maxBytes int64, fn func(h *record.Header)) (int, error) {
 	l.segMu.RLock()
 	defer l.segMu.RUnlock()
 	if l.closed.Load() {
-		return ErrLogClosed
+		return 0, ErrLogClosed
 	}
 	// Find the first segment to walk, and where in it to start.
 	first, startPos, startOff := len(l.segs), int64(0), int64(0)
@@ -317,26 +301,69 @@ func (l *Log) WalkTailHeaders(maxBytes int64, fn func(h *record.Header)) error {
 		}
 		break
 	}
+	return l.walkHeadersLocked(first, startPos, startOff, fn)
+}
+
+// WalkHeadersFrom calls fn, in offset order, with the header of every batch
+// from offset (a batch boundary; a batch holding offset is skipped) to the
+// log end, and returns how many segments it read: none when offset is the
+// log end. An offset below the first segment walks the whole log. Damage,
+// concurrency and the reuse of the header are as for WalkTailHeaders.
+func (l *Log) WalkHeadersFrom(offset int64, fn func(h *record.Header)) (int, error) {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if l.closed.Load() {
+		return 0, ErrLogClosed
+	}
+	if len(l.segs) == 0 || offset >= l.leo.Load() {
+		return 0, nil
+	}
+	i := l.segmentFor(offset)
+	s := l.segs[i]
+	pos, base := int64(0), s.base
+	if offset > s.base {
+		var err error
+		if pos, base, err = l.locate(s, s.size.Load(), offset); err != nil {
+			return 0, fmt.Errorf("log: walk batch headers from %d: %w", offset, err)
+		}
+	}
+	return l.walkHeadersLocked(i, pos, base, func(h *record.Header) {
+		if h.BaseOffset >= offset {
+			fn(h)
+		}
+	})
+}
+
+// walkHeadersLocked walks the batch headers from segment first, at byte
+// startPos where the batch at startOff starts, to the log end, reporting
+// the segments read. segMu must be held.
+func (l *Log) walkHeadersLocked(first int, startPos, startOff int64, fn func(h *record.Header)) (int, error) {
 	var damaged []error
+	read := 0
 	for i := first; i < len(l.segs); i++ {
 		s := l.segs[i]
 		pos, off := int64(0), s.base
 		if i == first {
 			pos, off = startPos, startOff
 		}
+		size := s.size.Load()
+		if pos >= size {
+			continue
+		}
+		read++
 		f, err := s.acquire()
 		if err != nil {
-			return err
+			return read, err
 		}
-		sc := newScanner(f, s.size.Load(), scanChunk)
+		sc := newScanner(f, size, scanChunk)
 		_, _, dmg, err := sc.walk(pos, off, false, func(_ int64, h *record.Header) { fn(h) })
 		s.release()
 		if err != nil {
-			return l.ioError(s, err)
+			return read, l.ioError(s, err)
 		}
 		if dmg != nil {
 			damaged = append(damaged, fmt.Errorf("log: walk batch headers: %w", l.corruption(s, dmg.pos, dmg.offset, s.next.Load(), dmg.err)))
 		}
 	}
-	return errors.Join(damaged...)
+	return read, errors.Join(damaged...)
 }

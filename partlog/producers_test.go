@@ -209,7 +209,7 @@ func TestProducerStatesLoadBounded(t *testing.T) {
 	evicted := 0
 	ps := NewProducerStates(ProducerStateConfig{MaxEntries: maxEntries, Evicted: func(n int) { evicted += n }})
 	now := time.Unix(1_700_000_000, 0)
-	if err := ps.Load(l, 1<<30, now); err != nil {
+	if _, err := ps.Load(l, 1<<30, now); err != nil {
 		t.Fatal(err)
 	}
 	if ps.Len() != maxEntries || evicted != producers+1-maxEntries {
@@ -231,7 +231,7 @@ func TestProducerStatesLoadBounded(t *testing.T) {
 	}
 
 	allocs := testing.AllocsPerRun(1, func() {
-		if err := ps.Load(l, 1<<30, now); err != nil {
+		if _, err := ps.Load(l, 1<<30, now); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -283,7 +283,7 @@ func TestProducerStatesRecordMarker(t *testing.T) {
 		}
 	}
 	loaded := NewProducerStates(ProducerStateConfig{})
-	if err := loaded.Load(l, 1<<30, now); err != nil {
+	if _, err := loaded.Load(l, 1<<30, now); err != nil {
 		t.Fatal(err)
 	}
 	if e := loaded.Get(9, now); e == nil || e.Epoch != 3 || e.CoordinatorEpoch != -1 || e.HasMarker || len(e.Batches) != 0 {

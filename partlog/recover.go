@@ -158,6 +158,9 @@ func (ld *loader) collectSegmentFiles(entries []os.DirEntry) error {
 			l.logger.Warn("log: removed leftover temporary file", "dir", l.dir, "file", name)
 			continue
 		}
+		if _, ok := parseSnapshotName(name); ok {
+			continue // not a segment's; Open weeds them out
+		}
 		base, suffix, ok := parseSegmentName(name)
 		if !ok || !e.Type().IsRegular() {
 			l.logger.Warn("log: ignoring unknown file in partition directory", "dir", l.dir, "file", name)
@@ -430,6 +433,9 @@ func (ld *loader) activeSegment() *segment { return ld.segs[len(ld.segs)-1] }
 func ownFile(name string) bool {
 	switch name {
 	case recoveryPointFile, logStartFile, cleanShutdownFile, leaderEpochFile, cleanerOffsetFile:
+		return true
+	}
+	if _, ok := parseSnapshotName(name); ok {
 		return true
 	}
 	_, _, ok := parseSegmentName(name)

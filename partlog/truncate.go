@@ -3,6 +3,7 @@ package partlog
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/strata-broker/strata/record"
@@ -66,6 +67,10 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	if err == nil {
 		err = l.retrackTxnsLocked(s)
+	}
+	if err == nil {
+		// Before anything is appended past the cut again.
+		err = l.removeProducerSnapshotsOutside(0, newEnd)
 	}
 	if err != nil {
 		return l.fail(fmt.Errorf("log: truncate to %d: %w", offset, err))
@@ -205,6 +210,8 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	l.firstUnstable.Store(-1)
 	l.dirDirty = false
 	l.unflushed = 0
+	// Every producer snapshot describes what was removed, even one at offset.
+	errs = append(errs, l.removeProducerSnapshotsOutside(math.MaxInt64, -1))
 	errs = append(errs, syncDir(l.dir))
 	if lowering {
 		errs = append(errs, writeCheckpoint(l.dir, logStartFile, offset))
@@ -271,6 +278,7 @@ func (l *Log) DeleteSegmentsBelow(offset int64) (int, error) {
 	for _, s := range removed {
 		errs = append(errs, s.removeFiles())
 	}
+	errs = append(errs, l.removeProducerSnapshotsOutside(offset, math.MaxInt64))
 	if len(removed) > 0 {
 		errs = append(errs, syncDir(l.dir))
 		l.logger.Info("log: deleted segments", "dir", l.dir, "below", offset, "segments", len(removed), "first", removed[0].name(), "last", removed[len(removed)-1].name())
