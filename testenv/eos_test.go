@@ -28,9 +28,9 @@ const (
 	eosGroup    = "eos-copy"
 	eosParts    = 3
 	// eosPerTxn records per transaction and eosWork of work in each make
-	// the copy take about half a minute (500 transactions).
+	// the copy take about 20 seconds (500 transactions).
 	eosPerTxn = 200
-	eosWork   = 40 * time.Millisecond
+	eosWork   = 20 * time.Millisecond
 )
 
 // TestExactlyOnceCopyUnderKills copies 100,000 records from one topic to

@@ -14,7 +14,7 @@ import (
 // franzGoTxnRecords is KGO_TEST_RECORDS for TestFranzGoTransactionSuite:
 // the suite's default is 500,000, which takes minutes on two cores; the
 // same code paths run with fewer. STRATA_FRANZ_RECORDS overrides it.
-const franzGoTxnRecords = "100000"
+const franzGoTxnRecords = "50000"
 
 // TestFranzGoTransactionSuite runs franz-go v1.22.3's own TestTxnEtl and
 // TestGroupETL (from the module's test files, as its integration suite
