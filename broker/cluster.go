@@ -36,7 +36,8 @@ type clusterView struct {
 	controller   int32     // cached controller id, see controllerID
 	controllerAt time.Time // when it was read
 
-	secretRead freshBrokers // see replicaSecretMatches
+	secretRead freshBrokers        // see replicaSecretMatches
+	leaderRead leaderRegistrations // see withLeadersRegistered
 }
 
 // follow starts following partition states and brokers on goroutines that
@@ -244,6 +245,80 @@ func (f *freshBrokers) brokers(ctx context.Context, store ClusterStore, now time
 	return list, true
 }
 
+// leaderReadTimeout bounds the read of the registrations that Metadata
+// makes for a leader the broker watch has not delivered: without etcd,
+// Metadata still answers, from the followed view.
+const leaderReadTimeout = 500 * time.Millisecond
+
+// leaderRegistrations is the last read of the registrations made for
+// Metadata, successful or not, shared by the requests that need one.
+type leaderRegistrations struct {
+	mu   sync.Mutex // held during the read: callers meanwhile wait and share it
+	at   time.Time  // of the last attempt
+	list []metastore.BrokerInfo
+	ok   bool
+}
+
+// brokers returns the registrations of the last read, reading them again
+// if it was not made within secretReadInterval of now. A failed read is
+// remembered as long as a successful one, so an unreachable etcd costs
+// Metadata one bounded wait per interval, not one per request.
+func (l *leaderRegistrations) brokers(ctx context.Context, store ClusterStore, now time.Time) ([]metastore.BrokerInfo, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.at.IsZero() && now.Sub(l.at) < secretReadInterval {
+		return l.list, l.ok
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaderReadTimeout)
+	defer cancel()
+	list, err := store.Brokers(ctx)
+	l.at, l.list, l.ok = now, list, err == nil
+	return l.list, l.ok
+}
+
+// withLeadersRegistered returns md's live brokers, completed, when a
+// partition's leader is not among them, with the registrations read from
+// the metastore. The broker watch and the partition watch are two streams:
+// the states can be ahead (a create applies the states it wrote, read back
+// from etcd, before returning), and a leader is only ever placed or elected
+// once it is registered, so a leader the followed brokers lack is most
+// likely one the broker watch has not delivered yet. Kafka's metadata
+// cache holds registrations and partitions in one image and never names a
+// leader it has no registration for; answering LEADER_NOT_AVAILABLE for it
+// made a client that listed offsets right after creating a topic fail
+// (franz-go fails a sharded request at once on a partition that metadata
+// says has no leader). A leader that is not registered in etcd either
+// stays unavailable.
+func (c *clusterView) withLeadersRegistered(ctx context.Context, md Metadata) []metastore.BrokerInfo {
+	missing := false
+	for _, tm := range md.Topics {
+		for _, st := range tm.Partitions {
+			if st.Leader >= 0 && !slices.ContainsFunc(md.Brokers, func(b metastore.BrokerInfo) bool { return b.NodeID == st.Leader }) {
+				missing = true
+				break
+			}
+		}
+		if missing {
+			break
+		}
+	}
+	if !missing {
+		return md.Brokers
+	}
+	read, ok := c.leaderRead.brokers(ctx, c.members, c.now())
+	if !ok {
+		return md.Brokers
+	}
+	out := md.Brokers
+	for _, r := range read {
+		if _, followed := find(md.Brokers, r.NodeID); !followed {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b metastore.BrokerInfo) int { return int(a.NodeID) - int(b.NodeID) })
+	return out
+}
+
 // metadata returns the live brokers and the partition states of the named
 // topics, those in known, read together.
 func (c *clusterView) metadata(names []string, known map[string]metastore.Topic) Metadata {
@@ -292,6 +367,7 @@ func (b *Broker) Metadata(ctx context.Context, topics []string) (Metadata, error
 	b.hosted.catchUp(ctx, topics)
 	topics, known := b.hosted.known(topics)
 	md := b.cluster.metadata(topics, known)
+	md.Brokers = b.cluster.withLeadersRegistered(ctx, md)
 	md.ControllerID = b.cluster.controllerID(ctx)
 	return md, nil
 }
