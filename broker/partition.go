@@ -124,17 +124,14 @@ func newPartition(topic, topicID string, index int32, l *partlog.Log, self int32
 func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 
 // LastStableOffset is the offset below which every record is either
-// outside a transaction or in one that has ended (Kafka's LSO): what a
-// read_committed consumer may read. It is the first offset of the earliest
-// transaction still open in the log, capped by the high watermark, so it
-// never passes what is committed: the log knows transactions, the partition
-// knows the high watermark.
+// outside a transaction or in one whose end is replicated (Kafka's LSO):
+// what a read_committed consumer may read. It is the first offset of the
+// earliest transaction still open, or closed by a marker not yet below the
+// high watermark, capped by the high watermark: the log knows
+// transactions, the partition knows the high watermark. It moves when the
+// high watermark does, and every move of that wakes the long polls.
 func (p *Partition) LastStableOffset() int64 {
-	hw := p.hw.Load()
-	if f := p.log.FirstUnstableOffset(); f >= 0 && f < hw {
-		return f
-	}
-	return hw
+	return p.log.LastStableOffset(p.hw.Load())
 }
 
 // LogStartOffset is the first offset still in the log: in the object store

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"slices"
+	"sync"
 
 	"github.com/strata-broker/strata/record"
 )
@@ -22,9 +24,13 @@ import (
 // leader's and a follower's alike, which write the same batches) and
 // rebuilds it when it is opened or truncated, so that:
 //
-//   - FirstUnstableOffset is the first offset of the earliest open
-//     transaction: the partition's last stable offset is that, capped by the
-//     high watermark (which the broker keeps, not the log);
+//   - LastStableOffset(hw) is the partition's last stable offset given its
+//     high watermark (which the broker keeps, not the log), Kafka's rule: the
+//     first offset of the earliest transaction that is open, or whose marker
+//     is not below hw yet, capped by hw. A transaction stays unstable until
+//     its marker is replicated because a new leader without the marker
+//     reopens it (and aborts it): what a read_committed consumer, the
+//     cleaner or the uploader saw as decided must stay decided;
 //   - every abort marker leaves an AbortedTxn in the aborted-transaction
 //     index of the segment holding the marker, which a read_committed fetch
 //     returns with its records (AbortedTransactions).
@@ -65,6 +71,15 @@ type OpenTxn struct {
 type txnState struct {
 	open  []OpenTxn
 	byPID map[int64]int64 // producer id → first offset
+	// ended collects the transactions end closes, in marker order, until
+	// the log takes them into its endedTxns.
+	ended []endedTxn
+}
+
+// endedTxn is a transaction closed by a marker the log has not yet seen the
+// high watermark pass (Kafka's unreplicated transactions).
+type endedTxn struct {
+	first, marker int64
 }
 
 func newTxnState(open []OpenTxn) *txnState {
@@ -116,6 +131,7 @@ func (t *txnState) end(pid, offset int64) (first, lso int64) {
 			return 0
 		})
 		t.open = slices.Delete(t.open, i, i+1)
+		t.ended = append(t.ended, endedTxn{first: f, marker: offset})
 	}
 	lso = offset + 1
 	if len(t.open) > 0 {
@@ -180,16 +196,78 @@ func walkTxns(r io.ReaderAt, s *segment, size int64, st *txnState) ([]AbortedTxn
 }
 
 // FirstUnstableOffset is the first offset of the earliest transaction still
-// open in the log, or -1 when none is. The broker's last stable offset is
-// this capped by its high watermark (the high watermark when -1). A log
-// start moved past a transaction's first offset (DeleteRecords) raises it to
-// the log start, as in Kafka.
+// open in the log, or -1 when none is, whether or not the markers of
+// transactions closed since are replicated: what the log's own bookkeeping
+// needs. The last stable offset is LastStableOffset's. A log start moved
+// past a transaction's first offset (DeleteRecords) raises it to the log
+// start, as in Kafka.
 func (l *Log) FirstUnstableOffset() int64 {
 	f := l.firstUnstable.Load()
 	if f < 0 {
 		return -1
 	}
 	return max(f, l.logStart.Load())
+}
+
+// FirstUnstableOffsetAt is the first offset of the earliest transaction
+// that is open or whose marker is at or above the high watermark hw, or -1
+// when there is none (Kafka's firstUnstableOffset). It forgets the closed
+// transactions whose markers are below hw: the high watermark of a
+// partition does not go back past a replicated marker.
+func (l *Log) FirstUnstableOffsetAt(hw int64) int64 {
+	l.ended.mu.Lock()
+	f := l.firstUnstable.Load()
+	i := 0
+	for i < len(l.ended.txns) && l.ended.txns[i].marker < hw {
+		i++
+	}
+	l.ended.txns = l.ended.txns[i:]
+	for _, e := range l.ended.txns {
+		if f < 0 || e.first < f {
+			f = e.first
+		}
+	}
+	l.ended.mu.Unlock()
+	if f < 0 {
+		return -1
+	}
+	return max(f, l.logStart.Load())
+}
+
+// LastStableOffset is the partition's last stable offset given its high
+// watermark hw: FirstUnstableOffsetAt(hw), or hw when that is -1 or above.
+func (l *Log) LastStableOffset(hw int64) int64 {
+	if f := l.FirstUnstableOffsetAt(hw); f >= 0 && f < hw {
+		return f
+	}
+	return hw
+}
+
+// endedTxns are the transactions closed by a marker the high watermark has
+// not been seen to pass, in marker order. mu also orders their publication
+// with firstUnstable's, so that a reader never sees a transaction in
+// neither.
+type endedTxns struct {
+	mu   sync.Mutex
+	txns []endedTxn
+}
+
+// publishTxnsLocked publishes st: its first unstable offset and the
+// transactions it closed, after those kept (the still-unreplicated ones
+// whose markers are below keepBelow; none when keepBelow is negative).
+// Log.mu must be held.
+func (l *Log) publishTxnsLocked(st *txnState, keepBelow int64) {
+	l.ended.mu.Lock()
+	n := 0
+	for n < len(l.ended.txns) && l.ended.txns[n].marker < keepBelow {
+		n++
+	}
+	// A fresh slice: the pruned prefix of the old one is not referenced.
+	txns := make([]endedTxn, 0, n+len(st.ended))
+	l.ended.txns = append(append(txns, l.ended.txns[:n]...), st.ended...)
+	st.ended = nil
+	l.firstUnstable.Store(st.firstUnstable())
+	l.ended.mu.Unlock()
 }
 
 // OpenTransactions lists the transactions open in the log, earliest first.
@@ -261,7 +339,7 @@ func (l *Log) trackTxnsLocked(a *segment, batches []byte) {
 		a.aborted = append(a.aborted, added...)
 		l.abortMu.Unlock()
 	}
-	l.firstUnstable.Store(l.txns.firstUnstable())
+	l.publishTxnsLocked(l.txns, math.MaxInt64)
 }
 
 // retrackTxnsLocked rebuilds the state after s was cut (s is the active
@@ -283,7 +361,9 @@ func (l *Log) retrackTxnsLocked(s *segment) error {
 	l.abortMu.Unlock()
 	s.txnEnd = nil
 	l.txns = st
-	l.firstUnstable.Store(st.firstUnstable())
+	// Markers before s are still there; those of s that are left were
+	// walked again, and one cut off reopened its transaction.
+	l.publishTxnsLocked(st, s.base)
 	if s == l.segs[0] {
 		// Its .txnindex went with the cut.
 		return l.keepTxnStart(s)
