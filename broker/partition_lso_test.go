@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
 )
 
@@ -73,5 +74,41 @@ func TestLastStableOffsetWaitsForTheMarkerOnTheISR(t *testing.T) {
 	case <-wake:
 	default:
 		t.Fatal("long polls not woken when the last stable offset moved")
+	}
+}
+
+// cutBefore keeps whole batches starting before the offset, and the offset
+// after the last one kept.
+func TestCutBeforeKeepsTheBatchesBeforeTheOffset(t *testing.T) {
+	ts := time.Now().UnixMilli()
+	var data []byte
+	var bases []int64
+	next := int64(10)
+	for _, n := range []int{2, 3, 1} {
+		b := txnBatch(t, 5, true, n, ts)
+		record.SetBaseOffset(b, next)
+		bases = append(bases, next)
+		data = append(data, b...)
+		next += int64(n)
+	}
+	rr := partlog.ReadResult{Data: data, NextOffset: next}
+	for _, c := range []struct {
+		at, next int64
+		batches  int
+	}{
+		{bases[0], bases[0], 0},
+		{bases[1], bases[1], 1},
+		{bases[2], bases[2], 2},
+		{next, next, 3},
+	} {
+		got := cutBefore(rr, c.at)
+		n := 0
+		it := record.NewBatches(got.Data)
+		for it.Next() {
+			n++
+		}
+		if it.Err() != nil || n != c.batches || got.NextOffset != c.next {
+			t.Fatalf("cut at %d: %d batches up to %d (%v), want %d up to %d", c.at, n, got.NextOffset, it.Err(), c.batches, c.next)
+		}
 	}
 }

@@ -90,3 +90,41 @@ func TestReplicatedAbortMarkerReleasesTheTransaction(t *testing.T) {
 		t.Fatalf("read_committed from the bucket kept %.12q", kept)
 	}
 }
+
+// A bucket can still hold a transaction the local log has open: uploaded
+// by a leader that took it as decided and then lost the marker to a
+// failover (a broker without the rule above). A read_committed read from
+// the bucket does not take its records as committed: it ends at its first
+// offset, until the local log learns the outcome.
+func TestRemoteReadStopsAtATransactionTheLocalLogHasOpen(t *testing.T) {
+	r := newRig(t, map[string]string{"local.retention.bytes": "1"})
+	ctx := context.Background()
+	r.produce(0, 3)
+	first := r.txnRecord(7, "aborted")
+	for range 6 {
+		r.txnRecord(7, "aborted")
+		r.txnRecord(-1, "plain")
+	}
+	r.log.Roll()
+	marker := r.txnEnd(7, false) // the high watermark passes it: uploaded
+	r.round(0)
+	m, _ := r.bucketManifest()
+	if m.EndOffset() <= first || r.log.LogStartOffset() <= first {
+		t.Fatalf("manifest ends at %d, local log starts at %d: the transaction from %d is not in the bucket only", m.EndOffset(), r.log.LogStartOffset(), first)
+	}
+	if err := r.log.TruncateTo(marker); err != nil {
+		t.Fatal(err)
+	}
+	if !r.log.HasOpenTransaction(7) {
+		t.Fatalf("no transaction open after losing the marker")
+	}
+	r.replica.set(func(f *fakeReplica) { f.hw = marker })
+	if _, end, err := r.p.AbortedTransactions(ctx, 0, r.log.LogStartOffset()); err != nil || end != first {
+		t.Fatalf("a read of the bucket ends at %d (%v), want the open transaction's first offset %d", end, err, first)
+	}
+	kept := readCommitted(t, r, ctx)
+	if slices.ContainsFunc(kept, func(v string) bool { return strings.HasPrefix(v, "aborted") || strings.HasPrefix(v, "plain") }) ||
+		!slices.ContainsFunc(kept, func(v string) bool { return strings.HasPrefix(v, "value") }) {
+		t.Fatalf("read_committed from the bucket kept %.12q, want the records before the open transaction only", kept)
+	}
+}
