@@ -2,6 +2,7 @@ package partlog
 
 import (
 	"bytes"
+	"errors"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -553,5 +554,59 @@ func TestLastStableOffsetAfterReopenWaitsForTheMarker(t *testing.T) {
 	}
 	if got := l.LastStableOffset(m + 1); got != m+1 {
 		t.Fatalf("LastStableOffset(%d) after reopening = %d, want %d", m+1, got, m+1)
+	}
+}
+
+// A compaction swap of the log's first segment, whose transactions open at
+// its start are known only from segments deleted earlier, keeps them
+// through a crash at any step once the swap is decided: the cleaned
+// .txnindex is written before the swap marker and renamed with the other
+// files.
+func TestCompactionSwapCrashKeepsTheFirstSegmentsStartState(t *testing.T) {
+	for _, step := range []string{"before-swap-marker", "after-swap-marker", "after-old-removed", "after-rename", "after-swap-marker-removed"} {
+		t.Run(step, func(t *testing.T) {
+			e := newEnv(t, txnSegmentConfig())
+			e.crashAt = func(s string) bool { return s == step }
+			l := e.open()
+			w := txnWriter{t, l}
+			w.data(-1, 3)
+			w.data(1, 2)
+			for range 12 {
+				w.data(-1, 3)
+			}
+			// Deletes the segment holding p1's first batch.
+			if err := l.AdvanceLogStart(l.Segments()[1].BaseOffset); err != nil {
+				t.Fatal(err)
+			}
+			await.True(t, 10*time.Second, "sealed segments to be durable", func() bool { return l.nextToSeal() == nil })
+			segs := l.Segments()
+			if len(segs) < 4 || segs[0].BaseOffset <= 3 {
+				t.Fatalf("segments %+v: want p1's start deleted and at least 4 left", segs)
+			}
+			want := txnView{fuo: l.LogStartOffset(), open: []OpenTxn{{1, 3}}}
+			wantTxns(t, l, want)
+
+			base, end := segs[0].BaseOffset, segs[1].NextOffset
+			c, err := l.BeginClean(base, end)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for off := base; off < end; {
+				res, err := l.Read(off, 1<<20, end)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := c.Append(res.Data); err != nil {
+					t.Fatal(err)
+				}
+				off = res.NextOffset
+			}
+			if err := l.CommitClean(c, end); !errors.Is(err, errCrashed) {
+				t.Fatalf("CommitClean = %v, want the simulated crash", err)
+			}
+			after := e.crash(l)
+			after.crashAt = nil
+			wantTxns(t, after.open(), want)
+		})
 	}
 }
