@@ -78,9 +78,9 @@ func newEnv(t testing.TB, cfg Config) *env {
 func (e *env) open() *Log {
 	e.t.Helper()
 	l, err := Open(Options{
-		Dir:    e.dir,
-		Config: e.cfg,
-		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Dir:     e.dir,
+		Config:  e.cfg,
+		Logger:  slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:     e.clock.Now,
 		Files:   e.files,
 		CrashAt: e.crashAt,

@@ -2,8 +2,8 @@ package partlog
 
 import (
 	"bytes"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
