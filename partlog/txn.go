@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/strata-broker/strata/record"
 )
@@ -616,12 +617,34 @@ func (ld *loader) loadTransactions() error {
 	return syncDir(l.dir)
 }
 
+// maxOpenAtSegmentStart bounds, for MaxTxnIndexSize, the transactions open
+// at a segment's start: one per producer inside a transaction on the
+// partition, so far fewer in practice.
+const maxOpenAtSegmentStart = 1 << 20
+
+// MaxTxnIndexSize bounds the .txnindex of a segment of segmentSize bytes,
+// for a reader to refuse a larger one without trusting a limit a client
+// could outgrow: each of its batches (at least record.HeaderSize bytes)
+// adds at most one aborted entry (a marker) or one transaction open at its
+// end (a data batch opening one), and the transactions open at its start
+// are counted at both ends.
+func MaxTxnIndexSize(segmentSize int64) int64 {
+	const fixed = 4 + 8 + 3*4 + 4 // magic, end offset, three counts, CRC
+	batches := max(segmentSize, 0) / record.HeaderSize
+	return fixed + 2*openTxnSize*maxOpenAtSegmentStart + abortedEntrySize*batches
+}
+
 // TxnIndex is a sealed segment's .txnindex as an uploader copies it and a
 // remote reader decodes it: the transactions open at the segment's start
 // and at its end, and the aborted transactions whose markers it holds.
 type TxnIndex struct {
 	Start, End []OpenTxn
 	Aborted    []AbortedTxn
+}
+
+// MemorySize is about the bytes x takes in memory, for caches to bound.
+func (x TxnIndex) MemorySize() int64 {
+	return int64(len(x.Start)+len(x.End))*int64(unsafe.Sizeof(OpenTxn{})) + int64(len(x.Aborted))*int64(unsafe.Sizeof(AbortedTxn{}))
 }
 
 // DecodeTxnIndex checks and decodes the .txnindex of the segment ending
