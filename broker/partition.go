@@ -335,10 +335,10 @@ func (p *Partition) appendableLocked(acks Acks, minISR int, leaseOK func() bool,
 
 // appendedAsLeader follows an append to the leader's log: the high
 // watermark moves when the ISR is this broker alone, and every long poll is
-// woken, not only when the high watermark moves: a marker moves the last
-// stable offset up to a high watermark that may not move, and
-// read_committed fetches wait on it. Whatever appends as leader (produce,
-// end-transaction markers) calls it.
+// woken, not only when the high watermark moves: followers' fetches wait
+// for the log end. (The last stable offset moves only with the high
+// watermark, whose moves wake them too.) Whatever appends as leader
+// (produce, end-transaction markers) calls it.
 func (p *Partition) appendedAsLeader() {
 	p.mu.Lock()
 	p.advanceHWLocked()

@@ -263,10 +263,8 @@ func (l *Log) publishTxnsLocked(st *txnState, keepBelow int64) {
 	for n < len(l.ended.txns) && l.ended.txns[n].marker < keepBelow {
 		n++
 	}
-	// A fresh slice: the pruned prefix of the old one is not referenced.
-	txns := make([]endedTxn, 0, n+len(st.ended))
-	l.ended.txns = append(append(txns, l.ended.txns[:n]...), st.ended...)
-	st.ended = nil
+	l.ended.txns = append(l.ended.txns[:n], st.ended...)
+	st.ended = st.ended[:0]
 	l.firstUnstable.Store(st.firstUnstable())
 	l.ended.mu.Unlock()
 }
