@@ -11,7 +11,6 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"unsafe"
 
 	"github.com/strata-broker/strata/record"
 )
@@ -29,9 +28,10 @@ import (
 //     high watermark (which the broker keeps, not the log), Kafka's rule: the
 //     first offset of the earliest transaction that is open, or whose marker
 //     is not below hw yet, capped by hw. A transaction stays unstable until
-//     its marker is replicated because a new leader without the marker
-//     reopens it (and aborts it): what a read_committed consumer, the
-//     cleaner or the uploader saw as decided must stay decided;
+//     its marker is replicated because a new leader without the marker has
+//     it open again until its coordinator writes the marker anew: what a
+//     read_committed consumer, the cleaner or the uploader took as decided
+//     must stay decided;
 //   - every abort marker leaves an AbortedTxn in the aborted-transaction
 //     index of the segment holding the marker, which a read_committed fetch
 //     returns with its records (AbortedTransactions).
@@ -640,9 +640,10 @@ type TxnIndex struct {
 	Aborted    []AbortedTxn
 }
 
-// MemorySize is about the bytes x takes in memory, for caches to bound.
+// MemorySize is about the bytes x takes in memory, for caches to bound:
+// two int64s per open transaction, four per aborted one.
 func (x TxnIndex) MemorySize() int64 {
-	return int64(len(x.Start)+len(x.End))*int64(unsafe.Sizeof(OpenTxn{})) + int64(len(x.Aborted))*int64(unsafe.Sizeof(AbortedTxn{}))
+	return int64(len(x.Start)+len(x.End))*16 + int64(len(x.Aborted))*32
 }
 
 // DecodeTxnIndex checks and decodes the .txnindex of the segment ending
