@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/partlog"
+	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/tiering"
 )
 
@@ -339,19 +340,26 @@ func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partit
 		// transaction: nothing is stable to read yet.
 		return 0, false
 	}
-	switch {
-	case tryRemote && opts.Pieces && !opts.DropAborted: // dropping needs the batches gathered
+	gather := tryRemote
+	if tryRemote && opts.Pieces && !opts.DropAborted { // dropping needs the batches gathered
+		gather = false
 		var pc tiering.Pieces
 		pc, remote, err = p.remote.ReadPieces(ctx, fp.Offset, limit)
 		if remote && err == nil && opts.IsolationLevel == ReadCommitted && pc.Len > 0 {
 			var ab []partlog.AbortedTxn
-			if ab, err = p.remote.AbortedTransactions(ctx, fp.Offset, pc.NextOffset); err != nil {
+			var end int64
+			if ab, end, err = p.remote.AbortedTransactions(ctx, fp.Offset, pc.NextOffset); err != nil {
 				pc.Release()
+			} else if end < pc.NextOffset {
+				// Part of it is not known committed: gathered below, where
+				// it is cut (rare: see rlm.Partition.AbortedTransactions).
+				pc.Release()
+				gather = true
 			} else if len(ab) > 0 {
 				res.Aborted = ab
 			}
 		}
-		if remote && err == nil {
+		if remote && err == nil && !gather {
 			res.Pieces, res.release = pc.Data, pc.Release
 			if pc.Len > 0 {
 				res.NextOffset = pc.NextOffset
@@ -359,7 +367,8 @@ func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partit
 			b.metrics.fetchBytes.WithLabelValues(fp.Topic).Add(float64(pc.Len))
 			return pc.Len, false
 		}
-	case tryRemote:
+	}
+	if gather {
 		var tr tiering.ReadResult
 		tr, buf, remote, err = p.remote.Read(ctx, fp.Offset, limit, opts.Buffers)
 		rr = partlog.ReadResult{Data: tr.Data, NextOffset: tr.NextOffset}
@@ -391,12 +400,22 @@ func (b *Broker) readPartition(ctx context.Context, fp FetchPartition, p *Partit
 		// the end of the data.
 		if !remote {
 			ab = p.log.AbortedTransactions(fp.Offset, rr.NextOffset)
-		} else if ab, err = p.remote.AbortedTransactions(ctx, fp.Offset, rr.NextOffset); err != nil {
-			if buf != nil {
-				opts.Buffers.Put(buf)
+		} else {
+			var end int64
+			if ab, end, err = p.remote.AbortedTransactions(ctx, fp.Offset, rr.NextOffset); err != nil {
+				if buf != nil {
+					opts.Buffers.Put(buf)
+				}
+				res.Err = fmt.Errorf("fetch %s-%d at offset %d from the object store: %w", fp.Topic, fp.Partition, fp.Offset, err)
+				return 0, true
 			}
-			res.Err = fmt.Errorf("fetch %s-%d at offset %d from the object store: %w", fp.Topic, fp.Partition, fp.Offset, err)
-			return 0, true
+			if end < rr.NextOffset {
+				rr = cutBefore(rr, end)
+				if len(rr.Data) == 0 && buf != nil {
+					opts.Buffers.Put(buf)
+					buf = nil
+				}
+			}
 		}
 	}
 	res.Data, res.Buffer = rr.Data, buf
@@ -517,4 +536,20 @@ func (b *Broker) ListOffset(topicName string, partition int32, ts int64, iso Iso
 		return 0, 0, false, nil
 	}
 	return off, got, ok, nil
+}
+
+// cutBefore keeps the batches of rr that start before offset: a
+// read_committed read ends at a transaction not known decided, which starts
+// at a batch boundary (its first batch's base offset).
+func cutBefore(rr partlog.ReadResult, offset int64) partlog.ReadResult {
+	pos, next := 0, offset
+	for pos < len(rr.Data) {
+		h, err := record.ParseHeader(rr.Data[pos:]) // checked by the read
+		if err != nil || h.BaseOffset >= offset {
+			break
+		}
+		pos += h.Size()
+		next = h.BaseOffset + int64(h.LastOffsetDelta) + 1
+	}
+	return partlog.ReadResult{Data: rr.Data[:pos], NextOffset: next}
 }

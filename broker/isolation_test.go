@@ -241,8 +241,9 @@ func TestReadCommittedLongPollWakesWhenTransactionEnds(t *testing.T) {
 }
 
 // A follower serving consumers (KIP-392) holds them to its own last stable
-// offset, and wakes them when a replicated marker moves it although its
-// high watermark does not (a replica of the ISR has not fetched the marker).
+// offset: a replicated marker leaves it at the transaction's first offset
+// while the high watermark is below the marker (a replica of the ISR has
+// not fetched it), and the high watermark passing the marker wakes them.
 func TestFollowerServesReadCommittedUpToItsLastStableOffset(t *testing.T) {
 	c := rackCluster(t, "", 2) // 0-1 on brokers 1 (leader), 2 and 3
 	leader, err := c.core(1).hosted.leaderPartition("r", 0)
@@ -274,13 +275,25 @@ func TestFollowerServesReadCommittedUpToItsLastStableOffset(t *testing.T) {
 		got <- res[0]
 	}()
 	leaderAppendRaw(t, leader, endTxn(5, true)) // 4
+	p2 := c.hosted(2, "r", 0)
+	await.True(t, 30*time.Second, "broker 2 having the marker", func() bool { return p2.LogEndOffset() == 5 })
+	if hw, lso := p2.HighWatermark(), p2.LastStableOffset(); hw != 4 || lso != 2 {
+		t.Fatalf("follower with the marker below the high watermark: high watermark %d, last stable offset %d; want 4, 2", hw, lso)
+	}
 	select {
 	case res := <-got:
-		if res.Err != nil || recordsIn(t, res, 2) != 2 || res.LastStableOffset < 4 {
+		t.Fatalf("follower answered before the marker was replicated: %d records from 2, last stable offset %d, %v", recordsIn(t, res, 2), res.LastStableOffset, res.Err)
+	default:
+	}
+	c.start(3) // fetches the marker: the high watermark passes it
+	select {
+	case res := <-got:
+		// The two records and the marker.
+		if res.Err != nil || recordsIn(t, res, 2) != 3 || res.LastStableOffset != 5 {
 			t.Fatalf("follower after the commit: %d records from 2, last stable offset %d, %v", recordsIn(t, res, 2), res.LastStableOffset, res.Err)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("a read_committed consumer of the follower was not woken by the commit")
+		t.Fatal("a read_committed consumer of the follower was not woken when the high watermark passed the marker")
 	}
 }
 

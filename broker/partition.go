@@ -124,17 +124,14 @@ func newPartition(topic, topicID string, index int32, l *partlog.Log, self int32
 func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 
 // LastStableOffset is the offset below which every record is either
-// outside a transaction or in one that has ended (Kafka's LSO): what a
-// read_committed consumer may read. It is the first offset of the earliest
-// transaction still open in the log, capped by the high watermark, so it
-// never passes what is committed: the log knows transactions, the partition
-// knows the high watermark.
+// outside a transaction or in one whose end is replicated (Kafka's LSO):
+// what a read_committed consumer may read. It is the first offset of the
+// earliest transaction still open, or closed by a marker not yet below the
+// high watermark, capped by the high watermark: the log knows
+// transactions, the partition knows the high watermark. It moves when the
+// high watermark does, and every move of that wakes the long polls.
 func (p *Partition) LastStableOffset() int64 {
-	hw := p.hw.Load()
-	if f := p.log.FirstUnstableOffset(); f >= 0 && f < hw {
-		return f
-	}
-	return hw
+	return p.log.LastStableOffset(p.hw.Load())
 }
 
 // LogStartOffset is the first offset still in the log: in the object store
@@ -347,10 +344,10 @@ func (p *Partition) appendableLocked(acks Acks, minISR int, leaseOK func() bool,
 
 // appendedAsLeader follows an append to the leader's log: the high
 // watermark moves when the ISR is this broker alone, and every long poll is
-// woken, not only when the high watermark moves: a marker moves the last
-// stable offset up to a high watermark that may not move, and
-// read_committed fetches wait on it. Whatever appends as leader (produce,
-// end-transaction markers) calls it.
+// woken, not only when the high watermark moves: followers' fetches wait
+// for the log end. (The last stable offset moves only with the high
+// watermark, whose moves wake them too.) Whatever appends as leader
+// (produce, end-transaction markers) calls it.
 func (p *Partition) appendedAsLeader() {
 	p.mu.Lock()
 	p.advanceHWLocked()

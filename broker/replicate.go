@@ -677,7 +677,6 @@ func (f *fetcher) apply(p *Partition, sent *ReplicaFetchPartition, res *ReplicaF
 			f.backoff(p, replicaBackoffMax)
 			return err
 		}
-		lso := p.LastStableOffset()
 		if len(data) > 0 {
 			if err := p.appendReplicated(data); err != nil {
 				b.logger.Error("replica append failed", "topic", p.Topic, "partition", p.Index, "err", err)
@@ -685,13 +684,10 @@ func (f *fetcher) apply(p *Partition, sent *ReplicaFetchPartition, res *ReplicaF
 				return err
 			}
 		}
+		// Wakes this follower's consumers (KIP-392) when the high watermark
+		// moves, and with it the last stable offset: a replicated marker
+		// alone does not move it.
 		p.setFollowerHW(res.HighWatermark)
-		if p.LastStableOffset() > lso {
-			// A marker ended the transaction holding the last stable offset
-			// back, below a high watermark that did not move: read_committed
-			// consumers of this follower wait on it too.
-			p.wake()
-		}
 		f.followLogStart(p, res.LogStartOffset)
 	default:
 		p.setFollowerHW(res.HighWatermark)

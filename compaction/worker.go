@@ -22,15 +22,11 @@ type Replica interface {
 	HighWatermark() int64
 }
 
-// lastStableOffset is r's high watermark capped by the first offset of its
-// earliest open transaction (broker.Partition.LastStableOffset): neither
-// retention nor the cleaner goes past it.
+// lastStableOffset is r's last stable offset, as
+// broker.Partition.LastStableOffset computes it: neither retention nor the
+// cleaner goes past it.
 func lastStableOffset(r Replica) int64 {
-	hw := r.HighWatermark()
-	if f := r.Log().FirstUnstableOffset(); f >= 0 && f < hw {
-		return f
-	}
-	return hw
+	return r.Log().LastStableOffset(r.HighWatermark())
 }
 
 // LeaderReplica is a Replica that retention may shorten, which only its

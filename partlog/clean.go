@@ -14,8 +14,11 @@ import (
 // holding the same offsets: the cleaner writes the batches it keeps through
 // a Cleaned, and CommitClean swaps it in. The swap is crash safe:
 //
-//  1. <base>.log.cleaned and its .index.cleaned and .timeindex.cleaned are
-//     written and fsynced;
+//  1. <base>.log.cleaned and its .index.cleaned, .timeindex.cleaned and
+//     .txnindex.cleaned are written and fsynced (the last carries the
+//     transactions open at the run's start, which for the log's first
+//     segment are known from segments deleted long ago: no rebuild after
+//     a crash could find them again);
 //  2. the marker <base>.swap, a checkpoint holding the end offset of the
 //     replaced run, is written and fsynced: from here the swap is decided;
 //  3. the cleaned files are renamed over <base>'s and the other replaced
@@ -131,6 +134,26 @@ func (l *Log) CommitClean(c *Cleaned, cleanerOffset int64) error {
 		c.Abort()
 		return err
 	}
+	// The transactions open at the run's ends are those open at the
+	// cleaned segment's: the cleaner drops a marker only together with
+	// every record of its transaction, and only of a transaction that
+	// began inside the run, so no boundary state changes. An aborted
+	// transaction stays in the index while its marker is in the file.
+	// Sealed segments' transaction fields do not change, and swapMu keeps
+	// the run in the log.
+	l.segMu.RLock()
+	old := slices.Clone(l.segs[i:j])
+	l.segMu.RUnlock()
+	x := txnIndex{next: c.end, start: old[0].txnStart, end: old[len(old)-1].txnEnd}
+	l.abortMu.RLock()
+	for _, o := range old {
+		x.aborted = append(x.aborted, c.KeptAborted(o.aborted)...)
+	}
+	l.abortMu.RUnlock()
+	if err := writeFileAtomic(l.dir, segmentName(s.base, txnIndexSuffix+cleanedSuffix), encodeTxnIndex(x)); err != nil {
+		c.Abort()
+		return fmt.Errorf("log: commit clean: %w", err)
+	}
 	if l.crashed("before-swap-marker") {
 		return errCrashed
 	}
@@ -155,19 +178,13 @@ func (l *Log) CommitClean(c *Cleaned, cleanerOffset int64) error {
 	// cleanRange found them.
 	l.mu.Lock()
 	l.segMu.Lock()
-	old := slices.Clone(l.segs[i:j])
 	var errs []error
 	for _, o := range old {
 		o.sealMu.Lock()
 		o.removed = true // OpenSealed no longer hands it out
 		errs = append(errs, o.closeFile())
-		// The cleaned segment's .txnindex is written below; an old one of
-		// the same base must not stand for it if that write is lost.
-		if rerr := os.Remove(o.path(txnIndexSuffix)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			errs = append(errs, rerr)
-		}
 		if o.base != s.base {
-			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 				if rerr := os.Remove(o.path(suffix)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 					errs = append(errs, rerr)
 				}
@@ -184,22 +201,12 @@ func (l *Log) CommitClean(c *Cleaned, cleanerOffset int64) error {
 	// Only now: reopened by path, the file must be the cleaned one.
 	l.files.adopt(s)
 	l.segs = slices.Concat(l.segs[:i], []*segment{s}, l.segs[j:])
-	// The transactions open at the run's ends are those open at the
-	// cleaned segment's: the cleaner drops a marker only together with
-	// every record of its transaction, and only of a transaction that
-	// began inside the run, so no boundary state changes. An aborted
-	// transaction stays in the index while its marker is in the file.
-	s.txnStart, s.txnEnd = old[0].txnStart, old[len(old)-1].txnEnd
+	s.txnStart, s.txnEnd = x.start, x.end
 	l.abortMu.Lock()
-	for _, o := range old {
-		s.aborted = append(s.aborted, c.KeptAborted(o.aborted)...)
-	}
+	s.aborted = x.aborted
 	l.abortMu.Unlock()
 	l.segMu.Unlock()
 	l.mu.Unlock()
-	s.sealMu.Lock()
-	errs = append(errs, l.writeTxnIndex(s))
-	s.sealMu.Unlock()
 
 	errs = append(errs, syncDir(l.dir))
 	if err := errors.Join(errs...); err != nil {
@@ -269,7 +276,7 @@ func (s *segment) writeIndexesSuffixed(suffix string) error {
 // renameCleaned moves whichever cleaned files of base are still there over
 // the segment's files, the index files before the log.
 func renameCleaned(dir string, base int64) error {
-	for _, suffix := range []string{indexSuffix, timeIndexSuffix, logSuffix} {
+	for _, suffix := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix, logSuffix} {
 		name := filepath.Join(dir, segmentName(base, suffix))
 		if err := os.Rename(name+cleanedSuffix, name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -306,19 +313,17 @@ func (l *Log) finishCleaning(entries []os.DirEntry) (bool, error) {
 			l.logger.Error("log: unreadable swap marker; leaving the segments as they are", "dir", l.dir, "file", e.Name(), "err", err)
 			continue
 		}
+		// The cleaned .txnindex, written before the marker, replaces the
+		// first replaced segment's with the rest: it keeps the
+		// transactions open at the run's start.
 		if err := renameCleaned(l.dir, base); err != nil {
-			return false, fmt.Errorf("log: open: finish swap of %s: %w", stem, err)
-		}
-		// Whatever .txnindex is there may be the replaced segment's: the
-		// loader rebuilds it from the cleaned one.
-		if err := os.Remove(filepath.Join(l.dir, segmentName(base, txnIndexSuffix))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, fmt.Errorf("log: open: finish swap of %s: %w", stem, err)
 		}
 		for _, b := range logBases {
 			if b <= base || b >= end {
 				continue
 			}
-			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 				if err := os.Remove(filepath.Join(l.dir, segmentName(b, suffix))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					return false, fmt.Errorf("log: open: finish swap of %s: %w", stem, err)
 				}

@@ -61,6 +61,8 @@ type env struct {
 	// open, so that every test also runs the logs with their files closed
 	// and reopened underneath them.
 	files *FileCache
+	// crashAt is the logs' Options.CrashAt.
+	crashAt func(step string) bool
 }
 
 // envOpenFiles is the bound of every env's file cache.
@@ -76,11 +78,12 @@ func newEnv(t testing.TB, cfg Config) *env {
 func (e *env) open() *Log {
 	e.t.Helper()
 	l, err := Open(Options{
-		Dir:    e.dir,
-		Config: e.cfg,
-		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    e.clock.Now,
-		Files:  e.files,
+		Dir:     e.dir,
+		Config:  e.cfg,
+		Logger:  slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:     e.clock.Now,
+		Files:   e.files,
+		CrashAt: e.crashAt,
 	})
 	if err != nil {
 		e.t.Fatalf("Open(%s): %v", e.dir, err)

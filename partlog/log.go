@@ -175,10 +175,12 @@ type Log struct {
 
 	// txns are the transactions open in the log (see txn.go), guarded by
 	// mu; firstUnstable publishes the earliest one's first offset (-1:
-	// none) to readers. abortMu guards the segments' aborted-transaction
+	// none) to readers, ended the transactions closed by markers not yet
+	// known replicated. abortMu guards the segments' aborted-transaction
 	// entries, which readers (AbortedTransactions) read while writers add.
 	txns          *txnState
 	firstUnstable atomic.Int64
+	ended         endedTxns
 	abortMu       sync.RWMutex
 
 	// ckMu guards the recovery-point checkpoint file and ckRP, its content.

@@ -422,7 +422,7 @@ func (ld *loader) install() error {
 	l.logStart.Store(ld.start)
 	l.segMu.Unlock()
 	l.txns = ld.txns
-	l.firstUnstable.Store(ld.txns.firstUnstable())
+	l.publishTxnsLocked(ld.txns, -1)
 	l.ckRP = leo
 	return l.loadEpochs(ld.trustedEpochs)
 }

@@ -207,7 +207,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	l.segMu.Unlock()
 	// Nothing is left of any transaction.
 	l.txns = newTxnState(nil)
-	l.firstUnstable.Store(-1)
+	l.publishTxnsLocked(l.txns, -1)
 	l.dirDirty = false
 	l.unflushed = 0
 	// Every producer snapshot describes what was removed, even one at offset.

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"slices"
+	"sync"
 
 	"github.com/strata-broker/strata/record"
 )
@@ -22,9 +24,14 @@ import (
 // leader's and a follower's alike, which write the same batches) and
 // rebuilds it when it is opened or truncated, so that:
 //
-//   - FirstUnstableOffset is the first offset of the earliest open
-//     transaction: the partition's last stable offset is that, capped by the
-//     high watermark (which the broker keeps, not the log);
+//   - LastStableOffset(hw) is the partition's last stable offset given its
+//     high watermark (which the broker keeps, not the log), Kafka's rule: the
+//     first offset of the earliest transaction that is open, or whose marker
+//     is not below hw yet, capped by hw. A transaction stays unstable until
+//     its marker is replicated because a new leader without the marker has
+//     it open again until its coordinator writes the marker anew: what a
+//     read_committed consumer, the cleaner or the uploader took as decided
+//     must stay decided;
 //   - every abort marker leaves an AbortedTxn in the aborted-transaction
 //     index of the segment holding the marker, which a read_committed fetch
 //     returns with its records (AbortedTransactions).
@@ -65,6 +72,15 @@ type OpenTxn struct {
 type txnState struct {
 	open  []OpenTxn
 	byPID map[int64]int64 // producer id → first offset
+	// ended collects the transactions end closes, in marker order, until
+	// the log takes them into its endedTxns.
+	ended []endedTxn
+}
+
+// endedTxn is a transaction closed by a marker the log has not yet seen the
+// high watermark pass (Kafka's unreplicated transactions).
+type endedTxn struct {
+	first, marker int64
 }
 
 func newTxnState(open []OpenTxn) *txnState {
@@ -116,6 +132,7 @@ func (t *txnState) end(pid, offset int64) (first, lso int64) {
 			return 0
 		})
 		t.open = slices.Delete(t.open, i, i+1)
+		t.ended = append(t.ended, endedTxn{first: f, marker: offset})
 	}
 	lso = offset + 1
 	if len(t.open) > 0 {
@@ -180,16 +197,76 @@ func walkTxns(r io.ReaderAt, s *segment, size int64, st *txnState) ([]AbortedTxn
 }
 
 // FirstUnstableOffset is the first offset of the earliest transaction still
-// open in the log, or -1 when none is. The broker's last stable offset is
-// this capped by its high watermark (the high watermark when -1). A log
-// start moved past a transaction's first offset (DeleteRecords) raises it to
-// the log start, as in Kafka.
+// open in the log, or -1 when none is, whether or not the markers of
+// transactions closed since are replicated: what the log's own bookkeeping
+// needs. The last stable offset is LastStableOffset's. A log start moved
+// past a transaction's first offset (DeleteRecords) raises it to the log
+// start, as in Kafka.
 func (l *Log) FirstUnstableOffset() int64 {
 	f := l.firstUnstable.Load()
 	if f < 0 {
 		return -1
 	}
 	return max(f, l.logStart.Load())
+}
+
+// FirstUnstableOffsetAt is the first offset of the earliest transaction
+// that is open or whose marker is at or above the high watermark hw, or -1
+// when there is none (Kafka's firstUnstableOffset). It forgets the closed
+// transactions whose markers are below hw: the high watermark of a
+// partition does not go back past a replicated marker.
+func (l *Log) FirstUnstableOffsetAt(hw int64) int64 {
+	l.ended.mu.Lock()
+	f := l.firstUnstable.Load()
+	i := 0
+	for i < len(l.ended.txns) && l.ended.txns[i].marker < hw {
+		i++
+	}
+	l.ended.txns = l.ended.txns[i:]
+	for _, e := range l.ended.txns {
+		if f < 0 || e.first < f {
+			f = e.first
+		}
+	}
+	l.ended.mu.Unlock()
+	if f < 0 {
+		return -1
+	}
+	return max(f, l.logStart.Load())
+}
+
+// LastStableOffset is the partition's last stable offset given its high
+// watermark hw: FirstUnstableOffsetAt(hw), or hw when that is -1 or above.
+func (l *Log) LastStableOffset(hw int64) int64 {
+	if f := l.FirstUnstableOffsetAt(hw); f >= 0 && f < hw {
+		return f
+	}
+	return hw
+}
+
+// endedTxns are the transactions closed by a marker the high watermark has
+// not been seen to pass, in marker order. mu also orders their publication
+// with firstUnstable's, so that a reader never sees a transaction in
+// neither.
+type endedTxns struct {
+	mu   sync.Mutex
+	txns []endedTxn
+}
+
+// publishTxnsLocked publishes st: its first unstable offset and the
+// transactions it closed, after those kept (the still-unreplicated ones
+// whose markers are below keepBelow; none when keepBelow is negative).
+// Log.mu must be held.
+func (l *Log) publishTxnsLocked(st *txnState, keepBelow int64) {
+	l.ended.mu.Lock()
+	n := 0
+	for n < len(l.ended.txns) && l.ended.txns[n].marker < keepBelow {
+		n++
+	}
+	l.ended.txns = append(l.ended.txns[:n], st.ended...)
+	st.ended = st.ended[:0]
+	l.firstUnstable.Store(st.firstUnstable())
+	l.ended.mu.Unlock()
 }
 
 // OpenTransactions lists the transactions open in the log, earliest first.
@@ -261,7 +338,7 @@ func (l *Log) trackTxnsLocked(a *segment, batches []byte) {
 		a.aborted = append(a.aborted, added...)
 		l.abortMu.Unlock()
 	}
-	l.firstUnstable.Store(l.txns.firstUnstable())
+	l.publishTxnsLocked(l.txns, math.MaxInt64)
 }
 
 // retrackTxnsLocked rebuilds the state after s was cut (s is the active
@@ -283,7 +360,9 @@ func (l *Log) retrackTxnsLocked(s *segment) error {
 	l.abortMu.Unlock()
 	s.txnEnd = nil
 	l.txns = st
-	l.firstUnstable.Store(st.firstUnstable())
+	// Markers before s are still there; those of s that are left were
+	// walked again, and one cut off reopened its transaction.
+	l.publishTxnsLocked(st, s.base)
 	if s == l.segs[0] {
 		// Its .txnindex went with the cut.
 		return l.keepTxnStart(s)
@@ -536,12 +615,35 @@ func (ld *loader) loadTransactions() error {
 	return syncDir(l.dir)
 }
 
+// maxOpenAtSegmentStart bounds, for MaxTxnIndexSize, the transactions open
+// at a segment's start: one per producer inside a transaction on the
+// partition, so far fewer in practice.
+const maxOpenAtSegmentStart = 1 << 20
+
+// MaxTxnIndexSize bounds the .txnindex of a segment of segmentSize bytes,
+// for a reader to refuse a larger one without trusting a limit a client
+// could outgrow: each of its batches (at least record.HeaderSize bytes)
+// adds at most one aborted entry (a marker) or one transaction open at its
+// end (a data batch opening one), and the transactions open at its start
+// are counted at both ends.
+func MaxTxnIndexSize(segmentSize int64) int64 {
+	const fixed = 4 + 8 + 3*4 + 4 // magic, end offset, three counts, CRC
+	batches := max(segmentSize, 0) / record.HeaderSize
+	return fixed + 2*openTxnSize*maxOpenAtSegmentStart + abortedEntrySize*batches
+}
+
 // TxnIndex is a sealed segment's .txnindex as an uploader copies it and a
 // remote reader decodes it: the transactions open at the segment's start
 // and at its end, and the aborted transactions whose markers it holds.
 type TxnIndex struct {
 	Start, End []OpenTxn
 	Aborted    []AbortedTxn
+}
+
+// MemorySize is about the bytes x takes in memory, for caches to bound:
+// two int64s per open transaction, four per aborted one.
+func (x TxnIndex) MemorySize() int64 {
+	return int64(len(x.Start)+len(x.End))*16 + int64(len(x.Aborted))*32
 }
 
 // DecodeTxnIndex checks and decodes the .txnindex of the segment ending

@@ -3,6 +3,7 @@ package partlog
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -467,4 +468,145 @@ func TestTransactionsTornMarkerAfterCrash(t *testing.T) {
 		t.Fatalf("log end %d after the torn marker, want 3", r.LogEndOffset())
 	}
 	wantTxns(t, r, txnView{fuo: 0, open: []OpenTxn{{1, 0}, {2, 2}}})
+}
+
+// A closed transaction stays unstable while its marker is at or above the
+// high watermark (Kafka's rule): the last stable offset is its first offset
+// until the high watermark passes the marker, however many transactions
+// close meanwhile; a marker cut off reopens it.
+func TestLastStableOffsetWaitsForTheMarkerToBeReplicated(t *testing.T) {
+	e := newEnv(t, txnSegmentConfig())
+	l := e.open()
+	w := txnWriter{t, l}
+	w.data(-1, 2)
+	a := w.data(1, 2)
+	b := w.data(2, 2)
+	w.data(-1, 1)
+	ma := w.marker(1, false)
+	mb := w.marker(2, true)
+	end := l.LogEndOffset()
+	for _, c := range []struct{ hw, want int64 }{
+		{a, a},           // nothing of a is committed: capped by the high watermark
+		{ma, a},          // a's marker not replicated
+		{ma + 1, b},      // a's is; b's not
+		{mb, b},          // b's marker at the high watermark
+		{end, end},       // both replicated
+		{mb + 1, mb + 1}, // forgotten once passed: the high watermark does not go back
+	} {
+		if got := l.LastStableOffset(c.hw); got != c.want {
+			t.Fatalf("LastStableOffset(%d) = %d, want %d", c.hw, got, c.want)
+		}
+	}
+	if f := l.FirstUnstableOffset(); f != -1 {
+		t.Fatalf("FirstUnstableOffset %d with no transaction open", f)
+	}
+
+	// A truncation that cuts a closed transaction off, marker and all,
+	// takes it out of the unstable ones: what follows is stable once below
+	// the high watermark, before it passes the old marker's offset.
+	c := w.data(3, 2)
+	mc := w.marker(3, false)
+	if got := l.LastStableOffset(mc); got != c {
+		t.Fatalf("LastStableOffset(%d) = %d, want %d", mc, got, c)
+	}
+	if err := l.TruncateTo(c); err != nil {
+		t.Fatal(err)
+	}
+	w.data(-1, 5)
+	if got := l.LastStableOffset(mc); got != mc {
+		t.Fatalf("LastStableOffset(%d) = %d after the transaction was cut off, want the high watermark", mc, got)
+	}
+
+	// One whose marker alone is cut off is open again.
+	d := w.data(4, 2)
+	md := w.marker(4, true)
+	if err := l.TruncateTo(md); err != nil {
+		t.Fatal(err)
+	}
+	w.data(-1, 3)
+	if got := l.LastStableOffset(l.LogEndOffset()); got != d || !l.HasOpenTransaction(4) {
+		t.Fatalf("LastStableOffset %d after the marker was cut off (open %v), want %d", got, l.OpenTransactions(), d)
+	}
+	md = w.marker(4, false)
+	if got := l.LastStableOffset(md); got != d {
+		t.Fatalf("LastStableOffset(%d) = %d, want %d", md, got, d)
+	}
+	if got := l.LastStableOffset(md + 1); got != md+1 {
+		t.Fatalf("LastStableOffset(%d) = %d, want %d", md+1, got, md+1)
+	}
+}
+
+// Reopening a log keeps a closed transaction unstable while the high
+// watermark has not passed its marker: the walk of the active segment
+// finds the marker again.
+func TestLastStableOffsetAfterReopenWaitsForTheMarker(t *testing.T) {
+	e := newEnv(t, Config{})
+	l := e.open()
+	w := txnWriter{t, l}
+	a := w.data(1, 2)
+	m := w.marker(1, true)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	if got := l.LastStableOffset(m); got != a {
+		t.Fatalf("LastStableOffset(%d) after reopening = %d, want %d", m, got, a)
+	}
+	if got := l.LastStableOffset(m + 1); got != m+1 {
+		t.Fatalf("LastStableOffset(%d) after reopening = %d, want %d", m+1, got, m+1)
+	}
+}
+
+// A compaction swap of the log's first segment, whose transactions open at
+// its start are known only from segments deleted earlier, keeps them
+// through a crash at any step once the swap is decided: the cleaned
+// .txnindex is written before the swap marker and renamed with the other
+// files.
+func TestCompactionSwapCrashKeepsTheFirstSegmentsStartState(t *testing.T) {
+	for _, step := range []string{"before-swap-marker", "after-swap-marker", "after-old-removed", "after-rename", "after-swap-marker-removed"} {
+		t.Run(step, func(t *testing.T) {
+			e := newEnv(t, txnSegmentConfig())
+			e.crashAt = func(s string) bool { return s == step }
+			l := e.open()
+			w := txnWriter{t, l}
+			w.data(-1, 3)
+			w.data(1, 2)
+			for range 12 {
+				w.data(-1, 3)
+			}
+			// Deletes the segment holding p1's first batch.
+			if err := l.AdvanceLogStart(l.Segments()[1].BaseOffset); err != nil {
+				t.Fatal(err)
+			}
+			await.True(t, 10*time.Second, "sealed segments to be durable", func() bool { return l.nextToSeal() == nil })
+			segs := l.Segments()
+			if len(segs) < 4 || segs[0].BaseOffset <= 3 {
+				t.Fatalf("segments %+v: want p1's start deleted and at least 4 left", segs)
+			}
+			want := txnView{fuo: l.LogStartOffset(), open: []OpenTxn{{1, 3}}}
+			wantTxns(t, l, want)
+
+			base, end := segs[0].BaseOffset, segs[1].NextOffset
+			c, err := l.BeginClean(base, end)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for off := base; off < end; {
+				res, err := l.Read(off, 1<<20, end)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := c.Append(res.Data); err != nil {
+					t.Fatal(err)
+				}
+				off = res.NextOffset
+			}
+			if err := l.CommitClean(c, end); !errors.Is(err, errCrashed) {
+				t.Fatalf("CommitClean = %v, want the simulated crash", err)
+			}
+			after := e.crash(l)
+			after.crashAt = nil
+			wantTxns(t, after.open(), want)
+		})
+	}
 }

@@ -38,13 +38,22 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// ManifestVersion is the format version written into manifests.
-const ManifestVersion = 1
+// Manifest format versions. A partition manifest naming a transaction
+// index is written as ManifestVersionTxn, so that a broker reading only
+// ManifestVersion refuses it: accepting it, that broker would drop the
+// field on its next write and then garbage-collect the index objects as
+// named by no manifest. Every other manifest, and every topic manifest,
+// stays at ManifestVersion, which older brokers read. Both are read.
+const (
+	ManifestVersion    = 1
+	ManifestVersionTxn = 2
+)
 
 // SegmentMeta is one remote segment.
 type SegmentMeta struct {
@@ -149,8 +158,8 @@ func (m *PartitionManifest) SegmentFor(offset int64) int {
 // first upload can start below the remote end; a read of an offset both
 // hold is served by the earlier one.
 func (m *PartitionManifest) Validate() error {
-	if m.Version != ManifestVersion {
-		return fmt.Errorf("manifest version %d (this broker reads %d)", m.Version, ManifestVersion)
+	if m.Version != ManifestVersion && m.Version != ManifestVersionTxn {
+		return fmt.Errorf("manifest version %d (this broker reads %d and %d)", m.Version, ManifestVersion, ManifestVersionTxn)
 	}
 	prev := int64(-1)
 	for i, s := range m.Segments {
@@ -167,9 +176,13 @@ func (m *PartitionManifest) Validate() error {
 	return nil
 }
 
-// Encode is the manifest's stored form.
+// Encode is the manifest's stored form, at the lowest version that can
+// carry it.
 func (m *PartitionManifest) Encode() ([]byte, error) {
 	m.Version = ManifestVersion
+	if slices.ContainsFunc(m.Segments, func(s SegmentMeta) bool { return s.TxnIndexKey != "" }) {
+		m.Version = ManifestVersionTxn
+	}
 	return json.MarshalIndent(m, "", " ")
 }
 

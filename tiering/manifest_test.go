@@ -1,6 +1,8 @@
 package tiering
 
 import (
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -62,5 +64,47 @@ func TestSegmentForAndValidate(t *testing.T) {
 	}
 	if _, err := DecodeManifest([]byte(`{"version": 1, "segments": [{"base": 5, "next": 3}]}`)); err == nil {
 		t.Fatal("a corrupt manifest decoded")
+	}
+}
+
+// A manifest naming a transaction index is written at the version older
+// brokers refuse (they would drop the field and collect the index
+// objects); one naming none stays at the version they read. Both versions
+// are read back whole, and a version-1 manifest naming an index (written
+// before the bump) still reads.
+func TestManifestVersionFollowsTransactionIndexes(t *testing.T) {
+	plain := PartitionManifest{LogStartOffset: 0, Segments: []SegmentMeta{
+		{BaseOffset: 0, NextOffset: 10, Key: "a", IndexKey: "ai"},
+	}}
+	withTxn := PartitionManifest{LogStartOffset: 0, Segments: []SegmentMeta{
+		{BaseOffset: 0, NextOffset: 10, Key: "a", IndexKey: "ai"},
+		{BaseOffset: 10, NextOffset: 20, Key: "b", IndexKey: "bi", TxnIndexKey: "bt"},
+	}}
+	for _, c := range []struct {
+		name    string
+		m       PartitionManifest
+		version int
+	}{{"no transaction index", plain, ManifestVersion}, {"a transaction index", withTxn, ManifestVersionTxn}} {
+		raw, err := c.m.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var head struct {
+			Version int `json:"version"`
+		}
+		if err := json.Unmarshal(raw, &head); err != nil || head.Version != c.version {
+			t.Fatalf("%s: stored version %d (%v), want %d", c.name, head.Version, err, c.version)
+		}
+		back, err := DecodeManifest(raw)
+		if err != nil || !reflect.DeepEqual(back.Segments, c.m.Segments) || back.Version != c.version {
+			t.Fatalf("%s: round trip %+v, %v", c.name, back, err)
+		}
+	}
+	old := []byte(`{"version": 1, "segments": [{"base": 0, "next": 10, "key": "a", "index_key": "ai", "txn_index_key": "at"}]}`)
+	if m, err := DecodeManifest(old); err != nil || m.Segments[0].TxnIndexKey != "at" {
+		t.Fatalf("a version-1 manifest naming an index: %+v, %v", m, err)
+	}
+	if _, err := DecodeManifest([]byte(`{"version": 3, "segments": []}`)); err == nil {
+		t.Fatal("a manifest of an unknown version decoded")
 	}
 }

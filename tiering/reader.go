@@ -39,8 +39,11 @@ type ReaderConfig struct {
 	// for a sequential reader; Workers is how many GETs run at once for
 	// that.
 	ReadAhead, Workers int
-	Registerer         prometheus.Registerer
-	Logger             *slog.Logger
+	// IndexBytes bounds the decoded offset and transaction indexes kept
+	// in memory, besides their count; zero means DefaultIndexBytes.
+	IndexBytes int64
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
 
 // Reader serves reads of remote segments through an on-disk chunk cache,
@@ -59,6 +62,9 @@ type Reader struct {
 	// offset indexes.
 	txnIndexes map[string]partlog.TxnIndex
 	txnElems   map[string]*list.Element
+	// idxSizes are the cached indexes' sizes in memory, idxBytes their sum.
+	idxSizes map[string]int64
+	idxBytes int64
 
 	ahead chan chunkRef
 
@@ -76,8 +82,13 @@ type chunkRef struct {
 }
 
 // maxIndexes bounds the decoded offset and transaction indexes kept in
-// memory.
+// memory; ReaderConfig.IndexBytes bounds their size.
 const maxIndexes = 256
+
+// DefaultIndexBytes is ReaderConfig.IndexBytes's default. One segment's
+// transaction index can be large (an abort marker per 78 bytes of log), so
+// a count alone would not bound the memory.
+const DefaultIndexBytes = 64 << 20
 
 // NewReader returns a reader of st's segments.
 func NewReader(st Store, cfg ReaderConfig) (*Reader, error) {
@@ -93,6 +104,9 @@ func NewReader(st Store, cfg ReaderConfig) (*Reader, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
+	if cfg.IndexBytes <= 0 {
+		cfg.IndexBytes = DefaultIndexBytes
+	}
 	if cfg.MemoryBytes <= 0 {
 		cfg.MemoryBytes = int64(cfg.ReadAhead+cfg.Workers+2) * cfg.ChunkSize
 	}
@@ -107,7 +121,7 @@ func NewReader(st Store, cfg ReaderConfig) (*Reader, error) {
 	r := &Reader{
 		st: st, cfg: cfg, logger: logger, cache: cache,
 		indexes: map[string][]partlog.IndexEntry{}, idxOrder: list.New(), idxElems: map[string]*list.Element{},
-		txnIndexes: map[string]partlog.TxnIndex{}, txnElems: map[string]*list.Element{},
+		txnIndexes: map[string]partlog.TxnIndex{}, txnElems: map[string]*list.Element{}, idxSizes: map[string]int64{},
 		ahead: make(chan chunkRef, 256),
 		getSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "strata_tiering_remote_read_seconds",
@@ -262,20 +276,26 @@ func (r *Reader) index(ctx context.Context, seg SegmentMeta) ([]partlog.IndexEnt
 	if _, ok := r.idxElems[seg.IndexKey]; !ok {
 		r.indexes[seg.IndexKey] = idx
 		r.idxElems[seg.IndexKey] = r.idxOrder.PushFront(seg.IndexKey)
-		r.evictIndexesLocked()
+		r.addIndexBytesLocked(seg.IndexKey, int64(len(idx))*16) // two int64s an entry
 	}
 	return idx, nil
 }
 
-// evictIndexesLocked forgets the least recent indexes past maxIndexes.
+// addIndexBytesLocked counts the index just cached under key, of size
+// bytes, and forgets the least recent indexes past maxIndexes or past
+// IndexBytes (the new one too, if it alone is larger: its reader has it).
 // idxMu must be held.
-func (r *Reader) evictIndexesLocked() {
-	for r.idxOrder.Len() > maxIndexes {
+func (r *Reader) addIndexBytesLocked(key string, size int64) {
+	r.idxSizes[key] = size
+	r.idxBytes += size
+	for r.idxOrder.Len() > maxIndexes || r.idxOrder.Len() > 0 && r.idxBytes > r.cfg.IndexBytes {
 		old := r.idxOrder.Remove(r.idxOrder.Back()).(string)
 		delete(r.indexes, old)
 		delete(r.idxElems, old)
 		delete(r.txnIndexes, old)
 		delete(r.txnElems, old)
+		r.idxBytes -= r.idxSizes[old]
+		delete(r.idxSizes, old)
 	}
 }
 

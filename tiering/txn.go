@@ -28,10 +28,6 @@ import (
 // Kafka stops at an entry whose last stable offset reaches upTo; the open
 // set at the segment's end stops the search also when no abort follows.
 
-// maxTxnIndexBytes bounds a .txnindex read: 34 bytes per aborted
-// transaction and 16 per open one.
-const maxTxnIndexBytes = 64 << 20
-
 // ReadTxnIndex reads and checks a remote segment's transaction index. A
 // segment without one (uploaded before transactions existed) has none
 // aborted and none open.
@@ -39,7 +35,10 @@ func ReadTxnIndex(ctx context.Context, st Store, seg SegmentMeta) (partlog.TxnIn
 	if seg.TxnIndexKey == "" {
 		return partlog.TxnIndex{}, nil
 	}
-	raw, err := readAll(ctx, st, seg.TxnIndexKey, maxTxnIndexBytes)
+	// Bounded by what the segment can hold, not a fixed size a client
+	// could outgrow (abort markers with no data add 34 bytes of index
+	// per 78 of log): a segment's index stays readable.
+	raw, err := readAll(ctx, st, seg.TxnIndexKey, partlog.MaxTxnIndexSize(seg.Size))
 	if err != nil {
 		return partlog.TxnIndex{}, fmt.Errorf("transaction index of remote segment %d: %w", seg.BaseOffset, err)
 	}
@@ -133,7 +132,7 @@ func (r *Reader) txnIndex(ctx context.Context, seg SegmentMeta) (partlog.TxnInde
 	if _, ok := r.txnElems[seg.TxnIndexKey]; !ok {
 		r.txnIndexes[seg.TxnIndexKey] = x
 		r.txnElems[seg.TxnIndexKey] = r.idxOrder.PushFront(seg.TxnIndexKey)
-		r.evictIndexesLocked()
+		r.addIndexBytesLocked(seg.TxnIndexKey, x.MemorySize())
 	}
 	return x, nil
 }

@@ -121,7 +121,7 @@ func TestRemoteCompactionDropsAbortedTransactions(t *testing.T) {
 	}
 	ctx := context.Background()
 	want := []partlog.AbortedTxn{{ProducerID: 7, FirstOffset: first, LastOffset: marker, LastStableOffset: marker + 1}}
-	if got, err := r.p.AbortedTransactions(ctx, 0, r.log.LogStartOffset()); err != nil || !slices.Equal(got, want) {
+	if got, _, err := r.p.AbortedTransactions(ctx, 0, r.log.LogStartOffset()); err != nil || !slices.Equal(got, want) {
 		t.Fatalf("first pass: aborted transactions %+v, %v; want %+v (its marker is still there)", got, err, want)
 	}
 
@@ -137,7 +137,7 @@ func TestRemoteCompactionDropsAbortedTransactions(t *testing.T) {
 	if data, markers := producer7(); data != 0 || markers != 0 {
 		t.Fatalf("second pass: %d data batches and %d markers of the aborted transaction in the bucket, want none", data, markers)
 	}
-	if got, err := r.p.AbortedTransactions(ctx, 0, r.log.LogStartOffset()); err != nil || len(got) != 0 {
+	if got, _, err := r.p.AbortedTransactions(ctx, 0, r.log.LogStartOffset()); err != nil || len(got) != 0 {
 		t.Fatalf("second pass: aborted transactions %+v, %v; want none (the marker is gone)", got, err)
 	}
 	for _, s := range m.Segments {

@@ -52,10 +52,7 @@ func (r *fakeReplica) LastStableOffset() int64 {
 	if r.log == nil {
 		return hw
 	}
-	if f := r.log.FirstUnstableOffset(); f >= 0 {
-		return min(f, hw)
-	}
-	return hw
+	return r.log.LastStableOffset(hw)
 }
 
 func (r *fakeReplica) Config() (topicconfig.Topic, error) {

@@ -54,6 +54,9 @@ type Log interface {
 	// AbortedTransactions are the aborted transactions of the local
 	// segments a read of [from, upTo) must report.
 	AbortedTransactions(from, upTo int64) []partlog.AbortedTxn
+	// OpenTransactions are the transactions open in the local log: a
+	// remote read stops at one the bucket also has open.
+	OpenTransactions() []partlog.OpenTxn
 }
 
 // Replica is what the manager needs to know of this broker's replica of a
@@ -65,8 +68,8 @@ type Replica interface {
 	Leadership() (epoch int32, leader bool)
 	HighWatermark() int64
 	// LastStableOffset is the first offset of the earliest transaction
-	// still open, capped by the high watermark: segments are uploaded
-	// only below it.
+	// open or with its marker not yet below the high watermark, capped by
+	// the high watermark: segments are uploaded only below it.
 	LastStableOffset() int64
 	// Config is the topic's effective config; an error when the topic is
 	// not known any more.

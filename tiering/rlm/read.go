@@ -151,11 +151,21 @@ func (p *Partition) OffsetForTimestamp(ctx context.Context, ts int64) (offset, t
 }
 
 // AbortedTransactions returns the aborted transactions a read of [from,
-// upTo) from the bucket must report, ordered by marker offset: from the
-// remote segments' transaction indexes, and from the local log's when a
-// transaction that started in the range was still open at the end of the
-// bucket (its marker is in a segment not uploaded yet).
-func (p *Partition) AbortedTransactions(ctx context.Context, from, upTo int64) ([]partlog.AbortedTxn, error) {
+// upTo) from the bucket must report, ordered by marker offset, and the end
+// of that read a read_committed consumer may have: upTo, or less when a
+// transaction started in the range is not known to be decided. The
+// entries are the remote segments' transaction indexes', and the local
+// log's when a transaction that started in the range was still open at
+// the end of the bucket (its marker is in a segment not uploaded yet).
+//
+// Such a transaction is undecided when the local log has it open, or it is
+// not below the replica's last stable offset (its marker is not
+// replicated): uploads stop at the last stable offset, so this happens
+// only to a bucket written under another view of the log (a leader that
+// lost its marker in a failover, a start state lost). Its records are not
+// served as committed: the read ends at its first offset, as replay and
+// remote compaction stop there.
+func (p *Partition) AbortedTransactions(ctx context.Context, from, upTo int64) ([]partlog.AbortedTxn, int64, error) {
 	var found tiering.AbortedSearch
 	_, err := p.withSegment(from, func(segs []tiering.SegmentMeta, i int) error {
 		var err error
@@ -163,21 +173,36 @@ func (p *Partition) AbortedTransactions(ctx context.Context, from, upTo int64) (
 		return err
 	})
 	if err != nil {
-		return nil, p.readFailed(ctx, from, err)
+		return nil, 0, p.readFailed(ctx, from, err)
 	}
 	out := found.Aborted
 	if len(found.Open) == 0 {
-		return out, nil
+		return out, upTo, nil
 	}
 	seen := make(map[int64]bool, len(out))
 	for _, e := range out {
 		seen[e.LastOffset] = true
 	}
-	for _, e := range p.log.AbortedTransactions(from, upTo) {
+	local := p.log.AbortedTransactions(from, upTo)
+	for _, e := range local {
 		if !seen[e.LastOffset] {
 			out = append(out, e)
 		}
 	}
 	slices.SortFunc(out, func(a, b partlog.AbortedTxn) int { return cmp.Compare(a.LastOffset, b.LastOffset) })
-	return out, nil
+	end := upTo
+	open := p.log.OpenTransactions()
+	lso := p.replica.LastStableOffset()
+	for _, o := range found.Open {
+		aborted := slices.ContainsFunc(local, func(e partlog.AbortedTxn) bool {
+			return e.ProducerID == o.ProducerID && e.FirstOffset == o.FirstOffset
+		})
+		stillOpen := slices.ContainsFunc(open, func(l partlog.OpenTxn) bool {
+			return l.ProducerID == o.ProducerID && l.FirstOffset <= o.FirstOffset
+		})
+		if !aborted && (stillOpen || o.FirstOffset >= lso) {
+			end = min(end, max(o.FirstOffset, from))
+		}
+	}
+	return out, end, nil
 }
