@@ -24,9 +24,11 @@ func TestLastStableOffsetWaitsForTheMarkerOnTheISR(t *testing.T) {
 		t.Fatal(err)
 	}
 	const pid = 7
-	// As if its coordinator had verified the transaction (txnproduce.go).
-	p.producers.guards = map[int64]*txnGuard{pid: {epoch: 0, verified: true}}
-	res, _, err := p.leaderAppend(markerTxnBatch(t, pid, 0, 0, 3), AcksAll, 1, leaseOK, 0)
+	// As if its coordinator had verified the transaction for this request
+	// (txnproduce.go).
+	g := &txnGuard{epoch: 0, leaderEpoch: 3, verified: true}
+	p.producers.guards = map[int64]*txnGuard{pid: g}
+	res, _, err := p.leaderAppendVerified(markerTxnBatch(t, pid, 0, 0, 3), AcksAll, 1, leaseOK, 0, map[int64]*txnGuard{pid: g})
 	if err != nil {
 		t.Fatal(err)
 	}
