@@ -74,6 +74,8 @@ var brokerReadKeys = []string{
 	"grpc.ssl.truststore.location",
 	"grpc.ssl.truststore.password",
 	"grpc.ssl.truststore.type",
+	// The gRPC port's server reflection (grpcreflection.go).
+	GRPCReflectionEnableKey,
 	// OAUTHBEARER token validation (oauthbearer.go).
 	OAuthBearerClockSkewKey,
 	OAuthBearerExpectedAudienceKey,

@@ -6,7 +6,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-broker/strata/acl"
@@ -69,6 +72,18 @@ func fetchTopics(req *stratav1.FetchRequest) []access {
 
 // nothing is the rule of a method that filters its answer instead.
 func nothing(any) []access { return nil }
+
+// openMethods need no ACL, as Kafka's ApiVersions needs none: the standard
+// health service, which probes and load balancers call without
+// credentials, and server reflection, which tells no more than the
+// published .proto files (grpc.reflection.enable turns it off).
+var openMethods = map[string]bool{
+	healthpb.Health_Check_FullMethodName:                                   true,
+	healthpb.Health_List_FullMethodName:                                    true,
+	healthpb.Health_Watch_FullMethodName:                                   true,
+	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      true,
+	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: true,
+}
 
 // rules are the ACLs every method of the services needs, Kafka's for the
 // Kafka API each stands for. A method without a rule is refused (see
@@ -180,6 +195,9 @@ var rules = map[string]rule{
 func (s *Server) authorize(ctx context.Context, method string, req any) error {
 	az := s.b.Authorizer()
 	if az == nil {
+		return nil
+	}
+	if openMethods[method] {
 		return nil
 	}
 	r, ok := rules[method]

@@ -25,6 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/controller"
@@ -218,6 +220,8 @@ type process struct {
 	listener   topicconfig.KafkaListener
 	// grpcTLS is the gRPC port's TLS material, nil when it is plaintext.
 	grpcTLS *tlsconf.Material
+	// reflection is grpc.reflection.enable.
+	reflection bool
 	// sasl is the SASL settings of the Kafka listeners that use SASL,
 	// read whatever the protocols.
 	sasl topicconfig.SASL
@@ -335,6 +339,10 @@ func (p *process) checkSettings() error {
 	}
 	if len(ignored) > 0 {
 		p.logger.Info("broker settings accepted but not read by Strata", "keys", ignored)
+	}
+	var err error
+	if p.reflection, err = topicconfig.GRPCReflection(p.cfg.Settings); err != nil {
+		return fmt.Errorf("broker settings: %w", err)
 	}
 	return nil
 }
@@ -638,6 +646,12 @@ func (p *process) serve() <-chan error {
 	}
 	gs := grpc.NewServer(grpcOpts...)
 	api.Register(gs)
+	healthpb.RegisterHealthServer(gs, newGRPCHealth(p.broker))
+	if p.reflection {
+		// Both versions: grpcurl and most tools ask v1 first and fall back
+		// to v1alpha, which older ones ask only.
+		reflection.Register(gs)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
