@@ -126,8 +126,8 @@ func TestBrokerConfigFileRefusesUnknownKeysAndBadValues(t *testing.T) {
 	}
 }
 
-// `strata dev` auto-creates topics and allows small segments unless told
-// otherwise; `strata broker` leaves every setting to the broker's defaults.
+// `strata dev` auto-creates topics, allows small segments and tiers every
+// second unless told otherwise; `strata broker` leaves every setting to the broker's defaults.
 func TestDevSettings(t *testing.T) {
 	parse := func(dev bool, args ...string) map[string]string {
 		t.Helper()
@@ -157,6 +157,12 @@ func TestDevSettings(t *testing.T) {
 	}
 	if got := parse(true, "--config", "log.segment.min.bytes=1048576")["log.segment.min.bytes"]; got != "1048576" {
 		t.Errorf("dev with --config log.segment.min.bytes=1048576: %q", got)
+	}
+	if got := parse(true)["remote.log.manager.task.interval.ms"]; got != "1000" {
+		t.Errorf("dev: remote.log.manager.task.interval.ms %q, want 1000", got)
+	}
+	if got := parse(true, "--config", "remote.log.manager.task.interval.ms=30000")["remote.log.manager.task.interval.ms"]; got != "30000" {
+		t.Errorf("dev with --config remote.log.manager.task.interval.ms=30000: %q", got)
 	}
 	if got := parse(false); len(got) != 0 {
 		t.Errorf("broker: settings %v, want none", got)
