@@ -145,6 +145,12 @@ type Env struct {
 	Etcd    EtcdEnv     `json:"etcd"`
 	// S3 is set when the cluster runs MinIO.
 	S3 *S3Env `json:"s3,omitempty"`
+	// ObjectStore is the exact --object-store URL of the brokers (and of
+	// strata replay), and ObjectStoreEnv the environment lines carrying the
+	// credentials, NAME=value: what a user needs to point another process
+	// at the same bucket. Set with S3.
+	ObjectStore    string   `json:"object_store,omitempty"`
+	ObjectStoreEnv []string `json:"object_store_env,omitempty"`
 }
 
 // BrokerEnv is one broker's addresses.
@@ -517,6 +523,8 @@ func (c *Cluster) Env() Env {
 	if c.minio != nil {
 		s3 := c.minio.S3()
 		env.S3 = &s3
+		env.ObjectStore = ObjectStoreURL(s3)
+		env.ObjectStoreEnv = CredentialEnv(s3)
 	}
 	return env
 }
@@ -963,4 +971,10 @@ const ObjectStorePrefix = "strata"
 // credentials go in the AWS environment variables).
 func ObjectStoreURL(s3 S3Env) string {
 	return "s3://" + s3.Bucket + "/" + ObjectStorePrefix + "?endpoint=" + url.QueryEscape(s3.Endpoint) + "&region=" + url.QueryEscape(s3.Region)
+}
+
+// CredentialEnv is the environment, NAME=value, that gives a broker or
+// strata replay the bucket's credentials and region.
+func CredentialEnv(s3 S3Env) []string {
+	return []string{"AWS_ACCESS_KEY_ID=" + s3.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3.SecretKey, "AWS_REGION=" + s3.Region}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,6 +94,14 @@ func TestClusterStartsEtcdMinIOAndBrokers(t *testing.T) {
 	checkLoopback(t, "s3", strings.TrimPrefix(s3.Endpoint, "http://"))
 	if !strings.HasPrefix(s3.Endpoint, "http://") || s3.Bucket == "" || s3.Region != "us-east-1" || s3.AccessKey == "" || s3.SecretKey == "" {
 		t.Errorf("s3: %+v", *s3)
+	}
+	if env.ObjectStore != testenv.ObjectStoreURL(*s3) {
+		t.Errorf("env.json object_store %q, want %q", env.ObjectStore, testenv.ObjectStoreURL(*s3))
+	}
+	for _, want := range []string{"AWS_ACCESS_KEY_ID=" + s3.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3.SecretKey, "AWS_REGION=" + s3.Region} {
+		if !slices.Contains(env.ObjectStoreEnv, want) {
+			t.Errorf("env.json object_store_env %q lacks %q", env.ObjectStoreEnv, want)
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

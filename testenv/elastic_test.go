@@ -69,6 +69,14 @@ func TestElasticClusterWalkthrough(t *testing.T) {
 	if err := json.Unmarshal(raw, &e); err != nil {
 		t.Fatal(err)
 	}
+	// The object store as a user pastes it into strata replay or a
+	// broker of their own: the exact URL and the credentials' exports.
+	for _, want := range []string{"--object-store '" + e.ObjectStore + "'", "export AWS_ACCESS_KEY_ID='" + e.S3.AccessKey + "'",
+		"export AWS_SECRET_ACCESS_KEY='" + e.S3.SecretKey + "'"} {
+		if e.ObjectStore == "" || !strings.Contains(envOut.String(), want) {
+			t.Errorf("strata testenv printed no %q:\n%s", want, envOut.String())
+		}
+	}
 	bs := e.Brokers[0].GRPCAddr
 	strata := func(stdin string, args ...string) string {
 		t.Helper()

@@ -139,6 +139,12 @@ func printEnv(out io.Writer, c *testenv.Cluster, addBroker string) {
 	fmt.Fprintf(out, "  etcd      %s (prefix %s)\n", env.Etcd.Endpoints[0], env.Etcd.Prefix)
 	if s3 := env.S3; s3 != nil {
 		fmt.Fprintf(out, "  s3        %s  bucket %s  region %s  access key %s  secret key %s\n", s3.Endpoint, s3.Bucket, s3.Region, s3.AccessKey, s3.SecretKey)
+		// What strata replay and another broker need, ready to paste.
+		fmt.Fprintf(out, "\nObject store (for strata replay and brokers of your own):\n  --object-store %s\n", shellQuote(env.ObjectStore))
+		for _, kv := range env.ObjectStoreEnv {
+			name, value, _ := strings.Cut(kv, "=")
+			fmt.Fprintf(out, "  export %s=%s\n", name, shellQuote(value))
+		}
 	}
 	fmt.Fprintf(out, "\nTry:\n  %s topics create demo --partitions 3 --replication-factor %d --bootstrap-server %s\n",
 		os.Args[0], min(3, len(env.Brokers)), env.Brokers[0].GRPCAddr)
