@@ -66,6 +66,17 @@ type PartitionReplay struct {
 	Aborted []partlog.AbortedTxn
 }
 
+// LastOffset is the partition's last offset in the bucket, by its newest
+// manifest, whatever range the replay reads; ok is false when the bucket
+// holds none of its records: none uploaded yet (only sealed segments are),
+// or retention removed them all.
+func (pr *PartitionReplay) LastOffset() (last int64, ok bool) {
+	if pr.ManifestKey == "" || len(pr.Manifest.Segments) == 0 {
+		return 0, false
+	}
+	return pr.Manifest.EndOffset() - 1, true
+}
+
 // Bytes is the size of the segments the partition's replay reads.
 func (pr *PartitionReplay) Bytes() int64 {
 	var n int64

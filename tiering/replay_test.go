@@ -256,3 +256,20 @@ func TestReplayStopsAtTheCallbacksError(t *testing.T) {
 		t.Fatalf("error %v after %d records", err, n)
 	}
 }
+
+// LastOffset is where the bucket's copy of a partition ends, whatever
+// range the replay reads; a partition with nothing uploaded has none.
+func TestReplayPlanLastOffsetInTheBucket(t *testing.T) {
+	b := newTestBucket(t, "events", 2)
+	b.manifest(0, 0, b.segment(0, record.None, span(0, 10)), b.segment(0, record.None, span(10, 25)))
+	plan, err := PlanReplay(context.Background(), b.st, "events", ReplayOptions{To: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last, ok := plan.Partitions[0].LastOffset(); !ok || last != 24 {
+		t.Errorf("partition 0: LastOffset %d, %v; want 24, true", last, ok)
+	}
+	if last, ok := plan.Partitions[1].LastOffset(); ok {
+		t.Errorf("partition 1, nothing uploaded: LastOffset %d, %v; want none", last, ok)
+	}
+}

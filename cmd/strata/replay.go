@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -20,7 +21,9 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/ipc"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/status"
 
+	"github.com/strata-broker/strata/api/client"
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
@@ -41,6 +44,10 @@ type replayFlags struct {
 	output      string
 	// isolationLevel: read_committed (the default) or read_uncommitted.
 	isolationLevel string
+	// client reaches a broker of the topic's cluster, asked only when
+	// --bootstrap-server or its variable names one: the summary then says
+	// how far each partition's log goes beyond the bucket.
+	client clientFlags
 }
 
 // options checks the flags and turns them into replay options; empty is
@@ -140,7 +147,12 @@ Output (stdout, or --output FILE, written whole or not at all):
          binary>>, in record batches of 10000 rows.
 
 On a terminal, a progress bar on stderr counts records and bytes against the
-manifests' totals for the range.
+manifests' totals for the range. At the end, stderr gives each partition's
+last offset in the bucket (or that nothing of it is there yet: only sealed
+segments are uploaded). With --bootstrap-server (or $STRATA_BOOTSTRAP_SERVER)
+it also asks that cluster's broker for each partition's high watermark and
+says how far the log goes beyond the bucket, if the cluster's topic is the
+bucket's incarnation; no broker is asked otherwise.
 
 The object store URL is as for 'strata broker --object-store':
 s3://BUCKET/PREFIX?endpoint=URL&region=R with credentials from the AWS
@@ -161,6 +173,8 @@ file:///DIR.`,
 	fs.StringVar(&f.format, "format", "jsonl", "output format: jsonl (keys, values and headers as UTF-8 strings, or base64 in key_base64/value_base64 when not UTF-8) or arrow (an Arrow IPC stream)")
 	fs.StringVar(&f.output, "output", "", "write to this file instead of stdout")
 	fs.StringVar(&f.isolationLevel, "isolation-level", "read_committed", "read_committed: only records of committed transactions (and those outside any); read_uncommitted: every record")
+	f.client.register(fs)
+	fs.Lookup("bootstrap-server").Usage = "also ask a broker of the topic's cluster (gRPC HOST:PORT, default $" + bootstrapEnv + ") how far each partition's log goes beyond the bucket; no broker is asked without it"
 	cmd.MarkFlagRequired("object-store")
 	cmd.MarkFlagRequired("topic")
 	return cmd
@@ -191,7 +205,9 @@ func runReplay(cmd *cobra.Command, f *replayFlags) error {
 	}
 	plan, err := tiering.PlanReplay(ctx, st, f.topic, opts)
 	if errors.Is(err, tiering.ErrNoTopic) {
-		return fmt.Errorf("topic %s not found in %s", f.topic, st)
+		// Not "not found": a topic just created is not in the bucket yet
+		// either, and that is the first thing a user trying tiering meets.
+		return fmt.Errorf("nothing of topic %s in %s yet: a broker records a tiered topic (remote.storage.enable=true) there within remote.log.manager.task.interval.ms, and uploads its segments once they are sealed (segment.bytes, segment.ms)", f.topic, st)
 	}
 	if err != nil {
 		return err
@@ -239,7 +255,83 @@ func runReplay(cmd *cobra.Command, f *replayFlags) error {
 		segments += len(pr.Segments)
 	}
 	fmt.Fprintf(stderr, "Replayed %d records of topic %s (id %s) from %d segments\n", n, plan.Topic.Name, plan.Topic.ID, segments)
+	var logEnds map[int32]int64
+	if len(plan.Partitions) > 0 && (cmd.Flags().Changed("bootstrap-server") || os.Getenv(bootstrapEnv) != "") {
+		var note string
+		logEnds, note = f.brokerLogEnds(ctx, plan)
+		if note != "" {
+			fmt.Fprintln(stderr, note)
+		}
+	}
+	writeReplaySummary(stderr, plan, logEnds)
 	return nil
+}
+
+// brokerAskTimeout bounds the summary's question to the broker: the
+// records are written by then, and a broker that does not answer must not
+// hold the command.
+const brokerAskTimeout = 10 * time.Second
+
+// brokerLogEnds asks the broker for the high watermark of each partition
+// of the plan. When it cannot, or its topic of that name is another
+// incarnation than the bucket's, it returns no offsets and a note saying
+// why: the replay itself succeeded.
+func (f *replayFlags) brokerLogEnds(ctx context.Context, plan *tiering.ReplayPlan) (map[int32]int64, string) {
+	ctx, cancel := context.WithTimeout(ctx, brokerAskTimeout)
+	defer cancel()
+	addr := f.client.addr()
+	c, err := f.client.dial(ctx)
+	if err != nil {
+		return nil, fmt.Sprintf("The broker at %s was not asked how far its log goes: %s", addr, plainError(err))
+	}
+	defer c.Close()
+	desc, err := c.DescribeTopic(ctx, plan.Topic.Name)
+	if err != nil {
+		return nil, fmt.Sprintf("The broker at %s did not describe topic %s: %s", addr, plan.Topic.Name, plainError(err))
+	}
+	if desc.GetTopicId() != plan.Topic.ID {
+		return nil, fmt.Sprintf("The cluster at %s has another topic %s (id %s), not the bucket's: its log is not compared", addr, plan.Topic.Name, desc.GetTopicId())
+	}
+	parts := make([]int32, 0, len(plan.Partitions))
+	for _, pr := range plan.Partitions {
+		parts = append(parts, pr.Partition)
+	}
+	ends, err := c.ListOffsets(ctx, plan.Topic.Name, parts, client.OffsetLatest)
+	if err != nil {
+		return nil, fmt.Sprintf("The broker at %s did not give the log end offsets of %s: %s", addr, plan.Topic.Name, plainError(err))
+	}
+	return ends, ""
+}
+
+// plainError is the message of the gRPC status err wraps, without gRPC's
+// "rpc error: code = ..." framing; else err's own.
+func plainError(err error) string {
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus().Message()
+	}
+	return err.Error()
+}
+
+// writeReplaySummary gives each partition's last offset in the bucket and,
+// with the broker's high watermarks, how far its log goes beyond it: what
+// is still only on the brokers' disks, which replay cannot read.
+func writeReplaySummary(w io.Writer, plan *tiering.ReplayPlan, logEnds map[int32]int64) {
+	for _, pr := range plan.Partitions {
+		last, ok := pr.LastOffset()
+		end, known := logEnds[pr.Partition]
+		switch {
+		case !ok && known:
+			fmt.Fprintf(w, "  partition %d: nothing in the bucket yet; the broker's high watermark is %d\n", pr.Partition, end)
+		case !ok:
+			fmt.Fprintf(w, "  partition %d: nothing in the bucket yet (only sealed segments are uploaded)\n", pr.Partition)
+		case known:
+			fmt.Fprintf(w, "  partition %d: last offset in the bucket %d; the broker's log goes %d offsets beyond it (high watermark %d)\n",
+				pr.Partition, last, max(0, end-last-1), end)
+		default:
+			fmt.Fprintf(w, "  partition %d: last offset in the bucket %d\n", pr.Partition, last)
+		}
+	}
 }
 
 // checkLocalStoreExists refuses a file:// store whose directory does not

@@ -304,7 +304,7 @@ func TestReplayReadsTheBucketWithNoBroker(t *testing.T) {
 			args []string
 			want string
 		}{
-			{[]string{"--topic", "nope"}, "strata: topic nope not found in file://" + dir + "\n"},
+			{[]string{"--topic", "nope"}, "strata: nothing of topic nope in file://" + dir + " yet: a broker records a tiered topic (remote.storage.enable=true) there within remote.log.manager.task.interval.ms, and uploads its segments once they are sealed (segment.bytes, segment.ms)\n"},
 			{[]string{"--topic", "orders", "--from-offset", "1", "--from-time", "0"}, "strata: --from-offset and --from-time exclude each other\n"},
 			{[]string{"--topic", "orders", "--from-offset", "10", "--to-offset", "9"}, "strata: --to-offset 9 is below --from-offset 10\n"},
 			{[]string{"--topic", "orders", "--partition", "2"}, "strata: topic orders has no partition 2 (it has 2)\n"},
