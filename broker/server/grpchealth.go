@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -50,14 +51,7 @@ func (h *grpcHealth) status() healthpb.HealthCheckResponse_ServingStatus {
 	return healthpb.HealthCheckResponse_SERVING
 }
 
-func known(service string) bool {
-	for _, s := range healthServices {
-		if s == service {
-			return true
-		}
-	}
-	return false
-}
+func known(service string) bool { return slices.Contains(healthServices, service) }
 
 func (h *grpcHealth) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
 	if !known(req.GetService()) {
