@@ -70,7 +70,7 @@ func TestCLIErrorsAgainstDev(t *testing.T) {
 			[]string{`unknown broker setting "log.retention.msx" (did you mean log.retention.ms?)`}},
 		{"bad log format", []string{"dev", "--log-format", "yaml"}, []string{`--log-format "yaml": want json or text`}},
 		{"no S3 credentials", []string{"replay", "--topic", "t", "--object-store", "s3://bucket/p?region=us-east-1&endpoint=http://" + closed},
-			[]string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}},
+			[]string{"s3://bucket/p/", "no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := strata(t, "", tt.args...)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/strata-broker/strata/tiering/objstore"
 )
 
 // rpcStatusText is how a gRPC status error prints: "rpc error: code =
@@ -99,6 +101,13 @@ var dialedAddr = regexp.MustCompile(`(?:dial tcp|metadata from|write tcp [^ ]*->
 // resolved --bootstrap-server of a client command, "" for other commands.
 func explainError(ctx context.Context, err error, bootstrap string) string {
 	msg := err.Error()
+	if errors.Is(err, objstore.ErrNoCredentials) {
+		// What the SDK adds (the operation, the sources it tried) is not
+		// what the user needs; where the call was made is.
+		if i := strings.Index(msg, "operation error S3"); i > 0 {
+			msg = msg[:i] + objstore.ErrNoCredentials.Error()
+		}
+	}
 	return oneLine(rewriteStatuses(msg, func(code, desc string) string {
 		cause, ok := connectionCause(code, desc)
 		if !ok || bootstrap == "" {
