@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-broker/strata/testenv"
 )
@@ -65,6 +69,8 @@ func TestCLIErrorsAgainstDev(t *testing.T) {
 			[]string{"cannot reach a broker at nosuch.invalid:9093 (the host name does not resolve)"}},
 		{"kafka port", []string{"topics", "list", "--bootstrap-server", kafka},
 			[]string{kafka + " is a Kafka listener", "speaks gRPC", "--grpc-addr"}},
+		{"http port", []string{"topics", "list", "--bootstrap-server", addrs.HTTP.String()},
+			[]string{"cannot reach a broker at " + addrs.HTTP.String() + " (the server closed the connection without speaking gRPC)", "--grpc-addr"}},
 		{"kafka port, consumer", []string{"consume", "t", "--bootstrap-server", kafka}, []string{kafka + " is a Kafka listener"}},
 		{"unknown broker setting", []string{"dev", "--data-dir", t.TempDir(), "--config", "log.retention.msx=1"},
 			[]string{`unknown broker setting "log.retention.msx" (did you mean log.retention.ms?)`}},
@@ -114,6 +120,27 @@ func TestPlainError(t *testing.T) {
 	} {
 		if got := rewriteStatuses(tt.in, plainStatus); got != tt.want {
 			t.Errorf("rewriteStatuses(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// Statuses grpc makes itself when no broker answered are explained; one a
+// broker sent, even with the same code, is only unwrapped.
+func TestExplainConnectionFailures(t *testing.T) {
+	addr := closedAddr(t)
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("list topics: %w", status.Error(codes.Unimplemented, "unexpected HTTP status code received from server: 404 (Not Found); malformed header: missing HTTP content-type")),
+			"list topics: cannot reach a broker at " + addr + " (an HTTP server answered, not gRPC)"},
+		{fmt.Errorf("list topics: %w", status.Error(codes.DeadlineExceeded, "context deadline exceeded while waiting for connections to become ready")),
+			"list topics: cannot reach a broker at " + addr + " (timed out)"},
+		{fmt.Errorf("describe: %w", status.Error(codes.Unavailable, "no live brokers")), "describe: no live brokers (Unavailable)"},
+		{fmt.Errorf("call: %w", status.Error(codes.Unimplemented, "unknown method Foo")), "call: unknown method Foo (Unimplemented)"},
+	} {
+		if got := explainError(t.Context(), tt.err, addr); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("explainError(%v) = %q, want it to begin %q", tt.err, got, tt.want)
 		}
 	}
 }

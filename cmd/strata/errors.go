@@ -71,6 +71,9 @@ var connectionCauses = []struct{ text, cause string }{
 	{"connection reset by peer", "the server closed the connection"},
 	{"broken pipe", "the server closed the connection"},
 	{"authentication handshake failed", "the TLS handshake failed"},
+	// An HTTP/1 server (the broker's --http-addr, a proxy) answers with a
+	// status grpc cannot take for its own.
+	{"unexpected HTTP status code received from server", "an HTTP server answered, not gRPC"},
 	{"i/o timeout", "timed out"},
 	{"while waiting for connections to become ready", "timed out"},
 	{"connection error", "cannot connect"},
@@ -78,7 +81,7 @@ var connectionCauses = []struct{ text, cause string }{
 }
 
 func connectionCause(code, desc string) (string, bool) {
-	if code != "Unavailable" && code != "DeadlineExceeded" {
+	if code != "Unavailable" && code != "DeadlineExceeded" && code != "Unimplemented" {
 		return "", false
 	}
 	for _, c := range connectionCauses {
