@@ -33,6 +33,7 @@ type brokerFlags struct {
 	etcdPrefix      string
 	settings        []string
 	logLevel        string
+	logFormat       logFormat
 	advertisedGRPC  string
 	advertisedKafka string
 	objectStore     string
@@ -67,6 +68,8 @@ func (f *brokerFlags) register(fs *pflag.FlagSet, dev bool) {
 	fs.StringVar(&f.etcdPrefix, "etcd-prefix", "/strata", "key prefix of this cluster in etcd")
 	fs.StringArrayVar(&f.settings, "config", nil, "broker setting in server.properties form, e.g. log.retention.ms=3600000 (repeatable)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.logFormat = logJSON
+	fs.Var(&f.logFormat, "log-format", "log format: json (one object a line, for log collectors) or text (key=value, for reading)")
 	fs.StringVar(&f.advertisedGRPC, "advertised-grpc-addr", "", "gRPC address published for clients and other brokers (default: the address --grpc-addr binds)")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", server.DefaultSessionTimeout, "etcd lease TTL: a broker that has not renewed it for this long is considered gone")
 	fs.StringVar(&f.configFile, "config-file", "", "YAML file of these settings, keys named like the flags (node-id: 2) and broker settings under config:; flags and STRATA_* variables win over it")
@@ -313,7 +316,7 @@ func (f *brokerFlags) config(dev bool) (server.Config, error) {
 		}
 		objectStore = "file://" + abs
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger := newLogger(os.Stderr, f.logFormat, level)
 	return server.Config{
 		NodeID:              f.nodeID,
 		DataDir:             f.dataDir,

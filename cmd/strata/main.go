@@ -32,11 +32,50 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "strata: %s\n", oneLine(err.Error()))
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "strata: %s\n", explainError(context.WithoutCancel(ctx), err, bootstrapOf(cmd)))
 		return 1
 	}
 	return 0
+}
+
+// bootstrapOf is the broker address list cmd used, "" when cmd does not
+// talk to a broker.
+func bootstrapOf(cmd *cobra.Command) string {
+	if cmd == nil {
+		return ""
+	}
+	f := cmd.Flags().Lookup("bootstrap-server")
+	if f == nil {
+		return ""
+	}
+	return resolveBootstrap(f.Value.String(), os.Getenv(bootstrapEnv))
+}
+
+// refuseUnknownSubcommands makes every command that only groups others
+// (strata topics) fail on an argument that names none of them, as the root
+// does; cobra would print the help and exit 0, which a script takes for
+// success.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		c.SuggestionsMinimumDistance = 2
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return fmt.Errorf("%s (see '%s --help')", msg, c.CommandPath())
+	}
 }
 
 func newRootCmd() *cobra.Command {
@@ -50,9 +89,7 @@ $STRATA_BOOTSTRAP_SERVER).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
-	})
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(
 		newDevCmd(),
 		newBrokerCmd(),
@@ -72,6 +109,7 @@ $STRATA_BOOTSTRAP_SERVER).`,
 		newTestenvCmd(),
 		newReplayCmd(),
 	)
+	refuseUnknownSubcommands(root)
 	return root
 }
 

@@ -468,7 +468,7 @@ Name the partitions with --topic and --partition, with --path-to-json-file
 func electionError(err error) string {
 	var pe *client.PartitionError
 	if !errors.As(err, &pe) {
-		return err.Error()
+		return plainError(err)
 	}
 	return cmp.Or(pe.Reason, pe.Code.String()) + ": " + pe.Message
 }

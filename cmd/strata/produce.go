@@ -229,7 +229,7 @@ func (s *produceStats) callback(_ client.Result, err error) {
 	// Report at once, as kafka-console-producer does: with `tail -f | strata
 	// produce` there may be no end of input to report at.
 	if s.failed <= maxReportedFailures && s.errOut != nil {
-		fmt.Fprintf(s.errOut, "strata: record failed: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(s.errOut, "strata: record failed: %s\n", oneLine(plainError(err)))
 		if s.failed == maxReportedFailures {
 			fmt.Fprintln(s.errOut, "strata: further failures are counted, not printed")
 		}

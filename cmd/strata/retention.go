@@ -278,7 +278,7 @@ Each partition prints its new low watermark, or its error.`,
 				for _, r := range results {
 					if r.Err != nil {
 						failed++
-						fmt.Fprintf(w, "partition: %s-%d\terror: %s\n", args[0], r.Partition, oneLine(r.Err.Error()))
+						fmt.Fprintf(w, "partition: %s-%d\terror: %s\n", args[0], r.Partition, oneLine(plainError(r.Err)))
 						continue
 					}
 					fmt.Fprintf(w, "partition: %s-%d\tlow_watermark: %d\n", args[0], r.Partition, r.LowWatermark)

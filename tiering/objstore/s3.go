@@ -190,6 +190,9 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (*s3Store, error) {
 		}
 		return nil, fmt.Errorf("objstore: load AWS configuration: %w", err)
 	}
+	if cfg.Credentials != nil {
+		cfg.Credentials = credentialsHint{cfg.Credentials}
+	}
 	if cfg.Region == "" {
 		if endpoint == "" {
 			return nil, bad("no region: add ?region= or set AWS_REGION")
@@ -245,6 +248,23 @@ func (s *s3Store) String() string { return s.url }
 // where names an object in errors: s3://bucket/prefix/key.
 func (s *s3Store) where(key string) string {
 	return "s3://" + s.bucket + "/" + s.prefix + key
+}
+
+// ErrNoCredentials matches (errors.Is) the failure of every S3 call made
+// without credentials: the SDK's default chain found none.
+var ErrNoCredentials = errors.New("no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
+
+// credentialsHint makes a failure to find credentials name the variables
+// to set: the SDK's own message lists only the last source it tried ("no
+// EC2 IMDS role found").
+type credentialsHint struct{ aws.CredentialsProvider }
+
+func (c credentialsHint) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	creds, err := c.CredentialsProvider.Retrieve(ctx)
+	if err != nil && ctx.Err() == nil {
+		return creds, fmt.Errorf("%w (%w)", ErrNoCredentials, err)
+	}
+	return creds, err
 }
 
 // fail wraps err from op on key, mapping S3's "no such key" to ErrNotFound

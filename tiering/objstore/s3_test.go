@@ -363,3 +363,24 @@ func TestS3RetriesGiveUp(t *testing.T) {
 		t.Errorf("AccessDenied was tried %d times, want once", n)
 	}
 }
+
+// Without credentials every call fails before reaching the store, and the
+// error names the variables to set rather than only the sources the SDK
+// tried.
+func TestS3MissingCredentialsNamesTheVariables(t *testing.T) {
+	ts := &throttlingServer{object: []byte("x")}
+	srv := httptest.NewServer(ts)
+	t.Cleanup(srv.Close)
+	s3TestEnv(t, "", "")
+	s, err := objstore.Open(t.Context(), "s3://bucket/p?region=us-east-1&endpoint="+srv.URL, objstore.Options{HTTPClient: testHTTPClient(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Get(t.Context(), "k")
+	if !errors.Is(err, objstore.ErrNoCredentials) || !strings.Contains(err.Error(), "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") {
+		t.Fatalf("Get without credentials = %v, want an error naming AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", err)
+	}
+	if reqs := ts.log(); len(reqs) != 0 {
+		t.Errorf("the store saw %v without credentials", reqs)
+	}
+}
