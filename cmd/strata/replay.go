@@ -21,7 +21,6 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/ipc"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/status"
 
 	"github.com/strata-broker/strata/api/client"
 	"github.com/strata-broker/strata/record"
@@ -301,16 +300,6 @@ func (f *replayFlags) brokerLogEnds(ctx context.Context, plan *tiering.ReplayPla
 		return nil, fmt.Sprintf("The broker at %s did not give the log end offsets of %s: %s", addr, plan.Topic.Name, plainError(err))
 	}
 	return ends, ""
-}
-
-// plainError is the message of the gRPC status err wraps, without gRPC's
-// "rpc error: code = ..." framing; else err's own.
-func plainError(err error) string {
-	var se interface{ GRPCStatus() *status.Status }
-	if errors.As(err, &se) {
-		return se.GRPCStatus().Message()
-	}
-	return err.Error()
 }
 
 // writeReplaySummary gives each partition's last offset in the bucket and,
