@@ -71,7 +71,9 @@ $STRATA_BOOTSTRAP_SERVER).`,
 		newBenchCmd(),
 		newTestenvCmd(),
 		newReplayCmd(),
+		newVersionCmd(),
 	)
+	setVersion(root)
 	return root
 }
 
