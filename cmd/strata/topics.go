@@ -317,29 +317,56 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func newTopicsAlterCmd(cf *clientFlags) *cobra.Command {
-	var set, del []string
+	var (
+		set, del   []string
+		partitions int32
+	)
 	cmd := &cobra.Command{
 		Use:   "alter NAME",
-		Short: "Set or delete topic config overrides",
-		Args:  cobra.ExactArgs(1),
+		Short: "Add partitions to a topic, set or delete its config overrides",
+		Long: `Alter a topic: --partitions N grows it to N partitions (as kafka-topics.sh
+--alter --partitions; partitions are never removed), --config and
+--delete-config set and delete config overrides.
+
+Adding partitions changes which partition a key maps to: records of an
+existing key may go to a new partition from then on, so per-key order holds
+only within the records written before and within those written after.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := parseConfigs("config", set)
 			if err != nil {
 				return err
 			}
-			if len(cfg) == 0 && len(del) == 0 {
-				return errors.New("nothing to alter: give --config key=value or --delete-config key")
+			grow := cmd.Flags().Changed("partitions")
+			if len(cfg) == 0 && len(del) == 0 && !grow {
+				return errors.New("nothing to alter: give --partitions N, --config key=value or --delete-config key")
+			}
+			if grow && partitions < 1 {
+				return fmt.Errorf("--partitions %d: want the new number of partitions, at least 1", partitions)
 			}
 			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
-				entries, err := c.AlterTopicConfigs(ctx, args[0], cfg, del)
-				if err != nil {
-					return err
+				w := cmd.OutOrStdout()
+				var lines []string
+				if grow {
+					d, err := c.CreatePartitions(ctx, args[0], partitions)
+					if err != nil {
+						return err
+					}
+					lines = append(lines, fmt.Sprintf("PartitionCount: %d", len(d.GetPartitions())))
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Altered topic %s.\nConfigs: %s\n", args[0], strings.Join(overrides(entries), ","))
+				if len(cfg) > 0 || len(del) > 0 {
+					entries, err := c.AlterTopicConfigs(ctx, args[0], cfg, del)
+					if err != nil {
+						return err
+					}
+					lines = append(lines, "Configs: "+strings.Join(overrides(entries), ","))
+				}
+				fmt.Fprintf(w, "Altered topic %s.\n%s\n", args[0], strings.Join(lines, "\n"))
 				return nil
 			})
 		},
 	}
+	cmd.Flags().Int32Var(&partitions, "partitions", 0, "grow the topic to this many partitions")
 	cmd.Flags().StringArrayVar(&set, "config", nil, "config override to set, key=value (repeatable)")
 	cmd.Flags().StringArrayVar(&del, "delete-config", nil, "config override to delete, reverting to the default (repeatable)")
 	return cmd
