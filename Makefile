@@ -11,8 +11,15 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
 all: build
 
+# The binary reports these (strata version); without git, the Go build
+# information is used instead.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+VERSION_PKG := github.com/strata-broker/strata/internal/version
+LDFLAGS := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).revision=$(REVISION)
+
 build:
-	$(GO) build -o $(BIN)/strata ./cmd/strata
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/strata ./cmd/strata
 	$(GO) build -o $(BIN)/txncopy ./cmd/txncopy
 
 run: build

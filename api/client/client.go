@@ -379,6 +379,25 @@ func (c *Client) AlterTopicConfigs(ctx context.Context, name string, set map[str
 	return resp.GetConfigs(), nil
 }
 
+// CreatePartitions grows topic name to count partitions (the new total) and
+// returns the topic as it is afterwards. Partitions are never removed: a
+// count not above the current one is refused (INVALID_PARTITIONS).
+func (c *Client) CreatePartitions(ctx context.Context, name string, count int32) (*stratav1.TopicDescription, error) {
+	var resp *stratav1.CreatePartitionsResponse
+	err := c.anyBroker(ctx, func(ctx context.Context, api stratav1.StrataClient) error {
+		var err error
+		resp, err = api.CreatePartitions(ctx, &stratav1.CreatePartitionsRequest{Name: name, Count: count})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create partitions of topic %q: %w", name, err)
+	}
+	// The cached partition count is stale: producers and consumers of this
+	// client see the new partitions at their next metadata lookup.
+	c.forgetTopic(name)
+	return resp.GetTopic(), nil
+}
+
 // Special timestamps for ListOffsets, and start offsets for a Consumer.
 const (
 	// OffsetEarliest is the log start offset.

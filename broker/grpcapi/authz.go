@@ -105,6 +105,10 @@ var rules = map[string]rule{
 	stratav1.Strata_AlterTopicConfigs_FullMethodName: func(r any) []access {
 		return []access{topicAccess(acl.OpAlterConfigs, r.(*stratav1.AlterTopicConfigsRequest).GetName())}
 	},
+	// As Kafka's CreatePartitions.
+	stratav1.Strata_CreatePartitions_FullMethodName: func(r any) []access {
+		return []access{topicAccess(acl.OpAlter, r.(*stratav1.CreatePartitionsRequest).GetName())}
+	},
 	stratav1.Strata_Produce_FullMethodName: func(r any) []access {
 		return []access{topicAccess(acl.OpWrite, r.(*stratav1.ProduceRequest).GetTopic())}
 	},

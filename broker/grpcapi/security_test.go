@@ -209,6 +209,13 @@ func TestEveryMethodIsAuthorized(t *testing.T) {
 				return err
 			}}
 		},
+		stratav1.Strata_CreatePartitions_FullMethodName: func(p string) methodCase {
+			// Validate only: "t" keeps its one partition for the others.
+			return methodCase{grants: []acl.Binding{allow(p, acl.OpAlter, acl.ResourceTopic, "t")}, call: func(ctx context.Context, _ *testing.T) error {
+				_, err := c.CreatePartitions(ctx, &stratav1.CreatePartitionsRequest{Name: "t", Count: 2, ValidateOnly: true})
+				return err
+			}}
+		},
 		stratav1.Strata_RestoreTopic_FullMethodName: func(p string) methodCase {
 			// Without an object store the restore itself fails, after the
 			// authorization this checks.

@@ -285,6 +285,17 @@ func (s *Server) AlterTopicConfigs(ctx context.Context, req *stratav1.AlterTopic
 	return &stratav1.AlterTopicConfigsResponse{Configs: configEntries(entries)}, nil
 }
 
+func (s *Server) CreatePartitions(ctx context.Context, req *stratav1.CreatePartitionsRequest) (*stratav1.CreatePartitionsResponse, error) {
+	if err := s.b.CreatePartitions(ctx, req.GetName(), req.GetCount(), nil, req.GetValidateOnly()); err != nil {
+		return nil, statusError(err)
+	}
+	d, err := s.b.DescribeTopic(ctx, req.GetName())
+	if err != nil {
+		return nil, statusError(err)
+	}
+	return &stratav1.CreatePartitionsResponse{Topic: topicDescription(d)}, nil
+}
+
 func topicDescription(d broker.TopicDescription) *stratav1.TopicDescription {
 	out := &stratav1.TopicDescription{
 		Name:              d.Name,

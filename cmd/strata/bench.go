@@ -112,6 +112,7 @@ func newBenchProduceCmd() *cobra.Command {
 		replication   int32
 		maxBufferedMB int
 		throughput    float64
+		progressEvery time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "produce",
@@ -122,7 +123,11 @@ does not exist, and report throughput and the latency of records from
 Produce to their acknowledgement (every record is timed while fewer than
 the buffered maximum are outstanding). Records go to each partition's
 leader; a record retried after a leader change or a broker restart counts
-once, with its retries in its latency.`,
+once, with its retries in its latency.
+
+While it runs it prints a line to stderr every --progress-interval, as
+kafka-producer-perf-test does: the records acknowledged in that window, their
+rate, and the average and maximum latency of the window's timed records.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := pf.options()
@@ -152,7 +157,10 @@ once, with its retries in its latency.`,
 			if throughput < 0 {
 				return errors.New("--throughput must not be negative")
 			}
-			res, err := benchProduce(ctx, c, topic, recordSize, records, duration, throughput, opts)
+			if progressEvery < 0 {
+				return errors.New("--progress-interval must not be negative")
+			}
+			res, err := benchProduce(ctx, c, topic, recordSize, records, duration, throughput, opts, progressOptions{out: cmd.ErrOrStderr(), every: progressEvery})
 			if err != nil {
 				return err
 			}
@@ -181,6 +189,7 @@ once, with its retries in its latency.`,
 	fs.Int32Var(&replication, "replication-factor", 1, "replication factor of the topic if it must be created")
 	fs.IntVar(&maxBufferedMB, "max-buffered-mb", client.DefaultMaxBufferedBytes/mib, "MiB the producer buffers before Produce blocks")
 	fs.Float64Var(&throughput, "throughput", 0, "target records per second (0: as fast as possible); below saturation, latencies are the broker's, not the buffer's")
+	fs.DurationVar(&progressEvery, "progress-interval", defaultProgressInterval, "print a progress line to stderr this often (0: never)")
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
 }
@@ -207,6 +216,7 @@ func ensureTopic(cmd *cobra.Command, c *client.Client, topic string, partitions,
 type benchRun struct {
 	base     time.Time
 	hist     latencyHistogram
+	window   progressWindow
 	acked    atomic.Int64
 	failed   atomic.Int64
 	errOnce  sync.Once
@@ -231,7 +241,9 @@ func newBenchRun(samplers int) *benchRun {
 			// callback comes once, after the last attempt. A failed
 			// record has no acknowledgement to time.
 			if err == nil {
-				b.hist.record(time.Since(b.base) - s.start)
+				d := time.Since(b.base) - s.start
+				b.hist.record(d)
+				b.window.timed(d)
 			}
 			b.done(err)
 			b.mu.Lock()
@@ -246,6 +258,7 @@ func newBenchRun(samplers int) *benchRun {
 func (b *benchRun) done(err error) {
 	if err == nil {
 		b.acked.Add(1)
+		b.window.acked()
 		return
 	}
 	b.failed.Add(1)
@@ -267,7 +280,14 @@ func (b *benchRun) sampler() *latencySampler {
 	return s
 }
 
-func benchProduce(ctx context.Context, c *client.Client, topic string, recordSize int, records int64, duration time.Duration, throughput float64, opts client.ProducerOptions) (benchProduceResult, error) {
+// progressOptions say where and how often benchProduce prints progress
+// lines; a zero every prints none.
+type progressOptions struct {
+	out   io.Writer
+	every time.Duration
+}
+
+func benchProduce(ctx context.Context, c *client.Client, topic string, recordSize int, records int64, duration time.Duration, throughput float64, opts client.ProducerOptions, progress progressOptions) (benchProduceResult, error) {
 	payload := make([]byte, recordSize)
 	rng := rand.NewChaCha8([32]byte{})
 	_, _ = rng.Read(payload)
@@ -289,6 +309,7 @@ func benchProduce(ctx context.Context, c *client.Client, topic string, recordSiz
 	// being handed over.
 	sendCtx := context.WithoutCancel(ctx)
 	start := time.Now()
+	stopProgress := b.window.report(progress.out, progress.every, recordSize)
 	var deadline time.Time
 	if duration > 0 {
 		deadline = start.Add(duration)
@@ -321,6 +342,7 @@ func benchProduce(ctx context.Context, c *client.Client, topic string, recordSiz
 	}
 	err := p.Close() // flushes
 	elapsed := time.Since(start)
+	stopProgress()
 	if err != nil {
 		return benchProduceResult{}, err
 	}

@@ -119,6 +119,19 @@ func runCLISuite(t *testing.T, addr string) {
 		t.Errorf("bench consume table:\n%s", table)
 	}
 
+	// Headers: --header on every record of a produce, --print-headers in
+	// Kafka's console consumer format.
+	mustStrata(t, "", "topics", "create", "headed", bs)
+	mustStrata(t, "v\n", "produce", "headed", "--header", "trace=a=b", "--header", "empty=", bs)
+	mustStrata(t, "w\n", "produce", "headed", bs)
+	out = mustStrata(t, "", "consume", "headed", "--from-beginning", "--exit-at-end", "--print-offset", "--print-headers", "--print-key", bs)
+	if want := "Offset:0\ttrace:a=b,empty:\tnull\tv\nOffset:1\tNO_HEADERS\tnull\tw\n"; out != want {
+		t.Errorf("consume --print-headers: %q, want %q", out, want)
+	}
+	if code, _, errOut := strata(t, "x\n", "produce", "headed", "--header", "novalue", bs); code != 1 || !strings.Contains(errOut, `--header "novalue": want KEY=VALUE`) {
+		t.Errorf("--header without =: exit %d, %q", code, errOut)
+	}
+
 	mustStrata(t, "", "topics", "delete", "events", bs)
 	code, _, errOut = strata(t, "", "topics", "describe", "events", bs)
 	if code != 1 || !strings.HasPrefix(errOut, "strata: ") || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "NotFound") {

@@ -13,13 +13,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-broker/strata/api/client"
+	"github.com/strata-broker/strata/record"
 )
 
 // printOptions select the fields consume prints before each value, in
-// Kafka's console consumer order: timestamp, partition, offset, key.
+// Kafka's console consumer order: timestamp, partition, offset, headers, key.
 type printOptions struct {
-	timestamp, partition, offset, key bool
-	sep                               string
+	timestamp, partition, offset, headers, key bool
+	sep                                        string
 }
 
 // writeRecord prints one record as Kafka's console consumer does, fields
@@ -40,12 +41,33 @@ func writeRecord(w *bufio.Writer, r *client.Record, o printOptions) {
 		w.WriteString(strconv.FormatInt(r.Offset, 10))
 		w.WriteString(o.sep)
 	}
+	if o.headers {
+		writeHeaders(w, r.Headers)
+		w.WriteString(o.sep)
+	}
 	if o.key {
 		writeNullable(w, r.Key)
 		w.WriteString(o.sep)
 	}
 	writeNullable(w, r.Value)
 	w.WriteByte('\n')
+}
+
+// writeHeaders prints headers as Kafka's console consumer does by default:
+// KEY:VALUE pairs separated by commas, NO_HEADERS when there are none.
+func writeHeaders(w *bufio.Writer, hs []record.RecordHeader) {
+	if len(hs) == 0 {
+		w.WriteString("NO_HEADERS")
+		return
+	}
+	for i, h := range hs {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		w.WriteString(h.Key)
+		w.WriteByte(':')
+		writeNullable(w, h.Value)
+	}
 }
 
 func writeNullable(w *bufio.Writer, b []byte) {
@@ -226,6 +248,7 @@ everything replicated, as Kafka's console consumer.`,
 	fs.BoolVar(&f.exitAtEnd, "exit-at-end", false, "stop at the end of the partitions instead of following them")
 	fs.StringVar(&f.clientRack, "client-rack", "", "read each partition from an in-sync replica in this rack (broker.rack) where there is one, as Kafka's client.rack")
 	fs.StringVar(&f.isolationLevel, "isolation-level", "read_uncommitted", "read_committed: only records of committed transactions (and none outside any), up to the last stable offset; read_uncommitted: everything")
+	fs.BoolVar(&f.print.headers, "print-headers", false, "print each record's headers (KEY:VALUE,...; NO_HEADERS when none)")
 	fs.BoolVar(&f.print.key, "print-key", false, "print each record's key before its value")
 	fs.BoolVar(&f.print.offset, "print-offset", false, "print each record's offset")
 	fs.BoolVar(&f.print.partition, "print-partition", false, "print each record's partition")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -10,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -222,111 +220,6 @@ func writeGroupDescribe(w io.Writer, d groupJSON) {
 			dashNum(r.CurrentOffset), dashNum(r.LogEndOffset), dashNum(r.Lag), dash(r.ConsumerID), dash(r.Host), dash(r.ClientID))
 	}
 	tw.Flush()
-}
-
-// resetFlags are the target options of `groups reset-offsets`; exactly one
-// is given.
-type resetFlags struct {
-	earliest, latest bool
-	offset           int64
-	datetime         string
-	partitions       []int32
-	dryRun           bool
-	topic            string
-}
-
-// datetimeLayouts are the forms --to-datetime accepts: Kafka's
-// (YYYY-MM-DDTHH:mm:SS.sss, local time unless a zone follows) and RFC 3339.
-var datetimeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.000Z07:00", "2006-01-02T15:04:05.000", "2006-01-02T15:04:05", "2006-01-02"}
-
-func parseDatetime(s string) (time.Time, error) {
-	for _, l := range datetimeLayouts {
-		if t, err := time.ParseInLocation(l, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("--to-datetime %q: want YYYY-MM-DDTHH:mm:SS[.sss][zone] or RFC 3339", s)
-}
-
-func (f *resetFlags) spec(offsetSet bool) (client.OffsetSpec, error) {
-	n := 0
-	for _, set := range []bool{f.earliest, f.latest, offsetSet, f.datetime != ""} {
-		if set {
-			n++
-		}
-	}
-	if n != 1 {
-		return client.OffsetSpec{}, errors.New("give exactly one of --to-earliest, --to-latest, --to-offset, --to-datetime")
-	}
-	switch {
-	case f.earliest:
-		return client.ToEarliest(), nil
-	case f.latest:
-		return client.ToLatest(), nil
-	case offsetSet:
-		if f.offset < 0 {
-			return client.OffsetSpec{}, errors.New("--to-offset must not be negative")
-		}
-		return client.ToOffset(f.offset), nil
-	}
-	t, err := parseDatetime(f.datetime)
-	if err != nil {
-		return client.OffsetSpec{}, err
-	}
-	return client.ToTime(t), nil
-}
-
-func newGroupsResetOffsetsCmd(cf *clientFlags) *cobra.Command {
-	var f resetFlags
-	cmd := &cobra.Command{
-		Use:   "reset-offsets GROUP --topic TOPIC (--to-earliest | --to-latest | --to-offset N | --to-datetime TS)",
-		Short: "Set a group's committed offsets of a topic",
-		Long: `Set a consumer group's committed offsets of a topic's partitions (all, or
---partitions), as kafka-consumer-groups.sh --reset-offsets --execute does. The
-group must have no active members. --to-offset is brought into each
-partition's range; --to-datetime takes the first offset at or after the time
-(the log end when there is none). --dry-run prints the new offsets only.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.topic == "" {
-				return errors.New("--topic is required")
-			}
-			spec, err := f.spec(cmd.Flags().Changed("to-offset"))
-			if err != nil {
-				return err
-			}
-			group := args[0]
-			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
-				offsets, err := c.ResolveOffsets(ctx, f.topic, f.partitions, spec)
-				if err != nil {
-					return err
-				}
-				if !f.dryRun {
-					if err := c.ResetOffsets(ctx, group, f.topic, offsets); err != nil {
-						if client.Reason(err) == client.ReasonNonEmptyGroup {
-							return fmt.Errorf("assignments can only be reset if the group '%s' is inactive: %w", group, err)
-						}
-						return err
-					}
-				}
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 2, ' ', 0)
-				fmt.Fprintln(tw, "GROUP\tTOPIC\tPARTITION\tNEW-OFFSET")
-				for _, p := range slices.Sorted(maps.Keys(offsets)) {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", group, f.topic, p, offsets[p])
-				}
-				return tw.Flush()
-			})
-		},
-	}
-	fs := cmd.Flags()
-	fs.StringVar(&f.topic, "topic", "", "topic whose offsets to reset")
-	fs.Int32SliceVar(&f.partitions, "partitions", nil, "partitions to reset, comma-separated (default: all)")
-	fs.BoolVar(&f.earliest, "to-earliest", false, "reset to each partition's log start")
-	fs.BoolVar(&f.latest, "to-latest", false, "reset to each partition's log end")
-	fs.Int64Var(&f.offset, "to-offset", 0, "reset to this offset")
-	fs.StringVar(&f.datetime, "to-datetime", "", "reset to the first offset at or after this time (YYYY-MM-DDTHH:mm:SS.sss)")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "print the new offsets without setting them")
-	return cmd
 }
 
 func newGroupsDeleteCmd(cf *clientFlags) *cobra.Command {

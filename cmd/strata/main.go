@@ -108,7 +108,9 @@ $STRATA_BOOTSTRAP_SERVER).`,
 		newBenchCmd(),
 		newTestenvCmd(),
 		newReplayCmd(),
+		newVersionCmd(),
 	)
+	setVersion(root)
 	refuseUnknownSubcommands(root)
 	return root
 }

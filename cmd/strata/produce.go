@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,7 @@ func newProduceCmd() *cobra.Command {
 		pf        producerFlags
 		keySep    string
 		partition int32
+		headers   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "produce TOPIC",
@@ -82,6 +84,7 @@ func newProduceCmd() *cobra.Command {
 With --key-separator, each line is KEY<SEP>VALUE, split at the first SEP; a
 line without SEP stops the command with an error naming the line, as Kafka's
 console producer does. Lines may be as long as the topic's max.message.bytes.
+--header KEY=VALUE (repeatable) adds the same headers to every record.
 
 Everything read is flushed at the end of input (or on SIGINT); the command
 exits non-zero if any record failed.`,
@@ -94,6 +97,10 @@ exits non-zero if any record failed.`,
 			sep, err := unescape(keySep)
 			if err != nil {
 				return fmt.Errorf("--key-separator: %w", err)
+			}
+			hdrs, err := parseHeaders(headers)
+			if err != nil {
+				return err
 			}
 			topic := args[0]
 			ctx := cmd.Context()
@@ -120,7 +127,7 @@ exits non-zero if any record failed.`,
 				partition = client.AnyPartition
 			}
 			p := client.NewProducer(c, opts)
-			lo := lineOptions{partition: partition, maxBytes: maxLineBytes(d), errOut: cmd.ErrOrStderr()}
+			lo := lineOptions{partition: partition, maxBytes: max(maxLineBytes(d)-headersBytes(hdrs), 1), errOut: cmd.ErrOrStderr(), headers: hdrs}
 			if sep != "" {
 				// Without a separator lines are unkeyed (null keys), not keyed by "".
 				lo.keySep = []byte(sep)
@@ -134,7 +141,32 @@ exits non-zero if any record failed.`,
 	pf.register(cmd.Flags(), "all", consoleBatchBytes)
 	cmd.Flags().StringVar(&keySep, "key-separator", "", `split each line into key and value at the first occurrence of this string (escapes like \t are interpreted)`)
 	cmd.Flags().Int32Var(&partition, "partition", -1, "partition to produce to (default: keyed records by key, others sticky)")
+	cmd.Flags().StringArrayVar(&headers, "header", nil, "header KEY=VALUE added to every record (repeatable)")
 	return cmd
+}
+
+// parseHeaders reads the --header flags, in order: Kafka keeps a record's
+// headers ordered and allows a key more than once.
+func parseHeaders(flags []string) ([]record.RecordHeader, error) {
+	var out []record.RecordHeader
+	for _, f := range flags {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--header %q: want KEY=VALUE", f)
+		}
+		out = append(out, record.RecordHeader{Key: k, Value: []byte(v)})
+	}
+	return out, nil
+}
+
+// headersBytes bounds what headers add to each record: the key and value
+// bytes and their varint lengths.
+func headersBytes(hs []record.RecordHeader) int {
+	n := 0
+	for _, h := range hs {
+		n += len(h.Key) + len(h.Value) + 2*binary.MaxVarintLen32
+	}
+	return n
 }
 
 // unescape interprets the escapes a separator typed on the command line may
@@ -203,6 +235,9 @@ type lineOptions struct {
 	keySep    []byte    // nil: no keys
 	partition int32
 	maxBytes  int
+	// headers go on every record; the records share the slice, which
+	// nothing modifies.
+	headers []record.RecordHeader
 }
 
 // produceStats counts outcomes; its callback is shared by every record, so
@@ -275,7 +310,7 @@ read:
 				inputErr = fmt.Errorf("line %d: %w", item.number, item.err)
 				break read
 			}
-			r := client.Record{Partition: o.partition, Value: item.line}
+			r := client.Record{Partition: o.partition, Value: item.line, Headers: o.headers}
 			if o.keySep != nil {
 				key, value, ok := bytes.Cut(item.line, o.keySep)
 				if !ok {

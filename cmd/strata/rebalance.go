@@ -20,10 +20,10 @@ func newClusterCmd() *cobra.Command {
 	cf := &clientFlags{}
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Spread the cluster's load over its brokers",
+		Short: "The cluster as a whole: its controller, brokers and racks; spread its load",
 	}
 	cf.register(cmd.PersistentFlags())
-	cmd.AddCommand(newClusterRebalanceCmd(cf))
+	cmd.AddCommand(newClusterInfoCmd(cf), newClusterRebalanceCmd(cf))
 	return cmd
 }
 

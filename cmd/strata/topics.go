@@ -117,36 +117,65 @@ func newTopicsListCmd(cf *clientFlags) *cobra.Command {
 
 func newTopicsDescribeCmd(cf *clientFlags) *cobra.Command {
 	var (
-		output     outputFormat
-		allConfigs bool
+		output                                    outputFormat
+		allConfigs                                bool
+		underReplicated, underMinISR, unavailable bool
 	)
 	cmd := &cobra.Command{
-		Use:   "describe NAME",
-		Short: "Describe a topic: partitions, leaders, replicas, config overrides",
-		Long: `Describe a topic in the format of Kafka's kafka-topics.sh --describe:
+		Use:   "describe [NAME]",
+		Short: "Describe a topic, or all: partitions, leaders, replicas, config overrides",
+		Long: `Describe a topic (every topic when no name is given) in the format of
+Kafka's kafka-topics.sh --describe:
 
   Topic: NAME<TAB>TopicId: ID<TAB>PartitionCount: N<TAB>ReplicationFactor: R<TAB>Configs: k=v,...
   <TAB>Topic: NAME<TAB>Partition: P<TAB>Leader: ID<TAB>Replicas: 1,2,3<TAB>Isr: 1,2,3
 
 Configs lists the topic's overrides only; --configs adds every config with its
-effective value and where it comes from (topic, broker or default).`,
-		Args: cobra.ExactArgs(1),
+effective value and where it comes from (topic, broker or default).
+
+As in Kafka, one report option shows only the partitions that need attention,
+one line each, without the topic lines:
+  --under-replicated-partitions  fewer in-sync replicas than replicas
+  --under-min-isr-partitions     fewer in-sync replicas than min.insync.replicas
+                                 (acks=all produce requests are refused)
+  --unavailable-partitions       no leader, or a leader that is not live
+Nothing printed means no partition is in that state (or, without a report
+option and a name, that there are no topics). With --output json and no
+name, the output is a list of topics (with a report option, those with a
+selected partition).`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := pickFilter(underReplicated, underMinISR, unavailable)
+			if err != nil {
+				return err
+			}
+			var name string
+			if len(args) == 1 {
+				name = args[0]
+			}
 			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
-				d, err := c.DescribeTopic(ctx, args[0])
+				ds, err := describeTopics(ctx, c, name, f)
 				if err != nil {
 					return err
 				}
-				if output == outputJSON {
-					return writeJSON(cmd.OutOrStdout(), describeJSON(d, allConfigs))
+				w := cmd.OutOrStdout()
+				switch {
+				case output == outputJSON && name != "":
+					return writeJSON(w, describeJSON(ds[0], allConfigs))
+				case output == outputJSON:
+					return writeJSON(w, descriptionsJSON(ds, f, allConfigs))
 				}
-				writeDescribe(cmd.OutOrStdout(), d, allConfigs)
+				writeDescriptions(w, ds, f, allConfigs)
 				return nil
 			})
 		},
 	}
-	addOutputFlag(cmd.Flags(), &output)
-	cmd.Flags().BoolVar(&allConfigs, "configs", false, "also print every config with its effective value and source")
+	fs := cmd.Flags()
+	addOutputFlag(fs, &output)
+	fs.BoolVar(&allConfigs, "configs", false, "also print every config with its effective value and source")
+	fs.BoolVar(&underReplicated, "under-replicated-partitions", false, "only partitions with fewer in-sync replicas than replicas")
+	fs.BoolVar(&underMinISR, "under-min-isr-partitions", false, "only partitions with fewer in-sync replicas than min.insync.replicas")
+	fs.BoolVar(&unavailable, "unavailable-partitions", false, "only partitions without a live leader")
 	return cmd
 }
 
@@ -191,16 +220,7 @@ func writeDescribe(w io.Writer, d *stratav1.TopicDescription, allConfigs bool) {
 	fmt.Fprintf(w, "Topic: %s\tTopicId: %s\tPartitionCount: %d\tReplicationFactor: %d\tConfigs: %s\n",
 		d.GetName(), d.GetTopicId(), len(d.GetPartitions()), d.GetReplicationFactor(), strings.Join(overrides(d.GetConfigs()), ","))
 	for _, p := range d.GetPartitions() {
-		fmt.Fprintf(w, "\tTopic: %s\tPartition: %d\tLeader: %s\tReplicas: %s\tIsr: %s",
-			d.GetName(), p.GetPartition(), leaderString(p.GetLeader()), joinIDs(p.GetReplicas()), joinIDs(p.GetIsr()))
-		// As kafka-topics prints a partition that is moving.
-		if len(p.GetAddingReplicas()) > 0 {
-			fmt.Fprintf(w, "\tAdding Replicas: %s", joinIDs(p.GetAddingReplicas()))
-		}
-		if len(p.GetRemovingReplicas()) > 0 {
-			fmt.Fprintf(w, "\tRemoving Replicas: %s", joinIDs(p.GetRemovingReplicas()))
-		}
-		fmt.Fprintln(w)
+		writePartitionLine(w, d.GetName(), p)
 	}
 	if allConfigs {
 		fmt.Fprintf(w, "All configs for topic %s are:\n", d.GetName())
@@ -208,6 +228,20 @@ func writeDescribe(w io.Writer, d *stratav1.TopicDescription, allConfigs bool) {
 			fmt.Fprintf(w, "  %s=%s\tsource=%s\n", e.GetName(), e.GetValue(), e.GetSource())
 		}
 	}
+}
+
+// writePartitionLine prints one partition of kafka-topics.sh --describe.
+func writePartitionLine(w io.Writer, topic string, p *stratav1.PartitionInfo) {
+	fmt.Fprintf(w, "\tTopic: %s\tPartition: %d\tLeader: %s\tReplicas: %s\tIsr: %s",
+		topic, p.GetPartition(), leaderString(p.GetLeader()), joinIDs(p.GetReplicas()), joinIDs(p.GetIsr()))
+	// As kafka-topics prints a partition that is moving.
+	if len(p.GetAddingReplicas()) > 0 {
+		fmt.Fprintf(w, "\tAdding Replicas: %s", joinIDs(p.GetAddingReplicas()))
+	}
+	if len(p.GetRemovingReplicas()) > 0 {
+		fmt.Fprintf(w, "\tRemoving Replicas: %s", joinIDs(p.GetRemovingReplicas()))
+	}
+	fmt.Fprintln(w)
 }
 
 // topicJSON is the output of `topics describe --output json`. Its field names
@@ -283,29 +317,56 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func newTopicsAlterCmd(cf *clientFlags) *cobra.Command {
-	var set, del []string
+	var (
+		set, del   []string
+		partitions int32
+	)
 	cmd := &cobra.Command{
 		Use:   "alter NAME",
-		Short: "Set or delete topic config overrides",
-		Args:  cobra.ExactArgs(1),
+		Short: "Add partitions to a topic, set or delete its config overrides",
+		Long: `Alter a topic: --partitions N grows it to N partitions (as kafka-topics.sh
+--alter --partitions; partitions are never removed), --config and
+--delete-config set and delete config overrides.
+
+Adding partitions changes which partition a key maps to: records of an
+existing key may go to a new partition from then on, so per-key order holds
+only within the records written before and within those written after.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := parseConfigs("config", set)
 			if err != nil {
 				return err
 			}
-			if len(cfg) == 0 && len(del) == 0 {
-				return errors.New("nothing to alter: give --config key=value or --delete-config key")
+			grow := cmd.Flags().Changed("partitions")
+			if len(cfg) == 0 && len(del) == 0 && !grow {
+				return errors.New("nothing to alter: give --partitions N, --config key=value or --delete-config key")
+			}
+			if grow && partitions < 1 {
+				return fmt.Errorf("--partitions %d: want the new number of partitions, at least 1", partitions)
 			}
 			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
-				entries, err := c.AlterTopicConfigs(ctx, args[0], cfg, del)
-				if err != nil {
-					return err
+				w := cmd.OutOrStdout()
+				var lines []string
+				if grow {
+					d, err := c.CreatePartitions(ctx, args[0], partitions)
+					if err != nil {
+						return err
+					}
+					lines = append(lines, fmt.Sprintf("PartitionCount: %d", len(d.GetPartitions())))
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Altered topic %s.\nConfigs: %s\n", args[0], strings.Join(overrides(entries), ","))
+				if len(cfg) > 0 || len(del) > 0 {
+					entries, err := c.AlterTopicConfigs(ctx, args[0], cfg, del)
+					if err != nil {
+						return err
+					}
+					lines = append(lines, "Configs: "+strings.Join(overrides(entries), ","))
+				}
+				fmt.Fprintf(w, "Altered topic %s.\n%s\n", args[0], strings.Join(lines, "\n"))
 				return nil
 			})
 		},
 	}
+	cmd.Flags().Int32Var(&partitions, "partitions", 0, "grow the topic to this many partitions")
 	cmd.Flags().StringArrayVar(&set, "config", nil, "config override to set, key=value (repeatable)")
 	cmd.Flags().StringArrayVar(&del, "delete-config", nil, "config override to delete, reverting to the default (repeatable)")
 	return cmd

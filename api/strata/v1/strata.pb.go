@@ -1363,6 +1363,113 @@ func (x *AlterTopicConfigsResponse) GetConfigs() []*ConfigEntry {
 	return nil
 }
 
+type CreatePartitionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The new total number of partitions.
+	Count int32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// Check the request (count, placement, partition limits) and change nothing.
+	ValidateOnly  bool `protobuf:"varint,3,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePartitionsRequest) Reset() {
+	*x = CreatePartitionsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePartitionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePartitionsRequest) ProtoMessage() {}
+
+func (x *CreatePartitionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePartitionsRequest.ProtoReflect.Descriptor instead.
+func (*CreatePartitionsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreatePartitionsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreatePartitionsRequest) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *CreatePartitionsRequest) GetValidateOnly() bool {
+	if x != nil {
+		return x.ValidateOnly
+	}
+	return false
+}
+
+type CreatePartitionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic as it is afterwards (as it is now, with validate_only).
+	Topic         *TopicDescription `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePartitionsResponse) Reset() {
+	*x = CreatePartitionsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePartitionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePartitionsResponse) ProtoMessage() {}
+
+func (x *CreatePartitionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePartitionsResponse.ProtoReflect.Descriptor instead.
+func (*CreatePartitionsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CreatePartitionsResponse) GetTopic() *TopicDescription {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
 type ProduceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -1376,7 +1483,7 @@ type ProduceRequest struct {
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[18]
+	mi := &file_strata_v1_strata_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1495,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[18]
+	mi := &file_strata_v1_strata_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1508,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{18}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProduceRequest) GetTopic() string {
@@ -1448,7 +1555,7 @@ type ProducePartition struct {
 
 func (x *ProducePartition) Reset() {
 	*x = ProducePartition{}
-	mi := &file_strata_v1_strata_proto_msgTypes[19]
+	mi := &file_strata_v1_strata_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1567,7 @@ func (x *ProducePartition) String() string {
 func (*ProducePartition) ProtoMessage() {}
 
 func (x *ProducePartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[19]
+	mi := &file_strata_v1_strata_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1580,7 @@ func (x *ProducePartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducePartition.ProtoReflect.Descriptor instead.
 func (*ProducePartition) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{19}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProducePartition) GetPartition() int32 {
@@ -1512,7 +1619,7 @@ type PartitionError struct {
 
 func (x *PartitionError) Reset() {
 	*x = PartitionError{}
-	mi := &file_strata_v1_strata_proto_msgTypes[20]
+	mi := &file_strata_v1_strata_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1631,7 @@ func (x *PartitionError) String() string {
 func (*PartitionError) ProtoMessage() {}
 
 func (x *PartitionError) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[20]
+	mi := &file_strata_v1_strata_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1644,7 @@ func (x *PartitionError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionError.ProtoReflect.Descriptor instead.
 func (*PartitionError) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{20}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PartitionError) GetCode() int32 {
@@ -1575,7 +1682,7 @@ type ProducePartitionResult struct {
 
 func (x *ProducePartitionResult) Reset() {
 	*x = ProducePartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[21]
+	mi := &file_strata_v1_strata_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1694,7 @@ func (x *ProducePartitionResult) String() string {
 func (*ProducePartitionResult) ProtoMessage() {}
 
 func (x *ProducePartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[21]
+	mi := &file_strata_v1_strata_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1707,7 @@ func (x *ProducePartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducePartitionResult.ProtoReflect.Descriptor instead.
 func (*ProducePartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{21}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ProducePartitionResult) GetPartition() int32 {
@@ -1647,7 +1754,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[22]
+	mi := &file_strata_v1_strata_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1766,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[22]
+	mi := &file_strata_v1_strata_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1779,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{22}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ProduceResponse) GetPartitions() []*ProducePartitionResult {
@@ -1696,7 +1803,7 @@ type FetchPartition struct {
 
 func (x *FetchPartition) Reset() {
 	*x = FetchPartition{}
-	mi := &file_strata_v1_strata_proto_msgTypes[23]
+	mi := &file_strata_v1_strata_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1815,7 @@ func (x *FetchPartition) String() string {
 func (*FetchPartition) ProtoMessage() {}
 
 func (x *FetchPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[23]
+	mi := &file_strata_v1_strata_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +1828,7 @@ func (x *FetchPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartition.ProtoReflect.Descriptor instead.
 func (*FetchPartition) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{23}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FetchPartition) GetTopic() string {
@@ -1778,7 +1885,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	mi := &file_strata_v1_strata_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +1897,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	mi := &file_strata_v1_strata_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +1910,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{24}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FetchRequest) GetPartitions() []*FetchPartition {
@@ -1879,7 +1986,7 @@ type FetchPartitionResult struct {
 
 func (x *FetchPartitionResult) Reset() {
 	*x = FetchPartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	mi := &file_strata_v1_strata_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +1998,7 @@ func (x *FetchPartitionResult) String() string {
 func (*FetchPartitionResult) ProtoMessage() {}
 
 func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	mi := &file_strata_v1_strata_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2011,7 @@ func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartitionResult.ProtoReflect.Descriptor instead.
 func (*FetchPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{25}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FetchPartitionResult) GetTopic() string {
@@ -1979,7 +2086,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[26]
+	mi := &file_strata_v1_strata_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2098,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[26]
+	mi := &file_strata_v1_strata_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2111,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{26}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *FetchResponse) GetPartitions() []*FetchPartitionResult {
@@ -2025,7 +2132,7 @@ type ListOffsetsPartition struct {
 
 func (x *ListOffsetsPartition) Reset() {
 	*x = ListOffsetsPartition{}
-	mi := &file_strata_v1_strata_proto_msgTypes[27]
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2144,7 @@ func (x *ListOffsetsPartition) String() string {
 func (*ListOffsetsPartition) ProtoMessage() {}
 
 func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[27]
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2157,7 @@ func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartition.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartition) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{27}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListOffsetsPartition) GetPartition() int32 {
@@ -2080,7 +2187,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[28]
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +2199,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[28]
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +2212,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{28}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListOffsetsRequest) GetTopic() string {
@@ -2142,7 +2249,7 @@ type ListOffsetsPartitionResult struct {
 
 func (x *ListOffsetsPartitionResult) Reset() {
 	*x = ListOffsetsPartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2261,7 @@ func (x *ListOffsetsPartitionResult) String() string {
 func (*ListOffsetsPartitionResult) ProtoMessage() {}
 
 func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2274,7 @@ func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartitionResult.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListOffsetsPartitionResult) GetPartition() int32 {
@@ -2207,7 +2314,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +2326,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +2339,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListOffsetsResponse) GetPartitions() []*ListOffsetsPartitionResult {
@@ -2256,7 +2363,7 @@ type BrokerInfo struct {
 
 func (x *BrokerInfo) Reset() {
 	*x = BrokerInfo{}
-	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2375,7 @@ func (x *BrokerInfo) String() string {
 func (*BrokerInfo) ProtoMessage() {}
 
 func (x *BrokerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2388,7 @@ func (x *BrokerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrokerInfo.ProtoReflect.Descriptor instead.
 func (*BrokerInfo) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *BrokerInfo) GetNodeId() int32 {
@@ -2328,7 +2435,7 @@ type MetadataRequest struct {
 
 func (x *MetadataRequest) Reset() {
 	*x = MetadataRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2340,7 +2447,7 @@ func (x *MetadataRequest) String() string {
 func (*MetadataRequest) ProtoMessage() {}
 
 func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2353,7 +2460,7 @@ func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetadataRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *MetadataRequest) GetTopics() []string {
@@ -2375,7 +2482,7 @@ type TopicMetadata struct {
 
 func (x *TopicMetadata) Reset() {
 	*x = TopicMetadata{}
-	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +2494,7 @@ func (x *TopicMetadata) String() string {
 func (*TopicMetadata) ProtoMessage() {}
 
 func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2400,7 +2507,7 @@ func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicMetadata.ProtoReflect.Descriptor instead.
 func (*TopicMetadata) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TopicMetadata) GetName() string {
@@ -2443,7 +2550,7 @@ type MetadataResponse struct {
 
 func (x *MetadataResponse) Reset() {
 	*x = MetadataResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2455,7 +2562,7 @@ func (x *MetadataResponse) String() string {
 func (*MetadataResponse) ProtoMessage() {}
 
 func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2468,7 +2575,7 @@ func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetadataResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *MetadataResponse) GetBrokers() []*BrokerInfo {
@@ -2514,7 +2621,7 @@ type ReplicaFetchPartition struct {
 
 func (x *ReplicaFetchPartition) Reset() {
 	*x = ReplicaFetchPartition{}
-	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2633,7 @@ func (x *ReplicaFetchPartition) String() string {
 func (*ReplicaFetchPartition) ProtoMessage() {}
 
 func (x *ReplicaFetchPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2646,7 @@ func (x *ReplicaFetchPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaFetchPartition.ProtoReflect.Descriptor instead.
 func (*ReplicaFetchPartition) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReplicaFetchPartition) GetTopic() string {
@@ -2604,7 +2711,7 @@ type ReplicaFetchRequest struct {
 
 func (x *ReplicaFetchRequest) Reset() {
 	*x = ReplicaFetchRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2616,7 +2723,7 @@ func (x *ReplicaFetchRequest) String() string {
 func (*ReplicaFetchRequest) ProtoMessage() {}
 
 func (x *ReplicaFetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2629,7 +2736,7 @@ func (x *ReplicaFetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaFetchRequest.ProtoReflect.Descriptor instead.
 func (*ReplicaFetchRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReplicaFetchRequest) GetReplicaId() int32 {
@@ -2677,7 +2784,7 @@ type EpochEndOffset struct {
 
 func (x *EpochEndOffset) Reset() {
 	*x = EpochEndOffset{}
-	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2689,7 +2796,7 @@ func (x *EpochEndOffset) String() string {
 func (*EpochEndOffset) ProtoMessage() {}
 
 func (x *EpochEndOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2702,7 +2809,7 @@ func (x *EpochEndOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochEndOffset.ProtoReflect.Descriptor instead.
 func (*EpochEndOffset) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EpochEndOffset) GetEpoch() int32 {
@@ -2741,7 +2848,7 @@ type ReplicaFetchPartitionResult struct {
 
 func (x *ReplicaFetchPartitionResult) Reset() {
 	*x = ReplicaFetchPartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2753,7 +2860,7 @@ func (x *ReplicaFetchPartitionResult) String() string {
 func (*ReplicaFetchPartitionResult) ProtoMessage() {}
 
 func (x *ReplicaFetchPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2766,7 +2873,7 @@ func (x *ReplicaFetchPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaFetchPartitionResult.ProtoReflect.Descriptor instead.
 func (*ReplicaFetchPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReplicaFetchPartitionResult) GetTopic() string {
@@ -2834,7 +2941,7 @@ type ReplicaFetchResponse struct {
 
 func (x *ReplicaFetchResponse) Reset() {
 	*x = ReplicaFetchResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2846,7 +2953,7 @@ func (x *ReplicaFetchResponse) String() string {
 func (*ReplicaFetchResponse) ProtoMessage() {}
 
 func (x *ReplicaFetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2859,7 +2966,7 @@ func (x *ReplicaFetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaFetchResponse.ProtoReflect.Descriptor instead.
 func (*ReplicaFetchResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReplicaFetchResponse) GetPartitions() []*ReplicaFetchPartitionResult {
@@ -2879,7 +2986,7 @@ type TxnMarkerPartition struct {
 
 func (x *TxnMarkerPartition) Reset() {
 	*x = TxnMarkerPartition{}
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2891,7 +2998,7 @@ func (x *TxnMarkerPartition) String() string {
 func (*TxnMarkerPartition) ProtoMessage() {}
 
 func (x *TxnMarkerPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2904,7 +3011,7 @@ func (x *TxnMarkerPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnMarkerPartition.ProtoReflect.Descriptor instead.
 func (*TxnMarkerPartition) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TxnMarkerPartition) GetTopic() string {
@@ -2938,7 +3045,7 @@ type TxnMarker struct {
 
 func (x *TxnMarker) Reset() {
 	*x = TxnMarker{}
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2950,7 +3057,7 @@ func (x *TxnMarker) String() string {
 func (*TxnMarker) ProtoMessage() {}
 
 func (x *TxnMarker) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2963,7 +3070,7 @@ func (x *TxnMarker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnMarker.ProtoReflect.Descriptor instead.
 func (*TxnMarker) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TxnMarker) GetProducerId() int64 {
@@ -3012,7 +3119,7 @@ type WriteTxnMarkersRequest struct {
 
 func (x *WriteTxnMarkersRequest) Reset() {
 	*x = WriteTxnMarkersRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3024,7 +3131,7 @@ func (x *WriteTxnMarkersRequest) String() string {
 func (*WriteTxnMarkersRequest) ProtoMessage() {}
 
 func (x *WriteTxnMarkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3037,7 +3144,7 @@ func (x *WriteTxnMarkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteTxnMarkersRequest.ProtoReflect.Descriptor instead.
 func (*WriteTxnMarkersRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WriteTxnMarkersRequest) GetBrokerId() int32 {
@@ -3068,7 +3175,7 @@ type TxnMarkerPartitionResult struct {
 
 func (x *TxnMarkerPartitionResult) Reset() {
 	*x = TxnMarkerPartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3080,7 +3187,7 @@ func (x *TxnMarkerPartitionResult) String() string {
 func (*TxnMarkerPartitionResult) ProtoMessage() {}
 
 func (x *TxnMarkerPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3093,7 +3200,7 @@ func (x *TxnMarkerPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnMarkerPartitionResult.ProtoReflect.Descriptor instead.
 func (*TxnMarkerPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TxnMarkerPartitionResult) GetTopic() string {
@@ -3135,7 +3242,7 @@ type TxnMarkerResult struct {
 
 func (x *TxnMarkerResult) Reset() {
 	*x = TxnMarkerResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3147,7 +3254,7 @@ func (x *TxnMarkerResult) String() string {
 func (*TxnMarkerResult) ProtoMessage() {}
 
 func (x *TxnMarkerResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3160,7 +3267,7 @@ func (x *TxnMarkerResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnMarkerResult.ProtoReflect.Descriptor instead.
 func (*TxnMarkerResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TxnMarkerResult) GetProducerId() int64 {
@@ -3186,7 +3293,7 @@ type WriteTxnMarkersResponse struct {
 
 func (x *WriteTxnMarkersResponse) Reset() {
 	*x = WriteTxnMarkersResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3198,7 +3305,7 @@ func (x *WriteTxnMarkersResponse) String() string {
 func (*WriteTxnMarkersResponse) ProtoMessage() {}
 
 func (x *WriteTxnMarkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,7 +3318,7 @@ func (x *WriteTxnMarkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteTxnMarkersResponse.ProtoReflect.Descriptor instead.
 func (*WriteTxnMarkersResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WriteTxnMarkersResponse) GetMarkers() []*TxnMarkerResult {
@@ -3230,7 +3337,7 @@ type FindCoordinatorRequest struct {
 
 func (x *FindCoordinatorRequest) Reset() {
 	*x = FindCoordinatorRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3242,7 +3349,7 @@ func (x *FindCoordinatorRequest) String() string {
 func (*FindCoordinatorRequest) ProtoMessage() {}
 
 func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3255,7 +3362,7 @@ func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *FindCoordinatorRequest) GetGroup() string {
@@ -3275,7 +3382,7 @@ type FindCoordinatorResponse struct {
 
 func (x *FindCoordinatorResponse) Reset() {
 	*x = FindCoordinatorResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3394,7 @@ func (x *FindCoordinatorResponse) String() string {
 func (*FindCoordinatorResponse) ProtoMessage() {}
 
 func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3407,7 @@ func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *FindCoordinatorResponse) GetCoordinator() *BrokerInfo {
@@ -3328,7 +3435,7 @@ type ConsumeGroupRequest struct {
 
 func (x *ConsumeGroupRequest) Reset() {
 	*x = ConsumeGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3447,7 @@ func (x *ConsumeGroupRequest) String() string {
 func (*ConsumeGroupRequest) ProtoMessage() {}
 
 func (x *ConsumeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3460,7 @@ func (x *ConsumeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeGroupRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ConsumeGroupRequest) GetGroup() string {
@@ -3402,7 +3509,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3414,7 +3521,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3427,7 +3534,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -3459,7 +3566,7 @@ type ConsumeGroupResponse struct {
 
 func (x *ConsumeGroupResponse) Reset() {
 	*x = ConsumeGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3471,7 +3578,7 @@ func (x *ConsumeGroupResponse) String() string {
 func (*ConsumeGroupResponse) ProtoMessage() {}
 
 func (x *ConsumeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3484,7 +3591,7 @@ func (x *ConsumeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeGroupResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ConsumeGroupResponse) GetGeneration() int32 {
@@ -3531,7 +3638,7 @@ type GroupOffset struct {
 
 func (x *GroupOffset) Reset() {
 	*x = GroupOffset{}
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3543,7 +3650,7 @@ func (x *GroupOffset) String() string {
 func (*GroupOffset) ProtoMessage() {}
 
 func (x *GroupOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3556,7 +3663,7 @@ func (x *GroupOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOffset.ProtoReflect.Descriptor instead.
 func (*GroupOffset) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GroupOffset) GetTopic() string {
@@ -3613,7 +3720,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3625,7 +3732,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3638,7 +3745,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -3677,7 +3784,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3689,7 +3796,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3702,7 +3809,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
 }
 
 type FetchOffsetsRequest struct {
@@ -3716,7 +3823,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3728,7 +3835,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3741,7 +3848,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -3767,7 +3874,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3779,7 +3886,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3792,7 +3899,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *FetchOffsetsResponse) GetOffsets() []*GroupOffset {
@@ -3810,7 +3917,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3822,7 +3929,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3835,7 +3942,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{58}
 }
 
 type GroupSummary struct {
@@ -3850,7 +3957,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3862,7 +3969,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3875,7 +3982,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GroupSummary) GetGroup() string {
@@ -3915,7 +4022,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[58]
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3927,7 +4034,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[58]
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3940,7 +4047,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{58}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -3959,7 +4066,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[59]
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3971,7 +4078,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[59]
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3984,7 +4091,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{59}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -4009,7 +4116,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4021,7 +4128,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4034,7 +4141,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{60}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -4089,7 +4196,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4101,7 +4208,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4114,7 +4221,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{61}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -4175,7 +4282,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4187,7 +4294,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4200,7 +4307,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{62}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -4218,7 +4325,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4230,7 +4337,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4243,7 +4350,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{63}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{65}
 }
 
 type ResetOffsetsRequest struct {
@@ -4258,7 +4365,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4270,7 +4377,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4283,7 +4390,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{64}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -4315,7 +4422,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4327,7 +4434,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4340,7 +4447,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{65}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{67}
 }
 
 type TieringStatusRequest struct {
@@ -4352,7 +4459,7 @@ type TieringStatusRequest struct {
 
 func (x *TieringStatusRequest) Reset() {
 	*x = TieringStatusRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4364,7 +4471,7 @@ func (x *TieringStatusRequest) String() string {
 func (*TieringStatusRequest) ProtoMessage() {}
 
 func (x *TieringStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4377,7 +4484,7 @@ func (x *TieringStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TieringStatusRequest.ProtoReflect.Descriptor instead.
 func (*TieringStatusRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{66}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *TieringStatusRequest) GetTopic() string {
@@ -4426,7 +4533,7 @@ type PartitionTiering struct {
 
 func (x *PartitionTiering) Reset() {
 	*x = PartitionTiering{}
-	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4438,7 +4545,7 @@ func (x *PartitionTiering) String() string {
 func (*PartitionTiering) ProtoMessage() {}
 
 func (x *PartitionTiering) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4451,7 +4558,7 @@ func (x *PartitionTiering) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionTiering.ProtoReflect.Descriptor instead.
 func (*PartitionTiering) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{67}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *PartitionTiering) GetTopic() string {
@@ -4568,7 +4675,7 @@ type TieringStatusResponse struct {
 
 func (x *TieringStatusResponse) Reset() {
 	*x = TieringStatusResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4580,7 +4687,7 @@ func (x *TieringStatusResponse) String() string {
 func (*TieringStatusResponse) ProtoMessage() {}
 
 func (x *TieringStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4593,7 +4700,7 @@ func (x *TieringStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TieringStatusResponse.ProtoReflect.Descriptor instead.
 func (*TieringStatusResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{68}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *TieringStatusResponse) GetPartitions() []*PartitionTiering {
@@ -4614,7 +4721,7 @@ type DeleteRecordsPartition struct {
 
 func (x *DeleteRecordsPartition) Reset() {
 	*x = DeleteRecordsPartition{}
-	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4626,7 +4733,7 @@ func (x *DeleteRecordsPartition) String() string {
 func (*DeleteRecordsPartition) ProtoMessage() {}
 
 func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4639,7 +4746,7 @@ func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsPartition.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsPartition) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{69}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DeleteRecordsPartition) GetPartition() int32 {
@@ -4666,7 +4773,7 @@ type DeleteRecordsRequest struct {
 
 func (x *DeleteRecordsRequest) Reset() {
 	*x = DeleteRecordsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4678,7 +4785,7 @@ func (x *DeleteRecordsRequest) String() string {
 func (*DeleteRecordsRequest) ProtoMessage() {}
 
 func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4691,7 +4798,7 @@ func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DeleteRecordsRequest) GetTopic() string {
@@ -4720,7 +4827,7 @@ type DeleteRecordsPartitionResult struct {
 
 func (x *DeleteRecordsPartitionResult) Reset() {
 	*x = DeleteRecordsPartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4732,7 +4839,7 @@ func (x *DeleteRecordsPartitionResult) String() string {
 func (*DeleteRecordsPartitionResult) ProtoMessage() {}
 
 func (x *DeleteRecordsPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4745,7 +4852,7 @@ func (x *DeleteRecordsPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsPartitionResult.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *DeleteRecordsPartitionResult) GetPartition() int32 {
@@ -4778,7 +4885,7 @@ type DeleteRecordsResponse struct {
 
 func (x *DeleteRecordsResponse) Reset() {
 	*x = DeleteRecordsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	mi := &file_strata_v1_strata_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4790,7 +4897,7 @@ func (x *DeleteRecordsResponse) String() string {
 func (*DeleteRecordsResponse) ProtoMessage() {}
 
 func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	mi := &file_strata_v1_strata_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4803,7 +4910,7 @@ func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{72}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *DeleteRecordsResponse) GetPartitions() []*DeleteRecordsPartitionResult {
@@ -4826,7 +4933,7 @@ type PreviewRetentionRequest struct {
 
 func (x *PreviewRetentionRequest) Reset() {
 	*x = PreviewRetentionRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	mi := &file_strata_v1_strata_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4838,7 +4945,7 @@ func (x *PreviewRetentionRequest) String() string {
 func (*PreviewRetentionRequest) ProtoMessage() {}
 
 func (x *PreviewRetentionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	mi := &file_strata_v1_strata_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4851,7 +4958,7 @@ func (x *PreviewRetentionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewRetentionRequest.ProtoReflect.Descriptor instead.
 func (*PreviewRetentionRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{73}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *PreviewRetentionRequest) GetTopic() string {
@@ -4890,7 +4997,7 @@ type TierRetention struct {
 
 func (x *TierRetention) Reset() {
 	*x = TierRetention{}
-	mi := &file_strata_v1_strata_proto_msgTypes[74]
+	mi := &file_strata_v1_strata_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4902,7 +5009,7 @@ func (x *TierRetention) String() string {
 func (*TierRetention) ProtoMessage() {}
 
 func (x *TierRetention) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[74]
+	mi := &file_strata_v1_strata_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4915,7 +5022,7 @@ func (x *TierRetention) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TierRetention.ProtoReflect.Descriptor instead.
 func (*TierRetention) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{74}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *TierRetention) GetSegments() int64 {
@@ -4970,7 +5077,7 @@ type PartitionRetention struct {
 
 func (x *PartitionRetention) Reset() {
 	*x = PartitionRetention{}
-	mi := &file_strata_v1_strata_proto_msgTypes[75]
+	mi := &file_strata_v1_strata_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4982,7 +5089,7 @@ func (x *PartitionRetention) String() string {
 func (*PartitionRetention) ProtoMessage() {}
 
 func (x *PartitionRetention) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[75]
+	mi := &file_strata_v1_strata_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4995,7 +5102,7 @@ func (x *PartitionRetention) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionRetention.ProtoReflect.Descriptor instead.
 func (*PartitionRetention) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{75}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *PartitionRetention) GetTopic() string {
@@ -5072,7 +5179,7 @@ type PreviewRetentionResponse struct {
 
 func (x *PreviewRetentionResponse) Reset() {
 	*x = PreviewRetentionResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[76]
+	mi := &file_strata_v1_strata_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5084,7 +5191,7 @@ func (x *PreviewRetentionResponse) String() string {
 func (*PreviewRetentionResponse) ProtoMessage() {}
 
 func (x *PreviewRetentionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[76]
+	mi := &file_strata_v1_strata_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5097,7 +5204,7 @@ func (x *PreviewRetentionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewRetentionResponse.ProtoReflect.Descriptor instead.
 func (*PreviewRetentionResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{76}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *PreviewRetentionResponse) GetPartitions() []*PartitionRetention {
@@ -5126,7 +5233,7 @@ type ScramCredentialDeletion struct {
 
 func (x *ScramCredentialDeletion) Reset() {
 	*x = ScramCredentialDeletion{}
-	mi := &file_strata_v1_strata_proto_msgTypes[77]
+	mi := &file_strata_v1_strata_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5138,7 +5245,7 @@ func (x *ScramCredentialDeletion) String() string {
 func (*ScramCredentialDeletion) ProtoMessage() {}
 
 func (x *ScramCredentialDeletion) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[77]
+	mi := &file_strata_v1_strata_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5151,7 +5258,7 @@ func (x *ScramCredentialDeletion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramCredentialDeletion.ProtoReflect.Descriptor instead.
 func (*ScramCredentialDeletion) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{77}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ScramCredentialDeletion) GetUser() string {
@@ -5184,7 +5291,7 @@ type ScramCredentialUpsertion struct {
 
 func (x *ScramCredentialUpsertion) Reset() {
 	*x = ScramCredentialUpsertion{}
-	mi := &file_strata_v1_strata_proto_msgTypes[78]
+	mi := &file_strata_v1_strata_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5196,7 +5303,7 @@ func (x *ScramCredentialUpsertion) String() string {
 func (*ScramCredentialUpsertion) ProtoMessage() {}
 
 func (x *ScramCredentialUpsertion) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[78]
+	mi := &file_strata_v1_strata_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5209,7 +5316,7 @@ func (x *ScramCredentialUpsertion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramCredentialUpsertion.ProtoReflect.Descriptor instead.
 func (*ScramCredentialUpsertion) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{78}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ScramCredentialUpsertion) GetUser() string {
@@ -5257,7 +5364,7 @@ type AlterUserScramCredentialsRequest struct {
 
 func (x *AlterUserScramCredentialsRequest) Reset() {
 	*x = AlterUserScramCredentialsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[79]
+	mi := &file_strata_v1_strata_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5269,7 +5376,7 @@ func (x *AlterUserScramCredentialsRequest) String() string {
 func (*AlterUserScramCredentialsRequest) ProtoMessage() {}
 
 func (x *AlterUserScramCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[79]
+	mi := &file_strata_v1_strata_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5282,7 +5389,7 @@ func (x *AlterUserScramCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterUserScramCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*AlterUserScramCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{79}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *AlterUserScramCredentialsRequest) GetDeletions() []*ScramCredentialDeletion {
@@ -5312,7 +5419,7 @@ type UserScramResult struct {
 
 func (x *UserScramResult) Reset() {
 	*x = UserScramResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[80]
+	mi := &file_strata_v1_strata_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5324,7 +5431,7 @@ func (x *UserScramResult) String() string {
 func (*UserScramResult) ProtoMessage() {}
 
 func (x *UserScramResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[80]
+	mi := &file_strata_v1_strata_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5337,7 +5444,7 @@ func (x *UserScramResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserScramResult.ProtoReflect.Descriptor instead.
 func (*UserScramResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{80}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *UserScramResult) GetUser() string {
@@ -5370,7 +5477,7 @@ type AlterUserScramCredentialsResponse struct {
 
 func (x *AlterUserScramCredentialsResponse) Reset() {
 	*x = AlterUserScramCredentialsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[81]
+	mi := &file_strata_v1_strata_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5382,7 +5489,7 @@ func (x *AlterUserScramCredentialsResponse) String() string {
 func (*AlterUserScramCredentialsResponse) ProtoMessage() {}
 
 func (x *AlterUserScramCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[81]
+	mi := &file_strata_v1_strata_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5395,7 +5502,7 @@ func (x *AlterUserScramCredentialsResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use AlterUserScramCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*AlterUserScramCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{81}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *AlterUserScramCredentialsResponse) GetResults() []*UserScramResult {
@@ -5415,7 +5522,7 @@ type DescribeUserScramCredentialsRequest struct {
 
 func (x *DescribeUserScramCredentialsRequest) Reset() {
 	*x = DescribeUserScramCredentialsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[82]
+	mi := &file_strata_v1_strata_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5427,7 +5534,7 @@ func (x *DescribeUserScramCredentialsRequest) String() string {
 func (*DescribeUserScramCredentialsRequest) ProtoMessage() {}
 
 func (x *DescribeUserScramCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[82]
+	mi := &file_strata_v1_strata_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5440,7 +5547,7 @@ func (x *DescribeUserScramCredentialsRequest) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use DescribeUserScramCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*DescribeUserScramCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{82}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *DescribeUserScramCredentialsRequest) GetUsers() []string {
@@ -5460,7 +5567,7 @@ type ScramCredentialInfo struct {
 
 func (x *ScramCredentialInfo) Reset() {
 	*x = ScramCredentialInfo{}
-	mi := &file_strata_v1_strata_proto_msgTypes[83]
+	mi := &file_strata_v1_strata_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5472,7 +5579,7 @@ func (x *ScramCredentialInfo) String() string {
 func (*ScramCredentialInfo) ProtoMessage() {}
 
 func (x *ScramCredentialInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[83]
+	mi := &file_strata_v1_strata_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5485,7 +5592,7 @@ func (x *ScramCredentialInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramCredentialInfo.ProtoReflect.Descriptor instead.
 func (*ScramCredentialInfo) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{83}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ScramCredentialInfo) GetMechanism() string {
@@ -5516,7 +5623,7 @@ type UserScramCredentials struct {
 
 func (x *UserScramCredentials) Reset() {
 	*x = UserScramCredentials{}
-	mi := &file_strata_v1_strata_proto_msgTypes[84]
+	mi := &file_strata_v1_strata_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5528,7 +5635,7 @@ func (x *UserScramCredentials) String() string {
 func (*UserScramCredentials) ProtoMessage() {}
 
 func (x *UserScramCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[84]
+	mi := &file_strata_v1_strata_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5541,7 +5648,7 @@ func (x *UserScramCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserScramCredentials.ProtoReflect.Descriptor instead.
 func (*UserScramCredentials) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{84}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *UserScramCredentials) GetUser() string {
@@ -5581,7 +5688,7 @@ type DescribeUserScramCredentialsResponse struct {
 
 func (x *DescribeUserScramCredentialsResponse) Reset() {
 	*x = DescribeUserScramCredentialsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[85]
+	mi := &file_strata_v1_strata_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5593,7 +5700,7 @@ func (x *DescribeUserScramCredentialsResponse) String() string {
 func (*DescribeUserScramCredentialsResponse) ProtoMessage() {}
 
 func (x *DescribeUserScramCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[85]
+	mi := &file_strata_v1_strata_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5606,7 +5713,7 @@ func (x *DescribeUserScramCredentialsResponse) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use DescribeUserScramCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*DescribeUserScramCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{85}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *DescribeUserScramCredentialsResponse) GetUsers() []*UserScramCredentials {
@@ -5637,7 +5744,7 @@ type AclBinding struct {
 
 func (x *AclBinding) Reset() {
 	*x = AclBinding{}
-	mi := &file_strata_v1_strata_proto_msgTypes[86]
+	mi := &file_strata_v1_strata_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5649,7 +5756,7 @@ func (x *AclBinding) String() string {
 func (*AclBinding) ProtoMessage() {}
 
 func (x *AclBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[86]
+	mi := &file_strata_v1_strata_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5662,7 +5769,7 @@ func (x *AclBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclBinding.ProtoReflect.Descriptor instead.
 func (*AclBinding) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{86}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *AclBinding) GetResourceType() string {
@@ -5732,7 +5839,7 @@ type AclFilter struct {
 
 func (x *AclFilter) Reset() {
 	*x = AclFilter{}
-	mi := &file_strata_v1_strata_proto_msgTypes[87]
+	mi := &file_strata_v1_strata_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5744,7 +5851,7 @@ func (x *AclFilter) String() string {
 func (*AclFilter) ProtoMessage() {}
 
 func (x *AclFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[87]
+	mi := &file_strata_v1_strata_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5757,7 +5864,7 @@ func (x *AclFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclFilter.ProtoReflect.Descriptor instead.
 func (*AclFilter) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{87}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *AclFilter) GetResourceType() string {
@@ -5818,7 +5925,7 @@ type CreateAclsRequest struct {
 
 func (x *CreateAclsRequest) Reset() {
 	*x = CreateAclsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[88]
+	mi := &file_strata_v1_strata_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5830,7 +5937,7 @@ func (x *CreateAclsRequest) String() string {
 func (*CreateAclsRequest) ProtoMessage() {}
 
 func (x *CreateAclsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[88]
+	mi := &file_strata_v1_strata_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5843,7 +5950,7 @@ func (x *CreateAclsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAclsRequest.ProtoReflect.Descriptor instead.
 func (*CreateAclsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{88}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *CreateAclsRequest) GetBindings() []*AclBinding {
@@ -5861,7 +5968,7 @@ type CreateAclsResponse struct {
 
 func (x *CreateAclsResponse) Reset() {
 	*x = CreateAclsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[89]
+	mi := &file_strata_v1_strata_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5873,7 +5980,7 @@ func (x *CreateAclsResponse) String() string {
 func (*CreateAclsResponse) ProtoMessage() {}
 
 func (x *CreateAclsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[89]
+	mi := &file_strata_v1_strata_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5886,7 +5993,7 @@ func (x *CreateAclsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAclsResponse.ProtoReflect.Descriptor instead.
 func (*CreateAclsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{89}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{91}
 }
 
 type DescribeAclsRequest struct {
@@ -5898,7 +6005,7 @@ type DescribeAclsRequest struct {
 
 func (x *DescribeAclsRequest) Reset() {
 	*x = DescribeAclsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[90]
+	mi := &file_strata_v1_strata_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5910,7 +6017,7 @@ func (x *DescribeAclsRequest) String() string {
 func (*DescribeAclsRequest) ProtoMessage() {}
 
 func (x *DescribeAclsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[90]
+	mi := &file_strata_v1_strata_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5923,7 +6030,7 @@ func (x *DescribeAclsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeAclsRequest.ProtoReflect.Descriptor instead.
 func (*DescribeAclsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{90}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *DescribeAclsRequest) GetFilter() *AclFilter {
@@ -5942,7 +6049,7 @@ type DescribeAclsResponse struct {
 
 func (x *DescribeAclsResponse) Reset() {
 	*x = DescribeAclsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[91]
+	mi := &file_strata_v1_strata_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5954,7 +6061,7 @@ func (x *DescribeAclsResponse) String() string {
 func (*DescribeAclsResponse) ProtoMessage() {}
 
 func (x *DescribeAclsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[91]
+	mi := &file_strata_v1_strata_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5967,7 +6074,7 @@ func (x *DescribeAclsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeAclsResponse.ProtoReflect.Descriptor instead.
 func (*DescribeAclsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{91}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *DescribeAclsResponse) GetBindings() []*AclBinding {
@@ -5986,7 +6093,7 @@ type DeleteAclsRequest struct {
 
 func (x *DeleteAclsRequest) Reset() {
 	*x = DeleteAclsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[92]
+	mi := &file_strata_v1_strata_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5998,7 +6105,7 @@ func (x *DeleteAclsRequest) String() string {
 func (*DeleteAclsRequest) ProtoMessage() {}
 
 func (x *DeleteAclsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[92]
+	mi := &file_strata_v1_strata_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6011,7 +6118,7 @@ func (x *DeleteAclsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAclsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAclsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{92}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *DeleteAclsRequest) GetFilters() []*AclFilter {
@@ -6031,7 +6138,7 @@ type DeletedAcls struct {
 
 func (x *DeletedAcls) Reset() {
 	*x = DeletedAcls{}
-	mi := &file_strata_v1_strata_proto_msgTypes[93]
+	mi := &file_strata_v1_strata_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6043,7 +6150,7 @@ func (x *DeletedAcls) String() string {
 func (*DeletedAcls) ProtoMessage() {}
 
 func (x *DeletedAcls) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[93]
+	mi := &file_strata_v1_strata_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6056,7 +6163,7 @@ func (x *DeletedAcls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletedAcls.ProtoReflect.Descriptor instead.
 func (*DeletedAcls) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{93}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *DeletedAcls) GetBindings() []*AclBinding {
@@ -6076,7 +6183,7 @@ type DeleteAclsResponse struct {
 
 func (x *DeleteAclsResponse) Reset() {
 	*x = DeleteAclsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[94]
+	mi := &file_strata_v1_strata_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6088,7 +6195,7 @@ func (x *DeleteAclsResponse) String() string {
 func (*DeleteAclsResponse) ProtoMessage() {}
 
 func (x *DeleteAclsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[94]
+	mi := &file_strata_v1_strata_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6101,7 +6208,7 @@ func (x *DeleteAclsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAclsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAclsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{94}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *DeleteAclsResponse) GetResults() []*DeletedAcls {
@@ -6121,7 +6228,7 @@ type TopicPartitionRef struct {
 
 func (x *TopicPartitionRef) Reset() {
 	*x = TopicPartitionRef{}
-	mi := &file_strata_v1_strata_proto_msgTypes[95]
+	mi := &file_strata_v1_strata_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6133,7 +6240,7 @@ func (x *TopicPartitionRef) String() string {
 func (*TopicPartitionRef) ProtoMessage() {}
 
 func (x *TopicPartitionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[95]
+	mi := &file_strata_v1_strata_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6146,7 +6253,7 @@ func (x *TopicPartitionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitionRef.ProtoReflect.Descriptor instead.
 func (*TopicPartitionRef) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{95}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *TopicPartitionRef) GetTopic() string {
@@ -6176,7 +6283,7 @@ type PartitionReassignment struct {
 
 func (x *PartitionReassignment) Reset() {
 	*x = PartitionReassignment{}
-	mi := &file_strata_v1_strata_proto_msgTypes[96]
+	mi := &file_strata_v1_strata_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6188,7 +6295,7 @@ func (x *PartitionReassignment) String() string {
 func (*PartitionReassignment) ProtoMessage() {}
 
 func (x *PartitionReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[96]
+	mi := &file_strata_v1_strata_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6201,7 +6308,7 @@ func (x *PartitionReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionReassignment.ProtoReflect.Descriptor instead.
 func (*PartitionReassignment) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{96}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *PartitionReassignment) GetTopic() string {
@@ -6234,7 +6341,7 @@ type AlterPartitionReassignmentsRequest struct {
 
 func (x *AlterPartitionReassignmentsRequest) Reset() {
 	*x = AlterPartitionReassignmentsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[97]
+	mi := &file_strata_v1_strata_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6246,7 +6353,7 @@ func (x *AlterPartitionReassignmentsRequest) String() string {
 func (*AlterPartitionReassignmentsRequest) ProtoMessage() {}
 
 func (x *AlterPartitionReassignmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[97]
+	mi := &file_strata_v1_strata_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6259,7 +6366,7 @@ func (x *AlterPartitionReassignmentsRequest) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use AlterPartitionReassignmentsRequest.ProtoReflect.Descriptor instead.
 func (*AlterPartitionReassignmentsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{97}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *AlterPartitionReassignmentsRequest) GetReassignments() []*PartitionReassignment {
@@ -6281,7 +6388,7 @@ type PartitionResult struct {
 
 func (x *PartitionResult) Reset() {
 	*x = PartitionResult{}
-	mi := &file_strata_v1_strata_proto_msgTypes[98]
+	mi := &file_strata_v1_strata_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6293,7 +6400,7 @@ func (x *PartitionResult) String() string {
 func (*PartitionResult) ProtoMessage() {}
 
 func (x *PartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[98]
+	mi := &file_strata_v1_strata_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6306,7 +6413,7 @@ func (x *PartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionResult.ProtoReflect.Descriptor instead.
 func (*PartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{98}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *PartitionResult) GetTopic() string {
@@ -6339,7 +6446,7 @@ type AlterPartitionReassignmentsResponse struct {
 
 func (x *AlterPartitionReassignmentsResponse) Reset() {
 	*x = AlterPartitionReassignmentsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[99]
+	mi := &file_strata_v1_strata_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6351,7 +6458,7 @@ func (x *AlterPartitionReassignmentsResponse) String() string {
 func (*AlterPartitionReassignmentsResponse) ProtoMessage() {}
 
 func (x *AlterPartitionReassignmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[99]
+	mi := &file_strata_v1_strata_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6364,7 +6471,7 @@ func (x *AlterPartitionReassignmentsResponse) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use AlterPartitionReassignmentsResponse.ProtoReflect.Descriptor instead.
 func (*AlterPartitionReassignmentsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{99}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *AlterPartitionReassignmentsResponse) GetResults() []*PartitionResult {
@@ -6384,7 +6491,7 @@ type ListPartitionReassignmentsRequest struct {
 
 func (x *ListPartitionReassignmentsRequest) Reset() {
 	*x = ListPartitionReassignmentsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[100]
+	mi := &file_strata_v1_strata_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6396,7 +6503,7 @@ func (x *ListPartitionReassignmentsRequest) String() string {
 func (*ListPartitionReassignmentsRequest) ProtoMessage() {}
 
 func (x *ListPartitionReassignmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[100]
+	mi := &file_strata_v1_strata_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6409,7 +6516,7 @@ func (x *ListPartitionReassignmentsRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use ListPartitionReassignmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListPartitionReassignmentsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{100}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *ListPartitionReassignmentsRequest) GetPartitions() []*TopicPartitionRef {
@@ -6433,7 +6540,7 @@ type OngoingReassignment struct {
 
 func (x *OngoingReassignment) Reset() {
 	*x = OngoingReassignment{}
-	mi := &file_strata_v1_strata_proto_msgTypes[101]
+	mi := &file_strata_v1_strata_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6445,7 +6552,7 @@ func (x *OngoingReassignment) String() string {
 func (*OngoingReassignment) ProtoMessage() {}
 
 func (x *OngoingReassignment) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[101]
+	mi := &file_strata_v1_strata_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6458,7 +6565,7 @@ func (x *OngoingReassignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OngoingReassignment.ProtoReflect.Descriptor instead.
 func (*OngoingReassignment) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{101}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *OngoingReassignment) GetTopic() string {
@@ -6505,7 +6612,7 @@ type ListPartitionReassignmentsResponse struct {
 
 func (x *ListPartitionReassignmentsResponse) Reset() {
 	*x = ListPartitionReassignmentsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[102]
+	mi := &file_strata_v1_strata_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6517,7 +6624,7 @@ func (x *ListPartitionReassignmentsResponse) String() string {
 func (*ListPartitionReassignmentsResponse) ProtoMessage() {}
 
 func (x *ListPartitionReassignmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[102]
+	mi := &file_strata_v1_strata_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6530,7 +6637,7 @@ func (x *ListPartitionReassignmentsResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use ListPartitionReassignmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListPartitionReassignmentsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{102}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *ListPartitionReassignmentsResponse) GetReassignments() []*OngoingReassignment {
@@ -6551,7 +6658,7 @@ type ElectLeadersRequest struct {
 
 func (x *ElectLeadersRequest) Reset() {
 	*x = ElectLeadersRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[103]
+	mi := &file_strata_v1_strata_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6563,7 +6670,7 @@ func (x *ElectLeadersRequest) String() string {
 func (*ElectLeadersRequest) ProtoMessage() {}
 
 func (x *ElectLeadersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[103]
+	mi := &file_strata_v1_strata_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6576,7 +6683,7 @@ func (x *ElectLeadersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectLeadersRequest.ProtoReflect.Descriptor instead.
 func (*ElectLeadersRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{103}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *ElectLeadersRequest) GetElectionType() ElectionType {
@@ -6602,7 +6709,7 @@ type ElectLeadersResponse struct {
 
 func (x *ElectLeadersResponse) Reset() {
 	*x = ElectLeadersResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[104]
+	mi := &file_strata_v1_strata_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6614,7 +6721,7 @@ func (x *ElectLeadersResponse) String() string {
 func (*ElectLeadersResponse) ProtoMessage() {}
 
 func (x *ElectLeadersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[104]
+	mi := &file_strata_v1_strata_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6627,7 +6734,7 @@ func (x *ElectLeadersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectLeadersResponse.ProtoReflect.Descriptor instead.
 func (*ElectLeadersResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{104}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *ElectLeadersResponse) GetResults() []*PartitionResult {
@@ -6647,7 +6754,7 @@ type DescribeLogDirsRequest struct {
 
 func (x *DescribeLogDirsRequest) Reset() {
 	*x = DescribeLogDirsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[105]
+	mi := &file_strata_v1_strata_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6659,7 +6766,7 @@ func (x *DescribeLogDirsRequest) String() string {
 func (*DescribeLogDirsRequest) ProtoMessage() {}
 
 func (x *DescribeLogDirsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[105]
+	mi := &file_strata_v1_strata_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6672,7 +6779,7 @@ func (x *DescribeLogDirsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeLogDirsRequest.ProtoReflect.Descriptor instead.
 func (*DescribeLogDirsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{105}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *DescribeLogDirsRequest) GetPartitions() []*TopicPartitionRef {
@@ -6697,7 +6804,7 @@ type ReplicaLogDir struct {
 
 func (x *ReplicaLogDir) Reset() {
 	*x = ReplicaLogDir{}
-	mi := &file_strata_v1_strata_proto_msgTypes[106]
+	mi := &file_strata_v1_strata_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6709,7 +6816,7 @@ func (x *ReplicaLogDir) String() string {
 func (*ReplicaLogDir) ProtoMessage() {}
 
 func (x *ReplicaLogDir) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[106]
+	mi := &file_strata_v1_strata_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6722,7 +6829,7 @@ func (x *ReplicaLogDir) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaLogDir.ProtoReflect.Descriptor instead.
 func (*ReplicaLogDir) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{106}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *ReplicaLogDir) GetTopic() string {
@@ -6766,7 +6873,7 @@ type DescribeLogDirsResponse struct {
 
 func (x *DescribeLogDirsResponse) Reset() {
 	*x = DescribeLogDirsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[107]
+	mi := &file_strata_v1_strata_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6778,7 +6885,7 @@ func (x *DescribeLogDirsResponse) String() string {
 func (*DescribeLogDirsResponse) ProtoMessage() {}
 
 func (x *DescribeLogDirsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[107]
+	mi := &file_strata_v1_strata_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6791,7 +6898,7 @@ func (x *DescribeLogDirsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeLogDirsResponse.ProtoReflect.Descriptor instead.
 func (*DescribeLogDirsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{107}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *DescribeLogDirsResponse) GetNodeId() int32 {
@@ -6831,7 +6938,7 @@ type ListTransactionsRequest struct {
 
 func (x *ListTransactionsRequest) Reset() {
 	*x = ListTransactionsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[108]
+	mi := &file_strata_v1_strata_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6843,7 +6950,7 @@ func (x *ListTransactionsRequest) String() string {
 func (*ListTransactionsRequest) ProtoMessage() {}
 
 func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[108]
+	mi := &file_strata_v1_strata_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6856,7 +6963,7 @@ func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{108}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *ListTransactionsRequest) GetStates() []string {
@@ -6893,7 +7000,7 @@ type TransactionSummary struct {
 
 func (x *TransactionSummary) Reset() {
 	*x = TransactionSummary{}
-	mi := &file_strata_v1_strata_proto_msgTypes[109]
+	mi := &file_strata_v1_strata_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6905,7 +7012,7 @@ func (x *TransactionSummary) String() string {
 func (*TransactionSummary) ProtoMessage() {}
 
 func (x *TransactionSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[109]
+	mi := &file_strata_v1_strata_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6918,7 +7025,7 @@ func (x *TransactionSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransactionSummary.ProtoReflect.Descriptor instead.
 func (*TransactionSummary) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{109}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *TransactionSummary) GetTransactionalId() string {
@@ -6959,7 +7066,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[110]
+	mi := &file_strata_v1_strata_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6971,7 +7078,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[110]
+	mi := &file_strata_v1_strata_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6984,7 +7091,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{110}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *ListTransactionsResponse) GetTransactions() []*TransactionSummary {
@@ -7003,7 +7110,7 @@ type DescribeTransactionsRequest struct {
 
 func (x *DescribeTransactionsRequest) Reset() {
 	*x = DescribeTransactionsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[111]
+	mi := &file_strata_v1_strata_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7015,7 +7122,7 @@ func (x *DescribeTransactionsRequest) String() string {
 func (*DescribeTransactionsRequest) ProtoMessage() {}
 
 func (x *DescribeTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[111]
+	mi := &file_strata_v1_strata_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7028,7 +7135,7 @@ func (x *DescribeTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{111}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *DescribeTransactionsRequest) GetTransactionalIds() []string {
@@ -7063,7 +7170,7 @@ type TransactionDescription struct {
 
 func (x *TransactionDescription) Reset() {
 	*x = TransactionDescription{}
-	mi := &file_strata_v1_strata_proto_msgTypes[112]
+	mi := &file_strata_v1_strata_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7075,7 +7182,7 @@ func (x *TransactionDescription) String() string {
 func (*TransactionDescription) ProtoMessage() {}
 
 func (x *TransactionDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[112]
+	mi := &file_strata_v1_strata_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7088,7 +7195,7 @@ func (x *TransactionDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransactionDescription.ProtoReflect.Descriptor instead.
 func (*TransactionDescription) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{112}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *TransactionDescription) GetTransactionalId() string {
@@ -7171,7 +7278,7 @@ type DescribeTransactionsResponse struct {
 
 func (x *DescribeTransactionsResponse) Reset() {
 	*x = DescribeTransactionsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[113]
+	mi := &file_strata_v1_strata_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7183,7 +7290,7 @@ func (x *DescribeTransactionsResponse) String() string {
 func (*DescribeTransactionsResponse) ProtoMessage() {}
 
 func (x *DescribeTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[113]
+	mi := &file_strata_v1_strata_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7196,7 +7303,7 @@ func (x *DescribeTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{113}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *DescribeTransactionsResponse) GetTransactions() []*TransactionDescription {
@@ -7286,7 +7393,13 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"M\n" +
 	"\x19AlterTopicConfigsResponse\x120\n" +
-	"\aconfigs\x18\x01 \x03(\v2\x16.strata.v1.ConfigEntryR\aconfigs\"\xa7\x01\n" +
+	"\aconfigs\x18\x01 \x03(\v2\x16.strata.v1.ConfigEntryR\aconfigs\"h\n" +
+	"\x17CreatePartitionsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\x12#\n" +
+	"\rvalidate_only\x18\x03 \x01(\bR\fvalidateOnly\"M\n" +
+	"\x18CreatePartitionsResponse\x121\n" +
+	"\x05topic\x18\x01 \x01(\v2\x1b.strata.v1.TopicDescriptionR\x05topic\"\xa7\x01\n" +
 	"\x0eProduceRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12#\n" +
 	"\x04acks\x18\x02 \x01(\x0e2\x0f.strata.v1.AcksR\x04acks\x12\x1d\n" +
@@ -7799,14 +7912,15 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0eREAD_COMMITTED\x10\x01*F\n" +
 	"\fElectionType\x12\x1b\n" +
 	"\x17ELECTION_TYPE_PREFERRED\x10\x00\x12\x19\n" +
-	"\x15ELECTION_TYPE_UNCLEAN\x10\x012\xaa\x16\n" +
+	"\x15ELECTION_TYPE_UNCLEAN\x10\x012\x87\x17\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
 	"\n" +
 	"ListTopics\x12\x1c.strata.v1.ListTopicsRequest\x1a\x1d.strata.v1.ListTopicsResponse\x12R\n" +
 	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\x12^\n" +
-	"\x11AlterTopicConfigs\x12#.strata.v1.AlterTopicConfigsRequest\x1a$.strata.v1.AlterTopicConfigsResponse\x12O\n" +
+	"\x11AlterTopicConfigs\x12#.strata.v1.AlterTopicConfigsRequest\x1a$.strata.v1.AlterTopicConfigsResponse\x12[\n" +
+	"\x10CreatePartitions\x12\".strata.v1.CreatePartitionsRequest\x1a#.strata.v1.CreatePartitionsResponse\x12O\n" +
 	"\fRestoreTopic\x12\x1e.strata.v1.RestoreTopicRequest\x1a\x1f.strata.v1.RestoreTopicResponse\x12@\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12:\n" +
 	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\x12B\n" +
@@ -7855,7 +7969,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 117)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 119)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Acks)(0),                                    // 0: strata.v1.Acks
 	(ErrorReason)(0),                             // 1: strata.v1.ErrorReason
@@ -7879,263 +7993,268 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*TopicDescription)(nil),                     // 19: strata.v1.TopicDescription
 	(*AlterTopicConfigsRequest)(nil),             // 20: strata.v1.AlterTopicConfigsRequest
 	(*AlterTopicConfigsResponse)(nil),            // 21: strata.v1.AlterTopicConfigsResponse
-	(*ProduceRequest)(nil),                       // 22: strata.v1.ProduceRequest
-	(*ProducePartition)(nil),                     // 23: strata.v1.ProducePartition
-	(*PartitionError)(nil),                       // 24: strata.v1.PartitionError
-	(*ProducePartitionResult)(nil),               // 25: strata.v1.ProducePartitionResult
-	(*ProduceResponse)(nil),                      // 26: strata.v1.ProduceResponse
-	(*FetchPartition)(nil),                       // 27: strata.v1.FetchPartition
-	(*FetchRequest)(nil),                         // 28: strata.v1.FetchRequest
-	(*FetchPartitionResult)(nil),                 // 29: strata.v1.FetchPartitionResult
-	(*FetchResponse)(nil),                        // 30: strata.v1.FetchResponse
-	(*ListOffsetsPartition)(nil),                 // 31: strata.v1.ListOffsetsPartition
-	(*ListOffsetsRequest)(nil),                   // 32: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartitionResult)(nil),           // 33: strata.v1.ListOffsetsPartitionResult
-	(*ListOffsetsResponse)(nil),                  // 34: strata.v1.ListOffsetsResponse
-	(*BrokerInfo)(nil),                           // 35: strata.v1.BrokerInfo
-	(*MetadataRequest)(nil),                      // 36: strata.v1.MetadataRequest
-	(*TopicMetadata)(nil),                        // 37: strata.v1.TopicMetadata
-	(*MetadataResponse)(nil),                     // 38: strata.v1.MetadataResponse
-	(*ReplicaFetchPartition)(nil),                // 39: strata.v1.ReplicaFetchPartition
-	(*ReplicaFetchRequest)(nil),                  // 40: strata.v1.ReplicaFetchRequest
-	(*EpochEndOffset)(nil),                       // 41: strata.v1.EpochEndOffset
-	(*ReplicaFetchPartitionResult)(nil),          // 42: strata.v1.ReplicaFetchPartitionResult
-	(*ReplicaFetchResponse)(nil),                 // 43: strata.v1.ReplicaFetchResponse
-	(*TxnMarkerPartition)(nil),                   // 44: strata.v1.TxnMarkerPartition
-	(*TxnMarker)(nil),                            // 45: strata.v1.TxnMarker
-	(*WriteTxnMarkersRequest)(nil),               // 46: strata.v1.WriteTxnMarkersRequest
-	(*TxnMarkerPartitionResult)(nil),             // 47: strata.v1.TxnMarkerPartitionResult
-	(*TxnMarkerResult)(nil),                      // 48: strata.v1.TxnMarkerResult
-	(*WriteTxnMarkersResponse)(nil),              // 49: strata.v1.WriteTxnMarkersResponse
-	(*FindCoordinatorRequest)(nil),               // 50: strata.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),              // 51: strata.v1.FindCoordinatorResponse
-	(*ConsumeGroupRequest)(nil),                  // 52: strata.v1.ConsumeGroupRequest
-	(*TopicPartitions)(nil),                      // 53: strata.v1.TopicPartitions
-	(*ConsumeGroupResponse)(nil),                 // 54: strata.v1.ConsumeGroupResponse
-	(*GroupOffset)(nil),                          // 55: strata.v1.GroupOffset
-	(*CommitOffsetsRequest)(nil),                 // 56: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),                // 57: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),                  // 58: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),                 // 59: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),                    // 60: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),                         // 61: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),                   // 62: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),                 // 63: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                          // 64: strata.v1.GroupMember
-	(*DescribeGroupResponse)(nil),                // 65: strata.v1.DescribeGroupResponse
-	(*DeleteGroupRequest)(nil),                   // 66: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),                  // 67: strata.v1.DeleteGroupResponse
-	(*ResetOffsetsRequest)(nil),                  // 68: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),                 // 69: strata.v1.ResetOffsetsResponse
-	(*TieringStatusRequest)(nil),                 // 70: strata.v1.TieringStatusRequest
-	(*PartitionTiering)(nil),                     // 71: strata.v1.PartitionTiering
-	(*TieringStatusResponse)(nil),                // 72: strata.v1.TieringStatusResponse
-	(*DeleteRecordsPartition)(nil),               // 73: strata.v1.DeleteRecordsPartition
-	(*DeleteRecordsRequest)(nil),                 // 74: strata.v1.DeleteRecordsRequest
-	(*DeleteRecordsPartitionResult)(nil),         // 75: strata.v1.DeleteRecordsPartitionResult
-	(*DeleteRecordsResponse)(nil),                // 76: strata.v1.DeleteRecordsResponse
-	(*PreviewRetentionRequest)(nil),              // 77: strata.v1.PreviewRetentionRequest
-	(*TierRetention)(nil),                        // 78: strata.v1.TierRetention
-	(*PartitionRetention)(nil),                   // 79: strata.v1.PartitionRetention
-	(*PreviewRetentionResponse)(nil),             // 80: strata.v1.PreviewRetentionResponse
-	(*ScramCredentialDeletion)(nil),              // 81: strata.v1.ScramCredentialDeletion
-	(*ScramCredentialUpsertion)(nil),             // 82: strata.v1.ScramCredentialUpsertion
-	(*AlterUserScramCredentialsRequest)(nil),     // 83: strata.v1.AlterUserScramCredentialsRequest
-	(*UserScramResult)(nil),                      // 84: strata.v1.UserScramResult
-	(*AlterUserScramCredentialsResponse)(nil),    // 85: strata.v1.AlterUserScramCredentialsResponse
-	(*DescribeUserScramCredentialsRequest)(nil),  // 86: strata.v1.DescribeUserScramCredentialsRequest
-	(*ScramCredentialInfo)(nil),                  // 87: strata.v1.ScramCredentialInfo
-	(*UserScramCredentials)(nil),                 // 88: strata.v1.UserScramCredentials
-	(*DescribeUserScramCredentialsResponse)(nil), // 89: strata.v1.DescribeUserScramCredentialsResponse
-	(*AclBinding)(nil),                           // 90: strata.v1.AclBinding
-	(*AclFilter)(nil),                            // 91: strata.v1.AclFilter
-	(*CreateAclsRequest)(nil),                    // 92: strata.v1.CreateAclsRequest
-	(*CreateAclsResponse)(nil),                   // 93: strata.v1.CreateAclsResponse
-	(*DescribeAclsRequest)(nil),                  // 94: strata.v1.DescribeAclsRequest
-	(*DescribeAclsResponse)(nil),                 // 95: strata.v1.DescribeAclsResponse
-	(*DeleteAclsRequest)(nil),                    // 96: strata.v1.DeleteAclsRequest
-	(*DeletedAcls)(nil),                          // 97: strata.v1.DeletedAcls
-	(*DeleteAclsResponse)(nil),                   // 98: strata.v1.DeleteAclsResponse
-	(*TopicPartitionRef)(nil),                    // 99: strata.v1.TopicPartitionRef
-	(*PartitionReassignment)(nil),                // 100: strata.v1.PartitionReassignment
-	(*AlterPartitionReassignmentsRequest)(nil),   // 101: strata.v1.AlterPartitionReassignmentsRequest
-	(*PartitionResult)(nil),                      // 102: strata.v1.PartitionResult
-	(*AlterPartitionReassignmentsResponse)(nil),  // 103: strata.v1.AlterPartitionReassignmentsResponse
-	(*ListPartitionReassignmentsRequest)(nil),    // 104: strata.v1.ListPartitionReassignmentsRequest
-	(*OngoingReassignment)(nil),                  // 105: strata.v1.OngoingReassignment
-	(*ListPartitionReassignmentsResponse)(nil),   // 106: strata.v1.ListPartitionReassignmentsResponse
-	(*ElectLeadersRequest)(nil),                  // 107: strata.v1.ElectLeadersRequest
-	(*ElectLeadersResponse)(nil),                 // 108: strata.v1.ElectLeadersResponse
-	(*DescribeLogDirsRequest)(nil),               // 109: strata.v1.DescribeLogDirsRequest
-	(*ReplicaLogDir)(nil),                        // 110: strata.v1.ReplicaLogDir
-	(*DescribeLogDirsResponse)(nil),              // 111: strata.v1.DescribeLogDirsResponse
-	(*ListTransactionsRequest)(nil),              // 112: strata.v1.ListTransactionsRequest
-	(*TransactionSummary)(nil),                   // 113: strata.v1.TransactionSummary
-	(*ListTransactionsResponse)(nil),             // 114: strata.v1.ListTransactionsResponse
-	(*DescribeTransactionsRequest)(nil),          // 115: strata.v1.DescribeTransactionsRequest
-	(*TransactionDescription)(nil),               // 116: strata.v1.TransactionDescription
-	(*DescribeTransactionsResponse)(nil),         // 117: strata.v1.DescribeTransactionsResponse
-	nil,                                          // 118: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                          // 119: strata.v1.AlterTopicConfigsRequest.SetEntry
-	nil,                                          // 120: strata.v1.PreviewRetentionRequest.SetEntry
+	(*CreatePartitionsRequest)(nil),              // 22: strata.v1.CreatePartitionsRequest
+	(*CreatePartitionsResponse)(nil),             // 23: strata.v1.CreatePartitionsResponse
+	(*ProduceRequest)(nil),                       // 24: strata.v1.ProduceRequest
+	(*ProducePartition)(nil),                     // 25: strata.v1.ProducePartition
+	(*PartitionError)(nil),                       // 26: strata.v1.PartitionError
+	(*ProducePartitionResult)(nil),               // 27: strata.v1.ProducePartitionResult
+	(*ProduceResponse)(nil),                      // 28: strata.v1.ProduceResponse
+	(*FetchPartition)(nil),                       // 29: strata.v1.FetchPartition
+	(*FetchRequest)(nil),                         // 30: strata.v1.FetchRequest
+	(*FetchPartitionResult)(nil),                 // 31: strata.v1.FetchPartitionResult
+	(*FetchResponse)(nil),                        // 32: strata.v1.FetchResponse
+	(*ListOffsetsPartition)(nil),                 // 33: strata.v1.ListOffsetsPartition
+	(*ListOffsetsRequest)(nil),                   // 34: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartitionResult)(nil),           // 35: strata.v1.ListOffsetsPartitionResult
+	(*ListOffsetsResponse)(nil),                  // 36: strata.v1.ListOffsetsResponse
+	(*BrokerInfo)(nil),                           // 37: strata.v1.BrokerInfo
+	(*MetadataRequest)(nil),                      // 38: strata.v1.MetadataRequest
+	(*TopicMetadata)(nil),                        // 39: strata.v1.TopicMetadata
+	(*MetadataResponse)(nil),                     // 40: strata.v1.MetadataResponse
+	(*ReplicaFetchPartition)(nil),                // 41: strata.v1.ReplicaFetchPartition
+	(*ReplicaFetchRequest)(nil),                  // 42: strata.v1.ReplicaFetchRequest
+	(*EpochEndOffset)(nil),                       // 43: strata.v1.EpochEndOffset
+	(*ReplicaFetchPartitionResult)(nil),          // 44: strata.v1.ReplicaFetchPartitionResult
+	(*ReplicaFetchResponse)(nil),                 // 45: strata.v1.ReplicaFetchResponse
+	(*TxnMarkerPartition)(nil),                   // 46: strata.v1.TxnMarkerPartition
+	(*TxnMarker)(nil),                            // 47: strata.v1.TxnMarker
+	(*WriteTxnMarkersRequest)(nil),               // 48: strata.v1.WriteTxnMarkersRequest
+	(*TxnMarkerPartitionResult)(nil),             // 49: strata.v1.TxnMarkerPartitionResult
+	(*TxnMarkerResult)(nil),                      // 50: strata.v1.TxnMarkerResult
+	(*WriteTxnMarkersResponse)(nil),              // 51: strata.v1.WriteTxnMarkersResponse
+	(*FindCoordinatorRequest)(nil),               // 52: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),              // 53: strata.v1.FindCoordinatorResponse
+	(*ConsumeGroupRequest)(nil),                  // 54: strata.v1.ConsumeGroupRequest
+	(*TopicPartitions)(nil),                      // 55: strata.v1.TopicPartitions
+	(*ConsumeGroupResponse)(nil),                 // 56: strata.v1.ConsumeGroupResponse
+	(*GroupOffset)(nil),                          // 57: strata.v1.GroupOffset
+	(*CommitOffsetsRequest)(nil),                 // 58: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),                // 59: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),                  // 60: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),                 // 61: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),                    // 62: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                         // 63: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),                   // 64: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),                 // 65: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                          // 66: strata.v1.GroupMember
+	(*DescribeGroupResponse)(nil),                // 67: strata.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),                   // 68: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),                  // 69: strata.v1.DeleteGroupResponse
+	(*ResetOffsetsRequest)(nil),                  // 70: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),                 // 71: strata.v1.ResetOffsetsResponse
+	(*TieringStatusRequest)(nil),                 // 72: strata.v1.TieringStatusRequest
+	(*PartitionTiering)(nil),                     // 73: strata.v1.PartitionTiering
+	(*TieringStatusResponse)(nil),                // 74: strata.v1.TieringStatusResponse
+	(*DeleteRecordsPartition)(nil),               // 75: strata.v1.DeleteRecordsPartition
+	(*DeleteRecordsRequest)(nil),                 // 76: strata.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartitionResult)(nil),         // 77: strata.v1.DeleteRecordsPartitionResult
+	(*DeleteRecordsResponse)(nil),                // 78: strata.v1.DeleteRecordsResponse
+	(*PreviewRetentionRequest)(nil),              // 79: strata.v1.PreviewRetentionRequest
+	(*TierRetention)(nil),                        // 80: strata.v1.TierRetention
+	(*PartitionRetention)(nil),                   // 81: strata.v1.PartitionRetention
+	(*PreviewRetentionResponse)(nil),             // 82: strata.v1.PreviewRetentionResponse
+	(*ScramCredentialDeletion)(nil),              // 83: strata.v1.ScramCredentialDeletion
+	(*ScramCredentialUpsertion)(nil),             // 84: strata.v1.ScramCredentialUpsertion
+	(*AlterUserScramCredentialsRequest)(nil),     // 85: strata.v1.AlterUserScramCredentialsRequest
+	(*UserScramResult)(nil),                      // 86: strata.v1.UserScramResult
+	(*AlterUserScramCredentialsResponse)(nil),    // 87: strata.v1.AlterUserScramCredentialsResponse
+	(*DescribeUserScramCredentialsRequest)(nil),  // 88: strata.v1.DescribeUserScramCredentialsRequest
+	(*ScramCredentialInfo)(nil),                  // 89: strata.v1.ScramCredentialInfo
+	(*UserScramCredentials)(nil),                 // 90: strata.v1.UserScramCredentials
+	(*DescribeUserScramCredentialsResponse)(nil), // 91: strata.v1.DescribeUserScramCredentialsResponse
+	(*AclBinding)(nil),                           // 92: strata.v1.AclBinding
+	(*AclFilter)(nil),                            // 93: strata.v1.AclFilter
+	(*CreateAclsRequest)(nil),                    // 94: strata.v1.CreateAclsRequest
+	(*CreateAclsResponse)(nil),                   // 95: strata.v1.CreateAclsResponse
+	(*DescribeAclsRequest)(nil),                  // 96: strata.v1.DescribeAclsRequest
+	(*DescribeAclsResponse)(nil),                 // 97: strata.v1.DescribeAclsResponse
+	(*DeleteAclsRequest)(nil),                    // 98: strata.v1.DeleteAclsRequest
+	(*DeletedAcls)(nil),                          // 99: strata.v1.DeletedAcls
+	(*DeleteAclsResponse)(nil),                   // 100: strata.v1.DeleteAclsResponse
+	(*TopicPartitionRef)(nil),                    // 101: strata.v1.TopicPartitionRef
+	(*PartitionReassignment)(nil),                // 102: strata.v1.PartitionReassignment
+	(*AlterPartitionReassignmentsRequest)(nil),   // 103: strata.v1.AlterPartitionReassignmentsRequest
+	(*PartitionResult)(nil),                      // 104: strata.v1.PartitionResult
+	(*AlterPartitionReassignmentsResponse)(nil),  // 105: strata.v1.AlterPartitionReassignmentsResponse
+	(*ListPartitionReassignmentsRequest)(nil),    // 106: strata.v1.ListPartitionReassignmentsRequest
+	(*OngoingReassignment)(nil),                  // 107: strata.v1.OngoingReassignment
+	(*ListPartitionReassignmentsResponse)(nil),   // 108: strata.v1.ListPartitionReassignmentsResponse
+	(*ElectLeadersRequest)(nil),                  // 109: strata.v1.ElectLeadersRequest
+	(*ElectLeadersResponse)(nil),                 // 110: strata.v1.ElectLeadersResponse
+	(*DescribeLogDirsRequest)(nil),               // 111: strata.v1.DescribeLogDirsRequest
+	(*ReplicaLogDir)(nil),                        // 112: strata.v1.ReplicaLogDir
+	(*DescribeLogDirsResponse)(nil),              // 113: strata.v1.DescribeLogDirsResponse
+	(*ListTransactionsRequest)(nil),              // 114: strata.v1.ListTransactionsRequest
+	(*TransactionSummary)(nil),                   // 115: strata.v1.TransactionSummary
+	(*ListTransactionsResponse)(nil),             // 116: strata.v1.ListTransactionsResponse
+	(*DescribeTransactionsRequest)(nil),          // 117: strata.v1.DescribeTransactionsRequest
+	(*TransactionDescription)(nil),               // 118: strata.v1.TransactionDescription
+	(*DescribeTransactionsResponse)(nil),         // 119: strata.v1.DescribeTransactionsResponse
+	nil,                                          // 120: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                          // 121: strata.v1.AlterTopicConfigsRequest.SetEntry
+	nil,                                          // 122: strata.v1.PreviewRetentionRequest.SetEntry
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	4,   // 0: strata.v1.Record.headers:type_name -> strata.v1.Header
-	118, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	120, // 1: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	19,  // 2: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	19,  // 3: strata.v1.RestoreTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	16,  // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	19,  // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	6,   // 6: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionInfo
 	7,   // 7: strata.v1.TopicDescription.configs:type_name -> strata.v1.ConfigEntry
-	119, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
+	121, // 8: strata.v1.AlterTopicConfigsRequest.set:type_name -> strata.v1.AlterTopicConfigsRequest.SetEntry
 	7,   // 9: strata.v1.AlterTopicConfigsResponse.configs:type_name -> strata.v1.ConfigEntry
-	0,   // 10: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
-	23,  // 11: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
-	5,   // 12: strata.v1.ProducePartition.records:type_name -> strata.v1.Record
-	24,  // 13: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.PartitionError
-	25,  // 14: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
-	27,  // 15: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
-	2,   // 16: strata.v1.FetchRequest.isolation_level:type_name -> strata.v1.IsolationLevel
-	5,   // 17: strata.v1.FetchPartitionResult.records:type_name -> strata.v1.Record
-	24,  // 18: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.PartitionError
-	29,  // 19: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
-	31,  // 20: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
-	2,   // 21: strata.v1.ListOffsetsRequest.isolation_level:type_name -> strata.v1.IsolationLevel
-	24,  // 22: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
-	33,  // 23: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
-	6,   // 24: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
-	24,  // 25: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
-	35,  // 26: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
-	37,  // 27: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
-	39,  // 28: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
-	41,  // 29: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
-	24,  // 30: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
-	1,   // 31: strata.v1.ReplicaFetchPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
-	42,  // 32: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
-	44,  // 33: strata.v1.TxnMarker.partitions:type_name -> strata.v1.TxnMarkerPartition
-	45,  // 34: strata.v1.WriteTxnMarkersRequest.markers:type_name -> strata.v1.TxnMarker
-	24,  // 35: strata.v1.TxnMarkerPartitionResult.error:type_name -> strata.v1.PartitionError
-	1,   // 36: strata.v1.TxnMarkerPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
-	47,  // 37: strata.v1.TxnMarkerResult.partitions:type_name -> strata.v1.TxnMarkerPartitionResult
-	48,  // 38: strata.v1.WriteTxnMarkersResponse.markers:type_name -> strata.v1.TxnMarkerResult
-	35,  // 39: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
-	53,  // 40: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
-	55,  // 41: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	55,  // 42: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
-	61,  // 43: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	53,  // 44: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
-	64,  // 45: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	55,  // 46: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	71,  // 47: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
-	73,  // 48: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
-	24,  // 49: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
-	75,  // 50: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	120, // 51: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
-	78,  // 52: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
-	78,  // 53: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
-	79,  // 54: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
-	7,   // 55: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
-	81,  // 56: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
-	82,  // 57: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
-	84,  // 58: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
-	87,  // 59: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
-	88,  // 60: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
-	90,  // 61: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
-	91,  // 62: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
-	90,  // 63: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
-	91,  // 64: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
-	90,  // 65: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
-	97,  // 66: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
-	100, // 67: strata.v1.AlterPartitionReassignmentsRequest.reassignments:type_name -> strata.v1.PartitionReassignment
-	24,  // 68: strata.v1.PartitionResult.error:type_name -> strata.v1.PartitionError
-	102, // 69: strata.v1.AlterPartitionReassignmentsResponse.results:type_name -> strata.v1.PartitionResult
-	99,  // 70: strata.v1.ListPartitionReassignmentsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	105, // 71: strata.v1.ListPartitionReassignmentsResponse.reassignments:type_name -> strata.v1.OngoingReassignment
-	3,   // 72: strata.v1.ElectLeadersRequest.election_type:type_name -> strata.v1.ElectionType
-	99,  // 73: strata.v1.ElectLeadersRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	102, // 74: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
-	99,  // 75: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	110, // 76: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
-	113, // 77: strata.v1.ListTransactionsResponse.transactions:type_name -> strata.v1.TransactionSummary
-	53,  // 78: strata.v1.TransactionDescription.partitions:type_name -> strata.v1.TopicPartitions
-	24,  // 79: strata.v1.TransactionDescription.error:type_name -> strata.v1.PartitionError
-	116, // 80: strata.v1.DescribeTransactionsResponse.transactions:type_name -> strata.v1.TransactionDescription
-	8,   // 81: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	12,  // 82: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	14,  // 83: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17,  // 84: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	20,  // 85: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	10,  // 86: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
-	22,  // 87: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	28,  // 88: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	28,  // 89: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	32,  // 90: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	36,  // 91: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	50,  // 92: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	52,  // 93: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	56,  // 94: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	58,  // 95: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	60,  // 96: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	63,  // 97: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	66,  // 98: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	68,  // 99: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	70,  // 100: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
-	74,  // 101: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	77,  // 102: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
-	83,  // 103: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
-	86,  // 104: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
-	92,  // 105: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
-	94,  // 106: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
-	96,  // 107: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
-	101, // 108: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
-	104, // 109: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
-	107, // 110: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
-	109, // 111: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
-	112, // 112: strata.v1.Strata.ListTransactions:input_type -> strata.v1.ListTransactionsRequest
-	115, // 113: strata.v1.Strata.DescribeTransactions:input_type -> strata.v1.DescribeTransactionsRequest
-	40,  // 114: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	46,  // 115: strata.v1.Replication.WriteTxnMarkers:input_type -> strata.v1.WriteTxnMarkersRequest
-	9,   // 116: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	13,  // 117: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	15,  // 118: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18,  // 119: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	21,  // 120: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	11,  // 121: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
-	26,  // 122: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	30,  // 123: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	30,  // 124: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	34,  // 125: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	38,  // 126: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	51,  // 127: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	54,  // 128: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	57,  // 129: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	59,  // 130: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	62,  // 131: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	65,  // 132: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	67,  // 133: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	69,  // 134: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	72,  // 135: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
-	76,  // 136: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	80,  // 137: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
-	85,  // 138: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
-	89,  // 139: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
-	93,  // 140: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
-	95,  // 141: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
-	98,  // 142: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
-	103, // 143: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
-	106, // 144: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
-	108, // 145: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
-	111, // 146: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
-	114, // 147: strata.v1.Strata.ListTransactions:output_type -> strata.v1.ListTransactionsResponse
-	117, // 148: strata.v1.Strata.DescribeTransactions:output_type -> strata.v1.DescribeTransactionsResponse
-	43,  // 149: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	49,  // 150: strata.v1.Replication.WriteTxnMarkers:output_type -> strata.v1.WriteTxnMarkersResponse
-	116, // [116:151] is the sub-list for method output_type
-	81,  // [81:116] is the sub-list for method input_type
-	81,  // [81:81] is the sub-list for extension type_name
-	81,  // [81:81] is the sub-list for extension extendee
-	0,   // [0:81] is the sub-list for field type_name
+	19,  // 10: strata.v1.CreatePartitionsResponse.topic:type_name -> strata.v1.TopicDescription
+	0,   // 11: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
+	25,  // 12: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
+	5,   // 13: strata.v1.ProducePartition.records:type_name -> strata.v1.Record
+	26,  // 14: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.PartitionError
+	27,  // 15: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
+	29,  // 16: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
+	2,   // 17: strata.v1.FetchRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	5,   // 18: strata.v1.FetchPartitionResult.records:type_name -> strata.v1.Record
+	26,  // 19: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	31,  // 20: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
+	33,  // 21: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	2,   // 22: strata.v1.ListOffsetsRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	26,  // 23: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.PartitionError
+	35,  // 24: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	6,   // 25: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionInfo
+	26,  // 26: strata.v1.TopicMetadata.error:type_name -> strata.v1.PartitionError
+	37,  // 27: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
+	39,  // 28: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
+	41,  // 29: strata.v1.ReplicaFetchRequest.partitions:type_name -> strata.v1.ReplicaFetchPartition
+	43,  // 30: strata.v1.ReplicaFetchPartitionResult.diverging_epoch:type_name -> strata.v1.EpochEndOffset
+	26,  // 31: strata.v1.ReplicaFetchPartitionResult.error:type_name -> strata.v1.PartitionError
+	1,   // 32: strata.v1.ReplicaFetchPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
+	44,  // 33: strata.v1.ReplicaFetchResponse.partitions:type_name -> strata.v1.ReplicaFetchPartitionResult
+	46,  // 34: strata.v1.TxnMarker.partitions:type_name -> strata.v1.TxnMarkerPartition
+	47,  // 35: strata.v1.WriteTxnMarkersRequest.markers:type_name -> strata.v1.TxnMarker
+	26,  // 36: strata.v1.TxnMarkerPartitionResult.error:type_name -> strata.v1.PartitionError
+	1,   // 37: strata.v1.TxnMarkerPartitionResult.error_reason:type_name -> strata.v1.ErrorReason
+	49,  // 38: strata.v1.TxnMarkerResult.partitions:type_name -> strata.v1.TxnMarkerPartitionResult
+	50,  // 39: strata.v1.WriteTxnMarkersResponse.markers:type_name -> strata.v1.TxnMarkerResult
+	37,  // 40: strata.v1.FindCoordinatorResponse.coordinator:type_name -> strata.v1.BrokerInfo
+	55,  // 41: strata.v1.ConsumeGroupResponse.partitions:type_name -> strata.v1.TopicPartitions
+	57,  // 42: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	57,  // 43: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
+	63,  // 44: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	55,  // 45: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	66,  // 46: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	57,  // 47: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	73,  // 48: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
+	75,  // 49: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	26,  // 50: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
+	77,  // 51: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
+	122, // 52: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
+	80,  // 53: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
+	80,  // 54: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
+	81,  // 55: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
+	7,   // 56: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
+	83,  // 57: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
+	84,  // 58: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
+	86,  // 59: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
+	89,  // 60: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
+	90,  // 61: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
+	92,  // 62: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
+	93,  // 63: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
+	92,  // 64: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
+	93,  // 65: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
+	92,  // 66: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
+	99,  // 67: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
+	102, // 68: strata.v1.AlterPartitionReassignmentsRequest.reassignments:type_name -> strata.v1.PartitionReassignment
+	26,  // 69: strata.v1.PartitionResult.error:type_name -> strata.v1.PartitionError
+	104, // 70: strata.v1.AlterPartitionReassignmentsResponse.results:type_name -> strata.v1.PartitionResult
+	101, // 71: strata.v1.ListPartitionReassignmentsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	107, // 72: strata.v1.ListPartitionReassignmentsResponse.reassignments:type_name -> strata.v1.OngoingReassignment
+	3,   // 73: strata.v1.ElectLeadersRequest.election_type:type_name -> strata.v1.ElectionType
+	101, // 74: strata.v1.ElectLeadersRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	104, // 75: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
+	101, // 76: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	112, // 77: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
+	115, // 78: strata.v1.ListTransactionsResponse.transactions:type_name -> strata.v1.TransactionSummary
+	55,  // 79: strata.v1.TransactionDescription.partitions:type_name -> strata.v1.TopicPartitions
+	26,  // 80: strata.v1.TransactionDescription.error:type_name -> strata.v1.PartitionError
+	118, // 81: strata.v1.DescribeTransactionsResponse.transactions:type_name -> strata.v1.TransactionDescription
+	8,   // 82: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	12,  // 83: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	14,  // 84: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17,  // 85: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	20,  // 86: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	22,  // 87: strata.v1.Strata.CreatePartitions:input_type -> strata.v1.CreatePartitionsRequest
+	10,  // 88: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	24,  // 89: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	30,  // 90: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	30,  // 91: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	34,  // 92: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	38,  // 93: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	52,  // 94: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	54,  // 95: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	58,  // 96: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	60,  // 97: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	62,  // 98: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	65,  // 99: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	68,  // 100: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	70,  // 101: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	72,  // 102: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	76,  // 103: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	79,  // 104: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
+	85,  // 105: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
+	88,  // 106: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
+	94,  // 107: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
+	96,  // 108: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
+	98,  // 109: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
+	103, // 110: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
+	106, // 111: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
+	109, // 112: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
+	111, // 113: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
+	114, // 114: strata.v1.Strata.ListTransactions:input_type -> strata.v1.ListTransactionsRequest
+	117, // 115: strata.v1.Strata.DescribeTransactions:input_type -> strata.v1.DescribeTransactionsRequest
+	42,  // 116: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	48,  // 117: strata.v1.Replication.WriteTxnMarkers:input_type -> strata.v1.WriteTxnMarkersRequest
+	9,   // 118: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	13,  // 119: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	15,  // 120: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18,  // 121: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	21,  // 122: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	23,  // 123: strata.v1.Strata.CreatePartitions:output_type -> strata.v1.CreatePartitionsResponse
+	11,  // 124: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	28,  // 125: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	32,  // 126: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	32,  // 127: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	36,  // 128: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	40,  // 129: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	53,  // 130: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	56,  // 131: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	59,  // 132: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	61,  // 133: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	64,  // 134: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	67,  // 135: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	69,  // 136: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	71,  // 137: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	74,  // 138: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	78,  // 139: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	82,  // 140: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
+	87,  // 141: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
+	91,  // 142: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
+	95,  // 143: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
+	97,  // 144: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
+	100, // 145: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
+	105, // 146: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
+	108, // 147: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
+	110, // 148: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
+	113, // 149: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
+	116, // 150: strata.v1.Strata.ListTransactions:output_type -> strata.v1.ListTransactionsResponse
+	119, // 151: strata.v1.Strata.DescribeTransactions:output_type -> strata.v1.DescribeTransactionsResponse
+	45,  // 152: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	51,  // 153: strata.v1.Replication.WriteTxnMarkers:output_type -> strata.v1.WriteTxnMarkersResponse
+	118, // [118:154] is the sub-list for method output_type
+	82,  // [82:118] is the sub-list for method input_type
+	82,  // [82:82] is the sub-list for extension type_name
+	82,  // [82:82] is the sub-list for extension extendee
+	0,   // [0:82] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -8143,15 +8262,15 @@ func file_strata_v1_strata_proto_init() {
 	if File_strata_v1_strata_proto != nil {
 		return
 	}
-	file_strata_v1_strata_proto_msgTypes[25].OneofWrappers = []any{}
-	file_strata_v1_strata_proto_msgTypes[87].OneofWrappers = []any{}
+	file_strata_v1_strata_proto_msgTypes[27].OneofWrappers = []any{}
+	file_strata_v1_strata_proto_msgTypes[89].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   117,
+			NumMessages:   119,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

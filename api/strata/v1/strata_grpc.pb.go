@@ -32,6 +32,7 @@ const (
 	Strata_ListTopics_FullMethodName                   = "/strata.v1.Strata/ListTopics"
 	Strata_DescribeTopic_FullMethodName                = "/strata.v1.Strata/DescribeTopic"
 	Strata_AlterTopicConfigs_FullMethodName            = "/strata.v1.Strata/AlterTopicConfigs"
+	Strata_CreatePartitions_FullMethodName             = "/strata.v1.Strata/CreatePartitions"
 	Strata_RestoreTopic_FullMethodName                 = "/strata.v1.Strata/RestoreTopic"
 	Strata_Produce_FullMethodName                      = "/strata.v1.Strata/Produce"
 	Strata_Fetch_FullMethodName                        = "/strata.v1.Strata/Fetch"
@@ -72,6 +73,11 @@ type StrataClient interface {
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
 	DescribeTopic(ctx context.Context, in *DescribeTopicRequest, opts ...grpc.CallOption) (*DescribeTopicResponse, error)
 	AlterTopicConfigs(ctx context.Context, in *AlterTopicConfigsRequest, opts ...grpc.CallOption) (*AlterTopicConfigsResponse, error)
+	// CreatePartitions grows a topic to count partitions, as Kafka's
+	// CreatePartitions: partitions are never removed (a count not above the
+	// current one is INVALID_PARTITIONS), and keyed records of the existing
+	// keys may map to other partitions afterwards. Needs ALTER on the topic.
+	CreatePartitions(ctx context.Context, in *CreatePartitionsRequest, opts ...grpc.CallOption) (*CreatePartitionsResponse, error)
 	// RestoreTopic recreates a topic from the brokers' object store: the
 	// newest incarnation of that name in the bucket, with its id, partitions
 	// and configs, its history served from the bucket.
@@ -264,6 +270,16 @@ func (c *strataClient) AlterTopicConfigs(ctx context.Context, in *AlterTopicConf
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AlterTopicConfigsResponse)
 	err := c.cc.Invoke(ctx, Strata_AlterTopicConfigs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) CreatePartitions(ctx context.Context, in *CreatePartitionsRequest, opts ...grpc.CallOption) (*CreatePartitionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreatePartitionsResponse)
+	err := c.cc.Invoke(ctx, Strata_CreatePartitions_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -572,6 +588,11 @@ type StrataServer interface {
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
 	DescribeTopic(context.Context, *DescribeTopicRequest) (*DescribeTopicResponse, error)
 	AlterTopicConfigs(context.Context, *AlterTopicConfigsRequest) (*AlterTopicConfigsResponse, error)
+	// CreatePartitions grows a topic to count partitions, as Kafka's
+	// CreatePartitions: partitions are never removed (a count not above the
+	// current one is INVALID_PARTITIONS), and keyed records of the existing
+	// keys may map to other partitions afterwards. Needs ALTER on the topic.
+	CreatePartitions(context.Context, *CreatePartitionsRequest) (*CreatePartitionsResponse, error)
 	// RestoreTopic recreates a topic from the brokers' object store: the
 	// newest incarnation of that name in the bucket, with its id, partitions
 	// and configs, its history served from the bucket.
@@ -734,6 +755,9 @@ func (UnimplementedStrataServer) DescribeTopic(context.Context, *DescribeTopicRe
 }
 func (UnimplementedStrataServer) AlterTopicConfigs(context.Context, *AlterTopicConfigsRequest) (*AlterTopicConfigsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AlterTopicConfigs not implemented")
+}
+func (UnimplementedStrataServer) CreatePartitions(context.Context, *CreatePartitionsRequest) (*CreatePartitionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePartitions not implemented")
 }
 func (UnimplementedStrataServer) RestoreTopic(context.Context, *RestoreTopicRequest) (*RestoreTopicResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RestoreTopic not implemented")
@@ -926,6 +950,24 @@ func _Strata_AlterTopicConfigs_Handler(srv interface{}, ctx context.Context, dec
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(StrataServer).AlterTopicConfigs(ctx, req.(*AlterTopicConfigsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_CreatePartitions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePartitionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).CreatePartitions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_CreatePartitions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).CreatePartitions(ctx, req.(*CreatePartitionsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1442,6 +1484,10 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AlterTopicConfigs",
 			Handler:    _Strata_AlterTopicConfigs_Handler,
+		},
+		{
+			MethodName: "CreatePartitions",
+			Handler:    _Strata_CreatePartitions_Handler,
 		},
 		{
 			MethodName: "RestoreTopic",
