@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-broker/strata/metastore"
 )
 
 // Replication health, reported at scrape time from the partitions' own
@@ -142,16 +144,18 @@ func (c *isrCounters) isrChanged(shrunk, expanded bool) {
 	}
 }
 
-// isrDelta tells whether next's ISR dropped members of prev's and whether
-// it gained members.
-func isrDelta(prev, next []int32) (shrunk, expanded bool) {
-	for _, id := range prev {
-		if !slices.Contains(next, id) {
+// isrDelta tells whether next's ISR dropped members of prev's that are
+// still replicas, and whether it gained members. A move's completion drops
+// the leaving replicas from the ISR and the replicas together; that is the
+// move ending, not a replica falling out of sync.
+func isrDelta(prev, next metastore.PartitionState) (shrunk, expanded bool) {
+	for _, id := range prev.ISR {
+		if !slices.Contains(next.ISR, id) && slices.Contains(next.Replicas, id) {
 			shrunk = true
 		}
 	}
-	for _, id := range next {
-		if !slices.Contains(prev, id) {
+	for _, id := range next.ISR {
+		if !slices.Contains(prev.ISR, id) {
 			expanded = true
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/internal/fakeclock"
+	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/record"
 )
 
@@ -156,4 +157,27 @@ func TestBuildInfo(t *testing.T) {
 	if !slices.Equal(names, []string{"revision", "version"}) {
 		t.Fatalf("labels %v, want revision and version", names)
 	}
+}
+
+func TestISRDelta(t *testing.T) {
+	for _, c := range []struct {
+		name                     string
+		prev, next               metastore.PartitionState
+		wantShrunk, wantExpanded bool
+	}{
+		{"unchanged", isrState([]int32{1, 2, 3}, []int32{1, 2, 3}), isrState([]int32{1, 2, 3}, []int32{1, 2, 3}), false, false},
+		{"a replica fell out", isrState([]int32{1, 2, 3}, []int32{1, 2, 3}), isrState([]int32{1, 2, 3}, []int32{1, 2}), true, false},
+		{"a replica came back", isrState([]int32{1, 2, 3}, []int32{1, 2}), isrState([]int32{1, 2, 3}, []int32{1, 2, 3}), false, true},
+		{"one out, another in", isrState([]int32{1, 2, 3}, []int32{1, 2}), isrState([]int32{1, 2, 3}, []int32{1, 3}), true, true},
+		{"a move completed", isrState([]int32{1, 2, 3}, []int32{1, 2, 3}), isrState([]int32{1, 2}, []int32{1, 2}), false, false},
+	} {
+		shrunk, expanded := isrDelta(c.prev, c.next)
+		if shrunk != c.wantShrunk || expanded != c.wantExpanded {
+			t.Errorf("%s: shrunk %v expanded %v, want %v %v", c.name, shrunk, expanded, c.wantShrunk, c.wantExpanded)
+		}
+	}
+}
+
+func isrState(replicas, isr []int32) metastore.PartitionState {
+	return metastore.PartitionState{Replicas: replicas, ISR: isr}
 }

@@ -191,7 +191,7 @@ func (p *Partition) applyState(st metastore.PartitionState, now time.Time, regis
 	// Only a change within one term counts: a new leader's ISR is not a
 	// change it saw.
 	if p.isrObserver != nil && wasLeader && p.role == roleLeader && prev.LeaderEpoch == st.LeaderEpoch {
-		if shrunk, expanded := isrDelta(prev.ISR, st.ISR); shrunk || expanded {
+		if shrunk, expanded := isrDelta(prev, st); shrunk || expanded {
 			p.isrObserver.isrChanged(shrunk, expanded)
 		}
 	}
