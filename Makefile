@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools
+.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools monitoring-check
 
 all: build
 
@@ -33,10 +33,18 @@ fmt:
 
 # The test environment's etcd and MinIO are built (once, into the user cache)
 # before the tests start, so that a first build is not counted in their timeout.
-test: build vet testenv-tools compat-tools
+test: build vet testenv-tools compat-tools monitoring-check
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	STRATA_BIN=$(BIN)/strata $(GO) test -race -count=1 -timeout 14m ./...
+
+# Checks deploy/prometheus's alert rules with the parser `promtool check rules`
+# uses, an alert's expression on sample series, and that every metric the
+# rules and deploy/grafana's dashboard query is defined. A module of its own,
+# so that Prometheus's dependencies stay out of the broker's; building promtool
+# itself would take minutes of every fresh clone's test run.
+monitoring-check:
+	cd deploy/prometheus && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...

@@ -282,6 +282,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		rlm:            b.rlm,
 		registered:     b.registered,
 		remoteReplica:  func(p *Partition) rlm.Replica { return tieredReplica{p, b} },
+		isr:            b.metrics.isr,
 		producerState: partlog.ProducerStateConfig{
 			Expiry:     pidExpiry,
 			MaxEntries: pidMax,

@@ -47,6 +47,8 @@ type hostedTopics struct {
 	// producerState bounds each partition's idempotent-producer state
 	// (producer.id.expiration.ms, producer.state.max.entries).
 	producerState partlog.ProducerStateConfig
+	// isr is told of the ISR changes of the partitions this broker leads.
+	isr isrObserver
 
 	// applyMu serialises changes to the hosted topics (open, close, delete);
 	// mu guards the map itself and is held only briefly.
@@ -159,6 +161,29 @@ func (h *hostedTopics) allPartitions() []*Partition {
 		for _, p := range t.partitions {
 			if p != nil {
 				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// hostedPartition is a hosted partition with the topic settings its
+// health is judged by.
+type hostedPartition struct {
+	p      *Partition
+	minISR int
+}
+
+// allPartitionsWithConfig is allPartitions with each topic's
+// min.insync.replicas.
+func (h *hostedTopics) allPartitionsWithConfig() []hostedPartition {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []hostedPartition
+	for _, t := range h.topics {
+		for _, p := range t.partitions {
+			if p != nil {
+				out = append(out, hostedPartition{p: p, minISR: int(t.cfg.MinInsyncReplicas)})
 			}
 		}
 	}
@@ -323,6 +348,7 @@ func (h *hostedTopics) openPartition(t metastore.Topic, p int32, lc partlog.Conf
 		return nil, err
 	}
 	np := newPartition(t.Name, t.ID, p, l, h.nodeID)
+	np.isrObserver = h.isr
 	np.remote = h.rlm.Add(topicPartition(t, p), l, h.remoteReplica(np))
 	h.initProducerState(np)
 	return np, nil

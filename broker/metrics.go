@@ -16,6 +16,7 @@ type metrics struct {
 	fetchBytes     *prometheus.CounterVec
 	consumerBytes  *prometheus.CounterVec
 	corruptReads   *prometheus.CounterVec
+	isr            *isrCounters
 }
 
 func newMetrics(b *Broker, reg prometheus.Registerer) *metrics {
@@ -44,13 +45,15 @@ func newMetrics(b *Broker, reg prometheus.Registerer) *metrics {
 		corruptReads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_log_corrupt_reads_total", Help: "Reads that met a batch failing its checksum on disk.",
 		}, []string{"topic"}),
+		isr: newISRCounters(),
 	}
 	for _, r := range []string{rackSame, rackOther, rackUnknown} {
 		m.consumerBytes.WithLabelValues(r) // dashboards show zeros, not gaps
 	}
 	if reg != nil {
 		reg.MustRegister(m.produceBytes, m.produceRecords, m.produceErrors, m.produceLatency,
-			m.fetchBytes, m.consumerBytes, m.corruptReads, &logCollector{b: b})
+			m.fetchBytes, m.consumerBytes, m.corruptReads, &logCollector{b: b},
+			m.isr.shrinks, m.isr.expands, &replicationCollector{b: b}, newBuildInfo())
 	}
 	return m
 }

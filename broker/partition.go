@@ -87,6 +87,14 @@ type Partition struct {
 	// mu; set and cleared under roleMu too, as role changes are.
 	offline      error
 	offlineSince time.Time
+
+	// isrObserver, if not nil, is told of ISR changes seen while leading.
+	isrObserver isrObserver
+}
+
+// isrObserver learns of the ISR changes of partitions this broker leads.
+type isrObserver interface {
+	isrChanged(shrunk, expanded bool)
 }
 
 // followerState is what the leader knows of a follower from its fetches.
@@ -177,8 +185,17 @@ func (p *Partition) applyState(st metastore.PartitionState, now time.Time, regis
 		}
 		return -1, false
 	}
+	prev, wasLeader := p.state, p.role == roleLeader
 	p.state = st
-	return p.adoptLocked(now, registered)
+	follow, changed = p.adoptLocked(now, registered)
+	// Only a change within one term counts: a new leader's ISR is not a
+	// change it saw.
+	if p.isrObserver != nil && wasLeader && p.role == roleLeader && prev.LeaderEpoch == st.LeaderEpoch {
+		if shrunk, expanded := isrDelta(prev, st); shrunk || expanded {
+			p.isrObserver.isrChanged(shrunk, expanded)
+		}
+	}
+	return follow, changed
 }
 
 // adoptLocked takes up the role p.state gives this broker (none while the

@@ -79,7 +79,12 @@ func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]
 		defer balance.Stop()
 		balanceC = balance.C
 	}
-	defer c.metrics.imbalance.Set(0)
+	c.metrics.active.Set(1)
+	defer func() {
+		c.metrics.imbalance.Set(0)
+		c.metrics.offline.Set(0)
+		c.metrics.active.Set(0)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -87,7 +92,7 @@ func Run(ctx context.Context, store Store, term Term, brokerDefaults map[string]
 			return
 		case <-c.kick:
 		case <-t.C:
-			c.measureImbalance()
+			c.measure()
 		case <-balanceC:
 			c.balanceLeaders(ctx)
 			balance.Reset(c.rebalance.CheckInterval)

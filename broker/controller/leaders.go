@@ -78,17 +78,30 @@ func preferredElections(states []metastore.PartitionState, live map[int32]int64,
 	return out
 }
 
-// measureImbalance sets the imbalance gauge from the followed states.
-func (c *controller) measureImbalance() {
+// measure sets the imbalance and offline gauges from the followed states
+// and brokers. Before the first of each has arrived it knows nothing and
+// leaves them as they are.
+func (c *controller) measure() {
 	c.mu.Lock()
-	n := 0
+	defer c.mu.Unlock()
+	if !c.haveStates {
+		return
+	}
+	imbalance, offline := 0, 0
 	for _, st := range c.states {
 		if len(st.Replicas) > 0 && st.Leader != st.Replicas[0] {
-			n++
+			imbalance++
+		}
+		if c.live != nil {
+			if _, ok := c.live[st.Leader]; st.Leader < 0 || !ok {
+				offline++
+			}
 		}
 	}
-	c.mu.Unlock()
-	c.metrics.imbalance.Set(float64(n))
+	c.metrics.imbalance.Set(float64(imbalance))
+	if c.live != nil {
+		c.metrics.offline.Set(float64(offline))
+	}
 }
 
 // balanceLeaders runs one leader balance check. Its elections go out

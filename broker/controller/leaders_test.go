@@ -164,13 +164,13 @@ func TestBalanceLeadersWritesThroughTheTerm(t *testing.T) {
 	}
 	m := NewMetrics(prometheus.NewRegistry())
 	c := newTestController(t, store, regs[2], WithMetrics(m))
-	c.measureImbalance()
+	c.measure()
 	if got := testutil.ToFloat64(m.imbalance); got != float64(n) {
 		t.Fatalf("imbalance before the check: %v, want %d", got, n)
 	}
 
 	c.balanceLeaders(t.Context())
-	c.measureImbalance()
+	c.measure()
 	if got := testutil.ToFloat64(m.imbalance); got != 0 {
 		t.Fatalf("imbalance after the check: %v, want 0", got)
 	}

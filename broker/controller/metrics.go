@@ -10,6 +10,13 @@ type Metrics struct {
 	imbalance prometheus.Gauge
 	// preferredElections counts the leader balance check's elections.
 	preferredElections prometheus.Counter
+	// active is Kafka's ActiveControllerCount: 1 while this broker is
+	// the controller, so that the sum over brokers is 1 in a healthy
+	// cluster.
+	active prometheus.Gauge
+	// offline is Kafka's OfflinePartitionsCount: partitions without a
+	// live leader.
+	offline prometheus.Gauge
 }
 
 // NewMetrics makes the controller's metrics and registers them with reg,
@@ -24,9 +31,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strata_controller_preferred_leader_elections_total",
 			Help: "Preferred replicas elected leader by the controller's leader balance check (auto.leader.rebalance.enable).",
 		}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_controller_active",
+			Help: "1 on the broker acting as controller, else 0; summed over the cluster it should be 1 (Kafka's ActiveControllerCount).",
+		}),
+		offline: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_controller_offline_partitions",
+			Help: "Partitions with no leader or a leader that is not alive, as the controller sees them (Kafka's OfflinePartitionsCount); 0 on brokers that are not the controller.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.imbalance, m.preferredElections)
+		reg.MustRegister(m.imbalance, m.preferredElections, m.active, m.offline)
 	}
 	return m
 }

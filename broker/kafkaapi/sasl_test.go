@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -435,4 +437,16 @@ func FuzzSASLExchange(f *testing.F) {
 			t.Fatalf("authenticated by %s %q %q", mechanism, first, second)
 		}
 	})
+}
+
+// Each mechanism offered has its success and failure series from the
+// start, at zero.
+func TestSASLAuthenticationSeriesExistFromTheStart(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	s := New(nullCore{}, Config{NodeID: 1, Registerer: reg,
+		SASL: &SASLConfig{Mechanisms: []sasl.Mechanism{sasl.NewPlain(&credStore{})}}})
+	defer s.Shutdown(t.Context())
+	if got := testutil.CollectAndCount(reg, "strata_kafka_sasl_authentications_total"); got != 2 {
+		t.Fatalf("strata_kafka_sasl_authentications_total series: %d, want 2 (PLAIN success and failure)", got)
+	}
 }

@@ -192,6 +192,14 @@ func New(core Core, cfg Config) *Server {
 	if b := cfg.RequestBudget; b != nil {
 		s.requestMemory = b.Total() - b.Held()
 	}
+	if cfg.SASL != nil {
+		// Every mechanism offered has both outcomes from the start, so a
+		// failure rate is zero rather than absent until the first failure.
+		for _, name := range cfg.SASL.names() {
+			s.metrics.authentications.WithLabelValues(name, "success")
+			s.metrics.authentications.WithLabelValues(name, "failure")
+		}
+	}
 	s.apis = s.registered()
 	s.byKey = indexByKey(s.apis)
 	return s

@@ -50,7 +50,7 @@ func (p *Partition) DeleteRecords(ctx context.Context, offset int64) error {
 	next.Segments = slices.Clone(next.Segments[keep:])
 	next.LogStartOffset = offset
 	if _, err := tiering.WriteManifest(ctx, p.m.store, p.layout, &next, p.m.env.now()); err != nil {
-		p.m.metrics.failed("write_manifest")
+		p.m.metrics.failed(stepWriteManifest)
 		return err
 	}
 	p.state.set(&next, epoch)
@@ -60,7 +60,7 @@ func (p *Partition) DeleteRecords(ctx context.Context, offset int64) error {
 	}
 	if err := p.m.store.Delete(ctx, segmentKeys(dropped)...); err != nil {
 		// Garbage collection deletes them later.
-		p.m.metrics.failed("delete_segments")
+		p.m.metrics.failed(stepDeleteSegments)
 	}
 	p.m.env.logger.Info("tiering: remote segments deleted by DeleteRecords", "topic", p.tp.Topic, "partition", p.tp.Partition,
 		"segments", len(dropped), "bytes", bytes, "log_start_offset", offset)

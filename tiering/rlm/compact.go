@@ -51,7 +51,7 @@ func (c *compactTask) compact(ctx context.Context, m *tiering.PartitionManifest,
 	}
 	upper, err := rl.stableEnd()
 	if err != nil {
-		c.metrics.failed("compact")
+		c.metrics.failed(stepCompact)
 		c.logger.Warn("tiering: remote compaction failed", "topic", c.tp.Topic, "partition", c.tp.Partition, "err", err)
 		return m
 	}
@@ -78,7 +78,7 @@ func (c *compactTask) compact(ctx context.Context, m *tiering.PartitionManifest,
 	started := c.now()
 	st, err := c.compactor.Clean(ctx, rl, d, pol)
 	if err != nil {
-		c.metrics.failed("compact")
+		c.metrics.failed(stepCompact)
 		c.logger.Warn("tiering: remote compaction failed", "topic", c.tp.Topic, "partition", c.tp.Partition, "err", err)
 		return rl.m
 	}
@@ -362,7 +362,7 @@ func (r *remoteLog) CommitClean(out compaction.Output, cleanerOffset int64) erro
 	t.state.set(&next, r.epoch)
 	if err := t.store.Delete(r.ctx, segmentKeys(replaced)...); err != nil {
 		// Garbage collection finds them later.
-		t.metrics.failed("delete_segments")
+		t.metrics.failed(stepDeleteSegments)
 	}
 	return nil
 }

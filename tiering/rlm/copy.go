@@ -70,7 +70,7 @@ func (c *copyTask) upload(ctx context.Context, m *tiering.PartitionManifest, epo
 		next := nextManifest(m, epoch)
 		next.Segments = append(next.Segments, uploaded...)
 		if _, err := tiering.WriteManifest(ctx, c.store, c.layout, &next, c.now()); err != nil {
-			c.metrics.failed("write_manifest")
+			c.metrics.failed(stepWriteManifest)
 			c.logger.Warn("tiering: manifest write failed; retrying next round", "topic", c.tp.Topic, "partition", c.tp.Partition, "err", err)
 			uploaded, uploadedBytes = nil, 0 // uploaded again next round; these become garbage
 			return
@@ -110,14 +110,14 @@ func (c *copyTask) uploadOne(ctx context.Context, s partlog.SegmentInfo, epoch i
 		return tiering.SegmentMeta{}, errLater // not durable yet, or deleted meanwhile: next round
 	}
 	if err != nil {
-		c.metrics.failed("open_segment")
+		c.metrics.failed(stepOpenSegment)
 		c.logger.Warn("tiering: cannot open segment", "topic", c.tp.Topic, "partition", c.tp.Partition, "base", s.BaseOffset, "err", err)
 		return tiering.SegmentMeta{}, err
 	}
 	meta, err := tiering.UploadSegment(ctx, c.store, c.layout, c.tp.Partition, seg, epoch, c.now())
 	seg.Close()
 	if err != nil {
-		c.metrics.failed("upload")
+		c.metrics.failed(stepUpload)
 		c.logger.Warn("tiering: upload failed; retrying next round", "topic", c.tp.Topic, "partition", c.tp.Partition, "base", s.BaseOffset, "err", err)
 		return tiering.SegmentMeta{}, err
 	}
@@ -134,7 +134,7 @@ func (c *copyTask) localRetention(m *tiering.PartitionManifest, cfg topicconfig.
 		return
 	}
 	if _, err := c.log.DeleteSegmentsBelow(d.StartOffset); err != nil {
-		c.metrics.failed("local_retention")
+		c.metrics.failed(stepLocalRetention)
 		c.logger.Warn("tiering: local retention failed", "topic", c.tp.Topic, "partition", c.tp.Partition, "err", err)
 		return
 	}
@@ -163,7 +163,7 @@ func (c *copyTask) writeTopicManifest(ctx context.Context) {
 		return
 	}
 	if err := tiering.WriteTopicManifest(ctx, c.store, tm, c.now()); err != nil {
-		c.metrics.failed("write_topic_manifest")
+		c.metrics.failed(stepWriteTopicManifest)
 		return
 	}
 	c.topicWritten = fp

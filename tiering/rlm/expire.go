@@ -40,7 +40,7 @@ func (x *expirationTask) retention(ctx context.Context, m *tiering.PartitionMani
 	next.Segments = slices.Clone(next.Segments[d.Segments:])
 	next.LogStartOffset = d.StartOffset
 	if _, err := tiering.WriteManifest(ctx, x.store, x.layout, &next, x.now()); err != nil {
-		x.metrics.failed("write_manifest")
+		x.metrics.failed(stepWriteManifest)
 		return m
 	}
 	x.state.set(&next, epoch)
@@ -56,7 +56,7 @@ func (x *expirationTask) retention(ctx context.Context, m *tiering.PartitionMani
 	}
 	if err := x.store.Delete(ctx, segmentKeys(dropped)...); err != nil {
 		// collectGarbage deletes them later.
-		x.metrics.failed("delete_segments")
+		x.metrics.failed(stepDeleteSegments)
 	} else if d.Segments > 0 {
 		x.countRetention(x.tp.Topic, TierRemote, d.Segments, d.Bytes)
 	}
@@ -68,7 +68,7 @@ func (x *expirationTask) retention(ctx context.Context, m *tiering.PartitionMani
 // pruneManifests deletes all but the newest manifests.
 func (x *expirationTask) pruneManifests(ctx context.Context) {
 	if err := tiering.PruneManifests(ctx, x.store, x.layout, x.tp.Partition); err != nil {
-		x.metrics.failed("prune_manifests")
+		x.metrics.failed(stepPruneManifests)
 	}
 }
 
@@ -80,7 +80,7 @@ func (x *expirationTask) collectGarbage(ctx context.Context, m *tiering.Partitio
 		return
 	}
 	if err := x.store.Delete(ctx, keys...); err != nil {
-		x.metrics.failed("collect_garbage")
+		x.metrics.failed(stepCollectGarbage)
 		return
 	}
 	x.logger.Info("tiering: deleted objects no manifest names", "topic", x.tp.Topic, "partition", x.tp.Partition, "objects", len(keys))

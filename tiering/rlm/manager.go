@@ -359,16 +359,42 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Reads of the object store for fetches and offset lookups that failed for want of the store (down, unreachable, an object missing), by topic; clients are told to retry.",
 		}, []string{"topic"}),
 	}
+	for _, s := range allSteps() {
+		m.errors.WithLabelValues(string(s))
+	}
 	if reg != nil {
 		reg.MustRegister(m.backlog, m.uploadSeconds, m.uploadBytes, m.errors, m.readErrors)
 	}
 	return m
 }
 
+// tieringStep is a step label of strata_tiering_errors_total.
+type tieringStep string
+
+const (
+	stepWriteManifest      tieringStep = "write_manifest"
+	stepDeleteSegments     tieringStep = "delete_segments"
+	stepCompact            tieringStep = "compact"
+	stepOpenSegment        tieringStep = "open_segment"
+	stepUpload             tieringStep = "upload"
+	stepLocalRetention     tieringStep = "local_retention"
+	stepWriteTopicManifest tieringStep = "write_topic_manifest"
+	stepPruneManifests     tieringStep = "prune_manifests"
+	stepCollectGarbage     tieringStep = "collect_garbage"
+	stepReadManifest       tieringStep = "read_manifest"
+	stepDeleteTopic        tieringStep = "delete_topic"
+)
+
+// allSteps lists every tieringStep, so that each series exists, at zero,
+// from the start: an alert on their rate sees no gap.
+func allSteps() []tieringStep {
+	return []tieringStep{stepWriteManifest, stepDeleteSegments, stepCompact, stepOpenSegment, stepUpload, stepLocalRetention, stepWriteTopicManifest, stepPruneManifests, stepCollectGarbage, stepReadManifest, stepDeleteTopic}
+}
+
 // failed counts a failed step; a manager without a store has no metrics
 // but still runs the deleted-topic task.
-func (m *metrics) failed(step string) {
+func (m *metrics) failed(step tieringStep) {
 	if m != nil {
-		m.errors.WithLabelValues(step).Inc()
+		m.errors.WithLabelValues(string(step)).Inc()
 	}
 }

@@ -165,7 +165,7 @@ func (p *Partition) round(ctx context.Context, round int) {
 	defer unlock()
 	m, err := p.leaderManifest(ctx, epoch)
 	if err != nil {
-		p.m.metrics.failed("read_manifest")
+		p.m.metrics.failed(stepReadManifest)
 		p.m.env.logger.Warn("tiering: cannot read the partition's manifest", "topic", p.tp.Topic, "partition", p.tp.Partition, "err", err)
 		return
 	}

@@ -141,7 +141,7 @@ func (d *topicDeleter) round(ctx context.Context) error {
 		}
 		done, err := d.deleteObjects(ctx, dt)
 		if err != nil {
-			d.metrics.failed("delete_topic")
+			d.metrics.failed(stepDeleteTopic)
 			return fmt.Errorf("topic %q (id %s): %w", dt.Name, dt.ID, err)
 		}
 		if !done {
