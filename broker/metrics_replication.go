@@ -1,13 +1,13 @@
 package broker
 
 import (
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-broker/strata/internal/version"
 	"github.com/strata-broker/strata/metastore"
 )
 
@@ -166,37 +166,14 @@ func isrDelta(prev, next metastore.PartitionState) (shrunk, expanded bool) {
 // binary was built from, so that a dashboard can show which brokers run
 // which build and an upgrade's progress.
 func newBuildInfo() prometheus.Collector {
-	version, revision := buildVersion()
+	v := version.Get()
+	revision := v.Revision
+	if v.Modified {
+		revision += "-dirty"
+	}
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "strata_build_info",
 		Help:        "Always 1; the labels name the build: the module version (\"(devel)\" for a build from a work tree) and the VCS revision (\"unknown\" without one).",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision},
+		ConstLabels: prometheus.Labels{"version": v.Version, "revision": revision},
 	}, func() float64 { return 1 })
-}
-
-// buildVersion reads the main module's version and VCS revision from the
-// build information the Go toolchain embeds; a modified work tree's
-// revision is marked "-dirty".
-func buildVersion() (version, revision string) {
-	version, revision = "unknown", "unknown"
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return version, revision
-	}
-	if bi.Main.Version != "" {
-		version = bi.Main.Version
-	}
-	dirty := false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			revision = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if dirty && revision != "unknown" {
-		revision += "-dirty"
-	}
-	return version, revision
 }
