@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools
+.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools image
 
 all: build
 
@@ -92,6 +92,16 @@ testenv-tools: build
 # Installs the Kafka clients of the compatibility matrix (kcat, kafka-python, kafkajs) when missing.
 compat-tools:
 	bash testenv/compat/install.sh
+
+# The broker image as an OCI archive, built without a container engine:
+# `podman load -i bin/strata-image.tar`, `docker load -i …` or
+# `skopeo copy oci-archive:bin/strata-image.tar docker://<registry>/strata:<tag>`.
+# IMAGE_ARCH picks the architecture (the binary is cross-compiled, static).
+IMAGE_TAG ?= strata:dev
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+image:
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/linux-$(IMAGE_ARCH)/strata ./cmd/strata
+	$(GO) run ./deploy/image --binary $(BIN)/linux-$(IMAGE_ARCH)/strata --platform linux/$(IMAGE_ARCH) --tag $(IMAGE_TAG) --out $(BIN)/strata-image.tar
 
 clean:
 	rm -rf $(BIN) $(TOOLS)
