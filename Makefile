@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools image
+.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools image helm-tools
 
 all: build
 
@@ -26,10 +26,10 @@ fmt:
 
 # The test environment's etcd and MinIO are built (once, into the user cache)
 # before the tests start, so that a first build is not counted in their timeout.
-test: build vet testenv-tools compat-tools
+test: build vet testenv-tools compat-tools helm-tools
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	STRATA_BIN=$(BIN)/strata $(GO) test -race -count=1 -timeout 14m ./...
+	STRATA_BIN=$(BIN)/strata STRATA_HELM=$(HELM) $(GO) test -race -count=1 -timeout 14m ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...
@@ -92,6 +92,13 @@ testenv-tools: build
 # Installs the Kafka clients of the compatibility matrix (kcat, kafka-python, kafkajs) when missing.
 compat-tools:
 	bash testenv/compat/install.sh
+
+# helm, for the chart's tests (deploy/helm), built once per version into the
+# user cache beside the test environment's etcd and MinIO.
+HELM_VERSION := v3.22.1
+HELM := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/strata/helm-$(HELM_VERSION)/helm
+helm-tools:
+	@test -x $(HELM) || GOBIN=$(dir $(HELM)) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 # The broker image as an OCI archive, built without a container engine:
 # `podman load -i bin/strata-image.tar`, `docker load -i …` or
