@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -61,13 +62,18 @@ type rendered struct {
 	secrets      []*corev1.Secret
 }
 
-// render runs helm template on the chart with the given --set values.
+// render runs helm template on the chart with the given --set values, or
+// values files given as -f=<path>.
 func render(t *testing.T, set ...string) (*rendered, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	args := []string{"template", release, "./strata", "--namespace", namespace}
 	for _, s := range set {
+		if f, ok := strings.CutPrefix(s, "-f="); ok {
+			args = append(args, "--values", f)
+			continue
+		}
 		args = append(args, "--set", s)
 	}
 	cmd := exec.CommandContext(ctx, helmBinary(t), args...)
@@ -369,6 +375,21 @@ func TestBrokerSettingsAreOnesTheBrokerReads(t *testing.T) {
 	}
 	if err := topicconfig.CheckBrokerKeys(settings); err != nil {
 		t.Errorf("the chart's broker settings: %v", err)
+	}
+}
+
+// TestConfigNumbersFromAValuesFileStayIntegers guards against Go templates
+// printing a YAML number (a float64) as 3.6e+06, which the broker refuses.
+func TestConfigNumbersFromAValuesFileStayIntegers(t *testing.T) {
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte("config:\n  log.retention.ms: 3600000\n  log.cleaner.min.cleanable.ratio: 0.25\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := container(t, mustRender(t, etcd, "-f="+values).statefulSet(t))
+	for _, want := range []string{"log.retention.ms=3600000", "log.cleaner.min.cleanable.ratio=0.25"} {
+		if !slices.Contains(c.Args, want) {
+			t.Errorf("args %q lack %q", c.Args, want)
+		}
 	}
 }
 

@@ -1,6 +1,12 @@
-{{/* The prefix of every object's name: <release>-strata. */}}
+{{/* The prefix of every object's name: <release>-strata, or the release's
+name alone when it already says strata. At most 52 characters, so that pod
+names (a StatefulSet adds a hash label of its own) stay within limits. */}}
 {{- define "strata.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
 {{- printf "%s-%s" .Release.Name .Chart.Name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The headless Service that gives each broker pod its DNS name. */}}
