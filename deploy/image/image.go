@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -142,9 +143,18 @@ func writeArchive(path string, img v1.Image, ref string) error {
 	if err != nil {
 		return fmt.Errorf("oci layout: %w", err)
 	}
-	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{
-		"org.opencontainers.image.ref.name": ref,
-	})); err != nil {
+	if err := lp.WriteImage(img); err != nil {
+		return fmt.Errorf("oci layout: %w", err)
+	}
+	desc, err := partial.Descriptor(img)
+	if err != nil {
+		return fmt.Errorf("oci layout: %w", err)
+	}
+	// The library fills artifactType with the config's media type; the OCI
+	// spec keeps that field for artifacts, and this is an image.
+	desc.ArtifactType = ""
+	desc.Annotations = map[string]string{"org.opencontainers.image.ref.name": ref}
+	if err := lp.AppendDescriptor(*desc); err != nil {
 		return fmt.Errorf("oci layout: %w", err)
 	}
 	tmp := path + ".tmp"

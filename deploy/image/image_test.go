@@ -47,6 +47,9 @@ func TestArchiveIsAnOCILayoutOfTheBrokerImage(t *testing.T) {
 	if got := desc.Annotations["org.opencontainers.image.ref.name"]; got != "strata:test" {
 		t.Errorf("ref name = %q, want strata:test", got)
 	}
+	if desc.ArtifactType != "" {
+		t.Errorf("index marks the image as an artifact of type %s", desc.ArtifactType)
+	}
 	if desc.MediaType != types.OCIManifestSchema1 {
 		t.Errorf("manifest media type = %s, want %s", desc.MediaType, types.OCIManifestSchema1)
 	}
