@@ -101,7 +101,8 @@ helm-tools:
 	@test -x $(HELM) || GOBIN=$(dir $(HELM)) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 # The broker image as an OCI archive, built without a container engine:
-# `podman load -i bin/strata-image.tar` or `skopeo copy oci-archive:bin/strata-image.tar docker://<registry>/strata:<tag>`.
+# `podman load -i bin/strata-image.tar`, or
+# `skopeo copy oci-archive:bin/strata-image.tar docker://<registry>/strata:<tag>`.
 # IMAGE_ARCH picks the architecture (the binary is cross-compiled, static).
 IMAGE_TAG ?= strata:dev
 IMAGE_ARCH ?= $(shell $(GO) env GOARCH)

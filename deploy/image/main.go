@@ -1,6 +1,7 @@
 // Command image builds the broker's container image, without a container
 // engine, as an OCI image layout archived in one tar file (an oci-archive,
-// as `skopeo copy oci-archive:…` and `podman load` read it). `make image` runs it on a static Linux build of cmd/strata.
+// as `skopeo copy oci-archive:…` and `podman load` read it). `make image`
+// runs it on a static Linux build of cmd/strata.
 //
 // The image has one layer and no base: the static binary, its data
 // directory owned by the unprivileged user 65532, and /tmp. The binary
