@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools monitoring-check
+.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools monitoring-check image helm-tools
 
 all: build
 
@@ -33,10 +33,10 @@ fmt:
 
 # The test environment's etcd and MinIO are built (once, into the user cache)
 # before the tests start, so that a first build is not counted in their timeout.
-test: build vet testenv-tools compat-tools monitoring-check
+test: build vet testenv-tools compat-tools helm-tools monitoring-check
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	STRATA_BIN=$(BIN)/strata $(GO) test -race -count=1 -timeout 14m ./...
+	STRATA_BIN=$(BIN)/strata STRATA_HELM=$(HELM) $(GO) test -race -count=1 -timeout 14m ./...
 
 # Checks deploy/prometheus's alert rules with the parser `promtool check rules`
 # uses, an alert's expression on sample series, and that every metric the
@@ -107,6 +107,23 @@ testenv-tools: build
 # Installs the Kafka clients of the compatibility matrix (kcat, kafka-python, kafkajs) when missing.
 compat-tools:
 	bash testenv/compat/install.sh
+
+# helm, for the chart's tests (deploy/helm), built once per version into the
+# user cache beside the test environment's etcd and MinIO.
+HELM_VERSION := v3.22.1
+HELM := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/strata/helm-$(HELM_VERSION)/helm
+helm-tools:
+	@test -x $(HELM) || GOBIN=$(dir $(HELM)) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# The broker image as an OCI archive, built without a container engine:
+# `podman load -i bin/strata-image.tar`, or
+# `skopeo copy oci-archive:bin/strata-image.tar docker://<registry>/strata:<tag>`.
+# IMAGE_ARCH picks the architecture (the binary is cross-compiled, static).
+IMAGE_TAG ?= strata:dev
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+image:
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/linux-$(IMAGE_ARCH)/strata ./cmd/strata
+	$(GO) run ./deploy/image --binary $(BIN)/linux-$(IMAGE_ARCH)/strata --platform linux/$(IMAGE_ARCH) --tag $(IMAGE_TAG) --out $(BIN)/strata-image.tar
 
 clean:
 	rm -rf $(BIN) $(TOOLS)
