@@ -163,6 +163,7 @@ func (c *composeCluster) start(t *testing.T, b *composeBroker) {
 	cmd := exec.Command(testenv.Binary(t), args...)
 	cmd.Env = c.env(t, b)
 	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = testenv.SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", b.name, err)
 	}
@@ -376,6 +377,10 @@ func TestComposeCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	// franz-go does not give up on records in flight when ctx ends; closing
+	// the client fails them, so a cluster that never acknowledges fails the
+	// test at the deadline instead of hanging it.
+	defer context.AfterFunc(ctx, cl.Close)()
 	adm := kadm.NewClient(cl)
 	one := func(s string) *string { return &s }
 	created, err := adm.CreateTopic(ctx, 3, 3, map[string]*string{
@@ -398,6 +403,9 @@ func TestComposeCluster(t *testing.T) {
 				recs = append(recs, &kgo.Record{Key: recordKey(j), Value: fmt.Appendf(nil, "%d-%01020d", j, j)})
 			}
 			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				if ctx.Err() != nil {
+					err = fmt.Errorf("not acknowledged by the deadline: %w", err)
+				}
 				t.Fatalf("produce records %d-%d: %v", i, i+len(recs)-1, err)
 			}
 		}
