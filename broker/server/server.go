@@ -15,7 +15,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -213,6 +212,9 @@ type process struct {
 	reg   *prometheus.Registry
 
 	grpcLis, httpLis net.Listener
+	// grpcAdvertised is the gRPC address registered for clients and the
+	// other brokers.
+	grpcAdvertised string
 	// kafka are the Kafka listeners, in the order they were declared.
 	kafka      []*kafkaListener
 	autoCreate bool
@@ -252,6 +254,9 @@ type kafkaListener struct {
 	tls        *tlsconf.Material
 	lis        net.Listener
 	advertised string
+	// advertisedSetting names the setting that sets advertised, for
+	// errors.
+	advertisedSetting string
 	// principals is the listener's ssl.principal.mapping.rules.
 	principals *tlsconf.PrincipalMapper
 }
@@ -316,10 +321,12 @@ func (p *process) listen() error {
 			return fmt.Errorf("listen for Kafka clients on %s (listener %s): %w", k.cfg.Addr, k.cfg.Name, err)
 		}
 		p.cleanup.push(func() { k.lis.Close() })
-		k.advertised = k.cfg.Advertised
-		if k.advertised == "" {
-			k.advertised = advertise(k.lis.Addr())
+		if k.advertised, err = advertisedAddr(k.cfg.Advertised, k.lis.Addr(), k.advertisedSetting, os.Hostname); err != nil {
+			return err
 		}
+	}
+	if p.grpcAdvertised, err = advertisedAddr(cfg.AdvertisedGRPCAddr, p.grpcLis.Addr(), "--advertised-grpc-addr", os.Hostname); err != nil {
+		return err
 	}
 	return nil
 }
@@ -357,6 +364,10 @@ func (p *process) loadListeners() error {
 	if err != nil {
 		return err
 	}
+	// What fixes a listener's published address, for the errors.
+	advertisedSetting := func(name string) string {
+		return topicconfig.AdvertisedListenersKey + " (listener " + name + ")"
+	}
 	switch {
 	case declared != nil && p.cfg.KafkaAddr != "":
 		return fmt.Errorf("--kafka-addr %s and the broker setting listeners are both set: declare every Kafka listener in listeners", p.cfg.KafkaAddr)
@@ -370,6 +381,7 @@ func (p *process) loadListeners() error {
 		// As in Kafka without listener.security.protocol.map, the
 		// listener's name is its protocol.
 		declared = []topicconfig.ListenerConfig{{Name: protocol, Protocol: protocol, Addr: addr, Advertised: p.cfg.AdvertisedKafkaAddr}}
+		advertisedSetting = func(string) string { return "--kafka-advertised-addr" }
 		if err := topicconfig.CheckListenerSettings(s, []string{protocol}); err != nil {
 			return err
 		}
@@ -387,7 +399,7 @@ func (p *process) loadListeners() error {
 	}
 	anyTLS := false
 	for _, l := range declared {
-		k := &kafkaListener{cfg: l}
+		k := &kafkaListener{cfg: l, advertisedSetting: advertisedSetting(l.Name)}
 		p.kafka = append(p.kafka, k)
 		ssl, err := topicconfig.ListenerSSL(s, l.Name)
 		if err != nil {
@@ -502,10 +514,6 @@ func (p *process) register(ctx context.Context) error {
 	if err := broker.ReleaseLostReplicas(ctx, p.store, cfg.NodeID, cfg.DataDir, p.logger); err != nil {
 		return err
 	}
-	advertised := cfg.AdvertisedGRPCAddr
-	if advertised == "" {
-		advertised = p.grpcLis.Addr().String()
-	}
 	rack, err := topicconfig.BrokerRack(cfg.Settings)
 	if err != nil {
 		return err
@@ -518,7 +526,7 @@ func (p *process) register(ctx context.Context) error {
 	}
 	info := metastore.BrokerInfo{
 		NodeID:    cfg.NodeID,
-		GRPCAddr:  advertised,
+		GRPCAddr:  p.grpcAdvertised,
 		HTTPAddr:  p.httpLis.Addr().String(),
 		Rack:      rack,
 		StartedAt: time.Now(),
@@ -778,24 +786,9 @@ func (p *process) announce(ready Ready) {
 			addrs.Kafka = k.lis.Addr()
 		}
 	}
-	p.logger.Info("broker ready", "node_id", p.cfg.NodeID, "grpc", p.grpcLis.Addr().String(),
+	p.logger.Info("broker ready", "node_id", p.cfg.NodeID, "grpc", p.grpcLis.Addr().String(), "grpc_advertised", p.grpcAdvertised,
 		"http", p.httpLis.Addr().String(), "kafka", kafka, "data_dir", p.cfg.DataDir)
 	if ready != nil {
 		ready(addrs)
 	}
-}
-
-// advertise is the address to publish for a listener: its bound address,
-// with the machine's host name in place of an unspecified IP (0.0.0.0), as
-// Kafka does, since clients cannot connect to that.
-func advertise(addr net.Addr) string {
-	tcp, ok := addr.(*net.TCPAddr)
-	if !ok || !tcp.IP.IsUnspecified() {
-		return addr.String()
-	}
-	host, err := os.Hostname()
-	if err != nil {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 }

@@ -422,3 +422,33 @@ func TestOAuthBearerWithoutValidationFailsTheStart(t *testing.T) {
 		t.Fatalf("Run: %v, want an error naming the validation settings", err)
 	}
 }
+
+// An advertised address no other host could dial fails the start, naming
+// the flag or setting that published it.
+func TestUnusableAdvertisedAddressFailsTheStart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  server.Config
+		want string
+	}{
+		{name: "gRPC", cfg: server.Config{AdvertisedGRPCAddr: "0.0.0.0:9093"}, want: "--advertised-grpc-addr"},
+		{name: "Kafka", cfg: server.Config{KafkaAddr: "127.0.0.1:0", AdvertisedKafkaAddr: "[::]:9092"}, want: "--kafka-advertised-addr"},
+		{name: "Kafka listeners", cfg: server.Config{Settings: map[string]string{
+			"listeners":                      "INTERNAL://127.0.0.1:0",
+			"advertised.listeners":           "INTERNAL://0.0.0.0:9092",
+			"listener.security.protocol.map": "INTERNAL:PLAINTEXT",
+		}}, want: "advertised.listeners"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cfg := tc.cfg
+			cfg.NodeID, cfg.DataDir, cfg.GRPCAddr, cfg.HTTPAddr = 1, t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
+			cfg.EmbedEtcd, cfg.EtcdClientAddr = true, "127.0.0.1:0"
+			err := server.Run(ctx, cfg, func(server.Addrs) { t.Error("the broker started") })
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run: %v, want an error naming %s", err, tc.want)
+			}
+		})
+	}
+}
