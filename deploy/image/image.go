@@ -23,8 +23,8 @@ import (
 const (
 	binaryPath = "/usr/local/bin/strata"
 	dataDir    = "/var/lib/strata"
-	// nonroot is the user the broker runs as: distroless's "nonroot", so
-	// volumes prepared for the Dockerfile's image fit this one too.
+	// nonroot is the user the broker runs as, the Dockerfile's too, so
+	// volumes prepared for one image fit the other.
 	nonroot = 65532
 )
 
