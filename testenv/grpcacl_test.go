@@ -156,7 +156,7 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 		return nil
 	})
 	_, errOut, err = runStrata(t, dev.GRPCAddr, "not-her-password\n", append([]string{"consume", "orders", "--from-beginning", "--exit-at-end"}, carol...)...)
-	if err == nil || !strings.Contains(errOut, "code = Unauthenticated desc = authentication failed") {
+	if err == nil || !strings.Contains(errOut, "authentication failed (Unauthenticated)") {
 		t.Fatalf("a wrong password: %v\n%s; want Unauthenticated", err, errOut)
 	}
 	// The password's line on stdin, then the records.
@@ -189,7 +189,7 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, errOut, err = runStrata(t, dev.GRPCAddr, "", append([]string{"topics", "list"}, dave...)...)
-	if err == nil || !strings.Contains(errOut, "code = Unauthenticated desc = authentication failed") {
+	if err == nil || !strings.Contains(errOut, "authentication failed (Unauthenticated)") {
 		t.Fatalf("a token whose signature does not verify: %v\n%s; want Unauthenticated", err, errOut)
 	}
 }
