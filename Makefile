@@ -42,9 +42,10 @@ test: build vet testenv-tools compat-tools helm-tools monitoring-check
 # uses, an alert's expression on sample series, and that every metric the
 # rules and deploy/grafana's dashboard query is defined. A module of its own,
 # so that Prometheus's dependencies stay out of the broker's; building promtool
-# itself would take minutes of every fresh clone's test run.
-monitoring-check:
-	cd deploy/prometheus && $(GO) vet ./... && $(GO) test -count=1 ./...
+# itself would take minutes of every fresh clone's test run. Its end-to-end
+# test runs the panels and alerts on a real three-broker cluster (testenv).
+monitoring-check: build testenv-tools
+	cd deploy/prometheus && $(GO) vet ./... && STRATA_BIN=$(BIN)/strata $(GO) test -count=1 ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...

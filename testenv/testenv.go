@@ -23,14 +23,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
 // Binary returns the path of the strata binary: $STRATA_BIN when it is set and
-// names an existing file, otherwise a binary built from the module containing
-// the test's working directory. The build runs once per test process; its
+// names an existing file, otherwise a binary built from the strata module
+// containing the test's working directory (also from a module nested in it,
+// such as deploy/prometheus). The build runs once per test process; its
 // result (or its failure) is shared by every caller.
 func Binary(t testing.TB) string {
 	t.Helper()
@@ -97,18 +99,35 @@ func buildStrata() (string, error) {
 	return bin, nil
 }
 
-// moduleRoot walks up from dir to the directory holding go.mod.
+// moduleRoot walks up from dir to the directory whose go.mod is strata's
+// own: a module nested in the repository (deploy/prometheus, which keeps
+// Prometheus's dependencies out of strata's) runs its tests from its own
+// directory, but the binary and etcd are built from strata's.
 func moduleRoot(dir string) (string, error) {
 	for d := dir; ; {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		if err == nil && modulePath(b) == strataModule {
 			return d, nil
-		} else if !errors.Is(err, os.ErrNotExist) {
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return "", err
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return "", fmt.Errorf("no go.mod in %s or any parent", dir)
+			return "", fmt.Errorf("no go.mod of %s in %s or any parent", strataModule, dir)
 		}
 		d = parent
 	}
+}
+
+// strataModule is the module path moduleRoot looks for.
+const strataModule = "github.com/strata-broker/strata"
+
+// modulePath is the path a go.mod's module directive declares, "" if none.
+func modulePath(gomod []byte) string {
+	for line := range strings.Lines(string(gomod)) {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "module"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
+			return strings.Trim(strings.TrimSpace(rest), `"`)
+		}
+	}
+	return ""
 }

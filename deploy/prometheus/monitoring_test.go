@@ -186,9 +186,11 @@ func queries(t *testing.T) map[string]string {
 	}
 	for _, p := range readDashboard(t).Panels {
 		for i, q := range p.Targets {
-			// Grafana's interval variable is not PromQL; any duration
-			// stands for it.
-			out[fmt.Sprintf("panel %q query %d", p.Title, i)] = strings.ReplaceAll(q.Expr, "$__rate_interval", "5m")
+			expr, err := grafanaExpr(q.Expr)
+			if err != nil {
+				t.Fatalf("panel %q query %d: %v", p.Title, i, err)
+			}
+			out[fmt.Sprintf("panel %q query %d", p.Title, i)] = expr
 		}
 	}
 	if len(out) == 0 {
