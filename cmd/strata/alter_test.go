@@ -22,8 +22,15 @@ func TestTopicsAlterPartitions(t *testing.T) {
 	if out := mustStrata(t, "", "consume", "grow", "--partition", "2", "--offset", "earliest", "--exit-at-end", bs); out != "new\n" {
 		t.Errorf("consume the new partition: %q", out)
 	}
-	// Both at once: partitions first, then configs.
-	if out := mustStrata(t, "", "topics", "alter", "grow", "--partitions", "4", "--config", "retention.ms=60000", bs); out != "Altered topic grow.\nPartitionCount: 4\nConfigs: retention.ms=60000\n" {
+	// Both at once: configs first (they can be set back), then partitions;
+	// a refused config grows nothing.
+	if code, _, errOut := strata(t, "", "topics", "alter", "grow", "--partitions", "5", "--config", "retention.ms=banana", bs); code != 1 || !strings.Contains(errOut, "retention.ms") {
+		t.Errorf("alter with a bad config: exit %d, %q", code, errOut)
+	}
+	if desc := mustStrata(t, "", "topics", "describe", "grow", bs); !strings.Contains(desc, "\tPartitionCount: 3\t") {
+		t.Errorf("a refused config grew the topic:\n%s", desc)
+	}
+	if out := mustStrata(t, "", "topics", "alter", "grow", "--partitions", "4", "--config", "retention.ms=60000", bs); out != "Altered topic grow.\nConfigs: retention.ms=60000\nPartitionCount: 4\n" {
 		t.Errorf("alter --partitions --config: %q", out)
 	}
 	for _, c := range []struct {

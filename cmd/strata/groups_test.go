@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -210,6 +211,22 @@ func TestParseByDuration(t *testing.T) {
 	for _, in := range []string{"", "P", "PT", "P1DT", "7D", "-1h", "P1W", "PT1.S"} {
 		if d, err := parseByDuration(in); err == nil {
 			t.Errorf("parseByDuration(%q) = %v, want an error", in, d)
+		}
+	}
+}
+
+// A shift far past either end lands on that end, never wrapping round to
+// the other: --shift-by 9223372036854775807 means the latest offset.
+func TestSaturatingShift(t *testing.T) {
+	for _, c := range []struct{ a, b, want int64 }{
+		{5, 3, 8},
+		{5, -8, -3},
+		{5, math.MaxInt64, math.MaxInt64},
+		{-5, math.MinInt64, math.MinInt64},
+		{math.MaxInt64, 1, math.MaxInt64},
+	} {
+		if got := saturatingAdd(c.a, c.b); got != c.want {
+			t.Errorf("saturatingAdd(%d, %d) = %d, want %d", c.a, c.b, got, c.want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -132,7 +133,12 @@ func (f *resetFlags) spec(changed func(string) bool, now time.Time) (spec client
 		if err != nil {
 			return client.OffsetSpec{}, false, err
 		}
-		return client.ToTime(now.Add(-d)), true, nil
+		at := now.Add(-d)
+		if at.Before(time.Unix(0, 0)) {
+			// Before any record's timestamp: the earliest offset.
+			return client.ToEarliest(), true, nil
+		}
+		return client.ToTime(at), true, nil
 	}
 	return client.OffsetSpec{}, false, nil
 }
@@ -215,7 +221,7 @@ func relativeOffsets(ctx context.Context, c *client.Client, topic string, f *res
 			return nil, fmt.Errorf("cannot shift the offset of %s-%d: the group has no committed offset there", topic, p)
 		}
 		// As Kafka's tool: brought into the partition's range.
-		out[p] = min(max(off+f.shiftBy, earliest[p]), latest[p])
+		out[p] = min(max(saturatingAdd(off, f.shiftBy), earliest[p]), latest[p])
 	}
 	return out, nil
 }
@@ -284,13 +290,20 @@ Target, exactly one of:
 					return err
 				}
 				if f.execute {
+					// One topic at a time: a refusal part way names the
+					// topics already reset, so that nothing changed is unknown.
+					var done []string
 					for _, topic := range slices.Sorted(maps.Keys(plan)) {
 						if err := c.ResetOffsets(ctx, group, topic, plan[topic]); err != nil {
 							if client.Reason(err) == client.ReasonNonEmptyGroup {
-								return fmt.Errorf("assignments can only be reset if the group '%s' is inactive: %w", group, err)
+								err = fmt.Errorf("assignments can only be reset if the group '%s' is inactive: %w", group, err)
+							}
+							if len(done) > 0 {
+								return fmt.Errorf("%w (the offsets of %s were reset before this)", err, strings.Join(done, ", "))
 							}
 							return err
 						}
+						done = append(done, topic)
 					}
 				}
 				if err := plan.write(cmd.OutOrStdout(), group); err != nil {
@@ -317,4 +330,16 @@ Target, exactly one of:
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the new offsets without setting them (the default)")
 	fs.BoolVar(&f.execute, "execute", false, "set the new offsets")
 	return cmd
+}
+
+// saturatingAdd is a+b held within int64's range, so that a huge shift
+// lands at the partition's end rather than wrapping to its start.
+func saturatingAdd(a, b int64) int64 {
+	switch {
+	case b > 0 && a > math.MaxInt64-b:
+		return math.MaxInt64
+	case b < 0 && a < math.MinInt64-b:
+		return math.MinInt64
+	}
+	return a + b
 }

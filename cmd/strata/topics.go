@@ -347,19 +347,24 @@ only within the records written before and within those written after.`,
 			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
 				w := cmd.OutOrStdout()
 				var lines []string
-				if grow {
-					d, err := c.CreatePartitions(ctx, args[0], partitions)
-					if err != nil {
-						return err
-					}
-					lines = append(lines, fmt.Sprintf("PartitionCount: %d", len(d.GetPartitions())))
-				}
+				// The configs first: they can be set back, partitions
+				// cannot be taken away, so a refused config changes nothing.
 				if len(cfg) > 0 || len(del) > 0 {
 					entries, err := c.AlterTopicConfigs(ctx, args[0], cfg, del)
 					if err != nil {
 						return err
 					}
 					lines = append(lines, "Configs: "+strings.Join(overrides(entries), ","))
+				}
+				if grow {
+					d, err := c.CreatePartitions(ctx, args[0], partitions)
+					if err != nil {
+						if len(lines) > 0 {
+							return fmt.Errorf("%w (the configs were altered: %s)", err, lines[0])
+						}
+						return err
+					}
+					lines = append(lines, fmt.Sprintf("PartitionCount: %d", len(d.GetPartitions())))
 				}
 				fmt.Fprintf(w, "Altered topic %s.\n%s\n", args[0], strings.Join(lines, "\n"))
 				return nil
