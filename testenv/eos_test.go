@@ -233,6 +233,12 @@ func TestEOSCopierProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sess.Close()
+	// Fence the killed predecessor at once (its open transaction, and the
+	// offsets committed in it, are aborted) instead of waiting for its
+	// transaction timeout before the group's offsets are stable.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		t.Fatalf("init producer id: %v", err)
+	}
 	for {
 		fetches := sess.PollRecords(ctx, eosPerTxn)
 		fetches.EachError(func(topic string, p int32, err error) { t.Logf("fetch %s-%d: %v", topic, p, err) })

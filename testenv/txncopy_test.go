@@ -28,9 +28,12 @@ func TestTransactionalCopyWalkthrough(t *testing.T) {
 	d := testenv.StartDev(t, testenv.DevOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	// cmdCtx bounds each command; the consume's, a minute, so that a copy
+	// that stopped short fails the test rather than waiting for records.
+	cmdCtx := ctx
 	strata := func(stdin string, args ...string) string {
 		t.Helper()
-		cmd := exec.CommandContext(ctx, testenv.Binary(t), append(args, "--bootstrap-server", d.GRPCAddr)...)
+		cmd := exec.CommandContext(cmdCtx, testenv.Binary(t), append(args, "--bootstrap-server", d.GRPCAddr)...)
 		cmd.Stdin = strings.NewReader(stdin)
 		var out, errOut strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -93,7 +96,15 @@ func TestTransactionalCopyWalkthrough(t *testing.T) {
 		t.Fatalf("the resumed copy: %v\n%s", err, secondLog)
 	}
 	t.Logf("the resumed copy: %s", strings.TrimSpace(string(secondLog)))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the first copy's log:\n%s", firstLog.String())
+		}
+	})
 
+	var cancelConsume context.CancelFunc
+	cmdCtx, cancelConsume = context.WithTimeout(ctx, time.Minute)
+	defer cancelConsume()
 	out := strata("", "consume", "orders", "--isolation-level", "read_committed", "--from-beginning", "--max-messages", fmt.Sprint(total))
 	got := strings.Fields(out)
 	slices.Sort(got)

@@ -92,6 +92,13 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) (int, error) {
 		return 0, fmt.Errorf("client: %w", err)
 	}
 	defer sess.Close()
+	// Take the transactional id over before consuming: that aborts what a
+	// killed predecessor left open, and with it the offsets it committed
+	// in its transaction, which the group's offset fetch (require_stable)
+	// would otherwise wait on until that transaction timed out.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		return 0, fmt.Errorf("init producer id for %q: %w", cfg.txnID, err)
+	}
 	copied := 0
 	var lastCopy time.Time
 	// idleSince is when the copy last did something: its last commit, or
