@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
-	"github.com/strata-broker/strata/broker/server"
 	"github.com/strata-broker/strata/testenv"
 )
 
@@ -142,20 +140,7 @@ func TestGRPCReflectionOff(t *testing.T) {
 // ends then, so that it does not hold the graceful stop (the shutdown
 // timeout here is an hour: Run returning proves the stream ended).
 func TestGRPCHealthWatchEndsAtShutdown(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.Config{NodeID: 1, DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-			EmbedEtcd: true, EtcdClientAddr: "127.0.0.1:0", ShutdownTimeout: time.Hour}, func(a server.Addrs) { ready <- a.GRPC })
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatal(err)
-	}
+	addr, cancel, done := runUntilCancelled(t)
 	conn := dialBroker(t, addr.String())
 	watch, err := healthpb.NewHealthClient(conn).Watch(context.Background(), &healthpb.HealthCheckRequest{})
 	if err != nil {

@@ -366,20 +366,7 @@ func TestCreateTopicLimits(t *testing.T) {
 // A follow-mode stream must not hold a broker's shutdown: it is ended with
 // UNAVAILABLE so the client reconnects.
 func TestShutdownEndsFollowStreams(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.Config{NodeID: 1, DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-			EmbedEtcd: true, EtcdClientAddr: "127.0.0.1:0", ShutdownTimeout: time.Hour}, func(a server.Addrs) { ready <- a.GRPC })
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatal(err)
-	}
+	addr, cancel, done := runUntilCancelled(t)
 	conn, err := grpc.NewClient(addr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -450,5 +437,28 @@ func TestUnusableAdvertisedAddressFailsTheStart(t *testing.T) {
 				t.Fatalf("Run: %v, want an error naming %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// runUntilCancelled starts a broker (embedded etcd, loopback ports, an
+// hour to shut down: a test that sees Run return knows its streams ended)
+// and returns its gRPC address, the cancel that shuts it down, and Run's
+// result.
+func runUntilCancelled(t *testing.T) (net.Addr, context.CancelFunc, <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, server.Config{NodeID: 1, DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+			EmbedEtcd: true, EtcdClientAddr: "127.0.0.1:0", ShutdownTimeout: time.Hour}, func(a server.Addrs) { ready <- a.GRPC })
+	}()
+	select {
+	case addr := <-ready:
+		return addr, cancel, done
+	case err := <-done:
+		cancel()
+		t.Fatal(err)
+		return nil, nil, nil
 	}
 }
