@@ -59,6 +59,11 @@ func (b *Broker) CreateTopic(ctx context.Context, spec TopicSpec) (TopicDescript
 	if err := topicconfig.ValidTopicName(spec.Name); err != nil {
 		return TopicDescription{}, fmt.Errorf("%w: %v", ErrInvalidTopic, err)
 	}
+	if IsInternalTopic(spec.Name) {
+		// It always exists (see internaltopic.go), as on Kafka, where the
+		// first group creates it.
+		return TopicDescription{}, fmt.Errorf("topic %q is internal: %w", spec.Name, ErrTopicExists)
+	}
 	if spec.Partitions <= 0 {
 		if spec.Partitions != 0 && spec.Partitions != -1 {
 			return TopicDescription{}, fmt.Errorf("%w: %d (must be at least 1)", ErrInvalidPartitions, spec.Partitions)
@@ -189,6 +194,9 @@ const createPartitionsAttempts = 5
 // broker when it returns; other brokers open theirs when the topic watch
 // reports the change.
 func (b *Broker) CreatePartitions(ctx context.Context, topic string, count int32, assignments [][]int32, validateOnly bool) error {
+	if b.virtualTopic(topic) {
+		return fmt.Errorf("%w: the partitions of internal topic %q are set by %s", ErrInvalidPartitions, topic, OffsetsTopicPartitionsKey)
+	}
 	for attempt := 1; ; attempt++ {
 		t, err := b.store.GetTopic(ctx, topic)
 		if errors.Is(err, metastore.ErrTopicNotFound) {
@@ -329,6 +337,10 @@ func (b *Broker) validateConfigs(overrides map[string]string) error {
 
 // DeleteTopic removes a topic from the metastore and its data from this broker.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	if b.virtualTopic(name) {
+		// Kafka's tools refuse it too; there is nothing to delete.
+		return fmt.Errorf("%w: %q is internal and cannot be deleted", ErrInvalidTopic, name)
+	}
 	t, err := b.store.GetTopic(ctx, name)
 	if errors.Is(err, metastore.ErrTopicNotFound) {
 		return fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)
@@ -359,6 +371,9 @@ func (b *Broker) ListTopics(ctx context.Context) ([]metastore.Topic, error) {
 // DescribeTopic returns a topic's partitions (leader, replicas, ISR) and its
 // effective configuration with the source of each value.
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicDescription, error) {
+	if b.virtualTopic(name) {
+		return b.describeOffsetsTopic(ctx)
+	}
 	t, err := b.store.GetTopic(ctx, name)
 	if errors.Is(err, metastore.ErrTopicNotFound) {
 		return TopicDescription{}, fmt.Errorf("topic %q: %w", name, ErrUnknownTopicOrPartition)

@@ -135,13 +135,16 @@ type Broker struct {
 	store          Metastore
 	now            func() time.Time
 	brokerDefaults map[string]string
-	metrics        *metrics
-	clusterID      clusterID
-	groups         *group.Coordinator
-	txns           *txn.Coordinator
-	txnReload      chan struct{}   // wakes runTransactions when the live brokers change
-	authorizer     *acl.Authorizer // nil without authorizer.class.name; see acls.go
-	scram          scramUsers      // users' SCRAM credentials; see users.go
+	// offsetsPartitions is offsets.topic.num.partitions, the partition
+	// count clients see of the internal topic (see internaltopic.go).
+	offsetsPartitions int32
+	metrics           *metrics
+	clusterID         clusterID
+	groups            *group.Coordinator
+	txns              *txn.Coordinator
+	txnReload         chan struct{}   // wakes runTransactions when the live brokers change
+	authorizer        *acl.Authorizer // nil without authorizer.class.name; see acls.go
+	scram             scramUsers      // users' SCRAM credentials; see users.go
 
 	limits    growthLimits     // see growth.go
 	retention *retentionWorker // see retention.go
@@ -238,6 +241,9 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		return nil, fmt.Errorf("broker: settings: %w", err)
 	}
 	if b.groups, err = newGroupCoordinator(b); err != nil {
+		return nil, err
+	}
+	if b.offsetsPartitions, err = b.settingInt(OffsetsTopicPartitionsKey, defaultOffsetsTopicPartitions); err != nil {
 		return nil, err
 	}
 	if b.txns, err = newTxnCoordinator(b); err != nil {

@@ -359,14 +359,32 @@ type TopicMetadata struct {
 	ID         string
 	Partitions []metastore.PartitionState
 	Err        error
+	// Internal marks Kafka's internal topics (see OffsetsTopic).
+	Internal bool
 }
 
 // Metadata answers from the broker's followed view of the cluster, as a
 // Kafka broker answers from its metadata cache.
 func (b *Broker) Metadata(ctx context.Context, topics []string) (Metadata, error) {
 	b.hosted.catchUp(ctx, topics)
+	all := len(topics) == 0
 	topics, known := b.hosted.known(topics)
 	md := b.cluster.metadata(topics, known)
+	// The internal topic is listed with every topic, and when asked for,
+	// unless a real topic of its name is served instead.
+	if _, real := known[OffsetsTopic]; !real {
+		i := slices.IndexFunc(md.Topics, func(tm TopicMetadata) bool { return tm.Name == OffsetsTopic })
+		switch {
+		case i >= 0:
+			md.Topics[i] = b.offsetsTopicMetadata(ctx, md.Brokers)
+		case all:
+			md.Topics = append(md.Topics, b.offsetsTopicMetadata(ctx, md.Brokers))
+		}
+	} else {
+		for i := range md.Topics {
+			md.Topics[i].Internal = IsInternalTopic(md.Topics[i].Name)
+		}
+	}
 	md.Brokers = b.cluster.withLeadersRegistered(ctx, md)
 	md.ControllerID = b.cluster.controllerID(ctx)
 	return md, nil

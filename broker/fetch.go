@@ -217,6 +217,11 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 		}
 		res.Release()
 		*res = FetchResult{Topic: fp.Topic, Partition: fp.Partition, NextOffset: fp.Offset, PreferredReadReplica: -1}
+		if b.virtualTopic(fp.Topic) {
+			b.readVirtual(fp, res)
+			done = done || res.Err != nil
+			continue
+		}
 		p, follower, err := b.hosted.readablePartition(fp.Topic, fp.Partition, opts.FollowerReads)
 		if err != nil {
 			res.Err = err
@@ -492,6 +497,16 @@ const (
 // the first offset whose timestamp is at or after ts and below that end
 // (found=false when there is none), as Kafka.
 func (b *Broker) ListOffset(topicName string, partition int32, ts int64, iso IsolationLevel) (offset, timestamp int64, found bool, err error) {
+	if b.virtualTopic(topicName) {
+		// Empty: earliest and latest are 0, no record has a timestamp.
+		if partition < 0 || partition >= b.offsetsPartitions {
+			return 0, 0, false, fmt.Errorf("%s-%d: %w", topicName, partition, ErrUnknownTopicOrPartition)
+		}
+		if ts == LatestTimestamp || ts == EarliestTimestamp {
+			return 0, -1, true, nil
+		}
+		return 0, 0, false, nil
+	}
 	p, err := b.hosted.leaderPartition(topicName, partition)
 	if err != nil {
 		return 0, 0, false, err

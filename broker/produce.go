@@ -74,6 +74,10 @@ func (b *Broker) produce(ctx context.Context, txnID, topicName string, acks Acks
 	if acks != AcksNone && acks != AcksLeader && acks != AcksAll {
 		return nil, fmt.Errorf("%w: acks must be 0, 1 or all (-1), got %d", ErrInvalidRequest, acks)
 	}
+	if IsInternalTopic(topicName) {
+		// Kafka appends to its internal topics only on its own behalf.
+		return nil, fmt.Errorf("%w: cannot append to internal topic %s", ErrInvalidTopic, topicName)
+	}
 	tcfg, err := b.hosted.TopicConfig(topicName)
 	if err != nil {
 		return nil, err

@@ -166,6 +166,7 @@ func (s *Server) metadata(ctx context.Context, h header, req *kmsg.MetadataReque
 		name := tm.Name
 		rt.Topic = &name
 		rt.TopicID = topicID(tm.ID)
+		rt.IsInternal = tm.Internal
 		if tm.Err != nil {
 			rt.ErrorCode = errorCode(tm.Err)
 			if errors.Is(tm.Err, errTopicAuthorization) {
@@ -290,6 +291,14 @@ func (s *Server) namesByID(ctx context.Context, ids map[[16]byte]bool) []string 
 	for _, t := range topics {
 		if ids[topicID(t.ID)] {
 			names = append(names, t.Name)
+		}
+	}
+	// The internal topic is not stored; its id is the one Metadata lists.
+	if md, err := s.core.Metadata(ctx, []string{broker.OffsetsTopic}); err == nil {
+		for _, tm := range md.Topics {
+			if tm.Internal && ids[topicID(tm.ID)] && !slices.Contains(names, tm.Name) {
+				names = append(names, tm.Name)
+			}
 		}
 	}
 	return names
