@@ -1,10 +1,11 @@
 // Metadata (key 3), versions 0-12.
 //
 // It stops at 12: 13 adds a top-level error that tells clients to
-// rebootstrap (KIP-1102). Leader epochs are returned as -1 and
-// OffsetForLeaderEpoch is not offered, so clients never turn on epoch
-// validation. Topics asked for by id only (v10+) are found in the topic
-// list.
+// rebootstrap (KIP-1102). Partitions carry their leader epochs, which
+// clients use to ignore stale metadata and, with OffsetForLeaderEpoch, to
+// detect truncation after a leader change. Topics asked for by id only
+// (v10+) are found in the topic list. Kafka's internal __consumer_offsets
+// is listed, marked internal (see broker/internaltopic.go).
 //
 // With auto.create.topics.enable, v0-v3 create unknown topics whenever
 // they are asked for, v4+ only when the client allows it; one request
@@ -188,9 +189,7 @@ func metadataPartition(st metastore.PartitionState, live map[int32]bool) kmsg.Me
 	rp := kmsg.NewMetadataResponseTopicPartition()
 	rp.Partition = st.Partition
 	rp.Leader = st.Leader
-	// Leader epochs are not validated by this frontend (OffsetForLeaderEpoch
-	// is not offered), so none is handed out.
-	rp.LeaderEpoch = -1
+	rp.LeaderEpoch = st.LeaderEpoch
 	rp.Replicas = slices.Clone(st.Replicas)
 	rp.ISR = slices.Clone(st.ISR)
 	if rp.Replicas == nil {

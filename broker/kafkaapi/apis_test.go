@@ -46,6 +46,7 @@ var advertised = []keyRange{
 	{20, 0, 6}, // DeleteTopics
 	{21, 0, 2}, // DeleteRecords
 	{22, 0, 4}, // InitProducerId
+	{23, 0, 4}, // OffsetForLeaderEpoch
 	{24, 0, 3}, // AddPartitionsToTxn
 	{25, 0, 4}, // AddOffsetsToTxn
 	{26, 0, 4}, // EndTxn

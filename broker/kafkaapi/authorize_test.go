@@ -193,6 +193,12 @@ func authzCases() map[int16]authzCase {
 			r.Topics = []kmsg.DeleteRecordsRequestTopic{{Topic: "t", Partitions: []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: 1}}}}
 			return r
 		}, refuse: topicErr, grants: []acl.Binding{allow(acl.ResourceTopic, "t", acl.OpDelete)}},
+		23: {req: func() kmsg.Request {
+			r := kmsg.NewPtrOffsetForLeaderEpochRequest()
+			p := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+			r.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{p}}}
+			return r
+		}, refuse: topicErr, grants: []acl.Binding{allow(acl.ResourceTopic, "t", acl.OpDescribe)}},
 		22: {req: func() kmsg.Request { return kmsg.NewPtrInitProducerIDRequest() },
 			refuse: clusterErr, grants: []acl.Binding{allow(acl.ResourceCluster, acl.ClusterName, acl.OpIdempotentWrite)}},
 		29: {req: func() kmsg.Request {

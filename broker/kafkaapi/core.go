@@ -24,6 +24,9 @@ type Core interface {
 	Fetch(ctx context.Context, parts []broker.FetchPartition, opts broker.FetchOptions) ([]broker.FetchResult, error)
 	ListOffset(topic string, partition int32, ts int64, iso broker.IsolationLevel) (offset, timestamp int64, found bool, err error)
 	DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error)
+	// OffsetForLeaderEpoch is where a leader epoch ends on the partition's
+	// leader (see broker/epochs.go).
+	OffsetForLeaderEpoch(topic string, partition, currentEpoch, epoch int32) (broker.EpochEndOffset, error)
 
 	CreateTopic(ctx context.Context, spec broker.TopicSpec) (broker.TopicDescription, error)
 	DeleteTopic(ctx context.Context, name string) error

@@ -98,6 +98,7 @@ func (s *Server) registered() []api {
 		s.deleteTopicsAPI(),
 		s.deleteRecordsAPI(),
 		s.initProducerIDAPI(),
+		s.offsetForLeaderEpochAPI(),
 		s.addPartitionsToTxnAPI(),
 		s.addOffsetsToTxnAPI(),
 		s.endTxnAPI(),

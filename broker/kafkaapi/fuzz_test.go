@@ -65,6 +65,9 @@ func (nullCore) Fetch(_ context.Context, parts []broker.FetchPartition, _ broker
 func (nullCore) ListOffset(string, int32, int64, broker.IsolationLevel) (int64, int64, bool, error) {
 	return 0, -1, true, nil
 }
+func (nullCore) OffsetForLeaderEpoch(string, int32, int32, int32) (broker.EpochEndOffset, error) {
+	return broker.EpochEndOffset{Epoch: -1, EndOffset: -1}, nil
+}
 func (nullCore) DeleteRecords(context.Context, string, int32, int64) (int64, error) {
 	return 0, errNull
 }
