@@ -367,3 +367,32 @@ func (l *Log) walkHeadersLocked(first int, startPos, startOff int64, fn func(h *
 	}
 	return read, errors.Join(damaged...)
 }
+
+// ProducerInfo is what Kafka's DescribeProducers shows of one producer.
+type ProducerInfo struct {
+	ID    int64
+	Epoch int16
+	// LastSequence is the last sequence of the producer's latest batch, -1
+	// when only a marker of it is remembered.
+	LastSequence int32
+	// LastSeen is when the producer's latest batch or marker was appended.
+	LastSeen         time.Time
+	CoordinatorEpoch int32
+}
+
+// Producers lists the producers remembered and not expired at now, most
+// recently used first; at most MaxEntries of them.
+func (ps *ProducerStates) Producers(now time.Time) []ProducerInfo {
+	out := make([]ProducerInfo, 0, len(ps.entries))
+	for e := ps.lru.next; e != &ps.lru; e = e.next {
+		if ps.expired(e, now) {
+			continue
+		}
+		last := int32(-1)
+		if n := len(e.Batches); n > 0 {
+			last = e.Batches[n-1].LastSeq
+		}
+		out = append(out, ProducerInfo{ID: e.id, Epoch: e.Epoch, LastSequence: last, LastSeen: e.lastSeen, CoordinatorEpoch: e.CoordinatorEpoch})
+	}
+	return out
+}

@@ -68,6 +68,7 @@ var advertised = []keyRange{
 	{50, 0, 0}, // DescribeUserScramCredentials
 	{51, 0, 0}, // AlterUserScramCredentials
 	{60, 0, 1}, // DescribeCluster
+	{61, 0, 0}, // DescribeProducers
 	{65, 0, 0}, // DescribeTransactions
 	{66, 0, 1}, // ListTransactions
 }

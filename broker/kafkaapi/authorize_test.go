@@ -199,6 +199,11 @@ func authzCases() map[int16]authzCase {
 			r.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{p}}}
 			return r
 		}, refuse: topicErr, grants: []acl.Binding{allow(acl.ResourceTopic, "t", acl.OpDescribe)}},
+		61: {req: func() kmsg.Request {
+			r := kmsg.NewPtrDescribeProducersRequest()
+			r.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+			return r
+		}, refuse: topicErr, grants: topicRead},
 		22: {req: func() kmsg.Request { return kmsg.NewPtrInitProducerIDRequest() },
 			refuse: clusterErr, grants: []acl.Binding{allow(acl.ResourceCluster, acl.ClusterName, acl.OpIdempotentWrite)}},
 		29: {req: func() kmsg.Request {

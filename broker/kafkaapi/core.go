@@ -27,6 +27,9 @@ type Core interface {
 	// OffsetForLeaderEpoch is where a leader epoch ends on the partition's
 	// leader (see broker/epochs.go).
 	OffsetForLeaderEpoch(topic string, partition, currentEpoch, epoch int32) (broker.EpochEndOffset, error)
+	// DescribeProducers lists a hosted partition's producers (see
+	// broker/describeproducers.go).
+	DescribeProducers(topic string, partition int32) ([]broker.ActiveProducer, error)
 
 	CreateTopic(ctx context.Context, spec broker.TopicSpec) (broker.TopicDescription, error)
 	DeleteTopic(ctx context.Context, name string) error

@@ -122,6 +122,7 @@ func (s *Server) registered() []api {
 		s.describeUserScramCredentialsAPI(),
 		s.alterUserScramCredentialsAPI(),
 		s.describeClusterAPI(),
+		s.describeProducersAPI(),
 		s.describeTransactionsAPI(),
 		s.listTransactionsAPI(),
 	}

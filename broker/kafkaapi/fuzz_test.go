@@ -68,6 +68,9 @@ func (nullCore) ListOffset(string, int32, int64, broker.IsolationLevel) (int64, 
 func (nullCore) OffsetForLeaderEpoch(string, int32, int32, int32) (broker.EpochEndOffset, error) {
 	return broker.EpochEndOffset{Epoch: -1, EndOffset: -1}, nil
 }
+func (nullCore) DescribeProducers(string, int32) ([]broker.ActiveProducer, error) {
+	return nil, nil
+}
 func (nullCore) DeleteRecords(context.Context, string, int32, int64) (int64, error) {
 	return 0, errNull
 }
