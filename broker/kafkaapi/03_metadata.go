@@ -1,7 +1,8 @@
-// Metadata (key 3), versions 0-12.
+// Metadata (key 3), versions 0-13.
 //
-// It stops at 12: 13 adds a top-level error that tells clients to
-// rebootstrap (KIP-1102). Partitions carry their leader epochs, which
+// 13 adds a top-level error code (KIP-1102), which Kafka sets to
+// REBOOTSTRAP_REQUIRED when the client's bootstrap servers are all gone;
+// it is set here only when the whole request fails. Partitions carry their leader epochs, which
 // clients use to ignore stale metadata and, with OffsetForLeaderEpoch, to
 // detect truncation after a leader change. Topics asked for by id only
 // (v10+) are found in the topic list. Kafka's internal __consumer_offsets
@@ -37,7 +38,7 @@ import (
 )
 
 func (s *Server) metadataAPI() api {
-	return api{key: 3, min: 0, max: 12, amplification: 375, handle: decodedWithHeader(s.metadata), auth: checkedInHandler()}
+	return api{key: 3, min: 0, max: 13, amplification: 375, handle: decodedWithHeader(s.metadata), auth: checkedInHandler()}
 }
 
 // liveBrokers returns the brokers with the named Kafka listener, with

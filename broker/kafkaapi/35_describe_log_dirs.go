@@ -1,4 +1,4 @@
-// DescribeLogDirs (key 35), versions 0-4.
+// DescribeLogDirs (key 35), versions 0-5.
 //
 // A Strata broker has one log directory, its data directory: the answer is
 // that directory and each replica hosted in it, with the size of its local
@@ -6,7 +6,9 @@
 // offset lag of 0 and is_future false, as no replica is ever moved between
 // directories of one broker. Null topics describe every replica; a named
 // partition not hosted here is left out, as Kafka leaves it. The volume's
-// total and usable bytes (v4) are -1: unknown. Needs Describe on the
+// total and usable bytes (v4) are -1: unknown. The directory is never
+// cordoned (v5, KIP-1066): Strata places replicas on brokers, not
+// directories. Needs Describe on the
 // cluster; a refused request gets CLUSTER_AUTHORIZATION_FAILED (v3+) or
 // no directories (v0-2), as in Kafka.
 
@@ -22,7 +24,7 @@ import (
 )
 
 func (s *Server) describeLogDirsAPI() api {
-	return api{key: 35, min: 0, max: 4, amplification: 130, handle: decoded(s.describeLogDirs), auth: onCluster(acl.OpDescribe)}
+	return api{key: 35, min: 0, max: 5, amplification: 130, handle: decoded(s.describeLogDirs), auth: onCluster(acl.OpDescribe)}
 }
 
 func (s *Server) describeLogDirs(_ context.Context, req *kmsg.DescribeLogDirsRequest) *kmsg.DescribeLogDirsResponse {

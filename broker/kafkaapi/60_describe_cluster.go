@@ -1,9 +1,12 @@
-// DescribeCluster (key 60), versions 0-1.
+// DescribeCluster (key 60), versions 0-2.
 //
 // Brokers answer for brokers: there is no separate controller endpoint, so
 // v1 asking for one gets UNSUPPORTED_ENDPOINT_TYPE. The brokers and the
-// controller are those Metadata reports, on the request's listener. Authorized operations are not
-// computed.
+// controller are those Metadata reports, on the request's listener.
+// Authorized operations are not computed. v2 (KIP-1073) may ask for fenced
+// brokers too: a broker is listed only while its registration lease lives,
+// and a registered broker is never fenced here, so the answer is the same
+// and every broker's IsFenced is false.
 
 package kafkaapi
 
@@ -17,7 +20,7 @@ import (
 )
 
 func (s *Server) describeClusterAPI() api {
-	return api{key: 60, min: 0, max: 1, amplification: 55, handle: decodedWithHeader(s.describeCluster),
+	return api{key: 60, min: 0, max: 2, amplification: 55, handle: decodedWithHeader(s.describeCluster),
 		auth: onCluster(acl.OpDescribe)}
 }
 

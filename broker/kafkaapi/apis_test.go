@@ -30,7 +30,7 @@ var advertised = []keyRange{
 	{0, 0, 12}, // Produce
 	{1, 4, 12}, // Fetch
 	{2, 0, 6},  // ListOffsets
-	{3, 0, 12}, // Metadata
+	{3, 0, 13}, // Metadata
 	{8, 0, 8},  // OffsetCommit
 	{9, 0, 7},  // OffsetFetch
 	{10, 0, 4}, // FindCoordinator
@@ -56,7 +56,7 @@ var advertised = []keyRange{
 	{31, 0, 3}, // DeleteAcls
 	{32, 0, 4}, // DescribeConfigs
 	{33, 0, 2}, // AlterConfigs
-	{35, 0, 4}, // DescribeLogDirs
+	{35, 0, 5}, // DescribeLogDirs
 	{36, 0, 2}, // SaslAuthenticate
 	{37, 0, 3}, // CreatePartitions
 	{43, 0, 2}, // ElectLeaders
@@ -67,7 +67,7 @@ var advertised = []keyRange{
 	{44, 0, 1}, // IncrementalAlterConfigs
 	{50, 0, 0}, // DescribeUserScramCredentials
 	{51, 0, 0}, // AlterUserScramCredentials
-	{60, 0, 1}, // DescribeCluster
+	{60, 0, 2}, // DescribeCluster
 	{61, 0, 0}, // DescribeProducers
 	{65, 0, 0}, // DescribeTransactions
 	{66, 0, 1}, // ListTransactions
