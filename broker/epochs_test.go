@@ -119,4 +119,31 @@ func TestOffsetForLeaderEpochOfATieredPartition(t *testing.T) {
 	if _, err := b.OffsetForLeaderEpoch("nope", 0, -1, 0); !errors.Is(err, ErrUnknownTopicOrPartition) {
 		t.Fatalf("unknown topic: %v", err)
 	}
+
+	// ListOffsets tells the epoch of what it finds, and serves the tiering
+	// specs: the first local offset and the last one in the bucket.
+	list := func(ts int64) ListedOffset {
+		t.Helper()
+		lo, err := b.ListOffsetsAt(ctx, "epochs", 0, next.LeaderEpoch, ts, ReadUncommitted)
+		if err != nil || !lo.Found {
+			t.Fatalf("list offsets %d: %+v, %v", ts, lo, err)
+		}
+		return lo
+	}
+	if lo := list(EarliestTimestamp); lo.Offset != 0 || lo.LeaderEpoch != first {
+		t.Errorf("earliest: %+v, want 0 in epoch %d", lo, first)
+	}
+	if lo := list(LatestTimestamp); lo.Offset != 200 || lo.LeaderEpoch != next.LeaderEpoch {
+		t.Errorf("latest: %+v, want 200 in epoch %d", lo, next.LeaderEpoch)
+	}
+	if lo, local := list(EarliestLocalTimestamp), p.log.LogStartOffset(); lo.Offset != local || lo.LeaderEpoch != next.LeaderEpoch {
+		t.Errorf("earliest local: %+v, want %d in epoch %d", lo, local, next.LeaderEpoch)
+	}
+	m, _ := p.remoteManifest()
+	if lo, want := list(LatestTieredTimestamp), m.EndOffset()-1; lo.Offset != want || lo.Offset < 100 || lo.LeaderEpoch != next.LeaderEpoch {
+		t.Errorf("latest tiered: %+v, want %d in epoch %d", lo, want, next.LeaderEpoch)
+	}
+	if _, err := b.ListOffsetsAt(ctx, "epochs", 0, first, LatestTimestamp, ReadUncommitted); !errors.Is(err, ErrFencedLeaderEpoch) {
+		t.Errorf("list offsets with an old current epoch: %v, want fenced", err)
+	}
 }

@@ -287,6 +287,25 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, found
 	return 0, 0, false, nil
 }
 
+// MaxTimestamp is the largest record timestamp of the log's segments from
+// the log start (a segment holding the log start counts whole, as
+// Kafka's max-timestamp lookup takes segments whole); ok is false for a
+// log holding no record.
+func (l *Log) MaxTimestamp() (ts int64, ok bool) {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	start := l.logStart.Load()
+	for _, s := range l.segs {
+		if s.next.Load() <= start || s.size.Load() == 0 {
+			continue
+		}
+		if m := s.maxTS.Load(); !ok || m > ts {
+			ts, ok = m, true
+		}
+	}
+	return ts, ok
+}
+
 // offsetForTimestampIn is OffsetForTimestamp within segment s, from offset
 // from on.
 func (l *Log) offsetForTimestampIn(s *segment, size, from, ts int64) (offset int64, timestamp int64, found bool, err error) {

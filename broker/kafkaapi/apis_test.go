@@ -29,7 +29,7 @@ import (
 var advertised = []keyRange{
 	{0, 0, 12}, // Produce
 	{1, 4, 12}, // Fetch
-	{2, 0, 6},  // ListOffsets
+	{2, 0, 10}, // ListOffsets
 	{3, 0, 13}, // Metadata
 	{8, 0, 8},  // OffsetCommit
 	{9, 0, 7},  // OffsetFetch

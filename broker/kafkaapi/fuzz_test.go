@@ -62,8 +62,8 @@ func (nullCore) Fetch(_ context.Context, parts []broker.FetchPartition, _ broker
 	}
 	return out, nil
 }
-func (nullCore) ListOffset(string, int32, int64, broker.IsolationLevel) (int64, int64, bool, error) {
-	return 0, -1, true, nil
+func (nullCore) ListOffsetsAt(context.Context, string, int32, int32, int64, broker.IsolationLevel) (broker.ListedOffset, error) {
+	return broker.ListedOffset{Offset: 0, Timestamp: -1, LeaderEpoch: -1, Found: true}, nil
 }
 func (nullCore) OffsetForLeaderEpoch(string, int32, int32, int32) (broker.EpochEndOffset, error) {
 	return broker.EpochEndOffset{Epoch: -1, EndOffset: -1}, nil
