@@ -162,6 +162,12 @@ func (s *Server) Metadata(ctx context.Context, req *stratav1.MetadataRequest) (*
 	}
 	named := len(req.GetTopics()) > 0
 	for _, t := range md.Topics {
+		if t.Internal && !named {
+			// Kafka's internal topic holds nothing here (group offsets are
+			// in etcd): the operator's listing, and what rebalance and
+			// cluster info count, is of stored topics only.
+			continue
+		}
 		if !s.mayDescribe(ctx, stratav1.Strata_Metadata_FullMethodName, acl.ResourceTopic, t.Name) {
 			// A topic asked for by name is answered, as Kafka does, with
 			// the authorization error and nothing else, whether it exists

@@ -30,11 +30,11 @@ func (isolationCore) Fetch(_ context.Context, parts []broker.FetchPartition, opt
 	return out, nil
 }
 
-func (isolationCore) ListOffset(_ string, _ int32, ts int64, iso broker.IsolationLevel) (int64, int64, bool, error) {
+func (isolationCore) ListOffsetsAt(_ context.Context, _ string, _, _ int32, ts int64, iso broker.IsolationLevel) (broker.ListedOffset, error) {
 	if ts == broker.LatestTimestamp && iso == broker.ReadCommitted {
-		return 6, -1, true, nil
+		return broker.ListedOffset{Offset: 6, Timestamp: -1, LeaderEpoch: -1, Found: true}, nil
 	}
-	return 10, -1, true, nil
+	return broker.ListedOffset{Offset: 10, Timestamp: -1, LeaderEpoch: -1, Found: true}, nil
 }
 
 func serveCore(t *testing.T, core Core) string {
