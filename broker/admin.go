@@ -401,6 +401,9 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicDescripti
 // AlterTopicConfigs sets and deletes topic overrides, validated as a whole,
 // and applies them to the local logs at once.
 func (b *Broker) AlterTopicConfigs(ctx context.Context, name string, set map[string]string, del []string, validateOnly bool) ([]topicconfig.Entry, error) {
+	if b.virtualTopic(name) {
+		return nil, fmt.Errorf("%w: internal topic %q holds nothing here; its configs are fixed", ErrInvalidRequest, name)
+	}
 	for _, k := range del {
 		if !slices.Contains(topicconfig.Names(), k) {
 			return nil, fmt.Errorf("%w: cannot delete unknown topic config %q", ErrInvalidConfig, k)

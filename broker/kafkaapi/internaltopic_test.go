@@ -182,6 +182,21 @@ func TestOffsetsTopicRefusals(t *testing.T) {
 		t.Errorf("describe configs: error %d, %d configs", r.ErrorCode, len(r.Configs))
 	}
 
+	ia := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	ir := kmsg.NewIncrementalAlterConfigsRequestResource()
+	ir.ResourceType, ir.ResourceName = kmsg.ConfigResourceTypeTopic, offsetsTopic
+	ic := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	ic.Name, ic.Value = "retention.ms", kmsg.StringPtr("1000")
+	ir.Configs = append(ir.Configs, ic)
+	ia.Resources = append(ia.Resources, ir)
+	iaresp, err := ia.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := iaresp.Resources[0].ErrorCode; got != kerr.InvalidRequest.Code {
+		t.Errorf("alter configs: error %d, want INVALID_REQUEST", got)
+	}
+
 	// Auto-creation never creates a real topic of the name: Metadata
 	// answers the internal one, and the gRPC listing holds no stored one.
 	md := kmsg.NewPtrMetadataRequest()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,16 +86,34 @@ type topicSummaryJSON struct {
 }
 
 func newTopicsListCmd(cf *clientFlags) *cobra.Command {
-	var output outputFormat
+	var (
+		output          outputFormat
+		includeInternal bool
+	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List topics, one name per line",
-		Args:  cobra.NoArgs,
+		Long: `List topics, one name per line.
+
+Kafka's internal __consumer_offsets, which Kafka clients see (group offsets
+live in etcd, so it holds nothing), is left out unless --include-internal.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
 				topics, err := c.ListTopics(ctx)
 				if err != nil {
 					return err
+				}
+				if includeInternal {
+					d, err := c.DescribeTopic(ctx, internalTopic)
+					if err != nil {
+						return err
+					}
+					internal := &stratav1.TopicSummary{Name: d.GetName(), Partitions: int32(len(d.GetPartitions())), ReplicationFactor: d.GetReplicationFactor()}
+					if !slices.ContainsFunc(topics, func(t *stratav1.TopicSummary) bool { return t.GetName() == internalTopic }) {
+						topics = append(topics, internal)
+						slices.SortFunc(topics, func(a, b *stratav1.TopicSummary) int { return strings.Compare(a.GetName(), b.GetName()) })
+					}
 				}
 				w := cmd.OutOrStdout()
 				if output == outputJSON {
@@ -112,8 +131,12 @@ func newTopicsListCmd(cf *clientFlags) *cobra.Command {
 		},
 	}
 	addOutputFlag(cmd.Flags(), &output)
+	cmd.Flags().BoolVar(&includeInternal, "include-internal", false, "also list Kafka's internal topic __consumer_offsets")
 	return cmd
 }
+
+// internalTopic is Kafka's internal topic the brokers show Kafka clients.
+const internalTopic = "__consumer_offsets"
 
 func newTopicsDescribeCmd(cf *clientFlags) *cobra.Command {
 	var (
