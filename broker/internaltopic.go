@@ -45,14 +45,27 @@ func (b *Broker) virtualTopic(name string) bool {
 	return !real
 }
 
-// offsetsTopicID is the internal topic's id: derived from the cluster id,
-// so that it is the same on every broker and across restarts, and
+// OffsetsTopicUUID is the internal topic's id: derived from the cluster
+// id, so that it is the same on every broker and across restarts, and
 // different between clusters, as a topic id is.
-func offsetsTopicID(clusterID string) string {
-	h := sha256.Sum256([]byte("strata internal topic\x00" + clusterID + "\x00" + OffsetsTopic))
+func OffsetsTopicUUID(clusterID string) [16]byte {
+	h := sha256.New()
+	h.Write([]byte("strata internal topic\x00"))
+	h.Write([]byte(clusterID))
+	h.Write([]byte("\x00" + OffsetsTopic))
+	var sum [sha256.Size]byte
+	var id [16]byte
+	copy(id[:], h.Sum(sum[:0]))
 	// A name-based UUID (version 5, RFC 4122 variant).
-	h[6] = h[6]&0x0f | 0x50
-	h[8] = h[8]&0x3f | 0x80
+	id[6] = id[6]&0x0f | 0x50
+	id[8] = id[8]&0x3f | 0x80
+	return id
+}
+
+// offsetsTopicID is OffsetsTopicUUID in the text form topic ids are kept
+// in.
+func offsetsTopicID(clusterID string) string {
+	h := OffsetsTopicUUID(clusterID)
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 

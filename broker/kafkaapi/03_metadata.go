@@ -294,12 +294,8 @@ func (s *Server) namesByID(ctx context.Context, ids map[[16]byte]bool) []string 
 		}
 	}
 	// The internal topic is not stored; its id is the one Metadata lists.
-	if md, err := s.core.Metadata(ctx, []string{broker.OffsetsTopic}); err == nil {
-		for _, tm := range md.Topics {
-			if tm.Internal && ids[topicID(tm.ID)] && !slices.Contains(names, tm.Name) {
-				names = append(names, tm.Name)
-			}
-		}
+	if cid, err := s.core.ClusterID(ctx); err == nil && ids[broker.OffsetsTopicUUID(cid)] && !slices.Contains(names, broker.OffsetsTopic) {
+		names = append(names, broker.OffsetsTopic)
 	}
 	return names
 }
