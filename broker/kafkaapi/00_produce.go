@@ -14,6 +14,8 @@
 // make partitions keep state for ids they invent. The
 // topics of one request are appended in parallel, so with acks=all their
 // replication overlaps. An acks=0 request gets no response at all.
+// Writing to the internal __consumer_offsets is INVALID_TOPIC_EXCEPTION,
+// as Kafka answers a client (see broker/internaltopic.go).
 
 package kafkaapi
 

@@ -3,7 +3,8 @@
 // Replicas are placed by the broker: a manual replica assignment is
 // refused, and so is a topic named twice in one request. validate_only is
 // honoured. The created topic's id, partition count, replication factor
-// and configs are returned for the versions that carry them.
+// and configs are returned for the versions that carry them. The internal
+// __consumer_offsets always exists: TOPIC_ALREADY_EXISTS.
 
 package kafkaapi
 

@@ -1,6 +1,8 @@
 // DeleteTopics (key 20), versions 0-6.
 //
-// From v6 a topic may be named by id alone.
+// From v6 a topic may be named by id alone. The internal
+// __consumer_offsets cannot be deleted: INVALID_TOPIC_EXCEPTION (it holds
+// nothing to delete; see broker/internaltopic.go).
 
 package kafkaapi
 

@@ -1,7 +1,8 @@
 // CreatePartitions (key 37), versions 0-3.
 //
 // Counts, replica assignments and validate_only go to the core, which
-// decides; each topic gets its own error and message.
+// decides; each topic gets its own error and message. The internal
+// __consumer_offsets has offsets.topic.num.partitions: INVALID_PARTITIONS.
 
 package kafkaapi
 
