@@ -28,7 +28,7 @@ import (
 // promises, never a side effect of moving code around.
 var advertised = []keyRange{
 	{0, 0, 12}, // Produce
-	{1, 4, 12}, // Fetch
+	{1, 4, 17}, // Fetch
 	{2, 0, 6},  // ListOffsets
 	{3, 0, 12}, // Metadata
 	{8, 0, 8},  // OffsetCommit
