@@ -80,7 +80,7 @@ func authzCases() map[int16]authzCase {
 		1: {req: func() kmsg.Request {
 			r := kmsg.NewPtrFetchRequest()
 			p := kmsg.NewFetchRequestTopicPartition()
-			r.Topics = []kmsg.FetchRequestTopic{{Topic: "t", Partitions: []kmsg.FetchRequestTopicPartition{p}}}
+			r.Topics = []kmsg.FetchRequestTopic{{Topic: "t", TopicID: [16]byte{15: 1}, Partitions: []kmsg.FetchRequestTopicPartition{p}}}
 			return r
 		}, refuse: topicErr, grants: topicRead},
 		2: {req: func() kmsg.Request {
