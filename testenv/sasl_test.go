@@ -187,35 +187,6 @@ func TestSASLReauthAfterDeletion(t *testing.T) {
 	}
 }
 
-// TestFranzGoSASLSuite runs franz-go's own SASL tests against real
-// brokers: TestSCRAMAuth and TestSCRAMAuthBadCredentials against a SCRAM
-// listener, TestOAuthAuth against an OAUTHBEARER one in Kafka's unsecured
-// token mode (the test signs no tokens), which must refuse an expired token
-// with SASL_AUTHENTICATION_FAILED naming invalid_token.
-func TestFranzGoSASLSuite(t *testing.T) {
-	scramDev := startSASLDev(t)
-	oauthDev := testenv.StartDev(t, testenv.DevOptions{KafkaProtocol: "SASL_PLAINTEXT", ExtraArgs: []string{
-		"--config", "sasl.enabled.mechanisms=OAUTHBEARER",
-		"--config", "sasl.oauthbearer.unsecured.validation.enable=true",
-	}})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	tests := []string{"TestSCRAMAuth", "TestSCRAMAuthBadCredentials", "TestOAuthAuth"}
-	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-run", "^("+strings.Join(tests, "|")+")$", "github.com/twmb/franz-go/pkg/kgo")
-	cmd.Env = append(os.Environ(), "KGO_TEST_SCRAM_SEEDS="+scramDev.KafkaAddr, "KGO_TEST_SCRAM=alice:alice-secret:512",
-		"KGO_TEST_OAUTH_SEEDS="+oauthDev.KafkaAddr)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("franz-go's SASL tests: %v\n%s", err, out)
-	}
-	for _, name := range tests {
-		if !strings.Contains(string(out), "--- PASS: "+name+" ") {
-			t.Fatalf("%s did not pass (skipped?):\n%s", name, out)
-		}
-	}
-	t.Logf("%s", out)
-}
-
 func dialSASL(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
