@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -17,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-broker/strata/internal/await"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // The Go clients of the Kafka client matrix (TestKafkaClientMatrix): each
@@ -222,7 +220,7 @@ func runSarama(ctx context.Context, env compatEnv, r *compatReport) {
 	// sarama's meters start a go-metrics goroutine that never ends, which
 	// the package's goleak check would report.
 	metrics.UseNilMetrics = true
-	saramaLogTo(nil) // installs sarama.Logger before any sarama goroutine runs
+	testenvtest.SaramaLogTo(nil) // installs sarama.Logger before any sarama goroutine runs
 	cfg := sarama.NewConfig()
 	cfg.ClientID = "compat-sarama"
 	cfg.Producer.Return.Successes = true
@@ -923,29 +921,6 @@ func franzGoTxn(ctx context.Context, env compatEnv, adm *kadm.Client, r *compatR
 	return compatCheckTxn(committed, uncommitted)
 }
 
-// saramaLogs is where sarama.Logger writes, when set: sarama reads its
-// Logger from goroutines, so it is set once (saramaLogOnce) to a logger
-// writing here, and only this pointer changes.
-var (
-	saramaLogs    atomic.Pointer[lockedBuffer]
-	saramaLogOnce sync.Once
-)
-
-type saramaLogWriter struct{}
-
-func (saramaLogWriter) Write(p []byte) (int, error) {
-	if b := saramaLogs.Load(); b != nil {
-		return b.Write(p)
-	}
-	return len(p), nil
-}
-
-// saramaLogTo sends sarama's log to b, or nowhere when b is nil.
-func saramaLogTo(b *lockedBuffer) {
-	saramaLogOnce.Do(func() { sarama.Logger = log.New(saramaLogWriter{}, "sarama: ", 0) })
-	saramaLogs.Store(b)
-}
-
 // saramaGroupHandler hands every message of its claims to recs, marks it
 // and commits it synchronously (autocommit is off).
 type saramaGroupHandler struct {
@@ -987,10 +962,10 @@ func saramaGroup(ctx context.Context, env compatEnv, base *sarama.Config, client
 	topic, group := env.topic, compatGroupID(env)
 	// sarama logs what its consumer group does (joins, retries) to its
 	// package-wide Logger, discarded by default: keep it with the client's log.
-	var logs lockedBuffer
-	saramaLogTo(&logs)
+	var logs testenvtest.LockedBuffer
+	testenvtest.SaramaLogTo(&logs)
 	defer func() {
-		saramaLogTo(nil)
+		testenvtest.SaramaLogTo(nil)
 		r.log.WriteString(logs.String())
 	}()
 	end := make([]int64, compatPartitions)
@@ -1099,10 +1074,10 @@ func saramaGroup(ctx context.Context, env compatEnv, base *sarama.Config, client
 func saramaTxn(ctx context.Context, env compatEnv, base *sarama.Config, admin sarama.ClusterAdmin, r *compatReport) (string, error) {
 	// sarama's transaction manager logs its retries (CONCURRENT_TRANSACTIONS
 	// while markers are written, coordinator moves) to the package Logger.
-	var logs lockedBuffer
-	saramaLogTo(&logs)
+	var logs testenvtest.LockedBuffer
+	testenvtest.SaramaLogTo(&logs)
 	defer func() {
-		saramaLogTo(nil)
+		testenvtest.SaramaLogTo(nil)
 		r.log.WriteString(logs.String())
 	}()
 	topic := compatTxnTopic(env)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // TestKafkaClientMatrixSecured runs the client matrix against a secured
@@ -28,14 +29,14 @@ func TestKafkaClientMatrixSecured(t *testing.T) {
 	ca := filepath.Join(dir, "ca.pem")
 	admin := []string{"--tls-ca", ca, "--tls-cert", filepath.Join(dir, "client.pem")}
 	const user, password = "compat", "compat-secret"
-	strataCLI(t, dev, password+"\n", append([]string{"users", "create", user}, admin...)...)
+	testenvtest.StrataCLI(t, dev, password+"\n", append([]string{"users", "create", user}, admin...)...)
 	for _, resource := range [][]string{
 		{"--topic", "compat-", "--resource-pattern-type", "prefixed"},
 		{"--group", "compat-", "--resource-pattern-type", "prefixed"},
 	} {
-		strataCLI(t, dev, "", append(append([]string{"acls", "add", "--allow-principal", "User:" + user, "--operation", "All"}, resource...), admin...)...)
+		testenvtest.StrataCLI(t, dev, "", append(append([]string{"acls", "add", "--allow-principal", "User:" + user, "--operation", "All"}, resource...), admin...)...)
 	}
-	strataCLI(t, dev, "", append([]string{"acls", "add", "--allow-principal", "User:" + user, "--operation", "Describe", "--cluster"}, admin...)...)
+	testenvtest.StrataCLI(t, dev, "", append([]string{"acls", "add", "--allow-principal", "User:" + user, "--operation", "Describe", "--cluster"}, admin...)...)
 
 	rows := []struct{ client, mechanism string }{
 		{"kcat", "SCRAM-SHA-512"},
@@ -54,7 +55,7 @@ func TestKafkaClientMatrixSecured(t *testing.T) {
 		cl.version += ", SASL_SSL " + row.mechanism
 		cl.sec = compatSecurity{protocol: "SASL_SSL", mechanism: row.mechanism, user: user, password: password,
 			caFile: ca, deniedTopic: "restricted"}
-		strataCLI(t, dev, "", append([]string{"topics", "create", cl.sec.deniedTopic + "-" + cl.topicName()}, admin...)...)
+		testenvtest.StrataCLI(t, dev, "", append([]string{"topics", "create", cl.sec.deniedTopic + "-" + cl.topicName()}, admin...)...)
 		clients = append(clients, cl)
 	}
 	// The user has no ACL on transactional ids: transactions stay out.

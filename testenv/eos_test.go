@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // The exactly-once copy: environment of the copy loop's process.
@@ -48,7 +49,7 @@ func TestExactlyOnceCopyUnderKills(t *testing.T) {
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	cl, adm, seeds := kafkaClient(t, c, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic(eosIn),
+	cl, adm, seeds := testenvtest.KafkaClient(t, c, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic(eosIn),
 		kgo.ProducerLinger(5*time.Millisecond))
 	for _, topic := range []string{eosIn, eosOut} {
 		minISR := "2"
@@ -109,7 +110,7 @@ func TestExactlyOnceCopyUnderKills(t *testing.T) {
 	copier = startEOSCopier(t, seeds)
 	progress("the copy loop was killed")
 	kill(txnCoordinator(ctx, t, c, cl), "the transaction and group coordinator")
-	kill(partitionLeader(t, c, adm, eosOut, 1), "the leader of "+eosOut+"-1")
+	kill(testenvtest.PartitionLeader(t, c, adm, eosOut, 1), "the leader of "+eosOut+"-1")
 	t.Log("killing the copy loop")
 	copier.kill(t)
 	copier = startEOSCopier(t, seeds)

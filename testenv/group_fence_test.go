@@ -19,6 +19,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // The fault-injection run's coordinator case, on a real three-broker
@@ -242,7 +243,7 @@ type groupKeysWatch struct {
 
 func watchGroupKeys(ctx context.Context, t *testing.T, c *testenv.Cluster, group string) *groupKeysWatch {
 	t.Helper()
-	cli := etcdClient(t, c)
+	cli := testenvtest.EtcdClient(t, c)
 	prefix := c.EtcdPrefix() + "/groups/" + url.PathEscape(group) + "/"
 	start, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {

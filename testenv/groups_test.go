@@ -2,7 +2,6 @@ package testenv_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // Consumer groups through the Kafka listener, with real clients against a
@@ -132,29 +132,11 @@ type pyGroupEvent struct {
 	Error      string           `json:"error"`
 }
 
-// lockedBuffer is a bytes.Buffer written by a process and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // pyMember is a running compat/group_consumer.py.
 type pyMember struct {
 	name     string
 	cmd      *exec.Cmd
-	stderr   *lockedBuffer
+	stderr   *testenvtest.LockedBuffer
 	done     chan struct{} // closed once its stdout is read to the end
 	killOnce sync.Once
 }
@@ -165,7 +147,7 @@ func startPyMember(t *testing.T, events chan<- pyGroupEvent, quit <-chan struct{
 	t.Helper()
 	cmd := exec.Command("/usr/bin/python3", "compat/group_consumer.py", strings.Join(bootstrap, ","), topic, group, name, mode,
 		strconv.FormatFloat(delay.Seconds(), 'f', 3, 64), "6000")
-	m := &pyMember{name: name, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	m := &pyMember{name: name, cmd: cmd, stderr: &testenvtest.LockedBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = m.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -1,11 +1,9 @@
 package testenv_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,19 +12,8 @@ import (
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
-
-// runStrata runs the strata CLI against addr and returns its stdout,
-// stderr and exit error.
-func runStrata(t *testing.T, addr, stdin string, args ...string) (string, string, error) {
-	t.Helper()
-	cmd := exec.Command(testenv.Binary(t), append(args, "--bootstrap-server", addr)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	return out.String(), errOut.String(), err
-}
 
 // TestGRPCACLsByClientCertificate: a broker with an authorizer and TLS
 // with client certificates on its gRPC port knows callers by their
@@ -66,7 +53,7 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 	as := func(cert string) []string { return []string{"--tls-ca", g.CA, "--tls-cert", cert} }
 	must := func(stdin string, args ...string) string {
 		t.Helper()
-		out, errOut, err := runStrata(t, dev.GRPCAddr, stdin, args...)
+		out, errOut, err := testenvtest.RunStrata(t, dev.GRPCAddr, stdin, args...)
 		if err != nil {
 			t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), err, errOut)
 		}
@@ -82,14 +69,14 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 
 	// Bob: refused, with Kafka's error, the operation and the resource
 	// named (the CLI describes the topic before it produces).
-	_, errOut, err := runStrata(t, dev.GRPCAddr, "from-bob\n", append([]string{"produce", "orders"}, as(bob)...)...)
+	_, errOut, err := testenvtest.RunStrata(t, dev.GRPCAddr, "from-bob\n", append([]string{"produce", "orders"}, as(bob)...)...)
 	if err == nil || !strings.Contains(errOut, "PermissionDenied") || !strings.Contains(errOut, "TOPIC_AUTHORIZATION_FAILED: User:CN=bob is not authorized to DESCRIBE TOPIC \"orders\"") {
 		t.Fatalf("bob's produce: %v\n%s\nwant PermissionDenied on the topic", err, errOut)
 	}
 	if out := must("", append([]string{"topics", "list"}, as(bob)...)...); strings.Contains(out, "orders") {
 		t.Fatalf("bob lists a topic he may not describe:\n%s", out)
 	}
-	_, errOut, err = runStrata(t, dev.GRPCAddr, "", append([]string{"acls", "add", "--allow-principal", "User:CN=bob", "--topic", "orders"}, as(bob)...)...)
+	_, errOut, err = testenvtest.RunStrata(t, dev.GRPCAddr, "", append([]string{"acls", "add", "--allow-principal", "User:CN=bob", "--topic", "orders"}, as(bob)...)...)
 	if err == nil || !strings.Contains(errOut, "CLUSTER_AUTHORIZATION_FAILED") {
 		t.Fatalf("bob granting himself ACLs: %v\n%s", err, errOut)
 	}
@@ -97,7 +84,7 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 	// Alice: served. The ACL reaches the broker through its watch of etcd,
 	// which `acls add` returning does not wait for.
 	await.NoError(t, 30*time.Second, "alice's produce to be allowed", func() error {
-		_, errOut, err := runStrata(t, dev.GRPCAddr, "one\ntwo\n", append([]string{"produce", "orders"}, as(alice)...)...)
+		_, errOut, err := testenvtest.RunStrata(t, dev.GRPCAddr, "one\ntwo\n", append([]string{"produce", "orders"}, as(alice)...)...)
 		if err != nil && !strings.Contains(errOut, "PermissionDenied") {
 			t.Fatalf("alice's produce: %v\n%s", err, errOut)
 		}
@@ -114,7 +101,7 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 		t.Fatalf("alice does not list the topic she may read:\n%s", out)
 	}
 	// Bob still reads nothing.
-	_, errOut, err = runStrata(t, dev.GRPCAddr, "", append([]string{"consume", "orders", "--from-beginning", "--exit-at-end"}, as(bob)...)...)
+	_, errOut, err = testenvtest.RunStrata(t, dev.GRPCAddr, "", append([]string{"consume", "orders", "--from-beginning", "--exit-at-end"}, as(bob)...)...)
 	if err == nil || !strings.Contains(errOut, "PermissionDenied") {
 		t.Fatalf("bob's consume: %v\n%s", err, errOut)
 	}
@@ -122,7 +109,7 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 	// is refused for Write.
 	must("", append([]string{"acls", "add", "--allow-principal", "User:CN=bob", "--operation", "Describe", "--topic", "orders"}, as(g.Client)...)...)
 	await.NoError(t, 30*time.Second, "bob's produce to be refused for Write", func() error {
-		_, errOut, err := runStrata(t, dev.GRPCAddr, "from-bob\n", append([]string{"produce", "orders"}, as(bob)...)...)
+		_, errOut, err := testenvtest.RunStrata(t, dev.GRPCAddr, "from-bob\n", append([]string{"produce", "orders"}, as(bob)...)...)
 		if err == nil {
 			t.Fatal("bob, allowed only Describe, produced")
 		}
@@ -142,7 +129,7 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 	must("", append([]string{"acls", "add", "--allow-principal", "User:carol", "--operation", "Read", "--topic", "orders"}, as(g.Client)...)...)
 	carol := []string{"--tls-ca", g.CA, "--user", "carol", "--user-password-file", "-"}
 	await.NoError(t, 30*time.Second, "carol to read the topic", func() error {
-		out, errOut, err := runStrata(t, dev.GRPCAddr, "carol-secret\n", append([]string{"consume", "orders", "--from-beginning", "--exit-at-end"}, carol...)...)
+		out, errOut, err := testenvtest.RunStrata(t, dev.GRPCAddr, "carol-secret\n", append([]string{"consume", "orders", "--from-beginning", "--exit-at-end"}, carol...)...)
 		if err != nil {
 			// The user and the ACL reach the broker through its watches.
 			if !strings.Contains(errOut, "Unauthenticated") && !strings.Contains(errOut, "PermissionDenied") {
@@ -155,12 +142,12 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 		}
 		return nil
 	})
-	_, errOut, err = runStrata(t, dev.GRPCAddr, "not-her-password\n", append([]string{"consume", "orders", "--from-beginning", "--exit-at-end"}, carol...)...)
+	_, errOut, err = testenvtest.RunStrata(t, dev.GRPCAddr, "not-her-password\n", append([]string{"consume", "orders", "--from-beginning", "--exit-at-end"}, carol...)...)
 	if err == nil || !strings.Contains(errOut, "authentication failed (Unauthenticated)") {
 		t.Fatalf("a wrong password: %v\n%s; want Unauthenticated", err, errOut)
 	}
 	// The password's line on stdin, then the records.
-	_, errOut, err = runStrata(t, dev.GRPCAddr, "carol-secret\nfrom-carol\n", append([]string{"produce", "orders"}, carol...)...)
+	_, errOut, err = testenvtest.RunStrata(t, dev.GRPCAddr, "carol-secret\nfrom-carol\n", append([]string{"produce", "orders"}, carol...)...)
 	if err == nil || !strings.Contains(errOut, "User:carol is not authorized to WRITE TOPIC") {
 		t.Fatalf("carol's produce, allowed only Read: %v\n%s", err, errOut)
 	}
@@ -188,7 +175,7 @@ func TestGRPCACLsByClientCertificate(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(forged+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, errOut, err = runStrata(t, dev.GRPCAddr, "", append([]string{"topics", "list"}, dave...)...)
+	_, errOut, err = testenvtest.RunStrata(t, dev.GRPCAddr, "", append([]string{"topics", "list"}, dave...)...)
 	if err == nil || !strings.Contains(errOut, "authentication failed (Unauthenticated)") {
 		t.Fatalf("a token whose signature does not verify: %v\n%s; want Unauthenticated", err, errOut)
 	}

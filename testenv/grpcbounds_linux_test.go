@@ -22,6 +22,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // A FetchRequest of 2-byte empty partition entries decodes to a 70-byte
@@ -108,7 +109,7 @@ func TestGRPCAmplifyingRequestsAreRefused(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := dial(t, dev.GRPCAddr).Metadata(ctx, &stratav1.MetadataRequest{}); err != nil {
+	if _, err := testenvtest.Dial(t, dev.GRPCAddr).Metadata(ctx, &stratav1.MetadataRequest{}); err != nil {
 		t.Fatalf("Metadata after the attack: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/strata-broker/strata/api/client"
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
@@ -33,8 +34,8 @@ func TestReadCommittedConsumersWithoutTransactions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const topic, records = "committed", 500
-	producer, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic(topic))
-	createKafkaTopic(ctx, t, adm, topic, 3, nil)
+	producer, adm, seeds := testenvtest.KafkaClient(t, c, kgo.DefaultProduceTopic(topic))
+	testenvtest.CreateKafkaTopic(ctx, t, adm, topic, 3, nil)
 	for i := range records {
 		producer.Produce(ctx, &kgo.Record{Value: fmt.Appendf(nil, "record-%04d", i)}, nil)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // A Kafka client bootstrapped from one broker follows a leader change: an
@@ -73,7 +74,7 @@ func TestKafkaProducerFollowsFailover(t *testing.T) {
 	}
 
 	produceFor(2 * time.Second)
-	victim := partitionLeader(t, c, adm, topic, 0)
+	victim := testenvtest.PartitionLeader(t, c, adm, topic, 0)
 	before := ackedCount()
 	victim.Kill()
 	t.Logf("killed broker %d, the leader of partition 0, after %d acknowledged records", victim.ID(), before)

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // BenchmarkKafkaListenerSecurity measures a franz-go producer and consumer
@@ -32,7 +33,7 @@ func BenchmarkKafkaListenerSecurity(b *testing.B) {
 		}},
 		{"SASL_SSL", []string{"--tls", "--config", "authorizer.class.name="}, func(dev *testenv.Dev) compatSecurity {
 			ca := filepath.Join(dev.DataDir, "tls", "ca.pem")
-			strataCLI(b, dev, "bench-secret\n", "users", "create", "bench", "--mechanism", "SCRAM-SHA-512", "--tls-ca", ca)
+			testenvtest.StrataCLI(b, dev, "bench-secret\n", "users", "create", "bench", "--mechanism", "SCRAM-SHA-512", "--tls-ca", ca)
 			return compatSecurity{protocol: "SASL_SSL", mechanism: "SCRAM-SHA-512", user: "bench", password: "bench-secret", caFile: ca}
 		}},
 	}

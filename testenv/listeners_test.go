@@ -18,6 +18,7 @@ import (
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // TestTwoKafkaListeners: one broker with Kafka's listeners, a PLAINTEXT
@@ -78,7 +79,7 @@ func TestTwoKafkaListeners(t *testing.T) {
 		}
 	}
 	for name := range clients {
-		consumeValues(ctx, t, name, clients[name].Opts(), "two-listeners", "via-INTERNAL", "via-EXTERNAL")
+		testenvtest.ConsumeValues(ctx, t, name, clients[name].Opts(), "two-listeners", "via-INTERNAL", "via-EXTERNAL")
 	}
 }
 
@@ -126,28 +127,6 @@ func checkListenerAddrs(ctx context.Context, t *testing.T, cl *kgo.Client, liste
 		}
 		return nil
 	})
-}
-
-// consumeValues reads topic from the start with a client made of opts and
-// fails unless every value of want is read.
-func consumeValues(ctx context.Context, t *testing.T, name string, opts []kgo.Opt, topic string, want ...string) {
-	t.Helper()
-	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	missing := map[string]bool{}
-	for _, v := range want {
-		missing[v] = true
-	}
-	for len(missing) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("consume on %s: %v not read: %v", name, missing, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) { delete(missing, string(r.Value)) })
-	}
 }
 
 // TestKafkaListenersRefused: a bad declaration of the listeners fails the
@@ -272,6 +251,6 @@ func TestClusterTwoListenersFindLeaders(t *testing.T) {
 		if len(leaders) < 2 {
 			t.Fatalf("partitions of %s are led by %v only: the test needs leaders on several brokers", topic, leaders)
 		}
-		consumeValues(ctx, t, l.name, opts, topic, values...)
+		testenvtest.ConsumeValues(ctx, t, l.name, opts, topic, values...)
 	}
 }

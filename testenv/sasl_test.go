@@ -23,6 +23,7 @@ import (
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // startSASLDev starts `strata dev` with a SASL_PLAINTEXT Kafka listener
@@ -37,9 +38,9 @@ func startSASLDev(t *testing.T, extra ...string) *testenv.Dev {
 	if err := os.WriteFile(pwFile, []byte("alice-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	strataCLI(t, dev, "", "users", "create", "alice", "--mechanism", "SCRAM-SHA-512", "--iterations", "8192", "--password-file", pwFile)
-	strataCLI(t, dev, "bob-secret\n", "users", "create", "bob")
-	out := strataCLI(t, dev, "", "users", "list")
+	testenvtest.StrataCLI(t, dev, "", "users", "create", "alice", "--mechanism", "SCRAM-SHA-512", "--iterations", "8192", "--password-file", pwFile)
+	testenvtest.StrataCLI(t, dev, "bob-secret\n", "users", "create", "bob")
+	out := testenvtest.StrataCLI(t, dev, "", "users", "list")
 	for _, want := range []string{"alice  SCRAM-SHA-512  8192", "bob    SCRAM-SHA-256  4096", "bob    SCRAM-SHA-512  4096"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("strata users list:\n%s\nlacks %q", out, want)
@@ -169,8 +170,8 @@ func TestSASLReauthAfterDeletion(t *testing.T) {
 	if resp, err := scramOnConn(t, nc, "bob", "bob-secret"); err != nil || resp.ErrorCode != 0 {
 		t.Fatalf("re-authenticate: %+v %v", resp, err)
 	}
-	strataCLI(t, dev, "", "users", "delete", "bob")
-	if out := strataCLI(t, dev, "", "users", "list"); strings.Contains(out, "bob") {
+	testenvtest.StrataCLI(t, dev, "", "users", "delete", "bob")
+	if out := testenvtest.StrataCLI(t, dev, "", "users", "list"); strings.Contains(out, "bob") {
 		t.Fatalf("bob still listed after delete:\n%s", out)
 	}
 	// The broker learns of the deletion through its watch.
@@ -255,7 +256,7 @@ func TestSASLSSL(t *testing.T) {
 	dev := testenv.StartDev(t, testenv.DevOptions{KafkaProtocol: "SASL_SSL", ExtraArgs: []string{
 		"--config", "ssl.keystore.location=" + g.Server,
 	}})
-	strataCLI(t, dev, "dana-secret\n", "users", "create", "dana", "--mechanism", "SCRAM-SHA-512")
+	testenvtest.StrataCLI(t, dev, "dana-secret\n", "users", "create", "dana", "--mechanism", "SCRAM-SHA-512")
 	tlsCfg, err := tlsconf.ClientConfig(g.CA, "", "")
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-broker/strata/api/client"
 	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // TestDevTLS is README's secured walk-through: `strata dev --tls` serves
@@ -36,12 +37,12 @@ func TestDevTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	strataCLI(t, dev, "", append([]string{"topics", "create", "orders", "--partitions", "3"}, admin...)...)
-	strataCLI(t, dev, "", append([]string{"topics", "create", "payments"}, admin...)...)
-	strataCLI(t, dev, "alice-secret\n", append([]string{"users", "create", "alice", "--mechanism", "SCRAM-SHA-512"}, admin...)...)
-	strataCLI(t, dev, "", append([]string{"acls", "add", "--allow-principal", "User:alice",
+	testenvtest.StrataCLI(t, dev, "", append([]string{"topics", "create", "orders", "--partitions", "3"}, admin...)...)
+	testenvtest.StrataCLI(t, dev, "", append([]string{"topics", "create", "payments"}, admin...)...)
+	testenvtest.StrataCLI(t, dev, "alice-secret\n", append([]string{"users", "create", "alice", "--mechanism", "SCRAM-SHA-512"}, admin...)...)
+	testenvtest.StrataCLI(t, dev, "", append([]string{"acls", "add", "--allow-principal", "User:alice",
 		"--operation", "Write", "--operation", "Read", "--topic", "orders"}, admin...)...)
-	if out := strataCLI(t, dev, "", append([]string{"acls", "list", "--topic", "orders"}, admin...)...); !strings.Contains(out, "principal=User:alice") {
+	if out := testenvtest.StrataCLI(t, dev, "", append([]string{"acls", "list", "--topic", "orders"}, admin...)...); !strings.Contains(out, "principal=User:alice") {
 		t.Fatalf("strata acls list --topic orders:\n%s\nlacks alice's ACLs", out)
 	}
 

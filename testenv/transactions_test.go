@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // Transactions from franz-go's transactional producer on a three-broker
@@ -30,7 +31,7 @@ func TestTransactionsCommitAbortAndFence(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const topic, parts = "txn", 3
-	_, adm, seeds := kafkaClient(t, c)
+	_, adm, seeds := testenvtest.KafkaClient(t, c)
 	if resp, err := adm.CreateTopic(ctx, parts, 3, nil, topic); err != nil || resp.Err != nil {
 		t.Fatalf("create topic: %v %v", err, resp.Err)
 	}

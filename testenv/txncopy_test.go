@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // TestTransactionalCopyWalkthrough runs README's "Exactly-once copies"
@@ -24,7 +25,7 @@ import (
 // with SIGKILL after its first commits and started again, and the output
 // read read_committed with the CLI: every record exactly once.
 func TestTransactionalCopyWalkthrough(t *testing.T) {
-	skipShort(t)
+	testenvtest.SkipShort(t)
 	d := testenv.StartDev(t, testenv.DevOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // A tiered topic written by a transactional producer, every third
@@ -25,15 +26,15 @@ import (
 // involved) prints exactly the committed records the bucket holds; with
 // --isolation-level read_uncommitted it prints the aborted ones too.
 func TestTieredTransactionsReadCommitted(t *testing.T) {
-	skipShort(t)
+	testenvtest.SkipShort(t)
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1, MinIO: true,
 		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "100"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	b := c.Brokers()[0]
 	const topic = "ledger"
-	_, adm, seeds := kafkaClient(t, c)
-	createKafkaTopic(ctx, t, adm, topic, 1, map[string]string{
+	_, adm, seeds := testenvtest.KafkaClient(t, c)
+	testenvtest.CreateKafkaTopic(ctx, t, adm, topic, 1, map[string]string{
 		"remote.storage.enable": "true", "segment.bytes": "4096", "local.retention.bytes": "4096",
 	})
 	p, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.TransactionalID("ledger-writer"), kgo.DefaultProduceTopic(topic),
@@ -71,7 +72,7 @@ func TestTieredTransactionsReadCommitted(t *testing.T) {
 	// Most of the history is in the bucket and gone from the disk.
 	await.True(t, time.Minute, "the history in the bucket and off the broker's disk", func() bool {
 		files, _ := filepath.Glob(filepath.Join(b.DataDir(), topic+"-0", "*.log"))
-		return bucketEnd(t, c, topic, 0) > int64(txns*perTxn*3/4) && len(files) > 0 && !slices.Contains(files, filepath.Join(b.DataDir(), topic+"-0", "00000000000000000000.log"))
+		return testenvtest.BucketEnd(t, c, topic, 0) > int64(txns*perTxn*3/4) && len(files) > 0 && !slices.Contains(files, filepath.Join(b.DataDir(), topic+"-0", "00000000000000000000.log"))
 	})
 
 	got := readAll(ctx, t, seeds, topic, kgo.ReadCommitted(), len(committed))
@@ -91,7 +92,7 @@ func TestTieredTransactionsReadCommitted(t *testing.T) {
 			t.Fatalf("strata replay %v: %v\n%s", args, err, stderr.String())
 		}
 		// Uploads go on meanwhile; the bucket's end only grows.
-		end := bucketEnd(t, c, topic, 0)
+		end := testenvtest.BucketEnd(t, c, topic, 0)
 		var values []string
 		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 			var rec struct {
