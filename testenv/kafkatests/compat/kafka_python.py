@@ -11,7 +11,7 @@ commit), deletes TOPIC. kafka-python 2.0.2 has no transactional producer:
 "transactions", when COMPAT_TRANSACTIONS is set, is not applicable. Prints
 one JSON line per capability on stdout:
 {"capability": ..., "ok": true|false, "detail": ...}. The protocol is the one
-testenv/compat_test.go parses; the other clients of the matrix print the same.
+testenv/kafkatests/compat_test.go parses; the other clients of the matrix print the same.
 """
 
 import json

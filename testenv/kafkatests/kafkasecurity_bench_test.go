@@ -1,4 +1,4 @@
-package testenv_test
+package kafkatests_test
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 // noise falls on all of them alike. Each sub-benchmark starts its own
 // broker process; run it with a fixed -benchtime (records), e.g.
 //
-//	go test -run '^$' -bench KafkaListenerSecurity -benchtime 200000x -count 3 ./testenv/
+//	go test -run '^$' -bench KafkaListenerSecurity -benchtime 200000x -count 3 ./testenv/kafkatests/
 func BenchmarkKafkaListenerSecurity(b *testing.B) {
 	modes := []struct {
 		name string

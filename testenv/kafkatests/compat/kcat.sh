@@ -13,7 +13,7 @@
 # produced after that, and with COMPAT_TRANSACTIONS set transactions
 # (txn_check) on TOPIC-txn, which compat_test.go also creates and deletes.
 # Prints one JSON line per capability on stdout, as
-# testenv/compat_test.go parses: {"capability": ..., "ok": true|false, "detail": ...}.
+# testenv/kafkatests/compat_test.go parses: {"capability": ..., "ok": true|false, "detail": ...}.
 #
 # librdkafka's default partitioner is consistent_random (CRC32 of the key);
 # the produce uses its Java-compatible murmur2_random, so keyed records must

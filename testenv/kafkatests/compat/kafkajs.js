@@ -10,7 +10,7 @@
 // only the records produced after the first one committed), with
 // COMPAT_TRANSACTIONS set commits and aborts transactions (transactions()),
 // deletes TOPIC. Prints one JSON line per capability on stdout, as
-// testenv/compat_test.go parses: {"capability": ..., "ok": true|false, "detail": ...}.
+// testenv/kafkatests/compat_test.go parses: {"capability": ..., "ok": true|false, "detail": ...}.
 //
 // "consume" reads without a group, which kafkajs's consumer cannot do, so it
 // uses kafkajs's own lower layer: the Cluster the Kafka object

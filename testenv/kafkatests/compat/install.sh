@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the clients of the Kafka compatibility matrix (testenv/compat_test.go)
+# Installs the clients of the Kafka compatibility matrix (testenv/kafkatests/compat_test.go)
 # from the package registries, each only when it is missing, so a second run
 # takes well under a second:
 #   - kcat 1.7.1 (librdkafka 2.0.2) and kafka-python 2.0.2 from Debian's packages

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A kafka-python 2.0.2 consumer-group member for testenv/groups_test.go.
+"""A kafka-python 2.0.2 consumer-group member for testenv/kafkatests/groups_test.go.
 
 Usage: group_consumer.py BOOTSTRAP TOPIC GROUP NAME auto|manual DELAY_S [SESSION_TIMEOUT_MS]
 

@@ -1,4 +1,4 @@
-package testenv_test
+package kafkatests_test
 
 import (
 	"bufio"
@@ -736,7 +736,7 @@ func compatTable(clients []compatClient, results map[string][]compatResult, capa
 
 // compatModVersion is a Go client's version as go.mod requires it.
 func compatModVersion(path string) string {
-	gomod, err := os.ReadFile("../go.mod")
+	gomod, err := os.ReadFile("../../go.mod")
 	if err == nil {
 		re := regexp.MustCompile(`(?m)^\s*(?:require\s+)?` + regexp.QuoteMeta(path) + `\s+v(\S+)`)
 		if m := re.FindSubmatch(gomod); m != nil {

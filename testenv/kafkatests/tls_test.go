@@ -1,4 +1,4 @@
-package testenv_test
+package kafkatests_test
 
 import (
 	"bytes"
