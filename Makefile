@@ -64,7 +64,7 @@ fuzz:
 # against a three-broker cluster and SCRAM and OAUTHBEARER listeners; make
 # test runs it too (TestFranzGoSuite).
 franz-suite: build
-	STRATA_BIN=$(BIN)/strata $(GO) test -count=1 -v -timeout 15m -run '^TestFranzGoSuite$$' ./testenv
+	STRATA_BIN=$(BIN)/strata $(GO) test -count=1 -v -timeout 15m -run '^TestFranzGoSuite$$' ./testenv/kafkatests
 
 # Regenerates api/strata/v1 from its .proto. protoc comes from Debian's
 # protobuf-compiler; the Go plugins are pinned and built into .bin/.
@@ -107,7 +107,7 @@ testenv-tools: build
 
 # Installs the Kafka clients of the compatibility matrix (kcat, kafka-python, kafkajs) when missing.
 compat-tools:
-	bash testenv/compat/install.sh
+	bash testenv/kafkatests/compat/install.sh
 
 # helm, for the chart's tests (deploy/helm), built once per version into the
 # user cache beside the test environment's etcd and MinIO.
