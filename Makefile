@@ -21,6 +21,7 @@ LDFLAGS := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).revision=$(REV
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/strata ./cmd/strata
 	$(GO) build -o $(BIN)/txncopy ./cmd/txncopy
+	$(GO) build -o $(BIN)/shareconsume ./cmd/shareconsume
 
 run: build
 	$(BIN)/strata dev --data-dir $(DATA_DIR)
