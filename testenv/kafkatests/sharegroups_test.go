@@ -1,4 +1,4 @@
-package testenv_test
+package kafkatests_test
 
 import (
 	"bufio"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 const (
@@ -120,8 +121,8 @@ func TestShareGroupQueue(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/strata-broker/strata/cmd/shareconsume").CombinedOutput(); err != nil {
 		t.Fatalf("build shareconsume: %v\n%s", err, out)
 	}
-	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic("jobs"))
-	createKafkaTopic(ctx, t, adm, "jobs", 3, nil)
+	cl, adm, seeds := testenvtest.KafkaClient(t, c, kgo.DefaultProduceTopic("jobs"))
+	testenvtest.CreateKafkaTopic(ctx, t, adm, "jobs", 3, nil)
 	const group = "workers"
 	alterGroupConfigs(ctx, t, cl, group, map[string]string{
 		"share.auto.offset.reset":       "earliest",
@@ -274,10 +275,10 @@ func TestShareGroupQueue(t *testing.T) {
 	if n := len(first.deliveries()); n != 100 {
 		t.Fatalf("the consumer before the failover printed %d records, want 100:\n%s", n, first.log.String())
 	}
-	leader := partitionLeader(t, c, adm, "jobs", 0)
+	leader := testenvtest.PartitionLeader(t, c, adm, "jobs", 0)
 	leader.Kill()
 	await.True(t, time.Minute, "a new leader of jobs", func() bool {
-		return partitionLeader(t, c, adm, "jobs", 0).ID() != leader.ID()
+		return testenvtest.PartitionLeader(t, c, adm, "jobs", 0).ID() != leader.ID()
 	})
 	second := startShareConsumer(ctx, t, bin, "after-failover", args("--timeout", "12s")...)
 	<-second.done
