@@ -11,7 +11,9 @@ import (
 	"github.com/rcrowley/go-metrics"
 	kafka "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv/testenvtest"
@@ -762,10 +764,13 @@ func franzGoGroup(ctx context.Context, env compatEnv, cl *kgo.Client, adm *kadm.
 	// read runs one group consumer until done says so, commits what it
 	// read and leaves the group.
 	read := func(done func([]compatRecord) bool) ([]compatRecord, error) {
-		cons, err := franzClient(env,
-			kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		opts := []kgo.Opt{kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
-			kgo.WithLogger(kgo.BasicLogger(&r.log, kgo.LogLevelWarn, nil)))
+			kgo.WithLogger(kgo.BasicLogger(&r.log, kgo.LogLevelWarn, nil))}
+		if env.consumerProtocol {
+			opts = append(opts, kgo.ServerSideBalancer())
+		}
+		cons, err := franzClient(env, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -826,7 +831,39 @@ func franzGoGroup(ctx context.Context, env compatEnv, cl *kgo.Client, adm *kadm.
 	if err != nil {
 		return "", fmt.Errorf("second consumer: %w", err)
 	}
-	return compatCheckGroup(end, first, committed, second)
+	detail, err := compatCheckGroup(end, first, committed, second)
+	if err != nil || !env.consumerProtocol {
+		return detail, err
+	}
+	// franz-go falls back to the classic protocol where the broker does not
+	// advertise ConsumerGroupHeartbeat: the group must be a consumer group.
+	groupType, err := franzGroupType(ctx, cl, group)
+	if err != nil {
+		return "", err
+	}
+	if groupType != "consumer" {
+		return "", fmt.Errorf("group %s is of type %q, want consumer (KIP-848)", group, groupType)
+	}
+	return detail + ", group type consumer", nil
+}
+
+// franzGroupType is group's type as ListGroups v5 reports it: classic,
+// consumer or share.
+func franzGroupType(ctx context.Context, cl *kgo.Client, group string) (string, error) {
+	req := kmsg.NewPtrListGroupsRequest()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return "", fmt.Errorf("ListGroups: %w", err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return "", fmt.Errorf("ListGroups: %w", err)
+	}
+	for _, g := range resp.Groups {
+		if g.Group == group {
+			return g.GroupType, nil
+		}
+	}
+	return "", fmt.Errorf("ListGroups does not list group %s", group)
 }
 
 // franzGoTxn is franz-go's transactions capability: a producer with

@@ -101,6 +101,10 @@ type compatEnv struct {
 	rf           int
 	sec          compatSecurity
 	transactions bool
+	// consumerProtocol makes the group capability use Kafka 4's consumer
+	// group protocol (KIP-848: the broker assigns the partitions) rather
+	// than the classic one, for the clients that speak it.
+	consumerProtocol bool
 }
 
 // environ is what an external client program gets besides its arguments.
@@ -146,6 +150,11 @@ func compatClients() []compatClient {
 		{name: "kcat", version: "kcat 1.7.1 (librdkafka 2.0.2)", preCreate: true, run: compatProgram("bash", "compat/kcat.sh")},
 		{name: "kafkajs", version: "kafkajs 2.2.4", run: compatProgram("node", "compat/kafkajs.js")},
 		{name: "franz-go", version: "franz-go " + compatModVersion("github.com/twmb/franz-go"), run: compatGoClient(runFranzGo)},
+		{name: "franz-go KIP-848", version: "franz-go " + compatModVersion("github.com/twmb/franz-go") + ", consumer group protocol (KIP-848)",
+			run: compatGoClient(func(ctx context.Context, env compatEnv, r *compatReport) {
+				env.consumerProtocol = true
+				runFranzGo(ctx, env, r)
+			})},
 		{name: "sarama", version: "IBM/sarama " + compatModVersion("github.com/IBM/sarama"), run: compatGoClient(runSarama)},
 		{name: "kafka-go", version: "segmentio/kafka-go " + compatModVersion("github.com/segmentio/kafka-go"), run: compatGoClient(runKafkaGo)},
 	}
