@@ -80,6 +80,11 @@ type Config struct {
 	// Groups coordinates the consumer groups this broker owns; nil means
 	// the group APIs are not served.
 	Groups Groups
+	// ShareGroups coordinates the share groups this broker owns; nil means
+	// the share-group APIs are not served.
+	ShareGroups ShareGroups
+	// GroupConfigs serves the GROUP config resources; nil refuses them.
+	GroupConfigs GroupConfigs
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (connections.max.idle.ms); zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
@@ -102,11 +107,14 @@ type Config struct {
 
 // Server serves Kafka connections. Its zero value is not usable: use New.
 type Server struct {
-	core    Core
-	groups  Groups
-	cfg     Config
-	logger  *slog.Logger
-	metrics *metrics
+	core   Core
+	groups Groups
+	// shareGroups and groupConfigs are Config's.
+	shareGroups  ShareGroups
+	groupConfigs GroupConfigs
+	cfg          Config
+	logger       *slog.Logger
+	metrics      *metrics
 	// authz is the authorizer, nil when none is configured; audit records
 	// its decisions.
 	authz *acl.Authorizer
@@ -187,6 +195,8 @@ func New(core Core, cfg Config) *Server {
 		authz:         cfg.Authorizer,
 		core:          core,
 		groups:        cfg.Groups,
+		shareGroups:   cfg.ShareGroups,
+		groupConfigs:  cfg.GroupConfigs,
 		cfg:           cfg,
 		logger:        logger,
 		metrics:       newMetrics(cfg.Registerer),

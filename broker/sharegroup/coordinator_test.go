@@ -32,10 +32,12 @@ func newTestCoordinator(t *testing.T, store Store, clk *clock, owns func(string)
 	}
 	b.MaxSize = 3
 	return New(store, Config{
-		Bounds:     b,
-		Partitions: func(topic string) (int32, bool) { return map[string]int32{"t": 2, "u": 1}[topic], topic == "t" || topic == "u" },
-		Owns:       owns,
-		Now:        clk.Now,
+		Bounds: b,
+		Partitions: func(topic string) (int32, bool) {
+			return map[string]int32{"t": 2, "u": 1}[topic], topic == "t" || topic == "u"
+		},
+		Owns: owns,
+		Now:  clk.Now,
 	})
 }
 
