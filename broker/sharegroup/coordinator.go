@@ -445,13 +445,15 @@ func (c *Coordinator) Describe(ctx context.Context, name string) (metastore.Shar
 	return cloneMeta(g.meta), nil
 }
 
-// List returns every share group of the cluster, from the metastore.
+// List returns the share groups this broker coordinates, as stored. Each
+// broker lists its own, as for the other groups, so a client asking every
+// broker sees each group once.
 func (c *Coordinator) List(ctx context.Context) ([]metastore.ShareGroupMeta, error) {
 	list, err := c.store.ListShareGroups(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
 	}
-	return list, nil
+	return slices.DeleteFunc(list, func(m metastore.ShareGroupMeta) bool { return !c.cfg.Owns(m.Group) }), nil
 }
 
 // State is a share group's state as Kafka names it.

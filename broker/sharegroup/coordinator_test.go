@@ -184,3 +184,19 @@ func TestShareGroupIDOfAClassicGroup(t *testing.T) {
 		t.Fatalf("share member joining a classic group: %v, want ErrGroupIDNotFound", err)
 	}
 }
+
+func TestListOnlyOwnedGroups(t *testing.T) {
+	store := metastoretest.New()
+	clk := &clock{now: time.Unix(1000, 0)}
+	all := newTestCoordinator(t, store, clk, func(string) bool { return true })
+	for _, g := range []string{"g", "h"} {
+		if _, err := all.Heartbeat(t.Context(), HeartbeatRequest{Group: g, MemberID: "a", SubscribedTopicNames: []string{"t"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onlyH := newTestCoordinator(t, store, clk, func(name string) bool { return name == "h" })
+	list, err := onlyH.List(t.Context())
+	if err != nil || len(list) != 1 || list[0].Group != "h" || State(list[0]) != StateStable {
+		t.Fatalf("List = %+v, %v; want only h", list, err)
+	}
+}
