@@ -356,6 +356,9 @@ func (c *Coordinator) Heartbeat(ctx context.Context, req HeartbeatRequest) (Hear
 	}
 	defer g.mu.Unlock()
 	if g.meta.Revision == 0 && req.MemberEpoch != 0 {
+		// Not kept: requests naming groups that do not exist must not
+		// fill memory.
+		c.dropLocked(g)
 		return HeartbeatResult{}, fmt.Errorf("%w: share group %s", ErrGroupIDNotFound, req.Group)
 	}
 	i := memberIndex(g.meta, req.MemberID)
@@ -440,6 +443,7 @@ func (c *Coordinator) Describe(ctx context.Context, name string) (metastore.Shar
 	}
 	defer g.mu.Unlock()
 	if g.meta.Revision == 0 {
+		c.dropLocked(g)
 		return metastore.ShareGroupMeta{}, fmt.Errorf("%w: share group %s", ErrGroupIDNotFound, name)
 	}
 	return cloneMeta(g.meta), nil

@@ -200,3 +200,19 @@ func TestListOnlyOwnedGroups(t *testing.T) {
 		t.Fatalf("List = %+v, %v; want only h", list, err)
 	}
 }
+
+func TestUnknownGroupsAreNotKept(t *testing.T) {
+	c := newTestCoordinator(t, metastoretest.New(), &clock{now: time.Unix(1000, 0)}, func(string) bool { return true })
+	if _, err := c.Describe(t.Context(), "nope"); !errors.Is(err, ErrGroupIDNotFound) {
+		t.Fatalf("Describe: %v", err)
+	}
+	if _, err := beat(c, "m", 4); !errors.Is(err, ErrGroupIDNotFound) {
+		t.Fatalf("heartbeat: %v", err)
+	}
+	c.mu.Lock()
+	n := len(c.groups)
+	c.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d groups held after requests for groups that do not exist", n)
+	}
+}
