@@ -31,6 +31,15 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
+// MaxShareGroupBytes bounds a share group's stored value: it is one etcd
+// value (etcd refuses requests over 1.5 MiB by default), rewritten at every
+// change, and its members' subscriptions are what clients send.
+const MaxShareGroupBytes = 1 << 20
+
+// ErrShareGroupTooLarge refuses a share group whose value would be longer
+// than MaxShareGroupBytes.
+var ErrShareGroupTooLarge = errors.New("metastore: share group state too large")
+
 // ErrGroupTypeConflict refuses to create a share group whose id a classic or
 // consumer group uses.
 var ErrGroupTypeConflict = errors.New("metastore: the group id is used by a group of another type")
@@ -122,6 +131,9 @@ func CheckShareGroup(m ShareGroupMeta) error {
 				return fmt.Errorf("member %q: bad partition %q-%d", mm.MemberID, tp.Topic, tp.Partition)
 			}
 		}
+	}
+	if b, err := json.Marshal(m.value()); err != nil || len(b) > MaxShareGroupBytes {
+		return fmt.Errorf("%w: %d bytes encoded, at most %d (%v)", ErrShareGroupTooLarge, len(b), MaxShareGroupBytes, err)
 	}
 	return nil
 }

@@ -72,7 +72,8 @@ type Coordinator struct {
 }
 
 // group is a share group held in memory. mu is held across the group's
-// metastore reads and writes, so requests for one group go one at a time.
+// metastore reads and writes, so requests for one group go one at a time;
+// it is taken before Coordinator.mu, never while holding it.
 type group struct {
 	mu     sync.Mutex
 	loaded bool
@@ -104,11 +105,16 @@ func (c *Coordinator) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			c.mu.Lock()
-			for name, g := range c.groups {
-				g.gone = true
-				delete(c.groups, name)
-			}
+			groups := slices.Collect(maps.Values(c.groups))
+			clear(c.groups)
 			c.mu.Unlock()
+			// g.mu is taken without c.mu: dropLocked takes them in
+			// that order.
+			for _, g := range groups {
+				g.mu.Lock()
+				g.gone = true
+				g.mu.Unlock()
+			}
 			return
 		case <-t.C:
 			c.Tick(ctx)
@@ -230,6 +236,9 @@ func (c *Coordinator) storeLocked(ctx context.Context, g *group, next metastore.
 	next.UpdatedAt = c.cfg.Now()
 	stored, err := c.store.PutShareGroup(ctx, next, g.meta.Revision)
 	switch {
+	case errors.Is(err, metastore.ErrShareGroupTooLarge):
+		// Nothing was written: the group carries on as it was.
+		return fmt.Errorf("%w: %v", ErrInvalidRequest, err)
 	case errors.Is(err, metastore.ErrGroupTypeConflict):
 		c.dropLocked(g)
 		return fmt.Errorf("%w: group %s is not a share group", ErrGroupIDNotFound, g.meta.Group)

@@ -3,6 +3,7 @@ package sharegroup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -214,5 +215,48 @@ func TestUnknownGroupsAreNotKept(t *testing.T) {
 	c.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d groups held after requests for groups that do not exist", n)
+	}
+}
+
+func TestRunStopsAndForgetsGroups(t *testing.T) {
+	c := newTestCoordinator(t, metastoretest.New(), &clock{now: time.Unix(1000, 0)}, func(string) bool { return true })
+	join(t, c, "a", "t")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	// Concurrent requests while Run stops must not race with it.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				beat(c, "a", 1)
+			}
+		}()
+	}
+	cancel()
+	<-done
+	wg.Wait()
+	if d, err := c.Describe(t.Context(), "g"); err != nil || len(d.Members) != 1 {
+		t.Fatalf("the group read back after Run stopped: %+v, %v", d, err)
+	}
+}
+
+func TestOversizedSubscriptionIsRefused(t *testing.T) {
+	c := newTestCoordinator(t, metastoretest.New(), &clock{now: time.Unix(1000, 0)}, func(string) bool { return true })
+	a := join(t, c, "a", "t")
+	var topics []string
+	for i := range 20_000 {
+		topics = append(topics, fmt.Sprintf("%060d", i))
+	}
+	if _, err := c.Heartbeat(t.Context(), HeartbeatRequest{Group: "g", MemberID: "b", SubscribedTopicNames: topics}); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("a subscription too large to store: %v, want ErrInvalidRequest", err)
+	}
+	if res, err := beat(c, "a", a.MemberEpoch); err != nil || res.MemberEpoch != a.MemberEpoch {
+		t.Fatalf("the other member after the refusal: %+v, %v", res, err)
 	}
 }

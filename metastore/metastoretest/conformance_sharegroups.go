@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +55,13 @@ func testShareGroups(t *testing.T, target Target) {
 	cur, err := s.PutShareGroup(ctx, next, got.Revision)
 	if !errors.Is(err, metastore.ErrConflict) || cur.Revision != stored.Revision || cur.Epoch != 4 {
 		t.Fatalf("stale PutShareGroup = %+v, %v; want ErrConflict with the stored group", cur, err)
+	}
+
+	// A value etcd would refuse is refused before it is sent.
+	huge := stored
+	huge.Members = []metastore.ShareGroupMember{{MemberID: "big", SubscribedTopics: []string{strings.Repeat("x", metastore.MaxShareGroupBytes)}}}
+	if _, err := s.PutShareGroup(ctx, huge, stored.Revision); !errors.Is(err, metastore.ErrShareGroupTooLarge) {
+		t.Fatalf("a share group over MaxShareGroupBytes: %v, want ErrShareGroupTooLarge", err)
 	}
 
 	// A classic group's id cannot become a share group's.
