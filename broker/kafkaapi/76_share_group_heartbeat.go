@@ -53,7 +53,7 @@ func (s *Server) shareGroupHeartbeat(ctx context.Context, h header, req *kmsg.Sh
 	if res.SendAssignment {
 		a := kmsg.NewShareGroupHeartbeatResponseAssignment()
 		a.TopicPartitions = []kmsg.ShareGroupHeartbeatResponseAssignmentTopicPartition{}
-		ids := s.topicIDs(ctx)
+		ids := s.topicIDs()
 		last := ""
 		for _, tp := range res.Assignment { // sorted: one run per topic
 			id, ok := ids[tp.Topic]

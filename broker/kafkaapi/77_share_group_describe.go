@@ -40,7 +40,7 @@ func (s *Server) shareGroupDescribe(ctx context.Context, req *kmsg.ShareGroupDes
 			continue
 		}
 		if ids == nil {
-			ids = s.topicIDs(ctx)
+			ids = s.topicIDs()
 		}
 		rg.GroupState, rg.GroupEpoch, rg.AssignmentEpoch, rg.Assignor = sharegroup.State(g), g.Epoch, g.AssignmentEpoch, "simple"
 		for _, m := range g.Members {

@@ -50,15 +50,9 @@ func shareGroupCode(err error) int16 {
 }
 
 // topicIDs maps topic names to ids, for the responses that name topics by
-// id.
-func (s *Server) topicIDs(ctx context.Context) map[string][16]byte {
+// id, from the topics the broker follows (no metastore read).
+func (s *Server) topicIDs() map[string][16]byte {
 	out := map[string][16]byte{}
-	topics, err := s.core.ListTopics(ctx)
-	if err != nil {
-		return out
-	}
-	for _, t := range topics {
-		out[t.Name] = topicID(t.ID)
-	}
+	s.core.EachTopicID(func(name, id string) { out[name] = topicID(id) })
 	return out
 }
