@@ -214,15 +214,18 @@ func (c *Coordinator) lock(ctx context.Context, name string) (*group, error) {
 	}
 }
 
+// configs are the group's effective configs; the broker's defaults if they
+// cannot be read (a heartbeat should not fail for them).
 func (c *Coordinator) configs(ctx context.Context, name string) Configs {
-	if c.cfg.GroupConfigs != nil {
-		if cfg, err := c.cfg.GroupConfigs(ctx, name); err == nil {
-			return cfg
-		} else {
-			c.cfg.Logger.Warn("cannot read group configs; using the broker's defaults", "group", name, "err", err)
-		}
+	if c.cfg.GroupConfigs == nil {
+		return c.cfg.Bounds.Effective(nil)
 	}
-	return c.cfg.Bounds.Effective(nil)
+	cfg, err := c.cfg.GroupConfigs(ctx, name)
+	if err != nil {
+		c.cfg.Logger.Warn("cannot read group configs; using the broker's defaults", "group", name, "err", err)
+		return c.cfg.Bounds.Effective(nil)
+	}
+	return cfg
 }
 
 func (c *Coordinator) sessionTimeout(ctx context.Context, name string) time.Duration {
