@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn fuzz franz-sasl clean tools-proto testenv testenv-tools compat-tools monitoring-check image helm-tools
+.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn fuzz franz-suite clean tools-proto testenv testenv-tools compat-tools monitoring-check image helm-tools
 
 all: build
 
@@ -21,6 +21,7 @@ LDFLAGS := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).revision=$(REV
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/strata ./cmd/strata
 	$(GO) build -o $(BIN)/txncopy ./cmd/txncopy
+	$(GO) build -o $(BIN)/shareconsume ./cmd/shareconsume
 
 run: build
 	$(BIN)/strata dev --data-dir $(DATA_DIR)
@@ -60,11 +61,11 @@ fuzz:
 	$(GO) test ./sasl/oauthbearer -run '^$$' -fuzz FuzzClientResponse -fuzztime $(FUZZTIME)
 	$(GO) test ./broker/grpcapi -run '^$$' -fuzz FuzzAuthorization -fuzztime $(FUZZTIME)
 
-# franz-go v1.22.3's own TestSCRAMAuth, TestSCRAMAuthBadCredentials and
-# TestOAuthAuth against SASL_PLAINTEXT brokers (testenv starts them and runs
-# the tests with go test).
-franz-sasl: build
-	STRATA_BIN=$(BIN)/strata $(GO) test -count=1 -v -run '^TestFranzGoSASLSuite$$' ./testenv
+# franz-go's own integration suite (every kgo test that talks to a broker)
+# against a three-broker cluster and SCRAM and OAUTHBEARER listeners; make
+# test runs it too (TestFranzGoSuite).
+franz-suite: build
+	STRATA_BIN=$(BIN)/strata $(GO) test -count=1 -v -timeout 15m -run '^TestFranzGoSuite$$' ./testenv/kafkatests
 
 # Regenerates api/strata/v1 from its .proto. protoc comes from Debian's
 # protobuf-compiler; the Go plugins are pinned and built into .bin/.
@@ -107,7 +108,7 @@ testenv-tools: build
 
 # Installs the Kafka clients of the compatibility matrix (kcat, kafka-python, kafkajs) when missing.
 compat-tools:
-	bash testenv/compat/install.sh
+	bash testenv/kafkatests/compat/install.sh
 
 # helm, for the chart's tests (deploy/helm), built once per version into the
 # user cache beside the test environment's etcd and MinIO.

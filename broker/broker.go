@@ -19,6 +19,7 @@ import (
 
 	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker/group"
+	"github.com/strata-broker/strata/broker/sharegroup"
 	"github.com/strata-broker/strata/broker/txn"
 	"github.com/strata-broker/strata/internal/membudget"
 	"github.com/strata-broker/strata/metastore"
@@ -124,6 +125,9 @@ type Metastore interface {
 	ACLStore
 	ScramStore
 	group.Store
+	sharegroup.Store
+	GetGroupConfigs(ctx context.Context, group string) (map[string]string, int64, error)
+	AlterGroupConfigs(ctx context.Context, group string, set map[string]string, del []string, validate func(map[string]string) error) (map[string]string, error)
 	GroupOffsetScanner
 	txn.Store
 }
@@ -141,6 +145,9 @@ type Broker struct {
 	metrics           *metrics
 	clusterID         clusterID
 	groups            *group.Coordinator
+	shareGroups       *sharegroup.Coordinator // see sharegroups.go
+	groupBounds       sharegroup.Bounds
+	groupConfigs      groupConfigsCache
 	txns              *txn.Coordinator
 	txnReload         chan struct{}   // wakes runTransactions when the live brokers change
 	authorizer        *acl.Authorizer // nil without authorizer.class.name; see acls.go
@@ -244,6 +251,9 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		return nil, err
 	}
 	if b.offsetsPartitions, err = b.settingInt(OffsetsTopicPartitionsKey, defaultOffsetsTopicPartitions); err != nil {
+		return nil, err
+	}
+	if b.shareGroups, err = newShareGroupCoordinator(b); err != nil {
 		return nil, err
 	}
 	if b.txns, err = newTxnCoordinator(b); err != nil {
@@ -407,6 +417,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		b.hosted.flushLoop(runCtx)
 	}()
 	b.background(b.groupLag.Run)
+	b.background(b.shareGroups.Run)
 	b.background(b.runTransactions)
 	b.background(b.retention.run)
 	b.background(b.cleaner.run)

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,12 +24,15 @@ import (
 // typed errors.
 var (
 	ErrUnknownTopicOrPartition = errors.New("unknown topic or partition")
-	ErrTopicExists             = errors.New("topic already exists")
-	ErrInvalidTopic            = errors.New("invalid topic")
-	ErrInvalidConfig           = errors.New("invalid config")
-	ErrInvalidPartitions       = errors.New("invalid number of partitions")
-	ErrInvalidReplication      = errors.New("invalid replication factor")
-	ErrInvalidRequest          = errors.New("invalid request")
+	// ErrUnknownTopicID: a topic named by an id no topic has (any more);
+	// it is an unknown topic to frontends that have no code for it.
+	ErrUnknownTopicID     = fmt.Errorf("unknown topic id: %w", ErrUnknownTopicOrPartition)
+	ErrTopicExists        = errors.New("topic already exists")
+	ErrInvalidTopic       = errors.New("invalid topic")
+	ErrInvalidConfig      = errors.New("invalid config")
+	ErrInvalidPartitions  = errors.New("invalid number of partitions")
+	ErrInvalidReplication = errors.New("invalid replication factor")
+	ErrInvalidRequest     = errors.New("invalid request")
 	// ErrPolicyViolation: the request breaks a limit of the cluster's
 	// (max.partitions); nothing was done.
 	ErrPolicyViolation = errors.New("policy violation")

@@ -18,6 +18,10 @@ type FetchPartition struct {
 	Partition int32
 	Offset    int64
 	MaxBytes  int32
+	// TopicID, when set, is the incarnation of Topic the client named (by
+	// id): a topic deleted and created again under the same name is
+	// another topic, answered with ErrUnknownTopicID.
+	TopicID string
 }
 
 // FetchResult is one partition's answer. Data holds whole v2 batches; the
@@ -221,6 +225,13 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			b.readVirtual(fp, res)
 			done = done || res.Err != nil
 			continue
+		}
+		if fp.TopicID != "" {
+			if t, ok := b.hosted.meta(fp.Topic); !ok || t.ID != fp.TopicID {
+				res.Err = fmt.Errorf("fetch %s-%d by id %s: %w", fp.Topic, fp.Partition, fp.TopicID, ErrUnknownTopicID)
+				done = true
+				continue
+			}
 		}
 		p, follower, err := b.hosted.readablePartition(fp.Topic, fp.Partition, opts.FollowerReads)
 		if err != nil {

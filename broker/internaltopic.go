@@ -127,3 +127,15 @@ func (b *Broker) describeOffsetsTopic(ctx context.Context) (TopicDescription, er
 	}
 	return TopicDescription{Name: OffsetsTopic, ID: tm.ID, ReplicationFactor: 1, Partitions: tm.Partitions, Configs: entries}, nil
 }
+
+// eachVirtualTopicID gives f the internal topic's name and id, as clients
+// learnt it from Metadata, so that a fetch naming it by id finds it. Before
+// the cluster id is known no client can have its id.
+func (b *Broker) eachVirtualTopicID(f func(name, id string)) {
+	b.clusterID.mu.Lock()
+	cid := b.clusterID.id
+	b.clusterID.mu.Unlock()
+	if cid != "" {
+		f(OffsetsTopic, offsetsTopicID(cid))
+	}
+}

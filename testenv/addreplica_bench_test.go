@@ -16,6 +16,7 @@ import (
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // envInt reads a positive integer from the environment, def when unset.
@@ -57,14 +58,14 @@ func BenchmarkAddReplica(b *testing.B) {
 		}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	cl, adm, _ := kafkaClient(b, c, kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(1<<20))
+	cl, adm, _ := testenvtest.KafkaClient(b, c, kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(1<<20))
 	const tiered, plain = "tiered", "plain"
-	createKafkaTopic(ctx, b, adm, tiered, 1, map[string]string{
+	testenvtest.CreateKafkaTopic(ctx, b, adm, tiered, 1, map[string]string{
 		"remote.storage.enable": "true", "segment.bytes": strconv.Itoa(64 << 20), "local.retention.bytes": strconv.Itoa(64 << 20),
 	})
-	createKafkaTopic(ctx, b, adm, plain, 1, nil)
+	testenvtest.CreateKafkaTopic(ctx, b, adm, plain, 1, nil)
 	for _, topic := range []string{tiered, plain} {
-		if l := partitionLeader(b, c, adm, topic, 0); l.ID() != leaderID {
+		if l := testenvtest.PartitionLeader(b, c, adm, topic, 0); l.ID() != leaderID {
 			b.Fatalf("%s-0 is led by broker %d, want broker %d", topic, l.ID(), leaderID)
 		}
 	}
@@ -74,7 +75,7 @@ func BenchmarkAddReplica(b *testing.B) {
 	fillPartition(ctx, b, cl, plain, records, 1024)
 	b.Logf("%d MiB produced to each topic in %v", mib, time.Since(start).Round(time.Second))
 	await.True(b, 30*time.Minute, "the tiered history in the bucket", func() bool {
-		m, err := readBucketManifest(b, c, tiered, 0)
+		m, err := testenvtest.ReadBucketManifest(b, c, tiered, 0)
 		return err == nil && m.EndOffset() >= int64(records)-int64(64<<10)
 	})
 	b.Logf("the tiered history in MinIO %v after the first record", time.Since(start).Round(time.Second))

@@ -18,13 +18,14 @@ import (
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // clusterMetastore reads and writes the cluster's partition states directly
 // in etcd.
 func clusterMetastore(t testing.TB, c *testenv.Cluster) *metastore.Store {
 	t.Helper()
-	return metastore.New(etcdClient(t, c), c.EtcdPrefix(), nil)
+	return metastore.New(testenvtest.EtcdClient(t, c), c.EtcdPrefix(), nil)
 }
 
 // addReplica appends broker id to a partition's replicas in etcd, as a
@@ -111,8 +112,8 @@ func TestAddedReplicaOfTieredTopicStartsAtTheBucketsEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const topic = "moving"
-	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	createKafkaTopic(ctx, t, adm, topic, 1, map[string]string{
+	cl, adm, seeds := testenvtest.KafkaClient(t, c, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	testenvtest.CreateKafkaTopic(ctx, t, adm, topic, 1, map[string]string{
 		"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.bytes": "32768",
 	})
 	value := func(i int) []byte { return fmt.Appendf(nil, "%06d-%0150d", i, i) }
@@ -131,7 +132,7 @@ func TestAddedReplicaOfTieredTopicStartsAtTheBucketsEnd(t *testing.T) {
 	const history, tail = 3000, 300
 	produce(0, history)
 
-	leader := partitionLeader(t, c, adm, topic, 0)
+	leader := testenvtest.PartitionLeader(t, c, adm, topic, 0)
 	var joiner *testenv.Broker
 	for _, b := range c.Brokers() {
 		if b != leader {
@@ -140,7 +141,7 @@ func TestAddedReplicaOfTieredTopicStartsAtTheBucketsEnd(t *testing.T) {
 	}
 	var end int64
 	await.True(t, 60*time.Second, "most of the history uploaded to the bucket", func() bool {
-		end = bucketEnd(t, c, topic, 0)
+		end = testenvtest.BucketEnd(t, c, topic, 0)
 		return end >= history*3/4
 	})
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // A compressed batch of a few kilobytes can inflate to over a hundred
@@ -115,7 +116,7 @@ func produceBombs(addr string, corrBase int32, rounds int, topics []string, bomb
 	}
 	for r := range rounds {
 		corr := corrBase<<16 | int32(r)
-		body, err := roundTrip(conn, req, corr, 60*time.Second)
+		body, err := testenvtest.RoundTrip(conn, req, corr, 60*time.Second)
 		if err != nil {
 			return fmt.Errorf("produce round %d: %w", r, err)
 		}

@@ -29,6 +29,7 @@ import (
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 const (
@@ -40,18 +41,11 @@ const (
 	probeTimeout = time.Second
 )
 
-func skipShort(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts etcd and brokers; skipped with -short")
-	}
-}
-
 // A cluster with MinIO starts every server, publishes every address in
 // env.json, creates the bucket and registers every broker in etcd under the
 // address of its proxy.
 func TestClusterStartsEtcdMinIOAndBrokers(t *testing.T) {
-	skipShort(t)
+	testenvtest.SkipShort(t)
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{MinIO: true})
 
 	b, err := os.ReadFile(filepath.Join(c.Dir(), "env.json"))
@@ -119,7 +113,7 @@ func TestClusterStartsEtcdMinIOAndBrokers(t *testing.T) {
 			t.Errorf("broker %d through its proxy: %v", be.NodeID, err)
 		}
 	}
-	cli := etcdClient(t, c)
+	cli := testenvtest.EtcdClient(t, c)
 	regs, err := registrations(ctx, cli, c.EtcdPrefix())
 	if err != nil {
 		t.Fatal(err)
@@ -135,9 +129,9 @@ func TestClusterStartsEtcdMinIOAndBrokers(t *testing.T) {
 // registration expires after the session timeout, and comes back when the
 // broker is started or resumed.
 func TestClusterBrokerKillPauseRestart(t *testing.T) {
-	skipShort(t)
+	testenvtest.SkipShort(t)
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{})
-	cli := etcdClient(t, c)
+	cli := testenvtest.EtcdClient(t, c)
 	ctx := t.Context()
 
 	killed := c.Broker(3)
@@ -186,7 +180,7 @@ func TestClusterBrokerKillPauseRestart(t *testing.T) {
 // etcd and MinIO restart on the same ports and data: what was stored before
 // is there after, and the brokers are registered again.
 func TestClusterEtcdAndMinIOStopStart(t *testing.T) {
-	skipShort(t)
+	testenvtest.SkipShort(t)
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{MinIO: true, Brokers: 1})
 	ctx := t.Context()
 
@@ -223,7 +217,7 @@ func TestClusterEtcdAndMinIOStopStart(t *testing.T) {
 		t.Errorf("object after MinIO restart: %q, %v; want %q", got, err, body)
 	}
 
-	cli := etcdClient(t, c)
+	cli := testenvtest.EtcdClient(t, c)
 	if _, err := cli.Put(ctx, "/testenv-probe", "kept"); err != nil {
 		t.Fatal(err)
 	}
@@ -257,9 +251,9 @@ func TestClusterEtcdAndMinIOStopStart(t *testing.T) {
 // stops answering and its registration expires, while the others carry on.
 // Heal lets it be reached again.
 func TestClusterIsolateAndHeal(t *testing.T) {
-	skipShort(t)
+	testenvtest.SkipShort(t)
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{})
-	cli := etcdClient(t, c)
+	cli := testenvtest.EtcdClient(t, c)
 	ctx := t.Context()
 
 	b := c.Broker(2)
@@ -324,9 +318,9 @@ func TestClusterIsolateAndHeal(t *testing.T) {
 // proxy and are told apart from other connections by the process that opened
 // them.
 func TestClusterIsolateCutsReplicaFetches(t *testing.T) {
-	skipShort(t)
+	testenvtest.SkipShort(t)
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{})
-	cli := etcdClient(t, c)
+	cli := testenvtest.EtcdClient(t, c)
 	api := dialAPI(t, c.Broker(1).GRPCAddr())
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -393,7 +387,7 @@ func dialAPI(t *testing.T, addr string) stratav1.StrataClient {
 // etcd on its own: what was written survives a kill -9 and a restart on
 // the same port.
 func TestEtcdSurvivesKill(t *testing.T) {
-	skipShort(t)
+	testenvtest.SkipShort(t)
 	e := testenv.NewTestEtcd(t, testenv.EtcdOptions{})
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
@@ -421,7 +415,7 @@ func TestEtcdSurvivesKill(t *testing.T) {
 // `strata testenv` starts an environment, writes env.json, says how to use
 // it, and stops everything cleanly on SIGINT.
 func TestTestenvCommandRunsUntilInterrupted(t *testing.T) {
-	skipShort(t)
+	testenvtest.SkipShort(t)
 	dir := filepath.Join(t.TempDir(), "env")
 	cmd := exec.Command(testenv.Binary(t), "testenv", "--brokers", "2", "--minio=false", "--dir", dir)
 	var out, errOut syncBuffer
@@ -572,20 +566,6 @@ func probe(addr string) error {
 	defer cancel()
 	_, err = stratav1.NewStrataClient(conn).ListTopics(ctx, &stratav1.ListTopicsRequest{})
 	return err
-}
-
-func etcdClient(t testing.TB, c *testenv.Cluster) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{c.Etcd().Endpoint()},
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
 }
 
 // registrations maps each registered broker's node id to the gRPC address it

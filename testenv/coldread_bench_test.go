@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // BenchmarkColdRead measures a consumer replaying a tiered partition whose
@@ -71,11 +72,11 @@ func BenchmarkColdRead(b *testing.B) {
 	var remoteEnd int64
 	s3 := c.MinIO().S3()
 	await.True(b, 5*time.Minute, "the bucket to hold the records", func() bool {
-		m, err := readBucketManifest(b, c, "cold", 0)
+		m, err := testenvtest.ReadBucketManifest(b, c, "cold", 0)
 		remoteEnd = m.EndOffset()
 		return err == nil && remoteEnd >= int64(records)*7/8
 	})
-	m, err := readBucketManifest(b, c, "cold", 0)
+	m, err := testenvtest.ReadBucketManifest(b, c, "cold", 0)
 	if err != nil {
 		b.Fatal(err)
 	}

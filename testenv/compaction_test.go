@@ -20,6 +20,7 @@ import (
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // countRecords decodes concatenated batches and counts their records by
@@ -57,8 +58,8 @@ func TestCompactedTopicLocallyAndInTheBucket(t *testing.T) {
 		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "300", "log.cleaner.backoff.ms": "300"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cl, adm, _ := kafkaClient(t, c, kgo.DefaultProduceTopic("stock"), kgo.ProducerBatchCompression(kgo.Lz4Compression()))
-	createKafkaTopic(ctx, t, adm, "stock", 3, map[string]string{
+	cl, adm, _ := testenvtest.KafkaClient(t, c, kgo.DefaultProduceTopic("stock"), kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+	testenvtest.CreateKafkaTopic(ctx, t, adm, "stock", 3, map[string]string{
 		"cleanup.policy": "compact", "remote.storage.enable": "true", "segment.bytes": "16384",
 		"local.retention.bytes": "65536", "min.cleanable.dirty.ratio": "0.2",
 		// The last round stays in the active segment, which is never
@@ -79,7 +80,7 @@ func TestCompactedTopicLocallyAndInTheBucket(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("no key")}).FirstErr(); err == nil {
 		t.Fatal("a record without a key was accepted by a compacted topic")
 	}
-	leader := partitionLeader(t, c, adm, "stock", 0)
+	leader := testenvtest.PartitionLeader(t, c, adm, "stock", 0)
 	const total = keys * rounds
 
 	// The leader's local log, read from its files.
@@ -103,7 +104,7 @@ func TestCompactedTopicLocallyAndInTheBucket(t *testing.T) {
 	s3 := c.MinIO().S3()
 	mc := s3Client(t, s3)
 	bucketRecords := func() (int, map[string]int, error) {
-		m, err := readBucketManifest(t, c, "stock", 0)
+		m, err := testenvtest.ReadBucketManifest(t, c, "stock", 0)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -134,7 +135,7 @@ func TestCompactedTopicLocallyAndInTheBucket(t *testing.T) {
 	}()
 	await.True(t, 2*time.Minute, "the topic to be compacted on the leader's disk and in the bucket", func() bool {
 		local, _ = localRecords()
-		m, err := readBucketManifest(t, c, "stock", 0)
+		m, err := testenvtest.ReadBucketManifest(t, c, "stock", 0)
 		if err == nil && m.EndOffset() >= total*9/10 {
 			remote, remoteKeys, err = bucketRecords()
 		}

@@ -17,6 +17,7 @@ import (
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 const (
@@ -34,7 +35,7 @@ func startCrashTest(t *testing.T, topic string, acks stratav1.Acks) (*testenv.De
 		t.Skip("starts a broker; skipped with -short")
 	}
 	dev := testenv.StartDev(t, testenv.DevOptions{})
-	c := dial(t, dev.GRPCAddr)
+	c := testenvtest.Dial(t, dev.GRPCAddr)
 	createTopic(t, c, topic, crashTopicPartitions, nil)
 	led := newLedger(crashTopicPartitions)
 	return dev, &producer{t: t, client: c, topic: topic, led: led, acks: acks}, led
@@ -44,7 +45,7 @@ func startCrashTest(t *testing.T, topic string, acks stratav1.Acks) (*testenv.De
 // that new records continue each partition densely.
 func verifyAndContinue(t *testing.T, dev *testenv.Dev, topic string, led *ledger) {
 	t.Helper()
-	c := dial(t, dev.GRPCAddr)
+	c := testenvtest.Dial(t, dev.GRPCAddr)
 	ends := verifyTopic(t, c, topic, led)
 	produceAfterRestart(t, c, topic, led, ends)
 	verifyTopic(t, c, topic, led)
@@ -102,7 +103,7 @@ func TestCrashTwice(t *testing.T) {
 	dev.Kill()
 	dev.Restart(t)
 
-	p.client = dial(t, dev.GRPCAddr)
+	p.client = testenvtest.Dial(t, dev.GRPCAddr)
 	p.produceUntilKilled(dev.Kill, 10, inflight)
 	dev.Restart(t)
 
@@ -120,7 +121,7 @@ func TestCorruptSealedSegment(t *testing.T) {
 	}
 	dev := testenv.StartDev(t, testenv.DevOptions{})
 	const topic = "corrupt"
-	c := dial(t, dev.GRPCAddr)
+	c := testenvtest.Dial(t, dev.GRPCAddr)
 	createTopic(t, c, topic, crashTopicPartitions, map[string]string{"segment.bytes": "1048576"})
 
 	led := newLedger(crashTopicPartitions)
@@ -150,7 +151,7 @@ func TestCorruptSealedSegment(t *testing.T) {
 	t.Logf("flipped a byte in %s, inside the batch of offsets %d-%d", segs[0], first, last)
 
 	dev.Restart(t)
-	c = dial(t, dev.GRPCAddr)
+	c = testenvtest.Dial(t, dev.GRPCAddr)
 
 	// Partition 0 from offset 0: the records before the damaged batch (if the
 	// broker serves them), then an error, never the damaged records.
@@ -221,7 +222,7 @@ func TestTornTailIsTruncated(t *testing.T) {
 	t.Logf("appended %d bytes of a torn batch at offset %d to %s", n, ends[0], active)
 
 	dev.Restart(t)
-	c := dial(t, dev.GRPCAddr)
+	c := testenvtest.Dial(t, dev.GRPCAddr)
 	if got := verifyTopic(t, c, topic, led); !slices.Equal(got, ends) {
 		t.Errorf("log ends %v after recovering a torn tail, %v before", got, ends)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // brokerListRow is what `strata brokers list -o json` prints per broker.
@@ -29,7 +30,7 @@ type brokerListRow struct {
 // gives it replicas and leaders, `strata brokers drain 1` empties broker 1,
 // and every record is still there.
 func TestElasticClusterWalkthrough(t *testing.T) {
-	skipShort(t)
+	testenvtest.SkipShort(t)
 	dir := filepath.Join(t.TempDir(), "testenv-data")
 	bin := testenv.Binary(t)
 	env := exec.Command(bin, "testenv", "--brokers", "3", "--dir", dir)
@@ -80,7 +81,7 @@ func TestElasticClusterWalkthrough(t *testing.T) {
 	bs := e.Brokers[0].GRPCAddr
 	strata := func(stdin string, args ...string) string {
 		t.Helper()
-		out, errOut, err := runStrata(t, bs, stdin, args...)
+		out, errOut, err := testenvtest.RunStrata(t, bs, stdin, args...)
 		if err != nil {
 			t.Fatalf("strata %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
 		}

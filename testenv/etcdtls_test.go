@@ -19,6 +19,7 @@ import (
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // etcdPassword is the broker's etcd password in TestBrokerEtcdTLSAndAuth:
@@ -133,7 +134,7 @@ func TestBrokerEtcdTLSAndAuth(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "secured-etcd", Value: []byte("v")}).FirstErr(); err != nil {
 		t.Fatalf("produce through a broker on a secured etcd: %v", err)
 	}
-	consumeValues(ctx, t, "the broker", []kgo.Opt{kgo.SeedBrokers(kafkaAddr)}, "secured-etcd", "v")
+	testenvtest.ConsumeValues(ctx, t, "the broker", []kgo.Opt{kgo.SeedBrokers(kafkaAddr)}, "secured-etcd", "v")
 
 	resp, err := http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {

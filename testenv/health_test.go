@@ -9,6 +9,7 @@ import (
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // The replication health metrics, as Prometheus scrapes them: killing a
@@ -20,7 +21,7 @@ import (
 // broker reports itself controller.
 func TestUnderReplicatedGaugeFollowsAKilledFollower(t *testing.T) {
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3})
-	client := dial(t, c.Broker(1).GRPCAddr())
+	client := testenvtest.Dial(t, c.Broker(1).GRPCAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	_, err := client.CreateTopic(ctx, &stratav1.CreateTopicRequest{
 		Name: "health", Partitions: 1, ReplicationFactor: 3,

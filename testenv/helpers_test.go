@@ -11,22 +11,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/goleak"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/record"
-	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testenvtest.Main(m)
 }
 
 const (
@@ -35,8 +30,6 @@ const (
 	batchRecords = 500
 	// valueSize is the size of every record value.
 	valueSize = 100
-	// maxMsg lifts gRPC's 4 MiB default so a fetch of several MiB fits.
-	maxMsg = 64 << 20
 	// rpcTimeout bounds every RPC a test makes.
 	rpcTimeout = 30 * time.Second
 )
@@ -62,20 +55,6 @@ func recordIndex(key []byte) (int, bool) {
 	}
 	i, err := strconv.Atoi(s)
 	return i, err == nil && i >= 0
-}
-
-// dial opens a gRPC client to addr, closed when the test ends.
-func dial(t testing.TB, addr string) stratav1.StrataClient {
-	t.Helper()
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
-	)
-	if err != nil {
-		t.Fatalf("grpc.NewClient(%s): %v", addr, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return stratav1.NewStrataClient(conn)
 }
 
 func createTopic(t testing.TB, c stratav1.StrataClient, name string, partitions int32, configs map[string]string) {
@@ -496,68 +475,4 @@ func produceAfterRestart(t testing.TB, c stratav1.StrataClient, topic string, le
 			}
 		}
 	}
-}
-
-// kafkaClient connects a franz-go client to every broker of c, closed when
-// the test ends, and returns it with an admin client on it and the seed
-// addresses.
-func kafkaClient(t testing.TB, c *testenv.Cluster, opts ...kgo.Opt) (*kgo.Client, *kadm.Client, []string) {
-	t.Helper()
-	var seeds []string
-	for _, b := range c.Brokers() {
-		seeds = append(seeds, b.KafkaAddr())
-	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl, kadm.NewClient(cl), seeds
-}
-
-// createKafkaTopic creates a topic of one partition with replication
-// factor rf and configs through Kafka's CreateTopics.
-func createKafkaTopic(ctx context.Context, t testing.TB, adm *kadm.Client, name string, rf int16, configs map[string]string) {
-	t.Helper()
-	cfg := map[string]*string{}
-	for k, v := range configs {
-		cfg[k] = &v
-	}
-	resp, err := adm.CreateTopic(ctx, 1, rf, cfg, name)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatalf("create topic %s: %v", name, err)
-	}
-}
-
-// partitionLeader is the broker leading partition p of topic, as Kafka's
-// Metadata reports it. A broker answers LEADER_NOT_AVAILABLE (leader -1),
-// or does not list the topic yet, while its view of etcd lags a change;
-// the test waits that out rather than taking the answer of the moment.
-func partitionLeader(t testing.TB, c *testenv.Cluster, adm *kadm.Client, topic string, p int32) *testenv.Broker {
-	t.Helper()
-	var leader *testenv.Broker
-	await.NoError(t, 30*time.Second, "a leader of "+topic, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		md, err := adm.Metadata(ctx, topic)
-		if err != nil {
-			return err
-		}
-		td, ok := md.Topics[topic]
-		if !ok || td.Err != nil {
-			return fmt.Errorf("topic %s in metadata: listed %v, err %v", topic, ok, td.Err)
-		}
-		pd, ok := td.Partitions[p]
-		if !ok || pd.Err != nil || pd.Leader < 0 {
-			return fmt.Errorf("partition %d: listed %v, leader %d, err %v", p, ok, pd.Leader, pd.Err)
-		}
-		if leader = c.Broker(pd.Leader); leader == nil {
-			return fmt.Errorf("partition %d: leader %d is not a broker of the cluster", p, pd.Leader)
-		}
-		return nil
-	})
-	return leader
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // awaitPartitions polls Kafka Metadata for topic until ok accepts every
@@ -118,7 +119,7 @@ func TestLeadersReturnToPreferredReplicasAfterARestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	const topic, partitions = "balanced", 6
-	cl, adm, _ := kafkaClient(t, c, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
+	cl, adm, _ := testenvtest.KafkaClient(t, c, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if _, err := adm.CreateTopic(ctx, partitions, 3, nil, topic); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestElectLeadersFromKafkaAdminClients(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	const topic, partitions = "elected", 6
-	cl, adm, seeds := kafkaClient(t, c, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
+	cl, adm, seeds := testenvtest.KafkaClient(t, c, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if _, err := adm.CreateTopic(ctx, partitions, 3, nil, topic); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +292,7 @@ func saramaAdmin(t testing.TB, seeds []string) sarama.ClusterAdmin {
 	// sarama's meters start a go-metrics goroutine that never ends, which
 	// the package's goleak check would report.
 	metrics.UseNilMetrics = true
-	saramaLogTo(nil)
+	testenvtest.SaramaLogTo(nil)
 	cfg := sarama.NewConfig()
 	// ElectLeaders v2 (with the election type) needs Kafka 2.4.
 	cfg.Version = sarama.V2_4_0_0

@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // produceAcked writes n acks=all records to partition 0 of topic, one
@@ -40,7 +41,7 @@ func checkAcked(ctx context.Context, t testing.TB, c *testenv.Cluster, topic str
 	for off := range acked {
 		end = max(end, off+1)
 	}
-	cons, _, _ := kafkaClient(t, c, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}))
+	cons, _, _ := testenvtest.KafkaClient(t, c, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}))
 	got := map[int64]string{}
 	var next int64
 	for next < end {
@@ -138,20 +139,20 @@ func lostDiskIsNotElected(t *testing.T, tiered bool) {
 	const topic = "lost-disk"
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cl, adm, _ := kafkaClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(60*time.Second))
-	createKafkaTopic(ctx, t, adm, topic, 3, configs)
+	cl, adm, _ := testenvtest.KafkaClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(60*time.Second))
+	testenvtest.CreateKafkaTopic(ctx, t, adm, topic, 3, configs)
 	acked := map[int64]string{}
 	produceAcked(ctx, t, cl, topic, 0, records, pad, acked)
 	if tiered {
 		var end int64
 		await.True(t, 30*time.Second, "the bucket to hold most records", func() bool {
-			end = bucketEnd(t, c, topic, 0)
+			end = testenvtest.BucketEnd(t, c, topic, 0)
 			return end >= int64(records)/2
 		})
 		t.Logf("the bucket holds offsets below %d of %d", end, records)
 	}
 
-	last := partitionLeader(t, c, adm, topic, 0)
+	last := testenvtest.PartitionLeader(t, c, adm, topic, 0)
 	var others []*testenv.Broker
 	for _, b := range c.Brokers() {
 		if b != last {
@@ -232,12 +233,12 @@ func TestFollowerWithLostDiskCatchesUp(t *testing.T) {
 	const topic = "lost-follower-disk"
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cl, adm, _ := kafkaClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(60*time.Second))
-	createKafkaTopic(ctx, t, adm, topic, 3, map[string]string{"min.insync.replicas": "2"})
+	cl, adm, _ := testenvtest.KafkaClient(t, c, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(60*time.Second))
+	testenvtest.CreateKafkaTopic(ctx, t, adm, topic, 3, map[string]string{"min.insync.replicas": "2"})
 	acked := map[int64]string{}
 	produceAcked(ctx, t, cl, topic, 0, 200, 0, acked)
 
-	leader := partitionLeader(t, c, adm, topic, 0)
+	leader := testenvtest.PartitionLeader(t, c, adm, topic, 0)
 	var follower, other *testenv.Broker
 	for _, b := range c.Brokers() {
 		switch {

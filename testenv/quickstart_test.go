@@ -1,29 +1,14 @@
 package testenv_test
 
 import (
-	"bytes"
 	"fmt"
-	"os/exec"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
-
-// strataCLI runs the strata binary as a user would, against dev's gRPC
-// address, and returns its stdout.
-func strataCLI(t testing.TB, dev *testenv.Dev, stdin string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(testenv.Binary(t), append(args, "--bootstrap-server", dev.GRPCAddr)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("strata %s: %v\nstderr: %s", strings.Join(args, " "), err, errOut.String())
-	}
-	return out.String()
-}
 
 // TestQuickstartSurvivesKill9 is the README's walk-through: create a
 // 3-partition topic, pipe 10,000 lines into `strata produce`, read them back
@@ -34,10 +19,10 @@ func TestQuickstartSurvivesKill9(t *testing.T) {
 		t.Skip("starts strata processes")
 	}
 	dev := testenv.StartDev(t, testenv.DevOptions{})
-	if out := strataCLI(t, dev, "", "topics", "create", "lines", "--partitions", "3"); !strings.Contains(out, "Created topic lines.") {
+	if out := testenvtest.StrataCLI(t, dev, "", "topics", "create", "lines", "--partitions", "3"); !strings.Contains(out, "Created topic lines.") {
 		t.Fatalf("create: %q", out)
 	}
-	desc := strataCLI(t, dev, "", "topics", "describe", "lines")
+	desc := testenvtest.StrataCLI(t, dev, "", "topics", "describe", "lines")
 	if !strings.Contains(desc, "PartitionCount: 3") || !strings.Contains(desc, "Partition: 2\tLeader: 1\tReplicas: 1\tIsr: 1") {
 		t.Fatalf("describe:\n%s", desc)
 	}
@@ -45,10 +30,10 @@ func TestQuickstartSurvivesKill9(t *testing.T) {
 	for i := 1; i <= 10000; i++ {
 		fmt.Fprintf(&in, "key-%d:line %d\n", i%97, i)
 	}
-	strataCLI(t, dev, in.String(), "produce", "lines", "--key-separator", ":")
+	testenvtest.StrataCLI(t, dev, in.String(), "produce", "lines", "--key-separator", ":")
 
 	consume := func() []string {
-		out := strataCLI(t, dev, "", "consume", "lines", "--from-beginning", "--max-messages", "10000",
+		out := testenvtest.StrataCLI(t, dev, "", "consume", "lines", "--from-beginning", "--max-messages", "10000",
 			"--print-partition", "--print-offset", "--print-key")
 		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 		sort.Strings(lines)
@@ -83,13 +68,13 @@ func TestProduceWithoutKeySeparatorIsUnkeyed(t *testing.T) {
 		t.Skip("starts strata processes")
 	}
 	dev := testenv.StartDev(t, testenv.DevOptions{})
-	strataCLI(t, dev, "", "topics", "create", "plain", "--partitions", "3")
+	testenvtest.StrataCLI(t, dev, "", "topics", "create", "plain", "--partitions", "3")
 	var in strings.Builder
 	for i := 1; i <= 10000; i++ {
 		fmt.Fprintf(&in, "line %d\n", i)
 	}
-	strataCLI(t, dev, in.String(), "produce", "plain")
-	out := strataCLI(t, dev, "", "consume", "plain", "--from-beginning", "--max-messages", "10000", "--print-partition", "--print-key")
+	testenvtest.StrataCLI(t, dev, in.String(), "produce", "plain")
+	out := testenvtest.StrataCLI(t, dev, "", "consume", "plain", "--from-beginning", "--max-messages", "10000", "--print-partition", "--print-key")
 	partitions := map[string]int{}
 	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
 		f := strings.Split(l, "\t")

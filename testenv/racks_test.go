@@ -17,6 +17,7 @@ import (
 	"github.com/strata-broker/strata/api/client"
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
@@ -32,7 +33,7 @@ func TestBrokerRacks(t *testing.T) {
 		BrokerArgs: func(id int32) []string { return []string{"--config", "broker.rack=" + racks[id]} }})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, adm, _ := kafkaClient(t, c)
+	cl, adm, _ := testenvtest.KafkaClient(t, c)
 	resp, err := adm.CreateTopic(ctx, 3, 3, nil, "placed")
 	if err == nil {
 		err = resp.Err
@@ -62,7 +63,7 @@ func TestBrokerRacks(t *testing.T) {
 	// Every broker holds a replica of each of the 3 partitions; between
 	// them they lead all 3.
 	await.NoError(t, 30*time.Second, "brokers list to show every replica and leader", func() error {
-		out, _, err := runStrata(t, c.BootstrapServers(), "", "brokers", "list")
+		out, _, err := testenvtest.RunStrata(t, c.BootstrapServers(), "", "brokers", "list")
 		if err != nil {
 			return err
 		}
@@ -106,8 +107,8 @@ func TestFollowerFetchingFromConsumersRack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const topic, records = "zonal", 3000
-	producer, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchMaxBytes(16<<10))
-	createKafkaTopic(ctx, t, adm, topic, 3, nil)
+	producer, adm, seeds := testenvtest.KafkaClient(t, c, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchMaxBytes(16<<10))
+	testenvtest.CreateKafkaTopic(ctx, t, adm, topic, 3, nil)
 
 	md, err := adm.Metadata(ctx, topic)
 	if err != nil {
@@ -121,7 +122,7 @@ func TestFollowerFetchingFromConsumersRack(t *testing.T) {
 	if len(placed) != 3 {
 		t.Fatalf("replicas %v are in racks %v, want a, b and c", replicas, placed)
 	}
-	leader := partitionLeader(t, c, adm, topic, 0)
+	leader := testenvtest.PartitionLeader(t, c, adm, topic, 0)
 	if racks[leader.ID()] == "b" {
 		t.Fatalf("broker %d in rack b leads %s: the test needs the leader elsewhere", leader.ID(), topic)
 	}
@@ -246,8 +247,8 @@ func TestTieredFollowerFetching(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const topic, n = "zonal-history", 3000
-	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	createKafkaTopic(ctx, t, adm, topic, 3, map[string]string{
+	cl, adm, seeds := testenvtest.KafkaClient(t, c, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	testenvtest.CreateKafkaTopic(ctx, t, adm, topic, 3, map[string]string{
 		"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.bytes": "32768",
 	})
 	for i := 0; i < n; i += 100 {
@@ -259,7 +260,7 @@ func TestTieredFollowerFetching(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	leader := partitionLeader(t, c, adm, topic, 0)
+	leader := testenvtest.PartitionLeader(t, c, adm, topic, 0)
 	if racks[leader.ID()] == "b" {
 		t.Fatalf("broker %d in rack b leads %s: the test needs the leader elsewhere", leader.ID(), topic)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // moveTimeout bounds every wait for a move, a failover or a read-back.
@@ -48,7 +49,7 @@ func TestReassignUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	_, adm, _ := kafkaClient(t, c)
+	_, adm, _ := testenvtest.KafkaClient(t, c)
 
 	t.Run("KillController", func(t *testing.T) {
 		m := startMoveUnderLoad(ctx, t, c, store, adm, "move-controller")
@@ -182,7 +183,7 @@ func startMoveUnderLoad(ctx context.Context, t *testing.T, c *testenv.Cluster, s
 	m.target = append(slices.DeleteFunc(slices.Clone(m.original.Replicas), func(id int32) bool { return id == leader }), m.joiner)
 	// Wait until Kafka clients see the leader etcd names, so the load does
 	// not start against a broker that has not opened the partition yet.
-	if got := partitionLeader(t, c, adm, topic, m.part); got.ID() != leader {
+	if got := testenvtest.PartitionLeader(t, c, adm, topic, m.part); got.ID() != leader {
 		t.Fatalf("partition %d: Metadata names leader %d, etcd %d", m.part, got.ID(), leader)
 	}
 
@@ -493,7 +494,7 @@ func testReassignCLI(ctx context.Context, t *testing.T, c *testenv.Cluster, m *m
 	}
 	cli := func(args ...string) string {
 		t.Helper()
-		out, errOut, err := runStrata(t, c.BootstrapServers(), "", append([]string{"partitions", "reassign"}, args...)...)
+		out, errOut, err := testenvtest.RunStrata(t, c.BootstrapServers(), "", append([]string{"partitions", "reassign"}, args...)...)
 		if err != nil {
 			t.Fatalf("strata partitions reassign %s: %v\n%s", strings.Join(args, " "), err, errOut)
 		}
@@ -583,7 +584,7 @@ func testSaramaReassign(ctx context.Context, t *testing.T, c *testenv.Cluster, s
 	// sarama's meters start a go-metrics goroutine that never ends, which
 	// the package's goleak check would report.
 	metrics.UseNilMetrics = true
-	saramaLogTo(nil)
+	testenvtest.SaramaLogTo(nil)
 	cfg := sarama.NewConfig()
 	cfg.ClientID = "reassign-sarama"
 	cfg.Version = sarama.V2_4_0_0 // the first to know AlterPartitionReassignments

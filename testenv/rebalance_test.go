@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // brokerLoad is one row of `strata brokers list -o json`.
@@ -25,7 +26,7 @@ type brokerLoad struct {
 }
 
 func brokerLoads(t *testing.T, c *testenv.Cluster) (map[int32]brokerLoad, error) {
-	out, errOut, err := runStrata(t, c.BootstrapServers(), "", "brokers", "list", "-o", "json")
+	out, errOut, err := testenvtest.RunStrata(t, c.BootstrapServers(), "", "brokers", "list", "-o", "json")
 	if err != nil {
 		return nil, fmt.Errorf("brokers list: %w: %s", err, errOut)
 	}
@@ -54,7 +55,7 @@ func TestRebalanceAndDrain(t *testing.T) {
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	_, adm, seeds := kafkaClient(t, c)
+	_, adm, seeds := testenvtest.KafkaClient(t, c)
 	resp, err := adm.CreateTopic(ctx, partitions, 2, nil, topic)
 	if err == nil {
 		err = resp.Err
@@ -123,7 +124,7 @@ func TestRebalanceAndDrain(t *testing.T) {
 		return nil
 	})
 
-	out, errOut, err := runStrata(t, c.BootstrapServers(), "", "cluster", "rebalance", "--wait", "90s")
+	out, errOut, err := testenvtest.RunStrata(t, c.BootstrapServers(), "", "cluster", "rebalance", "--wait", "90s")
 	if err != nil {
 		t.Fatalf("cluster rebalance: %v: %s\n%s", err, errOut, out)
 	}
@@ -148,7 +149,7 @@ func TestRebalanceAndDrain(t *testing.T) {
 		t.Fatal("nothing produced")
 	}
 
-	out, errOut, err = runStrata(t, c.BootstrapServers(), "", "brokers", "drain", "1", "--wait", "90s")
+	out, errOut, err = testenvtest.RunStrata(t, c.BootstrapServers(), "", "brokers", "drain", "1", "--wait", "90s")
 	if err != nil {
 		t.Fatalf("brokers drain 1: %v: %s\n%s", err, errOut, out)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // While MinIO is down, a Kafka fetch below the local log start was
@@ -36,8 +37,8 @@ func TestRemoteReadFailuresAreRetriable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	b := c.Brokers()[0]
-	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic("cold"), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	createKafkaTopic(ctx, t, adm, "cold", 1, map[string]string{
+	cl, adm, seeds := testenvtest.KafkaClient(t, c, kgo.DefaultProduceTopic("cold"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	testenvtest.CreateKafkaTopic(ctx, t, adm, "cold", 1, map[string]string{
 		"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.bytes": "16384",
 	})
 	const n = 1000
@@ -51,7 +52,7 @@ func TestRemoteReadFailuresAreRetriable(t *testing.T) {
 		}
 	}
 	await.True(t, 60*time.Second, "the oldest records to be only in MinIO", func() bool {
-		return metricValue(t, b, "strata_tiering_upload_backlog_bytes") == 0 && bucketEnd(t, c, "cold", 0) >= n/2 && localStart(t, b, "cold") > 0
+		return metricValue(t, b, "strata_tiering_upload_backlog_bytes") == 0 && testenvtest.BucketEnd(t, c, "cold", 0) >= n/2 && localStart(t, b, "cold") > 0
 	})
 
 	if err := c.MinIO().Stop(); err != nil {
@@ -127,7 +128,7 @@ func fetchCode(t testing.TB, addr, topic string, offset int64) int16 {
 	rp.PartitionMaxBytes = 1 << 20
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	body, err := roundTrip(conn, req, 1, time.Minute)
+	body, err := testenvtest.RoundTrip(conn, req, 1, time.Minute)
 	if err != nil {
 		t.Fatalf("fetch: %v", err)
 	}

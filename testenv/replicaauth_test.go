@@ -18,6 +18,7 @@ import (
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // A caller that claims to be a paused follower in ReplicaFetch, without
@@ -34,7 +35,7 @@ func TestForgedReplicaFetchCannotAcknowledgeWrites(t *testing.T) {
 		BrokerSettings: map[string]string{"replica.lag.time.max.ms": fmt.Sprint(lag.Milliseconds())}})
 	clients := map[int32]stratav1.StrataClient{}
 	for _, b := range c.Brokers() {
-		clients[b.ID()] = dial(t, b.GRPCAddr())
+		clients[b.ID()] = testenvtest.Dial(t, b.GRPCAddr())
 	}
 	ctx := context.Background()
 	if _, err := clients[1].CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "spoof", Partitions: 1, ReplicationFactor: 2,
@@ -176,7 +177,7 @@ func TestForgedReplicaFetchCannotAcknowledgeWrites(t *testing.T) {
 		st, err = state(other)
 		return err == nil && st.GetLeader() > 0 && len(st.GetIsr()) == 2
 	})
-	got := fetchFrom(t, dial(t, c.Broker(st.GetLeader()).GRPCAddr()), "spoof", 0, 0)
+	got := fetchFrom(t, testenvtest.Dial(t, c.Broker(st.GetLeader()).GRPCAddr()), "spoof", 0, 0)
 	if got.err != nil {
 		t.Fatalf("reading the partition from its leader %d: %v", st.GetLeader(), got.err)
 	}

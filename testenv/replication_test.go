@@ -24,6 +24,7 @@ import (
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // leaderRequestTimeout bounds one produce request of the chaos producer. A
@@ -48,7 +49,7 @@ func newRouter(t testing.TB, c *testenv.Cluster, topic string) *router {
 	r := &router{t: t, c: c, topic: topic, clients: map[int32]stratav1.StrataClient{}, leaders: map[int32]int32{}}
 	for _, b := range c.Brokers() {
 		conn, err := grpc.NewClient(b.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg)))
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(testenvtest.MaxMsg)))
 		if err != nil {
 			t.Fatal(err)
 		}

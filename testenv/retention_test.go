@@ -13,6 +13,7 @@ import (
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // listEarliest returns partition p's earliest offset (its log start).
@@ -64,7 +65,7 @@ func TestRetentionMsAlteredWithTheCLI(t *testing.T) {
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1,
 		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "log.retention.check.interval.ms": "200"}})
 	b := c.Brokers()[0]
-	api := dial(t, b.GRPCAddr())
+	api := testenvtest.Dial(t, b.GRPCAddr())
 	createTopic(t, api, "expiring", 1, map[string]string{"segment.bytes": "1024"})
 	// Records a day old by their timestamps, in batches of ten, so that
 	// they fill several segments.
@@ -122,7 +123,7 @@ func TestTieredRetentionMsAlteredWithTheCLI(t *testing.T) {
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1, MinIO: true,
 		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "300"}})
 	b := c.Brokers()[0]
-	api := dial(t, b.GRPCAddr())
+	api := testenvtest.Dial(t, b.GRPCAddr())
 	createTopic(t, api, "ticks", 1, map[string]string{"segment.bytes": "1024", "remote.storage.enable": "true", "local.retention.bytes": "2048"})
 	produceAged(t, api, "ticks", 200, 24*time.Hour)
 	bin := testenv.Binary(t)

@@ -16,6 +16,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // growthFDs counts the descriptors process pid holds.
@@ -60,7 +61,7 @@ func TestSealedSegmentFilesStayBounded(t *testing.T) {
 		"--config", "log.segment.open.files.max=" + strconv.Itoa(openFiles),
 	}})
 	pid := dev.Pid()
-	api := dial(t, dev.GRPCAddr)
+	api := testenvtest.Dial(t, dev.GRPCAddr)
 	createTopic(t, api, "tiny-segments", 1, map[string]string{"segment.bytes": "1024"})
 	baseline := growthFDs(t, pid)
 	limit := baseline + openFiles + slack
@@ -169,7 +170,7 @@ func TestClientCannotSetTinySegments(t *testing.T) {
 	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1})
 	b := c.Brokers()[0]
 	_, adm := growthKafka(t, b.KafkaAddr())
-	api := dial(t, b.GRPCAddr())
+	api := testenvtest.Dial(t, b.GRPCAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // fillPartition produces n records of size bytes (incompressible) to
@@ -72,10 +73,10 @@ func TestReplicaCatchUpFollowsTheThrottle(t *testing.T) {
 				BrokerSettings: map[string]string{key: fmt.Sprint(rate)}})
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			cl, adm, _ := kafkaClient(t, c, kgo.ProducerBatchCompression(kgo.NoCompression()))
-			createKafkaTopic(ctx, t, adm, "copied", 1, nil)
+			cl, adm, _ := testenvtest.KafkaClient(t, c, kgo.ProducerBatchCompression(kgo.NoCompression()))
+			testenvtest.CreateKafkaTopic(ctx, t, adm, "copied", 1, nil)
 			fillPartition(ctx, t, cl, "copied", records, size)
-			leader := partitionLeader(t, c, adm, "copied", 0)
+			leader := testenvtest.PartitionLeader(t, c, adm, "copied", 0)
 
 			took, joiner := timeToJoin(ctx, t, c, leader, "copied", time.Minute)
 			side := leader

@@ -21,8 +21,8 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 	"github.com/strata-broker/strata/tiering"
-	"github.com/strata-broker/strata/tiering/objstore"
 )
 
 // A tiered topic whose local retention is far below what was produced keeps
@@ -36,8 +36,8 @@ func TestTieredTopicReadsBackFromMinIO(t *testing.T) {
 		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "200"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic("history"), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	createKafkaTopic(ctx, t, adm, "history", 3, map[string]string{
+	cl, adm, seeds := testenvtest.KafkaClient(t, c, kgo.DefaultProduceTopic("history"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	testenvtest.CreateKafkaTopic(ctx, t, adm, "history", 3, map[string]string{
 		"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.bytes": "32768",
 	})
 	const n = 3000
@@ -52,7 +52,7 @@ func TestTieredTopicReadsBackFromMinIO(t *testing.T) {
 	}
 
 	// The leader uploads and trims its disk in the background.
-	leader := partitionLeader(t, c, adm, "history", 0)
+	leader := testenvtest.PartitionLeader(t, c, adm, "history", 0)
 	var local []string
 	await.True(t, 60*time.Second, "the leader's local log to shrink to its local retention", func() bool {
 		local, _ = filepath.Glob(filepath.Join(leader.DataDir(), "history-0", "*.log"))
@@ -144,40 +144,11 @@ func metricValue(t testing.TB, b *testenv.Broker, name string) float64 {
 // project's own object store client.
 func bucketManifest(t *testing.T, c *testenv.Cluster, topic string, p int32) tiering.PartitionManifest {
 	t.Helper()
-	m, err := readBucketManifest(t, c, topic, p)
+	m, err := testenvtest.ReadBucketManifest(t, c, topic, p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
-}
-
-// bucketEnd is where a partition's copy in the bucket ends, -1 while there
-// is none.
-func bucketEnd(t *testing.T, c *testenv.Cluster, topic string, p int32) int64 {
-	m, err := readBucketManifest(t, c, topic, p)
-	if err != nil {
-		return -1
-	}
-	return m.EndOffset()
-}
-
-func readBucketManifest(t testing.TB, c *testenv.Cluster, topic string, p int32) (tiering.PartitionManifest, error) {
-	s3 := c.MinIO().S3()
-	t.Setenv("AWS_ACCESS_KEY_ID", s3.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3.SecretKey)
-	t.Setenv("AWS_REGION", s3.Region)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := objstore.Open(ctx, testenv.ObjectStoreURL(s3), objstore.Options{})
-	if err != nil {
-		return tiering.PartitionManifest{}, err
-	}
-	tm, err := tiering.FindTopic(ctx, st, topic)
-	if err != nil {
-		return tiering.PartitionManifest{}, err
-	}
-	m, _, _, err := tiering.LatestManifest(ctx, st, tiering.Layout{Topic: topic, TopicID: tm.ID}, p)
-	return m, err
 }
 
 // checkContiguous fails unless the manifest's segments cover its range
@@ -243,7 +214,7 @@ func TestTieringRidesOutAMinIOOutage(t *testing.T) {
 	}
 	produce(1000)
 	await.True(t, 30*time.Second, "uploads to catch up before the outage", func() bool {
-		return metricValue(t, b, "strata_tiering_upload_backlog_bytes") == 0 && bucketEnd(t, c, "steady", 0) >= 900
+		return metricValue(t, b, "strata_tiering_upload_backlog_bytes") == 0 && testenvtest.BucketEnd(t, c, "steady", 0) >= 900
 	})
 
 	if err := c.MinIO().Stop(); err != nil {
@@ -274,7 +245,7 @@ func TestTieringRidesOutAMinIOOutage(t *testing.T) {
 	}
 	await.True(t, 60*time.Second, "uploads to resume and local retention to apply after MinIO is back", func() bool {
 		return metricValue(t, b, "strata_tiering_upload_backlog_bytes") == 0 && localSegments() <= 3 &&
-			bucketEnd(t, c, "steady", 0) >= int64(produced)-200
+			testenvtest.BucketEnd(t, c, "steady", 0) >= int64(produced)-200
 	})
 	m := bucketManifest(t, c, "steady", 0)
 	checkContiguous(t, m)
@@ -293,9 +264,9 @@ func TestLeaderChangeDuringUploads(t *testing.T) {
 		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "100"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic("busy"),
+	cl, adm, seeds := testenvtest.KafkaClient(t, c, kgo.DefaultProduceTopic("busy"),
 		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordDeliveryTimeout(60*time.Second))
-	createKafkaTopic(ctx, t, adm, "busy", 3, map[string]string{
+	testenvtest.CreateKafkaTopic(ctx, t, adm, "busy", 3, map[string]string{
 		"remote.storage.enable": "true", "segment.bytes": "32768", "local.retention.bytes": "32768", "min.insync.replicas": "2",
 	})
 	produced := 0
@@ -312,16 +283,16 @@ func TestLeaderChangeDuringUploads(t *testing.T) {
 		}
 	}
 	produceFor(time.Second)
-	old := partitionLeader(t, c, adm, "busy", 0)
+	old := testenvtest.PartitionLeader(t, c, adm, "busy", 0)
 	old.Kill()
 	produceFor(2 * time.Second)
 	if err := old.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	produceFor(time.Second)
-	leader := partitionLeader(t, c, adm, "busy", 0)
+	leader := testenvtest.PartitionLeader(t, c, adm, "busy", 0)
 	await.True(t, 60*time.Second, "the new leader to upload its backlog", func() bool {
-		return metricValue(t, leader, "strata_tiering_upload_backlog_bytes") == 0 && bucketEnd(t, c, "busy", 0) >= int64(produced)-600 // the active segment: up to 32 KiB of 115-byte records
+		return metricValue(t, leader, "strata_tiering_upload_backlog_bytes") == 0 && testenvtest.BucketEnd(t, c, "busy", 0) >= int64(produced)-600 // the active segment: up to 32 KiB of 115-byte records
 	})
 	m := bucketManifest(t, c, "busy", 0)
 	checkContiguous(t, m)
@@ -390,7 +361,7 @@ func TestReplayAndRestoreAfterTheClusterIsWiped(t *testing.T) {
 		}
 	}
 	var end int64
-	await.True(t, 30*time.Second, "the bucket to hold most records", func() bool { end = bucketEnd(t, c, "archive", 0); return end >= 500 })
+	await.True(t, 30*time.Second, "the bucket to hold most records", func() bool { end = testenvtest.BucketEnd(t, c, "archive", 0); return end >= 500 })
 
 	// Wipe the cluster: stop the broker, delete its disk and the cluster's
 	// keys in etcd.

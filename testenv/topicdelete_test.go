@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // A tiered topic deleted through Kafka's DeleteTopics leaves MinIO (listed
@@ -29,7 +30,7 @@ func TestDeletedTopicLeavesTheBucket(t *testing.T) {
 		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "300"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cl, adm, seeds := kafkaClient(t, c, kgo.DefaultProduceTopic("doomed"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	cl, adm, seeds := testenvtest.KafkaClient(t, c, kgo.DefaultProduceTopic("doomed"), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	configs := map[string]string{
 		"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.bytes": "32768",
 	}
@@ -71,7 +72,7 @@ func TestDeletedTopicLeavesTheBucket(t *testing.T) {
 		}
 	}
 
-	createKafkaTopic(ctx, t, adm, "doomed", 2, configs)
+	testenvtest.CreateKafkaTopic(ctx, t, adm, "doomed", 2, configs)
 	produce(cl, 2000, "old")
 	var oldID string
 	await.True(t, time.Minute, "the first incarnation's segments in MinIO", func() bool {
@@ -131,7 +132,7 @@ func TestDeletedTopicLeavesTheBucket(t *testing.T) {
 		}
 		return nil
 	})
-	newCl, _, _ := kafkaClient(t, c, kgo.DefaultProduceTopic("doomed"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	newCl, _, _ := testenvtest.KafkaClient(t, c, kgo.DefaultProduceTopic("doomed"), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	produce(newCl, 1500, "new")
 	var newID string
 	var newKeys []string

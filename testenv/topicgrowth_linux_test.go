@@ -18,6 +18,7 @@ import (
 
 	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // metadataForUnknown sends one Metadata request naming n topics that do
@@ -67,7 +68,7 @@ func TestMetadataCreatesNothingOnABroker(t *testing.T) {
 			t.Fatalf("topic %s: error %d, want UNKNOWN_TOPIC_OR_PARTITION", name, code)
 		}
 	}
-	if got := growthTopics(t, dial(t, b.GRPCAddr()), "unknown-"); len(got) != 0 {
+	if got := growthTopics(t, testenvtest.Dial(t, b.GRPCAddr()), "unknown-"); len(got) != 0 {
 		t.Fatalf("Metadata created %d topics on a broker without auto.create.topics.enable", len(got))
 	}
 }
@@ -85,7 +86,7 @@ func TestMetadataAutoCreatesABoundedNumberOnDev(t *testing.T) {
 	const bound = 100
 	dev := testenv.StartDev(t, testenv.DevOptions{})
 	cl, _ := growthKafka(t, dev.KafkaAddr)
-	api := dial(t, dev.GRPCAddr)
+	api := testenvtest.Dial(t, dev.GRPCAddr)
 	_, peakBefore := growthMemory(t, dev.Pid())
 	codes := metadataForUnknown(t, cl, "unknown-", 1000)
 	created := growthTopics(t, api, "unknown-")
@@ -126,7 +127,7 @@ func TestClusterPartitionLimit(t *testing.T) {
 	const limit = 20
 	dev := testenv.StartDev(t, testenv.DevOptions{ExtraArgs: []string{"--config", "max.partitions=" + strconv.Itoa(limit)}})
 	cl, adm := growthKafka(t, dev.KafkaAddr)
-	api := dial(t, dev.GRPCAddr)
+	api := testenvtest.Dial(t, dev.GRPCAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
 

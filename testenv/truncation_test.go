@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // A consumer that read records an unclean election then lost finds out
@@ -29,7 +30,7 @@ func TestConsumerDetectsTruncationAfterUncleanElection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	const topic = "diverged"
-	cl, adm, seeds := kafkaClient(t, c, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
+	cl, adm, seeds := testenvtest.KafkaClient(t, c, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if _, err := adm.CreateTopic(ctx, 1, 2, nil, topic); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // BenchmarkTransactionalProduce compares transactional produce with
@@ -31,7 +32,7 @@ func BenchmarkTransactionalProduce(b *testing.B) {
 	c := testenv.NewTestCluster(b, testenv.ClusterOptions{Brokers: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	_, adm, seeds := kafkaClient(b, c)
+	_, adm, seeds := testenvtest.KafkaClient(b, c)
 	const topic = "txn-bench"
 	if resp, err := adm.CreateTopic(ctx, 4, 3, nil, topic); err != nil || resp.Err != nil {
 		b.Fatalf("create topic: %v %v", err, resp.Err)

@@ -3,7 +3,9 @@ package topicconfig
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -16,6 +18,7 @@ var brokerReadKeys = []string{
 	"connections.max.idle.ms",
 	"max.connections",
 	"max.connections.per.ip",
+	FetchSessionCacheSlotsKey,
 	"queued.max.request.bytes",
 	"socket.request.max.bytes",
 	"socket.request.max.bytes.non.produce",
@@ -26,6 +29,23 @@ var brokerReadKeys = []string{
 	SegmentMinBytesKey,
 	SegmentOpenFilesMaxKey,
 	"group.max.size",
+	// Share and consumer group bounds (broker/sharegroup/config.go).
+	"group.share.max.size",
+	"group.share.record.lock.duration.ms",
+	"group.share.min.record.lock.duration.ms",
+	"group.share.max.record.lock.duration.ms",
+	"group.share.session.timeout.ms",
+	"group.share.min.session.timeout.ms",
+	"group.share.max.session.timeout.ms",
+	"group.share.heartbeat.interval.ms",
+	"group.share.min.heartbeat.interval.ms",
+	"group.share.max.heartbeat.interval.ms",
+	"group.consumer.session.timeout.ms",
+	"group.consumer.min.session.timeout.ms",
+	"group.consumer.max.session.timeout.ms",
+	"group.consumer.heartbeat.interval.ms",
+	"group.consumer.min.heartbeat.interval.ms",
+	"group.consumer.max.heartbeat.interval.ms",
 	"log.dir.failure.retry.ms",
 	"offset.metadata.max.bytes",
 	"producer.state.max.entries",
@@ -255,4 +275,24 @@ func IsSensitiveBrokerKey(key string) bool {
 		}
 	}
 	return false
+}
+
+const (
+	// FetchSessionCacheSlotsKey bounds the incremental fetch sessions
+	// (KIP-227) a broker holds; 0 turns them off, as in Kafka.
+	FetchSessionCacheSlotsKey     = "max.incremental.fetch.session.cache.slots"
+	DefaultFetchSessionCacheSlots = 1000
+)
+
+// FetchSessionCacheSlots reads max.incremental.fetch.session.cache.slots.
+func FetchSessionCacheSlots(brokerSettings map[string]string) (int, error) {
+	raw, ok := brokerSettings[FetchSessionCacheSlotsKey]
+	if !ok {
+		return DefaultFetchSessionCacheSlots, nil
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 32)
+	if err != nil || v < 0 {
+		return 0, &ValueError{Key: FetchSessionCacheSlotsKey, Value: raw, Reason: fmt.Sprintf("must be an integer from 0 to %d", math.MaxInt32)}
+	}
+	return int(v), nil
 }

@@ -190,6 +190,11 @@ func (s *Server) ListGroups(ctx context.Context, _ *stratav1.ListGroupsRequest) 
 			Coordinator: s.b.GroupCoordinator(g.Group).NodeID,
 		})
 	}
+	share, err := s.shareGroupSummaries(ctx, all)
+	if err != nil {
+		return nil, err
+	}
+	resp.Groups = append(resp.Groups, share...)
 	return resp, nil
 }
 
@@ -197,6 +202,11 @@ func (s *Server) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupR
 	d, err := s.b.Groups().Describe(ctx, req.GetGroup())
 	if err != nil {
 		return nil, groupStatus(err)
+	}
+	if d.State == group.StateDead {
+		if share, ok, err := s.describeShareGroup(ctx, req.GetGroup()); ok || err != nil {
+			return share, err
+		}
 	}
 	resp := &stratav1.DescribeGroupResponse{
 		Group: d.Group, State: d.State, ProtocolType: d.ProtocolType, Protocol: d.Protocol,

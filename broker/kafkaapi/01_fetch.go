@@ -1,9 +1,20 @@
-// Fetch (key 1), versions 4-12.
+// Fetch (key 1), versions 4-17.
 //
 // 4 is the first version whose records are record batch v2, the only format
-// stored; 13 names topics by id. There are no fetch sessions (KIP-227): the
-// session id is always 0, so clients keep sending full requests. A long poll
-// is capped at maxFetchWait.
+// stored. A long poll is capped at maxFetchWait.
+//
+// From v7 fetches may use incremental fetch sessions (KIP-227, see
+// fetchsession.go): a full fetch with session epoch 0 gets a session id,
+// and the later ones send only what changed and get only what is new. An
+// incremental fetch with nothing new waits out MaxWaitMillis / MinBytes as
+// a full one does: the session's partitions are all fetched.
+//
+// v13 names topics by id (a topic deleted and created again under its name
+// is another one: its old id gets UNKNOWN_TOPIC_ID); v15 moves the replica
+// id into ReplicaState, which is ignored (every Kafka fetch is a
+// consumer's: replication runs over gRPC); v16 answers a partition that
+// has moved (NOT_LEADER_OR_FOLLOWER) with its current leader and that
+// broker's endpoint (KIP-951); v17 only adds a follower's directory id.
 //
 // isolation_level 1 (read_committed) reads up to the last stable offset and
 // gets the aborted transactions of the records returned, which the client
@@ -26,6 +37,7 @@ package kafkaapi
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -36,7 +48,7 @@ import (
 )
 
 func (s *Server) fetchAPI() api {
-	return api{key: 1, min: 4, max: 12, amplification: 160, handle: decoded(s.fetch), auth: checkedInHandler()}
+	return api{key: 1, min: 4, max: 17, amplification: 160, handle: decodedWithHeader(s.fetch), auth: checkedInHandler()}
 }
 
 // maxFetchWait caps a fetch's long poll, whatever the client asks.
@@ -68,31 +80,73 @@ func (r *pooledResponse) release() {
 	r.held = nil
 }
 
-func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
+func (s *Server) fetch(ctx context.Context, h header, req *kmsg.FetchRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	// Fetch sessions (KIP-227) are optional for a broker: session id 0 tells
-	// the client there is none, and it keeps sending full requests.
-	resp.SessionID = 0
-	var parts []broker.FetchPartition
+	byID := req.Version >= 13
+	var requested []sessionPartition
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			k := fetchSessionKey{partition: p.Partition}
+			if byID {
+				k.topicID = t.TopicID
+			} else {
+				k.topic = t.Topic
+			}
+			requested = append(requested, sessionPartition{key: k, fetchOffset: p.FetchOffset, maxBytes: p.PartitionMaxBytes,
+				highWatermark: -1, lastStableOffset: -1, logStartOffset: -1})
+		}
+	}
+	plan, code := s.fetchSessions.plan(principalOf(ctx), req, requested)
+	if code != 0 {
+		resp.ErrorCode = code
+		return resp
+	}
+	resp.SessionID = plan.sessionID
+
+	// The topics' names (given, or found by id) and ids.
+	names := make([]string, len(plan.parts))
+	ids := make([]string, len(plan.parts))
+	if byID {
+		want := make(map[[16]byte]int, 8)
+		for _, sp := range plan.parts {
+			want[sp.key.topicID] = 0
+		}
+		found := make(map[[16]byte][2]string, len(want))
+		s.core.EachTopicID(func(name, id string) {
+			if k := topicID(id); k != ([16]byte{}) {
+				if _, ok := want[k]; ok {
+					found[k] = [2]string{name, id}
+				}
+			}
+		})
+		for i, sp := range plan.parts {
+			f := found[sp.key.topicID]
+			names[i], ids[i] = f[0], f[1]
+		}
+	} else {
+		for i, sp := range plan.parts {
+			names[i] = sp.key.topic
+		}
+	}
 	allowed := s.topicsAuthorized(ctx, acl.OpRead, func(yield func(string) bool) {
-		for _, t := range req.Topics {
-			if !yield(t.Topic) {
+		for _, n := range names {
+			if n != "" && !yield(n) {
 				return
 			}
 		}
 	})
-	for _, t := range req.Topics {
-		if !allowedIn(allowed, t.Topic) {
+	// fetched[i] is the place in parts of plan.parts[i], -1 if not fetched.
+	fetched := make([]int, len(plan.parts))
+	var parts []broker.FetchPartition
+	for i, sp := range plan.parts {
+		fetched[i] = -1
+		if names[i] == "" || !allowedIn(allowed, names[i]) {
 			continue
 		}
-		for _, p := range t.Partitions {
-			parts = append(parts, broker.FetchPartition{
-				Topic: t.Topic, Partition: p.Partition, Offset: p.FetchOffset, MaxBytes: p.PartitionMaxBytes,
-			})
-		}
-	}
-	if len(parts) == 0 && allowed == nil {
-		return resp
+		fetched[i] = len(parts)
+		parts = append(parts, broker.FetchPartition{
+			Topic: names[i], TopicID: ids[i], Partition: sp.key.partition, Offset: sp.fetchOffset, MaxBytes: sp.maxBytes,
+		})
 	}
 	maxBytes := req.MaxBytes
 	if req.Version < 3 || maxBytes <= 0 {
@@ -120,65 +174,140 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 			pooled.buffers = append(pooled.buffers, res.Buffer)
 		}
 		if res.Pieces != nil {
-			if pooled.pieces == nil {
-				pooled.pieces = make([][][]byte, len(results))
-			}
 			pooled.held = append(pooled.held, res)
 		}
 	}
-	i := 0
-	for _, t := range req.Topics {
-		rt := kmsg.NewFetchResponseTopic()
-		rt.Topic = t.Topic
-		if !allowedIn(allowed, t.Topic) {
-			for _, p := range t.Partitions {
-				rp := kmsg.NewFetchResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, kerr.TopicAuthorizationFailed.Code
-				rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
-				rp.PreferredReadReplica = -1
-				rp.RecordBatches = []byte{}
-				rt.Partitions = append(rt.Partitions, rp)
+	withRecords := make([]bool, len(plan.parts))
+	moved := false // a partition is answered NOT_LEADER_OR_FOLLOWER
+	place := 0     // the next partition's place in the response
+	for i, sp := range plan.parts {
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.Partition = sp.key.partition
+		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+		rp.PreferredReadReplica = -1
+		// Records are nullable on the wire, but librdkafka rejects a null
+		// (size -1) set: an empty one is sent instead.
+		rp.RecordBatches = []byte{}
+		var pieces [][]byte
+		j := fetched[i]
+		switch {
+		case names[i] == "" && byID:
+			rp.ErrorCode = kerr.UnknownTopicID.Code
+		case j < 0:
+			rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		case err != nil:
+			rp.ErrorCode = errorCode(err)
+		case results[j].Err != nil:
+			rp.ErrorCode = errorCode(results[j].Err)
+			if byID && errors.Is(results[j].Err, broker.ErrUnknownTopicID) {
+				rp.ErrorCode = kerr.UnknownTopicID.Code
 			}
-			resp.Topics = append(resp.Topics, rt)
+		default:
+			res := results[j]
+			rp.HighWatermark = res.HighWatermark
+			rp.LastStableOffset = res.LastStableOffset
+			rp.LogStartOffset = res.LogStartOffset
+			if res.Aborted != nil {
+				rp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, len(res.Aborted))
+				for k, a := range res.Aborted {
+					at := &rp.AbortedTransactions[k]
+					at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+				}
+			}
+			rp.PreferredReadReplica = res.PreferredReadReplica
+			if len(res.Data) > 0 {
+				rp.RecordBatches = res.Data
+			}
+			pieces = res.Pieces
+		}
+		withRecords[i] = len(rp.RecordBatches) > 0 || len(pieces) > 0
+		if !plan.answered(i, &rp) && !withRecords[i] {
 			continue
 		}
-		for range t.Partitions {
-			rp := kmsg.NewFetchResponseTopicPartition()
-			rp.Partition = parts[i].Partition
-			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
-			rp.PreferredReadReplica = -1
-			// Records are nullable on the wire, but librdkafka rejects a null
-			// (size -1) set: an empty one is sent instead.
-			rp.RecordBatches = []byte{}
-			switch {
-			case err != nil:
-				rp.ErrorCode = errorCode(err)
-			case results[i].Err != nil:
-				rp.ErrorCode = errorCode(results[i].Err)
-			default:
-				res := results[i]
-				rp.HighWatermark = res.HighWatermark
-				rp.LastStableOffset = res.LastStableOffset
-				rp.LogStartOffset = res.LogStartOffset
-				if res.Aborted != nil {
-					rp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, len(res.Aborted))
-					for k, a := range res.Aborted {
-						at := &rp.AbortedTransactions[k]
-						at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
-					}
-				}
-				rp.PreferredReadReplica = res.PreferredReadReplica
-				if len(res.Data) > 0 {
-					rp.RecordBatches = res.Data
-				}
-				if len(res.Pieces) > 0 {
-					pooled.pieces[i] = res.Pieces
-				}
-			}
-			rt.Partitions = append(rt.Partitions, rp)
-			i++
+		// Consecutive partitions of a topic share its entry, as in Kafka.
+		if n := len(resp.Topics); n == 0 || resp.Topics[n-1].Topic != sp.key.topic || resp.Topics[n-1].TopicID != sp.key.topicID {
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic, rt.TopicID = sp.key.topic, sp.key.topicID
+			resp.Topics = append(resp.Topics, rt)
 		}
-		resp.Topics = append(resp.Topics, rt)
+		rt := &resp.Topics[len(resp.Topics)-1]
+		if len(pieces) > 0 {
+			pooled.pieces = append(pooled.pieces, make([][][]byte, place+1-len(pooled.pieces))...)
+			pooled.pieces[place] = pieces
+		}
+		moved = moved || rp.ErrorCode == kerr.NotLeaderForPartition.Code
+		rt.Partitions = append(rt.Partitions, rp)
+		place++
+	}
+	plan.finish(withRecords)
+	if req.Version >= 16 && moved {
+		s.currentLeaders(ctx, h, resp)
 	}
 	return pooled
+}
+
+// currentLeaders tells a v16+ client where the partitions answered
+// NOT_LEADER_OR_FOLLOWER went: each one's current leader, and the leaders'
+// endpoints on the request's listener (KIP-951), so that it need not ask
+// Metadata first. Leader epochs are -1, as Metadata reports them.
+func (s *Server) currentLeaders(ctx context.Context, h header, resp *kmsg.FetchResponse) {
+	var topics []string
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode == kerr.NotLeaderForPartition.Code {
+				topics = append(topics, rt.Topic)
+				break
+			}
+		}
+	}
+	byID := resp.Version >= 13
+	var names map[[16]byte]string
+	if byID {
+		names = make(map[[16]byte]string)
+		s.core.EachTopicID(func(name, id string) { names[topicID(id)] = name })
+		topics = topics[:0]
+		for _, rt := range resp.Topics {
+			if n := names[rt.TopicID]; n != "" {
+				topics = append(topics, n)
+			}
+		}
+	}
+	if len(topics) == 0 {
+		return
+	}
+	md, err := s.core.Metadata(ctx, topics)
+	if err != nil {
+		return
+	}
+	leaders := make(map[string][]int32, len(md.Topics))
+	for _, tm := range md.Topics {
+		for _, st := range tm.Partitions {
+			leaders[tm.Name] = append(leaders[tm.Name], st.Leader)
+		}
+	}
+	brokers, _ := s.liveBrokers(md, h.listener)
+	named := map[int32]bool{}
+	for i := range resp.Topics {
+		rt := &resp.Topics[i]
+		name := rt.Topic
+		if byID {
+			name = names[rt.TopicID]
+		}
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			l := leaders[name]
+			if rp.ErrorCode != kerr.NotLeaderForPartition.Code || rp.Partition < 0 || int(rp.Partition) >= len(l) || l[rp.Partition] < 0 {
+				continue
+			}
+			rp.CurrentLeader.LeaderID = l[rp.Partition]
+			named[l[rp.Partition]] = true
+		}
+	}
+	for _, b := range brokers {
+		if named[b.NodeID] {
+			fb := kmsg.NewFetchResponseBroker()
+			fb.NodeID, fb.Host, fb.Port, fb.Rack = b.NodeID, b.Host, b.Port, b.Rack
+			resp.Brokers = append(resp.Brokers, fb)
+		}
+	}
 }

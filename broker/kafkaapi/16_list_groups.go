@@ -1,7 +1,7 @@
 // ListGroups (key 16), versions 0-4. Needs the group coordinator.
 //
-// The state filter (v4) matches case-insensitively. Every group is a
-// classic group.
+// The state filter (v4) matches case-insensitively. Groups are classic
+// groups, and share groups (protocol type and group type "share").
 
 package kafkaapi
 
@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/acl"
+	"github.com/strata-broker/strata/broker/sharegroup"
 )
 
 func (s *Server) listGroupsAPI() api {
@@ -44,5 +45,29 @@ func (s *Server) listGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *k
 		rg.Group, rg.ProtocolType, rg.GroupState, rg.GroupType = g.Group, g.ProtocolType, g.State, "classic"
 		resp.Groups = append(resp.Groups, rg)
 	}
+	s.listShareGroups(ctx, req, resp, all)
 	return resp
+}
+
+// listShareGroups adds the share groups to resp, with the same filters.
+func (s *Server) listShareGroups(ctx context.Context, req *kmsg.ListGroupsRequest, resp *kmsg.ListGroupsResponse, all bool) {
+	if s.shareGroups == nil || resp.ErrorCode != 0 ||
+		len(req.TypesFilter) > 0 && !slices.ContainsFunc(req.TypesFilter, func(v string) bool { return strings.EqualFold(v, "share") }) {
+		return
+	}
+	groups, err := s.shareGroups.List(ctx)
+	if err != nil {
+		resp.ErrorCode = shareGroupCode(err)
+		return
+	}
+	for _, g := range groups {
+		state := sharegroup.State(g)
+		if !all && !s.authorizedQuietly(ctx, acl.OpDescribe, acl.ResourceGroup, g.Group) ||
+			len(req.StatesFilter) > 0 && !slices.ContainsFunc(req.StatesFilter, func(v string) bool { return strings.EqualFold(v, state) }) {
+			continue
+		}
+		rg := kmsg.NewListGroupsResponseGroup()
+		rg.Group, rg.ProtocolType, rg.GroupState, rg.GroupType = g.Group, "share", state, "share"
+		resp.Groups = append(resp.Groups, rg)
+	}
 }

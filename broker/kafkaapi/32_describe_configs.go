@@ -1,6 +1,6 @@
 // DescribeConfigs (key 32), versions 0-4.
 //
-// Topics, and this broker's own settings, which are static and read-only;
+// Topics, groups (groupconfigs.go), and this broker's own settings, which are static and read-only;
 // a setting holding a secret (topicconfig.IsSensitiveBrokerKey) comes back
 // with a null value and IsSensitive, as Kafka's PASSWORD-type keys do.
 // Another broker's settings are refused: the client must ask that broker.
@@ -99,9 +99,11 @@ func (s *Server) describeConfigs(ctx context.Context, req *kmsg.DescribeConfigsR
 				}
 				rr.Configs = append(rr.Configs, c)
 			}
+		case kmsg.ConfigResourceTypeGroupConfig:
+			s.describeGroupConfigs(ctx, &rr, wanted)
 		default:
 			rr.ErrorCode, rr.ErrorMessage = resourceError(kerr.InvalidRequest.Code,
-				"config resource type %s is not served (topics and brokers are)", r.ResourceType)
+				"config resource type %s is not served (topics, brokers and groups are)", r.ResourceType)
 		}
 		resp.Resources = append(resp.Resources, rr)
 	}

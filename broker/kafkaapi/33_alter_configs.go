@@ -1,7 +1,8 @@
 // AlterConfigs (key 33), versions 0-2.
 //
 // The legacy, non-incremental form: the configs given replace all of a
-// topic's overrides. Broker settings are static and cannot be altered.
+// topic's or group's overrides. Broker settings are static and cannot be
+// altered.
 
 package kafkaapi
 
@@ -60,6 +61,22 @@ func (s *Server) alterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest
 				continue
 			}
 			err = errBrokerStatic
+		case kmsg.ConfigResourceTypeGroupConfig:
+			// As for topics: the configs given replace all of the group's.
+			set := map[string]string{}
+			for _, c := range r.Configs {
+				if c.Value == nil {
+					err = fmt.Errorf("%w: null value for %s", broker.ErrInvalidRequest, c.Name)
+					break
+				}
+				set[c.Name] = *c.Value
+			}
+			if err != nil {
+				break
+			}
+			rr.ErrorCode, rr.ErrorMessage = s.alterGroupConfigs(ctx, r.ResourceName, set, nil, true, req.ValidateOnly)
+			resp.Resources = append(resp.Resources, rr)
+			continue
 		default:
 			err = fmt.Errorf("%w: config resource type %s is not served", broker.ErrInvalidRequest, r.ResourceType)
 		}

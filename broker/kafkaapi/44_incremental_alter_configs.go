@@ -2,6 +2,7 @@
 //
 // APPEND and SUBTRACT apply only to list configs, edited from their current
 // effective value. Broker settings are static and cannot be altered.
+// Group configs (groupconfigs.go) may be set before the group exists.
 
 package kafkaapi
 
@@ -44,6 +45,15 @@ func (s *Server) incrementalAlterConfigs(ctx context.Context, req *kmsg.Incremen
 				continue
 			}
 			err = errBrokerStatic
+		case kmsg.ConfigResourceTypeGroupConfig:
+			set, del, perr := incrementalGroupOps(r.Configs)
+			if perr != nil {
+				err = perr
+				break
+			}
+			rr.ErrorCode, rr.ErrorMessage = s.alterGroupConfigs(ctx, r.ResourceName, set, del, false, req.ValidateOnly)
+			resp.Resources = append(resp.Resources, rr)
+			continue
 		default:
 			err = fmt.Errorf("%w: config resource type %s is not served", broker.ErrInvalidRequest, r.ResourceType)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker/group"
+	"github.com/strata-broker/strata/broker/sharegroup"
 	"github.com/strata-broker/strata/metastore"
 )
 
@@ -28,7 +29,7 @@ import (
 // promises, never a side effect of moving code around.
 var advertised = []keyRange{
 	{0, 0, 12}, // Produce
-	{1, 4, 12}, // Fetch
+	{1, 4, 17}, // Fetch
 	{2, 0, 10}, // ListOffsets
 	{3, 0, 13}, // Metadata
 	{8, 0, 8},  // OffsetCommit
@@ -71,13 +72,15 @@ var advertised = []keyRange{
 	{61, 0, 0}, // DescribeProducers
 	{65, 0, 0}, // DescribeTransactions
 	{66, 0, 1}, // ListTransactions
+	{76, 1, 1}, // ShareGroupHeartbeat
+	{77, 1, 1}, // ShareGroupDescribe
 }
 
 type keyRange struct{ key, min, max int16 }
 
 // groupAPIs are the keys answered only by a broker with a group
 // coordinator.
-var groupAPIs = []int16{8, 9, 10, 11, 12, 13, 14, 15, 16, 28, 42, 47}
+var groupAPIs = []int16{8, 9, 10, 11, 12, 13, 14, 15, 16, 28, 42, 47, 76, 77}
 
 // nullGroups answers every group call at once, so that each group API
 // can be seen to be answered.
@@ -108,6 +111,17 @@ func (nullGroups) FetchStableOffsets(context.Context, string) ([]metastore.Offse
 	return nil, nil, nil
 }
 
+// nullShareGroups answers every share-group call at once.
+type nullShareGroups struct{}
+
+func (nullShareGroups) Heartbeat(context.Context, sharegroup.HeartbeatRequest) (sharegroup.HeartbeatResult, error) {
+	return sharegroup.HeartbeatResult{}, nil
+}
+func (nullShareGroups) Describe(context.Context, string) (metastore.ShareGroupMeta, error) {
+	return metastore.ShareGroupMeta{}, sharegroup.ErrGroupIDNotFound
+}
+func (nullShareGroups) List(context.Context) ([]metastore.ShareGroupMeta, error) { return nil, nil }
+
 // serveNull serves a frontend over nullCore on a loopback port.
 func serveNull(t *testing.T, groups Groups) string {
 	t.Helper()
@@ -115,7 +129,11 @@ func serveNull(t *testing.T, groups Groups) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(nullCore{}, Config{NodeID: 1, Groups: groups})
+	cfg := Config{NodeID: 1, Groups: groups}
+	if groups != nil {
+		cfg.ShareGroups = nullShareGroups{}
+	}
+	s := New(nullCore{}, cfg)
 	go s.Serve(lis)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -80,7 +80,7 @@ func authzCases() map[int16]authzCase {
 		1: {req: func() kmsg.Request {
 			r := kmsg.NewPtrFetchRequest()
 			p := kmsg.NewFetchRequestTopicPartition()
-			r.Topics = []kmsg.FetchRequestTopic{{Topic: "t", Partitions: []kmsg.FetchRequestTopicPartition{p}}}
+			r.Topics = []kmsg.FetchRequestTopic{{Topic: "t", TopicID: [16]byte{15: 1}, Partitions: []kmsg.FetchRequestTopicPartition{p}}}
 			return r
 		}, refuse: topicErr, grants: topicRead},
 		2: {req: func() kmsg.Request {
@@ -304,6 +304,16 @@ func authzCases() map[int16]authzCase {
 					t.Errorf("transactional id x listed: %v, want %v (%+v)", listed, granted, states)
 				}
 			}},
+		76: {req: func() kmsg.Request {
+			r := kmsg.NewPtrShareGroupHeartbeatRequest()
+			r.GroupID, r.MemberID, r.SubscribedTopicNames = "g", "m", []string{"t"}
+			return r
+		}, refuse: groupErr, grants: []acl.Binding{allow(acl.ResourceGroup, "g", acl.OpRead), allow(acl.ResourceTopic, "t", acl.OpDescribe)}},
+		77: {req: func() kmsg.Request {
+			r := kmsg.NewPtrShareGroupDescribeRequest()
+			r.GroupIDs = []string{"g"}
+			return r
+		}, refuse: groupErr, grants: []acl.Binding{allow(acl.ResourceGroup, "g", acl.OpDescribe)}},
 		60: {req: func() kmsg.Request {
 			r := kmsg.NewPtrDescribeClusterRequest()
 			r.EndpointType = 1
@@ -317,7 +327,7 @@ func authzCases() map[int16]authzCase {
 func authzServer(t *testing.T) (*Server, *acl.Authorizer) {
 	t.Helper()
 	authz := acl.New(acl.Config{})
-	return New(nullCore{}, Config{NodeID: 1, Groups: aclGroups{}, Authorizer: authz}), authz
+	return New(nullCore{}, Config{NodeID: 1, Groups: aclGroups{}, ShareGroups: nullShareGroups{}, Authorizer: authz}), authz
 }
 
 // ask sends req at version as the test principal and returns the answer.
@@ -426,7 +436,7 @@ func TestEveryAPIIsAuthorized(t *testing.T) {
 }
 
 func TestNoAuthorizerAllowsEverything(t *testing.T) {
-	s := New(nullCore{}, Config{NodeID: 1, Groups: aclGroups{}})
+	s := New(nullCore{}, Config{NodeID: 1, Groups: aclGroups{}, ShareGroups: nullShareGroups{}})
 	for key, c := range authzCases() {
 		if c.onConnection {
 			continue
@@ -506,7 +516,7 @@ func TestInitProducerIDTakesWriteOnAnyTopic(t *testing.T) {
 // ("127.0.0.1"), not Kafka's "/127.0.0.1" of group member hosts.
 func TestACLHostIsTheClientsAddress(t *testing.T) {
 	authz := acl.New(acl.Config{})
-	s := New(nullCore{}, Config{NodeID: 1, Groups: aclGroups{}, Authorizer: authz})
+	s := New(nullCore{}, Config{NodeID: 1, Groups: aclGroups{}, ShareGroups: nullShareGroups{}, Authorizer: authz})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,8 @@ type Core interface {
 	InitProducerID(ctx context.Context, transactionalID string) (int64, int16, error)
 	ProduceTransactional(ctx context.Context, transactionalID, topic string, acks broker.Acks, timeout time.Duration, parts []broker.PartitionBatches) ([]broker.ProduceResult, error)
 	Fetch(ctx context.Context, parts []broker.FetchPartition, opts broker.FetchOptions) ([]broker.FetchResult, error)
+	// EachTopicID lists the topics' names and ids (Fetch names topics by id).
+	EachTopicID(f func(name, id string))
 	ListOffsetsAt(ctx context.Context, topic string, partition, currentEpoch int32, ts int64, iso broker.IsolationLevel) (broker.ListedOffset, error)
 	DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error)
 	// OffsetForLeaderEpoch is where a leader epoch ends on the partition's

@@ -32,6 +32,8 @@ type api struct {
 	// coordinator answers. It stays advertised either way; without a
 	// coordinator the request closes the connection.
 	needsGroups bool
+	// needsShareGroups is needsGroups for the share-group coordinator.
+	needsShareGroups bool
 	// auth is how the API is authorized (authorize.go).
 	auth rule
 	// amplification bounds the memory a request may take, per byte of its
@@ -125,6 +127,8 @@ func (s *Server) registered() []api {
 		s.describeProducersAPI(),
 		s.describeTransactionsAPI(),
 		s.listTransactionsAPI(),
+		s.shareGroupHeartbeatAPI(),
+		s.shareGroupDescribeAPI(),
 	}
 }
 
@@ -204,6 +208,9 @@ func (s *Server) answer(ctx context.Context, h header, req kmsg.Request, body []
 		// Only a connection answers these (conn.answer); a request that
 		// reaches here has none.
 		return nil, protocolErrorf("%s is answered only on a connection", name)
+	}
+	if a.needsShareGroups && s.shareGroups == nil {
+		return nil, protocolErrorf("%s is not served (client %s)", name, clientForLog(h.clientID))
 	}
 	if a.needsGroups && s.groups == nil {
 		return nil, protocolErrorf("%s is not served (client %s)", name, clientForLog(h.clientID))

@@ -27,7 +27,7 @@ type recordCut struct {
 // in several slices, written in place of their RecordBatches.
 func appendFetchResponse(dst []byte, r *kmsg.FetchResponse, pieces [][][]byte, cuts []recordCut) ([]byte, []recordCut, bool) {
 	v := r.Version
-	if v < 4 || v > 12 || r.UnknownTags.Len() > 0 || len(r.Brokers) > 0 {
+	if v < 4 || v > 17 || r.UnknownTags.Len() > 0 || len(r.Brokers) > 0 {
 		return dst, cuts, false
 	}
 	flexible := v >= 12
@@ -49,9 +49,12 @@ func appendFetchResponse(dst []byte, r *kmsg.FetchResponse, pieces [][][]byte, c
 		if t.UnknownTags.Len() > 0 {
 			return dst, cuts, false
 		}
-		if flexible {
+		switch {
+		case v >= 13:
+			dst = kbin.AppendUuid(dst, t.TopicID)
+		case flexible:
 			dst = kbin.AppendCompactString(dst, t.Topic)
-		} else {
+		default:
 			dst = kbin.AppendString(dst, t.Topic)
 		}
 		dst = arrayLen(dst, len(t.Partitions))

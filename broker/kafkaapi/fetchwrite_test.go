@@ -13,7 +13,7 @@ import (
 // every version served and every shape of partition result.
 func TestFetchResponseEncodingMatchesKmsg(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for v := int16(4); v <= 12; v++ {
+	for v := int16(4); v <= 17; v++ {
 		for round := 0; round < 50; round++ {
 			r := randomFetchResponse(rng, v)
 			want := r.AppendTo([]byte("head"))
@@ -104,9 +104,14 @@ func TestFetchResponseWithTaggedFieldsIsLeftToKmsg(t *testing.T) {
 	if _, _, ok := appendFetchResponse(nil, r, nil, nil); ok {
 		t.Fatal("a partition's CurrentLeader tag would have been lost")
 	}
-	r = randomFetchResponse(rand.New(rand.NewPCG(3, 4)), 13)
+	r = randomFetchResponse(rand.New(rand.NewPCG(3, 4)), 16)
+	r.Brokers = append(r.Brokers, kmsg.NewFetchResponseBroker())
 	if _, _, ok := appendFetchResponse(nil, r, nil, nil); ok {
-		t.Fatal("v13 (topic ids) was encoded as v12")
+		t.Fatal("the NodeEndpoints tag would have been lost")
+	}
+	r = randomFetchResponse(rand.New(rand.NewPCG(3, 4)), 18)
+	if _, _, ok := appendFetchResponse(nil, r, nil, nil); ok {
+		t.Fatal("v18, which is not served, was encoded")
 	}
 }
 
@@ -119,6 +124,7 @@ func randomFetchResponse(rng *rand.Rand, v int16) *kmsg.FetchResponse {
 	for range 1 + rng.IntN(3) {
 		tp := kmsg.NewFetchResponseTopic()
 		tp.Topic = string(rune('a'+rng.IntN(26))) + "-topic"
+		tp.TopicID[rng.IntN(16)] = byte(rng.IntN(256))
 		for range 1 + rng.IntN(4) {
 			p := kmsg.NewFetchResponseTopicPartition()
 			p.Partition = rng.Int32N(64)

@@ -55,6 +55,12 @@ func (nullCore) DescribeTransaction(_ context.Context, id string) (metastore.Tra
 func (nullCore) ListTransactions(context.Context, txn.ListFilter) ([]metastore.TransactionMeta, error) {
 	return []metastore.TransactionMeta{{TransactionalID: "x", State: "Ongoing"}}, nil
 }
+
+// EachTopicID knows one topic, so that fetches by id reach Fetch.
+func (nullCore) EachTopicID(f func(name, id string)) {
+	f("t", "00000000-0000-0000-0000-000000000001")
+}
+
 func (nullCore) Fetch(_ context.Context, parts []broker.FetchPartition, _ broker.FetchOptions) ([]broker.FetchResult, error) {
 	out := make([]broker.FetchResult, len(parts))
 	for i, p := range parts {

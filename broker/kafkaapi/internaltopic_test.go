@@ -4,7 +4,9 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 const offsetsTopic = "__consumer_offsets"
@@ -152,22 +154,41 @@ func TestOffsetsTopicRefusals(t *testing.T) {
 		}
 	}
 
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.Version = 12
-	fetch.MaxWaitMillis = 10
-	fetch.MaxBytes = 1 << 20
-	ft := kmsg.NewFetchRequestTopic()
-	ft.Topic = offsetsTopic
-	fpart := kmsg.NewFetchRequestTopicPartition()
-	fpart.Partition, fpart.PartitionMaxBytes = 0, 1<<20
-	ft.Partitions = append(ft.Partitions, fpart)
-	fetch.Topics = append(fetch.Topics, ft)
-	fresp, err := fetch.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
+	// Fetched by name (v12) and by the id Metadata gave (v13+), it is
+	// empty.
+	var id [16]byte
+	{
+		md := kmsg.NewPtrMetadataRequest()
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(offsetsTopic)
+		md.Topics = append(md.Topics, mt)
+		mresp, err := md.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id = offsetsTopicIn(mresp).TopicID
 	}
-	if p := fresp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.HighWatermark != 0 || len(p.RecordBatches) != 0 {
-		t.Errorf("fetch: error %d high watermark %d, %d bytes; want an empty partition", p.ErrorCode, p.HighWatermark, len(p.RecordBatches))
+	for _, v := range []int16{12, 13} {
+		fetch := kmsg.NewPtrFetchRequest()
+		fetch.Version = v
+		fetch.MaxWaitMillis = 10
+		fetch.MaxBytes = 1 << 20
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic, ft.TopicID = offsetsTopic, id
+		fpart := kmsg.NewFetchRequestTopicPartition()
+		fpart.Partition, fpart.PartitionMaxBytes = 0, 1<<20
+		ft.Partitions = append(ft.Partitions, fpart)
+		fetch.Topics = append(fetch.Topics, ft)
+		vers := kversion.Stable()
+		vers.SetMaxKeyVersion(fetch.Key(), v)
+		raw, err := newClient(t, addr, kgo.MaxVersions(vers)).Broker(1).Request(ctx, fetch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresp := raw.(*kmsg.FetchResponse)
+		if p := fresp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.HighWatermark != 0 || len(p.RecordBatches) != 0 {
+			t.Errorf("fetch v%d: error %d high watermark %d, %d bytes; want an empty partition", v, p.ErrorCode, p.HighWatermark, len(p.RecordBatches))
+		}
 	}
 
 	dc := kmsg.NewPtrDescribeConfigsRequest()

@@ -50,7 +50,7 @@ func TestReadCommittedConsumerWithoutTransactions(t *testing.T) {
 	rp.PartitionMaxBytes = 1 << 20
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, prod)
+	resp, err := req.RequestWith(ctx, fetchClient(t, addr, 12)) // names the topic
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -241,7 +241,7 @@ func chargeAndAllocated(s *Server, a *api, frame []byte) (charge int64, allocate
 // it is built. This holds every API served to its amplification (Produce to
 // its cost) for the worst requests hostileBodies can build.
 func TestRequestMemoryBound(t *testing.T) {
-	s := New(nullCore{}, Config{NodeID: 1, AutoCreateTopics: true, Groups: nullGroups{}})
+	s := New(nullCore{}, Config{NodeID: 1, AutoCreateTopics: true, Groups: nullGroups{}, ShareGroups: nullShareGroups{}})
 	for i := range s.apis {
 		a := &s.apis[i]
 		t.Run(kmsg.NameForKey(a.key), func(t *testing.T) {

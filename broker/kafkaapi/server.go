@@ -73,9 +73,18 @@ type Config struct {
 	// creates; zero means the core's auto.create.topics.max.per.request
 	// setting.
 	AutoCreateMaxPerRequest int
+	// FetchSessionCacheSlots bounds the incremental fetch sessions held
+	// (max.incremental.fetch.session.cache.slots); zero means the broker
+	// setting, negative none.
+	FetchSessionCacheSlots int
 	// Groups coordinates the consumer groups this broker owns; nil means
 	// the group APIs are not served.
 	Groups Groups
+	// ShareGroups coordinates the share groups this broker owns; nil means
+	// the share-group APIs are not served.
+	ShareGroups ShareGroups
+	// GroupConfigs serves the GROUP config resources; nil refuses them.
+	GroupConfigs GroupConfigs
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (connections.max.idle.ms); zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
@@ -98,11 +107,14 @@ type Config struct {
 
 // Server serves Kafka connections. Its zero value is not usable: use New.
 type Server struct {
-	core    Core
-	groups  Groups
-	cfg     Config
-	logger  *slog.Logger
-	metrics *metrics
+	core   Core
+	groups Groups
+	// shareGroups and groupConfigs are Config's.
+	shareGroups  ShareGroups
+	groupConfigs GroupConfigs
+	cfg          Config
+	logger       *slog.Logger
+	metrics      *metrics
 	// authz is the authorizer, nil when none is configured; audit records
 	// its decisions.
 	authz *acl.Authorizer
@@ -115,6 +127,8 @@ type Server struct {
 	// are large (up to a fetch's size) and would otherwise be allocated and
 	// cleared for every response.
 	buffers broker.BufferPool
+	// fetchSessions are the incremental fetch sessions (KIP-227).
+	fetchSessions *fetchSessions
 	// warnings are the log lines clients cause, rate limited.
 	warnings *connLog
 	// slots holds a token per open connection when max.connections is
@@ -161,6 +175,13 @@ func New(core Core, cfg Config) *Server {
 		}
 		cfg.AutoCreateMaxPerRequest = n
 	}
+	if cfg.FetchSessionCacheSlots == 0 {
+		n, err := topicconfig.FetchSessionCacheSlots(core.BrokerSettings())
+		if err != nil {
+			n = topicconfig.DefaultFetchSessionCacheSlots
+		}
+		cfg.FetchSessionCacheSlots = n
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -171,20 +192,23 @@ func New(core Core, cfg Config) *Server {
 	}
 	stop, cancelStop := context.WithCancel(context.Background())
 	s := &Server{
-		authz:      cfg.Authorizer,
-		core:       core,
-		groups:     cfg.Groups,
-		cfg:        cfg,
-		logger:     logger,
-		metrics:    newMetrics(cfg.Registerer),
-		audit:      audit.New("kafka", auditLogger, cfg.Registerer),
-		buffers:    broker.NewReadBuffers(),
-		warnings:   newConnLog(logger),
-		stop:       stop,
-		cancelStop: cancelStop,
-		conns:      make(map[*conn]struct{}),
-		perIP:      make(map[string]int),
-		shutdown:   make(chan struct{}),
+		authz:         cfg.Authorizer,
+		core:          core,
+		groups:        cfg.Groups,
+		shareGroups:   cfg.ShareGroups,
+		groupConfigs:  cfg.GroupConfigs,
+		cfg:           cfg,
+		logger:        logger,
+		metrics:       newMetrics(cfg.Registerer),
+		audit:         audit.New("kafka", auditLogger, cfg.Registerer),
+		buffers:       broker.NewReadBuffers(),
+		fetchSessions: newFetchSessions(max(cfg.FetchSessionCacheSlots, 0), time.Now, cfg.Registerer),
+		warnings:      newConnLog(logger),
+		stop:          stop,
+		cancelStop:    cancelStop,
+		conns:         make(map[*conn]struct{}),
+		perIP:         make(map[string]int),
+		shutdown:      make(chan struct{}),
 	}
 	if cfg.MaxConnections > 0 {
 		s.slots = make(chan struct{}, cfg.MaxConnections)

@@ -680,6 +680,8 @@ func (p *process) serve() <-chan error {
 		NodeID:                    cfg.NodeID,
 		AutoCreateTopics:          p.autoCreate,
 		Groups:                    p.broker.Groups(),
+		ShareGroups:               p.broker.ShareGroups(),
+		GroupConfigs:              p.broker,
 		MaxRequestBytes:           p.maxRequest,
 		NonProduceMaxRequestBytes: p.listener.NonProduceRequestMaxBytes,
 		RequestBudget:             p.requestBudget,

@@ -19,7 +19,7 @@ func newGroupsCmd() *cobra.Command {
 	cf := &clientFlags{}
 	cmd := &cobra.Command{
 		Use:   "groups",
-		Short: "List, describe, reset the offsets of and delete consumer groups",
+		Short: "List, describe, reset the offsets of and delete consumer and share groups",
 	}
 	cf.register(cmd.PersistentFlags())
 	cmd.AddCommand(
@@ -43,7 +43,7 @@ func newGroupsListCmd(cf *clientFlags) *cobra.Command {
 	var output outputFormat
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List consumer groups, one name per line",
+		Short: "List consumer and share groups, one name per line",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cf.admin(cmd, func(ctx context.Context, c *client.Client) error {
@@ -91,6 +91,11 @@ type groupJSON struct {
 	State      string               `json:"state"`
 	Members    int                  `json:"members"`
 	Partitions []groupPartitionJSON `json:"partitions"`
+	// Type is "share" for a share group, whose members are in
+	// ShareMembers (several may hold one partition) and Partitions is
+	// empty; omitted for other groups.
+	Type         string            `json:"type,omitempty"`
+	ShareMembers []shareMemberJSON `json:"share_members,omitempty"`
 }
 
 func newGroupsDescribeCmd(cf *clientFlags) *cobra.Command {
@@ -130,6 +135,9 @@ func describeGroup(ctx context.Context, c *client.Client, group string) (groupJS
 	d, err := c.DescribeGroup(ctx, group)
 	if err != nil {
 		return groupJSON{}, err
+	}
+	if d.GetProtocolType() == shareProtocolType {
+		return describeShareGroup(d), nil
 	}
 	offs, err := c.FetchOffsets(ctx, group)
 	if err != nil {
@@ -207,8 +215,13 @@ func dashNum(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// writeGroupDescribe prints d as kafka-consumer-groups.sh --describe does.
+// writeGroupDescribe prints d as kafka-consumer-groups.sh --describe does
+// (kafka-share-groups.sh --describe --members for a share group).
 func writeGroupDescribe(w io.Writer, d groupJSON) {
+	if d.Type == shareProtocolType {
+		writeShareGroupDescribe(w, d)
+		return
+	}
 	if d.Members == 0 {
 		fmt.Fprintf(w, "Consumer group '%s' has no active members.\n", d.Group)
 	}

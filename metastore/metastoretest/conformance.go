@@ -48,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T) Target) {
 		{"ExpireGroupOffsets", testExpireGroupOffsets},
 		{"ScanGroupOffsets", testScanGroupOffsets},
 		{"Transactions", testTransactions},
+		{"ShareGroups", testShareGroups},
+		{"GroupConfigs", testGroupConfigs},
 		{"TxnOffsets", testTxnOffsets},
 		{"ACLs", testACLs},
 		{"ScramCredentials", testScramCredentials},

@@ -36,16 +36,19 @@ type Store struct {
 	// registrations, in revision order; entries are never modified.
 	history []change
 
-	topics    map[string]metastore.Topic
-	states    map[metastore.TopicPartition]metastore.PartitionState
-	deleted   map[string]metastore.DeletedTopic
-	brokers   map[int32]*Registration
-	groups    map[string]*groupKeys
-	txns      map[string]metastore.TransactionMeta
-	acls      map[acl.Binding]bool
-	scram     map[scramKey]sasl.ScramCredential
-	nextPID   int64
-	clusterID string
+	topics  map[string]metastore.Topic
+	states  map[metastore.TopicPartition]metastore.PartitionState
+	deleted map[string]metastore.DeletedTopic
+	brokers map[int32]*Registration
+	groups  map[string]*groupKeys
+	txns    map[string]metastore.TransactionMeta
+	// shareGroups and groupConfigs are sharegroups.go's.
+	shareGroups  map[string]metastore.ShareGroupMeta
+	groupConfigs map[string]groupConfigs
+	acls         map[acl.Binding]bool
+	scram        map[scramKey]sasl.ScramCredential
+	nextPID      int64
+	clusterID    string
 	// candidates are the controller election's campaigners in the order
 	// they joined; the first is the controller.
 	candidates []*ControllerTerm
@@ -61,9 +64,12 @@ func New() *Store {
 		brokers: map[int32]*Registration{},
 		groups:  map[string]*groupKeys{},
 		txns:    map[string]metastore.TransactionMeta{},
-		acls:    map[acl.Binding]bool{},
-		scram:   map[scramKey]sasl.ScramCredential{},
-		nextPID: metastore.FirstProducerID,
+
+		shareGroups:  map[string]metastore.ShareGroupMeta{},
+		groupConfigs: map[string]groupConfigs{},
+		acls:         map[acl.Binding]bool{},
+		scram:        map[scramKey]sasl.ScramCredential{},
+		nextPID:      metastore.FirstProducerID,
 	}
 }
 

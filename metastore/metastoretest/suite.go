@@ -52,6 +52,13 @@ type Metastore interface {
 	FetchOffsetsAndPending(ctx context.Context, group string) ([]metastore.OffsetCommit, []metastore.TopicPartition, error)
 	CompleteTxnOffsets(ctx context.Context, group string, producerID int64, commit bool) ([]metastore.TopicPartition, error)
 
+	GetShareGroup(ctx context.Context, group string) (metastore.ShareGroupMeta, error)
+	PutShareGroup(ctx context.Context, meta metastore.ShareGroupMeta, prevRevision int64) (metastore.ShareGroupMeta, error)
+	DeleteShareGroup(ctx context.Context, group string, revision int64) error
+	ListShareGroups(ctx context.Context) ([]metastore.ShareGroupMeta, error)
+	GetGroupConfigs(ctx context.Context, group string) (map[string]string, int64, error)
+	AlterGroupConfigs(ctx context.Context, group string, set map[string]string, del []string, validate func(map[string]string) error) (map[string]string, error)
+
 	GetTransaction(ctx context.Context, id string) (metastore.TransactionMeta, error)
 	PutTransaction(ctx context.Context, meta metastore.TransactionMeta, prevRevision int64) (metastore.TransactionMeta, error)
 	DeleteTransaction(ctx context.Context, id string, revision int64) error
