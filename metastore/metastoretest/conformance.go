@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) Target) {
 		{"ScanGroupOffsets", testScanGroupOffsets},
 		{"Transactions", testTransactions},
 		{"TxnOffsets", testTxnOffsets},
+		{"ShareStates", testShareStates},
 		{"ACLs", testACLs},
 		{"ScramCredentials", testScramCredentials},
 	} {

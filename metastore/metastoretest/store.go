@@ -44,6 +44,7 @@ type Store struct {
 	txns      map[string]metastore.TransactionMeta
 	acls      map[acl.Binding]bool
 	scram     map[scramKey]sasl.ScramCredential
+	shares    map[shareKey]metastore.ShareState
 	nextPID   int64
 	clusterID string
 	// candidates are the controller election's campaigners in the order
@@ -63,6 +64,7 @@ func New() *Store {
 		txns:    map[string]metastore.TransactionMeta{},
 		acls:    map[acl.Binding]bool{},
 		scram:   map[scramKey]sasl.ScramCredential{},
+		shares:  map[shareKey]metastore.ShareState{},
 		nextPID: metastore.FirstProducerID,
 	}
 }

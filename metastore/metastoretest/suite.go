@@ -52,6 +52,11 @@ type Metastore interface {
 	FetchOffsetsAndPending(ctx context.Context, group string) ([]metastore.OffsetCommit, []metastore.TopicPartition, error)
 	CompleteTxnOffsets(ctx context.Context, group string, producerID int64, commit bool) ([]metastore.TopicPartition, error)
 
+	GetShareState(ctx context.Context, group, topic string, partition int32) (metastore.ShareState, error)
+	PutShareState(ctx context.Context, st metastore.ShareState, prevRevision int64) (metastore.ShareState, error)
+	ListShareStates(ctx context.Context, group string) ([]metastore.ShareState, error)
+	DeleteShareStates(ctx context.Context, group, topic string) (int, error)
+
 	GetTransaction(ctx context.Context, id string) (metastore.TransactionMeta, error)
 	PutTransaction(ctx context.Context, meta metastore.TransactionMeta, prevRevision int64) (metastore.TransactionMeta, error)
 	DeleteTransaction(ctx context.Context, id string, revision int64) error
