@@ -69,6 +69,11 @@ var advertised = []keyRange{
 	{60, 0, 1}, // DescribeCluster
 	{65, 0, 0}, // DescribeTransactions
 	{66, 0, 1}, // ListTransactions
+	{78, 1, 2}, // ShareFetch
+	{79, 1, 2}, // ShareAcknowledge
+	{90, 0, 1}, // DescribeShareGroupOffsets
+	{91, 0, 0}, // AlterShareGroupOffsets
+	{92, 0, 0}, // DeleteShareGroupOffsets
 }
 
 type keyRange struct{ key, min, max int16 }

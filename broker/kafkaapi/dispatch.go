@@ -123,6 +123,11 @@ func (s *Server) registered() []api {
 		s.describeClusterAPI(),
 		s.describeTransactionsAPI(),
 		s.listTransactionsAPI(),
+		s.shareFetchAPI(),
+		s.shareAcknowledgeAPI(),
+		s.describeShareGroupOffsetsAPI(),
+		s.alterShareGroupOffsetsAPI(),
+		s.deleteShareGroupOffsetsAPI(),
 	}
 }
 

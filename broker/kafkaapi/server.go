@@ -76,6 +76,9 @@ type Config struct {
 	// Groups coordinates the consumer groups this broker owns; nil means
 	// the group APIs are not served.
 	Groups Groups
+	// Shares serves share groups' records (ShareFetch, ShareAcknowledge)
+	// and their offsets; nil answers those APIs COORDINATOR_NOT_AVAILABLE.
+	Shares Shares
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (connections.max.idle.ms); zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
@@ -100,6 +103,7 @@ type Config struct {
 type Server struct {
 	core    Core
 	groups  Groups
+	shares  Shares
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
@@ -174,6 +178,7 @@ func New(core Core, cfg Config) *Server {
 		authz:      cfg.Authorizer,
 		core:       core,
 		groups:     cfg.Groups,
+		shares:     cfg.Shares,
 		cfg:        cfg,
 		logger:     logger,
 		metrics:    newMetrics(cfg.Registerer),

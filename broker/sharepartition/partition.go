@@ -66,7 +66,7 @@ type Config struct {
 	MaxRecordLocks int
 }
 
-type record struct {
+type entry struct {
 	state    RecordState
 	count    int16 // deliveries
 	member   string
@@ -77,8 +77,8 @@ type record struct {
 // for concurrent use: Manager locks it.
 type Partition struct {
 	cfg   Config
-	start int64    // SPSO
-	recs  []record // from start to the end offset (SPEO)
+	start int64   // SPSO
+	recs  []entry // from start to the end offset (SPEO)
 	// dirty is set by every change that is to be persisted (all but
 	// acquisitions and renewals).
 	dirty bool
@@ -96,10 +96,10 @@ func Restore(cfg Config, st metastore.ShareState) *Partition {
 	p := &Partition{cfg: cfg, start: st.StartOffset}
 	for _, b := range st.Batches {
 		for off := p.end(); off < b.FirstOffset; off++ {
-			p.recs = append(p.recs, record{state: Available})
+			p.recs = append(p.recs, entry{state: Available})
 		}
 		for off := b.FirstOffset; off <= b.LastOffset; off++ {
-			p.recs = append(p.recs, record{state: RecordState(b.State), count: b.DeliveryCount})
+			p.recs = append(p.recs, entry{state: RecordState(b.State), count: b.DeliveryCount})
 		}
 	}
 	p.advance()
@@ -147,7 +147,7 @@ func (p *Partition) Expire(now time.Time) time.Time {
 
 // releaseRecord makes an acquired record available again, or archives it
 // when it has been delivered DeliveryLimit times.
-func (p *Partition) releaseRecord(r *record) {
+func (p *Partition) releaseRecord(r *entry) {
 	r.state, r.member, r.deadline = Available, "", time.Time{}
 	if r.count >= p.cfg.DeliveryLimit {
 		r.state = Archived
@@ -191,7 +191,7 @@ func (p *Partition) Acquire(member string, batches []Batch, maxRecords int, now 
 	var out []AcquiredRange
 	n := 0
 	deadline := now.Add(p.cfg.LockDuration)
-	take := func(off int64, r *record) {
+	take := func(off int64, r *entry) {
 		r.state, r.member, r.deadline = Acquired, member, deadline
 		r.count++
 		n++
@@ -241,7 +241,7 @@ func (p *Partition) grow(end int64, state RecordState) bool {
 		return false
 	}
 	for p.end() < end {
-		p.recs = append(p.recs, record{state: state})
+		p.recs = append(p.recs, entry{state: state})
 	}
 	if state != Available {
 		p.dirty = true
@@ -302,10 +302,10 @@ func (p *Partition) ackBatch(member string, b AckBatch, prevLast int64, now time
 		r := &p.recs[off-p.start]
 		switch t {
 		case AckGap, AckAccept:
-			*r = record{state: Acknowledged, count: r.count}
+			*r = entry{state: Acknowledged, count: r.count}
 			p.dirty = true
 		case AckReject:
-			*r = record{state: Archived, count: r.count}
+			*r = entry{state: Archived, count: r.count}
 			p.dirty = true
 		case AckRelease:
 			p.releaseRecord(r)
