@@ -282,6 +282,8 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 		maxRecords = 500
 	}
 	deadline := m.cfg.Now().Add(req.MaxWait)
+	// Group configs changed since a partition was loaded apply from now on.
+	cfg, _, groupIso := m.groupConfig(ctx, req.Group)
 	for {
 		changed := m.changedCh()
 		now := m.cfg.Now()
@@ -306,6 +308,8 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 				sp.mu.Unlock()
 				continue
 			}
+			sp.p.SetConfig(cfg)
+			sp.iso = groupIso
 			if next := sp.p.Expire(now); !next.IsZero() && (nextExpiry.IsZero() || next.Before(nextExpiry)) {
 				nextExpiry = next
 			}

@@ -109,6 +109,11 @@ type Manager struct {
 	parts    map[partKey]*sharePart
 	sessions map[sessionKey]*session
 	members  Members
+	// maxIdleParts: see defaultMaxIdleParts.
+	maxIdleParts int
+	// configs caches groups' configs for configTTL, so that a ShareFetch
+	// does not read them every time.
+	configs map[string]cachedConfig
 	// changed is closed and replaced when records become available other
 	// than by an append (released, expired), to wake waiting fetches.
 	changed chan struct{}
@@ -125,7 +130,10 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if cfg.Settings == (topicconfig.ShareSettings{}) {
 		cfg.Settings = topicconfig.DefaultShareSettings
 	}
-	return &Manager{cfg: cfg, parts: map[partKey]*sharePart{}, sessions: map[sessionKey]*session{}, changed: make(chan struct{})}
+	return &Manager{
+		cfg: cfg, parts: map[partKey]*sharePart{}, sessions: map[sessionKey]*session{},
+		maxIdleParts: defaultMaxIdleParts, configs: map[string]cachedConfig{}, changed: make(chan struct{}),
+	}
 }
 
 // TopicName resolves a topic id (ShareFetch names topics by id) among
@@ -148,7 +156,7 @@ func (m *Manager) groupConfig(ctx context.Context, group string) (Config, int64,
 	if m.cfg.Groups == nil {
 		return cfg, initial, iso
 	}
-	gc, err := m.cfg.Groups.GetGroupConfigs(ctx, group)
+	gc, err := m.groupConfigs(ctx, group)
 	if err != nil {
 		m.cfg.Logger.Warn("share group configs unreadable, using the broker's", "group", group, "err", err)
 		return cfg, initial, iso
@@ -171,6 +179,39 @@ func (m *Manager) groupConfig(ctx context.Context, group string) (Config, int64,
 		}
 	}
 	return cfg, initial, iso
+}
+
+// configTTL is how long a group's configs are used before they are read
+// again; maxCachedConfigs bounds the groups cached.
+const (
+	configTTL        = 5 * time.Second
+	maxCachedConfigs = 1024
+)
+
+type cachedConfig struct {
+	configs map[string]string
+	read    time.Time
+}
+
+func (m *Manager) groupConfigs(ctx context.Context, group string) (map[string]string, error) {
+	now := m.cfg.Now()
+	m.mu.Lock()
+	c, ok := m.configs[group]
+	m.mu.Unlock()
+	if ok && now.Sub(c.read) < configTTL {
+		return c.configs, nil
+	}
+	gc, err := m.cfg.Groups.GetGroupConfigs(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if len(m.configs) >= maxCachedConfigs {
+		clear(m.configs)
+	}
+	m.configs[group] = cachedConfig{configs: gc, read: now}
+	m.mu.Unlock()
+	return gc, nil
 }
 
 // parseISODuration reads the ISO-8601 durations Kafka's by_duration takes
@@ -218,6 +259,9 @@ func (m *Manager) partition(ctx context.Context, group string, tp metastore.Topi
 		m.mu.Lock()
 		sp := m.parts[k]
 		if sp == nil || sp.leaderEp != epoch || sp.topicID != topicID {
+			if len(m.parts) >= m.maxIdleParts {
+				m.evictIdlePartsLocked()
+			}
 			sp = &sharePart{key: k, leaderEp: epoch, topicID: topicID}
 			m.parts[k] = sp
 		}
@@ -324,6 +368,28 @@ func (m *Manager) initialOffset(k partKey, initial int64, iso broker.IsolationLe
 		}
 	}
 	return off, nil
+}
+
+// defaultMaxIdleParts is how many share partitions the manager keeps
+// before it drops those nobody holds records of: their state is persisted,
+// and a later fetch loads it again. Without it, fetches naming ever new
+// groups would grow the map without end.
+const defaultMaxIdleParts = 10000
+
+// evictIdlePartsLocked drops the loaded share partitions with no acquired
+// records and nothing left to persist. m.mu is held; a partition busy at
+// the moment is skipped (its lock is taken before m.mu elsewhere).
+func (m *Manager) evictIdlePartsLocked() {
+	for k, sp := range m.parts {
+		if !sp.mu.TryLock() {
+			continue
+		}
+		if sp.loaded && !sp.p.Dirty() && !sp.p.Held() {
+			sp.gone = true
+			delete(m.parts, k)
+		}
+		sp.mu.Unlock()
+	}
 }
 
 func (m *Manager) drop(k partKey) {

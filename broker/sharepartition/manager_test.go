@@ -224,3 +224,60 @@ func TestFailoverLoadsStateAndFencesTheOldLeader(t *testing.T) {
 		t.Fatalf("stored %+v: the old leader's acknowledgement landed", st)
 	}
 }
+
+func TestIdlePartitionsAreEvicted(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 2)
+	store := metastoretest.New()
+	m := newTestManager(core, store, fakeclock.New(t0))
+	m.maxIdleParts = 3
+	// Each group's share partition is loaded and, once its records are
+	// acknowledged, idle: the map stays bounded and the state persisted.
+	for i := range 10 {
+		group := fmt.Sprintf("g%d", i)
+		res, err := m.Fetch(t.Context(), FetchRequest{Group: group, Member: "a", Epoch: 0, MaxRecords: 10, Partitions: []metastore.TopicPartition{tp0}})
+		if err != nil || len(res) != 1 || len(res[0].Acquired) != 1 {
+			t.Fatalf("%s: %+v, %v", group, res, err)
+		}
+		if _, err := m.Acknowledge(t.Context(), group, "a", FinalEpoch, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 1, []int8{AckAccept}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.mu.Lock()
+	n := len(m.parts)
+	m.mu.Unlock()
+	if n > 3 {
+		t.Fatalf("%d share partitions kept, want at most 3", n)
+	}
+	if st, err := store.GetShareState(t.Context(), "g0", "t", 0); err != nil || st.StartOffset != 2 {
+		t.Fatalf("evicted g0's state: %+v, %v", st, err)
+	}
+	// A partition someone holds records of is kept.
+	fetch(t, m, "holder", 0, 1, nil)
+	for i := range 5 {
+		if _, err := m.partition(t.Context(), fmt.Sprintf("x%d", i), tp0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.mu.Lock()
+	_, kept := m.parts[partKey{"g", "t", 0}]
+	m.mu.Unlock()
+	if !kept {
+		t.Fatal("a share partition with acquired records was evicted")
+	}
+}
+
+func TestParseISODuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"PT1H": time.Hour, "P1D": 24 * time.Hour, "P1DT2H30M": 26*time.Hour + 30*time.Minute, "PT0.5S": 500 * time.Millisecond,
+	} {
+		if got, err := parseISODuration(in); err != nil || got != want {
+			t.Errorf("%s: %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "P", "1H", "P1H", "PT1X"} {
+		if _, err := parseISODuration(in); err == nil {
+			t.Errorf("%q parsed", in)
+		}
+	}
+}

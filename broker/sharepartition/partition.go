@@ -385,6 +385,16 @@ func (p *Partition) Snapshot() (start int64, batches []metastore.ShareStateBatch
 	return p.start, batches
 }
 
+// Held reports whether any record is acquired.
+func (p *Partition) Held() bool {
+	for i := range p.recs {
+		if p.recs[i].state == Acquired {
+			return true
+		}
+	}
+	return false
+}
+
 // Counts returns how many records are in each state, for describing.
 func (p *Partition) Counts() map[RecordState]int {
 	c := map[RecordState]int{}
