@@ -52,6 +52,15 @@ type PartitionResult struct {
 // session looks up or opens the member's share session for epoch, and
 // returns it with the next epoch set. m.mu is held.
 func (m *Manager) sessionLocked(group, member string, epoch int32, now time.Time) (*session, error) {
+	s, _, err := m.openSessionLocked(group, member, epoch, now)
+	return s, err
+}
+
+// openSessionLocked is sessionLocked that also returns the partitions of
+// the session that epoch 0 replaced, whose records the member held under
+// it (the client dropped them with the old session). m.mu is held.
+func (m *Manager) openSessionLocked(group, member string, epoch int32, now time.Time) (*session, []metastore.TopicPartition, error) {
+	var replaced []metastore.TopicPartition
 	k := sessionKey{group, member}
 	s := m.sessions[k]
 	switch {
@@ -59,21 +68,26 @@ func (m *Manager) sessionLocked(group, member string, epoch int32, now time.Time
 		if s == nil && len(m.sessions) >= m.cfg.Settings.MaxShareSessions {
 			m.evictIdleLocked(now)
 			if len(m.sessions) >= m.cfg.Settings.MaxShareSessions {
-				return nil, fmt.Errorf("%w: %d sessions (group.share.max.share.sessions)", ErrShareSessionLimitReached, len(m.sessions))
+				return nil, nil, fmt.Errorf("%w: %d sessions (group.share.max.share.sessions)", ErrShareSessionLimitReached, len(m.sessions))
+			}
+		}
+		if s != nil {
+			for tp := range s.parts {
+				replaced = append(replaced, tp)
 			}
 		}
 		s = &session{parts: map[metastore.TopicPartition]struct{}{}}
 		m.sessions[k] = s
 	case s == nil:
-		return nil, fmt.Errorf("%w: group %q member %q", ErrShareSessionNotFound, group, member)
+		return nil, nil, fmt.Errorf("%w: group %q member %q", ErrShareSessionNotFound, group, member)
 	case epoch != FinalEpoch && epoch != s.epoch:
-		return nil, fmt.Errorf("%w: got %d, expected %d", ErrInvalidShareSessionEpoch, epoch, s.epoch)
+		return nil, nil, fmt.Errorf("%w: got %d, expected %d", ErrInvalidShareSessionEpoch, epoch, s.epoch)
 	}
 	s.lastUsed = now
 	if epoch != FinalEpoch {
 		s.epoch = nextEpoch(epoch)
 	}
-	return s, nil
+	return s, replaced, nil
 }
 
 func nextEpoch(e int32) int32 {
@@ -190,7 +204,7 @@ func (m *Manager) Fetch(ctx context.Context, req FetchRequest) ([]PartitionResul
 	}
 	now := m.cfg.Now()
 	m.mu.Lock()
-	s, err := m.sessionLocked(req.Group, req.Member, req.Epoch, now)
+	s, replaced, err := m.openSessionLocked(req.Group, req.Member, req.Epoch, now)
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
@@ -225,6 +239,9 @@ func (m *Manager) Fetch(ctx context.Context, req FetchRequest) ([]PartitionResul
 		}
 		return int(a.Partition - b.Partition)
 	})
+	if len(replaced) > 0 {
+		m.releaseMember(ctx, req.Group, req.Member, replaced)
+	}
 	// Records of forgotten partitions stay with the member until
 	// acknowledged (the client may still send a ShareAcknowledge for them)
 	// or their locks expire.
@@ -334,7 +351,9 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 			}
 		}
 		if failed {
-			return
+			// Answer the failures at once, with what the other
+			// partitions have now.
+			deadline = now
 		}
 		wait := deadline.Sub(now)
 		if !nextExpiry.IsZero() {

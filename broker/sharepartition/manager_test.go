@@ -191,6 +191,12 @@ func TestManagerSessions(t *testing.T) {
 	if want := []AcquiredRange{{2, 2, 2}}; !slices.Equal(c.Acquired, want) {
 		t.Fatalf("after b closed, c got %v, want %v", c.Acquired, want)
 	}
+	// a opens a new session: what it held under the old one is released
+	// (its client dropped it) and delivered again.
+	a := fetch(t, m, "a", 0, 5, nil)
+	if want := []AcquiredRange{{0, 1, 2}}; !slices.Equal(a.Acquired, want) {
+		t.Fatalf("after a reopened its session it got %v, want %v", a.Acquired, want)
+	}
 }
 
 func TestFailoverLoadsStateAndFencesTheOldLeader(t *testing.T) {
