@@ -102,7 +102,7 @@ func nextEpoch(e int32) int32 {
 // to their lock expiry. m.mu is held.
 func (m *Manager) evictIdleLocked(now time.Time) {
 	for k, s := range m.sessions {
-		if now.Sub(s.lastUsed) > sessionIdleBeforeEvic {
+		if now.Sub(s.lastUsed) > sessionIdleEviction {
 			delete(m.sessions, k)
 		}
 	}

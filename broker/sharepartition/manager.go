@@ -51,12 +51,18 @@ var (
 
 // Group config keys the manager reads.
 const (
-	GroupAutoOffsetReset  = "share.auto.offset.reset"
-	GroupLockDuration     = "share.record.lock.duration.ms"
-	GroupDeliveryLimit    = "share.delivery.count.limit"
-	GroupIsolationLevel   = "share.isolation.level"
-	maxSessionPartitions  = 10000
-	sessionIdleBeforeEvic = 2 * time.Minute
+	GroupAutoOffsetReset = "share.auto.offset.reset"
+	GroupLockDuration    = "share.record.lock.duration.ms"
+	GroupDeliveryLimit   = "share.delivery.count.limit"
+	GroupIsolationLevel  = "share.isolation.level"
+)
+
+// Share sessions' bounds: the partitions one session may hold, and how long
+// a session goes unused before a full cache may evict it (its consumer is
+// gone: clients fetch every few seconds).
+const (
+	maxSessionPartitions = 10000
+	sessionIdleEviction  = 2 * time.Minute
 )
 
 // ManagerConfig configures a Manager.

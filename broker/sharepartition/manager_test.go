@@ -156,7 +156,8 @@ func TestManagerSharesRecordsAndPersists(t *testing.T) {
 func TestManagerSessions(t *testing.T) {
 	core := &fakeLog{epoch: 1, leader: true}
 	core.append(t, 3)
-	m := newTestManager(core, metastoretest.New(), fakeclock.New(t0))
+	clock := fakeclock.New(t0)
+	m := newTestManager(core, metastoretest.New(), clock)
 	ctx := t.Context()
 	fetch(t, m, "a", 0, 1, nil)
 	for _, c := range []struct {
@@ -197,6 +198,13 @@ func TestManagerSessions(t *testing.T) {
 	if want := []AcquiredRange{{0, 1, 2}}; !slices.Equal(a.Acquired, want) {
 		t.Fatalf("after a reopened its session it got %v, want %v", a.Acquired, want)
 	}
+	// The cache is full (a, c); sessions unused for long are evicted to
+	// make room.
+	if _, err := m.Fetch(ctx, FetchRequest{Group: "g", Member: "d", Epoch: 0}); !errors.Is(err, ErrShareSessionLimitReached) {
+		t.Fatalf("third session: %v", err)
+	}
+	clock.Advance(sessionIdleEviction + time.Second)
+	fetch(t, m, "d", 0, 1, nil)
 }
 
 func TestFailoverLoadsStateAndFencesTheOldLeader(t *testing.T) {
