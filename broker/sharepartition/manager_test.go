@@ -295,3 +295,55 @@ func TestParseISODuration(t *testing.T) {
 		}
 	}
 }
+
+type members bool
+
+func (m members) ShareGroupEmpty(context.Context, string) (bool, error) { return !bool(m), nil }
+
+func TestAdminOffsets(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 10)
+	store := metastoretest.New()
+	m := newTestManager(core, store, fakeclock.New(t0))
+	ctx := t.Context()
+	// The group reads and acknowledges 0-2; the leader keeps it loaded.
+	fetch(t, m, "a", 0, 3, nil)
+	if _, err := m.Acknowledge(ctx, "g", "a", FinalEpoch, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 2, []int8{AckAccept}}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.DescribeOffsets(ctx, "g", nil)
+	if err != nil || len(got) != 1 || got[0].StartOffset != 3 || got[0].LeaderEpoch != 1 || got[0].Lag != 7 || got[0].TopicID != "id-t" {
+		t.Fatalf("describe: %+v, %v; want SPSO 3, leader epoch 1, lag 7", got, err)
+	}
+	if got, _ := m.DescribeOffsets(ctx, "g", []metastore.TopicPartition{{Topic: "t", Partition: 5}, {Topic: "nope", Partition: 0}}); !errors.Is(got[0].Err, broker.ErrUnknownTopicOrPartition) || !errors.Is(got[1].Err, broker.ErrUnknownTopicOrPartition) {
+		t.Fatalf("describe of unknown partitions: %+v", got)
+	}
+
+	m.SetMembers(members(true))
+	if _, err := m.AlterOffsets(ctx, "g", map[metastore.TopicPartition]int64{tp0: 7}); !errors.Is(err, ErrGroupNotEmpty) {
+		t.Fatalf("alter with members: %v, want ErrGroupNotEmpty", err)
+	}
+	if _, err := m.DeleteOffsets(ctx, "g", []string{"t"}); !errors.Is(err, ErrGroupNotEmpty) {
+		t.Fatalf("delete with members: %v, want ErrGroupNotEmpty", err)
+	}
+	m.SetMembers(members(false))
+	res, err := m.AlterOffsets(ctx, "g", map[metastore.TopicPartition]int64{tp0: 7, {Topic: "t", Partition: 3}: 1})
+	if err != nil || res[tp0] != nil || !errors.Is(res[metastore.TopicPartition{Topic: "t", Partition: 3}], broker.ErrUnknownTopicOrPartition) {
+		t.Fatalf("alter: %v, %v", res, err)
+	}
+	// The leader still has the old state loaded: a session adding the
+	// partition finds it changed and starts from the altered offset.
+	b := fetch(t, m, "b", 0, 10, nil)
+	if want := []AcquiredRange{{7, 9, 1}}; !slices.Equal(b.Acquired, want) {
+		t.Fatalf("after alter b got %v, want %v", b.Acquired, want)
+	}
+	if _, err := m.Acknowledge(ctx, "g", "b", FinalEpoch, nil); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := m.DeleteOffsets(ctx, "g", []string{"t", "nope"}); err != nil || res["t"] != nil || res["nope"] == nil {
+		t.Fatalf("delete: %v, %v", res, err)
+	}
+	if got, _ := m.DescribeOffsets(ctx, "g", []metastore.TopicPartition{tp0}); got[0].StartOffset != -1 {
+		t.Fatalf("after delete SPSO %d, want -1", got[0].StartOffset)
+	}
+}
