@@ -10,12 +10,13 @@
 // it with the partitions listed, later epochs must be the one expected
 // (INVALID_SHARE_SESSION_EPOCH, SHARE_SESSION_NOT_FOUND) and add or forget
 // partitions, -1 only acknowledges and closes it, releasing what the member
-// still holds. The answer names the partitions with records, errors or
-// acknowledgement results.
+// still holds. The answer carries every partition of the session.
 //
 // MaxRecords (v1+) bounds the records acquired, strictly in both
 // ShareAcquireMode values (v2). IsRenewAck (v2) carries lock renewals
-// only: nothing is fetched. Version 0 (Kafka 4.0's early access) is not
+// only: nothing is fetched. A partition answered NOT_LEADER_OR_FOLLOWER
+// carries its current leader, and NodeEndpoints that leader's address on
+// the listener. Version 0 (Kafka 4.0's early access) is not
 // served.
 
 package kafkaapi
@@ -33,10 +34,10 @@ import (
 )
 
 func (s *Server) shareFetchAPI() api {
-	return api{key: 78, min: 1, max: 2, amplification: 160, handle: decoded(s.shareFetch), auth: checkedInHandler()}
+	return api{key: 78, min: 1, max: 2, amplification: 160, handle: decodedWithHeader(s.shareFetch), auth: checkedInHandler()}
 }
 
-func (s *Server) shareFetch(ctx context.Context, req *kmsg.ShareFetchRequest) kmsg.Response {
+func (s *Server) shareFetch(ctx context.Context, h header, req *kmsg.ShareFetchRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ShareFetchResponse)
 	group, member := deref(req.GroupID), deref(req.MemberID)
 	fail := func(code int16, err error) kmsg.Response {
@@ -132,6 +133,13 @@ func (s *Server) shareFetch(ctx context.Context, req *kmsg.ShareFetchRequest) km
 		return fail(shareCode(err), err)
 	}
 	resp.AcquisitionLockTimeoutMillis = int32(s.shares.LockDuration(ctx, group).Milliseconds())
+	var moved []metastore.TopicPartition
+	for _, r := range results {
+		if leaderMoved(shareCode(r.Err)) {
+			moved = append(moved, r.TopicPartition)
+		}
+	}
+	leaders, endpoints := s.movedLeaders(ctx, h, moved)
 	byTopic := map[string]int{}
 	for _, r := range results {
 		i, ok := byTopic[r.Topic]
@@ -152,6 +160,9 @@ func (s *Server) shareFetch(ctx context.Context, req *kmsg.ShareFetchRequest) km
 		if r.Err != nil {
 			rp.ErrorMessage = errorMessage(r.Err)
 		}
+		if l, ok := leaders[r.TopicPartition]; ok {
+			rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = l.id, l.epoch
+		}
 		if r.Acked {
 			rp.AcknowledgeErrorCode = shareCode(r.AckErr)
 			if r.AckErr != nil {
@@ -169,6 +180,9 @@ func (s *Server) shareFetch(ctx context.Context, req *kmsg.ShareFetchRequest) km
 		resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, rp)
 	}
 	resp.Topics = append(resp.Topics, refused...)
+	for _, b := range endpoints {
+		resp.NodeEndpoints = append(resp.NodeEndpoints, kmsg.ShareFetchResponseNodeEndpoint{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
+	}
 	return resp
 }
 

@@ -22,10 +22,10 @@ import (
 )
 
 func (s *Server) shareAcknowledgeAPI() api {
-	return api{key: 79, min: 1, max: 2, amplification: 160, handle: decoded(s.shareAcknowledge), auth: checkedInHandler()}
+	return api{key: 79, min: 1, max: 2, amplification: 160, handle: decodedWithHeader(s.shareAcknowledge), auth: checkedInHandler()}
 }
 
-func (s *Server) shareAcknowledge(ctx context.Context, req *kmsg.ShareAcknowledgeRequest) kmsg.Response {
+func (s *Server) shareAcknowledge(ctx context.Context, h header, req *kmsg.ShareAcknowledgeRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ShareAcknowledgeResponse)
 	group, member := deref(req.GroupID), deref(req.MemberID)
 	fail := func(code int16, err error) kmsg.Response {
@@ -110,6 +110,24 @@ func (s *Server) shareAcknowledge(ctx context.Context, req *kmsg.ShareAcknowledg
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
+	}
+	var moved []metastore.TopicPartition
+	for tp, err := range results {
+		if leaderMoved(shareCode(err)) {
+			moved = append(moved, tp)
+		}
+	}
+	leaders, endpoints := s.movedLeaders(ctx, h, moved)
+	for _, rt := range resp.Topics {
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			if l, ok := leaders[metastore.TopicPartition{Topic: names[rt.TopicID], Partition: rp.Partition}]; ok && leaderMoved(rp.ErrorCode) {
+				rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = l.id, l.epoch
+			}
+		}
+	}
+	for _, b := range endpoints {
+		resp.NodeEndpoints = append(resp.NodeEndpoints, kmsg.ShareAcknowledgeResponseNodeEndpoint{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
 	}
 	return resp
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/broker/sharepartition"
 	"github.com/strata-broker/strata/metastore"
@@ -79,4 +81,48 @@ func shareAcks[B any](batches []B, get func(B) (int64, int64, []int8), budget *i
 		out[i] = sharepartition.AckBatch{FirstOffset: first, LastOffset: last, Types: types}
 	}
 	return out, true
+}
+
+// shareLeader is a partition's current leader as ShareFetch and
+// ShareAcknowledge report it to a client sent to the wrong broker.
+type shareLeader struct{ id, epoch int32 }
+
+// movedLeaders looks up the current leaders of the partitions answered
+// NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH, and the addresses of those
+// leaders on the request's listener (the responses' NodeEndpoints), so
+// that the client moves at once, as Kafka tells it.
+func (s *Server) movedLeaders(ctx context.Context, h header, moved []metastore.TopicPartition) (map[metastore.TopicPartition]shareLeader, []kmsg.MetadataResponseBroker) {
+	if len(moved) == 0 {
+		return nil, nil
+	}
+	var topics []string
+	for _, tp := range moved {
+		if !slices.Contains(topics, tp.Topic) {
+			topics = append(topics, tp.Topic)
+		}
+	}
+	md, err := s.core.Metadata(ctx, topics)
+	if err != nil {
+		return nil, nil
+	}
+	leaders := map[metastore.TopicPartition]shareLeader{}
+	wanted := map[int32]bool{}
+	for _, t := range md.Topics {
+		for _, st := range t.Partitions {
+			tp := metastore.TopicPartition{Topic: t.Name, Partition: st.Partition}
+			if slices.Contains(moved, tp) && st.Leader >= 0 {
+				leaders[tp] = shareLeader{st.Leader, st.LeaderEpoch}
+				wanted[st.Leader] = true
+			}
+		}
+	}
+	brokers, _ := s.liveBrokers(md, h.listener)
+	brokers = slices.DeleteFunc(brokers, func(b kmsg.MetadataResponseBroker) bool { return !wanted[b.NodeID] })
+	return leaders, brokers
+}
+
+// leaderMoved reports whether a partition's error sends the client to
+// another leader.
+func leaderMoved(code int16) bool {
+	return code == kerr.NotLeaderForPartition.Code || code == kerr.FencedLeaderEpoch.Code
 }
