@@ -300,7 +300,7 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 	}
 	deadline := m.cfg.Now().Add(req.MaxWait)
 	// Group configs changed since a partition was loaded apply from now on.
-	cfg, _, groupIso := m.groupConfig(ctx, req.Group)
+	cfg, _, iso := m.groupConfig(ctx, req.Group)
 	for {
 		changed := m.changedCh()
 		now := m.cfg.Now()
@@ -308,7 +308,6 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 		var sps []*sharePart
 		var nextExpiry time.Time
 		failed := false
-		iso := broker.ReadUncommitted
 		for _, tp := range parts {
 			if r := res(tp); r.Err != nil {
 				failed = true
@@ -326,15 +325,11 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 				continue
 			}
 			sp.p.SetConfig(cfg)
-			sp.iso = groupIso
 			if next := sp.p.Expire(now); !next.IsZero() && (nextExpiry.IsZero() || next.Before(nextExpiry)) {
 				nextExpiry = next
 			}
 			off, ok := sp.p.NextFetchOffset()
 			dirty := sp.p.Dirty()
-			if sp.iso == broker.ReadCommitted {
-				iso = broker.ReadCommitted
-			}
 			sp.mu.Unlock()
 			if dirty {
 				// Expired locks archived records: persisted before they
@@ -363,8 +358,9 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 		acquired := false
 		if len(reads) > 0 {
 			waitCtx, cancel := context.WithCancel(ctx)
-			go func() { // ends with waitCtx, cancelled below
-
+			// Released or expired records end the wait; the goroutine
+			// ends with waitCtx, cancelled below.
+			go func() {
 				select {
 				case <-changed:
 					cancel()
@@ -391,8 +387,10 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 				n, err := m.acquire(ctx, req, sps[i], reads[i].Offset, &fr, res(tp), &maxRecords)
 				fr.Release()
 				if err != nil {
+					// Answered now; the other partitions keep what
+					// they acquired.
 					res(tp).Err = err
-					return
+					failed = true
 				}
 				acquired = acquired || n > 0
 			}
@@ -405,7 +403,7 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 			}
 			timer.Stop()
 		}
-		if acquired || maxRecords <= 0 || !m.cfg.Now().Before(deadline) || ctx.Err() != nil {
+		if acquired || failed || maxRecords <= 0 || !m.cfg.Now().Before(deadline) || ctx.Err() != nil {
 			return
 		}
 	}

@@ -93,7 +93,6 @@ type sharePart struct {
 	topicID   string
 	rev       int64 // of the persisted state
 	stateEp   int32
-	iso       broker.IsolationLevel
 }
 
 type sessionKey struct{ group, member string }
@@ -321,7 +320,6 @@ func (m *Manager) partition(ctx context.Context, group string, tp metastore.Topi
 func (m *Manager) load(ctx context.Context, sp *sharePart) error {
 	k := sp.key
 	cfg, initial, iso := m.groupConfig(ctx, k.group)
-	sp.iso = iso
 	st, err := m.cfg.Store.GetShareState(ctx, k.group, k.topic, k.partition)
 	switch {
 	case errors.Is(err, metastore.ErrShareStateNotFound):
