@@ -205,8 +205,17 @@ func (p *Partition) Acquire(member string, batches []Batch, maxRecords int, now 
 		if b.LastOffset < p.start {
 			continue
 		}
-		if b.BaseOffset > p.end() && !p.grow(b.BaseOffset, Archived) {
-			return out
+		if b.BaseOffset > p.end() {
+			// Records missing before the batch are archived as passed.
+			// With nothing unfinished before them they would be passed
+			// at once, so the start jumps over them: a gap wider than the
+			// window must not stop the group.
+			p.advance()
+			if len(p.recs) == 0 {
+				p.start, p.dirty = b.BaseOffset, true
+			} else if !p.grow(b.BaseOffset, Archived) {
+				return out
+			}
 		}
 		for off := max(b.BaseOffset, p.start); off <= b.LastOffset; off++ {
 			if n >= maxRecords {

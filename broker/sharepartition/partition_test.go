@@ -187,9 +187,19 @@ func TestWindowIsBoundedByMaxRecordLocks(t *testing.T) {
 	if got := p.Acquire("b", batches(0, 9), 100, t0); !slices.Equal(got, []AcquiredRange{{5, 6, 1}}) {
 		t.Fatalf("after 2 acknowledged, acquired %v, want 5-6", got)
 	}
-	// A gap wider than the window is not taken in at once.
+	// A gap wider than the window waits for the records before it...
 	if got := p.Acquire("b", batches(100, 101), 100, t0); got != nil || p.EndOffset() != 7 {
 		t.Fatalf("gap beyond the window: acquired %v, SPEO %d", got, p.EndOffset())
+	}
+	// ...and is jumped over once they are done.
+	if err := p.Acknowledge("a", ack(2, 4, AckAccept), t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Acknowledge("b", ack(5, 6, AckAccept), t0); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Acquire("b", batches(100, 101), 100, t0); !slices.Equal(got, []AcquiredRange{{100, 101, 1}}) || p.StartOffset() != 100 {
+		t.Fatalf("gap after the window emptied: acquired %v, SPSO %d", got, p.StartOffset())
 	}
 }
 
