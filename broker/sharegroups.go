@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/broker/sharegroup"
+	"github.com/strata-broker/strata/metastore"
 )
 
 // groupConfigsTTL is how long a group's configs read from the metastore
@@ -124,4 +125,18 @@ func (b *Broker) StoredGroupConfigs(ctx context.Context, group string) (map[stri
 		return nil, fmt.Errorf("broker: group %q configs: %w", group, err)
 	}
 	return values, nil
+}
+
+// ShareGroupEmpty says whether a share group has no members, from its
+// state in the metastore (any broker may be asked to alter a share group's
+// offsets); a group never stored is empty.
+func (b *Broker) ShareGroupEmpty(ctx context.Context, group string) (bool, error) {
+	m, err := b.store.GetShareGroup(ctx, group)
+	if errors.Is(err, metastore.ErrGroupNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("broker: share group %q: %w", group, err)
+	}
+	return len(m.Members) == 0, nil
 }

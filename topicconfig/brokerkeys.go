@@ -129,6 +129,11 @@ var brokerReadKeys = []string{
 	// The transaction coordinator (transactions.go).
 	TransactionMaxTimeoutKey,
 	TransactionalIDExpirationKey,
+	// Share partitions (shares.go).
+	ShareDeliveryCountLimitKey,
+	ShareMaxSessionsKey,
+	SharePartitionMaxLocksKey,
+	ShareRecordLockDurationKey,
 	// Authorization (authorizer.go).
 	"allow.everyone.if.no.acl.found",
 	"authorizer.class.name",

@@ -74,6 +74,11 @@ var advertised = []keyRange{
 	{66, 0, 1}, // ListTransactions
 	{76, 1, 1}, // ShareGroupHeartbeat
 	{77, 1, 1}, // ShareGroupDescribe
+	{78, 1, 2}, // ShareFetch
+	{79, 1, 2}, // ShareAcknowledge
+	{90, 0, 1}, // DescribeShareGroupOffsets
+	{91, 0, 0}, // AlterShareGroupOffsets
+	{92, 0, 0}, // DeleteShareGroupOffsets
 }
 
 type keyRange struct{ key, min, max int16 }

@@ -314,6 +314,31 @@ func authzCases() map[int16]authzCase {
 			r.GroupIDs = []string{"g"}
 			return r
 		}, refuse: groupErr, grants: []acl.Binding{allow(acl.ResourceGroup, "g", acl.OpDescribe)}},
+		78: {req: func() kmsg.Request {
+			r := kmsg.NewPtrShareFetchRequest()
+			r.GroupID, r.MemberID = str("g"), str("m")
+			return r
+		}, refuse: groupErr, grants: groupRead},
+		79: {req: func() kmsg.Request {
+			r := kmsg.NewPtrShareAcknowledgeRequest()
+			r.GroupID, r.MemberID, r.ShareSessionEpoch = str("g"), str("m"), 1
+			return r
+		}, refuse: groupErr, grants: groupRead},
+		90: {req: func() kmsg.Request {
+			r := kmsg.NewPtrDescribeShareGroupOffsetsRequest()
+			r.Groups = []kmsg.DescribeShareGroupOffsetsRequestGroup{{GroupID: "g"}}
+			return r
+		}, refuse: groupErr, grants: []acl.Binding{allow(acl.ResourceGroup, "g", acl.OpDescribe)}},
+		91: {req: func() kmsg.Request {
+			r := kmsg.NewPtrAlterShareGroupOffsetsRequest()
+			r.GroupID = "g"
+			return r
+		}, refuse: groupErr, grants: groupRead},
+		92: {req: func() kmsg.Request {
+			r := kmsg.NewPtrDeleteShareGroupOffsetsRequest()
+			r.GroupID = "g"
+			return r
+		}, refuse: groupErr, grants: []acl.Binding{allow(acl.ResourceGroup, "g", acl.OpDelete)}},
 		60: {req: func() kmsg.Request {
 			r := kmsg.NewPtrDescribeClusterRequest()
 			r.EndpointType = 1

@@ -129,6 +129,11 @@ func (s *Server) registered() []api {
 		s.listTransactionsAPI(),
 		s.shareGroupHeartbeatAPI(),
 		s.shareGroupDescribeAPI(),
+		s.shareFetchAPI(),
+		s.shareAcknowledgeAPI(),
+		s.describeShareGroupOffsetsAPI(),
+		s.alterShareGroupOffsetsAPI(),
+		s.deleteShareGroupOffsetsAPI(),
 	}
 }
 

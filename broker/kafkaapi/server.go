@@ -85,6 +85,9 @@ type Config struct {
 	ShareGroups ShareGroups
 	// GroupConfigs serves the GROUP config resources; nil refuses them.
 	GroupConfigs GroupConfigs
+	// Shares serves share groups' records (ShareFetch, ShareAcknowledge)
+	// and their offsets; nil answers those APIs COORDINATOR_NOT_AVAILABLE.
+	Shares Shares
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (connections.max.idle.ms); zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
@@ -112,6 +115,7 @@ type Server struct {
 	// shareGroups and groupConfigs are Config's.
 	shareGroups  ShareGroups
 	groupConfigs GroupConfigs
+	shares       Shares
 	cfg          Config
 	logger       *slog.Logger
 	metrics      *metrics
@@ -197,6 +201,7 @@ func New(core Core, cfg Config) *Server {
 		groups:        cfg.Groups,
 		shareGroups:   cfg.ShareGroups,
 		groupConfigs:  cfg.GroupConfigs,
+		shares:        cfg.Shares,
 		cfg:           cfg,
 		logger:        logger,
 		metrics:       newMetrics(cfg.Registerer),

@@ -31,6 +31,7 @@ import (
 	"github.com/strata-broker/strata/broker/controller"
 	"github.com/strata-broker/strata/broker/grpcapi"
 	"github.com/strata-broker/strata/broker/kafkaapi"
+	"github.com/strata-broker/strata/broker/sharepartition"
 	"github.com/strata-broker/strata/internal/membudget"
 	"github.com/strata-broker/strata/internal/tlsconf"
 	"github.com/strata-broker/strata/metastore"
@@ -219,7 +220,9 @@ type process struct {
 	kafka      []*kafkaListener
 	autoCreate bool
 	maxRequest int32
-	listener   topicconfig.KafkaListener
+	// shares are the share partitions' settings (group.share.*).
+	shares   topicconfig.ShareSettings
+	listener topicconfig.KafkaListener
 	// grpcTLS is the gRPC port's TLS material, nil when it is plaintext.
 	grpcTLS *tlsconf.Material
 	// reflection is grpc.reflection.enable.
@@ -463,6 +466,9 @@ func (p *process) readKafkaSettings() error {
 		return err
 	}
 	p.requestBudget = membudget.New(queued)
+	if p.shares, err = topicconfig.Shares(p.cfg.Settings); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -676,12 +682,21 @@ func (p *process) serve() <-chan error {
 	mux.HandleFunc("/readyz", readyz(p.broker))
 	hs := newHTTPServer(mux, defaultHTTPTimeouts)
 
+	// Share groups' records are kept on the partitions' leaders, their
+	// state in etcd; the share-group coordinator's membership and group
+	// configs are given to the manager where they exist.
+	shares := sharepartition.NewManager(sharepartition.ManagerConfig{
+		Core: p.broker, Store: p.store, Groups: p.broker, Settings: p.shares,
+		Logger: p.logger.With("component", "shares"),
+	})
+	shares.SetMembers(p.broker)
 	ks := kafkaapi.New(p.broker, kafkaapi.Config{
 		NodeID:                    cfg.NodeID,
 		AutoCreateTopics:          p.autoCreate,
 		Groups:                    p.broker.Groups(),
 		ShareGroups:               p.broker.ShareGroups(),
 		GroupConfigs:              p.broker,
+		Shares:                    shares,
 		MaxRequestBytes:           p.maxRequest,
 		NonProduceMaxRequestBytes: p.listener.NonProduceRequestMaxBytes,
 		RequestBudget:             p.requestBudget,

@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) Target) {
 		{"ShareGroups", testShareGroups},
 		{"GroupConfigs", testGroupConfigs},
 		{"TxnOffsets", testTxnOffsets},
+		{"ShareStates", testShareStates},
 		{"ACLs", testACLs},
 		{"ScramCredentials", testScramCredentials},
 	} {

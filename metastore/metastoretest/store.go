@@ -47,6 +47,7 @@ type Store struct {
 	groupConfigs map[string]groupConfigs
 	acls         map[acl.Binding]bool
 	scram        map[scramKey]sasl.ScramCredential
+	shares       map[shareKey]metastore.ShareState
 	nextPID      int64
 	clusterID    string
 	// candidates are the controller election's campaigners in the order
@@ -69,6 +70,7 @@ func New() *Store {
 		groupConfigs: map[string]groupConfigs{},
 		acls:         map[acl.Binding]bool{},
 		scram:        map[scramKey]sasl.ScramCredential{},
+		shares:       map[shareKey]metastore.ShareState{},
 		nextPID:      metastore.FirstProducerID,
 	}
 }

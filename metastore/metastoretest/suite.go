@@ -58,6 +58,10 @@ type Metastore interface {
 	ListShareGroups(ctx context.Context) ([]metastore.ShareGroupMeta, error)
 	GetGroupConfigs(ctx context.Context, group string) (map[string]string, int64, error)
 	AlterGroupConfigs(ctx context.Context, group string, set map[string]string, del []string, validate func(map[string]string) error) (map[string]string, error)
+	GetShareState(ctx context.Context, group, topic string, partition int32) (metastore.ShareState, error)
+	PutShareState(ctx context.Context, st metastore.ShareState, prevRevision int64) (metastore.ShareState, error)
+	ListShareStates(ctx context.Context, group string) ([]metastore.ShareState, error)
+	DeleteShareStates(ctx context.Context, group, topic string) (int, error)
 
 	GetTransaction(ctx context.Context, id string) (metastore.TransactionMeta, error)
 	PutTransaction(ctx context.Context, meta metastore.TransactionMeta, prevRevision int64) (metastore.TransactionMeta, error)

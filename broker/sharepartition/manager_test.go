@@ -1,0 +1,336 @@
+package sharepartition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-broker/strata/broker"
+	"github.com/strata-broker/strata/broker/sharegroup"
+	"github.com/strata-broker/strata/internal/fakeclock"
+	"github.com/strata-broker/strata/metastore"
+	"github.com/strata-broker/strata/metastore/metastoretest"
+	"github.com/strata-broker/strata/record"
+	"github.com/strata-broker/strata/topicconfig"
+)
+
+// fakeLog is the broker core as the manager sees it: one partition "t-0"
+// whose log is batches of one record each, led under epoch.
+type fakeLog struct {
+	mu      sync.Mutex
+	batches [][]byte
+	epoch   int32
+	leader  bool
+}
+
+func (f *fakeLog) append(t *testing.T, n int) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for range n {
+		b := record.NewBuilder(0, 64)
+		b.Append(&record.Record{Value: fmt.Appendf(nil, "v%d", len(f.batches))})
+		raw, err := b.Build(record.None)
+		if err != nil {
+			t.Fatal(err)
+		}
+		record.SetBaseOffset(raw, int64(len(f.batches)))
+		f.batches = append(f.batches, raw)
+	}
+}
+
+func (f *fakeLog) ShareLeader(topic string, partition int32) (int32, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.leader {
+		return 0, "", broker.ErrNotLeader
+	}
+	return f.epoch, "id-t", nil
+}
+
+func (f *fakeLog) Fetch(ctx context.Context, parts []broker.FetchPartition, opts broker.FetchOptions) ([]broker.FetchResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]broker.FetchResult, len(parts))
+	for i, p := range parts {
+		out[i] = broker.FetchResult{Topic: p.Topic, Partition: p.Partition, HighWatermark: int64(len(f.batches))}
+		for off := p.Offset; off < int64(len(f.batches)); off++ {
+			out[i].Data = append(out[i].Data, f.batches[off]...)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeLog) ListOffset(topic string, partition int32, ts int64, iso broker.IsolationLevel) (int64, int64, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ts == broker.EarliestTimestamp {
+		return 0, -1, true, nil
+	}
+	return int64(len(f.batches)), -1, true, nil
+}
+
+func (f *fakeLog) HostedTopicName(id string) (string, bool) { return "t", id == "id-t" }
+
+func (f *fakeLog) ListTopics(ctx context.Context) ([]metastore.Topic, error) {
+	return []metastore.Topic{{Name: "t", ID: "id-t", Partitions: 1}}, nil
+}
+
+// earliest is a group config source starting every group at the log start.
+type earliest struct{}
+
+func (earliest) GroupConfigs(context.Context, string) (sharegroup.Configs, error) {
+	return sharegroup.Configs{AutoOffsetReset: "earliest"}, nil
+}
+
+var tp0 = metastore.TopicPartition{Topic: "t", Partition: 0}
+
+func newTestManager(core Core, store Store, clock *fakeclock.Clock) *Manager {
+	s := topicconfig.DefaultShareSettings
+	s.MaxShareSessions = 2
+	s.DeliveryCountLimit = 2
+	return NewManager(ManagerConfig{Core: core, Store: store, Groups: earliest{}, Settings: s, Now: clock.Now})
+}
+
+func fetch(t *testing.T, m *Manager, member string, epoch int32, maxRecords int, acks []AckBatch) PartitionResult {
+	t.Helper()
+	req := FetchRequest{Group: "g", Member: member, Epoch: epoch, MaxRecords: maxRecords, Partitions: []metastore.TopicPartition{tp0}}
+	if acks != nil {
+		req.Acks = map[metastore.TopicPartition][]AckBatch{tp0: acks}
+	}
+	res, err := m.Fetch(t.Context(), req)
+	if err != nil {
+		t.Fatalf("%s fetch at epoch %d: %v", member, epoch, err)
+	}
+	if len(res) != 1 {
+		t.Fatalf("%s fetch at epoch %d: %d partitions answered", member, epoch, len(res))
+	}
+	if res[0].Err != nil || res[0].AckErr != nil {
+		t.Fatalf("%s fetch at epoch %d: %v, acks %v", member, epoch, res[0].Err, res[0].AckErr)
+	}
+	return res[0]
+}
+
+func TestManagerSharesRecordsAndPersists(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 10)
+	store := metastoretest.New()
+	clock := fakeclock.New(t0)
+	m := newTestManager(core, store, clock)
+
+	a := fetch(t, m, "a", 0, 4, nil)
+	b := fetch(t, m, "b", 0, 4, nil)
+	if !slices.Equal(a.Acquired, []AcquiredRange{{0, 3, 1}}) || !slices.Equal(b.Acquired, []AcquiredRange{{4, 7, 1}}) {
+		t.Fatalf("a got %v, b got %v; want 0-3 and 4-7", a.Acquired, b.Acquired)
+	}
+	if got, _ := parseBatches(a.Records); len(got) != 4 {
+		t.Fatalf("a was sent %d batches, want the 4 it holds", len(got))
+	}
+	// a accepts two and releases two; b rejects its four and fetches.
+	if _, err := m.Acknowledge(t.Context(), "g", "a", 1, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 1, []int8{AckAccept}}, {2, 3, []int8{AckRelease}}}}); err != nil {
+		t.Fatal(err)
+	}
+	b = fetch(t, m, "b", 1, 10, []AckBatch{{4, 7, []int8{AckReject}}})
+	if want := []AcquiredRange{{2, 3, 2}, {8, 9, 1}}; !slices.Equal(b.Acquired, want) {
+		t.Fatalf("b got %v, want %v", b.Acquired, want)
+	}
+	st, err := store.GetShareState(t.Context(), "g", "t", 0)
+	if err != nil || st.StartOffset != 2 || st.LeaderEpoch != 1 {
+		t.Fatalf("persisted %+v, %v; want SPSO 2 under leader epoch 1", st, err)
+	}
+
+	// The lock of b's records expires: 2-3 reach the delivery limit (2)
+	// and are archived, 8-9 are offered again.
+	clock.Advance(31 * time.Second)
+	a = fetch(t, m, "a", 2, 10, nil)
+	if want := []AcquiredRange{{8, 9, 2}}; !slices.Equal(a.Acquired, want) {
+		t.Fatalf("after b's locks expired a got %v, want %v", a.Acquired, want)
+	}
+	if st, _ := store.GetShareState(t.Context(), "g", "t", 0); st.StartOffset != 8 {
+		t.Fatalf("persisted SPSO %d, want 8 (2-3 archived, 4-7 rejected)", st.StartOffset)
+	}
+}
+
+func TestManagerSessions(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 3)
+	clock := fakeclock.New(t0)
+	m := newTestManager(core, metastoretest.New(), clock)
+	ctx := t.Context()
+	fetch(t, m, "a", 0, 1, nil)
+	for _, c := range []struct {
+		member string
+		epoch  int32
+		want   error
+	}{
+		{"a", 5, ErrInvalidShareSessionEpoch},
+		{"nobody", 1, ErrShareSessionNotFound},
+	} {
+		if _, err := m.Fetch(ctx, FetchRequest{Group: "g", Member: c.member, Epoch: c.epoch}); !errors.Is(err, c.want) {
+			t.Errorf("%s at epoch %d: %v, want %v", c.member, c.epoch, err, c.want)
+		}
+	}
+	if _, err := m.Acknowledge(ctx, "g", "a", 0, nil); !errors.Is(err, ErrInvalidShareSessionEpoch) {
+		t.Errorf("acknowledge at epoch 0: %v", err)
+	}
+	if _, err := m.Fetch(ctx, FetchRequest{Group: "g", Member: "a", Epoch: 0, Acks: map[metastore.TopicPartition][]AckBatch{tp0: {{0, 0, []int8{1}}}}}); !errors.Is(err, ErrInvalidShareSessionEpoch) {
+		t.Errorf("acknowledgements opening a session: %v", err)
+	}
+	// A failed request does not move the epoch: 1 is still expected.
+	fetch(t, m, "a", 1, 1, nil)
+	fetch(t, m, "b", 0, 1, nil)
+	if _, err := m.Fetch(ctx, FetchRequest{Group: "g", Member: "c", Epoch: 0}); !errors.Is(err, ErrShareSessionLimitReached) {
+		t.Errorf("third session with a limit of 2: %v", err)
+	}
+	// Closing releases what the member holds: b's record is offered again.
+	if _, err := m.Acknowledge(ctx, "g", "b", FinalEpoch, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := fetch(t, m, "c", 0, 5, nil)
+	if want := []AcquiredRange{{2, 2, 2}}; !slices.Equal(c.Acquired, want) {
+		t.Fatalf("after b closed, c got %v, want %v", c.Acquired, want)
+	}
+	// a opens a new session: what it held under the old one is released
+	// (its client dropped it) and delivered again.
+	a := fetch(t, m, "a", 0, 5, nil)
+	if want := []AcquiredRange{{0, 1, 2}}; !slices.Equal(a.Acquired, want) {
+		t.Fatalf("after a reopened its session it got %v, want %v", a.Acquired, want)
+	}
+	// The cache is full (a, c); sessions unused for long are evicted to
+	// make room.
+	if _, err := m.Fetch(ctx, FetchRequest{Group: "g", Member: "d", Epoch: 0}); !errors.Is(err, ErrShareSessionLimitReached) {
+		t.Fatalf("third session: %v", err)
+	}
+	clock.Advance(sessionIdleEviction + time.Second)
+	fetch(t, m, "d", 0, 1, nil)
+}
+
+func TestFailoverLoadsStateAndFencesTheOldLeader(t *testing.T) {
+	store := metastoretest.New()
+	clock := fakeclock.New(t0)
+	oldCore := &fakeLog{epoch: 1, leader: true}
+	oldCore.append(t, 6)
+	old := newTestManager(oldCore, store, clock)
+	fetch(t, old, "a", 0, 6, nil)
+	if _, err := old.Acknowledge(t.Context(), "g", "a", 1, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 1, []int8{AckAccept}}, {2, 2, []int8{AckRelease}}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another broker becomes leader under epoch 2 with the same log.
+	newCore := &fakeLog{epoch: 2, leader: true, batches: oldCore.batches}
+	fresh := newTestManager(newCore, store, clock)
+	b := fetch(t, fresh, "b", 0, 10, nil)
+	// 0-1 are done; 2 was released after one delivery; 3-5 were held by
+	// a when the old leader stopped: persisted as available with their
+	// delivery count, never as acquired.
+	if want := []AcquiredRange{{2, 5, 2}}; !slices.Equal(b.Acquired, want) {
+		t.Fatalf("new leader handed out %v, want %v", b.Acquired, want)
+	}
+	// The old leader still thinks it leads: its write is refused.
+	res, err := old.Acknowledge(t.Context(), "g", "a", 2, map[metastore.TopicPartition][]AckBatch{tp0: {{3, 5, []int8{AckAccept}}}})
+	if err != nil || !errors.Is(res[tp0], broker.ErrNotLeader) {
+		t.Fatalf("old leader's acknowledgement: %v, %v; want ErrNotLeader", res, err)
+	}
+	st, _ := store.GetShareState(t.Context(), "g", "t", 0)
+	if st.LeaderEpoch != 2 || st.StartOffset != 2 {
+		t.Fatalf("stored %+v: the old leader's acknowledgement landed", st)
+	}
+}
+
+func TestIdlePartitionsAreEvicted(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 2)
+	store := metastoretest.New()
+	m := newTestManager(core, store, fakeclock.New(t0))
+	m.maxIdleParts = 3
+	// Each group's share partition is loaded and, once its records are
+	// acknowledged, idle: the map stays bounded and the state persisted.
+	for i := range 10 {
+		group := fmt.Sprintf("g%d", i)
+		res, err := m.Fetch(t.Context(), FetchRequest{Group: group, Member: "a", Epoch: 0, MaxRecords: 10, Partitions: []metastore.TopicPartition{tp0}})
+		if err != nil || len(res) != 1 || len(res[0].Acquired) != 1 {
+			t.Fatalf("%s: %+v, %v", group, res, err)
+		}
+		if _, err := m.Acknowledge(t.Context(), group, "a", FinalEpoch, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 1, []int8{AckAccept}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.mu.Lock()
+	n := len(m.parts)
+	m.mu.Unlock()
+	if n > 3 {
+		t.Fatalf("%d share partitions kept, want at most 3", n)
+	}
+	if st, err := store.GetShareState(t.Context(), "g0", "t", 0); err != nil || st.StartOffset != 2 {
+		t.Fatalf("evicted g0's state: %+v, %v", st, err)
+	}
+	// A partition someone holds records of is kept.
+	fetch(t, m, "holder", 0, 1, nil)
+	for i := range 5 {
+		if _, err := m.partition(t.Context(), fmt.Sprintf("x%d", i), tp0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.mu.Lock()
+	_, kept := m.parts[partKey{"g", "t", 0}]
+	m.mu.Unlock()
+	if !kept {
+		t.Fatal("a share partition with acquired records was evicted")
+	}
+}
+
+type members bool
+
+func (m members) ShareGroupEmpty(context.Context, string) (bool, error) { return !bool(m), nil }
+
+func TestAdminOffsets(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 10)
+	store := metastoretest.New()
+	m := newTestManager(core, store, fakeclock.New(t0))
+	ctx := t.Context()
+	// The group reads and acknowledges 0-2; the leader keeps it loaded.
+	fetch(t, m, "a", 0, 3, nil)
+	if _, err := m.Acknowledge(ctx, "g", "a", FinalEpoch, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 2, []int8{AckAccept}}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.DescribeOffsets(ctx, "g", nil)
+	if err != nil || len(got) != 1 || got[0].StartOffset != 3 || got[0].LeaderEpoch != 1 || got[0].Lag != 7 || got[0].TopicID != "id-t" {
+		t.Fatalf("describe: %+v, %v; want SPSO 3, leader epoch 1, lag 7", got, err)
+	}
+	if got, _ := m.DescribeOffsets(ctx, "g", []metastore.TopicPartition{{Topic: "t", Partition: 5}, {Topic: "nope", Partition: 0}}); !errors.Is(got[0].Err, broker.ErrUnknownTopicOrPartition) || !errors.Is(got[1].Err, broker.ErrUnknownTopicOrPartition) {
+		t.Fatalf("describe of unknown partitions: %+v", got)
+	}
+
+	m.SetMembers(members(true))
+	if _, err := m.AlterOffsets(ctx, "g", map[metastore.TopicPartition]int64{tp0: 7}); !errors.Is(err, ErrGroupNotEmpty) {
+		t.Fatalf("alter with members: %v, want ErrGroupNotEmpty", err)
+	}
+	if _, err := m.DeleteOffsets(ctx, "g", []string{"t"}); !errors.Is(err, ErrGroupNotEmpty) {
+		t.Fatalf("delete with members: %v, want ErrGroupNotEmpty", err)
+	}
+	m.SetMembers(members(false))
+	res, err := m.AlterOffsets(ctx, "g", map[metastore.TopicPartition]int64{tp0: 7, {Topic: "t", Partition: 3}: 1})
+	if err != nil || res[tp0] != nil || !errors.Is(res[metastore.TopicPartition{Topic: "t", Partition: 3}], broker.ErrUnknownTopicOrPartition) {
+		t.Fatalf("alter: %v, %v", res, err)
+	}
+	// The leader still has the old state loaded: a session adding the
+	// partition finds it changed and starts from the altered offset.
+	b := fetch(t, m, "b", 0, 10, nil)
+	if want := []AcquiredRange{{7, 9, 1}}; !slices.Equal(b.Acquired, want) {
+		t.Fatalf("after alter b got %v, want %v", b.Acquired, want)
+	}
+	if _, err := m.Acknowledge(ctx, "g", "b", FinalEpoch, nil); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := m.DeleteOffsets(ctx, "g", []string{"t", "nope"}); err != nil || res["t"] != nil || res["nope"] == nil {
+		t.Fatalf("delete: %v, %v", res, err)
+	}
+	if got, _ := m.DescribeOffsets(ctx, "g", []metastore.TopicPartition{tp0}); got[0].StartOffset != -1 {
+		t.Fatalf("after delete SPSO %d, want -1", got[0].StartOffset)
+	}
+}
