@@ -126,6 +126,9 @@ func (nullShareGroups) Describe(context.Context, string) (metastore.ShareGroupMe
 	return metastore.ShareGroupMeta{}, sharegroup.ErrGroupIDNotFound
 }
 func (nullShareGroups) List(context.Context) ([]metastore.ShareGroupMeta, error) { return nil, nil }
+func (nullShareGroups) Delete(context.Context, string, func(context.Context, string) error) error {
+	return sharegroup.ErrGroupIDNotFound
+}
 
 // serveNull serves a frontend over nullCore on a loopback port.
 func serveNull(t *testing.T, groups Groups) string {

@@ -16,6 +16,7 @@ type ShareGroups interface {
 	Heartbeat(ctx context.Context, req sharegroup.HeartbeatRequest) (sharegroup.HeartbeatResult, error)
 	Describe(ctx context.Context, name string) (metastore.ShareGroupMeta, error)
 	List(ctx context.Context) ([]metastore.ShareGroupMeta, error)
+	Delete(ctx context.Context, name string, dropState func(context.Context, string) error) error
 }
 
 var _ ShareGroups = (*sharegroup.Coordinator)(nil)
@@ -45,6 +46,8 @@ func shareGroupCode(err error) int16 {
 		return kerr.FencedMemberEpoch.Code
 	case errors.Is(err, sharegroup.ErrGroupMaxSizeReached):
 		return kerr.GroupMaxSizeReached.Code
+	case errors.Is(err, sharegroup.ErrNonEmptyGroup):
+		return kerr.NonEmptyGroup.Code
 	}
 	return kerr.CoordinatorNotAvailable.Code
 }

@@ -180,4 +180,31 @@ func TestShareGroupMembership(t *testing.T) {
 	if m2.ErrorCode != 0 || m2.MemberEpoch != 3 || assigned(m2) != 3 {
 		t.Fatalf("remaining member: %+v", m2)
 	}
+
+	// DeleteGroups: refused while a member remains, then the group is gone.
+	deleteGroup := func() int16 {
+		t.Helper()
+		req := kmsg.NewPtrDeleteGroupsRequest()
+		req.Groups = []string{"sg"}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Groups[0].ErrorCode
+	}
+	if code := deleteGroup(); code != kerr.NonEmptyGroup.Code {
+		t.Fatalf("deleting a share group with a member: %v, want NON_EMPTY_GROUP", kerr.ErrorForCode(code))
+	}
+	if resp := shareHeartbeat(t, cl, "m2", -1); resp.ErrorCode != 0 {
+		t.Fatalf("leave: %+v", resp)
+	}
+	if code := deleteGroup(); code != 0 {
+		t.Fatalf("deleting an empty share group: %v", kerr.ErrorForCode(code))
+	}
+	if code := deleteGroup(); code != kerr.GroupIDNotFound.Code {
+		t.Fatalf("deleting it again: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(code))
+	}
+	if resp := shareHeartbeat(t, cl, "m2", 3); resp.ErrorCode != kerr.GroupIDNotFound.Code {
+		t.Fatalf("heartbeat of the deleted group: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(resp.ErrorCode))
+	}
 }

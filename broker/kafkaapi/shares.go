@@ -25,6 +25,7 @@ type Shares interface {
 	DescribeOffsets(ctx context.Context, group string, parts []metastore.TopicPartition) ([]sharepartition.Offset, error)
 	AlterOffsets(ctx context.Context, group string, offsets map[metastore.TopicPartition]int64) (map[metastore.TopicPartition]error, error)
 	DeleteOffsets(ctx context.Context, group string, topics []string) (map[string]error, error)
+	DeleteGroup(ctx context.Context, group string) error
 }
 
 var _ Shares = (*sharepartition.Manager)(nil)

@@ -45,6 +45,7 @@ func (movedShares) AlterOffsets(context.Context, string, map[metastore.TopicPart
 func (movedShares) DeleteOffsets(context.Context, string, []string) (map[string]error, error) {
 	return nil, nil
 }
+func (movedShares) DeleteGroup(context.Context, string) error { return nil }
 
 // A partition led elsewhere is answered with its current leader and that
 // leader's address, so that the client moves without a metadata round.

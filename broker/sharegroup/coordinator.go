@@ -30,6 +30,7 @@ var (
 	ErrUnknownMemberID         = errors.New("unknown member id")
 	ErrFencedMemberEpoch       = errors.New("fenced member epoch")
 	ErrGroupMaxSizeReached     = errors.New("group max size reached")
+	ErrNonEmptyGroup           = errors.New("group is not empty")
 )
 
 // Group states, as Kafka names a share group's.
@@ -46,6 +47,7 @@ type Store interface {
 	GetShareGroup(ctx context.Context, group string) (metastore.ShareGroupMeta, error)
 	PutShareGroup(ctx context.Context, meta metastore.ShareGroupMeta, prevRevision int64) (metastore.ShareGroupMeta, error)
 	ListShareGroups(ctx context.Context) ([]metastore.ShareGroupMeta, error)
+	DeleteShareGroup(ctx context.Context, group string, revision int64) error
 }
 
 // Config wires the coordinator to its broker.
@@ -459,6 +461,43 @@ func (c *Coordinator) Describe(ctx context.Context, name string) (metastore.Shar
 		return metastore.ShareGroupMeta{}, fmt.Errorf("%w: share group %s", ErrGroupIDNotFound, name)
 	}
 	return cloneMeta(g.meta), nil
+}
+
+// Delete deletes a share group without members (DeleteGroups):
+// ErrNonEmptyGroup while it has some, ErrGroupIDNotFound if there is none.
+// dropState deletes its share-partition state first, while the group is
+// held (no member can join meanwhile): a failure leaves the group, so the
+// delete can be retried, and a group of the same id created later never
+// starts from the old state.
+func (c *Coordinator) Delete(ctx context.Context, name string, dropState func(context.Context, string) error) error {
+	g, err := c.lock(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer g.mu.Unlock()
+	switch {
+	case g.meta.Revision == 0:
+		c.dropLocked(g)
+		return fmt.Errorf("%w: share group %s", ErrGroupIDNotFound, name)
+	case len(g.meta.Members) > 0:
+		return fmt.Errorf("%w: share group %s has %d members", ErrNonEmptyGroup, name, len(g.meta.Members))
+	}
+	if dropState != nil {
+		if err := dropState(ctx, name); err != nil {
+			return fmt.Errorf("%w: deleting share group %s's share-partition state: %v", ErrCoordinatorNotAvailable, name, err)
+		}
+	}
+	err = c.store.DeleteShareGroup(ctx, name, g.meta.Revision)
+	// Deleted or not (another coordinator wrote it), what this one holds is
+	// no longer the group.
+	c.dropLocked(g)
+	switch {
+	case errors.Is(err, metastore.ErrConflict):
+		return fmt.Errorf("%w: share group %s changed under this coordinator", ErrNotCoordinator, name)
+	case err != nil:
+		return fmt.Errorf("%w: deleting share group %s: %v", ErrCoordinatorNotAvailable, name, err)
+	}
+	return nil
 }
 
 // List returns the share groups this broker coordinates, as stored. Each
