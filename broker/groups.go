@@ -3,7 +3,9 @@ package broker
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/strata-broker/strata/broker/group"
@@ -61,6 +63,39 @@ func newGroupCoordinator(b *Broker) (*group.Coordinator, error) {
 	// etcd) may already have been replaced by another coordinator that the
 	// live-broker view does not show yet: it does not act for any group
 	// until it is registered again.
+	if cfg.ConsumerSessionTimeout, err = ms("group.consumer.session.timeout.ms", group.DefaultConsumerSessionTimeout); err != nil {
+		return nil, err
+	}
+	if cfg.ConsumerHeartbeatInterval, err = ms("group.consumer.heartbeat.interval.ms", group.DefaultConsumerHeartbeatInterval); err != nil {
+		return nil, err
+	}
+	if cfg.ConsumerHeartbeatInterval >= cfg.ConsumerSessionTimeout {
+		return nil, fmt.Errorf("broker: group.consumer.heartbeat.interval.ms (%v) must be below group.consumer.session.timeout.ms (%v): %w",
+			cfg.ConsumerHeartbeatInterval, cfg.ConsumerSessionTimeout, ErrInvalidConfig)
+	}
+	if v, ok := b.cfg.Settings["group.consumer.assignors"]; ok {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if !slices.Contains(group.Assignors(), name) || slices.Contains(cfg.ConsumerAssignors, name) {
+				return nil, fmt.Errorf("broker: setting group.consumer.assignors=%q: %q is not one of %v (or is named twice): %w",
+					v, name, group.Assignors(), ErrInvalidConfig)
+			}
+			cfg.ConsumerAssignors = append(cfg.ConsumerAssignors, name)
+		}
+	}
+	// The consumer group protocol's assignors and regular expressions see
+	// the topics this broker knows; internal topics are not subscribed to.
+	cfg.Topics = func() []group.TopicInfo {
+		_, known := b.hosted.known(nil)
+		out := make([]group.TopicInfo, 0, len(known))
+		for name, t := range known {
+			if strings.HasPrefix(name, "__") || t.ID == "" {
+				continue
+			}
+			out = append(out, group.TopicInfo{Name: name, ID: t.ID, Partitions: t.Partitions})
+		}
+		return out
+	}
 	cfg.Owns = func(name string) bool {
 		return b.leaseOK() && b.GroupCoordinator(name).NodeID == b.cfg.NodeID
 	}

@@ -156,6 +156,9 @@ func (g GroupMeta) Type() string {
 type ConsumerGroupMeta struct {
 	AssignmentEpoch int32  `json:"ae"`
 	Assignor        string `json:"as,omitempty"`
+	// MetadataHash identifies the subscribed topics and their partition
+	// counts the target assignment was computed from.
+	MetadataHash uint64 `json:"mh,omitempty"`
 	// Members, sorted by member id.
 	Members []ConsumerMember `json:"m,omitempty"`
 }

@@ -31,15 +31,15 @@ var advertised = []keyRange{
 	{1, 4, 12}, // Fetch
 	{2, 0, 6},  // ListOffsets
 	{3, 0, 12}, // Metadata
-	{8, 0, 8},  // OffsetCommit
-	{9, 0, 7},  // OffsetFetch
+	{8, 0, 9},  // OffsetCommit
+	{9, 0, 9},  // OffsetFetch
 	{10, 0, 4}, // FindCoordinator
 	{11, 0, 9}, // JoinGroup
 	{12, 0, 4}, // Heartbeat
 	{13, 0, 5}, // LeaveGroup
 	{14, 0, 5}, // SyncGroup
 	{15, 0, 5}, // DescribeGroups
-	{16, 0, 4}, // ListGroups
+	{16, 0, 5}, // ListGroups
 	{17, 0, 1}, // SaslHandshake
 	{18, 0, 3}, // ApiVersions
 	{19, 0, 7}, // CreateTopics
@@ -69,13 +69,15 @@ var advertised = []keyRange{
 	{60, 0, 1}, // DescribeCluster
 	{65, 0, 0}, // DescribeTransactions
 	{66, 0, 1}, // ListTransactions
+	{68, 0, 1}, // ConsumerGroupHeartbeat
+	{69, 0, 1}, // ConsumerGroupDescribe
 }
 
 type keyRange struct{ key, min, max int16 }
 
 // groupAPIs are the keys answered only by a broker with a group
 // coordinator.
-var groupAPIs = []int16{8, 9, 10, 11, 12, 13, 14, 15, 16, 28, 42, 47}
+var groupAPIs = []int16{8, 9, 10, 11, 12, 13, 14, 15, 16, 28, 42, 47, 68, 69}
 
 // nullGroups answers every group call at once, so that each group API
 // can be seen to be answered.
@@ -102,6 +104,13 @@ func (nullGroups) List(context.Context) ([]group.Summary, error)                
 func (nullGroups) Delete(context.Context, string) error                           { return nil }
 func (nullGroups) DeleteOffsets(context.Context, string, string, []int32) error   { return nil }
 func (nullGroups) CommitTxnOffsets(context.Context, group.TxnCommitRequest) error { return nil }
+func (nullGroups) ConsumerGroupHeartbeat(context.Context, group.ConsumerHeartbeat) (group.ConsumerHeartbeatResult, error) {
+	return group.ConsumerHeartbeatResult{}, group.ErrUnknownMemberID
+}
+func (nullGroups) DescribeConsumerGroup(context.Context, string) (group.ConsumerDescription, error) {
+	return group.ConsumerDescription{}, group.ErrGroupIDNotFound
+}
+func (nullGroups) CheckConsumerMember(context.Context, string, string, int32) error { return nil }
 func (nullGroups) FetchStableOffsets(context.Context, string) ([]metastore.OffsetCommit, []metastore.TopicPartition, error) {
 	return nil, nil, nil
 }

@@ -123,6 +123,8 @@ func (s *Server) registered() []api {
 		s.describeClusterAPI(),
 		s.describeTransactionsAPI(),
 		s.listTransactionsAPI(),
+		s.consumerGroupHeartbeatAPI(),
+		s.consumerGroupDescribeAPI(),
 	}
 }
 
