@@ -84,12 +84,13 @@ func newGroupCoordinator(b *Broker) (*group.Coordinator, error) {
 		}
 	}
 	// The consumer group protocol's assignors and regular expressions see
-	// the topics this broker knows; internal topics are not subscribed to.
+	// the topics this broker knows. As in Kafka, a regular expression may
+	// match an internal topic: the client decides whether to consume it.
 	cfg.Topics = func() []group.TopicInfo {
 		_, known := b.hosted.known(nil)
 		out := make([]group.TopicInfo, 0, len(known))
 		for name, t := range known {
-			if strings.HasPrefix(name, "__") || t.ID == "" {
+			if t.ID == "" {
 				continue
 			}
 			out = append(out, group.TopicInfo{Name: name, ID: t.ID, Partitions: t.Partitions})
