@@ -59,10 +59,6 @@ func newGroupCoordinator(b *Broker) (*group.Coordinator, error) {
 		n, err := b.PartitionCount(topic)
 		return err == nil && partition >= 0 && partition < n
 	}
-	// A broker whose lease may have expired (it was paused, or cut off from
-	// etcd) may already have been replaced by another coordinator that the
-	// live-broker view does not show yet: it does not act for any group
-	// until it is registered again.
 	if cfg.ConsumerSessionTimeout, err = ms("group.consumer.session.timeout.ms", group.DefaultConsumerSessionTimeout); err != nil {
 		return nil, err
 	}
@@ -97,6 +93,10 @@ func newGroupCoordinator(b *Broker) (*group.Coordinator, error) {
 		}
 		return out
 	}
+	// A broker whose lease may have expired (it was paused, or cut off from
+	// etcd) may already have been replaced by another coordinator that the
+	// live-broker view does not show yet: it does not act for any group
+	// until it is registered again.
 	cfg.Owns = func(name string) bool {
 		return b.leaseOK() && b.GroupCoordinator(name).NodeID == b.cfg.NodeID
 	}
