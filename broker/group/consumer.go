@@ -52,6 +52,11 @@ const (
 	maxAssignorLength = 255
 )
 
+// topicsRefresh is how often a group's subscriptions are resolved again
+// against the topics when nothing else moves its epoch: a topic created or
+// deleted reaches the group's assignment within it (plus a heartbeat).
+const topicsRefresh = time.Second
+
 // Defaults of the consumer group protocol's broker settings.
 const (
 	DefaultConsumerSessionTimeout    = 45 * time.Second
@@ -67,7 +72,11 @@ type consumerGroup struct {
 	// metadataHash is a hash of the subscribed topics (ids and partition
 	// counts) as of the group epoch: when it changes, so does the epoch.
 	metadataHash uint64
-	members      map[string]*consumerMember
+	// resolvedAt is when the subscriptions were last resolved against the
+	// topics: heartbeats that change nothing look again at most every
+	// topicsRefresh, as regular expressions over every topic cost.
+	resolvedAt time.Time
+	members    map[string]*consumerMember
 	// owners says who owns (or is revoking) each partition.
 	owners map[partitionKey]string
 }
@@ -468,6 +477,10 @@ func (c *Coordinator) groupAssignorLocked(cg *consumerGroup) string {
 // moved.
 func (c *Coordinator) rebalanceConsumerLocked(ctx context.Context, g *group, now time.Time, changed bool) error {
 	cg := g.cg
+	if !changed && now.Sub(cg.resolvedAt) < topicsRefresh && !cg.resolvedAt.After(now) {
+		return nil
+	}
+	cg.resolvedAt = now
 	subs, topics, hash := c.subscriptionLocked(cg)
 	if hash != cg.metadataHash {
 		cg.metadataHash, changed = hash, true

@@ -370,11 +370,17 @@ func TestConsumerRegexFollowsTopics(t *testing.T) {
 	}
 	const topicB = "00000000-0000-4000-8000-00000000000b"
 	e.topics = append(e.topics, group.TopicInfo{Name: "bb", ID: topicB, Partitions: 2}, group.TopicInfo{Name: "xa", ID: "x", Partitions: 1})
+	// Topics are looked at again once a second, not at every heartbeat.
+	if r = e.mustBeat("m1", r.MemberEpoch, []int32{0, 1, 2, 3}); r.MemberEpoch != 1 {
+		t.Fatalf("topics resolved again at once: %+v", r)
+	}
+	e.clk.Advance(time.Second)
 	r = e.mustBeat("m1", r.MemberEpoch, []int32{0, 1, 2, 3})
 	if r.MemberEpoch != 2 || len(r.Assignment[topicB]) != 2 || len(r.Assignment) != 2 {
 		t.Fatalf("after topic bb was created: %+v; want epoch 2 with a and bb (xa does not match whole)", r)
 	}
 	e.topics = e.topics[1:]
+	e.clk.Advance(time.Second)
 	r, err = e.c.ConsumerGroupHeartbeat(ctx, group.ConsumerHeartbeat{Group: "g", MemberID: "m1", MemberEpoch: 2, RebalanceTimeout: -1,
 		Owned: map[string][]int32{topicA: {0, 1, 2, 3}, topicB: {0, 1}}})
 	if err != nil || r.MemberEpoch != 2 || len(r.Assignment[topicA]) != 0 {
