@@ -64,9 +64,12 @@ func (s *Server) offsetFetchGroups(ctx context.Context, req *kmsg.OffsetFetchReq
 		}
 		r := s.offsetFetchGroup(ctx, one)
 		out.ErrorCode = r.ErrorCode
+		// Sized exactly: the answer is built twice over (v7's, then this).
+		out.Topics = make([]kmsg.OffsetFetchResponseGroupTopic, 0, len(r.Topics))
 		for _, t := range r.Topics {
 			rt := kmsg.NewOffsetFetchResponseGroupTopic()
 			rt.Topic = t.Topic
+			rt.Partitions = make([]kmsg.OffsetFetchResponseGroupTopicPartition, 0, len(t.Partitions))
 			for _, p := range t.Partitions {
 				rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata, rp.ErrorCode = p.Partition, p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode
