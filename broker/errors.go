@@ -171,6 +171,11 @@ const (
 	KindGroupSubscribedToTopic
 	KindGroupMaxSizeReached
 	KindOffsetMetadataTooLarge
+	KindFencedMemberEpoch
+	KindStaleMemberEpoch
+	KindUnreleasedInstanceID
+	KindUnsupportedAssignor
+	KindInvalidRegularExpression
 	KindMemberIDRequired
 )
 
@@ -325,6 +330,18 @@ func Classify(err error) Kind {
 		return KindGroupMaxSizeReached
 	case errors.Is(err, group.ErrOffsetMetadataTooLarge):
 		return KindOffsetMetadataTooLarge
+	case errors.Is(err, group.ErrFencedMemberEpoch):
+		return KindFencedMemberEpoch
+	case errors.Is(err, group.ErrStaleMemberEpoch):
+		return KindStaleMemberEpoch
+	case errors.Is(err, group.ErrUnreleasedInstanceID):
+		return KindUnreleasedInstanceID
+	case errors.Is(err, group.ErrUnsupportedAssignor):
+		return KindUnsupportedAssignor
+	case errors.Is(err, group.ErrInvalidRegularExpression):
+		return KindInvalidRegularExpression
+	case errors.Is(err, group.ErrInvalidRequest):
+		return KindInvalidRequest
 	// A deadline that passed wins over a cancellation, should an error carry
 	// both: the caller learns that it ran out of time.
 	case errors.Is(err, context.DeadlineExceeded):

@@ -1,9 +1,12 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/strata-broker/strata/broker/group"
@@ -56,6 +59,49 @@ func newGroupCoordinator(b *Broker) (*group.Coordinator, error) {
 	cfg.PartitionExists = func(topic string, partition int32) bool {
 		n, err := b.PartitionCount(topic)
 		return err == nil && partition >= 0 && partition < n
+	}
+	if cfg.ConsumerSessionTimeout, err = ms("group.consumer.session.timeout.ms", group.DefaultConsumerSessionTimeout); err != nil {
+		return nil, err
+	}
+	if cfg.ConsumerHeartbeatInterval, err = ms("group.consumer.heartbeat.interval.ms", group.DefaultConsumerHeartbeatInterval); err != nil {
+		return nil, err
+	}
+	if cfg.ConsumerHeartbeatInterval >= cfg.ConsumerSessionTimeout {
+		return nil, fmt.Errorf("broker: group.consumer.heartbeat.interval.ms (%v) must be below group.consumer.session.timeout.ms (%v): %w",
+			cfg.ConsumerHeartbeatInterval, cfg.ConsumerSessionTimeout, ErrInvalidConfig)
+	}
+	if v, ok := b.cfg.Settings["group.consumer.assignors"]; ok {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if !slices.Contains(group.Assignors(), name) || slices.Contains(cfg.ConsumerAssignors, name) {
+				return nil, fmt.Errorf("broker: setting group.consumer.assignors=%q: %q is not one of %v (or is named twice): %w",
+					v, name, group.Assignors(), ErrInvalidConfig)
+			}
+			cfg.ConsumerAssignors = append(cfg.ConsumerAssignors, name)
+		}
+	}
+	// The consumer group protocol's assignors and regular expressions see
+	// the topics this broker knows. As in Kafka, a regular expression may
+	// match an internal topic: the client decides whether to consume it.
+	cfg.Topics = func() []group.TopicInfo {
+		_, known := b.hosted.known(nil)
+		out := make([]group.TopicInfo, 0, len(known))
+		for name, t := range known {
+			if t.ID == "" {
+				continue
+			}
+			out = append(out, group.TopicInfo{Name: name, ID: t.ID, Partitions: t.Partitions})
+		}
+		if b.virtualTopic(OffsetsTopic) {
+			// The cluster id is read once per process; until it is,
+			// the internal topic is left out rather than wait here.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if id, err := b.ClusterID(ctx); err == nil {
+				out = append(out, group.TopicInfo{Name: OffsetsTopic, ID: offsetsTopicID(id), Partitions: b.offsetsPartitions})
+			}
+		}
+		return out
 	}
 	// A broker whose lease may have expired (it was paused, or cut off from
 	// etcd) may already have been replaced by another coordinator that the

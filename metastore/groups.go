@@ -130,6 +130,60 @@ type GroupMeta struct {
 	// Revision is the etcd mod revision of the meta key, filled on read; 0
 	// for a group listed without a meta key.
 	Revision int64
+	// Consumer is the state of a group of the consumer protocol (KIP-848),
+	// nil for a classic group. Its group epoch is stored as Generation.
+	Consumer *ConsumerGroupMeta
+}
+
+// GroupTypeConsumer is the type of a group of the consumer protocol, as
+// ListGroups v5 names it; the others are "classic".
+const (
+	GroupTypeClassic  = "classic"
+	GroupTypeConsumer = "consumer"
+)
+
+// Type is the group's type as ListGroups v5 names it.
+func (g GroupMeta) Type() string {
+	if g.Consumer != nil {
+		return GroupTypeConsumer
+	}
+	return GroupTypeClassic
+}
+
+// ConsumerGroupMeta is what a coordinator of a consumer-protocol group needs
+// to continue it: the epochs, the assignor and each member's subscription,
+// epoch and partitions, so that members carry on without rejoining.
+type ConsumerGroupMeta struct {
+	AssignmentEpoch int32  `json:"ae"`
+	Assignor        string `json:"as,omitempty"`
+	// MetadataHash identifies the subscribed topics and their partition
+	// counts the target assignment was computed from.
+	MetadataHash uint64 `json:"mh,omitempty"`
+	// Members, sorted by member id.
+	Members []ConsumerMember `json:"m,omitempty"`
+}
+
+// ConsumerMember is one member of a consumer-protocol group. Partitions are
+// keyed by topic id (UUID string).
+type ConsumerMember struct {
+	MemberID           string   `json:"id"`
+	InstanceID         string   `json:"iid,omitempty"`
+	RackID             string   `json:"rack,omitempty"`
+	ClientID           string   `json:"cid,omitempty"`
+	ClientHost         string   `json:"host,omitempty"`
+	MemberEpoch        int32    `json:"e"`
+	PreviousEpoch      int32    `json:"pe"`
+	State              string   `json:"s,omitempty"`
+	RebalanceTimeoutMs int32    `json:"rt"`
+	SubscribedTopics   []string `json:"st,omitempty"`
+	SubscribedRegex    string   `json:"sr,omitempty"`
+	ServerAssignor     string   `json:"sa,omitempty"`
+	// Assigned are the partitions the member owns; Revoking those it must
+	// give up before others get them; Target what the target assignment
+	// gives it.
+	Assigned map[string][]int32 `json:"a,omitempty"`
+	Revoking map[string][]int32 `json:"r,omitempty"`
+	Target   map[string][]int32 `json:"t,omitempty"`
 }
 
 // offsetValue is the JSON stored at <prefix>/groups/<group>/offsets/<topic>/<partition>.
@@ -149,6 +203,8 @@ type groupValue struct {
 	Members      []memberValue `json:"m,omitempty"`
 	State        string        `json:"s"`
 	UpdatedAt    int64         `json:"u"` // Unix ms
+	// Consumer: a consumer-protocol group's state; absent for classic.
+	Consumer *ConsumerGroupMeta `json:"c,omitempty"`
 }
 
 type memberValue struct {
@@ -175,6 +231,7 @@ func (g GroupMeta) value() groupValue {
 		Leader:       g.Leader,
 		State:        g.State,
 		UpdatedAt:    g.UpdatedAt.UnixMilli(),
+		Consumer:     g.Consumer,
 	}
 	for _, m := range g.Members {
 		mv := memberValue{
@@ -208,6 +265,7 @@ func decodeGroup(group string, kv *mvccpb.KeyValue) (GroupMeta, error) {
 		State:        v.State,
 		UpdatedAt:    time.UnixMilli(v.UpdatedAt).UTC(),
 		Revision:     kv.ModRevision,
+		Consumer:     v.Consumer,
 	}
 	for _, mv := range v.Members {
 		m := GroupMember{
@@ -415,8 +473,19 @@ func checkCommitFence(group string, kv *mvccpb.KeyValue, memberID string, genera
 }
 
 // CheckCommit is the fence of a member's offset commit, as Kafka orders it:
-// the member must be in the stored generation, and name that generation.
+// the member must be in the stored generation, and name that generation. A
+// member of a consumer-protocol group names its member epoch instead.
 func (g GroupMeta) CheckCommit(memberID string, generation int32) error {
+	if g.Consumer != nil {
+		i := slices.IndexFunc(g.Consumer.Members, func(m ConsumerMember) bool { return m.MemberID == memberID })
+		if i < 0 {
+			return fmt.Errorf("member %q is not in consumer group %q: %w", memberID, g.Group, ErrUnknownMember)
+		}
+		if e := g.Consumer.Members[i].MemberEpoch; e != generation {
+			return fmt.Errorf("member epoch %d, stored member epoch %d: %w", generation, e, ErrGenerationMismatch)
+		}
+		return nil
+	}
 	if !slices.ContainsFunc(g.Members, func(m GroupMember) bool { return m.MemberID == memberID }) {
 		return fmt.Errorf("member %q, stored generation %d has members %d: %w", memberID, g.Generation, len(g.Members), ErrUnknownMember)
 	}
@@ -639,6 +708,9 @@ func (s *Store) ScanGroupOffsets(ctx context.Context, maxKeys int, fn func(Group
 				return err
 			}
 			out.Members = len(meta.Members)
+			if meta.Consumer != nil {
+				out.Members = len(meta.Consumer.Members)
+			}
 		}
 		prefix := s.groupOffsetsPrefix(g.name)
 		for _, kv := range g.offsets {

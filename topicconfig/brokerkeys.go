@@ -51,6 +51,9 @@ var brokerReadKeys = []string{
 	"producer.state.max.entries",
 	// The broker core (package broker).
 	"default.replication.factor",
+	"group.consumer.assignors",
+	"group.consumer.heartbeat.interval.ms",
+	"group.consumer.session.timeout.ms",
 	"group.initial.rebalance.delay.ms",
 	"group.max.session.timeout.ms",
 	"group.min.session.timeout.ms",

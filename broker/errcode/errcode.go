@@ -133,6 +133,14 @@ var table = map[broker.Kind]Codes{
 	// committed until the client changes what it sends.
 	broker.KindGroupMaxSizeReached:    {kerr.GroupMaxSizeReached.Code, codes.ResourceExhausted, none},
 	broker.KindOffsetMetadataTooLarge: {kerr.OffsetMetadataTooLarge.Code, codes.InvalidArgument, none},
+	// The consumer group protocol's (KIP-848): a fenced member rejoins,
+	// a stale one heartbeats to learn its epoch, the others are mistakes
+	// of the client's.
+	broker.KindFencedMemberEpoch:        {kerr.FencedMemberEpoch.Code, codes.FailedPrecondition, none},
+	broker.KindStaleMemberEpoch:         {kerr.StaleMemberEpoch.Code, codes.FailedPrecondition, none},
+	broker.KindUnreleasedInstanceID:     {kerr.UnreleasedInstanceID.Code, codes.FailedPrecondition, none},
+	broker.KindUnsupportedAssignor:      {kerr.UnsupportedAssignor.Code, codes.InvalidArgument, none},
+	broker.KindInvalidRegularExpression: {kerr.InvalidRegularExpression.Code, codes.InvalidArgument, none},
 	// gRPC members never see it: the broker joins again on their behalf.
 	broker.KindMemberIDRequired: {kerr.MemberIDRequired.Code, codes.Internal, none},
 }

@@ -85,6 +85,11 @@ var contract = []struct {
 	{broker.KindFencedInstanceID, 82, 9, "FENCED_INSTANCE_ID"},
 	{broker.KindGroupSubscribedToTopic, 86, 9, "GROUP_SUBSCRIBED_TO_TOPIC"},
 	{broker.KindGroupMaxSizeReached, 81, 8, ""},
+	{broker.KindFencedMemberEpoch, 110, 9, ""},
+	{broker.KindStaleMemberEpoch, 113, 9, ""},
+	{broker.KindUnreleasedInstanceID, 111, 9, ""},
+	{broker.KindUnsupportedAssignor, 112, 3, ""},
+	{broker.KindInvalidRegularExpression, 128, 3, ""},
 	{broker.KindOffsetMetadataTooLarge, 12, 3, ""},
 	{broker.KindMemberIDRequired, 79, 13, ""},
 }

@@ -93,9 +93,19 @@ type Config struct {
 	// NOT_COORDINATOR. It is asked before each request and each tick, so
 	// it should be false as soon as this broker may have lost its place
 	// (its lease in the metastore expired).
-	Owns   func(group string) bool
-	Now    func() time.Time
-	Logger *slog.Logger
+	Owns func(group string) bool
+	// Topics lists the topics that exist, for the consumer group
+	// protocol's assignors and regular expressions. nil: none.
+	Topics func() []TopicInfo
+	// ConsumerSessionTimeout is group.consumer.session.timeout.ms,
+	// ConsumerHeartbeatInterval group.consumer.heartbeat.interval.ms;
+	// zero means Kafka's defaults.
+	ConsumerSessionTimeout, ConsumerHeartbeatInterval time.Duration
+	// ConsumerAssignors is group.consumer.assignors, the default first;
+	// empty means uniform then range.
+	ConsumerAssignors []string
+	Now               func() time.Time
+	Logger            *slog.Logger
 }
 
 // Defaults are Kafka's.
@@ -170,6 +180,17 @@ type group struct {
 	// txnSeq counts the group's transactional commits, so that a plain
 	// commit written meanwhile is not cached (see commitValid).
 	txnSeq uint64
+	// cg is the state of a group of the consumer protocol (KIP-848); nil
+	// for a classic group, whose members are in members.
+	cg *consumerGroup
+}
+
+// size is the number of the group's members, of either protocol.
+func (g *group) size() int {
+	if g.cg != nil {
+		return len(g.cg.members)
+	}
+	return len(g.members)
 }
 
 // pendingMember is a member id handed out with MEMBER_ID_REQUIRED, until it
@@ -383,6 +404,9 @@ func (c *Coordinator) removePendingLocked(g *group, id string) {
 // dueLocked reports whether time has something to do to g: a session that
 // ran out, or a join or sync phase past its deadline.
 func (c *Coordinator) dueLocked(g *group, now time.Time) bool {
+	if g.cg != nil {
+		return c.consumerDueLocked(g, now)
+	}
 	for _, m := range g.members {
 		if m.joinWait != nil && g.state == StatePreparingRebalance {
 			continue
@@ -479,6 +503,10 @@ func (c *Coordinator) storeLocked(ctx context.Context, g *group) error {
 // expireLocked applies session expiry and deadlines to g, storing what must
 // be stored before anyone learns of it.
 func (c *Coordinator) expireLocked(ctx context.Context, g *group, now time.Time) {
+	if g.cg != nil {
+		c.consumerExpireLocked(ctx, g, now)
+		return
+	}
 	var gone []string
 	for id, m := range g.members {
 		// A member waiting for its join response is not heartbeating: the
@@ -612,6 +640,9 @@ func (c *Coordinator) restore(meta metastore.GroupMeta) *group {
 		}
 		c.logger.Info("group taken over from the metastore", "group", g.name, "generation", g.generation, "state", g.state, "members", len(g.members))
 	}
+	if meta.Consumer != nil {
+		c.restoreConsumer(g, meta)
+	}
 	return g
 }
 
@@ -662,6 +693,15 @@ func (c *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, er
 		return JoinResult{}, err
 	}
 	now := c.cfg.Now()
+	if g.cg != nil {
+		if len(g.cg.members) > 0 {
+			c.mu.Unlock()
+			return JoinResult{}, fmt.Errorf("%w: %q is a consumer group with members", ErrInconsistentProtocol, req.Group)
+		}
+		// An empty consumer group becomes a classic group again.
+		g.cg, g.state = nil, StateEmpty
+		c.logger.Info("group converted to the classic protocol", "group", g.name)
+	}
 	if len(g.members) > 0 && (g.protocolType != req.ProtocolType || !c.supportsLocked(g, req.Protocols, "")) {
 		c.mu.Unlock()
 		return JoinResult{}, fmt.Errorf("%w: the group's members use protocol type %q and protocols the member does not offer", ErrInconsistentProtocol, g.protocolType)
@@ -1141,10 +1181,16 @@ func (c *Coordinator) commitValid(ctx context.Context, groupName, memberID strin
 			c.mu.Unlock()
 			return err
 		}
-		if g != nil && len(g.members) > 0 {
+		if g != nil && g.size() > 0 {
 			c.mu.Unlock()
 			return fmt.Errorf("%w: group %q has members; commit as one of them", ErrIllegalGeneration, groupName)
 		}
+	} else if cg, err := c.groupLocked(ctx, groupName, false); err == nil && cg != nil && cg.cg != nil {
+		if err := checkConsumerCommitLocked(cg, memberID, generation); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		g, gen = cg, generation
 	} else {
 		var m *member
 		var err error
@@ -1162,6 +1208,7 @@ func (c *Coordinator) commitValid(ctx context.Context, groupName, memberID strin
 		m.deadline = c.cfg.Now().Add(m.sessionTimeout)
 		gen = generation
 	}
+	consumer := g != nil && g.cg != nil
 	changed := offsets
 	var txnSeq uint64
 	if g != nil {
@@ -1204,6 +1251,9 @@ func (c *Coordinator) commitValid(ctx context.Context, groupName, memberID strin
 	// generation may be stale (another coordinator took the group over).
 	if errors.Is(err, metastore.ErrUnknownMember) {
 		return fmt.Errorf("%w: not a member of the stored generation: %v", ErrUnknownMemberID, err)
+	}
+	if errors.Is(err, metastore.ErrGenerationMismatch) && consumer {
+		return fmt.Errorf("%w: the stored member epoch moved on: %v", ErrStaleMemberEpoch, err)
 	}
 	if errors.Is(err, metastore.ErrGenerationMismatch) {
 		return fmt.Errorf("%w: the stored generation moved on: %v", ErrIllegalGeneration, err)
@@ -1265,6 +1315,10 @@ func (c *Coordinator) Describe(ctx context.Context, groupName string) (Descripti
 		}
 		return Description{Group: groupName, State: StateDead}, nil
 	}
+	if g.cg != nil {
+		// As Kafka answers: DescribeGroups describes classic groups.
+		return Description{Group: groupName, State: StateDead}, fmt.Errorf("%w: %q is a consumer group", ErrGroupIDNotFound, groupName)
+	}
 	d := Description{Group: g.name, State: g.state, ProtocolType: g.protocolType, Protocol: g.protocol, Generation: g.generation}
 	for _, m := range g.members {
 		d.Members = append(d.Members, MemberDescription{
@@ -1279,6 +1333,8 @@ func (c *Coordinator) Describe(ctx context.Context, groupName string) (Descripti
 // Summary is a group as ListGroups reports it.
 type Summary struct {
 	Group, ProtocolType, State string
+	// Type is "classic" or "consumer" (metastore.GroupType*).
+	Type string
 }
 
 // List returns the groups this broker coordinates: stored ones, and live
@@ -1295,17 +1351,21 @@ func (c *Coordinator) List(ctx context.Context) ([]Summary, error) {
 	var out []Summary
 	for name, g := range c.groups {
 		seen[name] = true
-		out = append(out, Summary{Group: name, ProtocolType: g.protocolType, State: g.state})
+		typ := metastore.GroupTypeClassic
+		if g.cg != nil {
+			typ = metastore.GroupTypeConsumer
+		}
+		out = append(out, Summary{Group: name, ProtocolType: g.protocolType, State: g.state, Type: typ})
 	}
 	for _, m := range stored {
 		if seen[m.Group] || !c.cfg.Owns(m.Group) {
 			continue
 		}
 		state := m.State
-		if state == "" || len(m.Members) == 0 {
+		if state == "" || len(m.Members) == 0 && m.Consumer == nil || m.Consumer != nil && len(m.Consumer.Members) == 0 {
 			state = StateEmpty
 		}
-		out = append(out, Summary{Group: m.Group, ProtocolType: m.ProtocolType, State: state})
+		out = append(out, Summary{Group: m.Group, ProtocolType: m.ProtocolType, State: state, Type: m.Type()})
 	}
 	slices.SortFunc(out, func(a, b Summary) int { return cmp.Compare(a.Group, b.Group) })
 	return out, nil
@@ -1319,9 +1379,9 @@ func (c *Coordinator) Delete(ctx context.Context, groupName string) error {
 		c.mu.Unlock()
 		return err
 	}
-	if g != nil && len(g.members) > 0 {
+	if g != nil && g.size() > 0 {
 		c.mu.Unlock()
-		return fmt.Errorf("%w: %q has %d members", ErrGroupNotEmpty, groupName, len(g.members))
+		return fmt.Errorf("%w: %q has %d members", ErrGroupNotEmpty, groupName, g.size())
 	}
 	c.mu.Unlock()
 	// Not in memory and no meta stored: a group that only ever committed
@@ -1346,7 +1406,7 @@ func (c *Coordinator) Delete(ctx context.Context, groupName string) error {
 func (c *Coordinator) DeleteOffsets(ctx context.Context, groupName, topic string, partitions []int32) error {
 	c.mu.Lock()
 	g, err := c.groupLocked(ctx, groupName, false)
-	if err == nil && g != nil && len(g.members) > 0 {
+	if err == nil && g != nil && g.size() > 0 {
 		err = fmt.Errorf("%w: %q has members", ErrGroupSubscribedToTopic, groupName)
 	}
 	c.mu.Unlock()
@@ -1380,6 +1440,9 @@ func (c *Coordinator) snapshotLocked(g *group) metastore.GroupMeta {
 			RebalanceTimeoutMs: int32(m.rebalanceTimeout / time.Millisecond),
 			Protocols:          m.protocols, Assignment: m.assignment,
 		})
+	}
+	if g.cg != nil {
+		meta.Generation, meta.Consumer, meta.Leader, meta.Protocol = g.cg.epoch, g.cg.snapshot(), "", g.cg.assignor
 	}
 	return meta
 }

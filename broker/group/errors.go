@@ -29,6 +29,16 @@ var (
 	// ErrUnknownTopicOrPartition refuses an offset of a partition that does
 	// not exist.
 	ErrUnknownTopicOrPartition = errors.New("unknown topic or partition")
+
+	// Errors of the consumer group protocol (KIP-848).
+	ErrFencedMemberEpoch        = errors.New("fenced member epoch")
+	ErrStaleMemberEpoch         = errors.New("stale member epoch")
+	ErrUnreleasedInstanceID     = errors.New("unreleased instance id")
+	ErrUnsupportedAssignor      = errors.New("unsupported assignor")
+	ErrInvalidRegularExpression = errors.New("invalid regular expression")
+	// ErrInvalidRequest refuses a heartbeat that breaks the protocol's
+	// rules (a joining member without its subscription, ...).
+	ErrInvalidRequest = errors.New("invalid request")
 )
 
 // OffsetErrors is CommitOffsets' answer when not every offset was committed:

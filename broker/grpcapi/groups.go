@@ -187,7 +187,7 @@ func (s *Server) ListGroups(ctx context.Context, _ *stratav1.ListGroupsRequest) 
 		}
 		resp.Groups = append(resp.Groups, &stratav1.GroupSummary{
 			Group: g.Group, ProtocolType: g.ProtocolType, State: g.State,
-			Coordinator: s.b.GroupCoordinator(g.Group).NodeID,
+			Coordinator: s.b.GroupCoordinator(g.Group).NodeID, Type: g.Type,
 		})
 	}
 	share, err := s.shareGroupSummaries(ctx, all)
@@ -200,6 +200,12 @@ func (s *Server) ListGroups(ctx context.Context, _ *stratav1.ListGroupsRequest) 
 
 func (s *Server) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupRequest) (*stratav1.DescribeGroupResponse, error) {
 	d, err := s.b.Groups().Describe(ctx, req.GetGroup())
+	if errors.Is(err, group.ErrGroupIDNotFound) {
+		// Not a classic group: perhaps one of the consumer protocol.
+		if cd, cerr := s.b.Groups().DescribeConsumerGroup(ctx, req.GetGroup()); cerr == nil {
+			return s.describeConsumerGroup(cd), nil
+		}
+	}
 	if err != nil {
 		return nil, groupStatus(err)
 	}
@@ -210,7 +216,7 @@ func (s *Server) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupR
 	}
 	resp := &stratav1.DescribeGroupResponse{
 		Group: d.Group, State: d.State, ProtocolType: d.ProtocolType, Protocol: d.Protocol,
-		Generation: d.Generation, Coordinator: s.b.GroupCoordinator(d.Group).NodeID,
+		Generation: d.Generation, Coordinator: s.b.GroupCoordinator(d.Group).NodeID, Type: metastore.GroupTypeClassic,
 	}
 	for _, m := range d.Members {
 		gm := &stratav1.GroupMember{MemberId: m.MemberID, InstanceId: m.InstanceID, ClientId: m.ClientID, ClientHost: m.ClientHost}
@@ -223,6 +229,32 @@ func (s *Server) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupR
 		resp.Members = append(resp.Members, gm)
 	}
 	return resp, nil
+}
+
+// describeConsumerGroup is DescribeGroup's answer for a group of the
+// consumer protocol (KIP-848): its group epoch as the generation, its
+// assignor as the protocol, and each member's epoch, partitions and target.
+func (s *Server) describeConsumerGroup(d group.ConsumerDescription) *stratav1.DescribeGroupResponse {
+	resp := &stratav1.DescribeGroupResponse{
+		Group: d.Group, State: d.State, ProtocolType: kafkaConsumerProtocolType, Protocol: d.Assignor,
+		Generation: d.Epoch, AssignmentEpoch: d.AssignmentEpoch, Type: metastore.GroupTypeConsumer,
+		Coordinator: s.b.GroupCoordinator(d.Group).NodeID,
+	}
+	named := func(a map[string][]int32) []*stratav1.TopicPartitions {
+		var out []*stratav1.TopicPartitions
+		for _, id := range slices.Sorted(maps.Keys(a)) {
+			// A topic deleted since is shown by its id.
+			out = append(out, &stratav1.TopicPartitions{Topic: cmp.Or(d.TopicNames[id], id), Partitions: a[id]})
+		}
+		return out
+	}
+	for _, m := range d.Members {
+		resp.Members = append(resp.Members, &stratav1.GroupMember{
+			MemberId: m.MemberID, InstanceId: m.InstanceID, ClientId: m.ClientID, ClientHost: m.ClientHost,
+			MemberEpoch: m.MemberEpoch, Assignment: named(m.Assignment), TargetAssignment: named(m.TargetAssignment),
+		})
+	}
+	return resp
 }
 
 func (s *Server) DeleteGroup(ctx context.Context, req *stratav1.DeleteGroupRequest) (*stratav1.DeleteGroupResponse, error) {

@@ -1,6 +1,8 @@
-// OffsetCommit (key 8), versions 0-8. Needs the group coordinator.
+// OffsetCommit (key 8), versions 0-9. Needs the group coordinator.
 //
-// 9+ belongs to the new consumer group protocol (KIP-848), which is not
+// v9 is the consumer group protocol's (KIP-848): a member of a consumer
+// group names its member epoch where a classic member names its generation,
+// and a stale one is answered STALE_MEMBER_EPOCH. v10 (topic ids) is not
 // served. v0 commits outside any generation, as the old simple consumer
 // did; v1 may set each partition's commit time; leader epochs are kept from
 // v6. As in Kafka, a partition that does not exist is answered
@@ -26,7 +28,7 @@ import (
 )
 
 func (s *Server) offsetCommitAPI() api {
-	return api{key: 8, min: 0, max: 8, amplification: 160, handle: decoded(s.offsetCommit), needsGroups: true,
+	return api{key: 8, min: 0, max: 9, amplification: 160, handle: decoded(s.offsetCommit), needsGroups: true,
 		auth: checkedInHandler()}
 }
 

@@ -1,6 +1,10 @@
-// OffsetFetch (key 9), versions 0-7. Needs the group coordinator.
+// OffsetFetch (key 9), versions 0-9. Needs the group coordinator.
 //
-// 8 asks for several groups at once and is not offered. v0-v1 have no
+// v8 asks for several groups at once: each is answered as v7 answers one.
+// v9 adds the member id and epoch of a consumer-protocol (KIP-848) member,
+// which must be its current epoch (else STALE_MEMBER_EPOCH, or
+// UNKNOWN_MEMBER_ID), as Kafka fences it; a classic group's fetch is not
+// fenced. v10 (topic ids) is not served. v0-v1 have no
 // request-level error, so a failure is repeated on every partition. From v2
 // null topics mean every committed offset of the group. A partition with no
 // commit gets offset -1 and empty metadata. v0-v5 carry metadata with an
@@ -26,11 +30,60 @@ import (
 )
 
 func (s *Server) offsetFetchAPI() api {
-	return api{key: 9, min: 0, max: 7, amplification: 135, handle: decoded(s.offsetFetch), needsGroups: true,
+	return api{key: 9, min: 0, max: 9, amplification: 135, handle: decoded(s.offsetFetch), needsGroups: true,
 		auth: checkedInHandler()}
 }
 
 func (s *Server) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
+	if req.Version >= 8 {
+		return s.offsetFetchGroups(ctx, req)
+	}
+	return s.offsetFetchGroup(ctx, req)
+}
+
+// offsetFetchGroups answers v8+: each group as v7 answers it.
+func (s *Server) offsetFetchGroups(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	for _, rg := range req.Groups {
+		out := kmsg.NewOffsetFetchResponseGroup()
+		out.Group = rg.Group
+		if req.Version >= 9 && rg.MemberID != nil && *rg.MemberID != "" && s.authorizedQuietly(ctx, acl.OpDescribe, acl.ResourceGroup, rg.Group) {
+			if err := s.groups.CheckConsumerMember(ctx, rg.Group, *rg.MemberID, rg.MemberEpoch); err != nil {
+				out.ErrorCode = groupCode(err)
+				resp.Groups = append(resp.Groups, out)
+				continue
+			}
+		}
+		one := kmsg.NewPtrOffsetFetchRequest()
+		one.Version, one.Group, one.RequireStable = 7, rg.Group, req.RequireStable
+		if rg.Topics != nil {
+			one.Topics = make([]kmsg.OffsetFetchRequestTopic, 0, len(rg.Topics))
+			for _, t := range rg.Topics {
+				one.Topics = append(one.Topics, kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions})
+			}
+		}
+		r := s.offsetFetchGroup(ctx, one)
+		out.ErrorCode = r.ErrorCode
+		// Sized exactly: the answer is built twice over (v7's, then this).
+		out.Topics = make([]kmsg.OffsetFetchResponseGroupTopic, 0, len(r.Topics))
+		for _, t := range r.Topics {
+			rt := kmsg.NewOffsetFetchResponseGroupTopic()
+			rt.Topic = t.Topic
+			rt.Partitions = make([]kmsg.OffsetFetchResponseGroupTopicPartition, 0, len(t.Partitions))
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata, rp.ErrorCode = p.Partition, p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			out.Topics = append(out.Topics, rt)
+		}
+		resp.Groups = append(resp.Groups, out)
+	}
+	return resp
+}
+
+// offsetFetchGroup answers v0-v7: one group.
+func (s *Server) offsetFetchGroup(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	var committed []metastore.OffsetCommit
 	var unstable []metastore.TopicPartition

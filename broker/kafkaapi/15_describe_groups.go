@@ -1,6 +1,9 @@
 // DescribeGroups (key 15), versions 0-5. Needs the group coordinator.
 //
-// Authorized operations are not computed. Member metadata and assignments
+// A group of the consumer protocol (KIP-848) is not described: it is
+// answered Dead with GROUP_ID_NOT_FOUND, as Kafka answers it (the client
+// describes it with ConsumerGroupDescribe). Authorized operations are not
+// computed. Member metadata and assignments
 // are sent as empty, never null, bytes.
 
 package kafkaapi
@@ -32,7 +35,7 @@ func (s *Server) describeGroups(ctx context.Context, req *kmsg.DescribeGroupsReq
 		}
 		d, err := s.groups.Describe(ctx, name)
 		if err != nil {
-			rg.ErrorCode = groupCode(err)
+			rg.ErrorCode, rg.State = groupCode(err), d.State
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}

@@ -1,7 +1,8 @@
-// ListGroups (key 16), versions 0-4. Needs the group coordinator.
+// ListGroups (key 16), versions 0-5. Needs the group coordinator.
 //
-// The state filter (v4) matches case-insensitively. Groups are classic
-// groups, and share groups (protocol type and group type "share").
+// The state filter (v4) and the type filter (v5: "classic", "consumer",
+// "share") match case-insensitively, as Kafka's do. Share groups are listed
+// with protocol type and group type "share".
 
 package kafkaapi
 
@@ -17,7 +18,7 @@ import (
 )
 
 func (s *Server) listGroupsAPI() api {
-	return api{key: 16, min: 0, max: 4, amplification: 55, handle: decoded(s.listGroups), needsGroups: true,
+	return api{key: 16, min: 0, max: 5, amplification: 55, handle: decoded(s.listGroups), needsGroups: true,
 		auth: checkedInHandler()}
 }
 
@@ -38,11 +39,11 @@ func (s *Server) listGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *k
 		if len(req.StatesFilter) > 0 && !slices.ContainsFunc(req.StatesFilter, func(v string) bool { return strings.EqualFold(v, g.State) }) {
 			continue
 		}
-		if len(req.TypesFilter) > 0 && !slices.ContainsFunc(req.TypesFilter, func(v string) bool { return strings.EqualFold(v, "classic") }) {
+		if len(req.TypesFilter) > 0 && !slices.ContainsFunc(req.TypesFilter, func(v string) bool { return strings.EqualFold(v, g.Type) }) {
 			continue
 		}
 		rg := kmsg.NewListGroupsResponseGroup()
-		rg.Group, rg.ProtocolType, rg.GroupState, rg.GroupType = g.Group, g.ProtocolType, g.State, "classic"
+		rg.Group, rg.ProtocolType, rg.GroupState, rg.GroupType = g.Group, g.ProtocolType, g.State, g.Type
 		resp.Groups = append(resp.Groups, rg)
 	}
 	s.listShareGroups(ctx, req, resp, all)

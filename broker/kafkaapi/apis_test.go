@@ -32,15 +32,15 @@ var advertised = []keyRange{
 	{1, 4, 17}, // Fetch
 	{2, 0, 10}, // ListOffsets
 	{3, 0, 13}, // Metadata
-	{8, 0, 8},  // OffsetCommit
-	{9, 0, 7},  // OffsetFetch
+	{8, 0, 9},  // OffsetCommit
+	{9, 0, 9},  // OffsetFetch
 	{10, 0, 4}, // FindCoordinator
 	{11, 0, 9}, // JoinGroup
 	{12, 0, 4}, // Heartbeat
 	{13, 0, 5}, // LeaveGroup
 	{14, 0, 5}, // SyncGroup
 	{15, 0, 5}, // DescribeGroups
-	{16, 0, 4}, // ListGroups
+	{16, 0, 5}, // ListGroups
 	{17, 0, 1}, // SaslHandshake
 	{18, 0, 3}, // ApiVersions
 	{19, 0, 7}, // CreateTopics
@@ -72,6 +72,8 @@ var advertised = []keyRange{
 	{61, 0, 0}, // DescribeProducers
 	{65, 0, 0}, // DescribeTransactions
 	{66, 0, 1}, // ListTransactions
+	{68, 0, 1}, // ConsumerGroupHeartbeat
+	{69, 0, 1}, // ConsumerGroupDescribe
 	{76, 1, 1}, // ShareGroupHeartbeat
 	{77, 1, 1}, // ShareGroupDescribe
 	{78, 1, 2}, // ShareFetch
@@ -85,7 +87,7 @@ type keyRange struct{ key, min, max int16 }
 
 // groupAPIs are the keys answered only by a broker with a group
 // coordinator.
-var groupAPIs = []int16{8, 9, 10, 11, 12, 13, 14, 15, 16, 28, 42, 47, 76, 77}
+var groupAPIs = []int16{8, 9, 10, 11, 12, 13, 14, 15, 16, 28, 42, 47, 68, 69, 76, 77}
 
 // nullGroups answers every group call at once, so that each group API
 // can be seen to be answered.
@@ -112,6 +114,13 @@ func (nullGroups) List(context.Context) ([]group.Summary, error)                
 func (nullGroups) Delete(context.Context, string) error                           { return nil }
 func (nullGroups) DeleteOffsets(context.Context, string, string, []int32) error   { return nil }
 func (nullGroups) CommitTxnOffsets(context.Context, group.TxnCommitRequest) error { return nil }
+func (nullGroups) ConsumerGroupHeartbeat(context.Context, group.ConsumerHeartbeat) (group.ConsumerHeartbeatResult, error) {
+	return group.ConsumerHeartbeatResult{}, group.ErrUnknownMemberID
+}
+func (nullGroups) DescribeConsumerGroup(context.Context, string) (group.ConsumerDescription, error) {
+	return group.ConsumerDescription{}, group.ErrGroupIDNotFound
+}
+func (nullGroups) CheckConsumerMember(context.Context, string, string, int32) error { return nil }
 func (nullGroups) FetchStableOffsets(context.Context, string) ([]metastore.OffsetCommit, []metastore.TopicPartition, error) {
 	return nil, nil, nil
 }

@@ -105,6 +105,8 @@ func authzCases() map[int16]authzCase {
 			r := kmsg.NewPtrOffsetFetchRequest()
 			r.Group = "g"
 			r.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+			// v8+ name their groups here.
+			r.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "g", Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: "t", Partitions: []int32{0}}}}}
 			return r
 		}, refuse: groupErr, grants: []acl.Binding{allow(acl.ResourceGroup, "g", acl.OpDescribe), allow(acl.ResourceTopic, "t", acl.OpDescribe)}},
 		28: {req: func() kmsg.Request {
@@ -142,6 +144,16 @@ func authzCases() map[int16]authzCase {
 			r.Group = "g"
 			return r
 		}, refuse: groupErr, grants: groupRead},
+		68: {req: func() kmsg.Request {
+			r := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+			r.Group, r.MemberID = "g", "m"
+			return r
+		}, refuse: groupErr, grants: groupRead},
+		69: {req: func() kmsg.Request {
+			r := kmsg.NewPtrConsumerGroupDescribeRequest()
+			r.Groups = []string{"g"}
+			return r
+		}, refuse: groupErr, grants: []acl.Binding{allow(acl.ResourceGroup, "g", acl.OpDescribe)}},
 		15: {req: func() kmsg.Request {
 			r := kmsg.NewPtrDescribeGroupsRequest()
 			r.Groups = []string{"g"}

@@ -127,6 +127,8 @@ func (s *Server) registered() []api {
 		s.describeProducersAPI(),
 		s.describeTransactionsAPI(),
 		s.listTransactionsAPI(),
+		s.consumerGroupHeartbeatAPI(),
+		s.consumerGroupDescribeAPI(),
 		s.shareGroupHeartbeatAPI(),
 		s.shareGroupDescribeAPI(),
 		s.shareFetchAPI(),

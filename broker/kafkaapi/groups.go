@@ -23,6 +23,9 @@ type Groups interface {
 	DeleteOffsets(ctx context.Context, groupName, topic string, partitions []int32) error
 	CommitTxnOffsets(ctx context.Context, req group.TxnCommitRequest) error
 	FetchStableOffsets(ctx context.Context, groupName string) ([]metastore.OffsetCommit, []metastore.TopicPartition, error)
+	ConsumerGroupHeartbeat(ctx context.Context, req group.ConsumerHeartbeat) (group.ConsumerHeartbeatResult, error)
+	DescribeConsumerGroup(ctx context.Context, groupName string) (group.ConsumerDescription, error)
+	CheckConsumerMember(ctx context.Context, groupName, memberID string, epoch int32) error
 }
 
 var _ Groups = (*group.Coordinator)(nil)

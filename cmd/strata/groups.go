@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-broker/strata/api/client"
+	stratav1 "github.com/strata-broker/strata/api/strata/v1"
 )
 
 func newGroupsCmd() *cobra.Command {
@@ -37,6 +38,9 @@ type groupSummaryJSON struct {
 	State        string `json:"state"`
 	ProtocolType string `json:"protocol_type"`
 	Coordinator  int32  `json:"coordinator"`
+	// Type is "classic", or "consumer" for a group of the consumer group
+	// protocol (KIP-848).
+	Type string `json:"type"`
 }
 
 func newGroupsListCmd(cf *clientFlags) *cobra.Command {
@@ -55,7 +59,8 @@ func newGroupsListCmd(cf *clientFlags) *cobra.Command {
 				if output == outputJSON {
 					out := make([]groupSummaryJSON, 0, len(groups))
 					for _, g := range groups {
-						out = append(out, groupSummaryJSON{Group: g.GetGroup(), State: g.GetState(), ProtocolType: g.GetProtocolType(), Coordinator: g.GetCoordinator()})
+						out = append(out, groupSummaryJSON{Group: g.GetGroup(), State: g.GetState(), ProtocolType: g.GetProtocolType(),
+							Coordinator: g.GetCoordinator(), Type: g.GetType()})
 					}
 					return writeJSON(w, out)
 				}
@@ -93,9 +98,25 @@ type groupJSON struct {
 	Partitions []groupPartitionJSON `json:"partitions"`
 	// Type is "share" for a share group, whose members are in
 	// ShareMembers (several may hold one partition) and Partitions is
-	// empty; omitted for other groups.
-	Type         string            `json:"type,omitempty"`
-	ShareMembers []shareMemberJSON `json:"share_members,omitempty"`
+	// empty; "consumer" for a consumer-protocol group, with its group
+	// epoch, assignor, and each member's epoch and target assignment;
+	// omitted for classic groups.
+	Type          string            `json:"type,omitempty"`
+	ShareMembers  []shareMemberJSON `json:"share_members,omitempty"`
+	GroupEpoch    int32             `json:"group_epoch,omitempty"`
+	Assignor      string            `json:"assignor,omitempty"`
+	MemberDetails []groupMemberJSON `json:"member_details,omitempty"`
+}
+
+// groupMemberJSON is a member of a consumer-protocol group.
+type groupMemberJSON struct {
+	MemberID    string             `json:"member_id"`
+	InstanceID  string             `json:"instance_id,omitempty"`
+	ClientID    string             `json:"client_id"`
+	Host        string             `json:"host"`
+	MemberEpoch int32              `json:"member_epoch"`
+	Assignment  map[string][]int32 `json:"assignment"`
+	Target      map[string][]int32 `json:"target_assignment"`
 }
 
 func newGroupsDescribeCmd(cf *clientFlags) *cobra.Command {
@@ -188,7 +209,23 @@ func describeGroup(ctx context.Context, c *client.Client, group string) (groupJS
 			}
 		}
 	}
-	out := groupJSON{Group: group, State: d.GetState(), Members: len(d.GetMembers()), Partitions: []groupPartitionJSON{}}
+	out := groupJSON{Group: group, State: d.GetState(), Members: len(d.GetMembers()), Partitions: []groupPartitionJSON{}, Type: d.GetType()}
+	if d.GetType() == "consumer" {
+		out.GroupEpoch, out.Assignor = d.GetGeneration(), d.GetProtocol()
+		byTopic := func(tps []*stratav1.TopicPartitions) map[string][]int32 {
+			m := map[string][]int32{}
+			for _, tp := range tps {
+				m[tp.GetTopic()] = tp.GetPartitions()
+			}
+			return m
+		}
+		for _, m := range d.GetMembers() {
+			out.MemberDetails = append(out.MemberDetails, groupMemberJSON{
+				MemberID: m.GetMemberId(), InstanceID: m.GetInstanceId(), ClientID: m.GetClientId(), Host: m.GetClientHost(),
+				MemberEpoch: m.GetMemberEpoch(), Assignment: byTopic(m.GetAssignment()), Target: byTopic(m.GetTargetAssignment()),
+			})
+		}
+	}
 	keys := slices.SortedFunc(maps.Keys(rows), func(a, b tp) int {
 		if a.topic != b.topic {
 			return strings.Compare(a.topic, b.topic)
@@ -222,6 +259,10 @@ func writeGroupDescribe(w io.Writer, d groupJSON) {
 		writeShareGroupDescribe(w, d)
 		return
 	}
+	if d.Type == "consumer" {
+		fmt.Fprintf(w, "Consumer group '%s' uses the consumer group protocol: state %s, group epoch %d, assignor %s.\n",
+			d.Group, d.State, d.GroupEpoch, dash(d.Assignor))
+	}
 	if d.Members == 0 {
 		fmt.Fprintf(w, "Consumer group '%s' has no active members.\n", d.Group)
 	}
@@ -233,6 +274,29 @@ func writeGroupDescribe(w io.Writer, d groupJSON) {
 			dashNum(r.CurrentOffset), dashNum(r.LogEndOffset), dashNum(r.Lag), dash(r.ConsumerID), dash(r.Host), dash(r.ClientID))
 	}
 	tw.Flush()
+	if len(d.MemberDetails) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONSUMER-ID\tEPOCH\tASSIGNMENT\tTARGET-ASSIGNMENT")
+	for _, m := range d.MemberDetails {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", m.MemberID, m.MemberEpoch, formatAssignment(m.Assignment), formatAssignment(m.Target))
+	}
+	tw.Flush()
+}
+
+// formatAssignment writes partitions as topic:0,1;other:2, or "-".
+func formatAssignment(a map[string][]int32) string {
+	var parts []string
+	for _, t := range slices.Sorted(maps.Keys(a)) {
+		ps := make([]string, len(a[t]))
+		for i, p := range a[t] {
+			ps[i] = strconv.Itoa(int(p))
+		}
+		parts = append(parts, t+":"+strings.Join(ps, ","))
+	}
+	return dash(strings.Join(parts, ";"))
 }
 
 func newGroupsDeleteCmd(cf *clientFlags) *cobra.Command {

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) Target) {
 		{"ClusterID", testClusterID},
 		{"Offsets", testOffsets},
 		{"GroupMeta", testGroupMeta},
+		{"ConsumerGroupMeta", testConsumerGroupMeta},
 		{"ExpireGroupOffsets", testExpireGroupOffsets},
 		{"ScanGroupOffsets", testScanGroupOffsets},
 		{"Transactions", testTransactions},
@@ -1179,5 +1180,45 @@ func testScanGroupOffsets(t *testing.T, target Target) {
 		if got, complete := scan(c.maxKeys); got != c.want || complete != c.complete {
 			t.Errorf("scan of at most %d keys: %q (complete %v), want %q (complete %v)", c.maxKeys, got, complete, c.want, c.complete)
 		}
+	}
+}
+
+// testConsumerGroupMeta: a consumer-protocol group's state reads back as
+// written, and its members commit with their member epochs.
+func testConsumerGroupMeta(t *testing.T, target Target) {
+	s, ctx := target.Store, testCtx(t)
+	meta := metastore.GroupMeta{
+		Group: "cg", ProtocolType: "consumer", Generation: 5, State: "Reconciling",
+		Consumer: &metastore.ConsumerGroupMeta{AssignmentEpoch: 5, Assignor: "uniform", Members: []metastore.ConsumerMember{
+			{MemberID: "m1", InstanceID: "i1", ClientID: "c", MemberEpoch: 5, PreviousEpoch: 4, State: "stable",
+				RebalanceTimeoutMs: 30000, SubscribedTopics: []string{"a"}, ServerAssignor: "range",
+				Assigned: map[string][]int32{"t1": {0, 1}}, Target: map[string][]int32{"t1": {0, 1}}},
+			{MemberID: "m2", MemberEpoch: 4, PreviousEpoch: 3, State: "unrevoked_partitions", SubscribedRegex: "a.*",
+				Assigned: map[string][]int32{"t1": {2}}, Revoking: map[string][]int32{"t1": {3}}},
+		}},
+	}
+	put, err := s.PutGroup(ctx, meta, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetGroup(ctx, "cg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, put) || !reflect.DeepEqual(got.Consumer, meta.Consumer) || got.Type() != metastore.GroupTypeConsumer {
+		t.Fatalf("read back\n%+v\nstored\n%+v", got.Consumer, meta.Consumer)
+	}
+	if err := s.CommitOffsets(ctx, "cg", "m2", 4, []metastore.OffsetCommit{{Topic: "a", Offset: 1}}); err != nil {
+		t.Fatalf("commit with the member's epoch: %v", err)
+	}
+	if err := s.CommitOffsets(ctx, "cg", "m2", 5, []metastore.OffsetCommit{{Topic: "a", Offset: 2}}); !errors.Is(err, metastore.ErrGenerationMismatch) {
+		t.Fatalf("commit with another member's epoch: %v, want ErrGenerationMismatch", err)
+	}
+	if err := s.CommitOffsets(ctx, "cg", "m3", 5, []metastore.OffsetCommit{{Topic: "a", Offset: 2}}); !errors.Is(err, metastore.ErrUnknownMember) {
+		t.Fatalf("commit of a stranger: %v, want ErrUnknownMember", err)
+	}
+	groups, err := s.ListGroups(ctx)
+	if err != nil || len(groups) != 1 || groups[0].Type() != metastore.GroupTypeConsumer {
+		t.Fatalf("ListGroups = %+v, %v; want the consumer group", groups, err)
 	}
 }

@@ -3,6 +3,7 @@ package metastoretest
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/url"
@@ -53,6 +54,19 @@ func copyGroup(g metastore.GroupMeta) metastore.GroupMeta {
 		members = append(members, m)
 	}
 	g.Members = members
+	if g.Consumer != nil {
+		// As etcd's store reads it back: through its JSON, where empty
+		// lists and maps are left out.
+		raw, err := json.Marshal(g.Consumer)
+		if err != nil {
+			panic(fmt.Sprintf("metastoretest: encode consumer group: %v", err))
+		}
+		var c metastore.ConsumerGroupMeta
+		if err := json.Unmarshal(raw, &c); err != nil {
+			panic(fmt.Sprintf("metastoretest: decode consumer group: %v", err))
+		}
+		g.Consumer = &c
+	}
 	return g
 }
 

@@ -3946,11 +3946,14 @@ func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
 }
 
 type GroupSummary struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	ProtocolType  string                 `protobuf:"bytes,2,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
-	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	Coordinator   int32                  `protobuf:"varint,4,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Group        string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	ProtocolType string                 `protobuf:"bytes,2,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
+	State        string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Coordinator  int32                  `protobuf:"varint,4,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	// "classic", or "consumer" for a group of the consumer group protocol
+	// (KIP-848).
+	Type          string `protobuf:"bytes,5,opt,name=type,proto3" json:"type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4011,6 +4014,13 @@ func (x *GroupSummary) GetCoordinator() int32 {
 		return x.Coordinator
 	}
 	return 0
+}
+
+func (x *GroupSummary) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
 }
 
 type ListGroupsResponse struct {
@@ -4109,9 +4119,13 @@ type GroupMember struct {
 	ClientHost string                 `protobuf:"bytes,4,opt,name=client_host,json=clientHost,proto3" json:"client_host,omitempty"`
 	// Decoded from the assignment of consumer protocol groups (Kafka
 	// consumers' "consumer" and Strata's "strata").
-	Assignment    []*TopicPartitions `protobuf:"bytes,5,rep,name=assignment,proto3" json:"assignment,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Assignment []*TopicPartitions `protobuf:"bytes,5,rep,name=assignment,proto3" json:"assignment,omitempty"`
+	// Consumer-type groups: the member's epoch and the partitions the target
+	// assignment gives it (assignment is what it owns now).
+	MemberEpoch      int32              `protobuf:"varint,6,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	TargetAssignment []*TopicPartitions `protobuf:"bytes,7,rep,name=target_assignment,json=targetAssignment,proto3" json:"target_assignment,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GroupMember) Reset() {
@@ -4179,19 +4193,39 @@ func (x *GroupMember) GetAssignment() []*TopicPartitions {
 	return nil
 }
 
+func (x *GroupMember) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *GroupMember) GetTargetAssignment() []*TopicPartitions {
+	if x != nil {
+		return x.TargetAssignment
+	}
+	return nil
+}
+
 type DescribeGroupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
 	// Empty, PreparingRebalance, CompletingRebalance, Stable, or Dead for a
 	// group the coordinator does not know.
-	State         string         `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
-	ProtocolType  string         `protobuf:"bytes,3,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
-	Protocol      string         `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
-	Generation    int32          `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
-	Members       []*GroupMember `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
-	Coordinator   int32          `protobuf:"varint,7,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	State        string         `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	ProtocolType string         `protobuf:"bytes,3,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
+	Protocol     string         `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Generation   int32          `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	Members      []*GroupMember `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	Coordinator  int32          `protobuf:"varint,7,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	// "classic", or "consumer" for a group of the consumer group protocol
+	// (KIP-848). A consumer group's generation is its group epoch, its
+	// protocol the server-side assignor of its target assignment, and its
+	// state Empty, Assigning, Reconciling or Stable.
+	Type            string `protobuf:"bytes,8,opt,name=type,proto3" json:"type,omitempty"`
+	AssignmentEpoch int32  `protobuf:"varint,9,opt,name=assignment_epoch,json=assignmentEpoch,proto3" json:"assignment_epoch,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DescribeGroupResponse) Reset() {
@@ -4269,6 +4303,20 @@ func (x *DescribeGroupResponse) GetMembers() []*GroupMember {
 func (x *DescribeGroupResponse) GetCoordinator() int32 {
 	if x != nil {
 		return x.Coordinator
+	}
+	return 0
+}
+
+func (x *DescribeGroupResponse) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetAssignmentEpoch() int32 {
+	if x != nil {
+		return x.AssignmentEpoch
 	}
 	return 0
 }
@@ -7603,16 +7651,17 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x06topics\x18\x02 \x03(\tR\x06topics\"H\n" +
 	"\x14FetchOffsetsResponse\x120\n" +
 	"\aoffsets\x18\x01 \x03(\v2\x16.strata.v1.GroupOffsetR\aoffsets\"\x13\n" +
-	"\x11ListGroupsRequest\"\x81\x01\n" +
+	"\x11ListGroupsRequest\"\x95\x01\n" +
 	"\fGroupSummary\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12#\n" +
 	"\rprotocol_type\x18\x02 \x01(\tR\fprotocolType\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12 \n" +
-	"\vcoordinator\x18\x04 \x01(\x05R\vcoordinator\"E\n" +
+	"\vcoordinator\x18\x04 \x01(\x05R\vcoordinator\x12\x12\n" +
+	"\x04type\x18\x05 \x01(\tR\x04type\"E\n" +
 	"\x12ListGroupsResponse\x12/\n" +
 	"\x06groups\x18\x01 \x03(\v2\x17.strata.v1.GroupSummaryR\x06groups\",\n" +
 	"\x14DescribeGroupRequest\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group\"\xc5\x01\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xb1\x02\n" +
 	"\vGroupMember\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1f\n" +
 	"\vinstance_id\x18\x02 \x01(\tR\n" +
@@ -7622,7 +7671,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"clientHost\x12:\n" +
 	"\n" +
 	"assignment\x18\x05 \x03(\v2\x1a.strata.v1.TopicPartitionsR\n" +
-	"assignment\"\xf8\x01\n" +
+	"assignment\x12!\n" +
+	"\fmember_epoch\x18\x06 \x01(\x05R\vmemberEpoch\x12G\n" +
+	"\x11target_assignment\x18\a \x03(\v2\x1a.strata.v1.TopicPartitionsR\x10targetAssignment\"\xb7\x02\n" +
 	"\x15DescribeGroupResponse\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12#\n" +
@@ -7632,7 +7683,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"generation\x18\x05 \x01(\x05R\n" +
 	"generation\x120\n" +
 	"\amembers\x18\x06 \x03(\v2\x16.strata.v1.GroupMemberR\amembers\x12 \n" +
-	"\vcoordinator\x18\a \x01(\x05R\vcoordinator\"*\n" +
+	"\vcoordinator\x18\a \x01(\x05R\vcoordinator\x12\x12\n" +
+	"\x04type\x18\b \x01(\tR\x04type\x12)\n" +
+	"\x10assignment_epoch\x18\t \x01(\x05R\x0fassignmentEpoch\"*\n" +
 	"\x12DeleteGroupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\"\x15\n" +
 	"\x13DeleteGroupResponse\"s\n" +
@@ -8142,119 +8195,120 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	57,  // 43: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.GroupOffset
 	63,  // 44: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
 	55,  // 45: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
-	66,  // 46: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	57,  // 47: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
-	73,  // 48: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
-	75,  // 49: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
-	26,  // 50: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
-	77,  // 51: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	122, // 52: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
-	80,  // 53: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
-	80,  // 54: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
-	81,  // 55: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
-	7,   // 56: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
-	83,  // 57: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
-	84,  // 58: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
-	86,  // 59: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
-	89,  // 60: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
-	90,  // 61: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
-	92,  // 62: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
-	93,  // 63: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
-	92,  // 64: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
-	93,  // 65: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
-	92,  // 66: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
-	99,  // 67: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
-	102, // 68: strata.v1.AlterPartitionReassignmentsRequest.reassignments:type_name -> strata.v1.PartitionReassignment
-	26,  // 69: strata.v1.PartitionResult.error:type_name -> strata.v1.PartitionError
-	104, // 70: strata.v1.AlterPartitionReassignmentsResponse.results:type_name -> strata.v1.PartitionResult
-	101, // 71: strata.v1.ListPartitionReassignmentsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	107, // 72: strata.v1.ListPartitionReassignmentsResponse.reassignments:type_name -> strata.v1.OngoingReassignment
-	3,   // 73: strata.v1.ElectLeadersRequest.election_type:type_name -> strata.v1.ElectionType
-	101, // 74: strata.v1.ElectLeadersRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	104, // 75: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
-	101, // 76: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
-	112, // 77: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
-	115, // 78: strata.v1.ListTransactionsResponse.transactions:type_name -> strata.v1.TransactionSummary
-	55,  // 79: strata.v1.TransactionDescription.partitions:type_name -> strata.v1.TopicPartitions
-	26,  // 80: strata.v1.TransactionDescription.error:type_name -> strata.v1.PartitionError
-	118, // 81: strata.v1.DescribeTransactionsResponse.transactions:type_name -> strata.v1.TransactionDescription
-	8,   // 82: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	12,  // 83: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	14,  // 84: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17,  // 85: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	20,  // 86: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
-	22,  // 87: strata.v1.Strata.CreatePartitions:input_type -> strata.v1.CreatePartitionsRequest
-	10,  // 88: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
-	24,  // 89: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	30,  // 90: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	30,  // 91: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
-	34,  // 92: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	38,  // 93: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	52,  // 94: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	54,  // 95: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
-	58,  // 96: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	60,  // 97: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	62,  // 98: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	65,  // 99: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	68,  // 100: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	70,  // 101: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	72,  // 102: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
-	76,  // 103: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	79,  // 104: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
-	85,  // 105: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
-	88,  // 106: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
-	94,  // 107: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
-	96,  // 108: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
-	98,  // 109: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
-	103, // 110: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
-	106, // 111: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
-	109, // 112: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
-	111, // 113: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
-	114, // 114: strata.v1.Strata.ListTransactions:input_type -> strata.v1.ListTransactionsRequest
-	117, // 115: strata.v1.Strata.DescribeTransactions:input_type -> strata.v1.DescribeTransactionsRequest
-	42,  // 116: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
-	48,  // 117: strata.v1.Replication.WriteTxnMarkers:input_type -> strata.v1.WriteTxnMarkersRequest
-	9,   // 118: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	13,  // 119: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	15,  // 120: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18,  // 121: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	21,  // 122: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
-	23,  // 123: strata.v1.Strata.CreatePartitions:output_type -> strata.v1.CreatePartitionsResponse
-	11,  // 124: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
-	28,  // 125: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	32,  // 126: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	32,  // 127: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
-	36,  // 128: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	40,  // 129: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	53,  // 130: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	56,  // 131: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
-	59,  // 132: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	61,  // 133: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	64,  // 134: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	67,  // 135: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	69,  // 136: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	71,  // 137: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	74,  // 138: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
-	78,  // 139: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	82,  // 140: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
-	87,  // 141: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
-	91,  // 142: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
-	95,  // 143: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
-	97,  // 144: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
-	100, // 145: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
-	105, // 146: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
-	108, // 147: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
-	110, // 148: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
-	113, // 149: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
-	116, // 150: strata.v1.Strata.ListTransactions:output_type -> strata.v1.ListTransactionsResponse
-	119, // 151: strata.v1.Strata.DescribeTransactions:output_type -> strata.v1.DescribeTransactionsResponse
-	45,  // 152: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
-	51,  // 153: strata.v1.Replication.WriteTxnMarkers:output_type -> strata.v1.WriteTxnMarkersResponse
-	118, // [118:154] is the sub-list for method output_type
-	82,  // [82:118] is the sub-list for method input_type
-	82,  // [82:82] is the sub-list for extension type_name
-	82,  // [82:82] is the sub-list for extension extendee
-	0,   // [0:82] is the sub-list for field type_name
+	55,  // 46: strata.v1.GroupMember.target_assignment:type_name -> strata.v1.TopicPartitions
+	66,  // 47: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	57,  // 48: strata.v1.ResetOffsetsRequest.offsets:type_name -> strata.v1.GroupOffset
+	73,  // 49: strata.v1.TieringStatusResponse.partitions:type_name -> strata.v1.PartitionTiering
+	75,  // 50: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	26,  // 51: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.PartitionError
+	77,  // 52: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
+	122, // 53: strata.v1.PreviewRetentionRequest.set:type_name -> strata.v1.PreviewRetentionRequest.SetEntry
+	80,  // 54: strata.v1.PartitionRetention.local:type_name -> strata.v1.TierRetention
+	80,  // 55: strata.v1.PartitionRetention.remote:type_name -> strata.v1.TierRetention
+	81,  // 56: strata.v1.PreviewRetentionResponse.partitions:type_name -> strata.v1.PartitionRetention
+	7,   // 57: strata.v1.PreviewRetentionResponse.configs:type_name -> strata.v1.ConfigEntry
+	83,  // 58: strata.v1.AlterUserScramCredentialsRequest.deletions:type_name -> strata.v1.ScramCredentialDeletion
+	84,  // 59: strata.v1.AlterUserScramCredentialsRequest.upsertions:type_name -> strata.v1.ScramCredentialUpsertion
+	86,  // 60: strata.v1.AlterUserScramCredentialsResponse.results:type_name -> strata.v1.UserScramResult
+	89,  // 61: strata.v1.UserScramCredentials.credentials:type_name -> strata.v1.ScramCredentialInfo
+	90,  // 62: strata.v1.DescribeUserScramCredentialsResponse.users:type_name -> strata.v1.UserScramCredentials
+	92,  // 63: strata.v1.CreateAclsRequest.bindings:type_name -> strata.v1.AclBinding
+	93,  // 64: strata.v1.DescribeAclsRequest.filter:type_name -> strata.v1.AclFilter
+	92,  // 65: strata.v1.DescribeAclsResponse.bindings:type_name -> strata.v1.AclBinding
+	93,  // 66: strata.v1.DeleteAclsRequest.filters:type_name -> strata.v1.AclFilter
+	92,  // 67: strata.v1.DeletedAcls.bindings:type_name -> strata.v1.AclBinding
+	99,  // 68: strata.v1.DeleteAclsResponse.results:type_name -> strata.v1.DeletedAcls
+	102, // 69: strata.v1.AlterPartitionReassignmentsRequest.reassignments:type_name -> strata.v1.PartitionReassignment
+	26,  // 70: strata.v1.PartitionResult.error:type_name -> strata.v1.PartitionError
+	104, // 71: strata.v1.AlterPartitionReassignmentsResponse.results:type_name -> strata.v1.PartitionResult
+	101, // 72: strata.v1.ListPartitionReassignmentsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	107, // 73: strata.v1.ListPartitionReassignmentsResponse.reassignments:type_name -> strata.v1.OngoingReassignment
+	3,   // 74: strata.v1.ElectLeadersRequest.election_type:type_name -> strata.v1.ElectionType
+	101, // 75: strata.v1.ElectLeadersRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	104, // 76: strata.v1.ElectLeadersResponse.results:type_name -> strata.v1.PartitionResult
+	101, // 77: strata.v1.DescribeLogDirsRequest.partitions:type_name -> strata.v1.TopicPartitionRef
+	112, // 78: strata.v1.DescribeLogDirsResponse.replicas:type_name -> strata.v1.ReplicaLogDir
+	115, // 79: strata.v1.ListTransactionsResponse.transactions:type_name -> strata.v1.TransactionSummary
+	55,  // 80: strata.v1.TransactionDescription.partitions:type_name -> strata.v1.TopicPartitions
+	26,  // 81: strata.v1.TransactionDescription.error:type_name -> strata.v1.PartitionError
+	118, // 82: strata.v1.DescribeTransactionsResponse.transactions:type_name -> strata.v1.TransactionDescription
+	8,   // 83: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	12,  // 84: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	14,  // 85: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17,  // 86: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	20,  // 87: strata.v1.Strata.AlterTopicConfigs:input_type -> strata.v1.AlterTopicConfigsRequest
+	22,  // 88: strata.v1.Strata.CreatePartitions:input_type -> strata.v1.CreatePartitionsRequest
+	10,  // 89: strata.v1.Strata.RestoreTopic:input_type -> strata.v1.RestoreTopicRequest
+	24,  // 90: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	30,  // 91: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	30,  // 92: strata.v1.Strata.FetchStream:input_type -> strata.v1.FetchRequest
+	34,  // 93: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	38,  // 94: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	52,  // 95: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	54,  // 96: strata.v1.Strata.ConsumeGroup:input_type -> strata.v1.ConsumeGroupRequest
+	58,  // 97: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	60,  // 98: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	62,  // 99: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	65,  // 100: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	68,  // 101: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	70,  // 102: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	72,  // 103: strata.v1.Strata.TieringStatus:input_type -> strata.v1.TieringStatusRequest
+	76,  // 104: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	79,  // 105: strata.v1.Strata.PreviewRetention:input_type -> strata.v1.PreviewRetentionRequest
+	85,  // 106: strata.v1.Strata.AlterUserScramCredentials:input_type -> strata.v1.AlterUserScramCredentialsRequest
+	88,  // 107: strata.v1.Strata.DescribeUserScramCredentials:input_type -> strata.v1.DescribeUserScramCredentialsRequest
+	94,  // 108: strata.v1.Strata.CreateAcls:input_type -> strata.v1.CreateAclsRequest
+	96,  // 109: strata.v1.Strata.DescribeAcls:input_type -> strata.v1.DescribeAclsRequest
+	98,  // 110: strata.v1.Strata.DeleteAcls:input_type -> strata.v1.DeleteAclsRequest
+	103, // 111: strata.v1.Strata.AlterPartitionReassignments:input_type -> strata.v1.AlterPartitionReassignmentsRequest
+	106, // 112: strata.v1.Strata.ListPartitionReassignments:input_type -> strata.v1.ListPartitionReassignmentsRequest
+	109, // 113: strata.v1.Strata.ElectLeaders:input_type -> strata.v1.ElectLeadersRequest
+	111, // 114: strata.v1.Strata.DescribeLogDirs:input_type -> strata.v1.DescribeLogDirsRequest
+	114, // 115: strata.v1.Strata.ListTransactions:input_type -> strata.v1.ListTransactionsRequest
+	117, // 116: strata.v1.Strata.DescribeTransactions:input_type -> strata.v1.DescribeTransactionsRequest
+	42,  // 117: strata.v1.Replication.ReplicaFetch:input_type -> strata.v1.ReplicaFetchRequest
+	48,  // 118: strata.v1.Replication.WriteTxnMarkers:input_type -> strata.v1.WriteTxnMarkersRequest
+	9,   // 119: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	13,  // 120: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	15,  // 121: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18,  // 122: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	21,  // 123: strata.v1.Strata.AlterTopicConfigs:output_type -> strata.v1.AlterTopicConfigsResponse
+	23,  // 124: strata.v1.Strata.CreatePartitions:output_type -> strata.v1.CreatePartitionsResponse
+	11,  // 125: strata.v1.Strata.RestoreTopic:output_type -> strata.v1.RestoreTopicResponse
+	28,  // 126: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	32,  // 127: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	32,  // 128: strata.v1.Strata.FetchStream:output_type -> strata.v1.FetchResponse
+	36,  // 129: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	40,  // 130: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	53,  // 131: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	56,  // 132: strata.v1.Strata.ConsumeGroup:output_type -> strata.v1.ConsumeGroupResponse
+	59,  // 133: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	61,  // 134: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	64,  // 135: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	67,  // 136: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	69,  // 137: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	71,  // 138: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	74,  // 139: strata.v1.Strata.TieringStatus:output_type -> strata.v1.TieringStatusResponse
+	78,  // 140: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	82,  // 141: strata.v1.Strata.PreviewRetention:output_type -> strata.v1.PreviewRetentionResponse
+	87,  // 142: strata.v1.Strata.AlterUserScramCredentials:output_type -> strata.v1.AlterUserScramCredentialsResponse
+	91,  // 143: strata.v1.Strata.DescribeUserScramCredentials:output_type -> strata.v1.DescribeUserScramCredentialsResponse
+	95,  // 144: strata.v1.Strata.CreateAcls:output_type -> strata.v1.CreateAclsResponse
+	97,  // 145: strata.v1.Strata.DescribeAcls:output_type -> strata.v1.DescribeAclsResponse
+	100, // 146: strata.v1.Strata.DeleteAcls:output_type -> strata.v1.DeleteAclsResponse
+	105, // 147: strata.v1.Strata.AlterPartitionReassignments:output_type -> strata.v1.AlterPartitionReassignmentsResponse
+	108, // 148: strata.v1.Strata.ListPartitionReassignments:output_type -> strata.v1.ListPartitionReassignmentsResponse
+	110, // 149: strata.v1.Strata.ElectLeaders:output_type -> strata.v1.ElectLeadersResponse
+	113, // 150: strata.v1.Strata.DescribeLogDirs:output_type -> strata.v1.DescribeLogDirsResponse
+	116, // 151: strata.v1.Strata.ListTransactions:output_type -> strata.v1.ListTransactionsResponse
+	119, // 152: strata.v1.Strata.DescribeTransactions:output_type -> strata.v1.DescribeTransactionsResponse
+	45,  // 153: strata.v1.Replication.ReplicaFetch:output_type -> strata.v1.ReplicaFetchResponse
+	51,  // 154: strata.v1.Replication.WriteTxnMarkers:output_type -> strata.v1.WriteTxnMarkersResponse
+	119, // [119:155] is the sub-list for method output_type
+	83,  // [83:119] is the sub-list for method input_type
+	83,  // [83:83] is the sub-list for extension type_name
+	83,  // [83:83] is the sub-list for extension extendee
+	0,   // [0:83] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
