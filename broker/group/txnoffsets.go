@@ -57,7 +57,14 @@ func (c *Coordinator) commitTxnValid(ctx context.Context, req TxnCommitRequest, 
 			c.mu.Unlock()
 			return fmt.Errorf("%w: %d, group %q has no generation", ErrIllegalGeneration, req.Generation, req.Group)
 		}
-	case req.Generation < 0 && len(g.members) == 0:
+	case req.Generation < 0 && g.size() == 0:
+	case g.cg != nil:
+		// A consumer-protocol member names its member epoch.
+		if err := checkConsumerCommitLocked(g, req.MemberID, req.Generation); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		gen = req.Generation
 	case req.Generation >= 0 || req.MemberID != "" || req.InstanceID != "":
 		if req.InstanceID != "" {
 			for id, m := range g.members {

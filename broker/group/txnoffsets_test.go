@@ -212,3 +212,30 @@ func TestTxnOngoingStateMatchesTheCoordinators(t *testing.T) {
 		t.Fatalf("metastore.TxnStateOngoing %q, txn.StateOngoing %q", metastore.TxnStateOngoing, txn.StateOngoing)
 	}
 }
+
+// TestTxnOffsetCommitOfAConsumerProtocolMember: a member of a
+// consumer-protocol group (KIP-848) commits transactional offsets with its
+// member epoch in the generation field, as franz-go's
+// GroupTransactSession does; a stale epoch or an unknown member is refused
+// as a plain commit would be.
+func TestTxnOffsetCommitOfAConsumerProtocolMember(t *testing.T) {
+	e := newConsumerEnv(t)
+	res := e.join("m1")
+	openTxn(t, e.store, metastore.TxnStateOngoing, "g")
+	ctx := context.Background()
+	if err := e.c.CommitTxnOffsets(ctx, txnCommit("m1", "", res.MemberEpoch, off(0, 5))); err != nil {
+		t.Fatalf("commit at the member's epoch %d: %v", res.MemberEpoch, err)
+	}
+	if _, pending, _ := e.c.FetchStableOffsets(ctx, "g"); len(pending) != 1 {
+		t.Fatalf("pending offsets after the commit: %v, want one partition", pending)
+	}
+	if err := e.c.CommitTxnOffsets(ctx, txnCommit("m1", "", res.MemberEpoch+1, off(0, 6))); !errors.Is(err, group.ErrStaleMemberEpoch) {
+		t.Errorf("commit at another epoch: got %v, want STALE_MEMBER_EPOCH", err)
+	}
+	if err := e.c.CommitTxnOffsets(ctx, txnCommit("m2", "", res.MemberEpoch, off(0, 6))); !errors.Is(err, group.ErrUnknownMemberID) {
+		t.Errorf("commit by a stranger: got %v, want UNKNOWN_MEMBER_ID", err)
+	}
+	if err := e.c.CommitTxnOffsets(ctx, txnCommit("", "", -1, off(0, 6))); !errors.Is(err, group.ErrUnknownMemberID) {
+		t.Errorf("commit from outside a group with members: got %v, want UNKNOWN_MEMBER_ID", err)
+	}
+}
