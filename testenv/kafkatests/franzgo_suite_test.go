@@ -145,8 +145,14 @@ func TestFranzGoSuite(t *testing.T) {
 		problems = append(problems, "subtest skipped: "+sub)
 	}
 	if len(problems) > 0 || runErr != nil {
+		report := tail(string(out), 200)
+		if i := strings.Index(string(out), "panic: test timed out"); i >= 0 {
+			// The goroutine dump that follows would hide which tests hung.
+			lines := strings.SplitN(string(out[i:]), "\n", 30)
+			report = strings.Join(lines[:len(lines)-1], "\n")
+		}
 		t.Fatalf("franz-go's suite (%v): %d passed, %d skipped of %d; %v\n%s",
-			runErr, len(passed), len(skipped), len(tests), problems, tail(string(out), 200))
+			runErr, len(passed), len(skipped), len(tests), problems, report)
 	}
 	t.Logf("franz-go's kgo broker tests: %d passed, %d skipped (%v) of %d, in %v",
 		len(passed), len(skipped), skipped, len(tests), time.Since(start).Round(time.Second))
