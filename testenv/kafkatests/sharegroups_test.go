@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -296,6 +297,69 @@ func TestShareGroupQueue(t *testing.T) {
 	}
 	if spso := shareStartOffset(ctx, t, cl, group, "jobs"); spso != total+200 {
 		t.Fatalf("share-partition start offset %d after the failover, want %d", spso, total+200)
+	}
+}
+
+// TestShareGroupWalkthrough runs README's share-group walk-through against
+// `strata dev`: 1,000 records read by two shareconsume processes of one
+// group at once, every record once, both members listed by strata groups
+// describe; then three records released every time come back with their
+// delivery count raised until group.share.delivery.count.limit (5) archives
+// them.
+func TestShareGroupWalkthrough(t *testing.T) {
+	testenvtest.SkipShort(t)
+	d := testenv.StartDev(t, testenv.DevOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "shareconsume")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/strata-broker/strata/cmd/shareconsume").CombinedOutput(); err != nil {
+		t.Fatalf("build shareconsume: %v\n%s", err, out)
+	}
+	testenvtest.StrataCLI(t, d, "", "topics", "create", "jobs", "--partitions", "1")
+	var in strings.Builder
+	for i := 1; i <= 1000; i++ {
+		fmt.Fprintf(&in, "job-%d\n", i)
+	}
+	testenvtest.StrataCLI(t, d, in.String(), "produce", "jobs")
+
+	args := []string{"--bootstrap-server", d.KafkaAddr, "--group", "workers", "--topic", "jobs", "--from-beginning", "--timeout", "5s"}
+	a := startShareConsumer(ctx, t, bin, "a", append(args, "--print-offsets")...)
+	b := startShareConsumer(ctx, t, bin, "b", append(args, "--print-offsets")...)
+	await.True(t, time.Minute, "both consumers in strata groups describe", func() bool {
+		out, _, err := testenvtest.RunStrata(t, d.GRPCAddr, "", "groups", "describe", "workers")
+		return err == nil && strings.Count(out, "jobs:0") == 2
+	})
+	<-a.done
+	<-b.done
+	seen := map[int64]int{}
+	for _, c := range []*shareConsumer{a, b} {
+		if c.cmd.ProcessState.ExitCode() != 0 {
+			t.Fatalf("consumer %s exited %d:\n%s", c.name, c.cmd.ProcessState.ExitCode(), c.log.String())
+		}
+		for _, dl := range c.deliveries() {
+			seen[dl.offset]++
+		}
+	}
+	for off := int64(0); off < 1000; off++ {
+		if seen[off] != 1 {
+			t.Fatalf("offset %d printed %d times by the two consumers, want once (a: %d records, b: %d)",
+				off, seen[off], len(a.deliveries()), len(b.deliveries()))
+		}
+	}
+	t.Logf("consumer a printed %d records, b %d", len(a.deliveries()), len(b.deliveries()))
+
+	testenvtest.StrataCLI(t, d, "retry-1\nretry-2\nretry-3\n", "produce", "jobs")
+	r := startShareConsumer(ctx, t, bin, "release", "--bootstrap-server", d.KafkaAddr, "--group", "workers",
+		"--topic", "jobs", "--release", "--print-offsets", "--timeout", "3s")
+	<-r.done
+	counts := map[int64][]int32{}
+	for _, dl := range r.deliveries() {
+		counts[dl.offset] = append(counts[dl.offset], dl.delivery)
+	}
+	for off := int64(1000); off < 1003; off++ {
+		if !slices.Equal(counts[off], []int32{1, 2, 3, 4, 5}) {
+			t.Errorf("released offset %d was delivered with counts %v, want 1..5 and then archived", off, counts[off])
+		}
 	}
 }
 
