@@ -18,7 +18,9 @@
 // # Consistency
 //
 //   - meta and generation are written together, as a compare-and-swap on the
-//     meta key's mod revision (PutGroup), and deleted together.
+//     meta key's mod revision (PutGroup), and deleted together. Creating
+//     the meta also compares the share group of the id absent
+//     (sharegroups.go): a group id names one kind of group.
 //   - An offset commit of a group member reads the meta, checks that the
 //     member belongs to the stored generation, and writes the offsets in a
 //     transaction that compares the meta key's mod revision with the one it
@@ -592,6 +594,8 @@ func (s *Store) GetGroup(ctx context.Context, group string) (GroupMeta, error) {
 // new Revision (and UpdatedAt, if zero, set to now). If the revision moved it
 // returns ErrConflict together with the current meta, whose Revision is 0 if
 // the group has no meta any more, so the caller can retry without a read.
+// Creating a group (prevRevision 0) fails with ErrGroupTypeConflict while a
+// share group has its id.
 func (s *Store) PutGroup(ctx context.Context, meta GroupMeta, prevRevision int64) (GroupMeta, error) {
 	group := meta.Group
 	if err := CheckGroupName(group); err != nil {
@@ -612,13 +616,20 @@ func (s *Store) PutGroup(ctx context.Context, meta GroupMeta, prevRevision int64
 		return GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
 	}
 	key := s.groupMetaKey(group)
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", prevRevision)}
+	if prevRevision == 0 {
+		// A group id names one kind of group: the group is created only
+		// while no share group has the id (PutShareGroup compares the
+		// other way).
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.shareGroupKey(group)), "=", 0))
+	}
 	resp, err := s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", prevRevision)).
+		If(cmps...).
 		Then(
 			clientv3.OpPut(key, val),
 			clientv3.OpPut(s.groupGenerationKey(group), strconv.FormatInt(int64(meta.Generation), 10)),
 		).
-		Else(clientv3.OpGet(key)).
+		Else(clientv3.OpGet(key), clientv3.OpGet(s.shareGroupKey(group), clientv3.WithCountOnly())).
 		Commit()
 	if err != nil {
 		return GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
@@ -632,6 +643,9 @@ func (s *Store) PutGroup(ctx context.Context, meta GroupMeta, prevRevision int64
 		if current, err = decodeGroup(group, kvs[0]); err != nil {
 			return GroupMeta{}, fmt.Errorf("metastore: put group %q: revision %d is stale: %w", group, prevRevision, err)
 		}
+	}
+	if current.Revision == prevRevision && resp.Responses[1].GetResponseRange().Count > 0 {
+		return current, fmt.Errorf("metastore: put group %q: %w", group, ErrGroupTypeConflict)
 	}
 	return current, fmt.Errorf("metastore: put group %q: revision %d is stale (now %d): %w",
 		group, prevRevision, current.Revision, ErrConflict)

@@ -235,6 +235,9 @@ func (s *Store) PutGroup(ctx context.Context, meta metastore.GroupMeta, prevRevi
 		return current, fmt.Errorf("metastore: put group %q: revision %d is stale (now %d): %w",
 			group, prevRevision, current.Revision, metastore.ErrConflict)
 	}
+	if _, ok := s.shareGroups[group]; ok && prevRevision == 0 {
+		return metastore.GroupMeta{Group: group}, fmt.Errorf("metastore: put group %q: %w", group, metastore.ErrGroupTypeConflict)
+	}
 	if g == nil {
 		g = &groupKeys{}
 		s.groups[group] = g
