@@ -21,6 +21,7 @@ package group
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -188,6 +189,10 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	g, err := c.groupLocked(ctx, req.Group, req.MemberEpoch == 0)
+	if errors.Is(err, errShareGroupID) {
+		// Kafka's answer to a heartbeat on a share group's id.
+		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %v", ErrGroupIDNotFound, err)
+	}
 	if err != nil {
 		return ConsumerHeartbeatResult{}, err
 	}

@@ -49,6 +49,9 @@ type Store interface {
 	CommitTxnOffsets(ctx context.Context, group string, producer metastore.TxnProducer, memberID string, generation int32, offsets []metastore.OffsetCommit) error
 	FetchOffsetsAndPending(ctx context.Context, group string) ([]metastore.OffsetCommit, []metastore.TopicPartition, error)
 	CompleteTxnOffsets(ctx context.Context, group string, producerID int64, commit bool) ([]metastore.TopicPartition, error)
+	// GetShareGroup tells whether a share group has the id (a group id
+	// names one kind of group).
+	GetShareGroup(ctx context.Context, group string) (metastore.ShareGroupMeta, error)
 }
 
 // Group states, as Kafka names them (DescribeGroups reports them).
@@ -486,6 +489,15 @@ func (c *Coordinator) storeLocked(ctx context.Context, g *group) error {
 		return fmt.Errorf("%w: storing group %q: %v", ErrCoordinatorNotAvailable, g.name, err)
 	}
 	switch {
+	case errors.Is(err, metastore.ErrGroupTypeConflict):
+		// A share group took the id since this one was read: the group
+		// was never stored, and is forgotten with the answer Kafka gives
+		// for a share group's id (not NOT_COORDINATOR, which clients
+		// would retry forever).
+		why := shareGroupIDError(g)
+		c.logger.Info("group id is a share group's; forgetting the group", "group", g.name)
+		c.stepDownLocked(g, why)
+		return fmt.Errorf("storing group %q: %w", g.name, why)
 	case errors.Is(err, metastore.ErrConflict):
 		c.logger.Warn("group state was written by another coordinator; stepping down for the group",
 			"group", g.name, "generation", meta.Generation, "stored_generation", stored.Generation, "err", err)
@@ -601,6 +613,21 @@ func (c *Coordinator) groupLocked(ctx context.Context, name string, create bool)
 		if !create {
 			return nil, nil
 		}
+		// A group id names one kind of group. This read answers the
+		// common case; PutGroup's compare decides a race with a share
+		// group being created.
+		c.mu.Unlock()
+		_, serr := c.store.GetShareGroup(ctx, name)
+		c.mu.Lock()
+		switch {
+		case serr == nil:
+			return nil, fmt.Errorf("%w: %q is a share group", errShareGroupID, name)
+		case !errors.Is(serr, metastore.ErrGroupNotFound):
+			return nil, fmt.Errorf("%w: reading share group %q: %v", ErrCoordinatorNotAvailable, name, serr)
+		}
+		if g := c.groups[name]; g != nil { // created by someone else meanwhile
+			return c.groupLocked(ctx, name, create)
+		}
 		meta = metastore.GroupMeta{Group: name, State: StateEmpty}
 	case err != nil:
 		return nil, fmt.Errorf("%w: reading group %q: %v", ErrCoordinatorNotAvailable, name, err)
@@ -690,6 +717,10 @@ func (c *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, er
 	g, err := c.groupLocked(ctx, req.Group, true)
 	if err != nil {
 		c.mu.Unlock()
+		if errors.Is(err, errShareGroupID) {
+			// Kafka's answer to a JoinGroup on a share group's id.
+			err = fmt.Errorf("%w: %v", ErrInconsistentProtocol, err)
+		}
 		return JoinResult{}, err
 	}
 	now := c.cfg.Now()
