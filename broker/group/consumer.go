@@ -78,6 +78,9 @@ type consumerGroup struct {
 	// topicsRefresh, as regular expressions over every topic cost.
 	resolvedAt time.Time
 	members    map[string]*consumerMember
+	// sessionTimeout is the group's consumer.session.timeout.ms as of its
+	// last heartbeat (zero: the broker's default).
+	sessionTimeout time.Duration
 	// owners says who owns (or is revoking) each partition.
 	owners map[partitionKey]string
 }
@@ -135,6 +138,29 @@ func (c *Coordinator) consumerSessionTimeout() time.Duration {
 	return cmp.Or(c.cfg.ConsumerSessionTimeout, DefaultConsumerSessionTimeout)
 }
 
+// sessionTimeout is cg's session timeout: its group config as of its last
+// heartbeat, else the broker's.
+func (c *Coordinator) sessionTimeout(cg *consumerGroup) time.Duration {
+	return cmp.Or(cg.sessionTimeout, c.consumerSessionTimeout())
+}
+
+// consumerTimeouts are a group's session timeout and heartbeat interval:
+// its group configs (consumer.session.timeout.ms,
+// consumer.heartbeat.interval.ms), the broker's settings by default or if
+// the configs cannot be read (a heartbeat does not fail for them).
+func (c *Coordinator) consumerTimeouts(ctx context.Context, name string) (session, heartbeat time.Duration) {
+	session, heartbeat = c.consumerSessionTimeout(), c.heartbeatInterval()
+	if c.cfg.ConsumerTimeouts == nil {
+		return session, heartbeat
+	}
+	s, h, err := c.cfg.ConsumerTimeouts(ctx, name)
+	if err != nil {
+		c.logger.Warn("cannot read group configs; using the broker's consumer group settings", "group", name, "err", err)
+		return session, heartbeat
+	}
+	return cmp.Or(s, session), cmp.Or(h, heartbeat)
+}
+
 func (c *Coordinator) assignors() []string {
 	if len(c.cfg.ConsumerAssignors) == 0 {
 		return Assignors()
@@ -186,6 +212,9 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 	if req.ServerAssignor != nil && *req.ServerAssignor != "" && !slices.Contains(c.assignors(), *req.ServerAssignor) {
 		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %q (group.consumer.assignors has %v)", ErrUnsupportedAssignor, *req.ServerAssignor, c.assignors())
 	}
+	// Read before the coordinator's lock: a cache miss reads the
+	// metastore.
+	sessionTimeout, heartbeatInterval := c.consumerTimeouts(ctx, req.Group)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	g, err := c.groupLocked(ctx, req.Group, req.MemberEpoch == 0)
@@ -211,8 +240,9 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 		c.logger.Info("group converted to the consumer protocol", "group", g.name)
 	}
 	cg := g.cg
+	cg.sessionTimeout = sessionTimeout
 	now := c.cfg.Now()
-	res := ConsumerHeartbeatResult{MemberID: req.MemberID, HeartbeatInterval: c.heartbeatInterval()}
+	res := ConsumerHeartbeatResult{MemberID: req.MemberID, HeartbeatInterval: heartbeatInterval}
 
 	if req.MemberEpoch == leaveEpoch || req.MemberEpoch == staticLeaveEpoch {
 		m := cg.members[req.MemberID]
@@ -304,7 +334,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 		}
 		full = true
 	}
-	m.deadline = now.Add(c.consumerSessionTimeout())
+	m.deadline = now.Add(sessionTimeout)
 	if req.ClientID != "" {
 		m.clientID = req.ClientID
 	}
@@ -558,7 +588,7 @@ func (c *Coordinator) nextAssignmentLocked(cg *consumerGroup, m *consumerMember,
 	if revoke.count() > 0 {
 		c.setConsumerAssignmentLocked(cg, m, kept, revoke)
 		if m.state != memberUnrevoked {
-			m.revokeDeadline = now.Add(cmp.Or(m.rebalanceTimeout, c.consumerSessionTimeout()))
+			m.revokeDeadline = now.Add(cmp.Or(m.rebalanceTimeout, c.sessionTimeout(cg)))
 		}
 		m.state = memberUnrevoked
 		if m.epoch != epoch {
@@ -689,9 +719,11 @@ func (cg *consumerGroup) snapshot() *metastore.ConsumerGroupMeta {
 }
 
 // restoreConsumer builds a consumer group from its stored state: members
-// carry on with their epochs and partitions, their sessions starting now.
-func (c *Coordinator) restoreConsumer(g *group, meta metastore.GroupMeta) {
+// carry on with their epochs and partitions, their sessions (of
+// sessionTimeout, the group's; zero: the broker's) starting now.
+func (c *Coordinator) restoreConsumer(g *group, meta metastore.GroupMeta, sessionTimeout time.Duration) {
 	cg := newConsumerGroup()
+	cg.sessionTimeout = sessionTimeout
 	cg.epoch, cg.assignmentEpoch, cg.assignor = meta.Generation, meta.Consumer.AssignmentEpoch, meta.Consumer.Assignor
 	cg.metadataHash = meta.Consumer.MetadataHash
 	now := c.cfg.Now()
@@ -702,9 +734,9 @@ func (c *Coordinator) restoreConsumer(g *group, meta metastore.GroupMeta) {
 			rebalanceTimeout: time.Duration(sm.RebalanceTimeoutMs) * time.Millisecond,
 			subscribed:       sm.SubscribedTopics, regex: sm.SubscribedRegex, serverAssignor: sm.ServerAssignor,
 			target:   assignment(sm.Target).clone(),
-			deadline: now.Add(c.consumerSessionTimeout()),
+			deadline: now.Add(c.sessionTimeout(cg)),
 		}
-		m.revokeDeadline = now.Add(cmp.Or(m.rebalanceTimeout, c.consumerSessionTimeout()))
+		m.revokeDeadline = now.Add(cmp.Or(m.rebalanceTimeout, c.sessionTimeout(cg)))
 		if m.regex != "" {
 			m.compiled, _ = regexp.Compile("^(?:" + m.regex + ")$")
 		}

@@ -102,8 +102,14 @@ type Config struct {
 	Topics func() []TopicInfo
 	// ConsumerSessionTimeout is group.consumer.session.timeout.ms,
 	// ConsumerHeartbeatInterval group.consumer.heartbeat.interval.ms;
-	// zero means Kafka's defaults.
+	// zero means Kafka's defaults. They are the defaults of the groups'
+	// own consumer.session.timeout.ms and consumer.heartbeat.interval.ms.
 	ConsumerSessionTimeout, ConsumerHeartbeatInterval time.Duration
+	// ConsumerTimeouts returns a consumer group's session timeout and
+	// heartbeat interval (its group configs, or the broker's defaults),
+	// asked at each heartbeat, so it should be cheap (cached). nil, an
+	// error or a zero value: the broker's.
+	ConsumerTimeouts func(ctx context.Context, group string) (session, heartbeat time.Duration, err error)
 	// ConsumerAssignors is group.consumer.assignors, the default first;
 	// empty means uniform then range.
 	ConsumerAssignors []string
@@ -604,6 +610,11 @@ func (c *Coordinator) groupLocked(ctx context.Context, name string, create bool)
 	}
 	c.mu.Unlock()
 	meta, err := c.store.GetGroup(ctx, name)
+	var sessionTimeout time.Duration
+	if err == nil && meta.Consumer != nil && len(meta.Consumer.Members) > 0 {
+		// The members' sessions restart with the group's own timeout.
+		sessionTimeout, _ = c.consumerTimeouts(ctx, name)
+	}
 	c.mu.Lock()
 	if g := c.groups[name]; g != nil { // loaded by someone else meanwhile
 		return c.groupLocked(ctx, name, create)
@@ -632,14 +643,16 @@ func (c *Coordinator) groupLocked(ctx context.Context, name string, create bool)
 	case err != nil:
 		return nil, fmt.Errorf("%w: reading group %q: %v", ErrCoordinatorNotAvailable, name, err)
 	}
-	g := c.restore(meta)
+	g := c.restore(meta, sessionTimeout)
 	c.groups[name] = g
 	return g, nil
 }
 
 // restore builds the in-memory group from its stored state: a stable
-// generation continues with the same members, their sessions starting now.
-func (c *Coordinator) restore(meta metastore.GroupMeta) *group {
+// generation continues with the same members, their sessions starting now
+// (a consumer group's members' of consumerSessionTimeout; zero: the
+// broker's).
+func (c *Coordinator) restore(meta metastore.GroupMeta, consumerSessionTimeout time.Duration) *group {
 	now := c.cfg.Now()
 	g := &group{
 		name: meta.Group, state: StateEmpty, protocolType: meta.ProtocolType, protocol: meta.Protocol,
@@ -668,7 +681,7 @@ func (c *Coordinator) restore(meta metastore.GroupMeta) *group {
 		c.logger.Info("group taken over from the metastore", "group", g.name, "generation", g.generation, "state", g.state, "members", len(g.members))
 	}
 	if meta.Consumer != nil {
-		c.restoreConsumer(g, meta)
+		c.restoreConsumer(g, meta, consumerSessionTimeout)
 	}
 	return g
 }
