@@ -568,6 +568,28 @@ func (s *Store) DeleteOffsets(ctx context.Context, group string, topic string, p
 	return nil
 }
 
+// MaxGroupBytes bounds a group's stored meta: it is one etcd value (etcd
+// refuses requests over 1.5 MiB by default), rewritten at every change, and
+// its members' subscriptions and protocol metadata are what clients send.
+const MaxGroupBytes = 1 << 20
+
+// ErrGroupTooLarge refuses a group meta longer than MaxGroupBytes encoded;
+// nothing is written.
+var ErrGroupTooLarge = errors.New("metastore: group state too large")
+
+// CheckGroupSize refuses a group meta longer than MaxGroupBytes encoded
+// (for stores other than etcd that keep PutGroup's contract).
+func CheckGroupSize(meta GroupMeta) error {
+	b, err := json.Marshal(meta.value())
+	if err != nil {
+		return err
+	}
+	if len(b) > MaxGroupBytes {
+		return fmt.Errorf("%w: %d bytes encoded, at most %d", ErrGroupTooLarge, len(b), MaxGroupBytes)
+	}
+	return nil
+}
+
 // GetGroup reads group's metadata; ErrGroupNotFound if it has none (it may
 // still have offsets).
 func (s *Store) GetGroup(ctx context.Context, group string) (GroupMeta, error) {
@@ -595,7 +617,8 @@ func (s *Store) GetGroup(ctx context.Context, group string) (GroupMeta, error) {
 // returns ErrConflict together with the current meta, whose Revision is 0 if
 // the group has no meta any more, so the caller can retry without a read.
 // Creating a group (prevRevision 0) fails with ErrGroupTypeConflict while a
-// share group has its id.
+// share group has its id; a meta longer than MaxGroupBytes encoded fails
+// with ErrGroupTooLarge, unwritten.
 func (s *Store) PutGroup(ctx context.Context, meta GroupMeta, prevRevision int64) (GroupMeta, error) {
 	group := meta.Group
 	if err := CheckGroupName(group); err != nil {
@@ -614,6 +637,9 @@ func (s *Store) PutGroup(ctx context.Context, meta GroupMeta, prevRevision int64
 	val, err := encode(meta.value())
 	if err != nil {
 		return GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
+	}
+	if len(val) > MaxGroupBytes {
+		return GroupMeta{}, fmt.Errorf("metastore: put group %q: %w: %d bytes encoded, at most %d", group, ErrGroupTooLarge, len(val), MaxGroupBytes)
 	}
 	key := s.groupMetaKey(group)
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", prevRevision)}

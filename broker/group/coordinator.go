@@ -504,6 +504,17 @@ func (c *Coordinator) storeLocked(ctx context.Context, g *group) error {
 		c.logger.Info("group id is a share group's; forgetting the group", "group", g.name)
 		c.stepDownLocked(g, why)
 		return fmt.Errorf("storing group %q: %w", g.name, why)
+	case errors.Is(err, metastore.ErrGroupTooLarge):
+		// Nothing was written: what is stored is the group as it was
+		// before this change, read back at the next request. A consumer
+		// group's heartbeat that made it too large (a subscription only
+		// a hostile client sends) is refused, not retried.
+		c.logger.Warn("group state too large to store; dropping the change", "group", g.name, "err", err)
+		c.stepDownLocked(g, ErrCoordinatorNotAvailable)
+		if meta.Consumer != nil {
+			return fmt.Errorf("%w: storing group %q: %v", ErrInvalidRequest, g.name, err)
+		}
+		return fmt.Errorf("%w: storing group %q: %v", ErrCoordinatorNotAvailable, g.name, err)
 	case errors.Is(err, metastore.ErrConflict):
 		c.logger.Warn("group state was written by another coordinator; stepping down for the group",
 			"group", g.name, "generation", meta.Generation, "stored_generation", stored.Generation, "err", err)

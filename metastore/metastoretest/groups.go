@@ -220,6 +220,9 @@ func (s *Store) PutGroup(ctx context.Context, meta metastore.GroupMeta, prevRevi
 		meta.UpdatedAt = time.Now()
 	}
 	meta.UpdatedAt = msUTC(meta.UpdatedAt)
+	if err := metastore.CheckGroupSize(meta); err != nil {
+		return metastore.GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.groups[group]
