@@ -461,7 +461,16 @@ func (c *Coordinator) subscriptionLocked(cg *consumerGroup) (map[string]map[stri
 	}
 	subs := make(map[string]map[string]bool, len(cg.members))
 	used := map[string]TopicInfo{}
+	// Members of a group mostly subscribe alike: each distinct
+	// subscription is resolved once (a regular expression against every
+	// topic), not once per member, and its set is shared (read only).
+	resolved := map[string]map[string]bool{}
 	for id, m := range cg.members {
+		key := subscriptionKey(m)
+		if set, ok := resolved[key]; ok {
+			subs[id] = set
+			continue
+		}
 		set := map[string]bool{}
 		for _, name := range m.subscribed {
 			if t, ok := byName[name]; ok {
@@ -477,6 +486,7 @@ func (c *Coordinator) subscriptionLocked(cg *consumerGroup) (map[string]map[stri
 				}
 			}
 		}
+		resolved[key] = set
 		subs[id] = set
 	}
 	h := fnv.New64a()
@@ -486,6 +496,22 @@ func (c *Coordinator) subscriptionLocked(cg *consumerGroup) (map[string]map[stri
 		h.Write(strconv.AppendInt([]byte{0}, int64(used[id].Partitions), 10))
 	}
 	return subs, used, h.Sum64()
+}
+
+// subscriptionKey names m's subscription unambiguously (each part
+// length-prefixed: names are what clients send).
+func subscriptionKey(m *consumerMember) string {
+	var b []byte
+	if m.compiled != nil { // an expression that did not compile matches nothing
+		b = strconv.AppendInt(b, int64(len(m.regex)), 10)
+		b = append(append(b, ':'), m.regex...)
+	}
+	b = append(b, '|')
+	for _, name := range m.subscribed {
+		b = strconv.AppendInt(b, int64(len(name)), 10)
+		b = append(append(b, ':'), name...)
+	}
+	return string(b)
 }
 
 // groupAssignorLocked is the assignor of the next target assignment: the
