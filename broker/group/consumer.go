@@ -273,6 +273,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 
 	m := cg.members[req.MemberID]
 	changed := false // the group epoch must move
+	replacedStatic := false
 	full := req.SubscribedTopics != nil || req.SubscribedRegex != nil || req.MemberEpoch == 0
 	switch {
 	case req.MemberEpoch == 0:
@@ -313,6 +314,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 				c.removeConsumerMemberLocked(g, replaced.id)
 				cg.members[m.id] = m
 				c.setConsumerAssignmentLocked(cg, m, assigned, revoking)
+				replacedStatic = true
 				c.logger.Info("static group member replaced", "group", g.name, "instance", *req.InstanceID, "old", replaced.id, "member", m.id)
 			} else {
 				changed = true
@@ -367,16 +369,17 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 	if req.ServerAssignor != nil && *req.ServerAssignor != m.serverAssignor {
 		m.serverAssignor, changed = *req.ServerAssignor, true
 	}
-	if err := c.rebalanceConsumerLocked(ctx, g, now, changed); err != nil {
-		return ConsumerHeartbeatResult{}, err
-	}
-	if g.cg != cg || cg.members[m.id] != m {
-		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: group %q changed during the heartbeat", ErrNotCoordinator, req.Group)
-	}
+	// The new epoch and target, and the member's step towards it, are
+	// stored in one write, before the member hears of them (the group is
+	// held meanwhile: c.mu is not released until the write).
+	moved := c.moveEpochLocked(g, now, changed)
 	before := m.assigned.clone()
 	beforeEpoch, beforeState := m.epoch, m.state
 	c.reconcileLocked(g, m, req.Owned, now)
-	if m.epoch != beforeEpoch || m.state != beforeState || !m.assigned.equal(before) || changed {
+	// A static member's successor replaced it under a new member id: that
+	// too is stored before the successor commits or a coordinator takes
+	// over.
+	if moved || replacedStatic || m.epoch != beforeEpoch || m.state != beforeState || !m.assigned.equal(before) || changed {
 		if err := c.storeLocked(ctx, g); err != nil {
 			return ConsumerHeartbeatResult{}, err
 		}
@@ -537,9 +540,19 @@ func (c *Coordinator) groupAssignorLocked(cg *consumerGroup) string {
 // computes the new target assignment. It stores the group when the epoch
 // moved.
 func (c *Coordinator) rebalanceConsumerLocked(ctx context.Context, g *group, now time.Time, changed bool) error {
+	if !c.moveEpochLocked(g, now, changed) {
+		return nil
+	}
+	return c.storeLocked(ctx, g)
+}
+
+// moveEpochLocked is rebalanceConsumerLocked without the store: it reports
+// whether the epoch moved, and the caller stores the group before anyone
+// learns of it.
+func (c *Coordinator) moveEpochLocked(g *group, now time.Time, changed bool) bool {
 	cg := g.cg
 	if !changed && now.Sub(cg.resolvedAt) < topicsRefresh && !cg.resolvedAt.After(now) {
-		return nil
+		return false
 	}
 	cg.resolvedAt = now
 	subs, topics, hash := c.subscriptionLocked(cg)
@@ -547,7 +560,7 @@ func (c *Coordinator) rebalanceConsumerLocked(ctx context.Context, g *group, now
 		cg.metadataHash, changed = hash, true
 	}
 	if !changed {
-		return nil
+		return false
 	}
 	cg.epoch++
 	spec := assignSpec{topics: topics, prev: map[string]assignment{}}
@@ -562,7 +575,7 @@ func (c *Coordinator) rebalanceConsumerLocked(ctx context.Context, g *group, now
 	cg.assignmentEpoch = cg.epoch
 	c.updateConsumerStateLocked(g)
 	c.logger.Info("consumer group epoch moved", "group", g.name, "epoch", cg.epoch, "assignor", cg.assignor, "members", len(cg.members))
-	return c.storeLocked(ctx, g)
+	return true
 }
 
 // reconcileLocked moves m one step towards its target assignment, given
