@@ -382,7 +382,8 @@ func compareOffsets(a, b OffsetCommit) int {
 // transaction compares the meta's mod revision with the one checked. With
 // generation < 0 there is no check; that is for admin tools and for Kafka's
 // commits by consumers without a group membership, which Kafka accepts only
-// while the group is empty — that check is the coordinator's.
+// while the group is empty — that check is the coordinator's. Such a commit
+// fails with ErrGroupTypeConflict if a share group has the group's id.
 //
 // Up to groupMaxTxnOps (128) offsets, and groupMaxTxnBytes (1 MiB) of keys
 // and values, are written in one transaction. A larger request is split
@@ -430,6 +431,11 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, gener
 		var fence []clientv3.Cmp
 		if generation >= 0 {
 			fence = append(fence, clientv3.Compare(clientv3.ModRevision(metaKey), "=", metaRev))
+		} else {
+			// A commit from outside any group creates the group's keys:
+			// not under a share group's id (a member's commit is fenced
+			// by the meta, which a share group's id never has).
+			fence = append(fence, clientv3.Compare(clientv3.CreateRevision(s.shareGroupKey(group)), "=", 0))
 		}
 		resp, err := s.client.Txn(ctx).If(fence...).Then(ops...).Commit()
 		if err != nil {
@@ -437,6 +443,9 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, gener
 				err = fmt.Errorf("etcd's --max-txn-ops is below %d: %w", groupMaxTxnOps, err)
 			}
 			return fmt.Errorf("metastore: commit offsets of group %q: %s%w", group, partly(done, len(puts)), err)
+		}
+		if !resp.Succeeded && generation < 0 {
+			return fmt.Errorf("metastore: commit offsets of group %q: %s%w", group, partly(done, len(puts)), ErrGroupTypeConflict)
 		}
 		if !resp.Succeeded {
 			// The meta changed since it was checked (a rebalance, or a

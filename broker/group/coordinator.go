@@ -1307,6 +1307,10 @@ func (c *Coordinator) commitValid(ctx context.Context, groupName, memberID strin
 	if errors.Is(err, metastore.ErrUnknownMember) {
 		return fmt.Errorf("%w: not a member of the stored generation: %v", ErrUnknownMemberID, err)
 	}
+	if errors.Is(err, metastore.ErrGroupTypeConflict) {
+		// Kafka's answer to a commit under a share group's id.
+		return fmt.Errorf("%w: %q is a share group: %v", ErrGroupIDNotFound, groupName, err)
+	}
 	if errors.Is(err, metastore.ErrGenerationMismatch) && consumer {
 		return fmt.Errorf("%w: the stored member epoch moved on: %v", ErrStaleMemberEpoch, err)
 	}

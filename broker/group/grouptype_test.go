@@ -86,3 +86,22 @@ func TestShareGroupCreatedDuringJoinRefusesTheGroup(t *testing.T) {
 		t.Fatalf("group state stored over a share group: %v", err)
 	}
 }
+
+// TestCommitUnderShareGroupIDRefused: a commit from outside any group
+// (generation -1) under a share group's id is answered GROUP_ID_NOT_FOUND,
+// as Kafka answers it, and stores no offsets there.
+func TestCommitUnderShareGroupIDRefused(t *testing.T) {
+	store := metastoretest.New()
+	ctx := context.Background()
+	if _, err := store.PutShareGroup(ctx, metastore.ShareGroupMeta{Group: "g"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	c := group.New(store, group.Config{})
+	err := c.CommitOffsets(ctx, "g", "", -1, []metastore.OffsetCommit{{Topic: "a", Partition: 0, Offset: 1, LeaderEpoch: -1}})
+	if !errors.Is(err, group.ErrGroupIDNotFound) {
+		t.Fatalf("commit under a share group's id: %v, want ErrGroupIDNotFound", err)
+	}
+	if offs, err := store.FetchOffsets(ctx, "g"); err != nil || len(offs) != 0 {
+		t.Fatalf("offsets stored under a share group's id: %+v, %v", offs, err)
+	}
+}

@@ -84,6 +84,12 @@ func testShareGroups(t *testing.T, target Target) {
 	if _, err := s.GetGroup(ctx, "s/1"); !errors.Is(err, metastore.ErrGroupNotFound) {
 		t.Fatalf("GetGroup after a refused create: %v, want ErrGroupNotFound", err)
 	}
+	if err := s.CommitOffsets(ctx, "s/1", "", -1, []metastore.OffsetCommit{{Topic: "t", Partition: 0, Offset: 1, LeaderEpoch: -1}}); !errors.Is(err, metastore.ErrGroupTypeConflict) {
+		t.Fatalf("a commit from outside any group under a share group's id: %v, want ErrGroupTypeConflict", err)
+	}
+	if offs, err := s.FetchOffsets(ctx, "s/1"); err != nil || len(offs) != 0 {
+		t.Fatalf("offsets under a share group's id: %+v, %v", offs, err)
+	}
 	// A group id that is a prefix of a classic one is free.
 	if _, err := s.PutShareGroup(ctx, metastore.ShareGroupMeta{Group: "class"}, 0); err != nil {
 		t.Fatalf("share group class beside classic: %v", err)

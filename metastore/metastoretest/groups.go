@@ -95,6 +95,9 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, gener
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.groups[group]
+	if _, ok := s.shareGroups[group]; ok && generation < 0 {
+		return fmt.Errorf("metastore: commit offsets of group %q: %w", group, metastore.ErrGroupTypeConflict)
+	}
 	if generation >= 0 {
 		if g == nil || g.meta == nil {
 			return fmt.Errorf("metastore: commit offsets of group %q: generation %d, stored generation none: %w",
