@@ -212,6 +212,12 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 	if req.ServerAssignor != nil && *req.ServerAssignor != "" && !slices.Contains(c.assignors(), *req.ServerAssignor) {
 		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %q (group.consumer.assignors has %v)", ErrUnsupportedAssignor, *req.ServerAssignor, c.assignors())
 	}
+	if err := metastore.CheckGroupName(req.Group); err != nil {
+		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %v", ErrInvalidGroupID, err)
+	}
+	if !c.cfg.Owns(req.Group) {
+		return ConsumerHeartbeatResult{}, ErrNotCoordinator // before reading its configs
+	}
 	// Read before the coordinator's lock: a cache miss reads the
 	// metastore.
 	sessionTimeout, heartbeatInterval := c.consumerTimeouts(ctx, req.Group)

@@ -90,3 +90,18 @@ func TestConsumerGroupConfigsApply(t *testing.T) {
 		t.Fatalf("member 16s after the takeover, session 15s: %v, want ErrUnknownMemberID", err)
 	}
 }
+
+// A heartbeat sent to a broker that does not coordinate the group is
+// answered NOT_COORDINATOR without reading the group's configs.
+func TestConsumerConfigsNotReadByAnotherCoordinator(t *testing.T) {
+	e := newConsumerEnv(t)
+	reads := 0
+	e.c = group.New(e.store, group.Config{Now: e.clk.Now, Owns: func(string) bool { return false },
+		ConsumerTimeouts: func(context.Context, string) (time.Duration, time.Duration, error) {
+			reads++
+			return 0, 0, nil
+		}})
+	if _, err := e.c.ConsumerGroupHeartbeat(context.Background(), consumerJoin("g")); !errors.Is(err, group.ErrNotCoordinator) || reads != 0 {
+		t.Fatalf("heartbeat to another coordinator: %v after %d config reads, want ErrNotCoordinator and none", err, reads)
+	}
+}
