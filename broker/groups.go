@@ -70,6 +70,16 @@ func newGroupCoordinator(b *Broker) (*group.Coordinator, error) {
 		return nil, fmt.Errorf("broker: group.consumer.heartbeat.interval.ms (%v) must be below group.consumer.session.timeout.ms (%v): %w",
 			cfg.ConsumerHeartbeatInterval, cfg.ConsumerSessionTimeout, ErrInvalidConfig)
 	}
+	// A consumer group's own consumer.session.timeout.ms and
+	// consumer.heartbeat.interval.ms (group configs, cached) apply to its
+	// members; the settings above are their defaults.
+	cfg.ConsumerTimeouts = func(ctx context.Context, name string) (time.Duration, time.Duration, error) {
+		gc, err := b.GroupConfigs(ctx, name)
+		if err != nil {
+			return 0, 0, err
+		}
+		return gc.ConsumerSessionTimeout, gc.ConsumerHeartbeatInterval, nil
+	}
 	if v, ok := b.cfg.Settings["group.consumer.assignors"]; ok {
 		for _, name := range strings.Split(v, ",") {
 			name = strings.TrimSpace(name)

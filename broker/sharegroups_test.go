@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-broker/strata/broker/group"
 	"github.com/strata-broker/strata/broker/sharegroup"
 	"github.com/strata-broker/strata/internal/await"
 )
@@ -83,5 +84,32 @@ func TestShareGroupsNotCoordinatedWithoutLease(t *testing.T) {
 	expired.Store(false)
 	if _, err := b.ShareGroups().Heartbeat(ctx, sharegroup.HeartbeatRequest{Group: "sg", MemberID: "m", MemberEpoch: res.MemberEpoch}); err != nil {
 		t.Fatalf("heartbeat once the lease is good again: %v", err)
+	}
+}
+
+// A consumer group's own consumer.heartbeat.interval.ms and
+// consumer.session.timeout.ms apply to its members; the broker's
+// group.consumer.* settings are the defaults.
+func TestConsumerGroupConfigsReachTheCoordinator(t *testing.T) {
+	b, _ := startBrokerWith(t, Config{Settings: map[string]string{"group.consumer.heartbeat.interval.ms": "6000"}})
+	ctx := context.Background()
+	if _, err := b.AlterGroupConfigs(ctx, "configured", map[string]string{
+		sharegroup.ConsumerHeartbeatIntervalMs: "9000", sharegroup.ConsumerSessionTimeoutMs: "50000"}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	interval := func(name string) time.Duration {
+		t.Helper()
+		res, err := b.Groups().ConsumerGroupHeartbeat(ctx, group.ConsumerHeartbeat{Group: name, MemberEpoch: 0,
+			RebalanceTimeout: 30 * time.Second, SubscribedTopics: []string{"t"}, Owned: map[string][]int32{}})
+		if err != nil {
+			t.Fatalf("heartbeat of group %s: %v", name, err)
+		}
+		return res.HeartbeatInterval
+	}
+	if got := interval("configured"); got != 9*time.Second {
+		t.Fatalf("heartbeat interval of a group with its own: %v, want 9s", got)
+	}
+	if got := interval("plain"); got != 6*time.Second {
+		t.Fatalf("heartbeat interval of a group without its own: %v, want the broker's 6s", got)
 	}
 }

@@ -18,7 +18,9 @@
 // # Consistency
 //
 //   - meta and generation are written together, as a compare-and-swap on the
-//     meta key's mod revision (PutGroup), and deleted together.
+//     meta key's mod revision (PutGroup), and deleted together. Creating
+//     the meta also compares the share group of the id absent
+//     (sharegroups.go): a group id names one kind of group.
 //   - An offset commit of a group member reads the meta, checks that the
 //     member belongs to the stored generation, and writes the offsets in a
 //     transaction that compares the meta key's mod revision with the one it
@@ -380,7 +382,8 @@ func compareOffsets(a, b OffsetCommit) int {
 // transaction compares the meta's mod revision with the one checked. With
 // generation < 0 there is no check; that is for admin tools and for Kafka's
 // commits by consumers without a group membership, which Kafka accepts only
-// while the group is empty — that check is the coordinator's.
+// while the group is empty — that check is the coordinator's. Such a commit
+// fails with ErrGroupTypeConflict if a share group has the group's id.
 //
 // Up to groupMaxTxnOps (128) offsets, and groupMaxTxnBytes (1 MiB) of keys
 // and values, are written in one transaction. A larger request is split
@@ -428,6 +431,11 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, gener
 		var fence []clientv3.Cmp
 		if generation >= 0 {
 			fence = append(fence, clientv3.Compare(clientv3.ModRevision(metaKey), "=", metaRev))
+		} else {
+			// A commit from outside any group creates the group's keys:
+			// not under a share group's id (a member's commit is fenced
+			// by the meta, which a share group's id never has).
+			fence = append(fence, clientv3.Compare(clientv3.CreateRevision(s.shareGroupKey(group)), "=", 0))
 		}
 		resp, err := s.client.Txn(ctx).If(fence...).Then(ops...).Commit()
 		if err != nil {
@@ -435,6 +443,9 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, gener
 				err = fmt.Errorf("etcd's --max-txn-ops is below %d: %w", groupMaxTxnOps, err)
 			}
 			return fmt.Errorf("metastore: commit offsets of group %q: %s%w", group, partly(done, len(puts)), err)
+		}
+		if !resp.Succeeded && generation < 0 {
+			return fmt.Errorf("metastore: commit offsets of group %q: %s%w", group, partly(done, len(puts)), ErrGroupTypeConflict)
 		}
 		if !resp.Succeeded {
 			// The meta changed since it was checked (a rebalance, or a
@@ -566,6 +577,28 @@ func (s *Store) DeleteOffsets(ctx context.Context, group string, topic string, p
 	return nil
 }
 
+// MaxGroupBytes bounds a group's stored meta: it is one etcd value (etcd
+// refuses requests over 1.5 MiB by default), rewritten at every change, and
+// its members' subscriptions and protocol metadata are what clients send.
+const MaxGroupBytes = 1 << 20
+
+// ErrGroupTooLarge refuses a group meta longer than MaxGroupBytes encoded;
+// nothing is written.
+var ErrGroupTooLarge = errors.New("metastore: group state too large")
+
+// CheckGroupSize refuses a group meta longer than MaxGroupBytes encoded
+// (for stores other than etcd that keep PutGroup's contract).
+func CheckGroupSize(meta GroupMeta) error {
+	b, err := json.Marshal(meta.value())
+	if err != nil {
+		return err
+	}
+	if len(b) > MaxGroupBytes {
+		return fmt.Errorf("%w: %d bytes encoded, at most %d", ErrGroupTooLarge, len(b), MaxGroupBytes)
+	}
+	return nil
+}
+
 // GetGroup reads group's metadata; ErrGroupNotFound if it has none (it may
 // still have offsets).
 func (s *Store) GetGroup(ctx context.Context, group string) (GroupMeta, error) {
@@ -592,6 +625,9 @@ func (s *Store) GetGroup(ctx context.Context, group string) (GroupMeta, error) {
 // new Revision (and UpdatedAt, if zero, set to now). If the revision moved it
 // returns ErrConflict together with the current meta, whose Revision is 0 if
 // the group has no meta any more, so the caller can retry without a read.
+// Creating a group (prevRevision 0) fails with ErrGroupTypeConflict while a
+// share group has its id; a meta longer than MaxGroupBytes encoded fails
+// with ErrGroupTooLarge, unwritten.
 func (s *Store) PutGroup(ctx context.Context, meta GroupMeta, prevRevision int64) (GroupMeta, error) {
 	group := meta.Group
 	if err := CheckGroupName(group); err != nil {
@@ -611,14 +647,24 @@ func (s *Store) PutGroup(ctx context.Context, meta GroupMeta, prevRevision int64
 	if err != nil {
 		return GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
 	}
+	if len(val) > MaxGroupBytes {
+		return GroupMeta{}, fmt.Errorf("metastore: put group %q: %w: %d bytes encoded, at most %d", group, ErrGroupTooLarge, len(val), MaxGroupBytes)
+	}
 	key := s.groupMetaKey(group)
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", prevRevision)}
+	if prevRevision == 0 {
+		// A group id names one kind of group: the group is created only
+		// while no share group has the id (PutShareGroup compares the
+		// other way).
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.shareGroupKey(group)), "=", 0))
+	}
 	resp, err := s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", prevRevision)).
+		If(cmps...).
 		Then(
 			clientv3.OpPut(key, val),
 			clientv3.OpPut(s.groupGenerationKey(group), strconv.FormatInt(int64(meta.Generation), 10)),
 		).
-		Else(clientv3.OpGet(key)).
+		Else(clientv3.OpGet(key), clientv3.OpGet(s.shareGroupKey(group), clientv3.WithCountOnly())).
 		Commit()
 	if err != nil {
 		return GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
@@ -632,6 +678,9 @@ func (s *Store) PutGroup(ctx context.Context, meta GroupMeta, prevRevision int64
 		if current, err = decodeGroup(group, kvs[0]); err != nil {
 			return GroupMeta{}, fmt.Errorf("metastore: put group %q: revision %d is stale: %w", group, prevRevision, err)
 		}
+	}
+	if current.Revision == prevRevision && resp.Responses[1].GetResponseRange().Count > 0 {
+		return current, fmt.Errorf("metastore: put group %q: %w", group, ErrGroupTypeConflict)
 	}
 	return current, fmt.Errorf("metastore: put group %q: revision %d is stale (now %d): %w",
 		group, prevRevision, current.Revision, ErrConflict)

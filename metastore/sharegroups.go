@@ -13,7 +13,9 @@
 //
 // A group id names one kind of group: a share group is created only while
 // no key of a classic or consumer group of that id exists (the creating
-// transaction compares the whole <prefix>/groups/<group>/ range).
+// transaction compares the whole <prefix>/groups/<group>/ range), and
+// PutGroup creates a classic or consumer group's meta only while the share
+// group's key is absent.
 
 package metastore
 
@@ -41,7 +43,8 @@ const MaxShareGroupBytes = 1 << 20
 var ErrShareGroupTooLarge = errors.New("metastore: share group state too large")
 
 // ErrGroupTypeConflict refuses to create a share group whose id a classic or
-// consumer group uses.
+// consumer group uses, and a classic or consumer group whose id a share
+// group uses.
 var ErrGroupTypeConflict = errors.New("metastore: the group id is used by a group of another type")
 
 // ShareGroupMeta is the state of a share group that a coordinator needs to

@@ -279,3 +279,29 @@ func TestMemberIDOfALongClientIDIsBounded(t *testing.T) {
 		t.Fatalf("member id of %d bytes (valid UTF-8: %v): %.20q...", len(id), utf8.ValidString(id), id)
 	}
 }
+
+// TestConsumerHeartbeatTooLargeToStoreIsRefused: a subscription that would
+// make the group's stored state longer than etcd takes is refused
+// (INVALID_REQUEST, which a client does not retry, rather than
+// COORDINATOR_NOT_AVAILABLE forever), and the group carries on as stored.
+func TestConsumerHeartbeatTooLargeToStoreIsRefused(t *testing.T) {
+	e := newConsumerEnv(t)
+	ctx := context.Background()
+	r1 := e.join("m1")
+	topics := make([]string, 9000)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("%0120d", i)
+	}
+	_, err := e.c.ConsumerGroupHeartbeat(ctx, group.ConsumerHeartbeat{Group: "g", MemberEpoch: 0,
+		RebalanceTimeout: 30 * time.Second, SubscribedTopics: topics, Owned: map[string][]int32{}})
+	if !errors.Is(err, group.ErrInvalidRequest) {
+		t.Fatalf("a subscription too large to store: %v, want ErrInvalidRequest", err)
+	}
+	meta, err := e.store.GetGroup(ctx, "g")
+	if err != nil || meta.Generation != r1.MemberEpoch || len(meta.Consumer.Members) != 1 {
+		t.Fatalf("stored after the refusal: %+v, %v; want m1 alone at epoch %d", meta, err, r1.MemberEpoch)
+	}
+	if r := e.mustBeat("m1", r1.MemberEpoch, []int32{0, 1, 2, 3}); r.MemberEpoch != r1.MemberEpoch {
+		t.Fatalf("m1 after the refusal: %+v", r)
+	}
+}

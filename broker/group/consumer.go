@@ -21,6 +21,7 @@ package group
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -77,6 +78,9 @@ type consumerGroup struct {
 	// topicsRefresh, as regular expressions over every topic cost.
 	resolvedAt time.Time
 	members    map[string]*consumerMember
+	// sessionTimeout is the group's consumer.session.timeout.ms as of its
+	// last heartbeat (zero: the broker's default).
+	sessionTimeout time.Duration
 	// owners says who owns (or is revoking) each partition.
 	owners map[partitionKey]string
 }
@@ -134,6 +138,29 @@ func (c *Coordinator) consumerSessionTimeout() time.Duration {
 	return cmp.Or(c.cfg.ConsumerSessionTimeout, DefaultConsumerSessionTimeout)
 }
 
+// sessionTimeout is cg's session timeout: its group config as of its last
+// heartbeat, else the broker's.
+func (c *Coordinator) sessionTimeout(cg *consumerGroup) time.Duration {
+	return cmp.Or(cg.sessionTimeout, c.consumerSessionTimeout())
+}
+
+// consumerTimeouts are a group's session timeout and heartbeat interval:
+// its group configs (consumer.session.timeout.ms,
+// consumer.heartbeat.interval.ms), the broker's settings by default or if
+// the configs cannot be read (a heartbeat does not fail for them).
+func (c *Coordinator) consumerTimeouts(ctx context.Context, name string) (session, heartbeat time.Duration) {
+	session, heartbeat = c.consumerSessionTimeout(), c.heartbeatInterval()
+	if c.cfg.ConsumerTimeouts == nil {
+		return session, heartbeat
+	}
+	s, h, err := c.cfg.ConsumerTimeouts(ctx, name)
+	if err != nil {
+		c.logger.Warn("cannot read group configs; using the broker's consumer group settings", "group", name, "err", err)
+		return session, heartbeat
+	}
+	return cmp.Or(s, session), cmp.Or(h, heartbeat)
+}
+
 func (c *Coordinator) assignors() []string {
 	if len(c.cfg.ConsumerAssignors) == 0 {
 		return Assignors()
@@ -185,9 +212,22 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 	if req.ServerAssignor != nil && *req.ServerAssignor != "" && !slices.Contains(c.assignors(), *req.ServerAssignor) {
 		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %q (group.consumer.assignors has %v)", ErrUnsupportedAssignor, *req.ServerAssignor, c.assignors())
 	}
+	if err := metastore.CheckGroupName(req.Group); err != nil {
+		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %v", ErrInvalidGroupID, err)
+	}
+	if !c.cfg.Owns(req.Group) {
+		return ConsumerHeartbeatResult{}, ErrNotCoordinator // before reading its configs
+	}
+	// Read before the coordinator's lock: a cache miss reads the
+	// metastore.
+	sessionTimeout, heartbeatInterval := c.consumerTimeouts(ctx, req.Group)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	g, err := c.groupLocked(ctx, req.Group, req.MemberEpoch == 0)
+	if errors.Is(err, errShareGroupID) {
+		// Kafka's answer to a heartbeat on a share group's id.
+		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %v", ErrGroupIDNotFound, err)
+	}
 	if err != nil {
 		return ConsumerHeartbeatResult{}, err
 	}
@@ -206,8 +246,9 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 		c.logger.Info("group converted to the consumer protocol", "group", g.name)
 	}
 	cg := g.cg
+	cg.sessionTimeout = sessionTimeout
 	now := c.cfg.Now()
-	res := ConsumerHeartbeatResult{MemberID: req.MemberID, HeartbeatInterval: c.heartbeatInterval()}
+	res := ConsumerHeartbeatResult{MemberID: req.MemberID, HeartbeatInterval: heartbeatInterval}
 
 	if req.MemberEpoch == leaveEpoch || req.MemberEpoch == staticLeaveEpoch {
 		m := cg.members[req.MemberID]
@@ -238,6 +279,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 
 	m := cg.members[req.MemberID]
 	changed := false // the group epoch must move
+	replacedStatic := false
 	full := req.SubscribedTopics != nil || req.SubscribedRegex != nil || req.MemberEpoch == 0
 	switch {
 	case req.MemberEpoch == 0:
@@ -278,6 +320,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 				c.removeConsumerMemberLocked(g, replaced.id)
 				cg.members[m.id] = m
 				c.setConsumerAssignmentLocked(cg, m, assigned, revoking)
+				replacedStatic = true
 				c.logger.Info("static group member replaced", "group", g.name, "instance", *req.InstanceID, "old", replaced.id, "member", m.id)
 			} else {
 				changed = true
@@ -299,7 +342,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 		}
 		full = true
 	}
-	m.deadline = now.Add(c.consumerSessionTimeout())
+	m.deadline = now.Add(sessionTimeout)
 	if req.ClientID != "" {
 		m.clientID = req.ClientID
 	}
@@ -332,16 +375,17 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHe
 	if req.ServerAssignor != nil && *req.ServerAssignor != m.serverAssignor {
 		m.serverAssignor, changed = *req.ServerAssignor, true
 	}
-	if err := c.rebalanceConsumerLocked(ctx, g, now, changed); err != nil {
-		return ConsumerHeartbeatResult{}, err
-	}
-	if g.cg != cg || cg.members[m.id] != m {
-		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: group %q changed during the heartbeat", ErrNotCoordinator, req.Group)
-	}
+	// The new epoch and target, and the member's step towards it, are
+	// stored in one write, before the member hears of them (the group is
+	// held meanwhile: c.mu is not released until the write).
+	moved := c.moveEpochLocked(g, now, changed)
 	before := m.assigned.clone()
 	beforeEpoch, beforeState := m.epoch, m.state
 	c.reconcileLocked(g, m, req.Owned, now)
-	if m.epoch != beforeEpoch || m.state != beforeState || !m.assigned.equal(before) || changed {
+	// A static member's successor replaced it under a new member id: that
+	// too is stored before the successor commits or a coordinator takes
+	// over.
+	if moved || replacedStatic || m.epoch != beforeEpoch || m.state != beforeState || !m.assigned.equal(before) || changed {
 		if err := c.storeLocked(ctx, g); err != nil {
 			return ConsumerHeartbeatResult{}, err
 		}
@@ -426,7 +470,16 @@ func (c *Coordinator) subscriptionLocked(cg *consumerGroup) (map[string]map[stri
 	}
 	subs := make(map[string]map[string]bool, len(cg.members))
 	used := map[string]TopicInfo{}
+	// Members of a group mostly subscribe alike: each distinct
+	// subscription is resolved once (a regular expression against every
+	// topic), not once per member, and its set is shared (read only).
+	resolved := map[string]map[string]bool{}
 	for id, m := range cg.members {
+		key := subscriptionKey(m)
+		if set, ok := resolved[key]; ok {
+			subs[id] = set
+			continue
+		}
 		set := map[string]bool{}
 		for _, name := range m.subscribed {
 			if t, ok := byName[name]; ok {
@@ -442,6 +495,7 @@ func (c *Coordinator) subscriptionLocked(cg *consumerGroup) (map[string]map[stri
 				}
 			}
 		}
+		resolved[key] = set
 		subs[id] = set
 	}
 	h := fnv.New64a()
@@ -451,6 +505,22 @@ func (c *Coordinator) subscriptionLocked(cg *consumerGroup) (map[string]map[stri
 		h.Write(strconv.AppendInt([]byte{0}, int64(used[id].Partitions), 10))
 	}
 	return subs, used, h.Sum64()
+}
+
+// subscriptionKey names m's subscription unambiguously (each part
+// length-prefixed: names are what clients send).
+func subscriptionKey(m *consumerMember) string {
+	var b []byte
+	if m.compiled != nil { // an expression that did not compile matches nothing
+		b = strconv.AppendInt(b, int64(len(m.regex)), 10)
+		b = append(append(b, ':'), m.regex...)
+	}
+	b = append(b, '|')
+	for _, name := range m.subscribed {
+		b = strconv.AppendInt(b, int64(len(name)), 10)
+		b = append(append(b, ':'), name...)
+	}
+	return string(b)
 }
 
 // groupAssignorLocked is the assignor of the next target assignment: the
@@ -476,9 +546,19 @@ func (c *Coordinator) groupAssignorLocked(cg *consumerGroup) string {
 // computes the new target assignment. It stores the group when the epoch
 // moved.
 func (c *Coordinator) rebalanceConsumerLocked(ctx context.Context, g *group, now time.Time, changed bool) error {
+	if !c.moveEpochLocked(g, now, changed) {
+		return nil
+	}
+	return c.storeLocked(ctx, g)
+}
+
+// moveEpochLocked is rebalanceConsumerLocked without the store: it reports
+// whether the epoch moved, and the caller stores the group before anyone
+// learns of it.
+func (c *Coordinator) moveEpochLocked(g *group, now time.Time, changed bool) bool {
 	cg := g.cg
 	if !changed && now.Sub(cg.resolvedAt) < topicsRefresh && !cg.resolvedAt.After(now) {
-		return nil
+		return false
 	}
 	cg.resolvedAt = now
 	subs, topics, hash := c.subscriptionLocked(cg)
@@ -486,7 +566,7 @@ func (c *Coordinator) rebalanceConsumerLocked(ctx context.Context, g *group, now
 		cg.metadataHash, changed = hash, true
 	}
 	if !changed {
-		return nil
+		return false
 	}
 	cg.epoch++
 	spec := assignSpec{topics: topics, prev: map[string]assignment{}}
@@ -501,7 +581,7 @@ func (c *Coordinator) rebalanceConsumerLocked(ctx context.Context, g *group, now
 	cg.assignmentEpoch = cg.epoch
 	c.updateConsumerStateLocked(g)
 	c.logger.Info("consumer group epoch moved", "group", g.name, "epoch", cg.epoch, "assignor", cg.assignor, "members", len(cg.members))
-	return c.storeLocked(ctx, g)
+	return true
 }
 
 // reconcileLocked moves m one step towards its target assignment, given
@@ -553,7 +633,7 @@ func (c *Coordinator) nextAssignmentLocked(cg *consumerGroup, m *consumerMember,
 	if revoke.count() > 0 {
 		c.setConsumerAssignmentLocked(cg, m, kept, revoke)
 		if m.state != memberUnrevoked {
-			m.revokeDeadline = now.Add(cmp.Or(m.rebalanceTimeout, c.consumerSessionTimeout()))
+			m.revokeDeadline = now.Add(cmp.Or(m.rebalanceTimeout, c.sessionTimeout(cg)))
 		}
 		m.state = memberUnrevoked
 		if m.epoch != epoch {
@@ -684,9 +764,11 @@ func (cg *consumerGroup) snapshot() *metastore.ConsumerGroupMeta {
 }
 
 // restoreConsumer builds a consumer group from its stored state: members
-// carry on with their epochs and partitions, their sessions starting now.
-func (c *Coordinator) restoreConsumer(g *group, meta metastore.GroupMeta) {
+// carry on with their epochs and partitions, their sessions (of
+// sessionTimeout, the group's; zero: the broker's) starting now.
+func (c *Coordinator) restoreConsumer(g *group, meta metastore.GroupMeta, sessionTimeout time.Duration) {
 	cg := newConsumerGroup()
+	cg.sessionTimeout = sessionTimeout
 	cg.epoch, cg.assignmentEpoch, cg.assignor = meta.Generation, meta.Consumer.AssignmentEpoch, meta.Consumer.Assignor
 	cg.metadataHash = meta.Consumer.MetadataHash
 	now := c.cfg.Now()
@@ -697,9 +779,9 @@ func (c *Coordinator) restoreConsumer(g *group, meta metastore.GroupMeta) {
 			rebalanceTimeout: time.Duration(sm.RebalanceTimeoutMs) * time.Millisecond,
 			subscribed:       sm.SubscribedTopics, regex: sm.SubscribedRegex, serverAssignor: sm.ServerAssignor,
 			target:   assignment(sm.Target).clone(),
-			deadline: now.Add(c.consumerSessionTimeout()),
+			deadline: now.Add(c.sessionTimeout(cg)),
 		}
-		m.revokeDeadline = now.Add(cmp.Or(m.rebalanceTimeout, c.consumerSessionTimeout()))
+		m.revokeDeadline = now.Add(cmp.Or(m.rebalanceTimeout, c.sessionTimeout(cg)))
 		if m.regex != "" {
 			m.compiled, _ = regexp.Compile("^(?:" + m.regex + ")$")
 		}

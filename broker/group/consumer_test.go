@@ -288,6 +288,15 @@ func TestConsumerStaticMember(t *testing.T) {
 	if d, _ := e.c.DescribeConsumerGroup(ctx, "g"); len(d.Members) != 1 || d.Members[0].MemberID != "s2" || d.Epoch != 1 {
 		t.Fatalf("after the static rejoin: %+v; want s2 alone, no new group epoch", d)
 	}
+	// The successor is stored before it hears of its epoch: its commits
+	// pass the metastore's fence, and a coordinator taking over knows it.
+	if err := e.c.CommitOffsets(ctx, "g", "s2", s2.MemberEpoch, []metastore.OffsetCommit{{Topic: "a", Partition: 0, Offset: 5, LeaderEpoch: -1}}); err != nil {
+		t.Fatalf("the successor commits at its epoch: %v", err)
+	}
+	e.c = e.coordinator()
+	if r, err := e.beat("s2", s2.MemberEpoch, parts(s2)); err != nil || r.MemberEpoch != s2.MemberEpoch {
+		t.Fatalf("the successor after a takeover: %+v, %v", r, err)
+	}
 }
 
 // TestConsumerGroupConversion: an empty classic group becomes a consumer
@@ -385,5 +394,28 @@ func TestConsumerRegexFollowsTopics(t *testing.T) {
 		Owned: map[string][]int32{topicA: {0, 1, 2, 3}, topicB: {0, 1}}})
 	if err != nil || r.MemberEpoch != 2 || len(r.Assignment[topicA]) != 0 {
 		t.Fatalf("after topic a was deleted: %+v, %v; want a revoked first", r, err)
+	}
+}
+
+// TestConsumerJoinWritesOnce: a heartbeat that moves the group epoch and
+// the member's own epoch writes the group once, not once for each (the
+// whole group is one etcd value, rewritten at each write).
+func TestConsumerJoinWritesOnce(t *testing.T) {
+	e := newConsumerEnv(t)
+	rec := &recordingStore{Store: e.store}
+	e.c = group.New(rec, group.Config{Now: e.clk.Now, MinSessionTimeout: time.Second,
+		Topics: func() []group.TopicInfo { return slices.Clone(e.topics) }})
+	r1 := e.join("m1")
+	if h := rec.history(); len(h) != 1 || h[0].Generation != 1 || h[0].Consumer.Members[0].MemberEpoch != 1 {
+		t.Fatalf("first join wrote %d times (%+v), want once: epoch 1 with the member at it", len(h), h)
+	}
+	e.join("m2")
+	if h := rec.history(); len(h) != 2 {
+		t.Fatalf("second join: %d writes in all, want 2", len(h))
+	}
+	e.mustBeat("m1", r1.MemberEpoch, parts(r1)) // told to revoke: a write
+	e.mustBeat("m1", r1.MemberEpoch, parts(r1)) // nothing changed: none
+	if h := rec.history(); len(h) != 3 {
+		t.Fatalf("after m1's heartbeats: %d writes in all, want 3", len(h))
 	}
 }

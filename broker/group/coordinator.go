@@ -49,6 +49,9 @@ type Store interface {
 	CommitTxnOffsets(ctx context.Context, group string, producer metastore.TxnProducer, memberID string, generation int32, offsets []metastore.OffsetCommit) error
 	FetchOffsetsAndPending(ctx context.Context, group string) ([]metastore.OffsetCommit, []metastore.TopicPartition, error)
 	CompleteTxnOffsets(ctx context.Context, group string, producerID int64, commit bool) ([]metastore.TopicPartition, error)
+	// GetShareGroup tells whether a share group has the id (a group id
+	// names one kind of group).
+	GetShareGroup(ctx context.Context, group string) (metastore.ShareGroupMeta, error)
 }
 
 // Group states, as Kafka names them (DescribeGroups reports them).
@@ -99,8 +102,14 @@ type Config struct {
 	Topics func() []TopicInfo
 	// ConsumerSessionTimeout is group.consumer.session.timeout.ms,
 	// ConsumerHeartbeatInterval group.consumer.heartbeat.interval.ms;
-	// zero means Kafka's defaults.
+	// zero means Kafka's defaults. They are the defaults of the groups'
+	// own consumer.session.timeout.ms and consumer.heartbeat.interval.ms.
 	ConsumerSessionTimeout, ConsumerHeartbeatInterval time.Duration
+	// ConsumerTimeouts returns a consumer group's session timeout and
+	// heartbeat interval (its group configs, or the broker's defaults),
+	// asked at each heartbeat, so it should be cheap (cached). nil, an
+	// error or a zero value: the broker's.
+	ConsumerTimeouts func(ctx context.Context, group string) (session, heartbeat time.Duration, err error)
 	// ConsumerAssignors is group.consumer.assignors, the default first;
 	// empty means uniform then range.
 	ConsumerAssignors []string
@@ -486,6 +495,26 @@ func (c *Coordinator) storeLocked(ctx context.Context, g *group) error {
 		return fmt.Errorf("%w: storing group %q: %v", ErrCoordinatorNotAvailable, g.name, err)
 	}
 	switch {
+	case errors.Is(err, metastore.ErrGroupTypeConflict):
+		// A share group took the id since this one was read: the group
+		// was never stored, and is forgotten with the answer Kafka gives
+		// for a share group's id (not NOT_COORDINATOR, which clients
+		// would retry forever).
+		why := shareGroupIDError(g)
+		c.logger.Info("group id is a share group's; forgetting the group", "group", g.name)
+		c.stepDownLocked(g, why)
+		return fmt.Errorf("storing group %q: %w", g.name, why)
+	case errors.Is(err, metastore.ErrGroupTooLarge):
+		// Nothing was written: what is stored is the group as it was
+		// before this change, read back at the next request. A consumer
+		// group's heartbeat that made it too large (a subscription only
+		// a hostile client sends) is refused, not retried.
+		c.logger.Warn("group state too large to store; dropping the change", "group", g.name, "err", err)
+		c.stepDownLocked(g, ErrCoordinatorNotAvailable)
+		if meta.Consumer != nil {
+			return fmt.Errorf("%w: storing group %q: %v", ErrInvalidRequest, g.name, err)
+		}
+		return fmt.Errorf("%w: storing group %q: %v", ErrCoordinatorNotAvailable, g.name, err)
 	case errors.Is(err, metastore.ErrConflict):
 		c.logger.Warn("group state was written by another coordinator; stepping down for the group",
 			"group", g.name, "generation", meta.Generation, "stored_generation", stored.Generation, "err", err)
@@ -592,6 +621,11 @@ func (c *Coordinator) groupLocked(ctx context.Context, name string, create bool)
 	}
 	c.mu.Unlock()
 	meta, err := c.store.GetGroup(ctx, name)
+	var sessionTimeout time.Duration
+	if err == nil && meta.Consumer != nil && len(meta.Consumer.Members) > 0 {
+		// The members' sessions restart with the group's own timeout.
+		sessionTimeout, _ = c.consumerTimeouts(ctx, name)
+	}
 	c.mu.Lock()
 	if g := c.groups[name]; g != nil { // loaded by someone else meanwhile
 		return c.groupLocked(ctx, name, create)
@@ -601,18 +635,35 @@ func (c *Coordinator) groupLocked(ctx context.Context, name string, create bool)
 		if !create {
 			return nil, nil
 		}
+		// A group id names one kind of group. This read answers the
+		// common case; PutGroup's compare decides a race with a share
+		// group being created.
+		c.mu.Unlock()
+		_, serr := c.store.GetShareGroup(ctx, name)
+		c.mu.Lock()
+		switch {
+		case serr == nil:
+			return nil, fmt.Errorf("%w: %q is a share group", errShareGroupID, name)
+		case !errors.Is(serr, metastore.ErrGroupNotFound):
+			return nil, fmt.Errorf("%w: reading share group %q: %v", ErrCoordinatorNotAvailable, name, serr)
+		}
+		if g := c.groups[name]; g != nil { // created by someone else meanwhile
+			return c.groupLocked(ctx, name, create)
+		}
 		meta = metastore.GroupMeta{Group: name, State: StateEmpty}
 	case err != nil:
 		return nil, fmt.Errorf("%w: reading group %q: %v", ErrCoordinatorNotAvailable, name, err)
 	}
-	g := c.restore(meta)
+	g := c.restore(meta, sessionTimeout)
 	c.groups[name] = g
 	return g, nil
 }
 
 // restore builds the in-memory group from its stored state: a stable
-// generation continues with the same members, their sessions starting now.
-func (c *Coordinator) restore(meta metastore.GroupMeta) *group {
+// generation continues with the same members, their sessions starting now
+// (a consumer group's members' of consumerSessionTimeout; zero: the
+// broker's).
+func (c *Coordinator) restore(meta metastore.GroupMeta, consumerSessionTimeout time.Duration) *group {
 	now := c.cfg.Now()
 	g := &group{
 		name: meta.Group, state: StateEmpty, protocolType: meta.ProtocolType, protocol: meta.Protocol,
@@ -641,7 +692,7 @@ func (c *Coordinator) restore(meta metastore.GroupMeta) *group {
 		c.logger.Info("group taken over from the metastore", "group", g.name, "generation", g.generation, "state", g.state, "members", len(g.members))
 	}
 	if meta.Consumer != nil {
-		c.restoreConsumer(g, meta)
+		c.restoreConsumer(g, meta, consumerSessionTimeout)
 	}
 	return g
 }
@@ -690,6 +741,10 @@ func (c *Coordinator) Join(ctx context.Context, req JoinRequest) (JoinResult, er
 	g, err := c.groupLocked(ctx, req.Group, true)
 	if err != nil {
 		c.mu.Unlock()
+		if errors.Is(err, errShareGroupID) {
+			// Kafka's answer to a JoinGroup on a share group's id.
+			err = fmt.Errorf("%w: %v", ErrInconsistentProtocol, err)
+		}
 		return JoinResult{}, err
 	}
 	now := c.cfg.Now()
@@ -1251,6 +1306,10 @@ func (c *Coordinator) commitValid(ctx context.Context, groupName, memberID strin
 	// generation may be stale (another coordinator took the group over).
 	if errors.Is(err, metastore.ErrUnknownMember) {
 		return fmt.Errorf("%w: not a member of the stored generation: %v", ErrUnknownMemberID, err)
+	}
+	if errors.Is(err, metastore.ErrGroupTypeConflict) {
+		// Kafka's answer to a commit under a share group's id.
+		return fmt.Errorf("%w: %q is a share group: %v", ErrGroupIDNotFound, groupName, err)
 	}
 	if errors.Is(err, metastore.ErrGenerationMismatch) && consumer {
 		return fmt.Errorf("%w: the stored member epoch moved on: %v", ErrStaleMemberEpoch, err)

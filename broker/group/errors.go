@@ -41,6 +41,22 @@ var (
 	ErrInvalidRequest = errors.New("invalid request")
 )
 
+// errShareGroupID: the group id is a share group's, so no classic or
+// consumer group can be created with it. Each request answers it as Kafka
+// does (shareGroupIDError).
+var errShareGroupID = errors.New("the group id is a share group's")
+
+// shareGroupIDError is what the members of g are told when its id turns
+// out to be a share group's: GROUP_ID_NOT_FOUND to a consumer group's
+// heartbeat, INCONSISTENT_GROUP_PROTOCOL to a classic group's JoinGroup, as
+// Kafka answers them.
+func shareGroupIDError(g *group) error {
+	if g.cg != nil {
+		return fmt.Errorf("%w: %w: %q", ErrGroupIDNotFound, errShareGroupID, g.name)
+	}
+	return fmt.Errorf("%w: %w: %q", ErrInconsistentProtocol, errShareGroupID, g.name)
+}
+
 // OffsetErrors is CommitOffsets' answer when not every offset was committed:
 // Errs has one entry per offset of the request, nil for those committed.
 // Some offsets may be refused on their own (their metadata too large, their

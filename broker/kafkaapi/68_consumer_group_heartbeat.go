@@ -60,11 +60,7 @@ func (s *Server) consumerGroupHeartbeat(ctx context.Context, h header, req *kmsg
 		return resp
 	}
 	if req.Topics != nil {
-		hb.Owned = make(map[string][]int32, len(req.Topics))
-		for _, t := range req.Topics {
-			id := uuidString(t.TopicID)
-			hb.Owned[id] = slices.Compact(slices.Sorted(slices.Values(append(hb.Owned[id], t.Partitions...))))
-		}
+		hb.Owned = ownedPartitions(req.Topics)
 	}
 	res, err := s.groups.ConsumerGroupHeartbeat(ctx, hb)
 	if err != nil {
@@ -84,6 +80,23 @@ func (s *Server) consumerGroupHeartbeat(ctx context.Context, h header, req *kmsg
 		resp.Assignment = &a
 	}
 	return resp
+}
+
+// ownedPartitions are the partitions a member reports owning, by topic id,
+// sorted and without repeats. A topic listed several times is merged, and
+// sorted once: sorting at each repeat would cost a hostile request's
+// length squared.
+func ownedPartitions(topics []kmsg.ConsumerGroupHeartbeatRequestTopic) map[string][]int32 {
+	byID := make(map[[16]byte][]int32)
+	for _, t := range topics {
+		byID[t.TopicID] = append(byID[t.TopicID], t.Partitions...)
+	}
+	owned := make(map[string][]int32, len(byID))
+	for id, ps := range byID {
+		slices.Sort(ps)
+		owned[uuidString(id)] = slices.Compact(ps)
+	}
+	return owned
 }
 
 // consumerGroupCode is the Kafka code of a consumer group protocol error:

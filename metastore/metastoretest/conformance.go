@@ -1221,4 +1221,16 @@ func testConsumerGroupMeta(t *testing.T, target Target) {
 	if err != nil || len(groups) != 1 || groups[0].Type() != metastore.GroupTypeConsumer {
 		t.Fatalf("ListGroups = %+v, %v; want the consumer group", groups, err)
 	}
+
+	// A state etcd would refuse (members' subscriptions are what clients
+	// send) is refused before it is sent, and nothing changes.
+	huge := got
+	huge.Consumer = &metastore.ConsumerGroupMeta{Members: append(slices.Clone(got.Consumer.Members),
+		metastore.ConsumerMember{MemberID: "big", SubscribedTopics: []string{strings.Repeat("x", metastore.MaxGroupBytes)}})}
+	if _, err := s.PutGroup(ctx, huge, got.Revision); !errors.Is(err, metastore.ErrGroupTooLarge) {
+		t.Fatalf("a group over MaxGroupBytes: %v, want ErrGroupTooLarge", err)
+	}
+	if again, err := s.GetGroup(ctx, "cg"); err != nil || again.Revision != got.Revision {
+		t.Fatalf("after a refused write: %+v, %v; want revision %d", again, err, got.Revision)
+	}
 }

@@ -14,7 +14,7 @@ import (
 // testShareGroups pins the share-group coordinator's store: one value per
 // group, read back normalized (members, subscriptions and assignments
 // sorted, times to the ms), changed only by compare-and-swap on its
-// revision, and never created over a classic group's id.
+// revision, never created over a classic group's id nor the other way.
 func testShareGroups(t *testing.T, target Target) {
 	s, ctx := target.Store, testCtx(t)
 	if _, err := s.GetShareGroup(ctx, "s/1"); !errors.Is(err, metastore.ErrGroupNotFound) {
@@ -77,6 +77,19 @@ func testShareGroups(t *testing.T, target Target) {
 	if _, err := s.PutShareGroup(ctx, metastore.ShareGroupMeta{Group: "offsets-only"}, 0); !errors.Is(err, metastore.ErrGroupTypeConflict) {
 		t.Fatalf("share group over a group with offsets: %v, want ErrGroupTypeConflict", err)
 	}
+	// Nor can a share group's id become a classic or consumer group's.
+	if _, err := s.PutGroup(ctx, metastore.GroupMeta{Group: "s/1", State: metastore.GroupStateEmpty}, 0); !errors.Is(err, metastore.ErrGroupTypeConflict) {
+		t.Fatalf("classic group over a share group: %v, want ErrGroupTypeConflict", err)
+	}
+	if _, err := s.GetGroup(ctx, "s/1"); !errors.Is(err, metastore.ErrGroupNotFound) {
+		t.Fatalf("GetGroup after a refused create: %v, want ErrGroupNotFound", err)
+	}
+	if err := s.CommitOffsets(ctx, "s/1", "", -1, []metastore.OffsetCommit{{Topic: "t", Partition: 0, Offset: 1, LeaderEpoch: -1}}); !errors.Is(err, metastore.ErrGroupTypeConflict) {
+		t.Fatalf("a commit from outside any group under a share group's id: %v, want ErrGroupTypeConflict", err)
+	}
+	if offs, err := s.FetchOffsets(ctx, "s/1"); err != nil || len(offs) != 0 {
+		t.Fatalf("offsets under a share group's id: %+v, %v", offs, err)
+	}
 	// A group id that is a prefix of a classic one is free.
 	if _, err := s.PutShareGroup(ctx, metastore.ShareGroupMeta{Group: "class"}, 0); err != nil {
 		t.Fatalf("share group class beside classic: %v", err)
@@ -94,6 +107,9 @@ func testShareGroups(t *testing.T, target Target) {
 	}
 	if _, err := s.GetShareGroup(ctx, "s/1"); !errors.Is(err, metastore.ErrGroupNotFound) {
 		t.Fatalf("GetShareGroup after delete: %v", err)
+	}
+	if _, err := s.PutGroup(ctx, metastore.GroupMeta{Group: "s/1", State: metastore.GroupStateEmpty}, 0); err != nil {
+		t.Fatalf("classic group once the share group is deleted: %v", err)
 	}
 }
 

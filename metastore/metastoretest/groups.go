@@ -95,6 +95,9 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, gener
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.groups[group]
+	if _, ok := s.shareGroups[group]; ok && generation < 0 {
+		return fmt.Errorf("metastore: commit offsets of group %q: %w", group, metastore.ErrGroupTypeConflict)
+	}
 	if generation >= 0 {
 		if g == nil || g.meta == nil {
 			return fmt.Errorf("metastore: commit offsets of group %q: generation %d, stored generation none: %w",
@@ -220,6 +223,9 @@ func (s *Store) PutGroup(ctx context.Context, meta metastore.GroupMeta, prevRevi
 		meta.UpdatedAt = time.Now()
 	}
 	meta.UpdatedAt = msUTC(meta.UpdatedAt)
+	if err := metastore.CheckGroupSize(meta); err != nil {
+		return metastore.GroupMeta{}, fmt.Errorf("metastore: put group %q: %w", group, err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.groups[group]
@@ -234,6 +240,9 @@ func (s *Store) PutGroup(ctx context.Context, meta metastore.GroupMeta, prevRevi
 		}
 		return current, fmt.Errorf("metastore: put group %q: revision %d is stale (now %d): %w",
 			group, prevRevision, current.Revision, metastore.ErrConflict)
+	}
+	if _, ok := s.shareGroups[group]; ok && prevRevision == 0 {
+		return metastore.GroupMeta{Group: group}, fmt.Errorf("metastore: put group %q: %w", group, metastore.ErrGroupTypeConflict)
 	}
 	if g == nil {
 		g = &groupKeys{}
