@@ -67,6 +67,10 @@ type sessionPartition struct {
 	key         fetchSessionKey
 	fetchOffset int64
 	maxBytes    int32
+	// currentLeaderEpoch is the leader epoch the client knows (-1: none),
+	// which fences the fetch; kept like the offset, since a client sends a
+	// partition again when either changes.
+	currentLeaderEpoch int32
 	// The last answered values; -1 until answered, and the high watermark
 	// again after an error, so that the partition is answered once the
 	// error is gone.
@@ -232,7 +236,7 @@ func (s *fetchSession) apply(req *kmsg.FetchRequest, byID bool, requested []sess
 	}
 	for _, r := range requested {
 		if sp := s.parts[r.key]; sp != nil {
-			sp.fetchOffset, sp.maxBytes = r.fetchOffset, r.maxBytes
+			sp.fetchOffset, sp.maxBytes, sp.currentLeaderEpoch = r.fetchOffset, r.maxBytes, r.currentLeaderEpoch
 			continue
 		}
 		if len(s.parts) >= fetchSessionMaxPartitions {
@@ -283,7 +287,7 @@ func (c *fetchSessions) create(principal string, byID bool, parts []sessionParti
 	for _, r := range parts {
 		if sp := s.parts[r.key]; sp != nil {
 			// Named twice: the last one counts, as for a later fetch.
-			sp.fetchOffset, sp.maxBytes = r.fetchOffset, r.maxBytes
+			sp.fetchOffset, sp.maxBytes, sp.currentLeaderEpoch = r.fetchOffset, r.maxBytes, r.currentLeaderEpoch
 			continue
 		}
 		sp := r
