@@ -3,6 +3,7 @@ package kafkaapi
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,5 +90,47 @@ func TestFetchSessionKeepsNoLongNames(t *testing.T) {
 	}
 	if got := c.parts.Load(); got != 0 || len(c.sessions) != 0 {
 		t.Fatalf("%d partitions in %d sessions left, want none", got, len(c.sessions))
+	}
+}
+
+// The count of cached partitions stays the sum of the sessions' under
+// concurrent creation, growth, eviction and closing.
+func TestFetchSessionCacheCountUnderConcurrency(t *testing.T) {
+	c := newFetchSessions(8, time.Now, nil)
+	c.maxParts = 40
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				p, _ := c.plan("u", sessionRequest(0, 0), sessionParts(fmt.Sprint("t", g), 1+i%10))
+				if p.session == nil {
+					continue
+				}
+				id, epoch := p.sessionID, p.epoch
+				for k := range 3 {
+					next, code := c.plan("u", sessionRequest(id, epoch), sessionParts(fmt.Sprint("u", g, k), 1+(i+k)%7))
+					if code != 0 {
+						break
+					}
+					next.finish(make([]bool, len(next.parts)))
+					epoch = next.epoch
+				}
+				if i%3 == 0 {
+					c.plan("u", sessionRequest(id, -1), nil)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sum := 0
+	for _, s := range c.sessions {
+		s.mu.Lock()
+		sum += len(s.parts)
+		s.mu.Unlock()
+	}
+	if got := c.parts.Load(); got != int64(sum) || sum > 40 {
+		t.Fatalf("counted %d partitions, the sessions hold %d (bound 40)", got, sum)
 	}
 }
