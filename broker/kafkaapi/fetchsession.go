@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // Incremental fetch sessions (KIP-227). A fetch with session epoch 0 is a
@@ -40,11 +42,10 @@ const (
 	// session (stale or smaller ones may be evicted for it, as for a slot),
 	// and an incremental fetch that would not fit ends its session.
 	fetchSessionCacheMaxPartitions = 250_000
-	// fetchSessionMaxTopicLen is the longest topic name a session keeps
-	// (Kafka's limit for a topic's name: no longer one exists). A fetch
-	// naming a longer one goes without a session, so that the names held
-	// stay small.
-	fetchSessionMaxTopicLen = 249
+	// fetchSessionMaxTopicLen is the longest topic name a session keeps:
+	// no topic has a longer one. A fetch naming a longer one goes without
+	// a session, so that the names held stay small.
+	fetchSessionMaxTopicLen = topicconfig.MaxTopicNameLength
 	// fetchSessionEvictionAge is Kafka's
 	// min.incremental.fetch.session.eviction.ms: a session unused this long
 	// may be evicted for any new one; a more recent one only for a new
