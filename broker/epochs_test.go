@@ -147,3 +147,51 @@ func TestOffsetForLeaderEpochOfATieredPartition(t *testing.T) {
 		t.Errorf("list offsets with an old current epoch: %v, want fenced", err)
 	}
 }
+
+// Fetch fences a partition by the leader epoch the client knows, as Kafka
+// does: an older one than the partition's is fenced, a newer one unknown;
+// a fetch that does not ask is not checked.
+func TestFetchFencesByCurrentLeaderEpoch(t *testing.T) {
+	b, _ := startBroker(t)
+	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "fenced", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	produceValues(t, b, "fenced", 0, 3)
+	p, _ := b.hosted.partition("fenced", 0)
+	st, _ := p.State()
+	next := st
+	next.LeaderEpoch = st.LeaderEpoch + 1
+	if _, err := b.store.CompareAndSwapPartitionState(ctx, st, next); err != nil {
+		t.Fatal(err)
+	}
+	await.NoError(t, 10*time.Second, "the new epoch applied", func() error {
+		if err := p.checkCurrentEpoch(next.LeaderEpoch); err != nil {
+			return err
+		}
+		return p.checkLeader()
+	})
+	fetch := func(check bool, current int32) error {
+		t.Helper()
+		res, err := b.Fetch(ctx, []FetchPartition{{Topic: "fenced", Partition: 0, CheckLeaderEpoch: check, CurrentLeaderEpoch: current}}, FetchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0].Err
+	}
+	if err := fetch(true, next.LeaderEpoch); err != nil {
+		t.Fatalf("at the leader's epoch: %v", err)
+	}
+	if err := fetch(true, st.LeaderEpoch); !errors.Is(err, ErrFencedLeaderEpoch) {
+		t.Fatalf("an old epoch: %v, want fenced", err)
+	}
+	if err := fetch(true, next.LeaderEpoch+1); !errors.Is(err, ErrUnknownLeaderEpoch) {
+		t.Fatalf("a newer epoch: %v, want unknown", err)
+	}
+	if err := fetch(true, -1); err != nil {
+		t.Fatalf("epoch -1: %v", err)
+	}
+	if err := fetch(false, st.LeaderEpoch); err != nil {
+		t.Fatalf("unchecked: %v", err)
+	}
+}

@@ -22,6 +22,13 @@ type FetchPartition struct {
 	// id): a topic deleted and created again under the same name is
 	// another topic, answered with ErrUnknownTopicID.
 	TopicID string
+	// CheckLeaderEpoch fences the fetch with CurrentLeaderEpoch, the
+	// partition's leader epoch as the client knows it (Kafka's
+	// current_leader_epoch, KIP-320): an older one than this replica's is
+	// ErrFencedLeaderEpoch, a newer one ErrUnknownLeaderEpoch, so that a
+	// client with newer metadata does not read a deposed leader's log.
+	CheckLeaderEpoch   bool
+	CurrentLeaderEpoch int32
 }
 
 // FetchResult is one partition's answer. Data holds whole v2 batches; the
@@ -223,6 +230,9 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 		*res = FetchResult{Topic: fp.Topic, Partition: fp.Partition, NextOffset: fp.Offset, PreferredReadReplica: -1}
 		if b.virtualTopic(fp.Topic) {
 			b.readVirtual(fp, res)
+			if res.Err == nil && fp.CheckLeaderEpoch {
+				res.Err = checkCurrentEpoch(fp.Topic, fp.Partition, fp.CurrentLeaderEpoch, 0)
+			}
 			done = done || res.Err != nil
 			continue
 		}
@@ -234,6 +244,9 @@ func (b *Broker) readAll(ctx context.Context, parts []FetchPartition, opts Fetch
 			}
 		}
 		p, follower, err := b.hosted.readablePartition(fp.Topic, fp.Partition, opts.FollowerReads)
+		if err == nil && fp.CheckLeaderEpoch {
+			err = p.checkCurrentEpoch(fp.CurrentLeaderEpoch)
+		}
 		if err != nil {
 			res.Err = err
 			done = true

@@ -92,8 +92,12 @@ func (s *Server) fetch(ctx context.Context, h header, req *kmsg.FetchRequest) km
 			} else {
 				k.topic = t.Topic
 			}
+			epoch := int32(-1)
+			if req.Version >= 9 {
+				epoch = p.CurrentLeaderEpoch
+			}
 			requested = append(requested, sessionPartition{key: k, fetchOffset: p.FetchOffset, maxBytes: p.PartitionMaxBytes,
-				highWatermark: -1, lastStableOffset: -1, logStartOffset: -1})
+				currentLeaderEpoch: epoch, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1})
 		}
 	}
 	plan, code := s.fetchSessions.plan(principalOf(ctx), req, requested)
@@ -146,6 +150,7 @@ func (s *Server) fetch(ctx context.Context, h header, req *kmsg.FetchRequest) km
 		fetched[i] = len(parts)
 		parts = append(parts, broker.FetchPartition{
 			Topic: names[i], TopicID: ids[i], Partition: sp.key.partition, Offset: sp.fetchOffset, MaxBytes: sp.maxBytes,
+			CheckLeaderEpoch: sp.currentLeaderEpoch >= 0, CurrentLeaderEpoch: sp.currentLeaderEpoch,
 		})
 	}
 	maxBytes := req.MaxBytes
@@ -249,7 +254,7 @@ func (s *Server) fetch(ctx context.Context, h header, req *kmsg.FetchRequest) km
 // currentLeaders tells a v16+ client where the partitions answered
 // NOT_LEADER_OR_FOLLOWER went: each one's current leader, and the leaders'
 // endpoints on the request's listener (KIP-951), so that it need not ask
-// Metadata first. Leader epochs are -1, as Metadata reports them.
+// Metadata first. Leader epochs are those Metadata reports.
 func (s *Server) currentLeaders(ctx context.Context, h header, resp *kmsg.FetchResponse) {
 	var topics []string
 	for _, rt := range resp.Topics {
@@ -279,10 +284,11 @@ func (s *Server) currentLeaders(ctx context.Context, h header, resp *kmsg.FetchR
 	if err != nil {
 		return
 	}
-	leaders := make(map[string][]int32, len(md.Topics))
+	type leader struct{ id, epoch int32 }
+	leaders := make(map[string][]leader, len(md.Topics))
 	for _, tm := range md.Topics {
 		for _, st := range tm.Partitions {
-			leaders[tm.Name] = append(leaders[tm.Name], st.Leader)
+			leaders[tm.Name] = append(leaders[tm.Name], leader{st.Leader, st.LeaderEpoch})
 		}
 	}
 	brokers, _ := s.liveBrokers(md, h.listener)
@@ -296,11 +302,11 @@ func (s *Server) currentLeaders(ctx context.Context, h header, resp *kmsg.FetchR
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
 			l := leaders[name]
-			if rp.ErrorCode != kerr.NotLeaderForPartition.Code || rp.Partition < 0 || int(rp.Partition) >= len(l) || l[rp.Partition] < 0 {
+			if rp.ErrorCode != kerr.NotLeaderForPartition.Code || rp.Partition < 0 || int(rp.Partition) >= len(l) || l[rp.Partition].id < 0 {
 				continue
 			}
-			rp.CurrentLeader.LeaderID = l[rp.Partition]
-			named[l[rp.Partition]] = true
+			rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = l[rp.Partition].id, l[rp.Partition].epoch
+			named[l[rp.Partition].id] = true
 		}
 	}
 	for _, b := range brokers {

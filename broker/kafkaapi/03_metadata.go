@@ -5,7 +5,8 @@
 // it is set here only when the whole request fails. Partitions carry their leader epochs, which
 // clients use to ignore stale metadata and, with OffsetForLeaderEpoch, to
 // detect truncation after a leader change. Topics asked for by id only
-// (v10+) are found in the topic list. Kafka's internal __consumer_offsets
+// (v10+) are found in the topic list; an id that names none is answered
+// UNKNOWN_TOPIC_ID, as from Kafka. Kafka's internal __consumer_offsets
 // is listed, marked internal (see broker/internaltopic.go).
 //
 // With auto.create.topics.enable, v0-v3 create unknown topics whenever
@@ -25,8 +26,10 @@
 package kafkaapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -183,6 +186,21 @@ func (s *Server) metadata(ctx context.Context, h header, req *kmsg.MetadataReque
 		resp.Topics = append(resp.Topics, rt)
 	}
 	resp.Topics = append(resp.Topics, denied...)
+	// An id that names no topic is answered UNKNOWN_TOPIC_ID, as Kafka
+	// does, rather than left out: a client asking by id learns it is gone.
+	if len(byID) > 0 {
+		answered := make(map[[16]byte]bool, len(resp.Topics))
+		for _, rt := range resp.Topics {
+			answered[rt.TopicID] = true
+		}
+		for _, id := range slices.SortedFunc(maps.Keys(byID), func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) }) {
+			if !answered[id] {
+				rt := kmsg.NewMetadataResponseTopic()
+				rt.TopicID, rt.ErrorCode = id, kerr.UnknownTopicID.Code
+				resp.Topics = append(resp.Topics, rt)
+			}
+		}
+	}
 	return resp
 }
 

@@ -98,3 +98,76 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 		t.Errorf("internal topic: error %d, end %d", p.ErrorCode, p.EndOffset)
 	}
 }
+
+// Fetch fences a consumer whose leader epoch differs from the leader's, as
+// Kafka does: a newer one means this broker has not yet learned of a
+// leader change the client has seen, so its log may be a deposed
+// leader's; an older one means the client's metadata is stale. A fetch
+// session keeps the epoch of each partition as it keeps the offset.
+func TestFetchFencesByLeaderEpoch(t *testing.T) {
+	addr, _ := startBroker(t, nil)
+	cl := newClient(t, addr, kgo.DefaultProduceTopic("fe"))
+	ctx := ctxFor(t)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "fe"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, kgo.StringRecord("v")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	epoch := leaderEpochOf(t, cl, "fe")
+	fc := fetchClient(t, addr, 12)
+
+	fetch := func(topic string, id, sessionEpoch int32, current *int32) (*kmsg.FetchResponse, int16) {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 10, 1, 1<<20
+		req.SessionID, req.SessionEpoch = id, sessionEpoch
+		if current != nil {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = 1<<20, *current
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, fc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ErrorCode != 0 {
+			t.Fatalf("fetch error %d", resp.ErrorCode)
+		}
+		if len(resp.Topics) == 0 {
+			return resp, -1 // not answered
+		}
+		return resp, resp.Topics[0].Partitions[0].ErrorCode
+	}
+	ptr := func(e int32) *int32 { return &e }
+
+	full, code := fetch("fe", 0, 0, ptr(epoch))
+	if code != 0 || full.SessionID == 0 {
+		t.Fatalf("fetch at the leader's epoch: error %d, session %d", code, full.SessionID)
+	}
+	if _, code := fetch("fe", full.SessionID, 1, ptr(epoch+1)); code != kerr.UnknownLeaderEpoch.Code {
+		t.Errorf("an epoch ahead of the leader's: error %d, want UNKNOWN_LEADER_EPOCH", code)
+	}
+	// The session keeps the epoch: the partition is fenced again, unnamed.
+	if _, code := fetch("fe", full.SessionID, 2, nil); code != kerr.UnknownLeaderEpoch.Code {
+		t.Errorf("incremental fetch after an epoch ahead: error %d, want UNKNOWN_LEADER_EPOCH", code)
+	}
+	if _, code := fetch("fe", full.SessionID, 3, ptr(-1)); code != 0 {
+		t.Errorf("no epoch: error %d", code)
+	}
+	if epoch > 0 {
+		if _, code := fetch("fe", 0, -1, ptr(epoch-1)); code != kerr.FencedLeaderEpoch.Code {
+			t.Errorf("a stale epoch: error %d, want FENCED_LEADER_EPOCH", code)
+		}
+	}
+	if _, code := fetch("__consumer_offsets", 0, -1, ptr(1)); code != kerr.UnknownLeaderEpoch.Code {
+		t.Errorf("internal topic, epoch 1: error %d, want UNKNOWN_LEADER_EPOCH", code)
+	}
+	if _, code := fetch("__consumer_offsets", 0, -1, ptr(0)); code != 0 {
+		t.Errorf("internal topic, epoch 0: error %d", code)
+	}
+	t.Logf("leader epoch %d", epoch)
+}

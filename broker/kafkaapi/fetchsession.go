@@ -4,11 +4,14 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/topicconfig"
 )
 
 // Incremental fetch sessions (KIP-227). A fetch with session epoch 0 is a
@@ -31,6 +34,18 @@ const (
 	// fetch, which then goes without). With the slot count this bounds the
 	// memory of the cache.
 	fetchSessionMaxPartitions = 1000
+	// fetchSessionCacheMaxPartitions bounds the partitions of all sessions
+	// together. Kafka bounds its cache by slots only, which lets clients
+	// make it hold slots x 1000 partitions (a million by default); this
+	// holds a quarter of that, tens of MB at most (see
+	// fetchSessionMaxTopicLen). A full fetch that does not fit gets no
+	// session (stale or smaller ones may be evicted for it, as for a slot),
+	// and an incremental fetch that would not fit ends its session.
+	fetchSessionCacheMaxPartitions = 250_000
+	// fetchSessionMaxTopicLen is the longest topic name a session keeps:
+	// no topic has a longer one. A fetch naming a longer one goes without
+	// a session, so that the names held stay small.
+	fetchSessionMaxTopicLen = topicconfig.MaxTopicNameLength
 	// fetchSessionEvictionAge is Kafka's
 	// min.incremental.fetch.session.eviction.ms: a session unused this long
 	// may be evicted for any new one; a more recent one only for a new
@@ -53,6 +68,10 @@ type sessionPartition struct {
 	key         fetchSessionKey
 	fetchOffset int64
 	maxBytes    int32
+	// currentLeaderEpoch is the leader epoch the client knows (-1: none),
+	// which fences the fetch; kept like the offset, since a client sends a
+	// partition again when either changes.
+	currentLeaderEpoch int32
 	// The last answered values; -1 until answered, and the high watermark
 	// again after an error, so that the partition is answered once the
 	// error is gone.
@@ -69,15 +88,25 @@ type fetchSession struct {
 	parts    map[fetchSessionKey]*sessionPartition
 	order    []*sessionPartition // the order partitions are fetched in
 	lastUsed time.Time
+	// closed is set once the session has left the cache; its partitions
+	// are no longer counted, and it takes no more fetches.
+	closed bool
 }
 
 // fetchSessions is a broker's session cache, bounded by
 // max.incremental.fetch.session.cache.slots.
 type fetchSessions struct {
 	slots     int
+	maxParts  int64 // of all sessions together
 	now       func() time.Time
 	open      prometheus.Gauge
 	evictions prometheus.Counter
+
+	// parts counts the partitions of the sessions in the cache. It is
+	// atomic, not under mu, because an incremental fetch changes it while
+	// holding its session's lock only (the lock order is mu, then a
+	// session's).
+	parts atomic.Int64
 
 	mu       sync.Mutex
 	sessions map[int32]*fetchSession
@@ -85,8 +114,9 @@ type fetchSessions struct {
 
 func newFetchSessions(slots int, now func() time.Time, reg prometheus.Registerer) *fetchSessions {
 	c := &fetchSessions{
-		slots: slots,
-		now:   now,
+		slots:    slots,
+		maxParts: fetchSessionCacheMaxPartitions,
+		now:      now,
 		open: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_fetch_sessions",
 			Help: "Incremental fetch sessions (KIP-227) held by this broker, at most max.incremental.fetch.session.cache.slots.",
@@ -139,7 +169,7 @@ func (c *fetchSessions) plan(principal string, req *kmsg.FetchRequest, requested
 			c.close(principal, req.SessionID)
 		}
 		p := fetchPlan{full: true, parts: requested}
-		if req.SessionEpoch == 0 && c.slots > 0 && len(requested) <= fetchSessionMaxPartitions {
+		if req.SessionEpoch == 0 && c.slots > 0 && len(requested) <= fetchSessionMaxPartitions && cacheable(requested) {
 			if s := c.create(principal, byID, requested); s != nil {
 				p.session, p.sessionID, p.epoch = s, s.id, s.epoch
 			}
@@ -152,24 +182,45 @@ func (c *fetchSessions) plan(principal string, req *kmsg.FetchRequest, requested
 	if s == nil || s.principal != principal {
 		return fetchPlan{}, kerr.FetchSessionIDNotFound.Code
 	}
-	p, code, tooLarge := s.apply(req, byID, requested, c.now())
+	p, code, tooLarge := s.apply(req, byID, requested, c.now(), &c.parts, c.maxParts)
 	if tooLarge {
 		c.close(principal, s.id)
 	}
 	return p, code
 }
 
+// cacheable tells whether a session may keep these partitions: no topic
+// name longer than any topic's.
+func cacheable(parts []sessionPartition) bool {
+	for i := range parts {
+		if len(parts[i].key.topic) > fetchSessionMaxTopicLen {
+			return false
+		}
+	}
+	return true
+}
+
 // apply applies an incremental fetch to the session; tooLarge means it
-// would grow past fetchSessionMaxPartitions, and the session is to end.
-func (s *fetchSession) apply(req *kmsg.FetchRequest, byID bool, requested []sessionPartition, now time.Time) (p fetchPlan, code int16, tooLarge bool) {
+// would grow past fetchSessionMaxPartitions, or the cache's partitions
+// (counted in total) past maxTotal, or keep a name longer than a topic's,
+// and the session is to end.
+func (s *fetchSession) apply(req *kmsg.FetchRequest, byID bool, requested []sessionPartition, now time.Time, total *atomic.Int64, maxTotal int64) (p fetchPlan, code int16, tooLarge bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		// Evicted or closed since the cache handed it out.
+		return fetchPlan{}, kerr.FetchSessionIDNotFound.Code, false
+	}
 	if req.SessionEpoch != s.epoch {
 		return fetchPlan{}, kerr.InvalidFetchSessionEpoch.Code, false
 	}
 	if s.byID != byID {
 		return fetchPlan{}, kerr.FetchSessionTopicIDError.Code, false
 	}
+	if !cacheable(requested) {
+		return fetchPlan{}, kerr.FetchSessionIDNotFound.Code, true
+	}
+	before := len(s.parts)
 	for _, t := range req.ForgottenTopics {
 		for _, part := range t.Partitions {
 			k := fetchSessionKey{partition: part}
@@ -186,15 +237,20 @@ func (s *fetchSession) apply(req *kmsg.FetchRequest, byID bool, requested []sess
 	}
 	for _, r := range requested {
 		if sp := s.parts[r.key]; sp != nil {
-			sp.fetchOffset, sp.maxBytes = r.fetchOffset, r.maxBytes
+			sp.fetchOffset, sp.maxBytes, sp.currentLeaderEpoch = r.fetchOffset, r.maxBytes, r.currentLeaderEpoch
 			continue
 		}
 		if len(s.parts) >= fetchSessionMaxPartitions {
+			total.Add(int64(len(s.parts) - before))
 			return fetchPlan{}, kerr.FetchSessionIDNotFound.Code, true
 		}
 		sp := r
 		s.parts[r.key] = &sp
 		s.order = append(s.order, &sp)
+	}
+	if grown := int64(len(s.parts) - before); total.Add(grown) > maxTotal && grown > 0 {
+		// The session ends (tooLarge), which uncounts what it holds now.
+		return fetchPlan{}, kerr.FetchSessionIDNotFound.Code, true
 	}
 	kept := s.order[:0]
 	for _, sp := range s.order {
@@ -222,12 +278,17 @@ func (c *fetchSessions) create(principal string, byID bool, parts []sessionParti
 	if len(c.sessions) >= c.slots && !c.evictLocked(now, len(parts)) {
 		return nil
 	}
+	for c.parts.Load()+int64(len(parts)) > c.maxParts {
+		if !c.evictLocked(now, len(parts)) {
+			return nil
+		}
+	}
 	s := &fetchSession{principal: principal, byID: byID, epoch: 1, lastUsed: now,
 		parts: make(map[fetchSessionKey]*sessionPartition, len(parts))}
 	for _, r := range parts {
 		if sp := s.parts[r.key]; sp != nil {
 			// Named twice: the last one counts, as for a later fetch.
-			sp.fetchOffset, sp.maxBytes = r.fetchOffset, r.maxBytes
+			sp.fetchOffset, sp.maxBytes, sp.currentLeaderEpoch = r.fetchOffset, r.maxBytes, r.currentLeaderEpoch
 			continue
 		}
 		sp := r
@@ -243,6 +304,7 @@ func (c *fetchSessions) create(principal string, byID bool, parts []sessionParti
 		}
 	}
 	c.sessions[s.id] = s
+	c.parts.Add(int64(len(s.parts)))
 	c.open.Set(float64(len(c.sessions)))
 	return s
 }
@@ -273,10 +335,20 @@ func (c *fetchSessions) evictLocked(now time.Time, size int) bool {
 	if victim == nil {
 		return false
 	}
-	delete(c.sessions, victim.id)
+	c.removeLocked(victim)
 	c.evictions.Inc()
-	c.open.Set(float64(len(c.sessions)))
 	return true
+}
+
+// removeLocked takes s out of the cache and uncounts its partitions. Lock
+// c.mu should be held.
+func (c *fetchSessions) removeLocked(s *fetchSession) {
+	delete(c.sessions, s.id)
+	s.mu.Lock()
+	s.closed = true
+	c.parts.Add(-int64(len(s.parts)))
+	s.mu.Unlock()
+	c.open.Set(float64(len(c.sessions)))
 }
 
 // close ends the principal's session id, if there is one.
@@ -284,8 +356,7 @@ func (c *fetchSessions) close(principal string, id int32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.sessions[id]; s != nil && s.principal == principal {
-		delete(c.sessions, id)
-		c.open.Set(float64(len(c.sessions)))
+		c.removeLocked(s)
 	}
 }
 

@@ -236,3 +236,37 @@ func TestOffsetsTopicRefusals(t *testing.T) {
 		t.Errorf("kadm lists %s as a user topic", offsetsTopic)
 	}
 }
+
+// Metadata asked for by an id that names no topic answers it
+// UNKNOWN_TOPIC_ID, as Kafka does, rather than leaving it out; a known id
+// in the same request is answered as usual.
+func TestMetadataAnswersAnUnknownTopicID(t *testing.T) {
+	addr, _ := startBroker(t, nil)
+	cl := newClient(t, addr)
+	unknown := [16]byte{1, 2, 3}
+	req := kmsg.NewPtrMetadataRequest()
+	for _, id := range [][16]byte{unknown, unknown} {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.TopicID = id
+		req.Topics = append(req.Topics, rt)
+	}
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(offsetsTopic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctxFor(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []kmsg.MetadataResponseTopic
+	for _, rt := range resp.Topics {
+		if rt.TopicID == unknown {
+			got = append(got, rt)
+		}
+	}
+	if len(got) != 1 || got[0].ErrorCode != kerr.UnknownTopicID.Code || got[0].Topic != nil {
+		t.Fatalf("unknown id answered %+v; want one UNKNOWN_TOPIC_ID entry without a name", got)
+	}
+	if offsetsTopicIn(resp) == nil {
+		t.Fatalf("the topic named in the same request is missing: %+v", resp.Topics)
+	}
+}

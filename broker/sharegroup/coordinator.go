@@ -59,10 +59,19 @@ type Config struct {
 	// topic).
 	Partitions func(topic string) (int32, bool)
 	// Owns says whether this broker coordinates the group now.
-	Owns   func(group string) bool
-	Now    func() time.Time
-	Logger *slog.Logger
+	Owns func(group string) bool
+	// StoreTimeout bounds each metastore call (and group configs read);
+	// zero means DefaultStoreTimeout. A group's lock is held across its
+	// calls, so one that hangs would hold every request for the group.
+	StoreTimeout time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
+
+// DefaultStoreTimeout is Config.StoreTimeout's default: below the
+// clients' request timeouts, so that they are answered
+// COORDINATOR_NOT_AVAILABLE rather than time out.
+const DefaultStoreTimeout = 10 * time.Second
 
 // Coordinator runs the share groups this broker coordinates.
 type Coordinator struct {
@@ -93,6 +102,9 @@ func New(store Store, cfg Config) *Coordinator {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = DefaultStoreTimeout
 	}
 	return &Coordinator{store: store, cfg: cfg, groups: map[string]*group{}}
 }
@@ -160,6 +172,11 @@ func (c *Coordinator) Tick(ctx context.Context) {
 	}
 }
 
+// bounded is ctx bounded by the store timeout, for one metastore call.
+func (c *Coordinator) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cfg.StoreTimeout)
+}
+
 // dropLocked forgets g; the next request reads it back from the metastore.
 func (c *Coordinator) dropLocked(g *group) {
 	g.gone = true
@@ -195,7 +212,9 @@ func (c *Coordinator) lock(ctx context.Context, name string) (*group, error) {
 		if g.loaded {
 			return g, nil
 		}
-		meta, err := c.store.GetShareGroup(ctx, name)
+		sctx, cancel := c.bounded(ctx)
+		meta, err := c.store.GetShareGroup(sctx, name)
+		cancel()
 		switch {
 		case errors.Is(err, metastore.ErrGroupNotFound):
 			meta = metastore.ShareGroupMeta{Group: name}
@@ -222,7 +241,9 @@ func (c *Coordinator) configs(ctx context.Context, name string) Configs {
 	if c.cfg.GroupConfigs == nil {
 		return c.cfg.Bounds.Effective(nil)
 	}
-	cfg, err := c.cfg.GroupConfigs(ctx, name)
+	sctx, cancel := c.bounded(ctx)
+	defer cancel()
+	cfg, err := c.cfg.GroupConfigs(sctx, name)
 	if err != nil {
 		c.cfg.Logger.Warn("cannot read group configs; using the broker's defaults", "group", name, "err", err)
 		return c.cfg.Bounds.Effective(nil)
@@ -239,7 +260,9 @@ func (c *Coordinator) sessionTimeout(ctx context.Context, name string) time.Dura
 // wrote it; on another error the write may or may not have happened.
 func (c *Coordinator) storeLocked(ctx context.Context, g *group, next metastore.ShareGroupMeta) error {
 	next.UpdatedAt = c.cfg.Now()
-	stored, err := c.store.PutShareGroup(ctx, next, g.meta.Revision)
+	sctx, cancel := c.bounded(ctx)
+	stored, err := c.store.PutShareGroup(sctx, next, g.meta.Revision)
+	cancel()
 	switch {
 	case errors.Is(err, metastore.ErrShareGroupTooLarge):
 		// Nothing was written: the group carries on as it was.
@@ -483,11 +506,16 @@ func (c *Coordinator) Delete(ctx context.Context, name string, dropState func(co
 		return fmt.Errorf("%w: share group %s has %d members", ErrNonEmptyGroup, name, len(g.meta.Members))
 	}
 	if dropState != nil {
-		if err := dropState(ctx, name); err != nil {
+		sctx, cancel := c.bounded(ctx)
+		err := dropState(sctx, name)
+		cancel()
+		if err != nil {
 			return fmt.Errorf("%w: deleting share group %s's share-partition state: %v", ErrCoordinatorNotAvailable, name, err)
 		}
 	}
-	err = c.store.DeleteShareGroup(ctx, name, g.meta.Revision)
+	sctx, cancel := c.bounded(ctx)
+	err = c.store.DeleteShareGroup(sctx, name, g.meta.Revision)
+	cancel()
 	// Deleted or not (another coordinator wrote it), what this one holds is
 	// no longer the group.
 	c.dropLocked(g)
@@ -504,7 +532,9 @@ func (c *Coordinator) Delete(ctx context.Context, name string, dropState func(co
 // broker lists its own, as for the other groups, so a client asking every
 // broker sees each group once.
 func (c *Coordinator) List(ctx context.Context) ([]metastore.ShareGroupMeta, error) {
-	list, err := c.store.ListShareGroups(ctx)
+	sctx, cancel := c.bounded(ctx)
+	defer cancel()
+	list, err := c.store.ListShareGroups(sctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCoordinatorNotAvailable, err)
 	}

@@ -260,3 +260,68 @@ func TestOversizedSubscriptionIsRefused(t *testing.T) {
 		t.Fatalf("the other member after the refusal: %+v, %v", res, err)
 	}
 }
+
+// hangingStore is a store whose calls, once hang is set, block until their
+// context ends, as etcd's do while it is unreachable.
+type hangingStore struct {
+	Store
+	mu   sync.Mutex
+	hang bool
+}
+
+func (s *hangingStore) wait(ctx context.Context) error {
+	s.mu.Lock()
+	hang := s.hang
+	s.mu.Unlock()
+	if !hang {
+		return nil
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (s *hangingStore) GetShareGroup(ctx context.Context, group string) (metastore.ShareGroupMeta, error) {
+	if err := s.wait(ctx); err != nil {
+		return metastore.ShareGroupMeta{}, err
+	}
+	return s.Store.GetShareGroup(ctx, group)
+}
+
+func (s *hangingStore) PutShareGroup(ctx context.Context, meta metastore.ShareGroupMeta, prev int64) (metastore.ShareGroupMeta, error) {
+	if err := s.wait(ctx); err != nil {
+		return metastore.ShareGroupMeta{}, err
+	}
+	return s.Store.PutShareGroup(ctx, meta, prev)
+}
+
+// A metastore that does not answer must not hold a group's heartbeats (nor
+// the group's lock) for ever: each call is bounded, and the member is told
+// COORDINATOR_NOT_AVAILABLE.
+func TestHeartbeatBoundsMetastoreCalls(t *testing.T) {
+	store := &hangingStore{Store: metastoretest.New()}
+	clk := &clock{now: time.Unix(1000, 0)}
+	c := newTestCoordinator(t, store, clk, func(string) bool { return true })
+	c.cfg.StoreTimeout = 50 * time.Millisecond
+	join(t, c, "a", "t")
+	store.mu.Lock()
+	store.hang = true
+	store.mu.Unlock()
+
+	done := make(chan error, 2)
+	for _, id := range []string{"b", "c"} { // a store and, once dropped, a load
+		go func() {
+			_, err := c.Heartbeat(context.Background(), HeartbeatRequest{Group: "g", MemberID: id, SubscribedTopicNames: []string{"t"}})
+			done <- err
+		}()
+	}
+	for range 2 {
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrCoordinatorNotAvailable) {
+				t.Fatalf("heartbeat with the metastore hanging: %v, want coordinator not available", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a heartbeat still waits on a metastore that does not answer")
+		}
+	}
+}
