@@ -25,6 +25,10 @@ const (
 type FetchRequest struct {
 	Group, Member string
 	Epoch         int32
+	// Conn names the client connection the request came on (0: none). A
+	// session belongs to the connection that opened it and ends when that
+	// connection closes (ConnectionClosed).
+	Conn uint64
 	// Partitions are added to the session and fetched, with those already
 	// in it; Forget are removed from it.
 	Partitions []metastore.TopicPartition
@@ -52,14 +56,14 @@ type PartitionResult struct {
 // session looks up or opens the member's share session for epoch, and
 // returns it with the next epoch set. m.mu is held.
 func (m *Manager) sessionLocked(group, member string, epoch int32, now time.Time) (*session, error) {
-	s, _, err := m.openSessionLocked(group, member, epoch, now)
+	s, _, err := m.openSessionLocked(group, member, epoch, 0, now)
 	return s, err
 }
 
 // openSessionLocked is sessionLocked that also returns the partitions of
 // the session that epoch 0 replaced, whose records the member held under
 // it (the client dropped them with the old session). m.mu is held.
-func (m *Manager) openSessionLocked(group, member string, epoch int32, now time.Time) (*session, []metastore.TopicPartition, error) {
+func (m *Manager) openSessionLocked(group, member string, epoch int32, conn uint64, now time.Time) (*session, []metastore.TopicPartition, error) {
 	var replaced []metastore.TopicPartition
 	k := sessionKey{group, member}
 	s := m.sessions[k]
@@ -75,9 +79,16 @@ func (m *Manager) openSessionLocked(group, member string, epoch int32, now time.
 			for tp := range s.parts {
 				replaced = append(replaced, tp)
 			}
+			m.deleteSessionLocked(k)
 		}
-		s = &session{parts: map[metastore.TopicPartition]struct{}{}}
+		s = &session{parts: map[metastore.TopicPartition]struct{}{}, conn: conn}
 		m.sessions[k] = s
+		if conn != 0 {
+			if m.byConn[conn] == nil {
+				m.byConn[conn] = map[sessionKey]struct{}{}
+			}
+			m.byConn[conn][k] = struct{}{}
+		}
 	case s == nil:
 		return nil, nil, fmt.Errorf("%w: group %q member %q", ErrShareSessionNotFound, group, member)
 	case epoch != FinalEpoch && epoch != s.epoch:
@@ -103,8 +114,49 @@ func nextEpoch(e int32) int32 {
 func (m *Manager) evictIdleLocked(now time.Time) {
 	for k, s := range m.sessions {
 		if now.Sub(s.lastUsed) > sessionIdleEviction {
-			delete(m.sessions, k)
+			m.deleteSessionLocked(k)
 		}
+	}
+}
+
+// deleteSessionLocked forgets session k, and that its connection opened
+// it. m.mu is held.
+func (m *Manager) deleteSessionLocked(k sessionKey) {
+	s := m.sessions[k]
+	if s == nil {
+		return
+	}
+	delete(m.sessions, k)
+	if set := m.byConn[s.conn]; set != nil {
+		delete(set, k)
+		if len(set) == 0 {
+			delete(m.byConn, s.conn)
+		}
+	}
+}
+
+// ConnectionClosed ends the share sessions opened on connection conn and
+// releases the records their members hold, as Kafka does when a share
+// session's connection closes: the client can no longer acknowledge them,
+// so they go to other members now rather than at their lock expiry.
+func (m *Manager) ConnectionClosed(ctx context.Context, conn uint64) {
+	type ended struct {
+		sessionKey
+		parts []metastore.TopicPartition
+	}
+	var all []ended
+	m.mu.Lock()
+	for k := range m.byConn[conn] {
+		e := ended{sessionKey: k}
+		for tp := range m.sessions[k].parts {
+			e.parts = append(e.parts, tp)
+		}
+		all = append(all, e)
+		m.deleteSessionLocked(k)
+	}
+	m.mu.Unlock()
+	for _, e := range all {
+		m.releaseMember(ctx, e.group, e.member, e.parts)
 	}
 }
 
@@ -112,7 +164,7 @@ func (m *Manager) evictIdleLocked(now time.Time) {
 // partitions, as Kafka does when a share session closes.
 func (m *Manager) closeSession(ctx context.Context, group, member string, parts []metastore.TopicPartition) {
 	m.mu.Lock()
-	delete(m.sessions, sessionKey{group, member})
+	m.deleteSessionLocked(sessionKey{group, member})
 	m.mu.Unlock()
 	m.releaseMember(ctx, group, member, parts)
 }
@@ -204,7 +256,7 @@ func (m *Manager) Fetch(ctx context.Context, req FetchRequest) ([]PartitionResul
 	}
 	now := m.cfg.Now()
 	m.mu.Lock()
-	s, replaced, err := m.openSessionLocked(req.Group, req.Member, req.Epoch, now)
+	s, replaced, err := m.openSessionLocked(req.Group, req.Member, req.Epoch, req.Conn, now)
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err

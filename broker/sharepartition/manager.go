@@ -93,6 +93,9 @@ type session struct {
 	epoch    int32
 	parts    map[metastore.TopicPartition]struct{}
 	lastUsed time.Time
+	// conn is the client connection that opened the session (0: none
+	// known); its close ends the session (ConnectionClosed).
+	conn uint64
 }
 
 // Manager keeps the share partitions this broker leads and the share
@@ -105,7 +108,10 @@ type Manager struct {
 	mu       sync.Mutex
 	parts    map[partKey]*sharePart
 	sessions map[sessionKey]*session
-	members  Members
+	// byConn is the sessions each connection opened, so that its close
+	// ends them without a walk over every session.
+	byConn  map[uint64]map[sessionKey]struct{}
+	members Members
 	// maxIdleParts: see defaultMaxIdleParts.
 	maxIdleParts int
 	// changed is closed and replaced when records become available other
@@ -126,7 +132,7 @@ func NewManager(cfg ManagerConfig) *Manager {
 	}
 	return &Manager{
 		cfg: cfg, parts: map[partKey]*sharePart{}, sessions: map[sessionKey]*session{},
-		maxIdleParts: defaultMaxIdleParts, changed: make(chan struct{}),
+		byConn: map[uint64]map[sessionKey]struct{}{}, maxIdleParts: defaultMaxIdleParts, changed: make(chan struct{}),
 	}
 }
 

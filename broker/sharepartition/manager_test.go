@@ -334,3 +334,49 @@ func TestAdminOffsets(t *testing.T) {
 		t.Fatalf("after delete SPSO %d, want -1", got[0].StartOffset)
 	}
 }
+
+// TestConnectionCloseEndsItsSessions guards the release of a member's
+// records when the connection its share session was opened on closes: the
+// records go to other members at once, not at their lock expiry, and a
+// session another connection opened since is left alone.
+func TestConnectionCloseEndsItsSessions(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 4)
+	m := newTestManager(core, metastoretest.New(), fakeclock.New(t0))
+	ctx := t.Context()
+	open := func(member string, conn uint64, maxRecords int) PartitionResult {
+		t.Helper()
+		res, err := m.Fetch(ctx, FetchRequest{Group: "g", Member: member, Conn: conn, MaxRecords: maxRecords, Partitions: []metastore.TopicPartition{tp0}})
+		if err != nil || len(res) != 1 || res[0].Err != nil {
+			t.Fatalf("%s opening a session on connection %d: %+v, %v", member, conn, res, err)
+		}
+		return res[0]
+	}
+	if a := open("a", 1, 2); !slices.Equal(a.Acquired, []AcquiredRange{{0, 1, 1}}) {
+		t.Fatalf("a got %v", a.Acquired)
+	}
+	if b := open("b", 2, 2); !slices.Equal(b.Acquired, []AcquiredRange{{2, 3, 1}}) {
+		t.Fatalf("b got %v", b.Acquired)
+	}
+
+	m.ConnectionClosed(ctx, 1)
+	if _, err := m.Fetch(ctx, FetchRequest{Group: "g", Member: "a", Epoch: 1}); !errors.Is(err, ErrShareSessionNotFound) {
+		t.Fatalf("a's session after its connection closed: %v, want ErrShareSessionNotFound", err)
+	}
+	// a's records are offered again now (no clock advance), b's are not.
+	if b := fetch(t, m, "b", 1, 10, nil); !slices.Equal(b.Acquired, []AcquiredRange{{0, 1, 2}}) {
+		t.Fatalf("after a's connection closed b got %v, want 0-1 (second delivery)", b.Acquired)
+	}
+
+	// b's client reconnects and opens its session again on connection 3:
+	// the close of connection 2, seen late, does not end it.
+	open("b", 3, 1)
+	m.ConnectionClosed(ctx, 2)
+	fetch(t, m, "b", 1, 1, nil)
+	m.mu.Lock()
+	conns := len(m.byConn)
+	m.mu.Unlock()
+	if conns != 1 {
+		t.Fatalf("%d connections known with sessions, want 1", conns)
+	}
+}
