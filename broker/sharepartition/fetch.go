@@ -180,10 +180,14 @@ func (m *Manager) releaseMember(ctx context.Context, group, member string, parts
 		}
 		sp.mu.Lock()
 		r := !sp.gone && sp.loaded && sp.p.ReleaseMember(member)
+		var version uint64
+		if r {
+			version = sp.p.Version()
+		}
 		sp.mu.Unlock()
 		if r {
 			released = true
-			if err := m.persist(ctx, sp); err != nil {
+			if err := m.persist(ctx, sp, version); err != nil {
 				m.cfg.Logger.Warn("persist share partition after release", "group", group, "topic", tp.Topic, "partition", tp.Partition, "err", err)
 			}
 		}
@@ -207,9 +211,10 @@ func (m *Manager) acknowledge(ctx context.Context, group, member string, tp meta
 	now := m.cfg.Now()
 	sp.p.Expire(now)
 	ackErr := sp.p.Acknowledge(member, acks, now)
+	version := sp.p.Version()
 	released := slices.ContainsFunc(acks, func(b AckBatch) bool { return slices.Contains(b.Types, AckRelease) })
 	sp.mu.Unlock()
-	if err := m.persist(ctx, sp); err != nil {
+	if err := m.persist(ctx, sp, version); err != nil {
 		return err
 	}
 	if released {
@@ -381,12 +386,12 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 				nextExpiry = next
 			}
 			off, ok := sp.p.NextFetchOffset()
-			dirty := sp.p.Dirty()
+			dirty, version := sp.p.Dirty(), sp.p.Version()
 			sp.mu.Unlock()
 			if dirty {
 				// Expired locks archived records: persisted before they
 				// are handed out again.
-				if err := m.persist(ctx, sp); err != nil {
+				if err := m.persist(ctx, sp, version); err != nil {
 					res(tp).Err = err
 					failed = true
 					continue
@@ -469,11 +474,13 @@ func (m *Manager) acquire(ctx context.Context, req FetchRequest, sp *sharePart, 
 		// Retention deleted records the group had not finished: their
 		// state goes with them.
 		sp.mu.Lock()
+		var version uint64
 		if !sp.gone {
 			sp.p.MoveStart(oor.Start)
+			version = sp.p.Version()
 		}
 		sp.mu.Unlock()
-		return 0, m.persist(ctx, sp)
+		return 0, m.persist(ctx, sp, version)
 	case fr.Err != nil:
 		return 0, fr.Err
 	}
@@ -488,8 +495,9 @@ func (m *Manager) acquire(ctx context.Context, req FetchRequest, sp *sharePart, 
 		return 0, nil
 	}
 	got := sp.p.Acquire(req.Member, batches, *maxRecords, m.cfg.Now())
+	version := sp.p.Version()
 	sp.mu.Unlock()
-	if err := m.persist(ctx, sp); err != nil {
+	if err := m.persist(ctx, sp, version); err != nil {
 		// Gaps archived while acquiring could not be written: the
 		// records stay acquired and are handed out; the state is
 		// written with the next change.

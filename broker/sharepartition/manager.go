@@ -85,6 +85,9 @@ type sharePart struct {
 	topicID   string
 	rev       int64 // of the persisted state
 	stateEp   int32
+	// written is the version (Partition.Version) of the state last
+	// persisted: changes up to it are durable.
+	written uint64
 }
 
 type sessionKey struct{ group, member string }
@@ -219,7 +222,13 @@ func (m *Manager) partition(ctx context.Context, group string, tp metastore.Topi
 				return nil, err
 			}
 			if st.Revision != sp.rev {
-				sp.loaded = false
+				// Changed elsewhere: loaded anew as another sharePart,
+				// so that changes made to this one and not yet
+				// written fail rather than vanish.
+				sp.gone = true
+				unlock()
+				m.dropPart(sp)
+				continue
 			}
 		}
 		if !sp.loaded {
@@ -280,6 +289,7 @@ func (m *Manager) load(ctx context.Context, sp *sharePart) error {
 	}
 	p.MarkClean()
 	sp.p, sp.rev, sp.stateEp, sp.loaded = p, written.Revision, written.StateEpoch, true
+	sp.written = p.Version()
 	return nil
 }
 
@@ -334,18 +344,36 @@ func (m *Manager) drop(k partKey) {
 	}
 }
 
-// persist writes sp's state if it changed. A refused write (the partition
-// has a new leader, or an admin set its state) drops sp: the next request
-// loads it again, or is told this broker does not lead it.
-func (m *Manager) persist(ctx context.Context, sp *sharePart) error {
+// dropPart forgets sp if it is still the manager's share partition of its
+// key (sp.gone is set).
+func (m *Manager) dropPart(sp *sharePart) {
+	m.mu.Lock()
+	if m.parts[sp.key] == sp {
+		delete(m.parts, sp.key)
+	}
+	m.mu.Unlock()
+}
+
+// persist makes sp's changes up to version upTo (Partition.Version, read
+// with the change) durable, writing the state unless a write since did.
+// It fails if they cannot be: a refused write (the partition has a new
+// leader, or an admin set its state) drops sp, and a dropped sp's
+// unwritten changes are lost; the next request loads it again, or is told
+// this broker does not lead it.
+func (m *Manager) persist(ctx context.Context, sp *sharePart, upTo uint64) error {
 	sp.persistMu.Lock()
 	defer sp.persistMu.Unlock()
 	sp.mu.Lock()
-	if sp.gone || !sp.p.Dirty() {
+	if sp.written >= upTo {
 		sp.mu.Unlock()
 		return nil
 	}
+	if sp.gone {
+		sp.mu.Unlock()
+		return fmt.Errorf("share partition %s/%s-%d dropped before its state was written: %w", sp.key.group, sp.key.topic, sp.key.partition, broker.ErrNotLeader)
+	}
 	start, batches := sp.p.Snapshot()
+	version := sp.p.Version()
 	sp.p.MarkClean()
 	k := sp.key
 	st := metastore.ShareState{
@@ -358,16 +386,12 @@ func (m *Manager) persist(ctx context.Context, sp *sharePart) error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if err == nil {
-		sp.rev = written.Revision
+		sp.rev, sp.written = written.Revision, version
 		return nil
 	}
 	if errors.Is(err, metastore.ErrConflict) {
 		sp.gone = true
-		m.mu.Lock()
-		if m.parts[k] == sp {
-			delete(m.parts, k)
-		}
-		m.mu.Unlock()
+		m.dropPart(sp)
 		m.cfg.Logger.Info("share partition state changed elsewhere; dropped", "group", k.group, "topic", k.topic, "partition", k.partition, "err", err)
 		return fmt.Errorf("%w: %w", broker.ErrNotLeader, err)
 	}

@@ -1,6 +1,7 @@
 package sharepartition
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/strata-broker/strata/broker"
 	"github.com/strata-broker/strata/broker/sharegroup"
+	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/internal/fakeclock"
 	"github.com/strata-broker/strata/metastore"
 	"github.com/strata-broker/strata/metastore/metastoretest"
@@ -378,5 +380,86 @@ func TestConnectionCloseEndsItsSessions(t *testing.T) {
 	m.mu.Unlock()
 	if conns != 1 {
 		t.Fatalf("%d connections known with sessions, want 1", conns)
+	}
+}
+
+// heldWrites is a share-state store whose writes wait, once armed, until
+// let go: a leader's write in flight.
+type heldWrites struct {
+	Store
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *heldWrites) arm() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.armed, h.entered, h.release = true, make(chan struct{}), make(chan struct{})
+}
+
+func (h *heldWrites) PutShareState(ctx context.Context, st metastore.ShareState, prev int64) (metastore.ShareState, error) {
+	h.mu.Lock()
+	armed, entered, release := h.armed, h.entered, h.release
+	h.armed = false
+	h.mu.Unlock()
+	if armed {
+		close(entered)
+		<-release
+	}
+	return h.Store.PutShareState(ctx, st, prev)
+}
+
+// TestAcknowledgementNotPersistedIsNotReportedDone guards against an
+// acceptance reported as done that no state holds: an acknowledgement
+// applied while another write of the partition was in flight, which the
+// new leader fenced, must fail (the new leader delivers the records
+// again), not succeed because the partition was dropped meanwhile.
+func TestAcknowledgementNotPersistedIsNotReportedDone(t *testing.T) {
+	shared := metastoretest.New()
+	clock := fakeclock.New(t0)
+	oldCore := &fakeLog{epoch: 1, leader: true}
+	oldCore.append(t, 4)
+	store := &heldWrites{Store: shared}
+	old := newTestManager(oldCore, store, clock)
+	fetch(t, old, "a", 0, 4, nil)
+
+	// a accepts 0-1; the old leader's write of it is held.
+	store.arm()
+	first := make(chan error, 1)
+	go func() {
+		res, err := old.Acknowledge(context.Background(), "g", "a", 1, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 1, []int8{AckAccept}}}})
+		first <- cmp.Or(err, res[tp0])
+	}()
+	<-store.entered
+	// a accepts 2-3 meanwhile: applied in memory, its write waits for
+	// the one in flight.
+	second := make(chan error, 1)
+	go func() {
+		res, err := old.Acknowledge(context.Background(), "g", "a", 2, map[metastore.TopicPartition][]AckBatch{tp0: {{2, 3, []int8{AckAccept}}}})
+		second <- cmp.Or(err, res[tp0])
+	}()
+	old.mu.Lock()
+	sp := old.parts[partKey{"g", "t", 0}]
+	old.mu.Unlock()
+	await.True(t, 10*time.Second, "the second acknowledgement applied in memory", func() bool {
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		return sp.p.Counts()[Acknowledged] == 4 || sp.p.StartOffset() == 4
+	})
+
+	// Another broker takes the partition under epoch 2 and claims it.
+	newCore := &fakeLog{epoch: 2, leader: true, batches: oldCore.batches}
+	fresh := newTestManager(newCore, shared, clock)
+	b := fetch(t, fresh, "b", 0, 10, nil)
+	close(store.release)
+
+	if err := <-first; !errors.Is(err, broker.ErrNotLeader) {
+		t.Fatalf("fenced first acknowledgement: %v, want ErrNotLeader", err)
+	}
+	if err := <-second; err == nil {
+		st, _ := shared.GetShareState(t.Context(), "g", "t", 0)
+		t.Fatalf("second acknowledgement reported done; stored SPSO %d, and the new leader handed out %v", st.StartOffset, b.Acquired)
 	}
 }
