@@ -463,3 +463,55 @@ func TestAcknowledgementNotPersistedIsNotReportedDone(t *testing.T) {
 		t.Fatalf("second acknowledgement reported done; stored SPSO %d, and the new leader handed out %v", st.StartOffset, b.Acquired)
 	}
 }
+
+// TestDeletedGroupStartsAfresh: a share group deleted (on whichever
+// broker) and created again starts from share.auto.offset.reset on the
+// leader that still has the old group's partition loaded.
+func TestDeletedGroupStartsAfresh(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 4)
+	store := metastoretest.New()
+	clock := fakeclock.New(t0)
+	leader := newTestManager(core, store, clock)
+	fetch(t, leader, "a", 0, 4, nil)
+	if _, err := leader.Acknowledge(t.Context(), "g", "a", FinalEpoch, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 3, []int8{AckAccept}}}}); err != nil {
+		t.Fatal(err)
+	}
+	other := newTestManager(core, store, clock)
+	if err := other.DeleteGroup(t.Context(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	if n := fetch(t, leader, "n", 0, 10, nil); !slices.Equal(n.Acquired, []AcquiredRange{{0, 3, 1}}) {
+		t.Fatalf("the new group's first member got %v, want 0-3 delivered for the first time", n.Acquired)
+	}
+}
+
+// TestPersistedStateStaysWithinBounds: the most fragmented window
+// (records alternately accepted and rejected behind one still held)
+// persists within the metastore's bound on state batches.
+func TestPersistedStateStaysWithinBounds(t *testing.T) {
+	cfg := Config{LockDuration: time.Minute, DeliveryLimit: 5, MaxRecordLocks: 10000}
+	p := NewPartition(cfg, 0)
+	var batches []Batch
+	for off := range int64(20000) {
+		batches = append(batches, Batch{BaseOffset: off, LastOffset: off})
+	}
+	if got := p.Acquire("a", batches, 1<<30, t0); len(got) != 1 || got[0].LastOffset != int64(cfg.MaxRecordLocks-1) {
+		t.Fatalf("acquired %v, want 0-%d (the window)", got, cfg.MaxRecordLocks-1)
+	}
+	var acks []AckBatch
+	for off := int64(1); off < int64(cfg.MaxRecordLocks); off++ {
+		acks = append(acks, AckBatch{FirstOffset: off, LastOffset: off, Types: []int8{AckAccept + int8(off%2)*2}})
+	}
+	if err := p.Acknowledge("a", acks, t0); err != nil {
+		t.Fatal(err)
+	}
+	start, stored := p.Snapshot()
+	st := metastore.ShareState{Group: "g", Topic: "t", StartOffset: start, Batches: stored}
+	if err := st.Check(); err != nil {
+		t.Fatalf("%d batches: %v", len(stored), err)
+	}
+	if _, err := metastoretest.New().PutShareState(t.Context(), st, 0); err != nil {
+		t.Fatal(err)
+	}
+}
