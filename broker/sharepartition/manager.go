@@ -65,6 +65,8 @@ type ManagerConfig struct {
 	Settings topicconfig.ShareSettings
 	Now      func() time.Time // nil: time.Now
 	Logger   *slog.Logger
+	// StoreTimeout bounds each Store call; zero means DefaultStoreTimeout.
+	StoreTimeout time.Duration
 }
 
 type partKey struct {
@@ -130,6 +132,10 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = DefaultStoreTimeout
+	}
+	cfg.Store = boundedStore{Store: cfg.Store, timeout: cfg.StoreTimeout}
 	if cfg.Settings == (topicconfig.ShareSettings{}) {
 		cfg.Settings = topicconfig.DefaultShareSettings
 	}

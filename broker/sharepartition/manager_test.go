@@ -515,3 +515,64 @@ func TestPersistedStateStaysWithinBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// stuckWrites is a store whose writes, once armed, hang until their
+// context ends: a metastore that stopped answering.
+type stuckWrites struct {
+	Store
+	mu    sync.Mutex
+	stuck bool
+}
+
+func (s *stuckWrites) set(stuck bool) {
+	s.mu.Lock()
+	s.stuck = stuck
+	s.mu.Unlock()
+}
+
+func (s *stuckWrites) PutShareState(ctx context.Context, st metastore.ShareState, prev int64) (metastore.ShareState, error) {
+	s.mu.Lock()
+	stuck := s.stuck
+	s.mu.Unlock()
+	if stuck {
+		<-ctx.Done()
+		return metastore.ShareState{}, ctx.Err()
+	}
+	return s.Store.PutShareState(ctx, st, prev)
+}
+
+// TestStoreCallsHaveDeadlines guards against a request of a client with no
+// deadline of its own (ShareAcknowledge) waiting forever on a metastore
+// that does not answer, holding the partition's write lock.
+func TestStoreCallsHaveDeadlines(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 4)
+	store := &stuckWrites{Store: metastoretest.New()}
+	s := topicconfig.DefaultShareSettings
+	m := NewManager(ManagerConfig{Core: core, Store: store, Groups: earliest{}, Settings: s, Now: fakeclock.New(t0).Now, StoreTimeout: 50 * time.Millisecond})
+	fetch(t, m, "a", 0, 4, nil)
+
+	store.set(true)
+	done := make(chan error, 1)
+	go func() {
+		res, err := m.Acknowledge(context.Background(), "g", "a", 1, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 1, []int8{AckAccept}}}})
+		done <- cmp.Or(err, res[tp0])
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("acknowledgement against a stuck metastore: %v, want a deadline error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("acknowledgement against a stuck metastore still waiting after 30s")
+	}
+	// The metastore answers again: the next acknowledgement writes both.
+	store.set(false)
+	res, err := m.Acknowledge(t.Context(), "g", "a", 2, map[metastore.TopicPartition][]AckBatch{tp0: {{2, 3, []int8{AckAccept}}}})
+	if err != nil || res[tp0] != nil {
+		t.Fatalf("acknowledgement after the metastore recovered: %v, %v", res, err)
+	}
+	if st, err := store.GetShareState(t.Context(), "g", "t", 0); err != nil || st.StartOffset != 4 {
+		t.Fatalf("stored %+v, %v; want SPSO 4", st, err)
+	}
+}
