@@ -199,12 +199,12 @@ func (m *Manager) releaseMember(ctx context.Context, group, member string, parts
 
 // acknowledge applies a partition's acknowledgements and persists them.
 func (m *Manager) acknowledge(ctx context.Context, group, member string, tp metastore.TopicPartition, acks []AckBatch) error {
-	sp, err := m.partition(ctx, group, tp, false)
+	sp, err := m.loadedPartition(group, tp)
 	if err != nil {
 		return err
 	}
 	sp.mu.Lock()
-	if sp.gone {
+	if sp.gone || !sp.loaded {
 		sp.mu.Unlock()
 		return fmt.Errorf("share partition %s/%s-%d reloaded: %w", group, tp.Topic, tp.Partition, ErrInvalidRecordState)
 	}
@@ -221,6 +221,27 @@ func (m *Manager) acknowledge(ctx context.Context, group, member string, tp meta
 		m.wake()
 	}
 	return ackErr
+}
+
+// loadedPartition returns group's share partition of tp if this broker
+// leads tp and has it loaded under the current leader epoch. One not
+// loaded has no records acquired, so acknowledgements of it are refused
+// without reading or claiming its state: a client cannot make the broker
+// write state by acknowledging partitions it never fetched.
+func (m *Manager) loadedPartition(group string, tp metastore.TopicPartition) (*sharePart, error) {
+	k := partKey{group, tp.Topic, tp.Partition}
+	epoch, topicID, err := m.cfg.Core.ShareLeader(tp.Topic, tp.Partition)
+	if err != nil {
+		m.drop(k)
+		return nil, err
+	}
+	m.mu.Lock()
+	sp := m.parts[k]
+	m.mu.Unlock()
+	if sp == nil || sp.leaderEp != epoch || sp.topicID != topicID {
+		return nil, fmt.Errorf("share partition %s/%s-%d: no records acquired here: %w", group, tp.Topic, tp.Partition, ErrInvalidRecordState)
+	}
+	return sp, nil
 }
 
 // Acknowledge answers a ShareAcknowledge: the acknowledgements of member's

@@ -576,3 +576,36 @@ func TestStoreCallsHaveDeadlines(t *testing.T) {
 		t.Fatalf("stored %+v, %v; want SPSO 4", st, err)
 	}
 }
+
+// TestAcknowledgingAnUnfetchedPartitionWritesNothing: acknowledgements of
+// a partition the leader has not loaded are refused without creating its
+// share state, so a client cannot make the broker write state for any
+// group and partition it names.
+func TestAcknowledgingAnUnfetchedPartitionWritesNothing(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 2)
+	store := metastoretest.New()
+	m := newTestManager(core, store, fakeclock.New(t0))
+	if _, err := m.Fetch(t.Context(), FetchRequest{Group: "g", Member: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Acknowledge(t.Context(), "g", "a", 1, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 1, []int8{AckAccept}}}})
+	if err != nil || !errors.Is(res[tp0], ErrInvalidRecordState) {
+		t.Fatalf("acknowledging records never fetched: %v, %v; want ErrInvalidRecordState", res, err)
+	}
+	if _, err := store.GetShareState(t.Context(), "g", "t", 0); !errors.Is(err, metastore.ErrShareStateNotFound) {
+		t.Fatalf("share state after an acknowledgement of an unfetched partition: %v, want none", err)
+	}
+	// Once fetched, acknowledgements work; a leader that lost the
+	// partition says so.
+	fetch(t, m, "a", 2, 2, nil)
+	if res, _ := m.Acknowledge(t.Context(), "g", "a", 3, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 1, []int8{AckAccept}}}}); res[tp0] != nil {
+		t.Fatalf("acknowledging fetched records: %v", res[tp0])
+	}
+	core.mu.Lock()
+	core.leader = false
+	core.mu.Unlock()
+	if res, _ := m.Acknowledge(t.Context(), "g", "a", 4, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 1, []int8{AckAccept}}}}); !errors.Is(res[tp0], broker.ErrNotLeader) {
+		t.Fatalf("acknowledging on a broker that lost the partition: %v, want ErrNotLeader", res[tp0])
+	}
+}
