@@ -609,3 +609,30 @@ func TestAcknowledgingAnUnfetchedPartitionWritesNothing(t *testing.T) {
 		t.Fatalf("acknowledging on a broker that lost the partition: %v, want ErrNotLeader", res[tp0])
 	}
 }
+
+// TestLockHeldForItsWholeDuration: a record is offered again exactly when
+// its acquisition lock ends, not a moment before, and its holder can
+// acknowledge it until then.
+func TestLockHeldForItsWholeDuration(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 2)
+	clock := fakeclock.New(t0)
+	m := newTestManager(core, metastoretest.New(), clock)
+	fetch(t, m, "a", 0, 2, nil)
+	fetch(t, m, "b", 0, 2, nil)
+	lock := topicconfig.DefaultShareSettings.RecordLockDuration
+	clock.Advance(lock - time.Nanosecond)
+	if b := fetch(t, m, "b", 1, 2, nil); len(b.Acquired) != 0 {
+		t.Fatalf("b got %v a nanosecond before a's lock ends", b.Acquired)
+	}
+	if res, _ := m.Acknowledge(t.Context(), "g", "a", 1, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 0, []int8{AckAccept}}}}); res[tp0] != nil {
+		t.Fatalf("a's acknowledgement just before its lock ends: %v", res[tp0])
+	}
+	clock.Advance(time.Nanosecond)
+	if res, _ := m.Acknowledge(t.Context(), "g", "a", 2, map[metastore.TopicPartition][]AckBatch{tp0: {{1, 1, []int8{AckAccept}}}}); !errors.Is(res[tp0], ErrInvalidRecordState) {
+		t.Fatalf("a's acknowledgement when its lock ended: %v, want ErrInvalidRecordState", res[tp0])
+	}
+	if b := fetch(t, m, "b", 2, 2, nil); !slices.Equal(b.Acquired, []AcquiredRange{{1, 1, 2}}) {
+		t.Fatalf("b got %v when a's lock ended, want 1", b.Acquired)
+	}
+}
