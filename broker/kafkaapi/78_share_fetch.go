@@ -81,7 +81,7 @@ func (s *Server) shareFetch(ctx context.Context, h header, req *kmsg.ShareFetchR
 		Acks: map[metastore.TopicPartition][]sharepartition.AckBatch{},
 	}
 	if req.IsRenewAck {
-		fr.MaxWait = 0
+		fr.MaxWait, fr.RenewOnly = 0, true
 	}
 	ids := map[string][16]byte{}
 	var refused []kmsg.ShareFetchResponseTopic

@@ -220,3 +220,52 @@ func TestShareRecordsReleasedWhenConnectionCloses(t *testing.T) {
 		return nil
 	})
 }
+
+// TestShareFetchRenewAcquiresNothing: a ShareFetch that renews locks
+// (IsRenewAck, KIP-1222) hands out no records. Records acquired by it
+// would go to a client that does not take them, held for a lock
+// duration and counted as delivered.
+func TestShareFetchRenewAcquiresNothing(t *testing.T) {
+	addr, _ := startBroker(t, nil)
+	ctx := ctxFor(t)
+	cl := newClient(t, addr)
+	created, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "renewed")
+	if err != nil || created.Err != nil {
+		t.Fatalf("create topic: %v %v", err, created.Err)
+	}
+	id := [16]byte(created.ID)
+	p := newClient(t, addr, kgo.DefaultProduceTopic("renewed"))
+	if err := p.ProduceSync(ctx, kgo.StringRecord("0"), kgo.StringRecord("1"), kgo.StringRecord("2"), kgo.StringRecord("3")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	alter := kmsg.NewPtrAlterShareGroupOffsetsRequest()
+	alter.GroupID = "sg"
+	alter.Topics = []kmsg.AlterShareGroupOffsetsRequestTopic{{Topic: "renewed", Partitions: []kmsg.AlterShareGroupOffsetsRequestTopicPartition{{Partition: 0, StartOffset: 0}}}}
+	if resp, err := alter.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("alter share group offsets: %+v, %v", resp, err)
+	}
+	if _, a := shareFetch(t, cl, id, "a", 0, 2); !slices.Equal(acquiredOf(a), []acquired{{0, 1, 1}}) {
+		t.Fatalf("a acquired %+v, want 0-1", acquiredOf(a))
+	}
+
+	renew := kmsg.NewPtrShareFetchRequest()
+	group, member := "sg", "a"
+	renew.GroupID, renew.MemberID, renew.ShareSessionEpoch, renew.IsRenewAck = &group, &member, 1, true
+	part := kmsg.NewShareFetchRequestTopicPartition()
+	part.AcknowledgementBatches = []kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch{ackBatch(0, 1, 4)}
+	renew.Topics = []kmsg.ShareFetchRequestTopic{{TopicID: id, Partitions: []kmsg.ShareFetchRequestTopicPartition{part}}}
+	resp, err := renew.RequestWith(ctx, cl)
+	if err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("renewing share fetch: %+v, %v", resp, err)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.AcknowledgeErrorCode != 0 || len(rp.AcquiredRecords) != 0 {
+				t.Fatalf("renewing share fetch answered %v and acquired %+v; want the renewal and nothing acquired", kerr.ErrorForCode(rp.AcknowledgeErrorCode), acquiredOf(rp))
+			}
+		}
+	}
+	if _, b := shareFetch(t, cl, id, "b", 0, 10); !slices.Equal(acquiredOf(b), []acquired{{2, 3, 1}}) {
+		t.Fatalf("b acquired %+v, want 2-3 (not taken by a's renewal)", acquiredOf(b))
+	}
+}

@@ -35,6 +35,9 @@ type FetchRequest struct {
 	Forget     []metastore.TopicPartition
 	// Acks are the acknowledgements piggybacked on the fetch.
 	Acks map[metastore.TopicPartition][]AckBatch
+	// RenewOnly (ShareFetch's IsRenewAck) applies Acks and fetches
+	// nothing: the client renews locks and takes no records.
+	RenewOnly bool
 	// Fetch bounds.
 	MaxWait            time.Duration
 	MinBytes, MaxBytes int32
@@ -339,6 +342,9 @@ func (m *Manager) Fetch(ctx context.Context, req FetchRequest) ([]PartitionResul
 	}
 	if req.Epoch == FinalEpoch {
 		m.closeSession(ctx, req.Group, req.Member, sessionParts)
+		return collect(results), nil
+	}
+	if req.RenewOnly {
 		return collect(results), nil
 	}
 	// Partitions new to the session are checked against the persisted
