@@ -213,9 +213,12 @@ func (m *Manager) acknowledge(ctx context.Context, group, member string, tp meta
 	}
 	now := m.cfg.Now()
 	sp.p.Expire(now)
+	start := sp.p.StartOffset()
 	ackErr := sp.p.Acknowledge(member, acks, now)
 	version := sp.p.Version()
-	released := slices.ContainsFunc(acks, func(b AckBatch) bool { return slices.Contains(b.Types, AckRelease) })
+	// Released records, and room made in the window, are what a waiting
+	// fetch may take.
+	released := sp.p.StartOffset() != start || slices.ContainsFunc(acks, func(b AckBatch) bool { return slices.Contains(b.Types, AckRelease) })
 	sp.mu.Unlock()
 	if err := m.persist(ctx, sp, version); err != nil {
 		return err
@@ -385,6 +388,10 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 	deadline := m.cfg.Now().Add(req.MaxWait)
 	// Group configs changed since a partition was loaded apply from now on.
 	cfg, _, iso := m.groupConfig(ctx, req.Group)
+	// stalled holds the partitions whose last read returned records of
+	// which none could be taken (beyond the window): read again only once
+	// their state changed, else the wait would be a busy loop.
+	stalled := map[*sharePart]stall{}
 	for {
 		changed := m.changedCh()
 		now := m.cfg.Now()
@@ -415,6 +422,9 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 			off, ok := sp.p.NextFetchOffset()
 			dirty, version := sp.p.Dirty(), sp.p.Version()
 			sp.mu.Unlock()
+			if st, was := stalled[sp]; was && st == (stall{off, version}) {
+				ok = false
+			}
 			if dirty {
 				// Expired locks archived records: persisted before they
 				// are handed out again.
@@ -469,6 +479,11 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 			for i, fr := range results {
 				tp := metastore.TopicPartition{Topic: reads[i].Topic, Partition: reads[i].Partition}
 				n, err := m.acquire(ctx, req, sps[i], reads[i].Offset, &fr, res(tp), &maxRecords)
+				if n == 0 && err == nil && fr.Err == nil && len(fr.Data) > 0 {
+					sps[i].mu.Lock()
+					stalled[sps[i]] = stall{reads[i].Offset, sps[i].p.Version()}
+					sps[i].mu.Unlock()
+				}
 				fr.Release()
 				if err != nil {
 					// Answered now; the other partitions keep what
@@ -491,6 +506,13 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 			return
 		}
 	}
+}
+
+// stall is where a share partition's read found nothing to take: its
+// fetch offset and state version.
+type stall struct {
+	offset  int64
+	version uint64
 }
 
 // acquire hands the member records of one partition's read.

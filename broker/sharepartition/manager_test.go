@@ -27,6 +27,7 @@ type fakeLog struct {
 	batches [][]byte
 	epoch   int32
 	leader  bool
+	reads   int // Fetch calls
 }
 
 func (f *fakeLog) append(t *testing.T, n int) {
@@ -57,6 +58,7 @@ func (f *fakeLog) ShareLeader(topic string, partition int32) (int32, string, err
 func (f *fakeLog) Fetch(ctx context.Context, parts []broker.FetchPartition, opts broker.FetchOptions) ([]broker.FetchResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	out := make([]broker.FetchResult, len(parts))
 	for i, p := range parts {
 		out[i] = broker.FetchResult{Topic: p.Topic, Partition: p.Partition, HighWatermark: int64(len(f.batches))}
@@ -634,5 +636,67 @@ func TestLockHeldForItsWholeDuration(t *testing.T) {
 	}
 	if b := fetch(t, m, "b", 2, 2, nil); !slices.Equal(b.Acquired, []AcquiredRange{{1, 1, 2}}) {
 		t.Fatalf("b got %v when a's lock ended, want 1", b.Acquired)
+	}
+}
+
+// TestFetchBlockedByTheWindowWaits guards against a waiting ShareFetch
+// reading the log over and over: records beyond a gap wider than the
+// window (offsets removed by compaction, or an aborted transaction under
+// read_committed) cannot be taken while a record before the gap is held,
+// and the fetch waits for a change instead of spinning.
+func TestFetchBlockedByTheWindowWaits(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 1)
+	// Offsets 1-199 are gone; 200 is a record.
+	core.batches = append(core.batches, make([][]byte, 199)...)
+	core.append(t, 1)
+	clock := fakeclock.New(t0)
+	s := topicconfig.DefaultShareSettings
+	s.PartitionMaxRecordLocks = 100
+	m := NewManager(ManagerConfig{Core: core, Store: metastoretest.New(), Groups: earliest{}, Settings: s, Now: clock.Now})
+	if a := fetch(t, m, "a", 0, 1, nil); !slices.Equal(a.Acquired, []AcquiredRange{{0, 0, 1}}) {
+		t.Fatalf("a got %v, want 0", a.Acquired)
+	}
+	core.mu.Lock()
+	core.reads = 0
+	core.mu.Unlock()
+
+	done := make(chan PartitionResult, 1)
+	go func() {
+		res, _ := m.Fetch(context.Background(), FetchRequest{Group: "g", Member: "b", MaxWait: 20 * time.Millisecond, MaxRecords: 10, Partitions: []metastore.TopicPartition{tp0}})
+		done <- res[0]
+	}()
+	reads := func() int {
+		core.mu.Lock()
+		defer core.mu.Unlock()
+		return core.reads
+	}
+	await.True(t, 10*time.Second, "b's fetch to read the log", func() bool { return reads() > 0 })
+	clock.Advance(time.Second) // past b's MaxWait
+	b := <-done
+	if len(b.Acquired) != 0 {
+		t.Fatalf("b got %v beyond the window", b.Acquired)
+	}
+	if n := reads(); n > 3 {
+		t.Fatalf("b's fetch read the log %d times while nothing could change", n)
+	}
+
+	// b waits again; a accepting record 0 makes room, which wakes b.
+	go func() {
+		res, _ := m.Fetch(context.Background(), FetchRequest{Group: "g", Member: "b", Epoch: 1, MaxWait: time.Hour, MaxRecords: 10})
+		done <- res[0]
+	}()
+	before := reads()
+	await.True(t, 10*time.Second, "b's second fetch to read the log", func() bool { return reads() > before })
+	if res, _ := m.Acknowledge(t.Context(), "g", "a", 1, map[metastore.TopicPartition][]AckBatch{tp0: {{0, 0, []int8{AckAccept}}}}); res[tp0] != nil {
+		t.Fatal(res[tp0])
+	}
+	select {
+	case b := <-done:
+		if !slices.Equal(b.Acquired, []AcquiredRange{{200, 200, 1}}) {
+			t.Fatalf("b got %v once a accepted, want 200", b.Acquired)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("b's fetch not woken by the acknowledgement that made room")
 	}
 }
