@@ -165,11 +165,19 @@ func (m *Manager) ConnectionClosed(ctx context.Context, conn uint64) {
 
 // closeSession ends a session and releases what its member holds on its
 // partitions, as Kafka does when a share session closes.
-func (m *Manager) closeSession(ctx context.Context, group, member string, parts []metastore.TopicPartition) {
+// A session the member has replaced since (epoch 0, whose opening released
+// the old session's records) is already gone: the new one is left alone.
+func (m *Manager) closeSession(ctx context.Context, s *session, group, member string, parts []metastore.TopicPartition) {
+	k := sessionKey{group, member}
 	m.mu.Lock()
-	m.deleteSessionLocked(sessionKey{group, member})
+	current := m.sessions[k] == s
+	if current {
+		m.deleteSessionLocked(k)
+	}
 	m.mu.Unlock()
-	m.releaseMember(ctx, group, member, parts)
+	if current {
+		m.releaseMember(ctx, group, member, parts)
+	}
 }
 
 func (m *Manager) releaseMember(ctx context.Context, group, member string, parts []metastore.TopicPartition) {
@@ -274,7 +282,7 @@ func (m *Manager) Acknowledge(ctx context.Context, group, member string, epoch i
 		out[tp] = m.acknowledge(ctx, group, member, tp, batches)
 	}
 	if epoch == FinalEpoch {
-		m.closeSession(ctx, group, member, parts)
+		m.closeSession(ctx, s, group, member, parts)
 	}
 	return out, nil
 }
@@ -344,7 +352,7 @@ func (m *Manager) Fetch(ctx context.Context, req FetchRequest) ([]PartitionResul
 		r.Acked, r.AckErr = true, m.acknowledge(ctx, req.Group, req.Member, tp, batches)
 	}
 	if req.Epoch == FinalEpoch {
-		m.closeSession(ctx, req.Group, req.Member, sessionParts)
+		m.closeSession(ctx, s, req.Group, req.Member, sessionParts)
 		return collect(results), nil
 	}
 	if req.RenewOnly {

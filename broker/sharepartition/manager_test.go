@@ -700,3 +700,51 @@ func TestFetchBlockedByTheWindowWaits(t *testing.T) {
 		t.Fatal("b's fetch not woken by the acknowledgement that made room")
 	}
 }
+
+// slowLeader is a core whose ShareLeader of topic "slow" waits until let
+// go, then says this broker does not lead it.
+type slowLeader struct {
+	*fakeLog
+	entered, release chan struct{}
+}
+
+func (c *slowLeader) ShareLeader(topic string, partition int32) (int32, string, error) {
+	if topic == "slow" {
+		close(c.entered)
+		<-c.release
+		return 0, "", broker.ErrNotLeader
+	}
+	return c.fakeLog.ShareLeader(topic, partition)
+}
+
+// TestClosingASessionLeavesItsSuccessor: a session closed (epoch -1) while
+// its member opened a new one, during the close's acknowledgements, ends
+// only itself: the new session, and what the member acquired under it,
+// stay.
+func TestClosingASessionLeavesItsSuccessor(t *testing.T) {
+	log := &fakeLog{epoch: 1, leader: true}
+	log.append(t, 4)
+	core := &slowLeader{fakeLog: log, entered: make(chan struct{}), release: make(chan struct{})}
+	m := newTestManager(core, metastoretest.New(), fakeclock.New(t0))
+	fetch(t, m, "a", 0, 2, nil)
+
+	closed := make(chan error, 1)
+	go func() {
+		_, err := m.Acknowledge(context.Background(), "g", "a", FinalEpoch, map[metastore.TopicPartition][]AckBatch{{Topic: "slow"}: {{0, 0, []int8{AckAccept}}}})
+		closed <- err
+	}()
+	<-core.entered
+	// a's client opens a new session meanwhile: 0-1 are released with
+	// the old one, and a takes them and 2-3 again.
+	if a := fetch(t, m, "a", 0, 4, nil); !slices.Equal(a.Acquired, []AcquiredRange{{0, 1, 2}, {2, 3, 1}}) {
+		t.Fatalf("a's new session got %v, want 0-1 (second delivery) and 2-3", a.Acquired)
+	}
+	close(core.release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if b := fetch(t, m, "b", 0, 10, nil); len(b.Acquired) != 0 {
+		t.Fatalf("b got %v: the old session's close released what a holds under its new one", b.Acquired)
+	}
+	fetch(t, m, "a", 1, 2, nil)
+}
