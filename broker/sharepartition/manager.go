@@ -198,14 +198,23 @@ func (m *Manager) partition(ctx context.Context, group string, tp metastore.Topi
 	for range 3 {
 		m.mu.Lock()
 		sp := m.parts[k]
+		var replaced *sharePart
 		if sp == nil || sp.leaderEp != epoch || sp.topicID != topicID {
 			if len(m.parts) >= m.maxIdleParts {
 				m.evictIdlePartsLocked()
 			}
+			replaced = sp
 			sp = &sharePart{key: k, leaderEp: epoch, topicID: topicID}
 			m.parts[k] = sp
 		}
 		m.mu.Unlock()
+		if replaced != nil {
+			// Of another leader epoch or topic: a read in flight on it
+			// must not hand out records the new one may.
+			replaced.mu.Lock()
+			replaced.gone = true
+			replaced.mu.Unlock()
+		}
 		if check {
 			// A write in flight would otherwise look like someone else's.
 			sp.persistMu.Lock()

@@ -748,3 +748,50 @@ func TestClosingASessionLeavesItsSuccessor(t *testing.T) {
 	}
 	fetch(t, m, "a", 1, 2, nil)
 }
+
+// gatedFetch is a core whose next Fetch, once armed, waits until let go
+// before reading the log: a read in flight.
+type gatedFetch struct {
+	*fakeLog
+	mu               sync.Mutex
+	armed            bool
+	entered, release chan struct{}
+}
+
+func (g *gatedFetch) Fetch(ctx context.Context, parts []broker.FetchPartition, opts broker.FetchOptions) ([]broker.FetchResult, error) {
+	g.mu.Lock()
+	armed := g.armed
+	g.armed = false
+	g.mu.Unlock()
+	if armed {
+		close(g.entered)
+		<-g.release
+	}
+	return g.fakeLog.Fetch(ctx, parts, opts)
+}
+
+// TestReadUnderAnOldLeaderEpochAcquiresNothing: a read in flight when the
+// partition's leader epoch changed acquires nothing from the share
+// partition of the old epoch, whose records the new one hands out.
+func TestReadUnderAnOldLeaderEpochAcquiresNothing(t *testing.T) {
+	log := &fakeLog{epoch: 1, leader: true}
+	core := &gatedFetch{fakeLog: log, armed: true, entered: make(chan struct{}), release: make(chan struct{})}
+	m := newTestManager(core, metastoretest.New(), fakeclock.New(t0))
+	got := make(chan PartitionResult, 1)
+	go func() {
+		res, _ := m.Fetch(context.Background(), FetchRequest{Group: "g", Member: "a", MaxRecords: 10, Partitions: []metastore.TopicPartition{tp0}})
+		got <- res[0]
+	}()
+	<-core.entered
+	log.append(t, 4)
+	log.mu.Lock()
+	log.epoch = 2
+	log.mu.Unlock()
+	if b := fetch(t, m, "b", 0, 10, nil); !slices.Equal(b.Acquired, []AcquiredRange{{0, 3, 1}}) {
+		t.Fatalf("b got %v under the new epoch, want 0-3", b.Acquired)
+	}
+	close(core.release)
+	if a := <-got; len(a.Acquired) != 0 {
+		t.Fatalf("a's read under the old epoch acquired %v, which b holds", a.Acquired)
+	}
+}
