@@ -10,7 +10,8 @@
 // it with the partitions listed, later epochs must be the one expected
 // (INVALID_SHARE_SESSION_EPOCH, SHARE_SESSION_NOT_FOUND) and add or forget
 // partitions, -1 only acknowledges and closes it, releasing what the member
-// still holds. The answer carries every partition of the session.
+// still holds; so does the close of the connection that opened it. The
+// answer carries every partition of the session.
 //
 // MaxRecords (v1+) bounds the records acquired, strictly in both
 // ShareAcquireMode values (v2). IsRenewAck (v2) carries lock renewals
@@ -74,13 +75,13 @@ func (s *Server) shareFetch(ctx context.Context, h header, req *kmsg.ShareFetchR
 		}
 	})
 	fr := sharepartition.FetchRequest{
-		Group: group, Member: member, Epoch: req.ShareSessionEpoch,
+		Group: group, Member: member, Epoch: req.ShareSessionEpoch, Conn: h.conn,
 		MaxWait:  min(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond, maxFetchWait),
 		MinBytes: req.MinBytes, MaxBytes: req.MaxBytes, MaxRecords: int(req.MaxRecords),
 		Acks: map[metastore.TopicPartition][]sharepartition.AckBatch{},
 	}
 	if req.IsRenewAck {
-		fr.MaxWait = 0
+		fr.MaxWait, fr.RenewOnly = 0, true
 	}
 	ids := map[string][16]byte{}
 	var refused []kmsg.ShareFetchResponseTopic

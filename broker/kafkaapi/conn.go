@@ -30,7 +30,10 @@ const (
 // request order, and an idempotent producer's batches must be appended in
 // the order they were sent.
 type conn struct {
-	s          *Server
+	s *Server
+	// id names the connection to what outlives a request on it (share
+	// sessions); unique within the server.
+	id         uint64
 	nc         net.Conn
 	remote     string
 	remoteHost string
@@ -62,6 +65,7 @@ type conn struct {
 func newConn(s *Server, nc net.Conn, l Listener) *conn {
 	return &conn{
 		s:          s,
+		id:         s.connIDs.Add(1),
 		nc:         nc,
 		remote:     nc.RemoteAddr().String(),
 		remoteHost: hostOf(nc.RemoteAddr()),
@@ -85,6 +89,7 @@ type header struct {
 	correlationID int32
 	clientID      string
 	remoteHost    string // the client's address, without the port
+	conn          uint64 // the connection's id (conn.id)
 	listener      string // the name of the listener the request came on
 }
 
@@ -395,6 +400,7 @@ func (c *conn) handleFrame(a *api, frame []byte, mem *requestMemory) (header, km
 		return h, nil, err
 	}
 	h.remoteHost = c.remoteHost
+	h.conn = c.id
 	h.listener = c.listener.Name
 	name := kmsg.NameForKey(h.key)
 	if a.cost != nil && a.supports(h.version) {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -153,6 +154,8 @@ type Server struct {
 	closed   bool
 	connsWG  sync.WaitGroup
 	shutdown chan struct{}
+	// connIDs numbers connections (conn.id).
+	connIDs atomic.Uint64
 }
 
 // New returns a server answering from core.
@@ -376,6 +379,7 @@ func (s *Server) start(nc net.Conn, l Listener) error {
 	go func() {
 		defer s.connsWG.Done()
 		c.serve()
+		s.connectionClosed(c)
 		s.mu.Lock()
 		delete(s.conns, c)
 		if s.perIP[ip]--; s.perIP[ip] <= 0 {
@@ -385,6 +389,19 @@ func (s *Server) start(nc net.Conn, l Listener) error {
 		s.releaseSlot()
 	}()
 	return nil
+}
+
+// connectionClosed ends what lives as long as connection c: the share
+// sessions opened on it release their members' records (bounded by the
+// request timeout, and cut short by shutdown: the records' locks expire
+// anyway).
+func (s *Server) connectionClosed(c *conn) {
+	if s.shares == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.stop, s.cfg.RequestTimeout)
+	defer cancel()
+	s.shares.ConnectionClosed(ctx, c.id)
 }
 
 // ipOf is the address part of a remote address, which connection limits

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/internal/await"
 )
 
 type acquired struct {
@@ -164,5 +167,105 @@ func TestShareFetchAndAcknowledge(t *testing.T) {
 	}
 	if got := describeSPSO(t, cl, "queue"); got != -1 {
 		t.Fatalf("SPSO %d after delete, want -1", got)
+	}
+}
+
+// TestShareRecordsReleasedWhenConnectionCloses guards Kafka's rule that a
+// share session belongs to its connection: a consumer whose connection
+// closes gives up its records at once, so another member gets them long
+// before their acquisition lock (30 s) would end.
+func TestShareRecordsReleasedWhenConnectionCloses(t *testing.T) {
+	addr, _ := startBroker(t, nil)
+	ctx := ctxFor(t)
+	cl := newClient(t, addr)
+	created, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "dropped")
+	if err != nil || created.Err != nil {
+		t.Fatalf("create topic: %v %v", err, created.Err)
+	}
+	id := [16]byte(created.ID)
+	p := newClient(t, addr, kgo.DefaultProduceTopic("dropped"))
+	if err := p.ProduceSync(ctx, kgo.StringRecord("0"), kgo.StringRecord("1"), kgo.StringRecord("2")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	alter := kmsg.NewPtrAlterShareGroupOffsetsRequest()
+	alter.GroupID = "sg"
+	alter.Topics = []kmsg.AlterShareGroupOffsetsRequestTopic{{Topic: "dropped", Partitions: []kmsg.AlterShareGroupOffsetsRequestTopicPartition{{Partition: 0, StartOffset: 0}}}}
+	if resp, err := alter.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("alter share group offsets: %+v, %v", resp, err)
+	}
+
+	gone, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, a := shareFetch(t, gone, id, "a", 0, 10); !slices.Equal(acquiredOf(a), []acquired{{0, 2, 1}}) {
+		gone.Close()
+		t.Fatalf("a acquired %+v, want 0-2", acquiredOf(a))
+	}
+	if _, b := shareFetch(t, cl, id, "b", 0, 10); len(b.AcquiredRecords) != 0 {
+		t.Fatalf("b acquired %+v while a holds every record", acquiredOf(b))
+	}
+	gone.Close()
+
+	epoch := int32(1)
+	await.NoError(t, 10*time.Second, "a's records offered to b after a's connection closed", func() error {
+		resp, b := shareFetch(t, cl, id, "b", epoch, 10)
+		if resp.ErrorCode != 0 {
+			return kerr.ErrorForCode(resp.ErrorCode)
+		}
+		epoch++
+		if got := acquiredOf(b); !slices.Equal(got, []acquired{{0, 2, 2}}) {
+			return fmt.Errorf("b acquired %+v, want 0-2 (second delivery)", got)
+		}
+		return nil
+	})
+}
+
+// TestShareFetchRenewAcquiresNothing: a ShareFetch that renews locks
+// (IsRenewAck, KIP-1222) hands out no records. Records acquired by it
+// would go to a client that does not take them, held for a lock
+// duration and counted as delivered.
+func TestShareFetchRenewAcquiresNothing(t *testing.T) {
+	addr, _ := startBroker(t, nil)
+	ctx := ctxFor(t)
+	cl := newClient(t, addr)
+	created, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "renewed")
+	if err != nil || created.Err != nil {
+		t.Fatalf("create topic: %v %v", err, created.Err)
+	}
+	id := [16]byte(created.ID)
+	p := newClient(t, addr, kgo.DefaultProduceTopic("renewed"))
+	if err := p.ProduceSync(ctx, kgo.StringRecord("0"), kgo.StringRecord("1"), kgo.StringRecord("2"), kgo.StringRecord("3")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	alter := kmsg.NewPtrAlterShareGroupOffsetsRequest()
+	alter.GroupID = "sg"
+	alter.Topics = []kmsg.AlterShareGroupOffsetsRequestTopic{{Topic: "renewed", Partitions: []kmsg.AlterShareGroupOffsetsRequestTopicPartition{{Partition: 0, StartOffset: 0}}}}
+	if resp, err := alter.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("alter share group offsets: %+v, %v", resp, err)
+	}
+	if _, a := shareFetch(t, cl, id, "a", 0, 2); !slices.Equal(acquiredOf(a), []acquired{{0, 1, 1}}) {
+		t.Fatalf("a acquired %+v, want 0-1", acquiredOf(a))
+	}
+
+	renew := kmsg.NewPtrShareFetchRequest()
+	group, member := "sg", "a"
+	renew.GroupID, renew.MemberID, renew.ShareSessionEpoch, renew.IsRenewAck = &group, &member, 1, true
+	part := kmsg.NewShareFetchRequestTopicPartition()
+	part.AcknowledgementBatches = []kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch{ackBatch(0, 1, 4)}
+	renew.Topics = []kmsg.ShareFetchRequestTopic{{TopicID: id, Partitions: []kmsg.ShareFetchRequestTopicPartition{part}}}
+	resp, err := renew.RequestWith(ctx, cl)
+	if err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("renewing share fetch: %+v, %v", resp, err)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.AcknowledgeErrorCode != 0 || len(rp.AcquiredRecords) != 0 {
+				t.Fatalf("renewing share fetch answered %v and acquired %+v; want the renewal and nothing acquired", kerr.ErrorForCode(rp.AcknowledgeErrorCode), acquiredOf(rp))
+			}
+		}
+	}
+	if _, b := shareFetch(t, cl, id, "b", 0, 10); !slices.Equal(acquiredOf(b), []acquired{{2, 3, 1}}) {
+		t.Fatalf("b acquired %+v, want 2-3 (not taken by a's renewal)", acquiredOf(b))
 	}
 }

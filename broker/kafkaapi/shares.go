@@ -26,6 +26,9 @@ type Shares interface {
 	AlterOffsets(ctx context.Context, group string, offsets map[metastore.TopicPartition]int64) (map[metastore.TopicPartition]error, error)
 	DeleteOffsets(ctx context.Context, group string, topics []string) (map[string]error, error)
 	DeleteGroup(ctx context.Context, group string) error
+	// ConnectionClosed ends the share sessions opened on connection conn
+	// (FetchRequest.Conn), releasing their members' records.
+	ConnectionClosed(ctx context.Context, conn uint64)
 }
 
 var _ Shares = (*sharepartition.Manager)(nil)

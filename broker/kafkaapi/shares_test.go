@@ -46,6 +46,7 @@ func (movedShares) DeleteOffsets(context.Context, string, []string) (map[string]
 	return nil, nil
 }
 func (movedShares) DeleteGroup(context.Context, string) error { return nil }
+func (movedShares) ConnectionClosed(context.Context, uint64)  {}
 
 // A partition led elsewhere is answered with its current leader and that
 // leader's address, so that the client moves without a metadata round.

@@ -25,12 +25,19 @@ const (
 type FetchRequest struct {
 	Group, Member string
 	Epoch         int32
+	// Conn names the client connection the request came on (0: none). A
+	// session belongs to the connection that opened it and ends when that
+	// connection closes (ConnectionClosed).
+	Conn uint64
 	// Partitions are added to the session and fetched, with those already
 	// in it; Forget are removed from it.
 	Partitions []metastore.TopicPartition
 	Forget     []metastore.TopicPartition
 	// Acks are the acknowledgements piggybacked on the fetch.
 	Acks map[metastore.TopicPartition][]AckBatch
+	// RenewOnly (ShareFetch's IsRenewAck) applies Acks and fetches
+	// nothing: the client renews locks and takes no records.
+	RenewOnly bool
 	// Fetch bounds.
 	MaxWait            time.Duration
 	MinBytes, MaxBytes int32
@@ -52,14 +59,14 @@ type PartitionResult struct {
 // session looks up or opens the member's share session for epoch, and
 // returns it with the next epoch set. m.mu is held.
 func (m *Manager) sessionLocked(group, member string, epoch int32, now time.Time) (*session, error) {
-	s, _, err := m.openSessionLocked(group, member, epoch, now)
+	s, _, err := m.openSessionLocked(group, member, epoch, 0, now)
 	return s, err
 }
 
 // openSessionLocked is sessionLocked that also returns the partitions of
 // the session that epoch 0 replaced, whose records the member held under
 // it (the client dropped them with the old session). m.mu is held.
-func (m *Manager) openSessionLocked(group, member string, epoch int32, now time.Time) (*session, []metastore.TopicPartition, error) {
+func (m *Manager) openSessionLocked(group, member string, epoch int32, conn uint64, now time.Time) (*session, []metastore.TopicPartition, error) {
 	var replaced []metastore.TopicPartition
 	k := sessionKey{group, member}
 	s := m.sessions[k]
@@ -75,9 +82,16 @@ func (m *Manager) openSessionLocked(group, member string, epoch int32, now time.
 			for tp := range s.parts {
 				replaced = append(replaced, tp)
 			}
+			m.deleteSessionLocked(k)
 		}
-		s = &session{parts: map[metastore.TopicPartition]struct{}{}}
+		s = &session{parts: map[metastore.TopicPartition]struct{}{}, conn: conn}
 		m.sessions[k] = s
+		if conn != 0 {
+			if m.byConn[conn] == nil {
+				m.byConn[conn] = map[sessionKey]struct{}{}
+			}
+			m.byConn[conn][k] = struct{}{}
+		}
 	case s == nil:
 		return nil, nil, fmt.Errorf("%w: group %q member %q", ErrShareSessionNotFound, group, member)
 	case epoch != FinalEpoch && epoch != s.epoch:
@@ -103,18 +117,67 @@ func nextEpoch(e int32) int32 {
 func (m *Manager) evictIdleLocked(now time.Time) {
 	for k, s := range m.sessions {
 		if now.Sub(s.lastUsed) > sessionIdleEviction {
-			delete(m.sessions, k)
+			m.deleteSessionLocked(k)
 		}
+	}
+}
+
+// deleteSessionLocked forgets session k, and that its connection opened
+// it. m.mu is held.
+func (m *Manager) deleteSessionLocked(k sessionKey) {
+	s := m.sessions[k]
+	if s == nil {
+		return
+	}
+	delete(m.sessions, k)
+	if set := m.byConn[s.conn]; set != nil {
+		delete(set, k)
+		if len(set) == 0 {
+			delete(m.byConn, s.conn)
+		}
+	}
+}
+
+// ConnectionClosed ends the share sessions opened on connection conn and
+// releases the records their members hold, as Kafka does when a share
+// session's connection closes: the client can no longer acknowledge them,
+// so they go to other members now rather than at their lock expiry.
+func (m *Manager) ConnectionClosed(ctx context.Context, conn uint64) {
+	type ended struct {
+		sessionKey
+		parts []metastore.TopicPartition
+	}
+	var all []ended
+	m.mu.Lock()
+	for k := range m.byConn[conn] {
+		e := ended{sessionKey: k}
+		for tp := range m.sessions[k].parts {
+			e.parts = append(e.parts, tp)
+		}
+		all = append(all, e)
+		m.deleteSessionLocked(k)
+	}
+	m.mu.Unlock()
+	for _, e := range all {
+		m.releaseMember(ctx, e.group, e.member, e.parts)
 	}
 }
 
 // closeSession ends a session and releases what its member holds on its
 // partitions, as Kafka does when a share session closes.
-func (m *Manager) closeSession(ctx context.Context, group, member string, parts []metastore.TopicPartition) {
+// A session the member has replaced since (epoch 0, whose opening released
+// the old session's records) is already gone: the new one is left alone.
+func (m *Manager) closeSession(ctx context.Context, s *session, group, member string, parts []metastore.TopicPartition) {
+	k := sessionKey{group, member}
 	m.mu.Lock()
-	delete(m.sessions, sessionKey{group, member})
+	current := m.sessions[k] == s
+	if current {
+		m.deleteSessionLocked(k)
+	}
 	m.mu.Unlock()
-	m.releaseMember(ctx, group, member, parts)
+	if current {
+		m.releaseMember(ctx, group, member, parts)
+	}
 }
 
 func (m *Manager) releaseMember(ctx context.Context, group, member string, parts []metastore.TopicPartition) {
@@ -128,10 +191,14 @@ func (m *Manager) releaseMember(ctx context.Context, group, member string, parts
 		}
 		sp.mu.Lock()
 		r := !sp.gone && sp.loaded && sp.p.ReleaseMember(member)
+		var version uint64
+		if r {
+			version = sp.p.Version()
+		}
 		sp.mu.Unlock()
 		if r {
 			released = true
-			if err := m.persist(ctx, sp); err != nil {
+			if err := m.persist(ctx, sp, version); err != nil {
 				m.cfg.Logger.Warn("persist share partition after release", "group", group, "topic", tp.Topic, "partition", tp.Partition, "err", err)
 			}
 		}
@@ -143,27 +210,52 @@ func (m *Manager) releaseMember(ctx context.Context, group, member string, parts
 
 // acknowledge applies a partition's acknowledgements and persists them.
 func (m *Manager) acknowledge(ctx context.Context, group, member string, tp metastore.TopicPartition, acks []AckBatch) error {
-	sp, err := m.partition(ctx, group, tp, false)
+	sp, err := m.loadedPartition(group, tp)
 	if err != nil {
 		return err
 	}
 	sp.mu.Lock()
-	if sp.gone {
+	if sp.gone || !sp.loaded {
 		sp.mu.Unlock()
 		return fmt.Errorf("share partition %s/%s-%d reloaded: %w", group, tp.Topic, tp.Partition, ErrInvalidRecordState)
 	}
 	now := m.cfg.Now()
 	sp.p.Expire(now)
+	start := sp.p.StartOffset()
 	ackErr := sp.p.Acknowledge(member, acks, now)
-	released := slices.ContainsFunc(acks, func(b AckBatch) bool { return slices.Contains(b.Types, AckRelease) })
+	version := sp.p.Version()
+	// Released records, and room made in the window, are what a waiting
+	// fetch may take.
+	released := sp.p.StartOffset() != start || slices.ContainsFunc(acks, func(b AckBatch) bool { return slices.Contains(b.Types, AckRelease) })
 	sp.mu.Unlock()
-	if err := m.persist(ctx, sp); err != nil {
+	if err := m.persist(ctx, sp, version); err != nil {
 		return err
 	}
 	if released {
 		m.wake()
 	}
 	return ackErr
+}
+
+// loadedPartition returns group's share partition of tp if this broker
+// leads tp and has it loaded under the current leader epoch. One not
+// loaded has no records acquired, so acknowledgements of it are refused
+// without reading or claiming its state: a client cannot make the broker
+// write state by acknowledging partitions it never fetched.
+func (m *Manager) loadedPartition(group string, tp metastore.TopicPartition) (*sharePart, error) {
+	k := partKey{group, tp.Topic, tp.Partition}
+	epoch, topicID, err := m.cfg.Core.ShareLeader(tp.Topic, tp.Partition)
+	if err != nil {
+		m.drop(k)
+		return nil, err
+	}
+	m.mu.Lock()
+	sp := m.parts[k]
+	m.mu.Unlock()
+	if sp == nil || sp.leaderEp != epoch || sp.topicID != topicID {
+		return nil, fmt.Errorf("share partition %s/%s-%d: no records acquired here: %w", group, tp.Topic, tp.Partition, ErrInvalidRecordState)
+	}
+	return sp, nil
 }
 
 // Acknowledge answers a ShareAcknowledge: the acknowledgements of member's
@@ -190,7 +282,7 @@ func (m *Manager) Acknowledge(ctx context.Context, group, member string, epoch i
 		out[tp] = m.acknowledge(ctx, group, member, tp, batches)
 	}
 	if epoch == FinalEpoch {
-		m.closeSession(ctx, group, member, parts)
+		m.closeSession(ctx, s, group, member, parts)
 	}
 	return out, nil
 }
@@ -204,7 +296,7 @@ func (m *Manager) Fetch(ctx context.Context, req FetchRequest) ([]PartitionResul
 	}
 	now := m.cfg.Now()
 	m.mu.Lock()
-	s, replaced, err := m.openSessionLocked(req.Group, req.Member, req.Epoch, now)
+	s, replaced, err := m.openSessionLocked(req.Group, req.Member, req.Epoch, req.Conn, now)
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
@@ -260,7 +352,10 @@ func (m *Manager) Fetch(ctx context.Context, req FetchRequest) ([]PartitionResul
 		r.Acked, r.AckErr = true, m.acknowledge(ctx, req.Group, req.Member, tp, batches)
 	}
 	if req.Epoch == FinalEpoch {
-		m.closeSession(ctx, req.Group, req.Member, sessionParts)
+		m.closeSession(ctx, s, req.Group, req.Member, sessionParts)
+		return collect(results), nil
+	}
+	if req.RenewOnly {
 		return collect(results), nil
 	}
 	// Partitions new to the session are checked against the persisted
@@ -301,6 +396,10 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 	deadline := m.cfg.Now().Add(req.MaxWait)
 	// Group configs changed since a partition was loaded apply from now on.
 	cfg, _, iso := m.groupConfig(ctx, req.Group)
+	// stalled holds the partitions whose last read returned records of
+	// which none could be taken (beyond the window): read again only once
+	// their state changed, else the wait would be a busy loop.
+	stalled := map[*sharePart]stall{}
 	for {
 		changed := m.changedCh()
 		now := m.cfg.Now()
@@ -329,12 +428,15 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 				nextExpiry = next
 			}
 			off, ok := sp.p.NextFetchOffset()
-			dirty := sp.p.Dirty()
+			dirty, version := sp.p.Dirty(), sp.p.Version()
 			sp.mu.Unlock()
+			if st, was := stalled[sp]; was && st == (stall{off, version}) {
+				ok = false
+			}
 			if dirty {
 				// Expired locks archived records: persisted before they
 				// are handed out again.
-				if err := m.persist(ctx, sp); err != nil {
+				if err := m.persist(ctx, sp, version); err != nil {
 					res(tp).Err = err
 					failed = true
 					continue
@@ -385,6 +487,11 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 			for i, fr := range results {
 				tp := metastore.TopicPartition{Topic: reads[i].Topic, Partition: reads[i].Partition}
 				n, err := m.acquire(ctx, req, sps[i], reads[i].Offset, &fr, res(tp), &maxRecords)
+				if n == 0 && err == nil && fr.Err == nil && len(fr.Data) > 0 {
+					sps[i].mu.Lock()
+					stalled[sps[i]] = stall{reads[i].Offset, sps[i].p.Version()}
+					sps[i].mu.Unlock()
+				}
 				fr.Release()
 				if err != nil {
 					// Answered now; the other partitions keep what
@@ -409,6 +516,13 @@ func (m *Manager) fetchRecords(ctx context.Context, req FetchRequest, parts []me
 	}
 }
 
+// stall is where a share partition's read found nothing to take: its
+// fetch offset and state version.
+type stall struct {
+	offset  int64
+	version uint64
+}
+
 // acquire hands the member records of one partition's read.
 func (m *Manager) acquire(ctx context.Context, req FetchRequest, sp *sharePart, offset int64, fr *broker.FetchResult, r *PartitionResult, maxRecords *int) (int, error) {
 	var oor *partlog.OffsetOutOfRangeError
@@ -417,11 +531,13 @@ func (m *Manager) acquire(ctx context.Context, req FetchRequest, sp *sharePart, 
 		// Retention deleted records the group had not finished: their
 		// state goes with them.
 		sp.mu.Lock()
+		var version uint64
 		if !sp.gone {
 			sp.p.MoveStart(oor.Start)
+			version = sp.p.Version()
 		}
 		sp.mu.Unlock()
-		return 0, m.persist(ctx, sp)
+		return 0, m.persist(ctx, sp, version)
 	case fr.Err != nil:
 		return 0, fr.Err
 	}
@@ -436,8 +552,9 @@ func (m *Manager) acquire(ctx context.Context, req FetchRequest, sp *sharePart, 
 		return 0, nil
 	}
 	got := sp.p.Acquire(req.Member, batches, *maxRecords, m.cfg.Now())
+	version := sp.p.Version()
 	sp.mu.Unlock()
-	if err := m.persist(ctx, sp); err != nil {
+	if err := m.persist(ctx, sp, version); err != nil {
 		// Gaps archived while acquiring could not be written: the
 		// records stay acquired and are handed out; the state is
 		// written with the next change.

@@ -65,6 +65,8 @@ type ManagerConfig struct {
 	Settings topicconfig.ShareSettings
 	Now      func() time.Time // nil: time.Now
 	Logger   *slog.Logger
+	// StoreTimeout bounds each Store call; zero means DefaultStoreTimeout.
+	StoreTimeout time.Duration
 }
 
 type partKey struct {
@@ -85,6 +87,9 @@ type sharePart struct {
 	topicID   string
 	rev       int64 // of the persisted state
 	stateEp   int32
+	// written is the version (Partition.Version) of the state last
+	// persisted: changes up to it are durable.
+	written uint64
 }
 
 type sessionKey struct{ group, member string }
@@ -93,6 +98,9 @@ type session struct {
 	epoch    int32
 	parts    map[metastore.TopicPartition]struct{}
 	lastUsed time.Time
+	// conn is the client connection that opened the session (0: none
+	// known); its close ends the session (ConnectionClosed).
+	conn uint64
 }
 
 // Manager keeps the share partitions this broker leads and the share
@@ -105,7 +113,10 @@ type Manager struct {
 	mu       sync.Mutex
 	parts    map[partKey]*sharePart
 	sessions map[sessionKey]*session
-	members  Members
+	// byConn is the sessions each connection opened, so that its close
+	// ends them without a walk over every session.
+	byConn  map[uint64]map[sessionKey]struct{}
+	members Members
 	// maxIdleParts: see defaultMaxIdleParts.
 	maxIdleParts int
 	// changed is closed and replaced when records become available other
@@ -121,12 +132,16 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = DefaultStoreTimeout
+	}
+	cfg.Store = boundedStore{Store: cfg.Store, timeout: cfg.StoreTimeout}
 	if cfg.Settings == (topicconfig.ShareSettings{}) {
 		cfg.Settings = topicconfig.DefaultShareSettings
 	}
 	return &Manager{
 		cfg: cfg, parts: map[partKey]*sharePart{}, sessions: map[sessionKey]*session{},
-		maxIdleParts: defaultMaxIdleParts, changed: make(chan struct{}),
+		byConn: map[uint64]map[sessionKey]struct{}{}, maxIdleParts: defaultMaxIdleParts, changed: make(chan struct{}),
 	}
 }
 
@@ -183,14 +198,23 @@ func (m *Manager) partition(ctx context.Context, group string, tp metastore.Topi
 	for range 3 {
 		m.mu.Lock()
 		sp := m.parts[k]
+		var replaced *sharePart
 		if sp == nil || sp.leaderEp != epoch || sp.topicID != topicID {
 			if len(m.parts) >= m.maxIdleParts {
 				m.evictIdlePartsLocked()
 			}
+			replaced = sp
 			sp = &sharePart{key: k, leaderEp: epoch, topicID: topicID}
 			m.parts[k] = sp
 		}
 		m.mu.Unlock()
+		if replaced != nil {
+			// Of another leader epoch or topic: a read in flight on it
+			// must not hand out records the new one may.
+			replaced.mu.Lock()
+			replaced.gone = true
+			replaced.mu.Unlock()
+		}
 		if check {
 			// A write in flight would otherwise look like someone else's.
 			sp.persistMu.Lock()
@@ -213,7 +237,13 @@ func (m *Manager) partition(ctx context.Context, group string, tp metastore.Topi
 				return nil, err
 			}
 			if st.Revision != sp.rev {
-				sp.loaded = false
+				// Changed elsewhere: loaded anew as another sharePart,
+				// so that changes made to this one and not yet
+				// written fail rather than vanish.
+				sp.gone = true
+				unlock()
+				m.dropPart(sp)
+				continue
 			}
 		}
 		if !sp.loaded {
@@ -274,6 +304,7 @@ func (m *Manager) load(ctx context.Context, sp *sharePart) error {
 	}
 	p.MarkClean()
 	sp.p, sp.rev, sp.stateEp, sp.loaded = p, written.Revision, written.StateEpoch, true
+	sp.written = p.Version()
 	return nil
 }
 
@@ -328,18 +359,36 @@ func (m *Manager) drop(k partKey) {
 	}
 }
 
-// persist writes sp's state if it changed. A refused write (the partition
-// has a new leader, or an admin set its state) drops sp: the next request
-// loads it again, or is told this broker does not lead it.
-func (m *Manager) persist(ctx context.Context, sp *sharePart) error {
+// dropPart forgets sp if it is still the manager's share partition of its
+// key (sp.gone is set).
+func (m *Manager) dropPart(sp *sharePart) {
+	m.mu.Lock()
+	if m.parts[sp.key] == sp {
+		delete(m.parts, sp.key)
+	}
+	m.mu.Unlock()
+}
+
+// persist makes sp's changes up to version upTo (Partition.Version, read
+// with the change) durable, writing the state unless a write since did.
+// It fails if they cannot be: a refused write (the partition has a new
+// leader, or an admin set its state) drops sp, and a dropped sp's
+// unwritten changes are lost; the next request loads it again, or is told
+// this broker does not lead it.
+func (m *Manager) persist(ctx context.Context, sp *sharePart, upTo uint64) error {
 	sp.persistMu.Lock()
 	defer sp.persistMu.Unlock()
 	sp.mu.Lock()
-	if sp.gone || !sp.p.Dirty() {
+	if sp.written >= upTo {
 		sp.mu.Unlock()
 		return nil
 	}
+	if sp.gone {
+		sp.mu.Unlock()
+		return fmt.Errorf("share partition %s/%s-%d dropped before its state was written: %w", sp.key.group, sp.key.topic, sp.key.partition, broker.ErrNotLeader)
+	}
 	start, batches := sp.p.Snapshot()
+	version := sp.p.Version()
 	sp.p.MarkClean()
 	k := sp.key
 	st := metastore.ShareState{
@@ -352,16 +401,12 @@ func (m *Manager) persist(ctx context.Context, sp *sharePart) error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if err == nil {
-		sp.rev = written.Revision
+		sp.rev, sp.written = written.Revision, version
 		return nil
 	}
 	if errors.Is(err, metastore.ErrConflict) {
 		sp.gone = true
-		m.mu.Lock()
-		if m.parts[k] == sp {
-			delete(m.parts, k)
-		}
-		m.mu.Unlock()
+		m.dropPart(sp)
 		m.cfg.Logger.Info("share partition state changed elsewhere; dropped", "group", k.group, "topic", k.topic, "partition", k.partition, "err", err)
 		return fmt.Errorf("%w: %w", broker.ErrNotLeader, err)
 	}

@@ -80,8 +80,10 @@ type Partition struct {
 	start int64   // SPSO
 	recs  []entry // from start to the end offset (SPEO)
 	// dirty is set by every change that is to be persisted (all but
-	// acquisitions and renewals).
-	dirty bool
+	// acquisitions and renewals); version counts those changes, so that
+	// a writer knows whether a write covered its own.
+	dirty   bool
+	version uint64
 }
 
 // NewPartition returns a share partition starting at start with nothing
@@ -123,6 +125,16 @@ func (p *Partition) Dirty() bool { return p.dirty }
 // MarkClean records that the state as it is has been persisted.
 func (p *Partition) MarkClean() { p.dirty = false }
 
+// Version counts the changes to be persisted: a write of a snapshot taken
+// at version v persists every change up to v.
+func (p *Partition) Version() uint64 { return p.version }
+
+// changed records a change to be persisted.
+func (p *Partition) changed() {
+	p.dirty = true
+	p.version++
+}
+
 // Expire makes the records whose acquisition lock ended by now available
 // again, or archives them once delivered DeliveryLimit times. It returns
 // the earliest lock deadline still ahead (zero if none).
@@ -152,7 +164,7 @@ func (p *Partition) releaseRecord(r *entry) {
 	if r.count >= p.cfg.DeliveryLimit {
 		r.state = Archived
 	}
-	p.dirty = true
+	p.changed()
 }
 
 // NextFetchOffset is where a read for the group starts: the first
@@ -212,7 +224,8 @@ func (p *Partition) Acquire(member string, batches []Batch, maxRecords int, now 
 			// window must not stop the group.
 			p.advance()
 			if len(p.recs) == 0 {
-				p.start, p.dirty = b.BaseOffset, true
+				p.start = b.BaseOffset
+				p.changed()
 			} else if !p.grow(b.BaseOffset, Archived) {
 				return out
 			}
@@ -235,7 +248,7 @@ func (p *Partition) Acquire(member string, batches []Batch, maxRecords int, now 
 				take(off, r)
 			} else if r.state == Available && b.Control {
 				r.state = Archived
-				p.dirty = true
+				p.changed()
 			}
 		}
 	}
@@ -253,7 +266,7 @@ func (p *Partition) grow(end int64, state RecordState) bool {
 		p.recs = append(p.recs, entry{state: state})
 	}
 	if state != Available {
-		p.dirty = true
+		p.changed()
 	}
 	return true
 }
@@ -312,10 +325,10 @@ func (p *Partition) ackBatch(member string, b AckBatch, prevLast int64, now time
 		switch t {
 		case AckGap, AckAccept:
 			*r = entry{state: Acknowledged, count: r.count}
-			p.dirty = true
+			p.changed()
 		case AckReject:
 			*r = entry{state: Archived, count: r.count}
-			p.dirty = true
+			p.changed()
 		case AckRelease:
 			p.releaseRecord(r)
 		case AckRenew:
@@ -352,7 +365,7 @@ func (p *Partition) MoveStart(offset int64) {
 		p.recs = append(p.recs[:0], p.recs[offset-p.start:]...)
 	}
 	p.start = offset
-	p.dirty = true
+	p.changed()
 }
 
 // advance moves the start offset over acknowledged and archived records.
@@ -366,7 +379,7 @@ func (p *Partition) advance() {
 	}
 	p.recs = append(p.recs[:0], p.recs[i:]...)
 	p.start += int64(i)
-	p.dirty = true
+	p.changed()
 }
 
 // Snapshot is the state to persist: acquired records as available with
