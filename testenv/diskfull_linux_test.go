@@ -23,6 +23,7 @@ import (
 	"github.com/strata-broker/strata/internal/await"
 	"github.com/strata-broker/strata/internal/tmpfs"
 	"github.com/strata-broker/strata/testenv"
+	"github.com/strata-broker/strata/testenv/testenvtest"
 )
 
 // A full disk is handled as Kafka handles an offline log directory. One
@@ -202,7 +203,7 @@ func TestFullDiskTakesPartitionOfflineAndBack(t *testing.T) {
 	})
 
 	// The victim says which partition it gave up, and why.
-	code, err := fetchErrorCode(ctx, admCl, victimID, topic, part)
+	code, err := fetchErrorCode(ctx, t, admCl, victimID, topic, part)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,12 +304,12 @@ func TestFullDiskTakesPartitionOfflineAndBack(t *testing.T) {
 
 // fetchErrorCode sends one fetch of topic-partition to broker id and returns
 // the partition's error code.
-func fetchErrorCode(ctx context.Context, cl *kgo.Client, id int32, topic string, partition int32) (int16, error) {
+func fetchErrorCode(ctx context.Context, t testing.TB, cl *kgo.Client, id int32, topic string, partition int32) (int16, error) {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
 	req.MaxBytes = 1 << 20
 	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = topic
+	rt.Topic, rt.TopicID = topic, testenvtest.TopicID(ctx, t, cl, topic)
 	rp := kmsg.NewFetchRequestTopicPartition()
 	rp.Partition = partition
 	rp.PartitionMaxBytes = 1 << 20

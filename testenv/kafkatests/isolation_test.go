@@ -66,14 +66,13 @@ func TestReadCommittedConsumersWithoutTransactions(t *testing.T) {
 		consumer.Close()
 	}
 
-	// Each replica's answer to a read_committed fetch (v11 lets followers
-	// serve it), once it knows every record committed.
+	// Each replica's answer to a read_committed fetch (v11 and later let
+	// followers serve it), once it knows every record committed.
 	for _, b := range c.Brokers() {
 		req := kmsg.NewPtrFetchRequest()
-		req.Version = 11
 		req.IsolationLevel = 1
 		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = topic
+		rt.Topic, rt.TopicID = topic, testenvtest.TopicID(ctx, t, producer, topic)
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.FetchOffset = records
 		rp.PartitionMaxBytes = 1 << 20

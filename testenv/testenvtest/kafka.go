@@ -149,3 +149,21 @@ func RoundTrip(c net.Conn, req kmsg.Request, corr int32, timeout time.Duration) 
 	}
 	return body, nil
 }
+
+// TopicID is topic's id as Metadata reports it: Fetch from v13 names
+// topics by id, so a hand-built Fetch carries both name and id.
+func TopicID(ctx context.Context, t testing.TB, cl *kgo.Client, topic string) [16]byte {
+	t.Helper()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("metadata of %s: %v", topic, err)
+	}
+	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("metadata of %s: %+v", topic, resp.Topics)
+	}
+	return resp.Topics[0].TopicID
+}
