@@ -425,3 +425,64 @@ func shareStartOffset(ctx context.Context, t *testing.T, cl *kgo.Client, group, 
 	})
 	return spso
 }
+
+// TestShareGroupReadsTieredHistory: a share group started at the earliest
+// offset of a tiered topic whose first segments are only in the bucket
+// reads them through the broker like any fetch, every record once.
+func TestShareGroupReadsTieredHistory(t *testing.T) {
+	testenvtest.SkipShort(t)
+	c := testenv.NewTestCluster(t, testenv.ClusterOptions{Brokers: 1, MinIO: true,
+		BrokerSettings: map[string]string{"log.segment.min.bytes": "1024", "remote.log.manager.task.interval.ms": "100"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b := c.Brokers()[0]
+	const topic, total = "archive", 600
+	cl, adm, seeds := testenvtest.KafkaClient(t, c, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	testenvtest.CreateKafkaTopic(ctx, t, adm, topic, 1, map[string]string{
+		"remote.storage.enable": "true", "segment.bytes": "4096", "local.retention.bytes": "4096",
+	})
+	for i := range total {
+		v := fmt.Sprintf("rec-%04d-%0100d", i, 0)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await.True(t, time.Minute, "the first segments in the bucket and off the broker's disk", func() bool {
+		files, _ := filepath.Glob(filepath.Join(b.DataDir(), topic+"-0", "*.log"))
+		first := filepath.Join(b.DataDir(), topic+"-0", "00000000000000000000.log")
+		return testenvtest.BucketEnd(t, c, topic, 0) > total/2 && len(files) > 0 && !slices.Contains(files, first)
+	})
+	alterGroupConfigs(ctx, t, cl, "archivists", map[string]string{"share.auto.offset.reset": "earliest"})
+
+	sc, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ShareGroup("archivists"), kgo.ConsumeTopics(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	seen := map[int64]int{}
+	for len(seen) < total {
+		fetches := sc.PollRecords(ctx, 500)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records before the deadline", len(seen), total)
+		}
+		fetches.EachError(func(tp string, p int32, err error) { t.Fatalf("share fetch %s-%d: %v", tp, p, err) })
+		for _, r := range fetches.Records() {
+			if want := fmt.Sprintf("rec-%04d-", r.Offset); !strings.HasPrefix(string(r.Value), want) {
+				t.Fatalf("offset %d holds %.12q, want %q...", r.Offset, r.Value, want)
+			}
+			seen[r.Offset]++
+			r.Ack(kgo.AckAccept)
+		}
+	}
+	if err := sc.FlushAcks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for off, n := range seen {
+		if n != 1 || off < 0 || off >= total {
+			t.Fatalf("offset %d delivered %d times", off, n)
+		}
+	}
+	if spso := shareStartOffset(ctx, t, cl, "archivists", topic); spso != total {
+		t.Fatalf("share-partition start offset %d, want %d", spso, total)
+	}
+}
