@@ -48,13 +48,8 @@ func (s *Server) shareFetch(ctx context.Context, h header, req *kmsg.ShareFetchR
 		}
 		return resp
 	}
-	switch {
-	case group == "" || member == "":
-		return fail(kerr.InvalidRequest.Code, nil)
-	case !s.authorized(ctx, acl.OpRead, acl.ResourceGroup, group):
-		return fail(kerr.GroupAuthorizationFailed.Code, nil)
-	case s.shares == nil:
-		return fail(shareCode(errSharesUnavailable), errSharesUnavailable)
+	if code, err := s.checkShareRequest(ctx, group, member); code != 0 {
+		return fail(code, err)
 	}
 
 	// Resolve topic ids; refused and unknown topics are answered at once.

@@ -35,13 +35,8 @@ func (s *Server) shareAcknowledge(ctx context.Context, h header, req *kmsg.Share
 		}
 		return resp
 	}
-	switch {
-	case group == "" || member == "":
-		return fail(kerr.InvalidRequest.Code, nil)
-	case !s.authorized(ctx, acl.OpRead, acl.ResourceGroup, group):
-		return fail(kerr.GroupAuthorizationFailed.Code, nil)
-	case s.shares == nil:
-		return fail(shareCode(errSharesUnavailable), errSharesUnavailable)
+	if code, err := s.checkShareRequest(ctx, group, member); code != 0 {
+		return fail(code, err)
 	}
 	names := map[[16]byte]string{}
 	for _, t := range req.Topics {

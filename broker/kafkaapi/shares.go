@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/acl"
 	"github.com/strata-broker/strata/broker/sharepartition"
 	"github.com/strata-broker/strata/metastore"
 )
@@ -129,4 +130,19 @@ func (s *Server) movedLeaders(ctx context.Context, h header, moved []metastore.T
 // another leader.
 func leaderMoved(code int16) bool {
 	return code == kerr.NotLeaderForPartition.Code || code == kerr.FencedLeaderEpoch.Code
+}
+
+// checkShareRequest is what ShareFetch and ShareAcknowledge refuse before
+// reading their partitions: a request naming no group or member, a
+// principal that may not read the group, a broker serving no share groups.
+func (s *Server) checkShareRequest(ctx context.Context, group, member string) (int16, error) {
+	switch {
+	case group == "" || member == "":
+		return kerr.InvalidRequest.Code, nil
+	case !s.authorized(ctx, acl.OpRead, acl.ResourceGroup, group):
+		return kerr.GroupAuthorizationFailed.Code, nil
+	case s.shares == nil:
+		return shareCode(errSharesUnavailable), errSharesUnavailable
+	}
+	return 0, nil
 }
