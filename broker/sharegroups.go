@@ -140,3 +140,16 @@ func (b *Broker) ShareGroupEmpty(ctx context.Context, group string) (bool, error
 	}
 	return len(m.Members) == 0, nil
 }
+
+// ShareGroupExists says whether a share group of that id is stored (a
+// member joined it and it was not deleted since).
+func (b *Broker) ShareGroupExists(ctx context.Context, group string) (bool, error) {
+	_, err := b.store.GetShareGroup(ctx, group)
+	if errors.Is(err, metastore.ErrGroupNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("broker: share group %q: %w", group, err)
+	}
+	return true, nil
+}

@@ -56,6 +56,8 @@ func shareCode(err error) int16 {
 		return kerr.ShareSessionLimitReached.Code
 	case errors.Is(err, sharepartition.ErrGroupNotEmpty):
 		return kerr.NonEmptyGroup.Code
+	case errors.Is(err, sharepartition.ErrGroupNotFound):
+		return kerr.GroupIDNotFound.Code
 	case errors.Is(err, errSharesUnavailable):
 		return kerr.CoordinatorNotAvailable.Code
 	}

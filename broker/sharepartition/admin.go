@@ -9,12 +9,19 @@ import (
 	"github.com/strata-broker/strata/metastore"
 )
 
-// Members tells whether a share group has members (the share-group
-// coordinator knows); the offsets of a group with members cannot be
-// altered or deleted, as in Kafka.
+// Members tells whether a share group exists and whether it has members
+// (the share-group coordinator knows). The offsets of a group with members
+// cannot be altered or deleted, as in Kafka; a group that does not exist
+// gets no share-partition state.
 type Members interface {
 	ShareGroupEmpty(ctx context.Context, group string) (bool, error)
+	ShareGroupExists(ctx context.Context, group string) (bool, error)
 }
+
+// ErrGroupNotFound refuses a fetch that would start a share partition for
+// a group that is not a share group (Kafka's GROUP_ID_NOT_FOUND): only the
+// groups that members joined get state in the metastore.
+var ErrGroupNotFound = errors.New("share group not found")
 
 // ErrGroupNotEmpty refuses altering or deleting the offsets of a share
 // group with members (Kafka's NON_EMPTY_GROUP).

@@ -283,6 +283,9 @@ func (m *Manager) load(ctx context.Context, sp *sharePart) error {
 	if st.Revision != 0 && (st.TopicID == "" || st.TopicID == sp.topicID) {
 		p = Restore(cfg, st)
 	} else {
+		if err := m.checkGroupExists(ctx, k.group); err != nil {
+			return err
+		}
 		start, err := m.initialOffset(k, initial, iso)
 		if err != nil {
 			return err
@@ -305,6 +308,27 @@ func (m *Manager) load(ctx context.Context, sp *sharePart) error {
 	p.MarkClean()
 	sp.p, sp.rev, sp.stateEp, sp.loaded = p, written.Revision, written.StateEpoch, true
 	sp.written = p.Version()
+	return nil
+}
+
+// checkGroupExists refuses to start a share partition for a group no
+// member joined, so that a client cannot make the broker write state for
+// any group id it names; one metastore read, only when a partition is
+// first started for a group.
+func (m *Manager) checkGroupExists(ctx context.Context, group string) error {
+	m.mu.Lock()
+	members := m.members
+	m.mu.Unlock()
+	if members == nil {
+		return nil
+	}
+	ok, err := members.ShareGroupExists(ctx, group)
+	if err != nil {
+		return fmt.Errorf("share group %s: %w", group, err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrGroupNotFound, group)
+	}
 	return nil
 }
 

@@ -290,6 +290,7 @@ func TestIdlePartitionsAreEvicted(t *testing.T) {
 type members bool
 
 func (m members) ShareGroupEmpty(context.Context, string) (bool, error) { return !bool(m), nil }
+func (members) ShareGroupExists(context.Context, string) (bool, error)  { return true, nil }
 
 func TestAdminOffsets(t *testing.T) {
 	core := &fakeLog{epoch: 1, leader: true}
@@ -793,5 +794,39 @@ func TestReadUnderAnOldLeaderEpochAcquiresNothing(t *testing.T) {
 	close(core.release)
 	if a := <-got; len(a.Acquired) != 0 {
 		t.Fatalf("a's read under the old epoch acquired %v, which b holds", a.Acquired)
+	}
+}
+
+// knownGroups says only the listed share groups exist.
+type knownGroups []string
+
+func (knownGroups) ShareGroupEmpty(context.Context, string) (bool, error) { return true, nil }
+func (k knownGroups) ShareGroupExists(_ context.Context, g string) (bool, error) {
+	return slices.Contains(k, g), nil
+}
+
+// TestFetchForAGroupNobodyJoinedWritesNothing: a ShareFetch naming a group
+// that is not a share group is refused per partition and leaves no state
+// in the metastore, so a client cannot make the broker write keys for any
+// group id it invents; the same fetch works once the group exists.
+func TestFetchForAGroupNobodyJoinedWritesNothing(t *testing.T) {
+	core := &fakeLog{epoch: 1, leader: true}
+	core.append(t, 2)
+	store := metastoretest.New()
+	m := newTestManager(core, store, fakeclock.New(t0))
+	m.SetMembers(knownGroups{"other"})
+	res, err := m.Fetch(t.Context(), FetchRequest{Group: "g", Member: "a", MaxRecords: 2, Partitions: []metastore.TopicPartition{tp0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || !errors.Is(res[0].Err, ErrGroupNotFound) {
+		t.Fatalf("fetch for a group nobody joined: %+v, want ErrGroupNotFound", res)
+	}
+	if _, err := store.GetShareState(t.Context(), "g", "t", 0); !errors.Is(err, metastore.ErrShareStateNotFound) {
+		t.Fatalf("share state of a group nobody joined: %v, want none", err)
+	}
+	m.SetMembers(knownGroups{"g"})
+	if got := fetch(t, m, "a", 1, 2, nil); len(got.Acquired) == 0 {
+		t.Fatalf("fetch once the group exists acquired nothing: %+v", got)
 	}
 }
