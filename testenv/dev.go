@@ -60,6 +60,10 @@ type Dev struct {
 	bin  string
 	args []string
 
+	// ports holds the addresses above while the test runs, so that a
+	// restart gets them back (see holdLoopbackAddrs).
+	ports *heldAddrs
+
 	mu   sync.Mutex
 	proc *process // the current (or last) process
 }
@@ -101,7 +105,13 @@ func StartDev(t testing.TB, opts DevOptions) *Dev {
 	t.Cleanup(d.cleanup)
 
 	for attempt := 1; ; attempt++ {
-		addrs := freeAddrs(t, 5)
+		d.ports.release()
+		ports, err := holdLoopbackAddrs(5)
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		d.ports = ports
+		addrs := ports.addrs
 		d.GRPCAddr, d.HTTPAddr, d.KafkaAddr, d.EtcdAddr = addrs[0], addrs[1], addrs[2], addrs[3]
 		d.args = []string{
 			"dev",
@@ -120,12 +130,12 @@ func StartDev(t testing.TB, opts DevOptions) *Dev {
 		}
 		d.args = append(d.args, opts.ExtraArgs...)
 		logStart := fileSize(d.LogPath)
-		err := d.start()
+		err = d.start()
 		if err == nil {
 			return d
 		}
-		// Ports are released between FreeAddr and the broker's bind; another
-		// process can take one in between. Only that is worth a retry.
+		// Where ports cannot be held (see holdLoopbackAddrs) another process
+		// can take one before the broker binds it. Only that is worth a retry.
 		if errors.Is(err, errExited) && attempt < portAttempts &&
 			strings.Contains(logSince(d.LogPath, logStart), "address already in use") {
 			t.Logf("testenv: strata dev lost a port race (attempt %d); retrying with new ports", attempt)
@@ -223,6 +233,7 @@ func (d *Dev) cleanup() {
 		d.reportCrash(p)
 		p.kill()
 	}
+	d.ports.release()
 	if d.t.Failed() {
 		d.t.Log(d.tail())
 	}
