@@ -231,6 +231,10 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: settings: %w", err)
 	}
+	openWorkers, err := topicconfig.RecoveryThreads(cfg.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("broker: settings: %w", err)
+	}
 	b := &Broker{
 		limits:         limits,
 		cfg:            cfg,
@@ -299,6 +303,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		registered:     b.registered,
 		remoteReplica:  func(p *Partition) rlm.Replica { return tieredReplica{p, b} },
 		isr:            b.metrics.isr,
+		openWorkers:    openWorkers,
 		producerState: partlog.ProducerStateConfig{
 			Expiry:     pidExpiry,
 			MaxEntries: pidMax,

@@ -49,6 +49,9 @@ type hostedTopics struct {
 	producerState partlog.ProducerStateConfig
 	// isr is told of the ISR changes of the partitions this broker leads.
 	isr isrObserver
+	// openWorkers is how many logs are opened at once
+	// (num.recovery.threads.per.data.dir).
+	openWorkers int
 
 	// applyMu serialises changes to the hosted topics (open, close, delete);
 	// mu guards the map itself and is held only briefly.
@@ -261,24 +264,23 @@ func (h *hostedTopics) applyTopic(t metastore.Topic) error {
 	if cur != nil {
 		copy(parts, cur.partitions)
 	}
-	var errs []error
+	var toOpen []int
 	for i, p := range parts {
 		if p != nil {
 			p.log.SetConfig(lc)
 			continue
 		}
 		// A broker hosts the partitions it is a replica of.
-		if !slices.Contains(states[i].Replicas, h.nodeID) {
-			continue
+		if slices.Contains(states[i].Replicas, h.nodeID) {
+			toOpen = append(toOpen, i)
 		}
-		np, err := h.openPartition(t, int32(i), lc)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+	}
+	errs := h.openPartitions(t, lc, toOpen, parts)
+	for _, i := range toOpen {
+		if parts[i] != nil {
+			// Its role is set before anyone can find it.
+			h.applyPartitionState(parts[i], states[i])
 		}
-		// Its role is set before anyone can find it.
-		h.applyPartitionState(np, states[i])
-		parts[i] = np
 	}
 	h.mu.Lock()
 	h.topics[t.Name] = &topic{meta: t, cfg: cfg, partitions: parts}
@@ -304,6 +306,34 @@ func (h *hostedTopics) partitionDir(topic string, p int32) string {
 // partitionDirIn is where partition p of topic lives in dataDir.
 func partitionDirIn(dataDir, topic string, p int32) string {
 	return filepath.Join(dataDir, fmt.Sprintf("%s-%d", topic, p))
+}
+
+// openPartitions opens the partitions of t at indexes into parts, at most
+// h.openWorkers at a time (num.recovery.threads.per.data.dir): opening a
+// log is mostly waiting for its files and fsyncs, so a topic of thousands
+// of partitions opens in a fraction of the time it takes one after
+// another. It returns the errors of those that did not open.
+func (h *hostedTopics) openPartitions(t metastore.Topic, lc partlog.Config, indexes []int, parts []*Partition) []error {
+	workers := min(max(h.openWorkers, 1), len(indexes))
+	errs := make([]error, len(indexes))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				i := indexes[j]
+				parts[i], errs[j] = h.openPartition(t, int32(i), lc)
+			}
+		}()
+	}
+	for j := range indexes {
+		next <- j
+	}
+	close(next)
+	wg.Wait()
+	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })
 }
 
 func (h *hostedTopics) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*Partition, error) {

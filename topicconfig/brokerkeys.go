@@ -132,6 +132,8 @@ var brokerReadKeys = []string{
 	// The transaction coordinator (transactions.go).
 	TransactionMaxTimeoutKey,
 	TransactionalIDExpirationKey,
+	// Logs opened at once (recovery.go).
+	RecoveryThreadsKey,
 	// Share partitions (shares.go).
 	ShareDeliveryCountLimitKey,
 	ShareMaxSessionsKey,
@@ -154,7 +156,6 @@ var IgnoredBrokerKeys = []string{
 	"background.threads",
 	"num.io.threads",
 	"num.network.threads",
-	"num.recovery.threads.per.data.dir",
 	"num.replica.fetchers",
 	"offsets.topic.replication.factor",
 	"socket.receive.buffer.bytes",

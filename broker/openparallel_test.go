@@ -1,0 +1,70 @@
+package broker
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-broker/strata/internal/await"
+	"github.com/strata-broker/strata/topicconfig"
+)
+
+// A topic's partitions open several at a time
+// (num.recovery.threads.per.data.dir): every one is hosted and writable,
+// and one that cannot open (a partition.metadata it cannot read) fails
+// alone, named, while the others open.
+func TestPartitionsOpenInParallelAndFailAlone(t *testing.T) {
+	store, dir := startMetastore(t)
+	dataDir := filepath.Join(dir, "data")
+	bad := filepath.Join(dataDir, "many-5")
+	if err := os.MkdirAll(bad, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bad, partitionMetaFile), []byte("not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{NodeID: 1, DataDir: dataDir, Settings: map[string]string{topicconfig.RecoveryThreadsKey: "4"}}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if b.hosted.openWorkers != 4 {
+		t.Fatalf("open workers %d, want the setting's 4", b.hosted.openWorkers)
+	}
+	const n = 64
+	// The topic is created; this broker says which of its partitions it
+	// could not open.
+	if _, err := b.CreateTopic(context.Background(), TopicSpec{Name: "many", Partitions: n}); err == nil || !strings.Contains(err.Error(), "many-5") {
+		t.Fatalf("create topic: %v, want an error naming many-5", err)
+	}
+	await.True(t, 10*time.Second, "the topic's partitions hosted", func() bool {
+		_, err := b.hosted.partition("many", n-1)
+		return err == nil
+	})
+	for p := range int32(n) {
+		_, err := b.hosted.partition("many", p)
+		if p == 5 {
+			if err == nil {
+				t.Errorf("partition 5, whose partition.metadata is unreadable, is hosted")
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("partition %d: %v", p, err)
+		}
+	}
+}
+
+func TestRecoveryThreadsSetting(t *testing.T) {
+	for _, bad := range []string{"0", "-1", "x", "100000"} {
+		if _, err := New(Config{NodeID: 1, DataDir: t.TempDir(), Settings: map[string]string{topicconfig.RecoveryThreadsKey: bad}}, nil); err == nil {
+			t.Errorf("%s=%s accepted", topicconfig.RecoveryThreadsKey, bad)
+		}
+	}
+}
