@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,8 @@ const (
 	scalePoll = 100 * time.Millisecond
 	// scaleWait bounds every wait (creation, a restart's first produce).
 	scaleWait = 10 * time.Minute
+	// scaleLagMs is replica.lag.time.max.ms on the RF 3 cluster.
+	scaleLagMs = 2000
 )
 
 // scaleSizes reads STRATA_SCALE_PARTITIONS.
@@ -470,7 +473,9 @@ func partitionScaleRun(ctx context.Context, b *testing.B, n, records int, idle t
 //   - after STRATA_SCALE_RF3_MIB MiB (default 16) of 1 KiB records went
 //     round-robin over the partitions, broker 3 is killed (SIGKILL) and
 //     more of the same is produced with acks=1 while it is down, so it has
-//     something to catch up;
+//     something to catch up; shrink: from the kill until no partition has
+//     broker 3 as leader or in its ISR (replica.lag.time.max.ms is 2 s
+//     here, not Kafka's 30);
 //   - restart-healthy: from its start to /healthz;
 //   - catch-up: from its start until every partition's ISR holds three
 //     replicas again.
@@ -481,7 +486,7 @@ func BenchmarkPartitionScaleRF3(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
 	values := newScaleValues()
-	keys := []string{"create", "restart-healthy", "catch-up", "run"}
+	keys := []string{"create", "shrink", "restart-healthy", "catch-up", "run"}
 	figures := map[int]map[string][]float64{}
 	for run := range runs {
 		for _, n := range sizes {
@@ -520,7 +525,9 @@ func rf3ScaleRun(ctx context.Context, b *testing.B, n, records int, values scale
 	runStart := time.Now()
 	f := map[string]float64{}
 	c := testenv.NewTestCluster(b, testenv.ClusterOptions{Brokers: 3,
-		BrokerSettings: map[string]string{"max.partitions": strconv.Itoa(scaleMaxPartitions)}})
+		BrokerSettings: map[string]string{"max.partitions": strconv.Itoa(scaleMaxPartitions),
+			// A killed follower leaves the ISR in seconds, not Kafka's 30.
+			"replica.lag.time.max.ms": strconv.Itoa(scaleLagMs)}})
 	// Closed at the end of the run, not of the benchmark: one cluster at a
 	// time on the machine.
 	defer func() {
@@ -541,7 +548,14 @@ func rf3ScaleRun(ctx context.Context, b *testing.B, n, records int, values scale
 	produceSpread(ctx, b, seeds, parts, records, values)
 	victim := c.Brokers()[2]
 	victim.Kill()
+	killed := time.Now()
 	produceLeaderAcks(ctx, b, seeds, parts, records, values)
+	// Until the ISR has shrunk everywhere the restarted broker would have
+	// nothing to rejoin.
+	waitPartitions(ctx, b, adm, names, n, func(p kadm.PartitionDetail) bool {
+		return p.Err == nil && p.Leader >= 0 && p.Leader != victim.ID() && !slices.Contains(p.ISR, victim.ID())
+	})
+	f["shrink"] = time.Since(killed).Seconds()
 
 	start := time.Now()
 	if err := victim.Start(ctx); err != nil {
