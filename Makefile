@@ -98,7 +98,7 @@ bench-txn: build
 # Partition count: creation, idle memory and CPU, restarts and throughput of
 # one broker holding 100, 1,000 and 10,000 partitions
 # (BenchmarkPartitionScale; STRATA_SCALE_PARTITIONS, STRATA_SCALE_RUNS,
-# STRATA_SCALE_MIB, STRATA_SCALE_SINGLE, STRATA_SCALE_PROFILE), figures
+# STRATA_SCALE_MIB, STRATA_SCALE_SINGLE, STRATA_SCALE_PROFILE[_SECONDS]), figures
 # recorded in BENCHMARKS.md.
 bench-scale: build
 	STRATA_BIN=$(BIN)/strata go test -run '^$$' -bench 'BenchmarkPartitionScale$$' -benchtime 1x -timeout 180m ./testenv/

@@ -327,7 +327,8 @@ var scaleColumns = []struct{ key, unit string }{
 // With STRATA_SCALE_SINGLE (default 4000, 0 to skip) it also times the
 // creation of one topic of that many partitions on a fresh broker per run
 // (create-single). STRATA_SCALE_PROFILE=dir saves a CPU profile of the
-// broker over each creation, dir/create-<N>-<run>.pprof.
+// broker from the first CreateTopics, dir/create-<N>-<run>.pprof, of
+// STRATA_SCALE_PROFILE_SECONDS (default 10).
 func BenchmarkPartitionScale(b *testing.B) {
 	sizes := scaleSizes(b)
 	runs := envInt(b, "STRATA_SCALE_RUNS", 1)
@@ -342,6 +343,7 @@ func BenchmarkPartitionScale(b *testing.B) {
 		single = n
 	}
 	profiles := os.Getenv("STRATA_SCALE_PROFILE")
+	profileSecs := envInt(b, "STRATA_SCALE_PROFILE_SECONDS", 10)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
 	values := newScaleValues()
@@ -351,7 +353,7 @@ func BenchmarkPartitionScale(b *testing.B) {
 	var singles []float64
 	for run := range runs {
 		for _, n := range sizes {
-			f := partitionScaleRun(ctx, b, n, records, idle, values, profiles, run)
+			f := partitionScaleRun(ctx, b, n, records, idle, values, profiles, profileSecs, run)
 			figures[n] = append(figures[n], f)
 			b.Logf("run %d, %d partitions: %s", run+1, n, f)
 		}
@@ -410,7 +412,7 @@ func (f scaleFigures) String() string {
 
 // partitionScaleRun is one run at n partitions on a fresh broker, stopped
 // at its end.
-func partitionScaleRun(ctx context.Context, b *testing.B, n, records int, idle time.Duration, values scaleValues, profiles string, run int) scaleFigures {
+func partitionScaleRun(ctx context.Context, b *testing.B, n, records int, idle time.Duration, values scaleValues, profiles string, profileSecs, run int) scaleFigures {
 	b.Helper()
 	runStart := time.Now()
 	f := scaleFigures{}
@@ -423,12 +425,14 @@ func partitionScaleRun(ctx context.Context, b *testing.B, n, records int, idle t
 	names, counts := scaleTopics("scale", n)
 	var profiled sync.WaitGroup
 	if profiles != "" {
-		// The profile covers the creation if it takes under 60 s; a
-		// shorter one ends early with a short profile.
+		// A profile of a fixed length, from just before the first
+		// CreateTopics: it covers the creation when the creation takes
+		// less (STRATA_SCALE_PROFILE_SECONDS, default 10), and the run
+		// waits for it after the idle measurement.
 		profiled.Add(1)
 		go func() {
 			defer profiled.Done()
-			saveURL(b, "http://"+dev.HTTPAddr+"/debug/pprof/profile?seconds=60",
+			saveURL(b, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", dev.HTTPAddr, profileSecs),
 				filepath.Join(profiles, fmt.Sprintf("create-%d-%d.pprof", n, run+1)))
 		}()
 		time.Sleep(200 * time.Millisecond) // the profile has started
