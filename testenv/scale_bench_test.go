@@ -427,8 +427,8 @@ func partitionScaleRun(ctx context.Context, b *testing.B, n, records int, idle t
 	if profiles != "" {
 		// A profile of a fixed length, from just before the first
 		// CreateTopics: it covers the creation when the creation takes
-		// less (STRATA_SCALE_PROFILE_SECONDS, default 10), and the run
-		// waits for it after the idle measurement.
+		// less (STRATA_SCALE_PROFILE_SECONDS, default 10), and the idle
+		// measurement waits for it to end.
 		profiled.Add(1)
 		go func() {
 			defer profiled.Done()
@@ -439,9 +439,10 @@ func partitionScaleRun(ctx context.Context, b *testing.B, n, records int, idle t
 	}
 	f["create"] = createScaleTopics(ctx, b, adm, names, counts, 1, false).Seconds()
 
+	profiled.Wait() // the profiler's own signals would count as idle CPU
+
 	f["idle-rss"] = procMem(b, dev.Pid())
 	f["idle-cpu"] = idleCPU(b, dev.Pid(), idle)
-	profiled.Wait()
 
 	parts := allPartitions(names, counts)
 	f["produce-all"] = produceSpread(ctx, b, seeds, parts, records, values)
