@@ -355,7 +355,7 @@ func BenchmarkPartitionScale(b *testing.B) {
 		for _, n := range sizes {
 			f := partitionScaleRun(ctx, b, n, records, idle, values, profiles, profileSecs, run)
 			figures[n] = append(figures[n], f)
-			b.Logf("run %d, %d partitions: %s", run+1, n, f)
+			scaleLogf("run %d, %d partitions: %s", run+1, n, f)
 		}
 		if single > 0 {
 			dev := scaleDev(b)
@@ -364,7 +364,7 @@ func BenchmarkPartitionScale(b *testing.B) {
 			cl.Close()
 			dev.Stop()
 			singles = append(singles, took.Seconds())
-			b.Logf("run %d, one topic of %d partitions: created in %.2f s", run+1, single, took.Seconds())
+			scaleLogf("run %d, one topic of %d partitions: created in %.2f s", run+1, single, took.Seconds())
 		}
 	}
 
@@ -391,7 +391,7 @@ func BenchmarkPartitionScale(b *testing.B) {
 		fmt.Fprintf(&table, "\none topic of %d partitions: created in %.2f s (median of %v)", single, median(singles), singles)
 		b.ReportMetric(median(singles), fmt.Sprintf("single%d-create-s", single))
 	}
-	b.Logf("medians of %d run(s), 1 KiB records, %d MiB per throughput figure:%s", runs, mib, table.String())
+	scaleLogf("medians of %d run(s), 1 KiB records, %d MiB per throughput figure:%s", runs, mib, table.String())
 }
 
 // scaleDev starts a broker for one run, with its profiles served and room
@@ -504,7 +504,7 @@ func BenchmarkPartitionScaleRF3(b *testing.B) {
 				figures[n][k] = append(figures[n][k], f[k])
 				line = append(line, fmt.Sprintf("%s %.2f s", k, f[k]))
 			}
-			b.Logf("run %d, %d partitions RF 3: %s", run+1, n, strings.Join(line, ", "))
+			scaleLogf("run %d, %d partitions RF 3: %s", run+1, n, strings.Join(line, ", "))
 		}
 	}
 	var table strings.Builder
@@ -522,7 +522,7 @@ func BenchmarkPartitionScaleRF3(b *testing.B) {
 			}
 		}
 	}
-	b.Logf("three brokers, RF 3, medians of %d run(s):%s", runs, table.String())
+	scaleLogf("three brokers, RF 3, medians of %d run(s):%s", runs, table.String())
 }
 
 func rf3ScaleRun(ctx context.Context, b *testing.B, n, records int, values scaleValues) map[string]float64 {
@@ -603,4 +603,12 @@ func produceLeaderAcks(ctx context.Context, b *testing.B, seeds []string, parts 
 	if err := failed.Load(); err != nil && !errors.Is(*err, context.Canceled) {
 		b.Fatalf("produce while a broker is down: %v", *err)
 	}
+}
+
+// scaleLogf prints a line of the scale benchmarks' results to standard
+// output, which `go test` shows whole: testing keeps only the first ten
+// lines of a benchmark's b.Log output, and the restarts' own log lines
+// fill those.
+func scaleLogf(format string, args ...any) {
+	fmt.Printf(format+"\n", args...)
 }
