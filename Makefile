@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn fuzz franz-suite clean tools-proto testenv testenv-tools compat-tools monitoring-check image helm-tools
+.PHONY: all build run test test-short vet fmt proto bench bench-move bench-txn bench-scale bench-scale-rf3 fuzz franz-suite clean tools-proto testenv testenv-tools compat-tools monitoring-check image helm-tools
 
 all: build
 
@@ -94,6 +94,19 @@ bench-move: build
 # STRATA_TXN_RUNS), figures recorded in BENCHMARKS.md.
 bench-txn: build
 	STRATA_BIN=$(BIN)/strata go test -run '^$$' -bench BenchmarkTransactionalProduce -benchtime 1x -timeout 60m ./testenv/
+
+# Partition count: creation, idle memory and CPU, restarts and throughput of
+# one broker holding 100, 1,000 and 10,000 partitions
+# (BenchmarkPartitionScale; STRATA_SCALE_PARTITIONS, STRATA_SCALE_RUNS,
+# STRATA_SCALE_MIB, STRATA_SCALE_SINGLE, STRATA_SCALE_PROFILE[_SECONDS]), figures
+# recorded in BENCHMARKS.md.
+bench-scale: build
+	STRATA_BIN=$(BIN)/strata go test -run '^$$' -bench 'BenchmarkPartitionScale$$' -benchtime 1x -timeout 180m ./testenv/
+
+# The same on three brokers, RF 3: creation, a broker's restart and its
+# catch-up (BenchmarkPartitionScaleRF3).
+bench-scale-rf3: build
+	STRATA_BIN=$(BIN)/strata go test -run '^$$' -bench 'BenchmarkPartitionScaleRF3$$' -benchtime 1x -timeout 180m ./testenv/
 
 # A local cluster for trying replication and failures by hand: etcd, three
 # brokers and MinIO, each its own process, addresses in $(TESTENV_DIR)/env.json.
