@@ -786,22 +786,46 @@ func (h *hostedTopics) closeAll() error {
 	topics := h.topics
 	h.topics = map[string]*topic{}
 	h.mu.Unlock()
-	var errs []error
+	var parts []*Partition
 	for _, t := range topics {
 		for _, p := range t.partitions {
-			if p == nil {
-				continue
+			if p != nil {
+				parts = append(parts, p)
 			}
-			// A log taken offline refuses the snapshot; its next open
-			// rebuilds the state from the log instead.
-			if err := p.snapshotProducers(); err != nil && !errors.Is(err, partlog.ErrLogFailed) {
-				h.logger.Warn("cannot write producer snapshot at close", "topic", p.Topic, "partition", p.Index, "err", err)
-			}
-			if err := p.log.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("close %s-%d: %w", p.Topic, p.Index, err))
-			}
-			p.wake()
 		}
 	}
+	// As many at once as open at once: closing a log is mostly writing
+	// and syncing its checkpoints and producer snapshot.
+	errs := make([]error, len(parts))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(max(h.openWorkers, 1), len(parts)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = h.closePartition(parts[i])
+			}
+		}()
+	}
+	for i := range parts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// closePartition writes p's producer snapshot and closes its log.
+func (h *hostedTopics) closePartition(p *Partition) error {
+	defer p.wake()
+	// A log taken offline refuses the snapshot; its next open rebuilds the
+	// state from the log instead.
+	if err := p.snapshotProducers(); err != nil && !errors.Is(err, partlog.ErrLogFailed) {
+		h.logger.Warn("cannot write producer snapshot at close", "topic", p.Topic, "partition", p.Index, "err", err)
+	}
+	if err := p.log.Close(); err != nil {
+		return fmt.Errorf("close %s-%d: %w", p.Topic, p.Index, err)
+	}
+	return nil
 }

@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"github.com/strata-broker/strata/internal/await"
+	"github.com/strata-broker/strata/record"
 	"github.com/strata-broker/strata/topicconfig"
 )
 
 // A topic's partitions open several at a time
 // (num.recovery.threads.per.data.dir): every one is hosted and writable,
 // and one that cannot open (a partition.metadata it cannot read) fails
-// alone, named, while the others open.
+// alone, named, while the others open. Closed several at a time too, they
+// open again with what was written.
 func TestPartitionsOpenInParallelAndFailAlone(t *testing.T) {
 	store, dir := startMetastore(t)
 	dataDir := filepath.Join(dir, "data")
@@ -57,6 +59,41 @@ func TestPartitionsOpenInParallelAndFailAlone(t *testing.T) {
 		}
 		if err != nil {
 			t.Errorf("partition %d: %v", p, err)
+		}
+	}
+
+	// One record in each; closed several at a time and opened again, every
+	// log has it.
+	bld := record.NewBuilder(time.Now().UnixMilli(), 0)
+	bld.Append(&record.Record{Value: []byte("v")})
+	batch, err := bld.Build(record.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(n) {
+		if p == 5 {
+			continue
+		}
+		res, err := b.Produce(context.Background(), "many", AcksAll, []PartitionBatches{{Partition: p, Batches: append([]byte(nil), batch...)}})
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("produce to partition %d: %v %v", p, err, res[0].Err)
+		}
+	}
+	b2 := reopenBroker(t, b)
+	await.True(t, 10*time.Second, "the topic's partitions hosted again", func() bool {
+		_, err := b2.hosted.partition("many", n-1)
+		return err == nil
+	})
+	for p := range int32(n) {
+		if p == 5 {
+			continue
+		}
+		part, err := b2.hosted.partition("many", p)
+		if err != nil {
+			t.Fatalf("partition %d after the restart: %v", p, err)
+		}
+		if end := part.LogEndOffset(); end != 1 {
+			t.Errorf("partition %d after the restart: log end %d, want 1", p, end)
 		}
 	}
 }
