@@ -310,6 +310,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 			Evicted:    func(n int) { b.pids.evictions.Add(float64(n)) },
 		},
 		topics: make(map[string]*topic),
+		byID:   make(map[string]string),
 	}
 	b.hosted.files = limits.files
 	b.isr = isrKeeper{

@@ -58,7 +58,10 @@ type hostedTopics struct {
 	applyMu sync.Mutex
 	mu      sync.RWMutex
 	topics  map[string]*topic
-	closed  bool
+	// byID names the topics of topics by id (Fetch v13+ and share
+	// requests name topics by id), kept with it under mu.
+	byID   map[string]string
+	closed bool
 }
 
 // topic is the broker's local view of one topic.
@@ -250,6 +253,7 @@ func (h *hostedTopics) applyTopic(t metastore.Topic) error {
 		// The topic was deleted and created again while we were not looking.
 		h.mu.Lock()
 		delete(h.topics, t.Name)
+		delete(h.byID, cur.meta.ID)
 		h.mu.Unlock()
 		h.dropPartitions(t.Name, cur)
 		cur = nil
@@ -284,6 +288,7 @@ func (h *hostedTopics) applyTopic(t metastore.Topic) error {
 	}
 	h.mu.Lock()
 	h.topics[t.Name] = &topic{meta: t, cfg: cfg, partitions: parts}
+	h.byID[t.ID] = t.Name
 	h.mu.Unlock()
 	// States may have changed while the logs opened: apply the latest.
 	for i, p := range parts {
@@ -397,6 +402,7 @@ func (h *hostedTopics) removeTopic(name, id string) {
 		return
 	}
 	delete(h.topics, name)
+	delete(h.byID, t.meta.ID)
 	h.mu.Unlock()
 	h.dropPartitions(name, t)
 	h.logger.Info("topic removed", "topic", name)
@@ -785,6 +791,7 @@ func (h *hostedTopics) closeAll() error {
 	h.mu.Lock()
 	topics := h.topics
 	h.topics = map[string]*topic{}
+	h.byID = map[string]string{}
 	h.mu.Unlock()
 	var parts []*Partition
 	for _, t := range topics {

@@ -25,10 +25,6 @@ func (b *Broker) ShareLeader(topic string, partition int32) (leaderEpoch int32, 
 func (b *Broker) HostedTopicName(id string) (string, bool) {
 	b.hosted.mu.RLock()
 	defer b.hosted.mu.RUnlock()
-	for name, t := range b.hosted.topics {
-		if t.meta.ID == id {
-			return name, true
-		}
-	}
-	return "", false
+	name, ok := b.hosted.byID[id]
+	return name, ok
 }

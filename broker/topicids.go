@@ -16,3 +16,22 @@ func (b *Broker) EachTopicID(f func(name, id string)) {
 		b.eachVirtualTopicID(f)
 	}
 }
+
+// TopicByID is the name of the topic with id (its UUID string) among those
+// this broker follows, the internal topic included: one map lookup, for
+// requests that name topics by id.
+func (b *Broker) TopicByID(id string) (string, bool) {
+	b.hosted.mu.RLock()
+	name, ok := b.hosted.byID[id]
+	b.hosted.mu.RUnlock()
+	if ok {
+		return name, true
+	}
+	found := ""
+	b.eachVirtualTopicID(func(n, vid string) {
+		if vid == id {
+			found = n
+		}
+	})
+	return found, found != ""
+}

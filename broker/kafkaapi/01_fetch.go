@@ -111,20 +111,16 @@ func (s *Server) fetch(ctx context.Context, h header, req *kmsg.FetchRequest) km
 	names := make([]string, len(plan.parts))
 	ids := make([]string, len(plan.parts))
 	if byID {
-		want := make(map[[16]byte]int, 8)
-		for _, sp := range plan.parts {
-			want[sp.key.topicID] = 0
-		}
-		found := make(map[[16]byte][2]string, len(want))
-		s.core.EachTopicID(func(name, id string) {
-			if k := topicID(id); k != ([16]byte{}) {
-				if _, ok := want[k]; ok {
-					found[k] = [2]string{name, id}
-				}
-			}
-		})
+		found := make(map[[16]byte][2]string, 8)
 		for i, sp := range plan.parts {
-			f := found[sp.key.topicID]
+			f, ok := found[sp.key.topicID]
+			if !ok && sp.key.topicID != ([16]byte{}) {
+				id := uuidString(sp.key.topicID)
+				if name, known := s.core.TopicByID(id); known {
+					f = [2]string{name, id}
+				}
+				found[sp.key.topicID] = f
+			}
 			names[i], ids[i] = f[0], f[1]
 		}
 	} else {
@@ -268,8 +264,12 @@ func (s *Server) currentLeaders(ctx context.Context, h header, resp *kmsg.FetchR
 	byID := resp.Version >= 13
 	var names map[[16]byte]string
 	if byID {
-		names = make(map[[16]byte]string)
-		s.core.EachTopicID(func(name, id string) { names[topicID(id)] = name })
+		names = make(map[[16]byte]string, len(resp.Topics))
+		for _, rt := range resp.Topics {
+			if name, ok := s.core.TopicByID(uuidString(rt.TopicID)); ok {
+				names[rt.TopicID] = name
+			}
+		}
 		topics = topics[:0]
 		for _, rt := range resp.Topics {
 			if n := names[rt.TopicID]; n != "" {

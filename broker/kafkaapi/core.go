@@ -24,6 +24,8 @@ type Core interface {
 	Fetch(ctx context.Context, parts []broker.FetchPartition, opts broker.FetchOptions) ([]broker.FetchResult, error)
 	// EachTopicID lists the topics' names and ids (Fetch names topics by id).
 	EachTopicID(f func(name, id string))
+	// TopicByID is the name of the topic with id (its UUID string).
+	TopicByID(id string) (string, bool)
 	ListOffsetsAt(ctx context.Context, topic string, partition, currentEpoch int32, ts int64, iso broker.IsolationLevel) (broker.ListedOffset, error)
 	DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error)
 	// OffsetForLeaderEpoch is where a leader epoch ends on the partition's

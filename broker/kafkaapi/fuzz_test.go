@@ -61,6 +61,10 @@ func (nullCore) EachTopicID(f func(name, id string)) {
 	f("t", "00000000-0000-0000-0000-000000000001")
 }
 
+func (nullCore) TopicByID(id string) (string, bool) {
+	return "t", id == "00000000-0000-0000-0000-000000000001"
+}
+
 func (nullCore) Fetch(_ context.Context, parts []broker.FetchPartition, _ broker.FetchOptions) ([]broker.FetchResult, error) {
 	out := make([]broker.FetchResult, len(parts))
 	for i, p := range parts {
