@@ -65,8 +65,7 @@ func OffsetsTopicUUID(clusterID string) [16]byte {
 // offsetsTopicID is OffsetsTopicUUID in the text form topic ids are kept
 // in.
 func offsetsTopicID(clusterID string) string {
-	h := OffsetsTopicUUID(clusterID)
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+	return metastore.FormatUUID(OffsetsTopicUUID(clusterID))
 }
 
 // offsetsTopicMetadata is the internal topic as Metadata lists it: each

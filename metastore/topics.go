@@ -243,8 +243,14 @@ func NewTopicID() (string, error) {
 			break
 		}
 	}
+	return FormatUUID(b), nil
+}
+
+// FormatUUID is a topic id's canonical text form, as topic ids are kept
+// (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx).
+func FormatUUID(b [16]byte) string {
 	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // parseUUID parses the canonical 36-character form.

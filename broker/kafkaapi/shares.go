@@ -2,7 +2,6 @@ package kafkaapi
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"slices"
 	"time"
@@ -65,10 +64,7 @@ func shareCode(err error) int16 {
 }
 
 // uuidString is a topic id's canonical form, as the metastore holds it.
-func uuidString(id [16]byte) string {
-	h := hex.EncodeToString(id[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
+func uuidString(id [16]byte) string { return metastore.FormatUUID(id) }
 
 // maxShareAckBatches bounds the acknowledgement batches of one request:
 // each is applied record by record, and a record can be acknowledged once.
