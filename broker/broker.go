@@ -394,10 +394,9 @@ func (b *Broker) Start(ctx context.Context) error {
 		b.wg.Wait()
 		return fmt.Errorf("broker: load topics: %w", err)
 	}
-	for _, t := range topics {
-		if err := b.hosted.applyTopic(t); err != nil {
-			b.logger.Error("cannot open topic", "topic", t.Name, "err", err)
-		}
+	// Every topic at once: their logs open together (see applyTopics).
+	if err := b.hosted.applyTopics(topics); err != nil {
+		b.logger.Error("cannot open every partition", "err", err)
 	}
 	b.hosted.removeOrphanDirs(topics)
 

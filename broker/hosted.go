@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"math"
@@ -227,6 +228,76 @@ func logConfig(c topicconfig.Topic) partlog.Config {
 // applyTopic makes the local state match t: it opens the logs of partitions
 // this broker hosts and applies config changes. It is idempotent.
 func (h *hostedTopics) applyTopic(t metastore.Topic) error {
+	return h.applyTopics([]metastore.Topic{t})
+}
+
+// topicChange is what applying one topic definition does: the partitions
+// it keeps and the ones it opens.
+type topicChange struct {
+	t      metastore.Topic
+	cfg    topicconfig.Topic
+	lc     partlog.Config
+	states []metastore.PartitionState
+	parts  []*Partition
+	toOpen []int
+	logs   []*partlog.Log // of toOpen, while they open
+	errs   []error        // of toOpen
+}
+
+// applyTopics is applyTopic for many topics at once, as a broker's start
+// applies every topic it knows: their new partitions open together,
+// num.recovery.threads.per.data.dir at a time, with the fsyncs of opening
+// them shared (partlog.SyncBatch), so that thousands of partitions cost a
+// few syncs rather than several each.
+func (h *hostedTopics) applyTopics(ts []metastore.Topic) error {
+	// One change at a time (the watch and admin calls both apply changes):
+	// two changes to one topic interleaving could delete the directory the
+	// other is creating. h.mu is taken only to read and swap map entries, so
+	// produce and fetch never wait for a log to open, recover or be deleted.
+	h.applyMu.Lock()
+	defer h.applyMu.Unlock()
+	var errs []error
+	var changes []*topicChange
+	for _, t := range ts {
+		c, err := h.planTopic(t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, err))
+		}
+		if c != nil {
+			changes = append(changes, c)
+		}
+	}
+	h.openChanges(changes)
+	for _, c := range changes {
+		for _, i := range c.toOpen {
+			if parts := c.parts; parts[i] != nil {
+				// Its role is set before anyone can find it.
+				h.applyPartitionState(parts[i], c.states[i])
+			}
+		}
+		h.mu.Lock()
+		h.topics[c.t.Name] = &topic{meta: c.t, cfg: c.cfg, partitions: c.parts}
+		h.byID[c.t.ID] = c.t.Name
+		h.mu.Unlock()
+		// States may have changed while the logs opened: apply the latest.
+		for i, p := range c.parts {
+			if p == nil {
+				continue
+			}
+			if st, ok := h.cluster.cachedState(c.t.Name, int32(i)); ok {
+				h.applyPartitionState(p, st)
+			} else {
+				h.applyPartitionState(p, c.states[i])
+			}
+		}
+		errs = append(errs, c.errs...)
+	}
+	return errors.Join(errs...)
+}
+
+// planTopic works out what applying t changes; nil when nothing (t is older
+// than what is held). h.applyMu is held.
+func (h *hostedTopics) planTopic(t metastore.Topic) (*topicChange, error) {
 	cfg, _, err := topicconfig.Resolve(t.Configs, h.brokerDefaults)
 	if err != nil {
 		// A stored topic is served even when its overrides no longer agree
@@ -234,20 +305,14 @@ func (h *hostedTopics) applyTopic(t metastore.Topic) error {
 		// would take acknowledged data offline.
 		h.logger.Warn("topic config does not resolve cleanly; using fallbacks", "topic", t.Name, "err", err)
 	}
-	// One change at a time (the watch and admin calls both apply changes):
-	// two changes to one topic interleaving could delete the directory the
-	// other is creating. h.mu is taken only to read and swap map entries, so
-	// produce and fetch never wait for a log to open, recover or be deleted.
-	h.applyMu.Lock()
-	defer h.applyMu.Unlock()
 	h.mu.RLock()
 	cur, closed := h.topics[t.Name], h.closed
 	h.mu.RUnlock()
 	if closed {
-		return ErrBrokerClosed
+		return nil, ErrBrokerClosed
 	}
 	if cur != nil && t.Revision != 0 && t.Revision < cur.meta.Revision {
-		return nil // an older event than what we hold
+		return nil, nil // an older event than what we hold
 	}
 	if cur != nil && cur.meta.ID != t.ID {
 		// The topic was deleted and created again while we were not looking.
@@ -261,47 +326,25 @@ func (h *hostedTopics) applyTopic(t metastore.Topic) error {
 
 	states, err := h.cluster.topicStates(t)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	lc := logConfig(cfg)
-	parts := make([]*Partition, max(int(t.Partitions), 0))
+	c := &topicChange{t: t, cfg: cfg, lc: logConfig(cfg), states: states, parts: make([]*Partition, max(int(t.Partitions), 0))}
 	if cur != nil {
-		copy(parts, cur.partitions)
+		copy(c.parts, cur.partitions)
 	}
-	var toOpen []int
-	for i, p := range parts {
+	for i, p := range c.parts {
 		if p != nil {
-			p.log.SetConfig(lc)
+			p.log.SetConfig(c.lc)
 			continue
 		}
 		// A broker hosts the partitions it is a replica of.
 		if slices.Contains(states[i].Replicas, h.nodeID) {
-			toOpen = append(toOpen, i)
+			c.toOpen = append(c.toOpen, i)
 		}
 	}
-	errs := h.openPartitions(t, lc, toOpen, parts)
-	for _, i := range toOpen {
-		if parts[i] != nil {
-			// Its role is set before anyone can find it.
-			h.applyPartitionState(parts[i], states[i])
-		}
-	}
-	h.mu.Lock()
-	h.topics[t.Name] = &topic{meta: t, cfg: cfg, partitions: parts}
-	h.byID[t.ID] = t.Name
-	h.mu.Unlock()
-	// States may have changed while the logs opened: apply the latest.
-	for i, p := range parts {
-		if p == nil {
-			continue
-		}
-		if st, ok := h.cluster.cachedState(t.Name, int32(i)); ok {
-			h.applyPartitionState(p, st)
-		} else {
-			h.applyPartitionState(p, states[i])
-		}
-	}
-	return errors.Join(errs...)
+	c.logs = make([]*partlog.Log, len(c.toOpen))
+	c.errs = make([]error, len(c.toOpen))
+	return c, nil
 }
 
 func (h *hostedTopics) partitionDir(topic string, p int32) string {
@@ -313,58 +356,112 @@ func partitionDirIn(dataDir, topic string, p int32) string {
 	return filepath.Join(dataDir, fmt.Sprintf("%s-%d", topic, p))
 }
 
-// openPartitions opens the partitions of t at indexes into parts, at most
-// h.openWorkers at a time (num.recovery.threads.per.data.dir): opening a
-// log is mostly waiting for its files and fsyncs, so a topic of thousands
-// of partitions opens in a fraction of the time it takes one after
-// another. It returns the errors of those that did not open.
-func (h *hostedTopics) openPartitions(t metastore.Topic, lc partlog.Config, indexes []int, parts []*Partition) []error {
-	workers := min(max(h.openWorkers, 1), len(indexes))
-	errs := make([]error, len(indexes))
+// openChanges opens the partitions the changes name, at most h.openWorkers
+// at a time (num.recovery.threads.per.data.dir): opening a log is mostly
+// waiting for its files, so thousands of partitions open in a fraction of
+// the time they take one after another. The logs open with their fsyncs
+// deferred to one SyncBatch; only once that has synced are they made
+// partitions that can be written to. A partition that does not open is left
+// out, its error in its change.
+func (h *hostedTopics) openChanges(changes []*topicChange) {
+	type job struct {
+		c *topicChange
+		j int // into c.toOpen
+	}
+	var jobs []job
+	for _, c := range changes {
+		for j := range c.toOpen {
+			jobs = append(jobs, job{c, j})
+		}
+	}
+	if len(jobs) == 0 {
+		return
+	}
+	batch := partlog.NewSyncBatch()
+	h.forEach(len(jobs), func(k int) {
+		c, j := jobs[k].c, jobs[k].j
+		c.logs[j], c.errs[j] = h.openLog(c.t, int32(c.toOpen[j]), c.lc, batch)
+	})
+	if err := batch.Sync(); err != nil {
+		// Nothing opened may be written to: what it wrote may not be
+		// durable. The next apply of the topic tries again.
+		for _, jb := range jobs {
+			if l := jb.c.logs[jb.j]; l != nil {
+				l.Close()
+				jb.c.logs[jb.j] = nil
+				jb.c.errs[jb.j] = fmt.Errorf("open log %s-%d: %w", jb.c.t.Name, jb.c.toOpen[jb.j], err)
+			}
+		}
+		return
+	}
+	h.forEach(len(jobs), func(k int) {
+		c, j := jobs[k].c, jobs[k].j
+		if l := c.logs[j]; l != nil {
+			i := c.toOpen[j]
+			c.parts[i], c.errs[j] = h.startPartition(c.t, int32(i), l)
+		}
+	})
+	for _, c := range changes {
+		c.errs = slices.DeleteFunc(c.errs, func(err error) bool { return err == nil })
+	}
+}
+
+// forEach calls fn(0..n-1), h.openWorkers at a time.
+func (h *hostedTopics) forEach(n int, fn func(k int)) {
+	workers := min(max(h.openWorkers, 1), n)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range next {
-				i := indexes[j]
-				parts[i], errs[j] = h.openPartition(t, int32(i), lc)
+			for k := range next {
+				fn(k)
 			}
 		}()
 	}
-	for j := range indexes {
-		next <- j
+	for k := range n {
+		next <- k
 	}
 	close(next)
 	wg.Wait()
-	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })
 }
 
-func (h *hostedTopics) openPartition(t metastore.Topic, p int32, lc partlog.Config) (*Partition, error) {
+// openLog opens the log of partition p of t, its fsyncs deferred to batch.
+func (h *hostedTopics) openLog(t metastore.Topic, p int32, lc partlog.Config, batch *partlog.SyncBatch) (*partlog.Log, error) {
 	dir := h.partitionDir(t.Name, p)
 	metaPath := filepath.Join(dir, partitionMetaFile)
+	fresh := false
 	if raw, err := os.ReadFile(metaPath); err == nil {
 		var m partitionMeta
 		if err := json.Unmarshal(raw, &m); err != nil || m.TopicID == "" {
-			// Never delete what we cannot identify: it may be this topic's data.
-			return nil, fmt.Errorf("partition %s-%d: unreadable %s (move it aside to serve the partition): %v",
-				t.Name, p, metaPath, err)
-		}
-		if m.TopicID != t.ID {
+			// Never delete what we cannot identify: it may be this topic's
+			// data. A directory holding no records is a creation that a
+			// crash cut short before its files were synced: it starts again.
+			if held, herr := partlog.HoldsRecords(dir); herr != nil || held {
+				return nil, fmt.Errorf("partition %s-%d: unreadable %s (move it aside to serve the partition): %v",
+					t.Name, p, metaPath, err)
+			}
+			h.logger.Warn("rewriting the unreadable metadata of a partition directory that holds no records",
+				"dir", dir, "err", err)
+			fresh = true
+		} else if m.TopicID != t.ID {
 			h.logger.Warn("removing partition directory of an older topic with the same name",
 				"dir", dir, "topic_id", m.TopicID, "current_topic_id", t.ID)
 			if err := os.RemoveAll(dir); err != nil {
 				return nil, fmt.Errorf("remove stale %s: %w", dir, err)
 			}
+			fresh = true
 		}
+	} else {
+		fresh = errors.Is(err, fs.ErrNotExist)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("partition dir: %w", err)
-	}
-	if _, err := os.Stat(metaPath); errors.Is(err, os.ErrNotExist) {
+	if fresh {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("partition dir: %w", err)
+		}
 		raw, _ := json.Marshal(partitionMeta{TopicID: t.ID, Topic: t.Name, Partition: p})
-		if err := partlog.PublishFile(dir, partitionMetaFile, raw); err != nil {
+		if err := batch.PublishFile(dir, partitionMetaFile, raw); err != nil {
 			return nil, err
 		}
 	}
@@ -374,10 +471,16 @@ func (h *hostedTopics) openPartition(t metastore.Topic, p int32, lc partlog.Conf
 		Logger: h.logger.With("topic", t.Name, "partition", p),
 		Now:    h.now,
 		Files:  h.files,
+		Sync:   batch,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open log %s-%d: %w", t.Name, p, err)
 	}
+	return l, nil
+}
+
+// startPartition makes an opened (and synced) log partition p of t.
+func (h *hostedTopics) startPartition(t metastore.Topic, p int32, l *partlog.Log) (*Partition, error) {
 	if err := h.rlm.StartAtRemoteEnd(context.Background(), topicPartition(t, p), remoteEnabled(t, h.brokerDefaults), l); err != nil {
 		l.Close()
 		return nil, err

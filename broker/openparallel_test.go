@@ -16,8 +16,9 @@ import (
 // A topic's partitions open several at a time
 // (num.recovery.threads.per.data.dir): every one is hosted and writable,
 // and one that cannot open (a partition.metadata it cannot read) fails
-// alone, named, while the others open. Closed several at a time too, they
-// open again with what was written.
+// alone, named, while the others open; one whose creation a crash cut short
+// (unreadable metadata, no records) is made again. Closed several at a time
+// too, they open again with what was written.
 func TestPartitionsOpenInParallelAndFailAlone(t *testing.T) {
 	store, dir := startMetastore(t)
 	dataDir := filepath.Join(dir, "data")
@@ -27,6 +28,21 @@ func TestPartitionsOpenInParallelAndFailAlone(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(bad, partitionMetaFile), []byte("not json"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// It holds records: they may be this topic's, so it is never taken.
+	if err := os.WriteFile(filepath.Join(bad, "00000000000000000000.log"), []byte("some bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A creation a crash cut short before its files were synced: metadata
+	// empty, no records. It is made again.
+	torn := filepath.Join(dataDir, "many-7")
+	if err := os.MkdirAll(torn, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{partitionMetaFile, "00000000000000000000.log", "recovery-point.checkpoint"} {
+		if err := os.WriteFile(filepath.Join(torn, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	b, err := New(Config{NodeID: 1, DataDir: dataDir, Settings: map[string]string{topicconfig.RecoveryThreadsKey: "4"}}, store)
 	if err != nil {

@@ -73,6 +73,12 @@ func PublishFile(dir, name string, data []byte) error {
 // write, fsync, rename. The caller fsyncs the directory to make the rename
 // durable.
 func writeFileAtomic(dir, name string, data []byte) error {
+	return writeFileRenamed(dir, name, data, true)
+}
+
+// writeFileRenamed is writeFileAtomic, with the fsync of the file left to a
+// SyncBatch when sync is false.
+func writeFileRenamed(dir, name string, data []byte, sync bool) error {
 	path := filepath.Join(dir, name)
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -80,7 +86,7 @@ func writeFileAtomic(dir, name string, data []byte) error {
 		return fmt.Errorf("log: write %s: %w", name, err)
 	}
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

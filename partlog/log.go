@@ -133,6 +133,9 @@ type Options struct {
 	// refuses further writes and the files stay as they are for the next
 	// Open to recover.
 	CrashAt func(step string) bool
+	// Sync, when set, takes the fsyncs of opening the log (see SyncBatch):
+	// the log must not be written to until Sync.Sync has returned.
+	Sync *SyncBatch
 }
 
 // Log is one partition's log. All methods are safe for concurrent use.
@@ -193,6 +196,9 @@ type Log struct {
 	sealKick chan struct{} // wakes the sealer (capacity 1)
 	sealStop chan struct{} // closed by Close
 	sealDone chan struct{} // closed by the sealer when it exits
+
+	// openSync is Options.Sync while Open runs, nil after.
+	openSync *SyncBatch
 }
 
 // Open opens the log in opts.Dir, creating the directory if needed, and
@@ -209,6 +215,7 @@ func Open(opts Options) (*Log, error) {
 		now:      opts.Now,
 		crash:    opts.CrashAt,
 		files:    opts.Files,
+		openSync: opts.Sync,
 		sealKick: make(chan struct{}, 1),
 		sealStop: make(chan struct{}),
 		sealDone: make(chan struct{}),
@@ -235,6 +242,7 @@ func Open(opts Options) (*Log, error) {
 	if err := l.removeProducerSnapshotsOutside(l.logStart.Load(), l.leo.Load()); err != nil {
 		l.logger.Warn("log: cannot remove stale producer snapshots; loading skips them", "dir", l.dir, "err", err)
 	}
+	l.openSync = nil // what the log writes from now on is synced as it goes
 	l.lastFlush = l.now()
 	go l.sealLoop()
 	return l, nil

@@ -326,7 +326,9 @@ func (ld *loader) linkSegments() {
 func (ld *loader) makeDurable() error {
 	segs := ld.segs
 	for i, s := range segs {
-		if ld.scanned[i] {
+		// An empty file holds nothing to make durable; a truncation to
+		// empty was fsynced by cutTail.
+		if ld.scanned[i] && s.size.Load() > 0 {
 			if err := syncSegment(s); err != nil {
 				return fmt.Errorf("log: open: %w", err)
 			}
@@ -385,22 +387,36 @@ func (ld *loader) reconcileLogStart() error {
 }
 
 // writeCheckpoints records the recovered state: the recovery point moves to
-// the log end and the log start is rewritten if recovery changed it. The
+// the log end and the log start is rewritten if recovery changed it; a
+// checkpoint that already says so (a clean shutdown) is left alone. The
 // clean shutdown marker goes first, so that a crash from here on is
 // recovered rather than trusted.
+//
+// With a SyncBatch the fsyncs wait for the batch: what they would order is
+// already durable (makeDurable) or recovered either way (a lost marker
+// removal only matters once the log is written to, which waits for the
+// batch; a lost checkpoint is old or torn, and recovery scans more).
 func (ld *loader) writeCheckpoints() error {
 	l := ld.l
 	leo := ld.activeSegment().next.Load()
 	if err := os.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("log: open: %w", err)
 	}
-	if err := writeFileAtomic(l.dir, recoveryPointFile, encodeCheckpoint(leo)); err != nil {
-		return err
-	}
-	if ld.lsErr != nil || ld.ls != ld.start {
-		if err := writeFileAtomic(l.dir, logStartFile, encodeCheckpoint(ld.start)); err != nil {
+	sync := !l.openSync.deferring()
+	if ld.rpErr != nil || ld.rp != leo {
+		if err := writeFileRenamed(l.dir, recoveryPointFile, encodeCheckpoint(leo), sync); err != nil {
 			return err
 		}
+	}
+	if ld.lsErr != nil || ld.ls != ld.start {
+		if err := writeFileRenamed(l.dir, logStartFile, encodeCheckpoint(ld.start), sync); err != nil {
+			return err
+		}
+	}
+	// The directory sync also makes durable what recovery removed or
+	// created in it.
+	if l.openSync.deferDir(l.dir) {
+		return nil
 	}
 	return syncDir(l.dir)
 }

@@ -100,7 +100,9 @@ func createScaleTopics(ctx context.Context, b *testing.B, adm *kadm.Client, name
 	b.Helper()
 	start := time.Now()
 	for i, name := range names {
+		t0 := time.Now()
 		resp, err := adm.CreateTopic(ctx, counts[i], rf, nil, name)
+		scaleLogf("create %s (%d partitions): answered in %.2f s", name, counts[i], time.Since(t0).Seconds())
 		if err == nil {
 			err = resp.Err
 		}
@@ -112,9 +114,11 @@ func createScaleTopics(ctx context.Context, b *testing.B, adm *kadm.Client, name
 	for _, c := range counts {
 		want += int(c)
 	}
+	t0 := time.Now()
 	waitPartitions(ctx, b, adm, names, want, func(p kadm.PartitionDetail) bool {
 		return p.Err == nil && p.Leader >= 0 && (!fullISR || len(p.ISR) >= int(rf))
 	})
+	scaleLogf("every partition ready %.2f s after the last answer", time.Since(t0).Seconds())
 	return time.Since(start)
 }
 

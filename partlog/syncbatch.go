@@ -1,0 +1,110 @@
+package partlog
+
+import (
+	"fmt"
+	"os"
+	"sync"
+)
+
+// A SyncBatch lets many logs be opened at once with the fsyncs of their
+// opening shared. Opening a log writes a few small files (the checkpoints,
+// and for a new log its first segment) and makes each durable with an fsync
+// of the file and of its directory: several fsyncs per log, which for
+// thousands of empty partitions cost far more than the writes. Logs opened
+// with a batch (Options.Sync) write those files without fsyncing them, and
+// Sync then makes everything written durable at once, with one syncfs per
+// filesystem.
+//
+// What a crash before Sync may leave is what an fsynced open may leave if
+// it crashed half-way, and every Open already recovers that: a checkpoint is
+// torn or old (its checksum sends recovery to scan), a new segment file is
+// missing or empty. Writes that order durability inside recovery (a
+// truncated tail is fsynced before the recovery point moves past it) keep
+// their own fsyncs.
+//
+// The contract: a log opened with a batch must not be appended to, nor its
+// contents served as durable, until Sync has returned nil. After a failed
+// Sync the logs must be closed and opened again.
+type SyncBatch struct {
+	mu   sync.Mutex
+	dirs map[string]struct{}
+}
+
+// NewSyncBatch returns an empty batch.
+func NewSyncBatch() *SyncBatch {
+	return &SyncBatch{dirs: map[string]struct{}{}}
+}
+
+// deferDir notes that dir holds writes waiting for Sync. It reports false when
+// the batch cannot defer them on this system: the caller then syncs at once.
+func (b *SyncBatch) deferDir(dir string) bool {
+	if b == nil || !syncfsAvailable {
+		return false
+	}
+	b.mu.Lock()
+	b.dirs[dir] = struct{}{}
+	b.mu.Unlock()
+	return true
+}
+
+// deferring reports whether writes are deferred to the batch.
+func (b *SyncBatch) deferring() bool { return b != nil && syncfsAvailable }
+
+// Sync makes every write deferred to the batch durable: one syncfs for each
+// filesystem holding one of its directories.
+func (b *SyncBatch) Sync() error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	dirs := b.dirs
+	b.dirs = map[string]struct{}{}
+	b.mu.Unlock()
+	synced := map[uint64]bool{}
+	for dir := range dirs {
+		dev, err := deviceOf(dir)
+		if err != nil {
+			return fmt.Errorf("log: sync: %w", err)
+		}
+		if synced[dev] {
+			continue
+		}
+		if err := syncFilesystem(dir); err != nil {
+			return fmt.Errorf("log: sync %s: %w", dir, err)
+		}
+		synced[dev] = true
+	}
+	return nil
+}
+
+// PublishFile is the package's PublishFile with the fsyncs deferred to the
+// batch (a nil batch publishes at once).
+func (b *SyncBatch) PublishFile(dir, name string, data []byte) error {
+	if !b.deferDir(dir) {
+		return PublishFile(dir, name, data)
+	}
+	return writeFileRenamed(dir, name, data, false)
+}
+
+// HoldsRecords reports whether the log directory dir holds any record: a
+// non-empty segment file. A directory that holds none can be created again
+// without losing anything.
+func HoldsRecords(dir string) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("log: %w", err)
+	}
+	for _, e := range entries {
+		if _, suffix, ok := parseSegmentName(e.Name()); !ok || suffix != logSuffix {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return false, fmt.Errorf("log: %w", err)
+		}
+		if info.Size() > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}

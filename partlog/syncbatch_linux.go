@@ -1,0 +1,32 @@
+package partlog
+
+import (
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+const syncfsAvailable = true
+
+// syncFilesystem writes back every dirty page and inode of the filesystem
+// holding dir and waits for it (syncfs(2)).
+func syncFilesystem(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	return nil
+}
+
+func deviceOf(dir string) (uint64, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return 0, err
+	}
+	return uint64(st.Sys().(*syscall.Stat_t).Dev), nil
+}

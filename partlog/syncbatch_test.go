@@ -1,0 +1,156 @@
+package partlog
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// openBatched opens e's log with its opening fsyncs deferred to batch.
+func (e *env) openBatched(batch *SyncBatch) *Log {
+	e.t.Helper()
+	l, err := Open(Options{Dir: e.dir, Config: e.cfg, Now: e.clock.Now, Files: e.files, Sync: batch})
+	if err != nil {
+		e.t.Fatalf("Open(%s): %v", e.dir, err)
+	}
+	e.t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// Logs opened together with one batch, new and after a clean shutdown, are
+// what they would be opened one by one: after the batch's Sync they take
+// writes, and what they hold survives a close and a reopen.
+func TestSyncBatchOpensLogs(t *testing.T) {
+	envs := make([]*env, 5)
+	batch := NewSyncBatch()
+	logs := make([]*Log, len(envs))
+	for i := range envs {
+		envs[i] = newEnv(t, Config{})
+		logs[i] = envs[i].openBatched(batch)
+	}
+	if err := batch.Sync(); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	for i, l := range logs {
+		w := newWriter(t, l)
+		w.appendMany(i+1, 3, 100)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch = NewSyncBatch()
+	for i, e := range envs {
+		if _, err := os.Stat(filepath.Join(e.dir, cleanShutdownFile)); err != nil {
+			t.Fatalf("log %d closed without its clean shutdown marker: %v", i, err)
+		}
+		logs[i] = e.openBatched(batch)
+		if _, err := os.Stat(filepath.Join(e.dir, cleanShutdownFile)); !os.IsNotExist(err) {
+			t.Fatalf("log %d: the clean shutdown marker is still there after opening: %v", i, err)
+		}
+	}
+	if err := batch.Sync(); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	for i, l := range logs {
+		var want int64
+		for j := range i + 1 {
+			want += int64(1 + j%3)
+		}
+		if got := l.LogEndOffset(); got != want {
+			t.Errorf("log %d: end offset %d after reopening, want %d", i, got, want)
+		}
+		readAll(t, l, 0, 1<<20)
+	}
+}
+
+// What a power loss before a batch's Sync may leave of a new log (files
+// created but never written back: empty checkpoints, an empty segment, or
+// none) opens as an empty log, and recovery says why it scanned.
+func TestSyncBatchUnsyncedCreationRecovers(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files []string
+	}{
+		{"empty checkpoints and segment", []string{recoveryPointFile, logStartFile, segmentName(0, logSuffix)}},
+		{"empty checkpoints, no segment", []string{recoveryPointFile, logStartFile}},
+		{"an empty recovery point only", []string{recoveryPointFile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, Config{})
+			for _, name := range tc.files {
+				if err := os.WriteFile(filepath.Join(e.dir, name), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l := e.open()
+			if l.LogEndOffset() != 0 || l.LogStartOffset() != 0 {
+				t.Fatalf("log [%d, %d), want an empty log at 0", l.LogStartOffset(), l.LogEndOffset())
+			}
+			wantLogged(t, e.logs, "unreadable recovery point checkpoint")
+			newWriter(t, l).append(2, 10)
+			l = e.reopen(l)
+			if l.LogEndOffset() != 2 {
+				t.Fatalf("end offset %d after reopening, want 2", l.LogEndOffset())
+			}
+		})
+	}
+}
+
+// After a clean shutdown the recovery point already says where the log
+// ends: opening it does not write the checkpoint again.
+func TestCleanOpenKeepsTheRecoveryPointFile(t *testing.T) {
+	e := newEnv(t, Config{})
+	l := e.open()
+	newWriter(t, l).appendMany(4, 2, 50)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rp := filepath.Join(e.dir, recoveryPointFile)
+	before := inode(t, rp)
+	l = e.open()
+	if after := inode(t, rp); after != before {
+		t.Fatalf("the recovery point file was replaced (inode %d, then %d) although it did not change", before, after)
+	}
+	// A crash, not a clean shutdown: the recovery point is behind the log
+	// end and is written anew.
+	newWriter(t, l).append(3, 10)
+	crashed := t.TempDir()
+	copyDir(t, e.dir, crashed)
+	e2 := &env{t: t, dir: crashed, cfg: e.cfg, clock: e.clock, logs: &logBuffer{}, files: NewFileCache(envOpenFiles)}
+	l2 := e2.open()
+	got, err := readCheckpoint(crashed, recoveryPointFile)
+	if err != nil || got != l2.LogEndOffset() {
+		t.Fatalf("recovery point after recovering %d, %v; want the log end %d", got, err, l2.LogEndOffset())
+	}
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		t.Skip("no inode numbers on this system")
+	}
+	return sys.Ino
+}
+
+// HoldsRecords tells a directory with a non-empty segment from one whose
+// segments are all empty.
+func TestHoldsRecords(t *testing.T) {
+	e := newEnv(t, Config{})
+	l := e.open()
+	if held, err := HoldsRecords(e.dir); err != nil || held {
+		t.Fatalf("HoldsRecords of a new log = %v, %v; want false", held, err)
+	}
+	newWriter(t, l).append(1, 10)
+	if held, err := HoldsRecords(e.dir); err != nil || !held {
+		t.Fatalf("HoldsRecords after an append = %v, %v; want true", held, err)
+	}
+	if _, err := HoldsRecords(filepath.Join(e.dir, "missing")); err == nil {
+		t.Fatal("HoldsRecords of a missing directory: no error")
+	}
+}
