@@ -904,38 +904,45 @@ func (h *hostedTopics) closeAll() error {
 			}
 		}
 	}
-	// As many at once as open at once: closing a log is mostly writing
-	// and syncing its checkpoints and producer snapshot.
+	// As many at once as open at once, with their fsyncs shared: closing
+	// an idle log is writing its producer snapshot and its clean shutdown
+	// marker, each a file and a directory fsync.
+	batch := partlog.NewSyncBatch()
+	marks := make([]func() error, len(parts))
 	errs := make([]error, len(parts))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(max(h.openWorkers, 1), len(parts)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				errs[i] = h.closePartition(parts[i])
+	h.forEach(len(parts), func(i int) {
+		marks[i], errs[i] = h.closePartition(parts[i], batch)
+	})
+	if err := batch.Sync(); err != nil {
+		// Unmarked, every log is recovered at the next start.
+		return errors.Join(append(errs, fmt.Errorf("close: %w", err))...)
+	}
+	h.forEach(len(parts), func(i int) {
+		if marks[i] != nil {
+			if err := marks[i](); err != nil {
+				errs[i] = fmt.Errorf("close %s-%d: %w", parts[i].Topic, parts[i].Index, err)
 			}
-		}()
+		}
+	})
+	if err := batch.Sync(); err != nil {
+		errs = append(errs, fmt.Errorf("close: %w", err))
 	}
-	for i := range parts {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// closePartition writes p's producer snapshot and closes its log.
-func (h *hostedTopics) closePartition(p *Partition) error {
+// closePartition writes p's producer snapshot and closes its log, the
+// fsyncs left to batch; it returns what marks the log's clean shutdown once
+// batch has synced (partlog.Log.CloseBatched).
+func (h *hostedTopics) closePartition(p *Partition, batch *partlog.SyncBatch) (func() error, error) {
 	defer p.wake()
 	// A log taken offline refuses the snapshot; its next open rebuilds the
 	// state from the log instead.
-	if err := p.snapshotProducers(); err != nil && !errors.Is(err, partlog.ErrLogFailed) {
+	if err := p.snapshotProducersTo(batch); err != nil && !errors.Is(err, partlog.ErrLogFailed) {
 		h.logger.Warn("cannot write producer snapshot at close", "topic", p.Topic, "partition", p.Index, "err", err)
 	}
-	if err := p.log.Close(); err != nil {
-		return fmt.Errorf("close %s-%d: %w", p.Topic, p.Index, err)
+	mark, err := p.log.CloseBatched(batch)
+	if err != nil {
+		return nil, fmt.Errorf("close %s-%d: %w", p.Topic, p.Index, err)
 	}
-	return nil
+	return mark, nil
 }

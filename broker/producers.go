@@ -565,13 +565,14 @@ func (p *Partition) snapshotIfRolledLocked() {
 	}
 }
 
-// snapshotProducers writes a producer snapshot of the log's end, before the
-// log is closed, so that the next open reads no segment for the state.
-func (p *Partition) snapshotProducers() error {
+// snapshotProducersTo writes a producer snapshot of the log's end, before
+// the log is closed, so that the next open reads no segment for the state;
+// its fsyncs are left to batch (nil: at once).
+func (p *Partition) snapshotProducersTo(batch *partlog.SyncBatch) error {
 	ps := p.producers
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if _, err := p.log.WriteProducerSnapshot(ps.table, ps.now()); err != nil {
+	if _, err := p.log.WriteProducerSnapshotTo(batch, ps.table, ps.now()); err != nil {
 		return fmt.Errorf("%s-%d: %w", p.Topic, p.Index, err)
 	}
 	return nil

@@ -3,7 +3,10 @@ package partlog
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/strata-broker/strata/record"
 )
@@ -160,4 +163,107 @@ func benchReadSealed(b *testing.B, files *FileCache, records, maxBytes int) {
 		}
 	}
 	b.SetBytes(n / int64(b.N))
+}
+
+// BenchmarkReopenLogs closes 1,000 small logs and opens them again, eight
+// at a time, as a broker's clean restart does: with a SyncBatch (the
+// broker's way) and with every log syncing on its own. Per op: one close
+// and one open of all of them.
+func BenchmarkReopenLogs(b *testing.B) {
+	const n, workers = 1000, 8
+	for _, batched := range []bool{true, false} {
+		b.Run(fmt.Sprintf("batched=%v", batched), func(b *testing.B) {
+			root := b.TempDir()
+			dirs := make([]string, n)
+			logs := make([]*Log, n)
+			bb := record.NewBuilder(tsBase, 0)
+			bb.Append(&record.Record{Timestamp: tsBase, Value: bytes.Repeat([]byte("v"), 1024)})
+			one, err := bb.Build(record.None)
+			if err != nil {
+				b.Fatal(err)
+			}
+			files := NewFileCache(0)
+			parallel(n, workers, func(i int) {
+				dirs[i] = filepath.Join(root, fmt.Sprintf("t-%d", i))
+				l, err := Open(Options{Dir: dirs[i], Files: files})
+				if err == nil {
+					_, err = l.Append(bytes.Clone(one), 1)
+				}
+				if err != nil {
+					b.Error(err)
+				}
+				logs[i] = l
+			})
+			closeAll := func() {
+				var batch *SyncBatch
+				if batched {
+					batch = NewSyncBatch()
+				}
+				marks := make([]func() error, n)
+				parallel(n, workers, func(i int) {
+					ps := NewProducerStates(ProducerStateConfig{})
+					if _, err := logs[i].WriteProducerSnapshotTo(batch, ps, time.Now()); err != nil {
+						b.Error(err)
+					}
+					var err error
+					if marks[i], err = logs[i].CloseBatched(batch); err != nil {
+						b.Error(err)
+					}
+				})
+				if err := batch.Sync(); err != nil {
+					b.Fatal(err)
+				}
+				parallel(n, workers, func(i int) {
+					if err := marks[i](); err != nil {
+						b.Error(err)
+					}
+				})
+				if err := batch.Sync(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Cleanup(func() {
+				for _, l := range logs {
+					l.Close()
+				}
+			})
+			for b.Loop() {
+				closeAll()
+				var batch *SyncBatch
+				if batched {
+					batch = NewSyncBatch()
+				}
+				parallel(n, workers, func(i int) {
+					l, err := Open(Options{Dir: dirs[i], Files: files, Sync: batch})
+					if err != nil {
+						b.Error(err)
+					}
+					logs[i] = l
+				})
+				if err := batch.Sync(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// parallel calls fn(0..n-1), workers at a time.
+func parallel(n, workers int, fn func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }

@@ -253,25 +253,43 @@ func Open(opts Options) (*Log, error) {
 // closes the files. After a write failure it closes without marking a clean
 // shutdown, so the next Open recovers. Calling Close again returns nil.
 func (l *Log) Close() error {
+	markClean, err := l.CloseBatched(nil)
+	if err != nil || markClean == nil {
+		return err
+	}
+	return markClean()
+}
+
+// CloseBatched is Close for closing many logs at once, in two steps that
+// share their fsyncs: it closes the log as Close does but without marking
+// the clean shutdown, leaving the fsyncs of the producer snapshots written
+// to batch (WriteProducerSnapshotTo) to it. Once batch has synced, markClean
+// writes the marker, whose own fsync is again batch's: the marker must not
+// become durable before what it vouches for. markClean is nil when the
+// shutdown is not clean (with the error) or the log was closed already.
+// A nil batch syncs at once.
+func (l *Log) CloseBatched(batch *SyncBatch) (markClean func() error, err error) {
 	l.swapMu.Lock()
 	defer l.swapMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed.Load() {
-		return nil
+		return nil, nil
 	}
 	l.closed.Store(true)
 	close(l.sealStop)
 	<-l.sealDone
 
-	err := l.failure()
+	err = l.failure()
 	if err == nil {
 		err = l.flushLocked()
 	}
 	if err == nil {
-		err = writeFileAtomic(l.dir, cleanShutdownFile, nil)
-		if err == nil {
-			err = syncDir(l.dir)
+		markClean = func() error {
+			if err := batch.PublishFile(l.dir, cleanShutdownFile, nil); err != nil {
+				return fmt.Errorf("log: mark clean shutdown: %w", err)
+			}
+			return nil
 		}
 	}
 	l.segMu.Lock()
@@ -282,7 +300,10 @@ func (l *Log) Close() error {
 	}
 	l.segs = nil
 	l.segMu.Unlock()
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return markClean, nil
 }
 
 // SetConfig changes the configuration of an open log (a topic config was

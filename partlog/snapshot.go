@@ -316,6 +316,12 @@ func (l *Log) restoreProducerSnapshot(ps *ProducerStates, now time.Time) (int64,
 // beyond their cut. A partition writes one when a segment was rolled and
 // before it closes its log.
 func (l *Log) WriteProducerSnapshot(ps *ProducerStates, now time.Time) (int64, error) {
+	return l.WriteProducerSnapshotTo(nil, ps, now)
+}
+
+// WriteProducerSnapshotTo is WriteProducerSnapshot with the fsyncs left to
+// batch (see CloseBatched); a nil batch syncs at once.
+func (l *Log) WriteProducerSnapshotTo(batch *SyncBatch, ps *ProducerStates, now time.Time) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.writable(); err != nil {
@@ -323,7 +329,7 @@ func (l *Log) WriteProducerSnapshot(ps *ProducerStates, now time.Time) (int64, e
 	}
 	off := l.leo.Load()
 	name := segmentName(off, producerSnapshotSuffix)
-	if err := PublishFile(l.dir, name, encodeProducerSnapshot(ps, off, now)); err != nil {
+	if err := batch.PublishFile(l.dir, name, encodeProducerSnapshot(ps, off, now)); err != nil {
 		return 0, fmt.Errorf("log: write producer snapshot: %w", err)
 	}
 	offs, err := producerSnapshots(l.dir)

@@ -568,6 +568,7 @@ func readTxnIndex(s *segment) (txnIndex, error) {
 func (ld *loader) loadTransactions() error {
 	l := ld.l
 	var st *txnState
+	wrote := false
 	for i, s := range ld.segs {
 		active := i == len(ld.segs)-1
 		x, err := readTxnIndex(s)
@@ -610,8 +611,14 @@ func (ld *loader) loadTransactions() error {
 		if err != nil {
 			return err
 		}
+		wrote = true
 	}
 	ld.txns = st
+	// Until the rename is durable the old index stays, or none: either is
+	// rebuilt like this at the next open.
+	if !wrote || l.openSync.deferDir(l.dir) {
+		return nil
+	}
 	return syncDir(l.dir)
 }
 
