@@ -402,6 +402,17 @@ func (ld *loader) writeCheckpoints() error {
 	if err := os.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("log: open: %w", err)
 	}
+	if ld.created() {
+		// Without checkpoints the log starts at 0 and recovery scans it
+		// all, which is what they would say; the first flush or log start
+		// change writes them. Each file created costs more than the rest
+		// of opening an empty log. The new segment's directory entry is
+		// synced with the batch, or else before the first flush.
+		if !l.openSync.deferDir(l.dir) {
+			l.dirDirty = true
+		}
+		return nil
+	}
 	sync := !l.openSync.deferring()
 	if ld.rpErr != nil || ld.rp != leo {
 		if err := writeFileRenamed(l.dir, recoveryPointFile, encodeCheckpoint(leo), sync); err != nil {
@@ -444,6 +455,13 @@ func (ld *loader) install() error {
 }
 
 func (ld *loader) activeSegment() *segment { return ld.segs[len(ld.segs)-1] }
+
+// created reports a log created by this load: a directory with no segment
+// and no checkpoint, which now holds one empty segment at 0.
+func (ld *loader) created() bool {
+	return len(ld.bases) == 0 && errors.Is(ld.rpErr, fs.ErrNotExist) && errors.Is(ld.lsErr, fs.ErrNotExist) &&
+		len(ld.segs) == 1 && ld.segs[0].base == 0 && ld.start == 0
+}
 
 // ownFile reports whether name is a file this package writes atomically.
 func ownFile(name string) bool {

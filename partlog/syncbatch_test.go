@@ -202,3 +202,32 @@ func TestCloseBatched(t *testing.T) {
 		readAll(t, l, 0, 1<<20)
 	}
 }
+
+// A new log is one empty segment: its checkpoints would say what their
+// absence says, so none is written until there is something to say. A
+// crash before any is written loses nothing appended.
+func TestNewLogCreatesOnlyItsSegment(t *testing.T) {
+	e := newEnv(t, Config{})
+	l := e.open()
+	entries, err := os.ReadDir(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, en := range entries {
+		names = append(names, en.Name())
+	}
+	if len(names) != 1 || names[0] != segmentName(0, logSuffix) {
+		t.Fatalf("a new log's directory holds %v, want only its first segment", names)
+	}
+	newWriter(t, l).appendMany(3, 2, 20)
+	crashed := t.TempDir()
+	copyDir(t, e.dir, crashed)
+	e2 := &env{t: t, dir: crashed, cfg: e.cfg, clock: e.clock, logs: &logBuffer{}, files: NewFileCache(envOpenFiles)}
+	l2 := e2.open()
+	if l2.LogEndOffset() != l.LogEndOffset() || l2.LogStartOffset() != 0 {
+		t.Fatalf("after a crash the log is [%d, %d), want [0, %d)", l2.LogStartOffset(), l2.LogEndOffset(), l.LogEndOffset())
+	}
+	readAll(t, l2, 0, 1<<20)
+	wantNotLogged(t, e2.logs, "level=WARN")
+}
