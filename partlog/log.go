@@ -285,6 +285,9 @@ func (l *Log) CloseBatched(batch *SyncBatch) (markClean func() error, err error)
 		err = l.flushLocked()
 	}
 	if err == nil {
+		err = l.writeActiveTxnIndex(batch)
+	}
+	if err == nil {
 		markClean = func() error {
 			if err := batch.PublishFile(l.dir, cleanShutdownFile, nil); err != nil {
 				return fmt.Errorf("log: mark clean shutdown: %w", err)

@@ -106,6 +106,9 @@ type segment struct {
 	// (guarded by Log.abortMu).
 	txnStart, txnEnd []OpenTxn
 	aborted          []AbortedTxn
+	// txnIndexNext is, for the active segment, where the .txnindex a clean
+	// shutdown wrote of it ends (0: none written); writer state.
+	txnIndexNext int64
 
 	// sealMu serialises fsyncs and index file writes of this segment with its
 	// truncation and removal.
@@ -378,6 +381,7 @@ func (s *segment) removeIndexFiles() error {
 		}
 	}
 	s.writtenVersion = -1
+	s.txnIndexNext = 0
 	return nil
 }
 

@@ -531,6 +531,33 @@ func (l *Log) writeTxnIndex(s *segment) error {
 	return writeFileAtomic(s.dir, segmentName(s.base, txnIndexSuffix), raw)
 }
 
+// activeTxnIndexMin is the size from which a clean shutdown writes the
+// active segment's .txnindex: below it the walk at the next open reads no
+// more than one scan chunk.
+const activeTxnIndexMin = scanChunk
+
+// writeActiveTxnIndex writes, at a clean shutdown, the active segment's
+// .txnindex as of its end, so that the next open need not walk the whole
+// segment to learn its aborted transactions and those still open. Only
+// that open trusts it (the clean shutdown marker vouches that the segment
+// did not change since); after a crash the segment is walked as ever, and
+// seal replaces the file. The fsync is batch's (nil: at once). mu is held.
+func (l *Log) writeActiveTxnIndex(batch *SyncBatch) error {
+	a := l.active()
+	next := a.next.Load()
+	if a.size.Load() < activeTxnIndexMin || a.txnIndexNext == next {
+		return nil
+	}
+	l.abortMu.RLock()
+	raw := encodeTxnIndex(txnIndex{next: next, start: a.txnStart, end: l.txns.snapshot(), aborted: a.aborted})
+	l.abortMu.RUnlock()
+	if err := batch.PublishFile(l.dir, segmentName(a.base, txnIndexSuffix), raw); err != nil {
+		return fmt.Errorf("log: transaction index of the active segment: %w", err)
+	}
+	a.txnIndexNext = next
+	return nil
+}
+
 // keepTxnStart makes sure the transactions open at the start of s, the
 // first segment, survive a crash: they are known only from the segments
 // before it, which are gone, and s has no complete .txnindex while it is
@@ -564,7 +591,9 @@ func readTxnIndex(s *segment) (txnIndex, error) {
 // describes the segment as it is (same end) and starts from the state the
 // segments before it end in; otherwise the segment's batches are walked
 // (and its .txnindex rewritten). The first segment's start comes from its
-// .txnindex, or is empty without one. The active segment is always walked.
+// .txnindex, or is empty without one. The active segment is walked unless a
+// clean shutdown left a .txnindex of it as it still is (see
+// writeActiveTxnIndex): a walk reads the whole segment.
 func (ld *loader) loadTransactions() error {
 	l := ld.l
 	var st *txnState
@@ -572,7 +601,7 @@ func (ld *loader) loadTransactions() error {
 	for i, s := range ld.segs {
 		active := i == len(ld.segs)-1
 		x, err := readTxnIndex(s)
-		usable := err == nil && !active && x.next == s.next.Load() &&
+		usable := err == nil && (!active || ld.clean) && x.next == s.next.Load() &&
 			(st == nil || slices.Equal(x.start, st.open))
 		if st == nil {
 			start := []OpenTxn(nil)
@@ -584,7 +613,11 @@ func (ld *loader) loadTransactions() error {
 		s.txnStart = st.snapshot()
 		if usable {
 			s.aborted = x.aborted
-			s.txnEnd = x.end
+			if active {
+				s.txnIndexNext = x.next
+			} else {
+				s.txnEnd = x.end
+			}
 			st = newTxnState(x.end)
 			continue
 		}

@@ -610,3 +610,67 @@ func TestCompactionSwapCrashKeepsTheFirstSegmentsStartState(t *testing.T) {
 		})
 	}
 }
+
+// A clean shutdown writes the active segment's .txnindex when the segment
+// is large enough for a walk to cost, and the next open takes the active
+// segment's transactions from it instead of reading the segment: the same
+// state as the walk gives. After a crash (no clean shutdown marker) the
+// file is not trusted: a forged one that names an abort the log does not
+// hold changes nothing then, while after a clean shutdown it would be
+// believed, which shows the walk was skipped.
+func TestActiveSegmentTxnIndexAtCleanShutdown(t *testing.T) {
+	e := newEnv(t, Config{})
+	l := e.open()
+	w := txnWriter{t, l}
+	w.data(1, 2)
+	w.data(2, 2)
+	w.marker(1, false)
+	for l.Segments()[len(l.Segments())-1].Size < activeTxnIndexMin {
+		w.data(-1, 500)
+	}
+	w.data(3, 1)
+	want := viewTxns(l)
+	if len(want.aborted) != 1 || len(want.open) != 2 {
+		t.Fatalf("before closing: %+v, want one aborted and two open transactions", want)
+	}
+	l = e.reopen(l)
+	index := e.segPath(0, txnIndexSuffix)
+	x, err := os.ReadFile(index)
+	if err != nil {
+		t.Fatalf("no transaction index of the active segment after a clean shutdown: %v", err)
+	}
+	if got, err := decodeTxnIndex(x); err != nil || got.next != l.LogEndOffset() {
+		t.Fatalf("active segment's index: next %d, %v; want the log end %d", got.next, err, l.LogEndOffset())
+	}
+	wantTxns(t, l, want)
+
+	// A forged index claiming one more aborted transaction.
+	forged, err := decodeTxnIndex(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged.aborted = append(forged.aborted, AbortedTxn{ProducerID: 9, FirstOffset: 1, LastOffset: 2})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(index, encodeTxnIndex(forged), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(e.dir, cleanShutdownFile)); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	wantTxns(t, l, want) // walked: the forgery is not believed
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The crash's open walked the segment, so the clean close writes the
+	// index again; forge it once more, clean shutdown kept this time.
+	if err := os.WriteFile(index, encodeTxnIndex(forged), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	if got := viewTxns(l); len(got.aborted) != 2 {
+		t.Fatalf("after a clean shutdown the active segment's index was not used: %+v", got)
+	}
+}
