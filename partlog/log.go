@@ -129,9 +129,10 @@ type Options struct {
 	// that keeps every sealed segment open.
 	Files *FileCache
 	// CrashAt, for tests, is asked at each step of a compaction swap
-	// (see clean.go); true stops the swap there as a crash would: the log
-	// refuses further writes and the files stay as they are for the next
-	// Open to recover.
+	// (see clean.go), and by Open once it has written the recovery point
+	// ("open-after-recovery-point"); true stops there as a crash would: the
+	// log refuses further writes (Open fails) and the files stay as they
+	// are for the next Open to recover.
 	CrashAt func(step string) bool
 	// Sync, when set, takes the fsyncs of opening the log (see SyncBatch):
 	// the log must not be written to until Sync.Sync has returned.
