@@ -231,3 +231,41 @@ func TestNewLogCreatesOnlyItsSegment(t *testing.T) {
 	readAll(t, l2, 0, 1<<20)
 	wantNotLogged(t, e2.logs, "level=WARN")
 }
+
+// A batch holds each filesystem it defers writes to open from the first of
+// them until Sync, since syncfs reports only the write-back errors that
+// happened after its descriptor was opened: the kernel may write a
+// deferred file back, and fail, long before Sync. Sync lets go of it.
+func TestSyncBatchHoldsItsFilesystemFromTheFirstDeferredWrite(t *testing.T) {
+	if !syncfsAvailable {
+		t.Skip("no syncfs: a batch defers nothing")
+	}
+	e1, e2 := newEnv(t, Config{}), newEnv(t, Config{})
+	batch := NewSyncBatch()
+	e1.openBatched(batch)
+	e2.openBatched(batch)
+	held := func() []string {
+		t.Helper()
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("no /proc/self/fd: %v", err)
+		}
+		var dirs []string
+		for _, fd := range fds {
+			target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+			if err == nil && (target == e1.dir || target == e2.dir) {
+				dirs = append(dirs, target)
+			}
+		}
+		return dirs
+	}
+	if got := held(); len(got) != 1 {
+		t.Fatalf("before Sync the batch holds %v open, want one of the two log directories (one filesystem)", got)
+	}
+	if err := batch.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := held(); len(got) != 0 {
+		t.Fatalf("after Sync %v still open", got)
+	}
+}
