@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // A SyncBatch lets many logs be opened at once with the fsyncs of their
@@ -25,7 +26,8 @@ import (
 //
 // The contract: a log opened with a batch must not be appended to, nor its
 // contents served as durable, until Sync has returned nil. After a failed
-// Sync the logs must be closed and opened again.
+// Sync the logs must be closed and opened again: closing them does not mark
+// their clean shutdown, since what their opening wrote may be lost.
 //
 // syncfs reports the write-back errors of its filesystem that happened
 // since the descriptor it is given was opened (Linux 5.8 and later): the
@@ -36,6 +38,11 @@ type SyncBatch struct {
 	mu   sync.Mutex
 	dirs map[string]struct{} // directories holding deferred writes
 	fss  map[uint64]*os.File // per filesystem, held from its first deferred write
+	// failed is set by a Sync that failed: what it was to sync may be lost
+	// for good (the kernel drops the pages it could not write back).
+	failed bool
+	// synced is set by a Sync that succeeded, if none failed.
+	synced atomic.Bool
 }
 
 // NewSyncBatch returns an empty batch.
@@ -92,7 +99,25 @@ func (b *SyncBatch) Sync() error {
 		}
 		f.Close() // read-only: its close says nothing the syncfs did not
 	}
-	return errors.Join(errs...)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(errs) > 0 {
+		b.failed = true
+		b.synced.Store(false)
+		return errors.Join(errs...)
+	}
+	if !b.failed {
+		b.synced.Store(true)
+	}
+	return nil
+}
+
+// durable reports whether what was deferred to the batch is known to be
+// durable: a nil batch or one that defers nothing, or one whose Sync
+// succeeded with none failing. A log opened with a batch that is not is
+// closed without a clean shutdown marker (see CloseBatched).
+func (b *SyncBatch) durable() bool {
+	return !b.deferring() || b.synced.Load()
 }
 
 // PublishFile is the package's PublishFile with the fsyncs deferred to the

@@ -269,3 +269,40 @@ func TestSyncBatchHoldsItsFilesystemFromTheFirstDeferredWrite(t *testing.T) {
 		t.Fatalf("after Sync %v still open", got)
 	}
 }
+
+// A log closed before the batch it was opened with has synced (a Sync that
+// failed, or none) is not marked clean: what its opening wrote (its
+// recovery point, the clean shutdown marker's removal) may be lost, and
+// the marker would have the next open trust it. Once the batch synced, a
+// close marks it clean.
+func TestLogClosedBeforeItsBatchSyncedIsNotMarkedClean(t *testing.T) {
+	if !syncfsAvailable {
+		t.Skip("no syncfs: a batch defers nothing")
+	}
+	e := newEnv(t, Config{})
+	l := e.open()
+	newWriter(t, l).appendMany(4, 2, 50)
+	end := l.LogEndOffset()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(e.dir, cleanShutdownFile)
+	for _, sync := range []bool{false, true} {
+		batch := NewSyncBatch()
+		l = e.openBatched(batch)
+		if sync {
+			if err := batch.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(marker); sync != (err == nil) {
+			t.Fatalf("synced=%v: clean shutdown marker after Close: %v", sync, err)
+		}
+	}
+	if l = e.open(); l.LogEndOffset() != end {
+		t.Fatalf("end offset %d after reopening, want %d", l.LogEndOffset(), end)
+	}
+}
