@@ -414,18 +414,21 @@ func (ld *loader) removeCleanMarker() error {
 func (ld *loader) writeCheckpoints() error {
 	l := ld.l
 	leo := ld.activeSegment().next.Load()
+	// Whether the batch takes this directory's fsyncs; it may not even
+	// with a batch (see SyncBatch.deferDir).
+	deferred := l.openSync.deferDir(l.dir)
 	if ld.created() {
 		// Without checkpoints the log starts at 0 and recovery scans it
 		// all, which is what they would say; the first flush or log start
 		// change writes them. Each file created costs more than the rest
 		// of opening an empty log. The new segment's directory entry is
 		// synced with the batch, or else before the first flush.
-		if !l.openSync.deferDir(l.dir) {
+		if !deferred {
 			l.dirDirty = true
 		}
 		return nil
 	}
-	sync := !l.openSync.deferring()
+	sync := !deferred
 	if ld.rpErr != nil || ld.rp != leo {
 		if err := writeFileRenamed(l.dir, recoveryPointFile, encodeCheckpoint(leo), sync); err != nil {
 			return err
@@ -441,7 +444,7 @@ func (ld *loader) writeCheckpoints() error {
 	}
 	// The directory sync also makes durable what recovery removed or
 	// created in it.
-	if l.openSync.deferDir(l.dir) {
+	if deferred {
 		return nil
 	}
 	return syncDir(l.dir)
