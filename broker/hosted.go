@@ -390,7 +390,8 @@ func (h *hostedTopics) openChanges(changes []*topicChange) {
 	})
 	if err := batch.Sync(); err != nil {
 		// Nothing opened may be written to: what it wrote may not be
-		// durable. The next apply of the topic tries again.
+		// durable, so closing marks no clean shutdown (the next open
+		// recovers). The next apply of the topic tries again.
 		for _, jb := range jobs {
 			if l := jb.c.logs[jb.j]; l != nil {
 				l.Close()

@@ -160,7 +160,7 @@ func (l *Log) persistEpochsLocked() error {
 }
 
 func (l *Log) writeEpochs(entries []EpochEntry) error {
-	if err := l.openSync.PublishFile(l.dir, leaderEpochFile, encodeEpochs(entries)); err != nil {
+	if err := PublishFile(l.dir, leaderEpochFile, encodeEpochs(entries)); err != nil {
 		return fmt.Errorf("log: leader epochs: %w", err)
 	}
 	return nil

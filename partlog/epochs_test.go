@@ -2,6 +2,7 @@ package partlog
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -226,4 +227,47 @@ func mustDecodeEpochs(t *testing.T, raw []byte) []EpochEntry {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// The recovery point an open moves to the log end vouches for the leader
+// epoch checkpoint below it: a crash right after it is written, opened
+// alone or with a SyncBatch, must not lose the epochs recovery read back
+// from the batches past the old recovery point.
+func TestEpochsSurviveACrashAfterOpenMovesTheRecoveryPoint(t *testing.T) {
+	for _, batched := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batched=%v", batched), func(t *testing.T) {
+			e := newEnv(t, Config{})
+			l := e.open()
+			for _, ep := range []int32{1, 1, 3} {
+				if _, err := l.Append(replicaBatch(t, 0, 0, 2), ep); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := l.Flush(); err != nil { // recovery point 6; epochs {1,0},{3,4} on disk
+				t.Fatal(err)
+			}
+			for _, ep := range []int32{3, 5, 8} {
+				if _, err := l.Append(replicaBatch(t, 0, 0, 2), ep); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := []EpochEntry{{1, 0}, {3, 4}, {5, 8}, {8, 10}}
+			crashed := e.crash(l)
+			crashed.crashAt = func(step string) bool { return step == "open-after-recovery-point" }
+			var batch *SyncBatch
+			if batched {
+				batch = NewSyncBatch()
+			}
+			if _, err := Open(Options{Dir: crashed.dir, Now: crashed.clock.Now, Files: crashed.files, CrashAt: crashed.crashAt, Sync: batch}); !errors.Is(err, errCrashed) {
+				t.Fatalf("Open = %v, want the simulated crash after the recovery point", err)
+			}
+			if rp, err := readCheckpoint(crashed.dir, recoveryPointFile); err != nil || rp != 12 {
+				t.Fatalf("recovery point at the crash = %d, %v; want 12", rp, err)
+			}
+			crashed.crashAt = nil
+			if got := crashed.open().Epochs(); !slices.Equal(got, want) {
+				t.Fatalf("epochs after the crash = %v, want %v", got, want)
+			}
+		})
+	}
 }

@@ -129,9 +129,10 @@ type Options struct {
 	// that keeps every sealed segment open.
 	Files *FileCache
 	// CrashAt, for tests, is asked at each step of a compaction swap
-	// (see clean.go); true stops the swap there as a crash would: the log
-	// refuses further writes and the files stay as they are for the next
-	// Open to recover.
+	// (see clean.go), and by Open once it has written the recovery point
+	// ("open-after-recovery-point"); true stops there as a crash would: the
+	// log refuses further writes (Open fails) and the files stay as they
+	// are for the next Open to recover.
 	CrashAt func(step string) bool
 	// Sync, when set, takes the fsyncs of opening the log (see SyncBatch):
 	// the log must not be written to until Sync.Sync has returned.
@@ -199,6 +200,9 @@ type Log struct {
 
 	// openSync is Options.Sync while Open runs, nil after.
 	openSync *SyncBatch
+	// openedWith is Options.Sync: until it has synced, what opening wrote
+	// may not be durable, and closing marks no clean shutdown.
+	openedWith *SyncBatch
 }
 
 // Open opens the log in opts.Dir, creating the directory if needed, and
@@ -210,15 +214,16 @@ func Open(opts Options) (*Log, error) {
 		return nil, errors.New("log: open: no directory")
 	}
 	l := &Log{
-		dir:      opts.Dir,
-		logger:   opts.Logger,
-		now:      opts.Now,
-		crash:    opts.CrashAt,
-		files:    opts.Files,
-		openSync: opts.Sync,
-		sealKick: make(chan struct{}, 1),
-		sealStop: make(chan struct{}),
-		sealDone: make(chan struct{}),
+		dir:        opts.Dir,
+		logger:     opts.Logger,
+		now:        opts.Now,
+		crash:      opts.CrashAt,
+		files:      opts.Files,
+		openSync:   opts.Sync,
+		openedWith: opts.Sync,
+		sealKick:   make(chan struct{}, 1),
+		sealStop:   make(chan struct{}),
+		sealDone:   make(chan struct{}),
 	}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
@@ -266,8 +271,9 @@ func (l *Log) Close() error {
 // to batch (WriteProducerSnapshotTo) to it. Once batch has synced, markClean
 // writes the marker, whose own fsync is again batch's: the marker must not
 // become durable before what it vouches for. markClean is nil when the
-// shutdown is not clean (with the error) or the log was closed already.
-// A nil batch syncs at once.
+// shutdown is not clean (with the error; without one when the log was
+// opened with a SyncBatch whose Sync did not succeed) or the log was closed
+// already. A nil batch syncs at once.
 func (l *Log) CloseBatched(batch *SyncBatch) (markClean func() error, err error) {
 	l.swapMu.Lock()
 	defer l.swapMu.Unlock()
@@ -287,7 +293,10 @@ func (l *Log) CloseBatched(batch *SyncBatch) (markClean func() error, err error)
 	if err == nil {
 		err = l.writeActiveTxnIndex(batch)
 	}
-	if err == nil {
+	if err == nil && !l.openedWith.durable() {
+		// The next open must recover what the batch may have lost.
+		l.logger.Warn("log: closed before the writes of its opening were synced; not marking a clean shutdown", "dir", l.dir)
+	} else if err == nil {
 		markClean = func() error {
 			if err := batch.PublishFile(l.dir, cleanShutdownFile, nil); err != nil {
 				return fmt.Errorf("log: mark clean shutdown: %w", err)

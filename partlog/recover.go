@@ -64,10 +64,15 @@ func (l *Log) load() (err error) {
 	if err := ld.loadTransactions(); err != nil {
 		return err
 	}
-	if err := ld.writeCheckpoints(); err != nil {
+	if err := ld.removeCleanMarker(); err != nil {
 		return err
 	}
-	return ld.install()
+	// The leader epochs first: the recovery point vouches for the epoch
+	// checkpoint below it, so it moves only once the checkpoint is durable.
+	if err := ld.install(); err != nil {
+		return err
+	}
+	return ld.writeCheckpoints()
 }
 
 // loader carries what one load learns from pass to pass.
@@ -386,37 +391,50 @@ func (ld *loader) reconcileLogStart() error {
 	return nil
 }
 
+// removeCleanMarker removes the clean shutdown marker before anything else
+// is written, so that a crash from here on is recovered rather than
+// trusted. With a SyncBatch the removal is made durable by the batch: it
+// only matters once the log is written to, which waits for the batch.
+func (ld *loader) removeCleanMarker() error {
+	if err := os.Remove(filepath.Join(ld.l.dir, cleanShutdownFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("log: open: %w", err)
+	}
+	return nil
+}
+
 // writeCheckpoints records the recovered state: the recovery point moves to
 // the log end and the log start is rewritten if recovery changed it; a
-// checkpoint that already says so (a clean shutdown) is left alone. The
-// clean shutdown marker goes first, so that a crash from here on is
-// recovered rather than trusted.
+// checkpoint that already says so (a clean shutdown) is left alone. It runs
+// after install, which made the leader epoch checkpoint durable: the next
+// open trusts that checkpoint below the recovery point.
 //
 // With a SyncBatch the fsyncs wait for the batch: what they would order is
-// already durable (makeDurable) or recovered either way (a lost marker
-// removal only matters once the log is written to, which waits for the
-// batch; a lost checkpoint is old or torn, and recovery scans more).
+// already durable (makeDurable, install) or recovered either way (a lost
+// checkpoint is old or torn, and recovery scans more).
 func (ld *loader) writeCheckpoints() error {
 	l := ld.l
 	leo := ld.activeSegment().next.Load()
-	if err := os.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("log: open: %w", err)
-	}
+	// Whether the batch takes this directory's fsyncs; it may not even
+	// with a batch (see SyncBatch.deferDir).
+	deferred := l.openSync.deferDir(l.dir)
 	if ld.created() {
 		// Without checkpoints the log starts at 0 and recovery scans it
 		// all, which is what they would say; the first flush or log start
 		// change writes them. Each file created costs more than the rest
 		// of opening an empty log. The new segment's directory entry is
 		// synced with the batch, or else before the first flush.
-		if !l.openSync.deferDir(l.dir) {
+		if !deferred {
 			l.dirDirty = true
 		}
 		return nil
 	}
-	sync := !l.openSync.deferring()
+	sync := !deferred
 	if ld.rpErr != nil || ld.rp != leo {
 		if err := writeFileRenamed(l.dir, recoveryPointFile, encodeCheckpoint(leo), sync); err != nil {
 			return err
+		}
+		if l.crashed("open-after-recovery-point") {
+			return errCrashed
 		}
 	}
 	if ld.lsErr != nil || ld.ls != ld.start {
@@ -426,14 +444,15 @@ func (ld *loader) writeCheckpoints() error {
 	}
 	// The directory sync also makes durable what recovery removed or
 	// created in it.
-	if l.openSync.deferDir(l.dir) {
+	if deferred {
 		return nil
 	}
 	return syncDir(l.dir)
 }
 
 // install hands the recovered segments to the log and loads the leader
-// epochs, trusting their checkpoint only as far as recovery allows.
+// epochs, trusting their checkpoint only as far as recovery allows; a
+// checkpoint that changed is written durably, never left to a SyncBatch.
 func (ld *loader) install() error {
 	l := ld.l
 	a := ld.activeSegment()

@@ -10,15 +10,11 @@ import (
 const syncfsAvailable = true
 
 // syncFilesystem writes back every dirty page and inode of the filesystem
-// holding dir and waits for it (syncfs(2)).
-func syncFilesystem(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
+// holding the directory d and waits for it (syncfs(2)), reporting the
+// write-back errors since d was opened.
+func syncFilesystem(d *os.File) error {
 	if err := unix.Syncfs(int(d.Fd())); err != nil {
-		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+		return &os.PathError{Op: "syncfs", Path: d.Name(), Err: err}
 	}
 	return nil
 }

@@ -231,3 +231,78 @@ func TestNewLogCreatesOnlyItsSegment(t *testing.T) {
 	readAll(t, l2, 0, 1<<20)
 	wantNotLogged(t, e2.logs, "level=WARN")
 }
+
+// A batch holds each filesystem it defers writes to open from the first of
+// them until Sync, since syncfs reports only the write-back errors that
+// happened after its descriptor was opened: the kernel may write a
+// deferred file back, and fail, long before Sync. Sync lets go of it.
+func TestSyncBatchHoldsItsFilesystemFromTheFirstDeferredWrite(t *testing.T) {
+	if !syncfsAvailable {
+		t.Skip("no syncfs: a batch defers nothing")
+	}
+	e1, e2 := newEnv(t, Config{}), newEnv(t, Config{})
+	batch := NewSyncBatch()
+	e1.openBatched(batch)
+	e2.openBatched(batch)
+	held := func() []string {
+		t.Helper()
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("no /proc/self/fd: %v", err)
+		}
+		var dirs []string
+		for _, fd := range fds {
+			target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+			if err == nil && (target == e1.dir || target == e2.dir) {
+				dirs = append(dirs, target)
+			}
+		}
+		return dirs
+	}
+	if got := held(); len(got) != 1 {
+		t.Fatalf("before Sync the batch holds %v open, want one of the two log directories (one filesystem)", got)
+	}
+	if err := batch.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := held(); len(got) != 0 {
+		t.Fatalf("after Sync %v still open", got)
+	}
+}
+
+// A log closed before the batch it was opened with has synced (a Sync that
+// failed, or none) is not marked clean: what its opening wrote (its
+// recovery point, the clean shutdown marker's removal) may be lost, and
+// the marker would have the next open trust it. Once the batch synced, a
+// close marks it clean.
+func TestLogClosedBeforeItsBatchSyncedIsNotMarkedClean(t *testing.T) {
+	if !syncfsAvailable {
+		t.Skip("no syncfs: a batch defers nothing")
+	}
+	e := newEnv(t, Config{})
+	l := e.open()
+	newWriter(t, l).appendMany(4, 2, 50)
+	end := l.LogEndOffset()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(e.dir, cleanShutdownFile)
+	for _, sync := range []bool{false, true} {
+		batch := NewSyncBatch()
+		l = e.openBatched(batch)
+		if sync {
+			if err := batch.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(marker); sync != (err == nil) {
+			t.Fatalf("synced=%v: clean shutdown marker after Close: %v", sync, err)
+		}
+	}
+	if l = e.open(); l.LogEndOffset() != end {
+		t.Fatalf("end offset %d after reopening, want %d", l.LogEndOffset(), end)
+	}
+}
