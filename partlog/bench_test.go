@@ -310,3 +310,47 @@ func BenchmarkReopenLargeActiveSegment(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReopenManySegments opens, after a clean shutdown, a log of 200
+// sealed segments: the open alone (open), whose sealed segments' indexes
+// wait for their first use, and the open followed by a use of every
+// segment's max timestamp (open+load), which loads them all as every open
+// did before they were loaded lazily.
+func BenchmarkReopenManySegments(b *testing.B) {
+	for _, mode := range []string{"open", "open+load"} {
+		b.Run(mode, func(b *testing.B) {
+			dir := b.TempDir()
+			cfg := Config{SegmentBytes: 64 << 10}
+			l, err := Open(Options{Dir: dir, Config: cfg})
+			if err != nil {
+				b.Fatal(err)
+			}
+			bb := record.NewBuilder(tsBase, 0)
+			bb.Append(&record.Record{Timestamp: tsBase, Value: bytes.Repeat([]byte("v"), 16<<10)})
+			one, err := bb.Build(record.None)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for len(l.Segments()) <= 200 {
+				if _, err := l.Append(bytes.Clone(one), 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := l.Close(); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				l, err := Open(Options{Dir: dir, Config: cfg})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if mode == "open+load" {
+					l.Segments()
+				}
+				if err := l.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

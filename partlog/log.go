@@ -385,7 +385,7 @@ func (l *Log) Segments() []SegmentInfo {
 	defer l.segMu.RUnlock()
 	out := make([]SegmentInfo, 0, len(l.segs))
 	for _, s := range l.segs {
-		ts := s.maxTS.Load()
+		ts := s.maxTimestamp()
 		if ts == noTimestamp {
 			ts = -1
 		}

@@ -276,7 +276,7 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, found
 	for _, s := range l.segs {
 		next := s.next.Load()
 		size := s.size.Load()
-		if next <= start || size == 0 || s.maxTS.Load() < ts {
+		if next <= start || size == 0 || s.maxTimestamp() < ts {
 			continue
 		}
 		offset, timestamp, found, err = l.offsetForTimestampIn(s, size, max(s.timeLookup(ts), start), ts)
@@ -299,7 +299,7 @@ func (l *Log) MaxTimestamp() (ts int64, ok bool) {
 		if s.next.Load() <= start || s.size.Load() == 0 {
 			continue
 		}
-		if m := s.maxTS.Load(); !ok || m > ts {
+		if m := s.maxTimestamp(); !ok || m > ts {
 			ts, ok = m, true
 		}
 	}

@@ -106,6 +106,9 @@ type loader struct {
 	start int64
 	// txns are the transactions open at the log end.
 	txns *txnState
+	// txnIndexes are the .txnindex files read while deferring the load of
+	// sealed segments, for loadTransactions not to read them again.
+	txnIndexes map[*segment]txnIndex
 }
 
 func (ld *loader) closeSegments() {
@@ -264,6 +267,9 @@ func (ld *loader) loadBelowRecoveryPoint() error {
 		if i+1 < len(segs) {
 			limit = min(limit, segs[i+1].base)
 		}
+		if ld.clean && i < len(segs)-1 && ld.deferIndexes(segs[i], limit, segs[i+1].base) {
+			continue
+		}
 		ok, err := ld.l.loadSegment(segs[i], limit)
 		if err != nil {
 			return err
@@ -277,6 +283,39 @@ func (ld *loader) loadBelowRecoveryPoint() error {
 		}
 	}
 	return nil
+}
+
+// deferIndexes makes a sealed segment of a cleanly shut down log lazy: its
+// indexes are loaded on first use (segment.ensureIndexes), as loadSegment
+// would load them now. What the open needs of it, where it ends, comes
+// from its .txnindex, which sealing wrote with the index files; without a
+// sound one the segment is loaded now.
+func (ld *loader) deferIndexes(s *segment, limit, nextBase int64) bool {
+	x, err := readTxnIndex(s)
+	if err != nil || x.next <= s.base || x.next > limit || s.size.Load() == 0 {
+		return false
+	}
+	if ld.txnIndexes == nil {
+		ld.txnIndexes = map[*segment]txnIndex{}
+	}
+	ld.txnIndexes[s] = x
+	s.next.Store(x.next)
+	s.writtenVersion = s.idxVersion // the index files are the segment's
+	l := ld.l
+	s.load = func() {
+		defer s.lazy.Store(false)
+		ok, err := l.loadSegment(s, limit)
+		if err != nil {
+			l.fail(fmt.Errorf("log: load indexes of %s: %w", s.name(), err))
+			return
+		}
+		if !ok {
+			// As linkSegments does for a segment loaded at open.
+			s.next.Store(nextBase)
+		}
+	}
+	s.lazy.Store(true)
+	return true
 }
 
 // recoverFromRecoveryPoint scans the segments from scanFrom on, verifying
@@ -341,6 +380,12 @@ func (ld *loader) makeDurable() error {
 		s.syncedNext.Store(s.next.Load())
 		if i == len(segs)-1 {
 			break
+		}
+		if s.lazy.Load() {
+			// Sealed and durable as the clean shutdown left it.
+			s.sealed.Store(true)
+			s.durable.Store(true)
+			continue
 		}
 		s.sealTimeIndex()
 		s.sealed.Store(true)

@@ -51,7 +51,7 @@ func (l *Log) OpenSealed(base int64) (*SealedSegment, error) {
 	}
 	out := &SealedSegment{Info: SegmentInfo{
 		BaseOffset: seg.base, NextOffset: seg.next.Load(), Size: seg.size.Load(),
-		MaxTimestamp: seg.maxTS.Load(), Sealed: true,
+		MaxTimestamp: seg.maxTimestamp(), Sealed: true,
 	}}
 	if out.Info.MaxTimestamp == noTimestamp {
 		out.Info.MaxTimestamp = -1

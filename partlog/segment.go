@@ -95,6 +95,13 @@ type segment struct {
 	timeIdx    []timeEntry
 	idxVersion int64 // bumped on every change to the entries
 
+	// lazy marks a sealed segment opened after a clean shutdown whose
+	// indexes (and max timestamp) are loaded on first use, by load, once:
+	// a restart then costs per partition, not per segment.
+	lazy     atomic.Bool
+	lazyOnce sync.Once
+	load     func()
+
 	// Writer state, guarded by Log.mu (or owned by Open before publication).
 	created         time.Time
 	bytesSinceIndex int64
@@ -260,10 +267,26 @@ func (s *segment) resetIndexes() {
 	s.bytesSinceIndex = 0
 }
 
+// ensureIndexes loads a lazy segment's indexes; every use of the indexes or
+// of the max timestamp goes through it.
+func (s *segment) ensureIndexes() {
+	if s.lazy.Load() {
+		s.lazyOnce.Do(s.load)
+	}
+}
+
+// maxTimestamp is the segment's largest batch max timestamp, noTimestamp if
+// none.
+func (s *segment) maxTimestamp() int64 {
+	s.ensureIndexes()
+	return s.maxTS.Load()
+}
+
 // lookup returns the base offset and position of the last indexed batch at
 // or before offset, considering only entries below size. A walk of batch
 // headers from there reaches the batch containing offset.
 func (s *segment) lookup(offset, size int64) (int64, int64) {
+	s.ensureIndexes()
 	s.idxMu.RLock()
 	defer s.idxMu.RUnlock()
 	rel := offset - s.base
@@ -280,6 +303,7 @@ func (s *segment) lookup(offset, size int64) (int64, int64) {
 // entryAfter returns the first offset-index entry positioned after pos and
 // below size.
 func (s *segment) entryAfter(pos, size int64) (offset, at int64, ok bool) {
+	s.ensureIndexes()
 	s.idxMu.RLock()
 	defer s.idxMu.RUnlock()
 	i := sort.Search(len(s.offIdx), func(i int) bool { return int64(s.offIdx[i].pos) > pos })
@@ -293,6 +317,7 @@ func (s *segment) entryAfter(pos, size int64) (offset, at int64, ok bool) {
 // a timestamp below ts: just after the last time entry whose timestamp is
 // below ts, or the segment's base.
 func (s *segment) timeLookup(ts int64) int64 {
+	s.ensureIndexes()
 	s.idxMu.RLock()
 	defer s.idxMu.RUnlock()
 	i := sort.Search(len(s.timeIdx), func(i int) bool { return s.timeIdx[i].ts >= ts }) - 1
@@ -304,6 +329,7 @@ func (s *segment) timeLookup(ts int64) int64 {
 
 // truncateIndexes drops the entries at or after offset next.
 func (s *segment) truncateIndexes(next int64) {
+	s.ensureIndexes()
 	rel := next - s.base
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
@@ -319,6 +345,7 @@ func (s *segment) truncateIndexes(next int64) {
 // lastEntries returns the last offset-index entry (base offset and position)
 // and the last time entry, if any.
 func (s *segment) lastEntries() (off, pos int64, te timeEntry, hasTime bool) {
+	s.ensureIndexes()
 	s.idxMu.RLock()
 	defer s.idxMu.RUnlock()
 	off = s.base
@@ -355,6 +382,7 @@ func (s *segment) writeIndexes() (bool, error) {
 // encodeIndexes returns the contents of both index files and the version of
 // the entries they hold.
 func (s *segment) encodeIndexes() (off, tim []byte, version int64) {
+	s.ensureIndexes()
 	s.idxMu.RLock()
 	defer s.idxMu.RUnlock()
 	off = make([]byte, 0, len(s.offIdx)*offsetEntrySize+indexTrailerSize)

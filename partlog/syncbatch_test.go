@@ -3,6 +3,7 @@ package partlog
 import (
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -262,5 +263,60 @@ func TestLogClosedBeforeItsBatchSyncedIsNotMarkedClean(t *testing.T) {
 	}
 	if l = e.open(); l.LogEndOffset() != end {
 		t.Fatalf("end offset %d after reopening, want %d", l.LogEndOffset(), end)
+	}
+}
+
+// After a clean shutdown the sealed segments open without their indexes:
+// nothing of them is read until used. Readers arriving together load each
+// once and read what was written; a crash (no clean shutdown marker) loads
+// them at open as before.
+func TestSealedSegmentsLoadLazilyAfterACleanShutdown(t *testing.T) {
+	e := newEnv(t, Config{SegmentBytes: 3000, IndexIntervalBytes: 200})
+	l := e.open()
+	w := newWriter(t, l)
+	w.appendMany(80, 4, 30)
+	l = e.reopen(l)
+	sealed := l.segs[:len(l.segs)-1]
+	if len(sealed) < 3 {
+		t.Fatalf("%d sealed segments, want at least 3", len(sealed))
+	}
+	for _, s := range sealed {
+		if !s.lazy.Load() {
+			t.Fatalf("segment %s loaded at a clean open", s.name())
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := w.batches[i*len(w.batches)/8]
+			res, err := l.Read(b.first, 1<<20, l.LogEndOffset())
+			if err != nil {
+				t.Errorf("Read(%d): %v", b.first, err)
+				return
+			}
+			checkRecords(t, res.Data, b.first)
+		}()
+	}
+	wg.Wait()
+	readAll(t, l, 0, 1000)
+	for _, s := range sealed {
+		if s.lazy.Load() {
+			t.Fatalf("segment %s still not loaded after reads of every offset", s.name())
+		}
+	}
+
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(e.dir, cleanShutdownFile)); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	for _, s := range l.segs {
+		if s.lazy.Load() {
+			t.Fatalf("segment %s left unloaded by an open after a crash", s.name())
+		}
 	}
 }

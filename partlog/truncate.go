@@ -96,6 +96,7 @@ func (l *Log) TruncateTo(offset int64) error {
 // truncateSegment cuts s at pos (the start of the batch with base offset
 // next) and makes it the active segment. mu and segMu must be held.
 func (l *Log) truncateSegment(s *segment, pos, next int64) error {
+	s.ensureIndexes() // before its index files go
 	s.sealMu.Lock()
 	defer s.sealMu.Unlock()
 	// The active segment from now on: its file stays open for appends.

@@ -600,7 +600,11 @@ func (ld *loader) loadTransactions() error {
 	wrote := false
 	for i, s := range ld.segs {
 		active := i == len(ld.segs)-1
-		x, err := readTxnIndex(s)
+		x, ok := ld.txnIndexes[s]
+		var err error
+		if !ok {
+			x, err = readTxnIndex(s)
+		}
 		usable := err == nil && (!active || ld.clean) && x.next == s.next.Load() &&
 			(st == nil || slices.Equal(x.start, st.open))
 		if st == nil {
