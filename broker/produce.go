@@ -83,8 +83,15 @@ func (b *Broker) produce(ctx context.Context, txnID, topicName string, acks Acks
 		return nil, err
 	}
 	start := time.Now()
+	// The partitions appended to, by result: acks=all waits on the very
+	// replicas it appended to, without looking them up again.
+	appended := make([]*Partition, len(parts))
 	epochs := make([]int32, len(parts))
 	results := make([]ProduceResult, len(parts))
+	// The counters are added once per request: a request spread over
+	// thousands of partitions would otherwise look its series up for
+	// every one of them.
+	var bytes, records, failed int
 	for i, pb := range parts {
 		res := &results[i]
 		res.Partition = pb.Partition
@@ -100,46 +107,51 @@ func (b *Broker) produce(ctx context.Context, txnID, topicName string, acks Acks
 		// Made-up producer ids are refused before their records are decoded.
 		if err := b.checkProducerIDs(ctx, pb.Batches); err != nil {
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
-			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
+			failed++
 			continue
 		}
 		if err := b.checkProduced(ctx, pb.Batches, txnID != "", tcfg.CompactEnabled(), int(tcfg.MaxMessageBytes)); err != nil {
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
-			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
+			failed++
 			continue
 		}
 		var guards map[int64]*txnGuard
 		if txnID != "" {
 			if guards, err = b.verifyTransactional(ctx, p, txnID, pb.Batches); err != nil {
 				res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
-				b.metrics.produceErrors.WithLabelValues(topicName).Inc()
+				failed++
 				continue
 			}
 		}
 		ar, epoch, err := p.leaderAppendVerified(pb.Batches, acks, int(tcfg.MinInsyncReplicas), b.leaseOK, b.registered(), guards)
-		epochs[i] = epoch
 		if err != nil {
 			b.offline.check(p, err)
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
-			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
+			failed++
 			continue
 		}
+		appended[i], epochs[i] = p, epoch
 		res.BaseOffset, res.LastOffset, res.Records = ar.FirstOffset, ar.LastOffset, ar.Records
 		res.LogStartOffset = p.LogStartOffset()
-		b.metrics.produceBytes.WithLabelValues(topicName).Add(float64(len(pb.Batches)))
-		b.metrics.produceRecords.WithLabelValues(topicName).Add(float64(ar.Records))
+		bytes += len(pb.Batches)
+		records += ar.Records
+	}
+	if failed > 0 {
+		b.metrics.produceErrors.WithLabelValues(topicName).Add(float64(failed))
+	}
+	if bytes > 0 {
+		b.metrics.produceBytes.WithLabelValues(topicName).Add(float64(bytes))
+		b.metrics.produceRecords.WithLabelValues(topicName).Add(float64(records))
 	}
 	if acks == AcksAll {
 		// All partitions were appended first, so they replicate in parallel.
 		for i := range results {
 			res := &results[i]
-			if res.Err != nil {
+			p := appended[i]
+			if p == nil {
 				continue
 			}
-			p, err := b.hosted.partition(topicName, res.Partition)
-			if err == nil {
-				err = p.waitCommitted(ctx, res.LastOffset, epochs[i], int(tcfg.MinInsyncReplicas), max(time.Until(start.Add(timeout)), 0))
-			}
+			err := p.waitCommitted(ctx, res.LastOffset, epochs[i], int(tcfg.MinInsyncReplicas), max(time.Until(start.Add(timeout)), 0))
 			if err != nil {
 				res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, res.Partition, err)
 			}

@@ -1,0 +1,102 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-broker/strata/record"
+)
+
+// A request over several partitions is answered per partition, and the
+// produce counters, added once per request, count what was appended and
+// the partitions that failed.
+func TestProduceManyPartitionsCountsPerRequest(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	b, _ := startBrokerWith(t, Config{Registerer: reg})
+	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	batch := func(values ...string) []byte {
+		bld := record.NewBuilder(time.Now().UnixMilli(), 0)
+		for _, v := range values {
+			bld.Append(&record.Record{Value: []byte(v)})
+		}
+		out, err := bld.Build(record.None)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte(nil), out...)
+	}
+	corrupt := batch("bad")
+	corrupt[len(corrupt)-1] ^= 0xff // the CRC no longer matches
+	parts := []PartitionBatches{
+		{Partition: 0, Batches: batch("a")},
+		{Partition: 1, Batches: corrupt},
+		{Partition: 2, Batches: batch("b", "c")},
+		{Partition: 9, Batches: batch("d")}, // not a partition of t
+		{Partition: 3, Batches: batch("e", "f", "g")},
+	}
+	appendedBytes := len(parts[0].Batches) + len(parts[2].Batches) + len(parts[4].Batches)
+	res, err := b.Produce(ctx, "t", AcksAll, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []struct {
+		partition int32
+		records   int
+		err       error
+	}{{0, 1, nil}, {1, 0, errCorruptBatch}, {2, 2, nil}, {9, 0, ErrUnknownTopicOrPartition}, {3, 3, nil}} {
+		r := res[i]
+		switch {
+		case r.Partition != want.partition:
+			t.Fatalf("result %d is for partition %d, want %d", i, r.Partition, want.partition)
+		case want.err == errCorruptBatch && !record.IsCorrupt(r.Err):
+			t.Fatalf("partition %d: %v, want a corrupt batch", r.Partition, r.Err)
+		case want.err != nil && want.err != errCorruptBatch && !errors.Is(r.Err, want.err):
+			t.Fatalf("partition %d: %v, want %v", r.Partition, r.Err, want.err)
+		case want.err == nil && (r.Err != nil || r.BaseOffset != 0 || r.Records != want.records || r.LastOffset != int64(want.records-1)):
+			t.Fatalf("partition %d: %+v, want %d records from offset 0", r.Partition, r, want.records)
+		}
+	}
+	for name, want := range map[string]float64{
+		"strata_produce_bytes_total":   float64(appendedBytes),
+		"strata_produce_records_total": 6,
+		"strata_produce_errors_total":  1,
+	} {
+		if got := gatheredValue(t, reg, name, "t"); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// errCorruptBatch stands for a *record.CorruptError in a table of wanted
+// errors.
+var errCorruptBatch = errors.New("corrupt batch")
+
+// gatheredValue is the value of counter name for topic in reg.
+func gatheredValue(t *testing.T, reg *prometheus.Registry, name, topic string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "topic" && l.GetValue() == topic {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s for topic %s", name, topic)
+	return 0
+}
