@@ -312,6 +312,8 @@ func (p *Partition) advanceHWLocked() {
 
 // leaderAppend appends batches as the leader, after checking this broker
 // still leads with a lease it can trust, and that acks=all has its ISR.
+// The batches' CRCs must have been checked (produce does, in
+// checkProduced): the log does not compute them again.
 func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK func() bool, registered int64) (partlog.AppendResult, int32, error) {
 	return p.leaderAppendVerified(batches, acks, minISR, leaseOK, registered, nil)
 }

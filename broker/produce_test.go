@@ -63,6 +63,15 @@ func TestProduceManyPartitionsCountsPerRequest(t *testing.T) {
 			t.Fatalf("partition %d: %+v, want %d records from offset 0", r.Partition, r, want.records)
 		}
 	}
+	// The CRC is checked once, before the append: the corrupt batch was
+	// not written.
+	p, err := b.hosted.partition("t", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := p.LogEndOffset(); end != 0 {
+		t.Fatalf("partition 1 after its corrupt batch: log end %d, want 0", end)
+	}
 	for name, want := range map[string]float64{
 		"strata_produce_bytes_total":   float64(appendedBytes),
 		"strata_produce_records_total": 6,

@@ -446,9 +446,12 @@ func (ps *producerStates) viewLocked(id int64, now time.Time) seqView {
 // With duplicates, FirstOffset is the first batch's (original) base offset
 // and LastOffset the highest last offset of all the batches, what acks=all
 // waits for; Records counts every record given, Batches only those written.
+//
+// The batches' CRCs were checked before (see leaderAppend), so the log
+// checks everything else but those.
 func (p *Partition) appendAsLeader(batches []byte, epoch int32, guards map[int64]*txnGuard) (partlog.AppendResult, error) {
 	if !hasProducerBatch(batches) {
-		return p.log.Append(batches, epoch)
+		return p.log.AppendChecked(batches, epoch)
 	}
 	ps := p.producers
 	ps.mu.Lock()
@@ -488,7 +491,7 @@ func (p *Partition) appendAsLeader(batches []byte, epoch int32, guards map[int64
 				}
 			}
 		}
-		if res, err = p.log.Append(toAppend, epoch); err != nil {
+		if res, err = p.log.AppendChecked(toAppend, epoch); err != nil {
 			return res, err
 		}
 		// The offsets are stamped in toAppend now.
