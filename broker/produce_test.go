@@ -109,3 +109,45 @@ func gatheredValue(t *testing.T, reg *prometheus.Registry, name, topic string) f
 	t.Fatalf("no %s for topic %s", name, topic)
 	return 0
 }
+
+// A request over enough partitions to be appended by several goroutines
+// answers every partition, and a partition named twice gets its batches
+// in the request's order: the second batch of each idempotent producer
+// continues the first's sequence, and would be refused out of order.
+func TestProduceManyPartitionsKeepsEachPartitionInOrder(t *testing.T) {
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
+	ctx := context.Background()
+	const partitions = 4 * producePartitionsPerWorker
+	if _, err := b.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: partitions}); err != nil {
+		t.Fatal(err)
+	}
+	parts := make([]PartitionBatches, 0, 2*partitions)
+	for i := range int32(partitions) {
+		parts = append(parts, PartitionBatches{Partition: i, Batches: idemBatch(t, 7, 0, 0, 1)})
+	}
+	// The second mentions in reverse, so that no two mentions of a
+	// partition are the same distance apart.
+	for i := int32(partitions - 1); i >= 0; i-- {
+		parts = append(parts, PartitionBatches{Partition: i, Batches: idemBatch(t, 7, 0, 1, 1)})
+	}
+	res, err := b.Produce(ctx, "t", AcksAll, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		want := int64(i / partitions) // the first mention at 0, the second at 1
+		if r.Err != nil || r.Partition != parts[i].Partition || r.BaseOffset != want {
+			t.Fatalf("result %d: %+v, want partition %d at offset %d", i, r, parts[i].Partition, want)
+		}
+	}
+	for i := range int32(partitions) {
+		p, err := b.hosted.partition("t", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end := p.LogEndOffset(); end != 2 {
+			t.Fatalf("partition %d: log end %d, want 2", i, end)
+		}
+	}
+}
