@@ -67,8 +67,11 @@ type Partition struct {
 	// follower joins the ISR only once it has everything up to there too,
 	// as the high watermark of a new leader can lag what was committed.
 	epochStart int64
-	// committed is closed (and replaced) when hw advances or the role
-	// changes: what acks=all producers wait on.
+	// committed is closed when hw advances or the role changes: what
+	// acks=all producers wait on. It is made by the first producer that
+	// waits (committedLocked) and dropped once closed, so that appends
+	// nobody waits on, as with a single replica where the high watermark
+	// moves with every append, make no channel.
 	committed chan struct{}
 	waiters   map[chan struct{}]struct{}
 
@@ -119,7 +122,6 @@ type followerState struct {
 func newPartition(topic, topicID string, index int32, l *partlog.Log, self int32) *Partition {
 	p := &Partition{
 		Topic: topic, topicID: topicID, Index: index, log: l, self: self,
-		committed: make(chan struct{}),
 		waiters:   make(map[chan struct{}]struct{}),
 		joining:   -1,
 		producers: newProducerStates(),
@@ -266,8 +268,10 @@ func (p *Partition) sameTopic(id string) bool {
 
 // signalLocked wakes acks=all producers and long polls. mu must be held.
 func (p *Partition) signalLocked() {
-	close(p.committed)
-	p.committed = make(chan struct{})
+	if p.committed != nil {
+		close(p.committed)
+		p.committed = nil
+	}
 	for ch := range p.waiters {
 		select {
 		case ch <- struct{}{}:
@@ -308,6 +312,8 @@ func (p *Partition) advanceHWLocked() {
 
 // leaderAppend appends batches as the leader, after checking this broker
 // still leads with a lease it can trust, and that acks=all has its ISR.
+// The batches' CRCs must have been checked (produce does, in
+// checkProduced): the log does not compute them again.
 func (p *Partition) leaderAppend(batches []byte, acks Acks, minISR int, leaseOK func() bool, registered int64) (partlog.AppendResult, int32, error) {
 	return p.leaderAppendVerified(batches, acks, minISR, leaseOK, registered, nil)
 }
@@ -378,12 +384,18 @@ func (p *Partition) appendedAsLeader() {
 // If the ISR is smaller than minISR when the records are committed, they were
 // committed with fewer copies than asked: ErrNotEnoughReplicasAfterAppend.
 func (p *Partition) waitCommitted(ctx context.Context, offset int64, epoch int32, minISR int, timeout time.Duration) error {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	// The timer is made only to wait: with a single replica, or followers
+	// faster than the request's other partitions, the offset is committed
+	// at the first look.
+	var timeoutC <-chan time.Time
 	for {
 		p.mu.Lock()
-		ch, r, e, isr, offline := p.committed, p.role, p.leaderEpoch, len(p.state.ISR), p.offline
+		r, e, isr, offline := p.role, p.leaderEpoch, len(p.state.ISR), p.offline
 		hw := p.hw.Load()
+		var ch chan struct{}
+		if hw <= offset {
+			ch = p.committedLocked()
+		}
 		p.mu.Unlock()
 		// The role first: after a change, a follower's high watermark says
 		// nothing about what this broker appended as leader.
@@ -400,14 +412,28 @@ func (p *Partition) waitCommitted(ctx context.Context, offset int64, epoch int32
 			}
 			return nil
 		}
+		if timeoutC == nil {
+			timer := time.NewTimer(timeout)
+			defer timer.Stop()
+			timeoutC = timer.C
+		}
 		select {
 		case <-ch:
-		case <-timer.C:
+		case <-timeoutC:
 			return fmt.Errorf("%s-%d: offset %d not replicated to the ISR within %v: %w", p.Topic, p.Index, offset, timeout, ErrRequestTimedOut)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+// committedLocked returns the channel closed at the next move of the high
+// watermark or of the role. mu must be held.
+func (p *Partition) committedLocked() chan struct{} {
+	if p.committed == nil {
+		p.committed = make(chan struct{})
+	}
+	return p.committed
 }
 
 // checkLeader returns nil if this broker leads the partition.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/strata-broker/strata/partlog"
@@ -83,63 +85,106 @@ func (b *Broker) produce(ctx context.Context, txnID, topicName string, acks Acks
 		return nil, err
 	}
 	start := time.Now()
+	// The partitions appended to, by result: acks=all waits on the very
+	// replicas it appended to, without looking them up again.
+	appended := make([]*Partition, len(parts))
 	epochs := make([]int32, len(parts))
 	results := make([]ProduceResult, len(parts))
-	for i, pb := range parts {
+	appendOne := func(i int, sums *produceSums) {
+		pb := parts[i]
 		res := &results[i]
 		res.Partition = pb.Partition
 		p, err := b.hosted.leaderPartition(topicName, pb.Partition)
 		if err != nil {
 			res.Err = err
-			continue
+			return
 		}
 		if len(pb.Batches) == 0 {
 			res.Err = fmt.Errorf("%w: no record batches for partition %d", ErrInvalidRequest, pb.Partition)
-			continue
+			return
 		}
 		// Made-up producer ids are refused before their records are decoded.
 		if err := b.checkProducerIDs(ctx, pb.Batches); err != nil {
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
-			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
-			continue
+			sums.failed++
+			return
 		}
 		if err := b.checkProduced(ctx, pb.Batches, txnID != "", tcfg.CompactEnabled(), int(tcfg.MaxMessageBytes)); err != nil {
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
-			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
-			continue
+			sums.failed++
+			return
 		}
 		var guards map[int64]*txnGuard
 		if txnID != "" {
 			if guards, err = b.verifyTransactional(ctx, p, txnID, pb.Batches); err != nil {
 				res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
-				b.metrics.produceErrors.WithLabelValues(topicName).Inc()
-				continue
+				sums.failed++
+				return
 			}
 		}
 		ar, epoch, err := p.leaderAppendVerified(pb.Batches, acks, int(tcfg.MinInsyncReplicas), b.leaseOK, b.registered(), guards)
-		epochs[i] = epoch
 		if err != nil {
 			b.offline.check(p, err)
 			res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, pb.Partition, err)
-			b.metrics.produceErrors.WithLabelValues(topicName).Inc()
-			continue
+			sums.failed++
+			return
 		}
+		appended[i], epochs[i] = p, epoch
 		res.BaseOffset, res.LastOffset, res.Records = ar.FirstOffset, ar.LastOffset, ar.Records
 		res.LogStartOffset = p.LogStartOffset()
-		b.metrics.produceBytes.WithLabelValues(topicName).Add(float64(len(pb.Batches)))
-		b.metrics.produceRecords.WithLabelValues(topicName).Add(float64(ar.Records))
+		sums.bytes += len(pb.Batches)
+		sums.records += ar.Records
+	}
+	// A request spread over many partitions is appended by several
+	// goroutines: a connection's requests are served one at a time, and a
+	// single goroutine making a write system call for each of a thousand
+	// partitions would leave the other cores idle while the client waits.
+	// A partition named twice goes to one goroutine, which keeps its
+	// batches in the request's order.
+	workers := min(runtime.GOMAXPROCS(0), len(parts)/producePartitionsPerWorker)
+	sums := make([]produceSums, max(workers, 1))
+	if workers <= 1 {
+		for i := range parts {
+			appendOne(i, &sums[0])
+		}
+	} else {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range parts {
+					if int(uint32(parts[i].Partition))%workers == w {
+						appendOne(i, &sums[w])
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	// The counters are added once per request: a request spread over
+	// thousands of partitions would otherwise look its series up for
+	// every one of them.
+	var bytes, records, failed int
+	for _, s := range sums {
+		bytes, records, failed = bytes+s.bytes, records+s.records, failed+s.failed
+	}
+	if failed > 0 {
+		b.metrics.produceErrors.WithLabelValues(topicName).Add(float64(failed))
+	}
+	if bytes > 0 {
+		b.metrics.produceBytes.WithLabelValues(topicName).Add(float64(bytes))
+		b.metrics.produceRecords.WithLabelValues(topicName).Add(float64(records))
 	}
 	if acks == AcksAll {
 		// All partitions were appended first, so they replicate in parallel.
 		for i := range results {
 			res := &results[i]
-			if res.Err != nil {
+			p := appended[i]
+			if p == nil {
 				continue
 			}
-			p, err := b.hosted.partition(topicName, res.Partition)
-			if err == nil {
-				err = p.waitCommitted(ctx, res.LastOffset, epochs[i], int(tcfg.MinInsyncReplicas), max(time.Until(start.Add(timeout)), 0))
-			}
+			err := p.waitCommitted(ctx, res.LastOffset, epochs[i], int(tcfg.MinInsyncReplicas), max(time.Until(start.Add(timeout)), 0))
 			if err != nil {
 				res.Err = fmt.Errorf("produce to %s-%d: %w", topicName, res.Partition, err)
 			}
@@ -147,6 +192,18 @@ func (b *Broker) produce(ctx context.Context, txnID, topicName string, acks Acks
 	}
 	b.metrics.produceLatency.Observe(time.Since(start).Seconds())
 	return results, nil
+}
+
+// producePartitionsPerWorker is how many partitions of a request each
+// goroutine appending them gets at least: a goroutine costs about what
+// appending one batch does, so a request of a few partitions is appended
+// by the goroutine serving it.
+const producePartitionsPerWorker = 64
+
+// produceSums is what one goroutine appending a request's partitions
+// counts for the produce metrics.
+type produceSums struct {
+	bytes, records, failed int
 }
 
 // EncodeRecords builds one uncompressed v2 batch from structured records, for

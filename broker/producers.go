@@ -346,16 +346,26 @@ type seqView struct {
 
 // checkLocked applies the idempotence rules to every batch of a leader
 // append, in order, and returns for each batch the batch it duplicates, if
-// it does. Nothing is changed. mu must be held.
+// it does; nil when none does, as is nearly always the case. Nothing is
+// changed. mu must be held.
+//
+// A request's batches for one partition are nearly always from one
+// producer, and a produce spread over thousands of partitions checks one
+// batch per partition: the first producer's view lives on the stack, and
+// a map is made only for a second producer.
 func (ps *producerStates) checkLocked(batches []byte, now time.Time) ([]*partlog.ProducerBatch, error) {
 	var (
-		dups  []*partlog.ProducerBatch
-		views map[int64]*seqView
+		dups    []*partlog.ProducerBatch
+		first   seqView
+		firstID int64 = -1
+		more    map[int64]*seqView
 	)
 	it := record.NewBatches(batches)
 	for i := 0; it.Next(); i++ {
 		h := it.Header()
-		dups = append(dups, nil)
+		if dups != nil {
+			dups = append(dups, nil)
+		}
 		if h.ProducerID < 0 {
 			continue
 		}
@@ -363,19 +373,22 @@ func (ps *producerStates) checkLocked(batches []byte, now time.Time) ([]*partlog
 			return nil, fmt.Errorf("batch %d: %w", i, &record.CorruptError{
 				Reason: fmt.Sprintf("producer id %d with epoch %d and base sequence %d", h.ProducerID, h.ProducerEpoch, h.BaseSequence)})
 		}
-		if views == nil {
-			views = make(map[int64]*seqView)
-		}
-		v := views[h.ProducerID]
-		if v == nil {
-			v = &seqView{committed: ps.table.Get(h.ProducerID, now)}
-			if c := v.committed; c != nil {
-				v.epochKnown, v.epoch = true, c.Epoch
-				if len(c.Batches) > 0 {
-					v.known, v.lastSeq = true, c.Batches[len(c.Batches)-1].LastSeq
-				}
+		var v *seqView
+		switch {
+		case h.ProducerID == firstID:
+			v = &first
+		case firstID < 0:
+			firstID, first = h.ProducerID, ps.viewLocked(h.ProducerID, now)
+			v = &first
+		default:
+			if more == nil {
+				more = make(map[int64]*seqView)
 			}
-			views[h.ProducerID] = v
+			if v = more[h.ProducerID]; v == nil {
+				view := ps.viewLocked(h.ProducerID, now)
+				v = &view
+				more[h.ProducerID] = v
+			}
 		}
 		firstSeq, lastSeq := h.BaseSequence, partlog.LastSequence(&h)
 		switch {
@@ -390,6 +403,9 @@ func (ps *producerStates) checkLocked(batches []byte, now time.Time) ([]*partlog
 		default:
 			if c := v.committed; c != nil && c.Epoch == h.ProducerEpoch {
 				if m, ok := c.Find(firstSeq, lastSeq); ok {
+					if dups == nil {
+						dups = make([]*partlog.ProducerBatch, i+1)
+					}
 					dups[i] = &m
 					continue
 				}
@@ -407,6 +423,19 @@ func (ps *producerStates) checkLocked(batches []byte, now time.Time) ([]*partlog
 	return dups, nil
 }
 
+// viewLocked is producer id's view before the request's batches. mu must
+// be held.
+func (ps *producerStates) viewLocked(id int64, now time.Time) seqView {
+	v := seqView{committed: ps.table.Get(id, now)}
+	if c := v.committed; c != nil {
+		v.epochKnown, v.epoch = true, c.Epoch
+		if len(c.Batches) > 0 {
+			v.known, v.lastSeq = true, c.Batches[len(c.Batches)-1].LastSeq
+		}
+	}
+	return v
+}
+
 // appendAsLeader appends batches to the log as the leader of epoch, applying
 // the idempotent-producer rules to batches that carry a producer id: a batch
 // that repeats one of its producer's latest batches is not written again
@@ -417,9 +446,12 @@ func (ps *producerStates) checkLocked(batches []byte, now time.Time) ([]*partlog
 // With duplicates, FirstOffset is the first batch's (original) base offset
 // and LastOffset the highest last offset of all the batches, what acks=all
 // waits for; Records counts every record given, Batches only those written.
+//
+// The batches' CRCs were checked before (see leaderAppend), so the log
+// checks everything else but those.
 func (p *Partition) appendAsLeader(batches []byte, epoch int32, guards map[int64]*txnGuard) (partlog.AppendResult, error) {
 	if !hasProducerBatch(batches) {
-		return p.log.Append(batches, epoch)
+		return p.log.AppendChecked(batches, epoch)
 	}
 	ps := p.producers
 	ps.mu.Lock()
@@ -459,7 +491,7 @@ func (p *Partition) appendAsLeader(batches []byte, epoch int32, guards map[int64
 				}
 			}
 		}
-		if res, err = p.log.Append(toAppend, epoch); err != nil {
+		if res, err = p.log.AppendChecked(toAppend, epoch); err != nil {
 			return res, err
 		}
 		// The offsets are stamped in toAppend now.

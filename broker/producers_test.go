@@ -296,6 +296,49 @@ func TestIdempotentSeveralBatchesInOneRequest(t *testing.T) {
 	}
 }
 
+// A retried batch after a new one in the same request: the new one is
+// written, the retry answered at its original offsets, and the request's
+// answer spans both.
+func TestIdempotentRetryAfterNewBatchInOneRequest(t *testing.T) {
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
+	createTestTopic(t, b, "t")
+	b1, b2, b3 := idemBatch(t, 8, 0, 0, 2), idemBatch(t, 8, 0, 2, 2), idemBatch(t, 8, 0, 4, 1)
+	mustProduce(t, b, "t", concatBatches(b1, b2))
+	res := mustProduce(t, b, "t", concatBatches(b3, b2))
+	if res.BaseOffset != 4 || res.LastOffset != 4 || res.Records != 3 || partitionEnd(t, b, "t") != 5 {
+		t.Fatalf("new batch plus retry answered %+v, log end %d; want 4..4, 3 records, log end 5", res, partitionEnd(t, b, "t"))
+	}
+	// Two retries around a new batch: only the middle one is written.
+	b4 := idemBatch(t, 8, 0, 5, 1)
+	res = mustProduce(t, b, "t", concatBatches(b1, b4, b3))
+	if res.BaseOffset != 0 || res.LastOffset != 5 || res.Records != 4 || partitionEnd(t, b, "t") != 6 {
+		t.Fatalf("retry, new batch, retry answered %+v, log end %d; want 0..5, 4 records, log end 6", res, partitionEnd(t, b, "t"))
+	}
+}
+
+// Batches of several producers in one request for a partition are each
+// checked against their own producer's sequence, counting that producer's
+// earlier batches in the request.
+func TestIdempotentProducersInterleavedInOneRequest(t *testing.T) {
+	b, store := startBroker(t)
+	issueProducerIDs(t, store)
+	createTestTopic(t, b, "t")
+	mustProduce(t, b, "t", concatBatches(idemBatch(t, 8, 0, 0, 1), idemBatch(t, 9, 0, 10, 1), idemBatch(t, 8, 0, 1, 1), idemBatch(t, 10, 0, 0, 1), idemBatch(t, 9, 0, 11, 1)))
+	end := partitionEnd(t, b, "t")
+	// Producer 9's third batch leaves a gap: the whole request is refused.
+	res := produceTo(t, b, "t", concatBatches(idemBatch(t, 8, 0, 2, 1), idemBatch(t, 9, 0, 12, 1), idemBatch(t, 10, 0, 1, 1), idemBatch(t, 9, 0, 14, 1)))
+	if !errors.Is(res.Err, ErrOutOfOrderSequence) || !strings.Contains(res.Err.Error(), "producer 9") || partitionEnd(t, b, "t") != end {
+		t.Fatalf("gap of the second producer: %v, log end %d, want ErrOutOfOrderSequence naming producer 9 and log end %d", res.Err, partitionEnd(t, b, "t"), end)
+	}
+	// Producer 10's second batch in a request that is a retry of producer
+	// 9's last: only producer 10's is written.
+	res = mustProduce(t, b, "t", concatBatches(idemBatch(t, 9, 0, 11, 1), idemBatch(t, 10, 0, 1, 1)))
+	if res.BaseOffset != 4 || res.LastOffset != end || partitionEnd(t, b, "t") != end+1 {
+		t.Fatalf("retry plus another producer's batch answered %+v, log end %d; want %d..%d, log end %d", res, partitionEnd(t, b, "t"), 4, end, end+1)
+	}
+}
+
 // Producer state is rebuilt from the log when the broker starts again.
 func TestIdempotentStateSurvivesRestart(t *testing.T) {
 	c := newRestartableCluster(t)

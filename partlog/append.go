@@ -28,8 +28,20 @@ type AppendResult struct {
 // record.ErrShortBuffer). After a failed write or fsync the log refuses all
 // further appends (ErrLogFailed). See Config for when data is fsynced.
 func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.appendLeader(batches, leaderEpoch, true)
+}
+
+// AppendChecked is Append for batches whose CRCs the caller checked
+// (record.Validate) and has not changed since: a producer's batches are
+// checked before the broker decides to append them, and a CRC-32C is a pass
+// over every byte. Everything else Append checks is checked.
+func (l *Log) AppendChecked(batches []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.appendLeader(batches, leaderEpoch, false)
+}
+
+func (l *Log) appendLeader(batches []byte, leaderEpoch int32, checkCRC bool) (AppendResult, error) {
 	cfg := l.cfg.Load()
-	res, offsets, err := validate(batches, cfg.MaxMessageBytes)
+	res, offsets, err := validate(batches, cfg.MaxMessageBytes, checkCRC)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -42,7 +54,7 @@ func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
 // kept, extending the epoch cache. CRCs are checked; max.message.bytes is not,
 // since the leader accepted the batches.
 func (l *Log) AppendReplicated(batches []byte) (AppendResult, error) {
-	res, offsets, err := validate(batches, math.MaxInt)
+	res, offsets, err := validate(batches, math.MaxInt, true)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -133,9 +145,9 @@ func (l *Log) write(batches []byte, res AppendResult, offsets int64, leaderEpoch
 	return res, nil
 }
 
-// validate checks every batch of an Append and returns what they hold and
-// how many offsets they take.
-func validate(batches []byte, maxBytes int) (AppendResult, int64, error) {
+// validate checks every batch of an Append (their CRCs with checkCRC) and
+// returns what they hold and how many offsets they take.
+func validate(batches []byte, maxBytes int, checkCRC bool) (AppendResult, int64, error) {
 	res := AppendResult{MaxTimestamp: -1}
 	if len(batches) == 0 {
 		return res, 0, fmt.Errorf("log: append: %w", corruptf("no record batches"))
@@ -146,8 +158,12 @@ func validate(batches []byte, maxBytes int) (AppendResult, int64, error) {
 		if err == nil && h.Size() > maxBytes {
 			return res, 0, &RecordTooLargeError{Batch: res.Batches, Size: h.Size(), Max: maxBytes}
 		}
-		if err == nil {
+		switch {
+		case err != nil:
+		case checkCRC:
 			h, err = record.Validate(batches[pos:])
+		default:
+			h, err = record.ValidateFraming(batches[pos:])
 		}
 		if err != nil {
 			if errors.Is(err, record.ErrShortBuffer) {

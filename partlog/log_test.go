@@ -384,6 +384,10 @@ func TestAppendRecordTooLarge(t *testing.T) {
 	if !errors.As(err, &tooLarge) || tooLarge.Batch != 1 || tooLarge.Size != len(big) || tooLarge.Max != 1000 {
 		t.Fatalf("Append error = %v", err)
 	}
+	_, err = l.AppendChecked(append(append([]byte{}, small...), big...), 0)
+	if !errors.As(err, &tooLarge) || tooLarge.Batch != 1 {
+		t.Fatalf("AppendChecked error = %v", err)
+	}
 	if l.LogEndOffset() != 2 || l.Size() != int64(w.batches[0].size) {
 		t.Fatalf("a rejected append wrote: LEO %d size %d", l.LogEndOffset(), l.Size())
 	}
@@ -418,20 +422,27 @@ func TestAppendRejectsWholeCallOnInvalidBatch(t *testing.T) {
 		{"magic", func() []byte { b := bytes.Clone(b0); b[16] = 1; return b }(), "batch 0", record.IsCorrupt},
 		{"empty", nil, "no record batches", record.IsCorrupt},
 	}
+	// AppendChecked trusts the caller with the CRCs, and with nothing else.
+	appends := map[string]func([]byte, int32) (AppendResult, error){"Append": l.Append, "AppendChecked": l.AppendChecked}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			orig := bytes.Clone(tc.in)
-			_, err := l.Append(tc.in, 3)
-			if err == nil || !tc.wantErr(err) || !strings.Contains(err.Error(), tc.batch) {
-				t.Fatalf("Append error = %v, want one naming %q", err, tc.batch)
+		for name, appendFn := range appends {
+			if name == "AppendChecked" && tc.name == "crc" {
+				continue
 			}
-			if l.LogEndOffset() != 3 || l.Size() != size {
-				t.Fatalf("rejected append wrote: LEO %d size %d", l.LogEndOffset(), l.Size())
-			}
-			if !bytes.Equal(tc.in, orig) {
-				t.Fatal("rejected append modified the caller's buffer")
-			}
-		})
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				orig := bytes.Clone(tc.in)
+				_, err := appendFn(tc.in, 3)
+				if err == nil || !tc.wantErr(err) || !strings.Contains(err.Error(), tc.batch) {
+					t.Fatalf("%s error = %v, want one naming %q", name, err, tc.batch)
+				}
+				if l.LogEndOffset() != 3 || l.Size() != size {
+					t.Fatalf("rejected append wrote: LEO %d size %d", l.LogEndOffset(), l.Size())
+				}
+				if !bytes.Equal(tc.in, orig) {
+					t.Fatal("rejected append modified the caller's buffer")
+				}
+			})
+		}
 	}
 	readAll(t, l, 0, 1<<20)
 	w.append(1, 10) // the log is still writable

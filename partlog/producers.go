@@ -123,11 +123,23 @@ func (ps *ProducerStates) Len() int { return len(ps.entries) }
 // broker looks producers up before deciding to append. The entry is valid
 // until the next Record or Reset, which may recycle it.
 func (ps *ProducerStates) Get(id int64, now time.Time) *ProducerEntry {
-	e := ps.entries[id]
+	e := ps.lookup(id)
 	if e == nil || ps.expired(e, now) {
 		return nil
 	}
 	return e
+}
+
+// lookup returns producer id's entry, nil if there is none. A partition
+// usually hears from one producer again and again, and the most recently
+// used entry is at hand in the recency list: a produce spread over
+// thousands of partitions spares a map probe in each, whose memory is
+// rarely in the CPU cache by then.
+func (ps *ProducerStates) lookup(id int64) *ProducerEntry {
+	if e := ps.lru.next; e != &ps.lru && e.id == id {
+		return e
+	}
+	return ps.entries[id]
 }
 
 func (ps *ProducerStates) expired(e *ProducerEntry, now time.Time) bool {
@@ -175,7 +187,7 @@ func (ps *ProducerStates) RecordMarker(h *record.Header, m *record.EndTxnMarker,
 // older epoch's batches and marker); nil, changing nothing, when epoch is
 // older than the producer's.
 func (ps *ProducerStates) touch(id int64, epoch int16, now time.Time) *ProducerEntry {
-	e := ps.entries[id]
+	e := ps.lookup(id)
 	if e != nil && ps.expired(e, now) {
 		ps.remove(e)
 		e = nil

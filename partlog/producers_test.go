@@ -135,6 +135,41 @@ func TestProducerStatesEvictLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
+// Lookups that start at the most recently used producer find each
+// producer's own entry, also once that entry was recycled for another
+// producer or has expired.
+func TestProducerStatesLookupByRecency(t *testing.T) {
+	ps := NewProducerStates(ProducerStateConfig{MaxEntries: 2, Expiry: time.Minute})
+	now := time.Unix(1_700_000_000, 0)
+	ps.Record(header(t, producerBatch(t, 1, 0, 0, 1, 0)), now)
+	ps.Record(header(t, producerBatch(t, 2, 3, 0, 1, 1)), now)
+	if e := ps.Get(1, now); e == nil || e.Epoch != 0 || e.Batches[0].FirstOffset != 0 {
+		t.Fatalf("producer 1 behind the most recent: %+v", e)
+	}
+	if e := ps.Get(2, now); e == nil || e.Epoch != 3 || e.Batches[0].FirstOffset != 1 {
+		t.Fatalf("the most recent producer 2: %+v", e)
+	}
+	// Producer 3 takes over the entry of 1, the least recently used.
+	ps.Record(header(t, producerBatch(t, 3, 5, 0, 1, 2)), now)
+	if e := ps.Get(1, now); e != nil {
+		t.Fatalf("evicted producer 1 still found: %+v", e)
+	}
+	if e := ps.Get(3, now); e == nil || e.Epoch != 5 || e.Batches[0].FirstOffset != 2 {
+		t.Fatalf("producer 3 in a recycled entry: %+v", e)
+	}
+	// Producer 2 again: recorded in its own entry, not in 3's.
+	ps.Record(header(t, producerBatch(t, 2, 3, 1, 1, 3)), now)
+	if e := ps.Get(2, now); e == nil || len(e.Batches) != 2 || e.Batches[1].FirstOffset != 3 {
+		t.Fatalf("producer 2 after another batch: %+v", e)
+	}
+	if e := ps.Get(3, now); e == nil || len(e.Batches) != 1 {
+		t.Fatalf("producer 3 after producer 2's batch: %+v", e)
+	}
+	if e := ps.Get(2, now.Add(time.Minute)); e != nil {
+		t.Fatalf("the most recent producer 2 past its expiry: %+v", e)
+	}
+}
+
 // A producer not seen for Expiry is unknown, and dropped when another one
 // is recorded; that is not an eviction.
 func TestProducerStatesExpire(t *testing.T) {

@@ -111,6 +111,35 @@ func TestValidateDetectsEveryBitFlipInCRCRange(t *testing.T) {
 	}
 }
 
+// ValidateFraming checks what Validate does but the CRC.
+func TestValidateFramingSkipsOnlyTheCRC(t *testing.T) {
+	batch, _ := buildBatch(t, None, 5)
+	batch[len(batch)-1] ^= 0xff
+	if _, err := Validate(batch); !IsCorrupt(err) {
+		t.Fatalf("Validate of a flipped byte: %v", err)
+	}
+	h, err := ValidateFraming(batch)
+	if err != nil || h.RecordCount != 5 || h.Size() != len(batch) {
+		t.Fatalf("ValidateFraming of a flipped byte: %+v, %v; want the header and no error", h, err)
+	}
+	for cut := 0; cut < len(batch); cut++ {
+		if _, err := ValidateFraming(batch[:cut]); !errors.Is(err, ErrShortBuffer) {
+			t.Fatalf("cut at %d: got %v, want ErrShortBuffer", cut, err)
+		}
+	}
+	for name, spoil := range map[string]func(b []byte){
+		"magic 1":           func(b []byte) { b[offMagic] = 1 },
+		"count above delta": func(b []byte) { b[offRecordCount+3] = 9 },
+		"negative delta":    func(b []byte) { b[offLastOffsetDelta] = 0xff },
+	} {
+		b := bytes.Clone(batch)
+		spoil(b)
+		if _, err := ValidateFraming(b); !IsCorrupt(err) {
+			t.Errorf("%s: got %v, want a corrupt batch", name, err)
+		}
+	}
+}
+
 func TestTruncatedBatchIsShortNotCorrupt(t *testing.T) {
 	batch, _ := buildBatch(t, None, 5)
 	for cut := 0; cut < len(batch); cut++ {

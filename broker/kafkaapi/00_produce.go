@@ -13,7 +13,8 @@
 // UNKNOWN_PRODUCER_ID where Kafka would accept it, so that clients cannot
 // make partitions keep state for ids they invent. The
 // topics of one request are appended in parallel, so with acks=all their
-// replication overlaps. An acks=0 request gets no response at all.
+// replication overlaps, and so are the partitions of a topic when it names
+// many (see broker.Produce). An acks=0 request gets no response at all.
 // Writing to the internal __consumer_offsets is INVALID_TOPIC_EXCEPTION,
 // as Kafka answers a client (see broker/internaltopic.go).
 
