@@ -304,6 +304,7 @@ func New(cfg Config, store Metastore) (*Broker, error) {
 		remoteReplica:  func(p *Partition) rlm.Replica { return tieredReplica{p, b} },
 		isr:            b.metrics.isr,
 		openWorkers:    openWorkers,
+		fileLimit:      openFileLimit,
 		producerState: partlog.ProducerStateConfig{
 			Expiry:     pidExpiry,
 			MaxEntries: pidMax,

@@ -53,6 +53,11 @@ type hostedTopics struct {
 	// openWorkers is how many logs are opened at once
 	// (num.recovery.threads.per.data.dir).
 	openWorkers int
+	// fileLimit is the process's open file limit (openFileLimit).
+	fileLimit func() (uint64, bool)
+	// fileLimitWarned is set while the logs may need more files than the
+	// process may open, once that was logged; guarded by applyMu.
+	fileLimitWarned bool
 
 	// applyMu serialises changes to the hosted topics (open, close, delete);
 	// mu guards the map itself and is held only briefly.
@@ -292,7 +297,47 @@ func (h *hostedTopics) applyTopics(ts []metastore.Topic) error {
 		}
 		errs = append(errs, c.errs...)
 	}
+	h.checkFileLimit()
 	return errors.Join(errs...)
+}
+
+// fileReserve is what checkFileLimit leaves for the rest of the broker:
+// client and replica connections, etcd, the tiering cache.
+const fileReserve = 1024
+
+// checkFileLimit warns when the hosted logs may need more files than the
+// process may open: each keeps its active segment open, and the sealed
+// segments' cache up to log.segment.open.files.max more. Past the limit,
+// opening a partition, a connection or a segment fails with "too many
+// open files". h.applyMu is held.
+func (h *hostedTopics) checkFileLimit() {
+	if h.fileLimit == nil {
+		return
+	}
+	limit, ok := h.fileLimit()
+	if !ok {
+		return
+	}
+	h.mu.RLock()
+	hosted := 0
+	for _, t := range h.topics {
+		for _, p := range t.partitions {
+			if p != nil {
+				hosted++
+			}
+		}
+	}
+	h.mu.RUnlock()
+	need := uint64(hosted) + uint64(max(h.files.Max(), 0)) + fileReserve
+	if need <= limit {
+		h.fileLimitWarned = false
+		return
+	}
+	if !h.fileLimitWarned {
+		h.fileLimitWarned = true
+		h.logger.Warn("the hosted partitions may need more open files than this process may open: raise its limit (ulimit -n, systemd LimitNOFILE)",
+			"partitions", hosted, "sealed_segment_files_max", h.files.Max(), "reserve", fileReserve, "open_files_limit", limit)
+	}
 }
 
 // planTopic works out what applying t changes; nil when nothing (t is older

@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,4 +123,53 @@ func TestRecoveryThreadsSetting(t *testing.T) {
 			t.Errorf("%s=%s accepted", topicconfig.RecoveryThreadsKey, bad)
 		}
 	}
+}
+
+// Each hosted partition keeps a file open: a broker whose partitions, the
+// sealed segments' cache and a reserve may outgrow the process's open file
+// limit says so once, when an apply crosses it.
+func TestFileLimitWarning(t *testing.T) {
+	var logs syncBuffer
+	b, _ := startBrokerWith(t, Config{
+		Logger:   slog.New(slog.NewTextHandler(&logs, nil)),
+		Settings: map[string]string{topicconfig.SegmentOpenFilesMaxKey: "10"},
+	})
+	// Room for 6 partitions beside 10 sealed segment files and the reserve.
+	b.hosted.fileLimit = func() (uint64, bool) { return 10 + fileReserve + 6, true }
+	const warning = "may need more open files than this process may open"
+	if _, err := b.CreateTopic(context.Background(), TopicSpec{Name: "a", Partitions: 6}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), warning) {
+		t.Fatalf("warned with 6 partitions, which fit:\n%s", logs.String())
+	}
+	for _, name := range []string{"b", "c"} {
+		if _, err := b.CreateTopic(context.Background(), TopicSpec{Name: name, Partitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), warning); n != 1 {
+		t.Fatalf("%d warnings after crossing the limit, want one:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "partitions=7 ") {
+		t.Fatalf("the warning does not come with the 7th partition:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

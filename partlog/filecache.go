@@ -51,6 +51,10 @@ type FileCacheStats struct {
 	Evictions uint64 // files closed to stay within the bound
 }
 
+// Max is the most sealed-segment files the cache keeps open (<= 0:
+// unbounded).
+func (c *FileCache) Max() int { return c.max }
+
 // Stats reports what the cache holds and has done.
 func (c *FileCache) Stats() FileCacheStats {
 	c.mu.Lock()
