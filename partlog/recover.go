@@ -305,6 +305,9 @@ func (ld *loader) deferIndexes(s *segment, limit, nextBase int64) bool {
 	s.load = func() {
 		defer s.lazy.Store(false)
 		ok, err := l.loadSegment(s, limit)
+		if errors.Is(err, errSegmentGone) {
+			return // deleted meanwhile (retention, compaction): nothing needs it
+		}
 		if err != nil {
 			l.fail(fmt.Errorf("log: load indexes of %s: %w", s.name(), err))
 			return
@@ -312,6 +315,20 @@ func (ld *loader) deferIndexes(s *segment, limit, nextBase int64) bool {
 		if !ok {
 			// As linkSegments does for a segment loaded at open.
 			s.next.Store(nextBase)
+		}
+		// Rebuilt indexes replace the files that did not check out, as
+		// makeDurable would have at open.
+		s.sealMu.Lock()
+		wrote, err := false, error(nil)
+		if !s.removed {
+			wrote, err = s.writeIndexes()
+		}
+		s.sealMu.Unlock()
+		if err == nil && wrote {
+			err = syncDir(l.dir)
+		}
+		if err != nil {
+			l.logger.Warn("log: cannot write a sealed segment's rebuilt indexes; the next start rebuilds them again", "dir", l.dir, "segment", s.name(), "err", err)
 		}
 	}
 	s.lazy.Store(true)

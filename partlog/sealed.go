@@ -41,6 +41,7 @@ func (l *Log) OpenSealed(base int64) (*SealedSegment, error) {
 	if seg == nil {
 		return nil, fmt.Errorf("segment %d of %s: %w", base, l.dir, os.ErrNotExist)
 	}
+	seg.ensureIndexes() // it takes sealMu when a rebuild writes index files
 	seg.sealMu.Lock()
 	defer seg.sealMu.Unlock()
 	if seg.removed {

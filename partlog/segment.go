@@ -382,7 +382,8 @@ func (s *segment) writeIndexes() (bool, error) {
 // encodeIndexes returns the contents of both index files and the version of
 // the entries they hold.
 func (s *segment) encodeIndexes() (off, tim []byte, version int64) {
-	s.ensureIndexes()
+	// No ensureIndexes: a lazy segment's files are its indexes, and the
+	// lazy load itself writes rebuilt ones through here.
 	s.idxMu.RLock()
 	defer s.idxMu.RUnlock()
 	off = make([]byte, 0, len(s.offIdx)*offsetEntrySize+indexTrailerSize)

@@ -320,3 +320,35 @@ func TestSealedSegmentsLoadLazilyAfterACleanShutdown(t *testing.T) {
 		}
 	}
 }
+
+// A lazy segment whose index files do not check out is rebuilt on first
+// use, whichever use comes first, the tiering upload's OpenSealed among
+// them, and the rebuilt files are written.
+func TestLazySegmentRebuiltOnFirstUseByOpenSealed(t *testing.T) {
+	e := newEnv(t, Config{SegmentBytes: 3000, IndexIntervalBytes: 200})
+	l := e.open()
+	newWriter(t, l).appendMany(60, 4, 30)
+	segs := l.Segments()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	victim := segs[1].BaseOffset
+	if err := os.WriteFile(e.segPath(victim, indexSuffix), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	sealed, err := l.OpenSealed(victim)
+	if err != nil {
+		t.Fatalf("OpenSealed: %v", err)
+	}
+	sealed.Close()
+	wantLogged(t, e.logs, "rebuilding segment index\" dir="+e.dir+" segment="+segmentName(victim, logSuffix))
+	raw, err := os.ReadFile(e.segPath(victim, indexSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeOffsetEntries(raw); err != nil {
+		t.Fatalf("the rebuilt index was not written: %v", err)
+	}
+	readAll(t, l, 0, 1000)
+}
