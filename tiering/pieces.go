@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/strata-broker/strata/record"
 )
@@ -35,13 +36,9 @@ func (p *Pieces) Release() {
 // the segment and increasing.
 func (r *Reader) ReadPieces(ctx context.Context, segs []SegmentMeta, i int, offset int64, maxBytes int) (Pieces, error) {
 	seg := segs[i]
-	idx, err := r.index(ctx, seg)
+	pos, err := r.startPosition(ctx, seg, offset)
 	if err != nil {
 		return Pieces{}, err
-	}
-	pos := int64(0)
-	if j := sort.Search(len(idx), func(j int) bool { return idx[j].Offset > offset }); j > 0 {
-		pos = idx[j-1].Position
 	}
 	cs := r.cfg.ChunkSize
 	w := window{first: pos / cs, cs: cs}
@@ -124,6 +121,9 @@ func (r *Reader) ReadPieces(ctx context.Context, segs []SegmentMeta, i int, offs
 	if dataStart < 0 {
 		return res, nil
 	}
+	if pos < seg.Size {
+		r.resume.put(seg.Key, res.NextOffset, pos)
+	}
 	res.Data = w.slices(dataStart, dataEnd, nil)
 	// The result holds the chunks its slices are in; the deferred release
 	// gives back the others.
@@ -133,6 +133,76 @@ func (r *Reader) ReadPieces(ctx context.Context, segs []SegmentMeta, i int, offs
 		w.chunks[k] = nil
 	}
 	return res, nil
+}
+
+// startPosition is where in seg to start looking for the batch holding
+// offset: a batch boundary at or before it. A read from the segment's
+// first offset, or from where a read of it ended, needs no offset index:
+// a sequential reader (a replay) then never fetches one, which was a third
+// of the GETs of a cold read and their per-request cost in the broker.
+func (r *Reader) startPosition(ctx context.Context, seg SegmentMeta, offset int64) (int64, error) {
+	if offset <= seg.BaseOffset {
+		return 0, nil
+	}
+	if pos, ok := r.resume.get(seg.Key, offset); ok {
+		return pos, nil
+	}
+	idx, err := r.index(ctx, seg)
+	if err != nil {
+		return 0, err
+	}
+	if j := sort.Search(len(idx), func(j int) bool { return idx[j].Offset > offset }); j > 0 {
+		return idx[j-1].Position, nil
+	}
+	return 0, nil
+}
+
+// resumePoints remembers, for the last reads, the offset each stopped
+// before and the byte of the segment where that offset's batch begins, so
+// that the read continuing there starts without the offset index. Bounded
+// by maxResumePoints, oldest forgotten first.
+type resumePoints struct {
+	mu     sync.Mutex
+	points map[resumeKey]int64
+	ring   []resumeKey // oldest at at, once full
+	at     int
+}
+
+type resumeKey struct {
+	key    string
+	offset int64
+}
+
+// maxResumePoints is a few per partition being read from the bucket at
+// once; a reader whose point was forgotten reads the index instead.
+const maxResumePoints = 1024
+
+func (p *resumePoints) get(key string, offset int64) (int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pos, ok := p.points[resumeKey{key, offset}]
+	return pos, ok
+}
+
+func (p *resumePoints) put(key string, offset, pos int64) {
+	k := resumeKey{key, offset}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.points == nil {
+		p.points = make(map[resumeKey]int64)
+	}
+	if _, ok := p.points[k]; ok {
+		p.points[k] = pos // the same batch boundary: objects are immutable
+		return
+	}
+	if len(p.ring) < maxResumePoints {
+		p.ring = append(p.ring, k)
+	} else {
+		delete(p.points, p.ring[p.at])
+		p.ring[p.at] = k
+		p.at = (p.at + 1) % maxResumePoints
+	}
+	p.points[k] = pos
 }
 
 // window is consecutive chunks of an object, from chunk first on.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-broker/strata/partlog"
 	"github.com/strata-broker/strata/record"
+	"github.com/strata-broker/strata/tiering/objstore"
 )
 
 // primeIndex gives r a segment's offset index without its object: the
@@ -149,4 +150,60 @@ func expectRead(t *testing.T, raw []byte, offset int64, maxBytes int) ReadResult
 		t.Fatal(err)
 	}
 	return res
+}
+
+// A reader going through a segment from its first offset, each read
+// starting where the last stopped, needs no offset index (the bucket here
+// has none); a read starting anywhere else still looks in the index.
+func TestSequentialReadsNeedNoOffsetIndex(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBucket(t, "t", 1)
+	var batches [][]int64
+	next := int64(100)
+	for i := range 30 {
+		n := int64(1 + (i*5)%11)
+		batches = append(batches, span(next, next+n))
+		next += n
+	}
+	seg := b.segment(0, record.None, batches...)
+	raw, err := ReadSegment(ctx, b.st, seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(b.st, ReaderConfig{CacheDir: filepath.Join(t.TempDir(), "cache"), CacheBytes: 1 << 20,
+		MemoryBytes: 2048, ChunkSize: 256, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := []SegmentMeta{seg}
+	var got []byte
+	reads := 0
+	for offset := seg.BaseOffset; offset < seg.NextOffset; reads++ {
+		pc, err := r.ReadPieces(ctx, segs, 0, offset, 700)
+		if err != nil {
+			t.Fatalf("read %d, at offset %d: %v", reads, offset, err)
+		}
+		got = append(got, bytes.Join(pc.Data, nil)...)
+		offset = pc.NextOffset
+		pc.Release()
+	}
+	if !bytes.Equal(got, raw) || reads < 3 {
+		t.Fatalf("%d reads gave %d bytes, want the segment's %d in several reads", reads, len(got), len(raw))
+	}
+
+	// Inside a batch no read stopped before: the index is wanted, and the
+	// bucket has none.
+	mid := batches[len(batches)/2][1]
+	if _, err := r.ReadPieces(ctx, segs, 0, mid, 700); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("a read at offset %d, no read stopped before it, without an index: %v, want not found", mid, err)
+	}
+	primeIndex(r, seg, []partlog.IndexEntry{{Offset: seg.BaseOffset, Position: 0}})
+	pc, err := r.ReadPieces(ctx, segs, 0, mid, 700)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Release()
+	if want := expectRead(t, raw, mid, 700); !bytes.Equal(bytes.Join(pc.Data, nil), want.Data) || pc.NextOffset != want.NextOffset {
+		t.Fatalf("offset %d with an index: %d bytes to %d, want %d to %d", mid, pc.Len, pc.NextOffset, len(want.Data), want.NextOffset)
+	}
 }

@@ -67,6 +67,9 @@ type Reader struct {
 	idxBytes int64
 
 	ahead chan chunkRef
+	// resume lets a read that continues where another stopped skip the
+	// offset index.
+	resume resumePoints
 
 	getSeconds *prometheus.HistogramVec
 	cacheHits  prometheus.Counter

@@ -25,7 +25,7 @@ import (
 
 // s3TestEnv points the AWS SDK's default chain at the given credentials and
 // away from the user's AWS configuration and the instance metadata service.
-func s3TestEnv(t *testing.T, accessKey, secretKey string) {
+func s3TestEnv(t testing.TB, accessKey, secretKey string) {
 	t.Helper()
 	none := filepath.Join(t.TempDir(), "none")
 	t.Setenv("AWS_ACCESS_KEY_ID", accessKey)
@@ -45,7 +45,7 @@ func s3TestEnv(t *testing.T, accessKey, secretKey string) {
 
 // testHTTPClient is an HTTP client whose idle connections close with the
 // test.
-func testHTTPClient(t *testing.T) *http.Client {
+func testHTTPClient(t testing.TB) *http.Client {
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
