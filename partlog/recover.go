@@ -305,11 +305,13 @@ func (ld *loader) deferIndexes(s *segment, limit, nextBase int64) bool {
 	s.load = func() {
 		defer s.lazy.Store(false)
 		ok, err := l.loadSegment(s, limit)
-		if errors.Is(err, errSegmentGone) {
-			return // deleted meanwhile (retention, compaction): nothing needs it
-		}
 		if err != nil {
-			l.fail(fmt.Errorf("log: load indexes of %s: %w", s.name(), err))
+			s.loadErr = fmt.Errorf("log: load indexes of %s: %w", s.name(), err)
+			// Deleted or replaced meanwhile (retention, compaction, Close):
+			// nothing needs it.
+			if !errors.Is(err, errSegmentGone) {
+				l.fail(s.loadErr)
+			}
 			return
 		}
 		if !ok {

@@ -41,7 +41,13 @@ func (l *Log) OpenSealed(base int64) (*SealedSegment, error) {
 	if seg == nil {
 		return nil, fmt.Errorf("segment %d of %s: %w", base, l.dir, os.ErrNotExist)
 	}
-	seg.ensureIndexes() // it takes sealMu when a rebuild writes index files
+	// Before sealMu: the load takes it when a rebuild writes index files.
+	// A segment whose load failed has no max timestamp to hand out.
+	if err := seg.ensureIndexes(); errors.Is(err, errSegmentGone) {
+		return nil, fmt.Errorf("segment %d of %s: %w", base, l.dir, os.ErrNotExist)
+	} else if err != nil {
+		return nil, fmt.Errorf("segment %d of %s: %w", base, l.dir, err)
+	}
 	seg.sealMu.Lock()
 	defer seg.sealMu.Unlock()
 	if seg.removed {

@@ -101,6 +101,9 @@ type segment struct {
 	lazy     atomic.Bool
 	lazyOnce sync.Once
 	load     func()
+	// loadErr is why load failed, set by it: the segment's indexes and
+	// max timestamp are then missing, not empty.
+	loadErr error
 
 	// Writer state, guarded by Log.mu (or owned by Open before publication).
 	created         time.Time
@@ -268,11 +271,15 @@ func (s *segment) resetIndexes() {
 }
 
 // ensureIndexes loads a lazy segment's indexes; every use of the indexes or
-// of the max timestamp goes through it.
-func (s *segment) ensureIndexes() {
+// of the max timestamp goes through it. It returns why the load failed
+// (errSegmentGone: the segment was deleted, replaced or closed first); the
+// log is then offline, or done with the segment, and the indexes are
+// missing. A use that hands the segment out must not ignore it.
+func (s *segment) ensureIndexes() error {
 	if s.lazy.Load() {
 		s.lazyOnce.Do(s.load)
 	}
+	return s.loadErr
 }
 
 // maxTimestamp is the segment's largest batch max timestamp, noTimestamp if
