@@ -5,6 +5,8 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/strata-broker/strata/record"
 )
 
 // A lazy load that fails on I/O takes the log offline, and OpenSealed,
@@ -36,4 +38,34 @@ func TestOpenSealedRefusesALazySegmentWhoseLoadFailed(t *testing.T) {
 	if err := l.Failed(); !errors.Is(err, syscall.EISDIR) {
 		t.Fatalf("log after a failed load: %v, want offline (EISDIR)", err)
 	}
+}
+
+// A lazy load of a segment that Recover has since replaced (OpenSealed
+// finds the segment, Recover swaps the list and closes its file, then
+// OpenSealed loads it) must not take the recovered log offline again: the
+// segment is no longer the log's.
+func TestLazyLoadOfASegmentRecoverReplacedKeepsTheLogOnline(t *testing.T) {
+	e := newEnv(t, Config{SegmentBytes: 3000, IndexIntervalBytes: 200})
+	e.files = NewFileCache(0) // every file stays open
+	l := e.open()
+	newWriter(t, l).appendMany(60, 4, 30)
+	l = e.reopen(l)
+	// A walk from the start opens the segments' files without loading
+	// their indexes.
+	if _, err := l.WalkHeadersFrom(0, func(*record.Header) {}); err != nil {
+		t.Fatal(err)
+	}
+	old := l.segs[len(l.segs)-2]
+	if !old.lazy.Load() {
+		t.Fatalf("segment %s is not lazy", old.name())
+	}
+	l.fail(errors.New("simulated storage failure"))
+	if err := l.Recover(); err != nil {
+		t.Fatalf("Recover: %v", err)
+	}
+	old.ensureIndexes() // its file, closed by Recover, fails the load
+	if err := l.Failed(); err != nil {
+		t.Fatalf("log after a load of a segment it no longer holds: %v, want online", err)
+	}
+	readAll(t, l, 0, 1000)
 }

@@ -307,9 +307,13 @@ func (ld *loader) deferIndexes(s *segment, limit, nextBase int64) bool {
 		ok, err := l.loadSegment(s, limit)
 		if err != nil {
 			s.loadErr = fmt.Errorf("log: load indexes of %s: %w", s.name(), err)
-			// Deleted or replaced meanwhile (retention, compaction, Close):
-			// nothing needs it.
-			if !errors.Is(err, errSegmentGone) {
+			s.sealMu.Lock()
+			removed := s.removed
+			s.sealMu.Unlock()
+			// Deleted, replaced or closed meanwhile (retention,
+			// compaction, Recover, Close): nothing needs it, and its file
+			// may have been closed under the load.
+			if !removed && !errors.Is(err, errSegmentGone) {
 				l.fail(s.loadErr)
 			}
 			return
