@@ -1,8 +1,10 @@
 package partlog
 
 import (
+	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -68,4 +70,49 @@ func TestLazyLoadOfASegmentRecoverReplacedKeepsTheLogOnline(t *testing.T) {
 		t.Fatalf("log after a load of a segment it no longer holds: %v, want online", err)
 	}
 	readAll(t, l, 0, 1000)
+}
+
+// A lazy segment whose indexes are rebuilt gets the time index an open
+// rebuilding them at once gives it: one ending with the segment's max
+// timestamp (sealTimeIndex), so that the file written, and uploaded by
+// tiering, is the same either way.
+func TestLazyRebuiltTimeIndexEndsWithTheMaxTimestamp(t *testing.T) {
+	// Sparse entries: the segment's last batches, which reach its max
+	// timestamp, are not indexed.
+	e := newEnv(t, Config{SegmentBytes: 3000, IndexIntervalBytes: 1000})
+	l := e.open()
+	newWriter(t, l).appendMany(60, 4, 30)
+	l = e.reopen(l)
+	victim := l.Segments()[1]
+	l.Close()
+	if err := os.Remove(e.segPath(victim.BaseOffset, timeIndexSuffix)); err != nil {
+		t.Fatal(err)
+	}
+	eager := newEnv(t, e.cfg)
+	copyDir(t, e.dir, eager.dir)
+	if err := os.Remove(filepath.Join(eager.dir, cleanShutdownFile)); err != nil {
+		t.Fatal(err)
+	}
+	eager.open().Close()
+	want, err := os.ReadFile(eager.segPath(victim.BaseOffset, timeIndexSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tim, err := decodeTimeEntries(want); err != nil || len(tim) == 0 || tim[len(tim)-1].ts != victim.MaxTimestamp {
+		t.Fatalf("time index rebuilt at an eager open: %v, %v; want it to end with %d", tim, err, victim.MaxTimestamp)
+	}
+
+	l = e.open()
+	if got := l.Segments()[1]; got != victim {
+		t.Fatalf("segment after its lazy load: %+v, want %+v", got, victim)
+	}
+	got, err := os.ReadFile(e.segPath(victim.BaseOffset, timeIndexSuffix))
+	if err != nil {
+		t.Fatalf("time index rebuilt by the lazy load not written: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		gotTim, _ := decodeTimeEntries(got)
+		wantTim, _ := decodeTimeEntries(want)
+		t.Fatalf("time index rebuilt by the lazy load: %v, want %v (as an eager open rebuilds it)", gotTim, wantTim)
+	}
 }

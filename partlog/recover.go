@@ -322,8 +322,10 @@ func (ld *loader) deferIndexes(s *segment, limit, nextBase int64) bool {
 			// As linkSegments does for a segment loaded at open.
 			s.next.Store(nextBase)
 		}
-		// Rebuilt indexes replace the files that did not check out, as
-		// makeDurable would have at open.
+		// Rebuilt indexes end with the max timestamp and replace the
+		// files that did not check out, as makeDurable would have at
+		// open. The load is the segment's only writer.
+		s.sealTimeIndex()
 		s.sealMu.Lock()
 		wrote, err := false, error(nil)
 		if !s.removed {
