@@ -116,3 +116,33 @@ func TestLazyRebuiltTimeIndexEndsWithTheMaxTimestamp(t *testing.T) {
 		t.Fatalf("time index rebuilt by the lazy load: %v, want %v (as an eager open rebuilds it)", gotTim, wantTim)
 	}
 }
+
+// OffsetForTimestamp reaching a lazy segment whose load fails on I/O
+// reports the failure: the segment's max timestamp is missing, not lower
+// than every timestamp, and skipping it would answer with an offset of a
+// later segment.
+func TestOffsetForTimestampReportsAFailedLazyLoad(t *testing.T) {
+	e := newEnv(t, Config{SegmentBytes: 3000, IndexIntervalBytes: 200})
+	l := e.open()
+	newWriter(t, l).appendMany(60, 4, 30)
+	l = e.reopen(l)
+	segs := l.Segments()
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, want at least 3", len(segs))
+	}
+	l = e.reopen(l)
+	victim := segs[1]
+	if err := os.Rename(e.segPath(victim.BaseOffset, logSuffix), e.segPath(victim.BaseOffset, logSuffix+".moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(e.segPath(victim.BaseOffset, logSuffix), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	off, _, found, err := l.OffsetForTimestamp(tsBase + victim.BaseOffset + 1)
+	if err == nil {
+		t.Fatalf("OffsetForTimestamp in a segment whose load failed: offset %d (found %v), want an error", off, found)
+	}
+	if !IsStorageError(err) || !errors.Is(err, syscall.EISDIR) {
+		t.Fatalf("OffsetForTimestamp in a segment whose load failed: %v, want a storage error (EISDIR)", err)
+	}
+}

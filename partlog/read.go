@@ -276,7 +276,15 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, found
 	for _, s := range l.segs {
 		next := s.next.Load()
 		size := s.size.Load()
-		if next <= start || size == 0 || s.maxTimestamp() < ts {
+		if next <= start || size == 0 {
+			continue
+		}
+		// A lazy segment whose load failed has no max timestamp: skipping
+		// it would answer from a later segment.
+		if err := s.ensureIndexes(); err != nil {
+			return 0, 0, false, l.fail(err)
+		}
+		if s.maxTimestamp() < ts {
 			continue
 		}
 		offset, timestamp, found, err = l.offsetForTimestampIn(s, size, max(s.timeLookup(ts), start), ts)
