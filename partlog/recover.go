@@ -322,6 +322,7 @@ func (ld *loader) deferIndexes(s *segment, limit, nextBase int64) bool {
 			// As linkSegments does for a segment loaded at open.
 			s.next.Store(nextBase)
 		}
+		s.syncedNext.Store(s.next.Load()) // durable as the clean shutdown left it
 		// Rebuilt indexes end with the max timestamp and replace the
 		// files that did not check out, as makeDurable would have at
 		// open. The load is the segment's only writer.
@@ -661,7 +662,11 @@ func (l *Log) loadIndexes(s *segment, sc *scanner) (ok bool, problem, err error)
 	s.idxVersion++
 	s.writtenVersion = s.idxVersion
 	s.idxMu.Unlock()
-	s.next.Store(next)
+	if dmg == nil || !s.lazy.Load() {
+		// A lazy segment read meanwhile keeps the end its .txnindex gave
+		// until the load settles it: never an end short of records.
+		s.next.Store(next)
+	}
 	s.maxTS.Store(maxTS)
 	s.offsetOfMaxTS = maxOff
 	s.bytesSinceIndex = sc.size - lastPos
@@ -707,7 +712,9 @@ func (l *Log) rebuildIndexes(s *segment, sc *scanner, limit int64) (bool, error)
 		if !found {
 			l.logger.Warn("log: damaged batch in segment; the rest of the segment cannot be indexed or read",
 				"dir", l.dir, "segment", s.name(), "position", dmg.pos, "offset", dmg.offset, "bytes", sc.size-dmg.pos, "err", dmg.err)
-			s.next.Store(dmg.offset)
+			if !s.lazy.Load() { // as in loadIndexes
+				s.next.Store(dmg.offset)
+			}
 			return false, nil
 		}
 		l.logger.Warn("log: damaged batch in segment; indexing past it",
