@@ -215,7 +215,11 @@ func decodeEpochs(raw []byte) ([]EpochEntry, error) {
 // taken as they are; the epochs of the log from there on are read from the
 // batch headers, since the checkpoint may not have caught up with them. A
 // missing or unreadable checkpoint is rebuilt from every batch.
-func (l *Log) loadEpochs(trusted int64) error {
+//
+// With later, a changed checkpoint is left to the next flush
+// (persistEpochsLocked): the recovery point it must be durable before has
+// not moved.
+func (l *Log) loadEpochs(trusted int64, later bool) error {
 	raw, err := os.ReadFile(filepath.Join(l.dir, leaderEpochFile))
 	var entries []EpochEntry
 	if err == nil {
@@ -253,6 +257,12 @@ func (l *Log) loadEpochs(trusted int64) error {
 	l.epochs = scanned
 	l.epMu.Unlock()
 	if !slices.Equal(scanned, entries) {
+		if later {
+			l.epMu.Lock()
+			l.epochsDirty = true
+			l.epMu.Unlock()
+			return nil
+		}
 		return l.writeEpochs(scanned)
 	}
 	return nil

@@ -236,14 +236,19 @@ func mustDecodeEpochs(t *testing.T, raw []byte) []EpochEntry {
 func TestEpochsSurviveACrashAfterOpenMovesTheRecoveryPoint(t *testing.T) {
 	for _, batched := range []bool{false, true} {
 		t.Run(fmt.Sprintf("batched=%v", batched), func(t *testing.T) {
-			e := newEnv(t, Config{})
+			e := newEnv(t, Config{MaxMessageBytes: 2 * keepRecoveryPointBytes})
 			l := e.open()
+			// A record larger than what a recovery may leave behind the
+			// recovery point it keeps: this open moves it.
+			if _, err := l.Append(buildBatch(t, 0, 1, keepRecoveryPointBytes+1), 1); err != nil {
+				t.Fatal(err)
+			}
 			for _, ep := range []int32{1, 1, 3} {
 				if _, err := l.Append(replicaBatch(t, 0, 0, 2), ep); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if err := l.Flush(); err != nil { // recovery point 6; epochs {1,0},{3,4} on disk
+			if err := l.Flush(); err != nil { // recovery point 7; epochs {1,0},{3,5} on disk
 				t.Fatal(err)
 			}
 			for _, ep := range []int32{3, 5, 8} {
@@ -251,7 +256,7 @@ func TestEpochsSurviveACrashAfterOpenMovesTheRecoveryPoint(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			want := []EpochEntry{{1, 0}, {3, 4}, {5, 8}, {8, 10}}
+			want := []EpochEntry{{1, 0}, {3, 5}, {5, 9}, {8, 11}}
 			crashed := e.crash(l)
 			crashed.crashAt = func(step string) bool { return step == "open-after-recovery-point" }
 			var batch *SyncBatch
@@ -261,8 +266,8 @@ func TestEpochsSurviveACrashAfterOpenMovesTheRecoveryPoint(t *testing.T) {
 			if _, err := Open(Options{Dir: crashed.dir, Now: crashed.clock.Now, Files: crashed.files, CrashAt: crashed.crashAt, Sync: batch}); !errors.Is(err, errCrashed) {
 				t.Fatalf("Open = %v, want the simulated crash after the recovery point", err)
 			}
-			if rp, err := readCheckpoint(crashed.dir, recoveryPointFile); err != nil || rp != 12 {
-				t.Fatalf("recovery point at the crash = %d, %v; want 12", rp, err)
+			if rp, err := readCheckpoint(crashed.dir, recoveryPointFile); err != nil || rp != 13 {
+				t.Fatalf("recovery point at the crash = %d, %v; want 13", rp, err)
 			}
 			crashed.crashAt = nil
 			if got := crashed.open().Epochs(); !slices.Equal(got, want) {

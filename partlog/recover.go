@@ -55,6 +55,7 @@ func (l *Log) load() (err error) {
 		return err
 	}
 	ld.linkSegments()
+	ld.keepRP = ld.keepRecoveryPoint()
 	if err := ld.makeDurable(); err != nil {
 		return err
 	}
@@ -109,6 +110,24 @@ type loader struct {
 	// txnIndexes are the .txnindex files read while deferring the load of
 	// sealed segments, for loadTransactions not to read them again.
 	txnIndexes map[*segment]txnIndex
+	// keepRP: the recovery point stays where it was (keepRecoveryPoint).
+	keepRP bool
+}
+
+// keepRecoveryPointBytes bounds what a recovery may leave unsynced behind
+// the recovery point it keeps (keepRecoveryPoint).
+const keepRecoveryPointBytes = scanChunk
+
+// keepRecoveryPoint reports a recovery after a crash that scanned only the
+// active segment, and a small one. Moving the recovery point past what was
+// scanned would first cost an fsync of the segment, the leader epoch
+// checkpoint's and a new checkpoint file; left where it was, a crash makes
+// the next open scan the same few bytes again, which costs less. With
+// thousands of small partitions this is most of a restart after kill -9.
+// The first flush moves it as usual.
+func (ld *loader) keepRecoveryPoint() bool {
+	n := len(ld.segs)
+	return !ld.clean && ld.scanFrom == n-1 && ld.scanned[n-1] && ld.segs[n-1].size.Load() <= keepRecoveryPointBytes
 }
 
 func (ld *loader) closeSegments() {
@@ -396,6 +415,16 @@ func (ld *loader) linkSegments() {
 func (ld *loader) makeDurable() error {
 	segs := ld.segs
 	for i, s := range segs {
+		if ld.keepRP && i == len(segs)-1 {
+			// Durable only as far as the recovery point kept says (the
+			// next flush fsyncs the rest).
+			durable := s.base
+			if ld.rpErr == nil {
+				durable = min(max(ld.rp, s.base), s.next.Load())
+			}
+			s.syncedNext.Store(durable)
+			break
+		}
 		// An empty file holds nothing to make durable; a truncation to
 		// empty was fsynced by cutTail.
 		if ld.scanned[i] && s.size.Load() > 0 {
@@ -500,7 +529,7 @@ func (ld *loader) writeCheckpoints() error {
 		return nil
 	}
 	sync := !deferred
-	if ld.rpErr != nil || ld.rp != leo {
+	if !ld.keepRP && (ld.rpErr != nil || ld.rp != leo) {
 		if err := writeFileRenamed(l.dir, recoveryPointFile, encodeCheckpoint(leo), sync); err != nil {
 			return err
 		}
@@ -541,7 +570,15 @@ func (ld *loader) install() error {
 	l.txns = ld.txns
 	l.publishTxnsLocked(ld.txns, -1)
 	l.ckRP = leo
-	return l.loadEpochs(ld.trustedEpochs)
+	if ld.keepRP {
+		// What the checkpoint file says (-1: none), for the first flush
+		// to move it.
+		l.ckRP = -1
+		if ld.rpErr == nil {
+			l.ckRP = ld.rp
+		}
+	}
+	return l.loadEpochs(ld.trustedEpochs, ld.keepRP)
 }
 
 func (ld *loader) activeSegment() *segment { return ld.segs[len(ld.segs)-1] }
