@@ -962,26 +962,30 @@ func (h *hostedTopics) closeAll() error {
 			}
 		}
 	}
-	// As many at once as open at once, with their fsyncs shared: closing
-	// an idle log is writing its producer snapshot and its clean shutdown
-	// marker, each a file and a directory fsync.
+	// As many at once as open at once, with their fsyncs shared in three
+	// steps, each durable before the next is written: the data (segments,
+	// indexes, leader epochs, producer snapshots), then the recovery points
+	// that vouch for it, then the clean shutdown markers.
 	batch := partlog.NewSyncBatch()
-	marks := make([]func() error, len(parts))
+	closing := make([]*partlog.Closing, len(parts))
 	errs := make([]error, len(parts))
 	h.forEach(len(parts), func(i int) {
-		marks[i], errs[i] = h.closePartition(parts[i], batch)
+		closing[i], errs[i] = h.closePartition(parts[i], batch)
 	})
-	if err := batch.Sync(); err != nil {
-		// Unmarked, every log is recovered at the next start.
-		return errors.Join(append(errs, fmt.Errorf("close: %w", err))...)
-	}
-	h.forEach(len(parts), func(i int) {
-		if marks[i] != nil {
-			if err := marks[i](); err != nil {
+	for _, step := range []func(*partlog.Closing) error{(*partlog.Closing).Checkpoint, (*partlog.Closing).MarkClean} {
+		if err := batch.Sync(); err != nil {
+			// Unmarked, every log is recovered at the next start.
+			return errors.Join(append(errs, fmt.Errorf("close: %w", err))...)
+		}
+		h.forEach(len(parts), func(i int) {
+			if closing[i] == nil || errs[i] != nil {
+				return
+			}
+			if err := step(closing[i]); err != nil {
 				errs[i] = fmt.Errorf("close %s-%d: %w", parts[i].Topic, parts[i].Index, err)
 			}
-		}
-	})
+		})
+	}
 	if err := batch.Sync(); err != nil {
 		errs = append(errs, fmt.Errorf("close: %w", err))
 	}
@@ -989,9 +993,9 @@ func (h *hostedTopics) closeAll() error {
 }
 
 // closePartition writes p's producer snapshot and closes its log, the
-// fsyncs left to batch; it returns what marks the log's clean shutdown once
-// batch has synced (partlog.Log.CloseBatched).
-func (h *hostedTopics) closePartition(p *Partition, batch *partlog.SyncBatch) (func() error, error) {
+// fsyncs left to batch; it returns what is left of closing it
+// (partlog.Log.CloseBatched).
+func (h *hostedTopics) closePartition(p *Partition, batch *partlog.SyncBatch) (*partlog.Closing, error) {
 	defer p.wake()
 	// A log taken offline refuses the snapshot; its next open rebuilds the
 	// state from the log instead.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/strata-broker/strata/record"
 )
@@ -298,6 +299,57 @@ func (l *Log) flushLocked() error {
 	l.ckMu.Lock()
 	defer l.ckMu.Unlock()
 	return l.checkpointRecoveryPointLocked(l.RecoveryPoint(), false)
+}
+
+// flushDataTo is flushLocked for a closing log with a SyncBatch: the
+// active segment's data, its index files and the leader epoch checkpoint
+// are written with their fsyncs left to batch, and the recovery point the
+// checkpoint is to say is returned (-1: unchanged) for Closing.Checkpoint
+// to write once batch has synced them. Sealed segments the sealer has not
+// finished are sealed at once, as ever. mu must be held; nothing is
+// appended after it.
+func (l *Log) flushDataTo(batch *SyncBatch) (int64, error) {
+	i := len(l.segs) - 1
+	for i > 0 && !l.segs[i-1].durable.Load() {
+		i--
+	}
+	for _, s := range l.segs[i : len(l.segs)-1] {
+		if err := l.seal(s); err != nil {
+			return -1, err
+		}
+	}
+	if !batch.deferDir(l.dir) {
+		if err := l.flushLocked(); err != nil {
+			return -1, err
+		}
+		return -1, nil
+	}
+	a := l.active()
+	// Synced by the batch before the checkpoint says so.
+	a.syncedNext.Store(a.next.Load())
+	l.dirDirty = false
+	l.unflushed = 0
+	a.sealMu.Lock()
+	_, err := a.writeIndexesSynced(false)
+	a.sealMu.Unlock()
+	if err != nil {
+		return -1, l.fail(err)
+	}
+	l.epMu.Lock()
+	dirty, entries := l.epochsDirty, slices.Clone(l.epochs)
+	l.epochsDirty = false
+	l.epMu.Unlock()
+	if dirty {
+		if err := batch.PublishFile(l.dir, leaderEpochFile, encodeEpochs(entries)); err != nil {
+			return -1, l.fail(fmt.Errorf("log: leader epochs: %w", err))
+		}
+	}
+	l.ckMu.Lock()
+	defer l.ckMu.Unlock()
+	if rp := l.recoveryPointLocked(); rp > l.ckRP {
+		return rp, nil
+	}
+	return -1, nil
 }
 
 // syncLocked fsyncs everything appended so far: sealed segments the sealer

@@ -200,7 +200,7 @@ func BenchmarkReopenLogs(b *testing.B) {
 				if batched {
 					batch = NewSyncBatch()
 				}
-				marks := make([]func() error, n)
+				marks := make([]*Closing, n)
 				parallel(n, workers, func(i int) {
 					ps := NewProducerStates(ProducerStateConfig{})
 					if _, err := logs[i].WriteProducerSnapshotTo(batch, ps, time.Now()); err != nil {
@@ -214,13 +214,15 @@ func BenchmarkReopenLogs(b *testing.B) {
 				if err := batch.Sync(); err != nil {
 					b.Fatal(err)
 				}
-				parallel(n, workers, func(i int) {
-					if err := marks[i](); err != nil {
-						b.Error(err)
+				for _, step := range []func(*Closing) error{(*Closing).Checkpoint, (*Closing).MarkClean} {
+					parallel(n, workers, func(i int) {
+						if err := step(marks[i]); err != nil {
+							b.Error(err)
+						}
+					})
+					if err := batch.Sync(); err != nil {
+						b.Fatal(err)
 					}
-				})
-				if err := batch.Sync(); err != nil {
-					b.Fatal(err)
 				}
 			}
 			b.Cleanup(func() {

@@ -258,23 +258,71 @@ func Open(opts Options) (*Log, error) {
 // closes the files. After a write failure it closes without marking a clean
 // shutdown, so the next Open recovers. Calling Close again returns nil.
 func (l *Log) Close() error {
-	markClean, err := l.CloseBatched(nil)
-	if err != nil || markClean == nil {
+	c, err := l.CloseBatched(nil)
+	if err != nil || c == nil {
 		return err
 	}
-	return markClean()
+	if err := c.Checkpoint(); err != nil {
+		return err
+	}
+	return c.MarkClean()
 }
 
-// CloseBatched is Close for closing many logs at once, in two steps that
-// share their fsyncs: it closes the log as Close does but without marking
-// the clean shutdown, leaving the fsyncs of the producer snapshots written
-// to batch (WriteProducerSnapshotTo) to it. Once batch has synced, markClean
-// writes the marker, whose own fsync is again batch's: the marker must not
-// become durable before what it vouches for. markClean is nil when the
-// shutdown is not clean (with the error; without one when the log was
-// opened with a SyncBatch whose Sync did not succeed) or the log was closed
-// already. A nil batch syncs at once.
-func (l *Log) CloseBatched(batch *SyncBatch) (markClean func() error, err error) {
+// A Closing is what is left of closing a log with a SyncBatch once its data
+// is written: Checkpoint after the batch's first sync, MarkClean after its
+// second (see CloseBatched).
+type Closing struct {
+	l     *Log
+	batch *SyncBatch
+	// rp is the recovery point to write (-1: nothing to write).
+	rp    int64
+	clean bool
+}
+
+// Checkpoint writes the recovery point, its fsync the batch's: the batch
+// must have synced the data it vouches for.
+func (c *Closing) Checkpoint() error {
+	if c.rp < 0 {
+		return nil
+	}
+	l := c.l
+	sync := !c.batch.deferDir(l.dir)
+	if err := writeFileRenamed(l.dir, recoveryPointFile, encodeCheckpoint(c.rp), sync); err != nil {
+		return err
+	}
+	if sync {
+		return syncDir(l.dir)
+	}
+	return nil
+}
+
+// MarkClean writes the clean shutdown marker, its fsync the batch's: the
+// batch must have synced the checkpoint. It does nothing for a log whose
+// shutdown is not clean (closed before the batch it was opened with had
+// synced).
+func (c *Closing) MarkClean() error {
+	if !c.clean {
+		return nil
+	}
+	if err := c.batch.PublishFile(c.l.dir, cleanShutdownFile, nil); err != nil {
+		return fmt.Errorf("log: mark clean shutdown: %w", err)
+	}
+	return nil
+}
+
+// CloseBatched is Close for closing many logs at once, in three steps
+// that share their fsyncs. It closes the log as Close does, writing its
+// data (the active segment, its index files and transaction index, the
+// leader epochs; and the producer snapshots the caller wrote to batch with
+// WriteProducerSnapshotTo) with the fsyncs left to batch. Once batch has
+// synced, Closing.Checkpoint writes the recovery point that vouches for that
+// data; once it has synced again, Closing.MarkClean writes the clean
+// shutdown marker; a last sync makes that durable. No step's file may be
+// durable before the one it vouches for. The Closing is nil when the log
+// was closed already; its MarkClean does nothing when the shutdown is not
+// clean (the log was opened with a SyncBatch whose Sync did not succeed).
+// A nil batch syncs at once, each step as it goes.
+func (l *Log) CloseBatched(batch *SyncBatch) (c *Closing, err error) {
 	l.swapMu.Lock()
 	defer l.swapMu.Unlock()
 	l.mu.Lock()
@@ -286,9 +334,14 @@ func (l *Log) CloseBatched(batch *SyncBatch) (markClean func() error, err error)
 	close(l.sealStop)
 	<-l.sealDone
 
+	c = &Closing{l: l, batch: batch, rp: -1}
 	err = l.failure()
 	if err == nil {
-		err = l.flushLocked()
+		if batch.deferring() {
+			c.rp, err = l.flushDataTo(batch)
+		} else {
+			err = l.flushLocked()
+		}
 	}
 	if err == nil {
 		err = l.writeActiveTxnIndex(batch)
@@ -297,12 +350,7 @@ func (l *Log) CloseBatched(batch *SyncBatch) (markClean func() error, err error)
 		// The next open must recover what the batch may have lost.
 		l.logger.Warn("log: closed before the writes of its opening were synced; not marking a clean shutdown", "dir", l.dir)
 	} else if err == nil {
-		markClean = func() error {
-			if err := batch.PublishFile(l.dir, cleanShutdownFile, nil); err != nil {
-				return fmt.Errorf("log: mark clean shutdown: %w", err)
-			}
-			return nil
-		}
+		c.clean = true
 	}
 	l.segMu.Lock()
 	for _, s := range l.segs {
@@ -315,7 +363,7 @@ func (l *Log) CloseBatched(batch *SyncBatch) (markClean func() error, err error)
 	if err != nil {
 		return nil, err
 	}
-	return markClean, nil
+	return c, nil
 }
 
 // SetConfig changes the configuration of an open log (a topic config was

@@ -368,7 +368,11 @@ func (s *segment) lastEntries() (off, pos int64, te timeEntry, hasTime bool) {
 // writeIndexes writes both index files if the entries changed since they
 // were last written (tmp, fsync, rename; the caller fsyncs the directory).
 // sealMu must be held.
-func (s *segment) writeIndexes() (bool, error) {
+func (s *segment) writeIndexes() (bool, error) { return s.writeIndexesSynced(true) }
+
+// writeIndexesSynced is writeIndexes with the files' fsyncs left to a
+// SyncBatch when sync is false.
+func (s *segment) writeIndexesSynced(sync bool) (bool, error) {
 	s.idxMu.RLock()
 	unchanged := s.idxVersion == s.writtenVersion
 	s.idxMu.RUnlock()
@@ -376,10 +380,10 @@ func (s *segment) writeIndexes() (bool, error) {
 		return false, nil
 	}
 	off, tim, version := s.encodeIndexes()
-	if err := writeFileAtomic(s.dir, segmentName(s.base, indexSuffix), off); err != nil {
+	if err := writeFileRenamed(s.dir, segmentName(s.base, indexSuffix), off, sync); err != nil {
 		return false, err
 	}
-	if err := writeFileAtomic(s.dir, segmentName(s.base, timeIndexSuffix), tim); err != nil {
+	if err := writeFileRenamed(s.dir, segmentName(s.base, timeIndexSuffix), tim, sync); err != nil {
 		return false, err
 	}
 	s.writtenVersion = version

@@ -114,7 +114,8 @@ func TestHoldsRecords(t *testing.T) {
 	}
 }
 
-// Closing with a batch marks the clean shutdown only when markClean runs
+// Closing with a batch moves the recovery point only in Checkpoint, after
+// the batch synced the data, and marks the clean shutdown only when MarkClean runs
 // (after the batch synced what the marker vouches for); a log whose marker
 // was never written is recovered, and loses nothing either way. Closing
 // twice gives nothing to mark.
@@ -129,9 +130,9 @@ func TestCloseBatched(t *testing.T) {
 		if _, err := l.WriteProducerSnapshotTo(batch, ps, e.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
-		markClean, err := l.CloseBatched(batch)
-		if err != nil || markClean == nil {
-			t.Fatalf("CloseBatched = %v, %v; want a marker to write", markClean != nil, err)
+		closing, err := l.CloseBatched(batch)
+		if err != nil || closing == nil {
+			t.Fatalf("CloseBatched = %v, %v; want what is left of closing", closing != nil, err)
 		}
 		if again, err := l.CloseBatched(batch); again != nil || err != nil {
 			t.Fatalf("second CloseBatched = %v, %v; want nothing", again != nil, err)
@@ -139,19 +140,32 @@ func TestCloseBatched(t *testing.T) {
 		if err := batch.Sync(); err != nil {
 			t.Fatal(err)
 		}
+		// The recovery point moves only after the data is synced.
+		if rp, err := readCheckpoint(e.dir, recoveryPointFile); err == nil && rp == end {
+			t.Fatalf("recovery point already at the log end %d before Checkpoint", end)
+		}
+		if err := closing.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		if rp, err := readCheckpoint(e.dir, recoveryPointFile); err != nil || rp != end {
+			t.Fatalf("recovery point after Checkpoint %d, %v; want the log end %d", rp, err, end)
+		}
+		if err := batch.Sync(); err != nil {
+			t.Fatal(err)
+		}
 		marker := filepath.Join(e.dir, cleanShutdownFile)
 		if _, err := os.Stat(marker); !os.IsNotExist(err) {
-			t.Fatalf("clean shutdown marker before markClean: %v", err)
+			t.Fatalf("clean shutdown marker before MarkClean: %v", err)
 		}
 		if mark {
-			if err := markClean(); err != nil {
+			if err := closing.MarkClean(); err != nil {
 				t.Fatal(err)
 			}
 			if err := batch.Sync(); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := os.Stat(marker); err != nil {
-				t.Fatalf("clean shutdown marker after markClean: %v", err)
+				t.Fatalf("clean shutdown marker after MarkClean: %v", err)
 			}
 		}
 		l = e.open()
