@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/strata-broker/strata/record"
 )
@@ -309,20 +308,11 @@ func (l *Log) flushLocked() error {
 // finished are sealed at once, as ever. mu must be held; nothing is
 // appended after it.
 func (l *Log) flushDataTo(batch *SyncBatch) (int64, error) {
-	i := len(l.segs) - 1
-	for i > 0 && !l.segs[i-1].durable.Load() {
-		i--
-	}
-	for _, s := range l.segs[i : len(l.segs)-1] {
-		if err := l.seal(s); err != nil {
-			return -1, err
-		}
-	}
 	if !batch.deferDir(l.dir) {
-		if err := l.flushLocked(); err != nil {
-			return -1, err
-		}
-		return -1, nil
+		return -1, l.flushLocked()
+	}
+	if err := l.sealPendingLocked(); err != nil {
+		return -1, err
 	}
 	a := l.active()
 	// Synced by the batch before the checkpoint says so.
@@ -335,28 +325,21 @@ func (l *Log) flushDataTo(batch *SyncBatch) (int64, error) {
 	if err != nil {
 		return -1, l.fail(err)
 	}
-	l.epMu.Lock()
-	dirty, entries := l.epochsDirty, slices.Clone(l.epochs)
-	l.epochsDirty = false
-	l.epMu.Unlock()
-	if dirty {
-		if err := batch.PublishFile(l.dir, leaderEpochFile, encodeEpochs(entries)); err != nil {
-			return -1, l.fail(fmt.Errorf("log: leader epochs: %w", err))
-		}
-	}
 	l.ckMu.Lock()
 	defer l.ckMu.Unlock()
+	if err := l.persistEpochsTo(batch); err != nil {
+		return -1, err
+	}
 	if rp := l.recoveryPointLocked(); rp > l.ckRP {
 		return rp, nil
 	}
 	return -1, nil
 }
 
-// syncLocked fsyncs everything appended so far: sealed segments the sealer
-// has not finished yet, then the active segment. mu must be held.
-func (l *Log) syncLocked() error {
-	// Durable segments form a prefix of the sealed ones; seal the rest in
-	// order.
+// sealPendingLocked seals the sealed segments the sealer has not finished
+// yet. Durable segments form a prefix of the sealed ones; the rest are
+// sealed in order. mu must be held.
+func (l *Log) sealPendingLocked() error {
 	i := len(l.segs) - 1
 	for i > 0 && !l.segs[i-1].durable.Load() {
 		i--
@@ -365,6 +348,15 @@ func (l *Log) syncLocked() error {
 		if err := l.seal(s); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// syncLocked fsyncs everything appended so far: sealed segments the sealer
+// has not finished yet, then the active segment. mu must be held.
+func (l *Log) syncLocked() error {
+	if err := l.sealPendingLocked(); err != nil {
+		return err
 	}
 	a := l.active()
 	if next := a.next.Load(); a.syncedNext.Load() < next {

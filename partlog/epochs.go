@@ -141,7 +141,11 @@ func epochsFromStart(entries []EpochEntry, start int64) []EpochEntry {
 // persistEpochsLocked writes the epoch checkpoint durably if it changed. It
 // runs before every recovery point checkpoint, so that every epoch starting
 // below the recovery point is on disk. ckMu must be held.
-func (l *Log) persistEpochsLocked() error {
+func (l *Log) persistEpochsLocked() error { return l.persistEpochsTo(nil) }
+
+// persistEpochsTo is persistEpochsLocked with the fsyncs left to batch
+// (nil: at once).
+func (l *Log) persistEpochsTo(batch *SyncBatch) error {
 	l.epMu.Lock()
 	if !l.epochsDirty {
 		l.epMu.Unlock()
@@ -150,7 +154,8 @@ func (l *Log) persistEpochsLocked() error {
 	entries := slices.Clone(l.epochs)
 	l.epochsDirty = false
 	l.epMu.Unlock()
-	if err := l.writeEpochs(entries); err != nil {
+	if err := batch.PublishFile(l.dir, leaderEpochFile, encodeEpochs(entries)); err != nil {
+		err = fmt.Errorf("log: leader epochs: %w", err)
 		l.epMu.Lock()
 		l.epochsDirty = true
 		l.epMu.Unlock()
