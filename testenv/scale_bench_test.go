@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/testenv"
 )
@@ -96,7 +97,7 @@ func scaleAdmin(b *testing.B, seeds []string, opts ...kgo.Opt) (*kgo.Client, *ka
 // createScaleTopics creates the topics, one CreateTopics request each, and
 // waits until every partition of them has a leader in Metadata and, when
 // fullISR, an ISR of rf replicas. It returns how long that took.
-func createScaleTopics(ctx context.Context, b *testing.B, adm *kadm.Client, names []string, counts []int32, rf int16, fullISR bool) time.Duration {
+func createScaleTopics(ctx context.Context, b *testing.B, cl *kgo.Client, adm *kadm.Client, names []string, counts []int32, rf int16, fullISR bool) time.Duration {
 	b.Helper()
 	start := time.Now()
 	for i, name := range names {
@@ -115,27 +116,25 @@ func createScaleTopics(ctx context.Context, b *testing.B, adm *kadm.Client, name
 		want += int(c)
 	}
 	t0 := time.Now()
-	waitPartitions(ctx, b, adm, names, want, func(p kadm.PartitionDetail) bool {
-		return p.Err == nil && p.Leader >= 0 && (!fullISR || len(p.ISR) >= int(rf))
+	waitPartitions(ctx, b, cl, names, want, func(p kmsg.MetadataResponseTopicPartition) bool {
+		return p.ErrorCode == 0 && p.Leader >= 0 && (!fullISR || len(p.ISR) >= int(rf))
 	})
 	scaleLogf("every partition ready %.2f s after the last answer", time.Since(t0).Seconds())
 	return time.Since(start)
 }
 
-// waitPartitions polls Metadata of the topics until want partitions satisfy
-// ok.
-func waitPartitions(ctx context.Context, b *testing.B, adm *kadm.Client, names []string, want int, ok func(kadm.PartitionDetail) bool) {
+// waitPartitions polls Metadata of the topics (partitionsNow) until want
+// partitions satisfy ok.
+func waitPartitions(ctx context.Context, b *testing.B, cl *kgo.Client, names []string, want int, ok func(kmsg.MetadataResponseTopicPartition) bool) {
 	b.Helper()
 	deadline := time.Now().Add(scaleWait)
 	good := 0
 	for {
 		good = 0
-		if md, err := adm.Metadata(ctx, names...); err == nil {
-			for _, t := range md.Topics {
-				for _, p := range t.Partitions {
-					if ok(p) {
-						good++
-					}
+		if parts, err := partitionsNow(ctx, cl, names); err == nil {
+			for _, p := range parts {
+				if ok(p) {
+					good++
 				}
 			}
 		}
@@ -147,6 +146,32 @@ func waitPartitions(ctx context.Context, b *testing.B, adm *kadm.Client, names [
 		}
 		time.Sleep(scalePoll)
 	}
+}
+
+// partitionsNow returns the partitions of the topics as a broker answers
+// Metadata now, leaving out topics answered with an error (not known to
+// that broker yet). It sends a Metadata request each call: kadm's Metadata
+// answers from franz-go's cache while its entry is younger than
+// MetadataMinAge (5 s by default), so a wait polling through it saw a
+// change up to 5 s late, and every wait it timed came out near 5 s.
+func partitionsNow(ctx context.Context, cl *kgo.Client, names []string) ([]kmsg.MetadataResponseTopicPartition, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, name := range names {
+		t := kmsg.NewMetadataRequestTopic()
+		t.Topic = kmsg.StringPtr(name)
+		req.Topics = append(req.Topics, t)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %v: %w", names, err)
+	}
+	var parts []kmsg.MetadataResponseTopicPartition
+	for _, t := range resp.Topics {
+		if t.ErrorCode == 0 {
+			parts = append(parts, t.Partitions...)
+		}
+	}
+	return parts, nil
 }
 
 // procMem is a process's resident set in MiB, VmRSS of /proc/<pid>/status.
@@ -364,7 +389,7 @@ func BenchmarkPartitionScale(b *testing.B) {
 		if single > 0 {
 			dev := scaleDev(b)
 			cl, adm := scaleAdmin(b, []string{dev.KafkaAddr})
-			took := createScaleTopics(ctx, b, adm, []string{"single"}, []int32{int32(single)}, 1, false)
+			took := createScaleTopics(ctx, b, cl, adm, []string{"single"}, []int32{int32(single)}, 1, false)
 			cl.Close()
 			dev.Stop()
 			singles = append(singles, took.Seconds())
@@ -441,7 +466,7 @@ func partitionScaleRun(ctx context.Context, b *testing.B, n, records int, idle t
 		}()
 		time.Sleep(200 * time.Millisecond) // the profile has started
 	}
-	f["create"] = createScaleTopics(ctx, b, adm, names, counts, 1, false).Seconds()
+	f["create"] = createScaleTopics(ctx, b, cl, adm, names, counts, 1, false).Seconds()
 
 	profiled.Wait() // the profiler's own signals would count as idle CPU
 
@@ -450,7 +475,7 @@ func partitionScaleRun(ctx context.Context, b *testing.B, n, records int, idle t
 
 	parts := allPartitions(names, counts)
 	f["produce-all"] = produceSpread(ctx, b, seeds, parts, records, values)
-	createScaleTopics(ctx, b, adm, []string{"four"}, []int32{4}, 1, false)
+	createScaleTopics(ctx, b, cl, adm, []string{"four"}, []int32{4}, 1, false)
 	f["produce-4"] = produceSpread(ctx, b, seeds, allPartitions([]string{"four"}, []int32{4}), records, values)
 	f["consume-all"] = consumeAll(ctx, b, seeds, names, records)
 
@@ -551,7 +576,7 @@ func rf3ScaleRun(ctx context.Context, b *testing.B, n, records int, values scale
 	cl, adm := scaleAdmin(b, seeds)
 	defer cl.Close()
 	names, counts := scaleTopics("scale", n)
-	f["create"] = createScaleTopics(ctx, b, adm, names, counts, 3, true).Seconds()
+	f["create"] = createScaleTopics(ctx, b, cl, adm, names, counts, 3, true).Seconds()
 
 	parts := allPartitions(names, counts)
 	produceSpread(ctx, b, seeds, parts, records, values)
@@ -561,8 +586,8 @@ func rf3ScaleRun(ctx context.Context, b *testing.B, n, records int, values scale
 	produceLeaderAcks(ctx, b, seeds, parts, records, values)
 	// Until the ISR has shrunk everywhere the restarted broker would have
 	// nothing to rejoin.
-	waitPartitions(ctx, b, adm, names, n, func(p kadm.PartitionDetail) bool {
-		return p.Err == nil && p.Leader >= 0 && p.Leader != victim.ID() && !slices.Contains(p.ISR, victim.ID())
+	waitPartitions(ctx, b, cl, names, n, func(p kmsg.MetadataResponseTopicPartition) bool {
+		return p.ErrorCode == 0 && p.Leader >= 0 && p.Leader != victim.ID() && !slices.Contains(p.ISR, victim.ID())
 	})
 	f["shrink"] = time.Since(killed).Seconds()
 
@@ -571,8 +596,8 @@ func rf3ScaleRun(ctx context.Context, b *testing.B, n, records int, values scale
 		b.Fatal(err)
 	}
 	f["restart-healthy"] = time.Since(start).Seconds()
-	waitPartitions(ctx, b, adm, names, n, func(p kadm.PartitionDetail) bool {
-		return p.Err == nil && p.Leader >= 0 && len(p.ISR) == 3
+	waitPartitions(ctx, b, cl, names, n, func(p kmsg.MetadataResponseTopicPartition) bool {
+		return p.ErrorCode == 0 && p.Leader >= 0 && len(p.ISR) == 3
 	})
 	f["catch-up"] = time.Since(start).Seconds()
 	f["run"] = time.Since(runStart).Seconds()
