@@ -23,6 +23,13 @@ const (
 	// embeddedMaxTxnOps bounds partitions per topic (CreateTopic is one
 	// transaction of 1+partitions puts); etcd's default is 128.
 	embeddedMaxTxnOps = 4096
+	// A restarted member waits out a randomized election timeout, between
+	// one and two of ElectionMs less the ticks etcd skips at start, before
+	// it elects itself and serves: with etcd's defaults (100 and 1,000 ms)
+	// that was most of a small broker's restart. One member has no peer
+	// to miss a heartbeat from, so short timeouts risk nothing here.
+	embeddedTickMs     = 20
+	embeddedElectionMs = 200
 )
 
 // Embedded is an etcd server running inside this process, for `strata dev`
@@ -62,6 +69,7 @@ func StartEmbedded(ctx context.Context, dir string, clientAddr string, logger *s
 	cfg.ListenPeerUrls = []url.URL{*peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{*peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.TickMs, cfg.ElectionMs = embeddedTickMs, embeddedElectionMs
 	cfg.MaxTxnOps = embeddedMaxTxnOps
 	cfg.EnableGRPCGateway = false
 	// Partition states and broker leases churn; keep an hour of history.
