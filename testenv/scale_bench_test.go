@@ -236,34 +236,87 @@ func allPartitions(names []string, counts []int32) []partitionRef {
 	return refs
 }
 
-// produceSpread sends records records of 1 KiB, record i to partition
-// i mod len(parts), and returns the MiB/s from the first send to the last
-// acknowledgement.
-func produceSpread(ctx context.Context, b *testing.B, seeds []string, parts []partitionRef, records int, values scaleValues) float64 {
+// spread is how produceSpread picks each record's partition.
+type spread int
+
+const (
+	// roundRobin sends record i to partition i mod N: every batch holds one
+	// record once N is large, the most a broker can be asked to write per
+	// byte.
+	roundRobin spread = iota
+	// sticky sends keyless records topic after topic and lets the client's
+	// default partitioner choose the partition, as a Kafka producer does
+	// without keys: it fills one partition's batch, then moves on, so the
+	// writes still cover every partition but in batches (franz-go's
+	// uniform-bytes partitioner switches every 64 KiB).
+	sticky
+)
+
+// produceSpread sends records records of 1 KiB over parts as how says, and
+// returns the MiB/s from the first timed send to the last acknowledgement.
+// First, untimed, it sends one record to every partition and waits for
+// them: what is measured is a producer that has been running, not its
+// start (loading the metadata of every partition, its producer id, the
+// first batch of each partition), which at 10,000 partitions is a fixed
+// cost of a fraction of a second that would weigh differently at every
+// size.
+func produceSpread(ctx context.Context, b *testing.B, seeds []string, parts []partitionRef, records int, values scaleValues, how spread) float64 {
 	b.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerLinger(5*time.Millisecond),
-		kgo.MaxBufferedRecords(64<<10), kgo.ProducerBatchMaxBytes(1<<20))
+	opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerLinger(5 * time.Millisecond), kgo.MaxBufferedRecords(64 << 10), kgo.ProducerBatchMaxBytes(1 << 20)}
+	if how == roundRobin {
+		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cl.Close()
 	var failed atomic.Pointer[error]
+	done := func(_ *kgo.Record, err error) {
+		if err != nil {
+			failed.CompareAndSwap(nil, &err)
+		}
+	}
+	flush := func() {
+		if err := cl.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := failed.Load(); err != nil {
+			b.Fatalf("produce: %v", *err)
+		}
+	}
+	var topics []string
+	for _, p := range parts {
+		if len(topics) == 0 || topics[len(topics)-1] != p.topic {
+			topics = append(topics, p.topic)
+		}
+	}
+	if how == sticky {
+		// This client reaches a partition only where its partitioner
+		// sends it, so every partition is warmed through a manual one.
+		produceSpread(ctx, b, seeds, parts, 0, values, roundRobin)
+		for i, t := range topics {
+			cl.Produce(ctx, &kgo.Record{Topic: t, Value: values.value(i)}, done)
+		}
+	} else {
+		for i, p := range parts {
+			cl.Produce(ctx, &kgo.Record{Topic: p.topic, Partition: p.partition, Value: values.value(i)}, done)
+		}
+	}
+	flush()
 	start := time.Now()
 	for i := range records {
-		p := parts[i%len(parts)]
-		cl.Produce(ctx, &kgo.Record{Topic: p.topic, Partition: p.partition, Value: values.value(i)}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				failed.CompareAndSwap(nil, &err)
-			}
-		})
+		r := &kgo.Record{Value: values.value(i)}
+		if how == roundRobin {
+			p := parts[i%len(parts)]
+			r.Topic, r.Partition = p.topic, p.partition
+		} else {
+			r.Topic = topics[i%len(topics)]
+		}
+		cl.Produce(ctx, r, done)
 	}
-	if err := cl.Flush(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if err := failed.Load(); err != nil {
-		b.Fatalf("produce: %v", *err)
-	}
+	flush()
 	return float64(records) * scaleRecord / (1 << 20) / time.Since(start).Seconds()
 }
 
@@ -323,6 +376,7 @@ var scaleColumns = []struct{ key, unit string }{
 	{"idle-rss", "MiB"},
 	{"idle-cpu", "%"},
 	{"produce-all", "MiB/s"},
+	{"produce-sticky", "MiB/s"},
 	{"produce-4", "MiB/s"},
 	{"consume-all", "MiB/s"},
 	{"kill-healthy", "s"},
@@ -344,10 +398,13 @@ var scaleColumns = []struct{ key, unit string }{
 //     STRATA_SCALE_IDLE_SECONDS, default 10) of the broker after that;
 //   - produce-all: STRATA_SCALE_MIB MiB (default 256) of 1 KiB random
 //     records from one franz-go producer, record i to partition i mod N
-//     (round-robin over every partition), MiB/s to the last
-//     acknowledgement; produce-4: the same bytes over a topic of 4
-//     partitions; consume-all: the round-robin records read back from
-//     offset 0 by one consumer of every topic;
+//     (round-robin over every partition: one record per batch), MiB/s to
+//     the last acknowledgement; produce-sticky: the same bytes without
+//     keys, the client's default partitioner spreading them over every
+//     partition; produce-4: the same bytes round-robin over a topic of 4
+//     partitions. Each producer first sends one record to every partition
+//     it will write, untimed (see produceSpread); consume-all: as many
+//     records read back from offset 0 by one consumer of every topic;
 //   - kill-healthy, kill-produce: after SIGKILL, from the restart to
 //     /healthz and to the first acknowledged produce to the last partition;
 //     stop: how long a SIGTERM took to end the process; stop-healthy,
@@ -474,9 +531,10 @@ func partitionScaleRun(ctx context.Context, b *testing.B, n, records int, idle t
 	f["idle-cpu"] = idleCPU(b, dev.Pid(), idle)
 
 	parts := allPartitions(names, counts)
-	f["produce-all"] = produceSpread(ctx, b, seeds, parts, records, values)
+	f["produce-all"] = produceSpread(ctx, b, seeds, parts, records, values, roundRobin)
+	f["produce-sticky"] = produceSpread(ctx, b, seeds, parts, records, values, sticky)
 	createScaleTopics(ctx, b, cl, adm, []string{"four"}, []int32{4}, 1, false)
-	f["produce-4"] = produceSpread(ctx, b, seeds, allPartitions([]string{"four"}, []int32{4}), records, values)
+	f["produce-4"] = produceSpread(ctx, b, seeds, allPartitions([]string{"four"}, []int32{4}), records, values, roundRobin)
 	f["consume-all"] = consumeAll(ctx, b, seeds, names, records)
 
 	last := parts[len(parts)-1]
@@ -579,7 +637,7 @@ func rf3ScaleRun(ctx context.Context, b *testing.B, n, records int, values scale
 	f["create"] = createScaleTopics(ctx, b, cl, adm, names, counts, 3, true).Seconds()
 
 	parts := allPartitions(names, counts)
-	produceSpread(ctx, b, seeds, parts, records, values)
+	produceSpread(ctx, b, seeds, parts, records, values, roundRobin)
 	victim := c.Brokers()[2]
 	victim.Kill()
 	killed := time.Now()
