@@ -537,7 +537,10 @@ func (ld *loader) writeCheckpoints() error {
 			return errCrashed
 		}
 	}
-	if ld.lsErr != nil || ld.ls != ld.start {
+	// Without the file the log starts at its first segment, as it does
+	// now; writing that down would cost every recovered log a new file.
+	missing := errors.Is(ld.lsErr, fs.ErrNotExist) && ld.start == ld.segs[0].base
+	if !missing && (ld.lsErr != nil || ld.ls != ld.start) {
 		if err := writeFileRenamed(l.dir, logStartFile, encodeCheckpoint(ld.start), sync); err != nil {
 			return err
 		}

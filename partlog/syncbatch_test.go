@@ -1,6 +1,8 @@
 package partlog
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -203,6 +205,10 @@ func TestNewLogCreatesOnlyItsSegment(t *testing.T) {
 	}
 	readAll(t, l2, 0, 1<<20)
 	wantNotLogged(t, e2.logs, "level=WARN")
+	// Nor does its recovery write a log start that its absence says.
+	if _, err := os.Stat(filepath.Join(crashed, logStartFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("recovery wrote %s (err %v), which says what its absence does", logStartFile, err)
+	}
 }
 
 // A batch holds each filesystem it defers writes to open from the first of
