@@ -563,11 +563,11 @@ func partitionScaleRun(ctx context.Context, b *testing.B, n, records int, idle t
 //   - create: from the first CreateTopics request until every partition has
 //     a leader and an ISR of three in Metadata;
 //   - after STRATA_SCALE_RF3_MIB MiB (default 16) of 1 KiB records went
-//     round-robin over the partitions, broker 3 is killed (SIGKILL) and
-//     more of the same is produced with acks=1 while it is down, so it has
-//     something to catch up; shrink: from the kill until no partition has
-//     broker 3 as leader or in its ISR (replica.lag.time.max.ms is 2 s
-//     here, not Kafka's 30);
+//     round-robin over the partitions, broker 3 is killed (SIGKILL);
+//     shrink: from the kill until no partition has broker 3 as leader or
+//     in its ISR (replica.lag.time.max.ms is 2 s here, not Kafka's 30);
+//     then more of the same is produced with acks=1 while it is down, so
+//     it has something to catch up;
 //   - restart-healthy: from its start to /healthz;
 //   - catch-up: from its start until every partition's ISR holds three
 //     replicas again.
@@ -641,13 +641,15 @@ func rf3ScaleRun(ctx context.Context, b *testing.B, n, records int, values scale
 	victim := c.Brokers()[2]
 	victim.Kill()
 	killed := time.Now()
-	produceLeaderAcks(ctx, b, seeds, parts, records, values)
 	// Until the ISR has shrunk everywhere the restarted broker would have
-	// nothing to rejoin.
+	// nothing to rejoin. The produce comes after: timed together, a
+	// client's own retries and metadata refreshes for the partitions the
+	// dead broker led would count as the cluster's.
 	waitPartitions(ctx, b, cl, names, n, func(p kmsg.MetadataResponseTopicPartition) bool {
 		return p.ErrorCode == 0 && p.Leader >= 0 && p.Leader != victim.ID() && !slices.Contains(p.ISR, victim.ID())
 	})
 	f["shrink"] = time.Since(killed).Seconds()
+	produceLeaderAcks(ctx, b, seeds, parts, records, values)
 
 	start := time.Now()
 	if err := victim.Start(ctx); err != nil {
