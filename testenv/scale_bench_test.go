@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -305,6 +306,7 @@ func produceSpread(ctx context.Context, b *testing.B, seeds []string, parts []pa
 		}
 	}
 	flush()
+	settleWrites(b)
 	start := time.Now()
 	for i := range records {
 		r := &kgo.Record{Value: values.value(i)}
@@ -318,6 +320,24 @@ func produceSpread(ctx context.Context, b *testing.B, seeds []string, parts []pa
 	}
 	flush()
 	return float64(records) * scaleRecord / (1 << 20) / time.Since(start).Seconds()
+}
+
+// settleWrites starts a timed produce from the same state as every other:
+// the earlier runs' dirty pages written back, and, with
+// STRATA_SCALE_DROP_CACHES=1 (root only; it empties the whole machine's
+// page cache), free memory to write into. Without it a gigabyte written
+// after a few others runs on a full page cache, whose reclaim costs more
+// per byte than the writes it makes room for: the last of three produces
+// ran at a third of the speed of the first.
+func settleWrites(b *testing.B) {
+	b.Helper()
+	syscall.Sync()
+	if os.Getenv("STRATA_SCALE_DROP_CACHES") != "1" {
+		return
+	}
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0); err != nil {
+		b.Fatalf("STRATA_SCALE_DROP_CACHES=1: %v", err)
+	}
 }
 
 // consumeAll reads the topics from the start until it has records records
