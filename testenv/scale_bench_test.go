@@ -438,7 +438,10 @@ var scaleColumns = []struct{ key, unit string }{
 // creation of one topic of that many partitions on a fresh broker per run
 // (create-single). STRATA_SCALE_PROFILE=dir saves a CPU profile of the
 // broker from the first CreateTopics, dir/create-<N>-<run>.pprof, of
-// STRATA_SCALE_PROFILE_SECONDS (default 10).
+// STRATA_SCALE_PROFILE_SECONDS (default 10). STRATA_SCALE_DROP_CACHES=1 empties
+// the page cache before each produce (see settleWrites). The brokers' data goes
+// under $TMPDIR: the filesystem there decides much of the create and stop
+// figures (BENCHMARKS.md).
 func BenchmarkPartitionScale(b *testing.B) {
 	sizes := scaleSizes(b)
 	runs := envInt(b, "STRATA_SCALE_RUNS", 1)
