@@ -140,13 +140,15 @@ func Run(ctx context.Context, cfg Config, ready Ready) error {
 	if err := p.loadListeners(); err != nil {
 		return err
 	}
-	if err := p.listen(); err != nil {
-		return err
-	}
+	// Settings are refused before any port is bound: a refusal then says
+	// what is wrong with them, not that a port was taken meanwhile.
 	if err := p.readKafkaSettings(); err != nil {
 		return err
 	}
 	if err := p.loadOAuthBearer(ctx); err != nil {
+		return err
+	}
+	if err := p.listen(); err != nil {
 		return err
 	}
 	p.exportRequestBudget()

@@ -130,12 +130,20 @@ func checkListenerAddrs(ctx context.Context, t *testing.T, cl *kgo.Client, liste
 }
 
 // TestKafkaListenersRefused: a bad declaration of the listeners fails the
-// start with a message saying what is wrong, before anything is served.
+// start with a message saying what is wrong, before anything is bound.
 func TestKafkaListenersRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the broker binary")
 	}
-	a, b := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	// a stays bound by the test: every refusal must come before the
+	// broker binds anything, and say what is wrong with the settings, not
+	// that a port is taken.
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	a, b := held.Addr().String(), testenv.FreeAddr(t)
 	_, aPort, _ := net.SplitHostPort(a)
 	for _, c := range []struct {
 		name string
