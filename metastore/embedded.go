@@ -23,11 +23,11 @@ const (
 	// embeddedMaxTxnOps bounds partitions per topic (CreateTopic is one
 	// transaction of 1+partitions puts); etcd's default is 128.
 	embeddedMaxTxnOps = 4096
-	// A restarted member waits out a randomized election timeout, between
-	// one and two of ElectionMs less the ticks etcd skips at start, before
-	// it elects itself and serves: with etcd's defaults (100 and 1,000 ms)
-	// that was most of a small broker's restart. One member has no peer
-	// to miss a heartbeat from, so short timeouts risk nothing here.
+	// A restarted member waits out a randomized election timeout, in
+	// ticks of ElectionMs, before it elects itself and serves: with etcd's
+	// defaults (100 and 1,000 ms) that was most of a small broker's
+	// restart. One member has no peer to miss a heartbeat from, so short
+	// timeouts risk nothing here.
 	embeddedTickMs     = 20
 	embeddedElectionMs = 200
 )
