@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -49,14 +50,36 @@ type Embedded struct {
 // It returns once the server is ready to serve, or fails when ctx ends or
 // 30 s pass.
 func StartEmbedded(ctx context.Context, dir string, clientAddr string, logger *slog.Logger) (*Embedded, error) {
+	return startEmbedded(ctx, dir, clientAddr, logger, freePort)
+}
+
+// embeddedStartAttempts bounds the starts of an embedded etcd whose chosen
+// ports were taken. A port is chosen by binding port 0 and letting it go
+// (etcd binds its listeners itself), so another process can take it in
+// between; a new choice then gets another port, where failing would stop a
+// broker that asked for any free port.
+const embeddedStartAttempts = 3
+
+// startEmbedded is StartEmbedded choosing free ports with pick.
+func startEmbedded(ctx context.Context, dir string, clientAddr string, logger *slog.Logger, pick func(host string) (string, error)) (*Embedded, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	clientURL, err := loopbackURL(clientAddr)
+	for attempt := 1; ; attempt++ {
+		e, err := startEmbeddedOnce(ctx, dir, clientAddr, logger, pick)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || attempt == embeddedStartAttempts || ctx.Err() != nil {
+			return e, err
+		}
+		logger.Info("a port chosen for the embedded etcd was taken before etcd bound it; choosing again", "err", err)
+	}
+}
+
+func startEmbeddedOnce(ctx context.Context, dir string, clientAddr string, logger *slog.Logger, pick func(host string) (string, error)) (*Embedded, error) {
+	clientURL, err := loopbackURL(clientAddr, pick)
 	if err != nil {
 		return nil, fmt.Errorf("metastore: start embedded etcd: client address: %w", err)
 	}
-	peerURL, err := loopbackURL(net.JoinHostPort(clientURL.Hostname(), "0"))
+	peerURL, err := loopbackURL(net.JoinHostPort(clientURL.Hostname(), "0"), pick)
 	if err != nil {
 		return nil, fmt.Errorf("metastore: start embedded etcd: peer address: %w", err)
 	}
@@ -129,7 +152,7 @@ func (e *Embedded) demoteLog(ent zapcore.Entry) bool {
 // URLs in its membership, so they must be the real ones. (The port is found
 // by binding and releasing it, so another process could take it in between;
 // StartEmbedded then fails and can be retried.)
-func loopbackURL(addr string) (*url.URL, error) {
+func loopbackURL(addr string, pick func(host string) (string, error)) (*url.URL, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -141,16 +164,25 @@ func loopbackURL(addr string) (*url.URL, error) {
 		host = "127.0.0.1"
 	}
 	if port == "0" || port == "" {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return nil, err
-		}
-		port = strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-		if err := l.Close(); err != nil {
+		if port, err = pick(host); err != nil {
 			return nil, err
 		}
 	}
 	return &url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}, nil
+}
+
+// freePort returns a port free on host now, by binding port 0 and letting
+// it go: free, not reserved (see embeddedStartAttempts).
+func freePort(host string) (string, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	if err := l.Close(); err != nil {
+		return "", err
+	}
+	return port, nil
 }
 
 // Endpoints returns the client URLs to give to Dial.

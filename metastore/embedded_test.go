@@ -3,7 +3,9 @@ package metastore
 import (
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,12 +69,44 @@ func TestDialUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	// A port that was free a moment ago; nothing listens there.
-	u, err := loopbackURL("127.0.0.1:0")
+	u, err := loopbackURL("127.0.0.1:0", freePort)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = Dial(ctx, []string{u.String()}, "", nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Dial to nothing: %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// A port chosen for the embedded etcd can be taken by another process before
+// etcd binds it; the start then chooses again instead of failing.
+func TestEmbeddedChoosesAgainWhenItsPortWasTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, takenPort, _ := net.SplitHostPort(taken.Addr().String())
+	picks := 0
+	pick := func(host string) (string, error) {
+		picks++
+		if picks == 1 {
+			return takenPort, nil
+		}
+		return freePort(host)
+	}
+	e, err := startEmbedded(testContext(t), t.TempDir(), "127.0.0.1:0", nil, pick)
+	if err != nil {
+		t.Fatalf("start with the first chosen port taken: %v", err)
+	}
+	defer e.Close()
+	if picks < 4 {
+		t.Errorf("ports chosen %d times, want the client and peer ports chosen twice", picks)
+	}
+	for _, ep := range e.Endpoints() {
+		if strings.HasSuffix(ep, ":"+takenPort) {
+			t.Errorf("endpoint %s is on the taken port", ep)
+		}
 	}
 }
