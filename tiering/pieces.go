@@ -163,9 +163,7 @@ func (r *Reader) startPosition(ctx context.Context, seg SegmentMeta, offset int6
 // by maxResumePoints, oldest forgotten first.
 type resumePoints struct {
 	mu     sync.Mutex
-	points map[resumeKey]int64
-	ring   []resumeKey // oldest at at, once full
-	at     int
+	points *fifoMap[resumeKey, int64] // nil until the first put
 }
 
 type resumeKey struct {
@@ -180,29 +178,21 @@ const maxResumePoints = 1024
 func (p *resumePoints) get(key string, offset int64) (int64, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pos, ok := p.points[resumeKey{key, offset}]
-	return pos, ok
+	if p.points == nil {
+		return 0, false
+	}
+	return p.points.get(resumeKey{key, offset})
 }
 
+// put remembers pos for the batch at offset; a point put again is the same
+// batch boundary (objects are immutable).
 func (p *resumePoints) put(key string, offset, pos int64) {
-	k := resumeKey{key, offset}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.points == nil {
-		p.points = make(map[resumeKey]int64)
+		p.points = newFIFOMap[resumeKey, int64](maxResumePoints)
 	}
-	if _, ok := p.points[k]; ok {
-		p.points[k] = pos // the same batch boundary: objects are immutable
-		return
-	}
-	if len(p.ring) < maxResumePoints {
-		p.ring = append(p.ring, k)
-	} else {
-		delete(p.points, p.ring[p.at])
-		p.ring[p.at] = k
-		p.at = (p.at + 1) % maxResumePoints
-	}
-	p.points[k] = pos
+	p.points.put(resumeKey{key, offset}, pos)
 }
 
 // window is consecutive chunks of an object, from chunk first on.

@@ -396,9 +396,7 @@ type chunkCache struct {
 	memSize  int64
 	memLRU   *list.List // of *memEntry, most recent first
 	mem      map[chunkRef]*list.Element
-	ghosts   map[chunkRef]struct{} // fetched from the store before
-	ghostLog []chunkRef            // ring of ghosts, oldest at ghostAt
-	ghostAt  int
+	ghosts   *fifoMap[chunkRef, struct{}] // fetched from the store before
 	inflight map[chunkRef]*fetchCall
 	// refetches counts chunks fetched from the store again.
 	refetches prometheus.Counter
@@ -459,7 +457,7 @@ func newChunkCache(dir string, max, memMax, chunkSize int64) (*chunkCache, error
 	}
 	return &chunkCache{dir: dir, max: max, memMax: memMax, chunkSize: chunkSize, lru: list.New(),
 		entries: map[chunkRef]*list.Element{}, memLRU: list.New(), mem: map[chunkRef]*list.Element{},
-		ghosts: map[chunkRef]struct{}{}, inflight: map[chunkRef]*fetchCall{}}, nil
+		ghosts: newFIFOMap[chunkRef, struct{}](maxGhosts), inflight: map[chunkRef]*fetchCall{}}, nil
 }
 
 // buffer returns a buffer of chunkSize capacity, reused if one is free.
@@ -628,18 +626,7 @@ func (c *chunkCache) putMemLocked(ref chunkRef, ch *chunk) *chunk {
 // (within the last maxGhosts fetches) and remembers that it now was. mu
 // must be held.
 func (c *chunkCache) fetchedBeforeLocked(ref chunkRef) bool {
-	if _, ok := c.ghosts[ref]; ok {
-		return true
-	}
-	if len(c.ghostLog) < maxGhosts {
-		c.ghostLog = append(c.ghostLog, ref)
-	} else {
-		delete(c.ghosts, c.ghostLog[c.ghostAt])
-		c.ghostLog[c.ghostAt] = ref
-		c.ghostAt = (c.ghostAt + 1) % maxGhosts
-	}
-	c.ghosts[ref] = struct{}{}
-	return false
+	return c.ghosts.put(ref, struct{}{})
 }
 
 // put writes a chunk to the disk tier. The file is written aside and
