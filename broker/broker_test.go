@@ -21,7 +21,7 @@ var (
 
 // startMetastore returns an in-memory metastore with broker 1 registered in
 // it, and a temporary directory.
-func startMetastore(t *testing.T) (*metastoretest.Store, string) {
+func startMetastore(t testing.TB) (*metastoretest.Store, string) {
 	t.Helper()
 	store := metastoretest.New()
 	reg, err := store.RegisterBroker(context.Background(), metastore.BrokerInfo{NodeID: 1}, 10*time.Second)
@@ -33,7 +33,7 @@ func startMetastore(t *testing.T) (*metastoretest.Store, string) {
 }
 
 // startBrokerWith runs broker 1 with cfg (NodeID and DataDir filled in).
-func startBrokerWith(t *testing.T, cfg Config) (*Broker, *metastoretest.Store) {
+func startBrokerWith(t testing.TB, cfg Config) (*Broker, *metastoretest.Store) {
 	t.Helper()
 	store, dir := startMetastore(t)
 	cfg.NodeID, cfg.DataDir = 1, dir+"/data"
@@ -60,7 +60,7 @@ func smallSegments(settings map[string]string) map[string]string {
 	return out
 }
 
-func startBroker(t *testing.T) (*Broker, *metastoretest.Store) {
+func startBroker(t testing.TB) (*Broker, *metastoretest.Store) {
 	t.Helper()
 	return startBrokerWith(t, Config{})
 }

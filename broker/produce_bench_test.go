@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-broker/strata/metastore"
-	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/record"
 )
 
@@ -23,20 +21,7 @@ import (
 func BenchmarkProduceSpread(b *testing.B) {
 	const partitions = 500
 	ctx := context.Background()
-	store := metastoretest.New()
-	reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 1}, 10*time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer reg.Close()
-	br, err := New(Config{NodeID: 1, DataDir: b.TempDir()}, store)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := br.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer br.Close()
+	br, store := startBroker(b)
 	pid, err := store.AllocateProducerIDs(ctx, 1)
 	if err != nil {
 		b.Fatal(err)

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-broker/strata/metastore"
-	"github.com/strata-broker/strata/metastore/metastoretest"
 	"github.com/strata-broker/strata/record"
 )
 
@@ -26,20 +24,7 @@ func BenchmarkIdempotentProduce(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
-			store := metastoretest.New()
-			reg, err := store.RegisterBroker(ctx, metastore.BrokerInfo{NodeID: 1}, 10*time.Second)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer reg.Close()
-			br, err := New(Config{NodeID: 1, DataDir: b.TempDir()}, store)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := br.Start(ctx); err != nil {
-				b.Fatal(err)
-			}
-			defer br.Close()
+			br, store := startBroker(b)
 			first, err := store.AllocateProducerIDs(ctx, bc.producers)
 			if err != nil {
 				b.Fatal(err)
