@@ -133,12 +133,15 @@ func startEmbeddedOnce(ctx context.Context, dir string, clientAddr string, logge
 	return emb, nil
 }
 
-// benignEtcdWarnings are warnings etcd logs on every start of a dev member
-// that tell its user nothing: there is no auth, so the token type does not
-// matter, and loopback-only dev traffic may share one port.
+// benignEtcdWarnings are what etcd logs on starts of a dev member that
+// tells its user nothing: there is no auth, so the token type does not
+// matter; loopback-only dev traffic may share one port; and a new member's
+// storage version check can run before its first term is stored and log
+// an error that etcd's own maintainers call harmless.
 var benignEtcdWarnings = map[string]bool{
 	"simple token is not cryptographically signed":                                         true,
 	"Running http and grpc server on single port. This is not recommended for production.": true,
+	"failed to update storage version":                                                     true,
 }
 
 // demoteLog moves etcd's benign warnings, and everything it says while
@@ -150,8 +153,8 @@ func (e *Embedded) demoteLog(ent zapcore.Entry) bool {
 // loopbackURL turns host:port into an http URL, replacing port 0 with a
 // free port. etcd cannot listen on port 0 itself: it records the configured
 // URLs in its membership, so they must be the real ones. (The port is found
-// by binding and releasing it, so another process could take it in between;
-// StartEmbedded then fails and can be retried.)
+// by pick, which binds and releases it, so another process could take it in
+// between; startEmbedded then chooses again.)
 func loopbackURL(addr string, pick func(host string) (string, error)) (*url.URL, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
